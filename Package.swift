@@ -1,0 +1,62 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "hosttwin",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "hosttwin", targets: ["hosttwin"]),
+        .library(name: "TwinCore", targets: ["TwinCore"]),
+        .library(name: "TwinCollectors", targets: ["TwinCollectors"]),
+        .library(name: "TwinStorage", targets: ["TwinStorage"]),
+        .library(name: "TwinServer", targets: ["TwinServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0", traits: []),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
+    ],
+    targets: [
+        .target(name: "TwinCore", swiftSettings: swiftSettings),
+        .target(
+            name: "TwinCollectors",
+            dependencies: ["TwinCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TwinStorage",
+            dependencies: ["TwinCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TwinServer",
+            dependencies: [
+                "TwinCore", "TwinStorage", "TwinCollectors",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "hosttwin",
+            dependencies: [
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HostTwinTests",
+            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinServer"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,45 @@
+import TwinCore
+
+/// What a collector gets at each tick: where to read, a shared reader, and the observation to fill.
+public struct CollectContext {
+    public let paths: HostPaths
+    public let reader: FileReader
+    public let config: CollectorConfig
+    public var observation: Observation
+
+    public init(paths: HostPaths, reader: FileReader, config: CollectorConfig, observation: Observation) {
+        self.paths = paths
+        self.reader = reader
+        self.config = config
+        self.observation = observation
+    }
+}
+
+/// What a collector's run came to: data, or no data (the source is absent on this host).
+public enum CollectOutcome: Sendable, Equatable {
+    case ok
+    case noData(String)
+}
+
+/// One source of observations (`/proc/stat`, `/proc/meminfo`, sockets, ...). Each lives in its own file
+/// and is listed once in ``CollectorRegistry``. A collector may keep state between ticks (caches of
+/// slow facts), so it is a class owned by one collection loop.
+public protocol Collector: AnyObject {
+    /// The collector's name, as used in `--collector.NAME` style configuration and health lines.
+    var name: String { get }
+    /// Reads its sources and adds samples and entities to `context.observation`. Missing sources are
+    /// reported as `.noData`, never thrown; throwing is for unexpected failures.
+    func collect(_ context: inout CollectContext) throws -> CollectOutcome
+}
+
+/// Per-collector settings and the options some collectors take.
+public struct CollectorConfig: Sendable, Codable, Hashable {
+    /// Paths (files or directories) whose newest modification time and total size the `backup` collector reports.
+    public var backupPaths: [String] = []
+    /// Extra secret words for command-line redaction.
+    public var extraSecretWords: [String] = []
+    public init(backupPaths: [String] = [], extraSecretWords: [String] = []) {
+        self.backupPaths = backupPaths
+        self.extraSecretWords = extraSecretWords
+    }
+}

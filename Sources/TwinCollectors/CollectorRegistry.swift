@@ -1,0 +1,127 @@
+import Glibc
+import TwinCore
+
+/// The list of every collector HostTwin knows, with its default on/off and interval. Adding a collector
+/// means one file and one line here.
+public enum CollectorRegistry {
+    /// One registered collector.
+    public struct Entry: Sendable {
+        public var name: String
+        public var enabledByDefault: Bool
+        /// Default interval in milliseconds (collectors of slow facts run less often than every tick).
+        public var defaultInterval: Int64
+        public var summary: String
+        let make: @Sendable () -> any Collector
+    }
+
+    public static let all: [Entry] = [
+        Entry(name: "cpu", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/stat: CPU time by mode, context switches, forks, interrupts", make: { CPUCollector() }),
+        Entry(name: "memory", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/meminfo", make: { MemoryCollector() }),
+        Entry(name: "load", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/loadavg", make: { LoadCollector() }),
+        Entry(name: "pressure", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/pressure (PSI)", make: { PressureCollector() }),
+        Entry(name: "vmstat", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/vmstat (paging, faults, OOM kills)", make: { VMStatCollector() }),
+        Entry(name: "network", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/net/dev and /sys/class/net: interface counters and links", make: { NetworkCollector() }),
+        Entry(name: "netstat", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/net/snmp, netstat, snmp6: protocol counters", make: { NetstatCollector() }),
+        Entry(name: "sockstat", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/net/sockstat{,6}: socket counts", make: { SockstatCollector() }),
+        Entry(name: "disk", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/diskstats: block device I/O", make: { DiskCollector() }),
+        Entry(name: "filesystem", enabledByDefault: true, defaultInterval: 1000, summary: "mountinfo + statfs: mounts, space, inodes, read-only", make: { FilesystemCollector() }),
+        Entry(name: "storagehealth", enabledByDefault: true, defaultInterval: 10_000, summary: "/sys/fs/ext4/*/errors_count: file system error counters", make: { StorageHealthCollector() }),
+        Entry(name: "backup", enabledByDefault: true, defaultInterval: 60_000, summary: "configured backup paths: newest mtime, size, files", make: { BackupCollector() }),
+        Entry(name: "thermal", enabledByDefault: true, defaultInterval: 1000, summary: "/sys/class/thermal: zones and cooling devices", make: { ThermalCollector() }),
+        Entry(name: "kernel", enabledByDefault: true, defaultInterval: 1000, summary: "file handles and entropy", make: { KernelCollector() }),
+        Entry(name: "processes", enabledByDefault: true, defaultInterval: 1000, summary: "every process: state, owner, command; CPU, RSS, I/O series", make: { ProcessCollector() }),
+        Entry(name: "sockets", enabledByDefault: true, defaultInterval: 1000, summary: "listening sockets and TCP connections with owning processes", make: { SocketCollector() }),
+        Entry(name: "services", enabledByDefault: true, defaultInterval: 15_000, summary: "systemd units (when systemd runs)", make: { ServiceCollector() }),
+        Entry(name: "packages", enabledByDefault: true, defaultInterval: 60_000, summary: "installed packages (dpkg)", make: { PackageCollector() }),
+        Entry(name: "users", enabledByDefault: true, defaultInterval: 5_000, summary: "logged-in sessions (utmp)", make: { UserCollector() }),
+        Entry(name: "host", enabledByDefault: true, defaultInterval: 60_000, summary: "host facts: hostname, kernel, OS, CPU, memory, machine id", make: { HostCollector() }),
+    ]
+
+    public static func entry(_ name: String) -> Entry? { all.first { $0.name == name } }
+}
+
+/// Per-collector choices: which run and how often.
+public struct CollectorSelection: Sendable, Codable, Hashable {
+    /// Collector name → enabled; absent names keep their default.
+    public var enabled: [String: Bool] = [:]
+    /// Collector name → interval in milliseconds; absent names keep their default.
+    public var intervals: [String: Int64] = [:]
+    public init(enabled: [String: Bool] = [:], intervals: [String: Int64] = [:]) {
+        self.enabled = enabled
+        self.intervals = intervals
+    }
+
+    /// Checks that every name refers to a known collector.
+    public func validate() throws {
+        for name in Array(enabled.keys) + Array(intervals.keys) where CollectorRegistry.entry(name) == nil {
+            throw TwinError.badInput("unknown collector '\(name)'; known: \(CollectorRegistry.all.map(\.name).joined(separator: ", "))")
+        }
+        for (name, ms) in intervals where ms < 100 {
+            throw TwinError.badInput("collector \(name): interval \(ms) ms is below the 100 ms minimum")
+        }
+    }
+}
+
+/// Runs the enabled collectors at each tick, each when its own interval is due, and gathers one
+/// ``Observation``. Owned by a single collection loop.
+public final class Sampler {
+    struct Scheduled {
+        let collector: any Collector
+        let interval: Int64
+        var nextDue: Int64 = .min
+    }
+
+    private var scheduled: [Scheduled]
+    private let paths: HostPaths
+    private let config: CollectorConfig
+    private let reader = FileReader()
+    /// The latest health line of every enabled collector.
+    public private(set) var health: [String: CollectorHealth] = [:]
+
+    public init(paths: HostPaths = HostPaths(), selection: CollectorSelection = .init(), config: CollectorConfig = .init(), tick: Int64 = 1000) {
+        self.paths = paths
+        self.config = config
+        scheduled = CollectorRegistry.all.compactMap { e in
+            guard selection.enabled[e.name] ?? e.enabledByDefault else { return nil }
+            return Scheduled(collector: e.make(), interval: max(selection.intervals[e.name] ?? e.defaultInterval, tick))
+        }
+    }
+
+    /// Names of the collectors that run.
+    public var collectorNames: [String] { scheduled.map { $0.collector.name } }
+
+    /// Runs every collector that is due at `now` (ms) and returns what they observed. A collector
+    /// that throws is reported in health, never propagated: one broken source must not stop the others.
+    public func tick(now: Int64, force: Bool = false) -> Observation {
+        var ctx = CollectContext(paths: paths, reader: reader, config: config, observation: Observation(timestamp: now))
+        ctx.observation.samples.reserveCapacity(1024)
+        for i in scheduled.indices where force || scheduled[i].nextDue <= now {
+            let c = scheduled[i].collector
+            let start = cpuMicros()
+            let h: CollectorHealth
+            do {
+                switch try c.collect(&ctx) {
+                case .ok: h = CollectorHealth(collector: c.name, status: .ok)
+                case .noData(let why): h = CollectorHealth(collector: c.name, status: .noData, message: why)
+                }
+            } catch {
+                h = CollectorHealth(collector: c.name, status: .error, message: "\(error)")
+            }
+            var hh = h
+            hh.durationMicros = cpuMicros() - start
+            ctx.observation.health.append(hh)
+            health[c.name] = hh
+            // Stay on the interval grid: the next run is the first multiple of the interval after now.
+            let iv = scheduled[i].interval
+            scheduled[i].nextDue = (now / iv + 1) * iv
+        }
+        return ctx.observation
+    }
+}
+
+/// Thread CPU time in microseconds (what a collector costs, independent of other load).
+func cpuMicros() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+}

@@ -1,0 +1,16 @@
+import TwinCore
+
+/// `/proc/loadavg`: node_load1, node_load5, node_load15.
+public final class LoadCollector: Collector {
+    public let name = "load"
+    public init() {}
+
+    public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
+        guard let text = ctx.reader.read(ctx.paths.proc("loadavg")) else { return .noData("loadavg missing") }
+        guard let (a, b, c) = parseLoadavg(text) else { return .noData("loadavg unreadable") }
+        ctx.observation.add("node_load1", .empty, a)
+        ctx.observation.add("node_load5", .empty, b)
+        ctx.observation.add("node_load15", .empty, c)
+        return .ok
+    }
+}

@@ -1,0 +1,130 @@
+import Glibc
+import TwinCore
+
+/// Every process, kernel threads included and flagged, as `processes` entities keyed by pid and start time.
+///
+/// Slow facts are attributes (pid, ppid, name, user, lifecycle state, start time, redacted command); fast
+/// numbers are series (`hosttwin_process_cpu_seconds_total`, `..._resident_memory_bytes`, `..._threads`,
+/// `..._read_bytes_total`, `..._written_bytes_total`, labelled `pid` and `name`, for user-space processes).
+/// The R/S/D flicker of a busy process is not versioned: the `state` attribute is the lifecycle state
+/// (running, zombie, stopped, traced, dead), and the per-tick letters are counted in `node_processes_state`.
+///
+/// Costs per tick: one `stat` read and one `stat(2)` per process, `io` for user-space processes; the
+/// command line is read only when a process first appears or its name changes (exec).
+public final class ProcessCollector: Collector {
+    public let name = "processes"
+
+    struct Known {
+        var comm: String
+        var command: String
+        var labels: Labels
+    }
+
+    private var known: [String: Known] = [:]
+    private var users = UserNames()
+    private let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
+    private let clockTicks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    private var redactor = Redactor()
+    private var bootTime: Double?
+
+    public init() {}
+
+    /// The lifecycle class of a `/proc/PID/stat` state letter.
+    static func lifecycle(_ s: Character) -> String {
+        switch s {
+        case "Z": return "zombie"
+        case "T": return "stopped"
+        case "t": return "traced"
+        case "X", "x": return "dead"
+        default: return "running"
+        }
+    }
+
+    public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
+        guard let names = ctx.reader.list(ctx.paths.proc) else { return .noData("cannot list \(ctx.paths.proc)") }
+        if !ctx.config.extraSecretWords.isEmpty {
+            redactor.words = Redactor.defaultWords.union(ctx.config.extraSecretWords.map { $0.lowercased() })
+        }
+        if bootTime == nil, let text = ctx.reader.read(ctx.paths.proc("stat")) { bootTime = parseProcStat(text).bootTime }
+        users.refreshIfNeeded(ctx.paths, ctx.reader)
+        var entities: [Entity] = []
+        entities.reserveCapacity(names.count)
+        var seen: [String: Known] = [:]
+        var stateCounts: [Character: Int] = [:]
+        var threadsTotal = 0
+        for pidName in names {
+            guard let first = pidName.utf8.first, first >= 48, first <= 57, let pid = Int(pidName) else { continue }
+            let dir = ctx.paths.proc + "/" + pidName
+            // A process may vanish between listing and reading: that is no data for it, not an error.
+            guard let st = ctx.reader.withBytes(dir + "/stat", { parsePidStat($0) }), let stat = st else { continue }
+            stateCounts[stat.state, default: 0] += 1
+            threadsTotal += stat.threads
+            let key = "\(pid)@\(Int64(stat.startTicks))"
+            var info: Known
+            if let k = known[key], k.comm == stat.comm {
+                info = k
+            } else {
+                let args = ctx.reader.read(dir + "/cmdline").map(parseCmdline) ?? []
+                let command = args.isEmpty ? "[\(stat.comm)]" : redactor.redact(arguments: args).joined(separator: " ")
+                info = Known(comm: stat.comm, command: command, labels: Labels(["pid": pidName, "name": stat.comm]))
+            }
+            seen[key] = info
+            let uid = ctx.reader.status(dir).map { $0.st_uid }
+            let startSeconds = (bootTime ?? 0) + stat.startTicks / clockTicks
+            var attrs: [String: AttributeValue] = [
+                "pid": .int(Int64(pid)), "ppid": .int(Int64(stat.ppid)), "name": .string(stat.comm),
+                "state": .string(Self.lifecycle(stat.state)), "command": .string(info.command),
+                "start_time": .string(TwinTime.rfc3339(Int64(startSeconds * 1000))),
+                "kernel_thread": .bool(stat.isKernelThread),
+            ]
+            if let uid {
+                attrs["uid"] = .int(Int64(uid))
+                attrs["user"] = .string(users.name(uid))
+            }
+            entities.append(Entity(kind: .processes, key: key, attributes: attrs))
+            guard !stat.isKernelThread else { continue }
+            let l = info.labels
+            ctx.observation.counter("hosttwin_process_cpu_seconds_total", l, (stat.utimeTicks + stat.stimeTicks) / clockTicks)
+            ctx.observation.add("hosttwin_process_resident_memory_bytes", l, stat.rssPages * pageSize)
+            ctx.observation.add("hosttwin_process_threads", l, Double(stat.threads))
+            if let io = ctx.reader.read(dir + "/io").flatMap(parsePidIO) {
+                ctx.observation.counter("hosttwin_process_read_bytes_total", l, io.readBytes)
+                ctx.observation.counter("hosttwin_process_written_bytes_total", l, io.writeBytes)
+            }
+        }
+        known = seen
+        ctx.observation.add("node_processes_pids", .empty, Double(entities.count))
+        ctx.observation.add("node_processes_threads", .empty, Double(threadsTotal))
+        for (s, n) in stateCounts.sorted(by: { $0.key < $1.key }) {
+            ctx.observation.add("node_processes_state", Labels(["state": String(s)]), Double(n))
+        }
+        if let v = ctx.reader.read(ctx.paths.proc("sys/kernel/pid_max")).flatMap({ Double($0.trimmingSuffixNewlines) }) {
+            ctx.observation.add("node_processes_max_processes", .empty, v)
+        }
+        if let v = ctx.reader.read(ctx.paths.proc("sys/kernel/threads-max")).flatMap({ Double($0.trimmingSuffixNewlines) }) {
+            ctx.observation.add("node_processes_max_threads", .empty, v)
+        }
+        ctx.observation.set(.processes, entities)
+        return .ok
+    }
+}
+
+/// uid → user name from the root's `/etc/passwd`, re-read when the file's modification time changes.
+struct UserNames {
+    private var names: [UInt32: String] = [:]
+    private var mtime: Int = -1
+    private var lastCheck: Int64 = 0
+
+    mutating func refreshIfNeeded(_ paths: HostPaths, _ reader: FileReader) {
+        let now = TwinTime.nowMillis()
+        guard now - lastCheck > 10_000 else { return }
+        lastCheck = now
+        let path = paths.root("/etc/passwd")
+        let m = reader.status(path).map { Int($0.st_mtim.tv_sec) } ?? 0
+        guard m != mtime else { return }
+        mtime = m
+        names = reader.read(path).map(parsePasswd) ?? [:]
+    }
+
+    func name(_ uid: UInt32) -> String { names[uid] ?? String(uid) }
+}

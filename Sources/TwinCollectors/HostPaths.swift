@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where the collectors look: the proc and sys trees and the root file system. Tests point these at
+/// fixture trees; `--root DIR` sets all three as `DIR/proc`, `DIR/sys` and `DIR`.
+public struct HostPaths: Sendable, Hashable {
+    public var proc: String
+    public var sys: String
+    public var root: String
+
+    public init(proc: String = "/proc", sys: String = "/sys", root: String = "/") {
+        self.proc = proc
+        self.sys = sys
+        self.root = root
+    }
+
+    /// All three under one directory, as node_exporter's fixtures are laid out.
+    public static func under(_ dir: String) -> HostPaths {
+        HostPaths(proc: dir + "/proc", sys: dir + "/sys", root: dir)
+    }
+
+    public func proc(_ rel: String) -> String { proc + "/" + rel }
+    public func sys(_ rel: String) -> String { sys + "/" + rel }
+    /// A path under the root file system (`/etc/os-release` → `ROOT/etc/os-release`).
+    public func root(_ abs: String) -> String { root == "/" ? abs : root + abs }
+}
+
+/// Reads small kernel files with plain POSIX calls into one reused buffer: /proc files report size 0, and
+/// a read per tick of many of them must not allocate more than the resulting string.
+///
+/// Not thread-safe: each collector loop owns one.
+public final class FileReader {
+    private var buffer: [UInt8]
+
+    public init(capacity: Int = 64 * 1024) {
+        buffer = [UInt8](repeating: 0, count: capacity)
+    }
+
+    /// The bytes of a file, or nil when it is missing or unreadable. Never throws: a vanished
+    /// process or an absent sensor is "no data".
+    public func read(_ path: String) -> String? {
+        withBytes(path) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Calls `body` with the file's bytes (valid only during the call), or returns nil when unreadable.
+    public func withBytes<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        var total = 0
+        while true {
+            if total == buffer.count {
+                if buffer.count >= 64 * 1024 * 1024 { return nil }
+                buffer.append(contentsOf: repeatElement(0, count: buffer.count))
+            }
+            let n = buffer.withUnsafeMutableBytes { raw in
+                Glibc.read(fd, raw.baseAddress! + total, raw.count - total)
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if n == 0 { break }
+            total += n
+        }
+        return buffer.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[0..<total])) }
+    }
+
+    /// The target of a symbolic link, or nil.
+    public func readLink(_ path: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 256)
+        let n = readlink(path, &buf, buf.count)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Names in a directory (without `.` and `..`), or nil when it cannot be listed.
+    public func list(_ path: String) -> [String]? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var out: [String] = []
+        while let ent = readdir(dir) {
+            let name = withUnsafePointer(to: ent.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { out.append(name) }
+        }
+        return out
+    }
+
+    /// `stat(2)` of a path, or nil.
+    public func status(_ path: String) -> stat? {
+        var st = stat()
+        return stat(path, &st) == 0 ? st : nil
+    }
+}

@@ -1,0 +1,126 @@
+/// The fields HostTwin uses from `/proc/PID/stat`.
+public struct PidStat: Sendable, Equatable {
+    public var comm: String
+    public var state: Character
+    public var ppid: Int
+    public var utimeTicks: Double
+    public var stimeTicks: Double
+    public var threads: Int
+    public var startTicks: Double
+    public var vsizeBytes: Double
+    public var rssPages: Double
+    /// PF_KTHREAD is set in the flags field.
+    public var isKernelThread: Bool
+}
+
+/// Parses `/proc/PID/stat`. The command name may contain spaces and parentheses, so the line is split at
+/// the last `)`. Returns nil for truncated or garbled input. Works on bytes without allocating (beyond the
+/// command name) because it runs for every process at every tick.
+public func parsePidStat(_ b: UnsafeBufferPointer<UInt8>) -> PidStat? {
+    guard let open = b.firstIndex(of: UInt8(ascii: "(")), let close = b.lastIndex(of: UInt8(ascii: ")")), open < close else { return nil }
+    let comm = String(decoding: UnsafeBufferPointer(rebasing: b[(open + 1)..<close]), as: UTF8.self)
+    // Field numbers follow proc(5): 3 = state, 4 = ppid, 9 = flags, 14 = utime, 15 = stime,
+    // 20 = num_threads, 22 = starttime, 23 = vsize, 24 = rss.
+    var field = 2
+    var i = close + 1
+    var state: UInt8 = 0
+    var ppid: UInt64 = 0, flags: UInt64 = 0, utime: UInt64 = 0, stime: UInt64 = 0
+    var threads: UInt64 = 0, start: UInt64 = 0, vsize: UInt64 = 0, rss: UInt64 = 0
+    var seen = 0
+    while i < b.count, field < 24 {
+        while i < b.count, b[i] == 32 { i += 1 }
+        guard i < b.count, b[i] != 10 else { break }
+        field += 1
+        if field == 3 {
+            state = b[i]
+            i += 1
+            continue
+        }
+        var v: UInt64 = 0
+        var digits = 0
+        var negative = false
+        if b[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+        while i < b.count, b[i] >= 48, b[i] <= 57 {
+            v = v &* 10 &+ UInt64(b[i] - 48)
+            digits += 1
+            i += 1
+        }
+        guard digits > 0, i == b.count || b[i] == 32 || b[i] == 10 else { return nil }
+        if negative { v = 0 }
+        switch field {
+        case 4: ppid = v
+        case 9: flags = v
+        case 14: utime = v
+        case 15: stime = v
+        case 20: threads = v
+        case 22: start = v
+        case 23: vsize = v
+        case 24: rss = v
+        default: break
+        }
+        seen = field
+    }
+    guard seen >= 24, state != 0 else { return nil }
+    return PidStat(comm: comm, state: Character(Unicode.Scalar(state)), ppid: Int(ppid),
+                   utimeTicks: Double(utime), stimeTicks: Double(stime), threads: Int(threads),
+                   startTicks: Double(start), vsizeBytes: Double(vsize), rssPages: Double(rss),
+                   isKernelThread: flags & 0x0020_0000 != 0)
+}
+
+/// ``parsePidStat(_:)-(UnsafeBufferPointer<UInt8>)`` on a string (for tests and fixtures).
+public func parsePidStat(_ text: String) -> PidStat? {
+    var t = text
+    return t.withUTF8 { parsePidStat($0) }
+}
+
+/// `/proc/PID/io`: bytes read and written at the storage layer and through syscalls.
+public struct PidIO: Sendable, Equatable {
+    public var readBytes: Double = 0
+    public var writeBytes: Double = 0
+    public var rchar: Double = 0
+    public var wchar: Double = 0
+}
+
+/// Parses `/proc/PID/io`; nil when no known field is present.
+public func parsePidIO(_ text: String) -> PidIO? {
+    var io = PidIO()
+    var seen = false
+    for line in lines(text) {
+        let f = line.fields
+        guard f.count == 2, let v = Double(f[1]) else { continue }
+        switch f[0] {
+        case "read_bytes:": io.readBytes = v; seen = true
+        case "write_bytes:": io.writeBytes = v; seen = true
+        case "rchar:": io.rchar = v; seen = true
+        case "wchar:": io.wchar = v; seen = true
+        default: break
+        }
+    }
+    return seen ? io : nil
+}
+
+/// Turns `/proc/PID/cmdline` (NUL-separated, maybe NUL-terminated) into arguments.
+public func parseCmdline(_ text: String) -> [String] {
+    var parts = text.split(separator: "\0", omittingEmptySubsequences: false).map(String.init)
+    while parts.last == "" { parts.removeLast() }
+    return parts
+}
+
+/// The `Name: value` lines of `/proc/PID/status` that HostTwin reads (Uid's real uid).
+public func parseStatusUid(_ text: String) -> UInt32? {
+    for line in lines(text) where line.hasPrefix("Uid:") {
+        let f = line.fields
+        if f.count >= 2 { return UInt32(f[1]) }
+    }
+    return nil
+}
+
+/// Parses `/etc/passwd` into uid → user name.
+public func parsePasswd(_ text: String) -> [UInt32: String] {
+    var out: [UInt32: String] = [:]
+    for line in lines(text) where !line.hasPrefix("#") {
+        let f = line.split(separator: ":", omittingEmptySubsequences: false)
+        if f.count >= 3, let uid = UInt32(f[2]), out[uid] == nil { out[uid] = String(f[0]) }
+    }
+    return out
+}

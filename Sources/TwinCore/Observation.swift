@@ -1,0 +1,63 @@
+/// The Prometheus type of a metric family.
+public enum MetricType: String, Sendable, Codable {
+    case counter, gauge, untyped
+}
+
+/// A metric sample as a collector produced it, before it is stored.
+public struct MetricSample: Sendable, Hashable {
+    public var key: SeriesKey
+    public var value: Double
+    public init(_ key: SeriesKey, _ value: Double) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// How one collector fared at one tick.
+public struct CollectorHealth: Sendable, Codable, Hashable {
+    public enum Status: String, Sendable, Codable { case ok, noData = "no_data", error, disabled }
+    public var collector: String
+    public var status: Status
+    public var message: String?
+    public var durationMicros: Int64
+    public init(collector: String, status: Status, message: String? = nil, durationMicros: Int64 = 0) {
+        self.collector = collector
+        self.status = status
+        self.message = message
+        self.durationMicros = durationMicros
+    }
+    enum CodingKeys: String, CodingKey {
+        case collector, status, message
+        case durationMicros = "duration_us"
+    }
+}
+
+/// Everything observed at one tick: metric samples, the entity snapshots of the kinds collected at this
+/// tick (a kind absent here was not collected this tick and keeps its previous state), and collector health.
+public struct Observation: Sendable {
+    public var timestamp: Int64
+    public var samples: [MetricSample] = []
+    public var types: [String: MetricType] = [:]
+    public var entities: [EntityKind: [Entity]] = [:]
+    public var health: [CollectorHealth] = []
+
+    public init(timestamp: Int64) { self.timestamp = timestamp }
+
+    /// Adds a sample; the first sample of a family records its type.
+    @inlinable
+    public mutating func add(_ metric: String, _ labels: Labels = .empty, _ value: Double, _ type: MetricType = .gauge) {
+        samples.append(MetricSample(SeriesKey(metric, labels), value))
+        if types[metric] == nil { types[metric] = type }
+    }
+
+    /// Adds a counter sample.
+    @inlinable
+    public mutating func counter(_ metric: String, _ labels: Labels = .empty, _ value: Double) {
+        add(metric, labels, value, .counter)
+    }
+
+    /// Replaces the snapshot of one kind of entity.
+    public mutating func set(_ kind: EntityKind, _ list: [Entity]) {
+        entities[kind] = list
+    }
+}

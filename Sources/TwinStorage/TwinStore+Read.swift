@@ -1,0 +1,215 @@
+import Foundation
+import GRDB
+import TwinCore
+
+/// A stored series: its id in the index, key and type.
+public struct SeriesInfo: Sendable, Hashable {
+    public var id: Int64
+    public var key: SeriesKey
+    public var type: MetricType
+}
+
+/// The entities that differ between two times.
+public struct StateDiff: Sendable {
+    public struct Changed: Sendable {
+        public var kind: EntityKind
+        public var key: String
+        public var changes: [TwinEvent.Change]
+    }
+    public var from: Int64
+    public var to: Int64
+    public var appeared: [EntityVersion] = []
+    public var changed: [Changed] = []
+    public var disappeared: [EntityVersion] = []
+}
+
+/// One run of `hosttwin run` as recorded in the store.
+public struct RunInfo: Sendable {
+    public var id: Int64
+    public var started: Int64
+    public var lastTick: Int64?
+    public var stopped: Int64?
+    public var interval: Int64
+}
+
+extension TwinStore {
+    // MARK: Series and samples
+
+    /// Every stored series, optionally only those whose metric name matches `regex` (anchored, like PromQL).
+    public func series(matching regex: String? = nil) throws -> [SeriesInfo] {
+        let re: NSRegularExpression?
+        if let regex {
+            do { re = try NSRegularExpression(pattern: "^(?:" + regex + ")$") } catch {
+                throw TwinError.badInput("invalid regular expression '\(regex)': \(error.localizedDescription)")
+            }
+        } else { re = nil }
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, metric, labels, type FROM series ORDER BY metric, labels").compactMap { row in
+                let metric: String = row["metric"]
+                if let re, re.firstMatch(in: metric, range: NSRange(metric.startIndex..., in: metric)) == nil { return nil }
+                return SeriesInfo(id: row["id"], key: SeriesKey(metric, try TwinWriter.decodeLabels(row["labels"])),
+                                  type: MetricType(rawValue: row["type"]) ?? .untyped)
+            }
+        }
+    }
+
+    /// The stored samples of one series in `[from, to]`, in time order; nil when the series is unknown.
+    public func samples(_ key: SeriesKey, from: Int64, to: Int64) throws -> [(Int64, Double)]? {
+        try pool.read { db in
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE metric = ? AND labels = ?",
+                                              arguments: [key.metric, TwinWriter.encodeLabels(key.labels)]) else { return nil }
+            return try Self.samples(db, ids: [id], from: from, to: to)[id] ?? []
+        }
+    }
+
+    /// Samples of many series in `[from, to]`, keyed by series id, in time order.
+    public func samples(ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
+        try pool.read { db in try Self.samples(db, ids: ids, from: from, to: to) }
+    }
+
+    static func samples(_ db: Database, ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
+        var out: [Int64: [(Int64, Double)]] = [:]
+        for id in ids {
+            var list: [(Int64, Double)] = []
+            let rows = try Row.fetchCursor(db, sql: "SELECT min_t, count, data FROM chunks WHERE series_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t",
+                                           arguments: [id, from, to])
+            while let row = try rows.next() {
+                var all: [(Int64, Double)] = []
+                do { try XORChunkDecoder.decode([UInt8](row["data"] as Data), count: row["count"], into: &all) } catch {
+                    throw TwinError.corrupt(what: "twin.db chunk of series \(id) at \(row["min_t"] as Int64)", detail: "\(error)")
+                }
+                list.append(contentsOf: all.lazy.filter { $0.0 >= from && $0.0 <= to })
+            }
+            out[id] = list
+        }
+        let log = try Row.fetchCursor(db, sql: "SELECT t, data FROM head_log WHERE t >= ? AND t <= ? ORDER BY t", arguments: [from, to])
+        while let row = try log.next() {
+            let t: Int64 = row["t"]
+            let bytes = [UInt8](row["data"] as Data)
+            for id in ids {
+                do {
+                    if let v = try HeadLogRecord.lookup(bytes, id) { out[id, default: []].append((t, v)) }
+                } catch { throw TwinError.corrupt(what: "twin.db head_log row t=\(t)", detail: "\(error)") }
+            }
+        }
+        return out
+    }
+
+    /// The latest value at or before `at` of every series (of `metrics`, when given) seen in
+    /// `[at - lookback, at]`, with its time, and the value before it (for rates).
+    public func latestValues(at: Int64, lookback: Int64 = 5 * 60_000, metrics: Set<String>? = nil) throws -> (series: [Int64: SeriesInfo], latest: [Int64: (Int64, Double)], previous: [Int64: (Int64, Double)]) {
+        let all = try series().filter { metrics?.contains($0.key.metric) ?? true }
+        let byID = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0) })
+        let data = try samples(ids: all.map(\.id), from: at - lookback, to: at)
+        var latest: [Int64: (Int64, Double)] = [:]
+        var previous: [Int64: (Int64, Double)] = [:]
+        for (id, list) in data where !list.isEmpty {
+            latest[id] = list[list.count - 1]
+            if list.count >= 2 { previous[id] = list[list.count - 2] }
+        }
+        return (byID, latest, previous)
+    }
+
+    // MARK: State
+
+    /// Every entity version valid at `at` (`valid_from <= at < valid_to`), optionally of some kinds only,
+    /// ordered by kind and key.
+    public func state(at: Int64, kinds: [EntityKind]? = nil) throws -> [EntityVersion] {
+        try pool.read { db in try Self.state(db, at: at, kinds: kinds) }
+    }
+
+    static func state(_ db: Database, at: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
+        var sql = "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions WHERE valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"
+        var args: [any DatabaseValueConvertible] = [at, at]
+        if let kinds {
+            sql += " AND kind IN (" + kinds.map { _ in "?" }.joined(separator: ",") + ")"
+            args += kinds.map(\.rawValue)
+        }
+        sql += " ORDER BY kind, key"
+        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).compactMap { row in
+            guard let kind = EntityKind(rawValue: row["kind"]) else { return nil }
+            let id: Int64 = row["id"]
+            return EntityVersion(kind: kind, key: row["key"], attributes: try AttributeJSON.decode(row["attributes"], where: "versions row \(id)"),
+                                 validFrom: row["valid_from"], validTo: row["valid_to"])
+        }
+    }
+
+    /// What appeared, changed (attribute by attribute) and disappeared between two times.
+    public func diff(from: Int64, to: Int64, kinds: [EntityKind]? = nil) throws -> StateDiff {
+        try pool.read { db in
+            let a = try Self.state(db, at: from, kinds: kinds)
+            let b = try Self.state(db, at: to, kinds: kinds)
+            struct K: Hashable { var kind: EntityKind; var key: String }
+            let before = Dictionary(a.map { (K(kind: $0.kind, key: $0.key), $0) }, uniquingKeysWith: { x, _ in x })
+            let after = Dictionary(b.map { (K(kind: $0.kind, key: $0.key), $0) }, uniquingKeysWith: { x, _ in x })
+            var d = StateDiff(from: from, to: to)
+            for v in b {
+                if let old = before[K(kind: v.kind, key: v.key)] {
+                    if old.attributes != v.attributes {
+                        d.changed.append(.init(kind: v.kind, key: v.key, changes: TwinEvent.changes(from: old.attributes, to: v.attributes)))
+                    }
+                } else { d.appeared.append(v) }
+            }
+            d.disappeared = a.filter { after[K(kind: $0.kind, key: $0.key)] == nil }
+            return d
+        }
+    }
+
+    /// Events in `[from, to]`, oldest first, at most `limit`.
+    public func events(from: Int64, to: Int64, limit: Int = 10_000) throws -> [TwinEvent] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT t, type, kind, key, detail FROM events WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?",
+                             arguments: [from, to, limit]).map { row in
+                let type = TwinEvent.EventType(rawValue: row["type"]) ?? .changed
+                let detail: String? = row["detail"]
+                var ev = TwinEvent(time: row["t"], type: type, kind: (row["kind"] as String?).flatMap(EntityKind.init(rawValue:)), key: row["key"])
+                if type == .changed, let detail, let changes = try? JSONDecoder().decode([TwinEvent.Change].self, from: Data(detail.utf8)) {
+                    ev.changes = changes
+                } else { ev.message = detail }
+                return ev
+            }
+        }
+    }
+
+    // MARK: Runs and health
+
+    /// Every run, oldest first.
+    public func runs() throws -> [RunInfo] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, started, last_tick, stopped, interval_ms FROM runs ORDER BY id").map {
+                RunInfo(id: $0["id"], started: $0["started"], lastTick: $0["last_tick"], stopped: $0["stopped"], interval: $0["interval_ms"])
+            }
+        }
+    }
+
+    /// The latest tick stored, if any.
+    public func lastTick() throws -> Int64? {
+        try pool.read { try Int64.fetchOne($0, sql: "SELECT max(last_tick) FROM runs") }
+    }
+
+    /// The latest health line of each collector (as of its last change).
+    public func health() throws -> [CollectorHealth] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT collector, status, message, duration_us FROM health ORDER BY collector").map {
+                CollectorHealth(collector: $0["collector"], status: CollectorHealth.Status(rawValue: $0["status"]) ?? .error,
+                                message: $0["message"], durationMicros: $0["duration_us"])
+            }
+        }
+    }
+
+    /// Counts for a quick look at the store: series, chunks, sealed samples, head-log ticks, versions, events.
+    public func counts() throws -> [String: Int64] {
+        try pool.read { db in
+            var out: [String: Int64] = [:]
+            out["series"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM series") ?? 0
+            out["chunks"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM chunks") ?? 0
+            out["chunk_samples"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM chunks") ?? 0
+            out["chunk_bytes"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM chunks") ?? 0
+            out["head_ticks"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM head_log") ?? 0
+            out["head_samples"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum((length(data) - 4) / 12), 0) FROM head_log") ?? 0
+            out["versions"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM versions") ?? 0
+            out["events"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0
+            return out
+        }
+    }
+}

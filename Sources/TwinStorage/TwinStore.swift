@@ -1,0 +1,103 @@
+import Foundation
+import GRDB
+import TwinCore
+
+/// The embedded store of one host twin: one directory holding `twin.db`, a SQLite database in WAL mode
+/// with the series index, sealed chunks, the head log, state versions and events.
+///
+/// Many readers (CLI commands, the server) may open it while one ``TwinWriter`` (the `run` process)
+/// writes. Reads see committed ticks only.
+///
+/// ```swift
+/// let store = try TwinStore.open(dataDir: "/var/lib/hosttwin")
+/// let procs = try store.state(at: TwinTime.nowMillis(), kinds: [.processes])
+/// ```
+public final class TwinStore: Sendable {
+    public let dataDir: String
+    let pool: DatabasePool
+
+    /// The database file inside a data directory.
+    public static func databasePath(_ dataDir: String) -> String { dataDir + "/twin.db" }
+
+    /// Opens (and, unless `readOnly`, creates and migrates) the store in `dataDir`.
+    public static func open(dataDir: String, readOnly: Bool = false) throws -> TwinStore {
+        let fm = FileManager.default
+        let dbPath = databasePath(dataDir)
+        if readOnly {
+            guard fm.fileExists(atPath: dbPath) else {
+                throw TwinError.unavailable("no HostTwin data in \(dataDir) (missing \(dbPath)); start `hosttwin run --data-dir \(dataDir)` first or pass the right --data-dir")
+            }
+        } else {
+            do { try fm.createDirectory(atPath: dataDir, withIntermediateDirectories: true) } catch {
+                throw TwinError.unavailable("cannot create data directory \(dataDir): \(error.localizedDescription)")
+            }
+        }
+        var config = Configuration()
+        config.busyMode = .timeout(5)
+        config.prepareDatabase { db in
+            // WAL + NORMAL: a commit survives a crash of the process (kill -9); only an OS crash or power
+            // loss may lose the last ticks, and never corrupts. See docs/ARCHITECTURE.md.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: dbPath, configuration: config)
+        } catch {
+            throw TwinError.corrupt(what: dbPath, detail: "cannot open as a SQLite database: \(error)")
+        }
+        let migrator = Schema.migrator()
+        if readOnly {
+            let applied = try pool.read { try migrator.hasCompletedMigrations($0) }
+            guard applied else { throw TwinError.unavailable("\(dbPath) was written by a different HostTwin version; run `hosttwin run` once to upgrade it") }
+        } else {
+            try migrator.migrate(pool)
+        }
+        return TwinStore(dataDir: dataDir, pool: pool)
+    }
+
+    init(dataDir: String, pool: DatabasePool) {
+        self.dataDir = dataDir
+        self.pool = pool
+    }
+
+    /// Runs SQLite's integrity check; returns the problems found (empty when sound).
+    public func integrityCheck() throws -> [String] {
+        try pool.read { db in
+            let rows = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+            return rows == ["ok"] ? [] : rows
+        }
+    }
+
+    /// Bytes used by the data directory's files.
+    public func diskBytes() -> Int64 {
+        let fm = FileManager.default
+        var total: Int64 = 0
+        for name in (try? fm.contentsOfDirectory(atPath: dataDir)) ?? [] {
+            if let attrs = try? fm.attributesOfItem(atPath: dataDir + "/" + name), let size = attrs[.size] as? NSNumber {
+                total += size.int64Value
+            }
+        }
+        return total
+    }
+}
+
+/// JSON for attribute maps, with sorted keys so equal maps store equal text.
+enum AttributeJSON {
+    static func encode(_ a: [String: AttributeValue]) throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(a), as: UTF8.self)
+    }
+
+    static func decode(_ s: String, where what: @autoclosure () -> String) throws -> [String: AttributeValue] {
+        do { return try JSONDecoder().decode([String: AttributeValue].self, from: Data(s.utf8)) } catch {
+            throw TwinError.corrupt(what: what(), detail: "attributes are not valid JSON")
+        }
+    }
+
+    static func encodeChanges(_ c: [TwinEvent.Change]) throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(c), as: UTF8.self)
+    }
+}

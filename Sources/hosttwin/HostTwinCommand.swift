@@ -1,0 +1,26 @@
+import ArgumentParser
+import TwinCore
+
+/// `hosttwin`: a live, versioned digital twin of this Linux host.
+@main
+struct HostTwinCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hosttwin",
+        abstract: "A live, versioned digital twin of a Linux host.",
+        discussion: """
+        `hosttwin run` observes this host every second into an embedded store and serves it on
+        http://127.0.0.1:9977. The other commands read that store (while run is running or after):
+        the host now, or as it was at any time (--at), what changed (diff), and the stored series.
+        TIME values accept RFC 3339, Unix seconds, `now`, and relative forms like -5m, -2h, -1d.
+        """,
+        version: "0.1.0",
+        subcommands: [
+            RunCommand.self, StatusCommand.self,
+            PsCommand.self, PortsCommand.self, MountsCommand.self, ServicesCommand.self,
+            InterfacesCommand.self, PackagesCommand.self, UsersCommand.self,
+            StateCommand.self, DiffCommand.self, EventsCommand.self,
+            SeriesCommand.self, SamplesCommand.self,
+            MetricsCommand.self, CollectorsCommand.self, BenchCommand.self,
+        ]
+    )
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import TwinCollectors
+import TwinCore
+import TwinStorage
+
+/// `--data-dir`, shared by every command that touches the store.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Data directory of the embedded store.", discussion: "Default: $HOSTTWIN_DATA_DIR, else /var/lib/hosttwin as root, else ~/.local/share/hosttwin.", valueName: "DIR"))
+    var dataDir: String?
+
+    /// The directory to use: the flag, the environment, or the default for this user.
+    var resolvedDataDir: String { dataDir ?? StoreOptions.defaultDataDir() }
+
+    static func defaultDataDir() -> String {
+        let env = ProcessInfo.processInfo.environment
+        if let d = env["HOSTTWIN_DATA_DIR"], !d.isEmpty { return d }
+        if getuid() == 0 { return "/var/lib/hosttwin" }
+        if let x = env["XDG_DATA_HOME"], !x.isEmpty { return x + "/hosttwin" }
+        return (env["HOME"] ?? ".") + "/.local/share/hosttwin"
+    }
+
+    /// Opens the store for reading; a missing store is a clear error.
+    func openForReading() throws -> TwinStore {
+        try TwinStore.open(dataDir: resolvedDataDir, readOnly: true)
+    }
+}
+
+/// `--json`.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print JSON instead of a table (shapes in docs/CLI.md).")
+    var json = false
+}
+
+/// `--proc-root`, `--sys-root`, `--root`: where the collectors read (fixture trees in tests).
+struct HostPathOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Read DIR/proc, DIR/sys and DIR as the host's root (for fixtures or containers).", valueName: "DIR"))
+    var root: String?
+    @Option(name: .long, help: ArgumentHelp("The proc file system to read.", valueName: "DIR"))
+    var procRoot: String?
+    @Option(name: .long, help: ArgumentHelp("The sys file system to read.", valueName: "DIR"))
+    var sysRoot: String?
+
+    var paths: HostPaths {
+        var p = root.map(HostPaths.under) ?? HostPaths()
+        if let procRoot { p.proc = procRoot }
+        if let sysRoot { p.sys = sysRoot }
+        return p
+    }
+}
+
+/// Parses a TIME argument, turning the error into a validation message.
+func parseTime(_ text: String, _ option: String) throws -> Int64 {
+    do { return try TwinTime.parse(text) } catch { throw ValidationError("\(option): \(error)") }
+}
+
+/// JSON with stable key order, for every `--json` output.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "+Inf", negativeInfinity: "-Inf", nan: "NaN")
+    print(String(decoding: try e.encode(value), as: UTF8.self))
+}
+
+/// Renders rows as an aligned text table (the last column is not padded).
+func printTable(_ header: [String], _ rows: [[String]]) {
+    var widths = header.map(\.count)
+    for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { i, c in i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+    }
+    print(line(header))
+    for r in rows { print(line(r)) }
+}
+
+/// 1536 → "1.5 KiB".
+func humanBytes(_ v: Double) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    var x = v
+    var i = 0
+    while abs(x) >= 1024, i < units.count - 1 { x /= 1024; i += 1 }
+    return i == 0 ? String(format: "%.0f %@", x, units[i]) : String(format: "%.1f %@", x, units[i])
+}

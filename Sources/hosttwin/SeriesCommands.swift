@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import TwinCore
+import TwinStorage
+
+struct SeriesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "series", abstract: "The stored metric series.")
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: ArgumentHelp("Only metric names matching this regular expression (anchored).", valueName: "NAME_REGEX")) var match: String?
+
+    func run() throws {
+        let s = try store.openForReading()
+        let list = try s.series(matching: match)
+        if output.json {
+            try printJSON(list.map { SeriesJSON(metric: $0.key.metric, labels: $0.key.labels, type: $0.type.rawValue, series: $0.key.description) })
+            return
+        }
+        for i in list { print(i.key.description) }
+        FileHandle.standardError.write("\(list.count) series\n".data(using: .utf8)!)
+    }
+}
+
+struct SeriesJSON: Encodable { var metric: String; var labels: Labels; var type: String; var series: String }
+
+struct SamplesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "samples", abstract: "Raw samples of one series, e.g. 'node_load1' or 'node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"}'.")
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: ArgumentHelp("The series: METRIC{label=\"value\",...} with every label.", valueName: "SERIES")) var series: String
+    @Option(help: ArgumentHelp("Start time.", valueName: "TIME")) var from: String = "-5m"
+    @Option(help: ArgumentHelp("End time.", valueName: "TIME")) var to: String = "now"
+
+    func run() throws {
+        let key: SeriesKey
+        do { key = try SeriesKey.parse(series) } catch { throw ValidationError("\(error)") }
+        let a = try parseTime(from, "--from"), b = try parseTime(to, "--to")
+        guard a <= b else { throw ValidationError("--from is after --to") }
+        let s = try store.openForReading()
+        guard let samples = try s.samples(key, from: a, to: b) else {
+            let similar = try s.series(matching: NSRegularExpression.escapedPattern(for: key.metric)).prefix(5).map(\.key.description)
+            throw ValidationError("no stored series \(key)" + (similar.isEmpty ? "" : "; series of that metric: " + similar.joined(separator: ", ")))
+        }
+        if output.json {
+            try printJSON(SamplesJSON(series: key.description, metric: key.metric, labels: key.labels,
+                                      samples: samples.map { SamplesJSON.Point(t: TwinTime.rfc3339($0.0), timestamp: Double($0.0) / 1000, value: $0.1) }))
+            return
+        }
+        for (t, v) in samples { print("\(TwinTime.rfc3339(t))  \(PrometheusText.formatValue(v))") }
+    }
+}
+
+struct SamplesJSON: Encodable {
+    struct Point: Encodable { var t: String; var timestamp: Double; var value: Double }
+    var series: String
+    var metric: String
+    var labels: Labels
+    var samples: [Point]
+}

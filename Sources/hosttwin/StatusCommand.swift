@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import TwinCore
+import TwinStorage
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Host facts and a one-screen summary: CPU, memory, load, busiest processes, disks, network, collector health.")
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var at: AtOptions
+    @OptionGroup var output: OutputOptions
+
+    struct StatusJSON: Encodable {
+        var at: String
+        var lastTick: String?
+        var running: Bool
+        var host: [String: AttributeValue]
+        var summary: HostSummary
+        var collectors: [CollectorHealth]
+        enum CodingKeys: String, CodingKey { case at, lastTick = "last_tick", running, host, summary, collectors }
+    }
+
+    func run() throws {
+        let s = try store.openForReading()
+        let t = try parseTime(at.at, "--at")
+        let (series, latestByID, previousByID) = try s.latestValues(at: t, lookback: 30_000)
+        var latest: [SeriesKey: (Int64, Double)] = [:]
+        var previous: [SeriesKey: (Int64, Double)] = [:]
+        for (id, v) in latestByID { if let k = series[id]?.key { latest[k] = v } }
+        for (id, v) in previousByID { if let k = series[id]?.key { previous[k] = v } }
+        let summary = HostSummary(latest: latest, previous: previous)
+        let host = try s.state(at: t, kinds: [.host]).first?.attributes ?? [:]
+        let runs = try s.runs()
+        let lastTick = runs.compactMap(\.lastTick).max()
+        let running = runs.last.map { $0.stopped == nil && ($0.lastTick ?? 0) > TwinTime.nowMillis() - 5 * $0.interval - 2000 } ?? false
+        let health = try s.health()
+        if output.json {
+            try printJSON(StatusJSON(at: TwinTime.rfc3339(t), lastTick: lastTick.map(TwinTime.rfc3339), running: running, host: host, summary: summary, collectors: health))
+            return
+        }
+        func a(_ k: String) -> String { host[k]?.description ?? "?" }
+        print("\(a("hostname"))  \(a("os"))  kernel \(a("kernel"))  \(a("architecture"))")
+        print("CPU: \(a("cpu_model")) × \(a("cpu_count"))   memory: \(host["memory_bytes"]?.doubleValue.map(humanBytes) ?? "?")   booted: \(a("boot_time"))")
+        if let bt = host["boot_time"].flatMap({ try? TwinTime.parse($0.description) }) {
+            print("uptime: \(formatDuration(t - bt))   machine-id: \(a("machine_id"))")
+        }
+        print("twin: \(running ? "running" : "not running")  last tick: \(lastTick.map(TwinTime.rfc3339) ?? "none")  data: \(s.dataDir)")
+        if latest.isEmpty {
+            print("\nno samples within 30 s before \(TwinTime.rfc3339(t))")
+            return
+        }
+        print("")
+        let cpu = summary.cpuPercent.map { String(format: "%.1f%%", $0) } ?? "?"
+        let mem = summary.memoryUsedPercent.map { String(format: "%.1f%%", $0) } ?? "?"
+        print("as of \(summary.time)")
+        print("CPU busy \(cpu)   memory used \(mem) of \(summary.memoryTotalBytes.map(humanBytes) ?? "?") (available \(summary.memoryAvailableBytes.map(humanBytes) ?? "?"))   load \(summary.load1.map { String(format: "%.2f", $0) } ?? "?") \(summary.load5.map { String(format: "%.2f", $0) } ?? "?") \(summary.load15.map { String(format: "%.2f", $0) } ?? "?")   processes \(summary.processes.map(String.init) ?? "?")")
+        print("")
+        printTable(["PID", "PROCESS", "CPU%", "RSS"], summary.topProcesses.map { [String($0.pid), $0.name, String(format: "%.1f", $0.cpuPercent), humanBytes($0.rssBytes)] })
+        print("")
+        printTable(["MOUNTPOINT", "TYPE", "SIZE", "AVAIL", "USE%"], summary.filesystems.map {
+            [$0.mountpoint, $0.fstype, humanBytes($0.sizeBytes), humanBytes($0.availBytes), String(format: "%.0f%%", $0.usedPercent)]
+        })
+        print("")
+        printTable(["INTERFACE", "RX/s", "TX/s"], summary.interfaces.map { [$0.device, humanBytes($0.receiveBytesPerSecond), humanBytes($0.transmitBytesPerSecond)] })
+        print("")
+        printTable(["COLLECTOR", "STATUS", "DETAIL"], health.map { [$0.collector, $0.status.rawValue, $0.message ?? ""] })
+    }
+}
+
+func formatDuration(_ ms: Int64) -> String {
+    let s = ms / 1000
+    let d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60
+    return d > 0 ? "\(d)d \(h)h \(m)m" : h > 0 ? "\(h)h \(m)m" : "\(m)m \(s % 60)s"
+}
