@@ -5,7 +5,7 @@ import TwinStorage
 
 /// `--at TIME`, shared by the entity table commands.
 struct AtOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Show the host as it was at TIME (RFC 3339, Unix seconds, now, -5m, -2h).", valueName: "TIME"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Show the host as it was at TIME (RFC 3339, Unix seconds, now, -5m, -2h).", valueName: "TIME"))
     var at: String = "now"
 }
 

@@ -28,8 +28,8 @@ struct SamplesCommand: ParsableCommand {
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
     @Argument(help: ArgumentHelp("The series: METRIC{label=\"value\",...} with every label.", valueName: "SERIES")) var series: String
-    @Option(help: ArgumentHelp("Start time.", valueName: "TIME")) var from: String = "-5m"
-    @Option(help: ArgumentHelp("End time.", valueName: "TIME")) var to: String = "now"
+    @Option(parsing: .unconditional, help: ArgumentHelp("Start time.", valueName: "TIME")) var from: String = "-5m"
+    @Option(parsing: .unconditional, help: ArgumentHelp("End time.", valueName: "TIME")) var to: String = "now"
 
     func run() throws {
         let key: SeriesKey

@@ -45,8 +45,8 @@ struct DiffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "diff", abstract: "Entities that appeared, changed and disappeared between two times.")
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
-    @Option(help: ArgumentHelp("Start time.", valueName: "TIME")) var from: String
-    @Option(help: ArgumentHelp("End time.", valueName: "TIME")) var to: String = "now"
+    @Option(parsing: .unconditional, help: ArgumentHelp("Start time.", valueName: "TIME")) var from: String
+    @Option(parsing: .unconditional, help: ArgumentHelp("End time.", valueName: "TIME")) var to: String = "now"
     @Option(help: ArgumentHelp("Only these kinds (repeatable).", valueName: "KIND")) var kind: [String] = []
 
     func run() throws {
@@ -93,8 +93,8 @@ struct EventsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "events", abstract: "What happened: entities appearing, changing, disappearing; starts, stops and gaps.")
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
-    @Option(help: ArgumentHelp("Start time.", valueName: "TIME")) var from: String = "-1h"
-    @Option(help: ArgumentHelp("End time.", valueName: "TIME")) var to: String = "now"
+    @Option(parsing: .unconditional, help: ArgumentHelp("Start time.", valueName: "TIME")) var from: String = "-1h"
+    @Option(parsing: .unconditional, help: ArgumentHelp("End time.", valueName: "TIME")) var to: String = "now"
     @Option(help: ArgumentHelp("Only these kinds (repeatable).", valueName: "KIND")) var kind: [String] = []
     @Option(help: "At most this many events.") var limit: Int = 1000
 

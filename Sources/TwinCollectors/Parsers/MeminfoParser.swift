@@ -12,7 +12,7 @@ public func parseMeminfo(_ text: String) -> [MeminfoField] {
     out.reserveCapacity(64)
     for line in lines(text) {
         let f = line.fields
-        guard f.count >= 2, f[0].hasSuffix(":"), var v = Double(f[1]) else { continue }
+        guard f.count >= 2, f[0].count > 1, f[0].hasSuffix(":"), var v = Double(f[1]) else { continue }
         var name = String(f[0].dropLast())
         if let open = name.firstIndex(of: "("), name.hasSuffix(")") {
             name = String(name[..<open]) + "_" + String(name[name.index(after: open)..<name.index(before: name.endIndex)])

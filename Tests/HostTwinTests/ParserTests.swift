@@ -1,0 +1,229 @@
+import Foundation
+import Testing
+@testable import TwinCollectors
+import TwinCore
+
+/// Parsers on files captured from real hosts (this project's VM, prometheus/procfs and node_exporter
+/// fixtures) and on malformed variants.
+@Suite struct ParserTests {
+    @Test func procStatFromVM() throws {
+        let s = parseProcStat(try Fixtures.vmText("proc/stat"))
+        #expect(s.cpus.count == 3)
+        #expect(s.cpus[0].index == nil)
+        #expect(s.cpus[1].index == 0)
+        #expect(s.cpus[1].ticks[0] == 17311)
+        #expect(s.cpus[2].ticks[3] == 50558)
+        #expect(s.contextSwitches == 440742)
+        #expect(s.bootTime == 1795913784)
+        #expect(s.forks == 12284)
+        #expect(s.procsRunning == 1)
+        #expect(s.procsBlocked == 0)
+    }
+
+    @Test func procStatMalformed() {
+        #expect(parseProcStat("").cpus.isEmpty)
+        #expect(parseProcStat("cpu0 1 2\ncpuX 1 2 3 4 5\ncpu1 a b c d e\nctxt\nbtime x\n").cpus.isEmpty)
+        let truncated = parseProcStat("cpu0 10 20 30")
+        #expect(truncated.cpus.isEmpty, "fewer than four time fields is not a cpu line")
+        let short = parseProcStat("cpu3 10 20 30 40 50\n")
+        #expect(short.cpus.first?.ticks == [10, 20, 30, 40, 50, 0, 0, 0, 0, 0])
+        #expect(parseProcStat("\u{0}\u{1}garbage\n\n").cpus.isEmpty)
+    }
+
+    @Test func meminfoFromVM() throws {
+        let m = parseMeminfo(try Fixtures.vmText("proc/meminfo"))
+        let byName = Dictionary(uniqueKeysWithValues: m.map { ($0.name, $0) })
+        #expect(byName["MemTotal"]?.value == Double(24683652 * 1024))
+        #expect(byName["MemTotal"]?.isBytes == true)
+        #expect(byName["Active_anon"]?.value == Double(1508 * 1024))
+        #expect(byName["HugePages_Total"]?.isBytes == false)
+        #expect(parseMeminfo("MemTotal: abc kB\nBroken\n: 12 kB\n").isEmpty)
+    }
+
+    @Test func loadavgAndPressure() throws {
+        let l = try #require(parseLoadavg(try Fixtures.vmText("proc/loadavg")))
+        #expect(l.0 == 0.32 && l.1 == 0.54 && l.2 == 0.36)
+        #expect(parseLoadavg("0.1 0.2") == nil)
+        #expect(parseLoadavg("") == nil)
+        let p = parsePressure(try Fixtures.vmText("proc/pressure/cpu"))
+        #expect(p.some == 67114008)
+        #expect(p.full == 0)
+        #expect(parsePressure("some avg10=1 total=\nfull garbage").some == nil)
+    }
+
+    @Test func netDevFromVM() throws {
+        let devs = parseNetDev(try Fixtures.vmText("proc/net/dev"))
+        let lo = try #require(devs.first { $0.device == "lo" })
+        #expect(lo.receive[0] == 7685)
+        #expect(lo.receive[1] == 49)
+        #expect(lo.transmit[0] == 7685)
+        #expect(!devs.contains { $0.device.contains("|") })
+        #expect(parseNetDev("  eth0: 1 2 3\n").isEmpty, "truncated interface line is skipped")
+    }
+
+    @Test func snmpAndNetstat() throws {
+        let snmp = Dictionary(parseSNMP(try Fixtures.vmText("proc/net/snmp")), uniquingKeysWith: { a, _ in a })
+        #expect(snmp["Tcp_ActiveOpens"] != nil)
+        #expect(snmp["Ip_Forwarding"] != nil)
+        let netstat = Dictionary(parseSNMP(try Fixtures.vmText("proc/net/netstat")), uniquingKeysWith: { a, _ in a })
+        #expect(netstat["TcpExt_ListenDrops"] != nil)
+        #expect(parseSNMP("Tcp: A B\nUdp: 1 2\n").isEmpty, "mismatched header and value lines are skipped")
+        #expect(parseSNMP("Tcp: A B\nTcp: 1\n").isEmpty, "short value line is skipped")
+        let six = Dictionary(parseSNMP6("Ip6InReceives 12\nUdpLite6InErrors 3\nbogus\n"), uniquingKeysWith: { a, _ in a })
+        #expect(six == ["Ip6_InReceives": 12, "UdpLite6_InErrors": 3])
+    }
+
+    @Test func sockstat() throws {
+        let s = Dictionary(parseSockstat(try Fixtures.vmText("proc/net/sockstat")), uniquingKeysWith: { a, _ in a })
+        #expect(s["sockets_used"] == 9)
+        #expect(s["TCP_inuse"] == 2)
+        #expect(s["TCP_tw"] == 2)
+        #expect(s["FRAG_memory"] == 0)
+    }
+
+    @Test func diskstatsFromVM() throws {
+        let d = parseDiskstats(try Fixtures.vmText("proc/diskstats"))
+        #expect(d.first?.device == "loop0")
+        #expect(d.allSatisfy { $0.counters.count >= 11 })
+        #expect(d.contains { $0.device == "vda" })
+        #expect(parseDiskstats("8 0 sda 1 2 3\n").isEmpty)
+        #expect(parseDiskstats("8 0 sda 1 2 3 4 5 6 7 8 9 10 x\n").isEmpty)
+    }
+
+    @Test func diskDeviceFilterMatchesNodeExporter() {
+        for excluded in ["loop0", "ram1", "zram0", "sda1", "vda2", "xvda1", "nvme0n1p1", "fd0"] {
+            #expect(DiskCollector.isExcluded(excluded), "\(excluded)")
+        }
+        for kept in ["sda", "vda", "nvme0n1", "dm-0", "md0", "sr0", "mmcblk0"] {
+            #expect(!DiskCollector.isExcluded(kept), "\(kept)")
+        }
+    }
+
+    @Test func mountinfo() throws {
+        let m = parseMountinfo(try Fixtures.vmText("proc/self/mountinfo"))
+        #expect(m.contains { $0.mountPoint == "/proc" && $0.fsType == "proc" })
+        #expect(m.contains { $0.mountPoint == "/" })
+        let odd = parseMountinfo("36 35 98:0 /mnt1 /mnt/with\\040space rw,noatime master:1 - ext3 /dev/root rw,errors=continue\nbroken line\n")
+        #expect(odd.count == 1)
+        #expect(odd[0].mountPoint == "/mnt/with space")
+        #expect(odd[0].fsType == "ext3")
+        #expect(odd[0].source == "/dev/root")
+        #expect(!odd[0].isReadOnly)
+        #expect(parseMountinfo("1 2 3:4 / /x ro - ext4 /dev/x ro\n").first?.isReadOnly == true)
+    }
+
+    @Test func pidStat() throws {
+        let s = try #require(parsePidStat(try Fixtures.vmText("proc/self/stat")))
+        #expect(s.comm == "cat")
+        #expect(s.state == "R")
+        #expect(s.ppid == 12280)
+        #expect(s.threads == 1)
+        #expect(s.startTicks == 74211)
+        #expect(s.rssPages == 389)
+        #expect(!s.isKernelThread)
+        let weird = try #require(parsePidStat("42 (a) (b) c) S 1 42 42 0 -1 2097216 0 0 0 0 5 6 0 0 20 0 3 0 100 0 0 18446744073709551615"))
+        #expect(weird.comm == "a) (b) c")
+        #expect(weird.utimeTicks == 5 && weird.stimeTicks == 6)
+        #expect(weird.isKernelThread)
+        #expect(parsePidStat("12 (x) S 1 2 3") == nil, "truncated stat")
+        #expect(parsePidStat("") == nil)
+        #expect(parsePidStat("garbage without parens") == nil)
+        #expect(parsePidStat("1 (x) S 1 2 3 4 5 6 7 8 9 10 11 zz 13 14 15 16 17 18 19 20 21 22") == nil)
+    }
+
+    @Test func socketTables() throws {
+        let rows = parseSocketTable(try Fixtures.vmText("proc/net/tcp"))
+        #expect(rows.count == 4)
+        #expect(rows[0].localAddress == "0.0.0.0" && rows[0].localPort == 2024 && rows[0].state == 10 && rows[0].inode == 107)
+        #expect(rows[1].localAddress == "127.0.0.1" && rows[1].localPort == 19977)
+        #expect(rows[2].remotePort == 19977 && rows[2].state == 6)
+        #expect(parseSocketTable("  0: 0100007F:0016 00000000:0000 0A\n").isEmpty)
+        let v6 = parseSocketTable("  sl header\n 1315: 00000000000000000000000000000000:14EB 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000   981        0 21040 2 0000000013726323 0\n 6073: 000080FE00000000FFADE15609667CFE:C781 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 11337031 2 00000000b9256fdd 0\n")
+        #expect(v6.count == 2)
+        #expect(v6[0].localAddress == "::" && v6[0].localPort == 5355)
+        #expect(v6[1].localAddress == "fe80::56e1:adff:fe7c:6609")
+        #expect(formatIPv6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]) == "::1")
+        #expect(formatIPv6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]) == "::ffff:10.0.0.1")
+    }
+
+    @Test func procfsFixtureProcess() throws {
+        guard let shared = Fixtures.sharedData else { print("skipped: \(Fixtures.skipMessage)"); return }
+        let dir = shared + "/procfs-fixtures/proc/26231"
+        let s = try #require(parsePidStat(try String(contentsOfFile: dir + "/stat", encoding: .utf8)))
+        #expect(s.comm == "vim" && s.ppid == 5392 && s.utimeTicks == 1677 && s.stimeTicks == 44 && s.startTicks == 82375)
+        #expect(parseCmdline(try String(contentsOfFile: dir + "/cmdline", encoding: .utf8)) == ["vim", "test.go", "+10"])
+        let io = try #require(parsePidIO(try String(contentsOfFile: dir + "/io", encoding: .utf8)))
+        #expect(io.rchar == 750339 && io.readBytes == 1024 && io.writeBytes == 2048)
+        let uid = parseStatusUid(try String(contentsOfFile: dir + "/status", encoding: .utf8))
+        #expect(uid == 1000)
+        let tcp6 = parseSocketTable(try String(contentsOfFile: shared + "/procfs-fixtures/proc/net/tcp6", encoding: .utf8))
+        #expect(!tcp6.isEmpty)
+    }
+
+    @Test func dpkgStatus() {
+        let text = """
+        Package: adduser
+        Status: install ok installed
+        Architecture: all
+        Version: 3.134
+        Description: add and remove users
+         continuation line: Package: fake
+
+        Package: removed-one
+        Status: deinstall ok config-files
+        Version: 1.0
+        Architecture: amd64
+
+        Package: libc6
+        Status: install ok installed
+        Architecture: amd64
+        Version: 2.36-9+deb12u9
+        """
+        let p = parseDpkgStatus(text)
+        #expect(p == [InstalledPackage(name: "adduser", version: "3.134", architecture: "all"),
+                      InstalledPackage(name: "libc6", version: "2.36-9+deb12u9", architecture: "amd64")])
+        #expect(parseDpkgStatus("").isEmpty)
+        #expect(parseDpkgStatus("garbage\n\n\nPackage:\n").isEmpty)
+    }
+
+    @Test func utmpRecords() {
+        var bytes = [UInt8](repeating: 0, count: 384 * 2 + 100) // two records and a truncated third
+        func put(_ off: Int, _ s: String) { for (i, b) in s.utf8.enumerated() { bytes[off + i] = b } }
+        func putI32(_ off: Int, _ v: Int32) { for k in 0..<4 { bytes[off + k] = UInt8(truncatingIfNeeded: v >> (8 * Int32(k))) } }
+        bytes[0] = 7 // USER_PROCESS
+        putI32(4, 4242); put(8, "pts/0"); put(44, "alice"); put(76, "10.0.0.9"); putI32(340, 1_700_000_000)
+        bytes[384] = 8 // DEAD_PROCESS
+        let sessions = bytes.withUnsafeBufferPointer { parseUtmp($0) }
+        #expect(sessions == [LoginSession(user: "alice", line: "pts/0", host: "10.0.0.9", pid: 4242, loginTime: 1_700_000_000_000)])
+        #expect([UInt8]().withUnsafeBufferPointer { parseUtmp($0) }.isEmpty)
+    }
+
+    @Test func osReleaseAndCPUInfo() throws {
+        let os = parseOSRelease("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n# comment\nVERSION_ID='12'\nbroken\n")
+        #expect(os["PRETTY_NAME"] == "Debian GNU/Linux 12 (bookworm)")
+        #expect(os["ID"] == "debian")
+        #expect(os["VERSION_ID"] == "12")
+        guard let shared = Fixtures.sharedData else { return }
+        let cpu = parseCPUInfo(try String(contentsOfFile: shared + "/node-exporter-fixtures/proc/cpuinfo", encoding: .utf8))
+        #expect(cpu.count == 8)
+        #expect(cpu.model == "Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz")
+    }
+
+    @Test func systemctlUnits() {
+        let text = """
+        ssh.service                 loaded active   running OpenBSD Secure Shell server
+        ● broken.service            loaded failed   failed  Broken thing
+        systemd-tmpfiles-clean.timer loaded active waiting Daily Cleanup of Temporary Directories
+        garbage
+        """
+        let u = parseSystemctlUnits(text)
+        #expect(u.map(\.name) == ["ssh.service", "broken.service", "systemd-tmpfiles-clean.timer"])
+        #expect(u[1].active == "failed")
+        #expect(u[0].description == "OpenBSD Secure Shell server")
+    }
+
+    @Test func passwd() {
+        let p = parsePasswd("root:x:0:0:root:/root:/bin/bash\n# c\nbad\nalice:x:1000:1000::/home/alice:/bin/sh\n")
+        #expect(p == [0: "root", 1000: "alice"])
+    }
+}

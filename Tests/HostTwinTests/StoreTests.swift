@@ -1,0 +1,145 @@
+import Foundation
+import GRDB
+import Testing
+import TwinCore
+@testable import TwinStorage
+
+/// The embedded store: state reconstruction, samples across the head log and chunks, restarts, bad input.
+@Suite struct StoreTests {
+    /// Random entity churn over many ticks. For every tick T, `state(at: T)` must equal what was observed
+    /// at T (per kind, the latest snapshot of that kind at or before T), also between ticks, across seals
+    /// and across a restart of the writer.
+    @Test func stateReconstructionIsExact() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        var writer = TwinWriter(store: store, sealWindow: 20_000)
+        let t0: Int64 = 1_800_000_000_000
+        try writer.begin(now: t0 - 1, interval: 1000)
+        var rng = SystemRandomNumberGenerator()
+        var live: [EntityKind: [String: [String: AttributeValue]]] = [:]
+        var expected: [(Int64, [EntityKind: [String: [String: AttributeValue]]])] = []
+        let kinds: [EntityKind] = [.processes, .listeningPorts, .packages]
+        for i in 0..<120 {
+            let t = t0 + Int64(i) * 1000
+            if i == 60 {
+                // Restart: a new writer continues the same store.
+                try writer.finish(now: t - 500)
+                writer = TwinWriter(store: store, sealWindow: 20_000)
+                try writer.begin(now: t - 400, interval: 1000)
+            }
+            var obs = Observation(timestamp: t)
+            for kind in kinds {
+                // Packages are collected every 5th tick only; other kinds every tick.
+                if kind == .packages && i % 5 != 0 { continue }
+                var m = live[kind] ?? [:]
+                for _ in 0..<Int.random(in: 0...3, using: &rng) {
+                    let key = "k\(Int.random(in: 0..<12, using: &rng))"
+                    switch Int.random(in: 0..<3, using: &rng) {
+                    case 0: m[key] = nil
+                    case 1: m[key] = ["v": .int(Int64.random(in: 0..<3, using: &rng)), "name": .string(key)]
+                    default: m[key]?["extra"] = Bool.random(using: &rng) ? .bool(true) : nil
+                    }
+                }
+                live[kind] = m
+                obs.set(kind, m.map { Entity(kind: kind, key: $0.key, attributes: $0.value) })
+            }
+            obs.add("x_total", .empty, Double(i), .counter)
+            try writer.commit(obs)
+            expected.append((t, live))
+        }
+        try writer.finish(now: t0 + 200_000)
+        for (t, snapshot) in expected {
+            for probe in [t, t + 999] {
+                let state = try store.state(at: probe)
+                var got: [EntityKind: [String: [String: AttributeValue]]] = [:]
+                for v in state { got[v.kind, default: [:]][v.key] = v.attributes }
+                for kind in kinds {
+                    #expect((got[kind] ?? [:]) == (snapshot[kind] ?? [:]), "kind \(kind) at \(probe - t0)")
+                }
+            }
+        }
+        #expect(try store.state(at: t0 - 10).isEmpty)
+        let samples = try #require(try store.samples(SeriesKey("x_total"), from: t0, to: t0 + 200_000))
+        #expect(samples.map(\.1) == (0..<120).map(Double.init))
+        #expect(samples.map(\.0) == (0..<120).map { t0 + Int64($0) * 1000 })
+        let events = try store.events(from: t0 - 1000, to: t0 + 300_000)
+        #expect(events.contains { $0.type == .gap })
+        #expect(events.filter { $0.type == .started }.count == 2)
+    }
+
+    @Test func diffListsAppearedChangedDisappeared() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store)
+        try w.begin(now: 999, interval: 1000)
+        var a = Observation(timestamp: 1000)
+        a.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: ["name": "init", "state": "running"]),
+                           Entity(kind: .processes, key: "2@5", attributes: ["name": "old"])])
+        try w.commit(a)
+        var b = Observation(timestamp: 2000)
+        b.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: ["name": "init", "state": "stopped"]),
+                           Entity(kind: .processes, key: "3@9", attributes: ["name": "new"])])
+        let r = try w.commit(b)
+        #expect(Set(r.events.map(\.type)) == [.appeared, .changed, .disappeared])
+        let d = try store.diff(from: 1000, to: 2000)
+        #expect(d.appeared.map(\.key) == ["3@9"])
+        #expect(d.disappeared.map(\.key) == ["2@5"])
+        #expect(d.changed.count == 1)
+        #expect(d.changed[0].changes == [TwinEvent.Change(attribute: "state", old: "running", new: "stopped")])
+        let old = try store.state(at: 1500, kinds: [.processes])
+        #expect(old.first { $0.key == "2@5" }?.validTo == 2000)
+        #expect(try store.state(at: 2000, kinds: [.processes]).first { $0.key == "3@9" }?.validTo == nil)
+    }
+
+    @Test func refusesOutOfOrderTicksWithoutWriting() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store)
+        try w.begin(now: 0, interval: 1000)
+        var o = Observation(timestamp: 5000)
+        o.add("m", .empty, 1)
+        try w.commit(o)
+        var back = Observation(timestamp: 4000)
+        back.add("m", .empty, 2)
+        back.set(.processes, [Entity(kind: .processes, key: "x", attributes: [:])])
+        #expect(throws: TwinError.self) { try w.commit(back) }
+        #expect(try store.state(at: 10_000).isEmpty)
+        #expect(try store.samples(SeriesKey("m"), from: 0, to: 10_000)?.map(\.1) == [1])
+    }
+
+    @Test func corruptChunkIsReportedWithItsLocation() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store)
+        try w.begin(now: 0, interval: 1000)
+        for i in 1...50 {
+            var o = Observation(timestamp: Int64(i) * 1000)
+            o.add("m", .empty, Double(i) * 1.1)
+            try w.commit(o)
+        }
+        try w.seal()
+        try store.pool.write { db in try db.execute(sql: "UPDATE chunks SET data = X'FF00'") }
+        #expect {
+            _ = try store.samples(SeriesKey("m"), from: 0, to: 100_000)
+        } throws: { error in
+            guard case TwinError.corrupt(let what, _) = error else { return false }
+            return what.contains("chunk of series")
+        }
+        // Other data stays readable.
+        #expect(try store.events(from: 0, to: 100_000).contains { $0.type == .started })
+    }
+
+    @Test func missingOrForeignStoreGivesClearErrors() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect {
+            _ = try TwinStore.open(dataDir: dir + "/nothing", readOnly: true)
+        } throws: { "\($0)".contains("no HostTwin data") }
+        try Data("this is not a database at all, just text".utf8).write(to: URL(fileURLWithPath: dir + "/twin.db"))
+        #expect(throws: (any Error).self) { _ = try TwinStore.open(dataDir: dir) }
+    }
+}
