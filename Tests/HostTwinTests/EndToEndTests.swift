@@ -1,0 +1,192 @@
+import Foundation
+import Testing
+import TwinCore
+@testable import TwinStorage
+
+/// Runs the real `hosttwin` binary as a user would: `run` on a temporary data directory, then the CLI
+/// against it while it runs and after it stopped.
+@Suite(.serialized) struct EndToEndTests {
+    static let binary: String? = {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("hosttwin").path,
+            Fixtures.packageRoot + "/.build/debug/hosttwin",
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
+
+    struct CLIResult { var status: Int32; var stdout: String; var stderr: String }
+
+    @discardableResult
+    static func cli(_ args: [String]) throws -> CLIResult {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try #require(binary, "build the hosttwin executable first (swift build)"))
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func json(_ args: [String]) throws -> Any {
+        let r = try cli(args)
+        guard r.status == 0 else { throw TwinError.badInput("hosttwin \(args.joined(separator: " ")) failed: \(r.stderr)") }
+        return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
+    }
+
+    static func startRun(_ dir: String, port: Int) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try #require(binary))
+        p.arguments = ["run", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--interval", "1s", "--log-level", "warning"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    /// Polls `body` every 200 ms until it returns true or `seconds` pass.
+    static func eventually(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try body() { return true }
+            usleep(200_000)
+        }
+        return try body()
+    }
+
+    /// A TCP socket listening on 127.0.0.1 at an ephemeral port.
+    static func listeningSocket() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) { ptr in
+            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw TwinError.unavailable("cannot open a listening socket") }
+        return (fd, Int(UInt16(bigEndian: addr.sin_port)))
+    }
+
+    static func ports(_ dir: String, at: String = "now") throws -> [[String: Any]] {
+        try json(["ports", "--data-dir", dir, "--json", "--at", at]) as? [[String: Any]] ?? []
+    }
+
+    static func processes(_ dir: String, at: String = "now") throws -> [[String: Any]] {
+        try json(["ps", "--data-dir", dir, "--json", "--at", at]) as? [[String: Any]] ?? []
+    }
+
+    @Test func processAndPortAppearAndDisappear() throws {
+        guard Self.binary != nil else { Issue.record("hosttwin binary not built"); return }
+        let dir = try temporaryDirectory("e2e")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try Self.startRun(dir, port: Int.random(in: 20_000...40_000))
+        defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
+        #expect(try Self.eventually(20) { (try? Self.processes(dir))?.contains { $0["name"] as? String == "hosttwin" } ?? false },
+                "run stores processes within 20 s")
+        let before = TwinTime.nowMillis()
+        usleep(1_100_000)
+
+        let (fd, port) = try Self.listeningSocket()
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["300"]
+        try child.run()
+        let childPid = Int(child.processIdentifier)
+        let myPid = Int(getpid())
+
+        let sawPort = try Self.eventually(5) { try Self.ports(dir).contains { ($0["port"] as? Int) == port } }
+        #expect(sawPort, "listening port \(port) appears in `ports`")
+        let p = try Self.ports(dir).first { ($0["port"] as? Int) == port }
+        #expect(p?["protocol"] as? String == "tcp")
+        #expect(p?["address"] as? String == "127.0.0.1")
+        #expect(p?["pid"] as? Int == myPid, "the port is mapped to the test process")
+        #expect(p?["valid_to"] is NSNull)
+        #expect(try Self.eventually(5) { try Self.processes(dir).contains { ($0["pid"] as? Int) == childPid } }, "child process appears in `ps`")
+        let proc = try Self.processes(dir).first { ($0["pid"] as? Int) == childPid }
+        #expect(proc?["name"] as? String == "sleep")
+        #expect(proc?["command"] as? String == "/bin/sleep 300")
+        #expect(proc?["ppid"] as? Int == myPid)
+        for field in ["user", "state", "start_time", "kind", "key", "attributes", "valid_from"] { #expect(proc?[field] != nil, "process has \(field)") }
+        let during = TwinTime.nowMillis()
+        usleep(1_100_000)
+
+        // SIGKILL: a test runner may hand its children a blocked SIGTERM.
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+        close(fd)
+        #expect(try Self.eventually(5) { try !Self.ports(dir).contains { ($0["port"] as? Int) == port } }, "port disappears")
+        #expect(try Self.eventually(5) { try !Self.processes(dir).contains { ($0["pid"] as? Int) == childPid } }, "child disappears")
+        let after = TwinTime.nowMillis()
+
+        // As of each moment, the state shows exactly what was there.
+        func stateHas(_ at: Int64) throws -> (port: Bool, child: Bool) {
+            let s = try Self.json(["state", "--data-dir", dir, "--json", "--at", String(Double(at) / 1000)]) as? [String: Any]
+            let entities = s?["entities"] as? [[String: Any]] ?? []
+            let hasPort = entities.contains { $0["kind"] as? String == "listening_ports" && (($0["attributes"] as? [String: Any])?["port"] as? Int) == port }
+            let hasChild = entities.contains { $0["kind"] as? String == "processes" && (($0["attributes"] as? [String: Any])?["pid"] as? Int) == childPid }
+            return (hasPort, hasChild)
+        }
+        #expect(try stateHas(before) == (false, false))
+        #expect(try stateHas(during) == (true, true))
+        #expect(try stateHas(after) == (false, false))
+
+        let d1 = try Self.json(["diff", "--data-dir", dir, "--json", "--from", String(Double(before) / 1000), "--to", String(Double(during) / 1000)]) as? [String: Any]
+        let appeared = d1?["appeared"] as? [[String: Any]] ?? []
+        #expect(appeared.contains { $0["kind"] as? String == "listening_ports" && $0["key"] as? String == "tcp/127.0.0.1/\(port)" })
+        #expect(appeared.contains { $0["kind"] as? String == "processes" && ($0["key"] as? String)?.hasPrefix("\(childPid)@") == true })
+        let d2 = try Self.json(["diff", "--data-dir", dir, "--json", "--from", String(Double(during) / 1000), "--to", String(Double(after) / 1000)]) as? [String: Any]
+        let gone = d2?["disappeared"] as? [[String: Any]] ?? []
+        #expect(gone.contains { $0["key"] as? String == "tcp/127.0.0.1/\(port)" })
+        #expect(gone.contains { ($0["key"] as? String)?.hasPrefix("\(childPid)@") == true })
+
+        // A clean stop on SIGTERM; the history stays readable afterwards.
+        run.terminate()
+        run.waitUntilExit()
+        #expect(run.terminationStatus == 0)
+        #expect(try Self.processes(dir, at: String(Double(during) / 1000)).contains { ($0["pid"] as? Int) == childPid })
+        let status = try Self.json(["status", "--data-dir", dir, "--json", "--at", String(Double(during) / 1000)]) as? [String: Any]
+        #expect((status?["host"] as? [String: Any])?["hostname"] != nil)
+        #expect(status?["running"] as? Bool == false)
+        let series = try Self.cli(["series", "--data-dir", dir, "--match", "node_load1"])
+        #expect(series.stdout.contains("node_load1"))
+        let samples = try Self.json(["samples", "node_load1", "--data-dir", dir, "--json", "--from", String(Double(before) / 1000), "--to", String(Double(after) / 1000)]) as? [String: Any]
+        #expect(((samples?["samples"] as? [Any])?.count ?? 0) >= 2)
+    }
+
+    @Test func killDashNineThenRestartRecordsAGapAndKeepsTheStoreSound() throws {
+        guard Self.binary != nil else { Issue.record("hosttwin binary not built"); return }
+        let dir = try temporaryDirectory("e2e-kill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var lastCount = 0
+        for round in 0..<3 {
+            let run = try Self.startRun(dir, port: Int.random(in: 40_001...60_000))
+            #expect(try Self.eventually(20) {
+                guard let s = try? TwinStore.open(dataDir: dir, readOnly: true), let c = try? s.counts() else { return false }
+                return (c["head_ticks"] ?? 0) + (c["chunks"] ?? 0) > Int64(lastCount)
+            }, "round \(round): run commits ticks")
+            usleep(UInt32.random(in: 100_000...1_500_000))
+            kill(run.processIdentifier, SIGKILL)
+            run.waitUntilExit()
+            let s = try TwinStore.open(dataDir: dir, readOnly: true)
+            #expect(try s.integrityCheck().isEmpty, "store is sound after kill -9")
+            let c = try s.counts()
+            lastCount = Int((c["head_ticks"] ?? 0) + (c["chunks"] ?? 0))
+        }
+        let s = try TwinStore.open(dataDir: dir, readOnly: true)
+        let events = try s.events(from: 0, to: TwinTime.nowMillis() + 1000)
+        #expect(events.filter { $0.type == .gap }.count == 2, "each restart after a kill records a gap")
+        #expect(events.filter { $0.type == .started }.count == 3)
+        // Samples are strictly increasing in time and not duplicated across the restarts.
+        let load = try #require(try s.samples(SeriesKey("node_load1"), from: 0, to: TwinTime.nowMillis() + 1000))
+        #expect(load.count >= 3)
+        #expect(zip(load, load.dropFirst()).allSatisfy { $0.0 < $1.0 })
+        // Open versions are consistent: at most one open version per entity.
+        let state = try s.state(at: TwinTime.nowMillis())
+        #expect(Set(state.map { "\($0.kind)/\($0.key)" }).count == state.count)
+    }
+}
