@@ -49,7 +49,13 @@ public final class FileReader {
 
     /// Calls `body` with the file's bytes (valid only during the call), or returns nil when unreadable.
     public func withBytes<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        withBytes(at: AT_FDCWD, path, body)
+    }
+
+    /// Like ``withBytes(_:_:)`` for a path relative to an open directory (`openat`): per-process files are
+    /// read as `PID/stat` under one `/proc` descriptor, without building absolute paths.
+    public func withBytes<T>(at dir: Int32, _ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T? {
+        let fd = openat(dir, path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { return nil }
         defer { close(fd) }
         var total = 0
@@ -58,8 +64,11 @@ public final class FileReader {
                 if buffer.count >= 64 * 1024 * 1024 { return nil }
                 buffer.append(contentsOf: repeatElement(0, count: buffer.count))
             }
+            // Ask for 4 KiB first: sysctl files under /proc/sys make the kernel allocate (and clear) a
+            // buffer as large as the request, and most files fit. Larger files continue in big reads.
+            let want = total == 0 ? min(4096, buffer.count) : buffer.count - total
             let n = buffer.withUnsafeMutableBytes { raw in
-                Glibc.read(fd, raw.baseAddress! + total, raw.count - total)
+                Glibc.read(fd, raw.baseAddress! + total, want)
             }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -97,5 +106,16 @@ public final class FileReader {
     public func status(_ path: String) -> stat? {
         var st = stat()
         return stat(path, &st) == 0 ? st : nil
+    }
+
+    /// `fstatat(2)` of a path relative to an open directory, or nil.
+    public func status(at dir: Int32, _ path: String) -> stat? {
+        var st = stat()
+        return fstatat(dir, path, &st, 0) == 0 ? st : nil
+    }
+
+    /// Opens a directory for the `at:` variants; the caller closes it. -1 when it cannot be opened.
+    public func openDirectory(_ path: String) -> Int32 {
+        open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     }
 }

@@ -82,7 +82,7 @@ public final class TwinWriter {
             for s in obs.samples {
                 let id: Int64
                 if let known = seriesIDs[s.key] { id = known } else {
-                    try db.execute(sql: "INSERT INTO series(metric, labels, type) VALUES (?, ?, ?)",
+                    try db.cachedStatement(sql: "INSERT INTO series(metric, labels, type) VALUES (?, ?, ?)").execute(
                                    arguments: [s.key.metric, Self.encodeLabels(s.key.labels), (obs.types[s.key.metric] ?? .gauge).rawValue])
                     id = db.lastInsertedRowID
                     seriesIDs[s.key] = id
@@ -92,22 +92,22 @@ public final class TwinWriter {
                 if seenIDs.insert(id).inserted { pairs.append((id, s.value)) }
             }
             if !pairs.isEmpty {
-                try db.execute(sql: "INSERT INTO head_log(t, data) VALUES (?, ?)", arguments: [t, Data(HeadLogRecord.encode(pairs))])
+                try db.cachedStatement(sql: "INSERT INTO head_log(t, data) VALUES (?, ?)").execute(arguments: [t, Data(HeadLogRecord.encode(pairs))])
             }
             for c in delta.close {
-                try db.execute(sql: "UPDATE versions SET valid_to = ? WHERE id = ?", arguments: [t, c.rowID])
+                try db.cachedStatement(sql: "UPDATE versions SET valid_to = ? WHERE id = ?").execute(arguments: [t, c.rowID])
             }
             for e in delta.open {
-                try db.execute(sql: "INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)",
+                try db.cachedStatement(sql: "INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)").execute(
                                arguments: [e.kind.rawValue, e.key, t, try AttributeJSON.encode(e.attributes)])
                 opened.append(db.lastInsertedRowID)
             }
             for ev in delta.events { try Self.insertEvent(db, ev) }
             for h in changedHealth {
-                try db.execute(sql: "INSERT OR REPLACE INTO health(collector, status, message, duration_us, t) VALUES (?, ?, ?, ?, ?)",
+                try db.cachedStatement(sql: "INSERT OR REPLACE INTO health(collector, status, message, duration_us, t) VALUES (?, ?, ?, ?, ?)").execute(
                                arguments: [h.collector, h.status.rawValue, h.message, h.durationMicros, t])
             }
-            try db.execute(sql: "UPDATE runs SET last_tick = ? WHERE id = ?", arguments: [t, runID])
+            try db.cachedStatement(sql: "UPDATE runs SET last_tick = ? WHERE id = ?").execute(arguments: [t, runID])
         }
         for h in changedHealth { lastHealth[h.collector] = h }
         result.newSeries = newKeys.count
@@ -159,7 +159,7 @@ public final class TwinWriter {
 
     static func insertEvent(_ db: Database, _ e: TwinEvent) throws {
         let detail: String? = e.changes.isEmpty ? e.message : try AttributeJSON.encodeChanges(e.changes)
-        try db.execute(sql: "INSERT INTO events(t, type, kind, key, detail) VALUES (?, ?, ?, ?, ?)",
+        try db.cachedStatement(sql: "INSERT INTO events(t, type, kind, key, detail) VALUES (?, ?, ?, ?, ?)").execute(
                        arguments: [e.time, e.type.rawValue, e.kind?.rawValue, e.key, detail])
     }
 

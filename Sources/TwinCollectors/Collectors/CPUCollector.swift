@@ -12,23 +12,26 @@ public final class CPUCollector: Collector {
     public init() {}
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        guard let text = ctx.reader.read(ctx.paths.proc("stat")) else { return .noData("\(ctx.paths.proc("stat")) missing") }
-        let stat = parseProcStat(text)
-        for cpu in stat.cpus {
-            guard let index = cpu.index else { continue }
-            let labels = modeLabels(index)
-            for m in 0..<8 { ctx.observation.counter("node_cpu_seconds_total", labels[m], cpu.ticks[m] / Self.userHZ) }
-            let guest = guestModeLabels(index)
-            ctx.observation.counter("node_cpu_guest_seconds_total", guest[0], cpu.ticks[8] / Self.userHZ)
-            ctx.observation.counter("node_cpu_guest_seconds_total", guest[1], cpu.ticks[9] / Self.userHZ)
+        var cpus = 0
+        let parsed: ProcStat? = ctx.reader.withBytes(ctx.paths.proc("stat")) { b in
+            scanProcStat(ByteScanner(b)) { index, ticks in
+                guard let index else { return }
+                cpus += 1
+                let labels = modeLabels(index)
+                for m in 0..<8 { ctx.observation.counter("node_cpu_seconds_total", labels[m], ticks[m] / Self.userHZ) }
+                let guest = guestModeLabels(index)
+                ctx.observation.counter("node_cpu_guest_seconds_total", guest[0], ticks[8] / Self.userHZ)
+                ctx.observation.counter("node_cpu_guest_seconds_total", guest[1], ticks[9] / Self.userHZ)
+            }
         }
+        guard let stat = parsed else { return .noData("\(ctx.paths.proc("stat")) missing") }
         if let v = stat.bootTime { ctx.observation.add("node_boot_time_seconds", .empty, v) }
         if let v = stat.contextSwitches { ctx.observation.counter("node_context_switches_total", .empty, v) }
         if let v = stat.forks { ctx.observation.counter("node_forks_total", .empty, v) }
         if let v = stat.interrupts { ctx.observation.counter("node_intr_total", .empty, v) }
         if let v = stat.procsRunning { ctx.observation.add("node_procs_running", .empty, v) }
         if let v = stat.procsBlocked { ctx.observation.add("node_procs_blocked", .empty, v) }
-        return stat.cpus.isEmpty ? .noData("no cpu lines in /proc/stat") : .ok
+        return cpus == 0 ? .noData("no cpu lines in /proc/stat") : .ok
     }
 
     // Label sets are built once per CPU and reused every tick.

@@ -4,7 +4,8 @@ import TwinCore
 /// loop devices are left out as node_exporter's default device filter does.
 public final class DiskCollector: Collector {
     public let name = "disk"
-    private var labels: [String: Labels] = [:]
+    /// Per line: the device's labels, or nil when the device filter excludes it.
+    private let devices = LineKeyCache<Labels>()
     public init() {}
 
     /// (metric, scale) for each diskstats counter, in file order; nil where node_exporter has no metric.
@@ -46,15 +47,19 @@ public final class DiskCollector: Collector {
     }
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        guard let text = ctx.reader.read(ctx.paths.proc("diskstats")) else { return .noData("diskstats missing") }
-        for line in parseDiskstats(text) where !Self.isExcluded(line.device) {
-            let l = labels[line.device] ?? Labels(["device": line.device])
-            labels[line.device] = l
-            for (i, v) in line.counters.prefix(Self.fields.count).enumerated() {
-                let (metric, scale, type) = Self.fields[i]
-                ctx.observation.add(metric, l, v * scale, type)
+        let found: Void? = ctx.reader.withBytes(ctx.paths.proc("diskstats")) { b in
+            let s = ByteScanner(b)
+            scanDiskstats(s) { index, name, _, _, counters in
+                guard let l = devices.value(index, name, s, {
+                    let d = s.string(name)
+                    return Self.isExcluded(d) ? nil : Labels(["device": d])
+                }) else { return }
+                for i in 0..<min(counters.count, Self.fields.count) {
+                    let (metric, scale, type) = Self.fields[i]
+                    ctx.observation.add(metric, l, counters[i] * scale, type)
+                }
             }
         }
-        return .ok
+        return found == nil ? .noData("diskstats missing") : .ok
     }
 }

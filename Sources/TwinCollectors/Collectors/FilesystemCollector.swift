@@ -22,43 +22,75 @@ public final class FilesystemCollector: Collector {
         return false
     }
 
+    /// One real file system to statfs at every tick.
+    struct Target {
+        var mount: MountInfo
+        var labels: Labels
+        var path: String
+    }
+
+    /// The last mountinfo's bytes and what was derived from them: re-parsed only when the table changes.
+    private var lastTable: [UInt8] = []
+    private var mounts: [Entity] = []
+    private var targets: [Target] = []
+
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        guard let text = ctx.reader.read(ctx.paths.proc("1/mountinfo")) ?? ctx.reader.read(ctx.paths.proc("self/mountinfo")) else {
-            return .noData("mountinfo missing")
+        let changed: Bool? = ctx.reader.withBytes(ctx.paths.proc("1/mountinfo")) { b in
+            if b.elementsEqual(lastTable) { return false }
+            lastTable = Array(b)
+            return true
+        } ?? ctx.reader.withBytes(ctx.paths.proc("self/mountinfo")) { b in
+            if b.elementsEqual(lastTable) { return false }
+            lastTable = Array(b)
+            return true
         }
-        var mounts: [String: Entity] = [:]
-        var filesystems: [String: Entity] = [:]
-        for m in parseMountinfo(text) {
+        guard let changed else { return .noData("mountinfo missing") }
+        if changed { rebuild(ctx.paths) }
+        var filesystems: [Entity] = []
+        filesystems.reserveCapacity(targets.count)
+        for t in targets {
+            let m = t.mount
             let ro = m.isReadOnly
-            mounts[m.mountPoint] = Entity(kind: .mounts, key: m.mountPoint, attributes: [
-                "mountpoint": .string(m.mountPoint), "device": .string(m.source), "fstype": .string(m.fsType),
-                "options": .string(m.options), "root": .string(m.root), "ro": .bool(ro),
-            ])
-            guard !Self.ignoredTypes.contains(m.fsType), !Self.isIgnoredMountPoint(m.mountPoint),
-                  filesystems[m.mountPoint] == nil else { continue }
-            let labels = Labels(["device": m.source, "fstype": m.fsType, "mountpoint": m.mountPoint])
             var vfs = statvfs()
-            let ok = statvfs(ctx.paths.root(m.mountPoint), &vfs) == 0
-            ctx.observation.add("node_filesystem_device_error", labels, ok ? 0 : 1)
-            ctx.observation.add("node_filesystem_readonly", labels, ro ? 1 : 0)
+            let ok = statvfs(t.path, &vfs) == 0
+            ctx.observation.add("node_filesystem_device_error", t.labels, ok ? 0 : 1)
+            ctx.observation.add("node_filesystem_readonly", t.labels, ro ? 1 : 0)
             var attrs: [String: AttributeValue] = [
                 "mountpoint": .string(m.mountPoint), "device": .string(m.source), "fstype": .string(m.fsType), "ro": .bool(ro),
             ]
             if ok {
                 let bs = Double(vfs.f_frsize > 0 ? vfs.f_frsize : vfs.f_bsize)
                 let size = Double(vfs.f_blocks) * bs
-                ctx.observation.add("node_filesystem_size_bytes", labels, size)
-                ctx.observation.add("node_filesystem_free_bytes", labels, Double(vfs.f_bfree) * bs)
-                ctx.observation.add("node_filesystem_avail_bytes", labels, Double(vfs.f_bavail) * bs)
-                ctx.observation.add("node_filesystem_files", labels, Double(vfs.f_files))
-                ctx.observation.add("node_filesystem_files_free", labels, Double(vfs.f_ffree))
+                ctx.observation.add("node_filesystem_size_bytes", t.labels, size)
+                ctx.observation.add("node_filesystem_free_bytes", t.labels, Double(vfs.f_bfree) * bs)
+                ctx.observation.add("node_filesystem_avail_bytes", t.labels, Double(vfs.f_bavail) * bs)
+                ctx.observation.add("node_filesystem_files", t.labels, Double(vfs.f_files))
+                ctx.observation.add("node_filesystem_files_free", t.labels, Double(vfs.f_ffree))
                 attrs["size_bytes"] = .int(Int64(size))
                 attrs["inodes"] = .int(Int64(vfs.f_files))
             }
-            filesystems[m.mountPoint] = Entity(kind: .filesystems, key: m.mountPoint, attributes: attrs)
+            filesystems.append(Entity(kind: .filesystems, key: m.mountPoint, attributes: attrs))
         }
-        ctx.observation.set(.mounts, Array(mounts.values))
-        ctx.observation.set(.filesystems, Array(filesystems.values))
+        if changed { ctx.observation.set(.mounts, mounts) }
+        ctx.observation.set(.filesystems, filesystems)
         return .ok
+    }
+
+    private func rebuild(_ paths: HostPaths) {
+        var byPoint: [String: Entity] = [:]
+        var seen = Set<String>()
+        targets = []
+        let text = String(decoding: lastTable, as: UTF8.self)
+        for m in parseMountinfo(text) {
+            byPoint[m.mountPoint] = Entity(kind: .mounts, key: m.mountPoint, attributes: [
+                "mountpoint": .string(m.mountPoint), "device": .string(m.source), "fstype": .string(m.fsType),
+                "options": .string(m.options), "root": .string(m.root), "ro": .bool(m.isReadOnly),
+            ])
+            guard !Self.ignoredTypes.contains(m.fsType), !Self.isIgnoredMountPoint(m.mountPoint),
+                  seen.insert(m.mountPoint).inserted else { continue }
+            targets.append(Target(mount: m, labels: Labels(["device": m.source, "fstype": m.fsType, "mountpoint": m.mountPoint]),
+                                  path: paths.root(m.mountPoint)))
+        }
+        mounts = Array(byPoint.values)
     }
 }

@@ -3,23 +3,21 @@ import TwinCore
 /// `/proc/meminfo` as node_exporter's `node_memory_*` families.
 public final class MemoryCollector: Collector {
     public let name = "memory"
-    private var names: [String: String] = [:]
+    private let names = LineKeyCache<String>()
     public init() {}
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        guard let text = ctx.reader.read(ctx.paths.proc("meminfo")) else { return .noData("meminfo missing") }
-        let fields = parseMeminfo(text)
-        for f in fields {
-            ctx.observation.add(metricName(f), .empty, f.value)
+        let n: Int? = ctx.reader.withBytes(ctx.paths.proc("meminfo")) { b in
+            let s = ByteScanner(b)
+            var count = 0
+            scanMeminfo(s) { index, key, v, isBytes in
+                let metric = names.value(index, key, s) { "node_memory_" + meminfoName(s.string(key)) + (isBytes ? "_bytes" : "") }!
+                ctx.observation.add(metric, .empty, v)
+                count += 1
+            }
+            return count
         }
-        return fields.isEmpty ? .noData("meminfo empty") : .ok
-    }
-
-    private func metricName(_ f: MeminfoField) -> String {
-        let cacheKey = f.isBytes ? f.name : f.name + "#"
-        if let n = names[cacheKey] { return n }
-        let n = "node_memory_" + f.name + (f.isBytes ? "_bytes" : "")
-        names[cacheKey] = n
-        return n
+        guard let n else { return .noData("meminfo missing") }
+        return n == 0 ? .noData("meminfo empty") : .ok
     }
 }

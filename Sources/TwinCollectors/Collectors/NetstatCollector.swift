@@ -4,7 +4,9 @@ import TwinCore
 /// fields node_exporter exports by default.
 public final class NetstatCollector: Collector {
     public let name = "netstat"
-    private var accepted: [String: String?] = [:]
+    /// Per file: per header line, the metric name of each column (nil where not exported).
+    private let snmpHeaders = [LineKeyCache<[String?]>(), LineKeyCache<[String?]>()]
+    private let snmp6Names = LineKeyCache<String>()
     public init() {}
 
     /// node_exporter's default `--collector.netstat.fields`.
@@ -24,20 +26,38 @@ public final class NetstatCollector: Collector {
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         var any = false
-        for (file, parse) in [("net/snmp", parseSNMP), ("net/netstat", parseSNMP), ("net/snmp6", parseSNMP6)] {
-            guard let text = ctx.reader.read(ctx.paths.proc(file)) else { continue }
-            any = true
-            for (k, v) in parse(text) {
-                if let name = metricName(k) { ctx.observation.add(name, .empty, v, .untyped) }
+        for (i, file) in ["net/snmp", "net/netstat"].enumerated() {
+            let cache = snmpHeaders[i]
+            let ok: Void? = ctx.reader.withBytes(ctx.paths.proc(file)) { b in
+                let s = ByteScanner(b)
+                var columns: [String?] = []
+                scanSNMP(s, header: { pair, line in
+                    columns = cache.value(pair, line, s) {
+                        var f: [Range<Int>] = []
+                        s.fields(line, into: &f)
+                        let proto = s.string(f[0].lowerBound..<(f[0].upperBound - 1))
+                        return f.dropFirst().map { r in
+                            let key = proto + "_" + s.string(r)
+                            return Self.isDefaultField(key) ? "node_netstat_" + key : nil
+                        }
+                    } ?? []
+                }) { column, _, _, v in
+                    if column < columns.count, let metric = columns[column] { ctx.observation.add(metric, .empty, v, .untyped) }
+                }
+            }
+            if ok != nil { any = true }
+        }
+        let six: Void? = ctx.reader.withBytes(ctx.paths.proc("net/snmp6")) { b in
+            let s = ByteScanner(b)
+            scanKeyValueLines(s) { index, key, v in
+                guard let metric = snmp6Names.value(index, key, s, {
+                    guard let k = snmp6Key(s.string(key)), Self.isDefaultField(k) else { return nil }
+                    return "node_netstat_" + k
+                }) else { return }
+                ctx.observation.add(metric, .empty, v, .untyped)
             }
         }
+        if six != nil { any = true }
         return any ? .ok : .noData("no /proc/net/snmp or netstat")
-    }
-
-    private func metricName(_ key: String) -> String? {
-        if let cached = accepted[key] { return cached }
-        let n: String? = Self.isDefaultField(key) ? "node_netstat_" + key : nil
-        accepted[key] = n
-        return n
     }
 }

@@ -1,57 +1,77 @@
 import TwinCore
 
 /// Network interfaces: counters from `/proc/net/dev`, link facts from `/sys/class/net/<dev>/`, and one
-/// `interfaces` entity per device (address, operstate, MTU, speed are slow facts; counters are series).
+/// `interfaces` entity per device. Link state (operstate, carrier) is read every tick; slow facts
+/// (MTU, speed, MAC address, type) every `factsInterval`.
 public final class NetworkCollector: Collector {
     public let name = "network"
-    private var receiveNames = netDevReceiveFields.map { "node_network_receive_\($0)_total" }
-    private var transmitNames = netDevTransmitFields.map { "node_network_transmit_\($0)_total" }
-    private var deviceLabels: [String: Labels] = [:]
+    public var factsInterval: Int64 = 30_000
+    private let receiveNames = netDevReceiveFields.map { "node_network_receive_\($0)_total" }
+    private let transmitNames = netDevTransmitFields.map { "node_network_transmit_\($0)_total" }
+    private let devices = LineKeyCache<Device>()
+
+    final class Device {
+        let name: String
+        let labels: Labels
+        let base: String
+        var facts: [String: AttributeValue] = [:]
+        var mtu: Double?
+        var speed: Double?
+        var factsRead: Int64?
+        init(_ name: String, sys: String) {
+            self.name = name
+            labels = Labels(["device": name])
+            base = sys + "/class/net/" + name + "/"
+        }
+    }
+
     public init() {}
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        guard let text = ctx.reader.read(ctx.paths.proc("net/dev")) else { return .noData("/proc/net/dev missing") }
         var entities: [Entity] = []
-        for dev in parseNetDev(text) {
-            let labels = label(dev.device)
-            for i in 0..<8 {
-                ctx.observation.counter(receiveNames[i], labels, dev.receive[i])
-                ctx.observation.counter(transmitNames[i], labels, dev.transmit[i])
+        var current: [Device] = []
+        let now = ctx.observation.timestamp
+        let found: Void? = ctx.reader.withBytes(ctx.paths.proc("net/dev")) { b in
+            let s = ByteScanner(b)
+            scanNetDev(s) { index, name, n in
+                let dev = devices.value(index, name, s) { Device(s.string(name), sys: ctx.paths.sys) }!
+                current.append(dev)
+                for i in 0..<8 {
+                    ctx.observation.counter(receiveNames[i], dev.labels, n[i])
+                    ctx.observation.counter(transmitNames[i], dev.labels, n[8 + i])
+                }
             }
-            let base = ctx.paths.sys("class/net/" + dev.device + "/")
-            func attr(_ n: String) -> String? {
-                ctx.reader.read(base + n).map { String($0.trimmingSuffixNewlines) }
+        }
+        guard found != nil else { return .noData("/proc/net/dev missing") }
+        var seen = Set<String>()
+        let reader = ctx.reader
+        func attr(_ d: Device, _ n: String) -> String? { reader.read(d.base + n).map { String($0.trimmingSuffixNewlines) } }
+        for dev in current where seen.insert(dev.name).inserted {
+            if dev.factsRead.map({ now - $0 >= factsInterval || now < $0 }) ?? true {
+                dev.factsRead = now
+                var f: [String: AttributeValue] = ["name": .string(dev.name)]
+                dev.mtu = attr(dev, "mtu").flatMap(Double.init)
+                if let mtu = dev.mtu { f["mtu"] = .int(Int64(mtu)) }
+                dev.speed = attr(dev, "speed").flatMap(Double.init).flatMap { $0 >= 0 ? $0 : nil }
+                if let speed = dev.speed { f["speed_mbps"] = .int(Int64(speed)) }
+                if let address = attr(dev, "address") { f["address"] = .string(address) }
+                if let type = attr(dev, "type").flatMap({ Int64($0) }) { f["type"] = .int(type) }
+                dev.facts = f
             }
-            var attrs: [String: AttributeValue] = ["name": .string(dev.device)]
-            let oper = attr("operstate")
-            if let oper {
+            var attrs = dev.facts
+            if let mtu = dev.mtu { ctx.observation.add("node_network_mtu_bytes", dev.labels, mtu) }
+            if let speed = dev.speed { ctx.observation.add("node_network_speed_bytes", dev.labels, speed * 1000 * 1000 / 8) }
+            if let oper = attr(dev, "operstate") {
                 attrs["operstate"] = .string(oper)
-                ctx.observation.add("node_network_up", labels, oper == "up" ? 1 : 0)
+                ctx.observation.add("node_network_up", dev.labels, oper == "up" ? 1 : 0)
             }
-            if let mtu = attr("mtu").flatMap({ Double($0) }) {
-                attrs["mtu"] = .int(Int64(mtu))
-                ctx.observation.add("node_network_mtu_bytes", labels, mtu)
+            if let carrier = attr(dev, "carrier").flatMap(Double.init) {
+                ctx.observation.add("node_network_carrier", dev.labels, carrier)
             }
-            if let speed = attr("speed").flatMap({ Double($0) }), speed >= 0 {
-                attrs["speed_mbps"] = .int(Int64(speed))
-                ctx.observation.add("node_network_speed_bytes", labels, speed * 1000 * 1000 / 8)
-            }
-            if let carrier = attr("carrier").flatMap({ Double($0) }) {
-                ctx.observation.add("node_network_carrier", labels, carrier)
-            }
-            if let address = attr("address") { attrs["address"] = .string(address) }
-            if let type = attr("type").flatMap({ Int64($0) }) { attrs["type"] = .int(type) }
-            entities.append(Entity(kind: .interfaces, key: dev.device, attributes: attrs))
+            entities.append(Entity(kind: .interfaces, key: dev.name, attributes: attrs))
         }
         ctx.observation.set(.interfaces, entities)
         return .ok
-    }
-
-    private func label(_ device: String) -> Labels {
-        if let l = deviceLabels[device] { return l }
-        let l = Labels(["device": device])
-        deviceLabels[device] = l
-        return l
     }
 }
 

@@ -9,17 +9,39 @@ import TwinCore
 /// The R/S/D flicker of a busy process is not versioned: the `state` attribute is the lifecycle state
 /// (running, zombie, stopped, traced, dead), and the per-tick letters are counted in `node_processes_state`.
 ///
-/// Costs per tick: one `stat` read and one `stat(2)` per process, `io` for user-space processes; the
-/// command line is read only when a process first appears or its name changes (exec).
+/// Costs per tick: one `fstatat(2)` per process (owner, and the `/proc/PID` inode that tells a reused pid),
+/// one `stat` read per user-space process plus its `io`. Kernel threads whose `/proc/PID` inode is
+/// unchanged are re-read every `kernelThreadRefresh` only (their state letters in `node_processes_state`
+/// lag by as much); the command line is read only when a process first appears or its name changes (exec).
 public final class ProcessCollector: Collector {
     public let name = "processes"
 
+    /// What is cached about a live process between ticks; rebuilt when any of its slow facts change.
     struct Known {
+        var startTicks: Double
+        var key: String
         var comm: String
         var command: String
         var labels: Labels
+        var ppid: Int
+        var lifecycle: String
+        var uid: UInt32?
+        var attributes: [String: AttributeValue]
+        var inode: UInt64 = 0
+        var isKernelThread = false
+        var state: Character = "?"
+        var threads = 0
+        var statRead: Int64 = 0
     }
 
+    /// How long an unchanged kernel thread goes without its `stat` being re-read (ms).
+    public var kernelThreadRefresh: Int64 = 10_000
+    private var procDir: Int32 = -1
+    private var procDirPath = ""
+
+    deinit { if procDir >= 0 { close(procDir) } }
+
+    /// Keyed by the pid's directory name.
     private var known: [String: Known] = [:]
     private var users = UserNames()
     private let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
@@ -50,44 +72,72 @@ public final class ProcessCollector: Collector {
         var entities: [Entity] = []
         entities.reserveCapacity(names.count)
         var seen: [String: Known] = [:]
+        seen.reserveCapacity(known.count + 8)
         var stateCounts: [Character: Int] = [:]
         var threadsTotal = 0
+        if procDirPath != ctx.paths.proc {
+            if procDir >= 0 { close(procDir) }
+            procDir = ctx.reader.openDirectory(ctx.paths.proc)
+            procDirPath = ctx.paths.proc
+        }
+        let now = ctx.observation.timestamp
         for pidName in names {
             guard let first = pidName.utf8.first, first >= 48, first <= 57, let pid = Int(pidName) else { continue }
-            let dir = ctx.paths.proc + "/" + pidName
             // A process may vanish between listing and reading: that is no data for it, not an error.
-            guard let st = ctx.reader.withBytes(dir + "/stat", { parsePidStat($0) }), let stat = st else { continue }
+            guard let dirStat = ctx.reader.status(at: procDir, pidName) else { continue }
+            let inode = UInt64(dirStat.st_ino)
+            if let k = known[pidName], k.isKernelThread, k.inode == inode, now >= k.statRead, now - k.statRead < kernelThreadRefresh {
+                stateCounts[k.state, default: 0] += 1
+                threadsTotal += k.threads
+                seen[pidName] = k
+                entities.append(Entity(kind: .processes, key: k.key, attributes: k.attributes))
+                continue
+            }
+            guard let st = ctx.reader.withBytes(at: procDir, pidName + "/stat", { parsePidStat($0) }), let stat = st else { continue }
             stateCounts[stat.state, default: 0] += 1
             threadsTotal += stat.threads
-            let key = "\(pid)@\(Int64(stat.startTicks))"
+            let uid: UInt32? = dirStat.st_uid
+            let lifecycle = Self.lifecycle(stat.state)
             var info: Known
-            if let k = known[key], k.comm == stat.comm {
+            if let k = known[pidName], k.startTicks == stat.startTicks, k.comm == stat.comm {
                 info = k
             } else {
-                let args = ctx.reader.read(dir + "/cmdline").map(parseCmdline) ?? []
+                // New process, or an exec changed its name: read the command line once.
+                let args = ctx.reader.withBytes(at: procDir, pidName + "/cmdline") { parseCmdline(String(decoding: $0, as: UTF8.self)) } ?? []
                 let command = args.isEmpty ? "[\(stat.comm)]" : redactor.redact(arguments: args).joined(separator: " ")
-                info = Known(comm: stat.comm, command: command, labels: Labels(["pid": pidName, "name": stat.comm]))
+                info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(stat.startTicks))", comm: stat.comm, command: command,
+                             labels: Labels(["pid": pidName, "name": stat.comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
             }
-            seen[key] = info
-            let uid = ctx.reader.status(dir).map { $0.st_uid }
-            let startSeconds = (bootTime ?? 0) + stat.startTicks / clockTicks
-            var attrs: [String: AttributeValue] = [
-                "pid": .int(Int64(pid)), "ppid": .int(Int64(stat.ppid)), "name": .string(stat.comm),
-                "state": .string(Self.lifecycle(stat.state)), "command": .string(info.command),
-                "start_time": .string(TwinTime.rfc3339(Int64(startSeconds * 1000))),
-                "kernel_thread": .bool(stat.isKernelThread),
-            ]
-            if let uid {
-                attrs["uid"] = .int(Int64(uid))
-                attrs["user"] = .string(users.name(uid))
+            if info.ppid != stat.ppid || info.lifecycle != lifecycle || info.uid != uid || info.attributes.isEmpty {
+                let startSeconds = (bootTime ?? 0) + stat.startTicks / clockTicks
+                var attrs: [String: AttributeValue] = [
+                    "pid": .int(Int64(pid)), "ppid": .int(Int64(stat.ppid)), "name": .string(stat.comm),
+                    "state": .string(lifecycle), "command": .string(info.command),
+                    "start_time": .string(TwinTime.rfc3339(Int64(startSeconds * 1000))),
+                    "kernel_thread": .bool(stat.isKernelThread),
+                ]
+                if let uid {
+                    attrs["uid"] = .int(Int64(uid))
+                    attrs["user"] = .string(users.name(uid))
+                }
+                info.ppid = stat.ppid
+                info.lifecycle = lifecycle
+                info.uid = uid
+                info.attributes = attrs
             }
-            entities.append(Entity(kind: .processes, key: key, attributes: attrs))
+            info.inode = inode
+            info.isKernelThread = stat.isKernelThread
+            info.state = stat.state
+            info.threads = stat.threads
+            info.statRead = now
+            seen[pidName] = info
+            entities.append(Entity(kind: .processes, key: info.key, attributes: info.attributes))
             guard !stat.isKernelThread else { continue }
             let l = info.labels
             ctx.observation.counter("hosttwin_process_cpu_seconds_total", l, (stat.utimeTicks + stat.stimeTicks) / clockTicks)
             ctx.observation.add("hosttwin_process_resident_memory_bytes", l, stat.rssPages * pageSize)
             ctx.observation.add("hosttwin_process_threads", l, Double(stat.threads))
-            if let io = ctx.reader.read(dir + "/io").flatMap(parsePidIO) {
+            if let io = ctx.reader.withBytes(at: procDir, pidName + "/io", { parsePidIO($0) }) ?? nil {
                 ctx.observation.counter("hosttwin_process_read_bytes_total", l, io.readBytes)
                 ctx.observation.counter("hosttwin_process_written_bytes_total", l, io.writeBytes)
             }

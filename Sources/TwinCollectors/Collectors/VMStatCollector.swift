@@ -3,6 +3,7 @@ import TwinCore
 /// `/proc/vmstat`, the fields node_exporter exports by default (`oom_kill`, `pgpg*`, `pswp*`, `pg*fault*`).
 public final class VMStatCollector: Collector {
     public let name = "vmstat"
+    private let names = LineKeyCache<String>()
     public init() {}
 
     static func isDefaultField(_ name: String) -> Bool {
@@ -11,10 +12,16 @@ public final class VMStatCollector: Collector {
     }
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        guard let text = ctx.reader.read(ctx.paths.proc("vmstat")) else { return .noData("vmstat missing") }
-        for (k, v) in parseKeyValueLines(text) where Self.isDefaultField(k) {
-            ctx.observation.add("node_vmstat_" + k, .empty, v, .untyped)
+        let found: Void? = ctx.reader.withBytes(ctx.paths.proc("vmstat")) { b in
+            let s = ByteScanner(b)
+            scanKeyValueLines(s) { index, key, v in
+                guard let metric = names.value(index, key, s, {
+                    let k = s.string(key)
+                    return Self.isDefaultField(k) ? "node_vmstat_" + k : nil
+                }) else { return }
+                ctx.observation.add(metric, .empty, v, .untyped)
+            }
         }
-        return .ok
+        return found == nil ? .noData("vmstat missing") : .ok
     }
 }

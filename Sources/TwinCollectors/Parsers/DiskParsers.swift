@@ -6,17 +6,32 @@ public struct DiskStatsLine: Sendable, Equatable {
     public var counters: [Double]
 }
 
+/// Visits each `/proc/diskstats` line with 14+ fields: index, device name range, and its counters.
+func scanDiskstats(_ s: ByteScanner, _ visit: (Int, Range<Int>, Int, Int, UnsafeBufferPointer<Double>) -> Void) {
+    var sc = s
+    var f: [Range<Int>] = []
+    f.reserveCapacity(24)
+    var nums = [Double](repeating: 0, count: 24)
+    var index = 0
+    while let line = sc.nextLine() {
+        sc.fields(line, into: &f)
+        guard f.count >= 14, f.count <= 27, let major = s.number(f[0]), let minor = s.number(f[1]) else { continue }
+        var ok = true
+        for k in 3..<f.count { guard let v = s.number(f[k]) else { ok = false; break }; nums[k - 3] = v }
+        guard ok else { continue }
+        nums.withUnsafeBufferPointer { visit(index, f[2], Int(major), Int(minor), UnsafeBufferPointer(rebasing: $0[0..<(f.count - 3)])) }
+        index += 1
+    }
+}
+
 /// Parses `/proc/diskstats`; lines with fewer than 14 fields or non-numeric counters are skipped.
 public func parseDiskstats(_ text: String) -> [DiskStatsLine] {
-    var out: [DiskStatsLine] = []
-    for line in lines(text) {
-        let f = line.fields
-        guard f.count >= 14, let major = Int(f[0]), let minor = Int(f[1]) else { continue }
-        let nums = f[3...].compactMap { Double($0) }
-        guard nums.count == f.count - 3 else { continue }
-        out.append(DiskStatsLine(major: major, minor: minor, device: String(f[2]), counters: nums))
+    text.withBytes { b in
+        var out: [DiskStatsLine] = []
+        let s = ByteScanner(b)
+        scanDiskstats(s) { _, name, major, minor, c in out.append(DiskStatsLine(major: major, minor: minor, device: s.string(name), counters: Array(c))) }
+        return out
     }
-    return out
 }
 
 /// One line of `/proc/PID/mountinfo`.

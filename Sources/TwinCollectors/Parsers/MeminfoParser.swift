@@ -6,22 +6,37 @@ public struct MeminfoField: Sendable, Equatable {
     public var isBytes: Bool
 }
 
-/// Parses `/proc/meminfo`. Lines without a number are skipped.
-public func parseMeminfo(_ text: String) -> [MeminfoField] {
-    var out: [MeminfoField] = []
-    out.reserveCapacity(64)
-    for line in lines(text) {
-        let f = line.fields
-        guard f.count >= 2, f[0].count > 1, f[0].hasSuffix(":"), var v = Double(f[1]) else { continue }
-        var name = String(f[0].dropLast())
-        if let open = name.firstIndex(of: "("), name.hasSuffix(")") {
-            name = String(name[..<open]) + "_" + String(name[name.index(after: open)..<name.index(before: name.endIndex)])
-        }
+/// Visits each well-formed `/proc/meminfo` line: its index, the key (without `:`), the value (×1024 when
+/// the line has a unit) and whether it had one.
+func scanMeminfo(_ s: ByteScanner, _ visit: (Int, Range<Int>, Double, Bool) -> Void) {
+    var sc = s
+    var f: [Range<Int>] = []
+    f.reserveCapacity(4)
+    var index = 0
+    while let line = sc.nextLine() {
+        sc.fields(line, into: &f)
+        guard f.count >= 2, f[0].count > 1, s.b[f[0].upperBound - 1] == 58, var v = s.number(f[1]) else { continue }
         let bytes = f.count >= 3
         if bytes { v *= 1024 }
-        out.append(MeminfoField(name: name, value: v, isBytes: bytes))
+        visit(index, f[0].lowerBound..<(f[0].upperBound - 1), v, bytes)
+        index += 1
     }
-    return out
+}
+
+/// node_exporter's metric-name stem for a meminfo key: `Active(anon)` → `Active_anon`.
+func meminfoName(_ key: String) -> String {
+    guard let open = key.firstIndex(of: "("), key.hasSuffix(")") else { return key }
+    return String(key[..<open]) + "_" + String(key[key.index(after: open)..<key.index(before: key.endIndex)])
+}
+
+/// Parses `/proc/meminfo`. Lines without a number are skipped.
+public func parseMeminfo(_ text: String) -> [MeminfoField] {
+    text.withBytes { b in
+        var out: [MeminfoField] = []
+        let s = ByteScanner(b)
+        scanMeminfo(s) { _, key, v, bytes in out.append(MeminfoField(name: meminfoName(s.string(key)), value: v, isBytes: bytes)) }
+        return out
+    }
 }
 
 /// Parses `/proc/loadavg` into the 1, 5 and 15 minute load averages.
@@ -43,15 +58,28 @@ public func parsePressure(_ text: String) -> (some: Double?, full: Double?) {
     return (some, full)
 }
 
+/// Visits `name value` lines (`/proc/vmstat`, `/proc/net/snmp6`): index, key range, value.
+func scanKeyValueLines(_ s: ByteScanner, _ visit: (Int, Range<Int>, Double) -> Void) {
+    var sc = s
+    var f: [Range<Int>] = []
+    f.reserveCapacity(3)
+    var index = 0
+    while let line = sc.nextLine() {
+        sc.fields(line, into: &f)
+        guard f.count == 2, let v = s.number(f[1]) else { continue }
+        visit(index, f[0], v)
+        index += 1
+    }
+}
+
 /// Parses `name value` lines (`/proc/vmstat`).
 public func parseKeyValueLines(_ text: String) -> [(String, Double)] {
-    var out: [(String, Double)] = []
-    for line in lines(text) {
-        let f = line.fields
-        guard f.count == 2, let v = Double(f[1]) else { continue }
-        out.append((String(f[0]), v))
+    text.withBytes { b in
+        var out: [(String, Double)] = []
+        let s = ByteScanner(b)
+        scanKeyValueLines(s) { _, k, v in out.append((s.string(k), v)) }
+        return out
     }
-    return out
 }
 
 extension Substring {

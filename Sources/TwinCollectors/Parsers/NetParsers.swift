@@ -8,55 +8,90 @@ public struct NetDevLine: Sendable, Equatable {
 public let netDevReceiveFields = ["bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast"]
 public let netDevTransmitFields = ["bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed"]
 
-/// Parses `/proc/net/dev`, skipping its two header lines and any malformed line.
-public func parseNetDev(_ text: String) -> [NetDevLine] {
-    var out: [NetDevLine] = []
-    for line in lines(text) {
-        guard let colon = line.lastIndex(of: ":") else { continue }
-        let name = line[..<colon].trimmingSpaces
-        let f = line[line.index(after: colon)...].fields
-        guard !name.isEmpty, !name.contains("|"), f.count >= 16 else { continue }
-        let nums = f.prefix(16).compactMap { Double($0) }
-        guard nums.count == 16 else { continue }
-        out.append(NetDevLine(device: String(name), receive: Array(nums[0..<8]), transmit: Array(nums[8..<16])))
+/// Visits each interface line of `/proc/net/dev`: its index, the device name range and the 16 counters.
+func scanNetDev(_ s: ByteScanner, _ visit: (Int, Range<Int>, UnsafeBufferPointer<Double>) -> Void) {
+    var sc = s
+    var f: [Range<Int>] = []
+    f.reserveCapacity(17)
+    var nums = [Double](repeating: 0, count: 16)
+    var index = 0
+    while let line = sc.nextLine() {
+        var colon = line.upperBound
+        var i = line.upperBound
+        while i > line.lowerBound { i -= 1; if s.b[i] == 58 { colon = i; break } }
+        guard colon < line.upperBound else { continue }
+        var nameStart = line.lowerBound
+        while nameStart < colon, s.b[nameStart] == 32 { nameStart += 1 }
+        guard nameStart < colon, !s.b[nameStart..<colon].contains(124) else { continue } // no '|' (headers)
+        sc.fields((colon + 1)..<line.upperBound, into: &f)
+        guard f.count >= 16 else { continue }
+        var ok = true
+        for k in 0..<16 { guard let v = s.number(f[k]) else { ok = false; break }; nums[k] = v }
+        guard ok else { continue }
+        nums.withUnsafeBufferPointer { visit(index, nameStart..<colon, $0) }
+        index += 1
     }
-    return out
 }
 
-/// Parses `/proc/net/snmp` and `/proc/net/netstat`: pairs of lines `Proto: names...` / `Proto: values...`,
-/// giving `Proto_Name` keys (node_exporter's names). Values that are not numbers are skipped.
-public func parseSNMP(_ text: String) -> [(String, Double)] {
-    var out: [(String, Double)] = []
-    let ls = lines(text)
-    var i = 0
-    while i + 1 < ls.count {
-        let names = ls[i].fields
-        let values = ls[i + 1].fields
-        guard let p1 = names.first, let p2 = values.first, p1 == p2, p1.hasSuffix(":"), names.count == values.count else {
-            i += 1
+/// Parses `/proc/net/dev`, skipping its two header lines and any malformed line.
+public func parseNetDev(_ text: String) -> [NetDevLine] {
+    text.withBytes { b in
+        var out: [NetDevLine] = []
+        let s = ByteScanner(b)
+        scanNetDev(s) { _, name, n in
+            out.append(NetDevLine(device: s.string(name), receive: Array(n[0..<8]), transmit: Array(n[8..<16])))
+        }
+        return out
+    }
+}
+
+/// Visits the values of `/proc/net/snmp` and `/proc/net/netstat`: pairs of lines `Proto: names...` /
+/// `Proto: values...`. For each pair it passes the header line's range (a stable cache key), then each
+/// column's (column index, protocol, name, value). Mismatched or malformed pairs are skipped.
+func scanSNMP(_ s: ByteScanner, header: (Int, Range<Int>) -> Void, _ visit: (Int, Range<Int>, Range<Int>, Double) -> Void) {
+    var sc = s
+    var names: [Range<Int>] = []
+    var values: [Range<Int>] = []
+    var pair = 0
+    guard var prev = sc.nextLine() else { return }
+    while let line = sc.nextLine() {
+        sc.fields(prev, into: &names)
+        sc.fields(line, into: &values)
+        guard let p1 = names.first, let p2 = values.first, p1.count == p2.count, p1.count > 1,
+              s.b[p1.upperBound - 1] == 58, s.b[p1].elementsEqual(s.b[p2]), names.count == values.count else {
+            prev = line
             continue
         }
-        let proto = p1.dropLast()
+        header(pair, prev)
         for j in 1..<names.count {
-            if let v = Double(values[j]) { out.append((proto + "_" + names[j], v)) }
+            if let v = s.number(values[j]) { visit(j - 1, p1.lowerBound..<(p1.upperBound - 1), names[j], v) }
         }
-        i += 2
+        pair += 1
+        guard let next = sc.nextLine() else { return }
+        prev = next
     }
-    return out
+}
+
+/// Parses `/proc/net/snmp` and `/proc/net/netstat` into `Proto_Name` keys (node_exporter's names).
+public func parseSNMP(_ text: String) -> [(String, Double)] {
+    text.withBytes { b in
+        var out: [(String, Double)] = []
+        let s = ByteScanner(b)
+        scanSNMP(s, header: { _, _ in }) { _, proto, name, v in out.append((s.string(proto) + "_" + s.string(name), v)) }
+        return out
+    }
+}
+
+/// Splits a `/proc/net/snmp6` key (`Ip6InReceives`) into node_exporter's `Ip6_InReceives`.
+func snmp6Key(_ key: String) -> String? {
+    guard let six = key.firstIndex(of: "6") else { return nil }
+    let rest = key[key.index(after: six)...]
+    return rest.isEmpty ? nil : key[...six] + "_" + rest
 }
 
 /// Parses `/proc/net/snmp6` (`Ip6InReceives 123` lines) into `Ip6_InReceives` keys, as node_exporter names them.
 public func parseSNMP6(_ text: String) -> [(String, Double)] {
-    var out: [(String, Double)] = []
-    for line in lines(text) {
-        let f = line.fields
-        guard f.count == 2, let v = Double(f[1]), let six = f[0].firstIndex(of: "6") else { continue }
-        let proto = f[0][...six]
-        let rest = f[0][f[0].index(after: six)...]
-        guard !rest.isEmpty else { continue }
-        out.append((proto + "_" + rest, v))
-    }
-    return out
+    parseKeyValueLines(text).compactMap { k, v in snmp6Key(k).map { ($0, v) } }
 }
 
 /// Parses `/proc/net/sockstat` or `sockstat6` into `PROTO_field` keys (`TCP_inuse`, `sockets_used`).

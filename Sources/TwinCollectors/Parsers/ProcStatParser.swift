@@ -18,35 +18,54 @@ public struct ProcStat: Sendable, Equatable {
 /// The CPU mode names of `/proc/stat`'s first eight time fields, as node_exporter labels them.
 public let procStatModes = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
 
-/// Parses `/proc/stat`. Lines it does not know are skipped; malformed cpu lines are skipped.
-public func parseProcStat(_ text: String) -> ProcStat {
+/// Scans `/proc/stat`: calls `cpu` for each `cpuN` line (index nil for the aggregate line) with its ten
+/// time fields, and returns the kernel counters. Malformed cpu lines are skipped.
+func scanProcStat(_ s: ByteScanner, cpu: (Int?, UnsafeBufferPointer<Double>) -> Void) -> ProcStat {
     var out = ProcStat()
-    for line in lines(text) {
-        let f = line.fields
+    var sc = s
+    var f: [Range<Int>] = []
+    f.reserveCapacity(12)
+    var ticks = [Double](repeating: 0, count: 10)
+    while let line = sc.nextLine() {
+        sc.fields(line, into: &f)
         guard let head = f.first else { continue }
-        if head.hasPrefix("cpu") {
-            let idx = head.dropFirst(3)
-            let index: Int? = idx.isEmpty ? nil : Int(idx)
-            if !idx.isEmpty && index == nil { continue }
-            var ticks = [Double](repeating: 0, count: 10)
-            var ok = f.count >= 5
-            for i in 1..<min(f.count, 11) {
-                guard let v = Double(f[i]) else { ok = false; break }
-                ticks[i - 1] = v
+        if s.hasPrefix(head, "cpu") {
+            var index: Int?
+            if head.count > 3 {
+                var v = 0
+                for i in (head.lowerBound + 3)..<head.upperBound {
+                    let c = s.b[i]
+                    guard c >= 48, c <= 57 else { v = -1; break }
+                    v = v * 10 + Int(c - 48)
+                }
+                if v < 0 { continue }
+                index = v
             }
-            if ok { out.cpus.append(.init(index: index, ticks: ticks)) }
+            guard f.count >= 5 else { continue }
+            var ok = true
+            for i in 0..<10 {
+                if i + 1 < f.count { guard let v = s.number(f[i + 1]) else { ok = false; break }; ticks[i] = v } else { ticks[i] = 0 }
+            }
+            if ok { ticks.withUnsafeBufferPointer { cpu(index, $0) } }
             continue
         }
-        guard f.count >= 2, let v = Double(f[1]) else { continue }
-        switch head {
-        case "intr": out.interrupts = v
-        case "ctxt": out.contextSwitches = v
-        case "btime": out.bootTime = v
-        case "processes": out.forks = v
-        case "procs_running": out.procsRunning = v
-        case "procs_blocked": out.procsBlocked = v
-        default: break
-        }
+        guard f.count >= 2, let v = s.number(f[1]) else { continue }
+        if s.equals(head, "intr") { out.interrupts = v }
+        else if s.equals(head, "ctxt") { out.contextSwitches = v }
+        else if s.equals(head, "btime") { out.bootTime = v }
+        else if s.equals(head, "processes") { out.forks = v }
+        else if s.equals(head, "procs_running") { out.procsRunning = v }
+        else if s.equals(head, "procs_blocked") { out.procsBlocked = v }
     }
     return out
+}
+
+/// Parses `/proc/stat`. Lines it does not know are skipped; malformed cpu lines are skipped.
+public func parseProcStat(_ text: String) -> ProcStat {
+    text.withBytes { b in
+        var cpus: [ProcStat.CPU] = []
+        var out = scanProcStat(ByteScanner(b)) { cpus.append(.init(index: $0, ticks: Array($1))) }
+        out.cpus = cpus
+        return out
+    }
 }

@@ -82,22 +82,21 @@ public struct PidIO: Sendable, Equatable {
 }
 
 /// Parses `/proc/PID/io`; nil when no known field is present.
-public func parsePidIO(_ text: String) -> PidIO? {
+public func parsePidIO(_ b: UnsafeBufferPointer<UInt8>) -> PidIO? {
     var io = PidIO()
     var seen = false
-    for line in lines(text) {
-        let f = line.fields
-        guard f.count == 2, let v = Double(f[1]) else { continue }
-        switch f[0] {
-        case "read_bytes:": io.readBytes = v; seen = true
-        case "write_bytes:": io.writeBytes = v; seen = true
-        case "rchar:": io.rchar = v; seen = true
-        case "wchar:": io.wchar = v; seen = true
-        default: break
-        }
+    let s = ByteScanner(b)
+    scanKeyValueLines(s) { _, key, v in
+        if s.equals(key, "read_bytes:") { io.readBytes = v; seen = true }
+        else if s.equals(key, "write_bytes:") { io.writeBytes = v; seen = true }
+        else if s.equals(key, "rchar:") { io.rchar = v; seen = true }
+        else if s.equals(key, "wchar:") { io.wchar = v; seen = true }
     }
     return seen ? io : nil
 }
+
+/// ``parsePidIO(_:)-(UnsafeBufferPointer<UInt8>)`` on a string.
+public func parsePidIO(_ text: String) -> PidIO? { text.withBytes { parsePidIO($0) } }
 
 /// Turns `/proc/PID/cmdline` (NUL-separated, maybe NUL-terminated) into arguments.
 public func parseCmdline(_ text: String) -> [String] {
