@@ -93,6 +93,7 @@ public final class Sampler {
     /// Runs every collector that is due at `now` (ms) and returns what they observed. A collector
     /// that throws is reported in health, never propagated: one broken source must not stop the others.
     public func tick(now: Int64, force: Bool = false) -> Observation {
+        reader.startTick()
         var ctx = CollectContext(paths: paths, reader: reader, config: config, observation: Observation(timestamp: now))
         ctx.observation.samples.reserveCapacity(1024)
         for i in scheduled.indices where force || scheduled[i].nextDue <= now {

@@ -37,9 +37,23 @@ public struct HostPaths: Sendable, Hashable {
 public final class FileReader {
     private var buffer: [UInt8]
 
+    /// Contents read through ``readShared(_:)`` during the current tick.
+    private var tickCache: [String: String?] = [:]
+
     public init(capacity: Int = 64 * 1024) {
         buffer = [UInt8](repeating: 0, count: capacity)
     }
+
+    /// Reads a file that several collectors use in the same tick (sockstat, for one) once per tick.
+    public func readShared(_ path: String) -> String? {
+        if let cached = tickCache[path] { return cached }
+        let text = read(path)
+        tickCache[path] = .some(text)
+        return text
+    }
+
+    /// Forgets the shared reads of the previous tick.
+    public func startTick() { tickCache.removeAll(keepingCapacity: true) }
 
     /// The bytes of a file, or nil when it is missing or unreadable. Never throws: a vanished
     /// process or an absent sensor is "no data".

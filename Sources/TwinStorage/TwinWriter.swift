@@ -12,6 +12,11 @@ public final class TwinWriter {
     /// How much head log accumulates before it is sealed into chunks (ms).
     public var sealWindow: Int64
     private var seriesIDs: [SeriesKey: Int64] = [:]
+    /// The previous tick's keys and ids in sample order. Collectors emit the same series in the same
+    /// order tick after tick, with the same string storage, so comparing with the key at the same
+    /// position is nearly free and skips hashing every key.
+    private var lastKeys: [SeriesKey] = []
+    private var lastIDs: [Int64] = []
     private var tracker = StateTracker()
     private var runID: Int64 = 0
     private var lastTick: Int64 = .min
@@ -78,19 +83,28 @@ public final class TwinWriter {
         try store.pool.write { db in
             var pairs: [(Int64, Double)] = []
             pairs.reserveCapacity(obs.samples.count)
-            var seenIDs = Set<Int64>()
-            for s in obs.samples {
+            var seenIDs = Set<Int64>(minimumCapacity: obs.samples.count)
+            var keys: [SeriesKey] = []
+            var ids: [Int64] = []
+            keys.reserveCapacity(obs.samples.count)
+            ids.reserveCapacity(obs.samples.count)
+            for (i, s) in obs.samples.enumerated() {
                 let id: Int64
-                if let known = seriesIDs[s.key] { id = known } else {
+                if i < lastKeys.count, lastKeys[i] == s.key { id = lastIDs[i] }
+                else if let known = seriesIDs[s.key] { id = known } else {
                     try db.cachedStatement(sql: "INSERT INTO series(metric, labels, type) VALUES (?, ?, ?)").execute(
                                    arguments: [s.key.metric, Self.encodeLabels(s.key.labels), (obs.types[s.key.metric] ?? .gauge).rawValue])
                     id = db.lastInsertedRowID
                     seriesIDs[s.key] = id
                     newKeys.append(s.key)
                 }
+                keys.append(s.key)
+                ids.append(id)
                 // A series observed twice in one tick keeps its first value.
                 if seenIDs.insert(id).inserted { pairs.append((id, s.value)) }
             }
+            lastKeys = keys
+            lastIDs = ids
             if !pairs.isEmpty {
                 try db.cachedStatement(sql: "INSERT INTO head_log(t, data) VALUES (?, ?)").execute(arguments: [t, Data(HeadLogRecord.encode(pairs))])
             }

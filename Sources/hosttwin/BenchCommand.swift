@@ -1,8 +1,5 @@
 import ArgumentParser
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import TwinCollectors
 import TwinCore
 import TwinStorage
@@ -22,6 +19,8 @@ struct BenchCollect: ParsableCommand {
     @Option(help: ArgumentHelp("Store directory for the run (default: a fresh temporary one, removed after).", valueName: "DIR")) var dataDir: String?
     @Option(help: ArgumentHelp("node_exporter binary to compare with (skipped when absent).", valueName: "PATH"))
     var nodeExporter: String = "/usr/bin/prometheus-node-exporter"
+    @Flag(inversion: .prefixedNo, help: "Also run the real `hosttwin run` beside the loop and report its CPU and RSS.")
+    var runProcess = true
 
     struct Result: Encodable {
         var ticks: Int
@@ -33,6 +32,15 @@ struct BenchCollect: ParsableCommand {
         var rssBytes: Int64
         var perCollectorMicros: [String: Double]
         var nodeExporter: NodeExporter?
+        var runProcess: RunProcess?
+        /// The real `hosttwin run` (collection, store, HTTP server) measured from outside over the same period.
+        struct RunProcess: Encodable {
+            var seconds: Double
+            var cpuMicrosPerSecond: Double
+            var cpuPercentOfOneCore: Double
+            var rssBytes: Int64
+            enum CodingKeys: String, CodingKey { case seconds, cpuMicrosPerSecond = "cpu_us_per_second", cpuPercentOfOneCore = "cpu_percent", rssBytes = "rss_bytes" }
+        }
         struct NodeExporter: Encodable {
             var scrapes: Int
             var series: Int
@@ -45,6 +53,7 @@ struct BenchCollect: ParsableCommand {
             case ticks, samplesPerTick = "samples_per_tick", collectCPUMicrosPerTick = "collect_cpu_us_per_tick"
             case commitCPUMicrosPerTick = "commit_cpu_us_per_tick", totalCPUMicrosPerTick = "cpu_us_per_tick"
             case processCPUPercentOfOneCore = "process_cpu_percent", rssBytes = "rss_bytes", perCollectorMicros = "per_collector_us", nodeExporter = "node_exporter"
+            case runProcess = "run_process"
         }
     }
 
@@ -59,6 +68,16 @@ struct BenchCollect: ParsableCommand {
         let sampler = Sampler(paths: hostPaths.paths, tick: iv)
         let ne = NodeExporterProbe(binary: nodeExporter)
         defer { ne?.stop() }
+        let runDir = dir + "-run"
+        let child = runProcess ? try startRunChild(dataDir: runDir, interval: interval) : nil
+        defer {
+            if let child, child.isRunning { child.terminate(); child.waitUntilExit() }
+            try? FileManager.default.removeItem(atPath: runDir)
+        }
+        // Start the outside measurement after the child's start-up.
+        usleep(3_000_000)
+        let childCPU0 = child.map { processCPUMicros(pid: $0.processIdentifier) } ?? 0
+        let childStart = TwinTime.nowMillis()
         var collectCPU: Int64 = 0, commitCPU: Int64 = 0, samples = 0, ticks = 0
         var perCollector: [String: Int64] = [:]
         var neCPU: Int64 = 0, neScrapes = 0, neSeries = 0
@@ -96,11 +115,21 @@ struct BenchCollect: ParsableCommand {
             let per = Double(neCPU) / Double(neScrapes)
             r.nodeExporter = .init(scrapes: neScrapes, series: neSeries, cpuMicrosPerScrape: per, rssBytes: residentBytes(pid: ne.pid), ratio: per / perTick)
         }
+        if let child, child.isRunning {
+            let secs = Double(TwinTime.nowMillis() - childStart) / 1000
+            let cpu = Double(processCPUMicros(pid: child.processIdentifier) - childCPU0)
+            r.runProcess = .init(seconds: secs, cpuMicrosPerSecond: cpu / secs, cpuPercentOfOneCore: cpu / secs / 10_000,
+                                 rssBytes: residentBytes(pid: child.processIdentifier))
+        }
         if output.json { try printJSON(r); return }
         print(String(format: "ticks %d, %.0f samples/tick", ticks, r.samplesPerTick))
         print(String(format: "CPU per tick: %.0f µs (collect %.0f µs + store %.0f µs); whole process %.3f%% of one core; RSS %@",
                      perTick, r.collectCPUMicrosPerTick, r.commitCPUMicrosPerTick, r.processCPUPercentOfOneCore, humanBytes(Double(r.rssBytes))))
         printTable(["COLLECTOR", "µs/tick"], r.perCollectorMicros.sorted { $0.value > $1.value }.map { [$0.key, String(format: "%.1f", $0.value)] })
+        if let rp = r.runProcess {
+            print(String(format: "hosttwin run (separate process, %.0f s): %.0f µs CPU per second = %.3f%% of one core; RSS %@",
+                         rp.seconds, rp.cpuMicrosPerSecond, rp.cpuPercentOfOneCore, humanBytes(Double(rp.rssBytes))))
+        }
         if let n = r.nodeExporter {
             print(String(format: "node_exporter: %d series, %.0f µs CPU per scrape (%d scrapes), RSS %@; ratio %.1f× HostTwin's CPU per tick",
                          n.series, n.cpuMicrosPerScrape, n.scrapes, humanBytes(Double(n.rssBytes)), n.ratio))
@@ -108,6 +137,17 @@ struct BenchCollect: ParsableCommand {
             print("node_exporter: not measured (\(nodeExporter) not found; apt-get install prometheus-node-exporter)")
         }
     }
+}
+
+/// Starts this binary's `run` on a fresh data directory and a loopback port.
+func startRunChild(dataDir: String, interval: String) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+    p.arguments = ["run", "--data-dir", dataDir, "--interval", interval, "--listen", "127.0.0.1:\(29_000 + Int(getpid() % 1000))", "--log-level", "error"]
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    return p
 }
 
 /// Starts node_exporter on a loopback port and measures the CPU it spends per scrape (from /proc/PID/stat).
@@ -126,19 +166,31 @@ final class NodeExporterProbe {
         for _ in 0..<50 where fetch() == nil { usleep(100_000) }
     }
 
+    /// GET /metrics over a plain loopback socket (HTTP/1.0, read to EOF): no HTTP client library is
+    /// loaded into the process whose memory the benchmark reports.
     func fetch() -> String? {
-        let sem = DispatchSemaphore(value: 0)
-        let box = Box()
-        let task = URLSession.shared.dataTask(with: URL(string: "http://127.0.0.1:\(port)/metrics")!) { data, _, _ in
-            box.text = data.map { String(decoding: $0, as: UTF8.self) }
-            sem.signal()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
+        guard ok else { return nil }
+        let req = Array("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard req.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == req.count else { return nil }
+        var data = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            data += buf[0..<n]
         }
-        task.resume()
-        sem.wait()
-        return box.text
+        let text = String(decoding: data, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1.") && text.contains(" 200 "), let body = text.range(of: "\r\n\r\n") else { return nil }
+        return String(text[body.upperBound...])
     }
-
-    final class Box: @unchecked Sendable { var text: String? } // written once before the semaphore signals
 
     /// One scrape: the exporter's CPU time spent on it (µs) and the number of series returned.
     func scrape() -> (Int64, Int)? {

@@ -117,6 +117,7 @@ struct CollectionService: Service {
                     await live.update(samples: obs.samples, host: obs.entities[.host]?.first?.attributes,
                                       health: Array(sampler.health.values).sorted { $0.collector < $1.collector }, tick: next)
                     count += 1
+                    if count == 3 { MemoryFootprint.limitCodeFaultAround() }
         }
         try writer.finish(now: TwinTime.nowMillis())
         logger.info("stopped after \(count) ticks; store sealed")

@@ -6,8 +6,8 @@ public final class LoadCollector: Collector {
     public init() {}
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        guard let text = ctx.reader.read(ctx.paths.proc("loadavg")) else { return .noData("loadavg missing") }
-        guard let (a, b, c) = parseLoadavg(text) else { return .noData("loadavg unreadable") }
+        guard let parsed = ctx.reader.withBytes(ctx.paths.proc("loadavg"), { parseLoadavg($0) }) else { return .noData("loadavg missing") }
+        guard let (a, b, c) = parsed else { return .noData("loadavg unreadable") }
         ctx.observation.add("node_load1", .empty, a)
         ctx.observation.add("node_load5", .empty, b)
         ctx.observation.add("node_load15", .empty, c)

@@ -1,8 +1,8 @@
 import TwinCore
 
 /// Network interfaces: counters from `/proc/net/dev`, link facts from `/sys/class/net/<dev>/`, and one
-/// `interfaces` entity per device. Link state (operstate, carrier) is read every tick; slow facts
-/// (MTU, speed, MAC address, type) every `factsInterval`.
+/// `interfaces` entity per device. The link state (operstate) is read every tick; slow facts (MTU, speed,
+/// carrier, MAC address, type) every `factsInterval` and whenever the operstate changes.
 public final class NetworkCollector: Collector {
     public let name = "network"
     public var factsInterval: Int64 = 30_000
@@ -17,6 +17,8 @@ public final class NetworkCollector: Collector {
         var facts: [String: AttributeValue] = [:]
         var mtu: Double?
         var speed: Double?
+        var carrier: Double?
+        var operstate: String?
         var factsRead: Int64?
         init(_ name: String, sys: String) {
             self.name = name
@@ -47,7 +49,10 @@ public final class NetworkCollector: Collector {
         let reader = ctx.reader
         func attr(_ d: Device, _ n: String) -> String? { reader.read(d.base + n).map { String($0.trimmingSuffixNewlines) } }
         for dev in current where seen.insert(dev.name).inserted {
-            if dev.factsRead.map({ now - $0 >= factsInterval || now < $0 }) ?? true {
+            let oper = attr(dev, "operstate")
+            if oper != dev.operstate || (dev.factsRead.map({ now - $0 >= factsInterval || now < $0 }) ?? true) {
+                dev.operstate = oper
+                dev.carrier = attr(dev, "carrier").flatMap(Double.init)
                 dev.factsRead = now
                 var f: [String: AttributeValue] = ["name": .string(dev.name)]
                 dev.mtu = attr(dev, "mtu").flatMap(Double.init)
@@ -61,13 +66,11 @@ public final class NetworkCollector: Collector {
             var attrs = dev.facts
             if let mtu = dev.mtu { ctx.observation.add("node_network_mtu_bytes", dev.labels, mtu) }
             if let speed = dev.speed { ctx.observation.add("node_network_speed_bytes", dev.labels, speed * 1000 * 1000 / 8) }
-            if let oper = attr(dev, "operstate") {
+            if let oper {
                 attrs["operstate"] = .string(oper)
                 ctx.observation.add("node_network_up", dev.labels, oper == "up" ? 1 : 0)
             }
-            if let carrier = attr(dev, "carrier").flatMap(Double.init) {
-                ctx.observation.add("node_network_carrier", dev.labels, carrier)
-            }
+            if let carrier = dev.carrier { ctx.observation.add("node_network_carrier", dev.labels, carrier) }
             entities.append(Entity(kind: .interfaces, key: dev.name, attributes: attrs))
         }
         ctx.observation.set(.interfaces, entities)

@@ -3,20 +3,24 @@ import TwinCore
 /// Pressure stall information from `/proc/pressure/{cpu,io,memory,irq}`, when the kernel has PSI.
 public final class PressureCollector: Collector {
     public let name = "pressure"
+    private static let resources = ["cpu", "io", "memory", "irq"]
+    private static let waiting = resources.map { "node_pressure_\($0)_waiting_seconds_total" }
+    private static let stalled = resources.map { "node_pressure_\($0)_stalled_seconds_total" }
+    private var files: [String] = []
     public init() {}
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         var any = false
-        for resource in ["cpu", "io", "memory", "irq"] {
-            guard let text = ctx.reader.read(ctx.paths.proc("pressure/" + resource)) else { continue }
-            let p = parsePressure(text)
+        if files.isEmpty { files = Self.resources.map { ctx.paths.proc("pressure/" + $0) } }
+        for (i, resource) in Self.resources.enumerated() {
+            guard let p = ctx.reader.withBytes(files[i], { parsePressure($0) }) else { continue }
             // node_exporter converts microseconds with two divisions; the same arithmetic gives the same bits.
             if resource != "irq", let some = p.some {
-                ctx.observation.counter("node_pressure_\(resource)_waiting_seconds_total", .empty, some / 1000 / 1000)
+                ctx.observation.counter(Self.waiting[i], .empty, some / 1000 / 1000)
                 any = true
             }
             if resource != "cpu", let full = p.full {
-                ctx.observation.counter("node_pressure_\(resource)_stalled_seconds_total", .empty, full / 1000 / 1000)
+                ctx.observation.counter(Self.stalled[i], .empty, full / 1000 / 1000)
                 any = true
             }
         }

@@ -35,7 +35,7 @@ public final class SocketCollector: Collector {
 
         var counts: [String: Double] = [:]
         for f in ["net/sockstat", "net/sockstat6"] {
-            for (k, v) in parseSockstat(ctx.reader.read(ctx.paths.proc(f)) ?? "") where k.hasSuffix("_inuse") { counts[k] = v }
+            for (k, v) in parseSockstat(ctx.reader.readShared(ctx.paths.proc(f)) ?? "") where k.hasSuffix("_inuse") { counts[k] = v }
         }
         let since = lastConnectionScan == .min ? Int64.max : now &- lastConnectionScan
         let connectionsDue = lastConnectionScan == .min || since >= connectionMaxInterval || (counts != lastCounts && since >= connectionMinInterval)

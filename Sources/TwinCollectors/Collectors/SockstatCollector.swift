@@ -10,7 +10,7 @@ public final class SockstatCollector: Collector {
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         var any = false
         for file in ["net/sockstat", "net/sockstat6"] {
-            guard let text = ctx.reader.read(ctx.paths.proc(file)) else { continue }
+            guard let text = ctx.reader.readShared(ctx.paths.proc(file)) else { continue }
             any = true
             for (k, v) in parseSockstat(text) {
                 ctx.observation.add("node_sockstat_" + k, .empty, v)

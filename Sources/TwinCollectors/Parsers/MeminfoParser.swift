@@ -40,23 +40,37 @@ public func parseMeminfo(_ text: String) -> [MeminfoField] {
 }
 
 /// Parses `/proc/loadavg` into the 1, 5 and 15 minute load averages.
-public func parseLoadavg(_ text: String) -> (Double, Double, Double)? {
-    let f = text.fields
-    guard f.count >= 3, let a = Double(f[0]), let b = Double(f[1]), let c = Double(f[2].trimmingNewline) else { return nil }
+public func parseLoadavg(_ b: UnsafeBufferPointer<UInt8>) -> (Double, Double, Double)? {
+    let s = ByteScanner(b)
+    var sc = s
+    guard let line = sc.nextLine() else { return nil }
+    var f: [Range<Int>] = []
+    s.fields(line, into: &f)
+    guard f.count >= 3, let a = s.number(f[0]), let b = s.number(f[1]), let c = s.number(f[2]) else { return nil }
     return (a, b, c)
 }
 
+/// ``parseLoadavg(_:)-(UnsafeBufferPointer<UInt8>)`` on a string.
+public func parseLoadavg(_ text: String) -> (Double, Double, Double)? { text.withBytes { parseLoadavg($0) } }
+
 /// Parses a `/proc/pressure/*` file: the `total=` of its `some` and `full` lines, in microseconds.
-public func parsePressure(_ text: String) -> (some: Double?, full: Double?) {
+public func parsePressure(_ b: UnsafeBufferPointer<UInt8>) -> (some: Double?, full: Double?) {
     var some: Double?
     var full: Double?
-    for line in lines(text) {
-        let f = line.fields
-        guard let kind = f.first, let total = f.last?.dropPrefix("total="), let v = Double(total) else { continue }
-        if kind == "some" { some = v } else if kind == "full" { full = v }
+    let s = ByteScanner(b)
+    var sc = s
+    var f: [Range<Int>] = []
+    while let line = sc.nextLine() {
+        s.fields(line, into: &f)
+        guard let kind = f.first, let last = f.last, s.hasPrefix(last, "total="),
+              let v = s.number((last.lowerBound + 6)..<last.upperBound) else { continue }
+        if s.equals(kind, "some") { some = v } else if s.equals(kind, "full") { full = v }
     }
     return (some, full)
 }
+
+/// ``parsePressure(_:)-(UnsafeBufferPointer<UInt8>)`` on a string.
+public func parsePressure(_ text: String) -> (some: Double?, full: Double?) { text.withBytes { parsePressure($0) } }
 
 /// Visits `name value` lines (`/proc/vmstat`, `/proc/net/snmp6`): index, key range, value.
 func scanKeyValueLines(_ s: ByteScanner, _ visit: (Int, Range<Int>, Double) -> Void) {

@@ -27,7 +27,8 @@ func scanProcStat(_ s: ByteScanner, cpu: (Int?, UnsafeBufferPointer<Double>) -> 
     f.reserveCapacity(12)
     var ticks = [Double](repeating: 0, count: 10)
     while let line = sc.nextLine() {
-        sc.fields(line, into: &f)
+        // Only cpu lines need every field; the others need two (the intr line has hundreds).
+        if line.count >= 3, s.hasPrefix(line, "cpu") { sc.fields(line, into: &f) } else { firstTwoFields(s, line, into: &f) }
         guard let head = f.first else { continue }
         if s.hasPrefix(head, "cpu") {
             var index: Int?
@@ -67,5 +68,18 @@ public func parseProcStat(_ text: String) -> ProcStat {
         var out = scanProcStat(ByteScanner(b)) { cpus.append(.init(index: $0, ticks: Array($1))) }
         out.cpus = cpus
         return out
+    }
+}
+
+/// The first two whitespace-separated fields of a line.
+func firstTwoFields(_ s: ByteScanner, _ line: Range<Int>, into out: inout [Range<Int>]) {
+    out.removeAll(keepingCapacity: true)
+    var i = line.lowerBound
+    while i < line.upperBound, out.count < 2 {
+        while i < line.upperBound, s.b[i] == 32 || s.b[i] == 9 { i += 1 }
+        if i >= line.upperBound { break }
+        let start = i
+        while i < line.upperBound, s.b[i] != 32, s.b[i] != 9 { i += 1 }
+        out.append(start..<i)
     }
 }
