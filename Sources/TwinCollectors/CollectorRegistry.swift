@@ -28,6 +28,7 @@ public enum CollectorRegistry {
         Entry(name: "storagehealth", enabledByDefault: true, defaultInterval: 10_000, summary: "/sys/fs/ext4/*/errors_count: file system error counters", make: { StorageHealthCollector() }),
         Entry(name: "backup", enabledByDefault: true, defaultInterval: 60_000, summary: "configured backup paths: newest mtime, size, files", make: { BackupCollector() }),
         Entry(name: "thermal", enabledByDefault: true, defaultInterval: 1000, summary: "/sys/class/thermal: zones and cooling devices", make: { ThermalCollector() }),
+        Entry(name: "hwmon", enabledByDefault: true, defaultInterval: 1000, summary: "/sys/class/hwmon: temperatures, voltages, fans, power", make: { HwmonCollector() }),
         Entry(name: "kernel", enabledByDefault: true, defaultInterval: 5000, summary: "file handles and entropy", make: { KernelCollector() }),
         Entry(name: "processes", enabledByDefault: true, defaultInterval: 1000, summary: "every process: state, owner, command; CPU, RSS, I/O series", make: { ProcessCollector() }),
         Entry(name: "sockets", enabledByDefault: true, defaultInterval: 1000, summary: "listening sockets and TCP connections with owning processes", make: { SocketCollector() }),

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Scrubs secrets from command lines before they are stored: values of arguments that look like secrets
 /// (`password=…`, `--token …`, `--api-key=…`, `AWS_SECRET_ACCESS_KEY=…`, URL passwords) become `***`.
 ///
@@ -47,9 +49,24 @@ public struct Redactor: Sendable {
             } else if index > 0, arg.hasPrefix("-"), arg.count > 1, isSecretName(arg.drop { $0 == "-" }) {
                 maskNext = true
             }
-            out.append(redactURLPassword(arg))
+            out.append(redactJSONPairs(redactURLPassword(arg)))
         }
         return out
+    }
+
+    private static let jsonPair = try! NSRegularExpression(pattern: #""([A-Za-z0-9_.\-]+)"\s*:\s*"((?:[^"\\]|\\.)*)""#)
+
+    /// `{"API_TOKEN": "abc"}` inside an argument → `{"API_TOKEN": "***"}`.
+    func redactJSONPairs(_ arg: String) -> String {
+        guard arg.contains("\":") || arg.contains("\" :") else { return arg }
+        let ns = arg as NSString
+        var result = arg
+        for m in Self.jsonPair.matches(in: arg, range: NSRange(location: 0, length: ns.length)).reversed() {
+            let name = ns.substring(with: m.range(at: 1))
+            guard isSecretName(name), let r = Range(m.range(at: 2), in: result) else { continue }
+            result.replaceSubrange(r, with: Redactor.mask)
+        }
+        return result
     }
 
     /// Redacts a whole command line joined with spaces (as /proc/PID/cmdline gives it, NUL-separated).

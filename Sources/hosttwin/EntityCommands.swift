@@ -55,6 +55,9 @@ func showEntities(_ kind: EntityKind, columns: [Column], store: StoreOptions, at
         try printJSON(versions.map { EntityJSON(version: $0, extra: extras[$0.key] ?? [:]) })
         return
     }
+    if at.at == "now", let last = try s.lastTick(), TwinTime.nowMillis() - last > 5_000 {
+        print("(the twin is not running; last observation \(TwinTime.rfc3339(last)))")
+    }
     if versions.isEmpty {
         let when = at.at == "now" ? "now" : "at \(TwinTime.rfc3339(t))"
         let note = (try? s.health().first { $0.collector == collectorName(kind) && $0.status != .ok }).flatMap { $0 }.map { " (\($0.collector): \($0.message ?? $0.status.rawValue))" } ?? ""

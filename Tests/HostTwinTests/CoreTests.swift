@@ -17,6 +17,8 @@ import TwinCore
         // The program name is never taken for a secret flag.
         #expect(r.redact(arguments: ["--token"]) == ["--token"])
         #expect(r.redact(arguments: []) == [])
+        #expect(r.redact(arguments: ["backend", "--env", #"{"API_TOKEN": "t0k", "HOME": "/root", "DB_PASSWORD":"p\"w"}"#])
+                == ["backend", "--env", #"{"API_TOKEN": "***", "HOME": "/root", "DB_PASSWORD":"***"}"#])
     }
 
     @Test func parsesTimes() throws {

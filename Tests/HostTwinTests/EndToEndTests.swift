@@ -91,6 +91,7 @@ import TwinCore
         let before = TwinTime.nowMillis()
         usleep(1_100_000)
 
+        let opened = Date()
         let (fd, port) = try Self.listeningSocket()
         let child = Process()
         child.executableURL = URL(fileURLWithPath: "/bin/sleep")
@@ -101,6 +102,10 @@ import TwinCore
 
         let sawPort = try Self.eventually(5) { try Self.ports(dir).contains { ($0["port"] as? Int) == port } }
         #expect(sawPort, "listening port \(port) appears in `ports`")
+        // Visible within one second of the tick after it opened (plus the polling CLI's own latency).
+        let latency = Date().timeIntervalSince(opened)
+        print("new listening port visible in `ports` after \(String(format: "%.2f", latency)) s")
+        #expect(latency < 3.0)
         let p = try Self.ports(dir).first { ($0["port"] as? Int) == port }
         #expect(p?["protocol"] as? String == "tcp")
         #expect(p?["address"] as? String == "127.0.0.1")

@@ -31,7 +31,6 @@ import TwinCore
         "node_disk_ata_write_cache_enabled": "udev database",
         "node_disk_filesystem_info": "udev database",
         "node_disk_device_mapper_info": "udev database",
-        "node_hwmon": "hwmon chip naming (device symlinks) not implemented yet; no hwmon on the target VMs",
         "node_power_supply": "power_supply class not collected yet",
         "node_network": "sysfs net class: the unpacked fixture has eth0 as a stub file and no /proc/net/dev (node_exporter read those counters over netlink)",
         "node_cpu_vulnerabilities_info": "/sys/devices/system/cpu/vulnerabilities not collected yet",

@@ -7,7 +7,7 @@ import TwinCore
 /// numbers are series (`hosttwin_process_cpu_seconds_total`, `..._resident_memory_bytes`, `..._threads`,
 /// `..._read_bytes_total`, `..._written_bytes_total`, labelled `pid` and `name`, for user-space processes).
 /// The R/S/D flicker of a busy process is not versioned: the `state` attribute is the lifecycle state
-/// (running, zombie, stopped, traced, dead), and the per-tick letters are counted in `node_processes_state`.
+/// (alive, zombie, stopped, traced, dead), and the per-tick letters are counted in `node_processes_state`.
 ///
 /// Costs per tick: one `fstatat(2)` per process (owner, and the `/proc/PID` inode that tells a reused pid),
 /// one `stat` read per user-space process plus its `io`. Kernel threads whose `/proc/PID` inode is
@@ -58,7 +58,7 @@ public final class ProcessCollector: Collector {
         case "T": return "stopped"
         case "t": return "traced"
         case "X", "x": return "dead"
-        default: return "running"
+        default: return "alive"
         }
     }
 
