@@ -102,6 +102,20 @@ public final class FileReader {
         return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// Names in a directory with their inode numbers (from `readdir`, no extra system call), or nil.
+    public func listWithInodes(_ path: String) -> [(name: String, inode: UInt64)]? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var out: [(name: String, inode: UInt64)] = []
+        while let ent = readdir(dir) {
+            let name = withUnsafePointer(to: ent.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { out.append((name, UInt64(ent.pointee.d_ino))) }
+        }
+        return out
+    }
+
     /// Names in a directory (without `.` and `..`), or nil when it cannot be listed.
     public func list(_ path: String) -> [String]? {
         guard let dir = opendir(path) else { return nil }

@@ -9,8 +9,8 @@ import TwinCore
 /// The R/S/D flicker of a busy process is not versioned: the `state` attribute is the lifecycle state
 /// (alive, zombie, stopped, traced, dead), and the per-tick letters are counted in `node_processes_state`.
 ///
-/// Costs per tick: one `fstatat(2)` per process (owner, and the `/proc/PID` inode that tells a reused pid),
-/// one `stat` read per user-space process plus its `io`. Kernel threads whose `/proc/PID` inode is
+/// Costs per tick: the `/proc` listing (whose inode numbers tell a reused pid), then per user-space
+/// process one `fstatat(2)` (owner), one `stat` read and its `io`. Kernel threads whose `/proc/PID` inode is
 /// unchanged are re-read every `kernelThreadRefresh` only (their state letters in `node_processes_state`
 /// lag by as much); the command line is read only when a process first appears or its name changes (exec).
 public final class ProcessCollector: Collector {
@@ -63,7 +63,7 @@ public final class ProcessCollector: Collector {
     }
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        guard let names = ctx.reader.list(ctx.paths.proc) else { return .noData("cannot list \(ctx.paths.proc)") }
+        guard let names = ctx.reader.listWithInodes(ctx.paths.proc) else { return .noData("cannot list \(ctx.paths.proc)") }
         if !ctx.config.extraSecretWords.isEmpty {
             redactor.words = Redactor.defaultWords.union(ctx.config.extraSecretWords.map { $0.lowercased() })
         }
@@ -81,11 +81,8 @@ public final class ProcessCollector: Collector {
             procDirPath = ctx.paths.proc
         }
         let now = ctx.observation.timestamp
-        for pidName in names {
+        for (pidName, inode) in names {
             guard let first = pidName.utf8.first, first >= 48, first <= 57, let pid = Int(pidName) else { continue }
-            // A process may vanish between listing and reading: that is no data for it, not an error.
-            guard let dirStat = ctx.reader.status(at: procDir, pidName) else { continue }
-            let inode = UInt64(dirStat.st_ino)
             if let k = known[pidName], k.isKernelThread, k.inode == inode, now >= k.statRead, now - k.statRead < kernelThreadRefresh {
                 stateCounts[k.state, default: 0] += 1
                 threadsTotal += k.threads
@@ -93,7 +90,9 @@ public final class ProcessCollector: Collector {
                 entities.append(Entity(kind: .processes, key: k.key, attributes: k.attributes))
                 continue
             }
-            guard let st = ctx.reader.withBytes(at: procDir, pidName + "/stat", { parsePidStat($0) }), let stat = st else { continue }
+            // A process may vanish between listing and reading: that is no data for it, not an error.
+            guard let st = ctx.reader.withBytes(at: procDir, pidName + "/stat", { parsePidStat($0) }), let stat = st,
+                  let dirStat = ctx.reader.status(at: procDir, pidName) else { continue }
             stateCounts[stat.state, default: 0] += 1
             threadsTotal += stat.threads
             let uid: UInt32? = dirStat.st_uid

@@ -5,16 +5,16 @@ import TwinCore
 /// established TCP connections as `connections`, each mapped to its owning process through `/proc/PID/fd`.
 ///
 /// Costs decide the method (docs/ARCHITECTURE.md, "Socket collection"): on the live host, TCP listeners
-/// come from a netlink dump restricted to LISTEN (tens of µs) and UDP from `/proc/net/udp{,6}` (tens of
-/// µs), every tick. Established connections need the kernel's whole connection hash (about 1 ms over
+/// come from a netlink dump restricted to LISTEN and UDP sockets from a netlink dump (tens of µs each),
+/// every tick. Established connections need the kernel's whole connection hash (about 1 ms over
 /// netlink, 4 ms through `/proc/net/tcp` on a large table), so they are re-read when the sockstat in-use
 /// counts change, at most every `connectionMinInterval` and at least every `connectionMaxInterval`.
 /// Under a fixture root (`--root`), everything comes from the proc files. The `/proc/*/fd` walk runs only
 /// when a socket inode without a known owner appears.
 public final class SocketCollector: Collector {
     public let name = "sockets"
-    public var connectionMinInterval: Int64 = 5_000
-    public var connectionMaxInterval: Int64 = 30_000
+    public var connectionMinInterval: Int64 = 10_000
+    public var connectionMaxInterval: Int64 = 60_000
 
     private var lastCounts: [String: Double] = [:]
     private var lastConnectionScan: Int64 = .min
@@ -62,10 +62,16 @@ public final class SocketCollector: Collector {
             if connectionsDue || !live { connTables = all }
         }
         var anyUDP = false
-        for (file, family) in [("net/udp", "ipv4"), ("net/udp6", "ipv6")] {
-            guard let text = ctx.reader.read(ctx.paths.proc(file)) else { continue }
+        if tcpFromNetlink, let u4 = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_UDP), states: 1 << 7),
+           let u6 = NetlinkSockDiag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_UDP), states: 1 << 7) {
             anyUDP = true
-            listenTables.append(Table(proto: "udp", family: family, rows: parseSocketTable(text)))
+            listenTables += [Table(proto: "udp", family: "ipv4", rows: u4), Table(proto: "udp", family: "ipv6", rows: u6)]
+        } else {
+            for (file, family) in [("net/udp", "ipv4"), ("net/udp6", "ipv6")] {
+                guard let text = ctx.reader.read(ctx.paths.proc(file)) else { continue }
+                anyUDP = true
+                listenTables.append(Table(proto: "udp", family: family, rows: parseSocketTable(text)))
+            }
         }
         guard tcpFromNetlink || !listenTables.isEmpty || anyUDP else { return .noData("no socket tables (/proc/net/tcp, udp) and no netlink") }
 
