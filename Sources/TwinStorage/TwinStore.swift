@@ -38,6 +38,9 @@ public final class TwinStore: Sendable {
             // WAL + NORMAL: a commit survives a crash of the process (kill -9); only an OS crash or power
             // loss may lose the last ticks, and never corrupts. See docs/ARCHITECTURE.md.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // A small page cache: the writer touches the head of a few tables each tick, and readers
+            // are short-lived CLI processes.
+            try db.execute(sql: "PRAGMA cache_size = -1024")
         }
         let pool: DatabasePool
         do {

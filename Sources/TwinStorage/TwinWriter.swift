@@ -31,14 +31,36 @@ public final class TwinWriter {
         public var sealedChunks: Int
     }
 
+    private var lockFD: Int32 = -1
+
     public init(store: TwinStore, sealWindow: Int64 = 600_000) {
         self.store = store
         self.sealWindow = sealWindow
     }
 
+    deinit { if lockFD >= 0 { close(lockFD) } }
+
+    /// Takes the data directory's writer lock (`DIR/writer.lock`, an `flock`): one writer per store.
+    /// The kernel releases it when the process dies, so a `kill -9` never leaves a stale lock.
+    private func lock() throws {
+        let path = store.dataDir + "/writer.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw TwinError.unavailable("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+            close(fd)
+            throw TwinError.unavailable("another HostTwin writer\(holder.isEmpty ? "" : " (pid \(holder))") is using \(store.dataDir); stop it or choose another --data-dir")
+        }
+        _ = ftruncate(fd, 0)
+        let pid = Array("\(getpid())\n".utf8)
+        _ = pid.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        lockFD = fd
+    }
+
     /// Starts a run: loads the series index and the open versions, records the start and, when an
     /// earlier run ended without a clean stop or time passed since it, a `gap` event.
     public func begin(now: Int64, interval: Int64) throws {
+        try lock()
         try store.pool.write { db in
             for row in try Row.fetchAll(db, sql: "SELECT id, metric, labels FROM series") {
                 seriesIDs[SeriesKey(row["metric"], try Self.decodeLabels(row["labels"]))] = row["id"]
@@ -169,6 +191,7 @@ public final class TwinWriter {
             try Self.insertEvent(db, TwinEvent(time: now, type: .stopped, message: "run \(runID) stopped"))
         }
         try store.pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
+        if lockFD >= 0 { close(lockFD); lockFD = -1 }
     }
 
     static func insertEvent(_ db: Database, _ e: TwinEvent) throws {

@@ -47,6 +47,7 @@ struct RunCommand: AsyncParsableCommand {
         let dataDir = store.dataDir ?? file?.dataDir ?? StoreOptions.defaultDataDir()
         let seal = try sealWindow.map(TwinTime.parseDuration) ?? 600_000
 
+        MemoryFootprint.limitMallocArenas()
         var logger = Logger(label: "hosttwin")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let twinStore = try TwinStore.open(dataDir: dataDir)
@@ -104,6 +105,7 @@ struct CollectionService: Service {
                     do {
                         let result = try writer.commit(obs, health: obs.health)
                         lastError = nil
+                        if result.sealedChunks > 0 { MemoryFootprint.releaseFreedMemory() }
                         for e in result.events where e.kind == .listeningPorts || e.kind == .services {
                             logger.debug("\(e.type.rawValue) \(e.kind!.rawValue) \(e.key ?? "")")
                         }

@@ -133,6 +133,16 @@ import TwinCore
         #expect(try store.events(from: 0, to: 100_000).contains { $0.type == .started })
     }
 
+    @Test func oneWriterPerStore() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let first = TwinWriter(store: store)
+        try first.begin(now: 1000, interval: 1000)
+        let second = TwinWriter(store: try TwinStore.open(dataDir: dir))
+        #expect { try second.begin(now: 2000, interval: 1000) } throws: { "\($0)".contains("another HostTwin writer") }
+    }
+
     @Test func missingOrForeignStoreGivesClearErrors() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
