@@ -166,7 +166,7 @@ final class NodeExporterProbe {
         for _ in 0..<50 where fetch() == nil { usleep(100_000) }
     }
 
-    /// GET /metrics over a plain loopback socket (HTTP/1.0, read to EOF): no HTTP client library is
+    /// GET /metrics over a plain loopback socket (read to EOF): no HTTP client library is
     /// loaded into the process whose memory the benchmark reports.
     func fetch() -> String? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -178,7 +178,9 @@ final class NodeExporterProbe {
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
         guard ok else { return nil }
-        let req = Array("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let req = Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
         guard req.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == req.count else { return nil }
         var data = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 65536)

@@ -18,8 +18,8 @@ struct MetricsCommand: ParsableCommand {
         if !only.isEmpty {
             for e in CollectorRegistry.all { selection.enabled[e.name] = only.contains(e.name) }
         }
-        do { try selection.validate() } catch { throw ValidationError("\(error)") }
-        for n in only where CollectorRegistry.entry(n) == nil { throw ValidationError("unknown collector \(n)") }
+        do { try selection.validate() } catch { throw CLIError("\(error)") }
+        for n in only where CollectorRegistry.entry(n) == nil { throw CLIError("unknown collector \(n)") }
         let sampler = Sampler(paths: hostPaths.paths, selection: selection)
         let obs = sampler.tick(now: TwinTime.nowMillis(), force: true)
         print(PrometheusText.render(obs.samples, types: obs.types), terminator: "")

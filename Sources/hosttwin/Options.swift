@@ -51,7 +51,7 @@ struct HostPathOptions: ParsableArguments {
 
 /// Parses a TIME argument, turning the error into a validation message.
 func parseTime(_ text: String, _ option: String) throws -> Int64 {
-    do { return try TwinTime.parse(text) } catch { throw ValidationError("\(option): \(error)") }
+    do { return try TwinTime.parse(text) } catch { throw CLIError("\(option): \(error)") }
 }
 
 /// JSON with stable key order, for every `--json` output.
@@ -81,4 +81,11 @@ func humanBytes(_ v: Double) -> String {
     var i = 0
     while abs(x) >= 1024, i < units.count - 1 { x /= 1024; i += 1 }
     return i == 0 ? String(format: "%.0f %@", x, units[i]) : String(format: "%.1f %@", x, units[i])
+}
+
+/// An error a command reports to the person running it: the message alone, without the usage text that
+/// argument-parsing errors get.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
 }

@@ -40,9 +40,9 @@ struct RunCommand: AsyncParsableCommand {
         var selection = try file?.selection() ?? CollectorSelection()
         for n in disabled { selection.enabled[n] = false }
         for n in enabled { selection.enabled[n] = true }
-        do { try selection.validate() } catch { throw ValidationError("\(error)") }
+        do { try selection.validate() } catch { throw CLIError("\(error)") }
         let intervalMs = try TwinTime.parseDuration(interval ?? file?.interval ?? "1s")
-        guard intervalMs >= 100 else { throw ValidationError("--interval must be at least 100ms") }
+        guard intervalMs >= 100 else { throw CLIError("--interval must be at least 100ms") }
         let (host, port) = try TwinHTTPServer.parseListen(listen ?? file?.listen ?? "127.0.0.1:9977")
         let dataDir = store.dataDir ?? file?.dataDir ?? StoreOptions.defaultDataDir()
         let seal = try sealWindow.map(TwinTime.parseDuration) ?? 600_000

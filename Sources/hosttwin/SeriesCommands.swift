@@ -33,13 +33,13 @@ struct SamplesCommand: ParsableCommand {
 
     func run() throws {
         let key: SeriesKey
-        do { key = try SeriesKey.parse(series) } catch { throw ValidationError("\(error)") }
+        do { key = try SeriesKey.parse(series) } catch { throw CLIError("\(error)") }
         let a = try parseTime(from, "--from"), b = try parseTime(to, "--to")
-        guard a <= b else { throw ValidationError("--from is after --to") }
+        guard a <= b else { throw CLIError("--from is after --to") }
         let s = try store.openForReading()
         guard let samples = try s.samples(key, from: a, to: b) else {
             let similar = try s.series(matching: NSRegularExpression.escapedPattern(for: key.metric)).prefix(5).map(\.key.description)
-            throw ValidationError("no stored series \(key)" + (similar.isEmpty ? "" : "; series of that metric: " + similar.joined(separator: ", ")))
+            throw CLIError("no stored series \(key)" + (similar.isEmpty ? "" : "; series of that metric: " + similar.joined(separator: ", ")))
         }
         if output.json {
             try printJSON(SamplesJSON(series: key.description, metric: key.metric, labels: key.labels,

@@ -8,7 +8,7 @@ func parseKinds(_ names: [String]) throws -> [EntityKind]? {
     if names.isEmpty { return nil }
     return try names.map { n in
         guard let k = EntityKind(rawValue: n) else {
-            throw ValidationError("unknown kind '\(n)'; kinds: \(EntityKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw CLIError("unknown kind '\(n)'; kinds: \(EntityKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return k
     }
@@ -52,7 +52,7 @@ struct DiffCommand: ParsableCommand {
     func run() throws {
         let s = try store.openForReading()
         let a = try parseTime(from, "--from"), b = try parseTime(to, "--to")
-        guard a <= b else { throw ValidationError("--from (\(TwinTime.rfc3339(a))) is after --to (\(TwinTime.rfc3339(b)))") }
+        guard a <= b else { throw CLIError("--from (\(TwinTime.rfc3339(a))) is after --to (\(TwinTime.rfc3339(b)))") }
         let d = try s.diff(from: a, to: b, kinds: try parseKinds(kind))
         if output.json {
             try printJSON(DiffJSON(d))
