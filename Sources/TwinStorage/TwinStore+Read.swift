@@ -27,6 +27,7 @@ public struct StateDiff: Sendable {
 public struct RunInfo: Sendable {
     public var id: Int64
     public var started: Int64
+    /// The run's last tick as of its last seal or stop (``TwinStore/lastTick()`` is the store's latest).
     public var lastTick: Int64?
     public var stopped: Int64?
     public var interval: Int64
@@ -184,7 +185,14 @@ extension TwinStore {
 
     /// The latest tick stored, if any.
     public func lastTick() throws -> Int64? {
-        try pool.read { try Int64.fetchOne($0, sql: "SELECT max(last_tick) FROM runs") }
+        try pool.read { try Self.lastTick($0) }
+    }
+
+    /// `runs.last_tick` is written at seals and stops; the head log holds every tick since the last seal.
+    static func lastTick(_ db: Database) throws -> Int64? {
+        let sealed = try Int64.fetchOne(db, sql: "SELECT max(last_tick) FROM runs")
+        let head = try Int64.fetchOne(db, sql: "SELECT max(t) FROM head_log")
+        return [sealed, head].compactMap { $0 }.max()
     }
 
     /// The latest health line of each collector (as of its last change).

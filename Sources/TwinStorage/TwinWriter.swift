@@ -3,8 +3,8 @@ import GRDB
 import TwinCore
 
 /// The single writer of a store: turns each tick's ``Observation`` into one durable SQLite transaction
-/// (head-log row for the samples, new series, state versions, events, the run's progress), and seals the
-/// head log into compressed chunks every `sealWindow`.
+/// (head-log row for the samples, new series, state versions, events), and seals the head log into
+/// compressed chunks every `sealWindow`.
 ///
 /// Owned by one collection loop; not thread-safe.
 public final class TwinWriter {
@@ -73,7 +73,7 @@ public final class TwinWriter {
             }
             tracker = StateTracker(current: current)
             let prev = try Row.fetchOne(db, sql: "SELECT id, last_tick, stopped FROM runs ORDER BY id DESC LIMIT 1")
-            let prevLast: Int64? = prev?["last_tick"]
+            let prevLast = try TwinStore.lastTick(db)
             lastTick = prevLast ?? .min
             oldestLogTick = try Int64.fetchOne(db, sql: "SELECT min(t) FROM head_log")
             if let prevLast {
@@ -102,7 +102,7 @@ public final class TwinWriter {
         var result = TickResult(samples: obs.samples.count, newSeries: 0, events: delta.events, sealedChunks: 0)
         var opened: [Int64] = []
         let changedHealth = health.filter { lastHealth[$0.collector]?.status != $0.status || lastHealth[$0.collector]?.message != $0.message }
-        try store.pool.write { db in
+        try writeTransaction { db in
             var pairs: [(Int64, Double)] = []
             pairs.reserveCapacity(obs.samples.count)
             var seenIDs = Set<Int64>(minimumCapacity: obs.samples.count)
@@ -143,7 +143,6 @@ public final class TwinWriter {
                 try db.cachedStatement(sql: "INSERT OR REPLACE INTO health(collector, status, message, duration_us, t) VALUES (?, ?, ?, ?, ?)").execute(
                                arguments: [h.collector, h.status.rawValue, h.message, h.durationMicros, t])
             }
-            try db.cachedStatement(sql: "UPDATE runs SET last_tick = ? WHERE id = ?").execute(arguments: [t, runID])
         }
         for h in changedHealth { lastHealth[h.collector] = h }
         result.newSeries = newKeys.count
@@ -176,6 +175,10 @@ public final class TwinWriter {
                 try db.execute(sql: "INSERT OR REPLACE INTO chunks(series_id, min_t, max_t, count, data) VALUES (?, ?, ?, ?, ?)",
                                arguments: [id, enc.firstTime, enc.lastTime, enc.count, Data(enc.bytes)])
             }
+            // The head log is the record of recent ticks; before it goes, the run's last tick moves to `runs`.
+            if let last = try Int64.fetchOne(db, sql: "SELECT max(t) FROM head_log") {
+                try db.execute(sql: "UPDATE runs SET last_tick = max(coalesce(last_tick, 0), ?) WHERE id = ?", arguments: [last, runID])
+            }
             try db.execute(sql: "DELETE FROM head_log")
             return perSeries.count
         }
@@ -192,6 +195,21 @@ public final class TwinWriter {
         }
         try store.pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
         if lockFD >= 0 { close(lockFD); lockFD = -1 }
+    }
+
+    /// One write transaction on cached BEGIN/COMMIT statements: the per-tick path skips the bookkeeping of
+    /// GRDB's general transaction API (observers, savepoints), which cost more than the inserts here.
+    private func writeTransaction(_ body: (Database) throws -> Void) throws {
+        try store.pool.writeWithoutTransaction { db in
+            try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
+            do {
+                try body(db)
+                try db.cachedStatement(sql: "COMMIT").execute()
+            } catch {
+                try? db.execute(sql: "ROLLBACK")
+                throw error
+            }
+        }
     }
 
     static func insertEvent(_ db: Database, _ e: TwinEvent) throws {

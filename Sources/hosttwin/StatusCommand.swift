@@ -30,8 +30,8 @@ struct StatusCommand: ParsableCommand {
         let summary = HostSummary(latest: latest, previous: previous)
         let host = try s.state(at: t, kinds: [.host]).first?.attributes ?? [:]
         let runs = try s.runs()
-        let lastTick = runs.compactMap(\.lastTick).max()
-        let running = runs.last.map { $0.stopped == nil && ($0.lastTick ?? 0) > TwinTime.nowMillis() - 5 * $0.interval - 2000 } ?? false
+        let lastTick = try s.lastTick()
+        let running = runs.last.map { $0.stopped == nil && (lastTick ?? 0) > TwinTime.nowMillis() - 5 * $0.interval - 2000 } ?? false
         let health = try s.health()
         if output.json {
             try printJSON(StatusJSON(at: TwinTime.rfc3339(t), lastTick: lastTick.map(TwinTime.rfc3339), running: running, host: host, summary: summary, collectors: health))
