@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TwinCollectors
 import TwinCore
+import TwinServer
 import TwinStorage
 
 struct BenchCommand: ParsableCommand {
@@ -166,32 +167,9 @@ final class NodeExporterProbe {
         for _ in 0..<50 where fetch() == nil { usleep(100_000) }
     }
 
-    /// GET /metrics over a plain loopback socket (read to EOF): no HTTP client library is
-    /// loaded into the process whose memory the benchmark reports.
     func fetch() -> String? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(port).bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
-        guard ok else { return nil }
-        var tv = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let req = Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-        guard req.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == req.count else { return nil }
-        var data = [UInt8]()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            data += buf[0..<n]
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        guard text.hasPrefix("HTTP/1.") && text.contains(" 200 "), let body = text.range(of: "\r\n\r\n") else { return nil }
-        return String(text[body.upperBound...])
+        guard let (status, body) = LoopbackHTTP.get(port: port, "/metrics", timeout: 10), status == 200 else { return nil }
+        return body
     }
 
     /// One scrape: the exporter's CPU time spent on it (µs) and the number of series returned.

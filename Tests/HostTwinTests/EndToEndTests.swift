@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TwinCore
 @testable import TwinStorage
+import TwinServer
 
 /// Runs the real `hosttwin` binary as a user would: `run` on a temporary data directory, then the CLI
 /// against it while it runs and after it stopped.
@@ -72,34 +73,6 @@ import TwinCore
         return (fd, Int(UInt16(bigEndian: addr.sin_port)))
     }
 
-    /// GET a path from a loopback HTTP server; (status code, body), or nil when nothing answers.
-    static func httpGet(port: Int, _ path: String) -> (Int, String)? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(port).bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
-        guard ok else { return nil }
-        // A receive timeout so a server that keeps the connection open cannot hang the test.
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let req = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-        _ = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        var data = [UInt8]()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            data += buf[0..<n]
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        guard let sp = text.split(separator: " ", maxSplits: 2).dropFirst().first, let code = Int(sp),
-              let body = text.range(of: "\r\n\r\n") else { return nil }
-        return (code, String(text[body.upperBound...]))
-    }
-
     static func ports(_ dir: String, at: String = "now") throws -> [[String: Any]] {
         try json(["ports", "--data-dir", dir, "--json", "--at", at]) as? [[String: Any]] ?? []
     }
@@ -121,16 +94,16 @@ import TwinCore
         usleep(1_100_000)
 
         // The server answers on loopback: health, and a summary of the host now.
-        let health = try #require(Self.httpGet(port: httpPort, "/healthz"))
+        let health = try #require(LoopbackHTTP.get(port: httpPort, "/healthz"))
         #expect(health.0 == 200)
         let healthJSON = try JSONSerialization.jsonObject(with: Data(health.1.utf8)) as? [String: Any]
         #expect(healthJSON?["status"] as? String == "ok")
-        let summary = try #require(Self.httpGet(port: httpPort, "/api/v1/summary"))
+        let summary = try #require(LoopbackHTTP.get(port: httpPort, "/api/v1/summary"))
         #expect(summary.0 == 200)
         let summaryJSON = try JSONSerialization.jsonObject(with: Data(summary.1.utf8)) as? [String: Any]
         #expect((summaryJSON?["host"] as? [String: Any])?["hostname"] != nil)
         #expect(((summaryJSON?["summary"] as? [String: Any])?["memory_total_bytes"] as? Double ?? 0) > 0)
-        #expect(Self.httpGet(port: httpPort, "/no/such/route")?.0 == 404)
+        #expect(LoopbackHTTP.get(port: httpPort, "/no/such/route")?.0 == 404)
 
         let opened = Date()
         let (fd, port) = try Self.listeningSocket()
