@@ -56,6 +56,7 @@ let package = Package(
         .testTarget(
             name: "HostTwinTests",
             dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinServer"],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
     ]

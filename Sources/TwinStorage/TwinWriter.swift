@@ -193,7 +193,8 @@ public final class TwinWriter {
             try db.execute(sql: "UPDATE runs SET stopped = ? WHERE id = ?", arguments: [now, runID])
             try Self.insertEvent(db, TwinEvent(time: now, type: .stopped, message: "run \(runID) stopped"))
         }
-        try store.pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
+        // Fold the WAL into the database so a stopped store is one file; failing that is harmless.
+        store.pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
         if lockFD >= 0 { close(lockFD); lockFD = -1 }
     }
 

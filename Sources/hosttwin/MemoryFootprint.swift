@@ -29,7 +29,7 @@ enum MemoryFootprint {
         defer { fclose(f) }
         var line = [CChar](repeating: 0, count: 512)
         while fgets(&line, Int32(line.count), f) != nil {
-            let text = String(cString: line)
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let parts = text.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
             guard parts.count >= 6, parts[1].hasPrefix("r-x"), parts[5].drop(while: { $0 == " " }).hasPrefix("/") else { continue }
             let range = parts[0].split(separator: "-")

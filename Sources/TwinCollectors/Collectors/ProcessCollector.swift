@@ -48,6 +48,9 @@ public final class ProcessCollector: Collector {
     private let clockTicks = Double(sysconf(Int32(_SC_CLK_TCK)))
     private var redactor = Redactor()
     private var bootTime: Double?
+    private var redactorConfigured = false
+    /// pid_max and threads-max, re-read every minute (sysctl reads cost tens of µs).
+    private var limits: (pids: Double?, threads: Double?, read: Int64)?
 
     public init() {}
 
@@ -64,8 +67,9 @@ public final class ProcessCollector: Collector {
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         guard let names = ctx.reader.listWithInodes(ctx.paths.proc) else { return .noData("cannot list \(ctx.paths.proc)") }
-        if !ctx.config.extraSecretWords.isEmpty {
+        if !redactorConfigured {
             redactor.words = Redactor.defaultWords.union(ctx.config.extraSecretWords.map { $0.lowercased() })
+            redactorConfigured = true
         }
         if bootTime == nil, let text = ctx.reader.read(ctx.paths.proc("stat")) { bootTime = parseProcStat(text).bootTime }
         users.refreshIfNeeded(ctx.paths, ctx.reader)
@@ -147,12 +151,12 @@ public final class ProcessCollector: Collector {
         for (s, n) in stateCounts.sorted(by: { $0.key < $1.key }) {
             ctx.observation.add("node_processes_state", Labels(["state": String(s)]), Double(n))
         }
-        if let v = ctx.reader.read(ctx.paths.proc("sys/kernel/pid_max")).flatMap({ Double($0.trimmingSuffixNewlines) }) {
-            ctx.observation.add("node_processes_max_processes", .empty, v)
+        if limits.map({ now - $0.read >= 60_000 || now < $0.read }) ?? true {
+            func sysctl(_ name: String) -> Double? { ctx.reader.read(ctx.paths.proc(name)).flatMap { Double($0.trimmingSuffixNewlines) } }
+            limits = (sysctl("sys/kernel/pid_max"), sysctl("sys/kernel/threads-max"), now)
         }
-        if let v = ctx.reader.read(ctx.paths.proc("sys/kernel/threads-max")).flatMap({ Double($0.trimmingSuffixNewlines) }) {
-            ctx.observation.add("node_processes_max_threads", .empty, v)
-        }
+        if let v = limits?.pids { ctx.observation.add("node_processes_max_processes", .empty, v) }
+        if let v = limits?.threads { ctx.observation.add("node_processes_max_threads", .empty, v) }
         ctx.observation.set(.processes, entities)
         return .ok
     }

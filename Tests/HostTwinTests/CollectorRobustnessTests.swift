@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import TwinCollectors
+import TwinCore
+
+/// Every collector against an empty root and against trees of garbage and truncated files: no crash,
+/// one health line per collector, and "no data" where a source is missing.
+@Suite struct CollectorRobustnessTests {
+    static let files = [
+        "proc/stat", "proc/meminfo", "proc/loadavg", "proc/vmstat", "proc/diskstats", "proc/net/dev", "proc/net/snmp",
+        "proc/net/netstat", "proc/net/snmp6", "proc/net/sockstat", "proc/net/sockstat6", "proc/net/tcp", "proc/net/udp",
+        "proc/pressure/cpu", "proc/pressure/io", "proc/1/mountinfo", "proc/1/stat", "proc/1/io", "proc/1/cmdline",
+        "proc/42/stat", "proc/sys/fs/file-nr", "proc/sys/kernel/random/entropy_avail", "proc/sys/kernel/pid_max",
+        "proc/cpuinfo", "sys/class/thermal/thermal_zone0/temp", "sys/class/thermal/thermal_zone0/type",
+        "sys/class/hwmon/hwmon0/temp1_input", "sys/class/hwmon/hwmon0/name", "sys/class/net/eth0/operstate",
+        "sys/fs/ext4/vda/errors_count", "etc/os-release", "etc/passwd", "var/lib/dpkg/status", "run/utmp",
+    ]
+
+    @Test func emptyRootIsNoDataNotACrash() throws {
+        let root = try temporaryDirectory("empty-root")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let sampler = Sampler(paths: HostPaths.under(root), config: CollectorConfig(backupPaths: ["/nowhere"]))
+        let obs = sampler.tick(now: 1_800_000_000_000, force: true)
+        #expect(obs.health.count == sampler.collectorNames.count)
+        #expect(obs.health.allSatisfy { $0.status != .error }, "\(obs.health.filter { $0.status == .error })")
+        #expect(obs.health.first { $0.collector == "cpu" }?.status == .noData)
+        #expect(obs.samples.allSatisfy { !$0.key.metric.hasPrefix("node_cpu") })
+    }
+
+    @Test func garbageAndTruncatedFiles() throws {
+        var rng = SystemRandomNumberGenerator()
+        let real = try ["proc/stat", "proc/meminfo", "proc/net/dev", "proc/net/snmp", "proc/net/netstat", "proc/diskstats",
+                        "proc/self/mountinfo", "proc/net/tcp", "proc/vmstat", "proc/loadavg"].map { try Fixtures.vmText($0) }
+        for round in 0..<25 {
+            let root = try temporaryDirectory("garbage-root")
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            for rel in Self.files {
+                let path = root + "/" + rel
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                var bytes: [UInt8]
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: bytes = (0..<Int.random(in: 0...600, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                case 1: // a real file cut at a random point
+                    let r = Array(real.randomElement(using: &rng)!.utf8)
+                    bytes = Array(r.prefix(Int.random(in: 0...r.count, using: &rng)))
+                case 2: // a real file with random lines dropped and fields mangled
+                    bytes = Array(real.randomElement(using: &rng)!.split(separator: "\n").compactMap { line -> String? in
+                        if Bool.random(using: &rng) { return nil }
+                        return String(line.map { c -> Character in Int.random(in: 0..<20, using: &rng) == 0 ? "(" : c })
+                    }.joined(separator: "\n").utf8)
+                default: bytes = []
+                }
+                FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            }
+            let sampler = Sampler(paths: HostPaths.under(root))
+            for i in 0..<2 {
+                let obs = sampler.tick(now: 1_800_000_000_000 + Int64(round * 10 + i) * 1000, force: true)
+                #expect(obs.health.count == sampler.collectorNames.count)
+                #expect(obs.samples.allSatisfy { !$0.key.metric.isEmpty })
+                _ = PrometheusText.render(obs.samples, types: obs.types)
+            }
+        }
+    }
+}
