@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+@testable import TwinCollectors
+import TwinCore
+
+/// Collectors on small trees made by the test: storage health, read-only remounts, backup freshness.
+@Suite struct CollectorTests {
+    func write(_ path: String, _ text: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    }
+
+    func only(_ name: String) -> CollectorSelection {
+        CollectorSelection(enabled: Dictionary(uniqueKeysWithValues: CollectorRegistry.all.map { ($0.name, $0.name == name) }))
+    }
+
+    func value(_ obs: Observation, _ metric: String, _ labels: [String: String] = [:]) -> Double? {
+        obs.samples.first { sample in sample.key.metric == metric && labels.allSatisfy { sample.key.labels[$0.key] == $0.value } }?.value
+    }
+
+    @Test func ext4ErrorCounters() throws {
+        let root = try temporaryDirectory("storagehealth")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try write(root + "/sys/fs/ext4/sda1/errors_count", "3\n")
+        try write(root + "/sys/fs/ext4/sda1/last_error_time", "1795834800\n")
+        try write(root + "/sys/fs/ext4/vdb/errors_count", "0\n")
+        let obs = Sampler(paths: HostPaths.under(root), selection: only("storagehealth")).tick(now: 1000, force: true)
+        #expect(value(obs, "hosttwin_filesystem_errors_total", ["device": "sda1"]) == 3)
+        #expect(value(obs, "hosttwin_filesystem_errors_total", ["device": "vdb"]) == 0)
+        #expect(value(obs, "hosttwin_filesystem_last_error_time_seconds", ["device": "sda1"]) == 1795834800)
+    }
+
+    @Test func readOnlyRemountIsAChangeOfTheMount() throws {
+        let root = try temporaryDirectory("remount")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
+        let line = "36 1 8:1 / /data %@ - ext4 /dev/sdb1 rw\n"
+        try write(root + "/proc/1/mountinfo", line.replacingOccurrences(of: "%@", with: "rw,noatime"))
+        let sampler = Sampler(paths: HostPaths.under(root), selection: only("filesystem"))
+        let a = sampler.tick(now: 1000, force: true)
+        #expect(a.entities[.mounts]?.first?.attributes["ro"] == .bool(false))
+        #expect(value(a, "node_filesystem_readonly", ["mountpoint": "/data"]) == 0)
+        #expect((value(a, "node_filesystem_size_bytes", ["mountpoint": "/data"]) ?? 0) > 0, "statfs of ROOT/data")
+        try write(root + "/proc/1/mountinfo", line.replacingOccurrences(of: "%@", with: "ro,noatime"))
+        let b = sampler.tick(now: 2000, force: true)
+        #expect(b.entities[.mounts]?.first?.attributes["ro"] == .bool(true))
+        #expect(value(b, "node_filesystem_readonly", ["mountpoint": "/data"]) == 1)
+        // Unchanged mount table: mounts are not re-sent (the tracker keeps them), file systems are.
+        let c = sampler.tick(now: 3000, force: true)
+        #expect(c.entities[.mounts] == nil)
+        #expect(c.entities[.filesystems]?.count == 1)
+    }
+
+    @Test func backupFreshness() throws {
+        let dir = try temporaryDirectory("backups")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(dir + "/db/old.dump", String(repeating: "x", count: 100))
+        try write(dir + "/db/new.dump", String(repeating: "y", count: 50))
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_700_000_000)], ofItemAtPath: dir + "/db/old.dump")
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_790_000_000)], ofItemAtPath: dir + "/db/new.dump")
+        let sampler = Sampler(selection: only("backup"), config: CollectorConfig(backupPaths: [dir + "/db", dir + "/missing"]))
+        let obs = sampler.tick(now: 1000, force: true)
+        #expect(value(obs, "hosttwin_backup_newest_mtime_seconds", ["path": dir + "/db"]) == 1_790_000_000)
+        #expect(value(obs, "hosttwin_backup_size_bytes", ["path": dir + "/db"]) == 150)
+        #expect(value(obs, "hosttwin_backup_files", ["path": dir + "/db"]) == 2)
+        #expect(value(obs, "hosttwin_backup_present", ["path": dir + "/missing"]) == 0)
+        #expect(obs.entities[.backups]?.count == 2)
+    }
+
+    @Test func servicesReportNotAvailableWithoutSystemd() throws {
+        let root = try temporaryDirectory("nosystemd")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let obs = Sampler(paths: HostPaths.under(root), selection: only("services")).tick(now: 1000, force: true)
+        let h = try #require(obs.health.first)
+        #expect(h.status == .noData)
+        #expect(h.message?.contains("not available") == true)
+    }
+}
