@@ -113,7 +113,13 @@ public final class TwinWriter {
             for (i, s) in obs.samples.enumerated() {
                 let id: Int64
                 if i < lastKeys.count, lastKeys[i] == s.key { id = lastIDs[i] }
-                else if let known = seriesIDs[s.key] { id = known } else {
+                else if let known = seriesIDs[s.key] { id = known }
+                else if let stored = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM series WHERE metric = ? AND labels = ?"),
+                                                        arguments: [s.key.metric, Self.encodeLabels(s.key.labels)]) {
+                    // Known to the store but evicted from memory (not seen for a seal window).
+                    id = stored
+                    seriesIDs[s.key] = id
+                } else {
                     try db.cachedStatement(sql: "INSERT INTO series(metric, labels, type) VALUES (?, ?, ?)").execute(
                                    arguments: [s.key.metric, Self.encodeLabels(s.key.labels), (obs.types[s.key.metric] ?? .gauge).rawValue])
                     id = db.lastInsertedRowID
@@ -159,7 +165,7 @@ public final class TwinWriter {
     /// number of chunks written.
     @discardableResult
     public func seal() throws -> Int {
-        let n = try store.pool.write { db -> Int in
+        let sealed = try store.pool.write { db -> [Int64: XORChunkEncoder] in
             var perSeries: [Int64: XORChunkEncoder] = [:]
             let rows = try Row.fetchCursor(db, sql: "SELECT t, data FROM head_log ORDER BY t")
             while let row = try rows.next() {
@@ -180,10 +186,17 @@ public final class TwinWriter {
                 try db.execute(sql: "UPDATE runs SET last_tick = max(coalesce(last_tick, 0), ?) WHERE id = ?", arguments: [last, runID])
             }
             try db.execute(sql: "DELETE FROM head_log")
-            return perSeries.count
+            return perSeries
         }
         oldestLogTick = nil
-        return n
+        evictIdleSeries(active: Set(sealed.keys))
+        return sealed.count
+    }
+
+    /// Keeps in memory only the series seen in the last seal window: series of processes that ended
+    /// would otherwise accumulate for as long as `run` runs.
+    private func evictIdleSeries(active: Set<Int64>) {
+        seriesIDs = seriesIDs.filter { active.contains($0.value) }
     }
 
     /// Ends the run cleanly: seals the head log and records the stop.

@@ -133,6 +133,27 @@ import TwinCore
         #expect(try store.events(from: 0, to: 100_000).contains { $0.type == .started })
     }
 
+    @Test func idleSeriesLeaveMemoryButKeepTheirIdentity() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store)
+        try w.begin(now: 0, interval: 1000)
+        func tick(_ t: Int64, _ names: [String]) throws {
+            var o = Observation(timestamp: t)
+            for n in names { o.add(n, .empty, Double(t)) }
+            try w.commit(o)
+        }
+        try tick(1000, ["a", "b"])
+        try w.seal()
+        try tick(2000, ["a"])
+        try w.seal() // "b" was not seen in this window: evicted from memory
+        try tick(3000, ["a", "b"])
+        try w.seal()
+        #expect(try store.series().count == 2, "b is found again, not inserted twice")
+        #expect(try store.samples(SeriesKey("b"), from: 0, to: 10_000)?.map(\.0) == [1000, 3000])
+    }
+
     @Test func oneWriterPerStore() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
