@@ -52,6 +52,8 @@ import TwinCore
                 }
                 FileManager.default.createFile(atPath: path, contents: Data(bytes))
             }
+            // A process listed in /proc that vanished before its files were read.
+            try FileManager.default.createDirectory(atPath: root + "/proc/77", withIntermediateDirectories: true)
             let sampler = Sampler(paths: HostPaths.under(root))
             for i in 0..<2 {
                 let obs = sampler.tick(now: 1_800_000_000_000 + Int64(round * 10 + i) * 1000, force: true)

@@ -2,7 +2,7 @@ import Glibc
 import TwinCore
 
 /// TCP and UDP sockets (IPv4 and IPv6): listening sockets as `listening_ports` entities at every tick, and
-/// established TCP connections as `connections`, each mapped to its owning process through `/proc/PID/fd`.
+/// established TCP connections and connected UDP sockets as `connections`, each mapped to its owning process through `/proc/PID/fd`.
 ///
 /// Costs decide the method (docs/ARCHITECTURE.md, "Socket collection"): on the live host, TCP listeners
 /// come from a netlink dump restricted to LISTEN and UDP sockets from a netlink dump (tens of µs each),
@@ -62,8 +62,8 @@ public final class SocketCollector: Collector {
             if connectionsDue || !live { connTables = all }
         }
         var anyUDP = false
-        if tcpFromNetlink, let u4 = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_UDP), states: 1 << 7),
-           let u6 = NetlinkSockDiag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_UDP), states: 1 << 7) {
+        if tcpFromNetlink, let u4 = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1),
+           let u6 = NetlinkSockDiag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1) {
             anyUDP = true
             listenTables += [Table(proto: "udp", family: "ipv4", rows: u4), Table(proto: "udp", family: "ipv6", rows: u6)]
         } else {
@@ -78,7 +78,10 @@ public final class SocketCollector: Collector {
         let listening = listenTables.flatMap { t in
             t.rows.filter { t.proto == "tcp" ? $0.state == 10 : ($0.state == 7 && $0.remotePort == 0) }.map { (t, $0) }
         }
-        let established = connTables.map { $0.flatMap { t in t.rows.filter { $0.state == 1 }.map { (t, $0) } } }
+        // Connections: established TCP, and connected UDP sockets, refreshed together.
+        let established = connTables.map { tcp in
+            (tcp + listenTables.filter { $0.proto == "udp" }).flatMap { t in t.rows.filter { $0.state == 1 }.map { (t, $0) } }
+        }
         let inodes = listening.map(\.1.inode) + (established?.map(\.1.inode) ?? [])
         if inodes.contains(where: { $0 != 0 && owners[$0] == nil && !ownerless.contains($0) }) {
             owners = scanSocketOwners(ctx)
@@ -107,12 +110,12 @@ public final class SocketCollector: Collector {
             var conns: [String: Entity] = [:]
             for (t, r) in established {
                 let owner = owners[r.inode]
-                let key = "tcp/\(r.localAddress):\(r.localPort)/\(r.remoteAddress):\(r.remotePort)"
+                let key = "\(t.proto)/\(r.localAddress):\(r.localPort)/\(r.remoteAddress):\(r.remotePort)"
                 conns[key] = Entity(kind: .connections, key: key, attributes: [
-                    "protocol": "tcp", "family": .string(t.family),
+                    "protocol": .string(t.proto), "family": .string(t.family),
                     "local_address": .string(r.localAddress), "local_port": .int(Int64(r.localPort)),
                     "remote_address": .string(r.remoteAddress), "remote_port": .int(Int64(r.remotePort)),
-                    "state": "established",
+                    "state": .string(t.proto == "tcp" ? "established" : "connected"),
                     "pid": owner.map { .int(Int64($0.pid)) } ?? .null,
                     "process": owner.map { .string($0.name) } ?? .null,
                 ])
