@@ -76,6 +76,9 @@ public final class Sampler {
     private let paths: HostPaths
     private let config: CollectorConfig
     private let reader = FileReader()
+    /// Metric types seen so far, handed to each observation so that adding a sample of a known family
+    /// never writes to the map.
+    private var types: [String: MetricType] = [:]
     /// The latest health line of every enabled collector.
     public private(set) var health: [String: CollectorHealth] = [:]
 
@@ -97,6 +100,7 @@ public final class Sampler {
         reader.startTick()
         var ctx = CollectContext(paths: paths, reader: reader, config: config, observation: Observation(timestamp: now))
         ctx.observation.samples.reserveCapacity(1024)
+        ctx.observation.types = types
         for i in scheduled.indices where force || scheduled[i].nextDue <= now {
             let c = scheduled[i].collector
             let start = cpuMicros()
@@ -117,6 +121,7 @@ public final class Sampler {
             let iv = scheduled[i].interval
             scheduled[i].nextDue = (now / iv + 1) * iv
         }
+        types = ctx.observation.types
         return ctx.observation
     }
 }

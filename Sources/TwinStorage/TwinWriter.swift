@@ -57,14 +57,11 @@ public final class TwinWriter {
         lockFD = fd
     }
 
-    /// Starts a run: loads the series index and the open versions, records the start and, when an
+    /// Starts a run: loads the open versions (series ids are looked up as they are first seen), records the start and, when an
     /// earlier run ended without a clean stop or time passed since it, a `gap` event.
     public func begin(now: Int64, interval: Int64) throws {
         try lock()
         try store.pool.write { db in
-            for row in try Row.fetchAll(db, sql: "SELECT id, metric, labels FROM series") {
-                seriesIDs[SeriesKey(row["metric"], try Self.decodeLabels(row["labels"]))] = row["id"]
-            }
             var current: [EntityKind: [String: StateTracker.Open]] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL") {
                 guard let kind = EntityKind(rawValue: row["kind"]) else { continue }
@@ -102,28 +99,31 @@ public final class TwinWriter {
         var result = TickResult(samples: obs.samples.count, newSeries: 0, events: delta.events, sealedChunks: 0)
         var opened: [Int64] = []
         let changedHealth = health.filter { lastHealth[$0.collector]?.status != $0.status || lastHealth[$0.collector]?.message != $0.message }
+        // Ids learned in this transaction join the in-memory index only once it commits: after a rollback
+        // (disk full, say) SQLite would hand the same ids to other series.
+        var learned: [SeriesKey: Int64] = [:]
+        var keys: [SeriesKey] = []
+        var ids: [Int64] = []
         try writeTransaction { db in
             var pairs: [(Int64, Double)] = []
             pairs.reserveCapacity(obs.samples.count)
             var seenIDs = Set<Int64>(minimumCapacity: obs.samples.count)
-            var keys: [SeriesKey] = []
-            var ids: [Int64] = []
             keys.reserveCapacity(obs.samples.count)
             ids.reserveCapacity(obs.samples.count)
             for (i, s) in obs.samples.enumerated() {
                 let id: Int64
                 if i < lastKeys.count, lastKeys[i] == s.key { id = lastIDs[i] }
-                else if let known = seriesIDs[s.key] { id = known }
+                else if let known = seriesIDs[s.key] ?? learned[s.key] { id = known }
                 else if let stored = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM series WHERE metric = ? AND labels = ?"),
                                                         arguments: [s.key.metric, Self.encodeLabels(s.key.labels)]) {
                     // Known to the store but evicted from memory (not seen for a seal window).
                     id = stored
-                    seriesIDs[s.key] = id
+                    learned[s.key] = id
                 } else {
                     try db.cachedStatement(sql: "INSERT INTO series(metric, labels, type) VALUES (?, ?, ?)").execute(
                                    arguments: [s.key.metric, Self.encodeLabels(s.key.labels), (obs.types[s.key.metric] ?? .gauge).rawValue])
                     id = db.lastInsertedRowID
-                    seriesIDs[s.key] = id
+                    learned[s.key] = id
                     newKeys.append(s.key)
                 }
                 keys.append(s.key)
@@ -131,8 +131,6 @@ public final class TwinWriter {
                 // A series observed twice in one tick keeps its first value.
                 if seenIDs.insert(id).inserted { pairs.append((id, s.value)) }
             }
-            lastKeys = keys
-            lastIDs = ids
             if !pairs.isEmpty {
                 try db.cachedStatement(sql: "INSERT INTO head_log(t, data) VALUES (?, ?)").execute(arguments: [t, Data(HeadLogRecord.encode(pairs))])
             }
@@ -150,6 +148,9 @@ public final class TwinWriter {
                                arguments: [h.collector, h.status.rawValue, h.message, h.durationMicros, t])
             }
         }
+        seriesIDs.merge(learned) { _, new in new }
+        lastKeys = keys
+        lastIDs = ids
         for h in changedHealth { lastHealth[h.collector] = h }
         result.newSeries = newKeys.count
         tracker.apply(delta, opened: opened, at: t)

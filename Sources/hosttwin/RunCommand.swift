@@ -94,13 +94,10 @@ struct CollectionService: Service {
         tickLoop: while maxTicks.map({ count < $0 }) ?? true {
                     // Ticks sit on the interval grid, so timestamps are regular (cheap to compress) and comparable across hosts.
                     let next = (TwinTime.nowMillis() / interval + 1) * interval
-                    // Sleep in short slices so a shutdown request is honoured within 250 ms at any interval.
-                    while true {
-                        if Task.isShuttingDownGracefully || Task.isCancelled { break tickLoop }
-                        let left = next - TwinTime.nowMillis()
-                        if left <= 0 { break }
-                        try? await Task.sleep(for: .milliseconds(min(left, 250)))
-                    }
+                    // One sleep per tick; a shutdown request cancels it (timers cost CPU on an idle host).
+                    let left = next - TwinTime.nowMillis()
+                    if left > 0 { try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(left)) } }
+                    if Task.isShuttingDownGracefully || Task.isCancelled { break tickLoop }
                     let obs = sampler.tick(now: next)
                     do {
                         let result = try writer.commit(obs, health: obs.health)
