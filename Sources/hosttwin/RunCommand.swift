@@ -84,41 +84,56 @@ struct CollectionService: Service {
     let live: LiveTwin
     let logger: Logger
 
-    func run() async throws {
-        let sampler = Sampler(paths: paths, selection: selection, config: config, tick: interval)
-        let writer = TwinWriter(store: store, sealWindow: sealWindow)
-        try writer.begin(now: TwinTime.nowMillis(), interval: interval)
-        logger.info("collectors: \(sampler.collectorNames.joined(separator: " "))")
+    /// The loop's collectors and writer. Only the collection loop touches them; the box is
+    /// `@unchecked Sendable` because ServiceLifecycle's cancellation wrapper takes a `@Sendable` closure.
+    final class Loop: @unchecked Sendable {
+        let sampler: Sampler
+        let writer: TwinWriter
         var count = 0
         var lastError: String?
-        tickLoop: while maxTicks.map({ count < $0 }) ?? true {
-                    // Ticks sit on the interval grid, so timestamps are regular (cheap to compress) and comparable across hosts.
-                    let next = (TwinTime.nowMillis() / interval + 1) * interval
-                    // One sleep per tick; a shutdown request cancels it (timers cost CPU on an idle host).
-                    let left = next - TwinTime.nowMillis()
-                    if left > 0 { try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(left)) } }
-                    if Task.isShuttingDownGracefully || Task.isCancelled { break tickLoop }
-                    let obs = sampler.tick(now: next)
-                    do {
-                        let result = try writer.commit(obs, health: obs.health)
-                        lastError = nil
-                        if result.sealedChunks > 0 { MemoryFootprint.releaseFreedMemory() }
-                        for e in result.events where e.kind == .listeningPorts || e.kind == .services {
-                            logger.debug("\(e.type.rawValue) \(e.kind!.rawValue) \(e.key ?? "")")
-                        }
-                    } catch {
-                        // A failed commit (disk full, locked database) loses this tick only; collection goes on.
-                        let msg = "\(error)"
-                        if msg != lastError { logger.error("tick \(TwinTime.rfc3339(next)) not stored: \(msg)") }
-                        lastError = msg
-                        continue
-                    }
-                    await live.update(samples: obs.samples, host: obs.entities[.host]?.first?.attributes,
-                                      health: Array(sampler.health.values).sorted { $0.collector < $1.collector }, tick: next)
-                    count += 1
-                    if count == 3 { MemoryFootprint.limitCodeFaultAround() }
+        init(sampler: Sampler, writer: TwinWriter) {
+            self.sampler = sampler
+            self.writer = writer
         }
+    }
+
+    func run() async throws {
+        let loop = Loop(sampler: Sampler(paths: paths, selection: selection, config: config, tick: interval),
+                        writer: TwinWriter(store: store, sealWindow: sealWindow))
+        try loop.writer.begin(now: TwinTime.nowMillis(), interval: interval)
+        logger.info("collectors: \(loop.sampler.collectorNames.joined(separator: " "))")
+        // One cancellation scope for the whole run: a shutdown request cancels the tick's sleep.
+        do { try await cancelWhenGracefulShutdown { try await tickLoop(loop) } } catch is CancellationError {}
+        let (writer, count) = (loop.writer, loop.count)
         try writer.finish(now: TwinTime.nowMillis())
         logger.info("stopped after \(count) ticks; store sealed")
+    }
+
+    private func tickLoop(_ loop: Loop) async throws {
+        while maxTicks.map({ loop.count < $0 }) ?? true {
+            // Ticks sit on the interval grid, so timestamps are regular (cheap to compress) and comparable across hosts.
+            let next = (TwinTime.nowMillis() / interval + 1) * interval
+            let left = next - TwinTime.nowMillis()
+            if left > 0 { try await Task.sleep(for: .milliseconds(left)) }
+            let obs = loop.sampler.tick(now: next)
+            do {
+                let result = try loop.writer.commit(obs, health: obs.health)
+                loop.lastError = nil
+                if result.sealedChunks > 0 { MemoryFootprint.releaseFreedMemory() }
+                for e in result.events where e.kind == .listeningPorts || e.kind == .services {
+                    logger.debug("\(e.type.rawValue) \(e.kind!.rawValue) \(e.key ?? "")")
+                }
+            } catch {
+                // A failed commit (disk full, locked database) loses this tick only; collection goes on.
+                let msg = "\(error)"
+                if msg != loop.lastError { logger.error("tick \(TwinTime.rfc3339(next)) not stored: \(msg)") }
+                loop.lastError = msg
+                continue
+            }
+            await live.update(samples: obs.samples, host: obs.entities[.host]?.first?.attributes,
+                              health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector }, tick: next)
+            loop.count += 1
+            if loop.count == 3 { MemoryFootprint.limitCodeFaultAround() }
+        }
     }
 }
