@@ -6,6 +6,15 @@ import TwinCore
 
 /// The embedded store: state reconstruction, samples across the head log and chunks, restarts, bad input.
 @Suite struct StoreTests {
+    /// A store in a fresh temporary directory with a writer that has begun a run at `now`.
+    func startedWriter(at now: Int64) throws -> (String, TwinStore, TwinWriter) {
+        let dir = try temporaryDirectory()
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store)
+        try w.begin(now: now, interval: 1000)
+        return (dir, store, w)
+    }
+
     /// Random entity churn over many ticks. For every tick T, `state(at: T)` must equal what was observed
     /// at T (per kind, the latest snapshot of that kind at or before T), also between ticks, across seals
     /// and across a restart of the writer.
@@ -69,11 +78,8 @@ import TwinCore
     }
 
     @Test func diffListsAppearedChangedDisappeared() throws {
-        let dir = try temporaryDirectory()
+        let (dir, store, w) = try startedWriter(at: 999)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
-        let w = TwinWriter(store: store)
-        try w.begin(now: 999, interval: 1000)
         var a = Observation(timestamp: 1000)
         a.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: ["name": "init", "state": "running"]),
                            Entity(kind: .processes, key: "2@5", attributes: ["name": "old"])])
@@ -94,11 +100,8 @@ import TwinCore
     }
 
     @Test func refusesOutOfOrderTicksWithoutWriting() throws {
-        let dir = try temporaryDirectory()
+        let (dir, store, w) = try startedWriter(at: 0)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
-        let w = TwinWriter(store: store)
-        try w.begin(now: 0, interval: 1000)
         var o = Observation(timestamp: 5000)
         o.add("m", .empty, 1)
         try w.commit(o)
@@ -111,11 +114,8 @@ import TwinCore
     }
 
     @Test func corruptChunkIsReportedWithItsLocation() throws {
-        let dir = try temporaryDirectory()
+        let (dir, store, w) = try startedWriter(at: 0)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
-        let w = TwinWriter(store: store)
-        try w.begin(now: 0, interval: 1000)
         for i in 1...50 {
             var o = Observation(timestamp: Int64(i) * 1000)
             o.add("m", .empty, Double(i) * 1.1)
@@ -134,11 +134,8 @@ import TwinCore
     }
 
     @Test func idleSeriesLeaveMemoryButKeepTheirIdentity() throws {
-        let dir = try temporaryDirectory()
+        let (dir, store, w) = try startedWriter(at: 0)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
-        let w = TwinWriter(store: store)
-        try w.begin(now: 0, interval: 1000)
         func tick(_ t: Int64, _ names: [String]) throws {
             var o = Observation(timestamp: t)
             for n in names { o.add(n, .empty, Double(t)) }
