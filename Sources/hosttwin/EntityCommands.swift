@@ -45,8 +45,8 @@ func showEntities(_ kind: EntityKind, columns: [Column], store: StoreOptions, at
                   sort: (EntityVersion, EntityVersion) -> Bool,
                   extra: ((TwinStore, Int64, [EntityVersion]) throws -> [String: [String: AttributeValue]])? = nil,
                   filter: ((EntityVersion) -> Bool)? = nil) throws {
-    let s = try store.openForReading()
     let t = try parseTime(at.at, "--at")
+    let s = try store.openForReading()
     let versions = try s.state(at: t, kinds: [kind]).filter { filter?($0) ?? true }.sorted(by: sort)
     // Extra figures are keyed by pid for processes (series carry the pid label), by key otherwise.
     let figures = try extra?(s, t, versions) ?? [:]

@@ -8,9 +8,10 @@ struct HostTwinCommand: AsyncParsableCommand {
         commandName: "hosttwin",
         abstract: "A live, versioned digital twin of a Linux host.",
         discussion: """
-        `hosttwin run` observes this host every second into an embedded store and serves it on
-        http://127.0.0.1:9977. The other commands read that store (while run is running or after):
-        the host now, or as it was at any time (--at), what changed (diff), and the stored series.
+        `hosttwin run` observes this host every second into an embedded store and serves it on http://127.0.0.1:9977. \
+        The other commands read that store, while run is running or after: the host now, or as it was at any time \
+        (--at), what changed (diff), and the stored series.
+
         TIME values accept RFC 3339, Unix seconds, `now`, and relative forms like -5m, -2h, -1d.
         """,
         version: "0.1.0",

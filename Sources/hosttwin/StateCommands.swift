@@ -22,9 +22,10 @@ struct StateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only these kinds (repeatable).", valueName: "KIND")) var kind: [String] = []
 
     func run() throws {
-        let s = try store.openForReading()
         let t = try parseTime(at.at, "--at")
-        let versions = try s.state(at: t, kinds: try parseKinds(kind))
+        let kinds = try parseKinds(kind)
+        let s = try store.openForReading()
+        let versions = try s.state(at: t, kinds: kinds)
         if output.json {
             try printJSON(StateJSON(at: TwinTime.rfc3339(t), entities: versions))
             return
@@ -50,10 +51,11 @@ struct DiffCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only these kinds (repeatable).", valueName: "KIND")) var kind: [String] = []
 
     func run() throws {
-        let s = try store.openForReading()
         let a = try parseTime(from, "--from"), b = try parseTime(to, "--to")
         guard a <= b else { throw CLIError("--from (\(TwinTime.rfc3339(a))) is after --to (\(TwinTime.rfc3339(b)))") }
-        let d = try s.diff(from: a, to: b, kinds: try parseKinds(kind))
+        let kinds = try parseKinds(kind)
+        let s = try store.openForReading()
+        let d = try s.diff(from: a, to: b, kinds: kinds)
         if output.json {
             try printJSON(DiffJSON(d))
             return
@@ -99,9 +101,9 @@ struct EventsCommand: ParsableCommand {
     @Option(help: "At most this many events.") var limit: Int = 1000
 
     func run() throws {
-        let s = try store.openForReading()
         let a = try parseTime(from, "--from"), b = try parseTime(to, "--to")
         let kinds = try parseKinds(kind).map(Set.init)
+        let s = try store.openForReading()
         let events = try s.events(from: a, to: b, limit: limit).filter { e in kinds.map { k in e.kind.map(k.contains) ?? false } ?? true }
         if output.json { try printJSON(events.map(EventJSON.init)); return }
         printTable(["TIME", "EVENT", "KIND", "KEY", "DETAIL"], events.map { e in

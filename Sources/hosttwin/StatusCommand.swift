@@ -20,8 +20,8 @@ struct StatusCommand: ParsableCommand {
     }
 
     func run() throws {
-        let s = try store.openForReading()
         let t = try parseTime(at.at, "--at")
+        let s = try store.openForReading()
         let (series, latestByID, previousByID) = try s.latestValues(at: t, lookback: 30_000)
         var latest: [SeriesKey: (Int64, Double)] = [:]
         var previous: [SeriesKey: (Int64, Double)] = [:]

@@ -177,6 +177,22 @@ import TwinServer
         #expect(((samples?["samples"] as? [Any])?.count ?? 0) >= 2)
     }
 
+    @Test func helpListsEveryCommandAndTheirOptions() throws {
+        guard Self.binary != nil else { Issue.record("hosttwin binary not built"); return }
+        let help = try Self.cli(["--help"]).stdout
+        for command in ["run", "status", "ps", "ports", "mounts", "services", "interfaces", "packages", "users",
+                        "state", "diff", "events", "series", "samples", "metrics", "collectors", "bench"] {
+            #expect(help.contains("  \(command) "), "root help lists \(command)")
+        }
+        for (command, option) in [("ps", "--at"), ("ports", "--json"), ("diff", "--from"), ("samples", "--to"), ("run", "--listen"),
+                                  ("run", "--interval"), ("series", "--match"), ("status", "--data-dir")] {
+            #expect(try Self.cli([command, "--help"]).stdout.contains(option), "\(command) --help shows \(option)")
+        }
+        let bad = try Self.cli(["ps", "--at", "yesterday-ish", "--data-dir", "/nonexistent"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("cannot read time"))
+    }
+
     @Test func killDashNineThenRestartRecordsAGapAndKeepsTheStoreSound() throws {
         guard Self.binary != nil else { Issue.record("hosttwin binary not built"); return }
         let dir = try temporaryDirectory("e2e-kill")
