@@ -7,7 +7,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "hosttwin",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "hosttwin", targets: ["hosttwin"]),
         .library(name: "TwinCore", targets: ["TwinCore"]),

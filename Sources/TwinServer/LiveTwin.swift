@@ -1,30 +1,44 @@
+import Synchronization
 import TwinCore
 
-/// The latest observations, shared by the collection loop (writer) and the HTTP server (readers).
-/// It keeps the last two ticks' samples as they are (no per-tick work) and builds summaries on request.
-public actor LiveTwin {
-    public private(set) var host: [String: AttributeValue] = [:]
-    public private(set) var health: [CollectorHealth] = []
-    public private(set) var lastTick: Int64?
-    public private(set) var ticks: Int64 = 0
+/// The latest observations, shared by the collection thread (writer) and the HTTP server (readers)
+/// under a lock. It keeps the last two ticks' samples as they are (no per-tick work) and builds
+/// summaries on request.
+public final class LiveTwin: Sendable {
+    struct State {
+        var host: [String: AttributeValue] = [:]
+        var health: [CollectorHealth] = []
+        var lastTick: Int64?
+        var ticks: Int64 = 0
+        var current: (Int64, [MetricSample])?
+        var prior: (Int64, [MetricSample])?
+    }
+
+    private let state = Mutex(State())
     public let startedAt: Int64
-    private var current: (Int64, [MetricSample])?
-    private var prior: (Int64, [MetricSample])?
 
     public init(startedAt: Int64 = TwinTime.nowMillis()) { self.startedAt = startedAt }
 
     /// Records one committed tick.
     public func update(samples: [MetricSample], host: [String: AttributeValue]?, health: [CollectorHealth], tick: Int64) {
-        prior = current
-        current = (tick, samples)
-        if let host { self.host = host }
-        self.health = health
-        lastTick = tick
-        ticks += 1
+        state.withLock { s in
+            s.prior = s.current
+            s.current = (tick, samples)
+            if let host { s.host = host }
+            s.health = health
+            s.lastTick = tick
+            s.ticks += 1
+        }
     }
+
+    public var host: [String: AttributeValue] { state.withLock { $0.host } }
+    public var health: [CollectorHealth] { state.withLock { $0.health } }
+    public var lastTick: Int64? { state.withLock { $0.lastTick } }
+    public var ticks: Int64 { state.withLock { $0.ticks } }
 
     /// The summary of the latest tick (rates against the tick before), or nil before the first tick.
     public func summary() -> HostSummary? {
+        let (current, prior) = state.withLock { ($0.current, $0.prior) }
         guard let current else { return nil }
         func map(_ x: (Int64, [MetricSample])?) -> [SeriesKey: (Int64, Double)] {
             guard let (t, s) = x else { return [:] }
@@ -40,5 +54,5 @@ public actor LiveTwin {
     }
 
     /// The latest tick's samples (for `/metrics`-style exposition).
-    public func latestSamples() -> [MetricSample] { current?.1 ?? [] }
+    public func latestSamples() -> [MetricSample] { state.withLock { $0.current?.1 ?? [] } }
 }

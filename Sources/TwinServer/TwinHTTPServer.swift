@@ -31,15 +31,15 @@ public enum TwinHTTPServer {
                                    onServerRunning: (@Sendable (Int) async -> Void)? = nil) -> some ApplicationProtocol {
         let router = Router()
         router.get("/healthz") { _, _ -> HealthResponse in
-            let last = await live.lastTick
+            let last = live.lastTick
             let now = TwinTime.nowMillis()
             return HealthResponse(status: last == nil ? "starting" : "ok", lastTick: last.map(TwinTime.rfc3339),
-                                  ticks: await live.ticks, uptimeSeconds: Double(now - live.startedAt) / 1000,
-                                  collectors: await live.health)
+                                  ticks: live.ticks, uptimeSeconds: Double(now - live.startedAt) / 1000,
+                                  collectors: live.health)
         }
         router.get("/api/v1/summary") { _, _ -> SummaryResponse in
-            guard let s = await live.summary() else { throw HTTPError(.serviceUnavailable, message: "no observation yet; the first tick is under way") }
-            return SummaryResponse(host: await live.host, summary: s)
+            guard let s = live.summary() else { throw HTTPError(.serviceUnavailable, message: "no observation yet; the first tick is under way") }
+            return SummaryResponse(host: live.host, summary: s)
         }
         return Application(
             router: router,

@@ -84,8 +84,8 @@ struct CollectionService: Service {
     let live: LiveTwin
     let logger: Logger
 
-    /// The loop's collectors and writer. Only the collection loop touches them; the box is
-    /// `@unchecked Sendable` because ServiceLifecycle's cancellation wrapper takes a `@Sendable` closure.
+    /// The loop's collectors and writer. Only the collection thread touches them after `begin`; the
+    /// box is `@unchecked Sendable` to hand them to that thread.
     final class Loop: @unchecked Sendable {
         let sampler: Sampler
         let writer: TwinWriter
@@ -97,24 +97,59 @@ struct CollectionService: Service {
         }
     }
 
+    /// Wakes the collection thread at its next tick or when asked to stop.
+    final class Stopper: @unchecked Sendable { // state guarded by `condition`
+        private let condition = NSCondition()
+        private var stopped = false
+
+        func stop() {
+            condition.lock()
+            stopped = true
+            condition.signal()
+            condition.unlock()
+        }
+
+        /// Sleeps until `deadline` (ms since the epoch); true when a stop was requested.
+        func sleep(until deadline: Int64) -> Bool {
+            condition.lock()
+            defer { condition.unlock() }
+            while !stopped, TwinTime.nowMillis() < deadline {
+                _ = condition.wait(until: Date(timeIntervalSince1970: Double(deadline) / 1000))
+            }
+            return stopped
+        }
+    }
+
     func run() async throws {
         let loop = Loop(sampler: Sampler(paths: paths, selection: selection, config: config, tick: interval),
                         writer: TwinWriter(store: store, sealWindow: sealWindow))
         try loop.writer.begin(now: TwinTime.nowMillis(), interval: interval)
         logger.info("collectors: \(loop.sampler.collectorNames.joined(separator: " "))")
-        // One cancellation scope for the whole run: a shutdown request cancels the tick's sleep.
-        do { try await cancelWhenGracefulShutdown { try await tickLoop(loop) } } catch is CancellationError {}
+        // The loop runs on a thread of its own: one timed wait per tick, none of the task and timer
+        // machinery of the async runtime on the per-second path (docs/ARCHITECTURE.md).
+        let stopper = Stopper()
+        try await withGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                let thread = Thread {
+                    self.tickLoop(loop, stopper)
+                    done.resume()
+                }
+                thread.name = "hosttwin-collect"
+                thread.start()
+            }
+        } onGracefulShutdown: {
+            stopper.stop()
+        }
         let (writer, count) = (loop.writer, loop.count)
         try writer.finish(now: TwinTime.nowMillis())
         logger.info("stopped after \(count) ticks; store sealed")
     }
 
-    private func tickLoop(_ loop: Loop) async throws {
+    private func tickLoop(_ loop: Loop, _ stopper: Stopper) {
         while maxTicks.map({ loop.count < $0 }) ?? true {
             // Ticks sit on the interval grid, so timestamps are regular (cheap to compress) and comparable across hosts.
             let next = (TwinTime.nowMillis() / interval + 1) * interval
-            let left = next - TwinTime.nowMillis()
-            if left > 0 { try await Task.sleep(for: .milliseconds(left)) }
+            if stopper.sleep(until: next) { return }
             let obs = loop.sampler.tick(now: next)
             do {
                 let result = try loop.writer.commit(obs, health: obs.health)
@@ -130,8 +165,8 @@ struct CollectionService: Service {
                 loop.lastError = msg
                 continue
             }
-            await live.update(samples: obs.samples, host: obs.entities[.host]?.first?.attributes,
-                              health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector }, tick: next)
+            live.update(samples: obs.samples, host: obs.entities[.host]?.first?.attributes,
+                        health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector }, tick: next)
             loop.count += 1
             if loop.count == 3 { MemoryFootprint.limitCodeFaultAround() }
         }
