@@ -52,7 +52,4 @@ public final class LiveTwin: Sendable {
         for (k, v) in map(current) { latest[k] = v }
         return HostSummary(latest: latest, previous: map(prior))
     }
-
-    /// The latest tick's samples (for `/metrics`-style exposition).
-    public func latestSamples() -> [MetricSample] { state.withLock { $0.current?.1 ?? [] } }
 }

@@ -70,18 +70,6 @@ public final class TwinStore: Sendable {
             return rows == ["ok"] ? [] : rows
         }
     }
-
-    /// Bytes used by the data directory's files.
-    public func diskBytes() -> Int64 {
-        let fm = FileManager.default
-        var total: Int64 = 0
-        for name in (try? fm.contentsOfDirectory(atPath: dataDir)) ?? [] {
-            if let attrs = try? fm.attributesOfItem(atPath: dataDir + "/" + name), let size = attrs[.size] as? NSNumber {
-                total += size.int64Value
-            }
-        }
-        return total
-    }
 }
 
 /// JSON for attribute maps, with sorted keys so equal maps store equal text.

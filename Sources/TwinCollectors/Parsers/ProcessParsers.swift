@@ -105,15 +105,6 @@ public func parseCmdline(_ text: String) -> [String] {
     return parts
 }
 
-/// The `Name: value` lines of `/proc/PID/status` that HostTwin reads (Uid's real uid).
-public func parseStatusUid(_ text: String) -> UInt32? {
-    for line in lines(text) where line.hasPrefix("Uid:") {
-        let f = line.fields
-        if f.count >= 2 { return UInt32(f[1]) }
-    }
-    return nil
-}
-
 /// Parses `/etc/passwd` into uid → user name.
 public func parsePasswd(_ text: String) -> [UInt32: String] {
     var out: [UInt32: String] = [:]
