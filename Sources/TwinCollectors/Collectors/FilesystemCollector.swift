@@ -35,15 +35,15 @@ public final class FilesystemCollector: Collector {
     private var targets: [Target] = []
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        let changed: Bool? = ctx.reader.withBytes(ctx.paths.proc("1/mountinfo")) { b in
-            if b.elementsEqual(lastTable) { return false }
-            lastTable = Array(b)
-            return true
-        } ?? ctx.reader.withBytes(ctx.paths.proc("self/mountinfo")) { b in
-            if b.elementsEqual(lastTable) { return false }
-            lastTable = Array(b)
-            return true
+        // Whether the mount table differs from the last tick's (keeping the new bytes when it does).
+        func readTable(_ rel: String) -> Bool? {
+            ctx.reader.withBytes(ctx.paths.proc(rel)) { b in
+                if b.elementsEqual(lastTable) { return false }
+                lastTable = Array(b)
+                return true
+            }
         }
+        let changed = readTable("1/mountinfo") ?? readTable("self/mountinfo")
         guard let changed else { return .noData("mountinfo missing") }
         if changed { rebuild(ctx.paths) }
         var filesystems: [Entity] = []
