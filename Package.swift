@@ -24,6 +24,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "TwinCore", swiftSettings: swiftSettings),
+        // zlib (deflate for sealed chunks, CRC-32 for chunks and log records); Debian: zlib1g-dev.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "TwinCollectors",
             dependencies: ["TwinCore"],
@@ -31,7 +33,7 @@ let package = Package(
         ),
         .target(
             name: "TwinStorage",
-            dependencies: ["TwinCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["TwinCore", "CZlib", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .target(

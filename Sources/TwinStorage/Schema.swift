@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// The embedded store's SQLite schema, applied by named migrations (see docs/format/store.md).
@@ -51,6 +52,67 @@ enum Schema {
                     message TEXT,
                     duration_us INTEGER NOT NULL,
                     t INTEGER NOT NULL);
+                """)
+        }
+        // v2: the head log leaves SQLite for DIR/wal/ segment files; chunks carry a level and the
+        // checksummed codec of docs/format/chunks.md; rollup tiers. v1 chunks and head-log rows are
+        // re-encoded as level-0 chunks, which the next compaction merges into hours.
+        m.registerMigration("v2") { db in
+            try db.execute(sql: """
+                CREATE TABLE chunks_v2(
+                    id INTEGER PRIMARY KEY,
+                    series_id INTEGER NOT NULL,
+                    level INTEGER NOT NULL,
+                    min_t INTEGER NOT NULL,
+                    max_t INTEGER NOT NULL,
+                    count INTEGER NOT NULL,
+                    data BLOB NOT NULL);
+                CREATE TABLE rollups(
+                    id INTEGER PRIMARY KEY,
+                    series_id INTEGER NOT NULL,
+                    tier INTEGER NOT NULL,
+                    start INTEGER NOT NULL,
+                    min_t INTEGER NOT NULL,
+                    max_t INTEGER NOT NULL,
+                    count INTEGER NOT NULL,
+                    data BLOB NOT NULL,
+                    UNIQUE(series_id, tier, start));
+                """)
+            let insert = try db.makeStatement(sql: "INSERT INTO chunks_v2(series_id, level, min_t, max_t, count, data) VALUES (?, 0, ?, ?, ?, ?)")
+            let old = try Row.fetchCursor(db, sql: "SELECT series_id, min_t, count, data FROM chunks")
+            while let row = try old.next() {
+                var samples: [(Int64, Double)] = []
+                do { try XORChunkDecoder.decode([UInt8](row["data"] as Data), count: row["count"], into: &samples) } catch {
+                    continue // unreadable v1 chunk: `hosttwin check` on the v1 store would have named it
+                }
+                try insert.execute(arguments: [row["series_id"], samples[0].0, samples[samples.count - 1].0, samples.count, Data(try ChunkCodec.encode(samples))])
+            }
+            var head: [Int64: [(Int64, Double)]] = [:]
+            let log = try Row.fetchCursor(db, sql: "SELECT t, data FROM head_log ORDER BY t")
+            while let row = try log.next() {
+                let t: Int64 = row["t"]
+                let bytes = [UInt8](row["data"] as Data)
+                guard bytes.count >= 4 else { continue }
+                let n = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
+                guard bytes.count == 4 + n * 12 else { continue }
+                for i in 0..<n {
+                    var id: Int64 = 0, bits: UInt64 = 0
+                    for k in 0..<4 { id |= Int64(bytes[4 + i * 4 + k]) << Int64(8 * k) }
+                    for k in 0..<8 { bits |= UInt64(bytes[4 + n * 4 + i * 8 + k]) << UInt64(8 * k) }
+                    head[id, default: []].append((t, Double(bitPattern: bits)))
+                }
+            }
+            for (id, samples) in head {
+                try insert.execute(arguments: [id, samples[0].0, samples[samples.count - 1].0, samples.count, Data(try ChunkCodec.encode(samples))])
+            }
+            try db.execute(sql: """
+                UPDATE runs SET last_tick = max(coalesce(last_tick, 0), (SELECT max(t) FROM head_log))
+                    WHERE id = (SELECT max(id) FROM runs) AND EXISTS (SELECT 1 FROM head_log);
+                DROP TABLE chunks;
+                DROP TABLE head_log;
+                ALTER TABLE chunks_v2 RENAME TO chunks;
+                CREATE INDEX chunks_by_series ON chunks(series_id, max_t);
+                CREATE INDEX chunks_by_level ON chunks(level, min_t);
                 """)
         }
         return m

@@ -54,48 +54,6 @@ extension TwinStore {
         }
     }
 
-    /// The stored samples of one series in `[from, to]`, in time order; nil when the series is unknown.
-    public func samples(_ key: SeriesKey, from: Int64, to: Int64) throws -> [(Int64, Double)]? {
-        try pool.read { db in
-            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE metric = ? AND labels = ?",
-                                              arguments: [key.metric, TwinWriter.encodeLabels(key.labels)]) else { return nil }
-            return try Self.samples(db, ids: [id], from: from, to: to)[id] ?? []
-        }
-    }
-
-    /// Samples of many series in `[from, to]`, keyed by series id, in time order.
-    public func samples(ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
-        try pool.read { db in try Self.samples(db, ids: ids, from: from, to: to) }
-    }
-
-    static func samples(_ db: Database, ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
-        var out: [Int64: [(Int64, Double)]] = [:]
-        for id in ids {
-            var list: [(Int64, Double)] = []
-            let rows = try Row.fetchCursor(db, sql: "SELECT min_t, count, data FROM chunks WHERE series_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t",
-                                           arguments: [id, from, to])
-            while let row = try rows.next() {
-                var all: [(Int64, Double)] = []
-                do { try XORChunkDecoder.decode([UInt8](row["data"] as Data), count: row["count"], into: &all) } catch {
-                    throw TwinError.corrupt(what: "twin.db chunk of series \(id) at \(row["min_t"] as Int64)", detail: "\(error)")
-                }
-                list.append(contentsOf: all.lazy.filter { $0.0 >= from && $0.0 <= to })
-            }
-            out[id] = list
-        }
-        let log = try Row.fetchCursor(db, sql: "SELECT t, data FROM head_log WHERE t >= ? AND t <= ? ORDER BY t", arguments: [from, to])
-        while let row = try log.next() {
-            let t: Int64 = row["t"]
-            let bytes = [UInt8](row["data"] as Data)
-            for id in ids {
-                do {
-                    if let v = try HeadLogRecord.lookup(bytes, id) { out[id, default: []].append((t, v)) }
-                } catch { throw TwinError.corrupt(what: "twin.db head_log row t=\(t)", detail: "\(error)") }
-            }
-        }
-        return out
-    }
-
     /// The latest value at or before `at` of every series (of `metrics`, when given) seen in
     /// `[at - lookback, at]`, with its time, and the value before it (for rates).
     public func latestValues(at: Int64, lookback: Int64 = 5 * 60_000, metrics: Set<String>? = nil) throws -> (series: [Int64: SeriesInfo], latest: [Int64: (Int64, Double)], previous: [Int64: (Int64, Double)]) {
@@ -183,16 +141,15 @@ extension TwinStore {
         }
     }
 
-    /// The latest tick stored, if any.
+    /// The latest tick stored, if any: the newest sample in the log, or the last tick recorded by a seal or stop.
     public func lastTick() throws -> Int64? {
-        try pool.read { try Self.lastTick($0) }
+        let (sealed, log) = try withLog(ids: nil, from: .min, to: .max) { db in try Self.lastSealedTick(db) }
+        return [sealed, log.newest].compactMap { $0 }.max()
     }
 
-    /// `runs.last_tick` is written at seals and stops; the head log holds every tick since the last seal.
-    static func lastTick(_ db: Database) throws -> Int64? {
-        let sealed = try Int64.fetchOne(db, sql: "SELECT max(last_tick) FROM runs")
-        let head = try Int64.fetchOne(db, sql: "SELECT max(t) FROM head_log")
-        return [sealed, head].compactMap { $0 }.max()
+    /// `runs.last_tick`, written when head windows are sealed and at stops.
+    static func lastSealedTick(_ db: Database) throws -> Int64? {
+        try Int64.fetchOne(db, sql: "SELECT max(last_tick) FROM runs")
     }
 
     /// The latest health line of each collector (as of its last change).
@@ -205,19 +162,25 @@ extension TwinStore {
         }
     }
 
-    /// Counts for a quick look at the store: series, chunks, sealed samples, head-log ticks, versions, events.
+    /// Counts for a quick look at the store: series, chunks, sealed samples and their bytes, rollup
+    /// blocks, samples in the log, versions, events.
     public func counts() throws -> [String: Int64] {
-        try pool.read { db in
+        let (out, log) = try withLog(ids: nil, from: .min, to: .max) { db in
             var out: [String: Int64] = [:]
             out["series"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM series") ?? 0
             out["chunks"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM chunks") ?? 0
             out["chunk_samples"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM chunks") ?? 0
             out["chunk_bytes"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM chunks") ?? 0
-            out["head_ticks"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM head_log") ?? 0
-            out["head_samples"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum((length(data) - 4) / 12), 0) FROM head_log") ?? 0
+            out["rollup_blocks"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM rollups") ?? 0
+            out["rollup_bytes"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM rollups") ?? 0
             out["versions"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM versions") ?? 0
             out["events"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0
             return out
         }
+        var all = out
+        all["log_samples"] = Int64(log.samples)
+        all["log_segments"] = Int64(log.segments)
+        all["log_bytes"] = Int64(log.bytes)
+        return all
     }
 }

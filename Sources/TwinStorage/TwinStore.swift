@@ -3,7 +3,8 @@ import GRDB
 import TwinCore
 
 /// The embedded store of one host twin: one directory holding `twin.db`, a SQLite database in WAL mode
-/// with the series index, sealed chunks, the head log, state versions and events.
+/// with the series index, sealed chunks, rollup tiers, state versions and events, and `wal/`, the log of
+/// the head (samples not sealed into chunks yet). See docs/format/store.md.
 ///
 /// Many readers (CLI commands, the server) may open it while one ``TwinWriter`` (the `run` process)
 /// writes. Reads see committed ticks only.
@@ -41,6 +42,9 @@ public final class TwinStore: Sendable {
             // A small page cache: the writer touches the head of a few tables each tick, and readers
             // are short-lived CLI processes.
             try db.execute(sql: "PRAGMA cache_size = -1024")
+            // Takes effect only on a new, empty database: pages freed by retention and compaction can
+            // then be handed back to the file system (`PRAGMA incremental_vacuum`).
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
         }
         let pool: DatabasePool
         do {

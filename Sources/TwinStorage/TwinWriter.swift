@@ -2,15 +2,19 @@ import Foundation
 import GRDB
 import TwinCore
 
-/// The single writer of a store: turns each tick's ``Observation`` into one durable SQLite transaction
-/// (head-log row for the samples, new series, state versions, events), and seals the head log into
-/// compressed chunks every `sealWindow`.
+/// The single writer of a store. Each tick's samples go to the log (one record, one `write(2)`) and to
+/// the head's open chunks; state changes, new series and health changes go to SQLite in one transaction
+/// (only on ticks that have any). At each head-window boundary the head is cut and handed to the
+/// ``Sealer``, which seals, compacts and applies retention on its own thread.
 ///
-/// Owned by one collection loop; not thread-safe.
+/// Owned by one collection loop or importer; not thread-safe.
 public final class TwinWriter {
     public let store: TwinStore
-    /// How much head log accumulates before it is sealed into chunks (ms).
-    public var sealWindow: Int64
+    public let policy: StoragePolicy
+    private let report: @Sendable (String) -> Void
+    private let log: LogWriter
+    private var sealer: Sealer
+    private var head = Head()
     private var seriesIDs: [SeriesKey: Int64] = [:]
     /// The previous tick's keys and ids in sample order. Collectors emit the same series in the same
     /// order tick after tick, with the same string storage, so comparing with the key at the same
@@ -18,33 +22,54 @@ public final class TwinWriter {
     private var lastKeys: [SeriesKey] = []
     private var lastIDs: [Int64] = []
     private var tracker = StateTracker()
-    private var runID: Int64 = 0
+    private var runID: Int64?
     private var lastTick: Int64 = .min
-    private var oldestLogTick: Int64?
+    /// The newest sample time written (ticks or batches).
+    private var latest: Int64 = .min
+    /// Bulk path: each series' newest stored sample time, loaded on first sight.
+    private var seriesLastT: [Int64: Int64] = [:]
     private var lastHealth: [String: CollectorHealth] = [:]
+    private var lockFD: Int32 = -1
+    private var opened = false
+    /// Head cuts of the bulk path happen when the head holds this many samples.
+    public var maxHeadSamples = 4_000_000
 
     /// What one commit did.
     public struct TickResult: Sendable {
         public var samples: Int
         public var newSeries: Int
         public var events: [TwinEvent]
+        /// Chunks handed to the sealer at this tick (non-zero at head-window boundaries).
         public var sealedChunks: Int
     }
 
-    private var lockFD: Int32 = -1
-
-    public init(store: TwinStore, sealWindow: Int64 = 600_000) {
-        self.store = store
-        self.sealWindow = sealWindow
+    /// What one bulk append did.
+    public struct BatchResult: Sendable {
+        public var accepted = 0
+        public var rejected = 0
+        /// Why the first rejected sample was refused.
+        public var firstRejection: String?
     }
 
-    deinit { if lockFD >= 0 { close(lockFD) } }
+    /// - Parameter report: receives problems of the background sealer (disk full and recovery), from its thread.
+    public init(store: TwinStore, policy: StoragePolicy = StoragePolicy(), report: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.store = store
+        self.policy = policy
+        self.report = report
+        self.log = LogWriter(dataDir: store.dataDir)
+        self.sealer = Sealer(store: store, policy: policy, report: report)
+    }
+
+    deinit {
+        if opened { sealer.stop() }
+        if lockFD >= 0 { close(lockFD) }
+    }
 
     /// Takes the data directory's writer lock (`DIR/writer.lock`, an `flock`): one writer per store.
     /// The kernel releases it when the process dies, so a `kill -9` never leaves a stale lock.
     private func lock() throws {
         let path = store.dataDir + "/writer.lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = Foundation.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw TwinError.unavailable("cannot open \(path): \(String(cString: strerror(errno)))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = (try? String(contentsOfFile: path, encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
@@ -57,10 +82,61 @@ public final class TwinWriter {
         lockFD = fd
     }
 
-    /// Starts a run: loads the open versions (series ids are looked up as they are first seen), records the start and, when an
-    /// earlier run ended without a clean stop or time passed since it, a `gap` event.
-    public func begin(now: Int64, interval: Int64) throws {
+    /// Locks the store, recovers the log left by an earlier writer (its samples are sealed before
+    /// anything else happens), starts the sealer and a new log segment. `begin` calls it; importers call
+    /// it directly.
+    public func open() throws {
+        precondition(!opened, "writer opened twice")
+        try policy.validate()
         try lock()
+        let last = try recover()
+        latest = last ?? .min
+        sealer.start()
+        let next = max(LogSegment.list(store.dataDir).last?.seq ?? 0, try sealedSegment()) + 1
+        try log.start(seq: next)
+        opened = true
+    }
+
+    private func sealedSegment() throws -> UInt64 {
+        try store.pool.read { db in try TwinStore.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0 }
+    }
+
+    /// Replays unsealed log segments and seals them on this thread. A torn tail of the newest segment
+    /// (a power loss mid-write) is cut off; damage anywhere else stops the start with an error naming
+    /// the file, since the records after it cannot be decoded: `hosttwin repair` salvages what precedes it.
+    private func recover() throws -> Int64? {
+        let sealed = try sealedSegment()
+        let segments = LogSegment.list(store.dataDir).filter { $0.seq > sealed }
+        var newest: Int64?
+        for s in LogSegment.list(store.dataDir) where s.seq <= sealed { unlink(s.path) } // sealed before a crash
+        var replay = Head()
+        for (i, seg) in segments.enumerated() {
+            let scan = try LogSegment.scan(seg.path) { id, t, v in
+                try? replay.append(slot: replay.slot(id), t, v)
+                if newest == nil || t > newest! { newest = t }
+            }
+            if let damage = scan.damage {
+                guard i == segments.count - 1 else {
+                    throw TwinError.corrupt(what: seg.path, detail: "\(damage); the records after it cannot be read. Run `hosttwin repair --data-dir \(store.dataDir)` to keep what precedes it")
+                }
+                report("log segment \(seg.path): \(damage); cut at byte \(scan.validBytes), \(scan.fileBytes - scan.validBytes) bytes dropped")
+                _ = truncate(seg.path, off_t(scan.validBytes))
+            }
+        }
+        let storedLast = try store.pool.read { db in try TwinStore.lastSealedTick(db) }
+        guard let through = segments.last?.seq else { return [storedLast, newest].compactMap { $0 }.max() }
+        let lastRun = try store.pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM runs") }
+        let all = [storedLast, newest].compactMap { $0 }.max()
+        sealer.enqueue(.init(chunks: replay.cut(), throughSegment: through, latest: all ?? 0, runID: lastRun))
+        try sealer.runNow()
+        return all
+    }
+
+    /// Starts a run: opens the writer, loads the open versions (series ids are looked up as they are first
+    /// seen), records the start and, when an earlier run ended without a clean stop or time passed since
+    /// it, a `gap` event.
+    public func begin(now: Int64, interval: Int64) throws {
+        try open()
         try store.pool.write { db in
             var current: [EntityKind: [String: StateTracker.Open]] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL") {
@@ -70,9 +146,8 @@ public final class TwinWriter {
             }
             tracker = StateTracker(current: current)
             let prev = try Row.fetchOne(db, sql: "SELECT id, last_tick, stopped FROM runs ORDER BY id DESC LIMIT 1")
-            let prevLast = try TwinStore.lastTick(db)
+            let prevLast = try TwinStore.lastSealedTick(db)
             lastTick = prevLast ?? .min
-            oldestLogTick = try Int64.fetchOne(db, sql: "SELECT min(t) FROM head_log")
             if let prevLast {
                 let clean = (prev?["stopped"] as Int64?) != nil
                 let message = clean
@@ -82,134 +157,204 @@ public final class TwinWriter {
             }
             try db.execute(sql: "INSERT INTO runs(started, interval_ms) VALUES (?, ?)", arguments: [now, interval])
             runID = db.lastInsertedRowID
-            try Self.insertEvent(db, TwinEvent(time: now, type: .started, message: "run \(runID) started, interval \(interval) ms"))
+            try Self.insertEvent(db, TwinEvent(time: now, type: .started, message: "run \(runID!) started, interval \(interval) ms"))
         }
     }
 
     /// Commits one tick. Ticks must come in increasing time order; an out-of-order tick (the clock
-    /// stepped back) is refused with an error and nothing is written.
+    /// stepped back) is refused with an error and nothing is written. When the write fails (disk full),
+    /// nothing of the tick is acknowledged and the store stays as it was.
     @discardableResult
     public func commit(_ obs: Observation, health: [CollectorHealth] = []) throws -> TickResult {
         let t = obs.timestamp
         guard t > lastTick else {
             throw TwinError.badInput("tick at \(TwinTime.rfc3339(t)) is not after the last stored tick \(TwinTime.rfc3339(lastTick)); skipped (clock stepped back?)")
         }
+        var result = TickResult(samples: obs.samples.count, newSeries: 0, events: [], sealedChunks: 0)
+        if let oldest = head.oldest, floorDiv(t, policy.headWindow) != floorDiv(oldest, policy.headWindow) {
+            result.sealedChunks = try cut()
+        }
         let delta = tracker.delta(for: obs)
-        var newKeys: [SeriesKey] = []
-        var result = TickResult(samples: obs.samples.count, newSeries: 0, events: delta.events, sealedChunks: 0)
-        var opened: [Int64] = []
+        result.events = delta.events
         let changedHealth = health.filter { lastHealth[$0.collector]?.status != $0.status || lastHealth[$0.collector]?.message != $0.message }
-        // Ids learned in this transaction join the in-memory index only once it commits: after a rollback
-        // (disk full, say) SQLite would hand the same ids to other series.
-        var learned: [SeriesKey: Int64] = [:]
+
+        // Series ids: by position first, then the in-memory index, then the store.
         var keys: [SeriesKey] = []
         var ids: [Int64] = []
-        try writeTransaction { db in
-            var pairs: [(Int64, Double)] = []
-            pairs.reserveCapacity(obs.samples.count)
-            var seenIDs = Set<Int64>(minimumCapacity: obs.samples.count)
-            keys.reserveCapacity(obs.samples.count)
-            ids.reserveCapacity(obs.samples.count)
-            for (i, s) in obs.samples.enumerated() {
-                let id: Int64
-                if i < lastKeys.count, lastKeys[i] == s.key { id = lastIDs[i] }
-                else if let known = seriesIDs[s.key] ?? learned[s.key] { id = known }
-                else if let stored = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM series WHERE metric = ? AND labels = ?"),
-                                                        arguments: [s.key.metric, Self.encodeLabels(s.key.labels)]) {
-                    // Known to the store but evicted from memory (not seen for a seal window).
-                    id = stored
-                    learned[s.key] = id
-                } else {
-                    try db.cachedStatement(sql: "INSERT INTO series(metric, labels, type) VALUES (?, ?, ?)").execute(
-                                   arguments: [s.key.metric, Self.encodeLabels(s.key.labels), (obs.types[s.key.metric] ?? .gauge).rawValue])
-                    id = db.lastInsertedRowID
-                    learned[s.key] = id
-                    newKeys.append(s.key)
-                }
-                keys.append(s.key)
-                ids.append(id)
-                // A series observed twice in one tick keeps its first value.
-                if seenIDs.insert(id).inserted { pairs.append((id, s.value)) }
-            }
-            if !pairs.isEmpty {
-                try db.cachedStatement(sql: "INSERT INTO head_log(t, data) VALUES (?, ?)").execute(arguments: [t, Data(HeadLogRecord.encode(pairs))])
-            }
-            for c in delta.close {
-                try db.cachedStatement(sql: "UPDATE versions SET valid_to = ? WHERE id = ?").execute(arguments: [t, c.rowID])
-            }
-            for e in delta.open {
-                try db.cachedStatement(sql: "INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)").execute(
-                               arguments: [e.kind.rawValue, e.key, t, try AttributeJSON.encode(e.attributes)])
-                opened.append(db.lastInsertedRowID)
-            }
-            for ev in delta.events { try Self.insertEvent(db, ev) }
-            for h in changedHealth {
-                try db.cachedStatement(sql: "INSERT OR REPLACE INTO health(collector, status, message, duration_us, t) VALUES (?, ?, ?, ?, ?)").execute(
-                               arguments: [h.collector, h.status.rawValue, h.message, h.durationMicros, t])
+        keys.reserveCapacity(obs.samples.count)
+        ids.reserveCapacity(obs.samples.count)
+        var unknown: [Int] = []
+        for (i, s) in obs.samples.enumerated() {
+            keys.append(s.key)
+            if i < lastKeys.count, lastKeys[i] == s.key { ids.append(lastIDs[i]) } else if let known = seriesIDs[s.key] { ids.append(known) } else {
+                ids.append(-1)
+                unknown.append(i)
             }
         }
+        // 1. New series get their ids (rows in `series`; harmless if the tick fails after this).
+        var learned: [SeriesKey: Int64] = [:]
+        if !unknown.isEmpty {
+            try writeTransaction { db in
+                for i in unknown {
+                    let key = obs.samples[i].key
+                    if let id = learned[key] { ids[i] = id; continue }
+                    let id = try Self.resolve(db, key, type: obs.types[key.metric] ?? .gauge)
+                    learned[key] = id
+                    ids[i] = id
+                }
+            }
+        }
+        // Only now, after the commit: after a rollback (disk full) SQLite would hand those ids out again.
         seriesIDs.merge(learned) { _, new in new }
+        result.newSeries = Set(learned.values).count
+        // 2. Samples: one log record, then the head. A series observed twice in one tick keeps its first value.
+        var logIDs = ids
+        var values = obs.samples.map(\.value)
+        if Set(ids).count != ids.count {
+            var seen = Set<Int64>()
+            var keep: [Int] = []
+            for (i, id) in ids.enumerated() where seen.insert(id).inserted { keep.append(i) }
+            logIDs = keep.map { ids[$0] }
+            values = keep.map { values[$0] }
+        }
+        if !logIDs.isEmpty {
+            try log.appendTick(t, ids: logIDs, values: values)
+            for (id, v) in zip(logIDs, values) { try? head.append(slot: head.slot(id), t, v) }
+        }
+        lastTick = t
+        latest = max(latest, t)
         lastKeys = keys
         lastIDs = ids
-        for h in changedHealth { lastHealth[h.collector] = h }
-        result.newSeries = newKeys.count
-        tracker.apply(delta, opened: opened, at: t)
-        lastTick = t
-        if oldestLogTick == nil { oldestLogTick = t }
-        if let oldest = oldestLogTick, t - oldest >= sealWindow {
-            result.sealedChunks = try seal()
+        // 3. State. If this fails the samples stay stored; the tracker keeps the old state, so the next
+        // tick records the change instead.
+        var opened: [Int64] = []
+        if !delta.isEmpty || !delta.events.isEmpty || !changedHealth.isEmpty {
+            try writeTransaction { db in
+                for c in delta.close {
+                    try db.cachedStatement(sql: "UPDATE versions SET valid_to = ? WHERE id = ?").execute(arguments: [t, c.rowID])
+                }
+                for e in delta.open {
+                    try db.cachedStatement(sql: "INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)").execute(
+                        arguments: [e.kind.rawValue, e.key, t, try AttributeJSON.encode(e.attributes)])
+                    opened.append(db.lastInsertedRowID)
+                }
+                for ev in delta.events { try Self.insertEvent(db, ev) }
+                for h in changedHealth {
+                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO health(collector, status, message, duration_us, t) VALUES (?, ?, ?, ?, ?)").execute(
+                        arguments: [h.collector, h.status.rawValue, h.message, h.durationMicros, t])
+                }
+            }
         }
+        for h in changedHealth { lastHealth[h.collector] = h }
+        tracker.apply(delta, opened: opened, at: t)
         return result
     }
 
-    /// Moves every head-log row into per-series compressed chunks, in one transaction. Returns the
-    /// number of chunks written.
-    @discardableResult
-    public func seal() throws -> Int {
-        let sealed = try store.pool.write { db -> [Int64: XORChunkEncoder] in
-            var perSeries: [Int64: XORChunkEncoder] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT t, data FROM head_log ORDER BY t")
-            while let row = try rows.next() {
-                let t: Int64 = row["t"]
-                let data: Data = row["data"]
-                let decoded: [(Int64, Double)]
-                do { decoded = try HeadLogRecord.decode([UInt8](data)) } catch {
-                    throw TwinError.corrupt(what: "twin.db head_log row t=\(t)", detail: "\(error)")
-                }
-                for (id, v) in decoded { try perSeries[id, default: XORChunkEncoder()].append(t, v) }
-            }
-            for (id, enc) in perSeries {
-                try db.execute(sql: "INSERT OR REPLACE INTO chunks(series_id, min_t, max_t, count, data) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [id, enc.firstTime, enc.lastTime, enc.count, Data(enc.bytes)])
-            }
-            // The head log is the record of recent ticks; before it goes, the run's last tick moves to `runs`.
-            if let last = try Int64.fetchOne(db, sql: "SELECT max(t) FROM head_log") {
-                try db.execute(sql: "UPDATE runs SET last_tick = max(coalesce(last_tick, 0), ?) WHERE id = ?", arguments: [last, runID])
-            }
-            try db.execute(sql: "DELETE FROM head_log")
-            return perSeries
-        }
-        oldestLogTick = nil
-        evictIdleSeries(active: Set(sealed.keys))
-        return sealed.count
+    /// The id of series `key`, created when new. For bulk ingest, which keeps its own cache.
+    public func seriesID(for key: SeriesKey, type: MetricType) throws -> Int64 {
+        if let id = seriesIDs[key] { return id }
+        let id = try store.pool.write { db in try Self.resolve(db, key, type: type) }
+        seriesIDs[key] = id
+        return id
     }
 
-    /// Keeps in memory only the series seen in the last seal window: series of processes that ended
+    private static func resolve(_ db: Database, _ key: SeriesKey, type: MetricType) throws -> Int64 {
+        let labels = encodeLabels(key.labels)
+        if let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM series WHERE metric = ? AND labels = ?"), arguments: [key.metric, labels]) {
+            return id
+        }
+        try db.cachedStatement(sql: "INSERT INTO series(metric, labels, type) VALUES (?, ?, ?)").execute(arguments: [key.metric, labels, type.rawValue])
+        return db.lastInsertedRowID
+    }
+
+    /// Bulk ingest: appends `(series id, time, value)` samples in any series order. A sample not after its
+    /// series' newest stored sample is refused (counted in the result); the rest are durable when this returns.
+    @discardableResult
+    public func append(batch: [(Int64, Int64, Double)]) throws -> BatchResult {
+        var result = BatchResult()
+        var accepted: [(Int64, Int64, Double)] = []
+        accepted.reserveCapacity(batch.count)
+        var pendingLast: [Int64: Int64] = [:]
+        for s in batch {
+            let last = try pendingLast[s.0] ?? seriesLastT[s.0] ?? newestStored(s.0)
+            guard last.map({ s.1 > $0 }) ?? true else {
+                result.rejected += 1
+                if result.firstRejection == nil {
+                    result.firstRejection = "series \(s.0): sample at \(TwinTime.rfc3339(s.1)) is not after its newest sample at \(TwinTime.rfc3339(last!))"
+                }
+                continue
+            }
+            pendingLast[s.0] = s.1
+            accepted.append(s)
+        }
+        guard !accepted.isEmpty else { return result }
+        try log.appendBatch(accepted)
+        for (id, t, v) in accepted {
+            try head.append(slot: head.slot(id), t, v)
+            if t > latest { latest = t }
+        }
+        seriesLastT.merge(pendingLast) { _, b in b }
+        result.accepted = accepted.count
+        if head.samples >= maxHeadSamples { try cut() }
+        return result
+    }
+
+    private func newestStored(_ id: Int64) throws -> Int64? {
+        if let t = head.lastTime(id) { return t }
+        let t = try store.pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(max_t) FROM chunks WHERE series_id = ?", arguments: [id]) }
+        seriesLastT[id] = t ?? .min
+        return t
+    }
+
+    /// Freezes the head, starts a new log segment and queues the frozen chunks for sealing. Returns
+    /// the number of chunks queued.
+    @discardableResult
+    public func cut() throws -> Int {
+        guard head.samples > 0 else { return 0 }
+        let through = log.seq
+        try log.start(seq: through + 1)
+        let frozen = head.cut()
+        sealer.enqueue(.init(chunks: frozen, throughSegment: through, latest: latest, runID: runID))
+        evictIdleSeries(active: Set(frozen.map(\.seriesID)))
+        return frozen.count
+    }
+
+    /// Cuts the head and waits until the sealer has written everything (import's end).
+    public func flush() throws {
+        try cut()
+        let left = sealer.stop()
+        sealer = Sealer(store: store, policy: policy, report: report)
+        sealer.start()
+        guard left == 0 else { throw TwinError.unavailable("\(left) head windows could not be sealed yet; they stay in the log and are sealed at the next start") }
+    }
+
+    /// Keeps in memory only the series seen in the last head window: series of processes that ended
     /// would otherwise accumulate for as long as `run` runs.
     private func evictIdleSeries(active: Set<Int64>) {
         seriesIDs = seriesIDs.filter { active.contains($0.value) }
     }
 
-    /// Ends the run cleanly: seals the head log and records the stop.
+    /// Ends the run cleanly: seals the head and records the stop.
     public func finish(now: Int64) throws {
-        try seal()
+        try cut()
+        let left = sealer.stop()
+        opened = false
+        try log.closeSegment()
+        if left == 0, let seg = LogSegment.list(store.dataDir).last, seg.seq == log.seq,
+           (try? FileManager.default.attributesOfItem(atPath: seg.path)[.size] as? Int) == LogSegment.headerSize {
+            unlink(seg.path)
+            try store.pool.write { db in try TwinStore.setMeta(db, "log_sealed", String(seg.seq)) }
+        }
         try store.pool.write { db in
-            try db.execute(sql: "UPDATE runs SET stopped = ? WHERE id = ?", arguments: [now, runID])
-            try Self.insertEvent(db, TwinEvent(time: now, type: .stopped, message: "run \(runID) stopped"))
+            if let runID {
+                try db.execute(sql: "UPDATE runs SET last_tick = max(coalesce(last_tick, 0), ?), stopped = ? WHERE id = ?", arguments: [lastTick, now, runID])
+                try Self.insertEvent(db, TwinEvent(time: now, type: .stopped, message: "run \(runID) stopped"))
+            }
         }
         // Fold the WAL into the database so a stopped store is one file; failing that is harmless.
         store.pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
         if lockFD >= 0 { close(lockFD); lockFD = -1 }
+        if left > 0 { throw TwinError.unavailable("\(left) head windows could not be sealed; they stay in the log and are sealed at the next start") }
     }
 
     /// One write transaction on cached BEGIN/COMMIT statements: the per-tick path skips the bookkeeping of
@@ -230,7 +375,7 @@ public final class TwinWriter {
     static func insertEvent(_ db: Database, _ e: TwinEvent) throws {
         let detail: String? = e.changes.isEmpty ? e.message : try AttributeJSON.encodeChanges(e.changes)
         try db.cachedStatement(sql: "INSERT INTO events(t, type, kind, key, detail) VALUES (?, ?, ?, ?, ?)").execute(
-                       arguments: [e.time, e.type.rawValue, e.kind?.rawValue, e.key, detail])
+            arguments: [e.time, e.type.rawValue, e.kind?.rawValue, e.key, detail])
     }
 
     static func encodeLabels(_ l: Labels) -> String { l.text }

@@ -21,7 +21,8 @@ struct HostTwinCommand: AsyncParsableCommand {
             InterfacesCommand.self, PackagesCommand.self, UsersCommand.self,
             StateCommand.self, DiffCommand.self, EventsCommand.self,
             SeriesCommand.self, SamplesCommand.self,
-            MetricsCommand.self, CollectorsCommand.self, BenchCommand.self,
+            MetricsCommand.self, CollectorsCommand.self,
+            ImportCommand.self, CheckCommand.self, RepairCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -89,3 +89,29 @@ struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
 }
+
+/// How long the store keeps each tier; shared by `run` and `import`.
+struct RetentionOptions: ParsableArguments {
+    @Option(name: .customLong("retention-raw"), help: ArgumentHelp("Keep raw samples this long (default 7d).", valueName: "DURATION"))
+    var raw: String?
+    @Option(name: .customLong("retention-1m"), help: ArgumentHelp("Keep 1-minute rollups this long (default 90d).", valueName: "DURATION"))
+    var minute: String?
+    @Option(name: .customLong("retention-1h"), help: ArgumentHelp("Keep 1-hour rollups this long (default 2y).", valueName: "DURATION"))
+    var hour: String?
+    @Option(name: .customLong("retention-state"), help: ArgumentHelp("Keep ended state versions and events this long (default 90d).", valueName: "DURATION"))
+    var state: String?
+    @Option(name: .customLong("head-window"), help: .hidden)
+    var headWindow: String?
+
+    /// The policy these flags describe over `file`'s settings and the defaults.
+    func policy(file: RunConfig.Retention? = nil, headWindowFile: String? = nil) throws -> StoragePolicy {
+        var p = StoragePolicy()
+        if let v = raw ?? file?.raw { p.rawRetention = try TwinTime.parseDuration(v) }
+        if let v = minute ?? file?.minute { p.minuteRetention = try TwinTime.parseDuration(v) }
+        if let v = hour ?? file?.hour { p.hourRetention = try TwinTime.parseDuration(v) }
+        if let v = state ?? file?.state { p.stateRetention = try TwinTime.parseDuration(v) }
+        if let v = headWindow ?? headWindowFile { p.headWindow = try TwinTime.parseDuration(v) }
+        do { try p.validate() } catch { throw CLIError("\(error)") }
+        return p
+    }
+}

@@ -12,7 +12,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Observe this host every second into the store and serve it on http://127.0.0.1:9977.",
-        discussion: "Runs until Ctrl-C or SIGTERM, then seals the head log and stops cleanly. A restart continues the same store and records the gap as an event."
+        discussion: "Runs until Ctrl-C or SIGTERM, then seals the head and stops cleanly. A restart continues the same store and records the gap as an event."
     )
 
     @OptionGroup var store: StoreOptions
@@ -31,7 +31,7 @@ struct RunCommand: AsyncParsableCommand {
     var enabled: [String] = []
     @Option(help: ArgumentHelp("Stop after this many ticks (for tests and benchmarks).", valueName: "N"))
     var ticks: Int?
-    @Option(help: .hidden) var sealWindow: String?
+    @OptionGroup var retention: RetentionOptions
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
@@ -45,7 +45,7 @@ struct RunCommand: AsyncParsableCommand {
         guard intervalMs >= 100 else { throw CLIError("--interval must be at least 100ms") }
         let (host, port) = try TwinHTTPServer.parseListen(listen ?? file?.listen ?? "127.0.0.1:9977")
         let dataDir = store.dataDir ?? file?.dataDir ?? StoreOptions.defaultDataDir()
-        let seal = try sealWindow.map(TwinTime.parseDuration) ?? 600_000
+        let policy = try retention.policy(file: file?.retention, headWindowFile: file?.headWindow)
 
         MemoryFootprint.limitMallocArenas()
         var logger = Logger(label: "hosttwin")
@@ -54,7 +54,7 @@ struct RunCommand: AsyncParsableCommand {
         let live = LiveTwin()
         let collectorConfig = CollectorConfig(backupPaths: backupPaths + (file?.backupPaths ?? []), extraSecretWords: file?.redactWords ?? [])
         let collection = CollectionService(store: twinStore, paths: hostPaths.paths, selection: selection, config: collectorConfig,
-                                           interval: intervalMs, sealWindow: seal, maxTicks: ticks, live: live, logger: logger)
+                                           interval: intervalMs, policy: policy, maxTicks: ticks, live: live, logger: logger)
         let log = logger
         let app = TwinHTTPServer.application(live: live, host: host, port: port, logger: logger) { actualPort in
             log.info("serving http://\(host.contains(":") ? "[\(host)]" : host):\(actualPort)/ (healthz, api/v1/summary)")
@@ -79,7 +79,7 @@ struct CollectionService: Service {
     let selection: CollectorSelection
     let config: CollectorConfig
     let interval: Int64
-    let sealWindow: Int64
+    let policy: StoragePolicy
     let maxTicks: Int?
     let live: LiveTwin
     let logger: Logger
@@ -122,7 +122,7 @@ struct CollectionService: Service {
 
     func run() async throws {
         let loop = Loop(sampler: Sampler(paths: paths, selection: selection, config: config, tick: interval),
-                        writer: TwinWriter(store: store, sealWindow: sealWindow))
+                        writer: TwinWriter(store: store, policy: policy, report: { [logger] in logger.warning("\($0)") }))
         try loop.writer.begin(now: TwinTime.nowMillis(), interval: interval)
         logger.info("collectors: \(loop.sampler.collectorNames.joined(separator: " "))")
         // The loop runs on a thread of its own: one timed wait per tick, none of the task and timer
@@ -153,15 +153,16 @@ struct CollectionService: Service {
             let obs = loop.sampler.tick(now: next)
             do {
                 let result = try loop.writer.commit(obs, health: obs.health)
+                if loop.lastError != nil { logger.notice("collection resumed: tick \(TwinTime.rfc3339(next)) stored") }
                 loop.lastError = nil
                 if result.sealedChunks > 0 { MemoryFootprint.releaseFreedMemory() }
                 for e in result.events where e.kind == .listeningPorts || e.kind == .services {
                     logger.debug("\(e.type.rawValue) \(e.kind!.rawValue) \(e.key ?? "")")
                 }
             } catch {
-                // A failed commit (disk full, locked database) loses this tick only; collection goes on.
+                // A failed commit (disk full, locked database) loses this tick only; the next ticks retry.
                 let msg = "\(error)"
-                if msg != loop.lastError { logger.error("tick \(TwinTime.rfc3339(next)) not stored: \(msg)") }
+                if msg != loop.lastError { logger.error("collection paused, tick \(TwinTime.rfc3339(next)) not stored (retrying every tick): \(msg)") }
                 loop.lastError = msg
                 continue
             }

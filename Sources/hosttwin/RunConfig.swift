@@ -7,7 +7,8 @@ import TwinCore
 /// ```json
 /// { "listen": "127.0.0.1:9977", "interval": "1s", "data_dir": "/var/lib/hosttwin",
 ///   "backup_paths": ["/var/backups/db"], "redact_words": ["dsn"],
-///   "collectors": { "packages": { "interval": "5m" }, "thermal": { "enabled": false } } }
+///   "collectors": { "packages": { "interval": "5m" }, "thermal": { "enabled": false } },
+///   "retention": { "raw": "7d", "1m": "90d", "1h": "2y", "state": "90d" } }
 /// ```
 struct RunConfig: Decodable {
     struct CollectorSetting: Decodable {
@@ -20,9 +21,21 @@ struct RunConfig: Decodable {
     var backupPaths: [String]?
     var redactWords: [String]?
     var collectors: [String: CollectorSetting]?
+    var retention: Retention?
+    var headWindow: String?
+
+    /// `"retention": {"raw": "7d", "1m": "90d", "1h": "2y", "state": "90d"}`
+    struct Retention: Decodable {
+        var raw: String?
+        var minute: String?
+        var hour: String?
+        var state: String?
+        enum CodingKeys: String, CodingKey { case raw, minute = "1m", hour = "1h", state }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case listen, interval, dataDir = "data_dir", backupPaths = "backup_paths", redactWords = "redact_words", collectors
+        case listen, interval, dataDir = "data_dir", backupPaths = "backup_paths", redactWords = "redact_words", collectors, retention
+        case headWindow = "head_window"
     }
 
     static func load(_ path: String) throws -> RunConfig {

@@ -2,9 +2,16 @@ import Foundation
 import Testing
 @testable import TwinStorage
 
-/// Round trips of the XOR chunk codec on random and adversarial inputs.
+/// Round trips of the head's XOR chunks and the sealed-chunk codec on random and adversarial inputs.
 @Suite struct ChunkTests {
     func roundTrip(_ samples: [(Int64, Double)]) throws {
+        let blob = try ChunkCodec.encode(samples)
+        let back = try ChunkCodec.decode(blob)
+        #expect(back.count == samples.count)
+        for (a, b) in zip(back, samples) {
+            #expect(a.0 == b.0)
+            #expect(a.1.bitPattern == b.1.bitPattern, "sealed: value \(b.1) came back as \(a.1)")
+        }
         var e = XORChunkEncoder()
         for (t, v) in samples { try e.append(t, v) }
         var out: [(Int64, Double)] = []
@@ -73,14 +80,124 @@ import Testing
         #expect(e.bytes.count <= 600 * 2 / 8 + 20, "constant values at a fixed interval take about 2 bits a sample")
     }
 
-    @Test func headLogRecords() throws {
-        let pairs: [(Int64, Double)] = [(5, 1.5), (1, -2), (300, .infinity)]
-        let b = HeadLogRecord.encode(pairs)
-        #expect(try HeadLogRecord.lookup(b, 300) == .infinity)
-        #expect(try HeadLogRecord.lookup(b, 1) == -2)
-        #expect(try HeadLogRecord.lookup(b, 2) == nil)
-        #expect(try HeadLogRecord.decode(b).map(\.0) == [1, 5, 300])
-        #expect(throws: ChunkError.self) { try HeadLogRecord.decode(Array(b.dropLast())) }
-        #expect(throws: ChunkError.self) { try HeadLogRecord.decode([1, 2]) }
+    @Test func sealedCodecPicksTheSmallestEncoding() throws {
+        let t0: Int64 = 1_800_000_000_000
+        // CPU seconds at USER_HZ: decimal with two places, steady increments -> a few bytes for an hour.
+        let counter = (0..<3600).map { (t0 + Int64($0) * 1000, (123_456.78 + Double($0) * 0.37).rounded(toPlaces: 2)) }
+        #expect(try ChunkCodec.encode(counter).count < 200)
+        // Memory in bytes moving by whole pages: the differences share the divisor 4096.
+        var rng = SystemRandomNumberGenerator()
+        var mem = 8_000_000_000.0
+        let pages = (0..<3600).map { i -> (Int64, Double) in
+            mem += Double(Int.random(in: -3...3, using: &rng) * 4096)
+            return (t0 + Int64(i) * 1000, mem)
+        }
+        #expect(try ChunkCodec.encode(pages).count < 3600)
+        // A constant: nearly nothing.
+        let constant = try ChunkCodec.encode((0..<3600).map { (t0 + Int64($0) * 1000, 42.0) })
+        #expect(constant.count < 48, "\(constant.count) bytes")
+        // Values that are not short decimals fall back to XOR and still round-trip exactly.
+        try roundTrip((0..<500).map { (t0 + Int64($0) * 1000, Double.random(in: 0..<1, using: &rng)) })
+    }
+
+    @Test func sealedCodecDetectsDamage() throws {
+        let blob = try ChunkCodec.encode((0..<300).map { (Int64($0) * 1000, Double($0 % 7) * 1.5) })
+        for i in [0, 1, blob.count / 2, blob.count - 1] {
+            var bad = blob
+            bad[i] ^= 0x40
+            #expect(throws: ChunkError.self) { try ChunkCodec.decode(bad) }
+        }
+        for n in [0, 1, 5, blob.count - 1] {
+            #expect(throws: ChunkError.self) { try ChunkCodec.decode(Array(blob.prefix(n))) }
+        }
+        #expect(throws: ChunkError.self) { try ChunkCodec.decode(blob, columnCount: 2) }
+        #expect(throws: ChunkError.outOfOrder(previous: 5, next: 5)) { try ChunkCodec.encode([(5, 1), (5, 2)]) }
+        #expect(throws: ChunkError.self) { try ChunkCodec.encode([(Int64.min + 1, 1), (Int64.max, 2)]) }
+    }
+
+    @Test func rollupBlocksRoundTrip() throws {
+        let samples = (0..<7200).map { (Int64($0) * 1000, Double($0 % 100) / 4) }
+        let points = Rollup.points(samples, step: 60_000)
+        #expect(points.count == 120)
+        #expect(points[0] == RollupPoint(t: 0, min: 0, max: 14.75, sum: (0..<60).reduce(0.0) { $0 + Double($1) / 4 }, count: 60, last: 14.75))
+        #expect(try Rollup.decode(Rollup.encode(points)) == points)
+        let hours = Rollup.coarsen(points, step: 3_600_000)
+        #expect(hours == Rollup.points(samples, step: 3_600_000))
+    }
+
+    /// Log records against the previous ones of their segment: ticks with changing series lists,
+    /// repeated and special values, and batches.
+    @Test func logRecordsRoundTrip() throws {
+        var enc = LogRecordEncoder()
+        var dec = LogRecordDecoder()
+        var rng = SystemRandomNumberGenerator()
+        var t: Int64 = 1_800_000_000_000
+        for round in 0..<300 {
+            t += Int64.random(in: 1...5000, using: &rng)
+            var expected: [(Int64, Int64, Double)] = []
+            var body: ByteWriter
+            if round % 7 == 6 {
+                expected = (0..<Int.random(in: 1...40, using: &rng)).map { _ in
+                    (Int64.random(in: 1...100, using: &rng), t + Int64.random(in: -10_000...10_000, using: &rng), Double(bitPattern: UInt64.random(in: 0...UInt64.max, using: &rng)))
+                }
+                body = enc.batch(expected)
+            } else {
+                let ids = round % 3 == 0 ? Array(Set((0..<30).map { _ in Int64.random(in: 1...60, using: &rng) })) : Array(Int64(1)...20)
+                let special: [Double] = [.nan, .infinity, -0.0, 0, 1e300]
+                let values = ids.map { id in Bool.random(using: &rng) ? Double(id) : (Bool.random(using: &rng) ? special.randomElement(using: &rng)! : Double.random(in: -1e6...1e6, using: &rng)) }
+                expected = zip(ids, values).map { ($0, t, $1) }
+                body = enc.tick(t, ids: ids, values: values)
+            }
+            enc.commitPending()
+            var got: [(Int64, Int64, Double)] = []
+            try body.bytes.withUnsafeBytes { try dec.decode($0) { got.append(($0, $1, $2)) } }
+            #expect(got.count == expected.count)
+            for (a, b) in zip(got, expected) { #expect(a.0 == b.0 && a.1 == b.1 && a.2.bitPattern == b.2.bitPattern) }
+        }
+    }
+
+    @Test func logSegmentsSurviveTornTailsAndNameDamage() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = LogWriter(dataDir: dir)
+        try w.start(seq: 7)
+        for i in 0..<50 { try w.appendTick(Int64(i) * 1000, ids: [1, 2, 3], values: [Double(i), 5, Double(i) / 3]) }
+        try w.closeSegment()
+        let path = LogSegment.path(dir, 7)
+        var n = 0
+        let full = try LogSegment.scan(path) { _, _, _ in n += 1 }
+        #expect(full.damage == nil && full.records == 50 && n == 150)
+        // A torn tail: everything before it is read, the damage is described.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        try bytes.prefix(bytes.count - 3).write(to: URL(fileURLWithPath: path))
+        let torn = try LogSegment.scan(path) { _, _, _ in }
+        #expect(torn.records == 49 && torn.damage?.contains("torn") == true)
+        // A flipped byte in the middle: records before it survive, the checksum names the place.
+        var flipped = bytes
+        flipped[bytes.count / 2] ^= 1
+        try flipped.write(to: URL(fileURLWithPath: path))
+        let bad = try LogSegment.scan(path) { _, _, _ in }
+        #expect(bad.records < 50 && bad.records > 10 && bad.damage?.contains("byte") == true)
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(try LogSegment.scan(path) { _, _, _ in }.damage != nil)
+    }
+}
+
+extension Double {
+    func rounded(toPlaces p: Int) -> Double {
+        let m = (0..<p).reduce(1.0) { x, _ in x * 10 }
+        return (self * m).rounded() / m
+    }
+}
+
+extension ChunkTests {
+    /// Flat residuals (constants, steady counters) store seeds only; every length and order round-trips.
+    @Test func flatAndShortDecimalColumns() throws {
+        for n in 1...6 {
+            for make in [{ (_: Int) in 7.0 }, { Double($0) * 2.5 }, { Double($0 * $0) }, { Double($0 % 2) }] {
+                try roundTrip((0..<n).map { (Int64($0) * 1000, make($0)) })
+            }
+        }
+        #expect(try ChunkCodec.encode((0..<3600).map { (Int64($0) * 1000, 100 + Double($0) * 0.25) }).count < 24)
     }
 }

@@ -1,5 +1,5 @@
 /// An append-only bit stream, most significant bit first, as the Gorilla paper and Prometheus' chunkenc use.
-struct BitWriter {
+struct BitWriter: Sendable {
     private(set) var bytes: [UInt8] = []
     /// Bits still free in the last byte (0 when a new byte is needed).
     private var free = 0

@@ -1,7 +1,7 @@
 /// A Gorilla-style chunk of one series: delta-of-delta timestamps and XOR-compressed float values, laid
 /// out as Prometheus' XOR chunk (see docs/format/chunks.md). Samples must be appended in strictly
 /// increasing time order.
-public struct XORChunkEncoder {
+public struct XORChunkEncoder: Sendable {
     private var w = BitWriter()
     public private(set) var count = 0
     public private(set) var firstTime: Int64 = 0

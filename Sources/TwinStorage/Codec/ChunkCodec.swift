@@ -1,0 +1,294 @@
+/// The format of sealed chunks and rollup blocks: one timestamp column and one or more value columns,
+/// each encoded the way that measures smallest for its data, the body deflated when that is smaller,
+/// and a CRC-32 over the whole blob (see docs/format/chunks.md).
+///
+/// ```
+/// u8 flags (bit 0: body deflated) · uvarint count · [uvarint raw body size, if deflated] · body · u32 crc32
+/// body = timestamps · column₁ … columnₖ
+/// timestamps = varint t₀ · uvarint runs · runs × (uvarint length, varint delta)
+/// column = u8 kind: 1 decimal → u8 exponent · u8 order · uvarint gcd · count × varint residual
+///                   2 XOR     → Gorilla XOR bit stream of the values alone
+/// ```
+///
+/// *Decimal* (as VictoriaMetrics does): when every value is `m / 10^e` exactly for integers `m` below
+/// 2^53, the column stores the integers differenced `order` times (0, 1 or 2 — whichever is smallest),
+/// divided by their greatest common divisor (memory grows in pages). Anything else — NaN, ±Inf, -0.0,
+/// ratios with long fractions — falls back to the XOR float encoding, bit-exact.
+public enum ChunkCodec {
+    /// At most this many samples in one blob (a sanity bound for decoding untrusted bytes).
+    static let maxCount = 1 << 24
+
+    /// Encodes `times` (strictly increasing) and `columns` (each `times.count` long).
+    public static func encode(times: [Int64], columns: [[Double]]) throws -> [UInt8] {
+        precondition(columns.allSatisfy { $0.count == times.count }, "column length differs from timestamp count")
+        guard !times.isEmpty else { throw ChunkError.corrupt("empty chunk") }
+        for i in 1..<max(times.count, 1) {
+            guard times[i] > times[i - 1] else { throw ChunkError.outOfOrder(previous: times[i - 1], next: times[i]) }
+            guard !times[i].subtractingReportingOverflow(times[i - 1]).overflow else { throw ChunkError.corrupt("timestamps \(times[i - 1]) and \(times[i]) are too far apart") }
+        }
+        var body = ByteWriter(capacity: times.count * 2)
+        encodeTimes(times, into: &body)
+        for c in columns { encodeColumn(c, into: &body) }
+        var out = ByteWriter(capacity: body.bytes.count / 2 + 16)
+        if body.bytes.count > 48, let z = Zlib.deflate(body.bytes), z.count + 4 < body.bytes.count {
+            out.u8(1)
+            out.uvarint(UInt64(times.count))
+            out.uvarint(UInt64(body.bytes.count))
+            out.append(z)
+        } else {
+            out.u8(0)
+            out.uvarint(UInt64(times.count))
+            out.append(body.bytes)
+        }
+        out.u32(Zlib.crc32(out.bytes))
+        return out.bytes
+    }
+
+    /// Encodes one series' samples.
+    public static func encode(_ samples: [(Int64, Double)]) throws -> [UInt8] {
+        try encode(times: samples.map(\.0), columns: [samples.map(\.1)])
+    }
+
+    /// Decodes a blob with `columnCount` value columns, checking its CRC first.
+    public static func decode(_ blob: [UInt8], columnCount: Int) throws -> (times: [Int64], columns: [[Double]]) {
+        try blob.withUnsafeBytes { raw in
+            guard raw.count >= 6 else { throw ChunkError.truncated }
+            let payload = UnsafeRawBufferPointer(rebasing: raw[0..<raw.count - 4])
+            var tail = ByteReader(raw, at: raw.count - 4)
+            guard try tail.u32() == Zlib.crc32(payload) else { throw ChunkError.corrupt("checksum mismatch") }
+            var r = ByteReader(payload)
+            let flags = try r.u8()
+            guard flags <= 1 else { throw ChunkError.corrupt("unknown flags \(flags)") }
+            let count = try r.count(limit: maxCount)
+            guard count > 0 else { throw ChunkError.corrupt("empty chunk") }
+            if flags == 1 {
+                let rawSize = try r.count(limit: maxCount * 16 * (columnCount + 1))
+                let body = try Zlib.inflate(UnsafeRawBufferPointer(rebasing: payload[r.pos...]), rawCount: rawSize)
+                return try body.withUnsafeBytes { b in
+                    var br = ByteReader(b)
+                    return try decodeBody(&br, count: count, columnCount: columnCount)
+                }
+            }
+            return try decodeBody(&r, count: count, columnCount: columnCount)
+        }
+    }
+
+    /// Decodes one series' chunk.
+    public static func decode(_ blob: [UInt8]) throws -> [(Int64, Double)] {
+        let (t, c) = try decode(blob, columnCount: 1)
+        return Array(zip(t, c[0]))
+    }
+
+    private static func decodeBody(_ r: inout ByteReader, count: Int, columnCount: Int) throws -> (times: [Int64], columns: [[Double]]) {
+        let times = try decodeTimes(&r, count: count)
+        var cols: [[Double]] = []
+        for _ in 0..<columnCount { cols.append(try decodeColumn(&r, count: count)) }
+        guard r.remaining == 0 else { throw ChunkError.corrupt("\(r.remaining) bytes after the last column") }
+        return (times, cols)
+    }
+
+    // MARK: Timestamps: run-length encoded deltas
+
+    static func encodeTimes(_ times: [Int64], into w: inout ByteWriter) {
+        w.varint(times[0])
+        var runs: [(Int, Int64)] = []
+        for i in 1..<times.count {
+            let d = times[i] - times[i - 1]
+            if let last = runs.last, last.1 == d { runs[runs.count - 1].0 += 1 } else { runs.append((1, d)) }
+        }
+        w.uvarint(UInt64(runs.count))
+        for (n, d) in runs { w.uvarint(UInt64(n)); w.varint(d) }
+    }
+
+    static func decodeTimes(_ r: inout ByteReader, count: Int) throws -> [Int64] {
+        var out = [Int64]()
+        out.reserveCapacity(count)
+        var t = try r.varint()
+        out.append(t)
+        let runs = try r.count(limit: count)
+        for _ in 0..<runs {
+            let n = try r.count(limit: count - out.count)
+            let d = try r.varint()
+            guard d > 0 else { throw ChunkError.corrupt("non-increasing timestamps") }
+            for _ in 0..<n {
+                let (next, overflow) = t.addingReportingOverflow(d)
+                guard !overflow else { throw ChunkError.corrupt("timestamp overflow") }
+                t = next
+                out.append(t)
+            }
+        }
+        guard out.count == count else { throw ChunkError.corrupt("timestamp runs cover \(out.count) of \(count) samples") }
+        return out
+    }
+
+    // MARK: Value columns
+
+    static let pow10: [Double] = (0...18).map { e in (0..<e).reduce(1.0) { x, _ in x * 10 } }
+
+    static func encodeColumn(_ values: [Double], into w: inout ByteWriter) {
+        if let (e, ints) = decimal(values) {
+            w.u8(1)
+            encodeInts(ints, exponent: e, into: &w)
+        } else {
+            w.u8(2)
+            var bits = BitWriter(capacity: values.count * 2)
+            var xor = XORValues()
+            for v in values { xor.write(v.bitPattern, into: &bits) }
+            w.uvarint(UInt64(bits.bytes.count))
+            w.append(bits.bytes)
+        }
+    }
+
+    /// The smallest exponent `e` with every value exactly `m / 10^e` (compared bit for bit, so -0.0,
+    /// NaN and ±Inf never qualify), and the integers; nil when there is none up to 10^18.
+    static func decimal(_ values: [Double]) -> (Int, [Int64])? {
+        var e = 0
+        for v in values {
+            guard v.isFinite, v.bitPattern != (-0.0 as Double).bitPattern, abs(v) < 9.0e15 else { return nil }
+            while e < pow10.count, !exact(v, e) { e += 1 }
+            if e == pow10.count { return nil }
+        }
+        var ints = [Int64]()
+        ints.reserveCapacity(values.count)
+        let p = pow10[e]
+        for v in values {
+            let m = (v * p).rounded()
+            guard abs(m) < 9.0e15, (m / p).bitPattern == v.bitPattern else { return nil }
+            ints.append(Int64(m))
+        }
+        return (e, ints)
+    }
+
+    @inline(__always)
+    private static func exact(_ v: Double, _ e: Int) -> Bool {
+        let m = (v * pow10[e]).rounded()
+        return abs(m) < 9.0e15 && (m / pow10[e]).bitPattern == v.bitPattern
+    }
+
+    static func encodeInts(_ ints: [Int64], exponent: Int, into w: inout ByteWriter) {
+        // Pick the differencing order by the varint bytes it would take; an order that leaves only zeros
+        // after its seeds (a constant, a steady counter) stores no residuals at all.
+        var best = ints, bestOrder = 0
+        var bestSize = ints.reduce(0) { $0 + ByteWriter.varintSize($1) }
+        var current = ints
+        var flat = ints.count <= 1
+        for order in 1...2 where !flat {
+            var next = current
+            for i in stride(from: current.count - 1, through: order, by: -1) { next[i] = current[i] &- current[i - 1] }
+            let size = next.reduce(0) { $0 + ByteWriter.varintSize($1) }
+            if size < bestSize { best = next; bestOrder = order; bestSize = size }
+            current = next
+            if next.count <= order || next[order...].allSatisfy({ $0 == 0 }) { best = next; bestOrder = order; flat = true }
+        }
+        w.u8(UInt8(exponent))
+        w.u8(UInt8(bestOrder))
+        if flat {
+            w.uvarint(0) // divisor 0: every residual is zero and none is stored
+            for i in 0..<min(max(bestOrder, 1), best.count) { w.varint(best[i]) }
+            return
+        }
+        var g: UInt64 = 0
+        for i in bestOrder..<best.count { g = gcd(g, best[i].magnitude) }
+        if g == 0 { g = 1 }
+        w.uvarint(g)
+        for i in 0..<best.count { w.varint(i < bestOrder ? best[i] : best[i] / Int64(g)) }
+    }
+
+    private static func gcd(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        var (x, y) = (a, b)
+        while y != 0 { (x, y) = (y, x % y) }
+        return x
+    }
+
+    static func decodeColumn(_ r: inout ByteReader, count: Int) throws -> [Double] {
+        let kind = try r.u8()
+        var out = [Double]()
+        out.reserveCapacity(count)
+        switch kind {
+        case 1:
+            let e = Int(try r.u8())
+            let order = Int(try r.u8())
+            guard e < pow10.count, order <= 2 else { throw ChunkError.corrupt("bad decimal column header") }
+            let g = try r.uvarint()
+            guard g < 1 << 62 else { throw ChunkError.corrupt("bad decimal column divisor") }
+            var ints = [Int64](repeating: 0, count: count)
+            if g == 0 { // only the seeds are stored; every residual is zero
+                for i in 0..<min(max(order, 1), count) { ints[i] = try r.varint() }
+            } else {
+                for i in 0..<count {
+                    let v = try r.varint()
+                    ints[i] = i < order ? v : v &* Int64(g)
+                }
+            }
+            // Undo the differencing: order 2 integrates from index 2 (second differences into first), then from 1.
+            for pass in stride(from: order, to: 0, by: -1) where pass < count {
+                for i in pass..<count { ints[i] = ints[i] &+ ints[i - 1] }
+            }
+            let p = pow10[e]
+            for m in ints { out.append(Double(m) / p) }
+        case 2:
+            let size = try r.count(limit: r.remaining)
+            var bits = BitReader(Array(try r.take(size)))
+            var xor = XORValues()
+            for _ in 0..<count { out.append(Double(bitPattern: try xor.read(&bits))) }
+            guard bits.bitsLeft < 8 else { throw ChunkError.corrupt("\(bits.bitsLeft / 8) bytes after the XOR column") }
+        default:
+            throw ChunkError.corrupt("unknown column kind \(kind)")
+        }
+        return out
+    }
+}
+
+/// Gorilla's XOR encoding of a stream of float bit patterns, as used by the XOR columns of sealed chunks.
+/// The first value is written whole (64 bits); each next one as its XOR with the previous, reusing the
+/// previous leading/trailing-zero window when it fits.
+struct XORValues {
+    private var previous: UInt64 = 0
+    private var leading = 0
+    private var trailing = 0
+    private var started = false
+    private var haveWindow = false
+
+    @inline(__always)
+    mutating func write(_ bits: UInt64, into w: inout BitWriter) {
+        defer { previous = bits }
+        guard started else { w.writeBits(bits, 64); started = true; return }
+        let x = bits ^ previous
+        if x == 0 { w.writeBit(false); return }
+        w.writeBit(true)
+        var lead = x.leadingZeroBitCount
+        let trail = x.trailingZeroBitCount
+        if lead >= 32 { lead = 31 }
+        if haveWindow, lead >= leading, trail >= trailing {
+            w.writeBit(false)
+            w.writeBits(x >> UInt64(trailing), 64 - leading - trailing)
+        } else {
+            leading = lead
+            trailing = trail
+            haveWindow = true
+            w.writeBit(true)
+            w.writeBits(UInt64(lead), 5)
+            let sig = 64 - lead - trail
+            w.writeBits(UInt64(sig & 63), 6) // 64 is written as 0 (a XOR block is never empty)
+            w.writeBits(x >> UInt64(trail), sig)
+        }
+    }
+
+    @inline(__always)
+    mutating func read(_ r: inout BitReader) throws -> UInt64 {
+        guard started else { started = true; previous = try r.readBits(64); return previous }
+        if try !r.readBit() { return previous }
+        if try r.readBit() {
+            leading = Int(try r.readBits(5))
+            var sig = Int(try r.readBits(6))
+            if sig == 0 { sig = 64 }
+            guard leading + sig <= 64 else { throw ChunkError.corrupt("bad XOR block header") }
+            trailing = 64 - leading - sig
+            haveWindow = true
+        }
+        guard haveWindow else { throw ChunkError.corrupt("XOR block without a previous header") }
+        let sig = 64 - leading - trailing
+        previous ^= sig == 64 ? try r.readBits(64) : try r.readBits(sig) << UInt64(trailing)
+        return previous
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import GRDB
+import TwinCore
+
+/// Seals frozen head chunks into the store, then compacts, rolls up and applies retention — on a thread
+/// of its own, so sealing never blocks collection. Jobs that fail (disk full) stay queued and are retried;
+/// their log segments stay on disk until they succeed, so nothing acknowledged is lost meanwhile.
+final class Sealer: @unchecked Sendable {
+    /// The chunks of one head window and the log segments they make redundant.
+    struct Job: Sendable {
+        var chunks: [FrozenChunk]
+        /// Log segments up to and including this one are covered once the job commits.
+        var throughSegment: UInt64
+        /// The newest sample time the writer has seen (drives compaction and retention).
+        var latest: Int64
+        var runID: Int64?
+    }
+
+    private let store: TwinStore
+    private let policy: StoragePolicy
+    private let report: @Sendable (String) -> Void
+    private let cond = NSCondition()
+    private var queue: [Job] = []
+    private var working = false
+    private var stopping = false
+    private var thread: Thread?
+    private var lastRetention: Int64?
+    /// The message of the failure being retried, so it is reported once, not every retry.
+    private var failure: String?
+
+    init(store: TwinStore, policy: StoragePolicy, report: @escaping @Sendable (String) -> Void) {
+        self.store = store
+        self.policy = policy
+        self.report = report
+    }
+
+    func start() {
+        let t = Thread { [self] in loop() }
+        t.name = "hosttwin-sealer"
+        thread = t
+        t.start()
+    }
+
+    func enqueue(_ job: Job) {
+        cond.lock()
+        queue.append(job)
+        cond.signal()
+        cond.unlock()
+    }
+
+    /// Jobs waiting or running.
+    var pending: Int {
+        cond.lock()
+        defer { cond.unlock() }
+        return queue.count
+    }
+
+    /// Waits until every queued job has been tried once more, then stops the thread. Jobs still failing
+    /// stay in the log for the next start to recover. Returns how many are left.
+    @discardableResult
+    func stop() -> Int {
+        cond.lock()
+        stopping = true
+        cond.broadcast()
+        while thread != nil { cond.wait() }
+        let left = queue.count
+        cond.unlock()
+        return left
+    }
+
+    /// Runs queued jobs on the caller's thread (no sealer thread): for tools that seal once and exit.
+    func runNow() throws {
+        while let job = cond.withLock({ queue.first }) {
+            try process(job)
+            cond.withLock { _ = queue.removeFirst() }
+        }
+    }
+
+    private func loop() {
+        cond.lock()
+        while true {
+            while queue.isEmpty && !stopping { cond.wait() }
+            guard let job = queue.first else { break } // stopping with nothing left
+            working = true
+            cond.unlock()
+            var ok = true
+            do {
+                try process(job)
+                if failure != nil { report("storage recovered: sealing resumed"); failure = nil }
+            } catch {
+                ok = false
+                let message = "sealing \(job.chunks.count) chunks failed (kept in the log, retrying): \(error)"
+                if failure != message { report(message); failure = message }
+            }
+            cond.lock()
+            working = false
+            if ok { queue.removeFirst() } else if stopping { break } else {
+                _ = cond.wait(until: Date().addingTimeInterval(5))
+            }
+        }
+        thread = nil
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    private func process(_ job: Job) throws {
+        try seal(job)
+        try store.compact(before: floorDiv(job.latest, StoragePolicy.hour) * StoragePolicy.hour)
+        if lastRetention.map({ job.latest - $0 >= 10 * StoragePolicy.minute }) ?? true {
+            try store.applyRetention(policy, latest: job.latest)
+            lastRetention = job.latest
+        }
+        store.pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
+    }
+
+    private func seal(_ job: Job) throws {
+        var rows: [(Int64, Int64, Int64, Int, [UInt8])] = []
+        rows.reserveCapacity(job.chunks.count)
+        for c in job.chunks {
+            let samples = try c.samples()
+            rows.append((c.seriesID, samples[0].0, samples[samples.count - 1].0, samples.count, try ChunkCodec.encode(samples)))
+        }
+        try store.pool.write { db in
+            let insert = try db.cachedStatement(sql: "INSERT INTO chunks(series_id, level, min_t, max_t, count, data) VALUES (?, 0, ?, ?, ?, ?)")
+            for (id, minT, maxT, n, blob) in rows { try insert.execute(arguments: [id, minT, maxT, n, Data(blob)]) }
+            try TwinStore.setMeta(db, "log_sealed", String(job.throughSegment))
+            if let run = job.runID {
+                try db.execute(sql: "UPDATE runs SET last_tick = max(coalesce(last_tick, 0), ?) WHERE id = ?", arguments: [job.latest, run])
+            }
+        }
+        for s in LogSegment.list(store.dataDir) where s.seq <= job.throughSegment { unlink(s.path) }
+    }
+}

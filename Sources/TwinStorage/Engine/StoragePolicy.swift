@@ -1,0 +1,34 @@
+import TwinCore
+
+/// How the store cuts its head and how long it keeps each tier. Every duration is in milliseconds.
+public struct StoragePolicy: Sendable, Equatable {
+    public static let minute: Int64 = 60_000
+    public static let hour: Int64 = 3_600_000
+    public static let day: Int64 = 86_400_000
+    /// The span of one block of the 1-hour tier (30 days of points).
+    public static let hourBlock: Int64 = 30 * day
+
+    /// Length of a head window: how often open chunks are sealed and the log starts a new segment.
+    /// Must divide an hour so windows never straddle the hourly compaction boundary.
+    public var headWindow: Int64 = 5 * minute
+    /// Raw samples are kept this long behind the newest sample.
+    public var rawRetention: Int64 = 7 * day
+    /// 1-minute rollups are kept this long.
+    public var minuteRetention: Int64 = 90 * day
+    /// 1-hour rollups are kept this long.
+    public var hourRetention: Int64 = 730 * day
+    /// Closed state versions and events are kept this long after they ended.
+    public var stateRetention: Int64 = 90 * day
+
+    public init() {}
+
+    /// Checks the durations; says what is wrong.
+    public func validate() throws {
+        guard headWindow >= 1000, Self.hour % headWindow == 0 else {
+            throw TwinError.badInput("head window \(headWindow) ms must be at least 1 s and divide an hour (1m, 2m, 5m, 10m, 15m, 30m, 1h …)")
+        }
+        for (name, v) in [("raw", rawRetention), ("1m", minuteRetention), ("1h", hourRetention), ("state", stateRetention)] where v < Self.hour {
+            throw TwinError.badInput("\(name) retention \(v) ms is shorter than an hour")
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import GRDB
+import TwinCore
+
+/// What a read found in the unsealed log.
+struct LogRead {
+    var samples = 0
+    var segments = 0
+    var bytes = 0
+    var newest: Int64?
+    /// Samples of the requested series, by id, in time order per series.
+    var byID: [Int64: [(Int64, Double)]] = [:]
+}
+
+extension TwinStore {
+    /// Runs `body` in a read transaction and reads the log segments that transaction's chunks do not
+    /// cover yet (those after `log_sealed`), keeping samples of `ids` (all when nil) within `[from, to]`.
+    /// A segment sealed and deleted between the two steps makes the read start over, so a reader never
+    /// misses or double-counts a head window.
+    func withLog<T>(ids: Set<Int64>?, from: Int64, to: Int64, _ body: (Database) throws -> T) throws -> (T, LogRead) {
+        for _ in 0..<5 {
+            var vanished = false
+            let result = try pool.read { db -> (T, LogRead) in
+                let value = try body(db)
+                let sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
+                var read = LogRead()
+                for seg in LogSegment.list(dataDir) where seg.seq > sealed {
+                    guard FileManager.default.fileExists(atPath: seg.path) else { vanished = true; break }
+                    let scan: LogSegment.Scan
+                    do {
+                        scan = try LogSegment.scan(seg.path) { id, t, v in
+                            read.samples += 1
+                            if read.newest == nil || t > read.newest! { read.newest = t }
+                            guard t >= from, t <= to, ids?.contains(id) ?? true else { return }
+                            read.byID[id, default: []].append((t, v))
+                        }
+                    } catch { vanished = true; break }
+                    read.segments += 1
+                    read.bytes += scan.fileBytes
+                }
+                return (value, read)
+            }
+            if !vanished { return result }
+        }
+        throw TwinError.unavailable("the log of \(dataDir) kept changing while being read; try again")
+    }
+
+    /// The stored samples of one series in `[from, to]`, in time order; nil when the series is unknown.
+    public func samples(_ key: SeriesKey, from: Int64, to: Int64) throws -> [(Int64, Double)]? {
+        guard let id = try pool.read({ db in
+            try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE metric = ? AND labels = ?", arguments: [key.metric, TwinWriter.encodeLabels(key.labels)])
+        }) else { return nil }
+        return try samples(ids: [id], from: from, to: to)[id] ?? []
+    }
+
+    /// Samples of many series in `[from, to]`, keyed by series id, in time order.
+    public func samples(ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
+        let (sealed, log) = try withLog(ids: Set(ids), from: from, to: to) { db in try Self.sealedSamples(db, ids: ids, from: from, to: to) }
+        var out = sealed
+        for (id, list) in log.byID {
+            // Log samples come after every sealed one of the same series, except after a crash between a
+            // seal's commit and the deletion of its segment — which `log_sealed` already excludes.
+            out[id, default: []].append(contentsOf: list)
+        }
+        return out
+    }
+
+    static func sealedSamples(_ db: Database, ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
+        var out: [Int64: [(Int64, Double)]] = [:]
+        for id in ids {
+            var list: [(Int64, Double)] = []
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT id, min_t, data FROM chunks WHERE series_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
+                                           arguments: [id, from, to])
+            while let row = try rows.next() {
+                let all = try decodeChunk(row, series: id)
+                if all.first!.0 >= from && all.last!.0 <= to { list += all } else { list += all.lazy.filter { $0.0 >= from && $0.0 <= to } }
+            }
+            out[id] = list
+        }
+        return out
+    }
+
+    /// Points of series `id` over `[from, to]` reduced to `step`-aligned buckets (min, max, sum, count,
+    /// last), read from the coarsest tier whose resolution divides `step`: 1-hour rollups for steps of
+    /// whole hours, 1-minute rollups for whole minutes, raw samples otherwise. The part of the range a
+    /// tier does not cover yet (its newest hours or day) comes from the next finer source.
+    public func aggregate(id: Int64, from: Int64, to: Int64, step: Int64) throws -> (points: [RollupPoint], tier: String) {
+        guard step > 0, from <= to else { throw TwinError.badInput("aggregate needs step > 0 and from <= to") }
+        let minute = StoragePolicy.minute
+        guard step % minute == 0 else {
+            return (Rollup.points(try samples(ids: [id], from: from, to: to)[id] ?? [], step: step), "raw")
+        }
+        let (read, log) = try withLog(ids: [id], from: from, to: to) { db -> (points: [RollupPoint], tiers: [String], covered: Int64) in
+            var points: [RollupPoint] = []
+            var tiers: [String] = []
+            var covered = from // everything before this is read
+            for (code, name) in [(2, "1h"), (1, "1m")] where step % (code == 2 ? StoragePolicy.hour : minute) == 0 {
+                let through = try Self.meta(db, code == 2 ? "tier_1h_through" : "tier_1m_through").flatMap { Int64($0) } ?? .min
+                guard through > covered else { continue }
+                let end = min(through, to == .max ? .max : to + 1)
+                let span = code == 2 ? StoragePolicy.hourBlock : StoragePolicy.day
+                for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT data FROM rollups WHERE series_id = ? AND tier = ? AND start > ? AND start < ? ORDER BY start"),
+                                            arguments: [id, code, covered.subtractingReportingOverflow(span).overflow ? Int64.min : covered - span, end]) {
+                    do { points += try Rollup.decode([UInt8](row["data"] as Data)).filter { $0.t >= covered && $0.t < end } } catch {
+                        throw TwinError.corrupt(what: "twin.db \(name) rollup block of series \(id)", detail: "\(error)")
+                    }
+                }
+                tiers.append(name)
+                covered = end
+            }
+            if covered <= to {
+                points += Rollup.points(try Self.sealedSamples(db, ids: [id], from: covered, to: to)[id] ?? [], step: minute)
+                tiers.append("raw")
+            }
+            return (points, tiers, covered)
+        }
+        var points = read.points
+        if let tail = log.byID[id], read.covered <= to {
+            points += Rollup.points(tail.filter { $0.0 >= read.covered }, step: minute)
+        }
+        points.sort { $0.t < $1.t }
+        return (Rollup.coarsen(points, step: step), read.tiers.joined(separator: "+"))
+    }
+}
