@@ -113,8 +113,38 @@ enum Schema {
                 ALTER TABLE chunks_v2 RENAME TO chunks;
                 CREATE INDEX chunks_by_series ON chunks(series_id, max_t);
                 CREATE INDEX chunks_by_level ON chunks(level, min_t);
+                DROP INDEX versions_by_key;
+                CREATE TABLE series_v2(
+                    id INTEGER PRIMARY KEY,
+                    hash INTEGER NOT NULL,
+                    metric TEXT NOT NULL,
+                    labels TEXT NOT NULL,
+                    type TEXT NOT NULL DEFAULT 'gauge');
+                """)
+            // Series are found by a 64-bit hash of their key instead of a unique index on the key text,
+            // which stored every key twice.
+            let copy = try db.makeStatement(sql: "INSERT INTO series_v2(id, hash, metric, labels, type) VALUES (?, ?, ?, ?, ?)")
+            for row in try Row.fetchAll(db, sql: "SELECT id, metric, labels, type FROM series") {
+                try copy.execute(arguments: [row["id"], SeriesHash.of(metric: row["metric"], labels: row["labels"]), row["metric"], row["labels"], row["type"]])
+            }
+            try db.execute(sql: """
+                DROP TABLE series;
+                ALTER TABLE series_v2 RENAME TO series;
+                CREATE INDEX series_by_hash ON series(hash);
                 """)
         }
         return m
+    }
+}
+
+/// The 64-bit FNV-1a hash of a series' stored key (`metric` then the label text), as a signed integer
+/// for SQLite: the `series.hash` column.
+enum SeriesHash {
+    static func of(metric: String, labels: String) -> Int64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in metric.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        h = (h ^ 0xff) &* 0x100_0000_01b3 // a separator no UTF-8 text contains
+        for b in labels.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int64(bitPattern: h)
     }
 }

@@ -184,3 +184,28 @@ extension TwinStore {
         return all
     }
 }
+
+extension TwinStore {
+    /// Bytes of `twin.db` by table and index (SQLite's dbstat: whole pages, so row and page overhead
+    /// count), plus `free` for pages on the freelist. Nil when this SQLite lacks dbstat.
+    public func spaceByTable() throws -> [String: Int64]? {
+        try pool.read { db in
+            guard let rows = try? Row.fetchAll(db, sql: "SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name") else { return nil }
+            var out: [String: Int64] = [:]
+            for r in rows { out[r["name"]] = r["bytes"] }
+            let pageSize = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+            out["free"] = (try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0) * pageSize
+            return out
+        }
+    }
+
+    /// The oldest and newest stored sample times (chunks and log).
+    public func sampleTimeRange() throws -> (Int64, Int64)? {
+        let (sealed, log) = try withLog(ids: [], from: .min, to: .max) { db -> (Int64?, Int64?) in
+            guard let row = try Row.fetchOne(db, sql: "SELECT min(min_t) AS a, max(max_t) AS b FROM chunks") else { return (nil, nil) }
+            return (row["a"], row["b"])
+        }
+        guard let a = [sealed.0, log.oldest].compactMap({ $0 }).min(), let b = [sealed.1, log.newest].compactMap({ $0 }).max() else { return nil }
+        return (a, b)
+    }
+}

@@ -8,6 +8,7 @@ struct LogRead {
     var segments = 0
     var bytes = 0
     var newest: Int64?
+    var oldest: Int64?
     /// Samples of the requested series, by id, in time order per series.
     var byID: [Int64: [(Int64, Double)]] = [:]
 }
@@ -31,6 +32,7 @@ extension TwinStore {
                         scan = try LogSegment.scan(seg.path) { id, t, v in
                             read.samples += 1
                             if read.newest == nil || t > read.newest! { read.newest = t }
+                            if read.oldest == nil || t < read.oldest! { read.oldest = t }
                             guard t >= from, t <= to, ids?.contains(id) ?? true else { return }
                             read.byID[id, default: []].append((t, v))
                         }
@@ -47,10 +49,14 @@ extension TwinStore {
 
     /// The stored samples of one series in `[from, to]`, in time order; nil when the series is unknown.
     public func samples(_ key: SeriesKey, from: Int64, to: Int64) throws -> [(Int64, Double)]? {
-        guard let id = try pool.read({ db in
-            try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE metric = ? AND labels = ?", arguments: [key.metric, TwinWriter.encodeLabels(key.labels)])
-        }) else { return nil }
+        let labels = TwinWriter.encodeLabels(key.labels)
+        guard let id = try pool.read({ db in try Self.seriesID(db, hash: SeriesHash.of(metric: key.metric, labels: labels), metric: key.metric, labels: labels) })
+        else { return nil }
         return try samples(ids: [id], from: from, to: to)[id] ?? []
+    }
+
+    static func seriesID(_ db: Database, hash: Int64, metric: String, labels: String) throws -> Int64? {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM series WHERE hash = ? AND metric = ? AND labels = ?"), arguments: [hash, metric, labels])
     }
 
     /// Samples of many series in `[from, to]`, keyed by series id, in time order.

@@ -44,7 +44,13 @@ public final class TwinStore: Sendable {
             try db.execute(sql: "PRAGMA cache_size = -1024")
             // Takes effect only on a new, empty database: pages freed by retention and compaction can
             // then be handed back to the file system (`PRAGMA incremental_vacuum`).
-            if !db.configuration.readonly { try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                // Keep the SQLite WAL small: state changes are small transactions; checkpoint every 32
+                // pages and cut the file back to 128 KiB after each checkpoint.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 32")
+                try db.execute(sql: "PRAGMA journal_size_limit = 131072")
+            }
         }
         let pool: DatabasePool
         do {
@@ -76,16 +82,42 @@ public final class TwinStore: Sendable {
     }
 }
 
-/// JSON for attribute maps, with sorted keys so equal maps store equal text.
+/// JSON for attribute maps, with sorted keys so equal maps store equal text. Long JSON (command lines)
+/// is stored deflated as a BLOB (`u32 JSON length` then zlib data), short JSON as TEXT: the column's
+/// type says which.
 enum AttributeJSON {
-    static func encode(_ a: [String: AttributeValue]) throws -> String {
+    /// JSON at least this long is stored deflated when that saves space.
+    static let deflateFrom = 200
+
+    static func encode(_ a: [String: AttributeValue]) throws -> DatabaseValue {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try e.encode(a), as: UTF8.self)
+        let json = [UInt8](try e.encode(a))
+        if json.count >= deflateFrom, let z = Zlib.deflate(json, level: 9), z.count + 4 < json.count {
+            var w = ByteWriter(capacity: z.count + 4)
+            w.u32(UInt32(json.count))
+            w.append(z)
+            return Data(w.bytes).databaseValue
+        }
+        return String(decoding: json, as: UTF8.self).databaseValue
     }
 
-    static func decode(_ s: String, where what: @autoclosure () -> String) throws -> [String: AttributeValue] {
-        do { return try JSONDecoder().decode([String: AttributeValue].self, from: Data(s.utf8)) } catch {
+    static func decode(_ v: DatabaseValue, where what: @autoclosure () -> String) throws -> [String: AttributeValue] {
+        let json: Data
+        switch v.storage {
+        case .string(let s): json = Data(s.utf8)
+        case .blob(let d):
+            do {
+                json = try d.withUnsafeBytes { raw in
+                    var r = ByteReader(raw)
+                    let n = Int(try r.u32())
+                    guard n <= 64 << 20 else { throw ChunkError.corrupt("announced size \(n)") }
+                    return Data(try Zlib.inflate(UnsafeRawBufferPointer(rebasing: raw[4...]), rawCount: n))
+                }
+            } catch { throw TwinError.corrupt(what: what(), detail: "deflated attributes do not inflate: \(error)") }
+        default: throw TwinError.corrupt(what: what(), detail: "attributes are neither text nor a blob")
+        }
+        do { return try JSONDecoder().decode([String: AttributeValue].self, from: json) } catch {
             throw TwinError.corrupt(what: what(), detail: "attributes are not valid JSON")
         }
     }

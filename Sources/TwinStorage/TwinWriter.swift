@@ -260,10 +260,9 @@ public final class TwinWriter {
 
     private static func resolve(_ db: Database, _ key: SeriesKey, type: MetricType) throws -> Int64 {
         let labels = encodeLabels(key.labels)
-        if let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM series WHERE metric = ? AND labels = ?"), arguments: [key.metric, labels]) {
-            return id
-        }
-        try db.cachedStatement(sql: "INSERT INTO series(metric, labels, type) VALUES (?, ?, ?)").execute(arguments: [key.metric, labels, type.rawValue])
+        let hash = SeriesHash.of(metric: key.metric, labels: labels)
+        if let id = try TwinStore.seriesID(db, hash: hash, metric: key.metric, labels: labels) { return id }
+        try db.cachedStatement(sql: "INSERT INTO series(hash, metric, labels, type) VALUES (?, ?, ?, ?)").execute(arguments: [hash, key.metric, labels, type.rawValue])
         return db.lastInsertedRowID
     }
 

@@ -20,7 +20,7 @@ struct HostTwinCommand: AsyncParsableCommand {
             PsCommand.self, PortsCommand.self, MountsCommand.self, ServicesCommand.self,
             InterfacesCommand.self, PackagesCommand.self, UsersCommand.self,
             StateCommand.self, DiffCommand.self, EventsCommand.self,
-            SeriesCommand.self, SamplesCommand.self,
+            SeriesCommand.self, SamplesCommand.self, ExportCommand.self,
             MetricsCommand.self, CollectorsCommand.self,
             ImportCommand.self, CheckCommand.self, RepairCommand.self, BenchCommand.self,
         ]

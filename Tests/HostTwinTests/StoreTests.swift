@@ -108,6 +108,24 @@ extension StoragePolicy {
         #expect(try store.state(at: 2000, kinds: [.processes]).first { $0.key == "3@9" }?.validTo == nil)
     }
 
+    /// Long attribute JSON (command lines) is stored deflated and reads back identical; short JSON stays text.
+    @Test func longAttributesAreStoredDeflated() throws {
+        let (dir, store, w) = try startedWriter(at: 0)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let command = "swift-frontend " + (0..<300).map { "-I /work/main/.build/debug/Module\($0 % 17).swiftmodule" }.joined(separator: " ")
+        var o = Observation(timestamp: 1000)
+        o.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: ["command": .string(command), "pid": .int(1)]),
+                           Entity(kind: .processes, key: "2@2", attributes: ["command": .string("sleep 1"), "pid": .int(2)])])
+        try w.commit(o)
+        let back = try store.state(at: 1000, kinds: [.processes])
+        #expect(back.first { $0.key == "1@1" }?.attributes["command"] == .string(command))
+        #expect(back.first { $0.key == "2@2" }?.attributes["command"] == .string("sleep 1"))
+        let types = try store.pool.read { db in try String.fetchAll(db, sql: "SELECT typeof(attributes) FROM versions ORDER BY key") }
+        #expect(types == ["blob", "text"])
+        let stored = try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT length(attributes) FROM versions WHERE key = '1@1'") } ?? 0
+        #expect(stored < command.utf8.count / 4)
+    }
+
     @Test func refusesOutOfOrderTicksWithoutWriting() throws {
         let (dir, store, w) = try startedWriter(at: 0)
         defer { try? FileManager.default.removeItem(atPath: dir) }
