@@ -108,22 +108,31 @@ final class LogWriter {
 
     var path: String { LogSegment.path(dataDir, seq) }
 
-    /// Closes the current segment (flushed to disk) and starts segment `seq`.
+    /// Starts segment `seq` and closes the current one (flushed to disk). When the new segment cannot be
+    /// created (disk full), the current one stays open and unchanged, so appends go on there.
     func start(seq: UInt64) throws {
-        try closeSegment()
         try FileManager.default.createDirectory(atPath: LogSegment.directory(dataDir), withIntermediateDirectories: true)
         let p = LogSegment.path(dataDir, seq)
         let f = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard f >= 0 else { throw Self.ioError("create", p) }
-        fd = f
-        self.seq = seq
-        size = 0
-        encoder = LogRecordEncoder()
-        do { try writeAll(LogSegment.header(seq)) } catch {
-            close(fd); fd = -1
+        let header = LogSegment.header(seq)
+        let n = header.withUnsafeBytes { write(f, $0.baseAddress, $0.count) }
+        guard n == header.count else {
+            let error = Self.ioError("write", p)
+            close(f)
             unlink(p)
             throw error
         }
+        if fd >= 0 {
+            // The data is in the page cache either way (a kill -9 loses nothing); a failed flush only
+            // weakens the power-loss guarantee of the old segment.
+            _ = fdatasync(fd)
+            close(fd)
+        }
+        fd = f
+        self.seq = seq
+        size = header.count
+        encoder = LogRecordEncoder()
     }
 
     /// Flushes the segment to disk and closes it.
