@@ -26,7 +26,7 @@ public final class TwinWriter {
     private var lastTick: Int64 = .min
     /// The newest sample time written (ticks or batches).
     private var latest: Int64 = .min
-    /// Bulk path: each series' newest stored sample time, loaded on first sight.
+    /// Bulk path: each series' newest sample time as of the last cut.
     private var seriesLastT: [Int64: Int64] = [:]
     private var lastHealth: [String: CollectorHealth] = [:]
     private var lockFD: Int32 = -1
@@ -198,7 +198,7 @@ public final class TwinWriter {
                 for i in unknown {
                     let key = obs.samples[i].key
                     if let id = learned[key] { ids[i] = id; continue }
-                    let id = try Self.resolve(db, key, type: obs.types[key.metric] ?? .gauge)
+                    let id = try Self.resolve(db, key, type: obs.types[key.metric] ?? .gauge).0
                     learned[key] = id
                     ids[i] = id
                 }
@@ -253,17 +253,29 @@ public final class TwinWriter {
     /// The id of series `key`, created when new. For bulk ingest, which keeps its own cache.
     public func seriesID(for key: SeriesKey, type: MetricType) throws -> Int64 {
         if let id = seriesIDs[key] { return id }
-        let id = try store.pool.write { db in try Self.resolve(db, key, type: type) }
+        let (id, created) = try store.pool.write { db in try Self.resolve(db, key, type: type) }
         seriesIDs[key] = id
+        if created { seriesLastT[id] = Head.unknown } // nothing stored: no need to look
         return id
     }
 
-    private static func resolve(_ db: Database, _ key: SeriesKey, type: MetricType) throws -> Int64 {
+    /// The ids of many series, created where new, in one transaction.
+    public func seriesIDs(for keys: [(SeriesKey, MetricType)]) throws -> [Int64] {
+        let resolved = try store.pool.write { db in try keys.map { try Self.resolve(db, $0.0, type: $0.1) } }
+        for (i, (id, created)) in resolved.enumerated() {
+            seriesIDs[keys[i].0] = id
+            if created { seriesLastT[id] = Head.unknown }
+        }
+        return resolved.map(\.0)
+    }
+
+    /// The series' id, and whether it was created now.
+    private static func resolve(_ db: Database, _ key: SeriesKey, type: MetricType) throws -> (Int64, Bool) {
         let labels = encodeLabels(key.labels)
         let hash = SeriesHash.of(metric: key.metric, labels: labels)
-        if let id = try TwinStore.seriesID(db, hash: hash, metric: key.metric, labels: labels) { return id }
+        if let id = try TwinStore.seriesID(db, hash: hash, metric: key.metric, labels: labels) { return (id, false) }
         try db.cachedStatement(sql: "INSERT INTO series(hash, metric, labels, type) VALUES (?, ?, ?, ?)").execute(arguments: [hash, key.metric, labels, type.rawValue])
-        return db.lastInsertedRowID
+        return (db.lastInsertedRowID, true)
     }
 
     /// Bulk ingest: appends `(series id, time, value)` samples in any series order. A sample not after its
@@ -272,37 +284,44 @@ public final class TwinWriter {
     public func append(batch: [(Int64, Int64, Double)]) throws -> BatchResult {
         var result = BatchResult()
         var accepted: [(Int64, Int64, Double)] = []
+        var slots: [Int] = []
         accepted.reserveCapacity(batch.count)
-        var pendingLast: [Int64: Int64] = [:]
+        slots.reserveCapacity(batch.count)
         for s in batch {
-            let last = try pendingLast[s.0] ?? seriesLastT[s.0] ?? newestStored(s.0)
-            guard last.map({ s.1 > $0 }) ?? true else {
+            let slot = head.slot(s.0)
+            var last = head.accepted[slot]
+            if last == Head.unknown {
+                last = try head.lastTime(slot: slot) ?? seriesLastT[s.0] ?? storedNewest(s.0) ?? Head.unknown
+            }
+            guard s.1 > last || last == Head.unknown else {
+                head.accepted[slot] = last
                 result.rejected += 1
                 if result.firstRejection == nil {
-                    result.firstRejection = "series \(s.0): sample at \(TwinTime.rfc3339(s.1)) is not after its newest sample at \(TwinTime.rfc3339(last!))"
+                    result.firstRejection = "series \(s.0): sample at \(TwinTime.rfc3339(s.1)) is not after its newest sample at \(TwinTime.rfc3339(last))"
                 }
                 continue
             }
-            pendingLast[s.0] = s.1
+            head.accepted[slot] = s.1
             accepted.append(s)
+            slots.append(slot)
         }
         guard !accepted.isEmpty else { return result }
-        try log.appendBatch(accepted)
-        for (id, t, v) in accepted {
-            try head.append(slot: head.slot(id), t, v)
+        do { try log.appendBatch(accepted) } catch {
+            head.resetAccepted()
+            throw error
+        }
+        for (i, (_, t, v)) in accepted.enumerated() {
+            try head.append(slot: slots[i], t, v)
             if t > latest { latest = t }
         }
-        seriesLastT.merge(pendingLast) { _, b in b }
         result.accepted = accepted.count
         if head.samples >= maxHeadSamples { try cut() }
         return result
     }
 
-    private func newestStored(_ id: Int64) throws -> Int64? {
-        if let t = head.lastTime(id) { return t }
-        let t = try store.pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(max_t) FROM chunks WHERE series_id = ?", arguments: [id]) }
-        seriesLastT[id] = t ?? .min
-        return t
+    /// The newest sealed sample time of series `id` (bulk path, once per series and head window).
+    private func storedNewest(_ id: Int64) throws -> Int64? {
+        try store.pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(max_t) FROM chunks WHERE series_id = ?", arguments: [id]) }
     }
 
     /// Freezes the head, starts a new log segment and queues the frozen chunks for sealing. Returns
@@ -313,6 +332,9 @@ public final class TwinWriter {
         let through = log.seq
         try log.start(seq: through + 1)
         let frozen = head.cut()
+        if !seriesLastT.isEmpty || runID == nil { // bulk path: remember each series' newest time across the cut
+            for f in frozen { seriesLastT[f.seriesID] = f.chunk.lastTime }
+        }
         sealer.enqueue(.init(chunks: frozen, throughSegment: through, latest: latest, runID: runID))
         evictIdleSeries(active: Set(frozen.map(\.seriesID)))
         return frozen.count

@@ -5,6 +5,9 @@ struct Head {
     private(set) var slotOf: [Int64: Int] = [:]
     private(set) var ids: [Int64] = []
     private var chunks: [XORChunkEncoder] = []
+    /// Bulk path: per slot, the newest sample time accepted for the series (`unknown` until looked up).
+    var accepted: [Int64] = []
+    static let unknown = Int64.min
     private(set) var samples = 0
     /// Time of the oldest sample in the head (the window start for cut decisions).
     private(set) var oldest: Int64?
@@ -16,6 +19,7 @@ struct Head {
         slotOf[id] = ids.count
         ids.append(id)
         chunks.append(XORChunkEncoder())
+        accepted.append(Self.unknown)
         return ids.count - 1
     }
 
@@ -27,11 +31,11 @@ struct Head {
         if oldest == nil || t < oldest! { oldest = t }
     }
 
-    /// The open chunk's last sample time of `id`, if it has one.
-    func lastTime(_ id: Int64) -> Int64? {
-        guard let s = slotOf[id], chunks[s].count > 0 else { return nil }
-        return chunks[s].lastTime
-    }
+    /// The open chunk's last sample time in `slot`, if it has one.
+    func lastTime(slot: Int) -> Int64? { chunks[slot].count > 0 ? chunks[slot].lastTime : nil }
+
+    /// Forgets the bulk path's accepted times (after a failed write), so they are looked up again.
+    mutating func resetAccepted() { for i in accepted.indices { accepted[i] = Self.unknown } }
 
     /// Freezes every non-empty open chunk and empties the head.
     mutating func cut() -> [FrozenChunk] {

@@ -29,6 +29,10 @@ public final class BulkImporter {
     /// Time given to samples without a timestamp.
     private let defaultTime: Int64
     private var ids: [UInt64: [(bytes: [UInt8], id: Int64)]] = [:]
+    /// Series first seen in the pending batch: created together when it is written. Their samples carry
+    /// `-(index + 1)` as id until then.
+    private var newKeys: [(SeriesKey, MetricType)] = []
+    private var newEntries: [(hash: UInt64, slot: Int)] = []
     private var types: [String: MetricType] = [:]
     private var batch: [(Int64, Int64, Double)] = []
     private let batchSize: Int
@@ -77,6 +81,13 @@ public final class BulkImporter {
     /// Writes the pending batch.
     public func flushBatch() throws {
         guard !batch.isEmpty else { return }
+        if !newKeys.isEmpty {
+            let created = try writer.seriesIDs(for: newKeys)
+            for (i, e) in newEntries.enumerated() { ids[e.hash]![e.slot].id = created[i] }
+            for i in batch.indices where batch[i].0 < 0 { batch[i].0 = created[Int(-batch[i].0) - 1] }
+            newKeys.removeAll(keepingCapacity: true)
+            newEntries.removeAll(keepingCapacity: true)
+        }
         let r = try writer.append(batch: batch)
         stats.samples += r.accepted
         stats.rejected += r.rejected
@@ -91,11 +102,15 @@ public final class BulkImporter {
     private func seriesID(_ text: UnsafeRawBufferPointer) throws -> Int64 {
         let h = Self.hash(text)
         if let list = ids[h] {
-            for e in list where e.bytes.elementsEqual(text) { return e.id }
+            for e in list where e.bytes.count == text.count && e.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, text.baseAddress!, text.count) == 0 }) {
+                return e.id
+            }
         }
         let key = try SeriesKey.parse(String(decoding: text, as: UTF8.self))
-        let id = try writer.seriesID(for: key, type: type(of: key.metric))
+        newKeys.append((key, type(of: key.metric)))
+        let id = -Int64(newKeys.count)
         ids[h, default: []].append((Array(text), id))
+        newEntries.append((h, ids[h]!.count - 1))
         stats.series += 1
         return id
     }
