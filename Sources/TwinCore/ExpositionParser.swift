@@ -81,7 +81,7 @@ public struct ExpositionParser {
             i += 1
         }
         let series = s..<i
-        guard i > s else { throw TwinError.badInput("line \(lineNumber): no metric name") }
+        guard i > s, bytes[s] != 0x7B else { throw TwinError.badInput("line \(lineNumber): no metric name") }
         var fields: [Range<Int>] = []
         var j = i
         while j < e {
