@@ -112,7 +112,7 @@ enum Schema {
                 DROP TABLE head_log;
                 ALTER TABLE chunks_v2 RENAME TO chunks;
                 CREATE INDEX chunks_by_series ON chunks(series_id, max_t);
-                CREATE INDEX chunks_by_level ON chunks(level, min_t);
+                CREATE INDEX chunks_level0 ON chunks(min_t) WHERE level = 0;
                 DROP INDEX versions_by_key;
                 CREATE TABLE series_v2(
                     id INTEGER PRIMARY KEY,

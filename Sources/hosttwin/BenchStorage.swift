@@ -101,7 +101,7 @@ struct BenchStorage: ParsableCommand {
         var bytes = files.mapKeys { "file " + $0 }
         let space = try store.spaceByTable()
         for (k, v) in space ?? [:] { bytes["table " + k] = v }
-        let chunkPages = space.map { ($0["chunks"] ?? 0) + ($0["chunks_by_series"] ?? 0) + ($0["chunks_by_level"] ?? 0) } ?? (c["chunk_bytes"] ?? 0)
+        let chunkPages = space.map { ($0["chunks"] ?? 0) + ($0["chunks_by_series"] ?? 0) + ($0["chunks_level0"] ?? 0) } ?? (c["chunk_bytes"] ?? 0)
         let sampleBytes = chunkPages + (c["log_bytes"] ?? 0)
         let samples = (c["chunk_samples"] ?? 0) + (c["log_samples"] ?? 0)
         let hours = try store.sampleTimeRange().map { Double($0.1 - $0.0) / 3_600_000 } ?? 0
