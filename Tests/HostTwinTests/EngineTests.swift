@@ -148,3 +148,92 @@ import TwinCore
         #expect(try store.samples(SeriesKey("m"), from: .min, to: .max)?.map(\.1) == [0, 0.5, 1, 1.5, 2, 9.25])
     }
 }
+
+/// `check` finds damage and names it; `repair` keeps everything intact and moves the rest aside.
+@Suite struct CheckRepairTests {
+    func filledStore() throws -> (String, [Int64]) {
+        let dir = try temporaryDirectory()
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store)
+        try w.open()
+        let ids = try (0..<3).map { try w.seriesID(for: SeriesKey("r", Labels(["s": "\($0)"])), type: .gauge) }
+        var batch: [(Int64, Int64, Double)] = []
+        for i in 0..<600 { for id in ids { batch.append((id, EngineTests.t0 + Int64(i) * 1000, Double(i) + Double(id))) } }
+        try w.append(batch: batch)
+        try w.finish(now: EngineTests.t0 + 700_000)
+        return (dir, ids)
+    }
+
+    @Test func damagedChunkIsQuarantinedAndTheRestKept() throws {
+        let (dir, ids) = try filledStore()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try StoreDoctor.check(dataDir: dir).ok)
+        let store = try TwinStore.open(dataDir: dir)
+        try store.pool.write { db in
+            try db.execute(sql: "UPDATE chunks SET data = substr(data, 1, 8) || X'5A' || substr(data, 10) WHERE series_id = ?", arguments: [ids[1]])
+        }
+        let report = try StoreDoctor.check(dataDir: dir)
+        #expect(report.problems.count == 1)
+        #expect(report.problems.first?.item.hasPrefix("chunks row") == true && report.problems.first?.detail.contains("series \(ids[1])") == true)
+        #expect { _ = try store.samples(ids: [ids[1]], from: 0, to: .max) } throws: { "\($0)".contains("series \(ids[1])") }
+        let repaired = try StoreDoctor.repair(dataDir: dir)
+        #expect(repaired.check.ok && repaired.actions.contains { $0.contains("quarantine") })
+        #expect(try store.samples(ids: [ids[0], ids[2]], from: 0, to: .max).mapValues(\.count) == [ids[0]: 600, ids[2]: 600])
+        #expect(try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine") } == 1, "the damaged bytes are kept")
+    }
+
+    @Test func damagedLogSegmentIsCutAtItsLastGoodRecord() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store)
+        try w.open()
+        let id = try w.seriesID(for: SeriesKey("x"), type: .gauge)
+        for i in 0..<20 { try w.append(batch: [(id, EngineTests.t0 + Int64(i) * 1000, Double(i))]) }
+        // Freeze the files as a crash would leave them, with damage in the tenth record of an older segment.
+        try store.pool.writeWithoutTransaction { db in _ = try db.checkpoint(.full) }
+        let copy = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        try FileManager.default.copyItem(atPath: dir + "/twin.db", toPath: copy + "/twin.db")
+        try FileManager.default.copyItem(atPath: dir + "/wal", toPath: copy + "/wal")
+        try w.finish(now: EngineTests.t0 + 30_000)
+        let seg = try #require(LogSegment.list(copy).last)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: seg.path))
+        let recordSize = (bytes.count - LogSegment.headerSize) / 20
+        bytes[LogSegment.headerSize + 9 * recordSize + 10] ^= 0xff
+        try bytes.write(to: URL(fileURLWithPath: seg.path))
+        try Data(LogSegment.header(seg.seq + 1)).write(to: URL(fileURLWithPath: LogSegment.path(copy, seg.seq + 1)))
+        let report = try StoreDoctor.check(dataDir: copy)
+        #expect(report.problems.contains { $0.file == seg.path && $0.detail.contains("checksum") })
+        let repaired = try StoreDoctor.repair(dataDir: copy)
+        #expect(repaired.check.ok, "\(repaired.actions)")
+        #expect(FileManager.default.fileExists(atPath: seg.path + ".damaged"))
+        let again = TwinWriter(store: try TwinStore.open(dataDir: copy))
+        try again.open()
+        try again.finish(now: EngineTests.t0 + 40_000)
+        #expect(try TwinStore.open(dataDir: copy).samples(SeriesKey("x"), from: 0, to: .max)?.map(\.1) == (0..<9).map(Double.init), "the nine records before the damage")
+    }
+
+    @Test func damagedDatabaseIsRebuiltFromReadableRows() throws {
+        let (dir, ids) = try filledStore()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Scribble over the last page of the file (b-tree pages of the last tables written).
+        let path = TwinStore.databasePath(dir)
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        let fh = try #require(FileHandle(forUpdatingAtPath: path))
+        try fh.seek(toOffset: UInt64(size - 4096))
+        fh.write(Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }))
+        try fh.close()
+        let report = try StoreDoctor.check(dataDir: dir)
+        #expect(!report.ok)
+        let repaired = try StoreDoctor.repair(dataDir: dir)
+        print("repair after a scribbled page: \(report.problems.map(\.detail)) -> \(repaired.actions)")
+        #expect(repaired.actions.contains { $0.contains("rebuilt") } || repaired.actions.contains { $0.contains("quarantine") }, "\(repaired.actions)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).contains { $0.hasPrefix("twin.db.damaged-") } || repaired.actions.contains { $0.contains("quarantine") })
+        #expect(repaired.check.ok, "\(repaired.check.problems.map(\.detail))")
+        // Whatever was readable is still there.
+        let store = try TwinStore.open(dataDir: dir, readOnly: true)
+        #expect(try store.series().count >= 1)
+        _ = ids
+    }
+}

@@ -72,7 +72,7 @@ public enum StoreDoctor {
             sealed = try store.pool.read { db -> UInt64 in
                 try scanRows(db, "chunks", &problems, file: dbPath) { row in
                     let id: Int64 = row["id"], sid: Int64 = row["series_id"], count: Int = row["count"]
-                    let decoded = try ChunkCodec.decode([UInt8](row["data"] as Data))
+                    let decoded = try TwinStore.decodeChunk(row, series: sid)
                     guard decoded.count == count, decoded.first!.0 == row["min_t"], decoded.last!.0 == row["max_t"] else {
                         throw ChunkError.corrupt("chunk \(id) of series \(sid): its index row disagrees with its contents")
                     }
@@ -80,7 +80,9 @@ public enum StoreDoctor {
                     samples += count
                 }
                 try scanRows(db, "rollups", &problems, file: dbPath) { row in
-                    _ = try Rollup.decode([UInt8](row["data"] as Data))
+                    do { _ = try Rollup.decode([UInt8](row["data"] as Data)) } catch {
+                        throw TwinError.corrupt(what: "rollup block \(row["id"] as Int64) of series \(row["series_id"] as Int64) (tier \(row["tier"] as Int64))", detail: "\(error)")
+                    }
                     blocks += 1
                 }
                 try scanRows(db, "versions", &problems, file: dbPath) { row in
@@ -155,7 +157,7 @@ public enum StoreDoctor {
         let store = try TwinStore.open(dataDir: dataDir)
         var quarantined = 0
         try store.pool.write { db in
-            try db.execute(sql: "CREATE TABLE IF NOT EXISTS quarantine(id INTEGER PRIMARY KEY, source TEXT NOT NULL, row_id INTEGER, series_id INTEGER, min_t INTEGER, detail TEXT, data BLOB)")
+            try db.execute(sql: quarantineSchema)
             for (table, columns) in [("chunks", 1), ("rollups", 5)] {
                 for row in try Row.fetchAll(db, sql: "SELECT * FROM \(table)") {
                     let blob = [UInt8](row["data"] as Data? ?? Data())
@@ -188,6 +190,8 @@ public enum StoreDoctor {
         return RepairReport(actions: actions, check: try check(dataDir: dataDir))
     }
 
+    static let quarantineSchema = "CREATE TABLE IF NOT EXISTS quarantine(id INTEGER PRIMARY KEY, source TEXT NOT NULL, row_id INTEGER, series_id INTEGER, min_t INTEGER, detail TEXT, data BLOB)"
+
     /// Copies every readable row of every table into a fresh database and swaps it in.
     private static func rebuildDatabase(_ dataDir: String) throws -> [String] {
         let dbPath = TwinStore.databasePath(dataDir)
@@ -198,8 +202,9 @@ public enum StoreDoctor {
         let source = try DatabaseQueue(path: dbPath, configuration: config)
         let target = try DatabaseQueue(path: fresh)
         try Schema.migrator().migrate(target)
+        try target.write { db in try db.execute(sql: quarantineSchema) }
         var copied = 0, lost = 0
-        let tables = ["meta", "series", "chunks", "rollups", "versions", "events", "runs", "health"]
+        let tables = ["meta", "series", "chunks", "rollups", "versions", "events", "runs", "health", "quarantine"]
         for table in tables {
             let maxRow = (try? source.read { db in try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM \(table)") }) ?? nil
             guard let maxRow else { continue }
