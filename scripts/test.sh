@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # The test command of the README: builds and runs the whole test suite.
-# Tests that need ../shared/data (node_exporter fixtures) skip with a message when it is absent.
+# Tests that need ../shared/data (node_exporter fixtures) skip with a message when it is absent;
+# the disk-full test needs root (it mounts a small tmpfs) and skips without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The store links zlib (Debian: zlib1g-dev).
+if [ ! -e /usr/include/zlib.h ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq zlib1g-dev
+    else
+        echo "zlib headers missing: install zlib1g-dev (Debian/Ubuntu) or zlib-devel" >&2
+        exit 1
+    fi
+fi
 swift build --build-tests
 swift test --skip-build
