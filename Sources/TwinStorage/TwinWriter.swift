@@ -12,6 +12,7 @@ public final class TwinWriter {
     public let store: TwinStore
     public let policy: StoragePolicy
     private let report: @Sendable (String) -> Void
+    private let afterSeal: @Sendable () -> Void
     private let log: LogWriter
     private var sealer: Sealer
     private var head = Head()
@@ -51,13 +52,17 @@ public final class TwinWriter {
         public var firstRejection: String?
     }
 
-    /// - Parameter report: receives problems of the background sealer (disk full and recovery), from its thread.
-    public init(store: TwinStore, policy: StoragePolicy = StoragePolicy(), report: @escaping @Sendable (String) -> Void = { _ in }) {
+    /// - Parameters:
+    ///   - report: receives problems of the background sealer (disk full and recovery), from its thread.
+    ///   - afterSeal: runs on the sealer thread after each sealed head window.
+    public init(store: TwinStore, policy: StoragePolicy = StoragePolicy(), report: @escaping @Sendable (String) -> Void = { _ in },
+                afterSeal: @escaping @Sendable () -> Void = {}) {
         self.store = store
         self.policy = policy
         self.report = report
+        self.afterSeal = afterSeal
         self.log = LogWriter(dataDir: store.dataDir)
-        self.sealer = Sealer(store: store, policy: policy, report: report)
+        self.sealer = Sealer(store: store, policy: policy, report: report, afterJob: afterSeal)
     }
 
     deinit {
@@ -344,7 +349,7 @@ public final class TwinWriter {
     public func flush() throws {
         try cut()
         let left = sealer.stop()
-        sealer = Sealer(store: store, policy: policy, report: report)
+        sealer = Sealer(store: store, policy: policy, report: report, afterJob: afterSeal)
         sealer.start()
         guard left == 0 else { throw TwinError.unavailable("\(left) head windows could not be sealed yet; they stay in the log and are sealed at the next start") }
     }

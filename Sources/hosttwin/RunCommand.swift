@@ -122,7 +122,8 @@ struct CollectionService: Service {
 
     func run() async throws {
         let loop = Loop(sampler: Sampler(paths: paths, selection: selection, config: config, tick: interval),
-                        writer: TwinWriter(store: store, policy: policy, report: { [logger] in logger.warning("\($0)") }))
+                        writer: TwinWriter(store: store, policy: policy, report: { [logger] in logger.warning("\($0)") },
+                                           afterSeal: { MemoryFootprint.releaseFreedMemory() }))
         try loop.writer.begin(now: TwinTime.nowMillis(), interval: interval)
         logger.info("collectors: \(loop.sampler.collectorNames.joined(separator: " "))")
         // The loop runs on a thread of its own: one timed wait per tick, none of the task and timer
@@ -155,7 +156,6 @@ struct CollectionService: Service {
                 let result = try loop.writer.commit(obs, health: obs.health)
                 if loop.lastError != nil { logger.notice("collection resumed: tick \(TwinTime.rfc3339(next)) stored") }
                 loop.lastError = nil
-                if result.sealedChunks > 0 { MemoryFootprint.releaseFreedMemory() }
                 for e in result.events where e.kind == .listeningPorts || e.kind == .services {
                     logger.debug("\(e.type.rawValue) \(e.kind!.rawValue) \(e.key ?? "")")
                 }

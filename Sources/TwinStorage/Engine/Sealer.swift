@@ -19,6 +19,8 @@ final class Sealer: @unchecked Sendable {
     private let store: TwinStore
     private let policy: StoragePolicy
     private let report: @Sendable (String) -> Void
+    /// Called on the sealer thread after each job (the run loop gives freed heap back here).
+    private let afterJob: @Sendable () -> Void
     private let cond = NSCondition()
     private var queue: [Job] = []
     private var working = false
@@ -28,10 +30,11 @@ final class Sealer: @unchecked Sendable {
     /// The message of the failure being retried, so it is reported once, not every retry.
     private var failure: String?
 
-    init(store: TwinStore, policy: StoragePolicy, report: @escaping @Sendable (String) -> Void) {
+    init(store: TwinStore, policy: StoragePolicy, report: @escaping @Sendable (String) -> Void, afterJob: @escaping @Sendable () -> Void = {}) {
         self.store = store
         self.policy = policy
         self.report = report
+        self.afterJob = afterJob
     }
 
     func start() {
@@ -86,6 +89,7 @@ final class Sealer: @unchecked Sendable {
             var ok = true
             do {
                 try process(job)
+                afterJob()
                 if failure != nil { report("storage recovered: sealing resumed"); failure = nil }
             } catch {
                 ok = false
