@@ -47,11 +47,15 @@ extension TwinStore {
         throw TwinError.unavailable("the log of \(dataDir) kept changing while being read; try again")
     }
 
+    /// The id of series `key`, if stored.
+    public func seriesID(_ key: SeriesKey) throws -> Int64? {
+        let labels = TwinWriter.encodeLabels(key.labels)
+        return try pool.read { db in try Self.seriesID(db, hash: SeriesHash.of(metric: key.metric, labels: labels), metric: key.metric, labels: labels) }
+    }
+
     /// The stored samples of one series in `[from, to]`, in time order; nil when the series is unknown.
     public func samples(_ key: SeriesKey, from: Int64, to: Int64) throws -> [(Int64, Double)]? {
-        let labels = TwinWriter.encodeLabels(key.labels)
-        guard let id = try pool.read({ db in try Self.seriesID(db, hash: SeriesHash.of(metric: key.metric, labels: labels), metric: key.metric, labels: labels) })
-        else { return nil }
+        guard let id = try seriesID(key) else { return nil }
         return try samples(ids: [id], from: from, to: to)[id] ?? []
     }
 

@@ -103,7 +103,7 @@ public final class TwinWriter {
     }
 
     private func sealedSegment() throws -> UInt64 {
-        try store.pool.read { db in try TwinStore.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0 }
+        try store.pool.write { db in try TwinStore.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0 }
     }
 
     /// Replays unsealed log segments and seals them on this thread. A torn tail of the newest segment
@@ -128,9 +128,9 @@ public final class TwinWriter {
                 _ = truncate(seg.path, off_t(scan.validBytes))
             }
         }
-        let storedLast = try store.pool.read { db in try TwinStore.lastSealedTick(db) }
+        let storedLast = try store.pool.write { db in try TwinStore.lastSealedTick(db) }
         guard let through = segments.last?.seq else { return [storedLast, newest].compactMap { $0 }.max() }
-        let lastRun = try store.pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM runs") }
+        let lastRun = try store.pool.write { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM runs") }
         let all = [storedLast, newest].compactMap { $0 }.max()
         sealer.enqueue(.init(chunks: replay.cut(), throughSegment: through, latest: all ?? 0, runID: lastRun))
         try sealer.runNow()
@@ -326,7 +326,7 @@ public final class TwinWriter {
 
     /// The newest sealed sample time of series `id` (bulk path, once per series and head window).
     private func storedNewest(_ id: Int64) throws -> Int64? {
-        try store.pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(max_t) FROM chunks WHERE series_id = ?", arguments: [id]) }
+        try store.pool.write { db in try Int64.fetchOne(db, sql: "SELECT max(max_t) FROM chunks WHERE series_id = ?", arguments: [id]) }
     }
 
     /// Freezes the head, starts a new log segment and queues the frozen chunks for sealing. Returns

@@ -181,12 +181,14 @@ import TwinServer
         guard Self.binary != nil else { Issue.record("hosttwin binary not built"); return }
         let help = try Self.cli(["--help"]).stdout
         for command in ["run", "status", "ps", "ports", "mounts", "services", "interfaces", "packages", "users",
-                        "state", "diff", "events", "series", "samples", "metrics", "collectors", "bench"] {
+                        "state", "diff", "events", "series", "samples", "export", "metrics", "collectors", "import", "check", "repair", "bench"] {
             #expect(help.contains("  \(command) "), "root help lists \(command)")
         }
         for (command, option) in [("ps", "--at"), ("ports", "--json"), ("diff", "--from"), ("samples", "--to"), ("run", "--listen"),
-                                  ("run", "--interval"), ("series", "--match"), ("status", "--data-dir")] {
-            #expect(try Self.cli([command, "--help"]).stdout.contains(option), "\(command) --help shows \(option)")
+                                  ("run", "--interval"), ("series", "--match"), ("status", "--data-dir"), ("samples", "--step"),
+                                  ("import", "--quiet"), ("export", "--match"), ("check", "--json"), ("repair", "--data-dir"),
+                                  ("run", "--retention-raw"), ("bench storage", "--no-generated")] {
+            #expect(try Self.cli(command.split(separator: " ").map(String.init) + ["--help"]).stdout.contains(option), "\(command) --help shows \(option)")
         }
         let bad = try Self.cli(["ps", "--at", "yesterday-ish", "--data-dir", "/nonexistent"])
         #expect(bad.status != 0)

@@ -9,11 +9,11 @@ extension TwinStore {
     /// so memory stays bounded by one series' hour, and each series commits on its own.
     func compact(before horizon: Int64) throws {
         let hour = StoragePolicy.hour
-        let candidates = try pool.read { db in
+        let candidates = try pool.write { db in
             try Int64.fetchAll(db, sql: "SELECT DISTINCT series_id FROM chunks WHERE level = 0 AND min_t < ?", arguments: [horizon])
         }
         var dirtyDays: [Int64: Set<Int64>] = [:]
-        let minuteThrough = try pool.read { db in try Self.meta(db, "tier_1m_through").flatMap { Int64($0) } }
+        let minuteThrough = try pool.write { db in try Self.meta(db, "tier_1m_through").flatMap { Int64($0) } }
         for sid in candidates {
             try pool.write { db in
                 var samples: [(Int64, Double)] = []
@@ -94,7 +94,7 @@ extension TwinStore {
     private func buildMinuteTier(before end: Int64, dirty: [Int64: Set<Int64>]) throws {
         let day = StoragePolicy.day
         var work: [(Int64?, Int64)] = [] // (series or all, day)
-        let through = try pool.read { db -> Int64? in
+        let through = try pool.write { db -> Int64? in
             if let v = try Self.meta(db, "tier_1m_through").flatMap({ Int64($0) }) { return v }
             return try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM chunks").map { floorDiv($0, day) * day }
         }
@@ -103,7 +103,7 @@ extension TwinStore {
         while d < end { work.append((nil, d)); d += day }
         for (sid, days) in dirty { for d in days { work.append((sid, d)) } }
         for (only, d) in work {
-            let ids = try pool.read { db in
+            let ids = try pool.write { db in
                 if let only { return [only] }
                 return try Int64.fetchAll(db, sql: "SELECT DISTINCT series_id FROM chunks WHERE max_t >= ? AND min_t < ?", arguments: [d, d + day])
             }

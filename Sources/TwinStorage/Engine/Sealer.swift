@@ -3,7 +3,8 @@ import GRDB
 import TwinCore
 
 /// Seals frozen head chunks into the store, then compacts, rolls up and applies retention — on a thread
-/// of its own, so sealing never blocks collection. Jobs that fail (disk full) stay queued and are retried;
+/// of its own, so sealing never blocks collection. It reads and writes through the writer's connection
+/// only (no reader connection keeps a page cache alive in `run`). Jobs that fail (disk full) stay queued and are retried;
 /// their log segments stay on disk until they succeed, so nothing acknowledged is lost meanwhile.
 final class Sealer: @unchecked Sendable {
     /// The chunks of one head window and the log segments they make redundant.
@@ -115,6 +116,7 @@ final class Sealer: @unchecked Sendable {
             lastRetention = job.latest
         }
         store.pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
+        store.pool.releaseMemory()
     }
 
     private func seal(_ job: Job) throws {
