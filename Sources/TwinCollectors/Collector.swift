@@ -38,8 +38,13 @@ public struct CollectorConfig: Sendable, Codable, Hashable {
     public var backupPaths: [String] = []
     /// Extra secret words for command-line redaction.
     public var extraSecretWords: [String] = []
-    public init(backupPaths: [String] = [], extraSecretWords: [String] = []) {
+    /// A process gets its own series (`hosttwin_process_*`) once it has run this long (ms); younger ones
+    /// are entities only. Most processes of a busy host live a second or two, and five series of a few
+    /// samples each cost far more to index than they hold (docs/ARCHITECTURE.md).
+    public var processSeriesMinAge: Int64 = 10_000
+    public init(backupPaths: [String] = [], extraSecretWords: [String] = [], processSeriesMinAge: Int64 = 10_000) {
         self.backupPaths = backupPaths
         self.extraSecretWords = extraSecretWords
+        self.processSeriesMinAge = processSeriesMinAge
     }
 }

@@ -52,7 +52,8 @@ struct RunCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let twinStore = try TwinStore.open(dataDir: dataDir)
         let live = LiveTwin()
-        let collectorConfig = CollectorConfig(backupPaths: backupPaths + (file?.backupPaths ?? []), extraSecretWords: file?.redactWords ?? [])
+        let collectorConfig = CollectorConfig(backupPaths: backupPaths + (file?.backupPaths ?? []), extraSecretWords: file?.redactWords ?? [],
+                                              processSeriesMinAge: try file?.processSeriesMinAge.map(TwinTime.parseDuration) ?? 10_000)
         let collection = CollectionService(store: twinStore, paths: hostPaths.paths, selection: selection, config: collectorConfig,
                                            interval: intervalMs, policy: policy, maxTicks: ticks, live: live, logger: logger)
         let log = logger

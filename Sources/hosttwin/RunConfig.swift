@@ -8,7 +8,7 @@ import TwinCore
 /// { "listen": "127.0.0.1:9977", "interval": "1s", "data_dir": "/var/lib/hosttwin",
 ///   "backup_paths": ["/var/backups/db"], "redact_words": ["dsn"],
 ///   "collectors": { "packages": { "interval": "5m" }, "thermal": { "enabled": false } },
-///   "retention": { "raw": "7d", "1m": "90d", "1h": "2y", "state": "90d" } }
+///   "retention": { "raw": "7d", "1m": "90d", "1h": "2y", "state": "90d" }, "process_series_min_age": "10s" }
 /// ```
 struct RunConfig: Decodable {
     struct CollectorSetting: Decodable {
@@ -23,6 +23,7 @@ struct RunConfig: Decodable {
     var collectors: [String: CollectorSetting]?
     var retention: Retention?
     var headWindow: String?
+    var processSeriesMinAge: String?
 
     /// `"retention": {"raw": "7d", "1m": "90d", "1h": "2y", "state": "90d"}`
     struct Retention: Decodable {
@@ -35,7 +36,7 @@ struct RunConfig: Decodable {
 
     enum CodingKeys: String, CodingKey {
         case listen, interval, dataDir = "data_dir", backupPaths = "backup_paths", redactWords = "redact_words", collectors, retention
-        case headWindow = "head_window"
+        case headWindow = "head_window", processSeriesMinAge = "process_series_min_age"
     }
 
     static func load(_ path: String) throws -> RunConfig {

@@ -67,6 +67,25 @@ import TwinCore
         #expect(obs.entities[.backups]?.count == 2)
     }
 
+    /// A young process is an entity at once; its series start once it has run `processSeriesMinAge`.
+    @Test func processSeriesWaitForTheMinimumAge() throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["30"]
+        try child.run()
+        defer { child.terminate(); child.waitUntilExit() }
+        let pid = String(child.processIdentifier)
+        let now = TwinTime.nowMillis()
+        for (minAge, expectSeries) in [(Int64(60_000), false), (0, true)] {
+            let obs = Sampler(selection: only("processes"), config: CollectorConfig(processSeriesMinAge: minAge)).tick(now: now, force: true)
+            #expect(obs.entities[.processes]?.contains { $0.attributes["pid"] == .int(Int64(pid)!) } == true)
+            let series = obs.samples.contains { $0.key.metric == "hosttwin_process_cpu_seconds_total" && $0.key.labels["pid"] == pid }
+            #expect(series == expectSeries, "min age \(minAge)")
+            // Long-running processes (pid 1) keep their series either way.
+            #expect(obs.samples.contains { $0.key.metric == "hosttwin_process_resident_memory_bytes" && $0.key.labels["pid"] == "1" })
+        }
+    }
+
     @Test func servicesReportNotAvailableWithoutSystemd() throws {
         let root = try temporaryDirectory("nosystemd")
         defer { try? FileManager.default.removeItem(atPath: root) }

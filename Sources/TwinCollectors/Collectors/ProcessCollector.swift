@@ -5,7 +5,8 @@ import TwinCore
 ///
 /// Slow facts are attributes (pid, ppid, name, user, lifecycle state, start time, redacted command); fast
 /// numbers are series (`hosttwin_process_cpu_seconds_total`, `..._resident_memory_bytes`, `..._threads`,
-/// `..._read_bytes_total`, `..._written_bytes_total`, labelled `pid` and `name`, for user-space processes).
+/// `..._read_bytes_total`, `..._written_bytes_total`, labelled `pid` and `name`, for user-space processes
+/// that have run for `CollectorConfig.processSeriesMinAge`, 10 s by default).
 /// The R/S/D flicker of a busy process is not versioned: the `state` attribute is the lifecycle state
 /// (alive, zombie, stopped, traced, dead), and the per-tick letters are counted in `node_processes_state`.
 ///
@@ -136,6 +137,8 @@ public final class ProcessCollector: Collector {
             seen[pidName] = info
             entities.append(Entity(kind: .processes, key: info.key, attributes: info.attributes))
             guard !stat.isKernelThread else { continue }
+            let startMillis = ((bootTime ?? 0) + stat.startTicks / clockTicks) * 1000
+            guard Double(now) - startMillis >= Double(ctx.config.processSeriesMinAge) else { continue }
             let l = info.labels
             ctx.observation.counter("hosttwin_process_cpu_seconds_total", l, (stat.utimeTicks + stat.stimeTicks) / clockTicks)
             ctx.observation.add("hosttwin_process_resident_memory_bytes", l, stat.rssPages * pageSize)
