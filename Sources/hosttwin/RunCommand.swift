@@ -124,7 +124,11 @@ struct CollectionService: Service {
     func run() async throws {
         let loop = Loop(sampler: Sampler(paths: paths, selection: selection, config: config, tick: interval),
                         writer: TwinWriter(store: store, policy: policy, report: { [logger] in logger.warning("\($0)") },
-                                           afterSeal: { MemoryFootprint.releaseFreedMemory() }))
+                                           afterSeal: {
+                                               // Sealing and compaction ran code and heap the per-tick path does not use.
+                                               MemoryFootprint.releaseFreedMemory()
+                                               MemoryFootprint.limitCodeFaultAround()
+                                           }))
         try loop.writer.begin(now: TwinTime.nowMillis(), interval: interval)
         logger.info("collectors: \(loop.sampler.collectorNames.joined(separator: " "))")
         // The loop runs on a thread of its own: one timed wait per tick, none of the task and timer

@@ -24,7 +24,6 @@ final class Sealer: @unchecked Sendable {
     private let afterJob: @Sendable () -> Void
     private let cond = NSCondition()
     private var queue: [Job] = []
-    private var working = false
     private var stopping = false
     private var thread: Thread?
     private var lastRetention: Int64?
@@ -50,13 +49,6 @@ final class Sealer: @unchecked Sendable {
         queue.append(job)
         cond.signal()
         cond.unlock()
-    }
-
-    /// Jobs waiting or running.
-    var pending: Int {
-        cond.lock()
-        defer { cond.unlock() }
-        return queue.count
     }
 
     /// Waits until every queued job has been tried once more, then stops the thread. Jobs still failing
@@ -85,7 +77,6 @@ final class Sealer: @unchecked Sendable {
         while true {
             while queue.isEmpty && !stopping { cond.wait() }
             guard let job = queue.first else { break } // stopping with nothing left
-            working = true
             cond.unlock()
             var ok = true
             do {
@@ -98,7 +89,6 @@ final class Sealer: @unchecked Sendable {
                 if failure != message { report(message); failure = message }
             }
             cond.lock()
-            working = false
             if ok { queue.removeFirst() } else if stopping { break } else {
                 _ = cond.wait(until: Date().addingTimeInterval(5))
             }
@@ -108,12 +98,19 @@ final class Sealer: @unchecked Sendable {
         cond.unlock()
     }
 
+    /// Seals the job (throws only if that fails: the job is then retried), then compacts and applies
+    /// retention — whose failures are reported and left to the next job, since sealing again would store
+    /// the chunks twice.
     private func process(_ job: Job) throws {
         try seal(job)
-        try store.compact(before: floorDiv(job.latest, StoragePolicy.hour) * StoragePolicy.hour)
-        if lastRetention.map({ job.latest - $0 >= 10 * StoragePolicy.minute }) ?? true {
-            try store.applyRetention(policy, latest: job.latest)
-            lastRetention = job.latest
+        do {
+            try store.compact(before: floorDiv(job.latest, StoragePolicy.hour) * StoragePolicy.hour)
+            if lastRetention.map({ job.latest - $0 >= 10 * StoragePolicy.minute }) ?? true {
+                try store.applyRetention(policy, latest: job.latest)
+                lastRetention = job.latest
+            }
+        } catch {
+            report("compaction or retention failed (tried again after the next seal): \(error)")
         }
         store.pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
         store.pool.releaseMemory()
