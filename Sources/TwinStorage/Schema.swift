@@ -133,6 +133,11 @@ enum Schema {
                 CREATE INDEX series_by_hash ON series(hash);
                 """)
         }
+        // v3: entity events are derived from versions when read (a version starting where its entity's
+        // previous one ended is a change); only run events stay stored.
+        m.registerMigration("v3") { db in
+            try db.execute(sql: "DELETE FROM events WHERE type IN ('appeared', 'changed', 'disappeared')")
+        }
         return m
     }
 }

@@ -114,11 +114,13 @@ extension TwinStore {
         }
     }
 
-    /// Events in `[from, to]`, oldest first, at most `limit`.
+    /// Events in `[from, to]`, oldest first, at most `limit`: entity events (appeared, changed with the
+    /// attribute changes, disappeared) derived from the versions that start or end in the range, and the
+    /// stored events of runs (started, stopped, gap).
     public func events(from: Int64, to: Int64, limit: Int = 10_000) throws -> [TwinEvent] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT t, type, kind, key, detail FROM events WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?",
-                             arguments: [from, to, limit]).map { row in
+            var out = try Row.fetchAll(db, sql: "SELECT t, type, kind, key, detail FROM events WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?",
+                                       arguments: [from, to, limit]).map { row in
                 let type = TwinEvent.EventType(rawValue: row["type"]) ?? .changed
                 let detail: String? = row["detail"]
                 var ev = TwinEvent(time: row["t"], type: type, kind: (row["kind"] as String?).flatMap(EntityKind.init(rawValue:)), key: row["key"])
@@ -127,7 +129,43 @@ extension TwinStore {
                 } else { ev.message = detail }
                 return ev
             }
+            out += try Self.entityEvents(db, from: from, to: to)
+            out.sort { ($0.time, $0.kind?.rawValue ?? "", $0.key ?? "") < ($1.time, $1.kind?.rawValue ?? "", $1.key ?? "") }
+            return Array(out.prefix(limit))
         }
+    }
+
+    /// A version starting at T whose entity had a version ending at T is a change; otherwise the start
+    /// is an appearance and the end a disappearance.
+    static func entityEvents(_ db: Database, from: Int64, to: Int64) throws -> [TwinEvent] {
+        struct K: Hashable { var kind: String; var key: String; var t: Int64 }
+        let kinds = EntityKind.allCases.map(\.rawValue)
+        let marks = kinds.map { _ in "?" }.joined(separator: ",")
+        let starts = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from AS t, attributes FROM versions WHERE kind IN (\(marks)) AND valid_from >= ? AND valid_from <= ?",
+                                      arguments: StatementArguments(kinds + [from, to] as [any DatabaseValueConvertible]))
+        let ends = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_to AS t, attributes FROM versions WHERE valid_to >= ? AND valid_to <= ?", arguments: [from, to])
+        var endAt: [K: Row] = [:]
+        for e in ends { endAt[K(kind: e["kind"], key: e["key"], t: e["t"])] = e }
+        var startAt = Set<K>()
+        var out: [TwinEvent] = []
+        for s in starts {
+            let k = K(kind: s["kind"], key: s["key"], t: s["t"])
+            guard let kind = EntityKind(rawValue: k.kind) else { continue }
+            startAt.insert(k)
+            if let e = endAt[k] {
+                let old = try AttributeJSON.decode(e["attributes"], where: "versions row \(e["id"] as Int64)")
+                let new = try AttributeJSON.decode(s["attributes"], where: "versions row \(s["id"] as Int64)")
+                out.append(TwinEvent(time: k.t, type: .changed, kind: kind, key: k.key, changes: TwinEvent.changes(from: old, to: new)))
+            } else {
+                out.append(TwinEvent(time: k.t, type: .appeared, kind: kind, key: k.key))
+            }
+        }
+        for e in ends {
+            let k = K(kind: e["kind"], key: e["key"], t: e["t"])
+            guard !startAt.contains(k), let kind = EntityKind(rawValue: k.kind) else { continue }
+            out.append(TwinEvent(time: k.t, type: .disappeared, kind: kind, key: k.key))
+        }
+        return out
     }
 
     // MARK: Runs and health

@@ -233,7 +233,7 @@ public final class TwinWriter {
         // 3. State. If this fails the samples stay stored; the tracker keeps the old state, so the next
         // tick records the change instead.
         var opened: [Int64] = []
-        if !delta.isEmpty || !delta.events.isEmpty || !changedHealth.isEmpty {
+        if !delta.isEmpty || !changedHealth.isEmpty {
             try writeTransaction { db in
                 for c in delta.close {
                     try db.cachedStatement(sql: "UPDATE versions SET valid_to = ? WHERE id = ?").execute(arguments: [t, c.rowID])
@@ -243,7 +243,6 @@ public final class TwinWriter {
                         arguments: [e.kind.rawValue, e.key, t, try AttributeJSON.encode(e.attributes)])
                     opened.append(db.lastInsertedRowID)
                 }
-                for ev in delta.events { try Self.insertEvent(db, ev) }
                 for h in changedHealth {
                     try db.cachedStatement(sql: "INSERT OR REPLACE INTO health(collector, status, message, duration_us, t) VALUES (?, ?, ?, ?, ?)").execute(
                         arguments: [h.collector, h.status.rawValue, h.message, h.durationMicros, t])

@@ -37,6 +37,7 @@ extension StoragePolicy {
         var rng = SystemRandomNumberGenerator()
         var live: [EntityKind: [String: [String: AttributeValue]]] = [:]
         var expected: [(Int64, [EntityKind: [String: [String: AttributeValue]]])] = []
+        var emitted: [TwinEvent] = []
         let kinds: [EntityKind] = [.processes, .listeningPorts, .packages]
         for i in 0..<120 {
             let t = t0 + Int64(i) * 1000
@@ -63,7 +64,7 @@ extension StoragePolicy {
                 obs.set(kind, m.map { Entity(kind: kind, key: $0.key, attributes: $0.value) })
             }
             obs.add("x_total", .empty, Double(i), .counter)
-            try writer.commit(obs)
+            emitted += try writer.commit(obs).events
             expected.append((t, live))
         }
         try writer.finish(now: t0 + 200_000)
@@ -83,6 +84,11 @@ extension StoragePolicy {
         #expect(samples.map(\.0) == (0..<120).map { t0 + Int64($0) * 1000 })
         let events = try store.events(from: t0 - 1000, to: t0 + 300_000)
         #expect(events.contains { $0.type == .gap })
+        // Entity events read back (derived from versions) are exactly those the writer reported.
+        func describe(_ e: TwinEvent) -> String { "\(e.time) \(e.type) \(e.kind?.rawValue ?? "") \(e.key ?? "") \(e.changes)" }
+        let stored = events.filter { [.appeared, .changed, .disappeared].contains($0.type) }.map(describe).sorted()
+        #expect(stored == emitted.map(describe).sorted())
+        #expect(!emitted.isEmpty)
         #expect(events.filter { $0.type == .started }.count == 2)
     }
 
