@@ -22,6 +22,8 @@ public final class TwinWriter {
     /// position is nearly free and skips hashing every key.
     private var lastKeys: [SeriesKey] = []
     private var lastIDs: [Int64] = []
+    /// Whether `lastIDs` holds no series twice.
+    private var lastTickUnique = false
     private var tracker = StateTracker()
     private var runID: Int64?
     private var lastTick: Int64 = .min
@@ -189,9 +191,13 @@ public final class TwinWriter {
         keys.reserveCapacity(obs.samples.count)
         ids.reserveCapacity(obs.samples.count)
         var unknown: [Int] = []
+        var positional = 0
         for (i, s) in obs.samples.enumerated() {
             keys.append(s.key)
-            if i < lastKeys.count, lastKeys[i] == s.key { ids.append(lastIDs[i]) } else if let known = seriesIDs[s.key] { ids.append(known) } else {
+            if i < lastKeys.count, lastKeys[i] == s.key {
+                ids.append(lastIDs[i])
+                positional += 1
+            } else if let known = seriesIDs[s.key] { ids.append(known) } else {
                 ids.append(-1)
                 unknown.append(i)
             }
@@ -215,7 +221,9 @@ public final class TwinWriter {
         // 2. Samples: one log record, then the head. A series observed twice in one tick keeps its first value.
         var logIDs = ids
         var values = obs.samples.map(\.value)
-        if Set(ids).count != ids.count {
+        // The same series list as the last tick, which had no repeats, has none either.
+        let unique = (positional == ids.count && ids.count == lastIDs.count && lastTickUnique) || Set(ids).count == ids.count
+        if !unique {
             var seen = Set<Int64>()
             var keep: [Int] = []
             for (i, id) in ids.enumerated() where seen.insert(id).inserted { keep.append(i) }
@@ -230,6 +238,7 @@ public final class TwinWriter {
         latest = max(latest, t)
         lastKeys = keys
         lastIDs = ids
+        lastTickUnique = unique
         // 3. State. If this fails the samples stay stored; the tracker keeps the old state, so the next
         // tick records the change instead.
         var opened: [Int64] = []

@@ -132,6 +132,23 @@ extension StoragePolicy {
         #expect(stored < command.utf8.count / 4)
     }
 
+    /// A series a tick reports twice keeps its first value, tick after tick (the writer skips the
+    /// repeat check only for a series list it has already checked).
+    @Test func aSeriesTwiceInOneTickKeepsItsFirstValue() throws {
+        let (dir, store, w) = try startedWriter(at: 0)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for i in 1...3 {
+            var o = Observation(timestamp: Int64(i) * 1000)
+            o.add("dup", .empty, Double(i))
+            o.add("other", .empty, 0)
+            o.add("dup", .empty, -1)
+            try w.commit(o)
+        }
+        #expect(try store.samples(SeriesKey("dup"), from: 0, to: 10_000)?.map(\.1) == [1, 2, 3])
+        try w.finish(now: 5000)
+        #expect(try store.samples(SeriesKey("dup"), from: 0, to: 10_000)?.map(\.1) == [1, 2, 3])
+    }
+
     @Test func refusesOutOfOrderTicksWithoutWriting() throws {
         let (dir, store, w) = try startedWriter(at: 0)
         defer { try? FileManager.default.removeItem(atPath: dir) }
