@@ -42,6 +42,10 @@ import TwinCore
             try Int.fetchOne(db, sql: "SELECT count(*) FROM chunks WHERE series_id = ? AND level = 1", arguments: [ids[1]])
         }
         #expect(hours == 59, "60 hours of data: the first 59 compacted, the newest (open) hour stays level 0")
+        let open = try store.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM chunks WHERE series_id = ? AND level = 0", arguments: [ids[1]])
+        }
+        #expect((1...2).contains(open ?? 0), "the open hour's head windows are merged once there are three")
         let end = Self.t0 + Int64(n) * 10_000
         for step in [StoragePolicy.hour, 6 * StoragePolicy.hour, StoragePolicy.minute, 15 * StoragePolicy.minute] {
             let (points, tier) = try store.aggregate(id: ids[1], from: Self.t0, to: end, step: step)
@@ -57,6 +61,26 @@ import TwinCore
         let r = try w.append(batch: [(ids[0], Self.t0, 1), (ids[0], end + 5_000, 2), (ids[0], end + 5_000, 3)])
         #expect(r.accepted == 1 && r.rejected == 2 && r.firstRejection?.contains("not after") == true)
         try w.finish(now: end + 10_000)
+    }
+
+    /// Ticks over many head windows inside one hour: the open hour keeps at most three chunks per series,
+    /// every sample once.
+    @Test func openHourWindowsAreMerged() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store, policy: .testing)
+        try w.begin(now: Self.t0, interval: 1000)
+        for i in 0..<170 {
+            var o = Observation(timestamp: Self.t0 + 600_000 + Int64(i) * 1000)
+            o.add("m", .empty, Double(i % 9))
+            try w.commit(o)
+        }
+        try w.flush()
+        let chunks = try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM chunks WHERE level = 0") } ?? 0
+        #expect((1...3).contains(chunks), "\(chunks) level-0 chunks for 9 head windows")
+        #expect(try store.samples(SeriesKey("m"), from: 0, to: .max)?.map(\.1) == (0..<170).map { Double($0 % 9) })
+        try w.finish(now: Self.t0 + 800_000)
     }
 
     /// The writer's files copied mid-run are what a `kill -9` leaves: a new writer recovers every

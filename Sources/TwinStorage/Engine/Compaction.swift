@@ -60,10 +60,33 @@ extension TwinStore {
                 try Self.upsertHourPoints(db, series: sid, hourPoints)
             }
         }
+        try mergeOpenHour(from: horizon)
         try buildMinuteTier(before: floorDiv(horizon, StoragePolicy.day) * StoragePolicy.day, dirty: dirtyDays)
         try pool.write { db in
             let current = try Self.meta(db, "tier_1h_through").flatMap { Int64($0) } ?? .min
             if horizon > current { try Self.setMeta(db, "tier_1h_through", String(horizon)) }
+        }
+    }
+
+    /// In the hour still open, a series' level-0 chunks (one per head window) are merged into one once
+    /// there are three: the open hour then costs at most three chunk rows per series instead of twelve,
+    /// and each sample is re-encoded about twice before its hour is compacted.
+    private func mergeOpenHour(from horizon: Int64) throws {
+        let crowded = try pool.write { db in
+            try Int64.fetchAll(db, sql: "SELECT series_id FROM chunks WHERE level = 0 AND min_t >= ? GROUP BY series_id HAVING count(*) >= 3", arguments: [horizon])
+        }
+        for sid in crowded {
+            try pool.write { db in
+                let rows = try Row.fetchAll(db, sql: "SELECT id, min_t, data FROM chunks WHERE series_id = ? AND level = 0 AND min_t >= ? ORDER BY min_t", arguments: [sid, horizon])
+                var samples: [(Int64, Double)] = []
+                for row in rows { samples += try Self.decodeChunk(row, series: sid) }
+                samples.sort { $0.0 < $1.0 }
+                samples = Self.dedupe(samples)
+                guard let first = samples.first, let last = samples.last else { return }
+                for row in rows { try db.cachedStatement(sql: "DELETE FROM chunks WHERE id = ?").execute(arguments: [row["id"] as Int64]) }
+                try db.cachedStatement(sql: "INSERT INTO chunks(series_id, level, min_t, max_t, count, data) VALUES (?, 0, ?, ?, ?, ?)")
+                    .execute(arguments: [sid, first.0, last.0, samples.count, Data(try ChunkCodec.encode(samples))])
+            }
         }
     }
 
