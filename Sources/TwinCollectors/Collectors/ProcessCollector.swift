@@ -55,6 +55,12 @@ public final class ProcessCollector: Collector {
 
     public init() {}
 
+    /// `kworker/0:2-events` → `kworker/0:2`; other names unchanged.
+    static func stableKernelThreadName(_ comm: String) -> String {
+        guard comm.hasPrefix("kworker/"), let dash = comm.firstIndex(of: "-") else { return comm }
+        return String(comm[..<dash])
+    }
+
     /// The lifecycle class of a `/proc/PID/stat` state letter.
     static func lifecycle(_ s: Character) -> String {
         switch s {
@@ -103,19 +109,22 @@ public final class ProcessCollector: Collector {
             let uid: UInt32? = dirStat.st_uid
             let lifecycle = Self.lifecycle(stat.state)
             var info: Known
-            if let k = known[pidName], k.startTicks == stat.startTicks, k.comm == stat.comm {
+            // A kworker's name carries the workqueue it serves right now ("kworker/0:2-events"), which
+            // changes every few seconds: identity is the part before it, so its state does not churn.
+            let comm = stat.isKernelThread ? Self.stableKernelThreadName(stat.comm) : stat.comm
+            if let k = known[pidName], k.startTicks == stat.startTicks, k.comm == comm {
                 info = k
             } else {
                 // New process, or an exec changed its name: read the command line once.
                 let args = ctx.reader.withBytes(at: procDir, pidName + "/cmdline") { parseCmdline(String(decoding: $0, as: UTF8.self)) } ?? []
-                let command = args.isEmpty ? "[\(stat.comm)]" : redactor.redact(arguments: args).joined(separator: " ")
-                info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(stat.startTicks))", comm: stat.comm, command: command,
-                             labels: Labels(["pid": pidName, "name": stat.comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
+                let command = args.isEmpty ? "[\(comm)]" : redactor.redact(arguments: args).joined(separator: " ")
+                info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(stat.startTicks))", comm: comm, command: command,
+                             labels: Labels(["pid": pidName, "name": comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
             }
             if info.ppid != stat.ppid || info.lifecycle != lifecycle || info.uid != uid || info.attributes.isEmpty {
                 let startSeconds = (bootTime ?? 0) + stat.startTicks / clockTicks
                 var attrs: [String: AttributeValue] = [
-                    "pid": .int(Int64(pid)), "ppid": .int(Int64(stat.ppid)), "name": .string(stat.comm),
+                    "pid": .int(Int64(pid)), "ppid": .int(Int64(stat.ppid)), "name": .string(comm),
                     "state": .string(lifecycle), "command": .string(info.command),
                     "start_time": .string(TwinTime.rfc3339(Int64(startSeconds * 1000))),
                     "kernel_thread": .bool(stat.isKernelThread),
