@@ -87,8 +87,7 @@ struct BenchStorage: ParsableCommand {
     }
 
     func measure(_ dir: String) throws -> StoreFigures {
-        let store = try TwinStore.open(dataDir: dir, readOnly: true)
-        let c = try store.counts()
+        // Sizes first: opening the store to count creates twin.db-shm and twin.db-wal where none were.
         var files: [String: Int64] = [:]
         if let e = FileManager.default.enumerator(atPath: dir) {
             for case let rel as String in e {
@@ -97,6 +96,8 @@ struct BenchStorage: ParsableCommand {
                 files[rel.hasPrefix("wal/") ? "wal/" : rel, default: 0] += size
             }
         }
+        let store = try TwinStore.open(dataDir: dir, readOnly: true)
+        let c = try store.counts()
         let dirBytes = files.values.reduce(0, +)
         var bytes = files.mapKeys { "file " + $0 }
         let space = try store.spaceByTable()
