@@ -111,8 +111,9 @@ struct ExportCommand: ParsableCommand {
         let list = try s.series(matching: match)
         var out = ""
         var lastType: [String: Bool] = [:]
-        for start in stride(from: 0, to: list.count, by: 256) {
-            let part = Array(list[start..<min(start + 256, list.count)])
+        // A few series at a time: a week of one 1 s series is 600k samples in memory.
+        for start in stride(from: 0, to: list.count, by: 8) {
+            let part = Array(list[start..<min(start + 8, list.count)])
             let data = try s.samples(ids: part.map(\.id), from: a, to: b)
             for info in part {
                 guard let samples = data[info.id], !samples.isEmpty else { continue }
