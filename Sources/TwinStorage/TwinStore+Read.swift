@@ -181,7 +181,7 @@ extension TwinStore {
 
     /// The latest tick stored, if any: the newest sample in the log, or the last tick recorded by a seal or stop.
     public func lastTick() throws -> Int64? {
-        let (sealed, log) = try withLog(ids: nil, from: .min, to: .max) { db in try Self.lastSealedTick(db) }
+        let (sealed, log) = try withLog(ids: [], from: .min, to: .max) { db in try Self.lastSealedTick(db) }
         return [sealed, log.newest].compactMap { $0 }.max()
     }
 
@@ -203,7 +203,7 @@ extension TwinStore {
     /// Counts for a quick look at the store: series, chunks, sealed samples and their bytes, rollup
     /// blocks, samples in the log, versions, events.
     public func counts() throws -> [String: Int64] {
-        let (out, log) = try withLog(ids: nil, from: .min, to: .max) { db in
+        let (out, log) = try withLog(ids: [], from: .min, to: .max) { db in
             var out: [String: Int64] = [:]
             out["series"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM series") ?? 0
             out["chunks"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM chunks") ?? 0
