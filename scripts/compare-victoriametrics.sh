@@ -41,6 +41,7 @@ for p in $(ls "$WORK/vm/data/small" 2>/dev/null); do curl -sf "http://127.0.0.1:
 sleep 3
 kill -INT $VMPID; wait $VMPID 2>/dev/null || true; VMPID=
 VMB=$(du -sb "$WORK/vm" | cut -f1)
+echo "VictoriaMetrics directory by part:"; du -sb "$WORK"/vm/* | sed "s|$WORK/vm/|  |"
 VMDATA=$(du -sb "$WORK/vm/data" | cut -f1)
 
 python3 - "$LINES" "$ROWS" "$HT" "$VMB" "$VMDATA" <<'PY'
