@@ -239,7 +239,8 @@ public enum ChunkCodec {
     }
 }
 
-/// Gorilla's XOR encoding of a stream of float bit patterns, as used by the XOR columns of sealed chunks.
+/// Gorilla's XOR encoding of a stream of float bit patterns: the values of the head's chunks and the XOR
+/// columns of sealed chunks.
 /// The first value is written whole (64 bits); each next one as its XOR with the previous, reusing the
 /// previous leading/trailing-zero window when it fits.
 struct XORValues {
