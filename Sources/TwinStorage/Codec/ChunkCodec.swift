@@ -252,9 +252,9 @@ struct XORValues {
 
     @inline(__always)
     mutating func write(_ bits: UInt64, into w: inout BitWriter) {
-        defer { previous = bits }
-        guard started else { w.writeBits(bits, 64); started = true; return }
         let x = bits ^ previous
+        previous = bits
+        guard started else { w.writeBits(bits, 64); started = true; return }
         if x == 0 { w.writeBit(false); return }
         w.writeBit(true)
         var lead = x.leadingZeroBitCount
