@@ -146,10 +146,16 @@ enum Schema {
 /// for SQLite: the `series.hash` column.
 enum SeriesHash {
     static func of(metric: String, labels: String) -> Int64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in metric.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        h = (h ^ 0xff) &* 0x100_0000_01b3 // a separator no UTF-8 text contains
-        for b in labels.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return Int64(bitPattern: h)
+        var h = fnv1a(metric.utf8)
+        h = fnv1a(CollectionOfOne(0xff), h) // a separator no UTF-8 text contains
+        return Int64(bitPattern: fnv1a(labels.utf8, h))
+    }
+
+    /// 64-bit FNV-1a over `bytes`, continuing from `h`.
+    @inline(__always)
+    static func fnv1a(_ bytes: some Sequence<UInt8>, _ h: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+        var h = h
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
     }
 }

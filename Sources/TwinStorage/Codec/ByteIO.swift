@@ -90,19 +90,15 @@ struct ByteReader {
         return Int(v)
     }
 
-    mutating func u32() throws -> UInt32 {
-        guard remaining >= 4 else { throw ChunkError.truncated }
-        var v: UInt32 = 0
-        for k in 0..<4 { v |= UInt32(bytes[pos + k]) << UInt32(8 * k) }
-        pos += 4
-        return v
-    }
+    mutating func u32() throws -> UInt32 { UInt32(try littleEndian(4)) }
 
-    mutating func u64() throws -> UInt64 {
-        guard remaining >= 8 else { throw ChunkError.truncated }
+    mutating func u64() throws -> UInt64 { try littleEndian(8) }
+
+    private mutating func littleEndian(_ n: Int) throws -> UInt64 {
+        guard remaining >= n else { throw ChunkError.truncated }
         var v: UInt64 = 0
-        for k in 0..<8 { v |= UInt64(bytes[pos + k]) << UInt64(8 * k) }
-        pos += 8
+        for k in 0..<n { v |= UInt64(bytes[pos + k]) << UInt64(8 * k) }
+        pos += n
         return v
     }
 

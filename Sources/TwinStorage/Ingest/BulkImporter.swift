@@ -100,7 +100,7 @@ public final class BulkImporter {
     }
 
     private func seriesID(_ text: UnsafeRawBufferPointer) throws -> Int64 {
-        let h = Self.hash(text)
+        let h = SeriesHash.fnv1a(text)
         if let list = ids[h] {
             for e in list where e.bytes.count == text.count && e.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, text.baseAddress!, text.count) == 0 }) {
                 return e.id
@@ -121,14 +121,6 @@ public final class BulkImporter {
             if let t = types[String(metric.dropLast(suffix.count))] { return suffix == "_total" ? t : .untyped }
         }
         return .untyped
-    }
-
-    /// FNV-1a over the bytes.
-    @inline(__always)
-    static func hash(_ b: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for x in b { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
-        return h
     }
 
     /// Imports a whole file, reading it in pieces cut at line boundaries; `progress` is called after each
