@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "TwinCore", targets: ["TwinCore"]),
         .library(name: "TwinCollectors", targets: ["TwinCollectors"]),
         .library(name: "TwinStorage", targets: ["TwinStorage"]),
+        .library(name: "TwinQuery", targets: ["TwinQuery"]),
         .library(name: "TwinServer", targets: ["TwinServer"]),
     ],
     dependencies: [
@@ -37,9 +38,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "TwinQuery",
+            dependencies: ["TwinCore", "TwinStorage", .product(name: "GRDBSQLite", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TwinServer",
             dependencies: [
-                "TwinCore", "TwinStorage", "TwinCollectors",
+                "TwinCore", "TwinStorage", "TwinCollectors", "TwinQuery",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -48,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "hosttwin",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinServer",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -57,7 +63,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HostTwinTests",
-            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinServer"],
+            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinServer"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

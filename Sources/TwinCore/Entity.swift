@@ -169,3 +169,12 @@ public struct TwinEvent: Hashable, Sendable, Codable {
         return out.sorted { $0.attribute < $1.attribute }
     }
 }
+
+/// The JSON form of a ``TwinEvent`` (CLI `events --json`, `/api/v1/twin/events`, the live stream).
+public struct TwinEventJSON: Encodable {
+    public var time: String, type: String, kind: String?, key: String?, changes: [TwinEvent.Change]?, message: String?
+    public init(_ e: TwinEvent) {
+        time = TwinTime.rfc3339(e.time); type = e.type.rawValue; kind = e.kind?.rawValue; key = e.key
+        changes = e.changes.isEmpty ? nil : e.changes; message = e.message
+    }
+}

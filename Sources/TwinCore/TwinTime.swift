@@ -52,7 +52,9 @@ public enum TwinTime {
             case "y": mult = 31_536_000_000
             default: throw TwinError.badInput("unknown duration unit '\(unit)' in '\(text)': use ms, s, m, h, d, w, y")
             }
-            total += Int64(n * mult)
+            let (sum, overflow) = total.addingReportingOverflow(Int64(exactly: (n * mult).rounded(.down)) ?? .max)
+            guard !overflow, n * mult < 9.2e18 else { throw TwinError.badInput("duration '\(text)' is too long") }
+            total = sum
             num = ""
         }
         guard num.isEmpty else { throw TwinError.badInput("duration '\(text)' lacks a unit (s, m, h, d)") }

@@ -23,6 +23,23 @@ public struct StateDiff: Sendable {
     public var disappeared: [EntityVersion] = []
 }
 
+/// The JSON form of a ``StateDiff`` (CLI `diff --json`, `/api/v1/twin/diff`).
+public struct StateDiffJSON: Encodable {
+    public struct Changed: Encodable { public var kind: EntityKind; var key: String; var changes: [TwinEvent.Change] }
+    public var from: String
+    public var to: String
+    public var appeared: [EntityVersion]
+    public var changed: [Changed]
+    public var disappeared: [EntityVersion]
+    public init(_ d: StateDiff) {
+        from = TwinTime.rfc3339(d.from)
+        to = TwinTime.rfc3339(d.to)
+        appeared = d.appeared
+        changed = d.changed.map { Changed(kind: $0.kind, key: $0.key, changes: $0.changes) }
+        disappeared = d.disappeared
+    }
+}
+
 /// One run of `hosttwin run` as recorded in the store.
 public struct RunInfo: Sendable {
     public var id: Int64
@@ -51,6 +68,24 @@ extension TwinStore {
                 return SeriesInfo(id: row["id"], key: SeriesKey(metric, try TwinWriter.decodeLabels(row["labels"])),
                                   type: MetricType(rawValue: row["type"]) ?? .untyped)
             }
+        }
+    }
+
+    /// Every stored series in id order. Kept in memory: each call reads only the series added since the
+    /// previous one, so a long-lived reader (the server) pays for the index once.
+    public func seriesCatalog() throws -> [SeriesInfo] {
+        let known = catalog.withLock { $0 }
+        let maxID = known.last?.id ?? 0
+        let added = try pool.read { db in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT id, metric, labels, type FROM series WHERE id > ? ORDER BY id"), arguments: [maxID]).map { row in
+                SeriesInfo(id: row["id"], key: SeriesKey(row["metric"], try TwinWriter.decodeLabels(row["labels"])),
+                           type: MetricType(rawValue: row["type"]) ?? .untyped)
+            }
+        }
+        if added.isEmpty { return known }
+        return catalog.withLock { c in
+            if (c.last?.id ?? 0) == maxID { c += added }
+            return c
         }
     }
 
@@ -90,6 +125,19 @@ extension TwinStore {
             let id: Int64 = row["id"]
             return EntityVersion(kind: kind, key: row["key"], attributes: try AttributeJSON.decode(row["attributes"], where: "versions row \(id)"),
                                  validFrom: row["valid_from"], validTo: row["valid_to"])
+        }
+    }
+
+    /// The attribute names of the newest `sample` versions of `kind` (a stable column set for SQL views,
+    /// also when nothing of the kind exists at the time asked about).
+    public func attributeNames(kind: EntityKind, sample: Int = 20) throws -> Set<String> {
+        try pool.read { db in
+            var names = Set<String>()
+            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, attributes FROM versions WHERE kind = ? ORDER BY valid_from DESC LIMIT ?"), arguments: [kind.rawValue, sample]) {
+                let id: Int64 = row["id"]
+                names.formUnion(try AttributeJSON.decode(row["attributes"], where: "versions row \(id)").keys)
+            }
+            return names
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import TwinCore
 
 /// The embedded store of one host twin: one directory holding `twin.db`, a SQLite database in WAL mode
@@ -16,6 +17,8 @@ import TwinCore
 public final class TwinStore: Sendable {
     public let dataDir: String
     let pool: DatabasePool
+    /// Series read so far, by id order (series are never deleted, so only new ones need reading).
+    let catalog = Mutex<[SeriesInfo]>([])
 
     /// The database file inside a data directory.
     public static func databasePath(_ dataDir: String) -> String { dataDir + "/twin.db" }

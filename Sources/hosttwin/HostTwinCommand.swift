@@ -16,10 +16,10 @@ struct HostTwinCommand: AsyncParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [
-            RunCommand.self, StatusCommand.self,
+            RunCommand.self, ServeCommand.self, StatusCommand.self,
             PsCommand.self, PortsCommand.self, MountsCommand.self, ServicesCommand.self,
             InterfacesCommand.self, PackagesCommand.self, UsersCommand.self,
-            StateCommand.self, DiffCommand.self, EventsCommand.self,
+            StateCommand.self, DiffCommand.self, EventsCommand.self, SQLCommand.self, QueryCommand.self,
             SeriesCommand.self, SamplesCommand.self, ExportCommand.self,
             MetricsCommand.self, CollectorsCommand.self,
             ImportCommand.self, CheckCommand.self, RepairCommand.self, BenchCommand.self,

@@ -57,8 +57,9 @@ struct RunCommand: AsyncParsableCommand {
         let collection = CollectionService(store: twinStore, paths: hostPaths.paths, selection: selection, config: collectorConfig,
                                            interval: intervalMs, policy: policy, maxTicks: ticks, live: live, logger: logger)
         let log = logger
-        let app = TwinHTTPServer.application(live: live, host: host, port: port, logger: logger) { actualPort in
-            log.info("serving http://\(host.contains(":") ? "[\(host)]" : host):\(actualPort)/ (healthz, api/v1/summary)")
+        let api = TwinAPI(store: twinStore, live: live, logger: logger)
+        let app = TwinHTTPServer.application(api: api, host: host, port: port, logger: logger) { actualPort in
+            log.info("serving http://\(host.contains(":") ? "[\(host)]" : host):\(actualPort)/ (Prometheus API /api/v1/query, state API /api/v1/twin/...)")
         }
         logger.info("observing this host every \(intervalMs) ms into \(dataDir)")
         let group = ServiceGroup(configuration: .init(

@@ -57,7 +57,7 @@ struct DiffCommand: ParsableCommand {
         let s = try store.openForReading()
         let d = try s.diff(from: a, to: b, kinds: kinds)
         if output.json {
-            try printJSON(DiffJSON(d))
+            try printJSON(StateDiffJSON(d))
             return
         }
         print("diff \(TwinTime.rfc3339(a)) → \(TwinTime.rfc3339(b)): \(d.appeared.count) appeared, \(d.changed.count) changed, \(d.disappeared.count) disappeared")
@@ -75,22 +75,6 @@ struct DiffCommand: ParsableCommand {
     }
 }
 
-struct DiffJSON: Encodable {
-    struct Changed: Encodable { var kind: EntityKind; var key: String; var changes: [TwinEvent.Change] }
-    var from: String
-    var to: String
-    var appeared: [EntityVersion]
-    var changed: [Changed]
-    var disappeared: [EntityVersion]
-    init(_ d: StateDiff) {
-        from = TwinTime.rfc3339(d.from)
-        to = TwinTime.rfc3339(d.to)
-        appeared = d.appeared
-        changed = d.changed.map { Changed(kind: $0.kind, key: $0.key, changes: $0.changes) }
-        disappeared = d.disappeared
-    }
-}
-
 struct EventsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "events", abstract: "What happened: entities appearing, changing, disappearing; starts, stops and gaps.")
     @OptionGroup var store: StoreOptions
@@ -105,7 +89,7 @@ struct EventsCommand: ParsableCommand {
         let kinds = try parseKinds(kind).map(Set.init)
         let s = try store.openForReading()
         let events = try s.events(from: a, to: b, limit: limit).filter { e in kinds.map { k in e.kind.map(k.contains) ?? false } ?? true }
-        if output.json { try printJSON(events.map(EventJSON.init)); return }
+        if output.json { try printJSON(events.map(TwinEventJSON.init)); return }
         printTable(["TIME", "EVENT", "KIND", "KEY", "DETAIL"], events.map { e in
             [TwinTime.rfc3339(e.time), e.type.rawValue, e.kind?.rawValue ?? "-", e.key ?? "-",
              e.message ?? e.changes.map { "\($0.attribute): \($0.old?.description ?? "-") → \($0.new?.description ?? "-")" }.joined(separator: "; ")]
@@ -113,10 +97,3 @@ struct EventsCommand: ParsableCommand {
     }
 }
 
-struct EventJSON: Encodable {
-    var time: String, type: String, kind: String?, key: String?, changes: [TwinEvent.Change]?, message: String?
-    init(_ e: TwinEvent) {
-        time = TwinTime.rfc3339(e.time); type = e.type.rawValue; kind = e.kind?.rawValue; key = e.key
-        changes = e.changes.isEmpty ? nil : e.changes; message = e.message
-    }
-}

@@ -1,0 +1,163 @@
+import Foundation
+import TwinCore
+
+extension Evaluation {
+    /// Evaluates a function call at `t`.
+    func call(_ name: String, _ args: [Expr], at t: Int64) throws -> StepValue {
+        // Functions of a range vector: one output sample per input series.
+        if let mi = args.firstIndex(where: { $0.type == .matrix }) {
+            let param = try args.indices.contains(mi == 0 ? 1 : 0) && args[mi == 0 ? 1 : 0].type == .scalar ? scalar(args[mi == 0 ? 1 : 0], at: t) : 0
+            var windows: [(series: RangeSeries, from: Int64, to: Int64)]
+            switch args[mi] {
+            case .matrix(let vs, let range):
+                let hi = effectiveTime(vs.at, t) - vs.offset
+                windows = rangeSelect(vs, range: range, at: t).map { ($0, hi - range, hi) }
+            case .subquery(let sq):
+                windows = try subquery(sq, at: t)
+            default:
+                throw PromQLError.execution("function \(name) needs a range vector selector or a subquery")
+            }
+            if name == "absent_over_time" {
+                return .vector(windows.isEmpty ? [Sample(labels: absentLabels(args[mi]), value: 1, t: t)] : [])
+            }
+            var out: [Sample] = []
+            out.reserveCapacity(windows.count)
+            for w in windows {
+                guard let v = PromFunctions.rangeFunction(name, t: w.series.t, v: w.series.v, rangeStart: w.from, rangeEnd: w.to, evalTime: t, param: param) else { continue }
+                out.append(Sample(labels: name == "last_over_time" ? w.series.labels : w.series.labels.droppingName, value: v, t: t))
+            }
+            return .vector(out)
+        }
+        switch name {
+        case "time": return .scalar(Double(t) / 1000)
+        case "vector": return .vector([Sample(labels: .empty, value: try scalar(args[0], at: t), t: t)])
+        case "scalar":
+            let v = try vector(args[0], at: t)
+            return .scalar(v.count == 1 ? v[0].value : .nan)
+        case "timestamp":
+            var arg = args[0]
+            while case .paren(let inner) = arg { arg = inner }
+            let samples = try vector(arg, at: t)
+            let direct: Bool
+            if case .vector = arg { direct = true } else { direct = false }
+            return .vector(samples.map { Sample(labels: $0.labels.droppingName, value: Double(direct ? $0.t : t) / 1000, t: t) })
+        case "round":
+            let nearest = args.count > 1 ? try scalar(args[1], at: t) : 1
+            return .vector(try vector(args[0], at: t).map { Sample(labels: $0.labels.droppingName, value: PromFunctions.round($0.value, toNearest: nearest), t: t) })
+        case "clamp", "clamp_min", "clamp_max":
+            let v = try vector(args[0], at: t)
+            let lo = name == "clamp_max" ? -Double.infinity : try scalar(args[1], at: t)
+            let hi = name == "clamp" ? try scalar(args[2], at: t) : name == "clamp_max" ? try scalar(args[1], at: t) : .infinity
+            if name == "clamp" && hi < lo { return .vector([]) }
+            return .vector(v.map {
+                // Go's math.Max/Min: NaN wins.
+                let x = $0.value.isNaN || lo.isNaN || hi.isNaN ? Double.nan : Swift.min(hi, Swift.max(lo, $0.value))
+                return Sample(labels: $0.labels.droppingName, value: x, t: t)
+            })
+        case "label_replace": return .vector(try labelReplace(args, at: t))
+        case "label_join": return .vector(try labelJoin(args, at: t))
+        case "histogram_quantile": return .vector(try histogramQuantile(args, at: t))
+        case "sort", "sort_desc":
+            let v = try vector(args[0], at: t)
+            let desc = name == "sort_desc"
+            return .vector(v.sorted { a, b in
+                if a.value.isNaN { return false }
+                if b.value.isNaN { return true }
+                return desc ? a.value > b.value : a.value < b.value
+            })
+        case "absent":
+            return .vector(try vector(args[0], at: t).isEmpty ? [Sample(labels: absentLabels(args[0]), value: 1, t: t)] : [])
+        default:
+            guard let f = PromFunctions.elementwise(name) else { throw PromQLError.execution("function \(name) is not implemented") }
+            return .vector(try vector(args[0], at: t).map { Sample(labels: $0.labels.droppingName, value: f($0.value), t: t) })
+        }
+    }
+
+    /// The labels `absent` reports: the equality matchers of a plain selector argument.
+    private func absentLabels(_ e: Expr) -> Labels {
+        let vs: VectorSelector
+        switch e {
+        case .vector(let s), .matrix(let s, _): vs = s
+        default: return .empty
+        }
+        var seen = Set<String>()
+        var pairs: [Label] = []
+        var dup = Set<String>()
+        for m in vs.matchers where m.name != Labels.metricName {
+            if !seen.insert(m.name).inserted { dup.insert(m.name) }
+            if m.op == .equal { pairs.append(Label(m.name, m.value)) }
+        }
+        return Labels(pairs.filter { !dup.contains($0.name) })
+    }
+
+    private func labelReplace(_ args: [Expr], at t: Int64) throws -> [Sample] {
+        let v = try vector(args[0], at: t)
+        let dst = try string(args[1], at: t), repl = try string(args[2], at: t), src = try string(args[3], at: t), pattern = try string(args[4], at: t)
+        let re: NSRegularExpression
+        do { re = try NSRegularExpression(pattern: "^(?:" + pattern + ")$", options: [.dotMatchesLineSeparators]) } catch {
+            throw PromQLError.execution("invalid regular expression in label_replace(): \(pattern)")
+        }
+        guard Self.isValidLabelName(dst) else { throw PromQLError.execution("invalid destination label name in label_replace(): \(dst)") }
+        // Prometheus' $1 / ${1} / $name expansion maps onto NSRegularExpression's template syntax.
+        let template = Self.goTemplate(repl)
+        return v.map { s in
+            let value = s.labels.value(src)
+            let range = NSRange(value.startIndex..., in: value)
+            guard let m = re.firstMatch(in: value, range: range) else { return s }
+            let result = re.replacementString(for: m, in: value, offset: 0, template: template)
+            return Sample(labels: s.labels.setting(dst, result), value: s.value, t: s.t)
+        }
+    }
+
+    /// Converts Go's `Expand` template (`$1`, `${1}`, `$$`) into NSRegularExpression's (`$1`, `\$`).
+    static func goTemplate(_ repl: String) -> String {
+        var out = ""
+        var chars = Array(repl)[...]
+        while let c = chars.first {
+            chars = chars.dropFirst()
+            if c == "\\" { out += "\\\\"; continue }
+            guard c == "$" else { out.append(c); continue }
+            if chars.first == "$" { out += "\\$"; chars = chars.dropFirst(); continue }
+            var name = ""
+            if chars.first == "{" {
+                guard let close = chars.firstIndex(of: "}") else { out += "\\$"; continue }
+                name = String(chars[chars.index(after: chars.startIndex)..<close])
+                chars = chars[chars.index(after: close)...]
+            } else {
+                while let d = chars.first, d.isLetter || d.isNumber || d == "_" { name.append(d); chars = chars.dropFirst() }
+            }
+            if name.isEmpty { out += "\\$"; continue }
+            if let n = Int(name) { out += "$\(n)"; continue }
+            // Named groups are not expanded by NSRegularExpression templates; Go expands unknown names to "".
+        }
+        return out
+    }
+
+    static func isValidLabelName(_ s: String) -> Bool {
+        guard let f = s.utf8.first, Lexer.isIdentStart(f), f != UInt8(ascii: ":") else { return false }
+        return s.utf8.allSatisfy { Lexer.isIdentChar($0) && $0 != UInt8(ascii: ":") }
+    }
+
+    private func labelJoin(_ args: [Expr], at t: Int64) throws -> [Sample] {
+        let v = try vector(args[0], at: t)
+        let dst = try string(args[1], at: t), sep = try string(args[2], at: t)
+        let srcs = try args.dropFirst(3).map { try string($0, at: t) }
+        guard Self.isValidLabelName(dst) else { throw PromQLError.execution("invalid destination label name in label_join(): \(dst)") }
+        return v.map { s in
+            Sample(labels: s.labels.setting(dst, srcs.map { s.labels.value($0) }.joined(separator: sep)), value: s.value, t: s.t)
+        }
+    }
+
+    private func histogramQuantile(_ args: [Expr], at t: Int64) throws -> [Sample] {
+        let q = try scalar(args[0], at: t)
+        var groups: [Labels: [(Double, Double)]] = [:]
+        var order: [Labels] = []
+        for s in try vector(args[1], at: t) {
+            guard let le = Double(s.labels.value("le").replacingOccurrences(of: "+Inf", with: "inf")) else { continue }
+            let key = s.labels.filtered([Labels.metricName, "le"], keep: false)
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append((le, s.value))
+        }
+        return order.map { Sample(labels: $0, value: PromFunctions.bucketQuantile(q, groups[$0]!), t: t) }
+    }
+}

@@ -1,0 +1,254 @@
+import TwinCore
+
+/// Evaluates PromQL over a ``SampleSource`` with Prometheus 2.42's semantics: a 5-minute lookback for
+/// instant selectors, closed ranges `[t - range, t]`, subquery steps aligned to multiples of the step.
+///
+/// Each selector's data is fetched once for the whole query (the union of the windows every step
+/// needs) and then sliced per step by binary search.
+public struct PromQLEngine: Sendable {
+    public let source: any SampleSource
+    /// How far back an instant selector looks for a sample (Prometheus' `--query.lookback-delta`).
+    public var lookback: Int64 = 5 * 60_000
+    /// The step of subqueries that give none (Prometheus' global evaluation interval).
+    public var defaultSubqueryStep: Int64 = 60_000
+    /// Most points a range query may return per series (Prometheus: 11,000).
+    public var maxPointsPerSeries = 11_000
+    /// Most samples one query may load (Prometheus' `--query.max-samples`).
+    public var maxSamples = 50_000_000
+    /// How long a query may run, in milliseconds.
+    public var timeout: Int64 = 120_000
+
+    public init(source: any SampleSource) { self.source = source }
+
+    /// Evaluates `expr` at one time (`/api/v1/query`).
+    public func instant(_ expr: Expr, at t: Int64) throws -> QueryResult {
+        let ev = try Evaluation(engine: self, expr: expr, start: t, end: t)
+        switch try ev.eval(expr, at: t) {
+        case .scalar(let v): return .scalar(t: t, value: v)
+        case .string(let s): return .string(t: t, value: s)
+        case .vector(let samples):
+            try Evaluation.checkUnique(samples)
+            return .vector(t: t, samples.map { ($0.labels, $0.value) })
+        case .matrix(let series):
+            return .matrix(series.map { (labels: $0.labels, points: Array(zip($0.t, $0.v))) })
+        }
+    }
+
+    /// Evaluates `expr` at `start`, `start + step`, ... up to `end` (`/api/v1/query_range`).
+    public func range(_ expr: Expr, start: Int64, end: Int64, step: Int64) throws -> QueryResult {
+        guard end >= start else { throw PromQLError.badData("end timestamp must not be before start time") }
+        guard step > 0 else { throw PromQLError.badData("zero or negative query resolution step widths are not accepted. Try a positive integer") }
+        guard (end - start) / step < Int64(maxPointsPerSeries) else {
+            throw PromQLError.badData("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
+        }
+        switch expr.type {
+        case .scalar, .vector: break
+        default: throw PromQLError.badData("invalid expression type \"\(expr.type == .matrix ? "range vector" : "string")\" for range query, must be Scalar or instant Vector")
+        }
+        let ev = try Evaluation(engine: self, expr: expr, start: start, end: end)
+        var index: [Labels: Int] = [:]
+        var out: [(labels: Labels, points: [(Int64, Double)])] = []
+        var t = start
+        while t <= end {
+            switch try ev.eval(expr, at: t) {
+            case .scalar(let v):
+                if out.isEmpty { out.append((Labels.empty, [])) }
+                out[0].points.append((t, v))
+            case .vector(let samples):
+                try Evaluation.checkUnique(samples)
+                for s in samples {
+                    if let i = index[s.labels] { out[i].points.append((t, s.value)) } else {
+                        index[s.labels] = out.count
+                        out.append((s.labels, [(t, s.value)]))
+                    }
+                }
+            default: break
+            }
+            try ev.checkDeadline()
+            t += step
+        }
+        out.sort { Labels.promLess($0.labels, $1.labels) }
+        return .matrix(out)
+    }
+}
+
+/// The state of one query's evaluation: fetched data, bounds and limits.
+final class Evaluation {
+    let engine: PromQLEngine
+    let start: Int64
+    let end: Int64
+    private var data: [Int: [SeriesData]] = [:]
+    private let deadline: Int64
+    private var loaded = 0
+
+    init(engine: PromQLEngine, expr: Expr, start: Int64, end: Int64) throws {
+        self.engine = engine
+        self.start = start
+        self.end = end
+        deadline = TwinTime.nowMillis() + engine.timeout
+        var windows: [Int: (VectorSelector, Int64, Int64)] = [:]
+        collectWindows(expr, from: start, to: end, into: &windows)
+        for (id, (vs, from, to)) in windows {
+            let series = try engine.source.select(vs.matchers, from: from, to: to)
+            loaded += series.reduce(0) { $0 + $1.t.count }
+            guard loaded <= engine.maxSamples else {
+                throw PromQLError.execution("query processing would load too many samples into memory in query execution")
+            }
+            data[id] = series
+        }
+        try checkDeadline()
+    }
+
+    func checkDeadline() throws {
+        if TwinTime.nowMillis() > deadline { throw PromQLError.timeout("query timed out in query execution") }
+    }
+
+    /// The time a selector or subquery is evaluated at, given the step time and its `@` modifier.
+    func effectiveTime(_ at: AtModifier?, _ t: Int64) -> Int64 {
+        switch at {
+        case nil: return t
+        case .time(let x): return x
+        case .start: return start
+        case .end: return end
+        }
+    }
+
+    /// Walks the tree and records, per selector, the time window every evaluation in `[from, to]` needs.
+    private func collectWindows(_ e: Expr, from: Int64, to: Int64, into w: inout [Int: (VectorSelector, Int64, Int64)]) {
+        func add(_ vs: VectorSelector, _ range: Int64) {
+            let a = vs.at == nil ? from : effectiveTime(vs.at, from), b = vs.at == nil ? to : effectiveTime(vs.at, to)
+            let lo = a - vs.offset - range, hi = b - vs.offset
+            if let old = w[vs.id] { w[vs.id] = (vs, min(old.1, lo), max(old.2, hi)) } else { w[vs.id] = (vs, lo, hi) }
+        }
+        switch e {
+        case .number, .string: break
+        case .vector(let vs): add(vs, engine.lookback)
+        case .matrix(let vs, let range): add(vs, range)
+        case .subquery(let sq):
+            let a = sq.at == nil ? from : effectiveTime(sq.at, from), b = sq.at == nil ? to : effectiveTime(sq.at, to)
+            collectWindows(sq.expr, from: a - sq.offset - sq.range, to: b - sq.offset, into: &w)
+        case .call(_, let args, _): for a in args { collectWindows(a, from: from, to: to, into: &w) }
+        case .aggregate(let agg):
+            collectWindows(agg.expr, from: from, to: to, into: &w)
+            if let p = agg.parameter { collectWindows(p, from: from, to: to, into: &w) }
+        case .binary(let b):
+            collectWindows(b.lhs, from: from, to: to, into: &w)
+            collectWindows(b.rhs, from: from, to: to, into: &w)
+        case .unaryMinus(let x), .paren(let x): collectWindows(x, from: from, to: to, into: &w)
+        }
+    }
+
+    static func checkUnique(_ samples: [Sample]) throws {
+        guard samples.count > 1 else { return }
+        var seen = Set<Labels>()
+        seen.reserveCapacity(samples.count)
+        for s in samples where !seen.insert(s.labels).inserted {
+            throw PromQLError.execution("vector cannot contain metrics with the same labelset")
+        }
+    }
+
+    // MARK: Evaluation at one time
+
+    func eval(_ e: Expr, at t: Int64) throws -> StepValue {
+        switch e {
+        case .number(let v): return .scalar(v)
+        case .string(let s): return .string(s)
+        case .paren(let x): return try eval(x, at: t)
+        case .unaryMinus(let x):
+            switch try eval(x, at: t) {
+            case .scalar(let v): return .scalar(-v)
+            case .vector(let s): return .vector(s.map { Sample(labels: $0.labels.droppingName, value: -$0.value, t: t) })
+            default: throw PromQLError.execution("unary minus needs a scalar or an instant vector")
+            }
+        case .vector(let vs): return .vector(instantSelect(vs, at: t))
+        case .matrix(let vs, let range): return .matrix(rangeSelect(vs, range: range, at: t))
+        case .subquery(let sq): return .matrix(try subquery(sq, at: t).map(\.series))
+        case .call(let name, let args, _): return try call(name, args, at: t)
+        case .aggregate(let agg): return try aggregate(agg, at: t)
+        case .binary(let b): return try binary(b, at: t)
+        }
+    }
+
+    func scalar(_ e: Expr, at t: Int64) throws -> Double {
+        guard case .scalar(let v) = try eval(e, at: t) else { throw PromQLError.execution("expected a scalar") }
+        return v
+    }
+
+    func vector(_ e: Expr, at t: Int64) throws -> [Sample] {
+        guard case .vector(let v) = try eval(e, at: t) else { throw PromQLError.execution("expected an instant vector") }
+        return v
+    }
+
+    func string(_ e: Expr, at t: Int64) throws -> String {
+        guard case .string(let v) = try eval(e, at: t) else { throw PromQLError.execution("expected a string") }
+        return v
+    }
+
+    /// The newest sample of each series in `[t - offset - lookback, t - offset]`.
+    func instantSelect(_ vs: VectorSelector, at t: Int64) -> [Sample] {
+        let ref = effectiveTime(vs.at, t) - vs.offset
+        let lo = ref - engine.lookback
+        var out: [Sample] = []
+        for s in data[vs.id] ?? [] {
+            let i = Self.upperBound(s.t, ref) - 1 // last index with t <= ref
+            guard i >= 0, s.t[i] >= lo else { continue }
+            out.append(Sample(labels: s.labels, value: s.v[i], t: s.t[i]))
+        }
+        return out
+    }
+
+    /// Each series' samples in `[t - offset - range, t - offset]`.
+    func rangeSelect(_ vs: VectorSelector, range: Int64, at t: Int64) -> [RangeSeries] {
+        let hi = effectiveTime(vs.at, t) - vs.offset
+        let lo = hi - range
+        var out: [RangeSeries] = []
+        for s in data[vs.id] ?? [] {
+            let a = Self.lowerBound(s.t, lo), b = Self.upperBound(s.t, hi)
+            guard a < b else { continue }
+            out.append(RangeSeries(labels: s.labels, t: s.t[a..<b], v: s.v[a..<b]))
+        }
+        return out
+    }
+
+    /// A subquery at `t`: the inner expression at every multiple of the step in
+    /// `[t - offset - range, t - offset]`, with the window bounds for extrapolation.
+    func subquery(_ sq: Subquery, at t: Int64) throws -> [(series: RangeSeries, from: Int64, to: Int64)] {
+        let step = sq.step > 0 ? sq.step : engine.defaultSubqueryStep
+        let hi = effectiveTime(sq.at, t) - sq.offset
+        let lo = hi - sq.range
+        var first = (lo / step) * step
+        if first < lo { first += step }
+        var index: [Labels: Int] = [:]
+        var acc: [(Labels, [Int64], [Double])] = []
+        var ts = first
+        while ts <= hi {
+            switch try eval(sq.expr, at: ts) {
+            case .scalar(let v):
+                if acc.isEmpty { acc.append((.empty, [], [])) }
+                acc[0].1.append(ts); acc[0].2.append(v)
+            case .vector(let samples):
+                for s in samples {
+                    if let i = index[s.labels] { acc[i].1.append(ts); acc[i].2.append(s.value) } else {
+                        index[s.labels] = acc.count
+                        acc.append((s.labels, [ts], [s.value]))
+                    }
+                }
+            default: throw PromQLError.execution("subquery needs a scalar or an instant vector")
+            }
+            ts += step
+        }
+        return acc.map { (RangeSeries(labels: $0.0, t: $0.1[...], v: $0.2[...]), lo, hi) }
+    }
+
+    static func lowerBound(_ a: [Int64], _ x: Int64) -> Int {
+        var lo = 0, hi = a.count
+        while lo < hi { let m = (lo + hi) / 2; if a[m] < x { lo = m + 1 } else { hi = m } }
+        return lo
+    }
+
+    static func upperBound(_ a: [Int64], _ x: Int64) -> Int {
+        var lo = 0, hi = a.count
+        while lo < hi { let m = (lo + hi) / 2; if a[m] <= x { lo = m + 1 } else { hi = m } }
+        return lo
+    }
+}

@@ -1,0 +1,256 @@
+import Foundation
+import TwinCore
+
+/// The PromQL functions HostTwin implements, with Prometheus 2.42's semantics (extrapolation in
+/// `rate`, counter resets, Kahan summation in `*_over_time` and regression).
+public enum PromFunctions {
+    /// Argument types (the last repeats when `variadic`), how many trailing ones may be left out, and
+    /// the result type.
+    public struct Signature: Sendable {
+        public var args: [ValueType]
+        public var optional = 0
+        public var variadic = false
+        public var returns: ValueType = .vector
+    }
+
+    static let table: [String: Signature] = {
+        var t: [String: Signature] = [:]
+        for f in ["rate", "irate", "increase", "delta", "idelta", "deriv", "resets", "changes",
+                  "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time",
+                  "last_over_time", "stddev_over_time", "stdvar_over_time", "present_over_time", "absent_over_time"] {
+            t[f] = Signature(args: [.matrix])
+        }
+        t["quantile_over_time"] = Signature(args: [.scalar, .matrix])
+        t["predict_linear"] = Signature(args: [.matrix, .scalar])
+        for f in ["abs", "ceil", "floor", "sqrt", "exp", "ln", "log2", "log10", "sgn", "sort", "sort_desc", "absent"] {
+            t[f] = Signature(args: [.vector])
+        }
+        t["round"] = Signature(args: [.vector, .scalar], optional: 1)
+        t["clamp"] = Signature(args: [.vector, .scalar, .scalar])
+        t["clamp_min"] = Signature(args: [.vector, .scalar])
+        t["clamp_max"] = Signature(args: [.vector, .scalar])
+        t["label_replace"] = Signature(args: [.vector, .string, .string, .string, .string])
+        t["label_join"] = Signature(args: [.vector, .string, .string, .string], optional: 1, variadic: true)
+        t["time"] = Signature(args: [], returns: .scalar)
+        t["timestamp"] = Signature(args: [.vector])
+        t["vector"] = Signature(args: [.scalar])
+        t["scalar"] = Signature(args: [.vector], returns: .scalar)
+        t["histogram_quantile"] = Signature(args: [.scalar, .vector])
+        return t
+    }()
+
+    /// The signature of function `name`, or nil when there is no such function.
+    public static func signature(_ name: String) -> Signature? { table[name] }
+
+    // MARK: Range-vector functions
+
+    /// Evaluates a function of one range vector argument on one series' points; nil drops the series.
+    /// `rangeStart`/`rangeEnd` bound the selection (for extrapolation), `param` is the scalar argument.
+    static func rangeFunction(_ name: String, t: ArraySlice<Int64>, v: ArraySlice<Double>, rangeStart: Int64, rangeEnd: Int64,
+                              evalTime: Int64, param: Double) -> Double? {
+        switch name {
+        case "rate": return extrapolatedRate(t, v, rangeStart, rangeEnd, counter: true, rate: true)
+        case "increase": return extrapolatedRate(t, v, rangeStart, rangeEnd, counter: true, rate: false)
+        case "delta": return extrapolatedRate(t, v, rangeStart, rangeEnd, counter: false, rate: false)
+        case "irate", "idelta":
+            guard v.count >= 2 else { return nil }
+            let last = v[v.endIndex - 1], prev = v[v.endIndex - 2]
+            let dt = t[t.endIndex - 1] - t[t.endIndex - 2]
+            guard dt != 0 else { return nil }
+            if name == "idelta" { return last - prev }
+            return (last < prev ? last : last - prev) / (Double(dt) / 1000)
+        case "deriv":
+            guard v.count >= 2 else { return nil }
+            return linearRegression(t, v, interceptTime: t[t.startIndex]).slope
+        case "predict_linear":
+            guard v.count >= 2 else { return nil }
+            let (slope, intercept) = linearRegression(t, v, interceptTime: evalTime)
+            return slope * param + intercept
+        case "resets":
+            var n = 0.0
+            var prev = v.first!
+            for x in v.dropFirst() { if x < prev { n += 1 }; prev = x }
+            return n
+        case "changes":
+            var n = 0.0
+            var prev = v.first!
+            for x in v.dropFirst() { if x != prev && !(x.isNaN && prev.isNaN) { n += 1 }; prev = x }
+            return n
+        case "avg_over_time":
+            var mean = 0.0, count = 0.0, c = 0.0
+            for x in v {
+                count += 1
+                if mean.isInfinite {
+                    if x.isInfinite && (mean > 0) == (x > 0) { continue }
+                    if !x.isInfinite && !x.isNaN { continue }
+                }
+                (mean, c) = kahanSumInc(x / count - mean / count, mean, c)
+            }
+            return mean.isInfinite ? mean : mean + c
+        case "min_over_time":
+            var m = v.first!
+            for x in v where x < m || m.isNaN { m = x }
+            return m
+        case "max_over_time":
+            var m = v.first!
+            for x in v where x > m || m.isNaN { m = x }
+            return m
+        case "sum_over_time":
+            var s = 0.0, c = 0.0
+            for x in v { (s, c) = kahanSumInc(x, s, c) }
+            return s.isInfinite ? s : s + c
+        case "count_over_time": return Double(v.count)
+        case "present_over_time": return 1
+        case "last_over_time": return v.last!
+        case "stddev_over_time", "stdvar_over_time":
+            var count = 0.0, mean = 0.0, cMean = 0.0, aux = 0.0, cAux = 0.0
+            for x in v {
+                count += 1
+                let delta = x - (mean + cMean)
+                (mean, cMean) = kahanSumInc(delta / count, mean, cMean)
+                (aux, cAux) = kahanSumInc(delta * (x - (mean + cMean)), aux, cAux)
+            }
+            let variance = (aux + cAux) / count
+            return name == "stddev_over_time" ? variance.squareRoot() : variance
+        case "quantile_over_time":
+            return quantile(param, Array(v))
+        default:
+            return nil
+        }
+    }
+
+    /// Prometheus' `rate`/`increase`/`delta`: the change over the selected points, corrected for
+    /// counter resets, extrapolated towards the range boundaries when the points come near them.
+    static func extrapolatedRate(_ t: ArraySlice<Int64>, _ v: ArraySlice<Double>, _ rangeStart: Int64, _ rangeEnd: Int64,
+                                 counter: Bool, rate: Bool) -> Double? {
+        guard v.count >= 2 else { return nil }
+        let first = v[v.startIndex], last = v[v.endIndex - 1]
+        let firstT = t[t.startIndex], lastT = t[t.endIndex - 1]
+        var result = last - first
+        if counter {
+            var prev = first
+            for x in v.dropFirst() { if x < prev { result += prev }; prev = x }
+        }
+        var durationToStart = Double(firstT - rangeStart) / 1000
+        let durationToEnd = Double(rangeEnd - lastT) / 1000
+        let sampledInterval = Double(lastT - firstT) / 1000
+        let averageDurationBetweenSamples = sampledInterval / Double(v.count - 1)
+        if counter && result > 0 && first >= 0 {
+            let durationToZero = sampledInterval * (first / result)
+            if durationToZero < durationToStart { durationToStart = durationToZero }
+        }
+        let threshold = averageDurationBetweenSamples * 1.1
+        var extrapolateToInterval = sampledInterval
+        extrapolateToInterval += durationToStart < threshold ? durationToStart : averageDurationBetweenSamples / 2
+        extrapolateToInterval += durationToEnd < threshold ? durationToEnd : averageDurationBetweenSamples / 2
+        result *= extrapolateToInterval / sampledInterval
+        if rate { result /= Double(rangeEnd - rangeStart) / 1000 }
+        return result
+    }
+
+    /// Least-squares slope (per second) and intercept at `interceptTime`, with Kahan summation.
+    static func linearRegression(_ t: ArraySlice<Int64>, _ v: ArraySlice<Double>, interceptTime: Int64) -> (slope: Double, intercept: Double) {
+        var n = 0.0, sumX = 0.0, cX = 0.0, sumY = 0.0, cY = 0.0, sumXY = 0.0, cXY = 0.0, sumX2 = 0.0, cX2 = 0.0
+        let initY = v[v.startIndex]
+        var constY = true
+        for (i, ti) in zip(v.indices, t) {
+            let y = v[i]
+            if constY && i > v.startIndex && y != initY { constY = false }
+            n += 1
+            let x = Double(ti - interceptTime) / 1000
+            (sumX, cX) = kahanSumInc(x, sumX, cX)
+            (sumY, cY) = kahanSumInc(y, sumY, cY)
+            (sumXY, cXY) = kahanSumInc(x * y, sumXY, cXY)
+            (sumX2, cX2) = kahanSumInc(x * x, sumX2, cX2)
+        }
+        if constY { return initY.isInfinite ? (.nan, .nan) : (0, initY) }
+        sumX += cX; sumY += cY; sumXY += cXY; sumX2 += cX2
+        let covXY = sumXY - sumX * sumY / n
+        let varX = sumX2 - sumX * sumX / n
+        let slope = covXY / varX
+        return (slope, sumY / n - slope * sumX / n)
+    }
+
+    /// Neumaier's improved Kahan summation step.
+    @inline(__always)
+    static func kahanSumInc(_ inc: Double, _ sum: Double, _ c: Double) -> (Double, Double) {
+        let t = sum + inc
+        var c = c
+        if abs(sum) >= abs(inc) { c += (sum - t) + inc } else { c += (inc - t) + sum }
+        return (t, c)
+    }
+
+    /// The φ-quantile of `values` with linear interpolation between ranks, as Prometheus computes it.
+    static func quantile(_ q: Double, _ values: [Double]) -> Double {
+        if values.isEmpty || q.isNaN { return .nan }
+        if q < 0 { return -.infinity }
+        if q > 1 { return .infinity }
+        let sorted = values.sorted { a, b in a < b || (a.isNaN && !b.isNaN) }
+        let n = Double(sorted.count)
+        let rank = q * (n - 1)
+        let lower = max(0, rank.rounded(.down))
+        let upper = min(n - 1, lower + 1)
+        let weight = rank - rank.rounded(.down)
+        return sorted[Int(lower)] * (1 - weight) + sorted[Int(upper)] * weight
+    }
+
+    // MARK: Instant-vector functions
+
+    /// Element-wise math functions; nil when `name` is not one.
+    static func elementwise(_ name: String) -> ((Double) -> Double)? {
+        switch name {
+        case "abs": return { abs($0) }
+        case "ceil": return { $0.rounded(.up) }
+        case "floor": return { $0.rounded(.down) }
+        case "sqrt": return { $0.squareRoot() }
+        case "exp": return { Foundation.exp($0) }
+        case "ln": return { Foundation.log($0) }
+        case "log2": return { Foundation.log2($0) }
+        case "log10": return { Foundation.log10($0) }
+        case "sgn": return { $0 > 0 ? 1 : $0 < 0 ? -1 : $0 }
+        default: return nil
+        }
+    }
+
+    /// `round(v, to_nearest)`: Go's `math.Floor(v*inv + 0.5) / inv`.
+    static func round(_ x: Double, toNearest: Double) -> Double {
+        let inv = 1.0 / toNearest
+        return (x * inv + 0.5).rounded(.down) / inv
+    }
+
+    /// `histogram_quantile` over classic buckets: `buckets` are (upper bound, cumulative count).
+    static func bucketQuantile(_ q: Double, _ input: [(Double, Double)]) -> Double {
+        if q.isNaN { return .nan }
+        if q < 0 { return -.infinity }
+        if q > 1 { return .infinity }
+        var buckets = input.sorted { $0.0 < $1.0 }
+        guard let top = buckets.last, top.0 == .infinity else { return .nan }
+        // Coalesce equal bounds, then force the counts to be monotonic.
+        var merged: [(Double, Double)] = []
+        for b in buckets {
+            if let l = merged.last, l.0 == b.0 { merged[merged.count - 1].1 += b.1 } else { merged.append(b) }
+        }
+        buckets = merged
+        var maxCount = -Double.infinity
+        for i in buckets.indices {
+            if buckets[i].1 > maxCount { maxCount = buckets[i].1 } else if buckets[i].1 < maxCount { buckets[i].1 = maxCount }
+        }
+        guard buckets.count >= 2 else { return .nan }
+        let observations = buckets[buckets.count - 1].1
+        guard observations != 0 else { return .nan }
+        var rank = q * observations
+        var b = 0
+        while b < buckets.count - 1, !(buckets[b].1 >= rank) { b += 1 }
+        if b == buckets.count - 1 { return buckets[buckets.count - 2].0 }
+        if b == 0 && buckets[0].0 <= 0 { return buckets[0].0 }
+        var bucketStart = 0.0
+        let bucketEnd = buckets[b].0
+        var count = buckets[b].1
+        if b > 0 {
+            bucketStart = buckets[b - 1].0
+            count -= buckets[b - 1].1
+            rank -= buckets[b - 1].1
+        }
+        return bucketStart + (bucketEnd - bucketStart) * (rank / count)
+    }
+}

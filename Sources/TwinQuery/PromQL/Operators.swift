@@ -1,0 +1,237 @@
+import Foundation
+import TwinCore
+
+extension Evaluation {
+    // MARK: Aggregation
+
+    func aggregate(_ agg: Aggregation, at t: Int64) throws -> StepValue {
+        let input = try vector(agg.expr, at: t)
+        var param = 0.0
+        var valueLabel = ""
+        if agg.op == .countValues {
+            valueLabel = try string(agg.parameter!, at: t)
+            guard Self.isValidLabelName(valueLabel) else { throw PromQLError.execution("invalid label name \"\(valueLabel)\"") }
+        } else if let p = agg.parameter { param = try scalar(p, at: t) }
+        let names = Set(agg.grouping)
+        func groupLabels(_ l: Labels) -> Labels {
+            agg.without ? l.filtered(names.union([Labels.metricName]), keep: false) : l.filtered(names, keep: true)
+        }
+
+        struct Group {
+            var labels: Labels
+            var value = 0.0
+            var mean = 0.0
+            var count = 0
+            var members: [Sample] = []
+            var values: [Double] = []
+        }
+        var index: [Labels: Int] = [:]
+        var groups: [Group] = []
+
+        for s in input {
+            var key = groupLabels(s.labels)
+            if agg.op == .countValues {
+                key = key.setting(valueLabel, Self.formatValue(s.value))
+            }
+            let gi: Int
+            if let i = index[key] { gi = i } else {
+                gi = groups.count
+                index[key] = gi
+                var g = Group(labels: key)
+                g.value = s.value
+                g.mean = s.value
+                g.count = 1
+                switch agg.op {
+                case .stddev, .stdvar: g.value = 0
+                case .count, .countValues, .group: g.value = 1
+                case .topk, .bottomk: g.members = [s]
+                case .quantile: g.values = [s.value]
+                default: break
+                }
+                groups.append(g)
+                continue
+            }
+            var g = groups[gi]
+            g.count += 1
+            let n = Double(g.count)
+            switch agg.op {
+            case .sum: g.value += s.value
+            case .avg:
+                if g.mean.isInfinite {
+                    if s.value.isInfinite && (g.mean > 0) == (s.value > 0) { break }
+                    if !s.value.isInfinite && !s.value.isNaN { break }
+                }
+                g.mean += s.value / n - g.mean / n
+            case .max: if g.value < s.value || g.value.isNaN { g.value = s.value }
+            case .min: if g.value > s.value || g.value.isNaN { g.value = s.value }
+            case .count, .countValues: g.value += 1
+            case .group: break
+            case .stddev, .stdvar:
+                let delta = s.value - g.mean
+                g.mean += delta / n
+                g.value += delta * (s.value - g.mean)
+            case .topk, .bottomk: g.members.append(s)
+            case .quantile: g.values.append(s.value)
+            }
+            groups[gi] = g
+        }
+
+        var out: [Sample] = []
+        for g in groups {
+            switch agg.op {
+            case .avg: out.append(Sample(labels: g.labels, value: g.mean, t: t))
+            case .stddev: out.append(Sample(labels: g.labels, value: (g.value / Double(g.count)).squareRoot(), t: t))
+            case .stdvar: out.append(Sample(labels: g.labels, value: g.value / Double(g.count), t: t))
+            case .quantile: out.append(Sample(labels: g.labels, value: PromFunctions.quantile(param, g.values), t: t))
+            case .topk, .bottomk:
+                guard param.isFinite || param > 0 else { continue }
+                let k = param >= Double(Int.max) ? Int.max : Int(param)
+                guard k >= 1 else { continue }
+                let top = agg.op == .topk
+                // NaN sorts last either way, as in Prometheus' heaps.
+                let sorted = g.members.sorted { a, b in
+                    if a.value.isNaN { return false }
+                    if b.value.isNaN { return true }
+                    return top ? a.value > b.value : a.value < b.value
+                }
+                out += sorted.prefix(k)
+            default: out.append(Sample(labels: g.labels, value: g.value, t: t))
+            }
+        }
+        return .vector(out)
+    }
+
+    /// A float as Prometheus prints it (Go's `strconv.FormatFloat(v, 'f', -1, 64)`).
+    static func formatValue(_ v: Double) -> String { PromNumber.format(v) }
+
+    // MARK: Binary operators
+
+    func binary(_ b: BinaryExpr, at t: Int64) throws -> StepValue {
+        let l = try eval(b.lhs, at: t), r = try eval(b.rhs, at: t)
+        switch (l, r) {
+        case (.scalar(let x), .scalar(let y)):
+            let (v, keep) = Self.apply(b.op, x, y)
+            return .scalar(b.op.isComparison ? (keep ? 1 : 0) : v)
+        case (.vector(let v), .scalar(let s)):
+            return .vector(vectorScalar(b, v, s, swap: false, at: t))
+        case (.scalar(let s), .vector(let v)):
+            return .vector(vectorScalar(b, v, s, swap: true, at: t))
+        case (.vector(let x), .vector(let y)):
+            switch b.op {
+            case .and, .or, .unless: return .vector(setOperation(b, x, y))
+            default: return .vector(try vectorVector(b, x, y, at: t))
+            }
+        default:
+            throw PromQLError.execution("binary operators need scalars or instant vectors")
+        }
+    }
+
+    /// The result value and, for comparisons, whether the element is kept.
+    static func apply(_ op: BinaryExpr.Op, _ x: Double, _ y: Double) -> (Double, Bool) {
+        switch op {
+        case .add: return (x + y, true)
+        case .sub: return (x - y, true)
+        case .mul: return (x * y, true)
+        case .div: return (x / y, true)
+        case .pow: return (Foundation.pow(x, y), true)
+        case .mod: return (fmod(x, y), true)
+        case .atan2: return (Foundation.atan2(x, y), true)
+        case .eq: return (x, x == y)
+        case .ne: return (x, x != y)
+        case .gt: return (x, x > y)
+        case .lt: return (x, x < y)
+        case .ge: return (x, x >= y)
+        case .le: return (x, x <= y)
+        case .and, .or, .unless: return (x, true)
+        }
+    }
+
+    static func dropsName(_ op: BinaryExpr.Op) -> Bool {
+        switch op {
+        case .add, .sub, .mul, .div, .mod, .pow, .atan2: return true
+        default: return false
+        }
+    }
+
+    private func vectorScalar(_ b: BinaryExpr, _ v: [Sample], _ s: Double, swap: Bool, at t: Int64) -> [Sample] {
+        var out: [Sample] = []
+        out.reserveCapacity(v.count)
+        for e in v {
+            var (value, keep) = swap ? Self.apply(b.op, s, e.value) : Self.apply(b.op, e.value, s)
+            if b.op.isComparison && swap { value = e.value }
+            if b.returnBool { value = keep ? 1 : 0; keep = true }
+            guard keep else { continue }
+            out.append(Sample(labels: Self.dropsName(b.op) || b.returnBool ? e.labels.droppingName : e.labels, value: value, t: t))
+        }
+        return out
+    }
+
+    /// The labels two sides are matched on.
+    private func signature(_ b: BinaryExpr, _ l: Labels) -> Labels {
+        if let names = b.matchingLabels {
+            return b.on ? l.filtered(Set(names), keep: true) : l.filtered(Set(names).union([Labels.metricName]), keep: false)
+        }
+        return l.droppingName
+    }
+
+    private func setOperation(_ b: BinaryExpr, _ lhs: [Sample], _ rhs: [Sample]) -> [Sample] {
+        let rightSigs = Set(rhs.map { signature(b, $0.labels) })
+        switch b.op {
+        case .and: return lhs.filter { rightSigs.contains(signature(b, $0.labels)) }
+        case .unless: return lhs.filter { !rightSigs.contains(signature(b, $0.labels)) }
+        default:
+            let leftSigs = Set(lhs.map { signature(b, $0.labels) })
+            return lhs + rhs.filter { !leftSigs.contains(signature(b, $0.labels)) }
+        }
+    }
+
+    private func vectorVector(_ b: BinaryExpr, _ lhsIn: [Sample], _ rhsIn: [Sample], at t: Int64) throws -> [Sample] {
+        // With group_right the right side is the "many" side: swap, compute, swap the operands back.
+        let swapped = b.cardinality == .oneToMany
+        let many = swapped ? rhsIn : lhsIn, one = swapped ? lhsIn : rhsIn
+        var oneBySig: [Labels: Sample] = [:]
+        oneBySig.reserveCapacity(one.count)
+        for s in one {
+            let sig = signature(b, s.labels)
+            if let dup = oneBySig[sig] {
+                throw PromQLError.execution("found duplicate series for the match group \(Self.text(sig)) on the \(swapped ? "left" : "right") hand-side of the operation: [\(Self.text(dup.labels)), \(Self.text(s.labels))];many-to-many matching not allowed: matching labels must be unique on one side")
+            }
+            oneBySig[sig] = s
+        }
+        var matched: [Labels: Set<Labels>] = [:]
+        var out: [Sample] = []
+        for m in many {
+            let sig = signature(b, m.labels)
+            guard let o = oneBySig[sig] else { continue }
+            let (vl, vr) = swapped ? (o.value, m.value) : (m.value, o.value)
+            var (value, keep) = Self.apply(b.op, vl, vr)
+            if b.returnBool { value = keep ? 1 : 0; keep = true }
+            guard keep else { continue }
+            var metric = resultLabels(b, m.labels, o.labels)
+            if b.returnBool { metric = metric.droppingName }
+            if b.cardinality == .oneToOne {
+                if matched[sig] != nil {
+                    throw PromQLError.execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
+                }
+                matched[sig] = []
+            } else if !matched[sig, default: []].insert(metric).inserted {
+                throw PromQLError.execution("multiple matches for labels: grouping labels must ensure unique matches")
+            }
+            out.append(Sample(labels: metric, value: value, t: t))
+        }
+        return out
+    }
+
+    private func resultLabels(_ b: BinaryExpr, _ many: Labels, _ one: Labels) -> Labels {
+        var l = Self.dropsName(b.op) ? many.droppingName : many
+        if b.cardinality == .oneToOne, let names = b.matchingLabels {
+            l = b.on ? l.filtered(Set(names), keep: true) : l.filtered(Set(names), keep: false)
+        }
+        for name in b.include { l = l.setting(name, one.value(name)) }
+        return l
+    }
+
+    static func text(_ l: Labels) -> String {
+        "{" + l.pairs.map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ", ") + "}"
+    }
+}

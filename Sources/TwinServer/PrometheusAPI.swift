@@ -1,0 +1,168 @@
+import Foundation
+import Hummingbird
+import TwinCore
+import TwinQuery
+import TwinStorage
+
+/// The Prometheus HTTP API (v1): same parameters, envelope, error types and status codes, so
+/// Grafana's Prometheus data source and other clients work unchanged.
+extension TwinAPI {
+    /// The engine with the request's `timeout` applied.
+    private func engine(_ p: Params) throws -> PromQLEngine {
+        var e = engine
+        if let t = try p.duration("timeout"), t > 0 { e.timeout = min(e.timeout, t) }
+        return e
+    }
+
+    private func parse(_ p: Params) throws -> Expr {
+        do { return try PromQLParser.parse(p["query"] ?? "") } catch { throw APIError.from(error, parameter: "query") }
+    }
+
+    /// `GET|POST /api/v1/query?query=&time=&timeout=`.
+    func query(_ p: Params) throws -> Response {
+        let t = try p.time("time", default: TwinTime.nowMillis())
+        let expr = try parse(p)
+        let result = try engine(p).instant(expr, at: t)
+        return Self.success { Self.write(result, to: &$0) }
+    }
+
+    /// `GET|POST /api/v1/query_range?query=&start=&end=&step=&timeout=`.
+    func queryRange(_ p: Params) throws -> Response {
+        guard p["start"] != nil else { throw APIError.badData("invalid parameter \"start\": cannot parse \"\" to a valid timestamp") }
+        guard p["end"] != nil else { throw APIError.badData("invalid parameter \"end\": cannot parse \"\" to a valid timestamp") }
+        let start = try p.time("start", default: 0), end = try p.time("end", default: 0)
+        guard let step = try p.duration("step") else { throw APIError.badData("invalid parameter \"step\": cannot parse \"\" to a valid duration") }
+        if end < start { throw APIError.badData("end timestamp must not be before start time") }
+        if step <= 0 { throw APIError.badData("zero or negative query resolution step widths are not accepted. Try a positive integer") }
+        if (end - start) / step > 11_000 {
+            throw APIError.badData("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
+        }
+        let expr = try parse(p)
+        let result = try engine(p).range(expr, start: start, end: end, step: step)
+        return Self.success { Self.write(result, to: &$0) }
+    }
+
+    /// `{"resultType":...,"result":...}` exactly as Prometheus writes it.
+    static func write(_ r: QueryResult, to j: inout JSONText) {
+        j.raw("{\"resultType\":\"\(r.resultType)\",\"result\":")
+        switch r {
+        case .scalar(let t, let v): j.point(t, v)
+        case .string(let t, let s):
+            j.raw("[")
+            PromNumber.appendTimestamp(t, to: &j.out)
+            j.raw(",")
+            j.string(s)
+            j.raw("]")
+        case .vector(let t, let samples):
+            j.array(samples) { j, s in
+                j.raw("{\"metric\":")
+                j.labels(s.labels)
+                j.raw(",\"value\":")
+                j.point(t, s.value)
+                j.raw("}")
+            }
+        case .matrix(let series):
+            j.array(series) { j, s in
+                j.raw("{\"metric\":")
+                j.labels(s.labels)
+                j.raw(",\"values\":")
+                j.array(s.points) { j, p in j.point(p.0, p.1) }
+                j.raw("}")
+            }
+        }
+        j.raw("}")
+    }
+
+    /// The selectors of `match[]`, each a plain series selector.
+    private func matchers(_ p: Params, required: Bool) throws -> [[Matcher]]? {
+        let texts = p.all("match[]")
+        if texts.isEmpty {
+            if required { throw APIError.badData("no match[] parameter provided") }
+            return nil
+        }
+        return try texts.map { text in
+            let expr: Expr
+            do { expr = try PromQLParser.parse(text) } catch { throw APIError.from(error, parameter: "match[]") }
+            guard case .vector(let vs) = expr else { throw APIError.badData("invalid parameter \"match[]\": \(text) is not a series selector") }
+            return vs.matchers
+        }
+    }
+
+    /// The series (labels, id, type) matching any of the `match[]` selectors, or all series.
+    private func matchingSeries(_ p: Params, required: Bool) throws -> [(id: Int64, labels: Labels, type: MetricType)] {
+        guard let sets = try matchers(p, required: required) else { return try source.matching([]) }
+        var seen = Set<Int64>()
+        var out: [(id: Int64, labels: Labels, type: MetricType)] = []
+        for m in sets { for s in try source.matching(m) where seen.insert(s.id).inserted { out.append(s) } }
+        return out
+    }
+
+    /// `GET|POST /api/v1/series?match[]=...`: the label sets of matching series.
+    func series(_ p: Params) throws -> Response {
+        let found = try matchingSeries(p, required: true).sorted { Labels.promLess($0.labels, $1.labels) }
+        return Self.success { j in j.array(found) { j, s in j.labels(s.labels) } }
+    }
+
+    /// `GET|POST /api/v1/labels`: every label name, sorted.
+    func labels(_ p: Params) throws -> Response {
+        var names = Set<String>()
+        for s in try matchingSeries(p, required: false) { for l in s.labels.pairs { names.insert(l.name) } }
+        let sorted = names.sorted()
+        return Self.success { j in j.array(sorted) { j, n in j.string(n) } }
+    }
+
+    /// `GET /api/v1/label/<name>/values`: every value of one label, sorted.
+    func labelValues(_ name: String, _ p: Params) throws -> Response {
+        guard !name.isEmpty, name.utf8.allSatisfy({ $0 == 95 || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) || ($0 >= 48 && $0 <= 57) }) else {
+            throw APIError.badData("invalid label name: \"\(name)\"")
+        }
+        var values = Set<String>()
+        for s in try matchingSeries(p, required: false) { if let v = s.labels[name] { values.insert(v) } }
+        let sorted = values.sorted()
+        return Self.success { j in j.array(sorted) { j, v in j.string(v) } }
+    }
+
+    /// `GET /api/v1/metadata?metric=&limit=`: type (and empty help and unit) per metric name.
+    func metadata(_ p: Params) throws -> Response {
+        let limit = Int(p["limit"] ?? "") ?? -1
+        let only = p["metric"].flatMap { $0.isEmpty ? nil : $0 }
+        var types: [String: MetricType] = [:]
+        for s in try store.seriesCatalog() where only == nil || s.key.metric == only { types[s.key.metric] = s.type }
+        var names = types.keys.sorted()
+        if limit >= 0 { names = Array(names.prefix(limit)) }
+        return Self.success { j in
+            j.raw("{")
+            for (i, n) in names.enumerated() {
+                if i > 0 { j.raw(",") }
+                j.string(n)
+                j.raw(":[{\"type\":")
+                j.string(types[n]! == .untyped ? "unknown" : types[n]!.rawValue)
+                j.raw(",\"help\":\"\",\"unit\":\"\"}]")
+            }
+            j.raw("}")
+        }
+    }
+
+    /// `GET /api/v1/status/buildinfo`. `version` is the Prometheus API level HostTwin implements (clients
+    /// such as Grafana choose features by it); `application` names what answers.
+    func buildInfo() -> Response {
+        Self.success { j in
+            j.raw("{\"version\":\"2.42.0\",\"revision\":\"hosttwin\",\"branch\":\"main\",\"buildUser\":\"hosttwin\",\"buildDate\":\"\",\"goVersion\":\"none\",\"application\":\"hosttwin \(TwinServerInfo.version)\"}")
+        }
+    }
+}
+
+/// The Prometheus API's JSON form of query results, for clients in the same process (the CLI).
+public enum PrometheusJSON {
+    /// `{"resultType":...,"result":...}`, the `data` member of a query response.
+    public static func data(_ r: QueryResult) -> String {
+        var j = JSONText(capacity: 1024)
+        TwinAPI.write(r, to: &j)
+        return j.out
+    }
+}
+
+/// Facts about this build of the server.
+public enum TwinServerInfo {
+    public static let version = "0.1.0"
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import TwinCore
+import TwinQuery
+import TwinStorage
+
+/// The state API: the host as of any time, what changed, events, and read-only SQL over the state.
+/// Times take the CLI's forms: RFC 3339, Unix seconds, `now`, `-2h`.
+extension TwinAPI {
+    private func time(_ p: Params, _ name: String, default def: String) throws -> Int64 {
+        let text = p[name] ?? def
+        do { return try TwinTime.parse(text.isEmpty ? def : text) } catch {
+            throw APIError.badData("invalid parameter \"\(name)\": cannot parse \"\(text)\" as a time (RFC 3339, Unix seconds, now, or relative like -2h)")
+        }
+    }
+
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    private func success<T: Encodable>(_ value: T) throws -> Response {
+        let data = String(decoding: try Self.encoder.encode(value), as: UTF8.self)
+        return Self.success { $0.raw(data) }
+    }
+
+    /// `GET /api/v1/twin/state?at=T` and `/api/v1/twin/entities/<kind>?at=T`.
+    func state(_ p: Params, kinds: [EntityKind]?) throws -> Response {
+        let at = try time(p, "at", default: "now")
+        let versions = try store.state(at: at, kinds: kinds)
+        struct Body: Encodable { var at: String; var entities: [EntityVersion] }
+        return try success(Body(at: TwinTime.rfc3339(at), entities: versions))
+    }
+
+    /// `GET /api/v1/twin/diff?from=T&to=T`.
+    func diff(_ p: Params) throws -> Response {
+        let a = try time(p, "from", default: "-1h"), b = try time(p, "to", default: "now")
+        return try success(StateDiffJSON(try store.diff(from: a, to: b)))
+    }
+
+    /// `GET /api/v1/twin/events?from=T&to=T&limit=N`.
+    func events(_ p: Params) throws -> Response {
+        let a = try time(p, "from", default: "-1h"), b = try time(p, "to", default: "now")
+        guard a <= b else { throw APIError.badData("invalid parameter \"from\": must not be after \"to\"") }
+        let limit = p["limit"].flatMap { Int($0) } ?? 10_000
+        guard limit > 0, limit <= 100_000 else { throw APIError.badData("invalid parameter \"limit\": must be 1-100000") }
+        return try success(try store.events(from: a, to: b, limit: limit).map(TwinEventJSON.init))
+    }
+
+    /// `GET|POST /api/v1/twin/sql?query=...&at=T`: `{"columns":[...],"rows":[[...],...]}` (not wrapped in
+    /// the Prometheus envelope on success, so the rows are the body).
+    func sql(_ p: Params) throws -> Response {
+        guard let q = p["query"], !q.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw APIError.badData("missing parameter \"query\": a SELECT over \(StateSQL.viewNames.joined(separator: ", "))")
+        }
+        let at = try time(p, "at", default: "now")
+        let result: StateSQL.Result
+        do { result = try StateSQL(store: store, limits: sqlLimits).run(q, at: at) } catch let e as StateSQL.Refusal {
+            throw APIError(type: e.type, message: e.message, status: e.type == "timeout" ? .serviceUnavailable : e.type == "execution" ? .unprocessableContent : .badRequest)
+        }
+        var j = JSONText(capacity: 1024)
+        j.raw("{\"at\":")
+        j.string(TwinTime.rfc3339(at))
+        j.raw(",\"columns\":")
+        j.array(result.columns) { j, c in j.string(c) }
+        j.raw(",\"rows\":")
+        j.array(result.rows) { j, row in j.array(row) { j, v in j.attribute(v) } }
+        j.raw("}")
+        return Self.json(j.out)
+    }
+
+    /// `GET /api/v1/summary`: host facts and the summary of the latest tick (run only; bare JSON).
+    func summary() throws -> Response {
+        guard let live else { throw APIError.unavailable("this server is not observing a host (hosttwin serve); use /api/v1/twin/state") }
+        guard let s = live.summary() else { throw APIError.unavailable("no observation yet; the first tick is under way") }
+        return Self.json(String(decoding: try Self.encoder.encode(SummaryResponse(host: live.host, summary: s)), as: UTF8.self))
+    }
+
+    /// `GET /healthz`: whether ticks are being committed, and each collector's health.
+    func health() throws -> Response {
+        guard let live else {
+            return Self.json(#"{"status":"ok","mode":"serve"}"#)
+        }
+        let last = live.lastTick
+        let body = HealthResponse(status: last == nil ? "starting" : "ok", lastTick: last.map(TwinTime.rfc3339), ticks: live.ticks,
+                                  uptimeSeconds: Double(TwinTime.nowMillis() - live.startedAt) / 1000, collectors: live.health)
+        return Self.json(String(decoding: try Self.encoder.encode(body), as: UTF8.self))
+    }
+}
+
+/// `/healthz`: whether ticks are being committed, and each collector's health.
+struct HealthResponse: Encodable {
+    var status: String
+    var lastTick: String?
+    var ticks: Int64
+    var uptimeSeconds: Double
+    var collectors: [CollectorHealth]
+    enum CodingKeys: String, CodingKey { case status, lastTick = "last_tick", ticks, uptimeSeconds = "uptime_seconds", collectors }
+}
+
+/// `/api/v1/summary`: host facts and the one-screen summary of now.
+struct SummaryResponse: Encodable {
+    var host: [String: AttributeValue]
+    var summary: HostSummary
+}

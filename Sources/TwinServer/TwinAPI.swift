@@ -1,0 +1,118 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import TwinCore
+import TwinQuery
+import TwinStorage
+
+/// The HTTP API of a twin: the Prometheus-compatible query API, the state API, the live stream and
+/// `/metrics`. One responder dispatches on method and path, so unknown routes and wrong methods get
+/// the API's JSON errors (404, 405) rather than empty bodies.
+public struct TwinAPI: Sendable {
+    public let store: TwinStore
+    public let live: LiveTwin?
+    let source: StoreSampleSource
+    public var engine: PromQLEngine
+    /// The largest request body accepted (form POSTs), in bytes.
+    public var maxBodyBytes = 1 << 20
+    /// Limits of `/api/v1/twin/sql`.
+    public var sqlLimits = StateSQL.Limits()
+    let logger: Logger
+
+    public init(store: TwinStore, live: LiveTwin?, logger: Logger) {
+        self.store = store
+        self.live = live
+        self.logger = logger
+        source = StoreSampleSource(store: store)
+        engine = PromQLEngine(source: source)
+    }
+
+    enum Method { case get, getOrPost }
+
+    /// Fixed routes: path → (allowed methods, handler).
+    private static let routes: [String: (Method, @Sendable (TwinAPI, Params) async throws -> Response)] = [
+        "/api/v1/query": (.getOrPost, { try $0.query($1) }),
+        "/api/v1/query_range": (.getOrPost, { try $0.queryRange($1) }),
+        "/api/v1/series": (.getOrPost, { try $0.series($1) }),
+        "/api/v1/labels": (.getOrPost, { try $0.labels($1) }),
+        "/api/v1/metadata": (.get, { try $0.metadata($1) }),
+        "/api/v1/status/buildinfo": (.get, { api, _ in api.buildInfo() }),
+        "/api/v1/twin/state": (.get, { try $0.state($1, kinds: nil) }),
+        "/api/v1/twin/diff": (.get, { try $0.diff($1) }),
+        "/api/v1/twin/events": (.get, { try $0.events($1) }),
+        "/api/v1/twin/sql": (.getOrPost, { try $0.sql($1) }),
+        "/api/v1/summary": (.get, { api, _ in try api.summary() }),
+        "/healthz": (.get, { api, _ in try api.health() }),
+    ]
+
+    /// Answers one request; never throws (every failure is an API error response).
+    public func respond(to request: Request) async -> Response {
+        var request = request
+        let path = request.uri.path
+        do {
+            let (allowed, handler) = try route(path)
+            let isPost = request.method == .post
+            guard request.method == .get || request.method == .head || (isPost && allowed == .getOrPost) else {
+                var e = APIError(type: "bad_data", message: "method \(request.method.rawValue) not allowed on \(path); use \(allowed == .get ? "GET" : "GET or POST")", status: .methodNotAllowed)
+                e.headers[.allow] = allowed == .get ? "GET, HEAD" : "GET, HEAD, POST"
+                throw e
+            }
+            var params = Params(query: request.uri.query)
+            if isPost {
+                let body: ByteBuffer
+                do { body = try await request.collectBody(upTo: maxBodyBytes) } catch {
+                    throw APIError(type: "bad_data", message: "request body larger than \(maxBodyBytes) bytes", status: .contentTooLarge)
+                }
+                let type = request.headers[.contentType] ?? ""
+                if body.readableBytes > 0 {
+                    guard type.lowercased().hasPrefix("application/x-www-form-urlencoded") else {
+                        throw APIError(type: "bad_data", message: "POST bodies must be application/x-www-form-urlencoded (got \(type.isEmpty ? "no content type" : type))", status: .unsupportedMediaType)
+                    }
+                    params.add(form: String(buffer: body))
+                }
+            }
+            return try await handler(self, params)
+        } catch {
+            let e = APIError.from(error)
+            if e.status == .internalServerError { logger.error("\(request.method.rawValue) \(path): \(e.message)") }
+            return Self.json(e.json, status: e.status, headers: e.headers)
+        }
+    }
+
+    private func route(_ path: String) throws -> (Method, @Sendable (TwinAPI, Params) async throws -> Response) {
+        if let r = Self.routes[path] { return r }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        // /api/v1/label/<name>/values
+        if parts.count == 6, parts[1] == "api", parts[2] == "v1", parts[3] == "label", parts[5] == "values" {
+            let name = String(parts[4]).removingPercentEncoding ?? String(parts[4])
+            return (.get, { try $0.labelValues(name, $1) })
+        }
+        // /api/v1/twin/entities/<kind>
+        if parts.count == 6, parts[1] == "api", parts[2] == "v1", parts[3] == "twin", parts[4] == "entities" {
+            guard let kind = EntityKind(rawValue: String(parts[5])) else {
+                throw APIError.notFound("unknown entity kind \"\(parts[5])\"; kinds: \(EntityKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return (.get, { try $0.state($1, kinds: [kind]) })
+        }
+        throw APIError.notFound("no such endpoint: \(path)")
+    }
+
+    // MARK: Responses
+
+    static func json(_ body: String, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var h = headers
+        h[.contentType] = "application/json"
+        return Response(status: status, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// `{"status":"success","data":<data>}`.
+    static func success(_ data: (inout JSONText) -> Void) -> Response {
+        var j = JSONText(capacity: 4096)
+        j.raw("{\"status\":\"success\",\"data\":")
+        data(&j)
+        j.raw("}")
+        return json(j.out)
+    }
+}
