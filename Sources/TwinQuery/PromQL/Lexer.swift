@@ -16,6 +16,8 @@ struct Token: Equatable {
 struct Lexer {
     private let bytes: [UInt8]
     private var i = 0
+    /// Inside `[...]` a colon separates a subquery's range and step instead of starting a name.
+    private var brackets = 0
 
     init(_ text: String) { bytes = Array(text.utf8) }
 
@@ -54,6 +56,10 @@ struct Lexer {
             if let d = durationAt(i) { i = d.end; return Token(kind: .duration(d.ms), position: start) }
             return Token(kind: .number(try number()), position: start)
         }
+        if c == UInt8(ascii: ":"), brackets > 0 {
+            i += 1
+            return Token(kind: .op(":"), position: start)
+        }
         if Self.isIdentStart(c) {
             while i < bytes.count, Self.isIdentChar(bytes[i]) { i += 1 }
             let word = String(decoding: bytes[start..<i], as: UTF8.self)
@@ -73,6 +79,7 @@ struct Lexer {
             return Token(kind: .op(two), position: start)
         }
         if "+-*/%^=<>(){}[],:@".utf8.contains(c) {
+            if c == UInt8(ascii: "[") { brackets += 1 } else if c == UInt8(ascii: "]") { brackets = max(0, brackets - 1) }
             i += 1
             return Token(kind: .op(String(UnicodeScalar(c))), position: start)
         }
@@ -112,7 +119,8 @@ struct Lexer {
             total &+= m
             any = true
         }
-        guard any, j >= bytes.count || !Self.isIdentChar(bytes[j]) else { return nil }
+        // `5m:30s` (a subquery) ends a duration at the colon; letters, digits and `_` would not.
+        guard any, j >= bytes.count || bytes[j] == UInt8(ascii: ":") || !Self.isIdentChar(bytes[j]) else { return nil }
         return (total, j)
     }
 

@@ -146,9 +146,10 @@ extension Evaluation {
         }
     }
 
+    /// Arithmetic drops the metric name; comparisons and (in Prometheus 2.42) `atan2` keep it.
     static func dropsName(_ op: BinaryExpr.Op) -> Bool {
         switch op {
-        case .add, .sub, .mul, .div, .mod, .pow, .atan2: return true
+        case .add, .sub, .mul, .div, .mod, .pow: return true
         default: return false
         }
     }
