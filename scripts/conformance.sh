@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-CI_ONLY=""; DATA_DIR=""; FROM=""; TO=""; OUT=""; STEP=15
+CI_ONLY=""; DATA_DIR=""; FROM=""; TO=""; OUT=""; STEP=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --ci) CI_ONLY=--ci ;;
@@ -49,7 +49,7 @@ if [ -z "$DATA_DIR" ]; then
   echo "conformance: collecting 2 minutes of this host at 200 ms"
   DATA_DIR=$W/src
   "$HOSTTWIN" run --data-dir "$DATA_DIR" --interval 200ms --ticks 600 --listen 127.0.0.1:0 --log-level warning
-  FROM=-1h; TO=now
+  FROM=-1h; TO=now; STEP=${STEP:-1}
   NOTE="2 minutes of this host collected by \`hosttwin run --interval 200ms\`, plus synthetic series."
 else
   NOTE="\`$DATA_DIR\` from $FROM to $TO, plus synthetic series."
@@ -83,5 +83,5 @@ for i in $(seq 1 100); do
 done
 
 python3 scripts/conformance.py compare --prom "http://127.0.0.1:$PPORT" --twin "http://127.0.0.1:$HPORT" \
-  --queries conformance/queries.txt --start "$T0" --end "$T1" --step "$STEP" $CI_ONLY \
+  --queries conformance/queries.txt --start "$T0" --end "$T1" --step "${STEP:-15}" $CI_ONLY \
   ${OUT:+--out "$OUT"} --data-note "$NOTE"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README: builds and runs the whole test suite.
 # Tests that need ../shared/data (node_exporter fixtures) skip with a message when it is absent;
-# the disk-full test needs root (it mounts a small tmpfs) and skips without it.
+# the disk-full test needs root (it mounts a small tmpfs) and skips without it. The conformance
+# step needs root or sudo to install Prometheus when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The store links zlib (Debian: zlib1g-dev).
@@ -15,3 +16,6 @@ if [ ! -e /usr/include/zlib.h ]; then
 fi
 swift build --build-tests
 swift test --skip-build
+# PromQL against the real Prometheus 2.42 (installed from Debian when missing): the [ci] subset of
+# conformance/queries.txt on two minutes of this machine's own data.
+HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh --ci

@@ -2,16 +2,23 @@
 import Glibc
 #endif
 
-/// A minimal HTTP/1.1 GET to a server on 127.0.0.1, for health checks, benchmarks and tests: no client
-/// library (and none of its memory) in the process that asks.
+/// A minimal HTTP/1.1 client for a server on 127.0.0.1, for health checks, benchmarks and tests: no
+/// client library (and none of its memory) in the process that asks.
 public enum LoopbackHTTP {
     /// The status code and body of `GET path`, or nil when nothing answers within `timeout` seconds.
     public static func get(port: Int, _ path: String, timeout: Int = 5) -> (status: Int, body: String)? {
+        request(port: port, method: "GET", path: path, timeout: timeout).map { ($0.status, $0.body) }
+    }
+
+    /// Sends one request (`body` with its content type, if any) and reads the whole answer.
+    public static func request(port: Int, method: String, path: String, contentType: String? = nil, body: [UInt8] = [],
+                               timeout: Int = 5) -> (status: Int, headers: [String: String], body: String)? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = UInt16(port).bigEndian
@@ -20,8 +27,16 @@ public enum LoopbackHTTP {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
         guard connected else { return nil }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return nil }
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        if let contentType { head += "Content-Type: \(contentType)\r\n" }
+        if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
+        let request = Array((head + "\r\n").utf8) + body
+        var sent = 0
+        while sent < request.count {
+            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { break } // the server may answer (413) and close before reading everything
+            sent += n
+        }
         var data = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -32,6 +47,28 @@ public enum LoopbackHTTP {
         let text = String(decoding: data, as: UTF8.self)
         guard let code = text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap({ Int($0) }),
               let headerEnd = text.range(of: "\r\n\r\n") else { return nil }
-        return (code, String(text[headerEnd.upperBound...]))
+        var headers: [String: String] = [:]
+        for line in text[..<headerEnd.lowerBound].split(separator: "\r\n").dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var payload = String(text[headerEnd.upperBound...])
+        if headers["transfer-encoding"]?.lowercased() == "chunked" { payload = dechunk(payload) }
+        return (code, headers, payload)
+    }
+
+    /// Joins a chunked transfer-encoded body.
+    static func dechunk(_ s: String) -> String {
+        var out = ""
+        var rest = Substring(s)
+        while let lineEnd = rest.range(of: "\r\n"), let size = Int(rest[..<lineEnd.lowerBound].split(separator: ";").first ?? "", radix: 16), size > 0 {
+            let start = lineEnd.upperBound
+            let bytes = rest[start...].utf8
+            guard bytes.count >= size else { out += rest[start...]; break }
+            let end = bytes.index(bytes.startIndex, offsetBy: size)
+            out += String(Substring(bytes[bytes.startIndex..<end])) ?? ""
+            rest = rest[end...].dropFirst(2)
+        }
+        return out
     }
 }

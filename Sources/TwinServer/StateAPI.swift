@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import TwinCore
 import TwinQuery
@@ -57,7 +58,15 @@ extension TwinAPI {
         let at = try time(p, "at", default: "now")
         let result: StateSQL.Result
         do { result = try StateSQL(store: store, limits: sqlLimits).run(q, at: at) } catch let e as StateSQL.Refusal {
-            throw APIError(type: e.type, message: e.message, status: e.type == "timeout" ? .serviceUnavailable : e.type == "execution" ? .unprocessableContent : .badRequest)
+            let status: HTTPResponse.Status
+            switch e.type {
+            case "timeout": status = .serviceUnavailable
+            case "execution": status = .unprocessableContent
+            case "forbidden": status = .forbidden
+            case "internal": status = .internalServerError
+            default: status = .badRequest
+            }
+            throw APIError(type: e.type, message: e.message, status: status)
         }
         var j = JSONText(capacity: 1024)
         j.raw("{\"at\":")

@@ -11,6 +11,18 @@ public indirect enum Expr: Sendable {
     case unaryMinus(Expr)
     case paren(Expr)
 
+    /// The direct subexpressions.
+    public var children: [Expr] {
+        switch self {
+        case .number, .string, .vector, .matrix: return []
+        case .subquery(let s): return [s.expr]
+        case .call(_, let args, _): return args
+        case .aggregate(let a): return [a.expr] + (a.parameter.map { [$0] } ?? [])
+        case .binary(let b): return [b.lhs, b.rhs]
+        case .unaryMinus(let e), .paren(let e): return [e]
+        }
+    }
+
     /// The type of value the expression yields.
     public var type: ValueType {
         switch self {
@@ -20,7 +32,7 @@ public indirect enum Expr: Sendable {
         case .matrix, .subquery: return .matrix
         case .call(let name, _, _): return PromFunctions.signature(name)?.returns ?? .vector
         case .aggregate: return .vector
-        case .binary(let b): return b.lhs.type == .scalar && b.rhs.type == .scalar ? .scalar : .vector
+        case .binary(let b): return b.type
         case .unaryMinus(let e), .paren(let e): return e.type
         }
     }
@@ -122,4 +134,8 @@ public struct BinaryExpr: Sendable {
     public var cardinality: Cardinality = .oneToOne
     /// Labels of `group_left(...)` / `group_right(...)` copied from the "one" side.
     public var include: [String] = []
+
+    /// Scalar when both sides are scalars, else vector; set by the parser once the sides are known, so
+    /// asking costs nothing however long a chain of operators is.
+    public internal(set) var type: ValueType = .vector
 }

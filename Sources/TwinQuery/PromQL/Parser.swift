@@ -5,6 +5,11 @@ public struct PromQLParser {
     private let tokens: [Token]
     private var p = 0
     private var selectors = 0
+    /// Current nesting of parentheses, calls, aggregations and unary operators.
+    private var nesting = 0
+
+    /// The deepest expression tree accepted; evaluation recurses once per level.
+    public static let maxDepth = 256
 
     /// Parses `text` into a type-checked expression.
     public static func parse(_ text: String) throws -> Expr {
@@ -63,7 +68,28 @@ public struct PromQLParser {
         if token.kind == .eof { throw fail("no expression found in input") }
         let e = try parseExpr(minPrecedence: 0)
         guard token.kind == .eof else { throw fail("unexpected \(describe(token))") }
+        if Self.depth(e) > Self.maxDepth {
+            throw fail("expression nested deeper than \(Self.maxDepth) levels; split it up", at: 0)
+        }
         return e
+    }
+
+    /// The height of the tree, computed without recursion.
+    static func depth(_ root: Expr) -> Int {
+        var stack: [(Expr, Int)] = [(root, 1)]
+        var deepest = 0
+        while let (e, d) = stack.popLast() {
+            deepest = max(deepest, d)
+            if d > maxDepth { return d }
+            for c in e.children { stack.append((c, d + 1)) }
+        }
+        return deepest
+    }
+
+    /// Counts a level of nesting, refusing absurd depths before the parser's own recursion gets deep.
+    private mutating func enter() throws {
+        nesting += 1
+        if nesting > Self.maxDepth { throw fail("expression nested deeper than \(Self.maxDepth) levels; split it up") }
     }
 
     // MARK: Binary operators
@@ -85,9 +111,14 @@ public struct PromQLParser {
     }
 
     private mutating func parseExpr(minPrecedence: Int) throws -> Expr {
+        try enter()
+        defer { nesting -= 1 }
         var lhs = try parseUnary()
+        var chain = 0
         while let op = binaryOp(), let prec = Self.precedence[op], prec >= minPrecedence {
             let opPos = token.position
+            chain += 1
+            if chain > Self.maxDepth { throw fail("more than \(Self.maxDepth) operators in a row; split the expression up", at: opPos) }
             advance()
             var b = BinaryExpr(op: op, lhs: lhs, rhs: .number(0))
             if isWord("bool") {
@@ -108,6 +139,7 @@ public struct PromQLParser {
             // ^ is right-associative; everything else left-associative.
             b.rhs = try parseExpr(minPrecedence: op == .pow ? prec : prec + 1)
             try check(&b, at: opPos)
+            b.type = b.lhs.type == .scalar && b.rhs.type == .scalar ? .scalar : .vector
             lhs = .binary(b)
         }
         return lhs

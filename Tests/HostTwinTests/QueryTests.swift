@@ -1,0 +1,167 @@
+import Foundation
+import Testing
+import TwinCore
+import TwinQuery
+import TwinStorage
+
+/// A store holding `text` (Prometheus text with ms timestamps), imported through the real bulk path.
+func storeWith(_ text: String) throws -> (TwinStore, String) {
+    let dir = try temporaryDirectory("hosttwin-query")
+    let file = dir + "/data.prom"
+    try text.write(toFile: file, atomically: true, encoding: .utf8)
+    let store = try TwinStore.open(dataDir: dir + "/store")
+    let writer = TwinWriter(store: store)
+    try writer.open()
+    let importer = BulkImporter(writer: writer)
+    try importer.importFile(file)
+    try writer.finish(now: 0)
+    return (store, dir)
+}
+
+/// PromQL: parsing, errors with positions, and evaluation on a real store.
+@Suite struct QueryTests {
+    /// Samples every 10 s from t=0 to t=600 s: a counter rising 10 per sample with a reset at 300 s,
+    /// a gauge equal to t/10, and three cpu series for matching and aggregation.
+    /// Time zero of the data (ms): realistic, since the importer tells ms from s timestamps by size.
+    static let t0: Int64 = 1_700_000_000_000
+
+    static let data: String = {
+        var lines: [String] = []
+        var counter = 0.0
+        for i in 0...60 {
+            let t = t0 + Int64(i) * 10_000
+            counter = i == 30 ? 5 : counter + 10
+            lines.append("requests_total{job=\"api\"} \(counter) \(t)")
+            lines.append("temp{room=\"a\"} \(Double(i)) \(t)")
+            for (cpu, mode, v) in [("0", "user", 1.0), ("0", "idle", 3.0), ("1", "user", 2.0)] {
+                lines.append("cpu_seconds_total{cpu=\"\(cpu)\",mode=\"\(mode)\"} \(v * Double(i)) \(t)")
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }()
+
+    func engine() throws -> (PromQLEngine, String) {
+        let (store, dir) = try storeWith(Self.data)
+        return (PromQLEngine(source: StoreSampleSource(store: store)), dir)
+    }
+
+    /// Evaluates `q` at `at` ms after ``t0``.
+    func instant(_ e: PromQLEngine, _ q: String, at: Int64) throws -> [String: Double] {
+        switch try e.instant(try PromQLParser.parse(q), at: Self.t0 + at) {
+        case .vector(_, let samples): return Dictionary(uniqueKeysWithValues: samples.map { ($0.labels.text, $0.value) })
+        case .scalar(_, let v): return ["scalar": v]
+        default: return [:]
+        }
+    }
+
+    @Test func evaluatesOnAStore() throws {
+        let (e, dir) = try engine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A counter rising 10 per 10 s: 1/s; the 60 s window holds 7 samples 60 s apart at both ends.
+        #expect(try instant(e, "rate(requests_total[1m])", at: 200_000) == ["{job=\"api\"}": 1])
+        // increase across the reset at 300 s: the window [280 s, 340 s] holds 290, 300, 5, 15, 25, 35, 45;
+        // 45 - 290 plus 300 for the reset = 55, and the samples span the whole window (no extrapolation).
+        let inc = try #require(try instant(e, "increase(requests_total[1m])", at: 340_000)["{job=\"api\"}"])
+        #expect(abs(inc - 55) < 1e-9)
+        #expect(try instant(e, "resets(requests_total[10m])", at: 600_000).values.first == 1)
+        // The 5-minute lookback: the last sample is at 600 s; at 900 s it is still visible, at 900.001 s not.
+        #expect(try instant(e, "temp", at: 900_000)["{__name__=\"temp\",room=\"a\"}"] == 60)
+        #expect(try instant(e, "temp", at: 900_001).isEmpty)
+        #expect(try instant(e, "temp offset 1m", at: 600_000).values.first == 54)
+        #expect(try instant(e, "temp @ \(Self.t0 / 1000 + 100)", at: 600_000).values.first == 10)
+        #expect(try instant(e, "sum by (mode) (cpu_seconds_total)", at: 100_000) == ["{mode=\"idle\"}": 30, "{mode=\"user\"}": 30])
+        #expect(try instant(e, "cpu_seconds_total{mode=\"user\"} / on (cpu) cpu_seconds_total{mode=\"idle\"}", at: 100_000) == ["{cpu=\"0\"}": 1.0 / 3])
+        #expect(try instant(e, "topk(1, cpu_seconds_total)", at: 100_000).keys.first == "{__name__=\"cpu_seconds_total\",cpu=\"0\",mode=\"idle\"}")
+        #expect(try instant(e, "count_values(\"v\", cpu_seconds_total)", at: 100_000) == ["{v=\"10\"}": 1, "{v=\"20\"}": 1, "{v=\"30\"}": 1])
+        #expect(try instant(e, "2 ^ 3 ^ 2", at: 0) == ["scalar": 512])
+        #expect(try instant(e, "-2 ^ 2", at: 0) == ["scalar": -4])
+        #expect(try instant(e, "1 + 2 * 3 - 4 / 2", at: 0) == ["scalar": 5])
+        // Subquery steps sit on multiples of the step in Unix time: t0 is 20 s past a minute, so the newest
+        // step before t0 + 300 s is t0 + 280 s, where temp is 28.
+        #expect(try instant(e, "max_over_time(temp[5m:1m])", at: 300_000).values.first == 28)
+        #expect(try instant(e, "label_replace(temp, \"r\", \"room-$1\", \"room\", \"(.*)\")", at: 0).keys.first == "{__name__=\"temp\",r=\"room-a\",room=\"a\"}")
+        // Many-to-many matching is refused with Prometheus' message.
+        #expect(throws: PromQLError.self) { try instant(e, "cpu_seconds_total / on (mode) cpu_seconds_total", at: 100_000) }
+
+        let range = try e.range(try PromQLParser.parse("temp * 2"), start: Self.t0, end: Self.t0 + 60_000, step: 15_000)
+        guard case .matrix(let series) = range else { Issue.record("expected a matrix"); return }
+        #expect(series.count == 1 && series[0].points.map(\.1) == [0, 2, 6, 8, 12])
+    }
+
+    @Test func refusesAbsurdRanges() throws {
+        let (e, dir) = try engine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let q = try PromQLParser.parse("temp")
+        #expect(throws: PromQLError.badData("end timestamp must not be before start time")) { try e.range(q, start: 10, end: 0, step: 1) }
+        #expect(throws: PromQLError.self) { try e.range(q, start: 0, end: 10, step: 0) }
+        #expect(throws: PromQLError.self) { try e.range(q, start: 0, end: 11_001_000, step: 1000) }
+        #expect(throws: PromQLError.self) { try e.range(try PromQLParser.parse("temp[5m]"), start: 0, end: 10, step: 1) }
+    }
+
+    @Test func parseErrorsPointAtTheProblem() {
+        let cases: [(String, Int)] = [
+            ("sum(rate(foo[5m]) by", 18), ("foo{bar=\"baz\"", 13), ("foo[5m", 6), ("rate(foo)", 0),
+            ("unknown_fn(foo)", 0), ("{}", 0), ("foo offset 5m offset 1m", 14), ("1 +", 3), ("foo{a=~\"(\"}", 4),
+            ("'unterminated", 0), ("foo[5x]", 4), ("1 > 2", 2), ("sum by (a (foo)", 10), ("\u{1}", 0),
+        ]
+        for (q, pos) in cases {
+            do {
+                _ = try PromQLParser.parse(q)
+                Issue.record("\(q) parsed")
+            } catch let PromQLError.parse(p, message) {
+                #expect(p == pos, "\(q): \(message)")
+                #expect(message.contains("parse error"), "\(q): \(message)")
+            } catch { Issue.record("\(q): \(error)") }
+        }
+        // Depth is bounded: evaluation recurses per level.
+        let deep = String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000)
+        #expect(throws: PromQLError.self) { try PromQLParser.parse(deep) }
+        let chain = (0..<2000).map { _ in "1" }.joined(separator: " + ")
+        #expect(throws: PromQLError.self) { try PromQLParser.parse(chain) }
+        let minus = String(repeating: "-", count: 5000) + "1"
+        #expect(throws: PromQLError.self) { try PromQLParser.parse(minus) }
+    }
+
+    /// Random damage to valid queries never crashes the parser or the engine.
+    @Test func survivesMangledQueries() throws {
+        let (e, dir) = try engine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let seeds = ["sum by (mode) (rate(cpu_seconds_total{mode!=\"idle\"}[1m] offset 30s))",
+                     "histogram_quantile(0.9, sum by (le) (rate(x_bucket[5m])))",
+                     "max_over_time(temp[5m:1m] @ 1700000100) / on (room) group_left temp",
+                     "label_join(temp, \"x\", \"-\", \"room\", \"room\") > bool 3"]
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("(){}[]:,@=~!\"'`+-*/^%<>0123456789.eEsmhdwy abcxyz_\\\u{0}é")
+        var parsed = 0
+        for _ in 0..<3000 {
+            var chars = Array(seeds.randomElement(using: &rng)!)
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                let i = Int.random(in: 0..<chars.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: chars.remove(at: i)
+                case 1: chars.insert(alphabet.randomElement(using: &rng)!, at: i)
+                default: chars[i] = alphabet.randomElement(using: &rng)!
+                }
+                if chars.isEmpty { chars = ["1"] }
+            }
+            guard let expr = try? PromQLParser.parse(String(chars)) else { continue }
+            parsed += 1
+            _ = try? e.instant(expr, at: Self.t0 + 300_000)
+            _ = try? e.range(expr, start: Self.t0, end: Self.t0 + 600_000, step: 60_000)
+        }
+        #expect(parsed > 0)
+    }
+
+    @Test func formatsNumbersAsPrometheus() {
+        #expect(PromNumber.format(1) == "1")
+        #expect(PromNumber.format(0.1) == "0.1")
+        #expect(PromNumber.format(1e-5) == "0.00001")
+        #expect(PromNumber.format(1.5e21) == "1500000000000000000000")
+        #expect(PromNumber.format(-2.5) == "-2.5")
+        #expect(PromNumber.format(.infinity) == "+Inf" && PromNumber.format(-.infinity) == "-Inf" && PromNumber.format(.nan) == "NaN")
+        #expect(PromNumber.format(77006557184) == "77006557184")
+        var s = ""
+        PromNumber.appendTimestamp(1_435_781_451_780, to: &s)
+        #expect(s == "1435781451.78")
+    }
+}
