@@ -48,6 +48,7 @@ let package = Package(
                 "TwinCore", "TwinStorage", "TwinCollectors", "TwinQuery",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,9 +1,11 @@
+import Foundation
 import Synchronization
 import TwinCore
 
 /// The latest observations, shared by the collection thread (writer) and the HTTP server (readers)
 /// under a lock. It keeps the last two ticks' samples as they are (no per-tick work) and builds
-/// summaries on request.
+/// summaries on request. Subscribers of the live stream get one JSON message per tick, built once for
+/// all of them and only while someone listens.
 public final class LiveTwin: Sendable {
     struct State {
         var host: [String: AttributeValue] = [:]
@@ -12,6 +14,9 @@ public final class LiveTwin: Sendable {
         var ticks: Int64 = 0
         var current: (Int64, [MetricSample])?
         var prior: (Int64, [MetricSample])?
+        var subscribers: [Int: AsyncStream<String>.Continuation] = [:]
+        var nextSubscriber = 0
+        var closed = false
     }
 
     private let state = Mutex(State())
@@ -19,16 +24,58 @@ public final class LiveTwin: Sendable {
 
     public init(startedAt: Int64 = TwinTime.nowMillis()) { self.startedAt = startedAt }
 
-    /// Records one committed tick.
-    public func update(samples: [MetricSample], host: [String: AttributeValue]?, health: [CollectorHealth], tick: Int64) {
-        state.withLock { s in
+    /// Records one committed tick and tells subscribers about it, with the state changes it brought.
+    public func update(samples: [MetricSample], host: [String: AttributeValue]?, health: [CollectorHealth], tick: Int64, events: [TwinEvent] = []) {
+        let listeners = state.withLock { s in
             s.prior = s.current
             s.current = (tick, samples)
             if let host { s.host = host }
             s.health = health
             s.lastTick = tick
             s.ticks += 1
+            return Array(s.subscribers.values)
         }
+        guard !listeners.isEmpty, let message = message(events: events) else { return }
+        for c in listeners { c.yield(message) }
+    }
+
+    /// One tick as the live stream sends it: `{"time":...,"summary":{...},"events":[...]}`.
+    func message(events: [TwinEvent]) -> String? {
+        guard let summary = summary(), let tick = lastTick else { return nil }
+        struct Message: Encodable { var time: String; var summary: HostSummary; var events: [TwinEventJSON] }
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "+Inf", negativeInfinity: "-Inf", nan: "NaN")
+        guard let data = try? encoder.encode(Message(time: TwinTime.rfc3339(tick), summary: summary, events: events.map(TwinEventJSON.init))) else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A stream of tick messages until `close()` (or the consumer stops); a slow consumer loses the
+    /// oldest messages rather than holding memory.
+    public func subscribe() -> AsyncStream<String> {
+        let (stream, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(8))
+        let id: Int? = state.withLock { s in
+            if s.closed { return nil }
+            let id = s.nextSubscriber
+            s.nextSubscriber += 1
+            s.subscribers[id] = continuation
+            return id
+        }
+        guard let id else { continuation.finish(); return stream }
+        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) } }
+        return stream
+    }
+
+    /// Number of live-stream subscribers now.
+    public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+
+    /// Ends every subscription (the process is stopping).
+    public func close() {
+        let listeners = state.withLock { s in
+            s.closed = true
+            defer { s.subscribers.removeAll() }
+            return Array(s.subscribers.values)
+        }
+        for c in listeners { c.finish() }
     }
 
     public var host: [String: AttributeValue] { state.withLock { $0.host } }
@@ -51,5 +98,15 @@ public final class LiveTwin: Sendable {
         // Series collected less often than every tick keep their last value.
         for (k, v) in map(current) { latest[k] = v }
         return HostSummary(latest: latest, previous: map(prior))
+    }
+
+    /// The latest samples of every series (series collected less often than every tick keep their
+    /// last value), for `/metrics`.
+    public func latestSamples() -> (time: Int64, samples: [MetricSample])? {
+        let (current, prior) = state.withLock { ($0.current, $0.prior) }
+        guard let current else { return nil }
+        guard let prior else { return current }
+        let seen = Set(current.1.map(\.key))
+        return (current.0, current.1 + prior.1.filter { !seen.contains($0.key) })
     }
 }

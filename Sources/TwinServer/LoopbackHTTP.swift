@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 
 /// A minimal HTTP/1.1 client for a server on 127.0.0.1, for health checks, benchmarks and tests: no
 /// client library (and none of its memory) in the process that asks.
@@ -10,15 +11,60 @@ public enum LoopbackHTTP {
         request(port: port, method: "GET", path: path, timeout: timeout).map { ($0.status, $0.body) }
     }
 
-    /// Sends one request (`body` with its content type, if any) and reads the whole answer.
-    public static func request(port: Int, method: String, path: String, contentType: String? = nil, body: [UInt8] = [],
-                               timeout: Int = 5) -> (status: Int, headers: [String: String], body: String)? {
+    /// Opens `GET path` and hands each line of the (server-sent events) body to `onLine` until the server
+    /// ends the stream or `onLine` returns false. Returns the status code, or nil when nothing answers.
+    public static func stream(port: Int, _ path: String, onLine: (String) -> Bool) -> Int? {
+        guard let fd = connectLoopback(port: port, timeout: 0) else { return nil }
+        defer { close(fd) }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".utf8)
+        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else { return nil }
+        var pending = [UInt8]()     // received, not yet parsed
+        var body = [UInt8]()        // de-chunked body bytes not yet split into lines
+        var status: Int?
+        var chunked = false
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return status }
+            pending += buf[0..<n]
+            if status == nil {
+                guard let end = pending.firstRange(of: [13, 10, 13, 10]) else { continue }
+                let head = String(decoding: pending[..<end.lowerBound], as: UTF8.self)
+                status = head.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) }
+                chunked = head.lowercased().contains("transfer-encoding: chunked")
+                pending.removeSubrange(..<end.upperBound)
+                if status != 200 { return status }
+            }
+            if chunked {
+                // size CRLF data CRLF ...
+                while let lineEnd = pending.firstRange(of: [13, 10]) {
+                    let sizeText = String(decoding: pending[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
+                    guard let size = Int(sizeText, radix: 16) else { return status }
+                    if size == 0 { return status }
+                    guard pending.count >= lineEnd.upperBound + size + 2 else { break }
+                    body += pending[lineEnd.upperBound..<lineEnd.upperBound + size]
+                    pending.removeSubrange(..<(lineEnd.upperBound + size + 2))
+                }
+            } else {
+                body += pending
+                pending.removeAll()
+            }
+            while let nl = body.firstIndex(of: 10) {
+                let line = String(decoding: body[..<nl], as: UTF8.self)
+                body.removeSubrange(...nl)
+                if !onLine(line.hasSuffix("\r") ? String(line.dropLast()) : line) { return status }
+            }
+        }
+    }
+
+    private static func connectLoopback(port: Int, timeout: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var tv = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        if timeout > 0 {
+            var tv = timeval(tv_sec: timeout, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = UInt16(port).bigEndian
@@ -26,7 +72,15 @@ public enum LoopbackHTTP {
         let connected = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        guard connected else { return nil }
+        guard connected else { close(fd); return nil }
+        return fd
+    }
+
+    /// Sends one request (`body` with its content type, if any) and reads the whole answer.
+    public static func request(port: Int, method: String, path: String, contentType: String? = nil, body: [UInt8] = [],
+                               timeout: Int = 5) -> (status: Int, headers: [String: String], body: String)? {
+        guard let fd = connectLoopback(port: port, timeout: timeout) else { return nil }
+        defer { close(fd) }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         if let contentType { head += "Content-Type: \(contentType)\r\n" }
         if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }

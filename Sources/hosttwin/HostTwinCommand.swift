@@ -16,7 +16,7 @@ struct HostTwinCommand: AsyncParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [
-            RunCommand.self, ServeCommand.self, StatusCommand.self,
+            RunCommand.self, ServeCommand.self, StatusCommand.self, TopCommand.self,
             PsCommand.self, PortsCommand.self, MountsCommand.self, ServicesCommand.self,
             InterfacesCommand.self, PackagesCommand.self, UsersCommand.self,
             StateCommand.self, DiffCommand.self, EventsCommand.self, SQLCommand.self, QueryCommand.self,

@@ -62,16 +62,20 @@ func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try e.encode(value), as: UTF8.self))
 }
 
-/// Renders rows as an aligned text table (the last column is not padded).
+/// Prints rows as an aligned text table (the last column is not padded).
 func printTable(_ header: [String], _ rows: [[String]]) {
+    for l in tableLines(header, rows) { print(l) }
+}
+
+/// The lines of an aligned text table.
+func tableLines(_ header: [String], _ rows: [[String]]) -> [String] {
     var widths = header.map(\.count)
     for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
     func line(_ cells: [String]) -> String {
         cells.enumerated().map { i, c in i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
             .joined(separator: "  ")
     }
-    print(line(header))
-    for r in rows { print(line(r)) }
+    return [line(header)] + rows.map(line)
 }
 
 /// 1536 → "1.5 KiB".

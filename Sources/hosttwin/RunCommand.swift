@@ -147,6 +147,7 @@ struct CollectionService: Service {
         } onGracefulShutdown: {
             stopper.stop()
         }
+        live.close()
         let (writer, count) = (loop.writer, loop.count)
         try writer.finish(now: TwinTime.nowMillis())
         logger.info("stopped after \(count) ticks; store sealed")
@@ -158,8 +159,9 @@ struct CollectionService: Service {
             let next = (TwinTime.nowMillis() / interval + 1) * interval
             if stopper.sleep(until: next) { return }
             let obs = loop.sampler.tick(now: next)
+            let result: TwinWriter.TickResult
             do {
-                let result = try loop.writer.commit(obs, health: obs.health)
+                result = try loop.writer.commit(obs, health: obs.health)
                 if loop.lastError != nil { logger.notice("collection resumed: tick \(TwinTime.rfc3339(next)) stored") }
                 loop.lastError = nil
                 for e in result.events where e.kind == .listeningPorts || e.kind == .services {
@@ -173,7 +175,7 @@ struct CollectionService: Service {
                 continue
             }
             live.update(samples: obs.samples, host: obs.entities[.host]?.first?.attributes,
-                        health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector }, tick: next)
+                        health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector }, tick: next, events: result.events)
             loop.count += 1
             if loop.count == 3 { MemoryFootprint.limitCodeFaultAround() }
         }

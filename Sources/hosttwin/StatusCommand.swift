@@ -49,21 +49,28 @@ struct StatusCommand: ParsableCommand {
             return
         }
         print("")
-        let cpu = summary.cpuPercent.map { String(format: "%.1f%%", $0) } ?? "?"
-        let mem = summary.memoryUsedPercent.map { String(format: "%.1f%%", $0) } ?? "?"
-        print("as of \(summary.time)")
-        print("CPU busy \(cpu)   memory used \(mem) of \(summary.memoryTotalBytes.map(humanBytes) ?? "?") (available \(summary.memoryAvailableBytes.map(humanBytes) ?? "?"))   load \(summary.load1.map { String(format: "%.2f", $0) } ?? "?") \(summary.load5.map { String(format: "%.2f", $0) } ?? "?") \(summary.load15.map { String(format: "%.2f", $0) } ?? "?")   processes \(summary.processes.map(String.init) ?? "?")")
-        print("")
-        printTable(["PID", "PROCESS", "CPU%", "RSS"], summary.topProcesses.map { [String($0.pid), $0.name, String(format: "%.1f", $0.cpuPercent), humanBytes($0.rssBytes)] })
-        print("")
-        printTable(["MOUNTPOINT", "TYPE", "SIZE", "AVAIL", "USE%"], summary.filesystems.map {
-            [$0.mountpoint, $0.fstype, humanBytes($0.sizeBytes), humanBytes($0.availBytes), String(format: "%.0f%%", $0.usedPercent)]
-        })
-        print("")
-        printTable(["INTERFACE", "RX/s", "TX/s"], summary.interfaces.map { [$0.device, humanBytes($0.receiveBytesPerSecond), humanBytes($0.transmitBytesPerSecond)] })
+        for l in summaryLines(summary) { print(l) }
         print("")
         printTable(["COLLECTOR", "STATUS", "DETAIL"], health.map { [$0.collector, $0.status.rawValue, $0.message ?? ""] })
     }
+}
+
+/// The one-screen summary shared by `status` and `top`: CPU, memory, load, busiest processes,
+/// filesystems and interfaces.
+func summaryLines(_ summary: HostSummary) -> [String] {
+    let cpu = summary.cpuPercent.map { String(format: "%.1f%%", $0) } ?? "?"
+    let mem = summary.memoryUsedPercent.map { String(format: "%.1f%%", $0) } ?? "?"
+    var out = ["as of \(summary.time)"]
+    out.append("CPU busy \(cpu)   memory used \(mem) of \(summary.memoryTotalBytes.map(humanBytes) ?? "?") (available \(summary.memoryAvailableBytes.map(humanBytes) ?? "?"))   load \(summary.load1.map { String(format: "%.2f", $0) } ?? "?") \(summary.load5.map { String(format: "%.2f", $0) } ?? "?") \(summary.load15.map { String(format: "%.2f", $0) } ?? "?")   processes \(summary.processes.map(String.init) ?? "?")")
+    out.append("")
+    out += tableLines(["PID", "PROCESS", "CPU%", "RSS"], summary.topProcesses.map { [String($0.pid), $0.name, String(format: "%.1f", $0.cpuPercent), humanBytes($0.rssBytes)] })
+    out.append("")
+    out += tableLines(["MOUNTPOINT", "TYPE", "SIZE", "AVAIL", "USE%"], summary.filesystems.map {
+        [$0.mountpoint, $0.fstype, humanBytes($0.sizeBytes), humanBytes($0.availBytes), String(format: "%.0f%%", $0.usedPercent)]
+    })
+    out.append("")
+    out += tableLines(["INTERFACE", "RX/s", "TX/s"], summary.interfaces.map { [$0.device, humanBytes($0.receiveBytesPerSecond), humanBytes($0.transmitBytesPerSecond)] })
+    return out
 }
 
 func formatDuration(_ ms: Int64) -> String {
