@@ -53,6 +53,8 @@ struct APIError: Error {
 /// (`match[]`).
 struct Params {
     private(set) var pairs: [(String, String)] = []
+    /// The request's `Accept` header (content negotiation of `/metrics`).
+    var accept = ""
 
     init(query: String?) { if let query { add(form: query) } }
 

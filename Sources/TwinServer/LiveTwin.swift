@@ -14,6 +14,7 @@ public final class LiveTwin: Sendable {
         var ticks: Int64 = 0
         var current: (Int64, [MetricSample])?
         var prior: (Int64, [MetricSample])?
+        var types: [String: MetricType] = [:]
         var subscribers: [Int: AsyncStream<String>.Continuation] = [:]
         var nextSubscriber = 0
         var closed = false
@@ -25,10 +26,12 @@ public final class LiveTwin: Sendable {
     public init(startedAt: Int64 = TwinTime.nowMillis()) { self.startedAt = startedAt }
 
     /// Records one committed tick and tells subscribers about it, with the state changes it brought.
-    public func update(samples: [MetricSample], host: [String: AttributeValue]?, health: [CollectorHealth], tick: Int64, events: [TwinEvent] = []) {
+    public func update(samples: [MetricSample], types: [String: MetricType] = [:], host: [String: AttributeValue]?, health: [CollectorHealth],
+                       tick: Int64, events: [TwinEvent] = []) {
         let listeners = state.withLock { s in
             s.prior = s.current
             s.current = (tick, samples)
+            for (k, v) in types where s.types[k] == nil { s.types[k] = v }
             if let host { s.host = host }
             s.health = health
             s.lastTick = tick
@@ -102,11 +105,11 @@ public final class LiveTwin: Sendable {
 
     /// The latest samples of every series (series collected less often than every tick keep their
     /// last value), for `/metrics`.
-    public func latestSamples() -> (time: Int64, samples: [MetricSample])? {
-        let (current, prior) = state.withLock { ($0.current, $0.prior) }
+    public func latestSamples() -> (time: Int64, samples: [MetricSample], types: [String: MetricType])? {
+        let (current, prior, types) = state.withLock { ($0.current, $0.prior, $0.types) }
         guard let current else { return nil }
-        guard let prior else { return current }
+        guard let prior else { return (current.0, current.1, types) }
         let seen = Set(current.1.map(\.key))
-        return (current.0, current.1 + prior.1.filter { !seen.contains($0.key) })
+        return (current.0, current.1 + prior.1.filter { !seen.contains($0.key) }, types)
     }
 }

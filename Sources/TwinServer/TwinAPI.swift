@@ -13,6 +13,8 @@ import TwinStorage
 public struct TwinAPI: Sendable {
     public let store: TwinStore
     public let live: LiveTwin?
+    let metrics: SelfMetrics
+    let requestMetrics = RequestMetrics()
     let source: StoreSampleSource
     public var engine: PromQLEngine
     /// The largest request body accepted (form POSTs), in bytes.
@@ -21,9 +23,10 @@ public struct TwinAPI: Sendable {
     public var sqlLimits = StateSQL.Limits()
     let logger: Logger
 
-    public init(store: TwinStore, live: LiveTwin?, logger: Logger) {
+    public init(store: TwinStore, live: LiveTwin?, metrics: SelfMetrics, logger: Logger) {
         self.store = store
         self.live = live
+        self.metrics = metrics
         self.logger = logger
         source = StoreSampleSource(store: store)
         engine = PromQLEngine(source: source)
@@ -46,14 +49,24 @@ public struct TwinAPI: Sendable {
         "/api/v1/twin/live": (.get, { api, _ in try api.liveStream() }),
         "/api/v1/summary": (.get, { api, _ in try api.summary() }),
         "/healthz": (.get, { api, _ in try api.health() }),
+        "/metrics": (.get, { api, p in api.exposition(p) }),
     ]
 
     /// Answers one request; never throws (every failure is an API error response).
     public func respond(to request: Request) async -> Response {
+        let started = DispatchTime.now().uptimeNanoseconds
+        var routeName = "other"
+        let response = await answer(request, routeName: &routeName)
+        requestMetrics.record(route: routeName, status: response.status.code, nanos: DispatchTime.now().uptimeNanoseconds - started)
+        return response
+    }
+
+    private func answer(_ request: Request, routeName: inout String) async -> Response {
         var request = request
         let path = request.uri.path
         do {
-            let (allowed, handler) = try route(path)
+            let (name, allowed, handler) = try route(path)
+            routeName = name
             let isPost = request.method == .post
             guard request.method == .get || request.method == .head || (isPost && allowed == .getOrPost) else {
                 var e = APIError(type: "bad_data", message: "method \(request.method.rawValue) not allowed on \(path); use \(allowed == .get ? "GET" : "GET or POST")", status: .methodNotAllowed)
@@ -61,6 +74,7 @@ public struct TwinAPI: Sendable {
                 throw e
             }
             var params = Params(query: request.uri.query)
+            params.accept = request.headers[.accept] ?? ""
             if isPost {
                 let body: ByteBuffer
                 do { body = try await request.collectBody(upTo: maxBodyBytes) } catch {
@@ -82,20 +96,21 @@ public struct TwinAPI: Sendable {
         }
     }
 
-    private func route(_ path: String) throws -> (Method, @Sendable (TwinAPI, Params) async throws -> Response) {
-        if let r = Self.routes[path] { return r }
+    /// The handler of `path`, with the route's name for metrics (parameters in place of values).
+    private func route(_ path: String) throws -> (String, Method, @Sendable (TwinAPI, Params) async throws -> Response) {
+        if let r = Self.routes[path] { return (path, r.0, r.1) }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         // /api/v1/label/<name>/values
         if parts.count == 6, parts[1] == "api", parts[2] == "v1", parts[3] == "label", parts[5] == "values" {
             let name = String(parts[4]).removingPercentEncoding ?? String(parts[4])
-            return (.get, { try $0.labelValues(name, $1) })
+            return ("/api/v1/label/:name/values", .get, { try $0.labelValues(name, $1) })
         }
         // /api/v1/twin/entities/<kind>
         if parts.count == 6, parts[1] == "api", parts[2] == "v1", parts[3] == "twin", parts[4] == "entities" {
             guard let kind = EntityKind(rawValue: String(parts[5])) else {
                 throw APIError.notFound("unknown entity kind \"\(parts[5])\"; kinds: \(EntityKind.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            return (.get, { try $0.state($1, kinds: [kind]) })
+            return ("/api/v1/twin/entities/:kind", .get, { try $0.state($1, kinds: [kind]) })
         }
         throw APIError.notFound("no such endpoint: \(path)")
     }

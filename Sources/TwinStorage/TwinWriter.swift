@@ -38,6 +38,9 @@ public final class TwinWriter {
     public var maxHeadSamples = 4_000_000
 
     /// What one commit did.
+    /// Head windows handed to the sealer and not sealed yet.
+    public var sealQueueDepth: Int { sealer.depth }
+
     public struct TickResult: Sendable {
         public var samples: Int
         public var newSeries: Int

@@ -126,7 +126,7 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "hosttwin")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let twinStore = try store.openForReading()
-        let api = TwinAPI(store: twinStore, live: nil, logger: logger)
+        let api = TwinAPI(store: twinStore, live: nil, metrics: SelfMetrics.bootstrap(), logger: logger)
         let log = logger
         let app = TwinHTTPServer.application(api: api, host: host, port: port, logger: logger) { actualPort in
             log.info("serving \(twinStore.dataDir) on http://\(host.contains(":") ? "[\(host)]" : host):\(actualPort)/")

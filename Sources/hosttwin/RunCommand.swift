@@ -48,6 +48,7 @@ struct RunCommand: AsyncParsableCommand {
         let policy = try retention.policy(file: file?.retention, headWindowFile: file?.headWindow)
 
         MemoryFootprint.limitMallocArenas()
+        let selfMetrics = SelfMetrics.bootstrap()
         var logger = Logger(label: "hosttwin")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let twinStore = try TwinStore.open(dataDir: dataDir)
@@ -57,7 +58,7 @@ struct RunCommand: AsyncParsableCommand {
         let collection = CollectionService(store: twinStore, paths: hostPaths.paths, selection: selection, config: collectorConfig,
                                            interval: intervalMs, policy: policy, maxTicks: ticks, live: live, logger: logger)
         let log = logger
-        let api = TwinAPI(store: twinStore, live: live, logger: logger)
+        let api = TwinAPI(store: twinStore, live: live, metrics: selfMetrics, logger: logger)
         let app = TwinHTTPServer.application(api: api, host: host, port: port, logger: logger) { actualPort in
             log.info("serving http://\(host.contains(":") ? "[\(host)]" : host):\(actualPort)/ (Prometheus API /api/v1/query, state API /api/v1/twin/...)")
         }
@@ -85,6 +86,7 @@ struct CollectionService: Service {
     let maxTicks: Int?
     let live: LiveTwin
     let logger: Logger
+    let metrics = CollectionMetrics()
 
     /// The loop's collectors and writer. Only the collection thread touches them after `begin`; the
     /// box is `@unchecked Sendable` to hand them to that thread.
@@ -158,8 +160,13 @@ struct CollectionService: Service {
             // Ticks sit on the interval grid, so timestamps are regular (cheap to compress) and comparable across hosts.
             let next = (TwinTime.nowMillis() / interval + 1) * interval
             if stopper.sleep(until: next) { return }
+            let started = DispatchTime.now().uptimeNanoseconds
             let obs = loop.sampler.tick(now: next)
             let result: TwinWriter.TickResult
+            defer {
+                metrics.tick(durationNanos: Int64(DispatchTime.now().uptimeNanoseconds - started), health: obs.health,
+                             sealQueue: loop.writer.sealQueueDepth, stored: loop.lastError == nil)
+            }
             do {
                 result = try loop.writer.commit(obs, health: obs.health)
                 if loop.lastError != nil { logger.notice("collection resumed: tick \(TwinTime.rfc3339(next)) stored") }
@@ -174,7 +181,7 @@ struct CollectionService: Service {
                 loop.lastError = msg
                 continue
             }
-            live.update(samples: obs.samples, host: obs.entities[.host]?.first?.attributes,
+            live.update(samples: obs.samples, types: obs.types, host: obs.entities[.host]?.first?.attributes,
                         health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector }, tick: next, events: result.events)
             loop.count += 1
             if loop.count == 3 { MemoryFootprint.limitCodeFaultAround() }

@@ -44,6 +44,13 @@ final class Sealer: @unchecked Sendable {
         t.start()
     }
 
+    /// Head windows waiting to be sealed (including one being sealed).
+    var depth: Int {
+        cond.lock()
+        defer { cond.unlock() }
+        return queue.count
+    }
+
     func enqueue(_ job: Job) {
         cond.lock()
         queue.append(job)

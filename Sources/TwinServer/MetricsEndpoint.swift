@@ -1,0 +1,86 @@
+import Foundation
+import Hummingbird
+import Metrics
+import NIOCore
+import Synchronization
+import TwinCore
+import TwinStorage
+
+extension TwinAPI {
+    /// `GET /metrics`: the host's latest values in the Prometheus text format (OpenMetrics when the
+    /// client asks for it), named as node_exporter names them, then HostTwin's own metrics. An existing
+    /// Prometheus scrapes a HostTwin host as it would scrape node_exporter.
+    func exposition(_ p: Params) -> Response {
+        let openMetrics = p.accept.contains("application/openmetrics-text")
+        updateStoreGauges()
+        var out = ""
+        if let latest = live?.latestSamples() {
+            out = openMetrics ? OpenMetricsText.render(latest.samples, types: latest.types) : PrometheusText.render(latest.samples, types: latest.types)
+        }
+        let own = metrics.render()
+        out += openMetrics ? OpenMetricsText.fromPrometheus(own) + "# EOF\n" : own
+        let type = openMetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8" : "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: [.contentType: type], body: ResponseBody(byteBuffer: ByteBuffer(string: out)))
+    }
+
+    /// Store sizes and stream subscribers, read when scraped.
+    private func updateStoreGauges() {
+        let fm = FileManager.default
+        func size(_ path: String) -> Int { ((try? fm.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0 }
+        let db = TwinStore.databasePath(store.dataDir)
+        let log = (try? fm.contentsOfDirectory(atPath: store.dataDir + "/wal"))?.reduce(0) { $0 + size(store.dataDir + "/wal/" + $1) } ?? 0
+        Metrics.Gauge(label: "hosttwin_store_bytes", dimensions: [("part", "database")]).record(size(db))
+        Metrics.Gauge(label: "hosttwin_store_bytes", dimensions: [("part", "database_wal")]).record(size(db + "-wal"))
+        Metrics.Gauge(label: "hosttwin_store_bytes", dimensions: [("part", "head_log")]).record(log)
+        if let live { Metrics.Gauge(label: "hosttwin_live_subscribers").record(live.subscriberCount) }
+    }
+}
+
+/// HTTP request counts and durations per route and status, with handles made once.
+final class RequestMetrics: Sendable {
+    private let handles = Mutex<[String: (Metrics.Counter, Metrics.Timer)]>([:])
+
+    func record(route: String, status: Int, nanos: UInt64) {
+        let key = route + "|" + String(status)
+        let (counter, timer) = handles.withLock { h in
+            if let x = h[key] { return x }
+            let x = (Metrics.Counter(label: "hosttwin_http_requests_total", dimensions: [("route", route), ("code", String(status))]),
+                     Metrics.Timer(label: "hosttwin_http_request_duration_seconds", dimensions: [("route", route), ("code", String(status))]))
+            h[key] = x
+            return x
+        }
+        counter.increment()
+        timer.recordNanoseconds(Int64(clamping: nanos))
+    }
+}
+
+/// The OpenMetrics 1.0 text format: counter families named without `_total`, `unknown` for untyped,
+/// `# EOF` at the end (added by the caller).
+enum OpenMetricsText {
+    static func render(_ samples: [MetricSample], types: [String: MetricType]) -> String {
+        fromPrometheus(PrometheusText.render(samples, types: types))
+    }
+
+    /// Rewrites Prometheus text `# TYPE` lines to OpenMetrics: a counter `x_total` becomes family `x`;
+    /// counters without the suffix become `unknown` (OpenMetrics requires it); `untyped` is `unknown`.
+    static func fromPrometheus(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 64)
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            if line.hasPrefix("# TYPE ") {
+                let parts = line.split(separator: " ")
+                if parts.count == 4 {
+                    let name = parts[2], type = parts[3]
+                    if type == "counter" {
+                        out += name.hasSuffix("_total") ? "# TYPE \(name.dropLast(6)) counter\n" : "# TYPE \(name) unknown\n"
+                        continue
+                    }
+                    if type == "untyped" { out += "# TYPE \(name) unknown\n"; continue }
+                }
+            }
+            out += line
+            out += "\n"
+        }
+        return out
+    }
+}
