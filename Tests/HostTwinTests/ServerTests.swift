@@ -1,0 +1,187 @@
+import Foundation
+import Testing
+import TwinCore
+import TwinServer
+
+/// The HTTP API of the real binary on loopback: the Prometheus-compatible endpoints, the state API and
+/// SQL, the live stream, `/metrics`, and every kind of bad request.
+@Suite(.serialized) struct ServerTests {
+    static func freePort() throws -> Int {
+        let (fd, port) = try EndToEndTests.listeningSocket()
+        close(fd)
+        return port
+    }
+
+    static func start(_ args: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try #require(EndToEndTests.binary, "build the hosttwin executable first (swift build)"))
+        p.arguments = args + ["--log-level", "warning"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    static func json(_ body: String) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+    }
+
+    static func get(_ port: Int, _ path: String) -> (Int, [String: Any]) {
+        guard let r = LoopbackHTTP.get(port: port, path, timeout: 10) else { return (0, [:]) }
+        return (r.status, json(r.body))
+    }
+
+    static func form(_ params: [String: String]) -> [UInt8] {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return Array(params.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&").utf8)
+    }
+
+    static func q(_ s: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return s.addingPercentEncoding(withAllowedCharacters: allowed)!
+    }
+
+    @Test func prometheusAPIAndBadRequests() throws {
+        let dir = try temporaryDirectory("hosttwin-server")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try QueryTests.data.write(toFile: dir + "/data.prom", atomically: true, encoding: .utf8)
+        #expect(try EndToEndTests.cli(["import", "--data-dir", dir + "/store", dir + "/data.prom"]).status == 0)
+        let port = try Self.freePort()
+        let serve = try Self.start(["serve", "--data-dir", dir + "/store", "--listen", "127.0.0.1:\(port)"])
+        defer { serve.terminate(); serve.waitUntilExit() }
+        #expect(try EndToEndTests.eventually(20) { LoopbackHTTP.get(port: port, "/healthz")?.status == 200 })
+        let t = QueryTests.t0 / 1000
+
+        // Instant query: the envelope, value pairs as [seconds, "string"].
+        var (status, body) = Self.get(port, "/api/v1/query?query=\(Self.q("temp * 2"))&time=\(t + 100)")
+        #expect(status == 200 && body["status"] as? String == "success")
+        let data = body["data"] as? [String: Any]
+        #expect(data?["resultType"] as? String == "vector")
+        let first = (data?["result"] as? [[String: Any]])?.first
+        #expect(first?["metric"] as? [String: String] == ["room": "a"])
+        #expect((first?["value"] as? [Any])?.last as? String == "20")
+        #expect(((first?["value"] as? [Any])?.first as? NSNumber)?.int64Value == t + 100)
+
+        // Range query by form POST, as Grafana sends it.
+        let post = try #require(LoopbackHTTP.request(port: port, method: "POST", path: "/api/v1/query_range", contentType: "application/x-www-form-urlencoded",
+                                                    body: Self.form(["query": "rate(requests_total[1m])", "start": "\(t + 100)", "end": "\(t + 200)", "step": "50s"])))
+        #expect(post.status == 200)
+        let series = ((Self.json(post.body)["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first
+        #expect((series?["values"] as? [[Any]])?.map { $0[1] as? String } == ["1", "1", "1"])
+
+        (status, body) = Self.get(port, "/api/v1/series?match[]=\(Self.q("cpu_seconds_total{mode=\"user\"}"))")
+        #expect(status == 200 && (body["data"] as? [[String: String]])?.count == 2)
+        (status, body) = Self.get(port, "/api/v1/labels")
+        #expect(Set(body["data"] as? [String] ?? []) == ["__name__", "cpu", "job", "mode", "room"])
+        (status, body) = Self.get(port, "/api/v1/label/mode/values")
+        #expect(body["data"] as? [String] == ["idle", "user"])
+        (status, body) = Self.get(port, "/api/v1/metadata")
+        #expect(((body["data"] as? [String: Any])?["temp"] as? [[String: Any]])?.first?["type"] != nil)
+        (status, body) = Self.get(port, "/api/v1/status/buildinfo")
+        #expect(status == 200 && (body["data"] as? [String: Any])?["version"] as? String == "2.42.0")
+
+        // Bad input: the right status, Prometheus' error type, a message that says what is wrong.
+        func expectError(_ path: String, _ code: Int, _ type: String, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            let (s, b) = Self.get(port, path)
+            #expect(s == code, "\(path): status \(s)", sourceLocation: sourceLocation)
+            #expect(b["status"] as? String == "error" && b["errorType"] as? String == type, "\(path): \(b)", sourceLocation: sourceLocation)
+            #expect((b["error"] as? String ?? "").contains(fragment), "\(path): \(b["error"] ?? "")", sourceLocation: sourceLocation)
+        }
+        expectError("/api/v1/query?query=\(Self.q("sum(rate(x[5m]) by"))", 400, "bad_data", "1:17: parse error")
+        expectError("/api/v1/query", 400, "bad_data", "no expression found")
+        expectError("/api/v1/query?query=up&time=yesterday", 400, "bad_data", "invalid parameter \"time\"")
+        expectError("/api/v1/query_range?query=temp&start=\(t + 100)&end=\(t)&step=15", 400, "bad_data", "end timestamp must not be before start time")
+        expectError("/api/v1/query_range?query=temp&start=\(t)&end=\(t + 100)&step=0", 400, "bad_data", "zero or negative")
+        expectError("/api/v1/query_range?query=temp&start=0&end=\(t)&step=1", 400, "bad_data", "11,000 points")
+        expectError("/api/v1/query_range?query=temp&start=\(t)&end=\(t + 100)&step=1e30", 400, "bad_data", "step")
+        expectError("/api/v1/query_range?query=temp%5B5m%5D&start=\(t)&end=\(t + 100)&step=15", 400, "bad_data", "range vector")
+        expectError("/api/v1/query?query=\(Self.q("cpu_seconds_total / on (mode) cpu_seconds_total"))&time=\(t + 100)", 422, "execution", "many-to-many")
+        expectError("/api/v1/query?query=%FF%FE%00", 400, "bad_data", "parse error")
+        expectError("/api/v1/series", 400, "bad_data", "no match[]")
+        expectError("/api/v1/label/bad-name/values", 400, "bad_data", "invalid label name")
+        expectError("/api/v1/twin/entities/nonsense", 404, "not_found", "unknown entity kind")
+        expectError("/no/such/route", 404, "not_found", "no such endpoint")
+
+        let wrongMethod = try #require(LoopbackHTTP.request(port: port, method: "DELETE", path: "/api/v1/query"))
+        #expect(wrongMethod.status == 405 && wrongMethod.headers["allow"] == "GET, HEAD, POST")
+        let huge = try #require(LoopbackHTTP.request(port: port, method: "POST", path: "/api/v1/query", contentType: "application/x-www-form-urlencoded",
+                                                    body: Array(repeating: UInt8(ascii: "a"), count: 3 << 20)))
+        #expect(huge.status == 413)
+        let jsonBody = try #require(LoopbackHTTP.request(port: port, method: "POST", path: "/api/v1/query", contentType: "application/json", body: Array("{}".utf8)))
+        #expect(jsonBody.status == 415)
+
+        // SQL refusals: writes, ATTACH, PRAGMA, file functions, several statements, runaway queries.
+        func sql(_ query: String) -> (Int, [String: Any]) { Self.get(port, "/api/v1/twin/sql?query=\(Self.q(query))") }
+        for (query, code, type) in [("delete from processes", 403, "forbidden"), ("insert into processes(key) values ('x')", 403, "forbidden"),
+                                    ("attach database '/tmp/x.db' as x", 403, "forbidden"), ("pragma table_info(processes)", 403, "forbidden"),
+                                    ("select load_extension('/tmp/x')", 403, "forbidden"), ("create table t(x)", 403, "forbidden"),
+                                    ("select 1; select 2", 400, "bad_data"), ("selec nonsense", 400, "bad_data"), ("", 400, "bad_data"),
+                                    ("with recursive c(x) as (select 1 union all select x + 1 from c limit 20000) select x from c", 422, "execution"),
+                                    ("with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c", 503, "timeout")] {
+            let (s, b) = sql(query)
+            #expect(s == code && b["errorType"] as? String == type, "\(query): \(s) \(b)")
+        }
+        let ok = sql("select count(*) as n from processes")
+        #expect(ok.0 == 200 && ok.1["columns"] as? [String] == ["n"])
+
+        // Nothing above changed the store or the server.
+        #expect(LoopbackHTTP.get(port: port, "/healthz")?.status == 200)
+        (status, body) = Self.get(port, "/api/v1/query?query=count_over_time(temp%5B10m%5D)&time=\(t + 600)")
+        #expect(((body["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first.flatMap { ($0["value"] as? [Any])?.last as? String } == "61")
+        #expect(try EndToEndTests.cli(["check", "--data-dir", dir + "/store"]).status == 0)
+    }
+
+    @Test func stateSQLLiveAndMetricsOnARunningTwin() throws {
+        let dir = try temporaryDirectory("hosttwin-server-run")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try Self.freePort()
+        let run = try Self.start(["run", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--interval", "500ms"])
+        defer { run.terminate(); run.waitUntilExit() }
+        #expect(try EndToEndTests.eventually(20) { Self.get(port, "/healthz").1["status"] as? String == "ok" })
+        usleep(1_200_000)
+        let me = getpid()
+
+        // SQL as of now: this test process is in `processes`.
+        let (s, b) = Self.get(port, "/api/v1/twin/sql?query=\(Self.q("select pid, name from processes where pid = \(me)"))")
+        #expect(s == 200)
+        #expect((b["rows"] as? [[Any]])?.first?.first as? Int == Int(me), "\(b)")
+        // ... and as of before the run began, nothing.
+        let before = Self.get(port, "/api/v1/twin/sql?query=\(Self.q("select count(*) from processes"))&at=-1h").1
+        #expect(((before["rows"] as? [[Any]])?.first?.first as? Int) == 0)
+
+        let state = Self.get(port, "/api/v1/twin/entities/processes?at=now").1
+        let entities = (state["data"] as? [String: Any])?["entities"] as? [[String: Any]] ?? []
+        #expect(entities.contains { ($0["attributes"] as? [String: Any])?["pid"] as? Int == Int(me) })
+        #expect(Self.get(port, "/api/v1/twin/diff?from=-1m&to=now").0 == 200)
+        #expect(Self.get(port, "/api/v1/twin/events?from=-1m").0 == 200)
+        #expect(Self.get(port, "/api/v1/twin/state?at=garbage").0 == 400)
+
+        // PromQL over the live store (head samples from the log).
+        let cpu = Self.get(port, "/api/v1/query?query=\(Self.q("sum by (mode) (node_cpu_seconds_total)"))").1
+        #expect(((cpu["data"] as? [String: Any])?["result"] as? [Any])?.isEmpty == false)
+
+        // /metrics: node_exporter names plus HostTwin's own; OpenMetrics on request.
+        let text = try #require(LoopbackHTTP.get(port: port, "/metrics"))
+        #expect(text.body.contains("\nnode_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} ") && text.body.contains("hosttwin_ticks_total "))
+        let om = try #require(LoopbackHTTP.request(port: port, method: "GET", path: "/metrics", contentType: nil))
+        #expect(om.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+
+        // The live stream: a tick event with a summary within a few seconds.
+        var ticks = 0
+        let streamStatus = LoopbackHTTP.stream(port: port, "/api/v1/twin/live") { line in
+            if line.hasPrefix("data: "), (Self.json(String(line.dropFirst(6)))["summary"] as? [String: Any])?["cpu_count"] != nil { ticks += 1 }
+            return ticks < 2
+        }
+        #expect(streamStatus == 200 && ticks == 2)
+
+        // The CLI uses the same engines.
+        let q = try EndToEndTests.cli(["query", "count(node_cpu_seconds_total)", "--data-dir", dir, "--json"])
+        #expect(q.status == 0 && q.stdout.contains("\"resultType\":\"vector\""))
+        let bad = try EndToEndTests.cli(["query", "rate(node_cpu_seconds_total[5m)", "--data-dir", dir])
+        #expect(bad.status != 0 && bad.stderr.contains("parse error") && bad.stderr.contains("^"))
+        let sqlCLI = try EndToEndTests.cli(["sql", "select name from processes where pid = \(me)", "--data-dir", dir, "--json"])
+        #expect(sqlCLI.status == 0 && sqlCLI.stdout.contains("\"columns\""))
+    }
+}
