@@ -138,7 +138,37 @@ enum Schema {
         m.registerMigration("v3") { db in
             try db.execute(sql: "DELETE FROM events WHERE type IN ('appeared', 'changed', 'disappeared')")
         }
+        // v4: closed versions carry their lifetime class (`span`), indexed with their start, so the
+        // versions alive at T are found by one short range per class instead of a scan of the history
+        // before or after T (docs/ARCHITECTURE.md, "State as of T").
+        m.registerMigration("v4") { db in
+            try db.execute(sql: "ALTER TABLE versions ADD COLUMN span INTEGER")
+            let closed = try Row.fetchAll(db, sql: "SELECT id, valid_from, valid_to FROM versions WHERE valid_to IS NOT NULL")
+            let update = try db.makeStatement(sql: "UPDATE versions SET span = ? WHERE id = ?")
+            for row in closed {
+                let from: Int64 = row["valid_from"], to: Int64 = row["valid_to"]
+                try update.execute(arguments: [SpanClass.of(to - from), row["id"] as Int64])
+            }
+            try db.execute(sql: """
+                DROP INDEX versions_by_start;
+                CREATE INDEX versions_by_span ON versions(span, valid_from);
+                """)
+        }
         return m
+    }
+}
+
+/// The lifetime class of a closed version: the smallest c with lifetime <= 2^c seconds. A version of
+/// class c alive at T started within 2^c s before T, so each class is searched over a window as long
+/// as its lifetimes.
+enum SpanClass {
+    /// The longest window of class `c`, in milliseconds.
+    static func window(_ c: Int) -> Int64 { c >= 52 ? .max / 2 : 1000 << Int64(c) }
+
+    static func of(_ lifetime: Int64) -> Int {
+        var c = 0
+        while window(c) < lifetime { c += 1 }
+        return c
     }
 }
 

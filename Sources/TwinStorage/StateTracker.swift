@@ -14,7 +14,7 @@ public struct StateTracker: Sendable {
     /// What one observation changes.
     public struct Delta: Sendable {
         /// Versions to close at the tick time.
-        public var close: [(kind: EntityKind, key: String, rowID: Int64)] = []
+        public var close: [(kind: EntityKind, key: String, rowID: Int64, validFrom: Int64)] = []
         /// Versions to open at the tick time.
         public var open: [Entity] = []
         public var events: [TwinEvent] = []
@@ -38,7 +38,7 @@ public struct StateTracker: Sendable {
                 guard seen.insert(e.key).inserted else { continue } // first of duplicate keys wins
                 if let o = old[e.key] {
                     if o.attributes != e.attributes {
-                        d.close.append((kind, e.key, o.rowID))
+                        d.close.append((kind, e.key, o.rowID, o.validFrom))
                         d.open.append(e)
                         d.events.append(TwinEvent(time: t, type: .changed, kind: kind, key: e.key,
                                                   changes: TwinEvent.changes(from: o.attributes, to: e.attributes)))
@@ -49,7 +49,7 @@ public struct StateTracker: Sendable {
                 }
             }
             for (key, o) in old where !seen.contains(key) {
-                d.close.append((kind, key, o.rowID))
+                d.close.append((kind, key, o.rowID, o.validFrom))
                 d.events.append(TwinEvent(time: t, type: .disappeared, kind: kind, key: key))
             }
         }

@@ -112,20 +112,34 @@ extension TwinStore {
         try pool.read { db in try Self.state(db, at: at, kinds: kinds) }
     }
 
+    /// Versions valid at `at`: the open ones (`valid_to IS NULL`, the current entities) and, per
+    /// lifetime class c, the closed versions that started within 2^c s before `at` and ended after it
+    /// (index `versions_by_span`), so the rows read stay close to the rows returned whatever `at` is.
     static func state(_ db: Database, at: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
-        var sql = "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions WHERE valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"
-        var args: [any DatabaseValueConvertible] = [at, at]
-        if let kinds {
-            sql += " AND kind IN (" + kinds.map { _ in "?" }.joined(separator: ",") + ")"
-            args += kinds.map(\.rawValue)
+        let wanted = kinds.map { Set($0.map(\.rawValue)) }
+        let columns = "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions"
+        var rows = try Row.fetchAll(db.cachedStatement(sql: "\(columns) INDEXED BY versions_by_end WHERE valid_to IS NULL AND valid_from <= ?"), arguments: [at])
+        // Rows are inserted in time order: the first row is about the oldest start.
+        let oldest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT valid_from FROM versions ORDER BY id LIMIT 1")) ?? at
+        let newest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(valid_to) FROM versions")) ?? at
+        if at < newest {
+            let closed = try db.cachedStatement(sql: "\(columns) INDEXED BY versions_by_span WHERE span = ? AND valid_from >= ? AND valid_from <= ? AND valid_to > ?")
+            for c in 0...SpanClass.of(newest - oldest) {
+                let w = SpanClass.window(c)
+                rows += try Row.fetchAll(closed, arguments: [c, at > Int64.min + w ? at - w : Int64.min, at, at])
+            }
         }
-        sql += " ORDER BY kind, key"
-        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).compactMap { row in
-            guard let kind = EntityKind(rawValue: row["kind"]) else { return nil }
+        var out: [EntityVersion] = []
+        out.reserveCapacity(rows.count)
+        for row in rows {
+            let kindText: String = row["kind"]
+            guard wanted?.contains(kindText) ?? true, let kind = EntityKind(rawValue: kindText) else { continue }
             let id: Int64 = row["id"]
-            return EntityVersion(kind: kind, key: row["key"], attributes: try AttributeJSON.decode(row["attributes"], where: "versions row \(id)"),
-                                 validFrom: row["valid_from"], validTo: row["valid_to"])
+            out.append(EntityVersion(kind: kind, key: row["key"], attributes: try AttributeJSON.decode(row["attributes"], where: "versions row \(id)"),
+                                     validFrom: row["valid_from"], validTo: row["valid_to"]))
         }
+        out.sort { $0.kind != $1.kind ? $0.kind < $1.kind : $0.key < $1.key }
+        return out
     }
 
     /// The attribute names of the newest `sample` versions of `kind` (a stable column set for SQL views,
@@ -133,7 +147,13 @@ extension TwinStore {
     public func attributeNames(kind: EntityKind, sample: Int = 20) throws -> Set<String> {
         try pool.read { db in
             var names = Set<String>()
-            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, attributes FROM versions WHERE kind = ? ORDER BY valid_from DESC LIMIT ?"), arguments: [kind.rawValue, sample]) {
+            // The kind's current versions, else its newest ones.
+            var rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, attributes FROM versions INDEXED BY versions_by_end WHERE valid_to IS NULL AND kind = ? LIMIT ?"),
+                                        arguments: [kind.rawValue, sample])
+            if rows.isEmpty {
+                rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, attributes FROM versions WHERE kind = ? ORDER BY id DESC LIMIT ?"), arguments: [kind.rawValue, sample])
+            }
+            for row in rows {
                 let id: Int64 = row["id"]
                 names.formUnion(try AttributeJSON.decode(row["attributes"], where: "versions row \(id)").keys)
             }
@@ -187,10 +207,14 @@ extension TwinStore {
     /// is an appearance and the end a disappearance.
     static func entityEvents(_ db: Database, from: Int64, to: Int64) throws -> [TwinEvent] {
         struct K: Hashable { var kind: String; var key: String; var t: Int64 }
-        let kinds = EntityKind.allCases.map(\.rawValue)
-        let marks = kinds.map { _ in "?" }.joined(separator: ",")
-        let starts = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from AS t, attributes FROM versions WHERE kind IN (\(marks)) AND valid_from >= ? AND valid_from <= ?",
-                                      arguments: StatementArguments(kinds + [from, to] as [any DatabaseValueConvertible]))
+        // Starts in the range: open versions, then each lifetime class (index versions_by_span).
+        var starts = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, kind, key, valid_from AS t, attributes FROM versions WHERE span IS NULL AND valid_from >= ? AND valid_from <= ?"),
+                                      arguments: [from, to])
+        let classes = try Int.fetchOne(db.cachedStatement(sql: "SELECT max(span) FROM versions")) ?? -1
+        if classes >= 0 {
+            let closed = try db.cachedStatement(sql: "SELECT id, kind, key, valid_from AS t, attributes FROM versions WHERE span = ? AND valid_from >= ? AND valid_from <= ?")
+            for c in 0...classes { starts += try Row.fetchAll(closed, arguments: [c, from, to]) }
+        }
         let ends = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_to AS t, attributes FROM versions WHERE valid_to >= ? AND valid_to <= ?", arguments: [from, to])
         var endAt: [K: Row] = [:]
         for e in ends { endAt[K(kind: e["kind"], key: e["key"], t: e["t"])] = e }

@@ -108,7 +108,9 @@ enum AttributeJSON {
     static func decode(_ v: DatabaseValue, where what: @autoclosure () -> String) throws -> [String: AttributeValue] {
         let json: Data
         switch v.storage {
-        case .string(let s): json = Data(s.utf8)
+        case .string(var s):
+            if let flat = s.withUTF8({ FlatJSON.parse(UnsafeRawBufferPointer($0)) }) { return flat }
+            json = Data(s.utf8)
         case .blob(let d):
             do {
                 json = try d.withUnsafeBytes { raw in
@@ -120,6 +122,7 @@ enum AttributeJSON {
             } catch { throw TwinError.corrupt(what: what(), detail: "deflated attributes do not inflate: \(error)") }
         default: throw TwinError.corrupt(what: what(), detail: "attributes are neither text nor a blob")
         }
+        if let flat = json.withUnsafeBytes({ FlatJSON.parse($0) }) { return flat }
         do { return try JSONDecoder().decode([String: AttributeValue].self, from: json) } catch {
             throw TwinError.corrupt(what: what(), detail: "attributes are not valid JSON")
         }

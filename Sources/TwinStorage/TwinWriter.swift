@@ -248,7 +248,7 @@ public final class TwinWriter {
         if !delta.isEmpty || !changedHealth.isEmpty {
             try writeTransaction { db in
                 for c in delta.close {
-                    try db.cachedStatement(sql: "UPDATE versions SET valid_to = ? WHERE id = ?").execute(arguments: [t, c.rowID])
+                    try db.cachedStatement(sql: "UPDATE versions SET valid_to = ?, span = ? WHERE id = ?").execute(arguments: [t, SpanClass.of(t - c.validFrom), c.rowID])
                 }
                 for e in delta.open {
                     try db.cachedStatement(sql: "INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)").execute(

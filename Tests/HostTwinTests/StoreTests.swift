@@ -221,3 +221,29 @@ extension StoragePolicy {
         #expect(throws: (any Error).self) { _ = try TwinStore.open(dataDir: dir) }
     }
 }
+
+/// The fast attribute JSON reader agrees with JSONDecoder on everything the writer produces, and
+/// refuses what it does not understand (the caller then falls back to JSONDecoder).
+@Suite struct FlatJSONTests {
+    @Test func agreesWithJSONDecoder() throws {
+        var rng = SystemRandomNumberGenerator()
+        let samples: [AttributeValue] = [
+            .int(0), .int(-1), .int(.max), .int(.min), .double(1.5), .double(-0.0), .double(2.0), .double(1e300), .double(5e-324),
+            .double(0.1), .bool(true), .bool(false), .null, .string(""), .string("plain"), .string("quote \" backslash \\ slash /"),
+            .string("tab\tnewline\ncontrol\u{1}"), .string("unicode é ü 漢字 🙂"), .string("a=b; c&d <e>"),
+        ]
+        for round in 0..<300 {
+            var attrs: [String: AttributeValue] = [:]
+            for k in 0..<Int.random(in: 0...8, using: &rng) { attrs["k\(k)\(round % 3 == 0 ? "é\"" : "")"] = samples.randomElement(using: &rng)! }
+            if round % 5 == 0 { attrs["d"] = .double(Double.random(in: -1e6...1e6, using: &rng)) }
+            let stored = try AttributeJSON.encode(attrs)
+            guard case .string(let text) = stored.storage else { continue }
+            let viaDecoder = try JSONDecoder().decode([String: AttributeValue].self, from: Data(text.utf8))
+            let viaFlat = Array(text.utf8).withUnsafeBytes { FlatJSON.parse($0) }
+            #expect(viaFlat == viaDecoder, "\(text)")
+        }
+        for bad in ["", "{", "[1]", "{\"a\":[1]}", "{\"a\":{}}", "{\"a\" 1}", "{\"a\":1,}", "{\"a\":\"\\x\"}", "{\"a\":\"\\ud800\"}", "{} x", "{\"a\":tru}"] {
+            #expect(Array(bad.utf8).withUnsafeBytes { FlatJSON.parse($0) } == nil, "\(bad)")
+        }
+    }
+}
