@@ -26,11 +26,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
-  echo "conformance: installing Prometheus from Debian"
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi
-  $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-fi
+. scripts/prometheus-lib.sh
+ensure_prometheus
 prometheus --version 2>&1 | head -1
 
 if [ -z "${HOSTTWIN:-}" ]; then
@@ -42,8 +39,6 @@ W=$(mktemp -d /tmp/hosttwin-conformance.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 if [ -z "$DATA_DIR" ]; then
   echo "conformance: collecting 2 minutes of this host at 200 ms"
@@ -62,14 +57,9 @@ cat "$W/host.prom" "$W/synth.prom" > "$W/all.prom"
 echo "conformance: $(grep -vc '^#' "$W/all.prom") samples from $T0 to $T1 (ms)"
 
 # Prometheus: backfill blocks, then serve them.
-python3 scripts/conformance.py openmetrics < "$W/all.prom" > "$W/all.om"
-mkdir -p "$W/prom"
-promtool tsdb create-blocks-from openmetrics "$W/all.om" "$W/prom" >/dev/null
-printf 'global:\n  scrape_interval: 1h\n' > "$W/prometheus.yml"
 PPORT=$(free_port)
-prometheus --config.file="$W/prometheus.yml" --storage.tsdb.path="$W/prom" --storage.tsdb.retention.time=100y \
-  --web.listen-address=127.0.0.1:$PPORT --log.level=warn > "$W/prometheus.log" 2>&1 &
-PIDS+=($!)
+start_prometheus "$W/all.prom" "$W" "$PPORT"
+PIDS+=($PROM_PID)
 
 # HostTwin: import the same text, then serve it.
 "$HOSTTWIN" import --data-dir "$W/twin" "$W/all.prom" >/dev/null
@@ -77,10 +67,7 @@ HPORT=$(free_port)
 "$HOSTTWIN" serve --data-dir "$W/twin" --listen 127.0.0.1:$HPORT --log-level warning &
 PIDS+=($!)
 
-for i in $(seq 1 100); do
-  if curl -sf "http://127.0.0.1:$PPORT/-/ready" >/dev/null && curl -sf "http://127.0.0.1:$HPORT/healthz" >/dev/null; then break; fi
-  sleep 0.3
-done
+wait_ready "http://127.0.0.1:$PPORT/-/ready" "http://127.0.0.1:$HPORT/healthz"
 
 python3 scripts/conformance.py compare --prom "http://127.0.0.1:$PPORT" --twin "http://127.0.0.1:$HPORT" \
   --queries conformance/queries.txt --start "$T0" --end "$T1" --step "${STEP:-15}" $CI_ONLY \

@@ -17,6 +17,11 @@ public struct Labels: Hashable, Sendable, Sequence {
         self.pairs = pairs.count > 1 ? pairs.sorted { $0.name < $1.name } : pairs
     }
 
+    /// Labels from pairs already sorted by name (no check, no sort): for code that filters a sorted set.
+    public init(sorted pairs: [Label]) {
+        self.pairs = pairs
+    }
+
     public init(_ dict: KeyValuePairs<String, String>) {
         self.init(dict.map { Label($0.key, $0.value) })
     }

@@ -9,6 +9,12 @@ extension Evaluation {
             let param = try args.indices.contains(mi == 0 ? 1 : 0) && args[mi == 0 ? 1 : 0].type == .scalar ? scalar(args[mi == 0 ? 1 : 0], at: t) : 0
             var windows: [(series: RangeSeries, from: Int64, to: Int64)]
             switch args[mi] {
+            case .matrix(let vs, let range) where name != "absent_over_time":
+                // A constant (or no) scalar argument: the whole grid at once.
+                let constant = args.count == 1 || args.allSatisfy { if case .number = $0 { return true }; return $0.type == .matrix }
+                if constant, let samples = gridValues(name, vs, range: range, param: param, at: t) { return .vector(samples) }
+                let hi = effectiveTime(vs.at, t) - vs.offset
+                windows = rangeSelect(vs, range: range, at: t).map { ($0, hi - range, hi) }
             case .matrix(let vs, let range):
                 let hi = effectiveTime(vs.at, t) - vs.offset
                 windows = rangeSelect(vs, range: range, at: t).map { ($0, hi - range, hi) }
@@ -24,7 +30,7 @@ extension Evaluation {
             out.reserveCapacity(windows.count)
             for w in windows {
                 guard let v = PromFunctions.rangeFunction(name, t: w.series.t, v: w.series.v, rangeStart: w.from, rangeEnd: w.to, evalTime: t, param: param) else { continue }
-                out.append(Sample(labels: name == "last_over_time" ? w.series.labels : w.series.labels.droppingName, value: v, t: t))
+                out.append(Sample(labels: name == "last_over_time" ? w.series.labels : w.series.nameless, value: v, t: t))
             }
             return .vector(out)
         }

@@ -45,7 +45,7 @@ public struct PromQLEngine: Sendable {
         case .scalar, .vector: break
         default: throw PromQLError.badData("invalid expression type \"\(expr.type == .matrix ? "range vector" : "string")\" for range query, must be Scalar or instant Vector")
         }
-        let ev = try Evaluation(engine: self, expr: expr, start: start, end: end)
+        let ev = try Evaluation(engine: self, expr: expr, start: start, end: end, step: step)
         var index: [Labels: Int] = [:]
         var out: [(labels: Labels, points: [(Int64, Double)])] = []
         var t = start
@@ -55,9 +55,12 @@ public struct PromQLEngine: Sendable {
                 if out.isEmpty { out.append((Labels.empty, [])) }
                 out[0].points.append((t, v))
             case .vector(let samples):
-                try Evaluation.checkUnique(samples)
                 for s in samples {
-                    if let i = index[s.labels] { out[i].points.append((t, s.value)) } else {
+                    if let i = index[s.labels] {
+                        // Two samples of one step with the same labels: Prometheus refuses the query.
+                        if out[i].points.last?.0 == t { throw PromQLError.execution("vector cannot contain metrics with the same labelset") }
+                        out[i].points.append((t, s.value))
+                    } else {
                         index[s.labels] = out.count
                         out.append((s.labels, [(t, s.value)]))
                     }
@@ -77,14 +80,20 @@ final class Evaluation {
     let engine: PromQLEngine
     let start: Int64
     let end: Int64
+    /// The range query's step (0 for instant queries): the grid ``gridValues`` computes ahead.
+    let step: Int64
     private var data: [Int: [SeriesData]] = [:]
     private let deadline: Int64
     private var loaded = 0
+    /// Results of range-vector functions over plain selectors for every step of the grid, keyed by
+    /// selector id (see ``gridValues``).
+    private var grid: [Int: [[Sample]]] = [:]
 
-    init(engine: PromQLEngine, expr: Expr, start: Int64, end: Int64) throws {
+    init(engine: PromQLEngine, expr: Expr, start: Int64, end: Int64, step: Int64 = 0) throws {
         self.engine = engine
         self.start = start
         self.end = end
+        self.step = step
         deadline = TwinTime.nowMillis() + engine.timeout
         var windows: [Int: (VectorSelector, Int64, Int64)] = [:]
         collectWindows(expr, from: start, to: end, into: &windows)
@@ -205,9 +214,39 @@ final class Evaluation {
         for s in data[vs.id] ?? [] {
             let a = Self.lowerBound(s.t, lo), b = Self.upperBound(s.t, hi)
             guard a < b else { continue }
-            out.append(RangeSeries(labels: s.labels, t: s.t[a..<b], v: s.v[a..<b]))
+            out.append(RangeSeries(labels: s.labels, nameless: s.nameless, t: s.t[a..<b], v: s.v[a..<b]))
         }
         return out
+    }
+
+    /// The value of `name(vs[range])` at grid time `t`, computed for the whole grid on first use, series
+    /// by series (each series' window slides forward once, instead of every step building every
+    /// window): the common `rate(x[1m])` over a range query costs a pass over each series. The value
+    /// at a time does not depend on where it is asked, so subqueries landing on the grid reuse it.
+    /// Nil when `t` is off the grid or this is an instant query.
+    func gridValues(_ name: String, _ vs: VectorSelector, range: Int64, param: Double, at t: Int64) -> [Sample]? {
+        guard step > 0, t >= start, t <= end, (t - start) % step == 0 else { return nil }
+        let k = Int((t - start) / step)
+        if let g = grid[vs.id] { return g[k] }
+        let steps = Int((end - start) / step) + 1
+        var out = [[Sample]](repeating: [], count: steps)
+        let keepName = name == "last_over_time"
+        for s in data[vs.id] ?? [] {
+            var a = 0, b = 0
+            let n = s.t.count
+            for i in 0..<steps {
+                let ts = start + Int64(i) * step
+                let hi = effectiveTime(vs.at, ts) - vs.offset, lo = hi - range
+                if vs.at != nil { a = 0; b = 0 }
+                while a < n, s.t[a] < lo { a += 1 }
+                if b < a { b = a }
+                while b < n, s.t[b] <= hi { b += 1 }
+                guard a < b, let v = PromFunctions.rangeFunction(name, t: s.t[a..<b], v: s.v[a..<b], rangeStart: lo, rangeEnd: hi, evalTime: ts, param: param) else { continue }
+                out[i].append(Sample(labels: keepName ? s.labels : s.nameless, value: v, t: ts))
+            }
+        }
+        grid[vs.id] = out
+        return out[k]
     }
 
     /// A subquery at `t`: the inner expression at every multiple of the step in
@@ -237,7 +276,7 @@ final class Evaluation {
             }
             ts += step
         }
-        return acc.map { (RangeSeries(labels: $0.0, t: $0.1[...], v: $0.2[...]), lo, hi) }
+        return acc.map { (RangeSeries(labels: $0.0, nameless: $0.0.droppingName, t: $0.1[...], v: $0.2[...]), lo, hi) }
     }
 
     static func lowerBound(_ a: [Int64], _ x: Int64) -> Int {

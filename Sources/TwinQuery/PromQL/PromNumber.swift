@@ -6,7 +6,10 @@ public enum PromNumber {
         if v.isNaN { return "NaN" }
         if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
         if v == 0 { return v.sign == .minus ? "-0" : "0" }
+        // Whole numbers below 2^53 print as integers.
+        if v.magnitude < 9.007_199_254_740_992e15, v.rounded(.towardZero) == v { return String(Int64(v)) }
         var s = v.description // shortest round-trip digits, maybe with an exponent
+        if !s.utf8.contains(UInt8(ascii: "e")) { return s } // already Go's 'f' form
         var negative = false
         if s.hasPrefix("-") { negative = true; s.removeFirst() }
         var exponent = 0

@@ -4,10 +4,13 @@ import TwinCore
 /// `__name__`.
 public struct SeriesData: Sendable {
     public var labels: Labels
+    /// `labels` without `__name__`, made once (most functions drop the name at every step).
+    public var nameless: Labels
     public var t: [Int64]
     public var v: [Double]
     public init(labels: Labels, t: [Int64], v: [Double]) {
         self.labels = labels
+        self.nameless = labels.droppingName
         self.t = t
         self.v = v
     }
@@ -31,6 +34,7 @@ struct Sample {
 /// One element of a range vector at one evaluation step.
 struct RangeSeries {
     var labels: Labels
+    var nameless: Labels
     var t: ArraySlice<Int64>
     var v: ArraySlice<Double>
 }
@@ -65,14 +69,14 @@ extension Labels {
     public static let metricName = "__name__"
 
     /// The labels without `__name__`.
-    var droppingName: Labels {
-        guard let first = pairs.first, first.name == Labels.metricName || pairs.contains(where: { $0.name == Labels.metricName }) else { return self }
-        return Labels(pairs.filter { $0.name != Labels.metricName })
+    public var droppingName: Labels {
+        guard pairs.contains(where: { $0.name == Labels.metricName }) else { return self }
+        return Labels(sorted: pairs.filter { $0.name != Labels.metricName })
     }
 
     /// Labels kept (`keep` true) or removed by name; used for grouping and vector matching.
     func filtered(_ names: Set<String>, keep: Bool) -> Labels {
-        Labels(pairs.filter { names.contains($0.name) == keep })
+        Labels(sorted: pairs.filter { names.contains($0.name) == keep })
     }
 
     /// The value of `name`, or "" when absent (PromQL's view of a missing label).
