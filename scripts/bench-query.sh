@@ -32,8 +32,10 @@ echo "Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') on :$
 "$H" bench query --data-dir "$DATA_DIR" --query "$QUERY" --hosttwin-port "$HPORT" --prometheus-port "$PPORT" --runs 50 ${JSON:+--json}
 
 ENC=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$QUERY")
+# Instant queries at the newest sample given to both, so each answers with data.
+END=$(awk '!/^#/ && NF { if ($NF > m) m = $NF } END { printf "%.3f", m / 1000 }' "$W/data.prom")
 for name in HostTwin Prometheus; do
   port=$HPORT; [ $name = Prometheus ] && port=$PPORT
-  echo "== wrk -t2 -c200 -d30s /api/v1/query?query=$QUERY ($name)"
-  wrk -t2 -c200 -d30s --latency "http://127.0.0.1:$port/api/v1/query?query=$ENC" | grep -E "Latency|50%|90%|99%|requests in|Requests/sec|Non-2xx|Socket errors"
+  echo "== wrk -t2 -c200 -d30s /api/v1/query?query=$QUERY&time=$END ($name)"
+  wrk -t2 -c200 -d30s --latency "http://127.0.0.1:$port/api/v1/query?query=$ENC&time=$END" | grep -E "Latency|50%|90%|99%|requests in|Requests/sec|Non-2xx|Socket errors"
 done

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import TwinCore
 
 /// What a read found in the unsealed log.
@@ -65,7 +66,7 @@ extension TwinStore {
 
     /// Samples of many series in `[from, to]`, keyed by series id, in time order.
     public func samples(ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
-        let (sealed, log) = try withLog(ids: Set(ids), from: from, to: to) { db in try Self.sealedSamples(db, ids: ids, from: from, to: to) }
+        let (sealed, log) = try withLog(ids: Set(ids), from: from, to: to) { db in try self.sealedSamples(db, ids: ids, from: from, to: to) }
         var out = sealed
         for (id, list) in log.byID {
             // Log samples come after every sealed one of the same series, except after a crash between a
@@ -75,15 +76,31 @@ extension TwinStore {
         return out
     }
 
-    static func sealedSamples(_ db: Database, ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
+    /// Samples of `ids` in `[from, to]` from sealed chunks. Decoded chunks are kept in ``chunkCache`` and
+    /// reused (the chunk blob is read only on a miss).
+    func sealedSamples(_ db: Database, ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
         var out: [Int64: [(Int64, Double)]] = [:]
         for id in ids {
             var list: [(Int64, Double)] = []
-            let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT id, min_t, data FROM chunks WHERE series_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
-                                           arguments: [id, from, to])
-            while let row = try rows.next() {
-                let all = try decodeChunk(row, series: id)
-                if all.first!.0 >= from && all.last!.0 <= to { list += all } else { list += all.lazy.filter { $0.0 >= from && $0.0 <= to } }
+            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, min_t, max_t, count, length(data) AS bytes FROM chunks WHERE series_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
+                                        arguments: [id, from, to])
+            for row in rows {
+                let key = ChunkCache.Key(id: row["id"], minT: row["min_t"], maxT: row["max_t"], count: row["count"], bytes: row["bytes"])
+                let all: [(Int64, Double)]
+                if let hit = chunkCache.withLock({ $0.get(key) }) { all = hit } else {
+                    guard let blob = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, min_t, data FROM chunks WHERE id = ?"), arguments: [key.id]) else { continue }
+                    all = try Self.decodeChunk(blob, series: id)
+                    chunkCache.withLock { $0.put(key, all) }
+                }
+                if all.first!.0 >= from && all.last!.0 <= to { list += all } else {
+                    // Time-sorted: the part in range is one slice.
+                    var lo = 0, hi = all.count
+                    while lo < hi { let m = (lo + hi) / 2; if all[m].0 < from { lo = m + 1 } else { hi = m } }
+                    var end = lo
+                    hi = all.count
+                    while end < hi { let m = (end + hi) / 2; if all[m].0 <= to { end = m + 1 } else { hi = m } }
+                    list += all[lo..<end]
+                }
             }
             out[id] = list
         }
@@ -119,7 +136,7 @@ extension TwinStore {
                 covered = end
             }
             if covered <= to {
-                points += Rollup.points(try Self.sealedSamples(db, ids: [id], from: covered, to: to)[id] ?? [], step: minute)
+                points += Rollup.points(try self.sealedSamples(db, ids: [id], from: covered, to: to)[id] ?? [], step: minute)
                 tiers.append("raw")
             }
             return (points, tiers, covered)

@@ -19,6 +19,8 @@ public final class TwinStore: Sendable {
     let pool: DatabasePool
     /// Series read so far, by id order (series are never deleted, so only new ones need reading).
     let catalog = Mutex<[SeriesInfo]>([])
+    /// Decoded chunks recently read (256 Ki samples, 4 MiB at most; empty until something queries).
+    let chunkCache = Mutex(ChunkCache(capacity: 262_144))
 
     /// The database file inside a data directory.
     public static func databasePath(_ dataDir: String) -> String { dataDir + "/twin.db" }

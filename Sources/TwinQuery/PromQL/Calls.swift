@@ -12,7 +12,8 @@ extension Evaluation {
             case .matrix(let vs, let range) where name != "absent_over_time":
                 // A constant (or no) scalar argument: the whole grid at once.
                 let constant = args.count == 1 || args.allSatisfy { if case .number = $0 { return true }; return $0.type == .matrix }
-                if constant, let samples = gridValues(name, vs, range: range, param: param, at: t) { return .vector(samples) }
+                if constant, let fn = PromFunctions.rangeFunction(name),
+                   let samples = gridValues(name, fn, vs, range: range, param: param, at: t) { return .vector(samples) }
                 let hi = effectiveTime(vs.at, t) - vs.offset
                 windows = rangeSelect(vs, range: range, at: t).map { ($0, hi - range, hi) }
             case .matrix(let vs, let range):
@@ -26,10 +27,11 @@ extension Evaluation {
             if name == "absent_over_time" {
                 return .vector(windows.isEmpty ? [Sample(labels: absentLabels(args[mi]), value: 1, t: t)] : [])
             }
+            guard let fn = PromFunctions.rangeFunction(name) else { throw PromQLError.execution("function \(name) is not implemented") }
             var out: [Sample] = []
             out.reserveCapacity(windows.count)
             for w in windows {
-                guard let v = PromFunctions.rangeFunction(name, t: w.series.t, v: w.series.v, rangeStart: w.from, rangeEnd: w.to, evalTime: t, param: param) else { continue }
+                guard let v = fn(w.series.t, w.series.v, w.from, w.to, t, param) else { continue }
                 out.append(Sample(labels: name == "last_over_time" ? w.series.labels : w.series.nameless, value: v, t: t))
             }
             return .vector(out)

@@ -224,7 +224,7 @@ final class Evaluation {
     /// window): the common `rate(x[1m])` over a range query costs a pass over each series. The value
     /// at a time does not depend on where it is asked, so subqueries landing on the grid reuse it.
     /// Nil when `t` is off the grid or this is an instant query.
-    func gridValues(_ name: String, _ vs: VectorSelector, range: Int64, param: Double, at t: Int64) -> [Sample]? {
+    func gridValues(_ name: String, _ fn: PromFunctions.RangeFunction, _ vs: VectorSelector, range: Int64, param: Double, at t: Int64) -> [Sample]? {
         guard step > 0, t >= start, t <= end, (t - start) % step == 0 else { return nil }
         let k = Int((t - start) / step)
         if let g = grid[vs.id] { return g[k] }
@@ -241,7 +241,7 @@ final class Evaluation {
                 while a < n, s.t[a] < lo { a += 1 }
                 if b < a { b = a }
                 while b < n, s.t[b] <= hi { b += 1 }
-                guard a < b, let v = PromFunctions.rangeFunction(name, t: s.t[a..<b], v: s.v[a..<b], rangeStart: lo, rangeEnd: hi, evalTime: ts, param: param) else { continue }
+                guard a < b, let v = fn(s.t[a..<b], s.v[a..<b], lo, hi, ts, param) else { continue }
                 out[i].append(Sample(labels: keepName ? s.labels : s.nameless, value: v, t: ts))
             }
         }

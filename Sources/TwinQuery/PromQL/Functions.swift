@@ -44,76 +44,98 @@ public enum PromFunctions {
 
     // MARK: Range-vector functions
 
-    /// Evaluates a function of one range vector argument on one series' points; nil drops the series.
-    /// `rangeStart`/`rangeEnd` bound the selection (for extrapolation), `param` is the scalar argument.
-    static func rangeFunction(_ name: String, t: ArraySlice<Int64>, v: ArraySlice<Double>, rangeStart: Int64, rangeEnd: Int64,
-                              evalTime: Int64, param: Double) -> Double? {
+    /// A function of one range vector argument over one series' points: `(t, v, rangeStart, rangeEnd,
+    /// evalTime, param)`; nil drops the series. `rangeStart`/`rangeEnd` bound the selection (for
+    /// extrapolation), `param` is the scalar argument.
+    typealias RangeFunction = (ArraySlice<Int64>, ArraySlice<Double>, Int64, Int64, Int64, Double) -> Double?
+
+    /// The implementation of range-vector function `name`, resolved once per query rather than per point.
+    static func rangeFunction(_ name: String) -> RangeFunction? {
         switch name {
-        case "rate": return extrapolatedRate(t, v, rangeStart, rangeEnd, counter: true, rate: true)
-        case "increase": return extrapolatedRate(t, v, rangeStart, rangeEnd, counter: true, rate: false)
-        case "delta": return extrapolatedRate(t, v, rangeStart, rangeEnd, counter: false, rate: false)
+        case "rate": return { t, v, a, b, _, _ in extrapolatedRate(t, v, a, b, counter: true, rate: true) }
+        case "increase": return { t, v, a, b, _, _ in extrapolatedRate(t, v, a, b, counter: true, rate: false) }
+        case "delta": return { t, v, a, b, _, _ in extrapolatedRate(t, v, a, b, counter: false, rate: false) }
         case "irate", "idelta":
-            guard v.count >= 2 else { return nil }
-            let last = v[v.endIndex - 1], prev = v[v.endIndex - 2]
-            let dt = t[t.endIndex - 1] - t[t.endIndex - 2]
-            guard dt != 0 else { return nil }
-            if name == "idelta" { return last - prev }
-            return (last < prev ? last : last - prev) / (Double(dt) / 1000)
+            let isRate = name == "irate"
+            return { t, v, _, _, _, _ in
+                guard v.count >= 2 else { return nil }
+                let last = v[v.endIndex - 1], prev = v[v.endIndex - 2]
+                let dt = t[t.endIndex - 1] - t[t.endIndex - 2]
+                guard dt != 0 else { return nil }
+                if !isRate { return last - prev }
+                return (last < prev ? last : last - prev) / (Double(dt) / 1000)
+            }
         case "deriv":
-            guard v.count >= 2 else { return nil }
-            return linearRegression(t, v, interceptTime: t[t.startIndex]).slope
+            return { t, v, _, _, _, _ in v.count < 2 ? nil : linearRegression(t, v, interceptTime: t[t.startIndex]).slope }
         case "predict_linear":
-            guard v.count >= 2 else { return nil }
-            let (slope, intercept) = linearRegression(t, v, interceptTime: evalTime)
-            return slope * param + intercept
+            return { t, v, _, _, evalTime, param in
+                guard v.count >= 2 else { return nil }
+                let (slope, intercept) = linearRegression(t, v, interceptTime: evalTime)
+                return slope * param + intercept
+            }
         case "resets":
-            var n = 0.0
-            var prev = v.first!
-            for x in v.dropFirst() { if x < prev { n += 1 }; prev = x }
-            return n
+            return { _, v, _, _, _, _ in
+                var n = 0.0
+                var prev = v.first!
+                for x in v.dropFirst() { if x < prev { n += 1 }; prev = x }
+                return n
+            }
         case "changes":
-            var n = 0.0
-            var prev = v.first!
-            for x in v.dropFirst() { if x != prev && !(x.isNaN && prev.isNaN) { n += 1 }; prev = x }
-            return n
+            return { _, v, _, _, _, _ in
+                var n = 0.0
+                var prev = v.first!
+                for x in v.dropFirst() { if x != prev && !(x.isNaN && prev.isNaN) { n += 1 }; prev = x }
+                return n
+            }
         case "avg_over_time":
-            var mean = 0.0, count = 0.0, c = 0.0
-            for x in v {
-                count += 1
-                if mean.isInfinite {
-                    if x.isInfinite && (mean > 0) == (x > 0) { continue }
-                    if !x.isInfinite && !x.isNaN { continue }
+            return { _, v, _, _, _, _ in
+                var mean = 0.0, count = 0.0, c = 0.0
+                for x in v {
+                    count += 1
+                    if mean.isInfinite {
+                        if x.isInfinite && (mean > 0) == (x > 0) { continue }
+                        if !x.isInfinite && !x.isNaN { continue }
+                    }
+                    (mean, c) = kahanSumInc(x / count - mean / count, mean, c)
                 }
-                (mean, c) = kahanSumInc(x / count - mean / count, mean, c)
+                return mean.isInfinite ? mean : mean + c
             }
-            return mean.isInfinite ? mean : mean + c
         case "min_over_time":
-            var m = v.first!
-            for x in v where x < m || m.isNaN { m = x }
-            return m
-        case "max_over_time":
-            var m = v.first!
-            for x in v where x > m || m.isNaN { m = x }
-            return m
-        case "sum_over_time":
-            var s = 0.0, c = 0.0
-            for x in v { (s, c) = kahanSumInc(x, s, c) }
-            return s.isInfinite ? s : s + c
-        case "count_over_time": return Double(v.count)
-        case "present_over_time": return 1
-        case "last_over_time": return v.last!
-        case "stddev_over_time", "stdvar_over_time":
-            var count = 0.0, mean = 0.0, cMean = 0.0, aux = 0.0, cAux = 0.0
-            for x in v {
-                count += 1
-                let delta = x - (mean + cMean)
-                (mean, cMean) = kahanSumInc(delta / count, mean, cMean)
-                (aux, cAux) = kahanSumInc(delta * (x - (mean + cMean)), aux, cAux)
+            return { _, v, _, _, _, _ in
+                var m = v.first!
+                for x in v where x < m || m.isNaN { m = x }
+                return m
             }
-            let variance = (aux + cAux) / count
-            return name == "stddev_over_time" ? variance.squareRoot() : variance
+        case "max_over_time":
+            return { _, v, _, _, _, _ in
+                var m = v.first!
+                for x in v where x > m || m.isNaN { m = x }
+                return m
+            }
+        case "sum_over_time":
+            return { _, v, _, _, _, _ in
+                var s = 0.0, c = 0.0
+                for x in v { (s, c) = kahanSumInc(x, s, c) }
+                return s.isInfinite ? s : s + c
+            }
+        case "count_over_time": return { _, v, _, _, _, _ in Double(v.count) }
+        case "present_over_time": return { _, _, _, _, _, _ in 1 }
+        case "last_over_time": return { _, v, _, _, _, _ in v.last! }
+        case "stddev_over_time", "stdvar_over_time":
+            let sd = name == "stddev_over_time"
+            return { _, v, _, _, _, _ in
+                var count = 0.0, mean = 0.0, cMean = 0.0, aux = 0.0, cAux = 0.0
+                for x in v {
+                    count += 1
+                    let delta = x - (mean + cMean)
+                    (mean, cMean) = kahanSumInc(delta / count, mean, cMean)
+                    (aux, cAux) = kahanSumInc(delta * (x - (mean + cMean)), aux, cAux)
+                }
+                let variance = (aux + cAux) / count
+                return sd ? variance.squareRoot() : variance
+            }
         case "quantile_over_time":
-            return quantile(param, Array(v))
+            return { _, v, _, _, _, q in quantile(q, Array(v)) }
         default:
             return nil
         }

@@ -43,9 +43,10 @@ public struct PromQLParser {
     private mutating func advance() { if p < tokens.count - 1 { p += 1 } }
 
     private func isOp(_ s: String) -> Bool { token.kind == .op(s) }
+    /// Whether the token is keyword `w` (given in lower case; keywords are case-insensitive).
     private func isWord(_ w: String) -> Bool {
-        if case .identifier(let x) = token.kind { return x.lowercased() == w }
-        return false
+        guard case .identifier(let x) = token.kind, x.utf8.count == w.utf8.count else { return false }
+        return x == w || x.lowercased() == w
     }
 
     private mutating func expect(_ s: String, _ context: String) throws {
