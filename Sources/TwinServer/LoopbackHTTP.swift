@@ -77,12 +77,13 @@ public enum LoopbackHTTP {
     }
 
     /// Sends one request (`body` with its content type, if any) and reads the whole answer.
-    public static func request(port: Int, method: String, path: String, contentType: String? = nil, body: [UInt8] = [],
-                               timeout: Int = 5) -> (status: Int, headers: [String: String], body: String)? {
+    public static func request(port: Int, method: String, path: String, contentType: String? = nil, headers extra: [String: String] = [:],
+                               body: [UInt8] = [], timeout: Int = 5) -> (status: Int, headers: [String: String], body: String)? {
         guard let fd = connectLoopback(port: port, timeout: timeout) else { return nil }
         defer { close(fd) }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         if let contentType { head += "Content-Type: \(contentType)\r\n" }
+        for (k, v) in extra { head += "\(k): \(v)\r\n" }
         if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
         let request = Array((head + "\r\n").utf8) + body
         var sent = 0

@@ -42,6 +42,10 @@ public struct TwinAPI: Sendable {
         "/api/v1/labels": (.getOrPost, { try $0.labels($1) }),
         "/api/v1/metadata": (.get, { try $0.metadata($1) }),
         "/api/v1/status/buildinfo": (.get, { api, _ in api.buildInfo() }),
+        // Asked by Grafana's data source; rules and alerts come with the alerting issue, exemplars are not kept.
+        "/api/v1/rules": (.get, { _, _ in TwinAPI.success { $0.raw(#"{"groups":[]}"#) } }),
+        "/api/v1/alerts": (.get, { _, _ in TwinAPI.success { $0.raw(#"{"alerts":[]}"#) } }),
+        "/api/v1/query_exemplars": (.getOrPost, { _, _ in TwinAPI.success { $0.raw("[]") } }),
         "/api/v1/twin/state": (.get, { try $0.state($1, kinds: nil) }),
         "/api/v1/twin/diff": (.get, { try $0.diff($1) }),
         "/api/v1/twin/events": (.get, { try $0.events($1) }),

@@ -81,6 +81,10 @@ import TwinServer
         #expect(((body["data"] as? [String: Any])?["temp"] as? [[String: Any]])?.first?["type"] != nil)
         (status, body) = Self.get(port, "/api/v1/status/buildinfo")
         #expect(status == 200 && (body["data"] as? [String: Any])?["version"] as? String == "2.42.0")
+        // What Grafana asks besides queries: no rules or alerts exist, no exemplars are kept.
+        #expect(((Self.get(port, "/api/v1/rules").1["data"] as? [String: Any])?["groups"] as? [Any])?.isEmpty == true)
+        #expect(((Self.get(port, "/api/v1/alerts").1["data"] as? [String: Any])?["alerts"] as? [Any])?.isEmpty == true)
+        #expect((Self.get(port, "/api/v1/query_exemplars?query=temp&start=\(t)&end=\(t + 60)").1["data"] as? [Any])?.isEmpty == true)
 
         // Bad input: the right status, Prometheus' error type, a message that says what is wrong.
         func expectError(_ path: String, _ code: Int, _ type: String, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
@@ -163,10 +167,12 @@ import TwinServer
         #expect(((cpu["data"] as? [String: Any])?["result"] as? [Any])?.isEmpty == false)
 
         // /metrics: node_exporter names plus HostTwin's own; OpenMetrics on request.
-        let text = try #require(LoopbackHTTP.get(port: port, "/metrics"))
+        let text = try #require(LoopbackHTTP.request(port: port, method: "GET", path: "/metrics"))
         #expect(text.body.contains("\nnode_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} ") && text.body.contains("hosttwin_ticks_total "))
-        let om = try #require(LoopbackHTTP.request(port: port, method: "GET", path: "/metrics", contentType: nil))
-        #expect(om.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+        #expect(text.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+        let om = try #require(LoopbackHTTP.request(port: port, method: "GET", path: "/metrics", headers: ["Accept": "application/openmetrics-text; version=1.0.0"]))
+        #expect(om.headers["content-type"]?.hasPrefix("application/openmetrics-text") == true)
+        #expect(om.body.hasSuffix("# EOF\n") && om.body.contains("# TYPE node_cpu_seconds counter\n") && !om.body.contains("# TYPE node_cpu_seconds_total"))
 
         // The live stream: a tick event with a summary within a few seconds.
         var ticks = 0
