@@ -16,6 +16,6 @@ if [ ! -e /usr/include/zlib.h ]; then
 fi
 swift build --build-tests
 swift test --skip-build
-# PromQL against the real Prometheus 2.42 (installed from Debian when missing): the [ci] subset of
-# conformance/queries.txt on two minutes of this machine's own data.
-HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh --ci
+# PromQL against the real Prometheus 2.42 (installed from Debian when missing): every query of
+# conformance/queries.txt on two minutes of this machine's own data (seconds; `--ci` runs the tagged subset).
+HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh

@@ -6,6 +6,7 @@ import TwinStorage
 /// catalog (indexed by metric name), samples read from chunks and the unsealed log.
 public final class StoreSampleSource: SampleSource {
     public let store: TwinStore
+    static let tooMany = "query processing would load too many samples into memory in query execution; narrow the selector or the range"
 
     private struct Index {
         var count = 0
@@ -46,9 +47,13 @@ public final class StoreSampleSource: SampleSource {
         }
     }
 
-    public func select(_ matchers: [Matcher], from: Int64, to: Int64) throws -> [SeriesData] {
+    public func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int) throws -> [SeriesData] {
         let found = try matching(matchers)
         guard !found.isEmpty else { return [] }
+        // Ticks are at least 100 ms apart; only a read that could exceed the limit is counted first.
+        if Double(found.count) * ((Double(to) - Double(from)) / 100 + 1) > Double(limit) {
+            if try store.sealedSampleBound(ids: found.map(\.id), from: from, to: to) > limit { throw PromQLError.execution(Self.tooMany) }
+        }
         let data = try store.samples(ids: found.map(\.id), from: from, to: to)
         var out: [SeriesData] = []
         out.reserveCapacity(found.count)

@@ -33,9 +33,12 @@ public struct TwinAPI: Sendable {
     }
 
     enum Method { case get, getOrPost }
+    /// A route's handler. Handlers block (SQLite reads, evaluation); ``answer`` runs them off the
+    /// cooperative thread pool, so slow queries never stall the server's other requests.
+    typealias Handler = @Sendable (TwinAPI, Params) throws -> Response
 
     /// Fixed routes: path → (allowed methods, handler).
-    private static let routes: [String: (Method, @Sendable (TwinAPI, Params) async throws -> Response)] = [
+    private static let routes: [String: (Method, Handler)] = [
         "/api/v1/query": (.getOrPost, { try $0.query($1) }),
         "/api/v1/query_range": (.getOrPost, { try $0.queryRange($1) }),
         "/api/v1/series": (.getOrPost, { try $0.series($1) }),
@@ -92,7 +95,11 @@ public struct TwinAPI: Sendable {
                     params.add(form: String(buffer: body))
                 }
             }
-            return try await handler(self, params)
+            let api = self
+            let ready = params
+            return try await withCheckedThrowingContinuation { done in
+                DispatchQueue.global().async { done.resume(with: Result { try handler(api, ready) }) }
+            }
         } catch {
             let e = APIError.from(error)
             if e.status == .internalServerError { logger.error("\(request.method.rawValue) \(path): \(e.message)") }
@@ -101,7 +108,7 @@ public struct TwinAPI: Sendable {
     }
 
     /// The handler of `path`, with the route's name for metrics (parameters in place of values).
-    private func route(_ path: String) throws -> (String, Method, @Sendable (TwinAPI, Params) async throws -> Response) {
+    private func route(_ path: String) throws -> (String, Method, Handler) {
         if let r = Self.routes[path] { return (path, r.0, r.1) }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         // /api/v1/label/<name>/values

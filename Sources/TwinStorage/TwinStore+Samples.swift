@@ -64,6 +64,18 @@ extension TwinStore {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM series WHERE hash = ? AND metric = ? AND labels = ?"), arguments: [hash, metric, labels])
     }
 
+    /// An upper bound of the sealed samples of `ids` in `[from, to]` (whole chunks overlapping the range
+    /// count), read from the chunk index without touching chunk data: lets a caller refuse a read that
+    /// would not fit in memory before making it.
+    public func sealedSampleBound(ids: [Int64], from: Int64, to: Int64) throws -> Int {
+        try pool.read { db in
+            var n = 0
+            let stmt = try db.cachedStatement(sql: "SELECT coalesce(sum(count), 0) FROM chunks WHERE series_id = ? AND max_t >= ? AND min_t <= ?")
+            for id in ids { n += try Int.fetchOne(stmt, arguments: [id, from, to]) ?? 0 }
+            return n
+        }
+    }
+
     /// Samples of many series in `[from, to]`, keyed by series id, in time order.
     public func samples(ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
         let (sealed, log) = try withLog(ids: Set(ids), from: from, to: to) { db in try self.sealedSamples(db, ids: ids, from: from, to: to) }

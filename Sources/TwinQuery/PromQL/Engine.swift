@@ -13,8 +13,9 @@ public struct PromQLEngine: Sendable {
     public var defaultSubqueryStep: Int64 = 60_000
     /// Most points a range query may return per series (Prometheus: 11,000).
     public var maxPointsPerSeries = 11_000
-    /// Most samples one query may load (Prometheus' `--query.max-samples`).
-    public var maxSamples = 50_000_000
+    /// Most samples one query may load (Prometheus' `--query.max-samples` is 50 M; a twin shares its
+    /// host, so 5 M: 80 MB, a month of one series at 1 s).
+    public var maxSamples = 5_000_000
     /// How long a query may run, in milliseconds.
     public var timeout: Int64 = 120_000
 
@@ -98,11 +99,9 @@ final class Evaluation {
         var windows: [Int: (VectorSelector, Int64, Int64)] = [:]
         collectWindows(expr, from: start, to: end, into: &windows)
         for (id, (vs, from, to)) in windows {
-            let series = try engine.source.select(vs.matchers, from: from, to: to)
+            let series = try engine.source.select(vs.matchers, from: from, to: to, limit: engine.maxSamples - loaded)
             loaded += series.reduce(0) { $0 + $1.t.count }
-            guard loaded <= engine.maxSamples else {
-                throw PromQLError.execution("query processing would load too many samples into memory in query execution")
-            }
+            guard loaded <= engine.maxSamples else { throw PromQLError.execution(StoreSampleSource.tooMany) }
             data[id] = series
         }
         try checkDeadline()
@@ -261,6 +260,7 @@ final class Evaluation {
         var acc: [(Labels, [Int64], [Double])] = []
         var ts = first
         while ts <= hi {
+            try checkDeadline()
             switch try eval(sq.expr, at: ts) {
             case .scalar(let v):
                 if acc.isEmpty { acc.append((.empty, [], [])) }

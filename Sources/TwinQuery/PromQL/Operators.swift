@@ -84,9 +84,9 @@ extension Evaluation {
             case .stdvar: out.append(Sample(labels: g.labels, value: g.value / Double(g.count), t: t))
             case .quantile: out.append(Sample(labels: g.labels, value: PromFunctions.quantile(param, g.values), t: t))
             case .topk, .bottomk:
-                guard param.isFinite || param > 0 else { continue }
+                // k < 1 (or NaN) selects nothing; +Inf everything.
+                guard param >= 1 else { continue }
                 let k = param >= Double(Int.max) ? Int.max : Int(param)
-                guard k >= 1 else { continue }
                 let top = agg.op == .topk
                 // NaN sorts last either way, as in Prometheus' heaps.
                 let sorted = g.members.sorted { a, b in

@@ -374,13 +374,7 @@ public struct PromQLParser {
             grouping = try labelList()
             groupingGiven = true
         }
-        try expect("(", "aggregation")
-        var args: [Expr] = []
-        while !isOp(")") {
-            args.append(try parseExpr(minPrecedence: 0))
-            if isOp(",") { advance() } else if !isOp(")") { throw fail("unexpected \(describe(token)) in aggregation, expected \",\" or \")\"") }
-        }
-        advance()
+        let args = try arguments("aggregation")
         if !groupingGiven, isWord("by") || isWord("without") {
             without = isWord("without")
             advance()
@@ -398,16 +392,22 @@ public struct PromQLParser {
         return .aggregate(agg)
     }
 
-    private mutating func call(_ name: String, at pos: Int) throws -> Expr {
-        guard let sig = PromFunctions.signature(name) else { throw fail("unknown function with name \"\(name)\"", at: pos) }
-        advance()
-        try expect("(", "function call")
+    /// `( expr, expr, ... )` of a call or an aggregation.
+    private mutating func arguments(_ context: String) throws -> [Expr] {
+        try expect("(", context)
         var args: [Expr] = []
         while !isOp(")") {
             args.append(try parseExpr(minPrecedence: 0))
-            if isOp(",") { advance() } else if !isOp(")") { throw fail("unexpected \(describe(token)) in function call, expected \",\" or \")\"") }
+            if isOp(",") { advance() } else if !isOp(")") { throw fail("unexpected \(describe(token)) in \(context), expected \",\" or \")\"") }
         }
         advance()
+        return args
+    }
+
+    private mutating func call(_ name: String, at pos: Int) throws -> Expr {
+        guard let sig = PromFunctions.signature(name) else { throw fail("unknown function with name \"\(name)\"", at: pos) }
+        advance()
+        let args = try arguments("function call")
         let minArgs = sig.args.count - sig.optional
         let maxArgs = sig.variadic ? Int.max : sig.args.count
         guard args.count >= minArgs, args.count <= maxArgs else {

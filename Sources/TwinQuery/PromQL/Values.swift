@@ -19,8 +19,9 @@ public struct SeriesData: Sendable {
 /// Where the engine reads series from: the store, or anything else that can match labels.
 public protocol SampleSource: Sendable {
     /// Every series matching all `matchers`, with its samples in `[from, to]` (series without samples
-    /// there may be left out).
-    func select(_ matchers: [Matcher], from: Int64, to: Int64) throws -> [SeriesData]
+    /// there may be left out). Throws ``PromQLError/execution(_:)`` rather than load more than
+    /// `limit` samples.
+    func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int) throws -> [SeriesData]
 }
 
 /// One element of an instant vector: labels, value, and the sample's own timestamp (the evaluation
