@@ -15,6 +15,9 @@ public final class LiveTwin: Sendable {
         var current: (Int64, [MetricSample])?
         var prior: (Int64, [MetricSample])?
         var types: [String: MetricType] = [:]
+        /// Latest (tick, value) per series, kept once `/metrics` has been asked for (a scraper then
+        /// comes back); before that no per-tick work is spent on it.
+        var latest: [SeriesKey: (Int64, Double)]?
         var subscribers: [Int: AsyncStream<String>.Continuation] = [:]
         var nextSubscriber = 0
         var closed = false
@@ -32,6 +35,11 @@ public final class LiveTwin: Sendable {
             s.prior = s.current
             s.current = (tick, samples)
             for (k, v) in types where s.types[k] == nil { s.types[k] = v }
+            if s.latest != nil {
+                for x in samples { s.latest![x.key] = (tick, x.value) }
+                // Series gone for longer than the lookback (exited processes) leave, every 5 minutes.
+                if s.ticks % 300 == 0 { s.latest = s.latest!.filter { $0.value.0 >= tick - LiveTwin.stale } }
+            }
             if let host { s.host = host }
             s.health = health
             s.lastTick = tick
@@ -103,13 +111,23 @@ public final class LiveTwin: Sendable {
         return HostSummary(latest: latest, previous: map(prior))
     }
 
-    /// The latest samples of every series (series collected less often than every tick keep their
-    /// last value), for `/metrics`.
+    /// How long a series missing from the ticks stays in `/metrics` (Prometheus' lookback).
+    static let stale: Int64 = 5 * 60_000
+
+    /// The latest value of every series seen in the last 5 minutes, for `/metrics`. The first call
+    /// starts keeping them (until then only the last two ticks are known, so families collected less
+    /// often may be missing from the first answer).
     public func latestSamples() -> (time: Int64, samples: [MetricSample], types: [String: MetricType])? {
-        let (current, prior, types) = state.withLock { ($0.current, $0.prior, $0.types) }
-        guard let current else { return nil }
-        guard let prior else { return (current.0, current.1, types) }
-        let seen = Set(current.1.map(\.key))
-        return (current.0, current.1 + prior.1.filter { !seen.contains($0.key) }, types)
+        state.withLock { s in
+            guard let current = s.current else { return nil }
+            if s.latest == nil {
+                var seed: [SeriesKey: (Int64, Double)] = [:]
+                if let prior = s.prior { for x in prior.1 { seed[x.key] = (prior.0, x.value) } }
+                for x in current.1 { seed[x.key] = (current.0, x.value) }
+                s.latest = seed
+            }
+            let fresh = s.latest!.compactMap { $0.value.0 >= current.0 - Self.stale ? MetricSample($0.key, $0.value.1) : nil }
+            return (current.0, fresh, s.types)
+        }
     }
 }
