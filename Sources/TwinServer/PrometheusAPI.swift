@@ -49,7 +49,7 @@ extension TwinAPI {
         case .scalar(let t, let v): j.point(t, v)
         case .string(let t, let s):
             j.raw("[")
-            PromNumber.appendTimestamp(t, to: &j.out)
+            j.timestamp(t)
             j.raw(",")
             j.string(s)
             j.raw("]")

@@ -76,7 +76,7 @@ extension TwinAPI {
         j.raw(",\"rows\":")
         j.array(result.rows) { j, row in j.array(row) { j, v in j.attribute(v) } }
         j.raw("}")
-        return Self.json(j.out)
+        return Self.json(bytes: j.bytes)
     }
 
     /// `GET /api/v1/summary`: host facts and the summary of the latest tick (run only; bare JSON).

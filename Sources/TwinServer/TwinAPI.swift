@@ -129,9 +129,13 @@ public struct TwinAPI: Sendable {
     // MARK: Responses
 
     static func json(_ body: String, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        json(bytes: Array(body.utf8), status: status, headers: headers)
+    }
+
+    static func json(bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var h = headers
         h[.contentType] = "application/json"
-        return Response(status: status, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        return Response(status: status, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// `{"status":"success","data":<data>}`.
@@ -140,6 +144,6 @@ public struct TwinAPI: Sendable {
         j.raw("{\"status\":\"success\",\"data\":")
         data(&j)
         j.raw("}")
-        return json(j.out)
+        return json(bytes: j.bytes)
     }
 }

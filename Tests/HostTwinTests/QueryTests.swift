@@ -167,8 +167,5 @@ func storeWith(_ text: String) throws -> (TwinStore, String) {
         #expect(PromNumber.format(-2.5) == "-2.5")
         #expect(PromNumber.format(.infinity) == "+Inf" && PromNumber.format(-.infinity) == "-Inf" && PromNumber.format(.nan) == "NaN")
         #expect(PromNumber.format(77006557184) == "77006557184")
-        var s = ""
-        PromNumber.appendTimestamp(1_435_781_451_780, to: &s)
-        #expect(s == "1435781451.78")
     }
 }

@@ -64,6 +64,10 @@ import TwinServer
         #expect((first?["value"] as? [Any])?.last as? String == "20")
         #expect(((first?["value"] as? [Any])?.first as? NSNumber)?.int64Value == t + 100)
 
+        // Times print as seconds with the milliseconds' significant digits; scalars as [time, "value"].
+        let scalar = try #require(LoopbackHTTP.get(port: port, "/api/v1/query?query=time()&time=\(t + 100).250"))
+        #expect(scalar.body.contains("\"result\":[\(t + 100).25,\"\(t + 100).25\"]"), "\(scalar.body)")
+
         // Range query by form POST, as Grafana sends it.
         let post = try #require(LoopbackHTTP.request(port: port, method: "POST", path: "/api/v1/query_range", contentType: "application/x-www-form-urlencoded",
                                                     body: Self.form(["query": "rate(requests_total[1m])", "start": "\(t + 100)", "end": "\(t + 200)", "step": "50s"])))

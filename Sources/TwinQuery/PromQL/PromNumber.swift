@@ -38,19 +38,4 @@ public enum PromNumber {
         }
         return negative ? "-" + out : out
     }
-
-    /// A millisecond timestamp as the API's float seconds (`1435781451.781`), appended to `out`.
-    public static func appendTimestamp(_ ms: Int64, to out: inout String) {
-        let neg = ms < 0
-        let a = ms.magnitude
-        if neg { out += "-" }
-        out += String(a / 1000)
-        let frac = a % 1000
-        if frac != 0 {
-            var f = String(frac)
-            while f.count < 3 { f = "0" + f }
-            while f.hasSuffix("0") { f.removeLast() }
-            out += "." + f
-        }
-    }
 }
