@@ -34,7 +34,7 @@ extension TwinAPI {
         guard let step = try p.duration("step") else { throw APIError.badData("invalid parameter \"step\": cannot parse \"\" to a valid duration") }
         if end < start { throw APIError.badData("end timestamp must not be before start time") }
         if step <= 0 { throw APIError.badData("zero or negative query resolution step widths are not accepted. Try a positive integer") }
-        if (end - start) / step > 11_000 {
+        if end.subtractingReportingOverflow(start).overflow || (end - start) / step > 11_000 {
             throw APIError.badData("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
         }
         let expr = try parse(p)

@@ -159,6 +159,23 @@ func storeWith(_ text: String) throws -> (TwinStore, String) {
         #expect(parsed > 0)
     }
 
+    /// Offsets, ranges and `@` times at the ends of the time line give answers (mostly empty), not traps.
+    @Test func extremeTimesDoNotTrap() throws {
+        let (e, dir) = try engine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for q in ["temp offset 290000y", "temp offset -290000y", "temp @ 9000000000000000", "temp @ -9000000000000000",
+                  "rate(temp[290000y])", "rate(temp[290000y] offset -290000y)", "max_over_time(temp[290000y:100000y])",
+                  "max_over_time(temp[1m:1m] offset 290000y)", "temp[290000y] @ -9000000000000000", "timestamp(temp offset -290000y)"] {
+            let expr = try PromQLParser.parse(q)
+            _ = try? e.instant(expr, at: Self.t0)
+            _ = try? e.instant(expr, at: .max - 1)
+            if expr.type != .matrix {
+                _ = try? e.range(expr, start: Self.t0, end: Self.t0 + 600_000, step: 60_000)
+                _ = try? e.range(expr, start: 9_200_000_000_000_000, end: .max, step: 1_000_000_000_000_000)
+            }
+        }
+    }
+
     @Test func formatsNumbersAsPrometheus() {
         #expect(PromNumber.format(1) == "1")
         #expect(PromNumber.format(0.1) == "0.1")

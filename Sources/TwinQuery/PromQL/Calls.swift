@@ -14,11 +14,11 @@ extension Evaluation {
                 let constant = args.count == 1 || args.allSatisfy { if case .number = $0 { return true }; return $0.type == .matrix }
                 if constant, let fn = PromFunctions.rangeFunction(name),
                    let samples = gridValues(name, fn, vs, range: range, param: param, at: t) { return .vector(samples) }
-                let hi = effectiveTime(vs.at, t) - vs.offset
-                windows = rangeSelect(vs, range: range, at: t).map { ($0, hi - range, hi) }
+                let hi = effectiveTime(vs.at, t).minus(vs.offset)
+                windows = rangeSelect(vs, range: range, at: t).map { ($0, hi.minus(range), hi) }
             case .matrix(let vs, let range):
-                let hi = effectiveTime(vs.at, t) - vs.offset
-                windows = rangeSelect(vs, range: range, at: t).map { ($0, hi - range, hi) }
+                let hi = effectiveTime(vs.at, t).minus(vs.offset)
+                windows = rangeSelect(vs, range: range, at: t).map { ($0, hi.minus(range), hi) }
             case .subquery(let sq):
                 windows = try subquery(sq, at: t)
             default:

@@ -39,7 +39,7 @@ public struct PromQLEngine: Sendable {
     public func range(_ expr: Expr, start: Int64, end: Int64, step: Int64) throws -> QueryResult {
         guard end >= start else { throw PromQLError.badData("end timestamp must not be before start time") }
         guard step > 0 else { throw PromQLError.badData("zero or negative query resolution step widths are not accepted. Try a positive integer") }
-        guard (end - start) / step < Int64(maxPointsPerSeries) else {
+        guard end.minus(start) / step <= Int64(maxPointsPerSeries) else {
             throw PromQLError.badData("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
         }
         switch expr.type {
@@ -69,7 +69,9 @@ public struct PromQLEngine: Sendable {
             default: break
             }
             try ev.checkDeadline()
-            t += step
+            let (next, overflow) = t.addingReportingOverflow(step)
+            if overflow { break }
+            t = next
         }
         out.sort { Labels.promLess($0.labels, $1.labels) }
         return .matrix(out)
@@ -125,7 +127,7 @@ final class Evaluation {
     private func collectWindows(_ e: Expr, from: Int64, to: Int64, into w: inout [Int: (VectorSelector, Int64, Int64)]) {
         func add(_ vs: VectorSelector, _ range: Int64) {
             let a = vs.at == nil ? from : effectiveTime(vs.at, from), b = vs.at == nil ? to : effectiveTime(vs.at, to)
-            let lo = a - vs.offset - range, hi = b - vs.offset
+            let lo = a.minus(vs.offset).minus(range), hi = b.minus(vs.offset)
             if let old = w[vs.id] { w[vs.id] = (vs, min(old.1, lo), max(old.2, hi)) } else { w[vs.id] = (vs, lo, hi) }
         }
         switch e {
@@ -134,7 +136,7 @@ final class Evaluation {
         case .matrix(let vs, let range): add(vs, range)
         case .subquery(let sq):
             let a = sq.at == nil ? from : effectiveTime(sq.at, from), b = sq.at == nil ? to : effectiveTime(sq.at, to)
-            collectWindows(sq.expr, from: a - sq.offset - sq.range, to: b - sq.offset, into: &w)
+            collectWindows(sq.expr, from: a.minus(sq.offset).minus(sq.range), to: b.minus(sq.offset), into: &w)
         case .call(_, let args, _): for a in args { collectWindows(a, from: from, to: to, into: &w) }
         case .aggregate(let agg):
             collectWindows(agg.expr, from: from, to: to, into: &w)
@@ -194,8 +196,8 @@ final class Evaluation {
 
     /// The newest sample of each series in `[t - offset - lookback, t - offset]`.
     func instantSelect(_ vs: VectorSelector, at t: Int64) -> [Sample] {
-        let ref = effectiveTime(vs.at, t) - vs.offset
-        let lo = ref - engine.lookback
+        let ref = effectiveTime(vs.at, t).minus(vs.offset)
+        let lo = ref.minus(engine.lookback)
         var out: [Sample] = []
         for s in data[vs.id] ?? [] {
             let i = Self.upperBound(s.t, ref) - 1 // last index with t <= ref
@@ -207,8 +209,8 @@ final class Evaluation {
 
     /// Each series' samples in `[t - offset - range, t - offset]`.
     func rangeSelect(_ vs: VectorSelector, range: Int64, at t: Int64) -> [RangeSeries] {
-        let hi = effectiveTime(vs.at, t) - vs.offset
-        let lo = hi - range
+        let hi = effectiveTime(vs.at, t).minus(vs.offset)
+        let lo = hi.minus(range)
         var out: [RangeSeries] = []
         for s in data[vs.id] ?? [] {
             let a = Self.lowerBound(s.t, lo), b = Self.upperBound(s.t, hi)
@@ -235,7 +237,7 @@ final class Evaluation {
             let n = s.t.count
             for i in 0..<steps {
                 let ts = start + Int64(i) * step
-                let hi = effectiveTime(vs.at, ts) - vs.offset, lo = hi - range
+                let hi = effectiveTime(vs.at, ts).minus(vs.offset), lo = hi.minus(range)
                 if vs.at != nil { a = 0; b = 0 }
                 while a < n, s.t[a] < lo { a += 1 }
                 if b < a { b = a }
@@ -252,10 +254,10 @@ final class Evaluation {
     /// `[t - offset - range, t - offset]`, with the window bounds for extrapolation.
     func subquery(_ sq: Subquery, at t: Int64) throws -> [(series: RangeSeries, from: Int64, to: Int64)] {
         let step = sq.step > 0 ? sq.step : engine.defaultSubqueryStep
-        let hi = effectiveTime(sq.at, t) - sq.offset
-        let lo = hi - sq.range
+        let hi = effectiveTime(sq.at, t).minus(sq.offset)
+        let lo = hi.minus(sq.range)
         var first = (lo / step) * step
-        if first < lo { first += step }
+        if first < lo { first = first.plus(step) }
         var index: [Labels: Int] = [:]
         var acc: [(Labels, [Int64], [Double])] = []
         var ts = first
@@ -274,7 +276,9 @@ final class Evaluation {
                 }
             default: throw PromQLError.execution("subquery needs a scalar or an instant vector")
             }
-            ts += step
+            let (next, overflow) = ts.addingReportingOverflow(step)
+            if overflow { break }
+            ts = next
         }
         return acc.map { (RangeSeries(labels: $0.0, nameless: $0.0.droppingName, t: $0.1[...], v: $0.2[...]), lo, hi) }
     }
@@ -289,5 +293,20 @@ final class Evaluation {
         var lo = 0, hi = a.count
         while lo < hi { let m = (lo + hi) / 2; if a[m] <= x { lo = m + 1 } else { hi = m } }
         return lo
+    }
+}
+
+extension Int64 {
+    /// Subtraction that saturates at the ends instead of trapping: offsets, ranges and `@` times come
+    /// from the query text and may be absurd.
+    func minus(_ x: Int64) -> Int64 {
+        let (r, o) = subtractingReportingOverflow(x)
+        return o ? (x > 0 ? .min : .max) : r
+    }
+
+    /// Addition that saturates at the ends instead of trapping.
+    func plus(_ x: Int64) -> Int64 {
+        let (r, o) = addingReportingOverflow(x)
+        return o ? (x > 0 ? .max : .min) : r
     }
 }

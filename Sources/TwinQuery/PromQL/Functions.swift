@@ -153,8 +153,8 @@ public enum PromFunctions {
             var prev = first
             for x in v.dropFirst() { if x < prev { result += prev }; prev = x }
         }
-        var durationToStart = Double(firstT - rangeStart) / 1000
-        let durationToEnd = Double(rangeEnd - lastT) / 1000
+        var durationToStart = (Double(firstT) - Double(rangeStart)) / 1000
+        let durationToEnd = (Double(rangeEnd) - Double(lastT)) / 1000
         let sampledInterval = Double(lastT - firstT) / 1000
         let averageDurationBetweenSamples = sampledInterval / Double(v.count - 1)
         if counter && result > 0 && first >= 0 {
@@ -166,7 +166,7 @@ public enum PromFunctions {
         extrapolateToInterval += durationToStart < threshold ? durationToStart : averageDurationBetweenSamples / 2
         extrapolateToInterval += durationToEnd < threshold ? durationToEnd : averageDurationBetweenSamples / 2
         result *= extrapolateToInterval / sampledInterval
-        if rate { result /= Double(rangeEnd - rangeStart) / 1000 }
+        if rate { result /= (Double(rangeEnd) - Double(rangeStart)) / 1000 }
         return result
     }
 
