@@ -15,6 +15,7 @@ public final class LiveTwin: Sendable {
         var current: (Int64, [MetricSample])?
         var prior: (Int64, [MetricSample])?
         var types: [String: MetricType] = [:]
+        var currentTypes: [String: MetricType] = [:]
         /// Latest (tick, value) per series, kept once `/metrics` has been asked for (a scraper then
         /// comes back); before that no per-tick work is spent on it.
         var latest: [SeriesKey: (Int64, Double)]?
@@ -34,8 +35,10 @@ public final class LiveTwin: Sendable {
         let listeners = state.withLock { s in
             s.prior = s.current
             s.current = (tick, samples)
-            for (k, v) in types where s.types[k] == nil { s.types[k] = v }
+            s.currentTypes = types
             if s.latest != nil {
+                // Types matter to /metrics only: merged while someone scrapes.
+                for (k, v) in types where s.types[k] == nil { s.types[k] = v }
                 for x in samples { s.latest![x.key] = (tick, x.value) }
                 // Series gone for longer than the lookback (exited processes) leave, every 5 minutes.
                 if s.ticks % 300 == 0 { s.latest = s.latest!.filter { $0.value.0 >= tick - LiveTwin.stale } }
@@ -125,6 +128,7 @@ public final class LiveTwin: Sendable {
                 if let prior = s.prior { for x in prior.1 { seed[x.key] = (prior.0, x.value) } }
                 for x in current.1 { seed[x.key] = (current.0, x.value) }
                 s.latest = seed
+                for (k, v) in s.currentTypes where s.types[k] == nil { s.types[k] = v }
             }
             let fresh = s.latest!.compactMap { $0.value.0 >= current.0 - Self.stale ? MetricSample($0.key, $0.value.1) : nil }
             return (current.0, fresh, s.types)
