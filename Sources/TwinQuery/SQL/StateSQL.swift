@@ -34,9 +34,8 @@ public struct StateSQL {
         public var description: String { message }
     }
 
-    /// The views, one per entity kind.
-    public static let viewNames: [String] = ["processes", "listening_ports", "connections", "mounts", "filesystems", "interfaces",
-                                             "block_devices", "services", "packages", "users", "backups", "host"]
+    /// The views, one per entity kind (named as the kinds).
+    public static let viewNames: [String] = EntityKind.allCases.map(\.rawValue)
 
     let store: TwinStore
     let limits: Limits
@@ -54,8 +53,7 @@ public struct StateSQL {
         let db = try MemoryDatabase()
         // Materialize only the views the query names.
         let words = Set(sql.lowercased().split { !($0.isLetter || $0.isNumber || $0 == "_") }.map(String.init))
-        for name in Self.viewNames where words.contains(name) {
-            guard let kind = EntityKind(rawValue: name == "host" ? "host" : name) else { continue }
+        for kind in EntityKind.allCases where words.contains(kind.rawValue) {
             try materialize(kind, at: at, into: db)
         }
         return try db.query(sql, limits: limits)
