@@ -26,20 +26,28 @@ extension TwinStore {
                 let value = try body(db)
                 let sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
                 var read = LogRead()
-                for seg in LogSegment.list(dataDir) where seg.seq > sealed {
-                    guard FileManager.default.fileExists(atPath: seg.path) else { vanished = true; break }
-                    let scan: LogSegment.Scan
-                    do {
-                        scan = try LogSegment.scan(seg.path) { id, t, v in
-                            read.samples += 1
-                            if read.newest == nil || t > read.newest! { read.newest = t }
-                            if read.oldest == nil || t < read.oldest! { read.oldest = t }
-                            guard t >= from, t <= to, ids?.contains(id) ?? true else { return }
-                            read.byID[id, default: []].append((t, v))
+                try logTails.withLock { tails in
+                    tails = tails.filter { $0.key > sealed }
+                    for seg in LogSegment.list(dataDir) where seg.seq > sealed {
+                        var tail = tails[seg.seq] ?? LogTail()
+                        guard try tail.advance(seg.path) else { vanished = true; tails[seg.seq] = nil; return }
+                        tails[seg.seq] = tail
+                        read.samples += tail.samples
+                        read.segments += 1
+                        read.bytes += tail.fileBytes
+                        if let n = tail.newest, read.newest.map({ n > $0 }) ?? true { read.newest = n }
+                        if let o = tail.oldest, read.oldest.map({ o < $0 }) ?? true { read.oldest = o }
+                        func take(_ id: Int64, _ list: [(Int64, Double)]) {
+                            if list.first!.0 >= from && list.last!.0 <= to { read.byID[id, default: []] += list } else {
+                                read.byID[id, default: []] += list.lazy.filter { $0.0 >= from && $0.0 <= to }
+                            }
                         }
-                    } catch { vanished = true; break }
-                    read.segments += 1
-                    read.bytes += scan.fileBytes
+                        if let ids {
+                            for id in ids { if let list = tail.byID[id] { take(id, list) } }
+                        } else {
+                            for (id, list) in tail.byID { take(id, list) }
+                        }
+                    }
                 }
                 return (value, read)
             }

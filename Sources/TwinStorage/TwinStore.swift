@@ -21,6 +21,8 @@ public final class TwinStore: Sendable {
     let catalog = Mutex<[SeriesInfo]>([])
     /// Decoded chunks recently read (256 Ki samples, 4 MiB at most; empty until something queries).
     let chunkCache = Mutex(ChunkCache(capacity: 262_144))
+    /// What this reader has decoded of the unsealed log segments, by segment number.
+    let logTails = Mutex<[UInt64: LogTail]>([:])
 
     /// The database file inside a data directory.
     public static func databasePath(_ dataDir: String) -> String { dataDir + "/twin.db" }
