@@ -150,7 +150,12 @@ final class MemoryDatabase {
             case SQLITE_ATTACH, SQLITE_DETACH:
                 me.denied = "ATTACH and DETACH are not allowed: queries see the state views only"
             case SQLITE_INSERT, SQLITE_UPDATE, SQLITE_DELETE:
-                me.denied = "writing (\(action == SQLITE_INSERT ? "INSERT" : action == SQLITE_UPDATE ? "UPDATE" : "DELETE")) is not allowed: the state is read-only"
+                let table = arg1.map { String(cString: $0) } ?? ""
+                if table == "sqlite_master" || table == "sqlite_schema" || table == "sqlite_temp_master" {
+                    me.denied = "changing tables (CREATE, DROP, ALTER) is not allowed: the state is read-only"
+                } else {
+                    me.denied = "writing (\(action == SQLITE_INSERT ? "INSERT" : action == SQLITE_UPDATE ? "UPDATE" : "DELETE")) is not allowed: the state is read-only"
+                }
             case SQLITE_TRANSACTION, SQLITE_SAVEPOINT:
                 me.denied = "transactions are not allowed: each query runs alone, read-only"
             default:
