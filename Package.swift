@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "TwinCollectors", targets: ["TwinCollectors"]),
         .library(name: "TwinStorage", targets: ["TwinStorage"]),
         .library(name: "TwinQuery", targets: ["TwinQuery"]),
+        .library(name: "TwinAnalytics", targets: ["TwinAnalytics"]),
         .library(name: "TwinServer", targets: ["TwinServer"]),
     ],
     dependencies: [
@@ -45,6 +46,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "TwinAnalytics",
+            dependencies: ["TwinCore", "CZlib"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TwinServer",
             dependencies: [
                 "TwinCore", "TwinStorage", "TwinCollectors", "TwinQuery",
@@ -59,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "hosttwin",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinServer",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -69,7 +75,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HostTwinTests",
-            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinServer"],
+            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinServer"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

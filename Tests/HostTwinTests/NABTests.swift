@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+import TwinAnalytics
+
+/// The NAB scorer reproduces the published detectors' scores on the realAWSCloudwatch subset from
+/// their own per-row outputs (../shared/data/nab/SCOREBOARD.md).
+@Suite struct NABTests {
+    static let root: String? = Fixtures.sharedData.map { $0 + "/nab" }
+
+    /// Per-row scores of a detector from scorer_fixture/<name>_anomaly_scores.csv.gz, aligned to the corpus.
+    static func fixtureScores(_ name: String, corpus: NABCorpus, root: String) throws -> [[Double]] {
+        let text = String(decoding: try NABCorpus.gunzip(root + "/scorer_fixture/\(name)_anomaly_scores.csv.gz"), as: UTF8.self)
+        var byFile: [String: [Int64: Double]] = [:]
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: ",")
+            guard f.count == 3, let t = NABCorpus.parseTime(f[1]), let v = Double(f[2]) else { continue }
+            byFile[String(f[0]), default: [:]][t] = v
+        }
+        return try corpus.files.map { file in
+            let rows = try #require(byFile[file.name], "\(name) has no rows for \(file.name)")
+            return try file.timestamps.map { try #require(rows[$0], "\(name): no score for \(file.name) at \($0)") }
+        }
+    }
+
+    @Test(.enabled(if: root != nil, "needs ../shared/data/nab; absent here"))
+    func reproducesTheScoreboard() throws {
+        let root = try #require(Self.root)
+        let corpus = try NABCorpus.load(root: root, category: "realAWSCloudwatch")
+        #expect(corpus.files.count == 17 && corpus.windowCount == 30)
+        let expected: [String: [Double]] = [
+            "numenta": [73.42, 68.75, 76.72],
+            "ARTime": [69.92, 61.60, 75.50],
+            "windowedGaussian": [31.24, 4.92, 42.97],
+        ]
+        for (name, want) in expected {
+            let results = NABScorer.score(corpus, scores: try Self.fixtureScores(name, corpus: corpus, root: root))
+            for (r, w) in zip(results, want) {
+                #expect(abs(r.score - w) < 0.005, "\(name) \(r.profile): \(r.score) (threshold \(r.threshold)), published \(w)")
+            }
+        }
+        let null = NABScorer.score(corpus, scores: corpus.files.map { [Double](repeating: 0.5, count: $0.timestamps.count) })
+        #expect(null.allSatisfy { abs($0.score) < 1e-9 }, "\(null.map(\.score))")
+        // A perfect detector: only each window's first row.
+        let perfect = NABScorer.score(corpus, scores: corpus.files.map { f in
+            var s = [Double](repeating: 0, count: f.timestamps.count)
+            for w in f.windows { s[w.lowerBound] = 1 }
+            return s
+        })
+        #expect(perfect.allSatisfy { abs($0.score - 100) < 1e-9 }, "\(perfect.map(\.score))")
+    }
+
+    @Test func parsesNABTimes() {
+        #expect(NABCorpus.parseTime("2014-02-14 14:30:00") == 1_392_388_200)
+        #expect(NABCorpus.parseTime("2014-02-26 13:45:00.000000") == 1_393_422_300)
+        #expect(NABCorpus.parseTime("1970-01-01 00:00:00") == 0)
+        #expect(NABCorpus.parseTime("2014-13-01 00:00:00") == nil)
+        #expect(NABCorpus.parseTime("garbage") == nil)
+    }
+}
