@@ -57,3 +57,34 @@ import TwinAnalytics
         #expect(NABCorpus.parseTime("garbage") == nil)
     }
 }
+
+/// The streaming detector: bounded scores, warm-up, alerts on a break of the known range, one alert
+/// per event; and its NAB score at the fixed threshold does not regress.
+@Suite struct DetectorTests {
+    @Test func alertsOnceOnALevelShift() {
+        var d = NoveltyDetector()
+        var scores: [Double] = []
+        for i in 0..<400 { scores.append(d.score(10 + sin(Double(i) / 5))) }
+        #expect(scores.allSatisfy { $0 >= 0 && $0 <= 1 })
+        #expect(scores.allSatisfy { $0 < NoveltyDetector.alertThreshold }, "no alert on a steady wave")
+        var after: [Double] = []
+        for i in 0..<100 { after.append(d.score(30 + sin(Double(i) / 5))) }
+        let alerts = after.filter { $0 >= NoveltyDetector.alertThreshold }.count
+        #expect(alerts == 1 && after[0] >= NoveltyDetector.alertThreshold, "one alert, at the shift: \(alerts)")
+        var e = NoveltyDetector()
+        #expect((0..<150).map { e.score($0 == 100 ? 1e9 : 1) }.allSatisfy { $0 == 0 }, "silent during warm-up")
+        #expect(e.score(.nan) == 0 && e.score(.infinity) == 0)
+    }
+
+    @Test(.enabled(if: NABTests.root != nil, "needs ../shared/data/nab; absent here"))
+    func nabScoreAtTheFixedThreshold() throws {
+        let corpus = try NABCorpus.load(root: try #require(NABTests.root), category: "realAWSCloudwatch")
+        let scores = corpus.files.map { f -> [Double] in
+            var d = NoveltyDetector()
+            return f.values.map { d.score($0) }
+        }
+        let standard = NABScorer.normalise(NABScorer.raw(corpus, scores: scores, threshold: NoveltyDetector.alertThreshold, profile: .standard),
+                                           windows: corpus.windowCount, profile: .standard)
+        #expect(standard >= 65, "standard profile at the fixed threshold: \(standard)")
+    }
+}

@@ -1,0 +1,66 @@
+/// A streaming anomaly detector for one series: constant memory (a few numbers), O(1) work per
+/// sample, no training step; scores each sample in [0, 1] as it arrives, without look-ahead.
+public protocol StreamingDetector: Sendable {
+    /// The anomaly score of the next sample `x`.
+    mutating func score(_ x: Double) -> Double
+    /// Scores at or above this raise an alert (fixed in code, not tuned per series).
+    static var alertThreshold: Double { get }
+}
+
+/// Flags a sample when the series leaves the range it has covered so far, in any of three views: the
+/// value itself, its short exponentially weighted mean (level shifts), and its short exponentially
+/// weighted deviation (changes of variability). The score grows with how far beyond the known range
+/// (relative to the range's width) the sample falls; after an alert the detector stays quiet for
+/// `quietAfterAlert` samples, since one anomaly is one event.
+///
+/// This is the first detector of the analytics issue: on NAB's realAWSCloudwatch subset it scores
+/// below the published detectors (see BENCHMARKS.md); it is here so the streaming interface, `hosttwin
+/// detect` and `bench nab` exist and are measured.
+public struct NoveltyDetector: StreamingDetector {
+    public static let alertThreshold = 0.5
+
+    /// Samples seen before any alert may be raised.
+    public var warmUp = 150
+    /// Relative overshoot of the known range that raises an alert (score 0.5).
+    public var tolerance = 0.05
+    /// Samples kept quiet after an alert.
+    public var quietAfterAlert = 200
+    /// Weight of the newest sample in the short mean and deviation.
+    public var alpha = 0.3
+
+    private var seen = 0
+    private var sinceAlert = Int.max / 2
+    private var mean = 0.0
+    private var variance = 0.0
+    private var ranges = [Range](repeating: Range(), count: 3)
+
+    struct Range: Sendable {
+        var lo = Double.infinity
+        var hi = -Double.infinity
+        /// How far `x` lies outside, relative to the range's width; then widens the range to `x`.
+        mutating func overshoot(_ x: Double) -> Double {
+            defer { lo = Swift.min(lo, x); hi = Swift.max(hi, x) }
+            guard hi >= lo, x.isFinite else { return 0 }
+            let width = Swift.max(hi - lo, 1e-12)
+            return Swift.max(x - hi, lo - x, 0) / width
+        }
+    }
+
+    public init() {}
+
+    public mutating func score(_ x: Double) -> Double {
+        guard x.isFinite else { return 0 }
+        if seen == 0 { mean = x }
+        let d = x - mean
+        mean += alpha * d
+        variance = (1 - alpha) * (variance + alpha * d * d)
+        let over = Swift.max(ranges[0].overshoot(x), ranges[1].overshoot(mean), ranges[2].overshoot(variance.squareRoot()))
+        seen += 1
+        sinceAlert += 1
+        guard seen > warmUp, over > 0, sinceAlert > quietAfterAlert else { return 0 }
+        // Half the score at `tolerance` (the alert threshold), all of it at twice that.
+        let s = Swift.min(1, 0.5 * over / tolerance)
+        if s >= Self.alertThreshold { sinceAlert = 0 }
+        return s
+    }
+}
