@@ -7,9 +7,10 @@ public protocol StreamingDetector: Sendable {
     static var alertThreshold: Double { get }
 }
 
-/// Flags a sample when the series leaves the range it has covered so far, in any of three views: the
-/// value itself, its short exponentially weighted mean (level shifts), and its short exponentially
-/// weighted deviation (changes of variability). The score grows with how far beyond the known range
+/// Flags a sample when the series leaves the range it has covered so far, in any of four views: the
+/// value itself, its short exponentially weighted mean (bursts), its short exponentially weighted
+/// deviation (changes of variability), and a slow exponentially weighted mean (level shifts too small
+/// or too late to leave the range of single values). The score grows with how far beyond the known range
 /// (relative to the range's width) the sample falls; after an alert the detector stays quiet for
 /// `quietAfterAlert` samples, since one anomaly is one event.
 ///
@@ -27,12 +28,15 @@ public struct NoveltyDetector: StreamingDetector {
     public var quietAfterAlert = 200
     /// Weight of the newest sample in the short mean and deviation.
     public var alpha = 0.3
+    /// Weight of the newest sample in the slow mean.
+    public var slowAlpha = 0.05
 
     private var seen = 0
     private var sinceAlert = Int.max / 2
     private var mean = 0.0
     private var variance = 0.0
-    private var ranges = [Range](repeating: Range(), count: 3)
+    private var slowMean = 0.0
+    private var ranges = [Range](repeating: Range(), count: 4)
 
     struct Range: Sendable {
         var lo = Double.infinity
@@ -50,11 +54,14 @@ public struct NoveltyDetector: StreamingDetector {
 
     public mutating func score(_ x: Double) -> Double {
         guard x.isFinite else { return 0 }
-        if seen == 0 { mean = x }
+        if seen == 0 { mean = x; slowMean = x }
         let d = x - mean
         mean += alpha * d
         variance = (1 - alpha) * (variance + alpha * d * d)
-        let over = Swift.max(ranges[0].overshoot(x), ranges[1].overshoot(mean), ranges[2].overshoot(variance.squareRoot()))
+        slowMean += slowAlpha * (x - slowMean)
+        // The slow mean's range is learnt during warm-up but judged after it (it starts at the first value).
+        let slow = ranges[3].overshoot(slowMean)
+        let over = Swift.max(ranges[0].overshoot(x), ranges[1].overshoot(mean), ranges[2].overshoot(variance.squareRoot()), slow)
         seen += 1
         sinceAlert += 1
         guard seen > warmUp, over > 0, sinceAlert > quietAfterAlert else { return 0 }
