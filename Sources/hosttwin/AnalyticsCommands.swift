@@ -79,3 +79,105 @@ struct BenchNAB: ParsableCommand {
         print(String(format: "  cost: %.1f ns per sample", nanosPerSample))
     }
 }
+
+/// `hosttwin forecast --csv FILE --train-rows N --horizon STEPS`: the forecaster on a CSV.
+struct ForecastCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forecast",
+        abstract: "Forecast a timestamp,value CSV: fit on the first N rows, write the next STEPS steps with 80 % and 95 % intervals.",
+        discussion: "Writes `timestamp,forecast,lo80,hi80,lo95,hi95`. The model (seasonal naive, robust linear trend, Holt / Holt-Winters with damped trend and daily seasonality when two days of history exist) is chosen automatically on the rows' own recent history; the chosen model goes to standard error."
+    )
+    @Option(help: ArgumentHelp("The CSV (NAB's timestamp,value format).", valueName: "FILE")) var csv: String
+    @Option(help: ArgumentHelp("Rows to fit on (default: all).", valueName: "N")) var trainRows: Int?
+    @Option(help: ArgumentHelp("Steps to forecast.", valueName: "STEPS")) var horizon: Int
+
+    func run() throws {
+        let rows: (t: [Int64], v: [Double])
+        do { rows = try NABCorpus.readCSV(csv) } catch { throw CLIError("\(error)") }
+        let n = trainRows ?? rows.t.count
+        guard n >= 3, n <= rows.t.count else { throw CLIError("--train-rows must be between 3 and the file's \(rows.t.count) rows") }
+        guard horizon > 0, horizon <= 1_000_000 else { throw CLIError("--horizon must be 1 to 1,000,000 steps") }
+        let step = Forecasting.step(rows.t[..<n])
+        let (model, points) = Forecaster.forecast(Array(rows.v[..<n]), horizon: horizon, period: Forecasting.dailyPeriod(step: step))
+        FileHandle.standardError.write(Data("model: \(model)\n".utf8))
+        var out = "timestamp,forecast,lo80,hi80,lo95,hi95\n"
+        let fmt = Forecasting.timeFormatter()
+        for (h, p) in points.enumerated() {
+            let t = rows.t[n - 1] + step * Int64(h + 1)
+            out += "\(fmt.string(from: Date(timeIntervalSince1970: Double(t)))),\(p.mean),\(p.lo80),\(p.hi80),\(p.lo95),\(p.hi95)\n"
+        }
+        FileHandle.standardOutput.write(Data(out.utf8))
+    }
+}
+
+/// `hosttwin bench forecast`: rolling-origin evaluation, 24 h ahead, on NAB's 5-minute AWS series.
+struct BenchForecast: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forecast",
+        abstract: "Forecast accuracy (MASE, sMAPE), 24 h ahead from rolling origins, on NAB's realAWSCloudwatch series; HostTwin beside seasonal naive.",
+        discussion: "Origins: the last --origins days of each file, one forecast of a day (288 steps at 5 minutes) from each. MASE is scaled by the in-sample daily seasonal naive error of the training part."
+    )
+    @Option(help: ArgumentHelp("NAB folder (data/, labels/).", valueName: "DIR")) var nab = "../shared/data/nab"
+    @Option(help: "Forecast origins per series (one per day, counted back from the end).") var origins = 3
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let corpus: NABCorpus
+        do { corpus = try NABCorpus.load(root: nab, category: "realAWSCloudwatch") } catch { throw CLIError("\(error) (pass --nab DIR)") }
+        struct Row: Encodable { var series: String; var model: String; var mase: Double; var smape: Double; var naiveMase: Double; var naiveSmape: Double }
+        var rows: [Row] = []
+        for f in corpus.files {
+            let step = Forecasting.step(f.timestamps[...])
+            let m = Forecasting.dailyPeriod(step: step)
+            var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0
+            var model = ""
+            for k in (1...origins).reversed() {
+                let origin = f.values.count - k * m
+                guard origin > 2 * m else { continue }
+                let train = Array(f.values[..<origin]), actual = Array(f.values[origin..<min(origin + m, f.values.count)])
+                let (chosen, points) = Forecaster.forecast(train, horizon: actual.count, period: m)
+                model = chosen.description
+                let naive = (0..<actual.count).map { train[train.count - m + ($0 % m)] }
+                mase += ForecastAccuracy.mase(actual: actual, forecast: points.map(\.mean), training: train, period: m)
+                smape += ForecastAccuracy.smape(actual: actual, forecast: points.map(\.mean))
+                nMase += ForecastAccuracy.mase(actual: actual, forecast: naive, training: train, period: m)
+                nSmape += ForecastAccuracy.smape(actual: actual, forecast: naive)
+                count += 1
+            }
+            guard count > 0 else { continue }
+            let c = Double(count)
+            rows.append(Row(series: f.name, model: model, mase: mase / c, smape: smape / c, naiveMase: nMase / c, naiveSmape: nSmape / c))
+        }
+        let mean = { (k: KeyPath<Row, Double>) in rows.reduce(0) { $0 + $1[keyPath: k] } / Double(max(rows.count, 1)) }
+        if json {
+            struct Out: Encodable { var series: [Row]; var meanMase: Double; var meanSmape: Double; var naiveMeanMase: Double; var naiveMeanSmape: Double }
+            try printJSON(Out(series: rows, meanMase: mean(\.mase), meanSmape: mean(\.smape), naiveMeanMase: mean(\.naiveMase), naiveMeanSmape: mean(\.naiveSmape)))
+            return
+        }
+        printTable(["SERIES", "MASE", "sMAPE", "NAIVE MASE", "NAIVE sMAPE", "MODEL (last origin)"], rows.map {
+            [String($0.series.split(separator: "/").last ?? ""), String(format: "%.3f", $0.mase), String(format: "%.1f", $0.smape),
+             String(format: "%.3f", $0.naiveMase), String(format: "%.1f", $0.naiveSmape), $0.model]
+        })
+        print(String(format: "mean MASE %.3f (seasonal naive %.3f), mean sMAPE %.1f (seasonal naive %.1f)", mean(\.mase), mean(\.naiveMase), mean(\.smape), mean(\.naiveSmape)))
+    }
+}
+
+/// Helpers shared by the forecast commands.
+enum Forecasting {
+    /// The median spacing of timestamps (seconds), at least 1.
+    static func step(_ t: ArraySlice<Int64>) -> Int64 {
+        guard t.count > 1 else { return 1 }
+        let d = zip(t.dropFirst(), t).map { $0 - $1 }.sorted()
+        return max(1, d[d.count / 2])
+    }
+
+    /// Steps in a day at `step` seconds.
+    static func dailyPeriod(step: Int64) -> Int { Int(86_400 / max(step, 1)) }
+
+    static func timeFormatter() -> ISO8601DateFormatter {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withFullDate, .withSpaceBetweenDateAndTime, .withTime, .withColonSeparatorInTime]
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f
+    }
+}

@@ -6,7 +6,7 @@ import TwinServer
 import TwinStorage
 
 struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks (build with -c release).", subcommands: [BenchCollect.self, BenchStorage.self, BenchQuery.self, BenchNAB.self])
+    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks (build with -c release).", subcommands: [BenchCollect.self, BenchStorage.self, BenchQuery.self, BenchNAB.self, BenchForecast.self])
 }
 
 /// `hosttwin bench collect`: CPU per tick of the default collectors and of the store commit, RSS of the
