@@ -47,13 +47,13 @@ let package = Package(
         ),
         .target(
             name: "TwinAnalytics",
-            dependencies: ["TwinCore", "CZlib"],
+            dependencies: ["TwinCore", "TwinQuery", "CZlib"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "TwinServer",
             dependencies: [
-                "TwinCore", "TwinStorage", "TwinCollectors", "TwinQuery",
+                "TwinCore", "TwinStorage", "TwinCollectors", "TwinQuery", "TwinAnalytics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

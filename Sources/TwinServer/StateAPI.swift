@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import TwinAnalytics
 import TwinCore
 import TwinQuery
 import TwinStorage
@@ -112,4 +113,28 @@ struct HealthResponse: Encodable {
 struct SummaryResponse: Encodable {
     var host: [String: AttributeValue]
     var summary: HostSummary
+}
+
+extension TwinAPI {
+    /// `GET /api/v1/twin/forecast?query=EXPR&horizon=24h&history=7d&below=X`: each series of the expression
+    /// forecast ahead with 80/95 % intervals, and when it reaches `below` if given.
+    func forecast(_ p: Params) throws -> Response {
+        let expr: Expr
+        do { expr = try PromQLParser.parse(p["query"] ?? "") } catch { throw APIError.from(error, parameter: "query") }
+        let horizon = try p.duration("horizon") ?? 86_400_000, history = try p.duration("history") ?? 7 * 86_400_000
+        guard horizon > 0, horizon <= 366 * 86_400_000, history > 0, history <= 366 * 86_400_000 else {
+            throw APIError.badData("horizon and history must be between 1 ms and a year")
+        }
+        var below: Double?
+        if let b = p["below"] { guard let v = Double(b), v.isFinite else { throw APIError.badData("invalid parameter \"below\": not a number") }; below = v }
+        let forecasts = try QueryForecaster.forecast(engine: engine, expr: expr, now: TwinTime.nowMillis(), history: history, horizon: horizon, exhaustionBelow: below)
+        let data = String(decoding: try Self.forecastEncoder.encode(forecasts.map(SeriesForecastJSON.init)), as: UTF8.self)
+        return Self.success { $0.raw(data) }
+    }
+
+    private static let forecastEncoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
 }

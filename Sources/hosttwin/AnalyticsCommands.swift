@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import TwinAnalytics
+import TwinCore
+import TwinQuery
 
 /// `hosttwin detect FILE.csv`: the streaming anomaly detector over a `timestamp,value` CSV, row by row.
 struct DetectCommand: ParsableCommand {
@@ -80,25 +82,64 @@ struct BenchNAB: ParsableCommand {
     }
 }
 
-/// `hosttwin forecast --csv FILE --train-rows N --horizon STEPS`: the forecaster on a CSV.
+/// `hosttwin forecast`: where series are heading — a PromQL expression over the store, or a CSV.
 struct ForecastCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forecast",
-        abstract: "Forecast a timestamp,value CSV: fit on the first N rows, write the next STEPS steps with 80 % and 95 % intervals.",
-        discussion: "Writes `timestamp,forecast,lo80,hi80,lo95,hi95`. The model (seasonal naive, robust linear trend, Holt / Holt-Winters with damped trend and daily seasonality when two days of history exist) is chosen automatically on the rows' own recent history; the chosen model goes to standard error."
+        abstract: "Forecast stored series (a PromQL expression) or a timestamp,value CSV, with 80 % and 95 % intervals.",
+        discussion: """
+        hosttwin forecast EXPR --horizon 24h [--history 7d] [--below X]: the expression is read over --history (about \
+        2,000 points; rollup tiers serve long histories), each series forecast --horizon ahead; --below X adds when \
+        the series is expected to fall to X (expected, earliest and latest of the 95 % band, or "not within horizon").
+
+        hosttwin forecast --csv FILE [--train-rows N] --horizon STEPS: fits on the first N rows and writes \
+        `timestamp,forecast,lo80,hi80,lo95,hi95` for the next STEPS steps.
+
+        The model (seasonal naive, robust linear trend, Holt / Holt-Winters with damped trend and daily seasonality \
+        when two days of history exist) is chosen automatically on each series' own recent history.
+        """
     )
-    @Option(help: ArgumentHelp("The CSV (NAB's timestamp,value format).", valueName: "FILE")) var csv: String
-    @Option(help: ArgumentHelp("Rows to fit on (default: all).", valueName: "N")) var trainRows: Int?
-    @Option(help: ArgumentHelp("Steps to forecast.", valueName: "STEPS")) var horizon: Int
+    @Argument(help: ArgumentHelp("A PromQL expression (not with --csv).", valueName: "EXPR")) var expr: String?
+    @Option(help: ArgumentHelp("A CSV to forecast instead of stored series.", valueName: "FILE")) var csv: String?
+    @Option(help: ArgumentHelp("Rows of the CSV to fit on (default: all).", valueName: "N")) var trainRows: Int?
+    @Option(help: ArgumentHelp("How far ahead: a duration for EXPR (24h), a number of steps for --csv.", valueName: "HORIZON")) var horizon: String
+    @Option(help: ArgumentHelp("History to fit on (EXPR only).", valueName: "DURATION")) var history = "7d"
+    @Option(help: ArgumentHelp("Report when each series falls to this value (EXPR only).", valueName: "X")) var below: Double?
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
+        if let csv { try forecastCSV(csv); return }
+        guard let expr else { throw CLIError("give a PromQL expression, or --csv FILE") }
+        let parsed: Expr
+        do { parsed = try PromQLParser.parse(expr) } catch { throw CLIError("\(error)") }
+        let engine = PromQLEngine(source: StoreSampleSource(store: try store.openForReading()))
+        let forecasts: [SeriesForecast]
+        do {
+            forecasts = try QueryForecaster.forecast(engine: engine, expr: parsed, now: TwinTime.nowMillis(), history: try TwinTime.parseDuration(history),
+                                                     horizon: try TwinTime.parseDuration(horizon), exhaustionBelow: below)
+        } catch let e as PromQLError { throw CLIError("\(e)") } catch let e as TwinError { throw CLIError("\(e)") }
+        if output.json { try printJSON(forecasts.map(SeriesForecastJSON.init)); return }
+        if forecasts.isEmpty { print("(no series: nothing stored for \(expr) in the last \(history))") }
+        for f in forecasts {
+            print("\(QueryCommand.name(f.labels))  now \(PromNumber.format(f.last.value))  model: \(f.model)")
+            for i in Forecasting.milestones(f.points.count) {
+                let p = f.points[i]
+                print("  \(TwinTime.rfc3339(f.last.t + f.step * Int64(i + 1)))  \(PromNumber.format(p.mean))  80 % [\(PromNumber.format(p.lo80)), \(PromNumber.format(p.hi80))]  95 % [\(PromNumber.format(p.lo95)), \(PromNumber.format(p.hi95))]")
+            }
+            if let e = f.exhaustion { print("  reaches \(PromNumber.format(e.threshold)): \(Forecasting.describe(e, now: f.last.t))") }
+        }
+    }
+
+    private func forecastCSV(_ path: String) throws {
+        guard expr == nil else { throw CLIError("give either EXPR or --csv, not both") }
+        guard let steps = Int(horizon), steps > 0, steps <= 1_000_000 else { throw CLIError("with --csv, --horizon is a number of steps (1 to 1,000,000)") }
         let rows: (t: [Int64], v: [Double])
-        do { rows = try NABCorpus.readCSV(csv) } catch { throw CLIError("\(error)") }
+        do { rows = try NABCorpus.readCSV(path) } catch { throw CLIError("\(error)") }
         let n = trainRows ?? rows.t.count
         guard n >= 3, n <= rows.t.count else { throw CLIError("--train-rows must be between 3 and the file's \(rows.t.count) rows") }
-        guard horizon > 0, horizon <= 1_000_000 else { throw CLIError("--horizon must be 1 to 1,000,000 steps") }
         let step = Forecasting.step(rows.t[..<n])
-        let (model, points) = Forecaster.forecast(Array(rows.v[..<n]), horizon: horizon, period: Forecasting.dailyPeriod(step: step))
+        let (model, points) = Forecaster.forecast(Array(rows.v[..<n]), horizon: steps, period: Forecasting.dailyPeriod(step: step))
         FileHandle.standardError.write(Data("model: \(model)\n".utf8))
         var out = "timestamp,forecast,lo80,hi80,lo95,hi95\n"
         let fmt = Forecasting.timeFormatter()
@@ -107,6 +148,49 @@ struct ForecastCommand: ParsableCommand {
             out += "\(fmt.string(from: Date(timeIntervalSince1970: Double(t)))),\(p.mean),\(p.lo80),\(p.hi80),\(p.lo95),\(p.hi95)\n"
         }
         FileHandle.standardOutput.write(Data(out.utf8))
+    }
+}
+
+/// `hosttwin capacity`: time to exhaustion of every filesystem (space and inodes) and of memory.
+struct CapacityCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "capacity",
+        abstract: "When each filesystem (space, inodes) and memory is expected to run out, from forecasts of the stored history.",
+        discussion: "Reads node_filesystem_avail_bytes, node_filesystem_files_free (real filesystems) and node_memory_MemAvailable_bytes over --history, forecasts --horizon ahead and reports when each reaches 0: expected, and the earliest and latest of the 95 % band; `not within HORIZON` otherwise."
+    )
+    @Option(help: ArgumentHelp("History to fit on.", valueName: "DURATION")) var history = "7d"
+    @Option(help: ArgumentHelp("How far ahead to look.", valueName: "DURATION")) var horizon = "7d"
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    static let resources: [(String, String)] = [
+        ("filesystem space", #"node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|proc|sysfs|cgroup2?|autofs"}"#),
+        ("filesystem inodes", #"node_filesystem_files_free{fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|proc|sysfs|cgroup2?|autofs"}"#),
+        ("memory", "node_memory_MemAvailable_bytes"),
+    ]
+
+    func run() throws {
+        let engine = PromQLEngine(source: StoreSampleSource(store: try store.openForReading()))
+        let h = try TwinTime.parseDuration(history), z = try TwinTime.parseDuration(horizon)
+        var rows: [(String, SeriesForecast)] = []
+        for (name, q) in Self.resources {
+            do {
+                for f in try QueryForecaster.forecast(engine: engine, expr: try PromQLParser.parse(q), now: TwinTime.nowMillis(), history: h, horizon: z, exhaustionBelow: 0) {
+                    rows.append((name, f))
+                }
+            } catch let e as PromQLError { throw CLIError("\(e)") }
+        }
+        if output.json {
+            struct Row: Encodable { var resource: String; var forecast: SeriesForecastJSON }
+            try printJSON(rows.map { Row(resource: $0.0, forecast: SeriesForecastJSON($0.1)) })
+            return
+        }
+        if rows.isEmpty { print("(nothing stored in the last \(history): run `hosttwin run` first)"); return }
+        printTable(["RESOURCE", "OF", "NOW", "RUNS OUT", "MODEL"], rows.map { name, f in
+            let of = f.labels["mountpoint"] ?? f.labels["device"] ?? "host"
+            let runsOut = f.exhaustion.map { Forecasting.describe($0, now: f.last.t) } ?? "-"
+            return [name, of, PromNumber.format(f.last.value), runsOut == "not within horizon" ? "not within \(horizon)" : runsOut, f.model]
+        })
     }
 }
 
@@ -164,6 +248,20 @@ struct BenchForecast: ParsableCommand {
 
 /// Helpers shared by the forecast commands.
 enum Forecasting {
+    /// A few indices to print of `n` forecast steps: about every eighth, and the last.
+    static func milestones(_ n: Int) -> [Int] {
+        guard n > 0 else { return [] }
+        let every = max(1, n / 8)
+        return Array(Set(stride(from: every - 1, to: n, by: every)).union([n - 1])).sorted()
+    }
+
+    /// "in 3h 20m (2026-11-30T04:00:00Z; 95 %: 1h 10m to 9h)" or "not within horizon".
+    static func describe(_ e: Exhaustion, now: Int64) -> String {
+        guard let expected = e.expected ?? e.earliest else { return "not within horizon" }
+        let range = "95 %: \(e.earliest.map { formatDuration($0 - now) } ?? "-") to \(e.latest.map { formatDuration($0 - now) } ?? "beyond the horizon")"
+        return "\(e.expected == nil ? "possibly " : "")in \(formatDuration(expected - now)) (\(TwinTime.rfc3339(expected)); \(range))"
+    }
+
     /// The median spacing of timestamps (seconds), at least 1.
     static func step(_ t: ArraySlice<Int64>) -> Int64 {
         guard t.count > 1 else { return 1 }

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import TwinAnalytics
+import TwinCore
+import TwinQuery
 
 /// The forecaster on series whose future is known, and the accuracy measures on hand-computed cases.
 @Suite struct ForecastTests {
@@ -41,5 +43,36 @@ import TwinAnalytics
         let expected: Double = 200.0 * 50.0 / 150.0 / 2.0
         #expect(ForecastAccuracy.smape(actual: [100, 0], forecast: [50, 0]) == expected)
         #expect(ForecastAccuracy.mase(actual: [1], forecast: [1], training: [3, 3, 3], period: 1).isNaN)
+    }
+}
+
+/// Forecasts of stored series through PromQL: a draining filesystem's time to exhaustion.
+@Suite struct QueryForecastTests {
+    @Test func predictsWhenAFilesystemFills() throws {
+        let t0: Int64 = 1_700_000_000_000
+        var lines: [String] = []
+        for i in 0...120 {
+            let t = t0 + Int64(i) * 60_000
+            lines.append("avail_bytes{mountpoint=\"/\"} \(10_000 - 10 * i) \(t)")
+            lines.append("avail_bytes{mountpoint=\"/data\"} 5000 \(t)")
+        }
+        let (store, dir) = try storeWith(lines.joined(separator: "\n") + "\n")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let engine = PromQLEngine(source: StoreSampleSource(store: store))
+        let end = t0 + 120 * 60_000
+        let forecasts = try QueryForecaster.forecast(engine: engine, expr: try PromQLParser.parse("avail_bytes"), now: end,
+                                                     history: 2 * 3_600_000, horizon: 86_400_000, exhaustionBelow: 0)
+        #expect(forecasts.count == 2)
+        let root = try #require(forecasts.first { $0.labels["mountpoint"] == "/" })
+        // 8,800 left, 10 a minute: empty 880 minutes after the last sample.
+        let expected = try #require(root.exhaustion?.expected, "\(root.model)")
+        #expect(abs(expected - (end + 880 * 60_000)) <= 2 * root.step, "expected \(TwinTime.rfc3339(expected)) with \(root.model)")
+        let e = try #require(root.exhaustion)
+        #expect((e.earliest ?? .max) <= expected && expected <= (e.latest ?? .max))
+        let flat = try #require(forecasts.first { $0.labels["mountpoint"] == "/data" })
+        #expect(flat.exhaustion?.expected == nil, "a flat filesystem does not fill")
+        // The JSON form carries the times.
+        let json = String(decoding: try JSONEncoder().encode(SeriesForecastJSON(root)), as: UTF8.self)
+        #expect(json.contains("\"exhaustion\"") && json.contains(TwinTime.rfc3339(expected)))
     }
 }

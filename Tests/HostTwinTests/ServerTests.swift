@@ -131,7 +131,13 @@ import TwinServer
             let (s, b) = sql(query)
             #expect(s == code && b["errorType"] as? String == type, "\(query): \(s) \(b)")
         }
-        let ok = sql("select count(*) as n from processes")
+        // Forecasts: the data here is years old, so nothing is in the last week; bad parameters are refused.
+        (status, body) = Self.get(port, "/api/v1/twin/forecast?query=temp&horizon=1h")
+        #expect(status == 200 && (body["data"] as? [Any])?.isEmpty == true)
+        expectError("/api/v1/twin/forecast?query=temp%7B&horizon=1h", 400, "bad_data", "parse error")
+        expectError("/api/v1/twin/forecast?query=temp&horizon=1h&below=x", 400, "bad_data", "below")
+        expectError("/api/v1/twin/forecast?query=temp&horizon=-5", 400, "bad_data", "horizon")
+                let ok = sql("select count(*) as n from processes")
         #expect(ok.0 == 200 && ok.1["columns"] as? [String] == ["n"])
 
         // Nothing above changed the store or the server.

@@ -1,0 +1,87 @@
+import TwinCore
+import TwinQuery
+
+/// When a forecast crosses a threshold (a resource running out): expected from the point forecast,
+/// earliest from the lower 95 % bound, latest from the upper one; nil = not within the horizon.
+public struct Exhaustion: Sendable {
+    public var threshold: Double
+    public var expected: Int64?
+    public var earliest: Int64?
+    public var latest: Int64?
+}
+
+/// The forecast of one series of a PromQL expression.
+public struct SeriesForecast: Sendable {
+    public var labels: Labels
+    public var model: String
+    /// The last observed value and its time.
+    public var last: (t: Int64, value: Double)
+    public var step: Int64
+    /// Forecast points at `last.t + step`, `last.t + 2 step`, ...
+    public var points: [ForecastPoint]
+    /// Set when a threshold was given and the series falls towards it.
+    public var exhaustion: Exhaustion?
+}
+
+/// Forecasts of PromQL expressions over the store: the expression is evaluated over the history as a
+/// range query (rollup tiers serve long histories), each series is forecast with ``Forecaster``.
+public enum QueryForecaster {
+    /// The step a history is read at: about 2,000 points, whole minutes, at least one minute.
+    public static func step(history: Int64) -> Int64 { max(60_000, history / 2000 / 60_000 * 60_000) }
+
+    public static func forecast(engine: PromQLEngine, expr: Expr, now: Int64, history: Int64, horizon: Int64,
+                                exhaustionBelow threshold: Double? = nil) throws -> [SeriesForecast] {
+        guard history > 0, horizon > 0 else { throw PromQLError.badData("history and horizon must be positive") }
+        let step = Self.step(history: history)
+        let end = now / step * step
+        guard case .matrix(let series) = try engine.range(expr, start: end - history, end: end, step: step) else { return [] }
+        let steps = Int(min(horizon / step, 100_000))
+        guard steps > 0 else { throw PromQLError.badData("horizon shorter than the step (\(step / 1000) s)") }
+        // A daily season once two days are there (the forecaster checks the length again).
+        let period = Int(86_400_000 / step)
+        return series.compactMap { s -> SeriesForecast? in
+            guard let last = s.points.last else { return nil }
+            let (model, points) = Forecaster.forecast(s.points.map(\.1), horizon: steps, period: period)
+            var out = SeriesForecast(labels: s.labels, model: model.description, last: (last.0, last.1), step: step, points: points)
+            if let threshold, last.1 > threshold {
+                func firstBelow(_ value: (ForecastPoint) -> Double) -> Int64? {
+                    points.firstIndex { value($0) <= threshold }.map { last.0 + step * Int64($0 + 1) }
+                }
+                out.exhaustion = Exhaustion(threshold: threshold, expected: firstBelow(\.mean), earliest: firstBelow(\.lo95), latest: firstBelow(\.hi95))
+            }
+            return out
+        }
+    }
+}
+
+/// The JSON form of a ``SeriesForecast`` (CLI `forecast --json`, `capacity --json`, `/api/v1/twin/forecast`):
+/// times RFC 3339, points `[time, mean, lo80, hi80, lo95, hi95]`.
+public struct SeriesForecastJSON: Encodable {
+    public struct Exhaustion: Encodable {
+        var threshold: Double
+        var expected: String?
+        var earliest: String?
+        var latest: String?
+    }
+    var metric: [String: String]
+    var model: String
+    var stepSeconds: Double
+    var last: Double
+    var lastTime: String
+    var points: [[String]]
+    var exhaustion: Exhaustion?
+    enum CodingKeys: String, CodingKey { case metric, model, stepSeconds = "step_seconds", last, lastTime = "last_time", points, exhaustion }
+
+    public init(_ f: SeriesForecast) {
+        metric = Dictionary(uniqueKeysWithValues: f.labels.pairs.map { ($0.name, $0.value) })
+        model = f.model
+        stepSeconds = Double(f.step) / 1000
+        last = f.last.value
+        lastTime = TwinTime.rfc3339(f.last.t)
+        points = f.points.enumerated().map { i, p in
+            [TwinTime.rfc3339(f.last.t + f.step * Int64(i + 1))] + [p.mean, p.lo80, p.hi80, p.lo95, p.hi95].map(PromNumber.format)
+        }
+        exhaustion = f.exhaustion.map { Exhaustion(threshold: $0.threshold, expected: $0.expected.map(TwinTime.rfc3339),
+                                                   earliest: $0.earliest.map(TwinTime.rfc3339), latest: $0.latest.map(TwinTime.rfc3339)) }
+    }
+}
