@@ -47,7 +47,7 @@ let package = Package(
         ),
         .target(
             name: "TwinAnalytics",
-            dependencies: ["TwinCore", "TwinQuery", "CZlib"],
+            dependencies: ["TwinCore", "TwinStorage", "TwinQuery", "CZlib"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -9,7 +9,7 @@ import TwinStorage
 /// The state API: the host as of any time, what changed, events, and read-only SQL over the state.
 /// Times take the CLI's forms: RFC 3339, Unix seconds, `now`, `-2h`.
 extension TwinAPI {
-    private func time(_ p: Params, _ name: String, default def: String) throws -> Int64 {
+    func time(_ p: Params, _ name: String, default def: String) throws -> Int64 {
         let text = p[name] ?? def
         do { return try TwinTime.parse(text.isEmpty ? def : text) } catch {
             throw APIError.badData("invalid parameter \"\(name)\": cannot parse \"\(text)\" as a time (RFC 3339, Unix seconds, now, or relative like -2h)")
@@ -132,9 +132,22 @@ extension TwinAPI {
         return Self.success { $0.raw(data) }
     }
 
-    private static let forecastEncoder: JSONEncoder = {
+    static let forecastEncoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         return e
     }()
+}
+
+extension TwinAPI {
+    /// `GET /api/v1/twin/anomalies?since=-6h&to=now&history=24h`: the JSON of `hosttwin anomalies --json`.
+    func anomalies(_ p: Params) throws -> Response {
+        let a = try time(p, "since", default: "-6h"), b = try time(p, "to", default: "now")
+        guard a < b, b - a <= 31 * 86_400_000 else { throw APIError.badData("invalid window: \"since\" must be before \"to\", at most 31 days apart") }
+        let history = try p.duration("history") ?? 86_400_000
+        guard history >= 0, history <= 31 * 86_400_000 else { throw APIError.badData("invalid parameter \"history\": 0 to 31 days") }
+        let report = try AnomalyScan.run(store: store, to: b, window: b - a, history: history)
+        let data = String(decoding: try Self.forecastEncoder.encode(report), as: UTF8.self)
+        return Self.success { $0.raw(data) }
+    }
 }

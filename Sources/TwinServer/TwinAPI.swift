@@ -54,6 +54,7 @@ public struct TwinAPI: Sendable {
         "/api/v1/twin/events": (.get, { try $0.events($1) }),
         "/api/v1/twin/sql": (.getOrPost, { try $0.sql($1) }),
         "/api/v1/twin/forecast": (.get, { try $0.forecast($1) }),
+        "/api/v1/twin/anomalies": (.get, { try $0.anomalies($1) }),
         "/api/v1/twin/live": (.get, { api, _ in try api.liveStream() }),
         "/api/v1/summary": (.get, { api, _ in try api.summary() }),
         "/healthz": (.get, { api, _ in try api.health() }),

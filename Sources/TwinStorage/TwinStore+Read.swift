@@ -203,31 +203,50 @@ extension TwinStore {
         }
     }
 
+    /// The versions that started in `[from, to]` (of `kinds`, when given), oldest first: entity
+    /// appearances and changes with their attributes.
+    public func versionsStarting(from: Int64, to: Int64, kinds: [EntityKind]? = nil) throws -> [EntityVersion] {
+        try pool.read { db in try Self.versionsStarting(db, from: from, to: to, kinds: kinds) }
+    }
+
+    /// Starts in the range: open versions, then each lifetime class (index versions_by_span).
+    static func versionsStarting(_ db: Database, from: Int64, to: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
+        let wanted = kinds.map { Set($0.map(\.rawValue)) }
+        let columns = "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions"
+        var rows = try Row.fetchAll(db.cachedStatement(sql: "\(columns) WHERE span IS NULL AND valid_from >= ? AND valid_from <= ?"), arguments: [from, to])
+        if let classes = try Int.fetchOne(db.cachedStatement(sql: "SELECT max(span) FROM versions")) {
+            let closed = try db.cachedStatement(sql: "\(columns) WHERE span = ? AND valid_from >= ? AND valid_from <= ?")
+            for c in 0...max(classes, 0) { rows += try Row.fetchAll(closed, arguments: [c, from, to]) }
+        }
+        var out: [EntityVersion] = []
+        for row in rows {
+            let kindText: String = row["kind"]
+            guard wanted?.contains(kindText) ?? true, let kind = EntityKind(rawValue: kindText) else { continue }
+            let id: Int64 = row["id"]
+            out.append(EntityVersion(kind: kind, key: row["key"], attributes: try AttributeJSON.decode(row["attributes"], where: "versions row \(id)"),
+                                     validFrom: row["valid_from"], validTo: row["valid_to"]))
+        }
+        out.sort { $0.validFrom < $1.validFrom }
+        return out
+    }
+
     /// A version starting at T whose entity had a version ending at T is a change; otherwise the start
     /// is an appearance and the end a disappearance.
     static func entityEvents(_ db: Database, from: Int64, to: Int64) throws -> [TwinEvent] {
         struct K: Hashable { var kind: String; var key: String; var t: Int64 }
-        // Starts in the range: open versions, then each lifetime class (index versions_by_span).
-        var starts = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, kind, key, valid_from AS t, attributes FROM versions WHERE span IS NULL AND valid_from >= ? AND valid_from <= ?"),
-                                      arguments: [from, to])
-        let classes = try Int.fetchOne(db.cachedStatement(sql: "SELECT max(span) FROM versions")) ?? -1
-        if classes >= 0 {
-            let closed = try db.cachedStatement(sql: "SELECT id, kind, key, valid_from AS t, attributes FROM versions WHERE span = ? AND valid_from >= ? AND valid_from <= ?")
-            for c in 0...classes { starts += try Row.fetchAll(closed, arguments: [c, from, to]) }
-        }
+        let starts = try versionsStarting(db, from: from, to: to, kinds: nil)
         let ends = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_to AS t, attributes FROM versions WHERE valid_to >= ? AND valid_to <= ?", arguments: [from, to])
         var endAt: [K: Row] = [:]
         for e in ends { endAt[K(kind: e["kind"], key: e["key"], t: e["t"])] = e }
         var startAt = Set<K>()
         var out: [TwinEvent] = []
         for s in starts {
-            let k = K(kind: s["kind"], key: s["key"], t: s["t"])
-            guard let kind = EntityKind(rawValue: k.kind) else { continue }
+            let k = K(kind: s.kind.rawValue, key: s.key, t: s.validFrom)
+            let kind = s.kind
             startAt.insert(k)
             if let e = endAt[k] {
                 let old = try AttributeJSON.decode(e["attributes"], where: "versions row \(e["id"] as Int64)")
-                let new = try AttributeJSON.decode(s["attributes"], where: "versions row \(s["id"] as Int64)")
-                out.append(TwinEvent(time: k.t, type: .changed, kind: kind, key: k.key, changes: TwinEvent.changes(from: old, to: new)))
+                out.append(TwinEvent(time: k.t, type: .changed, kind: kind, key: k.key, changes: TwinEvent.changes(from: old, to: s.attributes)))
             } else {
                 out.append(TwinEvent(time: k.t, type: .appeared, kind: kind, key: k.key))
             }

@@ -3,6 +3,7 @@ import Testing
 import TwinAnalytics
 import TwinCore
 import TwinQuery
+import TwinStorage
 
 /// The forecaster on series whose future is known, and the accuracy measures on hand-computed cases.
 @Suite struct ForecastTests {
@@ -74,5 +75,45 @@ import TwinQuery
         // The JSON form carries the times.
         let json = String(decoding: try JSONEncoder().encode(SeriesForecastJSON(root)), as: UTF8.self)
         #expect(json.contains("\"exhaustion\"") && json.contains(TwinTime.rfc3339(expected)))
+    }
+}
+
+/// The anomaly scan of a store: a level shift alerts at the shift, a crash-looping service is warned of.
+@Suite struct AnomalyScanTests {
+    @Test func findsAShiftAndARestartLoop() throws {
+        let dir = try temporaryDirectory("hosttwin-anomalies")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let writer = TwinWriter(store: store)
+        let t0: Int64 = 1_800_000_000_000
+        try writer.begin(now: t0 - 1, interval: 10_000)
+        var rng = SystemRandomNumberGenerator()
+        let shift = t0 + 5 * 3_600_000
+        var crash = 0
+        for i in 0..<(6 * 360) {
+            let t = t0 + Int64(i) * 10_000
+            var obs = Observation(timestamp: t)
+            obs.add("queue_depth", .empty, (t >= shift ? 80 : 10) + Double.random(in: -2...2, using: &rng))
+            obs.counter("requests_total", .empty, Double(i) * 5)
+            // After the shift a service dies 30 s after each start and is started again by init.
+            var procs = [Entity(kind: .processes, key: "1@0", attributes: ["pid": 1, "ppid": 0, "name": "init", "command": "/sbin/init"])]
+            if t >= shift, i % 4 != 3 {
+                procs.append(Entity(kind: .processes, key: "\(1000 + crash)@\(t)", attributes: ["pid": .int(Int64(1000 + crash)), "ppid": 1, "name": "flaky", "command": "/usr/bin/flaky --serve"]))
+            }
+            if t >= shift, i % 4 == 3 { crash += 1 }
+            obs.set(.processes, procs)
+            _ = try writer.commit(obs)
+        }
+        try writer.finish(now: t0 + 6 * 3_600_000)
+        let end = t0 + 6 * 3_600_000 - 10_000
+        let report = try AnomalyScan.run(store: store, to: end, window: 2 * 3_600_000, history: 4 * 3_600_000)
+        let shiftAlerts = report.alerts.filter { $0.series == "queue_depth" }
+        #expect(!shiftAlerts.isEmpty, "the level shift alerts")
+        if let first = shiftAlerts.first, let t = TwinTime.parseRFC3339(first.time) {
+            #expect(t >= shift && t <= shift + 5 * 60_000, "alert at \(first.time), shift at \(TwinTime.rfc3339(shift))")
+        }
+        #expect(!report.alerts.contains { $0.series == "requests_total" }, "a steady counter rate raises nothing")
+        #expect(report.warnings.contains { $0.kind == "restarting in a loop" && $0.subject == "/usr/bin/flaky --serve" }, "\(report.warnings)")
+        #expect(!report.warnings.contains { $0.subject == "/sbin/init" })
     }
 }

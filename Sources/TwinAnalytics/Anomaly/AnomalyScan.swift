@@ -1,0 +1,166 @@
+import Foundation
+import TwinCore
+import TwinQuery
+import TwinStorage
+
+/// The anomalies of a host over a time window, from its stored series: every series is streamed,
+/// minute by minute (gauges as their mean, counters as their rate), through a ``NoveltyDetector``
+/// that first learns from the history before the window; alerts inside the window are reported, with
+/// the host-level anomaly rate per minute and early warnings of common failures.
+public struct AnomalyReport: Sendable, Encodable {
+    /// One alert of one series.
+    public struct Alert: Sendable, Encodable {
+        public var time: String
+        public var series: String
+        public var score: Double
+        public var value: Double
+    }
+    /// The share of series alerting per minute (alerts in the last 10 minutes / series).
+    public struct RatePoint: Sendable, Encodable {
+        public var time: String
+        public var rate: Double
+    }
+    /// A known failure pattern in its early stage.
+    public struct Warning: Sendable, Encodable {
+        public var kind: String
+        public var subject: String
+        public var evidence: String
+    }
+    public var from: String
+    public var to: String
+    public var series: Int
+    public var alerts: [Alert]
+    /// The series with the most recent alerts first.
+    public var mostAnomalous: [Alert]
+    public var rate: [RatePoint]
+    /// Times the host turned anomalous (rate crossing 5 % from below).
+    public var hostAnomalous: [String]
+    public var warnings: [Warning]
+    enum CodingKeys: String, CodingKey {
+        case from, to, series, alerts, mostAnomalous = "most_anomalous", rate, hostAnomalous = "host_anomalous", warnings
+    }
+}
+
+public enum AnomalyScan {
+    /// The resolution series are scanned at.
+    public static let step: Int64 = 60_000
+    /// Host-level: share of series alerting within 10 minutes that makes the host anomalous.
+    public static let hostThreshold = 0.05
+
+    /// Scans `[to - window, to]`, learning from `history` before it.
+    public static func run(store: TwinStore, to: Int64, window: Int64, history: Int64) throws -> AnomalyReport {
+        let from = to - window
+        let start = (from - history) / step * step
+        let catalog = try store.seriesCatalog()
+        var alerts: [AnomalyReport.Alert] = []
+        var alertMinutes: [Int64: Int] = [:]
+        for s in catalog {
+            let points = try store.aggregate(id: s.id, from: start, to: to, step: step).points
+            guard points.count > 2 else { continue }
+            var d = NoveltyDetector()
+            var prev: RollupPoint?
+            for p in points {
+                defer { prev = p }
+                let x: Double
+                if s.type == .counter {
+                    guard let q = prev, p.t > q.t else { continue }
+                    let delta = p.last - q.last
+                    x = delta >= 0 ? delta / (Double(p.t - q.t) / 1000) : p.last / (Double(p.t - q.t) / 1000) // reset: count from 0
+                } else {
+                    guard p.count > 0 else { continue }
+                    x = p.sum / p.count
+                }
+                let score = d.score(x)
+                if score >= NoveltyDetector.alertThreshold, p.t >= from {
+                    alerts.append(.init(time: TwinTime.rfc3339(p.t), series: s.key.description, score: score, value: x))
+                    alertMinutes[p.t, default: 0] += 1
+                }
+            }
+        }
+        alerts.sort { $0.time < $1.time }
+        // Host-level rate: alerts in the trailing 10 minutes over the number of series.
+        var rate: [AnomalyReport.RatePoint] = []
+        var turned: [String] = []
+        var above = false
+        let n = Double(max(catalog.count, 1))
+        var t = from / step * step
+        while t <= to {
+            var count = 0
+            var u = t - 9 * step
+            while u <= t { count += alertMinutes[u] ?? 0; u += step }
+            let r = Double(count) / n
+            rate.append(.init(time: TwinTime.rfc3339(t), rate: r))
+            if r >= hostThreshold, !above { turned.append(TwinTime.rfc3339(t)) }
+            above = r >= hostThreshold
+            t += step
+        }
+        var latestBySeries: [String: AnomalyReport.Alert] = [:]
+        for a in alerts { latestBySeries[a.series] = a }
+        let most = latestBySeries.values.sorted { ($0.time, $0.score) > ($1.time, $1.score) }.prefix(10)
+        return AnomalyReport(from: TwinTime.rfc3339(from), to: TwinTime.rfc3339(to), series: catalog.count, alerts: alerts,
+                             mostAnomalous: Array(most), rate: rate, hostAnomalous: turned,
+                             warnings: try warnings(store: store, catalog: catalog, from: from, to: to))
+    }
+
+    /// Early warnings: sustained pressure, error counters rising, processes restarting in a loop.
+    static func warnings(store: TwinStore, catalog: [SeriesInfo], from: Int64, to: Int64) throws -> [AnomalyReport.Warning] {
+        var out: [AnomalyReport.Warning] = []
+        let tenMinutes: Int64 = 600_000
+        for s in catalog {
+            let name = s.key.metric
+            // PSI: more than 10 % of the time stalled or waiting over the last 10 minutes.
+            if name.hasPrefix("node_pressure_"), s.type == .counter,
+               let pts = try? store.samples(ids: [s.id], from: to - tenMinutes, to: to)[s.id], let a = pts.first, let b = pts.last, b.0 > a.0 {
+                let share = (b.1 - a.1) / (Double(b.0 - a.0) / 1000)
+                if share > 0.1 {
+                    out.append(.init(kind: "sustained pressure", subject: s.key.description,
+                                     evidence: String(format: "%.0f %% of the last 10 minutes stalled or waiting", share * 100)))
+                }
+            }
+            // Error and drop counters that rose within the window after not rising before it.
+            let lower = name.lowercased()
+            if s.type == .counter, lower.contains("err") || lower.contains("drop") || lower.contains("fail") || lower.contains("oom_kill"),
+               let pts = try? store.samples(ids: [s.id], from: from - (to - from), to: to)[s.id], pts.count > 2 {
+                let before = pts.filter { $0.0 < from }, inside = pts.filter { $0.0 >= from }
+                if let b0 = before.first, let b1 = before.last, let i0 = inside.first, let i1 = inside.last, b1.1 - b0.1 == 0, i1.1 > i0.1 {
+                    out.append(.init(kind: "error counter rising", subject: s.key.description,
+                                     evidence: "rose by \(PromNumber.format(i1.1 - i0.1)) since \(TwinTime.rfc3339(i0.0)) after no change before"))
+                }
+            }
+        }
+        // Memory-leak suspects: a process whose resident memory grew by a fifth or more over at least an
+        // hour of the window, rising (or flat) in nine of ten minutes.
+        for s in catalog where s.key.metric == "hosttwin_process_resident_memory_bytes" {
+            let pts = try store.aggregate(id: s.id, from: from, to: to, step: step).points.filter { $0.count > 0 }.map { $0.sum / $0.count }
+            guard pts.count >= 60, let first = pts.first, let last = pts.last, first > 0, last >= first * 1.2 else { continue }
+            let rising = zip(pts.dropFirst(), pts).filter { $0 >= $1 }.count
+            if Double(rising) >= 0.9 * Double(pts.count - 1) {
+                out.append(.init(kind: "memory leak suspect", subject: s.key.description,
+                                 evidence: String(format: "resident memory %.0f → %.0f MB over %d minutes, rising or flat in %d of them", first / 1e6, last / 1e6, pts.count, rising)))
+            }
+        }
+        // Filesystems on course to fill within a day.
+        let engine = PromQLEngine(source: StoreSampleSource(store: store))
+        let fs = try PromQLParser.parse(#"node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|proc|sysfs|cgroup2?|autofs"}"#)
+        for f in try QueryForecaster.forecast(engine: engine, expr: fs, now: to, history: max(to - from, 3_600_000), horizon: 86_400_000, exhaustionBelow: 0) {
+            if let full = f.exhaustion?.expected {
+                out.append(.init(kind: "filesystem filling", subject: f.labels["mountpoint"] ?? f.labels.text,
+                                 evidence: "expected full at \(TwinTime.rfc3339(full)) (\(f.model))"))
+            }
+        }
+        // Processes restarting in a loop: one command line started by the init process (a service
+        // manager restarting it) 5 times or more in the window, each run shorter than a minute. Commands
+        // people and scripts run again and again have other parents.
+        var starts: [String: [Int64]] = [:]
+        for v in try store.versionsStarting(from: from, to: to, kinds: [.processes]) {
+            guard v.attributes["ppid"]?.intValue == 1, case .string(let command)? = v.attributes["command"], !command.isEmpty,
+                  let end = v.validTo, end - v.validFrom < 60_000 else { continue }
+            starts[command, default: []].append(v.validFrom)
+        }
+        for (command, times) in starts where times.count >= 5 {
+            out.append(.init(kind: "restarting in a loop", subject: command,
+                             evidence: "\(times.count) short runs since \(TwinTime.rfc3339(times.min()!)), each under a minute"))
+        }
+        return out.sorted { ($0.kind, $0.subject) < ($1.kind, $1.subject) }
+    }
+}
