@@ -208,12 +208,15 @@ struct BenchForecast: ParsableCommand {
     func run() throws {
         let corpus: NABCorpus
         do { corpus = try NABCorpus.load(root: nab, category: "realAWSCloudwatch") } catch { throw CLIError("\(error) (pass --nab DIR)") }
-        struct Row: Encodable { var series: String; var model: String; var mase: Double; var smape: Double; var naiveMase: Double; var naiveSmape: Double }
+        struct Row: Encodable {
+            var series: String; var model: String; var mase: Double; var smape: Double; var naiveMase: Double; var naiveSmape: Double
+            var coverage80: Double; var coverage95: Double
+        }
         var rows: [Row] = []
         for f in corpus.files {
             let step = Forecasting.step(f.timestamps[...])
             let m = Forecasting.dailyPeriod(step: step)
-            var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0
+            var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, in80 = 0, in95 = 0, scored = 0
             var model = ""
             for k in (1...origins).reversed() {
                 let origin = f.values.count - k * m
@@ -226,23 +229,34 @@ struct BenchForecast: ParsableCommand {
                 smape += ForecastAccuracy.smape(actual: actual, forecast: points.map(\.mean))
                 nMase += ForecastAccuracy.mase(actual: actual, forecast: naive, training: train, period: m)
                 nSmape += ForecastAccuracy.smape(actual: actual, forecast: naive)
+                for (a, p) in zip(actual, points) {
+                    if a >= p.lo80 && a <= p.hi80 { in80 += 1 }
+                    if a >= p.lo95 && a <= p.hi95 { in95 += 1 }
+                }
+                scored += actual.count
                 count += 1
             }
             guard count > 0 else { continue }
             let c = Double(count)
-            rows.append(Row(series: f.name, model: model, mase: mase / c, smape: smape / c, naiveMase: nMase / c, naiveSmape: nSmape / c))
+            rows.append(Row(series: f.name, model: model, mase: mase / c, smape: smape / c, naiveMase: nMase / c, naiveSmape: nSmape / c,
+                            coverage80: Double(in80) / Double(scored), coverage95: Double(in95) / Double(scored)))
         }
         let mean = { (k: KeyPath<Row, Double>) in rows.reduce(0) { $0 + $1[keyPath: k] } / Double(max(rows.count, 1)) }
         if json {
-            struct Out: Encodable { var series: [Row]; var meanMase: Double; var meanSmape: Double; var naiveMeanMase: Double; var naiveMeanSmape: Double }
-            try printJSON(Out(series: rows, meanMase: mean(\.mase), meanSmape: mean(\.smape), naiveMeanMase: mean(\.naiveMase), naiveMeanSmape: mean(\.naiveSmape)))
+            struct Out: Encodable {
+                var series: [Row]; var meanMase: Double; var meanSmape: Double; var naiveMeanMase: Double; var naiveMeanSmape: Double
+                var coverage80: Double; var coverage95: Double
+            }
+            try printJSON(Out(series: rows, meanMase: mean(\.mase), meanSmape: mean(\.smape), naiveMeanMase: mean(\.naiveMase), naiveMeanSmape: mean(\.naiveSmape),
+                              coverage80: mean(\.coverage80), coverage95: mean(\.coverage95)))
             return
         }
         printTable(["SERIES", "MASE", "sMAPE", "NAIVE MASE", "NAIVE sMAPE", "MODEL (last origin)"], rows.map {
             [String($0.series.split(separator: "/").last ?? ""), String(format: "%.3f", $0.mase), String(format: "%.1f", $0.smape),
              String(format: "%.3f", $0.naiveMase), String(format: "%.1f", $0.naiveSmape), $0.model]
         })
-        print(String(format: "mean MASE %.3f (seasonal naive %.3f), mean sMAPE %.1f (seasonal naive %.1f)", mean(\.mase), mean(\.naiveMase), mean(\.smape), mean(\.naiveSmape)))
+        print(String(format: "mean MASE %.3f (seasonal naive %.3f), mean sMAPE %.1f (seasonal naive %.1f); actuals inside the 80 %% intervals %.0f %%, the 95 %% intervals %.0f %%",
+                     mean(\.mase), mean(\.naiveMase), mean(\.smape), mean(\.naiveSmape), mean(\.coverage80) * 100, mean(\.coverage95) * 100))
     }
 }
 

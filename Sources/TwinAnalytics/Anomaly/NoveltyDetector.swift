@@ -12,7 +12,8 @@ public protocol StreamingDetector: Sendable {
 /// deviation (changes of variability), and a slow exponentially weighted mean (level shifts too small
 /// or too late to leave the range of single values). The score grows with how far beyond the known range
 /// (relative to the range's width) the sample falls; after an alert the detector stays quiet for
-/// `quietAfterAlert` samples, since one anomaly is one event.
+/// `quietAfterAlert` samples, since one anomaly is one event — unless the value breaks out again by
+/// half of its known range or more.
 ///
 /// This is the first detector of the analytics issue: on NAB's realAWSCloudwatch subset it scores
 /// below the published detectors (see BENCHMARKS.md); it is here so the streaming interface, `hosttwin
@@ -59,12 +60,13 @@ public struct NoveltyDetector: StreamingDetector {
         mean += alpha * d
         variance = (1 - alpha) * (variance + alpha * d * d)
         slowMean += slowAlpha * (x - slowMean)
-        // The slow mean's range is learnt during warm-up but judged after it (it starts at the first value).
-        let slow = ranges[3].overshoot(slowMean)
-        let over = Swift.max(ranges[0].overshoot(x), ranges[1].overshoot(mean), ranges[2].overshoot(variance.squareRoot()), slow)
+        let value = ranges[0].overshoot(x)
+        let over = Swift.max(value, ranges[1].overshoot(mean), ranges[2].overshoot(variance.squareRoot()), ranges[3].overshoot(slowMean))
         seen += 1
         sinceAlert += 1
-        guard seen > warmUp, over > 0, sinceAlert > quietAfterAlert else { return 0 }
+        // Quiet after an alert, unless the value itself breaks far out again (by half the known range;
+        // the smoothed views keep moving for a while after one shift and do not count for this).
+        guard seen > warmUp, over > 0, sinceAlert > quietAfterAlert || value >= 10 * tolerance else { return 0 }
         // Half the score at `tolerance` (the alert threshold), all of it at twice that.
         let s = Swift.min(1, 0.5 * over / tolerance)
         if s >= Self.alertThreshold { sinceAlert = 0 }
