@@ -90,7 +90,7 @@ import TwinStorage
         let writer = TwinWriter(store: store)
         let t0: Int64 = 1_800_000_000_000
         try writer.begin(now: t0 - 1, interval: 10_000)
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix(seed: 11)
         let shift = t0 + 5 * 3_600_000
         var crash = 0
         for i in 0..<(6 * 360) {
@@ -111,10 +111,11 @@ import TwinStorage
         let end = t0 + 6 * 3_600_000 - 10_000
         let report = try AnomalyScan.run(store: store, to: end, window: 2 * 3_600_000, history: 4 * 3_600_000)
         let shiftAlerts = report.alerts.filter { $0.series == "queue_depth" }
-        #expect(!shiftAlerts.isEmpty, "the level shift alerts")
-        if let first = shiftAlerts.first, let t = TwinTime.parseRFC3339(first.time) {
-            #expect(t >= shift && t <= shift + 5 * 60_000, "alert at \(first.time), shift at \(TwinTime.rfc3339(shift))")
-        }
+        // The shift alerts within five minutes of happening (noise may raise a rare alert before it: the
+        // detector flags new extremes).
+        let times = shiftAlerts.compactMap { TwinTime.parseRFC3339($0.time) }
+        #expect(times.contains { $0 >= shift && $0 <= shift + 5 * 60_000 }, "alerts at \(shiftAlerts.map(\.time)), shift at \(TwinTime.rfc3339(shift))")
+        #expect(times.filter { $0 < shift }.count <= 2, "few alerts on noise: \(shiftAlerts.map(\.time))")
         #expect(!report.alerts.contains { $0.series == "requests_total" }, "a steady counter rate raises nothing")
         #expect(report.warnings.contains { $0.kind == "restarting in a loop" && $0.subject == "/usr/bin/flaky --serve" }, "\(report.warnings)")
         #expect(!report.warnings.contains { $0.subject == "/sbin/init" })
