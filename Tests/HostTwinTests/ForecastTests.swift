@@ -135,3 +135,38 @@ struct SplitMix: RandomNumberGenerator {
     }
 }
 
+
+/// Maintenance window and advice on a host whose CPU is busy in the daytime only.
+@Suite struct AdviceTests {
+    @Test func quietSlotIsAtNightAndLowUseIsReported() throws {
+        let day: Int64 = 86_400_000
+        let t0: Int64 = 1_800_000_000_000 / day * day // midnight UTC
+        var lines: [String] = []
+        var busy = 0.0, idle = 0.0, rx = 0.0, tx = 0.0
+        for i in 0...(3 * 288) {
+            let t = t0 + Int64(i) * 300_000
+            let hour = (t % day) / 3_600_000
+            let load = (9..<17).contains(hour) ? 0.3 : 0.02 // share of a core busy
+            busy += load * 300; idle += (1 - load) * 300
+            rx += 1000 * 300; tx += 500 * 300
+            lines.append("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} \(busy) \(t)")
+            lines.append("node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} \(idle) \(t)")
+            lines.append("node_network_receive_bytes_total{device=\"eth0\"} \(rx) \(t)")
+            lines.append("node_network_transmit_bytes_total{device=\"eth0\"} \(tx) \(t)")
+            lines.append("node_memory_MemAvailable_bytes 15000000000 \(t)")
+            lines.append("node_memory_MemTotal_bytes 16000000000 \(t)")
+        }
+        let (store, dir) = try storeWith(lines.joined(separator: "\n") + "\n")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let now = t0 + 3 * day
+        let engine = PromQLEngine(source: StoreSampleSource(store: store))
+        let w = try #require(try Advisor.maintenanceWindow(engine: engine, now: now, duration: 2 * 3_600_000, within: day, history: 3 * day))
+        let start = try #require(TwinTime.parseRFC3339(w.start))
+        let hour = (start % day) / 3_600_000
+        #expect(!(8..<17).contains(hour), "the quiet slot starts at \(w.start), inside the busy hours")
+        let advice = try Advisor.advise(store: store, now: now, history: 3 * day)
+        #expect(advice.contains { $0.topic == "memory" && $0.recommendation.hasPrefix("over-provisioned") }, "\(advice)")
+        // The CPU is 30 % busy in the daytime: its 95th percentile is neither below 20 % nor above 85 %.
+        #expect(!advice.contains { $0.topic == "cpu" }, "\(advice)")
+    }
+}

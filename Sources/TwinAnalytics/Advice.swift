@@ -1,0 +1,124 @@
+import Foundation
+import TwinCore
+import TwinQuery
+import TwinStorage
+
+/// The quietest slot ahead for maintenance, from the forecasts of the host's activity.
+public struct MaintenanceWindow: Sendable, Encodable {
+    public struct Load: Sendable, Encodable {
+        public var signal: String
+        /// Expected mean in the slot, in the signal's unit.
+        public var expected: Double
+        /// The signal's peak over the history, for scale.
+        public var historyPeak: Double
+        enum CodingKeys: String, CodingKey { case signal, expected, historyPeak = "history_peak" }
+    }
+    public var start: String
+    public var end: String
+    /// Mean of the signals' expected loads in the slot, each relative to its history peak (0-1).
+    public var score: Double
+    public var loads: [Load]
+    public var basis: String
+}
+
+/// One recommendation with the evidence behind it.
+public struct Advice: Sendable, Encodable {
+    public var topic: String
+    public var recommendation: String
+    public var evidence: String
+}
+
+public enum Advisor {
+    /// The activity signals a maintenance window should avoid: busy CPU (cores), network and disk
+    /// throughput (bytes per second), disk busy time (share of a second).
+    static let signals: [(String, String)] = [
+        ("cpu busy (cores)", #"sum(rate(node_cpu_seconds_total{mode!~"idle|iowait|steal"}[5m]))"#),
+        ("network (bytes/s)", "sum(rate(node_network_receive_bytes_total[5m])) + sum(rate(node_network_transmit_bytes_total[5m]))"),
+        ("disk (bytes/s)", "sum(rate(node_disk_read_bytes_total[5m])) + sum(rate(node_disk_written_bytes_total[5m]))"),
+    ]
+
+    /// The slot of `duration` within the next `within` whose forecast activity is lowest.
+    public static func maintenanceWindow(engine: PromQLEngine, now: Int64, duration: Int64, within: Int64, history: Int64) throws -> MaintenanceWindow? {
+        var series: [(String, SeriesForecast, Double)] = []
+        for (name, q) in signals {
+            let expr = try PromQLParser.parse(q)
+            guard let f = try QueryForecaster.forecast(engine: engine, expr: expr, now: now, history: history, horizon: within).first else { continue }
+            // The history's peak, for scale.
+            guard case .matrix(let past) = try engine.range(expr, start: now - history, end: now, step: QueryForecaster.step(history: history)),
+                  let peak = past.first?.points.map(\.1).max(), peak > 0 else { continue }
+            series.append((name, f, peak))
+        }
+        guard let first = series.first else { return nil }
+        let step = first.1.step
+        let n = series.map { $0.1.points.count }.min() ?? 0
+        let width = Int(max(1, duration / step))
+        guard n >= width else { return nil }
+        // Combined relative load per step, then the lowest sliding mean.
+        let combined = (0..<n).map { i in series.reduce(0.0) { $0 + max(0, $1.1.points[i].mean) / $1.2 } / Double(series.count) }
+        var sum = combined[0..<width].reduce(0, +)
+        var best = (sum, 0)
+        for i in width..<n {
+            sum += combined[i] - combined[i - width]
+            if sum < best.0 { best = (sum, i - width + 1) }
+        }
+        let startT = first.1.last.t + step * Int64(best.1 + 1)
+        let loads = series.map { name, f, peak in
+            MaintenanceWindow.Load(signal: name, expected: f.points[best.1..<(best.1 + width)].reduce(0) { $0 + $1.mean } / Double(width), historyPeak: peak)
+        }
+        return MaintenanceWindow(start: TwinTime.rfc3339(startT), end: TwinTime.rfc3339(startT + step * Int64(width)), score: best.0 / Double(width),
+                                 loads: loads, basis: "forecasts from \(TwinTime.rfc3339(now - history)) to \(TwinTime.rfc3339(now)) at \(step / 1000) s (\(first.1.model) for CPU)")
+    }
+
+    /// Recommendations grounded in the stored history.
+    public static func advise(store: TwinStore, now: Int64, history: Int64) throws -> [Advice] {
+        let engine = PromQLEngine(source: StoreSampleSource(store: store))
+        let step = QueryForecaster.step(history: history)
+        var out: [Advice] = []
+        func values(_ q: String) throws -> [Double] {
+            guard case .matrix(let m) = try engine.range(try PromQLParser.parse(q), start: now - history, end: now, step: step) else { return [] }
+            return m.first?.points.map(\.1) ?? []
+        }
+        func p95(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.sorted()[min(v.count - 1, Int(Double(v.count) * 0.95))] }
+        let span = "over \(formatSpan(history))"
+        // CPU: share of all cores busy.
+        let cpu = try values(#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))"#)
+        if let p = p95(cpu) {
+            if p < 0.2 {
+                out.append(Advice(topic: "cpu", recommendation: "over-provisioned: fewer cores would do",
+                                  evidence: String(format: "95th percentile of CPU busy %.1f %% %@ (%d points)", p * 100, span, cpu.count)))
+            } else if p > 0.85 {
+                out.append(Advice(topic: "cpu", recommendation: "saturated: add cores or move work away",
+                                  evidence: String(format: "95th percentile of CPU busy %.1f %% %@", p * 100, span)))
+            }
+        }
+        // Memory: share used.
+        let mem = try values("1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes")
+        if let p = p95(mem) {
+            if p < 0.3 {
+                out.append(Advice(topic: "memory", recommendation: "over-provisioned: less memory would do",
+                                  evidence: String(format: "95th percentile of memory used %.1f %% %@", p * 100, span)))
+            } else if p > 0.9 {
+                out.append(Advice(topic: "memory", recommendation: "under-provisioned: add memory or find what grows",
+                                  evidence: String(format: "95th percentile of memory used %.1f %% %@", p * 100, span)))
+            }
+        }
+        // Swap thrash: pages swapped in and out at once.
+        let swap = try values("rate(node_vmstat_pswpin[5m]) + rate(node_vmstat_pswpout[5m])")
+        if let p = p95(swap), p > 100 {
+            out.append(Advice(topic: "swap", recommendation: "swap thrash: the working set does not fit in memory",
+                              evidence: String(format: "95th percentile of %.0f pages/s swapped in and out %@", p, span)))
+        }
+        // Leaks, restart loops and filling filesystems: from the anomaly scan's early warnings.
+        let warnings = try AnomalyScan.warnings(store: store, catalog: try store.seriesCatalog(), from: now - min(history, 86_400_000), to: now)
+        for w in warnings where ["memory leak suspect", "restarting in a loop", "filesystem filling"].contains(w.kind) {
+            out.append(Advice(topic: w.kind, recommendation: w.kind == "filesystem filling" ? "free space or grow \(w.subject) before it fills"
+                                  : w.kind == "memory leak suspect" ? "watch or restart \(w.subject)" : "find why \(w.subject) keeps dying",
+                              evidence: w.evidence))
+        }
+        return out
+    }
+
+    static func formatSpan(_ ms: Int64) -> String {
+        ms % 86_400_000 == 0 ? "\(ms / 86_400_000) d" : ms % 3_600_000 == 0 ? "\(ms / 3_600_000) h" : "\(ms / 60_000) min"
+    }
+}
