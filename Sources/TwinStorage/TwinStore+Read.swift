@@ -129,16 +129,22 @@ extension TwinStore {
                 rows += try Row.fetchAll(closed, arguments: [c, at > Int64.min + w ? at - w : Int64.min, at, at])
             }
         }
+        var out = try versions(rows, kinds: wanted)
+        out.sort { $0.kind != $1.kind ? $0.kind < $1.kind : $0.key < $1.key }
+        return out
+    }
+
+    /// Entity versions from `versions` rows (id, kind, key, valid_from, valid_to, attributes), of `kinds` when given.
+    static func versions(_ rows: [Row], kinds: Set<String>?) throws -> [EntityVersion] {
         var out: [EntityVersion] = []
         out.reserveCapacity(rows.count)
         for row in rows {
             let kindText: String = row["kind"]
-            guard wanted?.contains(kindText) ?? true, let kind = EntityKind(rawValue: kindText) else { continue }
+            guard kinds?.contains(kindText) ?? true, let kind = EntityKind(rawValue: kindText) else { continue }
             let id: Int64 = row["id"]
             out.append(EntityVersion(kind: kind, key: row["key"], attributes: try AttributeJSON.decode(row["attributes"], where: "versions row \(id)"),
                                      validFrom: row["valid_from"], validTo: row["valid_to"]))
         }
-        out.sort { $0.kind != $1.kind ? $0.kind < $1.kind : $0.key < $1.key }
         return out
     }
 
@@ -218,14 +224,7 @@ extension TwinStore {
             let closed = try db.cachedStatement(sql: "\(columns) WHERE span = ? AND valid_from >= ? AND valid_from <= ?")
             for c in 0...max(classes, 0) { rows += try Row.fetchAll(closed, arguments: [c, from, to]) }
         }
-        var out: [EntityVersion] = []
-        for row in rows {
-            let kindText: String = row["kind"]
-            guard wanted?.contains(kindText) ?? true, let kind = EntityKind(rawValue: kindText) else { continue }
-            let id: Int64 = row["id"]
-            out.append(EntityVersion(kind: kind, key: row["key"], attributes: try AttributeJSON.decode(row["attributes"], where: "versions row \(id)"),
-                                     validFrom: row["valid_from"], validTo: row["valid_to"]))
-        }
+        var out = try versions(rows, kinds: wanted)
         out.sort { $0.validFrom < $1.validFrom }
         return out
     }

@@ -18,9 +18,7 @@ struct DetectCommand: ParsableCommand {
         do { rows = try NABCorpus.readCSV(file) } catch { throw CLIError("\(error)") }
         var detector = NoveltyDetector()
         var out = "timestamp,value,anomaly_score,alert\n"
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withFullDate, .withSpaceBetweenDateAndTime, .withTime, .withColonSeparatorInTime]
-        formatter.timeZone = TimeZone(identifier: "UTC")
+        let formatter = Forecasting.timeFormatter()
         for (t, v) in zip(rows.t, rows.v) {
             let s = detector.score(v)
             out += "\(formatter.string(from: Date(timeIntervalSince1970: Double(t)))),\(v),\(s),\(s >= NoveltyDetector.alertThreshold ? 1 : 0)\n"

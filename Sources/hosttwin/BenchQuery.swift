@@ -160,7 +160,7 @@ struct BenchQuery: ParsableCommand {
 /// changing state, listening ports and connections opening and closing.
 enum StateHistory {
     static func generate(into store: TwinStore, from start: Int64, to end: Int64, tick: Int64) throws {
-        var rng = SeededGenerator(seed: 42)
+        var rng = SeededRandom(seed: 42)
         let base = Sampler().tick(now: start, force: true)
         let writer = TwinWriter(store: store)
         try writer.begin(now: start, interval: tick)
@@ -216,18 +216,5 @@ enum StateHistory {
             t += tick
         }
         try writer.finish(now: end)
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so generated histories are the same every run.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -10,7 +10,7 @@ import TwinStorage
     @Test func followsASeasonalSeries() {
         let m = 48
         // Seeded noise: the same series every run (model choice on a hold-out is sensitive to the draw).
-        var rng = SplitMix(seed: 7)
+        var rng = SeededRandom(seed: 7)
         let y = (0..<(10 * m)).map { i -> Double in
             100 + 0.05 * Double(i) + 20 * sin(2 * .pi * Double(i) / Double(m)) + Double.random(in: -1...1, using: &rng)
         }
@@ -90,7 +90,7 @@ import TwinStorage
         let writer = TwinWriter(store: store)
         let t0: Int64 = 1_800_000_000_000
         try writer.begin(now: t0 - 1, interval: 10_000)
-        var rng = SplitMix(seed: 11)
+        var rng = SeededRandom(seed: 11)
         let shift = t0 + 5 * 3_600_000
         var crash = 0
         for i in 0..<(6 * 360) {
@@ -122,18 +122,6 @@ import TwinStorage
     }
 }
 
-/// A small seeded generator (SplitMix64) for reproducible test data.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 
 /// Maintenance window and advice on a host whose CPU is busy in the daytime only.
