@@ -55,9 +55,20 @@ public enum Forecaster {
         let chosen = best?.model ?? .seasonalNaive(period: max(m, 1))
         let model = refit(chosen, values, period: m)
         let means = predict(model, values, horizon: horizon)
-        // Interval half-widths from the held-out errors (their 80th and 95th percentiles of |error|),
-        // widening with the square root of the horizon beyond the held-out stretch.
-        let absErrors = (best?.residuals ?? [0]).map(abs).sorted()
+        // Interval half-widths from held-out errors (their 80th and 95th percentiles of |error|),
+        // widening with the square root of the horizon beyond the held-out stretch. The errors are
+        // pooled from the selection stretch and up to two earlier stretches, forecast by the chosen kind
+        // of model from what came before each (measured on NAB: 74 % / 90 % inside the 80 % / 95 %
+        // intervals, against 73 % / 89 % from the selection stretch alone and 71 % / 88 % without it).
+        var pooled = best?.residuals ?? [0]
+        for k in 2...3 {
+            let end = values.count - (k - 1) * hold, cut = end - hold
+            guard cut >= max(10, m > 0 ? 2 * m + 2 : 0) else { break }
+            let past = Array(values[..<cut])
+            let f = predict(refit(chosen, past, period: m), past, horizon: hold)
+            pooled += zip(values[cut..<end], f).map { $0 - $1 }
+        }
+        let absErrors = pooled.filter(\.isFinite).map(abs).sorted()
         func quantile(_ q: Double) -> Double {
             absErrors[max(0, min(absErrors.count - 1, Int((q * Double(absErrors.count)).rounded(.up)) - 1))]
         }
