@@ -41,11 +41,10 @@ public enum Advisor {
     public static func maintenanceWindow(engine: PromQLEngine, now: Int64, duration: Int64, within: Int64, history: Int64) throws -> MaintenanceWindow? {
         var series: [(String, SeriesForecast, Double)] = []
         for (name, q) in signals {
-            let expr = try PromQLParser.parse(q)
-            guard let f = try QueryForecaster.forecast(engine: engine, expr: expr, now: now, history: history, horizon: within).first else { continue }
+            let (past, step) = try QueryForecaster.history(engine: engine, expr: try PromQLParser.parse(q), now: now, history: history)
             // The history's peak, for scale.
-            guard case .matrix(let past) = try engine.range(expr, start: now - history, end: now, step: QueryForecaster.step(history: history)),
-                  let peak = past.first?.points.map(\.1).max(), peak > 0 else { continue }
+            guard let peak = past.first?.points.map(\.1).max(), peak > 0,
+                  let f = try QueryForecaster.forecast(Array(past.prefix(1)), step: step, horizon: within, exhaustionBelow: nil).first else { continue }
             series.append((name, f, peak))
         }
         guard let first = series.first else { return nil }

@@ -26,18 +26,7 @@ public enum PrometheusText {
         if v.isNaN { return "NaN" }
         if v.isInfinite { return v < 0 ? "-Inf" : "+Inf" }
         if v == 0 { return v.sign == .minus ? "-0" : "0" }
-        // Swift's description is the shortest round-tripping decimal; take its digits and exponent.
-        var s = "\(abs(v))"
-        var exp = 0
-        if let e = s.firstIndex(where: { $0 == "e" || $0 == "E" }) {
-            exp = Int(s[s.index(after: e)...])!
-            s = String(s[..<e])
-        }
-        var digits = s.filter { $0 != "." }
-        let pointPos = s.firstIndex(of: ".").map { s.distance(from: s.startIndex, to: $0) } ?? s.count
-        var dp = pointPos + exp // decimal point position relative to digits
-        while digits.hasPrefix("0") && digits.count > 1 { digits.removeFirst(); dp -= 1 }
-        while digits.hasSuffix("0") && digits.count > 1 { digits.removeLast() }
+        let (digits, dp) = shortestDigits(v)
         let x = dp - 1
         let sign = v < 0 ? "-" : ""
         // Go uses %e when the exponent is below -4 or at least 6 (the shortest-precision rule).
@@ -50,7 +39,26 @@ public enum PrometheusText {
         return sign + fixed(digits, dp)
     }
 
-    private static func fixed(_ digits: String, _ dp: Int) -> String {
+    /// The shortest decimal digits that read back as |v| (finite, non-zero), without leading or
+    /// trailing zeros, and where the decimal point falls among them (`0.015` → ("15", -1)).
+    public static func shortestDigits(_ v: Double) -> (digits: String, point: Int) {
+        // Swift's description is the shortest round-tripping decimal; take its digits and exponent.
+        var s = "\(abs(v))"
+        var exp = 0
+        if let e = s.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            exp = Int(s[s.index(after: e)...])!
+            s = String(s[..<e])
+        }
+        var digits = s.filter { $0 != "." }
+        let pointPos = s.firstIndex(of: ".").map { s.distance(from: s.startIndex, to: $0) } ?? s.count
+        var dp = pointPos + exp
+        while digits.hasPrefix("0") && digits.count > 1 { digits.removeFirst(); dp -= 1 }
+        while digits.hasSuffix("0") && digits.count > 1 { digits.removeLast() }
+        return (digits, dp)
+    }
+
+    /// Digits with the decimal point at `dp`, without an exponent.
+    public static func fixed(_ digits: String, _ dp: Int) -> String {
         if dp <= 0 { return "0." + String(repeating: "0", count: -dp) + digits }
         if dp >= digits.count { return digits + String(repeating: "0", count: dp - digits.count) }
         let i = digits.index(digits.startIndex, offsetBy: dp)

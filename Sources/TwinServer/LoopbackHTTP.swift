@@ -36,15 +36,8 @@ public enum LoopbackHTTP {
                 if status != 200 { return status }
             }
             if chunked {
-                // size CRLF data CRLF ...
-                while let lineEnd = pending.firstRange(of: [13, 10]) {
-                    let sizeText = String(decoding: pending[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
-                    guard let size = Int(sizeText, radix: 16) else { return status }
-                    if size == 0 { return status }
-                    guard pending.count >= lineEnd.upperBound + size + 2 else { break }
-                    body += pending[lineEnd.upperBound..<lineEnd.upperBound + size]
-                    pending.removeSubrange(..<(lineEnd.upperBound + size + 2))
-                }
+                guard let chunk = Self.takeChunks(&pending) else { return status } // the last chunk, or not chunked after all
+                body += chunk
             } else {
                 body += pending
                 pending.removeAll()
@@ -108,21 +101,23 @@ public enum LoopbackHTTP {
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         var payload = String(text[headerEnd.upperBound...])
-        if headers["transfer-encoding"]?.lowercased() == "chunked" { payload = dechunk(payload) }
+        if headers["transfer-encoding"]?.lowercased() == "chunked" {
+            var rest = Array(payload.utf8)
+            payload = String(decoding: takeChunks(&rest) ?? [], as: UTF8.self)
+        }
         return (code, headers, payload)
     }
 
-    /// Joins a chunked transfer-encoded body.
-    static func dechunk(_ s: String) -> String {
-        var out = ""
-        var rest = Substring(s)
-        while let lineEnd = rest.range(of: "\r\n"), let size = Int(rest[..<lineEnd.lowerBound].split(separator: ";").first ?? "", radix: 16), size > 0 {
-            let start = lineEnd.upperBound
-            let bytes = rest[start...].utf8
-            guard bytes.count >= size else { out += rest[start...]; break }
-            let end = bytes.index(bytes.startIndex, offsetBy: size)
-            out += String(Substring(bytes[bytes.startIndex..<end])) ?? ""
-            rest = rest[end...].dropFirst(2)
+    /// Removes the whole chunks (`size CRLF data CRLF`) at the front of `pending` and returns their data;
+    /// nil at the final zero-size chunk or a malformed size line. A partial chunk stays in `pending`.
+    static func takeChunks(_ pending: inout [UInt8]) -> [UInt8]? {
+        var out: [UInt8] = []
+        while let lineEnd = pending.firstRange(of: [13, 10]) {
+            let sizeText = String(decoding: pending[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText, radix: 16), size > 0 else { return out.isEmpty ? nil : out }
+            guard pending.count >= lineEnd.upperBound + size + 2 else { break }
+            out += pending[lineEnd.upperBound..<lineEnd.upperBound + size]
+            pending.removeSubrange(..<(lineEnd.upperBound + size + 2))
         }
         return out
     }

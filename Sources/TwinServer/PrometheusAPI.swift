@@ -32,13 +32,10 @@ extension TwinAPI {
         guard p["end"] != nil else { throw APIError.badData("invalid parameter \"end\": cannot parse \"\" to a valid timestamp") }
         let start = try p.time("start", default: 0), end = try p.time("end", default: 0)
         guard let step = try p.duration("step") else { throw APIError.badData("invalid parameter \"step\": cannot parse \"\" to a valid duration") }
-        if end < start { throw APIError.badData("end timestamp must not be before start time") }
-        if step <= 0 { throw APIError.badData("zero or negative query resolution step widths are not accepted. Try a positive integer") }
-        if end.subtractingReportingOverflow(start).overflow || (end - start) / step > 11_000 {
-            throw APIError.badData("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
-        }
-        let expr = try parse(p)
-        let result = try engine(p).range(expr, start: start, end: end, step: step)
+        // The bounds are judged before the query is parsed, as Prometheus does.
+        let engine = try engine(p)
+        try engine.checkRange(start: start, end: end, step: step)
+        let result = try engine.range(try parse(p), start: start, end: end, step: step)
         return Self.success { Self.write(result, to: &$0) }
     }
 

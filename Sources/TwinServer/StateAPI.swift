@@ -128,15 +128,8 @@ extension TwinAPI {
         var below: Double?
         if let b = p["below"] { guard let v = Double(b), v.isFinite else { throw APIError.badData("invalid parameter \"below\": not a number") }; below = v }
         let forecasts = try QueryForecaster.forecast(engine: engine, expr: expr, now: TwinTime.nowMillis(), history: history, horizon: horizon, exhaustionBelow: below)
-        let data = String(decoding: try Self.forecastEncoder.encode(forecasts.map(SeriesForecastJSON.init)), as: UTF8.self)
-        return Self.success { $0.raw(data) }
+        return try success(forecasts.map(SeriesForecastJSON.init))
     }
-
-    static let forecastEncoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        return e
-    }()
 }
 
 extension TwinAPI {
@@ -147,7 +140,6 @@ extension TwinAPI {
         let history = try p.duration("history") ?? 86_400_000
         guard history >= 0, history <= 31 * 86_400_000 else { throw APIError.badData("invalid parameter \"history\": 0 to 31 days") }
         let report = try AnomalyScan.run(store: store, to: b, window: b - a, history: history)
-        let data = String(decoding: try Self.forecastEncoder.encode(report), as: UTF8.self)
-        return Self.success { $0.raw(data) }
+        return try success(report)
     }
 }

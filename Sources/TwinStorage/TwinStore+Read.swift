@@ -61,14 +61,9 @@ extension TwinStore {
                 throw TwinError.badInput("invalid regular expression '\(regex)': \(error.localizedDescription)")
             }
         } else { re = nil }
-        return try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, metric, labels, type FROM series ORDER BY metric, labels").compactMap { row in
-                let metric: String = row["metric"]
-                if let re, re.firstMatch(in: metric, range: NSRange(metric.startIndex..., in: metric)) == nil { return nil }
-                return SeriesInfo(id: row["id"], key: SeriesKey(metric, try TwinWriter.decodeLabels(row["labels"])),
-                                  type: MetricType(rawValue: row["type"]) ?? .untyped)
-            }
-        }
+        return try seriesCatalog().filter { s in
+            re.map { $0.firstMatch(in: s.key.metric, range: NSRange(s.key.metric.startIndex..., in: s.key.metric)) != nil } ?? true
+        }.sorted { ($0.key.metric, $0.key.labels.text) < ($1.key.metric, $1.key.labels.text) }
     }
 
     /// Every stored series in id order. Kept in memory: each call reads only the series added since the

@@ -32,9 +32,21 @@ public enum QueryForecaster {
     public static func forecast(engine: PromQLEngine, expr: Expr, now: Int64, history: Int64, horizon: Int64,
                                 exhaustionBelow threshold: Double? = nil) throws -> [SeriesForecast] {
         guard history > 0, horizon > 0 else { throw PromQLError.badData("history and horizon must be positive") }
+        let (series, step) = try Self.history(engine: engine, expr: expr, now: now, history: history)
+        return try forecast(series, step: step, horizon: horizon, exhaustionBelow: threshold)
+    }
+
+    /// The expression over the history, at ``step(history:)``, ending at the last whole step before `now`.
+    static func history(engine: PromQLEngine, expr: Expr, now: Int64, history: Int64) throws -> (series: [(labels: Labels, points: [(Int64, Double)])], step: Int64) {
         let step = Self.step(history: history)
         let end = now / step * step
-        guard case .matrix(let series) = try engine.range(expr, start: end - history, end: end, step: step) else { return [] }
+        guard case .matrix(let series) = try engine.range(expr, start: end - history, end: end, step: step) else { return ([], step) }
+        return (series, step)
+    }
+
+    /// Forecasts of series already read at `step`.
+    static func forecast(_ series: [(labels: Labels, points: [(Int64, Double)])], step: Int64, horizon: Int64,
+                         exhaustionBelow threshold: Double?) throws -> [SeriesForecast] {
         let steps = Int(min(horizon / step, 100_000))
         guard steps > 0 else { throw PromQLError.badData("horizon shorter than the step (\(step / 1000) s)") }
         // A daily season once two days are there (the forecaster checks the length again).

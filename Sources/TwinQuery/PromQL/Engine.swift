@@ -35,13 +35,19 @@ public struct PromQLEngine: Sendable {
         }
     }
 
-    /// Evaluates `expr` at `start`, `start + step`, ... up to `end` (`/api/v1/query_range`).
-    public func range(_ expr: Expr, start: Int64, end: Int64, step: Int64) throws -> QueryResult {
+    /// Refuses a range query's bounds as Prometheus does: end before start, a step of 0 or less, more
+    /// than ``maxPointsPerSeries`` points.
+    public func checkRange(start: Int64, end: Int64, step: Int64) throws {
         guard end >= start else { throw PromQLError.badData("end timestamp must not be before start time") }
         guard step > 0 else { throw PromQLError.badData("zero or negative query resolution step widths are not accepted. Try a positive integer") }
         guard end.minus(start) / step <= Int64(maxPointsPerSeries) else {
             throw PromQLError.badData("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
         }
+    }
+
+    /// Evaluates `expr` at `start`, `start + step`, ... up to `end` (`/api/v1/query_range`).
+    public func range(_ expr: Expr, start: Int64, end: Int64, step: Int64) throws -> QueryResult {
+        try checkRange(start: start, end: end, step: step)
         switch expr.type {
         case .scalar, .vector: break
         default: throw PromQLError.badData("invalid expression type \"\(expr.type == .matrix ? "range vector" : "string")\" for range query, must be Scalar or instant Vector")
