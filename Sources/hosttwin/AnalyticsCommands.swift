@@ -183,7 +183,7 @@ struct CapacityCommand: ParsableCommand {
             try printJSON(rows.map { Row(resource: $0.0, forecast: SeriesForecastJSON($0.1)) })
             return
         }
-        if rows.isEmpty { print("(nothing stored in the last \(history): run `hosttwin run` first)"); return }
+        if rows.isEmpty { print("(no history to forecast from in the last \(history), read at whole minutes: let `hosttwin run` collect longer, or widen --history)"); return }
         printTable(["RESOURCE", "OF", "NOW", "RUNS OUT", "MODEL"], rows.map { name, f in
             let of = f.labels["mountpoint"] ?? f.labels["device"] ?? "host"
             let runsOut = f.exhaustion.map { Forecasting.describe($0, now: f.last.t) } ?? "-"
