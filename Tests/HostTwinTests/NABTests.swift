@@ -76,6 +76,24 @@ import TwinAnalytics
         #expect(e.score(.nan) == 0 && e.score(.infinity) == 0)
     }
 
+    @Test func alertsWhenASeriesFlatlinesLongerThanEver() {
+        var d = NoveltyDetector()
+        // A writer that is idle (0) for stretches of up to 40 samples between bursts: an idle stretch of 40
+        // or less stays quiet, one longer than ever before alerts once it is clearly longer.
+        var series: [Double] = []
+        for burst in 0..<12 { series += (0..<20).map { Double($0 * 7 % 10) + 1 } + Array(repeating: 0, count: 40 - burst % 3 * 10) }
+        series += (0..<20).map { Double($0 * 7 % 10) + 1 }
+        let quiet = series.map { d.score($0) }
+        #expect(quiet.allSatisfy { $0 < NoveltyDetector.alertThreshold }, "idle stretches no longer than before stay quiet")
+        let stalled = (0..<100).map { _ in d.score(0) }
+        let first = stalled.firstIndex { $0 >= NoveltyDetector.alertThreshold }
+        #expect(first.map { $0 > 40 && $0 < 50 } == true, "alerts once the run clearly exceeds 40: \(String(describing: first))")
+        // A series that never repeats a value for 10 samples does not alert on short repeats.
+        var e = NoveltyDetector()
+        let q = (0..<400).map { i in e.score(i % 7 == 0 ? 1 : Double(i % 5)) } + (0..<5).map { _ in e.score(3) }
+        #expect(q.allSatisfy { $0 < NoveltyDetector.alertThreshold })
+    }
+
     @Test(.enabled(if: NABTests.root != nil, "needs ../shared/data/nab; absent here"))
     func nabScoreAtTheFixedThreshold() throws {
         let corpus = try NABCorpus.load(root: try #require(NABTests.root), category: "realAWSCloudwatch")
@@ -85,6 +103,6 @@ import TwinAnalytics
         }
         let standard = NABScorer.normalise(NABScorer.raw(corpus, scores: scores, threshold: NoveltyDetector.alertThreshold, profile: .standard),
                                            windows: corpus.windowCount, profile: .standard)
-        #expect(standard >= 72, "standard profile at the fixed threshold: \(standard)")
+        #expect(standard >= 75, "standard profile at the fixed threshold: \(standard)")
     }
 }
