@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "TwinStorage", targets: ["TwinStorage"]),
         .library(name: "TwinQuery", targets: ["TwinQuery"]),
         .library(name: "TwinAnalytics", targets: ["TwinAnalytics"]),
+        .library(name: "TwinDashboard", targets: ["TwinDashboard"]),
         .library(name: "TwinServer", targets: ["TwinServer"]),
     ],
     dependencies: [
@@ -50,10 +51,19 @@ let package = Package(
             dependencies: ["TwinCore", "TwinStorage", "TwinQuery", "CZlib"],
             swiftSettings: swiftSettings
         ),
+        // The browser dashboard: HTML, CSS and JavaScript compiled into the binary (no build step, no bundle).
+        .target(
+            name: "TwinDashboard",
+            resources: [
+                .embedInCode("Assets/index.html"), .embedInCode("Assets/app.css"),
+                .embedInCode("Assets/app.js"), .embedInCode("Assets/chart.js"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "TwinServer",
             dependencies: [
-                "TwinCore", "TwinStorage", "TwinCollectors", "TwinQuery", "TwinAnalytics",
+                "TwinCore", "TwinStorage", "TwinCollectors", "TwinQuery", "TwinAnalytics", "TwinDashboard", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -19,3 +19,5 @@ swift test --skip-build
 # PromQL against the real Prometheus 2.42 (installed from Debian when missing): every query of
 # conformance/queries.txt on two minutes of this machine's own data (seconds; `--ci` runs the tagged subset).
 HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh
+# The dashboard in headless Chromium (installed from Debian when missing): pages, live data, time travel.
+HOSTTWIN=$PWD/.build/debug/hosttwin scripts/dashboard-test.sh

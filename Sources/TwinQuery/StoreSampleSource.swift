@@ -3,7 +3,11 @@ import TwinCore
 import TwinStorage
 
 /// A ``SampleSource`` over a ``TwinStore``: series matched in memory against the store's series
-/// catalog (indexed by metric name), samples read from chunks and the unsealed log.
+/// catalog (indexed by metric name), samples read from chunks and the unsealed log. Where a range
+/// reaches back before the oldest raw sample (raw samples are kept for days, 1-minute rollups for
+/// months), the 1-minute rollups stand in: one sample per minute, the minute's mean for gauges and its
+/// last value for counters (so `rate` and `increase` stay right), which is what long-range dashboards
+/// need; PromQL over that part sees minute-spaced samples.
 public final class StoreSampleSource: SampleSource {
     public let store: TwinStore
     static let tooMany = "query processing would load too many samples into memory in query execution; narrow the selector or the range"
@@ -16,6 +20,8 @@ public final class StoreSampleSource: SampleSource {
         var byName: [String: [Int]] = [:]
     }
     private let index = Mutex(Index())
+    /// The oldest raw sample's time and when it was read (ms); re-read at most once a minute.
+    private let rawHorizon = Mutex<(value: Int64, readAt: Int64)?>(nil)
 
     public init(store: TwinStore) { self.store = store }
 
@@ -55,12 +61,32 @@ public final class StoreSampleSource: SampleSource {
             if try store.sealedSampleBound(ids: found.map(\.id), from: from, to: to) > limit { throw PromQLError.execution(Self.tooMany) }
         }
         let data = try store.samples(ids: found.map(\.id), from: from, to: to)
+        let horizon = try oldestRawSample()
+        if from < horizon, Double(found.count) * ((Double(min(to, horizon)) - Double(from)) / 60_000 + 1) > Double(limit) {
+            throw PromQLError.execution(Self.tooMany)
+        }
         var out: [SeriesData] = []
         out.reserveCapacity(found.count)
         for s in found {
-            guard let points = data[s.id], !points.isEmpty else { continue }
+            var points = data[s.id] ?? []
+            if from < horizon {
+                let older = try store.aggregate(id: s.id, from: from, to: min(to, horizon - 1), step: 60_000).points
+                let before = points.first?.0 ?? .max
+                points = older.lazy.filter { $0.t < before }.map { ($0.t, s.type == .counter ? $0.last : $0.sum / max($0.count, 1)) } + points
+            }
+            guard !points.isEmpty else { continue }
             out.append(SeriesData(labels: s.labels, t: points.map(\.0), v: points.map(\.1)))
         }
         return out
+    }
+
+    /// The time of the oldest raw sample in the store (`Int64.min` when it has none yet, so nothing is
+    /// read from rollups), cached for a minute: retention moves it forward slowly.
+    private func oldestRawSample() throws -> Int64 {
+        let now = TwinTime.nowMillis()
+        if let cached = rawHorizon.withLock({ $0 }), now - cached.readAt < 60_000 { return cached.value }
+        let value = try store.sampleTimeRange()?.0 ?? .min
+        rawHorizon.withLock { $0 = (value, now) }
+        return value
     }
 }

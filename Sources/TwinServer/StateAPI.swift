@@ -84,7 +84,8 @@ extension TwinAPI {
     func summary() throws -> Response {
         guard let live else { throw APIError.unavailable("this server is not observing a host (hosttwin serve); use /api/v1/twin/state") }
         guard let s = live.summary() else { throw APIError.unavailable("no observation yet; the first tick is under way") }
-        return Self.json(String(decoding: try Self.encoder.encode(SummaryResponse(host: live.host, summary: s)), as: UTF8.self))
+        let stored = try store.sampleTimeRange().map { SummaryResponse.Stored(from: TwinTime.rfc3339($0.0), to: TwinTime.rfc3339($0.1)) }
+        return Self.json(String(decoding: try Self.encoder.encode(SummaryResponse(host: live.host, summary: s, stored: stored)), as: UTF8.self))
     }
 
     /// `GET /healthz`: whether ticks are being committed, and each collector's health.
@@ -111,8 +112,11 @@ struct HealthResponse: Encodable {
 
 /// `/api/v1/summary`: host facts and the one-screen summary of now.
 struct SummaryResponse: Encodable {
+    /// The oldest and newest stored sample.
+    struct Stored: Encodable { var from: String; var to: String }
     var host: [String: AttributeValue]
     var summary: HostSummary
+    var stored: Stored?
 }
 
 extension TwinAPI {

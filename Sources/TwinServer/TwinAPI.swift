@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import TwinCore
+import TwinDashboard
 import TwinQuery
 import TwinStorage
 
@@ -65,7 +66,8 @@ public struct TwinAPI: Sendable {
     public func respond(to request: Request) async -> Response {
         let started = DispatchTime.now().uptimeNanoseconds
         var routeName = "other"
-        let response = await answer(request, routeName: &routeName)
+        var response = await answer(request, routeName: &routeName)
+        if Gzip.accepted(request.headers[.acceptEncoding]) { response = await Gzip.encode(response) }
         requestMetrics.record(route: routeName, status: response.status.code, nanos: DispatchTime.now().uptimeNanoseconds - started)
         return response
     }
@@ -73,6 +75,10 @@ public struct TwinAPI: Sendable {
     private func answer(_ request: Request, routeName: inout String) async -> Response {
         var request = request
         let path = request.uri.path
+        if request.method == .get || request.method == .head, let asset = Dashboard.asset(at: path) {
+            routeName = "dashboard"
+            return Self.dashboard(asset, ifNoneMatch: request.headers[.ifNoneMatch])
+        }
         do {
             let (name, allowed, handler) = try route(path)
             routeName = name
@@ -129,6 +135,19 @@ public struct TwinAPI: Sendable {
     }
 
     // MARK: Responses
+
+    /// A dashboard file. The page may only load its own files and call this server (no third-party
+    /// origin, no inline script), revalidated by ETag on every load so an upgrade shows at once.
+    static func dashboard(_ asset: Dashboard.Asset, ifNoneMatch: String?) -> Response {
+        var h: HTTPFields = [
+            .contentType: asset.contentType, .eTag: asset.etag, .cacheControl: "no-cache",
+            .contentSecurityPolicy: "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            .xContentTypeOptions: "nosniff", HTTPField.Name("Referrer-Policy")!: "no-referrer",
+        ]
+        if ifNoneMatch == asset.etag { return Response(status: .notModified, headers: h) }
+        h[.contentLength] = String(asset.bytes.count)
+        return Response(status: .ok, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(bytes: asset.bytes)))
+    }
 
     static func json(_ body: String, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         json(bytes: Array(body.utf8), status: status, headers: headers)

@@ -3,6 +3,7 @@ import GRDB
 import Testing
 import TwinCore
 @testable import TwinStorage
+import TwinQuery
 
 /// The storage engine: bulk ingest, sealing, compaction into hours, rollup tiers, retention, log recovery.
 @Suite struct EngineTests {
@@ -148,6 +149,39 @@ import TwinCore
         let (hours, tier) = try store.aggregate(id: id, from: Self.t0, to: Self.t0 + 6 * StoragePolicy.hour, step: StoragePolicy.hour)
         #expect(hours.count == 6 && hours[0].t == Self.t0 && hours[0].count == 360, "1h rollups still cover the dropped hours (\(tier))")
         try w.finish(now: Self.t0 + 7 * StoragePolicy.hour)
+    }
+
+    /// PromQL reaches behind the raw retention through the 1-minute rollups: a gauge as each minute's
+    /// mean, a counter as each minute's last value (so `rate` stays right); raw samples where they exist.
+    @Test func queriesReadRollupsBehindTheRawRetention() throws {
+        var p = StoragePolicy()
+        p.rawRetention = StoragePolicy.day
+        let (dir, store, w) = try openWriter(p)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let g = try w.seriesID(for: SeriesKey("g"), type: .gauge), c = try w.seriesID(for: SeriesKey("c"), type: .counter)
+        var batch: [(Int64, Int64, Double)] = []
+        for i in 0..<(54 * 360) { // 2 days and 6 hours: the first day's 1-minute rollups are complete
+            batch.append((g, Self.t0 + Int64(i) * 10_000, Double(i % 6)))  // each minute: 0...5, mean 2.5
+            batch.append((c, Self.t0 + Int64(i) * 10_000, Double(i)))      // +1 every 10 s
+        }
+        try w.append(batch: batch)
+        try w.finish(now: Self.t0 + 54 * StoragePolicy.hour)
+        let engine = PromQLEngine(source: StoreSampleSource(store: store))
+        func value(_ q: String, at: Int64) throws -> Double? {
+            guard case .vector(_, let v) = try engine.instant(try PromQLParser.parse(q), at: at) else { return nil }
+            return v.first?.value
+        }
+        let early = Self.t0 + 6 * StoragePolicy.hour, late = Self.t0 + 50 * StoragePolicy.hour
+        #expect(try value("avg_over_time(g[30m])", at: early) == 2.5, "minute means behind the raw horizon")
+        #expect(try value("count_over_time(g[30m])", at: early) == 31, "one sample a minute there (both ends)")
+        #expect(try value("count_over_time(g[30m])", at: late) == 181, "raw samples (every 10 s, both ends) where they are kept")
+        let rateEarly = try #require(try value("rate(c[10m])", at: early)), rateLate = try #require(try value("rate(c[10m])", at: late))
+        #expect(abs(rateEarly - 0.1) < 1e-9 && abs(rateLate - 0.1) < 1e-9, "\(rateEarly) \(rateLate)")
+        // A range across the horizon has no hole.
+        guard case .matrix(let m) = try engine.range(try PromQLParser.parse("max_over_time(g[5m])"), start: Self.t0 + 10 * 60_000, end: late, step: 600_000) else {
+            Issue.record("not a matrix"); return
+        }
+        #expect(m.first?.points.count == Int((late - Self.t0 - 10 * 60_000) / 600_000) + 1)
     }
 
     /// A store written by the first format (chunks without a header, the head log in SQLite) opens and

@@ -1,7 +1,9 @@
 import Foundation
 import Testing
 import TwinCore
-import TwinServer
+@testable import TwinServer
+import TwinAnalytics
+import NIOCore
 
 /// The HTTP API of the real binary on loopback: the Prometheus-compatible endpoints, the state API and
 /// SQL, the live stream, `/metrics`, and every kind of bad request.
@@ -184,6 +186,23 @@ import TwinServer
         #expect(om.headers["content-type"]?.hasPrefix("application/openmetrics-text") == true)
         #expect(om.body.hasSuffix("# EOF\n") && om.body.contains("# TYPE node_cpu_seconds counter\n") && !om.body.contains("# TYPE node_cpu_seconds_total"))
 
+        // The dashboard: one page for its routes, its own files, a policy that forbids other origins;
+        // revalidation by ETag; gzip when asked (and not for tiny or refused cases).
+        for path in ["/", "/host", "/forecast?at=-1h"] {
+            let page = try #require(LoopbackHTTP.request(port: port, method: "GET", path: path))
+            #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/html") == true && page.body.contains("/assets/app.js"), "\(path)")
+            #expect(page.headers["content-security-policy"]?.contains("default-src 'self'") == true)
+        }
+        let js = try #require(LoopbackHTTP.request(port: port, method: "GET", path: "/assets/app.js"))
+        #expect(js.status == 200 && js.headers["content-type"]?.hasPrefix("text/javascript") == true && js.body.contains("/api/v1/query_range"))
+        let etag = try #require(js.headers["etag"])
+        #expect(LoopbackHTTP.request(port: port, method: "GET", path: "/assets/app.js", headers: ["If-None-Match": etag])?.status == 304)
+        let packed = try #require(LoopbackHTTP.request(port: port, method: "GET", path: "/assets/app.js", headers: ["Accept-Encoding": "gzip, deflate"]))
+        #expect(packed.headers["content-encoding"] == "gzip" && Int(packed.headers["content-length"] ?? "") ?? .max < js.body.utf8.count / 2)
+        #expect(LoopbackHTTP.request(port: port, method: "GET", path: "/assets/app.js", headers: ["Accept-Encoding": "gzip;q=0"])?.headers["content-encoding"] == nil)
+        #expect(LoopbackHTTP.request(port: port, method: "GET", path: "/api/v1/query?query=1", headers: ["Accept-Encoding": "gzip"])?.headers["content-encoding"] == nil, "under 1 KiB")
+        #expect(LoopbackHTTP.request(port: port, method: "GET", path: "/assets/nothing.js")?.status == 404)
+
         // The live stream: a tick event with a summary within a few seconds.
         var ticks = 0
         let streamStatus = LoopbackHTTP.stream(port: port, "/api/v1/twin/live") { line in
@@ -199,5 +218,22 @@ import TwinServer
         #expect(bad.status != 0 && bad.stderr.contains("parse error") && bad.stderr.contains("^"))
         let sqlCLI = try EndToEndTests.cli(["sql", "select name from processes where pid = \(me)", "--data-dir", dir, "--json"])
         #expect(sqlCLI.status == 0 && sqlCLI.stdout.contains("\"columns\""))
+    }
+}
+
+/// gzip content coding: what the server sends inflates back to the original, and `Accept-Encoding`
+/// is read as HTTP defines it.
+@Suite struct GzipTests {
+    @Test func roundTripAndNegotiation() throws {
+        var random = SeededRandom(seed: 7)
+        let text = (0..<5000).map { _ in "{\"value\":\"\(random.next() % 1000)\"}," }.joined()
+        let packed = try #require(Gzip.deflate(ByteBuffer(string: text).readableBytesView))
+        #expect(packed.count < text.utf8.count / 3)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("hosttwin-gzip-\(getpid()).gz").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        FileManager.default.createFile(atPath: file, contents: Data(packed))
+        #expect(try NABCorpus.gunzip(file) == Array(text.utf8))
+        #expect(Gzip.accepted("gzip, deflate, br") && Gzip.accepted("deflate;q=1.0, gzip;q=0.5") && Gzip.accepted("*"))
+        #expect(!Gzip.accepted(nil) && !Gzip.accepted("deflate") && !Gzip.accepted("gzip;q=0") && !Gzip.accepted("br, gzip; q=0"))
     }
 }
