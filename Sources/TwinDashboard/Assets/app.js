@@ -184,8 +184,9 @@ function stepFor(spanMs, width, start) {
   return { step, window: Math.max(step + 1, 4, old ? 150 : 0) + 's' };
 }
 
-async function loadChart(chart, spec, start, end, signal) {
-  const { step, window } = stepFor(end - start, chart.plotWidth, start);
+/** The chart's series over [start, end]; `grid` keeps the step and window of an earlier load (live updates). */
+async function loadChart(chart, spec, start, end, signal, grid = stepFor(end - start, chart.plotWidth, start)) {
+  const { step, window } = grid;
   const parts = await Promise.all(spec.queries.map((q) => rangeQuery(q.expr(window), start, end, step, signal)));
   const series = [];
   // In query order, and by name within a query (the first series is the first query's).
@@ -263,13 +264,15 @@ async function hostPage(st, v) {
     const c = new Chart(el, { title: spec.title, unit: spec.unit, yMin: spec.yMin,
       onZoom: (a, b) => a == null ? go({ from: null, to: null }) : go({ from: iso(a), to: iso(b) }) });
     c.setAt(at);
-    return { spec, chart: c, step: 1, loading: false };
+    return { spec, chart: c, grid: null, loading: false };
   });
   await Promise.all(charts.map(async (x) => {
-    const { series, step } = await loadChart(x.chart, x.spec, start, end, v.abort.signal);
+    const asked = performance.now();
+    const { series, step, window } = await loadChart(x.chart, x.spec, start, end, v.abort.signal);
     if (v !== view) return;
-    x.step = step;
+    x.grid = { step, window };
     x.chart.setData(series, start, end);
+    x.chart.host.dataset.loadMs = (performance.now() - asked).toFixed(1); // query, transfer and draw
     // Milliseconds from navigation to the first chart with data (the page-weight check reads it).
     if (!document.body.dataset.firstDataMs) document.body.dataset.firstDataMs = performance.now().toFixed(0);
   })).catch(showError);
@@ -292,9 +295,9 @@ async function hostPage(st, v) {
     const from = t - rangeMs;
     for (const x of charts) {
       const last = +(x.chart.host.dataset.lastTime || 0);
-      if (x.loading || t - last < x.step * 1000) continue;
+      if (!x.grid || x.loading || t - last < x.grid.step * 1000) continue;
       x.loading = true;
-      loadChart(x.chart, x.spec, last + 1, t, v.abort.signal)
+      loadChart(x.chart, x.spec, last + x.grid.step * 1000, t, v.abort.signal, x.grid)
         .then(({ series }) => { if (v === view) x.chart.append(series, from, t); })
         .catch(showError).finally(() => { x.loading = false; });
     }
