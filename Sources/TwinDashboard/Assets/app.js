@@ -150,7 +150,7 @@ function subscribe(v, onTick) {
 const FS = 'fstype!~"tmpfs|devtmpfs|overlay|squashfs|ramfs|proc|sysfs|nsfs|autofs"';
 /** Each chart: queries (window `w` → PromQL), how a series is named, the metrics whose anomalies it marks. */
 const CHARTS = [
-  { id: 'cpu', title: 'CPU by mode', unit: 'percent', metrics: ['node_cpu_seconds_total'],
+  { id: 'cpu', title: 'CPU by mode', unit: 'percent', headline: 'sum', metrics: ['node_cpu_seconds_total'],
     queries: [{ expr: (w) => `avg by (mode) (rate(node_cpu_seconds_total{mode!="idle"}[${w}])) * 100`, name: (m) => m.mode }] },
   { id: 'memory', title: 'Memory', unit: 'bytes', metrics: ['node_memory_'],
     queries: [
@@ -162,17 +162,17 @@ const CHARTS = [
     queries: ['1', '5', '15'].map((k) => ({ expr: (w) => `avg_over_time(node_load${k}[${w}])`, name: () => k + ' min' })) },
   { id: 'pressure', title: 'Pressure (PSI, share of time waiting)', unit: 'percent', metrics: ['node_pressure_'],
     queries: ['cpu', 'memory', 'io'].map((k) => ({ expr: (w) => `rate(node_pressure_${k}_waiting_seconds_total[${w}]) * 100`, name: () => k })) },
-  { id: 'network', title: 'Network throughput', unit: 'bytes/s', metrics: ['node_network_'],
+  { id: 'network', title: 'Network throughput', unit: 'bytes/s', headline: 'sum', metrics: ['node_network_'],
     queries: [
       { expr: (w) => `sum(rate(node_network_receive_bytes_total{device!="lo"}[${w}]))`, name: () => 'received' },
       { expr: (w) => `sum(rate(node_network_transmit_bytes_total{device!="lo"}[${w}]))`, name: () => 'sent' },
     ] },
-  { id: 'disk', title: 'Disk throughput', unit: 'bytes/s', metrics: ['node_disk_'],
+  { id: 'disk', title: 'Disk throughput', unit: 'bytes/s', headline: 'sum', metrics: ['node_disk_'],
     queries: [
       { expr: (w) => `sum(rate(node_disk_read_bytes_total[${w}]))`, name: () => 'read' },
       { expr: (w) => `sum(rate(node_disk_written_bytes_total[${w}]))`, name: () => 'written' },
     ] },
-  { id: 'filesystems', title: 'Filesystem use', unit: 'percent', yMin: 0, metrics: ['node_filesystem_'],
+  { id: 'filesystems', title: 'Filesystem use', unit: 'percent', yMin: 0, headline: 'max', metrics: ['node_filesystem_'],
     queries: [{ expr: (w) => `100 * (1 - avg_over_time(node_filesystem_avail_bytes{${FS}}[${w}]) / avg_over_time(node_filesystem_size_bytes{${FS}}[${w}]))`, name: (m) => m.mountpoint }] },
 ];
 
@@ -261,7 +261,7 @@ async function hostPage(st, v) {
     const el = document.createElement('section');
     el.id = 'chart-' + spec.id;
     chartsEl.append(el);
-    const c = new Chart(el, { title: spec.title, unit: spec.unit, yMin: spec.yMin,
+    const c = new Chart(el, { title: spec.title, unit: spec.unit, yMin: spec.yMin, headline: spec.headline,
       onZoom: (a, b) => a == null ? go({ from: null, to: null }) : go({ from: iso(a), to: iso(b) }) });
     c.setAt(at);
     return { spec, chart: c, grid: null, loading: false };

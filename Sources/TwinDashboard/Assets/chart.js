@@ -55,8 +55,8 @@ export function sparkline(values, width = 80, height = 20, stroke = 'currentColo
  * and tools, and `lastDrawMs` is the time the last draw took.
  */
 export class Chart {
-  constructor(host, { title, unit = '', onZoom = null, yMin = null, yMax = null } = {}) {
-    this.host = host; this.unit = unit; this.onZoom = onZoom; this.yMin = yMin; this.yMax = yMax;
+  constructor(host, { title, unit = '', onZoom = null, yMin = null, yMax = null, headline = 'first' } = {}) {
+    this.host = host; this.unit = unit; this.onZoom = onZoom; this.yMin = yMin; this.yMax = yMax; this.headline = headline;
     this.series = []; this.bands = []; this.markers = []; this.at = null; this.from = 0; this.to = 1;
     this.cursor = null; this.drag = null; this.lastDrawMs = 0;
     host.classList.add('chart');
@@ -212,7 +212,10 @@ export class Chart {
     const last = first ? first.points[first.points.length - 1] : null;
     this.host.dataset.points = String(this.series.reduce((n, x) => n + x.points.length, 0));
     if (last) { this.host.dataset.lastTime = String(last[0]); this.host.dataset.lastValue = String(last[1]); }
-    this.valueEl.textContent = last ? formatValue(last[1], this.unit) : '';
+    // The figure in the corner: the first series' newest value, or the sum or maximum of every series' newest.
+    const newest = this.series.filter((x) => x.points.length).map((x) => x.points[x.points.length - 1][1]);
+    const head = this.headline === 'sum' ? newest.reduce((a, b) => a + b, 0) : this.headline === 'max' ? Math.max(...newest) : last && last[1];
+    this.valueEl.textContent = newest.length ? formatValue(head, this.unit) : '';
     this.lastDrawMs = performance.now() - started;
     this.host.dataset.drawMs = this.lastDrawMs.toFixed(2);
   }
