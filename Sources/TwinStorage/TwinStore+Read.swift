@@ -325,8 +325,10 @@ extension TwinStore {
     /// The oldest and newest stored sample times (chunks and log).
     public func sampleTimeRange() throws -> (Int64, Int64)? {
         let (sealed, log) = try withLog(ids: [], from: .min, to: .max) { db -> (Int64?, Int64?) in
-            guard let row = try Row.fetchOne(db, sql: "SELECT min(min_t) AS a, max(max_t) AS b FROM chunks") else { return (nil, nil) }
-            return (row["a"], row["b"])
+            // Both ends from indexes: chunks(min_t), and each series' newest chunk by chunks(series_id, max_t).
+            let oldest = try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM chunks")
+            let newest = try Int64.fetchOne(db, sql: "SELECT max((SELECT max(max_t) FROM chunks WHERE series_id = series.id)) FROM series")
+            return (oldest, newest)
         }
         guard let a = [sealed.0, log.oldest].compactMap({ $0 }).min(), let b = [sealed.1, log.newest].compactMap({ $0 }).max() else { return nil }
         return (a, b)
