@@ -70,14 +70,36 @@ public final class StoreSampleSource: SampleSource {
         for s in found {
             var points = data[s.id] ?? []
             if from < horizon {
-                let older = try store.aggregate(id: s.id, from: from, to: min(to, horizon - 1), step: 60_000).points
                 let before = points.first?.0 ?? .max
-                points = older.lazy.filter { $0.t < before }.map { ($0.t, s.type == .counter ? $0.last : $0.sum / max($0.count, 1)) } + points
+                points = try minutes(s.id, s.type, from: from, to: min(to, horizon - 1)).filter { $0.0 < before } + points
             }
             guard !points.isEmpty else { continue }
             out.append(SeriesData(labels: s.labels, t: points.map(\.0), v: points.map(\.1)))
         }
         return out
+    }
+
+    /// Series `id` over `[from, to]` as one sample per minute from the 1-minute rollups (raw samples
+    /// reduced the same way where the tier is not written yet): the minute's mean for gauges, its last
+    /// value for counters.
+    func minutes(_ id: Int64, _ type: MetricType, from: Int64, to: Int64) throws -> [(Int64, Double)] {
+        try store.aggregate(id: id, from: from, to: to, step: 60_000).points.map { ($0.t, type == .counter ? $0.last : $0.sum / max($0.count, 1)) }
+    }
+
+    /// This source at one sample per minute throughout (the `max_source_resolution=1m` of the query API,
+    /// as in Thanos): a week of a 1-second series is 10,080 samples instead of 604,800.
+    public var minuteResolution: any SampleSource { MinuteResolution(base: self) }
+
+    private struct MinuteResolution: SampleSource {
+        let base: StoreSampleSource
+        func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int) throws -> [SeriesData] {
+            let found = try base.matching(matchers)
+            if Double(found.count) * ((Double(to) - Double(from)) / 60_000 + 1) > Double(limit) { throw PromQLError.execution(StoreSampleSource.tooMany) }
+            return try found.compactMap { s in
+                let points = try base.minutes(s.id, s.type, from: from, to: to)
+                return points.isEmpty ? nil : SeriesData(labels: s.labels, t: points.map(\.0), v: points.map(\.1))
+            }
+        }
     }
 
     /// The time of the oldest raw sample in the store (`Int64.min` when it has none yet, so nothing is

@@ -8,9 +8,18 @@ import TwinStorage
 /// Grafana's Prometheus data source and other clients work unchanged.
 extension TwinAPI {
     /// The engine with the request's `timeout` applied.
-    private func engine(_ p: Params) throws -> PromQLEngine {
+    /// The engine for one request: `timeout` can shorten the time limit; `max_source_resolution` (as in
+    /// Thanos) `raw` (default), `1m`, or `auto` (1-minute rollups when the step is 5 minutes or more)
+    /// chooses the samples read.
+    private func engine(_ p: Params, step: Int64? = nil) throws -> PromQLEngine {
         var e = engine
         if let t = try p.duration("timeout"), t > 0 { e.timeout = min(e.timeout, t) }
+        switch p["max_source_resolution"] ?? "raw" {
+        case "raw", "0s", "": break
+        case "1m": e.source = source.minuteResolution
+        case "auto": if let step, step >= 5 * 60_000 { e.source = source.minuteResolution }
+        case let other: throw APIError.badData("invalid parameter \"max_source_resolution\": \"\(other)\" (raw, 1m or auto)")
+        }
         return e
     }
 
@@ -33,7 +42,7 @@ extension TwinAPI {
         let start = try p.time("start", default: 0), end = try p.time("end", default: 0)
         guard let step = try p.duration("step") else { throw APIError.badData("invalid parameter \"step\": cannot parse \"\" to a valid duration") }
         // The bounds are judged before the query is parsed, as Prometheus does.
-        let engine = try engine(p)
+        let engine = try engine(p, step: step)
         try engine.checkRange(start: start, end: end, step: step)
         let result = try engine.range(try parse(p), start: start, end: end, step: step)
         return Self.success { Self.write(result, to: &$0) }

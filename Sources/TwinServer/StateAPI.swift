@@ -80,12 +80,18 @@ extension TwinAPI {
         return Self.json(bytes: j.bytes)
     }
 
-    /// `GET /api/v1/summary`: host facts and the summary of the latest tick (run only; bare JSON).
+    /// `GET /api/v1/summary`: host facts, the summary of the latest tick and the stored span (bare JSON).
+    /// On `serve` (no host observed) the facts are the stored host entity's and there is no `summary`.
     func summary() throws -> Response {
-        guard let live else { throw APIError.unavailable("this server is not observing a host (hosttwin serve); use /api/v1/twin/state") }
-        guard let s = live.summary() else { throw APIError.unavailable("no observation yet; the first tick is under way") }
+        let host: [String: AttributeValue], s: HostSummary?
+        if let live {
+            guard let latest = live.summary() else { throw APIError.unavailable("no observation yet; the first tick is under way") }
+            (host, s) = (live.host, latest)
+        } else {
+            (host, s) = (try store.state(at: TwinTime.nowMillis(), kinds: [.host]).first?.attributes ?? [:], nil)
+        }
         let stored = try store.sampleTimeRange().map { SummaryResponse.Stored(from: TwinTime.rfc3339($0.0), to: TwinTime.rfc3339($0.1)) }
-        return Self.json(String(decoding: try Self.encoder.encode(SummaryResponse(host: live.host, summary: s, stored: stored)), as: UTF8.self))
+        return Self.json(String(decoding: try Self.encoder.encode(SummaryResponse(host: host, summary: s, stored: stored, live: live != nil)), as: UTF8.self))
     }
 
     /// `GET /healthz`: whether ticks are being committed, and each collector's health.
@@ -115,8 +121,10 @@ struct SummaryResponse: Encodable {
     /// The oldest and newest stored sample.
     struct Stored: Encodable { var from: String; var to: String }
     var host: [String: AttributeValue]
-    var summary: HostSummary
+    var summary: HostSummary?
     var stored: Stored?
+    /// Whether this server observes the host now (`run`) and has a live stream.
+    var live: Bool
 }
 
 extension TwinAPI {

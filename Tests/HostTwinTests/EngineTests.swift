@@ -182,6 +182,13 @@ import TwinQuery
             Issue.record("not a matrix"); return
         }
         #expect(m.first?.points.count == Int((late - Self.t0 - 10 * 60_000) / 600_000) + 1)
+        // At minute resolution throughout (max_source_resolution=1m): minute samples where raw ones exist
+        // too. Evaluated just before a minute starts: a minute still in progress has only its first samples.
+        var minutes = engine
+        minutes.source = StoreSampleSource(store: store).minuteResolution
+        guard case .vector(_, let v) = try minutes.instant(try PromQLParser.parse("count_over_time(g[30m])"), at: late - 1000),
+              case .vector(_, let r) = try minutes.instant(try PromQLParser.parse("rate(c[10m])"), at: late - 1000) else { Issue.record("not vectors"); return }
+        #expect(v.first?.value == 30 && abs((r.first?.value ?? 0) - 0.1) < 1e-9, "\(v) \(r)")
     }
 
     /// A store written by the first format (chunks without a header, the head log in SQLite) opens and

@@ -55,6 +55,10 @@ import NIOCore
         defer { serve.terminate(); serve.waitUntilExit() }
         #expect(try EndToEndTests.eventually(20) { LoopbackHTTP.get(port: port, "/healthz")?.status == 200 })
         let t = QueryTests.t0 / 1000
+        // The summary of a server over stored data: not live, no tick summary, the stored span.
+        let summary = Self.get(port, "/api/v1/summary")
+        #expect(summary.0 == 200 && summary.1["live"] as? Bool == false && summary.1["summary"] == nil)
+        #expect((summary.1["stored"] as? [String: Any])?["from"] as? String == TwinTime.rfc3339(QueryTests.t0))
 
         // Instant query: the envelope, value pairs as [seconds, "string"].
         var (status, body) = Self.get(port, "/api/v1/query?query=\(Self.q("temp * 2"))&time=\(t + 100)")
@@ -105,6 +109,8 @@ import NIOCore
         expectError("/api/v1/query_range?query=temp&start=\(t + 100)&end=\(t)&step=15", 400, "bad_data", "end timestamp must not be before start time")
         expectError("/api/v1/query_range?query=temp&start=\(t)&end=\(t + 100)&step=0", 400, "bad_data", "zero or negative")
         expectError("/api/v1/query_range?query=temp&start=0&end=\(t)&step=1", 400, "bad_data", "11,000 points")
+        expectError("/api/v1/query_range?query=temp&start=\(t)&end=\(t + 100)&step=15&max_source_resolution=5h", 400, "bad_data", "max_source_resolution")
+        #expect(Self.get(port, "/api/v1/query_range?query=temp&start=\(t)&end=\(t + 600)&step=300&max_source_resolution=auto").0 == 200)
         expectError("/api/v1/query_range?query=temp&start=\(t)&end=\(t + 100)&step=1e30", 400, "bad_data", "step")
         expectError("/api/v1/query_range?query=temp%5B5m%5D&start=\(t)&end=\(t + 100)&step=15", 400, "bad_data", "range vector")
         expectError("/api/v1/query?query=\(Self.q("cpu_seconds_total / on (mode) cpu_seconds_total"))&time=\(t + 100)", 422, "execution", "many-to-many")

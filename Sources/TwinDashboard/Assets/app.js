@@ -20,7 +20,8 @@ async function api(path, params = {}, signal) {
 
 /** A PromQL range query as chart series: [{labels, points: [[ms, v]]}]. */
 async function rangeQuery(query, start, end, step, signal) {
-  const data = await api('/api/v1/query_range', { query, start: start / 1000, end: end / 1000, step: step + 's' }, signal);
+  // max_source_resolution=auto: at steps of 5 minutes or more the server reads the 1-minute rollups.
+  const data = await api('/api/v1/query_range', { query, start: start / 1000, end: end / 1000, step: step + 's', max_source_resolution: 'auto' }, signal);
   return data.result.map((r) => ({ labels: r.metric, points: r.values.map(([t, v]) => [t * 1000, parseFloat(v)]) }));
 }
 
@@ -101,14 +102,9 @@ function go(patch, { replace = false, quiet = false } = {}) {
 let view = { id: 0, abort: new AbortController(), cleanup: [] };
 let summaryCache = null;
 
+/** Host facts, the stored span and whether the server is live (`run`) or serves stored data (`serve`). */
 async function summary() {
-  if (!summaryCache) {
-    summaryCache = api('/api/v1/summary').catch(async () => {
-      // `hosttwin serve`: no live host; facts from the stored host entity.
-      const st = await api('/api/v1/twin/entities/host');
-      return { host: (st.entities[0] || {}).attributes || {}, summary: null, stored: null, serve: true };
-    });
-  }
+  if (!summaryCache) summaryCache = api('/api/v1/summary').then((s) => ({ ...s, serve: !s.live }));
   return summaryCache;
 }
 
@@ -203,7 +199,8 @@ async function hostPage(st, v) {
   const sum = await summary();
   if (v !== view) return;
   const host = sum.host || {};
-  const now = Date.now();
+  // Over stored data only (`hosttwin serve`), "now" is the newest stored sample.
+  const now = sum.serve && sum.stored ? Date.parse(sum.stored.to) : Date.now();
   const at = parseTime(st.at, now);
   const rangeMs = parseDuration(st.range);
   let end, start;

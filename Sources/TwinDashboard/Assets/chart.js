@@ -81,7 +81,7 @@ export class Chart {
   }
 
   /** Width of the plot in CSS pixels: the number of points worth asking the server for. */
-  get plotWidth() { return Math.max(50, Math.floor(this.canvas.clientWidth || this.host.clientWidth || 600) - 56); }
+  get plotWidth() { return Math.max(50, Math.floor(this.canvas.clientWidth || this.host.clientWidth || 600) - 68); }
 
   setData(series, from, to) {
     this.series = series; this.from = from; this.to = to;
@@ -125,7 +125,7 @@ export class Chart {
     if (this.yMax != null) hi = Math.max(hi, this.yMax);
     if (lo > 0 && lo < hi * 0.5) lo = 0;
     if (hi === lo) hi = lo + 1;
-    const pad = { l: 52, r: 4, t: 6, b: 18 };
+    const pad = { l: 64, r: 4, t: 6, b: 18 };
     const x = (t) => pad.l + (t - this.from) * (w - pad.l - pad.r) / Math.max(1, this.to - this.from);
     const y = (v) => pad.t + (hi - v) * (h - pad.t - pad.b) / (hi - lo);
     const t = (px) => this.from + (px - pad.l) * (this.to - this.from) / (w - pad.l - pad.r);
@@ -157,7 +157,8 @@ export class Chart {
     const ticks = Math.max(1, Math.min(4, Math.floor((w - s.pad.l) / 110)));
     for (let i = 0; i <= ticks; i++) {
       const t = this.from + span * i / ticks;
-      g.fillText(formatTime(t, span), Math.min(w - 30, Math.max(s.pad.l + 20, s.x(t))), h - s.pad.b + 4);
+      g.textAlign = i === 0 ? 'left' : i === ticks ? 'right' : 'center';
+      g.fillText(formatTime(t, span), i === ticks ? w - s.pad.r : s.x(t), h - s.pad.b + 4);
     }
     // Bands (forecast intervals), then lines.
     for (const b of this.bands) {

@@ -6,7 +6,7 @@ import TwinCore
 /// Each selector's data is fetched once for the whole query (the union of the windows every step
 /// needs) and then sliced per step by binary search.
 public struct PromQLEngine: Sendable {
-    public let source: any SampleSource
+    public var source: any SampleSource
     /// How far back an instant selector looks for a sample (Prometheus' `--query.lookback-delta`).
     public var lookback: Int64 = 5 * 60_000
     /// The step of subqueries that give none (Prometheus' global evaluation interval).
