@@ -60,7 +60,7 @@ struct RunCommand: AsyncParsableCommand {
         let log = logger
         let api = TwinAPI(store: twinStore, live: live, metrics: selfMetrics, logger: logger)
         let app = TwinHTTPServer.application(api: api, host: host, port: port, logger: logger) { actualPort in
-            log.info("serving http://\(host.contains(":") ? "[\(host)]" : host):\(actualPort)/ (Prometheus API /api/v1/query, state API /api/v1/twin/...)")
+            log.info("serving http://\(host.contains(":") ? "[\(host)]" : host):\(actualPort)/ (dashboard /, Prometheus API /api/v1/query, state API /api/v1/twin/...)")
         }
         logger.info("observing this host every \(intervalMs) ms into \(dataDir)")
         let group = ServiceGroup(configuration: .init(

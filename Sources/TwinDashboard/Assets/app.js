@@ -461,9 +461,9 @@ async function loadDiff(from, to, v) {
 // ---------- Overview ----------
 
 async function overviewPage(st, v) {
-  setMode('Live', 'live');
   const sum = await summary();
   if (v !== view) return;
+  setMode(sum.serve ? 'Stored data' : 'Live', sum.serve ? 'past' : 'live');
   const h = sum.host || {}, s = sum.summary;
   document.title = 'Overview · HostTwin';
   main.innerHTML = `<h1>Hosts</h1><div class="cards" id="cards"></div>`;
