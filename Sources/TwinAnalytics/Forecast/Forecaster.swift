@@ -30,7 +30,7 @@ public enum ForecastModel: Sendable, Equatable, CustomStringConvertible {
 /// robust linear trend, exponential smoothing with damped trend and, when two periods of history
 /// exist, additive seasonality) are fitted on all but the last stretch of the history, the one with the
 /// smallest error on that stretch is refitted on everything. Prediction intervals come from the errors
-/// the chosen model made on the held-out stretch.
+/// the chosen kind of model made on up to three held-out stretches (the widest sets the width).
 public enum Forecaster {
     /// The forecast of `y` for `horizon` steps; `period` is the seasonal period in steps (e.g. one day),
     /// used when the history holds at least two periods.
@@ -55,24 +55,27 @@ public enum Forecaster {
         let chosen = best?.model ?? .seasonalNaive(period: max(m, 1))
         let model = refit(chosen, values, period: m)
         let means = predict(model, values, horizon: horizon)
-        // Interval half-widths from held-out errors (their 80th and 95th percentiles of |error|),
-        // widening with the square root of the horizon beyond the held-out stretch. The errors are
-        // pooled from the selection stretch and up to two earlier stretches, forecast by the chosen kind
-        // of model from what came before each (measured on NAB: 74 % / 90 % inside the 80 % / 95 %
-        // intervals, against 73 % / 89 % from the selection stretch alone and 71 % / 88 % without it).
-        var pooled = best?.residuals ?? [0]
+        // Interval half-widths from held-out errors (80th and 95th percentiles of |error|), widening with
+        // the square root of the horizon beyond the held-out stretch. Errors come from the selection
+        // stretch and up to two earlier stretches, each forecast by the chosen kind of model from what came
+        // before it; the widest stretch sets the width, since the future is as likely to resemble the
+        // roughest recent stretch as the average one. Measured on NAB (`bench forecast`): 80 % / 93 % of
+        // the actuals inside the 80 % / 95 % intervals, against 74 % / 90 % with the errors pooled and
+        // 70 % / 87 % with the median stretch.
+        var stretches = [best?.residuals ?? [0]]
         for k in 2...3 {
             let end = values.count - (k - 1) * hold, cut = end - hold
             guard cut >= max(10, m > 0 ? 2 * m + 2 : 0) else { break }
             let past = Array(values[..<cut])
             let f = predict(refit(chosen, past, period: m), past, horizon: hold)
-            pooled += zip(values[cut..<end], f).map { $0 - $1 }
+            stretches.append(zip(values[cut..<end], f).map { $0 - $1 })
         }
-        let absErrors = pooled.filter(\.isFinite).map(abs).sorted()
-        func quantile(_ q: Double) -> Double {
-            absErrors[max(0, min(absErrors.count - 1, Int((q * Double(absErrors.count)).rounded(.up)) - 1))]
+        func quantile(_ q: Double, _ errors: [Double]) -> Double {
+            let sorted = errors.filter(\.isFinite).map(abs).sorted()
+            guard !sorted.isEmpty else { return 0 }
+            return sorted[max(0, min(sorted.count - 1, Int((q * Double(sorted.count)).rounded(.up)) - 1))]
         }
-        let w80 = quantile(0.8), w95 = quantile(0.95)
+        let w80 = stretches.map { quantile(0.8, $0) }.max() ?? 0, w95 = stretches.map { quantile(0.95, $0) }.max() ?? 0
         let points = means.enumerated().map { h, mu -> ForecastPoint in
             let grow = h + 1 > hold ? (Double(h + 1) / Double(hold)).squareRoot() : 1
             return ForecastPoint(mean: mu, lo80: mu - w80 * grow, hi80: mu + w80 * grow, lo95: mu - w95 * grow, hi95: mu + w95 * grow)
