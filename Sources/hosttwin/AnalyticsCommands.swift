@@ -3,6 +3,7 @@ import Foundation
 import TwinAnalytics
 import TwinCore
 import TwinQuery
+import TwinStorage
 
 /// `hosttwin detect FILE.csv`: the streaming anomaly detector over a `timestamp,value` CSV, row by row.
 struct DetectCommand: ParsableCommand {
@@ -192,53 +193,76 @@ struct CapacityCommand: ParsableCommand {
     }
 }
 
-/// `hosttwin bench forecast`: rolling-origin evaluation, 24 h ahead, on NAB's 5-minute AWS series.
+/// `hosttwin bench forecast`: rolling-origin evaluation, 24 h ahead, on NAB's 5-minute AWS series or on
+/// this host's own stored series.
 struct BenchForecast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forecast",
-        abstract: "Forecast accuracy (MASE, sMAPE), 24 h ahead from rolling origins, on NAB's realAWSCloudwatch series; HostTwin beside seasonal naive.",
-        discussion: "Origins: the last --origins days of each file, one forecast of a day (288 steps at 5 minutes) from each. MASE is scaled by the in-sample daily seasonal naive error of the training part."
+        abstract: "Forecast accuracy (MASE, sMAPE, interval coverage), a season ahead from rolling origins, on NAB's realAWSCloudwatch series or on this host's stored series; HostTwin beside seasonal naive.",
+        discussion: """
+        NAB (default): origins are the last --origins days of each file, one forecast of a day (288 steps at 5 \
+        minutes) from each. With --data-dir, the host's CPU busy %, available memory, load, network and disk \
+        throughput and root filesystem space are read from the store at --step (1-minute rollups behind long \
+        histories) and forecast one --season ahead from each of the last --origins seasons; at least two seasons \
+        must be stored (two days by default). MASE is scaled by the in-sample seasonal naive error of the \
+        training part.
+        """
     )
     @Option(help: ArgumentHelp("NAB folder (data/, labels/).", valueName: "DIR")) var nab = "../shared/data/nab"
-    @Option(help: "Forecast origins per series (one per day, counted back from the end).") var origins = 3
+    @Option(help: ArgumentHelp("Evaluate on this store's host series instead of NAB.", valueName: "DIR")) var dataDir: String?
+    @Option(help: ArgumentHelp("Step the host series are read at (with --data-dir).", valueName: "DURATION")) var step = "5m"
+    @Option(help: ArgumentHelp("Season and forecast horizon (with --data-dir).", valueName: "DURATION")) var season = "1d"
+    @Option(help: "Forecast origins per series (one per season, counted back from the end).") var origins = 3
     @Flag(help: "Print JSON.") var json = false
 
+    struct Row: Encodable {
+        var series: String; var model: String; var mase: Double; var smape: Double; var naiveMase: Double; var naiveSmape: Double
+        var coverage80: Double; var coverage95: Double
+    }
+
+    /// The host series evaluated with --data-dir.
+    static let hostSeries: [(String, String)] = [
+        ("cpu busy %", #"100 * (1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])))"#),
+        ("memory available", "node_memory_MemAvailable_bytes"),
+        ("load1", "node_load1"),
+        ("network received", #"sum(rate(node_network_receive_bytes_total{device!="lo"}[5m]))"#),
+        ("disk written", "sum(rate(node_disk_written_bytes_total[5m]))"),
+        ("root filesystem available", #"node_filesystem_avail_bytes{mountpoint="/"}"#),
+    ]
+
     func run() throws {
-        let corpus: NABCorpus
-        do { corpus = try NABCorpus.load(root: nab, category: "realAWSCloudwatch") } catch { throw CLIError("\(error) (pass --nab DIR)") }
-        struct Row: Encodable {
-            var series: String; var model: String; var mase: Double; var smape: Double; var naiveMase: Double; var naiveSmape: Double
-            var coverage80: Double; var coverage95: Double
-        }
         var rows: [Row] = []
-        for f in corpus.files {
-            let step = Forecasting.step(f.timestamps[...])
-            let m = Forecasting.dailyPeriod(step: step)
-            var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, in80 = 0, in95 = 0, scored = 0
-            var model = ""
-            for k in (1...origins).reversed() {
-                let origin = f.values.count - k * m
-                guard origin > 2 * m else { continue }
-                let train = Array(f.values[..<origin]), actual = Array(f.values[origin..<min(origin + m, f.values.count)])
-                let (chosen, points) = Forecaster.forecast(train, horizon: actual.count, period: m)
-                model = chosen.description
-                let naive = (0..<actual.count).map { train[train.count - m + ($0 % m)] }
-                mase += ForecastAccuracy.mase(actual: actual, forecast: points.map(\.mean), training: train, period: m)
-                smape += ForecastAccuracy.smape(actual: actual, forecast: points.map(\.mean))
-                nMase += ForecastAccuracy.mase(actual: actual, forecast: naive, training: train, period: m)
-                nSmape += ForecastAccuracy.smape(actual: actual, forecast: naive)
-                for (a, p) in zip(actual, points) {
-                    if a >= p.lo80 && a <= p.hi80 { in80 += 1 }
-                    if a >= p.lo95 && a <= p.hi95 { in95 += 1 }
-                }
-                scored += actual.count
-                count += 1
+        if let dataDir {
+            let stepMs = try TwinTime.parseDuration(step), seasonMs = try TwinTime.parseDuration(season)
+            guard stepMs >= 1000, seasonMs >= 3 * stepMs else { throw CLIError("--step must be at least 1s and --season at least three steps") }
+            let store = try TwinStore.open(dataDir: dataDir, readOnly: true)
+            guard let (first, last) = try store.sampleTimeRange(), last - first >= 2 * seasonMs else {
+                throw CLIError("the store holds less than two seasons (\(season)) of data: nothing to evaluate")
             }
-            guard count > 0 else { continue }
-            let c = Double(count)
-            rows.append(Row(series: f.name, model: model, mase: mase / c, smape: smape / c, naiveMase: nMase / c, naiveSmape: nSmape / c,
-                            coverage80: Double(in80) / Double(scored), coverage95: Double(in95) / Double(scored)))
+            let source = StoreSampleSource(store: store)
+            let engine = PromQLEngine(source: stepMs >= 60_000 ? source.minuteResolution : source)
+            let end = last / stepMs * stepMs, m = Int(seasonMs / stepMs)
+            for (name, expr) in Self.hostSeries {
+                guard case .matrix(let series) = try engine.range(try PromQLParser.parse(expr), start: end - (last - first) / stepMs * stepMs, end: end, step: stepMs),
+                      let s = series.first else { continue }
+                // Gaps (the twin was stopped) are carried over from the last value before them.
+                var values: [Double] = [], t = s.points[0].0, k = 0
+                while t <= end {
+                    while k + 1 < s.points.count, s.points[k + 1].0 <= t { k += 1 }
+                    values.append(s.points[k].1)
+                    t += stepMs
+                }
+                if let row = Self.evaluate(name, values, period: m, horizon: m, origins: origins, minimumTraining: m + 1) { rows.append(row) }
+            }
+        } else {
+            let corpus: NABCorpus
+            do { corpus = try NABCorpus.load(root: nab, category: "realAWSCloudwatch") } catch { throw CLIError("\(error) (pass --nab DIR)") }
+            for f in corpus.files {
+                let m = Forecasting.dailyPeriod(step: Forecasting.step(f.timestamps[...]))
+                if let row = Self.evaluate(f.name, f.values, period: m, horizon: m, origins: origins, minimumTraining: 2 * m + 1) { rows.append(row) }
+            }
         }
+        guard !rows.isEmpty else { throw CLIError("no series long enough to evaluate") }
         let mean = { (k: KeyPath<Row, Double>) in rows.reduce(0) { $0 + $1[keyPath: k] } / Double(max(rows.count, 1)) }
         if json {
             struct Out: Encodable {
@@ -255,6 +279,35 @@ struct BenchForecast: ParsableCommand {
         })
         print(String(format: "mean MASE %.3f (seasonal naive %.3f), mean sMAPE %.1f (seasonal naive %.1f); actuals inside the 80 %% intervals %.0f %%, the 95 %% intervals %.0f %%",
                      mean(\.mase), mean(\.naiveMase), mean(\.smape), mean(\.naiveSmape), mean(\.coverage80) * 100, mean(\.coverage95) * 100))
+    }
+
+    /// One series forecast `horizon` steps ahead from each of the last `origins` periods, beside the
+    /// seasonal naive forecast; nil when no origin leaves `minimumTraining` values to train on.
+    static func evaluate(_ name: String, _ values: [Double], period m: Int, horizon: Int, origins: Int, minimumTraining: Int) -> Row? {
+        var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, in80 = 0, in95 = 0, scored = 0
+        var model = ""
+        for k in (1...max(origins, 1)).reversed() {
+            let origin = values.count - k * m
+            guard origin >= minimumTraining else { continue }
+            let train = Array(values[..<origin]), actual = Array(values[origin..<min(origin + horizon, values.count)])
+            let (chosen, points) = Forecaster.forecast(train, horizon: actual.count, period: m)
+            model = chosen.description
+            let naive = (0..<actual.count).map { train[train.count - m + ($0 % m)] }
+            mase += ForecastAccuracy.mase(actual: actual, forecast: points.map(\.mean), training: train, period: m)
+            smape += ForecastAccuracy.smape(actual: actual, forecast: points.map(\.mean))
+            nMase += ForecastAccuracy.mase(actual: actual, forecast: naive, training: train, period: m)
+            nSmape += ForecastAccuracy.smape(actual: actual, forecast: naive)
+            for (a, p) in zip(actual, points) {
+                if a >= p.lo80 && a <= p.hi80 { in80 += 1 }
+                if a >= p.lo95 && a <= p.hi95 { in95 += 1 }
+            }
+            scored += actual.count
+            count += 1
+        }
+        guard count > 0 else { return nil }
+        let c = Double(count)
+        return Row(series: name, model: model, mase: mase / c, smape: smape / c, naiveMase: nMase / c, naiveSmape: nSmape / c,
+                   coverage80: Double(in80) / Double(scored), coverage95: Double(in95) / Double(scored))
     }
 }
 

@@ -158,3 +158,34 @@ import TwinStorage
         #expect(!advice.contains { $0.topic == "cpu" }, "\(advice)")
     }
 }
+
+/// `hosttwin bench forecast --data-dir`: the host's own series, rolling origins one season apart.
+@Suite struct HostForecastBenchTests {
+    @Test func evaluatesTheStoredHostSeries() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hosttwin-fcbench-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // Three days at 5 minutes: a daily load cycle and memory slowly running down.
+        let start: Int64 = 1_790_000_000
+        var text = "# TYPE node_load1 gauge\n# TYPE node_memory_MemAvailable_bytes gauge\n"
+        for i in 0..<(3 * 288) {
+            let t = start + Int64(i) * 300, phase = 2 * Double.pi * Double(i % 288) / 288
+            text += "node_load1 \(1.5 + sin(phase) + 0.1 * Double(i % 7)) \(t)\n"
+            text += "node_memory_MemAvailable_bytes \(8e9 - Double(i) * 1e6 + 1e8 * cos(phase)) \(t)\n"
+        }
+        try text.write(toFile: dir + "/data.prom", atomically: true, encoding: .utf8)
+        #expect(try EndToEndTests.cli(["import", "--data-dir", dir + "/store", dir + "/data.prom", "--quiet"]).status == 0)
+        let r = try EndToEndTests.cli(["bench", "forecast", "--data-dir", dir + "/store", "--origins", "2", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let out = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let series = try #require(out["series"] as? [[String: Any]])
+        #expect(Set(series.compactMap { $0["series"] as? String }) == ["load1", "memory available"], "only stored series are evaluated")
+        for s in series {
+            let mase = try #require(s["mase"] as? Double), naive = try #require(s["naiveMase"] as? Double)
+            #expect(mase.isFinite && mase <= naive * 1.05, "no worse than seasonal naive: \(s)")
+        }
+        // Too short for two seasons: a clear refusal.
+        let short = try EndToEndTests.cli(["bench", "forecast", "--data-dir", dir + "/store", "--season", "7d"])
+        #expect(short.status != 0 && short.stderr.contains("less than two seasons"))
+    }
+}
