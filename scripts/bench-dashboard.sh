@@ -59,13 +59,13 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && b
 /usr/bin/python3 - "http://127.0.0.1:$PORT" "$HOURS" <<'PY'
 import sys, time
 sys.path.insert(0, "scripts")
-from dashboard_test import browser, wait
+from dashboard_test import browser, wait_for_charts
 base, hours = sys.argv[1], sys.argv[2]
 d = browser(1400, 1800)
 runs = []
 for i in range(4):  # the first load warms caches; the median of the rest is reported
     d.get(f"{base}/host?range=24h")
-    wait("charts", lambda: d.execute_script("return document.querySelector('main').dataset.chartsReady") == "1", timeout=60)
+    wait_for_charts(d, timeout=60)
     charts = d.execute_script("return [...document.querySelectorAll('.charts .chart')].map(c => [c.id, +c.dataset.points, +c.dataset.drawMs, +c.dataset.loadMs, +c.dataset.step])")
     size = d.execute_script("const n = performance.getEntriesByType('navigation')[0]; return performance.getEntriesByType('resource').reduce((s, r) => s + r.transferSize, n.transferSize)")
     runs.append((charts, size, int(d.execute_script("return document.body.dataset.firstDataMs") or -1)))

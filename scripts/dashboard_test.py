@@ -67,6 +67,11 @@ def browser(width=1400, height=1800):
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=o)
 
 
+def wait_for_charts(d, timeout=30):
+    """Waits until the host page has drawn its charts' first data."""
+    wait("the host page's charts", lambda: d.execute_script("return document.querySelector('main').dataset.chartsReady") == "1", timeout=timeout)
+
+
 def console_errors(d):
     return [l["message"] for l in d.get_log("browser") if l["level"] == "SEVERE"]
 
@@ -112,7 +117,7 @@ def main():
 
         # Host page, live.
         d.get(base + "/host?range=5m")
-        wait("charts with data", lambda: d.execute_script("return document.querySelector('main').dataset.chartsReady") == "1")
+        wait_for_charts(d)
         check(d.find_element(By.ID, "hostname").text == hostname, "host page: the hostname")
         points = {c.get_attribute("id"): int(c.get_attribute("data-points") or 0) for c in d.find_elements(By.CSS_SELECTOR, ".charts .chart")}
         check(len(points) == 7 and all(n > 0 for n in points.values()), f"host page: 7 charts, each with points {points}")
@@ -167,7 +172,7 @@ def main():
         # The link reopens the same moment.
         shared = d.current_url
         d.get(shared)
-        wait("the reopened page", lambda: d.execute_script("return document.querySelector('main').dataset.chartsReady") == "1")
+        wait_for_charts(d)
         check(d.find_element(By.ID, "slider").get_attribute("value") == str(int(calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ"))) * 1000),
               "time travel: the shared link reopens the same moment")
         tbl = wait("the reopened table", lambda: d.find_elements(By.CSS_SELECTOR, '#table table[data-kind="processes"] tbody tr'))
@@ -182,7 +187,7 @@ def main():
 
         # Page weight of the host page: its own files, and everything loaded until the first data.
         d.get(base + "/host")
-        wait("charts", lambda: d.execute_script("return document.querySelector('main').dataset.chartsReady") == "1")
+        wait_for_charts(d)
         sizes = d.execute_script("""
             const nav = performance.getEntriesByType('navigation')[0];
             const res = performance.getEntriesByType('resource');
@@ -195,7 +200,7 @@ def main():
         # Dark mode and the narrow screen.
         d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
         d.get(base + "/host")
-        wait("charts", lambda: d.execute_script("return document.querySelector('main').dataset.chartsReady") == "1")
+        wait_for_charts(d)
         bg = d.execute_script("return getComputedStyle(document.body).backgroundColor")
         rgb = [int(x) for x in bg[bg.index("(") + 1:bg.index(")")].split(",")[:3]]
         check(sum(rgb) < 150, f"dark mode: dark background ({bg})")
@@ -203,7 +208,7 @@ def main():
         d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
         d.set_window_size(390, 1600)
         d.get(base + "/host")
-        wait("charts", lambda: d.execute_script("return document.querySelector('main').dataset.chartsReady") == "1")
+        wait_for_charts(d)
         over = d.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
         check(over[0] <= over[1] + 1, f"narrow screen: no sideways scrolling (content {over[0]} px in {over[1]} px)")
         d.save_screenshot(os.path.join(args.shots, "host-narrow.png"))

@@ -15,8 +15,7 @@ struct DetectCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The CSV to score (`-` for standard input is not supported).", valueName: "FILE")) var file: String
 
     func run() throws {
-        let rows: (t: [Int64], v: [Double])
-        do { rows = try NABCorpus.readCSV(file) } catch { throw CLIError("\(error)") }
+        let rows = try Forecasting.readCSV(file)
         var detector = NoveltyDetector()
         var out = "timestamp,value,anomaly_score,alert\n"
         let formatter = Forecasting.timeFormatter()
@@ -133,8 +132,7 @@ struct ForecastCommand: ParsableCommand {
     private func forecastCSV(_ path: String) throws {
         guard expr == nil else { throw CLIError("give either EXPR or --csv, not both") }
         guard let steps = Int(horizon), steps > 0, steps <= 1_000_000 else { throw CLIError("with --csv, --horizon is a number of steps (1 to 1,000,000)") }
-        let rows: (t: [Int64], v: [Double])
-        do { rows = try NABCorpus.readCSV(path) } catch { throw CLIError("\(error)") }
+        let rows = try Forecasting.readCSV(path)
         let n = trainRows ?? rows.t.count
         guard n >= 3, n <= rows.t.count else { throw CLIError("--train-rows must be between 3 and the file's \(rows.t.count) rows") }
         let step = Forecasting.step(rows.t[..<n])
@@ -332,6 +330,11 @@ enum Forecasting {
         guard t.count > 1 else { return 1 }
         let d = zip(t.dropFirst(), t).map { $0 - $1 }.sorted()
         return max(1, d[d.count / 2])
+    }
+
+    /// A `timestamp,value` CSV (NAB's format), its errors as the CLI's.
+    static func readCSV(_ path: String) throws -> (t: [Int64], v: [Double]) {
+        do { return try NABCorpus.readCSV(path) } catch { throw CLIError("\(error)") }
     }
 
     /// Steps in a day at `step` seconds.

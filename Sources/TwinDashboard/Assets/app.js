@@ -144,6 +144,14 @@ function subscribe(v, onTick) {
 // ---------- Charts of the host page ----------
 
 const FS = 'fstype!~"tmpfs|devtmpfs|overlay|squashfs|ramfs|proc|sysfs|nsfs|autofs"';
+/** Host-level figures shared by the tiles, the overview card and the forecast presets (`w`: rate window). */
+const HOST = {
+  cpuBusy: (w) => `100 * (1 - avg(rate(node_cpu_seconds_total{mode="idle"}[${w}])))`,
+  memoryUsed: '100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)',
+  fullestFs: `max(100 * (1 - node_filesystem_avail_bytes{${FS}} / node_filesystem_size_bytes{${FS}}))`,
+  received: (w) => `sum(rate(node_network_receive_bytes_total{device!="lo"}[${w}]))`,
+  sent: (w) => `sum(rate(node_network_transmit_bytes_total{device!="lo"}[${w}]))`,
+};
 /** Each chart: queries (window `w` → PromQL), how a series is named, the metrics whose anomalies it marks. */
 const CHARTS = [
   { id: 'cpu', title: 'CPU by mode', unit: 'percent', headline: 'sum', metrics: ['node_cpu_seconds_total'],
@@ -160,8 +168,8 @@ const CHARTS = [
     queries: ['cpu', 'memory', 'io'].map((k) => ({ expr: (w) => `rate(node_pressure_${k}_waiting_seconds_total[${w}]) * 100`, name: () => k })) },
   { id: 'network', title: 'Network throughput', unit: 'bytes/s', headline: 'sum', metrics: ['node_network_'],
     queries: [
-      { expr: (w) => `sum(rate(node_network_receive_bytes_total{device!="lo"}[${w}]))`, name: () => 'received' },
-      { expr: (w) => `sum(rate(node_network_transmit_bytes_total{device!="lo"}[${w}]))`, name: () => 'sent' },
+      { expr: HOST.received, name: () => 'received' },
+      { expr: HOST.sent, name: () => 'sent' },
     ] },
   { id: 'disk', title: 'Disk throughput', unit: 'bytes/s', headline: 'sum', metrics: ['node_disk_'],
     queries: [
@@ -307,12 +315,12 @@ async function hostPage(st, v) {
 /** The headline numbers at `at` (null = now), from instant queries. */
 async function loadTiles(el, at, v) {
   const q = {
-    cpu: ['CPU busy', '100 * (1 - avg(rate(node_cpu_seconds_total{mode="idle"}[1m])))', 'percent'],
-    mem: ['Memory used', '100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)', 'percent'],
+    cpu: ['CPU busy', HOST.cpuBusy('1m'), 'percent'],
+    mem: ['Memory used', HOST.memoryUsed, 'percent'],
     load: ['Load (1 min)', 'node_load1', ''],
-    fs: ['Fullest filesystem', `max(100 * (1 - node_filesystem_avail_bytes{${FS}} / node_filesystem_size_bytes{${FS}}))`, 'percent'],
-    rx: ['Network in', 'sum(rate(node_network_receive_bytes_total{device!="lo"}[1m]))', 'bytes/s'],
-    tx: ['Network out', 'sum(rate(node_network_transmit_bytes_total{device!="lo"}[1m]))', 'bytes/s'],
+    fs: ['Fullest filesystem', HOST.fullestFs, 'percent'],
+    rx: ['Network in', HOST.received('1m'), 'bytes/s'],
+    tx: ['Network out', HOST.sent('1m'), 'bytes/s'],
     swap: ['Swap used', 'node_memory_SwapTotal_bytes - node_memory_SwapFree_bytes', 'bytes'],
   };
   const vals = await Promise.all(Object.values(q).map(([, expr]) => instantQuery(expr, at, v.abort.signal).then((r) => r[0]?.value).catch(() => null)));
@@ -477,10 +485,10 @@ async function overviewPage(st, v) {
   const end = Date.now(), start = end - 3600e3, step = 60;
   const spark = async (expr) => (await rangeQuery(expr, start, end, step, v.abort.signal).catch(() => []))[0]?.points.map((p) => p[1]) || [];
   const [cpu, mem, fs, net] = await Promise.all([
-    spark('100 * (1 - avg(rate(node_cpu_seconds_total{mode="idle"}[2m])))'),
-    spark('100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)'),
-    spark(`max(100 * (1 - node_filesystem_avail_bytes{${FS}} / node_filesystem_size_bytes{${FS}}))`),
-    spark('sum(rate(node_network_receive_bytes_total{device!="lo"}[2m])) + sum(rate(node_network_transmit_bytes_total{device!="lo"}[2m]))'),
+    spark(HOST.cpuBusy('2m')),
+    spark(HOST.memoryUsed),
+    spark(HOST.fullestFs),
+    spark(HOST.received('2m') + ' + ' + HOST.sent('2m')),
   ]);
   const anomalies = await api('/api/v1/twin/anomalies', { since: '-1h', history: '6h' }, v.abort.signal).catch(() => null);
   if (v !== view) return;
@@ -508,9 +516,9 @@ async function overviewPage(st, v) {
 const PRESETS = [
   ['Root filesystem: available bytes', 'node_filesystem_avail_bytes{mountpoint="/"}', 'bytes'],
   ['Memory available', 'node_memory_MemAvailable_bytes', 'bytes'],
-  ['CPU busy %', '100 * (1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])))', 'percent'],
+  ['CPU busy %', HOST.cpuBusy('5m'), 'percent'],
   ['Load (1 min)', 'node_load1', ''],
-  ['Network received', 'sum(rate(node_network_receive_bytes_total{device!="lo"}[5m]))', 'bytes/s'],
+  ['Network received', HOST.received('5m'), 'bytes/s'],
 ];
 
 async function forecastPage(st, v) {
