@@ -1,16 +1,31 @@
 import Foundation
 
 /// Scrubs secrets from command lines before they are stored: values of arguments that look like secrets
-/// (`password=…`, `--token …`, `--api-key=…`, `AWS_SECRET_ACCESS_KEY=…`, URL passwords) become `***`.
+/// become `***`:
+/// - `password=…`, `--token …`, `--api-key=…`, `AWS_SECRET_ACCESS_KEY=…`, `PGPASSWORD=…`, JSON pairs;
+/// - URL passwords (`postgres://bob:***@db`), `curl -u user:***` (also `--user`, `--proxy-user`);
+/// - HTTP headers given as arguments (`-H 'Authorization: ***'`, `X-Api-Key: ***`, `Cookie: ***`) and
+///   `Bearer`/`Basic` credentials anywhere in an argument;
+/// - the attached and detached password options of the MySQL tools (`-p***`) and `sshpass -p ***`.
 ///
 /// An argument name counts as secret when one of its words (split at `-`, `_`, `.`) is a secret word,
-/// so `--ssh-key` and `DB_PASSWORD` are caught while `--keyboard` is not.
+/// or it contains one of the long secret words (`PGPASSWORD`), so `--ssh-key` and `DB_PASSWORD` are
+/// caught while `--keyboard` is not.
 public struct Redactor: Sendable {
     public static let mask = "***"
     public static let defaultWords: Set<String> = [
         "password", "passwd", "pass", "pwd", "secret", "token", "key", "apikey", "auth", "credential",
-        "credentials", "passphrase", "private", "session", "cookie", "bearer",
+        "credentials", "passphrase", "private", "session", "cookie", "bearer", "authorization",
     ]
+    /// Words that mark a name as secret wherever they appear in it (`PGPASSWORD`, `MYSECRETVALUE`).
+    static let embeddedWords = ["password", "passwd", "secret", "passphrase", "apikey", "credential"]
+    /// Programs whose `-pVALUE` (attached) is a password: the MySQL and MariaDB clients.
+    static let attachedPasswordPrograms: Set<String> = [
+        "mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlshow", "mysqlcheck", "mysqlslap", "mysqlpump",
+        "mariadb", "mariadb-dump", "mariadb-admin", "mariadb-import", "mariadb-show", "mariadb-check",
+    ]
+    /// Options whose next argument (or attached value) is `user:password`.
+    static let userPasswordOptions: Set<String> = ["-u", "--user", "--proxy-user", "-U"]
 
     public var words: Set<String>
 
@@ -20,6 +35,7 @@ public struct Redactor: Sendable {
     public func isSecretName<S: StringProtocol>(_ name: S) -> Bool {
         let lower = name.lowercased()
         if words.contains(lower) { return true }
+        if Self.embeddedWords.contains(where: { lower.contains($0) }) { return true }
         var word = ""
         for ch in lower {
             if ch == "-" || ch == "_" || ch == "." {
@@ -34,24 +50,74 @@ public struct Redactor: Sendable {
     public func redact(arguments: [String]) -> [String] {
         var out: [String] = []
         out.reserveCapacity(arguments.count)
-        var maskNext = false
+        let program = arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? ""
+        let attachedPassword = Self.attachedPasswordPrograms.contains(program)
+        var maskNext = false, userPasswordNext = false
         for (index, arg) in arguments.enumerated() {
             if maskNext {
                 maskNext = false
                 if !arg.hasPrefix("-") { out.append(Redactor.mask); continue }
             }
+            if userPasswordNext {
+                userPasswordNext = false
+                if !arg.hasPrefix("-") { out.append(Self.maskingPassword(of: arg)); continue }
+            }
+            if index > 0 {
+                if attachedPassword, arg.hasPrefix("-p"), arg.count > 2, !arg.hasPrefix("--") {
+                    out.append("-p" + Redactor.mask); continue
+                }
+                if program == "sshpass", arg.hasPrefix("-p") {
+                    if arg == "-p" { maskNext = true; out.append(arg) } else { out.append("-p" + Redactor.mask) }
+                    continue
+                }
+                if Self.userPasswordOptions.contains(arg) { userPasswordNext = true; out.append(arg); continue }
+                if arg.hasPrefix("-u"), arg.count > 2, !arg.hasPrefix("--"), arg.contains(":") {
+                    out.append(Self.maskingPassword(of: arg)); continue
+                }
+            }
+            if let header = redactHeader(arg) { out.append(header); continue }
             if let eq = arg.firstIndex(of: "=") {
                 let name = arg[..<eq].drop { $0 == "-" }
                 if !name.isEmpty, !name.contains(" "), isSecretName(name) {
                     out.append(String(arg[...eq]) + Redactor.mask)
                     continue
                 }
+                if ["--user", "--proxy-user"].contains(String(arg[..<eq])) {
+                    out.append(Self.maskingPassword(of: arg)); continue
+                }
             } else if index > 0, arg.hasPrefix("-"), arg.count > 1, isSecretName(arg.drop { $0 == "-" }) {
                 maskNext = true
             }
-            out.append(redactJSONPairs(redactURLPassword(arg)))
+            out.append(redactSchemeCredentials(redactJSONPairs(redactURLPassword(arg))))
         }
         return out
+    }
+
+    /// `user:secret` → `user:***` (the part after the first colon).
+    static func maskingPassword(of arg: String) -> String {
+        guard let colon = arg.firstIndex(of: ":") else { return arg }
+        return String(arg[...colon]) + Redactor.mask
+    }
+
+    /// An HTTP header written as one argument (`Authorization: Bearer x`, `X-Api-Key: k`,
+    /// `--header=Cookie: c`) whose name is secret → the value masked; nil for anything else.
+    func redactHeader(_ arg: String) -> String? {
+        guard let colon = arg.firstIndex(of: ":") else { return nil }
+        var nameStart = arg.startIndex
+        if arg.hasPrefix("-"), let eq = arg[..<colon].firstIndex(of: "=") { nameStart = arg.index(after: eq) }
+        let name = arg[nameStart..<colon]
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }),
+              !arg[colon...].hasPrefix("://"), isSecretName(name) else { return nil }
+        return String(arg[...colon]) + " " + Redactor.mask
+    }
+
+    private static let schemeCredential = try! NSRegularExpression(pattern: #"(?i)\b(bearer|basic|digest|token)(\s+)[A-Za-z0-9._~+/=\-]{6,}"#)
+
+    /// `… Bearer eyJ…` anywhere in an argument → `… Bearer ***`.
+    func redactSchemeCredentials(_ arg: String) -> String {
+        guard arg.contains(" ") else { return arg }
+        let ns = arg as NSString
+        return Self.schemeCredential.stringByReplacingMatches(in: arg, range: NSRange(location: 0, length: ns.length), withTemplate: "$1$2" + Redactor.mask)
     }
 
     private static let jsonPair = try! NSRegularExpression(pattern: #""([A-Za-z0-9_.\-]+)"\s*:\s*"((?:[^"\\]|\\.)*)""#)

@@ -10,13 +10,26 @@ public enum TwinTime {
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
-    /// Parses a time as a user writes it, relative to `now` (ms).
+    /// The longest duration accepted anywhere (1,000 years in ms). Durations and times come from users,
+    /// URLs and files; bounding both keeps every sum and difference of two of them far from `Int64`'s ends.
+    public static let maxDuration: Int64 = 1000 * 31_557_600_000
+    /// Times are accepted within ±10,000 years of the epoch (RFC 3339 cannot write more).
+    public static let maxTime: Int64 = 10 * maxDuration
+
+    /// Parses a time as a user writes it, relative to `now` (ms). The result lies within ±``maxTime``;
+    /// anything further is refused, never wrapped or trapped on.
     public static func parse(_ text: String, now: Int64 = nowMillis()) throws -> Int64 {
         let s = text.trimmingCharacters(in: .whitespaces)
         if s.isEmpty { throw TwinError.badInput("empty time; use RFC 3339, Unix seconds, now, or -5m/-2h") }
         if s == "now" { return now }
-        if s.hasPrefix("-") || s.hasPrefix("+"), let d = try? parseDuration(String(s.dropFirst())) {
-            return s.hasPrefix("-") ? now - d : now + d
+        if s.hasPrefix("-") || s.hasPrefix("+") {
+            let d: Int64
+            do { d = try parseDuration(String(s.dropFirst())) } catch {
+                throw TwinError.badInput("cannot read time '\(text)': \(error)")
+            }
+            let (t, overflow) = s.hasPrefix("-") ? now.subtractingReportingOverflow(d) : now.addingReportingOverflow(d)
+            guard !overflow, abs(t) <= maxTime else { throw TwinError.badInput("time '\(text)' is out of range (at most 10,000 years from 1970)") }
+            return t
         }
         if let secs = Double(s), secs.isFinite, !s.contains("e"), !s.contains("E") {
             guard secs >= 0, secs < 1e11 else { throw TwinError.badInput("time \(s): Unix seconds out of range") }
@@ -26,7 +39,8 @@ public enum TwinTime {
         throw TwinError.badInput("cannot read time '\(text)': use RFC 3339 (2026-11-28T03:00:00Z), Unix seconds, now, or relative like -5m, -2h, -1d")
     }
 
-    /// Parses a duration like `1s`, `500ms`, `5m`, `2h`, `1d`, `1w`, or `1h30m`, into milliseconds.
+    /// Parses a duration like `1s`, `500ms`, `5m`, `2h`, `1d`, `1w`, or `1h30m`, into milliseconds; at
+    /// most ``maxDuration``.
     public static func parseDuration(_ text: String) throws -> Int64 {
         var total: Int64 = 0
         var num = ""
@@ -52,9 +66,11 @@ public enum TwinTime {
             case "y": mult = 31_536_000_000
             default: throw TwinError.badInput("unknown duration unit '\(unit)' in '\(text)': use ms, s, m, h, d, w, y")
             }
-            let (sum, overflow) = total.addingReportingOverflow(Int64(exactly: (n * mult).rounded(.down)) ?? .max)
-            guard !overflow, n * mult < 9.2e18 else { throw TwinError.badInput("duration '\(text)' is too long") }
-            total = sum
+            let part = (n * mult).rounded(.down)
+            guard part <= Double(maxDuration), total + Int64(part) <= maxDuration else {
+                throw TwinError.badInput("duration '\(text)' is too long (at most 1,000 years)")
+            }
+            total += Int64(part)
             num = ""
         }
         guard num.isEmpty else { throw TwinError.badInput("duration '\(text)' lacks a unit (s, m, h, d)") }
@@ -140,5 +156,16 @@ public enum TwinTime {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         return (m <= 2 ? y + 1 : y, m, d)
+    }
+}
+
+extension Int64 {
+    /// The integer nearest below `value`, saturating at `Int64`'s ends (NaN is 0). For numbers read from
+    /// outside (/proc, files, requests), where `Int64(_:)` would trap on `1e300`.
+    public init(saturating value: Double) {
+        if value.isNaN { self = 0 }
+        else if value >= 9.223372036854775e18 { self = .max }
+        else if value <= -9.223372036854775e18 { self = .min }
+        else { self = Int64(value.rounded(.down)) }
     }
 }

@@ -25,10 +25,12 @@ public final class StoreSampleSource: SampleSource {
 
     public init(store: TwinStore) { self.store = store }
 
-    /// Every series (id, labels with `__name__`, type) matching all `matchers`.
-    public func matching(_ matchers: [Matcher]) throws -> [(id: Int64, labels: Labels, type: MetricType)] {
+    /// Every series (id, labels with `__name__`, type) matching all `matchers`. The index lock is held
+    /// only to bring the index up to date and take a snapshot; matching runs outside it (a slow regular
+    /// expression delays no other query) and stops with a timeout once the clock passes `deadline`.
+    public func matching(_ matchers: [Matcher], deadline: Int64 = .max) throws -> [(id: Int64, labels: Labels, type: MetricType)] {
         let catalog = try store.seriesCatalog()
-        return index.withLock { ix in
+        let ix = index.withLock { ix in
             if ix.count < catalog.count {
                 for s in catalog[ix.count...] {
                     let labels = Labels(s.key.labels.pairs + [Label(Labels.metricName, s.key.metric)])
@@ -39,22 +41,35 @@ public final class StoreSampleSource: SampleSource {
                 }
                 ix.count = catalog.count
             }
-            let candidates: [Int]
-            if let name = matchers.first(where: { $0.name == Labels.metricName && $0.op == .equal }) {
-                candidates = ix.byName[name.value] ?? []
-            } else {
-                candidates = Array(ix.ids.indices)
-            }
-            var out: [(Int64, Labels, MetricType)] = []
-            for i in candidates where matchers.allSatisfy({ $0.matches(ix.labels[i].value($0.name)) }) {
-                out.append((ix.ids[i], ix.labels[i], ix.types[i]))
-            }
-            return out
+            return ix // copy-on-write: the arrays are shared, not copied
         }
+        let candidates: [Int]
+        if let name = matchers.first(where: { $0.name == Labels.metricName && $0.op == .equal }) {
+            candidates = ix.byName[name.value] ?? []
+        } else {
+            candidates = Array(ix.ids.indices)
+        }
+        // Label values repeat across series (modes, devices): each distinct value is matched once per regex.
+        var verdicts = [[String: Bool]](repeating: [:], count: matchers.count)
+        var out: [(Int64, Labels, MetricType)] = []
+        for (k, i) in candidates.enumerated() {
+            if k & 1023 == 1023, TwinTime.nowMillis() > deadline { throw PromQLError.timeout("query timed out in series matching") }
+            var ok = true
+            for (m, matcher) in matchers.enumerated() {
+                let value = ix.labels[i].value(matcher.name)
+                let verdict: Bool
+                if matcher.isRegex {
+                    if let v = verdicts[m][value] { verdict = v } else { verdict = matcher.matches(value); verdicts[m][value] = verdict }
+                } else { verdict = matcher.matches(value) }
+                if !verdict { ok = false; break }
+            }
+            if ok { out.append((ix.ids[i], ix.labels[i], ix.types[i])) }
+        }
+        return out
     }
 
-    public func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int) throws -> [SeriesData] {
-        let found = try matching(matchers)
+    public func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int, deadline: Int64) throws -> [SeriesData] {
+        let found = try matching(matchers, deadline: deadline)
         guard !found.isEmpty else { return [] }
         // Ticks are at least 100 ms apart; only a read that could exceed the limit is counted first.
         if Double(found.count) * ((Double(to) - Double(from)) / 100 + 1) > Double(limit) {
@@ -92,8 +107,8 @@ public final class StoreSampleSource: SampleSource {
 
     private struct MinuteResolution: SampleSource {
         let base: StoreSampleSource
-        func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int) throws -> [SeriesData] {
-            let found = try base.matching(matchers)
+        func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int, deadline: Int64) throws -> [SeriesData] {
+            let found = try base.matching(matchers, deadline: deadline)
             if Double(found.count) * ((Double(to) - Double(from)) / 60_000 + 1) > Double(limit) { throw PromQLError.execution(StoreSampleSource.tooMany) }
             return try found.compactMap { s in
                 let points = try base.minutes(s.id, s.type, from: from, to: to)

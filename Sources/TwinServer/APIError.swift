@@ -79,7 +79,7 @@ struct Params {
         guard let text = self[name], !text.isEmpty else { return def }
         if let secs = Double(text), secs.isFinite {
             let ms = (secs * 1000).rounded()
-            guard abs(ms) < 9.2e18 else { throw APIError.badData("invalid parameter \"\(name)\": cannot parse \"\(text)\" to a valid timestamp") }
+            guard abs(ms) <= Double(TwinTime.maxTime) else { throw APIError.badData("invalid parameter \"\(name)\": \"\(text)\" is out of range (at most 10,000 years from 1970)") }
             return Int64(ms)
         }
         if let t = TwinTime.parseRFC3339(text) { return t }
@@ -91,10 +91,11 @@ struct Params {
         guard let text = self[name], !text.isEmpty else { return nil }
         if let secs = Double(text) {
             let ms = (secs * 1000).rounded()
-            guard ms.isFinite, abs(ms) < 9.2e18 else { throw APIError.badData("invalid parameter \"\(name)\": cannot parse \"\(text)\" to a valid duration. It overflows int64") }
+            guard ms.isFinite, abs(ms) <= Double(TwinTime.maxDuration) else { throw APIError.badData("invalid parameter \"\(name)\": \"\(text)\" is out of range (at most 1,000 years)") }
             return Int64(ms)
         }
-        if let ms = try? TwinTime.parseDuration(text) { return ms }
-        throw APIError.badData("invalid parameter \"\(name)\": cannot parse \"\(text)\" to a valid duration")
+        do { return try TwinTime.parseDuration(text) } catch {
+            throw APIError.badData("invalid parameter \"\(name)\": cannot parse \"\(text)\" to a valid duration: \(error)")
+        }
     }
 }

@@ -74,7 +74,8 @@ public enum LoopbackHTTP {
                                body: [UInt8] = [], timeout: Int = 5) -> (status: Int, headers: [String: String], body: String)? {
         guard let fd = connectLoopback(port: port, timeout: timeout) else { return nil }
         defer { close(fd) }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        var head = "\(method) \(path) HTTP/1.1\r\nConnection: close\r\n"
+        if !extra.keys.contains(where: { $0.lowercased() == "host" }) { head += "Host: 127.0.0.1\r\n" }
         if let contentType { head += "Content-Type: \(contentType)\r\n" }
         for (k, v) in extra { head += "\(k): \(v)\r\n" }
         if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }

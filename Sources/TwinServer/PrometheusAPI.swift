@@ -96,10 +96,11 @@ extension TwinAPI {
 
     /// The series (labels, id, type) matching any of the `match[]` selectors, or all series.
     private func matchingSeries(_ p: Params, required: Bool) throws -> [(id: Int64, labels: Labels, type: MetricType)] {
-        guard let sets = try matchers(p, required: required) else { return try source.matching([]) }
+        let deadline = TwinTime.nowMillis() + engine.timeout
+        guard let sets = try matchers(p, required: required) else { return try source.matching([], deadline: deadline) }
         var seen = Set<Int64>()
         var out: [(id: Int64, labels: Labels, type: MetricType)] = []
-        for m in sets { for s in try source.matching(m) where seen.insert(s.id).inserted { out.append(s) } }
+        for m in sets { for s in try source.matching(m, deadline: deadline) where seen.insert(s.id).inserted { out.append(s) } }
         return out
     }
 

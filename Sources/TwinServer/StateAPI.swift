@@ -12,7 +12,7 @@ extension TwinAPI {
     func time(_ p: Params, _ name: String, default def: String) throws -> Int64 {
         let text = p[name] ?? def
         do { return try TwinTime.parse(text.isEmpty ? def : text) } catch {
-            throw APIError.badData("invalid parameter \"\(name)\": cannot parse \"\(text)\" as a time (RFC 3339, Unix seconds, now, or relative like -2h)")
+            throw APIError.badData("invalid parameter \"\(name)\": \(error)")
         }
     }
 

@@ -22,6 +22,8 @@ public struct TwinAPI: Sendable {
     public var maxBodyBytes = 1 << 20
     /// Limits of `/api/v1/twin/sql`.
     public var sqlLimits = StateSQL.Limits()
+    /// The `Host` headers answered (DNS rebinding); loopback names only until the server says otherwise.
+    public var hostCheck = HostCheck(listenHost: "127.0.0.1")
     let logger: Logger
 
     public init(store: TwinStore, live: LiveTwin?, metrics: SelfMetrics, logger: Logger) {
@@ -75,6 +77,11 @@ public struct TwinAPI: Sendable {
     private func answer(_ request: Request, routeName: inout String) async -> Response {
         var request = request
         let path = request.uri.path
+        guard hostCheck.allows(request.head.authority) else {
+            routeName = "refused"
+            let e = APIError(type: "forbidden", message: "Host \"\(request.head.authority ?? "")\" is not a name of this server (DNS rebinding protection); if it is, start the server with --allowed-host NAME", status: .forbidden)
+            return Self.json(e.json, status: e.status)
+        }
         if request.method == .get || request.method == .head, let asset = Dashboard.asset(at: path) {
             routeName = "dashboard"
             return Self.dashboard(asset, ifNoneMatch: request.headers[.ifNoneMatch])

@@ -55,15 +55,13 @@ extension TwinStore {
 
     /// Every stored series, optionally only those whose metric name matches `regex` (anchored, like PromQL).
     public func series(matching regex: String? = nil) throws -> [SeriesInfo] {
-        let re: NSRegularExpression?
+        let re: LinearRegex?
         if let regex {
-            do { re = try NSRegularExpression(pattern: "^(?:" + regex + ")$") } catch {
-                throw TwinError.badInput("invalid regular expression '\(regex)': \(error.localizedDescription)")
+            do { re = try LinearRegex(regex) } catch {
+                throw TwinError.badInput("invalid regular expression '\(regex)': \(error)")
             }
         } else { re = nil }
-        return try seriesCatalog().filter { s in
-            re.map { $0.firstMatch(in: s.key.metric, range: NSRange(s.key.metric.startIndex..., in: s.key.metric)) != nil } ?? true
-        }.sorted { ($0.key.metric, $0.key.labels.text) < ($1.key.metric, $1.key.labels.text) }
+        return try seriesCatalog().filter { s in re?.wholeMatch(s.key.metric) ?? true }.sorted { ($0.key.metric, $0.key.labels.text) < ($1.key.metric, $1.key.labels.text) }
     }
 
     /// Every stored series in id order. Kept in memory: each call reads only the series added since the

@@ -36,11 +36,10 @@ public final class TwinStore: Sendable {
                 throw TwinError.unavailable("no HostTwin data in \(dataDir) (missing \(dbPath)); start `hosttwin run --data-dir \(dataDir)` first or pass the right --data-dir")
             }
         } else {
-            do { try fm.createDirectory(atPath: dataDir, withIntermediateDirectories: true) } catch {
-                throw TwinError.unavailable("cannot create data directory \(dataDir): \(error.localizedDescription)")
-            }
+            try createPrivate(dataDir: dataDir)
         }
         var config = Configuration()
+        config.readonly = readOnly
         config.busyMode = .timeout(5)
         config.prepareDatabase { db in
             // WAL + NORMAL: a commit survives a crash of the process (kill -9); only an OS crash or power
@@ -73,6 +72,24 @@ public final class TwinStore: Sendable {
             try migrator.migrate(pool)
         }
         return TwinStore(dataDir: dataDir, pool: pool)
+    }
+
+    /// Creates the data directory (0700) and the database file (0600) when missing, and takes group and
+    /// other permissions off an existing directory: the store holds every process, port and user of
+    /// the host. SQLite gives its -wal and -shm files the database file's mode.
+    static func createPrivate(dataDir: String) throws {
+        do { try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
+            throw TwinError.unavailable("cannot create data directory \(dataDir): \(error.localizedDescription)")
+        }
+        for dir in [dataDir, dataDir + "/wal"] {
+            var st = stat()
+            if lstat(dir, &st) == 0, st.st_uid == geteuid(), st.st_mode & 0o077 != 0 { _ = chmod(dir, st.st_mode & 0o700) }
+        }
+        let db = databasePath(dataDir)
+        let fd = Foundation.open(db, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if fd >= 0 { close(fd) } else if errno != EEXIST {
+            throw TwinError.unavailable("cannot create \(db): \(String(cString: strerror(errno)))")
+        }
     }
 
     init(dataDir: String, pool: DatabasePool) {

@@ -79,8 +79,12 @@ public final class TwinWriter {
     /// The kernel releases it when the process dies, so a `kill -9` never leaves a stale lock.
     private func lock() throws {
         let path = store.dataDir + "/writer.lock"
-        let fd = Foundation.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw TwinError.unavailable("cannot open \(path): \(String(cString: strerror(errno)))") }
+        // Never follow a link planted in the directory: the lock file is written (the writer's pid).
+        let fd = Foundation.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else {
+            if errno == ELOOP { throw TwinError.unavailable("\(path) is a symbolic link; refusing to follow it (remove it)") }
+            throw TwinError.unavailable("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = (try? String(contentsOfFile: path, encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
             close(fd)

@@ -118,15 +118,16 @@ struct ServeCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var store: StoreOptions
-    @Option(help: ArgumentHelp("Address to listen on (loopback unless you say otherwise).", valueName: "HOST:PORT")) var listen: String = "127.0.0.1:9977"
+    @OptionGroup var server: ServerOptions
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL")) var logLevel: String = "info"
 
     func run() async throws {
-        let (host, port) = try TwinHTTPServer.parseListen(listen)
+        let (host, port) = try server.address()
         var logger = Logger(label: "hosttwin")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let twinStore = try store.openForReading()
-        let api = TwinAPI(store: twinStore, live: nil, metrics: SelfMetrics.bootstrap(), logger: logger)
+        var api = TwinAPI(store: twinStore, live: nil, metrics: SelfMetrics.bootstrap(), logger: logger)
+        server.configure(&api, listenHost: host)
         let log = logger
         let app = TwinHTTPServer.application(api: api, host: host, port: port, logger: logger) { actualPort in
             log.info("serving \(twinStore.dataDir) on http://\(host.contains(":") ? "[\(host)]" : host):\(actualPort)/")

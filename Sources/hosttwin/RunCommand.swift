@@ -17,8 +17,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var store: StoreOptions
     @OptionGroup var hostPaths: HostPathOptions
-    @Option(help: ArgumentHelp("Address to listen on (loopback unless you say otherwise).", valueName: "HOST:PORT"))
-    var listen: String?
+    @OptionGroup var server: ServerOptions
     @Option(help: ArgumentHelp("Tick interval, e.g. 1s, 500ms, 5s.", valueName: "DURATION"))
     var interval: String?
     @Option(help: ArgumentHelp("JSON configuration file (see docs/CLI.md).", valueName: "FILE"))
@@ -43,7 +42,7 @@ struct RunCommand: AsyncParsableCommand {
         do { try selection.validate() } catch { throw CLIError("\(error)") }
         let intervalMs = try TwinTime.parseDuration(interval ?? file?.interval ?? "1s")
         guard intervalMs >= 100 else { throw CLIError("--interval must be at least 100ms") }
-        let (host, port) = try TwinHTTPServer.parseListen(listen ?? file?.listen ?? "127.0.0.1:9977")
+        let (host, port) = try server.address(file: file?.listen)
         let dataDir = store.dataDir ?? file?.dataDir ?? StoreOptions.defaultDataDir()
         let policy = try retention.policy(file: file?.retention, headWindowFile: file?.headWindow)
 
@@ -58,7 +57,8 @@ struct RunCommand: AsyncParsableCommand {
         let collection = CollectionService(store: twinStore, paths: hostPaths.paths, selection: selection, config: collectorConfig,
                                            interval: intervalMs, policy: policy, maxTicks: ticks, live: live, logger: logger)
         let log = logger
-        let api = TwinAPI(store: twinStore, live: live, metrics: selfMetrics, logger: logger)
+        var api = TwinAPI(store: twinStore, live: live, metrics: selfMetrics, logger: logger)
+        server.configure(&api, listenHost: host)
         let app = TwinHTTPServer.application(api: api, host: host, port: port, logger: logger) { actualPort in
             log.info("serving http://\(host.contains(":") ? "[\(host)]" : host):\(actualPort)/ (dashboard /, Prometheus API /api/v1/query, state API /api/v1/twin/...)")
         }

@@ -63,4 +63,43 @@ import TwinCore
             }
         }
     }
+
+    /// Numbers no kernel writes, in every numeric field of real files: each parser either skips the line
+    /// or saturates, never traps (issue 12: `cpu99999999999999999999999` in proc/stat and `1e300` in
+    /// proc/diskstats crashed collection).
+    @Test(arguments: ["1e300", "99999999999999999999999", "-9223372036854775809", "18446744073709551616", "nan", "inf", "-1"])
+    func hostileNumbers(_ hostile: String) throws {
+        let root = try temporaryDirectory("hostile-root")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let real = ["proc/stat", "proc/meminfo", "proc/net/dev", "proc/net/snmp", "proc/net/netstat", "proc/diskstats",
+                    "proc/net/tcp", "proc/vmstat", "proc/loadavg"]
+        func write(_ rel: String, _ text: String) throws {
+            let path = root + "/" + rel
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: path, atomically: false, encoding: .utf8)
+        }
+        let digits = try NSRegularExpression(pattern: "\\b[0-9]+\\b")
+        for rel in real {
+            let text = try Fixtures.vmText(rel)
+            try write(rel, digits.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: hostile))
+        }
+        // The defect's own lines, beside the real ones.
+        try write("proc/stat", try Fixtures.vmText("proc/stat") + "cpu99999999999999999999999 1 2 3 4 5 6 7 8 9 10\ncpu\(hostile) 1 2 3 4 5\n")
+        try write("proc/diskstats", try Fixtures.vmText("proc/diskstats") + " 253 0 vdz 1e300 1 1 1 1 1 1 1 1 1 1\n \(hostile) \(hostile) vdy 1 1 1 1 1 1 1 1 1 1 1\n")
+        for (rel, v) in ["proc/1/stat": "1 (init) S \(hostile) 1 1 0 -1 \(hostile) 1 1 1 1 \(hostile) \(hostile) 0 0 20 0 \(hostile) 0 \(hostile) \(hostile) \(hostile) 1 1\n",
+                         "proc/1/cmdline": "/sbin/init\u{0}", "proc/1/io": "rchar: \(hostile)\nwchar: \(hostile)\n",
+                         "sys/class/net/eth0/mtu": hostile, "sys/class/net/eth0/speed": hostile, "sys/class/net/eth0/operstate": "up",
+                         "sys/class/hwmon/hwmon0/temp1_input": hostile, "sys/class/hwmon/hwmon0/name": "cpu",
+                         "sys/class/thermal/thermal_zone0/temp": hostile, "sys/class/thermal/thermal_zone0/type": "x86_pkg_temp",
+                         "proc/sys/fs/file-nr": "\(hostile) 0 \(hostile)", "proc/pressure/cpu": "some avg10=\(hostile) avg60=0 avg300=0 total=\(hostile)\n"] {
+            try write(rel, v)
+        }
+        let sampler = Sampler(paths: HostPaths.under(root))
+        for i in 0..<2 {
+            let obs = sampler.tick(now: 1_800_000_000_000 + Int64(i) * 1000, force: true)
+            #expect(obs.health.count == sampler.collectorNames.count)
+            #expect(!obs.samples.contains { $0.key.labels["cpu"].map { $0.count > 7 } ?? false }, "a CPU index beyond 7 digits is no CPU")
+            _ = PrometheusText.render(obs.samples, types: obs.types)
+        }
+    }
 }

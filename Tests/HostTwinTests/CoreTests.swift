@@ -21,6 +21,44 @@ import TwinCore
                 == ["backend", "--env", #"{"API_TOKEN": "***", "HOME": "/root", "DB_PASSWORD":"***"}"#])
     }
 
+    /// The forms issue 12 found missed: headers, attached passwords, curl's user:password, sshpass,
+    /// mysql's detached password and PGPASSWORD-style variables.
+    @Test func redactsHeadersAndToolSpecificPasswords() {
+        let r = Redactor()
+        #expect(r.redact(arguments: ["curl", "-H", "Authorization: Bearer eyJhbGciOi.x.y", "https://api"]) == ["curl", "-H", "Authorization: ***", "https://api"])
+        #expect(r.redact(arguments: ["curl", "-H", "X-Api-Key: k3y", "--header=Cookie: sid=1"]) == ["curl", "-H", "X-Api-Key: ***", "--header=Cookie: ***"])
+        #expect(r.redact(arguments: ["wget", "--header", "authorization: Basic dXNlcjpwYXNz"]) == ["wget", "--header", "authorization: ***"])
+        #expect(r.redact(arguments: ["sh", "-c", "curl -H 'Authorization: Bearer abcdef123456' x"]) == ["sh", "-c", "curl -H 'Authorization: Bearer ***' x"])
+        #expect(r.redact(arguments: ["mysql", "-uroot", "-pSECRET", "db"]) == ["mysql", "-uroot", "-p***", "db"])
+        #expect(r.redact(arguments: ["/usr/bin/mysqldump", "-p", "db"]) == ["/usr/bin/mysqldump", "-p", "db"])
+        #expect(r.redact(arguments: ["mysql", "--password", "X"]) == ["mysql", "--password", "***"])
+        #expect(r.redact(arguments: ["curl", "-u", "user:pass", "https://x"]) == ["curl", "-u", "user:***", "https://x"])
+        #expect(r.redact(arguments: ["curl", "-uuser:pass", "--user=bob:pw", "--proxy-user", "p:q"]) == ["curl", "-uuser:***", "--user=bob:***", "--proxy-user", "p:***"])
+        #expect(r.redact(arguments: ["sshpass", "-p", "X", "ssh", "host"]) == ["sshpass", "-p", "***", "ssh", "host"])
+        #expect(r.redact(arguments: ["sshpass", "-pX", "ssh", "host"]) == ["sshpass", "-p***", "ssh", "host"])
+        #expect(r.redact(arguments: ["env", "PGPASSWORD=s3", "MYSQL_PWD=s4", "REDISCLI_AUTH=s5", "PATH=/bin"]) == ["env", "PGPASSWORD=***", "MYSQL_PWD=***", "REDISCLI_AUTH=***", "PATH=/bin"])
+        // Look-alikes stay: ports, sort -u, python -u, URLs and times with colons.
+        #expect(r.redact(arguments: ["ssh", "-p22", "host"]) == ["ssh", "-p22", "host"])
+        #expect(r.redact(arguments: ["python3", "-u", "app.py", "--listen", "0.0.0.0:80"]) == ["python3", "-u", "app.py", "--listen", "0.0.0.0:80"])
+        #expect(r.redact(arguments: ["curl", "https://example.com:8443/x", "Host: a"]) == ["curl", "https://example.com:8443/x", "Host: a"])
+    }
+
+    /// Issue 12: `+4611686018427387000ms4611686018427387000ms` trapped in TwinTime and took the process down.
+    @Test func timesAndDurationsNeverOverflow() throws {
+        let now: Int64 = 1_800_000_000_000
+        for text in ["+4611686018427387000ms4611686018427387000ms", "-4611686018427387000ms4611686018427387000ms",
+                     "+9223372036854775807ms", "-106751991167d", "+1e400s", "+999999999999999999999999999999y", "+1001y", "-1000y1000y"] {
+            #expect(throws: TwinError.self, "\(text)") { try TwinTime.parse(text, now: now) }
+        }
+        for text in ["4611686018427387000ms4611686018427387000ms", "1001y", "9999999999999999999999999h", "1.5.5s"] {
+            #expect(throws: TwinError.self, "\(text)") { try TwinTime.parseDuration(text) }
+        }
+        #expect(try TwinTime.parse("+1000y", now: now) == now + 1000 * 31_536_000_000)
+        #expect(try TwinTime.parseDuration("1000y") == 1000 * 31_536_000_000)
+        #expect(Int64(saturating: 1e300) == .max && Int64(saturating: -1e300) == .min && Int64(saturating: .nan) == 0)
+        #expect(Int64(saturating: .infinity) == .max && Int64(saturating: 12.9) == 12 && Int64(saturating: -0.5) == -1)
+    }
+
     @Test func parsesTimes() throws {
         let now: Int64 = 1_800_000_000_000
         #expect(try TwinTime.parse("now", now: now) == now)

@@ -54,6 +54,28 @@ func storeWith(_ text: String) throws -> (TwinStore, String) {
         }
     }
 
+    /// One budget for everything a query holds (issue 12): loaded samples, subquery points and a range
+    /// query's output points each stop the query once the total passes it.
+    @Test func everyHeldSampleCountsAgainstOneBudget() throws {
+        var (e, dir) = try engine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        e.maxSamples = 100
+        func refused(_ body: () throws -> Any) -> Bool {
+            do { _ = try body(); return false } catch let PromQLError.execution(m) { return m.contains("too many samples") } catch { return false }
+        }
+        let t = Self.t0 + 600_000
+        // 61 stored samples of one series load within the budget; three series of them do not.
+        #expect(!refused { try e.instant(try PromQLParser.parse("count_over_time(temp[10m])"), at: t) })
+        #expect(refused { try e.instant(try PromQLParser.parse("count_over_time(cpu_seconds_total[10m])"), at: t) })
+        // A subquery of 101 steps: refused before it runs; of 60 steps of 2 series: refused as it grows.
+        #expect(refused { try e.instant(try PromQLParser.parse("count_over_time(vector(1)[101s:1s])"), at: t) })
+        #expect(!refused { try e.instant(try PromQLParser.parse("count_over_time(vector(1)[99s:1s])"), at: t) })
+        #expect(refused { try e.instant(try PromQLParser.parse("count_over_time((temp or temp * 2 + 1)[60s:1s])"), at: t) })
+        // A range query of 101 output points, each step cheap.
+        #expect(refused { try e.range(try PromQLParser.parse("vector(1)"), start: t, end: t + 100_000, step: 1000) })
+        #expect(!refused { try e.range(try PromQLParser.parse("vector(1)"), start: t, end: t + 98_000, step: 1000) })
+    }
+
     @Test func evaluatesOnAStore() throws {
         let (e, dir) = try engine()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -29,7 +29,7 @@ public final class BackupCollector: Collector {
             ctx.observation.add("hosttwin_backup_size_bytes", labels, s.size)
             ctx.observation.add("hosttwin_backup_files", labels, s.files)
             entities.append(Entity(kind: .backups, key: path, attributes: [
-                "path": .string(path), "present": true, "newest_mtime": .string(TwinTime.rfc3339(Int64(s.newest * 1000))),
+                "path": .string(path), "present": true, "newest_mtime": .string(TwinTime.rfc3339(Int64(saturating: s.newest * 1000))),
                 "truncated_walk": .bool(s.truncated),
             ]))
         }

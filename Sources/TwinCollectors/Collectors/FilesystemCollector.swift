@@ -66,7 +66,7 @@ public final class FilesystemCollector: Collector {
                 ctx.observation.add("node_filesystem_avail_bytes", t.labels, Double(vfs.f_bavail) * bs)
                 ctx.observation.add("node_filesystem_files", t.labels, Double(vfs.f_files))
                 ctx.observation.add("node_filesystem_files_free", t.labels, Double(vfs.f_ffree))
-                attrs["size_bytes"] = .int(Int64(size))
+                attrs["size_bytes"] = .int(Int64(saturating: size))
                 attrs["inodes"] = .int(Int64(vfs.f_files))
             }
             filesystems.append(Entity(kind: .filesystems, key: m.mountPoint, attributes: attrs))

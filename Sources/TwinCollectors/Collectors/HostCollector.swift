@@ -23,13 +23,13 @@ public final class HostCollector: Collector {
         }
         if let mem = ctx.reader.read(ctx.paths.proc("meminfo")).map(parseMeminfo),
            let total = mem.first(where: { $0.name == "MemTotal" }) {
-            a["memory_bytes"] = .int(Int64(total.value))
+            a["memory_bytes"] = .int(Int64(saturating: total.value))
         }
         if let id = read(ctx.paths.root("/etc/machine-id")) ?? read(ctx.paths.root("/var/lib/dbus/machine-id")) {
             a["machine_id"] = .string(id)
         }
         if let bt = ctx.reader.read(ctx.paths.proc("stat")).flatMap({ parseProcStat($0).bootTime }) {
-            a["boot_time"] = .string(TwinTime.rfc3339(Int64(bt) * 1000))
+            a["boot_time"] = .string(TwinTime.rfc3339(Int64(saturating: bt * 1000)))
         }
         if ctx.paths.root == "/" {
             var u = utsname()

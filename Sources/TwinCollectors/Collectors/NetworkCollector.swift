@@ -56,9 +56,9 @@ public final class NetworkCollector: Collector {
                 dev.factsRead = now
                 var f: [String: AttributeValue] = ["name": .string(dev.name)]
                 dev.mtu = attr(dev, "mtu").flatMap(Double.init)
-                if let mtu = dev.mtu { f["mtu"] = .int(Int64(mtu)) }
+                if let mtu = dev.mtu { f["mtu"] = .int(Int64(saturating: mtu)) }
                 dev.speed = attr(dev, "speed").flatMap(Double.init).flatMap { $0 >= 0 ? $0 : nil }
-                if let speed = dev.speed { f["speed_mbps"] = .int(Int64(speed)) }
+                if let speed = dev.speed { f["speed_mbps"] = .int(Int64(saturating: speed)) }
                 if let address = attr(dev, "address") { f["address"] = .string(address) }
                 if let type = attr(dev, "type").flatMap({ Int64($0) }) { f["type"] = .int(type) }
                 dev.facts = f

@@ -118,7 +118,7 @@ public final class ProcessCollector: Collector {
                 // New process, or an exec changed its name: read the command line once.
                 let args = ctx.reader.withBytes(at: procDir, pidName + "/cmdline") { parseCmdline(String(decoding: $0, as: UTF8.self)) } ?? []
                 let command = args.isEmpty ? "[\(comm)]" : redactor.redact(arguments: args).joined(separator: " ")
-                info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(stat.startTicks))", comm: comm, command: command,
+                info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(saturating: stat.startTicks))", comm: comm, command: command,
                              labels: Labels(["pid": pidName, "name": comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
             }
             if info.ppid != stat.ppid || info.lifecycle != lifecycle || info.uid != uid || info.attributes.isEmpty {
@@ -126,7 +126,7 @@ public final class ProcessCollector: Collector {
                 var attrs: [String: AttributeValue] = [
                     "pid": .int(Int64(pid)), "ppid": .int(Int64(stat.ppid)), "name": .string(comm),
                     "state": .string(lifecycle), "command": .string(info.command),
-                    "start_time": .string(TwinTime.rfc3339(Int64(startSeconds * 1000))),
+                    "start_time": .string(TwinTime.rfc3339(Int64(saturating: startSeconds * 1000))),
                     "kernel_thread": .bool(stat.isKernelThread),
                 ]
                 if let uid {

@@ -15,11 +15,12 @@ func scanDiskstats(_ s: ByteScanner, _ visit: (Int, Range<Int>, Int, Int, Unsafe
     var index = 0
     while let line = sc.nextLine() {
         sc.fields(line, into: &f)
-        guard f.count >= 14, f.count <= 27, let major = s.number(f[0]), let minor = s.number(f[1]) else { continue }
+        guard f.count >= 14, f.count <= 27, let major = s.number(f[0]).flatMap({ Int(exactly: $0) }),
+              let minor = s.number(f[1]).flatMap({ Int(exactly: $0) }) else { continue }
         var ok = true
         for k in 3..<f.count { guard let v = s.number(f[k]) else { ok = false; break }; nums[k - 3] = v }
         guard ok else { continue }
-        nums.withUnsafeBufferPointer { visit(index, f[2], Int(major), Int(minor), UnsafeBufferPointer(rebasing: $0[0..<(f.count - 3)])) }
+        nums.withUnsafeBufferPointer { visit(index, f[2], major, minor, UnsafeBufferPointer(rebasing: $0[0..<(f.count - 3)])) }
         index += 1
     }
 }

@@ -34,9 +34,10 @@ func scanProcStat(_ s: ByteScanner, cpu: (Int?, UnsafeBufferPointer<Double>) -> 
             var index: Int?
             if head.count > 3 {
                 var v = 0
+                // At most 7 digits: a longer index is no CPU (and would overflow).
                 for i in (head.lowerBound + 3)..<head.upperBound {
                     let c = s.b[i]
-                    guard c >= 48, c <= 57 else { v = -1; break }
+                    guard c >= 48, c <= 57, head.count <= 10 else { v = -1; break }
                     v = v * 10 + Int(c - 48)
                 }
                 if v < 0 { continue }

@@ -61,8 +61,8 @@ public func parsePidStat(_ b: UnsafeBufferPointer<UInt8>) -> PidStat? {
         seen = field
     }
     guard seen >= 24, state != 0 else { return nil }
-    return PidStat(comm: comm, state: Character(Unicode.Scalar(state)), ppid: Int(ppid),
-                   utimeTicks: Double(utime), stimeTicks: Double(stime), threads: Int(threads),
+    return PidStat(comm: comm, state: Character(Unicode.Scalar(state)), ppid: Int(clamping: ppid),
+                   utimeTicks: Double(utime), stimeTicks: Double(stime), threads: Int(clamping: threads),
                    startTicks: Double(start), vsizeBytes: Double(vsize), rssPages: Double(rss),
                    isKernelThread: flags & 0x0020_0000 != 0)
 }

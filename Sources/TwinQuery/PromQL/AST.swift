@@ -62,6 +62,9 @@ public struct Matcher: Sendable {
         regex = op == .regex || op == .notRegex ? try AnchoredRegex(value) : nil
     }
 
+    /// Whether the matcher runs a regular expression (worth remembering its verdicts per value).
+    var isRegex: Bool { regex?.isRegex ?? false }
+
     /// Whether a label value (the empty string when the label is absent) satisfies the matcher.
     public func matches(_ v: String) -> Bool {
         switch op {

@@ -101,44 +101,47 @@ extension Evaluation {
     private func labelReplace(_ args: [Expr], at t: Int64) throws -> [Sample] {
         let v = try vector(args[0], at: t)
         let dst = try string(args[1], at: t), repl = try string(args[2], at: t), src = try string(args[3], at: t), pattern = try string(args[4], at: t)
-        let re: NSRegularExpression
-        do { re = try NSRegularExpression(pattern: "^(?:" + pattern + ")$", options: [.dotMatchesLineSeparators]) } catch {
-            throw PromQLError.execution("invalid regular expression in label_replace(): \(pattern)")
+        let re: LinearRegex
+        do { re = try LinearRegex(pattern) } catch {
+            throw PromQLError.execution("invalid regular expression in label_replace(): \(pattern): \(error)")
         }
         guard Self.isValidLabelName(dst) else { throw PromQLError.execution("invalid destination label name in label_replace(): \(dst)") }
-        // Prometheus' $1 / ${1} / $name expansion maps onto NSRegularExpression's template syntax.
-        let template = Self.goTemplate(repl)
-        return v.map { s in
-            let value = s.labels.value(src)
-            let range = NSRange(value.startIndex..., in: value)
-            guard let m = re.firstMatch(in: value, range: range) else { return s }
-            let result = re.replacementString(for: m, in: value, offset: 0, template: template)
-            return Sample(labels: s.labels.setting(dst, result), value: s.value, t: s.t)
-        }
-    }
-
-    /// Converts Go's `Expand` template (`$1`, `${1}`, `$$`) into NSRegularExpression's (`$1`, `\$`).
-    static func goTemplate(_ repl: String) -> String {
-        var out = ""
-        var chars = Array(repl)[...]
-        while let c = chars.first {
-            chars = chars.dropFirst()
-            if c == "\\" { out += "\\\\"; continue }
-            guard c == "$" else { out.append(c); continue }
-            if chars.first == "$" { out += "\\$"; chars = chars.dropFirst(); continue }
-            var name = ""
-            if chars.first == "{" {
-                guard let close = chars.firstIndex(of: "}") else { out += "\\$"; continue }
-                name = String(chars[chars.index(after: chars.startIndex)..<close])
-                chars = chars[chars.index(after: close)...]
-            } else {
-                while let d = chars.first, d.isLetter || d.isNumber || d == "_" { name.append(d); chars = chars.dropFirst() }
-            }
-            if name.isEmpty { out += "\\$"; continue }
-            if let n = Int(name) { out += "$\(n)"; continue }
-            // Named groups are not expanded by NSRegularExpression templates; Go expands unknown names to "".
+        var out: [Sample] = []
+        out.reserveCapacity(v.count)
+        for (k, s) in v.enumerated() {
+            if k & 255 == 255 { try checkDeadline() }
+            guard let groups = re.wholeMatchGroups(s.labels.value(src)) else { out.append(s); continue }
+            out.append(Sample(labels: s.labels.setting(dst, Self.expand(repl, groups: groups, names: re.groupNames)), value: s.value, t: s.t))
         }
         return out
+    }
+
+    /// Go's `Regexp.Expand`, as Prometheus uses it: `$1`, `${1}`, `$name`, `${name}` (a name as long as
+    /// possible: `$1x` is the group named `1x`), `$$` for a dollar; a group that is absent or took no part
+    /// expands to nothing, and a malformed `$` stays as it is.
+    static func expand(_ template: String, groups: [String?], names: [String: Int]) -> String {
+        var out = ""
+        var rest = Substring(template)
+        func isNameChar(_ c: Character) -> Bool { c.isASCII && (c.isLetter || c.isNumber || c == "_") }
+        while let dollar = rest.firstIndex(of: "$") {
+            out += rest[..<dollar]
+            rest = rest[rest.index(after: dollar)...]
+            if rest.first == "$" { out += "$"; rest = rest.dropFirst(); continue }
+            var name: Substring
+            if rest.first == "{" {
+                let body = rest.dropFirst()
+                guard let close = body.firstIndex(of: "}"), body.startIndex < close, body[..<close].allSatisfy(isNameChar) else { out += "$"; continue }
+                name = body[..<close]
+                rest = body[body.index(after: close)...]
+            } else {
+                name = rest.prefix(while: isNameChar)
+                guard !name.isEmpty else { out += "$"; continue }
+                rest = rest[name.endIndex...]
+            }
+            let index = name.allSatisfy(\.isNumber) ? (name.count < 9 ? Int(name) : nil) : names[String(name)]
+            if let index, index < groups.count, let g = groups[index] { out += g }
+        }
+        return out + rest
     }
 
     static func isValidLabelName(_ s: String) -> Bool {

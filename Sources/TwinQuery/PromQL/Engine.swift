@@ -13,8 +13,9 @@ public struct PromQLEngine: Sendable {
     public var defaultSubqueryStep: Int64 = 60_000
     /// Most points a range query may return per series (Prometheus: 11,000).
     public var maxPointsPerSeries = 11_000
-    /// Most samples one query may load (Prometheus' `--query.max-samples` is 50 M; a twin shares its
-    /// host, so 5 M: 80 MB, a month of one series at 1 s).
+    /// Most samples one query may hold at once (Prometheus' `--query.max-samples` is 50 M; a twin shares
+    /// its host, so 5 M: 80 MB, a month of one series at 1 s). Loaded samples, subquery steps and their
+    /// points, and a range query's output points all count, checked as they grow.
     public var maxSamples = 5_000_000
     /// How long a query may run, in milliseconds.
     public var timeout: Int64 = 120_000
@@ -59,9 +60,11 @@ public struct PromQLEngine: Sendable {
         while t <= end {
             switch try ev.eval(expr, at: t) {
             case .scalar(let v):
+                try ev.charge(1)
                 if out.isEmpty { out.append((Labels.empty, [])) }
                 out[0].points.append((t, v))
             case .vector(let samples):
+                try ev.charge(samples.count)
                 for s in samples {
                     if let i = index[s.labels] {
                         // Two samples of one step with the same labels: Prometheus refuses the query.
@@ -93,7 +96,8 @@ final class Evaluation {
     let step: Int64
     private var data: [Int: [SeriesData]] = [:]
     private let deadline: Int64
-    private var loaded = 0
+    /// Samples held now: loaded data, subquery points being built, output points (``charge(_:)``).
+    private var held = 0
     /// Results of range-vector functions over plain selectors for every step of the grid, keyed by
     /// selector id (see ``gridValues``).
     private var grid: [Int: [[Sample]]] = [:]
@@ -107,9 +111,8 @@ final class Evaluation {
         var windows: [Int: (VectorSelector, Int64, Int64)] = [:]
         collectWindows(expr, from: start, to: end, into: &windows)
         for (id, (vs, from, to)) in windows {
-            let series = try engine.source.select(vs.matchers, from: from, to: to, limit: engine.maxSamples - loaded)
-            loaded += series.reduce(0) { $0 + $1.t.count }
-            guard loaded <= engine.maxSamples else { throw PromQLError.execution(StoreSampleSource.tooMany) }
+            let series = try engine.source.select(vs.matchers, from: from, to: to, limit: engine.maxSamples - held, deadline: deadline)
+            try charge(series.reduce(0) { $0 + $1.t.count })
             data[id] = series
         }
         try checkDeadline()
@@ -117,6 +120,12 @@ final class Evaluation {
 
     func checkDeadline() throws {
         if TwinTime.nowMillis() > deadline { throw PromQLError.timeout("query timed out in query execution") }
+    }
+
+    /// Counts `n` more samples held against the query's budget (``PromQLEngine/maxSamples``).
+    func charge(_ n: Int) throws {
+        held += n
+        if held > engine.maxSamples { throw PromQLError.execution(StoreSampleSource.tooMany) }
     }
 
     /// The time a selector or subquery is evaluated at, given the step time and its `@` modifier.
@@ -264,12 +273,28 @@ final class Evaluation {
         let lo = hi.minus(sq.range)
         var first = (lo / step) * step
         if first < lo { first = first.plus(step) }
+        // Each step holds at least its time; a subquery with more steps than the budget is refused at once.
+        guard first > hi || hi.minus(first) / step < Int64(engine.maxSamples - held) else {
+            throw PromQLError.execution(StoreSampleSource.tooMany)
+        }
         var index: [Labels: Int] = [:]
         var acc: [(Labels, [Int64], [Double])] = []
-        var ts = first
+        var charged = 0
+        defer { held -= charged }
+        var ts = first, steps = 0
         while ts <= hi {
-            try checkDeadline()
-            switch try eval(sq.expr, at: ts) {
+            if steps & 255 == 0 { try checkDeadline() }
+            steps += 1
+            let value = try eval(sq.expr, at: ts)
+            let n: Int
+            switch value {
+            case .scalar: n = 1
+            case .vector(let samples): n = max(1, samples.count)
+            default: n = 0
+            }
+            try charge(n)
+            charged += n
+            switch value {
             case .scalar(let v):
                 if acc.isEmpty { acc.append((.empty, [], [])) }
                 acc[0].1.append(ts); acc[0].2.append(v)

@@ -20,8 +20,8 @@ public struct SeriesData: Sendable {
 public protocol SampleSource: Sendable {
     /// Every series matching all `matchers`, with its samples in `[from, to]` (series without samples
     /// there may be left out). Throws ``PromQLError/execution(_:)`` rather than load more than
-    /// `limit` samples.
-    func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int) throws -> [SeriesData]
+    /// `limit` samples, and ``PromQLError/timeout(_:)`` once the clock passes `deadline` (ms).
+    func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int, deadline: Int64) throws -> [SeriesData]
 }
 
 /// One element of an instant vector: labels, value, and the sample's own timestamp (the evaluation

@@ -9,7 +9,7 @@ import TwinStorage
 /// in-memory SQLite database holding only the entities valid at T, so a query can never reach the
 /// store's own file. The connection is guarded as well: an authorizer allows reading and plain
 /// functions only (no writes, ATTACH, PRAGMA, file or extension functions), a progress handler
-/// enforces the time limit and stepping stops at the row limit.
+/// enforces the time and memory limits, and stepping stops at the row and result-size limits.
 public struct StateSQL {
     /// What one query may use.
     public struct Limits: Sendable {
@@ -17,6 +17,12 @@ public struct StateSQL {
         /// Milliseconds.
         public var timeout: Int64 = 2_000
         public var maxQueryBytes = 100_000
+        /// The most heap SQLite may grow by while the query runs (bytes): a recursive CTE or a sort
+        /// cannot hold more than this before it is stopped.
+        public var maxMemoryBytes: Int64 = 64 << 20
+        /// The largest answer (bytes of values), and the largest string or blob a query may build.
+        public var maxResultBytes = 16 << 20
+        public var maxValueBytes: Int32 = 1 << 20
         public init() {}
     }
 
@@ -80,14 +86,19 @@ final class MemoryDatabase {
     /// Set by the authorizer when it denies something, for the error message.
     fileprivate var denied: String?
     fileprivate var deadline: Int64 = .max
+    /// SQLite's heap (all connections of the process) beyond which the query is stopped.
+    fileprivate var memoryCeiling: Int64 = .max
+    fileprivate var overMemory = false
     fileprivate var guarded = false
 
     init() throws {
         guard sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil) == SQLITE_OK else {
             throw StateSQL.Refusal(type: "internal", message: "cannot open an in-memory SQLite database")
         }
-        sqlite3_limit(db, SQLITE_LIMIT_LENGTH, 10_000_000)
         sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0)
+        // Sorts, DISTINCT and UNION keep their temporary tables in memory, where the query's memory cap
+        // stops them, instead of writing gigabytes of temporary files.
+        sqlite3_exec(db, "PRAGMA temp_store = MEMORY", nil, nil, nil)
     }
 
     deinit { sqlite3_close_v2(db) }
@@ -165,8 +176,13 @@ final class MemoryDatabase {
         }, me)
         defer { guarded = false }
         deadline = TwinTime.nowMillis() + limits.timeout
+        // SQLite counts its heap for the whole process; the query may grow it by its allowance. Another
+        // query running at once shares that allowance, which errs on the side of stopping.
+        memoryCeiling = sqlite3_memory_used() + limits.maxMemoryBytes
+        sqlite3_limit(db, SQLITE_LIMIT_LENGTH, limits.maxValueBytes)
         sqlite3_progress_handler(db, 1000, { ctx in
             let me = Unmanaged<MemoryDatabase>.fromOpaque(ctx!).takeUnretainedValue()
+            if sqlite3_memory_used() > me.memoryCeiling { me.overMemory = true; return 1 }
             return TwinTime.nowMillis() > me.deadline ? 1 : 0
         }, me)
 
@@ -192,11 +208,18 @@ final class MemoryDatabase {
         let n = sqlite3_column_count(stmt)
         let columns = (0..<n).map { String(cString: sqlite3_column_name(stmt, $0)) }
         var rows: [[AttributeValue]] = []
+        var resultBytes = 0
         while true {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
+            if rc == SQLITE_INTERRUPT, overMemory {
+                throw StateSQL.Refusal(type: "execution", message: "query needed more than \(limits.maxMemoryBytes >> 20) MiB of memory and was stopped; narrow it with WHERE or LIMIT")
+            }
             if rc == SQLITE_INTERRUPT {
                 throw StateSQL.Refusal(type: "timeout", message: "query ran longer than \(limits.timeout) ms and was stopped; narrow it with WHERE or LIMIT")
+            }
+            if rc == SQLITE_TOOBIG {
+                throw StateSQL.Refusal(type: "execution", message: "query built a value larger than \(limits.maxValueBytes) bytes and was stopped")
             }
             guard rc == SQLITE_ROW else {
                 if let d = denied { throw StateSQL.Refusal(type: "forbidden", message: d) }
@@ -206,14 +229,21 @@ final class MemoryDatabase {
                 throw StateSQL.Refusal(type: "execution", message: "query returned more than \(limits.maxRows) rows; add a LIMIT or a WHERE")
             }
             rows.append((0..<n).map { i in
+                resultBytes += 8
                 switch sqlite3_column_type(stmt, i) {
                 case SQLITE_INTEGER: return .int(sqlite3_column_int64(stmt, i))
                 case SQLITE_FLOAT: return .double(sqlite3_column_double(stmt, i))
                 case SQLITE_NULL: return .null
                 case SQLITE_BLOB: return .string("<blob \(sqlite3_column_bytes(stmt, i)) bytes>")
-                default: return .string(String(cString: sqlite3_column_text(stmt, i)))
+                default:
+                    let text = String(cString: sqlite3_column_text(stmt, i))
+                    resultBytes += text.utf8.count
+                    return .string(text)
                 }
             })
+            guard resultBytes <= limits.maxResultBytes else {
+                throw StateSQL.Refusal(type: "execution", message: "the answer is larger than \(limits.maxResultBytes >> 20) MiB; select fewer columns or rows")
+            }
         }
         return StateSQL.Result(columns: columns, rows: rows)
     }

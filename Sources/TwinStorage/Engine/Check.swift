@@ -133,7 +133,7 @@ public enum StoreDoctor {
 
     /// Whether a writer holds the directory's lock.
     public static func writerRunning(_ dataDir: String) -> Bool {
-        let fd = open(dataDir + "/writer.lock", O_RDONLY | O_CLOEXEC)
+        let fd = open(dataDir + "/writer.lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         if flock(fd, LOCK_EX | LOCK_NB) == 0 { flock(fd, LOCK_UN); return false }

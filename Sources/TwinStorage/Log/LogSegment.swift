@@ -111,9 +111,9 @@ final class LogWriter {
     /// Starts segment `seq` and closes the current one (flushed to disk). When the new segment cannot be
     /// created (disk full), the current one stays open and unchanged, so appends go on there.
     func start(seq: UInt64) throws {
-        try FileManager.default.createDirectory(atPath: LogSegment.directory(dataDir), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: LogSegment.directory(dataDir), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let p = LogSegment.path(dataDir, seq)
-        let f = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let f = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard f >= 0 else { throw Self.ioError("create", p) }
         let header = LogSegment.header(seq)
         let n = header.withUnsafeBytes { write(f, $0.baseAddress, $0.count) }
