@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "TwinQuery", targets: ["TwinQuery"]),
         .library(name: "TwinAnalytics", targets: ["TwinAnalytics"]),
         .library(name: "TwinDashboard", targets: ["TwinDashboard"]),
+        .library(name: "TwinSecurity", targets: ["TwinSecurity"]),
         .library(name: "TwinServer", targets: ["TwinServer"]),
     ],
     dependencies: [
@@ -26,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
     ],
     targets: [
         .target(name: "TwinCore", swiftSettings: swiftSettings),
@@ -51,6 +55,12 @@ let package = Package(
             dependencies: ["TwinCore", "TwinStorage", "TwinQuery", "CZlib"],
             swiftSettings: swiftSettings
         ),
+        // Tokens and roles, the audit log, data classification and encryption at rest (swift-crypto).
+        .target(
+            name: "TwinSecurity",
+            dependencies: ["TwinCore", "TwinStorage", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // The browser dashboard: HTML, CSS and JavaScript compiled into the binary (no build step, no bundle).
         .target(
             name: "TwinDashboard",
@@ -63,8 +73,13 @@ let package = Package(
         .target(
             name: "TwinServer",
             dependencies: [
-                "TwinCore", "TwinStorage", "TwinCollectors", "TwinQuery", "TwinAnalytics", "TwinDashboard", "CZlib",
+                "TwinCore", "TwinStorage", "TwinCollectors", "TwinQuery", "TwinAnalytics", "TwinDashboard", "TwinSecurity", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -75,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "hosttwin",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinServer",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -85,7 +100,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HostTwinTests",
-            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinServer"],
+            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

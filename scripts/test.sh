@@ -5,19 +5,28 @@
 # step needs root or sudo to install Prometheus when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The store links zlib (Debian: zlib1g-dev).
-if [ ! -e /usr/include/zlib.h ]; then
+stage() { echo "== $1 ($(date -u +%H:%M:%S), $SECONDS s so far)"; }
+# The store links zlib (Debian: zlib1g-dev); the TLS tests make a throwaway CA with openssl.
+missing=""
+[ -e /usr/include/zlib.h ] || missing="$missing zlib1g-dev"
+command -v openssl >/dev/null || missing="$missing openssl"
+if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq && apt-get install -y -qq zlib1g-dev
+        apt-get update -qq && apt-get install -y -qq $missing
     else
-        echo "zlib headers missing: install zlib1g-dev (Debian/Ubuntu) or zlib-devel" >&2
+        echo "missing:$missing (install them: Debian/Ubuntu package names)" >&2
         exit 1
     fi
 fi
+stage "build"
 swift build --build-tests
+stage "unit and integration tests"
 swift test --skip-build
 # PromQL against the real Prometheus 2.42 (installed from Debian when missing): every query of
 # conformance/queries.txt on two minutes of this machine's own data (seconds; `--ci` runs the tagged subset).
+stage "PromQL conformance"
 HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh
 # The dashboard in headless Chromium (installed from Debian when missing): pages, live data, time travel.
+stage "dashboard in Chromium"
 HOSTTWIN=$PWD/.build/debug/hosttwin scripts/dashboard-test.sh
+stage "done"

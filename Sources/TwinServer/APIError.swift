@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import TwinCore
 import TwinQuery
+import TwinSecurity
 
 /// An error answered in the Prometheus API's envelope: `{"status":"error","errorType":...,"error":...}`.
 struct APIError: Error {
@@ -55,6 +56,10 @@ struct Params {
     private(set) var pairs: [(String, String)] = []
     /// The request's `Accept` header (content negotiation of `/metrics`).
     var accept = ""
+    /// Who asked, and the key their limits are counted under (token id, else source address).
+    var identity = Identity.nobody
+    var caller = ""
+    var isPost = false
 
     init(query: String?) { if let query { add(form: query) } }
 

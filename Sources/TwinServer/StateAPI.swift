@@ -22,7 +22,8 @@ extension TwinAPI {
         return e
     }()
 
-    private func success<T: Encodable>(_ value: T) throws -> Response {
+    /// `{"status":"success","data":<value as JSON, keys sorted>}`.
+    func success<T: Encodable>(_ value: T) throws -> Response {
         let data = String(decoding: try Self.encoder.encode(value), as: UTF8.self)
         return Self.success { $0.raw(data) }
     }

@@ -6,11 +6,16 @@ import NIOCore
 import TwinCore
 import TwinDashboard
 import TwinQuery
+import TwinSecurity
 import TwinStorage
 
-/// The HTTP API of a twin: the Prometheus-compatible query API, the state API, the live stream and
-/// `/metrics`. One responder dispatches on method and path, so unknown routes and wrong methods get
-/// the API's JSON errors (404, 405) rather than empty bodies.
+/// The HTTP API of a twin: the Prometheus-compatible query API, the state API, the live stream,
+/// `/metrics`, the admin API and the dashboard. One responder dispatches on method and path, so unknown
+/// routes and wrong methods get the API's JSON errors (404, 405) rather than empty bodies.
+///
+/// Every request passes, in order: the `Host` check (DNS rebinding), the route's declared ``Access``
+/// against the caller's identity (token or anonymous role: 401, 403, 429 after repeated bad tokens),
+/// the caller's concurrency limit (429), the handler, and the audit log.
 public struct TwinAPI: Sendable {
     public let store: TwinStore
     public let live: LiveTwin?
@@ -24,6 +29,12 @@ public struct TwinAPI: Sendable {
     public var sqlLimits = StateSQL.Limits()
     /// The `Host` headers answered (DNS rebinding); loopback names only until the server says otherwise.
     public var hostCheck = HostCheck(listenHost: "127.0.0.1")
+    /// Tokens, the anonymous role and per-caller limits.
+    public var access: AccessControl
+    /// Where every request and admin action is recorded; nil in tests that do not look.
+    public var audit: AuditLog?
+    let callers = CallerLimits()
+    let streams = CallerLimits()
     let logger: Logger
 
     public init(store: TwinStore, live: LiveTwin?, metrics: SelfMetrics, logger: Logger) {
@@ -33,48 +44,79 @@ public struct TwinAPI: Sendable {
         self.logger = logger
         source = StoreSampleSource(store: store)
         engine = PromQLEngine(source: source)
+        access = AccessControl(tokens: TokenAuthority(store: store))
     }
 
-    enum Method { case get, getOrPost }
+    enum Method: String { case get = "GET", getOrPost = "GET or POST", post = "POST" }
     /// A route's handler. Handlers block (SQLite reads, evaluation); ``answer`` runs them off the
     /// cooperative thread pool, so slow queries never stall the server's other requests.
     typealias Handler = @Sendable (TwinAPI, Params) throws -> Response
 
-    /// Fixed routes: path → (allowed methods, handler).
-    private static let routes: [String: (Method, Handler)] = [
-        "/api/v1/query": (.getOrPost, { try $0.query($1) }),
-        "/api/v1/query_range": (.getOrPost, { try $0.queryRange($1) }),
-        "/api/v1/series": (.getOrPost, { try $0.series($1) }),
-        "/api/v1/labels": (.getOrPost, { try $0.labels($1) }),
-        "/api/v1/metadata": (.get, { try $0.metadata($1) }),
-        "/api/v1/status/buildinfo": (.get, { api, _ in api.buildInfo() }),
+    /// One route: the methods it takes, what it needs from the caller, and its handler. `light` routes
+    /// answer from memory at once and skip the per-caller limit (health checks stay fast under load).
+    struct Route {
+        var methods: Method
+        var access: Access
+        var light = false
+        var handler: Handler
+    }
+
+    /// Fixed routes by path.
+    private static let routes: [String: Route] = [
+        "/api/v1/query": Route(methods: .getOrPost, access: .read) { try $0.query($1) },
+        "/api/v1/query_range": Route(methods: .getOrPost, access: .read) { try $0.queryRange($1) },
+        "/api/v1/series": Route(methods: .getOrPost, access: .read) { try $0.series($1) },
+        "/api/v1/labels": Route(methods: .getOrPost, access: .read) { try $0.labels($1) },
+        "/api/v1/metadata": Route(methods: .get, access: .read) { try $0.metadata($1) },
+        "/api/v1/status/buildinfo": Route(methods: .get, access: .read, light: true) { api, _ in api.buildInfo() },
         // Asked by Grafana's data source; rules and alerts come with the alerting issue, exemplars are not kept.
-        "/api/v1/rules": (.get, { _, _ in TwinAPI.success { $0.raw(#"{"groups":[]}"#) } }),
-        "/api/v1/alerts": (.get, { _, _ in TwinAPI.success { $0.raw(#"{"alerts":[]}"#) } }),
-        "/api/v1/query_exemplars": (.getOrPost, { _, _ in TwinAPI.success { $0.raw("[]") } }),
-        "/api/v1/twin/state": (.get, { try $0.state($1, kinds: nil) }),
-        "/api/v1/twin/diff": (.get, { try $0.diff($1) }),
-        "/api/v1/twin/events": (.get, { try $0.events($1) }),
-        "/api/v1/twin/sql": (.getOrPost, { try $0.sql($1) }),
-        "/api/v1/twin/forecast": (.get, { try $0.forecast($1) }),
-        "/api/v1/twin/anomalies": (.get, { try $0.anomalies($1) }),
-        "/api/v1/twin/live": (.get, { api, _ in try api.liveStream() }),
-        "/api/v1/summary": (.get, { api, _ in try api.summary() }),
-        "/healthz": (.get, { api, _ in try api.health() }),
-        "/metrics": (.get, { api, p in api.exposition(p) }),
+        "/api/v1/rules": Route(methods: .get, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw(#"{"groups":[]}"#) } },
+        "/api/v1/alerts": Route(methods: .get, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw(#"{"alerts":[]}"#) } },
+        "/api/v1/query_exemplars": Route(methods: .getOrPost, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw("[]") } },
+        "/api/v1/twin/state": Route(methods: .get, access: .read) { try $0.state($1, kinds: nil) },
+        "/api/v1/twin/diff": Route(methods: .get, access: .read) { try $0.diff($1) },
+        "/api/v1/twin/events": Route(methods: .get, access: .read) { try $0.events($1) },
+        "/api/v1/twin/sql": Route(methods: .getOrPost, access: .read) { try $0.sql($1) },
+        "/api/v1/twin/forecast": Route(methods: .get, access: .read) { try $0.forecast($1) },
+        "/api/v1/twin/anomalies": Route(methods: .get, access: .read) { try $0.anomalies($1) },
+        "/api/v1/twin/live": Route(methods: .get, access: .read, light: true) { try $0.liveStream($1) },
+        "/api/v1/summary": Route(methods: .get, access: .read) { api, _ in try api.summary() },
+        "/healthz": Route(methods: .get, access: .open, light: true) { api, _ in try api.health() },
+        "/metrics": Route(methods: .get, access: .read) { api, p in api.exposition(p) },
+        "/api/v1/admin/tokens": Route(methods: .getOrPost, access: .admin) { try $0.tokens($1) },
+        "/api/v1/admin/tokens/revoke": Route(methods: .post, access: .admin) { try $0.revokeToken($1) },
+        "/api/v1/admin/audit": Route(methods: .get, access: .admin) { try $0.auditRecords($1) },
+        "/api/v1/admin/audit/verify": Route(methods: .get, access: .admin) { try $0.auditVerify($1) },
     ]
 
-    /// Answers one request; never throws (every failure is an API error response).
-    public func respond(to request: Request) async -> Response {
+    /// Every route the server answers, for documentation and the test that walks each with every role:
+    /// the route's name, a path that reaches it, its methods and what it needs.
+    public static var routeCatalog: [(name: String, path: String, methods: String, access: Access)] {
+        routes.map { ($0.key, $0.key, $0.value.methods.rawValue, $0.value.access) }
+            + [("/api/v1/label/:name/values", "/api/v1/label/__name__/values", Method.get.rawValue, dynamicRoutesAccess),
+               ("/api/v1/twin/entities/:kind", "/api/v1/twin/entities/processes", Method.get.rawValue, dynamicRoutesAccess),
+               ("/ (dashboard)", "/", Method.get.rawValue, Access.open)]
+    }
+    /// What the routes with a path parameter (label values, entities of a kind) need.
+    private static let dynamicRoutesAccess = Access.read
+
+    /// Answers one request from `source` (the peer's address); never throws (every failure is an API
+    /// error response).
+    public func respond(to request: Request, source: String = "unknown") async -> Response {
         let started = DispatchTime.now().uptimeNanoseconds
         var routeName = "other"
-        var response = await answer(request, routeName: &routeName)
+        var identity = Identity.nobody
+        var response = await answer(request, source: source, routeName: &routeName, identity: &identity)
         if Gzip.accepted(request.headers[.acceptEncoding]) { response = await Gzip.encode(response) }
         requestMetrics.record(route: routeName, status: response.status.code, nanos: DispatchTime.now().uptimeNanoseconds - started)
+        if routeName != "dashboard" {
+            audit?.append(.init(kind: "request", action: "\(request.method.rawValue) \(routeName)", role: identity.role?.rawValue,
+                                token: identity.tokenID, source: source, status: response.status.code))
+        }
         return response
     }
 
-    private func answer(_ request: Request, routeName: inout String) async -> Response {
+    private func answer(_ request: Request, source: String, routeName: inout String, identity: inout Identity) async -> Response {
         var request = request
         let path = request.uri.path
         guard hostCheck.allows(request.head.authority) else {
@@ -86,17 +128,29 @@ public struct TwinAPI: Sendable {
             routeName = "dashboard"
             return Self.dashboard(asset, ifNoneMatch: request.headers[.ifNoneMatch])
         }
+        var caller = ""
         do {
-            let (name, allowed, handler) = try route(path)
+            let (name, route) = try self.route(path)
             routeName = name
+            identity = try access.identify(request.headers[.authorization], source: source).get()
+            if let refusal = AccessControl.refusal(identity, route.access, route: name) { throw refusal }
             let isPost = request.method == .post
-            guard request.method == .get || request.method == .head || (isPost && allowed == .getOrPost) else {
-                var e = APIError(type: "bad_data", message: "method \(request.method.rawValue) not allowed on \(path); use \(allowed == .get ? "GET" : "GET or POST")", status: .methodNotAllowed)
-                e.headers[.allow] = allowed == .get ? "GET, HEAD" : "GET, HEAD, POST"
+            let methodOK: Bool
+            switch route.methods {
+            case .get: methodOK = request.method == .get || request.method == .head
+            case .getOrPost: methodOK = request.method == .get || request.method == .head || isPost
+            case .post: methodOK = isPost
+            }
+            guard methodOK else {
+                var e = APIError(type: "bad_data", message: "method \(request.method.rawValue) not allowed on \(path); use \(route.methods.rawValue)", status: .methodNotAllowed)
+                e.headers[.allow] = route.methods == .get ? "GET, HEAD" : route.methods == .post ? "POST" : "GET, HEAD, POST"
                 throw e
             }
             var params = Params(query: request.uri.query)
             params.accept = request.headers[.accept] ?? ""
+            params.identity = identity
+            params.caller = identity.tokenID ?? source
+            params.isPost = isPost
             if isPost {
                 let body: ByteBuffer
                 do { body = try await request.collectBody(upTo: maxBodyBytes) } catch {
@@ -112,8 +166,14 @@ public struct TwinAPI: Sendable {
             }
             let api = self
             let ready = params
+            if route.light { return try route.handler(api, ready) }
+            guard callers.acquire(params.caller, limit: access.maxConcurrentPerCaller) else {
+                throw APIError(type: "too_many_requests", message: "more than \(access.maxConcurrentPerCaller) requests of yours are running; wait for them", status: .tooManyRequests)
+            }
+            caller = params.caller
+            defer { callers.release(caller) }
             return try await withCheckedThrowingContinuation { done in
-                DispatchQueue.global().async { done.resume(with: Result { try handler(api, ready) }) }
+                DispatchQueue.global().async { done.resume(with: Result { try route.handler(api, ready) }) }
             }
         } catch {
             let e = APIError.from(error)
@@ -122,21 +182,21 @@ public struct TwinAPI: Sendable {
         }
     }
 
-    /// The handler of `path`, with the route's name for metrics (parameters in place of values).
-    private func route(_ path: String) throws -> (String, Method, Handler) {
-        if let r = Self.routes[path] { return (path, r.0, r.1) }
+    /// The route of `path`, with its name for metrics and the audit log (parameters in place of values).
+    private func route(_ path: String) throws -> (String, Route) {
+        if let r = Self.routes[path] { return (path, r) }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         // /api/v1/label/<name>/values
         if parts.count == 6, parts[1] == "api", parts[2] == "v1", parts[3] == "label", parts[5] == "values" {
             let name = String(parts[4]).removingPercentEncoding ?? String(parts[4])
-            return ("/api/v1/label/:name/values", .get, { try $0.labelValues(name, $1) })
+            return ("/api/v1/label/:name/values", Route(methods: .get, access: Self.dynamicRoutesAccess) { try $0.labelValues(name, $1) })
         }
         // /api/v1/twin/entities/<kind>
         if parts.count == 6, parts[1] == "api", parts[2] == "v1", parts[3] == "twin", parts[4] == "entities" {
             guard let kind = EntityKind(rawValue: String(parts[5])) else {
                 throw APIError.notFound("unknown entity kind \"\(parts[5])\"; kinds: \(EntityKind.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            return ("/api/v1/twin/entities/:kind", .get, { try $0.state($1, kinds: [kind]) })
+            return ("/api/v1/twin/entities/:kind", Route(methods: .get, access: Self.dynamicRoutesAccess) { try $0.state($1, kinds: [kind]) })
         }
         throw APIError.notFound("no such endpoint: \(path)")
     }

@@ -160,6 +160,20 @@ enum Schema {
         m.registerMigration("v5") { db in
             try db.execute(sql: "CREATE INDEX chunks_by_min_t ON chunks(min_t)")
         }
+        // v6: API tokens. Only a hash of each secret is stored; `id` is the public part of the token.
+        m.registerMigration("v6") { db in
+            try db.execute(sql: """
+                CREATE TABLE tokens(
+                    id TEXT PRIMARY KEY,
+                    role TEXT NOT NULL,
+                    host TEXT,
+                    name TEXT NOT NULL DEFAULT '',
+                    secret_hash BLOB NOT NULL,
+                    created INTEGER NOT NULL,
+                    expires INTEGER,
+                    revoked INTEGER) WITHOUT ROWID
+                """)
+        }
         return m
     }
 }

@@ -17,6 +17,8 @@ import TwinCore
 public final class TwinStore: Sendable {
     public let dataDir: String
     let pool: DatabasePool
+    /// Whether this store was opened read-only (`serve`, the CLI's readers).
+    public var isReadOnly: Bool { pool.configuration.readonly }
     /// Series read so far, by id order (series are never deleted, so only new ones need reading).
     let catalog = Mutex<[SeriesInfo]>([])
     /// Decoded chunks recently read (256 Ki samples, 4 MiB at most; empty until something queries).

@@ -19,6 +19,7 @@ struct QueryCommand: ParsableCommand {
         Examples:
           hosttwin query 'rate(node_cpu_seconds_total{mode!="idle"}[1m])'
           hosttwin query 'node_memory_MemAvailable_bytes' --start -1h --step 1m
+          hosttwin query up --url https://twin.example.org:9977 --ca ca.pem --token-file reader.token
         """
     )
 
@@ -29,26 +30,85 @@ struct QueryCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Start of a range query.", valueName: "TIME")) var start: String?
     @Option(parsing: .unconditional, help: ArgumentHelp("End of a range query (default now).", valueName: "TIME")) var end: String?
     @Option(help: ArgumentHelp("Step of a range query, e.g. 15s, 1m.", valueName: "DURATION")) var step: String?
+    @OptionGroup var remote: RemoteOptions
 
     func run() throws {
         let parsed: Expr
         do { parsed = try PromQLParser.parse(expr) } catch {
             throw CLIError("\(error)\n  \(expr)\n  \(String(repeating: " ", count: Self.column(error, in: expr)))^")
         }
+        var range: (Int64, Int64, Int64)?
+        if start != nil || end != nil || step != nil {
+            guard at == nil else { throw CLIError("--at is for instant queries; a range query takes --start, --end and --step") }
+            let b = try parseTime(end ?? "now", "--end")
+            let a = try parseTime(start ?? "-1h", "--start")
+            let s = try step.map { text in
+                do { return try TwinTime.parseDuration(text) } catch { throw CLIError("--step: \(error)") }
+            } ?? max(1000, (b - a) / 250 / 1000 * 1000)
+            range = (a, b, s)
+        }
+        let t = try parseTime(at ?? "now", "--at")
+        if let client = try remote.client() {
+            let q = "query=" + (expr.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+            let path = range.map { "/api/v1/query_range?\(q)&start=\(Double($0.0) / 1000)&end=\(Double($0.1) / 1000)&step=\(Double($0.2) / 1000)" }
+                ?? "/api/v1/query?\(q)&time=\(Double(t) / 1000)"
+            let body = try RemoteOptions.fetch(client, path)
+            guard !output.json else {
+                let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
+                print(String(decoding: try JSONSerialization.data(withJSONObject: object?["data"] ?? [:], options: [.sortedKeys]), as: UTF8.self))
+                return
+            }
+            return try show(Self.decode(body))
+        }
         let engine = PromQLEngine(source: StoreSampleSource(store: try store.openForReading()))
         let result: QueryResult
         do {
-            if start != nil || end != nil || step != nil {
-                guard at == nil else { throw CLIError("--at is for instant queries; a range query takes --start, --end and --step") }
-                let b = try parseTime(end ?? "now", "--end")
-                let a = try parseTime(start ?? "-1h", "--start")
-                let s = try step.map { try TwinTime.parseDuration($0) } ?? max(1000, (b - a) / 250 / 1000 * 1000)
-                result = try engine.range(parsed, start: a, end: b, step: s)
-            } else {
-                result = try engine.instant(parsed, at: try parseTime(at ?? "now", "--at"))
-            }
+            if let (a, b, s) = range { result = try engine.range(parsed, start: a, end: b, step: s) } else { result = try engine.instant(parsed, at: t) }
         } catch let e as PromQLError { throw CLIError("\(e)") }
         if output.json { print(PrometheusJSON.data(result)); return }
+        show(result)
+    }
+
+    /// A Prometheus API answer (`{"status":"success","data":{...}}`) as a result.
+    static func decode(_ body: Data) throws -> QueryResult {
+        struct Answer: Decodable {
+            struct DataPart: Decodable { var resultType: String; var result: ResultValue }
+            var data: DataPart
+        }
+        enum ResultValue: Decodable {
+            case point([JSONValue]), series([Series])
+            init(from decoder: any Decoder) throws {
+                let c = try decoder.singleValueContainer()
+                if let s = try? c.decode([Series].self) { self = .series(s) } else { self = .point(try c.decode([JSONValue].self)) }
+            }
+        }
+        struct Series: Decodable { var metric: [String: String]; var value: [JSONValue]?; var values: [[JSONValue]]? }
+        enum JSONValue: Decodable {
+            case number(Double), text(String)
+            init(from decoder: any Decoder) throws {
+                let c = try decoder.singleValueContainer()
+                if let d = try? c.decode(Double.self) { self = .number(d) } else { self = .text(try c.decode(String.self)) }
+            }
+            var double: Double { switch self { case .number(let d): return d; case .text(let s): return Double(s) ?? .nan } }
+            var millis: Int64 { Int64(saturating: (double * 1000).rounded()) }
+            var string: String { switch self { case .number(let d): return PromNumber.format(d); case .text(let s): return s } }
+        }
+        let answer: Answer
+        do { answer = try JSONDecoder().decode(Answer.self, from: body) } catch { throw CLIError("the server's answer is not a Prometheus API result: \(error)") }
+        switch (answer.data.resultType, answer.data.result) {
+        case ("scalar", .point(let p)) where p.count == 2: return .scalar(t: p[0].millis, value: p[1].double)
+        case ("string", .point(let p)) where p.count == 2: return .string(t: p[0].millis, value: p[1].string)
+        case ("vector", .series(let s)):
+            return .vector(t: s.first?.value?.first?.millis ?? 0, s.map { (Labels(dictionary: $0.metric), $0.value.map { $0.count == 2 ? $0[1].double : .nan } ?? .nan) })
+        case ("vector", .point(let p)) where p.isEmpty: return .vector(t: 0, [])
+        case ("matrix", .series(let s)):
+            return .matrix(s.map { (labels: Labels(dictionary: $0.metric), points: ($0.values ?? []).compactMap { $0.count == 2 ? ($0[0].millis, $0[1].double) : nil }) })
+        case ("matrix", .point(let p)) where p.isEmpty: return .matrix([])
+        default: throw CLIError("the server's answer has an unknown result type \(answer.data.resultType)")
+        }
+    }
+
+    func show(_ result: QueryResult) {
         switch result {
         case .scalar(let t, let v): print("scalar \(PromNumber.format(v)) @ \(TwinTime.rfc3339(t))")
         case .string(let t, let s): print("string \"\(s)\" @ \(TwinTime.rfc3339(t))")
@@ -122,17 +182,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL")) var logLevel: String = "info"
 
     func run() async throws {
-        let (host, port) = try server.address()
         var logger = Logger(label: "hosttwin")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let twinStore = try store.openForReading()
         var api = TwinAPI(store: twinStore, live: nil, metrics: SelfMetrics.bootstrap(), logger: logger)
-        server.configure(&api, listenHost: host)
+        let setup = try server.prepare(&api, dataDir: twinStore.dataDir, logger: logger)
         let log = logger
-        let app = TwinHTTPServer.application(api: api, host: host, port: port, logger: logger) { actualPort in
-            log.info("serving \(twinStore.dataDir) on http://\(host.contains(":") ? "[\(host)]" : host):\(actualPort)/")
+        let app = try TwinHTTPServer.application(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
+            log.info("serving \(twinStore.dataDir) on \(setup.url):\(actualPort)/")
         }
-        let group = ServiceGroup(configuration: .init(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(configuration: .init(services: [.init(service: app), .init(service: AuditAnchorService(audit: setup.audit))],
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

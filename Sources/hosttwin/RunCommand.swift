@@ -42,7 +42,6 @@ struct RunCommand: AsyncParsableCommand {
         do { try selection.validate() } catch { throw CLIError("\(error)") }
         let intervalMs = try TwinTime.parseDuration(interval ?? file?.interval ?? "1s")
         guard intervalMs >= 100 else { throw CLIError("--interval must be at least 100ms") }
-        let (host, port) = try server.address(file: file?.listen)
         let dataDir = store.dataDir ?? file?.dataDir ?? StoreOptions.defaultDataDir()
         let policy = try retention.policy(file: file?.retention, headWindowFile: file?.headWindow)
 
@@ -58,15 +57,16 @@ struct RunCommand: AsyncParsableCommand {
                                            interval: intervalMs, policy: policy, maxTicks: ticks, live: live, logger: logger)
         let log = logger
         var api = TwinAPI(store: twinStore, live: live, metrics: selfMetrics, logger: logger)
-        server.configure(&api, listenHost: host)
-        let app = TwinHTTPServer.application(api: api, host: host, port: port, logger: logger) { actualPort in
-            log.info("serving http://\(host.contains(":") ? "[\(host)]" : host):\(actualPort)/ (dashboard /, Prometheus API /api/v1/query, state API /api/v1/twin/...)")
+        let setup = try server.prepare(&api, dataDir: dataDir, fileListen: file?.listen, logger: logger)
+        let app = try TwinHTTPServer.application(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
+            log.info("serving \(setup.url):\(actualPort)/ (dashboard /, Prometheus API /api/v1/query, state API /api/v1/twin/...)")
         }
         logger.info("observing this host every \(intervalMs) ms into \(dataDir)")
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: collection, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: app),
+                .init(service: AuditAnchorService(audit: setup.audit)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import TwinServer
+
+/// `--url` and its credentials: ask a running server instead of reading a store.
+struct RemoteOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Ask the server at this URL (http://HOST:PORT or https://HOST:PORT) instead of reading a store.", valueName: "URL"))
+    var url: String?
+    @Option(help: ArgumentHelp("Trust only these PEM CA certificates for the server's certificate (a private CA).", valueName: "FILE"))
+    var ca: String?
+    @Option(name: .customLong("token-file"), help: ArgumentHelp("A file holding the token to send (default $HOSTTWIN_TOKEN).", valueName: "FILE"))
+    var tokenFile: String?
+    @Option(name: .customLong("client-cert"), help: ArgumentHelp("A PEM client certificate for servers that require one (with --client-key).", valueName: "FILE"))
+    var clientCert: String?
+    @Option(name: .customLong("client-key"), help: ArgumentHelp("The PEM key of --client-cert.", valueName: "FILE"))
+    var clientKey: String?
+
+    /// The client, or nil without `--url`.
+    func client() throws -> RemoteTwin? {
+        guard let url else {
+            if ca != nil || tokenFile != nil || clientCert != nil { throw CLIError("--ca, --token-file and --client-cert go with --url") }
+            return nil
+        }
+        var c = try RemoteTwin(url: url)
+        c.caFile = ca
+        (c.clientCertificate, c.clientKey) = (clientCert, clientKey)
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw CLIError("--token-file \(tokenFile): cannot read it") }
+            c.token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else if let env = ProcessInfo.processInfo.environment["HOSTTWIN_TOKEN"], !env.isEmpty {
+            c.token = env
+        }
+        return c
+    }
+
+    /// `GET path` on the server: the body of a 200 answer, else a CLI error with the server's message.
+    static func fetch(_ client: RemoteTwin, _ path: String) throws -> Data {
+        let r: RemoteTwin.Response
+        do { r = try client.get(path) } catch { throw CLIError("\(error)") }
+        guard r.status == 200 else {
+            let message = (try? JSONSerialization.jsonObject(with: Data(r.body))) .flatMap { ($0 as? [String: Any])?["error"] as? String } ?? r.text
+            throw CLIError("the server answered HTTP \(r.status): \(message)")
+        }
+        return Data(r.body)
+    }
+}
