@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.20.0"),
     ],
     targets: [
         .target(name: "TwinCore", swiftSettings: swiftSettings),
@@ -87,6 +88,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The fuzz targets as plain functions of bytes: libFuzzer drives them (Fuzz/, scripts/fuzz.sh), the
+        // tests replay the saved corpora through them.
+        .target(
+            name: "TwinFuzzTargets",
+            dependencies: [
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "hosttwin",
             dependencies: [
@@ -100,9 +115,16 @@ let package = Package(
         ),
         .testTarget(
             name: "HostTwinTests",
-            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer"],
+            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinFuzzTargets"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
     ]
 )
+
+// `HOSTTWIN_FUZZ=1 swift build -Xswiftc -sanitize=fuzzer ...` (scripts/fuzz.sh) adds the libFuzzer driver; it links
+// only with the fuzzer runtime, so ordinary builds leave it out.
+if Context.environment["HOSTTWIN_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "HostTwinFuzz", dependencies: ["TwinFuzzTargets"], path: "Fuzz/HostTwinFuzz",
+                                             swiftSettings: swiftSettings))
+}

@@ -113,7 +113,7 @@ def main():
         cpu_text = wait("the CPU figure", lambda: d.find_elements(By.CSS_SELECTOR, ".card .row b")[0].text)
         check("%" in cpu_text and any(c.isdigit() for c in cpu_text), f"overview: CPU shows a value ({cpu_text})")
         d.save_screenshot(os.path.join(args.shots, "overview.png"))
-        check(not console_errors(d), f"overview: no console errors {console_errors(d)}")
+        errs = console_errors(d); check(not errs, f"overview: no console errors {errs}")
 
         # Host page, live.
         d.get(base + "/host?range=5m")
@@ -153,7 +153,7 @@ def main():
         wait("the ports tab", lambda: "tab=listening_ports" in d.current_url)
         ports = wait("the ports table", lambda: d.find_elements(By.CSS_SELECTOR, '#table table[data-kind="listening_ports"] tbody tr'))
         check(any(str(probe_port) in r.text for r in ports), f"listening ports: {probe_port} is listed (reached with the arrow key)")
-        check(not console_errors(d), f"host page: no console errors {console_errors(d)}")
+        errs = console_errors(d); check(not errs, f"host page: no console errors {errs}")
 
         # Time travel by keyboard: the slider's Home key goes to the oldest stored moment, before the probe.
         slider = d.find_element(By.ID, "slider")
@@ -183,7 +183,7 @@ def main():
         d.get(base + "/host?diff_from=" + frm + "&diff_to=now&range=5m")
         diff = wait("the diff", lambda: [e for e in d.find_elements(By.CSS_SELECTOR, "#diff li.added") if "htprobe" in e.text])
         check(bool(diff), "what changed: the probe appeared between the two moments")
-        check(not console_errors(d), f"time travel: no console errors {console_errors(d)}")
+        errs = console_errors(d); check(not errs, f"time travel: no console errors {errs}")
 
         # Page weight of the host page: its own files, and everything loaded until the first data.
         d.get(base + "/host")
@@ -212,7 +212,7 @@ def main():
         over = d.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
         check(over[0] <= over[1] + 1, f"narrow screen: no sideways scrolling (content {over[0]} px in {over[1]} px)")
         d.save_screenshot(os.path.join(args.shots, "host-narrow.png"))
-        check(not console_errors(d), f"narrow/dark: no console errors {console_errors(d)}")
+        errs = console_errors(d); check(not errs, f"narrow/dark: no console errors {errs}")
         # Forecast and anomalies.
         d.set_window_size(1400, 1800)
         # A young twin forecasts once it holds a few whole minutes (1-minute steps).
@@ -224,7 +224,7 @@ def main():
         check(bool(fc), "forecast: history and forecast drawn")
         wait("the anomaly list", lambda: "series" in d.find_element(By.ID, "anomalous").text, timeout=40)
         d.save_screenshot(os.path.join(args.shots, "forecast.png"))
-        check(not console_errors(d), f"forecast: no console errors {console_errors(d)}")
+        errs = console_errors(d); check(not errs, f"forecast: no console errors {errs}")
 
     finally:
         if d:
@@ -239,11 +239,55 @@ def main():
             twin.kill()
             check(False, "hosttwin run stopped within 20 s of SIGTERM")
         shutil.rmtree(work, ignore_errors=True)
+    signin_checks(args)
     print(f"screenshots in {args.shots}")
     if failures:
         print(f"{len(failures)} dashboard check(s) failed", file=sys.stderr)
         sys.exit(1)
     print("dashboard: all checks passed")
+
+
+def signin_checks(args):
+    """A server that requires tokens: the page asks for one, then shows live data with it."""
+    work = tempfile.mkdtemp(prefix="hosttwin-dashboard-auth-")
+    data = os.path.join(work, "data")
+    token = subprocess.run([args.hosttwin, "token", "create", "--role", "reader", "--name", "browser", "--data-dir", data],
+                           check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    twin = subprocess.Popen([args.hosttwin, "run", "--data-dir", data, "--listen", f"127.0.0.1:{port}", "--auth", "required",
+                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    d = None
+    try:
+        def health():
+            with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
+                return json.load(r).get("ticks", 0) >= 3
+        wait("the token-protected twin", health)
+        d = browser()
+        d.get(base + "/host?range=5m")
+        field = wait("the sign-in form", lambda: d.find_element(By.ID, "token"))
+        check("needs a token" in d.find_element(By.ID, "signin").text, "auth required: the page asks for a token")
+        d.save_screenshot(os.path.join(args.shots, "signin.png"))
+        field.send_keys("htw_000000000000_" + "0" * 64 + Keys.ENTER)
+        wait("the refusal", lambda: "refused" in d.find_element(By.ID, "signin").text)
+        check(True, "auth required: a wrong token is refused and the form says so")
+        d.find_element(By.ID, "token").send_keys(token + Keys.ENTER)
+        wait_for_charts(d)
+        points = {c.get_attribute("id"): int(c.get_attribute("data-points") or 0) for c in d.find_elements(By.CSS_SELECTOR, ".charts .chart")}
+        check(len(points) == 7 and all(n > 0 for n in points.values()), f"auth required: with the token, 7 charts with points {points}")
+        cpu = d.find_element(By.ID, "chart-cpu")
+        first = int(cpu.get_attribute("data-last-time") or 0)
+        moved = wait("the live stream (fetch, with the token)", lambda: int(cpu.get_attribute("data-last-time") or 0) > first, timeout=30)
+        check(bool(moved), "auth required: the live stream moves the CPU chart")
+        d.save_screenshot(os.path.join(args.shots, "host-with-token.png"))
+    except Exception as e:
+        check(False, f"auth required: {e}")
+    finally:
+        if d:
+            d.quit()
+        twin.send_signal(signal.SIGTERM)
+        twin.wait(timeout=20)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,12 @@ public struct AccessControl: Sendable {
     /// (every route but the open ones needs a token) with `--auth required`, TLS or a non-loopback address.
     public var anonymousRole: Role? = .reader
     /// Requests (other than open routes) one caller may have running at once: a token, or for callers
-    /// without one, a source address.
-    public var maxConcurrentPerCaller = 8
+    /// without one, a source address. The dashboard sends up to a dozen at once (charts and tables, and
+    /// those of a page just left still finishing).
+    public var maxConcurrentPerCaller = 16
     /// Live streams open at once, in all and per caller.
     public var maxLiveStreams = 64
-    public var maxLiveStreamsPerCaller = 4
+    public var maxLiveStreamsPerCaller = 16
 
     public init(tokens: TokenAuthority? = nil, anonymousRole: Role? = .reader) {
         self.tokens = tokens

@@ -100,6 +100,25 @@ import TwinSecurity
         forged[forged.count - 1] = forged.last == "0" ? "1" : "0"
         #expect(Self.status(port, "/api/v1/query?query=1", token: String(forged)) == 401)
 
+        // Live streams: 16 per caller; the 17th is refused while they are open.
+        var streams: [Int32] = []
+        for _ in 0..<16 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = UInt16(port).bigEndian
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let req = "GET /api/v1/twin/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            _ = send(fd, req, req.utf8.count, Int32(MSG_NOSIGNAL))
+            var buf = [UInt8](repeating: 0, count: 256)
+            _ = recv(fd, &buf, buf.count, 0) // the stream's head: it is open
+            streams.append(fd)
+        }
+        #expect(Self.status(port, "/api/v1/twin/live", token: nil) == 429)
+        for fd in streams { close(fd) }
+        #expect(try EndToEndTests.eventually(5) { Self.status(port, "/healthz", token: nil) == 200 })
+
         // Ten failures within a minute (the three above count) and the source is throttled, good token or not.
         for _ in 0..<7 { _ = Self.status(port, "/api/v1/query?query=1", token: "htw_000000000000_" + String(repeating: "0", count: 64)) }
         let throttled = LoopbackHTTP.request(port: port, method: "GET", path: "/api/v1/query?query=1", headers: ["Authorization": "Bearer \(f.tokens[.admin]!)"])

@@ -7,11 +7,35 @@ const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '
 
 // ---------- API ----------
 
+// A server that requires tokens (`--auth required`, TLS) answers 401: the page asks for a token once and
+// keeps it for this tab only (sessionStorage), sending it as `Authorization: Bearer`.
+const TOKEN_KEY = 'hosttwin.token';
+const authHeaders = () => { const t = sessionStorage.getItem(TOKEN_KEY); return t ? { Authorization: 'Bearer ' + t } : {}; };
+
+/** Replaces the page with a token form; resolves never (the page reloads once a token is given). */
+function askForToken(message) {
+  main.innerHTML = `<form class="signin" id="signin"><h1>Sign in</h1><p>${esc(message)}</p>
+    <label>Token <input id="token" type="password" autocomplete="off" spellcheck="false" required placeholder="htw_…"></label>
+    <button type="submit">Sign in</button><p class="hint">Create one with <code>hosttwin token create --role reader</code>. It is kept for this tab only.</p></form>`;
+  document.getElementById('signin').addEventListener('submit', (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, document.getElementById('token').value.trim());
+    location.reload();
+  });
+  document.getElementById('token').focus();
+}
+
 /** GET `path` with `params`; the Prometheus envelope's data, or the bare body for bare endpoints. */
 async function api(path, params = {}, signal) {
   const u = new URL(path, location.origin);
   for (const [k, v] of Object.entries(params)) if (v != null) u.searchParams.set(k, v);
-  const r = await fetch(u, { headers: { Accept: 'application/json' }, signal });
+  const r = await fetch(u, { headers: { Accept: 'application/json', ...authHeaders() }, signal });
+  if (r.status === 401) {
+    const had = sessionStorage.getItem(TOKEN_KEY);
+    sessionStorage.removeItem(TOKEN_KEY);
+    askForToken(had ? 'The token was refused (wrong, expired or revoked).' : 'This HostTwin server needs a token.');
+    throw new Error(path + ': a token is needed');
+  }
   let body;
   try { body = await r.json(); } catch { throw new Error(path + ': HTTP ' + r.status); }
   if (!r.ok || body.status === 'error') throw new Error(path + ': ' + (body.error || 'HTTP ' + r.status));
@@ -132,13 +156,39 @@ function render() {
   run(st, view).catch(showError);
 }
 
-/** One live stream shared by the page; `onTick(message)` per committed tick. */
+/** One live stream shared by the page; `onTick(message)` per committed tick. EventSource cannot send a
+ * token, so with one the stream is read with fetch. */
 function subscribe(v, onTick) {
+  if (sessionStorage.getItem(TOKEN_KEY)) { streamWithToken(v, onTick); return; }
   if (!window.EventSource) return;
   const es = new EventSource('/api/v1/twin/live');
   es.addEventListener('tick', (e) => { try { onTick(JSON.parse(e.data)); } catch (err) { console.warn(err); } });
   es.onerror = () => { if (es.readyState === EventSource.CLOSED) setMode('Live stream ended', 'past'); };
   v.cleanup.push(() => es.close());
+}
+
+async function streamWithToken(v, onTick) {
+  const stop = new AbortController();
+  v.cleanup.push(() => stop.abort());
+  try {
+    const r = await fetch('/api/v1/twin/live', { headers: { Accept: 'text/event-stream', ...authHeaders() }, signal: stop.signal });
+    if (!r.ok || !r.body) return;
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const event = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = event.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+        if (data && /^event: tick$/m.test(event)) { try { onTick(JSON.parse(data)); } catch (err) { console.warn(err); } }
+      }
+    }
+    setMode('Live stream ended', 'past');
+  } catch (e) { if (e.name !== 'AbortError') console.warn(e); }
 }
 
 // ---------- Charts of the host page ----------

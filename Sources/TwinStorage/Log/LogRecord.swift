@@ -131,3 +131,17 @@ struct LogRecordDecoder {
         guard r.remaining == 0 else { throw ChunkError.corrupt("\(r.remaining) bytes after the record") }
     }
 }
+
+/// Head-log records decoded as a reader decodes a segment's records, for tools and the fuzz targets.
+public enum LogRecords {
+    /// The samples `(series id, t, value)` of `payloads` decoded in order; throws at the first record
+    /// that cannot be decoded.
+    public static func decode(_ payloads: [[UInt8]]) throws -> [(Int64, Int64, Double)] {
+        var decoder = LogRecordDecoder()
+        var out: [(Int64, Int64, Double)] = []
+        for p in payloads {
+            try p.withUnsafeBytes { raw in try decoder.decode(raw) { id, t, v in out.append((id, t, v)) } }
+        }
+        return out
+    }
+}

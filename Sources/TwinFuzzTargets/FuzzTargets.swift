@@ -1,0 +1,173 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import TwinCollectors
+import TwinCore
+import TwinQuery
+import TwinStorage
+import TwinServer
+
+/// The fuzz targets: every parser of outside input, each a function of raw bytes that must return
+/// without crashing whatever the bytes. libFuzzer drives them (`scripts/fuzz.sh TARGET SECONDS`, the
+/// `HostTwinFuzz` executable built with `-sanitize=fuzzer`); the test suite replays the saved corpora
+/// through the same functions (`FuzzCorpusTests`), so CI needs no sanitizer build.
+public enum FuzzTargets {
+    /// Target names and their functions.
+    public static let all: [String: @Sendable ([UInt8]) -> Void] = [
+        "procfs": procfs, "exposition": exposition, "promql": promql, "time": time, "chunk": chunk,
+        "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction,
+    ]
+
+    /// Every /proc and /sys parser on the same bytes (text and binary forms).
+    static func procfs(_ data: [UInt8]) {
+        let text = String(decoding: data, as: UTF8.self)
+        _ = parseProcStat(text); _ = parseMeminfo(text); _ = parseLoadavg(text); _ = parsePressure(text)
+        _ = parseDiskstats(text); _ = parseMountinfo(text); _ = parseNetDev(text); _ = parseSNMP(text); _ = parseSNMP6(text)
+        _ = parseSockstat(text); _ = parseKeyValueLines(text); _ = parsePidStat(text); _ = parsePidIO(text); _ = parseCmdline(text)
+        _ = parsePasswd(text); _ = parseSocketTable(text); _ = parseDpkgStatus(text); _ = parseOSRelease(text); _ = parseCPUInfo(text)
+        _ = parseSystemctlUnits(text)
+        data.withUnsafeBufferPointer { b in
+            _ = parseInetDiagMessages(b); _ = parseUtmp(b); _ = parsePidStat(b); _ = parsePidIO(b); _ = parseLoadavg(b); _ = parsePressure(b)
+        }
+    }
+
+    /// The Prometheus text exposition parser (`hosttwin import`).
+    static func exposition(_ data: [UInt8]) {
+        data.withUnsafeBytes { raw in
+            var p = ExpositionParser(raw)
+            var n = 0
+            while n < 100_000, let line = try? p.next() { _ = line; n += 1 }
+        }
+    }
+
+    /// PromQL: parse, then evaluate what parses over a small store under tight limits.
+    static func promql(_ data: [UInt8]) {
+        guard let expr = try? PromQLParser.parse(String(decoding: data, as: UTF8.self)) else { return }
+        var engine = Fixture.shared.engine
+        engine.maxSamples = 50_000
+        engine.timeout = 200
+        _ = try? engine.instant(expr, at: Fixture.t0 + 300_000)
+        _ = try? engine.range(expr, start: Fixture.t0, end: Fixture.t0 + 600_000, step: 60_000)
+    }
+
+    /// Times and durations as users and URLs write them.
+    static func time(_ data: [UInt8]) {
+        let text = String(decoding: data, as: UTF8.self)
+        _ = try? TwinTime.parse(text, now: Fixture.t0)
+        _ = try? TwinTime.parseDuration(text)
+        _ = TwinTime.parseRFC3339(text)
+        if let t = try? TwinTime.parse(text, now: Fixture.t0) { _ = TwinTime.rfc3339(t) }
+    }
+
+    /// Sealed chunks and rollup blocks as read back from disk.
+    static func chunk(_ data: [UInt8]) {
+        _ = try? ChunkCodec.decode(data)
+        _ = try? ChunkCodec.decode(data, columnCount: 5)
+    }
+
+    /// Head log records: the first byte splits the input into records.
+    static func log(_ data: [UInt8]) {
+        guard let first = data.first else { return }
+        let size = max(1, Int(first))
+        var records: [[UInt8]] = []
+        var rest = data.dropFirst()
+        while !rest.isEmpty {
+            records.append(Array(rest.prefix(size)))
+            rest = rest.dropFirst(size)
+        }
+        _ = try? LogRecords.decode(records)
+    }
+
+    /// Regular expressions (label matchers, label_replace): compile the first line, match the rest.
+    static func regex(_ data: [UInt8]) {
+        let text = String(decoding: data, as: UTF8.self)
+        let parts = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let re = try? LinearRegex(String(parts[0])) else { return }
+        let subject = parts.count > 1 ? String(parts[1]) : ""
+        _ = re.wholeMatch(subject)
+        _ = re.wholeMatchGroups(subject)
+    }
+
+    /// The SQL guard: any text as a query over the state views.
+    static func sql(_ data: [UInt8]) {
+        var limits = StateSQL.Limits()
+        limits.timeout = 200
+        limits.maxRows = 1000
+        _ = try? StateSQL(store: Fixture.shared.store, limits: limits).run(String(decoding: data, as: UTF8.self), at: Fixture.t0 + 300_000)
+    }
+
+    /// Secret redaction of command lines (NUL-separated arguments, as /proc/PID/cmdline).
+    static func redaction(_ data: [UInt8]) {
+        let args = String(decoding: data, as: UTF8.self).split(separator: "\0", omittingEmptySubsequences: false).map(String.init)
+        _ = Redactor().redact(arguments: args)
+    }
+
+    /// Raw bytes as an HTTP/1.1 request, decoded by the server's own HTTP codec and answered by the API's
+    /// router (every route, every parameter).
+    static func http(_ data: [UInt8]) {
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish() }
+        do {
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try channel.writeInbound(ByteBuffer(bytes: data))
+        } catch { return }
+        var head: HTTPRequest?
+        var body = ByteBuffer()
+        while let part = try? channel.readInbound(as: HTTPRequestPart.self) {
+            switch part {
+            case .head(let h): head = h
+            case .body(var b): body.writeBuffer(&b)
+            case .end:
+                guard let h = head else { continue }
+                let request = Request(head: h, body: .init(buffer: body))
+                let done = DispatchSemaphore(value: 0)
+                let api = Fixture.shared.api
+                Task {
+                    _ = await api.respond(to: request, source: "127.0.0.1")
+                    done.signal()
+                }
+                done.wait()
+                head = nil
+                body.clear()
+            }
+        }
+    }
+
+    /// A small store (ten minutes of a few series, with state) shared by the targets that query.
+    final class Fixture: @unchecked Sendable { // immutable after init
+        static let t0: Int64 = 1_700_000_000_000
+        static let shared = Fixture()
+        let store: TwinStore
+        let engine: PromQLEngine
+        let api: TwinAPI
+
+        init() {
+            let dir = NSTemporaryDirectory() + "hosttwin-fuzz-\(getpid())"
+            try? FileManager.default.removeItem(atPath: dir)
+            store = try! TwinStore.open(dataDir: dir)
+            let writer = TwinWriter(store: store)
+            try! writer.open()
+            let importer = BulkImporter(writer: writer)
+            var text = "# TYPE requests_total counter\n"
+            for i in 0...60 {
+                let t = Self.t0 + Int64(i) * 10_000
+                text += "requests_total{job=\"api\",code=\"200\"} \(i * 10) \(t)\nrequests_total{job=\"api\",code=\"500\"} \(i) \(t)\n"
+                text += "temp{room=\"a\"} \(Double(i) / 2) \(t)\ncpu_seconds_total{cpu=\"0\",mode=\"idle\"} \(i * 3) \(t)\n"
+            }
+            try! Array(text.utf8).withUnsafeBytes { try importer.ingest($0) }
+            try! importer.flushBatch()
+            try! writer.finish(now: Self.t0 + 600_000)
+            engine = PromQLEngine(source: StoreSampleSource(store: store))
+            var logger = Logger(label: "fuzz")
+            logger.logLevel = .critical
+            api = TwinAPI(store: store, live: nil, metrics: SelfMetrics.bootstrap(), logger: logger)
+        }
+    }
+}
