@@ -31,7 +31,7 @@ extension TwinAPI {
     /// `GET /api/v1/twin/state?at=T` and `/api/v1/twin/entities/<kind>?at=T`.
     func state(_ p: Params, kinds: [EntityKind]?) throws -> Response {
         let at = try time(p, "at", default: "now")
-        let versions = try store.state(at: at, kinds: kinds)
+        let versions = present(try store.state(at: at, kinds: kinds), to: p.identity)
         struct Body: Encodable { var at: String; var entities: [EntityVersion] }
         return try success(Body(at: TwinTime.rfc3339(at), entities: versions))
     }
@@ -39,7 +39,7 @@ extension TwinAPI {
     /// `GET /api/v1/twin/diff?from=T&to=T`.
     func diff(_ p: Params) throws -> Response {
         let a = try time(p, "from", default: "-1h"), b = try time(p, "to", default: "now")
-        return try success(StateDiffJSON(try store.diff(from: a, to: b)))
+        return try success(StateDiffJSON(present(try store.diff(from: a, to: b), to: p.identity)))
     }
 
     /// `GET /api/v1/twin/events?from=T&to=T&limit=N`.
@@ -48,7 +48,7 @@ extension TwinAPI {
         guard a <= b else { throw APIError.badData("invalid parameter \"from\": must not be after \"to\"") }
         let limit = p["limit"].flatMap { Int($0) } ?? 10_000
         guard limit > 0, limit <= 100_000 else { throw APIError.badData("invalid parameter \"limit\": must be 1-100000") }
-        return try success(try store.events(from: a, to: b, limit: limit).map(TwinEventJSON.init))
+        return try success(present(try store.events(from: a, to: b, limit: limit), to: p.identity).map(TwinEventJSON.init))
     }
 
     /// `GET|POST /api/v1/twin/sql?query=...&at=T`: `{"columns":[...],"rows":[[...],...]}` (not wrapped in
@@ -59,7 +59,10 @@ extension TwinAPI {
         }
         let at = try time(p, "at", default: "now")
         let result: StateSQL.Result
-        do { result = try StateSQL(store: store, limits: sqlLimits).run(q, at: at) } catch let e as StateSQL.Refusal {
+        var query = StateSQL(store: store, limits: sqlLimits)
+        let (api, identity) = (self, p.identity)
+        if !sees(identity) { query.present = { api.present($0, to: identity) } }
+        do { result = try query.run(q, at: at) } catch let e as StateSQL.Refusal {
             let status: HTTPResponse.Status
             switch e.type {
             case "timeout": status = .serviceUnavailable
@@ -83,14 +86,15 @@ extension TwinAPI {
 
     /// `GET /api/v1/summary`: host facts, the summary of the latest tick and the stored span (bare JSON).
     /// On `serve` (no host observed) the facts are the stored host entity's and there is no `summary`.
-    func summary() throws -> Response {
-        let host: [String: AttributeValue], s: HostSummary?
+    func summary(_ p: Params) throws -> Response {
+        var host: [String: AttributeValue], s: HostSummary?
         if let live {
             guard let latest = live.summary() else { throw APIError.unavailable("no observation yet; the first tick is under way") }
             (host, s) = (live.host, latest)
         } else {
             (host, s) = (try store.state(at: TwinTime.nowMillis(), kinds: [.host]).first?.attributes ?? [:], nil)
         }
+        if !sees(p.identity) { host = dataPolicy.redactedForReaders(.host, host) }
         let stored = try store.sampleTimeRange().map { SummaryResponse.Stored(from: TwinTime.rfc3339($0.0), to: TwinTime.rfc3339($0.1)) }
         return Self.json(String(decoding: try Self.encoder.encode(SummaryResponse(host: host, summary: s, stored: stored, live: live != nil)), as: UTF8.self))
     }

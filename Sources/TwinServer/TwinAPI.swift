@@ -33,6 +33,8 @@ public struct TwinAPI: Sendable {
     public var access: AccessControl
     /// Where every request and admin action is recorded; nil in tests that do not look.
     public var audit: AuditLog?
+    /// The classes of attributes: what non-admins see masked.
+    public var dataPolicy = DataPolicy()
     let callers = CallerLimits()
     let streams = CallerLimits()
     let logger: Logger
@@ -80,7 +82,7 @@ public struct TwinAPI: Sendable {
         "/api/v1/twin/forecast": Route(methods: .get, access: .read) { try $0.forecast($1) },
         "/api/v1/twin/anomalies": Route(methods: .get, access: .read) { try $0.anomalies($1) },
         "/api/v1/twin/live": Route(methods: .get, access: .read, light: true) { try $0.liveStream($1) },
-        "/api/v1/summary": Route(methods: .get, access: .read) { api, _ in try api.summary() },
+        "/api/v1/summary": Route(methods: .get, access: .read) { try $0.summary($1) },
         "/healthz": Route(methods: .get, access: .open, light: true) { api, _ in try api.health() },
         "/metrics": Route(methods: .get, access: .read) { api, p in api.exposition(p) },
         "/api/v1/admin/tokens": Route(methods: .getOrPost, access: .admin) { try $0.tokens($1) },

@@ -15,6 +15,7 @@ public struct StateDiff: Sendable {
         public var kind: EntityKind
         public var key: String
         public var changes: [TwinEvent.Change]
+        public init(kind: EntityKind, key: String, changes: [TwinEvent.Change]) { (self.kind, self.key, self.changes) = (kind, key, changes) }
     }
     public var from: Int64
     public var to: Int64
@@ -102,13 +103,13 @@ extension TwinStore {
     /// Every entity version valid at `at` (`valid_from <= at < valid_to`), optionally of some kinds only,
     /// ordered by kind and key.
     public func state(at: Int64, kinds: [EntityKind]? = nil) throws -> [EntityVersion] {
-        try pool.read { db in try Self.state(db, at: at, kinds: kinds) }
+        try pool.read { db in try self.state(db, at: at, kinds: kinds) }
     }
 
     /// Versions valid at `at`: the open ones (`valid_to IS NULL`, the current entities) and, per
     /// lifetime class c, the closed versions that started within 2^c s before `at` and ended after it
     /// (index `versions_by_span`), so the rows read stay close to the rows returned whatever `at` is.
-    static func state(_ db: Database, at: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
+    func state(_ db: Database, at: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
         let wanted = kinds.map { Set($0.map(\.rawValue)) }
         let columns = "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions"
         var rows = try Row.fetchAll(db.cachedStatement(sql: "\(columns) INDEXED BY versions_by_end WHERE valid_to IS NULL AND valid_from <= ?"), arguments: [at])
@@ -128,14 +129,14 @@ extension TwinStore {
     }
 
     /// Entity versions from `versions` rows (id, kind, key, valid_from, valid_to, attributes), of `kinds` when given.
-    static func versions(_ rows: [Row], kinds: Set<String>?) throws -> [EntityVersion] {
+    func versions(_ rows: [Row], kinds: Set<String>?) throws -> [EntityVersion] {
         var out: [EntityVersion] = []
         out.reserveCapacity(rows.count)
         for row in rows {
             let kindText: String = row["kind"]
             guard kinds?.contains(kindText) ?? true, let kind = EntityKind(rawValue: kindText) else { continue }
             let id: Int64 = row["id"]
-            out.append(EntityVersion(kind: kind, key: row["key"], attributes: try AttributeJSON.decode(row["attributes"], where: "versions row \(id)"),
+            out.append(EntityVersion(kind: kind, key: key(kind, row["key"]), attributes: try attributes(kind, row["attributes"], where: "versions row \(id)"),
                                      validFrom: row["valid_from"], validTo: row["valid_to"]))
         }
         return out
@@ -163,8 +164,8 @@ extension TwinStore {
     /// What appeared, changed (attribute by attribute) and disappeared between two times.
     public func diff(from: Int64, to: Int64, kinds: [EntityKind]? = nil) throws -> StateDiff {
         try pool.read { db in
-            let a = try Self.state(db, at: from, kinds: kinds)
-            let b = try Self.state(db, at: to, kinds: kinds)
+            let a = try self.state(db, at: from, kinds: kinds)
+            let b = try self.state(db, at: to, kinds: kinds)
             struct K: Hashable { var kind: EntityKind; var key: String }
             let before = Dictionary(a.map { (K(kind: $0.kind, key: $0.key), $0) }, uniquingKeysWith: { x, _ in x })
             let after = Dictionary(b.map { (K(kind: $0.kind, key: $0.key), $0) }, uniquingKeysWith: { x, _ in x })
@@ -196,7 +197,7 @@ extension TwinStore {
                 } else { ev.message = detail }
                 return ev
             }
-            out += try Self.entityEvents(db, from: from, to: to)
+            out += try self.entityEvents(db, from: from, to: to)
             out.sort { ($0.time, $0.kind?.rawValue ?? "", $0.key ?? "") < ($1.time, $1.kind?.rawValue ?? "", $1.key ?? "") }
             return Array(out.prefix(limit))
         }
@@ -205,11 +206,11 @@ extension TwinStore {
     /// The versions that started in `[from, to]` (of `kinds`, when given), oldest first: entity
     /// appearances and changes with their attributes.
     public func versionsStarting(from: Int64, to: Int64, kinds: [EntityKind]? = nil) throws -> [EntityVersion] {
-        try pool.read { db in try Self.versionsStarting(db, from: from, to: to, kinds: kinds) }
+        try pool.read { db in try self.versionsStarting(db, from: from, to: to, kinds: kinds) }
     }
 
     /// Starts in the range: open versions, then each lifetime class (index versions_by_span).
-    static func versionsStarting(_ db: Database, from: Int64, to: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
+    func versionsStarting(_ db: Database, from: Int64, to: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
         let wanted = kinds.map { Set($0.map(\.rawValue)) }
         let columns = "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions"
         var rows = try Row.fetchAll(db.cachedStatement(sql: "\(columns) WHERE span IS NULL AND valid_from >= ? AND valid_from <= ?"), arguments: [from, to])
@@ -224,12 +225,16 @@ extension TwinStore {
 
     /// A version starting at T whose entity had a version ending at T is a change; otherwise the start
     /// is an appearance and the end a disappearance.
-    static func entityEvents(_ db: Database, from: Int64, to: Int64) throws -> [TwinEvent] {
+    func entityEvents(_ db: Database, from: Int64, to: Int64) throws -> [TwinEvent] {
         struct K: Hashable { var kind: String; var key: String; var t: Int64 }
         let starts = try versionsStarting(db, from: from, to: to, kinds: nil)
         let ends = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_to AS t, attributes FROM versions WHERE valid_to >= ? AND valid_to <= ?", arguments: [from, to])
+        func endKey(_ e: Row) -> K {
+            let kind: String = e["kind"]
+            return K(kind: kind, key: EntityKind(rawValue: kind).map { key($0, e["key"]) } ?? e["key"], t: e["t"])
+        }
         var endAt: [K: Row] = [:]
-        for e in ends { endAt[K(kind: e["kind"], key: e["key"], t: e["t"])] = e }
+        for e in ends { endAt[endKey(e)] = e }
         var startAt = Set<K>()
         var out: [TwinEvent] = []
         for s in starts {
@@ -237,14 +242,14 @@ extension TwinStore {
             let kind = s.kind
             startAt.insert(k)
             if let e = endAt[k] {
-                let old = try AttributeJSON.decode(e["attributes"], where: "versions row \(e["id"] as Int64)")
+                let old = try attributes(kind, e["attributes"], where: "versions row \(e["id"] as Int64)")
                 out.append(TwinEvent(time: k.t, type: .changed, kind: kind, key: k.key, changes: TwinEvent.changes(from: old, to: s.attributes)))
             } else {
                 out.append(TwinEvent(time: k.t, type: .appeared, kind: kind, key: k.key))
             }
         }
         for e in ends {
-            let k = K(kind: e["kind"], key: e["key"], t: e["t"])
+            let k = endKey(e)
             guard !startAt.contains(k), let kind = EntityKind(rawValue: k.kind) else { continue }
             out.append(TwinEvent(time: k.t, type: .disappeared, kind: kind, key: k.key))
         }

@@ -19,6 +19,8 @@ public final class TwinStore: Sendable {
     let pool: DatabasePool
     /// Whether this store was opened read-only (`serve`, the CLI's readers).
     public var isReadOnly: Bool { pool.configuration.readonly }
+    /// Opens sealed attributes on reads (``use(cipher:)``).
+    let cipherBox = Mutex<(any AttributeCipher)?>(nil)
     /// Series read so far, by id order (series are never deleted, so only new ones need reading).
     let catalog = Mutex<[SeriesInfo]>([])
     /// Decoded chunks recently read (256 Ki samples, 4 MiB at most; empty until something queries).

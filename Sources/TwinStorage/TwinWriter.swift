@@ -155,8 +155,8 @@ public final class TwinWriter {
             var current: [EntityKind: [String: StateTracker.Open]] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL") {
                 guard let kind = EntityKind(rawValue: row["kind"]) else { continue }
-                let attrs = try AttributeJSON.decode(row["attributes"], where: "versions row \(row["id"] as Int64)")
-                current[kind, default: [:]][row["key"]] = .init(attributes: attrs, rowID: row["id"], validFrom: row["valid_from"])
+                let attrs = try store.attributes(kind, row["attributes"], where: "versions row \(row["id"] as Int64)")
+                current[kind, default: [:]][store.key(kind, row["key"])] = .init(attributes: attrs, rowID: row["id"], validFrom: row["valid_from"])
             }
             tracker = StateTracker(current: current)
             let prev = try Row.fetchOne(db, sql: "SELECT id, last_tick, stopped FROM runs ORDER BY id DESC LIMIT 1")
@@ -254,9 +254,11 @@ public final class TwinWriter {
                 for c in delta.close {
                     try db.cachedStatement(sql: "UPDATE versions SET valid_to = ?, span = ? WHERE id = ?").execute(arguments: [t, SpanClass.of(t - c.validFrom), c.rowID])
                 }
+                let cipher = store.cipher
                 for e in delta.open {
+                    let (key, attrs) = cipher.map { ($0.seal(e.kind, key: e.key), $0.seal(e.kind, e.attributes)) } ?? (e.key, e.attributes)
                     try db.cachedStatement(sql: "INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)").execute(
-                        arguments: [e.kind.rawValue, e.key, t, try AttributeJSON.encode(e.attributes)])
+                        arguments: [e.kind.rawValue, key, t, try AttributeJSON.encode(attrs)])
                     opened.append(db.lastInsertedRowID)
                 }
                 for h in changedHealth {

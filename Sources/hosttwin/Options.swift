@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TwinCollectors
 import TwinCore
+import TwinSecurity
 import TwinStorage
 
 /// `--data-dir`, shared by every command that touches the store.
@@ -20,9 +21,13 @@ struct StoreOptions: ParsableArguments {
         return (env["HOME"] ?? ".") + "/.local/share/hosttwin"
     }
 
-    /// Opens the store for reading; a missing store is a clear error.
+    /// Opens the store for reading; a missing store is a clear error. Values sealed at rest are opened
+    /// when this user can read the data directory's keys, and shown sealed otherwise.
     func openForReading() throws -> TwinStore {
-        try TwinStore.open(dataDir: resolvedDataDir, readOnly: true)
+        let store = try TwinStore.open(dataDir: resolvedDataDir, readOnly: true)
+        // Without readable keys the cipher masks what it cannot open.
+        if let keys = try? KeyRing(dataDir: resolvedDataDir, create: false) { store.use(cipher: PolicyCipher(policy: DataPolicy(), keys: keys)) }
+        return store
     }
 }
 

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import TwinCollectors
 import TwinCore
+import TwinSecurity
 import TwinServer
 import TwinStorage
 
@@ -53,11 +54,12 @@ struct RunCommand: AsyncParsableCommand {
         let live = LiveTwin()
         let collectorConfig = CollectorConfig(backupPaths: backupPaths + (file?.backupPaths ?? []), extraSecretWords: file?.redactWords ?? [],
                                               processSeriesMinAge: try file?.processSeriesMinAge.map(TwinTime.parseDuration) ?? 10_000)
-        let collection = CollectionService(store: twinStore, paths: hostPaths.paths, selection: selection, config: collectorConfig,
-                                           interval: intervalMs, policy: policy, maxTicks: ticks, live: live, logger: logger)
         let log = logger
         var api = TwinAPI(store: twinStore, live: live, metrics: selfMetrics, logger: logger)
         let setup = try server.prepare(&api, dataDir: dataDir, fileListen: file?.listen, logger: logger)
+        let collection = CollectionService(store: twinStore, paths: hostPaths.paths, selection: selection, config: collectorConfig,
+                                           interval: intervalMs, policy: policy, dataPolicy: setup.policy, keys: setup.keys,
+                                           maxTicks: ticks, live: live, logger: logger)
         let app = try TwinHTTPServer.application(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
             log.info("serving \(setup.url):\(actualPort)/ (dashboard /, Prometheus API /api/v1/query, state API /api/v1/twin/...)")
         }
@@ -83,6 +85,9 @@ struct CollectionService: Service {
     let config: CollectorConfig
     let interval: Int64
     let policy: StoragePolicy
+    /// Hash and drop rules applied to each tick's entities before they are compared or stored.
+    let dataPolicy: DataPolicy
+    let keys: KeyRing
     let maxTicks: Int?
     let live: LiveTwin
     let logger: Logger
@@ -161,7 +166,8 @@ struct CollectionService: Service {
             let next = (TwinTime.nowMillis() / interval + 1) * interval
             if stopper.sleep(until: next) { return }
             let started = DispatchTime.now().uptimeNanoseconds
-            let obs = loop.sampler.tick(now: next)
+            var obs = loop.sampler.tick(now: next)
+            dataPolicy.apply(to: &obs.entities, keys: keys)
             let result: TwinWriter.TickResult
             defer {
                 metrics.tick(durationNanos: Int64(DispatchTime.now().uptimeNanoseconds - started), health: obs.health,
@@ -182,7 +188,8 @@ struct CollectionService: Service {
                 continue
             }
             live.update(samples: obs.samples, types: obs.types, host: obs.entities[.host]?.first?.attributes,
-                        health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector }, tick: next, events: result.events)
+                        health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector }, tick: next,
+                        events: dataPolicy.redactedForReaders(result.events)) // the stream is shared by every caller
             loop.count += 1
             if loop.count == 3 { MemoryFootprint.limitCodeFaultAround() }
         }

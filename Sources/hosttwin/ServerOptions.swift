@@ -24,6 +24,8 @@ struct ServerOptions: ParsableArguments {
     var insecure = false
     @Option(name: .customLong("audit-dir"), help: ArgumentHelp("Where the audit log is kept (default DATA_DIR/audit).", valueName: "DIR"))
     var auditDir: String?
+    @Option(help: ArgumentHelp("The data policy: per class of attribute (public, internal, sensitive), keep, hash or drop (docs/SECURITY.md). Default: keep everything, sensitive values sealed at rest and shown to admins only.", valueName: "FILE"))
+    var policy: String?
     @Option(name: .customLong("audit-anchor"), help: ArgumentHelp("Where the audit log's head is anchored every minute (default AUDIT_DIR/anchors; better on another disk or host).", valueName: "FILE"))
     var auditAnchor: String?
 
@@ -35,12 +37,19 @@ struct ServerOptions: ParsableArguments {
         var port: Int
         var tls: TLSConfiguration?
         var audit: AuditLog
+        var policy: DataPolicy
+        var keys: KeyRing
         var url: String { "\(tls == nil ? "http" : "https")://\(host.contains(":") ? "[\(host)]" : host)" }
     }
 
     /// Validates the options, applies them to `api` (Host check, anonymous role, audit log) and returns
     /// the address and TLS configuration. Refuses a non-loopback address without TLS unless `--insecure`.
     func prepare(_ api: inout TwinAPI, dataDir: String, fileListen: String? = nil, logger: Logger) throws -> Setup {
+        let dataPolicy = try policy.map(DataPolicy.load) ?? DataPolicy()
+        // The writer (`run`) makes the key ring; a reader uses it when it can read it.
+        let keys = try KeyRing(dataDir: dataDir, create: !api.store.isReadOnly)
+        api.store.use(cipher: PolicyCipher(policy: dataPolicy, keys: keys))
+        api.dataPolicy = dataPolicy
         let (host, port) = try TwinHTTPServer.parseListen(listen ?? fileListen ?? Self.defaultListen)
         guard (tlsCert == nil) == (tlsKey == nil) else { throw CLIError("--tls-cert and --tls-key go together") }
         if tlsClientCA != nil, tlsCert == nil { throw CLIError("--tls-client-ca needs --tls-cert and --tls-key") }
@@ -66,6 +75,6 @@ struct ServerOptions: ParsableArguments {
         let audit = try AuditLog(directory: auditDir ?? dataDir + "/audit", anchorPath: auditAnchor)
         api.audit = audit
         logger.info("access: \(required ? "a token is required" : "requests without a token may read"); TLS \(tls == nil ? "off" : tlsClientCA == nil ? "on" : "on, client certificates required"); audit log in \(audit.directory)")
-        return Setup(host: host, port: port, tls: tls, audit: audit)
+        return Setup(host: host, port: port, tls: tls, audit: audit, policy: dataPolicy, keys: keys)
     }
 }

@@ -45,6 +45,8 @@ public struct StateSQL {
 
     let store: TwinStore
     let limits: Limits
+    /// Applied to the versions before they fill the views (what the caller may see).
+    public var present: (([EntityVersion]) -> [EntityVersion])?
 
     public init(store: TwinStore, limits: Limits = Limits()) {
         self.store = store
@@ -66,7 +68,8 @@ public struct StateSQL {
     }
 
     private func materialize(_ kind: EntityKind, at: Int64, into db: MemoryDatabase) throws {
-        let versions = try store.state(at: at, kinds: [kind])
+        let stored = try store.state(at: at, kinds: [kind])
+        let versions = present?(stored) ?? stored
         var names = try store.attributeNames(kind: kind)
         for v in versions { names.formUnion(v.attributes.keys) }
         names.subtract(["key", "valid_from", "valid_to"])

@@ -1,0 +1,129 @@
+import Crypto
+import Foundation
+import Synchronization
+import TwinCore
+
+/// The keys of a data directory (`DATA_DIR/keys`, 0700): data keys `<id>.key` (32 random bytes, 0600)
+/// for AES-256-GCM, the id of the current one in `current`, and `hash.key` for the policy's keyed hashes
+/// (kept across rotations, so hashed values stay comparable). A process that cannot read the directory
+/// (another user on a shared store) has no keys and sees sealed values as stored.
+///
+/// Sealed values are `enc:<key id>:<base64 of nonce, ciphertext and tag>`. The nonce is derived from the
+/// value (HMAC of the key, the attribute and the plaintext), so one value seals to one text under one
+/// key: versions and diffs compare as before, at the price of showing that two stored values are equal.
+public final class KeyRing: Sendable {
+    public let directory: String
+    private struct State { var keys: [String: [UInt8]] = [:]; var current: String?; var hashKey: [UInt8]?; var checkedAt: Int64 = 0; var currentStamp: Int64 = -1 }
+    private let state = Mutex(State())
+    static let prefix = "enc:"
+
+    /// The key ring of `dataDir`; with `create`, the directory and a first key are made when missing.
+    public init(dataDir: String, create: Bool) throws {
+        directory = dataDir + "/keys"
+        if create {
+            do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
+                throw TwinError.unavailable("cannot create the key directory \(directory): \(error.localizedDescription)")
+            }
+            if (try? String(contentsOfFile: directory + "/current", encoding: .utf8)) == nil { _ = try rotate() }
+            if !FileManager.default.fileExists(atPath: directory + "/hash.key") { try Self.writeKey(directory + "/hash.key") }
+        }
+        reload(force: true)
+    }
+
+    /// Whether any key could be read (an owner's process), so sealed values can be opened.
+    public var canOpen: Bool { state.withLock { !$0.keys.isEmpty } }
+    /// The id new values are sealed under.
+    public var currentID: String? { reload(force: false); return state.withLock { $0.current } }
+    /// Ids of every key present.
+    public var keyIDs: [String] { state.withLock { $0.keys.keys.sorted() } }
+
+    /// Re-reads the directory at most once a second, so a running writer follows `hosttwin key rotate`.
+    private func reload(force: Bool) {
+        let now = TwinTime.nowMillis()
+        var st = stat()
+        let stamp = stat(directory + "/current", &st) == 0 ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) : -1
+        let due = state.withLock { s -> Bool in
+            if !force, now - s.checkedAt < 1000 { return false }
+            s.checkedAt = now
+            return force || stamp != s.currentStamp
+        }
+        guard due else { return }
+        var keys: [String: [UInt8]] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".key") && name != "hash.key" {
+            if let data = FileManager.default.contents(atPath: directory + "/" + name), data.count == 32 { keys[String(name.dropLast(4))] = [UInt8](data) }
+        }
+        let current = (try? String(contentsOfFile: directory + "/current", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let hashKey = FileManager.default.contents(atPath: directory + "/hash.key").map { [UInt8]($0) }
+        state.withLock { s in (s.keys, s.current, s.hashKey, s.currentStamp) = (keys, current, hashKey, stamp) }
+    }
+
+    static func writeKey(_ path: String) throws {
+        let key = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw TwinError.unavailable("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard write(fd, key, key.count) == key.count, fsync(fd) == 0 else { throw TwinError.unavailable("cannot write \(path)") }
+    }
+
+    /// Makes a new data key and makes it current; returns its id. Older keys stay until retired.
+    @discardableResult
+    public func rotate() throws -> String {
+        let id = "k\(TwinTime.nowMillis())"
+        try Self.writeKey(directory + "/\(id).key")
+        let tmp = directory + "/current.tmp"
+        try? FileManager.default.removeItem(atPath: tmp)
+        guard FileManager.default.createFile(atPath: tmp, contents: Data((id + "\n").utf8), attributes: [.posixPermissions: 0o600]),
+              rename(tmp, directory + "/current") == 0 else { throw TwinError.unavailable("cannot write \(directory)/current") }
+        reload(force: true)
+        return id
+    }
+
+    /// Deletes every key but the current one (after their values were re-sealed).
+    public func deleteRetired() throws -> [String] {
+        reload(force: true)
+        let (keys, current) = state.withLock { ($0.keys.keys.sorted(), $0.current) }
+        var gone: [String] = []
+        for id in keys where id != current {
+            try FileManager.default.removeItem(atPath: directory + "/\(id).key")
+            gone.append(id)
+        }
+        reload(force: true)
+        return gone
+    }
+
+    /// Whether `value` is sealed, and under which key.
+    public static func sealedKeyID(_ value: AttributeValue) -> String? {
+        guard case .string(let s) = value, s.hasPrefix(prefix) else { return nil }
+        let rest = s.dropFirst(prefix.count)
+        guard let colon = rest.firstIndex(of: ":") else { return nil }
+        return String(rest[..<colon])
+    }
+
+    /// `value` sealed under the current key (the value itself when there is none); `context` (kind and
+    /// attribute) is bound to the ciphertext, so a value cannot be moved to another attribute.
+    public func seal(_ value: AttributeValue, context: String) -> AttributeValue {
+        guard let id = currentID, let key = state.withLock({ $0.keys[id] }), let plain = try? JSONEncoder().encode(value) else { return value }
+        let k = SymmetricKey(data: key)
+        let nonceBytes = Array(HMAC<SHA256>.authenticationCode(for: Array(context.utf8) + [0] + Array(plain), using: k).prefix(12))
+        guard let nonce = try? AES.GCM.Nonce(data: nonceBytes),
+              let box = try? AES.GCM.seal(plain, using: k, nonce: nonce, authenticating: Array(context.utf8)),
+              let combined = box.combined else { return value }
+        return .string(Self.prefix + id + ":" + combined.base64EncodedString())
+    }
+
+    /// The value inside a sealed one; nil when it is not sealed, its key is absent or it was tampered with.
+    public func open(_ value: AttributeValue, context: String) -> AttributeValue? {
+        guard let id = Self.sealedKeyID(value), case .string(let s) = value, let key = state.withLock({ $0.keys[id] }) else { return nil }
+        guard let data = Data(base64Encoded: String(s.dropFirst(Self.prefix.count + id.count + 1))),
+              let box = try? AES.GCM.SealedBox(combined: data),
+              let plain = try? AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: Array(context.utf8)) else { return nil }
+        return try? JSONDecoder().decode(AttributeValue.self, from: plain)
+    }
+
+    /// A keyed hash of `value` (`h:` and 16 hex digits): equal values hash equal, nothing else is revealed.
+    public func hash(_ value: AttributeValue, context: String) -> AttributeValue {
+        guard let key = state.withLock({ $0.hashKey }) else { return .string(Redactor.mask) }
+        let mac = HMAC<SHA256>.authenticationCode(for: Array((context + "\u{0}" + value.description).utf8), using: SymmetricKey(data: key))
+        return .string("h:" + Array(mac.prefix(8)).hex)
+    }
+}

@@ -1,0 +1,63 @@
+import GRDB
+import TwinCore
+
+/// Encryption at rest of entity attributes (TwinSecurity provides one, from the data policy and the key
+/// ring): the writer seals attributes before a version is stored, and the store opens them as it reads.
+/// A store without a cipher reads sealed values as they are stored (`enc:…`).
+public protocol AttributeCipher: Sendable {
+    /// The attributes to store: sensitive values replaced by their sealed form.
+    func seal(_ kind: EntityKind, _ attributes: [String: AttributeValue]) -> [String: AttributeValue]
+    /// The attributes as read: sealed values opened where a key is at hand, left sealed otherwise.
+    func open(_ kind: EntityKind, _ attributes: [String: AttributeValue]) -> [String: AttributeValue]
+    /// An entity key as stored (the parts of it that are sensitive sealed), and as read.
+    func seal(_ kind: EntityKind, key: String) -> String
+    func open(_ kind: EntityKind, key: String) -> String
+}
+
+extension TwinStore {
+    /// Reads from now on open sealed attributes with `cipher` (nil: leave them sealed).
+    public func use(cipher: (any AttributeCipher)?) { cipherBox.withLock { $0 = cipher } }
+
+    /// The cipher in use, if any.
+    public var cipher: (any AttributeCipher)? { cipherBox.withLock { $0 } }
+
+    /// Stored attribute JSON, decoded and opened.
+    func attributes(_ kind: EntityKind, _ stored: DatabaseValue, where place: @autoclosure () -> String) throws -> [String: AttributeValue] {
+        let attrs = try AttributeJSON.decode(stored, where: place())
+        return cipher?.open(kind, attrs) ?? attrs
+    }
+
+    /// A stored entity key, opened.
+    func key(_ kind: EntityKind, _ stored: String) -> String { cipher?.open(kind, key: stored) ?? stored }
+}
+
+extension TwinStore {
+    /// Rewrites stored versions as they are stored (sealed values stay sealed): `transform` gets each
+    /// version's kind, stored key and stored attributes and returns the new ones, or nil to leave the row.
+    /// Works in batches of 2,000 rows, each its own transaction, so a running writer is never held up
+    /// long. Returns the number of rows rewritten.
+    public func rewriteVersions(_ transform: (EntityKind, String, [String: AttributeValue]) throws -> (String, [String: AttributeValue])?) throws -> Int {
+        var after: Int64 = 0, changed = 0
+        while true {
+            let rows = try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, kind, key, attributes FROM versions WHERE id > ? ORDER BY id LIMIT 2000", arguments: [after])
+            }
+            guard let last = rows.last else { return changed }
+            after = last["id"]
+            var updates: [(Int64, String, DatabaseValue)] = []
+            for row in rows {
+                guard let kind = EntityKind(rawValue: row["kind"]) else { continue }
+                let id: Int64 = row["id"]
+                let attrs = try AttributeJSON.decode(row["attributes"], where: "versions row \(id)")
+                if let (key, new) = try transform(kind, row["key"], attrs) { updates.append((id, key, try AttributeJSON.encode(new))) }
+            }
+            guard !updates.isEmpty else { continue }
+            try pool.write { db in
+                for (id, key, json) in updates {
+                    try db.cachedStatement(sql: "UPDATE versions SET key = ?, attributes = ? WHERE id = ?").execute(arguments: [key, json, id])
+                }
+            }
+            changed += updates.count
+        }
+    }
+}
