@@ -10,6 +10,7 @@ import NIOHTTPTypesHTTP1
 import TwinCollectors
 import TwinCore
 import TwinQuery
+import TwinSecurity
 import TwinStorage
 import TwinServer
 
@@ -21,7 +22,7 @@ public enum FuzzTargets {
     /// Target names and their functions.
     public static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "procfs": procfs, "exposition": exposition, "promql": promql, "time": time, "chunk": chunk,
-        "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction,
+        "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
     ]
 
     /// Every /proc and /sys parser on the same bytes (text and binary forms).
@@ -102,6 +103,19 @@ public enum FuzzTargets {
         _ = try? StateSQL(store: Fixture.shared.store, limits: limits).run(String(decoding: data, as: UTF8.self), at: Fixture.t0 + 300_000)
     }
 
+    /// Data policy files (`--policy`) and audit log lines (`audit verify` reads files anyone with write
+    /// access could have edited).
+    static func policy(_ data: [UInt8]) {
+        let text = String(decoding: data, as: UTF8.self)
+        if let p = try? DataPolicy.parse(text) {
+            var entities: [EntityKind: [Entity]] = [.processes: [Entity(kind: .processes, key: "1@1", attributes: ["command": "x", "user": "root", "name": "init"])],
+                                                    .connections: [Entity(kind: .connections, key: "tcp/1.2.3.4:5/6.7.8.9:10", attributes: ["remote_address": "6.7.8.9"])]]
+            p.apply(to: &entities, keys: Fixture.shared.keys)
+            _ = p.redactedForReaders(.processes, entities[.processes]?.first?.attributes ?? [:])
+        }
+        for line in text.split(separator: "\n") { _ = AuditLog.parse(String(line)) }
+    }
+
     /// Secret redaction of command lines (NUL-separated arguments, as /proc/PID/cmdline).
     static func redaction(_ data: [UInt8]) {
         let args = String(decoding: data, as: UTF8.self).split(separator: "\0", omittingEmptySubsequences: false).map(String.init)
@@ -147,6 +161,7 @@ public enum FuzzTargets {
         let store: TwinStore
         let engine: PromQLEngine
         let api: TwinAPI
+        let keys: KeyRing
 
         init() {
             let dir = NSTemporaryDirectory() + "hosttwin-fuzz-\(getpid())"
@@ -165,6 +180,7 @@ public enum FuzzTargets {
             try! importer.flushBatch()
             try! writer.finish(now: Self.t0 + 600_000)
             engine = PromQLEngine(source: StoreSampleSource(store: store))
+            keys = try! KeyRing(dataDir: dir, create: true)
             var logger = Logger(label: "fuzz")
             logger.logLevel = .critical
             api = TwinAPI(store: store, live: nil, metrics: SelfMetrics.bootstrap(), logger: logger)

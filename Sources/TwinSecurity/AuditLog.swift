@@ -179,7 +179,7 @@ public final class AuditLog: Sendable {
     }
 
     /// A line split into its record, its hashed body and its stated hash.
-    static func parse(_ line: String) -> (record: Record, body: String, hash: [UInt8])? {
+    public static func parse(_ line: String) -> (record: Record, body: String, hash: [UInt8])? {
         guard let marker = line.range(of: ",\"hash\":\"", options: .backwards), line.hasSuffix("\"}") else { return nil }
         let hex = line[marker.upperBound..<line.index(line.endIndex, offsetBy: -2)]
         guard hex.count == 64, let hash = [UInt8](hexString: hex),

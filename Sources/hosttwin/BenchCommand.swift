@@ -3,6 +3,7 @@ import Foundation
 import TwinCollectors
 import TwinCore
 import TwinServer
+import TwinSecurity
 import TwinStorage
 
 struct BenchCommand: ParsableCommand {
@@ -22,6 +23,8 @@ struct BenchCollect: ParsableCommand {
     var nodeExporter: String = "/usr/bin/prometheus-node-exporter"
     @Flag(inversion: .prefixedNo, help: "Also run the real `hosttwin run` beside the loop and report its CPU and RSS.")
     var runProcess = true
+    @Flag(inversion: .prefixedNo, help: "Seal sensitive values at rest as `run` does (--no-seal: store them in clear, to measure the cost).")
+    var seal = true
 
     struct Result: Encodable {
         var ticks: Int
@@ -64,6 +67,7 @@ struct BenchCollect: ParsableCommand {
         let dir = dataDir ?? NSTemporaryDirectory() + "hosttwin-bench-\(getpid())"
         defer { if dataDir == nil { try? FileManager.default.removeItem(atPath: dir) } }
         let store = try TwinStore.open(dataDir: dir)
+        if seal { store.use(cipher: PolicyCipher(policy: DataPolicy(), keys: try KeyRing(dataDir: dir, create: true))) }
         let writer = TwinWriter(store: store)
         try writer.begin(now: TwinTime.nowMillis(), interval: iv)
         let sampler = Sampler(paths: hostPaths.paths, tick: iv)

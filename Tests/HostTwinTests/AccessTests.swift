@@ -103,12 +103,7 @@ import TwinSecurity
         // Live streams: 16 per caller; the 17th is refused while they are open.
         var streams: [Int32] = []
         for _ in 0..<16 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = UInt16(port).bigEndian
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let fd = try #require(HostileRequestTests.connectLoopback(port))
             let req = "GET /api/v1/twin/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
             _ = send(fd, req, req.utf8.count, Int32(MSG_NOSIGNAL))
             var buf = [UInt8](repeating: 0, count: 256)

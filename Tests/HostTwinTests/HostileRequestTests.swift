@@ -147,11 +147,10 @@ import TwinCore
         #expect(try String(contentsOfFile: target, encoding: .utf8) == "precious\n")
     }
 
-    /// Raw bytes on a loopback connection; the answer's status line (nil when the server closed without one).
-    static func raw(_ port: Int, _ bytes: [UInt8], timeout: Int = 5) -> String? {
+    /// A connected TCP socket to 127.0.0.1:`port` (receive timeout `timeout` s), or nil.
+    static func connectLoopback(_ port: Int, timeout: Int = 5) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var addr = sockaddr_in()
@@ -159,7 +158,14 @@ import TwinCore
         addr.sin_port = UInt16(port).bigEndian
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
-        guard ok else { return nil }
+        if !ok { close(fd) }
+        return ok ? fd : nil
+    }
+
+    /// Raw bytes on a loopback connection; the answer's status line (nil when the server closed without one).
+    static func raw(_ port: Int, _ bytes: [UInt8], timeout: Int = 5) -> String? {
+        guard let fd = connectLoopback(port, timeout: timeout) else { return nil }
+        defer { close(fd) }
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -216,13 +222,8 @@ import TwinCore
             var idle: [Int32] = []
             defer { for fd in idle { close(fd) } }
             for _ in 0..<500 {
-                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-                var addr = sockaddr_in()
-                addr.sin_family = sa_family_t(AF_INET)
-                addr.sin_port = UInt16(port).bigEndian
-                addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-                let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
-                if ok { idle.append(fd) } else { close(fd) }
+                guard let fd = Self.connectLoopback(port) else { continue }
+                idle.append(fd)
                 if idle.count % 2 == 0 { _ = send(fd, "GET /api/v1/query?query=1 HTTP/1.1\r\nHo", 39, Int32(MSG_NOSIGNAL)) }
             }
             #expect(idle.count == 500)
