@@ -15,6 +15,9 @@ public final class KeyRing: Sendable {
     public let directory: String
     private struct State { var keys: [String: [UInt8]] = [:]; var current: String?; var hashKey: [UInt8]?; var checkedAt: Int64 = 0; var currentStamp: Int64 = -1 }
     private let state = Mutex(State())
+    /// Values recently opened, by sealed text and context (sealing is deterministic, so the same text
+    /// comes back with every read of the same state): reads skip base64, AES-GCM and JSON. At most 4,096.
+    private let opened = Mutex<[String: AttributeValue]>([:])
     static let prefix = "enc:"
 
     /// The key ring of `dataDir`; with `create`, the directory and a first key are made when missing.
@@ -114,10 +117,17 @@ public final class KeyRing: Sendable {
     /// The value inside a sealed one; nil when it is not sealed, its key is absent or it was tampered with.
     public func open(_ value: AttributeValue, context: String) -> AttributeValue? {
         guard let id = Self.sealedKeyID(value), case .string(let s) = value, let key = state.withLock({ $0.keys[id] }) else { return nil }
+        let memo = context + "\u{0}" + s
+        if let hit = opened.withLock({ $0[memo] }) { return hit }
         guard let data = Data(base64Encoded: String(s.dropFirst(Self.prefix.count + id.count + 1))),
               let box = try? AES.GCM.SealedBox(combined: data),
-              let plain = try? AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: Array(context.utf8)) else { return nil }
-        return try? JSONDecoder().decode(AttributeValue.self, from: plain)
+              let plain = try? AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: Array(context.utf8)),
+              let clear = try? JSONDecoder().decode(AttributeValue.self, from: plain) else { return nil }
+        opened.withLock { o in
+            if o.count >= 4096 { o.removeAll(keepingCapacity: true) }
+            o[memo] = clear
+        }
+        return clear
     }
 
     /// A keyed hash of `value` (`h:` and 16 hex digits): equal values hash equal, nothing else is revealed.

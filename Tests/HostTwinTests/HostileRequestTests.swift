@@ -246,6 +246,7 @@ import TwinCore
             let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
             let peakKB = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? 0
             #expect(peakKB > 0 && peakKB < 100 * 1024, "peak RSS \(peakKB) kB")
+            print("hostile load: /healthz worst \(Int(worst * 1000)) ms with \(idle.count) idle/half-sent connections and 6 heavy queries; server peak RSS \(peakKB / 1024) MB")
         }
     }
 }
