@@ -23,6 +23,7 @@ public enum FuzzTargets {
     public static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "procfs": procfs, "exposition": exposition, "promql": promql, "time": time, "chunk": chunk,
         "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
+        "config": config,
     ]
 
     /// Every /proc and /sys parser on the same bytes (text and binary forms).
@@ -114,6 +115,16 @@ public enum FuzzTargets {
             _ = p.redactedForReaders(.processes, entities[.processes]?.first?.attributes ?? [:])
         }
         for line in text.split(separator: "\n") { _ = AuditLog.parse(String(line)) }
+    }
+
+    /// `run --config FILE` (JSON), and the durations and collector settings in it.
+    static func config(_ data: [UInt8]) {
+        guard let c = try? RunConfig.decode(Data(data), file: "fuzz.json") else { return }
+        _ = try? c.selection()
+        for d in [c.interval, c.headWindow, c.processSeriesMinAge, c.retention?.raw, c.retention?.minute, c.retention?.hour, c.retention?.state] {
+            if let d { _ = try? TwinTime.parseDuration(d) }
+        }
+        if let l = c.listen { _ = try? TwinHTTPServer.parseListen(l) }
     }
 
     /// Secret redaction of command lines (NUL-separated arguments, as /proc/PID/cmdline).

@@ -1,5 +1,4 @@
 import Foundation
-import TwinCollectors
 import TwinCore
 
 /// The optional JSON configuration file of `hosttwin run` (`--config FILE`); command-line flags win.
@@ -10,27 +9,27 @@ import TwinCore
 ///   "collectors": { "packages": { "interval": "5m" }, "thermal": { "enabled": false } },
 ///   "retention": { "raw": "7d", "1m": "90d", "1h": "2y", "state": "90d" }, "process_series_min_age": "10s" }
 /// ```
-struct RunConfig: Decodable {
-    struct CollectorSetting: Decodable {
-        var enabled: Bool?
-        var interval: String?
+public struct RunConfig: Decodable, Sendable {
+    public struct CollectorSetting: Decodable, Sendable {
+        public var enabled: Bool?
+        public var interval: String?
     }
-    var listen: String?
-    var interval: String?
-    var dataDir: String?
-    var backupPaths: [String]?
-    var redactWords: [String]?
-    var collectors: [String: CollectorSetting]?
-    var retention: Retention?
-    var headWindow: String?
-    var processSeriesMinAge: String?
+    public var listen: String?
+    public var interval: String?
+    public var dataDir: String?
+    public var backupPaths: [String]?
+    public var redactWords: [String]?
+    public var collectors: [String: CollectorSetting]?
+    public var retention: Retention?
+    public var headWindow: String?
+    public var processSeriesMinAge: String?
 
     /// `"retention": {"raw": "7d", "1m": "90d", "1h": "2y", "state": "90d"}`
-    struct Retention: Decodable {
-        var raw: String?
-        var minute: String?
-        var hour: String?
-        var state: String?
+    public struct Retention: Decodable, Sendable {
+        public var raw: String?
+        public var minute: String?
+        public var hour: String?
+        public var state: String?
         enum CodingKeys: String, CodingKey { case raw, minute = "1m", hour = "1h", state }
     }
 
@@ -39,10 +38,16 @@ struct RunConfig: Decodable {
         case headWindow = "head_window", processSeriesMinAge = "process_series_min_age"
     }
 
-    static func load(_ path: String) throws -> RunConfig {
+    /// Reads and decodes the file at `path`.
+    public static func load(_ path: String) throws -> RunConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TwinError.unavailable("cannot read config file \(path)")
         }
+        return try decode(data, file: path)
+    }
+
+    /// Decodes a configuration; errors name `file` and say what is wrong where.
+    public static func decode(_ data: Data, file path: String) throws -> RunConfig {
         do { return try JSONDecoder().decode(RunConfig.self, from: data) } catch let DecodingError.dataCorrupted(ctx) {
             throw TwinError.badInput("config \(path): not valid JSON (\(ctx.debugDescription))")
         } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
@@ -53,7 +58,7 @@ struct RunConfig: Decodable {
     }
 
     /// The collector selection this file describes.
-    func selection() throws -> CollectorSelection {
+    public func selection() throws -> CollectorSelection {
         var s = CollectorSelection()
         for (name, c) in collectors ?? [:] {
             if let e = c.enabled { s.enabled[name] = e }
