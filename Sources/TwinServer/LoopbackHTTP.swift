@@ -13,10 +13,11 @@ public enum LoopbackHTTP {
 
     /// Opens `GET path` and hands each line of the (server-sent events) body to `onLine` until the server
     /// ends the stream or `onLine` returns false. Returns the status code, or nil when nothing answers.
-    public static func stream(port: Int, _ path: String, onLine: (String) -> Bool) -> Int? {
+    public static func stream(port: Int, _ path: String, headers: [String: String] = [:], onLine: (String) -> Bool) -> Int? {
         guard let fd = connectLoopback(port: port, timeout: 0) else { return nil }
         defer { close(fd) }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".utf8)
+        let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\(extra)\r\n".utf8)
         guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else { return nil }
         var pending = [UInt8]()     // received, not yet parsed
         var body = [UInt8]()        // de-chunked body bytes not yet split into lines

@@ -14,6 +14,8 @@ struct TopCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Port of the twin on 127.0.0.1.", valueName: "PORT")) var port: Int = 9977
     @Option(help: ArgumentHelp("Stop after this many ticks.", valueName: "N")) var count: Int?
     @Flag(help: "Print each tick as one line of JSON instead of drawing the screen.") var json = false
+    @Option(name: .customLong("token-file"), help: ArgumentHelp("A file holding the token to send, for a server that requires one (default $HOSTTWIN_TOKEN).", valueName: "FILE"))
+    var tokenFile: String?
 
     struct Message: Decodable {
         struct Event: Decodable { var time: String; var type: String; var kind: String?; var key: String? }
@@ -25,7 +27,12 @@ struct TopCommand: ParsableCommand {
     func run() throws {
         var frames = 0
         var recent: [String] = []
-        let status = LoopbackHTTP.stream(port: port, "/api/v1/twin/live") { line in
+        var token = ProcessInfo.processInfo.environment["HOSTTWIN_TOKEN"]
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw CLIError("--token-file \(tokenFile): cannot read it") }
+            token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let status = LoopbackHTTP.stream(port: port, "/api/v1/twin/live", headers: token.map { ["Authorization": "Bearer \($0)"] } ?? [:]) { line in
             guard line.hasPrefix("data: ") else { return true }
             let data = String(line.dropFirst(6))
             frames += 1
@@ -45,6 +52,7 @@ struct TopCommand: ParsableCommand {
             return count.map { frames < $0 } ?? true
         }
         guard let status else { throw CLIError("no twin answers on 127.0.0.1:\(port); start `hosttwin run` or pass --port") }
+        guard status != 401 else { throw CLIError("the twin on 127.0.0.1:\(port) needs a token: --token-file FILE or $HOSTTWIN_TOKEN (`hosttwin token create --role reader`)") }
         guard status == 200 else { throw CLIError("the twin on 127.0.0.1:\(port) answered HTTP \(status) for its live stream (is it `hosttwin serve`? top needs `hosttwin run`)") }
     }
 }
