@@ -169,8 +169,13 @@ public final class AuditLog: Sendable {
 
     /// The sequence number and hash of the log's last line (0 and the genesis hash when empty).
     static func tail(_ path: String) throws -> (Int64, [UInt8]) {
-        guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { return (0, genesis) }
-        let bytes = [UInt8](data.suffix(64 * 1024))
+        // Only the end of the file: the log grows with every request.
+        guard let handle = FileHandle(forReadingAtPath: path) else { return (0, genesis) }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        guard size > 0 else { return (0, genesis) }
+        try? handle.seek(toOffset: size > 65_536 ? size - 65_536 : 0)
+        let bytes = [UInt8]((try? handle.readToEnd()) ?? Data())
         let lines = bytes.split(separator: 10)
         guard let last = lines.last, let parsed = parse(String(decoding: last, as: UTF8.self)) else {
             throw TwinError.corrupt(what: path, detail: "the last audit record cannot be read; run `hosttwin audit verify`")
