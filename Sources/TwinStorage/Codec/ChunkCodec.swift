@@ -44,6 +44,14 @@ public enum ChunkCodec {
         return out.bytes
     }
 
+    /// `payload` with its CRC-32 appended, as a blob ends (for tools, and for fuzzing past the checksum).
+    public static func withChecksum(_ payload: [UInt8]) -> [UInt8] {
+        var out = ByteWriter(capacity: payload.count + 4)
+        out.append(payload)
+        out.u32(Zlib.crc32(payload))
+        return out.bytes
+    }
+
     /// Encodes one series' samples.
     public static func encode(_ samples: [(Int64, Double)]) throws -> [UInt8] {
         try encode(times: samples.map(\.0), columns: [samples.map(\.1)])
