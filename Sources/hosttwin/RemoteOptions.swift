@@ -24,13 +24,17 @@ struct RemoteOptions: ParsableArguments {
         var c = try RemoteTwin(url: url)
         c.caFile = ca
         (c.clientCertificate, c.clientKey) = (clientCert, clientKey)
-        if let tokenFile {
-            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw CLIError("--token-file \(tokenFile): cannot read it") }
-            c.token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let env = ProcessInfo.processInfo.environment["HOSTTWIN_TOKEN"], !env.isEmpty {
-            c.token = env
-        }
+        c.token = try Self.token(file: tokenFile)
         return c
+    }
+
+    /// The token to send: the file's contents, else `$HOSTTWIN_TOKEN`, else none.
+    static func token(file: String?) throws -> String? {
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIError("--token-file \(file): cannot read it") }
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return ProcessInfo.processInfo.environment["HOSTTWIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// `GET path` on the server: the body of a 200 answer, else a CLI error with the server's message.

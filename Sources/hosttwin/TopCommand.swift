@@ -27,11 +27,7 @@ struct TopCommand: ParsableCommand {
     func run() throws {
         var frames = 0
         var recent: [String] = []
-        var token = ProcessInfo.processInfo.environment["HOSTTWIN_TOKEN"]
-        if let tokenFile {
-            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw CLIError("--token-file \(tokenFile): cannot read it") }
-            token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
+        let token = try RemoteOptions.token(file: tokenFile)
         let status = LoopbackHTTP.stream(port: port, "/api/v1/twin/live", headers: token.map { ["Authorization": "Bearer \($0)"] } ?? [:]) { line in
             guard line.hasPrefix("data: ") else { return true }
             let data = String(line.dropFirst(6))

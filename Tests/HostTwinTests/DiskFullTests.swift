@@ -6,9 +6,9 @@ import TwinCore
 /// A full disk pauses collection with a clear log line; freeing space resumes it; nothing corrupts.
 /// Needs root (it mounts a small tmpfs); elsewhere it says so and skips.
 @Suite struct DiskFullTests {
-    @Test func diskFullPausesThenResumes() throws {
+    @Test(.enabled(if: getuid() == 0, "needs root to mount a small tmpfs"))
+    func diskFullPausesThenResumes() throws {
         guard let binary = EndToEndTests.binary else { Issue.record("hosttwin binary not built"); return }
-        guard getuid() == 0 else { print("skipped: needs root to mount a small tmpfs"); return }
         let mnt = try temporaryDirectory("diskfull")
         defer { try? FileManager.default.removeItem(atPath: mnt) }
         let mount = Process()

@@ -55,8 +55,9 @@ import TwinCore
         return out
     }
 
-    @Test func familiesSharedWithNodeExporterMatchItsGoldenOutput() throws {
-        guard let shared = Fixtures.sharedData else { print("skipped: \(Fixtures.skipMessage)"); return }
+    @Test(.enabled(if: Fixtures.hasSharedData, Comment(rawValue: Fixtures.skipMessage)))
+    func familiesSharedWithNodeExporterMatchItsGoldenOutput() throws {
+        let shared = try #require(Fixtures.sharedData)
         let root = shared + "/node-exporter-fixtures"
         let golden = Self.parseExposition(try String(contentsOfFile: root + "/e2e-output.txt", encoding: .utf8))
         // The unpacked fixture stores sysfs symlinks as small files holding the link target; mirror the

@@ -146,8 +146,9 @@ import TwinCore
         #expect(formatIPv6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]) == "::ffff:10.0.0.1")
     }
 
-    @Test func procfsFixtureProcess() throws {
-        guard let shared = Fixtures.sharedData else { print("skipped: \(Fixtures.skipMessage)"); return }
+    @Test(.enabled(if: Fixtures.hasSharedData, Comment(rawValue: Fixtures.skipMessage)))
+    func procfsFixtureProcess() throws {
+        let shared = try #require(Fixtures.sharedData)
         let dir = shared + "/procfs-fixtures/proc/26231"
         let s = try #require(parsePidStat(try String(contentsOfFile: dir + "/stat", encoding: .utf8)))
         #expect(s.comm == "vim" && s.ppid == 5392 && s.utimeTicks == 1677 && s.stimeTicks == 44 && s.startTicks == 82375)
