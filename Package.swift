@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "TwinDashboard", targets: ["TwinDashboard"]),
         .library(name: "TwinSecurity", targets: ["TwinSecurity"]),
         .library(name: "TwinServer", targets: ["TwinServer"]),
+        .library(name: "TwinRuntime", targets: ["TwinRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -88,6 +89,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The long-running services `run`, `agent` and `serve` are made of: the collection loop and its sinks.
+        .target(
+            name: "TwinRuntime",
+            dependencies: [
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinSecurity", "TwinServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The fuzz targets as plain functions of bytes: libFuzzer drives them (Fuzz/, scripts/fuzz.sh), the
         // tests replay the saved corpora through them.
         .target(
@@ -105,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "hosttwin",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -115,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HostTwinTests",
-            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinFuzzTargets"],
+            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinFuzzTargets"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

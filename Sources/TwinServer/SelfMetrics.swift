@@ -35,38 +35,3 @@ public final class SelfMetrics: Sendable {
     /// The registry's text exposition.
     public func render() -> String { registry.emitToString() }
 }
-
-/// The collection loop's metrics, with handles made once (a lookup per tick would cost more than the
-/// increments).
-public final class CollectionMetrics: @unchecked Sendable { // used by the collection thread only
-    private let ticks = Metrics.Counter(label: "hosttwin_ticks_total")
-    private let failedTicks = Metrics.Counter(label: "hosttwin_tick_failures_total")
-    private let tickDuration = Metrics.Timer(label: "hosttwin_tick_duration_seconds")
-    private let sealBacklog = Metrics.Gauge(label: "hosttwin_seal_queue_depth")
-    private var collectorSeconds: [String: FloatingPointCounter] = [:]
-    private var collectorErrors: [String: Metrics.Counter] = [:]
-
-    public init() {}
-
-    /// Records one tick: its duration, each collector's time and errors, the sealer's backlog.
-    public func tick(durationNanos: Int64, health: [CollectorHealth], sealQueue: Int, stored: Bool) {
-        if stored { ticks.increment() } else { failedTicks.increment() }
-        tickDuration.recordNanoseconds(durationNanos)
-        sealBacklog.record(sealQueue)
-        for h in health where h.status != .disabled {
-            let c = collectorSeconds[h.collector] ?? {
-                let c = FloatingPointCounter(label: "hosttwin_collector_duration_seconds_total", dimensions: [("collector", h.collector)])
-                collectorSeconds[h.collector] = c
-                return c
-            }()
-            c.increment(by: Double(h.durationMicros) / 1e6)
-            if h.status == .error {
-                (collectorErrors[h.collector] ?? {
-                    let c = Metrics.Counter(label: "hosttwin_collector_errors_total", dimensions: [("collector", h.collector)])
-                    collectorErrors[h.collector] = c
-                    return c
-                }()).increment()
-            }
-        }
-    }
-}

@@ -7,10 +7,10 @@ import Glibc
 /// `MADV_DONTNEED` then `MADV_RANDOM` on executable file mappings, once start-up is over, leaves resident
 /// only the code that runs afterwards, one page per fault. Measured in
 /// BENCHMARKS.md (RSS of `run` with and without); the cost is a few more page faults at start-up.
-enum MemoryFootprint {
+public enum MemoryFootprint {
     /// Two malloc arenas are plenty for a process whose work is one tick at a time; glibc's default
     /// (8 × cores) lets freed memory scatter over arenas that are never trimmed.
-    static func limitMallocArenas() {
+    public static func limitMallocArenas() {
         // mallopt and malloc_trim are glibc extensions outside the Glibc module; look them up.
         typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
         guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
@@ -18,13 +18,13 @@ enum MemoryFootprint {
     }
 
     /// Gives freed heap pages back to the system (after a burst such as sealing the head log).
-    static func releaseFreedMemory() {
+    public static func releaseFreedMemory() {
         typealias MallocTrim = @convention(c) (Int) -> Int32
         guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
         _ = unsafeBitCast(sym, to: MallocTrim.self)(0)
     }
 
-    static func limitCodeFaultAround() {
+    public static func limitCodeFaultAround() {
         guard let f = fopen("/proc/self/maps", "r") else { return }
         defer { fclose(f) }
         var line = [CChar](repeating: 0, count: 512)

@@ -16,31 +16,23 @@ public final class TwinWriter {
     private let log: LogWriter
     private var sealer: Sealer
     private var head = Head()
-    private var seriesIDs: [SeriesKey: Int64] = [:]
-    /// The previous tick's keys and ids in sample order. Collectors emit the same series in the same
-    /// order tick after tick, with the same string storage, so comparing with the key at the same
-    /// position is nearly free and skips hashing every key.
-    private var lastKeys: [SeriesKey] = []
-    private var lastIDs: [Int64] = []
-    /// Whether `lastIDs` holds no series twice.
-    private var lastTickUnique = false
-    private var tracker = StateTracker()
+    private var index = WriterSeriesIndex()
+    private var state = StateWriter()
     private var runID: Int64?
     private var lastTick: Int64 = .min
     /// The newest sample time written (ticks or batches).
     private var latest: Int64 = .min
     /// Bulk path: each series' newest sample time as of the last cut.
     private var seriesLastT: [Int64: Int64] = [:]
-    private var lastHealth: [String: CollectorHealth] = [:]
-    private var lockFD: Int32 = -1
+    private var lock: DirectoryLock?
     private var opened = false
     /// Head cuts of the bulk path happen when the head holds this many samples.
     public var maxHeadSamples = 4_000_000
 
-    /// What one commit did.
     /// Head windows handed to the sealer and not sealed yet.
     public var sealQueueDepth: Int { sealer.depth }
 
+    /// What one commit did.
     public struct TickResult: Sendable {
         public var samples: Int
         public var newSeries: Int
@@ -72,28 +64,6 @@ public final class TwinWriter {
 
     deinit {
         if opened { sealer.stop() }
-        if lockFD >= 0 { close(lockFD) }
-    }
-
-    /// Takes the data directory's writer lock (`DIR/writer.lock`, an `flock`): one writer per store.
-    /// The kernel releases it when the process dies, so a `kill -9` never leaves a stale lock.
-    private func lock() throws {
-        let path = store.dataDir + "/writer.lock"
-        // Never follow a link planted in the directory: the lock file is written (the writer's pid).
-        let fd = Foundation.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else {
-            if errno == ELOOP { throw TwinError.unavailable("\(path) is a symbolic link; refusing to follow it (remove it)") }
-            throw TwinError.unavailable("cannot open \(path): \(String(cString: strerror(errno)))")
-        }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let holder = (try? String(contentsOfFile: path, encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
-            close(fd)
-            throw TwinError.unavailable("another HostTwin writer\(holder.isEmpty ? "" : " (pid \(holder))") is using \(store.dataDir); stop it or choose another --data-dir")
-        }
-        _ = ftruncate(fd, 0)
-        let pid = Array("\(getpid())\n".utf8)
-        _ = pid.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        lockFD = fd
     }
 
     /// Locks the store, recovers the log left by an earlier writer (its samples are sealed before
@@ -102,7 +72,7 @@ public final class TwinWriter {
     public func open() throws {
         precondition(!opened, "writer opened twice")
         try policy.validate()
-        try lock()
+        lock = try DirectoryLock.acquire(dataDir: store.dataDir)
         let last = try recover()
         latest = last ?? .min
         sealer.start()
@@ -115,33 +85,15 @@ public final class TwinWriter {
         try store.pool.write { db in try TwinStore.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0 }
     }
 
-    /// Replays unsealed log segments and seals them on this thread. A torn tail of the newest segment
-    /// (a power loss mid-write) is cut off; damage anywhere else stops the start with an error naming
-    /// the file, since the records after it cannot be decoded: `hosttwin repair` salvages what precedes it.
+    /// Seals what an earlier writer left in the log, on this thread, before anything else happens.
     private func recover() throws -> Int64? {
-        let sealed = try sealedSegment()
-        let segments = LogSegment.list(store.dataDir).filter { $0.seq > sealed }
-        var newest: Int64?
-        for s in LogSegment.list(store.dataDir) where s.seq <= sealed { unlink(s.path) } // sealed before a crash
-        var replay = Head()
-        for (i, seg) in segments.enumerated() {
-            let scan = try LogSegment.scan(seg.path) { id, t, v in
-                try? replay.append(slot: replay.slot(id), t, v)
-                if newest == nil || t > newest! { newest = t }
-            }
-            if let damage = scan.damage {
-                guard i == segments.count - 1 else {
-                    throw TwinError.corrupt(what: seg.path, detail: "\(damage); the records after it cannot be read. Run `hosttwin repair --data-dir \(store.dataDir)` to keep what precedes it")
-                }
-                report("log segment \(seg.path): \(damage); cut at byte \(scan.validBytes), \(scan.fileBytes - scan.validBytes) bytes dropped")
-                _ = truncate(seg.path, off_t(scan.validBytes))
-            }
-        }
+        let replay = try LogRecovery.replay(dataDir: store.dataDir, sealed: try sealedSegment(), report: report)
         let storedLast = try store.pool.write { db in try TwinStore.lastSealedTick(db) }
-        guard let through = segments.last?.seq else { return [storedLast, newest].compactMap { $0 }.max() }
+        let all = [storedLast, replay.newest].compactMap { $0 }.max()
+        guard let through = replay.throughSegment else { return all }
         let lastRun = try store.pool.write { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM runs") }
-        let all = [storedLast, newest].compactMap { $0 }.max()
-        sealer.enqueue(.init(chunks: replay.cut(), throughSegment: through, latest: all ?? 0, runID: lastRun))
+        var head = replay.head
+        sealer.enqueue(.init(chunks: head.cut(), throughSegment: through, latest: all ?? 0, runID: lastRun))
         try sealer.runNow()
         return all
     }
@@ -152,13 +104,7 @@ public final class TwinWriter {
     public func begin(now: Int64, interval: Int64) throws {
         try open()
         try store.pool.write { db in
-            var current: [EntityKind: [String: StateTracker.Open]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL") {
-                guard let kind = EntityKind(rawValue: row["kind"]) else { continue }
-                let attrs = try store.attributes(kind, row["attributes"], where: "versions row \(row["id"] as Int64)")
-                current[kind, default: [:]][store.key(kind, row["key"])] = .init(attributes: attrs, rowID: row["id"], validFrom: row["valid_from"])
-            }
-            tracker = StateTracker(current: current)
+            try state.load(db, store: store)
             let prev = try Row.fetchOne(db, sql: "SELECT id, last_tick, stopped FROM runs ORDER BY id DESC LIMIT 1")
             let prevLast = try TwinStore.lastSealedTick(db)
             lastTick = prevLast ?? .min
@@ -167,11 +113,11 @@ public final class TwinWriter {
                 let message = clean
                     ? "no observations from \(TwinTime.rfc3339(prevLast)) to \(TwinTime.rfc3339(now)) (HostTwin was stopped)"
                     : "no observations from \(TwinTime.rfc3339(prevLast)) to \(TwinTime.rfc3339(now)) (HostTwin ended without a clean stop)"
-                try Self.insertEvent(db, TwinEvent(time: now, type: .gap, message: message))
+                try StateWriter.insertEvent(db, TwinEvent(time: now, type: .gap, message: message))
             }
             try db.execute(sql: "INSERT INTO runs(started, interval_ms) VALUES (?, ?)", arguments: [now, interval])
             runID = db.lastInsertedRowID
-            try Self.insertEvent(db, TwinEvent(time: now, type: .started, message: "run \(runID!) started, interval \(interval) ms"))
+            try StateWriter.insertEvent(db, TwinEvent(time: now, type: .started, message: "run \(runID!) started, interval \(interval) ms"))
         }
     }
 
@@ -188,53 +134,35 @@ public final class TwinWriter {
         if let oldest = head.oldest, floorDiv(t, policy.headWindow) != floorDiv(oldest, policy.headWindow) {
             result.sealedChunks = try cut()
         }
-        let delta = tracker.delta(for: obs)
+        let delta = state.tracker.delta(for: obs)
         result.events = delta.events
-        let changedHealth = health.filter { lastHealth[$0.collector]?.status != $0.status || lastHealth[$0.collector]?.message != $0.message }
+        let changedHealth = state.changedHealth(health)
 
-        // Series ids: by position first, then the in-memory index, then the store.
-        var keys: [SeriesKey] = []
-        var ids: [Int64] = []
-        keys.reserveCapacity(obs.samples.count)
-        ids.reserveCapacity(obs.samples.count)
-        var unknown: [Int] = []
-        var positional = 0
-        for (i, s) in obs.samples.enumerated() {
-            keys.append(s.key)
-            if i < lastKeys.count, lastKeys[i] == s.key {
-                ids.append(lastIDs[i])
-                positional += 1
-            } else if let known = seriesIDs[s.key] { ids.append(known) } else {
-                ids.append(-1)
-                unknown.append(i)
-            }
-        }
+        var lookup = index.lookup(obs.samples)
         // 1. New series get their ids (rows in `series`; harmless if the tick fails after this).
         var learned: [SeriesKey: Int64] = [:]
-        if !unknown.isEmpty {
+        if !lookup.unknown.isEmpty {
             try writeTransaction { db in
-                for i in unknown {
+                for i in lookup.unknown {
                     let key = obs.samples[i].key
-                    if let id = learned[key] { ids[i] = id; continue }
-                    let id = try Self.resolve(db, key, type: obs.types[key.metric] ?? .gauge).0
+                    if let id = learned[key] { lookup.ids[i] = id; continue }
+                    let id = try WriterSeriesIndex.resolve(db, key, type: obs.types[key.metric] ?? .gauge).0
                     learned[key] = id
-                    ids[i] = id
+                    lookup.ids[i] = id
                 }
             }
         }
-        // Only now, after the commit: after a rollback (disk full) SQLite would hand those ids out again.
-        seriesIDs.merge(learned) { _, new in new }
+        index.learn(learned)
         result.newSeries = Set(learned.values).count
         // 2. Samples: one log record, then the head. A series observed twice in one tick keeps its first value.
-        var logIDs = ids
+        var logIDs = lookup.ids
         var values = obs.samples.map(\.value)
-        // The same series list as the last tick, which had no repeats, has none either.
-        let unique = (positional == ids.count && ids.count == lastIDs.count && lastTickUnique) || Set(ids).count == ids.count
+        let unique = index.isUnique(lookup)
         if !unique {
             var seen = Set<Int64>()
             var keep: [Int] = []
-            for (i, id) in ids.enumerated() where seen.insert(id).inserted { keep.append(i) }
-            logIDs = keep.map { ids[$0] }
+            for (i, id) in lookup.ids.enumerated() where seen.insert(id).inserted { keep.append(i) }
+            logIDs = keep.map { lookup.ids[$0] }
             values = keep.map { values[$0] }
         }
         if !logIDs.isEmpty {
@@ -243,61 +171,35 @@ public final class TwinWriter {
         }
         lastTick = t
         latest = max(latest, t)
-        lastKeys = keys
-        lastIDs = ids
-        lastTickUnique = unique
+        index.remember(lookup, unique: unique)
         // 3. State. If this fails the samples stay stored; the tracker keeps the old state, so the next
         // tick records the change instead.
         var opened: [Int64] = []
         if !delta.isEmpty || !changedHealth.isEmpty {
-            try writeTransaction { db in
-                for c in delta.close {
-                    try db.cachedStatement(sql: "UPDATE versions SET valid_to = ?, span = ? WHERE id = ?").execute(arguments: [t, SpanClass.of(t - c.validFrom), c.rowID])
-                }
-                let cipher = store.cipher
-                for e in delta.open {
-                    let (key, attrs) = cipher.map { ($0.seal(e.kind, key: e.key), $0.seal(e.kind, e.attributes)) } ?? (e.key, e.attributes)
-                    try db.cachedStatement(sql: "INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)").execute(
-                        arguments: [e.kind.rawValue, key, t, try AttributeJSON.encode(attrs)])
-                    opened.append(db.lastInsertedRowID)
-                }
-                for h in changedHealth {
-                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO health(collector, status, message, duration_us, t) VALUES (?, ?, ?, ?, ?)").execute(
-                        arguments: [h.collector, h.status.rawValue, h.message, h.durationMicros, t])
-                }
-            }
+            let cipher = store.cipher
+            try writeTransaction { db in opened = try state.write(db, delta, health: changedHealth, at: t, cipher: cipher) }
         }
-        for h in changedHealth { lastHealth[h.collector] = h }
-        tracker.apply(delta, opened: opened, at: t)
+        state.applied(delta, opened: opened, health: changedHealth, at: t)
         return result
     }
 
     /// The id of series `key`, created when new. For bulk ingest, which keeps its own cache.
     public func seriesID(for key: SeriesKey, type: MetricType) throws -> Int64 {
-        if let id = seriesIDs[key] { return id }
-        let (id, created) = try store.pool.write { db in try Self.resolve(db, key, type: type) }
-        seriesIDs[key] = id
+        if let id = index[key] { return id }
+        let (id, created) = try store.pool.write { db in try WriterSeriesIndex.resolve(db, key, type: type) }
+        index.learn(key, id)
         if created { seriesLastT[id] = Head.unknown } // nothing stored: no need to look
         return id
     }
 
     /// The ids of many series, created where new, in one transaction.
     public func seriesIDs(for keys: [(SeriesKey, MetricType)]) throws -> [Int64] {
-        let resolved = try store.pool.write { db in try keys.map { try Self.resolve(db, $0.0, type: $0.1) } }
+        let resolved = try store.pool.write { db in try keys.map { try WriterSeriesIndex.resolve(db, $0.0, type: $0.1) } }
         for (i, (id, created)) in resolved.enumerated() {
-            seriesIDs[keys[i].0] = id
+            index.learn(keys[i].0, id)
             if created { seriesLastT[id] = Head.unknown }
         }
         return resolved.map(\.0)
-    }
-
-    /// The series' id, and whether it was created now.
-    private static func resolve(_ db: Database, _ key: SeriesKey, type: MetricType) throws -> (Int64, Bool) {
-        let labels = encodeLabels(key.labels)
-        let hash = SeriesHash.of(metric: key.metric, labels: labels)
-        if let id = try TwinStore.seriesID(db, hash: hash, metric: key.metric, labels: labels) { return (id, false) }
-        try db.cachedStatement(sql: "INSERT INTO series(hash, metric, labels, type) VALUES (?, ?, ?, ?)").execute(arguments: [hash, key.metric, labels, type.rawValue])
-        return (db.lastInsertedRowID, true)
     }
 
     /// Bulk ingest: appends `(series id, time, value)` samples in any series order. A sample not after its
@@ -358,7 +260,7 @@ public final class TwinWriter {
             for f in frozen { seriesLastT[f.seriesID] = f.chunk.lastTime }
         }
         sealer.enqueue(.init(chunks: frozen, throughSegment: through, latest: latest, runID: runID))
-        evictIdleSeries(active: Set(frozen.map(\.seriesID)))
+        index.evictAllBut(Set(frozen.map(\.seriesID)))
         return frozen.count
     }
 
@@ -369,12 +271,6 @@ public final class TwinWriter {
         sealer = Sealer(store: store, policy: policy, report: report, afterJob: afterSeal)
         sealer.start()
         guard left == 0 else { throw TwinError.unavailable("\(left) head windows could not be sealed yet; they stay in the log and are sealed at the next start") }
-    }
-
-    /// Keeps in memory only the series seen in the last head window: series of processes that ended
-    /// would otherwise accumulate for as long as `run` runs.
-    private func evictIdleSeries(active: Set<Int64>) {
-        seriesIDs = seriesIDs.filter { active.contains($0.value) }
     }
 
     /// Ends the run cleanly: seals the head and records the stop.
@@ -391,12 +287,13 @@ public final class TwinWriter {
         try store.pool.write { db in
             if let runID {
                 try db.execute(sql: "UPDATE runs SET last_tick = max(coalesce(last_tick, 0), ?), stopped = ? WHERE id = ?", arguments: [lastTick, now, runID])
-                try Self.insertEvent(db, TwinEvent(time: now, type: .stopped, message: "run \(runID) stopped"))
+                try StateWriter.insertEvent(db, TwinEvent(time: now, type: .stopped, message: "run \(runID) stopped"))
             }
         }
         // Fold the WAL into the database so a stopped store is one file; failing that is harmless.
         store.pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
-        if lockFD >= 0 { close(lockFD); lockFD = -1 }
+        lock?.release()
+        lock = nil
         if left > 0 { throw TwinError.unavailable("\(left) head windows could not be sealed; they stay in the log and are sealed at the next start") }
     }
 
@@ -413,12 +310,6 @@ public final class TwinWriter {
                 throw error
             }
         }
-    }
-
-    static func insertEvent(_ db: Database, _ e: TwinEvent) throws {
-        let detail: String? = e.changes.isEmpty ? e.message : try AttributeJSON.encodeChanges(e.changes)
-        try db.cachedStatement(sql: "INSERT INTO events(t, type, kind, key, detail) VALUES (?, ?, ?, ?, ?)").execute(
-            arguments: [e.time, e.type.rawValue, e.kind?.rawValue, e.key, detail])
     }
 
     static func encodeLabels(_ l: Labels) -> String { l.text }

@@ -1,0 +1,158 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import TwinCollectors
+import TwinCore
+import TwinSecurity
+import TwinStorage
+
+/// The collection loop as a service: every tick, run the due collectors, apply the data policy, commit
+/// what they saw to the store as one transaction, then hand the committed tick to the sinks (the live
+/// twin, an agent's uplink). `run` and `agent` are service groups around it.
+public struct CollectionService: Service {
+    /// What to collect, how often, and where it goes.
+    public struct Configuration: Sendable {
+        public var paths: HostPaths
+        public var selection: CollectorSelection
+        public var collectors: CollectorConfig
+        /// Tick interval in milliseconds.
+        public var interval: Int64
+        public var storage: StoragePolicy
+        /// Hash and drop rules applied to each tick's entities before they are compared or stored.
+        public var dataPolicy: DataPolicy
+        public var keys: KeyRing
+        /// Stop after this many ticks (tests and benchmarks); nil runs until shutdown.
+        public var maxTicks: Int?
+
+        public init(paths: HostPaths, selection: CollectorSelection = CollectorSelection(), collectors: CollectorConfig = CollectorConfig(),
+                    interval: Int64 = 1000, storage: StoragePolicy = StoragePolicy(), dataPolicy: DataPolicy, keys: KeyRing, maxTicks: Int? = nil) {
+            self.paths = paths
+            self.selection = selection
+            self.collectors = collectors
+            self.interval = interval
+            self.storage = storage
+            self.dataPolicy = dataPolicy
+            self.keys = keys
+            self.maxTicks = maxTicks
+        }
+    }
+
+    let store: TwinStore
+    let configuration: Configuration
+    let sinks: [any TickSink]
+    let logger: Logger
+    let metrics = CollectionMetrics()
+
+    public init(store: TwinStore, configuration: Configuration, sinks: [any TickSink], logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.sinks = sinks
+        self.logger = logger
+    }
+
+    /// The loop's collectors and writer. Only the collection thread touches them after `begin`; the
+    /// box is `@unchecked Sendable` to hand them to that thread.
+    final class Loop: @unchecked Sendable {
+        let sampler: Sampler
+        let writer: TwinWriter
+        var count = 0
+        var lastError: String?
+        init(sampler: Sampler, writer: TwinWriter) {
+            self.sampler = sampler
+            self.writer = writer
+        }
+    }
+
+    /// Wakes the collection thread at its next tick or when asked to stop.
+    final class Stopper: @unchecked Sendable { // state guarded by `condition`
+        private let condition = NSCondition()
+        private var stopped = false
+
+        func stop() {
+            condition.lock()
+            stopped = true
+            condition.signal()
+            condition.unlock()
+        }
+
+        /// Sleeps until `deadline` (ms since the epoch); true when a stop was requested.
+        func sleep(until deadline: Int64) -> Bool {
+            condition.lock()
+            defer { condition.unlock() }
+            while !stopped, TwinTime.nowMillis() < deadline {
+                _ = condition.wait(until: Date(timeIntervalSince1970: Double(deadline) / 1000))
+            }
+            return stopped
+        }
+    }
+
+    public func run() async throws {
+        let c = configuration
+        let loop = Loop(sampler: Sampler(paths: c.paths, selection: c.selection, config: c.collectors, tick: c.interval),
+                        writer: TwinWriter(store: store, policy: c.storage, report: { [logger] in logger.warning("\($0)") },
+                                           afterSeal: {
+                                               // Sealing and compaction ran code and heap the per-tick path does not use.
+                                               MemoryFootprint.releaseFreedMemory()
+                                               MemoryFootprint.limitCodeFaultAround()
+                                           }))
+        try loop.writer.begin(now: TwinTime.nowMillis(), interval: c.interval)
+        logger.info("collectors: \(loop.sampler.collectorNames.joined(separator: " "))")
+        // The loop runs on a thread of its own: one timed wait per tick, none of the task and timer
+        // machinery of the async runtime on the per-second path (docs/ARCHITECTURE.md).
+        let stopper = Stopper()
+        try await withGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                let thread = Thread {
+                    self.tickLoop(loop, stopper)
+                    done.resume()
+                }
+                thread.name = "hosttwin-collect"
+                thread.start()
+            }
+        } onGracefulShutdown: {
+            stopper.stop()
+        }
+        for s in sinks { s.collectionStopped() }
+        let (writer, count) = (loop.writer, loop.count)
+        try writer.finish(now: TwinTime.nowMillis())
+        logger.info("stopped after \(count) ticks; store sealed")
+    }
+
+    private func tickLoop(_ loop: Loop, _ stopper: Stopper) {
+        let c = configuration
+        while c.maxTicks.map({ loop.count < $0 }) ?? true {
+            // Ticks sit on the interval grid, so timestamps are regular (cheap to compress) and comparable across hosts.
+            let next = (TwinTime.nowMillis() / c.interval + 1) * c.interval
+            if stopper.sleep(until: next) { return }
+            let started = DispatchTime.now().uptimeNanoseconds
+            var obs = loop.sampler.tick(now: next)
+            c.dataPolicy.apply(to: &obs.entities, keys: c.keys)
+            let result: TwinWriter.TickResult
+            defer {
+                metrics.tick(durationNanos: Int64(DispatchTime.now().uptimeNanoseconds - started), health: obs.health,
+                             sealQueue: loop.writer.sealQueueDepth, stored: loop.lastError == nil)
+            }
+            do {
+                result = try loop.writer.commit(obs, health: obs.health)
+                if loop.lastError != nil { logger.notice("collection resumed: tick \(TwinTime.rfc3339(next)) stored") }
+                loop.lastError = nil
+                for e in result.events where e.kind == .listeningPorts || e.kind == .services {
+                    logger.debug("\(e.type.rawValue) \(e.kind!.rawValue) \(e.key ?? "")")
+                }
+            } catch {
+                // A failed commit (disk full, locked database) loses this tick only; the next ticks retry.
+                let msg = "\(error)"
+                if msg != loop.lastError { logger.error("collection paused, tick \(TwinTime.rfc3339(next)) not stored (retrying every tick): \(msg)") }
+                loop.lastError = msg
+                continue
+            }
+            if !sinks.isEmpty {
+                let tick = CommittedTick(time: next, observation: obs, events: c.dataPolicy.redactedForReaders(result.events),
+                                         health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector })
+                for s in sinks { s.committed(tick) }
+            }
+            loop.count += 1
+            if loop.count == 3 { MemoryFootprint.limitCodeFaultAround() }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import GRDB
+import TwinCore
+
+/// The writer's part for state: the open versions (through ``StateTracker``), the versions and health
+/// lines a tick writes, and the run's events.
+struct StateWriter {
+    private(set) var tracker = StateTracker()
+    private var lastHealth: [String: CollectorHealth] = [:]
+
+    /// Loads the open versions of `store` (at the start of a run).
+    mutating func load(_ db: Database, store: TwinStore) throws {
+        var current: [EntityKind: [String: StateTracker.Open]] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL") {
+            guard let kind = EntityKind(rawValue: row["kind"]) else { continue }
+            let attrs = try store.attributes(kind, row["attributes"], where: "versions row \(row["id"] as Int64)")
+            current[kind, default: [:]][store.key(kind, row["key"])] = .init(attributes: attrs, rowID: row["id"], validFrom: row["valid_from"])
+        }
+        tracker = StateTracker(current: current)
+    }
+
+    /// The health lines that differ from the last ones written.
+    func changedHealth(_ health: [CollectorHealth]) -> [CollectorHealth] {
+        health.filter { lastHealth[$0.collector]?.status != $0.status || lastHealth[$0.collector]?.message != $0.message }
+    }
+
+    /// Writes a tick's version changes and health lines at `t` inside the caller's transaction; returns
+    /// the row ids of the opened versions, in `delta.open` order.
+    func write(_ db: Database, _ delta: StateTracker.Delta, health: [CollectorHealth], at t: Int64, cipher: (any AttributeCipher)?) throws -> [Int64] {
+        var opened: [Int64] = []
+        for c in delta.close {
+            try db.cachedStatement(sql: "UPDATE versions SET valid_to = ?, span = ? WHERE id = ?").execute(arguments: [t, SpanClass.of(t - c.validFrom), c.rowID])
+        }
+        for e in delta.open {
+            let (key, attrs) = cipher.map { ($0.seal(e.kind, key: e.key), $0.seal(e.kind, e.attributes)) } ?? (e.key, e.attributes)
+            try db.cachedStatement(sql: "INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)").execute(
+                arguments: [e.kind.rawValue, key, t, try AttributeJSON.encode(attrs)])
+            opened.append(db.lastInsertedRowID)
+        }
+        for h in health {
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO health(collector, status, message, duration_us, t) VALUES (?, ?, ?, ?, ?)").execute(
+                arguments: [h.collector, h.status.rawValue, h.message, h.durationMicros, t])
+        }
+        return opened
+    }
+
+    /// Takes a written tick into the in-memory state.
+    mutating func applied(_ delta: StateTracker.Delta, opened: [Int64], health: [CollectorHealth], at t: Int64) {
+        for h in health { lastHealth[h.collector] = h }
+        tracker.apply(delta, opened: opened, at: t)
+    }
+
+    static func insertEvent(_ db: Database, _ e: TwinEvent) throws {
+        let detail: String? = e.changes.isEmpty ? e.message : try AttributeJSON.encodeChanges(e.changes)
+        try db.cachedStatement(sql: "INSERT INTO events(t, type, kind, key, detail) VALUES (?, ?, ?, ?, ?)").execute(
+            arguments: [e.time, e.type.rawValue, e.kind?.rawValue, e.key, detail])
+    }
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import TwinAnalytics
+import TwinCore
+import TwinQuery
+import TwinStorage
+
+/// `hosttwin bench forecast`: rolling-origin evaluation, 24 h ahead, on NAB's 5-minute AWS series or on
+/// this host's own stored series.
+struct BenchForecast: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forecast",
+        abstract: "Forecast accuracy (MASE, sMAPE, interval coverage), a season ahead from rolling origins, on NAB's realAWSCloudwatch series or on this host's stored series; HostTwin beside seasonal naive.",
+        discussion: """
+        NAB (default): origins are the last --origins days of each file, one forecast of a day (288 steps at 5 \
+        minutes) from each. With --data-dir, the host's CPU busy %, available memory, load, network and disk \
+        throughput and root filesystem space are read from the store at --step (1-minute rollups behind long \
+        histories) and forecast one --season ahead from each of the last --origins seasons; at least two seasons \
+        must be stored (two days by default). MASE is scaled by the in-sample seasonal naive error of the \
+        training part.
+        """
+    )
+    @Option(help: ArgumentHelp("NAB folder (data/, labels/).", valueName: "DIR")) var nab = "../shared/data/nab"
+    @Option(help: ArgumentHelp("Evaluate on this store's host series instead of NAB.", valueName: "DIR")) var dataDir: String?
+    @Option(help: ArgumentHelp("Step the host series are read at (with --data-dir).", valueName: "DURATION")) var step = "5m"
+    @Option(help: ArgumentHelp("Season and forecast horizon (with --data-dir).", valueName: "DURATION")) var season = "1d"
+    @Option(help: "Forecast origins per series (one per season, counted back from the end).") var origins = 3
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Row: Encodable {
+        var series: String; var model: String; var mase: Double; var smape: Double; var naiveMase: Double; var naiveSmape: Double
+        var coverage80: Double; var coverage95: Double
+    }
+
+    /// The host series evaluated with --data-dir.
+    static let hostSeries: [(String, String)] = [
+        ("cpu busy %", #"100 * (1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])))"#),
+        ("memory available", "node_memory_MemAvailable_bytes"),
+        ("load1", "node_load1"),
+        ("network received", #"sum(rate(node_network_receive_bytes_total{device!="lo"}[5m]))"#),
+        ("disk written", "sum(rate(node_disk_written_bytes_total[5m]))"),
+        ("root filesystem available", #"node_filesystem_avail_bytes{mountpoint="/"}"#),
+    ]
+
+    func run() throws {
+        var rows: [Row] = []
+        if let dataDir {
+            let stepMs = try TwinTime.parseDuration(step), seasonMs = try TwinTime.parseDuration(season)
+            guard stepMs >= 1000, seasonMs >= 3 * stepMs else { throw CLIError("--step must be at least 1s and --season at least three steps") }
+            let store = try TwinStore.open(dataDir: dataDir, readOnly: true)
+            guard let (first, last) = try store.sampleTimeRange(), last - first >= 2 * seasonMs else {
+                throw CLIError("the store holds less than two seasons (\(season)) of data: nothing to evaluate")
+            }
+            let source = StoreSampleSource(store: store)
+            let engine = PromQLEngine(source: stepMs >= 60_000 ? source.minuteResolution : source)
+            let end = last / stepMs * stepMs, m = Int(seasonMs / stepMs)
+            for (name, expr) in Self.hostSeries {
+                guard case .matrix(let series) = try engine.range(try PromQLParser.parse(expr), start: end - (last - first) / stepMs * stepMs, end: end, step: stepMs),
+                      let s = series.first else { continue }
+                // Gaps (the twin was stopped) are carried over from the last value before them.
+                var values: [Double] = [], t = s.points[0].0, k = 0
+                while t <= end {
+                    while k + 1 < s.points.count, s.points[k + 1].0 <= t { k += 1 }
+                    values.append(s.points[k].1)
+                    t += stepMs
+                }
+                if let row = Self.evaluate(name, values, period: m, horizon: m, origins: origins, minimumTraining: m + 1) { rows.append(row) }
+            }
+        } else {
+            let corpus: NABCorpus
+            do { corpus = try NABCorpus.load(root: nab, category: "realAWSCloudwatch") } catch { throw CLIError("\(error) (pass --nab DIR)") }
+            for f in corpus.files {
+                let m = Forecasting.dailyPeriod(step: Forecasting.step(f.timestamps[...]))
+                if let row = Self.evaluate(f.name, f.values, period: m, horizon: m, origins: origins, minimumTraining: 2 * m + 1) { rows.append(row) }
+            }
+        }
+        guard !rows.isEmpty else { throw CLIError("no series long enough to evaluate") }
+        let mean = { (k: KeyPath<Row, Double>) in rows.reduce(0) { $0 + $1[keyPath: k] } / Double(max(rows.count, 1)) }
+        if json {
+            struct Out: Encodable {
+                var series: [Row]; var meanMase: Double; var meanSmape: Double; var naiveMeanMase: Double; var naiveMeanSmape: Double
+                var coverage80: Double; var coverage95: Double
+            }
+            try printJSON(Out(series: rows, meanMase: mean(\.mase), meanSmape: mean(\.smape), naiveMeanMase: mean(\.naiveMase), naiveMeanSmape: mean(\.naiveSmape),
+                              coverage80: mean(\.coverage80), coverage95: mean(\.coverage95)))
+            return
+        }
+        printTable(["SERIES", "MASE", "sMAPE", "NAIVE MASE", "NAIVE sMAPE", "MODEL (last origin)"], rows.map {
+            [String($0.series.split(separator: "/").last ?? ""), String(format: "%.3f", $0.mase), String(format: "%.1f", $0.smape),
+             String(format: "%.3f", $0.naiveMase), String(format: "%.1f", $0.naiveSmape), $0.model]
+        })
+        print(String(format: "mean MASE %.3f (seasonal naive %.3f), mean sMAPE %.1f (seasonal naive %.1f); actuals inside the 80 %% intervals %.0f %%, the 95 %% intervals %.0f %%",
+                     mean(\.mase), mean(\.naiveMase), mean(\.smape), mean(\.naiveSmape), mean(\.coverage80) * 100, mean(\.coverage95) * 100))
+    }
+
+    /// One series forecast `horizon` steps ahead from each of the last `origins` periods, beside the
+    /// seasonal naive forecast; nil when no origin leaves `minimumTraining` values to train on.
+    static func evaluate(_ name: String, _ values: [Double], period m: Int, horizon: Int, origins: Int, minimumTraining: Int) -> Row? {
+        var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, in80 = 0, in95 = 0, scored = 0
+        var model = ""
+        for k in (1...max(origins, 1)).reversed() {
+            let origin = values.count - k * m
+            guard origin >= minimumTraining else { continue }
+            let train = Array(values[..<origin]), actual = Array(values[origin..<min(origin + horizon, values.count)])
+            let (chosen, points) = Forecaster.forecast(train, horizon: actual.count, period: m)
+            model = chosen.description
+            let naive = (0..<actual.count).map { train[train.count - m + ($0 % m)] }
+            mase += ForecastAccuracy.mase(actual: actual, forecast: points.map(\.mean), training: train, period: m)
+            smape += ForecastAccuracy.smape(actual: actual, forecast: points.map(\.mean))
+            nMase += ForecastAccuracy.mase(actual: actual, forecast: naive, training: train, period: m)
+            nSmape += ForecastAccuracy.smape(actual: actual, forecast: naive)
+            for (a, p) in zip(actual, points) {
+                if a >= p.lo80 && a <= p.hi80 { in80 += 1 }
+                if a >= p.lo95 && a <= p.hi95 { in95 += 1 }
+            }
+            scored += actual.count
+            count += 1
+        }
+        guard count > 0 else { return nil }
+        let c = Double(count)
+        return Row(series: name, model: model, mase: mase / c, smape: smape / c, naiveMase: nMase / c, naiveSmape: nSmape / c,
+                   coverage80: Double(in80) / Double(scored), coverage95: Double(in95) / Double(scored))
+    }
+}
