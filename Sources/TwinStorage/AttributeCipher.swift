@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import TwinCore
 
@@ -34,9 +35,31 @@ extension TwinStore {
 extension TwinStore {
     /// Rewrites stored versions as they are stored (sealed values stay sealed): `transform` gets each
     /// version's kind, stored key and stored attributes and returns the new ones, or nil to leave the row.
-    /// Works in batches of 2,000 rows, each its own transaction, so a running writer is never held up
-    /// long. Returns the number of rows rewritten.
+    /// Works in batches of 2,000 rows (then block by block), each its own transaction, so a running
+    /// writer is never held up long. Returns the number of versions rewritten.
     public func rewriteVersions(_ transform: (EntityKind, String, [String: AttributeValue]) throws -> (String, [String: AttributeValue])?) throws -> Int {
+        var changed = try rewriteRows(transform)
+        var after: Int64 = 0
+        while let row = try pool.read({ db in try Row.fetchOne(db, sql: "SELECT id, data FROM version_blocks WHERE id > ? ORDER BY id LIMIT 1", arguments: [after]) }) {
+            after = row["id"]
+            var list = try VersionCodec.decode([UInt8](row["data"] as Data))
+            var n = 0
+            for i in list.indices {
+                guard let (key, new) = try transform(list[i].kind, list[i].key, list[i].attributes) else { continue }
+                list[i].key = key
+                list[i].attributes = new
+                n += 1
+            }
+            guard n > 0 else { continue }
+            try pool.write { db in
+                try db.execute(sql: "UPDATE version_blocks SET data = ? WHERE id = ?", arguments: [Data(VersionCodec.encode(list)), after])
+            }
+            changed += n
+        }
+        return changed
+    }
+
+    private func rewriteRows(_ transform: (EntityKind, String, [String: AttributeValue]) throws -> (String, [String: AttributeValue])?) throws -> Int {
         var after: Int64 = 0, changed = 0
         while true {
             let rows = try pool.read { db in

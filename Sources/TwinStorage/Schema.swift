@@ -174,6 +174,23 @@ enum Schema {
                     revoked INTEGER) WITHOUT ROWID
                 """)
         }
+        // v7: closed versions packed in blocks (VersionCodec), one per lifetime class and clock hour, so
+        // the state history costs bytes per version instead of a row with its JSON and three index entries.
+        m.registerMigration("v7") { db in
+            try db.execute(sql: """
+                CREATE TABLE version_blocks(
+                    id INTEGER PRIMARY KEY,
+                    span INTEGER NOT NULL,
+                    min_from INTEGER NOT NULL,
+                    max_from INTEGER NOT NULL,
+                    min_to INTEGER NOT NULL,
+                    max_to INTEGER NOT NULL,
+                    count INTEGER NOT NULL,
+                    data BLOB NOT NULL);
+                CREATE INDEX version_blocks_by_span ON version_blocks(span, max_from);
+                CREATE INDEX version_blocks_by_end ON version_blocks(max_to);
+                """)
+        }
         return m
     }
 }

@@ -108,24 +108,33 @@ extension TwinStore {
 
     /// Versions valid at `at`: the open ones (`valid_to IS NULL`, the current entities) and, per
     /// lifetime class c, the closed versions that started within 2^c s before `at` and ended after it
-    /// (index `versions_by_span`), so the rows read stay close to the rows returned whatever `at` is.
+    /// (index `versions_by_span`, and the blocks of packed versions of that class), so the versions read
+    /// stay close to the versions returned whatever `at` is.
     func state(_ db: Database, at: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
         let wanted = kinds.map { Set($0.map(\.rawValue)) }
         let columns = "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions"
         var rows = try Row.fetchAll(db.cachedStatement(sql: "\(columns) INDEXED BY versions_by_end WHERE valid_to IS NULL AND valid_from <= ?"), arguments: [at])
-        // Rows are inserted in time order: the first row is about the oldest start.
-        let oldest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT valid_from FROM versions ORDER BY id LIMIT 1")) ?? at
-        let newest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(valid_to) FROM versions")) ?? at
+        var packed: [EntityVersion] = []
+        let newest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(coalesce((SELECT max(valid_to) FROM versions), \(Int64.min)), coalesce((SELECT max(max_to) FROM version_blocks), \(Int64.min)))")) ?? at
         if at < newest {
             let closed = try db.cachedStatement(sql: "\(columns) INDEXED BY versions_by_span WHERE span = ? AND valid_from >= ? AND valid_from <= ? AND valid_to > ?")
-            for c in 0...SpanClass.of(newest - oldest) {
+            for c in 0...(try maxSpanClass(db)) {
                 let w = SpanClass.window(c)
                 rows += try Row.fetchAll(closed, arguments: [c, at > Int64.min + w ? at - w : Int64.min, at, at])
+                packed += try packedAlive(db, span: c, at: at)
             }
         }
         var out = try versions(rows, kinds: wanted)
+        out += packed.lazy.filter { wanted?.contains($0.kind.rawValue) ?? true }.map(opened)
         out.sort { $0.kind != $1.kind ? $0.kind < $1.kind : $0.key < $1.key }
         return out
+    }
+
+    /// The longest lifetime class of any closed version, rows or blocks (index lookups).
+    func maxSpanClass(_ db: Database) throws -> Int {
+        let rows = try Int.fetchOne(db.cachedStatement(sql: "SELECT max(span) FROM versions")) ?? 0
+        let blocks = try Int.fetchOne(db.cachedStatement(sql: "SELECT max(span) FROM version_blocks")) ?? 0
+        return max(rows, blocks, 0)
     }
 
     /// Entity versions from `versions` rows (id, kind, key, valid_from, valid_to, attributes), of `kinds` when given.
@@ -152,6 +161,9 @@ extension TwinStore {
                                         arguments: [kind.rawValue, sample])
             if rows.isEmpty {
                 rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, attributes FROM versions WHERE kind = ? ORDER BY id DESC LIMIT ?"), arguments: [kind.rawValue, sample])
+            }
+            if rows.isEmpty, let newest = try Int64.fetchOne(db, sql: "SELECT max(max_to) FROM version_blocks") {
+                for v in try packedEnding(db, from: newest - StoragePolicy.day, to: newest) where v.kind == kind { names.formUnion(v.attributes.keys) }
             }
             for row in rows {
                 let id: Int64 = row["id"]
@@ -209,7 +221,7 @@ extension TwinStore {
         try pool.read { db in try self.versionsStarting(db, from: from, to: to, kinds: kinds) }
     }
 
-    /// Starts in the range: open versions, then each lifetime class (index versions_by_span).
+    /// Starts in the range: open versions, then each lifetime class (index versions_by_span), then blocks.
     func versionsStarting(_ db: Database, from: Int64, to: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
         let wanted = kinds.map { Set($0.map(\.rawValue)) }
         let columns = "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions"
@@ -219,6 +231,7 @@ extension TwinStore {
             for c in 0...max(classes, 0) { rows += try Row.fetchAll(closed, arguments: [c, from, to]) }
         }
         var out = try versions(rows, kinds: wanted)
+        out += try packedStarting(db, from: from, to: to).lazy.filter { wanted?.contains($0.kind.rawValue) ?? true }.map(opened)
         out.sort { $0.validFrom < $1.validFrom }
         return out
     }
@@ -226,32 +239,27 @@ extension TwinStore {
     /// A version starting at T whose entity had a version ending at T is a change; otherwise the start
     /// is an appearance and the end a disappearance.
     func entityEvents(_ db: Database, from: Int64, to: Int64) throws -> [TwinEvent] {
-        struct K: Hashable { var kind: String; var key: String; var t: Int64 }
+        struct K: Hashable { var kind: EntityKind; var key: String; var t: Int64 }
         let starts = try versionsStarting(db, from: from, to: to, kinds: nil)
-        let ends = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_to AS t, attributes FROM versions WHERE valid_to >= ? AND valid_to <= ?", arguments: [from, to])
-        func endKey(_ e: Row) -> K {
-            let kind: String = e["kind"]
-            return K(kind: kind, key: EntityKind(rawValue: kind).map { key($0, e["key"]) } ?? e["key"], t: e["t"])
-        }
-        var endAt: [K: Row] = [:]
-        for e in ends { endAt[endKey(e)] = e }
+        let rows = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions WHERE valid_to >= ? AND valid_to <= ?", arguments: [from, to])
+        let ends = try versions(rows, kinds: nil) + packedEnding(db, from: from, to: to).map(opened)
+        var endAt: [K: EntityVersion] = [:]
+        for e in ends { endAt[K(kind: e.kind, key: e.key, t: e.validTo!)] = e }
         var startAt = Set<K>()
         var out: [TwinEvent] = []
         for s in starts {
-            let k = K(kind: s.kind.rawValue, key: s.key, t: s.validFrom)
-            let kind = s.kind
+            let k = K(kind: s.kind, key: s.key, t: s.validFrom)
             startAt.insert(k)
             if let e = endAt[k] {
-                let old = try attributes(kind, e["attributes"], where: "versions row \(e["id"] as Int64)")
-                out.append(TwinEvent(time: k.t, type: .changed, kind: kind, key: k.key, changes: TwinEvent.changes(from: old, to: s.attributes)))
+                out.append(TwinEvent(time: k.t, type: .changed, kind: k.kind, key: k.key, changes: TwinEvent.changes(from: e.attributes, to: s.attributes)))
             } else {
-                out.append(TwinEvent(time: k.t, type: .appeared, kind: kind, key: k.key))
+                out.append(TwinEvent(time: k.t, type: .appeared, kind: k.kind, key: k.key))
             }
         }
         for e in ends {
-            let k = endKey(e)
-            guard !startAt.contains(k), let kind = EntityKind(rawValue: k.kind) else { continue }
-            out.append(TwinEvent(time: k.t, type: .disappeared, kind: kind, key: k.key))
+            let k = K(kind: e.kind, key: e.key, t: e.validTo!)
+            guard !startAt.contains(k) else { continue }
+            out.append(TwinEvent(time: k.t, type: .disappeared, kind: k.kind, key: k.key))
         }
         return out
     }
@@ -299,7 +307,8 @@ extension TwinStore {
             out["chunk_bytes"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM chunks") ?? 0
             out["rollup_blocks"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM rollups") ?? 0
             out["rollup_bytes"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM rollups") ?? 0
-            out["versions"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM versions") ?? 0
+            out["versions"] = try Int64.fetchOne(db, sql: "SELECT (SELECT count(*) FROM versions) + (SELECT coalesce(sum(count), 0) FROM version_blocks)") ?? 0
+            out["version_blocks"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM version_blocks") ?? 0
             out["events"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0
             return out
         }

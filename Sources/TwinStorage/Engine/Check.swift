@@ -89,6 +89,17 @@ public enum StoreDoctor {
                     _ = try AttributeJSON.decode(row["attributes"], where: "versions row \(row["id"] as Int64)")
                     versions += 1
                 }
+                try scanRows(db, "version_blocks", &problems, file: dbPath) { row in
+                    let id: Int64 = row["id"]
+                    let list: [EntityVersion]
+                    do { list = try VersionCodec.decode([UInt8](row["data"] as Data)) } catch {
+                        throw TwinError.corrupt(what: "version block \(id)", detail: "\(error)")
+                    }
+                    guard list.count == row["count"] as Int, list.map(\.validFrom).min() == row["min_from"], list.compactMap(\.validTo).max() == row["max_to"] else {
+                        throw TwinError.corrupt(what: "version block \(id)", detail: "its index row disagrees with its contents")
+                    }
+                    versions += list.count
+                }
                 return try TwinStore.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
             }
         } catch {

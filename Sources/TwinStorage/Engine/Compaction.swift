@@ -156,6 +156,7 @@ extension TwinStore {
             try db.execute(sql: "DELETE FROM rollups WHERE tier = 1 AND start + ? <= ?", arguments: [StoragePolicy.day, before(policy.minuteRetention)])
             try db.execute(sql: "DELETE FROM rollups WHERE tier = 2 AND start + ? <= ?", arguments: [StoragePolicy.hourBlock, before(policy.hourRetention)])
             try db.execute(sql: "DELETE FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", arguments: [before(policy.stateRetention)])
+            try db.execute(sql: "DELETE FROM version_blocks WHERE max_to < ?", arguments: [before(policy.stateRetention)])
             try db.execute(sql: "DELETE FROM events WHERE t < ?", arguments: [before(policy.stateRetention)])
         }
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") }

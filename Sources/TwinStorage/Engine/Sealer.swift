@@ -111,7 +111,9 @@ final class Sealer: @unchecked Sendable {
     private func process(_ job: Job) throws {
         try seal(job)
         do {
-            try store.compact(before: floorDiv(job.latest, StoragePolicy.hour) * StoragePolicy.hour)
+            let hour = floorDiv(job.latest, StoragePolicy.hour) * StoragePolicy.hour
+            try store.compact(before: hour)
+            try store.packVersions(before: hour)
             if lastRetention.map({ job.latest - $0 >= 10 * StoragePolicy.minute }) ?? true {
                 try store.applyRetention(policy, latest: job.latest)
                 lastRetention = job.latest

@@ -1,0 +1,174 @@
+import TwinCore
+
+/// The compact encoding of entity versions, for packed blocks on disk and for the wire.
+///
+/// A block holds versions in time order (by `validFrom`, then kind and key). Strings — kinds, keys,
+/// attribute names, string values — are interned once per block. A version whose entity has an earlier
+/// version in the block ending where it starts is stored as a delta against it: only the attributes that
+/// changed or were removed. Three streams (entity and times, attribute names, attribute values) are
+/// written one after another, so like bytes sit together, and the body is deflated when that is smaller:
+///
+/// ```
+/// u8 format (1) · u8 flags (bit 0: body deflated) · uvarint count · [uvarint raw body size] · body · u32 crc32
+/// body: strings (uvarint n, n × (uvarint length, UTF-8)) · uvarint |meta| · meta · uvarint |names| · names · values
+/// meta, per version: uvarint kind · uvarint key · varint validFrom − previous validFrom · uvarint end
+///       (0: open, else 1 + validTo − validFrom)
+/// names, per version: uvarint set count · set names · [if a delta: uvarint removed count · removed names]
+/// values, per set name: u8 tag (0 string, 1 int, 2 double, 3 false, 4 true, 5 null) · payload
+///       (string: uvarint string index; int: varint; double: u64 bit pattern)
+/// ```
+/// The checksum covers everything before it; decoding checks it, every count and every index.
+public enum VersionCodec {
+    static let format: UInt8 = 1
+
+    /// Encodes `versions` (any order; the block keeps them sorted by start, kind, key).
+    public static func encode(_ versions: [EntityVersion]) -> [UInt8] {
+        let sorted = versions.sorted { ($0.validFrom, $0.kind.rawValue, $0.key) < ($1.validFrom, $1.kind.rawValue, $1.key) }
+        var strings: [String] = []
+        var index: [String: Int] = [:]
+        func intern(_ s: String) -> UInt64 {
+            if let i = index[s] { return UInt64(i) }
+            index[s] = strings.count
+            strings.append(s)
+            return UInt64(strings.count - 1)
+        }
+        struct EntityRef: Hashable { var kind: EntityKind; var key: String }
+        var previous: [EntityRef: EntityVersion] = [:]
+        var meta = ByteWriter(capacity: sorted.count * 8)
+        var names = ByteWriter(capacity: sorted.count * 8)
+        var values = ByteWriter(capacity: sorted.count * 16)
+        var lastFrom: Int64 = 0
+        for v in sorted {
+            meta.uvarint(intern(v.kind.rawValue))
+            meta.uvarint(intern(v.key))
+            meta.varint(v.validFrom &- lastFrom)
+            lastFrom = v.validFrom
+            meta.uvarint(v.validTo.map { UInt64(bitPattern: 1 &+ ($0 &- v.validFrom)) } ?? 0)
+            let ref = EntityRef(kind: v.kind, key: v.key)
+            let base = previous[ref].flatMap { $0.validTo == v.validFrom ? $0.attributes : nil }
+            let set = v.attributes.filter { base?[$0.key] != $0.value }.sorted { $0.key < $1.key }
+            names.uvarint(UInt64(set.count))
+            for (name, value) in set {
+                names.uvarint(intern(name))
+                switch value {
+                case .string(let s): values.u8(0); values.uvarint(intern(s))
+                case .int(let i): values.u8(1); values.varint(i)
+                case .double(let d): values.u8(2); values.u64(d.bitPattern)
+                case .bool(let b): values.u8(b ? 4 : 3)
+                case .null: values.u8(5)
+                }
+            }
+            if let base {
+                let removed = base.keys.filter { v.attributes[$0] == nil }.sorted()
+                names.uvarint(UInt64(removed.count))
+                for r in removed { names.uvarint(intern(r)) }
+            }
+            previous[ref] = v
+        }
+        var body = ByteWriter(capacity: meta.bytes.count + names.bytes.count + values.bytes.count + strings.count * 12)
+        body.uvarint(UInt64(strings.count))
+        for s in strings {
+            let utf8 = Array(s.utf8)
+            body.uvarint(UInt64(utf8.count))
+            body.append(utf8)
+        }
+        body.uvarint(UInt64(meta.bytes.count))
+        body.append(meta.bytes)
+        body.uvarint(UInt64(names.bytes.count))
+        body.append(names.bytes)
+        body.append(values.bytes)
+
+        var out = ByteWriter(capacity: body.bytes.count / 3 + 16)
+        out.u8(format)
+        if body.bytes.count > 64, let z = Zlib.deflate(body.bytes, level: 9), z.count + 4 < body.bytes.count {
+            out.u8(1)
+            out.uvarint(UInt64(sorted.count))
+            out.uvarint(UInt64(body.bytes.count))
+            out.append(z)
+        } else {
+            out.u8(0)
+            out.uvarint(UInt64(sorted.count))
+            out.append(body.bytes)
+        }
+        out.u32(Zlib.crc32(out.bytes))
+        return out.bytes
+    }
+
+    /// Decodes a block; throws ``ChunkError`` on anything damaged (checksum, counts, indexes, truncation).
+    public static func decode(_ blob: [UInt8]) throws -> [EntityVersion] {
+        try blob.withUnsafeBytes { all in
+            guard all.count >= 7 else { throw ChunkError.truncated }
+            let payload = UnsafeRawBufferPointer(rebasing: all[0..<all.count - 4])
+            var tail = ByteReader(all, at: all.count - 4)
+            guard try tail.u32() == Zlib.crc32(payload) else { throw ChunkError.corrupt("version block checksum mismatch") }
+            var head = ByteReader(payload)
+            guard try head.u8() == format else { throw ChunkError.corrupt("unknown version block format") }
+            let flags = try head.u8()
+            // Each version costs at least 4 bytes of meta; a count beyond that is damage, not a reason to allocate.
+            let count = try head.count(limit: 1 << 26)
+            if flags & 1 != 0 {
+                let rawSize = try head.count(limit: 1 << 30)
+                let body = try Zlib.inflate(UnsafeRawBufferPointer(rebasing: payload[head.pos...]), rawCount: rawSize)
+                return try body.withUnsafeBytes { try decodeBody(ByteReader($0), count: count) }
+            }
+            return try decodeBody(ByteReader(UnsafeRawBufferPointer(rebasing: payload[head.pos...])), count: count)
+        }
+    }
+
+    private static func decodeBody(_ reader: ByteReader, count: Int) throws -> [EntityVersion] {
+        var r = reader
+        let n = try r.count(limit: r.remaining)
+        var strings: [String] = []
+        strings.reserveCapacity(n)
+        for _ in 0..<n {
+            let len = try r.count(limit: r.remaining)
+            strings.append(String(decoding: try r.take(len), as: UTF8.self))
+        }
+        func string(_ i: UInt64) throws -> String {
+            guard i < UInt64(strings.count) else { throw ChunkError.corrupt("string index \(i) out of range") }
+            return strings[Int(i)]
+        }
+        let metaLen = try r.count(limit: r.remaining)
+        guard count <= metaLen / 4 + 1 else { throw ChunkError.corrupt("version count \(count) exceeds what the block holds") }
+        var meta = ByteReader(try r.take(metaLen))
+        let namesLen = try r.count(limit: r.remaining)
+        var names = ByteReader(try r.take(namesLen))
+        var values = ByteReader(try r.take(r.remaining))
+        struct EntityRef: Hashable { var kind: UInt64; var key: UInt64 }
+        var previous: [EntityRef: Int] = [:]
+        var out: [EntityVersion] = []
+        out.reserveCapacity(count)
+        var from: Int64 = 0
+        for _ in 0..<count {
+            let kindIndex = try meta.uvarint(), keyIndex = try meta.uvarint()
+            guard let kind = EntityKind(rawValue: try string(kindIndex)) else { throw ChunkError.corrupt("unknown entity kind") }
+            from = from &+ (try meta.varint())
+            let end = try meta.uvarint()
+            let to: Int64? = end == 0 ? nil : from &+ Int64(bitPattern: end &- 1)
+            let ref = EntityRef(kind: kindIndex, key: keyIndex)
+            let base = previous[ref].flatMap { out[$0].validTo == from ? out[$0].attributes : nil }
+            var attrs = base ?? [:]
+            let setCount = try names.count(limit: names.remaining)
+            attrs.reserveCapacity(setCount)
+            for _ in 0..<setCount {
+                let name = try string(try names.uvarint())
+                switch try values.u8() {
+                case 0: attrs[name] = .string(try string(try values.uvarint()))
+                case 1: attrs[name] = .int(try values.varint())
+                case 2: attrs[name] = .double(Double(bitPattern: try values.u64()))
+                case 3: attrs[name] = .bool(false)
+                case 4: attrs[name] = .bool(true)
+                case 5: attrs[name] = .null
+                case let tag: throw ChunkError.corrupt("unknown value tag \(tag)")
+                }
+            }
+            if base != nil {
+                for _ in 0..<(try names.count(limit: names.remaining)) { attrs[try string(try names.uvarint())] = nil }
+            }
+            previous[ref] = out.count
+            out.append(EntityVersion(kind: kind, key: try string(keyIndex), attributes: attrs, validFrom: from, validTo: to))
+        }
+        guard meta.remaining == 0, names.remaining == 0, values.remaining == 0 else { throw ChunkError.corrupt("version block has trailing bytes") }
+        return out
+    }
+}
