@@ -23,7 +23,7 @@ public enum FuzzTargets {
     public static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "procfs": procfs, "exposition": exposition, "promql": promql, "time": time, "chunk": chunk,
         "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
-        "config": config,
+        "config": config, "versions": versions,
     ]
 
     /// Every /proc and /sys parser on the same bytes (text and binary forms).
@@ -74,6 +74,14 @@ public enum FuzzTargets {
         let sealed = ChunkCodec.withChecksum(data)
         _ = try? ChunkCodec.decode(sealed)
         _ = try? ChunkCodec.decode(sealed, columnCount: 5)
+    }
+
+    /// Version blocks, from disk or the wire. The first byte picks the flags of a block whose checksum
+    /// is made right, so the decoder itself is reached.
+    static func versions(_ data: [UInt8]) {
+        _ = try? VersionCodec.decode(data)
+        guard let flags = data.first else { return }
+        _ = try? VersionCodec.decode(ChunkCodec.withChecksum([1, flags & 1] + data.dropFirst()))
     }
 
     /// Head log records: the first byte splits the input into records.
