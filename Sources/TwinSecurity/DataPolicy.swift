@@ -175,6 +175,34 @@ public struct PolicyCipher: AttributeCipher {
         return DataPolicy.connectionKey(key, remote: keys.open(.string(remote), context: "connections.remote_address")?.description ?? Redactor.mask)
     }
 
+    public func isSealed(_ kind: EntityKind, attribute: String) -> Bool {
+        policy.action(kind, .sensitive) == .keep && policy.classOf(kind, attribute) == .sensitive
+    }
+
+    public func isSealed(_ kind: EntityKind, key: String) -> Bool {
+        kind == .connections && isSealed(kind, attribute: "remote_address") && Self.remote(of: key) != nil
+    }
+
+    public func clear(_ kind: EntityKind, _ attributes: [String: AttributeValue]) -> [String: AttributeValue]? {
+        var out = attributes
+        for (name, value) in attributes where KeyRing.sealedKeyID(value) != nil {
+            guard let clear = keys.open(value, context: "\(kind.rawValue).\(name)") else { return nil }
+            out[name] = clear
+        }
+        return out
+    }
+
+    public func clear(_ kind: EntityKind, key: String) -> String? {
+        guard kind == .connections, let remote = Self.remote(of: key), remote.hasPrefix(KeyRing.prefix) else { return key }
+        return keys.open(.string(remote), context: "connections.remote_address").map { DataPolicy.connectionKey(key, remote: $0.description) }
+    }
+
+    public func sealSection(_ bytes: [UInt8]) -> [UInt8]? { keys.sealBytes(bytes, context: "version block") }
+
+    public func openSection(_ sealed: [UInt8]) -> [UInt8]? { keys.openBytes(sealed, context: "version block") }
+
+    public func isStale(section sealed: [UInt8]) -> Bool { KeyRing.keyID(ofSealedBytes: sealed) != keys.currentID }
+
     /// The remote address inside `tcp/LOCAL:PORT/REMOTE:PORT` (an IPv6 address holds colons, so the
     /// last colon ends it).
     static func remote(of key: String) -> String? {

@@ -130,6 +130,29 @@ public final class KeyRing: Sendable {
         return clear
     }
 
+    /// `bytes` sealed under the current key with a random nonce: `key id · 0x00 · nonce, ciphertext, tag`
+    /// (AES-GCM, `context` authenticated); nil when there is no current key.
+    public func sealBytes(_ bytes: [UInt8], context: String) -> [UInt8]? {
+        guard let id = currentID, let key = state.withLock({ $0.keys[id] }),
+              let box = try? AES.GCM.seal(bytes, using: SymmetricKey(data: key), authenticating: Array(context.utf8)),
+              let combined = box.combined else { return nil }
+        return Array(id.utf8) + [0] + Array(combined)
+    }
+
+    /// What `sealBytes` sealed; nil when its key is absent or the bytes were tampered with.
+    public func openBytes(_ sealed: [UInt8], context: String) -> [UInt8]? {
+        guard let id = Self.keyID(ofSealedBytes: sealed), let key = state.withLock({ $0.keys[id] }),
+              let box = try? AES.GCM.SealedBox(combined: Data(sealed[(id.utf8.count + 1)...])),
+              let plain = try? AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: Array(context.utf8)) else { return nil }
+        return Array(plain)
+    }
+
+    /// The key id that `sealBytes` output names.
+    public static func keyID(ofSealedBytes sealed: [UInt8]) -> String? {
+        guard let zero = sealed.prefix(64).firstIndex(of: 0), zero > 0 else { return nil }
+        return String(decoding: sealed[..<zero], as: UTF8.self)
+    }
+
     /// A keyed hash of `value` (`h:` and 16 hex digits): equal values hash equal, nothing else is revealed.
     public func hash(_ value: AttributeValue, context: String) -> AttributeValue {
         guard let key = state.withLock({ $0.hashKey }) else { return .string(Redactor.mask) }

@@ -13,6 +13,21 @@ public protocol AttributeCipher: Sendable {
     /// An entity key as stored (the parts of it that are sensitive sealed), and as read.
     func seal(_ kind: EntityKind, key: String) -> String
     func open(_ kind: EntityKind, key: String) -> String
+
+    // Packed blocks seal their sensitive strings together, as one message, so they compress.
+
+    /// Whether values of `kind.attribute`, and the key of an entity of `kind`, are sealed at rest.
+    func isSealed(_ kind: EntityKind, attribute: String) -> Bool
+    func isSealed(_ kind: EntityKind, key: String) -> Bool
+    /// The attributes in clear; nil when some sealed value cannot be opened (no key). Never masks.
+    func clear(_ kind: EntityKind, _ attributes: [String: AttributeValue]) -> [String: AttributeValue]?
+    func clear(_ kind: EntityKind, key: String) -> String?
+    /// `bytes` sealed under the current key, naming it; nil when there is no key.
+    func sealSection(_ bytes: [UInt8]) -> [UInt8]?
+    /// What `sealSection` sealed; nil when its key is absent or the section was tampered with.
+    func openSection(_ sealed: [UInt8]) -> [UInt8]?
+    /// Whether a sealed section is under a key other than the current one.
+    func isStale(section sealed: [UInt8]) -> Bool
 }
 
 extension TwinStore {
@@ -35,6 +50,7 @@ extension TwinStore {
 extension TwinStore {
     /// Rewrites stored versions as they are stored (sealed values stay sealed): `transform` gets each
     /// version's kind, stored key and stored attributes and returns the new ones, or nil to leave the row.
+    /// Packed blocks whose sealed section is under an old key are re-sealed under the current one.
     /// Works in batches of 2,000 rows (then block by block), each its own transaction, so a running
     /// writer is never held up long. Returns the number of versions rewritten.
     public func rewriteVersions(_ transform: (EntityKind, String, [String: AttributeValue]) throws -> (String, [String: AttributeValue])?) throws -> Int {
@@ -42,19 +58,32 @@ extension TwinStore {
         var after: Int64 = 0
         while let row = try pool.read({ db in try Row.fetchOne(db, sql: "SELECT id, data FROM version_blocks WHERE id > ? ORDER BY id LIMIT 1", arguments: [after]) }) {
             after = row["id"]
-            var list = try VersionCodec.decode([UInt8](row["data"] as Data))
-            var n = 0
-            for i in list.indices {
-                guard let (key, new) = try transform(list[i].kind, list[i].key, list[i].attributes) else { continue }
-                list[i].key = key
-                list[i].attributes = new
-                n += 1
+            let blob = [UInt8](row["data"] as Data)
+            let block: [UInt8]
+            if let section = try VersionCodec.sealedSection(of: blob) {
+                // Sealed together: re-sealed as a whole when under an old key.
+                guard let cipher, cipher.isStale(section: section) else { continue }
+                guard cipher.openSection(section) != nil else {
+                    throw TwinError.unavailable("version block \(after) is sealed under a key that cannot open it; nothing was deleted")
+                }
+                let list = try VersionCodec.decode(blob, sealer: cipher)
+                guard let b = VersionCodec.encode(list, sealer: cipher) else { throw TwinError.unavailable("no current key to re-seal version block \(after)") }
+                block = b
+                changed += list.count
+            } else {
+                var list = try VersionCodec.decode(blob)
+                var n = 0
+                for i in list.indices {
+                    guard let (key, new) = try transform(list[i].kind, list[i].key, list[i].attributes) else { continue }
+                    list[i].key = key
+                    list[i].attributes = new
+                    n += 1
+                }
+                guard n > 0 else { continue }
+                block = VersionCodec.encode(list)
+                changed += n
             }
-            guard n > 0 else { continue }
-            try pool.write { db in
-                try db.execute(sql: "UPDATE version_blocks SET data = ? WHERE id = ?", arguments: [Data(VersionCodec.encode(list)), after])
-            }
-            changed += n
+            try pool.write { db in try db.execute(sql: "UPDATE version_blocks SET data = ? WHERE id = ?", arguments: [Data(block), after]) }
         }
         return changed
     }

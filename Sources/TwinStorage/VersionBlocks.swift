@@ -30,7 +30,7 @@ extension TwinStore {
             }
             for (span, list) in bySpan {
                 for start in stride(from: 0, to: list.count, by: Self.versionsPerBlock) {
-                    try Self.insertBlock(db, span: span, Array(list[start..<min(start + Self.versionsPerBlock, list.count)]))
+                    try insertBlock(db, span: span, Array(list[start..<min(start + Self.versionsPerBlock, list.count)]))
                 }
             }
             try db.execute(sql: "DELETE FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", arguments: [horizon])
@@ -38,18 +38,33 @@ extension TwinStore {
         }
     }
 
-    static func insertBlock(_ db: Database, span: Int, _ list: [EntityVersion]) throws {
+    func insertBlock(_ db: Database, span: Int, _ list: [EntityVersion]) throws {
         guard !list.isEmpty else { return }
         let froms = list.map(\.validFrom), tos = list.map { $0.validTo ?? $0.validFrom }
         try db.cachedStatement(sql: "INSERT INTO version_blocks(span, min_from, max_from, min_to, max_to, count, data) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(
-            arguments: [span, froms.min()!, froms.max()!, tos.min()!, tos.max()!, list.count, Data(VersionCodec.encode(list))])
+            arguments: [span, froms.min()!, froms.max()!, tos.min()!, tos.max()!, list.count, Data(encodeBlock(list))])
+    }
+
+    /// A block of stored versions. With a cipher that can open them, their sealed values are opened and
+    /// sealed again together as the block's section (they then compress); otherwise they stay as stored.
+    func encodeBlock(_ stored: [EntityVersion]) -> [UInt8] {
+        if let cipher {
+            var clear: [EntityVersion] = []
+            clear.reserveCapacity(stored.count)
+            for v in stored {
+                guard let key = cipher.clear(v.kind, key: v.key), let attrs = cipher.clear(v.kind, v.attributes) else { return VersionCodec.encode(stored) }
+                clear.append(EntityVersion(kind: v.kind, key: key, attributes: attrs, validFrom: v.validFrom, validTo: v.validTo))
+            }
+            if let block = VersionCodec.encode(clear, sealer: cipher) { return block }
+        }
+        return VersionCodec.encode(stored)
     }
 
     /// The versions of the blocks `sql` selects (stored form), decoded; damage names the block.
     func packed(_ db: Database, _ sql: String, _ arguments: StatementArguments) throws -> [EntityVersion] {
         var out: [EntityVersion] = []
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, data FROM version_blocks WHERE \(sql)"), arguments: arguments) {
-            do { out += try VersionCodec.decode([UInt8](row["data"] as Data)) } catch {
+            do { out += try VersionCodec.decode([UInt8](row["data"] as Data), sealer: cipher) } catch {
                 throw TwinError.corrupt(what: "version block \(row["id"] as Int64) in \(dataDir)/twin.db", detail: "\(error)")
             }
         }
@@ -73,12 +88,65 @@ extension TwinStore {
         try packed(db, "max_to >= ? AND min_to <= ?", [from, to]).filter { ($0.validTo ?? .min) >= from && ($0.validTo ?? .max) <= to }
     }
 
-    /// A stored version as read: its key and sealed attributes opened where a key is at hand.
+    /// A stored version as read: its key and sealed attributes opened where a key is at hand (a block's
+    /// sealed section is opened as it is decoded).
     func opened(_ v: EntityVersion) -> EntityVersion {
         guard let cipher else { return v }
         var o = v
         o.key = cipher.open(v.kind, key: v.key)
         o.attributes = cipher.open(v.kind, v.attributes)
         return o
+    }
+}
+
+/// What the state history costs in a store, and what packing the closed rows would make of it.
+public struct StateStorageFigures: Sendable, Encodable {
+    /// Versions still rows (open, or closed within the current hour), and packed ones.
+    public var rowVersions = 0, packedVersions = 0
+    /// Bytes of the `versions` rows' attributes as stored, and of the blocks' data.
+    public var rowAttributeBytes = 0, blockBytes = 0
+    /// The closed rows packed as the sealer would (per lifetime class), without writing: their block bytes.
+    public var closedRows = 0, closedRowsPackedBytes = 0
+    /// Microseconds per version to encode and to decode those blocks.
+    public var encodeMicrosPerVersion = 0.0, decodeMicrosPerVersion = 0.0
+
+    enum CodingKeys: String, CodingKey {
+        case rowVersions = "row_versions", packedVersions = "packed_versions", rowAttributeBytes = "row_attribute_bytes", blockBytes = "block_bytes"
+        case closedRows = "closed_rows", closedRowsPackedBytes = "closed_rows_packed_bytes"
+        case encodeMicrosPerVersion = "encode_us_per_version", decodeMicrosPerVersion = "decode_us_per_version"
+    }
+}
+
+extension TwinStore {
+    /// Measures the state history (read-only): rows, blocks, and the closed rows packed in memory.
+    public func stateStorageFigures() throws -> StateStorageFigures {
+        try pool.read { db in
+            var f = StateStorageFigures()
+            f.rowVersions = try Int.fetchOne(db, sql: "SELECT count(*) FROM versions") ?? 0
+            f.rowAttributeBytes = try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(attributes)), 0) FROM versions") ?? 0
+            f.packedVersions = try Int.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM version_blocks") ?? 0
+            f.blockBytes = try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM version_blocks") ?? 0
+            var bySpan: [Int: [EntityVersion]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, valid_to, span, attributes FROM versions WHERE valid_to IS NOT NULL") {
+                guard let kind = EntityKind(rawValue: row["kind"]) else { continue }
+                let from: Int64 = row["valid_from"], to: Int64 = row["valid_to"]
+                bySpan[row["span"] ?? SpanClass.of(to - from), default: []].append(
+                    EntityVersion(kind: kind, key: row["key"], attributes: try AttributeJSON.decode(row["attributes"], where: "versions row \(row["id"] as Int64)"),
+                                  validFrom: from, validTo: to))
+            }
+            f.closedRows = bySpan.values.reduce(0) { $0 + $1.count }
+            var blocks: [[UInt8]] = []
+            let a = DispatchTime.now().uptimeNanoseconds
+            for list in bySpan.values { blocks.append(encodeBlock(list)) }
+            let b = DispatchTime.now().uptimeNanoseconds
+            for block in blocks { _ = try VersionCodec.decode(block, sealer: cipher) }
+            let c = DispatchTime.now().uptimeNanoseconds
+            f.closedRowsPackedBytes = blocks.reduce(0) { $0 + $1.count }
+            if f.closedRows > 0 {
+                f.encodeMicrosPerVersion = Double(b - a) / 1000 / Double(f.closedRows)
+                f.decodeMicrosPerVersion = Double(c - b) / 1000 / Double(f.closedRows)
+            }
+            return f
+        }
     }
 }

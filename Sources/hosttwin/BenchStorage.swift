@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TwinCore
+import TwinSecurity
 import TwinStorage
 
 /// `hosttwin bench storage`: bytes per sample of an existing data directory, bulk ingest rate, read times.
@@ -31,9 +32,10 @@ struct BenchStorage: ParsableCommand {
         var dirBytesPerSample: Double
         var sampleStorageBytes: Int64
         var bytes: [String: Int64]
+        var state: StateStorageFigures
         enum CodingKeys: String, CodingKey {
             case dataDir = "data_dir", samples, series, hours, bytesPerSample = "bytes_per_sample", dirBytes = "dir_bytes"
-            case dirBytesPerSample = "dir_bytes_per_sample", sampleStorageBytes = "sample_storage_bytes", bytes
+            case dirBytesPerSample = "dir_bytes_per_sample", sampleStorageBytes = "sample_storage_bytes", bytes, state
         }
     }
     struct Ingest: Encodable {
@@ -77,6 +79,12 @@ struct BenchStorage: ParsableCommand {
             print(String(format: "  sample storage: %.3f bytes/sample (%@ of chunk pages, chunk index pages and log)", s.bytesPerSample, humanBytes(Double(s.sampleStorageBytes))))
             print(String(format: "  whole directory: %.3f bytes/sample (%@)", s.dirBytesPerSample, humanBytes(Double(s.dirBytes))))
             for (k, v) in s.bytes.sorted(by: { $0.value > $1.value }) where v > 0 { print("    \(k): \(v)") }
+            let st = s.state
+            print("  state: \(st.rowVersions) versions as rows (\(st.rowAttributeBytes) bytes of attributes), \(st.packedVersions) packed (\(st.blockBytes) bytes of blocks)")
+            if st.closedRows > 0 {
+                print(String(format: "    the %d closed rows packed now: %d bytes (%.1f bytes/version); encode %.2f µs, decode %.2f µs per version",
+                             st.closedRows, st.closedRowsPackedBytes, Double(st.closedRowsPackedBytes) / Double(st.closedRows), st.encodeMicrosPerVersion, st.decodeMicrosPerVersion))
+            }
         }
         if let i = result.ingest {
             print(String(format: "ingest: %d samples of %d series in %.2f s: %.0f samples/s, %.0f samples per CPU second", i.samples, i.series, i.seconds, i.samplesPerSecond, i.samplesPerCPUSecond))
@@ -97,6 +105,8 @@ struct BenchStorage: ParsableCommand {
             }
         }
         let store = try TwinStore.open(dataDir: dir, readOnly: true)
+        // Packing opens sealed values and seals them again per block, as the writer does with the default policy.
+        if let keys = try? KeyRing(dataDir: dir, create: false) { store.use(cipher: PolicyCipher(policy: DataPolicy(), keys: keys)) }
         let c = try store.counts()
         let dirBytes = files.values.reduce(0, +)
         var bytes = files.mapKeys { "file " + $0 }
@@ -108,7 +118,7 @@ struct BenchStorage: ParsableCommand {
         let hours = try store.sampleTimeRange().map { Double($0.1 - $0.0) / 3_600_000 } ?? 0
         return StoreFigures(dataDir: dir, samples: samples, series: c["series"] ?? 0, hours: hours,
                             bytesPerSample: samples > 0 ? Double(sampleBytes) / Double(samples) : 0, dirBytes: dirBytes,
-                            dirBytesPerSample: samples > 0 ? Double(dirBytes) / Double(samples) : 0, sampleStorageBytes: sampleBytes, bytes: bytes)
+                            dirBytesPerSample: samples > 0 ? Double(dirBytes) / Double(samples) : 0, sampleStorageBytes: sampleBytes, bytes: bytes, state: try store.stateStorageFigures())
     }
 
     /// Exposition text for `series` series × `samplesPerSeries` timestamps, ingested through the bulk path.

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import TwinCore
 @testable import TwinStorage
+import TwinSecurity
+import GRDB
 
 /// The compact encoding of entity versions (packed blocks, the wire): exact round trips, deltas between
 /// an entity's versions, and damage refused with an error.
@@ -80,5 +82,77 @@ import TwinCore
                 #expect(throws: (any Error).self) { try VersionCodec.decode(bad) }
             }
         }
+    }
+}
+
+/// Packed blocks seal their sensitive strings together: the block holds no clear secret, the owner reads
+/// them back exactly, a reader without the key reads them masked, and key rotation re-seals the block.
+@Suite struct SealedBlockTests {
+    @Test func sensitiveStringsAreSealedTogether() throws {
+        let dir = try temporaryDirectory("hosttwin-sealed-block")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let keys = try KeyRing(dataDir: dir, create: true)
+        let cipher = PolicyCipher(policy: DataPolicy(), keys: keys)
+        let versions = (0..<50).map { i in
+            EntityVersion(kind: .processes, key: "\(100 + i)@\(i)",
+                          attributes: ["command": .string("curl --secret-token s3cr3t-\(i % 5) https://example.test/\(i)"), "user": "alice", "pid": .int(Int64(100 + i))],
+                          validFrom: Int64(i) * 1000, validTo: Int64(i) * 1000 + 500)
+        } + [EntityVersion(kind: .connections, key: "tcp/10.0.0.1:22/192.0.2.7:50000", attributes: ["remote_address": "192.0.2.7", "state": "ESTABLISHED"],
+                           validFrom: 0, validTo: 9000)]
+        let block = try #require(VersionCodec.encode(versions, sealer: cipher))
+        let text = String(decoding: block, as: UTF8.self)
+        for secret in ["s3cr3t", "alice", "192.0.2.7", "example.test"] { #expect(!text.contains(secret), "\(secret) in clear") }
+        let sorted = versions.sorted { ($0.validFrom, $0.kind.rawValue, $0.key) < ($1.validFrom, $1.kind.rawValue, $1.key) }
+        #expect(try VersionCodec.decode(block, sealer: cipher) == sorted)
+
+        // Without the key: everything else exact, secrets masked, keys still unique.
+        let stranger = PolicyCipher(policy: DataPolicy(), keys: try KeyRing(dataDir: dir + "/elsewhere", create: false))
+        for masked in [try VersionCodec.decode(block), try VersionCodec.decode(block, sealer: stranger)] {
+            #expect(masked.map(\.validFrom) == sorted.map(\.validFrom))
+            #expect(masked.allSatisfy { $0.kind != .processes || ($0.attributes["command"] == .string(Redactor.mask) && $0.attributes["pid"] != nil) })
+            #expect(Set(masked.map(\.key)).count == masked.count)
+        }
+
+        // Rotation: the section is stale, then re-sealed under the new key by the store's rewrite.
+        let section = try #require(try VersionCodec.sealedSection(of: block))
+        #expect(!cipher.isStale(section: section))
+        _ = try keys.rotate()
+        #expect(cipher.isStale(section: section))
+        // A damaged section is an error, not a silent mask.
+        var bad = block
+        bad[6] ^= 0x40
+        #expect(throws: (any Error).self) { try VersionCodec.decode(bad, sealer: cipher) }
+    }
+
+    /// In a store: packing with the cipher stores sealed sections, reads are exact, and `key rotate
+    /// --retire`'s rewrite leaves no block under the old key.
+    @Test func storePacksWithItsCipherAndRotationReseals() throws {
+        let dir = try temporaryDirectory("hosttwin-sealed-store")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let keys = try KeyRing(dataDir: dir, create: true)
+        let cipher = PolicyCipher(policy: DataPolicy(), keys: keys)
+        store.use(cipher: cipher)
+        let w = TwinWriter(store: store)
+        try w.begin(now: 999, interval: 1000)
+        for i in 1...20 {
+            var o = Observation(timestamp: Int64(i) * 1000)
+            o.set(.processes, [Entity(kind: .processes, key: "7@\(i)", attributes: ["command": .string("job --password hunter\(i)"), "user": "bob"])])
+            try w.commit(o)
+        }
+        try w.finish(now: 30_000)
+        #expect(try store.packVersions(before: 25_000) == 19)
+        let blob = try #require(try store.pool.read { db in try Data.fetchOne(db, sql: "SELECT data FROM version_blocks") })
+        #expect(!String(decoding: blob, as: UTF8.self).contains("hunter"))
+        #expect(try store.state(at: 5500).first?.attributes["command"] == .string("job --password hunter5"))
+        let old = try #require(try VersionCodec.sealedSection(of: [UInt8](blob)))
+        _ = try keys.rotate()
+        let (rows, deleted) = try cipher.retireOldKeys(store: store, settle: .zero)
+        #expect(rows >= 19 && deleted.count == 1)
+        let resealed = try #require(try store.pool.read { db in try Data.fetchOne(db, sql: "SELECT data FROM version_blocks") })
+        let section = try #require(try VersionCodec.sealedSection(of: [UInt8](resealed)))
+        #expect(section != old && !cipher.isStale(section: section))
+        #expect(try store.state(at: 5500).first?.attributes["command"] == .string("job --password hunter5"))
+        #expect(try store.state(at: 20_500).first?.attributes["user"] == .string("bob"))
     }
 }
