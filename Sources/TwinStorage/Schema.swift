@@ -174,7 +174,7 @@ enum Schema {
                     revoked INTEGER) WITHOUT ROWID
                 """)
         }
-        // v7: closed versions packed in blocks (VersionCodec), one per lifetime class and clock hour, so
+        // v7: closed versions packed in blocks (VersionCodec), one per lifetime class and seal, so
         // the state history costs bytes per version instead of a row with its JSON and three index entries.
         m.registerMigration("v7") { db in
             try db.execute(sql: """

@@ -113,7 +113,8 @@ final class Sealer: @unchecked Sendable {
         do {
             let hour = floorDiv(job.latest, StoragePolicy.hour) * StoragePolicy.hour
             try store.compact(before: hour)
-            try store.packVersions(before: hour)
+            // Closed versions leave the rows a head window after they ended (a busy host closes hundreds a minute).
+            try store.packVersions(before: floorDiv(job.latest, policy.headWindow) * policy.headWindow)
             if lastRetention.map({ job.latest - $0 >= 10 * StoragePolicy.minute }) ?? true {
                 try store.applyRetention(policy, latest: job.latest)
                 lastRetention = job.latest
