@@ -88,11 +88,13 @@ extension Evaluation {
                 guard param >= 1 else { continue }
                 let k = param >= Double(Int.max) ? Int.max : Int(param)
                 let top = agg.op == .topk
-                // NaN sorts last either way, as in Prometheus' heaps.
+                // NaN sorts last either way, as in Prometheus' heaps. Prometheus keeps the first series it
+                // saw among equal values, and its selectors yield series in label order: ties go to the
+                // series first in label order.
                 let sorted = g.members.sorted { a, b in
-                    if a.value.isNaN { return false }
-                    if b.value.isNaN { return true }
-                    return top ? a.value > b.value : a.value < b.value
+                    if a.value.isNaN != b.value.isNaN { return b.value.isNaN }
+                    if !a.value.isNaN, a.value != b.value { return top ? a.value > b.value : a.value < b.value }
+                    return Labels.promLess(a.labels, b.labels)
                 }
                 out += sorted.prefix(k)
             default: out.append(Sample(labels: g.labels, value: g.value, t: t))
