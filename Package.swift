@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "TwinSecurity", targets: ["TwinSecurity"]),
         .library(name: "TwinServer", targets: ["TwinServer"]),
         .library(name: "TwinRuntime", targets: ["TwinRuntime"]),
+        .library(name: "TwinSync", targets: ["TwinSync"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -37,6 +38,8 @@ let package = Package(
         .target(name: "TwinCore", swiftSettings: swiftSettings),
         // zlib (deflate for sealed chunks, CRC-32 for chunks and log records); Debian: zlib1g-dev.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // zstd (the sync protocol's batches); Debian: libzstd-dev.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .target(
             name: "TwinCollectors",
             dependencies: ["TwinCore"],
@@ -89,6 +92,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The fleet's sync protocol: positions, batches and their wire encoding (docs/format/sync.md).
+        .target(
+            name: "TwinSync",
+            dependencies: ["TwinCore", "TwinStorage", "CZstd"],
+            swiftSettings: swiftSettings
+        ),
         // The long-running services `run`, `agent` and `serve` are made of: the collection loop and its sinks.
         .target(
             name: "TwinRuntime",
@@ -105,7 +114,7 @@ let package = Package(
         .target(
             name: "TwinFuzzTargets",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinSecurity", "TwinServer",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinSecurity", "TwinServer", "TwinSync",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -127,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HostTwinTests",
-            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinFuzzTargets"],
+            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinSync", "TwinFuzzTargets"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

@@ -6,9 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage() { echo "== $1 ($(date -u +%H:%M:%S), $SECONDS s so far)"; }
-# The store links zlib (Debian: zlib1g-dev); the TLS tests make a throwaway CA with openssl.
+# The store links zlib (Debian: zlib1g-dev), the sync protocol zstd (libzstd-dev); the TLS tests make a
+# throwaway CA with openssl.
 missing=""
 [ -e /usr/include/zlib.h ] || missing="$missing zlib1g-dev"
+[ -e /usr/include/zstd.h ] || missing="$missing libzstd-dev"
 command -v openssl >/dev/null || missing="$missing openssl"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -13,6 +13,7 @@ import TwinQuery
 import TwinSecurity
 import TwinStorage
 import TwinServer
+import TwinSync
 
 /// The fuzz targets: every parser of outside input, each a function of raw bytes that must return
 /// without crashing whatever the bytes. libFuzzer drives them (`scripts/fuzz.sh TARGET SECONDS`, the
@@ -23,7 +24,7 @@ public enum FuzzTargets {
     public static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "procfs": procfs, "exposition": exposition, "promql": promql, "time": time, "chunk": chunk,
         "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
-        "config": config, "versions": versions,
+        "config": config, "versions": versions, "sync": sync,
     ]
 
     /// Every /proc and /sys parser on the same bytes (text and binary forms).
@@ -82,6 +83,18 @@ public enum FuzzTargets {
         _ = try? VersionCodec.decode(data)
         guard let flags = data.first else { return }
         _ = try? VersionCodec.decode(ChunkCodec.withChecksum([1, flags & 1] + data.dropFirst()))
+    }
+
+    /// Sync batches as a hub receives them. The first byte picks the compression of a batch whose checksum
+    /// is made right; a decoded batch is encoded again and must decode to the same batch.
+    static func sync(_ data: [UInt8]) {
+        _ = try? SyncCodec.decode(data)
+        guard let first = data.first else { return }
+        if let (batch, _) = try? SyncCodec.decode(ChunkCodec.withChecksum([1, first & 1] + data.dropFirst())) {
+            guard let again = try? SyncCodec.encode(batch), let back = try? SyncCodec.decode(again.bytes), back.batch == batch else {
+                fatalError("a decoded batch does not survive encoding again")
+            }
+        }
     }
 
     /// Head log records: the first byte splits the input into records.

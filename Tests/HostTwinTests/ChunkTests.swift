@@ -128,8 +128,8 @@ import Testing
     /// Log records against the previous ones of their segment: ticks with changing series lists,
     /// repeated and special values, and batches.
     @Test func logRecordsRoundTrip() throws {
-        var enc = LogRecordEncoder()
-        var dec = LogRecordDecoder()
+        var enc = TickRecordEncoder()
+        var dec = TickRecordDecoder()
         var rng = SystemRandomNumberGenerator()
         var t: Int64 = 1_800_000_000_000
         for round in 0..<300 {
@@ -146,7 +146,7 @@ import Testing
                 let special: [Double] = [.nan, .infinity, -0.0, 0, 1e300]
                 let values = ids.map { id in Bool.random(using: &rng) ? Double(id) : (Bool.random(using: &rng) ? special.randomElement(using: &rng)! : Double.random(in: -1e6...1e6, using: &rng)) }
                 expected = zip(ids, values).map { ($0, t, $1) }
-                body = enc.tick(t, ids: ids, values: values)
+                body = enc.tickRecord(t, ids: ids, values: values)
             }
             enc.commitPending()
             var got: [(Int64, Int64, Double)] = []

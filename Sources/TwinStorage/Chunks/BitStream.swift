@@ -90,7 +90,8 @@ struct BitReader {
     }
 }
 
-/// Why a chunk could not be read or written.
+/// Why encoded data — a chunk, a log record, a version block, a sync batch — could not be read or written.
+/// Callers add which item it was.
 public enum ChunkError: Error, Equatable, CustomStringConvertible {
     case truncated
     case corrupt(String)
@@ -98,8 +99,8 @@ public enum ChunkError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .truncated: return "chunk ends before its last sample"
-        case .corrupt(let m): return "chunk is corrupt: \(m)"
+        case .truncated: return "truncated: the data ends before its last item"
+        case .corrupt(let m): return "corrupt: \(m)"
         case .outOfOrder(let p, let n): return "sample at \(n) is not after the previous sample at \(p); samples must be appended in time order"
         }
     }

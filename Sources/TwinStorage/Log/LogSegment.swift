@@ -8,7 +8,7 @@ import TwinCore
 /// ```
 /// segment = "HTWL" · u32 version (1) · u64 sequence · record*
 /// record  = u32 payload length · u32 crc32(payload) · payload
-/// payload = u8 type · …   (see ``LogRecordEncoder``)
+/// payload = u8 type · …   (see ``TickRecordEncoder``)
 /// ```
 /// Records are encoded against the previous ones of the same segment (time deltas, the previous tick's
 /// series list, each series' previous value), so a segment is read from its start.
@@ -71,7 +71,7 @@ enum LogSegment {
             guard v == version else { scan.damage = "unsupported log version \(v)"; return scan }
             _ = try r.u64()
             scan.validBytes = headerSize
-            var decoder = LogRecordDecoder()
+            var decoder = TickRecordDecoder()
             while r.remaining > 0 {
                 guard r.remaining >= 8 else { scan.damage = "torn record header at byte \(r.pos)"; break }
                 let len = Int(try r.u32())
@@ -99,7 +99,7 @@ final class LogWriter {
     private(set) var seq: UInt64 = 0
     private var fd: Int32 = -1
     private var size = 0
-    private var encoder = LogRecordEncoder()
+    private var encoder = TickRecordEncoder()
     private var frame = ByteWriter(capacity: 8192)
 
     init(dataDir: String) { self.dataDir = dataDir }
@@ -132,7 +132,7 @@ final class LogWriter {
         fd = f
         self.seq = seq
         size = header.count
-        encoder = LogRecordEncoder()
+        encoder = TickRecordEncoder()
     }
 
     /// Flushes the segment to disk and closes it.
@@ -144,7 +144,7 @@ final class LogWriter {
 
     /// Appends one tick. On failure (disk full) the segment is left exactly as before the call.
     func appendTick(_ t: Int64, ids: [Int64], values: [Double]) throws {
-        var body = encoder.tick(t, ids: ids, values: values)
+        var body = encoder.tickRecord(t, ids: ids, values: values)
         try frameAndWrite(&body)
         encoder.commitPending()
     }

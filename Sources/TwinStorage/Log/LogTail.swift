@@ -7,7 +7,7 @@ import Glibc
 /// last one. A long-lived reader (the server) then pays per query for filtering, not for decoding the
 /// head window again.
 struct LogTail: Sendable {
-    private var decoder = LogRecordDecoder()
+    private var decoder = TickRecordDecoder()
     /// Bytes consumed: the header and whole, valid records.
     private(set) var offset = 0
     /// Samples by series id, in time order per series.

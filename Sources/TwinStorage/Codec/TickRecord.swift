@@ -1,4 +1,5 @@
-/// Encodes log records against the earlier records of the same segment.
+/// Encodes tick records against the earlier records of the same stream: the head log's segments, and
+/// the ticks of a sync batch (docs/format/sync.md).
 ///
 /// ```
 /// tick  = u8 1 · varint Δt · uvarint (n << 1 | same-series flag) · [n × varint Δid] · changed bitmap (⌈n/8⌉ bytes)
@@ -8,7 +9,7 @@
 /// ```
 /// A host emits the same series in the same order tick after tick and most values repeat, so a tick of
 /// ~350 samples takes a few hundred bytes.
-struct LogRecordEncoder {
+public struct TickRecordEncoder: Sendable {
     private var lastT: Int64 = 0
     private var lastIDs: [Int64] = []
     private var lastBits: [Int64: UInt64] = [:]
@@ -17,7 +18,12 @@ struct LogRecordEncoder {
     private var pendingIDs: [Int64]?
     private var pendingT: Int64 = 0
 
-    mutating func tick(_ t: Int64, ids: [Int64], values: [Double]) -> ByteWriter {
+    public init() {}
+
+    /// A tick record; it becomes the base of the next one after ``commitPending()``.
+    public mutating func tick(_ t: Int64, ids: [Int64], values: [Double]) -> [UInt8] { tickRecord(t, ids: ids, values: values).bytes }
+
+    mutating func tickRecord(_ t: Int64, ids: [Int64], values: [Double]) -> ByteWriter {
         var w = ByteWriter(capacity: 16 + ids.count * 2)
         w.u8(1)
         w.varint(t &- lastT)
@@ -65,7 +71,8 @@ struct LogRecordEncoder {
         return w
     }
 
-    mutating func commitPending() {
+    /// Makes the record just encoded the base of the next one (the log calls it once the record is on disk).
+    public mutating func commitPending() {
         for (id, bits) in pendingBits { lastBits[id] = bits }
         if let ids = pendingIDs { lastIDs = ids }
         lastT = pendingT
@@ -78,13 +85,16 @@ struct LogRecordEncoder {
     }
 }
 
-/// Decodes the records of one segment in order.
-struct LogRecordDecoder {
+/// Decodes the records of one stream in order.
+public struct TickRecordDecoder: Sendable {
     private var lastT: Int64 = 0
     private var lastIDs: [Int64] = []
     private var lastBits: [Int64: UInt64] = [:]
 
-    mutating func decode(_ payload: UnsafeRawBufferPointer, _ body: (Int64, Int64, Double) throws -> Void) throws {
+    public init() {}
+
+    /// Decodes one record, calling `body` with each sample `(series id, t, value)`; throws on damage.
+    public mutating func decode(_ payload: UnsafeRawBufferPointer, _ body: (Int64, Int64, Double) throws -> Void) throws {
         var r = ByteReader(payload)
         switch try r.u8() {
         case 1:
@@ -137,7 +147,7 @@ public enum LogRecords {
     /// The samples `(series id, t, value)` of `payloads` decoded in order; throws at the first record
     /// that cannot be decoded.
     public static func decode(_ payloads: [[UInt8]]) throws -> [(Int64, Int64, Double)] {
-        var decoder = LogRecordDecoder()
+        var decoder = TickRecordDecoder()
         var out: [(Int64, Int64, Double)] = []
         for p in payloads {
             try p.withUnsafeBytes { raw in try decoder.decode(raw) { id, t, v in out.append((id, t, v)) } }
