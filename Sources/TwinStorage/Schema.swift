@@ -191,6 +191,17 @@ enum Schema {
                 CREATE INDEX version_blocks_by_end ON version_blocks(max_to);
                 """)
         }
+        // v8: positions of the sync protocol: the store's epoch (meta `sync_epoch`) and the sequence
+        // numbers of its committed ticks, as runs of ticks on the interval grid (docs/format/sync.md).
+        m.registerMigration("v8") { db in
+            try db.execute(sql: """
+                CREATE TABLE tick_runs(
+                    first_seq INTEGER PRIMARY KEY,
+                    first_t INTEGER NOT NULL,
+                    interval_ms INTEGER NOT NULL,
+                    count INTEGER NOT NULL)
+                """)
+        }
         return m
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 import TwinCore
-import TwinStorage
+@testable import TwinStorage
 import TwinSync
+import GRDB
 
 /// The sync protocol's batches: exact round trips, byte-identical re-encoding, chained bases, and
 /// damage refused.
@@ -101,5 +102,53 @@ import TwinSync
                 #expect(throws: SyncError.self) { try SyncCodec.decode(bad) }
             }
         }
+    }
+}
+
+/// Positions in a store: an epoch per store, sequence numbers without gaps across seals, restarts and a
+/// crash (ticks still in the log), kept as runs on the interval grid.
+@Suite struct SyncPositionTests {
+    @Test func sequenceNumbersSurviveSealsRestartsAndCrashes() throws {
+        let dir = try temporaryDirectory("hosttwin-positions")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        var writer = TwinWriter(store: store, policy: .testing) // 20 s head windows
+        let t0: Int64 = 1_800_000_000_000
+        try writer.begin(now: t0 - 1, interval: 1000)
+        let epoch = try #require(try store.epoch())
+        var expected: [(UInt64, Int64)] = []
+        func tick(_ t: Int64) throws {
+            var o = Observation(timestamp: t)
+            o.add("x", .empty, Double(t))
+            let r = try writer.commit(o)
+            expected.append((r.seq, t))
+        }
+        for i in 0..<50 { try tick(t0 + Int64(i) * 1000) }          // crosses two head-window cuts
+        for i in 0..<5 { try tick(t0 + 60_000 + Int64(i) * 2000) }  // another interval: a new run
+        try writer.finish(now: t0 + 70_000)
+        writer = TwinWriter(store: store, policy: .testing)
+        try writer.begin(now: t0 + 100_000, interval: 1000)
+        for i in 0..<5 { try tick(t0 + 100_000 + Int64(i) * 1000) } // after a gap: a new run
+        // A crash: the writer goes away without finishing; its ticks are only in the log.
+        writer = TwinWriter(store: store, policy: .testing)
+        #expect(expected.map(\.0) == Array(1...60))
+        #expect(try store.epoch() == epoch)
+        #expect(try store.ticks(from: 1).map { [$0.seq, UInt64($0.time)] } == expected.map { [$0.0, UInt64($0.1)] })
+        try withExtendedLifetime(writer) {}
+
+        let reopened = try TwinStore.open(dataDir: dir)
+        let w2 = TwinWriter(store: reopened, policy: .testing)
+        try w2.begin(now: t0 + 200_000, interval: 1000)
+        #expect(w2.lastSeq == 60)
+        var o = Observation(timestamp: t0 + 200_000)
+        o.add("x", .empty, 1)
+        #expect(try w2.commit(o).seq == 61)
+        try w2.finish(now: t0 + 201_000)
+        #expect(try reopened.ticks(from: 58).map(\.seq) == [58, 59, 60, 61])
+        #expect(try reopened.ticks(from: 1, limit: 3).map(\.time) == [t0, t0 + 1000, t0 + 2000])
+        #expect(try reopened.epoch() == epoch)
+        // Runs on the grid: 50 ticks at 1 s, 5 at 2 s, 5 at 1 s, 1: four rows.
+        let runs = try reopened.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM tick_runs") }
+        #expect(runs == 4)
     }
 }

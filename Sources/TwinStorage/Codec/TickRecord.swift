@@ -88,6 +88,8 @@ public struct TickRecordEncoder: Sendable {
 /// Decodes the records of one stream in order.
 public struct TickRecordDecoder: Sendable {
     private var lastT: Int64 = 0
+    /// The time of the last tick record decoded (also for a tick without samples).
+    public var lastTickTime: Int64 { lastT }
     private var lastIDs: [Int64] = []
     private var lastBits: [Int64: UInt64] = [:]
 

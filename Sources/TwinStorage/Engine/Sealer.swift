@@ -15,6 +15,9 @@ final class Sealer: @unchecked Sendable {
         /// The newest sample time the writer has seen (drives compaction and retention).
         var latest: Int64
         var runID: Int64?
+        /// The ticks committed in this head window, oldest first, and the sequence number of the first.
+        var ticks: [Int64] = []
+        var firstSeq: UInt64 = 0
     }
 
     private let store: TwinStore
@@ -137,6 +140,7 @@ final class Sealer: @unchecked Sendable {
             let insert = try db.cachedStatement(sql: "INSERT INTO chunks(series_id, level, min_t, max_t, count, data) VALUES (?, 0, ?, ?, ?, ?)")
             for (id, minT, maxT, n, blob) in rows { try insert.execute(arguments: [id, minT, maxT, n, Data(blob)]) }
             try TwinStore.setMeta(db, "log_sealed", String(job.throughSegment))
+            try TickRuns.append(db, ticks: job.ticks, firstSeq: job.firstSeq)
             if let run = job.runID {
                 try db.execute(sql: "UPDATE runs SET last_tick = max(coalesce(last_tick, 0), ?) WHERE id = ?", arguments: [job.latest, run])
             }

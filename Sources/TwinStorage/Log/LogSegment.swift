@@ -49,6 +49,8 @@ enum LogSegment {
         var validBytes: Int
         var records: Int
         var samples: Int
+        /// The time of each tick record, in order (a tick is a record even without samples).
+        var ticks: [Int64] = []
         /// Why reading stopped before the end of the file, if it did.
         var damage: String?
         var fileBytes: Int
@@ -86,6 +88,7 @@ enum LogSegment {
                 }
                 scan.records += 1
                 scan.samples += n
+                if payload[0] == 1 { scan.ticks.append(decoder.lastTickTime) }
                 scan.validBytes = r.pos
             }
             return scan

@@ -9,6 +9,8 @@ struct LogRecovery {
     var newest: Int64?
     /// The newest replayed segment; nil when there was nothing to replay.
     var throughSegment: UInt64?
+    /// The times of the replayed ticks, in order: they continue the sequence numbers of the sealed ones.
+    var ticks: [Int64] = []
 
     /// Replays the segments after `sealed`, deleting those sealed before a crash. A torn tail of the
     /// newest segment (a power loss mid-write) is cut off and reported; damage anywhere else stops the
@@ -31,6 +33,7 @@ struct LogRecovery {
                 report("log segment \(seg.path): \(damage); cut at byte \(scan.validBytes), \(scan.fileBytes - scan.validBytes) bytes dropped")
                 _ = truncate(seg.path, off_t(scan.validBytes))
             }
+            r.ticks += scan.ticks
         }
         r.throughSegment = segments.last?.seq
         return r

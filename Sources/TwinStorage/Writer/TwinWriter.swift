@@ -25,6 +25,9 @@ public final class TwinWriter {
     /// Bulk path: each series' newest sample time as of the last cut.
     private var seriesLastT: [Int64: Int64] = [:]
     private var lock: DirectoryLock?
+    /// The sequence number of the last committed tick (sync positions), and the ticks since the last cut.
+    public private(set) var lastSeq: UInt64 = 0
+    private var headTicks: [Int64] = []
     private var opened = false
     /// Head cuts of the bulk path happen when the head holds this many samples.
     public var maxHeadSamples = 4_000_000
@@ -34,11 +37,19 @@ public final class TwinWriter {
 
     /// What one commit did.
     public struct TickResult: Sendable {
+        /// The tick's sequence number in the store's epoch.
+        public var seq: UInt64 = 0
         public var samples: Int
         public var newSeries: Int
         public var events: [TwinEvent]
         /// Chunks handed to the sealer at this tick (non-zero at head-window boundaries).
         public var sealedChunks: Int
+        /// What was stored, for sinks that forward it (an agent's uplink): series ids and values as
+        /// logged (a series twice in the tick kept once), and the versions opened and closed.
+        public var ids: [Int64] = []
+        public var values: [Double] = []
+        public var opened: [Entity] = []
+        public var closed: [(kind: EntityKind, key: String)] = []
     }
 
     /// What one bulk append did.
@@ -75,6 +86,7 @@ public final class TwinWriter {
         lock = try DirectoryLock.acquire(dataDir: store.dataDir)
         let last = try recover()
         latest = last ?? .min
+        lastSeq = try store.pool.write { db in try TickRuns.lastSealedSeq(db) }
         sealer.start()
         let next = max(LogSegment.list(store.dataDir).last?.seq ?? 0, try sealedSegment()) + 1
         try log.start(seq: next)
@@ -93,7 +105,8 @@ public final class TwinWriter {
         guard let through = replay.throughSegment else { return all }
         let lastRun = try store.pool.write { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM runs") }
         var head = replay.head
-        sealer.enqueue(.init(chunks: head.cut(), throughSegment: through, latest: all ?? 0, runID: lastRun))
+        let sealedSeq = try store.pool.write { db in try TickRuns.lastSealedSeq(db) }
+        sealer.enqueue(.init(chunks: head.cut(), throughSegment: through, latest: all ?? 0, runID: lastRun, ticks: replay.ticks, firstSeq: sealedSeq + 1))
         try sealer.runNow()
         return all
     }
@@ -105,6 +118,7 @@ public final class TwinWriter {
         try open()
         try store.pool.write { db in
             try state.load(db, store: store)
+            try TwinStore.ensureEpoch(db)
             let prev = try Row.fetchOne(db, sql: "SELECT id, last_tick, stopped FROM runs ORDER BY id DESC LIMIT 1")
             let prevLast = try TwinStore.lastSealedTick(db)
             lastTick = prevLast ?? .min
@@ -165,10 +179,16 @@ public final class TwinWriter {
             logIDs = keep.map { lookup.ids[$0] }
             values = keep.map { values[$0] }
         }
-        if !logIDs.isEmpty {
-            try log.appendTick(t, ids: logIDs, values: values)
-            for (id, v) in zip(logIDs, values) { try? head.append(slot: head.slot(id), t, v) }
-        }
+        // Every tick is a record, also without samples: it has a sequence number.
+        try log.appendTick(t, ids: logIDs, values: values)
+        for (id, v) in zip(logIDs, values) { try? head.append(slot: head.slot(id), t, v) }
+        lastSeq += 1
+        headTicks.append(t)
+        result.seq = lastSeq
+        result.ids = logIDs
+        result.values = values
+        result.opened = delta.open
+        result.closed = delta.close.map { ($0.kind, $0.key) }
         lastTick = t
         latest = max(latest, t)
         index.remember(lookup, unique: unique)
@@ -252,14 +272,16 @@ public final class TwinWriter {
     /// the number of chunks queued.
     @discardableResult
     public func cut() throws -> Int {
-        guard head.samples > 0 else { return 0 }
+        guard head.samples > 0 || !headTicks.isEmpty else { return 0 }
         let through = log.seq
         try log.start(seq: through + 1)
         let frozen = head.cut()
         if !seriesLastT.isEmpty || runID == nil { // bulk path: remember each series' newest time across the cut
             for f in frozen { seriesLastT[f.seriesID] = f.chunk.lastTime }
         }
-        sealer.enqueue(.init(chunks: frozen, throughSegment: through, latest: latest, runID: runID))
+        sealer.enqueue(.init(chunks: frozen, throughSegment: through, latest: latest, runID: runID,
+                             ticks: headTicks, firstSeq: lastSeq + 1 - UInt64(headTicks.count)))
+        headTicks.removeAll(keepingCapacity: true)
         index.evictAllBut(Set(frozen.map(\.seriesID)))
         return frozen.count
     }

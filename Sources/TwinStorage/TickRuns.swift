@@ -1,0 +1,110 @@
+import Foundation
+import GRDB
+import TwinCore
+
+/// Positions of the sync protocol in a store: its epoch and the sequence numbers of its committed ticks
+/// (docs/format/sync.md). Sealed ticks are kept as runs on the interval grid in `tick_runs`, one row per
+/// run, so a day of 1 s ticks without a gap is one row; the ticks still in the log follow them.
+enum TickRuns {
+    /// Appends ticks `firstSeq, firstSeq + 1, …` at `ticks` (increasing), extending the last run where
+    /// they continue it.
+    static func append(_ db: Database, ticks: [Int64], firstSeq: UInt64) throws {
+        guard !ticks.isEmpty else { return }
+        var last = try Row.fetchOne(db, sql: "SELECT first_seq, first_t, interval_ms, count FROM tick_runs ORDER BY first_seq DESC LIMIT 1").map {
+            Run(firstSeq: $0["first_seq"], firstT: $0["first_t"], interval: $0["interval_ms"], count: $0["count"])
+        }
+        let stored = last
+        var done: [Run] = []
+        for (i, t) in ticks.enumerated() {
+            let seq = firstSeq + UInt64(i)
+            if var run = last, run.nextSeq == seq, run.admits(t) {
+                if run.count == 1 { run.interval = t - run.firstT }
+                run.count += 1
+                last = run
+            } else {
+                if let run = last { done.append(run) }
+                last = Run(firstSeq: seq, firstT: t, interval: 0, count: 1)
+            }
+        }
+        if let run = last { done.append(run) }
+        for run in done where run != stored {
+            try db.execute(sql: "INSERT OR REPLACE INTO tick_runs(first_seq, first_t, interval_ms, count) VALUES (?, ?, ?, ?)",
+                           arguments: [Int64(run.firstSeq), run.firstT, run.interval, run.count])
+        }
+    }
+
+    struct Run: Equatable {
+        var firstSeq: UInt64
+        var firstT: Int64
+        var interval: Int64
+        var count: Int64
+        var nextSeq: UInt64 { firstSeq + UInt64(count) }
+        /// Whether a tick at `t` continues the run on its grid.
+        func admits(_ t: Int64) -> Bool {
+            count == 1 ? t > firstT : t == firstT + interval * count
+        }
+        func time(of seq: UInt64) -> Int64 { firstT + interval * Int64(seq - firstSeq) }
+    }
+
+    /// The newest sealed sequence number (0 when none).
+    static func lastSealedSeq(_ db: Database) throws -> UInt64 {
+        UInt64(try Int64.fetchOne(db, sql: "SELECT first_seq + count - 1 FROM tick_runs ORDER BY first_seq DESC LIMIT 1") ?? 0)
+    }
+}
+
+extension TwinStore {
+    /// The store's epoch for the sync protocol: a random id made by the first writer and kept for the
+    /// life of the store (nil in a store no writer has begun a run in since schema v8).
+    public func epoch() throws -> UInt64? {
+        try pool.read { db in try Self.meta(db, "sync_epoch").flatMap { UInt64($0, radix: 16) } }
+    }
+
+    static func ensureEpoch(_ db: Database) throws {
+        guard try meta(db, "sync_epoch") == nil else { return }
+        try setMeta(db, "sync_epoch", String(UInt64.random(in: 1...UInt64.max), radix: 16))
+    }
+
+    /// Ticks by sequence number from `first`, at most `limit`, oldest first: the sealed ones from
+    /// `tick_runs`, then those still in the log.
+    public func ticks(from first: UInt64, limit: Int = 100_000) throws -> [(seq: UInt64, time: Int64)] {
+        var out: [(UInt64, Int64)] = []
+        let (sealedThrough, logTicks) = try withLogTicks { db -> UInt64 in
+            let runs = try Row.fetchAll(db, sql: """
+                SELECT first_seq, first_t, interval_ms, count FROM tick_runs
+                WHERE first_seq + count - 1 >= ? ORDER BY first_seq LIMIT ?
+                """, arguments: [Int64(first), limit])
+            for row in runs {
+                let run = TickRuns.Run(firstSeq: row["first_seq"], firstT: row["first_t"], interval: row["interval_ms"], count: row["count"])
+                var seq = max(first, run.firstSeq)
+                while seq < run.nextSeq, out.count < limit {
+                    out.append((seq, run.time(of: seq)))
+                    seq += 1
+                }
+            }
+            return try TickRuns.lastSealedSeq(db)
+        }
+        for (i, t) in logTicks.enumerated() where out.count < limit {
+            let seq = sealedThrough + 1 + UInt64(i)
+            if seq >= first { out.append((seq, t)) }
+        }
+        return out
+    }
+
+    /// Runs `body` in a read transaction together with the tick times of the log segments after the
+    /// sealed one, read in the same transaction (as sample reads do: a seal in between starts over).
+    func withLogTicks<T>(_ body: (Database) throws -> T) throws -> (T, [Int64]) {
+        while true {
+            let attempt: (T, [Int64])? = try pool.read { db in
+                let value = try body(db)
+                let sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
+                var ticks: [Int64] = []
+                for seg in LogSegment.list(dataDir) where seg.seq > sealed {
+                    guard let scan = try? LogSegment.scan(seg.path, { _, _, _ in }) else { return nil } // sealed and deleted meanwhile
+                    ticks += scan.ticks
+                }
+                return (value, ticks)
+            }
+            if let attempt { return attempt }
+        }
+    }
+}
