@@ -113,9 +113,20 @@ public struct DataPolicy: Sendable {
 
     /// A connection's key (`tcp/LOCAL:PORT/REMOTE:PORT`) with the remote address replaced.
     static func connectionKey(_ key: String, remote: String) -> String {
-        let parts = key.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, let colon = parts[2].lastIndex(of: ":") else { return key }
-        return "\(parts[0])/\(parts[1])/\(remote)\(parts[2][colon...])"
+        guard let (head, tail) = connectionKeyParts(key), let colon = tail.lastIndex(of: ":") else { return key }
+        return head + remote + tail[colon...]
+    }
+
+    /// A connection key `PROTO/LOCAL:PORT/REMOTE:PORT` — at a hub `HOST/PROTO/…` — cut before its remote
+    /// part. Cut by counting slashes from the left: a sealed remote address (base64) may hold slashes.
+    static func connectionKeyParts(_ key: String) -> (head: Substring, remote: Substring)? {
+        let hostPrefixed = !(key.hasPrefix("tcp/") || key.hasPrefix("udp/"))
+        var i = key.startIndex
+        for _ in 0..<(hostPrefixed ? 3 : 2) {
+            guard let slash = key[i...].firstIndex(of: "/") else { return nil }
+            i = key.index(after: slash)
+        }
+        return (key[..<i], key[i...])
     }
 
     /// Attributes as a reader sees them: sensitive values kept in clear for admins become `***`.
@@ -203,12 +214,11 @@ public struct PolicyCipher: AttributeCipher {
 
     public func isStale(section sealed: [UInt8]) -> Bool { KeyRing.keyID(ofSealedBytes: sealed) != keys.currentID }
 
-    /// The remote address inside `tcp/LOCAL:PORT/REMOTE:PORT` (an IPv6 address holds colons, so the
-    /// last colon ends it).
+    /// The remote address inside `[HOST/]tcp/LOCAL:PORT/REMOTE:PORT` (an IPv6 address holds colons, so
+    /// the last colon ends it).
     static func remote(of key: String) -> String? {
-        let parts = key.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, let colon = parts[2].lastIndex(of: ":") else { return nil }
-        return String(parts[2][..<colon])
+        guard let (_, tail) = DataPolicy.connectionKeyParts(key), let colon = tail.lastIndex(of: ":") else { return nil }
+        return String(tail[..<colon])
     }
 }
 

@@ -202,6 +202,22 @@ enum Schema {
                     count INTEGER NOT NULL)
                 """)
         }
+        // v9: a hub's cursors: per sending host, its epoch and last applied tick, and its series refs.
+        m.registerMigration("v9") { db in
+            try db.execute(sql: """
+                CREATE TABLE sync_hosts(
+                    host TEXT PRIMARY KEY,
+                    epoch INTEGER NOT NULL,
+                    applied_through INTEGER NOT NULL,
+                    updated INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE TABLE sync_series(
+                    host TEXT NOT NULL,
+                    epoch INTEGER NOT NULL,
+                    ref INTEGER NOT NULL,
+                    series_id INTEGER NOT NULL,
+                    PRIMARY KEY(host, epoch, ref)) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }

@@ -236,6 +236,14 @@ extension TwinStore {
         return out
     }
 
+    /// The versions that ended in `[from, to]`, by end: entity disappearances and the old sides of changes.
+    public func versionsEnding(from: Int64, to: Int64) throws -> [EntityVersion] {
+        try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions WHERE valid_to >= ? AND valid_to <= ?", arguments: [from, to])
+            return try (versions(rows, kinds: nil) + packedEnding(db, from: from, to: to).map(opened)).sorted { $0.validTo! < $1.validTo! }
+        }
+    }
+
     /// A version starting at T whose entity had a version ending at T is a change; otherwise the start
     /// is an appearance and the end a disappearance.
     func entityEvents(_ db: Database, from: Int64, to: Int64) throws -> [TwinEvent] {

@@ -17,7 +17,7 @@ public final class TwinWriter {
     private var sealer: Sealer
     private var head = Head()
     private var index = WriterSeriesIndex()
-    private var state = StateWriter()
+    var state = StateWriter()
     private var runID: Int64?
     private var lastTick: Int64 = .min
     /// The newest sample time written (ticks or batches).
@@ -321,7 +321,7 @@ public final class TwinWriter {
 
     /// One write transaction on cached BEGIN/COMMIT statements: the per-tick path skips the bookkeeping of
     /// GRDB's general transaction API (observers, savepoints), which cost more than the inserts here.
-    private func writeTransaction(_ body: (Database) throws -> Void) throws {
+    func writeTransaction(_ body: (Database) throws -> Void) throws {
         try store.pool.writeWithoutTransaction { db in
             try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
             do {

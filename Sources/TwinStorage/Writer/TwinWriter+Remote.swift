@@ -1,0 +1,132 @@
+import GRDB
+import TwinCore
+
+/// A tick received from another store (a hub applying an agent's batch), already in this store's terms:
+/// series ids of this store, entity keys as this store keys them.
+public struct RemoteTick: Sendable {
+    public var time: Int64
+    public var ids: [Int64]
+    public var values: [Double]
+    public var opened: [Entity]
+    public var closed: [(kind: EntityKind, key: String)]
+
+    public init(time: Int64, ids: [Int64], values: [Double], opened: [Entity], closed: [(kind: EntityKind, key: String)]) {
+        self.time = time
+        self.ids = ids
+        self.values = values
+        self.opened = opened
+        self.closed = closed
+    }
+}
+
+/// Where a sender's history stands in this store: the last applied tick of the sender's epoch, and the
+/// sender's series refs learned with it (sync protocol, docs/format/sync.md).
+public struct RemoteCursor: Sendable, Equatable {
+    public var host: String
+    public var epoch: UInt64
+    public var appliedThrough: UInt64
+    /// Series refs of the sender first met in the ticks applied with this cursor, and this store's ids.
+    public var newSeries: [Int64: Int64]
+
+    public init(host: String, epoch: UInt64, appliedThrough: UInt64, newSeries: [Int64: Int64] = [:]) {
+        self.host = host
+        self.epoch = epoch
+        self.appliedThrough = appliedThrough
+        self.newSeries = newSeries
+    }
+}
+
+extension TwinStore {
+    /// Every sender's cursor (a hub's view of its agents).
+    public func remoteCursors() throws -> [RemoteCursor] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT host, epoch, applied_through FROM sync_hosts ORDER BY host").map {
+                RemoteCursor(host: $0["host"], epoch: UInt64(bitPattern: $0["epoch"]), appliedThrough: UInt64($0["applied_through"] as Int64))
+            }
+        }
+    }
+
+    /// The series refs of a sender's epoch and this store's ids for them.
+    public func remoteSeries(host: String, epoch: UInt64) throws -> [Int64: Int64] {
+        try pool.read { db in
+            var out: [Int64: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT ref, series_id FROM sync_series WHERE host = ? AND epoch = ?", arguments: [host, Int64(bitPattern: epoch)]) {
+                out[row["ref"]] = row["series_id"]
+            }
+            return out
+        }
+    }
+
+    static func save(_ c: RemoteCursor, _ db: Database, now: Int64) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO sync_hosts(host, epoch, applied_through, updated) VALUES (?, ?, ?, ?)",
+                       arguments: [c.host, Int64(bitPattern: c.epoch), Int64(c.appliedThrough), now])
+        for (ref, id) in c.newSeries {
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_series(host, epoch, ref, series_id) VALUES (?, ?, ?, ?)").execute(
+                arguments: [c.host, Int64(bitPattern: c.epoch), ref, id])
+        }
+    }
+}
+
+extension TwinWriter {
+    /// Loads the open versions, for a writer that applies remote ticks without beginning a run (a hub).
+    public func loadOpenVersions() throws {
+        try store.pool.write { db in try state.load(db, store: store) }
+    }
+
+    /// What applying remote ticks did.
+    public struct RemoteResult: Sendable {
+        public var samples = 0
+        /// Samples not after their series' newest one: already applied (a batch sent again) or late.
+        public var rejected = 0
+        public var opened = 0
+        public var closed = 0
+    }
+
+    /// Applies ticks received from another store, oldest first: their samples through the bulk path (one
+    /// log record), then their state changes and the sender's advanced `cursor` in one transaction.
+    /// Applying the same ticks again changes nothing: samples not after their series' newest are refused,
+    /// an open that is already open and a close of what is not open are skipped. A crash between the two
+    /// steps leaves the samples stored and the cursor behind, so the sender sends the ticks again.
+    @discardableResult
+    public func applyRemote(_ ticks: [RemoteTick], cursor: RemoteCursor) throws -> RemoteResult {
+        var result = RemoteResult()
+        var samples: [(Int64, Int64, Double)] = []
+        samples.reserveCapacity(ticks.reduce(0) { $0 + $1.ids.count })
+        for t in ticks { for (id, v) in zip(t.ids, t.values) { samples.append((id, t.time, v)) } }
+        // One series once per time, and in time order per series, as the bulk path needs.
+        samples.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+        let batch = try append(batch: samples)
+        result.samples = batch.accepted
+        result.rejected = batch.rejected
+
+        let cipher = store.cipher
+        var pending = state
+        try writeTransaction { db in
+            for t in ticks {
+                var delta = StateTracker.Delta()
+                let current = pending.tracker.current
+                for c in t.closed {
+                    guard let open = current[c.kind]?[c.key], open.validFrom < t.time else { continue }
+                    delta.close.append((c.kind, c.key, open.rowID, open.validFrom))
+                }
+                for e in t.opened {
+                    if let open = current[e.kind]?[e.key] {
+                        if open.validFrom >= t.time { continue } // applied before
+                        if !delta.close.contains(where: { $0.kind == e.kind && $0.key == e.key }) {
+                            delta.close.append((e.kind, e.key, open.rowID, open.validFrom))
+                        }
+                    }
+                    delta.open.append(e)
+                }
+                guard !delta.isEmpty else { continue }
+                let opened = try pending.write(db, delta, health: [], at: t.time, cipher: cipher)
+                pending.applied(delta, opened: opened, health: [], at: t.time)
+                result.opened += delta.open.count
+                result.closed += delta.close.count
+            }
+            try TwinStore.save(cursor, db, now: TwinTime.nowMillis())
+        }
+        state = pending
+        return result
+    }
+}

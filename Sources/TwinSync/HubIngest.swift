@@ -1,0 +1,120 @@
+import TwinCore
+import TwinStorage
+
+/// A hub's side of the sync protocol: applies agents' batches to the hub's store. Each host's series get a
+/// `host` label; its entities are keyed `HOST/KEY` and carry a `host` attribute. The hub owns the cursor:
+/// per host, the epoch and the last applied tick, advanced in the transaction that applies a batch.
+///
+/// Batches are applied in sequence order per host: a batch held already is acknowledged without change, a
+/// batch past a gap is answered with where to resume. Not thread-safe: one applier per store.
+public final class HubIngest {
+    public let writer: TwinWriter
+
+    struct HostState {
+        var epoch: UInt64
+        var appliedThrough: UInt64
+        /// Agent series ref → hub series id.
+        var series: [Int64: Int64]
+        /// The tick decoder right after `appliedThrough`, when this process applied it (chained batches).
+        var decoder: TickRecordDecoder?
+    }
+
+    private var hosts: [String: HostState] = [:]
+
+    /// What applying a batch did, or what the sender should do instead.
+    public enum Outcome: Equatable, Sendable {
+        /// Applied; the cursor is at the range's end.
+        case applied(ClosedRange<UInt64>, samples: Int)
+        /// Held already; the cursor did not move. Acknowledge and go on.
+        case duplicate(ClosedRange<UInt64>)
+        /// Earlier ticks are missing: send from `resumeAt` (in `epoch`).
+        case gap(epoch: UInt64, resumeAt: UInt64)
+        /// Chained on a tick the hub cannot decode from (it restarted, or the base was never applied):
+        /// send the range again standing alone, from `resumeAt`.
+        case needBase(resumeAt: UInt64)
+    }
+
+    /// `writer` is opened by the hub (`open()`); its open versions are loaded here.
+    public init(writer: TwinWriter) throws {
+        self.writer = writer
+        try writer.loadOpenVersions()
+        for c in try writer.store.remoteCursors() {
+            hosts[c.host] = HostState(epoch: c.epoch, appliedThrough: c.appliedThrough,
+                                      series: try writer.store.remoteSeries(host: c.host, epoch: c.epoch))
+        }
+    }
+
+    /// A host's cursor: its epoch and last applied tick.
+    public func cursor(host: String) -> (epoch: UInt64, appliedThrough: UInt64)? {
+        hosts[host].map { ($0.epoch, $0.appliedThrough) }
+    }
+
+    /// Applies one encoded batch from `host`'s agent. Throws ``SyncError`` for a batch that is damaged,
+    /// names another host, or references series it never defined; nothing is applied then.
+    public func apply(_ bytes: [UInt8], from host: String) throws -> Outcome {
+        let h = try SyncCodec.header(bytes)
+        guard h.host == host else { throw SyncError.invalid("a batch of host \(h.host) pushed as \(host)") }
+        guard let range = h.range else { throw SyncError.invalid("an empty batch") }
+        var state = hosts[host] ?? HostState(epoch: h.epoch, appliedThrough: 0, series: [:])
+        if state.epoch != h.epoch {
+            // A new store on the host (wiped or replaced): its history starts again at 1.
+            guard h.firstSeq == 1 else { return .gap(epoch: h.epoch, resumeAt: 1) }
+            state = HostState(epoch: h.epoch, appliedThrough: 0, series: [:])
+        }
+        if range.upperBound <= state.appliedThrough { return .duplicate(range) }
+        guard range.lowerBound <= state.appliedThrough + 1 else { return .gap(epoch: state.epoch, resumeAt: state.appliedThrough + 1) }
+
+        let decoded: (batch: SyncBatch, state: TickRecordDecoder)
+        if let base = h.baseSeq {
+            guard base == state.appliedThrough, let decoder = state.decoder else { return .needBase(resumeAt: state.appliedThrough + 1) }
+            decoded = try SyncCodec.decode(bytes, base: (base, decoder))
+        } else {
+            decoded = try SyncCodec.decode(bytes)
+        }
+        let batch = decoded.batch
+
+        var cursor = RemoteCursor(host: host, epoch: state.epoch, appliedThrough: range.upperBound)
+        let fresh = batch.dictionary.filter { state.series[$0.ref] == nil }
+        if !fresh.isEmpty {
+            let ids = try writer.seriesIDs(for: fresh.map { (Self.hostKey($0.key, host: host), $0.type) })
+            for (d, id) in zip(fresh, ids) { cursor.newSeries[d.ref] = id }
+        }
+        var ticks: [RemoteTick] = []
+        ticks.reserveCapacity(batch.ticks.count)
+        for t in batch.ticks where t.seq > state.appliedThrough {
+            var ids: [Int64] = []
+            ids.reserveCapacity(t.refs.count)
+            for ref in t.refs {
+                guard let id = cursor.newSeries[ref] ?? state.series[ref] else {
+                    throw SyncError.invalid("tick \(t.seq) uses series \(ref), which no applied batch of epoch \(String(state.epoch, radix: 16)) defines")
+                }
+                ids.append(id)
+            }
+            ticks.append(RemoteTick(time: t.time, ids: ids, values: t.values,
+                                    opened: t.opened.map { Self.hostEntity($0, host: host) },
+                                    closed: t.closed.map { ($0.kind, Self.hostKey($0.key, host: host)) }))
+        }
+        let result = try writer.applyRemote(ticks, cursor: cursor)
+        state.series.merge(cursor.newSeries) { _, new in new }
+        state.appliedThrough = range.upperBound
+        state.decoder = decoded.state
+        hosts[host] = state
+        return .applied(range, samples: result.samples)
+    }
+
+    /// A series of `host` as the hub stores it: with a `host` label.
+    public static func hostKey(_ key: SeriesKey, host: String) -> SeriesKey {
+        var pairs = key.labels.pairs.filter { $0.name != "host" }
+        pairs.append(Label("host", host))
+        return SeriesKey(key.metric, Labels(pairs))
+    }
+
+    /// An entity key of `host` as the hub stores it.
+    public static func hostKey(_ key: String, host: String) -> String { host + "/" + key }
+
+    static func hostEntity(_ e: Entity, host: String) -> Entity {
+        var attrs = e.attributes
+        attrs["host"] = .string(host)
+        return Entity(kind: e.kind, key: hostKey(e.key, host: host), attributes: attrs)
+    }
+}

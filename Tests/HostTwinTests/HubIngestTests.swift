@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+import TwinCore
+@testable import TwinStorage
+import TwinSync
+import TwinSecurity
+
+/// A hub applying an agent's batches: the hub's twin of the host equals the agent's (samples and state
+/// as of any time), batches applied twice change nothing, gaps and forged hosts are refused, and the
+/// cursor survives a restart of the hub.
+@Suite struct HubIngestTests {
+    static let t0: Int64 = 1_800_000_000_000
+
+    /// An agent store with `count` ticks of churn: steady series, a series that comes and goes, and
+    /// processes that appear, change and disappear.
+    static func agent(ticks count: Int, dir: String) throws -> TwinStore {
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store, policy: .testing)
+        try w.begin(now: t0 - 1, interval: 1000)
+        for i in 0..<count {
+            var o = Observation(timestamp: t0 + Int64(i) * 1000)
+            o.add("node_load1", .empty, Double(i % 7) / 4)
+            o.add("node_cpu_seconds_total", Labels(["cpu": "0", "mode": "idle"]), Double(i) * 0.97, .counter)
+            if i % 20 < 10 { o.add("hosttwin_process_cpu_seconds_total", Labels(["pid": "\(i / 20)"]), Double(i), .counter) }
+            var procs = [Entity(kind: .processes, key: "1@1", attributes: ["name": "init", "state": i % 30 < 15 ? "alive" : "stopped"])]
+            if i % 9 != 0 { procs.append(Entity(kind: .processes, key: "\(100 + i / 9)@\(i / 9)", attributes: ["name": "job", "pid": .int(Int64(100 + i / 9))])) }
+            o.set(.processes, procs)
+            try w.commit(o)
+        }
+        try w.finish(now: t0 + Int64(count) * 1000)
+        return store
+    }
+
+    func hub(_ dir: String) throws -> HubIngest {
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store, policy: .testing)
+        try w.open()
+        return try HubIngest(writer: w)
+    }
+
+    @Test func theHubsTwinEqualsTheAgents() throws {
+        let root = try temporaryDirectory("hosttwin-hub")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let agent = try Self.agent(ticks: 100, dir: root + "/agent")
+        let epoch = try #require(try agent.epoch())
+        let reader = StoreBatches(store: agent, host: "web-1")
+        func bytes(_ first: UInt64, _ n: Int) throws -> [UInt8] {
+            let b = try #require(try reader.batch(from: first, maxTicks: n))
+            return try SyncCodec.encode(b).bytes
+        }
+        #expect(try bytes(41, 40) == bytes(41, 40), "a range read again must encode byte-identically")
+
+        var hub = try hub(root + "/hub")
+        #expect(try hub.apply(bytes(1, 40), from: "web-1") == .applied(1...40, samples: 100))
+        #expect(try hub.apply(bytes(81, 20), from: "web-1") == .gap(epoch: epoch, resumeAt: 41))
+        #expect(try hub.apply(bytes(41, 40), from: "web-1") == .applied(41...80, samples: 100))
+        #expect(try hub.apply(bytes(41, 40), from: "web-1") == .duplicate(41...80))
+        #expect(throws: SyncError.self) { try hub.apply(try bytes(81, 20), from: "db-2") }
+        // Overlapping the cursor: only the new ticks are applied.
+        guard case .applied(let r, let n) = try hub.apply(bytes(71, 30), from: "web-1") else { Issue.record("not applied"); return }
+        #expect(r == 71...100 && n == 50)
+
+        // A restart of the hub keeps the cursor; a chained batch then needs to be sent standing alone.
+        try hub.writer.finish(now: TwinTime.nowMillis())
+        hub = try self.hub(root + "/hub")
+        #expect(hub.cursor(host: "web-1")?.appliedThrough == 100 && hub.cursor(host: "web-1")?.epoch == epoch)
+        #expect(try hub.apply(bytes(61, 40), from: "web-1") == .duplicate(61...100))
+        let chained = SyncBatch(host: "web-1", epoch: epoch, baseSeq: 100, ticks: [TickChange(seq: 101, time: Self.t0 + 100_000, refs: [1], values: [1])])
+        #expect(try hub.apply(SyncCodec.encode(chained, base: TickRecordEncoder()).bytes, from: "web-1") == .needBase(resumeAt: 101))
+        try hub.writer.finish(now: TwinTime.nowMillis())
+
+        // The hub's twin: every series with a host label and the same samples; the state as of any tick.
+        let hubStore = try TwinStore.open(dataDir: root + "/hub", readOnly: true)
+        for s in try agent.series() {
+            let mine = try #require(try agent.samples(s.key, from: .min, to: .max))
+            let theirs = try #require(try hubStore.samples(HubIngest.hostKey(s.key, host: "web-1"), from: .min, to: .max), "\(s.key) missing at the hub")
+            #expect(theirs.map(\.0) == mine.map(\.0) && theirs.map(\.1) == mine.map(\.1), "\(s.key)")
+        }
+        for i in stride(from: 0, to: 100, by: 3) {
+            let t = Self.t0 + Int64(i) * 1000 + 500
+            struct V: Equatable { var attributes: [String: AttributeValue]; var from: Int64 }
+            let mine = Dictionary(uniqueKeysWithValues: try agent.state(at: t).map { ($0.key, V(attributes: $0.attributes, from: $0.validFrom)) })
+            let theirs = Dictionary(uniqueKeysWithValues: try hubStore.state(at: t).map { v -> (String, V) in
+                var a = v.attributes
+                #expect(a.removeValue(forKey: "host") == .string("web-1"))
+                return (String(v.key.dropFirst("web-1/".count)), V(attributes: a, from: v.validFrom))
+            })
+            #expect(theirs == mine, "state at tick \(i)")
+        }
+    }
+
+    /// At a hub a connection key carries its host in front; the remote address in it is still what the
+    /// policy seals (and a sealed address may hold slashes).
+    @Test func hostPrefixedConnectionKeysAreSealedAndOpened() throws {
+        let dir = try temporaryDirectory("hosttwin-hub-keys")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cipher = PolicyCipher(policy: DataPolicy(), keys: try KeyRing(dataDir: dir, create: true))
+        for key in ["web-1/tcp/10.0.0.1:22/192.0.2.7:50000", "tcp/10.0.0.1:22/192.0.2.7:50000", "db.dc2/tcp/[fe80::1]:443/[2001:db8::7]:6000"] {
+            let sealed = cipher.seal(.connections, key: key)
+            #expect(!sealed.contains("192.0.2.7") && !sealed.contains("2001:db8::7"), "\(sealed)")
+            #expect(sealed.split(separator: ":").last == key.split(separator: ":").last, "the remote port stays in clear")
+            #expect(cipher.open(.connections, key: sealed) == key)
+            #expect(cipher.clear(.connections, key: sealed) == key)
+        }
+    }
+}
