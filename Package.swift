@@ -102,7 +102,11 @@ let package = Package(
         .target(
             name: "TwinRuntime",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinSecurity", "TwinServer",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinSecurity", "TwinServer", "TwinSync",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -147,8 +147,9 @@ public struct CollectionService: Service {
                 continue
             }
             if !sinks.isEmpty {
-                let tick = CommittedTick(time: next, observation: obs, events: c.dataPolicy.redactedForReaders(result.events),
-                                         health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector })
+                let tick = CommittedTick(seq: result.seq, time: next, observation: obs, events: c.dataPolicy.redactedForReaders(result.events),
+                                         health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector },
+                                         ids: result.ids, values: result.values, opened: result.opened, closed: result.closed)
                 for s in sinks { s.committed(tick) }
             }
             loop.count += 1

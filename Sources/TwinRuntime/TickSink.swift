@@ -3,6 +3,8 @@ import TwinServer
 
 /// A tick the store has committed, as ``CollectionService`` hands it on.
 public struct CommittedTick: Sendable {
+    /// The tick's sequence number in the store's epoch (sync positions).
+    public var seq: UInt64
     /// The tick's time (ms since the epoch, on the interval grid).
     public var time: Int64
     /// What the collectors saw, after the data policy (hashes and drops) was applied.
@@ -11,6 +13,12 @@ public struct CommittedTick: Sendable {
     public var events: [TwinEvent]
     /// The latest health line of every collector, sorted by collector.
     public var health: [CollectorHealth]
+    /// What the store holds of the tick: series ids and values (a series twice in the tick kept once),
+    /// the versions opened (attributes after the data policy, before sealing) and the entities closed.
+    public var ids: [Int64]
+    public var values: [Double]
+    public var opened: [Entity]
+    public var closed: [(kind: EntityKind, key: String)]
 }
 
 /// Receives every tick after the store committed it: the live twin, later the uplink of an agent.

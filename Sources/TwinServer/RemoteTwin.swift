@@ -41,6 +41,51 @@ public struct RemoteTwin: Sendable {
     public func get(_ pathAndQuery: String) throws -> Response {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
+        let collector = ResponseCollector(promise: group.next().makePromise())
+        let channel: any Channel
+        do { channel = try connect(group: group, handler: collector) } catch {
+            collector.promise.fail(error) // a promise must be completed before it goes away
+            throw error
+        }
+        var headers = requestHeaders()
+        headers.add(name: "Accept", value: "application/json")
+        headers.add(name: "Connection", value: "close")
+        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: pathAndQuery, headers: headers)), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        defer { timeoutTask.cancel() }
+        do { return try collector.promise.futureResult.wait() } catch {
+            throw TwinError.unavailable("\(useTLS ? "https" : "http")://\(host):\(port)\(pathAndQuery): \(error)")
+        }
+    }
+
+    /// Opens `POST path` with a body streamed chunk by chunk and a response read as it comes: the sync
+    /// protocol's push. The stream owns its connection and event loop until ``RemoteStream/close()``.
+    public func stream(post path: String, contentType: String) async throws -> RemoteStream {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (lines, continuation) = AsyncThrowingStream.makeStream(of: String.self)
+        let reader = LineReader(continuation: continuation)
+        do {
+            let channel = try connect(group: group, handler: reader)
+            var headers = requestHeaders()
+            headers.add(name: "Content-Type", value: contentType)
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+            try await channel.writeAndFlush(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers))).get()
+            return RemoteStream(channel: channel, group: group, lines: lines)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    private func requestHeaders() -> HTTPHeaders {
+        var headers = HTTPHeaders([("Host", host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")])
+        if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
+        return headers
+    }
+
+    /// A connected channel with TLS (when asked for), HTTP client handlers and `handler` last.
+    private func connect(group: MultiThreadedEventLoopGroup, handler: some ChannelHandler & Sendable) throws -> any Channel {
         let sslContext: NIOSSLContext?
         if useTLS {
             var tls = TLSConfiguration.makeClientConfiguration()
@@ -54,7 +99,6 @@ public struct RemoteTwin: Sendable {
             }
             sslContext = try NIOSSLContext(configuration: tls)
         } else { sslContext = nil }
-        let collector = ResponseCollector(promise: group.next().makePromise())
         let serverName = host
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(timeout)
@@ -65,21 +109,49 @@ public struct RemoteTwin: Sendable {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: isIP ? nil : serverName))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(collector)
+                    try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-        let channel: any Channel
-        do { channel = try bootstrap.connect(host: host, port: port).wait() } catch {
+        do { return try bootstrap.connect(host: host, port: port).wait() } catch {
             throw TwinError.unavailable("cannot connect to \(host):\(port): \(error)")
         }
-        var headers = HTTPHeaders([("Host", host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"), ("Accept", "application/json"), ("Connection", "close")])
-        if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
-        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: pathAndQuery, headers: headers)), promise: nil)
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
-        defer { timeoutTask.cancel() }
-        do { return try collector.promise.futureResult.wait() } catch {
-            throw TwinError.unavailable("\(useTLS ? "https" : "http")://\(host):\(port)\(pathAndQuery): \(error)")
+    }
+
+    /// Passes a streamed response on line by line; a status other than 200 ends the stream with its body
+    /// as the error.
+    private final class LineReader: ChannelInboundHandler, @unchecked Sendable { // confined to its event loop
+        typealias InboundIn = HTTPClientResponsePart
+        let continuation: AsyncThrowingStream<String, any Error>.Continuation
+        private var status = 0
+        private var pending: [UInt8] = []
+
+        init(continuation: AsyncThrowingStream<String, any Error>.Continuation) { self.continuation = continuation }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head): status = Int(head.status.code)
+            case .body(let buf):
+                pending += buf.readableBytesView
+                guard status == 200 else { return }
+                while let nl = pending.firstIndex(of: 0x0A) {
+                    continuation.yield(String(decoding: pending[..<nl], as: UTF8.self))
+                    pending.removeSubrange(...nl)
+                }
+                if pending.count > 1 << 20 { continuation.finish(throwing: TwinError.unavailable("response line longer than 1 MiB")) }
+            case .end:
+                if status == 200 { continuation.finish() } else {
+                    continuation.finish(throwing: TwinError.unavailable("HTTP \(status): \(String(decoding: pending.prefix(500), as: UTF8.self))"))
+                }
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            continuation.finish(throwing: error)
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            continuation.finish(throwing: TwinError.unavailable("the server closed the connection"))
         }
     }
 
@@ -116,5 +188,36 @@ public struct RemoteTwin: Sendable {
         func channelInactive(context: ChannelHandlerContext) {
             finish(.failure(TwinError.unavailable("the server closed the connection")), context)
         }
+    }
+}
+
+/// A streamed request in flight (``RemoteTwin/stream(post:contentType:)``): body chunks go up as they
+/// are sent, response lines come down as they arrive.
+public final class RemoteStream: Sendable {
+    private let channel: any Channel
+    private let group: MultiThreadedEventLoopGroup
+    /// The response, line by line; ends when the server ends it, throws when the connection fails.
+    public let lines: AsyncThrowingStream<String, any Error>
+
+    init(channel: any Channel, group: MultiThreadedEventLoopGroup, lines: AsyncThrowingStream<String, any Error>) {
+        self.channel = channel
+        self.group = group
+        self.lines = lines
+    }
+
+    /// Sends `bytes` as one chunk of the body and flushes it.
+    public func send(_ bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: bytes)))).get()
+    }
+
+    /// Ends the request body (the server then ends its response).
+    public func finish() async throws {
+        try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+    }
+
+    /// Closes the connection and its event loop.
+    public func close() async {
+        try? await channel.close().get()
+        try? await group.shutdownGracefully()
     }
 }

@@ -35,6 +35,8 @@ public struct TwinAPI: Sendable {
     public var audit: AuditLog?
     /// The classes of attributes: what non-admins see masked.
     public var dataPolicy = DataPolicy()
+    /// Where pushed batches go (a hub); nil on a server that does not accept pushes.
+    public var sync: (any SyncReceiver)?
     let callers = CallerLimits()
     let streams = CallerLimits()
     let logger: Logger
@@ -89,6 +91,9 @@ public struct TwinAPI: Sendable {
         "/api/v1/admin/tokens/revoke": Route(methods: .post, access: .admin) { try $0.revokeToken($1) },
         "/api/v1/admin/audit": Route(methods: .get, access: .admin) { try $0.auditRecords($1) },
         "/api/v1/admin/audit/verify": Route(methods: .get, access: .admin) { try $0.auditVerify($1) },
+        "/api/v1/sync/cursor": Route(methods: .get, access: .write) { try $0.syncCursor($1) },
+        // Streams: answered by `syncPush` before bodies are collected (the handler is never called).
+        "/api/v1/sync/push": Route(methods: .post, access: .write, light: true) { _, _ in throw APIError.unavailable("push is a stream") },
     ]
 
     /// Every route the server answers, for documentation and the test that walks each with every role:
@@ -153,6 +158,7 @@ public struct TwinAPI: Sendable {
             params.identity = identity
             params.caller = identity.tokenID ?? source
             params.isPost = isPost
+            if name == "/api/v1/sync/push" { return try syncPush(request, params) }
             if isPost {
                 let body: ByteBuffer
                 do { body = try await request.collectBody(upTo: maxBodyBytes) } catch {

@@ -1,0 +1,45 @@
+import Dispatch
+import TwinCore
+import TwinServer
+import TwinStorage
+import TwinSync
+
+/// A hub's ``SyncReceiver``: applies pushed batches to the hub's store through ``HubIngest``, one at a
+/// time on a queue of its own (the store has one writer; SQLite and the log block).
+public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` only on `queue`
+    private let ingest: HubIngest
+    private let queue = DispatchQueue(label: "hosttwin-hub-ingest")
+
+    /// `writer` is the hub store's writer, opened.
+    public init(writer: TwinWriter) throws {
+        ingest = try HubIngest(writer: writer)
+    }
+
+    public func cursor(host: String) throws -> SyncCursor? {
+        queue.sync { ingest.cursor(host: host) }.map { SyncCursor(host: host, epoch: String($0.epoch, radix: 16), appliedThrough: $0.appliedThrough) }
+    }
+
+    public func apply(_ batch: [UInt8], host: String) async -> SyncAck {
+        await withCheckedContinuation { done in
+            queue.async { [self] in
+                let ack: SyncAck
+                do {
+                    switch try ingest.apply(batch, from: host) {
+                    case .applied(let r, let n): ack = SyncAck(outcome: "applied", first: r.lowerBound, last: r.upperBound, samples: n)
+                    case .duplicate(let r): ack = SyncAck(outcome: "duplicate", first: r.lowerBound, last: r.upperBound)
+                    case .gap(let epoch, let resume): ack = SyncAck(outcome: "gap", resumeAt: resume, epoch: String(epoch, radix: 16))
+                    case .needBase(let resume): ack = SyncAck(outcome: "need_base", resumeAt: resume)
+                    }
+                } catch {
+                    ack = SyncAck(outcome: "refused", message: "\(error)")
+                }
+                done.resume(returning: ack)
+            }
+        }
+    }
+
+    /// Seals what the hub holds and releases the store (at shutdown).
+    public func finish() throws {
+        try queue.sync { try ingest.writer.finish(now: TwinTime.nowMillis()) }
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TwinCore
+import TwinServer
+import TwinStorage
+import TwinSync
+
+/// An agent's push to one hub (docs/format/sync.md): asks the hub where to resume, then streams batches —
+/// catch-up batches read from the store while behind, then each committed tick as it comes, chained on
+/// the previous one — and reads the hub's acknowledgements. The store is the buffer: nothing is dropped
+/// when the hub is away; the next session resumes where the hub says.
+public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutable state behind `state`
+    public struct Configuration: Sendable {
+        public var host: String
+        public var remote: RemoteTwin
+        /// Ticks per catch-up batch.
+        public var catchUpTicks = 1800
+        /// Wait after a failed session, doubled up to `maxBackoff`.
+        public var backoff: Duration = .milliseconds(500)
+        public var maxBackoff: Duration = .seconds(30)
+
+        public init(host: String, remote: RemoteTwin) {
+            self.host = host
+            self.remote = remote
+        }
+    }
+
+    /// What the collection thread hands over and the sessions read.
+    struct State {
+        /// The newest committed tick, as stored.
+        var latest: CommittedTick?
+        /// The last tick the hub acknowledged (applied or held).
+        var acked: UInt64 = 0
+        var waiter: CheckedContinuation<Void, Never>?
+        var woken = false
+    }
+
+    let store: TwinStore
+    let configuration: Configuration
+    let logger: Logger
+    private let state = Mutex(State())
+    /// Agent series ids → their keys, for dictionary entries of live batches.
+    private var catalog: [Int64: SeriesInfo] = [:]
+
+    public init(store: TwinStore, configuration: Configuration, logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The last tick the hub acknowledged.
+    public var acknowledged: UInt64 { state.withLock { $0.acked } }
+
+    // MARK: TickSink
+
+    public func committed(_ tick: CommittedTick) {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.latest = tick
+            s.woken = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume()
+    }
+
+    public func collectionStopped() { wake() }
+
+    private func wake() {
+        state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.woken = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }?.resume()
+    }
+
+    /// Waits for the next committed tick (or a wake-up), at most `limit`.
+    private func nextTick(limit: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { c in
+                        let now = state.withLock { s -> Bool in
+                            if s.woken { s.woken = false; return true }
+                            s.waiter = c
+                            return false
+                        }
+                        if now { c.resume() }
+                    }
+                } onCancel: { [self] in wake() }
+            }
+            group.addTask { try? await Task.sleep(for: limit) }
+            await group.next()
+            group.cancelAll()
+        }
+        state.withLock { $0.woken = false }
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        var backoff = configuration.backoff
+        var failures = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await cancelWhenGracefulShutdown { try await self.session() }
+                backoff = configuration.backoff
+                failures = 0
+            } catch {
+                if Task.isCancelled || Task.isShuttingDownGracefully { break }
+                // Said once, then every tenth attempt while the hub stays away; the store keeps everything.
+                failures += 1
+                let message: Logger.Message = "push to \(configuration.remote.host):\(configuration.remote.port) interrupted: \(error); retrying in \(backoff) (attempt \(failures))"
+                if failures == 1 || failures % 10 == 0 { logger.warning(message) } else { logger.debug(message) }
+                let wait = backoff
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                backoff = min(backoff * 2, configuration.maxBackoff)
+            }
+        }
+    }
+
+    /// Why a session ends early: the hub asked to resume elsewhere.
+    struct Resume: Error { var from: UInt64; var reason: String }
+
+    /// One push session: handshake, then batches until the connection fails or the hub asks to resume.
+    private func session() async throws {
+        guard let epoch = try store.epoch() else {
+            await nextTick(limit: .seconds(1)) // no tick stored yet
+            return
+        }
+        let host = configuration.host
+        let remote = configuration.remote
+        let query = "host=" + (host.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? host)
+        let hello = try await Task.detached { try remote.get("/api/v1/sync/cursor?\(query)") }.value
+        guard hello.status == 200, let cursor = try? JSONDecoder().decode(SyncCursor.self, from: Data(hello.body)) else {
+            throw TwinError.unavailable("handshake refused (HTTP \(hello.status)): \(hello.text.prefix(300))")
+        }
+        let start = cursor.epoch == String(epoch, radix: 16) ? cursor.appliedThrough + 1 : 1
+        state.withLock { $0.acked = start - 1 }
+        logger.info("pushing \(host) to \(remote.host):\(remote.port) from tick \(start)")
+        let stream = try await remote.stream(post: "/api/v1/sync/push?\(query)", contentType: "application/octet-stream")
+        defer { Task { await stream.close() } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                for try await line in stream.lines {
+                    guard let ack = try? JSONDecoder().decode(SyncAck.self, from: Data(line.utf8)) else { continue }
+                    switch ack.outcome {
+                    case "applied", "duplicate":
+                        if let last = ack.last { state.withLock { $0.acked = max($0.acked, last) } }
+                    case "gap", "need_base":
+                        throw Resume(from: ack.resumeAt ?? 1, reason: ack.outcome)
+                    default:
+                        throw TwinError.unavailable("the hub refused a batch: \(ack.message ?? ack.outcome)")
+                    }
+                }
+                throw TwinError.unavailable("the hub ended the push")
+            }
+            group.addTask { [self] in
+                var base: (seq: UInt64, encoder: TickRecordEncoder, refs: Set<Int64>)?
+                var next = start
+                while !Task.isCancelled {
+                    let batch: SyncBatch, encoded: (bytes: [UInt8], state: TickRecordEncoder)
+                    let latest = state.withLock { $0.latest }
+                    if let b = base, let live = latest, live.seq == next, b.seq == next - 1 {
+                        batch = try liveBatch(live, epoch: epoch, after: b.refs)
+                        encoded = try SyncCodec.encode(batch, base: b.encoder)
+                    } else if let b = try StoreBatches(store: store, host: host).batch(from: next, maxTicks: configuration.catchUpTicks) {
+                        batch = b
+                        encoded = try SyncCodec.encode(b)
+                    } else {
+                        await nextTick(limit: .seconds(1))
+                        continue
+                    }
+                    var frame = withUnsafeBytes(of: UInt32(encoded.bytes.count).bigEndian) { Array($0) }
+                    frame += encoded.bytes
+                    try await stream.send(frame)
+                    let last = batch.ticks[batch.ticks.count - 1]
+                    base = (last.seq, encoded.state, Set(last.refs))
+                    next = last.seq + 1
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// A one-tick batch from the tick just committed, chained on the previous tick.
+    private func liveBatch(_ tick: CommittedTick, epoch: UInt64, after baseRefs: Set<Int64>) throws -> SyncBatch {
+        let fresh = Set(tick.ids).subtracting(baseRefs)
+        if fresh.contains(where: { catalog[$0] == nil }) {
+            for s in try store.seriesCatalog() where catalog[s.id] == nil { catalog[s.id] = s }
+        }
+        var dictionary: [SeriesDefinition] = []
+        for id in fresh.sorted() {
+            guard let s = catalog[id] else { throw TwinError.unavailable("series \(id) of tick \(tick.seq) is not in the store's index") }
+            dictionary.append(SeriesDefinition(ref: id, key: s.key, type: s.type))
+        }
+        let change = TickChange(seq: tick.seq, time: tick.time, refs: tick.ids, values: tick.values, opened: tick.opened,
+                                closed: tick.closed.map { EntityRef(kind: $0.kind, key: $0.key) })
+        return SyncBatch(host: configuration.host, epoch: epoch, baseSeq: tick.seq - 1, dictionary: dictionary, ticks: [change])
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+import TwinSecurity
+
+/// What a hub does with batches agents push (TwinRuntime's `HubReceiver` applies them to the hub's store).
+public protocol SyncReceiver: Sendable {
+    /// Where `host`'s history stands at this hub; nil when the hub has nothing of it.
+    func cursor(host: String) throws -> SyncCursor?
+    /// Applies one batch pushed for `host`; never throws: a refusal is an acknowledgement too.
+    func apply(_ batch: [UInt8], host: String) async -> SyncAck
+}
+
+/// A host's cursor at a hub: its store's epoch (hex) and the last tick applied.
+public struct SyncCursor: Sendable, Codable, Equatable {
+    public var host: String
+    public var epoch: String
+    public var appliedThrough: UInt64
+
+    public init(host: String, epoch: String, appliedThrough: UInt64) {
+        self.host = host
+        self.epoch = epoch
+        self.appliedThrough = appliedThrough
+    }
+
+    enum CodingKeys: String, CodingKey { case host, epoch, appliedThrough = "applied_through" }
+}
+
+/// The hub's answer to one pushed batch, one JSON line each in the push response.
+public struct SyncAck: Sendable, Codable, Equatable {
+    /// `applied`, `duplicate` (held already), `gap` (send from `resume_at`), `need_base` (send the range
+    /// standing alone from `resume_at`) or `refused` (damaged or not allowed; `message` says why).
+    public var outcome: String
+    public var first: UInt64?
+    public var last: UInt64?
+    public var resumeAt: UInt64?
+    public var epoch: String?
+    public var samples: Int?
+    public var message: String?
+
+    public init(outcome: String, first: UInt64? = nil, last: UInt64? = nil, resumeAt: UInt64? = nil, epoch: String? = nil, samples: Int? = nil, message: String? = nil) {
+        self.outcome = outcome
+        self.first = first
+        self.last = last
+        self.resumeAt = resumeAt
+        self.epoch = epoch
+        self.samples = samples
+        self.message = message
+    }
+
+    enum CodingKeys: String, CodingKey { case outcome, first, last, resumeAt = "resume_at", epoch, samples, message }
+}
+
+extension TwinAPI {
+    /// The largest frame a push may carry (a catch-up batch of a few thousand ticks is a few MB).
+    static let maxSyncFrame = 64 << 20
+
+    /// The host a caller may push for: an agent token's own host, any host for an admin. Refusals are
+    /// 403s, which the audit log records with the token.
+    func syncHost(_ p: Params) throws -> String {
+        guard let host = p["host"], !host.isEmpty else { throw APIError.badData("the host parameter is required") }
+        guard sync != nil else { throw APIError.unavailable("this server does not accept pushes (start it with `hosttwin serve` on a data directory no `run` writes)") }
+        if p.identity.role == .agent, p.identity.host != host {
+            throw APIError(type: "forbidden", message: "this agent token is bound to \(p.identity.host.map { "host \($0)" } ?? "no host"), not \(host); an admin can re-bind it", status: .forbidden)
+        }
+        return host
+    }
+
+    /// `GET /api/v1/sync/cursor?host=H`: where the hub's copy of H stands (the handshake's resume point).
+    func syncCursor(_ p: Params) throws -> Response {
+        let host = try syncHost(p)
+        let cursor = try sync!.cursor(host: host) ?? SyncCursor(host: host, epoch: "0", appliedThrough: 0)
+        return Self.json(bytes: Array(try JSONEncoder.sorted.encode(cursor)))
+    }
+
+    /// `POST /api/v1/sync/push?host=H`: a stream of frames (`u32 big-endian length · batch`) up, one JSON
+    /// acknowledgement line per frame down, as each is applied. One request carries many batches, so a
+    /// tick costs its batch and four bytes, not a request.
+    func syncPush(_ request: Request, _ p: Params) throws -> Response {
+        let host = try syncHost(p)
+        let receiver = sync!
+        guard streams.acquire(p.caller, limit: access.maxLiveStreamsPerCaller, total: access.maxLiveStreams) else {
+            throw APIError(type: "too_many_requests", message: "too many streams open (at most \(access.maxLiveStreamsPerCaller) per caller)", status: .tooManyRequests)
+        }
+        let (streams, caller) = (streams, p.caller)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/x-ndjson", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                defer { streams.release(caller) }
+                // Frames are cut from the body on a task of their own, so a server shutting down can end
+                // the stream (else it would wait for the agent forever).
+                enum Item: Sendable { case frame([UInt8]), refusal(String) }
+                let (items, feed) = AsyncStream.makeStream(of: Item.self)
+                let reader = Task {
+                    var pending = ByteBuffer()
+                    defer { feed.finish() }
+                    do {
+                        for try await var chunk in request.body {
+                            pending.writeBuffer(&chunk)
+                            while pending.readableBytes >= 4 {
+                                let length = Int(pending.getInteger(at: pending.readerIndex, as: UInt32.self)!)
+                                guard length <= Self.maxSyncFrame else {
+                                    feed.yield(.refusal("frame of \(length) bytes exceeds \(Self.maxSyncFrame)"))
+                                    return
+                                }
+                                guard pending.readableBytes >= 4 + length else { break }
+                                pending.moveReaderIndex(forwardBy: 4)
+                                feed.yield(.frame(pending.readBytes(length: length)!))
+                            }
+                            pending.discardReadBytes()
+                        }
+                        if pending.readableBytes > 0 { feed.yield(.refusal("the stream ended inside a frame (\(pending.readableBytes) bytes)")) }
+                    } catch {
+                        // The agent went away; what was applied, its next handshake learns from the cursor.
+                    }
+                }
+                let encoder = JSONEncoder.sorted
+                try await withGracefulShutdownHandler {
+                    for await item in items {
+                        let ack: SyncAck
+                        switch item {
+                        case .frame(let frame): ack = await receiver.apply(frame, host: host)
+                        case .refusal(let why): ack = SyncAck(outcome: "refused", message: why)
+                        }
+                        var line = try encoder.encode(ack)
+                        line.append(0x0A)
+                        try await writer.write(ByteBuffer(bytes: line))
+                    }
+                } onGracefulShutdown: {
+                    reader.cancel()
+                    feed.finish()
+                }
+                reader.cancel()
+                try await writer.finish(nil)
+            }
+        )
+    }
+}
+
+extension JSONEncoder {
+    /// Sorted keys: stable output for tests and diffs.
+    static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+}

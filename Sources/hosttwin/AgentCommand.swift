@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import TwinCollectors
+import TwinCore
+import TwinRuntime
+import TwinSecurity
+import TwinServer
+import TwinStorage
+
+/// `hosttwin agent`: observe this host as `run` does into a local store, and push it to hubs.
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Observe this host into a local store and push it to one or more hubs (`hosttwin serve`).",
+        discussion: """
+        Collects exactly as `run` does; the local store is the buffer, so nothing is lost while a hub is away: each \
+        push session asks the hub where to resume, sends what the hub lacks oldest first, then every tick as it is \
+        committed. The token (`hosttwin token create --role agent --host NAME` on the hub) is bound to --host-name. \
+        Protocol: docs/format/sync.md.
+        """
+    )
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var hostPaths: HostPathOptions
+    @Option(name: .customLong("host-name"), help: ArgumentHelp("This host's name in the fleet (default: the system's host name).", valueName: "NAME"))
+    var hostName: String?
+    @Option(name: .customLong("push"), help: ArgumentHelp("A hub to push to, http(s)://HOST:PORT (repeatable).", valueName: "URL"))
+    var pushURLs: [String] = []
+    @Option(name: .customLong("token-file"), help: ArgumentHelp("A file holding this agent's token (default $HOSTTWIN_TOKEN).", valueName: "FILE"))
+    var tokenFile: String?
+    @Option(help: ArgumentHelp("Trust only these PEM CA certificates for the hubs' certificates.", valueName: "FILE"))
+    var ca: String?
+    @Option(name: .customLong("client-cert"), help: ArgumentHelp("A PEM client certificate for hubs that require one (with --client-key).", valueName: "FILE"))
+    var clientCert: String?
+    @Option(name: .customLong("client-key"), help: ArgumentHelp("The PEM key of --client-cert.", valueName: "FILE"))
+    var clientKey: String?
+    @Option(help: ArgumentHelp("Tick interval, e.g. 1s, 500ms, 5s.", valueName: "DURATION"))
+    var interval: String = "1s"
+    @Option(help: ArgumentHelp("Stop after this many ticks (for tests and benchmarks).", valueName: "N"))
+    var ticks: Int?
+    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL"))
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard !pushURLs.isEmpty else { throw CLIError("give at least one hub with --push URL") }
+        let host = hostName ?? ProcessInfo.processInfo.hostName
+        guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" }) else {
+            throw CLIError("--host-name \(host): use letters, digits, '.', '-' and '_'")
+        }
+        let intervalMs = try TwinTime.parseDuration(interval)
+        guard intervalMs >= 100 else { throw CLIError("--interval must be at least 100ms") }
+        let token = try RemoteOptions.token(file: tokenFile)
+        var remotes: [RemoteTwin] = []
+        for url in pushURLs {
+            var r = try RemoteTwin(url: url)
+            r.caFile = ca
+            (r.clientCertificate, r.clientKey) = (clientCert, clientKey)
+            r.token = token
+            remotes.append(r)
+        }
+
+        MemoryFootprint.limitMallocArenas()
+        _ = SelfMetrics.bootstrap()
+        var logger = Logger(label: "hosttwin")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let dataDir = store.resolvedDataDir
+        let twinStore = try TwinStore.open(dataDir: dataDir)
+        let policy = DataPolicy()
+        let keys = try KeyRing(dataDir: dataDir, create: true)
+        twinStore.use(cipher: PolicyCipher(policy: policy, keys: keys))
+        let uplinks = remotes.map { SyncUplink(store: twinStore, configuration: .init(host: host, remote: $0), logger: logger) }
+        let collection = CollectionService(
+            store: twinStore,
+            configuration: .init(paths: hostPaths.paths, interval: intervalMs, dataPolicy: policy, keys: keys, maxTicks: ticks),
+            sinks: uplinks, logger: logger)
+        logger.info("agent \(host): observing every \(intervalMs) ms into \(dataDir), pushing to \(pushURLs.joined(separator: ", "))")
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: collection, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)]
+                + uplinks.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        try await group.run()
+    }
+}
