@@ -13,11 +13,13 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve a store's API (Prometheus-compatible query API, state API) without collecting.",
-        discussion: "When no `hosttwin run` writes the data directory, the server is a hub: agents (`hosttwin agent --push URL`) push their hosts' twins into it, each host's series labelled host=NAME and its entities keyed NAME/KEY. Beside a running `run`, it serves the store read-only."
+        discussion: "When no `hosttwin run` writes the data directory, the server is a hub: agents (`hosttwin agent --push URL`) push their hosts' twins into it, each host's series labelled host=NAME and its entities keyed NAME/KEY. Beside a running `run` (or with --read-only), it serves the store read-only."
     )
 
     @OptionGroup var store: StoreOptions
     @OptionGroup var server: ServerOptions
+    @Flag(name: .customLong("read-only"), help: "Only serve the store: never write it, accept no pushes (so `hosttwin run` can start on it later).")
+    var readOnly = false
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL")) var logLevel: String = "info"
 
     func run() async throws {
@@ -27,13 +29,14 @@ struct ServeCommand: AsyncParsableCommand {
         var hub: HubReceiver?
         let twinStore: TwinStore
         do {
+            if readOnly { throw TwinError.unavailable("another HostTwin writer: --read-only") }
             let writable = try TwinStore.open(dataDir: store.resolvedDataDir)
             let writer = TwinWriter(store: writable, report: { [logger] in logger.warning("\($0)") })
             try writer.open()
             hub = try HubReceiver(writer: writer)
             twinStore = writable
         } catch let TwinError.unavailable(why) where why.contains("another HostTwin writer") {
-            logger.notice("\(why.prefix(120)): serving it read-only, without accepting pushes")
+            if !readOnly { logger.notice("\(why.prefix(120)): serving it read-only, without accepting pushes") }
             twinStore = try store.openForReading()
         }
         var api = TwinAPI(store: twinStore, live: nil, metrics: SelfMetrics.bootstrap(), logger: logger)
