@@ -4,6 +4,8 @@ import TwinServer
 import TwinStorage
 import TwinSync
 
+extension SyncStreamDecompressor: SyncStreamDecoder {}
+
 /// A hub's ``SyncReceiver``: applies pushed batches to the hub's store through ``HubIngest``, one at a
 /// time on a queue of its own (the store has one writer; SQLite and the log block).
 public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` only on `queue`
@@ -36,6 +38,10 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
                 done.resume(returning: ack)
             }
         }
+    }
+
+    public func streamDecoder(for encoding: String) -> (any SyncStreamDecoder)? {
+        encoding == "zstd" ? SyncStreamDecompressor() : nil
     }
 
     /// Seals what the hub holds and releases the store (at shutdown).

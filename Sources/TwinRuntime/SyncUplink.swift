@@ -139,7 +139,9 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         let start = cursor.epoch == String(epoch, radix: 16) ? cursor.appliedThrough + 1 : 1
         state.withLock { $0.acked = start - 1 }
         logger.info("pushing \(host) to \(remote.host):\(remote.port) from tick \(start)")
-        let stream = try await remote.stream(post: "/api/v1/sync/push?\(query)", contentType: "application/octet-stream")
+        // The session is one zstd stream: each tick costs what differs from the ticks before it.
+        let stream = try await remote.stream(post: "/api/v1/sync/push?\(query)", contentType: "application/octet-stream", headers: [("Content-Encoding", "zstd")])
+        nonisolated(unsafe) let compressor = SyncStreamCompressor() // used by the sending task only
         defer { Task { await stream.close() } }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
@@ -174,7 +176,7 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
                     }
                     var frame = withUnsafeBytes(of: UInt32(encoded.bytes.count).bigEndian) { Array($0) }
                     frame += encoded.bytes
-                    try await stream.send(frame)
+                    try await stream.send(try compressor.compress(frame))
                     let last = batch.ticks[batch.ticks.count - 1]
                     base = (last.seq, encoded.state, Set(last.refs))
                     next = last.seq + 1

@@ -61,7 +61,7 @@ public struct RemoteTwin: Sendable {
 
     /// Opens `POST path` with a body streamed chunk by chunk and a response read as it comes: the sync
     /// protocol's push. The stream owns its connection and event loop until ``RemoteStream/close()``.
-    public func stream(post path: String, contentType: String) async throws -> RemoteStream {
+    public func stream(post path: String, contentType: String, headers extra: [(String, String)] = []) async throws -> RemoteStream {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let (lines, continuation) = AsyncThrowingStream.makeStream(of: String.self)
         let reader = LineReader(continuation: continuation)
@@ -70,6 +70,7 @@ public struct RemoteTwin: Sendable {
             var headers = requestHeaders()
             headers.add(name: "Content-Type", value: contentType)
             headers.add(name: "Transfer-Encoding", value: "chunked")
+            for (name, value) in extra { headers.add(name: name, value: value) }
             try await channel.writeAndFlush(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers))).get()
             return RemoteStream(channel: channel, group: group, lines: lines)
         } catch {

@@ -4,12 +4,19 @@ import NIOCore
 import ServiceLifecycle
 import TwinSecurity
 
+/// Decompresses a push session sent with `Content-Encoding: zstd` (TwinRuntime provides TwinSync's).
+public protocol SyncStreamDecoder: AnyObject {
+    func decompress(_ input: [UInt8]) throws -> [UInt8]
+}
+
 /// What a hub does with batches agents push (TwinRuntime's `HubReceiver` applies them to the hub's store).
 public protocol SyncReceiver: Sendable {
     /// Where `host`'s history stands at this hub; nil when the hub has nothing of it.
     func cursor(host: String) throws -> SyncCursor?
     /// Applies one batch pushed for `host`; never throws: a refusal is an acknowledgement too.
     func apply(_ batch: [UInt8], host: String) async -> SyncAck
+    /// A decoder for a session compressed with `encoding` (`zstd`); nil when not supported.
+    func streamDecoder(for encoding: String) -> (any SyncStreamDecoder)?
 }
 
 /// A host's cursor at a hub: its store's epoch (hex) and the last tick applied.
@@ -84,6 +91,12 @@ extension TwinAPI {
             throw APIError(type: "too_many_requests", message: "too many streams open (at most \(access.maxLiveStreamsPerCaller) per caller)", status: .tooManyRequests)
         }
         let (streams, caller) = (streams, p.caller)
+        let encoding = request.headers[.contentEncoding]?.lowercased()
+        nonisolated(unsafe) let decoder = encoding.flatMap { receiver.streamDecoder(for: $0) } // used by the reader task only
+        if let encoding, decoder == nil {
+            streams.release(caller)
+            throw APIError(type: "bad_data", message: "push sessions may be sent as they are or with Content-Encoding: zstd, not \(encoding)", status: .unsupportedMediaType)
+        }
         return Response(
             status: .ok,
             headers: [.contentType: "application/x-ndjson", .cacheControl: "no-cache"],
@@ -98,7 +111,14 @@ extension TwinAPI {
                     defer { feed.finish() }
                     do {
                         for try await var chunk in request.body {
-                            pending.writeBuffer(&chunk)
+                            if let decoder {
+                                do { pending.writeBytes(try decoder.decompress(Array(chunk.readableBytesView))) } catch {
+                                    feed.yield(.refusal("\(error)"))
+                                    return
+                                }
+                            } else {
+                                pending.writeBuffer(&chunk)
+                            }
                             while pending.readableBytes >= 4 {
                                 let length = Int(pending.getInteger(at: pending.readerIndex, as: UInt32.self)!)
                                 guard length <= Self.maxSyncFrame else {

@@ -152,3 +152,34 @@ import GRDB
         #expect(runs == 4)
     }
 }
+
+/// A push session compressed as one zstd stream: frames come back exactly, however the bytes are cut on
+/// the way, and garbage is an error.
+@Suite struct SyncStreamTests {
+    @Test func framesSurviveTheStreamCutAnywhere() throws {
+        let ticks = SyncCodecTests.ticks(from: 1, count: 30)
+        var frames: [[UInt8]] = []
+        var state: TickRecordEncoder?
+        for (i, t) in ticks.enumerated() {
+            let b = SyncBatch(host: "h", epoch: 1, baseSeq: i == 0 ? nil : t.seq - 1, dictionary: i == 0 ? SyncCodecTests.dictionary(ticks) : [], ticks: [t])
+            let e = try SyncCodec.encode(b, base: state)
+            frames.append(e.bytes)
+            state = e.state
+        }
+        let compressor = SyncStreamCompressor()
+        var wire: [UInt8] = []
+        for f in frames { wire += try compressor.compress(f) }
+        #expect(wire.count < frames.reduce(0) { $0 + $1.count }, "the stream should be smaller than the frames")
+        var rng = SeededGenerator(seed: 3)
+        let decompressor = SyncStreamDecompressor()
+        var out: [UInt8] = []
+        var i = 0
+        while i < wire.count {
+            let n = Int.random(in: 1...200, using: &rng)
+            out += try decompressor.decompress(Array(wire[i..<min(i + n, wire.count)]))
+            i += n
+        }
+        #expect(out == frames.flatMap { $0 })
+        #expect(throws: SyncError.self) { try SyncStreamDecompressor().decompress(Array(repeating: 0x41, count: 64)) }
+    }
+}

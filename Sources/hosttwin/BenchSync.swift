@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import TwinCore
+import TwinStorage
+import TwinSync
+
+/// `hosttwin bench sync`: bytes on the wire per sample of an agent's real data, batch by batch.
+struct BenchSync: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Bytes per sample of the sync protocol on a store's real ticks: catch-up batches and live ticks.",
+        discussion: """
+        Reads the store's ticks (from --from, at most --ticks) and encodes them as an agent sends them: catch-up \
+        batches of --batch ticks standing alone, and live batches of one tick chained on the previous one, each \
+        framed (4 bytes) — as they are, and with the push session compressed as one zstd stream. Counts payload \
+        bytes only (no HTTP, TLS or TCP overhead); docs/format/sync.md.
+        """
+    )
+    @Option(help: ArgumentHelp("An agent's (or run's) data directory.", valueName: "DIR")) var dataDir: String
+    @Option(help: ArgumentHelp("First tick (sequence number).", valueName: "N")) var from: UInt64 = 1
+    @Option(help: ArgumentHelp("Ticks to encode at most.", valueName: "N")) var ticks = 3600
+    @Option(help: ArgumentHelp("Ticks per catch-up batch.", valueName: "N")) var batch = 1800
+    @OptionGroup var output: OutputOptions
+
+    struct Lane: Encodable {
+        var batches: Int
+        var bytes: Int
+        var streamBytes: Int
+        var bytesPerSample: Double
+        var streamBytesPerSample: Double
+        var encodeMicrosPerTick: Double
+        enum CodingKeys: String, CodingKey {
+            case batches, bytes, streamBytes = "stream_bytes", bytesPerSample = "bytes_per_sample"
+            case streamBytesPerSample = "stream_bytes_per_sample", encodeMicrosPerTick = "encode_us_per_tick"
+        }
+    }
+    struct Result: Encodable {
+        var ticks: Int
+        var samples: Int
+        var versionsOpened: Int
+        var catchUp: Lane
+        var live: Lane
+        enum CodingKeys: String, CodingKey { case ticks, samples, versionsOpened = "versions_opened", catchUp = "catch_up", live }
+    }
+
+    func run() throws {
+        let store = try TwinStore.open(dataDir: dataDir, readOnly: true)
+        let reader = StoreBatches(store: store, host: "bench")
+        var all: [SyncBatch] = []
+        var next = from, left = ticks
+        while left > 0, let b = try reader.batch(from: next, maxTicks: min(batch, left)) {
+            all.append(b)
+            next = b.ticks.last!.seq + 1
+            left -= b.ticks.count
+        }
+        guard !all.isEmpty else { throw CLIError("no ticks from \(from) in \(dataDir) (a store written before positions existed has none)") }
+        let tickList = all.flatMap(\.ticks)
+        let samples = tickList.reduce(0) { $0 + $1.refs.count }
+
+        func lane(_ frames: () throws -> [[UInt8]]) throws -> Lane {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let list = try frames()
+            let micros = Double(DispatchTime.now().uptimeNanoseconds - start) / 1000 / Double(tickList.count)
+            let zstd = SyncStreamCompressor()
+            var bytes = 0, stream = 0
+            for f in list {
+                let framed = withUnsafeBytes(of: UInt32(f.count).bigEndian) { Array($0) } + f
+                bytes += framed.count
+                stream += try zstd.compress(framed).count
+            }
+            return Lane(batches: list.count, bytes: bytes, streamBytes: stream, bytesPerSample: Double(bytes) / Double(samples),
+                        streamBytesPerSample: Double(stream) / Double(samples), encodeMicrosPerTick: micros)
+        }
+        let catchUp = try lane { try all.map { try SyncCodec.encode($0).bytes } }
+        let dictionary = Dictionary(all.flatMap(\.dictionary).map { ($0.ref, $0) }, uniquingKeysWith: { a, _ in a })
+        let live = try lane {
+            var out: [[UInt8]] = []
+            var base: (UInt64, TickRecordEncoder, Set<Int64>)?
+            for t in tickList {
+                let b: SyncBatch
+                let enc: (bytes: [UInt8], state: TickRecordEncoder)
+                if let (seq, encoder, refs) = base, seq + 1 == t.seq {
+                    b = SyncBatch(host: "bench", epoch: all[0].epoch, baseSeq: seq,
+                                  dictionary: Set(t.refs).subtracting(refs).sorted().compactMap { dictionary[$0] }, ticks: [t])
+                    enc = try SyncCodec.encode(b, base: encoder)
+                } else {
+                    b = SyncBatch(host: "bench", epoch: all[0].epoch, dictionary: Set(t.refs).sorted().compactMap { dictionary[$0] }, ticks: [t])
+                    enc = try SyncCodec.encode(b)
+                }
+                out.append(enc.bytes)
+                base = (t.seq, enc.state, Set(t.refs))
+            }
+            return out
+        }
+        let r = Result(ticks: tickList.count, samples: samples, versionsOpened: tickList.reduce(0) { $0 + $1.opened.count }, catchUp: catchUp, live: live)
+        if output.json { try printJSON(r); return }
+        print("\(r.ticks) ticks, \(r.samples) samples (\(String(format: "%.0f", Double(r.samples) / Double(r.ticks))) a tick), \(r.versionsOpened) versions opened")
+        for (name, l) in [("catch-up", catchUp), ("live", live)] {
+            print(String(format: "  %@: %d batches, %d bytes = %.3f bytes/sample; as one zstd stream %d bytes = %.3f bytes/sample; encode %.1f µs/tick",
+                         name, l.batches, l.bytes, l.bytesPerSample, l.streamBytes, l.streamBytesPerSample, l.encodeMicrosPerTick))
+        }
+    }
+}
