@@ -1,4 +1,5 @@
 import Dispatch
+import Metrics
 import TwinCore
 import TwinServer
 import TwinStorage
@@ -27,7 +28,13 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
                 let ack: SyncAck
                 do {
                     switch try ingest.apply(batch, from: host) {
-                    case .applied(let r, let n): ack = SyncAck(outcome: "applied", first: r.lowerBound, last: r.upperBound, samples: n)
+                    case .applied(let r, let n):
+                        ack = SyncAck(outcome: "applied", first: r.lowerBound, last: r.upperBound, samples: n)
+                        // How far the hub's copy is behind the host's clock, per host (`/metrics`).
+                        if let t = ingest.lastTime(host: host) {
+                            Gauge(label: "hosttwin_sync_lag_seconds", dimensions: [("host", host)]).record(Double(TwinTime.nowMillis() - t) / 1000)
+                        }
+                        Counter(label: "hosttwin_sync_applied_ticks_total", dimensions: [("host", host)]).increment(by: Int(r.count))
                     case .duplicate(let r): ack = SyncAck(outcome: "duplicate", first: r.lowerBound, last: r.upperBound)
                     case .gap(let epoch, let resume): ack = SyncAck(outcome: "gap", resumeAt: resume, epoch: String(epoch, radix: 16))
                     case .needBase(let resume): ack = SyncAck(outcome: "need_base", resumeAt: resume)

@@ -202,13 +202,15 @@ enum Schema {
                     count INTEGER NOT NULL)
                 """)
         }
-        // v9: a hub's cursors: per sending host, its epoch and last applied tick, and its series refs.
+        // v9: a hub's cursors: per sending host, its epoch, last applied tick and its time, when it was last
+        // heard from, and its series refs.
         m.registerMigration("v9") { db in
             try db.execute(sql: """
                 CREATE TABLE sync_hosts(
                     host TEXT PRIMARY KEY,
                     epoch INTEGER NOT NULL,
                     applied_through INTEGER NOT NULL,
+                    last_t INTEGER,
                     updated INTEGER NOT NULL) WITHOUT ROWID;
                 CREATE TABLE sync_series(
                     host TEXT NOT NULL,

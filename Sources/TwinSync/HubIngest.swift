@@ -17,6 +17,8 @@ public final class HubIngest {
         var series: [Int64: Int64]
         /// The tick decoder right after `appliedThrough`, when this process applied it (chained batches).
         var decoder: TickRecordDecoder?
+        /// The time of the last applied tick.
+        var lastTime: Int64?
     }
 
     private var hosts: [String: HostState] = [:]
@@ -40,7 +42,7 @@ public final class HubIngest {
         try writer.loadOpenVersions()
         for c in try writer.store.remoteCursors() {
             hosts[c.host] = HostState(epoch: c.epoch, appliedThrough: c.appliedThrough,
-                                      series: try writer.store.remoteSeries(host: c.host, epoch: c.epoch))
+                                      series: try writer.store.remoteSeries(host: c.host, epoch: c.epoch), lastTime: c.lastTime)
         }
     }
 
@@ -48,6 +50,9 @@ public final class HubIngest {
     public func cursor(host: String) -> (epoch: UInt64, appliedThrough: UInt64)? {
         hosts[host].map { ($0.epoch, $0.appliedThrough) }
     }
+
+    /// The time of the last tick applied for `host`.
+    public func lastTime(host: String) -> Int64? { hosts[host]?.lastTime }
 
     /// Applies one encoded batch from `host`'s agent. Throws ``SyncError`` for a batch that is damaged,
     /// names another host, or references series it never defined; nothing is applied then.
@@ -73,7 +78,7 @@ public final class HubIngest {
         }
         let batch = decoded.batch
 
-        var cursor = RemoteCursor(host: host, epoch: state.epoch, appliedThrough: range.upperBound)
+        var cursor = RemoteCursor(host: host, epoch: state.epoch, appliedThrough: range.upperBound, lastTime: batch.ticks.last?.time)
         let fresh = batch.dictionary.filter { state.series[$0.ref] == nil }
         if !fresh.isEmpty {
             let ids = try writer.seriesIDs(for: fresh.map { (Self.hostKey($0.key, host: host), $0.type) })
@@ -98,6 +103,7 @@ public final class HubIngest {
         state.series.merge(cursor.newSeries) { _, new in new }
         state.appliedThrough = range.upperBound
         state.decoder = decoded.state
+        state.lastTime = batch.ticks.last?.time ?? state.lastTime
         hosts[host] = state
         return .applied(range, samples: result.samples)
     }

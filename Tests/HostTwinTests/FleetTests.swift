@@ -47,6 +47,10 @@ import TwinStorage
         usleep(2_000_000)
         hub = try ServerTests.start(["serve", "--data-dir", hubDir, "--listen", "127.0.0.1:\(port)"])
         #expect(try EndToEndTests.eventually(40) { Self.cursor(port, token: token).1 >= before + 8 }, "the agent did not resume")
+        // The hub says how far behind the host is, on /api/v1/fleet and /metrics.
+        let fleet = ((ServerTests.get(port, "/api/v1/fleet").1["data"] as? [String: Any])?["hosts"] as? [[String: Any]]) ?? []
+        #expect(fleet.count == 1 && fleet.first?["host"] as? String == "web-1" && (fleet.first?["lag_seconds"] as? Double ?? 99) < 5, "\(fleet)")
+        #expect(LoopbackHTTP.get(port: port, "/metrics")?.body.contains("hosttwin_sync_lag_seconds{host=\"web-1\"}") == true)
         agent.interrupt()
         agent.waitUntilExit()
         let through = Self.cursor(port, token: token).1

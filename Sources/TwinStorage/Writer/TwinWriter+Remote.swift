@@ -25,13 +25,18 @@ public struct RemoteCursor: Sendable, Equatable {
     public var host: String
     public var epoch: UInt64
     public var appliedThrough: UInt64
+    /// The time of the last applied tick (the sender's clock), and when this store last applied a batch.
+    public var lastTime: Int64?
+    public var updated: Int64?
     /// Series refs of the sender first met in the ticks applied with this cursor, and this store's ids.
     public var newSeries: [Int64: Int64]
 
-    public init(host: String, epoch: UInt64, appliedThrough: UInt64, newSeries: [Int64: Int64] = [:]) {
+    public init(host: String, epoch: UInt64, appliedThrough: UInt64, lastTime: Int64? = nil, updated: Int64? = nil, newSeries: [Int64: Int64] = [:]) {
         self.host = host
         self.epoch = epoch
         self.appliedThrough = appliedThrough
+        self.lastTime = lastTime
+        self.updated = updated
         self.newSeries = newSeries
     }
 }
@@ -40,8 +45,9 @@ extension TwinStore {
     /// Every sender's cursor (a hub's view of its agents).
     public func remoteCursors() throws -> [RemoteCursor] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT host, epoch, applied_through FROM sync_hosts ORDER BY host").map {
-                RemoteCursor(host: $0["host"], epoch: UInt64(bitPattern: $0["epoch"]), appliedThrough: UInt64($0["applied_through"] as Int64))
+            try Row.fetchAll(db, sql: "SELECT host, epoch, applied_through, last_t, updated FROM sync_hosts ORDER BY host").map {
+                RemoteCursor(host: $0["host"], epoch: UInt64(bitPattern: $0["epoch"]), appliedThrough: UInt64($0["applied_through"] as Int64),
+                             lastTime: $0["last_t"], updated: $0["updated"])
             }
         }
     }
@@ -58,8 +64,8 @@ extension TwinStore {
     }
 
     static func save(_ c: RemoteCursor, _ db: Database, now: Int64) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO sync_hosts(host, epoch, applied_through, updated) VALUES (?, ?, ?, ?)",
-                       arguments: [c.host, Int64(bitPattern: c.epoch), Int64(c.appliedThrough), now])
+        try db.execute(sql: "INSERT OR REPLACE INTO sync_hosts(host, epoch, applied_through, last_t, updated) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [c.host, Int64(bitPattern: c.epoch), Int64(c.appliedThrough), c.lastTime, now])
         for (ref, id) in c.newSeries {
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_series(host, epoch, ref, series_id) VALUES (?, ?, ?, ?)").execute(
                 arguments: [c.host, Int64(bitPattern: c.epoch), ref, id])

@@ -1,0 +1,38 @@
+import Foundation
+import Hummingbird
+import TwinCore
+import TwinStorage
+
+/// One host a hub holds, as `hosttwin fleet` and `/api/v1/fleet` show it.
+public struct FleetHost: Sendable, Codable, Equatable {
+    public var host: String
+    /// The host's store epoch (hex) and the last tick applied here.
+    public var epoch: String
+    public var appliedThrough: UInt64
+    /// The time of that tick (RFC 3339) and how far it is behind now, in seconds.
+    public var lastTick: String?
+    public var lagSeconds: Double?
+    /// When the hub last applied a batch of the host (RFC 3339).
+    public var lastContact: String?
+
+    enum CodingKeys: String, CodingKey {
+        case host, epoch, appliedThrough = "applied_through", lastTick = "last_tick", lagSeconds = "lag_seconds", lastContact = "last_contact"
+    }
+
+    /// Every host of `store` (a hub's), by name, as of `now`.
+    public static func list(_ store: TwinStore, now: Int64 = TwinTime.nowMillis()) throws -> [FleetHost] {
+        try store.remoteCursors().map { c in
+            FleetHost(host: c.host, epoch: String(c.epoch, radix: 16), appliedThrough: c.appliedThrough,
+                      lastTick: c.lastTime.map(TwinTime.rfc3339), lagSeconds: c.lastTime.map { Double(now - $0) / 1000 },
+                      lastContact: c.updated.map(TwinTime.rfc3339))
+        }
+    }
+}
+
+extension TwinAPI {
+    /// `GET /api/v1/fleet`: the hosts this hub holds, with their cursor, lag and last contact.
+    func fleet(_ p: Params) throws -> Response {
+        struct Body: Encodable { var status = "success"; var data: [String: [FleetHost]] }
+        return Self.json(bytes: Array(try JSONEncoder.sorted.encode(Body(data: ["hosts": try FleetHost.list(store)]))))
+    }
+}
