@@ -202,15 +202,14 @@ enum Schema {
                     count INTEGER NOT NULL)
                 """)
         }
-        // v9: a hub's cursors: per sending host, its epoch, last applied tick and its time, when it was last
-        // heard from, and its series refs.
+        // v9: a hub's cursors: per sending host, its epoch and last applied tick, when it was last heard
+        // from, and its series refs.
         m.registerMigration("v9") { db in
             try db.execute(sql: """
                 CREATE TABLE sync_hosts(
                     host TEXT PRIMARY KEY,
                     epoch INTEGER NOT NULL,
                     applied_through INTEGER NOT NULL,
-                    last_t INTEGER,
                     updated INTEGER NOT NULL) WITHOUT ROWID;
                 CREATE TABLE sync_series(
                     host TEXT NOT NULL,
@@ -219,6 +218,10 @@ enum Schema {
                     series_id INTEGER NOT NULL,
                     PRIMARY KEY(host, epoch, ref)) WITHOUT ROWID;
                 """)
+        }
+        // v10: the time of each host's last applied tick (its lag, for `hosttwin fleet`).
+        m.registerMigration("v10") { db in
+            try db.execute(sql: "ALTER TABLE sync_hosts ADD COLUMN last_t INTEGER")
         }
         return m
     }

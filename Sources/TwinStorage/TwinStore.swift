@@ -71,7 +71,7 @@ public final class TwinStore: Sendable {
         let migrator = Schema.migrator()
         if readOnly {
             let applied = try pool.read { try migrator.hasCompletedMigrations($0) }
-            guard applied else { throw TwinError.unavailable("\(dbPath) was written by a different HostTwin version; run `hosttwin run` once to upgrade it") }
+            guard applied else { throw TwinError.unavailable("\(dbPath) was written by a different HostTwin version; run `hosttwin run` (or, for a hub, `hosttwin serve`) once to upgrade it") }
         } else {
             try migrator.migrate(pool)
         }
