@@ -3,10 +3,12 @@ import Foundation
 import TwinCore
 import TwinStorage
 
-/// `--at TIME`, shared by the entity table commands.
+/// `--at TIME` and, at a hub, `--host NAME`: shared by the entity table commands.
 struct AtOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Show the host as it was at TIME (RFC 3339, Unix seconds, now, -5m, -2h).", valueName: "TIME"))
     var at: String = "now"
+    @Option(help: ArgumentHelp("At a hub: only this host's entities (default: every host's, with a HOST column).", valueName: "NAME"))
+    var host: String?
 }
 
 /// One column of an entity table: its header and how to render a version's attribute.
@@ -47,7 +49,11 @@ func showEntities(_ kind: EntityKind, columns: [Column], store: StoreOptions, at
                   filter: ((EntityVersion) -> Bool)? = nil) throws {
     let t = try parseTime(at.at, "--at")
     let s = try store.openForReading()
-    let versions = try s.state(at: t, kinds: [kind]).filter { filter?($0) ?? true }.sorted(by: sort)
+    let versions = try s.state(at: t, kinds: [kind]).filter { v in
+        (at.host.map { v.attributes["host"] == .string($0) } ?? true) && (filter?(v) ?? true)
+    }.sorted(by: sort)
+    // A hub holds many hosts: say whose each entity is.
+    let columns = at.host == nil && versions.contains { $0.attributes["host"] != nil } ? [Column(header: "HOST", attribute: "host")] + columns : columns
     // Extra figures are keyed by pid for processes (series carry the pid label), by key otherwise.
     let figures = try extra?(s, t, versions) ?? [:]
     let extras = Dictionary(versions.compactMap { v in (figures[v.attributes["pid"]?.description ?? v.key]).map { (v.key, $0) } }, uniquingKeysWith: { a, _ in a })

@@ -73,5 +73,11 @@ import TwinStorage
         let hubKeys = Set((((ports["data"] as? [String: Any])?["entities"] as? [[String: Any]]) ?? []).compactMap { ($0["key"] as? String)?.replacingOccurrences(of: "web-1/", with: "") })
         let agentKeys = Set(try agentStore.state(at: last.time, kinds: [.listeningPorts]).map(\.key))
         #expect(!agentKeys.isEmpty && hubKeys == agentKeys)
+        // The CLI at the hub: every host's entities with a HOST column, or one host's with --host.
+        let all = try EndToEndTests.cli(["ports", "--data-dir", hubDir, "--at", at])
+        #expect(all.stdout.hasPrefix("HOST") && all.stdout.contains("web-1"), "\(all.stdout.prefix(300))")
+        let one = try EndToEndTests.json(["ports", "--data-dir", hubDir, "--at", at, "--host", "web-1", "--json"]) as? [[String: Any]] ?? []
+        #expect(one.count == agentKeys.count)
+        #expect(try EndToEndTests.cli(["ports", "--data-dir", hubDir, "--at", at, "--host", "nope"]).stdout.hasPrefix("no listening ports"))
     }
 }
