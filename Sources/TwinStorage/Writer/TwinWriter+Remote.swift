@@ -104,6 +104,9 @@ extension TwinWriter {
         let batch = try append(batch: samples)
         result.samples = batch.accepted
         result.rejected = batch.rejected
+        // A hub's head is cut at head-window boundaries of the data's time, as a tick loop's is, so its
+        // log stays short for readers and its chunks are windows, however few hosts push.
+        if let oldest = head.oldest, floorDiv(latest, policy.headWindow) != floorDiv(oldest, policy.headWindow) { try cut() }
 
         let cipher = store.cipher
         var pending = state

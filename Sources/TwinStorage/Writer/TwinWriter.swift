@@ -15,13 +15,13 @@ public final class TwinWriter {
     private let afterSeal: @Sendable () -> Void
     private let log: LogWriter
     private var sealer: Sealer
-    private var head = Head()
+    var head = Head()
     private var index = WriterSeriesIndex()
     var state = StateWriter()
     private var runID: Int64?
     private var lastTick: Int64 = .min
     /// The newest sample time written (ticks or batches).
-    private var latest: Int64 = .min
+    var latest: Int64 = .min
     /// Bulk path: each series' newest sample time as of the last cut.
     private var seriesLastT: [Int64: Int64] = [:]
     private var lock: DirectoryLock?
