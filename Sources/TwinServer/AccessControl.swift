@@ -18,6 +18,9 @@ public struct AccessControl: Sendable {
     public var maxConcurrentPerCaller = 16
     /// Live streams open at once, in all and per caller.
     public var maxLiveStreams = 64
+    /// Push sessions (a hub's agents): one or two per agent token, as many as the fleet has agents.
+    public var maxPushSessions = 10_000
+    public var maxPushSessionsPerCaller = 2
     public var maxLiveStreamsPerCaller = 16
 
     public init(tokens: TokenAuthority? = nil, anonymousRole: Role? = .reader) {

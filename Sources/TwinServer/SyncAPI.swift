@@ -87,10 +87,10 @@ extension TwinAPI {
     func syncPush(_ request: Request, _ p: Params) throws -> Response {
         let host = try syncHost(p)
         let receiver = sync!
-        guard streams.acquire(p.caller, limit: access.maxLiveStreamsPerCaller, total: access.maxLiveStreams) else {
-            throw APIError(type: "too_many_requests", message: "too many streams open (at most \(access.maxLiveStreamsPerCaller) per caller)", status: .tooManyRequests)
+        guard pushes.acquire(p.caller, limit: access.maxPushSessionsPerCaller, total: access.maxPushSessions) else {
+            throw APIError(type: "too_many_requests", message: "too many push sessions open (at most \(access.maxPushSessionsPerCaller) per token, \(access.maxPushSessions) in all)", status: .tooManyRequests)
         }
-        let (streams, caller) = (streams, p.caller)
+        let (streams, caller) = (pushes, p.caller)
         let encoding = request.headers[.contentEncoding]?.lowercased()
         nonisolated(unsafe) let decoder = encoding.flatMap { receiver.streamDecoder(for: $0) } // used by the reader task only
         if let encoding, decoder == nil {

@@ -39,6 +39,7 @@ public struct TwinAPI: Sendable {
     public var sync: (any SyncReceiver)?
     let callers = CallerLimits()
     let streams = CallerLimits()
+    let pushes = CallerLimits()
     let logger: Logger
 
     public init(store: TwinStore, live: LiveTwin?, metrics: SelfMetrics, logger: Logger) {
