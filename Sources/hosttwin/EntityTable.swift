@@ -54,9 +54,13 @@ func showEntities(_ kind: EntityKind, columns: [Column], store: StoreOptions, at
     }.sorted(by: sort)
     // A hub holds many hosts: say whose each entity is.
     let columns = at.host == nil && versions.contains { $0.attributes["host"] != nil } ? [Column(header: "HOST", attribute: "host")] + columns : columns
-    // Extra figures are keyed by pid for processes (series carry the pid label), by key otherwise.
+    // Extra figures are keyed by pid for processes (series carry the pid label; `HOST/pid` at a hub), by key otherwise.
     let figures = try extra?(s, t, versions) ?? [:]
-    let extras = Dictionary(versions.compactMap { v in (figures[v.attributes["pid"]?.description ?? v.key]).map { (v.key, $0) } }, uniquingKeysWith: { a, _ in a })
+    func figureKey(_ v: EntityVersion) -> String {
+        guard let pid = v.attributes["pid"]?.description else { return v.key }
+        return v.attributes["host"].map { "\($0.description)/\(pid)" } ?? pid
+    }
+    let extras = Dictionary(versions.compactMap { v in figures[figureKey(v)].map { (v.key, $0) } }, uniquingKeysWith: { a, _ in a })
     if output.json {
         try printJSON(versions.map { EntityJSON(version: $0, extra: extras[$0.key] ?? [:]) })
         return

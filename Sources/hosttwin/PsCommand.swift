@@ -24,13 +24,14 @@ struct PsCommand: ParsableCommand {
     }
 }
 
-/// CPU % and RSS of each process at `t` from its series, keyed by pid.
+/// CPU % and RSS of each process at `t` from its series, keyed by pid (`HOST/pid` at a hub).
 func processFigures(_ s: TwinStore, _ t: Int64) throws -> [String: [String: AttributeValue]] {
     let (series, latest, previous) = try s.latestValues(at: t, lookback: 10_000,
                                                         metrics: ["hosttwin_process_cpu_seconds_total", "hosttwin_process_resident_memory_bytes"])
     var byPid: [String: [String: AttributeValue]] = [:]
     for (id, (t1, v1)) in latest {
-        guard let info = series[id], let pid = info.key.labels["pid"] else { continue }
+        guard let info = series[id], let label = info.key.labels["pid"] else { continue }
+        let pid = info.key.labels["host"].map { $0 + "/" + label } ?? label
         if info.key.metric == "hosttwin_process_resident_memory_bytes" {
             byPid[pid, default: [:]]["rss_bytes"] = .double(v1)
         } else if let (t0, v0) = previous[id], t1 > t0 {
