@@ -32,7 +32,10 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
                         ack = SyncAck(outcome: "applied", first: r.lowerBound, last: r.upperBound, samples: n)
                         // How far the hub's copy is behind the host's clock, per host (`/metrics`).
                         if let t = ingest.lastTime(host: host) {
-                            Gauge(label: "hosttwin_sync_lag_seconds", dimensions: [("host", host)]).record(Double(TwinTime.nowMillis() - t) / 1000)
+                            let lag = TwinTime.nowMillis() - t
+                            Gauge(label: "hosttwin_sync_lag_seconds", dimensions: [("host", host)]).record(Double(lag) / 1000)
+                            // From a tick's time to queryable here (all hosts): the freshness target's figure.
+                            Timer(label: "hosttwin_sync_freshness_seconds").recordMilliseconds(lag)
                         }
                         Counter(label: "hosttwin_sync_applied_ticks_total", dimensions: [("host", host)]).increment(by: Int(r.count))
                     case .duplicate(let r): ack = SyncAck(outcome: "duplicate", first: r.lowerBound, last: r.upperBound)
