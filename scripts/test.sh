@@ -6,20 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage() { echo "== $1 ($(date -u +%H:%M:%S), $SECONDS s so far)"; }
-# The store links zlib (Debian: zlib1g-dev), the sync protocol zstd (libzstd-dev); the TLS tests make a
+# The build links zlib and zstd (scripts/build-deps.sh installs them when missing); the TLS tests make a
 # throwaway CA with openssl.
-missing=""
-[ -e /usr/include/zlib.h ] || missing="$missing zlib1g-dev"
-[ -e /usr/include/zstd.h ] || missing="$missing libzstd-dev"
-command -v openssl >/dev/null || missing="$missing openssl"
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq && apt-get install -y -qq $missing
-    else
-        echo "missing:$missing (install them: Debian/Ubuntu package names)" >&2
-        exit 1
-    fi
-fi
+extra="openssl openssl"
+source scripts/build-deps.sh
 stage "build"
 swift build --build-tests
 stage "unit and integration tests"
