@@ -47,6 +47,15 @@ extension TwinStore {
         try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY created, id").map(TokenRecord.init(row:)) }
     }
 
+    /// Binds an active agent token to `host` (an admin re-binding a host to a new agent, or a token to a
+    /// renamed host); false when there is no such active agent token.
+    public func rebindToken(id: String, host: String) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE tokens SET host = ? WHERE id = ? AND role = 'agent' AND revoked IS NULL", arguments: [host, id])
+            return db.changesCount == 1
+        }
+    }
+
     /// Marks a token revoked at `at`; false when there is no such token or it was revoked already.
     public func revokeToken(id: String, at: Int64) throws -> Bool {
         try pool.write { db in

@@ -11,7 +11,7 @@ struct TokenCommand: ParsableCommand {
         commandName: "token",
         abstract: "Create, list and revoke API tokens (admin, reader, agent).",
         discussion: "Tokens are stored in the data directory as hashes; a running server sees a new or revoked token at once. Send one as `Authorization: Bearer TOKEN`.",
-        subcommands: [Create.self, List.self, Revoke.self]
+        subcommands: [Create.self, List.self, Revoke.self, Rebind.self]
     )
 
     /// Records a token change in the data directory's audit log.
@@ -69,6 +69,23 @@ struct TokenCommand: ParsableCommand {
             guard !tokens.isEmpty else { print("no tokens; create one with `hosttwin token create --role reader`"); return }
             printTable(["ID", "ROLE", "HOST", "CREATED", "EXPIRES", "REVOKED", "NAME"],
                        tokens.map { [$0.id, $0.role, $0.host ?? "", $0.created, $0.expires ?? "never", $0.revoked ?? "", $0.name] })
+        }
+    }
+
+    struct Rebind: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Bind an agent token to another host (a host re-installed with a new agent, or renamed).",
+                                                        discussion: "The token may push only for the new host from its next request; the change is audited. Revoke the host's old agent token if it should push no more.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: ArgumentHelp("The agent token's ID (from `token list`).", valueName: "ID")) var id: String
+        @Option(help: ArgumentHelp("The host it may push for from now on.", valueName: "NAME")) var host: String
+
+        func run() throws {
+            let dataDir = store.resolvedDataDir
+            guard try TwinStore.open(dataDir: dataDir).rebindToken(id: id, host: host) else {
+                throw CLIError("no active agent token \(id) in \(dataDir) (`hosttwin token list` shows them)")
+            }
+            try TokenCommand.audit(dataDir, "token.rebind", "id=\(id) host=\(host)")
+            print("agent token \(id) now pushes for host \(host)")
         }
     }
 

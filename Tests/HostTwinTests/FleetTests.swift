@@ -39,6 +39,12 @@ import TwinStorage
         #expect(Self.cursor(port, token: stranger).0 == 403)
         let forged = LoopbackHTTP.request(port: port, method: "POST", path: "/api/v1/sync/push?host=web-1", headers: ["Authorization": "Bearer \(stranger)"], body: [0, 0, 0, 0])
         #expect(forged?.status == 403)
+        let audit = try EndToEndTests.cli(["audit", "show", "--data-dir", hubDir, "--json"]).stdout
+        #expect(audit.contains("/api/v1/sync/push") && audit.contains("403"), "the refused push is audited")
+        // An admin re-binds the other token to this host: it may then read the cursor.
+        let strangerID = String(stranger.split(separator: "_").dropFirst().first ?? "")
+        #expect(try EndToEndTests.cli(["token", "rebind", strangerID, "--host", "web-1", "--data-dir", hubDir]).status == 0)
+        #expect(Self.cursor(port, token: stranger).0 == 200)
 
         // The hub dies mid-push and comes back; the agent resumes where the hub says.
         let before = Self.cursor(port, token: token).1
