@@ -22,6 +22,15 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
         queue.sync { ingest.cursor(host: host) }.map { SyncCursor(host: host, epoch: String($0.epoch, radix: 16), appliedThrough: $0.appliedThrough) }
     }
 
+    public func hello(host: String, version: Int, agentClock: Int64?) throws {
+        guard version == Int(SyncCodec.version) else {
+            throw TwinError.badInput("sync protocol version \(version) is not spoken here; this hub speaks version \(SyncCodec.version)")
+        }
+        guard let agentClock else { return }
+        let offset = TwinTime.nowMillis() - agentClock
+        try queue.sync { try ingest.writer.store.recordClockOffset(host: host, milliseconds: offset) }
+    }
+
     public func apply(_ batch: [UInt8], host: String) async -> SyncAck {
         await withCheckedContinuation { done in
             queue.async { [self] in

@@ -132,7 +132,7 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         let host = configuration.host
         let remote = configuration.remote
         let query = "host=" + (host.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? host)
-        let hello = try await Task.detached { try remote.get("/api/v1/sync/cursor?\(query)") }.value
+        let hello = try await Task.detached { try remote.get("/api/v1/sync/cursor?\(query)&version=\(SyncCodec.version)&clock=\(TwinTime.nowMillis())") }.value
         guard hello.status == 200, let cursor = try? JSONDecoder().decode(SyncCursor.self, from: Data(hello.body)) else {
             throw TwinError.unavailable("handshake refused (HTTP \(hello.status)): \(hello.text.prefix(300))")
         }

@@ -14,9 +14,12 @@ public struct FleetHost: Sendable, Codable, Equatable {
     public var lagSeconds: Double?
     /// When the hub last applied a batch of the host (RFC 3339).
     public var lastContact: String?
+    /// The hub's clock minus the host's, measured at its agent's last handshake, in seconds.
+    public var clockOffsetSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case host, epoch, appliedThrough = "applied_through", lastTick = "last_tick", lagSeconds = "lag_seconds", lastContact = "last_contact"
+        case clockOffsetSeconds = "clock_offset_seconds"
     }
 
     /// Every host of `store` (a hub's), by name, as of `now`.
@@ -24,7 +27,7 @@ public struct FleetHost: Sendable, Codable, Equatable {
         try store.remoteCursors().map { c in
             FleetHost(host: c.host, epoch: String(c.epoch, radix: 16), appliedThrough: c.appliedThrough,
                       lastTick: c.lastTime.map(TwinTime.rfc3339), lagSeconds: c.lastTime.map { Double(now - $0) / 1000 },
-                      lastContact: c.updated.map(TwinTime.rfc3339))
+                      lastContact: c.updated.map(TwinTime.rfc3339), clockOffsetSeconds: c.clockOffset.map { Double($0) / 1000 })
         }
     }
 }

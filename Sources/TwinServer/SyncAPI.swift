@@ -13,6 +13,9 @@ public protocol SyncStreamDecoder: AnyObject {
 public protocol SyncReceiver: Sendable {
     /// Where `host`'s history stands at this hub; nil when the hub has nothing of it.
     func cursor(host: String) throws -> SyncCursor?
+    /// The handshake: refuses a protocol version the hub does not speak (with the ones it does) and
+    /// records the agent's clock offset; `agentClock` is the agent's time (ms) when it asked.
+    func hello(host: String, version: Int, agentClock: Int64?) throws
     /// Applies one batch pushed for `host`; never throws: a refusal is an acknowledgement too.
     func apply(_ batch: [UInt8], host: String) async -> SyncAck
     /// A decoder for a session compressed with `encoding` (`zstd`); nil when not supported.
@@ -74,9 +77,15 @@ extension TwinAPI {
         return host
     }
 
-    /// `GET /api/v1/sync/cursor?host=H`: where the hub's copy of H stands (the handshake's resume point).
+    /// `GET /api/v1/sync/cursor?host=H[&version=V&clock=MS]`: where the hub's copy of H stands (the
+    /// handshake's resume point); with the agent's protocol version and clock, also the version check
+    /// and the clock offset.
     func syncCursor(_ p: Params) throws -> Response {
         let host = try syncHost(p)
+        if let v = p["version"] {
+            guard let version = Int(v) else { throw APIError.badData("version \(v): expected a number") }
+            try sync!.hello(host: host, version: version, agentClock: p["clock"].flatMap { Int64($0) })
+        }
         let cursor = try sync!.cursor(host: host) ?? SyncCursor(host: host, epoch: "0", appliedThrough: 0)
         return Self.json(bytes: Array(try JSONEncoder.sorted.encode(cursor)))
     }

@@ -223,6 +223,10 @@ enum Schema {
         m.registerMigration("v10") { db in
             try db.execute(sql: "ALTER TABLE sync_hosts ADD COLUMN last_t INTEGER")
         }
+        // v11: each host's clock offset, measured at its agent's handshake (hub clock − agent clock).
+        m.registerMigration("v11") { db in
+            try db.execute(sql: "ALTER TABLE sync_hosts ADD COLUMN clock_offset_ms INTEGER")
+        }
         return m
     }
 }

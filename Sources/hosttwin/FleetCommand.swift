@@ -25,8 +25,9 @@ struct FleetCommand: ParsableCommand {
         }
         if output.json { try printJSON(hosts); return }
         if hosts.isEmpty { print("no hosts: no agent has pushed to this hub yet (hosttwin agent --push URL)"); return }
-        printTable(["HOST", "TICKS", "LAST TICK", "LAG", "LAST CONTACT", "EPOCH"], hosts.map { h in
-            [h.host, String(h.appliedThrough), h.lastTick ?? "-", h.lagSeconds.map { String(format: "%.1fs", $0) } ?? "-", h.lastContact ?? "-", h.epoch]
+        printTable(["HOST", "TICKS", "LAST TICK", "LAG", "CLOCK OFFSET", "LAST CONTACT", "EPOCH"], hosts.map { h in
+            [h.host, String(h.appliedThrough), h.lastTick ?? "-", h.lagSeconds.map { String(format: "%.1fs", $0) } ?? "-",
+             h.clockOffsetSeconds.map { String(format: "%+.3fs", $0) } ?? "-", h.lastContact ?? "-", h.epoch]
         })
     }
 }

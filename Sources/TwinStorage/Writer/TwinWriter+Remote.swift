@@ -28,6 +28,8 @@ public struct RemoteCursor: Sendable, Equatable {
     /// The time of the last applied tick (the sender's clock), and when this store last applied a batch.
     public var lastTime: Int64?
     public var updated: Int64?
+    /// This store's clock minus the sender's, measured at the sender's last handshake.
+    public var clockOffset: Int64?
     /// Series refs of the sender first met in the ticks applied with this cursor, and this store's ids.
     public var newSeries: [Int64: Int64]
 
@@ -45,9 +47,11 @@ extension TwinStore {
     /// Every sender's cursor (a hub's view of its agents).
     public func remoteCursors() throws -> [RemoteCursor] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT host, epoch, applied_through, last_t, updated FROM sync_hosts ORDER BY host").map {
-                RemoteCursor(host: $0["host"], epoch: UInt64(bitPattern: $0["epoch"]), appliedThrough: UInt64($0["applied_through"] as Int64),
-                             lastTime: $0["last_t"], updated: $0["updated"])
+            try Row.fetchAll(db, sql: "SELECT host, epoch, applied_through, last_t, updated, clock_offset_ms FROM sync_hosts ORDER BY host").map {
+                var c = RemoteCursor(host: $0["host"], epoch: UInt64(bitPattern: $0["epoch"]), appliedThrough: UInt64($0["applied_through"] as Int64),
+                                     lastTime: $0["last_t"], updated: $0["updated"])
+                c.clockOffset = $0["clock_offset_ms"]
+                return c
             }
         }
     }
@@ -63,9 +67,23 @@ extension TwinStore {
         }
     }
 
+    /// Records `host`'s clock offset (this store's clock minus the sender's), measured at a handshake.
+    public func recordClockOffset(host: String, milliseconds: Int64) throws {
+        try pool.write { db in
+            // A host seen for the first time gets its row now, with nothing applied yet.
+            try db.execute(sql: """
+                INSERT INTO sync_hosts(host, epoch, applied_through, updated, clock_offset_ms) VALUES (?, 0, 0, ?, ?)
+                ON CONFLICT(host) DO UPDATE SET clock_offset_ms = excluded.clock_offset_ms
+                """, arguments: [host, TwinTime.nowMillis(), milliseconds])
+        }
+    }
+
     static func save(_ c: RemoteCursor, _ db: Database, now: Int64) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO sync_hosts(host, epoch, applied_through, last_t, updated) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [c.host, Int64(bitPattern: c.epoch), Int64(c.appliedThrough), c.lastTime, now])
+        try db.execute(sql: """
+            INSERT INTO sync_hosts(host, epoch, applied_through, last_t, updated) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT(host) DO UPDATE SET epoch = excluded.epoch, applied_through = excluded.applied_through,
+                last_t = excluded.last_t, updated = excluded.updated
+            """, arguments: [c.host, Int64(bitPattern: c.epoch), Int64(c.appliedThrough), c.lastTime, now])
         for (ref, id) in c.newSeries {
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_series(host, epoch, ref, series_id) VALUES (?, ?, ?, ?)").execute(
                 arguments: [c.host, Int64(bitPattern: c.epoch), ref, id])
