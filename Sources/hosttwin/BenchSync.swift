@@ -13,7 +13,8 @@ struct BenchSync: ParsableCommand {
         Reads the store's ticks (from --from, at most --ticks) and encodes them as an agent sends them: catch-up \
         batches of --batch ticks standing alone, and live batches of one tick chained on the previous one, each \
         framed (4 bytes) — as they are, and with the push session compressed as one zstd stream. Counts payload \
-        bytes only (no HTTP, TLS or TCP overhead); docs/format/sync.md.
+        bytes only (no HTTP, TLS or TCP overhead); docs/format/sync.md. Then drains the ticks into a fresh \
+        temporary hub store (read, encode, decode, apply) and reports how many times real time that is.
         """
     )
     @Option(help: ArgumentHelp("An agent's (or run's) data directory.", valueName: "DIR")) var dataDir: String
@@ -34,13 +35,23 @@ struct BenchSync: ParsableCommand {
             case streamBytesPerSample = "stream_bytes_per_sample", encodeMicrosPerTick = "encode_us_per_tick"
         }
     }
+    struct Apply: Encodable {
+        var seconds: Double
+        var ticksPerSecond: Double
+        var samplesPerSecond: Double
+        /// Ticks applied per second of wall time over the ticks' own span: how many times real time a
+        /// backlog drains at (read, encode, decode and apply, one core).
+        var timesRealTime: Double
+        enum CodingKeys: String, CodingKey { case seconds, ticksPerSecond = "ticks_per_second", samplesPerSecond = "samples_per_second", timesRealTime = "times_real_time" }
+    }
     struct Result: Encodable {
         var ticks: Int
         var samples: Int
         var versionsOpened: Int
         var catchUp: Lane
         var live: Lane
-        enum CodingKeys: String, CodingKey { case ticks, samples, versionsOpened = "versions_opened", catchUp = "catch_up", live }
+        var drain: Apply
+        enum CodingKeys: String, CodingKey { case ticks, samples, versionsOpened = "versions_opened", catchUp = "catch_up", live, drain }
     }
 
     func run() throws {
@@ -92,12 +103,35 @@ struct BenchSync: ParsableCommand {
             }
             return out
         }
-        let r = Result(ticks: tickList.count, samples: samples, versionsOpened: tickList.reduce(0) { $0 + $1.opened.count }, catchUp: catchUp, live: live)
+        // The drain: the same ticks read from the store, encoded, decoded and applied to a fresh hub store.
+        let hubDir = NSTemporaryDirectory() + "hosttwin-bench-sync-\(getpid())"
+        try? FileManager.default.removeItem(atPath: hubDir)
+        defer { try? FileManager.default.removeItem(atPath: hubDir) }
+        let hubWriter = TwinWriter(store: try TwinStore.open(dataDir: hubDir))
+        try hubWriter.open()
+        let hub = try HubIngest(writer: hubWriter)
+        let started = DispatchTime.now().uptimeNanoseconds
+        var at = from, applied = 0
+        while applied < tickList.count, let b = try reader.batch(from: at, maxTicks: min(batch, tickList.count - applied)) {
+            guard case .applied(let range, _) = try hub.apply(try SyncCodec.encode(b).bytes, from: "bench") else { throw CLIError("the hub did not apply ticks from \(at)") }
+            applied += range.count
+            at = range.upperBound + 1
+        }
+        try hubWriter.finish(now: TwinTime.nowMillis())
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        // Real time: the ticks at their usual spacing (gaps where the agent was stopped do not count).
+        let gaps = zip(tickList.dropFirst(), tickList).map { $0.time - $1.time }.sorted()
+        let spacing = gaps.isEmpty ? 1000 : gaps[gaps.count / 2]
+        let drain = Apply(seconds: seconds, ticksPerSecond: Double(applied) / seconds, samplesPerSecond: Double(samples) / seconds,
+                          timesRealTime: Double(applied) * Double(spacing) / 1000 / seconds)
+        let r = Result(ticks: tickList.count, samples: samples, versionsOpened: tickList.reduce(0) { $0 + $1.opened.count }, catchUp: catchUp, live: live, drain: drain)
         if output.json { try printJSON(r); return }
         print("\(r.ticks) ticks, \(r.samples) samples (\(String(format: "%.0f", Double(r.samples) / Double(r.ticks))) a tick), \(r.versionsOpened) versions opened")
         for (name, l) in [("catch-up", catchUp), ("live", live)] {
             print(String(format: "  %@: %d batches, %d bytes = %.3f bytes/sample; as one zstd stream %d bytes = %.3f bytes/sample; encode %.1f µs/tick",
                          name, l.batches, l.bytes, l.bytesPerSample, l.streamBytes, l.streamBytesPerSample, l.encodeMicrosPerTick))
         }
+        print(String(format: "  drain (read from the store, encode, decode, apply to a fresh hub): %.2f s, %.0f ticks/s, %.0f samples/s, %.0f× real time",
+                     drain.seconds, drain.ticksPerSecond, drain.samplesPerSecond, drain.timesRealTime))
     }
 }
