@@ -2,16 +2,16 @@ import Foundation
 import GRDB
 import TwinCore
 
-/// Packed state history: closed versions move from the `versions` table into `version_blocks` at each
-/// seal, one block per lifetime class (``SpanClass``) for the versions that ended before the last head
-/// window, encoded by ``VersionCodec``. The `versions` table keeps the open versions and those closed in
-/// the last head window or two. Blocks hold
+/// Packed state history: closed versions move from the `versions` table into `version_blocks` — every
+/// minute of ticks that closed any (a pack-only sealer job) and at each seal — one block per lifetime class
+/// (``SpanClass``), encoded by ``VersionCodec``. The `versions` table keeps the open versions and those
+/// closed in the last minute or two. Blocks hold
 /// versions as stored (sensitive values sealed); readers open them as they open table rows.
 extension TwinStore {
     /// Versions per block at most, so a block decodes in bounded time and memory.
     static let versionsPerBlock = 20_000
 
-    /// Packs the closed versions that ended before `horizon` (the sealer calls it at each seal). One
+    /// Packs the closed versions that ended before `horizon` (the sealer, every minute and at each seal). One
     /// transaction: a version is either a row or in a block, never both nor neither.
     /// Returns the number of versions packed.
     @discardableResult

@@ -282,11 +282,14 @@ import TwinQuery
     @Test func damagedDatabaseIsRebuiltFromReadableRows() throws {
         let (dir, ids) = try filledStore()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // Scribble over the last page of the file (b-tree pages of the last tables written).
+        // Scribble over the last page of the chunks table (the schema's own pages stay readable: a store
+        // whose schema is gone has nothing to rebuild from).
         let path = TwinStore.databasePath(dir)
-        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        let page = try #require(try TwinStore.open(dataDir: dir, readOnly: true).pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT max(pageno) FROM dbstat WHERE name = 'chunks'")
+        })
         let fh = try #require(FileHandle(forUpdatingAtPath: path))
-        try fh.seek(toOffset: UInt64(size - 4096))
+        try fh.seek(toOffset: UInt64((page - 1) * 4096))
         fh.write(Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }))
         try fh.close()
         let report = try StoreDoctor.check(dataDir: dir)

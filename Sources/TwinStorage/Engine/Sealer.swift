@@ -18,6 +18,9 @@ final class Sealer: @unchecked Sendable {
         /// The ticks committed in this head window, oldest first, and the sequence number of the first.
         var ticks: [Int64] = []
         var firstSeq: UInt64 = 0
+        /// Only pack the versions closed before `latest` (the writer asks every minute, so closed versions
+        /// leave the rows soon on a busy host); no chunks, no log segments.
+        var packOnly = false
     }
 
     private let store: TwinStore
@@ -112,6 +115,10 @@ final class Sealer: @unchecked Sendable {
     /// retention — whose failures are reported and left to the next job, since sealing again would store
     /// the chunks twice.
     private func process(_ job: Job) throws {
+        if job.packOnly {
+            try store.packVersions(before: job.latest)
+            return
+        }
         try seal(job)
         do {
             let hour = floorDiv(job.latest, StoragePolicy.hour) * StoragePolicy.hour

@@ -28,6 +28,8 @@ public final class TwinWriter {
     /// The sequence number of the last committed tick (sync positions), and the ticks since the last cut.
     public private(set) var lastSeq: UInt64 = 0
     private var headTicks: [Int64] = []
+    /// When closed versions were last handed to the sealer for packing (every minute of ticks).
+    private var lastPackRequest: Int64 = .min
     private var opened = false
     /// Head cuts of the bulk path happen when the head holds this many samples.
     public var maxHeadSamples = 4_000_000
@@ -200,6 +202,10 @@ public final class TwinWriter {
             try writeTransaction { db in opened = try state.write(db, delta, health: changedHealth, at: t, cipher: cipher) }
         }
         state.applied(delta, opened: opened, health: changedHealth, at: t)
+        if !delta.close.isEmpty, lastPackRequest == .min || t - lastPackRequest >= StoragePolicy.minute {
+            sealer.enqueue(.init(chunks: [], throughSegment: 0, latest: t, runID: nil, packOnly: true))
+            lastPackRequest = t
+        }
         return result
     }
 
