@@ -107,6 +107,10 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
                 try await cancelWhenGracefulShutdown { try await self.session() }
                 backoff = configuration.backoff
                 failures = 0
+            } catch let resume as Resume {
+                // Not a failure: the hub asked for another range; the next handshake says which.
+                logger.info("the hub asked to resume from tick \(resume.from) (\(resume.reason))")
+                try? await Task.sleep(for: .milliseconds(100))
             } catch {
                 if Task.isCancelled || Task.isShuttingDownGracefully { break }
                 // Said once, then every tenth attempt while the hub stays away; the store keeps everything.
