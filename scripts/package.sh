@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# A self-contained release binary and a Debian package of it:
+#
+#   scripts/package.sh            -> dist/hosttwin (stripped) and dist/hosttwin_VERSION_ARCH.deb
+#
+# The binary links the Swift runtime statically (--static-swift-stdlib): it needs only glibc, libstdc++,
+# libgcc, libm, zlib, libsqlite3 and libzstd, all in Debian. The package installs it as /usr/bin/hosttwin
+# with systemd units for `run`, `agent` and a hub (`serve`), a `hosttwin` system user, /etc/hosttwin for
+# configuration, tokens and keys (0600) and /var/lib/hosttwin for data (0700). Builds in .build-static so
+# the ordinary build is untouched. Prints what the binary weighs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/build-deps.sh
+command -v dpkg-deb >/dev/null || { echo "dpkg-deb is needed (Debian: dpkg)" >&2; exit 1; }
+version=$(sed -n 's/.*version: "\([0-9.]*\)".*/\1/p' Sources/hosttwin/HostTwinCommand.swift | head -1)
+arch=$(dpkg --print-architecture)
+start=$SECONDS
+swift build -c release --static-swift-stdlib --product hosttwin --scratch-path .build-static
+echo "built in $((SECONDS - start)) s"
+mkdir -p dist
+bin=.build-static/release/hosttwin
+cp "$bin" dist/hosttwin.unstripped
+strip -o dist/hosttwin "$bin"
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+install -D -m 0755 dist/hosttwin "$root/usr/bin/hosttwin"
+for unit in packaging/systemd/*.service; do install -D -m 0644 "$unit" "$root/lib/systemd/system/$(basename "$unit")"; done
+install -D -m 0644 README.md "$root/usr/share/doc/hosttwin/README.md"
+for doc in docs/*.md; do install -D -m 0644 "$doc" "$root/usr/share/doc/hosttwin/$(basename "$doc")"; done
+install -D -m 0755 packaging/debian/postinst "$root/DEBIAN/postinst"
+installed=$(du -sk "$root" | cut -f1)
+cat > "$root/DEBIAN/control" <<CONTROL
+Package: hosttwin
+Version: $version
+Architecture: $arch
+Maintainer: HostTwin <hosttwin@localhost>
+Depends: libc6, libstdc++6, libgcc-s1, zlib1g, libsqlite3-0, libzstd1, adduser
+Installed-Size: $installed
+Section: admin
+Priority: optional
+Homepage: https://github.com/hosttwin/hosttwin
+Description: live, versioned digital twin of Linux hosts
+ HostTwin observes a host every second (CPU, memory, disks, network, processes, ports, connections,
+ services, packages), stores what it saw compactly, and answers questions about any moment of the past.
+ Agents push to hubs across datacenters (hosttwin agent, hosttwin serve).
+CONTROL
+deb="dist/hosttwin_${version}_${arch}.deb"
+dpkg-deb --build --root-owner-group "$root" "$deb" >/dev/null
+size() { stat -c %s "$1"; }
+echo "binary: $(size dist/hosttwin.unstripped) bytes unstripped, $(size dist/hosttwin) stripped, $(gzip -9 -c dist/hosttwin | wc -c) gzipped"
+echo "package: $deb, $(size "$deb") bytes"
+echo "links: $(ldd dist/hosttwin | awk '{print $1}' | tr '\n' ' ')"
