@@ -21,4 +21,13 @@ HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh
 # The dashboard in headless Chromium (installed from Debian when missing): pages, live data, time travel.
 stage "dashboard in Chromium"
 HOSTTWIN=$PWD/.build/debug/hosttwin scripts/dashboard-test.sh
+# The package as an operator installs it: a static-stdlib binary and a .deb, installed here and run as its
+# own user with the build tree out of reach (root only: it installs a package).
+stage "package"
+if [ "$(id -u)" = 0 ] && command -v dpkg-deb >/dev/null; then
+    scripts/package.sh
+    scripts/package-test.sh
+else
+    echo "skipped: installing the package needs root and dpkg"
+fi
 stage "done"
