@@ -12,7 +12,9 @@ mode=$(stat -c %a "$repo")
 work=$(mktemp -d)
 hub_pid=""
 cleanup() {
-    [ -n "$hub_pid" ] && kill "$hub_pid" 2>/dev/null || true
+    # runuser does not pass signals on: stop the hub itself.
+    pkill -f "/usr/bin/hosttwin serve --data-dir /var/lib/hosttwin/pkg-test-hub" 2>/dev/null || true
+    [ -n "$hub_pid" ] && wait "$hub_pid" 2>/dev/null || true
     chmod "$mode" "$repo"
     dpkg --purge hosttwin >/dev/null 2>&1 || true
     rm -rf /var/lib/hosttwin/pkg-test-* /etc/hosttwin/pkg-test.* "$work"
