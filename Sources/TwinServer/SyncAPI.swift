@@ -37,7 +37,8 @@ public struct SyncCursor: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey { case host, epoch, appliedThrough = "applied_through" }
 }
 
-/// The hub's answer to one pushed batch, one JSON line each in the push response.
+/// The hub's answer to pushed batches, one JSON line each in the push response: applied ones coalesced
+/// (`first`…`last`), anything else for the one batch it is about.
 public struct SyncAck: Sendable, Codable, Equatable {
     /// `applied`, `duplicate` (held already), `gap` (send from `resume_at`), `need_base` (send the range
     /// standing alone from `resume_at`) or `refused` (damaged or not allowed; `message` says why).
@@ -63,6 +64,9 @@ public struct SyncAck: Sendable, Codable, Equatable {
 }
 
 extension TwinAPI {
+    /// How often applied frames are acknowledged at most.
+    static let syncAckInterval: Duration = .seconds(5)
+
     /// The largest frame a push may carry (a catch-up batch of a few thousand ticks is a few MB).
     static let maxSyncFrame = 64 << 20
 
@@ -90,8 +94,8 @@ extension TwinAPI {
         return Self.json(bytes: Array(try JSONEncoder.sorted.encode(cursor)))
     }
 
-    /// `POST /api/v1/sync/push?host=H`: a stream of frames (`u32 big-endian length · batch`) up, one JSON
-    /// acknowledgement line per frame down, as each is applied. One request carries many batches, so a
+    /// `POST /api/v1/sync/push?host=H`: a stream of frames (`u32 big-endian length · batch`) up, JSON
+    /// acknowledgement lines down (applied frames coalesced every few seconds, the rest at once). One request carries many batches, so a
     /// tick costs its batch and four bytes, not a request.
     func syncPush(_ request: Request, _ p: Params) throws -> Response {
         let host = try syncHost(p)
@@ -147,16 +151,31 @@ extension TwinAPI {
                 }
                 let encoder = JSONEncoder.sorted
                 try await withGracefulShutdownHandler {
+                    // Applied frames are acknowledged at most every `syncAckInterval` (the agent resumes from the
+                    // cursor, not from acknowledgements: a tick a second needs no ack a second); anything else at once.
+                    var held: SyncAck?
+                    var lastSent = ContinuousClock.now
+                    func send(_ ack: SyncAck) async throws {
+                        var line = try encoder.encode(ack)
+                        line.append(0x0A)
+                        try await writer.write(ByteBuffer(bytes: line))
+                        lastSent = ContinuousClock.now
+                    }
                     for await item in items {
                         let ack: SyncAck
                         switch item {
                         case .frame(let frame): ack = await receiver.apply(frame, host: host)
                         case .refusal(let why): ack = SyncAck(outcome: "refused", message: why)
                         }
-                        var line = try encoder.encode(ack)
-                        line.append(0x0A)
-                        try await writer.write(ByteBuffer(bytes: line))
+                        if ack.outcome == "applied" || ack.outcome == "duplicate" {
+                            held = held.map { SyncAck(outcome: "applied", first: $0.first, last: ack.last ?? $0.last, samples: ($0.samples ?? 0) + (ack.samples ?? 0)) } ?? ack
+                            if ContinuousClock.now - lastSent >= Self.syncAckInterval, let h = held { try await send(h); held = nil }
+                        } else {
+                            if let h = held { try await send(h); held = nil }
+                            try await send(ack)
+                        }
                     }
+                    if let h = held { try? await send(h) } // the agent may be gone already
                 } onGracefulShutdown: {
                     reader.cancel()
                     feed.finish()
