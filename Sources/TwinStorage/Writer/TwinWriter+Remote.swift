@@ -154,6 +154,7 @@ extension TwinWriter {
             try TwinStore.save(cursor, db, now: TwinTime.nowMillis())
         }
         state = pending
+        if result.closed > 0, let t = ticks.last?.time { requestPacking(at: t) }
         return result
     }
 }

@@ -202,11 +202,15 @@ public final class TwinWriter {
             try writeTransaction { db in opened = try state.write(db, delta, health: changedHealth, at: t, cipher: cipher) }
         }
         state.applied(delta, opened: opened, health: changedHealth, at: t)
-        if !delta.close.isEmpty, lastPackRequest == .min || t - lastPackRequest >= StoragePolicy.minute {
-            sealer.enqueue(.init(chunks: [], throughSegment: 0, latest: t, runID: nil, packOnly: true))
-            lastPackRequest = t
-        }
+        if !delta.close.isEmpty { requestPacking(at: t) }
         return result
+    }
+
+    /// Asks the sealer to pack the versions closed before `t`, at most once a minute of data time.
+    func requestPacking(at t: Int64) {
+        guard lastPackRequest == .min || t - lastPackRequest >= StoragePolicy.minute else { return }
+        sealer.enqueue(.init(chunks: [], throughSegment: 0, latest: t, runID: nil, packOnly: true))
+        lastPackRequest = t
     }
 
     /// The id of series `key`, created when new. For bulk ingest, which keeps its own cache.
