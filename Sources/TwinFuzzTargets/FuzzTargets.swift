@@ -24,7 +24,7 @@ public enum FuzzTargets {
     public static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "procfs": procfs, "exposition": exposition, "promql": promql, "time": time, "chunk": chunk,
         "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
-        "config": config, "versions": versions, "sync": sync,
+        "config": config, "versions": versions, "sync": sync, "syncstream": syncStream,
     ]
 
     /// Every /proc and /sys parser on the same bytes (text and binary forms).
@@ -94,6 +94,22 @@ public enum FuzzTargets {
             guard let again = try? SyncCodec.encode(batch), let back = try? SyncCodec.decode(again.bytes), back.batch == batch else {
                 fatalError("a decoded batch does not survive encoding again")
             }
+        }
+    }
+
+    /// A push session's body as a hub reads it: a zstd stream (cut in two at the first byte's offset), then
+    /// frames of batches.
+    static func syncStream(_ data: [UInt8]) {
+        let d = SyncStreamDecompressor()
+        d.maxOutput = 1 << 20
+        let cut = data.isEmpty ? 0 : Int(data[0]) % (data.count + 1)
+        guard let a = try? d.decompress(Array(data[..<cut])), let b = try? d.decompress(Array(data[cut...])) else { return }
+        var rest = a + b
+        while rest.count >= 4 {
+            let n = Int(rest[0]) << 24 | Int(rest[1]) << 16 | Int(rest[2]) << 8 | Int(rest[3])
+            guard rest.count >= 4 + n else { return }
+            _ = try? SyncCodec.decode(Array(rest[4..<4 + n]))
+            rest.removeFirst(4 + n)
         }
     }
 

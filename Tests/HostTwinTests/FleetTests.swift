@@ -39,6 +39,19 @@ import TwinStorage
         #expect(Self.cursor(port, token: stranger).0 == 403)
         let forged = LoopbackHTTP.request(port: port, method: "POST", path: "/api/v1/sync/push?host=web-1", headers: ["Authorization": "Bearer \(stranger)"], body: [0, 0, 0, 0])
         #expect(forged?.status == 403)
+        // Hostile pushes get a refusal, never a crash: garbage, a frame announcing 4 GiB, a stream cut
+        // inside a frame, an unknown content coding, a zstd body that is not zstd.
+        func push(_ body: [UInt8], headers extra: [String: String] = [:]) -> (Int, String) {
+            let r = LoopbackHTTP.request(port: port, method: "POST", path: "/api/v1/sync/push?host=web-1",
+                                         headers: ["Authorization": "Bearer \(token)"].merging(extra) { a, _ in a }, body: body, timeout: 10)
+            return (r?.status ?? 0, r?.body ?? "")
+        }
+        #expect(push([0, 0, 0, 5] + Array("hello".utf8)).1.contains("\"refused\""))
+        #expect(push([0xff, 0xff, 0xff, 0xff, 1, 2, 3]).1.contains("exceeds"))
+        #expect(push([0, 0, 1, 0, 1, 2]).1.contains("inside a frame"))
+        #expect(push([1, 2, 3], headers: ["Content-Encoding": "br"]).0 == 415)
+        #expect(push(Array("not zstd at all".utf8), headers: ["Content-Encoding": "zstd"]).1.contains("\"refused\""))
+        #expect(LoopbackHTTP.get(port: port, "/healthz")?.status == 200)
         let audit = try EndToEndTests.cli(["audit", "show", "--data-dir", hubDir, "--json"]).stdout
         #expect(audit.contains("/api/v1/sync/push") && audit.contains("403"), "the refused push is audited")
         // An admin re-binds the other token to this host: it may then read the cursor.
