@@ -28,14 +28,7 @@ struct AgentCommand: AsyncParsableCommand {
     var hostName: String?
     @Option(name: .customLong("push"), help: ArgumentHelp("A hub to push to, http(s)://HOST:PORT (repeatable).", valueName: "URL"))
     var pushURLs: [String] = []
-    @Option(name: .customLong("token-file"), help: ArgumentHelp("A file holding this agent's token (default $HOSTTWIN_TOKEN).", valueName: "FILE"))
-    var tokenFile: String?
-    @Option(help: ArgumentHelp("Trust only these PEM CA certificates for the hubs' certificates.", valueName: "FILE"))
-    var ca: String?
-    @Option(name: .customLong("client-cert"), help: ArgumentHelp("A PEM client certificate for hubs that require one (with --client-key).", valueName: "FILE"))
-    var clientCert: String?
-    @Option(name: .customLong("client-key"), help: ArgumentHelp("The PEM key of --client-cert.", valueName: "FILE"))
-    var clientKey: String?
+    @OptionGroup var credentials: ClientCredentials
     @Option(help: ArgumentHelp("Tick interval, e.g. 1s, 500ms, 5s.", valueName: "DURATION"))
     var interval: String = "1s"
     @Option(help: ArgumentHelp("Stop after this many ticks (for tests and benchmarks).", valueName: "N"))
@@ -51,15 +44,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
         let intervalMs = try TwinTime.parseDuration(interval)
         guard intervalMs >= 100 else { throw CLIError("--interval must be at least 100ms") }
-        let token = try RemoteOptions.token(file: tokenFile)
-        var remotes: [RemoteTwin] = []
-        for url in pushURLs {
-            var r = try RemoteTwin(url: url)
-            r.caFile = ca
-            (r.clientCertificate, r.clientKey) = (clientCert, clientKey)
-            r.token = token
-            remotes.append(r)
-        }
+        let remotes = try pushURLs.map { try credentials.client(url: $0) }
 
         MemoryFootprint.limitMallocArenas()
         _ = SelfMetrics.bootstrap()

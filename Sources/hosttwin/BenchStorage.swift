@@ -104,9 +104,8 @@ struct BenchStorage: ParsableCommand {
                 files[rel.hasPrefix("wal/") ? "wal/" : rel, default: 0] += size
             }
         }
-        let store = try TwinStore.open(dataDir: dir, readOnly: true)
         // Packing opens sealed values and seals them again per block, as the writer does with the default policy.
-        if let keys = try? KeyRing(dataDir: dir, create: false) { store.use(cipher: PolicyCipher(policy: DataPolicy(), keys: keys)) }
+        let store = try StoreOptions.openForReading(dir)
         let c = try store.counts()
         let dirBytes = files.values.reduce(0, +)
         var bytes = files.mapKeys { "file " + $0 }

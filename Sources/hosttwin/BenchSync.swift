@@ -56,9 +56,8 @@ struct BenchSync: ParsableCommand {
     }
 
     func run() throws {
-        let store = try TwinStore.open(dataDir: dataDir, readOnly: true)
         // As the agent reads its store: sealed values opened (they travel in clear over TLS).
-        if let keys = try? KeyRing(dataDir: dataDir, create: false) { store.use(cipher: PolicyCipher(policy: DataPolicy(), keys: keys)) }
+        let store = try StoreOptions.openForReading(dataDir)
         let reader = StoreBatches(store: store, host: "bench")
         var all: [SyncBatch] = []
         var next = from, left = ticks

@@ -23,10 +23,12 @@ struct StoreOptions: ParsableArguments {
 
     /// Opens the store for reading; a missing store is a clear error. Values sealed at rest are opened
     /// when this user can read the data directory's keys, and shown sealed otherwise.
-    func openForReading() throws -> TwinStore {
-        let store = try TwinStore.open(dataDir: resolvedDataDir, readOnly: true)
-        // Without readable keys the cipher masks what it cannot open.
-        if let keys = try? KeyRing(dataDir: resolvedDataDir, create: false) { store.use(cipher: PolicyCipher(policy: DataPolicy(), keys: keys)) }
+    func openForReading() throws -> TwinStore { try Self.openForReading(resolvedDataDir) }
+
+    /// `dir` read-only, with its keys when they can be read (without them the cipher masks what it cannot open).
+    static func openForReading(_ dir: String) throws -> TwinStore {
+        let store = try TwinStore.open(dataDir: dir, readOnly: true)
+        if let keys = try? KeyRing(dataDir: dir, create: false) { store.use(cipher: PolicyCipher(policy: DataPolicy(), keys: keys)) }
         return store
     }
 }
