@@ -227,6 +227,23 @@ enum Schema {
         m.registerMigration("v11") { db in
             try db.execute(sql: "ALTER TABLE sync_hosts ADD COLUMN clock_offset_ms INTEGER")
         }
+        // v12: a hub's outbox — every batch it applied, in applying order, with its origin position, kept
+        // until each upstream hub holds it (relay) and for followers (observers) a while longer.
+        m.registerMigration("v12") { db in
+            try db.execute(sql: """
+                CREATE TABLE sync_outbox(
+                    id INTEGER PRIMARY KEY,
+                    host TEXT NOT NULL,
+                    epoch INTEGER NOT NULL,
+                    first_seq INTEGER NOT NULL,
+                    last_seq INTEGER NOT NULL,
+                    standalone INTEGER NOT NULL,
+                    applied_at INTEGER NOT NULL,
+                    batch BLOB NOT NULL
+                );
+                CREATE INDEX sync_outbox_host ON sync_outbox(host, id);
+                """)
+        }
         return m
     }
 }

@@ -19,7 +19,18 @@ public final class HubIngest {
         var decoder: TickRecordDecoder?
         /// The time of the last applied tick.
         var lastTime: Int64?
+        /// The agent's series definitions met since this process began applying the host's chain (which
+        /// starts standing alone): enough to encode any batch of the chain standing alone.
+        var definitions: [Int64: SeriesDefinition] = [:]
+        /// Ticks applied since the host's last outbox row standing alone (nil: none this process wrote).
+        var sinceStandalone: UInt64?
     }
+
+    /// Whether applied batches are kept in the store's outbox (for upstream hubs and followers).
+    public var keepsOutbox = true
+    /// A host's outbox rows are chained on the row before at most this many ticks; then one row is
+    /// written standing alone, so a reader starting anywhere decodes from a row not far back.
+    public var standaloneEvery: UInt64 = 600
 
     private var hosts: [String: HostState] = [:]
 
@@ -78,7 +89,9 @@ public final class HubIngest {
         }
         let batch = decoded.batch
 
+        for d in batch.dictionary { state.definitions[d.ref] = d }
         var cursor = RemoteCursor(host: host, epoch: state.epoch, appliedThrough: range.upperBound, lastTime: batch.ticks.last?.time)
+        if keepsOutbox { cursor.outbox = try outboxRow(bytes, batch: batch, range: range, state: &state) }
         let fresh = batch.dictionary.filter { state.series[$0.ref] == nil }
         if !fresh.isEmpty {
             let ids = try writer.seriesIDs(for: fresh.map { (Self.hostKey($0.key, host: host), $0.type) })
@@ -106,6 +119,31 @@ public final class HubIngest {
         state.lastTime = batch.ticks.last?.time ?? state.lastTime
         hosts[host] = state
         return .applied(range, samples: result.samples)
+    }
+
+    /// The outbox row of an applied batch: the batch as received, or re-encoded standing alone when the
+    /// host's rows have been chained for `standaloneEvery` ticks (or this process has written none yet).
+    private func outboxRow(_ bytes: [UInt8], batch: SyncBatch, range: ClosedRange<UInt64>, state: inout HostState) throws -> OutboxRow {
+        var encoded = bytes
+        var standalone = batch.baseSeq == nil
+        if !standalone, state.sinceStandalone.map({ $0 + UInt64(range.count) > standaloneEvery }) ?? true {
+            encoded = try SyncCodec.encode(try Self.standingAlone(batch, definitions: state.definitions)).bytes
+            standalone = true
+        }
+        state.sinceStandalone = standalone ? UInt64(range.count) : state.sinceStandalone! + UInt64(range.count)
+        return OutboxRow(host: batch.host, epoch: batch.epoch, firstSeq: range.lowerBound, lastSeq: range.upperBound,
+                         standalone: standalone, appliedAt: TwinTime.nowMillis(), batch: encoded)
+    }
+
+    /// `batch` without its base: its dictionary defines every series its ticks use.
+    public static func standingAlone(_ batch: SyncBatch, definitions: [Int64: SeriesDefinition]) throws -> SyncBatch {
+        var used = Set<Int64>()
+        for t in batch.ticks { used.formUnion(t.refs) }
+        let dictionary = try used.sorted().map { ref in
+            guard let d = definitions[ref] else { throw SyncError.invalid("series \(ref) of host \(batch.host) has no definition to send it standing alone") }
+            return d
+        }
+        return SyncBatch(host: batch.host, epoch: batch.epoch, dictionary: dictionary, ticks: batch.ticks)
     }
 
     /// A series of `host` as the hub stores it: with a `host` label.

@@ -69,24 +69,95 @@ import TwinSecurity
         #expect(try hub.apply(SyncCodec.encode(chained, base: TickRecordEncoder()).bytes, from: "web-1") == .needBase(resumeAt: 101))
         try hub.writer.finish(now: TwinTime.nowMillis())
 
-        // The hub's twin: every series with a host label and the same samples; the state as of any tick.
-        let hubStore = try TwinStore.open(dataDir: root + "/hub", readOnly: true)
+        try Self.expectTwin(of: agent, at: try TwinStore.open(dataDir: root + "/hub", readOnly: true), host: "web-1", ticks: 100)
+    }
+
+    /// Every series of `agent` at `hubStore` with a host label and the same samples, and the state as of
+    /// every third tick the same.
+    static func expectTwin(of agent: TwinStore, at hubStore: TwinStore, host: String, ticks: Int) throws {
         for s in try agent.series() {
             let mine = try #require(try agent.samples(s.key, from: .min, to: .max))
-            let theirs = try #require(try hubStore.samples(HubIngest.hostKey(s.key, host: "web-1"), from: .min, to: .max), "\(s.key) missing at the hub")
+            let theirs = try #require(try hubStore.samples(HubIngest.hostKey(s.key, host: host), from: .min, to: .max), "\(s.key) missing at the hub")
             #expect(theirs.map(\.0) == mine.map(\.0) && theirs.map(\.1) == mine.map(\.1), "\(s.key)")
         }
-        for i in stride(from: 0, to: 100, by: 3) {
+        for i in stride(from: 0, to: ticks, by: 3) {
             let t = Self.t0 + Int64(i) * 1000 + 500
             struct V: Equatable { var attributes: [String: AttributeValue]; var from: Int64 }
             let mine = Dictionary(uniqueKeysWithValues: try agent.state(at: t).map { ($0.key, V(attributes: $0.attributes, from: $0.validFrom)) })
             let theirs = Dictionary(uniqueKeysWithValues: try hubStore.state(at: t).map { v -> (String, V) in
                 var a = v.attributes
-                #expect(a.removeValue(forKey: "host") == .string("web-1"))
-                return (String(v.key.dropFirst("web-1/".count)), V(attributes: a, from: v.validFrom))
+                #expect(a.removeValue(forKey: "host") == .string(host))
+                return (String(v.key.dropFirst(host.count + 1)), V(attributes: a, from: v.validFrom))
             })
             #expect(theirs == mine, "state at tick \(i)")
         }
+    }
+
+    /// `agent`'s ticks as an agent sends them: `first` ticks standing alone, then one chained batch per tick.
+    static func live(_ agent: TwinStore, host: String, standalone first: Int) throws -> [[UInt8]] {
+        let reader = StoreBatches(store: agent, host: host)
+        let head = try #require(try reader.batch(from: 1, maxTicks: first))
+        var encoded = try SyncCodec.encode(head)
+        var out = [encoded.bytes]
+        var previous = Set(head.ticks.last!.refs)
+        var seq = UInt64(first) + 1
+        while let alone = try reader.batch(from: seq, maxTicks: 1) {
+            let tick = alone.ticks[0]
+            let chained = SyncBatch(host: host, epoch: alone.epoch, baseSeq: seq - 1, dictionary: alone.dictionary.filter { !previous.contains($0.ref) }, ticks: [tick])
+            encoded = try SyncCodec.encode(chained, base: encoded.state)
+            out.append(encoded.bytes)
+            previous = Set(tick.refs)
+            seq += 1
+        }
+        return out
+    }
+
+    /// A hub relays what it applied: its outbox holds every batch with its origin position, a reader
+    /// starting anywhere (a restarted upstream without decoder state) gets each host's first batch standing
+    /// alone, and the upstream's twin equals the agent's.
+    @Test func aRelayedTwinEqualsTheAgents() throws {
+        let root = try temporaryDirectory("hosttwin-relay")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let agent = try Self.agent(ticks: 120, dir: root + "/agent")
+        let dc = try hub(root + "/dc")
+        dc.standaloneEvery = 25
+        for b in try Self.live(agent, host: "web-1", standalone: 30) {
+            guard case .applied = try dc.apply(b, from: "web-1") else { Issue.record("not applied"); return }
+        }
+        let rows = try dc.writer.store.outbox(after: 0, limit: 1000)
+        #expect(rows.count == 91 && rows.map(\.lastSeq) == Array(30...120).map(UInt64.init))
+        // Chained rows as received, one standing alone at most every 25 ticks.
+        let alone = rows.filter(\.standalone).map(\.firstSeq)
+        #expect(alone.first == 1 && alone.count >= 4 && zip(alone.dropFirst(), alone.dropFirst(2)).allSatisfy { $1 - $0 <= 26 }, "\(alone)")
+
+        // The upstream reads half, restarts (losing its decoders), and reads the rest from its cursor.
+        var global = try hub(root + "/global")
+        var reader = try OutboxReader(store: dc.writer.store, held: [:])
+        for item in try reader.next(limit: 40) {
+            guard case .applied = try global.apply(item.bytes, from: item.host) else { Issue.record("not applied: \(item.range)"); return }
+        }
+        try global.writer.finish(now: TwinTime.nowMillis())
+        global = try hub(root + "/global")
+        let cursor = try #require(global.cursor(host: "web-1"))
+        #expect(cursor.appliedThrough == 69)
+        reader = try OutboxReader(store: dc.writer.store, held: ["web-1": (cursor.epoch, cursor.appliedThrough)])
+        let rest = try reader.next(limit: 1000)
+        #expect(rest.first?.range == 70...70)
+        #expect(try SyncCodec.header(rest[0].bytes).baseSeq == nil, "the first batch of a session stands alone")
+        #expect(rest.dropFirst().map(\.bytes) == rows.filter { $0.firstSeq > 70 }.map(\.batch), "then the rows as kept")
+        for item in rest {
+            guard case .applied = try global.apply(item.bytes, from: item.host) else { Issue.record("not applied: \(item.range)"); return }
+        }
+        #expect(try reader.next().isEmpty)
+        try global.writer.finish(now: TwinTime.nowMillis())
+        try Self.expectTwin(of: agent, at: try TwinStore.open(dataDir: root + "/global", readOnly: true), host: "web-1", ticks: 120)
+
+        // Pruning what every upstream holds keeps the last standalone row and what follows it.
+        let before = try dc.writer.store.outboxExtent()
+        try dc.writer.store.pruneOutbox(held: ["web-1": (cursor.epoch, 120)], keepSince: .max)
+        let after = try dc.writer.store.outbox(after: 0, limit: 1000)
+        #expect(after.first?.standalone == true && after.first?.firstSeq == alone.last && after.last?.lastSeq == 120)
+        #expect(after.count < before.rows)
     }
 
     /// At a hub a connection key carries its host in front; the remote address in it is still what the

@@ -32,6 +32,8 @@ public struct RemoteCursor: Sendable, Equatable {
     public var clockOffset: Int64?
     /// Series refs of the sender first met in the ticks applied with this cursor, and this store's ids.
     public var newSeries: [Int64: Int64]
+    /// The batch to keep in the outbox for upstream hubs and followers, written with the cursor.
+    public var outbox: OutboxRow?
 
     public init(host: String, epoch: UInt64, appliedThrough: UInt64, lastTime: Int64? = nil, updated: Int64? = nil, newSeries: [Int64: Int64] = [:]) {
         self.host = host
@@ -152,6 +154,7 @@ extension TwinWriter {
                 result.closed += delta.close.count
             }
             try TwinStore.save(cursor, db, now: TwinTime.nowMillis())
+            if let o = cursor.outbox { try TwinStore.append(o, db) }
         }
         state = pending
         if result.closed > 0, let t = ticks.last?.time { requestPacking(at: t) }
