@@ -6,6 +6,7 @@ import TwinStorage
 import TwinSync
 
 extension SyncStreamDecompressor: SyncStreamDecoder {}
+extension SyncStreamCompressor: SyncStreamEncoder {}
 
 /// A hub's ``SyncReceiver``: applies pushed batches to the hub's store through ``HubIngest``, one at a
 /// time on a queue of its own (the store has one writer; SQLite and the log block).
@@ -22,19 +23,25 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
         queue.sync { ingest.cursor(host: host) }.map { SyncCursor(host: host, epoch: String($0.epoch, radix: 16), appliedThrough: $0.appliedThrough) }
     }
 
-    public func hello(host: String, version: Int, agentClock: Int64?) throws {
+    public func cursors() throws -> [SyncCursor] {
+        queue.sync { ingest.cursors() }.map { SyncCursor(host: $0.host, epoch: String($0.epoch, radix: 16), appliedThrough: $0.appliedThrough) }
+    }
+
+    public func hello(host: String?, version: Int, agentClock: Int64?) throws {
         guard version == Int(SyncCodec.version) else {
             throw TwinError.badInput("sync protocol version \(version) is not spoken here; this hub speaks version \(SyncCodec.version)")
         }
-        guard let agentClock else { return }
+        guard let host, let agentClock else { return }
         let offset = TwinTime.nowMillis() - agentClock
         try queue.sync { try ingest.writer.store.recordClockOffset(host: host, milliseconds: offset) }
     }
 
-    public func apply(_ batch: [UInt8], host: String) async -> SyncAck {
+    public func apply(_ batch: [UInt8], host named: String?) async -> SyncAck {
         await withCheckedContinuation { done in
             queue.async { [self] in
-                let ack: SyncAck
+                var ack: SyncAck
+                // A relay's batches name their hosts; an agent's are checked against the one it may push.
+                let host = named ?? ((try? SyncCodec.header(batch))?.host ?? "")
                 do {
                     switch try ingest.apply(batch, from: host) {
                     case .applied(let r, let n):
@@ -54,6 +61,7 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
                 } catch {
                     ack = SyncAck(outcome: "refused", message: "\(error)")
                 }
+                if named == nil { ack.host = host }
                 done.resume(returning: ack)
             }
         }
@@ -61,6 +69,21 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
 
     public func streamDecoder(for encoding: String) -> (any SyncStreamDecoder)? {
         encoding == "zstd" ? SyncStreamDecompressor() : nil
+    }
+
+    public func streamEncoder() -> any SyncStreamEncoder { SyncStreamCompressor() }
+
+    public func follow(held: [SyncCursor], after: Int64) throws -> any SyncOutboxSession {
+        var map: [String: (epoch: UInt64, through: UInt64)] = [:]
+        for c in held { map[c.host] = (UInt64(c.epoch, radix: 16) ?? 0, c.appliedThrough) }
+        return OutboxSession(reader: try OutboxReader(store: ingest.writer.store, held: map, after: after))
+    }
+
+    /// A follower's read of the outbox: rows as the reader gives them.
+    final class OutboxSession: SyncOutboxSession {
+        var reader: OutboxReader
+        init(reader: OutboxReader) { self.reader = reader }
+        func next() async throws -> [(id: Int64, batch: [UInt8])] { try reader.next().map { ($0.id, $0.bytes) } }
     }
 
     /// Seals what the hub holds and releases the store (at shutdown).

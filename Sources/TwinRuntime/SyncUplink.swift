@@ -100,32 +100,10 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
     // MARK: Service
 
     public func run() async throws {
-        var backoff = configuration.backoff
-        var failures = 0
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                try await cancelWhenGracefulShutdown { try await self.session() }
-                backoff = configuration.backoff
-                failures = 0
-            } catch let resume as Resume {
-                // Not a failure: the hub asked for another range; the next handshake says which.
-                logger.info("the hub asked to resume from tick \(resume.from) (\(resume.reason))")
-                try? await Task.sleep(for: .milliseconds(100))
-            } catch {
-                if Task.isCancelled || Task.isShuttingDownGracefully { break }
-                // Said once, then every tenth attempt while the hub stays away; the store keeps everything.
-                failures += 1
-                let message: Logger.Message = "push to \(configuration.remote.host):\(configuration.remote.port) interrupted: \(error); retrying in \(backoff) (attempt \(failures))"
-                if failures == 1 || failures % 10 == 0 { logger.warning(message) } else { logger.debug(message) }
-                let wait = backoff
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
-                backoff = min(backoff * 2, configuration.maxBackoff)
-            }
-        }
+        let remote = configuration.remote
+        await runSessions("push to \(remote.host):\(remote.port)", backoff: configuration.backoff, maxBackoff: configuration.maxBackoff,
+                          logger: logger) { [self] in try await session() }
     }
-
-    /// Why a session ends early: the hub asked to resume elsewhere.
-    struct Resume: Error { var from: UInt64; var reason: String }
 
     /// One push session: handshake, then batches until the connection fails or the hub asks to resume.
     private func session() async throws {

@@ -1,8 +1,9 @@
 /// What a token may do. `reader` reads everything a twin knows (with sensitive values redacted);
-/// `agent` only writes data for its own host (the fleet's agents); `admin` also manages tokens and
-/// reads the audit log.
+/// `agent` only writes data for its own host (the fleet's agents); `relay` is a hub's link to another
+/// hub: it pushes batches of any host and follows a hub's stream, and reads nothing else; `admin` also
+/// manages tokens and reads the audit log.
 public enum Role: String, Sendable, CaseIterable, Codable {
-    case admin, reader, agent
+    case admin, reader, agent, relay
 }
 
 /// What a route needs from the caller. Every route declares one (``TwinAPI``'s route table).
@@ -11,8 +12,10 @@ public enum Access: String, Sendable, CaseIterable {
     case open
     /// `reader` or `admin`.
     case read
-    /// `agent` (for its own host) or `admin`.
+    /// `agent` (for its own host), `relay` or `admin`.
     case write
+    /// `relay` or `admin`: another hub's link (relay pushes, followers).
+    case relay
     /// `admin` only.
     case admin
 
@@ -21,7 +24,8 @@ public enum Access: String, Sendable, CaseIterable {
         switch self {
         case .open: return true
         case .read: return role == .reader || role == .admin
-        case .write: return role == .agent || role == .admin
+        case .write: return role == .agent || role == .relay || role == .admin
+        case .relay: return role == .relay || role == .admin
         case .admin: return role == .admin
         }
     }

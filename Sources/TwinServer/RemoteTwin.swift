@@ -63,8 +63,8 @@ public struct RemoteTwin: Sendable {
     /// protocol's push. The stream owns its connection and event loop until ``RemoteStream/close()``.
     public func stream(post path: String, contentType: String, headers extra: [(String, String)] = []) async throws -> RemoteStream {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let (lines, continuation) = AsyncThrowingStream.makeStream(of: String.self)
-        let reader = LineReader(continuation: continuation)
+        let (chunks, continuation) = AsyncThrowingStream.makeStream(of: [UInt8].self)
+        let reader = ChunkReader(continuation: continuation)
         do {
             let channel = try connect(group: group, handler: reader)
             var headers = requestHeaders()
@@ -72,7 +72,7 @@ public struct RemoteTwin: Sendable {
             headers.add(name: "Transfer-Encoding", value: "chunked")
             for (name, value) in extra { headers.add(name: name, value: value) }
             try await channel.writeAndFlush(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers))).get()
-            return RemoteStream(channel: channel, group: group, lines: lines)
+            return RemoteStream(channel: channel, group: group, chunks: chunks)
         } catch {
             try? await group.shutdownGracefully()
             throw error
@@ -118,30 +118,24 @@ public struct RemoteTwin: Sendable {
         }
     }
 
-    /// Passes a streamed response on line by line; a status other than 200 ends the stream with its body
+    /// Passes a streamed response on as it comes; a status other than 200 ends the stream with its body
     /// as the error.
-    private final class LineReader: ChannelInboundHandler, @unchecked Sendable { // confined to its event loop
+    private final class ChunkReader: ChannelInboundHandler, @unchecked Sendable { // confined to its event loop
         typealias InboundIn = HTTPClientResponsePart
-        let continuation: AsyncThrowingStream<String, any Error>.Continuation
+        let continuation: AsyncThrowingStream<[UInt8], any Error>.Continuation
         private var status = 0
-        private var pending: [UInt8] = []
+        private var refusal: [UInt8] = []
 
-        init(continuation: AsyncThrowingStream<String, any Error>.Continuation) { self.continuation = continuation }
+        init(continuation: AsyncThrowingStream<[UInt8], any Error>.Continuation) { self.continuation = continuation }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
             case .head(let head): status = Int(head.status.code)
             case .body(let buf):
-                pending += buf.readableBytesView
-                guard status == 200 else { return }
-                while let nl = pending.firstIndex(of: 0x0A) {
-                    continuation.yield(String(decoding: pending[..<nl], as: UTF8.self))
-                    pending.removeSubrange(...nl)
-                }
-                if pending.count > 1 << 20 { continuation.finish(throwing: TwinError.unavailable("response line longer than 1 MiB")) }
+                if status == 200 { continuation.yield(Array(buf.readableBytesView)) } else if refusal.count < 4096 { refusal += buf.readableBytesView }
             case .end:
                 if status == 200 { continuation.finish() } else {
-                    continuation.finish(throwing: TwinError.unavailable("HTTP \(status): \(String(decoding: pending.prefix(500), as: UTF8.self))"))
+                    continuation.finish(throwing: TwinError.unavailable("HTTP \(status): \(String(decoding: refusal.prefix(500), as: UTF8.self))"))
                 }
             }
         }
@@ -197,13 +191,38 @@ public struct RemoteTwin: Sendable {
 public final class RemoteStream: Sendable {
     private let channel: any Channel
     private let group: MultiThreadedEventLoopGroup
-    /// The response, line by line; ends when the server ends it, throws when the connection fails.
-    public let lines: AsyncThrowingStream<String, any Error>
+    /// The response's bytes as they arrive; ends when the server ends it, throws when the connection fails
+    /// or the server answered with another status than 200 (its body is the error).
+    public let chunks: AsyncThrowingStream<[UInt8], any Error>
 
-    init(channel: any Channel, group: MultiThreadedEventLoopGroup, lines: AsyncThrowingStream<String, any Error>) {
+    init(channel: any Channel, group: MultiThreadedEventLoopGroup, chunks: AsyncThrowingStream<[UInt8], any Error>) {
         self.channel = channel
         self.group = group
-        self.lines = lines
+        self.chunks = chunks
+    }
+
+    /// The response line by line (lines longer than 1 MiB end it with an error). Read `chunks` or `lines`, not both.
+    public var lines: AsyncThrowingStream<String, any Error> {
+        let chunks = chunks
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var pending: [UInt8] = []
+                do {
+                    for try await chunk in chunks {
+                        pending += chunk
+                        while let nl = pending.firstIndex(of: 0x0A) {
+                            continuation.yield(String(decoding: pending[..<nl], as: UTF8.self))
+                            pending.removeSubrange(...nl)
+                        }
+                        if pending.count > 1 << 20 { throw TwinError.unavailable("response line longer than 1 MiB") }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
     }
 
     /// Sends `bytes` as one chunk of the body and flushes it.

@@ -14,12 +14,31 @@ public protocol SyncReceiver: Sendable {
     /// Where `host`'s history stands at this hub; nil when the hub has nothing of it.
     func cursor(host: String) throws -> SyncCursor?
     /// The handshake: refuses a protocol version the hub does not speak (with the ones it does) and
-    /// records the agent's clock offset; `agentClock` is the agent's time (ms) when it asked.
-    func hello(host: String, version: Int, agentClock: Int64?) throws
-    /// Applies one batch pushed for `host`; never throws: a refusal is an acknowledgement too.
-    func apply(_ batch: [UInt8], host: String) async -> SyncAck
+    /// records the agent's clock offset; `agentClock` is the agent's time (ms) when it asked. A relay's
+    /// handshake names no host.
+    func hello(host: String?, version: Int, agentClock: Int64?) throws
+    /// Applies one batch pushed for `host` (nil: a relay's session, the host the batch names); never
+    /// throws: a refusal is an acknowledgement too.
+    func apply(_ batch: [UInt8], host: String?) async -> SyncAck
     /// A decoder for a session compressed with `encoding` (`zstd`); nil when not supported.
     func streamDecoder(for encoding: String) -> (any SyncStreamDecoder)?
+    /// Every host's cursor (a relay's handshake).
+    func cursors() throws -> [SyncCursor]
+    /// A session reading the hub's outbox after `after` for a follower that holds `held`.
+    func follow(held: [SyncCursor], after: Int64) throws -> any SyncOutboxSession
+    /// A compressor for a follower's session (`zstd`).
+    func streamEncoder() -> any SyncStreamEncoder
+}
+
+/// Compresses a follow session's response (TwinRuntime provides TwinSync's zstd stream).
+public protocol SyncStreamEncoder: AnyObject {
+    func compress(_ input: [UInt8]) throws -> [UInt8]
+}
+
+/// One follower's read of a hub's outbox.
+public protocol SyncOutboxSession: AnyObject {
+    /// The next batches with their outbox ids, in order; empty at the end of what the hub holds now.
+    func next() async throws -> [(id: Int64, batch: [UInt8])]
 }
 
 /// A host's cursor at a hub: its store's epoch (hex) and the last tick applied.
@@ -43,6 +62,8 @@ public struct SyncAck: Sendable, Codable, Equatable {
     /// `applied`, `duplicate` (held already), `gap` (send from `resume_at`), `need_base` (send the range
     /// standing alone from `resume_at`) or `refused` (damaged or not allowed; `message` says why).
     public var outcome: String
+    /// The host it is about (in a relay's session, which carries many hosts).
+    public var host: String?
     public var first: UInt64?
     public var last: UInt64?
     public var resumeAt: UInt64?
@@ -50,8 +71,9 @@ public struct SyncAck: Sendable, Codable, Equatable {
     public var samples: Int?
     public var message: String?
 
-    public init(outcome: String, first: UInt64? = nil, last: UInt64? = nil, resumeAt: UInt64? = nil, epoch: String? = nil, samples: Int? = nil, message: String? = nil) {
+    public init(outcome: String, host: String? = nil, first: UInt64? = nil, last: UInt64? = nil, resumeAt: UInt64? = nil, epoch: String? = nil, samples: Int? = nil, message: String? = nil) {
         self.outcome = outcome
+        self.host = host
         self.first = first
         self.last = last
         self.resumeAt = resumeAt
@@ -60,7 +82,7 @@ public struct SyncAck: Sendable, Codable, Equatable {
         self.message = message
     }
 
-    enum CodingKeys: String, CodingKey { case outcome, first, last, resumeAt = "resume_at", epoch, samples, message }
+    enum CodingKeys: String, CodingKey { case outcome, host, first, last, resumeAt = "resume_at", epoch, samples, message }
 }
 
 extension TwinAPI {
@@ -70,11 +92,15 @@ extension TwinAPI {
     /// The largest frame a push may carry (a catch-up batch of a few thousand ticks is a few MB).
     static let maxSyncFrame = 64 << 20
 
-    /// The host a caller may push for: an agent token's own host, any host for an admin. Refusals are
-    /// 403s, which the audit log records with the token.
-    func syncHost(_ p: Params) throws -> String {
-        guard let host = p["host"], !host.isEmpty else { throw APIError.badData("the host parameter is required") }
-        guard sync != nil else { throw APIError.unavailable("this server does not accept pushes (start it with `hosttwin serve` on a data directory no `run` writes)") }
+    /// The host a caller may push for: an agent token's own host, any host for an admin or a relay (nil:
+    /// a relay's session, whose batches name their hosts). Refusals are 403s, which the audit log records
+    /// with the token.
+    func syncHost(_ p: Params) throws -> String? {
+        guard sync != nil else { throw APIError.unavailable("this server does not accept pushes (start it with `hosttwin serve` on a data directory no `run` writes, without --follow)") }
+        guard let host = p["host"], !host.isEmpty else {
+            if p.identity.role == .relay || p.identity.role == .admin { return nil }
+            throw APIError.badData("the host parameter is required")
+        }
         if p.identity.role == .agent, p.identity.host != host {
             throw APIError(type: "forbidden", message: "this agent token is bound to \(p.identity.host.map { "host \($0)" } ?? "no host"), not \(host); an admin can re-bind it", status: .forbidden)
         }
@@ -85,13 +111,23 @@ extension TwinAPI {
     /// handshake's resume point); with the agent's protocol version and clock, also the version check
     /// and the clock offset.
     func syncCursor(_ p: Params) throws -> Response {
-        let host = try syncHost(p)
+        guard let host = try syncHost(p) else { throw APIError.badData("the host parameter is required (a relay asks /api/v1/sync/cursors)") }
         if let v = p["version"] {
             guard let version = Int(v) else { throw APIError.badData("version \(v): expected a number") }
             try sync!.hello(host: host, version: version, agentClock: p["clock"].flatMap { Int64($0) })
         }
         let cursor = try sync!.cursor(host: host) ?? SyncCursor(host: host, epoch: "0", appliedThrough: 0)
         return Self.json(bytes: Array(try JSONEncoder.sorted.encode(cursor)))
+    }
+
+    /// `GET /api/v1/sync/cursors[?version=V]`: every host's cursor — a relaying hub's handshake.
+    func syncCursors(_ p: Params) throws -> Response {
+        guard let sync else { throw APIError.unavailable("this server does not accept pushes") }
+        if let v = p["version"] {
+            guard let version = Int(v) else { throw APIError.badData("version \(v): expected a number") }
+            try sync.hello(host: nil, version: version, agentClock: nil)
+        }
+        return Self.json(bytes: Array(try JSONEncoder.sorted.encode(try sync.cursors())))
     }
 
     /// `POST /api/v1/sync/push?host=H`: a stream of frames (`u32 big-endian length · batch`) up, JSON
@@ -153,7 +189,8 @@ extension TwinAPI {
                 try await withGracefulShutdownHandler {
                     // Applied frames are acknowledged at most every `syncAckInterval` (the agent resumes from the
                     // cursor, not from acknowledgements: a tick a second needs no ack a second); anything else at once.
-                    var held: SyncAck?
+                    // Per host: a relay's session carries many.
+                    var held: [String: SyncAck] = [:]
                     var lastSent = ContinuousClock.now
                     func send(_ ack: SyncAck) async throws {
                         var line = try encoder.encode(ack)
@@ -167,15 +204,19 @@ extension TwinAPI {
                         case .frame(let frame): ack = await receiver.apply(frame, host: host)
                         case .refusal(let why): ack = SyncAck(outcome: "refused", message: why)
                         }
+                        let key = ack.host ?? ""
                         if ack.outcome == "applied" || ack.outcome == "duplicate" {
-                            held = held.map { SyncAck(outcome: "applied", first: $0.first, last: ack.last ?? $0.last, samples: ($0.samples ?? 0) + (ack.samples ?? 0)) } ?? ack
-                            if ContinuousClock.now - lastSent >= Self.syncAckInterval, let h = held { try await send(h); held = nil }
+                            held[key] = held[key].map { SyncAck(outcome: "applied", host: ack.host, first: $0.first, last: ack.last ?? $0.last, samples: ($0.samples ?? 0) + (ack.samples ?? 0)) } ?? ack
+                            if ContinuousClock.now - lastSent >= Self.syncAckInterval {
+                                for h in held.values.sorted(by: { ($0.host ?? "") < ($1.host ?? "") }) { try await send(h) }
+                                held = [:]
+                            }
                         } else {
-                            if let h = held { try await send(h); held = nil }
+                            if let h = held.removeValue(forKey: key) { try await send(h) }
                             try await send(ack)
                         }
                     }
-                    if let h = held { try? await send(h) } // the agent may be gone already
+                    for h in held.values { try? await send(h) } // the agent may be gone already
                 } onGracefulShutdown: {
                     reader.cancel()
                     feed.finish()
@@ -184,6 +225,70 @@ extension TwinAPI {
                 try await writer.finish(nil)
             }
         )
+    }
+}
+
+extension TwinAPI {
+    /// `POST /api/v1/sync/follow` (form: `after=ID`, `held=HOST:EPOCH:TICK` per host the follower holds):
+    /// the hub's outbox from `after` on as a stream of frames (`u64 big-endian outbox id · u32 length ·
+    /// batch`), then each batch as the hub applies it, until the follower goes away. With
+    /// `Accept-Encoding: zstd` the response is one zstd stream flushed after each burst.
+    func syncFollow(_ request: Request, _ p: Params) throws -> Response {
+        guard let sync else { throw APIError.unavailable("this server keeps no outbox to follow (a hub does: `hosttwin serve` on a data directory no `run` writes)") }
+        let after = try p["after"].map { v -> Int64 in
+            guard let n = Int64(v), n >= 0 else { throw APIError.badData("after \(v): expected an outbox id") }
+            return n
+        } ?? 0
+        let held = try p.all("held").map { v -> SyncCursor in
+            let parts = v.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 3, !parts[0].isEmpty, UInt64(parts[1], radix: 16) != nil, let through = UInt64(parts[2]) else {
+                throw APIError.badData("held \(v): expected HOST:EPOCH(hex):TICK")
+            }
+            return SyncCursor(host: String(parts[0]), epoch: String(parts[1]), appliedThrough: through)
+        }
+        let session = try sync.follow(held: held, after: after)
+        guard pushes.acquire(p.caller, limit: access.maxPushSessionsPerCaller, total: access.maxPushSessions) else {
+            throw APIError(type: "too_many_requests", message: "too many sync sessions open (at most \(access.maxPushSessionsPerCaller) per token, \(access.maxPushSessions) in all)", status: .tooManyRequests)
+        }
+        let (streams, caller) = (pushes, p.caller)
+        let zstd = (request.headers[.acceptEncoding] ?? "").lowercased().contains("zstd")
+        nonisolated(unsafe) let encoder = zstd ? sync.streamEncoder() : nil // used by the writing task only
+        nonisolated(unsafe) let reader = session
+        var headers: HTTPFields = [.contentType: "application/x-hosttwin-sync", .cacheControl: "no-cache"]
+        if zstd { headers[.contentEncoding] = "zstd" }
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            defer { streams.release(caller) }
+            // Read on a task of its own, so a server shutting down can end the stream.
+            let (chunks, feed) = AsyncThrowingStream.makeStream(of: [UInt8].self)
+            let producer = Task {
+                do {
+                    while !Task.isCancelled {
+                        let batches = try await reader.next()
+                        if batches.isEmpty {
+                            try await Task.sleep(for: .milliseconds(50))
+                            continue
+                        }
+                        var out: [UInt8] = []
+                        for b in batches {
+                            withUnsafeBytes(of: UInt64(b.id).bigEndian) { out += $0 }
+                            withUnsafeBytes(of: UInt32(b.batch.count).bigEndian) { out += $0 }
+                            out += b.batch
+                        }
+                        feed.yield(try encoder?.compress(out) ?? out)
+                    }
+                    feed.finish()
+                } catch {
+                    feed.finish(throwing: error)
+                }
+            }
+            try await withGracefulShutdownHandler {
+                for try await chunk in chunks { try await writer.write(ByteBuffer(bytes: chunk)) }
+            } onGracefulShutdown: {
+                producer.cancel()
+            }
+            producer.cancel()
+            try await writer.finish(nil)
+        })
     }
 }
 

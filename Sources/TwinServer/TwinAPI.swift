@@ -93,6 +93,8 @@ public struct TwinAPI: Sendable {
         "/api/v1/admin/audit": Route(methods: .get, access: .admin) { try $0.auditRecords($1) },
         "/api/v1/admin/audit/verify": Route(methods: .get, access: .admin) { try $0.auditVerify($1) },
         "/api/v1/sync/cursor": Route(methods: .get, access: .write) { try $0.syncCursor($1) },
+        "/api/v1/sync/cursors": Route(methods: .get, access: .relay) { try $0.syncCursors($1) },
+        "/api/v1/sync/follow": Route(methods: .post, access: .relay, light: true) { _, _ in throw APIError.unavailable("follow is a stream") },
         "/api/v1/fleet": Route(methods: .get, access: .read) { try $0.fleet($1) },
         // Streams: answered by `syncPush` before bodies are collected (the handler is never called).
         "/api/v1/sync/push": Route(methods: .post, access: .write, light: true) { _, _ in throw APIError.unavailable("push is a stream") },
@@ -174,6 +176,7 @@ public struct TwinAPI: Sendable {
                     params.add(form: String(buffer: body))
                 }
             }
+            if name == "/api/v1/sync/follow" { return try syncFollow(request, params) }
             let api = self
             let ready = params
             if route.light { return try route.handler(api, ready) }

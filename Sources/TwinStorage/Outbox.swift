@@ -84,7 +84,7 @@ extension TwinStore {
                 // The newest standalone row wholly held and old enough: everything before it can go.
                 guard let cut = try Int64.fetchOne(db, sql: """
                     SELECT max(id) FROM sync_outbox WHERE host = ? AND epoch = ? AND standalone AND last_seq <= ? AND applied_at < ?
-                    """, arguments: [host, epoch, Int64(h.through), keepSince]) else { continue }
+                    """, arguments: [host, epoch, Int64(clamping: h.through), keepSince]) else { continue }
                 try db.execute(sql: "DELETE FROM sync_outbox WHERE host = ? AND id < ?", arguments: [host, cut])
                 deleted += db.changesCount
             }

@@ -62,6 +62,11 @@ public final class HubIngest {
         hosts[host].map { ($0.epoch, $0.appliedThrough) }
     }
 
+    /// Every host's cursor.
+    public func cursors() -> [(host: String, epoch: UInt64, appliedThrough: UInt64)] {
+        hosts.sorted { $0.key < $1.key }.map { ($0.key, $0.value.epoch, $0.value.appliedThrough) }
+    }
+
     /// The time of the last tick applied for `host`.
     public func lastTime(host: String) -> Int64? { hosts[host]?.lastTime }
 

@@ -13,16 +13,30 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve a store's API (Prometheus-compatible query API, state API) without collecting.",
-        discussion: "When no `hosttwin run` writes the data directory, the server is a hub: agents (`hosttwin agent --push URL`) push their hosts' twins into it, each host's series labelled host=NAME and its entities keyed NAME/KEY. Beside a running `run` (or with --read-only), it serves the store read-only."
+        discussion: """
+        When no `hosttwin run` writes the data directory, the server is a hub: agents (`hosttwin agent --push URL`) push         their hosts' twins into it, each host's series labelled host=NAME and its entities keyed NAME/KEY. A hub relays         what it holds to hubs upstream (--push URL, with a `relay` token), keeping each batch in its outbox until every         upstream holds it. With --follow URL the server is a read-only replica of another hub (the cloud observer): it         pulls with its own cursor and accepts no pushes. Beside a running `run` (or with --read-only), it serves the         store read-only. Protocol: docs/format/sync.md.
+        """
     )
 
     @OptionGroup var store: StoreOptions
     @OptionGroup var server: ServerOptions
     @Flag(name: .customLong("read-only"), help: "Only serve the store: never write it, accept no pushes (so `hosttwin run` can start on it later).")
     var readOnly = false
+    @Option(name: .customLong("push"), help: ArgumentHelp("A hub upstream to relay every host to, http(s)://HOST:PORT (repeatable; a `relay` token there).", valueName: "URL"))
+    var pushURLs: [String] = []
+    @Option(name: .customLong("follow"), help: ArgumentHelp("Be a read-only replica of the hub at this URL (a `relay` token there).", valueName: "URL"))
+    var followURL: String?
+    @Option(name: .customLong("outbox-keep"), help: ArgumentHelp("How long applied batches stay in the outbox for followers once every upstream holds them.", valueName: "DURATION"))
+    var outboxKeep: String = "1h"
+    @OptionGroup var credentials: ClientCredentials
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL")) var logLevel: String = "info"
 
     func run() async throws {
+        if followURL != nil, !pushURLs.isEmpty { throw CLIError("--follow and --push: a replica does not relay") }
+        if followURL != nil, readOnly { throw CLIError("--follow writes the replica's own store: drop --read-only") }
+        let keepMillis = try TwinTime.parseDuration(outboxKeep)
+        let upstreams = try pushURLs.map { try credentials.client(url: $0) }
+        let followed = try followURL.map { try credentials.client(url: $0) }
         var logger = Logger(label: "hosttwin")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         // A hub when the store is free to write (agents push into it); a reader beside `run` otherwise.
@@ -36,18 +50,28 @@ struct ServeCommand: AsyncParsableCommand {
             hub = try HubReceiver(writer: writer)
             twinStore = writable
         } catch let TwinError.unavailable(why) where why.contains("another HostTwin writer") {
+            if followURL != nil || !upstreams.isEmpty { throw CLIError("\(why): --follow and --push need the data directory to themselves") }
             if !readOnly { logger.notice("\(why.prefix(120)): serving it read-only, without accepting pushes") }
             twinStore = try store.openForReading()
         }
         var api = TwinAPI(store: twinStore, live: nil, metrics: SelfMetrics.bootstrap(), logger: logger)
-        api.sync = hub
+        // A replica applies what it follows and nothing pushed.
+        api.sync = followed == nil ? hub : nil
         let setup = try server.prepare(&api, dataDir: twinStore.dataDir, logger: logger)
-        let log = logger, isHub = hub != nil
+        let log = logger
+        let role = followed.map { "; a read-only replica of \($0.host):\($0.port)" }
+            ?? (hub == nil ? "" : "; accepting pushes from agents (/api/v1/sync/push)" + (upstreams.isEmpty ? "" : ", relaying to \(pushURLs.joined(separator: ", "))"))
         let app = try TwinHTTPServer.application(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
-            log.info("serving \(twinStore.dataDir) on \(setup.url):\(actualPort)/\(!isHub ? "" : "; accepting pushes from agents (/api/v1/sync/push)")")
+            log.info("serving \(twinStore.dataDir) on \(setup.url):\(actualPort)/\(role)")
         }
-        let group = ServiceGroup(configuration: .init(services: [.init(service: app), .init(service: AuditAnchorService(audit: setup.audit))],
-                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: AuditAnchorService(audit: setup.audit))]
+        if let hub {
+            let relays = upstreams.map { RelayUplink(store: twinStore, remote: $0, logger: logger) }
+            services += relays.map { .init(service: $0) }
+            services.append(.init(service: OutboxPruner(store: twinStore, relays: relays, keepMillis: keepMillis, logger: logger)))
+            if let followed { services.append(.init(service: FollowService(receiver: hub, remote: followed, logger: logger))) }
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try hub?.finish()
     }

@@ -27,14 +27,14 @@ struct TokenCommand: ParsableCommand {
             discussion: "reader: reads everything (sensitive values redacted). agent: writes data for its --host only. admin: everything, including tokens and the audit log."
         )
         @OptionGroup var store: StoreOptions
-        @Option(help: ArgumentHelp("admin, reader or agent.", valueName: "ROLE")) var role: String
+        @Option(help: ArgumentHelp("admin, reader, agent (a host's agent, bound with --host) or relay (a hub pushing to or following another hub).", valueName: "ROLE")) var role: String
         @Option(help: ArgumentHelp("The host an agent token may write for (agents only).", valueName: "NAME")) var host: String?
         @Option(help: ArgumentHelp("Expire after this long, e.g. 90d, 12h (default: never).", valueName: "DURATION")) var expires: String?
         @Option(help: ArgumentHelp("A note for `token list`, e.g. who or what uses it.", valueName: "TEXT")) var name: String = ""
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            guard let r = Role(rawValue: role) else { throw CLIError("--role \(role): use admin, reader or agent") }
+            guard let r = Role(rawValue: role) else { throw CLIError("--role \(role): use \(Role.allCases.map(\.rawValue).joined(separator: ", "))") }
             let ttl = try expires.map { text in
                 do { return try TwinTime.parseDuration(text) } catch { throw CLIError("--expires: \(error)") }
             }

@@ -57,7 +57,7 @@ import TwinSecurity
                 }
             }
         }
-        #expect(walked == catalog.count * 4)
+        #expect(walked == catalog.count * (Role.allCases.count + 1))
         // docs/SECURITY.md lists every route with what it needs.
         let doc = try String(contentsOfFile: Fixtures.packageRoot + "/docs/SECURITY.md", encoding: .utf8)
         for route in catalog {

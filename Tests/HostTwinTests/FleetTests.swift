@@ -103,4 +103,87 @@ import TwinStorage
         #expect(one.count == agentKeys.count)
         #expect(try EndToEndTests.cli(["ports", "--data-dir", hubDir, "--at", at, "--host", "nope"]).stdout.hasPrefix("no listening ports"))
     }
+
+    static func token(_ dir: String, role: String) throws -> String {
+        let r = try EndToEndTests.cli(["token", "create", "--role", role, "--data-dir", dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        return r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+    }
+
+    /// Each host's last applied tick at a hub or replica (`/api/v1/fleet`).
+    static func applied(_ port: Int) -> [String: UInt64] {
+        let hosts = ((ServerTests.get(port, "/api/v1/fleet").1["data"] as? [String: Any])?["hosts"] as? [[String: Any]]) ?? []
+        var out: [String: UInt64] = [:]
+        for h in hosts { if let name = h["host"] as? String { out[name] = (h["applied_through"] as? NSNumber)?.uint64Value ?? 0 } }
+        return out
+    }
+
+    /// Tiers: an agent pushes to a datacenter hub, which relays to a global hub (killed -9 and restarted
+    /// mid-stream), which a replica follows. Every tier ends with exactly the agent's ticks; the replica
+    /// accepts no pushes.
+    @Test func aHubRelaysUpstreamAndAReplicaFollows() throws {
+        let dir = try temporaryDirectory("hosttwin-tiers")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (agentDir, dcDir, globalDir, observerDir) = (dir + "/agent", dir + "/dc", dir + "/global", dir + "/observer")
+        try Self.token(dcDir, host: "web-1").write(toFile: dir + "/agent.token", atomically: true, encoding: .utf8)
+        try Self.token(globalDir, role: "relay").write(toFile: dir + "/dc.token", atomically: true, encoding: .utf8)
+        try Self.token(globalDir, role: "relay").write(toFile: dir + "/observer.token", atomically: true, encoding: .utf8)
+        let observerAdmin = try Self.token(observerDir, role: "admin")
+        let readerOfGlobal = try Self.token(globalDir, role: "reader")
+        let (dcPort, globalPort, observerPort) = (try ServerTests.freePort(), try ServerTests.freePort(), try ServerTests.freePort())
+        func startGlobal() throws -> Process { try ServerTests.start(["serve", "--data-dir", globalDir, "--listen", "127.0.0.1:\(globalPort)"]) }
+        var global = try startGlobal()
+        let dc = try ServerTests.start(["serve", "--data-dir", dcDir, "--listen", "127.0.0.1:\(dcPort)",
+                                        "--push", "http://127.0.0.1:\(globalPort)", "--token-file", dir + "/dc.token"])
+        let observer = try ServerTests.start(["serve", "--data-dir", observerDir, "--listen", "127.0.0.1:\(observerPort)",
+                                              "--follow", "http://127.0.0.1:\(globalPort)", "--token-file", dir + "/observer.token"])
+        let agent = try ServerTests.start(["agent", "--data-dir", agentDir, "--host-name", "web-1", "--interval", "500ms",
+                                           "--push", "http://127.0.0.1:\(dcPort)", "--token-file", dir + "/agent.token"])
+        defer {
+            for p in [agent, dc, observer, global] where p.isRunning { p.terminate(); p.waitUntilExit() }
+        }
+        #expect(try EndToEndTests.eventually(40) { (Self.applied(globalPort)["web-1"] ?? 0) >= 6 }, "the global hub never received 6 ticks")
+        #expect(try EndToEndTests.eventually(20) { (Self.applied(observerPort)["web-1"] ?? 0) >= 6 }, "the replica never received 6 ticks")
+
+        // A relay token may push but not read; a reader may not follow; the replica refuses pushes.
+        #expect(AccessTests.status(globalPort, "/api/v1/fleet", token: try String(contentsOfFile: dir + "/dc.token", encoding: .utf8)) == 403)
+        #expect(AccessTests.status(globalPort, "/api/v1/sync/follow", token: readerOfGlobal, method: "POST") == 403)
+        let pushed = LoopbackHTTP.request(port: observerPort, method: "POST", path: "/api/v1/sync/push?host=web-1", headers: ["Authorization": "Bearer \(observerAdmin)"], body: [0, 0, 0, 0])
+        #expect(pushed?.status == 503, "\(pushed?.body ?? "")")
+
+        // The global hub dies mid-stream and comes back: the datacenter hub relays from its cursor.
+        let before = Self.applied(globalPort)["web-1"] ?? 0
+        kill(global.processIdentifier, SIGKILL)
+        global.waitUntilExit()
+        usleep(3_000_000)
+        global = try startGlobal()
+        #expect(try EndToEndTests.eventually(40) { (Self.applied(globalPort)["web-1"] ?? 0) >= before + 10 }, "the relay did not resume")
+
+        // The agent stops; every tier reaches its last tick and holds exactly its samples.
+        agent.interrupt()
+        agent.waitUntilExit()
+        let agentStore = try TwinStore.open(dataDir: agentDir, readOnly: true)
+        let lastSeq = try #require(try agentStore.ticks(from: 1, limit: 1_000_000).last?.seq)
+        #expect(try EndToEndTests.eventually(40) {
+            [dcPort, globalPort, observerPort].allSatisfy { Self.applied($0)["web-1"] == lastSeq }
+        }, "tiers at \([dcPort, globalPort, observerPort].map { Self.applied($0)["web-1"] ?? 0 }), the agent at \(lastSeq)")
+        let last = try #require(try agentStore.ticks(from: lastSeq, limit: 1).first)
+        let at = String(format: "%.3f", Double(last.time) / 1000)
+        for q in ["sum(count_over_time({__name__=~\"node_.+\"}[1h]))", "count(count_over_time({__name__=~\".+\"}[1h]))"] {
+            let mine = try EndToEndTests.cli(["query", q, "--at", at, "--data-dir", agentDir, "--json"])
+            let expected = (((ServerTests.json(mine.stdout)["result"] as? [[String: Any]])?.first?["value"] as? [Any])?.last as? String)
+            #expect(expected != nil, "\(mine.stdout.prefix(300))")
+            for port in [dcPort, globalPort, observerPort] {
+                let body = LoopbackHTTP.get(port: port, "/api/v1/query?query=\(ServerTests.q(q))&time=\(at)")?.body ?? ""
+                let got = ((((ServerTests.json(body)["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first?["value"] as? [Any])?.last as? String)
+                #expect(got == expected, "\(q) at port \(port): \(got ?? body), agent \(expected ?? "-")")
+            }
+        }
+        let agentKeys = Set(try agentStore.state(at: last.time, kinds: [.listeningPorts]).map { "web-1/" + $0.key })
+        for port in [globalPort, observerPort] {
+            let ports = ServerTests.get(port, "/api/v1/twin/entities/listening_ports?at=\(at)").1
+            let keys = Set((((ports["data"] as? [String: Any])?["entities"] as? [[String: Any]]) ?? []).compactMap { $0["key"] as? String })
+            #expect(!agentKeys.isEmpty && keys == agentKeys, "port \(port)")
+        }
+    }
 }

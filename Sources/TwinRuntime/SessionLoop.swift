@@ -1,0 +1,34 @@
+import Logging
+import ServiceLifecycle
+
+/// Why a sync session ends early without failing: the other side asked to resume elsewhere.
+struct Resume: Error {
+    var from: UInt64
+    var reason: String
+}
+
+/// Runs `session` again and again until the service shuts down: after a session that ends or asks to
+/// resume, at once; after a failure, with a back-off doubling from `backoff` to `maxBackoff`. A failure
+/// is logged once, then every tenth attempt while it lasts (the stores keep everything meanwhile).
+func runSessions(_ what: String, backoff initial: Duration, maxBackoff: Duration, logger: Logger, session: @escaping @Sendable () async throws -> Void) async {
+    var backoff = initial
+    var failures = 0
+    while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        do {
+            try await cancelWhenGracefulShutdown { try await session() }
+            backoff = initial
+            failures = 0
+        } catch let resume as Resume {
+            logger.info("\(what): asked to resume from tick \(resume.from) (\(resume.reason))")
+            try? await Task.sleep(for: .milliseconds(100))
+        } catch {
+            if Task.isCancelled || Task.isShuttingDownGracefully { break }
+            failures += 1
+            let message: Logger.Message = "\(what) interrupted: \(error); retrying in \(backoff) (attempt \(failures))"
+            if failures == 1 || failures % 10 == 0 { logger.warning(message) } else { logger.debug(message) }
+            let wait = backoff
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+            backoff = min(backoff * 2, maxBackoff)
+        }
+    }
+}
