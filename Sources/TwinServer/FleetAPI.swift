@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import TwinAnalytics
 import TwinCore
 import TwinStorage
 
@@ -37,5 +38,17 @@ extension TwinAPI {
     func fleet(_ p: Params) throws -> Response {
         struct Body: Encodable { var status = "success"; var data: [String: [FleetHost]] }
         return Self.json(bytes: Array(try JSONEncoder.sorted.encode(Body(data: ["hosts": try FleetHost.list(store)]))))
+    }
+}
+
+extension TwinAPI {
+    /// `GET /api/v1/twin/graph?at=T`: the dependency graph across the hosts of the store as of T (client
+    /// process → host:port:process), from the connections and listening ports a reader may see.
+    func graph(_ p: Params) throws -> Response {
+        let at = try time(p, "at", default: "now")
+        let versions = present(try store.state(at: at, kinds: [.host, .connections, .listeningPorts]), to: p.identity)
+        struct Body: Encodable { var at: String; var nodes: [DependencyGraph.Node]; var edges: [DependencyGraph.Edge] }
+        let g = DependencyGraph.build(FleetState(versions))
+        return try success(Body(at: TwinTime.rfc3339(at), nodes: g.nodes, edges: g.edges))
     }
 }

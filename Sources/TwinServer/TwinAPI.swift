@@ -96,6 +96,7 @@ public struct TwinAPI: Sendable {
         "/api/v1/sync/cursors": Route(methods: .get, access: .relay) { try $0.syncCursors($1) },
         "/api/v1/sync/follow": Route(methods: .post, access: .relay, light: true) { _, _ in throw APIError.unavailable("follow is a stream") },
         "/api/v1/fleet": Route(methods: .get, access: .read) { try $0.fleet($1) },
+        "/api/v1/twin/graph": Route(methods: .get, access: .read) { try $0.graph($1) },
         // Streams: answered by `syncPush` before bodies are collected (the handler is never called).
         "/api/v1/sync/push": Route(methods: .post, access: .write, light: true) { _, _ in throw APIError.unavailable("push is a stream") },
     ]
