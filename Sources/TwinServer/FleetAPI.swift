@@ -17,27 +17,50 @@ public struct FleetHost: Sendable, Codable, Equatable {
     public var lastContact: String?
     /// The hub's clock minus the host's, measured at its agent's last handshake, in seconds.
     public var clockOffsetSeconds: Double?
+    /// With warnings asked for: the share of the host's series alerting in the last 10 minutes, and
+    /// what says the host is heading for trouble (empty when nothing does).
+    public var anomalyRate: Double?
+    public var warnings: [AnomalyReport.Warning]?
 
     enum CodingKeys: String, CodingKey {
         case host, epoch, appliedThrough = "applied_through", lastTick = "last_tick", lagSeconds = "lag_seconds", lastContact = "last_contact"
-        case clockOffsetSeconds = "clock_offset_seconds"
+        case clockOffsetSeconds = "clock_offset_seconds", anomalyRate = "anomaly_rate", warnings
     }
 
-    /// Every host of `store` (a hub's), by name, as of `now`.
-    public static func list(_ store: TwinStore, now: Int64 = TwinTime.nowMillis()) throws -> [FleetHost] {
-        try store.remoteCursors().map { c in
-            FleetHost(host: c.host, epoch: String(c.epoch, radix: 16), appliedThrough: c.appliedThrough,
-                      lastTick: c.lastTime.map(TwinTime.rfc3339), lagSeconds: c.lastTime.map { Double(now - $0) / 1000 },
-                      lastContact: c.updated.map(TwinTime.rfc3339), clockOffsetSeconds: c.clockOffset.map { Double($0) / 1000 })
+    /// A host that sent nothing for this long is warned about.
+    public static let staleAfter: Double = 60
+
+    /// Every host of `store` (a hub's), by name, as of `now`; with `health`, each host's anomaly rate
+    /// and failover warnings (an anomaly scan of the last hour: seconds on a large hub).
+    public static func list(_ store: TwinStore, now: Int64 = TwinTime.nowMillis(), health: Bool = false) throws -> [FleetHost] {
+        let scanned = health ? try FleetHealth.scan(store: store, now: now) : [:]
+        return try store.remoteCursors().map { c in
+            var h = FleetHost(host: c.host, epoch: String(c.epoch, radix: 16), appliedThrough: c.appliedThrough,
+                              lastTick: c.lastTime.map(TwinTime.rfc3339), lagSeconds: c.lastTime.map { Double(now - $0) / 1000 },
+                              lastContact: c.updated.map(TwinTime.rfc3339), clockOffsetSeconds: c.clockOffset.map { Double($0) / 1000 })
+            if health {
+                h.anomalyRate = scanned[c.host]?.anomalyRate ?? 0
+                var warnings = scanned[c.host]?.warnings ?? []
+                if let lag = h.lagSeconds, lag > staleAfter {
+                    warnings.insert(.init(kind: "silent", subject: c.host, evidence: String(format: "no tick for %.0f s (last %@)", lag, h.lastTick ?? "-"), host: c.host), at: 0)
+                }
+                if (h.anomalyRate ?? 0) >= AnomalyScan.hostThreshold {
+                    warnings.insert(.init(kind: "anomalous", subject: c.host, evidence: String(format: "%.0f %% of its series alerting in the last 10 minutes", (h.anomalyRate ?? 0) * 100), host: c.host), at: 0)
+                }
+                h.warnings = warnings
+            }
+            return h
         }
     }
 }
 
 extension TwinAPI {
-    /// `GET /api/v1/fleet`: the hosts this hub holds, with their cursor, lag and last contact.
+    /// `GET /api/v1/fleet[?warnings=1]`: the hosts this hub holds, with their cursor, lag and last
+    /// contact, and with `warnings`, their anomaly rate and failover warnings.
     func fleet(_ p: Params) throws -> Response {
         struct Body: Encodable { var status = "success"; var data: [String: [FleetHost]] }
-        return Self.json(bytes: Array(try JSONEncoder.sorted.encode(Body(data: ["hosts": try FleetHost.list(store)]))))
+        let health = p["warnings"].map { $0 == "1" || $0 == "true" } ?? false
+        return Self.json(bytes: Array(try JSONEncoder.sorted.encode(Body(data: ["hosts": try FleetHost.list(store, health: health)]))))
     }
 }
 

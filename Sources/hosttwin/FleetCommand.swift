@@ -8,9 +8,10 @@ import TwinStorage
 struct FleetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet",
-        abstract: "The hosts a hub holds: each host's last applied tick, its lag and the last contact.",
-        discussion: "Reads a hub's data directory, or asks a running hub with --url. Lag is now minus the host's last applied tick, by the host's clock."
+        abstract: "The hosts a hub holds: each host's last applied tick, its lag and the last contact; with --warnings, hosts heading for trouble.",
+        discussion: "Reads a hub's data directory, or asks a running hub with --url. Lag is now minus the host's last applied tick, by the host's clock. --warnings scans the last hour of every host (anomaly rate, sustained pressure, error counters rising, memory-leak suspects, filesystems filling within a day, processes restarting in a loop, silent hosts) and lists each flagged host with its evidence."
     )
+    @Flag(help: "Also each host's anomaly rate and failover warnings with their evidence.") var warnings = false
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var remote: RemoteOptions
@@ -19,15 +20,24 @@ struct FleetCommand: ParsableCommand {
         let hosts: [FleetHost]
         if let client = try remote.client() {
             struct Body: Decodable { var data: [String: [FleetHost]] }
-            hosts = try JSONDecoder().decode(Body.self, from: try RemoteOptions.fetch(client, "/api/v1/fleet")).data["hosts"] ?? []
+            hosts = try JSONDecoder().decode(Body.self, from: try RemoteOptions.fetch(client, "/api/v1/fleet" + (warnings ? "?warnings=1" : ""))).data["hosts"] ?? []
         } else {
-            hosts = try FleetHost.list(try store.openForReading())
+            hosts = try FleetHost.list(try store.openForReading(), health: warnings)
         }
         if output.json { try printJSON(hosts); return }
         if hosts.isEmpty { print("no hosts: no agent has pushed to this hub yet (hosttwin agent --push URL)"); return }
-        printTable(["HOST", "TICKS", "LAST TICK", "LAG", "CLOCK OFFSET", "LAST CONTACT", "EPOCH"], hosts.map { h in
+        let health = warnings ? ["ANOMALY RATE", "WARNINGS"] : []
+        printTable(["HOST", "TICKS", "LAST TICK", "LAG", "CLOCK OFFSET", "LAST CONTACT", "EPOCH"] + health, hosts.map { h in
             [h.host, String(h.appliedThrough), h.lastTick ?? "-", h.lagSeconds.map { String(format: "%.1fs", $0) } ?? "-",
              h.clockOffsetSeconds.map { String(format: "%+.3fs", $0) } ?? "-", h.lastContact ?? "-", h.epoch]
+                + (warnings ? [String(format: "%.1f %%", (h.anomalyRate ?? 0) * 100), String(h.warnings?.count ?? 0)] : [])
         })
+        let flagged = hosts.flatMap { $0.warnings ?? [] }
+        if warnings {
+            print("")
+            if flagged.isEmpty { print("no host is heading for trouble") } else {
+                printTable(["HOST", "WARNING", "SUBJECT", "EVIDENCE"], flagged.map { [$0.host ?? "-", $0.kind, String($0.subject.prefix(60)), $0.evidence] })
+            }
+        }
     }
 }

@@ -58,7 +58,7 @@ import TwinQuery
 
     /// A hub's store of two known hosts over three hours at 1-minute ticks: `big` (8 cores, 1 busy, 30 GiB
     /// available, nginx on 443, openssl 3.0.11) and `small` (2 cores, 1.5 busy, 1 GiB available and
-    /// falling, openssl 3.0.9, no web server).
+    /// falling, openssl 3.0.9, no web server, under memory pressure, /data filling).
     static func twoHosts(_ dir: String, now: Int64) throws -> TwinStore {
         let store = try TwinStore.open(dataDir: dir)
         let w = TwinWriter(store: store, policy: .testing)
@@ -78,6 +78,10 @@ import TwinQuery
                 o.add("node_memory_MemAvailable_bytes", Labels(["host": host]), available)
                 o.add("node_memory_MemTotal_bytes", Labels(["host": host]), host == "big" ? 32 * gib : 4 * gib)
                 o.add("node_load1", Labels(["host": host]), host == "big" ? 1 : 1.5)
+                // small: memory pressure 30 % of the time and /data filling 100 MB a minute from 50 GB.
+                o.add("node_pressure_memory_waiting_seconds_total", Labels(["host": host]), host == "big" ? 0 : Double(i) * 60 * 0.3, .counter)
+                o.add("node_filesystem_avail_bytes", Labels(["device": "/dev/sdb1", "fstype": "ext4", "host": host, "mountpoint": "/data"]),
+                      host == "big" ? 400e9 : 50e9 - Double(i) * 100e6)
             }
             o.set(.host, [
                 version("big", .host, "host", ["hostname": "big", "kernel": "6.1.0-18-amd64", "cpu_count": 8]),
@@ -129,5 +133,19 @@ import TwinQuery
         let ranked = Headroom.rank(hosts, cpu: 2, memory: 4 * Double(1 << 30))
         #expect(ranked.map(\.host) == ["big", "small"] && ranked[0].fits && !ranked[1].fits)
         #expect(abs(ranked[0].score - 3.5) < 0.3, "big fits the job (7 spare cores / 2) about 3.5 times: \(ranked[0].score)")
+    }
+
+    /// Failover warnings: the host under pressure with a filesystem filling is flagged with that evidence;
+    /// the steady one is not.
+    @Test func failoverWarningsFlagTheHostHeadingForTrouble() throws {
+        let dir = try temporaryDirectory("hosttwin-fleet-health")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let now = TwinTime.nowMillis() / 60_000 * 60_000
+        let store = try Self.twoHosts(dir, now: now)
+        let health = try FleetHealth.scan(store: store, now: now - 60_000)
+        let small = try #require(health["small"]), big = try #require(health["big"])
+        #expect(small.flagged && Set(small.warnings.map(\.kind)).isSuperset(of: ["sustained pressure", "filesystem filling"]), "\(small.warnings)")
+        #expect(small.warnings.first { $0.kind == "filesystem filling" }?.subject == "/data")
+        #expect(!big.flagged, "\(big.warnings)")
     }
 }

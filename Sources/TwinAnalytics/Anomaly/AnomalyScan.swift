@@ -14,6 +14,8 @@ public struct AnomalyReport: Sendable, Encodable {
         public var series: String
         public var score: Double
         public var value: Double
+        /// The series' `host` label (at a hub).
+        public var host: String?
     }
     /// The share of series alerting per minute (alerts in the last 10 minutes / series).
     public struct RatePoint: Sendable, Encodable {
@@ -21,10 +23,16 @@ public struct AnomalyReport: Sendable, Encodable {
         public var rate: Double
     }
     /// A known failure pattern in its early stage.
-    public struct Warning: Sendable, Encodable {
+    public struct Warning: Sendable, Codable, Equatable {
         public var kind: String
         public var subject: String
         public var evidence: String
+        /// The host it is about (at a hub).
+        public var host: String?
+
+        public init(kind: String, subject: String, evidence: String, host: String? = nil) {
+            (self.kind, self.subject, self.evidence, self.host) = (kind, subject, evidence, host)
+        }
     }
     public var from: String
     public var to: String
@@ -72,7 +80,7 @@ public enum AnomalyScan {
                 }
                 let score = d.score(x)
                 if score >= NoveltyDetector.alertThreshold, p.t >= from {
-                    alerts.append(.init(time: TwinTime.rfc3339(p.t), series: s.key.description, score: score, value: x))
+                    alerts.append(.init(time: TwinTime.rfc3339(p.t), series: s.key.description, score: score, value: x, host: s.key.labels["host"]))
                     alertMinutes[p.t, default: 0] += 1
                 }
             }
@@ -114,7 +122,7 @@ public enum AnomalyScan {
                 let share = (b.1 - a.1) / (Double(b.0 - a.0) / 1000)
                 if share > 0.1 {
                     out.append(.init(kind: "sustained pressure", subject: s.key.description,
-                                     evidence: String(format: "%.0f %% of the last 10 minutes stalled or waiting", share * 100)))
+                                     evidence: String(format: "%.0f %% of the last 10 minutes stalled or waiting", share * 100), host: s.key.labels["host"]))
                 }
             }
             // Error and drop counters that rose within the window after not rising before it.
@@ -124,7 +132,7 @@ public enum AnomalyScan {
                 let before = pts.filter { $0.0 < from }, inside = pts.filter { $0.0 >= from }
                 if let b0 = before.first, let b1 = before.last, let i0 = inside.first, let i1 = inside.last, b1.1 - b0.1 == 0, i1.1 > i0.1 {
                     out.append(.init(kind: "error counter rising", subject: s.key.description,
-                                     evidence: "rose by \(PromNumber.format(i1.1 - i0.1)) since \(TwinTime.rfc3339(i0.0)) after no change before"))
+                                     evidence: "rose by \(PromNumber.format(i1.1 - i0.1)) since \(TwinTime.rfc3339(i0.0)) after no change before", host: s.key.labels["host"]))
                 }
             }
         }
@@ -136,7 +144,8 @@ public enum AnomalyScan {
             let rising = zip(pts.dropFirst(), pts).filter { $0 >= $1 }.count
             if Double(rising) >= 0.9 * Double(pts.count - 1) {
                 out.append(.init(kind: "memory leak suspect", subject: s.key.description,
-                                 evidence: String(format: "resident memory %.0f → %.0f MB over %d minutes, rising or flat in %d of them", first / 1e6, last / 1e6, pts.count, rising)))
+                                 evidence: String(format: "resident memory %.0f → %.0f MB over %d minutes, rising or flat in %d of them", first / 1e6, last / 1e6, pts.count, rising),
+                                 host: s.key.labels["host"]))
             }
         }
         // Filesystems on course to fill within a day.
@@ -145,22 +154,23 @@ public enum AnomalyScan {
         for f in try QueryForecaster.forecast(engine: engine, expr: fs, now: to, history: max(to - from, 3_600_000), horizon: 86_400_000, exhaustionBelow: 0) {
             if let full = f.exhaustion?.expected {
                 out.append(.init(kind: "filesystem filling", subject: f.labels["mountpoint"] ?? f.labels.text,
-                                 evidence: "expected full at \(TwinTime.rfc3339(full)) (\(f.model))"))
+                                 evidence: "expected full at \(TwinTime.rfc3339(full)) (\(f.model))", host: f.labels["host"]))
             }
         }
         // Processes restarting in a loop: one command line started by the init process (a service
         // manager restarting it) 5 times or more in the window, each run shorter than a minute. Commands
         // people and scripts run again and again have other parents.
-        var starts: [String: [Int64]] = [:]
+        struct Command: Hashable { var host: String?; var command: String }
+        var starts: [Command: [Int64]] = [:]
         for v in try store.versionsStarting(from: from, to: to, kinds: [.processes]) {
             guard v.attributes["ppid"]?.intValue == 1, case .string(let command)? = v.attributes["command"], !command.isEmpty,
                   let end = v.validTo, end - v.validFrom < 60_000 else { continue }
-            starts[command, default: []].append(v.validFrom)
+            starts[Command(host: v.attributes["host"]?.description, command: command), default: []].append(v.validFrom)
         }
-        for (command, times) in starts where times.count >= 5 {
-            out.append(.init(kind: "restarting in a loop", subject: command,
-                             evidence: "\(times.count) short runs since \(TwinTime.rfc3339(times.min()!)), each under a minute"))
+        for (c, times) in starts where times.count >= 5 {
+            out.append(.init(kind: "restarting in a loop", subject: c.command,
+                             evidence: "\(times.count) short runs since \(TwinTime.rfc3339(times.min()!)), each under a minute", host: c.host))
         }
-        return out.sorted { ($0.kind, $0.subject) < ($1.kind, $1.subject) }
+        return out.sorted { ($0.host ?? "", $0.kind, $0.subject) < ($1.host ?? "", $1.kind, $1.subject) }
     }
 }
