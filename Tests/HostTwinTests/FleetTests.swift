@@ -167,23 +167,75 @@ import TwinStorage
         #expect(try EndToEndTests.eventually(40) {
             [dcPort, globalPort, observerPort].allSatisfy { Self.applied($0)["web-1"] == lastSeq }
         }, "tiers at \([dcPort, globalPort, observerPort].map { Self.applied($0)["web-1"] ?? 0 }), the agent at \(lastSeq)")
+        try Self.expectTwin(of: agentStore, agentDir: agentDir, through: lastSeq, at: [dcPort, globalPort, observerPort], dirs: [dcDir, globalDir, observerDir])
+    }
+
+    /// The servers on `ports` hold exactly the agent's samples (counted as of its last tick) and its
+    /// listening ports; the stores in `dirs` hold each of its versions once.
+    static func expectTwin(of agentStore: TwinStore, agentDir: String, through lastSeq: UInt64, at ports: [Int], dirs: [String]) throws {
         let last = try #require(try agentStore.ticks(from: lastSeq, limit: 1).first)
         let at = String(format: "%.3f", Double(last.time) / 1000)
         for q in ["sum(count_over_time({__name__=~\"node_.+\"}[1h]))", "count(count_over_time({__name__=~\".+\"}[1h]))"] {
             let mine = try EndToEndTests.cli(["query", q, "--at", at, "--data-dir", agentDir, "--json"])
             let expected = (((ServerTests.json(mine.stdout)["result"] as? [[String: Any]])?.first?["value"] as? [Any])?.last as? String)
             #expect(expected != nil, "\(mine.stdout.prefix(300))")
-            for port in [dcPort, globalPort, observerPort] {
+            for port in ports {
                 let body = LoopbackHTTP.get(port: port, "/api/v1/query?query=\(ServerTests.q(q))&time=\(at)")?.body ?? ""
                 let got = ((((ServerTests.json(body)["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first?["value"] as? [Any])?.last as? String)
                 #expect(got == expected, "\(q) at port \(port): \(got ?? body), agent \(expected ?? "-")")
             }
         }
         let agentKeys = Set(try agentStore.state(at: last.time, kinds: [.listeningPorts]).map { "web-1/" + $0.key })
-        for port in [globalPort, observerPort] {
+        for port in ports {
             let ports = ServerTests.get(port, "/api/v1/twin/entities/listening_ports?at=\(at)").1
             let keys = Set((((ports["data"] as? [String: Any])?["entities"] as? [[String: Any]]) ?? []).compactMap { $0["key"] as? String })
             #expect(!agentKeys.isEmpty && keys == agentKeys, "port \(port)")
         }
+        // Every version the agent holds, once: a host applied twice would show doubles.
+        let agentVersions = try agentStore.versionsStarting(from: 0, to: last.time).count
+        for dir in dirs {
+            let hub = try TwinStore.open(dataDir: dir, readOnly: true)
+            let theirs = try hub.versionsStarting(from: 0, to: last.time).filter { $0.attributes["host"] == .string("web-1") }.count
+            #expect(agentVersions > 0 && theirs == agentVersions, "\(dir): \(theirs) versions, the agent \(agentVersions)")
+        }
+    }
+
+    /// A host moves from one datacenter's hub to another's; both relay to the global hub, which holds
+    /// each of its ticks once.
+    @Test func aHostMovesBetweenDatacenters() throws {
+        let dir = try temporaryDirectory("hosttwin-move")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (agentDir, globalDir) = (dir + "/agent", dir + "/global")
+        try Self.token(dir + "/dc1", host: "web-1").write(toFile: dir + "/agent1.token", atomically: true, encoding: .utf8)
+        try Self.token(dir + "/dc2", host: "web-1").write(toFile: dir + "/agent2.token", atomically: true, encoding: .utf8)
+        try Self.token(globalDir, role: "relay").write(toFile: dir + "/relay.token", atomically: true, encoding: .utf8)
+        let (dc1Port, dc2Port, globalPort) = (try ServerTests.freePort(), try ServerTests.freePort(), try ServerTests.freePort())
+        var running: [Process] = []
+        defer { for p in running where p.isRunning { p.terminate(); p.waitUntilExit() } }
+        running.append(try ServerTests.start(["serve", "--data-dir", globalDir, "--listen", "127.0.0.1:\(globalPort)"]))
+        for (name, port) in [("dc1", dc1Port), ("dc2", dc2Port)] {
+            running.append(try ServerTests.start(["serve", "--data-dir", dir + "/" + name, "--listen", "127.0.0.1:\(port)",
+                                                  "--push", "http://127.0.0.1:\(globalPort)", "--token-file", dir + "/relay.token"]))
+        }
+        func agent(_ port: Int, _ token: String) throws -> Process {
+            try ServerTests.start(["agent", "--data-dir", agentDir, "--host-name", "web-1", "--interval", "500ms",
+                                   "--push", "http://127.0.0.1:\(port)", "--token-file", dir + "/" + token])
+        }
+        var a = try agent(dc1Port, "agent1.token")
+        #expect(try EndToEndTests.eventually(40) { (Self.applied(globalPort)["web-1"] ?? 0) >= 8 })
+        a.interrupt()
+        a.waitUntilExit()
+        let moved = Self.applied(globalPort)["web-1"] ?? 0
+        a = try agent(dc2Port, "agent2.token")
+        running.append(a)
+        #expect(try EndToEndTests.eventually(40) { (Self.applied(globalPort)["web-1"] ?? 0) >= moved + 8 }, "the global hub did not follow the move")
+        a.interrupt()
+        a.waitUntilExit()
+        let agentStore = try TwinStore.open(dataDir: agentDir, readOnly: true)
+        let lastSeq = try #require(try agentStore.ticks(from: 1, limit: 1_000_000).last?.seq)
+        #expect(try EndToEndTests.eventually(40) { [dc2Port, globalPort].allSatisfy { Self.applied($0)["web-1"] == lastSeq } },
+                "dc2 and the global hub at \([dc2Port, globalPort].map { Self.applied($0)["web-1"] ?? 0 }), the agent at \(lastSeq)")
+        // dc2 took the host's whole history from the agent's store; the global hub holds each tick once.
+        try Self.expectTwin(of: agentStore, agentDir: agentDir, through: lastSeq, at: [dc2Port, globalPort], dirs: [dir + "/dc2", globalDir])
     }
 }
