@@ -208,6 +208,44 @@ import TwinCore
         #expect(cpu.model == "Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz")
     }
 
+    /// ARM hosts (the fleet's first host is an ARM64 appliance): /proc/cpuinfo as arm64 kernels print it
+    /// (no model name: implementer and part per CPU), as ARMv7 kernels print it (a model name per CPU and
+    /// the board as `Hardware`), and as old ARMv7 kernels did (`Processor : NAME` before the CPUs). Written
+    /// here after the kernel's format (arch/arm64/kernel/cpuinfo.c, arch/arm/kernel/setup.c), not captured.
+    @Test func armCPUInfo() {
+        let armv8 = (0..<4).map { """
+            processor\t: \($0)
+            BogoMIPS\t: 100.00
+            Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid
+            CPU implementer\t: 0x41
+            CPU architecture: 8
+            CPU variant\t: 0x1
+            CPU part\t: 0xd07
+            CPU revision\t: 2
+
+            """ }.joined()
+        #expect(parseCPUInfo(armv8) == ("ARM Cortex-A57", 4))
+        let armv7 = (0..<2).map { """
+            processor\t: \($0)
+            model name\t: ARMv7 Processor rev 4 (v7l)
+            BogoMIPS\t: 38.40
+            Features\t: half thumb fastmult vfp edsp neon vfpv3 tls vfpv4 idiva idivt vfpd32 lpae evtstrm crc32
+            CPU implementer\t: 0x41
+            CPU architecture: 7
+            CPU variant\t: 0x0
+            CPU part\t: 0xd03
+            CPU revision\t: 4
+
+            """ }.joined() + "Hardware\t: BCM2835\nRevision\t: a02082\nSerial\t\t: 00000000a1b2c3d4\n"
+        #expect(parseCPUInfo(armv7) == ("ARMv7 Processor rev 4 (v7l)", 2))
+        let oldARMv7 = "Processor\t: ARMv7 Processor rev 10 (v7l)\nprocessor\t: 0\nBogoMIPS\t: 790.52\n\nprocessor\t: 1\nBogoMIPS\t: 790.52\n\nHardware\t: Freescale i.MX 6Quad\n"
+        #expect(parseCPUInfo(oldARMv7) == ("ARMv7 Processor rev 10 (v7l)", 2))
+        // Only the board known, or an unknown core: still a name, never a crash.
+        #expect(parseCPUInfo("processor\t: 0\nHardware\t: Alpine v2\n") == ("Alpine v2", 1))
+        #expect(parseCPUInfo("processor\t: 0\nCPU implementer\t: 0x99\nCPU part\t: 0x001\n") == ("implementer 0x99 part 0x001", 1))
+        #expect(parseCPUInfo("processor\n: :\nCPU part :\n\0garbage") .count == 1)
+    }
+
     @Test func systemctlUnits() {
         let text = """
         ssh.service                 loaded active   running OpenBSD Secure Shell server

@@ -76,15 +76,41 @@ public func parseOSRelease(_ text: String) -> [String: String] {
 /// The CPU model name and logical CPU count from `/proc/cpuinfo`.
 public func parseCPUInfo(_ text: String) -> (model: String?, count: Int) {
     var model: String?
+    var hardware: String?
+    var implementer: String?, part: String?
     var count = 0
     for line in lines(text) {
-        if line.hasPrefix("processor") { count += 1 }
-        else if model == nil, line.hasPrefix("model name") || line.hasPrefix("Model") || line.hasPrefix("cpu model"),
-                let colon = line.firstIndex(of: ":") {
-            model = String(line[line.index(after: colon)...].trimmingSpaces)
+        // `processor : N` per CPU on every architecture (old ARMv7 kernels also print `Processor : NAME`).
+        if line.hasPrefix("processor") { count += 1; continue }
+        guard let colon = line.firstIndex(of: ":") else { continue }
+        let name = line[..<colon].trimmingSpaces, value = String(line[line.index(after: colon)...].trimmingSpaces)
+        switch name {
+        case "model name", "Model", "cpu model", "Processor": if model == nil, !value.isEmpty { model = value }
+        case "Hardware": hardware = value
+        case "CPU implementer": if implementer == nil { implementer = value }
+        case "CPU part": if part == nil { part = value }
+        default: break
         }
     }
-    return (model, count)
+    // ARMv8 prints no model name: the core from its implementer and part, else the board (`Hardware`).
+    if model == nil, let implementer, let part { model = armCoreName(implementer: implementer, part: part) }
+    return (model ?? hardware, count)
+}
+
+/// The name of an ARM core from /proc/cpuinfo's `CPU implementer` and `CPU part` (as the kernel prints
+/// them, hex), for the cores common in servers and appliances; otherwise the two codes.
+func armCoreName(implementer: String, part: String) -> String {
+    let parts: [String: [String: String]] = [
+        "0x41": ["0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57", "0xd08": "Cortex-A72",
+                 "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76", "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77",
+                 "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78", "0xd49": "Neoverse-N2", "0xd4f": "Neoverse-V2", "0xc07": "Cortex-A7",
+                 "0xc09": "Cortex-A9", "0xc0f": "Cortex-A15"],
+        "0x61": [:], "0x51": [:], "0x48": ["0xd01": "TaiShan v110"], "0x43": ["0x0af": "ThunderX2"], "0xc0": ["0xac3": "Ampere-1"],
+    ]
+    let vendors = ["0x41": "ARM", "0x61": "Apple", "0x51": "Qualcomm", "0x48": "HiSilicon", "0x43": "Cavium", "0xc0": "Ampere", "0x4e": "NVIDIA"]
+    let i = implementer.lowercased(), p = part.lowercased()
+    if let core = parts[i]?[p] { return "\(vendors[i] ?? i) \(core)" }
+    return "\(vendors[i] ?? "implementer \(i)") part \(p)"
 }
 
 /// One systemd unit as `systemctl list-units --all --plain --no-legend --no-pager` prints it.
