@@ -62,6 +62,7 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
                     ack = SyncAck(outcome: "refused", message: "\(error)")
                 }
                 if named == nil { ack.host = host }
+                if ack.outcome == "applied" { FaultPoints.check(.hubAfterApply) }
                 done.resume(returning: ack)
             }
         }

@@ -92,6 +92,10 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
                         frames += item.bytes
                     }
                     sentEpochs.withLock { e in for item in items { e[item.host] = reader.held[item.host]?.epoch } }
+                    if FaultPoints.fires(.relayMidFrame) {
+                        try await stream.send(try compressor.compress(Array(frames.prefix(frames.count / 2))))
+                        FaultPoints.crash(.relayMidFrame)
+                    }
                     try await stream.send(try compressor.compress(frames))
                 }
             }

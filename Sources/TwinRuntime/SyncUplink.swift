@@ -158,6 +158,10 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
                     }
                     var frame = withUnsafeBytes(of: UInt32(encoded.bytes.count).bigEndian) { Array($0) }
                     frame += encoded.bytes
+                    if FaultPoints.fires(.agentMidFrame) {
+                        try await stream.send(try compressor.compress(Array(frame.prefix(frame.count / 2))))
+                        FaultPoints.crash(.agentMidFrame)
+                    }
                     try await stream.send(try compressor.compress(frame))
                     let last = batch.ticks[batch.ticks.count - 1]
                     base = (last.seq, encoded.state, Set(last.refs))

@@ -90,6 +90,13 @@ extension TwinStore {
         return out
     }
 
+    /// The sequence number of the newest committed tick (0 when none): what a hub holding all of this
+    /// store's history has applied through.
+    public func lastTickSeq() throws -> UInt64 {
+        let (sealed, logTicks) = try withLogTicks { db in try TickRuns.lastSealedSeq(db) }
+        return sealed + UInt64(logTicks.count)
+    }
+
     /// Runs `body` in a read transaction together with the tick times of the log segments after the
     /// sealed one, read in the same transaction (as sample reads do: a seal in between starts over).
     func withLogTicks<T>(_ body: (Database) throws -> T) throws -> (T, [Int64]) {

@@ -16,7 +16,10 @@ struct StatusCommand: ParsableCommand {
         var host: [String: AttributeValue]
         var summary: HostSummary
         var collectors: [CollectorHealth]
-        enum CodingKeys: String, CodingKey { case at, lastTick = "last_tick", running, host, summary, collectors }
+        /// The store's sync position: its epoch (hex) and the sequence number of its newest tick.
+        var epoch: String?
+        var lastTickSeq: UInt64
+        enum CodingKeys: String, CodingKey { case at, lastTick = "last_tick", running, host, summary, collectors, epoch, lastTickSeq = "last_tick_seq" }
     }
 
     func run() throws {
@@ -34,7 +37,8 @@ struct StatusCommand: ParsableCommand {
         let running = runs.last.map { $0.stopped == nil && (lastTick ?? 0) > TwinTime.nowMillis() - 5 * $0.interval - 2000 } ?? false
         let health = try s.health()
         if output.json {
-            try printJSON(StatusJSON(at: TwinTime.rfc3339(t), lastTick: lastTick.map(TwinTime.rfc3339), running: running, host: host, summary: summary, collectors: health))
+            try printJSON(StatusJSON(at: TwinTime.rfc3339(t), lastTick: lastTick.map(TwinTime.rfc3339), running: running, host: host, summary: summary, collectors: health,
+                                     epoch: try s.epoch().map { String($0, radix: 16) }, lastTickSeq: try s.lastTickSeq()))
             return
         }
         func a(_ k: String) -> String { host[k]?.description ?? "?" }
