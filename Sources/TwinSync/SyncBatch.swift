@@ -162,6 +162,9 @@ public enum SyncCodec {
             p.string(d.key.labels.text)
         }
         var encoder = base ?? TickRecordEncoder()
+        // A base is its last tick alone: values of series that tick lacked are not carried over, so a
+        // batch decodes from any state with that tick, also one rebuilt standing alone (a relay's).
+        encoder.keepLastTickOnly()
         var lastT: Int64 = 0
         var opened: [EntityVersion] = []
         var closes: [(Int64, EntityRef)] = []
@@ -224,6 +227,7 @@ public enum SyncCodec {
         let (h, payload) = try parse(bytes)
         if let want = h.baseSeq, base?.seq != want { throw SyncError.baseMismatch(expected: want, have: base?.seq) }
         var decoder = h.baseSeq == nil ? TickRecordDecoder() : base!.state
+        decoder.keepLastTickOnly()
         do {
             return try payload.withUnsafeBytes { raw in
                 var r = ByteReader(raw)

@@ -16,7 +16,7 @@ struct HostTwinCommand: AsyncParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [
-            RunCommand.self, AgentCommand.self, ServeCommand.self, FleetCommand.self, CompareCommand.self, HeadroomCommand.self, DepsCommand.self, StatusCommand.self, TopCommand.self,
+            RunCommand.self, AgentCommand.self, ServeCommand.self, FleetCommand.self, DigestCommand.self, CompareCommand.self, HeadroomCommand.self, DepsCommand.self, StatusCommand.self, TopCommand.self,
             PsCommand.self, PortsCommand.self, MountsCommand.self, ServicesCommand.self,
             InterfacesCommand.self, PackagesCommand.self, UsersCommand.self,
             StateCommand.self, DiffCommand.self, EventsCommand.self, SQLCommand.self, QueryCommand.self, DetectCommand.self, ForecastCommand.self, CapacityCommand.self, AnomaliesCommand.self, MaintenanceWindowCommand.self, AdviseCommand.self,

@@ -191,12 +191,12 @@ import TwinStorage
             let keys = Set((((ports["data"] as? [String: Any])?["entities"] as? [[String: Any]]) ?? []).compactMap { $0["key"] as? String })
             #expect(!agentKeys.isEmpty && keys == agentKeys, "port \(port)")
         }
-        // Every version the agent holds, once: a host applied twice would show doubles.
-        let agentVersions = try agentStore.versionsStarting(from: 0, to: last.time).count
+        // Every sample and version the agent holds, once (`hosttwin digest` on each store).
+        let mine = try EndToEndTests.cli(["digest", "--data-dir", agentDir, "--until", at, "--json"]).stdout
+        #expect(mine.contains("\"digest\""), "\(mine)")
         for dir in dirs {
-            let hub = try TwinStore.open(dataDir: dir, readOnly: true)
-            let theirs = try hub.versionsStarting(from: 0, to: last.time).filter { $0.attributes["host"] == .string("web-1") }.count
-            #expect(agentVersions > 0 && theirs == agentVersions, "\(dir): \(theirs) versions, the agent \(agentVersions)")
+            let theirs = try EndToEndTests.cli(["digest", "--data-dir", dir, "--host", "web-1", "--until", at, "--json"]).stdout
+            #expect(theirs == mine, "\(dir): \(theirs), the agent \(mine)")
         }
     }
 

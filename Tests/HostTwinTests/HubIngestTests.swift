@@ -75,6 +75,12 @@ import TwinSecurity
     /// Every series of `agent` at `hubStore` with a host label and the same samples, and the state as of
     /// every third tick the same.
     static func expectTwin(of agent: TwinStore, at hubStore: TwinStore, host: String, ticks: Int) throws {
+        // The digest of the whole twin, equal on both sides; and it sees a difference (a shorter twin).
+        let mine = try TwinDigest.compute(store: agent, host: nil, until: .max)
+        let theirs = try TwinDigest.compute(store: hubStore, host: host, until: .max)
+        #expect(mine.samples > 0 && mine.versions > 0 && mine == theirs)
+        #expect(try TwinDigest.compute(store: hubStore, host: host, until: t0 + Int64(ticks / 2) * 1000).digest != mine.digest)
+        #expect(try TwinDigest.compute(store: hubStore, host: "nobody", until: .max).samples == 0)
         for s in try agent.series() {
             let mine = try #require(try agent.samples(s.key, from: .min, to: .max))
             let theirs = try #require(try hubStore.samples(HubIngest.hostKey(s.key, host: host), from: .min, to: .max), "\(s.key) missing at the hub")

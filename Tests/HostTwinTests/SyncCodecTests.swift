@@ -68,6 +68,24 @@ import GRDB
         #expect(throws: SyncError.self) { try SyncCodec.encode(SyncBatch(host: "h", epoch: 1, ticks: [ticks[1]]), base: encState) }
     }
 
+    /// A base is its last tick alone: a series the base tick lacked but an earlier tick had decodes the
+    /// same whether the receiver decoded the whole chain or only the base tick standing alone (a relay
+    /// that rebuilt it). Found by the tiers test: values of such series came out as garbage upstream.
+    @Test func aBaseIsItsLastTickAlone() throws {
+        let defs = [SeriesDefinition(ref: 1, key: SeriesKey("a", .empty), type: .gauge), SeriesDefinition(ref: 2, key: SeriesKey("b", .empty), type: .gauge)]
+        let t0: Int64 = 1_800_000_000_000
+        let t1 = TickChange(seq: 1, time: t0, refs: [1, 2], values: [16, 256])
+        let t2 = TickChange(seq: 2, time: t0 + 1000, refs: [1], values: [17])
+        let t3 = TickChange(seq: 3, time: t0 + 2000, refs: [1, 2], values: [17, 256])
+        let (whole, state) = try SyncCodec.encode(SyncBatch(host: "h", epoch: 1, dictionary: defs, ticks: [t1, t2]))
+        let chained = SyncBatch(host: "h", epoch: 1, baseSeq: 2, ticks: [t3])
+        let (c, _) = try SyncCodec.encode(chained, base: state)
+        let afterWhole = try SyncCodec.decode(whole).state
+        let afterAlone = try SyncCodec.decode(try SyncCodec.encode(SyncBatch(host: "h", epoch: 1, dictionary: [defs[0]], ticks: [t2])).bytes).state
+        #expect(try SyncCodec.decode(c, base: (2, afterWhole)).batch == chained)
+        #expect(try SyncCodec.decode(c, base: (2, afterAlone)).batch == chained)
+    }
+
     /// A batch written by hand from docs/format/sync.md (the fuzz corpus's seed, made by a Python script)
     /// decodes as the document says.
     @Test func readsABatchWrittenFromTheFormatDocument() throws {

@@ -83,6 +83,10 @@ public struct TickRecordEncoder: Sendable {
         pendingBits.removeAll(keepingCapacity: true)
         pendingIDs = nil
     }
+
+    /// Forgets the values of series the last tick did not have, so the next record depends on that tick
+    /// alone (a sync batch's base: a tick rebuilt standing alone gives the same state).
+    public mutating func keepLastTickOnly() { lastBits = TickRecordDecoder.only(lastIDs, of: lastBits) }
 }
 
 /// Decodes the records of one stream in order.
@@ -94,6 +98,16 @@ public struct TickRecordDecoder: Sendable {
     private var lastBits: [Int64: UInt64] = [:]
 
     public init() {}
+
+    /// Forgets the values of series the last tick did not have (see ``TickRecordEncoder/keepLastTickOnly()``).
+    public mutating func keepLastTickOnly() { lastBits = Self.only(lastIDs, of: lastBits) }
+
+    static func only(_ ids: [Int64], of bits: [Int64: UInt64]) -> [Int64: UInt64] {
+        var kept: [Int64: UInt64] = [:]
+        kept.reserveCapacity(ids.count)
+        for id in ids { if let b = bits[id] { kept[id] = b } }
+        return kept
+    }
 
     /// Decodes one record, calling `body` with each sample `(series id, t, value)`; throws on damage.
     public mutating func decode(_ payload: UnsafeRawBufferPointer, _ body: (Int64, Int64, Double) throws -> Void) throws {
