@@ -4,6 +4,10 @@
   tcp_count.py relay LISTEN_PORT TARGET_PORT COUNT_FILE   relay 127.0.0.1:LISTEN -> 127.0.0.1:TARGET
   tcp_count.py sink LISTEN_PORT COUNT_FILE                an HTTP server answering 204 to every request
                                                           (a remote_write receiver that keeps nothing)
+  tcp_count.py stall LISTEN_PORT HOST:PORT AFTER FOR COUNT_FILE
+                                                          a relay to HOST:PORT that stops forwarding (holds
+                                                          the connections open, moves nothing) for FOR
+                                                          seconds, AFTER seconds after it starts
 
 COUNT_FILE gets "up down connections" (client->server bytes, server->client bytes) every second.
 """
@@ -26,12 +30,16 @@ def writer(path):
         os.replace(path + ".tmp", path)
         time.sleep(1)
 
+stall = {"from": 0.0, "until": 0.0}
+
 def pump(src, dst, key):
     try:
         while True:
             b = src.recv(65536)
             if not b:
                 break
+            while stall["from"] <= time.time() < stall["until"]:
+                time.sleep(0.05)
             add(key, len(b))
             dst.sendall(b)
     except OSError:
@@ -41,13 +49,13 @@ def pump(src, dst, key):
             try: s.shutdown(socket.SHUT_RDWR)
             except OSError: pass
 
-def relay(listen, target):
+def relay(listen, target, host="127.0.0.1"):
     srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", listen)); srv.listen(64)
     while True:
         c, _ = srv.accept()
         try:
-            u = socket.create_connection(("127.0.0.1", target))
+            u = socket.create_connection((host, target))
         except OSError:
             c.close(); continue
         add("conns", 1)
@@ -92,4 +100,8 @@ if __name__ == "__main__":
     threading.Thread(target=writer, args=(path,), daemon=True).start()
     if mode == "relay": relay(int(sys.argv[2]), int(sys.argv[3]))
     elif mode == "sink": sink(int(sys.argv[2]))
+    elif mode == "stall":
+        host, port = sys.argv[3].rsplit(":", 1)
+        stall["from"] = time.time() + float(sys.argv[4]); stall["until"] = stall["from"] + float(sys.argv[5])
+        relay(int(sys.argv[2]), int(port), host)
     else: sys.exit(__doc__)

@@ -21,6 +21,15 @@ HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh
 # The dashboard in headless Chromium (installed from Debian when missing): pages, live data, time travel.
 stage "dashboard in Chromium"
 HOSTTWIN=$PWD/.build/debug/hosttwin scripts/dashboard-test.sh
+# The fleet on real network hops (root only: network namespaces): three datacenters, a global hub and an
+# observer with TLS and tokens; loss, rate limits, stalls, kills and injected faults; exact digests at every
+# tier. The short form (a few minutes); the full form is run for the figures (docs/BENCHMARKS.md).
+stage "fleet on network namespaces"
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && ip netns list >/dev/null 2>&1; then
+    HOSTTWIN_BIN=$PWD/.build/debug/hosttwin scripts/fleet-test.sh --short
+else
+    echo "skipped: network namespaces need root and iproute2"
+fi
 # The package as an operator installs it: a static-stdlib binary and a .deb, installed here and run as its
 # own user with the build tree out of reach (root only: it installs a package).
 stage "package"

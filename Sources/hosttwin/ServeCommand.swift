@@ -45,6 +45,8 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             if readOnly { throw TwinError.unavailable("another HostTwin writer: --read-only") }
             let writable = try TwinStore.open(dataDir: store.resolvedDataDir)
+            // Before the open versions are loaded: their keys and attributes are sealed on disk.
+            try server.attachCipher(to: writable, dataDir: writable.dataDir)
             let writer = TwinWriter(store: writable, report: { [logger] in logger.warning("\($0)") })
             try writer.open()
             hub = try HubReceiver(writer: writer)

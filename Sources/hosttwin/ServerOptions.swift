@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TwinStorage
 import Logging
 import NIOSSL
 import TwinSecurity
@@ -42,13 +43,21 @@ struct ServerOptions: ParsableArguments {
         var url: String { "\(tls == nil ? "http" : "https")://\(host.contains(":") ? "[\(host)]" : host)" }
     }
 
+    /// Seals and opens `store`'s sensitive values under the data policy and the directory's keys (a writer
+    /// makes the key ring; a reader uses it when it can read it). A hub must do this before it loads its
+    /// open versions, whose keys are sealed on disk.
+    @discardableResult
+    func attachCipher(to store: TwinStore, dataDir: String) throws -> (DataPolicy, KeyRing) {
+        let dataPolicy = try policy.map(DataPolicy.load) ?? DataPolicy()
+        let keys = try KeyRing(dataDir: dataDir, create: !store.isReadOnly)
+        store.use(cipher: PolicyCipher(policy: dataPolicy, keys: keys))
+        return (dataPolicy, keys)
+    }
+
     /// Validates the options, applies them to `api` (Host check, anonymous role, audit log) and returns
     /// the address and TLS configuration. Refuses a non-loopback address without TLS unless `--insecure`.
     func prepare(_ api: inout TwinAPI, dataDir: String, fileListen: String? = nil, logger: Logger) throws -> Setup {
-        let dataPolicy = try policy.map(DataPolicy.load) ?? DataPolicy()
-        // The writer (`run`) makes the key ring; a reader uses it when it can read it.
-        let keys = try KeyRing(dataDir: dataDir, create: !api.store.isReadOnly)
-        api.store.use(cipher: PolicyCipher(policy: dataPolicy, keys: keys))
+        let (dataPolicy, keys) = try attachCipher(to: api.store, dataDir: dataDir)
         api.dataPolicy = dataPolicy
         let (host, port) = try TwinHTTPServer.parseListen(listen ?? fileListen ?? Self.defaultListen)
         guard (tlsCert == nil) == (tlsKey == nil) else { throw CLIError("--tls-cert and --tls-key go together") }

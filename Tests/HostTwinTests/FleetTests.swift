@@ -92,6 +92,9 @@ import TwinStorage
             }
             #expect(value(mine.stdout) != nil && value(mine.stdout) == value(theirs), "\(q): agent \(value(mine.stdout) ?? mine.stdout.prefix(200).description), hub \(value(theirs) ?? theirs)")
         }
+        let mine = try EndToEndTests.cli(["digest", "--data-dir", agentDir, "--until", at, "--json"]).stdout
+        let theirs = try EndToEndTests.cli(["digest", "--data-dir", hubDir, "--host", "web-1", "--until", at, "--json"]).stdout
+        #expect(mine.contains("digest") && theirs == mine, "the hub's digest \(theirs) differs from the agent's \(mine)")
         let ports = ServerTests.get(port, "/api/v1/twin/entities/listening_ports?at=\(at)").1
         let hubKeys = Set((((ports["data"] as? [String: Any])?["entities"] as? [[String: Any]]) ?? []).compactMap { ($0["key"] as? String)?.replacingOccurrences(of: "web-1/", with: "") })
         let agentKeys = Set(try agentStore.state(at: last.time, kinds: [.listeningPorts]).map(\.key))
