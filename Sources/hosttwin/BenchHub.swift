@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import TwinCore
+import TwinQuery
+import TwinStorage
+import TwinSync
+
+/// `hosttwin bench hub`: a hub's ingest of many agents at once, from an agent's recorded ticks.
+struct BenchHub: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hub",
+        abstract: "Hub ingest: --hosts simulated agents replaying an agent's recorded ticks as live batches, applied to a fresh hub store.",
+        discussion: """
+        Reads --ticks ticks of the store in --data-dir and encodes them as each of --hosts agents would send them \
+        live (the first batch standing alone, then one tick chained on the previous one; a host name of its own \
+        each, so each host is its own series and entities at the hub). Then applies them tick by tick across all \
+        hosts (as agents at 1 s would arrive) to a fresh hub store on one thread, and reports samples/s per CPU \
+        second, the hub's resident memory, and the latency of a PromQL query across every host afterwards. \
+        Encoding is done before the clock starts; decoding and applying are timed.
+        """
+    )
+    @Option(help: ArgumentHelp("An agent's (or run's) data directory.", valueName: "DIR")) var dataDir: String
+    @Option(help: ArgumentHelp("Simulated hosts.", valueName: "N")) var hosts = 1000
+    @Option(help: ArgumentHelp("Ticks per host.", valueName: "N")) var ticks = 60
+    @OptionGroup var output: OutputOptions
+
+    struct Result: Encodable {
+        var hosts: Int
+        var ticks: Int
+        var samples: Int
+        var wallSeconds: Double
+        var cpuSeconds: Double
+        var samplesPerCPUSecond: Double
+        var hostTicksPerSecond: Double
+        var residentBytes: Int
+        var queryMillis: Double
+        enum CodingKeys: String, CodingKey {
+            case hosts, ticks, samples, wallSeconds = "wall_seconds", cpuSeconds = "cpu_seconds", samplesPerCPUSecond = "samples_per_cpu_second"
+            case hostTicksPerSecond = "host_ticks_per_second", residentBytes = "resident_bytes", queryMillis = "query_ms"
+        }
+    }
+
+    func run() throws {
+        guard hosts > 0, ticks > 0 else { throw CLIError("--hosts and --ticks must be positive") }
+        let store = try StoreOptions.openForReading(dataDir)
+        guard let recorded = try StoreBatches(store: store, host: "bench").batch(from: 1, maxTicks: ticks), recorded.ticks.count == ticks else {
+            throw CLIError("\(dataDir) holds fewer than \(ticks) ticks from tick 1")
+        }
+        let definitions = Dictionary(recorded.dictionary.map { ($0.ref, $0) }, uniquingKeysWith: { a, _ in a })
+        // Each host's frames, as its agent would send them live.
+        FileHandle.standardError.write(Data("encoding \(hosts) × \(ticks) live batches…\n".utf8))
+        var frames: [[[UInt8]]] = []
+        frames.reserveCapacity(hosts)
+        for h in 0..<hosts {
+            let name = String(format: "host-%05d", h)
+            var out: [[UInt8]] = []
+            var base: (encoder: TickRecordEncoder, refs: Set<Int64>)?
+            for t in recorded.ticks {
+                let fresh = Set(t.refs).subtracting(base?.refs ?? []).sorted().compactMap { definitions[$0] }
+                let b = SyncBatch(host: name, epoch: recorded.epoch, baseSeq: base == nil ? nil : t.seq - 1, dictionary: fresh, ticks: [t])
+                let encoded = try SyncCodec.encode(b, base: base?.encoder)
+                out.append(encoded.bytes)
+                base = (encoded.state, Set(t.refs))
+            }
+            frames.append(out)
+        }
+        let samples = recorded.sampleCount * hosts
+
+        let hubDir = NSTemporaryDirectory() + "hosttwin-bench-hub-\(getpid())"
+        try? FileManager.default.removeItem(atPath: hubDir)
+        defer { try? FileManager.default.removeItem(atPath: hubDir) }
+        let writer = TwinWriter(store: try TwinStore.open(dataDir: hubDir))
+        try writer.open()
+        let hub = try HubIngest(writer: writer)
+        FileHandle.standardError.write(Data("applying…\n".utf8))
+        let cpu0 = processCPUSeconds(), wall0 = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<ticks {
+            for h in 0..<hosts {
+                guard case .applied = try hub.apply(frames[h][i], from: String(format: "host-%05d", h)) else {
+                    throw CLIError("host \(h) tick \(i) was not applied")
+                }
+            }
+        }
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - wall0) / 1e9, cpu = processCPUSeconds() - cpu0
+        let resident = Int(residentBytes(pid: getpid()))
+        let engine = PromQLEngine(source: StoreSampleSource(store: writer.store))
+        let q0 = DispatchTime.now().uptimeNanoseconds
+        _ = try engine.instant(try PromQLParser.parse("sum by (host) (rate(node_cpu_seconds_total[1m]))"), at: recorded.ticks.last!.time)
+        let queryMillis = Double(DispatchTime.now().uptimeNanoseconds - q0) / 1e6
+        try writer.finish(now: TwinTime.nowMillis())
+        let r = Result(hosts: hosts, ticks: ticks, samples: samples, wallSeconds: wall, cpuSeconds: cpu, samplesPerCPUSecond: Double(samples) / cpu,
+                       hostTicksPerSecond: Double(hosts * ticks) / wall, residentBytes: resident, queryMillis: queryMillis)
+        if output.json { return try printJSON(r) }
+        print(String(format: "%d hosts × %d ticks = %d samples (%d a tick) applied in %.2f s wall, %.2f s CPU: %.0f samples per CPU second, %.0f host-ticks/s (%.1f× what %d hosts at 1 s need)",
+                     hosts, ticks, samples, recorded.sampleCount / ticks, wall, cpu, r.samplesPerCPUSecond, r.hostTicksPerSecond, r.hostTicksPerSecond / Double(hosts), hosts))
+        print(String(format: "hub resident memory %.0f MB; `sum by (host) (rate(node_cpu_seconds_total[1m]))` over every host: %.1f ms", Double(resident) / 1e6, queryMillis))
+    }
+}
