@@ -129,34 +129,45 @@ extension TwinWriter {
         if let oldest = head.oldest, floorDiv(latest, policy.headWindow) != floorDiv(oldest, policy.headWindow) { try cut() }
 
         let cipher = store.cipher
-        var pending = state
+        // The open versions as this batch leaves them: the hub's (all hosts') state, with this batch's
+        // changes on top. State itself changes only after the commit, in place: copying it per batch (for
+        // a rollback) cost time in proportion to every host's open versions.
+        var overlay: [EntityKind: [String: StateTracker.Open?]] = [:]
+        func open(_ kind: EntityKind, _ key: String) -> StateTracker.Open? {
+            if let o = overlay[kind]?[key] { return o }
+            return state.tracker.current[kind]?[key]
+        }
+        var written: [(delta: StateTracker.Delta, opened: [Int64], t: Int64)] = []
         try writeTransaction { db in
             for t in ticks {
                 var delta = StateTracker.Delta()
-                let current = pending.tracker.current
                 for c in t.closed {
-                    guard let open = current[c.kind]?[c.key], open.validFrom < t.time else { continue }
-                    delta.close.append((c.kind, c.key, open.rowID, open.validFrom))
+                    guard let o = open(c.kind, c.key), o.validFrom < t.time else { continue }
+                    delta.close.append((c.kind, c.key, o.rowID, o.validFrom))
                 }
                 for e in t.opened {
-                    if let open = current[e.kind]?[e.key] {
-                        if open.validFrom >= t.time { continue } // applied before
+                    if let o = open(e.kind, e.key) {
+                        if o.validFrom >= t.time { continue } // applied before
                         if !delta.close.contains(where: { $0.kind == e.kind && $0.key == e.key }) {
-                            delta.close.append((e.kind, e.key, open.rowID, open.validFrom))
+                            delta.close.append((e.kind, e.key, o.rowID, o.validFrom))
                         }
                     }
                     delta.open.append(e)
                 }
                 guard !delta.isEmpty else { continue }
-                let opened = try pending.write(db, delta, health: [], at: t.time, cipher: cipher)
-                pending.applied(delta, opened: opened, health: [], at: t.time)
+                let opened = try state.write(db, delta, health: [], at: t.time, cipher: cipher)
+                for c in delta.close { overlay[c.kind, default: [:]][c.key] = .some(nil) }
+                for (e, id) in zip(delta.open, opened) {
+                    overlay[e.kind, default: [:]][e.key] = StateTracker.Open(attributes: e.attributes, rowID: id, validFrom: t.time)
+                }
+                written.append((delta, opened, t.time))
                 result.opened += delta.open.count
                 result.closed += delta.close.count
             }
             try TwinStore.save(cursor, db, now: TwinTime.nowMillis())
             if let o = cursor.outbox { try TwinStore.append(o, db) }
         }
-        state = pending
+        for w in written { state.applied(w.delta, opened: w.opened, health: [], at: w.t) }
         if result.closed > 0, let t = ticks.last?.time { requestPacking(at: t) }
         return result
     }
