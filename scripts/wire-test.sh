@@ -57,11 +57,18 @@ END=$(date +%s)
 read -r HT_UP HT_DOWN HT_CONNS < hosttwin.count
 read -r SC_UP SC_DOWN _ < scrape.count
 read -r RW_UP RW_DOWN _ < remote_write.count
+echo "bytes: hosttwin up $HT_UP down $HT_DOWN ($HT_CONNS connections); scrape up $SC_UP down $SC_DOWN; remote_write up $RW_UP down $RW_DOWN"
 RANGE=$((END - START + 120))
-HT_SAMPLES=$(curl -s --cacert ca.pem -H "Authorization: Bearer $(cat reader.token)" "https://127.0.0.1:$HUB/api/v1/query" \
-  --data-urlencode "query=sum(count_over_time({host=\"wire-1\"}[${RANGE}s]))" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')
-PM=$(curl -s "http://127.0.0.1:$PROM/metrics")
-SCRAPED=$(curl -s "http://127.0.0.1:$PROM/api/v1/query" --data-urlencode "query=sum(sum_over_time(scrape_samples_scraped[${RANGE}s]))" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')
+# Samples: the agent's own store (the hub holds the same ones: its digest is checked below), counted by the CLI.
+HT_SAMPLES=$("$H" query "sum(count_over_time({__name__=~\".+\"}[${RANGE}s]))" --data-dir agent --at "$END" --json \
+  | python3 -c 'import json,sys; r=json.load(sys.stdin)["result"]; print(r[0]["value"][1] if r else 0)' || echo 0)
+LAST=$("$H" status --data-dir agent --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["last_tick"])' || echo now)
+A_DIGEST=$("$H" digest --data-dir agent --until "$LAST" --json | tr -d ' \n' || true)
+kill "${PIDS[0]}" 2>/dev/null; sleep 2   # the hub: its store is read next
+H_DIGEST=$("$H" digest --data-dir hub --host wire-1 --until "$LAST" --json | tr -d ' \n' || true)
+[ "$A_DIGEST" = "$H_DIGEST" ] && echo "the hub holds exactly the agent's twin: $H_DIGEST" || echo "DIGESTS DIFFER: agent $A_DIGEST, hub $H_DIGEST"
+PM=$(curl -s "http://127.0.0.1:$PROM/metrics" || true)
+SCRAPED=$(curl -s "http://127.0.0.1:$PROM/api/v1/query" --data-urlencode "query=sum(sum_over_time(scrape_samples_scraped[${RANGE}s]))" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)' || echo 0)
 SENT=$(echo "$PM" | awk '/^prometheus_remote_storage_samples_total/ {s+=$2} END {print s+0}')
 python3 - "$SECONDS_TO_RUN" "$HT_UP" "$HT_DOWN" "$HT_CONNS" "$HT_SAMPLES" "$SC_UP" "$SC_DOWN" "$SCRAPED" "$RW_UP" "$RW_DOWN" "$SENT" <<'PY'
 import sys

@@ -149,7 +149,10 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
                     if let b = base, let live = latest, live.seq == next, b.seq == next - 1 {
                         batch = try liveBatch(live, epoch: epoch, after: b.refs)
                         encoded = try SyncCodec.encode(batch, base: b.encoder)
-                    } else if let b = try StoreBatches(store: store, host: host).batch(from: next, maxTicks: configuration.catchUpTicks) {
+                    } else if let live = latest, next <= live.seq,
+                              // Only ticks committed whole: the store shows a tick (its log record) before its
+                              // versions are committed; the newest tick handed over is committed whole.
+                              let b = try StoreBatches(store: store, host: host).batch(from: next, maxTicks: min(configuration.catchUpTicks, Int(live.seq - next + 1))) {
                         batch = b
                         encoded = try SyncCodec.encode(b)
                     } else {
