@@ -18,7 +18,8 @@ public final class SelfMetrics: Sendable {
         // Ticks and queries take microseconds to milliseconds; the default buckets start at 5 ms.
         factory.defaultDurationHistogramBuckets = [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
                                                    .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
-                                                   .seconds(1), .seconds(5)]
+                                                   // 0.5 s and 1.5 s: the fleet's freshness targets at a datacenter and the global hub.
+                                                   .milliseconds(500), .seconds(1), .milliseconds(1500), .seconds(5)]
         MetricsSystem.bootstrap(factory)
     }
 
