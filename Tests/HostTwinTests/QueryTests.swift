@@ -99,6 +99,14 @@ func storeWith(_ text: String) throws -> (TwinStore, String) {
         #expect(try instant(e, "topk(2, cpu_seconds_total)", at: 0).keys.sorted() == ["{__name__=\"cpu_seconds_total\",cpu=\"0\",mode=\"idle\"}", "{__name__=\"cpu_seconds_total\",cpu=\"0\",mode=\"user\"}"])
         #expect(try instant(e, "bottomk(1, cpu_seconds_total)", at: 0).keys.first == "{__name__=\"cpu_seconds_total\",cpu=\"0\",mode=\"idle\"}")
         #expect(try instant(e, "bottomk(1, cpu_seconds_total{mode=\"user\"})", at: 0).keys.first == "{__name__=\"cpu_seconds_total\",cpu=\"0\",mode=\"user\"}")
+        // Two equal filesystems and a smaller one (seen when `ip netns add` mounted /run/netns on the root
+        // device): Prometheus' heap replaces its root, the first of the equal ones, with the smaller — so it
+        // keeps the second equal one, not the first in label order.
+        let (fs, fsDir) = try storeWith(["/", "/run/netns", "/tiny"].map { "avail{mountpoint=\"\($0)\"} \($0 == "/tiny" ? 1 : 5) \(Self.t0)" }.joined(separator: "\n") + "\n")
+        defer { try? FileManager.default.removeItem(atPath: fsDir) }
+        let fsEngine = PromQLEngine(source: StoreSampleSource(store: fs))
+        #expect(try instant(fsEngine, "bottomk(2, avail)", at: 0).keys.sorted() == ["{__name__=\"avail\",mountpoint=\"/run/netns\"}", "{__name__=\"avail\",mountpoint=\"/tiny\"}"])
+        #expect(try instant(fsEngine, "topk(1, avail)", at: 0).keys.sorted() == ["{__name__=\"avail\",mountpoint=\"/\"}"])
         #expect(try instant(e, "count_values(\"v\", cpu_seconds_total)", at: 100_000) == ["{v=\"10\"}": 1, "{v=\"20\"}": 1, "{v=\"30\"}": 1])
         #expect(try instant(e, "2 ^ 3 ^ 2", at: 0) == ["scalar": 512])
         #expect(try instant(e, "-2 ^ 2", at: 0) == ["scalar": -4])

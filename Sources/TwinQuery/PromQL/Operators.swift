@@ -88,15 +88,24 @@ extension Evaluation {
                 guard param >= 1 else { continue }
                 let k = param >= Double(Int.max) ? Int.max : Int(param)
                 let top = agg.op == .topk
-                // NaN sorts last either way, as in Prometheus' heaps. Prometheus keeps the first series it
-                // saw among equal values, and its selectors yield series in label order: ties go to the
-                // series first in label order.
-                let sorted = g.members.sorted { a, b in
+                // Which of several equal values Prometheus keeps depends on its heap: the series come in
+                // label order (its selectors'), fill a heap of k, and each later one replaces the heap's root
+                // when strictly better. The same heap here picks the same series; the result is then sorted.
+                let members = g.members.sorted { Labels.promLess($0.labels, $1.labels) }
+                var heap = PromHeap(top: top)
+                for m in members {
+                    if heap.items.count < k { heap.push(m); continue }
+                    let root = heap.items[0].value
+                    if (top ? root < m.value : root > m.value) || (root.isNaN && !m.value.isNaN) {
+                        heap.items[0] = m
+                        if k > 1 { heap.fix(0) }
+                    }
+                }
+                out += heap.items.sorted { a, b in
                     if a.value.isNaN != b.value.isNaN { return b.value.isNaN }
                     if !a.value.isNaN, a.value != b.value { return top ? a.value > b.value : a.value < b.value }
                     return Labels.promLess(a.labels, b.labels)
                 }
-                out += sorted.prefix(k)
             default: out.append(Sample(labels: g.labels, value: g.value, t: t))
             }
         }
@@ -236,5 +245,54 @@ extension Evaluation {
 
     static func text(_ l: Labels) -> String {
         "{" + l.pairs.map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ", ") + "}"
+    }
+}
+
+/// Go's container/heap over samples with Prometheus' orders for topk (`vectorByValueHeap`: the lowest value
+/// at the root, NaN lowest) and bottomk (`vectorByReverseValueHeap`: the highest at the root, NaN first), so
+/// ties resolve as in Prometheus.
+struct PromHeap {
+    var items: [Sample] = []
+    let top: Bool
+
+    init(top: Bool) { self.top = top }
+
+    func less(_ i: Int, _ j: Int) -> Bool {
+        let a = items[i].value, b = items[j].value
+        if a.isNaN { return true }
+        return top ? a < b : a > b
+    }
+
+    mutating func push(_ s: Sample) {
+        items.append(s)
+        up(items.count - 1)
+    }
+
+    mutating func fix(_ i: Int) {
+        if !down(i, items.count) { up(i) }
+    }
+
+    private mutating func up(_ start: Int) {
+        var j = start
+        while j > 0 {
+            let i = (j - 1) / 2
+            guard less(j, i) else { break }
+            items.swapAt(i, j)
+            j = i
+        }
+    }
+
+    private mutating func down(_ i0: Int, _ n: Int) -> Bool {
+        var i = i0
+        while true {
+            let j1 = 2 * i + 1
+            guard j1 < n else { break }
+            var j = j1
+            if j1 + 1 < n, less(j1 + 1, j1) { j = j1 + 1 }
+            guard less(j, i) else { break }
+            items.swapAt(i, j)
+            i = j
+        }
+        return i > i0
     }
 }
