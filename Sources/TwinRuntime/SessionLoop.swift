@@ -8,12 +8,14 @@ struct Resume: Error {
 }
 
 /// Runs `session` again and again until the service shuts down: after a session that ends or asks to
-/// resume, at once; after a failure, with a back-off doubling from `backoff` to `maxBackoff`. A failure
-/// is logged once, then every tenth attempt while it lasts (the stores keep everything meanwhile).
+/// resume, at once; after a failure, with a back-off doubling from `backoff` to `maxBackoff` (from `backoff`
+/// again when the failed session had run for 10 s). A failure is logged once, then every tenth attempt
+/// while it lasts (the stores keep everything meanwhile).
 func runSessions(_ what: String, backoff initial: Duration, maxBackoff: Duration, logger: Logger, session: @escaping @Sendable () async throws -> Void) async {
     var backoff = initial
     var failures = 0
     while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        let started = ContinuousClock.now
         do {
             try await cancelWhenGracefulShutdown { try await session() }
             backoff = initial
@@ -23,6 +25,9 @@ func runSessions(_ what: String, backoff initial: Duration, maxBackoff: Duration
             try? await Task.sleep(for: .milliseconds(100))
         } catch {
             if Task.isCancelled || Task.isShuttingDownGracefully { break }
+            // A session that worked for a while before it broke (the other side restarted) starts the
+            // back-off again: followers' sessions only ever end by breaking.
+            if ContinuousClock.now - started > .seconds(10) { backoff = initial; failures = 0 }
             failures += 1
             let message: Logger.Message = "\(what) interrupted: \(error); retrying in \(backoff) (attempt \(failures))"
             if failures == 1 || failures % 10 == 0 { logger.warning(message) } else { logger.debug(message) }
