@@ -305,12 +305,15 @@ start_global; wait_healthy global
 settle "7 observer while the global hub was stopped"
 
 # compare and headroom at the global hub on hosts known to differ.
+# Each agent listens on a port of its own; with ../shared/data, a21 reads node_exporter's fixture tree, so its
+# host facts differ too.
 "$H" compare a11 a21 --data-dir "$D/global" --json > $W/compare.json
-python3 - $W/compare.json <<'PY' || fail "compare found no differences between a11 and a21"
+FIXTURES=0; [ -d "${ROOTS[1]}/proc" ] && FIXTURES=1
+python3 - $W/compare.json $FIXTURES <<'PY' || fail "compare did not find the known differences between a11 and a21"
 import json, sys
 c = json.load(open(sys.argv[1]))
 kinds = {d["kind"] for d in c["differences"]}
-assert "host" in kinds and "listening_ports" in kinds, kinds
+assert "listening_ports" in kinds and (sys.argv[2] == "0" or "host" in kinds), kinds
 print(f"compare a11 a21: {len(c['differences'])} differences ({', '.join(sorted(kinds))})")
 PY
 "$H" headroom --cpu 0.5 --memory 256M --horizon 1h --history 1h --data-dir "$D/global" --json > $W/headroom.json
