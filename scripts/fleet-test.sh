@@ -339,4 +339,4 @@ if count:
 PY
 
 say "done: $FAILED failure(s); seed $SEED; logs in $L"
-[ $FAILED = 0 ] || { KEEP=1; tail -5 "$L"/*.log; exit 1; }
+[ $FAILED = 0 ] || { KEEP=1; tail -n 5 "$L"/*.log; exit 1; }
