@@ -58,6 +58,12 @@ import TwinSecurity
             }
         }
         #expect(walked == catalog.count * (Role.allCases.count + 1))
+        // Hostile follow requests (a relay token, this `serve` is a hub): a clear 400, never a stream.
+        for form in ["held=web-1", "held=web-1:zz:1", "held=:1:1", "after=-3", "after=x", "held=web-1:1:99999999999999999999999"] {
+            let r = LoopbackHTTP.request(port: port, method: "POST", path: "/api/v1/sync/follow",
+                                         headers: ["Authorization": "Bearer \(f.tokens[.relay]!)", "Content-Type": "application/x-www-form-urlencoded"], body: Array(form.utf8))
+            #expect(r?.status == 400, "\(form): \(r?.status ?? 0) \(r?.body.prefix(200) ?? "")")
+        }
         // docs/SECURITY.md lists every route with what it needs.
         let doc = try String(contentsOfFile: Fixtures.packageRoot + "/docs/SECURITY.md", encoding: .utf8)
         for route in catalog {
