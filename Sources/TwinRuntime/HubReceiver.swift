@@ -15,8 +15,34 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     private let queue = DispatchQueue(label: "hosttwin-hub-ingest")
 
     /// `writer` is the hub store's writer, opened.
+    /// The hub's store, for reads off the queue.
+    private let store: TwinStore
+
     public init(writer: TwinWriter) throws {
         ingest = try HubIngest(writer: writer)
+        store = writer.store
+    }
+
+    public func reconcile(host: String, epoch: UInt64, ranges: [SyncRange], stateAt: Int64?) throws -> SyncReconciliation {
+        guard let c = queue.sync(execute: { ingest.cursor(host: host) }) else { throw SyncConflict("this hub holds nothing of \(host)") }
+        guard c.epoch == epoch else {
+            throw SyncConflict("this hub holds epoch \(String(c.epoch, radix: 16)) of \(host), not \(String(epoch, radix: 16))")
+        }
+        if let r = ranges.first(where: { $0.last > c.appliedThrough }) {
+            throw SyncConflict("ticks \(r.first)–\(r.last) of \(host) are not all applied here (through \(c.appliedThrough))")
+        }
+        // Read off the queue: what is applied up to the cursor does not change.
+        let reader = try TwinDigest.Reader(store: store, host: host)
+        return SyncReconciliation(ranges: try ranges.map { try reader.digest(from: $0.from, until: $0.to) },
+                                  state: try stateAt.map { try reader.state(at: $0) })
+    }
+
+    public func rewind(host: String, epoch: UInt64, to through: UInt64) throws -> SyncCursor {
+        guard let c = queue.sync(execute: { ingest.rewind(host: host, epoch: epoch, to: through) }) else {
+            throw SyncConflict("this hub holds no epoch \(String(epoch, radix: 16)) of \(host) to rewind")
+        }
+        Counter(label: "hosttwin_sync_rewinds_total", dimensions: [("host", host)]).increment()
+        return SyncCursor(host: host, epoch: String(c.epoch, radix: 16), appliedThrough: c.appliedThrough)
     }
 
     public func cursor(host: String) throws -> SyncCursor? {

@@ -20,6 +20,8 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         /// Wait after a failed session, doubled up to `maxBackoff`.
         public var backoff: Duration = .milliseconds(500)
         public var maxBackoff: Duration = .seconds(30)
+        /// Reconciliation rounds during a session (one also follows each handshake).
+        public var reconcileEvery: Duration = .seconds(600)
 
         public init(host: String, remote: RemoteTwin) {
             self.host = host
@@ -43,6 +45,8 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
     private let state = Mutex(State())
     /// Agent series ids → their keys, for dictionary entries of live batches.
     private var catalog: [Int64: SeriesInfo] = [:]
+    /// What reconciliation has compared, across sessions.
+    private let reconciler = Mutex(Reconciler())
 
     public init(store: TwinStore, configuration: Configuration, logger: Logger) {
         self.store = store
@@ -118,7 +122,9 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         guard hello.status == 200, let cursor = try? JSONDecoder().decode(SyncCursor.self, from: Data(hello.body)) else {
             throw TwinError.unavailable("handshake refused (HTTP \(hello.status)): \(hello.text.prefix(300))")
         }
-        let start = cursor.epoch == String(epoch, radix: 16) ? cursor.appliedThrough + 1 : 1
+        let held = cursor.epoch == String(epoch, radix: 16) ? cursor.appliedThrough : 0
+        // After each reconnect, a reconciliation round first: a range that differs is sent again from its start.
+        let start = try await (held > 0 ? reconcile(epoch: epoch, heldThrough: held, reconnected: true) : nil) ?? held + 1
         state.withLock { $0.acked = start - 1 }
         logger.info("pushing \(host) to \(remote.host):\(remote.port) from tick \(start)")
         // The session is one zstd stream: each tick costs what differs from the ticks before it.
@@ -139,6 +145,15 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
                     }
                 }
                 throw TwinError.unavailable("the hub ended the push")
+            }
+            group.addTask { [self] in
+                while true {
+                    try await Task.sleep(for: configuration.reconcileEvery)
+                    let held = state.withLock { $0.acked }
+                    if held > 0, let from = try await reconcile(epoch: epoch, heldThrough: held, reconnected: false) {
+                        throw Resume(from: from, reason: "reconciliation sends a range again")
+                    }
+                }
             }
             group.addTask { [self] in
                 var base: (seq: UInt64, encoder: TickRecordEncoder, refs: Set<Int64>)?
@@ -174,6 +189,20 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
             try await group.next()
             group.cancelAll()
         }
+    }
+
+    /// A reconciliation round against the hub (off the cooperative pool: it blocks on the network and the
+    /// store); the tick to push from when the hub took its cursor back.
+    private func reconcile(epoch: UInt64, heldThrough: UInt64, reconnected: Bool) async throws -> UInt64? {
+        let (store, host, remote, logger) = (store, configuration.host, configuration.remote, logger)
+        let before = reconciler.withLock { $0 }
+        let outcome = try await Task.detached {
+            var r = before
+            let o = try r.round(store: store, host: host, remote: remote, epoch: epoch, heldThrough: heldThrough, reconnected: reconnected, logger: logger)
+            return (o, r)
+        }.value
+        reconciler.withLock { $0 = outcome.1 }
+        return outcome.0.resumeFrom
     }
 
     /// A one-tick batch from the tick just committed, chained on the previous tick.

@@ -39,6 +39,17 @@ public struct RemoteTwin: Sendable {
 
     /// `GET pathAndQuery` (e.g. `/api/v1/query?query=up`).
     public func get(_ pathAndQuery: String) throws -> Response {
+        try request(.GET, pathAndQuery)
+    }
+
+    /// `POST path` with `form` as an `application/x-www-form-urlencoded` body.
+    public func post(_ path: String, form: [(String, String)]) throws -> Response {
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+        let body = form.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
+        return try request(.POST, path, body: Array(body.utf8), contentType: "application/x-www-form-urlencoded")
+    }
+
+    private func request(_ method: HTTPMethod, _ pathAndQuery: String, body: [UInt8]? = nil, contentType: String? = nil) throws -> Response {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let collector = ResponseCollector(promise: group.next().makePromise())
@@ -50,7 +61,12 @@ public struct RemoteTwin: Sendable {
         var headers = requestHeaders()
         headers.add(name: "Accept", value: "application/json")
         headers.add(name: "Connection", value: "close")
-        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: pathAndQuery, headers: headers)), promise: nil)
+        if let body {
+            headers.add(name: "Content-Type", value: contentType ?? "application/octet-stream")
+            headers.add(name: "Content-Length", value: String(body.count))
+        }
+        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: pathAndQuery, headers: headers)), promise: nil)
+        if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
         defer { timeoutTask.cancel() }

@@ -3,6 +3,7 @@ import Hummingbird
 import NIOCore
 import ServiceLifecycle
 import TwinSecurity
+import TwinStorage
 
 /// Decompresses a push session sent with `Content-Encoding: zstd` (TwinRuntime provides TwinSync's).
 public protocol SyncStreamDecoder: AnyObject {
@@ -28,6 +29,56 @@ public protocol SyncReceiver: Sendable {
     func follow(held: [SyncCursor], after: Int64) throws -> any SyncOutboxSession
     /// A compressor for a follower's session (`zstd`).
     func streamEncoder() -> any SyncStreamEncoder
+    /// Reconciliation: digests of `host`'s `ranges` of ticks and of its entity state at `stateAt`, as the
+    /// hub holds them. Throws ``SyncConflict`` when the hub holds another epoch or not all of a range.
+    func reconcile(host: String, epoch: UInt64, ranges: [SyncRange], stateAt: Int64?) throws -> SyncReconciliation
+    /// Reconciliation found ticks after `through` that differ: the hub takes `host`'s cursor back there so
+    /// the agent sends them again (filling samples the hub lacks; versions it holds are not opened twice).
+    func rewind(host: String, epoch: UInt64, to through: UInt64) throws -> SyncCursor
+}
+
+/// A range of a host's ticks (sequence numbers) and the times of its first and last tick.
+public struct SyncRange: Sendable, Codable, Equatable {
+    public var first: UInt64
+    public var last: UInt64
+    public var from: Int64
+    public var to: Int64
+
+    public init(first: UInt64, last: UInt64, from: Int64, to: Int64) {
+        self.first = first
+        self.last = last
+        self.from = from
+        self.to = to
+    }
+
+    /// The form `FIRST-LAST@FROM-TO` (ticks, then times in ms).
+    public var form: String { "\(first)-\(last)@\(from)-\(to)" }
+
+    public init?(form: String) {
+        let parts = form.split(separator: "@")
+        guard parts.count == 2 else { return nil }
+        let ticks = parts[0].split(separator: "-"), times = parts[1].split(separator: "-", maxSplits: 1)
+        guard ticks.count == 2, times.count == 2, let a = UInt64(ticks[0]), let b = UInt64(ticks[1]), a >= 1, a <= b,
+              let from = Int64(times[0]), let to = Int64(times[1]), from <= to else { return nil }
+        self.init(first: a, last: b, from: from, to: to)
+    }
+}
+
+/// A hub's side of a reconciliation: a digest per range asked about, and of the state.
+public struct SyncReconciliation: Sendable, Codable, Equatable {
+    public var ranges: [TwinDigest]
+    public var state: TwinDigest?
+
+    public init(ranges: [TwinDigest], state: TwinDigest?) {
+        self.ranges = ranges
+        self.state = state
+    }
+}
+
+/// The hub holds another epoch of the host, or not all of a range asked about (HTTP 409).
+public struct SyncConflict: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Compresses a follow session's response (TwinRuntime provides TwinSync's zstd stream).
@@ -118,6 +169,46 @@ extension TwinAPI {
         }
         let cursor = try sync!.cursor(host: host) ?? SyncCursor(host: host, epoch: "0", appliedThrough: 0)
         return Self.json(bytes: Array(try JSONEncoder.sorted.encode(cursor)))
+    }
+
+    /// `POST /api/v1/sync/reconcile` (form: `host`, `epoch` (hex), `range=FIRST-LAST@FROM-TO` up to 48,
+    /// `state_at=MS`): the hub's digests of those ranges of the host's ticks and of its state then.
+    func syncReconcile(_ p: Params) throws -> Response {
+        guard let host = try syncHost(p) else { throw APIError.badData("the host parameter is required") }
+        let epoch = try Self.syncEpoch(p)
+        let forms = p.all("range")
+        guard forms.count <= 48 else { throw APIError.badData("at most 48 ranges per request (got \(forms.count))") }
+        let ranges = try forms.map { f in
+            guard let r = SyncRange(form: f) else { throw APIError.badData("range \(f): expected FIRST-LAST@FROM-TO (ticks from 1, times in ms)") }
+            return r
+        }
+        let stateAt = try p["state_at"].map { v in
+            guard let t = Int64(v) else { throw APIError.badData("state_at \(v): expected a time in ms") }
+            return t
+        }
+        do {
+            return Self.json(bytes: Array(try JSONEncoder.sorted.encode(try sync!.reconcile(host: host, epoch: epoch, ranges: ranges, stateAt: stateAt))))
+        } catch let c as SyncConflict {
+            throw APIError(type: "conflict", message: c.description, status: .conflict)
+        }
+    }
+
+    /// `POST /api/v1/sync/rewind` (form: `host`, `epoch` (hex), `to`): takes the host's cursor back to tick
+    /// `to`, so its agent sends what follows again (reconciliation found it differs).
+    func syncRewind(_ p: Params) throws -> Response {
+        guard let host = try syncHost(p) else { throw APIError.badData("the host parameter is required") }
+        let epoch = try Self.syncEpoch(p)
+        guard let v = p["to"], let to = UInt64(v) else { throw APIError.badData("to: expected a tick sequence number") }
+        do {
+            return Self.json(bytes: Array(try JSONEncoder.sorted.encode(try sync!.rewind(host: host, epoch: epoch, to: to))))
+        } catch let c as SyncConflict {
+            throw APIError(type: "conflict", message: c.description, status: .conflict)
+        }
+    }
+
+    static func syncEpoch(_ p: Params) throws -> UInt64 {
+        guard let v = p["epoch"], let epoch = UInt64(v, radix: 16) else { throw APIError.badData("epoch: expected the store's epoch in hex") }
+        return epoch
     }
 
     /// `GET /api/v1/sync/cursors[?version=V]`: every host's cursor — a relaying hub's handshake.

@@ -24,6 +24,9 @@ public final class HubIngest {
         var definitions: [Int64: SeriesDefinition] = [:]
         /// Ticks applied since the host's last outbox row standing alone (nil: none this process wrote).
         var sinceStandalone: UInt64?
+        /// After a rewind, the cursor before it: ticks up to here are applied again for their samples only
+        /// (their versions are held already).
+        var replayThrough: UInt64?
     }
 
     /// Whether applied batches are kept in the store's outbox (for upstream hubs and followers).
@@ -95,7 +98,10 @@ public final class HubIngest {
         let batch = decoded.batch
 
         for d in batch.dictionary { state.definitions[d.ref] = d }
-        var cursor = RemoteCursor(host: host, epoch: state.epoch, appliedThrough: range.upperBound, lastTime: batch.ticks.last?.time)
+        // Stored, the cursor never goes back: a hub that restarts during a replay forgets the rewind, and the
+        // agent's next reconciliation asks for it again.
+        var cursor = RemoteCursor(host: host, epoch: state.epoch, appliedThrough: max(range.upperBound, state.replayThrough ?? 0),
+                                  lastTime: batch.ticks.last?.time)
         if keepsOutbox { cursor.outbox = try outboxRow(bytes, batch: batch, range: range, state: &state) }
         let fresh = batch.dictionary.filter { state.series[$0.ref] == nil }
         if !fresh.isEmpty {
@@ -113,6 +119,10 @@ public final class HubIngest {
                 }
                 ids.append(id)
             }
+            if let replay = state.replayThrough, t.seq <= replay {
+                ticks.append(RemoteTick(time: t.time, ids: ids, values: t.values, opened: [], closed: []))
+                continue
+            }
             ticks.append(RemoteTick(time: t.time, ids: ids, values: t.values,
                                     opened: t.opened.map { Self.hostEntity($0, host: host) },
                                     closed: t.closed.map { ($0.kind, Self.hostKey($0.key, host: host)) }))
@@ -120,10 +130,25 @@ public final class HubIngest {
         let result = try writer.applyRemote(ticks, cursor: cursor)
         state.series.merge(cursor.newSeries) { _, new in new }
         state.appliedThrough = range.upperBound
+        if let replay = state.replayThrough, range.upperBound >= replay { state.replayThrough = nil }
         state.decoder = decoded.state
         state.lastTime = batch.ticks.last?.time ?? state.lastTime
         hosts[host] = state
         return .applied(range, samples: result.samples)
+    }
+
+    /// Takes `host`'s cursor back to `through` (reconciliation found later ticks that differ), so its agent
+    /// sends them again: their samples the hub lacks are applied, their versions skipped up to where the
+    /// cursor was. Only in memory (see `apply`). Nil when the hub holds another epoch of the host or none.
+    public func rewind(host: String, epoch: UInt64, to through: UInt64) -> (epoch: UInt64, appliedThrough: UInt64)? {
+        guard var state = hosts[host], state.epoch == epoch else { return nil }
+        if through < state.appliedThrough {
+            state.replayThrough = max(state.replayThrough ?? 0, state.appliedThrough)
+            state.appliedThrough = through
+            state.decoder = nil
+            hosts[host] = state
+        }
+        return (state.epoch, state.appliedThrough)
     }
 
     /// The outbox row of an applied batch: the batch as received, or re-encoded standing alone when the

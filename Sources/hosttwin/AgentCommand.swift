@@ -35,6 +35,8 @@ struct AgentCommand: AsyncParsableCommand {
     var ticks: Int?
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL"))
     var logLevel: String = "info"
+    @Option(help: ArgumentHelp("How often agent and hub compare digests of what the hub holds (one round also follows each reconnect).", valueName: "DURATION"))
+    var reconcileEvery: String = "10m"
 
     func run() async throws {
         guard !pushURLs.isEmpty else { throw CLIError("give at least one hub with --push URL") }
@@ -45,6 +47,8 @@ struct AgentCommand: AsyncParsableCommand {
         let intervalMs = try TwinTime.parseDuration(interval)
         guard intervalMs >= 100 else { throw CLIError("--interval must be at least 100ms") }
         let remotes = try pushURLs.map { try credentials.client(url: $0) }
+        let reconcileMs = try TwinTime.parseDuration(reconcileEvery)
+        guard reconcileMs >= 1000 else { throw CLIError("--reconcile-every must be at least 1s") }
 
         MemoryFootprint.limitMallocArenas()
         _ = SelfMetrics.bootstrap()
@@ -55,7 +59,11 @@ struct AgentCommand: AsyncParsableCommand {
         let policy = DataPolicy()
         let keys = try KeyRing(dataDir: dataDir, create: true)
         twinStore.use(cipher: PolicyCipher(policy: policy, keys: keys))
-        let uplinks = remotes.map { SyncUplink(store: twinStore, configuration: .init(host: host, remote: $0), logger: logger) }
+        let uplinks = remotes.map { remote in
+            var configuration = SyncUplink.Configuration(host: host, remote: remote)
+            configuration.reconcileEvery = .milliseconds(reconcileMs)
+            return SyncUplink(store: twinStore, configuration: configuration, logger: logger)
+        }
         let collection = CollectionService(
             store: twinStore,
             configuration: .init(paths: hostPaths.paths, interval: intervalMs, dataPolicy: policy, keys: keys, maxTicks: ticks),

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import TwinCore
-import TwinSync
+import TwinStorage
 
 /// `hosttwin digest`: counts and a digest of one host's twin, equal at every tier that holds it whole.
 struct DigestCommand: ParsableCommand {

@@ -64,6 +64,18 @@ import TwinSecurity
                                          headers: ["Authorization": "Bearer \(f.tokens[.relay]!)", "Content-Type": "application/x-www-form-urlencoded"], body: Array(form.utf8))
             #expect(r?.status == 400, "\(form): \(r?.status ?? 0) \(r?.body.prefix(200) ?? "")")
         }
+        // Hostile reconciliation requests (an agent token for web1): a clear 400 (or 409 for a host the hub
+        // does not hold), never a crash or a rewind.
+        for (path, form, status) in [("reconcile", "host=web1&epoch=zz", 400), ("reconcile", "host=web1&epoch=1&range=5-2@0-1", 400),
+                                     ("reconcile", "host=web1&epoch=1&range=0-2@0-1", 400), ("reconcile", "host=web1&epoch=1&range=1-2@9-1", 400),
+                                     ("reconcile", "host=web1&epoch=1&range=1-2", 400), ("reconcile", "host=web1&epoch=1&range=1-2@0-1&state_at=x", 400),
+                                     ("reconcile", "host=web1&epoch=1&" + Array(repeating: "range=1-2@0-1", count: 49).joined(separator: "&"), 400),
+                                     ("reconcile", "host=web1&epoch=1&range=1-2@0-1", 409), ("rewind", "host=web1&epoch=1", 400),
+                                     ("rewind", "host=web1&epoch=1&to=-1", 400), ("rewind", "host=web1&epoch=1&to=5", 409), ("rewind", "host=db2&epoch=1&to=5", 403)] {
+            let r = LoopbackHTTP.request(port: port, method: "POST", path: "/api/v1/sync/\(path)",
+                                         headers: ["Authorization": "Bearer \(f.tokens[.agent]!)", "Content-Type": "application/x-www-form-urlencoded"], body: Array(form.utf8))
+            #expect(r?.status == status, "\(path) \(form.prefix(80)): \(r?.status ?? 0) \(r?.body.prefix(200) ?? "")")
+        }
         // docs/SECURITY.md lists every route with what it needs.
         let doc = try String(contentsOfFile: Fixtures.packageRoot + "/docs/SECURITY.md", encoding: .utf8)
         for route in catalog {

@@ -107,6 +107,58 @@ import TwinStorage
         #expect(try EndToEndTests.cli(["ports", "--data-dir", hubDir, "--at", at, "--host", "nope"]).stdout.hasPrefix("no listening ports"))
     }
 
+    /// A hub that lost the tail of its log (a power cut: its cursor, in SQLite, is ahead of its samples) is
+    /// mended by reconciliation: after the reconnect the agent finds the ranges that differ, the hub takes
+    /// its cursor back, and the ticks are sent again until both digests are equal — versions not doubled.
+    @Test func reconciliationMendsAHubThatLostItsLogTail() throws {
+        let dir = try temporaryDirectory("hosttwin-reconcile")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let hubDir = dir + "/hub", agentDir = dir + "/agent"
+        let token = try Self.token(hubDir, host: "web-1")
+        try token.write(toFile: dir + "/agent.token", atomically: true, encoding: .utf8)
+        let port = try ServerTests.freePort()
+        func startHub() throws -> Process { try ServerTests.start(["serve", "--data-dir", hubDir, "--listen", "127.0.0.1:\(port)"]) }
+        func startAgent() throws -> Process {
+            try ServerTests.start(["agent", "--data-dir", agentDir, "--host-name", "web-1", "--interval", "500ms", "--reconcile-every", "2s",
+                                   "--push", "http://127.0.0.1:\(port)", "--token-file", dir + "/agent.token"])
+        }
+        var hub = try startHub()
+        defer { if hub.isRunning { hub.terminate(); hub.waitUntilExit() } }
+        #expect(try EndToEndTests.eventually(20) { LoopbackHTTP.get(port: port, "/healthz")?.status == 200 })
+        var agent = try startAgent()
+        defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
+        #expect(try EndToEndTests.eventually(30) { Self.cursor(port, token: token).1 >= 16 }, "the hub never received 16 ticks")
+        agent.interrupt()
+        agent.waitUntilExit()
+        usleep(500_000)
+        kill(hub.processIdentifier, SIGKILL)
+        hub.waitUntilExit()
+        func digest(_ args: [String]) throws -> String { try EndToEndTests.cli(["digest", "--json"] + args).stdout.filter { !$0.isWhitespace } }
+        let agentDigest = try digest(["--data-dir", agentDir])
+        // The power cut: the hub's newest log segment loses its last 40 %.
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: hubDir + "/wal").filter { $0.hasSuffix(".log") }.sorted().last)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: hubDir + "/wal/" + segment))
+        let size = try handle.seekToEnd()
+        try handle.truncate(atOffset: size * 6 / 10)
+        try handle.close()
+        let damaged = try digest(["--data-dir", hubDir, "--host", "web-1"])
+        #expect(damaged != agentDigest, "the cut lost nothing: \(damaged)")
+
+        hub = try startHub()
+        #expect(try EndToEndTests.eventually(20) { LoopbackHTTP.get(port: port, "/healthz")?.status == 200 })
+        let through = Self.cursor(port, token: token).1
+        agent = try startAgent()
+        #expect(try EndToEndTests.eventually(40) { Self.cursor(port, token: token).1 >= through + 4 }, "the agent did not resume")
+        agent.interrupt()
+        agent.waitUntilExit()
+        let agentStore = try TwinStore.open(dataDir: agentDir, readOnly: true)
+        let last = try agentStore.lastTickSeq()
+        #expect(try EndToEndTests.eventually(20) { Self.cursor(port, token: token).1 == last })
+        let mended = try digest(["--data-dir", agentDir])
+        #expect(try digest(["--data-dir", hubDir, "--host", "web-1"]) == mended, "the hub still differs from the agent")
+        #expect(LoopbackHTTP.get(port: port, "/metrics")?.body.contains("hosttwin_sync_rewinds_total{host=\"web-1\"} 1") == true)
+    }
+
     static func token(_ dir: String, role: String) throws -> String {
         let r = try EndToEndTests.cli(["token", "create", "--role", role, "--data-dir", dir])
         #expect(r.status == 0, "\(r.stderr)")
