@@ -45,6 +45,8 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
     private let state = Mutex(State())
     /// Agent series ids → their keys, for dictionary entries of live batches.
     private var catalog: [Int64: SeriesInfo] = [:]
+    /// The time this destination holds the store from (written to the store when it changes).
+    private var heldFrom: Int64?
     /// What reconciliation has compared, across sessions.
     private let reconciler = Mutex(Reconciler())
 
@@ -126,6 +128,7 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         // After each reconnect, a reconciliation round first: a range that differs is sent again from its start.
         let start = try await (held > 0 ? reconcile(epoch: epoch, heldThrough: held, reconnected: true) : nil) ?? held + 1
         state.withLock { $0.acked = start - 1 }
+        try hold(after: start - 1)
         logger.info("pushing \(host) to \(remote.host):\(remote.port) from tick \(start)")
         // The session is one zstd stream: each tick costs what differs from the ticks before it.
         let stream = try await remote.stream(post: "/api/v1/sync/push?\(query)", contentType: "application/octet-stream", headers: [("Content-Encoding", "zstd")])
@@ -147,9 +150,13 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
                 throw TwinError.unavailable("the hub ended the push")
             }
             group.addTask { [self] in
+                var lastRound = ContinuousClock.now
                 while true {
-                    try await Task.sleep(for: configuration.reconcileEvery)
+                    try await Task.sleep(for: .seconds(5))
                     let held = state.withLock { $0.acked }
+                    do { try hold(after: held) } catch { logger.warning("could not record what \(destination) has not acknowledged: \(error)") }
+                    guard ContinuousClock.now - lastRound >= configuration.reconcileEvery else { continue }
+                    lastRound = .now
                     if held > 0, let from = try await reconcile(epoch: epoch, heldThrough: held, reconnected: false) {
                         throw Resume(from: from, reason: "reconciliation sends a range again")
                     }
@@ -188,6 +195,18 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
             }
             try await group.next()
             group.cancelAll()
+        }
+    }
+
+    /// This destination's name among the store's sync holds.
+    public var destination: String { "\(configuration.remote.host):\(configuration.remote.port)" }
+
+    /// Keeps the ticks after `acked` from retention (what the hub has not acknowledged is never dropped).
+    private func hold(after acked: UInt64) throws {
+        let from = try store.ticks(from: acked + 1, limit: 1).first?.time ?? TwinTime.nowMillis()
+        if heldFrom != from {
+            try store.holdForSync(destination, from: from)
+            heldFrom = from
         }
     }
 

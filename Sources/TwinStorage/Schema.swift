@@ -244,6 +244,19 @@ enum Schema {
                 CREATE INDEX sync_outbox_host ON sync_outbox(host, id);
                 """)
         }
+        // v13: spans of time whose raw samples were thinned to the rollups (an agent at its disk cap), of
+        // this store's own host ('') or, at a hub, of a pushing host: explicit gaps, never silent ones.
+        m.registerMigration("v13") { db in
+            try db.execute(sql: """
+                CREATE TABLE raw_gaps(
+                    host TEXT NOT NULL,
+                    from_t INTEGER NOT NULL,
+                    to_t INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    recorded INTEGER NOT NULL,
+                    PRIMARY KEY(host, from_t)) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }

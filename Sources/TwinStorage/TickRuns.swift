@@ -101,9 +101,10 @@ extension TwinStore {
     /// sealed one, read in the same transaction (as sample reads do: a seal in between starts over).
     func withLogTicks<T>(_ body: (Database) throws -> T) throws -> (T, [Int64]) {
         while true {
+            var sealed: UInt64 = 0
             let attempt: (T, [Int64])? = try pool.read { db in
                 let value = try body(db)
-                let sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
+                sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
                 var ticks: [Int64] = []
                 for seg in LogSegment.list(dataDir) where seg.seq > sealed {
                     guard let scan = try? LogSegment.scan(seg.path, { _, _, _ in }) else { return nil } // sealed and deleted meanwhile
@@ -111,7 +112,50 @@ extension TwinStore {
                 }
                 return (value, ticks)
             }
-            if let attempt { return attempt }
+            // A seal committed meanwhile may have deleted a segment before it was listed: start over.
+            if let attempt, try sealedSegment() == sealed { return attempt }
+        }
+    }
+}
+
+/// A span of time whose raw samples were thinned to the rollups (disk cap): an explicit gap.
+public struct RawGap: Sendable, Equatable {
+    public var from: Int64
+    public var to: Int64
+    public var reason: String
+
+    public init(from: Int64, to: Int64, reason: String) {
+        self.from = from
+        self.to = to
+        self.reason = reason
+    }
+}
+
+extension TwinStore {
+    /// Holds what sync `destination` has not acknowledged: raw samples and state from `from` on are kept
+    /// whatever the retention (the disk cap may still thin raw samples, recording a gap). Nil releases it.
+    public func holdForSync(_ destination: String, from: Int64?) throws {
+        try pool.write { db in
+            if let from { try Self.setMeta(db, "sync_hold:" + destination, String(from)) } else {
+                try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: ["sync_hold:" + destination])
+            }
+        }
+    }
+
+    /// Releases the holds of destinations not in `kept` (no longer configured).
+    public func releaseSyncHolds(except kept: Set<String>) throws {
+        try pool.write { db in
+            for key in try String.fetchAll(db, sql: "SELECT key FROM meta WHERE key LIKE 'sync_hold:%'") where !kept.contains(String(key.dropFirst("sync_hold:".count))) {
+                try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: [key])
+            }
+        }
+    }
+
+    /// The thinned spans of `host` ('' : this store's own) overlapping `[from, to]`, oldest first.
+    public func rawGaps(host: String = "", from: Int64 = .min, to: Int64 = .max) throws -> [RawGap] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT from_t, to_t, reason FROM raw_gaps WHERE host = ? AND to_t >= ? AND from_t <= ? ORDER BY from_t",
+                             arguments: [host, from, to]).map { RawGap(from: $0["from_t"], to: $0["to_t"], reason: $0["reason"]) }
         }
     }
 }

@@ -17,14 +17,15 @@ struct LogRead {
 extension TwinStore {
     /// Runs `body` in a read transaction and reads the log segments that transaction's chunks do not
     /// cover yet (those after `log_sealed`), keeping samples of `ids` (all when nil) within `[from, to]`.
-    /// A segment sealed and deleted between the two steps makes the read start over, so a reader never
-    /// misses or double-counts a head window.
+    /// A seal committed meanwhile (its segment may be gone before it was listed, or while it was read)
+    /// makes the read start over, so a reader never misses or double-counts a head window.
     func withLog<T>(ids: Set<Int64>?, from: Int64, to: Int64, _ body: (Database) throws -> T) throws -> (T, LogRead) {
         for _ in 0..<5 {
             var vanished = false
+            var sealed: UInt64 = 0
             let result = try pool.read { db -> (T, LogRead) in
                 let value = try body(db)
-                let sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
+                sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
                 var read = LogRead()
                 try logTails.withLock { tails in
                     tails = tails.filter { $0.key > sealed }
@@ -51,9 +52,14 @@ extension TwinStore {
                 }
                 return (value, read)
             }
-            if !vanished { return result }
+            if !vanished, try sealedSegment() == sealed { return result }
         }
         throw TwinError.unavailable("the log of \(dataDir) kept changing while being read; try again")
+    }
+
+    /// The newest sealed log segment, as committed now.
+    func sealedSegment() throws -> UInt64 {
+        try pool.read { db in try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0 }
     }
 
     /// The id of series `key`, if stored.

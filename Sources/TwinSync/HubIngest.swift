@@ -103,6 +103,14 @@ public final class HubIngest {
         var cursor = RemoteCursor(host: host, epoch: state.epoch, appliedThrough: max(range.upperBound, state.replayThrough ?? 0),
                                   lastTime: batch.ticks.last?.time)
         if keepsOutbox { cursor.outbox = try outboxRow(bytes, batch: batch, range: range, state: &state) }
+        // Thinned ticks (the agent's disk cap) become the host's gaps, one per run.
+        for (i, t) in batch.ticks.enumerated() where t.thinned && t.seq > state.appliedThrough {
+            if i > 0, batch.ticks[i - 1].thinned, !cursor.thinned.isEmpty {
+                cursor.thinned[cursor.thinned.count - 1].to = t.time
+            } else {
+                cursor.thinned.append(RawGap(from: t.time, to: t.time, reason: "thinned at the agent (its disk cap): rollups only"))
+            }
+        }
         let fresh = batch.dictionary.filter { state.series[$0.ref] == nil }
         if !fresh.isEmpty {
             let ids = try writer.seriesIDs(for: fresh.map { (Self.hostKey($0.key, host: host), $0.type) })

@@ -44,6 +44,18 @@ public struct StoreBatches {
             guard let t = v.validTo, let i = index[t] else { continue }
             ticks[i].closed.append(EntityRef(kind: v.kind, key: v.key))
         }
+        // Ticks whose raw samples the disk cap thinned: sent without samples, marked, so the receiver records the gap.
+        let gaps = try store.rawGaps(from: start.time, to: end.time)
+        if !gaps.isEmpty {
+            for gap in gaps {
+                for i in ticks.indices where ticks[i].time >= gap.from && ticks[i].time <= gap.to {
+                    ticks[i].thinned = true
+                    ticks[i].refs = []
+                    ticks[i].values = []
+                }
+            }
+            used = Set(ticks.lazy.flatMap(\.refs))
+        }
         for i in ticks.indices {
             ticks[i].opened.sort { ($0.kind.rawValue, $0.key) < ($1.kind.rawValue, $1.key) }
             ticks[i].closed.sort { ($0.kind.rawValue, $0.key) < ($1.kind.rawValue, $1.key) }

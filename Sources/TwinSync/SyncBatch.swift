@@ -43,18 +43,22 @@ public struct TickChange: Hashable, Sendable {
     /// Versions the tick opened (`validFrom == time`, open) and entities whose open version it closed.
     public var opened: [Entity]
     public var closed: [EntityRef]
+    /// The agent thinned this tick's raw samples to its rollups (disk cap): it has none to send, and the
+    /// receiver records the gap.
+    public var thinned = false
 
-    public init(seq: UInt64, time: Int64, refs: [Int64] = [], values: [Double] = [], opened: [Entity] = [], closed: [EntityRef] = []) {
+    public init(seq: UInt64, time: Int64, refs: [Int64] = [], values: [Double] = [], opened: [Entity] = [], closed: [EntityRef] = [], thinned: Bool = false) {
         self.seq = seq
         self.time = time
         self.refs = refs
         self.values = values
         self.opened = opened
         self.closed = closed
+        self.thinned = thinned
     }
 
     public static func == (a: TickChange, b: TickChange) -> Bool {
-        a.seq == b.seq && a.time == b.time && a.refs == b.refs && a.opened == b.opened && a.closed == b.closed
+        a.seq == b.seq && a.time == b.time && a.refs == b.refs && a.opened == b.opened && a.closed == b.closed && a.thinned == b.thinned
             && a.values.map(\.bitPattern) == b.values.map(\.bitPattern) // NaN equals NaN, -0 differs from 0
     }
 
@@ -139,6 +143,7 @@ public enum SyncError: Error, Equatable, CustomStringConvertible {
 ///           · per tick: varint Δt (the first from 0) · uvarint |record| · tick record (TickRecord format, ids = refs)
 ///           · uvarint |opened| · version block (VersionCodec; every opened version, validFrom = its tick)
 ///           · uvarint n · n × (varint Δt (the first from the first tick) · string kind · string key)   the closes
+///           · [uvarint n ≥ 1 · n × (uvarint ticks since the previous run's end · uvarint length)]   thinned ticks, if any
 /// string  = uvarint length · UTF-8
 /// ```
 public enum SyncCodec {
@@ -188,6 +193,21 @@ public enum SyncCodec {
             lastT = t
             p.string(c.kind.rawValue)
             p.string(c.key)
+        }
+        // Thinned ticks, as runs (offset from the end of the previous run, length): only when there are any,
+        // so other batches keep the encoding they always had.
+        var runs: [(start: Int, count: Int)] = []
+        for (i, tick) in batch.ticks.enumerated() where tick.thinned {
+            if let last = runs.last, last.start + last.count == i { runs[runs.count - 1].count += 1 } else { runs.append((i, 1)) }
+        }
+        if !runs.isEmpty {
+            p.uvarint(UInt64(runs.count))
+            var end = 0
+            for r in runs {
+                p.uvarint(UInt64(r.start - end))
+                p.uvarint(UInt64(r.count))
+                end = r.start + r.count
+            }
         }
 
         var out = ByteWriter(capacity: p.bytes.count / 2 + 64)
@@ -273,6 +293,21 @@ public enum SyncCodec {
                     guard let i = index[ct] else { throw SyncError.malformed("closed version at \(ct) matches no tick of the batch") }
                     batch.ticks[i].closed.append(EntityRef(kind: kind, key: key))
                 }
+                if r.remaining > 0 {
+                    let runs = try r.count(limit: h.tickCount)
+                    guard runs > 0 else { throw SyncError.malformed("an empty list of thinned runs") }
+                    var end = 0
+                    for _ in 0..<runs {
+                        let start = end + (try r.count(limit: h.tickCount - end))
+                        let count = try r.count(limit: h.tickCount - start)
+                        guard count > 0 else { throw SyncError.malformed("an empty run of thinned ticks") }
+                        for i in start..<(start + count) {
+                            guard batch.ticks[i].refs.isEmpty else { throw SyncError.malformed("thinned tick \(batch.ticks[i].seq) carries samples") }
+                            batch.ticks[i].thinned = true
+                        }
+                        end = start + count
+                    }
+                }
                 guard r.remaining == 0 else { throw SyncError.malformed("\(r.remaining) bytes after the payload") }
                 try validate(batch)
                 return (batch, decoder)
@@ -318,6 +353,7 @@ public enum SyncCodec {
     private static func validate(_ b: SyncBatch) throws {
         for (i, t) in b.ticks.enumerated() {
             guard t.refs.count == t.values.count else { throw SyncError.invalid("tick \(t.seq): \(t.refs.count) series, \(t.values.count) values") }
+            guard !t.thinned || t.refs.isEmpty else { throw SyncError.invalid("thinned tick \(t.seq) carries samples") }
             guard i > 0 else {
                 if let base = b.baseSeq, base &+ 1 != t.seq { throw SyncError.invalid("base \(base) is not the tick before \(t.seq)") }
                 continue

@@ -29,6 +29,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("push"), help: ArgumentHelp("A hub to push to, http(s)://HOST:PORT (repeatable).", valueName: "URL"))
     var pushURLs: [String] = []
     @OptionGroup var credentials: ClientCredentials
+    @OptionGroup var retention: RetentionOptions
     @Option(help: ArgumentHelp("Tick interval, e.g. 1s, 500ms, 5s.", valueName: "DURATION"))
     var interval: String = "1s"
     @Option(help: ArgumentHelp("Stop after this many ticks (for tests and benchmarks).", valueName: "N"))
@@ -44,6 +45,7 @@ struct AgentCommand: AsyncParsableCommand {
         guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" }) else {
             throw CLIError("--host-name \(host): use letters, digits, '.', '-' and '_'")
         }
+        let storage = try retention.policy()
         let intervalMs = try TwinTime.parseDuration(interval)
         guard intervalMs >= 100 else { throw CLIError("--interval must be at least 100ms") }
         let remotes = try pushURLs.map { try credentials.client(url: $0) }
@@ -64,9 +66,11 @@ struct AgentCommand: AsyncParsableCommand {
             configuration.reconcileEvery = .milliseconds(reconcileMs)
             return SyncUplink(store: twinStore, configuration: configuration, logger: logger)
         }
+        // Destinations no longer configured stop holding the store's history back.
+        try twinStore.releaseSyncHolds(except: Set(uplinks.map(\.destination)))
         let collection = CollectionService(
             store: twinStore,
-            configuration: .init(paths: hostPaths.paths, interval: intervalMs, dataPolicy: policy, keys: keys, maxTicks: ticks),
+            configuration: .init(paths: hostPaths.paths, interval: intervalMs, storage: storage, dataPolicy: policy, keys: keys, maxTicks: ticks),
             sinks: uplinks, logger: logger)
         logger.info("agent \(host): observing every \(intervalMs) ms into \(dataDir), pushing to \(pushURLs.joined(separator: ", "))")
         let group = ServiceGroup(configuration: .init(

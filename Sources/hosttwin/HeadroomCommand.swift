@@ -19,19 +19,8 @@ struct HeadroomCommand: ParsableCommand {
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
 
-    /// `512M`, `4G`, `1.5T`, `1024` (bytes; powers of 1024).
-    static func bytes(_ text: String) throws -> Double {
-        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
-        var t = text.uppercased()
-        if t.hasSuffix("IB") { t.removeLast(2) } else if t.hasSuffix("B") { t.removeLast() }
-        let scale = t.last.flatMap { units[$0] }
-        if scale != nil { t.removeLast() }
-        guard let n = Double(t), n >= 0, n.isFinite else { throw CLIError("--memory \(text): expected a size such as 512M or 4G") }
-        return n * (scale ?? 1)
-    }
-
     func run() throws {
-        let need = try Self.bytes(memory)
+        let need = try ByteSize.parse(memory, option: "--memory")
         guard cpu >= 0, cpu.isFinite else { throw CLIError("--cpu \(cpu): expected cores, e.g. 2 or 0.5") }
         let h = try TwinTime.parseDuration(history), z = try TwinTime.parseDuration(horizon)
         let s = try store.openForReading()

@@ -101,7 +101,20 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
-/// How long the store keeps each tier; shared by `run` and `import`.
+/// Sizes on the command line: `512M`, `4G`, `1.5T`, `1024` (bytes; powers of 1024, an optional `B`/`iB`).
+enum ByteSize {
+    static func parse(_ text: String, option: String) throws -> Double {
+        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
+        var t = text.uppercased()
+        if t.hasSuffix("IB") { t.removeLast(2) } else if t.hasSuffix("B") { t.removeLast() }
+        let scale = t.last.flatMap { units[$0] }
+        if scale != nil { t.removeLast() }
+        guard let n = Double(t), n >= 0, n.isFinite, n * (scale ?? 1) < 0x1p62 else { throw CLIError("\(option) \(text): expected a size such as 512M or 4G") }
+        return n * (scale ?? 1)
+    }
+}
+
+/// How long the store keeps each tier, and the most it may take; shared by `run`, `agent` and `import`.
 struct RetentionOptions: ParsableArguments {
     @Option(name: .customLong("retention-raw"), help: ArgumentHelp("Keep raw samples this long (default 7d).", valueName: "DURATION"))
     var raw: String?
@@ -113,6 +126,8 @@ struct RetentionOptions: ParsableArguments {
     var state: String?
     @Option(name: .customLong("head-window"), help: .hidden)
     var headWindow: String?
+    @Option(name: .customLong("disk-cap"), help: ArgumentHelp("The most the data directory may take, e.g. 2G: above it the oldest raw samples are thinned to the rollups and the gap recorded; state history is kept.", valueName: "SIZE"))
+    var diskCap: String?
 
     /// The policy these flags describe over `file`'s settings and the defaults.
     func policy(file: RunConfig.Retention? = nil, headWindowFile: String? = nil) throws -> StoragePolicy {
@@ -122,6 +137,7 @@ struct RetentionOptions: ParsableArguments {
         if let v = hour ?? file?.hour { p.hourRetention = try TwinTime.parseDuration(v) }
         if let v = state ?? file?.state { p.stateRetention = try TwinTime.parseDuration(v) }
         if let v = headWindow ?? headWindowFile { p.headWindow = try TwinTime.parseDuration(v) }
+        if let v = diskCap { p.diskCap = Int64(try ByteSize.parse(v, option: "--disk-cap")) }
         do { try p.validate() } catch { throw CLIError("\(error)") }
         return p
     }

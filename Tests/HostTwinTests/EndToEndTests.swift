@@ -193,5 +193,15 @@ import TwinServer
         let bad = try Self.cli(["ps", "--at", "yesterday-ish", "--data-dir", "/nonexistent"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("cannot read time"))
+        // Sizes: a clear refusal of what is not one, and of a disk cap too small to hold a head window.
+        for (args, message) in [(["headroom", "--memory", "4X"], "--memory 4X: expected a size"), (["headroom", "--memory=-1G"], "expected a size"),
+                                (["agent", "--push", "http://127.0.0.1:1", "--disk-cap", "lots"], "--disk-cap lots: expected a size"),
+                                (["agent", "--push", "http://127.0.0.1:1", "--disk-cap", "1M"], "below 16 MiB")] {
+            let r = try Self.cli(args + ["--data-dir", "/nonexistent/x"])
+            #expect(r.status != 0 && r.stderr.contains(message), "\(args): \(r.stderr.prefix(300))")
+        }
+        for (command, option) in [("agent", "--disk-cap"), ("agent", "--reconcile-every"), ("run", "--disk-cap")] {
+            #expect(try Self.cli([command, "--help"]).stdout.contains(option), "\(command) --help shows \(option)")
+        }
     }
 }

@@ -151,6 +151,62 @@ import TwinQuery
         try w.finish(now: Self.t0 + 7 * StoragePolicy.hour)
     }
 
+    /// What a sync destination has not acknowledged is held from retention; releasing the hold lets it go.
+    @Test func retentionKeepsWhatASyncDestinationHolds() throws {
+        var p = StoragePolicy()
+        p.rawRetention = 2 * StoragePolicy.hour
+        let (dir, store, w) = try openWriter(p)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let id = try w.seriesID(for: SeriesKey("g"), type: .gauge)
+        try store.holdForSync("hub:1", from: Self.t0 + StoragePolicy.hour)
+        try store.holdForSync("hub:2", from: Self.t0 + 2 * StoragePolicy.hour)
+        var batch: [(Int64, Int64, Double)] = []
+        for i in 0..<(6 * 360) { batch.append((id, Self.t0 + Int64(i) * 10_000, Double(i % 17))) }
+        try w.append(batch: batch)
+        try w.flush()
+        let held = try #require(try store.samples(ids: [id], from: .min, to: .max)[id])
+        #expect(held.first!.0 <= Self.t0 + StoragePolicy.hour && held.first!.0 >= Self.t0, "the oldest hold (hub:1 from the first hour) keeps its raw samples: \(held.first!.0 - Self.t0)")
+        try store.releaseSyncHolds(except: ["hub:2"])
+        try store.applyRetention(p, latest: Self.t0 + 6 * StoragePolicy.hour)
+        #expect(try store.samples(ids: [id], from: .min, to: .max)[id]!.first!.0 >= Self.t0 + 2 * StoragePolicy.hour, "hub:2 holds from the third hour")
+        try store.holdForSync("hub:2", from: nil)
+        try store.applyRetention(p, latest: Self.t0 + 6 * StoragePolicy.hour)
+        #expect(try store.samples(ids: [id], from: .min, to: .max)[id]!.first!.0 >= Self.t0 + 4 * StoragePolicy.hour)
+        try w.finish(now: Self.t0 + 7 * StoragePolicy.hour)
+    }
+
+    /// Above its disk cap a store thins its oldest raw samples to the rollups an hour at a time, records
+    /// the span as a gap, keeps the rollups' answers and never touches state history or the recent hour.
+    @Test func aDiskCapThinsOldRawSamplesAndRecordsTheGap() throws {
+        let (dir, store, w) = try openWriter()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ids = try (0..<40).map { try w.seriesID(for: SeriesKey("m", Labels(["s": "\($0)"])), type: .gauge) }
+        var batch: [(Int64, Int64, Double)] = []
+        for (k, id) in ids.enumerated() {
+            for i in 0..<(6 * 3600) { batch.append((id, Self.t0 + Int64(i) * 1000, Double((i * 7919 + k * 104_729) % 10_007))) } // incompressible-ish
+        }
+        batch.sort { ($0.1, $0.0) < ($1.1, $1.0) }
+        for part in stride(from: 0, to: batch.count, by: 100_000) { try w.append(batch: Array(batch[part..<min(part + 100_000, batch.count)])) }
+        try w.flush()
+        let latest = Self.t0 + 6 * StoragePolicy.hour - 1000
+        try store.compact(before: Self.t0 + 6 * StoragePolicy.hour)
+        let before = store.directoryBytes()
+        #expect(try store.thin(to: before * 2, latest: latest).isEmpty, "under the cap nothing is thinned")
+        let gaps = try store.thin(to: before / 2, latest: latest)
+        #expect(!gaps.isEmpty && gaps[0].from == Self.t0 && gaps[0].reason.contains("disk cap"), "\(gaps)")
+        let recorded = try store.rawGaps()
+        #expect(recorded.count == 1 && recorded[0].from == Self.t0 && recorded[0].to == gaps.last!.to, "one row for the run: \(recorded)")
+        let raw = try #require(try store.samples(ids: [ids[0]], from: .min, to: .max)[ids[0]])
+        #expect(raw.first!.0 == recorded[0].to + 1, "raw samples start right after the gap")
+        #expect(raw.last!.0 == latest, "the newest hours are kept")
+        let (hours, _) = try store.aggregate(id: ids[0], from: Self.t0, to: latest, step: StoragePolicy.hour)
+        #expect(hours.count == 6 && hours[0].count == 3600, "the 1-hour rollups still answer for the thinned hours")
+        // Thinning stops before the hour the head is in, however small the cap.
+        _ = try store.thin(to: 1, latest: latest)
+        #expect(try store.samples(ids: [ids[0]], from: .min, to: .max)[ids[0]]!.first!.0 >= Self.t0 + 5 * StoragePolicy.hour)
+        try w.finish(now: latest + 1000)
+    }
+
     /// PromQL reaches behind the raw retention through the 1-minute rollups: a gauge as each minute's
     /// mean, a counter as each minute's last value (so `rate` stays right); raw samples where they exist.
     @Test func queriesReadRollupsBehindTheRawRetention() throws {

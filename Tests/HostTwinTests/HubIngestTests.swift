@@ -74,6 +74,39 @@ import TwinSecurity
 
     /// Every series of `agent` at `hubStore` with a host label and the same samples, and the state as of
     /// every third tick the same.
+    /// Ticks whose raw samples the agent thinned (its disk cap) travel without samples, marked; the batch
+    /// still round-trips byte for byte, the hub records the span as the host's gap and keeps its state.
+    @Test func thinnedTicksBecomeTheHostsGapAtTheHub() throws {
+        let root = try temporaryDirectory("hosttwin-hub")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let agent = try Self.agent(ticks: 60, dir: root + "/agent")
+        let (from, to) = (Self.t0 + 10_000, Self.t0 + 24_000)
+        try agent.pool.write { db in
+            try db.execute(sql: "INSERT INTO raw_gaps(host, from_t, to_t, reason, recorded) VALUES ('', ?, ?, 'disk cap', 0)", arguments: [from, to])
+        }
+        let batch = try #require(try StoreBatches(store: agent, host: "web-1").batch(from: 1, maxTicks: 60))
+        #expect(batch.ticks.filter(\.thinned).map(\.time) == Array(stride(from: from, through: to, by: 1000)))
+        #expect(batch.ticks.allSatisfy { !$0.thinned || $0.refs.isEmpty })
+        let bytes = try SyncCodec.encode(batch).bytes
+        let back = try SyncCodec.decode(bytes).batch
+        #expect(back == batch)
+        #expect(try SyncCodec.encode(back).bytes == bytes)
+        // A thinned tick that carries samples is damage.
+        var forged = batch
+        forged.ticks[0].thinned = true
+        #expect(throws: SyncError.self) { try SyncCodec.encode(forged) }
+
+        let hub = try hub(root + "/hub")
+        #expect(try hub.apply(bytes, from: "web-1") == .applied(1...60, samples: batch.sampleCount))
+        let gaps = try hub.writer.store.rawGaps(host: "web-1")
+        #expect(gaps.map { [$0.from, $0.to] } == [[from, to]], "\(gaps)")
+        let load = try #require(try hub.writer.store.seriesID(SeriesKey("node_load1", Labels(["host": "web-1"]))))
+        let samples = try hub.writer.store.samples(ids: [load], from: .min, to: .max)[load] ?? []
+        #expect(samples.count == 60 - 15 && !samples.contains { $0.0 >= from && $0.0 <= to }, "\(samples.count) \(samples.map { ($0.0 - Self.t0) / 1000 })")
+        let agentState = try agent.state(at: from + 5000, kinds: [.processes]).map(\.key)
+        #expect(try hub.writer.store.state(at: from + 5000, kinds: [.processes]).map { String($0.key.dropFirst(6)) } == agentState, "state history is never thinned")
+    }
+
     static func expectTwin(of agent: TwinStore, at hubStore: TwinStore, host: String, ticks: Int) throws {
         // The digest of the whole twin, equal on both sides; and it sees a difference (a shorter twin).
         let mine = try TwinDigest.compute(store: agent, host: nil, until: .max)

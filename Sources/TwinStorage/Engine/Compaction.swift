@@ -147,19 +147,72 @@ extension TwinStore {
         }
     }
 
-    /// Drops data older than each tier's retention behind `latest`, then returns freed pages to the
-    /// file system.
+    /// Drops data older than each tier's retention behind `latest` — but no raw sample or state a sync
+    /// destination has not acknowledged (``holdForSync(_:from:)``) — and returns freed pages to the file
+    /// system.
     func applyRetention(_ policy: StoragePolicy, latest: Int64) throws {
         func before(_ age: Int64) -> Int64 { latest.subtractingReportingOverflow(age).overflow ? .min : latest - age }
         try pool.write { db in
-            try db.execute(sql: "DELETE FROM chunks WHERE max_t < ?", arguments: [before(policy.rawRetention)])
+            let hold = try Int64.fetchOne(db, sql: "SELECT min(CAST(value AS INTEGER)) FROM meta WHERE key LIKE 'sync_hold:%'")
+            func kept(_ cutoff: Int64) -> Int64 { hold.map { min(cutoff, $0) } ?? cutoff }
+            try db.execute(sql: "DELETE FROM chunks WHERE max_t < ?", arguments: [kept(before(policy.rawRetention))])
             try db.execute(sql: "DELETE FROM rollups WHERE tier = 1 AND start + ? <= ?", arguments: [StoragePolicy.day, before(policy.minuteRetention)])
             try db.execute(sql: "DELETE FROM rollups WHERE tier = 2 AND start + ? <= ?", arguments: [StoragePolicy.hourBlock, before(policy.hourRetention)])
-            try db.execute(sql: "DELETE FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", arguments: [before(policy.stateRetention)])
-            try db.execute(sql: "DELETE FROM version_blocks WHERE max_to < ?", arguments: [before(policy.stateRetention)])
-            try db.execute(sql: "DELETE FROM events WHERE t < ?", arguments: [before(policy.stateRetention)])
+            let state = kept(before(policy.stateRetention))
+            try db.execute(sql: "DELETE FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", arguments: [state])
+            try db.execute(sql: "DELETE FROM version_blocks WHERE max_to < ?", arguments: [state])
+            try db.execute(sql: "DELETE FROM events WHERE t < ?", arguments: [state])
         }
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") }
+    }
+
+    /// The bytes of the data directory: the database, its WAL and the head log.
+    public func directoryBytes() -> Int64 {
+        var total: Int64 = 0
+        for name in ["twin.db", "twin.db-wal"] {
+            total += ((try? FileManager.default.attributesOfItem(atPath: dataDir + "/" + name))?[.size] as? NSNumber)?.int64Value ?? 0
+        }
+        for seg in LogSegment.list(dataDir) {
+            total += ((try? FileManager.default.attributesOfItem(atPath: seg.path))?[.size] as? NSNumber)?.int64Value ?? 0
+        }
+        return total
+    }
+
+    /// Above `cap` bytes, deletes the oldest raw samples an hour at a time — only compacted hours, which
+    /// the 1-hour rollups cover (and the 1-minute ones, for days before the minute tier's watermark) —
+    /// until the directory is back under 90 % of the cap, recording each span thinned in `raw_gaps`.
+    /// State history is never thinned; the head's recent hour never is.
+    func thin(to cap: Int64, latest: Int64) throws -> [RawGap] {
+        var size = directoryBytes()
+        guard size > cap else { return [] }
+        let hour = StoragePolicy.hour
+        let compacted = floorDiv(latest, hour) * hour // hours before it are compacted, with their rollups
+        var gaps: [RawGap] = []
+        while size > cap / 10 * 9 {
+            let step = try pool.write { db -> RawGap? in
+                guard let oldest = try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM chunks") else { return nil }
+                let end = floorDiv(oldest, hour) * hour + hour
+                guard end <= compacted else { return nil }
+                let bytes = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM chunks WHERE max_t < ?", arguments: [end]) ?? 0
+                try db.execute(sql: "DELETE FROM chunks WHERE max_t < ?", arguments: [end])
+                let minuteThrough = try Self.meta(db, "tier_1m_through").flatMap { Int64($0) } ?? .min
+                let gap = RawGap(from: oldest, to: end - 1, reason: "disk cap \(cap) bytes: raw samples thinned to the \(end <= minuteThrough ? "1-minute" : "1-hour") rollups")
+                // One row per run of thinned time: a span that continues the previous one extends it.
+                if let previous = try Row.fetchOne(db, sql: "SELECT from_t, to_t FROM raw_gaps WHERE host = '' ORDER BY from_t DESC LIMIT 1"),
+                   (previous["to_t"] as Int64) >= oldest - hour {
+                    try db.execute(sql: "UPDATE raw_gaps SET to_t = ?, reason = ? WHERE host = '' AND from_t = ?", arguments: [gap.to, gap.reason, previous["from_t"] as Int64])
+                } else {
+                    try db.execute(sql: "INSERT OR REPLACE INTO raw_gaps(host, from_t, to_t, reason, recorded) VALUES ('', ?, ?, ?, ?)",
+                                   arguments: [gap.from, gap.to, gap.reason, TwinTime.nowMillis()])
+                }
+                size -= bytes
+                return gap
+            }
+            guard let step else { break }
+            gaps.append(step)
+        }
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") }
+        return gaps
     }
 
     static func decodeChunk(_ row: Row, series: Int64) throws -> [(Int64, Double)] {

@@ -129,6 +129,11 @@ final class Sealer: @unchecked Sendable {
                 try store.applyRetention(policy, latest: job.latest)
                 lastRetention = job.latest
             }
+            if let cap = policy.diskCap {
+                for gap in try store.thin(to: cap, latest: job.latest) {
+                    report("\(gap.reason): \(TwinTime.rfc3339(gap.from)) to \(TwinTime.rfc3339(gap.to)) (a gap recorded in raw_gaps)")
+                }
+            }
         } catch {
             report("compaction or retention failed (tried again after the next seal): \(error)")
         }

@@ -19,6 +19,10 @@ public struct StoragePolicy: Sendable, Equatable {
     public var hourRetention: Int64 = 730 * day
     /// Closed state versions and events are kept this long after they ended.
     public var stateRetention: Int64 = 90 * day
+    /// The most the data directory may take, in bytes (nil: no cap). Above it the oldest raw samples the
+    /// 1-minute rollups cover are thinned to those rollups, an hour at a time, and each thinned span is
+    /// recorded as a gap (`raw_gaps`); state history is never thinned.
+    public var diskCap: Int64?
 
     public init() {}
 
@@ -30,5 +34,6 @@ public struct StoragePolicy: Sendable, Equatable {
         for (name, v) in [("raw", rawRetention), ("1m", minuteRetention), ("1h", hourRetention), ("state", stateRetention)] where v < Self.hour {
             throw TwinError.badInput("\(name) retention \(v) ms is shorter than an hour")
         }
+        if let cap = diskCap, cap < 16 << 20 { throw TwinError.badInput("disk cap \(cap) bytes is below 16 MiB") }
     }
 }

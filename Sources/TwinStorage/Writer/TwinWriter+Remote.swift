@@ -34,6 +34,8 @@ public struct RemoteCursor: Sendable, Equatable {
     public var newSeries: [Int64: Int64]
     /// The batch to keep in the outbox for upstream hubs and followers, written with the cursor.
     public var outbox: OutboxRow?
+    /// Spans of the sender's ticks whose raw samples it thinned (its disk cap), recorded as its gaps.
+    public var thinned: [RawGap] = []
 
     public init(host: String, epoch: UInt64, appliedThrough: UInt64, lastTime: Int64? = nil, updated: Int64? = nil, newSeries: [Int64: Int64] = [:]) {
         self.host = host
@@ -86,6 +88,10 @@ extension TwinStore {
             ON CONFLICT(host) DO UPDATE SET epoch = excluded.epoch, applied_through = excluded.applied_through,
                 last_t = excluded.last_t, updated = excluded.updated
             """, arguments: [c.host, Int64(bitPattern: c.epoch), Int64(c.appliedThrough), c.lastTime, now])
+        for gap in c.thinned {
+            try db.execute(sql: "INSERT OR REPLACE INTO raw_gaps(host, from_t, to_t, reason, recorded) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [c.host, gap.from, gap.to, gap.reason, now])
+        }
         for (ref, id) in c.newSeries {
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_series(host, epoch, ref, series_id) VALUES (?, ?, ?, ?)").execute(
                 arguments: [c.host, Int64(bitPattern: c.epoch), ref, id])
