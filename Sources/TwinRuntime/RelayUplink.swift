@@ -21,10 +21,14 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
     /// The epoch of each host's batches sent in the current session (acknowledgements name none).
     private let sentEpochs = Mutex<[String: UInt64]>([:])
 
-    public init(store: TwinStore, remote: RemoteTwin, logger: Logger) {
+    /// Rewrites each batch's state changes before it leaves (the destination's data policy); nil: as applied.
+    let rewrite: (@Sendable (_ opened: inout [Entity], _ closed: inout [EntityRef]) -> Void)?
+
+    public init(store: TwinStore, remote: RemoteTwin, logger: Logger, rewrite: (@Sendable (_ opened: inout [Entity], _ closed: inout [EntityRef]) -> Void)? = nil) {
         self.store = store
         self.remote = remote
         self.logger = logger
+        self.rewrite = rewrite
     }
 
     /// What the upstream holds per host, as last heard; nil before the first handshake.
@@ -88,8 +92,9 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
                     }
                     var frames: [UInt8] = []
                     for item in items {
-                        withUnsafeBytes(of: UInt32(item.bytes.count).bigEndian) { frames += $0 }
-                        frames += item.bytes
+                        let bytes = try rewrite.map { r in try SyncCodec.rewritingState(item.bytes) { r(&$0, &$1) } } ?? item.bytes
+                        withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { frames += $0 }
+                        frames += bytes
                     }
                     sentEpochs.withLock { e in for item in items { e[item.host] = reader.held[item.host]?.epoch } }
                     if FaultPoints.fires(.relayMidFrame) {

@@ -111,6 +111,34 @@ public struct DataPolicy: Sendable {
         }
     }
 
+    /// Applies the hash and drop rules to state changes forwarded to another hub (a relay's destination
+    /// policy, `serve --push URL --forward-policy FILE`): attributes as ``apply(to:keys:)`` does, and a
+    /// connection's key — opened or closed — rewritten from the remote address in the key itself, so the
+    /// open and the close of one connection still name the same entity upstream.
+    public func forwarding(opened: inout [Entity], closed: inout [(kind: EntityKind, key: String)], keys: KeyRing) {
+        guard changesValues else { return }
+        func key(_ kind: EntityKind, _ key: String) -> String {
+            guard kind == .connections, let (_, tail) = Self.connectionKeyParts(key), let colon = tail.lastIndex(of: ":") else { return key }
+            switch action(kind, classOf(kind, "remote_address")) {
+            case .keep: return key
+            case .drop: return Self.connectionKey(key, remote: "-")
+            case .hash: return Self.connectionKey(key, remote: keys.hash(.string(String(tail[..<colon])), context: "remote_address").description)
+            }
+        }
+        for i in opened.indices {
+            let kind = opened[i].kind
+            for (name, value) in opened[i].attributes {
+                switch action(kind, classOf(kind, name)) {
+                case .keep: continue
+                case .drop: opened[i].attributes[name] = nil
+                case .hash: opened[i].attributes[name] = keys.hash(value, context: name)
+                }
+            }
+            opened[i].key = key(kind, opened[i].key)
+        }
+        for i in closed.indices { closed[i].key = key(closed[i].kind, closed[i].key) }
+    }
+
     /// A connection's key (`tcp/LOCAL:PORT/REMOTE:PORT`) with the remote address replaced.
     static func connectionKey(_ key: String, remote: String) -> String {
         guard let (head, tail) = connectionKeyParts(key), let colon = tail.lastIndex(of: ":") else { return key }

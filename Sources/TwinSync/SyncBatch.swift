@@ -210,19 +210,74 @@ public enum SyncCodec {
             }
         }
 
-        var out = ByteWriter(capacity: p.bytes.count / 2 + 64)
+        let header = Header(host: batch.host, epoch: batch.epoch, firstSeq: batch.ticks.first?.seq ?? 0, tickCount: batch.ticks.count, baseSeq: batch.baseSeq)
+        return (frame(header, payload: p.bytes, compress: compress), encoder)
+    }
+
+    /// The header, the payload (zstd when that is smaller) and the checksum.
+    private static func frame(_ h: Header, payload: [UInt8], compress: Bool) -> [UInt8] {
+        var out = ByteWriter(capacity: payload.count / 2 + 64)
         out.u8(version)
-        let packed = compress ? zstd(p.bytes) : nil
+        let packed = compress ? zstd(payload) : nil
         out.u8(packed == nil ? 0 : 1)
-        out.string(batch.host)
-        out.u64(batch.epoch)
-        out.uvarint(batch.ticks.first?.seq ?? 0)
-        out.uvarint(UInt64(batch.ticks.count))
-        out.uvarint(batch.baseSeq.map { $0 + 1 } ?? 0)
-        out.uvarint(UInt64(p.bytes.count))
-        out.append(packed ?? p.bytes)
+        out.string(h.host)
+        out.u64(h.epoch)
+        out.uvarint(h.firstSeq)
+        out.uvarint(UInt64(h.tickCount))
+        out.uvarint(h.baseSeq.map { $0 + 1 } ?? 0)
+        out.uvarint(UInt64(payload.count))
+        out.append(packed ?? payload)
         out.u32(crc32(out.bytes))
-        return (out.bytes, encoder)
+        return out.bytes
+    }
+
+    /// `bytes` with its state changes rewritten by `transform` (given each tick's opened entities and
+    /// closed refs, in batch order) and everything else — header, dictionary, tick records, thinned runs —
+    /// as it was, so a chained batch still decodes from its base. A relay applies a destination's data
+    /// policy this way; the same input gives the same bytes.
+    public static func rewritingState(_ bytes: [UInt8], _ transform: (_ opened: inout [Entity], _ closed: inout [EntityRef]) throws -> Void) throws -> [UInt8] {
+        let (h, payload) = try parse(bytes)
+        do {
+            return try payload.withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                // Dictionary and tick records: skipped over, copied as they are.
+                for _ in 0..<(try r.count(limit: r.remaining / 4)) {
+                    _ = try r.varint()
+                    _ = try r.u8()
+                    _ = try r.string()
+                    _ = try r.string()
+                }
+                for _ in 0..<h.tickCount {
+                    _ = try r.varint()
+                    _ = try r.take(try r.count(limit: r.remaining))
+                }
+                var p = ByteWriter(capacity: payload.count)
+                p.append(Array(UnsafeRawBufferPointer(rebasing: raw[0..<r.pos])))
+                let opened = try VersionCodec.decode(Array(try r.take(try r.count(limit: r.remaining))))
+                var closes: [(delta: Int64, ref: EntityRef)] = [] // times as encoded: they do not change
+                for _ in 0..<(try r.count(limit: r.remaining / 3)) {
+                    let d = try r.varint()
+                    guard let kind = EntityKind(rawValue: try r.string()) else { throw SyncError.malformed("unknown entity kind") }
+                    closes.append((d, EntityRef(kind: kind, key: try r.string())))
+                }
+                let trailer = Array(try r.take(r.remaining))
+                var entities = opened.map { Entity(kind: $0.kind, key: $0.key, attributes: $0.attributes) }
+                var refs = closes.map(\.ref)
+                try transform(&entities, &refs)
+                guard entities.count == opened.count, refs.count == closes.count else { throw SyncError.invalid("a state rewrite may change entities, not add or remove them") }
+                let block = VersionCodec.encode(zip(opened, entities).map { EntityVersion(kind: $1.kind, key: $1.key, attributes: $1.attributes, validFrom: $0.validFrom, validTo: nil) })
+                p.uvarint(UInt64(block.count))
+                p.append(block)
+                p.uvarint(UInt64(closes.count))
+                for (c, ref) in zip(closes, refs) {
+                    p.varint(c.delta)
+                    p.string(ref.kind.rawValue)
+                    p.string(ref.key)
+                }
+                p.append(trailer)
+                return frame(h, payload: p.bytes, compress: true)
+            }
+        } catch let e as SyncError { throw e } catch { throw SyncError.malformed("\(error)") }
     }
 
     /// What a batch says about itself, read without decoding its payload (to route it or see whether

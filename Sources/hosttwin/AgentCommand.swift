@@ -30,6 +30,8 @@ struct AgentCommand: AsyncParsableCommand {
     var pushURLs: [String] = []
     @OptionGroup var credentials: ClientCredentials
     @OptionGroup var retention: RetentionOptions
+    @Option(name: .customLong("policy"), help: ArgumentHelp("The data policy applied at the source: per class of attribute, keep, hash or drop (docs/SECURITY.md); what is dropped or hashed here never leaves the host.", valueName: "FILE"))
+    var policyFile: String?
     @Option(help: ArgumentHelp("Tick interval, e.g. 1s, 500ms, 5s.", valueName: "DURATION"))
     var interval: String = "1s"
     @Option(help: ArgumentHelp("Stop after this many ticks (for tests and benchmarks).", valueName: "N"))
@@ -58,7 +60,7 @@ struct AgentCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let dataDir = store.resolvedDataDir
         let twinStore = try TwinStore.open(dataDir: dataDir)
-        let policy = DataPolicy()
+        let policy = try policyFile.map { try DataPolicy.load($0) } ?? DataPolicy()
         let keys = try KeyRing(dataDir: dataDir, create: true)
         twinStore.use(cipher: PolicyCipher(policy: policy, keys: keys))
         let uplinks = remotes.map { remote in

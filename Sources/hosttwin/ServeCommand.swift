@@ -6,7 +6,9 @@ import TwinCore
 import TwinQuery
 import TwinServer
 import TwinRuntime
+import TwinSecurity
 import TwinStorage
+import TwinSync
 
 /// `hosttwin serve`: the HTTP API over an existing store, without observing this host.
 struct ServeCommand: AsyncParsableCommand {
@@ -24,6 +26,8 @@ struct ServeCommand: AsyncParsableCommand {
     var readOnly = false
     @Option(name: .customLong("push"), help: ArgumentHelp("A hub upstream to relay every host to, http(s)://HOST:PORT (repeatable; a `relay` token there).", valueName: "URL"))
     var pushURLs: [String] = []
+    @Option(name: .customLong("forward-policy"), help: ArgumentHelp("A data policy applied to what is relayed to every --push hub (drop or hash classes of values there, e.g. `drop sensitive`); this hub keeps what it received.", valueName: "FILE"))
+    var forwardPolicy: String?
     @Option(name: .customLong("follow"), help: ArgumentHelp("Be a read-only replica of the hub at this URL (a `relay` token there).", valueName: "URL"))
     var followURL: String?
     @Option(name: .customLong("outbox-keep"), help: ArgumentHelp("How long applied batches stay in the outbox for followers once every upstream holds them.", valueName: "DURATION"))
@@ -34,6 +38,8 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         if followURL != nil, !pushURLs.isEmpty { throw CLIError("--follow and --push: a replica does not relay") }
         if followURL != nil, readOnly { throw CLIError("--follow writes the replica's own store: drop --read-only") }
+        if forwardPolicy != nil, pushURLs.isEmpty { throw CLIError("--forward-policy applies to what is relayed: give --push URL") }
+        let forward = try forwardPolicy.map { try DataPolicy.load($0) }
         let keepMillis = try TwinTime.parseDuration(outboxKeep)
         let upstreams = try pushURLs.map { try credentials.client(url: $0) }
         let followed = try followURL.map { try credentials.client(url: $0) }
@@ -68,7 +74,16 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: AuditAnchorService(audit: setup.audit))]
         if let hub {
-            let relays = upstreams.map { RelayUplink(store: twinStore, remote: $0, logger: logger) }
+            // Hashes upstream use this hub's key ring: comparable there, not readable.
+            let rewrite = try forward.map { policy -> @Sendable (inout [Entity], inout [EntityRef]) -> Void in
+                let keys = try KeyRing(dataDir: twinStore.dataDir, create: true)
+                return { opened, closed in
+                    var refs = closed.map { (kind: $0.kind, key: $0.key) }
+                    policy.forwarding(opened: &opened, closed: &refs, keys: keys)
+                    closed = refs.map { EntityRef(kind: $0.kind, key: $0.key) }
+                }
+            }
+            let relays = upstreams.map { RelayUplink(store: twinStore, remote: $0, logger: logger, rewrite: rewrite) }
             services += relays.map { .init(service: $0) }
             services.append(.init(service: OutboxPruner(store: twinStore, relays: relays, keepMillis: keepMillis, logger: logger)))
             if let followed { services.append(.init(service: FollowService(receiver: hub, remote: followed, logger: logger))) }

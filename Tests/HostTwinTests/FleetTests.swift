@@ -225,6 +225,58 @@ import TwinStorage
         try Self.expectTwin(of: agentStore, agentDir: agentDir, through: lastSeq, at: [dcPort, globalPort, observerPort], dirs: [dcDir, globalDir, observerDir])
     }
 
+    /// A datacenter hub relaying under a destination policy (`--forward-policy`, `drop sensitive`): the
+    /// command lines it holds never reach the global hub or the observer following it — neither their
+    /// stores (read with their keys) nor their files — while the processes themselves do.
+    @Test func sensitiveValuesStayAtTheDatacenterHub() throws {
+        let dir = try temporaryDirectory("hosttwin-policy")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (agentDir, dcDir, globalDir, observerDir) = (dir + "/agent", dir + "/dc", dir + "/global", dir + "/observer")
+        try Self.token(dcDir, host: "web-1").write(toFile: dir + "/agent.token", atomically: true, encoding: .utf8)
+        try Self.token(globalDir, role: "relay").write(toFile: dir + "/dc.token", atomically: true, encoding: .utf8)
+        try Self.token(globalDir, role: "relay").write(toFile: dir + "/observer.token", atomically: true, encoding: .utf8)
+        try "drop sensitive\n".write(toFile: dir + "/forward.policy", atomically: true, encoding: .utf8)
+        // A process whose command line is recognisable.
+        let marker = "hosttwin-marker-\(UInt32.random(in: 0...UInt32.max))"
+        let sh = Process()
+        sh.executableURL = URL(fileURLWithPath: "/bin/sh")
+        sh.arguments = ["-c", "read line; : \(marker)"]
+        sh.standardInput = Pipe() // never written: the shell waits on it until it is killed
+        try sh.run()
+        let (dcPort, globalPort, observerPort) = (try ServerTests.freePort(), try ServerTests.freePort(), try ServerTests.freePort())
+        let global = try ServerTests.start(["serve", "--data-dir", globalDir, "--listen", "127.0.0.1:\(globalPort)"])
+        let dc = try ServerTests.start(["serve", "--data-dir", dcDir, "--listen", "127.0.0.1:\(dcPort)", "--forward-policy", dir + "/forward.policy",
+                                        "--push", "http://127.0.0.1:\(globalPort)", "--token-file", dir + "/dc.token"])
+        let observer = try ServerTests.start(["serve", "--data-dir", observerDir, "--listen", "127.0.0.1:\(observerPort)",
+                                              "--follow", "http://127.0.0.1:\(globalPort)", "--token-file", dir + "/observer.token"])
+        let agent = try ServerTests.start(["agent", "--data-dir", agentDir, "--host-name", "web-1", "--interval", "500ms",
+                                           "--push", "http://127.0.0.1:\(dcPort)", "--token-file", dir + "/agent.token"])
+        defer {
+            for p in [agent, dc, observer, global] where p.isRunning { p.terminate(); p.waitUntilExit() }
+            kill(sh.processIdentifier, SIGKILL) // SIGTERM may be ignored, inherited from the test runner
+            sh.waitUntilExit()
+        }
+        #expect(try EndToEndTests.eventually(40) { (Self.applied(observerPort)["web-1"] ?? 0) >= 6 }, "the observer never received 6 ticks")
+        agent.interrupt()
+        agent.waitUntilExit()
+        let last = try TwinStore.open(dataDir: agentDir, readOnly: true).lastTickSeq()
+        #expect(try EndToEndTests.eventually(40) { [dcPort, globalPort, observerPort].allSatisfy { Self.applied($0)["web-1"] == last } })
+        func process(_ dataDir: String) throws -> [String: Any]? {
+            let all = try EndToEndTests.json(["ps", "--data-dir", dataDir, "--host", "web-1", "--json"]) as? [[String: Any]] ?? []
+            return all.first { ($0["pid"] as? NSNumber)?.int32Value == sh.processIdentifier }
+        }
+        let atDC = try #require(try process(dcDir), "the datacenter hub lacks the process")
+        #expect((atDC["command"] as? String)?.contains(marker) == true, "the datacenter hub keeps the command line: \(atDC)")
+        for (name, d) in [("global hub", globalDir), ("observer", observerDir)] {
+            let there = try #require(try process(d), "the \(name) lacks the process")
+            #expect(there["command"] == nil && there["user"] == nil, "the \(name) holds a sensitive value: \(there)")
+            let files = (FileManager.default.enumerator(atPath: d)?.allObjects as? [String] ?? []).filter { path in
+                (try? Data(contentsOf: URL(fileURLWithPath: d + "/" + path)))?.range(of: Data(marker.utf8)) != nil
+            }
+            #expect(files.isEmpty, "the \(name)'s files hold the marker: \(files)")
+        }
+    }
+
     /// The servers on `ports` hold exactly the agent's samples (counted as of its last tick) and its
     /// listening ports; the stores in `dirs` hold each of its versions once.
     static func expectTwin(of agentStore: TwinStore, agentDir: String, through lastSeq: UInt64, at ports: [Int], dirs: [String]) throws {

@@ -47,6 +47,29 @@ import GRDB
         #expect(perSample < 1.0, "\(bytes.count) bytes for \(batch.sampleCount) samples")
     }
 
+    /// A relay's destination policy rewrites a batch's state section only: unchanged it gives the same
+    /// bytes; changed, a chained batch still decodes from its base with its samples as they were.
+    @Test func rewritingStateLeavesSamplesAndChainsAlone() throws {
+        let ticks = Self.ticks(from: 1, count: 20)
+        let first = SyncBatch(host: "h", epoch: 1, dictionary: Self.dictionary(ticks), ticks: Array(ticks[0..<10]))
+        let (a, state) = try SyncCodec.encode(first)
+        let second = SyncBatch(host: "h", epoch: 1, baseSeq: 10, ticks: Array(ticks[10...]))
+        let (b, _) = try SyncCodec.encode(second, base: state)
+        #expect(try SyncCodec.rewritingState(b) { _, _ in } == b)
+        let rewritten = try SyncCodec.rewritingState(b) { opened, closed in
+            for i in opened.indices { opened[i].attributes["command"] = nil }
+            for i in closed.indices { closed[i].key += "#" }
+        }
+        let decodedBase = try SyncCodec.decode(a).state
+        let back = try SyncCodec.decode(rewritten, base: (10, decodedBase)).batch
+        #expect(back.ticks.map(\.values.count) == second.ticks.map(\.values.count))
+        #expect(zip(back.ticks, second.ticks).allSatisfy { $0.refs == $1.refs && $0.values.map(\.bitPattern) == $1.values.map(\.bitPattern) })
+        #expect(back.ticks.flatMap(\.opened).allSatisfy { $0.attributes["command"] == nil } && !back.ticks.flatMap(\.opened).isEmpty)
+        #expect(back.ticks.flatMap(\.closed).allSatisfy { $0.key.hasSuffix("#") } && !back.ticks.flatMap(\.closed).isEmpty)
+        #expect(throws: SyncError.self) { try SyncCodec.rewritingState(b) { opened, _ in opened.removeAll() } }
+        #expect(throws: SyncError.self) { try SyncCodec.rewritingState(Array(b.dropLast())) { _, _ in } }
+    }
+
     /// Live batches of one tick each, chained on the previous tick: small, and decodable only from the
     /// state after that tick.
     @Test func chainedBatchesNeedTheirBase() throws {
