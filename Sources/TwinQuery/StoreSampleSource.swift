@@ -127,3 +127,24 @@ public final class StoreSampleSource: SampleSource {
         return value
     }
 }
+
+/// A source that sees only the series of some hosts (their `host` label): a host's page on a hub's
+/// dashboard (`host=NAME` on `/api/v1/query` and `/api/v1/query_range`).
+public struct HostScopedSource: SampleSource {
+    public let base: any SampleSource
+    public let hosts: [String]
+
+    public init(base: any SampleSource, hosts: Set<String>) {
+        self.base = base
+        self.hosts = hosts.sorted()
+    }
+
+    public func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int, deadline: Int64) throws -> [SeriesData] {
+        // One selection per host, each with an exact `host` matcher (no regular expression to escape).
+        var out: [SeriesData] = []
+        for host in hosts {
+            out += try base.select(matchers + [try Matcher(name: "host", op: .equal, value: host)], from: from, to: to, limit: limit, deadline: deadline)
+        }
+        return out
+    }
+}

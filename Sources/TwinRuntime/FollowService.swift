@@ -52,7 +52,7 @@ public final class FollowService: Service, @unchecked Sendable { // `position` o
                 guard pending.count - at - 12 >= length else { break }
                 let batch = Array(pending[at + 12..<at + 12 + length])
                 at += 12 + length
-                let ack = await receiver.apply(batch, host: nil)
+                let ack = await receiver.apply(batch, host: nil, datacenter: nil)
                 switch ack.outcome {
                 case "applied", "duplicate": position = id
                 default:

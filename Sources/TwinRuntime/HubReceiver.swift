@@ -18,9 +18,16 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     /// The hub's store, for reads off the queue.
     private let store: TwinStore
 
-    public init(writer: TwinWriter) throws {
+    /// This hub's datacenter (`serve --datacenter`), recorded for the hosts whose agents push here.
+    private let datacenter: String?
+    /// The datacenter last recorded per host (on `queue`).
+    private var datacenters: [String: String] = [:]
+
+    public init(writer: TwinWriter, datacenter: String? = nil) throws {
         ingest = try HubIngest(writer: writer)
         store = writer.store
+        self.datacenter = datacenter
+        for c in try store.remoteCursors() { datacenters[c.host] = c.datacenter }
     }
 
     public func reconcile(host: String, epoch: UInt64, ranges: [SyncRange], stateAt: Int64?) throws -> SyncReconciliation {
@@ -53,16 +60,19 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
         queue.sync { ingest.cursors() }.map { SyncCursor(host: $0.host, epoch: String($0.epoch, radix: 16), appliedThrough: $0.appliedThrough) }
     }
 
-    public func hello(host: String?, version: Int, agentClock: Int64?) throws {
+    public func hello(host: String?, version: Int, agentClock: Int64?, latest: UInt64?) throws {
         guard version == Int(SyncCodec.version) else {
             throw TwinError.badInput("sync protocol version \(version) is not spoken here; this hub speaks version \(SyncCodec.version)")
         }
-        guard let host, let agentClock else { return }
-        let offset = TwinTime.nowMillis() - agentClock
-        try queue.sync { try ingest.writer.store.recordClockOffset(host: host, milliseconds: offset) }
+        guard let host else { return }
+        let offset = agentClock.map { TwinTime.nowMillis() - $0 }
+        try queue.sync {
+            try store.recordHello(host: host, clockOffset: offset, latest: latest, datacenter: datacenter)
+            if let datacenter { datacenters[host] = datacenter }
+        }
     }
 
-    public func apply(_ batch: [UInt8], host named: String?) async -> SyncAck {
+    public func apply(_ batch: [UInt8], host named: String?, datacenter relayed: String?) async -> SyncAck {
         await withCheckedContinuation { done in
             queue.async { [self] in
                 var ack: SyncAck
@@ -80,6 +90,10 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
                             Timer(label: "hosttwin_sync_freshness_seconds").recordMilliseconds(lag)
                         }
                         Counter(label: "hosttwin_sync_applied_ticks_total", dimensions: [("host", host)]).increment(by: Int(r.count))
+                        if let relayed, datacenters[host] != relayed {
+                            try store.recordHello(host: host, clockOffset: nil, latest: nil, datacenter: relayed)
+                            datacenters[host] = relayed
+                        }
                     case .duplicate(let r): ack = SyncAck(outcome: "duplicate", first: r.lowerBound, last: r.upperBound)
                     case .gap(let epoch, let resume): ack = SyncAck(outcome: "gap", resumeAt: resume, epoch: String(epoch, radix: 16))
                     case .needBase(let resume): ack = SyncAck(outcome: "need_base", resumeAt: resume)

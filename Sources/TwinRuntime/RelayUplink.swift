@@ -24,8 +24,13 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
     /// Rewrites each batch's state changes before it leaves (the destination's data policy); nil: as applied.
     let rewrite: (@Sendable (_ opened: inout [Entity], _ closed: inout [EntityRef]) -> Void)?
 
-    public init(store: TwinStore, remote: RemoteTwin, logger: Logger, rewrite: (@Sendable (_ opened: inout [Entity], _ closed: inout [EntityRef]) -> Void)? = nil) {
+    /// This hub's datacenter, named to the upstream, which records it for the hosts relayed.
+    let datacenter: String?
+
+    public init(store: TwinStore, remote: RemoteTwin, logger: Logger, datacenter: String? = nil,
+                rewrite: (@Sendable (_ opened: inout [Entity], _ closed: inout [EntityRef]) -> Void)? = nil) {
         self.store = store
+        self.datacenter = datacenter
         self.remote = remote
         self.logger = logger
         self.rewrite = rewrite
@@ -53,7 +58,8 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
         sentEpochs.withLock { $0 = [:] }
         let store = store
         logger.info("relaying to \(remote.host):\(remote.port): the upstream holds \(cursors.count) host(s)")
-        let stream = try await remote.stream(post: "/api/v1/sync/push", contentType: "application/octet-stream", headers: [("Content-Encoding", "zstd")])
+        let named = datacenter.map { "?datacenter=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
+        let stream = try await remote.stream(post: "/api/v1/sync/push" + named, contentType: "application/octet-stream", headers: [("Content-Encoding", "zstd")])
         nonisolated(unsafe) let compressor = SyncStreamCompressor() // used by the sending task only
         defer { Task { await stream.close() } }
         try await withThrowingTaskGroup(of: Void.self) { group in

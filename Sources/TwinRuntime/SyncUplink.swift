@@ -120,7 +120,8 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         let host = configuration.host
         let remote = configuration.remote
         let query = "host=" + (host.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? host)
-        let hello = try await Task.detached { try remote.get("/api/v1/sync/cursor?\(query)&version=\(SyncCodec.version)&clock=\(TwinTime.nowMillis())") }.value
+        let latest = try store.lastTickSeq() // for the hub's backlog figure
+        let hello = try await Task.detached { try remote.get("/api/v1/sync/cursor?\(query)&version=\(SyncCodec.version)&clock=\(TwinTime.nowMillis())&latest=\(latest)") }.value
         guard hello.status == 200, let cursor = try? JSONDecoder().decode(SyncCursor.self, from: Data(hello.body)) else {
             throw TwinError.unavailable("handshake refused (HTTP \(hello.status)): \(hello.text.prefix(300))")
         }

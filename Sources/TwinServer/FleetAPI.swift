@@ -7,6 +7,8 @@ import TwinStorage
 /// One host a hub holds, as `hosttwin fleet` and `/api/v1/fleet` show it.
 public struct FleetHost: Sendable, Codable, Equatable {
     public var host: String
+    /// The datacenter it is in (the hub its agent pushes to, or the relay it came through), when named.
+    public var datacenter: String?
     /// The host's store epoch (hex) and the last tick applied here.
     public var epoch: String
     public var appliedThrough: UInt64
@@ -17,13 +19,16 @@ public struct FleetHost: Sendable, Codable, Equatable {
     public var lastContact: String?
     /// The hub's clock minus the host's, measured at its agent's last handshake, in seconds.
     public var clockOffsetSeconds: Double?
+    /// Ticks the host's agent held at its last handshake that this hub has not applied yet (its agent's
+    /// catch-up still to come; nil for a host relayed from another hub).
+    public var backlogTicks: UInt64?
     /// With warnings asked for: the share of the host's series alerting in the last 10 minutes, and
     /// what says the host is heading for trouble (empty when nothing does).
     public var anomalyRate: Double?
     public var warnings: [AnomalyReport.Warning]?
 
     enum CodingKeys: String, CodingKey {
-        case host, epoch, appliedThrough = "applied_through", lastTick = "last_tick", lagSeconds = "lag_seconds", lastContact = "last_contact"
+        case host, datacenter, backlogTicks = "backlog_ticks", epoch, appliedThrough = "applied_through", lastTick = "last_tick", lagSeconds = "lag_seconds", lastContact = "last_contact"
         case clockOffsetSeconds = "clock_offset_seconds", anomalyRate = "anomaly_rate", warnings
     }
 
@@ -35,9 +40,10 @@ public struct FleetHost: Sendable, Codable, Equatable {
     public static func list(_ store: TwinStore, now: Int64 = TwinTime.nowMillis(), health: Bool = false) throws -> [FleetHost] {
         let scanned = health ? try FleetHealth.scan(store: store, now: now) : [:]
         return try store.remoteCursors().map { c in
-            var h = FleetHost(host: c.host, epoch: String(c.epoch, radix: 16), appliedThrough: c.appliedThrough,
+            var h = FleetHost(host: c.host, datacenter: c.datacenter, epoch: String(c.epoch, radix: 16), appliedThrough: c.appliedThrough,
                               lastTick: c.lastTime.map(TwinTime.rfc3339), lagSeconds: c.lastTime.map { Double(now - $0) / 1000 },
-                              lastContact: c.updated.map(TwinTime.rfc3339), clockOffsetSeconds: c.clockOffset.map { Double($0) / 1000 })
+                              lastContact: c.updated.map(TwinTime.rfc3339), clockOffsetSeconds: c.clockOffset.map { Double($0) / 1000 },
+                              backlogTicks: c.agentLatest.map { $0 > c.appliedThrough ? $0 - c.appliedThrough : 0 })
             if health {
                 h.anomalyRate = scanned[c.host]?.anomalyRate ?? 0
                 var warnings = scanned[c.host]?.warnings ?? []

@@ -20,6 +20,8 @@ extension TwinAPI {
         case "auto": if let step, step >= 5 * 60_000 { e.source = source.minuteResolution }
         case let other: throw APIError.badData("invalid parameter \"max_source_resolution\": \"\(other)\" (raw, 1m or auto)")
         }
+        // On a hub, `host=NAME` confines every selector to that host's series (a host's dashboard page).
+        if let host = p["host"], !host.isEmpty { e.source = HostScopedSource(base: e.source, hosts: [host]) }
         return e
     }
 

@@ -17,10 +17,10 @@ public protocol SyncReceiver: Sendable {
     /// The handshake: refuses a protocol version the hub does not speak (with the ones it does) and
     /// records the agent's clock offset; `agentClock` is the agent's time (ms) when it asked. A relay's
     /// handshake names no host.
-    func hello(host: String?, version: Int, agentClock: Int64?) throws
-    /// Applies one batch pushed for `host` (nil: a relay's session, the host the batch names); never
-    /// throws: a refusal is an acknowledgement too.
-    func apply(_ batch: [UInt8], host: String?) async -> SyncAck
+    func hello(host: String?, version: Int, agentClock: Int64?, latest: UInt64?) throws
+    /// Applies one batch pushed for `host` (nil: a relay's session, the host the batch names; `datacenter`:
+    /// the relay's, recorded as the host's); never throws: a refusal is an acknowledgement too.
+    func apply(_ batch: [UInt8], host: String?, datacenter: String?) async -> SyncAck
     /// A decoder for a session compressed with `encoding` (`zstd`); nil when not supported.
     func streamDecoder(for encoding: String) -> (any SyncStreamDecoder)?
     /// Every host's cursor (a relay's handshake).
@@ -165,7 +165,7 @@ extension TwinAPI {
         guard let host = try syncHost(p) else { throw APIError.badData("the host parameter is required (a relay asks /api/v1/sync/cursors)") }
         if let v = p["version"] {
             guard let version = Int(v) else { throw APIError.badData("version \(v): expected a number") }
-            try sync!.hello(host: host, version: version, agentClock: p["clock"].flatMap { Int64($0) })
+            try sync!.hello(host: host, version: version, agentClock: p["clock"].flatMap { Int64($0) }, latest: p["latest"].flatMap { UInt64($0) })
         }
         let cursor = try sync!.cursor(host: host) ?? SyncCursor(host: host, epoch: "0", appliedThrough: 0)
         return Self.json(bytes: Array(try JSONEncoder.sorted.encode(cursor)))
@@ -216,7 +216,7 @@ extension TwinAPI {
         guard let sync else { throw APIError.unavailable("this server does not accept pushes") }
         if let v = p["version"] {
             guard let version = Int(v) else { throw APIError.badData("version \(v): expected a number") }
-            try sync.hello(host: nil, version: version, agentClock: nil)
+            try sync.hello(host: nil, version: version, agentClock: nil, latest: nil)
         }
         return Self.json(bytes: Array(try JSONEncoder.sorted.encode(try sync.cursors())))
     }
@@ -226,6 +226,8 @@ extension TwinAPI {
     /// tick costs its batch and four bytes, not a request.
     func syncPush(_ request: Request, _ p: Params) throws -> Response {
         let host = try syncHost(p)
+        // A relay names its datacenter; an agent's hosts are in this hub's.
+        let datacenter = host == nil ? p["datacenter"].flatMap { $0.isEmpty ? nil : String($0.prefix(64)) } : nil
         let receiver = sync!
         guard pushes.acquire(p.caller, limit: access.maxPushSessionsPerCaller, total: access.maxPushSessions) else {
             throw APIError(type: "too_many_requests", message: "too many push sessions open (at most \(access.maxPushSessionsPerCaller) per token, \(access.maxPushSessions) in all)", status: .tooManyRequests)
@@ -292,7 +294,7 @@ extension TwinAPI {
                     for await item in items {
                         let ack: SyncAck
                         switch item {
-                        case .frame(let frame): ack = await receiver.apply(frame, host: host)
+                        case .frame(let frame): ack = await receiver.apply(frame, host: host, datacenter: datacenter)
                         case .refusal(let why): ack = SyncAck(outcome: "refused", message: why)
                         }
                         let key = ack.host ?? ""

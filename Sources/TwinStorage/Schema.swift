@@ -257,6 +257,11 @@ enum Schema {
                     PRIMARY KEY(host, from_t)) WITHOUT ROWID;
                 """)
         }
+        // v14: each host's datacenter (the hub its agent pushes to, or the relay it came through) and the
+        // newest tick its agent held at its last handshake (the host's backlog, for `hosttwin fleet`).
+        m.registerMigration("v14") { db in
+            try db.execute(sql: "ALTER TABLE sync_hosts ADD COLUMN datacenter TEXT; ALTER TABLE sync_hosts ADD COLUMN agent_latest INTEGER")
+        }
         return m
     }
 }

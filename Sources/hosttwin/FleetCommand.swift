@@ -27,10 +27,14 @@ struct FleetCommand: ParsableCommand {
         if output.json { try printJSON(hosts); return }
         if hosts.isEmpty { print("no hosts: no agent has pushed to this hub yet (hosttwin agent --push URL)"); return }
         let health = warnings ? ["ANOMALY RATE", "WARNINGS"] : []
-        printTable(["HOST", "TICKS", "LAST TICK", "LAG", "CLOCK OFFSET", "LAST CONTACT", "EPOCH"] + health, hosts.map { h in
-            [h.host, String(h.appliedThrough), h.lastTick ?? "-", h.lagSeconds.map { String(format: "%.1fs", $0) } ?? "-",
-             h.clockOffsetSeconds.map { String(format: "%+.3fs", $0) } ?? "-", h.lastContact ?? "-", h.epoch]
-                + (warnings ? [String(format: "%.1f %%", (h.anomalyRate ?? 0) * 100), String(h.warnings?.count ?? 0)] : [])
+        let columns = ["HOST", "DATACENTER", "TICKS", "BACKLOG", "LAST TICK", "LAG", "CLOCK OFFSET", "LAST CONTACT", "EPOCH"] + health
+        printTable(columns, hosts.map { h -> [String] in
+            let lag: String = h.lagSeconds.map { String(format: "%.1fs", $0) } ?? "-"
+            let offset: String = h.clockOffsetSeconds.map { String(format: "%+.3fs", $0) } ?? "-"
+            let backlog: String = h.backlogTicks.map { String($0) } ?? "-"
+            var row: [String] = [h.host, h.datacenter ?? "-", String(h.appliedThrough), backlog, h.lastTick ?? "-", lag, offset, h.lastContact ?? "-", h.epoch]
+            if warnings { row += [String(format: "%.1f %%", (h.anomalyRate ?? 0) * 100), String(h.warnings?.count ?? 0)] }
+            return row
         })
         let flagged = hosts.flatMap { $0.warnings ?? [] }
         if warnings {

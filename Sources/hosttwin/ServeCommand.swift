@@ -26,6 +26,8 @@ struct ServeCommand: AsyncParsableCommand {
     var readOnly = false
     @Option(name: .customLong("push"), help: ArgumentHelp("A hub upstream to relay every host to, http(s)://HOST:PORT (repeatable; a `relay` token there).", valueName: "URL"))
     var pushURLs: [String] = []
+    @Option(name: .customLong("datacenter"), help: ArgumentHelp("This hub's datacenter: recorded for the hosts whose agents push here, and named to hubs upstream (`hosttwin fleet` shows it).", valueName: "NAME"))
+    var datacenter: String?
     @Option(name: .customLong("forward-policy"), help: ArgumentHelp("A data policy applied to what is relayed to every --push hub (drop or hash classes of values there, e.g. `drop sensitive`); this hub keeps what it received.", valueName: "FILE"))
     var forwardPolicy: String?
     @Option(name: .customLong("follow"), help: ArgumentHelp("Be a read-only replica of the hub at this URL (a `relay` token there).", valueName: "URL"))
@@ -41,6 +43,9 @@ struct ServeCommand: AsyncParsableCommand {
         if forwardPolicy != nil, pushURLs.isEmpty { throw CLIError("--forward-policy applies to what is relayed: give --push URL") }
         let forward = try forwardPolicy.map { try DataPolicy.load($0) }
         let keepMillis = try TwinTime.parseDuration(outboxKeep)
+        if let d = datacenter, d.isEmpty || d.count > 64 || !d.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
+            throw CLIError("--datacenter \(d): use up to 64 letters, digits, '.', '-' and '_'")
+        }
         let upstreams = try pushURLs.map { try credentials.client(url: $0) }
         let followed = try followURL.map { try credentials.client(url: $0) }
         var logger = Logger(label: "hosttwin")
@@ -55,7 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
             try server.attachCipher(to: writable, dataDir: writable.dataDir)
             let writer = TwinWriter(store: writable, report: { [logger] in logger.warning("\($0)") })
             try writer.open()
-            hub = try HubReceiver(writer: writer)
+            hub = try HubReceiver(writer: writer, datacenter: datacenter)
             twinStore = writable
         } catch let TwinError.unavailable(why) where why.contains("another HostTwin writer") {
             if followURL != nil || !upstreams.isEmpty { throw CLIError("\(why): --follow and --push need the data directory to themselves") }
@@ -83,7 +88,7 @@ struct ServeCommand: AsyncParsableCommand {
                     closed = refs.map { EntityRef(kind: $0.kind, key: $0.key) }
                 }
             }
-            let relays = upstreams.map { RelayUplink(store: twinStore, remote: $0, logger: logger, rewrite: rewrite) }
+            let relays = upstreams.map { RelayUplink(store: twinStore, remote: $0, logger: logger, datacenter: datacenter, rewrite: rewrite) }
             services += relays.map { .init(service: $0) }
             services.append(.init(service: OutboxPruner(store: twinStore, relays: relays, keepMillis: keepMillis, logger: logger)))
             if let followed { services.append(.init(service: FollowService(receiver: hub, remote: followed, logger: logger))) }

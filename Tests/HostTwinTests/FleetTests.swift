@@ -188,7 +188,7 @@ import TwinStorage
         let (dcPort, globalPort, observerPort) = (try ServerTests.freePort(), try ServerTests.freePort(), try ServerTests.freePort())
         func startGlobal() throws -> Process { try ServerTests.start(["serve", "--data-dir", globalDir, "--listen", "127.0.0.1:\(globalPort)"]) }
         var global = try startGlobal()
-        let dc = try ServerTests.start(["serve", "--data-dir", dcDir, "--listen", "127.0.0.1:\(dcPort)",
+        let dc = try ServerTests.start(["serve", "--data-dir", dcDir, "--listen", "127.0.0.1:\(dcPort)", "--datacenter", "dc-a",
                                         "--push", "http://127.0.0.1:\(globalPort)", "--token-file", dir + "/dc.token"])
         let observer = try ServerTests.start(["serve", "--data-dir", observerDir, "--listen", "127.0.0.1:\(observerPort)",
                                               "--follow", "http://127.0.0.1:\(globalPort)", "--token-file", dir + "/observer.token"])
@@ -198,6 +198,18 @@ import TwinStorage
             for p in [agent, dc, observer, global] where p.isRunning { p.terminate(); p.waitUntilExit() }
         }
         #expect(try EndToEndTests.eventually(40) { (Self.applied(globalPort)["web-1"] ?? 0) >= 6 }, "the global hub never received 6 ticks")
+        // The host's datacenter: the hub its agent pushes to names it, and so does the relay upstream.
+        for port in [dcPort, globalPort] {
+            let hosts = ((ServerTests.get(port, "/api/v1/fleet").1["data"] as? [String: Any])?["hosts"] as? [[String: Any]]) ?? []
+            #expect(hosts.first?["datacenter"] as? String == "dc-a", "\(port): \(hosts)")
+            #expect(port == globalPort || hosts.first?["backlog_ticks"] as? NSNumber != nil, "the agent's hub knows its backlog: \(hosts)")
+        }
+        // `host=` confines a query to one host's series (a hub's dashboard host page).
+        func count(_ port: Int, _ host: String) -> Int {
+            let r = ServerTests.get(port, "/api/v1/query?query=\(ServerTests.q("count(node_load1)"))&host=\(host)").1
+            return (((r["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first?["value"] as? [Any])?.last.flatMap { Int($0 as? String ?? "") } ?? 0
+        }
+        #expect(count(globalPort, "web-1") == 1 && count(globalPort, "db-9") == 0)
         #expect(try EndToEndTests.eventually(20) { (Self.applied(observerPort)["web-1"] ?? 0) >= 6 }, "the replica never received 6 ticks")
 
         // A relay token may push but not read; a reader may not follow; the replica refuses pushes.

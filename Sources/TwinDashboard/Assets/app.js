@@ -42,16 +42,19 @@ async function api(path, params = {}, signal) {
   return body.status === 'success' ? body.data : body;
 }
 
-/** A PromQL range query as chart series: [{labels, points: [[ms, v]]}]. */
-async function rangeQuery(query, start, end, step, signal) {
+// On a hub, the host a page is about: the server confines every PromQL selector to its series (`host=`).
+let scopeHost = null;
+
+/** A PromQL range query as chart series: [{labels, points: [[ms, v]]}]; `host` overrides the page's. */
+async function rangeQuery(query, start, end, step, signal, host = scopeHost) {
   // max_source_resolution=auto: at steps of 5 minutes or more the server reads the 1-minute rollups.
-  const data = await api('/api/v1/query_range', { query, start: start / 1000, end: end / 1000, step: step + 's', max_source_resolution: 'auto' }, signal);
+  const data = await api('/api/v1/query_range', { query, start: start / 1000, end: end / 1000, step: step + 's', max_source_resolution: 'auto', host }, signal);
   return data.result.map((r) => ({ labels: r.metric, points: r.values.map(([t, v]) => [t * 1000, parseFloat(v)]) }));
 }
 
 /** A PromQL instant query at `at` (ms, or null for now): [{labels, value}]. */
 async function instantQuery(query, at, signal) {
-  const data = await api('/api/v1/query', { query, time: at == null ? null : at / 1000 }, signal);
+  const data = await api('/api/v1/query', { query, time: at == null ? null : at / 1000, host: scopeHost }, signal);
   if (data.resultType === 'scalar') return [{ labels: {}, value: parseFloat(data.result[1]) }];
   return data.result.map((r) => ({ labels: r.metric, value: parseFloat(r.value[1]) }));
 }
@@ -130,6 +133,13 @@ let summaryCache = null;
 async function summary() {
   if (!summaryCache) summaryCache = api('/api/v1/summary').then((s) => ({ ...s, serve: !s.live }));
   return summaryCache;
+}
+
+let fleetCache = null;
+/** The hosts a hub holds (`/api/v1/fleet`); empty on a single host's server. */
+async function fleet() {
+  if (!fleetCache) fleetCache = api('/api/v1/fleet').then((d) => d.hosts || []).catch(() => []);
+  return fleetCache;
 }
 
 function setMode(text, cls) {
@@ -254,9 +264,12 @@ async function loadChart(chart, spec, start, end, signal, grid = stepFor(end - s
 // ---------- Host page ----------
 
 async function hostPage(st, v) {
-  const sum = await summary();
+  const [sum, hosts] = await Promise.all([summary(), fleet()]);
   if (v !== view) return;
-  const host = sum.host || {};
+  const member = hosts.find((h) => h.host === st.host);
+  scopeHost = member ? member.host : null;
+  // A hub's host page: the host's own series and entities; its facts are the pushed host entity's.
+  const host = member ? { hostname: member.host, os: member.datacenter && 'datacenter ' + member.datacenter } : sum.host || {};
   // Over stored data only (`hosttwin serve`), "now" is the newest stored sample.
   const now = sum.serve && sum.stored ? Date.parse(sum.stored.to) : Date.now();
   const at = parseTime(st.at, now);
@@ -422,7 +435,9 @@ class EntityTable {
   async load() {
     const atParam = this.at == null ? null : iso(this.at);
     const data = await api('/api/v1/twin/entities/' + this.kind, { at: atParam }, this.v.abort.signal);
-    let rows = data.entities.map((e) => ({ key: e.key, since: e.valid_from, ...e.attributes }));
+    let entities = data.entities;
+    if (scopeHost) entities = entities.filter((e) => e.attributes.host === scopeHost).map((e) => ({ ...e, key: e.key.slice(scopeHost.length + 1) }));
+    let rows = entities.map((e) => ({ key: e.key, since: e.valid_from, ...e.attributes }));
     if (this.kind === 'processes') rows = await this.withUsage(rows);
     if (this.v !== view) return;
     this.rows = rows;
@@ -447,7 +462,7 @@ class EntityTable {
 
   columns() {
     const seen = new Set();
-    for (const r of this.rows.slice(0, 200)) for (const k of Object.keys(r)) if (!k.startsWith('_') && !HIDDEN.has(k) && k !== 'key' && k !== 'since') seen.add(k);
+    for (const r of this.rows.slice(0, 200)) for (const k of Object.keys(r)) if (!k.startsWith('_') && !HIDDEN.has(k) && k !== 'key' && k !== 'since' && !(scopeHost && k === 'host')) seen.add(k);
     const pref = (COLUMNS[this.kind] || []).filter((k) => seen.has(k) || (this.kind === 'processes' && (k === 'cpu' || k === 'rss')));
     return [...pref, ...[...seen].filter((k) => !pref.includes(k)).sort(), 'since'];
   }
@@ -519,8 +534,10 @@ async function loadDiff(from, to, v) {
 // ---------- Overview ----------
 
 async function overviewPage(st, v) {
-  const sum = await summary();
+  scopeHost = null;
+  const [sum, hosts] = await Promise.all([summary(), fleet()]);
   if (v !== view) return;
+  if (hosts.length) return fleetOverview(sum, hosts, v);
   setMode(sum.serve ? 'Stored data' : 'Live', sum.serve ? 'past' : 'live');
   const h = sum.host || {}, s = sum.summary;
   document.title = 'Overview · HostTwin';
@@ -561,6 +578,53 @@ async function overviewPage(st, v) {
   });
 }
 
+/** A hub's overview: a card per host with its datacenter, lag, last contact, backlog, health and anomaly
+ * rate (the failover scan, filled in when it returns), and its CPU and memory over the last hour. */
+async function fleetOverview(sum, hosts, v) {
+  setMode(sum.serve ? 'Fleet · stored and pushed data' : 'Fleet', 'live');
+  document.title = 'Fleet · HostTwin';
+  const dcs = [...new Set(hosts.map((h) => h.datacenter || '–'))].sort();
+  main.innerHTML = `<h1>Hosts <span class="muted">${hosts.length} in ${dcs.length} datacenter${dcs.length === 1 ? '' : 's'}</span></h1>
+    ${dcs.map((dc) => `<h2 class="dc">${esc(dc)}</h2><div class="cards" data-dc="${esc(dc)}"></div>`).join('')}`;
+  const end = Date.now(), start = end - 3600e3, step = 60;
+  const ago = (iso) => { if (!iso) return '–'; const s = (Date.now() - Date.parse(iso)) / 1000; return s < 90 ? s.toFixed(0) + ' s ago' : s < 5400 ? (s / 60).toFixed(0) + ' min ago' : new Date(iso).toLocaleString(); };
+  const row = (label, value, series) => `<div class="row"><span class="muted">${label}</span><b>${value}</b>${series ? sparkline(series, 140, 22) : ''}</div>`;
+  const cards = new Map();
+  for (const h of hosts) {
+    const card = document.createElement('article');
+    card.className = 'card';
+    card.dataset.host = h.host;
+    main.querySelector(`.cards[data-dc="${CSS.escape(h.datacenter || '–')}"]`).append(card);
+    cards.set(h.host, card);
+    const lagBad = h.lag_seconds != null && h.lag_seconds > 60;
+    card.innerHTML = `<h2><a href="/host?host=${encodeURIComponent(h.host)}">${esc(h.host)}</a></h2>
+      <p><span class="health ${lagBad ? 'bad' : 'ok'}" data-health>${lagBad ? 'silent' : 'in contact'}</span>
+        <span class="muted">· lag ${h.lag_seconds == null ? '–' : h.lag_seconds.toFixed(1) + ' s'} · last contact ${esc(ago(h.last_contact))} · backlog ${h.backlog_ticks ?? '–'} ticks</span></p>
+      <div data-figures>${row('CPU', '…')}${row('Memory', '…')}</div>
+      <div class="row"><span class="muted">Anomalies</span><b data-rate>…</b><span class="muted" data-warnings></span></div>`;
+  }
+  const spark = async (expr, host) => (await rangeQuery(expr, start, end, step, v.abort.signal, host).catch(() => []))[0]?.points.map((p) => p[1]) || [];
+  const last = (a) => a.length ? a[a.length - 1] : null;
+  await Promise.all(hosts.map(async (h) => {
+    const [cpu, mem] = await Promise.all([spark(HOST.cpuBusy('2m'), h.host), spark(HOST.memoryUsed, h.host)]);
+    if (v !== view) return;
+    cards.get(h.host).querySelector('[data-figures]').innerHTML = row('CPU', formatValue(last(cpu), 'percent'), cpu) + row('Memory', formatValue(last(mem), 'percent'), mem);
+  }));
+  // The failover scan (seconds on a large hub) fills in health and anomaly rates when it returns.
+  const scanned = await api('/api/v1/fleet', { warnings: 1 }, v.abort.signal).then((d) => d.hosts || []).catch(() => []);
+  if (v !== view) return;
+  for (const h of scanned) {
+    const card = cards.get(h.host);
+    if (!card) continue;
+    const w = h.warnings || [];
+    const badge = card.querySelector('[data-health]');
+    badge.className = 'health ' + (w.some((x) => x.kind === 'silent') ? 'bad' : w.length ? 'degraded' : 'ok');
+    badge.textContent = w.length ? w.length + ' warning' + (w.length === 1 ? '' : 's') : 'healthy';
+    card.querySelector('[data-rate]').textContent = h.anomaly_rate == null ? '–' : (h.anomaly_rate * 100).toFixed(1) + ' %';
+    card.querySelector('[data-warnings]').textContent = w.slice(0, 2).map((x) => x.kind + ': ' + x.evidence).join('; ');
+  }
+}
+
 // ---------- Forecast and anomalies ----------
 
 const PRESETS = [
@@ -572,6 +636,7 @@ const PRESETS = [
 ];
 
 async function forecastPage(st, v) {
+  scopeHost = null;
   setMode('Forecast from stored history', 'live');
   document.title = 'Forecast · HostTwin';
   const expr = st.expr || PRESETS[0][1];

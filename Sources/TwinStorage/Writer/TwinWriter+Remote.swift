@@ -30,6 +30,10 @@ public struct RemoteCursor: Sendable, Equatable {
     public var updated: Int64?
     /// This store's clock minus the sender's, measured at the sender's last handshake.
     public var clockOffset: Int64?
+    /// The datacenter the host is in (this hub's, or the relay's it came through), when named.
+    public var datacenter: String?
+    /// The newest tick the host's agent held at its last handshake with this hub.
+    public var agentLatest: UInt64?
     /// Series refs of the sender first met in the ticks applied with this cursor, and this store's ids.
     public var newSeries: [Int64: Int64]
     /// The batch to keep in the outbox for upstream hubs and followers, written with the cursor.
@@ -51,10 +55,12 @@ extension TwinStore {
     /// Every sender's cursor (a hub's view of its agents).
     public func remoteCursors() throws -> [RemoteCursor] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT host, epoch, applied_through, last_t, updated, clock_offset_ms FROM sync_hosts ORDER BY host").map {
+            try Row.fetchAll(db, sql: "SELECT host, epoch, applied_through, last_t, updated, clock_offset_ms, datacenter, agent_latest FROM sync_hosts ORDER BY host").map {
                 var c = RemoteCursor(host: $0["host"], epoch: UInt64(bitPattern: $0["epoch"]), appliedThrough: UInt64($0["applied_through"] as Int64),
                                      lastTime: $0["last_t"], updated: $0["updated"])
                 c.clockOffset = $0["clock_offset_ms"]
+                c.datacenter = $0["datacenter"]
+                c.agentLatest = ($0["agent_latest"] as Int64?).map { UInt64(max(0, $0)) }
                 return c
             }
         }
@@ -71,14 +77,16 @@ extension TwinStore {
         }
     }
 
-    /// Records `host`'s clock offset (this store's clock minus the sender's), measured at a handshake.
-    public func recordClockOffset(host: String, milliseconds: Int64) throws {
+    /// Records what an agent's handshake says of `host`: the clock offset (this store's clock minus the
+    /// sender's), the newest tick it holds and this hub's datacenter; nil leaves a value as it was.
+    public func recordHello(host: String, clockOffset: Int64?, latest: UInt64?, datacenter: String?) throws {
         try pool.write { db in
             // A host seen for the first time gets its row now, with nothing applied yet.
             try db.execute(sql: """
-                INSERT INTO sync_hosts(host, epoch, applied_through, updated, clock_offset_ms) VALUES (?, 0, 0, ?, ?)
-                ON CONFLICT(host) DO UPDATE SET clock_offset_ms = excluded.clock_offset_ms
-                """, arguments: [host, TwinTime.nowMillis(), milliseconds])
+                INSERT INTO sync_hosts(host, epoch, applied_through, updated, clock_offset_ms, agent_latest, datacenter) VALUES (?, 0, 0, ?, ?, ?, ?)
+                ON CONFLICT(host) DO UPDATE SET clock_offset_ms = coalesce(excluded.clock_offset_ms, clock_offset_ms),
+                    agent_latest = coalesce(excluded.agent_latest, agent_latest), datacenter = coalesce(excluded.datacenter, datacenter)
+                """, arguments: [host, TwinTime.nowMillis(), clockOffset, latest.map { Int64(clamping: $0) }, datacenter])
         }
     }
 
