@@ -39,6 +39,16 @@ public struct Identity: Sendable, Equatable {
     public var tokenID: String?
     /// The host an agent token is bound to.
     public var host: String?
+    /// The datacenter a reader token is confined to, and the hosts in it as the server resolved them for
+    /// this request (nil: every host).
+    public var datacenter: String?
+    public var scopedHosts: Set<String>?
+
+    /// Whether this caller may see data of `host` (nil: data of no fleet host, such as the hub's own).
+    public func sees(host: String?) -> Bool {
+        guard let scopedHosts else { return true }
+        return host.map(scopedHosts.contains) ?? false
+    }
 
     public init(role: Role?, tokenID: String? = nil, host: String? = nil) {
         (self.role, self.tokenID, self.host) = (role, tokenID, host)

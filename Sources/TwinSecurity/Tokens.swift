@@ -41,10 +41,14 @@ public final class TokenAuthority: Sendable {
     }
 
     /// Creates and stores a token; returns it (shown once) with its record.
-    public func create(role: Role, host: String?, name: String = "", expires: Int64?, now: Int64 = TwinTime.nowMillis()) throws -> (token: String, record: TokenRecord) {
+    public func create(role: Role, host: String?, name: String = "", expires: Int64?, datacenter: String? = nil, now: Int64 = TwinTime.nowMillis()) throws -> (token: String, record: TokenRecord) {
         if role == .agent, (host ?? "").isEmpty { throw TwinError.badInput("an agent token is bound to one host: give --host NAME") }
         if role != .agent, host != nil { throw TwinError.badInput("--host binds agent tokens only") }
-        let minted = Self.mint(role: role, host: host, name: name, expires: expires, now: now)
+        if let datacenter, role != .reader || datacenter.isEmpty {
+            throw TwinError.badInput(datacenter.isEmpty ? "--datacenter needs a name" : "--datacenter scopes reader tokens only")
+        }
+        var minted = Self.mint(role: role, host: host, name: name, expires: expires, now: now)
+        minted.record.datacenter = datacenter
         try store.insertToken(minted.record)
         return minted
     }
@@ -74,7 +78,9 @@ public final class TokenAuthority: Sendable {
         if let revoked = record.revoked, revoked <= now { return .invalid("token \(record.id) was revoked") }
         if let expires = record.expires, expires <= now { return .invalid("token \(record.id) expired at \(TwinTime.rfc3339(expires))") }
         guard let role = Role(rawValue: record.role) else { return .invalid("token \(record.id) has an unknown role") }
-        return .valid(Identity(role: role, tokenID: record.id, host: record.host))
+        var identity = Identity(role: role, tokenID: record.id, host: record.host)
+        identity.datacenter = record.datacenter
+        return .valid(identity)
     }
 
     /// Equal length and bytes, in time that depends on the length only.

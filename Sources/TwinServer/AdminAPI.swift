@@ -22,11 +22,11 @@ extension TwinAPI {
         }
         let expires = try p.duration("expires").map { TwinTime.nowMillis() + $0 }
         let created: (token: String, record: TokenRecord)
-        do { created = try authority.create(role: role, host: p["host"], name: p["name"] ?? "", expires: expires) } catch let e as TwinError {
+        do { created = try authority.create(role: role, host: p["host"], name: p["name"] ?? "", expires: expires, datacenter: p["datacenter"]) } catch let e as TwinError {
             throw APIError.from(e)
         }
         audit?.append(.init(kind: "admin", action: "token.create", role: p.identity.role?.rawValue, token: p.identity.tokenID, source: p.caller,
-                            status: 200, detail: "id=\(created.record.id) role=\(role.rawValue)\(created.record.host.map { " host=\($0)" } ?? "")"))
+                            status: 200, detail: "id=\(created.record.id) role=\(role.rawValue)\(created.record.host.map { " host=\($0)" } ?? "")\(created.record.datacenter.map { " datacenter=\($0)" } ?? "")"))
         struct Created: Encodable { var token: String; var info: TokenJSON }
         return try success(Created(token: created.token, info: TokenJSON(created.record)))
     }
@@ -64,13 +64,15 @@ public struct TokenJSON: Encodable {
     public var id: String
     public var role: String
     public var host: String?
+    /// The datacenter a reader token is confined to.
+    public var datacenter: String?
     public var name: String
     public var created: String
     public var expires: String?
     public var revoked: String?
 
     public init(_ r: TokenRecord) {
-        (id, role, host, name) = (r.id, r.role, r.host, r.name)
+        (id, role, host, name, datacenter) = (r.id, r.role, r.host, r.name, r.datacenter)
         created = TwinTime.rfc3339(r.created)
         expires = r.expires.map(TwinTime.rfc3339)
         revoked = r.revoked.map(TwinTime.rfc3339)

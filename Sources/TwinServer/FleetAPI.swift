@@ -66,7 +66,8 @@ extension TwinAPI {
     func fleet(_ p: Params) throws -> Response {
         struct Body: Encodable { var status = "success"; var data: [String: [FleetHost]] }
         let health = p["warnings"].map { $0 == "1" || $0 == "true" } ?? false
-        return Self.json(bytes: Array(try JSONEncoder.sorted.encode(Body(data: ["hosts": try FleetHost.list(store, health: health)]))))
+        let hosts = try FleetHost.list(store, health: health).filter { p.identity.sees(host: $0.host) }
+        return Self.json(bytes: Array(try JSONEncoder.sorted.encode(Body(data: ["hosts": hosts]))))
     }
 }
 

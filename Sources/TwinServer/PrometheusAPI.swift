@@ -20,8 +20,11 @@ extension TwinAPI {
         case "auto": if let step, step >= 5 * 60_000 { e.source = source.minuteResolution }
         case let other: throw APIError.badData("invalid parameter \"max_source_resolution\": \"\(other)\" (raw, 1m or auto)")
         }
-        // On a hub, `host=NAME` confines every selector to that host's series (a host's dashboard page).
-        if let host = p["host"], !host.isEmpty { e.source = HostScopedSource(base: e.source, hosts: [host]) }
+        // On a hub, `host=NAME` confines every selector to that host's series (a host's dashboard page); a
+        // token confined to a datacenter, to its hosts.
+        var hosts = p.identity.scopedHosts
+        if let host = p["host"], !host.isEmpty { hosts = hosts.map { $0.intersection([host]) } ?? [host] }
+        if let hosts { e.source = HostScopedSource(base: e.source, hosts: hosts) }
         return e
     }
 
@@ -99,11 +102,14 @@ extension TwinAPI {
     /// The series (labels, id, type) matching any of the `match[]` selectors, or all series.
     private func matchingSeries(_ p: Params, required: Bool) throws -> [(id: Int64, labels: Labels, type: MetricType)] {
         let deadline = TwinTime.nowMillis() + engine.timeout
-        guard let sets = try matchers(p, required: required) else { return try source.matching([], deadline: deadline) }
+        guard let sets = try matchers(p, required: required) else {
+            let all = try source.matching([], deadline: deadline)
+            return p.identity.scopedHosts == nil ? all : all.filter { p.identity.sees(host: $0.labels["host"]) }
+        }
         var seen = Set<Int64>()
         var out: [(id: Int64, labels: Labels, type: MetricType)] = []
         for m in sets { for s in try source.matching(m, deadline: deadline) where seen.insert(s.id).inserted { out.append(s) } }
-        return out
+        return p.identity.scopedHosts == nil ? out : out.filter { p.identity.sees(host: $0.labels["host"]) }
     }
 
     /// `GET|POST /api/v1/series?match[]=...`: the label sets of matching series.

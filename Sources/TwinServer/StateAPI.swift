@@ -90,11 +90,10 @@ extension TwinAPI {
         var host: [String: AttributeValue], s: HostSummary?
         if let live {
             guard let latest = live.summary() else { throw APIError.unavailable("no observation yet; the first tick is under way") }
-            (host, s) = (live.host, latest)
+            (host, s) = (sees(p.identity) ? live.host : dataPolicy.redactedForReaders(.host, live.host), latest)
         } else {
-            (host, s) = (try store.state(at: TwinTime.nowMillis(), kinds: [.host]).first?.attributes ?? [:], nil)
+            (host, s) = (present(try store.state(at: TwinTime.nowMillis(), kinds: [.host]), to: p.identity).first?.attributes ?? [:], nil)
         }
-        if !sees(p.identity) { host = dataPolicy.redactedForReaders(.host, host) }
         let stored = try store.sampleTimeRange().map { SummaryResponse.Stored(from: TwinTime.rfc3339($0.0), to: TwinTime.rfc3339($0.1)) }
         return Self.json(String(decoding: try Self.encoder.encode(SummaryResponse(host: host, summary: s, stored: stored, live: live != nil)), as: UTF8.self))
     }

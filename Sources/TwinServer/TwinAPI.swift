@@ -111,6 +111,16 @@ public struct TwinAPI: Sendable {
                ("/api/v1/twin/entities/:kind", "/api/v1/twin/entities/processes", Method.get.rawValue, dynamicRoutesAccess),
                ("/ (dashboard)", "/", Method.get.rawValue, Access.open)]
     }
+    /// The routes a token confined to a datacenter may use: each answers for that datacenter's hosts only
+    /// (docs/SECURITY.md). The rest — the live stream, `/metrics`, forecasts, anomaly scans, admin and sync
+    /// routes — are refused to it.
+    static let scopedRoutes: Set<String> = [
+        "/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels", "/api/v1/label/:name/values", "/api/v1/metadata",
+        "/api/v1/status/buildinfo", "/api/v1/rules", "/api/v1/alerts", "/api/v1/query_exemplars",
+        "/api/v1/twin/state", "/api/v1/twin/entities/:kind", "/api/v1/twin/diff", "/api/v1/twin/events", "/api/v1/twin/sql",
+        "/api/v1/summary", "/api/v1/fleet", "/api/v1/twin/graph", "/healthz",
+    ]
+
     /// What the routes with a path parameter (label values, entities of a kind) need.
     private static let dynamicRoutesAccess = Access.read
 
@@ -148,6 +158,12 @@ public struct TwinAPI: Sendable {
             routeName = name
             identity = try access.identify(request.headers[.authorization], source: source).get()
             if let refusal = AccessControl.refusal(identity, route.access, route: name) { throw refusal }
+            if let dc = identity.datacenter {
+                guard Self.scopedRoutes.contains(name) else {
+                    throw APIError(type: "forbidden", message: "\(name) is not open to a token confined to datacenter \(dc)", status: .forbidden)
+                }
+                identity.scopedHosts = Set(try store.remoteCursors().filter { $0.datacenter == dc }.map(\.host))
+            }
             let isPost = request.method == .post
             let methodOK: Bool
             switch route.methods {

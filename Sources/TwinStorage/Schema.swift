@@ -262,6 +262,10 @@ enum Schema {
         m.registerMigration("v14") { db in
             try db.execute(sql: "ALTER TABLE sync_hosts ADD COLUMN datacenter TEXT; ALTER TABLE sync_hosts ADD COLUMN agent_latest INTEGER")
         }
+        // v15: a reader token can be scoped to the hosts of one datacenter.
+        m.registerMigration("v15") { db in
+            try db.execute(sql: "ALTER TABLE tokens ADD COLUMN datacenter TEXT")
+        }
         return m
     }
 }

@@ -10,6 +10,8 @@ public struct TokenRecord: Sendable, Equatable, Codable {
     public var host: String?
     /// A note for people (`token list`).
     public var name: String
+    /// The datacenter a `reader` token is confined to (nil: every host).
+    public var datacenter: String?
     public var secretHash: [UInt8]
     public var created: Int64
     public var expires: Int64?
@@ -23,6 +25,7 @@ public struct TokenRecord: Sendable, Equatable, Codable {
     init(row: Row) {
         self.init(id: row["id"], role: row["role"], host: row["host"], name: row["name"], secretHash: [UInt8](row["secret_hash"] as Data),
                   created: row["created"], expires: row["expires"], revoked: row["revoked"])
+        datacenter = row["datacenter"]
     }
 }
 
@@ -30,8 +33,8 @@ extension TwinStore {
     /// Stores a new token.
     public func insertToken(_ t: TokenRecord) throws {
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO tokens(id, role, host, name, secret_hash, created, expires, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [t.id, t.role, t.host, t.name, Data(t.secretHash), t.created, t.expires, t.revoked])
+            try db.execute(sql: "INSERT INTO tokens(id, role, host, name, secret_hash, created, expires, revoked, datacenter) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [t.id, t.role, t.host, t.name, Data(t.secretHash), t.created, t.expires, t.revoked, t.datacenter])
         }
     }
 

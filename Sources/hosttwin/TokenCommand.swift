@@ -29,6 +29,7 @@ struct TokenCommand: ParsableCommand {
         @OptionGroup var store: StoreOptions
         @Option(help: ArgumentHelp("admin, reader, agent (a host's agent, bound with --host) or relay (a hub pushing to or following another hub).", valueName: "ROLE")) var role: String
         @Option(help: ArgumentHelp("The host an agent token may write for (agents only).", valueName: "NAME")) var host: String?
+        @Option(help: ArgumentHelp("Confine a reader token to the hosts of this datacenter (at a hub: PromQL, SQL, state, label values, the graph and the dashboard answer for them only).", valueName: "NAME")) var datacenter: String?
         @Option(help: ArgumentHelp("Expire after this long, e.g. 90d, 12h (default: never).", valueName: "DURATION")) var expires: String?
         @Option(help: ArgumentHelp("A note for `token list`, e.g. who or what uses it.", valueName: "TEXT")) var name: String = ""
         @OptionGroup var output: OutputOptions
@@ -41,16 +42,17 @@ struct TokenCommand: ParsableCommand {
             let dataDir = store.resolvedDataDir
             let twin = try TwinStore.open(dataDir: dataDir)
             let created: (token: String, record: TokenRecord)
-            do { created = try TokenAuthority(store: twin).create(role: r, host: host, name: name, expires: ttl.map { TwinTime.nowMillis() + $0 }) } catch let e as TwinError {
+            do { created = try TokenAuthority(store: twin).create(role: r, host: host, name: name, expires: ttl.map { TwinTime.nowMillis() + $0 }, datacenter: datacenter) } catch let e as TwinError {
                 throw CLIError("\(e)")
             }
-            try TokenCommand.audit(dataDir, "token.create", "id=\(created.record.id) role=\(r.rawValue)\(host.map { " host=\($0)" } ?? "")")
+            try TokenCommand.audit(dataDir, "token.create", "id=\(created.record.id) role=\(r.rawValue)\(host.map { " host=\($0)" } ?? "")\(datacenter.map { " datacenter=\($0)" } ?? "")")
             if output.json {
                 struct Out: Encodable { var token: String; var info: TokenJSON }
                 try printJSON(Out(token: created.token, info: TokenJSON(created.record)))
             } else {
                 var info = "created token \(created.record.id) (role \(r.rawValue)"
                 if let host { info += ", host \(host)" }
+                if let datacenter { info += ", datacenter \(datacenter) only" }
                 info += created.record.expires.map { ", expires \(TwinTime.rfc3339($0))" } ?? ", no expiry"
                 print(info + "); it is shown only now:")
                 print(created.token)
@@ -67,8 +69,8 @@ struct TokenCommand: ParsableCommand {
             let tokens = try store.openForReading().tokens().map(TokenJSON.init)
             if output.json { try printJSON(tokens); return }
             guard !tokens.isEmpty else { print("no tokens; create one with `hosttwin token create --role reader`"); return }
-            printTable(["ID", "ROLE", "HOST", "CREATED", "EXPIRES", "REVOKED", "NAME"],
-                       tokens.map { [$0.id, $0.role, $0.host ?? "", $0.created, $0.expires ?? "never", $0.revoked ?? "", $0.name] })
+            printTable(["ID", "ROLE", "HOST", "DATACENTER", "CREATED", "EXPIRES", "REVOKED", "NAME"],
+                       tokens.map { [$0.id, $0.role, $0.host ?? "", $0.datacenter ?? "", $0.created, $0.expires ?? "never", $0.revoked ?? "", $0.name] })
         }
     }
 

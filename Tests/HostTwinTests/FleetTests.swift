@@ -237,6 +237,65 @@ import TwinStorage
         try Self.expectTwin(of: agentStore, agentDir: agentDir, through: lastSeq, at: [dcPort, globalPort, observerPort], dirs: [dcDir, globalDir, observerDir])
     }
 
+    /// A reader token confined to one datacenter, at the global hub: every query path answers for that
+    /// datacenter's hosts only — PromQL (also with an explicit `host`), series and label values, entities,
+    /// events, SQL, the graph, the fleet list — and routes that cannot be confined refuse it.
+    @Test func aTokenConfinedToADatacenterSeesOnlyItsHosts() throws {
+        let dir = try temporaryDirectory("hosttwin-scope")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let globalDir = dir + "/global"
+        try Self.token(dir + "/dc-a", host: "web-1").write(toFile: dir + "/a.token", atomically: true, encoding: .utf8)
+        try Self.token(dir + "/dc-b", host: "db-2").write(toFile: dir + "/b.token", atomically: true, encoding: .utf8)
+        try Self.token(globalDir, role: "relay").write(toFile: dir + "/relay.token", atomically: true, encoding: .utf8)
+        let created = try EndToEndTests.cli(["token", "create", "--role", "reader", "--datacenter", "dc-b", "--data-dir", globalDir])
+        #expect(created.status == 0 && created.stdout.contains("datacenter dc-b only"), "\(created.stderr)")
+        let partner = created.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let everyone = try Self.token(globalDir, role: "reader")
+        #expect(try EndToEndTests.cli(["token", "create", "--role", "agent", "--host", "x", "--datacenter", "dc-b", "--data-dir", globalDir]).status != 0)
+        let (aPort, bPort, globalPort) = (try ServerTests.freePort(), try ServerTests.freePort(), try ServerTests.freePort())
+        var processes = [try ServerTests.start(["serve", "--data-dir", globalDir, "--listen", "127.0.0.1:\(globalPort)", "--auth", "required"])]
+        defer { for p in processes where p.isRunning { p.terminate(); p.waitUntilExit() } }
+        for (name, port, host) in [("dc-a", aPort, "web-1"), ("dc-b", bPort, "db-2")] {
+            processes.append(try ServerTests.start(["serve", "--data-dir", dir + "/" + name, "--listen", "127.0.0.1:\(port)", "--datacenter", name,
+                                                    "--push", "http://127.0.0.1:\(globalPort)", "--token-file", dir + "/relay.token"]))
+            processes.append(try ServerTests.start(["agent", "--data-dir", dir + "/agent-" + host, "--host-name", host, "--interval", "500ms",
+                                                    "--push", "http://127.0.0.1:\(port)", "--token-file", dir + (host == "web-1" ? "/a.token" : "/b.token")]))
+        }
+        func get(_ path: String, _ token: String) -> (Int, [String: Any]) {
+            guard let r = LoopbackHTTP.request(port: globalPort, method: "GET", path: path, headers: ["Authorization": "Bearer \(token)"], timeout: 10) else { return (0, [:]) }
+            return (r.status, ServerTests.json(r.body))
+        }
+        func hosts(_ path: String, _ token: String) -> Set<String> {
+            let data = get(path, token).1["data"]
+            if let result = (data as? [String: Any])?["result"] as? [[String: Any]] { return Set(result.compactMap { ($0["metric"] as? [String: Any])?["host"] as? String }) }
+            if let values = data as? [String] { return Set(values) }
+            if let series = data as? [[String: Any]] { return Set(series.compactMap { $0["host"] as? String }) }
+            return []
+        }
+        let byHost = "/api/v1/query?query=\(ServerTests.q("count by (host) (node_load1)"))"
+        #expect(try EndToEndTests.eventually(40) { hosts(byHost, everyone) == ["web-1", "db-2"] }, "\(hosts(byHost, everyone))")
+        #expect(hosts(byHost, partner) == ["db-2"])
+        #expect(hosts(byHost + "&host=web-1", partner).isEmpty, "an explicit host outside the scope finds nothing")
+        #expect(hosts("/api/v1/label/host/values", partner) == ["db-2"])
+        #expect(hosts("/api/v1/series?match[]=node_load1", partner) == ["db-2"])
+        let entities = ((get("/api/v1/twin/entities/processes", partner).1["data"] as? [String: Any])?["entities"] as? [[String: Any]]) ?? []
+        #expect(!entities.isEmpty && entities.allSatisfy { ($0["attributes"] as? [String: Any])?["host"] as? String == "db-2" })
+        let events = (get("/api/v1/twin/events?from=-10m", partner).1["data"] as? [[String: Any]]) ?? []
+        #expect(!events.isEmpty && events.allSatisfy { ($0["key"] as? String)?.hasPrefix("db-2/") == true }, "\(events.prefix(3))")
+        let sql = get("/api/v1/twin/sql?query=\(ServerTests.q("select distinct host from processes"))", partner).1
+        #expect((sql["rows"] as? [[Any]])?.compactMap { $0.first as? String } == ["db-2"], "\(sql)")
+        let fleet = ((get("/api/v1/fleet", partner).1["data"] as? [String: Any])?["hosts"] as? [[String: Any]]) ?? []
+        #expect(fleet.compactMap { $0["host"] as? String } == ["db-2"])
+        func graphHosts(_ token: String) -> Set<String> {
+            Set(((get("/api/v1/twin/graph", token).1["data"] as? [String: Any])?["nodes"] as? [[String: Any]] ?? []).compactMap { $0["host"] as? String })
+        }
+        #expect(graphHosts(everyone) == ["web-1", "db-2"] && graphHosts(partner) == ["db-2"], "\(graphHosts(everyone)) \(graphHosts(partner))")
+        for path in ["/metrics", "/api/v1/twin/live", "/api/v1/twin/forecast?expr=node_load1", "/api/v1/twin/anomalies"] {
+            #expect(get(path, partner).0 == 403, "\(path)")
+        }
+        #expect(get("/metrics", everyone).0 == 200)
+    }
+
     /// A datacenter hub relaying under a destination policy (`--forward-policy`, `drop sensitive`): the
     /// command lines it holds never reach the global hub or the observer following it — neither their
     /// stores (read with their keys) nor their files — while the processes themselves do.
