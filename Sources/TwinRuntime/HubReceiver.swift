@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 import Metrics
 import TwinCore
 import TwinServer
@@ -72,39 +73,83 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
         }
     }
 
+    /// A batch waiting for the next group commit, with whoever waits for its acknowledgement.
+    private struct Pending {
+        var batch: [UInt8]
+        var named: String?
+        var relayed: String?
+        var done: CheckedContinuation<SyncAck, Never>
+    }
+    /// Batches pushed while the queue was busy, and whether a drain is scheduled.
+    private let pending = Mutex<(batches: [Pending], draining: Bool)>(([], false))
+    /// The most batches applied in one group (one log record, one transaction).
+    static let groupLimit = 512
+
     public func apply(_ batch: [UInt8], host named: String?, datacenter relayed: String?) async -> SyncAck {
         await withCheckedContinuation { done in
-            queue.async { [self] in
-                var ack: SyncAck
-                // A relay's batches name their hosts; an agent's are checked against the one it may push.
-                let host = named ?? ((try? SyncCodec.header(batch))?.host ?? "")
-                do {
-                    switch try ingest.apply(batch, from: host) {
-                    case .applied(let r, let n):
-                        ack = SyncAck(outcome: "applied", first: r.lowerBound, last: r.upperBound, samples: n)
-                        // How far the hub's copy is behind the host's clock, per host (`/metrics`).
-                        if let t = ingest.lastTime(host: host) {
-                            let lag = TwinTime.nowMillis() - t
-                            Gauge(label: "hosttwin_sync_lag_seconds", dimensions: [("host", host)]).record(Double(lag) / 1000)
-                            // From a tick's time to queryable here (all hosts): the freshness target's figure.
-                            Timer(label: "hosttwin_sync_freshness_seconds").recordMilliseconds(lag)
-                        }
-                        Counter(label: "hosttwin_sync_applied_ticks_total", dimensions: [("host", host)]).increment(by: Int(r.count))
-                        if let relayed, datacenters[host] != relayed {
-                            try store.recordHello(host: host, clockOffset: nil, latest: nil, datacenter: relayed)
-                            datacenters[host] = relayed
-                        }
-                    case .duplicate(let r): ack = SyncAck(outcome: "duplicate", first: r.lowerBound, last: r.upperBound)
-                    case .gap(let epoch, let resume): ack = SyncAck(outcome: "gap", resumeAt: resume, epoch: String(epoch, radix: 16))
-                    case .needBase(let resume): ack = SyncAck(outcome: "need_base", resumeAt: resume)
-                    }
-                } catch {
-                    ack = SyncAck(outcome: "refused", message: "\(error)")
-                }
-                if named == nil { ack.host = host }
-                if ack.outcome == "applied" { FaultPoints.check(.hubAfterApply) }
-                done.resume(returning: ack)
+            let schedule = pending.withLock { p -> Bool in
+                p.batches.append(Pending(batch: batch, named: named, relayed: relayed, done: done))
+                defer { p.draining = true }
+                return !p.draining
             }
+            if schedule { queue.async { [self] in drain() } }
+        }
+    }
+
+    /// Applies what is pending in groups until nothing is (on `queue`): the batches of every session that
+    /// arrived meanwhile share a log write and a transaction, which is what lets one core keep up with many
+    /// agents.
+    private func drain() {
+        while true {
+            let group = pending.withLock { p -> [Pending] in
+                let n = min(p.batches.count, Self.groupLimit)
+                if n == 0 { p.draining = false }
+                defer { p.batches.removeFirst(n) }
+                return Array(p.batches.prefix(n))
+            }
+            if group.isEmpty { return }
+            // A relay's batches name their hosts; an agent's are checked against the one it may push.
+            let hosts = group.map { $0.named ?? ((try? SyncCodec.header($0.batch))?.host ?? "") }
+            let results: [Result<HubIngest.Outcome, any Error>]
+            do { results = try ingest.applyGroup(zip(group, hosts).map { ($0.batch, $1) }) } catch {
+                results = Array(repeating: .failure(error), count: group.count)
+            }
+            var acks: [SyncAck] = []
+            for ((item, host), result) in zip(zip(group, hosts), results) {
+                var ack: SyncAck
+                switch result {
+                case .success(.applied(let r, let n)):
+                    ack = SyncAck(outcome: "applied", first: r.lowerBound, last: r.upperBound, samples: n)
+                    applied(host: host, ticks: Int(r.count), relayed: item.relayed)
+                case .success(.duplicate(let r)): ack = SyncAck(outcome: "duplicate", first: r.lowerBound, last: r.upperBound)
+                case .success(.gap(let epoch, let resume)): ack = SyncAck(outcome: "gap", resumeAt: resume, epoch: String(epoch, radix: 16))
+                case .success(.needBase(let resume)): ack = SyncAck(outcome: "need_base", resumeAt: resume)
+                case .failure(let error): ack = SyncAck(outcome: "refused", message: "\(error)")
+                }
+                if item.named == nil { ack.host = host }
+                acks.append(ack)
+            }
+            if acks.contains(where: { $0.outcome == "applied" }) { FaultPoints.check(.hubAfterApply) }
+            for (item, ack) in zip(group, acks) { item.done.resume(returning: ack) }
+        }
+    }
+
+    /// After a batch of `host` was applied: its lag and freshness (`/metrics`), and the datacenter a relay
+    /// named for it.
+    private func applied(host: String, ticks: Int, relayed: String?) {
+        // How far the hub's copy is behind the host's clock, per host.
+        if let t = ingest.lastTime(host: host) {
+            let lag = TwinTime.nowMillis() - t
+            Gauge(label: "hosttwin_sync_lag_seconds", dimensions: [("host", host)]).record(Double(lag) / 1000)
+            // From a tick's time to queryable here (all hosts): the freshness target's figure.
+            Timer(label: "hosttwin_sync_freshness_seconds").recordMilliseconds(lag)
+        }
+        Counter(label: "hosttwin_sync_applied_ticks_total", dimensions: [("host", host)]).increment(by: ticks)
+        if let relayed, datacenters[host] != relayed {
+            do {
+                try store.recordHello(host: host, clockOffset: nil, latest: nil, datacenter: relayed)
+                datacenters[host] = relayed
+            } catch {} // named again with the host's next batch
         }
     }
 

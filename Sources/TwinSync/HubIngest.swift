@@ -76,21 +76,57 @@ public final class HubIngest {
     /// Applies one encoded batch from `host`'s agent. Throws ``SyncError`` for a batch that is damaged,
     /// names another host, or references series it never defined; nothing is applied then.
     public func apply(_ bytes: [UInt8], from host: String) throws -> Outcome {
+        try applyGroup([(bytes, host)])[0].get()
+    }
+
+    /// Applies batches that arrived together, in order (a hub's group commit): each is checked and decoded
+    /// as ``apply(_:from:)`` does — a refused batch gets its error, the others go on — and those to apply
+    /// are written with one log record and one transaction. Throws (nothing applied) when that write fails.
+    public func applyGroup(_ batches: [(bytes: [UInt8], host: String)]) throws -> [Result<Outcome, any Error>] {
+        var staged: [String: HostState] = [:]
+        var results = [Result<Outcome, any Error>](repeating: .failure(SyncError.invalid("not applied")), count: batches.count)
+        var parts: [(index: Int, ticks: [RemoteTick], cursor: RemoteCursor, range: ClosedRange<UInt64>, samples: Int)] = []
+        for (i, b) in batches.enumerated() {
+            do {
+                switch try prepare(b.bytes, from: b.host, staged: &staged) {
+                case .done(let outcome): results[i] = .success(outcome)
+                case .ready(let ticks, let cursor, let range, let samples): parts.append((i, ticks, cursor, range, samples))
+                }
+            } catch {
+                results[i] = .failure(error)
+            }
+        }
+        guard !parts.isEmpty else { return results }
+        try writer.applyRemote(parts.map { ($0.ticks, $0.cursor) })
+        for (host, state) in staged { hosts[host] = state }
+        for p in parts { results[p.index] = .success(.applied(p.range, samples: p.samples)) }
+        return results
+    }
+
+    /// What checking and decoding one batch gave: an outcome at once, or ticks to write.
+    private enum Prepared {
+        case done(Outcome)
+        case ready(ticks: [RemoteTick], cursor: RemoteCursor, range: ClosedRange<UInt64>, samples: Int)
+    }
+
+    /// Checks and decodes one batch against the host's state as the batches before it in the group leave
+    /// it (`staged`), which it advances; throws for a batch to refuse, leaving `staged` as it was.
+    private func prepare(_ bytes: [UInt8], from host: String, staged: inout [String: HostState]) throws -> Prepared {
         let h = try SyncCodec.header(bytes)
         guard h.host == host else { throw SyncError.invalid("a batch of host \(h.host) pushed as \(host)") }
         guard let range = h.range else { throw SyncError.invalid("an empty batch") }
-        var state = hosts[host] ?? HostState(epoch: h.epoch, appliedThrough: 0, series: [:])
+        var state = staged[host] ?? hosts[host] ?? HostState(epoch: h.epoch, appliedThrough: 0, series: [:])
         if state.epoch != h.epoch {
             // A new store on the host (wiped or replaced): its history starts again at 1.
-            guard h.firstSeq == 1 else { return .gap(epoch: h.epoch, resumeAt: 1) }
+            guard h.firstSeq == 1 else { return .done(.gap(epoch: h.epoch, resumeAt: 1)) }
             state = HostState(epoch: h.epoch, appliedThrough: 0, series: [:])
         }
-        if range.upperBound <= state.appliedThrough { return .duplicate(range) }
-        guard range.lowerBound <= state.appliedThrough + 1 else { return .gap(epoch: state.epoch, resumeAt: state.appliedThrough + 1) }
+        if range.upperBound <= state.appliedThrough { return .done(.duplicate(range)) }
+        guard range.lowerBound <= state.appliedThrough + 1 else { return .done(.gap(epoch: state.epoch, resumeAt: state.appliedThrough + 1)) }
 
         let decoded: (batch: SyncBatch, state: TickRecordDecoder)
         if let base = h.baseSeq {
-            guard base == state.appliedThrough, let decoder = state.decoder else { return .needBase(resumeAt: state.appliedThrough + 1) }
+            guard base == state.appliedThrough, let decoder = state.decoder else { return .done(.needBase(resumeAt: state.appliedThrough + 1)) }
             decoded = try SyncCodec.decode(bytes, base: (base, decoder))
         } else {
             decoded = try SyncCodec.decode(bytes)
@@ -135,14 +171,13 @@ public final class HubIngest {
                                     opened: t.opened.map { Self.hostEntity($0, host: host) },
                                     closed: t.closed.map { ($0.kind, Self.hostKey($0.key, host: host)) }))
         }
-        let result = try writer.applyRemote(ticks, cursor: cursor)
         state.series.merge(cursor.newSeries) { _, new in new }
         state.appliedThrough = range.upperBound
         if let replay = state.replayThrough, range.upperBound >= replay { state.replayThrough = nil }
         state.decoder = decoded.state
         state.lastTime = batch.ticks.last?.time ?? state.lastTime
-        hosts[host] = state
-        return .applied(range, samples: result.samples)
+        staged[host] = state
+        return .ready(ticks: ticks, cursor: cursor, range: range, samples: ticks.reduce(0) { $0 + $1.ids.count })
     }
 
     /// Takes `host`'s cursor back to `through` (reconciliation found later ticks that differ), so its agent

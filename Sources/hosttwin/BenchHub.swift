@@ -23,6 +23,7 @@ struct BenchHub: ParsableCommand {
     @Option(help: ArgumentHelp("An agent's (or run's) data directory.", valueName: "DIR")) var dataDir: String
     @Option(help: ArgumentHelp("Simulated hosts.", valueName: "N")) var hosts = 1000
     @Option(help: ArgumentHelp("Ticks per host.", valueName: "N")) var ticks = 60
+    @Option(help: ArgumentHelp("Batches applied together (one log write, one transaction), as a hub groups what arrives at once; 1: one by one.", valueName: "N")) var group = 512
     @OptionGroup var output: OutputOptions
 
     struct Result: Encodable {
@@ -46,7 +47,7 @@ struct BenchHub: ParsableCommand {
     }
 
     func run() throws {
-        guard hosts > 0, ticks > 1 else { throw CLIError("--hosts must be positive and --ticks at least 2") }
+        guard hosts > 0, ticks > 1, group > 0 else { throw CLIError("--hosts and --group must be positive and --ticks at least 2") }
         let store = try StoreOptions.openForReading(dataDir)
         guard let recorded = try StoreBatches(store: store, host: "bench").batch(from: 1, maxTicks: ticks), recorded.ticks.count == ticks else {
             throw CLIError("\(dataDir) holds fewer than \(ticks) ticks from tick 1")
@@ -77,10 +78,13 @@ struct BenchHub: ParsableCommand {
         let writer = TwinWriter(store: try TwinStore.open(dataDir: hubDir))
         try writer.open()
         let hub = try HubIngest(writer: writer)
+        // Batches that arrive together are applied as a group (the hub's group commit), up to --group.
+        let names = (0..<hosts).map { String(format: "host-%05d", $0) }
         func apply(tick i: Int) throws {
-            for h in 0..<hosts {
-                guard case .applied = try hub.apply(frames[h][i], from: String(format: "host-%05d", h)) else {
-                    throw CLIError("host \(h) tick \(i) was not applied")
+            for start in stride(from: 0, to: hosts, by: group) {
+                let part = start..<min(start + group, hosts)
+                for (h, result) in zip(part, try hub.applyGroup(part.map { (frames[$0][i], names[$0]) })) {
+                    guard case .success(.applied) = result else { throw CLIError("host \(h) tick \(i) was not applied: \(result)") }
                 }
             }
         }

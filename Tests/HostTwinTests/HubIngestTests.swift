@@ -72,6 +72,38 @@ import TwinSecurity
         try Self.expectTwin(of: agent, at: try TwinStore.open(dataDir: root + "/hub", readOnly: true), host: "web-1", ticks: 100)
     }
 
+    /// A group commit: the live batches of two hosts interleaved in groups (chained batches of one host in
+    /// one group), a forged one and a duplicate among them — each gets its own outcome, and both twins end
+    /// equal to their agents'.
+    @Test func aGroupAppliesEachBatchAsAloneWould() throws {
+        let root = try temporaryDirectory("hosttwin-hub")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let agent = try Self.agent(ticks: 60, dir: root + "/agent")
+        let a = try Self.live(agent, host: "web-1", standalone: 5), b = try Self.live(agent, host: "db-2", standalone: 5)
+        let hub = try hub(root + "/hub")
+        var i = 0
+        while i < a.count {
+            var group: [(bytes: [UInt8], host: String)] = []
+            for k in i..<min(i + 7, a.count) { group.append((a[k], "web-1")); group.append((b[k], "db-2")) }
+            group.insert((a[i], "db-2"), at: 1) // forged: web-1's batch pushed as db-2
+            if i > 0 { group.append((a[i - 1], "web-1")) } // sent again, after the ones that follow it
+            let results = try hub.applyGroup(group)
+            for (k, r) in results.enumerated() {
+                switch (k, r) {
+                case (1, .failure(let e)): #expect(e is SyncError)
+                case (group.count - 1, .success(.duplicate)) where i > 0: break
+                case (_, .success(.applied)): break
+                default: Issue.record("group at \(i), batch \(k): \(r)")
+                }
+            }
+            i += 7
+        }
+        try hub.writer.finish(now: TwinTime.nowMillis())
+        let hubStore = try TwinStore.open(dataDir: root + "/hub", readOnly: true)
+        try Self.expectTwin(of: agent, at: hubStore, host: "web-1", ticks: 60)
+        try Self.expectTwin(of: agent, at: hubStore, host: "db-2", ticks: 60)
+    }
+
     /// Every series of `agent` at `hubStore` with a host label and the same samples, and the state as of
     /// every third tick the same.
     /// Ticks whose raw samples the agent thinned (its disk cap) travel without samples, marked; the batch
@@ -123,7 +155,7 @@ import TwinSecurity
             let t = Self.t0 + Int64(i) * 1000 + 500
             struct V: Equatable { var attributes: [String: AttributeValue]; var from: Int64 }
             let mine = Dictionary(uniqueKeysWithValues: try agent.state(at: t).map { ($0.key, V(attributes: $0.attributes, from: $0.validFrom)) })
-            let theirs = Dictionary(uniqueKeysWithValues: try hubStore.state(at: t).map { v -> (String, V) in
+            let theirs = Dictionary(uniqueKeysWithValues: try hubStore.state(at: t).filter { $0.key.hasPrefix(host + "/") }.map { v -> (String, V) in
                 var a = v.attributes
                 #expect(a.removeValue(forKey: "host") == .string(host))
                 return (String(v.key.dropFirst(host.count + 1)), V(attributes: a, from: v.validFrom))

@@ -17,6 +17,8 @@ public struct TickRecordEncoder: Sendable {
     private var pendingBits: [(Int64, UInt64)] = []
     private var pendingIDs: [Int64]?
     private var pendingT: Int64 = 0
+    /// `lastBits` holds values of the last tick's series only (nothing to forget for a base).
+    private var onlyLastTick = true
 
     public init() {}
 
@@ -74,7 +76,7 @@ public struct TickRecordEncoder: Sendable {
     /// Makes the record just encoded the base of the next one (the log calls it once the record is on disk).
     public mutating func commitPending() {
         for (id, bits) in pendingBits { lastBits[id] = bits }
-        if let ids = pendingIDs { lastIDs = ids }
+        if let ids = pendingIDs { lastIDs = ids; onlyLastTick = false }
         lastT = pendingT
         discardPending()
     }
@@ -86,7 +88,11 @@ public struct TickRecordEncoder: Sendable {
 
     /// Forgets the values of series the last tick did not have, so the next record depends on that tick
     /// alone (a sync batch's base: a tick rebuilt standing alone gives the same state).
-    public mutating func keepLastTickOnly() { lastBits = TickRecordDecoder.only(lastIDs, of: lastBits) }
+    public mutating func keepLastTickOnly() {
+        guard !onlyLastTick else { return } // a live stream's ticks mostly repeat the series list: nothing to do
+        lastBits = TickRecordDecoder.only(lastIDs, of: lastBits)
+        onlyLastTick = true
+    }
 }
 
 /// Decodes the records of one stream in order.
@@ -96,11 +102,17 @@ public struct TickRecordDecoder: Sendable {
     public var lastTickTime: Int64 { lastT }
     private var lastIDs: [Int64] = []
     private var lastBits: [Int64: UInt64] = [:]
+    /// `lastBits` holds values of the last tick's series only.
+    private var onlyLastTick = true
 
     public init() {}
 
     /// Forgets the values of series the last tick did not have (see ``TickRecordEncoder/keepLastTickOnly()``).
-    public mutating func keepLastTickOnly() { lastBits = Self.only(lastIDs, of: lastBits) }
+    public mutating func keepLastTickOnly() {
+        guard !onlyLastTick else { return }
+        lastBits = Self.only(lastIDs, of: lastBits)
+        onlyLastTick = true
+    }
 
     static func only(_ ids: [Int64], of bits: [Int64: UInt64]) -> [Int64: UInt64] {
         var kept: [Int64: UInt64] = [:]
@@ -120,6 +132,7 @@ public struct TickRecordDecoder: Sendable {
             guard n <= payload.count * 8 else { throw ChunkError.corrupt("tick record announces \(n) samples") }
             var ids = lastIDs
             if header & 1 == 0 {
+                onlyLastTick = false
                 ids = []
                 ids.reserveCapacity(n)
                 var prev: Int64 = 0

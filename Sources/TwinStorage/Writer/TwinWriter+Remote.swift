@@ -129,10 +129,17 @@ extension TwinWriter {
     /// steps leaves the samples stored and the cursor behind, so the sender sends the ticks again.
     @discardableResult
     public func applyRemote(_ ticks: [RemoteTick], cursor: RemoteCursor) throws -> RemoteResult {
+        try applyRemote([(ticks, cursor)])
+    }
+
+    /// Applies the ticks of several senders' batches that arrived together (a hub's group commit): all their
+    /// samples in one log record, all their state changes and cursors in one transaction, in order.
+    @discardableResult
+    public func applyRemote(_ parts: [(ticks: [RemoteTick], cursor: RemoteCursor)]) throws -> RemoteResult {
         var result = RemoteResult()
         var samples: [(Int64, Int64, Double)] = []
-        samples.reserveCapacity(ticks.reduce(0) { $0 + $1.ids.count })
-        for t in ticks { for (id, v) in zip(t.ids, t.values) { samples.append((id, t.time, v)) } }
+        samples.reserveCapacity(parts.reduce(0) { $0 + $1.ticks.reduce(0) { $0 + $1.ids.count } })
+        for part in parts { for t in part.ticks { for (id, v) in zip(t.ids, t.values) { samples.append((id, t.time, v)) } } }
         // One series once per time, and in time order per series, as the bulk path needs.
         samples.sort { ($0.0, $0.1) < ($1.0, $1.1) }
         let batch = try append(batch: samples)
@@ -153,36 +160,38 @@ extension TwinWriter {
         }
         var written: [(delta: StateTracker.Delta, opened: [Int64], t: Int64)] = []
         try writeTransaction { db in
-            for t in ticks {
-                var delta = StateTracker.Delta()
-                for c in t.closed {
-                    guard let o = open(c.kind, c.key), o.validFrom < t.time else { continue }
-                    delta.close.append((c.kind, c.key, o.rowID, o.validFrom))
-                }
-                for e in t.opened {
-                    if let o = open(e.kind, e.key) {
-                        if o.validFrom >= t.time { continue } // applied before
-                        if !delta.close.contains(where: { $0.kind == e.kind && $0.key == e.key }) {
-                            delta.close.append((e.kind, e.key, o.rowID, o.validFrom))
-                        }
+            for part in parts {
+                for t in part.ticks {
+                    var delta = StateTracker.Delta()
+                    for c in t.closed {
+                        guard let o = open(c.kind, c.key), o.validFrom < t.time else { continue }
+                        delta.close.append((c.kind, c.key, o.rowID, o.validFrom))
                     }
-                    delta.open.append(e)
+                    for e in t.opened {
+                        if let o = open(e.kind, e.key) {
+                            if o.validFrom >= t.time { continue } // applied before
+                            if !delta.close.contains(where: { $0.kind == e.kind && $0.key == e.key }) {
+                                delta.close.append((e.kind, e.key, o.rowID, o.validFrom))
+                            }
+                        }
+                        delta.open.append(e)
+                    }
+                    guard !delta.isEmpty else { continue }
+                    let opened = try state.write(db, delta, health: [], at: t.time, cipher: cipher)
+                    for c in delta.close { overlay[c.kind, default: [:]][c.key] = .some(nil) }
+                    for (e, id) in zip(delta.open, opened) {
+                        overlay[e.kind, default: [:]][e.key] = StateTracker.Open(attributes: e.attributes, rowID: id, validFrom: t.time)
+                    }
+                    written.append((delta, opened, t.time))
+                    result.opened += delta.open.count
+                    result.closed += delta.close.count
                 }
-                guard !delta.isEmpty else { continue }
-                let opened = try state.write(db, delta, health: [], at: t.time, cipher: cipher)
-                for c in delta.close { overlay[c.kind, default: [:]][c.key] = .some(nil) }
-                for (e, id) in zip(delta.open, opened) {
-                    overlay[e.kind, default: [:]][e.key] = StateTracker.Open(attributes: e.attributes, rowID: id, validFrom: t.time)
-                }
-                written.append((delta, opened, t.time))
-                result.opened += delta.open.count
-                result.closed += delta.close.count
+                try TwinStore.save(part.cursor, db, now: TwinTime.nowMillis())
+                if let o = part.cursor.outbox { try TwinStore.append(o, db) }
             }
-            try TwinStore.save(cursor, db, now: TwinTime.nowMillis())
-            if let o = cursor.outbox { try TwinStore.append(o, db) }
         }
         for w in written { state.applied(w.delta, opened: w.opened, health: [], at: w.t) }
-        if result.closed > 0, let t = ticks.last?.time { requestPacking(at: t) }
+        if result.closed > 0, let t = written.last?.t { requestPacking(at: t) }
         return result
     }
 }

@@ -237,38 +237,18 @@ public final class TwinWriter {
     @discardableResult
     public func append(batch: [(Int64, Int64, Double)]) throws -> BatchResult {
         var result = BatchResult()
-        var accepted: [(Int64, Int64, Double)] = []
-        var slots: [Int] = []
-        accepted.reserveCapacity(batch.count)
-        slots.reserveCapacity(batch.count)
-        for s in batch {
-            let slot = head.slot(s.0)
-            var last = head.accepted[slot]
-            if last == Head.unknown {
-                last = try head.lastTime(slot: slot) ?? seriesLastT[s.0] ?? storedNewest(s.0) ?? Head.unknown
-            }
-            guard s.1 > last || last == Head.unknown else {
-                head.accepted[slot] = last
-                result.rejected += 1
-                if result.firstRejection == nil {
-                    result.firstRejection = "series \(s.0): sample at \(TwinTime.rfc3339(s.1)) is not after its newest sample at \(TwinTime.rfc3339(last))"
-                }
-                continue
-            }
-            head.accepted[slot] = s.1
-            accepted.append(s)
-            slots.append(slot)
+        let admitted = try head.admit(batch) { id in try seriesLastT[id] ?? storedNewest(id) }
+        result.rejected = admitted.rejected
+        if let r = admitted.firstRejection {
+            result.firstRejection = "series \(r.id): sample at \(TwinTime.rfc3339(r.t)) is not after its newest sample at \(TwinTime.rfc3339(r.last))"
         }
-        guard !accepted.isEmpty else { return result }
-        do { try log.appendBatch(accepted) } catch {
+        guard !admitted.accepted.isEmpty else { return result }
+        do { try log.appendBatch(admitted.accepted) } catch {
             head.resetAccepted()
             throw error
         }
-        for (i, (_, t, v)) in accepted.enumerated() {
-            try head.append(slot: slots[i], t, v)
-            if t > latest { latest = t }
-        }
-        result.accepted = accepted.count
+        latest = max(latest, try head.append(admitted.accepted, slots: admitted.slots))
+        result.accepted = admitted.accepted.count
         if head.samples >= maxHeadSamples { try cut() }
         return result
     }
