@@ -24,7 +24,7 @@ public enum FuzzTargets {
     public static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "procfs": procfs, "exposition": exposition, "promql": promql, "time": time, "chunk": chunk,
         "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
-        "config": config, "versions": versions, "sync": sync, "syncstream": syncStream,
+        "config": config, "versions": versions, "sync": sync, "syncstream": syncStream, "follow": follow,
     ]
 
     /// Every /proc and /sys parser on the same bytes (text and binary forms).
@@ -111,6 +111,15 @@ public enum FuzzTargets {
             _ = try? SyncCodec.decode(Array(rest[4..<4 + n]))
             rest.removeFirst(4 + n)
         }
+    }
+
+    /// A follow stream as a replica reads it (uncompressed): the bytes in two chunks cut at the first byte's
+    /// offset, framed as `u64 id · u32 length · batch`, each batch decoded.
+    static func follow(_ data: [UInt8]) {
+        var reader = FollowFrameReader()
+        let cut = data.isEmpty ? 0 : Int(data[0]) % (data.count + 1)
+        guard let a = try? reader.add(Array(data[..<cut])), let b = try? reader.add(Array(data[cut...])) else { return }
+        for frame in a + b { _ = try? SyncCodec.decode(frame.batch) }
     }
 
     /// Head log records: the first byte splits the input into records.

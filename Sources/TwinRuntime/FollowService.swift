@@ -41,17 +41,9 @@ public final class FollowService: Service, @unchecked Sendable { // `position` o
         try await stream.finish()
         logger.info("following \(remote.host):\(remote.port) from outbox row \(position)")
         let decompressor = SyncStreamDecompressor()
-        var pending: [UInt8] = []
+        var frames = FollowFrameReader()
         for try await chunk in stream.chunks {
-            pending += try decompressor.decompress(chunk)
-            var at = 0
-            while pending.count - at >= 12 {
-                let id = pending[at..<at + 8].reduce(0) { $0 << 8 | Int64($1) }
-                let length = Int(pending[at + 8..<at + 12].reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
-                guard length <= SyncCodec.maxPayload + 4096 else { throw TwinError.unavailable("a followed frame of \(length) bytes") }
-                guard pending.count - at - 12 >= length else { break }
-                let batch = Array(pending[at + 12..<at + 12 + length])
-                at += 12 + length
+            for (id, batch) in try frames.add(try decompressor.decompress(chunk)) {
                 let ack = await receiver.apply(batch, host: nil, datacenter: nil)
                 switch ack.outcome {
                 case "applied", "duplicate": position = id
@@ -62,7 +54,6 @@ public final class FollowService: Service, @unchecked Sendable { // `position` o
                     position = id
                 }
             }
-            pending.removeFirst(at)
         }
         throw TwinError.unavailable("the hub ended the follow stream")
     }

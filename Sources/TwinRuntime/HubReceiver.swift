@@ -2,12 +2,25 @@ import Dispatch
 import Synchronization
 import Metrics
 import TwinCore
+import TwinSecurity
 import TwinServer
 import TwinStorage
 import TwinSync
 
 extension SyncStreamDecompressor: SyncStreamDecoder {}
 extension SyncStreamCompressor: SyncStreamEncoder {}
+
+extension DataPolicy {
+    /// The rewrite of a batch's state changes this policy asks for before they leave for another store
+    /// (``SyncCodec/rewritingState(_:_:)``): a relay's `--forward-policy`, a follower token's policy.
+    public func stateRewrite(keys: KeyRing) -> @Sendable (inout [Entity], inout [EntityRef]) -> Void {
+        { opened, closed in
+            var refs = closed.map { (kind: $0.kind, key: $0.key) }
+            forwarding(opened: &opened, closed: &refs, keys: keys)
+            closed = refs.map { EntityRef(kind: $0.kind, key: $0.key) }
+        }
+    }
+}
 
 /// A hub's ``SyncReceiver``: applies pushed batches to the hub's store through ``HubIngest``, one at a
 /// time on a queue of its own (the store has one writer; SQLite and the log block).
@@ -159,17 +172,33 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
 
     public func streamEncoder() -> any SyncStreamEncoder { SyncStreamCompressor() }
 
-    public func follow(held: [SyncCursor], after: Int64) throws -> any SyncOutboxSession {
+    /// This hub's key ring, for hashes a follower's token policy asks for (`serve` sets it).
+    public var keys: KeyRing?
+
+    public func follow(held: [SyncCursor], after: Int64, policy: DataPolicy?) throws -> any SyncOutboxSession {
         var map: [String: (epoch: UInt64, through: UInt64)] = [:]
         for c in held { map[c.host] = (UInt64(c.epoch, radix: 16) ?? 0, c.appliedThrough) }
-        return OutboxSession(reader: try OutboxReader(store: ingest.writer.store, held: map, after: after))
+        var rewrite: ((inout [Entity], inout [EntityRef]) -> Void)?
+        if let policy, policy.changesValues {
+            guard let keys else { throw TwinError.unavailable("this hub has no key ring to apply the token's policy with") }
+            rewrite = policy.stateRewrite(keys: keys)
+        }
+        return OutboxSession(reader: try OutboxReader(store: ingest.writer.store, held: map, after: after), rewrite: rewrite)
     }
 
-    /// A follower's read of the outbox: rows as the reader gives them.
+    /// A follower's read of the outbox: rows as the reader gives them, through the token's policy if any.
     final class OutboxSession: SyncOutboxSession {
         var reader: OutboxReader
-        init(reader: OutboxReader) { self.reader = reader }
-        func next() async throws -> [(id: Int64, batch: [UInt8])] { try reader.next().map { ($0.id, $0.bytes) } }
+        let rewrite: ((inout [Entity], inout [EntityRef]) -> Void)?
+        init(reader: OutboxReader, rewrite: ((inout [Entity], inout [EntityRef]) -> Void)?) {
+            self.reader = reader
+            self.rewrite = rewrite
+        }
+        func next() async throws -> [(id: Int64, batch: [UInt8])] {
+            try reader.next().map { item in
+                (item.id, try rewrite.map { r in try SyncCodec.rewritingState(item.bytes) { r(&$0, &$1) } } ?? item.bytes)
+            }
+        }
     }
 
     /// Seals what the hub holds and releases the store (at shutdown).

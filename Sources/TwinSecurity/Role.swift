@@ -43,6 +43,8 @@ public struct Identity: Sendable, Equatable {
     /// this request (nil: every host).
     public var datacenter: String?
     public var scopedHosts: Set<String>?
+    /// A relay token's data policy (its rules' text): what a replica following with it may be sent.
+    public var policy: String?
 
     /// Whether this caller may see data of `host` (nil: data of no fleet host, such as the hub's own).
     public func sees(host: String?) -> Bool {

@@ -41,7 +41,12 @@ public final class TokenAuthority: Sendable {
     }
 
     /// Creates and stores a token; returns it (shown once) with its record.
-    public func create(role: Role, host: String?, name: String = "", expires: Int64?, datacenter: String? = nil, now: Int64 = TwinTime.nowMillis()) throws -> (token: String, record: TokenRecord) {
+    public func create(role: Role, host: String?, name: String = "", expires: Int64?, datacenter: String? = nil, policy: String? = nil,
+                       now: Int64 = TwinTime.nowMillis()) throws -> (token: String, record: TokenRecord) {
+        if let policy {
+            guard role == .relay else { throw TwinError.badInput("--policy applies to relay tokens (what a replica following with it is sent)") }
+            _ = try DataPolicy.parse(policy, file: "--policy")
+        }
         if role == .agent, (host ?? "").isEmpty { throw TwinError.badInput("an agent token is bound to one host: give --host NAME") }
         if role != .agent, host != nil { throw TwinError.badInput("--host binds agent tokens only") }
         if let datacenter, role != .reader || datacenter.isEmpty {
@@ -49,6 +54,7 @@ public final class TokenAuthority: Sendable {
         }
         var minted = Self.mint(role: role, host: host, name: name, expires: expires, now: now)
         minted.record.datacenter = datacenter
+        minted.record.policy = policy
         try store.insertToken(minted.record)
         return minted
     }
@@ -80,6 +86,7 @@ public final class TokenAuthority: Sendable {
         guard let role = Role(rawValue: record.role) else { return .invalid("token \(record.id) has an unknown role") }
         var identity = Identity(role: role, tokenID: record.id, host: record.host)
         identity.datacenter = record.datacenter
+        identity.policy = record.policy
         return .valid(identity)
     }
 

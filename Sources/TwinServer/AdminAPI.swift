@@ -22,7 +22,7 @@ extension TwinAPI {
         }
         let expires = try p.duration("expires").map { TwinTime.nowMillis() + $0 }
         let created: (token: String, record: TokenRecord)
-        do { created = try authority.create(role: role, host: p["host"], name: p["name"] ?? "", expires: expires, datacenter: p["datacenter"]) } catch let e as TwinError {
+        do { created = try authority.create(role: role, host: p["host"], name: p["name"] ?? "", expires: expires, datacenter: p["datacenter"], policy: p["policy"]) } catch let e as TwinError {
             throw APIError.from(e)
         }
         audit?.append(.init(kind: "admin", action: "token.create", role: p.identity.role?.rawValue, token: p.identity.tokenID, source: p.caller,

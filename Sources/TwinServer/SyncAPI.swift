@@ -25,8 +25,9 @@ public protocol SyncReceiver: Sendable {
     func streamDecoder(for encoding: String) -> (any SyncStreamDecoder)?
     /// Every host's cursor (a relay's handshake).
     func cursors() throws -> [SyncCursor]
-    /// A session reading the hub's outbox after `after` for a follower that holds `held`.
-    func follow(held: [SyncCursor], after: Int64) throws -> any SyncOutboxSession
+    /// A session reading the hub's outbox after `after` for a follower that holds `held`; with `policy`,
+    /// the follower's token's data policy, each batch's state changes as that policy lets them leave.
+    func follow(held: [SyncCursor], after: Int64, policy: DataPolicy?) throws -> any SyncOutboxSession
     /// A compressor for a follower's session (`zstd`).
     func streamEncoder() -> any SyncStreamEncoder
     /// Reconciliation: digests of `host`'s `ranges` of ticks and of its entity state at `stateAt`, as the
@@ -339,7 +340,11 @@ extension TwinAPI {
             }
             return SyncCursor(host: String(parts[0]), epoch: String(parts[1]), appliedThrough: through)
         }
-        let session = try sync.follow(held: held, after: after)
+        let policy: DataPolicy?
+        do { policy = try p.identity.policy.map { try DataPolicy.parse($0, file: "the token's policy") } } catch {
+            throw APIError.internal("\(error)")
+        }
+        let session = try sync.follow(held: held, after: after, policy: policy)
         guard pushes.acquire(p.caller, limit: access.maxPushSessionsPerCaller, total: access.maxPushSessions) else {
             throw APIError(type: "too_many_requests", message: "too many sync sessions open (at most \(access.maxPushSessionsPerCaller) per token, \(access.maxPushSessions) in all)", status: .tooManyRequests)
         }

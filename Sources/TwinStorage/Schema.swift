@@ -266,6 +266,10 @@ enum Schema {
         m.registerMigration("v15") { db in
             try db.execute(sql: "ALTER TABLE tokens ADD COLUMN datacenter TEXT")
         }
+        // v16: a relay token can carry a data policy: what a replica following with it is sent.
+        m.registerMigration("v16") { db in
+            try db.execute(sql: "ALTER TABLE tokens ADD COLUMN policy TEXT")
+        }
         return m
     }
 }

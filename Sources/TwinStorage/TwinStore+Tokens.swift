@@ -12,6 +12,8 @@ public struct TokenRecord: Sendable, Equatable, Codable {
     public var name: String
     /// The datacenter a `reader` token is confined to (nil: every host).
     public var datacenter: String?
+    /// A `relay` token's data policy (the rules' text): applied to what a replica following with it is sent.
+    public var policy: String?
     public var secretHash: [UInt8]
     public var created: Int64
     public var expires: Int64?
@@ -26,6 +28,7 @@ public struct TokenRecord: Sendable, Equatable, Codable {
         self.init(id: row["id"], role: row["role"], host: row["host"], name: row["name"], secretHash: [UInt8](row["secret_hash"] as Data),
                   created: row["created"], expires: row["expires"], revoked: row["revoked"])
         datacenter = row["datacenter"]
+        policy = row["policy"]
     }
 }
 
@@ -33,8 +36,8 @@ extension TwinStore {
     /// Stores a new token.
     public func insertToken(_ t: TokenRecord) throws {
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO tokens(id, role, host, name, secret_hash, created, expires, revoked, datacenter) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [t.id, t.role, t.host, t.name, Data(t.secretHash), t.created, t.expires, t.revoked, t.datacenter])
+            try db.execute(sql: "INSERT INTO tokens(id, role, host, name, secret_hash, created, expires, revoked, datacenter, policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [t.id, t.role, t.host, t.name, Data(t.secretHash), t.created, t.expires, t.revoked, t.datacenter, t.policy])
         }
     }
 

@@ -67,3 +67,29 @@ public final class SyncStreamDecompressor {
         return out
     }
 }
+
+/// Frames of a follow stream (`u64 big-endian outbox id · u32 big-endian length · batch`) from the chunks
+/// they arrive in: a replica's read of a hub's outbox (`serve --follow`).
+public struct FollowFrameReader {
+    private var pending: [UInt8] = []
+
+    public init() {}
+
+    /// Adds `bytes`; returns the frames now complete, in order. Throws on a frame longer than a batch may
+    /// be (nothing is allocated from the claimed length).
+    public mutating func add(_ bytes: [UInt8]) throws -> [(id: Int64, batch: [UInt8])] {
+        pending += bytes
+        var out: [(id: Int64, batch: [UInt8])] = []
+        var at = 0
+        defer { pending.removeFirst(at) }
+        while pending.count - at >= 12 {
+            let id = pending[at..<at + 8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let length = Int(pending[at + 8..<at + 12].reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+            guard length <= SyncCodec.maxPayload + 4096 else { throw SyncError.malformed("a followed frame of \(length) bytes") }
+            guard pending.count - at - 12 >= length else { break }
+            out.append((Int64(bitPattern: id), Array(pending[at + 12..<at + 12 + length])))
+            at += 12 + length
+        }
+        return out
+    }
+}

@@ -71,6 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
         // A replica applies what it follows and nothing pushed.
         api.sync = followed == nil ? hub : nil
         let setup = try server.prepare(&api, dataDir: twinStore.dataDir, logger: logger)
+        hub?.keys = setup.keys // hashes asked for by a follower token's policy
         let log = logger
         let role = followed.map { "; a read-only replica of \($0.host):\($0.port)" }
             ?? (hub == nil ? "" : "; accepting pushes from agents (/api/v1/sync/push)" + (upstreams.isEmpty ? "" : ", relaying to \(pushURLs.joined(separator: ", "))"))
@@ -80,14 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: AuditAnchorService(audit: setup.audit))]
         if let hub {
             // Hashes upstream use this hub's key ring: comparable there, not readable.
-            let rewrite = try forward.map { policy -> @Sendable (inout [Entity], inout [EntityRef]) -> Void in
-                let keys = try KeyRing(dataDir: twinStore.dataDir, create: true)
-                return { opened, closed in
-                    var refs = closed.map { (kind: $0.kind, key: $0.key) }
-                    policy.forwarding(opened: &opened, closed: &refs, keys: keys)
-                    closed = refs.map { EntityRef(kind: $0.kind, key: $0.key) }
-                }
-            }
+            let rewrite = forward.map { $0.stateRewrite(keys: setup.keys) }
             let relays = upstreams.map { RelayUplink(store: twinStore, remote: $0, logger: logger, datacenter: datacenter, rewrite: rewrite) }
             services += relays.map { .init(service: $0) }
             services.append(.init(service: OutboxPruner(store: twinStore, relays: relays, keepMillis: keepMillis, logger: logger)))

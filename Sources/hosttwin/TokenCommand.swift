@@ -30,6 +30,7 @@ struct TokenCommand: ParsableCommand {
         @Option(help: ArgumentHelp("admin, reader, agent (a host's agent, bound with --host) or relay (a hub pushing to or following another hub).", valueName: "ROLE")) var role: String
         @Option(help: ArgumentHelp("The host an agent token may write for (agents only).", valueName: "NAME")) var host: String?
         @Option(help: ArgumentHelp("Confine a reader token to the hosts of this datacenter (at a hub: PromQL, SQL, state, label values, the graph and the dashboard answer for them only).", valueName: "NAME")) var datacenter: String?
+        @Option(name: .customLong("policy"), help: ArgumentHelp("A relay token's data policy file (e.g. `drop sensitive`): a replica following with it is sent state changes as that policy lets them leave.", valueName: "FILE")) var policyFile: String?
         @Option(help: ArgumentHelp("Expire after this long, e.g. 90d, 12h (default: never).", valueName: "DURATION")) var expires: String?
         @Option(help: ArgumentHelp("A note for `token list`, e.g. who or what uses it.", valueName: "TEXT")) var name: String = ""
         @OptionGroup var output: OutputOptions
@@ -39,10 +40,14 @@ struct TokenCommand: ParsableCommand {
             let ttl = try expires.map { text in
                 do { return try TwinTime.parseDuration(text) } catch { throw CLIError("--expires: \(error)") }
             }
+            let policy = try policyFile.map { path in
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("--policy \(path): cannot read it") }
+                return text
+            }
             let dataDir = store.resolvedDataDir
             let twin = try TwinStore.open(dataDir: dataDir)
             let created: (token: String, record: TokenRecord)
-            do { created = try TokenAuthority(store: twin).create(role: r, host: host, name: name, expires: ttl.map { TwinTime.nowMillis() + $0 }, datacenter: datacenter) } catch let e as TwinError {
+            do { created = try TokenAuthority(store: twin).create(role: r, host: host, name: name, expires: ttl.map { TwinTime.nowMillis() + $0 }, datacenter: datacenter, policy: policy) } catch let e as TwinError {
                 throw CLIError("\(e)")
             }
             try TokenCommand.audit(dataDir, "token.create", "id=\(created.record.id) role=\(r.rawValue)\(host.map { " host=\($0)" } ?? "")\(datacenter.map { " datacenter=\($0)" } ?? "")")
@@ -53,6 +58,7 @@ struct TokenCommand: ParsableCommand {
                 var info = "created token \(created.record.id) (role \(r.rawValue)"
                 if let host { info += ", host \(host)" }
                 if let datacenter { info += ", datacenter \(datacenter) only" }
+                if policyFile != nil { info += ", with its data policy" }
                 info += created.record.expires.map { ", expires \(TwinTime.rfc3339($0))" } ?? ", no expiry"
                 print(info + "); it is shown only now:")
                 print(created.token)

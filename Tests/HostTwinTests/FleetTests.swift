@@ -307,6 +307,12 @@ import TwinStorage
         try Self.token(globalDir, role: "relay").write(toFile: dir + "/dc.token", atomically: true, encoding: .utf8)
         try Self.token(globalDir, role: "relay").write(toFile: dir + "/observer.token", atomically: true, encoding: .utf8)
         try "drop sensitive\n".write(toFile: dir + "/forward.policy", atomically: true, encoding: .utf8)
+        // A replica of the datacenter hub itself, whose token carries the same policy: what it may be sent.
+        let partnerDir = dir + "/partner"
+        let partnerToken = try EndToEndTests.cli(["token", "create", "--role", "relay", "--policy", dir + "/forward.policy", "--data-dir", dcDir])
+        #expect(partnerToken.status == 0 && partnerToken.stdout.contains("with its data policy"), "\(partnerToken.stderr)")
+        try (partnerToken.stdout.split(separator: "\n").last.map(String.init) ?? "").write(toFile: dir + "/partner.token", atomically: true, encoding: .utf8)
+        #expect(try EndToEndTests.cli(["token", "create", "--role", "reader", "--policy", dir + "/forward.policy", "--data-dir", dcDir]).status != 0)
         // A process whose command line is recognisable.
         let marker = "hosttwin-marker-\(UInt32.random(in: 0...UInt32.max))"
         let sh = Process()
@@ -322,8 +328,11 @@ import TwinStorage
                                               "--follow", "http://127.0.0.1:\(globalPort)", "--token-file", dir + "/observer.token"])
         let agent = try ServerTests.start(["agent", "--data-dir", agentDir, "--host-name", "web-1", "--interval", "500ms",
                                            "--push", "http://127.0.0.1:\(dcPort)", "--token-file", dir + "/agent.token"])
+        let partnerPort = try ServerTests.freePort()
+        let partner = try ServerTests.start(["serve", "--data-dir", partnerDir, "--listen", "127.0.0.1:\(partnerPort)",
+                                             "--follow", "http://127.0.0.1:\(dcPort)", "--token-file", dir + "/partner.token"])
         defer {
-            for p in [agent, dc, observer, global] where p.isRunning { p.terminate(); p.waitUntilExit() }
+            for p in [agent, dc, observer, global, partner] where p.isRunning { p.terminate(); p.waitUntilExit() }
             kill(sh.processIdentifier, SIGKILL) // SIGTERM may be ignored, inherited from the test runner
             sh.waitUntilExit()
         }
@@ -331,14 +340,14 @@ import TwinStorage
         agent.interrupt()
         agent.waitUntilExit()
         let last = try TwinStore.open(dataDir: agentDir, readOnly: true).lastTickSeq()
-        #expect(try EndToEndTests.eventually(40) { [dcPort, globalPort, observerPort].allSatisfy { Self.applied($0)["web-1"] == last } })
+        #expect(try EndToEndTests.eventually(40) { [dcPort, globalPort, observerPort, partnerPort].allSatisfy { Self.applied($0)["web-1"] == last } })
         func process(_ dataDir: String) throws -> [String: Any]? {
             let all = try EndToEndTests.json(["ps", "--data-dir", dataDir, "--host", "web-1", "--json"]) as? [[String: Any]] ?? []
             return all.first { ($0["pid"] as? NSNumber)?.int32Value == sh.processIdentifier }
         }
         let atDC = try #require(try process(dcDir), "the datacenter hub lacks the process")
         #expect((atDC["command"] as? String)?.contains(marker) == true, "the datacenter hub keeps the command line: \(atDC)")
-        for (name, d) in [("global hub", globalDir), ("observer", observerDir)] {
+        for (name, d) in [("global hub", globalDir), ("observer", observerDir), ("replica with a policy token", partnerDir)] {
             let there = try #require(try process(d), "the \(name) lacks the process")
             #expect(there["command"] == nil && there["user"] == nil, "the \(name) holds a sensitive value: \(there)")
             let files = (FileManager.default.enumerator(atPath: d)?.allObjects as? [String] ?? []).filter { path in
