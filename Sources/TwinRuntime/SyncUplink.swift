@@ -204,7 +204,12 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
 
     /// Keeps the ticks after `acked` from retention (what the hub has not acknowledged is never dropped).
     private func hold(after acked: UInt64) throws {
-        let from = try store.ticks(from: acked + 1, limit: 1).first?.time ?? TwinTime.nowMillis()
+        // Caught up (the usual case): nothing to read; the newest tick bounds what is held.
+        let latest = state.withLock { $0.latest }
+        let from: Int64
+        if let latest, acked >= latest.seq { from = latest.time + 1 } else if let latest, acked + 1 == latest.seq { from = latest.time } else {
+            from = try store.ticks(from: acked + 1, limit: 1).first?.time ?? TwinTime.nowMillis()
+        }
         if heldFrom != from {
             try store.holdForSync(destination, from: from)
             heldFrom = from
