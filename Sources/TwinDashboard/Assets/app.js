@@ -25,15 +25,22 @@ function askForToken(message) {
   document.getElementById('token').focus();
 }
 
+let signinShown = false;
+
 /** GET `path` with `params`; the Prometheus envelope's data, or the bare body for bare endpoints. */
 async function api(path, params = {}, signal) {
   const u = new URL(path, location.origin);
   for (const [k, v] of Object.entries(params)) if (v != null) u.searchParams.set(k, v);
   const r = await fetch(u, { headers: { Accept: 'application/json', ...authHeaders() }, signal });
   if (r.status === 401) {
-    const had = sessionStorage.getItem(TOKEN_KEY);
-    sessionStorage.removeItem(TOKEN_KEY);
-    askForToken(had ? 'The token was refused (wrong, expired or revoked).' : 'This HostTwin server needs a token.');
+    // The first refusal of the page shows the form; requests refused with it (sent at the same time) leave
+    // its message alone.
+    if (!signinShown) {
+      signinShown = true;
+      const had = sessionStorage.getItem(TOKEN_KEY);
+      sessionStorage.removeItem(TOKEN_KEY);
+      askForToken(had ? 'The token was refused (wrong, expired or revoked).' : 'This HostTwin server needs a token.');
+    }
     throw new Error(path + ': a token is needed');
   }
   let body;
