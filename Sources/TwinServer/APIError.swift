@@ -29,6 +29,7 @@ struct APIError: Error {
             case .execution(let m): return .execution(m)
             case .timeout(let m): return .timeout(m)
             }
+        case let e as SyncConflict: return APIError(type: "conflict", message: e.description, status: .conflict)
         case let e as TwinError:
             switch e {
             case .badInput(let m): return .badData(m)

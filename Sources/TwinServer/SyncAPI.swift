@@ -187,11 +187,7 @@ extension TwinAPI {
             guard let t = Int64(v) else { throw APIError.badData("state_at \(v): expected a time in ms") }
             return t
         }
-        do {
-            return Self.json(bytes: Array(try JSONEncoder.sorted.encode(try sync!.reconcile(host: host, epoch: epoch, ranges: ranges, stateAt: stateAt))))
-        } catch let c as SyncConflict {
-            throw APIError(type: "conflict", message: c.description, status: .conflict)
-        }
+        return Self.json(bytes: Array(try JSONEncoder.sorted.encode(try sync!.reconcile(host: host, epoch: epoch, ranges: ranges, stateAt: stateAt))))
     }
 
     /// `POST /api/v1/sync/rewind` (form: `host`, `epoch` (hex), `to`): takes the host's cursor back to tick
@@ -200,11 +196,7 @@ extension TwinAPI {
         guard let host = try syncHost(p) else { throw APIError.badData("the host parameter is required") }
         let epoch = try Self.syncEpoch(p)
         guard let v = p["to"], let to = UInt64(v) else { throw APIError.badData("to: expected a tick sequence number") }
-        do {
-            return Self.json(bytes: Array(try JSONEncoder.sorted.encode(try sync!.rewind(host: host, epoch: epoch, to: to))))
-        } catch let c as SyncConflict {
-            throw APIError(type: "conflict", message: c.description, status: .conflict)
-        }
+        return Self.json(bytes: Array(try JSONEncoder.sorted.encode(try sync!.rewind(host: host, epoch: epoch, to: to))))
     }
 
     static func syncEpoch(_ p: Params) throws -> UInt64 {
