@@ -36,6 +36,24 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     private let datacenter: String?
     /// The datacenter last recorded per host (on `queue`).
     private var datacenters: [String: String] = [:]
+    /// Series ids by key for the live lane (off the queue).
+    let previewSeries = PreviewSeries()
+    /// Each host's newest tick for relays whose upstream is behind.
+    public let tap = LiveTap()
+    /// Per host, the newest tick time queryable here (live lane or applied): freshness is measured for
+    /// ticks newer than it, the present as a reader sees it.
+    private let newest = Mutex<[String: Int64]>([:])
+
+    /// Records how long after `time` a tick of `host` became queryable here, when it is the newest so far.
+    func fresh(host: String, time: Int64) {
+        guard newest.withLock({ n -> Bool in
+            guard time > n[host] ?? .min else { return false }
+            n[host] = time
+            return true
+        }) else { return }
+        // From a tick's time to queryable here (all hosts): the freshness target's figure.
+        Timer(label: "hosttwin_sync_freshness_seconds").recordMilliseconds(TwinTime.nowMillis() - time)
+    }
 
     public init(writer: TwinWriter, datacenter: String? = nil) throws {
         ingest = try HubIngest(writer: writer)
@@ -98,6 +116,17 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     /// The most batches applied in one group (one log record, one transaction).
     static let groupLimit = 512
 
+    /// The hub-wide limit of catch-up ticks applied per second (`serve --catch-up-rate`; nil: none).
+    /// Batches of one tick (live) never wait; a longer batch waits until the budget has room for its
+    /// ticks (``catchUpWait(_:)``), which holds back its session (and so its sender) while every live
+    /// tick goes on.
+    public var catchUpLimit: RateLimiter?
+
+    public func catchUpWait(_ batch: [UInt8]) -> (wait: Duration, host: String)? {
+        guard let limit = catchUpLimit, let h = try? SyncCodec.header(batch), h.tickCount > 1, let wait = limit.reserve(h.tickCount) else { return nil }
+        return (wait, h.host)
+    }
+
     public func apply(_ batch: [UInt8], host named: String?, datacenter relayed: String?) async -> SyncAck {
         await withCheckedContinuation { done in
             let schedule = pending.withLock { p -> Bool in
@@ -152,10 +181,13 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     private func applied(host: String, ticks: Int, relayed: String?) {
         // How far the hub's copy is behind the host's clock, per host.
         if let t = ingest.lastTime(host: host) {
+            store.preview.advance(host: host, through: t)
             let lag = TwinTime.nowMillis() - t
             Gauge(label: "hosttwin_sync_lag_seconds", dimensions: [("host", host)]).record(Double(lag) / 1000)
-            // From a tick's time to queryable here (all hosts): the freshness target's figure.
-            Timer(label: "hosttwin_sync_freshness_seconds").recordMilliseconds(lag)
+            fresh(host: host, time: t)
+            if tap.wanted, let batch = ingest.newestStandingAlone(host: host), let bytes = try? SyncCodec.encode(batch).bytes {
+                tap.offer(host: host, batch: bytes)
+            }
         }
         Counter(label: "hosttwin_sync_applied_ticks_total", dimensions: [("host", host)]).increment(by: ticks)
         if let relayed, datacenters[host] != relayed {
@@ -204,5 +236,72 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     /// Seals what the hub holds and releases the store (at shutdown).
     public func finish() throws {
         try queue.sync { try ingest.writer.finish(now: TwinTime.nowMillis()) }
+    }
+}
+
+extension HubReceiver {
+    public func preview(_ batch: [UInt8], host named: String?) async throws -> Int {
+        let h = try SyncCodec.header(batch)
+        if let named, h.host != named { throw SyncError.invalid("a batch of host \(h.host) pushed as \(named)") }
+        guard h.baseSeq == nil else { throw SyncError.invalid("a live-lane batch stands alone (this one has a base)") }
+        let decoded = try SyncCodec.decode(batch).batch
+        guard let tick = decoded.ticks.last else { return 0 }
+        let host = h.host
+        var definitions: [Int64: (key: SeriesKey, type: MetricType)] = [:]
+        for d in decoded.dictionary { definitions[d.ref] = (HubIngest.hostKey(d.key, host: host), d.type) }
+        var ids = try tick.refs.map { ref -> Int64? in
+            guard let d = definitions[ref] else { throw SyncError.invalid("live tick \(tick.seq) uses series \(ref), which its batch does not define") }
+            return previewSeries.id(d.key)
+        }
+        // Series the hub does not hold yet (a host new here, or new series) are created as the in-order lane
+        // would create them, on the writer's queue.
+        let missing = zip(tick.refs, ids).filter { $0.1 == nil }.map { definitions[$0.0]! }
+        if !missing.isEmpty {
+            let created = try await withCheckedThrowingContinuation { (done: CheckedContinuation<[Int64], any Error>) in
+                queue.async { [self] in done.resume(with: Result { try ingest.writer.seriesIDs(for: missing.map { ($0.key, $0.type) }) }) }
+            }
+            previewSeries.learn(zip(missing.map(\.key), created))
+            ids = tick.refs.map { previewSeries.id(definitions[$0]!.key) }
+        }
+        let known = zip(ids, tick.values).compactMap { id, v in id.map { ($0, v) } }
+        let kept = store.preview.add(host: host, time: tick.time, ids: known.map(\.0), values: known.map(\.1))
+        if kept > 0 { fresh(host: host, time: tick.time) }
+        tap.offer(host: host, batch: batch)
+        return kept
+    }
+}
+
+/// Series ids of the hub's store by key, for live-lane ticks (which name series by key).
+final class PreviewSeries: Sendable {
+    private let known = Mutex<[SeriesKey: Int64]>([:])
+
+    func id(_ key: SeriesKey) -> Int64? { known.withLock { $0[key] } }
+
+    func learn(_ pairs: some Sequence<(SeriesKey, Int64)>) {
+        known.withLock { k in for (key, id) in pairs { k[key] = id } }
+    }
+}
+
+/// A token bucket shared by many callers: ``reserve(_:)`` takes units now and says how long to wait
+/// first so that, over time, no more than `perSecond` are taken a second (bursts up to one second's worth).
+public final class RateLimiter: Sendable {
+    public let perSecond: Double
+    private let bucket: Mutex<(tokens: Double, at: ContinuousClock.Instant)>
+
+    public init(perSecond: Int) {
+        self.perSecond = Double(max(perSecond, 1))
+        bucket = Mutex((self.perSecond, .now))
+    }
+
+    /// Takes `units`; the wait before using them, nil when there is none.
+    public func reserve(_ units: Int) -> Duration? {
+        bucket.withLock { b in
+            let now = ContinuousClock.now
+            let elapsed = now - b.at
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            b.tokens = min(perSecond, b.tokens + seconds * perSecond) - Double(units)
+            b.at = now
+            return b.tokens >= 0 ? nil : .milliseconds(Int64((-b.tokens / perSecond * 1000).rounded(.up)))
+        }
     }
 }

@@ -27,9 +27,19 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
     /// This hub's datacenter, named to the upstream, which records it for the hosts relayed.
     let datacenter: String?
 
-    public init(store: TwinStore, remote: RemoteTwin, logger: Logger, datacenter: String? = nil,
+    /// The hub's newest ticks, sent on the live lane while the outbox is behind (nil: no live lane).
+    let tap: LiveTap?
+    /// How far behind (ms since this hub applied the batch being sent) the relay must be for the live lane.
+    static let liveLagMillis: Int64 = 1_000
+    /// Whether the outbox being sent is that far behind.
+    private let lagging = Atomic<Bool>(false)
+    /// Until when (ms) the upstream said it is behind (a catch-up batch waits there for its budget).
+    private let upstreamBehindUntil = Atomic<Int64>(0)
+
+    public init(store: TwinStore, remote: RemoteTwin, logger: Logger, datacenter: String? = nil, tap: LiveTap? = nil,
                 rewrite: (@Sendable (_ opened: inout [Entity], _ closed: inout [EntityRef]) -> Void)? = nil) {
         self.store = store
+        self.tap = tap
         self.datacenter = datacenter
         self.remote = remote
         self.logger = logger
@@ -62,7 +72,11 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
         let stream = try await remote.stream(post: "/api/v1/sync/push" + named, contentType: "application/octet-stream", headers: [("Content-Encoding", "zstd")])
         nonisolated(unsafe) let compressor = SyncStreamCompressor() // used by the sending task only
         defer { Task { await stream.close() } }
+        lagging.store(false, ordering: .relaxed)
         try await withThrowingTaskGroup(of: Void.self) { group in
+            if let tap {
+                group.addTask { [self] in await liveLane(tap: tap, path: "/api/v1/sync/push" + named + (named.isEmpty ? "?" : "&") + "lane=live") }
+            }
             group.addTask { [self] in
                 var gaps = Set<String>()
                 for try await line in stream.lines {
@@ -74,6 +88,8 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
                             if let h = u?[host], h.epoch == epoch, h.through >= last { return }
                             u?[host] = (epoch, last)
                         }
+                    case "behind":
+                        upstreamBehindUntil.store(TwinTime.nowMillis() + Int64(ack.waitMs ?? 0) + 2_000, ordering: .relaxed)
                     case "gap":
                         // The upstream lacks ticks this hub no longer holds (or never did): said once per host.
                         Counter(label: "hosttwin_relay_gaps_total", dimensions: [("host", host)]).increment()
@@ -92,6 +108,7 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
                 var reader = try OutboxReader(store: store, held: start)
                 while !Task.isCancelled {
                     let items = try reader.next()
+                    lagging.store(items.last.map { TwinTime.nowMillis() - $0.appliedAt > Self.liveLagMillis } ?? false, ordering: .relaxed)
                     guard !items.isEmpty else {
                         try await Task.sleep(for: .milliseconds(50))
                         continue
@@ -112,6 +129,47 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
             }
             try await group.next()
             group.cancelAll()
+        }
+    }
+
+    /// The live lane of a relay: every 100 ms, the tap's newest ticks go upstream at once, standing alone —
+    /// the live batches of agents behind, and while this relay's outbox is more than ``liveLagMillis``
+    /// behind or the upstream says it is (`behind`), every host's last applied tick. The upstream previews them, it does not store them; the
+    /// outbox still brings every tick in order. A failure ends only this lane, for this session.
+    private func liveLane(tap: LiveTap, path: String) async {
+        var stream: RemoteStream?
+        let compressor = SyncStreamCompressor()
+        var version = tap.batches(after: .max).version // from now on
+        var wanting = false
+        defer {
+            if wanting { tap.want(false) }
+            if let stream { Task { await stream.close() } }
+        }
+        do {
+            while !Task.isCancelled {
+                let late = lagging.load(ordering: .relaxed) || TwinTime.nowMillis() < upstreamBehindUntil.load(ordering: .relaxed)
+                if late != wanting {
+                    tap.want(late)
+                    wanting = late
+                    if late { logger.info("the relay to \(remote.host):\(remote.port) is behind: every host's newest tick also goes on the live lane") }
+                }
+                let (next, batches) = tap.batches(after: version)
+                version = next
+                if !batches.isEmpty {
+                    if stream == nil {
+                        stream = try await remote.stream(post: path, contentType: "application/octet-stream", headers: [("Content-Encoding", "zstd")])
+                    }
+                    var frames: [UInt8] = []
+                    for b in batches {
+                        withUnsafeBytes(of: UInt32(b.count).bigEndian) { frames += $0 }
+                        frames += b
+                    }
+                    try await stream!.send(try compressor.compress(frames))
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        } catch {
+            if !Task.isCancelled { logger.warning("the live lane to \(remote.host):\(remote.port) stopped for this session: \(error)") }
         }
     }
 }

@@ -22,6 +22,11 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         public var maxBackoff: Duration = .seconds(30)
         /// Reconciliation rounds during a session (one also follows each handshake).
         public var reconcileEvery: Duration = .seconds(600)
+        /// The most ticks a second the catch-up lane sends (nil: as fast as the hub takes them); also the
+        /// most per catch-up batch, so the rate is smooth.
+        public var catchUpRate: Int? = 1000
+        /// Whether the newest tick also goes on the live lane while the in-order lane is behind.
+        public var liveLane = true
 
         public init(host: String, remote: RemoteTwin) {
             self.host = host
@@ -35,6 +40,10 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         var latest: CommittedTick?
         /// The last tick the hub acknowledged (applied or held).
         var acked: UInt64 = 0
+        /// The next tick the in-order lane sends.
+        var next: UInt64 = 0
+        /// Until when the hub said it is behind (a catch-up batch waits for its budget).
+        var hubBehindUntil = ContinuousClock.now
         var waiter: CheckedContinuation<Void, Never>?
         var woken = false
     }
@@ -43,8 +52,6 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
     let configuration: Configuration
     let logger: Logger
     private let state = Mutex(State())
-    /// Agent series ids → their keys, for dictionary entries of live batches.
-    private var catalog: [Int64: SeriesInfo] = [:]
     /// The time this destination holds the store from (written to the store when it changes).
     private var heldFrom: Int64?
     /// What reconciliation has compared, across sessions.
@@ -128,20 +135,29 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         let held = cursor.epoch == String(epoch, radix: 16) ? cursor.appliedThrough : 0
         // After each reconnect, a reconciliation round first: a range that differs is sent again from its start.
         let start = try await (held > 0 ? reconcile(epoch: epoch, heldThrough: held, reconnected: true) : nil) ?? held + 1
-        state.withLock { $0.acked = start - 1 }
+        state.withLock { $0.acked = start - 1; $0.next = start }
         try hold(after: start - 1)
         logger.info("pushing \(host) to \(remote.host):\(remote.port) from tick \(start)")
         // The session is one zstd stream: each tick costs what differs from the ticks before it.
         let stream = try await remote.stream(post: "/api/v1/sync/push?\(query)", contentType: "application/octet-stream", headers: [("Content-Encoding", "zstd")])
         nonisolated(unsafe) let compressor = SyncStreamCompressor() // used by the sending task only
         defer { Task { await stream.close() } }
+        // Wakes the live lane when the in-order lane falls behind.
+        let (behind, falling) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try await withThrowingTaskGroup(of: Void.self) { group in
+            if configuration.liveLane {
+                group.addTask { [self] in await liveLane(epoch: epoch, query: query, behind: behind) }
+            }
             group.addTask { [self] in
                 for try await line in stream.lines {
                     guard let ack = try? JSONDecoder().decode(SyncAck.self, from: Data(line.utf8)) else { continue }
                     switch ack.outcome {
                     case "applied", "duplicate":
                         if let last = ack.last { state.withLock { $0.acked = max($0.acked, last) } }
+                    case "behind":
+                        let until = ContinuousClock.now + .milliseconds((ack.waitMs ?? 0) + 2_000)
+                        state.withLock { $0.hubBehindUntil = max($0.hubBehindUntil, until) }
+                        falling.yield()
                     case "gap", "need_base":
                         throw Resume(from: ack.resumeAt ?? 1, reason: ack.outcome)
                     default:
@@ -166,18 +182,30 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
             group.addTask { [self] in
                 var base: (seq: UInt64, encoder: TickRecordEncoder, refs: Set<Int64>)?
                 var next = start
+                var catchUpSent: (at: ContinuousClock.Instant, ticks: Int)?
+                var catalog: [Int64: SeriesInfo] = [:] // agent series ids → keys, for dictionaries of live batches
                 while !Task.isCancelled {
                     let batch: SyncBatch, encoded: (bytes: [UInt8], state: TickRecordEncoder)
                     let latest = state.withLock { $0.latest }
                     if let b = base, let live = latest, live.seq == next, b.seq == next - 1 {
-                        batch = try liveBatch(live, epoch: epoch, after: b.refs)
+                        batch = try liveBatch(live, epoch: epoch, after: b.refs, catalog: &catalog)
                         encoded = try SyncCodec.encode(batch, base: b.encoder)
-                    } else if let live = latest, next <= live.seq,
-                              // Only ticks committed whole: the store shows a tick (its log record) before its
-                              // versions are committed; the newest tick handed over is committed whole.
-                              let b = try StoreBatches(store: store, host: host).batch(from: next, maxTicks: min(configuration.catchUpTicks, Int(live.seq - next + 1))) {
+                    } else if let live = latest, next <= live.seq {
+                        if let rate = configuration.catchUpRate, let sent = catchUpSent {
+                            // The catch-up lane's rate limit: the last batch's ticks at `rate` a second.
+                            let due = sent.at + .milliseconds(sent.ticks * 1000 / max(rate, 1))
+                            if due > .now { try await Task.sleep(until: due) }
+                        }
+                        // Only ticks committed whole: the store shows a tick (its log record) before its
+                        // versions are committed; the newest tick handed over is committed whole.
+                        guard let b = try StoreBatches(store: store, host: host).batch(from: next, maxTicks: min(configuration.catchUpTicks, configuration.catchUpRate ?? .max, Int(live.seq - next + 1))) else {
+                            await nextTick(limit: .seconds(1))
+                            continue
+                        }
                         batch = b
                         encoded = try SyncCodec.encode(b)
+                        catchUpSent = (.now, b.ticks.count)
+                        if live.seq >= next + Self.liveLead { falling.yield() }
                     } else {
                         await nextTick(limit: .seconds(1))
                         continue
@@ -192,6 +220,7 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
                     let last = batch.ticks[batch.ticks.count - 1]
                     base = (last.seq, encoded.state, Set(last.refs))
                     next = last.seq + 1
+                    state.withLock { [next] in $0.next = next }
                 }
             }
             try await group.next()
@@ -230,9 +259,52 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         return outcome.0.resumeFrom
     }
 
-    /// A one-tick batch from the tick just committed, chained on the previous tick.
-    private func liveBatch(_ tick: CommittedTick, epoch: UInt64, after baseRefs: Set<Int64>) throws -> SyncBatch {
-        let fresh = Set(tick.ids).subtracting(baseRefs)
+    /// How many ticks the in-order lane must be behind for the live lane to send the newest.
+    static let liveLead: UInt64 = 3
+
+    /// The live lane (docs/format/sync.md "Two lanes"): while the in-order lane is `liveLead` ticks or more
+    /// behind, or the hub says its copy is (`behind`: a catch-up batch waits there), each newest tick's samples go at once, standing alone, on a session of their own, so the hub
+    /// answers for the present while the past drains. Nothing there is acknowledged or relied on: the
+    /// in-order lane still sends every tick. A failure is logged and ends only this lane, for this session.
+    private func liveLane(epoch: UInt64, query: String, behind: AsyncStream<Void>) async {
+        var catalog: [Int64: SeriesInfo] = [:]
+        var stream: RemoteStream?
+        let compressor = SyncStreamCompressor()
+        var sent: UInt64 = 0
+        defer { if let stream { Task { await stream.close() } } }
+        do {
+            for await _ in behind {
+                while !Task.isCancelled {
+                    let (latest, behind) = state.withLock { s in
+                        (s.latest, s.latest.map { $0.seq >= s.next + Self.liveLead || ContinuousClock.now < s.hubBehindUntil } ?? false)
+                    }
+                    guard let latest, behind else { break }
+                    if latest.seq > sent {
+                        if stream == nil {
+                            stream = try await configuration.remote.stream(post: "/api/v1/sync/push?\(query)&lane=live", contentType: "application/octet-stream",
+                                                                          headers: [("Content-Encoding", "zstd")])
+                            logger.info("\(configuration.host) is catching up at \(destination): its newest ticks also go on the live lane")
+                        }
+                        let batch = try liveBatch(latest, epoch: epoch, after: nil, catalog: &catalog, samplesOnly: true)
+                        let bytes = try SyncCodec.encode(batch).bytes
+                        var frame = withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { Array($0) }
+                        frame += bytes
+                        try await stream!.send(try compressor.compress(frame))
+                        sent = latest.seq
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        } catch {
+            if !Task.isCancelled { logger.warning("the live lane to \(destination) stopped for this session: \(error)") }
+        }
+    }
+
+    /// A one-tick batch from the tick just committed, chained on the previous tick (standing alone when
+    /// `baseRefs` is nil); `samplesOnly` leaves its state changes out (the live lane).
+    private func liveBatch(_ tick: CommittedTick, epoch: UInt64, after baseRefs: Set<Int64>?, catalog: inout [Int64: SeriesInfo],
+                           samplesOnly: Bool = false) throws -> SyncBatch {
+        let fresh = Set(tick.ids).subtracting(baseRefs ?? [])
         if fresh.contains(where: { catalog[$0] == nil }) {
             for s in try store.seriesCatalog() where catalog[s.id] == nil { catalog[s.id] = s }
         }
@@ -241,8 +313,8 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
             guard let s = catalog[id] else { throw TwinError.unavailable("series \(id) of tick \(tick.seq) is not in the store's index") }
             dictionary.append(SeriesDefinition(ref: id, key: s.key, type: s.type))
         }
-        let change = TickChange(seq: tick.seq, time: tick.time, refs: tick.ids, values: tick.values, opened: tick.opened,
-                                closed: tick.closed.map { EntityRef(kind: $0.kind, key: $0.key) })
-        return SyncBatch(host: configuration.host, epoch: epoch, baseSeq: tick.seq - 1, dictionary: dictionary, ticks: [change])
+        let change = TickChange(seq: tick.seq, time: tick.time, refs: tick.ids, values: tick.values, opened: samplesOnly ? [] : tick.opened,
+                                closed: samplesOnly ? [] : tick.closed.map { EntityRef(kind: $0.kind, key: $0.key) })
+        return SyncBatch(host: configuration.host, epoch: epoch, baseSeq: baseRefs == nil ? nil : tick.seq - 1, dictionary: dictionary, ticks: [change])
     }
 }

@@ -18,9 +18,10 @@ public struct AccessControl: Sendable {
     public var maxConcurrentPerCaller = 16
     /// Live streams open at once, in all and per caller.
     public var maxLiveStreams = 64
-    /// Push sessions (a hub's agents): one or two per agent token, as many as the fleet has agents.
+    /// Push sessions (a hub's agents): per agent token its in-order and live lanes, and the previous
+    /// session's pair while the hub notices it ended; in all, as many as the fleet has agents.
     public var maxPushSessions = 10_000
-    public var maxPushSessionsPerCaller = 2
+    public var maxPushSessionsPerCaller = 4
     public var maxLiveStreamsPerCaller = 16
 
     public init(tokens: TokenAuthority? = nil, anonymousRole: Role? = .reader) {

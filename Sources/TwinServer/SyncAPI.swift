@@ -21,6 +21,13 @@ public protocol SyncReceiver: Sendable {
     /// Applies one batch pushed for `host` (nil: a relay's session, the host the batch names; `datacenter`:
     /// the relay's, recorded as the host's); never throws: a refusal is an acknowledgement too.
     func apply(_ batch: [UInt8], host: String?, datacenter: String?) async -> SyncAck
+    /// A live-lane batch (one tick standing alone, pushed while the in-order stream catches up): its samples
+    /// are queryable at once from memory, nothing is stored (docs/format/sync.md "Two lanes"). Returns the
+    /// samples kept; throws for a damaged batch or one naming another host than an agent's `host`.
+    func preview(_ batch: [UInt8], host: String?) async throws -> Int
+    /// How long a catch-up batch (more than one tick) must wait for the hub-wide catch-up budget, and its
+    /// host; nil when it need not (live batches never wait). Reserves the budget.
+    func catchUpWait(_ batch: [UInt8]) -> (wait: Duration, host: String)?
     /// A decoder for a session compressed with `encoding` (`zstd`); nil when not supported.
     func streamDecoder(for encoding: String) -> (any SyncStreamDecoder)?
     /// Every host's cursor (a relay's handshake).
@@ -112,7 +119,9 @@ public struct SyncCursor: Sendable, Codable, Equatable {
 /// (`first`…`last`), anything else for the one batch it is about.
 public struct SyncAck: Sendable, Codable, Equatable {
     /// `applied`, `duplicate` (held already), `gap` (send from `resume_at`), `need_base` (send the range
-    /// standing alone from `resume_at`) or `refused` (damaged or not allowed; `message` says why).
+    /// standing alone from `resume_at`), `behind` (a catch-up batch waits `wait_ms` for the hub's budget:
+    /// the sender's newest ticks should take the live lane meanwhile) or `refused` (damaged or not allowed;
+    /// `message` says why).
     public var outcome: String
     /// The host it is about (in a relay's session, which carries many hosts).
     public var host: String?
@@ -122,8 +131,11 @@ public struct SyncAck: Sendable, Codable, Equatable {
     public var epoch: String?
     public var samples: Int?
     public var message: String?
+    /// `behind`: how long the batch waits for the hub's catch-up budget (ms).
+    public var waitMs: Int?
 
-    public init(outcome: String, host: String? = nil, first: UInt64? = nil, last: UInt64? = nil, resumeAt: UInt64? = nil, epoch: String? = nil, samples: Int? = nil, message: String? = nil) {
+    public init(outcome: String, host: String? = nil, first: UInt64? = nil, last: UInt64? = nil, resumeAt: UInt64? = nil, epoch: String? = nil, samples: Int? = nil, message: String? = nil, waitMs: Int? = nil) {
+        self.waitMs = waitMs
         self.outcome = outcome
         self.host = host
         self.first = first
@@ -134,7 +146,7 @@ public struct SyncAck: Sendable, Codable, Equatable {
         self.message = message
     }
 
-    enum CodingKeys: String, CodingKey { case outcome, host, first, last, resumeAt = "resume_at", epoch, samples, message }
+    enum CodingKeys: String, CodingKey { case outcome, host, first, last, resumeAt = "resume_at", epoch, samples, message, waitMs = "wait_ms" }
 }
 
 extension TwinAPI {
@@ -214,13 +226,16 @@ extension TwinAPI {
         return Self.json(bytes: Array(try JSONEncoder.sorted.encode(try sync.cursors())))
     }
 
-    /// `POST /api/v1/sync/push?host=H`: a stream of frames (`u32 big-endian length · batch`) up, JSON
+    /// `POST /api/v1/sync/push?host=H[&lane=live]`: a stream of frames (`u32 big-endian length · batch`) up, JSON
     /// acknowledgement lines down (applied frames coalesced every few seconds, the rest at once). One request carries many batches, so a
     /// tick costs its batch and four bytes, not a request.
     func syncPush(_ request: Request, _ p: Params) throws -> Response {
         let host = try syncHost(p)
         // A relay names its datacenter; an agent's hosts are in this hub's.
         let datacenter = host == nil ? p["datacenter"].flatMap { $0.isEmpty ? nil : String($0.prefix(64)) } : nil
+        // `lane=live`: one-tick batches standing alone while the in-order session catches up ("Two lanes").
+        let live = p["lane"] == "live"
+        if let lane = p["lane"], lane != "live" { throw APIError.badData("lane \(lane): the only other lane is live (the in-order lane names none)") }
         let receiver = sync!
         guard pushes.acquire(p.caller, limit: access.maxPushSessionsPerCaller, total: access.maxPushSessions) else {
             throw APIError(type: "too_many_requests", message: "too many push sessions open (at most \(access.maxPushSessionsPerCaller) per token, \(access.maxPushSessions) in all)", status: .tooManyRequests)
@@ -237,10 +252,26 @@ extension TwinAPI {
             headers: [.contentType: "application/x-ndjson", .cacheControl: "no-cache"],
             body: ResponseBody { writer in
                 defer { streams.release(caller) }
-                // Frames are cut from the body on a task of their own, so a server shutting down can end
-                // the stream (else it would wait for the agent forever).
-                enum Item: Sendable { case frame([UInt8]), refusal(String) }
-                let (items, feed) = AsyncStream.makeStream(of: Item.self)
+                // Frames are cut from the body and applied on a task of their own, so a server shutting down
+                // can end the stream (else it would wait for the agent forever); the body is read no faster
+                // than frames are applied, so a batch that waits (the hub's catch-up budget) holds back its
+                // sender through TCP.
+                let (items, feed) = AsyncStream.makeStream(of: SyncAck.self)
+                func handle(_ frame: [UInt8]) async -> SyncAck? {
+                    guard live else {
+                        if let (wait, named) = receiver.catchUpWait(frame) {
+                            // Said at once, so the sender sends its newest ticks on the live lane meanwhile.
+                            feed.yield(SyncAck(outcome: "behind", host: host == nil ? named : nil,
+                                               waitMs: Int(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)))
+                            try? await Task.sleep(for: wait)
+                        }
+                        return await receiver.apply(frame, host: host, datacenter: datacenter)
+                    }
+                    // The live lane: nothing acknowledged (nothing stored); refusals are said.
+                    do { _ = try await receiver.preview(frame, host: host); return nil } catch {
+                        return SyncAck(outcome: "refused", message: "\(error)")
+                    }
+                }
                 let reader = Task {
                     var pending = ByteBuffer()
                     defer { feed.finish() }
@@ -248,7 +279,7 @@ extension TwinAPI {
                         for try await var chunk in request.body {
                             if let decoder {
                                 do { pending.writeBytes(try decoder.decompress(Array(chunk.readableBytesView))) } catch {
-                                    feed.yield(.refusal("\(error)"))
+                                    feed.yield(SyncAck(outcome: "refused", message: "\(error)"))
                                     return
                                 }
                             } else {
@@ -257,16 +288,16 @@ extension TwinAPI {
                             while pending.readableBytes >= 4 {
                                 let length = Int(pending.getInteger(at: pending.readerIndex, as: UInt32.self)!)
                                 guard length <= Self.maxSyncFrame else {
-                                    feed.yield(.refusal("frame of \(length) bytes exceeds \(Self.maxSyncFrame)"))
+                                    feed.yield(SyncAck(outcome: "refused", message: "frame of \(length) bytes exceeds \(Self.maxSyncFrame)"))
                                     return
                                 }
                                 guard pending.readableBytes >= 4 + length else { break }
                                 pending.moveReaderIndex(forwardBy: 4)
-                                feed.yield(.frame(pending.readBytes(length: length)!))
+                                if let ack = await handle(pending.readBytes(length: length)!) { feed.yield(ack) }
                             }
                             pending.discardReadBytes()
                         }
-                        if pending.readableBytes > 0 { feed.yield(.refusal("the stream ended inside a frame (\(pending.readableBytes) bytes)")) }
+                        if pending.readableBytes > 0 { feed.yield(SyncAck(outcome: "refused", message: "the stream ended inside a frame (\(pending.readableBytes) bytes)")) }
                     } catch {
                         // The agent went away; what was applied, its next handshake learns from the cursor.
                     }
@@ -284,12 +315,7 @@ extension TwinAPI {
                         try await writer.write(ByteBuffer(bytes: line))
                         lastSent = ContinuousClock.now
                     }
-                    for await item in items {
-                        let ack: SyncAck
-                        switch item {
-                        case .frame(let frame): ack = await receiver.apply(frame, host: host, datacenter: datacenter)
-                        case .refusal(let why): ack = SyncAck(outcome: "refused", message: why)
-                        }
+                    for await ack in items {
                         let key = ack.host ?? ""
                         if ack.outcome == "applied" || ack.outcome == "duplicate" {
                             held[key] = held[key].map { SyncAck(outcome: "applied", host: ack.host, first: $0.first, last: ack.last ?? $0.last, samples: ($0.samples ?? 0) + (ack.samples ?? 0)) } ?? ack

@@ -99,6 +99,7 @@ extension TwinStore {
             // seal's commit and the deletion of its segment — which `log_sealed` already excludes.
             out[id, default: []].append(contentsOf: list)
         }
+        preview.merge(into: &out, ids: ids, from: from, to: to)
         return out
     }
 
@@ -168,7 +169,9 @@ extension TwinStore {
             return (points, tiers, covered)
         }
         var points = read.points
-        if let tail = log.byID[id], read.covered <= to {
+        var tail = log.byID[id].map { [id: $0] } ?? [:]
+        preview.merge(into: &tail, ids: [id], from: read.covered, to: to)
+        if let tail = tail[id], read.covered <= to {
             points += Rollup.points(tail.filter { $0.0 >= read.covered }, step: minute)
         }
         points.sort { $0.t < $1.t }

@@ -27,6 +27,8 @@ public final class TwinStore: Sendable {
     let chunkCache = Mutex(ChunkCache(capacity: 262_144))
     /// What this reader has decoded of the unsealed log segments, by segment number.
     let logTails = Mutex<[UInt64: LogTail]>([:])
+    /// A hub's live-lane samples, ahead of what its in-order stream has applied (read after stored ones).
+    public let preview = LivePreview()
 
     /// The database file inside a data directory.
     public static func databasePath(_ dataDir: String) -> String { dataDir + "/twin.db" }

@@ -24,6 +24,8 @@ public final class HubIngest {
         var definitions: [Int64: SeriesDefinition] = [:]
         /// Ticks applied since the host's last outbox row standing alone (nil: none this process wrote).
         var sinceStandalone: UInt64?
+        /// The last applied tick, as decoded (for ``newestStandingAlone(host:)``).
+        var lastTick: TickChange?
         /// After a rewind, the cursor before it: ticks up to here are applied again for their samples only
         /// (their versions are held already).
         var replayThrough: UInt64?
@@ -176,8 +178,17 @@ public final class HubIngest {
         if let replay = state.replayThrough, range.upperBound >= replay { state.replayThrough = nil }
         state.decoder = decoded.state
         state.lastTime = batch.ticks.last?.time ?? state.lastTime
+        state.lastTick = batch.ticks.last ?? state.lastTick
         staged[host] = state
         return .ready(ticks: ticks, cursor: cursor, range: range, samples: ticks.reduce(0) { $0 + $1.ids.count })
+    }
+
+    /// The last tick applied for `host` as a batch standing alone, its samples only (a relay's live lane);
+    /// nil when this process has applied none or lacks a series definition.
+    public func newestStandingAlone(host: String) -> SyncBatch? {
+        guard let s = hosts[host], let t = s.lastTick else { return nil }
+        let tick = TickChange(seq: t.seq, time: t.time, refs: t.refs, values: t.values)
+        return try? Self.standingAlone(SyncBatch(host: host, epoch: s.epoch, ticks: [tick]), definitions: s.definitions)
     }
 
     /// Takes `host`'s cursor back to `through` (reconciliation found later ticks that differ), so its agent

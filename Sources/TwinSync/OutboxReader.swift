@@ -25,6 +25,8 @@ public struct OutboxReader {
         public var host: String
         public var range: ClosedRange<UInt64>
         public var bytes: [UInt8]
+        /// When this hub applied it (ms).
+        public var appliedAt: Int64
     }
 
     /// A session reading `store`'s outbox after `position` for a reader that holds `held`.
@@ -49,7 +51,7 @@ public struct OutboxReader {
             if !started.contains(row.host), !row.standalone { bytes = try rebuilt(row) ?? row.batch }
             started.insert(row.host)
             held[row.host] = (row.epoch, row.lastSeq)
-            out.append(Item(id: row.id, host: row.host, range: row.firstSeq...row.lastSeq, bytes: bytes))
+            out.append(Item(id: row.id, host: row.host, range: row.firstSeq...row.lastSeq, bytes: bytes, appliedAt: row.appliedAt))
         }
         return out
     }

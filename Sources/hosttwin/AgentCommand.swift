@@ -40,6 +40,10 @@ struct AgentCommand: AsyncParsableCommand {
     var logLevel: String = "info"
     @Option(help: ArgumentHelp("How often agent and hub compare digests of what the hub holds (one round also follows each reconnect).", valueName: "DURATION"))
     var reconcileEvery: String = "10m"
+    @Option(name: .customLong("catch-up-rate"), help: ArgumentHelp("The most ticks a second sent from the backlog after an outage (0: no limit); the newest tick goes on the live lane meanwhile.", valueName: "TICKS"))
+    var catchUpRate: Int = 1000
+    @Flag(name: .customLong("no-live-lane"), help: "Send the newest ticks only in order, behind any backlog.")
+    var noLiveLane = false
 
     func run() async throws {
         guard !pushURLs.isEmpty else { throw CLIError("give at least one hub with --push URL") }
@@ -53,6 +57,7 @@ struct AgentCommand: AsyncParsableCommand {
         let remotes = try pushURLs.map { try credentials.client(url: $0) }
         let reconcileMs = try TwinTime.parseDuration(reconcileEvery)
         guard reconcileMs >= 1000 else { throw CLIError("--reconcile-every must be at least 1s") }
+        guard catchUpRate >= 0 else { throw CLIError("--catch-up-rate must be 0 (no limit) or more") }
 
         MemoryFootprint.limitMallocArenas()
         _ = SelfMetrics.bootstrap()
@@ -66,6 +71,8 @@ struct AgentCommand: AsyncParsableCommand {
         let uplinks = remotes.map { remote in
             var configuration = SyncUplink.Configuration(host: host, remote: remote)
             configuration.reconcileEvery = .milliseconds(reconcileMs)
+            configuration.catchUpRate = catchUpRate == 0 ? nil : catchUpRate
+            configuration.liveLane = !noLiveLane
             return SyncUplink(store: twinStore, configuration: configuration, logger: logger)
         }
         // Destinations no longer configured stop holding the store's history back.

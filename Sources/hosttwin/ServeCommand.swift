@@ -34,6 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
     var followURL: String?
     @Option(name: .customLong("outbox-keep"), help: ArgumentHelp("How long applied batches stay in the outbox for followers once every upstream holds them.", valueName: "DURATION"))
     var outboxKeep: String = "1h"
+    @Option(name: .customLong("catch-up-rate"), help: ArgumentHelp("The most backlog ticks applied a second, over all hosts (0: no limit); live ticks never wait.", valueName: "TICKS"))
+    var catchUpRate: Int = 5_000
     @OptionGroup var credentials: ClientCredentials
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL")) var logLevel: String = "info"
 
@@ -43,6 +45,7 @@ struct ServeCommand: AsyncParsableCommand {
         if forwardPolicy != nil, pushURLs.isEmpty { throw CLIError("--forward-policy applies to what is relayed: give --push URL") }
         let forward = try forwardPolicy.map { try DataPolicy.load($0) }
         let keepMillis = try TwinTime.parseDuration(outboxKeep)
+        guard catchUpRate >= 0 else { throw CLIError("--catch-up-rate must be 0 (no limit) or more") }
         if let d = datacenter, d.isEmpty || d.count > 64 || !d.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
             throw CLIError("--datacenter \(d): use up to 64 letters, digits, '.', '-' and '_'")
         }
@@ -61,6 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
             let writer = TwinWriter(store: writable, report: { [logger] in logger.warning("\($0)") })
             try writer.open()
             hub = try HubReceiver(writer: writer, datacenter: datacenter)
+            hub?.catchUpLimit = catchUpRate > 0 ? RateLimiter(perSecond: catchUpRate) : nil
             twinStore = writable
         } catch let TwinError.unavailable(why) where why.contains("another HostTwin writer") {
             if followURL != nil || !upstreams.isEmpty { throw CLIError("\(why): --follow and --push need the data directory to themselves") }
@@ -82,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let hub {
             // Hashes upstream use this hub's key ring: comparable there, not readable.
             let rewrite = forward.map { $0.stateRewrite(keys: setup.keys) }
-            let relays = upstreams.map { RelayUplink(store: twinStore, remote: $0, logger: logger, datacenter: datacenter, rewrite: rewrite) }
+            let relays = upstreams.map { RelayUplink(store: twinStore, remote: $0, logger: logger, datacenter: datacenter, tap: hub.tap, rewrite: rewrite) }
             services += relays.map { .init(service: $0) }
             services.append(.init(service: OutboxPruner(store: twinStore, relays: relays, keepMillis: keepMillis, logger: logger)))
             if let followed { services.append(.init(service: FollowService(receiver: hub, remote: followed, logger: logger))) }

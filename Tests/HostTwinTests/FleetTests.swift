@@ -237,6 +237,57 @@ import TwinStorage
         try Self.expectTwin(of: agentStore, agentDir: agentDir, through: lastSeq, at: [dcPort, globalPort, observerPort], dirs: [dcDir, globalDir, observerDir])
     }
 
+    /// Two lanes: an agent comes back with a backlog to hubs that take at most 4 backlog ticks a second
+    /// (`serve --catch-up-rate 4`). While the in-order lane drains, the newest ticks are queryable at the
+    /// datacenter hub (the agent's live lane) and at the global hub (the relay forwards them) within a
+    /// couple of seconds; afterwards every tier holds exactly the agent's ticks, none twice.
+    @Test func theLiveLaneKeepsThePresentWhileABacklogDrains() throws {
+        let dir = try temporaryDirectory("hosttwin-lanes")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (agentDir, dcDir, globalDir) = (dir + "/agent", dir + "/dc", dir + "/global")
+        try Self.token(dcDir, host: "web-1").write(toFile: dir + "/agent.token", atomically: true, encoding: .utf8)
+        try Self.token(globalDir, role: "relay").write(toFile: dir + "/dc.token", atomically: true, encoding: .utf8)
+        let (dcPort, globalPort) = (try ServerTests.freePort(), try ServerTests.freePort())
+        // The backlog: 30 ticks observed while no hub listened.
+        let offline = try EndToEndTests.cli(["agent", "--data-dir", agentDir, "--host-name", "web-1", "--interval", "100ms", "--ticks", "30",
+                                             "--push", "http://127.0.0.1:\(dcPort)", "--token-file", dir + "/agent.token", "--log-level", "error"])
+        #expect(offline.status == 0, "\(offline.stderr)")
+        let global = try ServerTests.start(["serve", "--data-dir", globalDir, "--listen", "127.0.0.1:\(globalPort)", "--catch-up-rate", "4"])
+        let dc = try ServerTests.start(["serve", "--data-dir", dcDir, "--listen", "127.0.0.1:\(dcPort)", "--catch-up-rate", "4",
+                                        "--push", "http://127.0.0.1:\(globalPort)", "--token-file", dir + "/dc.token"])
+        #expect(try EndToEndTests.eventually(20) { LoopbackHTTP.get(port: dcPort, "/healthz")?.status == 200 && LoopbackHTTP.get(port: globalPort, "/healthz")?.status == 200 })
+        let agent = try ServerTests.start(["agent", "--data-dir", agentDir, "--host-name", "web-1", "--interval", "500ms",
+                                           "--push", "http://127.0.0.1:\(dcPort)", "--token-file", dir + "/agent.token"])
+        defer { for p in [agent, dc, global] where p.isRunning { p.terminate(); p.waitUntilExit() } }
+        let agentStore = try TwinStore.open(dataDir: agentDir, readOnly: true)
+        /// The newest sample time of node_load1 at a hub (ms), from PromQL.
+        func newest(_ port: Int) -> Int64? {
+            let r = ServerTests.get(port, "/api/v1/query?query=\(ServerTests.q("timestamp(node_load1)"))").1
+            let v = (((r["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first?["value"] as? [Any])?.last as? String
+            return v.flatMap(Double.init).map { Int64($0 * 1000) }
+        }
+        /// Whether the hub at `port` answers with the agent's present while its in-order copy is well behind.
+        func presentAheadOfOrder(_ port: Int) throws -> Bool {
+            let through = Self.applied(port)["web-1"] ?? 0
+            guard let seen = newest(port) else { return false }
+            let ticks = try agentStore.ticks(from: 1, limit: 1_000_000)
+            guard let last = ticks.last, last.seq >= through + 8 else { return false }
+            let appliedTime = through > 0 ? ticks[Int(through) - 1].time : 0
+            return seen >= last.time - 2_000 && seen > appliedTime + 3_000
+        }
+        #expect(try EndToEndTests.eventually(40) { try presentAheadOfOrder(dcPort) }, "the datacenter hub never showed the present ahead of its backlog")
+        #expect(try EndToEndTests.eventually(40) { try presentAheadOfOrder(globalPort) }, "the global hub never showed the present ahead of its backlog")
+
+        agent.interrupt()
+        agent.waitUntilExit()
+        let lastSeq = try #require(try agentStore.ticks(from: 1, limit: 1_000_000).last?.seq)
+        #expect(try EndToEndTests.eventually(90) { [dcPort, globalPort].allSatisfy { Self.applied($0)["web-1"] == lastSeq } },
+                "tiers at \([dcPort, globalPort].map { Self.applied($0)["web-1"] ?? 0 }), the agent at \(lastSeq)")
+        try Self.expectTwin(of: agentStore, agentDir: agentDir, through: lastSeq, at: [dcPort, globalPort], dirs: [dcDir, globalDir])
+        let metrics = LoopbackHTTP.get(port: dcPort, "/metrics")?.body ?? ""
+        #expect(metrics.contains("hosttwin_sync_freshness_seconds_count"), "freshness is measured")
+    }
+
     /// A reader token confined to one datacenter, at the global hub: every query path answers for that
     /// datacenter's hosts only — PromQL (also with an explicit `host`), series and label values, entities,
     /// events, SQL, the graph, the fleet list — and routes that cannot be confined refuse it.

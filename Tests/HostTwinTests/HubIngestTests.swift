@@ -108,6 +108,37 @@ import TwinSecurity
     /// every third tick the same.
     /// Ticks whose raw samples the agent thinned (its disk cap) travel without samples, marked; the batch
     /// still round-trips byte for byte, the hub records the span as the host's gap and keeps its state.
+    /// The live lane's preview: samples ahead of the in-order cursor are read after the stored ones, and
+    /// once the in-order lane applies those ticks the preview forgets them — no sample read twice.
+    @Test func aPreviewExtendsStoredSamplesUntilTheyArriveInOrder() throws {
+        let root = try temporaryDirectory("hosttwin-preview")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let agent = try Self.agent(ticks: 30, dir: root + "/agent")
+        let reader = StoreBatches(store: agent, host: "web-1")
+        let hub = try hub(root + "/hub")
+        let store = hub.writer.store
+        #expect(try hub.apply(SyncCodec.encode(#require(try reader.batch(from: 1, maxTicks: 10))).bytes, from: "web-1") == .applied(1...10, samples: 30))
+        let id = try #require(try store.seriesID(HubIngest.hostKey(SeriesKey("node_load1", .empty), host: "web-1")))
+        let times = { try store.samples(ids: [id], from: .min, to: .max)[id]?.map(\.0) ?? [] }
+        #expect(try times() == (0..<10).map { Self.t0 + Int64($0) * 1000 })
+        // Ticks 26–30 arrive on the live lane (one older than the cursor is ignored).
+        store.preview.advance(host: "web-1", through: Self.t0 + 9_000)
+        #expect(store.preview.add(host: "web-1", time: Self.t0 + 5_000, ids: [id], values: [1]) == 0)
+        for i in 25..<30 { #expect(store.preview.add(host: "web-1", time: Self.t0 + Int64(i) * 1000, ids: [id], values: [Double(i)]) == 1) }
+        #expect(try times() == (0..<10).map { Self.t0 + Int64($0) * 1000 } + (25..<30).map { Self.t0 + Int64($0) * 1000 })
+        // Range reads and rollups see them too.
+        #expect(try store.samples(ids: [id], from: Self.t0 + 26_000, to: Self.t0 + 27_000)[id]?.count == 2)
+        // The in-order lane catches up through tick 27: the preview keeps only 28–30, nothing is read twice.
+        guard case .applied(11...27, _) = try hub.apply(SyncCodec.encode(#require(try reader.batch(from: 11, maxTicks: 17))).bytes, from: "web-1") else { Issue.record("not applied"); return }
+        store.preview.advance(host: "web-1", through: try #require(hub.lastTime(host: "web-1")))
+        #expect(store.preview.count == 3)
+        #expect(try times() == (0..<30).map { Self.t0 + Int64($0) * 1000 })
+        guard case .applied(28...30, _) = try hub.apply(SyncCodec.encode(#require(try reader.batch(from: 28, maxTicks: 3))).bytes, from: "web-1") else { Issue.record("not applied"); return }
+        store.preview.advance(host: "web-1", through: try #require(hub.lastTime(host: "web-1")))
+        #expect(store.preview.count == 0)
+        #expect(try times() == (0..<30).map { Self.t0 + Int64($0) * 1000 })
+    }
+
     @Test func thinnedTicksBecomeTheHostsGapAtTheHub() throws {
         let root = try temporaryDirectory("hosttwin-hub")
         defer { try? FileManager.default.removeItem(atPath: root) }
