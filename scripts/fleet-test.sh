@@ -116,6 +116,7 @@ token() { "$H" token create --data-dir "$D/$1" "${@:2}" | tail -1; }
 for a in $AGENTS; do token ${HUB_OF[$a]} --role agent --host $a > $W/$a.token; done
 for n in $DCS observer; do token global --role relay --name $n > $W/$n.relay; done
 token global --role reader > $W/global.reader
+token dc1 --role reader > $W/dc1.reader
 token observer --role admin > $W/observer.admin
 
 # --- processes: each in its namespace, restarted after an injected fault (exit 86) ---------------------
@@ -161,6 +162,29 @@ applied() { "$H" fleet --data-dir "$D/$1" --json 2>/dev/null | python3 -c "impor
 last_seq() { "$H" status --data-dir "$D/$1" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["last_tick_seq"])'; }
 last_time() { "$H" status --data-dir "$D/$1" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["last_tick"])'; }
 
+# Freshness (docs/format/sync.md "Two lanes"): a hub's histogram of how long after its tick each host's
+# newest tick became queryable there (/metrics), read at the start (a) and the end (b) of a window; the
+# share of the window's ticks within each bound.
+fresh_read() { ns $1 curl -s --cacert $W/tls/ca.pem -H "Authorization: Bearer $(cat $W/$1.reader)" https://${IP[$1]}:9977/metrics > $W/fresh.$1.$2 || true; }
+fresh_report() { # node, what the window was
+  python3 - $W/fresh.$1.a $W/fresh.$1.b "$1" "$2" <<'PY' || true
+import re, sys
+def read(path):
+    b, n = {}, 0
+    for line in open(path):
+        m = re.match(r'hosttwin_sync_freshness_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+        if m: b[m.group(1)] = float(m.group(2))
+        m = re.match(r'hosttwin_sync_freshness_seconds_count (\S+)', line)
+        if m: n = float(m.group(1))
+    return b, n
+(a, na), (b, nb) = read(sys.argv[1]), read(sys.argv[2])
+n = nb - na
+if n > 0:
+    share = {le: (b[le] - a.get(le, 0)) / n for le in b if le in ("0.5", "1.0", "1.5", "5.0")}
+    print("freshness at %s %s (%d ticks): %s" % (sys.argv[3], sys.argv[4], n, ", ".join("%.1f %% within %s s" % (100 * v, le) for le, v in sorted(share.items(), key=lambda x: float(x[0])))))
+PY
+}
+
 # Settle: stop the agents and note each one's last tick and digest; start them again (they deliver what
 # their hubs lack and go on); wait until every tier holds that tick; its digest up to that tick's time
 # must be the agent's.
@@ -203,7 +227,10 @@ done
 say "fleet up: agents$AGENTS → $DCS → global → observer"
 
 # 1. Steady state.
+sleep 2; fresh_read dc1 a; fresh_read global a
 sleep $RUN
+fresh_read dc1 b; fresh_read global b
+fresh_report dc1 "in steady state"; fresh_report global "in steady state"
 settle "1 steady state"
 
 # 2. A datacenter hub down while its agents hold a backlog with churn; live freshness elsewhere held.
@@ -211,11 +238,16 @@ stop dc1 KILL
 say "2: dc1 down for ${OUTAGE}s"
 sleep $OUTAGE
 lag_dc2=$("$H" fleet --data-dir "$D/global" --json | python3 -c "import json,sys; print(max([h.get('lag_seconds') or 0 for h in json.load(sys.stdin) if h['host'].startswith('a2')] or [0]))")
+fresh_read global a
 start_dc dc1; wait_healthy dc1
+fresh_read dc1 a
 drain_start=$(date +%s.%N)
 backlog=$(last_seq a11)
 for _ in $(seq 600); do [ "$(applied global a11)" -ge "$backlog" ] && break; sleep 0.1; done
-say "2: dc2's hosts were $lag_dc2 s behind at the global hub during dc1's outage; dc1's backlog of $backlog ticks reached the global hub $(python3 -c "print(round($(date +%s.%N) - $drain_start, 1))") s after dc1 came back"
+drained=$(python3 -c "print(round($(date +%s.%N) - $drain_start, 1))")
+sleep 5; fresh_read dc1 b; fresh_read global b
+fresh_report dc1 "while dc1's backlog drained (its first start)"; fresh_report global "while dc1's backlog drained"
+say "2: dc2's hosts were $lag_dc2 s behind at the global hub during dc1's outage; dc1's backlog of $backlog ticks reached the global hub $drained s after dc1 came back"
 settle "2 hub down with a backlog"
 
 # 3. 5 % packet loss and a rate limit on an agent's link, and a stalled connection, during pushes.

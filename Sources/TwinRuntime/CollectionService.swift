@@ -4,6 +4,7 @@ import ServiceLifecycle
 import TwinCollectors
 import TwinCore
 import TwinSecurity
+import TwinServer
 import TwinStorage
 
 /// The collection loop as a service: every tick, run the due collectors, apply the data policy, commit
@@ -23,6 +24,9 @@ public struct CollectionService: Service {
         public var keys: KeyRing
         /// Stop after this many ticks (tests and benchmarks); nil runs until shutdown.
         public var maxTicks: Int?
+        /// An agent's view of the fleet's addresses and its name there: connections' peers are named
+        /// (`remote_host`) before the data policy hashes or drops their addresses.
+        public var addresses: (book: FleetAddressBook, host: String)?
 
         public init(paths: HostPaths, selection: CollectorSelection = CollectorSelection(), collectors: CollectorConfig = CollectorConfig(),
                     interval: Int64 = 1000, storage: StoragePolicy = StoragePolicy(), dataPolicy: DataPolicy, keys: KeyRing, maxTicks: Int? = nil) {
@@ -126,6 +130,10 @@ public struct CollectionService: Service {
             if stopper.sleep(until: next) { return }
             let started = DispatchTime.now().uptimeNanoseconds
             var obs = loop.sampler.tick(now: next)
+            if let (book, host) = c.addresses, var connections = obs.entities[.connections] {
+                book.annotate(&connections, policy: c.dataPolicy, localHost: host)
+                obs.entities[.connections] = connections
+            }
             c.dataPolicy.apply(to: &obs.entities, keys: c.keys)
             let result: TwinWriter.TickResult
             defer {

@@ -24,8 +24,11 @@ public final class FollowService: Service, @unchecked Sendable { // `position` o
         self.logger = logger
     }
 
+    /// The longest wait between attempts to reach the followed hub (as a relay's).
+    static let maxBackoff = RelayUplink.maxBackoff
+
     public func run() async throws {
-        await runSessions("follow of \(remote.host):\(remote.port)", backoff: .milliseconds(500), maxBackoff: .seconds(30), logger: logger) { [self] in
+        await runSessions("follow of \(remote.host):\(remote.port)", backoff: .milliseconds(500), maxBackoff: Self.maxBackoff, logger: logger) { [self] in
             try await session()
         }
     }

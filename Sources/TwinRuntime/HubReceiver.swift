@@ -10,11 +10,18 @@ import TwinSync
 extension SyncStreamDecompressor: SyncStreamDecoder {}
 extension SyncStreamCompressor: SyncStreamEncoder {}
 
+/// Rewrites the state changes of one host's batch before they leave for another store: the host, the
+/// versions opened and the entities closed.
+public typealias StateRewrite = @Sendable (_ host: String, _ opened: inout [Entity], _ closed: inout [EntityRef]) -> Void
+
 extension DataPolicy {
     /// The rewrite of a batch's state changes this policy asks for before they leave for another store
     /// (``SyncCodec/rewritingState(_:_:)``): a relay's `--forward-policy`, a follower token's policy.
-    public func stateRewrite(keys: KeyRing) -> @Sendable (inout [Entity], inout [EntityRef]) -> Void {
-        { opened, closed in
+    /// Connections' peers are named from `addresses` first (`remote_host`), while their addresses are
+    /// still readable.
+    public func stateRewrite(keys: KeyRing, addresses: FleetAddressBook) -> StateRewrite {
+        { host, opened, closed in
+            addresses.annotate(&opened, policy: self, localHost: host)
             var refs = closed.map { (kind: $0.kind, key: $0.key) }
             forwarding(opened: &opened, closed: &refs, keys: keys)
             closed = refs.map { EntityRef(kind: $0.kind, key: $0.key) }
@@ -40,6 +47,8 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     let previewSeries = PreviewSeries()
     /// Each host's newest tick for relays whose upstream is behind.
     public let tap = LiveTap()
+    /// The fleet's addresses, to name connections' peers before a policy hashes their addresses.
+    public let addresses: FleetAddressBook
     /// Per host, the newest tick time queryable here (live lane or applied): freshness is measured for
     /// ticks newer than it, the present as a reader sees it.
     private let newest = Mutex<[String: Int64]>([:])
@@ -58,6 +67,7 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     public init(writer: TwinWriter, datacenter: String? = nil) throws {
         ingest = try HubIngest(writer: writer)
         store = writer.store
+        addresses = FleetAddressBook(store: writer.store)
         self.datacenter = datacenter
         for c in try store.remoteCursors() { datacenters[c.host] = c.datacenter }
     }
@@ -87,6 +97,8 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     public func cursor(host: String) throws -> SyncCursor? {
         queue.sync { ingest.cursor(host: host) }.map { SyncCursor(host: host, epoch: String($0.epoch, radix: 16), appliedThrough: $0.appliedThrough) }
     }
+
+    public func fleetAddresses() -> [String: String] { addresses.addresses() }
 
     public func cursors() throws -> [SyncCursor] {
         queue.sync { ingest.cursors() }.map { SyncCursor(host: $0.host, epoch: String($0.epoch, radix: 16), appliedThrough: $0.appliedThrough) }
@@ -210,10 +222,10 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     public func follow(held: [SyncCursor], after: Int64, policy: DataPolicy?) throws -> any SyncOutboxSession {
         var map: [String: (epoch: UInt64, through: UInt64)] = [:]
         for c in held { map[c.host] = (UInt64(c.epoch, radix: 16) ?? 0, c.appliedThrough) }
-        var rewrite: ((inout [Entity], inout [EntityRef]) -> Void)?
+        var rewrite: StateRewrite?
         if let policy, policy.changesValues {
             guard let keys else { throw TwinError.unavailable("this hub has no key ring to apply the token's policy with") }
-            rewrite = policy.stateRewrite(keys: keys)
+            rewrite = policy.stateRewrite(keys: keys, addresses: addresses)
         }
         return OutboxSession(reader: try OutboxReader(store: ingest.writer.store, held: map, after: after), rewrite: rewrite)
     }
@@ -221,14 +233,14 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     /// A follower's read of the outbox: rows as the reader gives them, through the token's policy if any.
     final class OutboxSession: SyncOutboxSession {
         var reader: OutboxReader
-        let rewrite: ((inout [Entity], inout [EntityRef]) -> Void)?
-        init(reader: OutboxReader, rewrite: ((inout [Entity], inout [EntityRef]) -> Void)?) {
+        let rewrite: StateRewrite?
+        init(reader: OutboxReader, rewrite: StateRewrite?) {
             self.reader = reader
             self.rewrite = rewrite
         }
         func next() async throws -> [(id: Int64, batch: [UInt8])] {
             try reader.next().map { item in
-                (item.id, try rewrite.map { r in try SyncCodec.rewritingState(item.bytes) { r(&$0, &$1) } } ?? item.bytes)
+                (item.id, try rewrite.map { r in try SyncCodec.rewritingState(item.bytes) { r(item.host, &$0, &$1) } } ?? item.bytes)
             }
         }
     }
@@ -240,7 +252,7 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
 }
 
 extension HubReceiver {
-    public func preview(_ batch: [UInt8], host named: String?) async throws -> Int {
+    public func preview(_ batch: [UInt8], host named: String?, datacenter relayed: String?) async throws -> Int {
         let h = try SyncCodec.header(batch)
         if let named, h.host != named { throw SyncError.invalid("a batch of host \(h.host) pushed as \(named)") }
         guard h.baseSeq == nil else { throw SyncError.invalid("a live-lane batch stands alone (this one has a base)") }
@@ -254,11 +266,19 @@ extension HubReceiver {
             return previewSeries.id(d.key)
         }
         // Series the hub does not hold yet (a host new here, or new series) are created as the in-order lane
-        // would create them, on the writer's queue.
+        // would create them, on the writer's queue; a relay's datacenter for the host is recorded first.
         let missing = zip(tick.refs, ids).filter { $0.1 == nil }.map { definitions[$0.0]! }
         if !missing.isEmpty {
             let created = try await withCheckedThrowingContinuation { (done: CheckedContinuation<[Int64], any Error>) in
-                queue.async { [self] in done.resume(with: Result { try ingest.writer.seriesIDs(for: missing.map { ($0.key, $0.type) }) }) }
+                queue.async { [self] in
+                    done.resume(with: Result {
+                        if let relayed, datacenters[host] != relayed {
+                            try store.recordHello(host: host, clockOffset: nil, latest: nil, datacenter: relayed)
+                            datacenters[host] = relayed
+                        }
+                        return try ingest.writer.seriesIDs(for: missing.map { ($0.key, $0.type) })
+                    })
+                }
             }
             previewSeries.learn(zip(missing.map(\.key), created))
             ids = tick.refs.map { previewSeries.id(definitions[$0]!.key) }

@@ -22,22 +22,29 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
     private let sentEpochs = Mutex<[String: UInt64]>([:])
 
     /// Rewrites each batch's state changes before it leaves (the destination's data policy); nil: as applied.
-    let rewrite: (@Sendable (_ opened: inout [Entity], _ closed: inout [EntityRef]) -> Void)?
+    let rewrite: StateRewrite?
 
     /// This hub's datacenter, named to the upstream, which records it for the hosts relayed.
     let datacenter: String?
+
+    /// The hub's address book, taught what the upstream resolves (nil: not asked).
+    let addresses: FleetAddressBook?
 
     /// The hub's newest ticks, sent on the live lane while the outbox is behind (nil: no live lane).
     let tap: LiveTap?
     /// How far behind (ms since this hub applied the batch being sent) the relay must be for the live lane.
     static let liveLagMillis: Int64 = 1_000
+    /// The longest wait between attempts to reach the upstream: hub-to-hub links are few, and each second
+    /// a restarted upstream waits for its relays is a second its present is stale (an agent waits up to 30 s).
+    static let maxBackoff: Duration = .seconds(2)
     /// Whether the outbox being sent is that far behind.
     private let lagging = Atomic<Bool>(false)
     /// Until when (ms) the upstream said it is behind (a catch-up batch waits there for its budget).
     private let upstreamBehindUntil = Atomic<Int64>(0)
 
     public init(store: TwinStore, remote: RemoteTwin, logger: Logger, datacenter: String? = nil, tap: LiveTap? = nil,
-                rewrite: (@Sendable (_ opened: inout [Entity], _ closed: inout [EntityRef]) -> Void)? = nil) {
+                addresses: FleetAddressBook? = nil, rewrite: StateRewrite? = nil) {
+        self.addresses = addresses
         self.store = store
         self.tap = tap
         self.datacenter = datacenter
@@ -50,7 +57,7 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
     public var held: [String: (epoch: UInt64, through: UInt64)]? { upstream.withLock { $0 } }
 
     public func run() async throws {
-        await runSessions("relay to \(remote.host):\(remote.port)", backoff: .milliseconds(500), maxBackoff: .seconds(30), logger: logger) { [self] in
+        await runSessions("relay to \(remote.host):\(remote.port)", backoff: .milliseconds(500), maxBackoff: Self.maxBackoff, logger: logger) { [self] in
             try await session()
         }
     }
@@ -74,6 +81,9 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
         defer { Task { await stream.close() } }
         lagging.store(false, ordering: .relaxed)
         try await withThrowingTaskGroup(of: Void.self) { group in
+            if let addresses {
+                group.addTask { await learnAddresses(from: remote, into: addresses) }
+            }
             if let tap {
                 group.addTask { [self] in await liveLane(tap: tap, path: "/api/v1/sync/push" + named + (named.isEmpty ? "?" : "&") + "lane=live") }
             }
@@ -115,7 +125,7 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
                     }
                     var frames: [UInt8] = []
                     for item in items {
-                        let bytes = try rewrite.map { r in try SyncCodec.rewritingState(item.bytes) { r(&$0, &$1) } } ?? item.bytes
+                        let bytes = try rewrite.map { r in try SyncCodec.rewritingState(item.bytes) { r(item.host, &$0, &$1) } } ?? item.bytes
                         withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { frames += $0 }
                         frames += bytes
                     }

@@ -1,5 +1,7 @@
+import Foundation
 import Logging
 import ServiceLifecycle
+import TwinServer
 
 /// Why a sync session ends early without failing: the other side asked to resume elsewhere.
 struct Resume: Error {
@@ -35,5 +37,17 @@ func runSessions(_ what: String, backoff initial: Duration, maxBackoff: Duration
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
             backoff = min(backoff * 2, maxBackoff)
         }
+    }
+}
+
+/// Every minute while the session lasts, what the hub at `remote` resolves of the fleet's addresses
+/// (`GET /api/v1/sync/addresses`) goes into `book`; a failed read keeps what was learnt.
+func learnAddresses(from remote: RemoteTwin, into book: FleetAddressBook) async {
+    while !Task.isCancelled {
+        if let r = try? await Task.detached(operation: { try remote.get("/api/v1/sync/addresses") }).value, r.status == 200,
+           let map = try? JSONDecoder().decode([String: String].self, from: Data(r.body)) {
+            book.learn(upstream: map)
+        }
+        try? await Task.sleep(for: .seconds(60))
     }
 }

@@ -27,6 +27,9 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         public var catchUpRate: Int? = 1000
         /// Whether the newest tick also goes on the live lane while the in-order lane is behind.
         public var liveLane = true
+        /// Taught what the hub resolves of the fleet's addresses, every minute (an agent whose policy hashes
+        /// peer addresses names peers first).
+        public var addresses: FleetAddressBook?
 
         public init(host: String, remote: RemoteTwin) {
             self.host = host
@@ -145,6 +148,9 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         // Wakes the live lane when the in-order lane falls behind.
         let (behind, falling) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try await withThrowingTaskGroup(of: Void.self) { group in
+            if let book = configuration.addresses {
+                group.addTask { await learnAddresses(from: remote, into: book) }
+            }
             if configuration.liveLane {
                 group.addTask { [self] in await liveLane(epoch: epoch, query: query, behind: behind) }
             }

@@ -23,13 +23,16 @@ public protocol SyncReceiver: Sendable {
     func apply(_ batch: [UInt8], host: String?, datacenter: String?) async -> SyncAck
     /// A live-lane batch (one tick standing alone, pushed while the in-order stream catches up): its samples
     /// are queryable at once from memory, nothing is stored (docs/format/sync.md "Two lanes"). Returns the
-    /// samples kept; throws for a damaged batch or one naming another host than an agent's `host`.
-    func preview(_ batch: [UInt8], host: String?) async throws -> Int
+    /// samples kept; throws for a damaged batch or one naming another host than an agent's `host`. A relay's
+    /// `datacenter` is recorded for the host before its samples show (a confined token's scope needs it).
+    func preview(_ batch: [UInt8], host: String?, datacenter: String?) async throws -> Int
     /// How long a catch-up batch (more than one tick) must wait for the hub-wide catch-up budget, and its
     /// host; nil when it need not (live batches never wait). Reserves the budget.
     func catchUpWait(_ batch: [UInt8]) -> (wait: Duration, host: String)?
     /// A decoder for a session compressed with `encoding` (`zstd`); nil when not supported.
     func streamDecoder(for encoding: String) -> (any SyncStreamDecoder)?
+    /// Which fleet host uses which address, as this hub knows (its hosts', and its upstream's).
+    func fleetAddresses() -> [String: String]
     /// Every host's cursor (a relay's handshake).
     func cursors() throws -> [SyncCursor]
     /// A session reading the hub's outbox after `after` for a follower that holds `held`; with `policy`,
@@ -216,6 +219,13 @@ extension TwinAPI {
         return epoch
     }
 
+    /// `GET /api/v1/sync/addresses`: `{"ADDRESS": "HOST", ...}`, the fleet's addresses as this hub resolves
+    /// them, for agents and relays that name connections' peers before their policy hashes the addresses.
+    func syncAddresses(_ p: Params) throws -> Response {
+        guard let sync else { throw APIError.unavailable("this server is not a hub") }
+        return Self.json(bytes: Array(try JSONEncoder.sorted.encode(sync.fleetAddresses())))
+    }
+
     /// `GET /api/v1/sync/cursors[?version=V]`: every host's cursor — a relaying hub's handshake.
     func syncCursors(_ p: Params) throws -> Response {
         guard let sync else { throw APIError.unavailable("this server does not accept pushes") }
@@ -268,7 +278,7 @@ extension TwinAPI {
                         return await receiver.apply(frame, host: host, datacenter: datacenter)
                     }
                     // The live lane: nothing acknowledged (nothing stored); refusals are said.
-                    do { _ = try await receiver.preview(frame, host: host); return nil } catch {
+                    do { _ = try await receiver.preview(frame, host: host, datacenter: datacenter); return nil } catch {
                         return SyncAck(outcome: "refused", message: "\(error)")
                     }
                 }

@@ -96,6 +96,7 @@ public struct TwinAPI: Sendable {
         "/api/v1/sync/reconcile": Route(methods: .post, access: .write) { try $0.syncReconcile($1) },
         "/api/v1/sync/rewind": Route(methods: .post, access: .write) { try $0.syncRewind($1) },
         "/api/v1/sync/cursors": Route(methods: .get, access: .relay) { try $0.syncCursors($1) },
+        "/api/v1/sync/addresses": Route(methods: .get, access: .write) { try $0.syncAddresses($1) },
         "/api/v1/sync/follow": Route(methods: .post, access: .relay, light: true) { _, _ in throw APIError.unavailable("follow is a stream") },
         "/api/v1/fleet": Route(methods: .get, access: .read) { try $0.fleet($1) },
         "/api/v1/twin/graph": Route(methods: .get, access: .read) { try $0.graph($1) },

@@ -68,18 +68,25 @@ struct AgentCommand: AsyncParsableCommand {
         let policy = try policyFile.map { try DataPolicy.load($0) } ?? DataPolicy()
         let keys = try KeyRing(dataDir: dataDir, create: true)
         twinStore.use(cipher: PolicyCipher(policy: policy, keys: keys))
-        let uplinks = remotes.map { remote in
+        // Peers are named before the policy hashes their addresses, from what the (first) hub resolves.
+        let book = policy.action(.connections, policy.classOf(.connections, "remote_address")) == .keep ? nil : FleetAddressBook()
+        let uplinks = remotes.enumerated().map { i, remote in
             var configuration = SyncUplink.Configuration(host: host, remote: remote)
             configuration.reconcileEvery = .milliseconds(reconcileMs)
             configuration.catchUpRate = catchUpRate == 0 ? nil : catchUpRate
             configuration.liveLane = !noLiveLane
+            if i == 0 { configuration.addresses = book }
             return SyncUplink(store: twinStore, configuration: configuration, logger: logger)
         }
         // Destinations no longer configured stop holding the store's history back.
         try twinStore.releaseSyncHolds(except: Set(uplinks.map(\.destination)))
         let collection = CollectionService(
             store: twinStore,
-            configuration: .init(paths: hostPaths.paths, interval: intervalMs, storage: storage, dataPolicy: policy, keys: keys, maxTicks: ticks),
+            configuration: { () -> CollectionService.Configuration in
+                var c = CollectionService.Configuration(paths: hostPaths.paths, interval: intervalMs, storage: storage, dataPolicy: policy, keys: keys, maxTicks: ticks)
+                c.addresses = book.map { ($0, host) }
+                return c
+            }(),
             sinks: uplinks, logger: logger)
         logger.info("agent \(host): observing every \(intervalMs) ms into \(dataDir), pushing to \(pushURLs.joined(separator: ", "))")
         let group = ServiceGroup(configuration: .init(

@@ -85,8 +85,9 @@ struct ServeCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: AuditAnchorService(audit: setup.audit))]
         if let hub {
             // Hashes upstream use this hub's key ring: comparable there, not readable.
-            let rewrite = forward.map { $0.stateRewrite(keys: setup.keys) }
-            let relays = upstreams.map { RelayUplink(store: twinStore, remote: $0, logger: logger, datacenter: datacenter, tap: hub.tap, rewrite: rewrite) }
+            let rewrite = forward.map { $0.stateRewrite(keys: setup.keys, addresses: hub.addresses) }
+            let relays = upstreams.map { RelayUplink(store: twinStore, remote: $0, logger: logger, datacenter: datacenter, tap: hub.tap,
+                                                     addresses: hub.addresses, rewrite: rewrite) }
             services += relays.map { .init(service: $0) }
             services.append(.init(service: OutboxPruner(store: twinStore, relays: relays, keepMillis: keepMillis, logger: logger)))
             if let followed { services.append(.init(service: FollowService(receiver: hub, remote: followed, logger: logger))) }

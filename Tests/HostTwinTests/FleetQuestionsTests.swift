@@ -3,6 +3,8 @@ import Testing
 import TwinAnalytics
 import TwinCore
 import TwinQuery
+import TwinSecurity
+import TwinServer
 @testable import TwinStorage
 
 /// The fleet's questions on known twins: the dependency graph across hosts, how two hosts differ, and
@@ -54,6 +56,40 @@ import TwinQuery
         ], "\(edges)")
         #expect(g.nodes.first { $0.id == "db-1:5432:postgres" }?.role == "service")
         #expect(g.nodes.first { $0.id == "203.0.113.50" }?.role == "external")
+    }
+
+    /// A relay whose policy hashes peer addresses names each connection's peer first (`remote_host`, from
+    /// the fleet's addresses), so the graph upstream still resolves web-1 → db-1; without it the hashed
+    /// peer is an outside node.
+    @Test func peersAreNamedBeforeAPolicyHashesTheirAddresses() throws {
+        let dir = try temporaryDirectory("hosttwin-peers")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let keys = try KeyRing(dataDir: dir, create: true)
+        let policy = try DataPolicy.parse("hash sensitive\n")
+        let db = [Self.listener("db-1", "0.0.0.0", 5432, "postgres"), Self.connection("db-1", "10.0.0.9", 5432, "10.0.0.5", 40001, "postgres")]
+        // web-1's batch as its relay forwards it: keys and attributes without the host.
+        let web = [Self.connection("web-1", "10.0.0.5", 40001, "10.0.0.9", 5432, "app"), Self.connection("web-1", "127.0.0.1", 50000, "127.0.0.1", 6379, "app")]
+            .map { v in Entity(kind: v.kind, key: String(v.key.dropFirst("web-1/".count)), attributes: v.attributes.filter { $0.key != "host" }) }
+        let book = FleetAddressBook()
+        book.learn(upstream: DependencyGraph.addressOwners(FleetState(db + [Self.connection("web-1", "10.0.0.5", 40001, "10.0.0.9", 5432, "app")])))
+        func graphUpstream(annotated: Bool) -> Set<String> {
+            var opened = web
+            if annotated { book.annotate(&opened, policy: policy, localHost: "web-1") }
+            var closed: [(kind: EntityKind, key: String)] = []
+            policy.forwarding(opened: &opened, closed: &closed, keys: keys)
+            let upstream = opened.map { Self.version("web-1", $0.kind, $0.key, $0.attributes) } + db + [Self.listener("web-1", "127.0.0.1", 6379, "redis-server")]
+            return Set(DependencyGraph.build(FleetState(upstream)).edges.map { "\($0.from) -> \($0.to)" })
+        }
+        let named = graphUpstream(annotated: true)
+        #expect(named.contains("web-1:app -> db-1:5432:postgres") && named.contains("web-1:app -> web-1:6379:redis-server"), "\(named)")
+        let blind = graphUpstream(annotated: false)
+        #expect(!blind.contains("web-1:app -> db-1:5432:postgres"), "\(blind)")
+        // The address itself left hashed: nothing readable upstream.
+        var opened = web
+        book.annotate(&opened, policy: policy, localHost: "web-1")
+        var closed: [(kind: EntityKind, key: String)] = []
+        policy.forwarding(opened: &opened, closed: &closed, keys: keys)
+        #expect(!opened.contains { $0.key.contains("10.0.0.9") || $0.attributes["remote_address"]?.description == "10.0.0.9" })
     }
 
     /// A hub's store of two known hosts over three hours at 1-minute ticks: `big` (8 cores, 1 busy, 30 GiB

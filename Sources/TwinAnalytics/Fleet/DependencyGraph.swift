@@ -6,7 +6,8 @@ import TwinCore
 /// Each TCP connection between two fleet hosts is in both twins; the client's side makes the edge (its
 /// local port is not one it listens on). Peer addresses are resolved to hosts by the addresses the fleet's
 /// own sockets use (a connection's local address, a listener's bound address); loopback stays on the
-/// host. A peer outside the fleet is a node of its own (`address:port` for a server, `address` for a
+/// host. A connection whose remote address was hashed or dropped on its way (a data policy) names its peer
+/// in `remote_host` when the address was resolved before (``addressOwners(_:)``). A peer outside the fleet is a node of its own (`address:port` for a server, `address` for a
 /// client connecting in).
 public struct DependencyGraph: Sendable, Codable, Equatable {
     public struct Node: Sendable, Codable, Hashable {
@@ -31,30 +32,38 @@ public struct DependencyGraph: Sendable, Codable, Equatable {
     public var nodes: [Node]
     public var edges: [Edge]
 
-    public static func build(_ fleet: FleetState) -> DependencyGraph {
-        // Which fleet host uses which address; an address two hosts claim resolves to neither.
+    /// Which fleet host uses which address (a connection's local address, a listener's bound address);
+    /// an address two hosts claim resolves to neither, loopback and wildcards to none.
+    public static func addressOwners(_ fleet: FleetState) -> [String: String] {
         var owner: [String: String?] = [:]
         func claim(_ address: String?, _ host: String) {
             guard let a = address, !isLoopback(a), !isWildcard(a) else { return }
             if let existing = owner[a], existing != host { owner[a] = .some(nil) } else { owner[a] = host }
         }
-        var listening: [String: [String: String]] = [:] // host → "proto/port" → process
         for (host, entities) in fleet.hosts {
             for e in entities {
                 switch e.kind {
-                case .listeningPorts:
-                    claim(e.attributes["address"]?.description, host)
-                    if let proto = e.attributes["protocol"]?.description, let port = e.attributes["port"]?.intValue {
-                        listening[host, default: [:]]["\(proto)/\(port)"] = e.attributes["process"].flatMap { $0 == .null ? nil : $0.description } ?? "?"
-                    }
-                case .connections:
-                    claim(e.attributes["local_address"]?.description, host)
+                case .listeningPorts: claim(e.attributes["address"]?.description, host)
+                case .connections: claim(e.attributes["local_address"]?.description, host)
                 default: break
                 }
             }
         }
+        return owner.compactMapValues { $0 }
+    }
+
+    public static func build(_ fleet: FleetState) -> DependencyGraph {
+        let owner = addressOwners(fleet)
+        var listening: [String: [String: String]] = [:] // host → "proto/port" → process
+        for (host, entities) in fleet.hosts {
+            for e in entities where e.kind == .listeningPorts {
+                if let proto = e.attributes["protocol"]?.description, let port = e.attributes["port"]?.intValue {
+                    listening[host, default: [:]]["\(proto)/\(port)"] = e.attributes["process"].flatMap { $0 == .null ? nil : $0.description } ?? "?"
+                }
+            }
+        }
         func resolve(_ address: String, from host: String) -> String? {
-            isLoopback(address) ? host : (owner[address] ?? nil)
+            isLoopback(address) ? host : owner[address]
         }
 
         var nodes: [String: Node] = [:]
@@ -65,7 +74,11 @@ public struct DependencyGraph: Sendable, Codable, Equatable {
                 guard let proto = a["protocol"]?.description, let localPort = a["local_port"]?.intValue,
                       let remote = a["remote_address"]?.description, let remotePort = a["remote_port"]?.intValue else { continue }
                 let process = a["process"].flatMap { $0 == .null ? nil : $0.description } ?? "?"
-                let peer = resolve(remote, from: host)
+                let named = a["remote_host"].flatMap { v -> String? in
+                    guard case .string(let h) = v, fleet.hosts[h] != nil else { return nil }
+                    return h
+                }
+                let peer = named ?? resolve(remote, from: host)
                 let from: Node, to: Node
                 if let served = listening[host]?["\(proto)/\(localPort)"] {
                     // The server's side: a fleet client's own twin makes the edge; an outside one is made here.
@@ -91,6 +104,6 @@ public struct DependencyGraph: Sendable, Codable, Equatable {
             edges: edges.map { e, n in var e = e; e.connections = n; return e }.sorted { ($0.from, $0.to, $0.protocol) < ($1.from, $1.to, $1.protocol) })
     }
 
-    static func isLoopback(_ a: String) -> Bool { a.hasPrefix("127.") || a == "::1" || a == "::ffff:127.0.0.1" }
+    public static func isLoopback(_ a: String) -> Bool { a.hasPrefix("127.") || a == "::1" || a == "::ffff:127.0.0.1" }
     static func isWildcard(_ a: String) -> Bool { a == "0.0.0.0" || a == "::" || a == "*" || a.isEmpty }
 }
