@@ -55,6 +55,7 @@ public final class HubIngest {
     /// `writer` is opened by the hub (`open()`); its open versions are loaded here.
     public init(writer: TwinWriter) throws {
         self.writer = writer
+        try writer.store.checkpointEvery(pages: 16_384) // 64 MiB: checkpoints once every few groups
         try writer.loadOpenVersions()
         for c in try writer.store.remoteCursors() {
             hosts[c.host] = HostState(epoch: c.epoch, appliedThrough: c.appliedThrough,

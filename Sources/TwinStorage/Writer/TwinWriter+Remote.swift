@@ -91,11 +91,11 @@ extension TwinStore {
     }
 
     static func save(_ c: RemoteCursor, _ db: Database, now: Int64) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO sync_hosts(host, epoch, applied_through, last_t, updated) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT(host) DO UPDATE SET epoch = excluded.epoch, applied_through = excluded.applied_through,
                 last_t = excluded.last_t, updated = excluded.updated
-            """, arguments: [c.host, Int64(bitPattern: c.epoch), Int64(c.appliedThrough), c.lastTime, now])
+            """).execute(arguments: [c.host, Int64(bitPattern: c.epoch), Int64(c.appliedThrough), c.lastTime, now])
         for gap in c.thinned {
             try db.execute(sql: "INSERT OR REPLACE INTO raw_gaps(host, from_t, to_t, reason, recorded) VALUES (?, ?, ?, ?, ?)",
                            arguments: [c.host, gap.from, gap.to, gap.reason, now])
@@ -139,9 +139,9 @@ extension TwinWriter {
         var result = RemoteResult()
         var samples: [(Int64, Int64, Double)] = []
         samples.reserveCapacity(parts.reduce(0) { $0 + $1.ticks.reduce(0) { $0 + $1.ids.count } })
+        // In arrival order, which is time order per series as the bulk path needs: a group's parts of one
+        // host are consecutive ranges of its ticks, oldest first, and other hosts' series are their own.
         for part in parts { for t in part.ticks { for (id, v) in zip(t.ids, t.values) { samples.append((id, t.time, v)) } } }
-        // One series once per time, and in time order per series, as the bulk path needs.
-        samples.sort { ($0.0, $0.1) < ($1.0, $1.1) }
         let batch = try append(batch: samples)
         result.samples = batch.accepted
         result.rejected = batch.rejected
