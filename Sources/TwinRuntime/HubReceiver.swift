@@ -45,8 +45,8 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     private var datacenters: [String: String] = [:]
     /// Series ids by key for the live lane (off the queue).
     let previewSeries = PreviewSeries()
-    /// Each host's newest tick for relays whose upstream is behind.
-    public let tap = LiveTap()
+    /// Each host's newest tick for this hub's relays (`serve --push` sets it; nil: no relay, nothing kept).
+    public var tap: LiveTap?
     /// The fleet's addresses, to name connections' peers before a policy hashes their addresses.
     public let addresses: FleetAddressBook
     /// Per host, the newest tick time queryable here (live lane or applied): freshness is measured for
@@ -197,7 +197,7 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
             let lag = TwinTime.nowMillis() - t
             Gauge(label: "hosttwin_sync_lag_seconds", dimensions: [("host", host)]).record(Double(lag) / 1000)
             fresh(host: host, time: t)
-            if tap.wanted, let batch = ingest.newestStandingAlone(host: host), let bytes = try? SyncCodec.encode(batch).bytes {
+            if let tap, tap.wanted, let batch = ingest.newestStandingAlone(host: host), let bytes = try? SyncCodec.encode(batch).bytes {
                 tap.offer(host: host, batch: bytes)
             }
         }
@@ -286,7 +286,7 @@ extension HubReceiver {
         let known = zip(ids, tick.values).compactMap { id, v in id.map { ($0, v) } }
         let kept = store.preview.add(host: host, time: tick.time, ids: known.map(\.0), values: known.map(\.1))
         if kept > 0 { fresh(host: host, time: tick.time) }
-        tap.offer(host: host, batch: batch)
+        tap?.offer(host: host, batch: batch)
         return kept
     }
 }

@@ -86,6 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let hub {
             // Hashes upstream use this hub's key ring: comparable there, not readable.
             let rewrite = forward.map { $0.stateRewrite(keys: setup.keys, addresses: hub.addresses) }
+            if !upstreams.isEmpty { hub.tap = LiveTap() }
             let relays = upstreams.map { RelayUplink(store: twinStore, remote: $0, logger: logger, datacenter: datacenter, tap: hub.tap,
                                                      addresses: hub.addresses, rewrite: rewrite) }
             services += relays.map { .init(service: $0) }
