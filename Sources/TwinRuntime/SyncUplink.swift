@@ -269,9 +269,10 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
     static let liveLead: UInt64 = 3
 
     /// The live lane (docs/format/sync.md "Two lanes"): while the in-order lane is `liveLead` ticks or more
-    /// behind, or the hub says its copy is (`behind`: a catch-up batch waits there), each newest tick's samples go at once, standing alone, on a session of their own, so the hub
-    /// answers for the present while the past drains. Nothing there is acknowledged or relied on: the
-    /// in-order lane still sends every tick. A failure is logged and ends only this lane, for this session.
+    /// behind, or the hub says its copy is (`behind`: a catch-up batch waits there), each newest tick's
+    /// samples go at once, standing alone, on a session of their own, so the hub answers for the present
+    /// while the past drains. Nothing there is acknowledged or relied on: the in-order lane still sends
+    /// every tick. A failure is logged and ends only this lane, for this session.
     private func liveLane(epoch: UInt64, query: String, behind: AsyncStream<Void>) async {
         var catalog: [Int64: SeriesInfo] = [:]
         var stream: RemoteStream?

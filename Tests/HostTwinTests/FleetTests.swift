@@ -51,6 +51,15 @@ import TwinStorage
         #expect(push([0, 0, 1, 0, 1, 2]).1.contains("inside a frame"))
         #expect(push([1, 2, 3], headers: ["Content-Encoding": "br"]).0 == 415)
         #expect(push(Array("not zstd at all".utf8), headers: ["Content-Encoding": "zstd"]).1.contains("\"refused\""))
+        // The live lane refuses what is not a batch standing alone; an unknown lane is a bad request.
+        func live(_ body: [UInt8], lane: String = "live") -> (Int, String) {
+            let r = LoopbackHTTP.request(port: port, method: "POST", path: "/api/v1/sync/push?host=web-1&lane=\(lane)",
+                                         headers: ["Authorization": "Bearer \(token)"], body: body, timeout: 10)
+            return (r?.status ?? 0, r?.body ?? "")
+        }
+        #expect(live([0, 0, 0, 5] + Array("hello".utf8)).1.contains("\"refused\""))
+        #expect(live([0xff, 0xff, 0xff, 0xff, 1]).1.contains("exceeds"))
+        #expect(live([], lane: "sideways").0 == 400)
         #expect(LoopbackHTTP.get(port: port, "/healthz")?.status == 200)
         let audit = try EndToEndTests.cli(["audit", "show", "--data-dir", hubDir, "--json"]).stdout
         #expect(audit.contains("/api/v1/sync/push") && audit.contains("403"), "the refused push is audited")
