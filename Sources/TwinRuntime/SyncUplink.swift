@@ -123,8 +123,10 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
 
     /// One push session: handshake, then batches until the connection fails or the hub asks to resume.
     private func session() async throws {
-        guard let epoch = try store.epoch() else {
-            await nextTick(limit: .seconds(1)) // no tick stored yet
+        // Not before this process has committed a tick: then it holds the store's writer lock (a second
+        // agent on the same directory fails there and pushes nothing) and the store has an epoch.
+        guard state.withLock({ $0.latest != nil }), let epoch = try store.epoch() else {
+            await nextTick(limit: .seconds(1))
             return
         }
         let host = configuration.host
