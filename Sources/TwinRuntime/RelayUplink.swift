@@ -35,7 +35,7 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
     /// How far behind (ms since this hub applied the batch being sent) the relay must be for the live lane.
     static let liveLagMillis: Int64 = 1_000
     /// The longest wait between attempts to reach the upstream: hub-to-hub links are few, and each second
-    /// a restarted upstream waits for its relays is a second its present is stale (an agent waits up to 30 s).
+    /// a restarted upstream waits for its relays is a second its present is stale (an agent waits up to 5 s).
     static let maxBackoff: Duration = .seconds(2)
     /// Whether the outbox being sent is that far behind.
     private let lagging = Atomic<Bool>(false)

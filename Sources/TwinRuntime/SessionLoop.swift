@@ -33,7 +33,8 @@ func runSessions(_ what: String, backoff initial: Duration, maxBackoff: Duration
             failures += 1
             let message: Logger.Message = "\(what) interrupted: \(error); retrying in \(backoff) (attempt \(failures))"
             if failures == 1 || failures % 10 == 0 { logger.warning(message) } else { logger.debug(message) }
-            let wait = backoff
+            // ±20 %, so the agents of a hub that came back do not all reconnect in the same instant.
+            let wait = backoff * Double.random(in: 0.8...1.2)
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
             backoff = min(backoff * 2, maxBackoff)
         }

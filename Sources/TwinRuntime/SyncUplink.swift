@@ -19,7 +19,9 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         public var catchUpTicks = 1800
         /// Wait after a failed session, doubled up to `maxBackoff`.
         public var backoff: Duration = .milliseconds(500)
-        public var maxBackoff: Duration = .seconds(30)
+        /// 5 s: each second an agent waits after its hub came back is a second the hub's present is stale;
+        /// a thousand agents retrying every 5 s (with jitter) is no load for a hub that is down.
+        public var maxBackoff: Duration = .seconds(5)
         /// Reconciliation rounds during a session (one also follows each handshake).
         public var reconcileEvery: Duration = .seconds(600)
         /// The most ticks a second the catch-up lane sends (nil: as fast as the hub takes them); also the
@@ -47,6 +49,10 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         var next: UInt64 = 0
         /// Until when the hub said it is behind (a catch-up batch waits for its budget).
         var hubBehindUntil = ContinuousClock.now
+        /// Wakes the session's live lane (each committed tick does while the in-order lane is behind).
+        var wakeLive: AsyncStream<Void>.Continuation?
+        /// Whether the live lane should send the newest tick now.
+        var behind: Bool { latest.map { $0.seq >= next + SyncUplink.liveLead || ContinuousClock.now < hubBehindUntil } ?? false }
         var waiter: CheckedContinuation<Void, Never>?
         var woken = false
     }
@@ -74,6 +80,7 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
     public func committed(_ tick: CommittedTick) {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             s.latest = tick
+            if s.behind { s.wakeLive?.yield() }
             s.woken = true
             defer { s.waiter = nil }
             return s.waiter
@@ -138,7 +145,19 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
             throw TwinError.unavailable("handshake refused (HTTP \(hello.status)): \(hello.text.prefix(300))")
         }
         let held = cursor.epoch == String(epoch, radix: 16) ? cursor.appliedThrough : 0
-        // After each reconnect, a reconciliation round first: a range that differs is sent again from its start.
+        // The live lane runs from the handshake on, so the present is not held back by the reconciliation
+        // round below nor by the backlog; it wakes when the in-order lane falls behind.
+        let (behind, falling) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        state.withLock { $0.next = held + 1; $0.wakeLive = falling }
+        let lane = configuration.liveLane ? Task { [self] in await liveLane(epoch: epoch, query: query, behind: behind) } : nil
+        defer {
+            state.withLock { $0.wakeLive = nil }
+            falling.finish()
+            lane?.cancel()
+        }
+        falling.yield()
+        // After each reconnect, a reconciliation round first (before any tick is sent: a hole it finds can
+        // be mended only while no newer sample is stored): a range that differs is sent again from its start.
         let start = try await (held > 0 ? reconcile(epoch: epoch, heldThrough: held, reconnected: true) : nil) ?? held + 1
         state.withLock { $0.acked = start - 1; $0.next = start }
         try hold(after: start - 1)
@@ -147,14 +166,9 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         let stream = try await remote.stream(post: "/api/v1/sync/push?\(query)", contentType: "application/octet-stream", headers: [("Content-Encoding", "zstd")])
         nonisolated(unsafe) let compressor = SyncStreamCompressor() // used by the sending task only
         defer { Task { await stream.close() } }
-        // Wakes the live lane when the in-order lane falls behind.
-        let (behind, falling) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try await withThrowingTaskGroup(of: Void.self) { group in
             if let book = configuration.addresses {
                 group.addTask { await learnAddresses(from: remote, into: book) }
-            }
-            if configuration.liveLane {
-                group.addTask { [self] in await liveLane(epoch: epoch, query: query, behind: behind) }
             }
             group.addTask { [self] in
                 for try await line in stream.lines {
@@ -213,7 +227,6 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
                         batch = b
                         encoded = try SyncCodec.encode(b)
                         catchUpSent = (.now, b.ticks.count)
-                        if live.seq >= next + Self.liveLead { falling.yield() }
                     } else {
                         await nextTick(limit: .seconds(1))
                         continue
@@ -284,9 +297,7 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         do {
             for await _ in behind {
                 while !Task.isCancelled {
-                    let (latest, behind) = state.withLock { s in
-                        (s.latest, s.latest.map { $0.seq >= s.next + Self.liveLead || ContinuousClock.now < s.hubBehindUntil } ?? false)
-                    }
+                    let (latest, behind) = state.withLock { ($0.latest, $0.behind) }
                     guard let latest, behind else { break }
                     if latest.seq > sent {
                         if stream == nil {
