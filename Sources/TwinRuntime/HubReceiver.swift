@@ -202,12 +202,14 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
             }
         }
         Counter(label: "hosttwin_sync_applied_ticks_total", dimensions: [("host", host)]).increment(by: ticks)
-        if let relayed, datacenters[host] != relayed {
-            do {
-                try store.recordHello(host: host, clockOffset: nil, latest: nil, datacenter: relayed)
-                datacenters[host] = relayed
-            } catch {} // named again with the host's next batch
-        }
+        try? record(datacenter: relayed, of: host) // else named again with the host's next batch
+    }
+
+    /// Records the datacenter a relay named for `host`, when it is news (on `queue`).
+    private func record(datacenter relayed: String?, of host: String) throws {
+        guard let relayed, datacenters[host] != relayed else { return }
+        try store.recordHello(host: host, clockOffset: nil, latest: nil, datacenter: relayed)
+        datacenters[host] = relayed
     }
 
     public func streamDecoder(for encoding: String) -> (any SyncStreamDecoder)? {
@@ -272,10 +274,7 @@ extension HubReceiver {
             let created = try await withCheckedThrowingContinuation { (done: CheckedContinuation<[Int64], any Error>) in
                 queue.async { [self] in
                     done.resume(with: Result {
-                        if let relayed, datacenters[host] != relayed {
-                            try store.recordHello(host: host, clockOffset: nil, latest: nil, datacenter: relayed)
-                            datacenters[host] = relayed
-                        }
+                        try record(datacenter: relayed, of: host)
                         return try ingest.writer.seriesIDs(for: missing.map { ($0.key, $0.type) })
                     })
                 }

@@ -40,12 +40,6 @@ public final class FleetAddressBook: Sendable {
         state.withLock { $0.upstream = upstream }
     }
 
-    /// The fleet host using `address`, if the book knows one.
-    public func host(of address: String) -> String? {
-        refreshIfDue()
-        return state.withLock { $0.own[address] ?? $0.upstream[address] }
-    }
-
     private func refreshIfDue() {
         guard let store else { return }
         let now = TwinTime.nowMillis()
@@ -60,12 +54,16 @@ public final class FleetAddressBook: Sendable {
     /// Names each connection's peer (`remote_host`) where `policy` would hash or drop its remote address
     /// and the book (or loopback: the connection's own host, `localHost` or its `host` attribute) resolves it.
     public func annotate(_ entities: inout [Entity], policy: DataPolicy, localHost: String? = nil) {
-        guard policy.action(.connections, policy.classOf(.connections, "remote_address")) != .keep else { return }
-        for i in entities.indices where entities[i].kind == .connections && entities[i].attributes["remote_host"] == nil {
-            guard case .string(let address)? = entities[i].attributes["remote_address"] else { continue }
-            let own = localHost ?? entities[i].attributes["host"]?.description
-            if let peer = DependencyGraph.isLoopback(address) ? own : host(of: address) {
-                entities[i].attributes["remote_host"] = .string(peer)
+        guard policy.action(.connections, policy.classOf(.connections, "remote_address")) != .keep,
+              entities.contains(where: { $0.kind == .connections }) else { return }
+        refreshIfDue() // once per batch, and one lock, not per connection
+        state.withLock { s in
+            for i in entities.indices where entities[i].kind == .connections && entities[i].attributes["remote_host"] == nil {
+                guard case .string(let address)? = entities[i].attributes["remote_address"] else { continue }
+                let own = localHost ?? entities[i].attributes["host"]?.description
+                if let peer = DependencyGraph.isLoopback(address) ? own : s.own[address] ?? s.upstream[address] {
+                    entities[i].attributes["remote_host"] = .string(peer)
+                }
             }
         }
     }
