@@ -75,6 +75,8 @@ public enum FuzzTargets {
         let sealed = ChunkCodec.withChecksum(data)
         _ = try? ChunkCodec.decode(sealed)
         _ = try? ChunkCodec.decode(sealed, columnCount: 5)
+        // A group row's directory, its checksum made right, then its data: the same bytes, raw or deflated.
+        if let directory = try? GroupBlock.directory(ChunkCodec.withChecksum(data)) { _ = try? GroupBlock.rawData(data, directory) }
     }
 
     /// Version blocks, from disk or the wire. The first byte picks the flags of a block whose checksum

@@ -270,7 +270,127 @@ enum Schema {
         m.registerMigration("v16") { db in
             try db.execute(sql: "ALTER TABLE tokens ADD COLUMN policy TEXT")
         }
+        // v17: chunks and rollup blocks are stored per group of 64 series (GroupBlock): one row per group
+        // and head window, hour or day holds every member's blob behind a directory, instead of a row
+        // (and its index entries) per series. The 1-hour tier's rows span a day (they were 30 days).
+        m.registerMigration("v17") { db in
+            try GroupMigration.run(db)
+        }
+        // v18: a series row is two small ids — its metric (name and type, stored once) and its label set
+        // (stored once and shared: a process's five series have one) — instead of its metric name, label
+        // text, type and hash (about 100 bytes a series with its index, 35 now).
+        m.registerMigration("v18") { db in
+            try db.execute(sql: """
+                ALTER TABLE series RENAME TO series_v2;
+                DROP INDEX IF EXISTS series_by_hash;
+                CREATE TABLE metrics(
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    UNIQUE(name, type));
+                CREATE TABLE label_sets(
+                    id INTEGER PRIMARY KEY,
+                    hash INTEGER NOT NULL,
+                    labels TEXT NOT NULL);
+                CREATE TABLE series(
+                    id INTEGER PRIMARY KEY,
+                    metric_id INTEGER NOT NULL,
+                    labels_id INTEGER NOT NULL);
+                INSERT INTO metrics(name, type) SELECT DISTINCT metric, type FROM series_v2 ORDER BY metric, type;
+                INSERT INTO label_sets(hash, labels) SELECT 0, labels FROM series_v2 GROUP BY labels ORDER BY min(id);
+                """)
+            let rows = try Row.fetchAll(db, sql: "SELECT id, labels FROM label_sets")
+            let update = try db.makeStatement(sql: "UPDATE label_sets SET hash = ? WHERE id = ?")
+            for row in rows { try update.execute(arguments: [SeriesHash.of(labels: row["labels"]), row["id"] as Int64]) }
+            try db.execute(sql: """
+                INSERT INTO series(id, metric_id, labels_id)
+                    SELECT s.id, m.id, l.id FROM series_v2 s JOIN metrics m ON m.name = s.metric AND m.type = s.type JOIN label_sets l ON l.labels = s.labels;
+                DROP TABLE series_v2;
+                CREATE INDEX label_sets_by_hash ON label_sets(hash);
+                CREATE UNIQUE INDEX series_by_key ON series(labels_id, metric_id);
+                """)
+        }
         return m
+    }
+}
+
+/// The v17 migration: per-series chunk and rollup rows regrouped into group rows, group by group.
+private enum GroupMigration {
+    static func run(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE chunks RENAME TO chunks_v2;
+            ALTER TABLE rollups RENAME TO rollups_v2;
+            DROP INDEX IF EXISTS chunks_by_series;
+            DROP INDEX IF EXISTS chunks_level0;
+            DROP INDEX IF EXISTS chunks_by_min_t;
+            CREATE TABLE chunks(
+                id INTEGER PRIMARY KEY,
+                group_id INTEGER NOT NULL,
+                level INTEGER NOT NULL,
+                min_t INTEGER NOT NULL,
+                max_t INTEGER NOT NULL,
+                count INTEGER NOT NULL,
+                members BLOB NOT NULL,
+                data BLOB NOT NULL);
+            CREATE TABLE rollups(
+                id INTEGER PRIMARY KEY,
+                group_id INTEGER NOT NULL,
+                tier INTEGER NOT NULL,
+                start INTEGER NOT NULL,
+                min_t INTEGER NOT NULL,
+                max_t INTEGER NOT NULL,
+                count INTEGER NOT NULL,
+                members BLOB NOT NULL,
+                data BLOB NOT NULL,
+                UNIQUE(group_id, tier, start));
+            """)
+        if try db.tableExists("quarantine") {
+            try db.execute(sql: "ALTER TABLE quarantine ADD COLUMN group_id INTEGER; ALTER TABLE quarantine ADD COLUMN members BLOB")
+        } else {
+            try db.execute(sql: StoreDoctor.quarantineSchema)
+        }
+        func quarantine(_ table: String, _ row: Row, _ error: any Error) throws {
+            try db.execute(sql: "INSERT INTO quarantine(source, row_id, series_id, min_t, detail, data) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [table, row["id"], row["series_id"], row["min_t"], "unreadable when regrouped (v17): \(error)", row["data"] as Data?])
+        }
+        let groups = try Int64.fetchAll(db, sql: "SELECT DISTINCT series_id >> 6 FROM chunks_v2 UNION SELECT DISTINCT series_id >> 6 FROM rollups_v2 ORDER BY 1")
+        let hour = StoragePolicy.hour, day = StoragePolicy.day
+        for g in groups {
+            let lo = g * GroupBlock.size, hi = lo + GroupBlock.size
+            // Chunks: one row per level and hour (what compaction and the open hour's merging make).
+            var buckets: [[Int64]: [Int64]] = [:] // [level, hour] → old row ids
+            for row in try Row.fetchAll(db, sql: "SELECT id, level, min_t FROM chunks_v2 WHERE series_id >= ? AND series_id < ?", arguments: [lo, hi]) {
+                buckets[[row["level"], floorDiv(row["min_t"], hour)], default: []].append(row["id"])
+            }
+            for (key, ids) in buckets.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                var series: [Int64: [(Int64, Double)]] = [:]
+                for id in ids {
+                    guard let row = try Row.fetchOne(db, sql: "SELECT id, series_id, min_t, data FROM chunks_v2 WHERE id = ?", arguments: [id]) else { continue }
+                    do { series[row["series_id"], default: []] += try ChunkCodec.decode([UInt8](row["data"] as Data)) } catch { try quarantine("chunks", row, error) }
+                }
+                try TwinStore.insertChunkRow(db, level: Int(key[0]), series.mapValues(TwinStore.ordered))
+            }
+            // Rollups: one row per tier and day.
+            var points: [[Int64]: [Int64: [RollupPoint]]] = [:] // [tier, day] → series → points
+            for row in try Row.fetchAll(db, sql: "SELECT id, series_id, tier, min_t, data FROM rollups_v2 WHERE series_id >= ? AND series_id < ?", arguments: [lo, hi]) {
+                do {
+                    for p in try Rollup.decode([UInt8](row["data"] as Data)) {
+                        points[[row["tier"], floorDiv(p.t, day) * day], default: [:]][row["series_id"], default: []].append(p)
+                    }
+                } catch { try quarantine("rollups", row, error) }
+            }
+            for (key, bySeries) in points {
+                try TwinStore.writeRollupRow(db, group: g, tier: Int(key[0]), start: key[1], bySeries.mapValues { $0.sorted { $0.t < $1.t } })
+            }
+        }
+        try db.execute(sql: """
+            DROP TABLE chunks_v2;
+            DROP TABLE rollups_v2;
+            CREATE INDEX chunks_by_group ON chunks(group_id, max_t);
+            CREATE INDEX chunks_level0 ON chunks(min_t) WHERE level = 0;
+            CREATE INDEX chunks_by_min_t ON chunks(min_t);
+            CREATE INDEX chunks_by_max_t ON chunks(max_t);
+            """)
     }
 }
 
@@ -288,14 +408,16 @@ enum SpanClass {
     }
 }
 
-/// The 64-bit FNV-1a hash of a series' stored key (`metric` then the label text), as a signed integer
-/// for SQLite: the `series.hash` column.
+/// 64-bit FNV-1a hashes as signed integers for SQLite: of a series' stored key (`metric` then the label
+/// text; the v2–v17 `series.hash` column) and of a label set's text (`label_sets.hash`).
 enum SeriesHash {
     static func of(metric: String, labels: String) -> Int64 {
         var h = fnv1a(metric.utf8)
         h = fnv1a(CollectionOfOne(0xff), h) // a separator no UTF-8 text contains
         return Int64(bitPattern: fnv1a(labels.utf8, h))
     }
+
+    static func of(labels: String) -> Int64 { Int64(bitPattern: fnv1a(labels.utf8)) }
 
     /// 64-bit FNV-1a over `bytes`, continuing from `h`.
     @inline(__always)

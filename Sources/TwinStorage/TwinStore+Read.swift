@@ -71,7 +71,10 @@ extension TwinStore {
         let known = catalog.withLock { $0 }
         let maxID = known.last?.id ?? 0
         let added = try pool.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT id, metric, labels, type FROM series WHERE id > ? ORDER BY id"), arguments: [maxID]).map { row in
+            try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT s.id, m.name AS metric, l.labels, m.type FROM series s JOIN metrics m ON m.id = s.metric_id JOIN label_sets l ON l.id = s.labels_id
+                WHERE s.id > ? ORDER BY s.id
+                """), arguments: [maxID]).map { row in
                 SeriesInfo(id: row["id"], key: SeriesKey(row["metric"], try TwinWriter.decodeLabels(row["labels"])),
                            type: MetricType(rawValue: row["type"]) ?? .untyped)
             }
@@ -345,9 +348,9 @@ extension TwinStore {
     /// The oldest and newest stored sample times (chunks and log).
     public func sampleTimeRange() throws -> (Int64, Int64)? {
         let (sealed, log) = try withLog(ids: [], from: .min, to: .max) { db -> (Int64?, Int64?) in
-            // Both ends from indexes: chunks(min_t), and each series' newest chunk by chunks(series_id, max_t).
+            // Both ends from indexes: chunks(min_t) and chunks(max_t).
             let oldest = try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM chunks")
-            let newest = try Int64.fetchOne(db, sql: "SELECT max((SELECT max(max_t) FROM chunks WHERE series_id = series.id)) FROM series")
+            let newest = try Int64.fetchOne(db, sql: "SELECT max(max_t) FROM chunks")
             return (oldest, newest)
         }
         guard let a = [sealed.0, log.oldest].compactMap({ $0 }).min(), let b = [sealed.1, log.newest].compactMap({ $0 }).max() else { return nil }

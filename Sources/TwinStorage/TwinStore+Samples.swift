@@ -65,7 +65,7 @@ extension TwinStore {
     /// The id of series `key`, if stored.
     public func seriesID(_ key: SeriesKey) throws -> Int64? {
         let labels = TwinWriter.encodeLabels(key.labels)
-        return try pool.read { db in try Self.seriesID(db, hash: SeriesHash.of(metric: key.metric, labels: labels), metric: key.metric, labels: labels) }
+        return try pool.read { db in try Self.seriesID(db, metric: key.metric, labels: labels) }
     }
 
     /// The stored samples of one series in `[from, to]`, in time order; nil when the series is unknown.
@@ -74,18 +74,35 @@ extension TwinStore {
         return try samples(ids: [id], from: from, to: to)[id] ?? []
     }
 
-    static func seriesID(_ db: Database, hash: Int64, metric: String, labels: String) throws -> Int64? {
-        try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM series WHERE hash = ? AND metric = ? AND labels = ?"), arguments: [hash, metric, labels])
+    /// The id of the series `metric` with label text `labels` (of any type), if stored.
+    static func seriesID(_ db: Database, metric: String, labels: String) throws -> Int64? {
+        guard let labelsID = try labelSetID(db, labels) else { return nil }
+        return try Int64.fetchOne(db.cachedStatement(sql: "SELECT s.id FROM series s JOIN metrics m ON m.id = s.metric_id WHERE s.labels_id = ? AND m.name = ? ORDER BY s.id LIMIT 1"),
+                                  arguments: [labelsID, metric])
+    }
+
+    /// The id of the label set `labels` (label text as stored), if stored.
+    static func labelSetID(_ db: Database, _ labels: String) throws -> Int64? {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM label_sets WHERE hash = ? AND labels = ?"), arguments: [SeriesHash.of(labels: labels), labels])
     }
 
     /// An upper bound of the sealed samples of `ids` in `[from, to]` (whole chunks overlapping the range
-    /// count), read from the chunk index without touching chunk data: lets a caller refuse a read that
-    /// would not fit in memory before making it.
+    /// count), read from the rows' directories without touching chunk data: lets a caller refuse a read
+    /// that would not fit in memory before making it.
     public func sealedSampleBound(ids: [Int64], from: Int64, to: Int64) throws -> Int {
         try pool.read { db in
             var n = 0
-            let stmt = try db.cachedStatement(sql: "SELECT coalesce(sum(count), 0) FROM chunks WHERE series_id = ? AND max_t >= ? AND min_t <= ?")
-            for id in ids { n += try Int.fetchOne(stmt, arguments: [id, from, to]) ?? 0 }
+            for (group, wanted) in Dictionary(grouping: Set(ids), by: GroupBlock.group(of:)) {
+                let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, members FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ?"),
+                                            arguments: [group, from, to])
+                for row in rows {
+                    let directory: GroupBlock.Directory
+                    do { directory = try GroupBlock.directory([UInt8](row["members"] as Data)) } catch {
+                        throw TwinError.corrupt(what: "twin.db chunk row \(row["id"] as Int64) of series \(Self.list(wanted)) (group \(group))", detail: "\(error)")
+                    }
+                    for id in wanted { n += directory.find(id)?.count ?? 0 }
+                }
+            }
             return n
         }
     }
@@ -103,36 +120,55 @@ extension TwinStore {
         return out
     }
 
-    /// Samples of `ids` in `[from, to]` from sealed chunks. Decoded chunks are kept in ``chunkCache`` and
-    /// reused (the chunk blob is read only on a miss).
+    /// Samples of `ids` in `[from, to]` from sealed chunk rows, read group by group so a row shared by
+    /// several requested series is read once. Decoded chunks are kept in ``chunkCache`` and reused (the
+    /// row's data is read only when a requested series in its directory misses the cache).
     func sealedSamples(_ db: Database, ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
         var out: [Int64: [(Int64, Double)]] = [:]
-        for id in ids {
-            var list: [(Int64, Double)] = []
-            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, min_t, max_t, count, length(data) AS bytes FROM chunks WHERE series_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
-                                        arguments: [id, from, to])
+        for id in ids { out[id] = [] }
+        for (group, wanted) in Dictionary(grouping: Set(ids), by: GroupBlock.group(of:)) {
+            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, min_t, max_t, count, members, length(data) AS bytes FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
+                                        arguments: [group, from, to])
             for row in rows {
-                let key = ChunkCache.Key(id: row["id"], minT: row["min_t"], maxT: row["max_t"], count: row["count"], bytes: row["bytes"])
-                let all: [(Int64, Double)]
-                if let hit = chunkCache.withLock({ $0.get(key) }) { all = hit } else {
-                    guard let blob = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, min_t, data FROM chunks WHERE id = ?"), arguments: [key.id]) else { continue }
-                    all = try Self.decodeChunk(blob, series: id)
-                    chunkCache.withLock { $0.put(key, all) }
+                let rowKey = ChunkCache.Key(id: row["id"], minT: row["min_t"], maxT: row["max_t"], count: row["count"], bytes: row["bytes"], series: 0)
+                var missed: Set<Int64> = []
+                let directory: GroupBlock.Directory
+                do { directory = try GroupBlock.directory([UInt8](row["members"] as Data)) } catch {
+                    throw TwinError.corrupt(what: "twin.db chunk row \(rowKey.id) of series \(Self.list(wanted)) (group \(group))", detail: "\(error)")
                 }
-                if all.first!.0 >= from && all.last!.0 <= to { list += all } else {
-                    // Time-sorted: the part in range is one slice.
-                    var lo = 0, hi = all.count
-                    while lo < hi { let m = (lo + hi) / 2; if all[m].0 < from { lo = m + 1 } else { hi = m } }
-                    var end = lo
-                    hi = all.count
-                    while end < hi { let m = (end + hi) / 2; if all[m].0 <= to { end = m + 1 } else { hi = m } }
-                    list += all[lo..<end]
+                var found: [Int64: [(Int64, Double)]] = [:]
+                for id in wanted where directory.find(id) != nil {
+                    var key = rowKey
+                    key.series = id
+                    if let hit = chunkCache.withLock({ $0.get(key) }) { found[id] = hit } else { missed.insert(id) }
+                }
+                if !missed.isEmpty, let full = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE id = ?"), arguments: [rowKey.id]) {
+                    for (id, all) in try Self.decodeChunkRow(full, only: missed) {
+                        var key = rowKey
+                        key.series = id
+                        chunkCache.withLock { $0.put(key, all) }
+                        found[id] = all
+                    }
+                }
+                for (id, all) in found where !all.isEmpty {
+                    if all.first!.0 >= from && all.last!.0 <= to { out[id]! += all } else {
+                        // Time-sorted: the part in range is one slice.
+                        var lo = 0, hi = all.count
+                        while lo < hi { let m = (lo + hi) / 2; if all[m].0 < from { lo = m + 1 } else { hi = m } }
+                        var end = lo
+                        hi = all.count
+                        while end < hi { let m = (end + hi) / 2; if all[m].0 <= to { end = m + 1 } else { hi = m } }
+                        out[id]! += all[lo..<end]
+                    }
                 }
             }
-            out[id] = list
+            if rows.count > 1 { for id in wanted { out[id] = Self.ordered(out[id]!) } }
         }
         return out
     }
+
+    /// Series ids for an error message: "7" or "7, 9".
+    static func list(_ ids: [Int64]) -> String { ids.sorted().map(String.init).joined(separator: ", ") }
 
     /// Points of series `id` over `[from, to]` reduced to `step`-aligned buckets (min, max, sum, count,
     /// last), read from the coarsest tier whose resolution divides `step`: 1-hour rollups for steps of
@@ -153,11 +189,9 @@ extension TwinStore {
                 guard through > covered else { continue }
                 let end = min(through, to == .max ? .max : to + 1)
                 let span = code == 2 ? StoragePolicy.hourBlock : StoragePolicy.day
-                for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT data FROM rollups WHERE series_id = ? AND tier = ? AND start > ? AND start < ? ORDER BY start"),
-                                            arguments: [id, code, covered.subtractingReportingOverflow(span).overflow ? Int64.min : covered - span, end]) {
-                    do { points += try Rollup.decode([UInt8](row["data"] as Data)).filter { $0.t >= covered && $0.t < end } } catch {
-                        throw TwinError.corrupt(what: "twin.db \(name) rollup block of series \(id)", detail: "\(error)")
-                    }
+                for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, tier, members, data FROM rollups WHERE group_id = ? AND tier = ? AND start > ? AND start < ? ORDER BY start"),
+                                            arguments: [GroupBlock.group(of: id), code, covered.subtractingReportingOverflow(span).overflow ? Int64.min : covered - span, end]) {
+                    points += try Self.decodeRollupRow(row, only: [id])[id]?.filter { $0.t >= covered && $0.t < end } ?? []
                 }
                 tiers.append(name)
                 covered = end

@@ -115,6 +115,48 @@ import Testing
         #expect(throws: ChunkError.self) { try ChunkCodec.encode([(Int64.min + 1, 1), (Int64.max, 2)]) }
     }
 
+    /// A group row's directory finds each member's blob; damaged, truncated or inconsistent directories
+    /// are errors, never a wrong member.
+    @Test func groupRowsFindTheirMembersAndRefuseDamage() throws {
+        func value(_ id: Int64, _ i: Int) -> Double { Double(id * 100) + Double(i) }
+        var blobs: [(id: Int64, count: Int, blob: [UInt8])] = []
+        for (id, n) in [(Int64(129), 3), (130, 1), (191, 40)] {
+            let samples: [(Int64, Double)] = (0..<n).map { (Int64($0) * 1000, value(id, $0)) }
+            blobs.append((id, n, try ChunkCodec.encode(samples)))
+        }
+        let (dir, stored) = GroupBlock.encode(blobs)
+        let directory = try GroupBlock.directory(dir)
+        #expect(directory.members.map { $0.id } == [129, 130, 191])
+        #expect(directory.members.map { $0.count } == [3, 1, 40])
+        let data = try GroupBlock.rawData(stored, directory)
+        #expect(data == blobs.flatMap { $0.blob })
+        for b in blobs {
+            let m = try #require(directory.find(b.id))
+            let decoded = try ChunkCodec.decode(Array(data[m.range]))
+            #expect(decoded.last?.1 == value(b.id, b.count - 1))
+        }
+        #expect(directory.find(128) == nil && directory.find(131) == nil && directory.find(192) == nil)
+        #expect(GroupBlock.group(of: 129) == 2 && GroupBlock.group(of: 191) == 2 && GroupBlock.group(of: 192) == 3)
+        // Stored data that is not what the directory says it is: an error, raw or deflated.
+        for d in [directory, GroupBlock.Directory(members: directory.members, deflated: !directory.deflated, rawLength: directory.rawLength)] {
+            #expect(throws: ChunkError.self) { try GroupBlock.rawData(Array(stored.dropLast()), d) }
+            #expect(throws: ChunkError.self) { try GroupBlock.rawData(stored + [0], d) }
+        }
+        for i in dir.indices {
+            var bad = dir
+            bad[i] ^= 0x10
+            #expect(throws: ChunkError.self) { try GroupBlock.directory(bad) }
+        }
+        for n in 0..<dir.count { #expect(throws: ChunkError.self) { try GroupBlock.directory(Array(dir.prefix(n))) } }
+        // Checksums made right: members of two groups, a repeated id, or members not tiling the data are refused.
+        let twoGroups = GroupBlock.encode([(id: 63, count: 1, blob: [0]), (id: 64, count: 1, blob: [0])]).directory
+        #expect(throws: ChunkError.corrupt("group row spans two groups")) { try GroupBlock.directory(twoGroups) }
+        let repeated = ChunkCodec.withChecksum([1, 0, 2, 2, 5, 1, 1, 0, 1, 1])
+        #expect(throws: ChunkError.corrupt("group member ids out of order")) { try GroupBlock.directory(repeated) }
+        let short = ChunkCodec.withChecksum([1, 0, 3, 2, 5, 1, 1, 1, 1, 1])
+        #expect(throws: ChunkError.self) { try GroupBlock.directory(short) }
+    }
+
     @Test func rollupBlocksRoundTrip() throws {
         let samples = (0..<7200).map { (Int64($0) * 1000, Double($0 % 100) / 4) }
         let points = Rollup.points(samples, step: 60_000)

@@ -40,11 +40,11 @@ import TwinQuery
         #expect(raw.count == n)
         #expect(raw.map(\.1) == (0..<n).map { value(1, $0) })
         let hours = try store.pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM chunks WHERE series_id = ? AND level = 1", arguments: [ids[1]])
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM chunks WHERE group_id = ? AND level = 1", arguments: [GroupBlock.group(of: ids[1])])
         }
         #expect(hours == 59, "60 hours of data: the first 59 compacted, the newest (open) hour stays level 0")
         let open = try store.pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM chunks WHERE series_id = ? AND level = 0", arguments: [ids[1]])
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM chunks WHERE group_id = ? AND level = 0", arguments: [GroupBlock.group(of: ids[1])])
         }
         #expect((1...2).contains(open ?? 0), "the open hour's head windows are merged once there are three")
         let end = Self.t0 + Int64(n) * 10_000
@@ -268,16 +268,59 @@ import TwinQuery
         let store = try TwinStore.open(dataDir: dir)
         #expect(try store.samples(SeriesKey("m"), from: .min, to: .max)?.map(\.1) == [0, 0.5, 1, 1.5, 2, 9.25])
     }
+
+    /// A store of per-series rows (v16: a chunk row per series and window, 30-day blocks of the 1-hour
+    /// tier) is regrouped by v17 with every sample and rollup point kept; an unreadable chunk goes to
+    /// the quarantine table, not away.
+    @Test func regroupsPerSeriesRows() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let queue = try DatabaseQueue(path: TwinStore.databasePath(dir))
+        try Schema.migrator().migrate(queue, upTo: "v16")
+        let ids: [Int64] = [1, 2, 63, 64, 65, 200] // groups 0, 0, 0, 1, 1, 3
+        let hour = StoragePolicy.hour
+        func samples(_ id: Int64, hour h: Int64) -> [(Int64, Double)] { (0..<30).map { (Self.t0 + h * hour + Int64($0) * 60_000, Double(id) + Double($0) / 8) } }
+        try queue.write { db in
+            for id in ids {
+                try db.execute(sql: "INSERT INTO series(id, hash, metric, labels, type) VALUES (?, ?, 'm', ?, 'gauge')", arguments: [id, id, "{s=\"\(id)\"}"])
+                for h: Int64 in 0..<3 { // two compacted hours and the open one, in two windows
+                    let s = samples(id, hour: h)
+                    let parts = h == 2 ? [Array(s[..<10]), Array(s[10...])] : [s]
+                    for p in parts {
+                        try db.execute(sql: "INSERT INTO chunks(series_id, level, min_t, max_t, count, data) VALUES (?, ?, ?, ?, ?, ?)",
+                                       arguments: [id, h == 2 ? 0 : 1, p[0].0, p[p.count - 1].0, p.count, Data(try ChunkCodec.encode(p))])
+                    }
+                }
+                let points = Rollup.points(samples(id, hour: 0) + samples(id, hour: 1), step: hour)
+                try db.execute(sql: "INSERT INTO rollups(series_id, tier, start, min_t, max_t, count, data) VALUES (?, 2, ?, ?, ?, ?, ?)",
+                               arguments: [id, floorDiv(Self.t0, 30 * StoragePolicy.day) * 30 * StoragePolicy.day, points[0].t, points[1].t, 2, Data(try Rollup.encode(points))])
+            }
+            try db.execute(sql: "INSERT INTO chunks(series_id, level, min_t, max_t, count, data) VALUES (200, 0, ?, ?, 1, X'00FF')", arguments: [Self.t0 + 9 * hour, Self.t0 + 9 * hour])
+            try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('tier_1h_through', ?)", arguments: [String(Self.t0 + 2 * hour)])
+        }
+        try queue.close()
+        let store = try TwinStore.open(dataDir: dir)
+        let read = try store.samples(ids: ids, from: .min, to: .max)
+        for id in ids { #expect(read[id]?.map(\.1) == (0..<3).flatMap { samples(id, hour: $0) }.map(\.1), "series \(id)") }
+        let (rows, quarantined) = try store.pool.read { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM chunks"), try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine WHERE source = 'chunks'"))
+        }
+        #expect(rows == 9, "3 groups × (2 hours + the open hour in one row)")
+        #expect(quarantined == 1)
+        let (points, tier) = try store.aggregate(id: 64, from: Self.t0, to: Self.t0 + 2 * hour - 1, step: hour)
+        #expect(tier == "1h" && points == Rollup.points(samples(64, hour: 0) + samples(64, hour: 1), step: hour))
+        #expect(try StoreDoctor.check(dataDir: dir).ok)
+    }
 }
 
 /// `check` finds damage and names it; `repair` keeps everything intact and moves the rest aside.
 @Suite struct CheckRepairTests {
-    func filledStore() throws -> (String, [Int64]) {
+    func filledStore(series: Int = 3) throws -> (String, [Int64]) {
         let dir = try temporaryDirectory()
         let store = try TwinStore.open(dataDir: dir)
         let w = TwinWriter(store: store)
         try w.open()
-        let ids = try (0..<3).map { try w.seriesID(for: SeriesKey("r", Labels(["s": "\($0)"])), type: .gauge) }
+        let ids = try (0..<series).map { try w.seriesID(for: SeriesKey("r", Labels(["s": "\($0)"])), type: .gauge) }
         var batch: [(Int64, Int64, Double)] = []
         for i in 0..<600 { for id in ids { batch.append((id, EngineTests.t0 + Int64(i) * 1000, Double(i) + Double(id))) } }
         try w.append(batch: batch)
@@ -285,21 +328,34 @@ import TwinQuery
         return (dir, ids)
     }
 
+    /// A damaged byte in a group row costs that row (kept in quarantine) — only the damaged series' chunk
+    /// when the row's data is not deflated — and nothing of other rows.
     @Test func damagedChunkIsQuarantinedAndTheRestKept() throws {
-        let (dir, ids) = try filledStore()
+        let (dir, ids) = try filledStore(series: 70) // groups 0 and 1
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(try StoreDoctor.check(dataDir: dir).ok)
         let store = try TwinStore.open(dataDir: dir)
-        try store.pool.write { db in
-            try db.execute(sql: "UPDATE chunks SET data = substr(data, 1, 8) || X'5A' || substr(data, 10) WHERE series_id = ?", arguments: [ids[1]])
+        let victim = ids[1]
+        let directory = try store.pool.write { db -> GroupBlock.Directory in
+            let row = try #require(try Row.fetchOne(db, sql: "SELECT id, members FROM chunks WHERE group_id = ?", arguments: [GroupBlock.group(of: victim)]))
+            let directory = try GroupBlock.directory([UInt8](row["members"] as Data))
+            // A byte of the victim's chunk, or of the deflated data it is in.
+            let at = directory.deflated ? 20 : try #require(directory.find(victim)).range.lowerBound + 8
+            try db.execute(sql: "UPDATE chunks SET data = CAST(substr(data, 1, ?) || X'5A' || substr(data, ?) AS BLOB) WHERE id = ?", arguments: [at, at + 2, row["id"] as Int64])
+            return directory
         }
         let report = try StoreDoctor.check(dataDir: dir)
         #expect(report.problems.count == 1)
-        #expect(report.problems.first?.item.hasPrefix("chunks row") == true && report.problems.first?.detail.contains("series \(ids[1])") == true)
-        #expect { _ = try store.samples(ids: [ids[1]], from: 0, to: .max) } throws: { "\($0)".contains("series \(ids[1])") }
+        #expect(report.problems.first?.item.hasPrefix("chunks row") == true)
+        #expect { _ = try store.samples(ids: [victim], from: 0, to: .max) } throws: { "\($0)".contains("series \(victim)") }
         let repaired = try StoreDoctor.repair(dataDir: dir)
         #expect(repaired.check.ok && repaired.actions.contains { $0.contains("quarantine") })
-        #expect(try store.samples(ids: [ids[0], ids[2]], from: 0, to: .max).mapValues(\.count) == [ids[0]: 600, ids[2]: 600])
+        let counts = try store.samples(ids: ids, from: 0, to: .max).mapValues(\.count)
+        for id in ids {
+            let lost = directory.deflated || id == victim ? directory.find(id)?.count ?? 0 : 0
+            #expect(counts[id] == 600 - lost, "series \(id) (row data deflated: \(directory.deflated))")
+        }
+        #expect(counts[victim]! < 600)
         #expect(try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine") } == 1, "the damaged bytes are kept")
     }
 

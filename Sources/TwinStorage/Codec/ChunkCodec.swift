@@ -18,8 +18,10 @@ public enum ChunkCodec {
     /// At most this many samples in one blob (a sanity bound for decoding untrusted bytes).
     static let maxCount = 1 << 24
 
-    /// Encodes `times` (strictly increasing) and `columns` (each `times.count` long).
-    public static func encode(times: [Int64], columns: [[Double]]) throws -> [UInt8] {
+    /// Encodes `times` (strictly increasing) and `columns` (each `times.count` long); the body is
+    /// deflated when that is smaller, unless `deflate` is false (a member of a group row, whose data is
+    /// deflated as a whole).
+    public static func encode(times: [Int64], columns: [[Double]], deflate: Bool = true) throws -> [UInt8] {
         precondition(columns.allSatisfy { $0.count == times.count }, "column length differs from timestamp count")
         guard !times.isEmpty else { throw ChunkError.corrupt("empty chunk") }
         for i in 1..<max(times.count, 1) {
@@ -30,7 +32,7 @@ public enum ChunkCodec {
         encodeTimes(times, into: &body)
         for c in columns { encodeColumn(c, into: &body) }
         var out = ByteWriter(capacity: body.bytes.count / 2 + 16)
-        if body.bytes.count > 48, let z = Zlib.deflate(body.bytes), z.count + 4 < body.bytes.count {
+        if deflate, body.bytes.count > 48, let z = Zlib.deflate(body.bytes), z.count + 4 < body.bytes.count {
             out.u8(1)
             out.uvarint(UInt64(times.count))
             out.uvarint(UInt64(body.bytes.count))
@@ -53,8 +55,8 @@ public enum ChunkCodec {
     }
 
     /// Encodes one series' samples.
-    public static func encode(_ samples: [(Int64, Double)]) throws -> [UInt8] {
-        try encode(times: samples.map(\.0), columns: [samples.map(\.1)])
+    public static func encode(_ samples: [(Int64, Double)], deflate: Bool = true) throws -> [UInt8] {
+        try encode(times: samples.map(\.0), columns: [samples.map(\.1)], deflate: deflate)
     }
 
     /// Decodes a blob with `columnCount` value columns, checking its CRC first.

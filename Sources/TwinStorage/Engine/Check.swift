@@ -71,18 +71,11 @@ public enum StoreDoctor {
         do {
             sealed = try store.pool.read { db -> UInt64 in
                 try scanRows(db, "chunks", &problems, file: dbPath) { row in
-                    let id: Int64 = row["id"], sid: Int64 = row["series_id"], count: Int = row["count"]
-                    let decoded = try TwinStore.decodeChunk(row, series: sid)
-                    guard decoded.count == count, decoded.first!.0 == row["min_t"], decoded.last!.0 == row["max_t"] else {
-                        throw ChunkError.corrupt("chunk \(id) of series \(sid): its index row disagrees with its contents")
-                    }
+                    samples += try TwinStore.verifyChunkRow(row)
                     chunks += 1
-                    samples += count
                 }
                 try scanRows(db, "rollups", &problems, file: dbPath) { row in
-                    do { _ = try Rollup.decode([UInt8](row["data"] as Data)) } catch {
-                        throw TwinError.corrupt(what: "rollup block \(row["id"] as Int64) of series \(row["series_id"] as Int64) (tier \(row["tier"] as Int64))", detail: "\(error)")
-                    }
+                    try TwinStore.verifyRollupRow(row)
                     blocks += 1
                 }
                 try scanRows(db, "versions", &problems, file: dbPath) { row in
@@ -166,25 +159,27 @@ public enum StoreDoctor {
             actions.append(contentsOf: try rebuildDatabase(dataDir))
         }
         let store = try TwinStore.open(dataDir: dataDir)
-        var quarantined = 0
+        var quarantined = 0, salvaged = 0
         try store.pool.write { db in
             try db.execute(sql: quarantineSchema)
-            for (table, columns) in [("chunks", 1), ("rollups", 5)] {
+            for table in ["chunks", "rollups"] {
                 for row in try Row.fetchAll(db, sql: "SELECT * FROM \(table)") {
-                    let blob = [UInt8](row["data"] as Data? ?? Data())
                     do {
-                        let (t, _) = try ChunkCodec.decode(blob, columnCount: columns)
-                        if table == "chunks", t.count != row["count"] as Int? ?? -1 { throw ChunkError.corrupt("sample count differs from its index row") }
+                        if table == "chunks" { _ = try TwinStore.verifyChunkRow(row) } else { try TwinStore.verifyRollupRow(row) }
                     } catch {
-                        try db.execute(sql: "INSERT INTO quarantine(source, row_id, series_id, min_t, detail, data) VALUES (?, ?, ?, ?, ?, ?)",
-                                       arguments: [table, row["id"], row["series_id"], row["min_t"], "\(error)", Data(blob)])
+                        try db.execute(sql: "INSERT INTO quarantine(source, row_id, group_id, min_t, detail, members, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                       arguments: [table, row["id"], row["group_id"], row["min_t"], "\(error)", row["members"] as Data?, row["data"] as Data?])
                         try db.execute(sql: "DELETE FROM \(table) WHERE id = ?", arguments: [row["id"] as Int64])
                         quarantined += 1
+                        if table == "chunks" { salvaged += try salvageMembers(db, row) }
                     }
                 }
             }
         }
-        if quarantined > 0 { actions.append("moved \(quarantined) damaged chunks/rollup blocks to the quarantine table of \(dbPath)") }
+        if quarantined > 0 {
+            actions.append("moved \(quarantined) damaged chunk/rollup rows to the quarantine table of \(dbPath)"
+                + (salvaged > 0 ? "; \(salvaged) intact series chunks of those rows written back" : ""))
+        }
         for p in before.problems where p.item == "log segment" {
             guard let data = FileManager.default.contents(atPath: p.file) else { continue }
             let scan = try LogSegment.scan(p.file) { _, _, _ in }
@@ -201,7 +196,24 @@ public enum StoreDoctor {
         return RepairReport(actions: actions, check: try check(dataDir: dataDir))
     }
 
-    static let quarantineSchema = "CREATE TABLE IF NOT EXISTS quarantine(id INTEGER PRIMARY KEY, source TEXT NOT NULL, row_id INTEGER, series_id INTEGER, min_t INTEGER, detail TEXT, data BLOB)"
+    /// Writes the members of a damaged chunk row that still decode back as a row of their own (the row
+    /// itself is in quarantine): damage to one series' chunk costs only that chunk. Returns how many.
+    private static func salvageMembers(_ db: Database, _ row: Row) throws -> Int {
+        guard let (members, data) = try? TwinStore.groupMembers(row, what: "") else { return 0 }
+        var good: [(id: Int64, count: Int, blob: [UInt8], minT: Int64, maxT: Int64)] = []
+        for m in members {
+            let blob = Array(data[m.range])
+            guard let s = try? ChunkCodec.decode(blob), s.count == m.count, let first = s.first, let last = s.last else { continue }
+            good.append((m.id, m.count, blob, first.0, last.0))
+        }
+        try TwinStore.insertChunkRow(db, level: row["level"], good)
+        return good.count
+    }
+
+    static let quarantineSchema = """
+        CREATE TABLE IF NOT EXISTS quarantine(id INTEGER PRIMARY KEY, source TEXT NOT NULL, row_id INTEGER, series_id INTEGER, min_t INTEGER,
+            detail TEXT, data BLOB, group_id INTEGER, members BLOB)
+        """
 
     /// Copies every readable row of every table into a fresh database and swaps it in.
     private static func rebuildDatabase(_ dataDir: String) throws -> [String] {
@@ -215,7 +227,10 @@ public enum StoreDoctor {
         try Schema.migrator().migrate(target)
         try target.write { db in try db.execute(sql: quarantineSchema) }
         var copied = 0, lost = 0
-        let tables = ["meta", "series", "chunks", "rollups", "versions", "events", "runs", "health", "quarantine"]
+        // Every table of the damaged file that the schema knows (migrations' own bookkeeping is the target's).
+        let tables = ((try? source.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'grdb_migrations' ORDER BY name")
+        }) ?? ["meta", "series", "chunks", "rollups", "versions", "version_blocks", "events", "runs", "health", "tokens", "quarantine"])
         for table in tables {
             let maxRow = (try? source.read { db in try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM \(table)") }) ?? nil
             guard let maxRow else { continue }

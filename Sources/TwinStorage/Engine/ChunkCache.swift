@@ -1,6 +1,6 @@
 /// Decoded sealed chunks kept for readers that ask again (a dashboard refreshing the same series):
-/// least recently used first out, bounded by the number of samples held. Keyed by the chunk row and
-/// its bounds, so a row id reused after compaction never returns the old samples.
+/// least recently used first out, bounded by the number of samples held. Keyed by the chunk row, its
+/// bounds and the series, so a row id reused after compaction never returns the old samples.
 struct ChunkCache: Sendable {
     struct Key: Hashable, Sendable {
         var id: Int64
@@ -8,6 +8,8 @@ struct ChunkCache: Sendable {
         var maxT: Int64
         var count: Int64
         var bytes: Int64
+        /// The series whose chunk of the row this is.
+        var series: Int64
     }
     private var entries: [Key: (samples: [(Int64, Double)], used: UInt64)] = [:]
     private var clock: UInt64 = 0

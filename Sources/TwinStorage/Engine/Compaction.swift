@@ -3,61 +3,61 @@ import GRDB
 import TwinCore
 
 extension TwinStore {
-    /// Compaction: merges each series' level-0 chunks (one per head window) that lie before `horizon`
-    /// into one level-1 chunk per clock hour, re-encoded, and writes those hours' 1-hour rollup points.
-    /// Then builds the 1-minute rollups of every day that ended before `horizon`. Works series by series,
-    /// so memory stays bounded by one series' hour, and each series commits on its own.
+    /// Compaction: merges each group's level-0 chunk rows (one per head window) that lie before `horizon`
+    /// into one level-1 row per clock hour, every series re-encoded, and writes those hours' 1-hour rollup
+    /// points. Then builds the 1-minute rollups of every day that ended before `horizon`. Works group by
+    /// group (``GroupBlock``), so memory stays bounded by one group's hour, and each group commits on its own.
     func compact(before horizon: Int64) throws {
         let hour = StoragePolicy.hour
         let candidates = try pool.write { db in
-            try Int64.fetchAll(db, sql: "SELECT DISTINCT series_id FROM chunks WHERE level = 0 AND min_t < ?", arguments: [horizon])
+            try Int64.fetchAll(db, sql: "SELECT DISTINCT group_id FROM chunks WHERE level = 0 AND min_t < ?", arguments: [horizon])
         }
-        var dirtyDays: [Int64: Set<Int64>] = [:]
+        var dirtyDays: Set<[Int64]> = [] // [group, day]
         let minuteThrough = try pool.write { db in try Self.meta(db, "tier_1m_through").flatMap { Int64($0) } }
-        for sid in candidates {
+        for group in candidates {
             try pool.write { db in
-                var samples: [(Int64, Double)] = []
+                var series: [Int64: [(Int64, Double)]] = [:]
                 var oldRows: [Int64] = []
-                let level0 = try Row.fetchAll(db, sql: "SELECT id, min_t, data FROM chunks WHERE series_id = ? AND level = 0 AND min_t < ? ORDER BY min_t",
-                                              arguments: [sid, horizon])
-                for row in level0 {
-                    samples += try Self.decodeChunk(row, series: sid)
-                    oldRows.append(row["id"])
+                func take(_ rows: [Row]) throws {
+                    for row in rows {
+                        for (id, s) in try Self.decodeChunkRow(row) { series[id, default: []] += s }
+                        oldRows.append(row["id"])
+                    }
                 }
-                guard let first = samples.first?.0 else { return }
+                try take(Row.fetchAll(db, sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE group_id = ? AND level = 0 AND min_t < ? ORDER BY min_t",
+                                      arguments: [group, horizon]))
+                guard let first = series.values.map({ $0[0].0 }).min() else { return }
+                let newest = series.values.map { $0.map(\.0).max()! }.max()!
                 let firstHour = floorDiv(first, hour) * hour
-                let lastHour = floorDiv(min(samples.map(\.0).max()!, horizon - 1), hour) * hour
+                let lastHour = floorDiv(min(newest, horizon - 1), hour) * hour
                 // Hours compacted before (late samples of an import) are merged again.
-                let level1 = try Row.fetchAll(db, sql: "SELECT id, min_t, data FROM chunks WHERE series_id = ? AND level = 1 AND min_t >= ? AND min_t < ?",
-                                              arguments: [sid, firstHour, lastHour + hour])
-                for row in level1 {
-                    samples += try Self.decodeChunk(row, series: sid)
-                    oldRows.append(row["id"])
-                }
-                samples.sort { $0.0 < $1.0 }
-                samples = Self.dedupe(samples)
+                try take(Row.fetchAll(db, sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE group_id = ? AND level = 1 AND min_t >= ? AND min_t < ?",
+                                      arguments: [group, firstHour, lastHour + hour]))
                 for id in oldRows { try db.cachedStatement(sql: "DELETE FROM chunks WHERE id = ?").execute(arguments: [id]) }
-                let insert = try db.cachedStatement(sql: "INSERT INTO chunks(series_id, level, min_t, max_t, count, data) VALUES (?, ?, ?, ?, ?, ?)")
-                var hourPoints: [RollupPoint] = []
-                var start = 0
-                while start < samples.count {
-                    let h = floorDiv(samples[start].0, hour) * hour
-                    var end = start
-                    if h < horizon {
+                var hours: [Int64: [Int64: [(Int64, Double)]]] = [:] // hour → series → samples
+                var rest: [Int64: [(Int64, Double)]] = [:] // from the horizon on: stays level 0
+                var hourPoints: [Int64: [RollupPoint]] = [:]
+                for (id, list) in series {
+                    let samples = Self.dedupe(list.sorted { $0.0 < $1.0 })
+                    var start = 0
+                    while start < samples.count {
+                        let h = floorDiv(samples[start].0, hour) * hour
+                        guard h < horizon else {
+                            rest[id] = Array(samples[start...])
+                            break
+                        }
+                        var end = start
                         while end < samples.count, samples[end].0 < h + hour { end += 1 }
-                    } else {
-                        end = samples.count // everything from the horizon on stays level 0
+                        let part = Array(samples[start..<end])
+                        hours[h, default: [:]][id] = part
+                        hourPoints[id, default: []] += Rollup.points(part, step: hour)
+                        if let through = minuteThrough, h < through { dirtyDays.insert([group, floorDiv(h, StoragePolicy.day) * StoragePolicy.day]) }
+                        start = end
                     }
-                    let part = Array(samples[start..<end])
-                    try insert.execute(arguments: [sid, h < horizon ? 1 : 0, part[0].0, part[part.count - 1].0, part.count,
-                                                   Data(try ChunkCodec.encode(part))])
-                    if h < horizon {
-                        hourPoints += Rollup.points(part, step: hour)
-                        if let through = minuteThrough, h < through { dirtyDays[sid, default: []].insert(floorDiv(h, StoragePolicy.day) * StoragePolicy.day) }
-                    }
-                    start = end
                 }
-                try Self.upsertHourPoints(db, series: sid, hourPoints)
+                for (_, members) in hours.sorted(by: { $0.key < $1.key }) { try Self.insertChunkRow(db, level: 1, members) }
+                try Self.insertChunkRow(db, level: 0, rest)
+                try Self.upsertHourPoints(db, group: group, hourPoints)
             }
         }
         try mergeOpenHour(from: horizon)
@@ -68,55 +68,45 @@ extension TwinStore {
         }
     }
 
-    /// In the hour still open, a series' level-0 chunks (one per head window) are merged into one once
-    /// there are three: the open hour then costs at most three chunk rows per series instead of twelve,
+    /// In the hour still open, a group's level-0 rows (one per head window) are merged into one once
+    /// there are three: the open hour then costs at most three chunk rows per group instead of twelve,
     /// and each sample is re-encoded about twice before its hour is compacted.
     private func mergeOpenHour(from horizon: Int64) throws {
         let crowded = try pool.write { db in
-            try Int64.fetchAll(db, sql: "SELECT series_id FROM chunks WHERE level = 0 AND min_t >= ? GROUP BY series_id HAVING count(*) >= 3", arguments: [horizon])
+            try Int64.fetchAll(db, sql: "SELECT group_id FROM chunks WHERE level = 0 AND min_t >= ? GROUP BY group_id HAVING count(*) >= 3", arguments: [horizon])
         }
-        for sid in crowded {
+        for group in crowded {
             try pool.write { db in
-                let rows = try Row.fetchAll(db, sql: "SELECT id, min_t, data FROM chunks WHERE series_id = ? AND level = 0 AND min_t >= ? ORDER BY min_t", arguments: [sid, horizon])
-                var samples: [(Int64, Double)] = []
-                for row in rows { samples += try Self.decodeChunk(row, series: sid) }
-                samples.sort { $0.0 < $1.0 }
-                samples = Self.dedupe(samples)
-                guard let first = samples.first, let last = samples.last else { return }
+                let rows = try Row.fetchAll(db, sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE group_id = ? AND level = 0 AND min_t >= ? ORDER BY min_t",
+                                            arguments: [group, horizon])
+                var series: [Int64: [(Int64, Double)]] = [:]
+                for row in rows { for (id, s) in try Self.decodeChunkRow(row) { series[id, default: []] += s } }
                 for row in rows { try db.cachedStatement(sql: "DELETE FROM chunks WHERE id = ?").execute(arguments: [row["id"] as Int64]) }
-                try db.cachedStatement(sql: "INSERT INTO chunks(series_id, level, min_t, max_t, count, data) VALUES (?, 0, ?, ?, ?, ?)")
-                    .execute(arguments: [sid, first.0, last.0, samples.count, Data(try ChunkCodec.encode(samples))])
+                try Self.insertChunkRow(db, level: 0, series.mapValues(Self.ordered))
             }
         }
     }
 
-    /// Writes 1-hour points into their 30-day blocks.
-    private static func upsertHourPoints(_ db: Database, series: Int64, _ points: [RollupPoint]) throws {
+    /// Writes 1-hour points (by series, all of `group`) into the group's day rows of the 1-hour tier.
+    private static func upsertHourPoints(_ db: Database, group: Int64, _ points: [Int64: [RollupPoint]]) throws {
         let block = StoragePolicy.hourBlock
-        var byBlock: [Int64: [RollupPoint]] = [:]
-        for p in points { byBlock[floorDiv(p.t, block) * block, default: []].append(p) }
+        var byBlock: [Int64: [Int64: [RollupPoint]]] = [:]
+        for (id, list) in points { for p in list { byBlock[floorDiv(p.t, block) * block, default: [:]][id, default: []].append(p) } }
         for (start, new) in byBlock {
-            var merged = new
-            if let blob = try Data.fetchOne(db, sql: "SELECT data FROM rollups WHERE series_id = ? AND tier = 2 AND start = ?", arguments: [series, start]) {
-                do { merged = Rollup.merge(try Rollup.decode([UInt8](blob)), new) } catch {
-                    throw TwinError.corrupt(what: "twin.db 1h rollup block of series \(series) at \(TwinTime.rfc3339(start))", detail: "\(error)")
-                }
+            var merged: [Int64: [RollupPoint]] = [:]
+            if let row = try Row.fetchOne(db, sql: "SELECT id, group_id, tier, members, data FROM rollups WHERE group_id = ? AND tier = 2 AND start = ?", arguments: [group, start]) {
+                merged = try decodeRollupRow(row)
             }
-            try writeRollup(db, series: series, tier: 2, start: start, merged)
+            for (id, p) in new { merged[id] = Rollup.merge(merged[id] ?? [], p) }
+            try writeRollupRow(db, group: group, tier: 2, start: start, merged)
         }
     }
 
-    static func writeRollup(_ db: Database, series: Int64, tier: Int, start: Int64, _ points: [RollupPoint]) throws {
-        guard let first = points.first, let last = points.last else { return }
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO rollups(series_id, tier, start, min_t, max_t, count, data) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [series, tier, start, first.t, last.t, points.count, Data(try Rollup.encode(points))])
-    }
-
-    /// Builds the 1-minute blocks (one per series and day) of every day from the tier's watermark up to
-    /// `end`, and rebuilds `dirty` days that received late samples.
-    private func buildMinuteTier(before end: Int64, dirty: [Int64: Set<Int64>]) throws {
+    /// Builds the 1-minute rows (one per group and day) of every day from the tier's watermark up to
+    /// `end`, and rebuilds `dirty` ([group, day]) rows that received late samples.
+    private func buildMinuteTier(before end: Int64, dirty: Set<[Int64]>) throws {
         let day = StoragePolicy.day
-        var work: [(Int64?, Int64)] = [] // (series or all, day)
+        var work: [(Int64?, Int64)] = [] // (group or all, day)
         let through = try pool.write { db -> Int64? in
             if let v = try Self.meta(db, "tier_1m_through").flatMap({ Int64($0) }) { return v }
             return try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM chunks").map { floorDiv($0, day) * day }
@@ -124,21 +114,20 @@ extension TwinStore {
         guard let through else { return }
         var d = through
         while d < end { work.append((nil, d)); d += day }
-        for (sid, days) in dirty { for d in days { work.append((sid, d)) } }
+        for gd in dirty.sorted(by: { $0.lexicographicallyPrecedes($1) }) { work.append((gd[0], gd[1])) }
         for (only, d) in work {
-            let ids = try pool.write { db in
+            let groups = try pool.write { db in
                 if let only { return [only] }
-                return try Int64.fetchAll(db, sql: "SELECT DISTINCT series_id FROM chunks WHERE max_t >= ? AND min_t < ?", arguments: [d, d + day])
+                return try Int64.fetchAll(db, sql: "SELECT DISTINCT group_id FROM chunks WHERE max_t >= ? AND min_t < ?", arguments: [d, d + day])
             }
-            for sid in ids {
+            for group in groups {
                 try pool.write { db in
-                    var samples: [(Int64, Double)] = []
-                    for row in try Row.fetchAll(db, sql: "SELECT id, min_t, data FROM chunks WHERE series_id = ? AND max_t >= ? AND min_t < ? ORDER BY min_t",
-                                                arguments: [sid, d, d + day]) {
-                        samples += try Self.decodeChunk(row, series: sid).filter { $0.0 >= d && $0.0 < d + day }
+                    var series: [Int64: [(Int64, Double)]] = [:]
+                    for row in try Row.fetchAll(db, sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t < ? ORDER BY min_t",
+                                                arguments: [group, d, d + day]) {
+                        for (id, s) in try Self.decodeChunkRow(row) { series[id, default: []] += s.filter { $0.0 >= d && $0.0 < d + day } }
                     }
-                    samples.sort { $0.0 < $1.0 }
-                    try Self.writeRollup(db, series: sid, tier: 1, start: d, Rollup.points(Self.dedupe(samples), step: StoragePolicy.minute))
+                    try Self.writeRollupRow(db, group: group, tier: 1, start: d, series.mapValues { Rollup.points(Self.ordered($0), step: StoragePolicy.minute) })
                 }
             }
         }
@@ -213,12 +202,6 @@ extension TwinStore {
         }
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") }
         return gaps
-    }
-
-    static func decodeChunk(_ row: Row, series: Int64) throws -> [(Int64, Double)] {
-        do { return try ChunkCodec.decode([UInt8](row["data"] as Data)) } catch {
-            throw TwinError.corrupt(what: "twin.db chunk \(row["id"] as Int64) of series \(series) at \(TwinTime.rfc3339(row["min_t"]))", detail: "\(error)")
-        }
     }
 
     /// Drops samples repeating the previous one's time (time-sorted input).

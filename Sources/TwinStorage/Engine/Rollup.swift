@@ -59,9 +59,9 @@ enum Rollup {
         return out
     }
 
-    static func encode(_ points: [RollupPoint]) throws -> [UInt8] {
+    static func encode(_ points: [RollupPoint], deflate: Bool = true) throws -> [UInt8] {
         try ChunkCodec.encode(times: points.map(\.t), columns: [points.map(\.min), points.map(\.max), points.map(\.sum),
-                                                               points.map(\.count), points.map(\.last)])
+                                                               points.map(\.count), points.map(\.last)], deflate: deflate)
     }
 
     static func decode(_ blob: [UInt8]) throws -> [RollupPoint] {

@@ -142,15 +142,14 @@ final class Sealer: @unchecked Sendable {
     }
 
     private func seal(_ job: Job) throws {
-        var rows: [(Int64, Int64, Int64, Int, [UInt8])] = []
-        rows.reserveCapacity(job.chunks.count)
+        var groups: [Int64: [(id: Int64, count: Int, blob: [UInt8], minT: Int64, maxT: Int64)]] = [:]
         for c in job.chunks {
             let samples = try c.samples()
-            rows.append((c.seriesID, samples[0].0, samples[samples.count - 1].0, samples.count, try ChunkCodec.encode(samples)))
+            groups[GroupBlock.group(of: c.seriesID), default: []].append(
+                (c.seriesID, samples.count, try ChunkCodec.encode(samples, deflate: false), samples[0].0, samples[samples.count - 1].0))
         }
         try store.pool.write { db in
-            let insert = try db.cachedStatement(sql: "INSERT INTO chunks(series_id, level, min_t, max_t, count, data) VALUES (?, 0, ?, ?, ?, ?)")
-            for (id, minT, maxT, n, blob) in rows { try insert.execute(arguments: [id, minT, maxT, n, Data(blob)]) }
+            for (_, chunks) in groups.sorted(by: { $0.key < $1.key }) { try TwinStore.insertChunkRow(db, level: 0, chunks) }
             try TwinStore.setMeta(db, "log_sealed", String(job.throughSegment))
             try TickRuns.append(db, ticks: job.ticks, firstSeq: job.firstSeq)
             if let run = job.runID {

@@ -5,8 +5,9 @@ public struct StoragePolicy: Sendable, Equatable {
     public static let minute: Int64 = 60_000
     public static let hour: Int64 = 3_600_000
     public static let day: Int64 = 86_400_000
-    /// The span of one block of the 1-hour tier (30 days of points).
-    public static let hourBlock: Int64 = 30 * day
+    /// The span of one row of the 1-hour tier (a day of points: compaction rewrites the row of each
+    /// group every hour, so it stays small).
+    public static let hourBlock: Int64 = day
 
     /// Length of a head window: how often open chunks are sealed and the log starts a new segment.
     /// Must divide an hour so windows never straddle the hourly compaction boundary.

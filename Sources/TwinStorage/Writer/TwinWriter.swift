@@ -255,7 +255,17 @@ public final class TwinWriter {
 
     /// The newest sealed sample time of series `id` (bulk path, once per series and head window).
     private func storedNewest(_ id: Int64) throws -> Int64? {
-        try store.pool.write { db in try Int64.fetchOne(db, sql: "SELECT max(max_t) FROM chunks WHERE series_id = ?", arguments: [id]) }
+        try store.pool.write { db in
+            // The group's rows newest first; once a row ends before the best found, no older row can beat it.
+            var best: Int64?
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, group_id, min_t, max_t, members, data FROM chunks WHERE group_id = ? ORDER BY max_t DESC",
+                                           arguments: [GroupBlock.group(of: id)])
+            while let row = try rows.next() {
+                if let b = best, (row["max_t"] as Int64) <= b { break }
+                if let s = try TwinStore.decodeChunkRow(row, only: [id])[id], let t = s.last?.0, best.map({ t > $0 }) ?? true { best = t }
+            }
+            return best
+        }
     }
 
     /// Freezes the head, starts a new log segment and queues the frozen chunks for sealing. Returns

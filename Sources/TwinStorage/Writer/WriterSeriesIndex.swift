@@ -66,12 +66,15 @@ struct WriterSeriesIndex {
     /// Keeps only the series seen in the last head window.
     mutating func evictAllBut(_ active: Set<Int64>) { byKey = byKey.filter { active.contains($0.value) } }
 
-    /// The series' id, and whether it was created now.
+    /// The series' id, and whether it was created now (with its metric and label set, when new).
     static func resolve(_ db: Database, _ key: SeriesKey, type: MetricType) throws -> (Int64, Bool) {
         let labels = TwinWriter.encodeLabels(key.labels)
-        let hash = SeriesHash.of(metric: key.metric, labels: labels)
-        if let id = try TwinStore.seriesID(db, hash: hash, metric: key.metric, labels: labels) { return (id, false) }
-        try db.cachedStatement(sql: "INSERT INTO series(hash, metric, labels, type) VALUES (?, ?, ?, ?)").execute(arguments: [hash, key.metric, labels, type.rawValue])
+        if let id = try TwinStore.seriesID(db, metric: key.metric, labels: labels) { return (id, false) }
+        let metricID = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM metrics WHERE name = ? AND type = ?"), arguments: [key.metric, type.rawValue])
+            ?? { try db.cachedStatement(sql: "INSERT INTO metrics(name, type) VALUES (?, ?)").execute(arguments: [key.metric, type.rawValue]); return db.lastInsertedRowID }()
+        let labelsID = try TwinStore.labelSetID(db, labels)
+            ?? { try db.cachedStatement(sql: "INSERT INTO label_sets(hash, labels) VALUES (?, ?)").execute(arguments: [SeriesHash.of(labels: labels), labels]); return db.lastInsertedRowID }()
+        try db.cachedStatement(sql: "INSERT INTO series(metric_id, labels_id) VALUES (?, ?)").execute(arguments: [metricID, labelsID])
         return (db.lastInsertedRowID, true)
     }
 }
