@@ -43,12 +43,14 @@ kill -INT $VMPID; wait $VMPID 2>/dev/null || true; VMPID=
 VMB=$(du -sb "$WORK/vm" | cut -f1)
 echo "VictoriaMetrics directory by part:"; du -sb "$WORK"/vm/* | sed "s|$WORK/vm/|  |"
 VMDATA=$(du -sb "$WORK/vm/data" | cut -f1)
+VMINDEX=$(du -sb "$WORK/vm/indexdb" | cut -f1)
 
-python3 - "$LINES" "$ROWS" "$HT" "$VMB" "$VMDATA" <<'PY'
+python3 - "$LINES" "$ROWS" "$HT" "$VMB" "$VMDATA" "$VMINDEX" <<'PY'
 import sys
-lines, rows, ht, vm, vmdata = map(int, sys.argv[1:])
+lines, rows, ht, vm, vmdata, vmindex = map(int, sys.argv[1:])
 print(f"samples: {lines} exported; VictoriaMetrics reports {rows} rows stored")
 print(f"HostTwin data directory:        {ht:>10} bytes  {ht / lines:.3f} bytes/sample")
 print(f"VictoriaMetrics data directory: {vm:>10} bytes  {vm / lines:.3f} bytes/sample (data/ alone: {vmdata} bytes, {vmdata / lines:.3f})")
-print(f"ratio VictoriaMetrics / HostTwin: {vm / ht:.2f} (data/ only: {vmdata / ht:.2f})")
+print(f"VictoriaMetrics data/ + indexdb/ (its cache/ is rebuilt when missing): {vmdata + vmindex:>10} bytes  {(vmdata + vmindex) / lines:.3f} bytes/sample")
+print(f"ratio VictoriaMetrics / HostTwin: {vm / ht:.2f} (data/ + indexdb/: {(vmdata + vmindex) / ht:.2f}; data/ only: {vmdata / ht:.2f})")
 PY

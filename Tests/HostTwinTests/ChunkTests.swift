@@ -122,7 +122,7 @@ import Testing
         var blobs: [(id: Int64, count: Int, blob: [UInt8])] = []
         for (id, n) in [(Int64(129), 3), (130, 1), (191, 40)] {
             let samples: [(Int64, Double)] = (0..<n).map { (Int64($0) * 1000, value(id, $0)) }
-            blobs.append((id, n, try ChunkCodec.encode(samples)))
+            blobs.append((id, n, try ChunkCodec.encodeMember(samples)))
         }
         let (dir, stored) = GroupBlock.encode(blobs)
         let directory = try GroupBlock.directory(dir)
@@ -132,13 +132,16 @@ import Testing
         #expect(data == blobs.flatMap { $0.blob })
         for b in blobs {
             let m = try #require(directory.find(b.id))
-            let decoded = try ChunkCodec.decode(Array(data[m.range]))
+            let decoded = try ChunkCodec.decodeMember(data[m.range])
             #expect(decoded.last?.1 == value(b.id, b.count - 1))
         }
         #expect(directory.find(128) == nil && directory.find(131) == nil && directory.find(192) == nil)
         #expect(GroupBlock.group(of: 129) == 2 && GroupBlock.group(of: 191) == 2 && GroupBlock.group(of: 192) == 3)
-        // Stored data that is not what the directory says it is: an error, raw or deflated.
-        for d in [directory, GroupBlock.Directory(members: directory.members, deflated: !directory.deflated, rawLength: directory.rawLength)] {
+        // Stored data that is not what the directory says it is: an error, raw or deflated; so is a byte changed.
+        var flipped = stored
+        flipped[stored.count / 2] ^= 1
+        #expect(throws: ChunkError.self) { try GroupBlock.rawData(flipped, directory) }
+        for d in [directory, GroupBlock.Directory(members: directory.members, deflated: !directory.deflated, rawLength: directory.rawLength, dataCRC: directory.dataCRC)] {
             #expect(throws: ChunkError.self) { try GroupBlock.rawData(Array(stored.dropLast()), d) }
             #expect(throws: ChunkError.self) { try GroupBlock.rawData(stored + [0], d) }
         }
@@ -151,9 +154,9 @@ import Testing
         // Checksums made right: members of two groups, a repeated id, or members not tiling the data are refused.
         let twoGroups = GroupBlock.encode([(id: 63, count: 1, blob: [0]), (id: 64, count: 1, blob: [0])]).directory
         #expect(throws: ChunkError.corrupt("group row spans two groups")) { try GroupBlock.directory(twoGroups) }
-        let repeated = ChunkCodec.withChecksum([1, 0, 2, 2, 5, 1, 1, 0, 1, 1])
+        let repeated = ChunkCodec.withChecksum([1, 0, 2, 0, 0, 0, 0, 2, 5, 1, 1, 0, 1, 1])
         #expect(throws: ChunkError.corrupt("group member ids out of order")) { try GroupBlock.directory(repeated) }
-        let short = ChunkCodec.withChecksum([1, 0, 3, 2, 5, 1, 1, 1, 1, 1])
+        let short = ChunkCodec.withChecksum([1, 0, 3, 0, 0, 0, 0, 2, 5, 1, 1, 1, 1, 1])
         #expect(throws: ChunkError.self) { try GroupBlock.directory(short) }
     }
 

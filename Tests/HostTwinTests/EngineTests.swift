@@ -328,8 +328,7 @@ import TwinQuery
         return (dir, ids)
     }
 
-    /// A damaged byte in a group row costs that row (kept in quarantine) — only the damaged series' chunk
-    /// when the row's data is not deflated — and nothing of other rows.
+    /// A damaged byte in a group row costs that row (kept in quarantine) and nothing of other rows.
     @Test func damagedChunkIsQuarantinedAndTheRestKept() throws {
         let (dir, ids) = try filledStore(series: 70) // groups 0 and 1
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -352,8 +351,7 @@ import TwinQuery
         #expect(repaired.check.ok && repaired.actions.contains { $0.contains("quarantine") })
         let counts = try store.samples(ids: ids, from: 0, to: .max).mapValues(\.count)
         for id in ids {
-            let lost = directory.deflated || id == victim ? directory.find(id)?.count ?? 0 : 0
-            #expect(counts[id] == 600 - lost, "series \(id) (row data deflated: \(directory.deflated))")
+            #expect(counts[id] == 600 - (directory.find(id)?.count ?? 0), "series \(id)")
         }
         #expect(counts[victim]! < 600)
         #expect(try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine") } == 1, "the damaged bytes are kept")

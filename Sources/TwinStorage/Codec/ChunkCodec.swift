@@ -18,10 +18,56 @@ public enum ChunkCodec {
     /// At most this many samples in one blob (a sanity bound for decoding untrusted bytes).
     static let maxCount = 1 << 24
 
-    /// Encodes `times` (strictly increasing) and `columns` (each `times.count` long); the body is
-    /// deflated when that is smaller, unless `deflate` is false (a member of a group row, whose data is
-    /// deflated as a whole).
-    public static func encode(times: [Int64], columns: [[Double]], deflate: Bool = true) throws -> [UInt8] {
+    /// Encodes `times` (strictly increasing) and `columns` (each `times.count` long) as a blob standing
+    /// alone: the body deflated when that is smaller, and a CRC.
+    public static func encode(times: [Int64], columns: [[Double]]) throws -> [UInt8] {
+        let body = try encodeBody(times: times, columns: columns)
+        var out = ByteWriter(capacity: body.count / 2 + 16)
+        if body.count > 48, let z = Zlib.deflate(body), z.count + 4 < body.count {
+            out.u8(1)
+            out.uvarint(UInt64(times.count))
+            out.uvarint(UInt64(body.count))
+            out.append(z)
+        } else {
+            out.u8(0)
+            out.uvarint(UInt64(times.count))
+            out.append(body)
+        }
+        out.u32(Zlib.crc32(out.bytes))
+        return out.bytes
+    }
+
+    /// Encodes a member of a group row (``GroupBlock``): `uvarint count · body`, neither deflated nor
+    /// checksummed on its own — the row's data is, as a whole.
+    public static func encodeMember(times: [Int64], columns: [[Double]]) throws -> [UInt8] {
+        let body = try encodeBody(times: times, columns: columns)
+        var out = ByteWriter(capacity: body.count + 4)
+        out.uvarint(UInt64(times.count))
+        out.append(body)
+        return out.bytes
+    }
+
+    /// Decodes a member of a group row with `columnCount` value columns.
+    public static func decodeMember(_ member: ArraySlice<UInt8>, columnCount: Int) throws -> (times: [Int64], columns: [[Double]]) {
+        try member.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            let count = try r.count(limit: maxCount)
+            guard count > 0 else { throw ChunkError.corrupt("empty chunk") }
+            return try decodeBody(&r, count: count, columnCount: columnCount)
+        }
+    }
+
+    /// One series' samples as a member of a group row, and back.
+    public static func encodeMember(_ samples: [(Int64, Double)]) throws -> [UInt8] {
+        try encodeMember(times: samples.map(\.0), columns: [samples.map(\.1)])
+    }
+
+    public static func decodeMember(_ member: ArraySlice<UInt8>) throws -> [(Int64, Double)] {
+        let (t, c) = try decodeMember(member, columnCount: 1)
+        return Array(zip(t, c[0]))
+    }
+
+    private static func encodeBody(times: [Int64], columns: [[Double]]) throws -> [UInt8] {
         precondition(columns.allSatisfy { $0.count == times.count }, "column length differs from timestamp count")
         guard !times.isEmpty else { throw ChunkError.corrupt("empty chunk") }
         for i in 1..<max(times.count, 1) {
@@ -31,19 +77,7 @@ public enum ChunkCodec {
         var body = ByteWriter(capacity: times.count * 2)
         encodeTimes(times, into: &body)
         for c in columns { encodeColumn(c, into: &body) }
-        var out = ByteWriter(capacity: body.bytes.count / 2 + 16)
-        if deflate, body.bytes.count > 48, let z = Zlib.deflate(body.bytes), z.count + 4 < body.bytes.count {
-            out.u8(1)
-            out.uvarint(UInt64(times.count))
-            out.uvarint(UInt64(body.bytes.count))
-            out.append(z)
-        } else {
-            out.u8(0)
-            out.uvarint(UInt64(times.count))
-            out.append(body.bytes)
-        }
-        out.u32(Zlib.crc32(out.bytes))
-        return out.bytes
+        return body.bytes
     }
 
     /// `payload` with its CRC-32 appended, as a blob ends (for tools, and for fuzzing past the checksum).
@@ -54,9 +88,9 @@ public enum ChunkCodec {
         return out.bytes
     }
 
-    /// Encodes one series' samples.
-    public static func encode(_ samples: [(Int64, Double)], deflate: Bool = true) throws -> [UInt8] {
-        try encode(times: samples.map(\.0), columns: [samples.map(\.1)], deflate: deflate)
+    /// Encodes one series' samples as a blob standing alone.
+    public static func encode(_ samples: [(Int64, Double)]) throws -> [UInt8] {
+        try encode(times: samples.map(\.0), columns: [samples.map(\.1)])
     }
 
     /// Decodes a blob with `columnCount` value columns, checking its CRC first.

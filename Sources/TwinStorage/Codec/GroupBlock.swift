@@ -6,11 +6,15 @@
 /// (docs/format/chunks.md, "Group rows").
 ///
 /// ```
-/// members = u8 version (1) · u8 flags (bit 0: data deflated) · uvarint raw data length · uvarint n
-///           · n × (uvarint id − previous id, uvarint count, uvarint length) · u32 crc32
-/// data    = the members' blobs (each a ChunkCodec blob with its own CRC, not deflated on its own),
+/// members = u8 version (1) · u8 flags (bit 0: data deflated) · uvarint raw data length · u32 crc32 of the
+///           raw data · uvarint n · n × (uvarint id − previous id, uvarint count, uvarint length)
+///           · u32 crc32 of the directory
+/// data    = the members (ChunkCodec members: neither deflated nor checksummed on their own),
 ///           concatenated in directory order — deflated when that is smaller
 /// ```
+///
+/// One checksum covers the row's data: damage anywhere in it costs the row (`hosttwin repair` moves it
+/// to the quarantine table), which holds one window, hour or day of at most 64 series.
 ///
 /// The directory is its own column, stored before `data`, so SQLite reads it without the blobs.
 public enum GroupBlock {
@@ -36,6 +40,8 @@ public enum GroupBlock {
         public var members: [Member]
         public var deflated: Bool
         public var rawLength: Int
+        /// The CRC-32 of the raw data.
+        public var dataCRC: UInt32
 
         /// The member of series `id` (binary search).
         public func find(_ id: Int64) -> Member? {
@@ -59,6 +65,7 @@ public enum GroupBlock {
         dir.u8(1)
         dir.u8(deflated ? 1 : 0)
         dir.uvarint(UInt64(raw.count))
+        dir.u32(Zlib.crc32(raw))
         dir.uvarint(UInt64(members.count))
         var previous: Int64 = 0
         for (i, m) in members.enumerated() {
@@ -85,6 +92,7 @@ public enum GroupBlock {
             let flags = try r.u8()
             guard flags <= 1 else { throw ChunkError.corrupt("unknown group directory flags \(flags)") }
             let rawLength = try r.count(limit: maxRawLength)
+            let dataCRC = try r.u32()
             let n = try r.count(limit: Int(size))
             var out: [Member] = []
             out.reserveCapacity(n)
@@ -102,16 +110,16 @@ public enum GroupBlock {
             guard let first = out.first, let last = out.last, group(of: first.id) == group(of: last.id) else {
                 throw ChunkError.corrupt(out.isEmpty ? "empty group row" : "group row spans two groups")
             }
-            return Directory(members: out, deflated: flags == 1, rawLength: rawLength)
+            return Directory(members: out, deflated: flags == 1, rawLength: rawLength, dataCRC: dataCRC)
         }
     }
 
-    /// A row's data as its members' ranges address it: `stored` inflated when the directory says so.
+    /// A row's data as its members' ranges address it: `stored` inflated when the directory says so,
+    /// its checksum checked.
     public static func rawData(_ stored: [UInt8], _ d: Directory) throws -> [UInt8] {
-        guard d.deflated else {
-            guard stored.count == d.rawLength else { throw ChunkError.corrupt("group data is \(stored.count) bytes where the directory says \(d.rawLength)") }
-            return stored
-        }
-        return try stored.withUnsafeBytes { try Zlib.inflate($0, rawCount: d.rawLength) }
+        let raw = d.deflated ? try stored.withUnsafeBytes { try Zlib.inflate($0, rawCount: d.rawLength) } : stored
+        guard raw.count == d.rawLength else { throw ChunkError.corrupt("group data is \(raw.count) bytes where the directory says \(d.rawLength)") }
+        guard Zlib.crc32(raw) == d.dataCRC else { throw ChunkError.corrupt("group data checksum mismatch") }
+        return raw
     }
 }

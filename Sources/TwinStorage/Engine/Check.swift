@@ -159,7 +159,7 @@ public enum StoreDoctor {
             actions.append(contentsOf: try rebuildDatabase(dataDir))
         }
         let store = try TwinStore.open(dataDir: dataDir)
-        var quarantined = 0, salvaged = 0
+        var quarantined = 0
         try store.pool.write { db in
             try db.execute(sql: quarantineSchema)
             for table in ["chunks", "rollups"] {
@@ -171,15 +171,11 @@ public enum StoreDoctor {
                                        arguments: [table, row["id"], row["group_id"], row["min_t"], "\(error)", row["members"] as Data?, row["data"] as Data?])
                         try db.execute(sql: "DELETE FROM \(table) WHERE id = ?", arguments: [row["id"] as Int64])
                         quarantined += 1
-                        if table == "chunks" { salvaged += try salvageMembers(db, row) }
                     }
                 }
             }
         }
-        if quarantined > 0 {
-            actions.append("moved \(quarantined) damaged chunk/rollup rows to the quarantine table of \(dbPath)"
-                + (salvaged > 0 ? "; \(salvaged) intact series chunks of those rows written back" : ""))
-        }
+        if quarantined > 0 { actions.append("moved \(quarantined) damaged chunk/rollup rows to the quarantine table of \(dbPath)") }
         for p in before.problems where p.item == "log segment" {
             guard let data = FileManager.default.contents(atPath: p.file) else { continue }
             let scan = try LogSegment.scan(p.file) { _, _, _ in }
@@ -194,20 +190,6 @@ public enum StoreDoctor {
         }
         if actions.isEmpty { actions.append("nothing to repair") }
         return RepairReport(actions: actions, check: try check(dataDir: dataDir))
-    }
-
-    /// Writes the members of a damaged chunk row that still decode back as a row of their own (the row
-    /// itself is in quarantine): damage to one series' chunk costs only that chunk. Returns how many.
-    private static func salvageMembers(_ db: Database, _ row: Row) throws -> Int {
-        guard let (members, data) = try? TwinStore.groupMembers(row, what: "") else { return 0 }
-        var good: [(id: Int64, count: Int, blob: [UInt8], minT: Int64, maxT: Int64)] = []
-        for m in members {
-            let blob = Array(data[m.range])
-            guard let s = try? ChunkCodec.decode(blob), s.count == m.count, let first = s.first, let last = s.last else { continue }
-            good.append((m.id, m.count, blob, first.0, last.0))
-        }
-        try TwinStore.insertChunkRow(db, level: row["level"], good)
-        return good.count
     }
 
     static let quarantineSchema = """

@@ -10,13 +10,13 @@ extension TwinStore {
     static func insertChunkRow(_ db: Database, level: Int, _ series: [Int64: [(Int64, Double)]]) throws {
         var encoded: [(id: Int64, count: Int, blob: [UInt8], minT: Int64, maxT: Int64)] = []
         for (id, s) in series where !s.isEmpty {
-            encoded.append((id, s.count, try ChunkCodec.encode(s, deflate: false), s[0].0, s[s.count - 1].0))
+            encoded.append((id, s.count, try ChunkCodec.encodeMember(s), s[0].0, s[s.count - 1].0))
         }
         try insertChunkRow(db, level: level, encoded)
     }
 
-    /// Inserts one chunk row of already encoded chunks (any order; all of one group; encoded without
-    /// deflating, since the row's data is deflated as a whole).
+    /// Inserts one chunk row of chunks already encoded as members (``ChunkCodec/encodeMember(_:)``; any
+    /// order; all of one group).
     static func insertChunkRow(_ db: Database, level: Int, _ chunks: [(id: Int64, count: Int, blob: [UInt8], minT: Int64, maxT: Int64)]) throws {
         guard let first = chunks.first else { return }
         let sorted = chunks.sorted { $0.id < $1.id }
@@ -46,7 +46,7 @@ extension TwinStore {
         var out: [Int64: [(Int64, Double)]] = [:]
         for m in members where ids?.contains(m.id) ?? true {
             do {
-                let samples = try ChunkCodec.decode(Array(data[m.range]))
+                let samples = try ChunkCodec.decodeMember(data[m.range])
                 guard samples.count == m.count else { throw ChunkError.corrupt("\(samples.count) samples where the directory says \(m.count)") }
                 out[m.id] = samples
             } catch {
@@ -63,7 +63,7 @@ extension TwinStore {
         let (members, data) = try groupMembers(row, what: what)
         var out: [Int64: [RollupPoint]] = [:]
         for m in members where ids?.contains(m.id) ?? true {
-            do { out[m.id] = try Rollup.decode(Array(data[m.range])) } catch {
+            do { out[m.id] = try Rollup.decodeMember(data[m.range]) } catch {
                 throw TwinError.corrupt(what: what + ", series \(m.id)", detail: "\(error)")
             }
         }
@@ -79,7 +79,7 @@ extension TwinStore {
             return
         }
         var encoded: [(id: Int64, count: Int, blob: [UInt8])] = []
-        for (id, p) in members { encoded.append((id, p.count, try Rollup.encode(p, deflate: false))) }
+        for (id, p) in members { encoded.append((id, p.count, try Rollup.encodeMember(p))) }
         let (dir, data) = GroupBlock.encode(encoded)
         let minT = members.map { $0.value[0].t }.min()!, maxT = members.map { $0.value[$0.value.count - 1].t }.max()!
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO rollups(group_id, tier, start, min_t, max_t, count, members, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")

@@ -59,14 +59,30 @@ enum Rollup {
         return out
     }
 
-    static func encode(_ points: [RollupPoint], deflate: Bool = true) throws -> [UInt8] {
-        try ChunkCodec.encode(times: points.map(\.t), columns: [points.map(\.min), points.map(\.max), points.map(\.sum),
-                                                               points.map(\.count), points.map(\.last)], deflate: deflate)
+    /// Points as a member of a group row (``GroupBlock``): five value columns.
+    static func encodeMember(_ points: [RollupPoint]) throws -> [UInt8] {
+        try ChunkCodec.encodeMember(times: points.map(\.t), columns: [points.map(\.min), points.map(\.max), points.map(\.sum),
+                                                                     points.map(\.count), points.map(\.last)])
     }
 
+    static func decodeMember(_ member: ArraySlice<UInt8>) throws -> [RollupPoint] {
+        points(try ChunkCodec.decodeMember(member, columnCount: 5))
+    }
+
+    /// A rollup block standing alone (the per-series rows before v17; kept to read them when migrating).
     static func decode(_ blob: [UInt8]) throws -> [RollupPoint] {
-        let (t, c) = try ChunkCodec.decode(blob, columnCount: 5)
+        points(try ChunkCodec.decode(blob, columnCount: 5))
+    }
+
+    private static func points(_ d: (times: [Int64], columns: [[Double]])) -> [RollupPoint] {
+        let (t, c) = d
         return t.indices.map { RollupPoint(t: t[$0], min: c[0][$0], max: c[1][$0], sum: c[2][$0], count: c[3][$0], last: c[4][$0]) }
+    }
+
+    /// A rollup block standing alone (tests, and what v16 stores held).
+    static func encode(_ points: [RollupPoint]) throws -> [UInt8] {
+        try ChunkCodec.encode(times: points.map(\.t), columns: [points.map(\.min), points.map(\.max), points.map(\.sum),
+                                                               points.map(\.count), points.map(\.last)])
     }
 
     /// Replaces the points of `existing` at the times of `new` and keeps time order.

@@ -146,7 +146,7 @@ final class Sealer: @unchecked Sendable {
         for c in job.chunks {
             let samples = try c.samples()
             groups[GroupBlock.group(of: c.seriesID), default: []].append(
-                (c.seriesID, samples.count, try ChunkCodec.encode(samples, deflate: false), samples[0].0, samples[samples.count - 1].0))
+                (c.seriesID, samples.count, try ChunkCodec.encodeMember(samples), samples[0].0, samples[samples.count - 1].0))
         }
         try store.pool.write { db in
             for (_, chunks) in groups.sorted(by: { $0.key < $1.key }) { try TwinStore.insertChunkRow(db, level: 0, chunks) }
