@@ -10,7 +10,7 @@ struct HeadroomCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "headroom",
         abstract: "Hosts ranked by forecast spare CPU and memory over a horizon: where a job of --cpu cores and --memory bytes fits.",
-        discussion: "For each host: its cores, the highest busy cores and the lowest available memory its forecasts expect within --horizon (80 % bounds, fitted on --history). A job fits where both spares cover it; hosts are ranked by how many times it fits."
+        discussion: "For each host: its cores, the highest busy cores and the lowest available memory its forecasts expect within --horizon (80 % bounds, fitted on --history; the bounds are used as far ahead as the host's history reaches back, the expected path beyond). A job fits where both spares cover it; hosts are ranked by how many times it fits."
     )
     @Option(help: ArgumentHelp("Cores the job needs.", valueName: "N")) var cpu: Double = 1
     @Option(help: ArgumentHelp("Memory the job needs, e.g. 512M, 4G.", valueName: "BYTES")) var memory: String = "0"
@@ -36,5 +36,10 @@ struct HeadroomCommand: ParsableCommand {
             [p.host, p.fits ? "yes" : "no", String(format: "%.1f", p.score), String(format: "%.2f", p.spareCores),
              PromNumber.format((p.spareBytes / 1_048_576).rounded()) + " MiB", PromNumber.format(p.cores), String(format: "%.2f", p.peakBusyCores)]
         })
+        let short = ranked.filter { $0.boundsCoverSeconds < z / 1000 }
+        if !short.isEmpty {
+            print("\nshort history: the 80 % bounds cover only " + short.map { "\($0.host) \(formatDuration($0.boundsCoverSeconds * 1000))" }.joined(separator: ", ")
+                  + " of the \(horizon) horizon (as far ahead as their history reaches back); the expected path after that")
+        }
     }
 }

@@ -171,6 +171,38 @@ import TwinServer
         #expect(abs(ranked[0].score - 3.5) < 0.3, "big fits the job (7 spare cores / 2) about 3.5 times: \(ranked[0].score)")
     }
 
+    /// Twenty minutes of a host with 16 GiB available (noisy, no trend) and a day's horizon: the bounds
+    /// cover only as far as the history reaches back, so the host keeps its memory (the bounds stretched
+    /// over the whole day reached zero, and no host fitted anything).
+    @Test func headroomWithMinutesOfHistoryKeepsWhatIsThere() throws {
+        let dir = try temporaryDirectory("hosttwin-headroom-short")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let now = TwinTime.nowMillis() / 60_000 * 60_000
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store, policy: .testing)
+        let start = now - 20 * 60_000
+        try w.begin(now: start - 1, interval: 10_000)
+        var rng: UInt64 = 7
+        for i in 0..<120 {
+            var o = Observation(timestamp: start + Int64(i) * 10_000)
+            rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let noise = Double(rng >> 40) / Double(1 << 24) - 0.5 // ±0.5
+            for c in 0..<4 {
+                o.add("node_cpu_seconds_total", Labels(["cpu": "\(c)", "host": "fresh", "mode": "idle"]), Double(i) * 10 * 0.75, .counter)
+                o.add("node_cpu_seconds_total", Labels(["cpu": "\(c)", "host": "fresh", "mode": "user"]), Double(i) * 10 * 0.25, .counter)
+            }
+            o.add("node_memory_MemAvailable_bytes", Labels(["host": "fresh"]), 16 * 1_073_741_824 + noise * 400e6)
+            try w.commit(o)
+        }
+        try w.finish(now: now)
+        let engine = PromQLEngine(source: StoreSampleSource(store: store))
+        let host = try #require(try Headroom.hosts(engine: engine, now: now, history: 7 * 86_400_000, horizon: 86_400_000, localName: "local").first)
+        #expect(host.boundsCover >= 10 * 60_000 && host.boundsCover <= 20 * 60_000, "\(host)")
+        #expect(host.minAvailableBytes > 14 * 1_073_741_824, "\(host)")
+        #expect(host.peakBusyCores > 0.8 && host.peakBusyCores < 2.5, "\(host)")
+        #expect(Headroom.rank([host], cpu: 1, memory: 4 * 1_073_741_824).first?.fits == true)
+    }
+
     /// Failover warnings: the host under pressure with a filesystem filling is flagged with that evidence;
     /// the steady one is not.
     @Test func failoverWarningsFlagTheHostHeadingForTrouble() throws {

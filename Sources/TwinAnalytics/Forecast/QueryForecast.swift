@@ -16,6 +16,8 @@ public struct SeriesForecast: Sendable {
     public var model: String
     /// The last observed value and its time.
     public var last: (t: Int64, value: Double)
+    /// The time of the first observed value: how far back the history the forecast was fitted on reaches.
+    public var first: Int64
     public var step: Int64
     /// Forecast points at `last.t + step`, `last.t + 2 step`, ...
     public var points: [ForecastPoint]
@@ -52,9 +54,9 @@ public enum QueryForecaster {
         // A daily season once two days are there (the forecaster checks the length again).
         let period = Int(86_400_000 / step)
         return series.compactMap { s -> SeriesForecast? in
-            guard let last = s.points.last else { return nil }
+            guard let first = s.points.first, let last = s.points.last else { return nil }
             let (model, points) = Forecaster.forecast(s.points.map(\.1), horizon: steps, period: period)
-            var out = SeriesForecast(labels: s.labels, model: model.description, last: (last.0, last.1), step: step, points: points)
+            var out = SeriesForecast(labels: s.labels, model: model.description, last: (last.0, last.1), first: first.0, step: step, points: points)
             if let threshold, last.1 > threshold {
                 func firstBelow(_ value: (ForecastPoint) -> Double) -> Int64? {
                     points.firstIndex { value($0) <= threshold }.map { last.0 + step * Int64($0 + 1) }
