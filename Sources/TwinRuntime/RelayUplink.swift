@@ -99,7 +99,7 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
                             u?[host] = (epoch, last)
                         }
                     case "behind":
-                        upstreamBehindUntil.store(TwinTime.nowMillis() + Int64(ack.waitMs ?? 0) + 2_000, ordering: .relaxed)
+                        upstreamBehindUntil.store(TwinTime.nowMillis() + Int64(ack.boundedWaitMs) + 2_000, ordering: .relaxed)
                     case "gap":
                         // The upstream lacks ticks this hub no longer holds (or never did): said once per host.
                         Counter(label: "hosttwin_relay_gaps_total", dimensions: [("host", host)]).increment()

@@ -144,7 +144,12 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         guard hello.status == 200, let cursor = try? JSONDecoder().decode(SyncCursor.self, from: Data(hello.body)) else {
             throw TwinError.unavailable("handshake refused (HTTP \(hello.status)): \(hello.text.prefix(300))")
         }
-        let held = cursor.epoch == String(epoch, radix: 16) ? cursor.appliedThrough : 0
+        // A hub claiming ticks this store never had (a hub of another life, or a broken one) holds none of
+        // them: retention must not drop what it has not received.
+        let held = cursor.epoch == String(epoch, radix: 16) ? min(cursor.appliedThrough, latest) : 0
+        if cursor.epoch == String(epoch, radix: 16), cursor.appliedThrough > latest {
+            logger.warning("\(remote.host):\(remote.port) says it holds \(host) through tick \(cursor.appliedThrough), beyond this store's newest (\(latest)): sending from \(latest + 1)")
+        }
         // The live lane runs from the handshake on, so the present is not held back by the reconciliation
         // round below nor by the backlog; it wakes when the in-order lane falls behind.
         let (behind, falling) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -175,9 +180,10 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
                     guard let ack = try? JSONDecoder().decode(SyncAck.self, from: Data(line.utf8)) else { continue }
                     switch ack.outcome {
                     case "applied", "duplicate":
-                        if let last = ack.last { state.withLock { $0.acked = max($0.acked, last) } }
+                        // Never beyond what was sent: an acknowledgement of more would let retention drop it.
+                        if let last = ack.last { state.withLock { $0.acked = max($0.acked, min(last, $0.next &- 1)) } }
                     case "behind":
-                        let until = ContinuousClock.now + .milliseconds((ack.waitMs ?? 0) + 2_000)
+                        let until = ContinuousClock.now + .milliseconds(ack.boundedWaitMs + 2_000)
                         state.withLock { $0.hubBehindUntil = max($0.hubBehindUntil, until) }
                         falling.yield()
                     case "gap", "need_base":

@@ -36,8 +36,19 @@ public final class FleetAddressBook: Sendable {
     }
 
     /// What a hub upstream (or an agent's hub) resolves.
-    public func learn(upstream: [String: String]) {
+    /// Most addresses learnt from an upstream hub, and longest address or host name: a map beyond them
+    /// (a broken or hostile hub) is ignored.
+    public static let maxUpstream = 1 << 16, maxName = 255
+
+    /// Takes the upstream hub's map of addresses to hosts; returns false (keeping the previous map) when
+    /// it is too large or holds an empty or overlong address or name.
+    @discardableResult
+    public func learn(upstream: [String: String]) -> Bool {
+        guard upstream.count <= Self.maxUpstream,
+              upstream.allSatisfy({ !$0.key.isEmpty && $0.key.utf8.count <= Self.maxName && !$0.value.isEmpty && $0.value.utf8.count <= Self.maxName })
+        else { return false }
         state.withLock { $0.upstream = upstream }
+        return true
     }
 
     private func refreshIfDue() {

@@ -137,6 +137,9 @@ public struct SyncAck: Sendable, Codable, Equatable {
     /// `behind`: how long the batch waits for the hub's catch-up budget (ms).
     public var waitMs: Int?
 
+    /// ``waitMs`` as a sender acts on it: within 0…60,000 ms, whatever the hub wrote.
+    public var boundedWaitMs: Int { min(max(waitMs ?? 0, 0), 60_000) }
+
     public init(outcome: String, host: String? = nil, first: UInt64? = nil, last: UInt64? = nil, resumeAt: UInt64? = nil, epoch: String? = nil, samples: Int? = nil, message: String? = nil, waitMs: Int? = nil) {
         self.waitMs = waitMs
         self.outcome = outcome

@@ -171,6 +171,20 @@ import TwinServer
         #expect(abs(ranked[0].score - 3.5) < 0.3, "big fits the job (7 spare cores / 2) about 3.5 times: \(ranked[0].score)")
     }
 
+    /// An upstream hub's address map is taken only when every entry is a non-empty address and name of
+    /// at most 255 bytes, and it holds at most 65,536 of them; otherwise the previous map stays.
+    @Test func anUpstreamAddressMapIsCheckedBeforeItIsLearnt() {
+        let book = FleetAddressBook()
+        #expect(book.learn(upstream: ["10.0.0.9": "db-1"]))
+        #expect(!book.learn(upstream: ["": "db-1"]))
+        #expect(!book.learn(upstream: ["10.0.0.9": String(repeating: "x", count: 256)]))
+        #expect(!book.learn(upstream: Dictionary(uniqueKeysWithValues: (0...FleetAddressBook.maxUpstream).map { ("10.\($0 >> 16).\(($0 >> 8) & 255).\($0 & 255)", "h") })))
+        let policy = try! DataPolicy.parse("hash sensitive\n")
+        var opened = [Self.connection("web-1", "10.0.0.5", 40001, "10.0.0.9", 5432, "app")].map { Entity(kind: $0.kind, key: $0.key, attributes: $0.attributes) }
+        book.annotate(&opened, policy: policy, localHost: "web-1")
+        #expect(opened[0].attributes["remote_host"]?.description == "db-1", "the first map still names the peer: \(opened[0].attributes)")
+    }
+
     /// Twenty minutes of a host with 16 GiB available (noisy, no trend) and a day's horizon: the bounds
     /// cover only as far as the history reaches back, so the host keeps its memory (the bounds stretched
     /// over the whole day reached zero, and no host fitted anything).
