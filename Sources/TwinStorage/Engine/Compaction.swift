@@ -19,10 +19,8 @@ extension TwinStore {
                 var series: [Int64: [(Int64, Double)]] = [:]
                 var oldRows: [Int64] = []
                 func take(_ rows: [Row]) throws {
-                    for row in rows {
-                        for (id, s) in try Self.decodeChunkRow(row) { series[id, default: []] += s }
-                        oldRows.append(row["id"])
-                    }
+                    series.merge(try Self.decodeChunkRows(rows), uniquingKeysWith: +)
+                    oldRows += rows.map { $0["id"] }
                 }
                 try take(Row.fetchAll(db, sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE group_id = ? AND level = 0 AND min_t < ? ORDER BY min_t",
                                       arguments: [group, horizon]))
@@ -38,7 +36,7 @@ extension TwinStore {
                 var rest: [Int64: [(Int64, Double)]] = [:] // from the horizon on: stays level 0
                 var hourPoints: [Int64: [RollupPoint]] = [:]
                 for (id, list) in series {
-                    let samples = Self.dedupe(list.sorted { $0.0 < $1.0 })
+                    let samples = Self.ordered(list)
                     var start = 0
                     while start < samples.count {
                         let h = floorDiv(samples[start].0, hour) * hour
@@ -79,8 +77,7 @@ extension TwinStore {
             try pool.write { db in
                 let rows = try Row.fetchAll(db, sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE group_id = ? AND level = 0 AND min_t >= ? ORDER BY min_t",
                                             arguments: [group, horizon])
-                var series: [Int64: [(Int64, Double)]] = [:]
-                for row in rows { for (id, s) in try Self.decodeChunkRow(row) { series[id, default: []] += s } }
+                let series = try Self.decodeChunkRows(rows)
                 for row in rows { try db.cachedStatement(sql: "DELETE FROM chunks WHERE id = ?").execute(arguments: [row["id"] as Int64]) }
                 try Self.insertChunkRow(db, level: 0, series.mapValues(Self.ordered))
             }

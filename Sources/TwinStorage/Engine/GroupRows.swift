@@ -56,6 +56,13 @@ extension TwinStore {
         return out
     }
 
+    /// Every member of chunk rows, each series' samples appended in row order.
+    static func decodeChunkRows(_ rows: [Row]) throws -> [Int64: [(Int64, Double)]] {
+        var out: [Int64: [(Int64, Double)]] = [:]
+        for row in rows { for (id, s) in try decodeChunkRow(row) { out[id, default: []] += s } }
+        return out
+    }
+
     /// Decodes the rollup points of series `ids` (every member when nil) of a rollup row read with `id`,
     /// `group_id`, `tier`, `members` and `data`.
     static func decodeRollupRow(_ row: Row, only ids: Set<Int64>? = nil) throws -> [Int64: [RollupPoint]] {
