@@ -164,6 +164,9 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
             if group.isEmpty { return }
             // A relay's batches name their hosts; an agent's are checked against the one it may push.
             let hosts = group.map { $0.named ?? ((try? SyncCodec.header($0.batch))?.host ?? "") }
+            // A relay's datacenter for each host before its samples show: a token confined to that
+            // datacenter must see them as soon as anyone can.
+            for (item, host) in zip(group, hosts) { try? record(datacenter: item.relayed, of: host) } // else named again with the host's next batch
             let results: [Result<HubIngest.Outcome, any Error>]
             do { results = try ingest.applyGroup(zip(group, hosts).map { ($0.batch, $1) }) } catch {
                 results = Array(repeating: .failure(error), count: group.count)
@@ -174,7 +177,7 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
                 switch result {
                 case .success(.applied(let r, let n)):
                     ack = SyncAck(outcome: "applied", first: r.lowerBound, last: r.upperBound, samples: n)
-                    applied(host: host, ticks: Int(r.count), relayed: item.relayed)
+                    applied(host: host, ticks: Int(r.count))
                 case .success(.duplicate(let r)): ack = SyncAck(outcome: "duplicate", first: r.lowerBound, last: r.upperBound)
                 case .success(.gap(let epoch, let resume)): ack = SyncAck(outcome: "gap", resumeAt: resume, epoch: String(epoch, radix: 16))
                 case .success(.needBase(let resume)): ack = SyncAck(outcome: "need_base", resumeAt: resume)
@@ -188,9 +191,8 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
         }
     }
 
-    /// After a batch of `host` was applied: its lag and freshness (`/metrics`), and the datacenter a relay
-    /// named for it.
-    private func applied(host: String, ticks: Int, relayed: String?) {
+    /// After a batch of `host` was applied: its lag and freshness (`/metrics`).
+    private func applied(host: String, ticks: Int) {
         // How far the hub's copy is behind the host's clock, per host.
         if let t = ingest.lastTime(host: host) {
             store.preview.advance(host: host, through: t)
@@ -202,7 +204,6 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
             }
         }
         Counter(label: "hosttwin_sync_applied_ticks_total", dimensions: [("host", host)]).increment(by: ticks)
-        try? record(datacenter: relayed, of: host) // else named again with the host's next batch
     }
 
     /// Records the datacenter a relay named for `host`, when it is news (on `queue`).
