@@ -96,10 +96,7 @@ extension TwinStore {
                 let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, members FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ?"),
                                             arguments: [group, from, to])
                 for row in rows {
-                    let directory: GroupBlock.Directory
-                    do { directory = try GroupBlock.directory([UInt8](row["members"] as Data)) } catch {
-                        throw TwinError.corrupt(what: "twin.db chunk row \(row["id"] as Int64) of series \(Self.list(wanted)) (group \(group))", detail: "\(error)")
-                    }
+                    let directory = try Self.directory(row, of: wanted)
                     for id in wanted { n += directory.find(id)?.count ?? 0 }
                 }
             }
@@ -132,10 +129,7 @@ extension TwinStore {
             for row in rows {
                 let rowKey = ChunkCache.Key(id: row["id"], minT: row["min_t"], maxT: row["max_t"], count: row["count"], bytes: row["bytes"], series: 0)
                 var missed: Set<Int64> = []
-                let directory: GroupBlock.Directory
-                do { directory = try GroupBlock.directory([UInt8](row["members"] as Data)) } catch {
-                    throw TwinError.corrupt(what: "twin.db chunk row \(rowKey.id) of series \(Self.list(wanted)) (group \(group))", detail: "\(error)")
-                }
+                let directory = try Self.directory(row, of: wanted)
                 var found: [Int64: [(Int64, Double)]] = [:]
                 for id in wanted where directory.find(id) != nil {
                     var key = rowKey
@@ -165,6 +159,14 @@ extension TwinStore {
             if rows.count > 1 { for id in wanted { out[id] = Self.ordered(out[id]!) } }
         }
         return out
+    }
+
+    /// The directory of a chunk row read with `id`, `group_id` and `members`; damage names the row and
+    /// the series a reader wanted from it.
+    private static func directory(_ row: Row, of wanted: [Int64]) throws -> GroupBlock.Directory {
+        do { return try GroupBlock.directory([UInt8](row["members"] as Data? ?? Data())) } catch {
+            throw TwinError.corrupt(what: "twin.db chunk row \(row["id"] as Int64) of series \(list(wanted)) (group \(row["group_id"] as Int64))", detail: "\(error)")
+        }
     }
 
     /// Series ids for an error message: "7" or "7, 9".

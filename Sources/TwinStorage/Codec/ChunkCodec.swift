@@ -80,6 +80,16 @@ public enum ChunkCodec {
         return body.bytes
     }
 
+    /// The bytes before a blob's trailing CRC-32, once it matches them (chunks, version blocks, group
+    /// directories): a blob shorter than `minimum` is truncated; a mismatch throws `mismatch`.
+    static func checked(_ raw: UnsafeRawBufferPointer, minimum: Int, _ mismatch: String) throws -> UnsafeRawBufferPointer {
+        guard raw.count >= minimum else { throw ChunkError.truncated }
+        let payload = UnsafeRawBufferPointer(rebasing: raw[0..<raw.count - 4])
+        var tail = ByteReader(raw, at: raw.count - 4)
+        guard try tail.u32() == Zlib.crc32(payload) else { throw ChunkError.corrupt(mismatch) }
+        return payload
+    }
+
     /// `payload` with its CRC-32 appended, as a blob ends (for tools, and for fuzzing past the checksum).
     public static func withChecksum(_ payload: [UInt8]) -> [UInt8] {
         var out = ByteWriter(capacity: payload.count + 4)
@@ -96,10 +106,7 @@ public enum ChunkCodec {
     /// Decodes a blob with `columnCount` value columns, checking its CRC first.
     public static func decode(_ blob: [UInt8], columnCount: Int) throws -> (times: [Int64], columns: [[Double]]) {
         try blob.withUnsafeBytes { raw in
-            guard raw.count >= 6 else { throw ChunkError.truncated }
-            let payload = UnsafeRawBufferPointer(rebasing: raw[0..<raw.count - 4])
-            var tail = ByteReader(raw, at: raw.count - 4)
-            guard try tail.u32() == Zlib.crc32(payload) else { throw ChunkError.corrupt("checksum mismatch") }
+            let payload = try checked(raw, minimum: 6, "checksum mismatch")
             var r = ByteReader(payload)
             let flags = try r.u8()
             guard flags <= 1 else { throw ChunkError.corrupt("unknown flags \(flags)") }

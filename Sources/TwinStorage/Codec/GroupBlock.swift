@@ -82,11 +82,7 @@ public enum GroupBlock {
     /// Reads a directory, checking its CRC and that its members tile its data.
     public static func directory(_ bytes: [UInt8]) throws -> Directory {
         try bytes.withUnsafeBytes { raw in
-            guard raw.count >= 8 else { throw ChunkError.truncated }
-            let payload = UnsafeRawBufferPointer(rebasing: raw[0..<raw.count - 4])
-            var tail = ByteReader(raw, at: raw.count - 4)
-            guard try tail.u32() == Zlib.crc32(payload) else { throw ChunkError.corrupt("group directory checksum mismatch") }
-            var r = ByteReader(payload)
+            var r = ByteReader(try ChunkCodec.checked(raw, minimum: 8, "group directory checksum mismatch"))
             let version = try r.u8()
             guard version == 1 else { throw ChunkError.corrupt("unknown group directory version \(version)") }
             let flags = try r.u8()

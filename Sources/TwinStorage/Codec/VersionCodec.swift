@@ -162,10 +162,7 @@ public enum VersionCodec {
     /// keys as `***#N`, unique within the block.
     public static func decode(_ blob: [UInt8], sealer: (any AttributeCipher)? = nil) throws -> [EntityVersion] {
         try blob.withUnsafeBytes { all in
-            guard all.count >= 7 else { throw ChunkError.truncated }
-            let payload = UnsafeRawBufferPointer(rebasing: all[0..<all.count - 4])
-            var tail = ByteReader(all, at: all.count - 4)
-            guard try tail.u32() == Zlib.crc32(payload) else { throw ChunkError.corrupt("version block checksum mismatch") }
+            let payload = try ChunkCodec.checked(all, minimum: 7, "version block checksum mismatch")
             var head = ByteReader(payload)
             guard try head.u8() == format else { throw ChunkError.corrupt("unknown version block format") }
             let flags = try head.u8()
