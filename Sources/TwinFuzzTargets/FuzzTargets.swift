@@ -25,7 +25,22 @@ public enum FuzzTargets {
         "procfs": procfs, "exposition": exposition, "promql": promql, "time": time, "chunk": chunk,
         "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
         "config": config, "versions": versions, "sync": sync, "syncstream": syncStream, "follow": follow,
+        "hubanswers": hubAnswers,
     ]
+
+    /// What an agent or relay reads from its hub besides batches: acknowledgement lines (a `behind` wait is
+    /// acted on within a minute, whatever the line says) and the address map (`/api/v1/sync/addresses`).
+    static func hubAnswers(_ data: [UInt8]) {
+        for line in data.split(separator: UInt8(ascii: "\n")) {
+            guard let ack = try? JSONDecoder().decode(SyncAck.self, from: Data(line)) else { continue }
+            guard (0...60_000).contains(ack.boundedWaitMs) else { fatalError("a wait of \(ack.boundedWaitMs) ms acted on") }
+        }
+        if let map = try? JSONDecoder().decode([String: String].self, from: Data(data)) {
+            let book = FleetAddressBook()
+            let learnt = book.learn(upstream: map)
+            if learnt, map.count > FleetAddressBook.maxUpstream { fatalError("an address map of \(map.count) entries learnt") }
+        }
+    }
 
     /// Every /proc and /sys parser on the same bytes (text and binary forms).
     static func procfs(_ data: [UInt8]) {
