@@ -47,7 +47,7 @@ let package = Package(
         ),
         .target(
             name: "TwinStorage",
-            dependencies: ["TwinCore", "CZlib", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["TwinCore", "CZlib", "CZstd", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -94,12 +94,12 @@ public enum FuzzTargets {
         if let directory = try? GroupBlock.directory(ChunkCodec.withChecksum(data)) { _ = try? GroupBlock.rawData(data, directory) }
     }
 
-    /// Version blocks, from disk or the wire. The first byte picks the flags of a block whose checksum
-    /// is made right, so the decoder itself is reached.
+    /// Version blocks, from disk or the wire. The first byte picks the format (top bit) and flags of a
+    /// block whose checksum is made right, so the decoder itself is reached.
     static func versions(_ data: [UInt8]) {
         _ = try? VersionCodec.decode(data)
         guard let flags = data.first else { return }
-        _ = try? VersionCodec.decode(ChunkCodec.withChecksum([1, flags & 1] + data.dropFirst()))
+        _ = try? VersionCodec.decode(ChunkCodec.withChecksum([1 + flags >> 7, flags & 7] + data.dropFirst()))
     }
 
     /// Sync batches as a hub receives them. The first byte picks the compression of a batch whose checksum

@@ -105,8 +105,8 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     }
 
     public func hello(host: String?, version: Int, agentClock: Int64?, latest: UInt64?) throws {
-        guard version == Int(SyncCodec.version) else {
-            throw TwinError.badInput("sync protocol version \(version) is not spoken here; this hub speaks version \(SyncCodec.version)")
+        guard SyncCodec.readable.contains(where: { Int($0) == version }) else {
+            throw TwinError.badInput("sync protocol version \(version) is not spoken here; this hub speaks versions \(SyncCodec.readable.lowerBound)–\(SyncCodec.readable.upperBound)")
         }
         guard let host else { return }
         let offset = agentClock.map { TwinTime.nowMillis() - $0 }

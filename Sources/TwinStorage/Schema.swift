@@ -310,6 +310,10 @@ enum Schema {
                 CREATE UNIQUE INDEX series_by_key ON series(labels_id, metric_id);
                 """)
         }
+        // v19: version blocks are written in format 2 (shapes, columns, zstd; docs/format/versions.md) and
+        // merged per lifetime class and clock hour. Nothing to rewrite here — compaction merges format-1
+        // blocks a few hours at each seal — but a binary that reads only format 1 must refuse the store.
+        m.registerMigration("v19") { _ in }
         return m
     }
 }

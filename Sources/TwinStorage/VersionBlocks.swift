@@ -10,6 +10,10 @@ import TwinCore
 extension TwinStore {
     /// Versions per block at most, so a block decodes in bounded time and memory.
     static let versionsPerBlock = 20_000
+    /// Versions per merged block at most: a query `--at T` decodes a block of each lifetime class whose
+    /// starts may hold T (about 3.5 µs a version), so an hour of a churning class is cut into slices of
+    /// consecutive starts. On the churn hour 4,096 costs 2.4 % more bytes than 20,000 (BENCHMARKS.md).
+    static let versionsPerMergedBlock = 4_096
 
     /// Packs the closed versions that ended before `horizon` (the sealer, every minute and at each seal). One
     /// transaction: a version is either a row or in a block, never both nor neither.
@@ -39,11 +43,12 @@ extension TwinStore {
         }
     }
 
-    func insertBlock(_ db: Database, span: Int, _ list: [EntityVersion]) throws {
+    /// Inserts a block of `list` (encoded here unless `data` is given).
+    func insertBlock(_ db: Database, span: Int, _ list: [EntityVersion], data: [UInt8]? = nil) throws {
         guard !list.isEmpty else { return }
         let froms = list.map(\.validFrom), tos = list.map { $0.validTo ?? $0.validFrom }
         try db.cachedStatement(sql: "INSERT INTO version_blocks(span, min_from, max_from, min_to, max_to, count, data) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(
-            arguments: [span, froms.min()!, froms.max()!, tos.min()!, tos.max()!, list.count, Data(encodeBlock(list))])
+            arguments: [span, froms.min()!, froms.max()!, tos.min()!, tos.max()!, list.count, Data(data ?? encodeBlock(list))])
     }
 
     /// A block of stored versions. With a cipher that can open them, their sealed values are opened and
@@ -59,6 +64,82 @@ extension TwinStore {
             if let block = VersionCodec.encode(clear, sealer: cipher) { return block }
         }
         return VersionCodec.encode(stored)
+    }
+
+    /// Merges, per lifetime class, the blocks whose versions ended in the same clock hour before `horizon`
+    /// into as few blocks as ``versionsPerMergedBlock`` allows (the sealer, after packing): an hour of a busy host
+    /// packs into a block a minute per class, and one block an hour compresses to about half of those
+    /// (more shared strings, more changes stored as deltas; BENCHMARKS.md, "State history"). Each hour and
+    /// class is read and encoded outside the write lock, then swapped in one transaction if its blocks are
+    /// still there. A group with a block that cannot be opened here (sealed under a key this process lacks)
+    /// is left as it is. At most `limit` hours and classes a call, oldest first, so a store upgraded from
+    /// minute blocks converts a little at each seal. Returns the number of blocks merged away.
+    @discardableResult
+    func compactVersionBlocks(before horizon: Int64, limit: Int = 24) throws -> Int {
+        let hour = StoragePolicy.hour, per = Self.versionsPerMergedBlock
+        let groups = try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT span, max_to / ? AS h FROM version_blocks WHERE max_to < ? AND max_to >= 0
+                GROUP BY span, h HAVING count(*) > (sum(count) + ? - 1) / ? ORDER BY h, span
+                """, arguments: [hour, floorDiv(horizon, hour) * hour, per, per]).map { (span: $0["span"] as Int, start: ($0["h"] as Int64) * hour) }
+        }
+        var merged = 0
+        for group in groups.prefix(limit) {
+            let rows = try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, data FROM version_blocks WHERE span = ? AND max_to >= ? AND max_to < ?",
+                                 arguments: [group.span, group.start, group.start + hour])
+            }
+            guard rows.count > 1, let blocks = try merge(rows) else { continue }
+            let ids = rows.map { String($0["id"] as Int64) }.joined(separator: ",")
+            try pool.write { db in
+                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM version_blocks WHERE id IN (\(ids))") == rows.count else { return }
+                try db.execute(sql: "DELETE FROM version_blocks WHERE id IN (\(ids))")
+                for block in blocks { try insertBlock(db, span: group.span, block.list, data: block.data) }
+                merged += rows.count - blocks.count
+            }
+        }
+        return merged
+    }
+
+    /// The versions of `rows` (id, data) packed again as blocks of at most ``versionsPerMergedBlock``; nil when
+    /// a block cannot be opened here.
+    func merge(_ rows: [Row]) throws -> [(list: [EntityVersion], data: [UInt8])]? {
+        var versions: [EntityVersion] = []
+        for row in rows {
+            guard let list = try clearVersions([UInt8](row["data"] as Data), id: row["id"]) else { return nil }
+            versions += list
+        }
+        versions.sort { ($0.validFrom, $0.kind.rawValue, $0.key) < ($1.validFrom, $1.kind.rawValue, $1.key) }
+        var blocks: [(list: [EntityVersion], data: [UInt8])] = []
+        let per = Self.versionsPerMergedBlock
+        for start in stride(from: 0, to: versions.count, by: per) {
+            let list = Array(versions[start..<min(start + per, versions.count)])
+            guard let data = cipher.map({ VersionCodec.encode(list, sealer: $0) }) ?? VersionCodec.encode(list) else { return nil }
+            blocks.append((list, data))
+        }
+        return blocks
+    }
+
+    /// A block's versions in clear (the form ``VersionCodec/encode(_:sealer:)`` takes), or as stored when
+    /// the store has no cipher; nil when a sealed string cannot be opened here.
+    private func clearVersions(_ blob: [UInt8], id: Int64) throws -> [EntityVersion]? {
+        do {
+            if let section = try VersionCodec.sealedSection(of: blob) {
+                guard let cipher, cipher.openSection(section) != nil else { return nil }
+                return try VersionCodec.decode(blob, sealer: cipher)
+            }
+            let stored = try VersionCodec.decode(blob)
+            guard let cipher else { return stored }
+            var clear: [EntityVersion] = []
+            clear.reserveCapacity(stored.count)
+            for v in stored {
+                guard let key = cipher.clear(v.kind, key: v.key), let attrs = cipher.clear(v.kind, v.attributes) else { return nil }
+                clear.append(EntityVersion(kind: v.kind, key: key, attributes: attrs, validFrom: v.validFrom, validTo: v.validTo))
+            }
+            return clear
+        } catch {
+            throw TwinError.corrupt(what: "version block \(id) in \(dataDir)/twin.db", detail: "\(error)")
+        }
     }
 
     /// The versions of the blocks `sql` selects (stored form), decoded; damage names the block.
@@ -110,11 +191,16 @@ public struct StateStorageFigures: Sendable, Encodable {
     public var closedRows = 0, closedRowsPackedBytes = 0
     /// Microseconds per version to encode and to decode those blocks.
     public var encodeMicrosPerVersion = 0.0, decodeMicrosPerVersion = 0.0
+    /// The packed blocks merged per lifetime class and clock hour as the sealer's compaction would, without
+    /// writing: the blocks before and after, their bytes, and the microseconds per version to merge.
+    public var hourGroups = 0, hourGroupBlocks = 0, hourGroupBytes = 0, hourMergedBytes = 0, mergeMicrosPerVersion = 0.0
 
     enum CodingKeys: String, CodingKey {
         case rowVersions = "row_versions", packedVersions = "packed_versions", rowAttributeBytes = "row_attribute_bytes", blockBytes = "block_bytes"
         case closedRows = "closed_rows", closedRowsPackedBytes = "closed_rows_packed_bytes"
         case encodeMicrosPerVersion = "encode_us_per_version", decodeMicrosPerVersion = "decode_us_per_version"
+        case hourGroups = "hour_groups", hourGroupBlocks = "hour_group_blocks", hourGroupBytes = "hour_group_bytes", hourMergedBytes = "hour_merged_bytes"
+        case mergeMicrosPerVersion = "merge_us_per_version"
     }
 }
 
@@ -147,6 +233,22 @@ extension TwinStore {
                 f.encodeMicrosPerVersion = Double(b - a) / 1000 / Double(f.closedRows)
                 f.decodeMicrosPerVersion = Double(c - b) / 1000 / Double(f.closedRows)
             }
+            let hour = StoragePolicy.hour
+            var mergedVersions = 0, mergeNanos: UInt64 = 0
+            for group in try Row.fetchAll(db, sql: "SELECT span, max_to / ? AS h FROM version_blocks WHERE max_to >= 0 GROUP BY span, h HAVING count(*) > 1", arguments: [hour]) {
+                let start = (group["h"] as Int64) * hour
+                let rows = try Row.fetchAll(db, sql: "SELECT id, data, count FROM version_blocks WHERE span = ? AND max_to >= ? AND max_to < ?",
+                                            arguments: [group["span"] as Int, start, start + hour])
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                guard let blocks = try merge(rows) else { continue }
+                mergeNanos += DispatchTime.now().uptimeNanoseconds - t0
+                f.hourGroups += 1
+                f.hourGroupBlocks += rows.count
+                f.hourGroupBytes += rows.reduce(0) { $0 + ($1["data"] as Data).count }
+                f.hourMergedBytes += blocks.reduce(0) { $0 + $1.data.count }
+                mergedVersions += rows.reduce(0) { $0 + ($1["count"] as Int) }
+            }
+            if mergedVersions > 0 { f.mergeMicrosPerVersion = Double(mergeNanos) / 1000 / Double(mergedVersions) }
             return f
         }
     }

@@ -126,7 +126,7 @@ public enum SyncError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .malformed(let m): "malformed batch: \(m)"
-        case .unsupportedVersion(let v): "batch of protocol version \(v); this side speaks version \(SyncCodec.version)"
+        case .unsupportedVersion(let v): "batch of protocol version \(v); this side speaks versions \(SyncCodec.readable.lowerBound)–\(SyncCodec.readable.upperBound)"
         case .baseMismatch(let e, let h): "batch encoded against tick \(e.map(String.init) ?? "none"), receiver is at \(h.map(String.init) ?? "none")"
         case .invalid(let m): "invalid batch: \(m)"
         }
@@ -136,7 +136,7 @@ public enum SyncError: Error, Equatable, CustomStringConvertible {
 /// The wire encoding of ``SyncBatch`` (docs/format/sync.md):
 ///
 /// ```
-/// batch   = u8 version (1) · u8 compression (0 none, 1 zstd) · string host · u64 epoch · uvarint first seq
+/// batch   = u8 version (2; 1 is read) · u8 compression (0 none, 1 zstd) · string host · u64 epoch · uvarint first seq
 ///           · uvarint tick count · uvarint (base seq + 1, or 0) · uvarint payload size · payload (compressed)
 ///           · u32 crc32 of everything before
 /// payload = uvarint n · n × (varint Δref · u8 type · string metric · string labels)      the dictionary
@@ -147,7 +147,11 @@ public enum SyncError: Error, Equatable, CustomStringConvertible {
 /// string  = uvarint length · UTF-8
 /// ```
 public enum SyncCodec {
-    public static let version: UInt8 = 1
+    /// The version this side writes. Version 2 carries version blocks of format 2 (docs/format/versions.md);
+    /// the rest of the batch is as in version 1, which is still read (agents and relays not yet upgraded).
+    public static let version: UInt8 = 2
+    /// The versions this side reads.
+    public static let readable: ClosedRange<UInt8> = 1...2
     /// Larger batches are refused before anything is allocated for them.
     public static let maxPayload = 64 << 20
 
@@ -379,7 +383,7 @@ public enum SyncCodec {
                 guard try tail.u32() == crc32(Array(body)) else { throw SyncError.malformed("checksum mismatch") }
                 var r = ByteReader(body)
                 let v = try r.u8()
-                guard v == version else { throw SyncError.unsupportedVersion(v) }
+                guard readable.contains(v) else { throw SyncError.unsupportedVersion(v) }
                 let compression = try r.u8()
                 let host = try r.string()
                 let epoch = try r.u64()
@@ -424,21 +428,12 @@ public enum SyncCodec {
     }
 
     /// zstd level 3 (its default); nil when that is not smaller.
-    static func zstd(_ input: [UInt8]) -> [UInt8]? {
-        let bound = ZSTD_compressBound(input.count)
-        var out = [UInt8](repeating: 0, count: bound)
-        let n = input.withUnsafeBytes { src in out.withUnsafeMutableBytes { dst in ZSTD_compress(dst.baseAddress, bound, src.baseAddress, src.count, 3) } }
-        guard ZSTD_isError(n) == 0, n < input.count else { return nil }
-        out.removeSubrange(n...)
-        return out
-    }
+    static func zstd(_ input: [UInt8]) -> [UInt8]? { Zstd.compress(input, level: 3) }
 
     static func unzstd(_ input: [UInt8], size: Int) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: size)
-        let n = input.withUnsafeBytes { src in out.withUnsafeMutableBytes { dst in ZSTD_decompress(dst.baseAddress, size, src.baseAddress, src.count) } }
-        guard ZSTD_isError(n) == 0 else { throw SyncError.malformed("zstd: \(String(cString: ZSTD_getErrorName(n)))") }
-        guard n == size else { throw SyncError.malformed("payload of \(n) bytes, header says \(size)") }
-        return out
+        do { return try input.withUnsafeBytes { try Zstd.decompress($0, rawCount: size) } } catch let e as ChunkError {
+            throw SyncError.malformed(e.description)
+        }
     }
 }
 

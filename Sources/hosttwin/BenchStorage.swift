@@ -85,6 +85,10 @@ struct BenchStorage: ParsableCommand {
                 print(String(format: "    the %d closed rows packed now: %d bytes (%.1f bytes/version); encode %.2f µs, decode %.2f µs per version",
                              st.closedRows, st.closedRowsPackedBytes, Double(st.closedRowsPackedBytes) / Double(st.closedRows), st.encodeMicrosPerVersion, st.decodeMicrosPerVersion))
             }
+            if st.hourGroups > 0 {
+                print(String(format: "    %d blocks in %d class-hours merged as compaction would: %d → %d bytes (%.2f µs per version)",
+                             st.hourGroupBlocks, st.hourGroups, st.hourGroupBytes, st.hourMergedBytes, st.mergeMicrosPerVersion))
+            }
         }
         if let i = result.ingest {
             print(String(format: "ingest: %d samples of %d series in %.2f s: %.0f samples/s, %.0f samples per CPU second", i.samples, i.series, i.seconds, i.samplesPerSecond, i.samplesPerCPUSecond))

@@ -79,9 +79,11 @@ import TwinStorage
         let fleet = ((ServerTests.get(port, "/api/v1/fleet").1["data"] as? [String: Any])?["hosts"] as? [[String: Any]]) ?? []
         #expect(fleet.count == 1 && fleet.first?["host"] as? String == "web-1" && (fleet.first?["lag_seconds"] as? Double ?? 99) < 5, "\(fleet)")
         #expect(abs(fleet.first?["clock_offset_seconds"] as? Double ?? 99) < 1, "one clock on loopback: \(fleet)")
-        // A newer protocol version is refused with the version the hub speaks.
+        // A newer protocol version is refused with the versions the hub speaks; the previous one is spoken.
+        let previous = LoopbackHTTP.request(port: port, method: "GET", path: "/api/v1/sync/cursor?host=web-1&version=1", headers: ["Authorization": "Bearer \(token)"])
+        #expect(previous?.status == 200, "\(previous?.body ?? "")")
         let newer = LoopbackHTTP.request(port: port, method: "GET", path: "/api/v1/sync/cursor?host=web-1&version=99", headers: ["Authorization": "Bearer \(token)"])
-        #expect(newer?.status == 400 && newer?.body.contains("speaks version 1") == true, "\(newer?.body ?? "")")
+        #expect(newer?.status == 400 && newer?.body.contains("speaks versions 1–2") == true, "\(newer?.body ?? "")")
         #expect(LoopbackHTTP.get(port: port, "/metrics")?.body.contains("hosttwin_sync_lag_seconds{host=\"web-1\"}") == true)
         agent.interrupt()
         agent.waitUntilExit()

@@ -96,10 +96,22 @@ extension StoragePolicy {
             expected.append((t, live))
         }
         try writer.finish(now: t0 + 200_000)
-        // The same answers from rows, from rows and packed blocks, and from blocks only.
+        // The same answers from rows, from rows and packed blocks, from blocks only, and from the blocks
+        // merged per class and hour by compaction.
         let totalVersions = try store.counts()["versions"]
-        for packedThrough in [Int64.min, t0 + 60_000, Int64.max] {
-            if packedThrough > Int64.min { try store.packVersions(before: packedThrough) }
+        for step in ["rows", "half packed", "packed", "merged"] {
+            switch step {
+            case "half packed": try store.packVersions(before: t0 + 60_000)
+            case "packed": try store.packVersions(before: .max)
+            case "merged":
+                let blocks = try #require(try store.counts()["version_blocks"])
+                #expect(try store.compactVersionBlocks(before: t0 + 3_600_000) > 0)
+                let merged = try #require(try store.counts()["version_blocks"])
+                #expect(merged < blocks)
+                #expect(try store.compactVersionBlocks(before: t0 + 3_600_000) == 0, "merging again changes nothing")
+                #expect(try store.counts()["version_blocks"] == merged)
+            default: break
+            }
             #expect(try store.counts()["versions"] == totalVersions)
             for (t, snapshot) in expected {
                 for probe in [t, t + 999] {

@@ -110,7 +110,7 @@ import GRDB
     }
 
     /// A batch written by hand from docs/format/sync.md (the fuzz corpus's seed, made by a Python script)
-    /// decodes as the document says.
+    /// decodes as the document says. It is of protocol version 1, which a hub still reads.
     @Test func readsABatchWrittenFromTheFormatDocument() throws {
         let seed = try [UInt8](Data(contentsOf: URL(fileURLWithPath: FuzzCorpusTests.corpusRoot + "/sync/seed-batch")))
         let (batch, _) = try SyncCodec.decode(seed)

@@ -125,6 +125,7 @@ final class Sealer: @unchecked Sendable {
             try store.compact(before: hour)
             // Closed versions leave the rows a head window after they ended (a busy host closes hundreds a minute).
             try store.packVersions(before: floorDiv(job.latest, policy.headWindow) * policy.headWindow)
+            try store.compactVersionBlocks(before: hour)
             if lastRetention.map({ job.latest - $0 >= 10 * StoragePolicy.minute }) ?? true {
                 try store.applyRetention(policy, latest: job.latest)
                 lastRetention = job.latest
