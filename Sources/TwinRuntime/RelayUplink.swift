@@ -18,8 +18,10 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
     let logger: Logger
     /// What the upstream holds per host, from its handshake and acknowledgements (nil before the first).
     private let upstream = Mutex<[String: (epoch: UInt64, through: UInt64)]?>(nil)
-    /// The epoch of each host's batches sent in the current session (acknowledgements name none).
-    private let sentEpochs = Mutex<[String: UInt64]>([:])
+    /// The epoch of each host's batches sent in the current session (acknowledgements name none) and the
+    /// newest tick sent: an acknowledgement counts only up to it, whatever the upstream says (the outbox is
+    /// pruned by what the upstream holds, so an upstream that lies must not empty it).
+    private let sent = Mutex<[String: (epoch: UInt64, through: UInt64)]>([:])
 
     /// Rewrites each batch's state changes before it leaves (the destination's data policy); nil: as applied.
     let rewrite: StateRewrite?
@@ -53,6 +55,19 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
         self.rewrite = rewrite
     }
 
+    /// What an upstream's handshake says it holds, bounded by what this hub applied: it cannot hold more of a
+    /// host's epoch than that, and what it claims beyond is counted only that far, so the outbox is neither
+    /// skipped nor pruned past what was sent (SECURITY.md, "a hub that lies"). Also returns the claims cut.
+    static func bounded(_ held: [String: (epoch: UInt64, through: UInt64)], by own: [RemoteCursor]) -> ([String: (epoch: UInt64, through: UInt64)], [String]) {
+        var out = held, overclaimed: [String] = []
+        for mine in own {
+            guard let h = held[mine.host], h.epoch == mine.epoch, h.through > mine.appliedThrough else { continue }
+            overclaimed.append("\(mine.host) through tick \(h.through), this hub \(mine.appliedThrough)")
+            out[mine.host] = (h.epoch, mine.appliedThrough)
+        }
+        return (out, overclaimed)
+    }
+
     /// What the upstream holds per host, as last heard; nil before the first handshake.
     public var held: [String: (epoch: UInt64, through: UInt64)]? { upstream.withLock { $0 } }
 
@@ -70,9 +85,14 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
         }
         var held: [String: (epoch: UInt64, through: UInt64)] = [:]
         for c in cursors { held[c.host] = (UInt64(c.epoch, radix: 16) ?? 0, c.appliedThrough) }
+        let (bounded, overclaimed) = Self.bounded(held, by: try store.remoteCursors())
+        held = bounded
+        if let first = overclaimed.first {
+            logger.warning("the upstream claims \(overclaimed.count) host(s) beyond what this hub applied (\(first)); counted only that far")
+        }
         upstream.withLock { [held] in $0 = held }
         let start = held
-        sentEpochs.withLock { $0 = [:] }
+        sent.withLock { $0 = [:] }
         let store = store
         logger.info("relaying to \(remote.host):\(remote.port): the upstream holds \(cursors.count) host(s)")
         let named = datacenter.map { "?datacenter=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
@@ -93,7 +113,8 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
                     guard let ack = try? JSONDecoder().decode(SyncAck.self, from: Data(line.utf8)), let host = ack.host else { continue }
                     switch ack.outcome {
                     case "applied", "duplicate":
-                        guard let last = ack.last, let epoch = sentEpochs.withLock({ $0[host] }) else { continue }
+                        guard let acked = ack.last, let (epoch, through) = sent.withLock({ $0[host] }) else { continue }
+                        let last = min(acked, through)
                         upstream.withLock { u in
                             if let h = u?[host], h.epoch == epoch, h.through >= last { return }
                             u?[host] = (epoch, last)
@@ -129,7 +150,13 @@ public final class RelayUplink: Service, @unchecked Sendable { // mutable state 
                         withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { frames += $0 }
                         frames += bytes
                     }
-                    sentEpochs.withLock { e in for item in items { e[item.host] = reader.held[item.host]?.epoch } }
+                    sent.withLock { e in
+                        for item in items {
+                            guard let epoch = reader.held[item.host]?.epoch else { continue }
+                            let through = e[item.host].map { $0.epoch == epoch ? max($0.through, item.range.upperBound) : item.range.upperBound } ?? item.range.upperBound
+                            e[item.host] = (epoch, through)
+                        }
+                    }
                     if FaultPoints.fires(.relayMidFrame) {
                         try await stream.send(try compressor.compress(Array(frames.prefix(frames.count / 2))))
                         FaultPoints.crash(.relayMidFrame)

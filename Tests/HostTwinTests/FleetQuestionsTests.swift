@@ -5,6 +5,7 @@ import TwinCore
 import TwinQuery
 import TwinSecurity
 import TwinServer
+@testable import TwinRuntime
 @testable import TwinStorage
 
 /// The fleet's questions on known twins: the dependency graph across hosts, how two hosts differ, and
@@ -183,6 +184,21 @@ import TwinServer
         var opened = [Self.connection("web-1", "10.0.0.5", 40001, "10.0.0.9", 5432, "app")].map { Entity(kind: $0.kind, key: $0.key, attributes: $0.attributes) }
         book.annotate(&opened, policy: policy, localHost: "web-1")
         #expect(opened[0].attributes["remote_host"]?.description == "db-1", "the first map still names the peer: \(opened[0].attributes)")
+    }
+
+    /// An upstream's handshake claiming more of a host's epoch than this relay applied is counted only that
+    /// far (the outbox would otherwise be skipped and pruned past what was sent); another epoch, a host this
+    /// hub does not hold, and an honest claim are left as they are.
+    @Test func anUpstreamsClaimIsBoundedByWhatTheRelayApplied() {
+        let claimed: [String: (epoch: UInt64, through: UInt64)] = ["web-1": (7, UInt64(Int64.max)), "web-2": (8, 900), "db-1": (9, 40), "far": (1, 5)]
+        let own = [RemoteCursor(host: "web-1", epoch: 7, appliedThrough: 120), RemoteCursor(host: "web-2", epoch: 3, appliedThrough: 10),
+                   RemoteCursor(host: "db-1", epoch: 9, appliedThrough: 50)]
+        let (held, cut) = RelayUplink.bounded(claimed, by: own)
+        #expect(held["web-1"]! == (7, 120))
+        #expect(held["web-2"]! == (8, 900))
+        #expect(held["db-1"]! == (9, 40))
+        #expect(held["far"]! == (1, 5))
+        #expect(cut.count == 1 && cut[0].contains("web-1"))
     }
 
     /// Twenty minutes of a host with 16 GiB available (noisy, no trend) and a day's horizon: the bounds
