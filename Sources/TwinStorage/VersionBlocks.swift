@@ -142,11 +142,11 @@ extension TwinStore {
         }
     }
 
-    /// The versions of the blocks `sql` selects (stored form), decoded; damage names the block.
-    func packed(_ db: Database, _ sql: String, _ arguments: StatementArguments) throws -> [EntityVersion] {
+    /// The versions `keep` accepts of the blocks `sql` selects (stored form), decoded; damage names the block.
+    func packed(_ db: Database, _ sql: String, _ arguments: StatementArguments, keep: @escaping VersionCodec.Keep) throws -> [EntityVersion] {
         var out: [EntityVersion] = []
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, data FROM version_blocks WHERE \(sql)"), arguments: arguments) {
-            do { out += try VersionCodec.decode([UInt8](row["data"] as Data), sealer: cipher) } catch {
+            do { out += try VersionCodec.decode([UInt8](row["data"] as Data), sealer: cipher, keep: keep) } catch {
                 throw TwinError.corrupt(what: "version block \(row["id"] as Int64) in \(dataDir)/twin.db", detail: "\(error)")
             }
         }
@@ -156,18 +156,19 @@ extension TwinStore {
     /// Packed versions of lifetime class `span` alive at `at` (started within the class's window before it).
     func packedAlive(_ db: Database, span: Int, at: Int64) throws -> [EntityVersion] {
         let earliest = at > Int64.min + SpanClass.window(span) ? at - SpanClass.window(span) : Int64.min
-        return try packed(db, "span = ? AND max_from >= ? AND min_from <= ? AND max_to > ?", [span, earliest, at, at])
-            .filter { $0.validFrom >= earliest && $0.validFrom <= at && ($0.validTo ?? .max) > at }
+        return try packed(db, "span = ? AND max_from >= ? AND min_from <= ? AND max_to > ?", [span, earliest, at, at]) { from, to in
+            from >= earliest && from <= at && (to ?? .max) > at
+        }
     }
 
     /// Packed versions that started in `[from, to]`.
     func packedStarting(_ db: Database, from: Int64, to: Int64) throws -> [EntityVersion] {
-        try packed(db, "max_from >= ? AND min_from <= ?", [from, to]).filter { $0.validFrom >= from && $0.validFrom <= to }
+        try packed(db, "max_from >= ? AND min_from <= ?", [from, to]) { start, _ in start >= from && start <= to }
     }
 
     /// Packed versions that ended in `[from, to]`.
     func packedEnding(_ db: Database, from: Int64, to: Int64) throws -> [EntityVersion] {
-        try packed(db, "max_to >= ? AND min_to <= ?", [from, to]).filter { ($0.validTo ?? .min) >= from && ($0.validTo ?? .max) <= to }
+        try packed(db, "max_to >= ? AND min_to <= ?", [from, to]) { _, end in (end ?? .min) >= from && (end ?? .max) <= to }
     }
 
     /// A stored version as read: its key and sealed attributes opened where a key is at hand (a block's

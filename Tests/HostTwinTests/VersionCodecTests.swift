@@ -9,7 +9,8 @@ import GRDB
 /// an entity's versions, and damage refused with an error.
 @Suite struct VersionCodecTests {
     /// Random histories: entities that appear, change attribute by attribute (added, changed, removed)
-    /// and disappear, with every value type; the decoded block equals the input, sorted by start.
+    /// and disappear, with every value type; the decoded block equals the input, sorted by start, and a
+    /// decode keeping only some versions equals the input filtered.
     @Test func roundTripsRandomHistories() throws {
         var rng = SeededGenerator(seed: 7)
         for round in 0..<40 {
@@ -38,6 +39,11 @@ import GRDB
             let back = try VersionCodec.decode(block)
             let sorted = versions.sorted { ($0.validFrom, $0.kind.rawValue, $0.key) < ($1.validFrom, $1.kind.rawValue, $1.key) }
             #expect(back == sorted)
+            // A reader wanting some versions (alive at a time, most of them deltas) gets exactly those.
+            for probe in stride(from: 0, to: sorted.count, by: max(1, sorted.count / 5)).map({ sorted[$0].validFrom + 1 }) {
+                let alive: VersionCodec.Keep = { from, to in from <= probe && (to ?? .max) > probe }
+                #expect(try VersionCodec.decode(block, keep: alive) == sorted.filter { alive($0.validFrom, $0.validTo) })
+            }
         }
         #expect(try VersionCodec.decode(VersionCodec.encode([])).isEmpty)
     }
