@@ -41,6 +41,11 @@ public enum VersionCodec {
     /// level 9 at twice its cost (13 µs a version to merge, 6.6 at level 9); level 19 saves 1.5 % more for
     /// 2.5 times the cost.
     static let zstdLevel: Int32 = 15
+    /// Below this many bytes (a live tick's versions on the wire, a quiet minute's pack) level 3: level 15's
+    /// setup doubled the live lane's encoding (`bench sync`: 153 → 329 µs a tick) for a few bytes.
+    static let smallBody = 8 << 10
+
+    static func level(for size: Int) -> Int32 { size < smallBody ? 3 : zstdLevel }
 
     /// Encodes `versions` (any order; the block keeps them sorted by start, kind, key). With `sealer`, the
     /// versions are in clear and what it seals goes to the sealed section; nil when that section cannot
@@ -51,12 +56,6 @@ public enum VersionCodec {
 
     /// Encodes `versions` as they are (sealed values, if any, stay sealed strings).
     public static func encode(_ versions: [EntityVersion]) -> [UInt8] { encode(versions, sealing: nil)! }
-
-    /// A version's shape: the names it sets (sorted) and, for a delta, the names it removes.
-    struct Shape: Hashable {
-        var set: [String]
-        var removed: [String]
-    }
 
     private static func encode(_ versions: [EntityVersion], sealing sealer: (any AttributeCipher)?) -> [UInt8]? {
         let sorted = versions.sorted { ($0.validFrom, $0.kind.rawValue, $0.key) < ($1.validFrom, $1.kind.rawValue, $1.key) }
@@ -80,12 +79,14 @@ public enum VersionCodec {
         var previous: [EntityRef: EntityVersion] = [:]
         var meta = ByteWriter(capacity: sorted.count * 8)
         var shapeIDs = ByteWriter(capacity: sorted.count)
-        var shapes: [Shape] = []
-        var shapeIndex: [Shape: Int] = [:]
-        /// Per attribute name (in order of first appearance in a shape): the values set, with whether sealed.
-        var columnNames: [String] = []
-        var columns: [String: [(AttributeValue, sealed: Bool)]] = [:]
+        // A shape is keyed by its names' string indexes: set, −1, removed (hashing small ints, not strings).
+        var shapes: [[Int]] = []
+        var shapeIndex: [[Int]: Int] = [:]
+        /// Per attribute name, in order of first appearance in a shape: the values set, with whether sealed.
+        var columnOf: [Int: Int] = [:] // string index → column
+        var columns: [[(AttributeValue, sealed: Bool)]] = []
         var lastFrom: Int64 = 0
+        var key: [Int] = []
         for v in sorted {
             meta.uvarint(intern(v.kind.rawValue))
             if let sealer, sealer.isSealed(v.kind, key: v.key) { meta.uvarint(internSecret(v.key) << 1 | 1) } else { meta.uvarint(intern(v.key) << 1) }
@@ -95,34 +96,37 @@ public enum VersionCodec {
             let ref = EntityRef(kind: v.kind, key: v.key)
             let base = previous[ref].flatMap { $0.validTo == v.validFrom ? $0.attributes : nil }
             let set = v.attributes.filter { base?[$0.key] != $0.value }.sorted { $0.key < $1.key }
-            let shape = Shape(set: set.map(\.key), removed: base.map { b in b.keys.filter { v.attributes[$0] == nil }.sorted() } ?? [])
+            key.removeAll(keepingCapacity: true)
+            for (name, _) in set { key.append(Int(intern(name))) }
+            key.append(-1)
+            if let base { for name in base.keys.filter({ v.attributes[$0] == nil }).sorted() { key.append(Int(intern(name))) } }
             let id: Int
-            if let known = shapeIndex[shape] { id = known } else {
+            if let known = shapeIndex[key] { id = known } else {
                 id = shapes.count
-                shapeIndex[shape] = id
-                shapes.append(shape)
-                for name in shape.set where columns[name] == nil {
-                    columns[name] = []
-                    columnNames.append(name)
+                shapeIndex[key] = id
+                shapes.append(key)
+                for name in key.prefix(while: { $0 >= 0 }) where columnOf[name] == nil {
+                    columnOf[name] = columns.count
+                    columns.append([])
                 }
             }
             shapeIDs.uvarint(UInt64(id))
-            for (name, value) in set {
-                columns[name]!.append((value, sealed: sealer != nil && value != .null && sealer!.isSealed(v.kind, attribute: name)))
+            for (i, (name, value)) in set.enumerated() {
+                columns[columnOf[key[i]]!].append((value, sealed: sealer != nil && value != .null && sealer!.isSealed(v.kind, attribute: name)))
             }
             previous[ref] = v
         }
         var shapeBytes = ByteWriter(capacity: shapes.count * 16)
         shapeBytes.uvarint(UInt64(shapes.count))
         for shape in shapes {
-            shapeBytes.uvarint(UInt64(shape.set.count))
-            for name in shape.set { shapeBytes.uvarint(intern(name)) }
-            shapeBytes.uvarint(UInt64(shape.removed.count))
-            for name in shape.removed { shapeBytes.uvarint(intern(name)) }
+            let split = shape.firstIndex(of: -1)!
+            shapeBytes.uvarint(UInt64(split))
+            for name in shape[..<split] { shapeBytes.uvarint(UInt64(name)) }
+            shapeBytes.uvarint(UInt64(shape.count - split - 1))
+            for name in shape[(split + 1)...] { shapeBytes.uvarint(UInt64(name)) }
         }
         var values = ByteWriter(capacity: sorted.count * 16)
-        for name in columnNames {
-            let column = columns[name]!
+        for column in columns {
             for (value, sealed) in column {
                 if sealed { values.u8(6); continue }
                 switch value {
@@ -160,14 +164,14 @@ public enum VersionCodec {
             clear.stringTable(secrets)
             var packed = ByteWriter(capacity: clear.bytes.count / 2 + 8)
             packed.uvarint(UInt64(clear.bytes.count))
-            packed.append(Zstd.compress(clear.bytes, level: zstdLevel) ?? clear.bytes)
+            packed.append(Zstd.compress(clear.bytes, level: level(for: clear.bytes.count)) ?? clear.bytes)
             guard let sealed = sealer?.sealSection(packed.bytes) else { return nil }
             section = sealed
         }
         var out = ByteWriter(capacity: body.bytes.count / 3 + (section?.count ?? 0) + 16)
         out.u8(format)
         let sectionFlag: UInt8 = section == nil ? 0 : 2
-        let compressed = body.bytes.count > 64 ? Zstd.compress(body.bytes, level: zstdLevel).flatMap { $0.count + 4 < body.bytes.count ? $0 : nil } : nil
+        let compressed = body.bytes.count > 64 ? Zstd.compress(body.bytes, level: level(for: body.bytes.count)).flatMap { $0.count + 4 < body.bytes.count ? $0 : nil } : nil
         out.u8((compressed == nil ? 0 : 4) | sectionFlag)
         out.uvarint(UInt64(sorted.count))
         if let section {
