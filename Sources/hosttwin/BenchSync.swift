@@ -15,13 +15,17 @@ struct BenchSync: ParsableCommand {
         batches of --batch ticks standing alone, and live batches of one tick chained on the previous one, each \
         framed (4 bytes) — as they are, and with the push session compressed as one zstd stream. Counts payload \
         bytes only (no HTTP, TLS or TCP overhead); docs/format/sync.md. Then drains the ticks into a fresh \
-        temporary hub store (read, encode, decode, apply) and reports how many times real time that is.
+        temporary hub store (read, encode, decode, apply) and reports how many times real time that is. With \
+        --repeat N the drain applies the ticks N times over, each pass moved an earlier span back in time and on \
+        in sequence numbers (the last pass at the ticks' own times): an hour recorded under churn becomes a \
+        backlog of N hours of full ticks, samples and state, draining into one hub store.
         """
     )
     @Option(help: ArgumentHelp("An agent's (or run's) data directory.", valueName: "DIR")) var dataDir: String
     @Option(help: ArgumentHelp("First tick (sequence number).", valueName: "N")) var from: UInt64 = 1
     @Option(help: ArgumentHelp("Ticks to encode at most.", valueName: "N")) var ticks = 3600
     @Option(help: ArgumentHelp("Ticks per catch-up batch.", valueName: "N")) var batch = 1800
+    @Option(help: ArgumentHelp("Drain the ticks this many times over, as a backlog that many times as long.", valueName: "N")) var `repeat` = 1
     @OptionGroup var output: OutputOptions
 
     struct Lane: Encodable {
@@ -37,13 +41,14 @@ struct BenchSync: ParsableCommand {
         }
     }
     struct Apply: Encodable {
+        var ticks: Int
         var seconds: Double
         var ticksPerSecond: Double
         var samplesPerSecond: Double
         /// Ticks applied per second of wall time over the ticks' own span: how many times real time a
         /// backlog drains at (read, encode, decode and apply, one core).
         var timesRealTime: Double
-        enum CodingKeys: String, CodingKey { case seconds, ticksPerSecond = "ticks_per_second", samplesPerSecond = "samples_per_second", timesRealTime = "times_real_time" }
+        enum CodingKeys: String, CodingKey { case ticks, seconds, ticksPerSecond = "ticks_per_second", samplesPerSecond = "samples_per_second", timesRealTime = "times_real_time" }
     }
     struct Result: Encodable {
         var ticks: Int
@@ -112,19 +117,35 @@ struct BenchSync: ParsableCommand {
         let hubWriter = TwinWriter(store: try TwinStore.open(dataDir: hubDir))
         try hubWriter.open()
         let hub = try HubIngest(writer: hubWriter)
-        let started = DispatchTime.now().uptimeNanoseconds
-        var at = from, applied = 0
-        while applied < tickList.count, let b = try reader.batch(from: at, maxTicks: min(batch, tickList.count - applied)) {
-            guard case .applied(let range, _) = try hub.apply(try SyncCodec.encode(b).bytes, from: "bench") else { throw CLIError("the hub did not apply ticks from \(at)") }
-            applied += range.count
-            at = range.upperBound + 1
-        }
-        try hubWriter.finish(now: TwinTime.nowMillis())
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         // Real time: the ticks at their usual spacing (gaps where the agent was stopped do not count).
         let gaps = zip(tickList.dropFirst(), tickList).map { $0.time - $1.time }.sorted()
         let spacing = gaps.isEmpty ? 1000 : gaps[gaps.count / 2]
-        let drain = Apply(seconds: seconds, ticksPerSecond: Double(applied) / seconds, samplesPerSecond: Double(samples) / seconds,
+        let passes = max(1, `repeat`)
+        let span = tickList.last!.time - tickList.first!.time + spacing
+        let started = DispatchTime.now().uptimeNanoseconds
+        var applied = 0, appliedSamples = 0
+        for pass in 0..<passes {
+            let seqShift = UInt64(pass) * UInt64(tickList.count), timeShift = Int64(passes - 1 - pass) * span
+            var at = from, done = 0
+            while done < tickList.count, var b = try reader.batch(from: at, maxTicks: min(batch, tickList.count - done)) {
+                at = b.ticks.last!.seq + 1
+                for i in b.ticks.indices {
+                    b.ticks[i].seq += seqShift
+                    b.ticks[i].time -= timeShift
+                }
+                guard case .applied(let range, _) = try hub.apply(try SyncCodec.encode(b).bytes, from: "bench") else { throw CLIError("the hub did not apply ticks from \(at)") }
+                done += range.count
+                appliedSamples += b.ticks.reduce(0) { $0 + $1.refs.count }
+            }
+            applied += done
+            if passes > 1, !output.json {
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                FileHandle.standardError.write("  pass \(pass + 1)/\(passes): \(applied) ticks applied in \(String(format: "%.1f", elapsed)) s\n".data(using: .utf8)!)
+            }
+        }
+        try hubWriter.finish(now: TwinTime.nowMillis())
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        let drain = Apply(ticks: applied, seconds: seconds, ticksPerSecond: Double(applied) / seconds, samplesPerSecond: Double(appliedSamples) / seconds,
                           timesRealTime: Double(applied) * Double(spacing) / 1000 / seconds)
         let r = Result(ticks: tickList.count, samples: samples, versionsOpened: tickList.reduce(0) { $0 + $1.opened.count }, catchUp: catchUp, live: live, drain: drain)
         if output.json { try printJSON(r); return }
@@ -133,7 +154,7 @@ struct BenchSync: ParsableCommand {
             print(String(format: "  %@: %d batches, %d bytes = %.3f bytes/sample; as one zstd stream %d bytes = %.3f bytes/sample; encode %.1f µs/tick",
                          name, l.batches, l.bytes, l.bytesPerSample, l.streamBytes, l.streamBytesPerSample, l.encodeMicrosPerTick))
         }
-        print(String(format: "  drain (read from the store, encode, decode, apply to a fresh hub): %.2f s, %.0f ticks/s, %.0f samples/s, %.0f× real time",
-                     drain.seconds, drain.ticksPerSecond, drain.samplesPerSecond, drain.timesRealTime))
+        print(String(format: "  drain (read from the store, encode, decode, apply to a fresh hub): %d ticks in %.2f s, %.0f ticks/s, %.0f samples/s, %.0f× real time",
+                     drain.ticks, drain.seconds, drain.ticksPerSecond, drain.samplesPerSecond, drain.timesRealTime))
     }
 }
