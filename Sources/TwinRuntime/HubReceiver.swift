@@ -230,20 +230,25 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
             guard let keys else { throw TwinError.unavailable("this hub has no key ring to apply the token's policy with") }
             rewrite = policy.stateRewrite(keys: keys, addresses: addresses)
         }
-        return OutboxSession(reader: try OutboxReader(store: ingest.writer.store, held: map, after: after), rewrite: rewrite)
+        return OutboxSession(reader: try OutboxReader(store: ingest.writer.store, held: map, after: after), rewrite: rewrite,
+                             rollups: policy?.minuteRollups == true ? MinuteRollups() : nil)
     }
 
-    /// A follower's read of the outbox: rows as the reader gives them, through the token's policy if any.
+    /// A follower's read of the outbox: rows as the reader gives them, through the token's policy if any
+    /// (its state rewrite, and its samples as minute rollups).
     final class OutboxSession: SyncOutboxSession {
         var reader: OutboxReader
         let rewrite: StateRewrite?
-        init(reader: OutboxReader, rewrite: StateRewrite?) {
+        var rollups: MinuteRollups?
+        init(reader: OutboxReader, rewrite: StateRewrite?, rollups: MinuteRollups?) {
             self.reader = reader
             self.rewrite = rewrite
+            self.rollups = rollups
         }
         func next() async throws -> [(id: Int64, batch: [UInt8])] {
             try reader.next().map { item in
-                (item.id, try rewrite.map { r in try SyncCodec.rewritingState(item.bytes) { r(item.host, &$0, &$1) } } ?? item.bytes)
+                let bytes = try rollups?.rewrite(item.bytes) ?? item.bytes
+                return (item.id, try rewrite.map { r in try SyncCodec.rewritingState(bytes) { r(item.host, &$0, &$1) } } ?? bytes)
             }
         }
     }

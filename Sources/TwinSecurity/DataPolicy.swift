@@ -23,7 +23,11 @@ public enum PolicyAction: String, Sendable, CaseIterable, Codable {
 /// hash sensitive connections
 /// drop sensitive users
 /// class processes.command sensitive  # class KIND.ATTRIBUTE CLASS
+/// resolution 1m                      # samples a destination receives: raw (default) or 1m
 /// ```
+///
+/// `resolution 1m` matters for a token's policy at a hub: the relay or follower it lets in receives one
+/// point a minute per series (rollups: a counter's last value, a gauge's mean), state as ever.
 ///
 /// Errors name the file and line. Without a file: sensitive values are kept (sealed at rest), the rest
 /// kept as they are.
@@ -39,6 +43,8 @@ public struct DataPolicy: Sendable {
     ]
 
     private var classes: [EntityKind: [String: DataClass]] = DataPolicy.defaultClasses
+    /// Samples leave as minute rollups only (`resolution 1m`), not raw.
+    public private(set) var minuteRollups = false
     /// Actions by class, then by kind (nil: every kind).
     private var actions: [DataClass: [EntityKind?: PolicyAction]] = [:]
 
@@ -52,7 +58,10 @@ public struct DataPolicy: Sendable {
             let w = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
             guard !w.isEmpty else { continue }
             func fail(_ m: String) -> TwinError { TwinError.badInput("\(file):\(n + 1): \(m)") }
-            if w[0] == "class" {
+            if w[0] == "resolution" {
+                guard w.count == 2, w[1] == "raw" || w[1] == "1m" else { throw fail("expected `resolution raw` or `resolution 1m`") }
+                p.minuteRollups = w[1] == "1m"
+            } else if w[0] == "class" {
                 guard w.count == 3 else { throw fail("expected `class KIND.ATTRIBUTE CLASS`") }
                 let parts = w[1].split(separator: ".", maxSplits: 1).map(String.init)
                 guard parts.count == 2, let kind = EntityKind(rawValue: parts[0]) else {
@@ -61,7 +70,7 @@ public struct DataPolicy: Sendable {
                 guard let c = DataClass(rawValue: w[2]) else { throw fail("unknown class \(w[2]); classes: public, internal, sensitive") }
                 p.classes[kind, default: [:]][parts[1]] = c
             } else {
-                guard let action = PolicyAction(rawValue: w[0]) else { throw fail("unknown rule \(w[0]); rules: keep, hash, drop, class") }
+                guard let action = PolicyAction(rawValue: w[0]) else { throw fail("unknown rule \(w[0]); rules: keep, hash, drop, class, resolution") }
                 guard w.count == 2 || w.count == 3 else { throw fail("expected `\(w[0]) CLASS [KIND]`") }
                 guard let c = DataClass(rawValue: w[1]) else { throw fail("unknown class \(w[1]); classes: public, internal, sensitive") }
                 var kind: EntityKind?

@@ -44,8 +44,9 @@ import TwinStorage
         #expect(p.action(.connections, .sensitive) == .hash && p.action(.users, .sensitive) == .drop && p.action(.processes, .sensitive) == .keep)
         #expect(p.classOf(.processes, "name") == .sensitive && p.classOf(.processes, "command") == .sensitive && p.classOf(.mounts, "fstype") == .internal)
         #expect(p.changesValues && !DataPolicy().changesValues)
+        #expect(try DataPolicy.parse("resolution 1m").minuteRollups && !(try DataPolicy.parse("resolution 1m\nresolution raw").minuteRollups) && !p.minuteRollups)
         for (text, line) in [("keep internal\nshred sensitive", 2), ("keep secret", 1), ("\n\nhash sensitive nowhere", 3), ("class processes sensitive", 1),
-                             ("class processes.command top-secret", 1), ("keep", 1)] {
+                             ("class processes.command top-secret", 1), ("keep", 1), ("keep internal\nresolution 5m", 2)] {
             do { _ = try DataPolicy.parse(text, file: "p.conf"); Issue.record("accepted \(text)") } catch {
                 #expect("\(error)".contains("p.conf:\(line):"), "\(error)")
             }

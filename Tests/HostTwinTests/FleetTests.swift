@@ -401,6 +401,41 @@ import TwinStorage
     /// A datacenter hub relaying under a destination policy (`--forward-policy`, `drop sensitive`): the
     /// command lines it holds never reach the global hub or the observer following it — neither their
     /// stores (read with their keys) nor their files — while the processes themselves do.
+    /// An observer whose token's policy says `resolution 1m` holds every tick and state change of the host
+    /// but samples at one point a minute: a counter's value at the last tick of the minute before, stamped
+    /// at the first tick of the next. Waits for a minute boundary (up to ~70 s).
+    @Test func anObserverOfMinuteRollupsGetsAPointAMinute() throws {
+        let dir = try temporaryDirectory("hosttwin-rollups-observer")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (agentDir, hubDir, observerDir) = (dir + "/agent", dir + "/hub", dir + "/observer")
+        try Self.token(hubDir, host: "web-1").write(toFile: dir + "/agent.token", atomically: true, encoding: .utf8)
+        try "resolution 1m\n".write(toFile: dir + "/minute.policy", atomically: true, encoding: .utf8)
+        let observerToken = try EndToEndTests.cli(["token", "create", "--role", "relay", "--policy", dir + "/minute.policy", "--data-dir", hubDir])
+        try (observerToken.stdout.split(separator: "\n").last.map(String.init) ?? "").write(toFile: dir + "/observer.token", atomically: true, encoding: .utf8)
+        let (hubPort, observerPort) = (try ServerTests.freePort(), try ServerTests.freePort())
+        let hub = try ServerTests.start(["serve", "--data-dir", hubDir, "--listen", "127.0.0.1:\(hubPort)"])
+        let observer = try ServerTests.start(["serve", "--data-dir", observerDir, "--listen", "127.0.0.1:\(observerPort)",
+                                              "--follow", "http://127.0.0.1:\(hubPort)", "--token-file", dir + "/observer.token"])
+        let agent = try ServerTests.start(["agent", "--data-dir", agentDir, "--host-name", "web-1", "--interval", "1s",
+                                           "--push", "http://127.0.0.1:\(hubPort)", "--token-file", dir + "/agent.token"])
+        defer { for p in [agent, observer, hub] where p.isRunning { p.terminate(); p.waitUntilExit() } }
+        let key = SeriesKey("node_cpu_seconds_total", Labels(["cpu": "0", "host": "web-1", "mode": "idle"]))
+        func points(_ d: String) -> [(Int64, Double)] { ((try? TwinStore.open(dataDir: d, readOnly: true)).flatMap { try? $0.samples(key, from: 0, to: .max) } ?? nil) ?? [] }
+        #expect(try EndToEndTests.eventually(100) { points(observerDir).count >= 1 }, "the observer never got a minute's point")
+        agent.interrupt()
+        agent.waitUntilExit()
+        let last = try TwinStore.open(dataDir: agentDir, readOnly: true).lastTickSeq()
+        #expect(try EndToEndTests.eventually(30) { Self.applied(hubPort)["web-1"] == last && Self.applied(observerPort)["web-1"] == last },
+                "every tick reaches the observer, samples or not")
+        let raw = points(hubDir), minute = points(observerDir)
+        #expect(!minute.isEmpty && minute.count <= raw.count / 60 + 1, "\(raw.count) raw points, \(minute.count) at the observer")
+        for (t, v) in minute {
+            // Stamped at the first tick of its minute, holding the counter's last value of the minute before.
+            let before = raw.last { $0.0 < t / 60_000 * 60_000 }
+            #expect(raw.contains { $0.0 == t } && before?.1 == v, "point at \(t): \(v), the hub's last of the minute before: \(String(describing: before))")
+        }
+    }
+
     @Test func sensitiveValuesStayAtTheDatacenterHub() throws {
         let dir = try temporaryDirectory("hosttwin-policy")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -224,3 +224,36 @@ import GRDB
         #expect(throws: SyncError.self) { try SyncStreamDecompressor().decompress(Array(repeating: 0x41, count: 64)) }
     }
 }
+
+/// A destination that takes rollups only gets every tick and state change, and one point a minute per
+/// series: at the first tick of each minute, the minute before — a counter's last value, a gauge's mean.
+@Suite struct MinuteRollupsTests {
+    @Test func aMinuteBecomesOnePointPerSeries() throws {
+        let t0: Int64 = 1_800_000_000_000 // a whole minute
+        let ticks = (0..<150).map { i in
+            var t = TickChange(seq: UInt64(i + 1), time: t0 + Int64(i) * 1000, refs: [1, 2], values: [Double(i * 10), Double(i % 60)])
+            if i == 30 { t.opened = [Entity(kind: .processes, key: "9@9", attributes: ["name": "job"])] }
+            return t
+        }
+        let dictionary = [SeriesDefinition(ref: 1, key: SeriesKey("x_total"), type: .counter), SeriesDefinition(ref: 2, key: SeriesKey("g"), type: .gauge)]
+        // Three batches: the first stands alone, the next two chain on the one before (as the outbox keeps them).
+        let (b1, s1) = try SyncCodec.encode(SyncBatch(host: "h", epoch: 7, dictionary: dictionary, ticks: Array(ticks[0..<50])))
+        let (b2, s2) = try SyncCodec.encode(SyncBatch(host: "h", epoch: 7, baseSeq: 50, ticks: Array(ticks[50..<100])), base: s1)
+        let (b3, _) = try SyncCodec.encode(SyncBatch(host: "h", epoch: 7, baseSeq: 100, ticks: Array(ticks[100..<150])), base: s2)
+        var rollups = MinuteRollups()
+        let out = try [b1, b2, b3].map { try SyncCodec.decode(try rollups.rewrite($0)).batch }
+        #expect(out.allSatisfy { $0.baseSeq == nil })
+        #expect(out[0].dictionary == dictionary)
+        let got = out.flatMap(\.ticks)
+        #expect(got.map(\.seq) == ticks.map(\.seq) && got.map(\.time) == ticks.map(\.time))
+        #expect(got[30].opened == ticks[30].opened)
+        let withSamples = got.filter { !$0.refs.isEmpty }
+        #expect(withSamples.map(\.time) == [t0 + 60_000, t0 + 120_000])
+        // Minute 0 (ticks 0…59): the counter's last is 590, the gauge's mean of 0…59 is 29.5.
+        #expect(withSamples[0].refs == [1, 2] && withSamples[0].values == [590, 29.5])
+        #expect(withSamples[1].values == [1190, 29.5])
+        // A chained batch without the batch it chains on is refused, not guessed.
+        var fresh = MinuteRollups()
+        #expect(throws: (any Error).self) { try fresh.rewrite(b2) }
+    }
+}
