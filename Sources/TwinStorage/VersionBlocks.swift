@@ -54,16 +54,19 @@ extension TwinStore {
     /// A block of stored versions. With a cipher that can open them, their sealed values are opened and
     /// sealed again together as the block's section (they then compress); otherwise they stay as stored.
     func encodeBlock(_ stored: [EntityVersion]) -> [UInt8] {
-        if let cipher {
-            var clear: [EntityVersion] = []
-            clear.reserveCapacity(stored.count)
-            for v in stored {
-                guard let key = cipher.clear(v.kind, key: v.key), let attrs = cipher.clear(v.kind, v.attributes) else { return VersionCodec.encode(stored) }
-                clear.append(EntityVersion(kind: v.kind, key: key, attributes: attrs, validFrom: v.validFrom, validTo: v.validTo))
-            }
-            if let block = VersionCodec.encode(clear, sealer: cipher) { return block }
-        }
+        if let cipher, let clear = Self.inClear(stored, cipher), let block = VersionCodec.encode(clear, sealer: cipher) { return block }
         return VersionCodec.encode(stored)
+    }
+
+    /// Stored versions with their sealed keys and values opened; nil when one cannot be opened here.
+    private static func inClear(_ stored: [EntityVersion], _ cipher: any AttributeCipher) -> [EntityVersion]? {
+        var clear: [EntityVersion] = []
+        clear.reserveCapacity(stored.count)
+        for v in stored {
+            guard let key = cipher.clear(v.kind, key: v.key), let attrs = cipher.clear(v.kind, v.attributes) else { return nil }
+            clear.append(EntityVersion(kind: v.kind, key: key, attributes: attrs, validFrom: v.validFrom, validTo: v.validTo))
+        }
+        return clear
     }
 
     /// Merges, per lifetime class, the blocks whose versions ended in the same clock hour before `horizon`
@@ -129,14 +132,7 @@ extension TwinStore {
                 return try VersionCodec.decode(blob, sealer: cipher)
             }
             let stored = try VersionCodec.decode(blob)
-            guard let cipher else { return stored }
-            var clear: [EntityVersion] = []
-            clear.reserveCapacity(stored.count)
-            for v in stored {
-                guard let key = cipher.clear(v.kind, key: v.key), let attrs = cipher.clear(v.kind, v.attributes) else { return nil }
-                clear.append(EntityVersion(kind: v.kind, key: key, attributes: attrs, validFrom: v.validFrom, validTo: v.validTo))
-            }
-            return clear
+            return cipher.map { Self.inClear(stored, $0) } ?? stored
         } catch {
             throw TwinError.corrupt(what: "version block \(id) in \(dataDir)/twin.db", detail: "\(error)")
         }
