@@ -96,6 +96,24 @@ import GRDB
 /// Packed blocks seal their sensitive strings together: the block holds no clear secret, the owner reads
 /// them back exactly, a reader without the key reads them masked, and key rotation re-seals the block.
 @Suite struct SealedBlockTests {
+    /// A store with a key ring and the default policy, holding 20 one-second processes whose command
+    /// lines carry a password (`hunter1` … `hunter20`), the writer finished.
+    static func sealedStore(_ dir: String) throws -> (TwinStore, KeyRing, PolicyCipher) {
+        let store = try TwinStore.open(dataDir: dir)
+        let keys = try KeyRing(dataDir: dir, create: true)
+        let cipher = PolicyCipher(policy: DataPolicy(), keys: keys)
+        store.use(cipher: cipher)
+        let w = TwinWriter(store: store)
+        try w.begin(now: 999, interval: 1000)
+        for i in 1...20 {
+            var o = Observation(timestamp: Int64(i) * 1000)
+            o.set(.processes, [Entity(kind: .processes, key: "7@\(i)", attributes: ["command": .string("job --password hunter\(i)"), "user": "bob"])])
+            try w.commit(o)
+        }
+        try w.finish(now: 30_000)
+        return (store, keys, cipher)
+    }
+
     @Test func sensitiveStringsAreSealedTogether() throws {
         let dir = try temporaryDirectory("hosttwin-sealed-block")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -137,18 +155,7 @@ import GRDB
     @Test func storePacksWithItsCipherAndRotationReseals() throws {
         let dir = try temporaryDirectory("hosttwin-sealed-store")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
-        let keys = try KeyRing(dataDir: dir, create: true)
-        let cipher = PolicyCipher(policy: DataPolicy(), keys: keys)
-        store.use(cipher: cipher)
-        let w = TwinWriter(store: store)
-        try w.begin(now: 999, interval: 1000)
-        for i in 1...20 {
-            var o = Observation(timestamp: Int64(i) * 1000)
-            o.set(.processes, [Entity(kind: .processes, key: "7@\(i)", attributes: ["command": .string("job --password hunter\(i)"), "user": "bob"])])
-            try w.commit(o)
-        }
-        try w.finish(now: 30_000)
+        let (store, keys, cipher) = try Self.sealedStore(dir)
         #expect(try store.packVersions(before: 25_000) == 19)
         let blob = try #require(try store.pool.read { db in try Data.fetchOne(db, sql: "SELECT data FROM version_blocks") })
         #expect(!String(decoding: blob, as: UTF8.self).contains("hunter"))
@@ -169,17 +176,7 @@ import GRDB
     @Test func mergedBlocksStaySealed() throws {
         let dir = try temporaryDirectory("hosttwin-sealed-merge")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
-        let cipher = PolicyCipher(policy: DataPolicy(), keys: try KeyRing(dataDir: dir, create: true))
-        store.use(cipher: cipher)
-        let w = TwinWriter(store: store)
-        try w.begin(now: 999, interval: 1000)
-        for i in 1...20 {
-            var o = Observation(timestamp: Int64(i) * 1000)
-            o.set(.processes, [Entity(kind: .processes, key: "7@\(i)", attributes: ["command": .string("job --password hunter\(i)"), "user": "bob"])])
-            try w.commit(o)
-        }
-        try w.finish(now: 30_000)
+        let (store, _, cipher) = try Self.sealedStore(dir)
         try store.packVersions(before: 10_000)
         try store.packVersions(before: 25_000)
         let before = try store.state(at: 5500)
