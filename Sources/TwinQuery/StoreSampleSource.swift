@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import TwinCore
 import TwinStorage
@@ -20,8 +21,9 @@ public final class StoreSampleSource: SampleSource {
         var byName: [String: [Int]] = [:]
     }
     private let index = Mutex(Index())
-    /// The oldest raw sample's time and when it was read (ms); re-read at most once a minute.
-    private let rawHorizon = Mutex<(value: Int64, readAt: Int64)?>(nil)
+    /// The oldest raw sample's time, the oldest rollup point's, and when they were read (ms); re-read at
+    /// most once a minute.
+    private let horizons = Mutex<(raw: Int64, rollups: Int64, readAt: Int64)?>(nil)
 
     public init(store: TwinStore) { self.store = store }
 
@@ -69,14 +71,19 @@ public final class StoreSampleSource: SampleSource {
     }
 
     public func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int, deadline: Int64) throws -> [SeriesData] {
+        let T0 = DispatchTime.now().uptimeNanoseconds
         let found = try matching(matchers, deadline: deadline)
+        let T1 = DispatchTime.now().uptimeNanoseconds
+        defer { if getenv("QDEBUG") != nil { FileHandle.standardError.write("QDEBUG match \((T1-T0)/1000) µs, total \((DispatchTime.now().uptimeNanoseconds-T0)/1000) µs, \(found.count) series\n".data(using: .utf8)!) } }
         guard !found.isEmpty else { return [] }
         // Ticks are at least 100 ms apart; only a read that could exceed the limit is counted first.
         if Double(found.count) * ((Double(to) - Double(from)) / 100 + 1) > Double(limit) {
             if try store.sealedSampleBound(ids: found.map(\.id), from: from, to: to) > limit { throw PromQLError.execution(Self.tooMany) }
         }
         let data = try store.samples(ids: found.map(\.id), from: from, to: to)
-        let horizon = try oldestRawSample()
+        // Before the oldest raw sample only rollups can answer — if any are that old (a young store has none).
+        let (raw, rollups) = try oldestSamples()
+        let horizon = rollups < raw ? raw : .min
         if from < horizon, Double(found.count) * ((Double(min(to, horizon)) - Double(from)) / 60_000 + 1) > Double(limit) {
             throw PromQLError.execution(Self.tooMany)
         }
@@ -119,12 +126,12 @@ public final class StoreSampleSource: SampleSource {
 
     /// The time of the oldest raw sample in the store (`Int64.min` when it has none yet, so nothing is
     /// read from rollups), cached for a minute: retention moves it forward slowly.
-    private func oldestRawSample() throws -> Int64 {
+    private func oldestSamples() throws -> (raw: Int64, rollups: Int64) {
         let now = TwinTime.nowMillis()
-        if let cached = rawHorizon.withLock({ $0 }), now - cached.readAt < 60_000 { return cached.value }
-        let value = try store.sampleTimeRange()?.0 ?? .min
-        rawHorizon.withLock { $0 = (value, now) }
-        return value
+        if let cached = horizons.withLock({ $0 }), now - cached.readAt < 60_000 { return (cached.raw, cached.rollups) }
+        let raw = try store.sampleTimeRange()?.0 ?? .min, rollups = try store.oldestRollupTime() ?? .max
+        horizons.withLock { $0 = (raw, rollups, now) }
+        return (raw, rollups)
     }
 }
 

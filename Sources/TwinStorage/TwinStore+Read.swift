@@ -345,6 +345,11 @@ extension TwinStore {
         }
     }
 
+    /// The time of the oldest rollup point (either tier), nil when there is none.
+    public func oldestRollupTime() throws -> Int64? {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM rollups") }
+    }
+
     /// The oldest and newest stored sample times (chunks and log).
     public func sampleTimeRange() throws -> (Int64, Int64)? {
         let (sealed, log) = try withLog(ids: [], from: .min, to: .max) { db -> (Int64?, Int64?) in

@@ -35,13 +35,16 @@ struct BenchHub: ParsableCommand {
         var samplesPerCPUSecond: Double
         var hostTicksPerSecond: Double
         var residentBytes: Int
+        /// The first query pays for loading the series catalog and decoding the unsealed log; the same
+        /// query again is what a long-lived server pays.
         var queryMillis: Double
+        var queryAgainMillis: Double
         /// The first batch of every host (all its series and entities): a fleet joining at once.
         var joinWallSeconds: Double
         var joinCPUSeconds: Double
         enum CodingKeys: String, CodingKey {
             case hosts, ticks, samples, wallSeconds = "wall_seconds", cpuSeconds = "cpu_seconds", samplesPerCPUSecond = "samples_per_cpu_second"
-            case hostTicksPerSecond = "host_ticks_per_second", residentBytes = "resident_bytes", queryMillis = "query_ms"
+            case hostTicksPerSecond = "host_ticks_per_second", residentBytes = "resident_bytes", queryMillis = "query_ms", queryAgainMillis = "query_again_ms"
             case joinWallSeconds = "join_wall_seconds", joinCPUSeconds = "join_cpu_seconds"
         }
     }
@@ -99,17 +102,22 @@ struct BenchHub: ParsableCommand {
         let wall = Double(DispatchTime.now().uptimeNanoseconds - wall0) / 1e9, cpu = processCPUSeconds() - cpu0
         let resident = Int(residentBytes(pid: getpid()))
         let engine = PromQLEngine(source: StoreSampleSource(store: writer.store))
-        let q0 = DispatchTime.now().uptimeNanoseconds
-        _ = try engine.instant(try PromQLParser.parse("sum by (host) (rate(node_cpu_seconds_total[1m]))"), at: recorded.ticks.last!.time)
+        let query = try PromQLParser.parse("sum by (host) (rate(node_cpu_seconds_total[1m]))")
+        var q0 = DispatchTime.now().uptimeNanoseconds
+        _ = try engine.instant(query, at: recorded.ticks.last!.time)
         let queryMillis = Double(DispatchTime.now().uptimeNanoseconds - q0) / 1e6
+        q0 = DispatchTime.now().uptimeNanoseconds
+        _ = try engine.instant(query, at: recorded.ticks.last!.time)
+        let againMillis = Double(DispatchTime.now().uptimeNanoseconds - q0) / 1e6
         try writer.finish(now: TwinTime.nowMillis())
         let r = Result(hosts: hosts, ticks: ticks, samples: samples, wallSeconds: wall, cpuSeconds: cpu, samplesPerCPUSecond: Double(samples) / cpu,
-                       hostTicksPerSecond: Double(hosts * (ticks - 1)) / wall, residentBytes: resident, queryMillis: queryMillis,
+                       hostTicksPerSecond: Double(hosts * (ticks - 1)) / wall, residentBytes: resident, queryMillis: queryMillis, queryAgainMillis: againMillis,
                        joinWallSeconds: joinWall, joinCPUSeconds: joinCPU)
         if output.json { return try printJSON(r) }
         print(String(format: "%d hosts joined (first batch each: all series and entities) in %.2f s wall, %.2f s CPU", hosts, joinWall, joinCPU))
         print(String(format: "then %d hosts × %d ticks = %d samples (%d a tick) applied in %.2f s wall, %.2f s CPU: %.0f samples per CPU second, %.0f host-ticks/s (%.1f× what %d hosts at 1 s need)",
                      hosts, ticks - 1, samples, recorded.sampleCount / ticks, wall, cpu, r.samplesPerCPUSecond, r.hostTicksPerSecond, r.hostTicksPerSecond / Double(hosts), hosts))
-        print(String(format: "hub resident memory %.0f MB; `sum by (host) (rate(node_cpu_seconds_total[1m]))` over every host: %.1f ms", Double(resident) / 1e6, queryMillis))
+        print(String(format: "hub resident memory %.0f MB; `sum by (host) (rate(node_cpu_seconds_total[1m]))` over every host: %.1f ms, again %.1f ms",
+                     Double(resident) / 1e6, r.queryMillis, r.queryAgainMillis))
     }
 }
