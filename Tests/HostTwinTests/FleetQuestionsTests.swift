@@ -247,3 +247,25 @@ import TwinServer
         #expect(!big.flagged, "\(big.warnings)")
     }
 }
+
+/// `bench placement` on a known fleet: a host at a steady 90 % and one at 10 %. Round-robin puts every
+/// other job on the busy host and overloads it; headroom sees the busy host's forecast leaves 10 % and
+/// overloads nothing.
+@Suite struct PlacementBenchTests {
+    @Test func headroomKeepsJobsOffTheBusyHost() throws {
+        let dir = try temporaryDirectory("hosttwin-placement")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let folder = dir + "/data/realAWSCloudwatch"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for (name, level) in [("busy", 90.0), ("idle", 10.0)] {
+            let rows = (0..<4032).map { _ in "2014-02-14 00:00:00,\(level)" }.joined(separator: "\n")
+            try ("timestamp,value\n" + rows + "\n").write(toFile: folder + "/ec2_cpu_utilization_\(name).csv", atomically: true, encoding: .utf8)
+        }
+        let r = try #require(try EndToEndTests.json(["bench", "placement", "--nab", dir, "--jobs-per-hour", "0.5", "--json"]) as? [String: Any])
+        let outcomes = try #require(r["outcomes"] as? [[String: Any]])
+        func overload(_ policy: String) -> Int { (outcomes.first { $0["policy"] as? String == policy }?["overload_minutes"] as? Int) ?? -1 }
+        #expect((r["jobs"] as? Int ?? 0) > 20)
+        #expect(overload("headroom") == 0, "\(outcomes)")
+        #expect(overload("round-robin") > 0, "\(outcomes)")
+    }
+}
