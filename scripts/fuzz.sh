@@ -52,9 +52,10 @@ for t in $list; do
     started=$(date +%s)
     FUZZ_TARGET=$t "$bin" "$work" "$corpus" -max_total_time="$seconds" -artifact_prefix="$crashes/" \
         -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tee ".fuzz/$t.log" | grep -E "^#[0-9]+ *(DONE|pulse|INITED)|stat::|ERROR|SUMMARY" >&2 || true
-    # Keep the saved corpus small: merge what the run found into a minimal set.
+    # Keep the saved corpus small: merge what the run found into a minimal set. Hand-written seeds
+    # (`seed*`, which tests read by name) stay as they are.
     mkdir -p ".fuzz/merged/$t" && rm -rf ".fuzz/merged/$t"/*
     FUZZ_TARGET=$t "$bin" -merge=1 ".fuzz/merged/$t" "$corpus" "$work" >/dev/null 2>&1 || true
-    rm -rf "${corpus:?}"/* && cp ".fuzz/merged/$t"/* "$corpus/" 2>/dev/null || true
+    find "${corpus:?}" -type f ! -name 'seed*' -delete && cp ".fuzz/merged/$t"/* "$corpus/" 2>/dev/null || true
     echo "== $t: $(( $(date +%s) - started ))s, corpus $(ls "$corpus" | wc -l) files, crashes $(ls "$crashes" | wc -l)" >&2
 done
