@@ -304,7 +304,9 @@ code=$(ns a11 curl -s -o /dev/null -w '%{http_code}' --cacert $W/tls/ca.pem -H "
 [ "$code" = 403 ] && say "5: a11's token claiming a21: 403" || fail "5: a forged host got $code"
 code=$(ns a11 curl -s -o /dev/null -w '%{http_code}' --cacert $W/tls/ca.pem -H "Authorization: Bearer $(cat $W/a11.token)" "https://${IP[dc1]}:9977/api/v1/sync/cursor?host=a11&version=99")
 [ "$code" = 400 ] && say "5: protocol version 99: 400" || fail "5: a newer protocol version got $code"
-"$H" audit show --data-dir "$D/dc1" --json 2>/dev/null | grep -q '"status" : 403' && say "5: the forged request is in dc1's audit log" || fail "5: the forged request is not audited"
+# Read the whole log first: `grep -q` leaving a pipe early would SIGPIPE the writer, which pipefail counts.
+audited=$("$H" audit show --data-dir "$D/dc1" --json 2>&1 || true)
+grep -q '"status" : 403' <<<"$audited" && say "5: the forged request is in dc1's audit log" || fail "5: the forged request is not audited: $(tail -c 300 <<<"$audited")"
 # A replay: batches a11 pushed (as dc1 kept them in its outbox) pushed again with a11's token: held already.
 python3 - "$D/dc1/twin.db" $W/replay.frames <<'PY'
 import sqlite3, struct, sys
