@@ -155,7 +155,7 @@ extension TwinAPI {
         guard a < b, b - a <= 31 * 86_400_000 else { throw APIError.badData("invalid window: \"since\" must be before \"to\", at most 31 days apart") }
         let history = try p.duration("history") ?? 86_400_000
         guard history >= 0, history <= 31 * 86_400_000 else { throw APIError.badData("invalid parameter \"history\": 0 to 31 days") }
-        let report = try AnomalyScan.run(store: store, to: b, window: b - a, history: history)
+        let report = try AnomalyScan.run(store: store, to: b, window: b - a, history: history, deadline: TwinTime.nowMillis() + engine.timeout)
         return try success(report)
     }
 }

@@ -98,6 +98,8 @@ import TwinStorage
             var obs = Observation(timestamp: t)
             obs.add("queue_depth", .empty, (t >= shift ? 80 : 10) + Double.random(in: -2...2, using: &rng))
             obs.counter("requests_total", .empty, Double(i) * 5)
+            // Fifty short-lived series of the first hour (exited processes): they must not dilute the rate.
+            if i < 360 { for n in 0..<50 { obs.add("old_gauge", Labels(["n": String(n)]), Double(n)) } }
             // After the shift a service dies 30 s after each start and is started again by init.
             var procs = [Entity(kind: .processes, key: "1@0", attributes: ["pid": 1, "ppid": 0, "name": "init", "command": "/sbin/init"])]
             if t >= shift, i % 4 != 3 {
@@ -119,6 +121,11 @@ import TwinStorage
         #expect(!report.alerts.contains { $0.series == "requests_total" }, "a steady counter rate raises nothing")
         #expect(report.warnings.contains { $0.kind == "restarting in a loop" && $0.subject == "/usr/bin/flaky --serve" }, "\(report.warnings)")
         #expect(!report.warnings.contains { $0.subject == "/sbin/init" })
+        // The host rate divides by the series live in the window (2), not every series stored (52).
+        #expect(report.series == 52 && report.liveSeries == 2, "\(report.series) stored, \(report.liveSeries) live")
+        #expect(report.rate.contains { $0.rate >= AnomalyScan.hostThreshold } && !report.hostAnomalous.isEmpty)
+        // A deadline already passed stops the scan with a timeout.
+        #expect(throws: PromQLError.self) { try AnomalyScan.run(store: store, to: end, window: 2 * 3_600_000, history: 4 * 3_600_000, deadline: 0) }
     }
 }
 

@@ -36,7 +36,12 @@ public struct AnomalyReport: Sendable, Encodable {
     }
     public var from: String
     public var to: String
+    /// Series stored, and those with points in the scanned window (the rate's denominator: a host's
+    /// exited processes do not dilute it).
     public var series: Int
+    public var liveSeries: Int
+    /// Live series per `host` label (at a hub; a single host's are under "").
+    public var liveSeriesByHost: [String: Int]
     public var alerts: [Alert]
     /// The series with the most recent alerts first.
     public var mostAnomalous: [Alert]
@@ -45,7 +50,8 @@ public struct AnomalyReport: Sendable, Encodable {
     public var hostAnomalous: [String]
     public var warnings: [Warning]
     enum CodingKeys: String, CodingKey {
-        case from, to, series, alerts, mostAnomalous = "most_anomalous", rate, hostAnomalous = "host_anomalous", warnings
+        case from, to, series, liveSeries = "live_series", liveSeriesByHost = "live_series_by_host", alerts
+        case mostAnomalous = "most_anomalous", rate, hostAnomalous = "host_anomalous", warnings
     }
 }
 
@@ -55,15 +61,21 @@ public enum AnomalyScan {
     /// Host-level: share of series alerting within 10 minutes that makes the host anomalous.
     public static let hostThreshold = 0.05
 
-    /// Scans `[to - window, to]`, learning from `history` before it.
-    public static func run(store: TwinStore, to: Int64, window: Int64, history: Int64) throws -> AnomalyReport {
+    /// Scans `[to - window, to]`, learning from `history` before it; throws ``PromQLError/timeout(_:)``
+    /// once the clock passes `deadline` (ms), so a dashboard or API request never waits on a huge store.
+    public static func run(store: TwinStore, to: Int64, window: Int64, history: Int64, deadline: Int64 = .max) throws -> AnomalyReport {
         let from = to - window
         let start = (from - history) / step * step
         let catalog = try store.seriesCatalog()
         var alerts: [AnomalyReport.Alert] = []
         var alertMinutes: [Int64: Int] = [:]
-        for s in catalog {
+        var live: [String: Int] = [:]
+        for (k, s) in catalog.enumerated() {
+            if k & 63 == 0, TwinTime.nowMillis() > deadline {
+                throw PromQLError.timeout("the anomaly scan ran out of time after \(k) of \(catalog.count) series; scan a shorter window")
+            }
             let points = try store.aggregate(id: s.id, from: start, to: to, step: step).points
+            if points.last.map({ $0.t >= from / step * step }) == true { live[s.key.labels["host"] ?? "", default: 0] += 1 }
             guard points.count > 2 else { continue }
             var d = NoveltyDetector()
             var prev: RollupPoint?
@@ -86,11 +98,12 @@ public enum AnomalyScan {
             }
         }
         alerts.sort { $0.time < $1.time }
-        // Host-level rate: alerts in the trailing 10 minutes over the number of series.
+        // Host-level rate: alerts in the trailing 10 minutes over the series live in the window.
         var rate: [AnomalyReport.RatePoint] = []
         var turned: [String] = []
         var above = false
-        let n = Double(max(catalog.count, 1))
+        let liveCount = live.values.reduce(0, +)
+        let n = Double(max(liveCount, 1))
         var t = from / step * step
         while t <= to {
             var count = 0
@@ -105,7 +118,8 @@ public enum AnomalyScan {
         var latestBySeries: [String: AnomalyReport.Alert] = [:]
         for a in alerts { latestBySeries[a.series] = a }
         let most = latestBySeries.values.sorted { ($0.time, $0.score) > ($1.time, $1.score) }.prefix(10)
-        return AnomalyReport(from: TwinTime.rfc3339(from), to: TwinTime.rfc3339(to), series: catalog.count, alerts: alerts,
+        return AnomalyReport(from: TwinTime.rfc3339(from), to: TwinTime.rfc3339(to), series: catalog.count, liveSeries: liveCount,
+                             liveSeriesByHost: live, alerts: alerts,
                              mostAnomalous: Array(most), rate: rate, hostAnomalous: turned,
                              warnings: try warnings(store: store, catalog: catalog, from: from, to: to))
     }

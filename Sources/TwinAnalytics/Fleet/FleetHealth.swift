@@ -39,10 +39,14 @@ public enum FleetHealth {
     /// before it) grouped by the series' and entities' `host`; a single host's store is `localName`.
     public static func scan(store: TwinStore, now: Int64, window: Int64 = 3_600_000, history: Int64 = 86_400_000, localName: String = "local") throws -> [String: HostHealth] {
         let report = try AnomalyScan.run(store: store, to: now, window: window, history: history)
-        var series: [String: Int] = [:]
-        for s in try store.seriesCatalog() { series[s.key.labels["host"] ?? localName, default: 0] += 1 }
         var out: [String: HostHealth] = [:]
-        for (host, _) in series { out[host] = HostHealth(host: host, anomalyRate: 0, warnings: []) }
+        for s in try store.seriesCatalog() {
+            let host = s.key.labels["host"] ?? localName
+            if out[host] == nil { out[host] = HostHealth(host: host, anomalyRate: 0, warnings: []) }
+        }
+        // The rate's denominator: the host's series live in the window, not every series it ever had.
+        var series: [String: Int] = [:]
+        for (host, n) in report.liveSeriesByHost { series[host.isEmpty ? localName : host] = n }
         let recent = TwinTime.rfc3339(now - 10 * AnomalyScan.step)
         var alerting: [String: Int] = [:]
         for a in report.alerts where a.time >= recent { alerting[a.host ?? localName, default: 0] += 1 }
