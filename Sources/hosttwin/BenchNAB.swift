@@ -2,58 +2,152 @@ import ArgumentParser
 import Foundation
 import TwinAnalytics
 import TwinCore
-import TwinQuery
-import TwinStorage
 
-/// `hosttwin bench nab`: the detector over NAB's realAWSCloudwatch files as streams, scored by NAB's
-/// rules at the detector's fixed threshold (and, for reference, at the best threshold).
+/// `hosttwin bench nab`: the streaming detector over NAB's development categories, scored by NAB's rules
+/// leave-one-category-out (the threshold tuned on the other categories), at its fixed threshold, and
+/// with `--select` the nested choice of its parameters.
 struct BenchNAB: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nab",
-        abstract: "NAB scores of the streaming detector on the realAWSCloudwatch files (fixed threshold), and its cost per sample.",
-        discussion: "--nab is the folder holding data/ and labels/ (default ../shared/data/nab). --json prints {\"standard\": .., \"reward_low_FP_rate\": .., \"reward_low_FN_rate\": ..} plus details."
+        abstract: "NAB scores of the streaming detector, leave-one-category-out, and its cost per sample.",
+        discussion: """
+        Every category under DIR/data is streamed through the detector (each file from its first row, no look-ahead) \
+        and scored by NAB's rules for the three profiles: per category with the threshold tuned on the other \
+        categories (LOCO, as ../shared/data/nab/SCOREBOARD.md scores the published detectors), their mean, and at \
+        the detector's fixed threshold. --select also runs the detector with every setting of its parameter grid and \
+        chooses one per held-out category on the other categories only (nested LOCO): the honest figure for how the \
+        parameters were chosen. --category NAME scores one category alone (threshold tuned on it: optimistic).
+        """
     )
     @Option(help: ArgumentHelp("NAB folder (data/, labels/).", valueName: "DIR")) var nab = "../shared/data/nab"
-    @Option(help: ArgumentHelp("Category under data/.", valueName: "NAME")) var category = "realAWSCloudwatch"
+    @Option(help: ArgumentHelp("Score only this category, threshold tuned on itself.", valueName: "NAME")) var category: String?
+    @Flag(help: "Choose the parameters by nested leave-one-category-out over the parameter grid.") var select = false
     @Flag(help: "Print JSON.") var json = false
+
+    /// The parameter grid `--select` chooses from; the first entry is the shipped default.
+    static let grid: [(name: String, detector: NoveltyDetector)] = {
+        var out: [(String, NoveltyDetector)] = []
+        let shipped = NoveltyDetector()
+        for quiet in [shipped.quietAfterAlert, 100] {
+            for surpriseTolerance in [shipped.surpriseTolerance, 0.3] {
+                for profileRate in [shipped.profileRate, 0.1] {
+                    for seasonLearning in [shipped.seasonLearning, 0] {
+                        var d = shipped
+                        d.quietAfterAlert = quiet
+                        d.surpriseTolerance = surpriseTolerance
+                        d.profileRate = profileRate
+                        d.seasonLearning = seasonLearning
+                        out.append(("quiet=\(quiet) surprise_tolerance=\(surpriseTolerance) profile_rate=\(profileRate) season_learning=\(seasonLearning)s", d))
+                    }
+                }
+            }
+        }
+        return out
+    }()
 
     func run() throws {
         let corpus: NABCorpus
-        do { corpus = try NABCorpus.load(root: nab, category: category) } catch { throw CLIError("\(error) (pass --nab DIR)") }
-        var scores: [[Double]] = []
-        var samples = 0
+        do {
+            corpus = try category.map { try NABCorpus.load(root: nab, category: $0) } ?? NABCorpus.loadAll(root: nab)
+        } catch { throw CLIError("\(error) (pass --nab DIR)") }
+        let samples = corpus.files.reduce(0) { $0 + $1.values.count }
         let t0 = DispatchTime.now().uptimeNanoseconds
-        for f in corpus.files {
-            var d = NoveltyDetector()
-            var s = [Double]()
-            s.reserveCapacity(f.values.count)
-            for x in f.values { s.append(d.score(x)) }
-            samples += f.values.count
-            scores.append(s)
-        }
+        let scores = Self.scores(corpus, NoveltyDetector())
         let nanosPerSample = Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(max(samples, 1))
-        var fixed: [String: Double] = [:]
+        var obj: [String: Any] = [
+            "files": corpus.files.count, "windows": corpus.windowCount, "samples": samples,
+            "threshold": NoveltyDetector.alertThreshold, "ns_per_sample": nanosPerSample,
+        ]
+        var lines = ["NAB \(category ?? "development set"): \(corpus.files.count) files, \(corpus.windowCount) windows, \(samples) samples; cost \(String(format: "%.1f", nanosPerSample)) ns per sample"]
+        var fixed: [String: Any] = [:]
         for p in NABScorer.Profile.all {
-            fixed[p.name] = NABScorer.normalise(NABScorer.raw(corpus, scores: scores, threshold: NoveltyDetector.alertThreshold, profile: p),
-                                                windows: corpus.windowCount, profile: p)
+            fixed[p.name] = Self.fixedByCategory(corpus, scores: scores, profile: p)
         }
-        let best = NABScorer.score(corpus, scores: scores)
+        obj["fixed_threshold"] = fixed
+        if category != nil {
+            let best = NABScorer.score(corpus, scores: scores)
+            obj["tuned_on_itself"] = Dictionary(uniqueKeysWithValues: best.map { ($0.profile, ["threshold": $0.threshold, "score": $0.score]) })
+            for p in NABScorer.Profile.all {
+                let b = best.first { $0.profile == p.name }!
+                let f = (fixed[p.name] as? [String: Double])?.values.first ?? .nan
+                lines.append("  " + p.name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%6.2f at the fixed threshold   (tuned on itself: %.2f at %.3f)", f, b.score, b.threshold))
+            }
+        } else {
+            var loco: [String: Any] = [:]
+            for p in NABScorer.Profile.all {
+                let l = NABScorer.loco(corpus, candidates: [scores], profile: p)
+                loco[p.name] = Self.json(l, names: nil)
+                lines.append(Self.line(l, fixed: fixed[p.name] as? [String: Double]))
+            }
+            obj["loco"] = loco
+            if select {
+                var candidates: [[[Double]]] = []
+                for (_, d) in Self.grid { candidates.append(Self.scores(corpus, d)) }
+                var nested: [String: Any] = [:]
+                lines.append("nested LOCO over \(Self.grid.count) settings (each held-out category's setting and threshold chosen on the others):")
+                for p in NABScorer.Profile.all {
+                    let l = NABScorer.loco(corpus, candidates: candidates, profile: p)
+                    nested[p.name] = Self.json(l, names: Self.grid.map(\.name))
+                    lines.append(Self.line(l, fixed: nil))
+                    for f in l.folds { lines.append("      \(f.category): \(Self.grid[f.candidate].name)") }
+                }
+                // The setting the product ships: the best on all six categories.
+                let all = candidates.map { NABScorer.score(corpus, scores: $0, profiles: [.standard])[0].score }
+                let shipped = all.indices.max { all[$0] < all[$1] } ?? 0
+                nested["best_on_all_categories"] = Self.grid[shipped].name
+                nested["default"] = Self.grid[0].name
+                obj["nested"] = nested
+                lines.append("best on all categories (standard): \(Self.grid[shipped].name)\(shipped == 0 ? " (the default)" : "; the default is \(Self.grid[0].name)")")
+            }
+        }
         if json {
-            var obj: [String: Any] = fixed
-            obj["threshold"] = NoveltyDetector.alertThreshold
-            obj["best_threshold_scores"] = Dictionary(uniqueKeysWithValues: best.map { ($0.profile, $0.score) })
-            obj["files"] = corpus.files.count
-            obj["windows"] = corpus.windowCount
-            obj["ns_per_sample"] = nanosPerSample
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
-            return
+        } else {
+            print(lines.joined(separator: "\n"))
         }
-        print("NAB \(category): \(corpus.files.count) files, \(corpus.windowCount) windows, \(samples) samples; detector threshold \(NoveltyDetector.alertThreshold) (fixed)")
-        for p in NABScorer.Profile.all {
-            let b = best.first { $0.profile == p.name }!
-            print("  " + p.name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%6.2f   (best threshold %.3f: %.2f)", fixed[p.name]!, b.threshold, b.score))
+    }
+
+    /// Per file, the detector's score of every row (a fresh detector per file).
+    static func scores(_ corpus: NABCorpus, _ template: NoveltyDetector) -> [[Double]] {
+        corpus.files.map { f in
+            var d = template
+            var s = [Double]()
+            s.reserveCapacity(f.values.count)
+            for (x, t) in zip(f.values, f.timestamps) { s.append(d.score(x, at: t)) }
+            return s
         }
-        print(String(format: "  cost: %.1f ns per sample", nanosPerSample))
+    }
+
+    /// Per category with windows, its score at the detector's fixed threshold.
+    static func fixedByCategory(_ corpus: NABCorpus, scores: [[Double]], profile: NABScorer.Profile) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for c in Set(corpus.files.map { String($0.category) }) {
+            let idx = corpus.files.indices.filter { corpus.files[$0].category == c }
+            let sub = NABCorpus(files: idx.map { corpus.files[$0] })
+            guard sub.windowCount > 0 else { continue }
+            out[c] = NABScorer.normalise(NABScorer.raw(sub, scores: idx.map { scores[$0] }, threshold: NoveltyDetector.alertThreshold, profile: profile),
+                                         windows: sub.windowCount, profile: profile)
+        }
+        return out
+    }
+
+    static func json(_ l: NABScorer.LOCO, names: [String]?) -> [String: Any] {
+        var folds: [String: Any] = [:]
+        for f in l.folds {
+            var o: [String: Any] = ["score": f.score, "threshold": f.threshold]
+            if let names { o["setting"] = names[f.candidate] }
+            folds[f.category] = o
+        }
+        return ["mean": l.mean, "categories": folds]
+    }
+
+    static func line(_ l: NABScorer.LOCO, fixed: [String: Double]?) -> String {
+        var s = "  " + l.profile.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "LOCO mean %6.2f  |", l.mean)
+        for f in l.folds {
+            s += String(format: " %@ %.2f", String(f.category.prefix(12)), f.score)
+            if let x = fixed?[f.category] { s += String(format: " (fixed %.2f)", x) }
+        }
+        return s
     }
 }

@@ -20,7 +20,7 @@ struct DetectCommand: ParsableCommand {
         var out = "timestamp,value,anomaly_score,alert\n"
         let formatter = Forecasting.timeFormatter()
         for (t, v) in zip(rows.t, rows.v) {
-            let s = detector.score(v)
+            let s = detector.score(v, at: t)
             out += "\(formatter.string(from: Date(timeIntervalSince1970: Double(t)))),\(v),\(s),\(s >= NoveltyDetector.alertThreshold ? 1 : 0)\n"
         }
         FileHandle.standardOutput.write(Data(out.utf8))

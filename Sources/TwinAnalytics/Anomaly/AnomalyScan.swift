@@ -90,7 +90,7 @@ public enum AnomalyScan {
                     guard p.count > 0 else { continue }
                     x = p.sum / p.count
                 }
-                let score = d.score(x)
+                let score = d.score(x, at: p.t / 1000)
                 if score >= NoveltyDetector.alertThreshold, p.t >= from {
                     alerts.append(.init(time: TwinTime.rfc3339(p.t), series: s.key.description, score: score, value: x, host: s.key.labels["host"]))
                     alertMinutes[p.t, default: 0] += 1

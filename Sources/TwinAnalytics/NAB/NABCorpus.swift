@@ -13,9 +13,29 @@ public struct NABCorpus: Sendable {
         public var values: [Double]
         /// Windows as closed row ranges `[first, last]`.
         public var windows: [ClosedRange<Int>]
+        /// The category: the name's folder, e.g. `realAWSCloudwatch`.
+        public var category: Substring { name.split(separator: "/").first ?? "" }
     }
 
     public var files: [File]
+
+    public init(files: [File]) { self.files = files }
+
+    /// The categories under `root`/data, in name order.
+    public static func categories(root: String) throws -> [String] {
+        let dir = root + "/data"
+        var isDir: ObjCBool = false
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir).filter {
+            FileManager.default.fileExists(atPath: dir + "/" + $0, isDirectory: &isDir) && isDir.boolValue
+        }
+        guard !names.isEmpty else { throw NABError("no categories under \(dir)") }
+        return names.sorted()
+    }
+
+    /// Every file of every category under `root`, categories in name order.
+    public static func loadAll(root: String) throws -> NABCorpus {
+        NABCorpus(files: try categories(root: root).flatMap { try load(root: root, category: $0).files })
+    }
 
     /// Total labelled windows (the normalisation's N).
     public var windowCount: Int { files.reduce(0) { $0 + $1.windows.count } }

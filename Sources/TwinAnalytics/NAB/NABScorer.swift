@@ -88,43 +88,111 @@ public enum NABScorer {
         return 100 * (raw - null) / (perfect - null)
     }
 
-    /// The threshold sweep: rows in decreasing score order, the corpus score updated as each group of
-    /// equal scores becomes detected.
+    /// The threshold sweep over all of `corpus`.
     static func optimise(_ corpus: NABCorpus, scores: [[Double]], profile: Profile) -> Result {
-        struct Row { var score: Double; var weight: Double; var window: Int? }
+        let rows = SortedRows(corpus, scores: scores, profile: profile)
+        let (threshold, raw) = rows.sweep { _ in true }
+        return Result(profile: profile.name, threshold: threshold, raw: raw, score: normalise(raw, windows: corpus.windowCount, profile: profile))
+    }
+
+    /// Every scored row of a corpus (probation excluded) in decreasing score order, with its weight,
+    /// its window (numbered across the corpus) and its category, so that thresholds can be swept over
+    /// any set of categories without sorting again.
+    struct SortedRows {
+        struct Row { var score: Double; var weight: Double; var window: Int32; var category: Int32 }
         var rows: [Row] = []
-        var windowBase = 0
-        for (f, file) in corpus.files.enumerated() {
-            let w = weights(file, profile)
-            for i in probation(file.timestamps.count)..<file.timestamps.count {
-                rows.append(Row(score: scores[f][i], weight: w[i].weight, window: w[i].window.map { $0 + windowBase }))
-            }
-            windowBase += file.windows.count
-        }
-        rows.sort { $0.score > $1.score }
-        var best = [Double?](repeating: nil, count: windowBase)
-        // Detect nothing: every window missed.
-        var current = -profile.fn * Double(windowBase)
-        var bestRaw = current, bestThreshold = 1.1
-        var i = 0
-        while i < rows.count {
-            let v = rows[i].score
-            while i < rows.count, rows[i].score == v {
-                let r = rows[i]
-                if let win = r.window {
-                    if let b = best[win] {
-                        if r.weight > b { current += r.weight - b; best[win] = r.weight }
-                    } else {
-                        current += r.weight + profile.fn
-                        best[win] = r.weight
-                    }
-                } else {
-                    current += r.weight
+        /// Per window, its category.
+        var windowCategory: [Int32] = []
+        var categories: [Substring] = []
+        let profile: Profile
+
+        init(_ corpus: NABCorpus, scores: [[Double]], profile: Profile) {
+            self.profile = profile
+            for (f, file) in corpus.files.enumerated() {
+                let c: Int32
+                if let k = categories.firstIndex(of: file.category) { c = Int32(k) } else { c = Int32(categories.count); categories.append(file.category) }
+                let w = weights(file, profile)
+                let base = Int32(windowCategory.count)
+                for i in probation(file.timestamps.count)..<file.timestamps.count {
+                    rows.append(Row(score: scores[f][i], weight: w[i].weight, window: w[i].window.map { base + Int32($0) } ?? -1, category: c))
                 }
-                i += 1
+                windowCategory += Array(repeating: c, count: file.windows.count)
             }
-            if current > bestRaw { bestRaw = current; bestThreshold = v }
+            rows.sort { $0.score > $1.score }
         }
-        return Result(profile: profile.name, threshold: bestThreshold, raw: bestRaw, score: normalise(bestRaw, windows: windowBase, profile: profile))
+
+        /// The threshold maximising the raw score over the categories `include` accepts (by index in
+        /// `categories`), and that raw score. Ties keep the highest threshold.
+        func sweep(_ include: (Int) -> Bool) -> (threshold: Double, raw: Double) {
+            let included = categories.indices.map(include)
+            var best = [Double?](repeating: nil, count: windowCategory.count)
+            // Detect nothing: every window missed.
+            var current = -profile.fn * Double(windowCategory.filter { included[Int($0)] }.count)
+            var bestRaw = current, bestThreshold = 1.1
+            var i = 0
+            while i < rows.count {
+                let v = rows[i].score
+                while i < rows.count, rows[i].score == v {
+                    let r = rows[i]
+                    i += 1
+                    guard included[Int(r.category)] else { continue }
+                    if r.window >= 0 {
+                        let win = Int(r.window)
+                        if let b = best[win] {
+                            if r.weight > b { current += r.weight - b; best[win] = r.weight }
+                        } else {
+                            current += r.weight + profile.fn
+                            best[win] = r.weight
+                        }
+                    } else {
+                        current += r.weight
+                    }
+                }
+                if current > bestRaw { bestRaw = current; bestThreshold = v }
+            }
+            return (bestThreshold, bestRaw)
+        }
+    }
+
+    /// One held-out category of a leave-one-category-out evaluation: the threshold tuned on the other
+    /// categories, the candidate chosen there (0 when there was one), and the category's score with them.
+    public struct Fold: Sendable {
+        public var category: String
+        public var threshold: Double
+        public var candidate: Int
+        public var score: Double
+    }
+
+    /// A leave-one-category-out (LOCO) evaluation of one profile: a fold per category that has windows,
+    /// and the mean of their scores.
+    public struct LOCO: Sendable {
+        public var profile: String
+        public var folds: [Fold]
+        public var mean: Double { folds.isEmpty ? 0 : folds.reduce(0) { $0 + $1.score } / Double(folds.count) }
+    }
+
+    /// Leave-one-category-out, as ../shared/data/nab/SCOREBOARD.md computes it: for each category with
+    /// windows, one threshold is tuned on all the other categories (categories without windows count
+    /// there through their false positives) and the category is scored with it.
+    ///
+    /// With several `candidates` (each one set of per-row scores for the whole corpus, e.g. one per
+    /// parameter setting of a detector), each fold also chooses the candidate whose tuned score on the
+    /// other categories is highest: the choice of parameters never sees the category it is scored on.
+    public static func loco(_ corpus: NABCorpus, candidates: [[[Double]]], profile: Profile) -> LOCO {
+        let sorted = candidates.map { SortedRows(corpus, scores: $0, profile: profile) }
+        guard let first = sorted.first else { return LOCO(profile: profile.name, folds: []) }
+        var folds: [Fold] = []
+        for (c, name) in first.categories.enumerated() where first.windowCategory.contains(Int32(c)) {
+            var chosen = 0, chosenRaw = -Double.infinity, threshold = 1.1
+            for (k, rows) in sorted.enumerated() {
+                let t = rows.sweep { $0 != c }
+                if t.raw > chosenRaw { chosen = k; chosenRaw = t.raw; threshold = t.threshold }
+            }
+            let held = NABCorpus(files: corpus.files.filter { $0.category == name })
+            let heldScores = zip(corpus.files, candidates[chosen]).filter { $0.0.category == name }.map(\.1)
+            let score = normalise(raw(held, scores: heldScores, threshold: threshold, profile: profile), windows: held.windowCount, profile: profile)
+            folds.append(Fold(category: String(name), threshold: threshold, candidate: chosen, score: score))
+        }
+        return LOCO(profile: profile.name, folds: folds)
     }
 }
