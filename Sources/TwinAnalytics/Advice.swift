@@ -109,8 +109,8 @@ public enum Advisor {
         }
         // Leaks, restart loops and filling filesystems: from the anomaly scan's early warnings.
         let warnings = try AnomalyScan.warnings(store: store, catalog: try store.seriesCatalog(), from: now - min(history, 86_400_000), to: now)
-        for w in warnings where ["memory leak suspect", "restarting in a loop", "filesystem filling"].contains(w.kind) {
-            out.append(Advice(topic: w.kind, recommendation: w.kind == "filesystem filling" ? "free space or grow \(w.subject) before it fills"
+        for w in warnings where ["memory leak suspect", "restarting in a loop", "filesystem filling", "filesystem filling fast", "filesystem full"].contains(w.kind) {
+            out.append(Advice(topic: w.kind, recommendation: w.kind.hasPrefix("filesystem f") ? "free space or grow \(w.subject) before it fills"
                                   : w.kind == "memory leak suspect" ? "watch or restart \(w.subject)" : "find why \(w.subject) keeps dying",
                               evidence: w.evidence))
         }

@@ -131,6 +131,63 @@ import TwinStorage
 
 
 
+/// A filesystem filling within minutes is flagged on a twin 11 minutes old, from the trend alone.
+@Suite struct ExhaustionTests {
+    @Test func aFastFillIsFlaggedOnAYoungTwin() throws {
+        let dir = try temporaryDirectory("hosttwin-exhaustion")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let writer = TwinWriter(store: store)
+        let t0: Int64 = 1_800_000_000_000
+        try writer.begin(now: t0 - 1, interval: 1_000)
+        let size = 100e9
+        let root = Labels(["device": "/dev/vda1", "fstype": "ext4", "mountpoint": "/"])
+        let data = Labels(["device": "/dev/vdb", "fstype": "ext4", "mountpoint": "/data"])
+        var rng = SeededRandom(seed: 5)
+        let fillStart = t0 + 9 * 60_000
+        for i in 0..<(11 * 60) {
+            let t = t0 + Int64(i) * 1_000
+            var obs = Observation(timestamp: t)
+            // "/" at 31 % free, then a runaway copy fills it in two minutes; "/data" only jitters.
+            let copied = t < fillStart ? 0 : min(1, Double(t - fillStart) / 120_000) * 31e9
+            obs.add("node_filesystem_avail_bytes", root, 31e9 - copied)
+            obs.add("node_filesystem_size_bytes", root, size)
+            obs.add("node_filesystem_avail_bytes", data, 50e9 + Double.random(in: -2e8...2e8, using: &rng))
+            obs.add("node_filesystem_size_bytes", data, size)
+            _ = try writer.commit(obs)
+        }
+        try writer.finish(now: t0 + 11 * 60_000)
+        let catalog = try store.seriesCatalog()
+        // Before the fill: nothing.
+        #expect(try AnomalyScan.exhaustion(store: store, catalog: catalog, to: fillStart - 1_000).isEmpty)
+        // 22 seconds into it (the short window's 20 s span): filling fast.
+        let mid = try AnomalyScan.exhaustion(store: store, catalog: catalog, to: fillStart + 22_000)
+        #expect(mid.count == 1 && mid.first?.kind == "filesystem filling fast" && mid.first?.subject == "/", "\(mid)")
+        // Once full: full.
+        let end = try AnomalyScan.run(store: store, to: t0 + 11 * 60_000 - 1_000, window: 3_600_000, history: 0)
+        #expect(end.warnings.contains { $0.kind == "filesystem full" && $0.subject == "/" }, "\(end.warnings)")
+        #expect(!end.warnings.contains { $0.subject == "/data" }, "\(end.warnings)")
+    }
+
+    @Test func theTrendMustBeClear() {
+        let now: Int64 = 1_000_000
+        // Steady fall of 1 GB/s from 50 GB: out in 50 s from the last sample.
+        let falling = (0..<60).map { (now - 59_000 + Int64($0) * 1_000, 109e9 - Double($0) * 1e9) }
+        let f = ExhaustionTrend.assess(falling, capacity: 200e9, now: now, horizon: 3_600_000)
+        #expect(f.map { abs(Double($0.exhaustedAt - now) - 50_000) < 1_000 } == true, "\(String(describing: f))")
+        // Noise without a trend, too few samples, a fall too small, a fill beyond the horizon: nothing.
+        let noisy = (0..<60).map { (now - 59_000 + Int64($0) * 1_000, 50e9 + ($0 % 2 == 0 ? 5e9 : -5e9)) }
+        #expect(ExhaustionTrend.assess(noisy, capacity: 200e9, now: now, horizon: 3_600_000) == nil)
+        #expect(ExhaustionTrend.assess(Array(falling.suffix(3)), capacity: 200e9, now: now, horizon: 3_600_000) == nil)
+        let slight = (0..<60).map { (now - 59_000 + Int64($0) * 1_000, 50e9 - Double($0) * 1e6) }
+        #expect(ExhaustionTrend.assess(slight, capacity: 200e9, now: now, horizon: 3_600_000) == nil)
+        #expect(ExhaustionTrend.assess(falling, capacity: 200e9, now: now, horizon: 10_000) == nil)
+        // Already out: flagged whatever the trend.
+        #expect(ExhaustionTrend.assess([(now, 1e6)], capacity: 200e9, now: now, horizon: 0)?.exhausted == true)
+        #expect(ExhaustionTrend.assess([], capacity: 200e9, now: now, horizon: 0) == nil)
+    }
+}
+
 /// Maintenance window and advice on a host whose CPU is busy in the daytime only.
 @Suite struct AdviceTests {
     @Test func quietSlotIsAtNightAndLowUseIsReported() throws {

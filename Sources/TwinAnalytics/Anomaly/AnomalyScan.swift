@@ -162,11 +162,15 @@ public enum AnomalyScan {
                                  host: s.key.labels["host"]))
             }
         }
+        // Running out now: a filesystem or memory falling fast over the last minutes (or already
+        // exhausted), from the raw samples alone, so a twin minutes old warns too.
+        let fast = try exhaustion(store: store, catalog: catalog, to: to)
+        out += fast
         // Filesystems on course to fill within a day.
         let engine = PromQLEngine(source: StoreSampleSource(store: store))
         let fs = try PromQLParser.parse(#"node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|proc|sysfs|cgroup2?|autofs"}"#)
         for f in try QueryForecaster.forecast(engine: engine, expr: fs, now: to, history: max(to - from, 3_600_000), horizon: 86_400_000, exhaustionBelow: 0) {
-            if let full = f.exhaustion?.expected {
+            if let full = f.exhaustion?.expected, !fast.contains(where: { $0.subject == f.labels["mountpoint"] && $0.host == f.labels["host"] }) {
                 out.append(.init(kind: "filesystem filling", subject: f.labels["mountpoint"] ?? f.labels.text,
                                  evidence: "expected full at \(TwinTime.rfc3339(full)) (\(f.model))", host: f.labels["host"]))
             }
@@ -186,5 +190,40 @@ public enum AnomalyScan {
                              evidence: "\(times.count) short runs since \(TwinTime.rfc3339(times.min()!)), each under a minute", host: c.host))
         }
         return out.sorted { ($0.host ?? "", $0.kind, $0.subject) < ($1.host ?? "", $1.kind, $1.subject) }
+    }
+
+    /// Pseudo filesystems never worth a warning.
+    static let pseudoFilesystems: Set<String> = ["tmpfs", "ramfs", "devtmpfs", "overlay", "squashfs", "nsfs", "proc", "sysfs", "cgroup", "cgroup2", "autofs"]
+
+    /// Filesystems and memory running out within six hours at the rate of the last five minutes, or
+    /// already exhausted (``ExhaustionTrend``).
+    public static func exhaustion(store: TwinStore, catalog: [SeriesInfo], to: Int64) throws -> [AnomalyReport.Warning] {
+        var capacity: [SeriesKey: Int64] = [:]
+        for s in catalog where s.key.metric == "node_filesystem_size_bytes" || s.key.metric == "node_memory_MemTotal_bytes" {
+            capacity[s.key] = s.id
+        }
+        var out: [AnomalyReport.Warning] = []
+        for s in catalog {
+            let sizeMetric: String, kind: String, subject: String
+            switch s.key.metric {
+            case "node_filesystem_avail_bytes":
+                guard !pseudoFilesystems.contains(s.key.labels["fstype"] ?? "") else { continue }
+                (sizeMetric, kind, subject) = ("node_filesystem_size_bytes", "filesystem filling fast", s.key.labels["mountpoint"] ?? s.key.labels.text)
+            case "node_memory_MemAvailable_bytes":
+                (sizeMetric, kind, subject) = ("node_memory_MemTotal_bytes", "memory running out", "memory")
+            default: continue
+            }
+            guard let sizeID = capacity[SeriesKey(sizeMetric, s.key.labels)],
+                  let size = try store.samples(ids: [sizeID], from: to - ExhaustionTrend.window, to: to)[sizeID]?.last?.1,
+                  let points = try store.samples(ids: [s.id], from: to - ExhaustionTrend.window, to: to)[s.id],
+                  let f = ExhaustionTrend.assess(points, capacity: size, now: to, horizon: 6 * 3_600_000) else { continue }
+            let gb = { (v: Double) in String(format: "%.2f GB", v / 1e9) }
+            let evidence = f.exhausted
+                ? "\(gb(f.to.value)) free of \(gb(size)) at \(TwinTime.rfc3339(f.to.t)) (was \(gb(f.from.value)) at \(TwinTime.rfc3339(f.from.t)))"
+                : "free \(gb(f.from.value)) → \(gb(f.to.value)) in \((f.to.t - f.from.t) / 1000) s (\(String(format: "%.1f", -f.ratePerSecond / 1e6)) MB/s); out at \(TwinTime.rfc3339(f.exhaustedAt)) at this rate"
+            out.append(.init(kind: f.exhausted ? (kind == "memory running out" ? "memory exhausted" : "filesystem full") : kind,
+                             subject: subject, evidence: evidence, host: s.key.labels["host"]))
+        }
+        return out
     }
 }
