@@ -57,13 +57,8 @@ struct BenchForecast: ParsableCommand {
             for (name, expr) in Self.hostSeries {
                 guard case .matrix(let series) = try engine.range(try PromQLParser.parse(expr), start: end - (last - first) / stepMs * stepMs, end: end, step: stepMs),
                       let s = series.first else { continue }
-                // Gaps (the twin was stopped) are carried over from the last value before them.
-                var values: [Double] = [], t = s.points[0].0, k = 0
-                while t <= end {
-                    while k + 1 < s.points.count, s.points[k + 1].0 <= t { k += 1 }
-                    values.append(s.points[k].1)
-                    t += stepMs
-                }
+                // Gaps (the twin was stopped) are filled as production forecasts fill them.
+                let values = ForecastHistory.regular(s.points, step: stepMs, period: m)
                 if let row = Self.evaluate(name, values, period: m, horizon: m, origins: origins, minimumTraining: m + 1) { rows.append(row) }
             }
         } else {

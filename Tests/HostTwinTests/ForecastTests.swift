@@ -79,6 +79,34 @@ import TwinStorage
         let json = String(decoding: try JSONEncoder().encode(SeriesForecastJSON(root)), as: UTF8.self)
         #expect(json.contains("\"exhaustion\"") && json.contains(TwinTime.rfc3339(expected)))
     }
+
+    /// Downtime does not shift the daily phase: gaps are filled from the day before (ForecastHistory).
+    @Test func aGapKeepsTheSeasonalPhase() throws {
+        let day: Int64 = 86_400_000
+        let t0: Int64 = 1_700_000_000_000 / day * day
+        let wave = { (t: Int64) in 50 + 40 * sin(2 * Double.pi * Double(t % day) / Double(day)) }
+        var lines: [String] = []
+        for i in 0..<(3 * 288) {
+            let t = t0 + Int64(i) * 300_000
+            // Stopped for six hours on the last day.
+            if t >= t0 + 2 * day + 6 * 3_600_000, t < t0 + 2 * day + 12 * 3_600_000 { continue }
+            lines.append("load \(wave(t)) \(t)")
+        }
+        let (store, dir) = try storeWith(lines.joined(separator: "\n") + "\n")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let engine = PromQLEngine(source: StoreSampleSource(store: store))
+        let end = t0 + 3 * day - 300_000
+        let f = try #require(try QueryForecaster.forecast(engine: engine, expr: try PromQLParser.parse("load"), now: end, history: 3 * day, horizon: day).first)
+        // The next day, point by point: within 5 % of the wave's amplitude (closing the six hours up would
+        // put the forecast a quarter day out of phase: errors up to 40).
+        var worst = 0.0
+        for (i, p) in f.points.enumerated() { worst = max(worst, abs(p.mean - wave(f.last.t + f.step * Int64(i + 1)))) }
+        #expect(worst < 4, "worst error \(worst) with \(f.model)")
+        // The filling itself.
+        #expect(ForecastHistory.regular([(0, 1), (10, 2), (40, 5)], step: 10, period: 0) == [1, 2, 2, 2, 5])
+        #expect(ForecastHistory.regular([(0, 1), (10, 2), (20, 3), (50, 6)], step: 10, period: 2) == [1, 2, 3, 2, 3, 6])
+        #expect(ForecastHistory.regular([], step: 10, period: 2).isEmpty)
+    }
 }
 
 /// The anomaly scan of a store: a level shift alerts at the shift, a crash-looping service is warned of.

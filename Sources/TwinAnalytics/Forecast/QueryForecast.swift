@@ -55,7 +55,7 @@ public enum QueryForecaster {
         let period = Int(86_400_000 / step)
         return series.compactMap { s -> SeriesForecast? in
             guard let first = s.points.first, let last = s.points.last else { return nil }
-            let (model, points) = Forecaster.forecast(s.points.map(\.1), horizon: steps, period: period)
+            let (model, points) = Forecaster.forecast(ForecastHistory.regular(s.points, step: step, period: period), horizon: steps, period: period)
             var out = SeriesForecast(labels: s.labels, model: model.description, last: (last.0, last.1), first: first.0, step: step, points: points)
             if let threshold, last.1 > threshold {
                 func firstBelow(_ value: (ForecastPoint) -> Double) -> Int64? {
