@@ -19,13 +19,29 @@ public struct MaintenanceWindow: Sendable, Encodable {
     public var score: Double
     public var loads: [Load]
     public var basis: String
+    /// "low" with less than a week of history (the weekly cycle unseen), "high" with a week or more.
+    public var confidence: String
 }
 
-/// One recommendation with the evidence behind it.
+/// Advice that needs more history than the store holds.
+public struct InsufficientHistory: Error, CustomStringConvertible {
+    public var stored: Int64
+    public var needed: Int64
+    public var what: String
+    public var description: String {
+        "\(what) needs \(Advisor.formatDuration(needed)) of history; the store holds \(Advisor.formatDuration(stored)) (run `hosttwin run` longer)"
+    }
+}
+
+/// One recommendation with the evidence behind it and how far to trust it.
 public struct Advice: Sendable, Encodable {
     public var topic: String
     public var recommendation: String
+    /// What was seen, over the span actually stored (not merely the span asked for).
     public var evidence: String
+    /// "low", "medium" or "high": for sizing, how much history stood behind it (under 3 days, under 7,
+    /// 7 or more); for warnings, how direct the observation is.
+    public var confidence: String
 }
 
 public enum Advisor {
@@ -37,8 +53,23 @@ public enum Advisor {
         ("disk (bytes/s)", "sum(rate(node_disk_read_bytes_total[5m])) + sum(rate(node_disk_written_bytes_total[5m]))"),
     ]
 
-    /// The slot of `duration` within the next `within` whose forecast activity is lowest.
-    public static func maintenanceWindow(engine: PromQLEngine, now: Int64, duration: Int64, within: Int64, history: Int64) throws -> MaintenanceWindow? {
+    /// History a maintenance window needs: two days, so that the forecasts know the daily cycle.
+    public static let maintenanceHistory: Int64 = 2 * 86_400_000
+    /// History sizing advice (CPU, memory, swap) needs: a day.
+    public static let sizingHistory: Int64 = 86_400_000
+
+    /// How much of `history` before `now` the store actually holds.
+    static func storedSpan(_ store: TwinStore, now: Int64, history: Int64) throws -> Int64 {
+        guard let (first, _) = try store.sampleTimeRange() else { return 0 }
+        return max(0, now - max(first, now - history))
+    }
+
+    /// The slot of `duration` within the next `within` whose forecast activity is lowest; throws
+    /// ``InsufficientHistory`` when the store holds less than ``maintenanceHistory``.
+    public static func maintenanceWindow(store: TwinStore, now: Int64, duration: Int64, within: Int64, history: Int64) throws -> MaintenanceWindow? {
+        let stored = try storedSpan(store, now: now, history: history)
+        guard stored >= maintenanceHistory else { throw InsufficientHistory(stored: stored, needed: maintenanceHistory, what: "a maintenance window") }
+        let engine = PromQLEngine(source: StoreSampleSource(store: store))
         var series: [(String, SeriesForecast, Double)] = []
         for (name, q) in signals {
             let (past, step) = try QueryForecaster.history(engine: engine, expr: try PromQLParser.parse(q), now: now, history: history)
@@ -65,7 +96,8 @@ public enum Advisor {
             MaintenanceWindow.Load(signal: name, expected: f.points[best.1..<(best.1 + width)].reduce(0) { $0 + $1.mean } / Double(width), historyPeak: peak)
         }
         return MaintenanceWindow(start: TwinTime.rfc3339(startT), end: TwinTime.rfc3339(startT + step * Int64(width)), score: best.0 / Double(width),
-                                 loads: loads, basis: "forecasts from \(TwinTime.rfc3339(now - history)) to \(TwinTime.rfc3339(now)) at \(step / 1000) s (\(first.1.model) for CPU)")
+                                 loads: loads, basis: "forecasts from the \(formatDuration(stored)) stored, \(TwinTime.rfc3339(now - stored)) to \(TwinTime.rfc3339(now)), at \(step / 1000) s (\(first.1.model) for CPU)",
+                                 confidence: stored >= 7 * 86_400_000 ? "high" : "low")
     }
 
     /// Recommendations grounded in the stored history.
@@ -78,46 +110,58 @@ public enum Advisor {
             return m.first?.points.map(\.1) ?? []
         }
         func p95(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.sorted()[min(v.count - 1, Int(Double(v.count) * 0.95))] }
-        let span = "over \(formatSpan(history))"
-        // CPU: share of all cores busy.
-        let cpu = try values(#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))"#)
-        if let p = p95(cpu) {
-            if p < 0.2 {
-                out.append(Advice(topic: "cpu", recommendation: "over-provisioned: fewer cores would do",
-                                  evidence: String(format: "95th percentile of CPU busy %.1f %% %@ (%d points)", p * 100, span, cpu.count)))
-            } else if p > 0.85 {
-                out.append(Advice(topic: "cpu", recommendation: "saturated: add cores or move work away",
-                                  evidence: String(format: "95th percentile of CPU busy %.1f %% %@", p * 100, span)))
+        let stored = try storedSpan(store, now: now, history: history)
+        let span = "over the \(formatDuration(stored)) stored" + (stored < history - 60_000 ? " (of \(formatDuration(history)) asked)" : "")
+        if stored < sizingHistory {
+            out.append(Advice(topic: "history", recommendation: "too little history for sizing advice (CPU, memory and swap need \(formatDuration(sizingHistory)))",
+                              evidence: "\(formatDuration(stored)) stored", confidence: "high"))
+        } else {
+            let confidence = stored < 3 * 86_400_000 ? "low" : stored < 7 * 86_400_000 ? "medium" : "high"
+            // CPU: share of all cores busy.
+            let cpu = try values(#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))"#)
+            if let p = p95(cpu) {
+                if p < 0.2 {
+                    out.append(Advice(topic: "cpu", recommendation: "over-provisioned: fewer cores would do",
+                                      evidence: String(format: "95th percentile of CPU busy %.1f %% %@ (%d points)", p * 100, span, cpu.count), confidence: confidence))
+                } else if p > 0.85 {
+                    out.append(Advice(topic: "cpu", recommendation: "saturated: add cores or move work away",
+                                      evidence: String(format: "95th percentile of CPU busy %.1f %% %@", p * 100, span), confidence: confidence))
+                }
             }
-        }
-        // Memory: share used.
-        let mem = try values("1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes")
-        if let p = p95(mem) {
-            if p < 0.3 {
-                out.append(Advice(topic: "memory", recommendation: "over-provisioned: less memory would do",
-                                  evidence: String(format: "95th percentile of memory used %.1f %% %@", p * 100, span)))
-            } else if p > 0.9 {
-                out.append(Advice(topic: "memory", recommendation: "under-provisioned: add memory or find what grows",
-                                  evidence: String(format: "95th percentile of memory used %.1f %% %@", p * 100, span)))
+            // Memory: share used.
+            let mem = try values("1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes")
+            if let p = p95(mem) {
+                if p < 0.3 {
+                    out.append(Advice(topic: "memory", recommendation: "over-provisioned: less memory would do",
+                                      evidence: String(format: "95th percentile of memory used %.1f %% %@", p * 100, span), confidence: confidence))
+                } else if p > 0.9 {
+                    out.append(Advice(topic: "memory", recommendation: "under-provisioned: add memory or find what grows",
+                                      evidence: String(format: "95th percentile of memory used %.1f %% %@", p * 100, span), confidence: confidence))
+                }
             }
-        }
-        // Swap thrash: pages swapped in and out at once.
-        let swap = try values("rate(node_vmstat_pswpin[5m]) + rate(node_vmstat_pswpout[5m])")
-        if let p = p95(swap), p > 100 {
-            out.append(Advice(topic: "swap", recommendation: "swap thrash: the working set does not fit in memory",
-                              evidence: String(format: "95th percentile of %.0f pages/s swapped in and out %@", p, span)))
+            // Swap thrash: pages swapped in and out at once.
+            let swap = try values("rate(node_vmstat_pswpin[5m]) + rate(node_vmstat_pswpout[5m])")
+            if let p = p95(swap), p > 100 {
+                out.append(Advice(topic: "swap", recommendation: "swap thrash: the working set does not fit in memory",
+                                  evidence: String(format: "95th percentile of %.0f pages/s swapped in and out %@", p, span), confidence: confidence))
+            }
         }
         // Leaks, restart loops and filling filesystems: from the anomaly scan's early warnings.
         let warnings = try AnomalyScan.warnings(store: store, catalog: try store.seriesCatalog(), from: now - min(history, 86_400_000), to: now)
         for w in warnings where ["memory leak suspect", "restarting in a loop", "filesystem filling", "filesystem filling fast", "filesystem full"].contains(w.kind) {
             out.append(Advice(topic: w.kind, recommendation: w.kind.hasPrefix("filesystem f") ? "free space or grow \(w.subject) before it fills"
                                   : w.kind == "memory leak suspect" ? "watch or restart \(w.subject)" : "find why \(w.subject) keeps dying",
-                              evidence: w.evidence))
+                              evidence: w.evidence,
+                              confidence: ["memory leak suspect", "filesystem filling"].contains(w.kind) ? "medium" : "high"))
         }
         return out
     }
 
-    static func formatSpan(_ ms: Int64) -> String {
-        ms % 86_400_000 == 0 ? "\(ms / 86_400_000) d" : ms % 3_600_000 == 0 ? "\(ms / 3_600_000) h" : "\(ms / 60_000) min"
+    /// 2 d 3 h, 5 h 10 min, 35 min, 20 s.
+    public static func formatDuration(_ ms: Int64) -> String {
+        let d = ms / 86_400_000, h = ms % 86_400_000 / 3_600_000, m = ms % 3_600_000 / 60_000
+        if d > 0 { return h > 0 ? "\(d) d \(h) h" : "\(d) d" }
+        if h > 0 { return m > 0 ? "\(h) h \(m) min" : "\(h) h" }
+        return m > 0 ? "\(m) min" : "\(ms / 1000) s"
     }
 }

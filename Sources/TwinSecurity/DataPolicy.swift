@@ -35,7 +35,7 @@ public struct DataPolicy: Sendable {
     /// The default classes; attributes not listed are `internal`.
     public static let defaultClasses: [EntityKind: [String: DataClass]] = [
         .processes: ["command": .sensitive, "user": .sensitive, "pid": .public, "ppid": .public, "state": .public,
-                     "start_time": .public, "kernel_thread": .public],
+                     "start_time": .public, "kernel_thread": .public, "unit": .public],
         .connections: ["remote_address": .sensitive],
         .users: ["user": .sensitive, "host": .sensitive],
         .host: ["machine_id": .sensitive],

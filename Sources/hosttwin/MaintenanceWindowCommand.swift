@@ -10,7 +10,7 @@ struct MaintenanceWindowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maintenance-window",
         abstract: "The quietest slot of --duration within --within, from the forecasts of CPU, network and disk activity.",
-        discussion: "Each signal is forecast from --history and taken relative to its peak over that history; the slot with the lowest mean of the three is reported with the load expected in it."
+        discussion: "Each signal is forecast from --history and taken relative to its peak over that history; the slot with the lowest mean of the three is reported with the load expected in it. Needs two days of stored history (the daily cycle); confidence is low under a week (the weekly cycle unseen), high from a week."
     )
     @Option(help: ArgumentHelp("Length of the slot.", valueName: "DURATION")) var duration = "1h"
     @Option(help: ArgumentHelp("How far ahead to look.", valueName: "DURATION")) var within = "7d"
@@ -19,16 +19,15 @@ struct MaintenanceWindowCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let engine = PromQLEngine(source: StoreSampleSource(store: try store.openForReading()))
         let w: MaintenanceWindow?
         do {
-            w = try Advisor.maintenanceWindow(engine: engine, now: TwinTime.nowMillis(), duration: try TwinTime.parseDuration(duration),
+            w = try Advisor.maintenanceWindow(store: try store.openForReading(), now: TwinTime.nowMillis(), duration: try TwinTime.parseDuration(duration),
                                               within: try TwinTime.parseDuration(within), history: try TwinTime.parseDuration(history))
-        } catch let e as PromQLError { throw CLIError("\(e)") } catch let e as TwinError { throw CLIError("\(e)") }
+        } catch let e as PromQLError { throw CLIError("\(e)") } catch let e as TwinError { throw CLIError("\(e)") } catch let e as InsufficientHistory { throw CLIError("\(e)") }
         guard let w else { throw CLIError("not enough stored activity to forecast (run `hosttwin run` longer, or shorten --history)") }
         if output.json { try printJSON(w); return }
         print("quietest \(duration) within \(within): \(w.start) → \(w.end)  (relative load \(String(format: "%.2f", w.score)) of the history's peaks)")
         printTable(["SIGNAL", "EXPECTED", "HISTORY PEAK"], w.loads.map { [$0.signal, PromNumber.format(($0.expected * 1000).rounded() / 1000), PromNumber.format(($0.historyPeak * 1000).rounded() / 1000)] })
-        print(w.basis)
+        print(w.basis + "; confidence \(w.confidence)" + (w.confidence == "low" ? " (less than a week: the weekly cycle is unseen)" : ""))
     }
 }

@@ -37,6 +37,33 @@ struct StoreOptions: ParsableArguments {
 struct OutputOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON instead of a table (shapes in docs/CLI.md).")
     var json = false
+    @Flag(name: .long, help: "Do not cut table lines to the terminal's width.")
+    var wide = false
+
+    mutating func validate() throws {
+        if wide { TableOutput.wide = true }
+    }
+}
+
+/// How wide tables may be: on a terminal, its width (as procps' `ps` does), unless `--wide`; piped or
+/// redirected, whole lines.
+enum TableOutput {
+    /// Set once from the command line, before any output.
+    nonisolated(unsafe) static var wide = false
+
+    /// The terminal's width when standard output is one and lines are to be cut.
+    static var limit: Int? {
+        guard !wide, isatty(STDOUT_FILENO) != 0 else { return nil }
+        var size = winsize()
+        guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 20 else { return nil }
+        return Int(size.ws_col)
+    }
+
+    /// `line` cut to `limit` characters, the last one an ellipsis when it was longer.
+    static func cut(_ line: String, to limit: Int?) -> String {
+        guard let limit, line.count > limit else { return line }
+        return String(line.prefix(limit - 1)) + "…"
+    }
 }
 
 /// `--proc-root`, `--sys-root`, `--root`: where the collectors read (fixture trees in tests).
@@ -69,9 +96,11 @@ func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try e.encode(value), as: UTF8.self))
 }
 
-/// Prints rows as an aligned text table (the last column is not padded).
+/// Prints rows as an aligned text table (the last column is not padded), each line cut to the terminal's
+/// width (``TableOutput``).
 func printTable(_ header: [String], _ rows: [[String]]) {
-    for l in tableLines(header, rows) { print(l) }
+    let limit = TableOutput.limit
+    for l in tableLines(header, rows) { print(TableOutput.cut(l, to: limit)) }
 }
 
 /// The lines of an aligned text table.

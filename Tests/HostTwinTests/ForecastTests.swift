@@ -131,7 +131,16 @@ import TwinStorage
             // After the shift a service dies 30 s after each start and is started again by init.
             var procs = [Entity(kind: .processes, key: "1@0", attributes: ["pid": 1, "ppid": 0, "name": "init", "command": "/sbin/init"])]
             if t >= shift, i % 4 != 3 {
-                procs.append(Entity(kind: .processes, key: "\(1000 + crash)@\(t)", attributes: ["pid": .int(Int64(1000 + crash)), "ppid": 1, "name": "flaky", "command": "/usr/bin/flaky --serve"]))
+                let start = t - Int64(i % 4) * 10_000
+                procs.append(Entity(kind: .processes, key: "\(1000 + crash)@\(start)", attributes: ["pid": .int(Int64(1000 + crash)), "ppid": 1, "name": "flaky", "command": "/usr/bin/flaky --serve", "unit": "flaky.service"]))
+                // The same cadence from a daemon adopted by init outside any service (a browser's crash
+                // handler, one per launch): not a loop.
+                procs.append(Entity(kind: .processes, key: "\(5000 + crash)@\(start)", attributes: ["pid": .int(Int64(5000 + crash)), "ppid": 1, "name": "crashpad", "command": "/usr/lib/chromium/chrome_crashpad_handler"]))
+            }
+            // A job a parent launches every 80 s, for 30 s: restarted long after it exits, not a loop.
+            if t >= shift, i % 8 < 3 {
+                let start = t - Int64(i % 8) * 10_000
+                procs.append(Entity(kind: .processes, key: "\(9000 + i / 8)@\(start)", attributes: ["pid": .int(Int64(9000 + i / 8)), "ppid": 700, "name": "job", "command": "/usr/bin/job"]))
             }
             if t >= shift, i % 4 == 3 { crash += 1 }
             obs.set(.processes, procs)
@@ -149,6 +158,7 @@ import TwinStorage
         #expect(!report.alerts.contains { $0.series == "requests_total" }, "a steady counter rate raises nothing")
         #expect(report.warnings.contains { $0.kind == "restarting in a loop" && $0.subject == "/usr/bin/flaky --serve" }, "\(report.warnings)")
         #expect(!report.warnings.contains { $0.subject == "/sbin/init" })
+        #expect(!report.warnings.contains { $0.subject.contains("crashpad") || $0.subject == "/usr/bin/job" }, "\(report.warnings)")
         // The host rate divides by the series live in the window (2), not every series stored (52).
         #expect(report.series == 52 && report.liveSeries == 2, "\(report.series) stored, \(report.liveSeries) live")
         #expect(report.rate.contains { $0.rate >= AnomalyScan.hostThreshold } && !report.hostAnomalous.isEmpty)
@@ -239,8 +249,8 @@ import TwinStorage
         let (store, dir) = try storeWith(lines.joined(separator: "\n") + "\n")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let now = t0 + 3 * day
-        let engine = PromQLEngine(source: StoreSampleSource(store: store))
-        let w = try #require(try Advisor.maintenanceWindow(engine: engine, now: now, duration: 2 * 3_600_000, within: day, history: 3 * day))
+        let w = try #require(try Advisor.maintenanceWindow(store: store, now: now, duration: 2 * 3_600_000, within: day, history: 7 * day))
+        #expect(w.confidence == "low" && w.basis.contains("3 d stored"), "\(w.basis)")
         let start = try #require(TwinTime.parseRFC3339(w.start))
         let hour = (start % day) / 3_600_000
         #expect(!(8..<17).contains(hour), "the quiet slot starts at \(w.start), inside the busy hours")
@@ -248,6 +258,16 @@ import TwinStorage
         #expect(advice.contains { $0.topic == "memory" && $0.recommendation.hasPrefix("over-provisioned") }, "\(advice)")
         // The CPU is 30 % busy in the daytime: its 95th percentile is neither below 20 % nor above 85 %.
         #expect(!advice.contains { $0.topic == "cpu" }, "\(advice)")
+        // Asked for a week of a store that holds three days: the evidence says three, the confidence is medium.
+        let week = try Advisor.advise(store: store, now: now, history: 7 * day)
+        let memory = try #require(week.first { $0.topic == "memory" })
+        #expect(memory.evidence.contains("over the 3 d stored (of 7 d asked)") && memory.confidence == "medium", "\(memory)")
+        // Half an hour of history: no sizing advice, no maintenance window; both say why.
+        let young = try Advisor.advise(store: store, now: t0 + 35 * 60_000, history: 35 * 60_000)
+        #expect(young.map(\.topic) == ["history"] && young[0].evidence == "35 min stored", "\(young)")
+        #expect(throws: InsufficientHistory.self) {
+            try Advisor.maintenanceWindow(store: store, now: t0 + 35 * 60_000, duration: 3_600_000, within: day, history: 7 * day)
+        }
     }
 }
 

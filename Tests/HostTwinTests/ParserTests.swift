@@ -159,6 +159,23 @@ import TwinCore
         #expect(!tcp6.isEmpty)
     }
 
+    /// /proc/PID/cgroup as real hosts write it: the systemd service of a process, or none.
+    @Test func systemdUnitFromCgroup() {
+        // cgroup v2 (Debian 12, systemd): sshd's and a user session's.
+        #expect(parseSystemdUnit("0::/system.slice/ssh.service\n") == "ssh.service")
+        #expect(parseSystemdUnit("0::/user.slice/user-1000.slice/session-3.scope\n") == nil)
+        #expect(parseSystemdUnit("0::/user.slice/user-1000.slice/user@1000.service/app.slice/dbus.service\n") == "dbus.service")
+        // cgroup v1 hybrid (this sandbox's own /proc/self/cgroup, and a systemd host's).
+        let sandbox = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/83cbba035f342389ba8c2f0d52c42ed0\n1:cpu:/\n0::/\n"
+        #expect(parseSystemdUnit(sandbox) == nil)
+        #expect(parseSystemdUnit("12:pids:/system.slice/cron.service\n1:name=systemd:/system.slice/cron.service\n0::/system.slice/cron.service\n") == "cron.service")
+        #expect(parseSystemdUnit("1:name=systemd:/system.slice/nginx.service\n") == "nginx.service")
+        // Malformed.
+        for bad in ["", "garbage", "0::", "x::/a.service", "0:/system.slice/a.service", "0::/.service", "\u{0}\u{1}"] {
+            #expect(parseSystemdUnit(bad) == nil, "\(bad.debugDescription)")
+        }
+    }
+
     @Test func dpkgStatus() {
         let text = """
         Package: adduser

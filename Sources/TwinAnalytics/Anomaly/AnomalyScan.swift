@@ -175,21 +175,56 @@ public enum AnomalyScan {
                                  evidence: "expected full at \(TwinTime.rfc3339(full)) (\(f.model))", host: f.labels["host"]))
             }
         }
-        // Processes restarting in a loop: one command line started by the init process (a service
-        // manager restarting it) 5 times or more in the window, each run shorter than a minute. Commands
-        // people and scripts run again and again have other parents.
-        struct Command: Hashable { var host: String?; var command: String }
-        var starts: [Command: [Int64]] = [:]
-        for v in try store.versionsStarting(from: from, to: to, kinds: [.processes]) {
-            guard v.attributes["ppid"]?.intValue == 1, case .string(let command)? = v.attributes["command"], !command.isEmpty,
-                  let end = v.validTo, end - v.validFrom < 60_000 else { continue }
-            starts[Command(host: v.attributes["host"]?.description, command: command), default: []].append(v.validFrom)
-        }
-        for (c, times) in starts where times.count >= 5 {
-            out.append(.init(kind: "restarting in a loop", subject: c.command,
-                             evidence: "\(times.count) short runs since \(TwinTime.rfc3339(times.min()!)), each under a minute", host: c.host))
-        }
+        out += try restartLoops(store: store, from: from, to: to)
         return out.sorted { ($0.host ?? "", $0.kind, $0.subject) < ($1.host ?? "", $1.kind, $1.subject) }
+    }
+
+    /// Processes restarting in a loop: the same command line started again by the same owner — its
+    /// systemd service (the `unit` attribute), or else the same parent process other than init (a
+    /// supervisor, a shell loop) — within 10 s of the previous run's exit, five runs or more in a row, each
+    /// under a minute. A program launched many times by different parents, or daemons adopted by init
+    /// outside any service (a browser's crash handler), is not a loop.
+    public static func restartLoops(store: TwinStore, from: Int64, to: Int64) throws -> [AnomalyReport.Warning] {
+        struct Run { var start: Int64; var end: Int64?; var command: String; var owner: String?; var host: String? }
+        // One run per process (its versions by key), from the versions starting in the window.
+        var runs: [String: Run] = [:]
+        for v in try store.versionsStarting(from: from, to: to, kinds: [.processes]) {
+            let host = v.attributes["host"]?.description
+            let id = (host ?? "") + "\u{0}" + v.key
+            if var r = runs[id] {
+                r.end = r.end.flatMap { e in v.validTo.map { max(e, $0) } }
+                runs[id] = r
+                continue
+            }
+            guard case .string(let command)? = v.attributes["command"], !command.isEmpty else { continue }
+            // Only processes that started in the window (not a change of one started before it).
+            if case .string(let started)? = v.attributes["start_time"], let s = TwinTime.parseRFC3339(started), s < v.validFrom - 5_000 { continue }
+            var owner: String?
+            if case .string(let unit)? = v.attributes["unit"] { owner = unit } else if let ppid = v.attributes["ppid"]?.intValue, ppid > 1 { owner = "parent pid \(ppid)" }
+            runs[id] = Run(start: v.validFrom, end: v.validTo, command: command, owner: owner, host: host)
+        }
+        struct Loop: Hashable { var host: String?; var command: String; var owner: String }
+        var byLoop: [Loop: [Run]] = [:]
+        for r in runs.values {
+            guard let owner = r.owner, let end = r.end, end - r.start < 60_000 else { continue }
+            byLoop[Loop(host: r.host, command: r.command, owner: owner), default: []].append(r)
+        }
+        var out: [AnomalyReport.Warning] = []
+        for (loop, list) in byLoop where list.count >= 5 {
+            let sorted = list.sorted { $0.start < $1.start }
+            // The longest chain of runs each starting within 10 s after the one before it ended.
+            var chain = 1, longest = 1, chainStart = sorted[0].start, longestStart = chainStart
+            for (a, b) in zip(sorted, sorted.dropFirst()) {
+                let gap = b.start - (a.end ?? .max)
+                if gap >= -1_000, gap <= 10_000 { chain += 1 } else { chain = 1; chainStart = b.start }
+                if chain > longest { longest = chain; longestStart = chainStart }
+            }
+            guard longest >= 5 else { continue }
+            out.append(.init(kind: "restarting in a loop", subject: loop.command,
+                             evidence: "\(longest) runs in a row by \(loop.owner) since \(TwinTime.rfc3339(longestStart)), each under a minute and started within 10 s of the last one's exit",
+                             host: loop.host))
+        }
+        return out
     }
 
     /// Pseudo filesystems never worth a warning.

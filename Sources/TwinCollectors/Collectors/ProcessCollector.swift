@@ -27,6 +27,8 @@ public final class ProcessCollector: Collector {
         var ppid: Int
         var lifecycle: String
         var uid: UInt32?
+        /// The systemd service it runs in (nil outside one).
+        var unit: String? = nil
         var attributes: [String: AttributeValue]
         var inode: UInt64 = 0
         var isKernelThread = false
@@ -120,6 +122,7 @@ public final class ProcessCollector: Collector {
                 let command = args.isEmpty ? "[\(comm)]" : redactor.redact(arguments: args).joined(separator: " ")
                 info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(saturating: stat.startTicks))", comm: comm, command: command,
                              labels: Labels(["pid": pidName, "name": comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
+                info.unit = ctx.reader.withBytes(at: procDir, pidName + "/cgroup") { parseSystemdUnit(String(decoding: $0, as: UTF8.self)) } ?? nil
             }
             if info.ppid != stat.ppid || info.lifecycle != lifecycle || info.uid != uid || info.attributes.isEmpty {
                 let startSeconds = (bootTime ?? 0) + stat.startTicks / clockTicks
@@ -129,6 +132,7 @@ public final class ProcessCollector: Collector {
                     "start_time": .string(TwinTime.rfc3339(Int64(saturating: startSeconds * 1000))),
                     "kernel_thread": .bool(stat.isKernelThread),
                 ]
+                if let unit = info.unit { attrs["unit"] = .string(unit) }
                 if let uid {
                     attrs["uid"] = .int(Int64(uid))
                     attrs["user"] = .string(users.name(uid))

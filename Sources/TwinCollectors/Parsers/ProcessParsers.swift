@@ -105,6 +105,22 @@ public func parseCmdline(_ text: String) -> [String] {
     return parts
 }
 
+/// The systemd service a process runs in, from `/proc/PID/cgroup` (`ID:CONTROLLERS:PATH` lines; the unified
+/// hierarchy's `0::` line or cgroup v1's `name=systemd` one): the path's last component when it names a
+/// `.service` (`/system.slice/ssh.service` → `ssh.service`); nil for sessions, scopes, containers without
+/// systemd and malformed text.
+public func parseSystemdUnit(_ text: String) -> String? {
+    var v1: String?
+    for line in lines(text) {
+        let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        guard f.count == 3, f[0].allSatisfy(\.isNumber), !f[0].isEmpty else { continue }
+        guard let last = f[2].split(separator: "/").last, last.hasSuffix(".service"), last.count > ".service".count else { continue }
+        if f[0] == "0", f[1].isEmpty { return String(last) }
+        if f[1] == "name=systemd" { v1 = String(last) }
+    }
+    return v1
+}
+
 /// Parses `/etc/passwd` into uid → user name.
 public func parsePasswd(_ text: String) -> [UInt32: String] {
     var out: [UInt32: String] = [:]
