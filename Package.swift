@@ -102,7 +102,7 @@ let package = Package(
         .target(
             name: "TwinRuntime",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinSecurity", "TwinServer", "TwinSync",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinSecurity", "TwinServer", "TwinSync", "TwinAnalytics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -314,6 +314,11 @@ enum Schema {
         // merged per lifetime class and clock hour. Nothing to rewrite here — compaction merges format-1
         // blocks a few hours at each seal — but a binary that reads only format 1 must refuse the store.
         m.registerMigration("v19") { _ in }
+        // v20: the anomaly detectors' state per series (the minute it has been fed through and the
+        // detector's own bytes), so that a restart continues where it stopped instead of relearning.
+        m.registerMigration("v20") { db in
+            try db.execute(sql: "CREATE TABLE detector_states(series_id INTEGER PRIMARY KEY, through INTEGER NOT NULL, state BLOB NOT NULL)")
+        }
         return m
     }
 }

@@ -72,6 +72,7 @@ struct RunCommand: AsyncParsableCommand {
                 .init(service: collection, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: app),
                 .init(service: AuditAnchorService(audit: setup.audit)),
+                .init(service: AnomalyMonitorService(store: twinStore, logger: logger)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger

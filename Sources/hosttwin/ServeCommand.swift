@@ -91,6 +91,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                      addresses: hub.addresses, rewrite: rewrite) }
             services += relays.map { .init(service: $0) }
             services.append(.init(service: OutboxPruner(store: twinStore, relays: relays, keepMillis: keepMillis, logger: logger)))
+            services.append(.init(service: AnomalyMonitorService(store: twinStore, logger: logger)))
             if let followed { services.append(.init(service: FollowService(receiver: hub, remote: followed, logger: logger))) }
         }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -169,6 +169,75 @@ import TwinStorage
 
 
 
+/// The detectors' state is saved with the store: a restart continues exactly where it stopped.
+@Suite struct DetectorStateTests {
+    @Test func aRestoredDetectorScoresAsIfItNeverStopped() {
+        var rng = SeededRandom(seed: 3)
+        let xs = (0..<2000).map { i in 10 + sin(Double(i) / 30) + Double.random(in: -0.3...0.3, using: &rng) + (i > 1500 ? 5 : 0) }
+        var continuous = NoveltyDetector()
+        let whole = xs.enumerated().map { continuous.score($1, at: Int64($0) * 60) }
+        var first = NoveltyDetector()
+        var split = xs.prefix(1000).enumerated().map { first.score($1, at: Int64($0) * 60) }
+        let bytes = first.state
+        var restored = try! #require(NoveltyDetector(state: bytes))
+        split += xs.dropFirst(1000).enumerated().map { restored.score($1, at: Int64($0 + 1000) * 60) }
+        #expect(split == whole && whole.contains { $0 >= NoveltyDetector.alertThreshold })
+        #expect(restored.state == continuous.state)
+        // Bytes that are not a state: no detector, no crash.
+        for bad in [[], [2] + bytes.dropFirst(), Array(bytes.dropLast()), bytes + [0], [UInt8](repeating: 0xff, count: bytes.count)] as [[UInt8]] {
+            #expect(NoveltyDetector(state: bad) == nil)
+        }
+        #expect(SeriesScan(state: Array(SeriesScan().state.dropLast(3))) == nil)
+    }
+
+    @Test func theMonitorSavesAndAScanStartsFromIt() throws {
+        let dir = try temporaryDirectory("hosttwin-monitor")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let writer = TwinWriter(store: store)
+        let t0: Int64 = 1_800_000_000_000 / 3_600_000 * 3_600_000
+        try writer.begin(now: t0 - 1, interval: 10_000)
+        var rng = SeededRandom(seed: 8)
+        let shift = t0 + 5 * 3_600_000
+        for i in 0..<(6 * 360) {
+            let t = t0 + Int64(i) * 10_000
+            var obs = Observation(timestamp: t)
+            obs.add("queue_depth", .empty, (t >= shift ? 80 : 10) + Double.random(in: -2...2, using: &rng))
+            obs.counter("requests_total", .empty, Double(i) * 5 + Double(i % 7))
+            _ = try writer.commit(obs)
+        }
+        try writer.finish(now: t0 + 6 * 3_600_000)
+        // One monitor runs to 3 h; a "restarted" one (a new value, states from the store) goes on to 6 h.
+        var monitor = AnomalyMonitor(store: store)
+        monitor.settle = 0
+        let first = try monitor.advance(now: t0 + 3 * 3_600_000)
+        #expect(first.seriesFed == 2 && first.minutesFed >= 2 * 178, "\(first)")
+        var restarted = AnomalyMonitor(store: store)
+        restarted.settle = 0
+        let second = try restarted.advance(now: t0 + 6 * 3_600_000)
+        #expect(second.minutesFed <= 2 * 181, "the restart fed only the new minutes: \(second)")
+        let resumed = try store.detectorStates()
+        // The same as one monitor that ran the six hours in one go.
+        try store.pruneDetectorStates(before: .max)
+        #expect(try store.detectorStates().isEmpty)
+        var once = AnomalyMonitor(store: store)
+        once.settle = 0
+        try once.advance(now: t0 + 6 * 3_600_000)
+        #expect(try store.detectorStates() == resumed)
+        // A scan of the last two hours from states saved before them finds what a scan that learns from
+        // the whole history finds (states that end after the window's start are not used).
+        let end = t0 + 6 * 3_600_000 - 10_000
+        let learning = try AnomalyScan.run(store: store, to: end, window: 2 * 3_600_000, history: 4 * 3_600_000)
+        try store.pruneDetectorStates(before: .max)
+        var early = AnomalyMonitor(store: store)
+        early.settle = 0
+        try early.advance(now: t0 + 4 * 3_600_000 - 60_000)
+        let fromState = try AnomalyScan.run(store: store, to: end, window: 2 * 3_600_000, history: 3_600_000)
+        #expect(fromState.alerts.map(\.time) == learning.alerts.map(\.time), "\(fromState.alerts.map(\.time)) vs \(learning.alerts.map(\.time))")
+        #expect(fromState.alerts.contains { $0.series == "queue_depth" })
+    }
+}
+
 /// A filesystem filling within minutes is flagged on a twin 11 minutes old, from the trend alone.
 @Suite struct ExhaustionTests {
     @Test func aFastFillIsFlaggedOnAYoungTwin() throws {

@@ -61,12 +61,14 @@ public enum AnomalyScan {
     /// Host-level: share of series alerting within 10 minutes that makes the host anomalous.
     public static let hostThreshold = 0.05
 
-    /// Scans `[to - window, to]`, learning from `history` before it; throws ``PromQLError/timeout(_:)``
+    /// Scans `[to - window, to]`: each series from the state ``AnomalyMonitor`` saved when it ends before
+    /// the window, else learning from `history` before it; throws ``PromQLError/timeout(_:)``
     /// once the clock passes `deadline` (ms), so a dashboard or API request never waits on a huge store.
     public static func run(store: TwinStore, to: Int64, window: Int64, history: Int64, deadline: Int64 = .max) throws -> AnomalyReport {
         let from = to - window
         let start = (from - history) / step * step
         let catalog = try store.seriesCatalog()
+        let states = (try? store.detectorStates()) ?? [:]
         var alerts: [AnomalyReport.Alert] = []
         var alertMinutes: [Int64: Int] = [:]
         var live: [String: Int] = [:]
@@ -74,23 +76,19 @@ public enum AnomalyScan {
             if k & 63 == 0, TwinTime.nowMillis() > deadline {
                 throw PromQLError.timeout("the anomaly scan ran out of time after \(k) of \(catalog.count) series; scan a shorter window")
             }
-            let points = try store.aggregate(id: s.id, from: start, to: to, step: step).points
+            // From the state the monitor saved when it ends before the window (no relearning), else
+            // learning from the history before the window.
+            var scan = SeriesScan()
+            var readFrom = start
+            if let saved = states[s.id], saved.through < from / step * step, let restored = SeriesScan(state: saved.bytes) {
+                scan = restored
+                readFrom = saved.through + step
+            }
+            let points = readFrom <= to ? try store.aggregate(id: s.id, from: readFrom, to: to, step: step).points : []
             if points.last.map({ $0.t >= from / step * step }) == true { live[s.key.labels["host"] ?? "", default: 0] += 1 }
-            guard points.count > 2 else { continue }
-            var d = NoveltyDetector()
-            var prev: RollupPoint?
+            guard scan.through != nil || points.count > 2 else { continue }
             for p in points {
-                defer { prev = p }
-                let x: Double
-                if s.type == .counter {
-                    guard let q = prev, p.t > q.t else { continue }
-                    let delta = p.last - q.last
-                    x = delta >= 0 ? delta / (Double(p.t - q.t) / 1000) : p.last / (Double(p.t - q.t) / 1000) // reset: count from 0
-                } else {
-                    guard p.count > 0 else { continue }
-                    x = p.sum / p.count
-                }
-                let score = d.score(x, at: p.t / 1000)
+                guard let (x, score) = scan.feed(p, counter: s.type == .counter) else { continue }
                 if score >= NoveltyDetector.alertThreshold, p.t >= from {
                     alerts.append(.init(time: TwinTime.rfc3339(p.t), series: s.key.description, score: score, value: x, host: s.key.labels["host"]))
                     alertMinutes[p.t, default: 0] += 1

@@ -170,3 +170,81 @@ public struct NoveltyDetector: StreamingDetector, Codable {
         return s
     }
 }
+
+extension NoveltyDetector {
+    /// The layout of ``state``; a state of another layout is not restored (the detector starts afresh).
+    static let stateFormat: UInt8 = 1
+
+    /// What the detector has learned (not its parameters), as bytes: about 1 KB, saved with the store so
+    /// that a restart continues where it stopped. Restoring it and feeding the same samples gives exactly
+    /// the scores of a detector that never stopped.
+    public var state: [UInt8] {
+        var w = StateWriter()
+        w.bytes.append(Self.stateFormat)
+        for i in [seen, sinceAlert, run, longestRun, seasonSeen] { w.int(i) }
+        w.int(firstSeasonTime.map(Int.init) ?? Int.min)
+        for d in [mean, variance, slowMean, previous, seasonDistance, seasonRecord, localMean, localDeviation, surpriseRecord] { w.double(d) }
+        for r in ranges { w.double(r.lo); w.double(r.hi) }
+        w.int(profile.count)
+        for d in profile { w.double(d) }
+        return w.bytes
+    }
+
+    /// A detector with default parameters and the learned state `bytes`; nil when they are not a state
+    /// of this layout.
+    public init?(state bytes: [UInt8]) {
+        var r = StateReader(bytes: bytes)
+        guard r.byte() == Self.stateFormat else { return nil }
+        self.init()
+        guard let seen = r.int(), let sinceAlert = r.int(), let run = r.int(), let longestRun = r.int(), let seasonSeen = r.int(), let first = r.int(),
+              let mean = r.double(), let variance = r.double(), let slowMean = r.double(), let previous = r.double(),
+              let seasonDistance = r.double(), let seasonRecord = r.double(), let localMean = r.double(), let localDeviation = r.double(),
+              let surpriseRecord = r.double() else { return nil }
+        var ranges: [Range] = []
+        for _ in 0..<4 {
+            guard let lo = r.double(), let hi = r.double() else { return nil }
+            ranges.append(Range(lo: lo, hi: hi))
+        }
+        guard let count = r.int(), count == profile.count else { return nil }
+        var profile: [Double] = []
+        profile.reserveCapacity(count)
+        for _ in 0..<count {
+            guard let d = r.double() else { return nil }
+            profile.append(d)
+        }
+        guard r.atEnd, seen >= 0, run >= 0, longestRun >= 0, seasonSeen >= 0 else { return nil }
+        (self.seen, self.sinceAlert, self.run, self.longestRun, self.seasonSeen) = (seen, sinceAlert, run, longestRun, seasonSeen)
+        firstSeasonTime = first == Int.min ? nil : Int64(first)
+        (self.mean, self.variance, self.slowMean, self.previous) = (mean, variance, slowMean, previous)
+        (self.seasonDistance, self.seasonRecord, self.localMean, self.localDeviation, self.surpriseRecord) = (seasonDistance, seasonRecord, localMean, localDeviation, surpriseRecord)
+        self.ranges = ranges
+        self.profile = profile
+    }
+}
+
+/// Little-endian fixed-width fields.
+struct StateWriter {
+    var bytes: [UInt8] = []
+    mutating func int(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { bytes += $0 } }
+    mutating func double(_ v: Double) { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+}
+
+struct StateReader {
+    let bytes: [UInt8]
+    var offset = 0
+    var atEnd: Bool { offset == bytes.count }
+    mutating func byte() -> UInt8? {
+        guard offset < bytes.count else { return nil }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+    mutating func word() -> UInt64? {
+        guard offset + 8 <= bytes.count else { return nil }
+        var v: UInt64 = 0
+        for i in 0..<8 { v |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
+        offset += 8
+        return v
+    }
+    mutating func int() -> Int? { word().map { Int(Int64(bitPattern: $0)) } }
+    mutating func double() -> Double? { word().map { Double(bitPattern: $0) } }
+}

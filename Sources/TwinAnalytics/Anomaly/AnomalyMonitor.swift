@@ -1,0 +1,59 @@
+import TwinCore
+import TwinStorage
+
+/// Keeps every series' anomaly detector up to date with the store and saves it there: each pass feeds
+/// the minutes stored since the series' saved state (``SeriesScan``) and saves the new states in one
+/// transaction. A restart loads them and goes on: nothing is relearned. `run` and `serve` run a pass every
+/// few minutes (``TwinRuntime``'s `AnomalyMonitorService`) and one at shutdown.
+public struct AnomalyMonitor: Sendable {
+    public let store: TwinStore
+    /// How far back a series without a saved state starts learning.
+    public var history: Int64
+    /// Minutes younger than this are left for the next pass (they may still be filling).
+    public var settle: Int64 = 2 * AnomalyScan.step
+    /// States of series not fed for this long are dropped (exited processes, deleted series).
+    public var keep: Int64 = 7 * 86_400_000
+
+    public init(store: TwinStore, history: Int64 = 86_400_000) {
+        self.store = store
+        self.history = history
+    }
+
+    /// What one pass did.
+    public struct Pass: Sendable, Equatable {
+        public var seriesFed: Int
+        public var minutesFed: Int
+        public var alerts: Int
+    }
+
+    /// Feeds every series the complete minutes up to `now - settle` and saves the states.
+    @discardableResult
+    public func advance(now: Int64) throws -> Pass {
+        let step = AnomalyScan.step
+        let end = (now - settle) / step * step - step
+        let states = try store.detectorStates()
+        var saved: [DetectorState] = []
+        var pass = Pass(seriesFed: 0, minutesFed: 0, alerts: 0)
+        for s in try store.seriesCatalog() {
+            var scan = SeriesScan()
+            var from = (now - history) / step * step
+            if let st = states[s.id], let restored = SeriesScan(state: st.bytes) {
+                scan = restored
+                from = st.through + step
+            }
+            guard from <= end else { continue }
+            // Whole minutes: the last one's samples run to end + step - 1.
+            let points = try store.aggregate(id: s.id, from: from, to: end + step - 1, step: step).points.filter { $0.t <= end }
+            guard !points.isEmpty else { continue }
+            for p in points {
+                if let (_, score) = scan.feed(p, counter: s.type == .counter), score >= NoveltyDetector.alertThreshold { pass.alerts += 1 }
+            }
+            pass.seriesFed += 1
+            pass.minutesFed += points.count
+            saved.append(DetectorState(series: s.id, through: scan.through ?? end, bytes: scan.state))
+        }
+        try store.saveDetectorStates(saved)
+        try store.pruneDetectorStates(before: now - keep)
+        return pass
+    }
+}

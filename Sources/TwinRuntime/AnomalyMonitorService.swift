@@ -1,0 +1,36 @@
+import Logging
+import ServiceLifecycle
+import TwinAnalytics
+import TwinCore
+import TwinStorage
+
+/// Runs an ``AnomalyMonitor`` pass every `interval` and once more at shutdown, so the detectors' state
+/// saved with the store is never more than an interval behind.
+public struct AnomalyMonitorService: Service {
+    let monitor: AnomalyMonitor
+    let interval: Duration
+    let logger: Logger
+
+    public init(store: TwinStore, interval: Duration = .seconds(300), logger: Logger) {
+        monitor = AnomalyMonitor(store: store)
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            pass()
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+        pass()
+    }
+
+    func pass() {
+        do {
+            let p = try monitor.advance(now: TwinTime.nowMillis())
+            logger.debug("anomaly detectors: \(p.seriesFed) series fed \(p.minutesFed) minutes, \(p.alerts) alerts")
+        } catch {
+            logger.warning("anomaly detectors not saved: \(error)")
+        }
+    }
+}
