@@ -18,11 +18,11 @@ public struct AnomalyMonitorService: Service {
     }
 
     public func run() async throws {
+        // The first pass waits an interval: start-up (and a hub's first pushes) come first.
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            pass()
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            pass()
         }
-        pass()
     }
 
     func pass() {

@@ -14,7 +14,7 @@ public struct AnomalyMonitor: Sendable {
     /// States of series not fed for this long are dropped (exited processes, deleted series).
     public var keep: Int64 = 7 * 86_400_000
 
-    public init(store: TwinStore, history: Int64 = 86_400_000) {
+    public init(store: TwinStore, history: Int64 = 6 * 3_600_000) {
         self.store = store
         self.history = history
     }

@@ -123,7 +123,7 @@ public enum AnomalyScan {
     }
 
     /// Early warnings: sustained pressure, error counters rising, processes restarting in a loop.
-    static func warnings(store: TwinStore, catalog: [SeriesInfo], from: Int64, to: Int64) throws -> [AnomalyReport.Warning] {
+    public static func warnings(store: TwinStore, catalog: [SeriesInfo], from: Int64, to: Int64) throws -> [AnomalyReport.Warning] {
         var out: [AnomalyReport.Warning] = []
         let tenMinutes: Int64 = 600_000
         for s in catalog {

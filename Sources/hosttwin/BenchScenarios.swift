@@ -1,0 +1,332 @@
+import ArgumentParser
+import Foundation
+import TwinAnalytics
+import TwinCollectors
+import TwinCore
+import TwinStorage
+
+/// `hosttwin bench scenarios`: provokes the failures the early warnings are for on this machine — a file
+/// system that fills, a child that crash-loops, CPU and IO pressure — each in seeded runs on a fresh twin
+/// collecting every second, and measures whether the warning came (recall), how long before the failure
+/// (lead time) or after the trouble began (detection delay), and which other warnings appeared meanwhile.
+struct BenchScenarios: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scenarios",
+        abstract: "Provoke filling file systems, crash loops and CPU/IO pressure on this host; measure the early warnings' recall and lead time.",
+        discussion: """
+        Each run opens a fresh store, collects this host every second in-process (20 quiet seconds first: the twin \
+        is young, as after a fresh start), then provokes one scenario and evaluates the early warnings of `hosttwin \
+        anomalies` every 2 seconds. fill: a loop-mounted ext4 image of 128 MiB written at a seeded 1-3 MB/s until \
+        it is full (needs root and losetup); the warning must come before the write fails. crash-loop: a child that \
+        exits after a seeded 2-5 s, restarted at once by this process; the warning must come within 60 s of the \
+        first exit. cpu-pressure, io-pressure: stress-ng (Debian package) with a seeded number of workers; the \
+        warning must come within 180 s. --json prints every run and the summary.
+        """
+    )
+    @Option(help: "Runs per scenario.") var runs = 10
+    @Option(help: "Seed of the first run (run k uses seed + k).") var seed: UInt64 = 1
+    @Option(parsing: .upToNextOption, help: "Scenarios to run (fill, crash-loop, cpu-pressure, io-pressure).") var scenario: [String] = Scenario.allCases.map(\.rawValue)
+    @Flag(help: "Print JSON.") var json = false
+
+    enum Scenario: String, CaseIterable {
+        case fill, crashLoop = "crash-loop", cpuPressure = "cpu-pressure", ioPressure = "io-pressure"
+        /// How long after the trouble begins the warning still counts (fill: before the failure).
+        var deadline: Int64 { self == .crashLoop ? 60_000 : self == .fill ? 0 : 180_000 }
+    }
+
+    struct Run: Encodable {
+        var scenario: String
+        var seed: UInt64
+        var parameter: String
+        /// When the trouble began, failed (fill: the write that found the disk full), and the warning came (ms).
+        var began: Int64
+        var failed: Int64?
+        var warned: Int64?
+        var warning: String?
+        var detected: Bool
+        /// Fill: seconds from the warning to the failure; the others: seconds from the trouble's start to the warning.
+        var leadSeconds: Double?
+        var delaySeconds: Double?
+        /// Warnings of other kinds or subjects that appeared during the run (false for this scenario).
+        var otherWarnings: [String]
+        var note: String?
+    }
+
+    func run() throws {
+        var results: [Run] = []
+        for name in scenario {
+            guard let s = Scenario(rawValue: name) else { throw CLIError("unknown scenario \(name); known: \(Scenario.allCases.map(\.rawValue).joined(separator: ", "))") }
+            if [.cpuPressure, .ioPressure].contains(s), !FileManager.default.isExecutableFile(atPath: "/usr/bin/stress-ng") {
+                throw CLIError("\(name) needs stress-ng (apt-get install stress-ng)")
+            }
+            if s == .fill, getuid() != 0 { throw CLIError("fill needs root (it loop-mounts a file system)") }
+            for k in 0..<runs {
+                let r = try Self.runOne(s, seed: seed &+ UInt64(k))
+                if !json {
+                    print("\(name) seed \(r.seed) (\(r.parameter)): " + (r.detected ? "warned" : "MISSED")
+                          + (r.leadSeconds.map { String(format: ", %.0f s before the failure", $0) } ?? "")
+                          + (r.delaySeconds.map { String(format: ", %.0f s after it began", $0) } ?? "")
+                          + (r.otherWarnings.isEmpty ? "" : "; other warnings: \(r.otherWarnings.joined(separator: "; "))")
+                          + (r.note.map { " (\($0))" } ?? ""))
+                }
+                results.append(r)
+            }
+        }
+        var summary: [String: [String: Double]] = [:]
+        for name in scenario {
+            let rs = results.filter { $0.scenario == name }
+            guard !rs.isEmpty else { continue }
+            let leads = rs.compactMap(\.leadSeconds).sorted(), delays = rs.compactMap(\.delaySeconds).sorted()
+            var s: [String: Double] = ["runs": Double(rs.count), "recall": Double(rs.filter(\.detected).count) / Double(rs.count),
+                                       "other_warnings": Double(rs.reduce(0) { $0 + $1.otherWarnings.count })]
+            if !leads.isEmpty { s["lead_seconds_median"] = leads[leads.count / 2]; s["lead_seconds_min"] = leads[0] }
+            if !delays.isEmpty { s["delay_seconds_median"] = delays[delays.count / 2]; s["delay_seconds_max"] = delays.last! }
+            summary[name] = s
+        }
+        if json {
+            struct Out: Encodable { var runs: [Run]; var summary: [String: [String: Double]] }
+            try printJSON(Out(runs: results, summary: summary))
+            return
+        }
+        for name in scenario {
+            guard let s = summary[name] else { continue }
+            var line = String(format: "%@: recall %.0f %% of %.0f runs", name, s["recall"]! * 100, s["runs"]!)
+            if let m = s["lead_seconds_median"] { line += String(format: ", lead time median %.0f s (least %.0f s)", m, s["lead_seconds_min"]!) }
+            if let m = s["delay_seconds_median"] { line += String(format: ", detection delay median %.0f s (most %.0f s)", m, s["delay_seconds_max"]!) }
+            line += String(format: ", %.0f other warnings", s["other_warnings"]!)
+            print(line)
+        }
+    }
+
+    /// A fresh twin of this host, ticking every second, with the early warnings at hand.
+    final class Twin {
+        let dir: String
+        let store: TwinStore
+        let writer: TwinWriter
+        let sampler = Sampler(tick: 1000)
+
+        init() throws {
+            dir = NSTemporaryDirectory() + "hosttwin-scenario-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            store = try TwinStore.open(dataDir: dir)
+            writer = TwinWriter(store: store)
+            try writer.begin(now: TwinTime.nowMillis(), interval: 1000)
+        }
+
+        /// Waits for the next whole second and records it.
+        @discardableResult
+        func tick() throws -> Int64 {
+            let now = TwinTime.nowMillis()
+            let next = (now / 1000 + 1) * 1000
+            usleep(useconds_t((next - now) * 1000))
+            let obs = sampler.tick(now: next)
+            try writer.commit(obs, health: obs.health)
+            return next
+        }
+
+        /// The early warnings over the last hour, as `kind: subject` texts.
+        func warnings(now: Int64) throws -> [AnomalyReport.Warning] {
+            try AnomalyScan.warnings(store: store, catalog: try store.seriesCatalog(), from: now - 3_600_000, to: now)
+        }
+
+        func close() {
+            try? writer.finish(now: TwinTime.nowMillis())
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+
+    static func runOne(_ scenario: Scenario, seed: UInt64) throws -> Run {
+        var rng = SeededRandom(seed: seed)
+        let twin = try Twin()
+        defer { twin.close() }
+        for _ in 0..<20 { try twin.tick() }
+        let baseline = Set(try twin.warnings(now: TwinTime.nowMillis()).map(Self.text))
+        let provocation: Provocation
+        switch scenario {
+        case .fill: provocation = try FillProvocation(rate: Double.random(in: 1...3, using: &rng) * 1e6)
+        case .crashLoop: provocation = CrashLoopProvocation(runSeconds: Double.random(in: 2...5, using: &rng))
+        case .cpuPressure: provocation = try StressProvocation(arguments: ["--cpu", String(Int.random(in: 3...6, using: &rng))], kind: "sustained pressure", subject: "cpu")
+        case .ioPressure: provocation = try StressProvocation(arguments: ["--hdd", String(Int.random(in: 2...4, using: &rng)), "--hdd-bytes", "256M", "--temp-path", twin.dir], kind: "sustained pressure", subject: "io")
+        }
+        defer { provocation.stop() }
+        let began = TwinTime.nowMillis()
+        var warned: Int64?, warning: String?
+        var others = Set<String>()
+        let limit = began + (scenario == .fill ? 240_000 : scenario.deadline + 20_000)
+        var k = 0
+        while true {
+            let now = try twin.tick()
+            provocation.poll(now: now)
+            k += 1
+            if k % 2 == 0 {
+                for w in try twin.warnings(now: now) {
+                    if warned == nil, provocation.matches(w) { warned = now; warning = text(w) }
+                    if !provocation.matches(w), !baseline.contains(text(w)) { others.insert(text(w)) }
+                }
+            }
+            // Fill: until the failure and 10 s after; the others: until warned, or the deadline passed.
+            if let failed = provocation.failed, scenario == .fill, now > failed + 10_000 { break }
+            if scenario != .fill, warned != nil { break }
+            if now > limit { break }
+        }
+        let failed = provocation.failed
+        let detected: Bool
+        var lead: Double?, delay: Double?
+        if scenario == .fill {
+            detected = warned.map { w in failed.map { w < $0 } ?? true } ?? false
+            if let w = warned, let f = failed { lead = Double(f - w) / 1000 }
+        } else {
+            let start = failed ?? began
+            detected = warned.map { $0 - start <= scenario.deadline } ?? false
+            if let w = warned { delay = Double(w - start) / 1000 }
+        }
+        return Run(scenario: scenario.rawValue, seed: seed, parameter: provocation.parameter, began: began, failed: failed, warned: warned, warning: warning,
+                   detected: detected, leadSeconds: lead, delaySeconds: delay, otherWarnings: others.sorted(), note: provocation.note)
+    }
+
+    static func text(_ w: AnomalyReport.Warning) -> String { "\(w.kind): \(w.subject)" }
+}
+
+/// Trouble made on purpose.
+protocol Provocation: AnyObject {
+    var parameter: String { get }
+    /// When it failed (the fill's full disk; a crash loop's first exit); nil while it has not.
+    var failed: Int64? { get }
+    var note: String? { get }
+    func matches(_ w: AnomalyReport.Warning) -> Bool
+    /// Called every tick.
+    func poll(now: Int64)
+    func stop()
+}
+
+/// A loop-mounted ext4 image filled at a fixed rate from a background thread.
+final class FillProvocation: Provocation, @unchecked Sendable {
+    let image: String, mount: String, rate: Double
+    let lock = NSLock()
+    var full: Int64?
+    var stopping = false
+    var note: String?
+    var parameter: String { String(format: "%.1f MB/s into 128 MiB", rate / 1e6) }
+    var failed: Int64? { lock.withLock { full } }
+
+    init(rate: Double) throws {
+        self.rate = rate
+        let base = NSTemporaryDirectory() + "hosttwin-fill-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        image = base + ".img"
+        mount = base
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: image, contents: nil), truncate(image, 128 << 20) == 0 else { throw CLIError("cannot create \(image)") }
+        try Self.exec("/usr/sbin/mkfs.ext4", ["-q", "-F", image])
+        try Self.exec("/usr/bin/mount", ["-o", "loop", image, mount])
+        Thread.detachNewThread { [self] in write() }
+    }
+
+    /// Writes 64 KiB blocks at `rate` until the file system is full or the provocation stops.
+    func write() {
+        let fd = open(mount + "/fill", O_WRONLY | O_CREAT, 0o644)
+        guard fd >= 0 else { lock.withLock { note = "cannot open the file to fill"; full = TwinTime.nowMillis() }; return }
+        defer { close(fd) }
+        let block = [UInt8](repeating: 0x5a, count: 64 << 10)
+        let start = TwinTime.nowMillis()
+        var written = 0.0
+        while !(lock.withLock { stopping }) {
+            let due = Double(TwinTime.nowMillis() - start) / 1000 * rate
+            if written >= due { usleep(10_000); continue }
+            let n = block.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+            if n < block.count {
+                fsync(fd)
+                lock.withLock { if full == nil { full = TwinTime.nowMillis() } }
+                return
+            }
+            written += Double(n)
+        }
+    }
+
+    func matches(_ w: AnomalyReport.Warning) -> Bool { w.subject == mount && w.kind.hasPrefix("filesystem f") }
+    func poll(now: Int64) {}
+
+    func stop() {
+        lock.withLock { stopping = true }
+        usleep(100_000)
+        try? Self.exec("/usr/bin/umount", [mount])
+        try? FileManager.default.removeItem(atPath: image)
+        try? FileManager.default.removeItem(atPath: mount)
+    }
+
+    static func exec(_ path: String, _ args: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw CLIError("\(path) \(args.joined(separator: " ")) failed (\(p.terminationStatus))") }
+    }
+}
+
+/// A child that exits after `runSeconds`, restarted at once by this process (its supervisor).
+final class CrashLoopProvocation: Provocation {
+    let runSeconds: Double
+    var child: Process?
+    var firstExit: Int64?
+    var restarts = 0
+    var note: String? { "\(restarts) restarts" }
+    var parameter: String { String(format: "runs of %.1f s", runSeconds) }
+    var failed: Int64? { firstExit }
+    var command: String { "/usr/bin/sleep " + String(format: "%.1f", runSeconds) }
+
+    init(runSeconds: Double) {
+        self.runSeconds = runSeconds
+        start()
+    }
+
+    func start() {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sleep")
+        p.arguments = [String(format: "%.1f", runSeconds)]
+        try? p.run()
+        child = p
+    }
+
+    func matches(_ w: AnomalyReport.Warning) -> Bool { w.kind == "restarting in a loop" && w.subject.hasSuffix("sleep " + String(format: "%.1f", runSeconds)) }
+
+    func poll(now: Int64) {
+        guard let c = child, !c.isRunning else { return }
+        if firstExit == nil { firstExit = now }
+        restarts += 1
+        start()
+    }
+
+    func stop() {
+        if let c = child, c.isRunning { kill(c.processIdentifier, SIGKILL); c.waitUntilExit() }
+    }
+}
+
+/// stress-ng with the given workers until stopped.
+final class StressProvocation: Provocation {
+    let process = Process()
+    let kind: String, subject: String
+    let parameter: String
+    var failed: Int64? { nil }
+    var note: String? { nil }
+
+    init(arguments: [String], kind: String, subject: String) throws {
+        (self.kind, self.subject) = (kind, subject)
+        parameter = arguments.prefix(2).joined(separator: " ")
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/stress-ng")
+        process.arguments = arguments + ["--timeout", "300s", "--quiet"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func matches(_ w: AnomalyReport.Warning) -> Bool { w.kind == kind && w.subject.contains("pressure_\(subject)") }
+    func poll(now: Int64) {}
+
+    func stop() {
+        guard process.isRunning else { return }
+        // stress-ng's workers are its children: its own SIGTERM handler stops them.
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+    }
+}
