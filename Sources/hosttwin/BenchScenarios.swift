@@ -3,6 +3,7 @@ import Foundation
 import TwinAnalytics
 import TwinCollectors
 import TwinCore
+import TwinSecurity
 import TwinStorage
 
 /// `hosttwin bench scenarios`: provokes the failures the early warnings are for on this machine — a file
@@ -26,6 +27,7 @@ struct BenchScenarios: ParsableCommand {
     @Option(help: "Runs per scenario.") var runs = 10
     @Option(help: "Seed of the first run (run k uses seed + k).") var seed: UInt64 = 1
     @Option(parsing: .upToNextOption, help: "Scenarios to run (fill, crash-loop, cpu-pressure, io-pressure).") var scenario: [String] = Scenario.allCases.map(\.rawValue)
+    @Option(help: ArgumentHelp("Instead of provoking: count the warnings raised over a recorded store without provocation (false warnings), evaluated every minute.", valueName: "DIR")) var recorded: String?
     @Flag(help: "Print JSON.") var json = false
 
     enum Scenario: String, CaseIterable {
@@ -53,6 +55,7 @@ struct BenchScenarios: ParsableCommand {
     }
 
     func run() throws {
+        if let recorded { return try falseWarnings(recorded) }
         var results: [Run] = []
         for name in scenario {
             guard let s = Scenario(rawValue: name) else { throw CLIError("unknown scenario \(name); known: \(Scenario.allCases.map(\.rawValue).joined(separator: ", "))") }
@@ -62,13 +65,14 @@ struct BenchScenarios: ParsableCommand {
             if s == .fill, getuid() != 0 { throw CLIError("fill needs root (it loop-mounts a file system)") }
             for k in 0..<runs {
                 let r = try Self.runOne(s, seed: seed &+ UInt64(k))
-                if !json {
-                    print("\(name) seed \(r.seed) (\(r.parameter)): " + (r.detected ? "warned" : "MISSED")
-                          + (r.leadSeconds.map { String(format: ", %.0f s before the failure", $0) } ?? "")
-                          + (r.delaySeconds.map { String(format: ", %.0f s after it began", $0) } ?? "")
-                          + (r.otherWarnings.isEmpty ? "" : "; other warnings: \(r.otherWarnings.joined(separator: "; "))")
-                          + (r.note.map { " (\($0))" } ?? ""))
-                }
+                // Each run as it ends (on standard error with --json, so that a long session's partial
+                // results survive an interruption).
+                let line = "\(name) seed \(r.seed) (\(r.parameter)): " + (r.detected ? "warned" : "MISSED")
+                    + (r.leadSeconds.map { String(format: ", %.0f s before the failure", $0) } ?? "")
+                    + (r.delaySeconds.map { String(format: ", %.0f s after it began", $0) } ?? "")
+                    + (r.otherWarnings.isEmpty ? "" : "; other warnings: \(r.otherWarnings.joined(separator: "; "))")
+                    + (r.note.map { " (\($0))" } ?? "")
+                if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
                 results.append(r)
             }
         }
@@ -96,6 +100,46 @@ struct BenchScenarios: ParsableCommand {
             line += String(format: ", %.0f other warnings", s["other_warnings"]!)
             print(line)
         }
+    }
+
+    /// Every warning the store's own history raises, evaluated each minute over the hour before it as the
+    /// dashboard does; a warning (kind and subject) that stays raised, or returns within 10 minutes, is
+    /// one episode. Episodes per host-day over the recorded span are the false warnings per host-day.
+    func falseWarnings(_ dir: String) throws {
+        // Opened for writing: an older store is upgraded to this version first (pass a copy to keep it).
+        let store = try TwinStore.open(dataDir: dir)
+        if let keys = try? KeyRing(dataDir: dir, create: false) { store.use(cipher: PolicyCipher(policy: DataPolicy(), keys: keys)) }
+        guard let (first, last) = try store.sampleTimeRange(), last - first >= 600_000 else { throw CLIError("\(dir) holds less than 10 minutes of samples") }
+        let catalog = try store.seriesCatalog()
+        struct Episode: Encodable { var warning: String; var host: String?; var first: String; var last: String; var evidence: String }
+        var open: [String: (first: Int64, last: Int64, evidence: String, host: String?)] = [:]
+        var episodes: [Episode] = []
+        func close(_ key: String) {
+            guard let e = open.removeValue(forKey: key) else { return }
+            episodes.append(Episode(warning: key, host: e.host, first: TwinTime.rfc3339(e.first), last: TwinTime.rfc3339(e.last), evidence: e.evidence))
+        }
+        var t = first + 600_000
+        while t <= last {
+            for w in try AnomalyScan.warnings(store: store, catalog: catalog, from: max(first, t - 3_600_000), to: t) {
+                let key = (w.host.map { $0 + " " } ?? "") + Self.text(w)
+                if let e = open[key], t - e.last > 600_000 { close(key) }
+                open[key, default: (t, t, w.evidence, w.host)].last = t
+            }
+            t += 60_000
+        }
+        for k in Array(open.keys) { close(k) }
+        let hosts = Set(catalog.map { $0.key.labels["host"] ?? "" }).count
+        let days = Double(last - first) / 86_400_000
+        let perHostDay = Double(episodes.count) / (days * Double(hosts))
+        if json {
+            struct Out: Encodable { var from: String; var to: String; var hosts: Int; var episodes: [Episode]; var perHostDay: Double
+                enum CodingKeys: String, CodingKey { case from, to, hosts, episodes, perHostDay = "false_warnings_per_host_day" } }
+            try printJSON(Out(from: TwinTime.rfc3339(first), to: TwinTime.rfc3339(last), hosts: hosts, episodes: episodes.sorted { $0.first < $1.first }, perHostDay: perHostDay))
+            return
+        }
+        for e in episodes.sorted(by: { $0.first < $1.first }) { print("\(e.first) → \(e.last)  \(e.warning)  (\(e.evidence))") }
+        print(String(format: "%d warning episodes over %@ of %d host(s), %@ to %@: %.2f per host-day", episodes.count, Advisor.formatDuration(last - first), hosts,
+                     TwinTime.rfc3339(first), TwinTime.rfc3339(last), perHostDay))
     }
 
     /// A fresh twin of this host, ticking every second, with the early warnings at hand.
@@ -313,8 +357,10 @@ final class StressProvocation: Provocation {
     init(arguments: [String], kind: String, subject: String) throws {
         (self.kind, self.subject) = (kind, subject)
         parameter = arguments.prefix(2).joined(separator: " ")
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/stress-ng")
-        process.arguments = arguments + ["--timeout", "300s", "--quiet"]
+        // In a session of its own, so that stopping it stops its workers too (a child of this process
+        // inherits its blocked signals, so SIGTERM would not reach stress-ng's handler).
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        process.arguments = ["/usr/bin/stress-ng"] + arguments + ["--timeout", "300s", "--quiet"]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -325,8 +371,7 @@ final class StressProvocation: Provocation {
 
     func stop() {
         guard process.isRunning else { return }
-        // stress-ng's workers are its children: its own SIGTERM handler stops them.
-        kill(process.processIdentifier, SIGTERM)
+        kill(-process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 }

@@ -120,7 +120,6 @@ import TwinStorage
         try writer.begin(now: t0 - 1, interval: 10_000)
         var rng = SeededRandom(seed: 11)
         let shift = t0 + 5 * 3_600_000
-        var crash = 0
         for i in 0..<(6 * 360) {
             let t = t0 + Int64(i) * 10_000
             var obs = Observation(timestamp: t)
@@ -128,21 +127,21 @@ import TwinStorage
             obs.counter("requests_total", .empty, Double(i) * 5)
             // Fifty short-lived series of the first hour (exited processes): they must not dilute the rate.
             if i < 360 { for n in 0..<50 { obs.add("old_gauge", Labels(["n": String(n)]), Double(n)) } }
-            // After the shift a service dies 30 s after each start and is started again by init.
+            // After the shift a service dies 30 s after each start and its service manager starts it again
+            // at once (within the tick).
             var procs = [Entity(kind: .processes, key: "1@0", attributes: ["pid": 1, "ppid": 0, "name": "init", "command": "/sbin/init"])]
-            if t >= shift, i % 4 != 3 {
-                let start = t - Int64(i % 4) * 10_000
-                procs.append(Entity(kind: .processes, key: "\(1000 + crash)@\(start)", attributes: ["pid": .int(Int64(1000 + crash)), "ppid": 1, "name": "flaky", "command": "/usr/bin/flaky --serve", "unit": "flaky.service"]))
+            if t >= shift {
+                let run = i / 3, start = t0 + Int64(run) * 30_000
+                procs.append(Entity(kind: .processes, key: "\(1000 + run)@\(start)", attributes: ["pid": .int(Int64(1000 + run)), "ppid": 1, "name": "flaky", "command": "/usr/bin/flaky --serve", "unit": "flaky.service"]))
                 // The same cadence from a daemon adopted by init outside any service (a browser's crash
                 // handler, one per launch): not a loop.
-                procs.append(Entity(kind: .processes, key: "\(5000 + crash)@\(start)", attributes: ["pid": .int(Int64(5000 + crash)), "ppid": 1, "name": "crashpad", "command": "/usr/lib/chromium/chrome_crashpad_handler"]))
+                procs.append(Entity(kind: .processes, key: "\(5000 + run)@\(start)", attributes: ["pid": .int(Int64(5000 + run)), "ppid": 1, "name": "crashpad", "command": "/usr/lib/chromium/chrome_crashpad_handler"]))
             }
             // A job a parent launches every 80 s, for 30 s: restarted long after it exits, not a loop.
             if t >= shift, i % 8 < 3 {
                 let start = t - Int64(i % 8) * 10_000
                 procs.append(Entity(kind: .processes, key: "\(9000 + i / 8)@\(start)", attributes: ["pid": .int(Int64(9000 + i / 8)), "ppid": 700, "name": "job", "command": "/usr/bin/job"]))
             }
-            if t >= shift, i % 4 == 3 { crash += 1 }
             obs.set(.processes, procs)
             _ = try writer.commit(obs)
         }

@@ -122,7 +122,8 @@ public enum AnomalyScan {
                              warnings: try warnings(store: store, catalog: catalog, from: from, to: to))
     }
 
-    /// Early warnings: sustained pressure, error counters rising, processes restarting in a loop.
+    /// Early warnings: sustained pressure, error counters rising, memory-leak suspects, filesystems filling
+    /// fast or full and memory running out, filesystems filling by forecast, processes restarting in a loop.
     public static func warnings(store: TwinStore, catalog: [SeriesInfo], from: Int64, to: Int64) throws -> [AnomalyReport.Warning] {
         var out: [AnomalyReport.Warning] = []
         let tenMinutes: Int64 = 600_000
@@ -166,7 +167,7 @@ public enum AnomalyScan {
         out += fast
         // Filesystems on course to fill within a day.
         let engine = PromQLEngine(source: StoreSampleSource(store: store))
-        let fs = try PromQLParser.parse(#"node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|proc|sysfs|cgroup2?|autofs"}"#)
+        let fs = try PromQLParser.parse("node_filesystem_avail_bytes{fstype!~\"\(pseudoFilesystems.sorted().joined(separator: "|"))\"}")
         for f in try QueryForecaster.forecast(engine: engine, expr: fs, now: to, history: max(to - from, 3_600_000), horizon: 86_400_000, exhaustionBelow: 0) {
             if let full = f.exhaustion?.expected, !fast.contains(where: { $0.subject == f.labels["mountpoint"] && $0.host == f.labels["host"] }) {
                 out.append(.init(kind: "filesystem filling", subject: f.labels["mountpoint"] ?? f.labels.text,
@@ -179,7 +180,8 @@ public enum AnomalyScan {
 
     /// Processes restarting in a loop: the same command line started again by the same owner — its
     /// systemd service (the `unit` attribute), or else the same parent process other than init (a
-    /// supervisor, a shell loop) — within 10 s of the previous run's exit, five runs or more in a row, each
+    /// supervisor, a shell loop) — within 3 s of the previous run's exit (a supervisor restarts at once or
+    /// after a second or two; a launcher keeps its own schedule), five runs or more in a row, each
     /// under a minute. A program launched many times by different parents, or daemons adopted by init
     /// outside any service (a browser's crash handler), is not a loop.
     public static func restartLoops(store: TwinStore, from: Int64, to: Int64) throws -> [AnomalyReport.Warning] {
@@ -194,7 +196,8 @@ public enum AnomalyScan {
                 runs[id] = r
                 continue
             }
-            guard case .string(let command)? = v.attributes["command"], !command.isEmpty else { continue }
+            // A command sealed at rest and read without its key cannot be told from another.
+            guard case .string(let command)? = v.attributes["command"], !command.isEmpty, command != Redactor.mask else { continue }
             // Only processes that started in the window (not a change of one started before it).
             if case .string(let started)? = v.attributes["start_time"], let s = TwinTime.parseRFC3339(started), s < v.validFrom - 5_000 { continue }
             var owner: String?
@@ -210,16 +213,16 @@ public enum AnomalyScan {
         var out: [AnomalyReport.Warning] = []
         for (loop, list) in byLoop where list.count >= 5 {
             let sorted = list.sorted { $0.start < $1.start }
-            // The longest chain of runs each starting within 10 s after the one before it ended.
+            // The longest chain of runs each starting within 3 s after the one before it ended.
             var chain = 1, longest = 1, chainStart = sorted[0].start, longestStart = chainStart
             for (a, b) in zip(sorted, sorted.dropFirst()) {
                 let gap = b.start - (a.end ?? .max)
-                if gap >= -1_000, gap <= 10_000 { chain += 1 } else { chain = 1; chainStart = b.start }
+                if gap >= -1_000, gap <= 3_000 { chain += 1 } else { chain = 1; chainStart = b.start }
                 if chain > longest { longest = chain; longestStart = chainStart }
             }
             guard longest >= 5 else { continue }
             out.append(.init(kind: "restarting in a loop", subject: loop.command,
-                             evidence: "\(longest) runs in a row by \(loop.owner) since \(TwinTime.rfc3339(longestStart)), each under a minute and started within 10 s of the last one's exit",
+                             evidence: "\(longest) runs in a row by \(loop.owner) since \(TwinTime.rfc3339(longestStart)), each under a minute and started within 3 s of the last one's exit",
                              host: loop.host))
         }
         return out
