@@ -30,6 +30,14 @@ if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && ip netns list >/dev/null 2>
 else
     echo "skipped: network namespaces need root and iproute2"
 fi
+# The early warnings on this host: a file system filled on a loop mount, a crash loop, CPU pressure with
+# stress-ng (root only: a loop mount and a package install); one run each, the figures come from the full form.
+stage "early-warning scenarios"
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null; then
+    HOSTTWIN=$PWD/.build/debug/hosttwin scripts/scenarios-test.sh
+else
+    echo "skipped: the scenarios need root and losetup"
+fi
 # The package as an operator installs it: a static-stdlib binary and a .deb, installed here and run as its
 # own user with the build tree out of reach (root only: it installs a package).
 stage "package"
