@@ -346,9 +346,11 @@ final class CrashLoopProvocation: Provocation {
     }
 }
 
-/// stress-ng with the given workers until stopped.
+/// stress-ng with the given workers until stopped: spawned with an empty signal mask (a Foundation
+/// `Process` child inherits this process's blocked signals, and stress-ng then ignores SIGTERM) in a
+/// process group of its own, so that stopping it stops its workers too.
 final class StressProvocation: Provocation {
-    let process = Process()
+    let pid: pid_t
     let kind: String, subject: String
     let parameter: String
     var failed: Int64? { nil }
@@ -357,21 +359,29 @@ final class StressProvocation: Provocation {
     init(arguments: [String], kind: String, subject: String) throws {
         (self.kind, self.subject) = (kind, subject)
         parameter = arguments.prefix(2).joined(separator: " ")
-        // In a session of its own, so that stopping it stops its workers too (a child of this process
-        // inherits its blocked signals, so SIGTERM would not reach stress-ng's handler).
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = ["/usr/bin/stress-ng"] + arguments + ["--timeout", "300s", "--quiet"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let argv = ["/usr/bin/stress-ng"] + arguments + ["--timeout", "300s", "--quiet"]
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        posix_spawnattr_setpgroup(&attr, 0)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
+        var child: pid_t = 0
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { for a in cArgs { free(a) } }
+        let rc = posix_spawn(&child, argv[0], nil, &attr, cArgs, environ)
+        guard rc == 0 else { throw CLIError("cannot start stress-ng: \(String(cString: strerror(rc)))") }
+        pid = child
     }
 
     func matches(_ w: AnomalyReport.Warning) -> Bool { w.kind == kind && w.subject.contains("pressure_\(subject)") }
     func poll(now: Int64) {}
 
     func stop() {
-        guard process.isRunning else { return }
-        kill(-process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        kill(-pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
     }
 }
