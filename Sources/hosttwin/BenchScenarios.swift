@@ -52,6 +52,10 @@ struct BenchScenarios: ParsableCommand {
         /// Warnings of other kinds or subjects that appeared during the run (false for this scenario).
         var otherWarnings: [String]
         var note: String?
+        enum CodingKeys: String, CodingKey {
+            case scenario, seed, parameter, began, failed, warned, warning, detected, note
+            case leadSeconds = "lead_seconds", delaySeconds = "delay_seconds", otherWarnings = "other_warnings"
+        }
     }
 
     func run() throws {
