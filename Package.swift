@@ -118,7 +118,7 @@ let package = Package(
         .target(
             name: "TwinFuzzTargets",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinSecurity", "TwinServer", "TwinSync",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinSync",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

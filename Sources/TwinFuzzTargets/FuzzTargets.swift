@@ -7,6 +7,7 @@ import NIOEmbedded
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import TwinAnalytics
 import TwinCollectors
 import TwinCore
 import TwinQuery
@@ -25,8 +26,19 @@ public enum FuzzTargets {
         "procfs": procfs, "exposition": exposition, "promql": promql, "time": time, "chunk": chunk,
         "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
         "config": config, "versions": versions, "sync": sync, "syncstream": syncStream, "follow": follow,
-        "hubanswers": hubAnswers,
+        "hubanswers": hubAnswers, "detectorstate": detectorState,
     ]
+
+    /// A series' anomaly detector state as read back from the store (`detector_states`): restored or
+    /// refused, and a restored one scores the next samples within [0, 1].
+    static func detectorState(_ data: [UInt8]) {
+        guard var scan = SeriesScan(state: data) else { return }
+        for (i, x) in [1.0, 5, .nan, 1e300, -1e300, 3].enumerated() {
+            let p = RollupPoint(t: Int64(i + 1) * 60_000 + (scan.through ?? 0), min: x, max: x, sum: x, count: 1, last: x)
+            if let (_, score) = scan.feed(p, counter: i % 2 == 0), !(score >= 0 && score <= 1) { fatalError("score \(score) outside [0, 1]") }
+        }
+        guard SeriesScan(state: scan.state) != nil else { fatalError("a state it wrote does not restore") }
+    }
 
     /// What an agent or relay reads from its hub besides batches: acknowledgement lines (a `behind` wait is
     /// acted on within a minute, whatever the line says) and the address map (`/api/v1/sync/addresses`).
@@ -49,7 +61,7 @@ public enum FuzzTargets {
         _ = parseDiskstats(text); _ = parseMountinfo(text); _ = parseNetDev(text); _ = parseSNMP(text); _ = parseSNMP6(text)
         _ = parseSockstat(text); _ = parseKeyValueLines(text); _ = parsePidStat(text); _ = parsePidIO(text); _ = parseCmdline(text)
         _ = parsePasswd(text); _ = parseSocketTable(text); _ = parseDpkgStatus(text); _ = parseOSRelease(text); _ = parseCPUInfo(text)
-        _ = parseSystemctlUnits(text)
+        _ = parseSystemctlUnits(text); _ = parseSystemdUnit(text)
         data.withUnsafeBufferPointer { b in
             _ = parseInetDiagMessages(b); _ = parseUtmp(b); _ = parsePidStat(b); _ = parsePidIO(b); _ = parseLoadavg(b); _ = parsePressure(b)
         }

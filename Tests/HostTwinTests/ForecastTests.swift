@@ -112,16 +112,10 @@ import TwinStorage
 /// The anomaly scan of a store: a level shift alerts at the shift, a crash-looping service is warned of.
 @Suite struct AnomalyScanTests {
     @Test func findsAShiftAndARestartLoop() throws {
-        let dir = try temporaryDirectory("hosttwin-anomalies")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
-        let writer = TwinWriter(store: store)
         let t0: Int64 = 1_800_000_000_000
-        try writer.begin(now: t0 - 1, interval: 10_000)
         var rng = SeededRandom(seed: 11)
         let shift = t0 + 5 * 3_600_000
-        for i in 0..<(6 * 360) {
-            let t = t0 + Int64(i) * 10_000
+        let (store, dir) = try storeOfTicks("hosttwin-anomalies", t0: t0, interval: 10_000, ticks: (6 * 360)) { i, t in
             var obs = Observation(timestamp: t)
             obs.add("queue_depth", .empty, (t >= shift ? 80 : 10) + Double.random(in: -2...2, using: &rng))
             obs.counter("requests_total", .empty, Double(i) * 5)
@@ -143,9 +137,9 @@ import TwinStorage
                 procs.append(Entity(kind: .processes, key: "\(9000 + i / 8)@\(start)", attributes: ["pid": .int(Int64(9000 + i / 8)), "ppid": 700, "name": "job", "command": "/usr/bin/job"]))
             }
             obs.set(.processes, procs)
-            _ = try writer.commit(obs)
+            return obs
         }
-        try writer.finish(now: t0 + 6 * 3_600_000)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let end = t0 + 6 * 3_600_000 - 10_000
         let report = try AnomalyScan.run(store: store, to: end, window: 2 * 3_600_000, history: 4 * 3_600_000)
         let shiftAlerts = report.alerts.filter { $0.series == "queue_depth" }
@@ -190,22 +184,16 @@ import TwinStorage
     }
 
     @Test func theMonitorSavesAndAScanStartsFromIt() throws {
-        let dir = try temporaryDirectory("hosttwin-monitor")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
-        let writer = TwinWriter(store: store)
         let t0: Int64 = 1_800_000_000_000 / 3_600_000 * 3_600_000
-        try writer.begin(now: t0 - 1, interval: 10_000)
         var rng = SeededRandom(seed: 8)
         let shift = t0 + 5 * 3_600_000
-        for i in 0..<(6 * 360) {
-            let t = t0 + Int64(i) * 10_000
+        let (store, dir) = try storeOfTicks("hosttwin-monitor", t0: t0, interval: 10_000, ticks: (6 * 360)) { i, t in
             var obs = Observation(timestamp: t)
             obs.add("queue_depth", .empty, (t >= shift ? 80 : 10) + Double.random(in: -2...2, using: &rng))
             obs.counter("requests_total", .empty, Double(i) * 5 + Double(i % 7))
-            _ = try writer.commit(obs)
+            return obs
         }
-        try writer.finish(now: t0 + 6 * 3_600_000)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         // One monitor runs to 3 h; a "restarted" one (a new value, states from the store) goes on to 6 h.
         var monitor = AnomalyMonitor(store: store)
         monitor.settle = 0
@@ -240,19 +228,13 @@ import TwinStorage
 /// A filesystem filling within minutes is flagged on a twin 11 minutes old, from the trend alone.
 @Suite struct ExhaustionTests {
     @Test func aFastFillIsFlaggedOnAYoungTwin() throws {
-        let dir = try temporaryDirectory("hosttwin-exhaustion")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
-        let writer = TwinWriter(store: store)
         let t0: Int64 = 1_800_000_000_000
-        try writer.begin(now: t0 - 1, interval: 1_000)
         let size = 100e9
         let root = Labels(["device": "/dev/vda1", "fstype": "ext4", "mountpoint": "/"])
         let data = Labels(["device": "/dev/vdb", "fstype": "ext4", "mountpoint": "/data"])
         var rng = SeededRandom(seed: 5)
         let fillStart = t0 + 9 * 60_000
-        for i in 0..<(11 * 60) {
-            let t = t0 + Int64(i) * 1_000
+        let (store, dir) = try storeOfTicks("hosttwin-exhaustion", t0: t0, interval: 1_000, ticks: (11 * 60)) { i, t in
             var obs = Observation(timestamp: t)
             // "/" at 31 % free, then a runaway copy fills it in two minutes; "/data" only jitters.
             let copied = t < fillStart ? 0 : min(1, Double(t - fillStart) / 120_000) * 31e9
@@ -260,9 +242,9 @@ import TwinStorage
             obs.add("node_filesystem_size_bytes", root, size)
             obs.add("node_filesystem_avail_bytes", data, 50e9 + Double.random(in: -2e8...2e8, using: &rng))
             obs.add("node_filesystem_size_bytes", data, size)
-            _ = try writer.commit(obs)
+            return obs
         }
-        try writer.finish(now: t0 + 11 * 60_000)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let catalog = try store.seriesCatalog()
         // Before the fill: nothing.
         #expect(try AnomalyScan.exhaustion(store: store, catalog: catalog, to: fillStart - 1_000).isEmpty)
@@ -292,6 +274,18 @@ import TwinStorage
         #expect(ExhaustionTrend.assess([(now, 1e6)], capacity: 200e9, now: now, horizon: 0)?.exhausted == true)
         #expect(ExhaustionTrend.assess([], capacity: 200e9, now: now, horizon: 0) == nil)
     }
+}
+
+/// A store in a fresh temporary directory holding `ticks` observations `interval` ms apart from `t0`,
+/// each made by `observe` from the tick's index and time.
+func storeOfTicks(_ name: String, t0: Int64, interval: Int64, ticks: Int, _ observe: (Int, Int64) throws -> Observation) throws -> (TwinStore, String) {
+    let dir = try temporaryDirectory(name)
+    let store = try TwinStore.open(dataDir: dir)
+    let writer = TwinWriter(store: store)
+    try writer.begin(now: t0 - 1, interval: interval)
+    for i in 0..<ticks { _ = try writer.commit(try observe(i, t0 + Int64(i) * interval)) }
+    try writer.finish(now: t0 + Int64(ticks) * interval)
+    return (store, dir)
 }
 
 /// Maintenance window and advice on a host whose CPU is busy in the daytime only.
