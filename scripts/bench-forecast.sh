@@ -20,5 +20,6 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 for k in sorted(r, key=lambda k: r[k]["mean_mase"]):
     x = r[k]
-    print("%-14s mean MASE %.3f  mean sMAPE %.1f  (%.0f s)" % (k, x["mean_mase"], x["mean_smape"], x["seconds"]))
+    print("%-14s mean MASE %.3f  mean sMAPE %.1f  coverage 80 %% %.1f, 95 %% %.1f  scaled Winkler 80 %% %.2f, 95 %% %.2f  (%.0f s)" % (
+        k, x["mean_mase"], x["mean_smape"], 100 * x["mean_coverage80"], 100 * x["mean_coverage95"], x["mean_winkler80"], x["mean_winkler95"], x["seconds"]))
 PY

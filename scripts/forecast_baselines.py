@@ -3,7 +3,8 @@
 
 For each realAWSCloudwatch series (5-minute steps, season 288 = one day): origins at the last ORIGINS days;
 train on everything before the origin, forecast the next 288 steps; MASE scaled by the training part's
-in-sample daily seasonal naive MAE; sMAPE in percent. Prints JSON: per method, per series means and overall.
+in-sample daily seasonal naive MAE; sMAPE in percent; 80 % and 95 % intervals: coverage and the Winkler
+score scaled like MASE. Prints JSON: per method, per series means and overall.
 """
 import json, os, sys, time
 import numpy as np
@@ -26,6 +27,11 @@ def mase(actual, fc, train, m):
     scale = np.mean(np.abs(train[m:] - train[:-m]))
     return float(np.mean(np.abs(actual - fc)) / scale) if scale > 0 else float("nan")
 
+def scaled_winkler(actual, lo, hi, alpha, train, m):
+    scale = np.mean(np.abs(train[m:] - train[:-m]))
+    w = (hi - lo) + 2 / alpha * np.maximum(lo - actual, 0) + 2 / alpha * np.maximum(actual - hi, 0)
+    return float(np.mean(w) / scale) if scale > 0 else float("nan")
+
 def smape(actual, fc):
     d = np.abs(actual) + np.abs(fc)
     r = np.where(d > 0, 200 * np.abs(actual - fc) / np.where(d > 0, d, 1), 0)
@@ -45,7 +51,7 @@ def main():
     result = {k: {"series": {}, "seconds": 0.0} for k in methods}
     for name, y in load(root):
         for k, make in methods.items():
-            ms, ss, c = 0.0, 0.0, 0
+            ms, ss, c, w80, w95, in80, in95, n = 0.0, 0.0, 0, 0.0, 0.0, 0, 0, 0
             t0 = time.time()
             for j in range(origins, 0, -1):
                 origin = len(y) - j * m
@@ -53,18 +59,26 @@ def main():
                     continue
                 train, actual = y[:origin], y[origin:origin + m]
                 try:
-                    fc = make().forecast(y=train, h=len(actual))["mean"]
-                except Exception as e:  # a model that fails on a series counts as seasonal naive
+                    out = make().forecast(y=train, h=len(actual), level=[80, 95])
+                    fc = out["mean"]
+                    lo80, hi80, lo95, hi95 = out["lo-80"], out["hi-80"], out["lo-95"], out["hi-95"]
+                except Exception as e:  # a model that fails on a series counts as seasonal naive, without intervals
                     print(f"{k} failed on {name}: {e}", file=sys.stderr)
                     fc = np.array([train[len(train) - m + (i % m)] for i in range(len(actual))])
+                    lo80 = hi80 = lo95 = hi95 = fc
                 ms += mase(actual, fc, train, m); ss += smape(actual, fc); c += 1
+                w80 += scaled_winkler(actual, lo80, hi80, 0.2, train, m); w95 += scaled_winkler(actual, lo95, hi95, 0.05, train, m)
+                in80 += int(np.sum((actual >= lo80) & (actual <= hi80))); in95 += int(np.sum((actual >= lo95) & (actual <= hi95))); n += len(actual)
             result[k]["seconds"] += time.time() - t0
             if c:
-                result[k]["series"][name] = {"mase": ms / c, "smape": ss / c}
+                result[k]["series"][name] = {"mase": ms / c, "smape": ss / c, "winkler80": w80 / c, "winkler95": w95 / c,
+                                             "coverage80": in80 / n, "coverage95": in95 / n}
     for k in result:
         s = result[k]["series"].values()
         result[k]["mean_mase"] = float(np.mean([x["mase"] for x in s]))
         result[k]["mean_smape"] = float(np.mean([x["smape"] for x in s]))
+        for key in ("winkler80", "winkler95", "coverage80", "coverage95"):
+            result[k]["mean_" + key] = float(np.mean([x[key] for x in s]))
     print(json.dumps(result, indent=1, sort_keys=True))
 
 if __name__ == "__main__":

@@ -85,19 +85,27 @@ public enum Advisor {
         guard n >= width else { return nil }
         // Combined relative load per step, then the lowest sliding mean.
         let combined = (0..<n).map { i in series.reduce(0.0) { $0 + max(0, $1.1.points[i].mean) / $1.2 } / Double(series.count) }
-        var sum = combined[0..<width].reduce(0, +)
-        var best = (sum, 0)
-        for i in width..<n {
-            sum += combined[i] - combined[i - width]
-            if sum < best.0 { best = (sum, i - width + 1) }
-        }
-        let startT = first.1.last.t + step * Int64(best.1 + 1)
+        let best = quietestSlot(combined, width: width)
+        let startT = first.1.last.t + step * Int64(best.start + 1)
         let loads = series.map { name, f, peak in
-            MaintenanceWindow.Load(signal: name, expected: f.points[best.1..<(best.1 + width)].reduce(0) { $0 + $1.mean } / Double(width), historyPeak: peak)
+            MaintenanceWindow.Load(signal: name, expected: f.points[best.start..<(best.start + width)].reduce(0) { $0 + $1.mean } / Double(width), historyPeak: peak)
         }
-        return MaintenanceWindow(start: TwinTime.rfc3339(startT), end: TwinTime.rfc3339(startT + step * Int64(width)), score: best.0 / Double(width),
+        return MaintenanceWindow(start: TwinTime.rfc3339(startT), end: TwinTime.rfc3339(startT + step * Int64(width)), score: best.mean,
                                  loads: loads, basis: "forecasts from the \(formatDuration(stored)) stored, \(TwinTime.rfc3339(now - stored)) to \(TwinTime.rfc3339(now)), at \(step / 1000) s (\(first.1.model) for CPU)",
                                  confidence: stored >= 7 * 86_400_000 ? "high" : "low")
+    }
+
+    /// The `width` consecutive steps of `load` with the lowest mean (the first such when tied): its start
+    /// index and mean. `load` must hold at least `width` (≥ 1) values.
+    public static func quietestSlot(_ load: [Double], width: Int) -> (start: Int, mean: Double) {
+        precondition(width >= 1 && load.count >= width)
+        var sum = load[0..<width].reduce(0, +)
+        var best = (sum: sum, start: 0)
+        for i in width..<load.count {
+            sum += load[i] - load[i - width]
+            if sum < best.sum { best = (sum, i - width + 1) }
+        }
+        return (best.start, best.sum / Double(width))
     }
 
     /// Recommendations grounded in the stored history.

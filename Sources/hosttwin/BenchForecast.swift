@@ -30,6 +30,8 @@ struct BenchForecast: ParsableCommand {
     struct Row: Encodable {
         var series: String; var model: String; var mase: Double; var smape: Double; var naiveMase: Double; var naiveSmape: Double
         var coverage80: Double; var coverage95: Double
+        /// Mean scaled Winkler scores of the 80 % and 95 % intervals (lower is better), and WAPE.
+        var winkler80: Double; var winkler95: Double; var wape: Double
     }
 
     /// The host series evaluated with --data-dir.
@@ -74,24 +76,25 @@ struct BenchForecast: ParsableCommand {
         if json {
             struct Out: Encodable {
                 var series: [Row]; var meanMase: Double; var meanSmape: Double; var naiveMeanMase: Double; var naiveMeanSmape: Double
-                var coverage80: Double; var coverage95: Double
+                var coverage80: Double; var coverage95: Double; var winkler80: Double; var winkler95: Double; var wape: Double
             }
             try printJSON(Out(series: rows, meanMase: mean(\.mase), meanSmape: mean(\.smape), naiveMeanMase: mean(\.naiveMase), naiveMeanSmape: mean(\.naiveSmape),
-                              coverage80: mean(\.coverage80), coverage95: mean(\.coverage95)))
+                              coverage80: mean(\.coverage80), coverage95: mean(\.coverage95), winkler80: mean(\.winkler80), winkler95: mean(\.winkler95), wape: mean(\.wape)))
             return
         }
         printTable(["SERIES", "MASE", "sMAPE", "NAIVE MASE", "NAIVE sMAPE", "MODEL (last origin)"], rows.map {
             [String($0.series.split(separator: "/").last ?? ""), String(format: "%.3f", $0.mase), String(format: "%.1f", $0.smape),
              String(format: "%.3f", $0.naiveMase), String(format: "%.1f", $0.naiveSmape), $0.model]
         })
-        print(String(format: "mean MASE %.3f (seasonal naive %.3f), mean sMAPE %.1f (seasonal naive %.1f); actuals inside the 80 %% intervals %.0f %%, the 95 %% intervals %.0f %%",
-                     mean(\.mase), mean(\.naiveMase), mean(\.smape), mean(\.naiveSmape), mean(\.coverage80) * 100, mean(\.coverage95) * 100))
+        print(String(format: "mean MASE %.3f (seasonal naive %.3f), mean sMAPE %.1f (seasonal naive %.1f); actuals inside the 80 %% intervals %.1f %%, the 95 %% intervals %.1f %%; scaled Winkler 80 %% %.2f, 95 %% %.2f; 1 - WAPE %.3f",
+                     mean(\.mase), mean(\.naiveMase), mean(\.smape), mean(\.naiveSmape), mean(\.coverage80) * 100, mean(\.coverage95) * 100,
+                     mean(\.winkler80), mean(\.winkler95), 1 - mean(\.wape)))
     }
 
     /// One series forecast `horizon` steps ahead from each of the last `origins` periods, beside the
     /// seasonal naive forecast; nil when no origin leaves `minimumTraining` values to train on.
     static func evaluate(_ name: String, _ values: [Double], period m: Int, horizon: Int, origins: Int, minimumTraining: Int) -> Row? {
-        var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, in80 = 0, in95 = 0, scored = 0
+        var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, in80 = 0, in95 = 0, scored = 0, w80 = 0.0, w95 = 0.0, wape = 0.0
         var model = ""
         for k in (1...max(origins, 1)).reversed() {
             let origin = values.count - k * m
@@ -104,6 +107,10 @@ struct BenchForecast: ParsableCommand {
             smape += ForecastAccuracy.smape(actual: actual, forecast: points.map(\.mean))
             nMase += ForecastAccuracy.mase(actual: actual, forecast: naive, training: train, period: m)
             nSmape += ForecastAccuracy.smape(actual: actual, forecast: naive)
+            w80 += ForecastAccuracy.scaledWinkler(actual: actual, lo: points.map(\.lo80), hi: points.map(\.hi80), alpha: 0.2, training: train, period: m)
+            w95 += ForecastAccuracy.scaledWinkler(actual: actual, lo: points.map(\.lo95), hi: points.map(\.hi95), alpha: 0.05, training: train, period: m)
+            let w = ForecastAccuracy.wape(actual: actual, forecast: points.map(\.mean))
+            wape += w.isNaN ? 1 : w
             for (a, p) in zip(actual, points) {
                 if a >= p.lo80 && a <= p.hi80 { in80 += 1 }
                 if a >= p.lo95 && a <= p.hi95 { in95 += 1 }
@@ -114,6 +121,6 @@ struct BenchForecast: ParsableCommand {
         guard count > 0 else { return nil }
         let c = Double(count)
         return Row(series: name, model: model, mase: mase / c, smape: smape / c, naiveMase: nMase / c, naiveSmape: nSmape / c,
-                   coverage80: Double(in80) / Double(scored), coverage95: Double(in95) / Double(scored))
+                   coverage80: Double(in80) / Double(scored), coverage95: Double(in95) / Double(scored), winkler80: w80 / c, winkler95: w95 / c, wape: wape / c)
     }
 }

@@ -64,6 +64,13 @@ struct BenchNAB: ParsableCommand {
             fixed[p.name] = Self.fixedByCategory(corpus, scores: scores, profile: p)
         }
         obj["fixed_threshold"] = fixed
+        // The seed's "accuracy with false-positive rate", at the threshold the product ships.
+        let d = Self.detection(corpus, scores: scores, threshold: NoveltyDetector.alertThreshold)
+        obj["detection"] = ["windows": d.windows, "windows_detected": d.detected, "false_alarms": d.falseAlarms,
+                            "false_alarms_per_series_day": Double(d.falseAlarms) / max(d.seriesDays, 1e-9)]
+        lines.append(String(format: "at the shipped threshold %.3f: %d of %d windows detected (%.0f %%), %d false alarms, %.2f per series-day (%.0f series-days after probation)",
+                            NoveltyDetector.alertThreshold, d.detected, d.windows, 100 * Double(d.detected) / Double(max(d.windows, 1)), d.falseAlarms,
+                            Double(d.falseAlarms) / max(d.seriesDays, 1e-9), d.seriesDays))
         if category != nil {
             let best = NABScorer.score(corpus, scores: scores)
             obj["tuned_on_itself"] = Dictionary(uniqueKeysWithValues: best.map { ($0.profile, ["threshold": $0.threshold, "score": $0.score]) })
@@ -117,6 +124,20 @@ struct BenchNAB: ParsableCommand {
             for (x, t) in zip(f.values, f.timestamps) { s.append(d.score(x, at: t)) }
             return s
         }
+    }
+
+    /// Windows with an alert (a score at or above `threshold`) inside them, and alerts outside every window
+    /// after NAB's probationary period, over the series-days after it.
+    static func detection(_ corpus: NABCorpus, scores: [[Double]], threshold: Double) -> (windows: Int, detected: Int, falseAlarms: Int, seriesDays: Double) {
+        var windows = 0, detected = 0, falseAlarms = 0, seconds = 0.0
+        for (f, s) in zip(corpus.files, scores) {
+            let probation = NABScorer.probation(f.values.count)
+            windows += f.windows.count
+            detected += f.windows.filter { w in w.contains { s[$0] >= threshold } }.count
+            for i in probation..<s.count where s[i] >= threshold && !f.windows.contains(where: { $0.contains(i) }) { falseAlarms += 1 }
+            if let last = f.timestamps.last, probation < f.timestamps.count { seconds += Double(last - f.timestamps[probation]) }
+        }
+        return (windows, detected, falseAlarms, seconds / 86_400)
     }
 
     /// Per category with windows, its score at the detector's fixed threshold.

@@ -7,33 +7,40 @@ import TwinSecurity
 import TwinStorage
 
 /// `hosttwin bench scenarios`: provokes the failures the early warnings are for on this machine — a file
-/// system that fills, a child that crash-loops, CPU and IO pressure — each in seeded runs on a fresh twin
-/// collecting every second, and measures whether the warning came (recall), how long before the failure
-/// (lead time) or after the trouble began (detection delay), and which other warnings appeared meanwhile.
+/// system that fills, a child that crash-loops, CPU and IO pressure, a process that leaks memory — each in
+/// seeded runs on a fresh twin collecting every second, and measures whether the warning came (recall),
+/// how long before the failure (lead time) or after the trouble began (detection delay), which other
+/// warnings appeared meanwhile, and where `hosttwin explain` ranks the provoked cause.
 struct BenchScenarios: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scenarios",
-        abstract: "Provoke filling file systems, crash loops and CPU/IO pressure on this host; measure the early warnings' recall and lead time.",
+        abstract: "Provoke filling file systems, crash loops, CPU/IO pressure and memory leaks on this host; measure the early warnings' recall and lead time, and explain's ranking of the cause.",
         discussion: """
         Each run opens a fresh store, collects this host every second in-process (20 quiet seconds first: the twin \
         is young, as after a fresh start), then provokes one scenario and evaluates the early warnings of `hosttwin \
-        anomalies` every 2 seconds. fill: a loop-mounted ext4 image of 128 MiB written at a seeded 1-3 MB/s until \
-        it is full (needs root and losetup); the warning must come before the write fails. crash-loop: a child that \
+        anomalies` every 2 seconds. fill: a loop-mounted ext4 image of 128 MiB (mounted before the quiet seconds) \
+        written at a seeded 1-3 MB/s until it is full (needs root and losetup); the warning must come before the write fails. crash-loop: a child that \
         exits after a seeded 2-5 s, restarted at once by this process; the warning must come within 60 s of the \
         first exit. cpu-pressure, io-pressure: stress-ng (Debian package) with a seeded number of workers; the \
-        warning must come within 180 s. --json prints every run and the summary.
+        warning must come within 180 s. leak: python3 allocating a seeded 5-10 MB/s in a memory cgroup limited to 2 GB \
+        (the kernel's OOM kill is the failure; without a memory cgroup the leaker stops itself at 2 GB); the warning \
+        must come before it. In each run, `hosttwin explain` of the scenario's series (the file system's free \
+        bytes, forks, CPU or IO pressure, available memory) 30 s after the warning is asked whether the provoked cause (the \
+        writer, the restarted child, stress-ng, the leaker) ranks in its top 3. --json prints every run and the summary.
         """
     )
     @Option(help: "Runs per scenario.") var runs = 10
     @Option(help: "Seed of the first run (run k uses seed + k).") var seed: UInt64 = 1
-    @Option(parsing: .upToNextOption, help: "Scenarios to run (fill, crash-loop, cpu-pressure, io-pressure).") var scenario: [String] = Scenario.allCases.map(\.rawValue)
+    @Option(parsing: .upToNextOption, help: "Scenarios to run (fill, crash-loop, cpu-pressure, io-pressure, leak).") var scenario: [String] = Scenario.allCases.map(\.rawValue)
     @Option(help: ArgumentHelp("Instead of provoking: count the warnings raised over a recorded store without provocation (false warnings), evaluated every minute.", valueName: "DIR")) var recorded: String?
     @Flag(help: "Print JSON.") var json = false
 
     enum Scenario: String, CaseIterable {
-        case fill, crashLoop = "crash-loop", cpuPressure = "cpu-pressure", ioPressure = "io-pressure"
-        /// How long after the trouble begins the warning still counts (fill: before the failure).
-        var deadline: Int64 { self == .crashLoop ? 60_000 : self == .fill ? 0 : 180_000 }
+        case fill, crashLoop = "crash-loop", cpuPressure = "cpu-pressure", ioPressure = "io-pressure", leak
+        /// How long after the trouble begins the warning still counts (fill, leak: before the failure).
+        var deadline: Int64 { self == .crashLoop ? 60_000 : mustLead ? 0 : 180_000 }
+        /// The warning must come before the failure (lead time), not after the start (delay).
+        var mustLead: Bool { self == .fill || self == .leak }
     }
 
     struct Run: Encodable {
@@ -51,10 +58,15 @@ struct BenchScenarios: ParsableCommand {
         var delaySeconds: Double?
         /// Warnings of other kinds or subjects that appeared during the run (false for this scenario).
         var otherWarnings: [String]
+        /// `explain` of the scenario's series 30 s after the warning (else at the end): the cause's rank (1-based;
+        /// nil when not among the 10 listed) and the top 3.
+        var causeRank: Int?
+        var explainTop: [String]
         var note: String?
         enum CodingKeys: String, CodingKey {
             case scenario, seed, parameter, began, failed, warned, warning, detected, note
             case leadSeconds = "lead_seconds", delaySeconds = "delay_seconds", otherWarnings = "other_warnings"
+            case causeRank = "cause_rank", explainTop = "explain_top"
         }
     }
 
@@ -66,6 +78,7 @@ struct BenchScenarios: ParsableCommand {
             if [.cpuPressure, .ioPressure].contains(s), !FileManager.default.isExecutableFile(atPath: "/usr/bin/stress-ng") {
                 throw CLIError("\(name) needs stress-ng (apt-get install stress-ng)")
             }
+            if s == .leak, LeakProvocation.python == nil { throw CLIError("leak needs python3") }
             if s == .fill, getuid() != 0 { throw CLIError("fill needs root (it loop-mounts a file system)") }
             for k in 0..<runs {
                 let r = try Self.runOne(s, seed: seed &+ UInt64(k))
@@ -75,6 +88,7 @@ struct BenchScenarios: ParsableCommand {
                     + (r.leadSeconds.map { String(format: ", %.0f s before the failure", $0) } ?? "")
                     + (r.delaySeconds.map { String(format: ", %.0f s after it began", $0) } ?? "")
                     + (r.otherWarnings.isEmpty ? "" : "; other warnings: \(r.otherWarnings.joined(separator: "; "))")
+                    + "; explain: cause " + (r.causeRank.map { "ranked \($0)" } ?? "not ranked") + " (top: \(r.explainTop.joined(separator: ", ")))"
                     + (r.note.map { " (\($0))" } ?? "")
                 if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
                 results.append(r)
@@ -86,7 +100,8 @@ struct BenchScenarios: ParsableCommand {
             guard !rs.isEmpty else { continue }
             let leads = rs.compactMap(\.leadSeconds).sorted(), delays = rs.compactMap(\.delaySeconds).sorted()
             var s: [String: Double] = ["runs": Double(rs.count), "recall": Double(rs.filter(\.detected).count) / Double(rs.count),
-                                       "other_warnings": Double(rs.reduce(0) { $0 + $1.otherWarnings.count })]
+                                       "other_warnings": Double(rs.reduce(0) { $0 + $1.otherWarnings.count }),
+                                       "cause_in_top3": Double(rs.filter { ($0.causeRank ?? .max) <= 3 }.count) / Double(rs.count)]
             if !leads.isEmpty { s["lead_seconds_median"] = leads[leads.count / 2]; s["lead_seconds_min"] = leads[0] }
             if !delays.isEmpty { s["delay_seconds_median"] = delays[delays.count / 2]; s["delay_seconds_max"] = delays.last! }
             summary[name] = s
@@ -101,7 +116,7 @@ struct BenchScenarios: ParsableCommand {
             var line = String(format: "%@: recall %.0f %% of %.0f runs", name, s["recall"]! * 100, s["runs"]!)
             if let m = s["lead_seconds_median"] { line += String(format: ", lead time median %.0f s (least %.0f s)", m, s["lead_seconds_min"]!) }
             if let m = s["delay_seconds_median"] { line += String(format: ", detection delay median %.0f s (most %.0f s)", m, s["delay_seconds_max"]!) }
-            line += String(format: ", %.0f other warnings", s["other_warnings"]!)
+            line += String(format: ", %.0f other warnings; explain ranks the cause in its top 3 in %.0f %%", s["other_warnings"]!, s["cause_in_top3"]! * 100)
             print(line)
         }
     }
@@ -186,20 +201,23 @@ struct BenchScenarios: ParsableCommand {
         var rng = SeededRandom(seed: seed)
         let twin = try Twin()
         defer { twin.close() }
-        for _ in 0..<20 { try twin.tick() }
+        // The file system to fill exists before the quiet seconds, as a real one would.
+        let fill = scenario == .fill ? try FillProvocation(rate: Double.random(in: 1...3, using: &rng) * 1e6) : nil
+        do { for _ in 0..<20 { try twin.tick() } } catch { fill?.stop(); throw error }
         let baseline = Set(try twin.warnings(now: TwinTime.nowMillis()).map(Self.text))
-        let provocation: Provocation
+        let provocation: any Provocation
         switch scenario {
-        case .fill: provocation = try FillProvocation(rate: Double.random(in: 1...3, using: &rng) * 1e6)
+        case .fill: provocation = fill!; fill!.begin()
         case .crashLoop: provocation = CrashLoopProvocation(runSeconds: Double.random(in: 2...5, using: &rng))
         case .cpuPressure: provocation = try StressProvocation(arguments: ["--cpu", String(Int.random(in: 3...6, using: &rng))], kind: "sustained pressure", subject: "cpu")
         case .ioPressure: provocation = try StressProvocation(arguments: ["--hdd", String(Int.random(in: 2...4, using: &rng)), "--hdd-bytes", "256M", "--temp-path", twin.dir], kind: "sustained pressure", subject: "io")
+        case .leak: provocation = try LeakProvocation(rate: Double.random(in: 5...10, using: &rng) * 1e6)
         }
         defer { provocation.stop() }
         let began = TwinTime.nowMillis()
         var warned: Int64?, warning: String?
         var others = Set<String>()
-        let limit = began + (scenario == .fill ? 240_000 : scenario.deadline + 20_000)
+        let limit = began + (scenario == .fill ? 240_000 : scenario == .leak ? 600_000 : scenario.deadline + 20_000)
         var k = 0
         while true {
             let now = try twin.tick()
@@ -211,15 +229,16 @@ struct BenchScenarios: ParsableCommand {
                     if !provocation.matches(w), !baseline.contains(text(w)) { others.insert(text(w)) }
                 }
             }
-            // Fill: until the failure and 10 s after; the others: until warned, or the deadline passed.
-            if let failed = provocation.failed, scenario == .fill, now > failed + 10_000 { break }
-            if scenario != .fill, warned != nil { break }
+            // Fill, leak: until the failure and 10 s after; the others: until 30 s after the warning (what
+            // explain is asked about then), or the deadline passed.
+            if let failed = provocation.failed, scenario.mustLead, now > failed + 10_000 { break }
+            if !scenario.mustLead, let w = warned, now >= w + Self.explainAfter { break }
             if now > limit { break }
         }
         let failed = provocation.failed
         let detected: Bool
         var lead: Double?, delay: Double?
-        if scenario == .fill {
+        if scenario.mustLead {
             detected = warned.map { w in failed.map { w < $0 } ?? true } ?? false
             if let w = warned, let f = failed { lead = Double(f - w) / 1000 }
         } else {
@@ -227,9 +246,20 @@ struct BenchScenarios: ParsableCommand {
             detected = warned.map { $0 - start <= scenario.deadline } ?? false
             if let w = warned { delay = Double(w - start) / 1000 }
         }
+        // What explain ranks 30 s after the warning, as a user reading it would ask (else at the end).
+        var rank: Int?, top: [String] = []
+        let catalog = try twin.store.seriesCatalog()
+        if let target = catalog.first(where: { s in s.key.metric == provocation.target.metric && provocation.target.labels.allSatisfy { s.key.labels[$0.name] == $0.value } }) {
+            let e = try Explainer.explain(store: twin.store, target: target, at: min(TwinTime.nowMillis(), (warned ?? .max - Self.explainAfter) + Self.explainAfter), window: 900_000)
+            rank = e.ranked.firstIndex(where: provocation.isCause).map { $0 + 1 }
+            top = e.ranked.prefix(3).map(\.subject)
+        }
         return Run(scenario: scenario.rawValue, seed: seed, parameter: provocation.parameter, began: began, failed: failed, warned: warned, warning: warning,
-                   detected: detected, leadSeconds: lead, delaySeconds: delay, otherWarnings: others.sorted(), note: provocation.note)
+                   detected: detected, leadSeconds: lead, delaySeconds: delay, otherWarnings: others.sorted(), causeRank: rank, explainTop: top, note: provocation.note)
     }
+
+    /// How long after the warning `explain` is asked.
+    static let explainAfter: Int64 = 30_000
 
     static func text(_ w: AnomalyReport.Warning) -> String { "\(w.kind): \(w.subject)" }
 }
@@ -240,13 +270,18 @@ protocol Provocation: AnyObject {
     /// When it failed (the fill's full disk; a crash loop's first exit); nil while it has not.
     var failed: Int64? { get }
     var note: String? { get }
+    /// The series `explain` is asked about (metric and the labels that pick it).
+    var target: SeriesKey { get }
+    /// Whether `explain`'s evidence names the provoked cause.
+    func isCause(_ item: Explanation.Item) -> Bool
     func matches(_ w: AnomalyReport.Warning) -> Bool
     /// Called every tick.
     func poll(now: Int64)
     func stop()
 }
 
-/// A loop-mounted ext4 image filled at a fixed rate from a background thread.
+/// A loop-mounted ext4 image (mounted at creation) filled at a fixed rate from a background thread once
+/// `begin` is called.
 final class FillProvocation: Provocation, @unchecked Sendable {
     let image: String, mount: String, rate: Double
     let lock = NSLock()
@@ -265,8 +300,10 @@ final class FillProvocation: Provocation, @unchecked Sendable {
         guard FileManager.default.createFile(atPath: image, contents: nil), truncate(image, 128 << 20) == 0 else { throw CLIError("cannot create \(image)") }
         try Self.exec("/usr/sbin/mkfs.ext4", ["-q", "-F", image])
         try Self.exec("/usr/bin/mount", ["-o", "loop", image, mount])
-        Thread.detachNewThread { [self] in write() }
     }
+
+    /// Starts filling.
+    func begin() { Thread.detachNewThread { [self] in write() } }
 
     /// Writes 64 KiB blocks at `rate` until the file system is full or the provocation stops.
     func write() {
@@ -290,6 +327,9 @@ final class FillProvocation: Provocation, @unchecked Sendable {
     }
 
     func matches(_ w: AnomalyReport.Warning) -> Bool { w.subject == mount && w.kind.hasPrefix("filesystem f") }
+    var target: SeriesKey { SeriesKey("node_filesystem_avail_bytes", Labels(["mountpoint": mount])) }
+    /// The writer is a thread of this process.
+    func isCause(_ item: Explanation.Item) -> Bool { item.subject.contains("pid=\"\(getpid())\"") }
     func poll(now: Int64) {}
 
     func stop() {
@@ -337,6 +377,8 @@ final class CrashLoopProvocation: Provocation {
     }
 
     func matches(_ w: AnomalyReport.Warning) -> Bool { w.kind == "restarting in a loop" && w.subject.hasSuffix("sleep " + String(format: "%.1f", runSeconds)) }
+    var target: SeriesKey { SeriesKey("node_forks_total") }
+    func isCause(_ item: Explanation.Item) -> Bool { item.process == "sleep" }
 
     func poll(now: Int64) {
         guard let c = child, !c.isRunning else { return }
@@ -363,29 +405,111 @@ final class StressProvocation: Provocation {
     init(arguments: [String], kind: String, subject: String) throws {
         (self.kind, self.subject) = (kind, subject)
         parameter = arguments.prefix(2).joined(separator: " ")
-        let argv = ["/usr/bin/stress-ng"] + arguments + ["--timeout", "300s", "--quiet"]
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        posix_spawnattr_setpgroup(&attr, 0)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
-        var child: pid_t = 0
-        let cArgs = argv.map { strdup($0) } + [nil]
-        defer { for a in cArgs { free(a) } }
-        let rc = posix_spawn(&child, argv[0], nil, &attr, cArgs, environ)
-        guard rc == 0 else { throw CLIError("cannot start stress-ng: \(String(cString: strerror(rc)))") }
-        pid = child
+        pid = try spawnInOwnGroup(["/usr/bin/stress-ng"] + arguments + ["--timeout", "300s", "--quiet"])
     }
 
     func matches(_ w: AnomalyReport.Warning) -> Bool { w.kind == kind && w.subject.contains("pressure_\(subject)") }
+    var target: SeriesKey { SeriesKey("node_pressure_\(subject)_waiting_seconds_total") }
+    func isCause(_ item: Explanation.Item) -> Bool { item.process?.hasPrefix("stress-ng") ?? false }
     func poll(now: Int64) {}
 
     func stop() {
         kill(-pid, SIGKILL)
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
+    }
+}
+
+/// Spawns `argv` (an absolute path first) with an empty signal mask (a Foundation `Process` child
+/// inherits this process's blocked signals, and stress-ng then ignores SIGTERM) in a process group of its
+/// own, so that `kill(-pid, ...)` reaches its children too.
+func spawnInOwnGroup(_ argv: [String]) throws -> pid_t {
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attr, &empty)
+    posix_spawnattr_setpgroup(&attr, 0)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
+    var child: pid_t = 0
+    let cArgs = argv.map { strdup($0) } + [nil]
+    defer { for a in cArgs { free(a) } }
+    let rc = posix_spawn(&child, argv[0], nil, &attr, cArgs, environ)
+    guard rc == 0 else { throw CLIError("cannot start \(argv[0]): \(String(cString: strerror(rc)))") }
+    return child
+}
+
+/// A process that leaks memory at a fixed rate: python3 keeping 1 MB blocks, in a memory cgroup limited
+/// to 2 GB where the host has one (the kernel's OOM kill is the failure); without one, the leaker exits
+/// at 2 GB itself (a stand-in for the kill).
+final class LeakProvocation: Provocation {
+    static let limit = 2_000_000_000
+    static let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let script = """
+    import sys, time
+    rate, cap = float(sys.argv[1]), float(sys.argv[2])
+    time.sleep(1)
+    held, n, t0 = [], 0, time.time()
+    while n < cap:
+        if n < (time.time() - t0) * rate:
+            held.append(b"\\x01" * 1048576); n += 1048576
+        else:
+            time.sleep(0.02)
+    sys.exit(3)
+    """
+    let rate: Double
+    let pid: pid_t
+    var cgroup: String?
+    var exited: Int64?
+    var note: String?
+    var parameter: String { String(format: "%.1f MB/s", rate / 1e6) }
+    var failed: Int64? { exited }
+    var target: SeriesKey { SeriesKey("node_memory_MemAvailable_bytes") }
+
+    init(rate: Double) throws {
+        self.rate = rate
+        pid = try spawnInOwnGroup([Self.python!, "-c", Self.script, String(rate), String(Self.limit + 64_000_000)])
+        cgroup = Self.confine(pid)
+        if cgroup == nil { note = "no memory cgroup: the leaker stops at 2 GB itself" }
+    }
+
+    /// Moves `pid` into a new memory cgroup limited to `limit` (cgroup v1, else v2); its path, or nil.
+    static func confine(_ pid: pid_t) -> String? {
+        let name = "hosttwin-leak-\(getpid())-\(pid)"
+        for (root, limitFile) in [("/sys/fs/cgroup/memory", "memory.limit_in_bytes"), ("/sys/fs/cgroup", "memory.max")] {
+            let dir = root + "/" + name
+            guard FileManager.default.fileExists(atPath: root + "/cgroup.procs"), mkdir(dir, 0o755) == 0 else { continue }
+            if (try? String(limit).write(toFile: dir + "/" + limitFile, atomically: false, encoding: .utf8)) != nil,
+               (try? String(pid).write(toFile: dir + "/cgroup.procs", atomically: false, encoding: .utf8)) != nil {
+                return dir
+            }
+            rmdir(dir)
+        }
+        return nil
+    }
+
+    func matches(_ w: AnomalyReport.Warning) -> Bool {
+        (w.kind == "memory leak suspect" && w.subject.contains("pid=\"\(pid)\"")) || w.kind == "memory running out"
+    }
+    func isCause(_ item: Explanation.Item) -> Bool { item.subject.contains("pid=\"\(pid)\"") || item.subject.hasPrefix("processes python") }
+
+    func poll(now: Int64) {
+        guard exited == nil else { return }
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid {
+            exited = now
+            let signal = status & 0x7f
+            note = signal == SIGKILL ? "OOM-killed in its cgroup" : "exited \((status >> 8) & 0xff)" + (cgroup == nil ? " at 2 GB (no memory cgroup)" : "")
+        }
+    }
+
+    func stop() {
+        if exited == nil {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+        }
+        if let cgroup { for _ in 0..<20 where rmdir(cgroup) != 0 { usleep(50_000) } }
     }
 }

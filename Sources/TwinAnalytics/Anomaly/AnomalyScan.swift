@@ -29,9 +29,12 @@ public struct AnomalyReport: Sendable, Encodable {
         public var evidence: String
         /// The host it is about (at a hub).
         public var host: String?
+        /// The series it was read from (`metric{labels}`), what `hosttwin explain` explains; nil for a
+        /// warning about state alone (a restart loop).
+        public var series: String?
 
-        public init(kind: String, subject: String, evidence: String, host: String? = nil) {
-            (self.kind, self.subject, self.evidence, self.host) = (kind, subject, evidence, host)
+        public init(kind: String, subject: String, evidence: String, host: String? = nil, series: String? = nil) {
+            (self.kind, self.subject, self.evidence, self.host, self.series) = (kind, subject, evidence, host, series)
         }
     }
     public var from: String
@@ -135,7 +138,7 @@ public enum AnomalyScan {
                 let share = (b.1 - a.1) / (Double(b.0 - a.0) / 1000)
                 if share > 0.1 {
                     out.append(.init(kind: "sustained pressure", subject: s.key.description,
-                                     evidence: String(format: "%.0f %% of the last 10 minutes stalled or waiting", share * 100), host: s.key.labels["host"]))
+                                     evidence: String(format: "%.0f %% of the last 10 minutes stalled or waiting", share * 100), host: s.key.labels["host"], series: s.key.description))
                 }
             }
             // Error and drop counters that rose within the window after not rising before it.
@@ -145,20 +148,24 @@ public enum AnomalyScan {
                 let before = pts.filter { $0.0 < from }, inside = pts.filter { $0.0 >= from }
                 if let b0 = before.first, let b1 = before.last, let i0 = inside.first, let i1 = inside.last, b1.1 - b0.1 == 0, i1.1 > i0.1 {
                     out.append(.init(kind: "error counter rising", subject: s.key.description,
-                                     evidence: "rose by \(PromNumber.format(i1.1 - i0.1)) since \(TwinTime.rfc3339(i0.0)) after no change before", host: s.key.labels["host"]))
+                                     evidence: "rose by \(PromNumber.format(i1.1 - i0.1)) since \(TwinTime.rfc3339(i0.0)) after no change before", host: s.key.labels["host"], series: s.key.description))
                 }
             }
         }
         // Memory-leak suspects: a process whose resident memory grew by a fifth or more over at least an
-        // hour of the window, rising (or flat) in nine of ten minutes.
-        for s in catalog where s.key.metric == "hosttwin_process_resident_memory_bytes" {
+        // hour of the window, rising (or flat) in nine of ten minutes; or, fast, one growing steadily over
+        // the last two minutes (``fastLeaks``).
+        let rss = catalog.filter { $0.key.metric == "hosttwin_process_resident_memory_bytes" }
+        let fastLeaks = try fastLeaks(store: store, rss: rss, to: to)
+        out += fastLeaks
+        for s in rss where !fastLeaks.contains(where: { $0.series == s.key.description }) {
             let pts = try store.aggregate(id: s.id, from: from, to: to, step: step).points.filter { $0.count > 0 }.map { $0.sum / $0.count }
             guard pts.count >= 60, let first = pts.first, let last = pts.last, first > 0, last >= first * 1.2 else { continue }
             let rising = zip(pts.dropFirst(), pts).filter { $0 >= $1 }.count
             if Double(rising) >= 0.9 * Double(pts.count - 1) {
                 out.append(.init(kind: "memory leak suspect", subject: s.key.description,
                                  evidence: String(format: "resident memory %.0f → %.0f MB over %d minutes, rising or flat in %d of them", first / 1e6, last / 1e6, pts.count, rising),
-                                 host: s.key.labels["host"]))
+                                 host: s.key.labels["host"], series: s.key.description))
             }
         }
         // Running out now: a filesystem or memory falling fast over the last minutes (or already
@@ -171,7 +178,8 @@ public enum AnomalyScan {
         for f in try QueryForecaster.forecast(engine: engine, expr: fs, now: to, history: max(to - from, 3_600_000), horizon: 86_400_000, exhaustionBelow: 0) {
             if let full = f.exhaustion?.expected, !fast.contains(where: { $0.subject == f.labels["mountpoint"] && $0.host == f.labels["host"] }) {
                 out.append(.init(kind: "filesystem filling", subject: f.labels["mountpoint"] ?? f.labels.text,
-                                 evidence: "expected full at \(TwinTime.rfc3339(full)) (\(f.model))", host: f.labels["host"]))
+                                 evidence: "expected full at \(TwinTime.rfc3339(full)) (\(f.model))", host: f.labels["host"],
+                                 series: SeriesKey("node_filesystem_avail_bytes", Labels(sorted: f.labels.pairs.filter { $0.name != "__name__" })).description))
             }
         }
         out += try restartLoops(store: store, from: from, to: to)
@@ -182,7 +190,7 @@ public enum AnomalyScan {
     /// systemd service (the `unit` attribute), or else the same parent process other than init (a
     /// supervisor, a shell loop) — within 3 s of the previous run's exit (a supervisor restarts at once or
     /// after a second or two; a launcher keeps its own schedule), five runs or more in a row, each
-    /// under a minute. A program launched many times by different parents, or daemons adopted by init
+    /// under a minute and lasting about as long as the one before (a factor of 2; runs under 2 s alike). A program launched many times by different parents, or daemons adopted by init
     /// outside any service (a browser's crash handler), is not a loop.
     public static func restartLoops(store: TwinStore, from: Int64, to: Int64) throws -> [AnomalyReport.Warning] {
         struct Run { var start: Int64; var end: Int64?; var command: String; var owner: String?; var host: String? }
@@ -213,17 +221,41 @@ public enum AnomalyScan {
         var out: [AnomalyReport.Warning] = []
         for (loop, list) in byLoop where list.count >= 5 {
             let sorted = list.sorted { $0.start < $1.start }
-            // The longest chain of runs each starting within 3 s after the one before it ended.
+            // The longest chain of runs each starting within 3 s after the one before it ended and lasting
+            // about as long (within a factor of 2, runs under 2 s alike): a program that fails the same way
+            // each time, not a launcher running jobs of every length back to back.
             var chain = 1, longest = 1, chainStart = sorted[0].start, longestStart = chainStart
             for (a, b) in zip(sorted, sorted.dropFirst()) {
                 let gap = b.start - (a.end ?? .max)
-                if gap >= -1_000, gap <= 3_000 { chain += 1 } else { chain = 1; chainStart = b.start }
+                let ratio = Double(max((a.end ?? a.start) - a.start, 2_000)) / Double(max((b.end ?? b.start) - b.start, 2_000))
+                if gap >= -1_000, gap <= 3_000, ratio >= 0.5, ratio <= 2 { chain += 1 } else { chain = 1; chainStart = b.start }
                 if chain > longest { longest = chain; longestStart = chainStart }
             }
             guard longest >= 5 else { continue }
             out.append(.init(kind: "restarting in a loop", subject: loop.command,
-                             evidence: "\(longest) runs in a row by \(loop.owner) since \(TwinTime.rfc3339(longestStart)), each under a minute and started within 3 s of the last one's exit",
+                             evidence: "\(longest) runs in a row by \(loop.owner) since \(TwinTime.rfc3339(longestStart)), each under a minute, as long as the last one and started within 3 s of its exit",
                              host: loop.host))
+        }
+        return out
+    }
+
+    /// Processes whose resident memory grew steadily over the last two minutes: alive now, samples over
+    /// at least 90 s, grown by a quarter and by 256 MB or more, rising or flat in 9 of 10 samples and rising
+    /// in more than half, and a straight line explaining 95 % of it (a leak grows evenly; a compiler or a
+    /// cache grows in phases).
+    static func fastLeaks(store: TwinStore, rss: [SeriesInfo], to: Int64) throws -> [AnomalyReport.Warning] {
+        let span: Int64 = 120_000
+        let recent = try store.samples(ids: rss.map(\.id), from: to - span, to: to)
+        var out: [AnomalyReport.Warning] = []
+        for s in rss {
+            guard let p = recent[s.id], p.count >= 30, let a = p.first, let b = p.last, b.0 >= to - 10_000, b.0 - a.0 >= 90_000,
+                  b.1 - a.1 >= 256e6, b.1 >= a.1 * 1.25 else { continue }
+            let rising = zip(p.dropFirst(), p).filter { $0.1 >= $1.1 }.count, growing = zip(p.dropFirst(), p).filter { $0.1 > $1.1 }.count
+            guard Double(rising) >= 0.9 * Double(p.count - 1), 2 * growing > p.count - 1, let fit = ExhaustionTrend.linearFit(p), fit.r2 >= 0.95 else { continue }
+            out.append(.init(kind: "memory leak suspect", subject: s.key.description,
+                             evidence: String(format: "resident memory %.0f → %.0f MB in %d s (%.1f MB/s, R² %.2f), rising or flat in %d of %d samples",
+                                              a.1 / 1e6, b.1 / 1e6, (b.0 - a.0) / 1000, fit.slope / 1e6, fit.r2, rising, p.count - 1),
+                             host: s.key.labels["host"], series: s.key.description))
         }
         return out
     }
@@ -258,7 +290,7 @@ public enum AnomalyScan {
                 ? "\(gb(f.to.value)) free of \(gb(size)) at \(TwinTime.rfc3339(f.to.t)) (was \(gb(f.from.value)) at \(TwinTime.rfc3339(f.from.t)))"
                 : "free \(gb(f.from.value)) → \(gb(f.to.value)) in \((f.to.t - f.from.t) / 1000) s (\(String(format: "%.1f", -f.ratePerSecond / 1e6)) MB/s); out at \(TwinTime.rfc3339(f.exhaustedAt)) at this rate"
             out.append(.init(kind: f.exhausted ? (kind == "memory running out" ? "memory exhausted" : "filesystem full") : kind,
-                             subject: subject, evidence: evidence, host: s.key.labels["host"]))
+                             subject: subject, evidence: evidence, host: s.key.labels["host"], series: s.key.description))
         }
         return out
     }

@@ -50,22 +50,27 @@ public enum ExhaustionTrend {
         guard let first = recent.first, let last = recent.last else { return nil }
         let ends = (Sample(t: first.0, value: first.1), Sample(t: last.0, value: last.1))
         guard recent.count >= 5, last.0 - first.0 >= 20_000 else { return nil }
-        // Least squares on seconds relative to the first sample.
-        let n = Double(recent.count)
-        var sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0, syy = 0.0
-        for (t, v) in recent {
-            let x = Double(t - first.0) / 1000
-            sx += x; sy += v; sxx += x * x; sxy += x * v; syy += v * v
-        }
-        let vx = sxx - sx * sx / n, vy = syy - sy * sy / n, cxy = sxy - sx * sy / n
-        guard vx > 0, vy > 0 else { return nil }
-        let slope = cxy / vx
-        let r2 = cxy * cxy / (vx * vy)
+        guard let (slope, r2) = linearFit(recent) else { return nil }
         let fall = -slope * Double(last.0 - first.0) / 1000
         guard slope < 0, r2 >= 0.8, fall >= 0.01 * capacity else { return nil }
         let seconds = last.1 / -slope
         let at = last.0 + Int64(seconds * 1000)
         guard at - now <= horizon else { return nil }
         return Finding(exhaustedAt: at, ratePerSecond: slope, from: ends.0, to: ends.1, exhausted: false)
+    }
+
+    /// The least-squares slope (per second) of `points` (ms, value) and the share of their variance the
+    /// line explains (R²); nil when time or value does not vary.
+    public static func linearFit(_ points: [(Int64, Double)]) -> (slope: Double, r2: Double)? {
+        guard let t0 = points.first?.0 else { return nil }
+        let n = Double(points.count)
+        var sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0, syy = 0.0
+        for (t, v) in points {
+            let x = Double(t - t0) / 1000
+            sx += x; sy += v; sxx += x * x; sxy += x * v; syy += v * v
+        }
+        let vx = sxx - sx * sx / n, vy = syy - sy * sy / n, cxy = sxy - sx * sy / n
+        guard vx > 0, vy > 0 else { return nil }
+        return (cxy / vx, cxy * cxy / (vx * vy))
     }
 }

@@ -31,7 +31,7 @@ public enum NABScorer {
     static func sigmoid(_ y: Double) -> Double { y > 3 ? -1 : 2 / (1 + exp(5 * y)) - 1 }
 
     /// Rows before this are ignored completely.
-    static func probation(_ n: Int) -> Int { min(Int((0.15 * Double(n)).rounded(.down)), 750) }
+    public static func probation(_ n: Int) -> Int { min(Int((0.15 * Double(n)).rounded(.down)), 750) }
 
     /// Per row: its weight when detected, and the window it lies in (nil outside windows).
     static func weights(_ file: NABCorpus.File, _ p: Profile) -> [(weight: Double, window: Int?)] {
