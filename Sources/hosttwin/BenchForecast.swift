@@ -25,6 +25,8 @@ struct BenchForecast: ParsableCommand {
     @Option(help: ArgumentHelp("Step the host series are read at (with --data-dir).", valueName: "DURATION")) var step = "5m"
     @Option(help: ArgumentHelp("Season and forecast horizon (with --data-dir).", valueName: "DURATION")) var season = "1d"
     @Option(help: "Forecast origins per series (one per season, counted back from the end).") var origins = 3
+    @Option(help: ArgumentHelp("Interval rule: widest (the product's), median or pooled stretch errors.", valueName: "RULE")) var intervals = "widest"
+    @Flag(help: "Choose the interval rule for each series on the other series (leave-one-series-out: the lowest mean scaled Winkler score among the rules covering within 3 points of nominal there) and report that.") var selectIntervals = false
     @Flag(help: "Print JSON.") var json = false
 
     struct Row: Encodable {
@@ -45,7 +47,11 @@ struct BenchForecast: ParsableCommand {
     ]
 
     func run() throws {
-        var rows: [Row] = []
+        guard let rule = Forecaster.IntervalRule(rawValue: intervals) else {
+            throw CLIError("unknown --intervals \(intervals); known: \(Forecaster.IntervalRule.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        // The series to evaluate: name, values, period, least training.
+        var tasks: [(name: String, values: [Double], period: Int, minimumTraining: Int)] = []
         if let dataDir {
             let stepMs = try TwinTime.parseDuration(step), seasonMs = try TwinTime.parseDuration(season)
             guard stepMs >= 1000, seasonMs >= 3 * stepMs else { throw CLIError("--step must be at least 1s and --season at least three steps") }
@@ -61,14 +67,36 @@ struct BenchForecast: ParsableCommand {
                       let s = series.first else { continue }
                 // Gaps (the twin was stopped) are filled as production forecasts fill them.
                 let values = ForecastHistory.regular(s.points, step: stepMs, period: m)
-                if let row = Self.evaluate(name, values, period: m, horizon: m, origins: origins, minimumTraining: m + 1) { rows.append(row) }
+                tasks.append((name, values, m, m + 1))
             }
         } else {
             let corpus: NABCorpus
             do { corpus = try NABCorpus.load(root: nab, category: "realAWSCloudwatch") } catch { throw CLIError("\(error) (pass --nab DIR)") }
             for f in corpus.files {
                 let m = Forecasting.dailyPeriod(step: Forecasting.step(f.timestamps[...]))
-                if let row = Self.evaluate(f.name, f.values, period: m, horizon: m, origins: origins, minimumTraining: 2 * m + 1) { rows.append(row) }
+                tasks.append((f.name, f.values, m, 2 * m + 1))
+            }
+        }
+        func evaluateAll(_ rule: Forecaster.IntervalRule) -> [Row] {
+            tasks.compactMap { Self.evaluate($0.name, $0.values, period: $0.period, horizon: $0.period, origins: origins, minimumTraining: $0.minimumTraining, intervals: rule) }
+        }
+        var rows = evaluateAll(rule)
+        var selection: [String: Int] = [:]
+        if selectIntervals {
+            // Leave one series out: each series gets, among the rules whose mean coverage on the other
+            // series is within 3 points of 80 % and of 95 %, the one with the lowest mean scaled Winkler
+            // score (80 % and 95 % together) on them; the lowest score of all when no rule covers so.
+            let byRule = Forecaster.IntervalRule.allCases.map { evaluateAll($0) }
+            func others(_ k: Int, _ i: Int, _ f: (Row) -> Double) -> Double {
+                let r = byRule[k]
+                return (r.reduce(0.0) { $0 + f($1) } - f(r[i])) / Double(max(r.count - 1, 1))
+            }
+            rows = byRule[0].indices.map { i in
+                let cost = byRule.indices.map { k in others(k, i) { $0.winkler80 + $0.winkler95 } }
+                let calibrated = byRule.indices.filter { k in abs(others(k, i, \.coverage80) - 0.8) <= 0.03 && abs(others(k, i, \.coverage95) - 0.95) <= 0.03 }
+                let best = (calibrated.isEmpty ? Array(byRule.indices) : calibrated).min { cost[$0] < cost[$1] }!
+                selection[Forecaster.IntervalRule.allCases[best].rawValue, default: 0] += 1
+                return byRule[best][i]
             }
         }
         guard !rows.isEmpty else { throw CLIError("no series long enough to evaluate") }
@@ -77,9 +105,11 @@ struct BenchForecast: ParsableCommand {
             struct Out: Encodable {
                 var series: [Row]; var meanMase: Double; var meanSmape: Double; var naiveMeanMase: Double; var naiveMeanSmape: Double
                 var coverage80: Double; var coverage95: Double; var winkler80: Double; var winkler95: Double; var wape: Double
+                var intervals: String; var selected: [String: Int]?
             }
             try printJSON(Out(series: rows, meanMase: mean(\.mase), meanSmape: mean(\.smape), naiveMeanMase: mean(\.naiveMase), naiveMeanSmape: mean(\.naiveSmape),
-                              coverage80: mean(\.coverage80), coverage95: mean(\.coverage95), winkler80: mean(\.winkler80), winkler95: mean(\.winkler95), wape: mean(\.wape)))
+                              coverage80: mean(\.coverage80), coverage95: mean(\.coverage95), winkler80: mean(\.winkler80), winkler95: mean(\.winkler95), wape: mean(\.wape),
+                              intervals: selectIntervals ? "selected per series on the others" : rule.rawValue, selected: selectIntervals ? selection : nil))
             return
         }
         printTable(["SERIES", "MASE", "sMAPE", "NAIVE MASE", "NAIVE sMAPE", "MODEL (last origin)"], rows.map {
@@ -89,18 +119,19 @@ struct BenchForecast: ParsableCommand {
         print(String(format: "mean MASE %.3f (seasonal naive %.3f), mean sMAPE %.1f (seasonal naive %.1f); actuals inside the 80 %% intervals %.1f %%, the 95 %% intervals %.1f %%; scaled Winkler 80 %% %.2f, 95 %% %.2f; 1 - WAPE %.3f",
                      mean(\.mase), mean(\.naiveMase), mean(\.smape), mean(\.naiveSmape), mean(\.coverage80) * 100, mean(\.coverage95) * 100,
                      mean(\.winkler80), mean(\.winkler95), 1 - mean(\.wape)))
+        if selectIntervals { print("interval rule chosen on the other series: " + selection.sorted { $0.key < $1.key }.map { "\($0.key) for \($0.value)" }.joined(separator: ", ")) }
     }
 
     /// One series forecast `horizon` steps ahead from each of the last `origins` periods, beside the
     /// seasonal naive forecast; nil when no origin leaves `minimumTraining` values to train on.
-    static func evaluate(_ name: String, _ values: [Double], period m: Int, horizon: Int, origins: Int, minimumTraining: Int) -> Row? {
+    static func evaluate(_ name: String, _ values: [Double], period m: Int, horizon: Int, origins: Int, minimumTraining: Int, intervals: Forecaster.IntervalRule) -> Row? {
         var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, in80 = 0, in95 = 0, scored = 0, w80 = 0.0, w95 = 0.0, wape = 0.0
         var model = ""
         for k in (1...max(origins, 1)).reversed() {
             let origin = values.count - k * m
             guard origin >= minimumTraining else { continue }
             let train = Array(values[..<origin]), actual = Array(values[origin..<min(origin + horizon, values.count)])
-            let (chosen, points) = Forecaster.forecast(train, horizon: actual.count, period: m)
+            let (chosen, points) = Forecaster.forecast(train, horizon: actual.count, period: m, intervals: intervals)
             model = chosen.description
             let naive = (0..<actual.count).map { train[train.count - m + ($0 % m)] }
             mase += ForecastAccuracy.mase(actual: actual, forecast: points.map(\.mean), training: train, period: m)

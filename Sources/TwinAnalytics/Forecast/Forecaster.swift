@@ -32,9 +32,19 @@ public enum ForecastModel: Sendable, Equatable, CustomStringConvertible {
 /// smallest error on that stretch is refitted on everything. Prediction intervals come from the errors
 /// the chosen kind of model made on up to three held-out stretches (the widest sets the width).
 public enum Forecaster {
+    /// How the held-out stretches' errors become an interval's half-width.
+    public enum IntervalRule: String, CaseIterable, Sendable {
+        /// The widest stretch's quantile (the default): the future as rough as the roughest recent stretch.
+        case widest
+        /// The median of the stretches' quantiles.
+        case median
+        /// The quantile of all the stretches' errors together.
+        case pooled
+    }
+
     /// The forecast of `y` for `horizon` steps; `period` is the seasonal period in steps (e.g. one day),
     /// used by seasonal naive once the history holds a whole period and by Holt-Winters once it holds two.
-    public static func forecast(_ y: [Double], horizon: Int, period: Int) -> (model: ForecastModel, points: [ForecastPoint]) {
+    public static func forecast(_ y: [Double], horizon: Int, period: Int, intervals rule: IntervalRule = .widest) -> (model: ForecastModel, points: [ForecastPoint]) {
         let values = y.filter(\.isFinite)
         guard values.count >= 3, horizon > 0 else {
             let last = values.last ?? .nan
@@ -77,7 +87,14 @@ public enum Forecaster {
             guard !sorted.isEmpty else { return 0 }
             return sorted[max(0, min(sorted.count - 1, Int((q * Double(sorted.count)).rounded(.up)) - 1))]
         }
-        let w80 = stretches.map { quantile(0.8, $0) }.max() ?? 0, w95 = stretches.map { quantile(0.95, $0) }.max() ?? 0
+        func width(_ q: Double) -> Double {
+            switch rule {
+            case .widest: return stretches.map { quantile(q, $0) }.max() ?? 0
+            case .median: let w = stretches.map { quantile(q, $0) }.sorted(); return w[w.count / 2]
+            case .pooled: return quantile(q, stretches.flatMap { $0 })
+            }
+        }
+        let w80 = width(0.8), w95 = width(0.95)
         let points = means.enumerated().map { h, mu -> ForecastPoint in
             let grow = h + 1 > hold ? (Double(h + 1) / Double(hold)).squareRoot() : 1
             return ForecastPoint(mean: mu, lo80: mu - w80 * grow, hi80: mu + w80 * grow, lo95: mu - w95 * grow, hi95: mu + w95 * grow)
