@@ -26,6 +26,7 @@ struct BenchForecast: ParsableCommand {
     @Option(help: ArgumentHelp("Season and forecast horizon (with --data-dir).", valueName: "DURATION")) var season = "1d"
     @Option(help: "Forecast origins per series (one per season, counted back from the end).") var origins = 3
     @Option(help: ArgumentHelp("Interval rule: widest (the product's), median or pooled stretch errors.", valueName: "RULE")) var intervals = "widest"
+    @Option(help: ArgumentHelp("Also forecast from only the last N seasons before each origin, for each N given (the accuracy against training length).", valueName: "N,N,...")) var trainingSeasons: String?
     @Flag(help: "Choose the interval rule for each series on the other series (leave-one-series-out: the lowest mean scaled Winkler score among the rules covering within 3 points of nominal there) and report that.") var selectIntervals = false
     @Flag(help: "Print JSON.") var json = false
 
@@ -100,16 +101,26 @@ struct BenchForecast: ParsableCommand {
             }
         }
         guard !rows.isEmpty else { throw CLIError("no series long enough to evaluate") }
-        let mean = { (k: KeyPath<Row, Double>) in rows.reduce(0) { $0 + $1[keyPath: k] } / Double(max(rows.count, 1)) }
+        func average(_ rows: [Row], _ k: KeyPath<Row, Double>) -> Double { rows.reduce(0) { $0 + $1[keyPath: k] } / Double(max(rows.count, 1)) }
+        let mean = { (k: KeyPath<Row, Double>) in average(rows, k) }
+        var curve: [CurvePoint] = []
+        for text in (trainingSeasons ?? "").split(separator: ",") {
+            guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= 1 else { throw CLIError("--training-seasons takes whole numbers of seasons ≥ 1, e.g. 1,3,7") }
+            let r = tasks.compactMap { Self.evaluate($0.name, $0.values, period: $0.period, horizon: $0.period, origins: origins, minimumTraining: $0.minimumTraining,
+                                                     intervals: rule, trainingLimit: n * $0.period) }
+            let sorted = r.map(\.mase).sorted()
+            curve.append(CurvePoint(seasons: n, mase: average(r, \.mase), medianMase: sorted.isEmpty ? .nan : sorted[sorted.count / 2], coverage80: average(r, \.coverage80), coverage95: average(r, \.coverage95),
+                                    winkler80: average(r, \.winkler80), winkler95: average(r, \.winkler95)))
+        }
         if json {
             struct Out: Encodable {
                 var series: [Row]; var meanMase: Double; var meanSmape: Double; var naiveMeanMase: Double; var naiveMeanSmape: Double
                 var coverage80: Double; var coverage95: Double; var winkler80: Double; var winkler95: Double; var wape: Double
-                var intervals: String; var selected: [String: Int]?
+                var intervals: String; var selected: [String: Int]?; var trainingCurve: [CurvePoint]
             }
             try printJSON(Out(series: rows, meanMase: mean(\.mase), meanSmape: mean(\.smape), naiveMeanMase: mean(\.naiveMase), naiveMeanSmape: mean(\.naiveSmape),
                               coverage80: mean(\.coverage80), coverage95: mean(\.coverage95), winkler80: mean(\.winkler80), winkler95: mean(\.winkler95), wape: mean(\.wape),
-                              intervals: selectIntervals ? "selected per series on the others" : rule.rawValue, selected: selectIntervals ? selection : nil))
+                              intervals: selectIntervals ? "selected per series on the others" : rule.rawValue, selected: selectIntervals ? selection : nil, trainingCurve: curve))
             return
         }
         printTable(["SERIES", "MASE", "sMAPE", "NAIVE MASE", "NAIVE sMAPE", "MODEL (last origin)"], rows.map {
@@ -120,18 +131,31 @@ struct BenchForecast: ParsableCommand {
                      mean(\.mase), mean(\.naiveMase), mean(\.smape), mean(\.naiveSmape), mean(\.coverage80) * 100, mean(\.coverage95) * 100,
                      mean(\.winkler80), mean(\.winkler95), 1 - mean(\.wape)))
         if selectIntervals { print("interval rule chosen on the other series: " + selection.sorted { $0.key < $1.key }.map { "\($0.key) for \($0.value)" }.joined(separator: ", ")) }
+        if !curve.isEmpty {
+            print("")
+            printTable(["TRAINING", "MEAN MASE", "MEDIAN MASE", "INSIDE 80 %", "INSIDE 95 %", "WINKLER 80 %", "WINKLER 95 %"], curve.map {
+                ["\($0.seasons) season(s)", String(format: "%.3f", $0.mase), String(format: "%.3f", $0.medianMase), String(format: "%.1f %%", $0.coverage80 * 100), String(format: "%.1f %%", $0.coverage95 * 100),
+                 String(format: "%.2f", $0.winkler80), String(format: "%.2f", $0.winkler95)]
+            })
+        }
     }
+
+    /// Accuracy when the forecaster sees only the last `seasons` seasons.
+    struct CurvePoint: Encodable { var seasons: Int; var mase: Double; var medianMase: Double; var coverage80: Double; var coverage95: Double; var winkler80: Double; var winkler95: Double }
 
     /// One series forecast `horizon` steps ahead from each of the last `origins` periods, beside the
     /// seasonal naive forecast; nil when no origin leaves `minimumTraining` values to train on.
-    static func evaluate(_ name: String, _ values: [Double], period m: Int, horizon: Int, origins: Int, minimumTraining: Int, intervals: Forecaster.IntervalRule) -> Row? {
+    /// With `trainingLimit`, the forecaster sees only that many values before each origin (the scale of
+    /// MASE and Winkler still comes from everything before it, so lengths compare).
+    static func evaluate(_ name: String, _ values: [Double], period m: Int, horizon: Int, origins: Int, minimumTraining: Int, intervals: Forecaster.IntervalRule,
+                         trainingLimit: Int? = nil) -> Row? {
         var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, in80 = 0, in95 = 0, scored = 0, w80 = 0.0, w95 = 0.0, wape = 0.0
         var model = ""
         for k in (1...max(origins, 1)).reversed() {
             let origin = values.count - k * m
             guard origin >= minimumTraining else { continue }
             let train = Array(values[..<origin]), actual = Array(values[origin..<min(origin + horizon, values.count)])
-            let (chosen, points) = Forecaster.forecast(train, horizon: actual.count, period: m, intervals: intervals)
+            let (chosen, points) = Forecaster.forecast(trainingLimit.map { Array(train.suffix($0)) } ?? train, horizon: actual.count, period: m, intervals: intervals)
             model = chosen.description
             let naive = (0..<actual.count).map { train[train.count - m + ($0 % m)] }
             mase += ForecastAccuracy.mase(actual: actual, forecast: points.map(\.mean), training: train, period: m)
