@@ -250,7 +250,8 @@ struct BenchScenarios: ParsableCommand {
         var rank: Int?, top: [String] = []
         let catalog = try twin.store.seriesCatalog()
         if let target = catalog.first(where: { s in s.key.metric == provocation.target.metric && provocation.target.labels.allSatisfy { s.key.labels[$0.name] == $0.value } }) {
-            let e = try Explainer.explain(store: twin.store, target: target, at: min(TwinTime.nowMillis(), (warned ?? .max - Self.explainAfter) + Self.explainAfter), window: 900_000)
+            let at = warned.map { min(TwinTime.nowMillis(), $0 + Self.explainAfter) } ?? TwinTime.nowMillis()
+            let e = try Explainer.explain(store: twin.store, target: target, at: at, window: 900_000)
             rank = e.ranked.firstIndex(where: provocation.isCause).map { $0 + 1 }
             top = e.ranked.prefix(3).map(\.subject)
         }
@@ -392,9 +393,7 @@ final class CrashLoopProvocation: Provocation {
     }
 }
 
-/// stress-ng with the given workers until stopped: spawned with an empty signal mask (a Foundation
-/// `Process` child inherits this process's blocked signals, and stress-ng then ignores SIGTERM) in a
-/// process group of its own, so that stopping it stops its workers too.
+/// stress-ng with the given workers until stopped (``spawnInOwnGroup``: stopping it stops its workers too).
 final class StressProvocation: Provocation {
     let pid: pid_t
     let kind: String, subject: String

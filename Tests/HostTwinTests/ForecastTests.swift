@@ -52,6 +52,18 @@ import TwinStorage
 
 /// Forecasts of stored series through PromQL: a draining filesystem's time to exhaustion.
 @Suite struct QueryForecastTests {
+    /// Histories are read at steps that divide a day (a daily season stays in phase), whole hours from an
+    /// hour up: 30 days at 20 minutes (21.6 before, a 68.57-step "day"), 90 days at an hour.
+    @Test func stepsDivideADay() {
+        let day: Int64 = 86_400_000
+        #expect(QueryForecaster.step(history: 2 * 3_600_000) == 60_000)
+        #expect(QueryForecaster.step(history: 7 * day) == 300_000)
+        #expect(QueryForecaster.step(history: 30 * day) == 1_200_000)
+        #expect(QueryForecaster.step(history: 90 * day) == 3_600_000)
+        #expect(QueryForecaster.step(history: 400 * day) == 4 * 3_600_000)
+        for d in [1, 3, 10, 30, 45, 90, 200, 730] as [Int64] { #expect(day % QueryForecaster.step(history: d * day) == 0) }
+    }
+
     @Test func predictsWhenAFilesystemFills() throws {
         let t0: Int64 = 1_700_000_000_000
         var lines: [String] = []

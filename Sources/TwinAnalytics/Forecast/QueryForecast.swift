@@ -28,8 +28,17 @@ public struct SeriesForecast: Sendable {
 /// Forecasts of PromQL expressions over the store: the expression is evaluated over the history as a
 /// range query (rollup tiers serve long histories), each series is forecast with ``Forecaster``.
 public enum QueryForecaster {
-    /// The step a history is read at: about 2,000 points, whole minutes, at least one minute.
-    public static func step(history: Int64) -> Int64 { max(60_000, history / 2000 / 60_000 * 60_000) }
+    /// The step a history is read at: the largest step of whole minutes that divides a day (so that a
+    /// daily season is a whole number of steps and keeps its phase) at or below history / 2,000, at
+    /// least a minute; whole hours from an hour up, which the hour tier serves (a 90-day history is read
+    /// at 1 h, and 30-day projections come from the hour rollups).
+    public static func step(history: Int64) -> Int64 {
+        let wanted = history / 2000
+        return dayDivisors.last { $0 <= wanted } ?? dayDivisors[0]
+    }
+
+    /// Steps of whole minutes that divide a day, ascending.
+    static let dayDivisors: [Int64] = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 24, 30, 40, 45, 48, 60, 120, 180, 240, 360, 480, 720, 1440].map { $0 * 60_000 }
 
     public static func forecast(engine: PromQLEngine, expr: Expr, now: Int64, history: Int64, horizon: Int64,
                                 exhaustionBelow threshold: Double? = nil) throws -> [SeriesForecast] {
