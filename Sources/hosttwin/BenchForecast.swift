@@ -21,13 +21,15 @@ struct BenchForecast: ParsableCommand {
         """
     )
     @Option(help: ArgumentHelp("NAB folder (data/, labels/).", valueName: "DIR")) var nab = "../shared/data/nab"
+    @Option(help: ArgumentHelp("NAB category whose series are forecast (realAWSCloudwatch: 14 days at 5 min; realTweets: 8 weeks at 5 min; realAdExchange: 10 weeks at 1 h).", valueName: "NAME")) var category = "realAWSCloudwatch"
     @Option(help: ArgumentHelp("Evaluate on this store's host series instead of NAB.", valueName: "DIR")) var dataDir: String?
     @Option(help: ArgumentHelp("Step the host series are read at (with --data-dir).", valueName: "DURATION")) var step = "5m"
     @Option(help: ArgumentHelp("Season and forecast horizon (with --data-dir).", valueName: "DURATION")) var season = "1d"
     @Option(help: "Forecast origins per series (one per season, counted back from the end).") var origins = 3
     @Option(help: ArgumentHelp("Interval rule: widest (the product's), median or pooled stretch errors.", valueName: "RULE")) var intervals = "widest"
     @Option(help: ArgumentHelp("Also forecast from only the last N seasons before each origin, for each N given (the accuracy against training length).", valueName: "N,N,...")) var trainingSeasons: String?
-    @Flag(help: "Choose the interval rule for each series on the other series (leave-one-series-out: the lowest mean scaled Winkler score among the rules covering within 3 points of nominal there) and report that.") var selectIntervals = false
+    @Flag(help: "Choose the interval rule and a width factor (0.7-1.3) for each series on the other series (leave-one-series-out: the lowest mean scaled Winkler score among the choices covering within 3 points of nominal there) and report that.") var selectIntervals = false
+    @Flag(help: "Also forecast with the daily season alone and without level shifts, and show per series which wins (MASE).") var ablation = false
     @Flag(help: "Print JSON.") var json = false
 
     struct Row: Encodable {
@@ -52,7 +54,7 @@ struct BenchForecast: ParsableCommand {
             throw CLIError("unknown --intervals \(intervals); known: \(Forecaster.IntervalRule.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         // The series to evaluate: name, values, period, least training.
-        var tasks: [(name: String, values: [Double], period: Int, minimumTraining: Int)] = []
+        var tasks: [Task] = []
         if let dataDir {
             let stepMs = try TwinTime.parseDuration(step), seasonMs = try TwinTime.parseDuration(season)
             guard stepMs >= 1000, seasonMs >= 3 * stepMs else { throw CLIError("--step must be at least 1s and --season at least three steps") }
@@ -68,36 +70,41 @@ struct BenchForecast: ParsableCommand {
                       let s = series.first else { continue }
                 // Gaps (the twin was stopped) are filled as production forecasts fill them.
                 let values = ForecastHistory.regular(s.points, step: stepMs, period: m)
-                tasks.append((name, values, m, m + 1))
+                tasks.append(Task(name: name, values: values, period: m, minimumTraining: m + 1))
             }
         } else {
             let corpus: NABCorpus
-            do { corpus = try NABCorpus.load(root: nab, category: "realAWSCloudwatch") } catch { throw CLIError("\(error) (pass --nab DIR)") }
+            do { corpus = try NABCorpus.load(root: nab, category: category) } catch { throw CLIError("\(error) (pass --nab DIR and a --category of it)") }
             for f in corpus.files {
-                let m = Forecasting.dailyPeriod(step: Forecasting.step(f.timestamps[...]))
-                tasks.append((f.name, f.values, m, 2 * m + 1))
+                let step = Forecasting.step(f.timestamps[...]), m = Forecasting.dailyPeriod(step: step)
+                // Missing rows are filled as production fills gaps (a few in realTweets and realAdExchange).
+                let values = ForecastHistory.regular(zip(f.timestamps, f.values).map { ($0 * 1000, $1) }, step: step * 1000, period: m)
+                tasks.append(Task(name: f.name, values: values, period: m, minimumTraining: 2 * m + 1))
             }
         }
-        func evaluateAll(_ rule: Forecaster.IntervalRule) -> [Row] {
-            tasks.compactMap { Self.evaluate($0.name, $0.values, period: $0.period, horizon: $0.period, origins: origins, minimumTraining: $0.minimumTraining, intervals: rule) }
+        func evaluateAll(_ rule: Forecaster.IntervalRule, widthScale: Double = 1, models: Models = .all) -> [Row] {
+            tasks.compactMap { Self.evaluate($0.name, $0.values, period: $0.period, horizon: $0.period, origins: origins, minimumTraining: $0.minimumTraining, intervals: rule,
+                                             widthScale: widthScale, models: models) }
         }
         var rows = evaluateAll(rule)
         var selection: [String: Int] = [:]
         if selectIntervals {
-            // Leave one series out: each series gets, among the rules whose mean coverage on the other
-            // series is within 3 points of 80 % and of 95 %, the one with the lowest mean scaled Winkler
-            // score (80 % and 95 % together) on them; the lowest score of all when no rule covers so.
-            let byRule = Forecaster.IntervalRule.allCases.map { evaluateAll($0) }
+            // Leave one series out: each series gets, among the rules and width factors (0.7 to 1.3 times
+            // the rule's half-widths) whose mean coverage on the other series is within 3 points of 80 %
+            // and of 95 %, the one with the lowest mean scaled Winkler score (80 % and 95 % together) on
+            // them; the lowest score of all when none covers so.
+            let choices = Forecaster.IntervalRule.allCases.flatMap { r in stride(from: 0.7, through: 1.3001, by: 0.05).map { (rule: r, scale: $0) } }
+            let byChoice = choices.map { evaluateAll($0.rule, widthScale: $0.scale) }
             func others(_ k: Int, _ i: Int, _ f: (Row) -> Double) -> Double {
-                let r = byRule[k]
+                let r = byChoice[k]
                 return (r.reduce(0.0) { $0 + f($1) } - f(r[i])) / Double(max(r.count - 1, 1))
             }
-            rows = byRule[0].indices.map { i in
-                let cost = byRule.indices.map { k in others(k, i) { $0.winkler80 + $0.winkler95 } }
-                let calibrated = byRule.indices.filter { k in abs(others(k, i, \.coverage80) - 0.8) <= 0.03 && abs(others(k, i, \.coverage95) - 0.95) <= 0.03 }
-                let best = (calibrated.isEmpty ? Array(byRule.indices) : calibrated).min { cost[$0] < cost[$1] }!
-                selection[Forecaster.IntervalRule.allCases[best].rawValue, default: 0] += 1
-                return byRule[best][i]
+            rows = byChoice[0].indices.map { i in
+                let cost = byChoice.indices.map { k in others(k, i) { $0.winkler80 + $0.winkler95 } }
+                let calibrated = byChoice.indices.filter { k in abs(others(k, i, \.coverage80) - 0.8) <= 0.03 && abs(others(k, i, \.coverage95) - 0.95) <= 0.03 }
+                let best = (calibrated.isEmpty ? Array(byChoice.indices) : calibrated).min { cost[$0] < cost[$1] }!
+                selection[String(format: "%@ × %.2f", choices[best].rule.rawValue, choices[best].scale), default: 0] += 1
+                return byChoice[best][i]
             }
         }
         guard !rows.isEmpty else { throw CLIError("no series long enough to evaluate") }
@@ -112,15 +119,24 @@ struct BenchForecast: ParsableCommand {
             curve.append(CurvePoint(seasons: n, mase: average(r, \.mase), medianMase: sorted.isEmpty ? .nan : sorted[sorted.count / 2], coverage80: average(r, \.coverage80), coverage95: average(r, \.coverage95),
                                     winkler80: average(r, \.winkler80), winkler95: average(r, \.winkler95)))
         }
+        var ablationRows: [AblationRow] = []
+        if ablation {
+            let daily = evaluateAll(rule, models: .daily), weekly = evaluateAll(rule, models: .weekly)
+            let full = Dictionary(rows.map { ($0.series, $0) }, uniquingKeysWith: { a, _ in a })
+            ablationRows = zip(daily, weekly).compactMap { d, w in
+                full[d.series].map { AblationRow(series: d.series, daily: d.mase, weekly: w.mase, all: $0.mase, model: $0.model) }
+            }
+        }
         if json {
             struct Out: Encodable {
                 var series: [Row]; var meanMase: Double; var meanSmape: Double; var naiveMeanMase: Double; var naiveMeanSmape: Double
                 var coverage80: Double; var coverage95: Double; var winkler80: Double; var winkler95: Double; var wape: Double
-                var intervals: String; var selected: [String: Int]?; var trainingCurve: [CurvePoint]
+                var intervals: String; var selected: [String: Int]?; var trainingCurve: [CurvePoint]; var ablation: [AblationRow]?
             }
             try printJSON(Out(series: rows, meanMase: mean(\.mase), meanSmape: mean(\.smape), naiveMeanMase: mean(\.naiveMase), naiveMeanSmape: mean(\.naiveSmape),
                               coverage80: mean(\.coverage80), coverage95: mean(\.coverage95), winkler80: mean(\.winkler80), winkler95: mean(\.winkler95), wape: mean(\.wape),
-                              intervals: selectIntervals ? "selected per series on the others" : rule.rawValue, selected: selectIntervals ? selection : nil, trainingCurve: curve))
+                              intervals: selectIntervals ? "selected per series on the others" : rule.rawValue, selected: selectIntervals ? selection : nil, trainingCurve: curve,
+                              ablation: ablation ? ablationRows : nil))
             return
         }
         printTable(["SERIES", "MASE", "sMAPE", "NAIVE MASE", "NAIVE sMAPE", "MODEL (last origin)"], rows.map {
@@ -130,7 +146,17 @@ struct BenchForecast: ParsableCommand {
         print(String(format: "mean MASE %.3f (seasonal naive %.3f), mean sMAPE %.1f (seasonal naive %.1f); actuals inside the 80 %% intervals %.1f %%, the 95 %% intervals %.1f %%; scaled Winkler 80 %% %.2f, 95 %% %.2f; 1 - WAPE %.3f",
                      mean(\.mase), mean(\.naiveMase), mean(\.smape), mean(\.naiveSmape), mean(\.coverage80) * 100, mean(\.coverage95) * 100,
                      mean(\.winkler80), mean(\.winkler95), 1 - mean(\.wape)))
-        if selectIntervals { print("interval rule chosen on the other series: " + selection.sorted { $0.key < $1.key }.map { "\($0.key) for \($0.value)" }.joined(separator: ", ")) }
+        if selectIntervals { print("interval rule and width chosen on the other series: " + selection.sorted { $0.key < $1.key }.map { "\($0.key) for \($0.value)" }.joined(separator: ", ")) }
+        if !ablationRows.isEmpty {
+            print("")
+            printTable(["SERIES", "DAILY SEASON", "+ WEEKLY", "+ LEVEL SHIFTS", "BEST", "MODEL (last origin)"], ablationRows.map { a in
+                let best = [("daily", a.daily), ("weekly", a.weekly), ("level shifts", a.all)].min { $0.1 < $1.1 }!.0
+                return [String(a.series.split(separator: "/").last ?? ""), String(format: "%.3f", a.daily), String(format: "%.3f", a.weekly), String(format: "%.3f", a.all), best, a.model]
+            })
+            let n = Double(ablationRows.count)
+            print(String(format: "mean MASE: daily season %.3f, + weekly %.3f, + level shifts %.3f", ablationRows.reduce(0) { $0 + $1.daily } / n,
+                         ablationRows.reduce(0) { $0 + $1.weekly } / n, ablationRows.reduce(0) { $0 + $1.all } / n))
+        }
         if !curve.isEmpty {
             print("")
             printTable(["TRAINING", "MEAN MASE", "MEDIAN MASE", "INSIDE 80 %", "INSIDE 95 %", "WINKLER 80 %", "WINKLER 95 %"], curve.map {
@@ -140,6 +166,16 @@ struct BenchForecast: ParsableCommand {
         }
     }
 
+    /// A series to evaluate: its regular values, daily period (steps) and least training.
+    struct Task { var name: String; var values: [Double]; var period: Int; var minimumTraining: Int }
+
+    /// Which of the forecaster's candidates are allowed.
+    enum Models { case daily, weekly, all }
+
+    /// One series' mean MASE with the daily season alone, with the weekly candidates, and with level
+    /// shifts too (the product), and the product's model at the last origin.
+    struct AblationRow: Encodable { var series: String; var daily: Double; var weekly: Double; var all: Double; var model: String }
+
     /// Accuracy when the forecaster sees only the last `seasons` seasons.
     struct CurvePoint: Encodable { var seasons: Int; var mase: Double; var medianMase: Double; var coverage80: Double; var coverage95: Double; var winkler80: Double; var winkler95: Double }
 
@@ -148,15 +184,17 @@ struct BenchForecast: ParsableCommand {
     /// With `trainingLimit`, the forecaster sees only that many values before each origin (the scale of
     /// MASE and Winkler still comes from everything before it, so lengths compare).
     static func evaluate(_ name: String, _ values: [Double], period m: Int, horizon: Int, origins: Int, minimumTraining: Int, intervals: Forecaster.IntervalRule,
-                         trainingLimit: Int? = nil) -> Row? {
+                         widthScale: Double = 1, trainingLimit: Int? = nil, models: Models = .all) -> Row? {
         var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, in80 = 0, in95 = 0, scored = 0, w80 = 0.0, w95 = 0.0, wape = 0.0
         var model = ""
         for k in (1...max(origins, 1)).reversed() {
             let origin = values.count - k * m
             guard origin >= minimumTraining else { continue }
             let train = Array(values[..<origin]), actual = Array(values[origin..<min(origin + horizon, values.count)])
-            let (chosen, points) = Forecaster.forecast(trainingLimit.map { Array(train.suffix($0)) } ?? train, horizon: actual.count, period: m, intervals: intervals)
+            let (chosen, unscaled) = Forecaster.forecast(trainingLimit.map { Array(train.suffix($0)) } ?? train, horizon: actual.count, period: m,
+                                                       week: models == .daily ? 0 : 7 * m, levelShifts: models == .all, intervals: intervals)
             model = chosen.description
+            let points = widthScale == 1 ? unscaled : unscaled.map { $0.widened(by: widthScale) }
             let naive = (0..<actual.count).map { train[train.count - m + ($0 % m)] }
             mase += ForecastAccuracy.mase(actual: actual, forecast: points.map(\.mean), training: train, period: m)
             smape += ForecastAccuracy.smape(actual: actual, forecast: points.map(\.mean))

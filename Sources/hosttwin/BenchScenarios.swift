@@ -20,7 +20,7 @@ struct BenchScenarios: ParsableCommand {
         is young, as after a fresh start), then provokes one scenario and evaluates the early warnings of `hosttwin \
         anomalies` every 2 seconds. fill: a loop-mounted ext4 image of 128 MiB (mounted before the quiet seconds) \
         written at a seeded 1-3 MB/s until it is full (needs root and losetup); the warning must come before the write fails. crash-loop: a child that \
-        exits after a seeded 2-5 s, restarted at once by this process; the warning must come within 60 s of the \
+        fails (sh -c "sleep N; exit 1") after a seeded 2-5 s, restarted at once by this process; the warning must come within 60 s of the \
         first exit. cpu-pressure, io-pressure: stress-ng (Debian package) with a seeded number of workers; the \
         warning must come within 180 s. leak: python3 allocating a seeded 5-10 MB/s in a memory cgroup limited to 2 GB \
         (the kernel's OOM kill is the failure; without a memory cgroup the leaker stops itself at 2 GB); the warning \
@@ -353,7 +353,8 @@ final class FillProvocation: Provocation, @unchecked Sendable {
     }
 }
 
-/// A child that exits after `runSeconds`, restarted at once by this process (its supervisor).
+/// A child that fails (exit status 1) after `runSeconds`, restarted at once by this process (its
+/// supervisor): `sh -c "sleep N; exit 1"`.
 final class CrashLoopProvocation: Provocation {
     let runSeconds: Double
     var child: Process?
@@ -362,7 +363,8 @@ final class CrashLoopProvocation: Provocation {
     var note: String? { "\(restarts) restarts" }
     var parameter: String { String(format: "runs of %.1f s", runSeconds) }
     var failed: Int64? { firstExit }
-    var command: String { "/usr/bin/sleep " + String(format: "%.1f", runSeconds) }
+    var script: String { String(format: "sleep %.1f; exit 1", runSeconds) }
+    var command: String { "/bin/sh -c " + script }
 
     init(runSeconds: Double) {
         self.runSeconds = runSeconds
@@ -371,15 +373,15 @@ final class CrashLoopProvocation: Provocation {
 
     func start() {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/sleep")
-        p.arguments = [String(format: "%.1f", runSeconds)]
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
         try? p.run()
         child = p
     }
 
-    func matches(_ w: AnomalyReport.Warning) -> Bool { w.kind == "restarting in a loop" && w.subject.hasSuffix("sleep " + String(format: "%.1f", runSeconds)) }
+    func matches(_ w: AnomalyReport.Warning) -> Bool { w.kind == "restarting in a loop" && w.subject.hasSuffix(script) }
     var target: SeriesKey { SeriesKey("node_forks_total") }
-    func isCause(_ item: Explanation.Item) -> Bool { item.process == "sleep" }
+    func isCause(_ item: Explanation.Item) -> Bool { item.process == "sh" || item.process == "sleep" }
 
     func poll(now: Int64) {
         guard let c = child, !c.isRunning else { return }

@@ -86,6 +86,32 @@ import TwinCore
         }
     }
 
+    /// A program restarted by the same parent after it failed carries how its predecessor ended
+    /// (`after_exit`), from the kernel's process events (root only: skipped otherwise).
+    @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func aRestartCarriesThePreviousExit() throws {
+        let sampler = Sampler(selection: only("processes"), config: CollectorConfig())
+        func run() throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "sleep 0.6; exit 4"]
+            try p.run()
+            return p
+        }
+        _ = sampler.tick(now: TwinTime.nowMillis(), force: true)
+        let first = try run()
+        // Seen while it runs, then gone with status 4.
+        _ = sampler.tick(now: TwinTime.nowMillis(), force: true)
+        first.waitUntilExit()
+        #expect(first.terminationStatus == 4)
+        let second = try run()
+        defer { second.waitUntilExit() }
+        let obs = sampler.tick(now: TwinTime.nowMillis(), force: true)
+        let entity = obs.entities[.processes]?.first { $0.attributes["pid"] == .int(Int64(second.processIdentifier)) }
+        #expect(entity?.attributes["after_exit"] == "exit 4", "\(String(describing: entity?.attributes))")
+        let firstEntity = obs.entities[.processes]?.first { $0.attributes["command"] == "/bin/sh -c sleep 0.6; exit 4" && $0.attributes["pid"] != .int(Int64(second.processIdentifier)) }
+        #expect(firstEntity == nil)
+    }
+
     /// A kworker's workqueue suffix changes every few seconds; its entity keeps the stable part.
     @Test func kworkerNamesAreStable() {
         #expect(ProcessCollector.stableKernelThreadName("kworker/0:2-events") == "kworker/0:2")

@@ -281,3 +281,41 @@ import TwinCore
         #expect(p == [0: "root", 1000: "alice"])
     }
 }
+/// Exits from the kernel's process events connector, on datagrams captured on this machine (2026-12-01:
+/// a fork, `sh -c "exit 3"` exiting, `sleep` killed by SIGKILL) and damaged copies.
+@Suite struct ProcessExitParserTests {
+    static func bytes(_ hex: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = hex.startIndex
+        while i < hex.endIndex { let j = hex.index(i, offsetBy: 2); out.append(UInt8(hex[i..<j], radix: 16)!); i = j }
+        return out
+    }
+    static let fork = bytes("4c00000003000000d4040000000000000100000001000000d4040000000000002800000001000000000000001dde1b2bd60c0000681b0000681b0000911b0000911b00000000000000000000")
+    static let exit3 = bytes("4c00000003000000d6040000000000000100000001000000d6040000000000002800000000000080000000002440282bd60c0000911b0000911b00000003000011000000681b0000681b0000")
+    static let killed = bytes("4c00000003000000d9040000000000000100000001000000d904000000000000280000000000008000000000eb731d37d60c0000921b0000921b00000900000011000000681b0000681b0000")
+
+    func parse(_ b: [UInt8]) -> [ProcessExit] { b.withUnsafeBytes { parseProcConnectorExits($0) } }
+
+    @Test func exitsAndSignals() {
+        #expect(parse(Self.fork).isEmpty)
+        #expect(parse(Self.exit3) == [ProcessExit(pid: 7057, waitStatus: 0x300)])
+        #expect(parse(Self.exit3).first?.description == "exit 3")
+        #expect(parse(Self.killed).first?.description == "signal 9")
+        #expect(parse(Self.killed).first?.succeeded == false)
+        // Two messages in one datagram.
+        #expect(parse(Self.exit3 + Self.killed).map(\.pid) == [7057, 7058])
+    }
+
+    @Test func damagedDatagramsAreSkipped() {
+        // Truncated anywhere: nothing read past the end, nothing invented.
+        for n in 0..<Self.exit3.count { #expect(parse(Array(Self.exit3[..<n])).isEmpty, "cut at \(n)") }
+        // A length field of 0, of less than a header, or past the end.
+        for length: UInt8 in [0, 8, 0xff] {
+            var b = Self.exit3; b[0] = length
+            #expect(parse(b).isEmpty)
+        }
+        // A thread's exit (pid ≠ tgid) is not a process's.
+        var thread = Self.exit3; thread[56] = 0x92
+        #expect(parse(thread).isEmpty)
+    }
+}

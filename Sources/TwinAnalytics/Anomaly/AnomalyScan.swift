@@ -190,10 +190,13 @@ public enum AnomalyScan {
     /// systemd service (the `unit` attribute), or else the same parent process other than init (a
     /// supervisor, a shell loop) — within 3 s of the previous run's exit (a supervisor restarts at once or
     /// after a second or two; a launcher keeps its own schedule), five runs or more in a row, each
-    /// under a minute and lasting about as long as the one before (a factor of 2; runs under 2 s alike). A program launched many times by different parents, or daemons adopted by init
-    /// outside any service (a browser's crash handler), is not a loop.
+    /// under a minute and lasting about as long as the one before (a factor of 2; runs under 2 s alike),
+    /// and — where the twin sees exit statuses (`after_exit`: root on Linux) — more than half of the
+    /// restarts following a failed exit. A program launched many times by different parents, daemons
+    /// adopted by init outside any service (a browser's crash handler), or a polling loop whose program
+    /// exits 0 is not a loop.
     public static func restartLoops(store: TwinStore, from: Int64, to: Int64) throws -> [AnomalyReport.Warning] {
-        struct Run { var start: Int64; var end: Int64?; var command: String; var owner: String?; var host: String? }
+        struct Run { var start: Int64; var end: Int64?; var command: String; var owner: String?; var host: String?; var afterExit: String? }
         // One run per process (its versions by key), from the versions starting in the window.
         var runs: [String: Run] = [:]
         for v in try store.versionsStarting(from: from, to: to, kinds: [.processes]) {
@@ -210,7 +213,7 @@ public enum AnomalyScan {
             if case .string(let started)? = v.attributes["start_time"], let s = TwinTime.parseRFC3339(started), s < v.validFrom - 5_000 { continue }
             var owner: String?
             if case .string(let unit)? = v.attributes["unit"] { owner = unit } else if let ppid = v.attributes["ppid"]?.intValue, ppid > 1 { owner = "parent pid \(ppid)" }
-            runs[id] = Run(start: v.validFrom, end: v.validTo, command: command, owner: owner, host: host)
+            runs[id] = Run(start: v.validFrom, end: v.validTo, command: command, owner: owner, host: host, afterExit: v.attributes["after_exit"]?.description)
         }
         struct Loop: Hashable { var host: String?; var command: String; var owner: String }
         var byLoop: [Loop: [Run]] = [:]
@@ -223,17 +226,26 @@ public enum AnomalyScan {
             let sorted = list.sorted { $0.start < $1.start }
             // The longest chain of runs each starting within 3 s after the one before it ended and lasting
             // about as long (within a factor of 2, runs under 2 s alike): a program that fails the same way
-            // each time, not a launcher running jobs of every length back to back.
-            var chain = 1, longest = 1, chainStart = sorted[0].start, longestStart = chainStart
+            // each time, not a launcher running jobs of every length back to back. Where exit statuses
+            // are known (`after_exit`, root on Linux), most restarts must follow a failure: a polling loop
+            // or a job runner whose programs exit 0 is not crashing.
+            var chain = 1, chainStart = sorted[0].start, known = 0, failed = 0
+            var longest = (runs: 1, start: chainStart, known: 0, failed: 0)
             for (a, b) in zip(sorted, sorted.dropFirst()) {
                 let gap = b.start - (a.end ?? .max)
                 let ratio = Double(max((a.end ?? a.start) - a.start, 2_000)) / Double(max((b.end ?? b.start) - b.start, 2_000))
-                if gap >= -1_000, gap <= 3_000, ratio >= 0.5, ratio <= 2 { chain += 1 } else { chain = 1; chainStart = b.start }
-                if chain > longest { longest = chain; longestStart = chainStart }
+                if gap >= -1_000, gap <= 3_000, ratio >= 0.5, ratio <= 2 {
+                    chain += 1
+                    if let exit = b.afterExit { known += 1; if exit != "exit 0" { failed += 1 } }
+                } else {
+                    chain = 1; chainStart = b.start; known = 0; failed = 0
+                }
+                if chain > longest.runs { longest = (chain, chainStart, known, failed) }
             }
-            guard longest >= 5 else { continue }
+            guard longest.runs >= 5, longest.known == 0 || 2 * longest.failed > longest.known else { continue }
+            let exits = longest.known > 0 ? "; \(longest.failed) of \(longest.known) restarts after a failed exit" : ""
             out.append(.init(kind: "restarting in a loop", subject: loop.command,
-                             evidence: "\(longest) runs in a row by \(loop.owner) since \(TwinTime.rfc3339(longestStart)), each under a minute, as long as the last one and started within 3 s of its exit",
+                             evidence: "\(longest.runs) runs in a row by \(loop.owner) since \(TwinTime.rfc3339(longest.start)), each under a minute, as long as the last one and started within 3 s of its exit" + exits,
                              host: loop.host))
         }
         return out

@@ -60,11 +60,12 @@ public enum QueryForecaster {
                          exhaustionBelow threshold: Double?) throws -> [SeriesForecast] {
         let steps = Int(min(horizon / step, 100_000))
         guard steps > 0 else { throw PromQLError.badData("horizon shorter than the step (\(step / 1000) s)") }
-        // A daily season once two days are there (the forecaster checks the length again).
+        // A daily season once two days are there, a weekly one once two weeks are (the forecaster checks
+        // the length again).
         let period = Int(86_400_000 / step)
         return series.compactMap { s -> SeriesForecast? in
             guard let first = s.points.first, let last = s.points.last else { return nil }
-            let (model, points) = Forecaster.forecast(ForecastHistory.regular(s.points, step: step, period: period), horizon: steps, period: period)
+            let (model, points) = Forecaster.forecast(ForecastHistory.regular(s.points, step: step, period: period), horizon: steps, period: period, week: 7 * period)
             var out = SeriesForecast(labels: s.labels, model: model.description, last: (last.0, last.1), first: first.0, step: step, points: points)
             if let threshold, last.1 > threshold {
                 func firstBelow(_ value: (ForecastPoint) -> Double) -> Int64? {

@@ -35,6 +35,9 @@ public final class ProcessCollector: Collector {
         var state: Character = "?"
         var threads = 0
         var statRead: Int64 = 0
+        /// How the previous run of the same command under the same parent ended, when it ended within a
+        /// minute before this one was first seen ("exit 1", "signal 9").
+        var afterExit: String? = nil
     }
 
     /// How long an unchanged kernel thread goes without its `stat` being re-read (ms).
@@ -52,10 +55,31 @@ public final class ProcessCollector: Collector {
     private var redactor = Redactor()
     private var bootTime: Double?
     private var redactorConfigured = false
+    /// Process exits from the kernel (root only); opened at the first tick on the host's own /proc.
+    private var exitWatcher: ProcessExitWatcher?
+    private var exitWatcherTried = false
+    /// The last exit of each command under each parent ("command\0ppid"), kept for a minute.
+    private var lastExits: [String: (status: String, t: Int64)] = [:]
     /// pid_max and threads-max, re-read every minute (sysctl reads cost tens of µs).
     private var limits: (pids: Double?, threads: Double?, read: Int64)?
 
     public init() {}
+
+    /// Takes the exits the kernel reported since the last tick: each exited process seen at a tick gives
+    /// its command and parent's last exit status (a restarted program's `after_exit`). Only on the host's
+    /// own /proc (a fixture tree's pids are not the kernel's).
+    private func recordExits(_ proc: String, now: Int64) {
+        if !exitWatcherTried {
+            exitWatcherTried = true
+            if proc == "/proc" { exitWatcher = ProcessExitWatcher.open() }
+        }
+        guard let watcher = exitWatcher else { return }
+        for exit in watcher.drain() {
+            guard let k = known[String(exit.pid)], !k.isKernelThread else { continue }
+            lastExits[k.command + "\u{0}" + String(k.ppid)] = (exit.description, now)
+        }
+        if !lastExits.isEmpty { lastExits = lastExits.filter { now - $0.value.t < 60_000 } }
+    }
 
     /// `kworker/0:2-events` → `kworker/0:2`; other names unchanged.
     static func stableKernelThreadName(_ comm: String) -> String {
@@ -94,6 +118,7 @@ public final class ProcessCollector: Collector {
             procDirPath = ctx.paths.proc
         }
         let now = ctx.observation.timestamp
+        recordExits(ctx.paths.proc, now: now)
         for (pidName, inode) in names {
             guard let first = pidName.utf8.first, first >= 48, first <= 57, let pid = Int(pidName) else { continue }
             if let k = known[pidName], k.isKernelThread, k.inode == inode, now >= k.statRead, now - k.statRead < kernelThreadRefresh {
@@ -123,6 +148,7 @@ public final class ProcessCollector: Collector {
                 info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(saturating: stat.startTicks))", comm: comm, command: command,
                              labels: Labels(["pid": pidName, "name": comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
                 info.unit = ctx.reader.withBytes(at: procDir, pidName + "/cgroup") { parseSystemdUnit(String(decoding: $0, as: UTF8.self)) } ?? nil
+                info.afterExit = lastExits[command + "\u{0}" + String(stat.ppid)]?.status
             }
             if info.ppid != stat.ppid || info.lifecycle != lifecycle || info.uid != uid || info.attributes.isEmpty {
                 let startSeconds = (bootTime ?? 0) + stat.startTicks / clockTicks
@@ -133,6 +159,7 @@ public final class ProcessCollector: Collector {
                     "kernel_thread": .bool(stat.isKernelThread),
                 ]
                 if let unit = info.unit { attrs["unit"] = .string(unit) }
+                if let afterExit = info.afterExit { attrs["after_exit"] = .string(afterExit) }
                 if let uid {
                     attrs["uid"] = .int(Int64(uid))
                     attrs["user"] = .string(users.name(uid))

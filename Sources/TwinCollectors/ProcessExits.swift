@@ -1,0 +1,86 @@
+import Glibc
+
+/// How a process ended: its exit status, or the signal that killed it.
+public struct ProcessExit: Sendable, Equatable, CustomStringConvertible {
+    public var pid: Int32
+    /// The raw wait status (`status << 8`, or the signal number in the low 7 bits).
+    public var waitStatus: UInt32
+
+    public init(pid: Int32, waitStatus: UInt32) {
+        self.pid = pid
+        self.waitStatus = waitStatus
+    }
+
+    /// True for exit status 0.
+    public var succeeded: Bool { waitStatus == 0 }
+
+    /// "exit 0", "exit 3", "signal 9".
+    public var description: String {
+        waitStatus & 0x7f == 0 ? "exit \((waitStatus >> 8) & 0xff)" : "signal \(waitStatus & 0x7f)"
+    }
+}
+
+/// The process exits in one datagram of the kernel's process events connector (netlink
+/// `NETLINK_CONNECTOR`, `CN_IDX_PROC`): `nlmsghdr` (16 bytes), `cn_msg` (20), `proc_event` (`what` at 0,
+/// the event at 16; an exit is pid, tgid, exit_code, exit_signal). Threads' exits (pid ≠ tgid) and other
+/// events are skipped; a truncated message ends the parse.
+public func parseProcConnectorExits(_ bytes: UnsafeRawBufferPointer) -> [ProcessExit] {
+    func u32(_ o: Int) -> UInt32 { bytes.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian }
+    let procEventExit: UInt32 = 0x8000_0000
+    var out: [ProcessExit] = []
+    var offset = 0
+    while offset + 16 <= bytes.count {
+        let length = Int(u32(offset))
+        guard length >= 16, offset + length <= bytes.count else { break }
+        // what (36 − 16 = 20 into the payload) and the exit event's four words after 16 bytes of header.
+        if length >= 68, u32(offset + 36) == procEventExit {
+            let pid = u32(offset + 52), tgid = u32(offset + 56)
+            if pid == tgid, pid > 0, pid <= UInt32(Int32.max) { out.append(ProcessExit(pid: Int32(pid), waitStatus: u32(offset + 60))) }
+        }
+        offset += (length + 3) & ~3
+    }
+    return out
+}
+
+/// Process exits as they happen, read without blocking at each tick. Needs root (CAP_NET_ADMIN) and a
+/// kernel with the process events connector; where either is missing ``open()`` returns nil and the twin
+/// goes without exit statuses.
+final class ProcessExitWatcher {
+    private let fd: Int32
+    private var buffer = [UInt8](repeating: 0, count: 8192)
+
+    private init(fd: Int32) { self.fd = fd }
+    deinit { close(fd) }
+
+    static func open() -> ProcessExitWatcher? {
+        let netlinkConnector: Int32 = 11, cnIdxProc: UInt32 = 1
+        let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), netlinkConnector)
+        guard fd >= 0 else { return nil }
+        // sockaddr_nl (12 bytes; not imported by Glibc): family, padding, port id 0 (the kernel picks), groups.
+        var address = [UInt8](repeating: 0, count: 12)
+        address[0] = UInt8(AF_NETLINK); address[8] = UInt8(cnIdxProc)
+        let bound = address.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), 12) }
+        // nlmsghdr (16, type NLMSG_DONE) + cn_msg (20: idx, val CN_VAL_PROC, seq, ack, len 4, flags) + PROC_CN_MCAST_LISTEN.
+        var message = [UInt8](repeating: 0, count: 40)
+        func put32(_ o: Int, _ v: UInt32) { for i in 0..<4 { message[o + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(i))) } }
+        put32(0, 40); message[4] = 3
+        put32(16, cnIdxProc); put32(20, 1); message[32] = 4
+        put32(36, 1)
+        let sent = message.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        guard bound == 0, sent == message.count else { close(fd); return nil }
+        return ProcessExitWatcher(fd: fd)
+    }
+
+    /// The exits received since the last call.
+    func drain() -> [ProcessExit] {
+        var out: [ProcessExit] = []
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            // EAGAIN: nothing more; ENOBUFS: the kernel dropped events (a burst), the rest still comes.
+            if n < 0 && errno == ENOBUFS { continue }
+            guard n > 0 else { return out }
+            out += buffer.withUnsafeBytes { parseProcConnectorExits(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+    }
+}
