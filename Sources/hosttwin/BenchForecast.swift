@@ -29,6 +29,8 @@ struct BenchForecast: ParsableCommand {
     @Option(help: ArgumentHelp("Interval rule: widest (the product's), median or pooled stretch errors.", valueName: "RULE")) var intervals = "widest"
     @Option(help: ArgumentHelp("Also forecast from only the last N seasons before each origin, for each N given (the accuracy against training length).", valueName: "N,N,...")) var trainingSeasons: String?
     @Flag(help: "Choose the interval rule and a width factor (0.7-1.3) for each series on the other series (leave-one-series-out: the lowest mean scaled Winkler score among the choices covering within 3 points of nominal there) and report that.") var selectIntervals = false
+    @Option(help: ArgumentHelp("Forecast this far ahead from each origin (default: one season; e.g. 30d for capacity projections).", valueName: "DURATION")) var horizon: String?
+    @Option(help: ArgumentHelp("NAB: average the series to this step first (1h: as the store's hour tier serves long histories).", valueName: "DURATION")) var resample: String?
     @Flag(help: "Also forecast with the daily season alone and without level shifts, and show per series which wins (MASE).") var ablation = false
     @Flag(help: "Print JSON.") var json = false
 
@@ -75,15 +77,26 @@ struct BenchForecast: ParsableCommand {
         } else {
             let corpus: NABCorpus
             do { corpus = try NABCorpus.load(root: nab, category: category) } catch { throw CLIError("\(error) (pass --nab DIR and a --category of it)") }
+            let every = try resample.map { try TwinTime.parseDuration($0) / 1000 }
             for f in corpus.files {
-                let step = Forecasting.step(f.timestamps[...]), m = Forecasting.dailyPeriod(step: step)
+                let step = Forecasting.step(f.timestamps[...])
                 // Missing rows are filled as production fills gaps (a few in realTweets and realAdExchange).
-                let values = ForecastHistory.regular(zip(f.timestamps, f.values).map { ($0 * 1000, $1) }, step: step * 1000, period: m)
+                var values = ForecastHistory.regular(zip(f.timestamps, f.values).map { ($0 * 1000, $1) }, step: step * 1000, period: Forecasting.dailyPeriod(step: step))
+                var m = Forecasting.dailyPeriod(step: step)
+                if let every {
+                    guard every >= step, every % step == 0, 86_400 % every == 0 else { throw CLIError("--resample must be a multiple of the data's step (\(step) s) that divides a day") }
+                    let k = Int(every / step)
+                    values = stride(from: 0, to: values.count - k + 1, by: k).map { values[$0..<($0 + k)].reduce(0, +) / Double(k) }
+                    m = Forecasting.dailyPeriod(step: every)
+                }
                 tasks.append(Task(name: f.name, values: values, period: m, minimumTraining: 2 * m + 1))
             }
         }
+        // The horizon in steps of each task (a season unless --horizon).
+        let horizonSeasons = try horizon.map { Double(try TwinTime.parseDuration($0)) / Double(try TwinTime.parseDuration(dataDir == nil ? "1d" : season)) }
+        func steps(_ t: Task) -> Int { horizonSeasons.map { max(1, Int((Double(t.period) * $0).rounded())) } ?? t.period }
         func evaluateAll(_ rule: Forecaster.IntervalRule, widthScale: Double = 1, models: Models = .all) -> [Row] {
-            tasks.compactMap { Self.evaluate($0.name, $0.values, period: $0.period, horizon: $0.period, origins: origins, minimumTraining: $0.minimumTraining, intervals: rule,
+            tasks.compactMap { Self.evaluate($0.name, $0.values, period: $0.period, horizon: steps($0), origins: origins, minimumTraining: $0.minimumTraining, intervals: rule,
                                              widthScale: widthScale, models: models) }
         }
         var rows = evaluateAll(rule)
@@ -113,7 +126,7 @@ struct BenchForecast: ParsableCommand {
         var curve: [CurvePoint] = []
         for text in (trainingSeasons ?? "").split(separator: ",") {
             guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= 1 else { throw CLIError("--training-seasons takes whole numbers of seasons ≥ 1, e.g. 1,3,7") }
-            let r = tasks.compactMap { Self.evaluate($0.name, $0.values, period: $0.period, horizon: $0.period, origins: origins, minimumTraining: $0.minimumTraining,
+            let r = tasks.compactMap { Self.evaluate($0.name, $0.values, period: $0.period, horizon: steps($0), origins: origins, minimumTraining: $0.minimumTraining,
                                                      intervals: rule, trainingLimit: n * $0.period) }
             let sorted = r.map(\.mase).sorted()
             curve.append(CurvePoint(seasons: n, mase: average(r, \.mase), medianMase: sorted.isEmpty ? .nan : sorted[sorted.count / 2], coverage80: average(r, \.coverage80), coverage95: average(r, \.coverage95),
@@ -179,7 +192,7 @@ struct BenchForecast: ParsableCommand {
     /// Accuracy when the forecaster sees only the last `seasons` seasons.
     struct CurvePoint: Encodable { var seasons: Int; var mase: Double; var medianMase: Double; var coverage80: Double; var coverage95: Double; var winkler80: Double; var winkler95: Double }
 
-    /// One series forecast `horizon` steps ahead from each of the last `origins` periods, beside the
+    /// One series forecast `horizon` steps ahead from `origins` origins a period apart (the last `horizon` steps before the end), beside the
     /// seasonal naive forecast; nil when no origin leaves `minimumTraining` values to train on.
     /// With `trainingLimit`, the forecaster sees only that many values before each origin (the scale of
     /// MASE and Winkler still comes from everything before it, so lengths compare).
@@ -188,7 +201,7 @@ struct BenchForecast: ParsableCommand {
         var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, in80 = 0, in95 = 0, scored = 0, w80 = 0.0, w95 = 0.0, wape = 0.0
         var model = ""
         for k in (1...max(origins, 1)).reversed() {
-            let origin = values.count - k * m
+            let origin = values.count - horizon - (k - 1) * m
             guard origin >= minimumTraining else { continue }
             let train = Array(values[..<origin]), actual = Array(values[origin..<min(origin + horizon, values.count)])
             let (chosen, unscaled) = Forecaster.forecast(trainingLimit.map { Array(train.suffix($0)) } ?? train, horizon: actual.count, period: m,

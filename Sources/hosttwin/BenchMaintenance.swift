@@ -94,7 +94,7 @@ struct BenchMaintenance: ParsableCommand {
         while origin + ahead <= y.count {
             defer { origin += stride }
             let past = Array(y[max(0, origin - back)..<origin])
-            let forecast = medianProfile ? Self.profile(past, horizon: ahead, period: day) : Forecaster.forecast(past, horizon: ahead, period: day).points.map { max(0, $0.mean) }
+            let forecast = medianProfile ? Self.profile(past, horizon: ahead, period: day) : Forecaster.forecast(past, horizon: ahead, period: day, week: 7 * day).points.map { max(0, $0.mean) }
             let future = Array(y[origin..<(origin + ahead)])
             // The mean actual load of every slot of the span ahead.
             var sum = future[0..<width].reduce(0, +)

@@ -69,4 +69,21 @@ import TwinStorage
         let late = try AnomalyScan.warnings(store: store, catalog: catalog, from: t0, to: t0 + 199_000).filter { $0.kind == "memory leak suspect" }
         #expect(late.map(\.series) == [SeriesKey("hosttwin_process_resident_memory_bytes", leaker).description], "\(late)")
     }
+
+    /// A slow leak (40 → 70 MB over 75 minutes, rising every minute) matters by the host's memory: on
+    /// 1 GiB it would take a tenth of it within a day and is a suspect; on 23 GiB it is not.
+    @Test func aSlowLeakIsJudgedByTheHostsMemory() throws {
+        let t0: Int64 = 1_800_000_000_000
+        for (total, flagged) in [(1.0, true), (23.0, false)] {
+            let (store, dir) = try storeOfTicks("hosttwin-slowleak", t0: t0, interval: 10_000, ticks: 450) { i, t in
+                var obs = Observation(timestamp: t)
+                obs.add("node_memory_MemTotal_bytes", .empty, total * 1_073_741_824)
+                obs.add("hosttwin_process_resident_memory_bytes", Labels(["name": "bench", "pid": "7"]), 40e6 + Double(i) * 30e6 / 450)
+                return obs
+            }
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let warnings = try AnomalyScan.warnings(store: store, catalog: try store.seriesCatalog(), from: t0, to: t0 + 4_500_000)
+            #expect(warnings.contains { $0.kind == "memory leak suspect" } == flagged, "\(total) GiB: \(warnings)")
+        }
+    }
 }

@@ -153,14 +153,20 @@ public enum AnomalyScan {
             }
         }
         // Memory-leak suspects: a process whose resident memory grew by a fifth or more over at least an
-        // hour of the window, rising (or flat) in nine of ten minutes; or, fast, one growing steadily over
-        // the last two minutes (``fastLeaks``).
+        // hour of the window, rising (or flat) in nine of ten minutes, at a pace that would take a tenth of
+        // the host's memory within a day (30 MB an hour on a 23 GB host is not a threat; on a 1 GB one it
+        // is); or, fast, one growing steadily over the last two minutes (``fastLeaks``).
         let rss = catalog.filter { $0.key.metric == "hosttwin_process_resident_memory_bytes" }
         let fastLeaks = try fastLeaks(store: store, rss: rss, to: to)
         out += fastLeaks
+        var memoryTotal: [String: Double] = [:]
+        for s in catalog where s.key.metric == "node_memory_MemTotal_bytes" {
+            if let v = try store.samples(ids: [s.id], from: from, to: to)[s.id]?.last?.1 { memoryTotal[s.key.labels["host"] ?? ""] = v }
+        }
         for s in rss where !fastLeaks.contains(where: { $0.series == s.key.description }) {
             let pts = try store.aggregate(id: s.id, from: from, to: to, step: step).points.filter { $0.count > 0 }.map { $0.sum / $0.count }
             guard pts.count >= 60, let first = pts.first, let last = pts.last, first > 0, last >= first * 1.2 else { continue }
+            if let total = memoryTotal[s.key.labels["host"] ?? ""], (last - first) / Double(pts.count) * 1440 < 0.1 * total { continue }
             let rising = zip(pts.dropFirst(), pts).filter { $0 >= $1 }.count
             if Double(rising) >= 0.9 * Double(pts.count - 1) {
                 out.append(.init(kind: "memory leak suspect", subject: s.key.description,
