@@ -65,6 +65,7 @@ public enum FuzzTargets {
         data.withUnsafeBufferPointer { b in
             _ = parseInetDiagMessages(b); _ = parseUtmp(b); _ = parsePidStat(b); _ = parsePidIO(b); _ = parseLoadavg(b); _ = parsePressure(b)
         }
+        data.withUnsafeBytes { _ = parseProcConnectorExits($0) }
     }
 
     /// The Prometheus text exposition parser (`hosttwin import`).

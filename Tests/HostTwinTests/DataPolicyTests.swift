@@ -81,7 +81,8 @@ import TwinStorage
             return entities.compactMap { ($0["attributes"] as? [String: Any])?["command"] as? String }
         }
         #expect(!commands(nil).isEmpty && commands(nil).allSatisfy { $0 == "***" })
-        #expect(commands(admin).contains { $0.contains("hosttwin") }, "the admin sees hosttwin's own command line")
+        // Eventually: under a loaded machine one request can time out (the cause of a rare failure here).
+        #expect(EndToEndTests.eventually(20) { commands(admin).contains { $0.contains("hosttwin") } }, "the admin sees hosttwin's own command line")
         let sql = ServerTests.get(port, "/api/v1/twin/sql?query=\(ServerTests.q("select command, user from processes"))")
         #expect(sql.0 == 200 && ((sql.1["rows"] as? [[Any]]) ?? []).allSatisfy { ($0[0] as? String) == "***" })
         // The owner's CLI opens them with the keys.
@@ -99,7 +100,7 @@ import TwinStorage
         #expect(ids == [current], "values sealed under \(ids.subtracting([current])) remain (was \(before))")
         for old in before { #expect(!FileManager.default.fileExists(atPath: store + "/keys/\(old).key")) }
         #expect(try EndToEndTests.cli(["ps", "--data-dir", store, "--json"]).stdout.contains("hosttwin"))
-        #expect(commands(admin).contains { $0.contains("hosttwin") })
+        #expect(EndToEndTests.eventually(20) { commands(admin).contains { $0.contains("hosttwin") } })
         let audit = try EndToEndTests.cli(["audit", "show", "--data-dir", store, "--json"]).stdout
         #expect(audit.contains("key.rotate"))
     }

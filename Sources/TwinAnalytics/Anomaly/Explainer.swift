@@ -67,21 +67,23 @@ public enum Explainer {
         let host = target.key.labels["host"]
         let catalog = try store.seriesCatalog().filter { $0.key.labels["host"] == host && $0.id != target.id }
         let targetPoints = try store.samples(ids: [target.id], from: start - step, to: at)[target.id] ?? []
-        let targetViews = views(bucket(targetPoints, start: start, step: step, n: n), counter: target.type == .counter)
+        let targetViews = views(bucket(targetPoints, start: start, step: step, n: n), counter: isCounter(target.type, targetPoints))
         guard !targetViews.isEmpty else { throw TwinError.badInput("\(target.key) did not move between \(TwinTime.rfc3339(start)) and \(TwinTime.rfc3339(at))") }
-        let targetOnset = targetViews.map { onset($0) }.max { $0.shift < $1.shift }!.index
+        let targetOnset = targetViews.map { onset($0.values) }.max { $0.shift < $1.shift }!.index
 
         var ranked: [Explanation.Item] = [], same: [Explanation.Item] = []
-        func consider(kind: String, subject: String, process: String?, candidateViews: [[Double]], detail: String, sameResource: Bool) {
-            var best: (r: Double, view: [Double])?
+        /// `detail` nil: the name of the candidate's view that matched (level, change per step, rate).
+        func consider(kind: String, subject: String, process: String?, candidateViews: [View], detail: String?, sameResource: Bool) {
+            var best: (r: Double, view: View)?
             for c in candidateViews {
                 for t in targetViews {
-                    let r = pearson(t, c)
+                    let r = pearson(t.values, c.values)
                     if abs(r) > abs(best?.r ?? 0) { best = (r, c) }
                 }
             }
             guard let best, abs(best.r) >= 0.3 else { return }
-            let lag = onset(best.view).index - targetOnset
+            let detail = detail.map { "\($0) (\(best.view.label))" } ?? best.view.label
+            let lag = onset(best.view.values).index - targetOnset
             var score = abs(best.r) * (lag > max(2, n / 10) ? 0.8 : 1)
             if process != nil || kind == "state" { score += 0.1 }
             let item = Explanation.Item(kind: kind, subject: subject, process: process, score: score, correlation: best.r,
@@ -95,11 +97,11 @@ public enum Explainer {
             let points = try store.samples(ids: batch.map(\.id), from: start - step, to: at)
             for s in batch {
                 guard let p = points[s.id], !p.isEmpty else { continue }
-                let v = views(bucket(p, start: start, step: step, n: n), counter: s.type == .counter)
+                let v = views(bucket(p, start: start, step: step, n: n), counter: isCounter(s.type, p))
                 guard !v.isEmpty else { continue }
                 candidates += 1
                 consider(kind: "series", subject: s.key.description, process: s.key.metric.hasPrefix("hosttwin_process_") ? s.key.labels["name"] : nil,
-                         candidateViews: v, detail: s.type == .counter ? "rate" : "level", sameResource: sameResource(target.key, s.key))
+                         candidateViews: v, detail: nil, sameResource: sameResource(target.key, s.key))
             }
         }
         // One item per process: its series that moved most.
@@ -162,15 +164,25 @@ public enum Explainer {
         return (out, appeared)
     }
 
+    /// Whether a series is read as a counter: typed so, or untyped and never falling in the window
+    /// (node_exporter's vmstat and netstat totals are untyped; their level only says that time passed and
+    /// would correlate with anything that grows).
+    static func isCounter(_ type: MetricType, _ points: [(Int64, Double)]) -> Bool {
+        type == .counter || (type == .untyped && zip(points.dropFirst(), points).allSatisfy { $0.1 >= $1.1 })
+    }
+
+    /// One way of looking at a series per step, named as `explain` reports it.
+    typealias View = (label: String, values: [Double])
+
     /// A gauge's level and change per step; a counter's increase per step (resets count from 0).
-    static func views(_ bucketed: (values: [Double], appeared: Int?), counter: Bool) -> [[Double]] {
+    static func views(_ bucketed: (values: [Double], appeared: Int?), counter: Bool) -> [View] {
         let b = bucketed.values
         guard b.count > 2 else { return [] }
         let change = zip(b.dropFirst(), b).map { $0 - $1 }
-        guard counter else { return [Array(b.dropFirst()), change].filter(moves) }
+        guard counter else { return [("level", Array(b.dropFirst())), ("change per step", change)].filter { moves($0.values) } }
         var rate = zip(b.dropFirst(), change).map { value, d in d >= 0 ? d : value }
         if let i = bucketed.appeared, i < rate.count { rate[i - 1] = rate[i] }
-        return moves(rate) ? [rate] : []
+        return moves(rate) ? [("rate", rate)] : []
     }
 
     /// The split that best separates a view's mean before from after (the index of the first step after).
@@ -216,7 +228,7 @@ public enum Explainer {
         return sab / (saa * sbb).squareRoot()
     }
 
-    struct StateGroup { var subject: String; var process: String?; var views: [[Double]]; var detail: String }
+    struct StateGroup { var subject: String; var process: String?; var views: [View]; var detail: String }
 
     /// Processes (by name), services and listening ports that appeared, changed or went in the window:
     /// appearances, departures and changes per step, and the population (appeared minus gone so far).
@@ -254,7 +266,8 @@ public enum Explainer {
             var population = [Double](repeating: 0, count: n), sum = 0.0
             for i in 0..<n { sum += g.counts[0][i] - g.counts[1][i]; population[i] = sum }
             let total = g.counts.map { Int($0.reduce(0, +)) }
-            return StateGroup(subject: subject, process: g.process, views: (g.counts + [population]).filter(moves),
+            let views = zip(["appearances per step", "departures per step", "changes per step", "population"], g.counts + [population]).map { View($0, $1) }
+            return StateGroup(subject: subject, process: g.process, views: views.filter { moves($0.values) },
                               detail: "\(total[0]) appeared, \(total[1]) gone, \(total[2]) changed")
         }
     }
