@@ -337,6 +337,13 @@ import TwinStorage
         let slight = (0..<60).map { (now - 59_000 + Int64($0) * 1_000, 50e9 - Double($0) * 1e6) }
         #expect(ExhaustionTrend.assess(slight, capacity: 200e9, now: now, horizon: 3_600_000) == nil)
         #expect(ExhaustionTrend.assess(falling, capacity: 200e9, now: now, horizon: 10_000) == nil)
+        // Memory falling at 12.6 MB/s from 24.5 GB (a build's allocations, seen on this machine): 30 s of it
+        // do not say it runs out in 32 minutes (beyond ten times the 30 s); five minutes of it do.
+        func memory(_ seconds: Int) -> [(Int64, Double)] {
+            (0..<seconds).map { i -> (Int64, Double) in (now - Int64(seconds - 1 - i) * 1_000, 24.5e9 - Double(i) * 12.6e6) }
+        }
+        #expect(ExhaustionTrend.assess(memory(30), capacity: 25e9, now: now, horizon: 6 * 3_600_000) == nil)
+        #expect(ExhaustionTrend.assess(memory(300), capacity: 25e9, now: now, horizon: 6 * 3_600_000) != nil)
         // Already out: flagged whatever the trend.
         #expect(ExhaustionTrend.assess([(now, 1e6)], capacity: 200e9, now: now, horizon: 0)?.exhausted == true)
         #expect(ExhaustionTrend.assess([], capacity: 200e9, now: now, horizon: 0) == nil)

@@ -5,8 +5,9 @@
 /// clear trend: a fill that started seconds ago shows in the short window, a slow one in the long); the
 /// trend is clear when the line falls, explains most of the movement (R² ≥ 0.8) over at least 5 samples
 /// and 20 s, and the fall is at least 1 % of the capacity. The resource is then expected to run out where
-/// the line, continued from the last sample, reaches zero. A resource at or below 0.5 % of its capacity
-/// is reported as exhausted whatever its trend.
+/// the line, continued from the last sample, reaches zero — if that is within ten times the span of the
+/// samples it was fitted to. A resource at or below 0.5 % of its capacity is reported as exhausted
+/// whatever its trend.
 public enum ExhaustionTrend {
     /// What the samples say.
     public struct Finding: Sendable, Equatable {
@@ -27,12 +28,16 @@ public enum ExhaustionTrend {
         public var value: Double
     }
 
+    /// How many times the span of its samples a trend is continued into the future at most.
+    public static let maximumProjection: Int64 = 10
+
     /// The windows the trend is fitted over, shortest first; the last is the most read.
     public static let windows: [Int64] = [30_000, 60_000, 120_000, 300_000]
     public static var window: Int64 { windows.last! }
 
     /// Assesses `points` (time order, ms) as of `now`: a finding when the resource is exhausted, or will
-    /// be within `horizon` at the rate of one of the `windows`; nil otherwise.
+    /// be within `horizon` (and within ``maximumProjection`` times the span of the samples) at the rate of
+    /// one of the `windows`; nil otherwise.
     public static func assess(_ points: [(Int64, Double)], capacity: Double, now: Int64, horizon: Int64) -> Finding? {
         guard capacity > 0, let last = points.last(where: { $0.0 <= now && $0.1.isFinite }), last.0 > now - window else { return nil }
         if last.1 <= 0.005 * capacity {
@@ -55,7 +60,9 @@ public enum ExhaustionTrend {
         guard slope < 0, r2 >= 0.8, fall >= 0.01 * capacity else { return nil }
         let seconds = last.1 / -slope
         let at = last.0 + Int64(seconds * 1000)
-        guard at - now <= horizon else { return nil }
+        // A trend is continued at most ten times its own length: 30 s of falling memory say little about
+        // the next hour (a build's allocations), a fill over 5 minutes something about the next 50.
+        guard at - now <= min(horizon, maximumProjection * (last.0 - first.0)) else { return nil }
         return Finding(exhaustedAt: at, ratePerSecond: slope, from: ends.0, to: ends.1, exhausted: false)
     }
 
