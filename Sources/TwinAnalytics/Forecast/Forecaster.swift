@@ -220,10 +220,10 @@ public enum Forecaster {
         return out
     }
 
-    /// The latest lasting level shift in `y`, if one stands out: a step between the medians of the
-    /// (daily-deseasonalised) values just before and just after it of at least 6 times the noise (the
-    /// robust spread of step-to-step changes), with the level after it holding to the end and the level
-    /// before it holding for up to a period before. `by` is what moves the old values to the new level.
+    /// The latest lasting level shift in `y`, if one stands out: a step between the medians of the values
+    /// (freed of their daily and weekly profiles) just before and just after it of at least 6 times the
+    /// noise (the robust spread of step-to-step changes), with the level after it holding to the end and
+    /// the level before it holding for up to a period before. `by` moves the old values to the new level.
     public static func levelShift(_ y: [Double], period m: Int, week w: Int = 0) -> (at: Int, by: Double)? {
         let n = y.count
         let side = max(6, m / 12)
