@@ -95,10 +95,13 @@ struct BenchForecast: ParsableCommand {
         // The horizon in steps of each task (a season unless --horizon).
         let horizonSeasons = try horizon.map { Double(try TwinTime.parseDuration($0)) / Double(try TwinTime.parseDuration(dataDir == nil ? "1d" : season)) }
         func steps(_ t: Task) -> Int { horizonSeasons.map { max(1, Int((Double(t.period) * $0).rounded())) } ?? t.period }
-        func evaluateAll(_ rule: Forecaster.IntervalRule, widthScale: Double = 1, models: Models = .all) -> [Row] {
-            tasks.compactMap { Self.evaluate($0.name, $0.values, period: $0.period, horizon: steps($0), origins: origins, minimumTraining: $0.minimumTraining, intervals: rule,
-                                             widthScale: widthScale, models: models) }
+        /// Rows per width factor (`[factor][series]`), from one set of forecasts.
+        func evaluateAll(_ rule: Forecaster.IntervalRule, widthScales: [Double], models: Models = .all) -> [[Row]] {
+            let perTask = tasks.compactMap { Self.evaluate($0.name, $0.values, period: $0.period, horizon: steps($0), origins: origins, minimumTraining: $0.minimumTraining,
+                                                           intervals: rule, widthScales: widthScales, models: models) }
+            return widthScales.indices.map { j in perTask.map { $0[j] } }
         }
+        func evaluateAll(_ rule: Forecaster.IntervalRule, models: Models = .all) -> [Row] { evaluateAll(rule, widthScales: [1], models: models)[0] }
         var rows = evaluateAll(rule)
         var selection: [String: Int] = [:]
         if selectIntervals {
@@ -106,8 +109,9 @@ struct BenchForecast: ParsableCommand {
             // the rule's half-widths) whose mean coverage on the other series is within 3 points of 80 %
             // and of 95 %, the one with the lowest mean scaled Winkler score (80 % and 95 % together) on
             // them; the lowest score of all when none covers so.
-            let choices = Forecaster.IntervalRule.allCases.flatMap { r in stride(from: 0.7, through: 1.3001, by: 0.05).map { (rule: r, scale: $0) } }
-            let byChoice = choices.map { evaluateAll($0.rule, widthScale: $0.scale) }
+            let scales = Array(stride(from: 0.7, through: 1.3001, by: 0.05))
+            let choices = Forecaster.IntervalRule.allCases.flatMap { r in scales.map { (rule: r, scale: $0) } }
+            let byChoice = Forecaster.IntervalRule.allCases.flatMap { evaluateAll($0, widthScales: scales) }
             func others(_ k: Int, _ i: Int, _ f: (Row) -> Double) -> Double {
                 let r = byChoice[k]
                 return (r.reduce(0.0) { $0 + f($1) } - f(r[i])) / Double(max(r.count - 1, 1))
@@ -127,7 +131,7 @@ struct BenchForecast: ParsableCommand {
         for text in (trainingSeasons ?? "").split(separator: ",") {
             guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= 1 else { throw CLIError("--training-seasons takes whole numbers of seasons ≥ 1, e.g. 1,3,7") }
             let r = tasks.compactMap { Self.evaluate($0.name, $0.values, period: $0.period, horizon: steps($0), origins: origins, minimumTraining: $0.minimumTraining,
-                                                     intervals: rule, trainingLimit: n * $0.period) }
+                                                     intervals: rule, trainingLimit: n * $0.period)?[0] }
             let sorted = r.map(\.mase).sorted()
             curve.append(CurvePoint(seasons: n, mase: average(r, \.mase), medianMase: sorted.isEmpty ? .nan : sorted[sorted.count / 2], coverage80: average(r, \.coverage80), coverage95: average(r, \.coverage95),
                                     winkler80: average(r, \.winkler80), winkler95: average(r, \.winkler95)))
@@ -197,36 +201,43 @@ struct BenchForecast: ParsableCommand {
     /// With `trainingLimit`, the forecaster sees only that many values before each origin (the scale of
     /// MASE and Winkler still comes from everything before it, so lengths compare).
     static func evaluate(_ name: String, _ values: [Double], period m: Int, horizon: Int, origins: Int, minimumTraining: Int, intervals: Forecaster.IntervalRule,
-                         widthScale: Double = 1, trainingLimit: Int? = nil, models: Models = .all) -> Row? {
-        var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, in80 = 0, in95 = 0, scored = 0, w80 = 0.0, w95 = 0.0, wape = 0.0
+                         widthScales: [Double] = [1], trainingLimit: Int? = nil, models: Models = .all) -> [Row]? {
+        var mase = 0.0, smape = 0.0, nMase = 0.0, nSmape = 0.0, count = 0, scored = 0, wape = 0.0
+        // Per width factor: actuals inside the 80 % and 95 % intervals, Winkler scores (the same forecasts).
+        var in80 = [Int](repeating: 0, count: widthScales.count), in95 = in80
+        var w80 = [Double](repeating: 0, count: widthScales.count), w95 = w80
         var model = ""
         for k in (1...max(origins, 1)).reversed() {
             let origin = values.count - horizon - (k - 1) * m
             guard origin >= minimumTraining else { continue }
             let train = Array(values[..<origin]), actual = Array(values[origin..<min(origin + horizon, values.count)])
-            let (chosen, unscaled) = Forecaster.forecast(trainingLimit.map { Array(train.suffix($0)) } ?? train, horizon: actual.count, period: m,
+            let (chosen, points) = Forecaster.forecast(trainingLimit.map { Array(train.suffix($0)) } ?? train, horizon: actual.count, period: m,
                                                        week: models == .daily ? 0 : 7 * m, levelShifts: models == .all, intervals: intervals)
             model = chosen.description
-            let points = widthScale == 1 ? unscaled : unscaled.map { $0.widened(by: widthScale) }
             let naive = (0..<actual.count).map { train[train.count - m + ($0 % m)] }
             mase += ForecastAccuracy.mase(actual: actual, forecast: points.map(\.mean), training: train, period: m)
             smape += ForecastAccuracy.smape(actual: actual, forecast: points.map(\.mean))
             nMase += ForecastAccuracy.mase(actual: actual, forecast: naive, training: train, period: m)
             nSmape += ForecastAccuracy.smape(actual: actual, forecast: naive)
-            w80 += ForecastAccuracy.scaledWinkler(actual: actual, lo: points.map(\.lo80), hi: points.map(\.hi80), alpha: 0.2, training: train, period: m)
-            w95 += ForecastAccuracy.scaledWinkler(actual: actual, lo: points.map(\.lo95), hi: points.map(\.hi95), alpha: 0.05, training: train, period: m)
             let w = ForecastAccuracy.wape(actual: actual, forecast: points.map(\.mean))
             wape += w.isNaN ? 1 : w
-            for (a, p) in zip(actual, points) {
-                if a >= p.lo80 && a <= p.hi80 { in80 += 1 }
-                if a >= p.lo95 && a <= p.hi95 { in95 += 1 }
+            for (j, scale) in widthScales.enumerated() {
+                let widened = scale == 1 ? points : points.map { $0.widened(by: scale) }
+                w80[j] += ForecastAccuracy.scaledWinkler(actual: actual, lo: widened.map(\.lo80), hi: widened.map(\.hi80), alpha: 0.2, training: train, period: m)
+                w95[j] += ForecastAccuracy.scaledWinkler(actual: actual, lo: widened.map(\.lo95), hi: widened.map(\.hi95), alpha: 0.05, training: train, period: m)
+                for (a, p) in zip(actual, widened) {
+                    if a >= p.lo80 && a <= p.hi80 { in80[j] += 1 }
+                    if a >= p.lo95 && a <= p.hi95 { in95[j] += 1 }
+                }
             }
             scored += actual.count
             count += 1
         }
         guard count > 0 else { return nil }
         let c = Double(count)
-        return Row(series: name, model: model, mase: mase / c, smape: smape / c, naiveMase: nMase / c, naiveSmape: nSmape / c,
-                   coverage80: Double(in80) / Double(scored), coverage95: Double(in95) / Double(scored), winkler80: w80 / c, winkler95: w95 / c, wape: wape / c)
+        return widthScales.indices.map { j in
+            Row(series: name, model: model, mase: mase / c, smape: smape / c, naiveMase: nMase / c, naiveSmape: nSmape / c,
+                coverage80: Double(in80[j]) / Double(scored), coverage95: Double(in95[j]) / Double(scored), winkler80: w80[j] / c, winkler95: w95[j] / c, wape: wape / c)
+        }
     }
 }

@@ -247,16 +247,20 @@ public enum Forecaster {
         func jump(_ c: Int) -> Double { abs(median(r[c..<(c + side)]) - median(r[(c - side)..<c])) }
         var c = n - side
         while c >= side {
-            if jump(c) >= 6 * noise {
+            var sharpest = (at: c, jump: jump(c))
+            if sharpest.jump >= 6 * noise {
                 // Of a run of qualifying steps, the sharpest one.
-                var at = c, k = c - 1
-                while k >= side, jump(k) >= 6 * noise {
-                    if jump(k) > jump(at) { at = k }
+                var k = c - 1
+                while k >= side {
+                    let j = jump(k)
+                    guard j >= 6 * noise else { break }
+                    if j > sharpest.jump { sharpest = (k, j) }
                     k -= 1
                 }
+                let at = sharpest.at
                 let before = median(r[(at - side)..<at]), after = median(r[at..<(at + side)])
                 let newLevel = median(r[at..<n]), oldLevel = median(r[max(0, at - max(m, side))..<at])
-                if abs(newLevel - after) < 0.5 * jump(at), abs(oldLevel - before) < 0.5 * jump(at) { return (at, newLevel - oldLevel) }
+                if abs(newLevel - after) < 0.5 * sharpest.jump, abs(oldLevel - before) < 0.5 * sharpest.jump { return (at, newLevel - oldLevel) }
                 c = k
             }
             c -= 1
