@@ -5,7 +5,7 @@
   conformance.py openmetrics < in > out       Prometheus text with ms timestamps -> OpenMetrics for promtool
   conformance.py compare --prom URL --twin URL --queries FILE --start MS --end MS [--ci] [--out FILE]
 """
-import argparse, json, math, random, sys, time, urllib.parse, urllib.request
+import argparse, json, math, random, re, sys, time, urllib.parse, urllib.request
 
 
 def synth(frm, to):
@@ -28,6 +28,23 @@ def synth(frm, to):
         x = (t - t0) / 600_000
         v = 50 + 30 * math.sin(x) + rnd.uniform(-5, 5) + (20 if (t - t0) > (to - t0) / 2 else 0)
         out.append(f'synthetic_gauge{{instance="x"}} {round(v, 3)!r} {t}')
+    # Tiny variance around large and small means (stddev/stdvar must not cancel into noise), and a constant.
+    out.append("# TYPE synthetic_tiny gauge")
+    for job, base, eps in (("a", 1e9 + 0.1, 1e-6), ("b", 0.1, 1e-12), ("c", 1e9 + 0.1, 0.0), ("d", 123456.789, 1e-7)):
+        for k, t in enumerate(range(t0, to + 1, step)):
+            v = base + eps * ((k * 7) % 5)
+            out.append(f'synthetic_tiny{{job="{job}"}} {v!r} {t}')
+    # Values for trigonometry and calendar functions: an angle in radians, a ratio in [-1, 1], Unix times.
+    out.append("# TYPE synthetic_angle gauge")
+    for t in range(t0, to + 1, step):
+        x = (t - t0) / 60_000
+        out.append(f'synthetic_angle{{job="a"}} {round(x % 7 - 3.5, 4)!r} {t}')
+        out.append(f'synthetic_angle{{job="b"}} {round(math.sin(x), 6)!r} {t}')
+    out.append("# TYPE synthetic_unix_seconds gauge")
+    for t in range(t0, to + 1, step):
+        for job, v in (("leap", 951_782_400 + (t - t0) // 1000 * 3_599), ("now", t // 1000), ("old", -86_400 * 400 + (t - t0) // 10),
+                       ("end", 4_102_444_799 - (t - t0) // 1000 * 86_399)):
+            out.append(f'synthetic_unix_seconds{{job="{job}"}} {v} {t}')
     # A classic histogram for two jobs.
     bounds = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"]
     for job in ("a", "b"):
@@ -87,8 +104,9 @@ def key(m):
     return json.dumps(m, sort_keys=True)
 
 
-def compare_data(p, t):
-    """None when equal, else a short description of the first difference."""
+def compare_data(p, t, ordered=False):
+    """None when equal, else a short description of the first difference. `ordered`: an instant vector's
+    series must come in the same order (sort, sort_desc, topk, bottomk)."""
     if p["resultType"] != t["resultType"]:
         return f"resultType {p['resultType']} vs {t['resultType']}"
     rt = p["resultType"]
@@ -101,6 +119,10 @@ def compare_data(p, t):
     ts = {key(s["metric"]): s for s in tr}
     if len(ps) != len(pr) or len(ts) != len(tr):
         return "duplicate label sets in a result"
+    # Prometheus sorts with Go's sort.Sort (pdqsort, not stable): among equal values the order is its
+    # sort's accident, so the order checked is that of the values.
+    if ordered and rt == "vector" and len(pr) == len(tr) and not all(close(a["value"][1], b["value"][1]) for a, b in zip(pr, tr)):
+        return "values in another order: " + ", ".join(s["value"][1] for s in tr[:4]) + " vs " + ", ".join(s["value"][1] for s in pr[:4])
     if set(ps) != set(ts):
         only_p = sorted(set(ps) - set(ts))[:2]
         only_t = sorted(set(ts) - set(ps))[:2]
@@ -119,6 +141,10 @@ def compare_data(p, t):
                 if x[0] != y[0] or not close(x[1], y[1]):
                     return f"{k} at {x[0]}: {x[1]} vs {y[1]}"
     return None
+
+
+# Queries whose instant result has an order Prometheus defines (by value).
+ORDERED = re.compile(r"^\s*(sort|sort_desc|topk|bottomk)\b")
 
 
 def compare(args):
@@ -154,7 +180,7 @@ def compare(args):
                 continue
             if name == "range" and pj["data"]["result"]:
                 nonempty += 1
-            d = compare_data(pj["data"], tj["data"])
+            d = compare_data(pj["data"], tj["data"], ordered=ORDERED.match(q) is not None)
             if d:
                 problems.append(f"{name}: {d}")
         if problems:

@@ -27,6 +27,17 @@ extension Evaluation {
             if name == "absent_over_time" {
                 return .vector(windows.isEmpty ? [Sample(labels: absentLabels(args[mi]), value: 1, t: t)] : [])
             }
+            if name == "holt_winters" {
+                let sf = try scalar(args[1], at: t), tf = try scalar(args[2], at: t)
+                // Prometheus checks the factors for each series it smooths: no series, no error.
+                if !windows.isEmpty {
+                    if sf <= 0 || sf >= 1 { throw PromQLError.execution("invalid smoothing factor. Expected: 0 < sf < 1, got: \(String(format: "%f", sf))") }
+                    if tf <= 0 || tf >= 1 { throw PromQLError.execution("invalid trend factor. Expected: 0 < tf < 1, got: \(String(format: "%f", tf))") }
+                }
+                return .vector(windows.compactMap { w in
+                    PromFunctions.holtWinters(w.series.v, smoothing: sf, trend: tf).map { Sample(labels: w.series.nameless, value: $0, t: t) }
+                })
+            }
             guard let fn = PromFunctions.rangeFunction(name) else { throw PromQLError.execution("function \(name) is not implemented") }
             var out: [Sample] = []
             out.reserveCapacity(windows.count)
@@ -38,6 +49,11 @@ extension Evaluation {
         }
         switch name {
         case "time": return .scalar(Double(t) / 1000)
+        case "pi": return .scalar(Double.pi)
+        case "histogram_count", "histogram_sum", "histogram_fraction":
+            // Native histograms only: HostTwin stores floats, on which Prometheus returns nothing too.
+            for a in args { _ = try eval(a, at: t) }
+            return .vector([])
         case "vector": return .vector([Sample(labels: .empty, value: try scalar(args[0], at: t), t: t)])
         case "scalar":
             let v = try vector(args[0], at: t)
@@ -76,6 +92,11 @@ extension Evaluation {
         case "absent":
             return .vector(try vector(args[0], at: t).isEmpty ? [Sample(labels: absentLabels(args[0]), value: 1, t: t)] : [])
         default:
+            if let f = PromFunctions.calendar(name) {
+                // No argument: the evaluation time, `vector(time())`.
+                guard let arg = args.first else { return .vector([Sample(labels: .empty, value: f(Double(t / 1000)), t: t)]) }
+                return .vector(try vector(arg, at: t).map { Sample(labels: $0.labels.droppingName, value: f($0.value), t: t) })
+            }
             guard let f = PromFunctions.elementwise(name) else { throw PromQLError.execution("function \(name) is not implemented") }
             return .vector(try vector(args[0], at: t).map { Sample(labels: $0.labels.droppingName, value: f($0.value), t: t) })
         }

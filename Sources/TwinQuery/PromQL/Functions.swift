@@ -22,9 +22,17 @@ public enum PromFunctions {
         }
         t["quantile_over_time"] = Signature(args: [.scalar, .matrix])
         t["predict_linear"] = Signature(args: [.matrix, .scalar])
-        for f in ["abs", "ceil", "floor", "sqrt", "exp", "ln", "log2", "log10", "sgn", "sort", "sort_desc", "absent"] {
+        t["holt_winters"] = Signature(args: [.matrix, .scalar, .scalar])
+        for f in ["abs", "ceil", "floor", "sqrt", "exp", "ln", "log2", "log10", "sgn", "sort", "sort_desc", "absent",
+                  "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "deg", "rad",
+                  "histogram_count", "histogram_sum"] {
             t[f] = Signature(args: [.vector])
         }
+        for f in ["day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year"] {
+            t[f] = Signature(args: [.vector], optional: 1)
+        }
+        t["histogram_fraction"] = Signature(args: [.scalar, .scalar, .vector])
+        t["pi"] = Signature(args: [], returns: .scalar)
         t["round"] = Signature(args: [.vector, .scalar], optional: 1)
         t["clamp"] = Signature(args: [.vector, .scalar, .scalar])
         t["clamp_min"] = Signature(args: [.vector, .scalar])
@@ -230,8 +238,57 @@ public enum PromFunctions {
         case "log2": return { Foundation.log2($0) }
         case "log10": return { Foundation.log10($0) }
         case "sgn": return { $0 > 0 ? 1 : $0 < 0 ? -1 : $0 }
+        case "sin": return { Foundation.sin($0) }
+        case "cos": return { Foundation.cos($0) }
+        case "tan": return { Foundation.tan($0) }
+        case "asin": return { Foundation.asin($0) }
+        case "acos": return { Foundation.acos($0) }
+        case "atan": return { Foundation.atan($0) }
+        case "sinh": return { Foundation.sinh($0) }
+        case "cosh": return { Foundation.cosh($0) }
+        case "tanh": return { Foundation.tanh($0) }
+        case "asinh": return { Foundation.asinh($0) }
+        case "acosh": return { Foundation.acosh($0) }
+        case "atanh": return { Foundation.atanh($0) }
+        case "deg": return { $0 * 180 / Double.pi }
+        case "rad": return { $0 * Double.pi / 180 }
         default: return nil
         }
+    }
+
+    /// The calendar functions (`hour`, `day_of_week`, ...) of a Unix time in seconds, in UTC, as Go's
+    /// `time.Unix(int64(v), 0).UTC()` gives them; nil when `name` is not one. A value that is not a
+    /// finite number of seconds within ±2^62 gives NaN (Go's conversion of it is undefined).
+    static func calendar(_ name: String) -> ((Double) -> Double)? {
+        let part: (CivilTime) -> Int
+        switch name {
+        case "year": part = { $0.year }
+        case "month": part = { $0.month }
+        case "day_of_month": part = { $0.day }
+        case "day_of_week": part = { $0.weekday }
+        case "day_of_year": part = { $0.dayOfYear }
+        case "days_in_month": part = { $0.daysInMonth }
+        case "hour": part = { $0.secondOfDay / 3600 }
+        case "minute": part = { $0.secondOfDay % 3600 / 60 }
+        default: return nil
+        }
+        return { v in
+            guard v.isFinite, abs(v) < 0x1p62 else { return .nan }
+            return Double(part(CivilTime(unixSeconds: Int64(v))))
+        }
+    }
+
+    /// `holt_winters(v, sf, tf)`: double exponential smoothing of one series' points, Prometheus'
+    /// recurrence (the trend starts as the first difference); nil with fewer than two points.
+    static func holtWinters(_ v: ArraySlice<Double>, smoothing sf: Double, trend tf: Double) -> Double? {
+        guard v.count >= 2 else { return nil }
+        var s0 = 0.0, s1 = v[v.startIndex]
+        var b = v[v.startIndex + 1] - v[v.startIndex]
+        for (k, x) in v.dropFirst().enumerated() {
+            if k > 0 { b = tf * (s1 - s0) + (1 - tf) * b }
+            (s0, s1) = (s1, sf * x + (1 - sf) * (s1 + b))
+        }
+        return s1
     }
 
     /// `round(v, to_nearest)`: Go's `math.Floor(v*inv + 0.5) / inv`.
@@ -274,5 +331,40 @@ public enum PromFunctions {
             rank -= buckets[b - 1].1
         }
         return bucketStart + (bucketEnd - bucketStart) * (rank / count)
+    }
+}
+
+/// A Unix time broken down in the proleptic Gregorian calendar, UTC (Howard Hinnant's days-to-civil).
+struct CivilTime {
+    var year: Int, month: Int, day: Int
+    /// 0 = Sunday, as Go's `time.Weekday`.
+    var weekday: Int
+    var dayOfYear: Int
+    var secondOfDay: Int
+
+    init(unixSeconds s: Int64) {
+        let days = s >= 0 ? s / 86_400 : (s - 86_399) / 86_400
+        secondOfDay = Int(s - days * 86_400)
+        weekday = Int(((days % 7) + 11) % 7)  // 1970-01-01 was a Thursday
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        day = Int(doy - (153 * mp + 2) / 5 + 1)
+        month = Int(mp < 10 ? mp + 3 : mp - 9)
+        year = Int(yoe + era * 400 + (month <= 2 ? 1 : 0))
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let before = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334][month - 1]
+        dayOfYear = before + day + (leap && month > 2 ? 1 : 0)
+    }
+
+    var daysInMonth: Int {
+        switch month {
+        case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
     }
 }
