@@ -40,9 +40,11 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // zstd (the sync protocol's batches); Debian: libzstd-dev.
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // adjtimex(2) for the timex collector (a glibc header the Glibc module leaves out).
+        .systemLibrary(name: "CTimex"),
         .target(
             name: "TwinCollectors",
-            dependencies: ["TwinCore"],
+            dependencies: ["TwinCore", "CTimex"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -22,7 +22,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 
-"$H" export --data-dir "$DATA_DIR" --from "$FROM" --to "$TO" > "$W/data.prom"
+"$H" export --scrape-labels --data-dir "$DATA_DIR" --from "$FROM" --to "$TO" > "$W/data.prom"
 PPORT=$(free_port); HPORT=$(free_port)
 start_prometheus "$W/data.prom" "$W" "$PPORT"; PIDS+=($PROM_PID)
 "$H" serve --data-dir "$DATA_DIR" --listen 127.0.0.1:$HPORT --log-level warning & PIDS+=($!)

@@ -60,7 +60,16 @@ def synth(frm, to):
                 lines[b].append(f'synthetic_latency_seconds_bucket{{job="{job}",le="{b}"}} {counts[i]} {t}')
         for b in bounds:
             out.extend(lines[b])
-    print("\n".join(out))
+    # Every series carries job and instance, as a scrape (and HostTwin's API) gives them.
+    def scraped(line):
+        if line.startswith("#"):
+            return line
+        head, rest = line.split("}", 1)
+        for name, value in (("job", "synth"), ("instance", "synth")):
+            if f'{name}="' not in head:
+                head += f',{name}="{value}"'
+        return head + "}" + rest
+    print("\n".join(scraped(l) for l in out))
 
 
 def openmetrics():

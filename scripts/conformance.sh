@@ -50,7 +50,7 @@ else
   NOTE="\`$DATA_DIR\` from $FROM to $TO, plus synthetic series."
 fi
 
-"$HOSTTWIN" export --data-dir "$DATA_DIR" --from "$FROM" --to "$TO" > "$W/host.prom"
+"$HOSTTWIN" export --scrape-labels --data-dir "$DATA_DIR" --from "$FROM" --to "$TO" > "$W/host.prom"
 read -r T0 T1 < <(awk '!/^#/ && NF { t=$NF; if (min == "" || t < min) min = t; if (t > max) max = t } END { print min, max }' "$W/host.prom")
 python3 scripts/conformance.py synth "$T0" "$T1" > "$W/synth.prom"
 cat "$W/host.prom" "$W/synth.prom" > "$W/all.prom"

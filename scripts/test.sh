@@ -18,6 +18,10 @@ swift test --skip-build
 # conformance/queries.txt on two minutes of this machine's own data (seconds; `--ci` runs the tagged subset).
 stage "PromQL conformance"
 HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh
+# Grafana's Node Exporter Full on a live twin beside node_exporter 1.5 + Prometheus 2.42 (both from Debian)
+# on this host: every query with data under node_exporter must have data under HostTwin (needs ../shared).
+stage "Grafana Node Exporter Full"
+HOSTTWIN=$PWD/.build/debug/hosttwin scripts/grafana-test.sh 150
 # The dashboard in headless Chromium (installed from Debian when missing): pages, live data, time travel.
 stage "dashboard in Chromium"
 HOSTTWIN=$PWD/.build/debug/hosttwin scripts/dashboard-test.sh

@@ -42,8 +42,11 @@ public struct CollectorConfig: Sendable, Codable, Hashable {
     /// are entities only. Most processes of a busy host live a second or two, and five series of a few
     /// samples each cost far more to index than they hold (docs/ARCHITECTURE.md).
     public var processSeriesMinAge: Int64 = 10_000
-    public init(backupPaths: [String] = [], extraSecretWords: [String] = [], processSeriesMinAge: Int64 = 10_000) {
+    /// The textfile collector's directory of `*.prom` files; nil: Debian node_exporter's, which may be absent.
+    public var textfileDirectory: String?
+    public init(backupPaths: [String] = [], extraSecretWords: [String] = [], processSeriesMinAge: Int64 = 10_000, textfileDirectory: String? = nil) {
         self.backupPaths = backupPaths
+        self.textfileDirectory = textfileDirectory
         self.extraSecretWords = extraSecretWords
         self.processSeriesMinAge = processSeriesMinAge
     }

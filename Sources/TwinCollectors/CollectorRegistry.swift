@@ -36,6 +36,17 @@ public enum CollectorRegistry {
         Entry(name: "packages", enabledByDefault: true, defaultInterval: 60_000, summary: "installed packages (dpkg)", make: { PackageCollector() }),
         Entry(name: "users", enabledByDefault: true, defaultInterval: 5_000, summary: "logged-in sessions (utmp)", make: { UserCollector() }),
         Entry(name: "host", enabledByDefault: true, defaultInterval: 60_000, summary: "host facts: hostname, kernel, OS, CPU, memory, machine id", make: { HostCollector() }),
+        Entry(name: "uname", enabledByDefault: true, defaultInterval: 60_000, summary: "node_uname_info: kernel, release, node name, machine", make: { UnameCollector() }),
+        Entry(name: "os", enabledByDefault: true, defaultInterval: 60_000, summary: "node_os_info, node_os_version: /etc/os-release", make: { OSCollector() }),
+        Entry(name: "time", enabledByDefault: true, defaultInterval: 1000, summary: "system clock, time zone offset, clock sources", make: { TimeCollector() }),
+        Entry(name: "timex", enabledByDefault: true, defaultInterval: 1000, summary: "adjtimex(2): clock discipline, offset, synchronisation", make: { TimexCollector() }),
+        Entry(name: "arp", enabledByDefault: true, defaultInterval: 5000, summary: "/proc/net/arp: neighbour entries per device", make: { ARPCollector() }),
+        Entry(name: "conntrack", enabledByDefault: true, defaultInterval: 1000, summary: "netfilter connection tracking: entries, limit, statistics", make: { ConntrackCollector() }),
+        Entry(name: "softnet", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/net/softnet_stat: per-CPU packet processing", make: { SoftnetCollector() }),
+        Entry(name: "udp_queues", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/net/udp{,6}: bytes queued in UDP sockets", make: { UDPQueuesCollector() }),
+        Entry(name: "selinux", enabledByDefault: true, defaultInterval: 60_000, summary: "SELinux enabled, configured and current mode", make: { SELinuxCollector() }),
+        Entry(name: "textfile", enabledByDefault: true, defaultInterval: 5000, summary: "*.prom files other programs write (node_exporter's textfile directory)", make: { TextfileCollector() }),
+        Entry(name: "self", enabledByDefault: true, defaultInterval: 1000, summary: "HostTwin's own process: process_* as Prometheus clients report it", make: { SelfCollector() }),
     ]
 
     public static func entry(_ name: String) -> Entry? { all.first { $0.name == name } }
@@ -69,6 +80,8 @@ public final class Sampler {
     struct Scheduled {
         let collector: any Collector
         let interval: Int64
+        /// `{collector="NAME"}`, the labels of its `node_scrape_collector_*` samples.
+        let labels: Labels
         var nextDue: Int64 = .min
     }
 
@@ -87,7 +100,7 @@ public final class Sampler {
         self.config = config
         scheduled = CollectorRegistry.all.compactMap { e in
             guard selection.enabled[e.name] ?? e.enabledByDefault else { return nil }
-            return Scheduled(collector: e.make(), interval: max(selection.intervals[e.name] ?? e.defaultInterval, tick))
+            return Scheduled(collector: e.make(), interval: max(selection.intervals[e.name] ?? e.defaultInterval, tick), labels: Labels(["collector": e.name]))
         }
     }
 
@@ -115,6 +128,10 @@ public final class Sampler {
             }
             var hh = h
             hh.durationMicros = cpuMicros() - start
+            // node_exporter's per-collector figures, so its dashboards' "scrape" panels have data.
+            let l = scheduled[i].labels
+            ctx.observation.add("node_scrape_collector_duration_seconds", l, Double(hh.durationMicros) / 1e6)
+            ctx.observation.add("node_scrape_collector_success", l, hh.status == .ok ? 1 : 0)
             ctx.observation.health.append(hh)
             health[c.name] = hh
             // Stay on the interval grid: the next run is the first multiple of the interval after now.

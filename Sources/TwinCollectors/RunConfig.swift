@@ -23,6 +23,8 @@ public struct RunConfig: Decodable, Sendable {
     public var retention: Retention?
     public var headWindow: String?
     public var processSeriesMinAge: String?
+    /// The textfile collector's directory (`*.prom` files).
+    public var textfileDirectory: String?
 
     /// `"retention": {"raw": "7d", "1m": "90d", "1h": "2y", "state": "90d"}`
     public struct Retention: Decodable, Sendable {
@@ -35,7 +37,7 @@ public struct RunConfig: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case listen, interval, dataDir = "data_dir", backupPaths = "backup_paths", redactWords = "redact_words", collectors, retention
-        case headWindow = "head_window", processSeriesMinAge = "process_series_min_age"
+        case headWindow = "head_window", processSeriesMinAge = "process_series_min_age", textfileDirectory = "textfile_directory"
     }
 
     /// Reads and decodes the file at `path`.

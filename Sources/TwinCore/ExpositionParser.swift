@@ -13,6 +13,8 @@ public struct ExpositionParser {
         case sample(series: Range<Int>, value: Double, time: Int64?)
         /// `# TYPE name type`.
         case type(name: String, type: MetricType)
+        /// `# HELP name text` (escapes `\\` and `\n` undone).
+        case help(name: String, text: String)
     }
 
     /// Times outside years 1900–9999 are refused: they are a unit mistake, and keep arithmetic safe.
@@ -51,8 +53,14 @@ public struct ExpositionParser {
     private func text(_ r: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r]), as: UTF8.self) }
 
     private func typeLine(_ s: Int, _ e: Int) throws -> Line? {
-        let words = text(s..<e).split(whereSeparator: { $0 == " " || $0 == "\t" })
-        guard words.count >= 2, words[1] == "TYPE" else { return nil } // HELP, UNIT, EOF, comments
+        let line = text(s..<e)
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        if words.count >= 3, words[1] == "HELP" {
+            // The text is everything after the name, as written (it may hold any spacing).
+            let afterName = line[words[2].endIndex...].drop { $0 == " " || $0 == "\t" }
+            return .help(name: String(words[2]), text: Self.unescapeHelp(afterName))
+        }
+        guard words.count >= 2, words[1] == "TYPE" else { return nil } // UNIT, EOF, comments
         guard words.count == 4 else { throw TwinError.badInput("line \(lineNumber): TYPE needs a name and a type") }
         let t: MetricType
         switch words[3] {
@@ -61,6 +69,21 @@ public struct ExpositionParser {
         default: t = .untyped // histogram, summary, unknown, untyped, info, stateset, gaugehistogram
         }
         return .type(name: String(words[2]), type: t)
+    }
+
+    /// A HELP text's escapes undone: `\\` is a backslash, `\n` a newline; any other backslash stays.
+    static func unescapeHelp(_ s: Substring) -> String {
+        guard s.contains("\\") else { return String(s) }
+        var out = ""
+        var escaped = false
+        for c in s {
+            if escaped {
+                out += c == "n" ? "\n" : c == "\\" ? "\\" : "\\" + String(c)
+                escaped = false
+            } else if c == "\\" { escaped = true } else { out.append(c) }
+        }
+        if escaped { out += "\\" }
+        return out
     }
 
     private func sampleLine(_ s: Int, _ e: Int) throws -> Line {

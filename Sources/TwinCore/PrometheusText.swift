@@ -1,14 +1,14 @@
 /// The Prometheus text exposition format (version 0.0.4), as node_exporter writes it: families sorted
 /// by name, `# TYPE` lines, series sorted by labels, values formatted as Go's `strconv.FormatFloat(v, 'g', -1, 64)`.
 public enum PrometheusText {
-    /// Renders samples; `types` gives each family's type (untyped when absent).
-    public static func render(_ samples: [MetricSample], types: [String: MetricType], help: [String: String] = [:]) -> String {
+    /// Renders samples; `types` gives each family's type (untyped when absent), `help` its `# HELP` text.
+    public static func render(_ samples: [MetricSample], types: [String: MetricType], help: (String) -> String? = { _ in nil }) -> String {
         var byName: [String: [(String, Double)]] = [:]
         for s in samples { byName[s.key.metric, default: []].append((s.key.labels.text, s.value)) }
         var out = ""
         out.reserveCapacity(samples.count * 64)
         for name in byName.keys.sorted() {
-            if let h = help[name] { out += "# HELP \(name) \(h)\n" }
+            if let h = help(name) { out += "# HELP \(name) \(escapeHelp(h))\n" }
             out += "# TYPE \(name) \((types[name] ?? .untyped).rawValue)\n"
             for (labels, v) in byName[name]!.sorted(by: { $0.0 < $1.0 }) {
                 out += name
@@ -19,6 +19,11 @@ public enum PrometheusText {
             }
         }
         return out
+    }
+
+    /// A HELP text escaped for the format: backslash and newline.
+    static func escapeHelp(_ s: String) -> String {
+        s.contains(where: { $0 == "\\" || $0 == "\n" }) ? s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n") : s
     }
 
     /// Formats a float as Go's `%g` with shortest precision: `1.418183276e+09`, `10870.69`, `0`, `NaN`, `+Inf`.

@@ -62,6 +62,7 @@ public enum FuzzTargets {
         _ = parseSockstat(text); _ = parseKeyValueLines(text); _ = parsePidStat(text); _ = parsePidIO(text); _ = parseCmdline(text)
         _ = parsePasswd(text); _ = parseSocketTable(text); _ = parseDpkgStatus(text); _ = parseOSRelease(text); _ = parseCPUInfo(text)
         _ = parseSystemctlUnits(text); _ = parseSystemdUnit(text)
+        _ = parseARPEntries(text); _ = parseSoftnet(text); _ = parseConntrackStat(text); _ = parseUDPQueues(text); _ = osVersionNumber(text)
         data.withUnsafeBufferPointer { b in
             _ = parseInetDiagMessages(b); _ = parseUtmp(b); _ = parsePidStat(b); _ = parsePidIO(b); _ = parseLoadavg(b); _ = parsePressure(b)
         }

@@ -11,6 +11,9 @@ import TwinStorage
 /// need; PromQL over that part sees minute-spaced samples.
 public final class StoreSampleSource: SampleSource {
     public let store: TwinStore
+    /// The `job` and `instance` labels a Prometheus scrape would have added, given to series without
+    /// them (nil: labels as stored).
+    public let scrapeLabels: ScrapeLabels?
     static let tooMany = "query processing would load too many samples into memory in query execution; narrow the selector or the range"
 
     private struct Index {
@@ -19,13 +22,18 @@ public final class StoreSampleSource: SampleSource {
         var labels: [Labels] = []
         var types: [MetricType] = []
         var byName: [String: [Int]] = [:]
+        /// ``scrapeLabels`` with the instance decided (once, at the first series).
+        var scrape: ScrapeLabels?
     }
     private let index = Mutex(Index())
     /// The oldest raw sample's time, the oldest rollup point's, and when they were read (ms); re-read at
     /// most once a minute.
     private let horizons = Mutex<(raw: Int64, rollups: Int64, readAt: Int64)?>(nil)
 
-    public init(store: TwinStore) { self.store = store }
+    public init(store: TwinStore, scrapeLabels: ScrapeLabels? = nil) {
+        self.store = store
+        self.scrapeLabels = scrapeLabels
+    }
 
     /// Every series (id, labels with `__name__`, type) matching all `matchers`. The index lock is held
     /// only to bring the index up to date and take a snapshot; matching runs outside it (a slow regular
@@ -34,8 +42,11 @@ public final class StoreSampleSource: SampleSource {
         let catalog = try store.seriesCatalog()
         let ix = index.withLock { ix in
             if ix.count < catalog.count {
+                if ix.scrape == nil { ix.scrape = scrapeLabels?.resolved(store) }
                 for s in catalog[ix.count...] {
-                    let labels = Labels(s.key.labels.pairs + [Label(Labels.metricName, s.key.metric)])
+                    var pairs = s.key.labels.pairs + [Label(Labels.metricName, s.key.metric)]
+                    ix.scrape?.add(to: &pairs)
+                    let labels = Labels(pairs)
                     ix.byName[s.key.metric, default: []].append(ix.ids.count)
                     ix.ids.append(s.id)
                     ix.labels.append(labels)
@@ -133,6 +144,50 @@ public final class StoreSampleSource: SampleSource {
         horizons.withLock { $0 = (raw, rollups, now) }
         return (raw, rollups)
     }
+}
+
+/// The labels Prometheus adds to what it scrapes, as HostTwin shows them through its Prometheus API so
+/// that dashboards and rules written for node_exporter find them: `job` (default "node") and `instance`
+/// — the series' `host` label on a hub, the twin's own host name otherwise. A series that already has
+/// either label keeps its own (Prometheus' `honor_labels`).
+public struct ScrapeLabels: Sendable {
+    public var job: String
+    /// The instance of series without a `host` label; nil: the store's host entity's hostname, else this machine's.
+    public var instance: String?
+
+    public init(job: String = "node", instance: String? = nil) {
+        self.job = job
+        self.instance = instance
+    }
+
+    /// These labels with `instance` decided.
+    public func resolved(_ store: TwinStore) -> ScrapeLabels {
+        guard instance == nil else { return self }
+        // The host entity this twin observed itself (a hub's entities of other hosts carry a `host` attribute).
+        let own = try? store.state(at: TwinTime.nowMillis(), kinds: [.host]).first { $0.attributes["host"] == nil }
+        let stored = own?.attributes["hostname"]?.description
+        return ScrapeLabels(job: job, instance: stored ?? HostName.local)
+    }
+
+    /// Appends `job` and `instance` to `pairs` where they are missing.
+    public func add(to pairs: inout [Label]) {
+        var job = true, instance = true
+        var host: String?
+        for p in pairs {
+            if p.name == "job" { job = false } else if p.name == "instance" { instance = false } else if p.name == "host" { host = p.value }
+        }
+        if job { pairs.append(Label("job", self.job)) }
+        if instance { pairs.append(Label("instance", host ?? self.instance ?? "")) }
+    }
+}
+
+/// This machine's host name (gethostname(2)).
+public enum HostName {
+    public static let local: String = {
+        var buf = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buf, buf.count) == 0 else { return "localhost" }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
 }
 
 /// A source that sees only the series of some hosts (their `host` label): a host's page on a hub's

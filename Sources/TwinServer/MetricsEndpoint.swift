@@ -3,6 +3,7 @@ import Hummingbird
 import Metrics
 import NIOCore
 import Synchronization
+import TwinCollectors
 import TwinCore
 import TwinStorage
 
@@ -15,7 +16,9 @@ extension TwinAPI {
         updateStoreGauges()
         var out = ""
         if let latest = live?.latestSamples() {
-            out = openMetrics ? OpenMetricsText.render(latest.samples, types: latest.types) : PrometheusText.render(latest.samples, types: latest.types)
+            let help = { MetricHelp.text(for: $0) }
+            out = openMetrics ? OpenMetricsText.render(latest.samples, types: latest.types, help: help)
+                : PrometheusText.render(latest.samples, types: latest.types, help: help)
         }
         let own = metrics.render()
         out += openMetrics ? OpenMetricsText.fromPrometheus(own) + "# EOF\n" : own
@@ -57,8 +60,8 @@ final class RequestMetrics: Sendable {
 /// The OpenMetrics 1.0 text format: counter families named without `_total`, `unknown` for untyped,
 /// `# EOF` at the end (added by the caller).
 enum OpenMetricsText {
-    static func render(_ samples: [MetricSample], types: [String: MetricType]) -> String {
-        fromPrometheus(PrometheusText.render(samples, types: types))
+    static func render(_ samples: [MetricSample], types: [String: MetricType], help: (String) -> String?) -> String {
+        fromPrometheus(PrometheusText.render(samples, types: types, help: help))
     }
 
     /// Rewrites Prometheus text `# TYPE` lines to OpenMetrics: a counter `x_total` becomes family `x`;
@@ -66,18 +69,28 @@ enum OpenMetricsText {
     static func fromPrometheus(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count + 64)
+        // A HELP line names the family as its TYPE line does: held until the TYPE line says which.
+        var help: Substring?
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            if line.hasPrefix("# HELP ") { help = line; continue }
             if line.hasPrefix("# TYPE ") {
                 let parts = line.split(separator: " ")
                 if parts.count == 4 {
                     let name = parts[2], type = parts[3]
+                    let family = type == "counter" && name.hasSuffix("_total") ? name.dropLast(6) : name
+                    if let h = help {
+                        let words = h.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
+                        if words.count >= 3, words[2] == name { out += "# HELP \(family)" + (words.count == 4 ? " " + words[3] : "") + "\n" }
+                        help = nil
+                    }
                     if type == "counter" {
-                        out += name.hasSuffix("_total") ? "# TYPE \(name.dropLast(6)) counter\n" : "# TYPE \(name) unknown\n"
+                        out += name.hasSuffix("_total") ? "# TYPE \(family) counter\n" : "# TYPE \(name) unknown\n"
                         continue
                     }
                     if type == "untyped" { out += "# TYPE \(name) unknown\n"; continue }
                 }
             }
+            if let h = help { out += h; out += "\n"; help = nil }
             out += line
             out += "\n"
         }

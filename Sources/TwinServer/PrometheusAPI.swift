@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import TwinCollectors
 import TwinCore
 import TwinQuery
 import TwinStorage
@@ -99,16 +100,23 @@ extension TwinAPI {
         }
     }
 
-    /// The series (labels, id, type) matching any of the `match[]` selectors, or all series.
+    /// The series (labels, id, type) matching any of the `match[]` selectors, or all series; with
+    /// `start` and/or `end`, only those with samples in that range (stored rows overlapping it).
     private func matchingSeries(_ p: Params, required: Bool) throws -> [(id: Int64, labels: Labels, type: MetricType)] {
         let deadline = TwinTime.nowMillis() + engine.timeout
-        guard let sets = try matchers(p, required: required) else {
-            let all = try source.matching([], deadline: deadline)
-            return p.identity.scopedHosts == nil ? all : all.filter { p.identity.sees(host: $0.labels["host"]) }
+        let start = try p.time("start", default: .min), end = try p.time("end", default: .max)
+        var out: [(id: Int64, labels: Labels, type: MetricType)]
+        if let sets = try matchers(p, required: required) {
+            var seen = Set<Int64>()
+            out = []
+            for m in sets { for s in try source.matching(m, deadline: deadline) where seen.insert(s.id).inserted { out.append(s) } }
+        } else {
+            out = try source.matching([], deadline: deadline)
         }
-        var seen = Set<Int64>()
-        var out: [(id: Int64, labels: Labels, type: MetricType)] = []
-        for m in sets { for s in try source.matching(m, deadline: deadline) where seen.insert(s.id).inserted { out.append(s) } }
+        if start != .min || end != .max {
+            let present = try store.seriesWithSamples(from: start, to: end)
+            out = out.filter { present.contains($0.id) }
+        }
         return p.identity.scopedHosts == nil ? out : out.filter { p.identity.sees(host: $0.labels["host"]) }
     }
 
@@ -137,7 +145,8 @@ extension TwinAPI {
         return Self.success { j in j.array(sorted) { j, v in j.string(v) } }
     }
 
-    /// `GET /api/v1/metadata?metric=&limit=`: type (and empty help and unit) per metric name.
+    /// `GET /api/v1/metadata?metric=&limit=`: type, help and (empty) unit per metric name. Help is the
+    /// text imported with the family, else the collector's (``MetricHelp``), else empty.
     func metadata(_ p: Params) throws -> Response {
         let limit = Int(p["limit"] ?? "") ?? -1
         let only = p["metric"].flatMap { $0.isEmpty ? nil : $0 }
@@ -145,6 +154,7 @@ extension TwinAPI {
         for s in try store.seriesCatalog() where only == nil || s.key.metric == only { types[s.key.metric] = s.type }
         var names = types.keys.sorted()
         if limit >= 0 { names = Array(names.prefix(limit)) }
+        let imported = try store.metricHelp()
         return Self.success { j in
             j.raw("{")
             for (i, n) in names.enumerated() {
@@ -152,7 +162,9 @@ extension TwinAPI {
                 j.string(n)
                 j.raw(":[{\"type\":")
                 j.string(types[n]! == .untyped ? "unknown" : types[n]!.rawValue)
-                j.raw(",\"help\":\"\",\"unit\":\"\"}]")
+                j.raw(",\"help\":")
+                j.string(imported[n] ?? MetricHelp.text(for: n) ?? "")
+                j.raw(",\"unit\":\"\"}]")
             }
             j.raw("}")
         }

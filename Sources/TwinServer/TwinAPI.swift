@@ -47,7 +47,7 @@ public struct TwinAPI: Sendable {
         self.live = live
         self.metrics = metrics
         self.logger = logger
-        source = StoreSampleSource(store: store)
+        source = StoreSampleSource(store: store, scrapeLabels: ScrapeLabels())
         engine = PromQLEngine(source: source)
         access = AccessControl(tokens: TokenAuthority(store: store))
     }

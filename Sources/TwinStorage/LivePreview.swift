@@ -66,6 +66,12 @@ public final class LivePreview: Sendable {
     /// Samples held, over all series.
     public var count: Int { state.withLock { $0.samples.values.reduce(0) { $0 + $1.count } } }
 
+    /// The series with held samples in `[from, to]`.
+    func seriesIDs(from: Int64, to: Int64) -> [Int64] {
+        guard holding.load(ordering: .acquiring) else { return [] }
+        return state.withLock { s in s.samples.compactMap { id, list in list.contains { $0.0 >= from && $0.0 <= to } ? id : nil } }
+    }
+
     /// Appends to `out` the held samples of `ids` in `[from, to]` that are newer than the series' last
     /// sample in `out` (stored samples win; the preview only extends them).
     func merge(into out: inout [Int64: [(Int64, Double)]], ids: some Sequence<Int64>, from: Int64, to: Int64) {

@@ -319,6 +319,10 @@ enum Schema {
         m.registerMigration("v20") { db in
             try db.execute(sql: "CREATE TABLE detector_states(series_id INTEGER PRIMARY KEY, through INTEGER NOT NULL, state BLOB NOT NULL)")
         }
+        // v21: `# HELP` texts of imported metric families (collected families' texts live in the binary).
+        m.registerMigration("v21") { db in
+            try db.execute(sql: "CREATE TABLE metric_help(name TEXT PRIMARY KEY, help TEXT NOT NULL) WITHOUT ROWID")
+        }
         return m
     }
 }

@@ -65,6 +65,15 @@ extension TwinStore {
         return try seriesCatalog().filter { s in re?.wholeMatch(s.key.metric) ?? true }.sorted { ($0.key.metric, $0.key.labels.text) < ($1.key.metric, $1.key.labels.text) }
     }
 
+    /// The `# HELP` texts recorded with imported samples, by metric name.
+    public func metricHelp() throws -> [String: String] {
+        try pool.read { db in
+            var out: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT name, help FROM metric_help") { out[row["name"]] = row["help"] }
+            return out
+        }
+    }
+
     /// Every stored series in id order. Kept in memory: each call reads only the series added since the
     /// previous one, so a long-lived reader (the server) pays for the index once.
     public func seriesCatalog() throws -> [SeriesInfo] {

@@ -104,6 +104,26 @@ extension TwinStore {
         }
     }
 
+    /// The series with samples in `[from, to]`, at the granularity of stored rows: a series in a sealed
+    /// row (head window, or rollup hour or day) that overlaps the range counts, as Prometheus counts a
+    /// series whose chunk overlaps it; unsealed samples count exactly. Directories only, no sample data:
+    /// what `/api/v1/series`, `/labels` and `/label/<name>/values` with `start`/`end` need.
+    public func seriesWithSamples(from: Int64, to: Int64) throws -> Set<Int64> {
+        let (sealed, log) = try withLog(ids: nil, from: from, to: to) { db -> Set<Int64> in
+            var ids = Set<Int64>()
+            let chunks = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, members FROM chunks WHERE max_t >= ? AND min_t <= ?"), arguments: [from, to])
+            let rollups = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, members FROM rollups WHERE max_t >= ? AND min_t <= ?"), arguments: [from, to])
+            for row in chunks + rollups {
+                for m in try Self.directory(row, of: []).members { ids.insert(m.id) }
+            }
+            return ids
+        }
+        var out = sealed
+        for (id, list) in log.byID where !list.isEmpty { out.insert(id) }
+        out.formUnion(preview.seriesIDs(from: from, to: to))
+        return out
+    }
+
     /// Samples of many series in `[from, to]`, keyed by series id, in time order.
     public func samples(ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
         let (sealed, log) = try withLog(ids: Set(ids), from: from, to: to) { db in try self.sealedSamples(db, ids: ids, from: from, to: to) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TwinCore
+import TwinQuery
 import TwinStorage
 
 /// `hosttwin export`: stored samples as Prometheus text with millisecond timestamps — what `import` reads.
@@ -14,12 +15,15 @@ struct ExportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only metric names matching this regular expression (anchored).", valueName: "NAME_REGEX")) var match: String?
     @Option(parsing: .unconditional, help: ArgumentHelp("Start time.", valueName: "TIME")) var from: String = "-1h"
     @Option(parsing: .unconditional, help: ArgumentHelp("End time.", valueName: "TIME")) var to: String = "now"
+    @Flag(help: "Add the job and instance labels the Prometheus API shows (job=\"node\", instance = host), for a Prometheus that is to answer alike.")
+    var scrapeLabels = false
 
     func run() throws {
         let (a, b) = (try parseTime(from, "--from"), try parseTime(to, "--to"))
         guard a <= b else { throw CLIError("--from is after --to") }
         let s = try store.openForReading()
         let list = try s.series(matching: match)
+        let scrape = scrapeLabels ? ScrapeLabels().resolved(s) : nil
         var out = ""
         var lastType: [String: Bool] = [:]
         // A few series at a time: a week of one 1 s series is 600k samples in memory.
@@ -31,7 +35,13 @@ struct ExportCommand: ParsableCommand {
                 if lastType.updateValue(true, forKey: info.key.metric) == nil, info.type != .untyped {
                     out += "# TYPE \(info.key.metric) \(info.type.rawValue)\n"
                 }
-                let name = info.key.description
+                var key = info.key
+                if let scrape {
+                    var pairs = key.labels.pairs
+                    scrape.add(to: &pairs)
+                    key = SeriesKey(key.metric, Labels(pairs))
+                }
+                let name = key.description
                 for (t, v) in samples {
                     out += name
                     out += " "

@@ -26,6 +26,8 @@ struct RunCommand: AsyncParsableCommand {
     var config: String?
     @Option(name: .customLong("backup-path"), help: ArgumentHelp("A backup file or directory whose freshness to watch (repeatable).", valueName: "PATH"))
     var backupPaths: [String] = []
+    @Option(help: ArgumentHelp("Directory of *.prom files for the textfile collector (default: /var/lib/prometheus/node-exporter, node_exporter's on Debian).", valueName: "DIR"))
+    var textfileDirectory: String?
     @Option(name: .customLong("disable"), help: ArgumentHelp("Turn a collector off (repeatable); `hosttwin collectors` lists them.", valueName: "NAME"))
     var disabled: [String] = []
     @Option(name: .customLong("enable"), help: ArgumentHelp("Turn a collector on (repeatable).", valueName: "NAME"))
@@ -54,7 +56,8 @@ struct RunCommand: AsyncParsableCommand {
         let twinStore = try TwinStore.open(dataDir: dataDir)
         let live = LiveTwin()
         let collectorConfig = CollectorConfig(backupPaths: backupPaths + (file?.backupPaths ?? []), extraSecretWords: file?.redactWords ?? [],
-                                              processSeriesMinAge: try file?.processSeriesMinAge.map(TwinTime.parseDuration) ?? 10_000)
+                                              processSeriesMinAge: try file?.processSeriesMinAge.map(TwinTime.parseDuration) ?? 10_000,
+                                              textfileDirectory: textfileDirectory ?? file?.textfileDirectory)
         let log = logger
         var api = TwinAPI(store: twinStore, live: live, metrics: selfMetrics, logger: logger)
         let setup = try server.prepare(&api, dataDir: dataDir, fileListen: file?.listen, logger: logger)

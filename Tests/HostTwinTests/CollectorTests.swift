@@ -67,6 +67,48 @@ import TwinCore
         #expect(obs.entities[.backups]?.count == 2)
     }
 
+    /// The textfile collector reads well-formed `*.prom` files, skips a file with a timestamp or a bad line
+    /// (and says so in `node_textfile_scrape_error`), ignores other files, and tells a missing configured
+    /// directory from the absent default.
+    @Test func textfilesAreReadAndBadOnesReported() throws {
+        let dir = try temporaryDirectory("textfile")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(dir + "/backup.prom", "# HELP backup_last_success_seconds When.\n# TYPE backup_last_success_seconds gauge\nbackup_last_success_seconds{job=\"db\"} 1790000000\n")
+        try write(dir + "/stamped.prom", "stamped_metric 1 1700000000000\n")
+        try write(dir + "/broken.prom", "broken{ 1\n")
+        try write(dir + "/notes.txt", "not_read 1\n")
+        let obs = Sampler(selection: only("textfile"), config: CollectorConfig(textfileDirectory: dir)).tick(now: 1000, force: true)
+        #expect(value(obs, "backup_last_success_seconds", ["job": "db"]) == 1_790_000_000)
+        #expect(obs.types["backup_last_success_seconds"] == .gauge)
+        #expect(!obs.samples.contains { ["stamped_metric", "broken", "not_read"].contains($0.key.metric) })
+        #expect(value(obs, "node_textfile_scrape_error", [:]) == 1)
+        #expect(value(obs, "node_textfile_mtime_seconds", ["file": dir + "/backup.prom"]) != nil)
+        try FileManager.default.removeItem(atPath: dir + "/stamped.prom")
+        try FileManager.default.removeItem(atPath: dir + "/broken.prom")
+        #expect(value(Sampler(selection: only("textfile"), config: CollectorConfig(textfileDirectory: dir)).tick(now: 1000, force: true), "node_textfile_scrape_error", [:]) == 0)
+        let missing = Sampler(selection: only("textfile"), config: CollectorConfig(textfileDirectory: dir + "/nope")).tick(now: 1000, force: true)
+        #expect(value(missing, "node_textfile_scrape_error", [:]) == 1, "a configured directory that is missing is an error")
+    }
+
+    /// On this host's real /proc and /sys: the families node_exporter 1.5 exposes by default that the
+    /// dashboards use, with node_exporter's labels, and per-collector scrape figures.
+    @Test func nodeExporterDefaultFamiliesOnThisHost() throws {
+        let obs = Sampler().tick(now: TwinTime.nowMillis(), force: true)
+        let names = Set(obs.samples.map(\.key.metric))
+        for family in ["node_uname_info", "node_os_info", "node_time_seconds", "node_time_zone_offset_seconds", "node_softnet_processed_total",
+                       "node_udp_queues", "node_network_info", "node_network_flags", "node_network_iface_id", "node_disk_info",
+                       "node_selinux_enabled", "node_textfile_scrape_error", "node_scrape_collector_success", "process_cpu_seconds_total",
+                       "process_max_fds", "process_open_fds"] {
+            #expect(names.contains(family), "\(family) missing")
+        }
+        let uname = try #require(obs.samples.first { $0.key.metric == "node_uname_info" })
+        #expect(Set(uname.key.labels.pairs.map(\.name)) == ["sysname", "release", "version", "machine", "nodename", "domainname"])
+        #expect(value(obs, "node_scrape_collector_success", ["collector": "cpu"]) == 1)
+        #expect(names.contains("node_nf_conntrack_entries") == FileManager.default.fileExists(atPath: "/proc/sys/net/netfilter/nf_conntrack_count"))
+        // adjtimex(2) answers for the running kernel.
+        #expect(names.contains("node_timex_sync_status") && names.contains("node_timex_tick_seconds"))
+    }
+
     /// A young process is an entity at once; its series start once it has run `processSeriesMinAge`.
     @Test func processSeriesWaitForTheMinimumAge() throws {
         let child = Process()

@@ -5,9 +5,10 @@ import TwinCore
 
 /// The exposition parser and the bulk import path.
 @Suite struct ImportTests {
-    func parse(_ text: String) -> (samples: [(String, Double, Int64?)], types: [String: MetricType], errors: [String]) {
+    func parse(_ text: String) -> (samples: [(String, Double, Int64?)], types: [String: MetricType], errors: [String], help: [String: String]) {
         var samples: [(String, Double, Int64?)] = []
         var types: [String: MetricType] = [:]
+        var help: [String: String] = [:]
         var errors: [String] = []
         let bytes = Array(text.utf8)
         bytes.withUnsafeBytes { raw in
@@ -18,16 +19,18 @@ import TwinCore
                     switch line {
                     case .sample(let r, let v, let t): samples.append((String(decoding: UnsafeRawBufferPointer(rebasing: raw[r]), as: UTF8.self), v, t))
                     case .type(let n, let t): types[n] = t
+                    case .help(let n, let text): help[n] = text
                     }
                 } catch { errors.append("\(error)") }
             }
         }
-        return (samples, types, errors)
+        return (samples, types, errors, help)
     }
 
     @Test func readsPrometheusAndOpenMetricsText() {
         let r = parse("""
             # HELP node_load1 1m load average.
+            # HELP escaped  A \\\\ backslash,\\t kept and a\\nline.
             # TYPE node_load1 gauge
             node_load1 0.25 1700000000000
             # TYPE http_requests counter
@@ -41,6 +44,7 @@ import TwinCore
             """)
         #expect(r.errors.isEmpty, "\(r.errors)")
         #expect(r.types == ["node_load1": .gauge, "http_requests": .counter])
+        #expect(r.help == ["node_load1": "1m load average.", "escaped": "A \\ backslash,\\t kept and a\nline."], "HELP texts with their escapes undone")
         #expect(r.samples.map(\.0) == ["node_load1", "http_requests_total{code=\"200\",path=\"/a b}c\\\"d\"}", "up", "weird{a=\"1\"}", "inf_metric", "with_exemplar_bucket{le=\"0.1\"}", "indented"])
         #expect(r.samples[0].2 == 1_700_000_000_000, "integer milliseconds")
         #expect(r.samples[1].2 == 1_700_000_000_500, "fractional seconds")

@@ -319,3 +319,71 @@ import TwinCore
         #expect(parse(thread).isEmpty)
     }
 }
+
+/// The kernel tables of node_exporter's default arp, softnet, conntrack and udp_queues collectors, on the
+/// procfs fixtures (real hosts' files, ../shared/data/procfs-fixtures), this VM's captures and damaged copies.
+@Suite struct KernelTableParserTests {
+    static func fixture(_ rel: String) throws -> String {
+        try String(contentsOfFile: try #require(Fixtures.sharedData) + "/procfs-fixtures/proc/" + rel, encoding: .utf8)
+    }
+
+    @Test(.enabled(if: Fixtures.hasSharedData, Comment(rawValue: Fixtures.skipMessage)))
+    func softnetOfEveryKernelFormat() throws {
+        // 13, 13, 11, 9 and 10 columns: the CPU is the 13th column where printed, else the line's index.
+        let lines = parseSoftnet(try Self.fixture("net/softnet_stat"))
+        #expect(lines.map(\.cpu) == [0, 1, 2, 3, 4])
+        #expect(lines[1] == SoftnetLine(cpu: 1, processed: 0x953d1a, dropped: 0x446, timeSqueezed: 0xb1, cpuCollision: 0,
+                                        receivedRPS: 0x8eeb9a, flowLimitCount: 0x2b, backlogLength: 0xdc))
+        #expect(lines[3].cpuCollision == 0x20e76 && lines[3].receivedRPS == 0 && lines[3].backlogLength == 0)
+        // Too few columns (the fixture's broken copy), a field that is not hexadecimal, nothing.
+        #expect(parseSoftnet(try Self.fixture("net/softnet_stat.broken")).isEmpty)
+        #expect(parseSoftnet("00000001 zz 00000000 00000000 00000000 00000000 00000000 00000000 00000000\n").isEmpty)
+        #expect(parseSoftnet("").isEmpty)
+    }
+
+    @Test func softnetOfThisVM() {
+        // Captured here (kernel 6.18: 15 columns, the CPU in the 13th).
+        let text = """
+            00034c95 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000
+            00033e0e 00000000 00000003 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001 00000000 00000000
+
+            """
+        #expect(parseSoftnet(text).map { [$0.cpu, Int($0.processed), Int($0.timeSqueezed)] } == [[0, 0x34c95, 0], [1, 0x33e0e, 3]])
+    }
+
+    @Test(.enabled(if: Fixtures.hasSharedData, Comment(rawValue: Fixtures.skipMessage)))
+    func udpQueuesAndARP() throws {
+        let q = try #require(parseUDPQueues(try Self.fixture("net/udp")))
+        #expect(q.tx == 2 && q.rx == 2)
+        // A line without the queue column is skipped; a header alone is zero; an empty file is nothing.
+        #expect(parseUDPQueues(try Self.fixture("net/udp_broken")).map { [$0.tx, $0.rx] } == [0, 0])
+        #expect(parseUDPQueues("") == nil)
+        #expect(parseUDPQueues("  sl local\n 1: a b 0A zz:01 00\n 2: a b 0A 10:2 00\n").map { [$0.tx, $0.rx] } == [16, 2])
+        let v6 = try #require(parseUDPQueues(try Self.fixture("net/udp6")))
+        #expect(v6.tx == 0 && v6.rx == 0)
+        // Incomplete neighbours count too, per device in order of appearance; short lines are skipped.
+        #expect(parseARPEntries(try Self.fixture("net/arp")).map { "\($0.device)=\($0.entries)" } == ["ens33=2"])
+        #expect(parseARPEntries("IP address HW type\n10.0.0.1 0x1 0x2 aa:bb\n10.0.0.2 0x1 0x2 aa:bb * eth1\n").map(\.device) == ["eth1"])
+        #expect(parseARPEntries("").isEmpty)
+    }
+
+    @Test func conntrackStatistics() {
+        let header = "entries  searched found new invalid ignore delete delete_list insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart\n"
+        let cpu = "00000021  00000000 00000002 00000000 00000003 0000588a 00000000 00000000 00000000 00000000 00000001 00000000 00000000  00000000 00000000 00000000 00000004\n"
+        let sums = parseConntrackStat(header + cpu + cpu)
+        #expect(sums["found"] == 4 && sums["invalid"] == 6 && sums["ignore"] == 2 * 0x588a && sums["drop"] == 2 && sums["search_restart"] == 8)
+        // A row with another column count, or a field that is not hex, is skipped; no rows, no figures.
+        #expect(parseConntrackStat(header + cpu + "00000021 00000000\n" + cpu.replacingOccurrences(of: "0000588a", with: "xyz"))["ignore"] == 0x588a)
+        #expect(parseConntrackStat(header).isEmpty)
+        #expect(parseConntrackStat("").isEmpty)
+    }
+
+    @Test func osVersionNumbers() {
+        #expect(osVersionNumber("12") == 12)
+        #expect(osVersionNumber("20.04") == 20.04)
+        #expect(osVersionNumber("11.6.1") == 11.6)
+        #expect(osVersionNumber("7.x") == 7)
+        #expect(osVersionNumber("rolling") == nil)
+        #expect(osVersionNumber("") == nil)
+    }
+}

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TwinCore
-import TwinQuery
+@testable import TwinQuery
 import TwinStorage
 
 /// A store holding `text` (Prometheus text with ms timestamps), imported through the real bulk path.
@@ -121,6 +121,32 @@ func storeWith(_ text: String) throws -> (TwinStore, String) {
         let range = try e.range(try PromQLParser.parse("temp * 2"), start: Self.t0, end: Self.t0 + 60_000, step: 15_000)
         guard case .matrix(let series) = range else { Issue.record("expected a matrix"); return }
         #expect(series.count == 1 && series[0].points.map(\.1) == [0, 2, 6, 8, 12])
+    }
+
+    /// Calendar functions in UTC around a leap day and before 1970, trigonometry, `holt_winters` by hand,
+    /// and its refusal of smoothing factors outside (0, 1) — Prometheus 2.42's rules (the conformance
+    /// suite checks them against Prometheus itself).
+    @Test func calendarTrigonometryAndSmoothing() throws {
+        let (e, dir) = try engine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // 2024-02-29T23:59:59Z, a Thursday; 1969-12-31T23:00:00Z, a Wednesday.
+        for (f, leap, before) in [("year", 2024.0, 1969.0), ("month", 2, 12), ("day_of_month", 29, 31), ("day_of_week", 4, 3),
+                                  ("day_of_year", 60, 365), ("days_in_month", 29, 31), ("hour", 23, 23), ("minute", 59, 0)] {
+            #expect(try instant(e, "\(f)(vector(1709251199))", at: 0)[""] == leap, "\(f) of the leap day")
+            #expect(try instant(e, "\(f)(vector(-3600))", at: 0)[""] == before, "\(f) before 1970")
+        }
+        #expect(try instant(e, "year(vector(1/0))", at: 0)[""]?.isNaN == true, "an infinite time is no date")
+        #expect(try instant(e, "pi()", at: 0)["scalar"] == Double.pi)
+        #expect(try instant(e, "deg(vector(pi()))", at: 0)[""] == 180)
+        #expect(abs(try instant(e, "sin(vector(pi() / 6))", at: 0)[""]! - 0.5) < 1e-15)
+        #expect(try instant(e, "acos(vector(2))", at: 0)[""]?.isNaN == true)
+        #expect(try instant(e, "atanh(vector(1))", at: 0)[""] == .infinity)
+        // temp rises by 1 each 10 s: level 0,1,2...; smoothing with trend follows the line exactly.
+        #expect(try instant(e, "holt_winters(temp[1m], 0.5, 0.5)", at: 600_000)["{room=\"a\"}"] == 60)
+        #expect(PromFunctions.holtWinters([1, 3, 2, 5], smoothing: 0.5, trend: 0.5)! == 4.875)
+        #expect(PromFunctions.holtWinters([1], smoothing: 0.5, trend: 0.5) == nil)
+        #expect(throws: PromQLError.self) { try instant(e, "holt_winters(temp[1m], 1, 0.5)", at: 600_000) }
+        #expect(try instant(e, "holt_winters(absent_metric[1m], 2, 2)", at: 600_000).isEmpty, "no series, no error")
     }
 
     @Test func refusesAbsurdRanges() throws {

@@ -3,6 +3,7 @@ import Testing
 import TwinCore
 @testable import TwinServer
 import TwinAnalytics
+import TwinQuery
 import NIOCore
 
 /// The HTTP API of the real binary on loopback: the Prometheus-compatible endpoints, the state API and
@@ -48,7 +49,7 @@ import NIOCore
     @Test func prometheusAPIAndBadRequests() throws {
         let dir = try temporaryDirectory("hosttwin-server")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try QueryTests.data.write(toFile: dir + "/data.prom", atomically: true, encoding: .utf8)
+        try ("# HELP temp Room temperature, \\\\ in \\n degrees.\n" + QueryTests.data).write(toFile: dir + "/data.prom", atomically: true, encoding: .utf8)
         #expect(try EndToEndTests.cli(["import", "--data-dir", dir + "/store", dir + "/data.prom"]).status == 0)
         let port = try Self.freePort()
         let serve = try Self.start(["serve", "--data-dir", dir + "/store", "--listen", "127.0.0.1:\(port)"])
@@ -66,7 +67,8 @@ import NIOCore
         let data = body["data"] as? [String: Any]
         #expect(data?["resultType"] as? String == "vector")
         let first = (data?["result"] as? [[String: Any]])?.first
-        #expect(first?["metric"] as? [String: String] == ["room": "a"])
+        // Series carry the job and instance a Prometheus scrape adds (instance: this host, the store having none).
+        #expect(first?["metric"] as? [String: String] == ["room": "a", "job": "node", "instance": HostName.local])
         #expect((first?["value"] as? [Any])?.last as? String == "20")
         #expect(((first?["value"] as? [Any])?.first as? NSNumber)?.int64Value == t + 100)
 
@@ -84,11 +86,21 @@ import NIOCore
         (status, body) = Self.get(port, "/api/v1/series?match[]=\(Self.q("cpu_seconds_total{mode=\"user\"}"))")
         #expect(status == 200 && (body["data"] as? [[String: String]])?.count == 2)
         (status, body) = Self.get(port, "/api/v1/labels")
-        #expect(Set(body["data"] as? [String] ?? []) == ["__name__", "cpu", "job", "mode", "room"])
+        #expect(Set(body["data"] as? [String] ?? []) == ["__name__", "cpu", "job", "instance", "mode", "room"])
+        // A series that has its own job keeps it (honor_labels).
+        #expect(Self.get(port, "/api/v1/label/job/values").1["data"] as? [String] == ["api", "node"])
+        // start/end: only series with samples in the range (the data spans t0 to t0 + 600 s).
+        #expect((Self.get(port, "/api/v1/series?match[]=temp&start=\(t + 100)&end=\(t + 200)").1["data"] as? [Any])?.count == 1)
+        #expect((Self.get(port, "/api/v1/series?match[]=temp&start=\(t - 7200)&end=\(t - 3600)").1["data"] as? [Any])?.isEmpty == true)
+        #expect((Self.get(port, "/api/v1/labels?start=\(t + 3600)").1["data"] as? [Any])?.isEmpty == true)
+        #expect((Self.get(port, "/api/v1/label/room/values?end=\(t - 1)").1["data"] as? [Any])?.isEmpty == true)
+        #expect(Self.get(port, "/api/v1/label/room/values?start=\(t)&end=\(t + 1)").1["data"] as? [String] == ["a"])
         (status, body) = Self.get(port, "/api/v1/label/mode/values")
         #expect(body["data"] as? [String] == ["idle", "user"])
         (status, body) = Self.get(port, "/api/v1/metadata")
         #expect(((body["data"] as? [String: Any])?["temp"] as? [[String: Any]])?.first?["type"] != nil)
+        // The imported HELP text is kept, escapes undone.
+        #expect(((body["data"] as? [String: Any])?["temp"] as? [[String: Any]])?.first?["help"] as? String == "Room temperature, \\ in \n degrees.")
         (status, body) = Self.get(port, "/api/v1/status/buildinfo")
         #expect(status == 200 && (body["data"] as? [String: Any])?["version"] as? String == "2.42.0")
         // What Grafana asks besides queries: no rules or alerts exist, no exemplars are kept.

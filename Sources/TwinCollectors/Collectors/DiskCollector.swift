@@ -6,6 +6,8 @@ public final class DiskCollector: Collector {
     public let name = "disk"
     /// Per line: the device's labels, or nil when the device filter excludes it.
     private let devices = LineKeyCache<Labels>()
+    /// `node_disk_info` labels by device (read once per device numbers: udev and sysfs facts).
+    private var info: [String: Labels] = [:]
     public init() {}
 
     /// (metric, scale) for each diskstats counter, in file order; nil where node_exporter has no metric.
@@ -47,19 +49,47 @@ public final class DiskCollector: Collector {
     }
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
+        // The reader's buffer holds diskstats while it is scanned: facts of new devices are read after.
+        var unknown: [(String, Int, Int)] = []
         let found: Void? = ctx.reader.withBytes(ctx.paths.proc("diskstats")) { b in
             let s = ByteScanner(b)
-            scanDiskstats(s) { index, name, _, _, counters in
+            scanDiskstats(s) { index, name, major, minor, counters in
                 guard let l = devices.value(index, name, s, {
                     let d = s.string(name)
                     return Self.isExcluded(d) ? nil : Labels(["device": d])
                 }) else { return }
+                let device = l["device"] ?? ""
+                if let i = info[device], i["major"] == String(major), i["minor"] == String(minor) {
+                    ctx.observation.add("node_disk_info", i, 1)
+                } else {
+                    unknown.append((device, major, minor))
+                }
                 for i in 0..<min(counters.count, Self.fields.count) {
                     let (metric, scale, type) = Self.fields[i]
                     ctx.observation.add(metric, l, counters[i] * scale, type)
                 }
             }
         }
+        for (device, major, minor) in unknown {
+            let l = Self.infoLabels(device, major: major, minor: minor, ctx.reader, ctx.paths)
+            info[device] = l
+            ctx.observation.add("node_disk_info", l, 1)
+        }
         return found == nil ? .noData("diskstats missing") : .ok
+    }
+
+    /// node_exporter's `node_disk_info` labels: the device numbers, what udev recorded about the disk
+    /// (`/run/udev/data/bMAJOR:MINOR`; empty where udev does not run) and whether it rotates.
+    static func infoLabels(_ device: String, major: Int, minor: Int, _ reader: FileReader, _ paths: HostPaths) -> Labels {
+        var udev: [String: String] = [:]
+        for line in reader.read(paths.root("/run/udev/data/b\(major):\(minor)"))?.split(separator: "\n") ?? [] where line.hasPrefix("E:") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            udev[String(line[line.index(line.startIndex, offsetBy: 2)..<eq])] = String(line[line.index(after: eq)...])
+        }
+        var pairs = ["device": device, "major": String(major), "minor": String(minor),
+                     "model": udev["ID_MODEL"] ?? "", "path": udev["ID_PATH"] ?? "", "revision": udev["ID_REVISION"] ?? "",
+                     "serial": udev["ID_SERIAL_SHORT"] ?? "", "wwn": udev["ID_WWN"] ?? ""]
+        if let r = reader.read(paths.sys + "/block/" + device + "/queue/rotational") { pairs["rotational"] = String(r.trimmingSuffixNewlines) }
+        return Labels(dictionary: pairs)
     }
 }

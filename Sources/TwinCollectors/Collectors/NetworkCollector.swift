@@ -19,13 +19,27 @@ public final class NetworkCollector: Collector {
         var speed: Double?
         var carrier: Double?
         var operstate: String?
+        /// node_exporter's netclass figures (`node_network_flags`, `..._iface_id`, ...) and info labels.
+        var classValues: [(String, Double, MetricType)] = []
+        var info: Labels?
+        let nohandlerPath: String
         var factsRead: Int64?
         init(_ name: String, sys: String) {
             self.name = name
             labels = Labels(["device": name])
             base = sys + "/class/net/" + name + "/"
+            nohandlerPath = base + "statistics/rx_nohandler"
         }
     }
+
+    /// sysfs file, node_exporter metric (after `node_network_`), type: its netclass collector's figures.
+    static let classFiles: [(String, String, MetricType)] = [
+        ("addr_assign_type", "address_assign_type", .gauge), ("carrier_changes", "carrier_changes_total", .counter),
+        ("carrier_up_count", "carrier_up_changes_total", .counter), ("carrier_down_count", "carrier_down_changes_total", .counter),
+        ("dev_id", "device_id", .gauge), ("dormant", "dormant", .gauge), ("flags", "flags", .gauge), ("ifindex", "iface_id", .gauge),
+        ("iflink", "iface_link", .gauge), ("link_mode", "iface_link_mode", .gauge), ("name_assign_type", "name_assign_type", .gauge),
+        ("netdev_group", "net_dev_group", .gauge), ("type", "protocol_type", .gauge), ("tx_queue_len", "transmit_queue_length", .gauge),
+    ]
 
     public init() {}
 
@@ -57,11 +71,28 @@ public final class NetworkCollector: Collector {
                 var f: [String: AttributeValue] = ["name": .string(dev.name)]
                 dev.mtu = attr(dev, "mtu").flatMap(Double.init)
                 if let mtu = dev.mtu { f["mtu"] = .int(Int64(saturating: mtu)) }
-                dev.speed = attr(dev, "speed").flatMap(Double.init).flatMap { $0 >= 0 ? $0 : nil }
-                if let speed = dev.speed { f["speed_mbps"] = .int(Int64(saturating: speed)) }
+                // node_exporter 1.5 reports an unknown speed (-1) as it reads it: -125000 bytes/s.
+                dev.speed = attr(dev, "speed").flatMap(Double.init)
+                if let speed = dev.speed, speed >= 0 { f["speed_mbps"] = .int(Int64(saturating: speed)) }
                 if let address = attr(dev, "address") { f["address"] = .string(address) }
                 if let type = attr(dev, "type").flatMap({ Int64($0) }) { f["type"] = .int(type) }
                 dev.facts = f
+                dev.classValues = Self.classFiles.compactMap { file, metric, type in
+                    guard let text = attr(dev, file) else { return nil }
+                    let v = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16).map { Double($0) } : Double(text)
+                    return v.map { ("node_network_" + metric, $0, type) }
+                }
+                let flags = attr(dev, "flags").flatMap { UInt64($0.dropFirst(2), radix: 16) }
+                dev.info = Labels(dictionary: [
+                    "device": dev.name, "address": attr(dev, "address") ?? "", "broadcast": attr(dev, "broadcast") ?? "",
+                    "duplex": attr(dev, "duplex") ?? "", "ifalias": attr(dev, "ifalias") ?? "", "operstate": oper ?? "",
+                    "adminstate": flags.map { $0 & 1 != 0 ? "up" : "down" } ?? "",
+                ])
+            }
+            for (metric, v, type) in dev.classValues { ctx.observation.add(metric, dev.labels, v, type) }
+            if let info = dev.info { ctx.observation.add("node_network_info", info, 1) }
+            if let n = reader.read(dev.nohandlerPath).flatMap({ Double($0.trimmingSuffixNewlines) }) {
+                ctx.observation.counter("node_network_receive_nohandler_total", dev.labels, n)
             }
             var attrs = dev.facts
             if let mtu = dev.mtu { ctx.observation.add("node_network_mtu_bytes", dev.labels, mtu) }

@@ -34,6 +34,9 @@ public final class BulkImporter {
     private var newKeys: [(SeriesKey, MetricType)] = []
     private var newEntries: [(hash: UInt64, slot: Int)] = []
     private var types: [String: MetricType] = [:]
+    /// `# HELP` texts read so far, written with the next batch when one changed.
+    private var help: [String: String] = [:]
+    private var helpChanged = false
     private var batch: [(Int64, Int64, Double)] = []
     private let batchSize: Int
     public private(set) var stats = Stats()
@@ -60,6 +63,7 @@ public final class BulkImporter {
             guard let line else { break }
             switch line {
             case .type(let name, let type): types[name] = type
+            case .help(let name, let text): if help[name] != text { help[name] = text; helpChanged = true }
             case .sample(let range, let value, let time):
                 let id: Int64
                 do { id = try seriesID(UnsafeRawBufferPointer(rebasing: bytes[range])) } catch let e as TwinError {
@@ -80,6 +84,10 @@ public final class BulkImporter {
 
     /// Writes the pending batch.
     public func flushBatch() throws {
+        if helpChanged {
+            try writer.recordHelp(help)
+            helpChanged = false
+        }
         guard !batch.isEmpty else { return }
         if !newKeys.isEmpty {
             let created = try writer.seriesIDs(for: newKeys)

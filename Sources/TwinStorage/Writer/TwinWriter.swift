@@ -232,6 +232,17 @@ public final class TwinWriter {
         return resolved.map(\.0)
     }
 
+    /// Records the `# HELP` texts of metric families (imported text keeps them): `/api/v1/metadata` shows them.
+    public func recordHelp(_ help: [String: String]) throws {
+        guard !help.isEmpty else { return }
+        try store.pool.write { db in
+            for (name, text) in help {
+                try db.execute(sql: "INSERT INTO metric_help(name, help) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET help = excluded.help",
+                               arguments: [name, String(text.prefix(4096))])
+            }
+        }
+    }
+
     /// Bulk ingest: appends `(series id, time, value)` samples in any series order. A sample not after its
     /// series' newest stored sample is refused (counted in the result); the rest are durable when this returns.
     @discardableResult

@@ -1,0 +1,2 @@
+// adjtimex(2) and struct timex, which the Glibc module leaves out.
+#include <sys/timex.h>
