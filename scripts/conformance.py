@@ -84,7 +84,7 @@ def openmetrics():
 
 
 def get(base, path, params):
-    url = base + path + "?" + urllib.parse.urlencode(params)
+    url = base + path + "?" + urllib.parse.urlencode(params, doseq=True)
     try:
         with urllib.request.urlopen(url, timeout=60) as r:
             return r.status, json.loads(r.read())
@@ -152,6 +152,94 @@ def compare_data(p, t, ordered=False):
     return None
 
 
+# Expressions for /api/v1/format_query: Prometheus' formatter, short (one line) and long (indented).
+FORMAT_QUERIES = [
+    'sum(rate(node_cpu_seconds_total{mode!="idle"}[90s])) by (cpu)',
+    'node_load1   >bool   0.5',
+    'a / on(instance, job) group_left(mode, cpu) b',
+    'x * ignoring(a) y',
+    'topk(3, {__name__=~"node_load.*", job="node"} offset 5m)',
+    'rate(x[5m] @ 1700000000.5 offset -1h30m)',
+    'max_over_time(deriv(x[2m])[1h:30s] offset 1d)',
+    'avg_over_time(x[1w]) + count_values("v", y) - quantile without (le) (0.9, z)',
+    '-(1e3 + 0x10) ^ 2 % 7',
+    'label_replace(up, "dst", "x-$1", "src", "(.*)")',
+    "x{job='a\"b', path=`C:\\dir`}",
+    'sum by (job, instance) (rate(node_network_receive_bytes_total{device!~"lo|veth.*", instance="vm", job="node"}[5m])) / on (job, instance) group_left () sum by (job, instance) (rate(node_network_transmit_bytes_total[5m]))',
+    'histogram_quantile(0.99, sum by (le, job) (rate(synthetic_latency_seconds_bucket{job=~"a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p"}[5m]))) > bool on () group_right() (vector(1) + vector(2))',
+    'x @ start() + y @ end()',
+    '{__name__="x"}',
+    'x[5m:]',
+]
+
+# Endpoints compared: (kind, path, params). "exact" compares the data, "set" the data as a set, "keys" the
+# keys of an object (values differ by nature: build, runtime, paths; HostTwin may add keys, which are
+# listed), "error" both refuse with the same type.
+def api_checks(start, end):
+    s, e = f"{start:.3f}", f"{end:.3f}"
+    return [
+        ("exact", "/api/v1/series", {"match[]": ["node_load1", "synthetic_gauge"], "start": s, "end": e}),
+        ("exact", "/api/v1/series", {"match[]": ['{__name__=~"synthetic_t.*"}'], "start": s, "end": e}),
+        ("exact", "/api/v1/series", {"match[]": ["synthetic_tiny"], "start": f"{end + 3600:.3f}", "end": f"{end + 7200:.3f}"}),
+        ("exact", "/api/v1/series", {"match[]": ["synthetic_tiny"], "end": f"{start - 3600:.3f}"}),
+        ("set", "/api/v1/labels", {"start": s, "end": e}),
+        ("set", "/api/v1/labels", {"match[]": ["synthetic_gauge"]}),
+        ("exact", "/api/v1/labels", {"start": f"{end + 3600:.3f}"}),
+        ("exact", "/api/v1/label/job/values", {}),
+        ("exact", "/api/v1/label/__name__/values", {"match[]": ['{__name__=~"synthetic_.*"}'], "start": s, "end": e}),
+        ("exact", "/api/v1/label/mode/values", {"start": s, "end": e}),
+        ("exact", "/api/v1/label/mode/values", {"start": f"{end + 3600:.3f}"}),
+        ("exact", "/api/v1/query_exemplars", {"query": "synthetic_gauge", "start": s, "end": e}),
+        ("keys", "/api/v1/metadata", {"limit": "0"}),
+        ("keys", "/api/v1/status/buildinfo", {}),
+        ("keys", "/api/v1/status/config", {}),
+        ("type", "/api/v1/status/flags", {}),
+        ("keys", "/api/v1/status/runtimeinfo", {}),
+        ("keys", "/api/v1/status/tsdb", {}),
+        ("keys", "/api/v1/status/walreplay", {}),
+        ("keys", "/api/v1/targets", {}),
+        ("exact", "/api/v1/targets/metadata", {}),
+        ("keys", "/api/v1/alertmanagers", {}),
+        ("keys", "/api/v1/rules", {}),
+        ("keys", "/api/v1/alerts", {}),
+        ("error", "/api/v1/series", {}),
+        ("error", "/api/v1/series", {"match[]": ["up"], "start": "yesterday"}),
+        ("error", "/api/v1/label/a-b/values", {}),
+        ("error", "/api/v1/format_query", {"query": "sum(rate(x[5m]) by"}),
+    ] + [("exact", "/api/v1/format_query", {"query": q}) for q in FORMAT_QUERIES]
+
+
+def compare_api(args, start, end):
+    """Rows (description, problem or None) for every endpoint check."""
+    rows = []
+    for kind, path, params in api_checks(start, end):
+        ps, pj = get(args.prom, path, params)
+        ts, tj = get(args.twin, path, params)
+        desc = path + ("?" + urllib.parse.urlencode(params, doseq=True) if params else "")
+        problem = None
+        if kind == "error":
+            if pj.get("status") != "error" or tj.get("status") != "error" or pj.get("errorType") != tj.get("errorType") or ps != ts:
+                problem = f"Prometheus {ps} {pj.get('errorType')} / HostTwin {ts} {tj.get('errorType')}"
+        elif pj.get("status") != "success" or tj.get("status") != "success":
+            problem = f"Prometheus {ps} {pj.get('error', '')[:80]} / HostTwin {ts} {tj.get('error', '')[:80]}"
+        else:
+            a, b = pj["data"], tj["data"]
+            if kind == "exact" and a != b:
+                problem = f"{json.dumps(a)[:150]} vs {json.dumps(b)[:150]}"
+            elif kind == "set" and sorted(a) != sorted(b):
+                problem = f"{sorted(set(a) ^ set(b))[:5]} differ"
+            elif kind == "keys" and (not isinstance(a, dict) or not isinstance(b, dict) or not set(a) <= set(b)):
+                problem = f"keys {sorted(a) if isinstance(a, dict) else a} vs {sorted(b) if isinstance(b, dict) else b}"
+            elif kind == "keys" and set(b) - set(a):
+                desc += f" (HostTwin adds {', '.join(sorted(set(b) - set(a)))})"
+            elif kind == "type" and type(a) != type(b):
+                problem = f"{type(a).__name__} vs {type(b).__name__}"
+        rows.append((f"{kind}: {desc}", problem))
+        if args.verbose or problem:
+            print(("FAIL " if problem else "ok   ") + desc + ("" if not problem else "\n     " + problem), flush=True)
+    return rows
+
+
 # Queries whose instant result has an order Prometheus defines (by value).
 ORDERED = re.compile(r"^\s*(sort|sort_desc|topk|bottomk)\b")
 
@@ -197,9 +285,14 @@ def compare(args):
         rows.append((q, problems))
         if args.verbose or problems:
             print(("FAIL " if problems else "ok   ") + q + ("" if not problems else "\n     " + "\n     ".join(p[:300] for p in problems)), flush=True)
+    api_rows = compare_api(args, start, end)
+    api_failures = sum(1 for _, p in api_rows if p)
     elapsed = time.time() - t0
-    summary = f"{len(queries) - failures} of {len(queries)} queries agree (range query at {step} s step over {span:.0f} s, and instant queries at 3 times; values within 1e-9 relative); {nonempty} range results non-empty; {elapsed:.1f} s"
+    summary = (f"{len(queries) - failures} of {len(queries)} queries agree (range query at {step} s step over {span:.0f} s, and instant "
+               f"queries at 3 times; values within 1e-9 relative); {nonempty} range results non-empty; "
+               f"{len(api_rows) - api_failures} of {len(api_rows)} API checks agree; {elapsed:.1f} s")
     print(summary)
+    failures += api_failures
     if args.out:
         with open(args.out, "w") as f:
             f.write("# PromQL conformance: HostTwin vs Prometheus 2.42\n\n")
@@ -209,6 +302,9 @@ def compare(args):
             for q, problems in rows:
                 cell = "agrees" if not problems else "DIFFERS: " + "; ".join(p[:200] for p in problems).replace("|", "\\|")
                 f.write(f"| `{q.replace('|', chr(92) + '|')}` | {cell} |\n")
+            f.write("\n## API endpoints\n\n| check | result |\n|---|---|\n")
+            for d, problem in api_rows:
+                f.write(f"| `{d.replace('|', chr(92) + '|')}` | {'agrees' if not problem else 'DIFFERS: ' + problem.replace('|', chr(92) + '|')} |\n")
     return 1 if failures else 0
 
 

@@ -149,7 +149,8 @@ public final class StoreSampleSource: SampleSource {
 /// The labels Prometheus adds to what it scrapes, as HostTwin shows them through its Prometheus API so
 /// that dashboards and rules written for node_exporter find them: `job` (default "node") and `instance`
 /// — the series' `host` label on a hub, the twin's own host name otherwise. A series that already has
-/// either label keeps its own (Prometheus' `honor_labels`).
+/// either label keeps its own (Prometheus' `honor_labels`). Labels with empty values are left out, as
+/// Prometheus leaves them out when it ingests node_exporter's `node_os_info{build_id=""}`.
 public struct ScrapeLabels: Sendable {
     public var job: String
     /// The instance of series without a `host` label; nil: the store's host entity's hostname, else this machine's.
@@ -169,8 +170,10 @@ public struct ScrapeLabels: Sendable {
         return ScrapeLabels(job: job, instance: stored ?? HostName.local)
     }
 
-    /// Appends `job` and `instance` to `pairs` where they are missing.
+    /// Appends `job` and `instance` to `pairs` where they are missing, and drops labels with empty values
+    /// (Prometheus stores none: `{ifalias=""}` is the label's absence).
     public func add(to pairs: inout [Label]) {
+        pairs.removeAll { $0.value.isEmpty }
         var job = true, instance = true
         var host: String?
         for p in pairs {

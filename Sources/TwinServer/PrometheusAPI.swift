@@ -170,6 +170,77 @@ extension TwinAPI {
         }
     }
 
+    /// `GET|POST /api/v1/format_query?query=`: the expression as Prometheus' formatter writes it.
+    func formatQuery(_ p: Params) throws -> Response {
+        let text = PromQLPrinter.pretty(try parse(p))
+        return Self.success { $0.string(text) }
+    }
+
+    /// `GET /api/v1/status/config`: the configuration as YAML. A twin has no scrape configuration; it
+    /// shows the global settings its query engine applies.
+    func statusConfig() -> Response {
+        let yaml = "global:\n  scrape_interval: 1s\n  evaluation_interval: \(PromQLPrinter.duration(engine.defaultSubqueryStep))\n"
+        return Self.success { j in j.raw("{\"yaml\":"); j.string(yaml); j.raw("}") }
+    }
+
+    /// `GET /api/v1/status/flags`: the query settings, under Prometheus' flag names.
+    func statusFlags() -> Response {
+        let flags = [("query.lookback-delta", PromQLPrinter.duration(engine.lookback)), ("query.max-samples", String(engine.maxSamples)),
+                     ("query.timeout", PromQLPrinter.duration(engine.timeout)), ("storage.tsdb.path", store.dataDir)]
+        return Self.success { j in
+            j.raw("{")
+            for (i, (k, v)) in flags.enumerated() {
+                if i > 0 { j.raw(",") }
+                j.string(k); j.raw(":"); j.string(v)
+            }
+            j.raw("}")
+        }
+    }
+
+    /// `GET /api/v1/status/runtimeinfo`: Prometheus' fields, filled with what a twin knows.
+    func runtimeInfo(_ p: Params) throws -> Response {
+        let cwd = FileManager.default.currentDirectoryPath
+        let threads = ProcessInfo.processInfo.activeProcessorCount
+        return Self.success { j in
+            j.raw("{\"startTime\":"); j.string(TwinTime.rfc3339(Self.startTime))
+            j.raw(",\"CWD\":"); j.string(cwd)
+            j.raw(",\"reloadConfigSuccess\":true,\"lastConfigTime\":"); j.string(TwinTime.rfc3339(Self.startTime))
+            j.raw(",\"corruptionCount\":0,\"goroutineCount\":0,\"GOMAXPROCS\":\(threads),\"GOGC\":\"\",\"GODEBUG\":\"\",\"storageRetention\":\"see hosttwin status\"}")
+        }
+    }
+
+    /// When this server started (ms).
+    static let startTime = TwinTime.nowMillis()
+
+    /// `GET /api/v1/status/tsdb`: series counts of the store, as Prometheus reports its head: totals, and
+    /// the ten largest metric names, label names by distinct values and label pairs by series.
+    func tsdbStatus(_ p: Params) throws -> Response {
+        let deadline = TwinTime.nowMillis() + engine.timeout
+        let all = try matchingSeries(p, required: false)
+        guard TwinTime.nowMillis() <= deadline else { throw APIError.timeout("tsdb status timed out") }
+        var byName: [String: Int] = [:], values: [String: Set<String>] = [:], pairs: [String: Int] = [:], bytes: [String: Int] = [:]
+        for s in all {
+            byName[s.labels[Labels.metricName] ?? "", default: 0] += 1
+            for l in s.labels.pairs {
+                if values[l.name, default: []].insert(l.value).inserted { bytes[l.name, default: 0] += l.value.utf8.count }
+                pairs[l.name + "=" + l.value, default: 0] += 1
+            }
+        }
+        let range = try store.sampleTimeRange()
+        func top(_ d: [String: Int]) -> [(String, Int)] { Array(d.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(10)) }
+        func list(_ j: inout JSONText, _ items: [(String, Int)]) {
+            j.array(items) { j, it in j.raw("{\"name\":"); j.string(it.0); j.raw(",\"value\":\(it.1)}") }
+        }
+        return Self.success { j in
+            j.raw("{\"headStats\":{\"numSeries\":\(all.count),\"numLabelPairs\":\(pairs.count),\"chunkCount\":0,\"minTime\":\(range?.0 ?? 0),\"maxTime\":\(range?.1 ?? 0)}")
+            j.raw(",\"seriesCountByMetricName\":"); list(&j, top(byName))
+            j.raw(",\"labelValueCountByLabelName\":"); list(&j, top(values.mapValues(\.count)))
+            j.raw(",\"memoryInBytesByLabelName\":"); list(&j, top(bytes))
+            j.raw(",\"seriesCountByLabelValuePair\":"); list(&j, top(pairs))
+            j.raw("}")
+        }
+    }
+
     /// `GET /api/v1/status/buildinfo`. `version` is the Prometheus API level HostTwin implements (clients
     /// such as Grafana choose features by it); `application` names what answers.
     func buildInfo() -> Response {

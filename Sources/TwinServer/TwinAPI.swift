@@ -78,6 +78,17 @@ public struct TwinAPI: Sendable {
         "/api/v1/rules": Route(methods: .get, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw(#"{"groups":[]}"#) } },
         "/api/v1/alerts": Route(methods: .get, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw(#"{"alerts":[]}"#) } },
         "/api/v1/query_exemplars": Route(methods: .getOrPost, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw("[]") } },
+        "/api/v1/format_query": Route(methods: .getOrPost, access: .read, light: true) { try $0.formatQuery($1) },
+        // Prometheus' status pages, answered for a twin: what it holds, how it runs; no scrape targets or
+        // Alertmanagers of its own (an agent pushes), so those lists are empty.
+        "/api/v1/status/config": Route(methods: .get, access: .read, light: true) { api, _ in api.statusConfig() },
+        "/api/v1/status/flags": Route(methods: .get, access: .read, light: true) { api, _ in api.statusFlags() },
+        "/api/v1/status/runtimeinfo": Route(methods: .get, access: .read) { try $0.runtimeInfo($1) },
+        "/api/v1/status/tsdb": Route(methods: .get, access: .read) { try $0.tsdbStatus($1) },
+        "/api/v1/status/walreplay": Route(methods: .get, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw(#"{"min":0,"max":0,"current":0}"#) } },
+        "/api/v1/targets": Route(methods: .get, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw(#"{"activeTargets":[],"droppedTargets":[]}"#) } },
+        "/api/v1/targets/metadata": Route(methods: .get, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw("[]") } },
+        "/api/v1/alertmanagers": Route(methods: .get, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw(#"{"activeAlertmanagers":[],"droppedAlertmanagers":[]}"#) } },
         "/api/v1/twin/state": Route(methods: .get, access: .read) { try $0.state($1, kinds: nil) },
         "/api/v1/twin/diff": Route(methods: .get, access: .read) { try $0.diff($1) },
         "/api/v1/twin/events": Route(methods: .get, access: .read) { try $0.events($1) },
