@@ -240,6 +240,40 @@ def compare_api(args, start, end):
     return rows
 
 
+# Everything Prometheus 2.42's PromQL has, each with a pattern that finds the queries exercising it:
+# the coverage table of RESULT.md, and a failure when something has no query.
+FUNCTIONS_2_42 = """abs absent absent_over_time acos acosh asin asinh atan atanh avg_over_time ceil changes clamp clamp_max
+clamp_min cos cosh count_over_time day_of_month day_of_week day_of_year days_in_month deg delta deriv exp floor
+histogram_count histogram_fraction histogram_quantile histogram_sum holt_winters hour idelta increase irate
+label_join label_replace last_over_time ln log10 log2 max_over_time min_over_time minute month pi predict_linear
+present_over_time quantile_over_time rad rate resets round scalar sgn sin sinh sort sort_desc sqrt
+stddev_over_time stdvar_over_time sum_over_time tan tanh time timestamp vector year""".split()
+AGGREGATIONS_2_42 = "sum avg min max count group stddev stdvar topk bottomk quantile count_values".split()
+
+
+def coverage_items():
+    items = [("function", f, rf"(?<![\w.]){f}\s*\(") for f in FUNCTIONS_2_42]
+    items += [("aggregation", a, rf"(?<![\w.]){a}\s*(\(|by\b|without\b)") for a in AGGREGATIONS_2_42]
+    ops = [("+", r"\s\+\s"), ("-", r"\s-\s"), ("*", r"\s\*\s"), ("/", r"\s/\s"), ("%", r"\s%\s"), ("^", r"\s\^\s"),
+           ("==", r"=="), ("!=", r"\s!=\s"), (">", r"\s>\s"), ("<", r"\s<\s"), (">=", r">="), ("<=", r"<="),
+           ("and", r"\sand\s"), ("or", r"\sor\s"), ("unless", r"\sunless\s"), ("atan2", r"\satan2\s")]
+    items += [("binary operator", o, p) for o, p in ops]
+    items += [("modifier", m, p) for m, p in [
+        ("bool", r"\sbool\s"), ("on", r"\son\s*\("), ("ignoring", r"\signoring\s*\("), ("group_left", r"group_left"),
+        ("group_right", r"group_right"), ("by", r"\sby\s*\("), ("without", r"\swithout\s*\("), ("offset", r"\soffset\s+\d"),
+        ("negative offset", r"\soffset\s+-"), ("@ timestamp", r"@\s*(\d|\$T_MID)"), ("@ start()", r"@\s*start\(\)"), ("@ end()", r"@\s*end\(\)"),
+        ("subquery", r"\[\d+\w+:\d+\w+\]"), ("subquery with the default step", r"\[\d+\w+:\]"), ("unary minus", r"(^|[(\s])-[a-z(]"),
+        ("parentheses", r"^\("), ("regex matcher", r"=~"), ("negative regex matcher", r"!~"), ("__name__ matcher", r"__name__"),
+        ("number literal forms (exponent, hex, Inf, NaN)", r"\d[eE][-+]?\d|0x[0-9a-fA-F]|\bInf\b|\bNaN\b"),
+        ("string literal", r'"[^"]*"\s*,')]]
+    return items
+
+
+def coverage(queries):
+    """(kind, item, [queries]) for each item of PromQL 2.42."""
+    return [(kind, item, [q for q in queries if re.search(pat, q)]) for kind, item, pat in coverage_items()]
+
+
 # Queries whose instant result has an order Prometheus defines (by value).
 ORDERED = re.compile(r"^\s*(sort|sort_desc|topk|bottomk)\b")
 
@@ -261,7 +295,9 @@ def compare(args):
     instants = [start + span / 3, start + span / 2, end]
     rows, failures, nonempty = [], 0, 0
     t0 = time.time()
-    for q in queries:
+    for template in queries:
+        # $T_MID: the middle of the data, for `@` modifiers with a time.
+        q = template.replace("$T_MID", f"{(start + end) / 2:.3f}")
         checks = [("range", "/api/v1/query_range", {"query": q, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": str(step)})]
         checks += [(f"instant@{i}", "/api/v1/query", {"query": q, "time": f"{ts:.3f}"}) for i, ts in enumerate(instants)]
         problems = []
@@ -282,9 +318,13 @@ def compare(args):
                 problems.append(f"{name}: {d}")
         if problems:
             failures += 1
-        rows.append((q, problems))
+        rows.append((template, problems))
         if args.verbose or problems:
             print(("FAIL " if problems else "ok   ") + q + ("" if not problems else "\n     " + "\n     ".join(p[:300] for p in problems)), flush=True)
+    covered = coverage(queries)
+    uncovered = [item for _, item, qs in covered if not qs]
+    if uncovered:
+        print("not covered by any query: " + ", ".join(uncovered))
     api_rows = compare_api(args, start, end)
     api_failures = sum(1 for _, p in api_rows if p)
     elapsed = time.time() - t0
@@ -292,7 +332,7 @@ def compare(args):
                f"queries at 3 times; values within 1e-9 relative); {nonempty} range results non-empty; "
                f"{len(api_rows) - api_failures} of {len(api_rows)} API checks agree; {elapsed:.1f} s")
     print(summary)
-    failures += api_failures
+    failures += api_failures + len(uncovered)
     if args.out:
         with open(args.out, "w") as f:
             f.write("# PromQL conformance: HostTwin vs Prometheus 2.42\n\n")
@@ -302,7 +342,15 @@ def compare(args):
             for q, problems in rows:
                 cell = "agrees" if not problems else "DIFFERS: " + "; ".join(p[:200] for p in problems).replace("|", "\\|")
                 f.write(f"| `{q.replace('|', chr(92) + '|')}` | {cell} |\n")
-            f.write("\n## API endpoints\n\n| check | result |\n|---|---|\n")
+            f.write("\n## Coverage: every function, aggregation, operator and modifier of Prometheus 2.42\n\n")
+            f.write(f"{len(covered) - len(uncovered)} of {len(covered)} items have queries above (first three shown).\n\n| kind | item | queries |\n|---|---|---|\n")
+            for kind, item, qs in covered:
+                shown = "; ".join(f"`{q.replace('|', chr(92) + '|')}`" for q in qs[:3]) + (f" (+{len(qs) - 3})" if len(qs) > 3 else "")
+                f.write(f"| {kind} | `{item.replace('|', chr(92) + '|')}` | {shown or 'NONE'} |\n")
+            f.write("\n## API endpoints\n\n")
+            f.write("Every endpoint of Prometheus 2.42's `/api/v1` except remote read (`/api/v1/read`, protobuf) and the admin TSDB "
+                    "endpoints (`/api/v1/admin/tsdb/*`, disabled by default in Prometheus; HostTwin's `/api/v1/admin/*` are its own).\n\n")
+            f.write("| check | result |\n|---|---|\n")
             for d, problem in api_rows:
                 f.write(f"| `{d.replace('|', chr(92) + '|')}` | {'agrees' if not problem else 'DIFFERS: ' + problem.replace('|', chr(92) + '|')} |\n")
     return 1 if failures else 0
