@@ -41,12 +41,12 @@ public enum CollectorRegistry {
         Entry(name: "time", enabledByDefault: true, defaultInterval: 1000, summary: "system clock, time zone offset, clock sources", make: { TimeCollector() }),
         Entry(name: "timex", enabledByDefault: true, defaultInterval: 1000, summary: "adjtimex(2): clock discipline, offset, synchronisation", make: { TimexCollector() }),
         Entry(name: "arp", enabledByDefault: true, defaultInterval: 5000, summary: "/proc/net/arp: neighbour entries per device", make: { ARPCollector() }),
-        Entry(name: "conntrack", enabledByDefault: true, defaultInterval: 1000, summary: "netfilter connection tracking: entries, limit, statistics", make: { ConntrackCollector() }),
+        Entry(name: "conntrack", enabledByDefault: true, defaultInterval: 5000, summary: "netfilter connection tracking: entries, limit, statistics", make: { ConntrackCollector() }),
         Entry(name: "softnet", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/net/softnet_stat: per-CPU packet processing", make: { SoftnetCollector() }),
-        Entry(name: "udp_queues", enabledByDefault: true, defaultInterval: 1000, summary: "/proc/net/udp{,6}: bytes queued in UDP sockets", make: { UDPQueuesCollector() }),
+        Entry(name: "udp_queues", enabledByDefault: true, defaultInterval: 5000, summary: "/proc/net/udp{,6}: bytes queued in UDP sockets", make: { UDPQueuesCollector() }),
         Entry(name: "selinux", enabledByDefault: true, defaultInterval: 60_000, summary: "SELinux enabled, configured and current mode", make: { SELinuxCollector() }),
         Entry(name: "textfile", enabledByDefault: true, defaultInterval: 5000, summary: "*.prom files other programs write (node_exporter's textfile directory)", make: { TextfileCollector() }),
-        Entry(name: "self", enabledByDefault: true, defaultInterval: 1000, summary: "HostTwin's own process: process_* as Prometheus clients report it", make: { SelfCollector() }),
+        Entry(name: "self", enabledByDefault: true, defaultInterval: 5000, summary: "HostTwin's own process: process_* as Prometheus clients report it", make: { SelfCollector() }),
     ]
 
     public static func entry(_ name: String) -> Entry? { all.first { $0.name == name } }

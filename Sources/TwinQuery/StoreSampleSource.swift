@@ -92,9 +92,10 @@ public final class StoreSampleSource: SampleSource {
             if try store.sealedSampleBound(ids: found.map(\.id), from: from, to: to) > limit { throw PromQLError.execution(Self.tooMany) }
         }
         let data = try store.samples(ids: found.map(\.id), from: from, to: to)
-        // Before the oldest raw sample only rollups can answer — if any are that old (a young store has none).
+        // Before the oldest raw sample only rollups can answer — if any are that old (a young store has none;
+        // a rollup minute that begins less than a minute before the oldest raw sample holds those same samples).
         let (raw, rollups) = try oldestSamples()
-        let horizon = rollups < raw ? raw : .min
+        let horizon = raw > .min + 60_000 && rollups <= raw - 60_000 ? raw : .min
         if from < horizon, Double(found.count) * ((Double(min(to, horizon)) - Double(from)) / 60_000 + 1) > Double(limit) {
             throw PromQLError.execution(Self.tooMany)
         }

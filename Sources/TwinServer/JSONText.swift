@@ -55,8 +55,10 @@ struct JSONText {
         bytes.append(UInt8(ascii: "."))
         var width = 3
         while frac % 10 == 0 { frac /= 10; width -= 1 }
-        let digits = [UInt8(ascii: "0") + UInt8(frac / 100 % 10), UInt8(ascii: "0") + UInt8(frac / 10 % 10), UInt8(ascii: "0") + UInt8(frac % 10)]
-        bytes.append(contentsOf: digits[(3 - width)...])
+        // The digits of frac (width of them), most significant first: no array per call.
+        if width == 3 { bytes.append(UInt8(ascii: "0") + UInt8(frac / 100 % 10)) }
+        if width >= 2 { bytes.append(UInt8(ascii: "0") + UInt8(frac / 10 % 10)) }
+        bytes.append(UInt8(ascii: "0") + UInt8(frac % 10))
     }
 
     /// `{"name":"value",...}` of a label set.
@@ -80,6 +82,16 @@ struct JSONText {
         if v.magnitude < 1e15, v.rounded(.towardZero) == v, !(v == 0 && v.sign == .minus) {
             if v < 0 { bytes.append(UInt8(ascii: "-")) }
             decimal(UInt64(v.magnitude))
+        } else if v.isFinite {
+            // Swift's shortest round-trip digits written straight into the buffer (no String); they are
+            // Go's 'f' form unless Swift chose an exponent, which then gives way to the full formatter.
+            let start = bytes.count
+            v.write(to: &self)
+            if let e = bytes[start...].firstIndex(of: UInt8(ascii: "e")) {
+                rewriteWithoutExponent(from: start, e: e)
+            } else if bytes.count - start > 2, bytes[bytes.count - 2] == UInt8(ascii: "."), bytes[bytes.count - 1] == UInt8(ascii: "0") {
+                bytes.removeLast(2) // Swift's "1234567890123456.0" is Go's "1234567890123456"
+            }
         } else {
             raw(PromNumber.format(v))
         }
@@ -108,4 +120,47 @@ struct JSONText {
         case .null: raw("null")
         }
     }
+}
+
+extension JSONText {
+    /// Rewrites the number Swift wrote at `start` with an exponent at `e` (`-1.5e-05`) in Go's 'f' form
+    /// (`-0.000015`), in place: the same digits, the point moved, zeros added.
+    mutating func rewriteWithoutExponent(from start: Int, e: Int) {
+        var exponent = 0, negativeExponent = false
+        var i = e + 1
+        if bytes[i] == UInt8(ascii: "-") { negativeExponent = true; i += 1 } else if bytes[i] == UInt8(ascii: "+") { i += 1 }
+        while i < bytes.count { exponent = exponent * 10 + Int(bytes[i] - UInt8(ascii: "0")); i += 1 }
+        if negativeExponent { exponent = -exponent }
+        let negative = bytes[start] == UInt8(ascii: "-")
+        var digits: [UInt8] = []
+        digits.reserveCapacity(24)
+        var point = -1
+        for k in (negative ? start + 1 : start)..<e {
+            if bytes[k] == UInt8(ascii: ".") { point = digits.count } else { digits.append(bytes[k]) }
+        }
+        if point < 0 { point = digits.count }
+        while digits.count > 1, digits.last == UInt8(ascii: "0") { digits.removeLast() }
+        let dp = point + exponent
+        bytes.removeSubrange(start...)
+        if negative { bytes.append(UInt8(ascii: "-")) }
+        if dp <= 0 {
+            bytes.append(UInt8(ascii: "0"))
+            bytes.append(UInt8(ascii: "."))
+            bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: -dp))
+            bytes.append(contentsOf: digits)
+        } else if dp >= digits.count {
+            bytes.append(contentsOf: digits)
+            bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: dp - digits.count))
+        } else {
+            bytes.append(contentsOf: digits[..<dp])
+            bytes.append(UInt8(ascii: "."))
+            bytes.append(contentsOf: digits[dp...])
+        }
+    }
+}
+
+/// Numbers write themselves into the buffer as ASCII (`Double.write(to:)`), without a String between.
+extension JSONText: TextOutputStream {
+    mutating func write(_ string: String) { bytes.append(contentsOf: string.utf8) }
+    mutating func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) { bytes.append(contentsOf: buffer) }
 }

@@ -354,9 +354,10 @@ extension TwinStore {
         }
     }
 
-    /// The time of the oldest rollup point (either tier), nil when there is none.
+    /// The time of the oldest 1-minute rollup point (the tier that stands in for raw samples older than
+    /// the oldest), nil when there is none.
     public func oldestRollupTime() throws -> Int64? {
-        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM rollups") }
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM rollups WHERE tier = 1") }
     }
 
     /// The oldest and newest stored sample times (chunks and log).

@@ -156,8 +156,9 @@ extension TwinStore {
                     key.series = id
                     if let hit = chunkCache.withLock({ $0.get(key) }) { found[id] = hit } else { missed.insert(id) }
                 }
-                if !missed.isEmpty, let full = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE id = ?"), arguments: [rowKey.id]) {
-                    for (id, all) in try Self.decodeChunkRow(full, only: missed) {
+                if !missed.isEmpty, let (members, data) = try inflatedRow(db, rowKey, for: missed) {
+                    let what = "twin.db chunk row \(rowKey.id) of series \(Self.list(Array(missed))) (series group \(group)) at \(TwinTime.rfc3339(rowKey.minT))"
+                    for (id, all) in try Self.decodeChunkMembers(members, data, only: missed, what: what) {
                         var key = rowKey
                         key.series = id
                         chunkCache.withLock { $0.put(key, all) }
@@ -179,6 +180,17 @@ extension TwinStore {
             if rows.count > 1 { for id in wanted { out[id] = Self.ordered(out[id]!) } }
         }
         return out
+    }
+
+    /// The members and inflated data of chunk row `key.id`, from ``rowDataCache`` or read and inflated
+    /// (and cached); nil when the row is gone. Damage names the row and the series `wanted` from it.
+    private func inflatedRow(_ db: Database, _ key: ChunkCache.Key, for wanted: Set<Int64>) throws -> (members: [GroupBlock.Member], data: [UInt8])? {
+        if let hit = rowDataCache.withLock({ $0.get(key) }) { return hit }
+        guard let full = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE id = ?"), arguments: [key.id]) else { return nil }
+        let what = "twin.db chunk row \(key.id) of series \(Self.list(Array(wanted))) (series group \(full["group_id"] as Int64)) at \(TwinTime.rfc3339(key.minT))"
+        let row = try Self.groupMembers(full, what: what)
+        rowDataCache.withLock { $0.put(key, row.members, row.data) }
+        return row
     }
 
     /// The directory of a chunk row read with `id`, `group_id` and `members`; damage names the row and

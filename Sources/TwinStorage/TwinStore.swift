@@ -25,6 +25,8 @@ public final class TwinStore: Sendable {
     let catalog = Mutex<[SeriesInfo]>([])
     /// Decoded chunks recently read (256 Ki samples, 4 MiB at most; empty until something queries).
     let chunkCache = Mutex(ChunkCache(capacity: 262_144))
+    /// Inflated chunk rows for reads of their other members (16 MiB: about a week of 500 series at 15 s).
+    let rowDataCache = Mutex(RowDataCache(capacityBytes: 16 << 20))
     /// What this reader has decoded of the unsealed log segments, by segment number.
     let logTails = Mutex<[UInt64: LogTail]>([:])
     /// A hub's live-lane samples, ahead of what its in-order stream has applied (read after stored ones).

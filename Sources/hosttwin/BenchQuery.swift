@@ -17,6 +17,12 @@ struct BenchQuery: ParsableCommand {
         ending at the store's newest sample, --runs times in this process; with --hosttwin-port and --prometheus-port, \
         the same request timed against both servers over HTTP, alternating.
 
+        Dashboard (--dashboard FILE, a Grafana dashboard's JSON such as Node Exporter Full; needs --data-dir, \
+        --hosttwin-port and --prometheus-port): for each of --ranges ending at the store's newest sample, every panel \
+        query as Grafana sends it ($job, $node, $__interval, $__rate_interval substituted) --runs times on both \
+        servers alternating — the dashboard's time is the sum of the queries' medians — then --concurrency clients \
+        cycling through the queries for --seconds against each: queries per second.
+
         State: a temporary store gets --state-days of history at 10 s ticks, starting from this host's real entities \
         (short-lived processes, attribute changes, ports and connections coming and going); then `state --at` (every \
         kind) and an as-of SQL query over processes are timed at several times in the week.
@@ -29,6 +35,11 @@ struct BenchQuery: ParsableCommand {
     @Option(help: "Timed runs of each measurement.") var runs = 20
     @Option(help: ArgumentHelp("Port of a `hosttwin serve` of --data-dir on 127.0.0.1.", valueName: "PORT")) var hosttwinPort: Int?
     @Option(help: ArgumentHelp("Port of a Prometheus holding the same data on 127.0.0.1.", valueName: "PORT")) var prometheusPort: Int?
+    @Option(help: ArgumentHelp("Grafana dashboard JSON whose queries to time on both servers.", valueName: "FILE")) var dashboard: String?
+    @Option(help: ArgumentHelp("Dashboard time ranges, comma-separated.", valueName: "LIST")) var ranges = "1h,24h,7d"
+    @Option(help: ArgumentHelp("The data source's scrape interval Grafana assumes.", valueName: "DURATION")) var scrapeInterval = "15s"
+    @Option(help: "Concurrent clients of the dashboard throughput run.") var concurrency = 8
+    @Option(help: ArgumentHelp("Seconds of each throughput run.", valueName: "S")) var seconds = 10.0
     @Option(help: ArgumentHelp("Days of generated state history (0 skips).", valueName: "N")) var stateDays = 7
     @Option(help: ArgumentHelp("Keep the generated state store in this directory (default: a temporary one, removed).", valueName: "DIR")) var stateDir: String?
     @OptionGroup var output: OutputOptions
@@ -68,7 +79,7 @@ struct BenchQuery: ParsableCommand {
             case days, versions, generateSeconds = "generate_s", entitiesAtEnd = "entities_at_end", stateAt = "state_at", sql, sqlAt = "sql_at"
         }
     }
-    struct Result: Encodable { var promql: PromQL?; var state: State? }
+    struct Result: Encodable { var promql: PromQL?; var dashboard: [DashboardLoad.RangeResult]?; var state: State? }
 
     static func time(runs: Int, _ body: () throws -> Void) rethrows -> Timing {
         var ms: [Double] = []
@@ -86,6 +97,7 @@ struct BenchQuery: ParsableCommand {
         guard runs >= 1 else { throw CLIError("--runs must be at least 1") }
         var result = Result()
         if let dataDir { result.promql = try promql(dataDir) }
+        if let dashboard { result.dashboard = try dashboardLoads(dashboard) }
         if stateDays > 0 { result.state = try state() }
         if output.json { try printJSON(result); return }
         if let p = result.promql {
@@ -94,6 +106,14 @@ struct BenchQuery: ParsableCommand {
             if let h = p.httpHostTwin { print(String(format: "  HTTP HostTwin: median %.2f ms, p90 %.2f ms", h.medianMillis, h.p90Millis)) }
             if let h = p.httpPrometheus { print(String(format: "  HTTP Prometheus: median %.2f ms, p90 %.2f ms", h.medianMillis, h.p90Millis)) }
             if let r = p.ratioPrometheusToHostTwin { print(String(format: "  Prometheus / HostTwin (median): %.2f", r)) }
+        }
+        for d in result.dashboard ?? [] {
+            print("dashboard over \(d.range) (step \(d.stepSeconds) s, $__rate_interval \(d.rateInterval)), \(d.queries) queries:")
+            for (name, t) in [("HostTwin", d.hosttwin), ("Prometheus", d.prometheus)] {
+                print(String(format: "  %@: dashboard %.1f ms (median query %.2f ms, p90 %.2f ms), %.0f queries/s with %d clients%@", name,
+                             t.dashboardMillis, t.medianQueryMillis, t.p90QueryMillis, t.queriesPerSecond, concurrency, t.failed > 0 ? ", \(t.failed) failed" : ""))
+            }
+            print(String(format: "  latency Prometheus / HostTwin %.2f, throughput HostTwin / Prometheus %.2f", d.latencyRatio, d.throughputRatio))
         }
         if let s = result.state {
             print("state: \(s.days) days of generated history, \(s.versions) versions (\(String(format: "%.1f", s.generateSeconds)) s to generate), \(s.entitiesAtEnd) entities at the end")
@@ -128,6 +148,34 @@ struct BenchQuery: ParsableCommand {
         if let p = hosttwinPort { out.httpHostTwin = try http(p) }
         if let p = prometheusPort { out.httpPrometheus = try http(p) }
         if let h = out.httpHostTwin, let p = out.httpPrometheus { out.ratioPrometheusToHostTwin = p.medianMillis / h.medianMillis }
+        return out
+    }
+
+    private func dashboardLoads(_ file: String) throws -> [DashboardLoad.RangeResult] {
+        guard let dataDir, let hosttwinPort, let prometheusPort else { throw CLIError("--dashboard needs --data-dir, --hosttwin-port and --prometheus-port") }
+        let targets = try DashboardLoad.targets(file)
+        let store = try TwinStore.open(dataDir: dataDir, readOnly: true)
+        guard let (_, newest) = try store.sampleTimeRange() else { throw CLIError("\(dataDir) holds no samples") }
+        let scrape = try TwinTime.parseDuration(scrapeInterval)
+        // The template variables as Grafana resolves them (label_values of node_uname_info), from HostTwin.
+        let uname = LoopbackHTTP.get(port: hosttwinPort, "/api/v1/series?match[]=node_uname_info", timeout: 30)?.body ?? ""
+        func label(_ name: String) -> String {
+            guard let r = uname.range(of: "\"\(name)\":\"") else { return "" }
+            return String(uname[r.upperBound...].prefix { $0 != "\"" })
+        }
+        let variables = ["job": label("job"), "node": label("instance"), "instance": label("instance"), "nodename": label("nodename")]
+        var out: [DashboardLoad.RangeResult] = []
+        for (k, text) in ranges.split(separator: ",").enumerated() {
+            let range = try TwinTime.parseDuration(String(text))
+            let (queries, step, rate) = try DashboardLoad.queries(targets, range: range, scrape: scrape, variables: variables)
+            let end = newest / step * step
+            let paths = queries.map { DashboardLoad.path($0, end: end, range: range, step: step) }
+            let (h, p) = DashboardLoad.measure(paths: paths, hosttwin: hosttwinPort, prometheus: prometheusPort, runs: runs,
+                                               concurrency: concurrency, seconds: seconds, hosttwinFirst: k % 2 == 0)
+            out.append(.init(range: String(text), stepSeconds: Double(step) / 1000, rateInterval: "\(rate / 1000)s", queries: queries.count,
+                             hosttwin: h, prometheus: p, latencyRatio: p.dashboardMillis / h.dashboardMillis,
+                             throughputRatio: h.queriesPerSecond / p.queriesPerSecond))
+        }
         return out
     }
 

@@ -135,7 +135,8 @@ import TwinCore
         func run() throws -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", "sleep 0.6; exit 4"]
+            // Long enough to be seen by a tick under the load of the whole suite running in parallel.
+            p.arguments = ["-c", "sleep 2; exit 4"]
             try p.run()
             return p
         }
@@ -150,7 +151,7 @@ import TwinCore
         let obs = sampler.tick(now: TwinTime.nowMillis(), force: true)
         let entity = obs.entities[.processes]?.first { $0.attributes["pid"] == .int(Int64(second.processIdentifier)) }
         #expect(entity?.attributes["after_exit"] == "exit 4", "\(String(describing: entity?.attributes))")
-        let firstEntity = obs.entities[.processes]?.first { $0.attributes["command"] == "/bin/sh -c sleep 0.6; exit 4" && $0.attributes["pid"] != .int(Int64(second.processIdentifier)) }
+        let firstEntity = obs.entities[.processes]?.first { $0.attributes["command"] == "/bin/sh -c sleep 2; exit 4" && $0.attributes["pid"] != .int(Int64(second.processIdentifier)) }
         #expect(firstEntity == nil)
     }
 

@@ -46,6 +46,23 @@ import NIOCore
         return s.addingPercentEncoding(withAllowedCharacters: allowed)!
     }
 
+    /// Values in query results are written straight into the response as Go's 'f' form, exponent or not,
+    /// exactly as the string formatter writes them.
+    @Test func valuesAreWrittenAsGoWritesThem() {
+        var rng = SeededGenerator(seed: 7)
+        var values: [Double] = [0.1, -0.1, 1.5e-5, -3.3333333333333335e-05, 5e-324, 1e-300, 1.7976931348623157e308, 1e21, 1e15 + 0.5,
+                                123456789.125, 0.0001, 0.00001, 9.999999999999999e22, -2.5e-7]
+        for _ in 0..<2000 {
+            let m = Double.random(in: 1..<10, using: &rng), e = Double(Int.random(in: -30...30, using: &rng))
+            values.append((Bool.random(using: &rng) ? -1 : 1) * m * pow(10, e))
+        }
+        for v in values {
+            var j = JSONText()
+            j.point(0, v)
+            #expect(j.out == "[0,\"\(PromNumber.format(v))\"]", "\(v)")
+        }
+    }
+
     @Test func prometheusAPIAndBadRequests() throws {
         let dir = try temporaryDirectory("hosttwin-server")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -23,6 +23,8 @@ public final class NetworkCollector: Collector {
         var classValues: [(String, Double, MetricType)] = []
         var info: Labels?
         let nohandlerPath: String
+        /// `rx_nohandler` and when it was read (every 5 s: a counter that rarely moves).
+        var nohandler: (value: Double, read: Int64)?
         var factsRead: Int64?
         init(_ name: String, sys: String) {
             self.name = name
@@ -91,9 +93,10 @@ public final class NetworkCollector: Collector {
             }
             for (metric, v, type) in dev.classValues { ctx.observation.add(metric, dev.labels, v, type) }
             if let info = dev.info { ctx.observation.add("node_network_info", info, 1) }
-            if let n = reader.read(dev.nohandlerPath).flatMap({ Double($0.trimmingSuffixNewlines) }) {
-                ctx.observation.counter("node_network_receive_nohandler_total", dev.labels, n)
+            if dev.nohandler.map({ now - $0.read >= 5_000 || now < $0.read }) ?? true {
+                dev.nohandler = reader.read(dev.nohandlerPath).flatMap { Double($0.trimmingSuffixNewlines) }.map { ($0, now) }
             }
+            if let n = dev.nohandler { ctx.observation.counter("node_network_receive_nohandler_total", dev.labels, n.value) }
             var attrs = dev.facts
             if let mtu = dev.mtu { ctx.observation.add("node_network_mtu_bytes", dev.labels, mtu) }
             if let speed = dev.speed { ctx.observation.add("node_network_speed_bytes", dev.labels, speed * 1000 * 1000 / 8) }

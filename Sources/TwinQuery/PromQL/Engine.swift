@@ -56,6 +56,7 @@ public struct PromQLEngine: Sendable {
         let ev = try Evaluation(engine: self, expr: expr, start: start, end: end, step: step)
         var index: [Labels: Int] = [:]
         var out: [(labels: Labels, points: [(Int64, Double)])] = []
+        var previous: [Int] = [], positions: [Int] = []
         var t = start
         while t <= end {
             switch try ev.eval(expr, at: t) {
@@ -65,16 +66,23 @@ public struct PromQLEngine: Sendable {
                 out[0].points.append((t, v))
             case .vector(let samples):
                 try ev.charge(samples.count)
-                for s in samples {
-                    if let i = index[s.labels] {
-                        // Two samples of one step with the same labels: Prometheus refuses the query.
-                        if out[i].points.last?.0 == t { throw PromQLError.execution("vector cannot contain metrics with the same labelset") }
-                        out[i].points.append((t, s.value))
-                    } else {
-                        index[s.labels] = out.count
-                        out.append((s.labels, [(t, s.value)]))
+                // Steps mostly yield the same series in the same order, their labels sharing storage: the
+                // previous step's position is checked first (equal storage compares in O(1)), the hash
+                // of the labels only when that fails.
+                positions.removeAll(keepingCapacity: true)
+                for (k, s) in samples.enumerated() {
+                    let i: Int
+                    if k < previous.count, out[previous[k]].labels == s.labels { i = previous[k] } else if let j = index[s.labels] { i = j } else {
+                        i = out.count
+                        index[s.labels] = i
+                        out.append((s.labels, []))
                     }
+                    // Two samples of one step with the same labels: Prometheus refuses the query.
+                    if out[i].points.last?.0 == t { throw PromQLError.execution("vector cannot contain metrics with the same labelset") }
+                    out[i].points.append((t, s.value))
+                    positions.append(i)
                 }
+                swap(&previous, &positions)
             default: break
             }
             try ev.checkDeadline()

@@ -32,9 +32,44 @@ struct ChunkCache: Sendable {
         clock += 1
         entries[k] = (samples, clock)
         held += samples.count
-        while held > capacity, let oldest = entries.min(by: { $0.value.used < $1.value.used }) {
-            held -= oldest.value.samples.count
-            entries.removeValue(forKey: oldest.key)
+        guard held > capacity else { return }
+        // Evict down to three quarters at once: one sort per many insertions, not a scan per insertion.
+        for (key, e) in entries.sorted(by: { $0.value.used < $1.value.used }) where held > capacity * 3 / 4 {
+            held -= e.samples.count
+            entries.removeValue(forKey: key)
+        }
+    }
+}
+
+/// Inflated chunk rows (their members' encoded chunks, 1-2 bytes a sample) kept for readers that want
+/// other members of the same rows: a dashboard reads a group's series one query after another, and
+/// inflating a 64-series row to decode one series is the expensive part of a long-range read. Least
+/// recently used first out, bounded by bytes.
+struct RowDataCache: Sendable {
+    private var entries: [ChunkCache.Key: (members: [GroupBlock.Member], data: [UInt8], used: UInt64)] = [:]
+    private var clock: UInt64 = 0
+    private(set) var held = 0
+    let capacityBytes: Int
+
+    init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
+
+    mutating func get(_ k: ChunkCache.Key) -> (members: [GroupBlock.Member], data: [UInt8])? {
+        guard var e = entries[k] else { return nil }
+        clock += 1
+        e.used = clock
+        entries[k] = e
+        return (e.members, e.data)
+    }
+
+    mutating func put(_ k: ChunkCache.Key, _ members: [GroupBlock.Member], _ data: [UInt8]) {
+        guard data.count <= capacityBytes / 8, entries[k] == nil else { return }
+        clock += 1
+        entries[k] = (members, data, clock)
+        held += data.count
+        guard held > capacityBytes else { return }
+        for (key, e) in entries.sorted(by: { $0.value.used < $1.value.used }) where held > capacityBytes * 3 / 4 {
+            held -= e.data.count
+            entries.removeValue(forKey: key)
         }
     }
 }

@@ -43,6 +43,11 @@ extension TwinStore {
         let series = ids.map { " of series \(list(Array($0)))" } ?? ""
         let what = "twin.db chunk row \(row["id"] as Int64)\(series) (series group \(row["group_id"] as Int64)) at \(TwinTime.rfc3339(row["min_t"]))"
         let (members, data) = try groupMembers(row, what: what)
+        return try decodeChunkMembers(members, data, only: ids, what: what)
+    }
+
+    /// Decodes the members `ids` (every member when nil) of an inflated chunk row; `what` names the row in errors.
+    static func decodeChunkMembers(_ members: [GroupBlock.Member], _ data: [UInt8], only ids: Set<Int64>?, what: String) throws -> [Int64: [(Int64, Double)]] {
         var out: [Int64: [(Int64, Double)]] = [:]
         for m in members where ids?.contains(m.id) ?? true {
             do {
