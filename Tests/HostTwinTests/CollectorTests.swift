@@ -138,6 +138,10 @@ import TwinCore
             // Long enough to be seen by a tick under the load of the whole suite running in parallel.
             p.arguments = ["-c", "sleep 2; exit 4"]
             try p.run()
+            // Ticks look once the shell runs: until exec, /proc shows a copy of this test process.
+            for _ in 0..<200 where !((try? String(contentsOfFile: "/proc/\(p.processIdentifier)/cmdline", encoding: .utf8))?.contains("exit 4") ?? false) {
+                usleep(5_000)
+            }
             return p
         }
         _ = sampler.tick(now: TwinTime.nowMillis(), force: true)
