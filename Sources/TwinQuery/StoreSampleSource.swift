@@ -82,10 +82,7 @@ public final class StoreSampleSource: SampleSource {
     }
 
     public func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int, deadline: Int64) throws -> [SeriesData] {
-        let T0 = DispatchTime.now().uptimeNanoseconds
         let found = try matching(matchers, deadline: deadline)
-        let T1 = DispatchTime.now().uptimeNanoseconds
-        defer { if getenv("QDEBUG") != nil { FileHandle.standardError.write("QDEBUG match \((T1-T0)/1000) µs, total \((DispatchTime.now().uptimeNanoseconds-T0)/1000) µs, \(found.count) series\n".data(using: .utf8)!) } }
         guard !found.isEmpty else { return [] }
         // Ticks are at least 100 ms apart; only a read that could exceed the limit is counted first.
         if Double(found.count) * ((Double(to) - Double(from)) / 100 + 1) > Double(limit) {
