@@ -81,6 +81,8 @@ public enum FuzzTargets {
     /// PromQL: parse, then evaluate what parses over a small store under tight limits.
     static func promql(_ data: [UInt8]) {
         guard let expr = try? PromQLParser.parse(String(decoding: data, as: UTF8.self)) else { return }
+        // What /api/v1/format_query writes for it must parse again.
+        precondition((try? PromQLParser.parse(PromQLPrinter.pretty(expr))) != nil, "format_query wrote what does not parse")
         var engine = Fixture.shared.engine
         engine.maxSamples = 50_000
         engine.timeout = 200
