@@ -51,3 +51,12 @@ public struct CollectorConfig: Sendable, Codable, Hashable {
         self.processSeriesMinAge = processSeriesMinAge
     }
 }
+
+extension CollectContext {
+    /// A small sysfs or procfs file's text without its trailing newlines, or nil when it cannot be read.
+    func text(_ path: String) -> String? { reader.read(path).map { String($0.trimmingSuffixNewlines) } }
+    /// A small file holding one number, or nil when it is absent or not a number.
+    func number(_ path: String) -> Double? { text(path).flatMap { Double($0) } }
+    /// The entries of a directory in byte order, or nil when it cannot be listed.
+    func entries(_ path: String) -> [String]? { reader.list(path)?.sorted() }
+}

@@ -21,10 +21,33 @@ public enum MetricHelp {
         if let f = field("node_power_supply_") { return "Power supply property \(f)." }
         if let f = field("node_nf_conntrack_stat_") { return "Connection-tracking statistic \(f), summed over CPUs." }
         if let f = field("node_timex_pps_") { return "Pulse-per-second signal: \(f.replacingOccurrences(of: "_", with: " ")) (adjtimex)." }
+        // Storage-stack and hardware families read from one kernel table or sysfs class each.
+        for (prefix, source) in tableSources {
+            if let f = field(prefix) { return "\(source) statistic \(f.replacingOccurrences(of: "_", with: " "))." }
+        }
         return nil
     }
 
+    /// Family prefix → the table or sysfs class it comes from (ZFS kstats, XFS, NFS, ...).
+    static let tableSources: [(String, String)] = [
+        ("node_zfs_zpool_dataset_", "ZFS dataset (/proc/spl/kstat/zfs/<pool>/objset-*)"), ("node_zfs_zpool_", "ZFS pool (/proc/spl/kstat/zfs/<pool>)"),
+        ("node_zfs_", "ZFS kstat (/proc/spl/kstat/zfs)"), ("node_xfs_", "XFS (/sys/fs/xfs/<device>/stats/stats)"),
+        ("node_nfsd_", "NFS server (/proc/net/rpc/nfsd)"), ("node_nfs_", "NFS client (/proc/net/rpc/nfs)"),
+        ("node_ipvs_", "IP Virtual Server (/proc/net/ip_vs)"), ("node_infiniband_", "InfiniBand (/sys/class/infiniband)"),
+        ("node_fibrechannel_", "Fibre Channel (/sys/class/fc_host)"), ("node_bcache_", "bcache (/sys/fs/bcache)"),
+        ("node_btrfs_", "btrfs (/sys/fs/btrfs)"), ("node_md_", "Software RAID (/proc/mdstat, /sys/block/md*/md)"),
+        ("node_edac_", "EDAC memory controller (/sys/devices/system/edac/mc)"), ("node_tape_", "SCSI tape (/sys/class/scsi_tape)"),
+        ("node_nvme_", "NVMe (/sys/class/nvme)"), ("node_rapl_", "RAPL energy (/sys/class/powercap)"),
+        ("node_bonding_", "Bonding (/sys/class/net/bonding_masters)"), ("node_schedstat_", "Scheduler (/proc/schedstat)"),
+        ("node_cpu_scaling_", "cpufreq scaling (/sys/devices/system/cpu/cpu*/cpufreq)"),
+        ("node_cpu_frequency_", "cpufreq (/sys/devices/system/cpu/cpu*/cpufreq)"),
+    ]
+
     static let named: [String: String] = [
+        "node_cpu_core_throttles_total": "Number of times this CPU core has been throttled.",
+        "node_cpu_package_throttles_total": "Number of times this CPU package has been throttled.",
+        "node_cpu_isolated": "Whether each CPU is isolated (1) by the isolcpus boot parameter.",
+        "node_dmi_info": "A metric with a constant '1' value labeled by bios_date, bios_release, bios_vendor, bios_version, board_name, board_serial, board_vendor, board_version, chassis_asset_tag, chassis_serial, chassis_vendor, chassis_version, product_family, product_name, product_serial, product_sku, product_uuid, product_version, system_vendor if provided by DMI.",
         // CPU, load, processes (/proc/stat, /proc/loadavg)
         "node_cpu_seconds_total": "Seconds the CPUs spent in each mode.",
         "node_cpu_guest_seconds_total": "Seconds the CPUs spent in guests (VMs) for each mode.",

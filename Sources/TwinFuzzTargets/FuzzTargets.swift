@@ -63,6 +63,8 @@ public enum FuzzTargets {
         _ = parsePasswd(text); _ = parseSocketTable(text); _ = parseDpkgStatus(text); _ = parseOSRelease(text); _ = parseCPUInfo(text)
         _ = parseSystemctlUnits(text); _ = parseSystemdUnit(text)
         _ = parseARPEntries(text); _ = parseSoftnet(text); _ = parseConntrackStat(text); _ = parseUDPQueues(text); _ = osVersionNumber(text)
+        _ = parseSchedstat(text); _ = parseCPUList(text); _ = parseMDStat(text); _ = parseZFSKstat(text); _ = parseZFSIOKstat(text)
+        _ = parseXFSStats(text); _ = parseRPCStats(text); _ = parseIPVS(text); _ = parseIPVSStats(text); _ = parseBcacheSize(text[...])
         data.withUnsafeBufferPointer { b in
             _ = parseInetDiagMessages(b); _ = parseUtmp(b); _ = parsePidStat(b); _ = parsePidIO(b); _ = parseLoadavg(b); _ = parsePressure(b)
         }

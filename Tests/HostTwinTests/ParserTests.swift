@@ -387,3 +387,98 @@ import TwinCore
         #expect(osVersionNumber("") == nil)
     }
 }
+
+/// The storage-stack and scheduler parsers behind node_exporter's mdadm, zfs, xfs, nfs, nfsd, ipvs,
+/// bcache, schedstat and cpu collectors: real fixtures (procfs' and node_exporter's) and malformed variants.
+@Suite struct StorageParserTests {
+    static func procfs(_ rel: String) throws -> String {
+        try String(contentsOfFile: try #require(Fixtures.sharedData) + "/procfs-fixtures/proc/" + rel, encoding: .utf8)
+    }
+    static func nodeExporter(_ rel: String) throws -> String {
+        try String(contentsOfFile: try #require(Fixtures.sharedData) + "/node-exporter-fixtures/" + rel, encoding: .utf8)
+    }
+
+    @Test(.enabled(if: Fixtures.hasSharedData, Comment(rawValue: Fixtures.skipMessage)))
+    func schedstatAndCPULists() throws {
+        let rows = parseSchedstat(try Self.procfs("schedstat"))
+        #expect(rows.map(\.cpu) == ["0", "1"])
+        #expect(rows[0] == SchedstatLine(cpu: "0", runningNanoseconds: 2045936778163039, waitingNanoseconds: 343796328169361, timeslices: 4767485306))
+        // Too few fields, a CPU that is not a number, a field that is not a number, nothing.
+        #expect(parseSchedstat("cpu0 1 2 3\ncpux 1 2 3 4 5 6 7 8 9\ncpu1 1 2 3 4 5 6 7 x 9\n\n").isEmpty)
+        #expect(parseCPUList("1,3-5,9") == [1, 3, 4, 5, 9])
+        #expect(parseCPUList("") == [])
+        #expect(parseCPUList("5-3") == nil && parseCPUList("a") == nil && parseCPUList("1-2-3") == nil && parseCPUList("0-99999999") == nil)
+    }
+
+    @Test(.enabled(if: Fixtures.hasSharedData, Comment(rawValue: Fixtures.skipMessage)))
+    func mdstatOfEveryArrayState() throws {
+        let devices = Dictionary(uniqueKeysWithValues: parseMDStat(try Self.procfs("mdstat")).map { ($0.name, $0) })
+        #expect(devices.count == 18)
+        let md3 = try #require(devices["md3"])
+        #expect(md3.state == "active" && md3.disksRequired == 8 && md3.disksActive == 8 && md3.disksSpare == 2 && md3.blocks == 5853468288)
+        let md6 = try #require(devices["md6"])
+        #expect(md6.state == "recovering" && md6.disksActive == 1 && md6.disksFailed == 1 && md6.blocksSynced == 16775552)
+        #expect(devices["md11"]?.state == "resync" && devices["md11"]?.blocksSynced == 0) // resync=PENDING
+        #expect(devices["md201"]?.state == "check")
+        #expect(devices["md4"].map { [$0.disksRequired, $0.disksActive, $0.disksFailed, $0.disksSpare] } == [0, 0, 1, 1]) // inactive
+        #expect(devices["md10"].map { [$0.disksRequired, $0.disksActive] } == [2, 2]) // raid0: every member counts
+        // A device line without its status line, a status line that is not a block count, a bad "[n/m]".
+        #expect(parseMDStat("md0 : active raid1 sda[0]").isEmpty)
+        #expect(parseMDStat("md0 : active raid1 sda[0]\n      lots blocks [2/2] [UU]\n").isEmpty)
+        #expect(parseMDStat("md0 : active raid1 sda[0]\n      100 blocks [2/x] [UU]\n").isEmpty)
+        #expect(parseMDStat("").isEmpty)
+    }
+
+    @Test(.enabled(if: Fixtures.hasSharedData, Comment(rawValue: Fixtures.skipMessage)))
+    func zfsKstats() throws {
+        let arc = parseZFSKstat(try Self.nodeExporter("proc/spl/kstat/zfs/arcstats"))
+        #expect(arc.numbers.first { $0.name == "hits" }?.value == 8772612)
+        #expect(arc.numbers.first { $0.name == "memory_available_bytes" }?.value == -922337203685477580) // type 3: signed
+        let objset = parseZFSKstat(try Self.nodeExporter("proc/spl/kstat/zfs/pool1/objset-2"))
+        #expect(objset.strings["dataset_name"] == "pool1/dataset1" && objset.numbers.map(\.name) == ["writes", "nwritten", "reads", "nread", "nunlinks", "nunlinked"])
+        let io = parseZFSIOKstat(try Self.nodeExporter("proc/spl/kstat/zfs/pool1/io"))
+        #expect(io.first?.name == "nread" && io.first?.value == 1884160 && io.count == 12)
+        // An unknown type, a value that is not a number, a row without its value; names and values that do not pair up.
+        let bad = parseZFSKstat("h\nname type data\na 9 1\nb 4 x\nc 4\nd 4 5\n")
+        #expect(bad.numbers.map(\.name) == ["d"] && bad.strings.isEmpty)
+        #expect(parseZFSIOKstat("h\na b\n1\n").isEmpty && parseZFSIOKstat("").isEmpty)
+    }
+
+    @Test(.enabled(if: Fixtures.hasSharedData, Comment(rawValue: Fixtures.skipMessage)))
+    func xfsAndRPCStatistics() throws {
+        let xfs = parseXFSStats(try Self.procfs("fs/xfs/stat"))
+        #expect(xfs["extent_alloc"] == [92447, 97589, 92448, 93751])
+        #expect(xfs["blk_map"]?.count == 7)
+        #expect(parseXFSStats("rw 1 x\nvnodes\nig 1 2\n") == ["ig": [1, 2]])
+        let nfs = parseRPCStats(try Self.procfs("net/rpc/nfs"))
+        #expect(nfs["net"] == [18628, 0, 18628, 6] && nfs["rpc"] == [4329785, 0, 4338291])
+        #expect(nfs["proc2"]?.count == 18 && nfs["proc2"]?.first == 2) // the leading count is dropped
+        let nfsd = parseRPCStats(try Self.nodeExporter("proc/net/rpc/nfsd"))
+        #expect(nfsd["proc4ops"]?.count == 72 && nfsd["proc4ops"]?[3] == 1098 && nfsd["th"]?.first == 8)
+        #expect(parseRPCStats("rc 1 x 3\nbare\n") == ["rc": [1]])
+    }
+
+    @Test(.enabled(if: Fixtures.hasSharedData, Comment(rawValue: Fixtures.skipMessage)))
+    func ipvsServicesAndTotals() throws {
+        let backends = parseIPVS(try Self.procfs("net/ip_vs"))
+        #expect(backends.count == 13)
+        let v6 = try #require(backends.first { $0.remoteAddress == "2620::4" })
+        #expect(v6.proto == "TCP" && v6.localAddress == "2620::1" && v6.localPort == 80 && v6.activeConnections == 1 && v6.inactiveConnections == 1)
+        let first = backends[0]
+        #expect(first.localAddress == "192.168.0.22" && first.localPort == 3306 && first.remoteAddress == "192.168.82.22" && first.weight == 100)
+        #expect(backends.last.map { [$0.proto, $0.localMark, $0.localAddress] } == ["FWM", "10001000", ""])
+        let totals = try #require(parseIPVSStats(try Self.procfs("net/ip_vs_stats")))
+        #expect(totals.connections == 0x16AA370 && totals.inBytes == 0x51D8C8883AB3)
+        // Backends before any service, under a service whose address is malformed, or with missing columns are skipped.
+        #expect(parseIPVS("  -> C0A85216:0CEA Tunnel 100 1 2\nTCP  ZZZ:0CEA wlc\n  -> C0A85216:0CEA Tunnel 100 1 2\nUDP  C0A80016:0035 rr\n  -> C0A85216:0035 Masq 1\n").isEmpty)
+        #expect(parseIPVSStats("a\nb\n 1 2 3\n") == nil && parseIPVSStats("") == nil)
+    }
+
+    @Test func bcacheSizes() {
+        #expect(parseBcacheSize("20.4G") == 21894266880)
+        #expect(parseBcacheSize("1.1M/sec") == 1150976)
+        #expect(parseBcacheSize("427.5k") == 437748)
+        #expect(parseBcacheSize("512") == 512)
+        #expect(parseBcacheSize("x") == nil && parseBcacheSize("1.2.3k") == nil && parseBcacheSize("") == nil && parseBcacheSize("1.k") == nil)
+    }
+}

@@ -93,3 +93,105 @@ public func osVersionNumber(_ versionID: String) -> Double? {
     if parts.count > 1, !parts[1].isEmpty, parts[1].allSatisfy(\.isNumber) { return Double(major + "." + parts[1]) }
     return Double(major)
 }
+
+/// One CPU's line of `/proc/schedstat`: time spent running and waiting to run (nanoseconds), and the
+/// number of time slices run.
+public struct SchedstatLine: Sendable, Equatable {
+    public var cpu: String
+    public var runningNanoseconds: Double
+    public var waitingNanoseconds: Double
+    public var timeslices: Double
+}
+
+/// `/proc/schedstat` (version 15): the last three fields of each `cpuN` line. Domain lines and lines
+/// with fewer than nine fields or non-numeric fields are skipped.
+public func parseSchedstat(_ text: String) -> [SchedstatLine] {
+    var out: [SchedstatLine] = []
+    for line in lines(text) where line.hasPrefix("cpu") {
+        let f = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard f.count >= 10, let running = Double(f[7]), let waiting = Double(f[8]), let slices = Double(f[9]) else { continue }
+        let cpu = f[0].dropFirst(3)
+        guard !cpu.isEmpty, cpu.allSatisfy(\.isNumber) else { continue }
+        out.append(SchedstatLine(cpu: String(cpu), runningNanoseconds: running, waitingNanoseconds: waiting, timeslices: slices))
+    }
+    return out
+}
+
+/// A kernel CPU list (`/sys/devices/system/cpu/isolated`, `online`): `0-3,8,10-11` → [0,1,2,3,8,10,11].
+/// Nil when a part is not a number or a range; ranges are capped at 65,536 CPUs.
+public func parseCPUList(_ text: String) -> [Int]? {
+    var out: [Int] = []
+    for part in text.split(separator: ",") {
+        let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+        guard bounds.count <= 2, let low = Int(bounds[0]), let high = Int(bounds.last!), low >= 0, low <= high, high < 65_536 else { return nil }
+        out.append(contentsOf: low...high)
+    }
+    return out
+}
+
+/// One real server (backend) of a virtual service in `/proc/net/ip_vs`.
+public struct IPVSBackend: Sendable, Equatable {
+    public var proto: String
+    /// The virtual service's address and port; empty and 0 for a firewall-mark service.
+    public var localAddress: String
+    public var localPort: Int
+    /// The firewall mark of an `FWM` service (hexadecimal as the kernel writes it), else empty.
+    public var localMark: String
+    public var remoteAddress: String
+    public var remotePort: Int
+    public var weight: Double
+    public var activeConnections: Double
+    public var inactiveConnections: Double
+}
+
+/// `/proc/net/ip_vs`: virtual services (`TCP  C0A80016:0CEA wlc`, `FWM  10001000 wlc`) each followed by
+/// their real servers (`  -> C0A85216:0CEA Tunnel 100 248 2`). IPv4 addresses are big-endian hex;
+/// IPv6 ones are bracketed hex groups.
+public func parseIPVS(_ text: String) -> [IPVSBackend] {
+    func endpoint(_ s: Substring) -> (String, Int)? {
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...], radix: 16) else { return nil }
+        let host = s[..<colon]
+        if host.first == "[", host.last == "]" {
+            let groups = host.dropFirst().dropLast().split(separator: ":", omittingEmptySubsequences: false)
+            guard groups.count == 8 else { return nil }
+            var bytes: [UInt8] = []
+            for g in groups {
+                guard let w = UInt16(g, radix: 16) else { return nil }
+                bytes += [UInt8(w >> 8), UInt8(w & 0xff)]
+            }
+            return (formatIPv6(bytes), port)
+        }
+        guard host.count == 8, let v = UInt32(host, radix: 16) else { return nil }
+        return ("\(v >> 24).\((v >> 16) & 0xff).\((v >> 8) & 0xff).\(v & 0xff)", port)
+    }
+    var out: [IPVSBackend] = []
+    var service: (proto: String, address: String, port: Int, mark: String)?
+    for line in lines(text) {
+        let f = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard f.count >= 2 else { continue }
+        if f[0] == "->" {
+            guard let s = service, f.count >= 6, let (address, port) = endpoint(f[1]), let weight = Double(f[3]),
+                  let active = Double(f[4]), let inactive = Double(f[5]) else { continue }
+            out.append(IPVSBackend(proto: s.proto, localAddress: s.address, localPort: s.port, localMark: s.mark,
+                                   remoteAddress: address, remotePort: port, weight: weight,
+                                   activeConnections: active, inactiveConnections: inactive))
+        } else if f[0] == "FWM" {
+            service = ("FWM", "", 0, String(f[1]))
+        } else if f[0] == "TCP" || f[0] == "UDP" || f[0] == "SCTP" {
+            service = endpoint(f[1]).map { (String(f[0]), $0.0, $0.1, "") }
+        } else {
+            service = nil
+        }
+    }
+    return out
+}
+
+/// `/proc/net/ip_vs_stats`: the totals line (connections, incoming and outgoing packets, incoming and
+/// outgoing bytes, hexadecimal) under the two header lines. Nil when it is missing or malformed.
+public func parseIPVSStats(_ text: String) -> (connections: Double, inPackets: Double, outPackets: Double, inBytes: Double, outBytes: Double)? {
+    let all = lines(text)
+    guard all.count >= 3 else { return nil }
+    let v = all[2].split(separator: " ", omittingEmptySubsequences: true).compactMap { UInt64($0, radix: 16) }
+    guard v.count == 5 else { return nil }
+    return (Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]), Double(v[4]))
+}
