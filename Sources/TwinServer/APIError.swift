@@ -72,9 +72,36 @@ struct Params {
         }
     }
 
+    /// Form decoding: `+` is a space, `%XY` a byte. A malformed escape or bytes that are not UTF-8 leave
+    /// the escapes as written (only `+` decoded). Byte-level: this runs for every parameter of every request.
     static func decode(_ s: Substring) -> String {
-        let plus = s.replacingOccurrences(of: "+", with: " ")
-        return plus.removingPercentEncoding ?? plus
+        let utf8 = s.utf8
+        guard utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(s) }
+        func hex(_ b: UInt8) -> UInt8? {
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        let input = Array(utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(input.count)
+        var i = 0, escapesValid = true
+        while i < input.count {
+            let b = input[i]
+            if b == UInt8(ascii: "%") {
+                guard i + 2 < input.count, let hi = hex(input[i + 1]), let lo = hex(input[i + 2]) else { escapesValid = false; break }
+                bytes.append(hi << 4 | lo)
+                i += 3
+            } else {
+                bytes.append(b == UInt8(ascii: "+") ? UInt8(ascii: " ") : b)
+                i += 1
+            }
+        }
+        if escapesValid, let decoded = String(validating: bytes, as: UTF8.self) { return decoded }
+        return String(decoding: input.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
     }
 
     subscript(name: String) -> String? { pairs.last { $0.0 == name }?.1 }

@@ -51,7 +51,7 @@ public enum LoopbackHTTP {
         }
     }
 
-    private static func connectLoopback(port: Int, timeout: Int) -> Int32? {
+    static func connectLoopback(port: Int, timeout: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         if timeout > 0 {
@@ -108,6 +108,96 @@ public enum LoopbackHTTP {
             payload = String(decoding: takeChunks(&rest) ?? [], as: UTF8.self)
         }
         return (code, headers, payload)
+    }
+
+    /// One kept-alive connection, as a Grafana data source holds one: requests go one after another on
+    /// the same socket; a closed or broken connection is reopened for the next request.
+    public final class Connection {
+        let port: Int
+        let timeout: Int
+        private var fd: Int32 = -1
+        private var pending: [UInt8] = []
+        private var buffer = [UInt8](repeating: 0, count: 65536)
+
+        public init(port: Int, timeout: Int = 60) {
+            self.port = port
+            self.timeout = timeout
+        }
+
+        deinit { if fd >= 0 { close(fd) } }
+
+        /// Sends a request and reads its whole answer; returns the status and the body's length, or nil
+        /// when the server does not answer (after one reconnection).
+        public func send(method: String, path: String, contentType: String? = nil, body: [UInt8] = []) -> (status: Int, bodyBytes: Int)? {
+            for _ in 0..<2 {
+                if fd < 0 {
+                    guard let c = LoopbackHTTP.connectLoopback(port: port, timeout: timeout) else { return nil }
+                    fd = c
+                    pending.removeAll()
+                }
+                if let r = exchange(method, path, contentType, body) { return r }
+                close(fd)
+                fd = -1
+            }
+            return nil
+        }
+
+        private func exchange(_ method: String, _ path: String, _ contentType: String?, _ body: [UInt8]) -> (status: Int, bodyBytes: Int)? {
+            var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            if let contentType { head += "Content-Type: \(contentType)\r\n" }
+            if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
+            let request = Array((head + "\r\n").utf8) + body
+            var sent = 0
+            while sent < request.count {
+                let n = request.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { return nil }
+                sent += n
+            }
+            func fill() -> Bool {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { return false }
+                pending += buffer[0..<n]
+                return true
+            }
+            var headerEnd = pending.firstRange(of: [13, 10, 13, 10])
+            while headerEnd == nil {
+                guard fill() else { return nil }
+                headerEnd = pending.firstRange(of: [13, 10, 13, 10])
+            }
+            let headText = String(decoding: pending[..<headerEnd!.lowerBound], as: UTF8.self).lowercased()
+            pending.removeSubrange(..<headerEnd!.upperBound)
+            guard let status = headText.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap({ Int($0) }) else { return nil }
+            var length: Int?, chunked = false, closes = false
+            for line in headText.split(separator: "\r\n").dropFirst() {
+                if line.hasPrefix("content-length:") { length = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) }
+                if line.hasPrefix("transfer-encoding:"), line.contains("chunked") { chunked = true }
+                if line.hasPrefix("connection:"), line.contains("close") { closes = true }
+            }
+            var bodyBytes = 0
+            if chunked {
+                while true {
+                    guard let chunk = LoopbackHTTP.takeChunks(&pending) else { break }
+                    bodyBytes += chunk.count
+                    if chunk.isEmpty { guard fill() else { return nil } }
+                }
+                // The last chunk's line and the empty trailer.
+                while pending.firstRange(of: [13, 10, 13, 10]) == nil { guard fill() else { return nil } }
+                pending.removeSubrange(..<pending.firstRange(of: [13, 10, 13, 10])!.upperBound)
+            } else if let length {
+                while pending.count < length { guard fill() else { return nil } }
+                pending.removeSubrange(..<length)
+                bodyBytes = length
+            } else {
+                while fill() {}
+                bodyBytes = pending.count
+                closes = true
+            }
+            if closes {
+                close(fd)
+                fd = -1
+            }
+            return (status, bodyBytes)
+        }
     }
 
     /// Removes the whole chunks (`size CRLF data CRLF`) at the front of `pending` and returns their data;

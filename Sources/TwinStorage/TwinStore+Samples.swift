@@ -17,19 +17,21 @@ struct LogRead {
 extension TwinStore {
     /// Runs `body` in a read transaction and reads the log segments that transaction's chunks do not
     /// cover yet (those after `log_sealed`), keeping samples of `ids` (all when nil) within `[from, to]`.
-    /// A seal committed meanwhile (its segment may be gone before it was listed, or while it was read)
-    /// makes the read start over, so a reader never misses or double-counts a head window.
+    /// The segments are listed before the transaction starts: a segment the transaction's chunks do not
+    /// cover is deleted only after a seal that commits later, so it is listed, and one created after the
+    /// listing holds only ticks newer than the read. A segment sealed and deleted while it is read makes
+    /// the read start over, so a reader never misses or double-counts a head window.
     func withLog<T>(ids: Set<Int64>?, from: Int64, to: Int64, _ body: (Database) throws -> T) throws -> (T, LogRead) {
         for _ in 0..<5 {
             var vanished = false
-            var sealed: UInt64 = 0
+            let segments = LogSegment.list(dataDir)
             let result = try pool.read { db -> (T, LogRead) in
                 let value = try body(db)
-                sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
+                let sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
                 var read = LogRead()
                 try logTails.withLock { tails in
-                    tails = tails.filter { $0.key > sealed }
-                    for seg in LogSegment.list(dataDir) where seg.seq > sealed {
+                    if tails.keys.contains(where: { $0 <= sealed }) { tails = tails.filter { $0.key > sealed } }
+                    for seg in segments where seg.seq > sealed {
                         var tail = tails[seg.seq] ?? LogTail()
                         guard try tail.advance(seg.path) else { vanished = true; tails[seg.seq] = nil; return }
                         tails[seg.seq] = tail
@@ -52,7 +54,7 @@ extension TwinStore {
                 }
                 return (value, read)
             }
-            if !vanished, try sealedSegment() == sealed { return result }
+            if !vanished { return result }
         }
         throw TwinError.unavailable("the log of \(dataDir) kept changing while being read; try again")
     }

@@ -102,17 +102,25 @@ struct DashboardLoad {
         return "/api/v1/query_range?query=\(e)&start=\(Double(end - range) / 1000)&end=\(Double(end) / 1000)&step=\(Double(step) / 1000)"
     }
 
+    /// A query as Grafana's Prometheus data source sends it: POST, form-encoded, on a kept-alive connection.
+    static func post(_ connection: LoopbackHTTP.Connection, _ path: String) -> (status: Int, bodyBytes: Int)? {
+        let q = path.firstIndex(of: "?") ?? path.endIndex
+        return connection.send(method: "POST", path: String(path[..<q]), contentType: "application/x-www-form-urlencoded",
+                               body: Array(path[q...].dropFirst().utf8))
+    }
+
     /// Each path `runs` times on both servers, alternating, then `concurrency` clients against each for
     /// `seconds` (HostTwin first on even ranges, Prometheus first on odd ones).
     static func measure(paths: [String], hosttwin: Int, prometheus: Int, runs: Int, concurrency: Int, seconds: Double, hosttwinFirst: Bool) -> (ServerTiming, ServerTiming) {
         var times: [Int: [[Double]]] = [hosttwin: [], prometheus: []]
         var failed: [Int: Int] = [hosttwin: 0, prometheus: 0]
+        let latencyClients = [hosttwin: LoopbackHTTP.Connection(port: hosttwin), prometheus: LoopbackHTTP.Connection(port: prometheus)]
         for path in paths {
             var per: [Int: [Double]] = [hosttwin: [], prometheus: []]
             for _ in 0..<runs {
                 for port in hosttwinFirst ? [hosttwin, prometheus] : [prometheus, hosttwin] {
                     let t0 = DispatchTime.now().uptimeNanoseconds
-                    let r = LoopbackHTTP.get(port: port, path, timeout: 60)
+                    let r = post(latencyClients[port]!, path)
                     per[port]!.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
                     if r?.status != 200 { failed[port]! += 1 }
                 }
@@ -125,8 +133,9 @@ struct DashboardLoad {
             let t0 = DispatchTime.now().uptimeNanoseconds
             DispatchQueue.concurrentPerform(iterations: concurrency) { client in
                 var i = client * paths.count / max(concurrency, 1)
+                let connection = LoopbackHTTP.Connection(port: port)
                 while DispatchTime.now().uptimeNanoseconds < deadline {
-                    _ = LoopbackHTTP.get(port: port, paths[i % paths.count], timeout: 60)
+                    _ = post(connection, paths[i % paths.count])
                     done.add(1, ordering: .relaxed)
                     i += 1
                 }

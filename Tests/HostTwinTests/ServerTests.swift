@@ -258,6 +258,23 @@ import NIOCore
 
 /// gzip content coding: what the server sends inflates back to the original, and `Accept-Encoding`
 /// is read as HTTP defines it.
+/// Query strings and form bodies: every parameter of every request goes through this decoder.
+@Suite struct FormDecodingTests {
+    @Test func formValuesAreDecodedAsURLSearchParamsAre() {
+        #expect(Params.decode("rate(node_cpu_seconds_total%7Bmode%3D%22idle%22%7D%5B5m%5D)") == "rate(node_cpu_seconds_total{mode=\"idle\"}[5m])")
+        #expect(Params.decode("a+b%2Bc") == "a b+c")
+        #expect(Params.decode("caf%C3%A9") == "café")
+        #expect(Params.decode("plain") == "plain")
+        // A malformed escape or bytes that are not UTF-8 leave the escapes as written, `+` still a space.
+        #expect(Params.decode("100%+sure%2") == "100% sure%2")
+        #expect(Params.decode("%zz+x") == "%zz x")
+        #expect(Params.decode("%FF%FE") == "%FF%FE")
+        var p = Params(query: "query=up&start=1&query=node_load1+%3E+0&empty")
+        p.add(form: "step=15")
+        #expect(p["query"] == "node_load1 > 0" && p.all("query") == ["up", "node_load1 > 0"] && p["empty"] == "" && p["step"] == "15")
+    }
+}
+
 @Suite struct GzipTests {
     @Test func roundTripAndNegotiation() throws {
         var random = SeededRandom(seed: 7)

@@ -15,9 +15,14 @@ public final class CPUFreqCollector: Collector {
         for name in names {
             guard let n = name.dropPrefixString("cpu"), !n.isEmpty, n.allSatisfy(\.isNumber) else { continue }
             let dir = base + "/" + name
+            // One directory read tells which of cpufreq and thermal_throttle this CPU has (VMs: neither).
+            guard let present = ctx.reader.list(dir) else { continue }
+            let hasFreq = present.contains("cpufreq"), hasThrottle = present.contains("thermal_throttle")
+            guard hasFreq || hasThrottle else { continue }
             let cpu = Labels(["cpu": n])
             let freq = dir + "/cpufreq/"
             func hertz(_ file: String, _ metric: String) {
+                guard hasFreq else { return }
                 if let khz = ctx.number(freq + file) { ctx.observation.add(metric, cpu, khz * 1000); any = true }
             }
             hertz("cpuinfo_cur_freq", "node_cpu_frequency_hertz")
@@ -26,7 +31,7 @@ public final class CPUFreqCollector: Collector {
             hertz("scaling_cur_freq", "node_cpu_scaling_frequency_hertz")
             hertz("scaling_max_freq", "node_cpu_scaling_frequency_max_hertz")
             hertz("scaling_min_freq", "node_cpu_scaling_frequency_min_hertz")
-            if let current = ctx.text(freq + "scaling_governor"),
+            if hasFreq, let current = ctx.text(freq + "scaling_governor"),
                let available = ctx.text(freq + "scaling_available_governors") {
                 for g in available.split(separator: " ") {
                     ctx.observation.add("node_cpu_scaling_governor", Labels(["cpu": n, "governor": String(g)]), g == current ? 1 : 0)
@@ -34,6 +39,7 @@ public final class CPUFreqCollector: Collector {
             }
             // Throttle counts are per core and per package; every CPU of one repeats them. The topology
             // is read only where the counters exist (Intel CPUs with thermal_throttle).
+            guard hasThrottle else { continue }
             let coreCount = ctx.number(dir + "/thermal_throttle/core_throttle_count")
             let packageCount = ctx.number(dir + "/thermal_throttle/package_throttle_count")
             guard coreCount != nil || packageCount != nil,

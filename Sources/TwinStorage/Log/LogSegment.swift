@@ -25,14 +25,19 @@ enum LogSegment {
         directory(dataDir) + "/" + String(format: "%016llx.log", seq)
     }
 
-    /// The segments in `dataDir`, by sequence number.
+    /// The segments in `dataDir`, by sequence number. Every query lists them (readdir, not FileManager:
+    /// this is on the query path).
     static func list(_ dataDir: String) -> [(seq: UInt64, path: String)] {
         let dir = directory(dataDir)
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
-        return names.compactMap { name -> (UInt64, String)? in
-            guard name.hasSuffix(".log"), let seq = UInt64(name.dropLast(4), radix: 16) else { return nil }
-            return (seq, dir + "/" + name)
-        }.sorted { $0.0 < $1.0 }
+        guard let handle = opendir(dir) else { return [] }
+        defer { closedir(handle) }
+        var out: [(seq: UInt64, path: String)] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.hasSuffix(".log"), let seq = UInt64(name.dropLast(4), radix: 16) else { continue }
+            out.append((seq, dir + "/" + name))
+        }
+        return out.sorted { $0.seq < $1.seq }
     }
 
     static func header(_ seq: UInt64) -> [UInt8] {
