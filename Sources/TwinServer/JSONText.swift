@@ -35,13 +35,15 @@ struct JSONText {
 
     /// A non-negative integer in decimal, without an intermediate String.
     mutating func decimal(_ v: UInt64) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = 0
-        var x = v
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat { d[n] = UInt8(ascii: "0") + UInt8(x % 10); x /= 10; n += 1 } while x > 0
-            for i in stride(from: n - 1, through: 0, by: -1) { bytes.append(d[i]) }
+        // The digit count first, then the digits written in place from the last: one growth check per number.
+        var n = 1
+        var limit: UInt64 = 10
+        while n < 20, v >= limit { n += 1; limit = limit &* 10 }
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: n))
+        bytes.withUnsafeMutableBufferPointer { b in
+            var x = v, i = start + n - 1
+            repeat { b[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: x % 10); x /= 10; i -= 1 } while x > 0
         }
     }
 
