@@ -88,7 +88,7 @@ public final class StoreSampleSource: SampleSource {
         if Double(found.count) * ((Double(to) - Double(from)) / 100 + 1) > Double(limit) {
             if try store.sealedSampleBound(ids: found.map(\.id), from: from, to: to) > limit { throw PromQLError.execution(Self.tooMany) }
         }
-        let data = try store.samples(ids: found.map(\.id), from: from, to: to)
+        let data = try store.samples(ids: found.map { $0.id }, from: from, to: to)
         // Before the oldest raw sample only rollups can answer — if any are that old (a young store has none;
         // a rollup minute that begins less than a minute before the oldest raw sample holds those same samples).
         let (raw, rollups) = try oldestSamples()
@@ -105,7 +105,7 @@ public final class StoreSampleSource: SampleSource {
                 points = try minutes(s.id, s.type, from: from, to: min(to, horizon - 1)).filter { $0.0 < before } + points
             }
             guard !points.isEmpty else { continue }
-            out.append(SeriesData(labels: s.labels, t: points.map(\.0), v: points.map(\.1)))
+            out.append(SeriesData(labels: s.labels, t: points.map { $0.0 }, v: points.map { $0.1 }))
         }
         return out
     }
@@ -128,7 +128,7 @@ public final class StoreSampleSource: SampleSource {
             if Double(found.count) * ((Double(to) - Double(from)) / 60_000 + 1) > Double(limit) { throw PromQLError.execution(StoreSampleSource.tooMany) }
             return try found.compactMap { s in
                 let points = try base.minutes(s.id, s.type, from: from, to: to)
-                return points.isEmpty ? nil : SeriesData(labels: s.labels, t: points.map(\.0), v: points.map(\.1))
+                return points.isEmpty ? nil : SeriesData(labels: s.labels, t: points.map { $0.0 }, v: points.map { $0.1 })
             }
         }
     }

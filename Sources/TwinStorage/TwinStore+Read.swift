@@ -79,7 +79,7 @@ extension TwinStore {
     public func seriesCatalog() throws -> [SeriesInfo] {
         let known = catalog.withLock { $0 }
         let maxID = known.last?.id ?? 0
-        let added = try pool.read { db in
+        let added = try queryReaders.read { db in
             try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT s.id, m.name AS metric, l.labels, m.type FROM series s JOIN metrics m ON m.id = s.metric_id JOIN label_sets l ON l.id = s.labels_id
                 WHERE s.id > ? ORDER BY s.id

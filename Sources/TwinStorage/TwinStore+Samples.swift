@@ -25,7 +25,7 @@ extension TwinStore {
         for _ in 0..<5 {
             var vanished = false
             let segments = LogSegment.list(dataDir)
-            let result = try pool.read { db -> (T, LogRead) in
+            let result = try queryReaders.read { db -> (T, LogRead) in
                 let value = try body(db)
                 let sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
                 var read = LogRead()

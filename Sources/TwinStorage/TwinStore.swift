@@ -31,6 +31,8 @@ public final class TwinStore: Sendable {
     let logTails = Mutex<[UInt64: LogTail]>([:])
     /// A hub's live-lane samples, ahead of what its in-order stream has applied (read after stored ones).
     public let preview = LivePreview()
+    /// Read-only connections for queries' sample and catalog reads (``QueryReaders``).
+    let queryReaders: QueryReaders
 
     /// Lets SQLite's WAL grow to `pages` pages before it is checkpointed into the database, and cuts it
     /// back to that size after. The default (32 pages) suits an agent's small transactions; a hub commits
@@ -90,7 +92,7 @@ public final class TwinStore: Sendable {
         } else {
             try migrator.migrate(pool)
         }
-        return TwinStore(dataDir: dataDir, pool: pool)
+        return TwinStore(dataDir: dataDir, pool: pool, readers: QueryReaders(path: dbPath, configuration: config))
     }
 
     /// Creates the data directory (0700) and the database file (0600) when missing, and takes group and
@@ -111,9 +113,10 @@ public final class TwinStore: Sendable {
         }
     }
 
-    init(dataDir: String, pool: DatabasePool) {
+    init(dataDir: String, pool: DatabasePool, readers: QueryReaders) {
         self.dataDir = dataDir
         self.pool = pool
+        self.queryReaders = readers
     }
 
     /// Runs SQLite's integrity check; returns the problems found (empty when sound).
