@@ -38,12 +38,14 @@ public final class PowerSupplyCollector: Collector {
         guard let supplies = ctx.entries(base), !supplies.isEmpty else { return .noData("no /sys/class/power_supply entries") }
         for supply in supplies {
             let dir = base + "/" + supply + "/"
+            // One directory read, then only the files this supply has (a battery has a dozen of the fifty).
+            let present = Set(ctx.reader.list(dir) ?? [])
             let l = Labels(["power_supply": supply])
-            for n in Self.numbers {
+            for n in Self.numbers where present.contains(n.file) {
                 if let v = ctx.number(dir + n.file) { ctx.observation.add("node_power_supply_" + n.metric, l, v / n.divisor) }
             }
             var info = ["power_supply": supply]
-            for t in Self.texts { if let v = ctx.text(dir + t), !v.isEmpty { info[t] = v } }
+            for t in Self.texts where present.contains(t) { if let v = ctx.text(dir + t), !v.isEmpty { info[t] = v } }
             ctx.observation.add("node_power_supply_info", Labels(dictionary: info), 1)
         }
         return .ok
