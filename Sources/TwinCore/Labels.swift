@@ -32,6 +32,13 @@ public struct Labels: Hashable, Sendable, Sequence {
 
     public static let empty = Labels()
 
+    /// The address of the pairs' storage: copies of one label set share it, so equal addresses mean equal
+    /// labels. Another set may reuse the address once this one is freed, so code that remembers an
+    /// address must keep the labels too.
+    public var storageAddress: UInt {
+        pairs.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+    }
+
     public subscript(name: String) -> String? {
         pairs.first { $0.name == name }?.value
     }

@@ -115,6 +115,9 @@ public struct Aggregation: Sendable {
     public var parameter: Expr?
     public var grouping: [String] = []
     public var without = false
+    /// The node's index among the query's aggregations and operators, set by the parser; the engine keys
+    /// label sets it derives by it.
+    public var id: Int = 0
 }
 
 /// `lhs op [bool] [on|ignoring (labels)] [group_left|group_right (labels)] rhs`.
@@ -137,6 +140,9 @@ public struct BinaryExpr: Sendable {
     public var cardinality: Cardinality = .oneToOne
     /// Labels of `group_left(...)` / `group_right(...)` copied from the "one" side.
     public var include: [String] = []
+    /// The node's index among the query's aggregations and operators, set by the parser (see
+    /// ``Aggregation/id``).
+    public var id: Int = 0
 
     /// Scalar when both sides are scalars, else vector; set by the parser once the sides are known, so
     /// asking costs nothing however long a chain of operators is.

@@ -64,10 +64,10 @@ extension Evaluation {
             let samples = try vector(arg, at: t)
             let direct: Bool
             if case .vector = arg { direct = true } else { direct = false }
-            return .vector(samples.map { Sample(labels: $0.labels.droppingName, value: Double(direct ? $0.t : t) / 1000, t: t) })
+            return .vector(samples.map { Sample(labels: dropName($0.labels), value: Double(direct ? $0.t : t) / 1000, t: t) })
         case "round":
             let nearest = args.count > 1 ? try scalar(args[1], at: t) : 1
-            return .vector(try vector(args[0], at: t).map { Sample(labels: $0.labels.droppingName, value: PromFunctions.round($0.value, toNearest: nearest), t: t) })
+            return .vector(try vector(args[0], at: t).map { Sample(labels: dropName($0.labels), value: PromFunctions.round($0.value, toNearest: nearest), t: t) })
         case "clamp", "clamp_min", "clamp_max":
             let v = try vector(args[0], at: t)
             let lo = name == "clamp_max" ? -Double.infinity : try scalar(args[1], at: t)
@@ -76,7 +76,7 @@ extension Evaluation {
             return .vector(v.map {
                 // Go's math.Max/Min: NaN wins.
                 let x = $0.value.isNaN || lo.isNaN || hi.isNaN ? Double.nan : Swift.min(hi, Swift.max(lo, $0.value))
-                return Sample(labels: $0.labels.droppingName, value: x, t: t)
+                return Sample(labels: dropName($0.labels), value: x, t: t)
             })
         case "label_replace": return .vector(try labelReplace(args, at: t))
         case "label_join": return .vector(try labelJoin(args, at: t))
@@ -95,10 +95,10 @@ extension Evaluation {
             if let f = PromFunctions.calendar(name) {
                 // No argument: the evaluation time, `vector(time())`.
                 guard let arg = args.first else { return .vector([Sample(labels: .empty, value: f(Double(t / 1000)), t: t)]) }
-                return .vector(try vector(arg, at: t).map { Sample(labels: $0.labels.droppingName, value: f($0.value), t: t) })
+                return .vector(try vector(arg, at: t).map { Sample(labels: dropName($0.labels), value: f($0.value), t: t) })
             }
             guard let f = PromFunctions.elementwise(name) else { throw PromQLError.execution("function \(name) is not implemented") }
-            return .vector(try vector(args[0], at: t).map { Sample(labels: $0.labels.droppingName, value: f($0.value), t: t) })
+            return .vector(try vector(args[0], at: t).map { Sample(labels: dropName($0.labels), value: f($0.value), t: t) })
         }
     }
 

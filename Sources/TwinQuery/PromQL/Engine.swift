@@ -87,6 +87,7 @@ public struct PromQLEngine: Sendable {
             default: break
             }
             stepsDone += 1
+            ev.trimDerived()
             if stepsDone & 63 == 0 { try ev.checkDeadline() } // a clock read per step cost a tenth of a small query
             let (next, overflow) = t.addingReportingOverflow(step)
             if overflow { break }
@@ -111,6 +112,12 @@ final class Evaluation {
     /// Results of range-vector functions over plain selectors for every step of the grid, keyed by
     /// selector id (see ``gridValues``).
     private var grid: [Int: [[Sample]]] = [:]
+    /// Label sets derived per node and input (see ``derive(_:node:_:_:_:)``), with the inputs kept alive
+    /// so that their storage addresses stay theirs.
+    private var derived: [DerivedKey: (inputs: (Labels, Labels?), labels: Labels, id: Int)] = [:]
+    /// Distinct derived label sets, numbered: operators group and match by these numbers.
+    private var internedIDs: [Labels: Int] = [:]
+    private var interned: [Labels] = []
 
     init(engine: PromQLEngine, expr: Expr, start: Int64, end: Int64, step: Int64 = 0) throws {
         self.engine = engine
@@ -173,6 +180,52 @@ final class Evaluation {
         }
     }
 
+    // MARK: Derived label sets
+
+    /// What a node derives from an input's labels.
+    enum Derivation: Int { case noName, group, signature, result }
+
+    private struct DerivedKey: Hashable {
+        var kind: Int, node: Int, a: UInt, b: UInt
+    }
+
+    /// The label set node `node` derives from `labels` (and `other`, for a result taking labels from the
+    /// "one" side of a match), made by `make` once per input and remembered: every step of a range query
+    /// sees the same input series again, sharing storage, so a step costs a lookup by address where it
+    /// would filter and hash the labels. The result is interned: equal results share storage and a
+    /// number, by which operators group and match instead of hashing labels.
+    func derive(_ kind: Derivation, node: Int, _ labels: Labels, _ other: Labels? = nil, _ make: () -> Labels) -> (labels: Labels, id: Int) {
+        let key = DerivedKey(kind: kind.rawValue, node: node, a: labels.storageAddress, b: other?.storageAddress ?? 0)
+        if let d = derived[key] { return (d.labels, d.id) }
+        let (l, id) = intern(make())
+        derived[key] = ((labels, other), l, id)
+        return (l, id)
+    }
+
+    /// The shared copy of `labels` and its number.
+    func intern(_ labels: Labels) -> (labels: Labels, id: Int) {
+        if let id = internedIDs[labels] { return (interned[id], id) }
+        let id = interned.count
+        internedIDs[labels] = id
+        interned.append(labels)
+        return (labels, id)
+    }
+
+    /// Forgets derived label sets once there are many (a query whose labels change at every step): called
+    /// between steps only, as numbers handed out within one operation must stay consistent.
+    func trimDerived() {
+        guard derived.count + interned.count > 1 << 18 else { return }
+        derived.removeAll()
+        internedIDs.removeAll()
+        interned.removeAll()
+    }
+
+    /// `labels` without `__name__`, remembered per input.
+    func dropName(_ labels: Labels) -> Labels {
+        guard labels.pairs.contains(where: { $0.name == Labels.metricName }) else { return labels }
+        return derive(.noName, node: 0, labels) { labels.droppingName }.labels
+    }
+
     static func checkUnique(_ samples: [Sample]) throws {
         guard samples.count > 1 else { return }
         var seen = Set<Labels>()
@@ -192,7 +245,7 @@ final class Evaluation {
         case .unaryMinus(let x):
             switch try eval(x, at: t) {
             case .scalar(let v): return .scalar(-v)
-            case .vector(let s): return .vector(s.map { Sample(labels: $0.labels.droppingName, value: -$0.value, t: t) })
+            case .vector(let s): return .vector(s.map { Sample(labels: dropName($0.labels), value: -$0.value, t: t) })
             default: throw PromQLError.execution("unary minus needs a scalar or an instant vector")
             }
         case .vector(let vs): return .vector(instantSelect(vs, at: t))
@@ -295,6 +348,7 @@ final class Evaluation {
         while ts <= hi {
             if steps & 255 == 0 { try checkDeadline() }
             steps += 1
+            trimDerived()
             let value = try eval(sq.expr, at: ts)
             let n: Int
             switch value {

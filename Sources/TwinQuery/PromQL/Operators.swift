@@ -13,8 +13,15 @@ extension Evaluation {
             guard Self.isValidLabelName(valueLabel) else { throw PromQLError.execution("invalid label name \"\(valueLabel)\"") }
         } else if let p = agg.parameter { param = try scalar(p, at: t) }
         let names = Set(agg.grouping)
-        func groupLabels(_ l: Labels) -> Labels {
-            agg.without ? l.filtered(names.union([Labels.metricName]), keep: false) : l.filtered(names, keep: true)
+        let dropped = agg.without ? names.union([Labels.metricName]) : names
+        func group(_ s: Sample) -> (labels: Labels, id: Int) {
+            if agg.op == .countValues {
+                let l = agg.without ? s.labels.filtered(dropped, keep: false) : s.labels.filtered(names, keep: true)
+                return intern(l.setting(valueLabel, Self.formatValue(s.value)))
+            }
+            return derive(.group, node: agg.id, s.labels) {
+                agg.without ? s.labels.filtered(dropped, keep: false) : s.labels.filtered(names, keep: true)
+            }
         }
 
         struct Group {
@@ -25,19 +32,16 @@ extension Evaluation {
             var members: [Sample] = []
             var values: [Double] = []
         }
-        var index: [Labels: Int] = [:]
+        var index: [Int: Int] = [:]
         var groups: [Group] = []
 
         for s in input {
-            var key = groupLabels(s.labels)
-            if agg.op == .countValues {
-                key = key.setting(valueLabel, Self.formatValue(s.value))
-            }
+            let key = group(s)
             let gi: Int
-            if let i = index[key] { gi = i } else {
+            if let i = index[key.id] { gi = i } else {
                 gi = groups.count
-                index[key] = gi
-                var g = Group(labels: key)
+                index[key.id] = gi
+                var g = Group(labels: key.labels)
                 g.value = s.value
                 g.mean = s.value
                 g.count = 1
@@ -173,27 +177,29 @@ extension Evaluation {
             if b.op.isComparison && swap { value = e.value }
             if b.returnBool { value = keep ? 1 : 0; keep = true }
             guard keep else { continue }
-            out.append(Sample(labels: Self.dropsName(b.op) || b.returnBool ? e.labels.droppingName : e.labels, value: value, t: t))
+            out.append(Sample(labels: Self.dropsName(b.op) || b.returnBool ? dropName(e.labels) : e.labels, value: value, t: t))
         }
         return out
     }
 
-    /// The labels two sides are matched on.
-    private func signature(_ b: BinaryExpr, _ l: Labels) -> Labels {
-        if let names = b.matchingLabels {
-            return b.on ? l.filtered(Set(names), keep: true) : l.filtered(Set(names).union([Labels.metricName]), keep: false)
+    /// The labels two sides are matched on, and their number.
+    private func signature(_ b: BinaryExpr, _ l: Labels) -> (labels: Labels, id: Int) {
+        derive(.signature, node: b.id, l) {
+            if let names = b.matchingLabels {
+                return b.on ? l.filtered(Set(names), keep: true) : l.filtered(Set(names).union([Labels.metricName]), keep: false)
+            }
+            return l.droppingName
         }
-        return l.droppingName
     }
 
     private func setOperation(_ b: BinaryExpr, _ lhs: [Sample], _ rhs: [Sample]) -> [Sample] {
-        let rightSigs = Set(rhs.map { signature(b, $0.labels) })
+        let rightSigs = Set(rhs.map { signature(b, $0.labels).id })
         switch b.op {
-        case .and: return lhs.filter { rightSigs.contains(signature(b, $0.labels)) }
-        case .unless: return lhs.filter { !rightSigs.contains(signature(b, $0.labels)) }
+        case .and: return lhs.filter { rightSigs.contains(signature(b, $0.labels).id) }
+        case .unless: return lhs.filter { !rightSigs.contains(signature(b, $0.labels).id) }
         default:
-            let leftSigs = Set(lhs.map { signature(b, $0.labels) })
-            return lhs + rhs.filter { !leftSigs.contains(signature(b, $0.labels)) }
+            let leftSigs = Set(lhs.map { signature(b, $0.labels).id })
+            return lhs + rhs.filter { !leftSigs.contains(signature(b, $0.labels).id) }
         }
     }
 
@@ -201,35 +207,38 @@ extension Evaluation {
         // With group_right the right side is the "many" side: swap, compute, swap the operands back.
         let swapped = b.cardinality == .oneToMany
         let many = swapped ? rhsIn : lhsIn, one = swapped ? lhsIn : rhsIn
-        var oneBySig: [Labels: Sample] = [:]
+        var oneBySig: [Int: Sample] = [:]
         oneBySig.reserveCapacity(one.count)
         for s in one {
             let sig = signature(b, s.labels)
-            if let dup = oneBySig[sig] {
-                throw PromQLError.execution("found duplicate series for the match group \(Self.text(sig)) on the \(swapped ? "left" : "right") hand-side of the operation: [\(Self.text(dup.labels)), \(Self.text(s.labels))];many-to-many matching not allowed: matching labels must be unique on one side")
+            if let dup = oneBySig[sig.id] {
+                throw PromQLError.execution("found duplicate series for the match group \(Self.text(sig.labels)) on the \(swapped ? "left" : "right") hand-side of the operation: [\(Self.text(dup.labels)), \(Self.text(s.labels))];many-to-many matching not allowed: matching labels must be unique on one side")
             }
-            oneBySig[sig] = s
+            oneBySig[sig.id] = s
         }
-        var matched: [Labels: Set<Labels>] = [:]
+        // Per signature, the result label sets made so far (one-to-one: the signature alone).
+        var matched: [Int: Set<Int>] = [:]
         var out: [Sample] = []
         for m in many {
-            let sig = signature(b, m.labels)
+            let sig = signature(b, m.labels).id
             guard let o = oneBySig[sig] else { continue }
             let (vl, vr) = swapped ? (o.value, m.value) : (m.value, o.value)
             var (value, keep) = Self.apply(b.op, vl, vr)
             if b.returnBool { value = keep ? 1 : 0; keep = true }
             guard keep else { continue }
-            var metric = resultLabels(b, m.labels, o.labels)
-            if b.returnBool { metric = metric.droppingName }
+            let metric = derive(.result, node: b.id, m.labels, b.include.isEmpty ? nil : o.labels) {
+                let l = resultLabels(b, m.labels, o.labels)
+                return b.returnBool ? l.droppingName : l
+            }
             if b.cardinality == .oneToOne {
                 if matched[sig] != nil {
                     throw PromQLError.execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
                 }
                 matched[sig] = []
-            } else if !matched[sig, default: []].insert(metric).inserted {
+            } else if !matched[sig, default: []].insert(metric.id).inserted {
                 throw PromQLError.execution("multiple matches for labels: grouping labels must ensure unique matches")
             }
-            out.append(Sample(labels: metric, value: value, t: t))
+            out.append(Sample(labels: metric.labels, value: value, t: t))
         }
         return out
     }

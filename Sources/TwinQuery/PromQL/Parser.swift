@@ -5,6 +5,8 @@ public struct PromQLParser {
     private let tokens: [Token]
     private var p = 0
     private var selectors = 0
+    /// Aggregations and binary operators numbered so far (their ``Aggregation/id``).
+    private var nodes = 0
     /// Current nesting of parentheses, calls, aggregations and unary operators.
     private var nesting = 0
 
@@ -122,6 +124,8 @@ public struct PromQLParser {
             if chain > Self.maxDepth { throw fail("more than \(Self.maxDepth) operators in a row; split the expression up", at: opPos) }
             advance()
             var b = BinaryExpr(op: op, lhs: lhs, rhs: .number(0))
+            nodes += 1
+            b.id = nodes
             if isWord("bool") {
                 guard op.isComparison else { throw fail("bool modifier can only be used on comparison operators") }
                 b.returnBool = true
@@ -383,6 +387,8 @@ public struct PromQLParser {
         let want = op.hasParameter ? 2 : 1
         guard args.count == want else { throw fail("wrong number of arguments for aggregate expression provided, expected \(want), got \(args.count)", at: pos) }
         var agg = Aggregation(op: op, expr: args[want - 1], grouping: grouping, without: without)
+        nodes += 1
+        agg.id = nodes
         guard agg.expr.type == .vector else { throw fail("expected type instant vector in aggregation expression, got \(typeName(agg.expr.type))", at: pos) }
         if op.hasParameter {
             agg.parameter = args[0]
