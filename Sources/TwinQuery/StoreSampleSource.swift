@@ -84,11 +84,10 @@ public final class StoreSampleSource: SampleSource {
     public func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int, deadline: Int64) throws -> [SeriesData] {
         let found = try matching(matchers, deadline: deadline)
         guard !found.isEmpty else { return [] }
-        // Ticks are at least 100 ms apart; only a read that could exceed the limit is counted first.
-        if Double(found.count) * ((Double(to) - Double(from)) / 100 + 1) > Double(limit) {
-            if try store.sealedSampleBound(ids: found.map(\.id), from: from, to: to) > limit { throw PromQLError.execution(Self.tooMany) }
+        // The read counts the sealed samples from the rows' directories before decoding any.
+        guard let data = try store.sampleColumns(ids: found.map { $0.id }, from: from, to: to, limit: limit) else {
+            throw PromQLError.execution(Self.tooMany)
         }
-        let data = try store.samples(ids: found.map { $0.id }, from: from, to: to)
         // Before the oldest raw sample only rollups can answer — if any are that old (a young store has none;
         // a rollup minute that begins less than a minute before the oldest raw sample holds those same samples).
         let (raw, rollups) = try oldestSamples()
@@ -99,13 +98,14 @@ public final class StoreSampleSource: SampleSource {
         var out: [SeriesData] = []
         out.reserveCapacity(found.count)
         for s in found {
-            var points = data[s.id] ?? []
+            var columns = data[s.id] ?? SampleColumns()
             if from < horizon {
-                let before = points.first?.0 ?? .max
-                points = try minutes(s.id, s.type, from: from, to: min(to, horizon - 1)).filter { $0.0 < before } + points
+                let before = columns.t.first ?? .max
+                let early = try minutes(s.id, s.type, from: from, to: min(to, horizon - 1)).filter { $0.0 < before }
+                if !early.isEmpty { columns = SampleColumns(t: early.map { $0.0 } + columns.t, v: early.map { $0.1 } + columns.v) }
             }
-            guard !points.isEmpty else { continue }
-            out.append(SeriesData(labels: s.labels, t: points.map { $0.0 }, v: points.map { $0.1 }))
+            guard columns.count > 0 else { continue }
+            out.append(SeriesData(labels: s.labels, t: columns.t, v: columns.v))
         }
         return out
     }

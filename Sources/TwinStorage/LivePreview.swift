@@ -74,14 +74,14 @@ public final class LivePreview: Sendable {
 
     /// Appends to `out` the held samples of `ids` in `[from, to]` that are newer than the series' last
     /// sample in `out` (stored samples win; the preview only extends them).
-    func merge(into out: inout [Int64: [(Int64, Double)]], ids: some Sequence<Int64>, from: Int64, to: Int64) {
+    func merge(into out: inout [Int64: SampleColumns], ids: some Sequence<Int64>, from: Int64, to: Int64) {
         guard holding.load(ordering: .acquiring) else { return }
         state.withLock { s in
             for id in ids {
                 guard let list = s.samples[id] else { continue }
-                let after = out[id]?.last?.0 ?? .min
-                let extra = list.lazy.filter { $0.0 > after && $0.0 >= from && $0.0 <= to }
-                if !extra.isEmpty { out[id, default: []].append(contentsOf: extra) }
+                let after = out[id]?.t.last ?? .min
+                let extra = list.filter { $0.0 > after && $0.0 >= from && $0.0 <= to }
+                if !extra.isEmpty { out[id, default: SampleColumns()].append(extra) }
             }
         }
     }

@@ -88,24 +88,6 @@ extension TwinStore {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM label_sets WHERE hash = ? AND labels = ?"), arguments: [SeriesHash.of(labels: labels), labels])
     }
 
-    /// An upper bound of the sealed samples of `ids` in `[from, to]` (whole chunks overlapping the range
-    /// count), read from the rows' directories without touching chunk data: lets a caller refuse a read
-    /// that would not fit in memory before making it.
-    public func sealedSampleBound(ids: [Int64], from: Int64, to: Int64) throws -> Int {
-        try pool.read { db in
-            var n = 0
-            for (group, wanted) in Dictionary(grouping: Set(ids), by: GroupBlock.group(of:)) {
-                let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, members FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ?"),
-                                            arguments: [group, from, to])
-                for row in rows {
-                    let directory = try Self.directory(row, of: wanted)
-                    for id in wanted { n += directory.find(id)?.count ?? 0 }
-                }
-            }
-            return n
-        }
-    }
-
     /// The series with samples in `[from, to]`, at the granularity of stored rows: a series in a sealed
     /// row (head window, or rollup hour or day) that overlaps the range counts, as Prometheus counts a
     /// series whose chunk overlaps it; unsealed samples count exactly. Directories only, no sample data:
@@ -128,58 +110,79 @@ extension TwinStore {
 
     /// Samples of many series in `[from, to]`, keyed by series id, in time order.
     public func samples(ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
-        let (sealed, log) = try withLog(ids: Set(ids), from: from, to: to) { db in try self.sealedSamples(db, ids: ids, from: from, to: to) }
-        var out = sealed
+        try sampleColumns(ids: ids, from: from, to: to)!.mapValues { Array(zip($0.t, $0.v)) }
+    }
+
+    /// Samples of many series in `[from, to]` as columns, keyed by series id, in time order: the query
+    /// engine's read, one copy from the decoded chunks into each series' columns. Nil when the sealed
+    /// chunks overlapping the range hold more than `limit` samples (counted from the rows' directories,
+    /// before anything is decoded).
+    public func sampleColumns(ids: [Int64], from: Int64, to: Int64, limit: Int = .max) throws -> [Int64: SampleColumns]? {
+        let (sealed, log) = try withLog(ids: Set(ids), from: from, to: to) { db in try self.sealedColumns(db, ids: ids, from: from, to: to, limit: limit) }
+        guard var out = sealed else { return nil }
         for (id, list) in log.byID {
             // Log samples come after every sealed one of the same series, except after a crash between a
             // seal's commit and the deletion of its segment — which `log_sealed` already excludes.
-            out[id, default: []].append(contentsOf: list)
+            out[id, default: SampleColumns()].append(list)
         }
         preview.merge(into: &out, ids: ids, from: from, to: to)
         return out
     }
 
+    /// Samples of `ids` in `[from, to]` from sealed chunk rows, as tuples (see ``sealedColumns``).
+    func sealedSamples(_ db: Database, ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
+        try sealedColumns(db, ids: ids, from: from, to: to)!.mapValues { Array(zip($0.t, $0.v)) }
+    }
+
     /// Samples of `ids` in `[from, to]` from sealed chunk rows, read group by group so a row shared by
     /// several requested series is read once. Decoded chunks are kept in ``chunkCache`` and reused (the
-    /// row's data is read only when a requested series in its directory misses the cache).
-    func sealedSamples(_ db: Database, ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
-        var out: [Int64: [(Int64, Double)]] = [:]
-        for id in ids { out[id] = [] }
+    /// row's data is read only when a requested series in its directory misses the cache); each series'
+    /// parts in range are copied once into its columns. Nil when the overlapping chunks hold more than
+    /// `limit` samples.
+    func sealedColumns(_ db: Database, ids: [Int64], from: Int64, to: Int64, limit: Int = .max) throws -> [Int64: SampleColumns]? {
+        var out: [Int64: SampleColumns] = [:]
+        var bound = 0
         for (group, wanted) in Dictionary(grouping: Set(ids), by: GroupBlock.group(of:)) {
             let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, min_t, max_t, count, members, length(data) AS bytes FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
                                         arguments: [group, from, to])
+            var parts: [Int64: [(t: ArraySlice<Int64>, v: ArraySlice<Double>)]] = [:]
             for row in rows {
                 let rowKey = ChunkCache.Key(id: row["id"], minT: row["min_t"], maxT: row["max_t"], count: row["count"], bytes: row["bytes"], series: 0)
-                var missed: Set<Int64> = []
                 let directory = try Self.directory(row, of: wanted)
-                var found: [Int64: [(Int64, Double)]] = [:]
-                for id in wanted where directory.find(id) != nil {
-                    var key = rowKey
-                    key.series = id
-                    if let hit = chunkCache.withLock({ $0.get(key) }) { found[id] = hit } else { missed.insert(id) }
+                var inRow: [Int64] = []
+                for id in wanted { if let m = directory.find(id) { bound += m.count; inRow.append(id) } }
+                if bound > limit { return nil }
+                var found: [Int64: SampleColumns] = [:]
+                var missed: Set<Int64> = []
+                chunkCache.withLock { cache in
+                    for id in inRow {
+                        var key = rowKey
+                        key.series = id
+                        if let hit = cache.get(key) { found[id] = hit } else { missed.insert(id) }
+                    }
                 }
                 if !missed.isEmpty, let (members, data) = try inflatedRow(db, rowKey, for: missed) {
                     let what = "twin.db chunk row \(rowKey.id) of series \(Self.list(Array(missed))) (series group \(group)) at \(TwinTime.rfc3339(rowKey.minT))"
-                    for (id, all) in try Self.decodeChunkMembers(members, data, only: missed, what: what) {
-                        var key = rowKey
-                        key.series = id
-                        chunkCache.withLock { $0.put(key, all) }
-                        found[id] = all
+                    let decoded = try Self.decodeChunkColumns(members, data, only: missed, what: what)
+                    chunkCache.withLock { cache in
+                        for (id, columns) in decoded {
+                            var key = rowKey
+                            key.series = id
+                            cache.put(key, columns)
+                        }
                     }
+                    found.merge(decoded) { a, _ in a }
                 }
-                for (id, all) in found where !all.isEmpty {
-                    if all.first!.0 >= from && all.last!.0 <= to { out[id]! += all } else {
-                        // Time-sorted: the part in range is one slice.
-                        var lo = 0, hi = all.count
-                        while lo < hi { let m = (lo + hi) / 2; if all[m].0 < from { lo = m + 1 } else { hi = m } }
-                        var end = lo
-                        hi = all.count
-                        while end < hi { let m = (end + hi) / 2; if all[m].0 <= to { end = m + 1 } else { hi = m } }
-                        out[id]! += all[lo..<end]
-                    }
+                for (id, all) in found where !all.t.isEmpty {
+                    // Time-sorted: the part in range is one slice.
+                    let lo = all.t.first! >= from ? 0 : SampleColumns.lowerBound(all.t, from)
+                    let hi = all.t.last! <= to ? all.t.count : SampleColumns.lowerBound(all.t, to &+ 1)
+                    if lo < hi { parts[id, default: []].append((all.t[lo..<hi], all.v[lo..<hi])) }
                 }
             }
-            if rows.count > 1 { for id in wanted { out[id] = Self.ordered(out[id]!) } }
+            for id in wanted {
+                out[id] = SampleColumns(joining: parts[id] ?? [])
+            }
         }
         return out
     }
@@ -239,10 +242,10 @@ extension TwinStore {
             return (points, tiers, covered)
         }
         var points = read.points
-        var tail = log.byID[id].map { [id: $0] } ?? [:]
+        var tail = log.byID[id].map { [id: SampleColumns($0)] } ?? [:]
         preview.merge(into: &tail, ids: [id], from: read.covered, to: to)
         if let tail = tail[id], read.covered <= to {
-            points += Rollup.points(tail.filter { $0.0 >= read.covered }, step: minute)
+            points += Rollup.points(zip(tail.t, tail.v).filter { $0.0 >= read.covered }, step: minute)
         }
         points.sort { $0.t < $1.t }
         return (Rollup.coarsen(points, step: step), read.tiers.joined(separator: "+"))

@@ -11,7 +11,7 @@ struct ChunkCache: Sendable {
         /// The series whose chunk of the row this is.
         var series: Int64
     }
-    private var entries: [Key: (samples: [(Int64, Double)], used: UInt64)] = [:]
+    private var entries: [Key: (samples: SampleColumns, used: UInt64)] = [:]
     private var clock: UInt64 = 0
     private(set) var held = 0
     /// Most samples held (16 bytes each).
@@ -19,7 +19,7 @@ struct ChunkCache: Sendable {
 
     init(capacity: Int) { self.capacity = capacity }
 
-    mutating func get(_ k: Key) -> [(Int64, Double)]? {
+    mutating func get(_ k: Key) -> SampleColumns? {
         guard var e = entries[k] else { return nil }
         clock += 1
         e.used = clock
@@ -27,7 +27,7 @@ struct ChunkCache: Sendable {
         return e.samples
     }
 
-    mutating func put(_ k: Key, _ samples: [(Int64, Double)]) {
+    mutating func put(_ k: Key, _ samples: SampleColumns) {
         guard samples.count <= capacity / 4, entries[k] == nil else { return }
         clock += 1
         entries[k] = (samples, clock)

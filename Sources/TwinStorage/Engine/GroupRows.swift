@@ -48,12 +48,17 @@ extension TwinStore {
 
     /// Decodes the members `ids` (every member when nil) of an inflated chunk row; `what` names the row in errors.
     static func decodeChunkMembers(_ members: [GroupBlock.Member], _ data: [UInt8], only ids: Set<Int64>?, what: String) throws -> [Int64: [(Int64, Double)]] {
-        var out: [Int64: [(Int64, Double)]] = [:]
+        try decodeChunkColumns(members, data, only: ids, what: what).mapValues { Array(zip($0.t, $0.v)) }
+    }
+
+    /// Decodes the members `ids` (every member when nil) of an inflated chunk row as columns.
+    static func decodeChunkColumns(_ members: [GroupBlock.Member], _ data: [UInt8], only ids: Set<Int64>?, what: String) throws -> [Int64: SampleColumns] {
+        var out: [Int64: SampleColumns] = [:]
         for m in members where ids?.contains(m.id) ?? true {
             do {
-                let samples = try ChunkCodec.decodeMember(data[m.range])
-                guard samples.count == m.count else { throw ChunkError.corrupt("\(samples.count) samples where the directory says \(m.count)") }
-                out[m.id] = samples
+                let (t, columns) = try ChunkCodec.decodeMember(data[m.range], columnCount: 1)
+                guard t.count == m.count else { throw ChunkError.corrupt("\(t.count) samples where the directory says \(m.count)") }
+                out[m.id] = SampleColumns(t: t, v: columns[0])
             } catch {
                 throw TwinError.corrupt(what: what + ", series \(m.id)", detail: "\(error)")
             }
