@@ -247,3 +247,105 @@ func storeWith(_ text: String) throws -> (TwinStore, String) {
         #expect(PromNumber.format(77006557184) == "77006557184")
     }
 }
+
+/// The matrix form of range queries (every node over all steps at once) against the step-by-step form,
+/// on every query of the conformance suite over series that come and go, have gaps longer than the
+/// lookback, reset, and collide on labels once their names are dropped.
+@Suite struct MatrixFormTests {
+    static let t0: Int64 = 1_700_000_000_000
+
+    static let data: String = {
+        var lines: [String] = []
+        var rng = SeededRandom(seed: 7)
+        for i in 0...240 {
+            let t = t0 + Int64(i) * 15_000
+            let gap = i > 100 && i < 130 // longer than the 5-minute lookback for some series
+            for cpu in 0..<3 where !(cpu == 2 && i < 60) {
+                for mode in ["idle", "user", "system", "iowait"] {
+                    let v = Double(i) * (mode == "idle" ? 0.8 : 0.05) + Double(cpu) + (mode == "user" && i > 150 ? -3 : 0)
+                    lines.append("node_cpu_seconds_total{cpu=\"\(cpu)\",mode=\"\(mode)\"} \(max(v, 0)) \(t)")
+                }
+            }
+            lines.append("node_memory_MemTotal_bytes 8000000000 \(t)")
+            if !gap { lines.append("node_memory_MemAvailable_bytes \(3e9 + Double.random(in: 0..<1, using: &rng) * 1e9) \(t)") }
+            lines.append("node_memory_MemFree_bytes \(1e9 + Double(i) * 1e6) \(t)")
+            lines.append("node_memory_SwapTotal_bytes 0 \(t)")
+            lines.append("node_memory_SwapFree_bytes 0 \(t)")
+            for (mp, fs) in [("/", "ext4"), ("/run", "tmpfs"), ("/data", "xfs")] where !(mp == "/data" && i > 180) {
+                lines.append("node_filesystem_size_bytes{mountpoint=\"\(mp)\",fstype=\"\(fs)\",device=\"d\(mp.count)\"} 1e11 \(t)")
+                lines.append("node_filesystem_avail_bytes{mountpoint=\"\(mp)\",fstype=\"\(fs)\",device=\"d\(mp.count)\"} \(5e10 - Double(i) * 1e7) \(t)")
+                lines.append("node_filesystem_free_bytes{mountpoint=\"\(mp)\",fstype=\"\(fs)\",device=\"d\(mp.count)\"} \(6e10 - Double(i) * 1e7) \(t)")
+            }
+            for dev in ["lo", "eth0", "veth1"] where !(dev == "veth1" && (i < 40 || gap)) {
+                lines.append("node_network_receive_bytes_total{device=\"\(dev)\"} \(Double(i * i) * 100) \(t)")
+                lines.append("node_network_transmit_bytes_total{device=\"\(dev)\"} \(Double(i) * 5000) \(t)")
+                lines.append("node_network_receive_packets_total{device=\"\(dev)\"} \(Double(i) * 7) \(t)")
+            }
+            for dev in ["sda", "sdb"] {
+                lines.append("node_disk_read_bytes_total{device=\"\(dev)\"} \(Double(i) * 4096 + (i > 200 ? -1e5 : 0)) \(t)")
+                lines.append("node_disk_reads_completed_total{device=\"\(dev)\"} \(Double(i / 3)) \(t)")
+                lines.append("node_disk_io_time_seconds_total{device=\"\(dev)\"} \(Double(i) * 0.01) \(t)")
+            }
+            lines.append("node_load1 \(Double.random(in: 0..<1, using: &rng) * 4) \(t)")
+            lines.append("node_load5 \(1 + sin(Double(i) / 20)) \(t)")
+            if !gap { lines.append("node_time_seconds \(Double(t) / 1000) \(t)") }
+            lines.append("node_boot_time_seconds 1699990000 \(t)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }()
+
+    static let queries: [String] = {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("conformance/queries.txt").path
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map { line in
+            var q = line.trimmingCharacters(in: .whitespaces)
+            if q.hasPrefix("[ci]") { q = String(q.dropFirst(4)).trimmingCharacters(in: .whitespaces) }
+            return q
+        }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+    }()
+
+    /// Both forms over 30, 60 and 125 steps at offsets that do and do not align with the samples.
+    @Test func bothFormsAgreeOnEveryConformanceQuery() throws {
+        #expect(Self.queries.count > 200)
+        let (store, dir) = try storeWith(Self.data)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var matrix = PromQLEngine(source: StoreSampleSource(store: store))
+        var steps = matrix
+        matrix.matrixForm = true
+        steps.matrixForm = false
+        var compared = 0, nonEmpty = 0
+        for q in Self.queries {
+            // Some lines are refused on purpose (as Prometheus refuses them).
+            guard let expr = try? PromQLParser.parse(q), expr.type == .vector || expr.type == .scalar else { continue }
+            for (from, to, step) in [(Self.t0 + 60_000, Self.t0 + 3_600_000, Int64(30_000)), (Self.t0, Self.t0 + 3_600_000, 60_000), (Self.t0 + 7_000, Self.t0 + 3_500_000, 28_000)] {
+                let a = Result { try matrix.range(expr, start: from, end: to, step: step) }
+                let b = Result { try steps.range(expr, start: from, end: to, step: step) }
+                compared += 1
+                switch (a, b) {
+                case (.success(let x), .success(let y)):
+                    let (fx, fy) = (Self.flat(x), Self.flat(y))
+                    #expect(fx.count == fy.count, "\(q): \(fx.count) vs \(fy.count) points")
+                    if !fx.isEmpty { nonEmpty += 1 }
+                    for (key, v) in fy {
+                        guard let w = fx[key] else { Issue.record("\(q): \(key) missing in the matrix form"); break }
+                        let same = v.isNaN ? w.isNaN : (v == w || abs(v - w) <= 1e-12 * max(abs(v), abs(w)))
+                        if !same { Issue.record("\(q): \(key) \(w) vs \(v)"); break }
+                    }
+                case (.failure(let x), .failure(let y)):
+                    #expect("\(x)" == "\(y)", "\(q)")
+                default:
+                    Issue.record("\(q): matrix \(a), steps \(b)")
+                }
+            }
+        }
+        #expect(nonEmpty > 300, "\(nonEmpty) of \(compared) comparisons had data")
+    }
+
+    static func flat(_ r: QueryResult) -> [String: Double] {
+        guard case .matrix(let series) = r else { return [:] }
+        var out: [String: Double] = [:]
+        for s in series { for (t, v) in s.points { out["\(s.labels.text)@\(t)"] = v } }
+        return out
+    }
+}

@@ -19,6 +19,9 @@ public struct PromQLEngine: Sendable {
     public var maxSamples = 5_000_000
     /// How long a query may run, in milliseconds.
     public var timeout: Int64 = 120_000
+    /// Whether range queries are evaluated node by node over all steps (``Evaluation/matrix(_:)``)
+    /// rather than the whole expression once per step; both give the same answers (tested side by side).
+    public var matrixForm = true
 
     public init(source: any SampleSource) { self.source = source }
 
@@ -54,6 +57,9 @@ public struct PromQLEngine: Sendable {
         default: throw PromQLError.badData("invalid expression type \"\(expr.type == .matrix ? "range vector" : "string")\" for range query, must be Scalar or instant Vector")
         }
         let ev = try Evaluation(engine: self, expr: expr, start: start, end: end, step: step)
+        if matrixForm, end > start {
+            do { return try ev.assemble(ev.matrix(expr)) } catch is StepByStep {}
+        }
         var index: [Labels: Int] = [:]
         var out: [(labels: Labels, points: [(Int64, Double)])] = []
         var previous: [Int] = [], positions: [Int] = []
@@ -105,18 +111,20 @@ final class Evaluation {
     let end: Int64
     /// The range query's step (0 for instant queries): the grid ``gridValues`` computes ahead.
     let step: Int64
-    private var data: [Int: [SeriesData]] = [:]
+    var data: [Int: [SeriesData]] = [:]
     private let deadline: Int64
     /// Samples held now: loaded data, subquery points being built, output points (``charge(_:)``).
     private var held = 0
     /// Results of range-vector functions over plain selectors for every step of the grid, keyed by
     /// selector id (see ``gridValues``).
-    private var grid: [Int: [[Sample]]] = [:]
+    private var grid: [Int: [MatrixRow]] = [:]
     /// Label sets derived per node and input (see ``derive(_:node:_:_:_:)``), with the inputs kept alive
     /// so that their storage addresses stay theirs.
     private var derived: [DerivedKey: (inputs: (Labels, Labels?), labels: Labels, id: Int)] = [:]
     /// Distinct derived label sets, numbered: operators group and match by these numbers.
     private var internedIDs: [Labels: Int] = [:]
+    /// Step values held by intermediate results of the matrix form (``chargeCells(_:)``).
+    var cells = 0
     private var interned: [Labels] = []
 
     init(engine: PromQLEngine, expr: Expr, start: Int64, end: Int64, step: Int64 = 0) throws {
@@ -298,21 +306,27 @@ final class Evaluation {
         return out
     }
 
-    /// The value of `name(vs[range])` at grid time `t`, computed for the whole grid on first use, series
-    /// by series (each series' window slides forward once, instead of every step building every
-    /// window): the common `rate(x[1m])` over a range query costs a pass over each series. The value
-    /// at a time does not depend on where it is asked, so subqueries landing on the grid reuse it.
-    /// Nil when `t` is off the grid or this is an instant query.
+    /// The value of `name(vs[range])` at grid time `t`, from ``gridRows`` (nil when `t` is off the grid
+    /// or this is an instant query).
     func gridValues(_ name: String, _ fn: PromFunctions.RangeFunction, _ vs: VectorSelector, range: Int64, param: Double, at t: Int64) -> [Sample]? {
         guard step > 0, t >= start, t <= end, (t - start) % step == 0 else { return nil }
         let k = Int((t - start) / step)
-        if let g = grid[vs.id] { return g[k] }
+        return gridRows(name, fn, vs, range: range, param: param).compactMap { $0.present[k] ? Sample(labels: $0.labels, value: $0.values[k], t: t) : nil }
+    }
+
+    /// `name(vs[range])` at every step of the grid, computed on first use series by series (each series'
+    /// window slides forward once, instead of every step building every window): the common
+    /// `rate(x[1m])` over a range query costs a pass over each series. The value at a time does not
+    /// depend on where it is asked, so subqueries landing on the grid reuse it.
+    func gridRows(_ name: String, _ fn: PromFunctions.RangeFunction, _ vs: VectorSelector, range: Int64, param: Double) -> [MatrixRow] {
+        if let g = grid[vs.id] { return g }
         let steps = Int((end - start) / step) + 1
-        var out = [[Sample]](repeating: [], count: steps)
+        var out: [MatrixRow] = []
         let keepName = name == "last_over_time"
         for s in data[vs.id] ?? [] {
             var a = 0, b = 0
             let n = s.t.count
+            var row = MatrixRow(labels: keepName ? s.labels : s.nameless, steps: steps)
             for i in 0..<steps {
                 let ts = start + Int64(i) * step
                 let hi = effectiveTime(vs.at, ts).minus(vs.offset), lo = hi.minus(range)
@@ -321,11 +335,12 @@ final class Evaluation {
                 if b < a { b = a }
                 while b < n, s.t[b] <= hi { b += 1 }
                 guard a < b, let v = fn(s.t[a..<b], s.v[a..<b], lo, hi, ts, param) else { continue }
-                out[i].append(Sample(labels: keepName ? s.labels : s.nameless, value: v, t: ts))
+                row.set(i, v)
             }
+            if row.any { out.append(row) }
         }
         grid[vs.id] = out
-        return out[k]
+        return out
     }
 
     /// A subquery at `t`: the inner expression at every multiple of the step in

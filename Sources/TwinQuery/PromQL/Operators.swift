@@ -183,7 +183,7 @@ extension Evaluation {
     }
 
     /// The labels two sides are matched on, and their number.
-    private func signature(_ b: BinaryExpr, _ l: Labels) -> (labels: Labels, id: Int) {
+    func signature(_ b: BinaryExpr, _ l: Labels) -> (labels: Labels, id: Int) {
         derive(.signature, node: b.id, l) {
             if let names = b.matchingLabels {
                 return b.on ? l.filtered(Set(names), keep: true) : l.filtered(Set(names).union([Labels.metricName]), keep: false)
@@ -243,7 +243,7 @@ extension Evaluation {
         return out
     }
 
-    private func resultLabels(_ b: BinaryExpr, _ many: Labels, _ one: Labels) -> Labels {
+    func resultLabels(_ b: BinaryExpr, _ many: Labels, _ one: Labels) -> Labels {
         var l = Self.dropsName(b.op) ? many.droppingName : many
         if b.cardinality == .oneToOne, let names = b.matchingLabels {
             l = b.on ? l.filtered(Set(names), keep: true) : l.filtered(Set(names), keep: false)
