@@ -140,18 +140,29 @@ extension TwinStore {
     /// parts in range are copied once into its columns. Nil when the overlapping chunks hold more than
     /// `limit` samples.
     func sealedColumns(_ db: Database, ids: [Int64], from: Int64, to: Int64, limit: Int = .max) throws -> [Int64: SampleColumns]? {
-        var out: [Int64: SampleColumns] = [:]
+        // Directories first: the bound is known before anything is decoded.
         var bound = 0
+        var groups: [(group: Int64, wanted: [Int64], rows: [(key: ChunkCache.Key, inRow: [Int64])])] = []
         for (group, wanted) in Dictionary(grouping: Set(ids), by: GroupBlock.group(of:)) {
-            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, min_t, max_t, count, members, length(data) AS bytes FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
-                                        arguments: [group, from, to])
-            var parts: [Int64: [(t: ArraySlice<Int64>, v: ArraySlice<Double>)]] = [:]
-            for row in rows {
-                let rowKey = ChunkCache.Key(id: row["id"], minT: row["min_t"], maxT: row["max_t"], count: row["count"], bytes: row["bytes"], series: 0)
+            var rows: [(key: ChunkCache.Key, inRow: [Int64])] = []
+            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, min_t, max_t, count, members, length(data) AS bytes FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
+                                        arguments: [group, from, to]) {
                 let directory = try Self.directory(row, of: wanted)
                 var inRow: [Int64] = []
                 for id in wanted { if let m = directory.find(id) { bound += m.count; inRow.append(id) } }
-                if bound > limit { return nil }
+                if !inRow.isEmpty {
+                    rows.append((ChunkCache.Key(id: row["id"], minT: row["min_t"], maxT: row["max_t"], count: row["count"], bytes: row["bytes"], series: 0), inRow))
+                }
+            }
+            groups.append((group, wanted, rows))
+        }
+        if bound > limit { return nil }
+        // A read larger than half the cache would only push out what smaller reads come back for.
+        let keep = bound <= chunkCache.withLock { $0.capacity } / 2
+        var out: [Int64: SampleColumns] = [:]
+        for (group, wanted, rows) in groups {
+            var parts: [Int64: [(t: ArraySlice<Int64>, v: ArraySlice<Double>)]] = [:]
+            for (rowKey, inRow) in rows {
                 var found: [Int64: SampleColumns] = [:]
                 var missed: Set<Int64> = []
                 chunkCache.withLock { cache in
@@ -164,11 +175,13 @@ extension TwinStore {
                 if !missed.isEmpty, let (members, data) = try inflatedRow(db, rowKey, for: missed) {
                     let what = "twin.db chunk row \(rowKey.id) of series \(Self.list(Array(missed))) (series group \(group)) at \(TwinTime.rfc3339(rowKey.minT))"
                     let decoded = try Self.decodeChunkColumns(members, data, only: missed, what: what)
-                    chunkCache.withLock { cache in
-                        for (id, columns) in decoded {
-                            var key = rowKey
-                            key.series = id
-                            cache.put(key, columns)
+                    if keep {
+                        chunkCache.withLock { cache in
+                            for (id, columns) in decoded {
+                                var key = rowKey
+                                key.series = id
+                                cache.put(key, columns)
+                            }
                         }
                     }
                     found.merge(decoded) { a, _ in a }

@@ -64,6 +64,11 @@ public struct ByteReader {
 
     @inline(__always)
     public mutating func uvarint() throws -> UInt64 {
+        // One byte: most deltas and residuals of sealed chunks.
+        if pos < bytes.count, bytes[pos] < 0x80 {
+            defer { pos += 1 }
+            return UInt64(bytes[pos])
+        }
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {

@@ -254,7 +254,6 @@ public enum ChunkCodec {
     static func decodeColumn(_ r: inout ByteReader, count: Int) throws -> [Double] {
         let kind = try r.u8()
         var out = [Double]()
-        out.reserveCapacity(count)
         switch kind {
         case 1:
             let e = Int(try r.u8())
@@ -262,25 +261,35 @@ public enum ChunkCodec {
             guard e < pow10.count, order <= 2 else { throw ChunkError.corrupt("bad decimal column header") }
             let g = try r.uvarint()
             guard g < 1 << 62 else { throw ChunkError.corrupt("bad decimal column divisor") }
-            var ints = [Int64](repeating: 0, count: count)
-            if g == 0 { // only the seeds are stored; every residual is zero
-                for i in 0..<min(max(order, 1), count) { ints[i] = try r.varint() }
-            } else {
-                for i in 0..<count {
-                    let v = try r.varint()
-                    ints[i] = i < order ? v : v &* Int64(g)
-                }
-            }
-            // Undo the differencing: order 2 integrates from index 2 (second differences into first), then from 1.
-            for pass in stride(from: order, to: 0, by: -1) where pass < count {
-                for i in pass..<count { ints[i] = ints[i] &+ ints[i - 1] }
-            }
+            // Residuals read, scaled by the divisor and integrated (order 1: a running sum; order 2: a
+            // running sum of a running sum) in one pass, straight into the output. A flat column stores
+            // only its seeds: every residual after them is zero.
+            let flat = g == 0
+            let seeds = flat ? min(max(order, 1), count) : min(order, count)
             let p = pow10[e]
-            for m in ints { out.append(Double(m) / p) }
+            var x: Int64 = 0, d: Int64 = 0
+            out = try [Double](unsafeUninitializedCapacity: count) { buf, initialized in
+                for i in 0..<count {
+                    var v: Int64 = 0
+                    if i < seeds { v = try r.varint() } else if !flat { v = try r.varint() &* Int64(g) }
+                    switch order {
+                    case 0: x = v
+                    case 1: x = i == 0 ? v : x &+ v
+                    default:
+                        if i == 0 { x = v } else {
+                            d = i == 1 ? v : d &+ v
+                            x = x &+ d
+                        }
+                    }
+                    buf[i] = e == 0 ? Double(x) : Double(x) / p
+                }
+                initialized = count
+            }
         case 2:
             let size = try r.count(limit: r.remaining)
             var bits = BitReader(Array(try r.take(size)))
             var xor = XORValues()
+            out.reserveCapacity(count)
             for _ in 0..<count { out.append(Double(bitPattern: try xor.read(&bits))) }
             guard bits.bitsLeft < 8 else { throw ChunkError.corrupt("\(bits.bitsLeft / 8) bytes after the XOR column") }
         default:
