@@ -27,31 +27,6 @@ public struct SampleColumns: Sendable {
         }
     }
 
-    /// Parts of one series (from several chunk rows, each time-sorted) joined into columns with one copy.
-    /// Parts normally follow each other in time; where rows overlap (a late import) the samples are
-    /// sorted and duplicates of a time dropped, as ``TwinStore/ordered(_:)`` does.
-    init(joining parts: [(t: ArraySlice<Int64>, v: ArraySlice<Double>)]) {
-        if parts.count == 1 {
-            self.init(t: Array(parts[0].t), v: Array(parts[0].v))
-            return
-        }
-        let n = parts.reduce(0) { $0 + $1.t.count }
-        var t = [Int64](), v = [Double]()
-        t.reserveCapacity(n)
-        v.reserveCapacity(n)
-        var inOrder = true
-        for p in parts where !p.t.isEmpty {
-            if let last = t.last, p.t.first! <= last { inOrder = false }
-            t += p.t
-            v += p.v
-        }
-        if inOrder {
-            self.init(t: t, v: v)
-        } else {
-            self.init(TwinStore.ordered(Array(zip(t, v))))
-        }
-    }
-
     /// The first index whose time is at least `x`.
     static func lowerBound(_ a: [Int64], _ x: Int64) -> Int {
         var lo = 0, hi = a.count

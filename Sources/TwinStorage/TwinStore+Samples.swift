@@ -142,59 +142,88 @@ extension TwinStore {
     func sealedColumns(_ db: Database, ids: [Int64], from: Int64, to: Int64, limit: Int = .max) throws -> [Int64: SampleColumns]? {
         // Directories first: the bound is known before anything is decoded.
         var bound = 0
-        var groups: [(group: Int64, wanted: [Int64], rows: [(key: ChunkCache.Key, inRow: [Int64])])] = []
+        var groups: [(group: Int64, wanted: [Int64], expected: [Int], rows: [(key: ChunkCache.Key, inRow: [Int64])])] = []
         for (group, wanted) in Dictionary(grouping: Set(ids), by: GroupBlock.group(of:)) {
             var rows: [(key: ChunkCache.Key, inRow: [Int64])] = []
+            var expected = [Int](repeating: 0, count: wanted.count)
             for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, min_t, max_t, count, members, length(data) AS bytes FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
                                         arguments: [group, from, to]) {
                 let directory = try Self.directory(row, of: wanted)
                 var inRow: [Int64] = []
-                for id in wanted { if let m = directory.find(id) { bound += m.count; inRow.append(id) } }
+                for (i, id) in wanted.enumerated() {
+                    if let m = directory.find(id) { bound += m.count; expected[i] += m.count; inRow.append(id) }
+                }
                 if !inRow.isEmpty {
                     rows.append((ChunkCache.Key(id: row["id"], minT: row["min_t"], maxT: row["max_t"], count: row["count"], bytes: row["bytes"], series: 0), inRow))
                 }
             }
-            groups.append((group, wanted, rows))
+            groups.append((group, wanted, expected, rows))
         }
         if bound > limit { return nil }
-        // A read larger than half the cache would only push out what smaller reads come back for.
+        // A read larger than half the cache would only push out what smaller reads come back for; it
+        // decodes the chunks inside the range straight into the series' columns.
         let keep = bound <= chunkCache.withLock { $0.capacity } / 2
         var out: [Int64: SampleColumns] = [:]
-        for (group, wanted, rows) in groups {
-            var parts: [Int64: [(t: ArraySlice<Int64>, v: ArraySlice<Double>)]] = [:]
+        for (group, wanted, expected, rows) in groups {
+            var slot: [Int64: Int] = [:]
+            var ts: [[Int64]] = [], vs: [[Double]] = []
+            var unordered = [Bool](repeating: false, count: wanted.count)
+            for (i, id) in wanted.enumerated() {
+                slot[id] = i
+                ts.append([]); vs.append([])
+                ts[i].reserveCapacity(expected[i])
+                vs[i].reserveCapacity(expected[i])
+            }
+            func add(_ i: Int, _ c: SampleColumns) {
+                guard let first = c.t.first else { return }
+                // Time-sorted: the part in range is one slice.
+                let lo = first >= from ? 0 : SampleColumns.lowerBound(c.t, from)
+                let hi = c.t.last! <= to ? c.t.count : SampleColumns.lowerBound(c.t, to &+ 1)
+                guard lo < hi else { return }
+                if let last = ts[i].last, c.t[lo] <= last { unordered[i] = true }
+                ts[i] += c.t[lo..<hi]
+                vs[i] += c.v[lo..<hi]
+            }
             for (rowKey, inRow) in rows {
-                var found: [Int64: SampleColumns] = [:]
                 var missed: Set<Int64> = []
+                var hits: [(Int, SampleColumns)] = []
                 chunkCache.withLock { cache in
                     for id in inRow {
                         var key = rowKey
                         key.series = id
-                        if let hit = cache.get(key) { found[id] = hit } else { missed.insert(id) }
+                        if let hit = cache.get(key) { hits.append((slot[id]!, hit)) } else { missed.insert(id) }
                     }
                 }
-                if !missed.isEmpty, let (members, data) = try inflatedRow(db, rowKey, for: missed) {
-                    let what = "twin.db chunk row \(rowKey.id) of series \(Self.list(Array(missed))) (series group \(group)) at \(TwinTime.rfc3339(rowKey.minT))"
-                    let decoded = try Self.decodeChunkColumns(members, data, only: missed, what: what)
-                    if keep {
-                        chunkCache.withLock { cache in
-                            for (id, columns) in decoded {
-                                var key = rowKey
-                                key.series = id
-                                cache.put(key, columns)
-                            }
+                for (i, c) in hits { add(i, c) }
+                guard !missed.isEmpty, let (members, data) = try inflatedRow(db, rowKey, for: missed) else { continue }
+                let what = "twin.db chunk row \(rowKey.id) of series \(Self.list(Array(missed))) (series group \(group)) at \(TwinTime.rfc3339(rowKey.minT))"
+                if !keep, rowKey.minT >= from, rowKey.maxT <= to {
+                    for m in members where missed.contains(m.id) {
+                        let i = slot[m.id]!, before = ts[i].count
+                        do {
+                            let n = try ChunkCodec.decodeMember(data[m.range], appendingTo: &ts[i], &vs[i])
+                            guard n == m.count else { throw ChunkError.corrupt("\(n) samples where the directory says \(m.count)") }
+                        } catch {
+                            throw TwinError.corrupt(what: what + ", series \(m.id)", detail: "\(error)")
+                        }
+                        if before > 0, ts[i][before] <= ts[i][before - 1] { unordered[i] = true }
+                    }
+                    continue
+                }
+                let decoded = try Self.decodeChunkColumns(members, data, only: missed, what: what)
+                if keep {
+                    chunkCache.withLock { cache in
+                        for (id, columns) in decoded {
+                            var key = rowKey
+                            key.series = id
+                            cache.put(key, columns)
                         }
                     }
-                    found.merge(decoded) { a, _ in a }
                 }
-                for (id, all) in found where !all.t.isEmpty {
-                    // Time-sorted: the part in range is one slice.
-                    let lo = all.t.first! >= from ? 0 : SampleColumns.lowerBound(all.t, from)
-                    let hi = all.t.last! <= to ? all.t.count : SampleColumns.lowerBound(all.t, to &+ 1)
-                    if lo < hi { parts[id, default: []].append((all.t[lo..<hi], all.v[lo..<hi])) }
-                }
+                for (id, c) in decoded { add(slot[id]!, c) }
             }
-            for id in wanted {
-                out[id] = SampleColumns(joining: parts[id] ?? [])
+            for (i, id) in wanted.enumerated() {
+                out[id] = unordered[i] ? SampleColumns(TwinStore.ordered(Array(zip(ts[i], vs[i])))) : SampleColumns(t: ts[i], v: vs[i])
             }
         }
         return out

@@ -57,6 +57,20 @@ public enum ChunkCodec {
         }
     }
 
+    /// Decodes a one-column member, appending its samples to `t` and `v`; returns how many. On an error
+    /// the arrays may hold part of the member.
+    public static func decodeMember(_ member: ArraySlice<UInt8>, appendingTo t: inout [Int64], _ v: inout [Double]) throws -> Int {
+        try member.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            let count = try r.count(limit: maxCount)
+            guard count > 0 else { throw ChunkError.corrupt("empty chunk") }
+            try decodeTimes(&r, count: count, appendingTo: &t)
+            try decodeColumn(&r, count: count, appendingTo: &v)
+            guard r.remaining == 0 else { throw ChunkError.corrupt("\(r.remaining) bytes after the last column") }
+            return count
+        }
+    }
+
     /// One series' samples as a member of a group row, and back.
     public static func encodeMember(_ samples: [(Int64, Double)]) throws -> [UInt8] {
         try encodeMember(times: samples.map(\.0), columns: [samples.map(\.1)])
@@ -153,12 +167,19 @@ public enum ChunkCodec {
 
     static func decodeTimes(_ r: inout ByteReader, count: Int) throws -> [Int64] {
         var out = [Int64]()
-        out.reserveCapacity(count)
+        try decodeTimes(&r, count: count, appendingTo: &out)
+        return out
+    }
+
+    /// Decodes `count` timestamps, appending them to `out`.
+    static func decodeTimes(_ r: inout ByteReader, count: Int, appendingTo out: inout [Int64]) throws {
+        let base = out.count
+        out.reserveCapacity(base + count)
         var t = try r.varint()
         out.append(t)
         let runs = try r.count(limit: count)
         for _ in 0..<runs {
-            let n = try r.count(limit: count - out.count)
+            let n = try r.count(limit: count - (out.count - base))
             let d = try r.varint()
             guard d > 0 else { throw ChunkError.corrupt("non-increasing timestamps") }
             for _ in 0..<n {
@@ -168,8 +189,7 @@ public enum ChunkCodec {
                 out.append(t)
             }
         }
-        guard out.count == count else { throw ChunkError.corrupt("timestamp runs cover \(out.count) of \(count) samples") }
-        return out
+        guard out.count - base == count else { throw ChunkError.corrupt("timestamp runs cover \(out.count - base) of \(count) samples") }
     }
 
     // MARK: Value columns
@@ -252,8 +272,15 @@ public enum ChunkCodec {
     }
 
     static func decodeColumn(_ r: inout ByteReader, count: Int) throws -> [Double] {
-        let kind = try r.u8()
         var out = [Double]()
+        try decodeColumn(&r, count: count, appendingTo: &out)
+        return out
+    }
+
+    /// Decodes a column of `count` values, appending them to `out`.
+    static func decodeColumn(_ r: inout ByteReader, count: Int, appendingTo out: inout [Double]) throws {
+        let kind = try r.u8()
+        out.reserveCapacity(out.count + count)
         switch kind {
         case 1:
             let e = Int(try r.u8())
@@ -268,34 +295,29 @@ public enum ChunkCodec {
             let seeds = flat ? min(max(order, 1), count) : min(order, count)
             let p = pow10[e]
             var x: Int64 = 0, d: Int64 = 0
-            out = try [Double](unsafeUninitializedCapacity: count) { buf, initialized in
-                for i in 0..<count {
-                    var v: Int64 = 0
-                    if i < seeds { v = try r.varint() } else if !flat { v = try r.varint() &* Int64(g) }
-                    switch order {
-                    case 0: x = v
-                    case 1: x = i == 0 ? v : x &+ v
-                    default:
-                        if i == 0 { x = v } else {
-                            d = i == 1 ? v : d &+ v
-                            x = x &+ d
-                        }
+            for i in 0..<count {
+                var v: Int64 = 0
+                if i < seeds { v = try r.varint() } else if !flat { v = try r.varint() &* Int64(g) }
+                switch order {
+                case 0: x = v
+                case 1: x = i == 0 ? v : x &+ v
+                default:
+                    if i == 0 { x = v } else {
+                        d = i == 1 ? v : d &+ v
+                        x = x &+ d
                     }
-                    buf[i] = e == 0 ? Double(x) : Double(x) / p
                 }
-                initialized = count
+                out.append(e == 0 ? Double(x) : Double(x) / p)
             }
         case 2:
             let size = try r.count(limit: r.remaining)
             var bits = BitReader(Array(try r.take(size)))
             var xor = XORValues()
-            out.reserveCapacity(count)
             for _ in 0..<count { out.append(Double(bitPattern: try xor.read(&bits))) }
             guard bits.bitsLeft < 8 else { throw ChunkError.corrupt("\(bits.bitsLeft / 8) bytes after the XOR column") }
         default:
             throw ChunkError.corrupt("unknown column kind \(kind)")
         }
-        return out
     }
 }
 
