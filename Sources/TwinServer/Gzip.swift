@@ -14,7 +14,7 @@ enum Gzip {
         guard let header else { return false }
         // Most clients that do not want gzip send no header or "identity": no parsing for them.
         let utf8 = header.utf8
-        guard utf8.contains(UInt8(ascii: "*")) || header.lowercased().contains("gzip") else { return false }
+        guard utf8.contains(UInt8(ascii: "*")) || header.asciiLowercased.contains("gzip") else { return false }
         return header.split(separator: ",").contains { part in
             let fields = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             guard fields.first == "gzip" || fields.first == "*" else { return false }

@@ -28,7 +28,7 @@ public struct HostCheck: Sendable {
     /// Whether a request with this `Host` header is answered.
     public func allows(_ header: String?) -> Bool {
         guard let header, !header.isEmpty else { return true }
-        let host = Self.hostPart(header.lowercased())
+        let host = Self.hostPart(header.asciiLowercased)
         if names.contains(host) { return true }
         return anyAddress && Self.isIPLiteral(host)
     }
@@ -46,5 +46,12 @@ public struct HostCheck: Sendable {
     static func isIPLiteral(_ host: String) -> Bool {
         var v4 = in_addr(), v6 = in6_addr()
         return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+}
+
+extension String {
+    /// The string lowercased, without a copy when it holds no ASCII capital (most header values).
+    var asciiLowercased: String {
+        utf8.contains { $0 &- UInt8(ascii: "A") < 26 } ? lowercased() : self
     }
 }

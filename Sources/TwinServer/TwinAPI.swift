@@ -201,7 +201,7 @@ public struct TwinAPI: Sendable {
                 }
                 let type = request.headers[.contentType] ?? ""
                 if body.readableBytes > 0 {
-                    guard type.lowercased().hasPrefix("application/x-www-form-urlencoded") else {
+                    guard type.asciiLowercased.hasPrefix("application/x-www-form-urlencoded") else {
                         throw APIError(type: "bad_data", message: "POST bodies must be application/x-www-form-urlencoded (got \(type.isEmpty ? "no content type" : type))", status: .unsupportedMediaType)
                     }
                     params.add(form: String(buffer: body))

@@ -148,13 +148,14 @@ extension TwinStore {
             var expected = [Int](repeating: 0, count: wanted.count)
             for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, min_t, max_t, count, members, length(data) AS bytes FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
                                         arguments: [group, from, to]) {
-                let directory = try Self.directory(row, of: wanted)
+                // Columns by position: GRDB lowercases a column name on every lookup by name.
+                let directory = try Self.directory(row[5], row: row[0], group: group, of: wanted)
                 var inRow: [Int64] = []
                 for (i, id) in wanted.enumerated() {
                     if let m = directory.find(id) { bound += m.count; expected[i] += m.count; inRow.append(id) }
                 }
                 if !inRow.isEmpty {
-                    rows.append((ChunkCache.Key(id: row["id"], minT: row["min_t"], maxT: row["max_t"], count: row["count"], bytes: row["bytes"], series: 0), inRow))
+                    rows.append((ChunkCache.Key(id: row[0], minT: row[2], maxT: row[3], count: row[4], bytes: row[6], series: 0), inRow))
                 }
             }
             groups.append((group, wanted, expected, rows))
@@ -243,8 +244,14 @@ extension TwinStore {
     /// The directory of a chunk row read with `id`, `group_id` and `members`; damage names the row and
     /// the series a reader wanted from it.
     private static func directory(_ row: Row, of wanted: [Int64]) throws -> GroupBlock.Directory {
-        do { return try GroupBlock.directory([UInt8](row["members"] as Data? ?? Data())) } catch {
-            throw TwinError.corrupt(what: "twin.db chunk row \(row["id"] as Int64) of series \(list(wanted)) (group \(row["group_id"] as Int64))", detail: "\(error)")
+        try directory(row["members"], row: row["id"], group: row["group_id"], of: wanted)
+    }
+
+    /// The directory `members` of chunk row `row` of `group`; damage names the row and the series a
+    /// reader wanted from it.
+    private static func directory(_ members: Data?, row: Int64, group: Int64, of wanted: [Int64]) throws -> GroupBlock.Directory {
+        do { return try GroupBlock.directory([UInt8](members ?? Data())) } catch {
+            throw TwinError.corrupt(what: "twin.db chunk row \(row) of series \(list(wanted)) (group \(group))", detail: "\(error)")
         }
     }
 

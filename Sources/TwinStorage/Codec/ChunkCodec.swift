@@ -173,23 +173,30 @@ public enum ChunkCodec {
 
     /// Decodes `count` timestamps, appending them to `out`.
     static func decodeTimes(_ r: inout ByteReader, count: Int, appendingTo out: inout [Int64]) throws {
+        guard count > 0 else { throw ChunkError.corrupt("empty chunk") }
         let base = out.count
-        out.reserveCapacity(base + count)
-        var t = try r.varint()
-        out.append(t)
-        let runs = try r.count(limit: count)
-        for _ in 0..<runs {
-            let n = try r.count(limit: count - (out.count - base))
-            let d = try r.varint()
-            guard d > 0 else { throw ChunkError.corrupt("non-increasing timestamps") }
-            for _ in 0..<n {
-                let (next, overflow) = t.addingReportingOverflow(d)
-                guard !overflow else { throw ChunkError.corrupt("timestamp overflow") }
-                t = next
-                out.append(t)
+        out.append(contentsOf: repeatElement(0, count: count))
+        try out.withUnsafeMutableBufferPointer { all in
+            let buf = UnsafeMutableBufferPointer(rebasing: all[base...])
+            var t = try r.varint()
+            buf[0] = t
+            var filled = 1
+            let runs = try r.count(limit: count)
+            for _ in 0..<runs {
+                let n = try r.count(limit: count - filled)
+                let d = try r.varint()
+                guard d > 0 else { throw ChunkError.corrupt("non-increasing timestamps") }
+                // The run's last time must not overflow; then none before it does.
+                let (span, o1) = d.multipliedReportingOverflow(by: Int64(n))
+                guard !o1, !t.addingReportingOverflow(span).overflow else { throw ChunkError.corrupt("timestamp overflow") }
+                for _ in 0..<n {
+                    t &+= d
+                    buf[filled] = t
+                    filled += 1
+                }
             }
+            guard filled == count else { throw ChunkError.corrupt("timestamp runs cover \(filled) of \(count) samples") }
         }
-        guard out.count - base == count else { throw ChunkError.corrupt("timestamp runs cover \(out.count - base) of \(count) samples") }
     }
 
     // MARK: Value columns
@@ -294,20 +301,25 @@ public enum ChunkCodec {
             let flat = g == 0
             let seeds = flat ? min(max(order, 1), count) : min(order, count)
             let p = pow10[e]
-            var x: Int64 = 0, d: Int64 = 0
-            for i in 0..<count {
-                var v: Int64 = 0
-                if i < seeds { v = try r.varint() } else if !flat { v = try r.varint() &* Int64(g) }
-                switch order {
-                case 0: x = v
-                case 1: x = i == 0 ? v : x &+ v
-                default:
-                    if i == 0 { x = v } else {
-                        d = i == 1 ? v : d &+ v
-                        x = x &+ d
+            let base = out.count
+            out.append(contentsOf: repeatElement(0, count: count))
+            try out.withUnsafeMutableBufferPointer { all in
+                let buf = UnsafeMutableBufferPointer(rebasing: all[base...])
+                var x: Int64 = 0, d: Int64 = 0
+                for i in 0..<count {
+                    var v: Int64 = 0
+                    if i < seeds { v = try r.varint() } else if !flat { v = try r.varint() &* Int64(g) }
+                    switch order {
+                    case 0: x = v
+                    case 1: x = i == 0 ? v : x &+ v
+                    default:
+                        if i == 0 { x = v } else {
+                            d = i == 1 ? v : d &+ v
+                            x = x &+ d
+                        }
                     }
+                    buf[i] = e == 0 ? Double(x) : Double(x) / p
                 }
-                out.append(e == 0 ? Double(x) : Double(x) / p)
             }
         case 2:
             let size = try r.count(limit: r.remaining)
