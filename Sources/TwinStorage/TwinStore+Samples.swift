@@ -149,14 +149,20 @@ extension TwinStore {
             for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, min_t, max_t, count, members, length(data) AS bytes FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
                                         arguments: [group, from, to]) {
                 // Columns by position: GRDB lowercases a column name on every lookup by name.
-                let directory = try Self.directory(row[5], row: row[0], group: group, of: wanted)
+                let key = ChunkCache.Key(id: row[0], minT: row[2], maxT: row[3], count: row[4], bytes: row[6], series: 0)
+                let directory: GroupBlock.Directory
+                if let hit = directoryCache.withLock({ $0[key] }) { directory = hit } else {
+                    directory = try Self.directory(row[5], row: key.id, group: group, of: wanted)
+                    directoryCache.withLock { cache in
+                        if cache.count >= 16_384 { cache.removeAll() }
+                        cache[key] = directory
+                    }
+                }
                 var inRow: [Int64] = []
                 for (i, id) in wanted.enumerated() {
                     if let m = directory.find(id) { bound += m.count; expected[i] += m.count; inRow.append(id) }
                 }
-                if !inRow.isEmpty {
-                    rows.append((ChunkCache.Key(id: row[0], minT: row[2], maxT: row[3], count: row[4], bytes: row[6], series: 0), inRow))
-                }
+                if !inRow.isEmpty { rows.append((key, inRow)) }
             }
             groups.append((group, wanted, expected, rows))
         }

@@ -25,6 +25,9 @@ public final class TwinStore: Sendable {
     let catalog = Mutex<[SeriesInfo]>([])
     /// Decoded chunks recently read (256 Ki samples, 4 MiB at most; empty until something queries).
     let chunkCache = Mutex(ChunkCache(capacity: 262_144))
+    /// Parsed directories of chunk rows (keyed like ``chunkCache`` without a series): a dashboard reads the
+    /// same rows' directories query after query. Emptied when it reaches 16,384 rows.
+    let directoryCache = Mutex<[ChunkCache.Key: GroupBlock.Directory]>([:])
     /// Inflated chunk rows for reads of their other members (16 MiB: about a week of 500 series at 15 s).
     let rowDataCache = Mutex(RowDataCache(capacityBytes: 16 << 20))
     /// What this reader has decoded of the unsealed log segments, by segment number.
