@@ -73,11 +73,7 @@ extension Evaluation {
             let lo = name == "clamp_max" ? -Double.infinity : try scalar(args[1], at: t)
             let hi = name == "clamp" ? try scalar(args[2], at: t) : name == "clamp_max" ? try scalar(args[1], at: t) : .infinity
             if name == "clamp" && hi < lo { return .vector([]) }
-            return .vector(v.map {
-                // Go's math.Max/Min: NaN wins.
-                let x = $0.value.isNaN || lo.isNaN || hi.isNaN ? Double.nan : Swift.min(hi, Swift.max(lo, $0.value))
-                return Sample(labels: dropName($0.labels), value: x, t: t)
-            })
+            return .vector(v.map { Sample(labels: dropName($0.labels), value: PromFunctions.clamp($0.value, lo, hi), t: t) })
         case "label_replace": return .vector(try labelReplace(args, at: t))
         case "label_join": return .vector(try labelJoin(args, at: t))
         case "histogram_quantile": return .vector(try histogramQuantile(args, at: t))

@@ -292,6 +292,11 @@ public enum PromFunctions {
     }
 
     /// `round(v, to_nearest)`: Go's `math.Floor(v*inv + 0.5) / inv`.
+    /// `x` clamped to `[lo, hi]` with Go's math.Max/Min: NaN wins.
+    static func clamp(_ x: Double, _ lo: Double, _ hi: Double) -> Double {
+        x.isNaN || lo.isNaN || hi.isNaN ? .nan : Swift.min(hi, Swift.max(lo, x))
+    }
+
     static func round(_ x: Double, toNearest: Double) -> Double {
         let inv = 1.0 / toNearest
         return (x * inv + 0.5).rounded(.down) / inv

@@ -12,23 +12,14 @@ extension Evaluation {
             valueLabel = try string(agg.parameter!, at: t)
             guard Self.isValidLabelName(valueLabel) else { throw PromQLError.execution("invalid label name \"\(valueLabel)\"") }
         } else if let p = agg.parameter { param = try scalar(p, at: t) }
-        let names = Set(agg.grouping)
-        let dropped = agg.without ? names.union([Labels.metricName]) : names
-        func group(_ s: Sample) -> (labels: Labels, id: Int) {
-            if agg.op == .countValues {
-                let l = agg.without ? s.labels.filtered(dropped, keep: false) : s.labels.filtered(names, keep: true)
-                return intern(l.setting(valueLabel, Self.formatValue(s.value)))
-            }
-            return derive(.group, node: agg.id, s.labels) {
-                agg.without ? s.labels.filtered(dropped, keep: false) : s.labels.filtered(names, keep: true)
-            }
+        func groupOf(_ s: Sample) -> (labels: Labels, id: Int) {
+            if agg.op == .countValues { return intern(Self.grouping(agg, s.labels).setting(valueLabel, Self.formatValue(s.value))) }
+            return self.group(agg, s.labels)
         }
 
         struct Group {
             var labels: Labels
-            var value = 0.0
-            var mean = 0.0
-            var count = 0
+            var acc = Accumulator()
             var members: [Sample] = []
             var values: [Double] = []
         }
@@ -36,56 +27,24 @@ extension Evaluation {
         var groups: [Group] = []
 
         for s in input {
-            let key = group(s)
+            let key = groupOf(s)
             let gi: Int
             if let i = index[key.id] { gi = i } else {
                 gi = groups.count
                 index[key.id] = gi
-                var g = Group(labels: key.labels)
-                g.value = s.value
-                g.mean = s.value
-                g.count = 1
-                switch agg.op {
-                case .stddev, .stdvar: g.value = 0
-                case .count, .countValues, .group: g.value = 1
-                case .topk, .bottomk: g.members = [s]
-                case .quantile: g.values = [s.value]
-                default: break
-                }
-                groups.append(g)
-                continue
+                groups.append(Group(labels: key.labels))
             }
-            var g = groups[gi]
-            g.count += 1
-            let n = Double(g.count)
+            groups[gi].acc.add(agg.op, s.value)
             switch agg.op {
-            case .sum: g.value += s.value
-            case .avg:
-                if g.mean.isInfinite {
-                    if s.value.isInfinite && (g.mean > 0) == (s.value > 0) { break }
-                    if !s.value.isInfinite && !s.value.isNaN { break }
-                }
-                g.mean += s.value / n - g.mean / n
-            case .max: if g.value < s.value || g.value.isNaN { g.value = s.value }
-            case .min: if g.value > s.value || g.value.isNaN { g.value = s.value }
-            case .count, .countValues: g.value += 1
-            case .group: break
-            case .stddev, .stdvar:
-                let delta = s.value - g.mean
-                g.mean += delta / n
-                g.value += delta * (s.value - g.mean)
-            case .topk, .bottomk: g.members.append(s)
-            case .quantile: g.values.append(s.value)
+            case .topk, .bottomk: groups[gi].members.append(s)
+            case .quantile: groups[gi].values.append(s.value)
+            default: break
             }
-            groups[gi] = g
         }
 
         var out: [Sample] = []
         for g in groups {
             switch agg.op {
-            case .avg: out.append(Sample(labels: g.labels, value: g.mean, t: t))
-            case .stddev: out.append(Sample(labels: g.labels, value: (g.value / Double(g.count)).squareRoot(), t: t))
-            case .stdvar: out.append(Sample(labels: g.labels, value: g.value / Double(g.count), t: t))
             case .quantile: out.append(Sample(labels: g.labels, value: PromFunctions.quantile(param, g.values), t: t))
             case .topk, .bottomk:
                 // k < 1 (or NaN) selects nothing; +Inf everything.
@@ -110,10 +69,20 @@ extension Evaluation {
                     if !a.value.isNaN, a.value != b.value { return top ? a.value > b.value : a.value < b.value }
                     return Labels.promLess(a.labels, b.labels)
                 }
-            default: out.append(Sample(labels: g.labels, value: g.value, t: t))
+            default: out.append(Sample(labels: g.labels, value: g.acc.result(agg.op), t: t))
             }
         }
         return .vector(out)
+    }
+
+    /// The group of `labels` in aggregation `agg` (remembered per input, see ``derive(_:node:_:_:_:)``).
+    func group(_ agg: Aggregation, _ labels: Labels) -> (labels: Labels, id: Int) {
+        derive(.group, node: agg.id, labels) { Self.grouping(agg, labels) }
+    }
+
+    /// The labels `by (...)` keeps or `without (...)` leaves (with the name).
+    static func grouping(_ agg: Aggregation, _ l: Labels) -> Labels {
+        agg.without ? l.filtered(Set(agg.grouping).union([Labels.metricName]), keep: false) : l.filtered(Set(agg.grouping), keep: true)
     }
 
     /// A float as Prometheus prints it (Go's `strconv.FormatFloat(v, 'f', -1, 64)`).
@@ -211,9 +180,7 @@ extension Evaluation {
         oneBySig.reserveCapacity(one.count)
         for s in one {
             let sig = signature(b, s.labels)
-            if let dup = oneBySig[sig.id] {
-                throw PromQLError.execution("found duplicate series for the match group \(Self.text(sig.labels)) on the \(swapped ? "left" : "right") hand-side of the operation: [\(Self.text(dup.labels)), \(Self.text(s.labels))];many-to-many matching not allowed: matching labels must be unique on one side")
-            }
+            if let dup = oneBySig[sig.id] { throw Self.duplicateOnOneSide(sig.labels, swapped: swapped, dup.labels, s.labels) }
             oneBySig[sig.id] = s
         }
         // Per signature, the result label sets made so far (one-to-one: the signature alone).
@@ -222,25 +189,37 @@ extension Evaluation {
         for m in many {
             let sig = signature(b, m.labels).id
             guard let o = oneBySig[sig] else { continue }
-            let (vl, vr) = swapped ? (o.value, m.value) : (m.value, o.value)
-            var (value, keep) = Self.apply(b.op, vl, vr)
-            if b.returnBool { value = keep ? 1 : 0; keep = true }
-            guard keep else { continue }
-            let metric = derive(.result, node: b.id, m.labels, b.include.isEmpty ? nil : o.labels) {
-                let l = resultLabels(b, m.labels, o.labels)
-                return b.returnBool ? l.droppingName : l
-            }
+            guard let r = match(b, swapped: swapped, m.labels, m.value, o.labels, o.value) else { continue }
             if b.cardinality == .oneToOne {
-                if matched[sig] != nil {
-                    throw PromQLError.execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
-                }
+                if matched[sig] != nil { throw Self.manyToOneNotExplicit }
                 matched[sig] = []
-            } else if !matched[sig, default: []].insert(metric.id).inserted {
-                throw PromQLError.execution("multiple matches for labels: grouping labels must ensure unique matches")
+            } else if !matched[sig, default: []].insert(r.id).inserted {
+                throw Self.matchesNotUnique
             }
-            out.append(Sample(labels: metric.labels, value: value, t: t))
+            out.append(Sample(labels: r.labels, value: r.value, t: t))
         }
         return out
+    }
+
+    /// A "many" element (labels, value) matched with a "one" element: the result's value, labels and their
+    /// number, or nil when a comparison drops it. Both evaluation forms match through this.
+    func match(_ b: BinaryExpr, swapped: Bool, _ m: Labels, _ mv: Double, _ o: Labels, _ ov: Double) -> (value: Double, labels: Labels, id: Int)? {
+        let (vl, vr) = swapped ? (ov, mv) : (mv, ov)
+        var (value, keep) = Self.apply(b.op, vl, vr)
+        if b.returnBool { value = keep ? 1 : 0; keep = true }
+        guard keep else { return nil }
+        let metric = derive(.result, node: b.id, m, b.include.isEmpty ? nil : o) {
+            let l = resultLabels(b, m, o)
+            return b.returnBool ? l.droppingName : l
+        }
+        return (value, metric.labels, metric.id)
+    }
+
+    static let manyToOneNotExplicit = PromQLError.execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
+    static let matchesNotUnique = PromQLError.execution("multiple matches for labels: grouping labels must ensure unique matches")
+
+    static func duplicateOnOneSide(_ sig: Labels, swapped: Bool, _ a: Labels, _ b: Labels) -> PromQLError {
+        .execution("found duplicate series for the match group \(text(sig)) on the \(swapped ? "left" : "right") hand-side of the operation: [\(text(a)), \(text(b))];many-to-many matching not allowed: matching labels must be unique on one side")
     }
 
     func resultLabels(_ b: BinaryExpr, _ many: Labels, _ one: Labels) -> Labels {
@@ -254,6 +233,56 @@ extension Evaluation {
 
     static func text(_ l: Labels) -> String {
         "{" + l.pairs.map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ", ") + "}"
+    }
+}
+
+/// The running state of one group of an aggregation at one step — the arithmetic of Prometheus 2.42,
+/// shared by both evaluation forms so that they add in the same order and agree bit for bit.
+struct Accumulator {
+    var value = 0.0
+    var mean = 0.0
+    var count = 0
+
+    mutating func add(_ op: Aggregation.Op, _ x: Double) {
+        guard count > 0 else {
+            count = 1
+            mean = x
+            switch op {
+            case .stddev, .stdvar: value = 0
+            case .count, .countValues, .group: value = 1
+            default: value = x
+            }
+            return
+        }
+        count += 1
+        let n = Double(count)
+        switch op {
+        case .sum: value += x
+        case .avg:
+            if mean.isInfinite {
+                if x.isInfinite && (mean > 0) == (x > 0) { break }
+                if !x.isInfinite && !x.isNaN { break }
+            }
+            mean += x / n - mean / n
+        case .max: if value < x || value.isNaN { value = x }
+        case .min: if value > x || value.isNaN { value = x }
+        case .count, .countValues: value += 1
+        case .stddev, .stdvar:
+            let delta = x - mean
+            mean += delta / n
+            value += delta * (x - mean)
+        default: break
+        }
+    }
+
+    /// The group's value (for the operators that end with one).
+    func result(_ op: Aggregation.Op) -> Double {
+        switch op {
+        case .avg: return mean
+        case .stddev: return (value / Double(count)).squareRoot()
+        case .stdvar: return value / Double(count)
+        default: return value
+        }
     }
 }
 

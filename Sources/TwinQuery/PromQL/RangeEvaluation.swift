@@ -210,10 +210,7 @@ extension Evaluation {
             let rows = try vectorMatrix(args[0])
             let lo = name == "clamp_max" ? [Double](repeating: -.infinity, count: n) : try scalarMatrix(args[1])
             let hi = name == "clamp" ? try scalarMatrix(args[2]) : name == "clamp_max" ? try scalarMatrix(args[1]) : [Double](repeating: .infinity, count: n)
-            var out = mapped(rows) { x, k in
-                // Go's math.Max/Min: NaN wins.
-                x.isNaN || lo[k].isNaN || hi[k].isNaN ? Double.nan : Swift.min(hi[k], Swift.max(lo[k], x))
-            }
+            var out = mapped(rows) { x, k in PromFunctions.clamp(x, lo[k], hi[k]) }
             if name == "clamp" {
                 for k in 0..<n where hi[k] < lo[k] { for i in out.indices { out[i].present[k] = false } }
             }
@@ -237,39 +234,26 @@ extension Evaluation {
         guard agg.parameter == nil else { return nil }
         let rows = try vectorMatrix(agg.expr)
         let n = stepCount
-        let names = Set(agg.grouping)
-        let dropped = agg.without ? names.union([Labels.metricName]) : names
+        // Per group (in order of appearance): its labels and its accumulator at every step.
         var index: [Int: Int] = [:]
-        var groups: [MatrixGroup] = []
+        var groups: [(labels: Labels, steps: [Accumulator])] = []
         for r in rows {
-            let key = derive(.group, node: agg.id, r.labels) {
-                agg.without ? r.labels.filtered(dropped, keep: false) : r.labels.filtered(names, keep: true)
-            }
+            let key = group(agg, r.labels)
             let gi: Int
             if let i = index[key.id] { gi = i } else {
                 try chargeCells(1)
                 gi = groups.count
                 index[key.id] = gi
-                groups.append(MatrixGroup(labels: key.labels, steps: n))
+                groups.append((key.labels, [Accumulator](repeating: Accumulator(), count: n)))
             }
-            // The same arithmetic in the same order as ``aggregate(_:at:)``, step by step.
-            groups[gi].add(agg.op, r)
+            // Members in the order the step-by-step form adds them, step by step.
+            for k in 0..<n where r.present[k] { groups[gi].steps[k].add(agg.op, r.values[k]) }
         }
-        var out: [MatrixRow] = []
-        out.reserveCapacity(groups.count)
-        for var g in groups {
-            for k in 0..<n where g.count[k] > 0 {
-                switch agg.op {
-                case .avg: g.row.values[k] = g.mean[k]
-                case .stddev: g.row.values[k] = (g.row.values[k] / Double(g.count[k])).squareRoot()
-                case .stdvar: g.row.values[k] = g.row.values[k] / Double(g.count[k])
-                default: break
-                }
-                g.row.present[k] = true
-            }
-            out.append(g.row)
-        }
-        return .vector(out)
+        return .vector(groups.map { g in
+            var row = MatrixRow(labels: g.labels, steps: n)
+            for k in 0..<n where g.steps[k].count > 0 { row.set(k, g.steps[k].result(agg.op)) }
+            return row
+        })
     }
 
     // MARK: Binary operators
@@ -348,8 +332,7 @@ extension Evaluation {
             for k in 0..<n {
                 let here = list.filter { one[$0].present[k] }
                 if here.count > 1 {
-                    let sig = signature(b, one[here[0]].labels).labels
-                    throw PromQLError.execution("found duplicate series for the match group \(Self.text(sig)) on the \(swapped ? "left" : "right") hand-side of the operation: [\(Self.text(one[here[0]].labels)), \(Self.text(one[here[1]].labels))];many-to-many matching not allowed: matching labels must be unique on one side")
+                    throw Self.duplicateOnOneSide(signature(b, one[here[0]].labels).labels, swapped: swapped, one[here[0]].labels, one[here[1]].labels)
                 }
             }
         }
@@ -366,83 +349,23 @@ extension Evaluation {
             for k in 0..<n where m.present[k] {
                 guard let oi = candidates.first(where: { one[$0].present[k] }) else { continue }
                 let o = one[oi]
-                let (vl, vr) = swapped ? (o.values[k], m.values[k]) : (m.values[k], o.values[k])
-                var (value, keep) = Self.apply(b.op, vl, vr)
-                if b.returnBool { value = keep ? 1 : 0; keep = true }
-                guard keep else { continue }
-                let metric = derive(.result, node: b.id, m.labels, b.include.isEmpty ? nil : o.labels) {
-                    let l = resultLabels(b, m.labels, o.labels)
-                    return b.returnBool ? l.droppingName : l
-                }
+                guard let r = match(b, swapped: swapped, m.labels, m.values[k], o.labels, o.values[k]) else { continue }
                 if b.cardinality == .oneToOne {
-                    if matchedOnce[sig]?[k] == true {
-                        throw PromQLError.execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
-                    }
+                    if matchedOnce[sig]?[k] == true { throw Self.manyToOneNotExplicit }
                     matchedOnce[sig, default: [Bool](repeating: false, count: n)][k] = true
-                } else if !matchedSets[sig, default: [Set<Int>](repeating: [], count: n)][k].insert(metric.id).inserted {
-                    throw PromQLError.execution("multiple matches for labels: grouping labels must ensure unique matches")
+                } else if !matchedSets[sig, default: [Set<Int>](repeating: [], count: n)][k].insert(r.id).inserted {
+                    throw Self.matchesNotUnique
                 }
                 let ri: Int
                 if let i = outIndex[oi] { ri = i } else {
                     try chargeCells(1)
                     ri = out.count
                     outIndex[oi] = ri
-                    out.append(MatrixRow(labels: metric.labels, steps: n))
+                    out.append(MatrixRow(labels: r.labels, steps: n))
                 }
-                out[ri].set(k, value)
+                out[ri].set(k, r.value)
             }
         }
         return out
-    }
-}
-
-/// One group of a parameterless aggregation at every step: the row of results, the running mean and the
-/// count of members seen at each step.
-private struct MatrixGroup {
-    var row: MatrixRow
-    var mean: [Double]
-    var count: [Int]
-
-    init(labels: Labels, steps: Int) {
-        row = MatrixRow(labels: labels, steps: steps)
-        mean = [Double](repeating: 0, count: steps)
-        count = [Int](repeating: 0, count: steps)
-    }
-
-    /// Adds a member's values at the steps where it is present, exactly as ``Evaluation/aggregate(_:at:)``
-    /// adds a sample.
-    mutating func add(_ op: Aggregation.Op, _ r: MatrixRow) {
-        for k in r.values.indices where r.present[k] {
-            let x = r.values[k]
-            if count[k] == 0 {
-                count[k] = 1
-                mean[k] = x
-                switch op {
-                case .stddev, .stdvar: row.values[k] = 0
-                case .count, .group: row.values[k] = 1
-                default: row.values[k] = x
-                }
-                continue
-            }
-            count[k] += 1
-            let n = Double(count[k])
-            switch op {
-            case .sum: row.values[k] += x
-            case .avg:
-                if mean[k].isInfinite {
-                    if x.isInfinite && (mean[k] > 0) == (x > 0) { break }
-                    if !x.isInfinite && !x.isNaN { break }
-                }
-                mean[k] += x / n - mean[k] / n
-            case .max: if row.values[k] < x || row.values[k].isNaN { row.values[k] = x }
-            case .min: if row.values[k] > x || row.values[k].isNaN { row.values[k] = x }
-            case .count: row.values[k] += 1
-            case .stddev, .stdvar:
-                let delta = x - mean[k]
-                mean[k] += delta / n
-                row.values[k] += delta * (x - mean[k])
-            default: break
-            }
-        }
     }
 }
