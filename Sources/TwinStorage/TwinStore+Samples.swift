@@ -24,7 +24,7 @@ extension TwinStore {
     func withLog<T>(ids: Set<Int64>?, from: Int64, to: Int64, _ body: (Database) throws -> T) throws -> (T, LogRead) {
         for _ in 0..<5 {
             var vanished = false
-            let segments = LogSegment.list(dataDir)
+            let segments = logListing.segments()
             let result = try queryReaders.read { db -> (T, LogRead) in
                 let value = try body(db)
                 let sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
@@ -146,8 +146,10 @@ extension TwinStore {
         for (group, wanted) in Dictionary(grouping: Set(ids), by: GroupBlock.group(of:)) {
             var rows: [(key: ChunkCache.Key, inRow: [Int64])] = []
             var expected = [Int](repeating: 0, count: wanted.count)
-            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, min_t, max_t, count, members, length(data) AS bytes FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
-                                        arguments: [group, from, to]) {
+            // A cursor, not fetchAll: a row's directory blob is copied out only when its parse is not cached.
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: "SELECT id, group_id, min_t, max_t, count, members, length(data) AS bytes FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
+                                             arguments: [group, from, to])
+            while let row = try cursor.next() {
                 // Columns by position: GRDB lowercases a column name on every lookup by name.
                 let key = ChunkCache.Key(id: row[0], minT: row[2], maxT: row[3], count: row[4], bytes: row[6], series: 0)
                 let directory: GroupBlock.Directory

@@ -32,6 +32,8 @@ public final class TwinStore: Sendable {
     let rowDataCache = Mutex(RowDataCache(capacityBytes: 16 << 20))
     /// What this reader has decoded of the unsealed log segments, by segment number.
     let logTails = Mutex<[UInt64: LogTail]>([:])
+    /// The log segments as the query path lists them (``LogSegment/Listing``).
+    let logListing: LogSegment.Listing
     /// A hub's live-lane samples, ahead of what its in-order stream has applied (read after stored ones).
     public let preview = LivePreview()
     /// Read-only connections for queries' sample and catalog reads (``QueryReaders``).
@@ -120,6 +122,7 @@ public final class TwinStore: Sendable {
         self.dataDir = dataDir
         self.pool = pool
         self.queryReaders = readers
+        self.logListing = LogSegment.Listing(dataDir: dataDir)
     }
 
     /// Runs SQLite's integrity check; returns the problems found (empty when sound).

@@ -18,6 +18,8 @@ struct DashboardLoad {
         /// Requests per second with `concurrency` clients cycling through the queries.
         var queriesPerSecond: Double
         var failed: Int
+        /// Each query's median, in the order of the queries (not encoded).
+        var medians: [Double] = []
         enum CodingKeys: String, CodingKey {
             case dashboardMillis = "dashboard_ms", medianQueryMillis = "median_query_ms", p90QueryMillis = "p90_query_ms"
             case queriesPerSecond = "queries_per_s", failed
@@ -35,10 +37,21 @@ struct DashboardLoad {
         var latencyRatio: Double
         /// HostTwin's queries per second over Prometheus' (above 1: HostTwin serves more).
         var throughputRatio: Double
+        /// The queries where HostTwin's median trails Prometheus' the most (milliseconds), widest first.
+        var widestGaps: [Gap]
         enum CodingKeys: String, CodingKey {
             case range, stepSeconds = "step_s", rateInterval = "rate_interval", queries, hosttwin, prometheus
             case latencyRatio = "latency_ratio_prometheus_to_hosttwin", throughputRatio = "throughput_ratio_hosttwin_to_prometheus"
+            case widestGaps = "widest_gaps"
         }
+    }
+
+    /// One query's median on both servers.
+    struct Gap: Encodable {
+        var query: String
+        var hosttwinMillis: Double
+        var prometheusMillis: Double
+        enum CodingKeys: String, CodingKey { case query, hosttwinMillis = "hosttwin_ms", prometheusMillis = "prometheus_ms" }
     }
 
     /// Every target's expression of a dashboard's JSON (rows' nested panels included, hidden ones too).
@@ -91,6 +104,12 @@ struct DashboardLoad {
             out.append(Query(panel: t.panel, expr: expr, instant: t.instant))
         }
         return (out, step, max(step + scrape, 4 * scrape))
+    }
+
+    /// The `count` queries with the widest gap between HostTwin's median and Prometheus' (HostTwin slower).
+    static func widestGaps(_ queries: [Query], _ h: ServerTiming, _ p: ServerTiming, count: Int) -> [Gap] {
+        let gaps = queries.indices.map { Gap(query: queries[$0].expr, hosttwinMillis: h.medians[$0], prometheusMillis: p.medians[$0]) }
+        return Array(gaps.sorted { $0.hosttwinMillis - $0.prometheusMillis > $1.hosttwinMillis - $1.prometheusMillis }.prefix(count))
     }
 
     /// The request path of a query over `[end - range, end]`.
@@ -148,7 +167,8 @@ struct DashboardLoad {
             let medians = times[port]!.map { $0[$0.count / 2] }
             let sorted = medians.sorted()
             return ServerTiming(dashboardMillis: medians.reduce(0, +), medianQueryMillis: sorted[sorted.count / 2],
-                                p90QueryMillis: sorted[min(sorted.count - 1, sorted.count * 9 / 10)], queriesPerSecond: qps[port]!, failed: failed[port]!)
+                                p90QueryMillis: sorted[min(sorted.count - 1, sorted.count * 9 / 10)], queriesPerSecond: qps[port]!, failed: failed[port]!,
+                                medians: medians)
         }
         return (timing(hosttwin), timing(prometheus))
     }

@@ -114,6 +114,9 @@ struct BenchQuery: ParsableCommand {
                              t.dashboardMillis, t.medianQueryMillis, t.p90QueryMillis, t.queriesPerSecond, concurrency, t.failed > 0 ? ", \(t.failed) failed" : ""))
             }
             print(String(format: "  latency Prometheus / HostTwin %.2f, throughput HostTwin / Prometheus %.2f", d.latencyRatio, d.throughputRatio))
+            for g in d.widestGaps where g.hosttwinMillis > g.prometheusMillis {
+                print(String(format: "  HostTwin %.2f ms vs %.2f ms: %@", g.hosttwinMillis, g.prometheusMillis, String(g.query.prefix(100))))
+            }
         }
         if let s = result.state {
             print("state: \(s.days) days of generated history, \(s.versions) versions (\(String(format: "%.1f", s.generateSeconds)) s to generate), \(s.entitiesAtEnd) entities at the end")
@@ -174,7 +177,8 @@ struct BenchQuery: ParsableCommand {
                                                concurrency: concurrency, seconds: seconds, hosttwinFirst: k % 2 == 0)
             out.append(.init(range: String(text), stepSeconds: Double(step) / 1000, rateInterval: "\(rate / 1000)s", queries: queries.count,
                              hosttwin: h, prometheus: p, latencyRatio: p.dashboardMillis / h.dashboardMillis,
-                             throughputRatio: h.queriesPerSecond / p.queriesPerSecond))
+                             throughputRatio: h.queriesPerSecond / p.queriesPerSecond,
+                             widestGaps: DashboardLoad.widestGaps(queries, h, p, count: 5)))
         }
         return out
     }

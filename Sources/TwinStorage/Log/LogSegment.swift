@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TwinCore
 
 /// The head's durability log: numbered segment files in `DIR/wal/`, one per head window. Each tick (or
@@ -38,6 +39,30 @@ enum LogSegment {
             out.append((seq, dir + "/" + name))
         }
         return out.sorted { $0.seq < $1.seq }
+    }
+
+    /// ``list(_:)`` for a reader that lists the same directory query after query: the listing is kept
+    /// while the directory's modification time stays what it was (one `stat` instead of `opendir`,
+    /// `getdents` and `close`). A listing is kept only when that time was already behind the coarse
+    /// clock the file system stamps with, so a change after the listing cannot carry the same time.
+    final class Listing: Sendable {
+        private let dataDir: String
+        private let kept = Mutex<(mtime: timespec, segments: [(seq: UInt64, path: String)])?>(nil)
+
+        init(dataDir: String) { self.dataDir = dataDir }
+
+        func segments() -> [(seq: UInt64, path: String)] {
+            var st = stat()
+            guard stat(directory(dataDir), &st) == 0 else { return list(dataDir) }
+            let mtime = st.st_mtim
+            if let k = kept.withLock({ $0 }), k.mtime.tv_sec == mtime.tv_sec, k.mtime.tv_nsec == mtime.tv_nsec { return k.segments }
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME_COARSE, &now)
+            let segments = list(dataDir)
+            let settled = mtime.tv_sec < now.tv_sec || (mtime.tv_sec == now.tv_sec && mtime.tv_nsec < now.tv_nsec)
+            kept.withLock { $0 = settled ? (mtime, segments) : nil }
+            return segments
+        }
     }
 
     static func header(_ seq: UInt64) -> [UInt8] {

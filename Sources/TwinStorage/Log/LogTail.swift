@@ -7,6 +7,10 @@ import Glibc
 /// last one. A long-lived reader (the server) then pays per query for filtering, not for decoding the
 /// head window again.
 struct LogTail: Sendable {
+    /// The segment, open from the first read on: each later read costs one `fstat` (and a `pread` when it
+    /// grew), not an `open` and a `close`. A segment sealed and unlinked meanwhile stays readable through
+    /// it, and whole: the writer seals only what it finished writing.
+    private var file: OpenFile?
     private var decoder = TickRecordDecoder()
     /// Bytes consumed: the header and whole, valid records.
     private(set) var offset = 0
@@ -22,9 +26,12 @@ struct LogTail: Sendable {
     /// Decodes what was appended to `path` since the last call. False when the file is gone (sealed
     /// and deleted meanwhile).
     mutating func advance(_ path: String) throws -> Bool {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        if file == nil {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return false }
+            file = OpenFile(fd)
+        }
+        let fd = file!.fd
         var st = stat()
         guard fstat(fd, &st) == 0 else { return false }
         fileBytes = Int(st.st_size)
@@ -74,4 +81,11 @@ struct LogTail: Sendable {
         }
         return true
     }
+}
+
+/// A file descriptor closed when the last copy of its owner goes.
+final class OpenFile: Sendable {
+    let fd: Int32
+    init(_ fd: Int32) { self.fd = fd }
+    deinit { close(fd) }
 }
