@@ -113,6 +113,25 @@ import TwinQuery
     }
 
     /// A damaged segment that is not the newest stops the writer with an error naming the file.
+    /// The query path's kept listing of the log directory: a segment created right after a listing, or after
+    /// the listing was kept, is in the next one; a removed one leaves it. (Whether a change within the file
+    /// system's timestamp granularity is caught depends on the kernel: 6.x stamps a directory whose time was
+    /// just read with a fine-grained time, so this machine cannot show that race.)
+    @Test func theKeptSegmentListingSeesEveryNewSegment() throws {
+        let dir = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: LogSegment.directory(dir), withIntermediateDirectories: true)
+        let listing = LogSegment.Listing(dataDir: dir)
+        #expect(listing.segments().isEmpty)
+        for seq in UInt64(1)...40 {
+            try Data(LogSegment.header(seq)).write(to: URL(fileURLWithPath: LogSegment.path(dir, seq)))
+            #expect(listing.segments().map(\.seq) == Array(1...seq), "segment \(seq) created right after a listing")
+            if seq % 10 == 0 { usleep(30_000) } // now and then the listing is old enough to be kept
+            #expect(listing.segments().map(\.seq) == Array(1...seq))
+        }
+        unlink(LogSegment.path(dir, 1))
+        #expect(listing.segments().first?.seq == 2, "a removed segment leaves the listing")
+    }
+
     @Test func damagedOlderSegmentIsNamed() throws {
         let (dir, store, w) = try openWriter(.testing)
         defer { try? FileManager.default.removeItem(atPath: dir) }
