@@ -61,6 +61,8 @@ struct Params {
     var identity = Identity.nobody
     var caller = ""
     var isPost = false
+    /// The query runs under ``TwinAPI/smallQueryBudget`` (its first attempt, on the request's task).
+    var smallAttempt = false
 
     init(query: String?) { if let query { add(form: query) } }
 

@@ -8,13 +8,16 @@ import TwinStorage
 /// The Prometheus HTTP API (v1): same parameters, envelope, error types and status codes, so
 /// Grafana's Prometheus data source and other clients work unchanged.
 extension TwinAPI {
-    /// The engine with the request's `timeout` applied.
     /// The engine for one request: `timeout` can shorten the time limit; `max_source_resolution` (as in
     /// Thanos) `raw` (default), `1m`, or `auto` (1-minute rollups when the step is 5 minutes or more)
     /// chooses the samples read.
     private func engine(_ p: Params, step: Int64? = nil) throws -> PromQLEngine {
         var e = engine
         if let t = try p.duration("timeout"), t > 0 { e.timeout = min(e.timeout, t) }
+        if p.smallAttempt {
+            e.timeout = min(e.timeout, smallQueryBudget.timeoutMillis)
+            e.maxSamples = min(e.maxSamples, smallQueryBudget.maxSamples)
+        }
         switch p["max_source_resolution"] ?? "raw" {
         case "raw", "0s", "": break
         case "1m": e.source = source.minuteResolution

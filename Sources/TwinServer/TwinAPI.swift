@@ -23,6 +23,8 @@ public struct TwinAPI: Sendable {
     let requestMetrics = RequestMetrics()
     let source: StoreSampleSource
     public var engine: PromQLEngine
+    /// What a query may use on the request's own task before it is handed to a worker thread.
+    public var smallQueryBudget = SmallQueryBudget()
     /// The largest request body accepted (form POSTs), in bytes.
     public var maxBodyBytes = 1 << 20
     /// Limits of `/api/v1/twin/sql`.
@@ -54,22 +56,36 @@ public struct TwinAPI: Sendable {
 
     enum Method: String { case get = "GET", getOrPost = "GET or POST", post = "POST" }
     /// A route's handler. Handlers block (SQLite reads, evaluation); ``answer`` runs them off the
-    /// cooperative thread pool, so slow queries never stall the server's other requests.
+    /// cooperative thread pool, so slow queries never stall the server's other requests (PromQL queries
+    /// within ``smallQueryBudget`` excepted).
     typealias Handler = @Sendable (TwinAPI, Params) throws -> Response
 
     /// One route: the methods it takes, what it needs from the caller, and its handler. `light` routes
     /// answer from memory at once and skip the per-caller limit (health checks stay fast under load).
+    /// `small` routes (PromQL queries) are first tried on the request's own task under
+    /// ``smallQueryBudget``; only a query that outgrows it goes to a worker thread.
     struct Route {
         var methods: Method
         var access: Access
         var light = false
+        var small = false
         var handler: Handler
+    }
+
+    /// The budget of a query's first attempt on the request's task: most dashboard queries fit, and
+    /// skipping the hand-over to a worker thread and back saves two thread wake-ups per query. One that
+    /// needs more samples or time stops early (the sample bound is known from the chunk directories
+    /// before anything is decoded) and runs again on a worker under the full limits.
+    public struct SmallQueryBudget: Sendable {
+        public var maxSamples = 200_000
+        public var timeoutMillis: Int64 = 25
+        public init() {}
     }
 
     /// Fixed routes by path.
     private static let routes: [String: Route] = [
-        "/api/v1/query": Route(methods: .getOrPost, access: .read) { try $0.query($1) },
-        "/api/v1/query_range": Route(methods: .getOrPost, access: .read) { try $0.queryRange($1) },
+        "/api/v1/query": Route(methods: .getOrPost, access: .read, small: true) { try $0.query($1) },
+        "/api/v1/query_range": Route(methods: .getOrPost, access: .read, small: true) { try $0.queryRange($1) },
         "/api/v1/series": Route(methods: .getOrPost, access: .read) { try $0.series($1) },
         "/api/v1/labels": Route(methods: .getOrPost, access: .read) { try $0.labels($1) },
         "/api/v1/metadata": Route(methods: .get, access: .read) { try $0.metadata($1) },
@@ -216,6 +232,11 @@ public struct TwinAPI: Sendable {
             }
             caller = params.caller
             defer { callers.release(caller) }
+            if route.small {
+                var first = ready
+                first.smallAttempt = true
+                do { return try route.handler(api, first) } catch let e as PromQLError where e.isOverBudget {}
+            }
             return try await withCheckedThrowingContinuation { done in
                 DispatchQueue.global().async { done.resume(with: Result { try route.handler(api, ready) }) }
             }
@@ -277,5 +298,17 @@ public struct TwinAPI: Sendable {
         data(&j)
         j.raw("}")
         return json(bytes: j.bytes)
+    }
+}
+
+extension TwinAPI {
+    /// Answers `GET pathAndQuery` as a loopback client without a token would, in process: the status and
+    /// the body as text (tests, and tools that want the API without a socket).
+    func get(_ pathAndQuery: String) async -> (status: Int, body: String) {
+        let head = HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: pathAndQuery)
+        let response = await respond(to: Request(head: head, body: RequestBody(buffer: ByteBuffer())), source: "127.0.0.1")
+        let collector = Gzip.Collector()
+        try? await response.body.write(collector)
+        return (response.status.code, String(buffer: collector.buffer))
     }
 }

@@ -205,7 +205,8 @@ extension TwinStore {
                 }
                 for (i, c) in hits { add(i, c) }
                 guard !missed.isEmpty, let (members, data) = try inflatedRow(db, rowKey, for: missed) else { continue }
-                let what = "twin.db chunk row \(rowKey.id) of series \(Self.list(Array(missed))) (series group \(group)) at \(TwinTime.rfc3339(rowKey.minT))"
+                // Named only when something is damaged: building the name cost more than decoding a small chunk.
+                let what = { "twin.db chunk row \(rowKey.id) of series \(Self.list(Array(missed))) (series group \(group)) at \(TwinTime.rfc3339(rowKey.minT))" }
                 if !keep, rowKey.minT >= from, rowKey.maxT <= to {
                     for m in members where missed.contains(m.id) {
                         let i = slot[m.id]!, before = ts[i].count
@@ -213,13 +214,13 @@ extension TwinStore {
                             let n = try ChunkCodec.decodeMember(data[m.range], appendingTo: &ts[i], &vs[i])
                             guard n == m.count else { throw ChunkError.corrupt("\(n) samples where the directory says \(m.count)") }
                         } catch {
-                            throw TwinError.corrupt(what: what + ", series \(m.id)", detail: "\(error)")
+                            throw TwinError.corrupt(what: what() + ", series \(m.id)", detail: "\(error)")
                         }
                         if before > 0, ts[i][before] <= ts[i][before - 1] { unordered[i] = true }
                     }
                     continue
                 }
-                let decoded = try Self.decodeChunkColumns(members, data, only: missed, what: what)
+                let decoded = try Self.decodeChunkColumns(members, data, only: missed, what: what())
                 if keep {
                     chunkCache.withLock { cache in
                         for (id, columns) in decoded {
@@ -243,8 +244,7 @@ extension TwinStore {
     private func inflatedRow(_ db: Database, _ key: ChunkCache.Key, for wanted: Set<Int64>) throws -> (members: [GroupBlock.Member], data: [UInt8])? {
         if let hit = rowDataCache.withLock({ $0.get(key) }) { return hit }
         guard let full = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE id = ?"), arguments: [key.id]) else { return nil }
-        let what = "twin.db chunk row \(key.id) of series \(Self.list(Array(wanted))) (series group \(full["group_id"] as Int64)) at \(TwinTime.rfc3339(key.minT))"
-        let row = try Self.groupMembers(full, what: what)
+        let row = try Self.groupMembers(full, what: "twin.db chunk row \(key.id) of series \(Self.list(Array(wanted))) (series group \(full["group_id"] as Int64)) at \(TwinTime.rfc3339(key.minT))")
         rowDataCache.withLock { $0.put(key, row.members, row.data) }
         return row
     }

@@ -5,6 +5,8 @@ import TwinCore
 import TwinAnalytics
 import TwinQuery
 import NIOCore
+import Logging
+import TwinStorage
 
 /// The HTTP API of the real binary on loopback: the Prometheus-compatible endpoints, the state API and
 /// SQL, the live stream, `/metrics`, and every kind of bad request.
@@ -287,5 +289,29 @@ import NIOCore
         #expect(try NABCorpus.gunzip(file) == Array(text.utf8))
         #expect(Gzip.accepted("gzip, deflate, br") && Gzip.accepted("deflate;q=1.0, gzip;q=0.5") && Gzip.accepted("*"))
         #expect(!Gzip.accepted(nil) && !Gzip.accepted("deflate") && !Gzip.accepted("gzip;q=0") && !Gzip.accepted("br, gzip; q=0"))
+    }
+}
+
+/// PromQL queries are first run on the request's own task under a small budget, and again on a worker
+/// thread under the full limits when they outgrow it: the answer is the same either way.
+@Suite struct SmallQueryTests {
+    @Test func aQueryOverTheSmallBudgetIsAnsweredInFull() async throws {
+        let dir = try temporaryDirectory("hosttwin-small")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try QueryTests.data.write(toFile: dir + "/data.prom", atomically: true, encoding: .utf8)
+        #expect(try EndToEndTests.cli(["import", "--data-dir", dir + "/store", dir + "/data.prom"]).status == 0)
+        let store = try TwinStore.open(dataDir: dir + "/store", readOnly: true)
+        var api = TwinAPI(store: store, live: nil, metrics: SelfMetrics.bootstrap(), logger: Logger(label: "test"))
+        let path = "/api/v1/query_range?query=\(ServerTests.q("sum by (cpu) (rate(cpu_seconds_total[1m]))"))&start=\(QueryTests.t0 / 1000 + 120)&end=\(QueryTests.t0 / 1000 + 600)&step=15"
+        let whole = await api.get(path)
+        #expect(whole.status == 200 && whole.body.contains("\"cpu\":\"0\""), "\(whole)")
+        // Three samples fit the first attempt of nothing: every query goes round to the worker.
+        api.smallQueryBudget.maxSamples = 3
+        let again = await api.get(path)
+        #expect(again.status == 200 && again.body == whole.body)
+        // The full limits still hold on the worker.
+        api.engine.maxSamples = 3
+        let refused = await api.get(path)
+        #expect(refused.status == 422 && refused.body.contains("too many samples"), "\(refused)")
     }
 }

@@ -9,6 +9,15 @@ public enum PromQLError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The query ran past its deadline (Prometheus' `timeout`).
     case timeout(String)
 
+    /// Whether the query stopped at its sample budget or its deadline (with larger ones it may succeed).
+    public var isOverBudget: Bool {
+        switch self {
+        case .timeout: return true
+        case .execution(let m): return m == StoreSampleSource.tooMany
+        default: return false
+        }
+    }
+
     public var description: String {
         switch self {
         case .parse(_, let m): return m

@@ -28,12 +28,12 @@ extension TwinStore {
 
     /// The directory and (inflated) data of a row read with its `members` and `data` columns; `what`
     /// names the row in errors.
-    static func groupMembers(_ row: Row, what: String) throws -> (members: [GroupBlock.Member], data: [UInt8]) {
+    static func groupMembers(_ row: Row, what: @autoclosure () -> String) throws -> (members: [GroupBlock.Member], data: [UInt8]) {
         do {
             let directory = try GroupBlock.directory([UInt8](row["members"] as Data? ?? Data()))
             return (directory.members, try GroupBlock.rawData([UInt8](row["data"] as Data? ?? Data()), directory))
         } catch {
-            throw TwinError.corrupt(what: what, detail: "\(error)")
+            throw TwinError.corrupt(what: what(), detail: "\(error)")
         }
     }
 
@@ -52,15 +52,18 @@ extension TwinStore {
     }
 
     /// Decodes the members `ids` (every member when nil) of an inflated chunk row as columns.
-    static func decodeChunkColumns(_ members: [GroupBlock.Member], _ data: [UInt8], only ids: Set<Int64>?, what: String) throws -> [Int64: SampleColumns] {
+    static func decodeChunkColumns(_ members: [GroupBlock.Member], _ data: [UInt8], only ids: Set<Int64>?, what: @autoclosure () -> String) throws -> [Int64: SampleColumns] {
         var out: [Int64: SampleColumns] = [:]
         for m in members where ids?.contains(m.id) ?? true {
             do {
-                let (t, columns) = try ChunkCodec.decodeMember(data[m.range], columnCount: 1)
-                guard t.count == m.count else { throw ChunkError.corrupt("\(t.count) samples where the directory says \(m.count)") }
-                out[m.id] = SampleColumns(t: t, v: columns[0])
+                var t: [Int64] = [], v: [Double] = []
+                t.reserveCapacity(m.count)
+                v.reserveCapacity(m.count)
+                let n = try ChunkCodec.decodeMember(data[m.range], appendingTo: &t, &v)
+                guard n == m.count else { throw ChunkError.corrupt("\(n) samples where the directory says \(m.count)") }
+                out[m.id] = SampleColumns(t: t, v: v)
             } catch {
-                throw TwinError.corrupt(what: what + ", series \(m.id)", detail: "\(error)")
+                throw TwinError.corrupt(what: what() + ", series \(m.id)", detail: "\(error)")
             }
         }
         return out
