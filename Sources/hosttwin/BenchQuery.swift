@@ -143,9 +143,11 @@ struct BenchQuery: ParsableCommand {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         let path = "/api/v1/query_range?query=\(query.addingPercentEncoding(withAllowedCharacters: allowed)!)&start=\(Double(start) / 1000)&end=\(Double(end) / 1000)&step=\(Double(stepMs) / 1000)"
+        // One kept-alive connection per server, as Grafana's data source talks to it.
         func http(_ port: Int) throws -> Timing {
-            try Self.time(runs: runs) {
-                guard let r = LoopbackHTTP.get(port: port, path, timeout: 30), r.status == 200 else { throw CLIError("no answer from 127.0.0.1:\(port)\(path)") }
+            let connection = LoopbackHTTP.Connection(port: port, timeout: 30)
+            return try Self.time(runs: runs) {
+                guard connection.send(method: "GET", path: path)?.status == 200 else { throw CLIError("no answer from 127.0.0.1:\(port)\(path)") }
             }
         }
         if let p = hosttwinPort { out.httpHostTwin = try http(p) }
