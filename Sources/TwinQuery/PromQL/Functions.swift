@@ -291,12 +291,12 @@ public enum PromFunctions {
         return s1
     }
 
-    /// `round(v, to_nearest)`: Go's `math.Floor(v*inv + 0.5) / inv`.
     /// `x` clamped to `[lo, hi]` with Go's math.Max/Min: NaN wins.
     static func clamp(_ x: Double, _ lo: Double, _ hi: Double) -> Double {
         x.isNaN || lo.isNaN || hi.isNaN ? .nan : Swift.min(hi, Swift.max(lo, x))
     }
 
+    /// `round(v, to_nearest)`: Go's `math.Floor(v*inv + 0.5) / inv`.
     static func round(_ x: Double, toNearest: Double) -> Double {
         let inv = 1.0 / toNearest
         return (x * inv + 0.5).rounded(.down) / inv

@@ -23,8 +23,8 @@ struct LogTail: Sendable {
     private(set) var stopped: String?
     private(set) var fileBytes = 0
 
-    /// Decodes what was appended to `path` since the last call. False when the file is gone (sealed
-    /// and deleted meanwhile).
+    /// Decodes what was appended to `path` since the last call. False when the file is gone before its
+    /// first read (sealed and deleted meanwhile); once open it stays readable.
     mutating func advance(_ path: String) throws -> Bool {
         if file == nil {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
