@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "TwinServer", targets: ["TwinServer"]),
         .library(name: "TwinRuntime", targets: ["TwinRuntime"]),
         .library(name: "TwinSync", targets: ["TwinSync"]),
+        .library(name: "TwinRules", targets: ["TwinRules"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -33,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.20.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
         .target(name: "TwinCore", swiftSettings: swiftSettings),
@@ -80,7 +82,7 @@ let package = Package(
         .target(
             name: "TwinServer",
             dependencies: [
-                "TwinCore", "TwinStorage", "TwinCollectors", "TwinQuery", "TwinAnalytics", "TwinDashboard", "TwinSecurity", "CZlib",
+                "TwinCore", "TwinStorage", "TwinCollectors", "TwinQuery", "TwinAnalytics", "TwinDashboard", "TwinSecurity", "TwinRules", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -104,7 +106,7 @@ let package = Package(
         .target(
             name: "TwinRuntime",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinSecurity", "TwinServer", "TwinSync", "TwinAnalytics",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinSecurity", "TwinServer", "TwinSync", "TwinAnalytics", "TwinRules",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -115,12 +117,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Rules, alerts and their notifications: Prometheus rule files (YAML via Yams) with HostTwin's own
+        // conditions, evaluated over the query engine; the alert state machine stored as events.
+        .target(
+            name: "TwinRules",
+            dependencies: ["TwinCore", "TwinStorage", "TwinQuery", "TwinAnalytics", .product(name: "Yams", package: "Yams")],
+            resources: [.embedInCode("Resources/default-rules.yml")],
+            swiftSettings: swiftSettings
+        ),
         // The fuzz targets as plain functions of bytes: libFuzzer drives them (Fuzz/, scripts/fuzz.sh), the
         // tests replay the saved corpora through them.
         .target(
             name: "TwinFuzzTargets",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinSync",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinSync", "TwinRules",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -132,7 +142,7 @@ let package = Package(
         .executableTarget(
             name: "hosttwin",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinRules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -142,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HostTwinTests",
-            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinSync", "TwinFuzzTargets"],
+            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinSync", "TwinRules", "TwinFuzzTargets"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

@@ -10,7 +10,7 @@
 # address sanitizer and libFuzzer's coverage in its own scratch path (.build-fuzz), leaving the normal build alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets="procfs exposition promql time chunk log regex sql http redaction policy config versions sync syncstream follow hubanswers"
+targets="procfs exposition promql time chunk log regex sql http redaction policy config versions sync syncstream follow hubanswers detectorstate rules"
 if [ "${1:-}" = list ] || [ $# -lt 2 ]; then echo "targets: $targets"; echo "usage: scripts/fuzz.sh TARGET|all SECONDS"; exit 0; fi
 target=$1 seconds=$2
 echo "building the fuzzer (release, address sanitizer, libFuzzer coverage; the first build takes several minutes)" >&2
@@ -38,6 +38,7 @@ for t in $list; do
         sql) printf "select name, user from processes where pid > 1 order by name limit 5" > "$work/seed"
              printf "with recursive r(i) as (select 1 union all select i+1 from r where i < 10) select count(*) from r" > "$work/seed2" ;;
         config) printf '{"listen":"127.0.0.1:9977","interval":"1s","collectors":{"packages":{"interval":"5m"},"thermal":{"enabled":false}},"retention":{"raw":"7d","1m":"90d"}}' > "$work/seed" ;;
+        rules) cp conformance/rules/*.yml Sources/TwinRules/Resources/default-rules.yml "$work/" ;;
         policy) printf 'keep internal\nhash sensitive connections\ndrop sensitive users\nclass processes.name sensitive\n' > "$work/seed" ;;
         http) for r in "GET /api/v1/query?query=rate(requests_total%5B1m%5D)&time=1700000300 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" \
                        "POST /api/v1/query_range HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 54\r\n\r\nquery=temp&start=1700000000&end=1700000600&step=60s&x=1" \

@@ -11,6 +11,7 @@ import TwinAnalytics
 import TwinCollectors
 import TwinCore
 import TwinQuery
+import TwinRules
 import TwinSecurity
 import TwinStorage
 import TwinServer
@@ -26,8 +27,27 @@ public enum FuzzTargets {
         "procfs": procfs, "exposition": exposition, "promql": promql, "time": time, "chunk": chunk,
         "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
         "config": config, "versions": versions, "sync": sync, "syncstream": syncStream, "follow": follow,
-        "hubanswers": hubAnswers, "detectorstate": detectorState,
+        "hubanswers": hubAnswers, "detectorstate": detectorState, "rules": rules,
     ]
+
+    /// Rule files (and promtool test files): parsed and checked; what parses is evaluated for a few
+    /// evaluations over the fixture's series, templates expanded, under tight query limits.
+    static func rules(_ data: [UInt8]) {
+        let text = String(decoding: data, as: UTF8.self)
+        _ = try? PromtoolTestRunner.parse(text, source: "fuzz")
+        _ = try? AlertTemplate(text).expand(.init(labels: ["a": "b"], value: 1.5))
+        guard let file = try? RuleFile.parse(text, source: "fuzz") else { return }
+        var engine = Fixture.shared.engine
+        engine.maxSamples = 50_000
+        engine.timeout = 200
+        let recorded = RecordedSeries(keep: 600_000)
+        engine.source = LayeredSource(base: engine.source, recorded: recorded)
+        let evaluator = RuleEvaluator(files: [file], context: RuleContext(engine: engine, store: nil), recorded: recorded, defaultInterval: 60_000)
+        for step in 0..<3 {
+            for g in evaluator.groups.indices { evaluator.evaluate(group: g, at: Fixture.t0 + 300_000 + Int64(step) * 60_000) }
+        }
+        evaluator.load([file], defaultInterval: 60_000, at: Fixture.t0 + 600_000)
+    }
 
     /// A series' anomaly detector state as read back from the store (`detector_states`): restored or
     /// refused, and a restored one scores the next samples within [0, 1].

@@ -287,7 +287,7 @@ final class Evaluation {
         var out: [Sample] = []
         for s in data[vs.id] ?? [] {
             let i = Self.upperBound(s.t, ref) - 1 // last index with t <= ref
-            guard i >= 0, s.t[i] >= lo else { continue }
+            guard i >= 0, s.t[i] >= lo, !s.isStale(after: s.t[i], upTo: ref) else { continue }
             out.append(Sample(labels: s.labels, value: s.v[i], t: s.t[i]))
         }
         return out

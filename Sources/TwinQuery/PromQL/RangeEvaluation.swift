@@ -145,7 +145,7 @@ extension Evaluation {
             for k in 0..<n {
                 let ref = effectiveTime(vs.at, stepTime(k)).minus(vs.offset)
                 if vs.at != nil { i = Self.upperBound(s.t, ref) } else { while i < s.t.count, s.t[i] <= ref { i += 1 } }
-                guard i > 0, s.t[i - 1] >= ref.minus(engine.lookback) else { continue }
+                guard i > 0, s.t[i - 1] >= ref.minus(engine.lookback), !s.isStale(after: s.t[i - 1], upTo: ref) else { continue }
                 row.set(k, s.v[i - 1])
             }
             if row.any { rows.append(row) }

@@ -8,11 +8,25 @@ public struct SeriesData: Sendable {
     public var nameless: Labels
     public var t: [Int64]
     public var v: [Double]
-    public init(labels: Labels, t: [Int64], v: [Double]) {
+    /// Times of Prometheus' stale markers, ascending, kept apart from the samples (a range sees none of
+    /// them): an instant selector finds nothing when a marker follows the newest sample it would take.
+    /// Written by the rule engine when a recorded series ends, and by `promtool`'s `stale` input values.
+    public var staleAt: [Int64] = []
+    public init(labels: Labels, t: [Int64], v: [Double], staleAt: [Int64] = []) {
         self.labels = labels
         self.nameless = labels.droppingName
         self.t = t
         self.v = v
+        self.staleAt = staleAt
+    }
+
+    /// Whether a stale marker lies in `(after, upTo]`: the sample at `after` is then not current at `upTo`.
+    @inline(__always)
+    func isStale(after: Int64, upTo: Int64) -> Bool {
+        guard !staleAt.isEmpty else { return false }
+        var lo = 0, hi = staleAt.count // first marker > after
+        while lo < hi { let m = (lo + hi) / 2; if staleAt[m] <= after { lo = m + 1 } else { hi = m } }
+        return lo < staleAt.count && staleAt[lo] <= upTo
     }
 }
 

@@ -1,0 +1,221 @@
+import Foundation
+import Testing
+import TwinCore
+import TwinQuery
+import TwinRules
+import TwinStorage
+
+@Suite struct RulesTests {
+    static let rulesDir = Fixtures.packageRoot + "/conformance/rules"
+
+    /// The unit-test files that promtool of Prometheus 2.42 passes (scripts/rules-test.sh checks that in CI)
+    /// pass here too: alerts, `for:`, keep_firing_for, recording rules feeding alerts, stale markers,
+    /// `ALERTS`, external labels and the template functions give the same labels and annotations.
+    @Test func promtoolUnitTestsPass() {
+        let r = PromtoolTestRunner.run(path: Self.rulesDir + "/node-alerts.test.yml")
+        #expect(r.passed, "\(r.failures.joined(separator: "\n"))")
+        #expect(r.tests == 5)
+    }
+
+    /// Wrong expectations fail, naming the alert and the time.
+    @Test func wrongExpectationsFail() {
+        let r = PromtoolTestRunner.run(path: Self.rulesDir + "/failing.test.yml")
+        #expect(!r.passed)
+        #expect(r.failures.count == 1 && r.failures[0].contains("alertname: NodeDown, time: 30s"), "\(r.failures)")
+    }
+
+    @Test func theDefaultRulesLoad() throws {
+        let f = try RuleFile.defaults()
+        #expect(f.rules.count >= 14)
+        let names = Set(f.rules.map(\.name))
+        for n in ["NewListeningPort", "ServiceFailed", "ProcessRestartLoop", "FilesystemAlmostFull", "FilesystemFillingUp", "MemoryPressure",
+                  "SwapStorm", "OOMKill", "CPUSaturated", "ClockSkew", "HostSilent", "HostAnomalous"] {
+            #expect(names.contains(n), "\(n) missing from the default rules")
+        }
+    }
+
+    /// Hostile or mistaken rule files: every error reported with its line, nothing loaded.
+    @Test func badRuleFilesNameTheLine() throws {
+        let text = """
+        groups:
+          - name: g
+            rules:
+              - alert: A
+                expr: up == 0
+                fro: 5m
+              - alert: B
+                expr: rate(up[5m]
+              - record: bad name
+                expr: up
+              - record: ok_name
+                expr: up
+                for: 1m
+              - alert: C
+                expr: up
+                annotations:
+                  x: '{{ query "up" }}'
+                  y: '{{ range $labels }}{{ end }}'
+                  z: '{{ $secret }}'
+              - alert: D
+                expr: up[5m]
+                labels:
+                  9bad: x
+              - alert: E
+                state: {kind: nosuchkind}
+              - alert: F
+                expr: up
+                forecast: {expr: up, below: 0, within: 1h}
+          - name: g
+            rules: []
+        """
+        do {
+            _ = try RuleFile.parse(text, source: "bad.yml")
+            Issue.record("a bad file loaded")
+        } catch let e as RuleFileErrors {
+            let lines = e.errors.map { "\($0.line): \($0.message)" }
+            func has(_ line: Int, _ words: String) -> Bool { e.errors.contains { $0.line == line && $0.message.contains(words) } }
+            #expect(has(6, "unknown field 'fro'"), "\(lines)")
+            #expect(has(8, "bad PromQL"), "\(lines)")
+            #expect(has(9, "invalid recording rule name 'bad name'"), "\(lines)")
+            #expect(has(13, "'for' is for alerting rules only"), "\(lines)")
+            #expect(has(17, "templates may not run queries"), "\(lines)")
+            #expect(has(18, "{{range}} is not supported"), "\(lines)")
+            #expect(has(19, "undefined variable \"$secret\""), "\(lines)")
+            #expect(has(21, "must give an instant vector"), "\(lines)")
+            #expect(has(23, "invalid label name '9bad'"), "\(lines)")
+            #expect(has(25, "unknown kind 'nosuchkind'"), "\(lines)")
+            #expect(has(28, "give one condition"), "\(lines)")
+            #expect(has(29, "a group of this name comes earlier"), "\(lines)")
+            #expect(e.description.hasPrefix("bad.yml:6:"), "\(e.description)")
+        }
+    }
+
+    @Test func notYAMLAndHugeExpansionsAreRefused() throws {
+        #expect(throws: RuleFileErrors.self) { try RuleFile.parse("groups: [\n  - name: x", source: "broken.yml") }
+        let laughs = try String(contentsOfFile: Fixtures.packageRoot + "/Fuzz/corpus/rules/seed-laughs.yml", encoding: .utf8)
+        // 9^7 aliased elements: refused after at most 100 errors, within the node budget, in well under a second.
+        let started = TwinTime.nowMillis()
+        do {
+            _ = try RuleFile.parse(laughs, source: "laughs.yml")
+            Issue.record("an alias bomb loaded")
+        } catch let e as RuleFileErrors {
+            #expect(e.errors.count <= 100 && e.errors.count > 0, "\(e.errors.count) errors")
+        }
+        #expect(TwinTime.nowMillis() - started < 5_000)
+        #expect(throws: RuleFileErrors.self) { try RuleFile.parse("- just\n- a list", source: "list.yml") }
+    }
+
+    @Test func templatesFormatLikeGo() throws {
+        let data = AlertTemplate.Data(labels: ["instance": "web-1:9100", "job": "node"], value: 0.123456, externalLabels: ["dc": "eu"])
+        func x(_ t: String) throws -> String { try AlertTemplate(t).expand(data) }
+        #expect(try x("{{ $labels.instance | stripPort }} {{ .Labels.job }} {{ $externalLabels.dc }}") == "web-1 node eu")
+        #expect(try x("{{ $value }} {{ $value | humanizePercentage }} {{ printf \"%.2f\" $value }}") == "0.123456 12.35% 0.12")
+        #expect(try x("{{ $labels.missing }}|") == "|", "a missing label is empty, as with Prometheus' missingkey=zero")
+        #expect(try x("a {{- \" b \" -}} c") == "a b c")
+        #expect(try x("{{ if and (gt $value 0.1) (eq $labels.job \"node\") }}hot{{ else }}cold{{ end }}") == "hot")
+        #expect(try x("{{/* a comment */}}x") == "x")
+        #expect(try x("{{ index $labels \"job\" | toUpper }}") == "NODE")
+        #expect(try x("{{ humanize \"abc\" }}").hasPrefix("<error expanding template: "))
+        #expect(throws: AlertTemplate.TemplateError.self) { try AlertTemplate("{{ $labels.x ") }
+        #expect(throws: AlertTemplate.TemplateError.self) { try AlertTemplate("{{ template \"x\" }}") }
+        #expect(throws: AlertTemplate.TemplateError.self) { try AlertTemplate("{{ $x := 1 }}") }
+        #expect(throws: AlertTemplate.TemplateError.self) { try AlertTemplate("{{ if 1 }}") }
+    }
+
+    /// A reload keeps the state of alerts whose rule did not change (a pending alert stays pending from
+    /// its first time, a firing one keeps firing); a rule whose `for:` changed starts again.
+    @Test func reloadKeepsAlertState() throws {
+        let series = SeriesData(labels: Labels(["__name__": "up", "job": "a"]), t: (0...20).map { Int64($0) * 60_000 }, v: Array(repeating: 0, count: 21))
+        let recorded = RecordedSeries(keep: 0)
+        let engine = PromQLEngine(source: LayeredSource(base: Fixed(series: [series]), recorded: recorded))
+        func file(_ hold: String) throws -> RuleFile {
+            try RuleFile.parse("groups:\n- name: g\n  rules:\n  - alert: Down\n    expr: up == 0\n    for: \(hold)\n", source: "r.yml")
+        }
+        let ev = RuleEvaluator(files: [try file("3m")], context: RuleContext(engine: engine, store: nil), recorded: recorded, defaultInterval: 60_000)
+        var kinds: [AlertTransition.Kind] = []
+        for m in 0...2 { kinds += ev.evaluate(group: 0, at: Int64(m) * 60_000).map(\.kind) }
+        #expect(kinds == [.pending])
+        ev.load([try file("3m")], defaultInterval: 60_000, at: 150_000)
+        kinds = ev.evaluate(group: 0, at: 180_000).map(\.kind)
+        #expect(kinds == [.firing], "the pending alert kept its start through the reload")
+        #expect(ev.alerts.first?.activeAt == 0)
+        ev.load([try file("10m")], defaultInterval: 60_000, at: 200_000)
+        kinds = ev.evaluate(group: 0, at: 240_000).map(\.kind)
+        #expect(kinds == [.pending], "a changed rule starts again")
+    }
+
+    /// A recording rule's series that stops being produced is stale at once (no 5-minute lookback).
+    @Test func recordedSeriesGoStale() throws {
+        let up = SeriesData(labels: Labels(["__name__": "up", "job": "a"]), t: [0, 60_000, 120_000], v: [1, 1, 0])
+        let recorded = RecordedSeries(keep: 0)
+        let engine = PromQLEngine(source: LayeredSource(base: Fixed(series: [up]), recorded: recorded))
+        let f = try RuleFile.parse("groups:\n- name: g\n  rules:\n  - record: job:up:ok\n    expr: up == 1\n", source: "r.yml")
+        let ev = RuleEvaluator(files: [f], context: RuleContext(engine: engine, store: nil), recorded: recorded, defaultInterval: 60_000)
+        for m in 0...2 { ev.evaluate(group: 0, at: Int64(m) * 60_000) }
+        func count(at t: Int64) throws -> Int {
+            guard case .vector(_, let v) = try engine.instant(try PromQLParser.parse("job:up:ok"), at: t) else { return -1 }
+            return v.count
+        }
+        #expect(try count(at: 60_000) == 1)
+        #expect(try count(at: 120_000) == 0, "stale from the evaluation that no longer produced it")
+        #expect(try count(at: 150_000) == 0)
+        guard case .matrix(let m) = try engine.range(try PromQLParser.parse("count_over_time(job:up:ok[5m])"), start: 120_000, end: 120_000, step: 60_000) else {
+            Issue.record("no matrix"); return
+        }
+        #expect(m.first?.points.first?.1 == 2, "a range sees the samples, not the marker")
+    }
+
+    /// State conditions over a real store: a port that was not listening at the baseline fires while it
+    /// listens and resolves when it closes; a port that was there does not; `absent` fires per host.
+    @Test func stateConditionsOnAStore() throws {
+        let dir = try temporaryDirectory("hosttwin-rules-state")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store, policy: .testing)
+        let t0 = TwinTime.nowMillis() / 1000 * 1000 - 600_000
+        try w.begin(now: t0, interval: 1000)
+        func port(_ p: Int64, _ process: String) -> Entity {
+            Entity(kind: .listeningPorts, key: "tcp/0.0.0.0:\(p)", attributes: ["protocol": "tcp", "address": "0.0.0.0", "port": .int(p), "process": .string(process)])
+        }
+        for s in 0..<300 {
+            let t = t0 + Int64(s) * 1000
+            var o = Observation(timestamp: t)
+            o.set(.host, [Entity(kind: .host, key: "host", attributes: ["hostname": "h"])])
+            var ports = [port(22, "sshd")]
+            if s >= 100 && s < 200 { ports.append(port(4444, "nc")) }
+            o.set(.listeningPorts, ports)
+            _ = try w.commit(o)
+        }
+        let f = try RuleFile.parse("""
+            groups:
+            - name: g
+              rules:
+              - alert: NewPort
+                state: {kind: listening_ports, new: true, labels_from: [port, process]}
+              - alert: NoSSH
+                state: {kind: listening_ports, match: {port: "22"}, absent: true}
+              - alert: NoHTTP
+                state: {kind: listening_ports, match: {port: "80"}, absent: true}
+            """, source: "s.yml")
+        let recorded = RecordedSeries(keep: 0)
+        let ev = RuleEvaluator(files: [f], context: RuleContext(engine: PromQLEngine(source: LayeredSource(base: StoreSampleSource(store: store), recorded: recorded)), store: store),
+                               recorded: recorded, defaultInterval: 1000)
+        var log: [String] = []
+        for s in [90, 150, 250] {
+            for tr in ev.evaluate(group: 0, at: t0 + Int64(s) * 1000) { log.append("\(s) \(tr.kind) \(tr.alert.rule) \(tr.alert.labels["port"] ?? "-") \(tr.alert.labels["process"] ?? "-")") }
+        }
+        #expect(ev.groups[0].health.allSatisfy { $0.health == "ok" }, "\(ev.groups[0].health.map(\.lastError))")
+        #expect(log == ["90 pending NoHTTP 80 -", "90 firing NoHTTP 80 -", "150 pending NewPort 4444 nc", "150 firing NewPort 4444 nc", "250 resolved NewPort 4444 nc"], "\(log)")
+    }
+}
+
+/// A fixed set of series as a sample source.
+private struct Fixed: SampleSource {
+    var series: [SeriesData]
+    func select(_ matchers: [Matcher], from: Int64, to: Int64, limit: Int, deadline: Int64) throws -> [SeriesData] {
+        series.filter { s in matchers.allSatisfy { $0.matches(s.labels[$0.name] ?? "") } }.map { s in
+            let keep = s.t.indices.filter { s.t[$0] >= from && s.t[$0] <= to }
+            return SeriesData(labels: s.labels, t: keep.map { s.t[$0] }, v: keep.map { s.v[$0] })
+        }
+    }
+}
