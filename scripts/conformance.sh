@@ -64,7 +64,8 @@ PIDS+=($PROM_PID)
 # HostTwin: import the same text, then serve it.
 "$HOSTTWIN" import --data-dir "$W/twin" "$W/all.prom" >/dev/null
 HPORT=$(free_port)
-"$HOSTTWIN" serve --data-dir "$W/twin" --listen 127.0.0.1:$HPORT --log-level warning &
+# Without the built-in rules: their ALERTS series would be extra series beside what Prometheus holds.
+"$HOSTTWIN" serve --data-dir "$W/twin" --listen 127.0.0.1:$HPORT --log-level warning --no-default-rules &
 PIDS+=($!)
 
 wait_ready "http://127.0.0.1:$PPORT/-/ready" "http://127.0.0.1:$HPORT/healthz"

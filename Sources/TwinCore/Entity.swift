@@ -131,6 +131,8 @@ public struct EntityVersion: Hashable, Sendable, Codable {
 public struct TwinEvent: Hashable, Sendable, Codable {
     public enum EventType: String, Sendable, Codable {
         case appeared, changed, disappeared, started, stopped, gap
+        /// An alert changed state (pending, firing, resolved, cleared); `key` is its label set.
+        case alert
     }
 
     /// One changed attribute: its old and new value (nil where absent).

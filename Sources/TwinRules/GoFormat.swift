@@ -42,6 +42,18 @@ enum GoFormat {
         return (digits.isEmpty ? "0" : digits, point)
     }
 
+    /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e+00`, `9.5e-01` (how Prometheus' API gives an alert's value).
+    static func exponent(_ v: Double) -> String {
+        if v.isNaN { return "NaN" }
+        if v.isInfinite { return v < 0 ? "-Inf" : "+Inf" }
+        if v == 0 { return (v.sign == .minus ? "-" : "") + "0e+00" }
+        let (digits, exp) = decimalDigits(v)
+        let e = exp - 1
+        var m = String(digits.first!)
+        if digits.count > 1 { m += "." + digits.dropFirst() }
+        return (v < 0 ? "-" : "") + m + "e" + (e < 0 ? "-" : "+") + (abs(e) < 10 ? "0" : "") + String(abs(e))
+    }
+
     /// Go's `%.Pg`.
     static func g(_ v: Double, _ precision: Int) -> String {
         if v.isNaN { return "NaN" }

@@ -27,6 +27,11 @@ public struct Alert: Sendable, Equatable {
     public var value: Double
 }
 
+extension Alert {
+    /// The value as Prometheus' API writes it (`9.5e-01`).
+    public var valueText: String { GoFormat.exponent(value) }
+}
+
 /// A change of an alert's state, as stored (alert events) and notified.
 public struct AlertTransition: Sendable, Equatable {
     public enum Kind: String, Sendable, Codable {
@@ -63,6 +68,8 @@ public final class RuleEvaluator {
 
     public struct GroupState {
         public var group: RuleGroup
+        /// The rule file the group came from.
+        public var file: String
         public var interval: Int64
         public var lastEvaluation: Int64?
         public var duration: Double = 0
@@ -106,8 +113,8 @@ public final class RuleEvaluator {
             }
         }
         var newWriters = Set<String>()
-        groups = files.flatMap(\.groups).map { g in
-            var s = GroupState(group: g, interval: g.interval ?? defaultInterval, alerts: [], health: [], cached: Array(repeating: nil, count: g.rules.count))
+        groups = files.flatMap { f in f.groups.map { (f.source, $0) } }.map { file, g in
+            var s = GroupState(group: g, file: file, interval: g.interval ?? defaultInterval, alerts: [], health: [], cached: Array(repeating: nil, count: g.rules.count))
             for (i, r) in g.rules.enumerated() {
                 let kept = old[identity(g.name, r)]
                 s.alerts.append(kept?.alerts ?? [:])

@@ -3,6 +3,7 @@ import Hummingbird
 import TwinCollectors
 import TwinCore
 import TwinQuery
+import TwinRules
 import TwinStorage
 
 /// The Prometheus HTTP API (v1): same parameters, envelope, error types and status codes, so
@@ -24,6 +25,7 @@ extension TwinAPI {
         case "auto": if let step, step >= 5 * 60_000 { e.source = source.minuteResolution }
         case let other: throw APIError.badData("invalid parameter \"max_source_resolution\": \"\(other)\" (raw, 1m or auto)")
         }
+        if let recorded = rules?.recorded { e.source = LayeredSource(base: e.source, recorded: recorded) }
         // On a hub, `host=NAME` confines every selector to that host's series (a host's dashboard page); a
         // token confined to a datacenter, to its hosts.
         var hosts = p.identity.scopedHosts

@@ -6,6 +6,7 @@ import NIOCore
 import TwinCore
 import TwinDashboard
 import TwinQuery
+import TwinRules
 import TwinSecurity
 import TwinStorage
 
@@ -37,6 +38,9 @@ public struct TwinAPI: Sendable {
     public var audit: AuditLog?
     /// The classes of attributes: what non-admins see masked.
     public var dataPolicy = DataPolicy()
+    /// The rules this server evaluates (`/api/v1/rules`, `/api/v1/alerts`, `POST /-/reload`); their recorded
+    /// series are queryable. Nil: none (alerts as of a time still come from the store).
+    public var rules: RuleRunner?
     /// Where pushed batches go (a hub); nil on a server that does not accept pushes.
     public var sync: (any SyncReceiver)?
     let callers = CallerLimits()
@@ -90,9 +94,10 @@ public struct TwinAPI: Sendable {
         "/api/v1/labels": Route(methods: .getOrPost, access: .read) { try $0.labels($1) },
         "/api/v1/metadata": Route(methods: .get, access: .read) { try $0.metadata($1) },
         "/api/v1/status/buildinfo": Route(methods: .get, access: .read, light: true) { api, _ in api.buildInfo() },
-        // Asked by Grafana's data source; rules and alerts come with the alerting issue, exemplars are not kept.
-        "/api/v1/rules": Route(methods: .get, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw(#"{"groups":[]}"#) } },
-        "/api/v1/alerts": Route(methods: .get, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw(#"{"alerts":[]}"#) } },
+        "/api/v1/rules": Route(methods: .get, access: .read) { try $0.ruleGroups($1) },
+        "/api/v1/alerts": Route(methods: .get, access: .read) { try $0.alerts($1) },
+        "/-/reload": Route(methods: .post, access: .admin) { try $0.reloadRules($1) },
+        // Asked by Grafana's data source; exemplars are not kept.
         "/api/v1/query_exemplars": Route(methods: .getOrPost, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw("[]") } },
         "/api/v1/format_query": Route(methods: .getOrPost, access: .read, light: true) { try $0.formatQuery($1) },
         // Prometheus' status pages, answered for a twin: what it holds, how it runs; no scrape targets or

@@ -323,6 +323,11 @@ enum Schema {
         m.registerMigration("v21") { db in
             try db.execute(sql: "CREATE TABLE metric_help(name TEXT PRIMARY KEY, help TEXT NOT NULL) WITHOUT ROWID")
         }
+        // v22: alert state changes are events (type 'alert', key the alert's label set, detail its JSON);
+        // an index finds each alert's latest change before a time (alerts as of T).
+        m.registerMigration("v22") { db in
+            try db.execute(sql: "CREATE INDEX events_alerts ON events(key, t) WHERE type = 'alert'")
+        }
         return m
     }
 }

@@ -218,6 +218,8 @@ extension TwinStore {
                 var ev = TwinEvent(time: row["t"], type: type, kind: (row["kind"] as String?).flatMap(EntityKind.init(rawValue:)), key: row["key"])
                 if type == .changed, let detail, let changes = try? JSONDecoder().decode([TwinEvent.Change].self, from: Data(detail.utf8)) {
                     ev.changes = changes
+                } else if type == .alert, let detail, let a = AlertRecord.decode(detail) {
+                    ev.message = a.summary
                 } else { ev.message = detail }
                 return ev
             }

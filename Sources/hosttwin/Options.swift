@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TwinCollectors
 import TwinCore
+import TwinRules
 import TwinSecurity
 import TwinStorage
 
@@ -169,5 +170,22 @@ struct RetentionOptions: ParsableArguments {
         if let v = diskCap { p.diskCap = Int64(try ByteSize.parse(v, option: "--disk-cap")) }
         do { try p.validate() } catch { throw CLIError("\(error)") }
         return p
+    }
+}
+
+/// The rules a running twin evaluates (`run`, and `serve` as a hub).
+struct RuleOptions: ParsableArguments {
+    @Option(name: .customLong("rules"), help: ArgumentHelp("A rule file (Prometheus' format plus HostTwin's conditions; repeatable). Reloaded on SIGHUP and POST /-/reload.", valueName: "FILE"))
+    var files: [String] = []
+    @Flag(name: .customLong("no-default-rules"), help: "Leave out the built-in rules (`hosttwin rules show --default`).")
+    var noDefaults = false
+
+    /// The rule engine over `store`, its errors as the command's; `fileRules` and `fileDefaults` come from
+    /// a configuration file (`rules`, `default_rules`).
+    func runner(store: TwinStore, fileRules: [String] = [], fileDefaults: Bool? = nil) throws -> RuleRunner {
+        let sources = RuleSources(files: files + fileRules, includeDefaults: !noDefaults && (fileDefaults ?? true))
+        do { return try RuleRunner(store: store, sources: sources) } catch let e as RuleFileErrors {
+            throw CLIError("rules refused:\n" + e.errors.map { "  \($0)" }.joined(separator: "\n"))
+        }
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import TwinCollectors
 import TwinCore
+import TwinRules
 import TwinRuntime
 import TwinSecurity
 import TwinServer
@@ -35,6 +36,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Stop after this many ticks (for tests and benchmarks).", valueName: "N"))
     var ticks: Int?
     @OptionGroup var retention: RetentionOptions
+    @OptionGroup var ruleOptions: RuleOptions
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
@@ -61,11 +63,13 @@ struct RunCommand: AsyncParsableCommand {
         let log = logger
         var api = TwinAPI(store: twinStore, live: live, metrics: selfMetrics, logger: logger)
         let setup = try server.prepare(&api, dataDir: dataDir, fileListen: file?.listen, logger: logger)
+        let rules = RuleService(runner: try ruleOptions.runner(store: twinStore, fileRules: file?.rules ?? [], fileDefaults: file?.defaultRules), logger: logger)
+        api.rules = rules.runner
         let collection = CollectionService(
             store: twinStore,
             configuration: .init(paths: hostPaths.paths, selection: selection, collectors: collectorConfig, interval: intervalMs,
                                  storage: policy, dataPolicy: setup.policy, keys: setup.keys, maxTicks: ticks),
-            sinks: [live], logger: logger)
+            sinks: [live, rules], logger: logger)
         let app = try TwinHTTPServer.application(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
             log.info("serving \(setup.url):\(actualPort)/ (dashboard /, Prometheus API /api/v1/query, state API /api/v1/twin/...)")
         }
@@ -76,6 +80,7 @@ struct RunCommand: AsyncParsableCommand {
                 .init(service: app),
                 .init(service: AuditAnchorService(audit: setup.audit)),
                 .init(service: AnomalyMonitorService(store: twinStore, logger: logger)),
+                .init(service: rules, successTerminationBehavior: .ignore),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger

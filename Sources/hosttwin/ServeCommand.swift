@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TwinCore
+import TwinRules
 import TwinQuery
 import TwinServer
 import TwinRuntime
@@ -37,6 +38,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("catch-up-rate"), help: ArgumentHelp("The most backlog ticks applied a second, over all hosts (0: no limit); live ticks never wait.", valueName: "TICKS"))
     var catchUpRate: Int = 5_000
     @OptionGroup var credentials: ClientCredentials
+    @OptionGroup var ruleOptions: RuleOptions
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL")) var logLevel: String = "info"
 
     func run() async throws {
@@ -76,6 +78,9 @@ struct ServeCommand: AsyncParsableCommand {
         api.sync = followed == nil ? hub : nil
         let setup = try server.prepare(&api, dataDir: twinStore.dataDir, logger: logger)
         hub?.keys = setup.keys // hashes asked for by a follower token's policy
+        // A hub evaluates the rules per host (series and entities carry `host`); a replica only serves.
+        let rules = hub != nil && followed == nil ? RuleService(runner: try ruleOptions.runner(store: twinStore), timer: 5_000, logger: logger) : nil
+        api.rules = rules?.runner
         let log = logger
         let role = followed.map { "; a read-only replica of \($0.host):\($0.port)" }
             ?? (hub == nil ? "" : "; accepting pushes from agents (/api/v1/sync/push)" + (upstreams.isEmpty ? "" : ", relaying to \(pushURLs.joined(separator: ", "))"))
@@ -94,6 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
             services.append(.init(service: AnomalyMonitorService(store: twinStore, logger: logger)))
             if let followed { services.append(.init(service: FollowService(receiver: hub, remote: followed, logger: logger))) }
         }
+        if let rules { services.append(.init(service: rules)) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try hub?.finish()

@@ -94,7 +94,7 @@ import TwinStorage
         let last = try #require(try agentStore.ticks(from: through, limit: 1).first)
         #expect(last.seq == through)
         let at = String(format: "%.3f", Double(last.time) / 1000)
-        for q in ["count_over_time(node_load1[1h])", "sum(count_over_time({__name__=~\"node_.+\"}[1h]))", "count(count_over_time({__name__=~\".+\"}[1h]))"] {
+        for q in ["count_over_time(node_load1[1h])", "sum(count_over_time({__name__=~\"node_.+\"}[1h]))", "count(count_over_time({__name__=~\".+\",__name__!~\"ALERTS.*\"}[1h]))"] {
             let mine = try EndToEndTests.cli(["query", q, "--at", at, "--data-dir", agentDir, "--json"])
             let theirs = LoopbackHTTP.get(port: port, "/api/v1/query?query=\(ServerTests.q(q))&time=\(at)")?.body ?? ""
             func value(_ s: String) -> String? {
@@ -499,7 +499,7 @@ import TwinStorage
     static func expectTwin(of agentStore: TwinStore, agentDir: String, through lastSeq: UInt64, at ports: [Int], dirs: [String]) throws {
         let last = try #require(try agentStore.ticks(from: lastSeq, limit: 1).first)
         let at = String(format: "%.3f", Double(last.time) / 1000)
-        for q in ["sum(count_over_time({__name__=~\"node_.+\"}[1h]))", "count(count_over_time({__name__=~\".+\"}[1h]))"] {
+        for q in ["sum(count_over_time({__name__=~\"node_.+\"}[1h]))", "count(count_over_time({__name__=~\".+\",__name__!~\"ALERTS.*\"}[1h]))"] {
             let mine = try EndToEndTests.cli(["query", q, "--at", at, "--data-dir", agentDir, "--json"])
             let expected = (((ServerTests.json(mine.stdout)["result"] as? [[String: Any]])?.first?["value"] as? [Any])?.last as? String)
             #expect(expected != nil, "\(mine.stdout.prefix(300))")

@@ -1,8 +1,10 @@
 import Foundation
+import Logging
 import Testing
 import TwinCore
 import TwinQuery
 import TwinRules
+@testable import TwinServer
 import TwinStorage
 
 @Suite struct RulesTests {
@@ -217,5 +219,75 @@ private struct Fixed: SampleSource {
             let keep = s.t.indices.filter { s.t[$0] >= from && s.t[$0] <= to }
             return SeriesData(labels: s.labels, t: keep.map { s.t[$0] }, v: keep.map { s.v[$0] })
         }
+    }
+}
+
+/// The rule engine of a running twin over a real store and the HTTP API answering for it in process.
+@Suite struct RuleRunnerTests {
+    @Test func alertsAreStoredServedAndRestored() async throws {
+        let dir = try temporaryDirectory("hosttwin-rule-runner")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir + "/store")
+        let w = TwinWriter(store: store, policy: .testing)
+        let t0 = TwinTime.nowMillis() / 1000 * 1000 - 300_000
+        try w.begin(now: t0, interval: 1000)
+        for s in 0..<240 {
+            var o = Observation(timestamp: t0 + Int64(s) * 1000)
+            o.add("temperature_celsius", Labels(["room": "a"]), s < 60 ? 20 : 90)
+            o.add("temperature_celsius", Labels(["room": "b"]), 20)
+            _ = try w.commit(o)
+        }
+        let rules = dir + "/rules.yml"
+        let good = """
+            groups:
+            - name: heat
+              interval: 10s
+              rules:
+              - record: room:temperature:max
+                expr: max by (room) (temperature_celsius)
+              - alert: Hot
+                expr: room:temperature:max > 50
+                for: 30s
+                labels: {severity: page}
+                annotations: {summary: 'Room {{ $labels.room }} at {{ $value }} °C'}
+            """
+        try good.write(toFile: rules, atomically: true, encoding: .utf8)
+        let sources = RuleSources(files: [rules], includeDefaults: false)
+        let runner = try RuleRunner(store: store, sources: sources, now: t0)
+        var seen: [String] = []
+        for s in stride(from: 0, to: 240, by: 10) {
+            seen += try runner.evaluate(at: t0 + Int64(s) * 1000).map { "\(($0.time - t0) / 1000) \($0.kind)" }
+        }
+        #expect(seen == ["60 pending", "90 firing"], "\(seen)")
+
+        var api = TwinAPI(store: store, live: nil, metrics: SelfMetrics.bootstrap(), logger: Logger(label: "test"))
+        api.rules = runner
+        let alerts = await api.get("/api/v1/alerts")
+        #expect(alerts.status == 200 && alerts.body.contains(#""alertname":"Hot""#) && alerts.body.contains(#""state":"firing""#)
+                && alerts.body.contains(#""value":"9e+01""#) && alerts.body.contains("Room a at 90 °C"), "\(alerts.body)")
+        let before = await api.get("/api/v1/alerts?at=\((t0 + 75_000) / 1000)")
+        #expect(before.body.contains(#""state":"pending""#), "as of 75 s the alert was pending: \(before.body)")
+        let earlier = await api.get("/api/v1/alerts?at=\((t0 + 30_000) / 1000)")
+        #expect(earlier.body.contains(#""alerts":[]"#), "\(earlier.body)")
+        let groups = await api.get("/api/v1/rules")
+        #expect(groups.body.contains(#""type":"recording""#) && groups.body.contains(#""duration":30"#) && groups.body.contains(#""health":"ok""#), "\(groups.body)")
+        let onlyAlerts = await api.get("/api/v1/rules?type=alert")
+        #expect(!onlyAlerts.body.contains(#""type":"recording""#))
+        let recorded = await api.get("/api/v1/query?query=room:temperature:max&time=\((t0 + 230_000) / 1000)")
+        #expect(recorded.body.contains(#""room":"a""#) && recorded.body.contains(#""90""#), "the recorded series is queryable: \(recorded.body)")
+        let reload = await api.get("/-/reload")
+        #expect(reload.status == 405 || reload.status == 401 || reload.status == 403, "reload is a POST for admins: \(reload.status)")
+
+        // A bad edit is refused and the old rules stay; a good one keeps the firing alert firing.
+        try "groups: [{name: heat, rules: [{alert: Hot, expr: 'room:temperature:max >'}]}]".write(toFile: rules, atomically: true, encoding: .utf8)
+        #expect(throws: RuleFileErrors.self) { try runner.reload() }
+        #expect(runner.snapshot().first?.group.rules.count == 2)
+        #expect(runner.reloadStatus?.error?.contains("bad PromQL") == true)
+
+        // A restart restores the firing alert from the store, with its start.
+        try good.write(toFile: rules, atomically: true, encoding: .utf8)
+        let restored = try RuleRunner(store: store, sources: sources, now: t0 + 240_000)
+        #expect(restored.alerts().map(\.state) == [.firing])
+        #expect(restored.alerts().first?.activeAt == t0 + 60_000)
     }
 }

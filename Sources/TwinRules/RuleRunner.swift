@@ -1,0 +1,112 @@
+import Foundation
+import Synchronization
+import TwinCore
+import TwinQuery
+import TwinStorage
+
+/// Where a running twin's rules come from: the built-in set and rule files, read again on a reload.
+public struct RuleSources: Sendable {
+    public var files: [String]
+    public var includeDefaults: Bool
+    public init(files: [String], includeDefaults: Bool) {
+        self.files = files
+        self.includeDefaults = includeDefaults
+    }
+
+    /// Reads every source; throws every file's errors together.
+    public func load() throws -> [RuleFile] {
+        var out: [RuleFile] = []
+        var errors: [ConfigError] = []
+        if includeDefaults { out.append(try RuleFile.defaults()) }
+        for path in files {
+            do { out.append(try RuleFile.load(path: path)) } catch let e as RuleFileErrors { errors += e.errors }
+        }
+        if !errors.isEmpty { throw RuleFileErrors(errors: errors) }
+        // Group names are unique across files as within one (alerts are kept across reloads by group).
+        var seen: [String: String] = [:]
+        for f in out {
+            for g in f.groups {
+                if let other = seen[g.name] {
+                    errors.append(ConfigError(file: f.source, line: g.line, column: 0, message: "group '\(g.name)' is also in \(other); group names must be unique"))
+                }
+                seen[g.name] = f.source
+            }
+        }
+        if !errors.isEmpty { throw RuleFileErrors(errors: errors) }
+        return out
+    }
+}
+
+/// The rules of a running twin (`run`, `serve` at a hub): evaluated at ticks, their alerts' changes stored
+/// as events, their recorded series held for queries, reloadable without losing alert state. Thread-safe:
+/// the evaluation, a reload and the API's snapshots take turns.
+public final class RuleRunner: Sendable {
+    public let store: TwinStore
+    public let sources: RuleSources
+    public let recorded: RecordedSeries
+    public let defaultInterval: Int64
+    private let evaluator: Mutex<RuleEvaluator>
+    /// The last reload's outcome: when, and its error if the new rules were refused.
+    private let lastReload = Mutex<(time: Int64, error: String?)?>(nil)
+
+    /// Loads the rules and puts back the alerts the store says were pending or firing at `now`.
+    public init(store: TwinStore, sources: RuleSources, defaultInterval: Int64 = 5_000, now: Int64 = TwinTime.nowMillis()) throws {
+        self.store = store
+        self.sources = sources
+        self.defaultInterval = defaultInterval
+        let recorded = RecordedSeries(keep: 3_600_000)
+        self.recorded = recorded
+        let engine = PromQLEngine(source: LayeredSource(base: StoreSampleSource(store: store, scrapeLabels: ScrapeLabels()), recorded: recorded))
+        var limited = engine
+        limited.timeout = 10_000
+        let ev = RuleEvaluator(files: try sources.load(), context: RuleContext(engine: limited, store: store), recorded: recorded, defaultInterval: defaultInterval)
+        ev.restore(try store.activeAlerts(at: now).map(Alert.init(record:)))
+        evaluator = Mutex(ev)
+    }
+
+    /// Evaluates the groups due at `t` and stores the alerts' state changes; returns them.
+    @discardableResult
+    public func evaluate(at t: Int64) throws -> [AlertTransition] {
+        let transitions = evaluator.withLock { ev in ev.due(at: t).flatMap { ev.evaluate(group: $0, at: t) } }
+        try store.recordAlerts(transitions.map(Self.record))
+        return transitions
+    }
+
+    /// Reads the rule sources again. On success the new rules replace the old, alerts of unchanged rules
+    /// keep their state; on an error the old rules stay and the errors are thrown (and shown by the API).
+    public func reload(at t: Int64 = TwinTime.nowMillis()) throws -> (groups: Int, rules: Int) {
+        do {
+            let files = try sources.load()
+            evaluator.withLock { $0.load(files, defaultInterval: defaultInterval, at: t) }
+            lastReload.withLock { $0 = (t, nil) }
+            return (files.reduce(0) { $0 + $1.groups.count }, files.reduce(0) { $0 + $1.rules.count })
+        } catch {
+            lastReload.withLock { $0 = (t, "\(error)") }
+            throw error
+        }
+    }
+
+    /// The groups, rules, their health and alerts, as now.
+    public func snapshot() -> [RuleEvaluator.GroupState] { evaluator.withLock { $0.groups } }
+
+    /// Every alert held (pending, firing, or resolved within the last 15 minutes).
+    public func alerts() -> [Alert] { evaluator.withLock { $0.alerts } }
+
+    /// When the rules were last reloaded and whether that failed.
+    public var reloadStatus: (time: Int64, error: String?)? { lastReload.withLock { $0 } }
+
+    static func record(_ t: AlertTransition) -> AlertRecord {
+        AlertRecord(time: t.time, state: t.kind.rawValue, group: t.alert.group, rule: t.alert.rule,
+                    labels: Dictionary(uniqueKeysWithValues: t.alert.labels.pairs.map { ($0.name, $0.value) }),
+                    annotations: Dictionary(uniqueKeysWithValues: t.alert.annotations.pairs.map { ($0.name, $0.value) }),
+                    value: t.alert.value, activeAt: t.alert.activeAt, firedAt: t.alert.firedAt)
+    }
+}
+
+extension Alert {
+    /// The alert a stored change left behind (pending or firing; anything else reads as pending).
+    public init(record r: AlertRecord) {
+        self.init(group: r.group, rule: r.rule, labels: Labels(dictionary: r.labels), annotations: Labels(dictionary: r.annotations),
+                  state: r.state == "firing" ? .firing : .pending, activeAt: r.activeAt, firedAt: r.firedAt, value: r.value)
+    }
+}
