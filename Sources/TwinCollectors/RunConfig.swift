@@ -28,6 +28,8 @@ public struct RunConfig: Decodable, Sendable {
     /// Rule files evaluated besides (or, with `default_rules: false`, instead of) the built-in rules.
     public var rules: [String]?
     public var defaultRules: Bool?
+    /// The alerting configuration file (notifications, remediation actions).
+    public var alerting: String?
 
     /// `"retention": {"raw": "7d", "1m": "90d", "1h": "2y", "state": "90d"}`
     public struct Retention: Decodable, Sendable {
@@ -41,7 +43,7 @@ public struct RunConfig: Decodable, Sendable {
     enum CodingKeys: String, CodingKey {
         case listen, interval, dataDir = "data_dir", backupPaths = "backup_paths", redactWords = "redact_words", collectors, retention
         case headWindow = "head_window", processSeriesMinAge = "process_series_min_age", textfileDirectory = "textfile_directory"
-        case rules, defaultRules = "default_rules"
+        case rules, defaultRules = "default_rules", alerting
     }
 
     /// Reads and decodes the file at `path`.

@@ -8,9 +8,12 @@ import TwinStorage
 public struct RuleSources: Sendable {
     public var files: [String]
     public var includeDefaults: Bool
-    public init(files: [String], includeDefaults: Bool) {
+    /// The actions rules may name (the alerting configuration's allow-list); nil: not checked.
+    public var allowedActions: Set<String>?
+    public init(files: [String], includeDefaults: Bool, allowedActions: Set<String>? = nil) {
         self.files = files
         self.includeDefaults = includeDefaults
+        self.allowedActions = allowedActions
     }
 
     /// Reads every source; throws every file's errors together.
@@ -30,6 +33,15 @@ public struct RuleSources: Sendable {
                     errors.append(ConfigError(file: f.source, line: g.line, column: 0, message: "group '\(g.name)' is also in \(other); group names must be unique"))
                 }
                 seen[g.name] = f.source
+            }
+        }
+        if let allowed = allowedActions {
+            for f in out {
+                for r in f.rules {
+                    for a in r.actions where !allowed.contains(a) {
+                        errors.append(ConfigError(file: f.source, line: r.line, column: 0, message: "alert '\(r.name)': action '\(a)' is not in the allow-list of the alerting configuration (--alerting FILE: actions)"))
+                    }
+                }
             }
         }
         if !errors.isEmpty { throw RuleFileErrors(errors: errors) }
@@ -91,6 +103,13 @@ public final class RuleRunner: Sendable {
 
     /// Every alert held (pending, firing, or resolved within the last 15 minutes).
     public func alerts() -> [Alert] { evaluator.withLock { $0.alerts } }
+
+    /// The actions the rule of `alert` names.
+    public func actions(of alert: Alert) -> [String] {
+        evaluator.withLock { ev in
+            ev.groups.first { $0.group.name == alert.group }?.group.rules.first { $0.isAlert && $0.name == alert.rule }?.actions ?? []
+        }
+    }
 
     /// When the rules were last reloaded and whether that failed.
     public var reloadStatus: (time: Int64, error: String?)? { lastReload.withLock { $0 } }

@@ -10,6 +10,8 @@ import TwinRules
 /// which has no ticks of its own, evaluates on a timer instead. SIGHUP reloads the rule files.
 public final class RuleService: Service, TickSink {
     public let runner: RuleRunner
+    let notifier: AlertNotifier?
+    let remediation: Remediation?
     let logger: Logger
     /// On a hub: evaluate every this many ms by the clock (nil: at ticks).
     let timer: Int64?
@@ -18,8 +20,10 @@ public final class RuleService: Service, TickSink {
     /// Evaluations run and their total time (µs), for the cost per tick (`/metrics`, the bench).
     public let cost = Mutex<(evaluations: Int, micros: Int64)>((0, 0))
 
-    public init(runner: RuleRunner, timer: Int64? = nil, logger: Logger) {
+    public init(runner: RuleRunner, notifier: AlertNotifier? = nil, remediation: Remediation? = nil, timer: Int64? = nil, logger: Logger) {
         self.runner = runner
+        self.notifier = notifier
+        self.remediation = remediation
         self.timer = timer
         self.logger = logger
         (ticks, continuation) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
@@ -56,8 +60,14 @@ public final class RuleService: Service, TickSink {
     func evaluate(at t: Int64) {
         let started = DispatchTime.now().uptimeNanoseconds
         do {
-            for tr in try runner.evaluate(at: t) {
+            let transitions = try runner.evaluate(at: t)
+            for tr in transitions {
                 logger.notice("alert \(tr.kind.rawValue): \(tr.alert.labels.text)\(tr.alert.annotations["summary"].map { " — " + $0 } ?? "")")
+            }
+            if notifier != nil || remediation != nil {
+                let alerts = runner.alerts()
+                notifier?.evaluated(now: t, transitions: transitions, alerts: alerts)
+                remediation?.evaluated(now: t, transitions: transitions, alerts: alerts, actionsOf: runner.actions(of:))
             }
         } catch {
             logger.warning("alert changes not stored: \(error)")

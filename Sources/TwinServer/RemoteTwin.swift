@@ -49,6 +49,11 @@ public struct RemoteTwin: Sendable {
         return try request(.POST, path, body: Array(body.utf8), contentType: "application/x-www-form-urlencoded")
     }
 
+    /// `POST path` with a JSON body (notifications to Alertmanager and webhooks).
+    public func post(_ path: String, json: [UInt8]) throws -> Response {
+        try request(.POST, path, body: json, contentType: "application/json")
+    }
+
     private func request(_ method: HTTPMethod, _ pathAndQuery: String, body: [UInt8]? = nil, contentType: String? = nil) throws -> Response {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }

@@ -328,6 +328,18 @@ enum Schema {
         m.registerMigration("v22") { db in
             try db.execute(sql: "CREATE INDEX events_alerts ON events(key, t) WHERE type = 'alert'")
         }
+        // v23: what was done about alerts: notifications delivered (or given up on) and remediation actions run.
+        m.registerMigration("v23") { db in
+            try db.execute(sql: """
+                CREATE TABLE alert_deliveries(id INTEGER PRIMARY KEY, t INTEGER NOT NULL, channel TEXT NOT NULL, alerts INTEGER NOT NULL,
+                    ok INTEGER NOT NULL, attempts INTEGER NOT NULL, error TEXT);
+                CREATE INDEX alert_deliveries_by_time ON alert_deliveries(t);
+                CREATE TABLE action_runs(id INTEGER PRIMARY KEY, t INTEGER NOT NULL, action TEXT NOT NULL, alert TEXT NOT NULL,
+                    argv TEXT NOT NULL, dry_run INTEGER NOT NULL, status TEXT NOT NULL, millis INTEGER NOT NULL, output TEXT NOT NULL,
+                    cleared INTEGER, checked_at INTEGER);
+                CREATE INDEX action_runs_by_time ON action_runs(t);
+                """)
+        }
         return m
     }
 }

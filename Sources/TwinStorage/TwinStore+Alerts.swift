@@ -83,3 +83,85 @@ extension TwinStore {
         }
     }
 }
+
+/// One notification sent (or given up on) to one channel.
+public struct DeliveryRecord: Sendable, Codable, Equatable {
+    public var time: Int64
+    public var channel: String
+    public var alerts: Int
+    public var ok: Bool
+    public var attempts: Int
+    public var error: String?
+    public init(time: Int64, channel: String, alerts: Int, ok: Bool, attempts: Int, error: String?) {
+        (self.time, self.channel, self.alerts, self.ok, self.attempts, self.error) = (time, channel, alerts, ok, attempts, error)
+    }
+}
+
+/// One remediation action run for an alert: what ran, how it ended, its output (bounded), and whether the
+/// alert's condition had cleared at the next evaluation after it.
+public struct ActionRunRecord: Sendable, Codable, Equatable {
+    public var id: Int64?
+    public var time: Int64
+    public var action: String
+    /// The alert's label set (its key among alert events).
+    public var alert: String
+    public var argv: [String]
+    public var dryRun: Bool
+    /// `exit 0`, `signal 9`, `timeout`, `dry run`, `failed to start: ...`.
+    public var status: String
+    public var millis: Int64
+    public var output: String
+    public var cleared: Bool?
+    public var checkedAt: Int64?
+    public init(time: Int64, action: String, alert: String, argv: [String], dryRun: Bool, status: String, millis: Int64, output: String) {
+        (self.time, self.action, self.alert, self.argv, self.dryRun, self.status, self.millis, self.output) = (time, action, alert, argv, dryRun, status, millis, output)
+    }
+}
+
+extension TwinStore {
+    public func recordDelivery(_ d: DeliveryRecord) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO alert_deliveries(t, channel, alerts, ok, attempts, error) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [d.time, d.channel, d.alerts, d.ok, d.attempts, d.error])
+        }
+    }
+
+    public func deliveries(from: Int64, to: Int64, limit: Int = 1000) throws -> [DeliveryRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM alert_deliveries WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?", arguments: [from, to, limit]).map {
+                DeliveryRecord(time: $0["t"], channel: $0["channel"], alerts: $0["alerts"], ok: $0["ok"], attempts: $0["attempts"], error: $0["error"])
+            }
+        }
+    }
+
+    /// Stores an action run; returns its id (to record later whether the alert cleared).
+    @discardableResult
+    public func recordActionRun(_ r: ActionRunRecord) throws -> Int64 {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO action_runs(t, action, alert, argv, dry_run, status, millis, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [r.time, r.action, r.alert, String(decoding: try JSONEncoder().encode(r.argv), as: UTF8.self), r.dryRun, r.status, r.millis, r.output])
+            return db.lastInsertedRowID
+        }
+    }
+
+    /// Records whether the alert of action run `id` had cleared when checked at `at`.
+    public func recordActionOutcome(id: Int64, cleared: Bool, at: Int64) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE action_runs SET cleared = ?, checked_at = ? WHERE id = ?", arguments: [cleared, at, id])
+        }
+    }
+
+    public func actionRuns(from: Int64, to: Int64, limit: Int = 1000) throws -> [ActionRunRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM action_runs WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?", arguments: [from, to, limit]).map { row in
+                var r = ActionRunRecord(time: row["t"], action: row["action"], alert: row["alert"],
+                                        argv: (try? JSONDecoder().decode([String].self, from: Data((row["argv"] as String).utf8))) ?? [],
+                                        dryRun: row["dry_run"], status: row["status"], millis: row["millis"], output: row["output"])
+                r.id = row["id"]
+                r.cleared = row["cleared"]
+                r.checkedAt = row["checked_at"]
+                return r
+            }
+        }
+    }
+}

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import Logging
 import TwinCollectors
 import TwinCore
 import TwinRules
+import TwinRuntime
 import TwinSecurity
 import TwinStorage
 
@@ -173,18 +175,26 @@ struct RetentionOptions: ParsableArguments {
     }
 }
 
-/// The rules a running twin evaluates (`run`, and `serve` as a hub).
+/// The rules a running twin evaluates (`run`, and `serve` as a hub), and where their alerts go.
 struct RuleOptions: ParsableArguments {
     @Option(name: .customLong("rules"), help: ArgumentHelp("A rule file (Prometheus' format plus HostTwin's conditions; repeatable). Reloaded on SIGHUP and POST /-/reload.", valueName: "FILE"))
     var files: [String] = []
     @Flag(name: .customLong("no-default-rules"), help: "Leave out the built-in rules (`hosttwin rules show --default`).")
     var noDefaults = false
+    @Option(name: .customLong("alerting"), help: ArgumentHelp("The alerting configuration: notifications (Alertmanager, webhook, log, command) and the allow-list of remediation actions (docs/RULES.md).", valueName: "FILE"))
+    var alertingFile: String?
 
-    /// The rule engine over `store`, its errors as the command's; `fileRules` and `fileDefaults` come from
-    /// a configuration file (`rules`, `default_rules`).
-    func runner(store: TwinStore, fileRules: [String] = [], fileDefaults: Bool? = nil) throws -> RuleRunner {
-        let sources = RuleSources(files: files + fileRules, includeDefaults: !noDefaults && (fileDefaults ?? true))
-        do { return try RuleRunner(store: store, sources: sources) } catch let e as RuleFileErrors {
+    /// The rule service over `store` with its notifier and remediation, errors as the command's; `fileRules`,
+    /// `fileDefaults` and `fileAlerting` come from a configuration file (`rules`, `default_rules`, `alerting`).
+    func service(store: TwinStore, timer: Int64? = nil, fileRules: [String] = [], fileDefaults: Bool? = nil, fileAlerting: String? = nil, logger: Logger) throws -> RuleService {
+        do {
+            let alerting = try (alertingFile ?? fileAlerting).map(AlertingConfig.load) ?? AlertingConfig()
+            let sources = RuleSources(files: files + fileRules, includeDefaults: !noDefaults && (fileDefaults ?? true), allowedActions: Set(alerting.actions.keys))
+            let runner = try RuleRunner(store: store, sources: sources)
+            return RuleService(runner: runner, notifier: alerting.channels.isEmpty ? nil : AlertNotifier(config: alerting, store: store, logger: logger),
+                               remediation: alerting.actions.isEmpty ? nil : Remediation(config: alerting, store: store, logger: logger),
+                               timer: timer, logger: logger)
+        } catch let e as RuleFileErrors {
             throw CLIError("rules refused:\n" + e.errors.map { "  \($0)" }.joined(separator: "\n"))
         }
     }

@@ -63,7 +63,7 @@ struct RunCommand: AsyncParsableCommand {
         let log = logger
         var api = TwinAPI(store: twinStore, live: live, metrics: selfMetrics, logger: logger)
         let setup = try server.prepare(&api, dataDir: dataDir, fileListen: file?.listen, logger: logger)
-        let rules = RuleService(runner: try ruleOptions.runner(store: twinStore, fileRules: file?.rules ?? [], fileDefaults: file?.defaultRules), logger: logger)
+        let rules = try ruleOptions.service(store: twinStore, fileRules: file?.rules ?? [], fileDefaults: file?.defaultRules, fileAlerting: file?.alerting, logger: logger)
         api.rules = rules.runner
         let collection = CollectionService(
             store: twinStore,

@@ -79,7 +79,7 @@ struct ServeCommand: AsyncParsableCommand {
         let setup = try server.prepare(&api, dataDir: twinStore.dataDir, logger: logger)
         hub?.keys = setup.keys // hashes asked for by a follower token's policy
         // A hub evaluates the rules per host (series and entities carry `host`); a replica only serves.
-        let rules = hub != nil && followed == nil ? RuleService(runner: try ruleOptions.runner(store: twinStore), timer: 5_000, logger: logger) : nil
+        let rules = hub != nil && followed == nil ? try ruleOptions.service(store: twinStore, timer: 5_000, logger: logger) : nil
         api.rules = rules?.runner
         let log = logger
         let role = followed.map { "; a read-only replica of \($0.host):\($0.port)" }

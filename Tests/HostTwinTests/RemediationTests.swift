@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+import TwinCore
+import TwinQuery
+import TwinRules
+import TwinRuntime
+import TwinStorage
+
+@Suite struct RemediationTests {
+    @Test func argvProcessRunsWithoutAShellAndCleanly() throws {
+        var p = ArgvProcess(argv: ["/usr/bin/env"])
+        p.environment = ["HOSTTWIN_ALERT": "X"]
+        let env = try p.run()
+        #expect(env.succeeded && env.status == "exit 0")
+        let names = Set(env.output.split(separator: "\n").compactMap { $0.split(separator: "=").first.map(String.init) })
+        #expect(names == ["PATH", "LANG", "LC_ALL", "HOSTTWIN_ALERT"], "the environment is cleaned: \(names)")
+        // Arguments arrive as given: a shell would have expanded these.
+        let echo = try ArgvProcess(argv: ["/bin/echo", "$HOME", "a;b", "*"]).run()
+        #expect(echo.output == "$HOME a;b *\n")
+        var cat = ArgvProcess(argv: ["/bin/cat"])
+        cat.stdin = Array("piped".utf8)
+        #expect(try cat.run().output == "piped")
+        let failing = try ArgvProcess(argv: ["/bin/sh", "-c", "exit 3"]).run()
+        #expect(failing.status == "exit 3" && !failing.succeeded)
+    }
+
+    @Test func hangingAndNoisyProgramsAreBounded() throws {
+        var sleeper = ArgvProcess(argv: ["/bin/sleep", "30"])
+        sleeper.timeout = 300
+        let r = try sleeper.run()
+        #expect(r.status == "timeout" && r.millis < 3_000, "\(r)")
+        // A child that ignores SIGTERM is killed a second later with the whole group.
+        var stubborn = ArgvProcess(argv: ["/bin/sh", "-c", "trap '' TERM; sleep 30"])
+        stubborn.timeout = 300
+        let s = try stubborn.run()
+        #expect(s.status == "timeout" && s.millis < 4_000, "\(s)")
+        var noisy = ArgvProcess(argv: ["/usr/bin/head", "-c", "1000000", "/dev/zero"])
+        noisy.outputLimit = 1000
+        let n = try noisy.run()
+        #expect(n.succeeded && n.output.utf8.count == 1000 && n.outputCut)
+    }
+
+    /// Hostile alerting configurations are refused with their line; nothing runs.
+    @Test func badActionsAreRefused() throws {
+        func errors(_ text: String) -> String {
+            do { _ = try AlertingConfig.parse(text, source: "a.yml"); return "" } catch { return "\(error)" }
+        }
+        #expect(errors("actions:\n  x:\n    command: /bin/rm -rf /tmp/x\n").contains("must be a list"))
+        #expect(errors("actions:\n  x:\n    command: [rm, -rf, /tmp/x]\n").contains("absolute path"))
+        #expect(errors("actions:\n  x:\n    command: [/bin/rm, '/tmp/x; reboot']\n").contains("shell character ';'"))
+        #expect(errors("actions:\n  x:\n    command: [/bin/echo, '$(id)']\n").contains("shell character '$'"))
+        #expect(errors("actions:\n  x:\n    command: [/etc/passwd]\n").contains("not an executable"))
+        #expect(errors("actions:\n  x:\n    command: [/bin/true]\n    shell: true\n").contains("a.yml:4:5: action 'x': unknown field 'shell'"))
+        #expect(errors("actions:\n  x:\n    command: [/bin/true]\n    user: no-such-user-here\n").contains("no such user"))
+        #expect(errors("notify:\n  - webhook: file:///etc/passwd\n").contains("not an http(s) URL"))
+        #expect(errors("notify:\n  - command: '/bin/mail root'\n").contains("must be a list"))
+        let ok = try AlertingConfig.parse("notify:\n  - log: true\nactions:\n  fix:\n    command: [/bin/true]\n    cooldown: 1m\n", source: "a.yml")
+        #expect(ok.channels == [.log] && ok.actions["fix"]?.cooldown == 60_000)
+        // A rule naming an action outside the allow-list is refused.
+        let dir = try temporaryDirectory("hosttwin-actions")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: vector(1)\n    actions: [reboot]\n".write(toFile: dir + "/r.yml", atomically: true, encoding: .utf8)
+        #expect(throws: RuleFileErrors.self) { try RuleSources(files: [dir + "/r.yml"], includeDefaults: false, allowedActions: ["fix"]).load() }
+    }
+
+    /// Detection to action within 5 s at 1 s collection: a tmpfs the test mounts is filled; the rule's
+    /// alert fires, its action frees the space, the alert resolves, and the store holds every step with
+    /// its time. Needs root (mount); elsewhere it is skipped.
+    @Test(.enabled(if: DiskFullTests.canMountTmpfs, "needs root and permission to mount a small tmpfs"))
+    func aFillingFilesystemIsRemediated() throws {
+        guard let binary = EndToEndTests.binary else { Issue.record("hosttwin binary not built"); return }
+        let work = try temporaryDirectory("hosttwin-remedy")
+        let mnt = work + "/mnt"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt]
+        try mount.run()
+        mount.waitUntilExit()
+        try #require(mount.terminationStatus == 0)
+        defer {
+            let u = Process()
+            u.executableURL = URL(fileURLWithPath: "/bin/umount")
+            u.arguments = [mnt]
+            try? u.run()
+            u.waitUntilExit()
+        }
+        try """
+            groups:
+            - name: space
+              interval: 1s
+              rules:
+              - alert: TestFilesystemFull
+                expr: node_filesystem_avail_bytes{mountpoint="\(mnt)"} / node_filesystem_size_bytes{mountpoint="\(mnt)"} < 0.3
+                labels: {severity: critical}
+                actions: [free_space]
+            """.write(toFile: work + "/rules.yml", atomically: true, encoding: .utf8)
+        try """
+            notify:
+              - log: true
+            actions:
+              free_space:
+                command: [/bin/rm, -f, \(mnt)/fill]
+                timeout: 5s
+                cooldown: 10s
+            """.write(toFile: work + "/alerting.yml", atomically: true, encoding: .utf8)
+        let dataDir = work + "/data"
+        let logPath = work + "/run.log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let run = Process()
+        run.executableURL = URL(fileURLWithPath: binary)
+        run.arguments = ["run", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--interval", "1s", "--rules", work + "/rules.yml",
+                         "--alerting", work + "/alerting.yml", "--no-default-rules", "--disable", "packages"]
+        run.standardOutput = FileHandle.nullDevice
+        run.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        try run.run()
+        defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
+        func store() -> TwinStore? { try? TwinStore.open(dataDir: dataDir, readOnly: true) }
+        func watched() -> Bool {
+            guard let s = store(), let e = try? PromQLParser.parse("node_filesystem_avail_bytes{mountpoint=\"\(mnt)\"}"),
+                  case .vector(_, let v)? = try? PromQLEngine(source: StoreSampleSource(store: s)).instant(e, at: TwinTime.nowMillis()) else { return false }
+            return !v.isEmpty
+        }
+        #expect(try EndToEndTests.eventually(30) { watched() }, "run watches the tmpfs")
+        // Fill 3.5 of its 4 MiB.
+        let filled = TwinTime.nowMillis()
+        try Data(repeating: 7, count: 3_500_000).write(to: URL(fileURLWithPath: mnt + "/fill"))
+        #expect(try EndToEndTests.eventually(30) { !FileManager.default.fileExists(atPath: mnt + "/fill") }, "the action removed the file")
+        #expect(try EndToEndTests.eventually(30) { (try? store()?.alertHistory(from: filled - 5_000, to: .max).contains { $0.state == "resolved" }) == true })
+        #expect(try EndToEndTests.eventually(15) { (try? store()?.actionRuns(from: 0, to: .max).first?.cleared) != nil })
+        kill(run.processIdentifier, SIGTERM)
+        run.waitUntilExit()
+        let s = try #require(store())
+        let history = try s.alertHistory(from: filled - 5_000, to: .max)
+        let fired = try #require(history.first { $0.state == "firing" }), resolved = try #require(history.first { $0.state == "resolved" })
+        let runs = try s.actionRuns(from: 0, to: .max)
+        let action = try #require(runs.first)
+        #expect(runs.count == 1 && action.action == "free_space" && action.status == "exit 0" && action.argv == ["/bin/rm", "-f", mnt + "/fill"], "\(runs)")
+        #expect(action.cleared == true, "the alert had cleared at the evaluation after the action")
+        // Detection to action: from the write to the action's start (the evaluation that fired it).
+        #expect(action.time - filled <= 5_000, "action \(action.time - filled) ms after the fill")
+        #expect(fired.time <= action.time && resolved.time > action.time, "fired \(fired.time - filled), action \(action.time - filled), resolved \(resolved.time - filled) ms after the fill")
+        let delivered = try s.deliveries(from: 0, to: .max)
+        #expect(delivered.contains { $0.channel == "log" && $0.ok }, "\(delivered)")
+        print("remediation: fired \(fired.time - filled) ms, action \(action.time - filled) ms (\(action.millis) ms run), resolved \(resolved.time - filled) ms after the fill")
+    }
+}
