@@ -225,6 +225,16 @@ def main():
         wait("the anomaly list", lambda: "series" in d.find_element(By.ID, "anomalous").text, timeout=40)
         d.save_screenshot(os.path.join(args.shots, "forecast.png"))
         errs = console_errors(d); check(not errs, f"forecast: no console errors {errs}")
+        # Alerts: the built-in rules' health, the alerts now and as of a time before the twin began.
+        d.get(base + "/alerts")
+        rules = wait("the rules line", lambda: "rules in" in d.find_element(By.ID, "al-rules").text and d.find_element(By.ID, "al-rules").text, timeout=30)
+        check(bool(rules) and "4 groups" in rules, f"alerts: the built-in rule groups listed ({rules})")
+        check("Loading" not in d.find_element(By.ID, "al-active").text, "alerts: the active alerts table filled")
+        d.save_screenshot(os.path.join(args.shots, "alerts.png"))
+        d.get(base + "/alerts?at=2000-01-01T00:00:00Z")
+        past = wait("alerts as of 2000", lambda: "No alert was pending or firing then" in d.find_element(By.ID, "al-active").text, timeout=30)
+        check(bool(past), "alerts: time travel to before the twin shows none")
+        errs = console_errors(d); check(not errs, f"alerts: no console errors {errs}")
 
     finally:
         if d:

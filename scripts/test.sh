@@ -19,9 +19,10 @@ swift test --skip-build
 stage "PromQL conformance"
 HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh
 # Rules against Prometheus 2.42's promtool: the unit-test files of conformance/rules through both tools, the
-# same verdict from each (seconds).
-stage "rules against promtool"
+# same verdict from each; then alerts sent to a real Alertmanager 0.25 (installed from Debian when missing).
+stage "rules against promtool and Alertmanager"
 HOSTTWIN=$PWD/.build/debug/hosttwin scripts/rules-test.sh
+HOSTTWIN=$PWD/.build/debug/hosttwin scripts/alertmanager-test.sh
 # Grafana's Node Exporter Full on a live twin beside node_exporter 1.5 + Prometheus 2.42 (both from Debian)
 # on this host: every query with data under node_exporter must have data under HostTwin (needs ../shared).
 stage "Grafana Node Exporter Full"

@@ -19,7 +19,7 @@ public enum Dashboard {
     }
 
     /// Paths that show the page (the script picks the view from the path).
-    public static let pages: Set<String> = ["/", "/host", "/forecast"]
+    public static let pages: Set<String> = ["/", "/host", "/forecast", "/alerts"]
 
     private static let assets: [String: Asset] = [
         "/assets/app.css": Asset(PackageResources.app_css, "text/css; charset=utf-8"),

@@ -1,5 +1,7 @@
 import Foundation
 import TwinCore
+import TwinQuery
+import TwinStorage
 import Yams
 
 /// The admin-owned alerting configuration (`run --alerting FILE`): where notifications go, and the
@@ -60,7 +62,20 @@ public struct AlertingConfig: Sendable {
         public var dryRun = false
     }
 
+    /// An inhibition: while an alert matching `source` fires, alerts matching `target` with the same values
+    /// of `equal` are neither notified nor remediated (Alertmanager's `inhibit_rules`).
+    public struct Inhibition: Sendable {
+        public var source: [Matcher]
+        public var target: [Matcher]
+        public var equal: [String]
+    }
+
+    /// The built-in inhibition: a host that stopped reporting inhibits its other alerts.
+    public static let hostSilentInhibits = Inhibition(source: (try? AlertSuppression.matchers(["alertname=HostSilent"])) ?? [],
+                                                      target: (try? AlertSuppression.matchers(["alertname!=HostSilent"], everything: true)) ?? [], equal: ["host"])
+
     public var channels: [Channel] = []
+    public var inhibitions: [Inhibition] = [AlertingConfig.hostSilentInhibits]
     /// How often firing alerts are sent again to Alertmanagers (ms).
     public var resendEvery: Int64 = 60_000
     public var actions: [String: Action] = [:]
@@ -88,11 +103,15 @@ public struct AlertingConfig: Sendable {
             do { try body(&tree) } catch let e as ConfigError { errors.append(e) } catch { errors.append(tree.error(at: nil, "\(error)")) }
         }
         attempt(&tree) { tree in
-            for (key, _, value) in try tree.mapping(root, "alerting configuration", allowed: ["notify", "resend_every", "actions"]) {
+            for (key, _, value) in try tree.mapping(root, "alerting configuration", allowed: ["notify", "resend_every", "actions", "inhibit"]) {
                 switch key {
                 case "notify":
                     for n in try tree.sequence(value, "notify") {
                         attempt(&tree) { tree in c.channels.append(try readChannel(n, &tree)) }
+                    }
+                case "inhibit":
+                    for n in try tree.sequence(value, "inhibit") {
+                        attempt(&tree) { tree in c.inhibitions.append(try readInhibition(n, &tree)) }
                     }
                 case "resend_every":
                     c.resendEvery = try tree.duration(value, "resend_every")
@@ -127,6 +146,41 @@ public struct AlertingConfig: Sendable {
         default:
             return .command(try argv(value, "command", &tree))
         }
+    }
+
+    static func readInhibition(_ node: Node, _ tree: inout ConfigTree) throws -> Inhibition {
+        var i = Inhibition(source: [], target: [], equal: [])
+        for (key, _, value) in try tree.mapping(node, "inhibit entry", allowed: ["source_matchers", "target_matchers", "equal"]) {
+            let items = try tree.sequence(value, key).map { try tree.string($0, key) }
+            switch key {
+            case "equal": i.equal = items
+            default:
+                do {
+                    let m = try AlertSuppression.matchers(items, everything: key == "target_matchers")
+                    if key == "source_matchers" { i.source = m } else { i.target = m }
+                } catch { throw tree.error(at: value, "\(key): \(error)") }
+            }
+        }
+        guard !i.source.isEmpty, !i.target.isEmpty else { throw tree.error(at: node, "an inhibit entry needs source_matchers and target_matchers") }
+        return i
+    }
+
+    /// The alerts (by label set) kept from notifications and actions at `t`: silenced, or inhibited by a
+    /// firing source alert.
+    public func suppressed(_ alerts: [Alert], silences: [SilenceRecord], at t: Int64) -> Set<Labels> {
+        var out = Set<Labels>()
+        let firing = alerts.filter { $0.state == .firing }
+        for a in alerts {
+            if AlertSuppression.silenced(a.labels, by: silences, at: t) != nil { out.insert(a.labels); continue }
+            for inh in inhibitions where inh.target.allSatisfy({ $0.matches(a.labels[$0.name] ?? "") }) {
+                let inhibited = firing.contains { src in
+                    src.labels != a.labels && inh.source.allSatisfy { $0.matches(src.labels[$0.name] ?? "") }
+                        && inh.equal.allSatisfy { src.labels[$0] == a.labels[$0] }
+                }
+                if inhibited { out.insert(a.labels); break }
+            }
+        }
+        return out
     }
 
     static func readAction(_ name: String, _ node: Node, _ tree: inout ConfigTree) throws -> Action {

@@ -4,6 +4,7 @@ import ServiceLifecycle
 import Synchronization
 import TwinCore
 import TwinRules
+import TwinStorage
 
 /// Evaluates the twin's rules after each committed tick (``TickSink``), on its own task so a slow rule
 /// never delays collection: ticks that arrive while an evaluation runs collapse into the newest. A hub,
@@ -12,6 +13,8 @@ public final class RuleService: Service, TickSink {
     public let runner: RuleRunner
     let notifier: AlertNotifier?
     let remediation: Remediation?
+    /// Silences are read from the store; inhibitions come from here.
+    let alerting: AlertingConfig
     let logger: Logger
     /// On a hub: evaluate every this many ms by the clock (nil: at ticks).
     let timer: Int64?
@@ -20,8 +23,10 @@ public final class RuleService: Service, TickSink {
     /// Evaluations run and their total time (µs), for the cost per tick (`/metrics`, the bench).
     public let cost = Mutex<(evaluations: Int, micros: Int64)>((0, 0))
 
-    public init(runner: RuleRunner, notifier: AlertNotifier? = nil, remediation: Remediation? = nil, timer: Int64? = nil, logger: Logger) {
+    public init(runner: RuleRunner, alerting: AlertingConfig = AlertingConfig(), notifier: AlertNotifier? = nil, remediation: Remediation? = nil,
+                timer: Int64? = nil, logger: Logger) {
         self.runner = runner
+        self.alerting = alerting
         self.notifier = notifier
         self.remediation = remediation
         self.timer = timer
@@ -65,9 +70,17 @@ public final class RuleService: Service, TickSink {
                 logger.notice("alert \(tr.kind.rawValue): \(tr.alert.labels.text)\(tr.alert.annotations["summary"].map { " — " + $0 } ?? "")")
             }
             if notifier != nil || remediation != nil {
-                let alerts = runner.alerts()
-                notifier?.evaluated(now: t, transitions: transitions, alerts: alerts)
-                remediation?.evaluated(now: t, transitions: transitions, alerts: alerts, actionsOf: runner.actions(of:))
+                var alerts = runner.alerts()
+                var changes = transitions
+                // Silenced and inhibited alerts are kept (and stored) but neither notified nor remediated.
+                let silences = (try? runner.store.silences(endingAfter: t)) ?? []
+                let hidden = alerting.suppressed(alerts, silences: silences, at: t)
+                if !hidden.isEmpty {
+                    alerts.removeAll { hidden.contains($0.labels) }
+                    changes.removeAll { hidden.contains($0.alert.labels) }
+                }
+                notifier?.evaluated(now: t, transitions: changes, alerts: alerts)
+                remediation?.evaluated(now: t, transitions: changes, alerts: alerts, actionsOf: runner.actions(of:))
             }
         } catch {
             logger.warning("alert changes not stored: \(error)")

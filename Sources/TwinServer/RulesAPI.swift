@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import TwinCore
+import TwinQuery
 import TwinRules
 import TwinStorage
 
@@ -90,6 +91,58 @@ extension TwinAPI {
                       }, evaluationTime: g.duration, lastEvaluation: g.lastEvaluation.map(TwinTime.rfc3339) ?? never)
         }
         return try success(Body(groups: groups))
+    }
+
+    /// `GET /api/v1/twin/actions?from=-24h&to=now`: remediation runs (their output only for callers who see
+    /// sensitive values) and notification deliveries.
+    func actionRuns(_ p: Params) throws -> Response {
+        let a = try time(p, "from", default: "-24h"), b = try time(p, "to", default: "now")
+        guard a <= b else { throw APIError.badData("invalid parameter \"from\": must not be after \"to\"") }
+        struct Body: Encodable { var runs: [ActionRunRecord]; var deliveries: [DeliveryRecord] }
+        var runs = try store.actionRuns(from: a, to: b)
+        if !sees(p.identity) { for i in runs.indices { runs[i].output = runs[i].output.isEmpty ? "" : "(hidden: an admin token sees action output)" } }
+        if p.identity.scopedHosts != nil { runs = runs.filter { visible(Self.labelMap($0.alert), p) } }
+        return try success(Body(runs: runs, deliveries: p.identity.scopedHosts == nil ? try store.deliveries(from: a, to: b) : []))
+    }
+
+    /// The labels of an alert key (`{a="b",...}`), for scoping.
+    static func labelMap(_ key: String) -> [String: String] {
+        guard let e = try? PromQLParser.parse(key.isEmpty ? "{}" : key), case .vector(let vs) = e else { return [:] }
+        return Dictionary(vs.matchers.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// `GET /api/v1/silences[?all=1]`: the silences not yet ended (all with `all`); `POST` (admin) creates one
+    /// from `matcher` (repeatable), `for` or `ends`, optional `starts`, `comment` and `author`.
+    func silences(_ p: Params) throws -> Response {
+        if p.isPost {
+            guard p.identity.role == .admin else { throw APIError(type: "forbidden", message: "creating a silence needs an admin token", status: .forbidden) }
+            guard !store.isReadOnly else { throw APIError.unavailable("this server opened the store read-only; add silences with `hosttwin silence add`") }
+            let now = TwinTime.nowMillis()
+            let matchers = p.all("matcher")
+            do { _ = try AlertSuppression.matchers(matchers) } catch { throw APIError.badData("invalid parameter \"matcher\": \(error)") }
+            let starts = try time(p, "starts", default: "now")
+            let ends: Int64
+            if let d = try p.duration("for") { ends = starts + d } else { ends = try time(p, "ends", default: "") }
+            guard ends > starts, ends > now else { throw APIError.badData("a silence needs \"for\" (e.g. 2h) or an \"ends\" after its start and after now") }
+            guard let comment = p["comment"], !comment.isEmpty else { throw APIError.badData("missing parameter \"comment\": say why alerts are silenced") }
+            let record = SilenceRecord(created: now, starts: starts, ends: ends, matchers: matchers, comment: String(comment.prefix(1000)),
+                                       author: String((p["author"] ?? p.identity.tokenID ?? "admin").prefix(200)))
+            let id = try store.insertSilence(record)
+            audit?.append(.init(kind: "admin", action: "silence.add", role: p.identity.role?.rawValue, token: p.identity.tokenID, source: p.caller, status: 200,
+                                detail: "id=\(id) matchers=\(matchers.joined(separator: ",")) until=\(TwinTime.rfc3339(ends))"))
+            return try success(["id": id])
+        }
+        let all = p["all"] == "1" || p["all"] == "true"
+        return try success(try store.silences(endingAfter: all ? .min : TwinTime.nowMillis()))
+    }
+
+    /// `POST /api/v1/silences/expire` (admin): ends silence `id` now.
+    func expireSilence(_ p: Params) throws -> Response {
+        guard let text = p["id"], let id = Int64(text) else { throw APIError.badData("missing or bad parameter \"id\"") }
+        guard !store.isReadOnly else { throw APIError.unavailable("this server opened the store read-only; expire with `hosttwin silence expire`") }
+        guard try store.expireSilence(id: id, at: TwinTime.nowMillis()) else { throw APIError.notFound("no active silence \(id)") }
+        audit?.append(.init(kind: "admin", action: "silence.expire", role: p.identity.role?.rawValue, token: p.identity.tokenID, source: p.caller, status: 200, detail: "id=\(id)"))
+        return try success(["expired": id])
     }
 
     /// `POST /-/reload` (admin): reads the rule files again; the old rules stay when the new ones have errors.

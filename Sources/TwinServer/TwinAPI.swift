@@ -97,6 +97,9 @@ public struct TwinAPI: Sendable {
         "/api/v1/rules": Route(methods: .get, access: .read) { try $0.ruleGroups($1) },
         "/api/v1/alerts": Route(methods: .get, access: .read) { try $0.alerts($1) },
         "/-/reload": Route(methods: .post, access: .admin) { try $0.reloadRules($1) },
+        "/api/v1/twin/actions": Route(methods: .get, access: .read) { try $0.actionRuns($1) },
+        "/api/v1/silences": Route(methods: .getOrPost, access: .read) { try $0.silences($1) },
+        "/api/v1/silences/expire": Route(methods: .post, access: .admin) { try $0.expireSilence($1) },
         // Asked by Grafana's data source; exemplars are not kept.
         "/api/v1/query_exemplars": Route(methods: .getOrPost, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw("[]") } },
         "/api/v1/format_query": Route(methods: .getOrPost, access: .read, light: true) { try $0.formatQuery($1) },

@@ -340,6 +340,13 @@ enum Schema {
                 CREATE INDEX action_runs_by_time ON action_runs(t);
                 """)
         }
+        // v24: silences: matchers over alert labels, a time span, who and why.
+        m.registerMigration("v24") { db in
+            try db.execute(sql: """
+                CREATE TABLE silences(id INTEGER PRIMARY KEY, created INTEGER NOT NULL, starts INTEGER NOT NULL, ends INTEGER NOT NULL,
+                    matchers TEXT NOT NULL, comment TEXT NOT NULL, author TEXT NOT NULL)
+                """)
+        }
         return m
     }
 }

@@ -165,3 +165,49 @@ extension TwinStore {
         }
     }
 }
+
+/// A silence: alerts whose labels match every matcher are neither notified nor remediated from `starts` to
+/// `ends`. Matchers are `name=value`, `name!=value`, `name=~regex`, `name!~regex` (PromQL's).
+public struct SilenceRecord: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var created: Int64
+    public var starts: Int64
+    public var ends: Int64
+    public var matchers: [String]
+    public var comment: String
+    public var author: String
+    public init(id: Int64 = 0, created: Int64, starts: Int64, ends: Int64, matchers: [String], comment: String, author: String) {
+        (self.id, self.created, self.starts, self.ends, self.matchers, self.comment, self.author) = (id, created, starts, ends, matchers, comment, author)
+    }
+    public func isActive(at t: Int64) -> Bool { starts <= t && t < ends }
+}
+
+extension TwinStore {
+    @discardableResult
+    public func insertSilence(_ s: SilenceRecord) throws -> Int64 {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO silences(created, starts, ends, matchers, comment, author) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [s.created, s.starts, s.ends, String(decoding: try JSONEncoder().encode(s.matchers), as: UTF8.self), s.comment, s.author])
+            return db.lastInsertedRowID
+        }
+    }
+
+    /// Ends silence `id` at `at` (when it has not ended yet); false when there is no such active silence.
+    public func expireSilence(id: Int64, at: Int64) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE silences SET ends = ? WHERE id = ? AND ends > ?", arguments: [at, id, at])
+            return db.changesCount == 1
+        }
+    }
+
+    /// Silences that end after `after` (all by default), newest first.
+    public func silences(endingAfter after: Int64 = .min) throws -> [SilenceRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM silences WHERE ends > ? ORDER BY id DESC", arguments: [after]).map { r in
+                SilenceRecord(id: r["id"], created: r["created"], starts: r["starts"], ends: r["ends"],
+                              matchers: (try? JSONDecoder().decode([String].self, from: Data((r["matchers"] as String).utf8))) ?? [],
+                              comment: r["comment"], author: r["author"])
+            }
+        }
+    }
+}

@@ -191,7 +191,7 @@ struct RuleOptions: ParsableArguments {
             let alerting = try (alertingFile ?? fileAlerting).map(AlertingConfig.load) ?? AlertingConfig()
             let sources = RuleSources(files: files + fileRules, includeDefaults: !noDefaults && (fileDefaults ?? true), allowedActions: Set(alerting.actions.keys))
             let runner = try RuleRunner(store: store, sources: sources)
-            return RuleService(runner: runner, notifier: alerting.channels.isEmpty ? nil : AlertNotifier(config: alerting, store: store, logger: logger),
+            return RuleService(runner: runner, alerting: alerting, notifier: alerting.channels.isEmpty ? nil : AlertNotifier(config: alerting, store: store, logger: logger),
                                remediation: alerting.actions.isEmpty ? nil : Remediation(config: alerting, store: store, logger: logger),
                                timer: timer, logger: logger)
         } catch let e as RuleFileErrors {

@@ -2,8 +2,8 @@ import Foundation
 import Testing
 import TwinCore
 import TwinQuery
-import TwinRules
-import TwinRuntime
+@testable import TwinRules
+@testable import TwinRuntime
 import TwinStorage
 
 @Suite struct RemediationTests {
@@ -144,5 +144,45 @@ import TwinStorage
         let delivered = try s.deliveries(from: 0, to: .max)
         #expect(delivered.contains { $0.channel == "log" && $0.ok }, "\(delivered)")
         print("remediation: fired \(fired.time - filled) ms, action \(action.time - filled) ms (\(action.millis) ms run), resolved \(resolved.time - filled) ms after the fill")
+    }
+}
+
+@Suite struct SuppressionTests {
+    func alert(_ labels: [String: String], _ state: Alert.State = .firing) -> Alert {
+        Alert(group: "g", rule: labels["alertname"] ?? "A", labels: Labels(dictionary: labels), annotations: .empty, state: state, activeAt: 0, value: 1)
+    }
+
+    @Test func silencesAndInhibitionKeepAlertsFromNotificationsAndActions() throws {
+        #expect(throws: (any Error).self) { try AlertSuppression.matchers([]) }
+        #expect(throws: (any Error).self) { try AlertSuppression.matchers(["host=~.*"]) }
+        #expect(throws: (any Error).self) { try AlertSuppression.matchers(["=x"]) }
+        #expect(throws: (any Error).self) { try AlertSuppression.matchers(["a=~("]) }
+        let disk = alert(["alertname": "DiskFull", "host": "web-1", "severity": "critical"])
+        let port = alert(["alertname": "NewListeningPort", "host": "web-2"])
+        let silence = SilenceRecord(created: 0, starts: 100, ends: 200, matchers: ["alertname=DiskFull", "host=~web-.*"], comment: "maintenance", author: "me")
+        let config = AlertingConfig()
+        #expect(config.suppressed([disk, port], silences: [silence], at: 150) == [disk.labels])
+        #expect(config.suppressed([disk, port], silences: [silence], at: 200).isEmpty, "a silence ends at its end")
+        // The built-in inhibition: a silent host's other alerts are held back, other hosts' are not.
+        let silent = alert(["alertname": "HostSilent", "host": "web-1"])
+        #expect(config.suppressed([disk, port, silent], silences: [], at: 0) == [disk.labels])
+        #expect(config.suppressed([disk, port, alert(["alertname": "HostSilent", "host": "web-1"], .pending)], silences: [], at: 0).isEmpty,
+                "only a firing source inhibits")
+        let custom = try AlertingConfig.parse("inhibit:\n  - source_matchers: [severity=critical]\n    target_matchers: [severity=warning]\n    equal: [host]\n", source: "a.yml")
+        let warn1 = alert(["alertname": "W", "host": "web-1", "severity": "warning"]), warn2 = alert(["alertname": "W", "host": "web-2", "severity": "warning"])
+        #expect(custom.suppressed([disk, warn1, warn2], silences: [], at: 0) == [warn1.labels])
+    }
+
+    @Test func silencesAreStoredAndServed() async throws {
+        let dir = try temporaryDirectory("hosttwin-silences")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let now = TwinTime.nowMillis()
+        let id = try store.insertSilence(SilenceRecord(created: now, starts: now, ends: now + 3_600_000, matchers: ["alertname=X"], comment: "c", author: "a"))
+        #expect(try store.silences(endingAfter: now).map(\.id) == [id])
+        #expect(try store.expireSilence(id: id, at: now + 1))
+        #expect(try store.silences(endingAfter: now + 1).isEmpty)
+        #expect(try !store.expireSilence(id: id, at: now + 2), "an ended silence cannot be expired again")
+        #expect(try store.silences().count == 1)
     }
 }

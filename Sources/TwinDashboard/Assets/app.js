@@ -162,14 +162,14 @@ function render() {
   view = { id: view.id + 1, abort: new AbortController(), cleanup: [] };
   document.getElementById('error').hidden = true;
   const st = readState();
-  const page = location.pathname === '/host' ? 'host' : location.pathname === '/forecast' ? 'forecast' : 'overview';
+  const page = { '/host': 'host', '/forecast': 'forecast', '/alerts': 'alerts' }[location.pathname] || 'overview';
   const keep = new URLSearchParams();
   for (const k of ['host', 'range', 'at']) if (st[k] && !(k === 'range' && st[k] === '1h')) keep.set(k, st[k]);
   for (const a of document.querySelectorAll('[data-nav]')) {
     a.href = (a.dataset.nav === 'overview' ? '/' : '/' + a.dataset.nav) + (keep.toString() ? '?' + keep : '');
     if (a.dataset.nav === page) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
-  const run = page === 'host' ? hostPage : page === 'forecast' ? forecastPage : overviewPage;
+  const run = { host: hostPage, forecast: forecastPage, alerts: alertsPage }[page] || overviewPage;
   run(st, view).catch(showError);
 }
 
@@ -746,3 +746,45 @@ document.addEventListener('click', (e) => {
   main.focus();
 });
 render();
+
+/** Alerts: those pending and firing now (or as of `at`, from the stored alert events), the alert changes of
+ * the day before, the rules' health, and the remediation actions run with whether their alert cleared. */
+async function alertsPage(st, v) {
+  scopeHost = null;
+  document.title = 'Alerts · HostTwin';
+  const at = st.at ? Date.parse(st.at) || null : null;
+  setMode(at ? 'As of ' + iso(at) : 'Live', at ? 'past' : 'live');
+  main.innerHTML = `<h1>Alerts${at ? ' <span class="muted">as of ' + esc(iso(at)) + '</span>' : ''}</h1>
+    <section class="timebar panel" aria-label="Time"><label>As of <input id="al-at" type="datetime-local" step="1" value="${at ? new Date(at).toISOString().slice(0, 19) : ''}"></label>
+      <button type="button" class="btn" id="al-go">Show</button> <button type="button" class="btn" id="al-now">Now</button> <span id="al-rules" class="muted"></span></section>
+    <h2>Pending and firing</h2><div class="tablewrap" id="al-active"><p class="pad muted">Loading…</p></div>
+    <h2>Changes in the 24 h before</h2><div class="tablewrap" id="al-changes"><p class="pad muted">Loading…</p></div>
+    <h2>Remediation</h2><div class="tablewrap" id="al-actions"><p class="pad muted">Loading…</p></div>`;
+  main.querySelector('#al-go').onclick = () => { const x = main.querySelector('#al-at').value; go({ at: x ? new Date(x + 'Z').toISOString() : null }); };
+  main.querySelector('#al-now').onclick = () => go({ at: null });
+  const end = at || Date.now();
+  const table = (head, rows, empty) => rows.length
+    ? `<table><thead><tr>${head.map((h) => `<th scope="col">${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</tbody></table>`
+    : `<p class="pad muted">${esc(empty)}</p>`;
+  const labels = (l) => esc(Object.entries(l || {}).filter(([k]) => k !== 'alertname').map(([k, x]) => k + '=' + x).join(', '));
+  const badge = (s) => `<span class="health ${s === 'firing' ? 'bad' : s === 'pending' ? 'degraded' : 'ok'}">${esc(s)}</span>`;
+  const [alerts, events, rules, actions] = await Promise.all([
+    api('/api/v1/alerts', at ? { at: iso(at) } : {}, v.abort.signal).catch(() => ({ alerts: [] })),
+    api('/api/v1/twin/events', { from: iso(end - 86400e3), to: iso(end), limit: 100000 }, v.abort.signal).catch(() => []),
+    api('/api/v1/rules', {}, v.abort.signal).catch(() => ({ groups: [] })),
+    api('/api/v1/twin/actions', { from: iso(end - 7 * 86400e3), to: iso(end) }, v.abort.signal).catch(() => ({ runs: [], deliveries: [] })),
+  ]);
+  if (v !== view) return;
+  const all = rules.groups.flatMap((g) => g.rules);
+  const bad = all.filter((r) => r.health === 'err');
+  main.querySelector('#al-rules').textContent = `${all.length} rules in ${rules.groups.length} groups` + (bad.length ? ` · ${bad.length} failing: ` + bad.map((r) => r.name + ' (' + r.lastError + ')').join('; ') : ' · all healthy');
+  main.querySelector('#al-active').innerHTML = table(['State', 'Alert', 'Since', 'Value', 'Labels', 'Summary'],
+    alerts.alerts.map((a) => [badge(a.state), esc(a.labels.alertname), esc(a.activeAt), esc(formatValue(Number(a.value), '')), labels(a.labels), esc(a.annotations.summary || '')]),
+    at ? 'No alert was pending or firing then.' : 'No alert is pending or firing.');
+  const changes = events.filter((e) => e.type === 'alert').reverse();
+  main.querySelector('#al-changes').innerHTML = table(['Time', 'Change'], changes.map((e) => [esc(e.time), esc(e.message || '') + ' <span class="muted">' + esc(e.key || '') + '</span>']), 'No alert changed state.');
+  main.querySelector('#al-actions').innerHTML = table(['Time', 'Action', 'Alert', 'Status', 'Took', 'Cleared'],
+    actions.runs.slice().reverse().map((r) => [esc(r.time ? iso(r.time) : ''), esc(r.action) + (r.dryRun ? ' <span class="muted">(dry run)</span>' : ''), esc(r.alert), esc(r.status), esc(r.millis + ' ms'),
+      r.cleared == null ? '<span class="muted">–</span>' : r.cleared ? badge('cleared') : badge('firing')]),
+    'No remediation action ran.');
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import TwinCore
+import TwinQuery
+import TwinRules
+import TwinStorage
+
+/// `hosttwin bench rules`: what evaluating the built-in rules (or given files) costs per collection tick.
+struct BenchRules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rules",
+        abstract: "The cost of evaluating the rules per 1 s tick, over the last --seconds of a store.",
+        discussion: "Evaluates the rules as `run` does — each group when its interval is due, at every tick of the window — on a read-only store, without storing alerts, and reports the time per tick (the budget is 1 ms for the built-in set) and per group evaluation. Conditions that keep their last result (forecast: 5 min, anomaly: 1 min) are charged when they run."
+    )
+    @OptionGroup var store: StoreOptions
+    @Option(name: .customLong("rules"), help: ArgumentHelp("Rule files instead of the built-in set (repeatable).", valueName: "FILE")) var files: [String] = []
+    @Option(help: "Ticks of the window (the store's last ones).") var seconds = 300
+    @Option(help: "Passes over the window (the median pass is reported).") var runs = 3
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Result: Encodable {
+        var ticks: Int
+        var rules: Int
+        var perTickMicros: Double
+        var groups: [Group]
+        struct Group: Encodable { var name: String; var interval: Double; var evaluations: Int; var meanMicros: Double; var maxMicros: Double }
+        enum CodingKeys: String, CodingKey { case ticks, rules, perTickMicros = "per_tick_us", groups }
+    }
+
+    func run() throws {
+        let twin = try store.openForReading()
+        guard let last = try twin.lastTick() else { throw CLIError("the store holds no ticks") }
+        let files = try self.files.isEmpty ? [RuleFile.defaults()] : self.files.map(RuleFile.load)
+        var passes: [Result] = []
+        for _ in 0..<max(runs, 1) {
+            let recorded = RecordedSeries(keep: 3_600_000)
+            var engine = PromQLEngine(source: LayeredSource(base: StoreSampleSource(store: twin, scrapeLabels: ScrapeLabels()), recorded: recorded))
+            engine.timeout = 10_000
+            let ev = RuleEvaluator(files: files, context: RuleContext(engine: engine, store: twin), recorded: recorded, defaultInterval: 5_000)
+            var spent: [[Double]] = Array(repeating: [], count: ev.groups.count)
+            let start = last - Int64(seconds - 1) * 1000
+            var total = 0.0
+            for k in 0..<seconds {
+                let t = start + Int64(k) * 1000
+                for g in ev.due(at: t) {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    ev.evaluate(group: g, at: t)
+                    let us = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000
+                    spent[g].append(us)
+                    total += us
+                }
+            }
+            passes.append(Result(ticks: seconds, rules: files.reduce(0) { $0 + $1.rules.count }, perTickMicros: total / Double(seconds),
+                                 groups: ev.groups.enumerated().map { i, g in
+                                     Result.Group(name: g.group.name, interval: Double(g.interval) / 1000, evaluations: spent[i].count,
+                                                  meanMicros: spent[i].isEmpty ? 0 : spent[i].reduce(0, +) / Double(spent[i].count), maxMicros: spent[i].max() ?? 0)
+                                 }))
+        }
+        let r = passes.sorted { $0.perTickMicros < $1.perTickMicros }[passes.count / 2]
+        if json { try printJSON(r); return }
+        print(String(format: "rules: %d rules, %d ticks: %.0f µs per tick (median of %d passes; budget 1,000 µs)", r.rules, r.ticks, r.perTickMicros, passes.count))
+        printTable(["GROUP", "INTERVAL", "EVALUATIONS", "MEAN", "MAX"], r.groups.map {
+            [$0.name, String(format: "%.0fs", $0.interval), String($0.evaluations), String(format: "%.0f µs", $0.meanMicros), String(format: "%.0f µs", $0.maxMicros)]
+        })
+    }
+}
