@@ -72,7 +72,7 @@ public final class Remediation: Sendable {
         }
         if let refusal {
             logger.notice("action \(name) for \(key) not run: \(refusal)")
-            try? store.recordActionRun(ActionRunRecord(time: now, action: name, alert: key, argv: action.argv, dryRun: action.dryRun,
+            _ = try? store.recordActionRun(ActionRunRecord(time: now, action: name, alert: key, argv: action.argv, dryRun: action.dryRun,
                                                        status: "skipped: \(refusal)", millis: 0, output: ""))
             return
         }

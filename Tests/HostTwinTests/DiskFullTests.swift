@@ -22,24 +22,31 @@ import TwinCore
         return run("/bin/umount", [dir])
     }()
 
+    /// Mounts a tmpfs of `size` (`6m`) on `dir`.
+    static func mountTmpfs(_ dir: String, size: String) throws {
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", dir]
+        try mount.run()
+        mount.waitUntilExit()
+        try #require(mount.terminationStatus == 0, "mount tmpfs failed although the probe succeeded")
+    }
+
+    static func unmount(_ dir: String) {
+        let u = Process()
+        u.executableURL = URL(fileURLWithPath: "/bin/umount")
+        u.arguments = [dir]
+        try? u.run()
+        u.waitUntilExit()
+    }
+
     @Test(.enabled(if: canMountTmpfs, "needs root and permission to mount a small tmpfs"))
     func diskFullPausesThenResumes() throws {
         guard let binary = EndToEndTests.binary else { Issue.record("hosttwin binary not built"); return }
         let mnt = try temporaryDirectory("diskfull")
         defer { try? FileManager.default.removeItem(atPath: mnt) }
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt]
-        try mount.run()
-        mount.waitUntilExit()
-        try #require(mount.terminationStatus == 0, "mount tmpfs failed although the probe succeeded")
-        defer {
-            let u = Process()
-            u.executableURL = URL(fileURLWithPath: "/bin/umount")
-            u.arguments = [mnt]
-            try? u.run()
-            u.waitUntilExit()
-        }
+        try Self.mountTmpfs(mnt, size: "6m")
+        defer { Self.unmount(mnt) }
         let dir = mnt + "/data"
         let logPath = NSTemporaryDirectory() + "diskfull-\(getpid()).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)

@@ -73,19 +73,8 @@ import TwinStorage
         let mnt = work + "/mnt"
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt]
-        try mount.run()
-        mount.waitUntilExit()
-        try #require(mount.terminationStatus == 0)
-        defer {
-            let u = Process()
-            u.executableURL = URL(fileURLWithPath: "/bin/umount")
-            u.arguments = [mnt]
-            try? u.run()
-            u.waitUntilExit()
-        }
+        try DiskFullTests.mountTmpfs(mnt, size: "4m")
+        defer { DiskFullTests.unmount(mnt) }
         try """
             groups:
             - name: space
