@@ -81,7 +81,8 @@ public final class RuleEvaluator {
     }
 
     public private(set) var groups: [GroupState] = []
-    public let context: RuleContext
+    /// What conditions read; a running twin sets ``RuleContext/snapshot`` before each evaluation.
+    public var context: RuleContext
     public let recorded: RecordedSeries
     public var externalLabels: [String: String]
     public var externalURL: String

@@ -76,10 +76,14 @@ public final class RuleRunner: Sendable {
         evaluator = Mutex(ev)
     }
 
-    /// Evaluates the groups due at `t` and stores the alerts' state changes; returns them.
+    /// Evaluates the groups due at `t` and stores the alerts' state changes; returns them. `snapshot` (the
+    /// host's entities at `t`, when the caller has them) spares state conditions a read of the store.
     @discardableResult
-    public func evaluate(at t: Int64) throws -> [AlertTransition] {
-        let transitions = evaluator.withLock { ev in ev.due(at: t).flatMap { ev.evaluate(group: $0, at: t) } }
+    public func evaluate(at t: Int64, snapshot: StateSnapshot? = nil) throws -> [AlertTransition] {
+        let transitions = evaluator.withLock { ev in
+            ev.context.snapshot = snapshot
+            return ev.due(at: t).flatMap { ev.evaluate(group: $0, at: t) }
+        }
         try store.recordAlerts(transitions.map(Self.record))
         return transitions
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TwinAnalytics
 import TwinCore
 import TwinQuery
@@ -49,9 +50,10 @@ public enum TwinCondition: Sendable, CustomStringConvertible {
     public var refresh: Int64 {
         switch self {
         case .forecast: return 300_000
-        case .anomaly: return AnomalyScan.step
+        // A scan of every series' detector (about 0.1 s on this host): as often as the anomaly monitor saves them.
+        case .anomaly: return 300_000
         case .state, .silent: return 0
-        case .restartLoop: return 10_000
+        case .restartLoop: return 60_000
         }
     }
 
@@ -147,14 +149,41 @@ public enum TwinCondition: Sendable, CustomStringConvertible {
     }
 }
 
+/// The host's entities as of one tick, kept by the rule service from the ticks it is handed, so state
+/// conditions at that tick read memory instead of the store.
+public struct StateSnapshot: Sendable {
+    public var time: Int64
+    public var entities: [EntityKind: [EntityVersion]]
+    /// Whether a kind missing from `entities` has none (every collector has run since the snapshot began);
+    /// until then a missing kind is read from the store.
+    public var complete: Bool
+    public init(time: Int64, entities: [EntityKind: [EntityVersion]], complete: Bool) {
+        self.time = time
+        self.entities = entities
+        self.complete = complete
+    }
+}
+
 /// What a rule's condition is evaluated against: the query engine, and the store for HostTwin's own
 /// conditions (nil where there is none, as in `rules test`).
 public struct RuleContext: Sendable {
     public var engine: PromQLEngine
     public var store: TwinStore?
+    /// The entities at the evaluation's time, when the caller has them (a running twin's latest tick).
+    public var snapshot: StateSnapshot?
+    /// Entity keys present at the baseline (`new: true`), by kind: the baseline never moves, so it is read once.
+    let baselines = BaselineCache()
     public init(engine: PromQLEngine, store: TwinStore?) {
         self.engine = engine
         self.store = store
+    }
+
+    /// The entities of `kinds` at `t`: from the snapshot when it is of `t` and holds them, else the store.
+    func state(_ store: TwinStore, at t: Int64, kinds: [EntityKind]) throws -> [EntityVersion] {
+        if let snap = snapshot, snap.time == t, snap.complete || kinds.allSatisfy({ snap.entities[$0] != nil }) {
+            return kinds.flatMap { snap.entities[$0] ?? [] }
+        }
+        return try store.state(at: t, kinds: kinds)
     }
 
     /// The condition's instant vector at `t`.
@@ -231,9 +260,9 @@ public struct RuleContext: Sendable {
             }
             switch mode {
             case .present:
-                return try store.state(at: t, kinds: [kind]).filter { matches($0.attributes) }.map { (labels($0), 1) }
+                return try state(store, at: t, kinds: [kind]).filter { matches($0.attributes) }.map { (labels($0), 1) }
             case .absent:
-                let now = try store.state(at: t, kinds: [kind, .host])
+                let now = try state(store, at: t, kinds: [kind, .host])
                 let hosts = Set(now.filter { $0.kind == .host }.map { $0.attributes["host"]?.description ?? "" })
                 let found = Set(now.filter { $0.kind == kind && matches($0.attributes) }.map { $0.attributes["host"]?.description ?? "" })
                 return hosts.subtracting(found).sorted().map { host in
@@ -242,11 +271,11 @@ public struct RuleContext: Sendable {
                     return (Labels(l), 1)
                 }
             case .new:
-                guard let first = try store.runs().first?.started else { return [] }
+                guard let first = try baselines.firstRun(store) else { return [] }
                 let baseline = first + 60_000
                 guard t > baseline else { return [] }
-                let before = Set(try store.state(at: baseline, kinds: [kind]).map(\.key))
-                return try store.state(at: t, kinds: [kind]).filter { !before.contains($0.key) && matches($0.attributes) }.map { (labels($0), 1) }
+                let before = try baselines.keys(kind, at: baseline) { Set(try store.state(at: baseline, kinds: [kind]).map(\.key)) }
+                return try state(store, at: t, kinds: [kind]).filter { !before.contains($0.key) && matches($0.attributes) }.map { (labels($0), 1) }
             case .changedWithin(let window):
                 let from = t - window
                 var out: [String: (Labels, Double)] = [:]
@@ -278,5 +307,26 @@ public struct RuleContext: Sendable {
         if p > 1 - lo { return -normalQuantile(1 - p) }
         let q = p - 0.5, r = q * q
         return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    }
+}
+
+/// Entity keys at a baseline time, by kind, read once.
+final class BaselineCache: Sendable {
+    private let held = Mutex<[EntityKind: (at: Int64, keys: Set<String>)]>([:])
+    private let first = Mutex<Int64?>(nil)
+
+    /// When the store's first run started (it never changes once there is one).
+    func firstRun(_ store: TwinStore) throws -> Int64? {
+        if let f = first.withLock({ $0 }) { return f }
+        let f = try store.runs().first?.started
+        first.withLock { $0 = f }
+        return f
+    }
+
+    func keys(_ kind: EntityKind, at t: Int64, read: () throws -> Set<String>) throws -> Set<String> {
+        if let k = held.withLock({ $0[kind] }), k.at == t { return k.keys }
+        let keys = try read()
+        held.withLock { $0[kind] = (t, keys) }
+        return keys
     }
 }

@@ -20,6 +20,9 @@ public final class RuleService: Service, TickSink {
     let timer: Int64?
     private let ticks: AsyncStream<Int64>
     private let continuation: AsyncStream<Int64>.Continuation
+    /// The host's entities as of the latest tick: each tick replaces the kinds its collectors observed. Ten
+    /// minutes after the first tick every collector has run, and a kind still missing has no entities.
+    private let latest = Mutex<(first: Int64, snapshot: StateSnapshot)?>(nil)
     /// Evaluations run and their total time (µs), for the cost per tick (`/metrics`, the bench).
     public let cost = Mutex<(evaluations: Int, micros: Int64)>((0, 0))
 
@@ -34,7 +37,18 @@ public final class RuleService: Service, TickSink {
         (ticks, continuation) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    public func committed(_ tick: CommittedTick) { continuation.yield(tick.time) }
+    public func committed(_ tick: CommittedTick) {
+        latest.withLock { held in
+            var (first, s) = held ?? (tick.time, StateSnapshot(time: tick.time, entities: [:], complete: false))
+            s.time = tick.time
+            s.complete = tick.time - first >= 600_000
+            for (kind, list) in tick.observation.entities {
+                s.entities[kind] = list.map { EntityVersion(kind: kind, key: $0.key, attributes: $0.attributes, validFrom: tick.time, validTo: nil) }
+            }
+            held = (first, s)
+        }
+        continuation.yield(tick.time)
+    }
     public func collectionStopped() { continuation.finish() }
 
     public func run() async throws {
@@ -65,7 +79,7 @@ public final class RuleService: Service, TickSink {
     func evaluate(at t: Int64) {
         let started = DispatchTime.now().uptimeNanoseconds
         do {
-            let transitions = try runner.evaluate(at: t)
+            let transitions = try runner.evaluate(at: t, snapshot: latest.withLock { $0?.snapshot })
             for tr in transitions {
                 logger.notice("alert \(tr.kind.rawValue): \(tr.alert.labels.text)\(tr.alert.annotations["summary"].map { " — " + $0 } ?? "")")
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import TwinAnalytics
 import TwinCore
 import TwinQuery
 import TwinRules
@@ -143,6 +144,17 @@ extension TwinAPI {
         guard try store.expireSilence(id: id, at: TwinTime.nowMillis()) else { throw APIError.notFound("no active silence \(id)") }
         audit?.append(.init(kind: "admin", action: "silence.expire", role: p.identity.role?.rawValue, token: p.identity.tokenID, source: p.caller, status: 200, detail: "id=\(id)"))
         return try success(["expired": id])
+    }
+
+    /// `GET /api/v1/twin/timeline?from=-1h&to=now[&host=H]`: the window's story (``Timeline``), as
+    /// `hosttwin timeline --json`; sensitive values (commands, users, peers) masked for readers as in the state API.
+    func timeline(_ p: Params) throws -> Response {
+        let a = try time(p, "from", default: "-1h"), b = try time(p, "to", default: "now")
+        guard a <= b else { throw APIError.badData("invalid parameter \"from\": must not be after \"to\"") }
+        guard b - a <= 7 * 86_400_000 else { throw APIError.badData("a timeline covers at most 7 days; narrow from/to") }
+        let (api, identity) = (self, p.identity)
+        let lines = try Timeline.build(store: store, from: a, to: b, host: p["host"], present: { api.present($0, to: identity) })
+        return try success(identity.scopedHosts == nil ? lines : lines.filter { identity.sees(host: $0.host) })
     }
 
     /// `POST /-/reload` (admin): reads the rule files again; the old rules stay when the new ones have errors.

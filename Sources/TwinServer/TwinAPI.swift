@@ -98,6 +98,7 @@ public struct TwinAPI: Sendable {
         "/api/v1/alerts": Route(methods: .get, access: .read) { try $0.alerts($1) },
         "/-/reload": Route(methods: .post, access: .admin) { try $0.reloadRules($1) },
         "/api/v1/twin/actions": Route(methods: .get, access: .read) { try $0.actionRuns($1) },
+        "/api/v1/twin/timeline": Route(methods: .get, access: .read) { try $0.timeline($1) },
         "/api/v1/silences": Route(methods: .getOrPost, access: .read) { try $0.silences($1) },
         "/api/v1/silences/expire": Route(methods: .post, access: .admin) { try $0.expireSilence($1) },
         // Asked by Grafana's data source; exemplars are not kept.

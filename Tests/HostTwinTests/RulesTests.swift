@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 import TwinCore
+import TwinAnalytics
 import TwinQuery
 import TwinRules
 @testable import TwinServer
@@ -289,5 +290,38 @@ private struct Fixed: SampleSource {
         let restored = try RuleRunner(store: store, sources: sources, now: t0 + 240_000)
         #expect(restored.alerts().map(\.state) == [.firing])
         #expect(restored.alerts().first?.activeAt == t0 + 60_000)
+    }
+}
+
+@Suite struct TimelineTests {
+    /// An incident's story from the versions: what the first observation found is not part of it; a process
+    /// start, a port opened and closed, a package upgrade and an alert come in time order.
+    @Test func theStoryOfAWindow() throws {
+        let dir = try temporaryDirectory("hosttwin-timeline")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store, policy: .testing)
+        let t0 = TwinTime.nowMillis() / 1000 * 1000 - 600_000
+        try w.begin(now: t0, interval: 1000)
+        for s in 0..<300 {
+            var o = Observation(timestamp: t0 + Int64(s) * 1000)
+            var procs = [Entity(kind: .processes, key: "1@0", attributes: ["pid": 1, "ppid": 0, "user": "root", "command": "/sbin/init"])]
+            if s >= 50 { procs.append(Entity(kind: .processes, key: "4242@1", attributes: ["pid": 4242, "ppid": 1, "user": "eve", "command": "nc -l 4444"])) }
+            o.set(.processes, procs)
+            o.set(.listeningPorts, s >= 100 && s < 200 ? [Entity(kind: .listeningPorts, key: "tcp/0.0.0.0/4444", attributes: ["protocol": "tcp", "address": "0.0.0.0", "port": 4444, "process": "nc"])] : [])
+            o.set(.packages, [Entity(kind: .packages, key: "openssl:amd64", attributes: ["name": "openssl", "version": s < 150 ? "3.0.9" : "3.0.11"])])
+            _ = try w.commit(o)
+        }
+        try store.recordAlerts([AlertRecord(time: t0 + 120_000, state: "firing", group: "g", rule: "NewListeningPort", labels: ["alertname": "NewListeningPort", "port": "4444"],
+                                            annotations: ["summary": "port 4444"], value: 1, activeAt: t0 + 120_000, firedAt: t0 + 120_000)])
+        let story = try Timeline.build(store: store, from: t0, to: t0 + 300_000).filter { !$0.what.hasPrefix("twin") }
+        let lines = story.map { "\(($0.time - t0) / 1000) \($0.what) \($0.subject) \($0.detail)" }
+        #expect(lines == [
+            "50 process started pid 4242 eve (parent 1): nc -l 4444",
+            "100 port opened tcp 0.0.0.0:4444 nc",
+            "120 alert firing NewListeningPort: port 4444 {alertname=\"NewListeningPort\",port=\"4444\"}",
+            "150 package upgraded openssl 3.0.9 → 3.0.11",
+            "200 port closed tcp 0.0.0.0:4444 nc",
+        ], "\(lines)")
     }
 }
