@@ -30,11 +30,12 @@ public enum FuzzTargets {
         "hubanswers": hubAnswers, "detectorstate": detectorState, "rules": rules,
     ]
 
-    /// Rule files (and promtool test files): parsed and checked; what parses is evaluated for a few
+    /// Rule files, promtool test files and alerting configurations: parsed and checked; what parses is evaluated for a few
     /// evaluations over the fixture's series, templates expanded, under tight query limits.
     static func rules(_ data: [UInt8]) {
         let text = String(decoding: data, as: UTF8.self)
         _ = try? PromtoolTestRunner.parse(text, source: "fuzz")
+        _ = try? AlertingConfig.parse(text, source: "fuzz")
         _ = try? AlertTemplate(text).expand(.init(labels: ["a": "b"], value: 1.5))
         guard let file = try? RuleFile.parse(text, source: "fuzz") else { return }
         var engine = Fixture.shared.engine
