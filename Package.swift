@@ -46,7 +46,7 @@ let package = Package(
         .systemLibrary(name: "CTimex"),
         .target(
             name: "TwinCollectors",
-            dependencies: ["TwinCore", "CTimex"],
+            dependencies: ["TwinCore", "CTimex", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -107,6 +107,7 @@ let package = Package(
             name: "TwinRuntime",
             dependencies: [
                 "TwinCore", "TwinCollectors", "TwinStorage", "TwinSecurity", "TwinServer", "TwinSync", "TwinAnalytics", "TwinRules",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -122,7 +123,7 @@ let package = Package(
         .target(
             name: "TwinRules",
             dependencies: ["TwinCore", "TwinStorage", "TwinQuery", "TwinAnalytics", .product(name: "Yams", package: "Yams")],
-            resources: [.embedInCode("Resources/default-rules.yml")],
+            resources: [.embedInCode("Resources/default-rules.yml"), .embedInCode("Resources/compliance-rules.yml")],
             swiftSettings: swiftSettings
         ),
         // The fuzz targets as plain functions of bytes: libFuzzer drives them (Fuzz/, scripts/fuzz.sh), the

@@ -14,6 +14,15 @@ stage "build"
 swift build --build-tests
 stage "unit and integration tests"
 swift test --skip-build
+# The package's static-runtime build takes ten minutes on 2 cores; the stages below mostly wait on real
+# time (live twins collecting, network hops), so it runs beside them at the lowest priority and the
+# package stage only waits for it (CI 48 -> under 40 minutes).
+package_build=""
+if [ "$(id -u)" = 0 ] && command -v dpkg-deb >/dev/null; then
+    stage "package build started in the background (nice 19)"
+    (nice -n 19 swift build -c debug --static-swift-stdlib --product hosttwin --scratch-path .build-static > .build/package-build.log 2>&1) &
+    package_build=$!
+fi
 # PromQL against the real Prometheus 2.42 (installed from Debian when missing): every query of
 # conformance/queries.txt on two minutes of this machine's own data (seconds; `--ci` runs the tagged subset).
 stage "PromQL conformance"
@@ -51,7 +60,9 @@ fi
 # own user with the build tree out of reach (root only: it installs a package). A debug build: what is
 # tested is the packaging (static runtime, user, modes, units); a release build took half of CI's time.
 stage "package"
-if [ "$(id -u)" = 0 ] && command -v dpkg-deb >/dev/null; then
+if [ -n "$package_build" ]; then
+    wait "$package_build" || { cat .build/package-build.log; echo "the package build failed"; exit 1; }
+    stage "package build done"
     scripts/package.sh --debug
     scripts/package-test.sh
 else

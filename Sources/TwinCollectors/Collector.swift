@@ -44,7 +44,16 @@ public struct CollectorConfig: Sendable, Codable, Hashable {
     public var processSeriesMinAge: Int64 = 10_000
     /// The textfile collector's directory of `*.prom` files; nil: Debian node_exporter's, which may be absent.
     public var textfileDirectory: String?
-    public init(backupPaths: [String] = [], extraSecretWords: [String] = [], processSeriesMinAge: Int64 = 10_000, textfileDirectory: String? = nil) {
+    /// Paths whose files the `files` collector keeps a history of (mode, owner, hash, small text).
+    public var watchPaths: [String] = ["/etc"]
+    /// Trees the `files` collector scans every 5 minutes for set-user-ID and set-group-ID files.
+    public var suidPaths: [String] = CollectorConfig.defaultSUIDPaths
+    /// Where SUID files are looked for by default: program directories and the places anyone can write to.
+    public static let defaultSUIDPaths = ["/usr/bin", "/usr/sbin", "/usr/local", "/usr/lib", "/usr/libexec", "/opt", "/home", "/srv", "/tmp", "/var/tmp", "/dev/shm"]
+    public init(backupPaths: [String] = [], extraSecretWords: [String] = [], processSeriesMinAge: Int64 = 10_000, textfileDirectory: String? = nil,
+                watchPaths: [String] = ["/etc"], suidPaths: [String] = CollectorConfig.defaultSUIDPaths) {
+        self.watchPaths = watchPaths
+        self.suidPaths = suidPaths
         self.backupPaths = backupPaths
         self.textfileDirectory = textfileDirectory
         self.extraSecretWords = extraSecretWords

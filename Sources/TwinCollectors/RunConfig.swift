@@ -6,6 +6,7 @@ import TwinCore
 /// ```json
 /// { "listen": "127.0.0.1:9977", "interval": "1s", "data_dir": "/var/lib/hosttwin",
 ///   "backup_paths": ["/var/backups/db"], "redact_words": ["dsn"],
+///   "watch_paths": ["/etc", "/srv/app/config.yml"], "suid_paths": ["/usr/bin", "/tmp"],
 ///   "collectors": { "packages": { "interval": "5m" }, "thermal": { "enabled": false } },
 ///   "retention": { "raw": "7d", "1m": "90d", "1h": "2y", "state": "90d" }, "process_series_min_age": "10s" }
 /// ```
@@ -18,6 +19,10 @@ public struct RunConfig: Decodable, Sendable {
     public var interval: String?
     public var dataDir: String?
     public var backupPaths: [String]?
+    /// Paths whose configuration history the `files` collector keeps (default `/etc`).
+    public var watchPaths: [String]?
+    /// Trees scanned for SUID files (default: program directories and world-writable places).
+    public var suidPaths: [String]?
     public var redactWords: [String]?
     public var collectors: [String: CollectorSetting]?
     public var retention: Retention?
@@ -28,6 +33,8 @@ public struct RunConfig: Decodable, Sendable {
     /// Rule files evaluated besides (or, with `default_rules: false`, instead of) the built-in rules.
     public var rules: [String]?
     public var defaultRules: Bool?
+    /// The compliance pack (`hosttwin compliance`); off unless true.
+    public var compliance: Bool?
     /// The alerting configuration file (notifications, remediation actions).
     public var alerting: String?
 
@@ -41,9 +48,9 @@ public struct RunConfig: Decodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case listen, interval, dataDir = "data_dir", backupPaths = "backup_paths", redactWords = "redact_words", collectors, retention
+        case listen, interval, dataDir = "data_dir", backupPaths = "backup_paths", watchPaths = "watch_paths", suidPaths = "suid_paths", redactWords = "redact_words", collectors, retention
         case headWindow = "head_window", processSeriesMinAge = "process_series_min_age", textfileDirectory = "textfile_directory"
-        case rules, defaultRules = "default_rules", alerting
+        case rules, defaultRules = "default_rules", compliance, alerting
     }
 
     /// Reads and decodes the file at `path`.

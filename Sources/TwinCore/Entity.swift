@@ -66,6 +66,8 @@ public enum EntityKind: String, CaseIterable, Sendable, Codable, Comparable {
     case packages
     case users
     case backups
+    /// Watched configuration files and directories, and SUID files (`FileCollector`).
+    case files
 
     public static func < (a: EntityKind, b: EntityKind) -> Bool { a.rawValue < b.rawValue }
 }

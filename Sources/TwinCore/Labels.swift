@@ -32,6 +32,9 @@ public struct Labels: Hashable, Sendable, Sequence {
 
     public static let empty = Labels()
 
+    /// The labels as a dictionary (JSON shapes such as Alertmanager's).
+    public var dictionary: [String: String] { Dictionary(pairs.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }) }
+
     /// The address of the pairs' storage: copies of one label set share it, so equal addresses mean equal
     /// labels. Another set may reuse the address once this one is freed, so code that remembers an
     /// address must keep the labels too.

@@ -159,7 +159,7 @@ struct RuleFileReader {
     }
 
     static let ruleFields = ["alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations",
-                             "forecast", "anomaly", "state", "restart_loop", "silent", "actions"]
+                             "forecast", "anomaly", "state", "restart_loop", "silent", "compliance", "actions"]
 
     mutating func readRule(_ node: Node, group: String) throws -> Rule? {
         if errors.count >= Self.maxErrors { throw RuleFileErrors(errors: errors) }
@@ -188,10 +188,10 @@ struct RuleFileReader {
             switch k { case .alert(let n): return "alert '\(n)'"; case .record(let n): return "record '\(n)'" }
         } ?? "rule"
         // The condition: `expr`, or one of HostTwin's.
-        let conditionKeys = ["expr", "forecast", "anomaly", "state", "restart_loop", "silent"].filter { byKey[$0] != nil }
+        let conditionKeys = ["expr", "forecast", "anomaly", "state", "restart_loop", "silent", "compliance"].filter { byKey[$0] != nil }
         var condition: Rule.Condition?
         var conditionText = ""
-        if conditionKeys.isEmpty { errors.append(tree.error(at: node, "\(label): no condition (give 'expr', or one of 'forecast', 'anomaly', 'state', 'restart_loop', 'silent')")) }
+        if conditionKeys.isEmpty { errors.append(tree.error(at: node, "\(label): no condition (give 'expr', or one of 'forecast', 'anomaly', 'state', 'restart_loop', 'silent', 'compliance')")) }
         else if conditionKeys.count > 1 { errors.append(tree.error(at: byKey[conditionKeys[1]]!.0, "\(label): give one condition, not \(conditionKeys.joined(separator: " and "))")) }
         else if let (_, v) = byKey["expr"] {
             if let text = try attempt({ try $0.string(v, "expr") }) {
@@ -274,4 +274,10 @@ extension RuleFile {
 
     /// The built-in rule set, which works on any host with no configuration.
     public static func defaults() throws -> RuleFile { try parse(defaultText, source: "<default rules>") }
+
+    /// The compliance pack's text (`hosttwin rules show --compliance`).
+    public static var complianceText: String { String(decoding: PackageResources.compliance_rules_yml, as: UTF8.self) }
+
+    /// The compliance pack, parsed.
+    public static func compliance() throws -> RuleFile { try parse(complianceText, source: "<compliance pack>") }
 }

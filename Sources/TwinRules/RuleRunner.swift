@@ -8,11 +8,14 @@ import TwinStorage
 public struct RuleSources: Sendable {
     public var files: [String]
     public var includeDefaults: Bool
+    /// The compliance pack (off by default).
+    public var includeCompliance: Bool
     /// The actions rules may name (the alerting configuration's allow-list); nil: not checked.
     public var allowedActions: Set<String>?
-    public init(files: [String], includeDefaults: Bool, allowedActions: Set<String>? = nil) {
+    public init(files: [String], includeDefaults: Bool, includeCompliance: Bool = false, allowedActions: Set<String>? = nil) {
         self.files = files
         self.includeDefaults = includeDefaults
+        self.includeCompliance = includeCompliance
         self.allowedActions = allowedActions
     }
 
@@ -21,6 +24,7 @@ public struct RuleSources: Sendable {
         var out: [RuleFile] = []
         var errors: [ConfigError] = []
         if includeDefaults { out.append(try RuleFile.defaults()) }
+        if includeCompliance { out.append(try RuleFile.compliance()) }
         for path in files {
             do { out.append(try RuleFile.load(path: path)) } catch let e as RuleFileErrors { errors += e.errors }
         }

@@ -17,6 +17,7 @@ import Yams
 /// state: {kind: packages, changed_within: 10m}                       # installed, upgraded or removed
 /// restart_loop: {within: 10m}                                        # a process restarting in a loop
 /// silent: {after: 1m}                                                # a hub's host stopped reporting
+/// compliance: {check: unlisted_listener, allow: [22, 443]}           # the compliance pack's checks
 /// ```
 public enum TwinCondition: Sendable, CustomStringConvertible {
     /// A series' forecast crossing `threshold` within `within` ms at `confidence` (0.5: the expected path).
@@ -32,6 +33,8 @@ public enum TwinCondition: Sendable, CustomStringConvertible {
     case restartLoop(within: Int64)
     /// A hub's hosts whose last tick is older than `after` ms. Element value: seconds since the last tick.
     case silent(after: Int64)
+    /// One of the compliance pack's checks. Element value: 1 per finding.
+    case compliance(ComplianceCheck)
 
     public enum StateMode: Sendable, Equatable {
         /// One element per host where nothing matches.
@@ -52,7 +55,7 @@ public enum TwinCondition: Sendable, CustomStringConvertible {
         case .forecast: return 300_000
         // A scan of every series' detector (about 0.1 s on this host): as often as the anomaly monitor saves them.
         case .anomaly: return 300_000
-        case .state, .silent: return 0
+        case .state, .silent, .compliance: return 0
         case .restartLoop: return 60_000
         }
     }
@@ -74,6 +77,7 @@ public enum TwinCondition: Sendable, CustomStringConvertible {
             return "state: \(kind.rawValue){\(m)} \(what)"
         case .restartLoop(let w): return "restart_loop: within \(PromQLPrinter.duration(w))"
         case .silent(let a): return "silent: after \(PromQLPrinter.duration(a))"
+        case .compliance(let c): return c.description
         }
     }
 
@@ -112,6 +116,32 @@ public enum TwinCondition: Sendable, CustomStringConvertible {
             let rate = try tree.number(v, "host_rate_above")
             guard rate > 0, rate <= 1 else { throw tree.error(at: v, "host_rate_above must be above 0% and at most 100%") }
             return .anomaly(rate: rate)
+        case "compliance":
+            let fields = try tree.mapping(node, "compliance", allowed: ["check", "allow"])
+            var check: String?, allow: [String] = []
+            for (k, _, v) in fields {
+                if k == "check" {
+                    check = try tree.string(v, "compliance check")
+                    guard ComplianceCheck.names.contains(check!) else {
+                        throw tree.error(at: v, "compliance: unknown check '\(check!)' (one of \(ComplianceCheck.names.joined(separator: ", ")))")
+                    }
+                } else {
+                    allow = try tree.sequence(v, "allow").map { try tree.string($0, "allow") }
+                }
+            }
+            switch check {
+            case "ssh_root_login": return .compliance(.sshRootLogin)
+            case "ssh_password_authentication": return .compliance(.sshPasswordAuthentication)
+            case "world_writable": return .compliance(.worldWritable)
+            case "unexpected_suid":
+                guard allow.allSatisfy({ $0.hasPrefix("/") }) else { throw tree.error(at: node, "compliance unexpected_suid: allow lists absolute paths") }
+                return .compliance(.unexpectedSUID(allowed: allow))
+            case "unlisted_listener":
+                let ports = allow.compactMap { Int64($0) }.filter { (1...65535).contains($0) }
+                guard ports.count == allow.count else { throw tree.error(at: node, "compliance unlisted_listener: allow lists port numbers (1-65535)") }
+                return .compliance(.unlistedListener(allowedPorts: ports))
+            default: throw tree.error(at: node, "compliance needs 'check' (one of \(ComplianceCheck.names.joined(separator: ", ")))")
+            }
         case "restart_loop", "silent":
             let field = key == "silent" ? "after" : "within"
             let fields = try tree.mapping(node, key, allowed: [field])
@@ -245,6 +275,9 @@ public struct RuleContext: Sendable {
                 let since = t - (c.lastTime ?? .min / 2)
                 return since > after ? (Labels(["host": c.host]), Double(since) / 1000) : nil
             }
+        case .compliance(let check):
+            guard let store else { throw PromQLError.execution("compliance conditions need the twin's store") }
+            return check.findings(try state(store, at: t, kinds: check.kinds))
         case let .state(kind, match, mode, labelsFrom):
             guard let store else { throw PromQLError.execution("state conditions need the twin's store") }
             func matches(_ a: [String: AttributeValue]) -> Bool { match.allSatisfy { a[$0.key]?.description == $0.value } }

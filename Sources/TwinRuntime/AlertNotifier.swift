@@ -125,7 +125,7 @@ public final class AlertNotifier: Sendable {
     /// alert fired, endsAt its resolution, or for a firing alert four resend intervals ahead.
     static func alertmanagerBody(_ alerts: [Alert], now: Int64, resendEvery: Int64, externalURL: String) -> [UInt8] {
         let list = alerts.map { a in
-            AMAlert(labels: dict(a.labels), annotations: dict(a.annotations), startsAt: TwinTime.rfc3339(a.firedAt ?? a.activeAt),
+            AMAlert(labels: a.labels.dictionary, annotations: a.annotations.dictionary, startsAt: TwinTime.rfc3339(a.firedAt ?? a.activeAt),
                     endsAt: TwinTime.rfc3339(a.state == .inactive ? (a.resolvedAt ?? now) : now + 4 * resendEvery),
                     generatorURL: generatorURL(a, externalURL))
         }
@@ -157,7 +157,7 @@ public final class AlertNotifier: Sendable {
     /// Alertmanager's webhook JSON (version 4) for a set of changed alerts.
     static func webhookBody(_ alerts: [Alert], externalURL: String) -> [UInt8] {
         let items = alerts.map { a in
-            WebhookAlert(status: a.state == .firing ? "firing" : "resolved", labels: dict(a.labels), annotations: dict(a.annotations),
+            WebhookAlert(status: a.state == .firing ? "firing" : "resolved", labels: a.labels.dictionary, annotations: a.annotations.dictionary,
                          startsAt: TwinTime.rfc3339(a.firedAt ?? a.activeAt),
                          endsAt: a.state == .firing ? "0001-01-01T00:00:00Z" : TwinTime.rfc3339(a.resolvedAt ?? a.activeAt),
                          generatorURL: generatorURL(a, externalURL), fingerprint: String(format: "%016llx", fnv(a.labels.text)))
@@ -172,8 +172,6 @@ public final class AlertNotifier: Sendable {
                                externalURL: externalURL, alerts: items)
         return Array((try? encoder.encode(body)) ?? Data("{}".utf8))
     }
-
-    static func dict(_ l: Labels) -> [String: String] { Dictionary(uniqueKeysWithValues: l.pairs.map { ($0.name, $0.value) }) }
 
     static func generatorURL(_ a: Alert, _ externalURL: String) -> String {
         externalURL.isEmpty ? "" : externalURL + "/api/v1/alerts"

@@ -39,6 +39,7 @@ public struct DataPolicy: Sendable {
         .connections: ["remote_address": .sensitive],
         .users: ["user": .sensitive, "host": .sensitive],
         .host: ["machine_id": .sensitive],
+        .files: ["secret_content": .sensitive],
         .packages: ["name": .public, "version": .public, "architecture": .public, "status": .public],
     ]
 

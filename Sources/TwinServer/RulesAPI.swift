@@ -20,11 +20,9 @@ extension TwinAPI {
     }
 
     static func alertJSON(_ a: Alert) -> AlertJSON {
-        AlertJSON(labels: Self.dictionary(a.labels), annotations: Self.dictionary(a.annotations), state: a.state.rawValue,
+        AlertJSON(labels: a.labels.dictionary, annotations: a.annotations.dictionary, state: a.state.rawValue,
                   activeAt: TwinTime.rfc3339(a.activeAt), value: a.valueText, firedAt: a.firedAt.map(TwinTime.rfc3339), group: a.group)
     }
-
-    static func dictionary(_ l: Labels) -> [String: String] { Dictionary(uniqueKeysWithValues: l.pairs.map { ($0.name, $0.value) }) }
 
     /// Whether the caller may see an alert (a token confined to a datacenter: its hosts' alerts only).
     func visible(_ labels: [String: String], _ p: Params) -> Bool {
@@ -80,7 +78,7 @@ extension TwinAPI {
                                            labels: Dictionary(uniqueKeysWithValues: r.labels.map { ($0.name, $0.value.source) }))
                           if r.isAlert {
                               guard type != "record" else { return nil }
-                              let alerts = g.alerts[i].values.filter { $0.state != .inactive && visible(Self.dictionary($0.labels), p) }
+                              let alerts = g.alerts[i].values.filter { $0.state != .inactive && visible($0.labels.dictionary, p) }
                                   .sorted { Labels.promLess($0.labels, $1.labels) }
                               j.state = alerts.contains { $0.state == .firing } ? "firing" : (alerts.isEmpty ? "inactive" : "pending")
                               j.duration = Double(r.holdFor) / 1000

@@ -90,6 +90,7 @@ func collectorName(_ kind: EntityKind) -> String {
     case .users: return "users"
     case .host: return "host"
     case .backups: return "backup"
+    case .files: return "files"
     case .blockDevices: return "disk"
     }
 }

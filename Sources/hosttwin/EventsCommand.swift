@@ -20,7 +20,14 @@ struct EventsCommand: ParsableCommand {
         if output.json { try printJSON(events.map(TwinEventJSON.init)); return }
         printTable(["TIME", "EVENT", "KIND", "KEY", "DETAIL"], events.map { e in
             [TwinTime.rfc3339(e.time), e.type.rawValue, e.kind?.rawValue ?? "-", e.key ?? "-",
-             e.message ?? e.changes.map { "\($0.attribute): \($0.old?.description ?? "-") → \($0.new?.description ?? "-")" }.joined(separator: "; ")]
+             e.message ?? e.changes.map { "\($0.attribute): \(brief($0.old)) → \(brief($0.new))" }.joined(separator: "; ")]
         })
     }
+}
+
+/// A value on one table line: a file's text or a long command cut to its first line, at most 60 characters.
+private func brief(_ v: AttributeValue?) -> String {
+    guard let s = v?.description else { return "-" }
+    let line = s.prefix { $0 != "\n" }
+    return line.count > 60 || line.count < s.count ? String(line.prefix(60)) + "…" : s
 }

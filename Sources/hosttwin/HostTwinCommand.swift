@@ -18,12 +18,12 @@ struct HostTwinCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, AgentCommand.self, ServeCommand.self, FleetCommand.self, DigestCommand.self, CompareCommand.self, HeadroomCommand.self, DepsCommand.self, StatusCommand.self, TopCommand.self,
             PsCommand.self, PortsCommand.self, MountsCommand.self, ServicesCommand.self,
-            InterfacesCommand.self, PackagesCommand.self, UsersCommand.self,
+            InterfacesCommand.self, PackagesCommand.self, UsersCommand.self, FilesCommand.self,
             StateCommand.self, DiffCommand.self, EventsCommand.self, TimelineCommand.self, SQLCommand.self, QueryCommand.self, DetectCommand.self, ForecastCommand.self, CapacityCommand.self, AnomaliesCommand.self, ExplainCommand.self, MaintenanceWindowCommand.self, AdviseCommand.self,
             SeriesCommand.self, SamplesCommand.self, ExportCommand.self,
             MetricsCommand.self, CollectorsCommand.self,
             ImportCommand.self, CheckCommand.self, RepairCommand.self, BenchCommand.self,
-            RulesCommand.self, AlertsCommand.self, SilenceCommand.self, TokenCommand.self, AuditCommand.self, KeyCommand.self,
+            RulesCommand.self, AlertsCommand.self, SilenceCommand.self, ComplianceCommand.self, TokenCommand.self, AuditCommand.self, KeyCommand.self,
         ]
     )
 }

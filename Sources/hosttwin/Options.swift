@@ -181,15 +181,18 @@ struct RuleOptions: ParsableArguments {
     var files: [String] = []
     @Flag(name: .customLong("no-default-rules"), help: "Leave out the built-in rules (`hosttwin rules show --default`).")
     var noDefaults = false
+    @Flag(name: .customLong("compliance"), help: "Turn the compliance pack on: SSH root login and passwords, world-writable files under watched paths, SUID files no package owns, listeners beyond loopback not on the allow-list (`hosttwin compliance`).")
+    var compliance = false
     @Option(name: .customLong("alerting"), help: ArgumentHelp("The alerting configuration: notifications (Alertmanager, webhook, log, command) and the allow-list of remediation actions (docs/RULES.md).", valueName: "FILE"))
     var alertingFile: String?
 
     /// The rule service over `store` with its notifier and remediation, errors as the command's; `fileRules`,
     /// `fileDefaults` and `fileAlerting` come from a configuration file (`rules`, `default_rules`, `alerting`).
-    func service(store: TwinStore, timer: Int64? = nil, fileRules: [String] = [], fileDefaults: Bool? = nil, fileAlerting: String? = nil, logger: Logger) throws -> RuleService {
+    func service(store: TwinStore, timer: Int64? = nil, fileRules: [String] = [], fileDefaults: Bool? = nil, fileCompliance: Bool? = nil, fileAlerting: String? = nil, logger: Logger) throws -> RuleService {
         do {
             let alerting = try (alertingFile ?? fileAlerting).map(AlertingConfig.load) ?? AlertingConfig()
-            let sources = RuleSources(files: files + fileRules, includeDefaults: !noDefaults && (fileDefaults ?? true), allowedActions: Set(alerting.actions.keys))
+            let sources = RuleSources(files: files + fileRules, includeDefaults: !noDefaults && (fileDefaults ?? true), includeCompliance: compliance || (fileCompliance ?? false),
+                                      allowedActions: Set(alerting.actions.keys))
             let runner = try RuleRunner(store: store, sources: sources)
             return RuleService(runner: runner, alerting: alerting, notifier: alerting.channels.isEmpty ? nil : AlertNotifier(config: alerting, store: store, logger: logger),
                                remediation: alerting.actions.isEmpty ? nil : Remediation(config: alerting, store: store, logger: logger),

@@ -19,10 +19,11 @@ struct RulesCommand: ParsableCommand {
         )
         @Argument(help: ArgumentHelp("Rule files.", valueName: "FILE")) var files: [String] = []
         @Flag(name: .customLong("default"), help: "Check the built-in rule set.") var builtIn = false
+        @Flag(name: .customLong("compliance"), help: "Check the compliance pack.") var compliance = false
         @OptionGroup var output: OutputOptions
 
         func validate() throws {
-            if files.isEmpty && !builtIn { throw ValidationError("give rule files, or --default for the built-in set") }
+            if files.isEmpty && !builtIn && !compliance { throw ValidationError("give rule files, --default for the built-in set or --compliance for the compliance pack") }
         }
 
         func run() throws {
@@ -39,6 +40,7 @@ struct RulesCommand: ParsableCommand {
                 }
             }
             if builtIn { check("<default rules>") { try RuleFile.defaults() } }
+            if compliance { check("<compliance pack>") { try RuleFile.compliance() } }
             for f in files { check(f) { try RuleFile.load(path: f) } }
             if output.json { try printJSON(results) } else {
                 for r in results {
@@ -76,9 +78,14 @@ struct RulesCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the built-in rule set (a starting point for your own file).")
-        @Flag(name: .customLong("default"), help: "The built-in rule set (the only one this prints for now).") var builtIn = true
+        static let configuration = CommandConfiguration(abstract: "Print the built-in rule set or the compliance pack (a starting point for your own file).")
+        @Flag(name: .customLong("default"), help: "The built-in rule set (what is printed without a flag).") var builtIn = false
+        @Flag(name: .customLong("compliance"), help: "The compliance pack.") var compliance = false
 
-        func run() throws { print(RuleFile.defaultText, terminator: "") }
+        func validate() throws {
+            if builtIn && compliance { throw ValidationError("give --default or --compliance, not both") }
+        }
+
+        func run() throws { print(compliance ? RuleFile.complianceText : RuleFile.defaultText, terminator: "") }
     }
 }

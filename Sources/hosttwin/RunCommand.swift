@@ -27,6 +27,8 @@ struct RunCommand: AsyncParsableCommand {
     var config: String?
     @Option(name: .customLong("backup-path"), help: ArgumentHelp("A backup file or directory whose freshness to watch (repeatable).", valueName: "PATH"))
     var backupPaths: [String] = []
+    @Option(name: .customLong("watch"), help: ArgumentHelp("A file or directory whose configuration history to keep (repeatable; replaces the default /etc). `hosttwin files` reads it.", valueName: "PATH"))
+    var watchPaths: [String] = []
     @Option(help: ArgumentHelp("Directory of *.prom files for the textfile collector (default: /var/lib/prometheus/node-exporter, node_exporter's on Debian).", valueName: "DIR"))
     var textfileDirectory: String?
     @Option(name: .customLong("disable"), help: ArgumentHelp("Turn a collector off (repeatable); `hosttwin collectors` lists them.", valueName: "NAME"))
@@ -59,11 +61,13 @@ struct RunCommand: AsyncParsableCommand {
         let live = LiveTwin()
         let collectorConfig = CollectorConfig(backupPaths: backupPaths + (file?.backupPaths ?? []), extraSecretWords: file?.redactWords ?? [],
                                               processSeriesMinAge: try file?.processSeriesMinAge.map(TwinTime.parseDuration) ?? 10_000,
-                                              textfileDirectory: textfileDirectory ?? file?.textfileDirectory)
+                                              textfileDirectory: textfileDirectory ?? file?.textfileDirectory,
+                                              watchPaths: try FilesCommand.watchList(watchPaths.isEmpty ? file?.watchPaths ?? ["/etc"] : watchPaths),
+                                              suidPaths: file?.suidPaths ?? CollectorConfig.defaultSUIDPaths)
         let log = logger
         var api = TwinAPI(store: twinStore, live: live, metrics: selfMetrics, logger: logger)
         let setup = try server.prepare(&api, dataDir: dataDir, fileListen: file?.listen, logger: logger)
-        let rules = try ruleOptions.service(store: twinStore, fileRules: file?.rules ?? [], fileDefaults: file?.defaultRules, fileAlerting: file?.alerting, logger: logger)
+        let rules = try ruleOptions.service(store: twinStore, fileRules: file?.rules ?? [], fileDefaults: file?.defaultRules, fileCompliance: file?.compliance, fileAlerting: file?.alerting, logger: logger)
         api.rules = rules.runner
         let collection = CollectionService(
             store: twinStore,

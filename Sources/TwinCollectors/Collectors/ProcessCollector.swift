@@ -205,17 +205,21 @@ public final class ProcessCollector: Collector {
     }
 }
 
-/// uid → user name from the root's `/etc/passwd`, re-read when the file's modification time changes.
+/// uid → user name from the root's `/etc/passwd` (or gid → group name from `/etc/group`, the same
+/// format), re-read when the file's modification time changes.
 struct UserNames {
+    let file: String
     private var names: [UInt32: String] = [:]
     private var mtime: Int = -1
     private var lastCheck: Int64 = 0
+
+    init(file: String = "/etc/passwd") { self.file = file }
 
     mutating func refreshIfNeeded(_ paths: HostPaths, _ reader: FileReader) {
         let now = TwinTime.nowMillis()
         guard now - lastCheck > 10_000 else { return }
         lastCheck = now
-        let path = paths.root("/etc/passwd")
+        let path = paths.root(file)
         let m = reader.status(path).map { Int($0.st_mtim.tv_sec) } ?? 0
         guard m != mtime else { return }
         mtime = m

@@ -1,0 +1,233 @@
+import Foundation
+import Testing
+@testable import TwinCollectors
+import TwinCore
+import TwinRuntime
+import TwinSecurity
+import TwinStorage
+
+/// Runs a program (no shell) and returns its exit status and standard output.
+private func tool(_ path: String, _ args: [String], input: String? = nil, in dir: String? = nil) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    if let dir { p.currentDirectoryURL = URL(fileURLWithPath: dir) }
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    if let input {
+        let inp = Pipe()
+        p.standardInput = inp
+        try p.run()
+        inp.fileHandleForWriting.write(Data(input.utf8))
+        try inp.fileHandleForWriting.close()
+    } else {
+        try p.run()
+    }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+private func sha256sum(_ path: String) throws -> String {
+    String(try tool("/usr/bin/sha256sum", [path]).1.prefix(64))
+}
+
+/// Configuration history: the `files` collector on real files with inotify, the unified diff against
+/// patch(1), and the twin's rollback.
+@Suite(.serialized) struct FilesTests {
+    /// One collector over a watched tree and a SUID tree, called as the collection loop calls it.
+    final class Harness {
+        let collector = FileCollector()
+        let reader = FileReader()
+        let config: CollectorConfig
+        var t: Int64
+
+        init(watch: [String], suid: [String], t: Int64 = 1_800_000_000_000) {
+            config = CollectorConfig(watchPaths: watch, suidPaths: suid)
+            self.t = t
+        }
+
+        /// One tick, one second after the last: the entities set (nil when nothing changed) and the outcome.
+        func tick() throws -> ([Entity]?, CollectOutcome) {
+            t += 1000
+            var ctx = CollectContext(paths: HostPaths(), reader: reader, config: config, observation: Observation(timestamp: t))
+            let outcome = try collector.collect(&ctx)
+            return (ctx.observation.entities[.files], outcome)
+        }
+    }
+
+    @Test func theCollectorFollowsAWatchedTreeWithInotify() throws {
+        let dir = try temporaryDirectory("hosttwin-files")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let conf = dir + "/etc", suidDir = dir + "/bin"
+        for d in [conf + "/ssh", suidDir] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        try "PermitRootLogin no\nPort 22\n".write(toFile: conf + "/ssh/sshd_config", atomically: false, encoding: .utf8)
+        try "s3cret\n".write(toFile: conf + "/db.conf", atomically: false, encoding: .utf8)
+        chmod(conf + "/db.conf", 0o600)
+        try Data([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2]).write(to: URL(fileURLWithPath: conf + "/blob"))
+        try String(repeating: "x", count: 70_000).write(toFile: conf + "/big.txt", atomically: false, encoding: .utf8)
+        #expect(mkfifo(conf + "/fifo", 0o644) == 0)
+        #expect(symlink("ssh/sshd_config", conf + "/link") == 0)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: suidDir + "/helper"))
+        try Data([4]).write(to: URL(fileURLWithPath: suidDir + "/plain"))
+        chmod(suidDir + "/helper", 0o4755)
+
+        let h = Harness(watch: [conf], suid: [suidDir])
+        let (first, outcome) = try h.tick()
+        #expect(outcome == .ok)
+        // The SUID scan runs in the background; its result arrives at a later tick.
+        var latest = try #require(first)
+        for _ in 0..<200 where !latest.contains(where: { $0.attributes["watch"] == "suid" }) {
+            usleep(20_000)
+            latest = try h.tick().0 ?? latest
+        }
+        let suid = latest.filter { $0.attributes["watch"] == "suid" }
+        #expect(suid.map(\.key) == [suidDir + "/helper"])
+        #expect(suid.first?.attributes["mode"] == "4755" && suid.first?.attributes["setuid"] == true)
+        #expect(try suid.first?.attributes["sha256"] == .string(sha256sum(suidDir + "/helper")))
+        let byPath = Dictionary(uniqueKeysWithValues: latest.map { ($0.key, $0.attributes) })
+        let sshd = try #require(byPath[conf + "/ssh/sshd_config"])
+        #expect(sshd["type"] == "file" && sshd["mode"] == "0644" && sshd["size"] == .int(27) && sshd["watch"] == "config")
+        #expect(sshd["content"] == "PermitRootLogin no\nPort 22\n")
+        #expect(try sshd["sha256"] == .string(sha256sum(conf + "/ssh/sshd_config")))
+        // Not readable by others: its text is the sensitive attribute the policy seals.
+        #expect(byPath[conf + "/db.conf"]?["secret_content"] == "s3cret\n" && byPath[conf + "/db.conf"]?["content"] == nil)
+        #expect(try byPath[conf + "/blob"]?["content"] == nil && byPath[conf + "/blob"]?["sha256"] == .string(sha256sum(conf + "/blob")))
+        #expect(try byPath[conf + "/big.txt"]?["content"] == nil && byPath[conf + "/big.txt"]?["sha256"] == .string(sha256sum(conf + "/big.txt")))
+        #expect(byPath[conf + "/fifo"]?["type"] == "fifo" && byPath[conf + "/fifo"]?["sha256"] == nil)
+        #expect(byPath[conf + "/link"]?["type"] == "symlink" && byPath[conf + "/link"]?["target"] == "ssh/sshd_config")
+        #expect(byPath[conf + "/ssh"]?["type"] == "dir")
+        #expect(byPath.count == 9, "\(byPath.keys.sorted())")
+
+        // Nothing changed: nothing is set (the kind keeps its state).
+        #expect(try h.tick().0 == nil)
+
+        // A change is seen at the next tick through inotify (the next walk is 10 minutes away).
+        try "PermitRootLogin yes\nPort 22\n".write(toFile: conf + "/ssh/sshd_config", atomically: true, encoding: .utf8)
+        chmod(conf + "/ssh/sshd_config", 0o640)
+        try FileManager.default.createDirectory(atPath: conf + "/new.d", withIntermediateDirectories: false)
+        try "a=1\n".write(toFile: conf + "/new.d/a.conf", atomically: false, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: conf + "/blob")
+        let second = Dictionary(uniqueKeysWithValues: try #require(try h.tick().0).map { ($0.key, $0.attributes) })
+        #expect(second[conf + "/ssh/sshd_config"]?["secret_content"] == "PermitRootLogin yes\nPort 22\n", "0640: no longer readable by others")
+        #expect(second[conf + "/ssh/sshd_config"]?["mode"] == "0640")
+        #expect(second[conf + "/new.d/a.conf"]?["content"] == "a=1\n")
+        #expect(second[conf + "/blob"] == nil)
+
+        // A file created in the new directory: its watch was added when the directory appeared.
+        try "b=2\n".write(toFile: conf + "/new.d/b.conf", atomically: false, encoding: .utf8)
+        #expect(try h.tick().0?.contains { $0.key == conf + "/new.d/b.conf" && $0.attributes["content"] == "b=2\n" } == true)
+        try FileManager.default.removeItem(atPath: conf + "/new.d")
+        let third = try #require(try h.tick().0)
+        #expect(!third.contains { $0.key.hasPrefix(conf + "/new.d") })
+
+    }
+
+    /// Hostile trees: a walk is bounded, paths that vanish mid-walk and unreadable files are skipped, a name
+    /// with newlines or invalid UTF-8 does not break anything.
+    @Test func oddEntriesDoNotBreakTheCollector() throws {
+        let dir = try temporaryDirectory("hosttwin-files-odd")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "x\n".write(toFile: dir + "/name\nwith newline", atomically: false, encoding: .utf8)
+        let fd = open(dir + "/bad-\u{FFFD}", O_CREAT | O_WRONLY, 0o644)
+        close(fd)
+        let h = Harness(watch: [dir, dir + "/missing"], suid: [dir + "/missing-too"])
+        let (entities, outcome) = try h.tick()
+        #expect(outcome == .ok)
+        #expect(entities?.contains { $0.key == dir + "/name\nwith newline" } == true)
+        #expect(entities?.contains { $0.key == dir + "/missing" } == false)
+    }
+
+    @Test func theSensitiveTestNamesSecrets() {
+        #expect(FileCollector.isSensitive("/etc/shadow", mode: 0o100640))
+        #expect(FileCollector.isSensitive("/etc/ssh/ssh_host_ed25519_key", mode: 0o100644))
+        #expect(FileCollector.isSensitive("/etc/app/api-token.yml", mode: 0o100644))
+        #expect(!FileCollector.isSensitive("/etc/passwd", mode: 0o100644))
+        #expect(!FileCollector.isSensitive("/etc/ssh/sshd_config", mode: 0o100644))
+    }
+
+    /// The unified diff is one patch(1) applies: random edits of random texts, each patched back.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/patch"), "needs patch(1) (Debian: patch)"))
+    func theUnifiedDiffIsOnePatchApplies() throws {
+        let dir = try temporaryDirectory("hosttwin-diff")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rng = SeededGenerator(seed: 16)
+        let words = ["Port 22", "PermitRootLogin no", "PasswordAuthentication yes", "# comment", "", "UsePAM yes", "X11Forwarding no", "Include /etc/ssh/sshd_config.d/*.conf"]
+        for round in 0..<40 {
+            let old = (0..<Int.random(in: 0...30, using: &rng)).map { _ in words.randomElement(using: &rng)! }
+            var new = old
+            for _ in 0..<Int.random(in: 1...6, using: &rng) {
+                switch Int.random(in: 0...2, using: &rng) {
+                case 0 where !new.isEmpty: new.remove(at: Int.random(in: 0..<new.count, using: &rng))
+                case 1: new.insert(words.randomElement(using: &rng)! + " \(round)", at: Int.random(in: 0...new.count, using: &rng))
+                default: if !new.isEmpty { new[Int.random(in: 0..<new.count, using: &rng)] = "changed \(round)" }
+                }
+            }
+            let a = old.map { $0 + "\n" }.joined(), b = new.map { $0 + "\n" }.joined()
+            let diff = TextDiff.unified(a, b, from: "a", to: "b")
+            #expect(diff.isEmpty == (a == b))
+            guard !diff.isEmpty else { continue }
+            try a.write(toFile: dir + "/file", atomically: false, encoding: .utf8)
+            let (status, _) = try tool("/usr/bin/patch", ["-s", "-o", dir + "/patched", dir + "/file"], input: diff)
+            #expect(status == 0, "round \(round): patch refused\n\(a)=====\n\(diff)")
+            #expect((try? String(contentsOfFile: dir + "/patched", encoding: .utf8)) == b, "round \(round)\n\(diff)")
+            try? FileManager.default.removeItem(atPath: dir + "/patched")
+        }
+    }
+
+    /// The twin's rollback: a file's old text comes back with its old mode, atomically; refused when the
+    /// file changed since the twin last saw it, for paths not watched, and for what was never kept.
+    @Test func aFileIsRestoredAsItWas() throws {
+        let dir = try temporaryDirectory("hosttwin-restore")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let conf = dir + "/etc", data = dir + "/twin", path = conf + "/app.conf"
+        try FileManager.default.createDirectory(atPath: conf, withIntermediateDirectories: true)
+        try "workers = 4\nlisten = 127.0.0.1\n".write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, 0o640)
+        let store = try TwinStore.open(dataDir: data)
+        store.use(cipher: PolicyCipher(policy: DataPolicy(), keys: try KeyRing(dataDir: data, create: true)))
+        let w = TwinWriter(store: store, policy: .testing)
+        let t0 = TwinTime.nowMillis() - 20_000
+        try w.begin(now: t0, interval: 1000)
+        let h = Harness(watch: [conf], suid: [], t: t0 - 1000)
+        func commit() throws {
+            let (entities, _) = try h.tick()
+            var o = Observation(timestamp: h.t)
+            if let entities { o.set(.files, entities) }
+            _ = try w.commit(o)
+        }
+        try commit()
+        try "workers = 64\nlisten = 0.0.0.0\n".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o666)
+        try commit()
+        try w.finish(now: h.t + 1)
+
+        // The old text, sealed at rest (0640: sensitive), opened with the keys.
+        let plan = try FileRestore.plan(store, path: path, at: t0)
+        #expect(plan.text == "workers = 4\nlisten = 127.0.0.1\n" && plan.mode == 0o640)
+        #expect(plan.diff.contains("-workers = 64\n") && plan.diff.contains("+workers = 4\n"))
+        // Sealed in the store's file: the plain text is not in it.
+        for file in FileManager.default.enumerator(atPath: data)?.compactMap({ $0 as? String }) ?? [] {
+            guard let raw = FileManager.default.contents(atPath: data + "/" + file) else { continue }
+            #expect(raw.range(of: Data("listen = 127.0.0.1".utf8)) == nil, "\(file) holds the text in clear")
+        }
+
+        // Changed behind the twin's back: refused, nothing written.
+        try "workers = 8\n".write(toFile: path, atomically: false, encoding: .utf8)
+        #expect(throws: TwinError.self) { try FileRestore.plan(store, path: path, at: t0) }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "workers = 8\n")
+        try "workers = 64\nlisten = 0.0.0.0\n".write(toFile: path, atomically: false, encoding: .utf8)
+
+        try FileRestore.apply(try FileRestore.plan(store, path: path, at: t0))
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "workers = 4\nlisten = 127.0.0.1\n")
+        var st = stat()
+        #expect(stat(path, &st) == 0 && st.st_mode & 0o7777 == 0o640 && st.st_uid == getuid())
+        #expect(try FileManager.default.contentsOfDirectory(atPath: conf) == ["app.conf"], "no temporary file left")
+
+        // Not watched, never seen, relative or with `..`: refused.
+        for bad in ["/usr/bin/su", conf + "/nope.conf", "etc/app.conf", conf + "/../etc/app.conf"] {
+            #expect(throws: TwinError.self, "\(bad)") { try FileRestore.plan(store, path: bad, at: t0) }
+        }
+    }
+}
