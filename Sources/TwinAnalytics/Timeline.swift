@@ -24,13 +24,13 @@ public struct TimelineEntry: Sendable, Encodable, Equatable {
 
 /// Forensics: everything the twin saw happen in a window merged into one ordered story — process starts and
 /// exits (with user, parent and command), listening ports opened and closed, new connections, logins,
-/// package, service and configuration file changes, alerts, and the twin's own starts, stops and gaps. What a run's first
+/// package, service, account and configuration file changes, alerts, and the twin's own starts, stops and gaps. What a run's first
 /// observation finds (in its first 2 s) was there before it and is left out.
 public enum Timeline {
     /// `present` is applied to the versions first (an API masks sensitive values for readers with it).
     public static func build(store: TwinStore, from: Int64, to: Int64, host: String? = nil, limit: Int = 10_000,
                              present: ([EntityVersion]) -> [EntityVersion] = { $0 }) throws -> [TimelineEntry] {
-        let kinds: [EntityKind] = [.processes, .listeningPorts, .connections, .users, .packages, .services, .files]
+        let kinds: [EntityKind] = [.processes, .listeningPorts, .connections, .users, .packages, .services, .files, .accounts]
         let started = present(try store.versionsStarting(from: from, to: to, kinds: kinds))
         let ended = present(try store.versionsEnding(from: from, to: to).filter { kinds.contains($0.kind) })
         struct K: Hashable { var kind: EntityKind; var key: String; var t: Int64 }
@@ -61,6 +61,7 @@ public enum Timeline {
             case .packages: (what, subject, detail) = ("package removed", a(e, "name"), a(e, "version"))
             case .services: (what, subject, detail) = ("service gone", a(e, "name"), a(e, "active"))
             case .files: (what, subject, detail) = ("file removed", a(e, "path"), a(e, "type"))
+            case .accounts: (what, subject, detail) = ("account removed", a(e, "name"), "uid \(a(e, "uid"))")
             default: continue
             }
             out.append(TimelineEntry(time: e.validTo!, host: hostOf(e), what: what, subject: subject, detail: detail))
@@ -101,6 +102,9 @@ public enum Timeline {
         case .services:
             let was = before.map { "\(a($0, "active"))/\(a($0, "sub")) → " } ?? ""
             return (appeared ? "service appeared" : "service changed", a(s, "name"), was + "\(a(s, "active"))/\(a(s, "sub"))")
+        case .accounts:
+            let what = "uid \(a(s, "uid")) gid \(a(s, "gid")) home \(a(s, "home")) shell \(a(s, "shell"))"
+            return (before == nil ? "account created" : "account changed", a(s, "name"), what)
         case .files:
             guard let before else {
                 let suid = s.attributes["setuid"] == .bool(true) ? "set-user/group-ID " : ""

@@ -46,7 +46,7 @@ public struct CollectorConfig: Sendable, Codable, Hashable {
     public var textfileDirectory: String?
     /// Paths whose files the `files` collector keeps a history of (mode, owner, hash, small text).
     public var watchPaths: [String] = ["/etc"]
-    /// Trees the `files` collector scans every 5 minutes for set-user-ID and set-group-ID files.
+    /// Trees the `files` collector scans every 15 minutes for set-user-ID and set-group-ID files.
     public var suidPaths: [String] = CollectorConfig.defaultSUIDPaths
     /// Where SUID files are looked for by default: program directories and the places anyone can write to.
     public static let defaultSUIDPaths = ["/usr/bin", "/usr/sbin", "/usr/local", "/usr/lib", "/usr/libexec", "/opt", "/home", "/srv", "/tmp", "/var/tmp", "/dev/shm"]

@@ -34,6 +34,7 @@ public enum CollectorRegistry {
         Entry(name: "sockets", enabledByDefault: true, defaultInterval: 1000, summary: "listening sockets and TCP connections with owning processes", make: { SocketCollector() }),
         Entry(name: "services", enabledByDefault: true, defaultInterval: 15_000, summary: "systemd units (when systemd runs)", make: { ServiceCollector() }),
         Entry(name: "files", enabledByDefault: true, defaultInterval: 1000, summary: "watched configuration (/etc): mode, owner, hash and text as versions (inotify); SUID files", make: { FileCollector() }),
+        Entry(name: "accounts", enabledByDefault: true, defaultInterval: 5_000, summary: "local accounts (/etc/passwd): name, uid, gid, home, shell", make: { AccountCollector() }),
         Entry(name: "packages", enabledByDefault: true, defaultInterval: 60_000, summary: "installed packages (dpkg)", make: { PackageCollector() }),
         Entry(name: "users", enabledByDefault: true, defaultInterval: 5_000, summary: "logged-in sessions (utmp)", make: { UserCollector() }),
         Entry(name: "host", enabledByDefault: true, defaultInterval: 60_000, summary: "host facts: hostname, kernel, OS, CPU, memory, machine id", make: { HostCollector() }),

@@ -68,6 +68,8 @@ public enum EntityKind: String, CaseIterable, Sendable, Codable, Comparable {
     case backups
     /// Watched configuration files and directories, and SUID files (`FileCollector`).
     case files
+    /// Local accounts from /etc/passwd (`AccountCollector`); `users` are login sessions.
+    case accounts
 
     public static func < (a: EntityKind, b: EntityKind) -> Bool { a.rawValue < b.rawValue }
 }

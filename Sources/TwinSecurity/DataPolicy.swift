@@ -40,6 +40,7 @@ public struct DataPolicy: Sendable {
         .users: ["user": .sensitive, "host": .sensitive],
         .host: ["machine_id": .sensitive],
         .files: ["secret_content": .sensitive],
+        .accounts: ["gecos": .sensitive],
         .packages: ["name": .public, "version": .public, "architecture": .public, "status": .public],
     ]
 

@@ -91,6 +91,7 @@ func collectorName(_ kind: EntityKind) -> String {
     case .host: return "host"
     case .backups: return "backup"
     case .files: return "files"
+    case .accounts: return "accounts"
     case .blockDevices: return "disk"
     }
 }

@@ -106,6 +106,38 @@ import TwinStorage
         #expect(try store.alertHistory(from: t0, to: .max).contains { $0.rule == "ComplianceSSHRootLogin" && $0.state == "resolved" })
     }
 
+    /// Local accounts from /etc/passwd (Debian's layout), malformed lines skipped; the collector re-reads the
+    /// file only when it changes, and a new account is a new entity.
+    @Test func localAccountsAreEntities() throws {
+        let text = """
+        root:x:0:0:root:/root:/bin/bash
+        daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
+        # a comment
+        broken:x:notanumber:1::/:/bin/sh
+        short:x:5
+        root:x:99:99:dup:/:/bin/sh
+        _apt:x:42:65534::/nonexistent:/usr/sbin/nologin
+        """
+        let accounts = parsePasswdEntries(text)
+        #expect(accounts.map(\.name) == ["root", "daemon", "_apt"])
+        #expect(accounts.first == LocalAccount(name: "root", uid: 0, gid: 0, gecos: "root", home: "/root", shell: "/bin/bash"))
+
+        let root = try temporaryDirectory("hosttwin-accounts")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        try text.write(toFile: root + "/etc/passwd", atomically: true, encoding: .utf8)
+        let collector = AccountCollector(), reader = FileReader()
+        func tick() throws -> [Entity]? {
+            var ctx = CollectContext(paths: HostPaths(root: root), reader: reader, config: CollectorConfig(), observation: Observation(timestamp: 0))
+            _ = try collector.collect(&ctx)
+            return ctx.observation.entities[.accounts]
+        }
+        #expect(try tick()?.first { $0.key == "root" }?.attributes["login"] == true)
+        #expect(try tick() == nil, "unchanged: not read again")
+        try (text + "\nmallory:x:1001:1001::/home/mallory:/bin/bash\n").write(toFile: root + "/etc/passwd", atomically: true, encoding: .utf8)
+        #expect(try tick()?.contains { $0.key == "mallory" && $0.attributes["uid"] == .int(1001) } == true)
+    }
+
     /// The SUID scan names the package that installed each file, through merged /usr's old names too.
     @Test func suidFilesAreAttributedToTheirPackages() throws {
         let root = try temporaryDirectory("hosttwin-suid")

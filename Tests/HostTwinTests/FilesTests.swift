@@ -78,7 +78,7 @@ private func sha256sum(_ path: String) throws -> String {
         #expect(outcome == .ok)
         // The SUID scan runs in the background; its result arrives at a later tick.
         var latest = try #require(first)
-        for _ in 0..<200 where !latest.contains(where: { $0.attributes["watch"] == "suid" }) {
+        for _ in 0..<1000 where !latest.contains(where: { $0.attributes["watch"] == "suid" }) {
             usleep(20_000)
             latest = try h.tick().0 ?? latest
         }
@@ -122,6 +122,26 @@ private func sha256sum(_ path: String) throws -> String {
         let third = try #require(try h.tick().0)
         #expect(!third.contains { $0.key.hasPrefix(conf + "/new.d") })
 
+    }
+
+    /// Without inotify a change waits for the next walk (every minute), and is seen then.
+    @Test func withoutInotifyTheWalkFindsChanges() throws {
+        let dir = try temporaryDirectory("hosttwin-files-walk")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "a\n".write(toFile: dir + "/x.conf", atomically: false, encoding: .utf8)
+        let h = Harness(watch: [dir], suid: [])
+        let collector = FileCollector(inotify: false)
+        func tick(_ advance: Int64 = 1000) throws -> [Entity]? {
+            h.t += advance
+            var ctx = CollectContext(paths: HostPaths(), reader: h.reader, config: h.config, observation: Observation(timestamp: h.t))
+            _ = try collector.collect(&ctx)
+            return ctx.observation.entities[.files]
+        }
+        #expect(try tick()?.count == 2)
+        try "b\n".write(toFile: dir + "/x.conf", atomically: true, encoding: .utf8)
+        #expect(try tick() == nil, "no inotify: not seen before the walk")
+        let walked = try #require(try tick(60_000))
+        #expect(walked.contains { $0.key == dir + "/x.conf" && $0.attributes["content"] == "b\n" })
     }
 
     /// Hostile trees: a walk is bounded, paths that vanish mid-walk and unreadable files are skipped, a name

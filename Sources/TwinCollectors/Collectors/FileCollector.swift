@@ -18,7 +18,7 @@ import TwinCore
 /// data policy classes sensitive (sealed at rest, masked for readers), when the file is not readable by
 /// others or its name says it holds a secret. Only what changed is re-read and re-hashed.
 ///
-/// The SUID scan walks other trees (`/usr/bin`, `/tmp`, ...) every 5 minutes for set-user-ID and
+/// The SUID scan walks other trees (`/usr/bin`, `/tmp`, ...) every 15 minutes for set-user-ID and
 /// set-group-ID files, which become `files` entities too (`watch: suid`, no content).
 public final class FileCollector: Collector {
     public let name = "files"
@@ -31,7 +31,7 @@ public final class FileCollector: Collector {
     /// How often the watched trees are walked: with inotify (a safety net) and without.
     static let walkWithInotify: Int64 = 600_000
     static let walkWithoutInotify: Int64 = 60_000
-    static let suidInterval: Int64 = 300_000
+    static let suidInterval: Int64 = 900_000
 
     /// What an entry was when last looked at: enough to tell whether its content must be read again.
     struct Record: Sendable {
@@ -66,13 +66,23 @@ public final class FileCollector: Collector {
     private var groups = UserNames(file: "/etc/group")
     private var changes = 0.0
 
-    public init() {}
+    private let useInotify: Bool
+
+    /// `inotify: false` walks the watched trees every minute instead (as where the kernel has no inotify).
+    public init(inotify: Bool = true) { useInotify = inotify }
+
+    /// One SUID scan of `roots` on the caller's thread (for `hosttwin bench files`): the files found and
+    /// whether the entry budget stopped it.
+    public static func scanSUID(_ roots: [String], paths: HostPaths) -> (files: Int, truncated: Bool) {
+        let r = SUIDScanner.run(roots, paths: paths, previous: [:])
+        return (r.found.count, r.truncated)
+    }
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         let watch = ctx.config.watchPaths, suidPaths = ctx.config.suidPaths
         if watch.isEmpty && suidPaths.isEmpty { return .noData("no watched paths configured") }
         let now = ctx.observation.timestamp
-        if !started { watcher = InotifyWatcher(); started = true }
+        if !started { watcher = useInotify ? InotifyWatcher() : nil; started = true }
         users.refreshIfNeeded(ctx.paths, ctx.reader)
         groups.refreshIfNeeded(ctx.paths, ctx.reader)
         var changed = false
@@ -332,22 +342,28 @@ final class SUIDScanner: Sendable {
     func start(_ roots: [String], paths: HostPaths, previous: [String: FileCollector.Record]) {
         guard state.withLock({ s in s.running ? false : { s.running = true; return true }() }) else { return }
         DispatchQueue.global(qos: .utility).async { [self] in
-            var found: [String: FileCollector.Record] = [:]
-            var budget = FileCollector.maxEntries
-            for root in roots { Self.scan(root, paths, &found, &budget) }
-            // Which installed package owns each file: read again only when the set of files changed.
-            let owners = Set(found.keys) == Set(previous.keys) ? previous.compactMapValues { $0.entity.attributes["package"]?.description }
-                : Self.packages(of: Set(found.keys), paths: paths)
-            for (path, r) in found {
-                let reuse = previous[path].flatMap { $0.sameContent(r) ? $0.entity.attributes : nil }
-                var st = stat()
-                guard lstat(paths.root(path), &st) == 0 else { found[path] = nil; continue }
-                found[path]?.entity.attributes = FileCollector.attributes(path, st, fsPath: paths.root(path), reuse: reuse, watch: "suid")
-                found[path]?.entity.attributes["package"] = owners[path].map { .string($0) } ?? .null
-            }
-            let result = Result(found: found, truncated: budget < 0)
+            let result = Self.run(roots, paths: paths, previous: previous)
             state.withLock { $0 = (false, result) }
         }
+    }
+
+    /// One scan, on the caller's thread.
+    static func run(_ roots: [String], paths: HostPaths, previous: [String: FileCollector.Record]) -> Result {
+        var found: [String: FileCollector.Record] = [:]
+        var budget = FileCollector.maxEntries
+        for root in roots { scan(root, paths, &found, &budget) }
+        // Which installed package owns each file: read again only when the set of files changed.
+        let owners = Set(found.keys) == Set(previous.keys)
+            ? previous.compactMapValues { r -> String? in if case .string(let p)? = r.entity.attributes["package"] { return p }; return nil }
+            : packages(of: Set(found.keys), paths: paths)
+        for (path, r) in found {
+            let reuse = previous[path].flatMap { $0.sameContent(r) ? $0.entity.attributes : nil }
+            var st = stat()
+            guard lstat(paths.root(path), &st) == 0 else { found[path] = nil; continue }
+            found[path]?.entity.attributes = FileCollector.attributes(path, st, fsPath: paths.root(path), reuse: reuse, watch: "suid")
+            found[path]?.entity.attributes["package"] = owners[path].map { .string($0) } ?? .null
+        }
+        return Result(found: found, truncated: budget < 0)
     }
 
     /// The dpkg package that lists each path (`/var/lib/dpkg/info/*.list`). With merged /usr a package
@@ -362,11 +378,13 @@ final class SUIDScanner: Sendable {
         }
         let dir = paths.root("/var/lib/dpkg/info")
         let reader = FileReader()
+        // 10 MB of lists on a small host: a line becomes a string only when its length is one of the names'.
+        let lengths = Set(names.keys.map(\.utf8.count))
         var out: [String: String] = [:]
         for file in reader.list(dir) ?? [] where file.hasSuffix(".list") {
             let package = String(file.dropLast(5).prefix { $0 != ":" })
             reader.withBytes(dir + "/" + file) { bytes in
-                for line in bytes.split(separator: UInt8(ascii: "\n")) where line.count > 4 {
+                for line in bytes.split(separator: UInt8(ascii: "\n")) where lengths.contains(line.count) {
                     if let found = names[String(decoding: line, as: UTF8.self)] { out[found] = package }
                 }
             }

@@ -130,3 +130,22 @@ public func parsePasswd(_ text: String) -> [UInt32: String] {
     }
     return out
 }
+
+/// One local account of `/etc/passwd`.
+public struct LocalAccount: Equatable, Sendable {
+    public var name: String, uid: UInt32, gid: UInt32, gecos: String, home: String, shell: String
+}
+
+/// Parses `/etc/passwd` into its accounts (seven colon-separated fields; malformed lines and comments
+/// skipped; a name seen twice keeps its first line, as the C library's lookups do).
+public func parsePasswdEntries(_ text: String) -> [LocalAccount] {
+    var out: [LocalAccount] = []
+    var seen = Set<Substring>()
+    for line in lines(text) where !line.hasPrefix("#") && !line.hasPrefix("+") && !line.hasPrefix("-") {
+        let f = line.split(separator: ":", omittingEmptySubsequences: false)
+        guard f.count == 7, !f[0].isEmpty, let uid = UInt32(f[2]), let gid = UInt32(f[3]), seen.insert(f[0]).inserted else { continue }
+        out.append(LocalAccount(name: String(f[0]), uid: uid, gid: gid, gecos: String(f[4]), home: String(f[5]), shell: String(f[6])))
+    }
+    return out
+}
+
