@@ -225,11 +225,15 @@ def main():
         wait("the anomaly list", lambda: "series" in d.find_element(By.ID, "anomalous").text, timeout=40)
         d.save_screenshot(os.path.join(args.shots, "forecast.png"))
         errs = console_errors(d); check(not errs, f"forecast: no console errors {errs}")
-        # Alerts: the built-in rules' health, the alerts now and as of a time before the twin began.
+        # Alerts: the built-in rules' health, the alerts now and as of a time before the twin began, a silence.
+        subprocess.run([args.hosttwin, "silence", "add", "alertname=DashboardTest", "--comment", "dashboard test", "--for", "1h",
+                        "--data-dir", os.path.join(work, "data")], check=True, stdout=subprocess.DEVNULL)
         d.get(base + "/alerts")
         rules = wait("the rules line", lambda: "rules in" in d.find_element(By.ID, "al-rules").text and d.find_element(By.ID, "al-rules").text, timeout=30)
         check(bool(rules) and "4 groups" in rules, f"alerts: the built-in rule groups listed ({rules})")
         check("Loading" not in d.find_element(By.ID, "al-active").text, "alerts: the active alerts table filled")
+        silenced = wait("the silence listed", lambda: "alertname=DashboardTest" in d.find_element(By.ID, "al-silences").text, timeout=30)
+        check(bool(silenced), "alerts: the silence added with `hosttwin silence add` is listed")
         d.save_screenshot(os.path.join(args.shots, "alerts.png"))
         d.get(base + "/alerts?at=2000-01-01T00:00:00Z")
         past = wait("alerts as of 2000", lambda: "No alert was pending or firing then" in d.find_element(By.ID, "al-active").text, timeout=30)

@@ -183,11 +183,12 @@ public enum TwinCondition: Sendable, CustomStringConvertible {
 /// conditions at that tick read memory instead of the store.
 public struct StateSnapshot: Sendable {
     public var time: Int64
-    public var entities: [EntityKind: [EntityVersion]]
+    /// The lists the collectors handed over, as they were (a kind becomes versions only when a condition reads it).
+    public var entities: [EntityKind: [Entity]]
     /// Whether a kind missing from `entities` has none (every collector has run since the snapshot began);
     /// until then a missing kind is read from the store.
     public var complete: Bool
-    public init(time: Int64, entities: [EntityKind: [EntityVersion]], complete: Bool) {
+    public init(time: Int64, entities: [EntityKind: [Entity]], complete: Bool) {
         self.time = time
         self.entities = entities
         self.complete = complete
@@ -211,7 +212,7 @@ public struct RuleContext: Sendable {
     /// The entities of `kinds` at `t`: from the snapshot when it is of `t` and holds them, else the store.
     func state(_ store: TwinStore, at t: Int64, kinds: [EntityKind]) throws -> [EntityVersion] {
         if let snap = snapshot, snap.time == t, snap.complete || kinds.allSatisfy({ snap.entities[$0] != nil }) {
-            return kinds.flatMap { snap.entities[$0] ?? [] }
+            return kinds.flatMap { k in (snap.entities[k] ?? []).map { EntityVersion(kind: k, key: $0.key, attributes: $0.attributes, validFrom: t, validTo: nil) } }
         }
         return try store.state(at: t, kinds: kinds)
     }

@@ -114,7 +114,7 @@ extension TwinAPI {
     /// from `matcher` (repeatable), `for` or `ends`, optional `starts`, `comment` and `author`.
     func silences(_ p: Params) throws -> Response {
         if p.isPost {
-            guard p.identity.role == .admin else { throw APIError(type: "forbidden", message: "creating a silence needs an admin token", status: .forbidden) }
+            if let refusal = AccessControl.refusal(p.identity, .admin, route: "POST /api/v1/silences") { throw refusal }
             guard !store.isReadOnly else { throw APIError.unavailable("this server opened the store read-only; add silences with `hosttwin silence add`") }
             let now = TwinTime.nowMillis()
             let matchers = p.all("matcher")

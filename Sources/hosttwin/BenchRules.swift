@@ -43,6 +43,7 @@ struct BenchRules: ParsableCommand {
             // A running twin hands the rules each tick's entities; here they are read from the store, untimed.
             let kinds = Set(files.flatMap(\.rules).compactMap { r -> [EntityKind]? in
                 if case .twin(.state(let kind, _, _, _)) = r.condition { return [kind, .host] }
+                if case .twin(.compliance(let c)) = r.condition { return c.kinds }
                 return nil
             }.flatMap { $0 })
             var spent: [[Double]] = Array(repeating: [], count: ev.groups.count)
@@ -53,7 +54,7 @@ struct BenchRules: ParsableCommand {
                 let t = start + Int64(k) * 1000
                 let due = ev.due(at: t)
                 if !due.isEmpty, !kinds.isEmpty {
-                    ev.context.snapshot = StateSnapshot(time: t, entities: Dictionary(grouping: try twin.state(at: t, kinds: Array(kinds)), by: \.kind), complete: true)
+                    ev.context.snapshot = StateSnapshot(time: t, entities: Dictionary(grouping: try twin.state(at: t, kinds: Array(kinds)).map { Entity(kind: $0.kind, key: $0.key, attributes: $0.attributes) }, by: \.kind), complete: true)
                 }
                 for g in due {
                     let t0 = DispatchTime.now().uptimeNanoseconds

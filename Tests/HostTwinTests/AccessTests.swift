@@ -83,6 +83,41 @@ import TwinSecurity
         }
     }
 
+    /// Hostile silence requests: readers cannot add or expire one; bad matchers, no comment, an end in the
+    /// past and bad ids get 4xx with a message; nothing is stored by a refused request; a long comment is cut.
+    @Test func hostileSilenceRequests() throws {
+        let f = try Self.fixture()
+        defer { try? FileManager.default.removeItem(atPath: f.dir) }
+        let port = try ServerTests.freePort()
+        let run = try ServerTests.start(["run", "--data-dir", f.store, "--listen", "127.0.0.1:\(port)", "--no-default-rules"])
+        defer { run.terminate(); run.waitUntilExit() }
+        #expect(try EndToEndTests.eventually(20) { LoopbackHTTP.get(port: port, "/healthz")?.status == 200 })
+        func post(_ path: String, _ form: String, _ role: Role?) -> (status: Int, body: String)? {
+            var headers = ["Content-Type": "application/x-www-form-urlencoded"]
+            if let role { headers["Authorization"] = "Bearer \(f.tokens[role]!)" }
+            return LoopbackHTTP.request(port: port, method: "POST", path: path, headers: headers, body: Array(form.utf8)).map { ($0.status, $0.body) }
+        }
+        let good = "matcher=alertname%3DDiskFull&for=1h&comment=maintenance"
+        #expect(post("/api/v1/silences", good, nil)?.status == 401)
+        #expect(post("/api/v1/silences", good, .reader)?.status == 403)
+        for (form, says) in [("matcher=alertname%3D~%28&for=1h&comment=x", "matcher"), ("matcher=%3D%3D%3D&for=1h&comment=x", "matcher"),
+                             ("matcher=alertname%3DX&for=1h", "comment"), ("matcher=alertname%3DX&for=-1h&comment=x", "for"),
+                             ("matcher=alertname%3DX&ends=2000-01-01T00:00:00Z&comment=x", "ends"), ("matcher=alertname%3DX&for=forever&comment=x", "for")] {
+            let r = post("/api/v1/silences", form, .admin)
+            #expect(r?.status == 400 && r?.body.contains(says) == true, "\(form): \(r.map { "\($0.status) \($0.body)" } ?? "no answer")")
+        }
+        let listed = { LoopbackHTTP.request(port: port, method: "GET", path: "/api/v1/silences?all=1", headers: ["Authorization": "Bearer \(f.tokens[.reader]!)"])?.body ?? "" }
+        #expect(!listed().contains("alertname=X"), "nothing stored by a refused request")
+        let long = String(repeating: "w", count: 5000)
+        let made = post("/api/v1/silences", good.replacingOccurrences(of: "maintenance", with: long), .admin)
+        #expect(made?.status == 200, "\(made.map { "\($0.status) \($0.body)" } ?? "")")
+        #expect(listed().contains(String(repeating: "w", count: 1000)) && !listed().contains(String(repeating: "w", count: 1001)))
+        #expect(post("/api/v1/silences/expire", "id=1", .reader)?.status == 403)
+        #expect(post("/api/v1/silences/expire", "id=abc", .admin)?.status == 400)
+        #expect(post("/api/v1/silences/expire", "id=999", .admin)?.status == 404)
+        #expect(post("/api/v1/silences/expire", "id=1", .admin)?.status == 200)
+    }
+
     /// Loopback without TLS: no token reads; admin routes still need one; bad, revoked and expired tokens
     /// are refused; repeated failures from one source are throttled.
     @Test func anonymousReadersTokensAndThrottling() throws {

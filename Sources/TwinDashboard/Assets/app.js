@@ -747,8 +747,9 @@ document.addEventListener('click', (e) => {
 });
 render();
 
-/** Alerts: those pending and firing now (or as of `at`, from the stored alert events), the alert changes of
- * the day before, the rules' health, and the remediation actions run with whether their alert cleared. */
+/** Alerts: those pending and firing now (or as of `at`, from the stored alert events), the silences in force
+ * then, the alert changes of the day before, the rules' health, and the remediation actions run with whether
+ * their alert cleared. */
 async function alertsPage(st, v) {
   scopeHost = null;
   document.title = 'Alerts · HostTwin';
@@ -758,6 +759,7 @@ async function alertsPage(st, v) {
     <section class="timebar panel" aria-label="Time"><label>As of <input id="al-at" type="datetime-local" step="1" value="${at ? new Date(at).toISOString().slice(0, 19) : ''}"></label>
       <button type="button" class="btn" id="al-go">Show</button> <button type="button" class="btn" id="al-now">Now</button> <span id="al-rules" class="muted"></span></section>
     <h2>Pending and firing</h2><div class="tablewrap" id="al-active"><p class="pad muted">Loading…</p></div>
+    <h2>Silences</h2><div class="tablewrap" id="al-silences"><p class="pad muted">Loading…</p></div>
     <h2>Changes in the 24 h before</h2><div class="tablewrap" id="al-changes"><p class="pad muted">Loading…</p></div>
     <h2>Remediation</h2><div class="tablewrap" id="al-actions"><p class="pad muted">Loading…</p></div>`;
   main.querySelector('#al-go').onclick = () => { const x = main.querySelector('#al-at').value; go({ at: x ? new Date(x + 'Z').toISOString() : null }); };
@@ -768,11 +770,12 @@ async function alertsPage(st, v) {
     : `<p class="pad muted">${esc(empty)}</p>`;
   const labels = (l) => esc(Object.entries(l || {}).filter(([k]) => k !== 'alertname').map(([k, x]) => k + '=' + x).join(', '));
   const badge = (s) => `<span class="health ${s === 'firing' ? 'bad' : s === 'pending' ? 'degraded' : 'ok'}">${esc(s)}</span>`;
-  const [alerts, events, rules, actions] = await Promise.all([
+  const [alerts, events, rules, actions, silences] = await Promise.all([
     api('/api/v1/alerts', at ? { at: iso(at) } : {}, v.abort.signal).catch(() => ({ alerts: [] })),
     api('/api/v1/twin/events', { from: iso(end - 86400e3), to: iso(end), limit: 100000 }, v.abort.signal).catch(() => []),
     api('/api/v1/rules', {}, v.abort.signal).catch(() => ({ groups: [] })),
     api('/api/v1/twin/actions', { from: iso(end - 7 * 86400e3), to: iso(end) }, v.abort.signal).catch(() => ({ runs: [], deliveries: [] })),
+    api('/api/v1/silences', { all: '1' }, v.abort.signal).catch(() => []),
   ]);
   if (v !== view) return;
   const all = rules.groups.flatMap((g) => g.rules);
@@ -781,6 +784,11 @@ async function alertsPage(st, v) {
   main.querySelector('#al-active').innerHTML = table(['State', 'Alert', 'Since', 'Value', 'Labels', 'Summary'],
     alerts.alerts.map((a) => [badge(a.state), esc(a.labels.alertname), esc(a.activeAt), esc(formatValue(Number(a.value), '')), labels(a.labels), esc(a.annotations.summary || '')]),
     at ? 'No alert was pending or firing then.' : 'No alert is pending or firing.');
+  // In force at the time shown, and those still to come when it is now.
+  const shown = silences.filter((x) => x.ends > end && (x.starts <= end || !at)).sort((a, b) => a.starts - b.starts);
+  main.querySelector('#al-silences').innerHTML = table(['Matchers', 'State', 'From', 'Until', 'By', 'Why'],
+    shown.map((x) => [esc(x.matchers.join(' ')), badge(x.starts <= end ? 'active' : 'pending'), esc(iso(x.starts)), esc(iso(x.ends)), esc(x.author), esc(x.comment)]),
+    at ? 'No silence was in force then.' : 'No silence is in force or planned (hosttwin silence add).');
   const changes = events.filter((e) => e.type === 'alert').reverse();
   main.querySelector('#al-changes').innerHTML = table(['Time', 'Change'], changes.map((e) => [esc(e.time), esc(e.message || '') + ' <span class="muted">' + esc(e.key || '') + '</span>']), 'No alert changed state.');
   main.querySelector('#al-actions').innerHTML = table(['Time', 'Action', 'Alert', 'Status', 'Took', 'Cleared'],
