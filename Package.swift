@@ -42,11 +42,13 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // zstd (the sync protocol's batches); Debian: libzstd-dev.
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // LZ4 frames (apt's package lists are often kept lz4-compressed); Debian: liblz4-dev.
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         // adjtimex(2) for the timex collector (a glibc header the Glibc module leaves out).
         .systemLibrary(name: "CTimex"),
         .target(
             name: "TwinCollectors",
-            dependencies: ["TwinCore", "CTimex", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["TwinCore", "CTimex", "CLZ4", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -97,7 +97,11 @@ public enum Timeline {
             guard appeared else { return nil }
             return ("login", a(s, "user"), "\(a(s, "tty")) from \(a(s, "host"))")
         case .packages:
-            if let before { return ("package upgraded", a(s, "name"), "\(a(before, "version")) → \(a(s, "version"))") }
+            if let before {
+                // A security update becoming available changes the entity, not what is installed.
+                guard a(before, "version") != a(s, "version") else { return nil }
+                return ("package upgraded", a(s, "name"), "\(a(before, "version")) → \(a(s, "version"))")
+            }
             return ("package installed", a(s, "name"), a(s, "version"))
         case .services:
             let was = before.map { "\(a($0, "active"))/\(a($0, "sub")) → " } ?? ""

@@ -2,7 +2,7 @@ import TwinCore
 import TwinStorage
 
 /// The compliance pack's checks: each a function of the twin's state at one time (its `files`,
-/// `listening_ports` entities), one finding per failing thing, per host. The pack
+/// `listening_ports` and `packages` entities), one finding per failing thing, per host. The pack
 /// (`hosttwin rules show --compliance`) wraps each in an alert rule, so a failure is an alert with a start
 /// ("failing since"), stored, notified, silenced and shown as of any time like any other.
 public enum ComplianceCheck: Sendable, Equatable, CustomStringConvertible {
@@ -16,8 +16,11 @@ public enum ComplianceCheck: Sendable, Equatable, CustomStringConvertible {
     case unexpectedSUID(allowed: [String])
     /// A port listening beyond loopback that the allow-list does not name.
     case unlistedListener(allowedPorts: [Int64])
+    /// An installed package for which a security list of apt offers a newer version (the packages collector
+    /// reads the lists `apt update` fetched).
+    case securityUpdates
 
-    public static let names = ["ssh_root_login", "ssh_password_authentication", "world_writable", "unexpected_suid", "unlisted_listener"]
+    public static let names = ["ssh_root_login", "ssh_password_authentication", "world_writable", "unexpected_suid", "unlisted_listener", "security_updates"]
 
     public var name: String {
         switch self {
@@ -26,6 +29,7 @@ public enum ComplianceCheck: Sendable, Equatable, CustomStringConvertible {
         case .worldWritable: return "world_writable"
         case .unexpectedSUID: return "unexpected_suid"
         case .unlistedListener: return "unlisted_listener"
+        case .securityUpdates: return "security_updates"
         }
     }
 
@@ -41,6 +45,7 @@ public enum ComplianceCheck: Sendable, Equatable, CustomStringConvertible {
     public var kinds: [EntityKind] {
         switch self {
         case .unlistedListener: return [.listeningPorts]
+        case .securityUpdates: return [.packages]
         default: return [.files]
         }
     }
@@ -94,6 +99,9 @@ public enum ComplianceCheck: Sendable, Equatable, CustomStringConvertible {
                 let loopback = address.hasPrefix("127.") || address == "::1" || address == "localhost"
                 return !loopback && !ports.contains(port)
             }.map { [("port", a($0, "port")), ("protocol", a($0, "protocol")), ("evidence", "\(a($0, "process")) on \(a($0, "address")):\(a($0, "port"))")] }
+        case .securityUpdates:
+            return list.filter { $0.kind == .packages && ($0.attributes["security_update"] ?? .null) != .null }
+                .map { [("package", a($0, "name")), ("evidence", "\(a($0, "version")) installed, security update \(a($0, "security_update"))")] }
         }
     }
 }

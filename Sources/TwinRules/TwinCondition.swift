@@ -133,6 +133,7 @@ public enum TwinCondition: Sendable, CustomStringConvertible {
             case "ssh_root_login": return .compliance(.sshRootLogin)
             case "ssh_password_authentication": return .compliance(.sshPasswordAuthentication)
             case "world_writable": return .compliance(.worldWritable)
+            case "security_updates": return .compliance(.securityUpdates)
             case "unexpected_suid":
                 guard allow.allSatisfy({ $0.hasPrefix("/") }) else { throw tree.error(at: node, "compliance unexpected_suid: allow lists absolute paths") }
                 return .compliance(.unexpectedSUID(allowed: allow))

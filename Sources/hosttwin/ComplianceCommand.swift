@@ -12,7 +12,8 @@ struct ComplianceCommand: ParsableCommand {
         discussion: """
         Checks: SSH root login and password authentication (sshd_config as sshd reads it, Include files too), \
         world-writable files under the watched paths, set-user-ID files no installed package owns, and ports \
-        listening beyond loopback that are not on the allow-list (22). Each is evaluated on the twin's state as of \
+        listening beyond loopback that are not on the allow-list (22), packages with pending security updates \
+        (apt's security lists). Each is evaluated on the twin's state as of \
         --at; "failing since" comes from the compliance pack's alerts, recorded while a twin ran with \
         `--compliance` (or "compliance": true). Exit status 1 when a check fails.
         """
@@ -49,7 +50,7 @@ struct ComplianceCommand: ParsableCommand {
                 let head = (hosts == nil ? [] : [r.host ?? ""]) + [r.check]
                 if r.passed { rows.append(head + ["pass", "-", "-"]); continue }
                 for f in r.findings {
-                    let what = ["path", "port", "setting"].compactMap { f[$0] }.joined(separator: " ")
+                    let what = ["path", "port", "setting", "package"].compactMap { f[$0] }.joined(separator: " ")
                     rows.append(head + ["FAIL", r.failingSince.map(TwinTime.rfc3339) ?? "unknown", [what, f["evidence"] ?? ""].filter { !$0.isEmpty }.joined(separator: ": ")])
                 }
             }

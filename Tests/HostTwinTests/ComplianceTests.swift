@@ -138,6 +138,57 @@ import TwinStorage
         #expect(try tick()?.contains { $0.key == "mallory" && $0.attributes["uid"] == .int(1001) } == true)
     }
 
+    /// Debian version order as dpkg has it: every pair checked against `dpkg --compare-versions` itself.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/dpkg"), "needs dpkg"))
+    func debianVersionsSortAsDpkgSortsThem() throws {
+        let versions = ["1.0", "1.0-1", "1.0-2", "1:0.9", "1.0~rc1", "1.0~rc1-1", "1.0+deb12u1", "1.0.1", "1.00", "1.0a", "1.0-1~bpo12+1",
+                        "2.6.1", "2.6.2", "1:9.2p1-2+deb12u6", "1:9.2p1-2+deb12u10", "20230311+deb12u1", "20250419~deb12u2", "0", "a", "1.2.3-4.5"]
+        for a in versions {
+            for b in versions {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/usr/bin/dpkg")
+                p.arguments = ["--compare-versions", a, "lt", b]
+                p.standardError = FileHandle.nullDevice
+                try p.run()
+                p.waitUntilExit()
+                #expect((DebianVersion.compare(a, b) < 0) == (p.terminationStatus == 0), "\(a) < \(b)")
+            }
+        }
+    }
+
+    /// A Packages index, and apt's real lists on this host when `apt update` left lz4-compressed ones.
+    @Test func aptListsGiveTheNewestVersions() throws {
+        let index = """
+        Package: openssl
+        Version: 3.0.11-1~deb12u2
+        Architecture: amd64
+        Description: old
+
+        Package: openssl
+        Version: 3.0.15-1~deb12u1
+        Architecture: amd64
+
+        Package: tzdata
+        Architecture: all
+        Version: 2024a-0+deb12u1
+
+        Package: broken
+        Description: no version
+        """
+        #expect(parsePackagesIndex(index) == ["openssl:amd64": "3.0.15-1~deb12u1", "tzdata:all": "2024a-0+deb12u1"])
+        let dir = "/var/lib/apt/lists"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasSuffix("_Packages.lz4") && name.contains("security") {
+            let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name))
+            let plain = try #require(data.withUnsafeBytes { lz4FrameDecompress($0, limit: 512 << 20) }, "\(name)")
+            #expect(parsePackagesIndex(String(decoding: plain, as: UTF8.self)).count > 10, "\(name)")
+            // Damaged: cut short, or a byte flipped in the frame header: refused, not a crash.
+            #expect(data.prefix(data.count / 2).withUnsafeBytes { lz4FrameDecompress($0, limit: 512 << 20) } == nil)
+            var bad = [UInt8](data); bad[4] ^= 0xff
+            #expect(bad.withUnsafeBytes { lz4FrameDecompress($0, limit: 512 << 20) } == nil)
+            #expect(data.withUnsafeBytes { lz4FrameDecompress($0, limit: 1000) } == nil, "the size limit holds")
+        }
+    }
+
     /// The SUID scan names the package that installed each file, through merged /usr's old names too.
     @Test func suidFilesAreAttributedToTheirPackages() throws {
         let root = try temporaryDirectory("hosttwin-suid")
