@@ -2,7 +2,7 @@ import CLZ4
 
 /// Decompresses an LZ4 frame (`.lz4` files, such as apt's package lists) with liblz4; nil when the data is
 /// not a valid frame or would grow past `limit` bytes.
-func lz4FrameDecompress(_ input: UnsafeRawBufferPointer, limit: Int) -> [UInt8]? {
+public func lz4FrameDecompress(_ input: UnsafeRawBufferPointer, limit: Int) -> [UInt8]? {
     var ctx: OpaquePointer?
     guard LZ4F_isError(LZ4F_createDecompressionContext(&ctx, UInt32(LZ4F_VERSION))) == 0, let ctx else { return nil }
     defer { LZ4F_freeDecompressionContext(ctx) }

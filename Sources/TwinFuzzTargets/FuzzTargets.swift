@@ -90,6 +90,13 @@ public enum FuzzTargets {
             _ = parseInetDiagMessages(b); _ = parseUtmp(b); _ = parsePidStat(b); _ = parsePidIO(b); _ = parseLoadavg(b); _ = parsePressure(b)
         }
         data.withUnsafeBytes { _ = parseProcConnectorExits($0) }
+        // Configuration the files, accounts and packages collectors read, and the compliance checks parse.
+        _ = parsePasswdEntries(text); _ = parsePackagesIndex(text)
+        _ = SSHDConfig.effective(["/etc/ssh/sshd_config": text, "/etc/ssh/sshd_config.d/a.conf": text])
+        let half = text.index(text.startIndex, offsetBy: text.count / 2)
+        _ = DebianVersion.compare(String(text[..<half]), String(text[half...]))
+        if data.count <= 4096 { _ = TextDiff.unified(String(text[..<half]), String(text[half...]), from: "a", to: "b") }
+        data.withUnsafeBytes { raw in _ = FileCollector.isText(raw); _ = lz4FrameDecompress(raw, limit: 1 << 20) }
     }
 
     /// The Prometheus text exposition parser (`hosttwin import`).

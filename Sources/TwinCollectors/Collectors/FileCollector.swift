@@ -162,8 +162,11 @@ public final class FileCollector: Collector {
             return true
         }
         if st.st_mode & S_IFMT == S_IFDIR, config[path] == nil || config[path]?.ino != UInt64(st.st_ino) {
+            // A new directory, or another one in its place (renamed over it): what it held before is gone.
             var seen = Set<String>(), budget = Self.maxEntries
-            return walk(path, ctx, &seen, &budget)
+            var changed = walk(path, ctx, &seen, &budget)
+            for p in config.keys where Self.isUnder(p, path) && !seen.contains(p) { config[p] = nil; changed = true }
+            return changed
         }
         return update(path, st, ctx)
     }
