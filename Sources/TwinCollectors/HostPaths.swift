@@ -108,10 +108,8 @@ public final class FileReader {
         defer { closedir(dir) }
         var out: [(name: String, inode: UInt64)] = []
         while let ent = readdir(dir) {
-            let name = withUnsafePointer(to: ent.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { out.append((name, UInt64(ent.pointee.d_ino))) }
+            let name = ent.entryName
+            if name != "." && name != ".." { out.append((name, ent.entryInode)) }
         }
         return out
     }
@@ -122,9 +120,7 @@ public final class FileReader {
         defer { closedir(dir) }
         var out: [String] = []
         while let ent = readdir(dir) {
-            let name = withUnsafePointer(to: ent.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
+            let name = ent.entryName
             if name != "." && name != ".." { out.append(name) }
         }
         return out

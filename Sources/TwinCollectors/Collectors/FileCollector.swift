@@ -402,10 +402,10 @@ final class SUIDScanner: Sendable {
         while let e = readdir(dir) {
             budget -= 1
             if budget < 0 { return }
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = e.entryName
             if name == "." || name == ".." { continue }
             let child = path == "/" ? "/" + name : path + "/" + name
-            switch Int32(e.pointee.d_type) {
+            switch Int32(e.entryType) {
             case Int32(DT_DIR): scan(child, paths, &found, &budget)
             case Int32(DT_REG), Int32(DT_UNKNOWN):
                 var st = stat()

@@ -34,7 +34,7 @@ enum LogSegment {
         defer { closedir(handle) }
         var out: [(seq: UInt64, path: String)] = []
         while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = entry.entryName
             guard name.hasSuffix(".log"), let seq = UInt64(name.dropLast(4), radix: 16) else { continue }
             out.append((seq, dir + "/" + name))
         }
