@@ -11,6 +11,7 @@ public final class PackageCollector: Collector {
     private var installed: [InstalledPackage] = []
     private var security: [String: String] = [:]
     private var count = 0.0
+    private var updates = 0.0
     /// The most a decompressed list may hold.
     static let maxListBytes = 256 << 20
     public init() {}
@@ -29,20 +30,20 @@ public final class PackageCollector: Collector {
         changed = readSecurityLists(ctx) || changed
         if changed {
             count = Double(installed.count)
+            updates = 0
             ctx.observation.set(.packages, installed.map { p in
                 var a: [String: AttributeValue] = [
                     "name": .string(p.name), "version": .string(p.version), "architecture": .string(p.architecture), "manager": "dpkg",
                 ]
                 if let candidate = security[p.name + ":" + p.architecture], DebianVersion.compare(candidate, p.version) > 0 {
                     a["security_update"] = .string(candidate)
+                    updates += 1
                 }
                 return Entity(kind: .packages, key: p.name + ":" + p.architecture, attributes: a)
             })
         }
         ctx.observation.add("hosttwin_packages_installed", .empty, count)
-        ctx.observation.add("hosttwin_packages_security_updates", .empty, Double(installed.filter { p in
-            security[p.name + ":" + p.architecture].map { DebianVersion.compare($0, p.version) > 0 } ?? false
-        }.count))
+        ctx.observation.add("hosttwin_packages_security_updates", .empty, updates)
         return .ok
     }
 
