@@ -146,14 +146,27 @@ stop() { # name [signal]
 }
 tls() { echo --listen ${IP[$1]}:9977 --tls-cert $W/tls/$1.pem --tls-key $W/tls/$1.key --log-level warning; }
 start_global() { start global serve $(tls global); }
-start_dc() { start $1 serve $(tls $1) --push https://${IP[global]}:9977 --ca $W/tls/ca.pem --token-file $W/$1.relay; }
+start_dc() { start $1 serve $(tls $1) --push https://${IP[global]}:9977 --ca $W/tls/ca.pem --token-file $W/$1.relay --rules $W/dispatch-rules.yml --alerting $W/hub-alerting.yml; }
 start_observer() { start observer serve $(tls observer) --follow https://${IP[global]}:9977 --ca $W/tls/ca.pem --token-file $W/observer.relay; }
 ROOTS=("/" "$ROOT/../shared/data/node-exporter-fixtures" "$ROOT/../shared/data/procfs-fixtures")
 start_agent() { # agent [hub]
   local a=$1 hub=${2:-${HUB_OF[$1]}} idx=$(( ${1:1:1} - 1 )) root=/
   [ -d "${ROOTS[$idx]}/proc" ] && root=${ROOTS[$idx]}
-  start $a agent --host-name $a --root "$root" --interval 500ms --push https://${IP[$hub]}:9977 --ca $W/tls/ca.pem --token-file $W/$a.token
+  start $a agent --host-name $a --root "$root" --interval 500ms --push https://${IP[$hub]}:9977 --ca $W/tls/ca.pem --token-file $W/$a.token --alerting $W/agent-alerting.yml
 }
+# Actions dispatched by a datacenter hub (scenario 8): a rule at every DC hub fires when a host listens on
+# port 9911 and dispatches `mark`; each agent's own allow-list opens `mark` (it touches a file) to hubs.
+cat > $W/dispatch-rules.yml <<RULES
+groups:
+- name: dispatch
+  interval: 1s
+  rules:
+  - alert: FleetPortOpened
+    state: {kind: listening_ports, match: {port: "9911"}, labels_from: [port]}
+    actions: [mark]
+RULES
+printf 'actions:\n  mark:\n    dispatch: agent\n    cooldown: 10m\n' > $W/hub-alerting.yml
+printf 'actions:\n  mark:\n    command: [/usr/bin/touch, %s/acted]\n    from_hub: true\n' "$W" > $W/agent-alerting.yml
 healthy() { ns $1 curl -sf --cacert $W/tls/ca.pem https://${IP[$1]}:9977/healthz >/dev/null 2>&1; }
 wait_healthy() { for _ in $(seq 150); do healthy $1 && return 0; sleep 0.2; done; fail "$1 never answered /healthz"; return 1; }
 
@@ -337,6 +350,27 @@ code=$(ns observer curl -s -o /dev/null -w '%{http_code}' --cacert $W/tls/ca.pem
 [ "$code" = 503 ] && say "7: the observer refuses a push: 503" || fail "7: a push to the observer got $code"
 start_global; wait_healthy global
 settle "7 observer while the global hub was stopped"
+
+# 8. A rule at a datacenter hub makes an agent act: a11 (real /proc) starts listening on 9911; its hub's rule
+# fires and dispatches `mark`; a11's agent runs it from its own allow-list. Target: within 5 s of the port
+# opening. Readers, relays and the observer cannot dispatch.
+hub8=${CURRENT_HUB[a11]}
+rm -f $W/acted
+opened=$(date +%s%N)
+( ns a11 python3 -m http.server 9911 --bind 127.0.0.1 >/dev/null 2>&1 & )
+for _ in $(seq 300); do [ -e $W/acted ] && break; sleep 0.05; done
+if [ -e $W/acted ]; then
+  ms=$(( ($(date -r $W/acted +%s%N) - opened) / 1000000 ))
+  [ $ms -le 5000 ] && say "8: $hub8's rule made a11's agent act ${ms} ms after the port opened (target 5000 ms)" || fail "8: a11's agent acted ${ms} ms after the port opened (target 5000 ms)"
+else
+  fail "8: a11's agent never acted (hub $hub8)"; tail -n 20 "$L/$hub8.log" "$L/a11.log"
+fi
+pkill -f -- "http.server 9911 --bind 127.0.0.1" || true
+runs=$("$H" actions list --data-dir "$D/$hub8" --host a11 --json 2>/dev/null || true)
+grep -q '"status" : "agent a11: exit 0"' <<<"$runs" && say "8: $hub8 holds the agent's report" || fail "8: $hub8's runs for a11: $(tail -c 400 <<<"$runs")"
+dispatch() { ns $1 curl -s -o /dev/null -w '%{http_code}' --cacert $W/tls/ca.pem -H "Authorization: Bearer $(cat $2)" --data 'host=a11&action=mark' "https://${IP[$1]}:9977/api/v1/actions/dispatch"; }
+codes="reader at dc1 $(dispatch dc1 $W/dc1.reader), relay at global $(dispatch global $W/observer.relay), admin at the observer $(dispatch observer $W/observer.admin)"
+[ "$codes" = "reader at dc1 403, relay at global 403, admin at the observer 503" ] && say "8: no dispatch by $codes" || fail "8: dispatches refused as expected? $codes"
 
 # compare and headroom at the global hub on hosts known to differ.
 # Each agent listens on a port of its own; with ../shared/data, a21 reads node_exporter's fixture tree, so its

@@ -22,6 +22,9 @@ import Yams
 ///     max_per_hour: 4
 ///     user: nobody
 ///     dry_run: false
+///     from_hub: true     # an agent: hubs may dispatch this action to this host
+///   restart_web:
+///     dispatch: agent    # a hub: run by the agent of the alert's host, from the agent's own allow-list
 /// ```
 public struct AlertingConfig: Sendable {
     /// One place notifications go.
@@ -60,6 +63,15 @@ public struct AlertingConfig: Sendable {
         public var user: String?
         /// Record what would run without running it.
         public var dryRun = false
+        /// A hub's action: not run here but dispatched to the agent of the alert's `host`, which runs its
+        /// own allow-list's action of this name (``fromHub``). `argv` is empty.
+        public var dispatch = false
+        /// An agent's action that hubs may dispatch to it; without it an agent refuses the dispatch.
+        public var fromHub = false
+
+        public init(name: String, argv: [String], timeout: Int64 = 30_000, cooldown: Int64 = 300_000) {
+            (self.name, self.argv, self.timeout, self.cooldown) = (name, argv, timeout, cooldown)
+        }
     }
 
     /// An inhibition: while an alert matching `source` fires, alerts matching `target` with the same values
@@ -186,9 +198,15 @@ public struct AlertingConfig: Sendable {
     static func readAction(_ name: String, _ node: Node, _ tree: inout ConfigTree) throws -> Action {
         var a = Action(name: name, argv: [])
         var hasCommand = false
-        for (key, _, value) in try tree.mapping(node, "action '\(name)'", allowed: ["command", "timeout", "cooldown", "max_per_hour", "user", "dry_run"]) {
+        var local: [String] = [] // keys that only mean something where the command runs
+        for (key, _, value) in try tree.mapping(node, "action '\(name)'", allowed: ["command", "timeout", "cooldown", "max_per_hour", "user", "dry_run", "dispatch", "from_hub"]) {
+            if ["command", "timeout", "user", "from_hub"].contains(key) { local.append(key) }
             switch key {
             case "command": a.argv = try argv(value, "action '\(name)' command", &tree); hasCommand = true
+            case "dispatch":
+                guard try tree.string(value, "dispatch") == "agent" else { throw tree.error(at: value, "dispatch: the only place an action is dispatched to is 'agent' (the agent of the alert's host)") }
+                a.dispatch = true
+            case "from_hub": a.fromHub = try tree.bool(value, "from_hub")
             case "timeout":
                 a.timeout = try tree.duration(value, "timeout")
                 guard a.timeout >= 100, a.timeout <= 3_600_000 else { throw tree.error(at: value, "timeout: from 100ms to 1h") }
@@ -205,7 +223,13 @@ public struct AlertingConfig: Sendable {
             default: a.dryRun = try tree.bool(value, "dry_run")
             }
         }
-        guard hasCommand else { throw tree.error(at: node, "action '\(name)' needs 'command' (an argv list)") }
+        if a.dispatch {
+            guard local.isEmpty else {
+                throw tree.error(at: node, "action '\(name)' is dispatched to the agent, which runs its own allow-list's '\(name)': \(local.joined(separator: ", ")) belong in the agent's configuration")
+            }
+        } else if !hasCommand {
+            throw tree.error(at: node, "action '\(name)' needs 'command' (an argv list), or 'dispatch: agent' at a hub")
+        }
         return a
     }
 

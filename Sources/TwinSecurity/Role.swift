@@ -16,6 +16,8 @@ public enum Access: String, Sendable, CaseIterable {
     case write
     /// `relay` or `admin`: another hub's link (relay pushes, followers).
     case relay
+    /// `agent` (for its own host) or `admin`: what a hub asks of one host's agent (dispatched actions).
+    case agent
     /// `admin` only.
     case admin
 
@@ -26,6 +28,7 @@ public enum Access: String, Sendable, CaseIterable {
         case .read: return role == .reader || role == .admin
         case .write: return role == .agent || role == .relay || role == .admin
         case .relay: return role == .relay || role == .admin
+        case .agent: return role == .agent || role == .admin
         case .admin: return role == .admin
         }
     }

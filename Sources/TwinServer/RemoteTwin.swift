@@ -44,9 +44,7 @@ public struct RemoteTwin: Sendable {
 
     /// `POST path` with `form` as an `application/x-www-form-urlencoded` body.
     public func post(_ path: String, form: [(String, String)]) throws -> Response {
-        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
-        let body = form.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
-        return try request(.POST, path, body: Array(body.utf8), contentType: "application/x-www-form-urlencoded")
+        try request(.POST, path, body: Array(Self.formBody(form).utf8), contentType: "application/x-www-form-urlencoded")
     }
 
     /// `POST path` with a JSON body (notifications to Alertmanager and webhooks).
@@ -57,12 +55,58 @@ public struct RemoteTwin: Sendable {
     private func request(_ method: HTTPMethod, _ pathAndQuery: String, body: [UInt8]? = nil, contentType: String? = nil) throws -> Response {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
+        let (channel, response) = try send(method, pathAndQuery, body: body, contentType: contentType, group: group)
+        let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        defer { timeoutTask.cancel() }
+        do { return try response.wait() } catch {
+            throw TwinError.unavailable("\(useTLS ? "https" : "http")://\(host):\(port)\(pathAndQuery): \(error)")
+        }
+    }
+
+    /// `GET pathAndQuery`, or `POST` of `form` when given, awaited without holding a thread (an agent's long
+    /// poll); cancelling the task closes the connection.
+    public func fetch(_ pathAndQuery: String, form: [(String, String)]? = nil) async throws -> Response {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            let collector = ResponseCollector(promise: group.next().makePromise())
+            let channel: any Channel
+            do { channel = try await bootstrap(group: group, handler: collector).connect(host: host, port: port).get() } catch {
+                collector.promise.fail(error)
+                throw error
+            }
+            let response = write(form == nil ? .GET : .POST, pathAndQuery, body: form.map { Array(Self.formBody($0).utf8) },
+                                 contentType: "application/x-www-form-urlencoded", to: channel, collector: collector)
+            let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+            defer { timeoutTask.cancel() }
+            let r = try await withTaskCancellationHandler { try await response.get() } onCancel: { channel.close(promise: nil) }
+            try? await group.shutdownGracefully()
+            return r
+        } catch {
+            try? await group.shutdownGracefully()
+            throw TwinError.unavailable("\(useTLS ? "https" : "http")://\(host):\(port)\(pathAndQuery): \(error)")
+        }
+    }
+
+    static func formBody(_ form: [(String, String)]) -> String {
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+        return form.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
+    }
+
+    /// Connects and sends one request; the response's future.
+    private func send(_ method: HTTPMethod, _ pathAndQuery: String, body: [UInt8]?, contentType: String?,
+                      group: MultiThreadedEventLoopGroup) throws -> (any Channel, EventLoopFuture<Response>) {
         let collector = ResponseCollector(promise: group.next().makePromise())
         let channel: any Channel
         do { channel = try connect(group: group, handler: collector) } catch {
             collector.promise.fail(error) // a promise must be completed before it goes away
             throw error
         }
+        return (channel, write(method, pathAndQuery, body: body, contentType: contentType, to: channel, collector: collector))
+    }
+
+    /// Writes one request on `channel`; the response's future.
+    private func write(_ method: HTTPMethod, _ pathAndQuery: String, body: [UInt8]?, contentType: String?, to channel: any Channel,
+                       collector: ResponseCollector) -> EventLoopFuture<Response> {
         var headers = requestHeaders()
         headers.add(name: "Accept", value: "application/json")
         headers.add(name: "Connection", value: "close")
@@ -73,11 +117,7 @@ public struct RemoteTwin: Sendable {
         channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: pathAndQuery, headers: headers)), promise: nil)
         if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
-        defer { timeoutTask.cancel() }
-        do { return try collector.promise.futureResult.wait() } catch {
-            throw TwinError.unavailable("\(useTLS ? "https" : "http")://\(host):\(port)\(pathAndQuery): \(error)")
-        }
+        return collector.promise.futureResult
     }
 
     /// Opens `POST path` with a body streamed chunk by chunk and a response read as it comes: the sync
@@ -108,6 +148,12 @@ public struct RemoteTwin: Sendable {
 
     /// A connected channel with TLS (when asked for), HTTP client handlers and `handler` last.
     private func connect(group: MultiThreadedEventLoopGroup, handler: some ChannelHandler & Sendable) throws -> any Channel {
+        do { return try bootstrap(group: group, handler: handler).connect(host: host, port: port).wait() } catch {
+            throw TwinError.unavailable("cannot connect to \(host):\(port): \(error)")
+        }
+    }
+
+    private func bootstrap(group: MultiThreadedEventLoopGroup, handler: some ChannelHandler & Sendable) throws -> ClientBootstrap {
         let sslContext: NIOSSLContext?
         if useTLS {
             var tls = TLSConfiguration.makeClientConfiguration()
@@ -122,7 +168,7 @@ public struct RemoteTwin: Sendable {
             sslContext = try NIOSSLContext(configuration: tls)
         } else { sslContext = nil }
         let serverName = host
-        let bootstrap = ClientBootstrap(group: group)
+        return ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -134,9 +180,6 @@ public struct RemoteTwin: Sendable {
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-        do { return try bootstrap.connect(host: host, port: port).wait() } catch {
-            throw TwinError.unavailable("cannot connect to \(host):\(port): \(error)")
-        }
     }
 
     /// Passes a streamed response on as it comes; a status other than 200 ends the stream with its body

@@ -43,6 +43,9 @@ public struct TwinAPI: Sendable {
     public var rules: RuleRunner?
     /// Where pushed batches go (a hub); nil on a server that does not accept pushes.
     public var sync: (any SyncReceiver)?
+    /// Actions dispatched to agents (a hub); nil on a server that dispatches none.
+    public var agentActions: AgentActionQueue?
+    let polls = CallerLimits()
     let callers = CallerLimits()
     let streams = CallerLimits()
     let pushes = CallerLimits()
@@ -101,6 +104,10 @@ public struct TwinAPI: Sendable {
         "/api/v1/twin/timeline": Route(methods: .get, access: .read) { try $0.timeline($1) },
         "/api/v1/silences": Route(methods: .getOrPost, access: .read) { try $0.silences($1) },
         "/api/v1/silences/expire": Route(methods: .post, access: .admin) { try $0.expireSilence($1) },
+        "/api/v1/actions/dispatch": Route(methods: .post, access: .admin) { try $0.dispatchAction($1) },
+        "/api/v1/agent/actions/result": Route(methods: .post, access: .agent) { try $0.agentActionResult($1) },
+        // A long poll: answered by `agentActionPoll` on the request's task (the handler is never called).
+        "/api/v1/agent/actions": Route(methods: .get, access: .agent, light: true) { _, _ in throw APIError.unavailable("an action poll waits") },
         // Asked by Grafana's data source; exemplars are not kept.
         "/api/v1/query_exemplars": Route(methods: .getOrPost, access: .read, light: true) { _, _ in TwinAPI.success { $0.raw("[]") } },
         "/api/v1/format_query": Route(methods: .getOrPost, access: .read, light: true) { try $0.formatQuery($1) },
@@ -219,6 +226,7 @@ public struct TwinAPI: Sendable {
             params.caller = identity.tokenID ?? source
             params.isPost = isPost
             if name == "/api/v1/sync/push" { return try syncPush(request, params) }
+            if name == "/api/v1/agent/actions" { return try await agentActionPoll(params) }
             if isPost {
                 let body: ByteBuffer
                 do { body = try await request.collectBody(upTo: maxBodyBytes) } catch {

@@ -347,6 +347,18 @@ enum Schema {
                     matchers TEXT NOT NULL, comment TEXT NOT NULL, author TEXT NOT NULL)
                 """)
         }
+        // v25: actions a hub dispatches to the agent of a host: the run names that host (`agent`), waits
+        // until the agent claims it (`claimed_at`) and reports how it went (`reported_at`), and carries the
+        // alert's value for the agent's environment.
+        m.registerMigration("v25") { db in
+            try db.execute(sql: """
+                ALTER TABLE action_runs ADD COLUMN agent TEXT;
+                ALTER TABLE action_runs ADD COLUMN claimed_at INTEGER;
+                ALTER TABLE action_runs ADD COLUMN reported_at INTEGER;
+                ALTER TABLE action_runs ADD COLUMN value REAL;
+                CREATE INDEX action_runs_queued ON action_runs(agent, t) WHERE agent IS NOT NULL AND claimed_at IS NULL;
+                """)
+        }
         return m
     }
 }

@@ -113,8 +113,32 @@ public struct ActionRunRecord: Sendable, Codable, Equatable {
     public var output: String
     public var cleared: Bool?
     public var checkedAt: Int64?
+    /// A run dispatched to the agent of this host (at a hub); nil: run here.
+    public var agent: String?
+    /// When the agent took the dispatched run, and when it said how it went.
+    public var claimedAt: Int64?
+    public var reportedAt: Int64?
+    /// The alert's value when it fired (handed to a dispatched run's environment).
+    public var value: Double?
     public init(time: Int64, action: String, alert: String, argv: [String], dryRun: Bool, status: String, millis: Int64, output: String) {
         (self.time, self.action, self.alert, self.argv, self.dryRun, self.status, self.millis, self.output) = (time, action, alert, argv, dryRun, status, millis, output)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, time, action, alert, argv, dryRun, status, millis, output, cleared, checkedAt, agent, claimedAt, reportedAt, value
+    }
+}
+
+/// What an agent says of a dispatched run it was handed.
+public struct ActionRunReport: Sendable, Codable, Equatable {
+    public var status: String
+    public var millis: Int64
+    public var output: String
+    /// What the agent ran (its own allow-list's argv); empty when it refused.
+    public var argv: [String]
+    public var dryRun: Bool
+    public init(status: String, millis: Int64, output: String, argv: [String], dryRun: Bool) {
+        (self.status, self.millis, self.output, self.argv, self.dryRun) = (status, millis, output, argv, dryRun)
     }
 }
 
@@ -138,10 +162,66 @@ extension TwinStore {
     @discardableResult
     public func recordActionRun(_ r: ActionRunRecord) throws -> Int64 {
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO action_runs(t, action, alert, argv, dry_run, status, millis, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [r.time, r.action, r.alert, String(decoding: try JSONEncoder().encode(r.argv), as: UTF8.self), r.dryRun, r.status, r.millis, r.output])
+            try db.execute(sql: "INSERT INTO action_runs(t, action, alert, argv, dry_run, status, millis, output, agent, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [r.time, r.action, r.alert, String(decoding: try JSONEncoder().encode(r.argv), as: UTF8.self), r.dryRun, r.status, r.millis, r.output,
+                                       r.agent, r.value])
             return db.lastInsertedRowID
         }
+    }
+
+    /// Hands `agent` the runs dispatched to it and not yet taken, oldest first, marking them taken at `now`;
+    /// runs that waited longer than `expireAfter` ms are marked expired instead (an agent back after an
+    /// outage does not act on a stale alert). Each run is handed out once.
+    public func claimDispatchedRuns(agent: String, now: Int64, expireAfter: Int64, limit: Int = 32) throws -> [ActionRunRecord] {
+        try pool.write { db in
+            try db.execute(sql: """
+                UPDATE action_runs SET claimed_at = ?, reported_at = ?, status = ? WHERE agent = ? AND claimed_at IS NULL AND t < ?
+                """, arguments: [now, now, "expired: agent \(agent) did not ask for it within \(expireAfter / 1000) s", agent, now - expireAfter])
+            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM action_runs WHERE agent = ? AND claimed_at IS NULL ORDER BY t, id LIMIT ?", arguments: [agent, limit])
+            guard !ids.isEmpty else { return [] }
+            let list = ids.map(String.init).joined(separator: ",")
+            try db.execute(sql: "UPDATE action_runs SET claimed_at = ?, status = ? WHERE id IN (\(list))", arguments: [now, "sent to agent \(agent)"])
+            return try Row.fetchAll(db, sql: "SELECT * FROM action_runs WHERE id IN (\(list)) ORDER BY t, id").map(Self.actionRun)
+        }
+    }
+
+    /// Records what `agent` said of dispatched run `id`; false when there is no such run handed to that
+    /// agent and still waiting for its report (another agent's, or reported already).
+    public func reportDispatchedRun(id: Int64, agent: String, report r: ActionRunReport, at now: Int64) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: """
+                UPDATE action_runs SET status = ?, millis = ?, output = ?, argv = ?, dry_run = ?, reported_at = ?
+                WHERE id = ? AND agent = ? AND claimed_at IS NOT NULL AND reported_at IS NULL
+                """, arguments: ["agent \(agent): \(r.status)", r.millis, r.output, String(decoding: try JSONEncoder().encode(r.argv), as: UTF8.self), r.dryRun, now,
+                                  id, agent])
+            return db.changesCount == 1
+        }
+    }
+
+    /// Action run `id`, if there is one.
+    public func actionRun(id: Int64) throws -> ActionRunRecord? {
+        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM action_runs WHERE id = ?", arguments: [id]).map(Self.actionRun) }
+    }
+
+    /// Whether runs are waiting for `agent` to take them.
+    public func hasDispatchedRuns(agent: String) throws -> Bool {
+        try pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM action_runs WHERE agent = ? AND claimed_at IS NULL)", arguments: [agent]) ?? false
+        }
+    }
+
+    private static func actionRun(_ row: Row) -> ActionRunRecord {
+        var r = ActionRunRecord(time: row["t"], action: row["action"], alert: row["alert"],
+                                argv: (try? JSONDecoder().decode([String].self, from: Data((row["argv"] as String).utf8))) ?? [],
+                                dryRun: row["dry_run"], status: row["status"], millis: row["millis"], output: row["output"])
+        r.id = row["id"]
+        r.cleared = row["cleared"]
+        r.checkedAt = row["checked_at"]
+        r.agent = row["agent"]
+        r.claimedAt = row["claimed_at"]
+        r.reportedAt = row["reported_at"]
+        r.value = row["value"]
+        return r
     }
 
     /// Records whether the alert of action run `id` had cleared when checked at `at`.
@@ -153,15 +233,7 @@ extension TwinStore {
 
     public func actionRuns(from: Int64, to: Int64, limit: Int = 1000) throws -> [ActionRunRecord] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM action_runs WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?", arguments: [from, to, limit]).map { row in
-                var r = ActionRunRecord(time: row["t"], action: row["action"], alert: row["alert"],
-                                        argv: (try? JSONDecoder().decode([String].self, from: Data((row["argv"] as String).utf8))) ?? [],
-                                        dryRun: row["dry_run"], status: row["status"], millis: row["millis"], output: row["output"])
-                r.id = row["id"]
-                r.cleared = row["cleared"]
-                r.checkedAt = row["checked_at"]
-                return r
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM action_runs WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?", arguments: [from, to, limit]).map(Self.actionRun)
         }
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import TwinCollectors
 import TwinCore
+import TwinRules
 import TwinRuntime
 import TwinSecurity
 import TwinServer
@@ -44,6 +45,8 @@ struct AgentCommand: AsyncParsableCommand {
     var catchUpRate: Int = 1000
     @Flag(name: .customLong("no-live-lane"), help: "Send the newest ticks only in order, behind any backlog.")
     var noLiveLane = false
+    @Option(name: .customLong("alerting"), help: ArgumentHelp("This agent's allow-list of actions (docs/RULES.md): those marked `from_hub: true` run when a hub dispatches them to this host; without it the agent runs nothing a hub asks.", valueName: "FILE"))
+    var alertingFile: String?
 
     func run() async throws {
         guard !pushURLs.isEmpty else { throw CLIError("give at least one hub with --push URL") }
@@ -58,6 +61,15 @@ struct AgentCommand: AsyncParsableCommand {
         let reconcileMs = try TwinTime.parseDuration(reconcileEvery)
         guard reconcileMs >= 1000 else { throw CLIError("--reconcile-every must be at least 1s") }
         guard catchUpRate >= 0 else { throw CLIError("--catch-up-rate must be 0 (no limit) or more") }
+
+        let alerting: AlertingConfig
+        do { alerting = try alertingFile.map(AlertingConfig.load) ?? AlertingConfig() } catch let e as RuleFileErrors {
+            throw CLIError("--alerting refused:\n" + e.errors.map { "  \($0)" }.joined(separator: "\n"))
+        }
+        if let name = alerting.actions.values.first(where: \.dispatch)?.name {
+            throw CLIError("action \(name): 'dispatch: agent' is for a hub's alerting configuration; an agent gives the command and from_hub: true")
+        }
+        let fromHub = alerting.actions.values.filter(\.fromHub).map(\.name).sorted()
 
         MemoryFootprint.limitMallocArenas()
         _ = SelfMetrics.bootstrap()
@@ -89,9 +101,16 @@ struct AgentCommand: AsyncParsableCommand {
             }(),
             sinks: uplinks, logger: logger)
         logger.info("agent \(host): observing every \(intervalMs) ms into \(dataDir), pushing to \(pushURLs.joined(separator: ", "))")
+        // Hubs may dispatch the actions this agent opens to them; each hub is polled for this host's runs.
+        var pollers: [ActionPoller] = []
+        if !fromHub.isEmpty {
+            let remediation = Remediation(config: alerting, store: twinStore, logger: logger)
+            pollers = remotes.map { ActionPoller(host: host, remote: $0, remediation: remediation, logger: logger) }
+            logger.info("actions hubs may dispatch to \(host): \(fromHub.joined(separator: ", "))")
+        }
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: collection, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)]
-                + uplinks.map { .init(service: $0) },
+                + uplinks.map { .init(service: $0) } + pollers.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

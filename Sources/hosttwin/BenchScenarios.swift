@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
+import Logging
 import TwinAnalytics
 import TwinCollectors
 import TwinCore
+import TwinRules
+import TwinRuntime
 import TwinSecurity
 import TwinStorage
 
@@ -33,10 +36,14 @@ struct BenchScenarios: ParsableCommand {
     @Option(help: "Seed of the first run (run k uses seed + k).") var seed: UInt64 = 1
     @Option(parsing: .upToNextOption, help: "Scenarios to run (fill, crash-loop, cpu-pressure, io-pressure, leak).") var scenario: [String] = Scenario.allCases.map(\.rawValue)
     @Option(help: ArgumentHelp("Instead of provoking: count the warnings raised over a recorded store without provocation (false warnings), evaluated every minute.", valueName: "DIR")) var recorded: String?
+    @Option(help: ArgumentHelp("Prevention (fill, crash-loop, leak): each run's failure is bounded so a remedied run can end without it; with `on` the scenario's remediation action runs through the twin's remediation when the warning comes, with `off` it does not. Reports the share of failures that never happened.", valueName: "on|off"))
+    var actions: String?
     @Flag(help: "Print JSON.") var json = false
 
     enum Scenario: String, CaseIterable {
         case fill, crashLoop = "crash-loop", cpuPressure = "cpu-pressure", ioPressure = "io-pressure", leak
+        /// The scenarios whose failure a remediation action can prevent (`--actions`).
+        static let preventable: [Scenario] = [.fill, .crashLoop, .leak]
         /// How long after the trouble begins the warning still counts (fill, leak: before the failure).
         var deadline: Int64 { self == .crashLoop ? 60_000 : mustLead ? 0 : 180_000 }
         /// The warning must come before the failure (lead time), not after the start (delay).
@@ -63,15 +70,27 @@ struct BenchScenarios: ParsableCommand {
         var causeRank: Int?
         var explainTop: [String]
         var note: String?
+        /// Prevention runs: whether actions were on, the remediation's run (status, start), when the failure
+        /// happened and whether it never did.
+        var actions: String?
+        var action: String?
+        var actionAt: Int64?
+        var harmed: Int64?
+        var prevented: Bool?
         enum CodingKeys: String, CodingKey {
-            case scenario, seed, parameter, began, failed, warned, warning, detected, note
+            case scenario, seed, parameter, began, failed, warned, warning, detected, note, actions, action, harmed, prevented
             case leadSeconds = "lead_seconds", delaySeconds = "delay_seconds", otherWarnings = "other_warnings"
-            case causeRank = "cause_rank", explainTop = "explain_top"
+            case causeRank = "cause_rank", explainTop = "explain_top", actionAt = "action_at"
         }
     }
 
     func run() throws {
         if let recorded { return try falseWarnings(recorded) }
+        if let actions, actions != "on", actions != "off" { throw CLIError("--actions \(actions): on or off") }
+        let scenario = actions == nil || self.scenario != Scenario.allCases.map(\.rawValue) ? self.scenario : Scenario.preventable.map(\.rawValue)
+        if actions != nil, let other = scenario.first(where: { !Scenario.preventable.map(\.rawValue).contains($0) }) {
+            throw CLIError("--actions measures prevention of fill, crash-loop and leak, not \(other)")
+        }
         var results: [Run] = []
         for name in scenario {
             guard let s = Scenario(rawValue: name) else { throw CLIError("unknown scenario \(name); known: \(Scenario.allCases.map(\.rawValue).joined(separator: ", "))") }
@@ -81,7 +100,7 @@ struct BenchScenarios: ParsableCommand {
             if s == .leak, LeakProvocation.python == nil { throw CLIError("leak needs python3") }
             if s == .fill, getuid() != 0 { throw CLIError("fill needs root (it loop-mounts a file system)") }
             for k in 0..<runs {
-                let r = try Self.runOne(s, seed: seed &+ UInt64(k))
+                let r = try Self.runOne(s, seed: seed &+ UInt64(k), actions: actions.map { $0 == "on" })
                 // Each run as it ends (on standard error with --json, so that a long session's partial
                 // results survive an interruption).
                 let line = "\(name) seed \(r.seed) (\(r.parameter)): " + (r.detected ? "warned" : "MISSED")
@@ -90,6 +109,7 @@ struct BenchScenarios: ParsableCommand {
                     + (r.otherWarnings.isEmpty ? "" : "; other warnings: \(r.otherWarnings.joined(separator: "; "))")
                     + "; explain: cause " + (r.causeRank.map { "ranked \($0)" } ?? "not ranked") + " (top: \(r.explainTop.joined(separator: ", ")))"
                     + (r.note.map { " (\($0))" } ?? "")
+                    + (r.prevented.map { p in "; actions \(r.actions ?? ""): " + (p ? "the failure never happened" : "FAILED") + (r.action.map { " (action: \($0))" } ?? "") } ?? "")
                 if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
                 results.append(r)
             }
@@ -104,6 +124,7 @@ struct BenchScenarios: ParsableCommand {
                                        "cause_in_top3": Double(rs.filter { ($0.causeRank ?? .max) <= 3 }.count) / Double(rs.count)]
             if !leads.isEmpty { s["lead_seconds_median"] = leads[leads.count / 2]; s["lead_seconds_min"] = leads[0] }
             if !delays.isEmpty { s["delay_seconds_median"] = delays[delays.count / 2]; s["delay_seconds_max"] = delays.last! }
+            if actions != nil { s["prevented"] = Double(rs.filter { $0.prevented == true }.count) / Double(rs.count) }
             summary[name] = s
         }
         if json {
@@ -117,6 +138,7 @@ struct BenchScenarios: ParsableCommand {
             if let m = s["lead_seconds_median"] { line += String(format: ", lead time median %.0f s (least %.0f s)", m, s["lead_seconds_min"]!) }
             if let m = s["delay_seconds_median"] { line += String(format: ", detection delay median %.0f s (most %.0f s)", m, s["delay_seconds_max"]!) }
             line += String(format: ", %.0f other warnings; explain ranks the cause in its top 3 in %.0f %%", s["other_warnings"]!, s["cause_in_top3"]! * 100)
+            if let p = s["prevented"] { line += String(format: "; actions %@: %.0f %% of the failures never happened", actions ?? "", p * 100) }
             print(line)
         }
     }
@@ -197,23 +219,35 @@ struct BenchScenarios: ParsableCommand {
         }
     }
 
-    static func runOne(_ scenario: Scenario, seed: UInt64) throws -> Run {
+    /// One seeded run; `actions` (prevention): nil as in the warning figures, else a bounded failure with the
+    /// remediation action on or off.
+    static func runOne(_ scenario: Scenario, seed: UInt64, actions: Bool? = nil) throws -> Run {
         var rng = SeededRandom(seed: seed)
         let twin = try Twin()
         defer { twin.close() }
+        let prevention = actions != nil
         // The file system to fill exists before the quiet seconds, as a real one would.
-        let fill = scenario == .fill ? try FillProvocation(rate: Double.random(in: 1...3, using: &rng) * 1e6) : nil
+        let fill = scenario == .fill ? try FillProvocation(rate: Double.random(in: 1...3, using: &rng) * 1e6, prevention: prevention) : nil
         do { for _ in 0..<20 { try twin.tick() } } catch { fill?.stop(); throw error }
         let baseline = Set(try twin.warnings(now: TwinTime.nowMillis()).map(Self.text))
         let provocation: any Provocation
         switch scenario {
         case .fill: provocation = fill!; fill!.begin()
-        case .crashLoop: provocation = CrashLoopProvocation(runSeconds: Double.random(in: 2...5, using: &rng))
+        case .crashLoop: provocation = CrashLoopProvocation(runSeconds: Double.random(in: 2...5, using: &rng), prevention: prevention)
         case .cpuPressure: provocation = try StressProvocation(arguments: ["--cpu", String(Int.random(in: 3...6, using: &rng))], kind: "sustained pressure", subject: "cpu")
         case .ioPressure: provocation = try StressProvocation(arguments: ["--hdd", String(Int.random(in: 2...4, using: &rng)), "--hdd-bytes", "256M", "--temp-path", twin.dir], kind: "sustained pressure", subject: "io")
         case .leak: provocation = try LeakProvocation(rate: Double.random(in: 5...10, using: &rng) * 1e6)
         }
         defer { provocation.stop() }
+        // Prevention with actions on: the scenario's remedy is the allow-list's one action, run through the
+        // twin's remediation (argv, no shell, clean environment, timeout) when the warning comes.
+        let remediation = actions == true ? provocation.remedy.map { argv -> Remediation in
+            var config = AlertingConfig()
+            config.actions["remedy"] = AlertingConfig.Action(name: "remedy", argv: argv, timeout: 10_000, cooldown: 3_600_000)
+            var logger = Logger(label: "hosttwin.bench")
+            logger.logLevel = .error
+            return Remediation(config: config, store: twin.store, logger: logger)
+        } : nil
         let began = TwinTime.nowMillis()
         var warned: Int64?, warning: String?
         var others = Set<String>()
@@ -225,14 +259,24 @@ struct BenchScenarios: ParsableCommand {
             k += 1
             if k % 2 == 0 {
                 for w in try twin.warnings(now: now) {
-                    if warned == nil, provocation.matches(w) { warned = now; warning = text(w) }
+                    if warned == nil, provocation.matches(w) {
+                        warned = now
+                        warning = text(w)
+                        remediation?.start("remedy", alert: "{alertname=\"\(w.kind)\"}", rule: w.kind, value: 1, host: nil, at: now)
+                    }
                     if !provocation.matches(w), !baseline.contains(text(w)) { others.insert(text(w)) }
                 }
             }
             // Fill, leak: until the failure and 10 s after; the others: until 30 s after the warning (what
             // explain is asked about then), or the deadline passed.
-            if let failed = provocation.failed, scenario.mustLead, now > failed + 10_000 { break }
-            if !scenario.mustLead, let w = warned, now >= w + Self.explainAfter { break }
+            if prevention {
+                // Until the failure (and 10 s more) or the provocation ran its course without it.
+                if let harmed = provocation.harm, now > harmed + 10_000 { break }
+                if provocation.over, warned.map({ now >= $0 + Self.explainAfter }) ?? true { break }
+            } else {
+                if let failed = provocation.failed, scenario.mustLead, now > failed + 10_000 { break }
+                if !scenario.mustLead, let w = warned, now >= w + Self.explainAfter { break }
+            }
             if now > limit { break }
         }
         let failed = provocation.failed
@@ -255,8 +299,18 @@ struct BenchScenarios: ParsableCommand {
             rank = e.ranked.firstIndex(where: provocation.isCause).map { $0 + 1 }
             top = e.ranked.prefix(3).map(\.subject)
         }
-        return Run(scenario: scenario.rawValue, seed: seed, parameter: provocation.parameter, began: began, failed: failed, warned: warned, warning: warning,
-                   detected: detected, leadSeconds: lead, delaySeconds: delay, otherWarnings: others.sorted(), causeRank: rank, explainTop: top, note: provocation.note)
+        var run = Run(scenario: scenario.rawValue, seed: seed, parameter: provocation.parameter, began: began, failed: failed, warned: warned, warning: warning,
+                      detected: detected, leadSeconds: lead, delaySeconds: delay, otherWarnings: others.sorted(), causeRank: rank, explainTop: top, note: provocation.note)
+        if let actions {
+            run.actions = actions ? "on" : "off"
+            run.harmed = provocation.harm
+            run.prevented = provocation.harm == nil
+            if let r = try twin.store.actionRuns(from: 0, to: .max).first {
+                run.action = "\(r.argv.joined(separator: " ")): \(r.status)"
+                run.actionAt = r.time
+            }
+        }
+        return run
     }
 
     /// How long after the warning `explain` is asked.
@@ -276,24 +330,42 @@ protocol Provocation: AnyObject {
     /// Whether `explain`'s evidence names the provoked cause.
     func isCause(_ item: Explanation.Item) -> Bool
     func matches(_ w: AnomalyReport.Warning) -> Bool
+    /// Prevention runs: the argv of the action that remedies it.
+    var remedy: [String]? { get }
+    /// Prevention runs: when the failure happened (nil while it has not), and whether the provocation ran its
+    /// course without it.
+    var harm: Int64? { get }
+    var over: Bool { get }
     /// Called every tick.
     func poll(now: Int64)
     func stop()
 }
 
+extension Provocation {
+    var remedy: [String]? { nil }
+    var harm: Int64? { failed }
+    var over: Bool { false }
+}
+
 /// A loop-mounted ext4 image (mounted at creation) filled at a fixed rate from a background thread once
-/// `begin` is called.
+/// `begin` is called. For prevention, 40 MiB of stale data (`cache`) is written at creation and the fill
+/// stops 20 MiB beyond the space free when it begins: it fails unless the cache is removed in time (the
+/// remedy: `rm -f cache`).
 final class FillProvocation: Provocation, @unchecked Sendable {
     let image: String, mount: String, rate: Double
     let lock = NSLock()
     var full: Int64?
     var stopping = false
+    let prevention: Bool
+    /// Prevention: when the bounded fill completed.
+    var completed: Int64?
     var note: String?
     var parameter: String { String(format: "%.1f MB/s into 128 MiB", rate / 1e6) }
     var failed: Int64? { lock.withLock { full } }
 
-    init(rate: Double) throws {
+    init(rate: Double, prevention: Bool = false) throws {
         self.rate = rate
+        self.prevention = prevention
         let base = NSTemporaryDirectory() + "hosttwin-fill-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         image = base + ".img"
         mount = base
@@ -301,7 +373,14 @@ final class FillProvocation: Provocation, @unchecked Sendable {
         guard FileManager.default.createFile(atPath: image, contents: nil), truncate(image, 128 << 20) == 0 else { throw CLIError("cannot create \(image)") }
         try Self.exec("/usr/sbin/mkfs.ext4", ["-q", "-F", image])
         try Self.exec("/usr/bin/mount", ["-o", "loop", image, mount])
+        if prevention {
+            guard FileManager.default.createFile(atPath: mount + "/cache", contents: Data(repeating: 0x33, count: 40 << 20)) else { throw CLIError("cannot write \(mount)/cache") }
+            sync()
+        }
     }
+
+    var remedy: [String]? { ["/bin/rm", "-f", mount + "/cache"] }
+    var over: Bool { lock.withLock { completed != nil } }
 
     /// Starts filling.
     func begin() { Thread.detachNewThread { [self] in write() } }
@@ -314,7 +393,13 @@ final class FillProvocation: Provocation, @unchecked Sendable {
         let block = [UInt8](repeating: 0x5a, count: 64 << 10)
         let start = TwinTime.nowMillis()
         var written = 0.0
+        var free = statvfs()
+        let total = prevention && statvfs(mount, &free) == 0 ? Double(free.f_bavail) * Double(free.f_frsize) + Double(20 << 20) : .infinity
         while !(lock.withLock { stopping }) {
+            if written >= total {
+                lock.withLock { completed = TwinTime.nowMillis() }
+                return
+            }
             let due = Double(TwinTime.nowMillis() - start) / 1000 * rate
             if written >= due { usleep(10_000); continue }
             let n = block.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
@@ -354,7 +439,9 @@ final class FillProvocation: Provocation, @unchecked Sendable {
 }
 
 /// A child that fails (exit status 1) after `runSeconds`, restarted at once by this process (its
-/// supervisor): `sh -c "sleep N; exit 1"`.
+/// supervisor): `sh -c "sleep N; exit 1"`. For prevention the failure is the loop lasting a minute (a crash
+/// 60 s or more after the first), and the child stops failing once a file exists (a fixed configuration;
+/// the remedy: `touch` it).
 final class CrashLoopProvocation: Provocation {
     let runSeconds: Double
     var child: Process?
@@ -363,13 +450,24 @@ final class CrashLoopProvocation: Provocation {
     var note: String? { "\(restarts) restarts" }
     var parameter: String { String(format: "runs of %.1f s", runSeconds) }
     var failed: Int64? { firstExit }
-    var script: String { String(format: "sleep %.1f; exit 1", runSeconds) }
+    var script: String {
+        String(format: "sleep %.1f; ", runSeconds) + (fixed.map { "test -e \($0) && exec sleep 600; " } ?? "") + "exit 1"
+    }
     var command: String { "/bin/sh -c " + script }
+    /// Prevention: the file whose presence fixes the child, and when the loop lasted a minute.
+    let fixed: String?
+    var lasted: Int64?
+    var lastPoll: Int64 = 0
 
-    init(runSeconds: Double) {
+    init(runSeconds: Double, prevention: Bool = false) {
         self.runSeconds = runSeconds
+        fixed = prevention ? NSTemporaryDirectory() + "hosttwin-fixed-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" : nil
         start()
     }
+
+    var remedy: [String]? { fixed.map { ["/usr/bin/touch", $0] } }
+    var harm: Int64? { fixed == nil ? firstExit : lasted }
+    var over: Bool { firstExit.map { lastPoll >= $0 + 62_000 } ?? false }
 
     func start() {
         let p = Process()
@@ -384,14 +482,17 @@ final class CrashLoopProvocation: Provocation {
     func isCause(_ item: Explanation.Item) -> Bool { item.process == "sh" || item.process == "sleep" }
 
     func poll(now: Int64) {
+        lastPoll = now
         guard let c = child, !c.isRunning else { return }
         if firstExit == nil { firstExit = now }
+        if fixed != nil, lasted == nil, now - firstExit! >= 60_000 { lasted = now }
         restarts += 1
         start()
     }
 
     func stop() {
         if let c = child, c.isRunning { kill(c.processIdentifier, SIGKILL); c.waitUntilExit() }
+        if let fixed { unlink(fixed) }
     }
 }
 
@@ -463,9 +564,13 @@ final class LeakProvocation: Provocation {
     let pid: pid_t
     var cgroup: String?
     var exited: Int64?
+    /// Prevention: when the remedy (SIGTERM) ended the leaker.
+    var remedied: Int64?
     var note: String?
     var parameter: String { String(format: "%.1f MB/s", rate / 1e6) }
     var failed: Int64? { exited }
+    var remedy: [String]? { ["/bin/kill", "-TERM", String(pid)] }
+    var over: Bool { remedied != nil }
     var target: SeriesKey { SeriesKey("node_memory_MemAvailable_bytes") }
 
     init(rate: Double) throws {
@@ -496,17 +601,18 @@ final class LeakProvocation: Provocation {
     func isCause(_ item: Explanation.Item) -> Bool { item.subject.contains("pid=\"\(pid)\"") || item.subject.hasPrefix("processes python") }
 
     func poll(now: Int64) {
-        guard exited == nil else { return }
+        guard exited == nil, remedied == nil else { return }
         var status: Int32 = 0
         if waitpid(pid, &status, WNOHANG) == pid {
-            exited = now
             let signal = status & 0x7f
+            if signal == SIGTERM { remedied = now; note = "stopped by the remedy (SIGTERM)"; return }
+            exited = now
             note = signal == SIGKILL ? "OOM-killed in its cgroup" : "exited \((status >> 8) & 0xff)" + (cgroup == nil ? " at 2 GB (no memory cgroup)" : "")
         }
     }
 
     func stop() {
-        if exited == nil {
+        if exited == nil, remedied == nil {
             kill(pid, SIGKILL)
             var status: Int32 = 0
             _ = waitpid(pid, &status, 0)

@@ -23,7 +23,7 @@ struct HostTwinCommand: AsyncParsableCommand {
             SeriesCommand.self, SamplesCommand.self, ExportCommand.self,
             MetricsCommand.self, CollectorsCommand.self,
             ImportCommand.self, CheckCommand.self, RepairCommand.self, BenchCommand.self,
-            RulesCommand.self, AlertsCommand.self, SilenceCommand.self, ComplianceCommand.self, TokenCommand.self, AuditCommand.self, KeyCommand.self,
+            RulesCommand.self, AlertsCommand.self, SilenceCommand.self, ActionsCommand.self, ComplianceCommand.self, TokenCommand.self, AuditCommand.self, KeyCommand.self,
         ]
     )
 }

@@ -6,6 +6,7 @@ import TwinCore
 import TwinRules
 import TwinRuntime
 import TwinSecurity
+import TwinServer
 import TwinStorage
 
 /// `--data-dir`, shared by every command that touches the store.
@@ -188,14 +189,18 @@ struct RuleOptions: ParsableArguments {
 
     /// The rule service over `store` with its notifier and remediation, errors as the command's; `fileRules`,
     /// `fileDefaults` and `fileAlerting` come from a configuration file (`rules`, `default_rules`, `alerting`).
-    func service(store: TwinStore, timer: Int64? = nil, fileRules: [String] = [], fileDefaults: Bool? = nil, fileCompliance: Bool? = nil, fileAlerting: String? = nil, logger: Logger) throws -> RuleService {
+    func service(store: TwinStore, timer: Int64? = nil, dispatcher: AgentActionQueue? = nil, fileRules: [String] = [], fileDefaults: Bool? = nil,
+                 fileCompliance: Bool? = nil, fileAlerting: String? = nil, logger: Logger) throws -> RuleService {
         do {
             let alerting = try (alertingFile ?? fileAlerting).map(AlertingConfig.load) ?? AlertingConfig()
+            if dispatcher == nil, let name = alerting.actions.values.first(where: \.dispatch)?.name {
+                throw CLIError("action \(name): 'dispatch: agent' is for a hub's alerting configuration (`hosttwin serve` receiving agents); here give it a command")
+            }
             let sources = RuleSources(files: files + fileRules, includeDefaults: !noDefaults && (fileDefaults ?? true), includeCompliance: compliance || (fileCompliance ?? false),
                                       allowedActions: Set(alerting.actions.keys))
             let runner = try RuleRunner(store: store, sources: sources)
             return RuleService(runner: runner, alerting: alerting, notifier: alerting.channels.isEmpty ? nil : AlertNotifier(config: alerting, store: store, logger: logger),
-                               remediation: alerting.actions.isEmpty ? nil : Remediation(config: alerting, store: store, logger: logger),
+                               remediation: alerting.actions.isEmpty ? nil : Remediation(config: alerting, store: store, dispatcher: dispatcher, logger: logger),
                                timer: timer, logger: logger)
         } catch let e as RuleFileErrors {
             throw CLIError("rules refused:\n" + e.errors.map { "  \($0)" }.joined(separator: "\n"))

@@ -78,8 +78,11 @@ struct ServeCommand: AsyncParsableCommand {
         api.sync = followed == nil ? hub : nil
         let setup = try server.prepare(&api, dataDir: twinStore.dataDir, logger: logger)
         hub?.keys = setup.keys // hashes asked for by a follower token's policy
-        // A hub evaluates the rules per host (series and entities carry `host`); a replica only serves.
-        let rules = hub != nil && followed == nil ? try ruleOptions.service(store: twinStore, timer: 5_000, logger: logger) : nil
+        // A hub evaluates the rules per host (series and entities carry `host`), every second so an action it
+        // dispatches reaches the host's agent within seconds; a replica only serves.
+        let isHub = hub != nil && followed == nil
+        api.agentActions = isHub ? AgentActionQueue(store: twinStore) : nil
+        let rules = isHub ? try ruleOptions.service(store: twinStore, timer: 1_000, dispatcher: api.agentActions, logger: logger) : nil
         api.rules = rules?.runner
         let log = logger
         let role = followed.map { "; a read-only replica of \($0.host):\($0.port)" }
