@@ -67,6 +67,7 @@ public struct RemoteTwin: Sendable {
     /// poll); cancelling the task closes the connection.
     public func fetch(_ pathAndQuery: String, form: [(String, String)]? = nil) async throws -> Response {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let result: Result<Response, any Error>
         do {
             let collector = ResponseCollector(promise: group.next().makePromise())
             let channel: any Channel
@@ -77,14 +78,14 @@ public struct RemoteTwin: Sendable {
             let response = write(form == nil ? .GET : .POST, pathAndQuery, body: form.map { Array(Self.formBody($0).utf8) },
                                  contentType: "application/x-www-form-urlencoded", to: channel, collector: collector)
             let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+            // Cancelled before the event loop shuts down (nothing can be scheduled on it after).
             defer { timeoutTask.cancel() }
-            let r = try await withTaskCancellationHandler { try await response.get() } onCancel: { channel.close(promise: nil) }
-            try? await group.shutdownGracefully()
-            return r
+            result = .success(try await withTaskCancellationHandler { try await response.get() } onCancel: { channel.close(promise: nil) })
         } catch {
-            try? await group.shutdownGracefully()
-            throw TwinError.unavailable("\(useTLS ? "https" : "http")://\(host):\(port)\(pathAndQuery): \(error)")
+            result = .failure(TwinError.unavailable("\(useTLS ? "https" : "http")://\(host):\(port)\(pathAndQuery): \(error)"))
         }
+        try? await group.shutdownGracefully()
+        return try result.get()
     }
 
     static func formBody(_ form: [(String, String)]) -> String {
