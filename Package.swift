@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.20.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         .target(name: "TwinCore", swiftSettings: swiftSettings),
@@ -44,6 +45,8 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // LZ4 frames (apt's package lists are often kept lz4-compressed); Debian: liblz4-dev.
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        // Snappy blocks (Prometheus remote_write bodies); Debian: libsnappy-dev.
+        .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         // adjtimex(2) for the timex collector (a glibc header the Glibc module leaves out).
         .systemLibrary(name: "CTimex"),
         .target(
@@ -98,17 +101,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The fleet's sync protocol: positions, batches and their wire encoding (docs/format/sync.md).
+        // The fleet's sync protocol: positions, batches and their wire encoding (docs/format/sync.md); Prometheus
+        // remote_write out and in (protobuf code generated from RemoteWrite/remote.proto and committed).
         .target(
             name: "TwinSync",
-            dependencies: ["TwinCore", "TwinStorage", "CZstd"],
+            dependencies: ["TwinCore", "TwinStorage", "CZstd", "CSnappy", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["RemoteWrite/remote.proto"],
             swiftSettings: swiftSettings
         ),
         // The long-running services `run`, `agent` and `serve` are made of: the collection loop and its sinks.
         .target(
             name: "TwinRuntime",
             dependencies: [
-                "TwinCore", "TwinCollectors", "TwinStorage", "TwinSecurity", "TwinServer", "TwinSync", "TwinAnalytics", "TwinRules",
+                "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinSecurity", "TwinServer", "TwinSync", "TwinAnalytics", "TwinRules",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -6,7 +6,7 @@
 #                                    it checks the packaging, not the optimiser)
 #
 # The binary links the Swift runtime statically (--static-swift-stdlib): it needs only glibc, libstdc++,
-# libgcc, libm, zlib, libsqlite3, libzstd and liblz4, all in Debian. The package installs it as /usr/bin/hosttwin
+# libgcc, libm, zlib, libsqlite3, libzstd, liblz4 and libsnappy, all in Debian. The package installs it as /usr/bin/hosttwin
 # with systemd units for `run`, `agent` and a hub (`serve`), a `hosttwin` system user, /etc/hosttwin for
 # configuration, tokens and keys (0600) and /var/lib/hosttwin for data (0700). Builds in .build-static so
 # the ordinary build is untouched. Prints what the binary weighs.
@@ -38,7 +38,7 @@ Package: hosttwin
 Version: $version
 Architecture: $arch
 Maintainer: HostTwin <hosttwin@localhost>
-Depends: libc6, libstdc++6, libgcc-s1, zlib1g, libsqlite3-0, libzstd1, liblz4-1, adduser
+Depends: libc6, libstdc++6, libgcc-s1, zlib1g, libsqlite3-0, libzstd1, liblz4-1, libsnappy1v5, adduser
 Installed-Size: $installed
 Section: admin
 Priority: optional

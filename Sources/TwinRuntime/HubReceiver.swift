@@ -43,6 +43,10 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     private let datacenter: String?
     /// The datacenter last recorded per host (on `queue`).
     private var datacenters: [String: String] = [:]
+    /// The label of remote-written series that names their host (`serve --remote-write-host-label`).
+    public var remoteWriteHostLabel = "instance"
+    /// Metric types named by remote_write metadata so far (on `queue`).
+    private var remoteWriteTypes: [String: MetricType] = [:]
     /// Series ids by key for the live lane (off the queue).
     let previewSeries = PreviewSeries()
     /// Each host's newest tick for this hub's relays (`serve --push` sets it; nil: no relay, nothing kept).
@@ -328,5 +332,25 @@ public final class RateLimiter: Sendable {
             b.at = now
             return b.tokens >= 0 ? nil : .milliseconds(Int64((-b.tokens / perSecond * 1000).rounded(.up)))
         }
+    }
+}
+
+/// Prometheus remote_write into the hub: decoded off the queue, applied on it like a pushed batch.
+extension HubReceiver: RemoteWriteReceiver {
+    public func remoteWrite(_ body: [UInt8]) async throws -> RemoteWriteSummary {
+        let request: RemoteWriteCodec.Request
+        do { request = try RemoteWriteCodec.decode(body) } catch { throw TwinError.badInput("\(error)") }
+        let result: RemoteWriteResult = try await withCheckedThrowingContinuation { done in
+            queue.async { [self] in
+                done.resume(with: Result {
+                    try ingest.applyRemoteWrite(request, hostLabel: remoteWriteHostLabel, types: &remoteWriteTypes, datacenter: datacenter)
+                })
+            }
+        }
+        Counter(label: "hosttwin_remote_write_received_samples_total").increment(by: result.samples)
+        Counter(label: "hosttwin_remote_write_not_newer_samples_total").increment(by: result.notNewer)
+        Counter(label: "hosttwin_remote_write_refused_series_total").increment(by: result.refused)
+        if request.staleMarkers > 0 { Counter(label: "hosttwin_remote_write_stale_markers_total").increment(by: request.staleMarkers) }
+        return RemoteWriteSummary(samples: result.samples, refused: result.refused, refusals: result.refusals)
     }
 }

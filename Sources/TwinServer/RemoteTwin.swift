@@ -66,7 +66,15 @@ public struct RemoteTwin: Sendable {
     /// `GET pathAndQuery`, or `POST` of `form` when given, awaited without holding a thread (an agent's long
     /// poll); cancelling the task closes the connection.
     public func fetch(_ pathAndQuery: String, form: [(String, String)]? = nil) async throws -> Response {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        try await fetch(form == nil ? .GET : .POST, pathAndQuery, body: form.map { Array(Self.formBody($0).utf8) },
+                        contentType: "application/x-www-form-urlencoded")
+    }
+
+    /// One request awaited without holding a thread, on `group` when given (a sender's own event loop,
+    /// shared by its requests) or on one made for it; cancelling the task closes the connection.
+    public func fetch(_ method: HTTPMethod, _ pathAndQuery: String, body: [UInt8]?, contentType: String?,
+                      headers extra: [(String, String)] = [], group shared: (any EventLoopGroup)? = nil) async throws -> Response {
+        let group: any EventLoopGroup = shared ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let result: Result<Response, any Error>
         do {
             let collector = ResponseCollector(promise: group.next().makePromise())
@@ -75,8 +83,7 @@ public struct RemoteTwin: Sendable {
                 collector.promise.fail(error)
                 throw error
             }
-            let response = write(form == nil ? .GET : .POST, pathAndQuery, body: form.map { Array(Self.formBody($0).utf8) },
-                                 contentType: "application/x-www-form-urlencoded", to: channel, collector: collector)
+            let response = write(method, pathAndQuery, body: body, contentType: contentType, headers: extra, to: channel, collector: collector)
             let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
             // Cancelled before the event loop shuts down (nothing can be scheduled on it after).
             defer { timeoutTask.cancel() }
@@ -84,7 +91,7 @@ public struct RemoteTwin: Sendable {
         } catch {
             result = .failure(TwinError.unavailable("\(useTLS ? "https" : "http")://\(host):\(port)\(pathAndQuery): \(error)"))
         }
-        try? await group.shutdownGracefully()
+        if shared == nil { try? await group.shutdownGracefully() }
         return try result.get()
     }
 
@@ -106,9 +113,10 @@ public struct RemoteTwin: Sendable {
     }
 
     /// Writes one request on `channel`; the response's future.
-    private func write(_ method: HTTPMethod, _ pathAndQuery: String, body: [UInt8]?, contentType: String?, to channel: any Channel,
-                       collector: ResponseCollector) -> EventLoopFuture<Response> {
+    private func write(_ method: HTTPMethod, _ pathAndQuery: String, body: [UInt8]?, contentType: String?, headers extra: [(String, String)] = [],
+                       to channel: any Channel, collector: ResponseCollector) -> EventLoopFuture<Response> {
         var headers = requestHeaders()
+        for (name, value) in extra { headers.add(name: name, value: value) }
         headers.add(name: "Accept", value: "application/json")
         headers.add(name: "Connection", value: "close")
         if let body {
@@ -154,7 +162,7 @@ public struct RemoteTwin: Sendable {
         }
     }
 
-    private func bootstrap(group: MultiThreadedEventLoopGroup, handler: some ChannelHandler & Sendable) throws -> ClientBootstrap {
+    private func bootstrap(group: any EventLoopGroup, handler: some ChannelHandler & Sendable) throws -> ClientBootstrap {
         let sslContext: NIOSSLContext?
         if useTLS {
             var tls = TLSConfiguration.makeClientConfiguration()

@@ -43,6 +43,8 @@ public struct TwinAPI: Sendable {
     public var rules: RuleRunner?
     /// Where pushed batches go (a hub); nil on a server that does not accept pushes.
     public var sync: (any SyncReceiver)?
+    /// Where Prometheus remote_write requests go (a hub); nil on a server that accepts none.
+    public var remoteWriteReceiver: (any RemoteWriteReceiver)?
     /// Actions dispatched to agents (a hub); nil on a server that dispatches none.
     public var agentActions: AgentActionQueue?
     let polls = CallerLimits()
@@ -145,6 +147,8 @@ public struct TwinAPI: Sendable {
         "/api/v1/twin/graph": Route(methods: .get, access: .read) { try $0.graph($1) },
         // Streams: answered by `syncPush` before bodies are collected (the handler is never called).
         "/api/v1/sync/push": Route(methods: .post, access: .write, light: true) { _, _ in throw APIError.unavailable("push is a stream") },
+        // Prometheus remote_write into a hub: a relay or admin token (a Prometheus writes many hosts).
+        "/api/v1/write": Route(methods: .post, access: .relay, light: true) { _, _ in throw APIError.unavailable("remote_write reads its own body") },
     ]
 
     /// Every route the server answers, for documentation and the test that walks each with every role:
@@ -227,6 +231,7 @@ public struct TwinAPI: Sendable {
             params.isPost = isPost
             if name == "/api/v1/sync/push" { return try syncPush(request, params) }
             if name == "/api/v1/agent/actions" { return try await agentActionPoll(params) }
+            if name == "/api/v1/write" { return try await remoteWrite(request) }
             if isPost {
                 let body: ByteBuffer
                 do { body = try await request.collectBody(upTo: maxBodyBytes) } catch {

@@ -359,6 +359,13 @@ enum Schema {
                 CREATE INDEX action_runs_queued ON action_runs(agent, t) WHERE agent IS NOT NULL AND claimed_at IS NULL;
                 """)
         }
+        // v26: how far each remote_write destination has been sent, per host ('' for this store's own).
+        m.registerMigration("v26") { db in
+            try db.execute(sql: """
+                CREATE TABLE remote_write_positions(destination TEXT NOT NULL, host TEXT NOT NULL, through INTEGER NOT NULL,
+                    PRIMARY KEY(destination, host)) WITHOUT ROWID
+                """)
+        }
         return m
     }
 }

@@ -39,6 +39,7 @@ struct RunCommand: AsyncParsableCommand {
     var ticks: Int?
     @OptionGroup var retention: RetentionOptions
     @OptionGroup var ruleOptions: RuleOptions
+    @OptionGroup var remoteWrite: RemoteWriteOptions
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
@@ -78,8 +79,9 @@ struct RunCommand: AsyncParsableCommand {
             log.info("serving \(setup.url):\(actualPort)/ (dashboard /, Prometheus API /api/v1/query, state API /api/v1/twin/...)")
         }
         logger.info("observing this host every \(intervalMs) ms into \(dataDir)")
+        let senders = try remoteWrite.senders(store: twinStore, hub: false, logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [
+            services: senders.map { .init(service: $0) } + [
                 .init(service: collection, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: app),
                 .init(service: AuditAnchorService(audit: setup.audit)),

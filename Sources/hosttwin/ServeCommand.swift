@@ -39,6 +39,9 @@ struct ServeCommand: AsyncParsableCommand {
     var catchUpRate: Int = 5_000
     @OptionGroup var credentials: ClientCredentials
     @OptionGroup var ruleOptions: RuleOptions
+    @OptionGroup var remoteWrite: RemoteWriteOptions
+    @Option(name: .customLong("remote-write-host-label"), help: ArgumentHelp("The label of series received by remote_write (/api/v1/write) that names their host; a :PORT after it is dropped.", valueName: "LABEL"))
+    var remoteWriteHostLabel = "instance"
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL")) var logLevel: String = "info"
 
     func run() async throws {
@@ -67,6 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
             try writer.open()
             hub = try HubReceiver(writer: writer, datacenter: datacenter)
             hub?.catchUpLimit = catchUpRate > 0 ? RateLimiter(perSecond: catchUpRate) : nil
+            hub?.remoteWriteHostLabel = remoteWriteHostLabel
             twinStore = writable
         } catch let TwinError.unavailable(why) where why.contains("another HostTwin writer") {
             if followURL != nil || !upstreams.isEmpty { throw CLIError("\(why): --follow and --push need the data directory to themselves") }
@@ -76,6 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
         var api = TwinAPI(store: twinStore, live: nil, metrics: SelfMetrics.bootstrap(), logger: logger)
         // A replica applies what it follows and nothing pushed.
         api.sync = followed == nil ? hub : nil
+        api.remoteWriteReceiver = followed == nil ? hub : nil
         let setup = try server.prepare(&api, dataDir: twinStore.dataDir, logger: logger)
         hub?.keys = setup.keys // hashes asked for by a follower token's policy
         // A hub evaluates the rules per host (series and entities carry `host`), every second so an action it
@@ -86,7 +91,7 @@ struct ServeCommand: AsyncParsableCommand {
         api.rules = rules?.runner
         let log = logger
         let role = followed.map { "; a read-only replica of \($0.host):\($0.port)" }
-            ?? (hub == nil ? "" : "; accepting pushes from agents (/api/v1/sync/push)" + (upstreams.isEmpty ? "" : ", relaying to \(pushURLs.joined(separator: ", "))"))
+            ?? (hub == nil ? "" : "; accepting pushes from agents (/api/v1/sync/push) and Prometheus remote_write (/api/v1/write)" + (upstreams.isEmpty ? "" : ", relaying to \(pushURLs.joined(separator: ", "))"))
         let app = try TwinHTTPServer.application(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
             log.info("serving \(twinStore.dataDir) on \(setup.url):\(actualPort)/\(role)")
         }
@@ -103,6 +108,10 @@ struct ServeCommand: AsyncParsableCommand {
             if let followed { services.append(.init(service: FollowService(receiver: hub, remote: followed, logger: logger))) }
         }
         if let rules { services.append(.init(service: rules)) }
+        if !remoteWrite.urls.isEmpty {
+            guard hub != nil else { throw CLIError("--remote-write sends from a store this server writes (a hub or a replica); beside `run`, give --remote-write to `run`") }
+            services += try remoteWrite.senders(store: twinStore, hub: true, logger: logger).map { .init(service: $0) }
+        }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try hub?.finish()

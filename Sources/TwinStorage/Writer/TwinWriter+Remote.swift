@@ -90,6 +90,22 @@ extension TwinStore {
         }
     }
 
+    /// Records hosts whose samples came by Prometheus remote_write (no agent): a fleet host row with epoch
+    /// 0 and nothing applied when new, then the time of its newest sample (`newest`, by host) and now.
+    public func recordRemoteWrite(newest: [String: Int64], datacenter: String?) throws {
+        guard !newest.isEmpty else { return }
+        let now = TwinTime.nowMillis()
+        try pool.write { db in
+            for (host, t) in newest {
+                try db.cachedStatement(sql: """
+                    INSERT INTO sync_hosts(host, epoch, applied_through, last_t, updated, datacenter) VALUES (?, 0, 0, ?, ?, ?)
+                    ON CONFLICT(host) DO UPDATE SET last_t = max(coalesce(last_t, excluded.last_t), excluded.last_t), updated = excluded.updated,
+                        datacenter = coalesce(datacenter, excluded.datacenter)
+                    """).execute(arguments: [host, t, now, datacenter])
+            }
+        }
+    }
+
     static func save(_ c: RemoteCursor, _ db: Database, now: Int64) throws {
         try db.cachedStatement(sql: """
             INSERT INTO sync_hosts(host, epoch, applied_through, last_t, updated) VALUES (?, ?, ?, ?, ?)
@@ -108,6 +124,13 @@ extension TwinStore {
 }
 
 extension TwinWriter {
+    /// Cuts the head when its samples span a head-window boundary of the data's time. A hub's head is cut
+    /// at those boundaries, as a tick loop's is, so its log stays short for readers and its chunks are
+    /// windows, however few hosts push.
+    public func cutAtHeadWindow() throws {
+        if let oldest = head.oldest, floorDiv(latest, policy.headWindow) != floorDiv(oldest, policy.headWindow) { try cut() }
+    }
+
     /// Loads the open versions, for a writer that applies remote ticks without beginning a run (a hub).
     public func loadOpenVersions() throws {
         try store.pool.write { db in try state.load(db, store: store) }
@@ -145,9 +168,7 @@ extension TwinWriter {
         let batch = try append(batch: samples)
         result.samples = batch.accepted
         result.rejected = batch.rejected
-        // A hub's head is cut at head-window boundaries of the data's time, as a tick loop's is, so its
-        // log stays short for readers and its chunks are windows, however few hosts push.
-        if let oldest = head.oldest, floorDiv(latest, policy.headWindow) != floorDiv(oldest, policy.headWindow) { try cut() }
+        try cutAtHeadWindow()
 
         let cipher = store.cipher
         // The open versions as this batch leaves them: the hub's (all hosts') state, with this batch's
