@@ -6,9 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage() { echo "== $1 ($(date -u +%H:%M:%S), $SECONDS s so far)"; }
-# The build links zlib and zstd (scripts/build-deps.sh installs them when missing); the TLS tests make a
-# throwaway CA with openssl.
-extra="openssl openssl"
+# The build links zlib, zstd, lz4 and snappy (scripts/build-deps.sh installs them when missing); the TLS
+# tests make a throwaway CA with openssl; the remote_write tests send to Prometheus and VictoriaMetrics.
+extra="openssl openssl
+prometheus prometheus
+victoria-metrics victoria-metrics"
 source scripts/build-deps.sh
 stage "build"
 swift build --build-tests
@@ -32,6 +34,11 @@ HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh
 stage "rules against promtool and Alertmanager"
 HOSTTWIN=$PWD/.build/debug/hosttwin scripts/rules-test.sh
 HOSTTWIN=$PWD/.build/debug/hosttwin scripts/alertmanager-test.sh
+# Prometheus remote_write both ways with the real peers from Debian: a twin sending to Prometheus 2.42 and
+# VictoriaMetrics 1.79 (both down 20 s in between; every sample must arrive), and a Prometheus scraping
+# node_exporter writing into a hub whose answers must equal Prometheus' own.
+stage "remote_write with Prometheus and VictoriaMetrics"
+HOSTTWIN=$PWD/.build/debug/hosttwin scripts/remote-write-test.sh --short
 # Grafana's Node Exporter Full on a live twin beside node_exporter 1.5 + Prometheus 2.42 (both from Debian)
 # on this host: every query with data under node_exporter must have data under HostTwin (needs ../shared).
 stage "Grafana Node Exporter Full"

@@ -27,8 +27,23 @@ public enum FuzzTargets {
         "procfs": procfs, "exposition": exposition, "promql": promql, "time": time, "chunk": chunk,
         "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
         "config": config, "versions": versions, "sync": sync, "syncstream": syncStream, "follow": follow,
-        "hubanswers": hubAnswers, "detectorstate": detectorState, "rules": rules,
+        "hubanswers": hubAnswers, "detectorstate": detectorState, "rules": rules, "remotewrite": remoteWrite,
     ]
+
+    /// Prometheus remote_write bodies as a hub receives them: the bytes as a snappy block, and the bytes
+    /// compressed (so the protobuf decoder sees them as they are). A decoded request is encoded again and
+    /// must decode to the same series; each series' host is read as the hub reads it.
+    static func remoteWrite(_ data: [UInt8]) {
+        _ = try? RemoteWriteCodec.decode(data)
+        guard let request = try? RemoteWriteCodec.decode(Snappy.compress(data)) else { return }
+        guard let again = try? RemoteWriteCodec.decode(RemoteWriteCodec.encode(request.series, types: request.types)),
+              again.series.count == request.series.count,
+              zip(again.series, request.series).allSatisfy({ $0.metric == $1.metric && $0.labels == $1.labels && $0.t == $1.t
+                  && zip($0.v, $1.v).allSatisfy { $0.bitPattern == $1.bitPattern } }) else {
+            fatalError("a decoded remote_write request does not survive encoding again")
+        }
+        for s in request.series { _ = HubIngest.remoteWriteHost(s.labels, label: "instance") }
+    }
 
     /// Rule files, promtool test files and alerting configurations: parsed and checked; what parses is evaluated for a few
     /// evaluations over the fixture's series, templates expanded, under tight query limits.
