@@ -79,10 +79,14 @@ public final class RemoteWriteSender: Service, Sendable {
         public var samples = 0
         public var series = 0
         public var requests = 0
+        /// Compressed request bytes sent (each request once, retries aside).
+        public var bytes = 0
         /// Samples in requests the receiver refused for good (4xx other than 429).
         public var dropped = 0
         /// Per host, the time the round sent through.
         public var positions: [String: Int64] = [:]
+
+        public init() {}
     }
 
     public let destination: Destination
@@ -172,15 +176,16 @@ public final class RemoteWriteSender: Service, Sendable {
             }
         }
         guard !round.positions.isEmpty else { return round }
-        let outcomes = try await withThrowingTaskGroup(of: (requests: Int, dropped: Int).self) { tasks in
+        let outcomes = try await withThrowingTaskGroup(of: Shipped.self) { tasks in
             for list in shards where !list.isEmpty {
                 tasks.addTask { try await self.sendShard(list) }
             }
-            var total: [(requests: Int, dropped: Int)] = []
+            var total: [Shipped] = []
             for try await o in tasks { total.append(o) }
             return total
         }
         round.requests = outcomes.reduce(0) { $0 + $1.requests }
+        round.bytes = outcomes.reduce(0) { $0 + $1.bytes }
         round.dropped = outcomes.reduce(0) { $0 + $1.dropped }
         try store.saveRemoteWritePositions(destination: destination.name, round.positions)
         let dims = [("url", destination.name)]
@@ -191,16 +196,21 @@ public final class RemoteWriteSender: Service, Sendable {
         return round
     }
 
+    /// What one shard sent.
+    private struct Shipped { var requests = 0, bytes = 0, dropped = 0 }
+
     /// Sends one shard's series in requests of at most `maxSamplesPerSend` samples, in order; a series
-    /// longer than that is cut into consecutive pieces. Returns the requests sent and the samples dropped.
-    private func sendShard(_ list: [RemoteWriteCodec.Series]) async throws -> (requests: Int, dropped: Int) {
-        var requests = 0, dropped = 0
+    /// longer than that is cut into consecutive pieces.
+    private func sendShard(_ list: [RemoteWriteCodec.Series]) async throws -> Shipped {
+        var shipped = Shipped()
         var pending: [RemoteWriteCodec.Series] = []
         var count = 0
         func flush() async throws {
             guard !pending.isEmpty else { return }
-            if try await !deliver(RemoteWriteCodec.encode(pending)) { dropped += count }
-            requests += 1
+            let body = RemoteWriteCodec.encode(pending)
+            if try await !deliver(body) { shipped.dropped += count }
+            shipped.requests += 1
+            shipped.bytes += body.count
             pending.removeAll(keepingCapacity: true)
             count = 0
         }
@@ -216,7 +226,7 @@ public final class RemoteWriteSender: Service, Sendable {
             }
         }
         try await flush()
-        return (requests, dropped)
+        return shipped
     }
 
     /// Posts one body until the receiver takes it (true) or refuses it for good (false); throws only when

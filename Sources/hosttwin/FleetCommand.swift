@@ -32,7 +32,9 @@ struct FleetCommand: ParsableCommand {
             let lag: String = h.lagSeconds.map { String(format: "%.1fs", $0) } ?? "-"
             let offset: String = h.clockOffsetSeconds.map { String(format: "%+.3fs", $0) } ?? "-"
             let backlog: String = h.backlogTicks.map { String($0) } ?? "-"
-            var row: [String] = [h.host, h.datacenter ?? "-", String(h.appliedThrough), backlog, h.lastTick ?? "-", lag, offset, h.lastContact ?? "-", h.epoch]
+            // Epoch 0 with samples: a host that came by Prometheus remote_write (no agent, no ticks).
+            let epoch = h.epoch == "0" && h.lastTick != nil ? "remote_write" : h.epoch
+            var row: [String] = [h.host, h.datacenter ?? "-", String(h.appliedThrough), backlog, h.lastTick ?? "-", lag, offset, h.lastContact ?? "-", epoch]
             if warnings { row += [String(format: "%.1f %%", (h.anomalyRate ?? 0) * 100), String(h.warnings?.count ?? 0)] }
             return row
         })
