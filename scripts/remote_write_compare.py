@@ -91,11 +91,14 @@ def compare_queries(args):
             prom = answers(args.prometheus, q, args.at, rng, ())
             ok = bool(prom) and hub.keys() == prom.keys() and all(
                 len(hub[k]) == len(prom[k]) and all(a[0] == b[0] and same(a[1], b[1], 1e-9) for a, b in zip(hub[k], prom[k])) for k in hub)
+            inexact = 0
             if ok:
                 pairs = [(a[1], b[1]) for k in hub for a, b in zip(hub[k], prom[k])]
                 values += len(pairs)
-                exact += sum(1 for a, b in pairs if same(a, b))
-            print(f"  {'range  ' if rng else 'instant'} {q}: {len(prom)} series at Prometheus, {len(hub)} at the hub: {'equal' if ok else 'DIFFERENT'}")
+                inexact = sum(1 for a, b in pairs if not same(a, b))
+                exact += len(pairs) - inexact
+            verdict = ('equal' + (f' ({inexact} values within 1e-9, not bit for bit)' if inexact else '')) if ok else 'DIFFERENT'
+            print(f"  {'range  ' if rng else 'instant'} {q}: {len(prom)} series at Prometheus, {len(hub)} at the hub: {verdict}")
             if not ok:
                 bad += 1
                 for k in [k for k in prom.keys() | hub.keys() if prom.get(k) != hub.get(k)][:2]:

@@ -292,6 +292,49 @@ import TwinServer
         }
     }
 
+    /// A hub sends every host's series, each host up to its applied cursor: two agents' ticks applied at a
+    /// hub (one host further along than the other) arrive with their `host` and `instance` labels.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: Receiver.prometheus), "needs prometheus from Debian"))
+    func aHubSendsEachHostUpToItsCursor() async throws {
+        let dir = try temporaryDirectory("hosttwin-rw-hub")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let start = TwinTime.nowMillis() / 1000 * 1000 - 120_000
+        let hubStore = try TwinStore.open(dataDir: dir + "/hub")
+        let hubWriter = TwinWriter(store: hubStore, policy: .testing)
+        try hubWriter.open()
+        let hub = try HubIngest(writer: hubWriter)
+        for (host, count) in [("web-1", 90), ("db-2", 60)] {
+            let agent = try TwinStore.open(dataDir: dir + "/" + host)
+            let w = TwinWriter(store: agent, policy: .testing)
+            try w.begin(now: start - 1, interval: 1000)
+            try Self.commitTicks(w, from: start, count: count)
+            try w.finish(now: start + Int64(count) * 1000)
+            let batch = try #require(try StoreBatches(store: agent, host: host).batch(from: 1, maxTicks: count))
+            _ = try hub.apply(SyncCodec.encode(batch).bytes, from: host)
+        }
+        guard let receiver = try Receiver.all().first(where: { $0.name == "Prometheus" }) else { return }
+        let process = try receiver.start(dataDir: dir + "/prom")
+        defer { process.terminate(); process.waitUntilExit() }
+        #expect(try EndToEndTests.eventually(30) { LoopbackHTTP.get(port: receiver.port, "/-/ready")?.status == 200 })
+        let sender = RemoteWriteSender(store: hubStore, destination: try .init(url: "http://127.0.0.1:\(receiver.port)/api/v1/write"),
+                                       hub: true, logger: .init(label: "test"))
+        try hubStore.saveRemoteWritePositions(destination: sender.destination.name, ["*": start - 1])
+        let round = try await sender.round(now: TwinTime.nowMillis())
+        func flapping(_ n: Int) -> Int { (0..<Int64(n)).filter { (start / 1000 + $0) % 20 < 10 }.count }
+        #expect(round.positions == ["web-1": start + 89_000, "db-2": start + 59_000] && round.samples == 90 * 4 + flapping(90) + 60 * 4 + flapping(60), "\(round)")
+        var got: [String: [Int64: Double]]?
+        _ = try EndToEndTests.eventually(30) {
+            got = receiver.samples(#"{__name__="rwtest_load"}"#, from: start - 1, to: start + 89_000)
+            return got?.count == 2
+        }
+        #expect(got?[Self.key(["__name__": "rwtest_load", "host": "web-1", "instance": "web-1", "job": "node"])]?.count == 90)
+        #expect(got?[Self.key(["__name__": "rwtest_load", "host": "db-2", "instance": "db-2", "job": "node"])]?.count == 60)
+        // Nothing new: the next round sends nothing and keeps the positions.
+        let idle = try await sender.round(now: TwinTime.nowMillis())
+        #expect(idle.samples == 0 && idle.positions.isEmpty)
+        try hubWriter.finish(now: TwinTime.nowMillis())
+    }
+
     /// The store's samples in `(from, to]` in the form the receivers answer: the Prometheus view's labels.
     static func storedSamples(_ store: TwinStore, from: Int64, to: Int64) throws -> [String: [Int64: Double]] {
         let view = ScrapeLabels().resolved(store)
