@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "TwinRuntime", targets: ["TwinRuntime"]),
         .library(name: "TwinSync", targets: ["TwinSync"]),
         .library(name: "TwinRules", targets: ["TwinRules"]),
+        .library(name: "TwinPostgres", targets: ["TwinPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -36,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.20.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         .target(name: "TwinCore", swiftSettings: swiftSettings),
@@ -101,6 +103,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A hub's store in PostgreSQL (`--store postgres://...`), through postgres-nio.
+        .target(
+            name: "TwinPostgres",
+            dependencies: [
+                "TwinCore", "TwinStorage",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The fleet's sync protocol: positions, batches and their wire encoding (docs/format/sync.md); Prometheus
         // remote_write out and in (protobuf code generated from RemoteWrite/remote.proto and committed).
         .target(
@@ -160,7 +174,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HostTwinTests",
-            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinSync", "TwinRules", "TwinFuzzTargets"],
+            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinSync", "TwinRules", "TwinFuzzTargets", "TwinPostgres"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

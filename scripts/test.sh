@@ -14,6 +14,16 @@ victoria-metrics victoria-metrics"
 source scripts/build-deps.sh
 stage "build"
 swift build --build-tests
+# The PostgreSQL backend's tests run against a private cluster on loopback (Debian's postgresql, installed
+# when missing), stopped when this script ends.
+stage "PostgreSQL cluster"
+source scripts/postgres-lib.sh
+pg_root=$(mktemp -d /tmp/hosttwin-pg.XXXXXX)
+chmod 755 "$pg_root"
+trap 'stop_postgres "$pg_root/data"; rm -rf "$pg_root"' EXIT
+start_postgres "$pg_root/data" "$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+export HOSTTWIN_TEST_POSTGRES=$PG_URL
+echo "PostgreSQL $("$(pg_bin)/postgres" --version | awk '{print $3}') at $PG_URL"
 stage "unit and integration tests"
 swift test --skip-build
 # The package's static-runtime build takes ten minutes on 2 cores; the stages below mostly wait on real

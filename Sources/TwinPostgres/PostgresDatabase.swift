@@ -1,0 +1,209 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import Synchronization
+import TwinCore
+import TwinStorage
+
+/// A PostgreSQL database a hub's store lives in (`--store postgres://...`), reached with postgres-nio.
+///
+/// The store's reads and writes are synchronous (as they are on SQLite), so each transaction takes an
+/// idle connection, runs its statements one after another and waits for each answer on the calling
+/// thread; the connections' event loop is this database's own. Never call it from that event loop.
+public final class PostgresDatabase: Sendable {
+    /// Where the database is: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (or `postgresql://`).
+    public struct Location: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var user: String
+        public var password: String?
+        public var database: String
+
+        public init(url: String) throws {
+            guard let u = URLComponents(string: url), let scheme = u.scheme?.lowercased(), scheme == "postgres" || scheme == "postgresql" else {
+                throw TwinError.badInput("--store \(Self.redacted(url)): expected postgres://USER@HOST[:PORT]/DATABASE")
+            }
+            guard let host = u.host, !host.isEmpty else { throw TwinError.badInput("--store \(Self.redacted(url)): no host") }
+            guard let user = u.user, !user.isEmpty else { throw TwinError.badInput("--store \(Self.redacted(url)): no user (postgres://USER@HOST/DATABASE)") }
+            let database = String(u.path.drop { $0 == "/" })
+            guard !database.isEmpty, !database.contains("/") else { throw TwinError.badInput("--store \(Self.redacted(url)): no database name (postgres://USER@HOST/DATABASE)") }
+            self.host = host
+            port = u.port ?? 5432
+            self.user = user.removingPercentEncoding ?? user
+            password = u.password.map { $0.removingPercentEncoding ?? $0 }
+            self.database = database.removingPercentEncoding ?? database
+        }
+
+        /// The URL without its password, for logs and errors.
+        public var description: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+
+        static func redacted(_ url: String) -> String {
+            guard var u = URLComponents(string: url) else { return "(unparseable URL)" }
+            if u.password != nil { u.password = "***" }
+            return u.string ?? "(unparseable URL)"
+        }
+    }
+
+    public let location: Location
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let idle = Mutex<[PostgresConnection]>([])
+    private let nextID = Atomic<Int>(1)
+    private let logger: Logger
+    /// Idle connections kept; more are opened while transactions run at once.
+    static let keep = 8
+
+    /// Connects once to check the location and the credentials.
+    public init(url: String, logger: Logger = Logger(label: "hosttwin.postgres")) throws {
+        location = try Location(url: url)
+        self.logger = logger
+        let first = try connect()
+        idle.withLock { $0.append(first) }
+    }
+
+    deinit {
+        for c in idle.withLock({ $0 }) { Self.close(c) }
+        try? group.syncShutdownGracefully()
+    }
+
+    private func connect() throws -> PostgresConnection {
+        let configuration = PostgresConnection.Configuration(host: location.host, port: location.port, username: location.user,
+                                                             password: location.password, database: location.database, tls: .disable)
+        do {
+            return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: nextID.add(1, ordering: .relaxed).oldValue,
+                                                  logger: logger).wait()
+        } catch {
+            throw TwinError.unavailable("cannot connect to \(location.description): \(Self.message(error))")
+        }
+    }
+
+    /// A transaction's statements, run on one connection.
+    public final class Transaction {
+        let connection: PostgresConnection
+        let logger: Logger
+        /// Statements' numbered forms, by their text.
+        private var numbered: [String: String] = [:]
+
+        init(connection: PostgresConnection, logger: Logger) {
+            self.connection = connection
+            self.logger = logger
+        }
+
+        /// Runs `sql` (`?` placeholders) with `arguments`; returns the rows it changed.
+        @discardableResult
+        public func execute(_ sql: String, _ arguments: [any SQLValueConvertible] = []) throws -> Int {
+            try run(sql, arguments).metadata.rows ?? 0
+        }
+
+        /// The rows `sql` returns.
+        public func rows(_ sql: String, _ arguments: [any SQLValueConvertible] = []) throws -> [SQLRow] {
+            try run(sql, arguments).rows.map { row in
+                SQLRow(row.makeRandomAccess().map(Self.value))
+            }
+        }
+
+        /// The first column of the first row, if any.
+        public func value(_ sql: String, _ arguments: [any SQLValueConvertible] = []) throws -> SQLValue? {
+            try rows(sql, arguments).first?.values.first
+        }
+
+        private func run(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> PostgresQueryResult {
+            let text: String
+            if let n = numbered[sql] { text = n } else {
+                text = SQLText.numberedPlaceholders(sql)
+                numbered[sql] = text
+            }
+            var binds = PostgresBindings(capacity: arguments.count)
+            for a in arguments {
+                switch a.sqlValue {
+                case .null: binds.appendNull()
+                case .integer(let v): binds.append(v)
+                case .real(let v): binds.append(v)
+                case .text(let v): binds.append(v)
+                case .blob(let v): binds.append(ByteBuffer(bytes: v))
+                }
+            }
+            do {
+                return try connection.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: logger).wait()
+            } catch {
+                throw PostgresError(message: PostgresDatabase.message(error), sqlState: (error as? PSQLError)?.serverInfo?[.sqlState])
+            }
+        }
+
+        /// A cell as one of the shared kinds: integers of every width, reals, text, bytea; NULL.
+        static func value(_ cell: PostgresCell) -> SQLValue {
+            guard cell.bytes != nil else { return .null }
+            switch cell.dataType {
+            case .int2, .int4, .int8, .oid: return (try? cell.decode(Int64.self)).map(SQLValue.integer) ?? .null
+            case .float4, .float8: return (try? cell.decode(Double.self)).map(SQLValue.real) ?? .null
+            case .bool: return (try? cell.decode(Bool.self)).map { .integer($0 ? 1 : 0) } ?? .null
+            case .bytea: return (try? cell.decode(ByteBuffer.self)).map { .blob(Array($0.readableBytesView)) } ?? .null
+            case .numeric: return (try? cell.decode(Decimal.self)).map { .real(NSDecimalNumber(decimal: $0).doubleValue) } ?? .null
+            default: return (try? cell.decode(String.self)).map(SQLValue.text) ?? .null
+            }
+        }
+    }
+
+    /// Runs `body` in a transaction that commits when it returns and rolls back when it throws.
+    public func write<T>(_ body: (Transaction) throws -> T) throws -> T {
+        try transaction(begin: "BEGIN", body)
+    }
+
+    /// Runs `body` in a read-only transaction that sees one snapshot of the database.
+    public func read<T>(_ body: (Transaction) throws -> T) throws -> T {
+        try transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+    }
+
+    private func transaction<T>(begin: String, _ body: (Transaction) throws -> T) throws -> T {
+        let connection = try idle.withLock { $0.popLast() } ?? connect()
+        var healthy = true
+        defer {
+            if healthy && !connection.isClosed {
+                if !idle.withLock({ list -> Bool in
+                    guard list.count < Self.keep else { return false }
+                    list.append(connection)
+                    return true
+                }) { Self.close(connection) }
+            } else {
+                Self.close(connection)
+            }
+        }
+        let tx = Transaction(connection: connection, logger: logger)
+        do { try tx.execute(begin) } catch {
+            healthy = false
+            throw error
+        }
+        do {
+            let value = try body(tx)
+            try tx.execute("COMMIT")
+            return value
+        } catch {
+            do { try tx.execute("ROLLBACK") } catch { healthy = false }
+            throw error
+        }
+    }
+
+    /// Closes a connection without waiting.
+    static func close(_ connection: PostgresConnection) {
+        let closing: EventLoopFuture<Void> = connection.close()
+        closing.whenComplete { _ in }
+    }
+
+    /// What an error of postgres-nio says, with the server's message when there is one (its own
+    /// description hides it).
+    static func message(_ error: any Error) -> String {
+        guard let e = error as? PSQLError else { return "\(error)" }
+        if let info = e.serverInfo, let m = info[.message] {
+            return [m, info[.detail], info[.hint].map { "hint: \($0)" }].compactMap { $0 }.joined(separator: "; ")
+        }
+        return "\(e.code)"
+    }
+}
+
+/// A statement PostgreSQL refused, with its message and SQLSTATE.
+public struct PostgresError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var sqlState: String?
+    public var description: String { sqlState.map { "\(message) (SQLSTATE \($0))" } ?? message }
+}
