@@ -12,7 +12,7 @@ import TwinStorage
 /// The store's reads and writes are synchronous (as they are on SQLite), so each transaction takes an
 /// idle connection, runs its statements one after another and waits for each answer on the calling
 /// thread; the connections' event loop is this database's own. Never call it from that event loop.
-public final class PostgresDatabase: Sendable {
+public final class PostgresDatabase: StoreDatabase {
     /// Where the database is: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (or `postgresql://`).
     public struct Location: Sendable, Equatable {
         public var host: String
@@ -47,6 +47,7 @@ public final class PostgresDatabase: Sendable {
     }
 
     public let location: Location
+    public var dialect: SQLDialect { .postgres }
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let idle = Mutex<[PostgresConnection]>([])
     private let nextID = Atomic<Int>(1)
@@ -79,7 +80,8 @@ public final class PostgresDatabase: Sendable {
     }
 
     /// A transaction's statements, run on one connection.
-    public final class Transaction {
+    public final class Transaction: StoreStatements {
+        public var dialect: SQLDialect { .postgres }
         let connection: PostgresConnection
         let logger: Logger
         /// Statements' numbered forms, by their text.
@@ -101,11 +103,6 @@ public final class PostgresDatabase: Sendable {
             try run(sql, arguments).rows.map { row in
                 SQLRow(row.makeRandomAccess().map(Self.value))
             }
-        }
-
-        /// The first column of the first row, if any.
-        public func value(_ sql: String, _ arguments: [any SQLValueConvertible] = []) throws -> SQLValue? {
-            try rows(sql, arguments).first?.values.first
         }
 
         private func run(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> PostgresQueryResult {
@@ -146,16 +143,17 @@ public final class PostgresDatabase: Sendable {
     }
 
     /// Runs `body` in a transaction that commits when it returns and rolls back when it throws.
-    public func write<T>(_ body: (Transaction) throws -> T) throws -> T {
+    @discardableResult
+    public func write<T>(_ body: (any StoreStatements) throws -> T) throws -> T {
         try transaction(begin: "BEGIN", body)
     }
 
     /// Runs `body` in a read-only transaction that sees one snapshot of the database.
-    public func read<T>(_ body: (Transaction) throws -> T) throws -> T {
+    public func read<T>(_ body: (any StoreStatements) throws -> T) throws -> T {
         try transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
     }
 
-    private func transaction<T>(begin: String, _ body: (Transaction) throws -> T) throws -> T {
+    private func transaction<T>(begin: String, _ body: (any StoreStatements) throws -> T) throws -> T {
         let connection = try idle.withLock { $0.popLast() } ?? connect()
         var healthy = true
         defer {

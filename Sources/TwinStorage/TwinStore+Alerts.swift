@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import TwinCore
 
 /// One change of an alert's state as the store keeps it: an event of type `alert` whose key is the alert's
@@ -54,32 +53,32 @@ extension TwinStore {
     /// Stores alert state changes, in one transaction.
     public func recordAlerts(_ records: [AlertRecord]) throws {
         guard !records.isEmpty else { return }
-        try pool.write { db in
-            let insert = try db.cachedStatement(sql: "INSERT INTO events(t, type, kind, key, detail) VALUES (?, 'alert', NULL, ?, ?)")
+        try database.write { db in
             for r in records {
-                try insert.execute(arguments: [r.time, r.key, String(decoding: try AlertRecord.encoder.encode(r), as: UTF8.self)])
+                try db.execute("INSERT INTO events(t, type, kind, key, detail) VALUES (?, 'alert', NULL, ?, ?)",
+                               [r.time, r.key, String(decoding: try AlertRecord.encoder.encode(r), as: UTF8.self)])
             }
         }
     }
 
     /// Alert state changes in `[from, to]`, oldest first, at most `limit`.
     public func alertHistory(from: Int64, to: Int64, limit: Int = 10_000) throws -> [AlertRecord] {
-        try pool.read { db in
-            try String.fetchAll(db, sql: "SELECT detail FROM events WHERE type = 'alert' AND t >= ? AND t <= ? ORDER BY t, id LIMIT ?",
-                                arguments: [from, to, limit]).compactMap(AlertRecord.decode)
+        try database.read { db in
+            try db.rows("SELECT detail FROM events WHERE type = 'alert' AND t >= ? AND t <= ? ORDER BY t, id LIMIT ?", [from, to, limit])
+                .compactMap { $0[0].string.flatMap(AlertRecord.decode) }
         }
     }
 
     /// The alerts pending or firing at `at`: each alert's latest change at or before `at`, where that
     /// change left it active. Ordered by rule, then labels.
     public func activeAlerts(at: Int64) throws -> [AlertRecord] {
-        try pool.read { db in
-            let rows = try String.fetchAll(db, sql: """
+        try database.read { db in
+            let rows = try db.rows("""
                 SELECT detail FROM events WHERE id IN (
                     SELECT (SELECT id FROM events x WHERE x.type = 'alert' AND x.key = k.key AND x.t <= ? ORDER BY x.t DESC, x.id DESC LIMIT 1)
                     FROM (SELECT DISTINCT key FROM events WHERE type = 'alert') k)
-                """, arguments: [at])
-            return rows.compactMap(AlertRecord.decode).filter(\.isActive).sorted { ($0.rule, $0.key) < ($1.rule, $1.key) }
+                """, [at])
+            return rows.compactMap { $0[0].string.flatMap(AlertRecord.decode) }.filter(\.isActive).sorted { ($0.rule, $0.key) < ($1.rule, $1.key) }
         }
     }
 }
@@ -144,16 +143,17 @@ public struct ActionRunReport: Sendable, Codable, Equatable {
 
 extension TwinStore {
     public func recordDelivery(_ d: DeliveryRecord) throws {
-        try pool.write { db in
-            try db.execute(sql: "INSERT INTO alert_deliveries(t, channel, alerts, ok, attempts, error) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [d.time, d.channel, d.alerts, d.ok, d.attempts, d.error])
+        try database.write { db in
+            try db.execute("INSERT INTO alert_deliveries(t, channel, alerts, ok, attempts, error) VALUES (?, ?, ?, ?, ?, ?)",
+                           [d.time, d.channel, d.alerts, d.ok, d.attempts, d.error])
         }
     }
 
     public func deliveries(from: Int64, to: Int64, limit: Int = 1000) throws -> [DeliveryRecord] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM alert_deliveries WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?", arguments: [from, to, limit]).map {
-                DeliveryRecord(time: $0["t"], channel: $0["channel"], alerts: $0["alerts"], ok: $0["ok"], attempts: $0["attempts"], error: $0["error"])
+        try database.read { db in
+            try db.rows("SELECT t, channel, alerts, ok, attempts, error FROM alert_deliveries WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?", [from, to, limit]).map {
+                DeliveryRecord(time: try $0.integer(0), channel: try $0.text(1), alerts: Int(try $0.integer(2)), ok: try $0.bool(3),
+                               attempts: Int(try $0.integer(4)), error: $0[5].string)
             }
         }
     }
@@ -161,11 +161,10 @@ extension TwinStore {
     /// Stores an action run; returns its id (to record later whether the alert cleared).
     @discardableResult
     public func recordActionRun(_ r: ActionRunRecord) throws -> Int64 {
-        try pool.write { db in
-            try db.execute(sql: "INSERT INTO action_runs(t, action, alert, argv, dry_run, status, millis, output, agent, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [r.time, r.action, r.alert, String(decoding: try JSONEncoder().encode(r.argv), as: UTF8.self), r.dryRun, r.status, r.millis, r.output,
-                                       r.agent, r.value])
-            return db.lastInsertedRowID
+        try database.write { db in
+            try db.value("INSERT INTO action_runs(t, action, alert, argv, dry_run, status, millis, output, agent, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                         [r.time, r.action, r.alert, String(decoding: try JSONEncoder().encode(r.argv), as: UTF8.self), r.dryRun, r.status, r.millis, r.output,
+                          r.agent, r.value])?.int64 ?? 0
         }
     }
 
@@ -173,67 +172,69 @@ extension TwinStore {
     /// runs that waited longer than `expireAfter` ms are marked expired instead (an agent back after an
     /// outage does not act on a stale alert). Each run is handed out once.
     public func claimDispatchedRuns(agent: String, now: Int64, expireAfter: Int64, limit: Int = 32) throws -> [ActionRunRecord] {
-        try pool.write { db in
-            try db.execute(sql: """
+        try database.write { db in
+            try db.execute("""
                 UPDATE action_runs SET claimed_at = ?, reported_at = ?, status = ? WHERE agent = ? AND claimed_at IS NULL AND t < ?
-                """, arguments: [now, now, "expired: agent \(agent) did not ask for it within \(expireAfter / 1000) s", agent, now - expireAfter])
-            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM action_runs WHERE agent = ? AND claimed_at IS NULL ORDER BY t, id LIMIT ?", arguments: [agent, limit])
+                """, [now, now, "expired: agent \(agent) did not ask for it within \(expireAfter / 1000) s", agent, now - expireAfter])
+            let ids = try db.rows("SELECT id FROM action_runs WHERE agent = ? AND claimed_at IS NULL ORDER BY t, id LIMIT ?", [agent, limit]).map { try $0.integer(0) }
             guard !ids.isEmpty else { return [] }
             let list = ids.map(String.init).joined(separator: ",")
-            try db.execute(sql: "UPDATE action_runs SET claimed_at = ?, status = ? WHERE id IN (\(list))", arguments: [now, "sent to agent \(agent)"])
-            return try Row.fetchAll(db, sql: "SELECT * FROM action_runs WHERE id IN (\(list)) ORDER BY t, id").map(Self.actionRun)
+            try db.execute("UPDATE action_runs SET claimed_at = ?, status = ? WHERE id IN (\(list))", [now, "sent to agent \(agent)"])
+            return try db.rows("SELECT \(Self.actionRunColumns) FROM action_runs WHERE id IN (\(list)) ORDER BY t, id", []).map(Self.actionRun)
         }
     }
 
     /// Records what `agent` said of dispatched run `id`; false when there is no such run handed to that
     /// agent and still waiting for its report (another agent's, or reported already).
     public func reportDispatchedRun(id: Int64, agent: String, report r: ActionRunReport, at now: Int64) throws -> Bool {
-        try pool.write { db in
-            try db.execute(sql: """
+        try database.write { db in
+            try db.execute("""
                 UPDATE action_runs SET status = ?, millis = ?, output = ?, argv = ?, dry_run = ?, reported_at = ?
                 WHERE id = ? AND agent = ? AND claimed_at IS NOT NULL AND reported_at IS NULL
-                """, arguments: ["agent \(agent): \(r.status)", r.millis, r.output, String(decoding: try JSONEncoder().encode(r.argv), as: UTF8.self), r.dryRun, now,
-                                  id, agent])
-            return db.changesCount == 1
+                """, ["agent \(agent): \(r.status)", r.millis, r.output, String(decoding: try JSONEncoder().encode(r.argv), as: UTF8.self), r.dryRun, now,
+                      id, agent]) == 1
         }
     }
 
     /// Action run `id`, if there is one.
     public func actionRun(id: Int64) throws -> ActionRunRecord? {
-        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM action_runs WHERE id = ?", arguments: [id]).map(Self.actionRun) }
+        try database.read { db in try db.rows("SELECT \(Self.actionRunColumns) FROM action_runs WHERE id = ?", [id]).first.map(Self.actionRun) }
     }
 
     /// Whether runs are waiting for `agent` to take them.
     public func hasDispatchedRuns(agent: String) throws -> Bool {
-        try pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM action_runs WHERE agent = ? AND claimed_at IS NULL)", arguments: [agent]) ?? false
+        try database.read { db in
+            try db.value("SELECT 1 FROM action_runs WHERE agent = ? AND claimed_at IS NULL LIMIT 1", [agent]) != nil
         }
     }
 
-    private static func actionRun(_ row: Row) -> ActionRunRecord {
-        var r = ActionRunRecord(time: row["t"], action: row["action"], alert: row["alert"],
-                                argv: (try? JSONDecoder().decode([String].self, from: Data((row["argv"] as String).utf8))) ?? [],
-                                dryRun: row["dry_run"], status: row["status"], millis: row["millis"], output: row["output"])
-        r.id = row["id"]
-        r.cleared = row["cleared"]
-        r.checkedAt = row["checked_at"]
-        r.agent = row["agent"]
-        r.claimedAt = row["claimed_at"]
-        r.reportedAt = row["reported_at"]
-        r.value = row["value"]
+    /// The columns ``actionRun(_:)`` reads, in its order.
+    private static let actionRunColumns = "id, t, action, alert, argv, dry_run, status, millis, output, cleared, checked_at, agent, claimed_at, reported_at, value"
+
+    private static func actionRun(_ row: SQLRow) throws -> ActionRunRecord {
+        var r = ActionRunRecord(time: try row.integer(1), action: try row.text(2), alert: try row.text(3),
+                                argv: (try? JSONDecoder().decode([String].self, from: Data(try row.text(4).utf8))) ?? [],
+                                dryRun: try row.bool(5), status: try row.text(6), millis: try row.integer(7), output: try row.text(8))
+        r.id = try row.integer(0)
+        r.cleared = row[9].int64.map { $0 != 0 }
+        r.checkedAt = row[10].int64
+        r.agent = row[11].string
+        r.claimedAt = row[12].int64
+        r.reportedAt = row[13].int64
+        r.value = row[14].double
         return r
     }
 
     /// Records whether the alert of action run `id` had cleared when checked at `at`.
     public func recordActionOutcome(id: Int64, cleared: Bool, at: Int64) throws {
-        try pool.write { db in
-            try db.execute(sql: "UPDATE action_runs SET cleared = ?, checked_at = ? WHERE id = ?", arguments: [cleared, at, id])
+        try database.write { db in
+            try db.execute("UPDATE action_runs SET cleared = ?, checked_at = ? WHERE id = ?", [cleared, at, id])
         }
     }
 
     public func actionRuns(from: Int64, to: Int64, limit: Int = 1000) throws -> [ActionRunRecord] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM action_runs WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?", arguments: [from, to, limit]).map(Self.actionRun)
+        try database.read { db in
+            try db.rows("SELECT \(Self.actionRunColumns) FROM action_runs WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?", [from, to, limit]).map(Self.actionRun)
         }
     }
 }
@@ -257,28 +258,26 @@ public struct SilenceRecord: Sendable, Codable, Equatable {
 extension TwinStore {
     @discardableResult
     public func insertSilence(_ s: SilenceRecord) throws -> Int64 {
-        try pool.write { db in
-            try db.execute(sql: "INSERT INTO silences(created, starts, ends, matchers, comment, author) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [s.created, s.starts, s.ends, String(decoding: try JSONEncoder().encode(s.matchers), as: UTF8.self), s.comment, s.author])
-            return db.lastInsertedRowID
+        try database.write { db in
+            try db.value("INSERT INTO silences(created, starts, ends, matchers, comment, author) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                         [s.created, s.starts, s.ends, String(decoding: try JSONEncoder().encode(s.matchers), as: UTF8.self), s.comment, s.author])?.int64 ?? 0
         }
     }
 
     /// Ends silence `id` at `at` (when it has not ended yet); false when there is no such active silence.
     public func expireSilence(id: Int64, at: Int64) throws -> Bool {
-        try pool.write { db in
-            try db.execute(sql: "UPDATE silences SET ends = ? WHERE id = ? AND ends > ?", arguments: [at, id, at])
-            return db.changesCount == 1
+        try database.write { db in
+            try db.execute("UPDATE silences SET ends = ? WHERE id = ? AND ends > ?", [at, id, at]) == 1
         }
     }
 
     /// Silences that end after `after` (all by default), newest first.
     public func silences(endingAfter after: Int64 = .min) throws -> [SilenceRecord] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM silences WHERE ends > ? ORDER BY id DESC", arguments: [after]).map { r in
-                SilenceRecord(id: r["id"], created: r["created"], starts: r["starts"], ends: r["ends"],
-                              matchers: (try? JSONDecoder().decode([String].self, from: Data((r["matchers"] as String).utf8))) ?? [],
-                              comment: r["comment"], author: r["author"])
+        try database.read { db in
+            try db.rows("SELECT id, created, starts, ends, matchers, comment, author FROM silences WHERE ends > ? ORDER BY id DESC", [after]).map { r in
+                SilenceRecord(id: try r.integer(0), created: try r.integer(1), starts: try r.integer(2), ends: try r.integer(3),
+                              matchers: (try? JSONDecoder().decode([String].self, from: Data(try r.text(4).utf8))) ?? [],
+                              comment: try r.text(5), author: try r.text(6))
             }
         }
     }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// One stored API token: its public id, what it may do, and a hash of its secret (never the secret).
 public struct TokenRecord: Sendable, Equatable, Codable {
@@ -24,49 +23,50 @@ public struct TokenRecord: Sendable, Equatable, Codable {
         (self.created, self.expires, self.revoked) = (created, expires, revoked)
     }
 
-    init(row: Row) {
-        self.init(id: row["id"], role: row["role"], host: row["host"], name: row["name"], secretHash: [UInt8](row["secret_hash"] as Data),
-                  created: row["created"], expires: row["expires"], revoked: row["revoked"])
-        datacenter = row["datacenter"]
-        policy = row["policy"]
+    /// The columns ``init(row:)`` reads, in its order.
+    static let columns = "id, role, host, name, secret_hash, created, expires, revoked, datacenter, policy"
+
+    init(row: SQLRow) throws {
+        self.init(id: try row.text(0), role: try row.text(1), host: row[2].string, name: try row.text(3), secretHash: try row.blob(4),
+                  created: try row.integer(5), expires: row[6].int64, revoked: row[7].int64)
+        datacenter = row[8].string
+        policy = row[9].string
     }
 }
 
 extension TwinStore {
     /// Stores a new token.
     public func insertToken(_ t: TokenRecord) throws {
-        try pool.write { db in
-            try db.execute(sql: "INSERT INTO tokens(id, role, host, name, secret_hash, created, expires, revoked, datacenter, policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [t.id, t.role, t.host, t.name, Data(t.secretHash), t.created, t.expires, t.revoked, t.datacenter, t.policy])
+        try database.write { db in
+            try db.execute("INSERT INTO tokens(\(TokenRecord.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [t.id, t.role, t.host, t.name, t.secretHash, t.created, t.expires, t.revoked, t.datacenter, t.policy])
         }
     }
 
     /// The token with this public id, revoked or not.
     public func token(id: String) throws -> TokenRecord? {
-        try pool.read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM tokens WHERE id = ?"), arguments: [id]).map(TokenRecord.init(row:))
+        try database.read { db in
+            try db.rows("SELECT \(TokenRecord.columns) FROM tokens WHERE id = ?", [id]).first.map(TokenRecord.init(row:))
         }
     }
 
     /// Every token, oldest first.
     public func tokens() throws -> [TokenRecord] {
-        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY created, id").map(TokenRecord.init(row:)) }
+        try database.read { db in try db.rows("SELECT \(TokenRecord.columns) FROM tokens ORDER BY created, id", []).map(TokenRecord.init(row:)) }
     }
 
     /// Binds an active agent token to `host` (an admin re-binding a host to a new agent, or a token to a
     /// renamed host); false when there is no such active agent token.
     public func rebindToken(id: String, host: String) throws -> Bool {
-        try pool.write { db in
-            try db.execute(sql: "UPDATE tokens SET host = ? WHERE id = ? AND role = 'agent' AND revoked IS NULL", arguments: [host, id])
-            return db.changesCount == 1
+        try database.write { db in
+            try db.execute("UPDATE tokens SET host = ? WHERE id = ? AND role = 'agent' AND revoked IS NULL", [host, id]) == 1
         }
     }
 
     /// Marks a token revoked at `at`; false when there is no such token or it was revoked already.
     public func revokeToken(id: String, at: Int64) throws -> Bool {
-        try pool.write { db in
-            try db.execute(sql: "UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL", arguments: [at, id])
-            return db.changesCount == 1
+        try database.write { db in
+            try db.execute("UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL", [at, id]) == 1
         }
     }
 }

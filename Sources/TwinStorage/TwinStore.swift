@@ -17,6 +17,9 @@ import TwinCore
 public final class TwinStore: Sendable {
     public let dataDir: String
     let pool: DatabasePool
+    /// The store's tables through the interface both engines implement (docs/ARCHITECTURE.md, "PostgreSQL
+    /// for hubs"); code not moved to it yet uses `pool`.
+    let database: any StoreDatabase
     /// Whether this store was opened read-only (`serve`, the CLI's readers).
     public var isReadOnly: Bool { pool.configuration.readonly }
     /// Opens sealed attributes on reads (``use(cipher:)``).
@@ -121,6 +124,7 @@ public final class TwinStore: Sendable {
     init(dataDir: String, pool: DatabasePool, readers: QueryReaders) {
         self.dataDir = dataDir
         self.pool = pool
+        database = SQLiteStoreDatabase(pool: pool)
         self.queryReaders = readers
         self.logListing = LogSegment.Listing(dataDir: dataDir)
     }

@@ -93,3 +93,37 @@ public enum SQLText {
         return out
     }
 }
+
+extension SQLRow {
+    /// Column `i` as an integer; throws for NULL or text (a row that is not what the schema says).
+    public func integer(_ i: Int) throws -> Int64 {
+        guard let v = values[i].int64 else { throw SQLRowError(column: i, expected: "an integer", found: values[i]) }
+        return v
+    }
+
+    public func real(_ i: Int) throws -> Double {
+        guard let v = values[i].double else { throw SQLRowError(column: i, expected: "a number", found: values[i]) }
+        return v
+    }
+
+    public func text(_ i: Int) throws -> String {
+        guard let v = values[i].string else { throw SQLRowError(column: i, expected: "text", found: values[i]) }
+        return v
+    }
+
+    public func blob(_ i: Int) throws -> [UInt8] {
+        guard let v = values[i].bytes else { throw SQLRowError(column: i, expected: "a blob", found: values[i]) }
+        return v
+    }
+
+    /// An integer column read as a flag (0 is false).
+    public func bool(_ i: Int) throws -> Bool { try integer(i) != 0 }
+}
+
+/// A column that does not hold what the schema says.
+public struct SQLRowError: Error, CustomStringConvertible {
+    public var column: Int
+    public var expected: String
+    public var found: SQLValue
+    public var description: String { "column \(column) holds \(found), not \(expected)" }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import GRDB
+
+/// The SQL a statement is written in where the engines differ.
+public enum SQLDialect: Sendable {
+    case sqlite, postgres
+}
+
+/// The statements of one transaction of a store's database, whichever engine holds it. SQL uses `?`
+/// placeholders and what both dialects share (``SQLText``); columns are read by position.
+public protocol StoreStatements {
+    var dialect: SQLDialect { get }
+    /// Runs one statement; returns the rows it changed.
+    @discardableResult
+    func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int
+    /// The rows one statement returns.
+    func rows(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow]
+}
+
+extension StoreStatements {
+    /// Runs one statement without arguments.
+    @discardableResult
+    public func execute(_ sql: String) throws -> Int { try execute(sql, []) }
+
+    /// The rows of a statement without arguments.
+    public func rows(_ sql: String) throws -> [SQLRow] { try rows(sql, []) }
+
+    /// The first column of the first row, if any.
+    public func value(_ sql: String, _ arguments: [any SQLValueConvertible] = []) throws -> SQLValue? {
+        try rows(sql, arguments).first?.values.first
+    }
+}
+
+/// Where a store's index, chunks, state and records live: SQLite in the data directory (embedded), or
+/// PostgreSQL for hubs that share one database (`TwinPostgres`). Reads see one snapshot; a write commits
+/// when its body returns and rolls back when it throws.
+public protocol StoreDatabase: Sendable {
+    var dialect: SQLDialect { get }
+    func read<T>(_ body: (any StoreStatements) throws -> T) throws -> T
+    @discardableResult
+    func write<T>(_ body: (any StoreStatements) throws -> T) throws -> T
+}
+
+/// The embedded engine: the store's SQLite pool, statements cached per connection.
+struct SQLiteStoreDatabase: StoreDatabase {
+    let pool: DatabasePool
+    var dialect: SQLDialect { .sqlite }
+
+    func read<T>(_ body: (any StoreStatements) throws -> T) throws -> T {
+        try pool.read { try body(SQLiteStatements(db: $0)) }
+    }
+
+    @discardableResult
+    func write<T>(_ body: (any StoreStatements) throws -> T) throws -> T {
+        try pool.write { try body(SQLiteStatements(db: $0)) }
+    }
+}
+
+/// One SQLite connection's statements (GRDB), in the store's transaction.
+struct SQLiteStatements: StoreStatements {
+    let db: Database
+    var dialect: SQLDialect { .sqlite }
+
+    func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int {
+        try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+        return db.changesCount
+    }
+
+    func rows(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow] {
+        let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: Self.arguments(arguments))
+        var out: [SQLRow] = []
+        while let row = try cursor.next() {
+            out.append(SQLRow((0..<row.count).map { SQLValue(row[$0] as DatabaseValue) }))
+        }
+        return out
+    }
+
+    static func arguments(_ values: [any SQLValueConvertible]) -> StatementArguments {
+        StatementArguments(values.map { $0.sqlValue.databaseValue })
+    }
+}
+
+extension SQLValue {
+    init(_ value: DatabaseValue) {
+        switch value.storage {
+        case .null: self = .null
+        case .int64(let v): self = .integer(v)
+        case .double(let v): self = .real(v)
+        case .string(let v): self = .text(v)
+        case .blob(let v): self = .blob([UInt8](v))
+        }
+    }
+
+    var databaseValue: DatabaseValue {
+        switch self {
+        case .null: return .null
+        case .integer(let v): return v.databaseValue
+        case .real(let v): return v.databaseValue
+        case .text(let v): return v.databaseValue
+        case .blob(let v): return Data(v).databaseValue
+        }
+    }
+}
