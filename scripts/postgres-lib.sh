@@ -19,7 +19,7 @@ pg_bin() {
 
 # Runs a command as the cluster's owner: postgres when root (initdb refuses root), else oneself.
 as_owner() {
-  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && su postgres -s /bin/sh -c "$*"); else sh -c "$*"; fi
 }
 
 start_postgres() {

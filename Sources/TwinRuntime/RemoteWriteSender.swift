@@ -96,6 +96,8 @@ public final class RemoteWriteSender: Service, Sendable {
     private let hub: Bool
     private let scrapeLabels: ScrapeLabels
     private let logger: Logger
+    /// The catalog's series grouped by host, as far as the catalog had been read (``seriesByHost()``).
+    private let grouped = Mutex<(count: Int, byHost: [String: [Outgoing]])>((0, [:]))
     /// When a failing receiver was last logged (ms).
     private let warned = Mutex<Int64>(0)
     /// The event loop every request of this sender runs on.
@@ -150,9 +152,7 @@ public final class RemoteWriteSender: Service, Sendable {
         }
         // Furthest behind first, so a round's sample budget goes where it is needed most.
         newest.sort { (positions[$0.host] ?? started) < (positions[$1.host] ?? started) }
-        let catalog = try store.seriesCatalog()
-        var byHost: [String: [SeriesInfo]] = [:]
-        for s in catalog { byHost[hub ? (s.key.labels["host"] ?? "") : "", default: []].append(s) }
+        let byHost = try seriesByHost()
 
         var round = Round()
         var shards = [[RemoteWriteCodec.Series]](repeating: [], count: max(1, settings.shards))
@@ -166,10 +166,8 @@ public final class RemoteWriteSender: Service, Sendable {
                   let columns = try store.sampleColumns(ids: series.map(\.id), from: from + 1, to: to) else { continue }
             for info in series {
                 guard let c = columns[info.id], c.count > 0 else { continue }
-                var labels = info.key.labels.pairs
-                scrapeLabels.add(to: &labels)
                 let shard = Int(UInt64(bitPattern: info.id) % UInt64(shards.count))
-                shards[shard].append(RemoteWriteCodec.Series(metric: info.key.metric, labels: labels, t: c.t, v: c.v))
+                shards[shard].append(RemoteWriteCodec.Series(metric: info.metric, labels: info.labels, t: c.t, v: c.v))
                 shardSamples[shard] += c.count
                 round.samples += c.count
                 round.series += 1
@@ -198,6 +196,29 @@ public final class RemoteWriteSender: Service, Sendable {
 
     /// What one shard sent.
     private struct Shipped { var requests = 0, bytes = 0, dropped = 0 }
+
+    /// A series as sent: its id, name and labels (the Prometheus view's).
+    struct Outgoing: Sendable {
+        var id: Int64
+        var metric: String
+        var labels: [Label]
+    }
+
+    /// The store's series by host, with the labels they are sent with; only series added to the catalog
+    /// since the last round are looked at (series are never removed from it).
+    private func seriesByHost() throws -> [String: [Outgoing]] {
+        let catalog = try store.seriesCatalog()
+        return grouped.withLock { g in
+            guard g.count < catalog.count else { return g.byHost }
+            for s in catalog[g.count...] {
+                var labels = s.key.labels.pairs
+                scrapeLabels.add(to: &labels)
+                g.byHost[hub ? (s.key.labels["host"] ?? "") : "", default: []].append(Outgoing(id: s.id, metric: s.key.metric, labels: labels))
+            }
+            g.count = catalog.count
+            return g.byHost
+        }
+    }
 
     /// Sends one shard's series in requests of at most `maxSamplesPerSend` samples, in order; a series
     /// longer than that is cut into consecutive pieces.

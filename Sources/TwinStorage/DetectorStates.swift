@@ -1,5 +1,3 @@
-import Foundation
-import GRDB
 
 /// A series' anomaly detector state as stored: opaque bytes (the analytics module's format) and the
 /// time (ms) of the last point it has been fed.
@@ -17,19 +15,23 @@ extension TwinStore {
     /// Saves detector states, replacing each series' previous one, in one transaction.
     public func saveDetectorStates(_ states: [DetectorState]) throws {
         guard !states.isEmpty else { return }
-        try pool.write { db in
-            let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO detector_states(series_id, through, state) VALUES (?, ?, ?)")
-            for s in states { try upsert.execute(arguments: [s.series, s.through, Data(s.bytes)]) }
+        try database.write { db in
+            for s in states {
+                try db.execute("""
+                    INSERT INTO detector_states(series_id, through, state) VALUES (?, ?, ?)
+                    ON CONFLICT(series_id) DO UPDATE SET through = excluded.through, state = excluded.state
+                    """, [s.series, s.through, s.bytes])
+            }
         }
     }
 
     /// Every saved detector state, by series id.
     public func detectorStates() throws -> [Int64: DetectorState] {
-        try pool.read { db in
+        try database.read { db in
             var out: [Int64: DetectorState] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT series_id, through, state FROM detector_states") {
-                let id: Int64 = row["series_id"]
-                out[id] = DetectorState(series: id, through: row["through"], bytes: [UInt8](row["state"] as Data))
+            for row in try db.rows("SELECT series_id, through, state FROM detector_states") {
+                let id = try row.integer(0)
+                out[id] = DetectorState(series: id, through: try row.integer(1), bytes: try row.blob(2))
             }
             return out
         }
@@ -39,9 +41,8 @@ extension TwinStore {
     /// Returns how many went.
     @discardableResult
     public func pruneDetectorStates(before: Int64) throws -> Int {
-        try pool.write { db in
-            try db.execute(sql: "DELETE FROM detector_states WHERE through < ? OR series_id NOT IN (SELECT id FROM series)", arguments: [before])
-            return db.changesCount
+        try database.write { db in
+            try db.execute("DELETE FROM detector_states WHERE through < ? OR series_id NOT IN (SELECT id FROM series)", [before])
         }
     }
 }

@@ -22,10 +22,13 @@ public struct OutboxRow: Sendable, Equatable {
         (self.standalone, self.appliedAt, self.batch) = (standalone, appliedAt, batch)
     }
 
-    init(_ row: Row) {
-        self.init(id: row["id"], host: row["host"], epoch: UInt64(bitPattern: row["epoch"]), firstSeq: UInt64(row["first_seq"] as Int64),
-                  lastSeq: UInt64(row["last_seq"] as Int64), standalone: row["standalone"], appliedAt: row["applied_at"],
-                  batch: Array((row["batch"] as Data?) ?? Data()))
+    /// The columns ``init(_:)`` reads, in its order.
+    static let columns = "id, host, epoch, first_seq, last_seq, standalone, applied_at, batch"
+
+    init(_ row: SQLRow) throws {
+        self.init(id: try row.integer(0), host: try row.text(1), epoch: UInt64(bitPattern: try row.integer(2)), firstSeq: UInt64(clamping: try row.integer(3)),
+                  lastSeq: UInt64(clamping: try row.integer(4)), standalone: try row.bool(5), appliedAt: try row.integer(6),
+                  batch: row[7].bytes ?? [])
     }
 }
 
@@ -38,35 +41,35 @@ extension TwinStore {
 
     /// Up to `limit` outbox rows after `id`, in order.
     public func outbox(after id: Int64, limit: Int) throws -> [OutboxRow] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM sync_outbox WHERE id > ? ORDER BY id LIMIT ?", arguments: [id, limit]).map(OutboxRow.init)
+        try database.read { db in
+            try db.rows("SELECT \(OutboxRow.columns) FROM sync_outbox WHERE id > ? ORDER BY id LIMIT ?", [id, limit]).map(OutboxRow.init)
         }
     }
 
     /// `host`'s outbox rows of `epoch` from its last standalone row at or before `id` through `id`: what a
     /// reader decodes to rebuild the batch at `id` standing alone. Empty when no such row is kept.
     public func outboxChain(host: String, epoch: UInt64, through id: Int64) throws -> [OutboxRow] {
-        try pool.read { db in
-            guard let start = try Int64.fetchOne(db, sql: """
-                SELECT max(id) FROM sync_outbox WHERE host = ? AND epoch = ? AND standalone AND id <= ?
-                """, arguments: [host, Int64(bitPattern: epoch), id]) else { return [] }
-            return try Row.fetchAll(db, sql: "SELECT * FROM sync_outbox WHERE host = ? AND epoch = ? AND id BETWEEN ? AND ? ORDER BY id",
-                                    arguments: [host, Int64(bitPattern: epoch), start, id]).map(OutboxRow.init)
+        try database.read { db in
+            guard let start = try db.value("""
+                SELECT max(id) FROM sync_outbox WHERE host = ? AND epoch = ? AND standalone <> 0 AND id <= ?
+                """, [host, Int64(bitPattern: epoch), id])?.int64 else { return [] }
+            return try db.rows("SELECT \(OutboxRow.columns) FROM sync_outbox WHERE host = ? AND epoch = ? AND id BETWEEN ? AND ? ORDER BY id",
+                               [host, Int64(bitPattern: epoch), start, id]).map(OutboxRow.init)
         }
     }
 
     /// The id of `host`'s newest outbox row of `epoch`.
     public func outboxLatest(host: String, epoch: UInt64) throws -> Int64? {
-        try pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT max(id) FROM sync_outbox WHERE host = ? AND epoch = ?", arguments: [host, Int64(bitPattern: epoch)])
+        try database.read { db in
+            try db.value("SELECT max(id) FROM sync_outbox WHERE host = ? AND epoch = ?", [host, Int64(bitPattern: epoch)])?.int64
         }
     }
 
     /// The outbox's first and last ids and its row count and bytes (nil ids when empty).
     public func outboxExtent() throws -> (first: Int64?, last: Int64?, rows: Int, bytes: Int64) {
-        try pool.read { db in
-            let row = try Row.fetchOne(db, sql: "SELECT min(id) AS a, max(id) AS b, count(*) AS n, coalesce(sum(length(batch)), 0) AS s FROM sync_outbox")!
-            return (row["a"], row["b"], row["n"], row["s"])
+        try database.read { db in
+            let row = try db.rows("SELECT min(id), max(id), count(*), coalesce(sum(length(batch)), 0) FROM sync_outbox")[0]
+            return (row[0].int64, row[1].int64, Int(try row.integer(2)), try row.integer(3))
         }
     }
 
@@ -77,16 +80,15 @@ extension TwinStore {
     /// Returns the number of rows deleted.
     @discardableResult
     public func pruneOutbox(held: [String: (epoch: UInt64, through: UInt64)], keepSince: Int64) throws -> Int {
-        try pool.write { db in
+        try database.write { db in
             var deleted = 0
             for (host, h) in held {
                 let epoch = Int64(bitPattern: h.epoch)
                 // The newest standalone row wholly held and old enough: everything before it can go.
-                guard let cut = try Int64.fetchOne(db, sql: """
-                    SELECT max(id) FROM sync_outbox WHERE host = ? AND epoch = ? AND standalone AND last_seq <= ? AND applied_at < ?
-                    """, arguments: [host, epoch, Int64(clamping: h.through), keepSince]) else { continue }
-                try db.execute(sql: "DELETE FROM sync_outbox WHERE host = ? AND id < ?", arguments: [host, cut])
-                deleted += db.changesCount
+                guard let cut = try db.value("""
+                    SELECT max(id) FROM sync_outbox WHERE host = ? AND epoch = ? AND standalone <> 0 AND last_seq <= ? AND applied_at < ?
+                    """, [host, epoch, Int64(clamping: h.through), keepSince])?.int64 else { continue }
+                deleted += try db.execute("DELETE FROM sync_outbox WHERE host = ? AND id < ?", [host, cut])
             }
             return deleted
         }
