@@ -54,13 +54,13 @@ public struct RemoteCursor: Sendable, Equatable {
 extension TwinStore {
     /// Every sender's cursor (a hub's view of its agents).
     public func remoteCursors() throws -> [RemoteCursor] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT host, epoch, applied_through, last_t, updated, clock_offset_ms, datacenter, agent_latest FROM sync_hosts ORDER BY host").map {
-                var c = RemoteCursor(host: $0["host"], epoch: UInt64(bitPattern: $0["epoch"]), appliedThrough: UInt64($0["applied_through"] as Int64),
-                                     lastTime: $0["last_t"], updated: $0["updated"])
-                c.clockOffset = $0["clock_offset_ms"]
-                c.datacenter = $0["datacenter"]
-                c.agentLatest = ($0["agent_latest"] as Int64?).map { UInt64(max(0, $0)) }
+        try database.read { db in
+            try db.rows("SELECT host, epoch, applied_through, last_t, updated, clock_offset_ms, datacenter, agent_latest FROM sync_hosts ORDER BY host").map {
+                var c = RemoteCursor(host: try $0.text(0), epoch: UInt64(bitPattern: try $0.integer(1)), appliedThrough: UInt64(clamping: try $0.integer(2)),
+                                     lastTime: $0[3].int64, updated: $0[4].int64)
+                c.clockOffset = $0[5].int64
+                c.datacenter = $0[6].string
+                c.agentLatest = $0[7].int64.map { UInt64(max(0, $0)) }
                 return c
             }
         }
@@ -68,10 +68,10 @@ extension TwinStore {
 
     /// The series refs of a sender's epoch and this store's ids for them.
     public func remoteSeries(host: String, epoch: UInt64) throws -> [Int64: Int64] {
-        try pool.read { db in
+        try database.read { db in
             var out: [Int64: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT ref, series_id FROM sync_series WHERE host = ? AND epoch = ?", arguments: [host, Int64(bitPattern: epoch)]) {
-                out[row["ref"]] = row["series_id"]
+            for row in try db.rows("SELECT ref, series_id FROM sync_series WHERE host = ? AND epoch = ?", [host, Int64(bitPattern: epoch)]) {
+                out[try row.integer(0)] = try row.integer(1)
             }
             return out
         }
@@ -80,13 +80,13 @@ extension TwinStore {
     /// Records what an agent's handshake says of `host`: the clock offset (this store's clock minus the
     /// sender's), the newest tick it holds and this hub's datacenter; nil leaves a value as it was.
     public func recordHello(host: String, clockOffset: Int64?, latest: UInt64?, datacenter: String?) throws {
-        try pool.write { db in
+        try database.write { db in
             // A host seen for the first time gets its row now, with nothing applied yet.
-            try db.execute(sql: """
+            try db.execute("""
                 INSERT INTO sync_hosts(host, epoch, applied_through, updated, clock_offset_ms, agent_latest, datacenter) VALUES (?, 0, 0, ?, ?, ?, ?)
-                ON CONFLICT(host) DO UPDATE SET clock_offset_ms = coalesce(excluded.clock_offset_ms, clock_offset_ms),
-                    agent_latest = coalesce(excluded.agent_latest, agent_latest), datacenter = coalesce(excluded.datacenter, datacenter)
-                """, arguments: [host, TwinTime.nowMillis(), clockOffset, latest.map { Int64(clamping: $0) }, datacenter])
+                ON CONFLICT(host) DO UPDATE SET clock_offset_ms = coalesce(excluded.clock_offset_ms, sync_hosts.clock_offset_ms),
+                    agent_latest = coalesce(excluded.agent_latest, sync_hosts.agent_latest), datacenter = coalesce(excluded.datacenter, sync_hosts.datacenter)
+                """, [host, TwinTime.nowMillis(), clockOffset, latest.map { Int64(clamping: $0) }, datacenter])
         }
     }
 
@@ -95,13 +95,14 @@ extension TwinStore {
     public func recordRemoteWrite(newest: [String: Int64], datacenter: String?) throws {
         guard !newest.isEmpty else { return }
         let now = TwinTime.nowMillis()
-        try pool.write { db in
+        try database.write { db in
+            let greatest = db.dialect == .postgres ? "greatest" : "max"
             for (host, t) in newest {
-                try db.cachedStatement(sql: """
+                try db.execute("""
                     INSERT INTO sync_hosts(host, epoch, applied_through, last_t, updated, datacenter) VALUES (?, 0, 0, ?, ?, ?)
-                    ON CONFLICT(host) DO UPDATE SET last_t = max(coalesce(last_t, excluded.last_t), excluded.last_t), updated = excluded.updated,
-                        datacenter = coalesce(datacenter, excluded.datacenter)
-                    """).execute(arguments: [host, t, now, datacenter])
+                    ON CONFLICT(host) DO UPDATE SET last_t = \(greatest)(coalesce(sync_hosts.last_t, excluded.last_t), excluded.last_t), updated = excluded.updated,
+                        datacenter = coalesce(sync_hosts.datacenter, excluded.datacenter)
+                    """, [host, t, now, datacenter])
             }
         }
     }
