@@ -67,9 +67,9 @@ extension TwinStore {
 
     /// The `# HELP` texts recorded with imported samples, by metric name.
     public func metricHelp() throws -> [String: String] {
-        try pool.read { db in
+        try database.read { db in
             var out: [String: String] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT name, help FROM metric_help") { out[row["name"]] = row["help"] }
+            for row in try db.rows("SELECT name, help FROM metric_help") { out[try row.text(0)] = try row.text(1) }
             return out
         }
     }
@@ -290,9 +290,9 @@ extension TwinStore {
 
     /// Every run, oldest first.
     public func runs() throws -> [RunInfo] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, started, last_tick, stopped, interval_ms FROM runs ORDER BY id").map {
-                RunInfo(id: $0["id"], started: $0["started"], lastTick: $0["last_tick"], stopped: $0["stopped"], interval: $0["interval_ms"])
+        try database.read { db in
+            try db.rows("SELECT id, started, last_tick, stopped, interval_ms FROM runs ORDER BY id").map {
+                RunInfo(id: try $0.integer(0), started: try $0.integer(1), lastTick: $0[2].int64, stopped: $0[3].int64, interval: try $0.integer(4))
             }
         }
     }
@@ -310,10 +310,10 @@ extension TwinStore {
 
     /// The latest health line of each collector (as of its last change).
     public func health() throws -> [CollectorHealth] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT collector, status, message, duration_us FROM health ORDER BY collector").map {
-                CollectorHealth(collector: $0["collector"], status: CollectorHealth.Status(rawValue: $0["status"]) ?? .error,
-                                message: $0["message"], durationMicros: $0["duration_us"])
+        try database.read { db in
+            try db.rows("SELECT collector, status, message, duration_us FROM health ORDER BY collector").map {
+                CollectorHealth(collector: try $0.text(0), status: CollectorHealth.Status(rawValue: try $0.text(1)) ?? .error,
+                                message: $0[2].string, durationMicros: $0[3].int64 ?? 0)
             }
         }
     }
@@ -359,7 +359,7 @@ extension TwinStore {
     /// The time of the oldest 1-minute rollup point (the tier that stands in for raw samples older than
     /// the oldest), nil when there is none.
     public func oldestRollupTime() throws -> Int64? {
-        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM rollups WHERE tier = 1") }
+        try database.read { db in try db.value("SELECT min(min_t) FROM rollups WHERE tier = 1")?.int64 }
     }
 
     /// The oldest and newest stored sample times (chunks and log).
