@@ -156,7 +156,6 @@ public final class RemoteWriteSender: Service, Sendable {
 
         var round = Round()
         var shards = [[RemoteWriteCodec.Series]](repeating: [], count: max(1, settings.shards))
-        var shardSamples = [Int](repeating: 0, count: shards.count)
         for (host, through) in newest {
             let from = positions[host] ?? started
             guard through > from, round.samples < settings.maxSamplesPerRound else { continue }
@@ -168,7 +167,6 @@ public final class RemoteWriteSender: Service, Sendable {
                 guard let c = columns[info.id], c.count > 0 else { continue }
                 let shard = Int(UInt64(bitPattern: info.id) % UInt64(shards.count))
                 shards[shard].append(RemoteWriteCodec.Series(metric: info.metric, labels: info.labels, t: c.t, v: c.v))
-                shardSamples[shard] += c.count
                 round.samples += c.count
                 round.series += 1
             }
@@ -240,7 +238,9 @@ public final class RemoteWriteSender: Service, Sendable {
             var start = 0
             while start < s.t.count {
                 let n = min(s.t.count - start, limit - count)
-                pending.append(RemoteWriteCodec.Series(metric: s.metric, labels: s.labels, t: Array(s.t[start..<start + n]), v: Array(s.v[start..<start + n])))
+                // A series that fits whole goes as it is; a longer one in consecutive pieces.
+                pending.append(n == s.t.count ? s : RemoteWriteCodec.Series(metric: s.metric, labels: s.labels,
+                                                                               t: Array(s.t[start..<start + n]), v: Array(s.v[start..<start + n])))
                 count += n
                 start += n
                 if count >= limit { try await flush() }
