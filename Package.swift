@@ -153,6 +153,7 @@ let package = Package(
             name: "TwinFuzzTargets",
             dependencies: [
                 "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinSync", "TwinRules",
+                "TwinRuntime", "TwinPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -11,11 +11,8 @@ SERIES=${1:-1000}
 MINUTES=${2:-10}
 . scripts/prometheus-lib.sh
 ensure_prometheus
-command -v victoria-metrics >/dev/null || { sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo; $sudo apt-get install -y -qq victoria-metrics >/dev/null; }
-if [ -z "${HOSTTWIN:-}" ]; then
-  swift build -c release --product hosttwin >/dev/null
-  HOSTTWIN=$PWD/.build/release/hosttwin
-fi
+ensure_commands victoria-metrics=victoria-metrics
+use_hosttwin
 W=$(mktemp -d /tmp/hosttwin-bench-rw.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }

@@ -14,14 +14,8 @@ DASHBOARD=${DASHBOARD:-$ROOT/../shared/data/grafana-node-exporter-full/node-expo
 [ -f "$DASHBOARD" ] || { echo "grafana-test: $DASHBOARD not found (needs ../shared/data); skipped"; exit 0; }
 . scripts/prometheus-lib.sh
 ensure_prometheus
-if ! command -v prometheus-node-exporter >/dev/null; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus-node-exporter >/dev/null
-fi
-if [ -z "${HOSTTWIN:-}" ]; then
-  swift build -c release --product hosttwin >/dev/null
-  HOSTTWIN=$ROOT/.build/release/hosttwin
-fi
+ensure_commands prometheus-node-exporter=prometheus-node-exporter
+use_hosttwin
 
 W=$(mktemp -d /tmp/hosttwin-grafana.XXXXXX)
 PIDS=()

@@ -1,4 +1,4 @@
-# Shared by scripts/conformance.sh and scripts/bench-query.sh (source it): helpers to run the real
+# Shared by the scripts that run Prometheus beside HostTwin (source it): helpers to run the real
 # Prometheus 2.42 from Debian over the same samples HostTwin holds.
 
 # Installs Prometheus from Debian when it is missing.
@@ -36,4 +36,22 @@ wait_ready() {
     sleep 0.3
   done
   echo "not ready: $*" >&2; return 1
+}
+
+# ensure_commands COMMAND=PACKAGE ...: installs from Debian the packages of the commands that are missing.
+ensure_commands() {
+  local missing="" pair
+  for pair in "$@"; do command -v "${pair%%=*}" >/dev/null || missing="$missing ${pair#*=}"; done
+  [ -z "$missing" ] && return 0
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "installing$missing from Debian" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+# use_hosttwin: keeps $HOSTTWIN when set, else builds this checkout (release) and points it there.
+use_hosttwin() {
+  if [ -z "${HOSTTWIN:-}" ]; then
+    swift build -c release --product hosttwin >/dev/null
+    HOSTTWIN=$PWD/.build/release/hosttwin
+  fi
 }

@@ -12,22 +12,12 @@
 # HOSTTWIN=path/to/hosttwin picks the binary (default: a release build of this checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 DOWN=180
 [ "${1:-}" = "--short" ] && DOWN=20
 . scripts/prometheus-lib.sh
 ensure_prometheus
-missing=""
-command -v victoria-metrics >/dev/null || missing="$missing victoria-metrics"
-command -v prometheus-node-exporter >/dev/null || missing="$missing prometheus-node-exporter"
-if [ -n "$missing" ]; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
-if [ -z "${HOSTTWIN:-}" ]; then
-  swift build -c release --product hosttwin >/dev/null
-  HOSTTWIN=$ROOT/.build/release/hosttwin
-fi
+ensure_commands victoria-metrics=victoria-metrics prometheus-node-exporter=prometheus-node-exporter
+use_hosttwin
 
 W=$(mktemp -d /tmp/hosttwin-rw.XXXXXX)
 PIDS=()

@@ -1,6 +1,22 @@
 /// The Prometheus type of a metric family.
 public enum MetricType: String, Sendable, Codable {
     case counter, gauge, untyped
+
+    /// The type of the series named `metric`, given the types of metric families (`# TYPE` lines, remote_write
+    /// metadata): its own family's, or for `NAME_total` the type of family `NAME`; the other suffixed series of a
+    /// typed family (`_count`, `_sum`, `_bucket`, `_created`) and names of no known family are untyped.
+    public static func of(series metric: String, families: [String: MetricType]) -> MetricType {
+        if let t = families[metric] { return t }
+        for suffix in ["_total", "_count", "_sum", "_bucket", "_created"] where metric.hasSuffix(suffix) {
+            if let t = families[String(metric.dropLast(suffix.count))] { return suffix == "_total" ? t : .untyped }
+        }
+        return .untyped
+    }
+}
+
+extension Character {
+    /// `0` to `9` (`isNumber` alone also takes other scripts' digits and fractions).
+    public var isASCIIDigit: Bool { isASCII && isNumber }
 }
 
 /// A metric sample as a collector produced it, before it is stored.

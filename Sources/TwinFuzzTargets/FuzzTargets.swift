@@ -16,6 +16,8 @@ import TwinSecurity
 import TwinStorage
 import TwinServer
 import TwinSync
+import TwinPostgres
+import TwinRuntime
 
 /// The fuzz targets: every parser of outside input, each a function of raw bytes that must return
 /// without crashing whatever the bytes. libFuzzer drives them (`scripts/fuzz.sh TARGET SECONDS`, the
@@ -28,7 +30,16 @@ public enum FuzzTargets {
         "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
         "config": config, "versions": versions, "sync": sync, "syncstream": syncStream, "follow": follow,
         "hubanswers": hubAnswers, "detectorstate": detectorState, "rules": rules, "remotewrite": remoteWrite,
+        "urls": urls,
     ]
+
+    /// URLs given on the command line: `--remote-write URL` and a PostgreSQL store's `postgres://...`; refused
+    /// with a message, never a crash.
+    static func urls(_ data: [UInt8]) {
+        let text = String(decoding: data, as: UTF8.self)
+        _ = try? RemoteWriteSender.Destination(url: text)
+        if let location = try? PostgresDatabase.Location(url: text) { _ = location.description }
+    }
 
     /// Prometheus remote_write bodies as a hub receives them: the bytes as a snappy block, and the bytes
     /// compressed (so the protobuf decoder sees them as they are). A decoded request is encoded again and

@@ -146,7 +146,3 @@ func explodeHwmonFilename(_ name: String) -> (String, Int, String)? {
     guard rest.first == "_", rest.count > 1 else { return nil }
     return (type, num, String(rest.dropFirst()))
 }
-
-extension Character {
-    var isASCIIDigit: Bool { isASCII && isNumber }
-}

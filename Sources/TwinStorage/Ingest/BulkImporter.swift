@@ -115,20 +115,12 @@ public final class BulkImporter {
             }
         }
         let key = try SeriesKey.parse(String(decoding: text, as: UTF8.self))
-        newKeys.append((key, type(of: key.metric)))
+        newKeys.append((key, MetricType.of(series: key.metric, families: types)))
         let id = -Int64(newKeys.count)
         ids[h, default: []].append((Array(text), id))
         newEntries.append((h, ids[h]!.count - 1))
         stats.series += 1
         return id
-    }
-
-    private func type(of metric: String) -> MetricType {
-        if let t = types[metric] { return t }
-        for suffix in ["_total", "_count", "_sum", "_bucket", "_created"] where metric.hasSuffix(suffix) {
-            if let t = types[String(metric.dropLast(suffix.count))] { return suffix == "_total" ? t : .untyped }
-        }
-        return .untyped
     }
 
     /// Imports a whole file, reading it in pieces cut at line boundaries; `progress` is called after each

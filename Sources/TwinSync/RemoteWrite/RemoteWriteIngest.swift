@@ -51,7 +51,7 @@ extension HubIngest {
                 if result.refusals.count < 10 { result.refusals.append("\(s.metric) has no \(hostLabel) label to name its host") }
                 continue
             }
-            keys.append((Self.hostKey(SeriesKey(s.metric, Labels(sorted: s.labels)), host: host), Self.type(of: s.metric, in: types)))
+            keys.append((Self.hostKey(SeriesKey(s.metric, Labels(sorted: s.labels)), host: host), MetricType.of(series: s.metric, families: types)))
             kept.append(i)
             if let last = s.t.last { newest[host] = max(newest[host] ?? .min, last) }
         }
@@ -70,15 +70,4 @@ extension HubIngest {
         result.hosts = newest.keys.sorted()
         return result
     }
-
-    /// A metric's type from metadata: its own family's, or for `_total` the family it counts.
-    static func type(of metric: String, in types: [String: MetricType]) -> MetricType {
-        if let t = types[metric] { return t }
-        if metric.hasSuffix("_total"), let t = types[String(metric.dropLast(6))] { return t }
-        return .untyped
-    }
-}
-
-extension Character {
-    var isASCIIDigit: Bool { isASCII && isNumber }
 }
