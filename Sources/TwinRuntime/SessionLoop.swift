@@ -12,14 +12,26 @@ struct Resume: Error {
 /// Runs `session` again and again until the service shuts down: after a session that ends or asks to
 /// resume, at once; after a failure, with a back-off doubling from `backoff` to `maxBackoff` (from `backoff`
 /// again when the failed session had run for 10 s). A failure is logged once, then every tenth attempt
-/// while it lasts (the stores keep everything meanwhile).
-func runSessions(_ what: String, backoff initial: Duration, maxBackoff: Duration, logger: Logger, session: @escaping @Sendable () async throws -> Void) async {
+/// while it lasts (the stores keep everything meanwhile). On graceful shutdown the running session is
+/// cancelled, after `drain` returns when one is given (it waits, bounded, for the session to deliver what
+/// it has).
+func runSessions(_ what: String, backoff initial: Duration, maxBackoff: Duration, logger: Logger,
+                 drain: (@Sendable () async -> Void)? = nil, session: @escaping @Sendable () async throws -> Void) async {
     var backoff = initial
     var failures = 0
     while !Task.isCancelled && !Task.isShuttingDownGracefully {
         let started = ContinuousClock.now
         do {
-            try await cancelWhenGracefulShutdown { try await session() }
+            if let drain {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await session() }
+                    group.addTask { try await gracefulShutdown(); await drain(); throw CancellationError() }
+                    try await group.next()
+                    group.cancelAll()
+                }
+            } else {
+                try await cancelWhenGracefulShutdown { try await session() }
+            }
             backoff = initial
             failures = 0
         } catch let resume as Resume {

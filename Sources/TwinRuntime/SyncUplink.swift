@@ -32,6 +32,8 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         /// Taught what the hub resolves of the fleet's addresses, every minute (an agent whose policy hashes
         /// peer addresses names peers first).
         public var addresses: FleetAddressBook?
+        /// How long a shutdown waits for the hub to acknowledge what was committed.
+        public var drainLimit: Duration = .seconds(5)
 
         public init(host: String, remote: RemoteTwin) {
             self.host = host
@@ -49,6 +51,8 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         var next: UInt64 = 0
         /// Until when the hub said it is behind (a catch-up batch waits for its budget).
         var hubBehindUntil = ContinuousClock.now
+        /// Whether a session's push stream is open (a shutdown then waits for the hub's acknowledgements).
+        var connected = false
         /// Wakes the session's live lane (each committed tick does while the in-order lane is behind).
         var wakeLive: AsyncStream<Void>.Continuation?
         /// Whether the live lane should send the newest tick now.
@@ -125,7 +129,25 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
     public func run() async throws {
         let remote = configuration.remote
         await runSessions("push to \(remote.host):\(remote.port)", backoff: configuration.backoff, maxBackoff: configuration.maxBackoff,
-                          logger: logger) { [self] in try await session() }
+                          logger: logger, drain: { [self] in await drain(within: configuration.drainLimit) }) { [self] in try await session() }
+    }
+
+    /// On shutdown (the collection has stopped by then: it is shut down first), waits at most `limit` for
+    /// the hub to acknowledge the last committed tick, while a session is connected; what is left goes at
+    /// the next start.
+    private func drain(within limit: Duration) async {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            let (done, acked, last) = state.withLock { s in
+                (!s.connected || s.latest.map { s.acked >= $0.seq } ?? true, s.acked, s.latest?.seq ?? 0)
+            }
+            if done { return }
+            guard ContinuousClock.now < deadline else {
+                logger.warning("stopping with ticks \(acked + 1)...\(last) not acknowledged by \(destination): they are sent at the next start")
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     /// One push session: handshake, then batches until the connection fails or the hub asks to resume.
@@ -156,7 +178,7 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         state.withLock { $0.next = held + 1; $0.wakeLive = falling }
         let lane = configuration.liveLane ? Task { [self] in await liveLane(epoch: epoch, query: query, behind: behind) } : nil
         defer {
-            state.withLock { $0.wakeLive = nil }
+            state.withLock { $0.wakeLive = nil; $0.connected = false }
             falling.finish()
             lane?.cancel()
         }
@@ -171,6 +193,7 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         let stream = try await remote.stream(post: "/api/v1/sync/push?\(query)", contentType: "application/octet-stream", headers: [("Content-Encoding", "zstd")])
         nonisolated(unsafe) let compressor = SyncStreamCompressor() // used by the sending task only
         defer { Task { await stream.close() } }
+        state.withLock { $0.connected = true }
         try await withThrowingTaskGroup(of: Void.self) { group in
             if let book = configuration.addresses {
                 group.addTask { await learnAddresses(from: remote, into: book) }

@@ -36,10 +36,14 @@ extension TwinAPI {
         return try success(Body(at: TwinTime.rfc3339(at), entities: versions))
     }
 
-    /// `GET /api/v1/twin/diff?from=T&to=T`.
+    /// `GET /api/v1/twin/diff?from=T&to=T&limit=N` (`limit`: at most N of each kind in each list).
     func diff(_ p: Params) throws -> Response {
         let a = try time(p, "from", default: "-1h"), b = try time(p, "to", default: "now")
-        return try success(StateDiffJSON(present(try store.diff(from: a, to: b), to: p.identity)))
+        let limit = try p["limit"].map { v -> Int in
+            guard let n = Int(v), n > 0 else { throw APIError.badData("invalid parameter \"limit\": a positive number of entries of each kind") }
+            return n
+        } ?? .max
+        return try success(StateDiffJSON(present(try store.diff(from: a, to: b), to: p.identity), limitPerKind: limit))
     }
 
     /// `GET /api/v1/twin/events?from=T&to=T&limit=N`.

@@ -24,20 +24,37 @@ public struct StateDiff: Sendable {
     public var disappeared: [EntityVersion] = []
 }
 
-/// The JSON form of a ``StateDiff`` (CLI `diff --json`, `/api/v1/twin/diff`).
+/// The JSON form of a ``StateDiff`` (CLI `diff --json`, `/api/v1/twin/diff`): the lists, optionally at
+/// most `limitPerKind` entries of each kind in each, and how many there are of each kind.
 public struct StateDiffJSON: Encodable {
     public struct Changed: Encodable { public var kind: EntityKind; var key: String; var changes: [TwinEvent.Change] }
+    /// How many entities of one kind appeared, changed and disappeared (whether listed or not).
+    public struct Counts: Encodable { var appeared = 0, changed = 0, disappeared = 0 }
     public var from: String
     public var to: String
     public var appeared: [EntityVersion]
     public var changed: [Changed]
     public var disappeared: [EntityVersion]
-    public init(_ d: StateDiff) {
+    public var counts: [String: Counts] = [:]
+    /// Whether `limitPerKind` left entries out.
+    public var truncated = false
+
+    public init(_ d: StateDiff, limitPerKind limit: Int = .max) {
         from = TwinTime.rfc3339(d.from)
         to = TwinTime.rfc3339(d.to)
-        appeared = d.appeared
-        changed = d.changed.map { Changed(kind: $0.kind, key: $0.key, changes: $0.changes) }
-        disappeared = d.disappeared
+        var counts: [String: Counts] = [:]
+        func first<T>(_ list: [T], kind: (T) -> EntityKind, _ count: WritableKeyPath<Counts, Int>) -> [T] {
+            list.filter { e in
+                let n = counts[kind(e).rawValue, default: Counts()][keyPath: count] + 1
+                counts[kind(e).rawValue, default: Counts()][keyPath: count] = n
+                return n <= limit
+            }
+        }
+        appeared = first(d.appeared, kind: \.kind, \.appeared)
+        changed = first(d.changed, kind: \.kind, \.changed).map { Changed(kind: $0.kind, key: $0.key, changes: $0.changes) }
+        disappeared = first(d.disappeared, kind: \.kind, \.disappeared)
+        self.counts = counts
+        truncated = appeared.count + changed.count + disappeared.count < d.appeared.count + d.changed.count + d.disappeared.count
     }
 }
 

@@ -109,8 +109,10 @@ struct AgentCommand: AsyncParsableCommand {
             logger.info("actions hubs may dispatch to \(host): \(fromHub.joined(separator: ", "))")
         }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: collection, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)]
-                + uplinks.map { .init(service: $0) } + pollers.map { .init(service: $0) },
+            // Shut down in reverse order: the collection first (its last tick committed), then the uplinks
+            // (each waits, bounded, for its hub to acknowledge that tick), then the action pollers.
+            services: pollers.map { .init(service: $0) } + uplinks.map { .init(service: $0) }
+                + [.init(service: collection, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

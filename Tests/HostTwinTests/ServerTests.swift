@@ -208,7 +208,16 @@ import TwinStorage
         let state = Self.get(port, "/api/v1/twin/entities/processes?at=now").1
         let entities = (state["data"] as? [String: Any])?["entities"] as? [[String: Any]] ?? []
         #expect(entities.contains { ($0["attributes"] as? [String: Any])?["pid"] as? Int == Int(me) })
-        #expect(Self.get(port, "/api/v1/twin/diff?from=-1m&to=now").0 == 200)
+        // The diff from before the run began: everything appeared. `limit=1` lists one of each kind and counts all.
+        let whole = (Self.get(port, "/api/v1/twin/diff?from=-1h&to=now").1["data"] as? [String: Any]) ?? [:]
+        let appeared = (whole["appeared"] as? [[String: Any]]) ?? []
+        let perKind = Dictionary(grouping: appeared) { $0["kind"] as? String ?? "" }.mapValues(\.count)
+        #expect(perKind["processes", default: 0] > 1 && whole["truncated"] as? Bool == false, "\(perKind)")
+        let one = (Self.get(port, "/api/v1/twin/diff?from=-1h&to=now&limit=1").1["data"] as? [String: Any]) ?? [:]
+        let listed = ((one["appeared"] as? [[String: Any]]) ?? []).map { $0["kind"] as? String ?? "" }
+        let counted = ((one["counts"] as? [String: [String: Any]]) ?? [:]).compactMapValues { $0["appeared"] as? Int }.filter { $0.value > 0 }
+        #expect(listed.sorted() == perKind.keys.sorted() && counted == perKind && one["truncated"] as? Bool == true, "\(listed) \(counted)")
+        #expect(Self.get(port, "/api/v1/twin/diff?from=-1m&to=now&limit=0").0 == 400)
         #expect(Self.get(port, "/api/v1/twin/events?from=-1m").0 == 200)
         #expect(Self.get(port, "/api/v1/twin/state?at=garbage").0 == 400)
 

@@ -454,9 +454,11 @@ class EntityTable {
   /** CPU % and resident memory of each process at the time shown, with the last hour as sparklines. */
   async withUsage(rows) {
     const at = this.at ?? Date.now(), start = at - 3600e3, step = 90;
+    // Only the processes there at the time shown: an hour of a busy host's short-lived ones is most of the rest.
+    const alive = ` and on (pid) hosttwin_process_resident_memory_bytes @ ${(at / 1000).toFixed(3)}`;
     const [cpu, rss] = await Promise.all([
-      rangeQuery('rate(hosttwin_process_cpu_seconds_total[3m]) * 100', start, at, step, this.v.abort.signal),
-      rangeQuery('hosttwin_process_resident_memory_bytes', start, at, step, this.v.abort.signal),
+      rangeQuery('rate(hosttwin_process_cpu_seconds_total[3m]) * 100' + alive, start, at, step, this.v.abort.signal),
+      rangeQuery('hosttwin_process_resident_memory_bytes' + alive, start, at, step, this.v.abort.signal),
     ]).catch(() => [[], []]);
     const byPid = (list) => new Map(list.map((s) => [String(s.labels.pid), s.points]));
     const c = byPid(cpu), r = byPid(rss);
@@ -525,7 +527,8 @@ function setupDiff(st, defaultTo, v) {
 
 async function loadDiff(from, to, v) {
   const el = main.querySelector('#diff');
-  const d = await api('/api/v1/twin/diff', { from: iso(from), to: iso(to) }, v.abort.signal);
+  const shown = 200; // of each kind: a twin younger than the window "gains" every package it holds
+  const d = await api('/api/v1/twin/diff', { from: iso(from), to: iso(to), limit: shown }, v.abort.signal);
   if (v !== view) return;
   const groups = {};
   const add = (kind, html) => (groups[kind] ||= []).push(html);
@@ -534,8 +537,10 @@ async function loadDiff(from, to, v) {
   for (const e of d.disappeared) add(e.kind, `<li class="removed">− ${esc(e.key)} ${name(e)}</li>`);
   for (const e of d.changed) add(e.kind, `<li class="changed">~ ${esc(e.key)}: ${e.changes.map((c) => `${esc(c.attribute)} ${esc(JSON.stringify(c.old))} → ${esc(JSON.stringify(c.new))}`).join(', ')}</li>`);
   const kinds = Object.keys(groups).sort();
-  el.innerHTML = `<p class="muted">${d.appeared.length} appeared, ${d.changed.length} changed, ${d.disappeared.length} disappeared between ${esc(new Date(from).toLocaleString())} and ${esc(new Date(to).toLocaleString())}.</p>`
-    + kinds.map((k) => `<h3>${esc(k.replace(/_/g, ' '))} (${groups[k].length})</h3><ul>${groups[k].slice(0, 200).join('')}${groups[k].length > 200 ? '<li class="muted">…</li>' : ''}</ul>`).join('');
+  const c = Object.values(d.counts), total = (f) => c.reduce((n, k) => n + k[f], 0);
+  const of = (k) => { const n = d.counts[k] || {}; return (n.appeared || 0) + (n.changed || 0) + (n.disappeared || 0); };
+  el.innerHTML = `<p class="muted">${total('appeared')} appeared, ${total('changed')} changed, ${total('disappeared')} disappeared between ${esc(new Date(from).toLocaleString())} and ${esc(new Date(to).toLocaleString())}.</p>`
+    + kinds.map((k) => `<h3>${esc(k.replace(/_/g, ' '))} (${of(k)})</h3><ul>${groups[k].join('')}${of(k) > groups[k].length ? `<li class="muted">… ${of(k) - groups[k].length} more (<code>hosttwin diff</code> lists them all)</li>` : ''}</ul>`).join('');
 }
 
 // ---------- Overview ----------
