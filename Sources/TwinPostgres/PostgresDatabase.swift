@@ -105,6 +105,14 @@ public final class PostgresDatabase: StoreDatabase {
             }
         }
 
+        /// Runs an `INSERT` with `RETURNING id` appended; returns the id.
+        public func insert(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int64 {
+            guard let id = try rows(sql + " RETURNING id", arguments).first?[0].int64 else {
+                throw PostgresError(message: "the insert returned no id: \(sql.prefix(120))", sqlState: nil)
+            }
+            return id
+        }
+
         private func run(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> PostgresQueryResult {
             let text: String
             if let n = numbered[sql] { text = n } else {

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import TwinCore
 
 /// Encryption at rest of entity attributes (TwinSecurity provides one, from the data policy and the key
@@ -38,8 +37,8 @@ extension TwinStore {
     public var cipher: (any AttributeCipher)? { cipherBox.withLock { $0 } }
 
     /// Stored attribute JSON, decoded and opened.
-    func attributes(_ kind: EntityKind, _ stored: DatabaseValue, where place: @autoclosure () -> String) throws -> [String: AttributeValue] {
-        let attrs = try AttributeJSON.decode(stored, where: place())
+    func attributes(_ kind: EntityKind, _ stored: SQLValue, where place: @autoclosure () -> String) throws -> [String: AttributeValue] {
+        let attrs = try AttributeJSON.decode(stored, database.dialect, where: place())
         return cipher?.open(kind, attrs) ?? attrs
     }
 
@@ -56,9 +55,9 @@ extension TwinStore {
     public func rewriteVersions(_ transform: (EntityKind, String, [String: AttributeValue]) throws -> (String, [String: AttributeValue])?) throws -> Int {
         var changed = try rewriteRows(transform)
         var after: Int64 = 0
-        while let row = try pool.read({ db in try Row.fetchOne(db, sql: "SELECT id, data FROM version_blocks WHERE id > ? ORDER BY id LIMIT 1", arguments: [after]) }) {
-            after = row["id"]
-            let blob = [UInt8](row["data"] as Data)
+        while let row = try database.read({ db in try db.rows("SELECT id, data FROM version_blocks WHERE id > ? ORDER BY id LIMIT 1", [after]).first }) {
+            after = try row.integer(0)
+            let blob = try row.blob(1)
             let block: [UInt8]
             if let section = try VersionCodec.sealedSection(of: blob) {
                 // Sealed together: re-sealed as a whole when under an old key.
@@ -83,7 +82,7 @@ extension TwinStore {
                 block = VersionCodec.encode(list)
                 changed += n
             }
-            try pool.write { db in try db.execute(sql: "UPDATE version_blocks SET data = ? WHERE id = ?", arguments: [Data(block), after]) }
+            try database.write { db in try db.execute("UPDATE version_blocks SET data = ? WHERE id = ?", [block, after]) }
         }
         return changed
     }
@@ -91,23 +90,20 @@ extension TwinStore {
     private func rewriteRows(_ transform: (EntityKind, String, [String: AttributeValue]) throws -> (String, [String: AttributeValue])?) throws -> Int {
         var after: Int64 = 0, changed = 0
         while true {
-            let rows = try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT id, kind, key, attributes FROM versions WHERE id > ? ORDER BY id LIMIT 2000", arguments: [after])
-            }
+            let dialect = database.dialect
+            let rows = try database.read { db in try db.rows("SELECT id, kind, key, attributes FROM versions WHERE id > ? ORDER BY id LIMIT 2000", [after]) }
             guard let last = rows.last else { return changed }
-            after = last["id"]
-            var updates: [(Int64, String, DatabaseValue)] = []
+            after = try last.integer(0)
+            var updates: [(Int64, String, SQLValue)] = []
             for row in rows {
-                guard let kind = EntityKind(rawValue: row["kind"]) else { continue }
-                let id: Int64 = row["id"]
-                let attrs = try AttributeJSON.decode(row["attributes"], where: "versions row \(id)")
-                if let (key, new) = try transform(kind, row["key"], attrs) { updates.append((id, key, try AttributeJSON.encode(new))) }
+                guard let kind = EntityKind(rawValue: try row.text(1)) else { continue }
+                let id = try row.integer(0)
+                let attrs = try AttributeJSON.decode(row[3], dialect, where: "versions row \(id)")
+                if let (key, new) = try transform(kind, try row.text(2), attrs) { updates.append((id, key, try AttributeJSON.encode(new, for: dialect))) }
             }
             guard !updates.isEmpty else { continue }
-            try pool.write { db in
-                for (id, key, json) in updates {
-                    try db.cachedStatement(sql: "UPDATE versions SET key = ?, attributes = ? WHERE id = ?").execute(arguments: [key, json, id])
-                }
+            try database.write { db in
+                for (id, key, json) in updates { try db.execute("UPDATE versions SET key = ?, attributes = ? WHERE id = ?", [key, json, id]) }
             }
             changed += updates.count
         }

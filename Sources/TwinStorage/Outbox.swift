@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import TwinCore
 
 /// A batch a hub applied, as kept in its outbox for the hubs upstream (relay) and its followers
@@ -33,10 +32,10 @@ public struct OutboxRow: Sendable, Equatable {
 }
 
 extension TwinStore {
-    static func append(_ o: OutboxRow, _ db: Database) throws {
-        try db.cachedStatement(sql: """
+    static func append(_ o: OutboxRow, _ db: any StoreStatements) throws {
+        try db.execute("""
             INSERT INTO sync_outbox(host, epoch, first_seq, last_seq, standalone, applied_at, batch) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [o.host, Int64(bitPattern: o.epoch), Int64(o.firstSeq), Int64(o.lastSeq), o.standalone, o.appliedAt, Data(o.batch)])
+            """, [o.host, Int64(bitPattern: o.epoch), Int64(o.firstSeq), Int64(o.lastSeq), o.standalone, o.appliedAt, o.batch])
     }
 
     /// Up to `limit` outbox rows after `id`, in order.

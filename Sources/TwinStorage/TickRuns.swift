@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import TwinCore
 
 /// Positions of the sync protocol in a store: its epoch and the sequence numbers of its committed ticks
@@ -8,11 +7,9 @@ import TwinCore
 enum TickRuns {
     /// Appends ticks `firstSeq, firstSeq + 1, …` at `ticks` (increasing), extending the last run where
     /// they continue it.
-    static func append(_ db: Database, ticks: [Int64], firstSeq: UInt64) throws {
+    static func append(_ db: any StoreStatements, ticks: [Int64], firstSeq: UInt64) throws {
         guard !ticks.isEmpty else { return }
-        var last = try Row.fetchOne(db, sql: "SELECT first_seq, first_t, interval_ms, count FROM tick_runs ORDER BY first_seq DESC LIMIT 1").map {
-            Run(firstSeq: $0["first_seq"], firstT: $0["first_t"], interval: $0["interval_ms"], count: $0["count"])
-        }
+        var last = try db.rows("SELECT first_seq, first_t, interval_ms, count FROM tick_runs ORDER BY first_seq DESC LIMIT 1").first.map(Run.init)
         let stored = last
         var done: [Run] = []
         for (i, t) in ticks.enumerated() {
@@ -28,8 +25,10 @@ enum TickRuns {
         }
         if let run = last { done.append(run) }
         for run in done where run != stored {
-            try db.execute(sql: "INSERT OR REPLACE INTO tick_runs(first_seq, first_t, interval_ms, count) VALUES (?, ?, ?, ?)",
-                           arguments: [Int64(run.firstSeq), run.firstT, run.interval, run.count])
+            try db.execute("""
+                INSERT INTO tick_runs(first_seq, first_t, interval_ms, count) VALUES (?, ?, ?, ?)
+                ON CONFLICT(first_seq) DO UPDATE SET first_t = excluded.first_t, interval_ms = excluded.interval_ms, count = excluded.count
+                """, [Int64(run.firstSeq), run.firstT, run.interval, run.count])
         }
     }
 
@@ -39,6 +38,13 @@ enum TickRuns {
         var interval: Int64
         var count: Int64
         var nextSeq: UInt64 { firstSeq + UInt64(count) }
+        init(firstSeq: UInt64, firstT: Int64, interval: Int64, count: Int64) {
+            (self.firstSeq, self.firstT, self.interval, self.count) = (firstSeq, firstT, interval, count)
+        }
+        /// A row of `first_seq, first_t, interval_ms, count`.
+        init(_ row: SQLRow) throws {
+            self.init(firstSeq: UInt64(try row.integer(0)), firstT: try row.integer(1), interval: try row.integer(2), count: try row.integer(3))
+        }
         /// Whether a tick at `t` continues the run on its grid.
         func admits(_ t: Int64) -> Bool {
             count == 1 ? t > firstT : t == firstT + interval * count
@@ -47,8 +53,8 @@ enum TickRuns {
     }
 
     /// The newest sealed sequence number (0 when none).
-    static func lastSealedSeq(_ db: Database) throws -> UInt64 {
-        UInt64(try Int64.fetchOne(db, sql: "SELECT first_seq + count - 1 FROM tick_runs ORDER BY first_seq DESC LIMIT 1") ?? 0)
+    static func lastSealedSeq(_ db: any StoreStatements) throws -> UInt64 {
+        UInt64(try db.value("SELECT first_seq + count - 1 FROM tick_runs ORDER BY first_seq DESC LIMIT 1")?.int64 ?? 0)
     }
 }
 
@@ -56,10 +62,10 @@ extension TwinStore {
     /// The store's epoch for the sync protocol: a random id made by the first writer and kept for the
     /// life of the store (nil in a store no writer has begun a run in since schema v8).
     public func epoch() throws -> UInt64? {
-        try pool.read { db in try Self.meta(db, "sync_epoch").flatMap { UInt64($0, radix: 16) } }
+        try database.read { db in try Self.meta(db, "sync_epoch").flatMap { UInt64($0, radix: 16) } }
     }
 
-    static func ensureEpoch(_ db: Database) throws {
+    static func ensureEpoch(_ db: any StoreStatements) throws {
         guard try meta(db, "sync_epoch") == nil else { return }
         try setMeta(db, "sync_epoch", String(UInt64.random(in: 1...UInt64.max), radix: 16))
     }
@@ -69,12 +75,12 @@ extension TwinStore {
     public func ticks(from first: UInt64, limit: Int = 100_000) throws -> [(seq: UInt64, time: Int64)] {
         var out: [(UInt64, Int64)] = []
         let (sealedThrough, logTicks) = try withLogTicks { db -> UInt64 in
-            let runs = try Row.fetchAll(db, sql: """
+            let runs = try db.rows("""
                 SELECT first_seq, first_t, interval_ms, count FROM tick_runs
                 WHERE first_seq + count - 1 >= ? ORDER BY first_seq LIMIT ?
-                """, arguments: [Int64(first), limit])
+                """, [Int64(first), limit])
             for row in runs {
-                let run = TickRuns.Run(firstSeq: row["first_seq"], firstT: row["first_t"], interval: row["interval_ms"], count: row["count"])
+                let run = try TickRuns.Run(row)
                 var seq = max(first, run.firstSeq)
                 while seq < run.nextSeq, out.count < limit {
                     out.append((seq, run.time(of: seq)))
@@ -99,10 +105,10 @@ extension TwinStore {
 
     /// Runs `body` in a read transaction together with the tick times of the log segments after the
     /// sealed one, read in the same transaction (as sample reads do: a seal in between starts over).
-    func withLogTicks<T>(_ body: (Database) throws -> T) throws -> (T, [Int64]) {
+    func withLogTicks<T>(_ body: (any StoreStatements) throws -> T) throws -> (T, [Int64]) {
         while true {
             var sealed: UInt64 = 0
-            let attempt: (T, [Int64])? = try pool.read { db in
+            let attempt: (T, [Int64])? = try database.read { db in
                 let value = try body(db)
                 sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
                 var ticks: [Int64] = []
@@ -135,27 +141,26 @@ extension TwinStore {
     /// Holds what sync `destination` has not acknowledged: raw samples and state from `from` on are kept
     /// whatever the retention (the disk cap may still thin raw samples, recording a gap). Nil releases it.
     public func holdForSync(_ destination: String, from: Int64?) throws {
-        try pool.write { db in
-            if let from { try Self.setMeta(db, "sync_hold:" + destination, String(from)) } else {
-                try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: ["sync_hold:" + destination])
-            }
+        try database.write { db in
+            if let from { try Self.setMeta(db, "sync_hold:" + destination, String(from)) } else { try Self.deleteMeta(db, "sync_hold:" + destination) }
         }
     }
 
     /// Releases the holds of destinations not in `kept` (no longer configured).
     public func releaseSyncHolds(except kept: Set<String>) throws {
-        try pool.write { db in
-            for key in try String.fetchAll(db, sql: "SELECT key FROM meta WHERE key LIKE 'sync_hold:%'") where !kept.contains(String(key.dropFirst("sync_hold:".count))) {
-                try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: [key])
+        try database.write { db in
+            for row in try db.rows("SELECT key FROM meta WHERE key LIKE 'sync_hold:%'") {
+                let key = try row.text(0)
+                if !kept.contains(String(key.dropFirst("sync_hold:".count))) { try Self.deleteMeta(db, key) }
             }
         }
     }
 
     /// The thinned spans of `host` ('' : this store's own) overlapping `[from, to]`, oldest first.
     public func rawGaps(host: String = "", from: Int64 = .min, to: Int64 = .max) throws -> [RawGap] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT from_t, to_t, reason FROM raw_gaps WHERE host = ? AND to_t >= ? AND from_t <= ? ORDER BY from_t",
-                             arguments: [host, from, to]).map { RawGap(from: $0["from_t"], to: $0["to_t"], reason: $0["reason"]) }
+        try database.read { db in
+            try db.rows("SELECT from_t, to_t, reason FROM raw_gaps WHERE host = ? AND to_t >= ? AND from_t <= ? ORDER BY from_t",
+                        [host, from, to]).map { RawGap(from: try $0.integer(0), to: try $0.integer(1), reason: try $0.text(2)) }
         }
     }
 }

@@ -96,13 +96,13 @@ extension TwinStore {
     public func seriesCatalog() throws -> [SeriesInfo] {
         let known = catalog.withLock { $0 }
         let maxID = known.last?.id ?? 0
-        let added = try queryReaders.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT s.id, m.name AS metric, l.labels, m.type FROM series s JOIN metrics m ON m.id = s.metric_id JOIN label_sets l ON l.id = s.labels_id
+        let added = try database.read { db in
+            try db.rows("""
+                SELECT s.id, m.name, l.labels, m.type FROM series s JOIN metrics m ON m.id = s.metric_id JOIN label_sets l ON l.id = s.labels_id
                 WHERE s.id > ? ORDER BY s.id
-                """), arguments: [maxID]).map { row in
-                SeriesInfo(id: row["id"], key: SeriesKey(row["metric"], try TwinWriter.decodeLabels(row["labels"])),
-                           type: MetricType(rawValue: row["type"]) ?? .untyped)
+                """, [maxID]).map { row in
+                SeriesInfo(id: try row.integer(0), key: SeriesKey(try row.text(1), try TwinWriter.decodeLabels(try row.text(2))),
+                           type: MetricType(rawValue: try row.text(3)) ?? .untyped)
             }
         }
         if added.isEmpty { return known }
@@ -132,24 +132,25 @@ extension TwinStore {
     /// Every entity version valid at `at` (`valid_from <= at < valid_to`), optionally of some kinds only,
     /// ordered by kind and key.
     public func state(at: Int64, kinds: [EntityKind]? = nil) throws -> [EntityVersion] {
-        try pool.read { db in try self.state(db, at: at, kinds: kinds) }
+        try database.read { db in try self.state(db, at: at, kinds: kinds) }
     }
 
     /// Versions valid at `at`: the open ones (`valid_to IS NULL`, the current entities) and, per
     /// lifetime class c, the closed versions that started within 2^c s before `at` and ended after it
     /// (index `versions_by_span`, and the blocks of packed versions of that class), so the versions read
     /// stay close to the versions returned whatever `at` is.
-    func state(_ db: Database, at: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
+    func state(_ db: any StoreStatements, at: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
         let wanted = kinds.map { Set($0.map(\.rawValue)) }
-        let columns = "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions"
-        var rows = try Row.fetchAll(db.cachedStatement(sql: "\(columns) INDEXED BY versions_by_end WHERE valid_to IS NULL AND valid_from <= ?"), arguments: [at])
+        let columns = "SELECT \(Self.versionColumns) FROM versions"
+        var rows = try db.rows("\(columns) \(Self.indexedBy("versions_by_end", db)) WHERE valid_to IS NULL AND valid_from <= ?", [at])
         var packed: [EntityVersion] = []
-        let newest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(coalesce((SELECT max(valid_to) FROM versions), \(Int64.min)), coalesce((SELECT max(max_to) FROM version_blocks), \(Int64.min)))")) ?? at
+        let ends = try db.rows("SELECT (SELECT max(valid_to) FROM versions), (SELECT max(max_to) FROM version_blocks)").first
+        let newest = [ends?[0].int64, ends?[1].int64].compactMap { $0 }.max() ?? at
         if at < newest {
-            let closed = try db.cachedStatement(sql: "\(columns) INDEXED BY versions_by_span WHERE span = ? AND valid_from >= ? AND valid_from <= ? AND valid_to > ?")
+            let closed = "\(columns) \(Self.indexedBy("versions_by_span", db)) WHERE span = ? AND valid_from >= ? AND valid_from <= ? AND valid_to > ?"
             for c in 0...(try maxSpanClass(db)) {
                 let w = SpanClass.window(c)
-                rows += try Row.fetchAll(closed, arguments: [c, at > Int64.min + w ? at - w : Int64.min, at, at])
+                rows += try db.rows(closed, [c, at > Int64.min + w ? at - w : Int64.min, at, at])
                 packed += try packedAlive(db, span: c, at: at)
             }
         }
@@ -160,22 +161,29 @@ extension TwinStore {
     }
 
     /// The longest lifetime class of any closed version, rows or blocks (index lookups).
-    func maxSpanClass(_ db: Database) throws -> Int {
-        let rows = try Int.fetchOne(db.cachedStatement(sql: "SELECT max(span) FROM versions")) ?? 0
-        let blocks = try Int.fetchOne(db.cachedStatement(sql: "SELECT max(span) FROM version_blocks")) ?? 0
-        return max(rows, blocks, 0)
+    func maxSpanClass(_ db: any StoreStatements) throws -> Int {
+        let max = try db.rows("SELECT (SELECT max(span) FROM versions), (SELECT max(span) FROM version_blocks)").first
+        return Int(Swift.max(max?[0].int64 ?? 0, max?[1].int64 ?? 0, 0))
     }
 
-    /// Entity versions from `versions` rows (id, kind, key, valid_from, valid_to, attributes), of `kinds` when given.
-    func versions(_ rows: [Row], kinds: Set<String>?) throws -> [EntityVersion] {
+    /// The columns ``versions(_:kinds:)`` reads, in its order.
+    static let versionColumns = "id, kind, key, valid_from, valid_to, attributes"
+
+    /// SQLite's `INDEXED BY index` (the planner's choice is poor for these reads); nothing in PostgreSQL.
+    static func indexedBy(_ index: String, _ db: any StoreStatements) -> String {
+        db.dialect == .sqlite ? "INDEXED BY " + index : ""
+    }
+
+    /// Entity versions from `versions` rows (``versionColumns``), of `kinds` when given.
+    func versions(_ rows: [SQLRow], kinds: Set<String>?) throws -> [EntityVersion] {
         var out: [EntityVersion] = []
         out.reserveCapacity(rows.count)
         for row in rows {
-            let kindText: String = row["kind"]
+            let kindText = try row.text(1)
             guard kinds?.contains(kindText) ?? true, let kind = EntityKind(rawValue: kindText) else { continue }
-            let id: Int64 = row["id"]
-            out.append(EntityVersion(kind: kind, key: key(kind, row["key"]), attributes: try attributes(kind, row["attributes"], where: "versions row \(id)"),
-                                     validFrom: row["valid_from"], validTo: row["valid_to"]))
+            let id = try row.integer(0)
+            out.append(EntityVersion(kind: kind, key: key(kind, try row.text(2)), attributes: try attributes(kind, row[5], where: "versions row \(id)"),
+                                     validFrom: try row.integer(3), validTo: row[4].int64))
         }
         return out
     }
@@ -183,20 +191,20 @@ extension TwinStore {
     /// The attribute names of the newest `sample` versions of `kind` (a stable column set for SQL views,
     /// also when nothing of the kind exists at the time asked about).
     public func attributeNames(kind: EntityKind, sample: Int = 20) throws -> Set<String> {
-        try pool.read { db in
+        try database.read { db in
             var names = Set<String>()
             // The kind's current versions, else its newest ones.
-            var rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, attributes FROM versions INDEXED BY versions_by_end WHERE valid_to IS NULL AND kind = ? LIMIT ?"),
-                                        arguments: [kind.rawValue, sample])
+            var rows = try db.rows("SELECT id, attributes FROM versions \(Self.indexedBy("versions_by_end", db)) WHERE valid_to IS NULL AND kind = ? LIMIT ?",
+                                   [kind.rawValue, sample])
             if rows.isEmpty {
-                rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, attributes FROM versions WHERE kind = ? ORDER BY id DESC LIMIT ?"), arguments: [kind.rawValue, sample])
+                rows = try db.rows("SELECT id, attributes FROM versions WHERE kind = ? ORDER BY id DESC LIMIT ?", [kind.rawValue, sample])
             }
-            if rows.isEmpty, let newest = try Int64.fetchOne(db, sql: "SELECT max(max_to) FROM version_blocks") {
+            if rows.isEmpty, let newest = try db.value("SELECT max(max_to) FROM version_blocks")?.int64 {
                 for v in try packedEnding(db, from: newest - StoragePolicy.day, to: newest) where v.kind == kind { names.formUnion(v.attributes.keys) }
             }
             for row in rows {
-                let id: Int64 = row["id"]
-                names.formUnion(try AttributeJSON.decode(row["attributes"], where: "versions row \(id)").keys)
+                let id = try row.integer(0)
+                names.formUnion(try AttributeJSON.decode(row[1], db.dialect, where: "versions row \(id)").keys)
             }
             return names
         }
@@ -204,7 +212,7 @@ extension TwinStore {
 
     /// What appeared, changed (attribute by attribute) and disappeared between two times.
     public func diff(from: Int64, to: Int64, kinds: [EntityKind]? = nil) throws -> StateDiff {
-        try pool.read { db in
+        try database.read { db in
             let a = try self.state(db, at: from, kinds: kinds)
             let b = try self.state(db, at: to, kinds: kinds)
             struct K: Hashable { var kind: EntityKind; var key: String }
@@ -227,12 +235,11 @@ extension TwinStore {
     /// attribute changes, disappeared) derived from the versions that start or end in the range, and the
     /// stored events of runs (started, stopped, gap).
     public func events(from: Int64, to: Int64, limit: Int = 10_000) throws -> [TwinEvent] {
-        try pool.read { db in
-            var out = try Row.fetchAll(db, sql: "SELECT t, type, kind, key, detail FROM events WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?",
-                                       arguments: [from, to, limit]).map { row in
-                let type = TwinEvent.EventType(rawValue: row["type"]) ?? .changed
-                let detail: String? = row["detail"]
-                var ev = TwinEvent(time: row["t"], type: type, kind: (row["kind"] as String?).flatMap(EntityKind.init(rawValue:)), key: row["key"])
+        try database.read { db in
+            var out = try db.rows("SELECT t, type, kind, key, detail FROM events WHERE t >= ? AND t <= ? ORDER BY t, id LIMIT ?", [from, to, limit]).map { row in
+                let type = TwinEvent.EventType(rawValue: try row.text(1)) ?? .changed
+                let detail = row[4].string
+                var ev = TwinEvent(time: try row.integer(0), type: type, kind: row[2].string.flatMap(EntityKind.init(rawValue:)), key: row[3].string)
                 if type == .changed, let detail, let changes = try? JSONDecoder().decode([TwinEvent.Change].self, from: Data(detail.utf8)) {
                     ev.changes = changes
                 } else if type == .alert, let detail, let a = AlertRecord.decode(detail) {
@@ -249,17 +256,16 @@ extension TwinStore {
     /// The versions that started in `[from, to]` (of `kinds`, when given), oldest first: entity
     /// appearances and changes with their attributes.
     public func versionsStarting(from: Int64, to: Int64, kinds: [EntityKind]? = nil) throws -> [EntityVersion] {
-        try pool.read { db in try self.versionsStarting(db, from: from, to: to, kinds: kinds) }
+        try database.read { db in try self.versionsStarting(db, from: from, to: to, kinds: kinds) }
     }
 
     /// Starts in the range: open versions, then each lifetime class (index versions_by_span), then blocks.
-    func versionsStarting(_ db: Database, from: Int64, to: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
+    func versionsStarting(_ db: any StoreStatements, from: Int64, to: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
         let wanted = kinds.map { Set($0.map(\.rawValue)) }
-        let columns = "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions"
-        var rows = try Row.fetchAll(db.cachedStatement(sql: "\(columns) WHERE span IS NULL AND valid_from >= ? AND valid_from <= ?"), arguments: [from, to])
-        if let classes = try Int.fetchOne(db.cachedStatement(sql: "SELECT max(span) FROM versions")) {
-            let closed = try db.cachedStatement(sql: "\(columns) WHERE span = ? AND valid_from >= ? AND valid_from <= ?")
-            for c in 0...max(classes, 0) { rows += try Row.fetchAll(closed, arguments: [c, from, to]) }
+        let columns = "SELECT \(Self.versionColumns) FROM versions"
+        var rows = try db.rows("\(columns) WHERE span IS NULL AND valid_from >= ? AND valid_from <= ?", [from, to])
+        if let classes = try db.value("SELECT max(span) FROM versions")?.int64 {
+            for c in 0...max(classes, 0) { rows += try db.rows("\(columns) WHERE span = ? AND valid_from >= ? AND valid_from <= ?", [c, from, to]) }
         }
         var out = try versions(rows, kinds: wanted)
         out += try packedStarting(db, from: from, to: to).lazy.filter { wanted?.contains($0.kind.rawValue) ?? true }.map(opened)
@@ -269,19 +275,21 @@ extension TwinStore {
 
     /// The versions that ended in `[from, to]`, by end: entity disappearances and the old sides of changes.
     public func versionsEnding(from: Int64, to: Int64) throws -> [EntityVersion] {
-        try pool.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions WHERE valid_to >= ? AND valid_to <= ?", arguments: [from, to])
-            return try (versions(rows, kinds: nil) + packedEnding(db, from: from, to: to).map(opened)).sorted { $0.validTo! < $1.validTo! }
-        }
+        try database.read { db in try self.versionsEnding(db, from: from, to: to).sorted { $0.validTo! < $1.validTo! } }
+    }
+
+    /// Ends in the range: rows, then blocks.
+    func versionsEnding(_ db: any StoreStatements, from: Int64, to: Int64) throws -> [EntityVersion] {
+        let rows = try db.rows("SELECT \(Self.versionColumns) FROM versions WHERE valid_to >= ? AND valid_to <= ?", [from, to])
+        return try versions(rows, kinds: nil) + packedEnding(db, from: from, to: to).map(opened)
     }
 
     /// A version starting at T whose entity had a version ending at T is a change; otherwise the start
     /// is an appearance and the end a disappearance.
-    func entityEvents(_ db: Database, from: Int64, to: Int64) throws -> [TwinEvent] {
+    func entityEvents(_ db: any StoreStatements, from: Int64, to: Int64) throws -> [TwinEvent] {
         struct K: Hashable { var kind: EntityKind; var key: String; var t: Int64 }
         let starts = try versionsStarting(db, from: from, to: to, kinds: nil)
-        let rows = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, valid_to, attributes FROM versions WHERE valid_to >= ? AND valid_to <= ?", arguments: [from, to])
-        let ends = try versions(rows, kinds: nil) + packedEnding(db, from: from, to: to).map(opened)
+        let ends = try versionsEnding(db, from: from, to: to)
         var endAt: [K: EntityVersion] = [:]
         for e in ends { endAt[K(kind: e.kind, key: e.key, t: e.validTo!)] = e }
         var startAt = Set<K>()
@@ -321,8 +329,8 @@ extension TwinStore {
     }
 
     /// `runs.last_tick`, written when head windows are sealed and at stops.
-    static func lastSealedTick(_ db: Database) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT max(last_tick) FROM runs")
+    static func lastSealedTick(_ db: any StoreStatements) throws -> Int64? {
+        try db.value("SELECT max(last_tick) FROM runs")?.int64
     }
 
     /// The latest health line of each collector (as of its last change).
@@ -338,19 +346,18 @@ extension TwinStore {
     /// Counts for a quick look at the store: series, chunks, sealed samples and their bytes, rollup
     /// blocks, samples in the log, versions, events.
     public func counts() throws -> [String: Int64] {
-        let (out, log) = try withLog(ids: [], from: .min, to: .max) { db in
-            var out: [String: Int64] = [:]
-            out["series"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM series") ?? 0
-            out["chunks"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM chunks") ?? 0
-            out["chunk_samples"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM chunks") ?? 0
-            out["chunk_bytes"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM chunks") ?? 0
-            out["rollup_blocks"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM rollups") ?? 0
-            out["rollup_bytes"] = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM rollups") ?? 0
-            out["versions"] = try Int64.fetchOne(db, sql: "SELECT (SELECT count(*) FROM versions) + (SELECT coalesce(sum(count), 0) FROM version_blocks)") ?? 0
-            out["version_blocks"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM version_blocks") ?? 0
-            out["events"] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0
-            return out
+        let out = try database.read { db in
+            let row = try db.rows("""
+                SELECT (SELECT count(*) FROM series), (SELECT count(*) FROM chunks), (SELECT coalesce(sum(count), 0) FROM chunks),
+                    (SELECT coalesce(sum(length(data)), 0) FROM chunks), (SELECT count(*) FROM rollups), (SELECT coalesce(sum(length(data)), 0) FROM rollups),
+                    (SELECT count(*) FROM versions) + (SELECT coalesce(sum(count), 0) FROM version_blocks), (SELECT count(*) FROM version_blocks),
+                    (SELECT count(*) FROM events)
+                """).first
+            let names = ["series", "chunks", "chunk_samples", "chunk_bytes", "rollup_blocks", "rollup_bytes", "versions", "version_blocks", "events"]
+            return Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, row?[$0].int64 ?? 0) })
         }
+        // The log as of a moment after: a seal in between may count a head window in both (a quick look).
+        let (_, log) = try withLog(ids: [], from: .min, to: .max) { _ in () }
         var all = out
         all["log_samples"] = Int64(log.samples)
         all["log_segments"] = Int64(log.segments)
@@ -363,7 +370,8 @@ extension TwinStore {
     /// Bytes of `twin.db` by table and index (SQLite's dbstat: whole pages, so row and page overhead
     /// count), plus `free` for pages on the freelist. Nil when this SQLite lacks dbstat.
     public func spaceByTable() throws -> [String: Int64]? {
-        try pool.read { db in
+        guard database.dialect == .sqlite else { return nil }
+        return try pool.read { db in
             guard let rows = try? Row.fetchAll(db, sql: "SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name") else { return nil }
             var out: [String: Int64] = [:]
             for r in rows { out[r["name"]] = r["bytes"] }
@@ -383,9 +391,8 @@ extension TwinStore {
     public func sampleTimeRange() throws -> (Int64, Int64)? {
         let (sealed, log) = try withLog(ids: [], from: .min, to: .max) { db -> (Int64?, Int64?) in
             // Both ends from indexes: chunks(min_t) and chunks(max_t).
-            let oldest = try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM chunks")
-            let newest = try Int64.fetchOne(db, sql: "SELECT max(max_t) FROM chunks")
-            return (oldest, newest)
+            let ends = try db.rows("SELECT (SELECT min(min_t) FROM chunks), (SELECT max(max_t) FROM chunks)").first
+            return (ends?[0].int64, ends?[1].int64)
         }
         guard let a = [sealed.0, log.oldest].compactMap({ $0 }).min(), let b = [sealed.1, log.newest].compactMap({ $0 }).max() else { return nil }
         return (a, b)

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Synchronization
 import TwinCore
 
@@ -21,11 +20,11 @@ extension TwinStore {
     /// cover is deleted only after a seal that commits later, so it is listed, and one created after the
     /// listing holds only ticks newer than the read. A segment sealed and deleted while it is read makes
     /// the read start over, so a reader never misses or double-counts a head window.
-    func withLog<T>(ids: Set<Int64>?, from: Int64, to: Int64, _ body: (Database) throws -> T) throws -> (T, LogRead) {
+    func withLog<T>(ids: Set<Int64>?, from: Int64, to: Int64, _ body: (any StoreStatements) throws -> T) throws -> (T, LogRead) {
         for _ in 0..<5 {
             var vanished = false
             let segments = logListing.segments()
-            let result = try queryReaders.read { db -> (T, LogRead) in
+            let result = try database.read { db -> (T, LogRead) in
                 let value = try body(db)
                 let sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
                 var read = LogRead()
@@ -61,13 +60,13 @@ extension TwinStore {
 
     /// The newest sealed log segment, as committed now.
     func sealedSegment() throws -> UInt64 {
-        try pool.read { db in try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0 }
+        try database.read { db in try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0 }
     }
 
     /// The id of series `key`, if stored.
     public func seriesID(_ key: SeriesKey) throws -> Int64? {
         let labels = TwinWriter.encodeLabels(key.labels)
-        return try pool.read { db in try Self.seriesID(db, metric: key.metric, labels: labels) }
+        return try database.read { db in try Self.seriesID(db, metric: key.metric, labels: labels) }
     }
 
     /// The stored samples of one series in `[from, to]`, in time order; nil when the series is unknown.
@@ -77,15 +76,15 @@ extension TwinStore {
     }
 
     /// The id of the series `metric` with label text `labels` (of any type), if stored.
-    static func seriesID(_ db: Database, metric: String, labels: String) throws -> Int64? {
+    static func seriesID(_ db: any StoreStatements, metric: String, labels: String) throws -> Int64? {
         guard let labelsID = try labelSetID(db, labels) else { return nil }
-        return try Int64.fetchOne(db.cachedStatement(sql: "SELECT s.id FROM series s JOIN metrics m ON m.id = s.metric_id WHERE s.labels_id = ? AND m.name = ? ORDER BY s.id LIMIT 1"),
-                                  arguments: [labelsID, metric])
+        return try db.value("SELECT s.id FROM series s JOIN metrics m ON m.id = s.metric_id WHERE s.labels_id = ? AND m.name = ? ORDER BY s.id LIMIT 1",
+                            [labelsID, metric])?.int64
     }
 
     /// The id of the label set `labels` (label text as stored), if stored.
-    static func labelSetID(_ db: Database, _ labels: String) throws -> Int64? {
-        try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM label_sets WHERE hash = ? AND labels = ?"), arguments: [SeriesHash.of(labels: labels), labels])
+    static func labelSetID(_ db: any StoreStatements, _ labels: String) throws -> Int64? {
+        try db.value("SELECT id FROM label_sets WHERE hash = ? AND labels = ?", [SeriesHash.of(labels: labels), labels])?.int64
     }
 
     /// The series with samples in `[from, to]`, at the granularity of stored rows: a series in a sealed
@@ -95,10 +94,10 @@ extension TwinStore {
     public func seriesWithSamples(from: Int64, to: Int64) throws -> Set<Int64> {
         let (sealed, log) = try withLog(ids: nil, from: from, to: to) { db -> Set<Int64> in
             var ids = Set<Int64>()
-            let chunks = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, members FROM chunks WHERE max_t >= ? AND min_t <= ?"), arguments: [from, to])
-            let rollups = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, members FROM rollups WHERE max_t >= ? AND min_t <= ?"), arguments: [from, to])
+            let chunks = try db.rows("SELECT id, group_id, members FROM chunks WHERE max_t >= ? AND min_t <= ?", [from, to])
+            let rollups = try db.rows("SELECT id, group_id, members FROM rollups WHERE max_t >= ? AND min_t <= ?", [from, to])
             for row in chunks + rollups {
-                for m in try Self.directory(row, of: []).members { ids.insert(m.id) }
+                for m in try Self.directory(row[2], row: try row.integer(0), group: try row.integer(1), of: []).members { ids.insert(m.id) }
             }
             return ids
         }
@@ -130,7 +129,7 @@ extension TwinStore {
     }
 
     /// Samples of `ids` in `[from, to]` from sealed chunk rows, as tuples (see ``sealedColumns``).
-    func sealedSamples(_ db: Database, ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
+    func sealedSamples(_ db: any StoreStatements, ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
         try sealedColumns(db, ids: ids, from: from, to: to)!.mapValues { Array(zip($0.t, $0.v)) }
     }
 
@@ -139,22 +138,23 @@ extension TwinStore {
     /// row's data is read only when a requested series in its directory misses the cache); each series'
     /// parts in range are copied once into its columns. Nil when the overlapping chunks hold more than
     /// `limit` samples.
-    func sealedColumns(_ db: Database, ids: [Int64], from: Int64, to: Int64, limit: Int = .max) throws -> [Int64: SampleColumns]? {
+    func sealedColumns(_ db: any StoreStatements, ids: [Int64], from: Int64, to: Int64, limit: Int = .max) throws -> [Int64: SampleColumns]? {
         // Directories first: the bound is known before anything is decoded.
         var bound = 0
         var groups: [(group: Int64, wanted: [Int64], expected: [Int], rows: [(key: ChunkCache.Key, inRow: [Int64])])] = []
         for (group, wanted) in Dictionary(grouping: Set(ids), by: GroupBlock.group(of:)) {
             var rows: [(key: ChunkCache.Key, inRow: [Int64])] = []
             var expected = [Int](repeating: 0, count: wanted.count)
-            // A cursor, not fetchAll: a row's directory blob is copied out only when its parse is not cached.
-            let cursor = try Row.fetchCursor(db.cachedStatement(sql: "SELECT id, group_id, min_t, max_t, count, members, length(data) AS bytes FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t"),
-                                             arguments: [group, from, to])
-            while let row = try cursor.next() {
-                // Columns by position: GRDB lowercases a column name on every lookup by name.
-                let key = ChunkCache.Key(id: row[0], minT: row[2], maxT: row[3], count: row[4], bytes: row[6], series: 0)
+            // Without the directory blob: it is read only when its parse is not cached.
+            let found = try db.rows("SELECT id, min_t, max_t, count, length(data) FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t",
+                                    [group, from, to])
+            for row in found {
+                let key = ChunkCache.Key(id: try row.integer(0), minT: try row.integer(1), maxT: try row.integer(2), count: try row.integer(3),
+                                         bytes: try row.integer(4), series: 0)
                 let directory: GroupBlock.Directory
                 if let hit = directoryCache.withLock({ $0[key] }) { directory = hit } else {
-                    directory = try Self.directory(row[5], row: key.id, group: group, of: wanted)
+                    let members = try db.value("SELECT members FROM chunks WHERE id = ?", [key.id]) ?? .null
+                    directory = try Self.directory(members, row: key.id, group: group, of: wanted)
                     directoryCache.withLock { cache in
                         if cache.count >= 16_384 { cache.removeAll() }
                         cache[key] = directory
@@ -241,24 +241,18 @@ extension TwinStore {
 
     /// The members and inflated data of chunk row `key.id`, from ``rowDataCache`` or read and inflated
     /// (and cached); nil when the row is gone. Damage names the row and the series `wanted` from it.
-    private func inflatedRow(_ db: Database, _ key: ChunkCache.Key, for wanted: Set<Int64>) throws -> (members: [GroupBlock.Member], data: [UInt8])? {
+    private func inflatedRow(_ db: any StoreStatements, _ key: ChunkCache.Key, for wanted: Set<Int64>) throws -> (members: [GroupBlock.Member], data: [UInt8])? {
         if let hit = rowDataCache.withLock({ $0.get(key) }) { return hit }
-        guard let full = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE id = ?"), arguments: [key.id]) else { return nil }
-        let row = try Self.groupMembers(full, what: "twin.db chunk row \(key.id) of series \(Self.list(Array(wanted))) (series group \(full["group_id"] as Int64)) at \(TwinTime.rfc3339(key.minT))")
+        guard let full = try db.rows("SELECT group_id, members, data FROM chunks WHERE id = ?", [key.id]).first else { return nil }
+        let row = try Self.groupMembers(full[1], full[2], what: "twin.db chunk row \(key.id) of series \(Self.list(Array(wanted))) (series group \(full[0].int64 ?? -1)) at \(TwinTime.rfc3339(key.minT))")
         rowDataCache.withLock { $0.put(key, row.members, row.data) }
         return row
     }
 
-    /// The directory of a chunk row read with `id`, `group_id` and `members`; damage names the row and
-    /// the series a reader wanted from it.
-    private static func directory(_ row: Row, of wanted: [Int64]) throws -> GroupBlock.Directory {
-        try directory(row["members"], row: row["id"], group: row["group_id"], of: wanted)
-    }
-
     /// The directory `members` of chunk row `row` of `group`; damage names the row and the series a
     /// reader wanted from it.
-    private static func directory(_ members: Data?, row: Int64, group: Int64, of wanted: [Int64]) throws -> GroupBlock.Directory {
-        do { return try GroupBlock.directory([UInt8](members ?? Data())) } catch {
+    private static func directory(_ members: SQLValue, row: Int64, group: Int64, of wanted: [Int64]) throws -> GroupBlock.Directory {
+        do { return try GroupBlock.directory(members.bytes ?? []) } catch {
             throw TwinError.corrupt(what: "twin.db chunk row \(row) of series \(list(wanted)) (group \(group))", detail: "\(error)")
         }
     }
@@ -285,8 +279,8 @@ extension TwinStore {
                 guard through > covered else { continue }
                 let end = min(through, to == .max ? .max : to + 1)
                 let span = code == 2 ? StoragePolicy.hourBlock : StoragePolicy.day
-                for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, group_id, tier, members, data FROM rollups WHERE group_id = ? AND tier = ? AND start > ? AND start < ? ORDER BY start"),
-                                            arguments: [GroupBlock.group(of: id), code, covered.subtractingReportingOverflow(span).overflow ? Int64.min : covered - span, end]) {
+                for row in try db.rows("SELECT \(Self.rollupColumns) FROM rollups WHERE group_id = ? AND tier = ? AND start > ? AND start < ? ORDER BY start",
+                                       [GroupBlock.group(of: id), code, covered.subtractingReportingOverflow(span).overflow ? Int64.min : covered - span, end]) {
                     points += try Self.decodeRollupRow(row, only: [id])[id]?.filter { $0.t >= covered && $0.t < end } ?? []
                 }
                 tiers.append(name)

@@ -53,6 +53,14 @@ public final class TwinStore: Sendable {
         }
     }
 
+    /// Folds SQLite's WAL into the database and lets go of cached pages (after a seal, at a stop); failing
+    /// that is harmless. Nothing for PostgreSQL.
+    func checkpoint() {
+        guard database.dialect == .sqlite else { return }
+        pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
+        pool.releaseMemory()
+    }
+
     /// The database file inside a data directory.
     public static func databasePath(_ dataDir: String) -> String { dataDir + "/twin.db" }
 
@@ -121,10 +129,19 @@ public final class TwinStore: Sendable {
         }
     }
 
-    init(dataDir: String, pool: DatabasePool, readers: QueryReaders) {
+    /// A store whose tables are in `database` (PostgreSQL) instead of `dataDir`'s SQLite file; `dataDir`
+    /// keeps the head log, the writer's lock and the keys. The tests hold both engines to the same answers
+    /// with it; no command opens a store this way yet (`--store URL` is next, docs/ARCHITECTURE.md).
+    static func open(dataDir: String, tablesIn database: any StoreDatabase) throws -> TwinStore {
+        let local = try open(dataDir: dataDir)
+        if database.dialect == .postgres { try PostgresSchema.migrate(database) }
+        return TwinStore(dataDir: dataDir, pool: local.pool, readers: local.queryReaders, database: database)
+    }
+
+    init(dataDir: String, pool: DatabasePool, readers: QueryReaders, database: (any StoreDatabase)? = nil) {
         self.dataDir = dataDir
         self.pool = pool
-        database = SQLiteStoreDatabase(pool: pool)
+        self.database = database ?? SQLiteStoreDatabase(pool: pool, readers: readers)
         self.queryReaders = readers
         self.logListing = LogSegment.Listing(dataDir: dataDir)
     }
@@ -138,43 +155,76 @@ public final class TwinStore: Sendable {
     }
 }
 
+extension TwinStore {
+    /// The store's own positions and marks (`meta`: the sealed log segment, the tiers' horizons, the sync
+    /// epoch and holds).
+    static func meta(_ db: any StoreStatements, _ key: String) throws -> String? {
+        try db.value("SELECT value FROM meta WHERE key = ?", [key])?.string
+    }
+
+    static func setMeta(_ db: any StoreStatements, _ key: String, _ value: String) throws {
+        try db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
+    }
+
+    static func deleteMeta(_ db: any StoreStatements, _ key: String) throws {
+        try db.execute("DELETE FROM meta WHERE key = ?", [key])
+    }
+}
+
 /// JSON for attribute maps, with sorted keys so equal maps store equal text. Long JSON (command lines)
-/// is stored deflated as a BLOB (`u32 JSON length` then zlib data), short JSON as TEXT: the column's
-/// type says which.
+/// is stored deflated (`u32 JSON length` then zlib data), short JSON as it is. In SQLite the column's type
+/// says which (a BLOB is deflated, TEXT is not); PostgreSQL's column is `bytea`, whose first byte says
+/// (``Tag``).
 enum AttributeJSON {
     /// JSON at least this long is stored deflated when that saves space.
     static let deflateFrom = 200
 
-    static func encode(_ a: [String: AttributeValue]) throws -> DatabaseValue {
+    /// The first byte of a PostgreSQL `attributes` value.
+    enum Tag: UInt8 { case json = 0, deflated = 1 }
+
+    static func encode(_ a: [String: AttributeValue], for dialect: SQLDialect) throws -> SQLValue {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let json = [UInt8](try e.encode(a))
+        var deflated: [UInt8]?
         if json.count >= deflateFrom, let z = Zlib.deflate(json, level: 9), z.count + 4 < json.count {
             var w = ByteWriter(capacity: z.count + 4)
             w.u32(UInt32(json.count))
             w.append(z)
-            return Data(w.bytes).databaseValue
+            deflated = w.bytes
         }
-        return String(decoding: json, as: UTF8.self).databaseValue
+        switch dialect {
+        case .sqlite: return deflated.map(SQLValue.blob) ?? .text(String(decoding: json, as: UTF8.self))
+        case .postgres: return .blob(deflated.map { [Tag.deflated.rawValue] + $0 } ?? [Tag.json.rawValue] + json)
+        }
     }
 
-    static func decode(_ v: DatabaseValue, where what: @autoclosure () -> String) throws -> [String: AttributeValue] {
-        let json: Data
-        switch v.storage {
-        case .string(var s):
+    static func decode(_ v: SQLValue, _ dialect: SQLDialect, where what: @autoclosure () -> String) throws -> [String: AttributeValue] {
+        switch v {
+        case .text(var s):
             if let flat = s.withUTF8({ FlatJSON.parse(UnsafeRawBufferPointer($0)) }) { return flat }
-            json = Data(s.utf8)
-        case .blob(let d):
+            return try parse(Data(s.utf8), where: what())
+        case .blob(let b):
+            var body = b[...]
+            if dialect == .postgres {
+                guard let tag = b.first.flatMap(Tag.init) else { throw TwinError.corrupt(what: what(), detail: "attributes begin with no known tag") }
+                body = b.dropFirst()
+                if tag == .json { return try parse(Data(body), where: what()) }
+            }
             do {
-                json = try d.withUnsafeBytes { raw in
+                let json = try body.withUnsafeBytes { raw in
                     var r = ByteReader(raw)
                     let n = Int(try r.u32())
                     guard n <= 64 << 20 else { throw ChunkError.corrupt("announced size \(n)") }
                     return Data(try Zlib.inflate(UnsafeRawBufferPointer(rebasing: raw[4...]), rawCount: n))
                 }
-            } catch { throw TwinError.corrupt(what: what(), detail: "deflated attributes do not inflate: \(error)") }
+                return try parse(json, where: what())
+            } catch let e as TwinError { throw e } catch { throw TwinError.corrupt(what: what(), detail: "deflated attributes do not inflate: \(error)") }
         default: throw TwinError.corrupt(what: what(), detail: "attributes are neither text nor a blob")
         }
+    }
+
+    private static func parse(_ json: Data, where what: @autoclosure () -> String) throws -> [String: AttributeValue] {
         if let flat = json.withUnsafeBytes({ FlatJSON.parse($0) }) { return flat }
         do { return try JSONDecoder().decode([String: AttributeValue].self, from: json) } catch {
             throw TwinError.corrupt(what: what(), detail: "attributes are not valid JSON")

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import TwinCore
 
 /// Packed state history: closed versions move from the `versions` table into `version_blocks` — every
@@ -20,35 +19,40 @@ extension TwinStore {
     /// Returns the number of versions packed.
     @discardableResult
     func packVersions(before horizon: Int64) throws -> Int {
-        try pool.write { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, valid_to, span, attributes FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?",
-                                        arguments: [horizon])
+        try database.write { db in
+            let rows = try db.rows("SELECT id, kind, key, valid_from, valid_to, span, attributes FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", [horizon])
             guard !rows.isEmpty else { return 0 }
             var bySpan: [Int: [EntityVersion]] = [:]
             for row in rows {
-                guard let kind = EntityKind(rawValue: row["kind"]) else { continue } // unknown kinds stay rows
-                let id: Int64 = row["id"]
-                let from: Int64 = row["valid_from"], to: Int64 = row["valid_to"]
-                let span: Int = row["span"] ?? SpanClass.of(to - from)
-                bySpan[span, default: []].append(EntityVersion(kind: kind, key: row["key"], attributes: try AttributeJSON.decode(row["attributes"], where: "versions row \(id)"),
-                                                                validFrom: from, validTo: to))
+                guard let (span, version) = try Self.closedVersion(row, db.dialect) else { continue } // unknown kinds stay rows
+                bySpan[span, default: []].append(version)
             }
             for (span, list) in bySpan {
                 for start in stride(from: 0, to: list.count, by: Self.versionsPerBlock) {
                     try insertBlock(db, span: span, Array(list[start..<min(start + Self.versionsPerBlock, list.count)]))
                 }
             }
-            try db.execute(sql: "DELETE FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", arguments: [horizon])
+            try db.execute("DELETE FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", [horizon])
             return rows.count
         }
     }
 
+    /// A closed `versions` row (`id, kind, key, valid_from, valid_to, span, attributes`) as stored, with its
+    /// lifetime class; nil for a kind this version does not know.
+    static func closedVersion(_ row: SQLRow, _ dialect: SQLDialect) throws -> (span: Int, version: EntityVersion)? {
+        guard let kind = EntityKind(rawValue: try row.text(1)) else { return nil }
+        let id = try row.integer(0), from = try row.integer(3), to = try row.integer(4)
+        let span = row[5].int64.map { Int($0) } ?? SpanClass.of(to - from)
+        return (span, EntityVersion(kind: kind, key: try row.text(2), attributes: try AttributeJSON.decode(row[6], dialect, where: "versions row \(id)"),
+                                    validFrom: from, validTo: to))
+    }
+
     /// Inserts a block of `list` (encoded here unless `data` is given).
-    func insertBlock(_ db: Database, span: Int, _ list: [EntityVersion], data: [UInt8]? = nil) throws {
+    func insertBlock(_ db: any StoreStatements, span: Int, _ list: [EntityVersion], data: [UInt8]? = nil) throws {
         guard !list.isEmpty else { return }
         let froms = list.map(\.validFrom), tos = list.map { $0.validTo ?? $0.validFrom }
-        try db.cachedStatement(sql: "INSERT INTO version_blocks(span, min_from, max_from, min_to, max_to, count, data) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(
-            arguments: [span, froms.min()!, froms.max()!, tos.min()!, tos.max()!, list.count, Data(data ?? encodeBlock(list))])
+        try db.execute("INSERT INTO version_blocks(span, min_from, max_from, min_to, max_to, count, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [span, froms.min()!, froms.max()!, tos.min()!, tos.max()!, list.count, data ?? encodeBlock(list)])
     }
 
     /// A block of stored versions. With a cipher that can open them, their sealed values are opened and
@@ -80,23 +84,22 @@ extension TwinStore {
     @discardableResult
     func compactVersionBlocks(before horizon: Int64, limit: Int = 24) throws -> Int {
         let hour = StoragePolicy.hour, per = Self.versionsPerMergedBlock
-        let groups = try pool.read { db in
-            try Row.fetchAll(db, sql: """
+        let groups = try database.read { db in
+            try db.rows("""
                 SELECT span, max_to / ? AS h FROM version_blocks WHERE max_to < ? AND max_to >= 0
                 GROUP BY span, h HAVING count(*) > (sum(count) + ? - 1) / ? ORDER BY h, span
-                """, arguments: [hour, floorDiv(horizon, hour) * hour, per, per]).map { (span: $0["span"] as Int, start: ($0["h"] as Int64) * hour) }
+                """, [hour, floorDiv(horizon, hour) * hour, per, per]).map { (span: Int(try $0.integer(0)), start: try $0.integer(1) * hour) }
         }
         var merged = 0
         for group in groups.prefix(limit) {
-            let rows = try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT id, data FROM version_blocks WHERE span = ? AND max_to >= ? AND max_to < ?",
-                                 arguments: [group.span, group.start, group.start + hour])
+            let rows = try database.read { db in
+                try db.rows("SELECT id, data FROM version_blocks WHERE span = ? AND max_to >= ? AND max_to < ?", [group.span, group.start, group.start + hour])
             }
             guard rows.count > 1, let blocks = try merge(rows) else { continue }
-            let ids = rows.map { String($0["id"] as Int64) }.joined(separator: ",")
-            try pool.write { db in
-                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM version_blocks WHERE id IN (\(ids))") == rows.count else { return }
-                try db.execute(sql: "DELETE FROM version_blocks WHERE id IN (\(ids))")
+            let ids = try rows.map { String(try $0.integer(0)) }.joined(separator: ",")
+            try database.write { db in
+                guard try db.value("SELECT count(*) FROM version_blocks WHERE id IN (\(ids))")?.int64 == Int64(rows.count) else { return }
+                try db.execute("DELETE FROM version_blocks WHERE id IN (\(ids))")
                 for block in blocks { try insertBlock(db, span: group.span, block.list, data: block.data) }
                 merged += rows.count - blocks.count
             }
@@ -106,10 +109,10 @@ extension TwinStore {
 
     /// The versions of `rows` (id, data) packed again as blocks of at most ``versionsPerMergedBlock``; nil when
     /// a block cannot be opened here.
-    func merge(_ rows: [Row]) throws -> [(list: [EntityVersion], data: [UInt8])]? {
+    func merge(_ rows: [SQLRow]) throws -> [(list: [EntityVersion], data: [UInt8])]? {
         var versions: [EntityVersion] = []
         for row in rows {
-            guard let list = try clearVersions([UInt8](row["data"] as Data), id: row["id"]) else { return nil }
+            guard let list = try clearVersions(try row.blob(1), id: try row.integer(0)) else { return nil }
             versions += list
         }
         versions.sort { ($0.validFrom, $0.kind.rawValue, $0.key) < ($1.validFrom, $1.kind.rawValue, $1.key) }
@@ -139,18 +142,18 @@ extension TwinStore {
     }
 
     /// The versions `keep` accepts of the blocks `sql` selects (stored form), decoded; damage names the block.
-    func packed(_ db: Database, _ sql: String, _ arguments: StatementArguments, keep: @escaping VersionCodec.Keep) throws -> [EntityVersion] {
+    func packed(_ db: any StoreStatements, _ sql: String, _ arguments: [any SQLValueConvertible], keep: @escaping VersionCodec.Keep) throws -> [EntityVersion] {
         var out: [EntityVersion] = []
-        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, data FROM version_blocks WHERE \(sql)"), arguments: arguments) {
-            do { out += try VersionCodec.decode([UInt8](row["data"] as Data), sealer: cipher, keep: keep) } catch {
-                throw TwinError.corrupt(what: "version block \(row["id"] as Int64) in \(dataDir)/twin.db", detail: "\(error)")
+        for row in try db.rows("SELECT id, data FROM version_blocks WHERE \(sql)", arguments) {
+            do { out += try VersionCodec.decode(try row.blob(1), sealer: cipher, keep: keep) } catch {
+                throw TwinError.corrupt(what: "version block \(try row.integer(0)) in \(dataDir)/twin.db", detail: "\(error)")
             }
         }
         return out
     }
 
     /// Packed versions of lifetime class `span` alive at `at` (started within the class's window before it).
-    func packedAlive(_ db: Database, span: Int, at: Int64) throws -> [EntityVersion] {
+    func packedAlive(_ db: any StoreStatements, span: Int, at: Int64) throws -> [EntityVersion] {
         let earliest = at > Int64.min + SpanClass.window(span) ? at - SpanClass.window(span) : Int64.min
         return try packed(db, "span = ? AND max_from >= ? AND min_from <= ? AND max_to > ?", [span, earliest, at, at]) { from, to in
             from >= earliest && from <= at && (to ?? .max) > at
@@ -158,12 +161,12 @@ extension TwinStore {
     }
 
     /// Packed versions that started in `[from, to]`.
-    func packedStarting(_ db: Database, from: Int64, to: Int64) throws -> [EntityVersion] {
+    func packedStarting(_ db: any StoreStatements, from: Int64, to: Int64) throws -> [EntityVersion] {
         try packed(db, "max_from >= ? AND min_from <= ?", [from, to]) { start, _ in start >= from && start <= to }
     }
 
     /// Packed versions that ended in `[from, to]`.
-    func packedEnding(_ db: Database, from: Int64, to: Int64) throws -> [EntityVersion] {
+    func packedEnding(_ db: any StoreStatements, from: Int64, to: Int64) throws -> [EntityVersion] {
         try packed(db, "max_to >= ? AND min_to <= ?", [from, to]) { _, end in (end ?? .min) >= from && (end ?? .max) <= to }
     }
 
@@ -204,19 +207,17 @@ public struct StateStorageFigures: Sendable, Encodable {
 extension TwinStore {
     /// Measures the state history (read-only): rows, blocks, and the closed rows packed in memory.
     public func stateStorageFigures() throws -> StateStorageFigures {
-        try pool.read { db in
+        try database.read { db in
             var f = StateStorageFigures()
-            f.rowVersions = try Int.fetchOne(db, sql: "SELECT count(*) FROM versions") ?? 0
-            f.rowAttributeBytes = try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(attributes)), 0) FROM versions") ?? 0
-            f.packedVersions = try Int.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM version_blocks") ?? 0
-            f.blockBytes = try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM version_blocks") ?? 0
+            let count = { (sql: String) in Int(try db.value(sql)?.int64 ?? 0) }
+            f.rowVersions = try count("SELECT count(*) FROM versions")
+            f.rowAttributeBytes = try count("SELECT coalesce(sum(length(attributes)), 0) FROM versions")
+            f.packedVersions = try count("SELECT coalesce(sum(count), 0) FROM version_blocks")
+            f.blockBytes = try count("SELECT coalesce(sum(length(data)), 0) FROM version_blocks")
             var bySpan: [Int: [EntityVersion]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, valid_to, span, attributes FROM versions WHERE valid_to IS NOT NULL") {
-                guard let kind = EntityKind(rawValue: row["kind"]) else { continue }
-                let from: Int64 = row["valid_from"], to: Int64 = row["valid_to"]
-                bySpan[row["span"] ?? SpanClass.of(to - from), default: []].append(
-                    EntityVersion(kind: kind, key: row["key"], attributes: try AttributeJSON.decode(row["attributes"], where: "versions row \(row["id"] as Int64)"),
-                                  validFrom: from, validTo: to))
+            for row in try db.rows("SELECT id, kind, key, valid_from, valid_to, span, attributes FROM versions WHERE valid_to IS NOT NULL") {
+                guard let (span, version) = try Self.closedVersion(row, db.dialect) else { continue }
+                bySpan[span, default: []].append(version)
             }
             f.closedRows = bySpan.values.reduce(0) { $0 + $1.count }
             var blocks: [[UInt8]] = []
@@ -232,18 +233,17 @@ extension TwinStore {
             }
             let hour = StoragePolicy.hour
             var mergedVersions = 0, mergeNanos: UInt64 = 0
-            for group in try Row.fetchAll(db, sql: "SELECT span, max_to / ? AS h FROM version_blocks WHERE max_to >= 0 GROUP BY span, h HAVING count(*) > 1", arguments: [hour]) {
-                let start = (group["h"] as Int64) * hour
-                let rows = try Row.fetchAll(db, sql: "SELECT id, data, count FROM version_blocks WHERE span = ? AND max_to >= ? AND max_to < ?",
-                                            arguments: [group["span"] as Int, start, start + hour])
+            for group in try db.rows("SELECT span, max_to / ? AS h FROM version_blocks WHERE max_to >= 0 GROUP BY span, h HAVING count(*) > 1", [hour]) {
+                let start = try group.integer(1) * hour
+                let rows = try db.rows("SELECT id, data, count FROM version_blocks WHERE span = ? AND max_to >= ? AND max_to < ?", [group.integer(0), start, start + hour])
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 guard let blocks = try merge(rows) else { continue }
                 mergeNanos += DispatchTime.now().uptimeNanoseconds - t0
                 f.hourGroups += 1
                 f.hourGroupBlocks += rows.count
-                f.hourGroupBytes += rows.reduce(0) { $0 + ($1["data"] as Data).count }
+                f.hourGroupBytes += rows.reduce(0) { $0 + ($1[1].bytes?.count ?? 0) }
                 f.hourMergedBytes += blocks.reduce(0) { $0 + $1.data.count }
-                mergedVersions += rows.reduce(0) { $0 + ($1["count"] as Int) }
+                mergedVersions += rows.reduce(0) { $0 + Int($1[2].int64 ?? 0) }
             }
             if mergedVersions > 0 { f.mergeMicrosPerVersion = Double(mergeNanos) / 1000 / Double(mergedVersions) }
             return f

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TwinCore
 import TwinPostgres
-import TwinStorage
+@testable import TwinStorage
 
 /// The PostgreSQL connection layer of a hub's store (issue 17), against a real PostgreSQL: `.ci/run` starts a
 /// private cluster (scripts/postgres-lib.sh) and names it in HOSTTWIN_TEST_POSTGRES; without it these skip.
@@ -68,6 +68,36 @@ import TwinStorage
         }
         #expect(try db.read { try $0.value("SELECT sum(n)::bigint, count(*) FROM \(table)") } == .integer(120))
         #expect(try db.read { try $0.value("SELECT sum(n) FROM \(table)") } == .real(120), "numeric comes back as a real")
+    }
+
+    /// A database of its own for one test, dropped when the test ends.
+    static func freshDatabase() throws -> (url: String, drop: () -> Void) {
+        let admin = try PostgresDatabase(url: url!)
+        let name = "hosttwin_t\(UInt32.random(in: 0...UInt32.max))"
+        // CREATE DATABASE cannot run in a transaction block: it is its own autocommitted statement here.
+        try admin.write { try $0.execute("COMMIT"); try $0.execute("CREATE DATABASE \(name)"); try $0.execute("BEGIN") }
+        let fresh = url![..<url!.lastIndex(of: "/")!] + "/" + name
+        return (fresh, { _ = try? admin.write { try $0.execute("COMMIT"); try $0.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)"); try $0.execute("BEGIN") } })
+    }
+
+    /// The schema applies once (a second hub opening the database applies nothing), and what a writer
+    /// stores — state history, events, runs, tick runs, sealed chunks — reads back as the embedded store's
+    /// does: the exactness test of the state history, with the store's tables in PostgreSQL.
+    @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
+    func theStateHistoryIsExactInPostgreSQL() throws {
+        let (fresh, drop) = try Self.freshDatabase()
+        defer { drop() }
+        let pg = try PostgresDatabase(url: fresh)
+        #expect(try !PostgresSchema.isCurrent(pg))
+        #expect(try PostgresSchema.migrate(pg) == PostgresSchema.migrations.map(\.name))
+        #expect(try PostgresSchema.migrate(pg).isEmpty && PostgresSchema.isCurrent(pg))
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir, tablesIn: pg)
+        try StoreTests.checkStateReconstruction(store, dir: dir)
+        let held = try pg.read { try $0.rows("SELECT (SELECT count(*) FROM version_blocks), (SELECT count(*) FROM chunks), (SELECT count(*) FROM tick_runs)").first }
+        #expect(held?.values.allSatisfy { ($0.int64 ?? 0) > 0 } == true, "version blocks, chunks and tick runs are in PostgreSQL: \(String(describing: held))")
+        #expect(try store.ticks(from: 1).count == 120 && store.epoch() != nil)
     }
 
     @Test(.enabled(if: url != nil, Comment(rawValue: skip)))

@@ -58,7 +58,12 @@ extension StoragePolicy {
     @Test func stateReconstructionIsExact() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
+        try Self.checkStateReconstruction(try TwinStore.open(dataDir: dir), dir: dir)
+    }
+
+    /// The body of ``stateReconstructionIsExact()``, also run with the tables in PostgreSQL
+    /// (``PostgresDatabaseTests``).
+    static func checkStateReconstruction(_ store: TwinStore, dir: String) throws {
         var writer = TwinWriter(store: store, policy: .testing)
         let t0: Int64 = 1_800_000_000_000
         try writer.begin(now: t0 - 1, interval: 1000)
@@ -137,6 +142,7 @@ extension StoragePolicy {
             #expect(events.filter { $0.type == .started }.count == 2)
         }
         #expect(try store.counts()["version_blocks"] ?? 0 > 0)
+        guard store.database.dialect == .sqlite else { return }
         let report = try StoreDoctor.check(dataDir: dir)
         #expect(report.problems.isEmpty, "\(report.problems)")
         #expect(report.versions == Int(totalVersions ?? -1))
@@ -304,11 +310,24 @@ extension StoragePolicy {
             var attrs: [String: AttributeValue] = [:]
             for k in 0..<Int.random(in: 0...8, using: &rng) { attrs["k\(k)\(round % 3 == 0 ? "é\"" : "")"] = samples.randomElement(using: &rng)! }
             if round % 5 == 0 { attrs["d"] = .double(Double.random(in: -1e6...1e6, using: &rng)) }
-            let stored = try AttributeJSON.encode(attrs)
-            guard case .string(let text) = stored.storage else { continue }
+            // Both engines' stored forms read back the same (JSON itself reads 2.0 back as 2).
+            #expect(try AttributeJSON.decode(AttributeJSON.encode(attrs, for: .postgres), .postgres, where: "round \(round)")
+                    == AttributeJSON.decode(AttributeJSON.encode(attrs, for: .sqlite), .sqlite, where: "round \(round)"))
+            let stored = try AttributeJSON.encode(attrs, for: .sqlite)
+            guard case .text(let text) = stored else { continue }
             let viaDecoder = try JSONDecoder().decode([String: AttributeValue].self, from: Data(text.utf8))
             let viaFlat = Array(text.utf8).withUnsafeBytes { FlatJSON.parse($0) }
             #expect(viaFlat == viaDecoder, "\(text)")
+        }
+        // Long JSON is deflated in both forms; a PostgreSQL value without its tag, or with a damaged body, is an error.
+        let long: [String: AttributeValue] = ["command": .string(String(repeating: "/usr/lib/jvm/bin/java -Xmx4g ", count: 20))]
+        for dialect in [SQLDialect.sqlite, .postgres] {
+            let stored = try AttributeJSON.encode(long, for: dialect)
+            #expect(stored.bytes != nil && stored.bytes!.count < 200)
+            #expect(try AttributeJSON.decode(stored, dialect, where: "long") == long)
+        }
+        for bad: [UInt8] in [[], [7, 1, 2], [1, 200, 0, 0, 0, 9, 9, 9], [0, 0x7B]] {
+            #expect(throws: TwinError.self) { try AttributeJSON.decode(.blob(bad), .postgres, where: "bad") }
         }
         for bad in ["", "{", "[1]", "{\"a\":[1]}", "{\"a\":{}}", "{\"a\" 1}", "{\"a\":1,}", "{\"a\":\"\\x\"}", "{\"a\":\"\\ud800\"}", "{} x", "{\"a\":tru}"] {
             #expect(Array(bad.utf8).withUnsafeBytes { FlatJSON.parse($0) } == nil, "\(bad)")

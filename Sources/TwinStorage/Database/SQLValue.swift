@@ -64,6 +64,9 @@ public struct SQLRow: Sendable, Equatable {
 /// SQL text written for both engines: `?` placeholders, ANSI quoting, `ON CONFLICT` upserts,
 /// `RETURNING`. ``numberedPlaceholders(_:)`` gives PostgreSQL's `$1, $2, ...` form.
 public enum SQLText {
+    /// The larger of its arguments: SQLite's many-argument `max`, PostgreSQL's `GREATEST`.
+    public static func greatest(_ dialect: SQLDialect) -> String { dialect == .sqlite ? "max" : "GREATEST" }
+
     /// `sql` with each `?` outside string literals, quoted identifiers and comments numbered `$1`, `$2`, ...
     public static func numberedPlaceholders(_ sql: String) -> String {
         var out = ""

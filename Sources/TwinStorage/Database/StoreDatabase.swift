@@ -15,6 +15,8 @@ public protocol StoreStatements {
     func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int
     /// The rows one statement returns.
     func rows(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow]
+    /// Runs one `INSERT` into a table whose key is `id`; returns the new row's id.
+    func insert(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int64
 }
 
 extension StoreStatements {
@@ -41,38 +43,58 @@ public protocol StoreDatabase: Sendable {
     func write<T>(_ body: (any StoreStatements) throws -> T) throws -> T
 }
 
-/// The embedded engine: the store's SQLite pool, statements cached per connection.
+/// The embedded engine: the store's SQLite pool for writes, ``QueryReaders`` for reads, statements cached
+/// per connection.
 struct SQLiteStoreDatabase: StoreDatabase {
     let pool: DatabasePool
+    let readers: QueryReaders
     var dialect: SQLDialect { .sqlite }
 
     func read<T>(_ body: (any StoreStatements) throws -> T) throws -> T {
-        try pool.read { try body(SQLiteStatements(db: $0)) }
+        try readers.read { try body($0) }
     }
 
+    /// One write transaction on cached `BEGIN IMMEDIATE`/`COMMIT` statements: the per-tick path skips the
+    /// bookkeeping of GRDB's general transaction API (observers, savepoints), which cost more than the
+    /// inserts of a tick.
     @discardableResult
     func write<T>(_ body: (any StoreStatements) throws -> T) throws -> T {
-        try pool.write { try body(SQLiteStatements(db: $0)) }
+        try pool.writeWithoutTransaction { db in
+            try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
+            do {
+                let value = try body(db)
+                try db.cachedStatement(sql: "COMMIT").execute()
+                return value
+            } catch {
+                try? db.execute(sql: "ROLLBACK")
+                throw error
+            }
+        }
     }
 }
 
-/// One SQLite connection's statements (GRDB), in the store's transaction.
-struct SQLiteStatements: StoreStatements {
-    let db: Database
-    var dialect: SQLDialect { .sqlite }
+/// A SQLite connection (GRDB) in one of the store's transactions is the embedded engine's statements, so
+/// code inside `pool.read`/`pool.write` calls the helpers written against ``StoreStatements`` as they move.
+extension Database: StoreStatements {
+    public var dialect: SQLDialect { .sqlite }
 
-    func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int {
-        try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
-        return db.changesCount
+    public func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int {
+        try cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+        return changesCount
     }
 
-    func rows(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow] {
-        let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: Self.arguments(arguments))
+    public func rows(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow] {
+        let cursor = try Row.fetchCursor(cachedStatement(sql: sql), arguments: Self.arguments(arguments))
         var out: [SQLRow] = []
         while let row = try cursor.next() {
             out.append(SQLRow((0..<row.count).map { SQLValue(row[$0] as DatabaseValue) }))
         }
         return out
+    }
+
+    public func insert(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int64 {
+        try cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+        return lastInsertedRowID
     }
 
     static func arguments(_ values: [any SQLValueConvertible]) -> StatementArguments {

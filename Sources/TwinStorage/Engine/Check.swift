@@ -70,25 +70,25 @@ public enum StoreDoctor {
         var chunks = 0, samples = 0, blocks = 0, versions = 0
         do {
             sealed = try store.pool.read { db -> UInt64 in
-                try scanRows(db, "chunks", &problems, file: dbPath) { row in
+                try scanRows(db, "chunks", TwinStore.chunkColumns, &problems, file: dbPath) { row in
                     samples += try TwinStore.verifyChunkRow(row)
                     chunks += 1
                 }
-                try scanRows(db, "rollups", &problems, file: dbPath) { row in
+                try scanRows(db, "rollups", TwinStore.rollupColumns, &problems, file: dbPath) { row in
                     try TwinStore.verifyRollupRow(row)
                     blocks += 1
                 }
-                try scanRows(db, "versions", &problems, file: dbPath) { row in
-                    _ = try AttributeJSON.decode(row["attributes"], where: "versions row \(row["id"] as Int64)")
+                try scanRows(db, "versions", "id, attributes", &problems, file: dbPath) { row in
+                    _ = try AttributeJSON.decode(row[1], .sqlite, where: "versions row \(row[0].int64 ?? -1)")
                     versions += 1
                 }
-                try scanRows(db, "version_blocks", &problems, file: dbPath) { row in
-                    let id: Int64 = row["id"]
+                try scanRows(db, "version_blocks", "id, data, count, min_from, max_to", &problems, file: dbPath) { row in
+                    let id = row[0].int64 ?? -1
                     let list: [EntityVersion]
-                    do { list = try VersionCodec.decode([UInt8](row["data"] as Data)) } catch {
+                    do { list = try VersionCodec.decode(row[1].bytes ?? []) } catch {
                         throw TwinError.corrupt(what: "version block \(id)", detail: "\(error)")
                     }
-                    guard list.count == row["count"] as Int, list.map(\.validFrom).min() == row["min_from"], list.compactMap(\.validTo).max() == row["max_to"] else {
+                    guard list.count == row[2].int64.map(Int.init), list.map(\.validFrom).min() == row[3].int64, list.compactMap(\.validTo).max() == row[4].int64 else {
                         throw TwinError.corrupt(what: "version block \(id)", detail: "its index row disagrees with its contents")
                     }
                     versions += list.count
@@ -120,8 +120,9 @@ public enum StoreDoctor {
     }
 
     /// Reads `table` row by row; a row that fails `body` is a problem, not the end of the check.
-    private static func scanRows(_ db: Database, _ table: String, _ problems: inout [CheckReport.Problem], file: String, _ body: (Row) throws -> Void) throws {
-        let rows = try Row.fetchCursor(db, sql: "SELECT * FROM \(table) ORDER BY rowid")
+    private static func scanRows(_ db: Database, _ table: String, _ columns: String, _ problems: inout [CheckReport.Problem], file: String,
+                                 _ body: (SQLRow) throws -> Void) throws {
+        let rows = try Row.fetchCursor(db, sql: "SELECT \(columns) FROM \(table) ORDER BY rowid")
         while true {
             let row: Row?
             do { row = try rows.next() } catch {
@@ -129,8 +130,9 @@ public enum StoreDoctor {
                 return
             }
             guard let row else { return }
-            do { try body(row) } catch {
-                problems.append(.init(file: file, item: "\(table) row \(row["id"] as Int64? ?? -1)", detail: "\(error)"))
+            let values = SQLRow((0..<row.count).map { SQLValue(row[$0] as DatabaseValue) })
+            do { try body(values) } catch {
+                problems.append(.init(file: file, item: "\(table) row \(values[0].int64 ?? -1)", detail: "\(error)"))
             }
         }
     }
@@ -162,14 +164,16 @@ public enum StoreDoctor {
         var quarantined = 0
         try store.pool.write { db in
             try db.execute(sql: quarantineSchema)
-            for table in ["chunks", "rollups"] {
-                for row in try Row.fetchAll(db, sql: "SELECT * FROM \(table)") {
+            for (table, columns) in [("chunks", TwinStore.chunkColumns), ("rollups", TwinStore.rollupColumns)] {
+                for row in try db.rows("SELECT \(columns) FROM \(table)") {
                     do {
                         if table == "chunks" { _ = try TwinStore.verifyChunkRow(row) } else { try TwinStore.verifyRollupRow(row) }
                     } catch {
-                        try db.execute(sql: "INSERT INTO quarantine(source, row_id, group_id, min_t, detail, members, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                       arguments: [table, row["id"], row["group_id"], row["min_t"], "\(error)", row["members"] as Data?, row["data"] as Data?])
-                        try db.execute(sql: "DELETE FROM \(table) WHERE id = ?", arguments: [row["id"] as Int64])
+                        // min_t is column 2 of a chunk row, 3 of a rollup row; members and data are the last two of both.
+                        let n = row.values.count
+                        try db.execute("INSERT INTO quarantine(source, row_id, group_id, min_t, detail, members, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                       [table, row[0], row[1], row[table == "chunks" ? 2 : 3], "\(error)", row[n - 2], row[n - 1]])
+                        try db.execute("DELETE FROM \(table) WHERE id = ?", [row[0]])
                         quarantined += 1
                     }
                 }

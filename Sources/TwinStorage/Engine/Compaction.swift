@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import TwinCore
 
 extension TwinStore {
@@ -9,29 +8,27 @@ extension TwinStore {
     /// group (``GroupBlock``), so memory stays bounded by one group's hour, and each group commits on its own.
     func compact(before horizon: Int64) throws {
         let hour = StoragePolicy.hour
-        let candidates = try pool.write { db in
-            try Int64.fetchAll(db, sql: "SELECT DISTINCT group_id FROM chunks WHERE level = 0 AND min_t < ?", arguments: [horizon])
+        let candidates = try database.write { db in
+            try db.rows("SELECT DISTINCT group_id FROM chunks WHERE level = 0 AND min_t < ?", [horizon]).map { try $0.integer(0) }
         }
         var dirtyDays: Set<[Int64]> = [] // [group, day]
-        let minuteThrough = try pool.write { db in try Self.meta(db, "tier_1m_through").flatMap { Int64($0) } }
+        let minuteThrough = try database.write { db in try Self.meta(db, "tier_1m_through").flatMap { Int64($0) } }
         for group in candidates {
-            try pool.write { db in
+            try database.write { db in
                 var series: [Int64: [(Int64, Double)]] = [:]
                 var oldRows: [Int64] = []
-                func take(_ rows: [Row]) throws {
+                func take(_ rows: [SQLRow]) throws {
                     series.merge(try Self.decodeChunkRows(rows), uniquingKeysWith: +)
-                    oldRows += rows.map { $0["id"] }
+                    oldRows += try rows.map { try $0.integer(0) }
                 }
-                try take(Row.fetchAll(db, sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE group_id = ? AND level = 0 AND min_t < ? ORDER BY min_t",
-                                      arguments: [group, horizon]))
+                try take(db.rows("SELECT \(Self.chunkColumns) FROM chunks WHERE group_id = ? AND level = 0 AND min_t < ? ORDER BY min_t", [group, horizon]))
                 guard let first = series.values.map({ $0[0].0 }).min() else { return }
                 let newest = series.values.map { $0.map(\.0).max()! }.max()!
                 let firstHour = floorDiv(first, hour) * hour
                 let lastHour = floorDiv(min(newest, horizon - 1), hour) * hour
                 // Hours compacted before (late samples of an import) are merged again.
-                try take(Row.fetchAll(db, sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE group_id = ? AND level = 1 AND min_t >= ? AND min_t < ?",
-                                      arguments: [group, firstHour, lastHour + hour]))
-                for id in oldRows { try db.cachedStatement(sql: "DELETE FROM chunks WHERE id = ?").execute(arguments: [id]) }
+                try take(db.rows("SELECT \(Self.chunkColumns) FROM chunks WHERE group_id = ? AND level = 1 AND min_t >= ? AND min_t < ?", [group, firstHour, lastHour + hour]))
+                for id in oldRows { try db.execute("DELETE FROM chunks WHERE id = ?", [id]) }
                 var hours: [Int64: [Int64: [(Int64, Double)]]] = [:] // hour → series → samples
                 var rest: [Int64: [(Int64, Double)]] = [:] // from the horizon on: stays level 0
                 var hourPoints: [Int64: [RollupPoint]] = [:]
@@ -60,7 +57,7 @@ extension TwinStore {
         }
         try mergeOpenHour(from: horizon)
         try buildMinuteTier(before: floorDiv(horizon, StoragePolicy.day) * StoragePolicy.day, dirty: dirtyDays)
-        try pool.write { db in
+        try database.write { db in
             let current = try Self.meta(db, "tier_1h_through").flatMap { Int64($0) } ?? .min
             if horizon > current { try Self.setMeta(db, "tier_1h_through", String(horizon)) }
         }
@@ -70,28 +67,27 @@ extension TwinStore {
     /// there are three: the open hour then costs at most three chunk rows per group instead of twelve,
     /// and each sample is re-encoded about twice before its hour is compacted.
     private func mergeOpenHour(from horizon: Int64) throws {
-        let crowded = try pool.write { db in
-            try Int64.fetchAll(db, sql: "SELECT group_id FROM chunks WHERE level = 0 AND min_t >= ? GROUP BY group_id HAVING count(*) >= 3", arguments: [horizon])
+        let crowded = try database.write { db in
+            try db.rows("SELECT group_id FROM chunks WHERE level = 0 AND min_t >= ? GROUP BY group_id HAVING count(*) >= 3", [horizon]).map { try $0.integer(0) }
         }
         for group in crowded {
-            try pool.write { db in
-                let rows = try Row.fetchAll(db, sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE group_id = ? AND level = 0 AND min_t >= ? ORDER BY min_t",
-                                            arguments: [group, horizon])
+            try database.write { db in
+                let rows = try db.rows("SELECT \(Self.chunkColumns) FROM chunks WHERE group_id = ? AND level = 0 AND min_t >= ? ORDER BY min_t", [group, horizon])
                 let series = try Self.decodeChunkRows(rows)
-                for row in rows { try db.cachedStatement(sql: "DELETE FROM chunks WHERE id = ?").execute(arguments: [row["id"] as Int64]) }
+                for row in rows { try db.execute("DELETE FROM chunks WHERE id = ?", [row[0]]) }
                 try Self.insertChunkRow(db, level: 0, series.mapValues(Self.ordered))
             }
         }
     }
 
     /// Writes 1-hour points (by series, all of `group`) into the group's day rows of the 1-hour tier.
-    private static func upsertHourPoints(_ db: Database, group: Int64, _ points: [Int64: [RollupPoint]]) throws {
+    private static func upsertHourPoints(_ db: any StoreStatements, group: Int64, _ points: [Int64: [RollupPoint]]) throws {
         let block = StoragePolicy.hourBlock
         var byBlock: [Int64: [Int64: [RollupPoint]]] = [:]
         for (id, list) in points { for p in list { byBlock[floorDiv(p.t, block) * block, default: [:]][id, default: []].append(p) } }
         for (start, new) in byBlock {
             var merged: [Int64: [RollupPoint]] = [:]
-            if let row = try Row.fetchOne(db, sql: "SELECT id, group_id, tier, members, data FROM rollups WHERE group_id = ? AND tier = 2 AND start = ?", arguments: [group, start]) {
+            if let row = try db.rows("SELECT \(rollupColumns) FROM rollups WHERE group_id = ? AND tier = 2 AND start = ?", [group, start]).first {
                 merged = try decodeRollupRow(row)
             }
             for (id, p) in new { merged[id] = Rollup.merge(merged[id] ?? [], p) }
@@ -104,24 +100,23 @@ extension TwinStore {
     private func buildMinuteTier(before end: Int64, dirty: Set<[Int64]>) throws {
         let day = StoragePolicy.day
         var work: [(Int64?, Int64)] = [] // (group or all, day)
-        let through = try pool.write { db -> Int64? in
+        let through = try database.write { db -> Int64? in
             if let v = try Self.meta(db, "tier_1m_through").flatMap({ Int64($0) }) { return v }
-            return try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM chunks").map { floorDiv($0, day) * day }
+            return try db.value("SELECT min(min_t) FROM chunks")?.int64.map { floorDiv($0, day) * day }
         }
         guard let through else { return }
         var d = through
         while d < end { work.append((nil, d)); d += day }
         for gd in dirty.sorted(by: { $0.lexicographicallyPrecedes($1) }) { work.append((gd[0], gd[1])) }
         for (only, d) in work {
-            let groups = try pool.write { db in
+            let groups = try database.write { db in
                 if let only { return [only] }
-                return try Int64.fetchAll(db, sql: "SELECT DISTINCT group_id FROM chunks WHERE max_t >= ? AND min_t < ?", arguments: [d, d + day])
+                return try db.rows("SELECT DISTINCT group_id FROM chunks WHERE max_t >= ? AND min_t < ?", [d, d + day]).map { try $0.integer(0) }
             }
             for group in groups {
-                try pool.write { db in
+                try database.write { db in
                     var series: [Int64: [(Int64, Double)]] = [:]
-                    for row in try Row.fetchAll(db, sql: "SELECT id, group_id, min_t, members, data FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t < ? ORDER BY min_t",
-                                                arguments: [group, d, d + day]) {
+                    for row in try db.rows("SELECT \(Self.chunkColumns) FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t < ? ORDER BY min_t", [group, d, d + day]) {
                         for (id, s) in try Self.decodeChunkRow(row) { series[id, default: []] += s.filter { $0.0 >= d && $0.0 < d + day } }
                     }
                     try Self.writeRollupRow(db, group: group, tier: 1, start: d, series.mapValues { Rollup.points(Self.ordered($0), step: StoragePolicy.minute) })
@@ -129,7 +124,7 @@ extension TwinStore {
             }
         }
         if end > through {
-            try pool.write { db in try Self.setMeta(db, "tier_1m_through", String(end)) }
+            try database.write { db in try Self.setMeta(db, "tier_1m_through", String(end)) }
         }
     }
 
@@ -138,17 +133,23 @@ extension TwinStore {
     /// system.
     func applyRetention(_ policy: StoragePolicy, latest: Int64) throws {
         func before(_ age: Int64) -> Int64 { latest.subtractingReportingOverflow(age).overflow ? .min : latest - age }
-        try pool.write { db in
-            let hold = try Int64.fetchOne(db, sql: "SELECT min(CAST(value AS INTEGER)) FROM meta WHERE key LIKE 'sync_hold:%'")
+        try database.write { db in
+            let hold = try db.value("SELECT min(CAST(value AS BIGINT)) FROM meta WHERE key LIKE 'sync_hold:%'")?.int64
             func kept(_ cutoff: Int64) -> Int64 { hold.map { min(cutoff, $0) } ?? cutoff }
-            try db.execute(sql: "DELETE FROM chunks WHERE max_t < ?", arguments: [kept(before(policy.rawRetention))])
-            try db.execute(sql: "DELETE FROM rollups WHERE tier = 1 AND start + ? <= ?", arguments: [StoragePolicy.day, before(policy.minuteRetention)])
-            try db.execute(sql: "DELETE FROM rollups WHERE tier = 2 AND start + ? <= ?", arguments: [StoragePolicy.hourBlock, before(policy.hourRetention)])
+            try db.execute("DELETE FROM chunks WHERE max_t < ?", [kept(before(policy.rawRetention))])
+            try db.execute("DELETE FROM rollups WHERE tier = 1 AND start + ? <= ?", [StoragePolicy.day, before(policy.minuteRetention)])
+            try db.execute("DELETE FROM rollups WHERE tier = 2 AND start + ? <= ?", [StoragePolicy.hourBlock, before(policy.hourRetention)])
             let state = kept(before(policy.stateRetention))
-            try db.execute(sql: "DELETE FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", arguments: [state])
-            try db.execute(sql: "DELETE FROM version_blocks WHERE max_to < ?", arguments: [state])
-            try db.execute(sql: "DELETE FROM events WHERE t < ?", arguments: [state])
+            try db.execute("DELETE FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", [state])
+            try db.execute("DELETE FROM version_blocks WHERE max_to < ?", [state])
+            try db.execute("DELETE FROM events WHERE t < ?", [state])
         }
+        try reclaimSpace()
+    }
+
+    /// Hands pages freed by deletes back to the file system (SQLite; PostgreSQL's autovacuum does its own).
+    func reclaimSpace() throws {
+        guard database.dialect == .sqlite else { return }
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") }
     }
 
@@ -175,21 +176,23 @@ extension TwinStore {
         let compacted = floorDiv(latest, hour) * hour // hours before it are compacted, with their rollups
         var gaps: [RawGap] = []
         while size > cap / 10 * 9 {
-            let step = try pool.write { db -> RawGap? in
-                guard let oldest = try Int64.fetchOne(db, sql: "SELECT min(min_t) FROM chunks") else { return nil }
+            let step = try database.write { db -> RawGap? in
+                guard let oldest = try db.value("SELECT min(min_t) FROM chunks")?.int64 else { return nil }
                 let end = floorDiv(oldest, hour) * hour + hour
                 guard end <= compacted else { return nil }
-                let bytes = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM chunks WHERE max_t < ?", arguments: [end]) ?? 0
-                try db.execute(sql: "DELETE FROM chunks WHERE max_t < ?", arguments: [end])
+                let bytes = try db.value("SELECT coalesce(sum(length(data)), 0) FROM chunks WHERE max_t < ?", [end])?.int64 ?? 0
+                try db.execute("DELETE FROM chunks WHERE max_t < ?", [end])
                 let minuteThrough = try Self.meta(db, "tier_1m_through").flatMap { Int64($0) } ?? .min
                 let gap = RawGap(from: oldest, to: end - 1, reason: "disk cap \(cap) bytes: raw samples thinned to the \(end <= minuteThrough ? "1-minute" : "1-hour") rollups")
                 // One row per run of thinned time: a span that continues the previous one extends it.
-                if let previous = try Row.fetchOne(db, sql: "SELECT from_t, to_t FROM raw_gaps WHERE host = '' ORDER BY from_t DESC LIMIT 1"),
-                   (previous["to_t"] as Int64) >= oldest - hour {
-                    try db.execute(sql: "UPDATE raw_gaps SET to_t = ?, reason = ? WHERE host = '' AND from_t = ?", arguments: [gap.to, gap.reason, previous["from_t"] as Int64])
+                if let previous = try db.rows("SELECT from_t, to_t FROM raw_gaps WHERE host = '' ORDER BY from_t DESC LIMIT 1").first,
+                   try previous.integer(1) >= oldest - hour {
+                    try db.execute("UPDATE raw_gaps SET to_t = ?, reason = ? WHERE host = '' AND from_t = ?", [gap.to, gap.reason, previous[0]])
                 } else {
-                    try db.execute(sql: "INSERT OR REPLACE INTO raw_gaps(host, from_t, to_t, reason, recorded) VALUES ('', ?, ?, ?, ?)",
-                                   arguments: [gap.from, gap.to, gap.reason, TwinTime.nowMillis()])
+                    try db.execute("""
+                        INSERT INTO raw_gaps(host, from_t, to_t, reason, recorded) VALUES ('', ?, ?, ?, ?)
+                        ON CONFLICT(host, from_t) DO UPDATE SET to_t = excluded.to_t, reason = excluded.reason, recorded = excluded.recorded
+                        """, [gap.from, gap.to, gap.reason, TwinTime.nowMillis()])
                 }
                 size -= bytes
                 return gap
@@ -197,7 +200,7 @@ extension TwinStore {
             guard let step else { break }
             gaps.append(step)
         }
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") }
+        try reclaimSpace()
         return gaps
     }
 
@@ -208,13 +211,5 @@ extension TwinStore {
         out.reserveCapacity(s.count)
         for x in s.dropFirst() where x.0 != out[out.count - 1].0 { out.append(x) }
         return out
-    }
-
-    static func meta(_ db: Database, _ key: String) throws -> String? {
-        try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = ?"), arguments: [key])
-    }
-
-    static func setMeta(_ db: Database, _ key: String, _ value: String) throws {
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)").execute(arguments: [key, value])
     }
 }

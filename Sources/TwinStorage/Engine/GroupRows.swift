@@ -1,13 +1,17 @@
 import Foundation
-import GRDB
 import TwinCore
 
 /// The rows of the `chunks` and `rollups` tables: one per group of series (``GroupBlock``) and head
 /// window, hour or day, each holding its members' blobs.
 extension TwinStore {
+    /// The columns of a chunk row as ``decodeChunkRow(_:only:)`` and ``verifyChunkRow(_:)`` read them.
+    static let chunkColumns = "id, group_id, min_t, max_t, count, members, data"
+    /// The columns of a rollup row as ``decodeRollupRow(_:only:)`` and ``verifyRollupRow(_:)`` read them.
+    static let rollupColumns = "id, group_id, tier, min_t, max_t, count, members, data"
+
     /// Inserts one chunk row of `level` holding `series` (id → non-empty, time-sorted samples, all of one
     /// group). Nothing when `series` is empty.
-    static func insertChunkRow(_ db: Database, level: Int, _ series: [Int64: [(Int64, Double)]]) throws {
+    static func insertChunkRow(_ db: any StoreStatements, level: Int, _ series: [Int64: [(Int64, Double)]]) throws {
         var encoded: [(id: Int64, count: Int, blob: [UInt8], minT: Int64, maxT: Int64)] = []
         for (id, s) in series where !s.isEmpty {
             encoded.append((id, s.count, try ChunkCodec.encodeMember(s), s[0].0, s[s.count - 1].0))
@@ -17,32 +21,30 @@ extension TwinStore {
 
     /// Inserts one chunk row of chunks already encoded as members (``ChunkCodec/encodeMember(_:)``; any
     /// order; all of one group).
-    static func insertChunkRow(_ db: Database, level: Int, _ chunks: [(id: Int64, count: Int, blob: [UInt8], minT: Int64, maxT: Int64)]) throws {
+    static func insertChunkRow(_ db: any StoreStatements, level: Int, _ chunks: [(id: Int64, count: Int, blob: [UInt8], minT: Int64, maxT: Int64)]) throws {
         guard let first = chunks.first else { return }
         let sorted = chunks.sorted { $0.id < $1.id }
         let (dir, data) = GroupBlock.encode(sorted.map { ($0.id, $0.count, $0.blob) })
-        try db.cachedStatement(sql: "INSERT INTO chunks(group_id, level, min_t, max_t, count, members, data) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [
-            GroupBlock.group(of: first.id), level, sorted.map(\.minT).min()!, sorted.map(\.maxT).max()!, sorted.reduce(0) { $0 + $1.count }, Data(dir), Data(data),
+        try db.execute("INSERT INTO chunks(group_id, level, min_t, max_t, count, members, data) VALUES (?, ?, ?, ?, ?, ?, ?)", [
+            GroupBlock.group(of: first.id), level, sorted.map(\.minT).min()!, sorted.map(\.maxT).max()!, sorted.reduce(0) { $0 + $1.count }, dir, data,
         ])
     }
 
-    /// The directory and (inflated) data of a row read with its `members` and `data` columns; `what`
-    /// names the row in errors.
-    static func groupMembers(_ row: Row, what: @autoclosure () -> String) throws -> (members: [GroupBlock.Member], data: [UInt8]) {
+    /// The directory and (inflated) data of a group row's `members` and `data`; `what` names the row in errors.
+    static func groupMembers(_ members: SQLValue, _ data: SQLValue, what: @autoclosure () -> String) throws -> (members: [GroupBlock.Member], data: [UInt8]) {
         do {
-            let directory = try GroupBlock.directory([UInt8](row["members"] as Data? ?? Data()))
-            return (directory.members, try GroupBlock.rawData([UInt8](row["data"] as Data? ?? Data()), directory))
+            let directory = try GroupBlock.directory(members.bytes ?? [])
+            return (directory.members, try GroupBlock.rawData(data.bytes ?? [], directory))
         } catch {
             throw TwinError.corrupt(what: what(), detail: "\(error)")
         }
     }
 
-    /// Decodes the chunks of series `ids` (every member when nil) of a chunk row read with `id`,
-    /// `group_id`, `min_t`, `members` and `data`.
-    static func decodeChunkRow(_ row: Row, only ids: Set<Int64>? = nil) throws -> [Int64: [(Int64, Double)]] {
+    /// Decodes the chunks of series `ids` (every member when nil) of a chunk row read with ``chunkColumns``.
+    static func decodeChunkRow(_ row: SQLRow, only ids: Set<Int64>? = nil) throws -> [Int64: [(Int64, Double)]] {
         let series = ids.map { " of series \(list(Array($0)))" } ?? ""
-        let what = "twin.db chunk row \(row["id"] as Int64)\(series) (series group \(row["group_id"] as Int64)) at \(TwinTime.rfc3339(row["min_t"]))"
-        let (members, data) = try groupMembers(row, what: what)
+        let what = "twin.db chunk row \(row[0].int64 ?? -1)\(series) (series group \(row[1].int64 ?? -1)) at \(TwinTime.rfc3339(row[2].int64 ?? 0))"
+        let (members, data) = try groupMembers(row[5], row[6], what: what)
         return try decodeChunkMembers(members, data, only: ids, what: what)
     }
 
@@ -70,17 +72,16 @@ extension TwinStore {
     }
 
     /// Every member of chunk rows, each series' samples appended in row order.
-    static func decodeChunkRows(_ rows: [Row]) throws -> [Int64: [(Int64, Double)]] {
+    static func decodeChunkRows(_ rows: [SQLRow]) throws -> [Int64: [(Int64, Double)]] {
         var out: [Int64: [(Int64, Double)]] = [:]
         for row in rows { for (id, s) in try decodeChunkRow(row) { out[id, default: []] += s } }
         return out
     }
 
-    /// Decodes the rollup points of series `ids` (every member when nil) of a rollup row read with `id`,
-    /// `group_id`, `tier`, `members` and `data`.
-    static func decodeRollupRow(_ row: Row, only ids: Set<Int64>? = nil) throws -> [Int64: [RollupPoint]] {
-        let what = "twin.db rollup row \(row["id"] as Int64) (series group \(row["group_id"] as Int64), tier \(row["tier"] as Int64))"
-        let (members, data) = try groupMembers(row, what: what)
+    /// Decodes the rollup points of series `ids` (every member when nil) of a rollup row read with ``rollupColumns``.
+    static func decodeRollupRow(_ row: SQLRow, only ids: Set<Int64>? = nil) throws -> [Int64: [RollupPoint]] {
+        let what = "twin.db rollup row \(row[0].int64 ?? -1) (series group \(row[1].int64 ?? -1), tier \(row[2].int64 ?? -1))"
+        let (members, data) = try groupMembers(row[6], row[7], what: what)
         var out: [Int64: [RollupPoint]] = [:]
         for m in members where ids?.contains(m.id) ?? true {
             do { out[m.id] = try Rollup.decodeMember(data[m.range]) } catch {
@@ -92,37 +93,40 @@ extension TwinStore {
 
     /// Writes (or replaces) the rollup row of `group` for `tier` and `start`; deletes it when `points`
     /// holds nothing.
-    static func writeRollupRow(_ db: Database, group: Int64, tier: Int, start: Int64, _ points: [Int64: [RollupPoint]]) throws {
+    static func writeRollupRow(_ db: any StoreStatements, group: Int64, tier: Int, start: Int64, _ points: [Int64: [RollupPoint]]) throws {
         let members = points.filter { !$0.value.isEmpty }.sorted { $0.key < $1.key }
         guard !members.isEmpty else {
-            try db.cachedStatement(sql: "DELETE FROM rollups WHERE group_id = ? AND tier = ? AND start = ?").execute(arguments: [group, tier, start])
+            try db.execute("DELETE FROM rollups WHERE group_id = ? AND tier = ? AND start = ?", [group, tier, start])
             return
         }
         var encoded: [(id: Int64, count: Int, blob: [UInt8])] = []
         for (id, p) in members { encoded.append((id, p.count, try Rollup.encodeMember(p))) }
         let (dir, data) = GroupBlock.encode(encoded)
         let minT = members.map { $0.value[0].t }.min()!, maxT = members.map { $0.value[$0.value.count - 1].t }.max()!
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO rollups(group_id, tier, start, min_t, max_t, count, members, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [group, tier, start, minT, maxT, encoded.reduce(0) { $0 + $1.count }, Data(dir), Data(data)])
+        try db.execute("""
+            INSERT INTO rollups(group_id, tier, start, min_t, max_t, count, members, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(group_id, tier, start) DO UPDATE SET min_t = excluded.min_t, max_t = excluded.max_t, count = excluded.count,
+                members = excluded.members, data = excluded.data
+            """, [group, tier, start, minT, maxT, encoded.reduce(0) { $0 + $1.count }, dir, data])
     }
 
-    /// Checks a chunk row read with every column: its directory, every member's chunk and the row's
+    /// Checks a chunk row read with ``chunkColumns``: its directory, every member's chunk and the row's
     /// bounds. Returns the samples it holds.
-    static func verifyChunkRow(_ row: Row) throws -> Int {
+    static func verifyChunkRow(_ row: SQLRow) throws -> Int {
         let all = try decodeChunkRow(row)
         let count = all.values.reduce(0) { $0 + $1.count }
         let minT = all.values.map { $0[0].0 }.min(), maxT = all.values.map { $0[$0.count - 1].0 }.max()
-        guard count == row["count"] as Int, minT == row["min_t"] as Int64, maxT == row["max_t"] as Int64 else {
-            throw TwinError.corrupt(what: "twin.db chunk row \(row["id"] as Int64)", detail: "its index columns disagree with its contents")
+        guard count == row[4].int64.map(Int.init), minT == row[2].int64, maxT == row[3].int64 else {
+            throw TwinError.corrupt(what: "twin.db chunk row \(row[0].int64 ?? -1)", detail: "its index columns disagree with its contents")
         }
         return count
     }
 
-    /// Checks a rollup row read with every column: its directory and every member's points.
-    static func verifyRollupRow(_ row: Row) throws {
+    /// Checks a rollup row read with ``rollupColumns``: its directory and every member's points.
+    static func verifyRollupRow(_ row: SQLRow) throws {
         let all = try decodeRollupRow(row)
-        guard all.values.reduce(0, { $0 + $1.count }) == row["count"] as Int else {
-            throw TwinError.corrupt(what: "twin.db rollup row \(row["id"] as Int64)", detail: "its point count disagrees with its contents")
+        guard all.values.reduce(0, { $0 + $1.count }) == row[5].int64.map(Int.init) else {
+            throw TwinError.corrupt(what: "twin.db rollup row \(row[0].int64 ?? -1)", detail: "its point count disagrees with its contents")
         }
     }
 

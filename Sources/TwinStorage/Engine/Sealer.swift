@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import TwinCore
 
 /// Seals frozen head chunks into the store, then compacts, rolls up and applies retention — on a thread
@@ -138,8 +137,7 @@ final class Sealer: @unchecked Sendable {
         } catch {
             report("compaction or retention failed (tried again after the next seal): \(error)")
         }
-        store.pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
-        store.pool.releaseMemory()
+        store.checkpoint()
     }
 
     private func seal(_ job: Job) throws {
@@ -149,12 +147,12 @@ final class Sealer: @unchecked Sendable {
             groups[GroupBlock.group(of: c.seriesID), default: []].append(
                 (c.seriesID, samples.count, try ChunkCodec.encodeMember(samples), samples[0].0, samples[samples.count - 1].0))
         }
-        try store.pool.write { db in
+        try store.database.write { db in
             for (_, chunks) in groups.sorted(by: { $0.key < $1.key }) { try TwinStore.insertChunkRow(db, level: 0, chunks) }
             try TwinStore.setMeta(db, "log_sealed", String(job.throughSegment))
             try TickRuns.append(db, ticks: job.ticks, firstSeq: job.firstSeq)
             if let run = job.runID {
-                try db.execute(sql: "UPDATE runs SET last_tick = max(coalesce(last_tick, 0), ?) WHERE id = ?", arguments: [job.latest, run])
+                try db.execute("UPDATE runs SET last_tick = \(SQLText.greatest(db.dialect))(coalesce(last_tick, 0), ?) WHERE id = ?", [job.latest, run])
             }
         }
         for s in LogSegment.list(store.dataDir) where s.seq <= job.throughSegment { unlink(s.path) }

@@ -1,4 +1,3 @@
-import GRDB
 import TwinCore
 
 /// The writer's part for state: the open versions (through ``StateTracker``), the versions and health
@@ -8,12 +7,13 @@ struct StateWriter {
     private var lastHealth: [String: CollectorHealth] = [:]
 
     /// Loads the open versions of `store` (at the start of a run).
-    mutating func load(_ db: Database, store: TwinStore) throws {
+    mutating func load(_ db: any StoreStatements, store: TwinStore) throws {
         var current: [EntityKind: [String: StateTracker.Open]] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL") {
-            guard let kind = EntityKind(rawValue: row["kind"]) else { continue }
-            let attrs = try store.attributes(kind, row["attributes"], where: "versions row \(row["id"] as Int64)")
-            current[kind, default: [:]][store.key(kind, row["key"])] = .init(attributes: attrs, rowID: row["id"], validFrom: row["valid_from"])
+        for row in try db.rows("SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL") {
+            guard let kind = EntityKind(rawValue: try row.text(1)) else { continue }
+            let id = try row.integer(0)
+            let attrs = try store.attributes(kind, row[4], where: "versions row \(id)")
+            current[kind, default: [:]][store.key(kind, try row.text(2))] = .init(attributes: attrs, rowID: id, validFrom: try row.integer(3))
         }
         tracker = StateTracker(current: current)
     }
@@ -25,20 +25,21 @@ struct StateWriter {
 
     /// Writes a tick's version changes and health lines at `t` inside the caller's transaction; returns
     /// the row ids of the opened versions, in `delta.open` order.
-    func write(_ db: Database, _ delta: StateTracker.Delta, health: [CollectorHealth], at t: Int64, cipher: (any AttributeCipher)?) throws -> [Int64] {
+    func write(_ db: any StoreStatements, _ delta: StateTracker.Delta, health: [CollectorHealth], at t: Int64, cipher: (any AttributeCipher)?) throws -> [Int64] {
         var opened: [Int64] = []
         for c in delta.close {
-            try db.cachedStatement(sql: "UPDATE versions SET valid_to = ?, span = ? WHERE id = ?").execute(arguments: [t, SpanClass.of(t - c.validFrom), c.rowID])
+            try db.execute("UPDATE versions SET valid_to = ?, span = ? WHERE id = ?", [t, SpanClass.of(t - c.validFrom), c.rowID])
         }
         for e in delta.open {
             let (key, attrs) = cipher.map { ($0.seal(e.kind, key: e.key), $0.seal(e.kind, e.attributes)) } ?? (e.key, e.attributes)
-            try db.cachedStatement(sql: "INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)").execute(
-                arguments: [e.kind.rawValue, key, t, try AttributeJSON.encode(attrs)])
-            opened.append(db.lastInsertedRowID)
+            opened.append(try db.insert("INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)",
+                                        [e.kind.rawValue, key, t, try AttributeJSON.encode(attrs, for: db.dialect)]))
         }
         for h in health {
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO health(collector, status, message, duration_us, t) VALUES (?, ?, ?, ?, ?)").execute(
-                arguments: [h.collector, h.status.rawValue, h.message, h.durationMicros, t])
+            try db.execute("""
+                INSERT INTO health(collector, status, message, duration_us, t) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(collector) DO UPDATE SET status = excluded.status, message = excluded.message, duration_us = excluded.duration_us, t = excluded.t
+                """, [h.collector, h.status.rawValue, h.message, h.durationMicros, t])
         }
         return opened
     }
@@ -49,9 +50,8 @@ struct StateWriter {
         tracker.apply(delta, opened: opened, at: t)
     }
 
-    static func insertEvent(_ db: Database, _ e: TwinEvent) throws {
+    static func insertEvent(_ db: any StoreStatements, _ e: TwinEvent) throws {
         let detail: String? = e.changes.isEmpty ? e.message : try AttributeJSON.encodeChanges(e.changes)
-        try db.cachedStatement(sql: "INSERT INTO events(t, type, kind, key, detail) VALUES (?, ?, ?, ?, ?)").execute(
-            arguments: [e.time, e.type.rawValue, e.kind?.rawValue, e.key, detail])
+        try db.execute("INSERT INTO events(t, type, kind, key, detail) VALUES (?, ?, ?, ?, ?)", [e.time, e.type.rawValue, e.kind?.rawValue, e.key, detail])
     }
 }

@@ -1,4 +1,3 @@
-import GRDB
 import TwinCore
 
 /// A tick received from another store (a hub applying an agent's batch), already in this store's terms:
@@ -107,19 +106,21 @@ extension TwinStore {
         }
     }
 
-    static func save(_ c: RemoteCursor, _ db: Database, now: Int64) throws {
-        try db.cachedStatement(sql: """
+    static func save(_ c: RemoteCursor, _ db: any StoreStatements, now: Int64) throws {
+        try db.execute("""
             INSERT INTO sync_hosts(host, epoch, applied_through, last_t, updated) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT(host) DO UPDATE SET epoch = excluded.epoch, applied_through = excluded.applied_through,
                 last_t = excluded.last_t, updated = excluded.updated
-            """).execute(arguments: [c.host, Int64(bitPattern: c.epoch), Int64(c.appliedThrough), c.lastTime, now])
+            """, [c.host, Int64(bitPattern: c.epoch), Int64(c.appliedThrough), c.lastTime, now])
         for gap in c.thinned {
-            try db.execute(sql: "INSERT OR REPLACE INTO raw_gaps(host, from_t, to_t, reason, recorded) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [c.host, gap.from, gap.to, gap.reason, now])
+            try db.execute("""
+                INSERT INTO raw_gaps(host, from_t, to_t, reason, recorded) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(host, from_t) DO UPDATE SET to_t = excluded.to_t, reason = excluded.reason, recorded = excluded.recorded
+                """, [c.host, gap.from, gap.to, gap.reason, now])
         }
         for (ref, id) in c.newSeries {
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_series(host, epoch, ref, series_id) VALUES (?, ?, ?, ?)").execute(
-                arguments: [c.host, Int64(bitPattern: c.epoch), ref, id])
+            try db.execute("INSERT INTO sync_series(host, epoch, ref, series_id) VALUES (?, ?, ?, ?) ON CONFLICT(host, epoch, ref) DO UPDATE SET series_id = excluded.series_id",
+                           [c.host, Int64(bitPattern: c.epoch), ref, id])
         }
     }
 }
@@ -134,7 +135,7 @@ extension TwinWriter {
 
     /// Loads the open versions, for a writer that applies remote ticks without beginning a run (a hub).
     public func loadOpenVersions() throws {
-        try store.pool.write { db in try state.load(db, store: store) }
+        try store.database.write { db in try state.load(db, store: store) }
     }
 
     /// What applying remote ticks did.

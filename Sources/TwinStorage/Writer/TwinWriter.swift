@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import TwinCore
 
 /// The single writer of a store. Each tick's samples go to the log (one record, one `write(2)`) and to
@@ -88,7 +87,7 @@ public final class TwinWriter {
         lock = try DirectoryLock.acquire(dataDir: store.dataDir)
         let last = try recover()
         latest = last ?? .min
-        lastSeq = try store.pool.write { db in try TickRuns.lastSealedSeq(db) }
+        lastSeq = try store.database.write { db in try TickRuns.lastSealedSeq(db) }
         sealer.start()
         let next = max(LogSegment.list(store.dataDir).last?.seq ?? 0, try sealedSegment()) + 1
         try log.start(seq: next)
@@ -96,18 +95,18 @@ public final class TwinWriter {
     }
 
     private func sealedSegment() throws -> UInt64 {
-        try store.pool.write { db in try TwinStore.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0 }
+        try store.database.write { db in try TwinStore.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0 }
     }
 
     /// Seals what an earlier writer left in the log, on this thread, before anything else happens.
     private func recover() throws -> Int64? {
         let replay = try LogRecovery.replay(dataDir: store.dataDir, sealed: try sealedSegment(), report: report)
-        let storedLast = try store.pool.write { db in try TwinStore.lastSealedTick(db) }
+        let storedLast = try store.database.write { db in try TwinStore.lastSealedTick(db) }
         let all = [storedLast, replay.newest].compactMap { $0 }.max()
         guard let through = replay.throughSegment else { return all }
-        let lastRun = try store.pool.write { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM runs") }
+        let lastRun = try store.database.write { db in try db.value("SELECT max(id) FROM runs")?.int64 }
         var head = replay.head
-        let sealedSeq = try store.pool.write { db in try TickRuns.lastSealedSeq(db) }
+        let sealedSeq = try store.database.write { db in try TickRuns.lastSealedSeq(db) }
         sealer.enqueue(.init(chunks: head.cut(), throughSegment: through, latest: all ?? 0, runID: lastRun, ticks: replay.ticks, firstSeq: sealedSeq + 1))
         try sealer.runNow()
         return all
@@ -118,21 +117,20 @@ public final class TwinWriter {
     /// it, a `gap` event.
     public func begin(now: Int64, interval: Int64) throws {
         try open()
-        try store.pool.write { db in
+        try store.database.write { db in
             try state.load(db, store: store)
             try TwinStore.ensureEpoch(db)
-            let prev = try Row.fetchOne(db, sql: "SELECT id, last_tick, stopped FROM runs ORDER BY id DESC LIMIT 1")
+            let prev = try db.rows("SELECT stopped FROM runs ORDER BY id DESC LIMIT 1").first
             let prevLast = try TwinStore.lastSealedTick(db)
             lastTick = prevLast ?? .min
             if let prevLast {
-                let clean = (prev?["stopped"] as Int64?) != nil
+                let clean = prev?[0].int64 != nil
                 let message = clean
                     ? "no observations from \(TwinTime.rfc3339(prevLast)) to \(TwinTime.rfc3339(now)) (HostTwin was stopped)"
                     : "no observations from \(TwinTime.rfc3339(prevLast)) to \(TwinTime.rfc3339(now)) (HostTwin ended without a clean stop)"
                 try StateWriter.insertEvent(db, TwinEvent(time: now, type: .gap, message: message))
             }
-            try db.execute(sql: "INSERT INTO runs(started, interval_ms) VALUES (?, ?)", arguments: [now, interval])
-            runID = db.lastInsertedRowID
+            runID = try db.insert("INSERT INTO runs(started, interval_ms) VALUES (?, ?)", [now, interval])
             try StateWriter.insertEvent(db, TwinEvent(time: now, type: .started, message: "run \(runID!) started, interval \(interval) ms"))
         }
     }
@@ -216,7 +214,7 @@ public final class TwinWriter {
     /// The id of series `key`, created when new. For bulk ingest, which keeps its own cache.
     public func seriesID(for key: SeriesKey, type: MetricType) throws -> Int64 {
         if let id = index[key] { return id }
-        let (id, created) = try store.pool.write { db in try WriterSeriesIndex.resolve(db, key, type: type) }
+        let (id, created) = try store.database.write { db in try WriterSeriesIndex.resolve(db, key, type: type) }
         index.learn(key, id)
         if created { seriesLastT[id] = Head.unknown } // nothing stored: no need to look
         return id
@@ -224,7 +222,7 @@ public final class TwinWriter {
 
     /// The ids of many series, created where new, in one transaction.
     public func seriesIDs(for keys: [(SeriesKey, MetricType)]) throws -> [Int64] {
-        let resolved = try store.pool.write { db in try keys.map { try WriterSeriesIndex.resolve(db, $0.0, type: $0.1) } }
+        let resolved = try store.database.write { db in try keys.map { try WriterSeriesIndex.resolve(db, $0.0, type: $0.1) } }
         for (i, (id, created)) in resolved.enumerated() {
             index.learn(keys[i].0, id)
             if created { seriesLastT[id] = Head.unknown }
@@ -235,10 +233,9 @@ public final class TwinWriter {
     /// Records the `# HELP` texts of metric families (imported text keeps them): `/api/v1/metadata` shows them.
     public func recordHelp(_ help: [String: String]) throws {
         guard !help.isEmpty else { return }
-        try store.pool.write { db in
+        try store.database.write { db in
             for (name, text) in help {
-                try db.execute(sql: "INSERT INTO metric_help(name, help) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET help = excluded.help",
-                               arguments: [name, String(text.prefix(4096))])
+                try db.execute("INSERT INTO metric_help(name, help) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET help = excluded.help", [name, String(text.prefix(4096))])
             }
         }
     }
@@ -266,13 +263,13 @@ public final class TwinWriter {
 
     /// The newest sealed sample time of series `id` (bulk path, once per series and head window).
     private func storedNewest(_ id: Int64) throws -> Int64? {
-        try store.pool.write { db in
+        try store.database.read { db in
             // The group's rows newest first; once a row ends before the best found, no older row can beat it.
             var best: Int64?
-            let rows = try Row.fetchCursor(db, sql: "SELECT id, group_id, min_t, max_t, members, data FROM chunks WHERE group_id = ? ORDER BY max_t DESC",
-                                           arguments: [GroupBlock.group(of: id)])
-            while let row = try rows.next() {
-                if let b = best, (row["max_t"] as Int64) <= b { break }
+            for (id: rowID, maxT: maxT) in try db.rows("SELECT id, max_t FROM chunks WHERE group_id = ? ORDER BY max_t DESC", [GroupBlock.group(of: id)])
+                .map({ (id: try $0.integer(0), maxT: try $0.integer(1)) }) {
+                if let b = best, maxT <= b { break }
+                guard let row = try db.rows("SELECT \(TwinStore.chunkColumns) FROM chunks WHERE id = ?", [rowID]).first else { continue }
                 if let s = try TwinStore.decodeChunkRow(row, only: [id])[id], let t = s.last?.0, best.map({ t > $0 }) ?? true { best = t }
             }
             return best
@@ -315,34 +312,24 @@ public final class TwinWriter {
         if left == 0, let seg = LogSegment.list(store.dataDir).last, seg.seq == log.seq,
            (try? FileManager.default.attributesOfItem(atPath: seg.path)[.size] as? Int) == LogSegment.headerSize {
             unlink(seg.path)
-            try store.pool.write { db in try TwinStore.setMeta(db, "log_sealed", String(seg.seq)) }
+            try store.database.write { db in try TwinStore.setMeta(db, "log_sealed", String(seg.seq)) }
         }
-        try store.pool.write { db in
+        try store.database.write { db in
             if let runID {
-                try db.execute(sql: "UPDATE runs SET last_tick = max(coalesce(last_tick, 0), ?), stopped = ? WHERE id = ?", arguments: [lastTick, now, runID])
+                try db.execute("UPDATE runs SET last_tick = \(SQLText.greatest(db.dialect))(coalesce(last_tick, 0), ?), stopped = ? WHERE id = ?", [lastTick, now, runID])
                 try StateWriter.insertEvent(db, TwinEvent(time: now, type: .stopped, message: "run \(runID) stopped"))
             }
         }
         // Fold the WAL into the database so a stopped store is one file; failing that is harmless.
-        store.pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
+        store.checkpoint()
         lock?.release()
         lock = nil
         if left > 0 { throw TwinError.unavailable("\(left) head windows could not be sealed; they stay in the log and are sealed at the next start") }
     }
 
-    /// One write transaction on cached BEGIN/COMMIT statements: the per-tick path skips the bookkeeping of
-    /// GRDB's general transaction API (observers, savepoints), which cost more than the inserts here.
-    func writeTransaction(_ body: (Database) throws -> Void) throws {
-        try store.pool.writeWithoutTransaction { db in
-            try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
-            do {
-                try body(db)
-                try db.cachedStatement(sql: "COMMIT").execute()
-            } catch {
-                try? db.execute(sql: "ROLLBACK")
-                throw error
-            }
-        }
+    /// One write transaction of the store's database.
+    func writeTransaction(_ body: (any StoreStatements) throws -> Void) throws {
+        try store.database.write(body)
     }
 
     static func encodeLabels(_ l: Labels) -> String { l.text }

@@ -1,4 +1,3 @@
-import GRDB
 import TwinCore
 
 /// The writer's map from series keys to ids: a cache in front of the `series` table.
@@ -67,14 +66,13 @@ struct WriterSeriesIndex {
     mutating func evictAllBut(_ active: Set<Int64>) { byKey = byKey.filter { active.contains($0.value) } }
 
     /// The series' id, and whether it was created now (with its metric and label set, when new).
-    static func resolve(_ db: Database, _ key: SeriesKey, type: MetricType) throws -> (Int64, Bool) {
+    static func resolve(_ db: any StoreStatements, _ key: SeriesKey, type: MetricType) throws -> (Int64, Bool) {
         let labels = TwinWriter.encodeLabels(key.labels)
         if let id = try TwinStore.seriesID(db, metric: key.metric, labels: labels) { return (id, false) }
-        let metricID = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM metrics WHERE name = ? AND type = ?"), arguments: [key.metric, type.rawValue])
-            ?? { try db.cachedStatement(sql: "INSERT INTO metrics(name, type) VALUES (?, ?)").execute(arguments: [key.metric, type.rawValue]); return db.lastInsertedRowID }()
+        let metricID = try db.value("SELECT id FROM metrics WHERE name = ? AND type = ?", [key.metric, type.rawValue])?.int64
+            ?? db.insert("INSERT INTO metrics(name, type) VALUES (?, ?)", [key.metric, type.rawValue])
         let labelsID = try TwinStore.labelSetID(db, labels)
-            ?? { try db.cachedStatement(sql: "INSERT INTO label_sets(hash, labels) VALUES (?, ?)").execute(arguments: [SeriesHash.of(labels: labels), labels]); return db.lastInsertedRowID }()
-        try db.cachedStatement(sql: "INSERT INTO series(metric_id, labels_id) VALUES (?, ?)").execute(arguments: [metricID, labelsID])
-        return (db.lastInsertedRowID, true)
+            ?? db.insert("INSERT INTO label_sets(hash, labels) VALUES (?, ?)", [SeriesHash.of(labels: labels), labels])
+        return (try db.insert("INSERT INTO series(metric_id, labels_id) VALUES (?, ?)", [metricID, labelsID]), true)
     }
 }
