@@ -14,8 +14,8 @@ struct RemoteWriteOptions: ParsableArguments {
     @Option(name: .customLong("remote-write-shards"), help: ArgumentHelp("Connections sending at once to each receiver (1-64).", valueName: "N"))
     var shards: Int = 4
 
-    /// One sender per URL over `store` (a hub's when `hub`).
-    func senders(store: TwinStore, hub: Bool, logger: Logger) throws -> [RemoteWriteSender] {
+    /// The receivers, checked before anything is opened (a refused option leaves no data directory behind).
+    func destinations() throws -> [RemoteWriteSender.Destination] {
         guard !urls.isEmpty else {
             if tokenFile != nil || ca != nil { throw CLIError("--remote-write-token-file and --remote-write-ca need --remote-write URL") }
             return []
@@ -27,12 +27,15 @@ struct RemoteWriteOptions: ParsableArguments {
             guard let t = try RemoteOptions.token(file: tokenFile), !t.isEmpty else { throw CLIError("--remote-write-token-file \(tokenFile) is empty") }
             token = t
         } else { token = nil }
+        return try urls.map { url in
+            do { return try .init(url: url, token: token, caFile: ca) } catch { throw CLIError("\(error)") }
+        }
+    }
+
+    /// One sender per destination over `store` (a hub's when `hub`).
+    func senders(_ destinations: [RemoteWriteSender.Destination], store: TwinStore, hub: Bool, logger: Logger) -> [RemoteWriteSender] {
         var settings = RemoteWriteSender.Settings()
         settings.shards = shards
-        return try urls.map { url in
-            let destination: RemoteWriteSender.Destination
-            do { destination = try .init(url: url, token: token, caFile: ca) } catch { throw CLIError("\(error)") }
-            return RemoteWriteSender(store: store, destination: destination, hub: hub, settings: settings, logger: logger)
-        }
+        return destinations.map { RemoteWriteSender(store: store, destination: $0, hub: hub, settings: settings, logger: logger) }
     }
 }

@@ -53,6 +53,7 @@ struct RunCommand: AsyncParsableCommand {
         guard intervalMs >= 100 else { throw CLIError("--interval must be at least 100ms") }
         let dataDir = store.dataDir ?? file?.dataDir ?? StoreOptions.defaultDataDir()
         let policy = try retention.policy(file: file?.retention, headWindowFile: file?.headWindow)
+        let receivers = try remoteWrite.destinations()
 
         MemoryFootprint.limitMallocArenas()
         let selfMetrics = SelfMetrics.bootstrap()
@@ -79,7 +80,7 @@ struct RunCommand: AsyncParsableCommand {
             log.info("serving \(setup.url):\(actualPort)/ (dashboard /, Prometheus API /api/v1/query, state API /api/v1/twin/...)")
         }
         logger.info("observing this host every \(intervalMs) ms into \(dataDir)")
-        let senders = try remoteWrite.senders(store: twinStore, hub: false, logger: logger)
+        let senders = remoteWrite.senders(receivers, store: twinStore, hub: false, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: senders.map { .init(service: $0) } + [
                 .init(service: collection, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),

@@ -56,6 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let upstreams = try pushURLs.map { try credentials.client(url: $0) }
         let followed = try followURL.map { try credentials.client(url: $0) }
+        let receivers = try remoteWrite.destinations()
         var logger = Logger(label: "hosttwin")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         // A hub when the store is free to write (agents push into it); a reader beside `run` otherwise.
@@ -108,9 +109,9 @@ struct ServeCommand: AsyncParsableCommand {
             if let followed { services.append(.init(service: FollowService(receiver: hub, remote: followed, logger: logger))) }
         }
         if let rules { services.append(.init(service: rules)) }
-        if !remoteWrite.urls.isEmpty {
+        if !receivers.isEmpty {
             guard hub != nil else { throw CLIError("--remote-write sends from a store this server writes (a hub or a replica); beside `run`, give --remote-write to `run`") }
-            services += try remoteWrite.senders(store: twinStore, hub: true, logger: logger).map { .init(service: $0) }
+            services += remoteWrite.senders(receivers, store: twinStore, hub: true, logger: logger).map { .init(service: $0) }
         }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -77,6 +77,24 @@ import TwinServer
         #expect(HubIngest.remoteWriteHost([Label("node", "db-2")], label: "node") == "db-2")
     }
 
+    /// Bad `--remote-write` options are refused before `run` or `serve` opens anything: no data directory is left behind.
+    @Test func badOptionsAreRefusedBeforeTheStoreIsOpened() throws {
+        let dir = try temporaryDirectory("hosttwin-rw-options")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (command, args, says) in [
+            ("run", ["--remote-write", "ftp://127.0.0.1:1/write"], "http"),
+            ("run", ["--remote-write", "http://user:pw@127.0.0.1:1/api/v1/write"], "credentials"),
+            ("serve", ["--remote-write", "http://127.0.0.1:1/a", "--remote-write", "http://127.0.0.1:1/a"], "twice"),
+            ("run", ["--remote-write", "http://127.0.0.1:1/a", "--remote-write-shards", "0"], "1 to 64"),
+            ("serve", ["--remote-write-ca", "/nonexistent"], "need --remote-write URL"),
+        ] {
+            let data = dir + "/\(command)-\(says.count)"
+            let r = try EndToEndTests.cli([command, "--data-dir", data, "--listen", "127.0.0.1:0"] + args)
+            #expect(r.status != 0 && r.stderr.contains(says), "\(command) \(args): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: data), "\(command) \(args) left \(data) behind")
+        }
+    }
+
     // MARK: In: a hub
 
     @Test func aHubStoresRemoteWrittenSeriesUnderTheirHost() throws {
