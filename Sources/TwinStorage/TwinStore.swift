@@ -129,12 +129,20 @@ public final class TwinStore: Sendable {
         }
     }
 
-    /// A store whose tables are in `database` (PostgreSQL) instead of `dataDir`'s SQLite file; `dataDir`
-    /// keeps the head log, the writer's lock and the keys. The tests hold both engines to the same answers
-    /// with it; no command opens a store this way yet (`--store URL` is next, docs/ARCHITECTURE.md).
-    static func open(dataDir: String, tablesIn database: any StoreDatabase) throws -> TwinStore {
+    /// Opens the store in `dataDir` with its tables in `database` (PostgreSQL, `--store URL`) instead of
+    /// `dataDir`'s SQLite file; `dataDir` keeps the head log, the writer's lock and the keys. A writer
+    /// applies the PostgreSQL schema's missing steps; a reader needs them applied. Nil: the embedded store.
+    public static func open(dataDir: String, readOnly: Bool = false, tablesIn database: (any StoreDatabase)?) throws -> TwinStore {
+        guard let database else { return try open(dataDir: dataDir, readOnly: readOnly) }
+        if readOnly {
+            guard try PostgresSchema.isCurrent(database) else {
+                throw TwinError.unavailable("the database has no HostTwin tables of this version yet; start `hosttwin serve --store URL` once to create or upgrade them")
+            }
+        } else if database.dialect == .postgres {
+            try PostgresSchema.migrate(database)
+        }
+        // Not read-only locally: a reader of a store in PostgreSQL may be the first to use `dataDir`.
         let local = try open(dataDir: dataDir)
-        if database.dialect == .postgres { try PostgresSchema.migrate(database) }
         return TwinStore(dataDir: dataDir, pool: local.pool, readers: local.queryReaders, database: database)
     }
 

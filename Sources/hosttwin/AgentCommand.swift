@@ -50,6 +50,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard !pushURLs.isEmpty else { throw CLIError("give at least one hub with --push URL") }
+        try store.embeddedOnly("agent", "keeps its host's twin in its data directory; PostgreSQL is for hubs (`serve --store`)")
         let host = hostName ?? ProcessInfo.processInfo.hostName
         guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" }) else {
             throw CLIError("--host-name \(host): use letters, digits, '.', '-' and '_'")

@@ -13,6 +13,7 @@ struct CheckCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
+        try store.embeddedOnly("check", "reads the embedded store's files; check a PostgreSQL database with its own tools (pg_amcheck)")
         let report = try StoreDoctor.check(dataDir: store.resolvedDataDir)
         if output.json { try printJSON(report) } else { printReport(report) }
         if !report.ok { throw ExitCode(1) }

@@ -29,7 +29,7 @@ struct ImportCommand: ParsableCommand {
         guard FileManager.default.isReadableFile(atPath: path) else { throw CLIError("cannot read \(file)") }
         let total = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         let policy = try retention.policy()
-        let twinStore = try TwinStore.open(dataDir: store.resolvedDataDir)
+        let twinStore = try store.open()
         let writer = TwinWriter(store: twinStore, policy: policy, report: { FileHandle.standardError.write(Data("hosttwin import: \($0)\n".utf8)) })
         try writer.open()
         let importer = BulkImporter(writer: writer)

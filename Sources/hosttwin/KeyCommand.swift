@@ -23,7 +23,7 @@ struct KeyCommand: ParsableCommand {
 
         func run() throws {
             let dataDir = store.resolvedDataDir
-            let twin = try TwinStore.open(dataDir: dataDir)
+            let twin = try store.open()
             let keys = try KeyRing(dataDir: dataDir, create: true)
             let id = try keys.rotate()
             var resealed = 0, deleted: [String] = []

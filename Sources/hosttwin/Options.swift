@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TwinCollectors
 import TwinCore
+import TwinPostgres
 import TwinRules
 import TwinRuntime
 import TwinSecurity
@@ -14,8 +15,23 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Data directory of the embedded store.", discussion: "Default: $HOSTTWIN_DATA_DIR, else /var/lib/hosttwin as root, else ~/.local/share/hosttwin.", valueName: "DIR"))
     var dataDir: String?
 
+    @Option(name: .customLong("store"), help: ArgumentHelp("Keep the store's tables in PostgreSQL (a hub's store), e.g. postgres://hosttwin@127.0.0.1:5432/hosttwin; the data directory keeps the head log and the keys.", discussion: "Default: the embedded SQLite store in the data directory. A password goes in the URL (postgres://USER:PASSWORD@HOST:PORT/DB); messages show the URL without it.", valueName: "URL"))
+    var storeURL: String?
+
     /// The directory to use: the flag, the environment, or the default for this user.
     var resolvedDataDir: String { dataDir ?? StoreOptions.defaultDataDir() }
+
+    /// Opens the store (tables in PostgreSQL with `--store`), creating or upgrading it unless `readOnly`.
+    func open(readOnly: Bool = false) throws -> TwinStore {
+        let database: PostgresDatabase?
+        do { database = try storeURL.map { try PostgresDatabase(url: $0) } } catch { throw CLIError("\(error)") }
+        return try TwinStore.open(dataDir: resolvedDataDir, readOnly: readOnly, tablesIn: database)
+    }
+
+    /// Refuses `--store` for a command that works on the embedded store only (`why` says what it does instead).
+    func embeddedOnly(_ command: String, _ why: String) throws {
+        guard storeURL == nil else { throw CLIError("--store: `hosttwin \(command)` \(why)") }
+    }
 
     static func defaultDataDir() -> String {
         let env = ProcessInfo.processInfo.environment
@@ -27,12 +43,13 @@ struct StoreOptions: ParsableArguments {
 
     /// Opens the store for reading; a missing store is a clear error. Values sealed at rest are opened
     /// when this user can read the data directory's keys, and shown sealed otherwise.
-    func openForReading() throws -> TwinStore { try Self.openForReading(resolvedDataDir) }
+    func openForReading() throws -> TwinStore { try Self.withKeys(open(readOnly: true)) }
 
     /// `dir` read-only, with its keys when they can be read (without them the cipher masks what it cannot open).
-    static func openForReading(_ dir: String) throws -> TwinStore {
-        let store = try TwinStore.open(dataDir: dir, readOnly: true)
-        if let keys = try? KeyRing(dataDir: dir, create: false) { store.use(cipher: PolicyCipher(policy: DataPolicy(), keys: keys)) }
+    static func openForReading(_ dir: String) throws -> TwinStore { try withKeys(TwinStore.open(dataDir: dir, readOnly: true)) }
+
+    private static func withKeys(_ store: TwinStore) -> TwinStore {
+        if let keys = try? KeyRing(dataDir: store.dataDir, create: false) { store.use(cipher: PolicyCipher(policy: DataPolicy(), keys: keys)) }
         return store
     }
 }

@@ -17,6 +17,7 @@ struct RepairCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
+        try store.embeddedOnly("repair", "mends the embedded store's files; PostgreSQL has its own recovery")
         let report = try StoreDoctor.repair(dataDir: store.resolvedDataDir)
         if output.json { try printJSON(report) } else {
             for a in report.actions { print(a) }

@@ -54,6 +54,7 @@ struct RunCommand: AsyncParsableCommand {
         let dataDir = store.dataDir ?? file?.dataDir ?? StoreOptions.defaultDataDir()
         let policy = try retention.policy(file: file?.retention, headWindowFile: file?.headWindow)
         let receivers = try remoteWrite.destinations()
+        try store.embeddedOnly("run", "keeps one host's twin in its data directory; PostgreSQL is for hubs (`serve --store`)")
 
         MemoryFootprint.limitMallocArenas()
         let selfMetrics = SelfMetrics.bootstrap()

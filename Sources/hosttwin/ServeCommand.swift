@@ -64,7 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
         let twinStore: TwinStore
         do {
             if readOnly { throw TwinError.unavailable("another HostTwin writer: --read-only") }
-            let writable = try TwinStore.open(dataDir: store.resolvedDataDir)
+            let writable = try store.open()
             // Before the open versions are loaded: their keys and attributes are sealed on disk.
             try server.attachCipher(to: writable, dataDir: writable.dataDir)
             let writer = TwinWriter(store: writable, report: { [logger] in logger.warning("\($0)") })

@@ -45,7 +45,7 @@ struct TokenCommand: ParsableCommand {
                 return text
             }
             let dataDir = store.resolvedDataDir
-            let twin = try TwinStore.open(dataDir: dataDir)
+            let twin = try store.open()
             let created: (token: String, record: TokenRecord)
             do { created = try TokenAuthority(store: twin).create(role: r, host: host, name: name, expires: ttl.map { TwinTime.nowMillis() + $0 }, datacenter: datacenter, policy: policy) } catch let e as TwinError {
                 throw CLIError("\(e)")
@@ -89,7 +89,7 @@ struct TokenCommand: ParsableCommand {
 
         func run() throws {
             let dataDir = store.resolvedDataDir
-            guard try TwinStore.open(dataDir: dataDir).rebindToken(id: id, host: host) else {
+            guard try store.open().rebindToken(id: id, host: host) else {
                 throw CLIError("no active agent token \(id) in \(dataDir) (`hosttwin token list` shows them)")
             }
             try TokenCommand.audit(dataDir, "token.rebind", "id=\(id) host=\(host)")
@@ -104,7 +104,7 @@ struct TokenCommand: ParsableCommand {
 
         func run() throws {
             let dataDir = store.resolvedDataDir
-            guard try TwinStore.open(dataDir: dataDir).revokeToken(id: id, at: TwinTime.nowMillis()) else {
+            guard try store.open().revokeToken(id: id, at: TwinTime.nowMillis()) else {
                 throw CLIError("no active token \(id) in \(dataDir) (`hosttwin token list` shows them)")
             }
             try TokenCommand.audit(dataDir, "token.revoke", "id=\(id)")

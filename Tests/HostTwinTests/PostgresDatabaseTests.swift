@@ -100,6 +100,54 @@ import TwinPostgres
         #expect(try store.ticks(from: 1).count == 120 && store.epoch() != nil)
     }
 
+    /// A hub with its tables in PostgreSQL (`serve --store URL`): its agent token is created there, an agent
+    /// pushes to it and stops, and every tick of the agent is applied once; the hub answers PromQL and the
+    /// state from PostgreSQL, a reader (`hosttwin query --store`) gets the same answer, and the data
+    /// directory's own SQLite file holds none of it.
+    @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
+    func aHubKeepsItsTablesInPostgreSQL() throws {
+        let (fresh, drop) = try Self.freshDatabase()
+        defer { drop() }
+        let dir = try temporaryDirectory("hosttwin-pg-hub")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (hubDir, agentDir) = (dir + "/hub", dir + "/agent")
+        let created = try EndToEndTests.cli(["token", "create", "--role", "agent", "--host", "web-1", "--data-dir", hubDir, "--store", fresh])
+        #expect(created.status == 0, "\(created.stderr)")
+        try (created.stdout.split(separator: "\n").last.map(String.init) ?? "").write(toFile: dir + "/agent.token", atomically: true, encoding: .utf8)
+        let port = try ServerTests.freePort()
+        let hub = try ServerTests.start(["serve", "--data-dir", hubDir, "--store", fresh, "--listen", "127.0.0.1:\(port)"])
+        defer { if hub.isRunning { hub.terminate(); hub.waitUntilExit() } }
+        let agent = try ServerTests.start(["agent", "--data-dir", agentDir, "--host-name", "web-1", "--interval", "500ms",
+                                           "--push", "http://127.0.0.1:\(port)", "--token-file", dir + "/agent.token"])
+        defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
+        #expect(try EndToEndTests.eventually(40) { (FleetTests.applied(port)["web-1"] ?? 0) >= 6 }, "the hub never applied 6 ticks")
+        agent.interrupt()
+        agent.waitUntilExit()
+        let lastSeq = try #require(try TwinStore.open(dataDir: agentDir, readOnly: true).ticks(from: 1, limit: 1_000_000).last?.seq)
+        #expect(try EndToEndTests.eventually(20) { FleetTests.applied(port)["web-1"] == lastSeq }, "the hub at \(FleetTests.applied(port)), the agent at \(lastSeq)")
+
+        let query = "/api/v1/query?query=\(ServerTests.q("count(node_load1)"))&host=web-1"
+        let answer = ((ServerTests.get(port, query).1["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first?["value"] as? [Any]
+        #expect(answer?.last as? String == "1", "\(String(describing: answer))")
+        let state = ((ServerTests.get(port, "/api/v1/twin/entities/processes").1["data"] as? [String: Any])?["entities"] as? [[String: Any]]) ?? []
+        #expect(state.contains { ($0["attributes"] as? [String: Any])?["host"] as? String == "web-1" }, "no process of web-1 in the hub's state")
+        let reader = try EndToEndTests.cli(["query", "count(node_load1)", "--data-dir", hubDir, "--store", fresh, "--json"])
+        #expect(reader.status == 0 && reader.stdout.contains("\"1\""), "\(reader.stdout) \(reader.stderr)")
+
+        let pg = try PostgresDatabase(url: fresh)
+        let held = try #require(try pg.read { try $0.rows("""
+            SELECT (SELECT applied_through FROM sync_hosts WHERE host = 'web-1'), (SELECT count(*) FROM versions), (SELECT count(*) FROM tokens)
+            """).first })
+        #expect(held.values == [.integer(Int64(lastSeq)), held[1], .integer(1)] && (held[1].int64 ?? 0) > 0, "\(held)")
+        let local = try TwinStore.open(dataDir: hubDir, readOnly: true)
+        #expect(try local.tokens().isEmpty && local.counts()["versions"] == 0 && local.counts()["series"] == 0)
+        // Commands of the embedded store refuse --store rather than ignore it.
+        for command in [["run", "--ticks", "1"], ["check"], ["agent", "--push", "http://127.0.0.1:1"]] {
+            let r = try EndToEndTests.cli(command + ["--data-dir", dir + "/other", "--store", fresh])
+            #expect(r.status != 0 && r.stderr.contains("--store: `hosttwin \(command[0])`"), "\(command): \(r.stderr)")
+        }
+    }
+
     @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
     func aWrongPlaceIsAClearError() throws {
         let l = try PostgresDatabase.Location(url: Self.url!)

@@ -78,6 +78,7 @@ struct SQLiteStoreDatabase: StoreDatabase {
 extension Database: StoreStatements {
     public var dialect: SQLDialect { .sqlite }
 
+    @discardableResult
     public func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int {
         try cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
         return changesCount
