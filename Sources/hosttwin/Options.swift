@@ -10,7 +10,7 @@ import TwinSecurity
 import TwinServer
 import TwinStorage
 
-/// `--data-dir`, shared by every command that touches the store.
+/// `--data-dir` and `--store`, shared by every command that touches the store.
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Data directory of the embedded store.", discussion: "Default: $HOSTTWIN_DATA_DIR, else /var/lib/hosttwin as root, else ~/.local/share/hosttwin.", valueName: "DIR"))
     var dataDir: String?
