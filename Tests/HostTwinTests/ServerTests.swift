@@ -217,7 +217,9 @@ import TwinStorage
         let listed = ((one["appeared"] as? [[String: Any]]) ?? []).map { $0["kind"] as? String ?? "" }
         let counted = ((one["counts"] as? [String: [String: Any]]) ?? [:]).compactMapValues { $0["appeared"] as? Int }.filter { $0.value > 0 }
         #expect(listed.sorted() == perKind.keys.sorted() && counted == perKind && one["truncated"] as? Bool == true, "\(listed) \(counted)")
-        #expect(Self.get(port, "/api/v1/twin/diff?from=-1m&to=now&limit=0").0 == 400)
+        for bad in ["0", "-5", "abc", "99999999999999999999", "1e3", ""] {
+            #expect(Self.get(port, "/api/v1/twin/diff?from=-1m&to=now&limit=\(bad)").0 == 400, "limit=\(bad)")
+        }
         #expect(Self.get(port, "/api/v1/twin/events?from=-1m").0 == 200)
         #expect(Self.get(port, "/api/v1/twin/state?at=garbage").0 == 400)
 
