@@ -5,6 +5,8 @@
 #
 #   scripts/conformance.sh                         # fresh data: `hosttwin run` for 2 minutes at 200 ms
 #   scripts/conformance.sh --ci                    # the same, only the [ci] queries
+#   scripts/conformance.sh --store postgres://...  # also a twin with its tables in that (empty) PostgreSQL
+#                                                  # database: the same data, the same queries, both compared
 #   scripts/conformance.sh --data-dir DIR --from T --to T [--out conformance/RESULT.md]
 #                                                  # a stretch of an existing store (e.g. an hour of run)
 # HOSTTWIN=path/to/hosttwin picks the binary (default: a release build of this checkout).
@@ -12,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-CI_ONLY=""; DATA_DIR=""; FROM=""; TO=""; OUT=""; STEP=""
+CI_ONLY=""; DATA_DIR=""; FROM=""; TO=""; OUT=""; STEP=""; STORE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --ci) CI_ONLY=--ci ;;
@@ -21,6 +23,7 @@ while [ $# -gt 0 ]; do
     --to) TO=$2; shift ;;
     --out) OUT=$2; shift ;;
     --step) STEP=$2; shift ;;
+    --store) STORE=$2; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -70,6 +73,22 @@ PIDS+=($!)
 
 wait_ready "http://127.0.0.1:$PPORT/-/ready" "http://127.0.0.1:$HPORT/healthz"
 
-python3 scripts/conformance.py compare --prom "http://127.0.0.1:$PPORT" --twin "http://127.0.0.1:$HPORT" \
-  --queries conformance/queries.txt --start "$T0" --end "$T1" --step "${STEP:-15}" $CI_ONLY \
-  ${OUT:+--out "$OUT"} --data-note "$NOTE"
+compare() {
+  python3 scripts/conformance.py compare --prom "http://127.0.0.1:$PPORT" --twin "$1" \
+    --queries conformance/queries.txt --start "$T0" --end "$T1" --step "${STEP:-15}" $CI_ONLY \
+    ${OUT:+--out "$OUT"} --data-note "$NOTE"
+}
+compare "http://127.0.0.1:$HPORT"
+
+# The same text in a twin whose tables are in PostgreSQL (issue 17: the conformance suite on both engines).
+if [ -n "$STORE" ]; then
+  echo "conformance: the same data with the store's tables in PostgreSQL"
+  "$HOSTTWIN" import --data-dir "$W/twin-pg" --store "$STORE" "$W/all.prom" >/dev/null
+  GPORT=$(free_port)
+  "$HOSTTWIN" serve --data-dir "$W/twin-pg" --store "$STORE" --listen 127.0.0.1:$GPORT --log-level warning --no-default-rules &
+  PIDS+=($!)
+  wait_ready "http://127.0.0.1:$GPORT/healthz"
+  OUT=${OUT:+${OUT%.md}-postgres.md}
+  NOTE="$NOTE Store: PostgreSQL."
+  compare "http://127.0.0.1:$GPORT"
+fi

@@ -3,6 +3,7 @@
 #
 #   start_postgres DIR PORT   initdb in DIR (once), start on 127.0.0.1:PORT, create database hosttwin;
 #                             sets PG_URL=postgres://hosttwin@127.0.0.1:PORT/hosttwin
+#   fresh_database NAME       (after start_postgres) drops and creates database NAME; sets FRESH_URL
 #   stop_postgres DIR         stops it (fast shutdown)
 
 pg_bin() {
@@ -35,6 +36,15 @@ start_postgres() {
   "$bin/psql" -h 127.0.0.1 -p "$port" -U hosttwin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'hosttwin'" | grep -q 1 \
     || "$bin/createdb" -h 127.0.0.1 -p "$port" -U hosttwin hosttwin
   PG_URL="postgres://hosttwin@127.0.0.1:$port/hosttwin"
+}
+
+fresh_database() {
+  local bin hostport=${PG_URL#postgres://hosttwin@}
+  hostport=${hostport%%/*}
+  bin=$(pg_bin)
+  "$bin/dropdb" -h "${hostport%:*}" -p "${hostport#*:}" -U hosttwin --if-exists "$1"
+  "$bin/createdb" -h "${hostport%:*}" -p "${hostport#*:}" -U hosttwin "$1"
+  FRESH_URL="postgres://hosttwin@$hostport/$1"
 }
 
 stop_postgres() {

@@ -37,8 +37,10 @@ if [ "$(id -u)" = 0 ] && command -v dpkg-deb >/dev/null; then
 fi
 # PromQL against the real Prometheus 2.42 (installed from Debian when missing): every query of
 # conformance/queries.txt on two minutes of this machine's own data (seconds; `--ci` runs the tagged subset).
-stage "PromQL conformance"
-HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh
+# The same data also goes into a twin whose tables are in the PostgreSQL cluster, and is compared again.
+stage "PromQL conformance (embedded store and PostgreSQL)"
+fresh_database conformance
+HOSTTWIN=$PWD/.build/debug/hosttwin scripts/conformance.sh --store "$FRESH_URL"
 # Rules against Prometheus 2.42's promtool: the unit-test files of conformance/rules through both tools, the
 # same verdict from each; then alerts sent to a real Alertmanager 0.25 (installed from Debian when missing).
 stage "rules against promtool and Alertmanager"

@@ -22,7 +22,7 @@ struct HostTwinCommand: AsyncParsableCommand {
             StateCommand.self, DiffCommand.self, EventsCommand.self, TimelineCommand.self, SQLCommand.self, QueryCommand.self, DetectCommand.self, ForecastCommand.self, CapacityCommand.self, AnomaliesCommand.self, ExplainCommand.self, MaintenanceWindowCommand.self, AdviseCommand.self,
             SeriesCommand.self, SamplesCommand.self, ExportCommand.self,
             MetricsCommand.self, CollectorsCommand.self,
-            ImportCommand.self, CheckCommand.self, RepairCommand.self, BenchCommand.self,
+            ImportCommand.self, MigrateCommand.self, CheckCommand.self, RepairCommand.self, BenchCommand.self,
             RulesCommand.self, AlertsCommand.self, SilenceCommand.self, ActionsCommand.self, ComplianceCommand.self, TokenCommand.self, AuditCommand.self, KeyCommand.self,
         ]
     )

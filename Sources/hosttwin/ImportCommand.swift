@@ -29,6 +29,9 @@ struct ImportCommand: ParsableCommand {
         guard FileManager.default.isReadableFile(atPath: path) else { throw CLIError("cannot read \(file)") }
         let total = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         let policy = try retention.policy()
+        if retention.diskCap != nil && store.storeURL != nil {
+            throw CLIError("--disk-cap caps a data directory's files; with --store the tables are in PostgreSQL, whose disk its server manages")
+        }
         let twinStore = try store.open()
         let writer = TwinWriter(store: twinStore, policy: policy, report: { FileHandle.standardError.write(Data("hosttwin import: \($0)\n".utf8)) })
         try writer.open()

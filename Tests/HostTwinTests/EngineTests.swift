@@ -18,14 +18,23 @@ import TwinQuery
         return (dir, store, w)
     }
 
+    /// A writer on a fresh store on `engine`, opened for bulk ingest; the caller removes the store.
+    func openWriter(_ engine: StoreEngine, _ policy: StoragePolicy = StoragePolicy()) throws -> (EngineStore, TwinStore, TwinWriter) {
+        let place = try EngineStore(engine)
+        let store = try place.open()
+        let w = TwinWriter(store: store, policy: policy)
+        try w.open()
+        return (place, store, w)
+    }
+
     func value(_ series: Int, _ i: Int) -> Double { Double((i * (series + 3)) % 1000) / 4 + Double(series) }
 
     /// Two and a half days of three series at 10 s, ingested in batches in time order, must come back
     /// sample for sample, compacted into hourly chunks with both rollup tiers built, and every tier's
     /// aggregate must equal the same aggregate computed from the raw samples.
-    @Test func ingestCompactRollUpAndReadBack() throws {
-        let (dir, store, w) = try openWriter()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    @Test(arguments: StoreEngine.available) func ingestCompactRollUpAndReadBack(_ engine: StoreEngine) throws {
+        let (place, store, w) = try openWriter(engine)
+        defer { place.remove() }
         w.maxHeadSamples = 5_000
         let ids = try (0..<3).map { try w.seriesID(for: SeriesKey("m", Labels(["s": "\($0)"])), type: .gauge) }
         let n = 21_600 // 2.5 days at 10 s
@@ -39,13 +48,9 @@ import TwinQuery
         let raw = try #require(try store.samples(ids: [ids[1]], from: .min, to: .max)[ids[1]])
         #expect(raw.count == n)
         #expect(raw.map(\.1) == (0..<n).map { value(1, $0) })
-        let hours = try store.pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM chunks WHERE group_id = ? AND level = 1", arguments: [GroupBlock.group(of: ids[1])])
-        }
+        let hours = try EngineStore.integer(store, "SELECT count(*) FROM chunks WHERE group_id = ? AND level = 1", [GroupBlock.group(of: ids[1])])
         #expect(hours == 59, "60 hours of data: the first 59 compacted, the newest (open) hour stays level 0")
-        let open = try store.pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM chunks WHERE group_id = ? AND level = 0", arguments: [GroupBlock.group(of: ids[1])])
-        }
+        let open = try EngineStore.integer(store, "SELECT count(*) FROM chunks WHERE group_id = ? AND level = 0", [GroupBlock.group(of: ids[1])])
         #expect((1...2).contains(open ?? 0), "the open hour's head windows are merged once there are three")
         let end = Self.t0 + Int64(n) * 10_000
         for step in [StoragePolicy.hour, 6 * StoragePolicy.hour, StoragePolicy.minute, 15 * StoragePolicy.minute] {
@@ -66,10 +71,10 @@ import TwinQuery
 
     /// Ticks over many head windows inside one hour: the open hour keeps at most three chunks per series,
     /// every sample once.
-    @Test func openHourWindowsAreMerged() throws {
-        let dir = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
+    @Test(arguments: StoreEngine.available) func openHourWindowsAreMerged(_ engine: StoreEngine) throws {
+        let place = try EngineStore(engine)
+        defer { place.remove() }
+        let store = try place.open()
         let w = TwinWriter(store: store, policy: .testing)
         try w.begin(now: Self.t0, interval: 1000)
         for i in 0..<170 {
@@ -78,7 +83,7 @@ import TwinQuery
             try w.commit(o)
         }
         try w.flush()
-        let chunks = try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM chunks WHERE level = 0") } ?? 0
+        let chunks = try EngineStore.integer(store, "SELECT count(*) FROM chunks WHERE level = 0") ?? 0
         #expect((1...3).contains(chunks), "\(chunks) level-0 chunks for 9 head windows")
         #expect(try store.samples(SeriesKey("m"), from: 0, to: .max)?.map(\.1) == (0..<170).map { Double($0 % 9) })
         try w.finish(now: Self.t0 + 800_000)
@@ -153,11 +158,11 @@ import TwinQuery
     }
 
     /// Retention keeps each tier for its own span behind the newest sample; rollups outlive raw data.
-    @Test func retentionDropsOldRawButKeepsRollups() throws {
+    @Test(arguments: StoreEngine.available) func retentionDropsOldRawButKeepsRollups(_ engine: StoreEngine) throws {
         var p = StoragePolicy()
         p.rawRetention = 2 * StoragePolicy.hour
-        let (dir, store, w) = try openWriter(p)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (place, store, w) = try openWriter(engine, p)
+        defer { place.remove() }
         let id = try w.seriesID(for: SeriesKey("g"), type: .gauge)
         var batch: [(Int64, Int64, Double)] = []
         for i in 0..<(6 * 360) { batch.append((id, Self.t0 + Int64(i) * 10_000, Double(i % 17))) }
@@ -171,11 +176,11 @@ import TwinQuery
     }
 
     /// What a sync destination has not acknowledged is held from retention; releasing the hold lets it go.
-    @Test func retentionKeepsWhatASyncDestinationHolds() throws {
+    @Test(arguments: StoreEngine.available) func retentionKeepsWhatASyncDestinationHolds(_ engine: StoreEngine) throws {
         var p = StoragePolicy()
         p.rawRetention = 2 * StoragePolicy.hour
-        let (dir, store, w) = try openWriter(p)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (place, store, w) = try openWriter(engine, p)
+        defer { place.remove() }
         let id = try w.seriesID(for: SeriesKey("g"), type: .gauge)
         try store.holdForSync("hub:1", from: Self.t0 + StoragePolicy.hour)
         try store.holdForSync("hub:2", from: Self.t0 + 2 * StoragePolicy.hour)
@@ -228,11 +233,11 @@ import TwinQuery
 
     /// PromQL reaches behind the raw retention through the 1-minute rollups: a gauge as each minute's
     /// mean, a counter as each minute's last value (so `rate` stays right); raw samples where they exist.
-    @Test func queriesReadRollupsBehindTheRawRetention() throws {
+    @Test(arguments: StoreEngine.available) func queriesReadRollupsBehindTheRawRetention(_ engine: StoreEngine) throws {
         var p = StoragePolicy()
         p.rawRetention = StoragePolicy.day
-        let (dir, store, w) = try openWriter(p)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (place, store, w) = try openWriter(engine, p)
+        defer { place.remove() }
         let g = try w.seriesID(for: SeriesKey("g"), type: .gauge), c = try w.seriesID(for: SeriesKey("c"), type: .counter)
         var batch: [(Int64, Int64, Double)] = []
         for i in 0..<(54 * 360) { // 2 days and 6 hours: the first day's 1-minute rollups are complete

@@ -71,7 +71,7 @@ import TwinPostgres
     }
 
     /// A database of its own for one test, dropped when the test ends.
-    static func freshDatabase() throws -> (url: String, drop: () -> Void) {
+    static func freshDatabase() throws -> (url: String, drop: @Sendable () -> Void) {
         let admin = try PostgresDatabase(url: url!)
         let name = "hosttwin_t\(UInt32.random(in: 0...UInt32.max))"
         // CREATE DATABASE cannot run in a transaction block: it is its own autocommitted statement here.
@@ -80,24 +80,16 @@ import TwinPostgres
         return (fresh, { _ = try? admin.write { try $0.execute("COMMIT"); try $0.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)"); try $0.execute("BEGIN") } })
     }
 
-    /// The schema applies once (a second hub opening the database applies nothing), and what a writer
-    /// stores — state history, events, runs, tick runs, sealed chunks — reads back as the embedded store's
-    /// does: the exactness test of the state history, with the store's tables in PostgreSQL.
+    /// The schema applies once: a second hub opening the database applies nothing. (The storage suites run
+    /// on PostgreSQL through ``StoreEngine``.)
     @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
-    func theStateHistoryIsExactInPostgreSQL() throws {
+    func theSchemaAppliesOnce() throws {
         let (fresh, drop) = try Self.freshDatabase()
         defer { drop() }
         let pg = try PostgresDatabase(url: fresh)
         #expect(try !PostgresSchema.isCurrent(pg))
         #expect(try PostgresSchema.migrate(pg) == PostgresSchema.migrations.map(\.name))
         #expect(try PostgresSchema.migrate(pg).isEmpty && PostgresSchema.isCurrent(pg))
-        let dir = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir, tablesIn: pg)
-        try StoreTests.checkStateReconstruction(store, dir: dir)
-        let held = try pg.read { try $0.rows("SELECT (SELECT count(*) FROM version_blocks), (SELECT count(*) FROM chunks), (SELECT count(*) FROM tick_runs)").first }
-        #expect(held?.values.allSatisfy { ($0.int64 ?? 0) > 0 } == true, "version blocks, chunks and tick runs are in PostgreSQL: \(String(describing: held))")
-        #expect(try store.ticks(from: 1).count == 120 && store.epoch() != nil)
     }
 
     /// A hub with its tables in PostgreSQL (`serve --store URL`): its agent token is created there, an agent
@@ -146,6 +138,85 @@ import TwinPostgres
             let r = try EndToEndTests.cli(command + ["--data-dir", dir + "/other", "--store", fresh])
             #expect(r.status != 0 && r.stderr.contains("--store: `hosttwin \(command[0])`"), "\(command): \(r.stderr)")
         }
+    }
+
+    /// `hosttwin migrate` moves an embedded twin into PostgreSQL: sealed chunks, samples still in the head
+    /// log, state history (rows and packed blocks), events and a token all arrive, each table's rows and
+    /// digest and the twin digest agree; a writer on the copy continues its ids; a second migration into
+    /// the same database, and one while a writer holds the data directory, are refused.
+    @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
+    func migrateMovesAnEmbeddedTwin() throws {
+        let (fresh, drop) = try Self.freshDatabase()
+        defer { drop() }
+        let dir = try temporaryDirectory("hosttwin-migrate")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let t0: Int64 = 1_800_000_000_000
+        var written: [Double] = []
+        do {
+            let store = try TwinStore.open(dataDir: dir)
+            try store.insertToken(TokenRecord(id: "t1", role: "reader", host: nil, name: "ops",
+                                              secretHash: [1, 2, 3], created: t0, expires: nil, revoked: nil))
+            let w = TwinWriter(store: store, policy: .testing)
+            try w.begin(now: t0 - 1, interval: 1000)
+            for i in 0..<70 {
+                var o = Observation(timestamp: t0 + Int64(i) * 1000)
+                o.add("x_total", .empty, Double(i * 3), .counter)
+                o.set(.processes, [Entity(kind: .processes, key: "\(i / 10)@1", attributes: ["name": .string("p\(i / 10)"), "cmd": .string(String(repeating: "arg ", count: 80))])])
+                try w.commit(o)
+                written.append(Double(i * 3))
+            }
+            try store.packVersions(before: t0 + 30_000)
+            // No finish: the last head window stays in the log, as after a crash.
+            #expect(try store.counts()["log_samples"] ?? 0 > 0)
+        }
+        let holder = TwinWriter(store: try TwinStore.open(dataDir: dir))
+        try holder.open()
+        let locked = try EndToEndTests.cli(["migrate", "--from", dir, "--to", fresh])
+        #expect(locked.status != 0 && locked.stderr.contains("another HostTwin writer"), "\(locked.stderr)")
+        try holder.finish(now: t0 + 80_000)
+        // finish sealed the log; a fresh crash-like tail again for the migration to seal:
+        do {
+            let w = TwinWriter(store: try TwinStore.open(dataDir: dir), policy: .testing)
+            try w.begin(now: t0 + 90_000, interval: 1000)
+            for i in 70..<75 {
+                var o = Observation(timestamp: t0 + 30_000 + Int64(i) * 1000)
+                o.add("x_total", .empty, Double(i * 3), .counter)
+                try w.commit(o)
+                written.append(Double(i * 3))
+            }
+        }
+
+        let migrated = try EndToEndTests.cli(["migrate", "--from", dir, "--to", fresh, "--json"])
+        #expect(migrated.status == 0, "\(migrated.stdout) \(migrated.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(migrated.stdout.utf8)) as? [String: Any])
+        #expect(report["ok"] as? Bool == true)
+        let tables = (report["tables"] as? [[String: Any]]) ?? []
+        func rows(_ name: String) -> Int { tables.first { $0["table"] as? String == name }?["rows"] as? Int ?? -1 }
+        #expect(rows("chunks") > 0 && rows("version_blocks") > 0 && rows("versions") > 0 && rows("tokens") == 1 && rows("events") == 3, "\(tables)")
+        #expect(tables.allSatisfy { $0["digest"] as? String == $0["copied_digest"] as? String })
+
+        let pg = try PostgresDatabase(url: fresh)
+        let copy = try TwinStore.open(dataDir: dir, tablesIn: pg)
+        #expect(try copy.samples(SeriesKey("x_total"), from: .min, to: .max)?.map(\.1) == written)
+        // The verification sees one changed value.
+        try pg.write { try $0.execute("UPDATE events SET detail = 'changed' WHERE id = (SELECT min(id) FROM events)") }
+        let differing = try StoreCopy.verify(source: try TwinStore.open(dataDir: dir, readOnly: true), destination: copy).filter { !$0.matches }
+        #expect(differing.map(\.table) == ["events"] && differing.first?.rows == differing.first?.copiedRows)
+        #expect(try copy.state(at: t0 + 15_000).map(\.key) == ["1@1"])
+        #expect(try copy.tokens().map(\.name) == ["ops"])
+        // A writer on the copy gets new ids after the copied ones.
+        let w = TwinWriter(store: copy, policy: .testing)
+        try w.begin(now: t0 + 200_000, interval: 1000)
+        var o = Observation(timestamp: t0 + 201_000)
+        o.add("y_new", .empty, 1)
+        #expect(try w.commit(o).newSeries == 1)
+        try w.finish(now: t0 + 202_000)
+        #expect(try copy.series().count == 2)
+
+        let again = try EndToEndTests.cli(["migrate", "--from", dir, "--to", fresh])
+        #expect(again.status != 0 && again.stderr.contains("already holds HostTwin data"), "\(again.stderr)")
+        let nowhere = try EndToEndTests.cli(["migrate", "--from", dir + "/none", "--to", fresh])
+        #expect(nowhere.status != 0 && nowhere.stderr.contains("no HostTwin store"), "\(nowhere.stderr)")
     }
 
     @Test(.enabled(if: url != nil, Comment(rawValue: skip)))

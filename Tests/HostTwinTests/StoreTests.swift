@@ -15,25 +15,25 @@ extension StoragePolicy {
 }
 
 @Suite struct StoreTests {
-    /// A store in a fresh temporary directory with a writer that has begun a run at `now`.
-    func startedWriter(at now: Int64) throws -> (String, TwinStore, TwinWriter) {
-        let dir = try temporaryDirectory()
-        let store = try TwinStore.open(dataDir: dir)
+    /// A fresh store on `engine` with a writer that has begun a run at `now`; the caller removes the store.
+    func startedWriter(_ engine: StoreEngine, at now: Int64) throws -> (EngineStore, TwinStore, TwinWriter) {
+        let place = try EngineStore(engine)
+        let store = try place.open()
         let w = TwinWriter(store: store)
         try w.begin(now: now, interval: 1000)
-        return (dir, store, w)
+        return (place, store, w)
     }
 
     /// A long-lived reader (the server) decodes each log segment incrementally: reading between ticks,
     /// across head-window cuts and seals, it sees exactly the samples written, once each.
-    @Test func longLivedReaderFollowsTheLog() throws {
-        let dir = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
+    @Test(arguments: StoreEngine.available) func longLivedReaderFollowsTheLog(_ engine: StoreEngine) throws {
+        let place = try EngineStore(engine)
+        defer { place.remove() }
+        let store = try place.open()
         let writer = TwinWriter(store: store, policy: .testing)
         let t0: Int64 = 1_800_000_000_000
         try writer.begin(now: t0 - 1, interval: 1000)
-        let reader = try TwinStore.open(dataDir: dir, readOnly: true)
+        let reader = try place.open(readOnly: true)
         var written: [(Int64, Double)] = []
         for i in 0..<75 {
             let t = t0 + Int64(i) * 1000
@@ -55,14 +55,18 @@ extension StoragePolicy {
     /// Random entity churn over many ticks. For every tick T, `state(at: T)` must equal what was observed
     /// at T (per kind, the latest snapshot of that kind at or before T), also between ticks, across seals
     /// and across a restart of the writer.
-    @Test func stateReconstructionIsExact() throws {
-        let dir = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try Self.checkStateReconstruction(try TwinStore.open(dataDir: dir), dir: dir)
+    @Test(arguments: StoreEngine.available) func stateReconstructionIsExact(_ engine: StoreEngine) throws {
+        let place = try EngineStore(engine)
+        defer { place.remove() }
+        let store = try place.open()
+        try Self.checkStateReconstruction(store, dir: place.dir)
+        guard engine == .postgres else { return }
+        let held = try store.database.read { try $0.rows("SELECT (SELECT count(*) FROM version_blocks), (SELECT count(*) FROM chunks), (SELECT count(*) FROM tick_runs)").first }
+        #expect(held?.values.allSatisfy { ($0.int64 ?? 0) > 0 } == true, "version blocks, chunks and tick runs are in PostgreSQL: \(String(describing: held))")
+        #expect(try TwinStore.open(dataDir: place.dir, readOnly: true).counts()["versions"] == 0, "the data directory's SQLite file holds none of it")
     }
 
-    /// The body of ``stateReconstructionIsExact()``, also run with the tables in PostgreSQL
-    /// (``PostgresDatabaseTests``).
+    /// The body of ``stateReconstructionIsExact(_:)``.
     static func checkStateReconstruction(_ store: TwinStore, dir: String) throws {
         var writer = TwinWriter(store: store, policy: .testing)
         let t0: Int64 = 1_800_000_000_000
@@ -142,6 +146,7 @@ extension StoragePolicy {
             #expect(events.filter { $0.type == .started }.count == 2)
         }
         #expect(try store.counts()["version_blocks"] ?? 0 > 0)
+        #expect(try store.ticks(from: 1).count == 120 && store.epoch() != nil)
         guard store.database.dialect == .sqlite else { return }
         let report = try StoreDoctor.check(dataDir: dir)
         #expect(report.problems.isEmpty, "\(report.problems)")
@@ -149,9 +154,9 @@ extension StoragePolicy {
     }
 
     /// Rewriting stored versions (key rotation re-seals them) reaches packed blocks as well as rows.
-    @Test func rewriteReachesPackedVersions() throws {
-        let (dir, store, w) = try startedWriter(at: 999)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    @Test(arguments: StoreEngine.available) func rewriteReachesPackedVersions(_ engine: StoreEngine) throws {
+        let (place, store, w) = try startedWriter(engine, at: 999)
+        defer { place.remove() }
         for (i, name) in ["a", "b", "c"].enumerated() {
             var o = Observation(timestamp: 1000 * Int64(i + 1))
             o.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: ["name": .string(name)])])
@@ -166,9 +171,9 @@ extension StoragePolicy {
         #expect(try store.counts()["version_blocks"] == 1)
     }
 
-    @Test func diffListsAppearedChangedDisappeared() throws {
-        let (dir, store, w) = try startedWriter(at: 999)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    @Test(arguments: StoreEngine.available) func diffListsAppearedChangedDisappeared(_ engine: StoreEngine) throws {
+        let (place, store, w) = try startedWriter(engine, at: 999)
+        defer { place.remove() }
         var a = Observation(timestamp: 1000)
         a.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: ["name": "init", "state": "running"]),
                            Entity(kind: .processes, key: "2@5", attributes: ["name": "old"])])
@@ -189,9 +194,9 @@ extension StoragePolicy {
     }
 
     /// Long attribute JSON (command lines) is stored deflated and reads back identical; short JSON stays text.
-    @Test func longAttributesAreStoredDeflated() throws {
-        let (dir, store, w) = try startedWriter(at: 0)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    @Test(arguments: StoreEngine.available) func longAttributesAreStoredDeflated(_ engine: StoreEngine) throws {
+        let (place, store, w) = try startedWriter(engine, at: 0)
+        defer { place.remove() }
         let command = "swift-frontend " + (0..<300).map { "-I /work/main/.build/debug/Module\($0 % 17).swiftmodule" }.joined(separator: " ")
         var o = Observation(timestamp: 1000)
         o.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: ["command": .string(command), "pid": .int(1)]),
@@ -200,17 +205,19 @@ extension StoragePolicy {
         let back = try store.state(at: 1000, kinds: [.processes])
         #expect(back.first { $0.key == "1@1" }?.attributes["command"] == .string(command))
         #expect(back.first { $0.key == "2@2" }?.attributes["command"] == .string("sleep 1"))
-        let types = try store.pool.read { db in try String.fetchAll(db, sql: "SELECT typeof(attributes) FROM versions ORDER BY key") }
+        // SQLite: a BLOB is deflated, TEXT is not; PostgreSQL: the bytea's first byte says (AttributeJSON.Tag).
+        let kind = engine == .sqlite ? "typeof(attributes)" : "CASE get_byte(attributes, 0) WHEN 1 THEN 'blob' ELSE 'text' END"
+        let types = try store.database.read { db in try db.rows("SELECT \(kind) FROM versions ORDER BY key").map { $0[0].string } }
         #expect(types == ["blob", "text"])
-        let stored = try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT length(attributes) FROM versions WHERE key = '1@1'") } ?? 0
+        let stored = try EngineStore.integer(store, "SELECT \(engine == .sqlite ? "length" : "octet_length")(attributes) FROM versions WHERE key = '1@1'") ?? 0
         #expect(stored < command.utf8.count / 4)
     }
 
     /// A series a tick reports twice keeps its first value, tick after tick (the writer skips the
     /// repeat check only for a series list it has already checked).
-    @Test func aSeriesTwiceInOneTickKeepsItsFirstValue() throws {
-        let (dir, store, w) = try startedWriter(at: 0)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    @Test(arguments: StoreEngine.available) func aSeriesTwiceInOneTickKeepsItsFirstValue(_ engine: StoreEngine) throws {
+        let (place, store, w) = try startedWriter(engine, at: 0)
+        defer { place.remove() }
         for i in 1...3 {
             var o = Observation(timestamp: Int64(i) * 1000)
             o.add("dup", .empty, Double(i))
@@ -223,9 +230,9 @@ extension StoragePolicy {
         #expect(try store.samples(SeriesKey("dup"), from: 0, to: 10_000)?.map(\.1) == [1, 2, 3])
     }
 
-    @Test func refusesOutOfOrderTicksWithoutWriting() throws {
-        let (dir, store, w) = try startedWriter(at: 0)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    @Test(arguments: StoreEngine.available) func refusesOutOfOrderTicksWithoutWriting(_ engine: StoreEngine) throws {
+        let (place, store, w) = try startedWriter(engine, at: 0)
+        defer { place.remove() }
         var o = Observation(timestamp: 5000)
         o.add("m", .empty, 1)
         try w.commit(o)
@@ -237,16 +244,16 @@ extension StoragePolicy {
         #expect(try store.samples(SeriesKey("m"), from: 0, to: 10_000)?.map(\.1) == [1])
     }
 
-    @Test func corruptChunkIsReportedWithItsLocation() throws {
-        let (dir, store, w) = try startedWriter(at: 0)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    @Test(arguments: StoreEngine.available) func corruptChunkIsReportedWithItsLocation(_ engine: StoreEngine) throws {
+        let (place, store, w) = try startedWriter(engine, at: 0)
+        defer { place.remove() }
         for i in 1...50 {
             var o = Observation(timestamp: Int64(i) * 1000)
             o.add("m", .empty, Double(i) * 1.1)
             try w.commit(o)
         }
         try w.flush()
-        try store.pool.write { db in try db.execute(sql: "UPDATE chunks SET data = X'FF00'") }
+        try store.database.write { db in try db.execute("UPDATE chunks SET data = ?", [[UInt8]([0xFF, 0x00])]) }
         #expect {
             _ = try store.samples(SeriesKey("m"), from: 0, to: 100_000)
         } throws: { error in
@@ -257,9 +264,9 @@ extension StoragePolicy {
         #expect(try store.events(from: 0, to: 100_000).contains { $0.type == .started })
     }
 
-    @Test func idleSeriesLeaveMemoryButKeepTheirIdentity() throws {
-        let (dir, store, w) = try startedWriter(at: 0)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    @Test(arguments: StoreEngine.available) func idleSeriesLeaveMemoryButKeepTheirIdentity(_ engine: StoreEngine) throws {
+        let (place, store, w) = try startedWriter(engine, at: 0)
+        defer { place.remove() }
         func tick(_ t: Int64, _ names: [String]) throws {
             var o = Observation(timestamp: t)
             for n in names { o.add(n, .empty, Double(t)) }
@@ -275,13 +282,12 @@ extension StoragePolicy {
         #expect(try store.samples(SeriesKey("b"), from: 0, to: 10_000)?.map(\.0) == [1000, 3000])
     }
 
-    @Test func oneWriterPerStore() throws {
-        let dir = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir)
-        let first = TwinWriter(store: store)
+    @Test(arguments: StoreEngine.available) func oneWriterPerStore(_ engine: StoreEngine) throws {
+        let place = try EngineStore(engine)
+        defer { place.remove() }
+        let first = TwinWriter(store: try place.open())
         try first.begin(now: 1000, interval: 1000)
-        let second = TwinWriter(store: try TwinStore.open(dataDir: dir))
+        let second = TwinWriter(store: try place.open())
         #expect { try second.begin(now: 2000, interval: 1000) } throws: { "\($0)".contains("another HostTwin writer") }
     }
 
