@@ -204,6 +204,18 @@ func processCPUMicros(pid: Int32) -> Int64 {
     return Int64((st.utimeTicks + st.stimeTicks) / Double(sysconf(Int32(_SC_CLK_TCK))) * 1_000_000)
 }
 
+/// utime + stime of every live process named `comm` (a server's: PostgreSQL's backends), in seconds. A
+/// process that exits between two readings takes its share with it.
+func commandCPUSeconds(_ comm: String) -> Double {
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    var total = 0.0
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where entry.first?.isNumber == true {
+        guard let text = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8), let st = parsePidStat(text), st.comm == comm else { continue }
+        total += (st.utimeTicks + st.stimeTicks) / ticks
+    }
+    return total
+}
+
 /// VmRSS of a process in bytes.
 func residentBytes(pid: Int32) -> Int64 {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TwinCore
+import TwinPostgres
 import TwinQuery
 import TwinStorage
 import TwinSync
@@ -17,13 +18,16 @@ struct BenchHub: ParsableCommand {
         hosts (as agents at 1 s would arrive) to a fresh hub store on one thread: the first tick of every host (the \
         fleet joining) timed apart, then the steady state, reported as samples/s per CPU second, with the hub's \
         resident memory and the latency of a PromQL query across every host afterwards. \
-        Encoding is done before the clock starts; decoding and applying are timed.
+        Encoding is done before the clock starts; decoding and applying are timed. With --store the hub's \
+        tables are in that PostgreSQL database (which must hold no HostTwin data), and the PostgreSQL server's \
+        CPU in the same spans (its processes on this machine) is reported beside the hub's.
         """
     )
     @Option(help: ArgumentHelp("An agent's (or run's) data directory.", valueName: "DIR")) var dataDir: String
     @Option(help: ArgumentHelp("Simulated hosts.", valueName: "N")) var hosts = 1000
     @Option(help: ArgumentHelp("Ticks per host.", valueName: "N")) var ticks = 60
     @Option(help: ArgumentHelp("Batches applied together (one log write, one transaction), as a hub groups what arrives at once; 1: one by one.", valueName: "N")) var group = 512
+    @Option(name: .customLong("store"), help: ArgumentHelp("Keep the hub's tables in this (empty) PostgreSQL database instead of SQLite.", valueName: "URL")) var storeURL: String?
     @OptionGroup var output: OutputOptions
 
     struct Result: Encodable {
@@ -42,10 +46,15 @@ struct BenchHub: ParsableCommand {
         /// The first batch of every host (all its series and entities): a fleet joining at once.
         var joinWallSeconds: Double
         var joinCPUSeconds: Double
+        /// `sqlite`, or `postgres` with the server's CPU seconds in the join and the steady state.
+        var engine: String
+        var serverJoinCPUSeconds: Double?
+        var serverCPUSeconds: Double?
         enum CodingKeys: String, CodingKey {
             case hosts, ticks, samples, wallSeconds = "wall_seconds", cpuSeconds = "cpu_seconds", samplesPerCPUSecond = "samples_per_cpu_second"
             case hostTicksPerSecond = "host_ticks_per_second", residentBytes = "resident_bytes", queryMillis = "query_ms", queryAgainMillis = "query_again_ms"
             case joinWallSeconds = "join_wall_seconds", joinCPUSeconds = "join_cpu_seconds"
+            case engine, serverJoinCPUSeconds = "server_join_cpu_seconds", serverCPUSeconds = "server_cpu_seconds"
         }
     }
 
@@ -78,7 +87,13 @@ struct BenchHub: ParsableCommand {
         let hubDir = NSTemporaryDirectory() + "hosttwin-bench-hub-\(getpid())"
         try? FileManager.default.removeItem(atPath: hubDir)
         defer { try? FileManager.default.removeItem(atPath: hubDir) }
-        let writer = TwinWriter(store: try TwinStore.open(dataDir: hubDir))
+        let database: PostgresDatabase?
+        do { database = try storeURL.map { try PostgresDatabase(url: $0) } } catch { throw CLIError("\(error)") }
+        let hubStore = try TwinStore.open(dataDir: hubDir, tablesIn: database)
+        guard try hubStore.counts()["series"] == 0 else { throw CLIError("--store: the database already holds HostTwin data; give the benchmark an empty one") }
+        // The server's processes on this machine (PostgreSQL's), for its CPU beside the hub's.
+        let serverCPU: () -> Double? = { database == nil ? nil : commandCPUSeconds("postgres") }
+        let writer = TwinWriter(store: hubStore)
         try writer.open()
         let hub = try HubIngest(writer: writer)
         // Batches that arrive together are applied as a group (the hub's group commit), up to --group.
@@ -93,13 +108,15 @@ struct BenchHub: ParsableCommand {
         }
         // Every host joins (its first batch: all its series and entities), then the steady state is timed.
         FileHandle.standardError.write(Data("applying: every host's first batch…\n".utf8))
-        var cpu0 = processCPUSeconds(), wall0 = DispatchTime.now().uptimeNanoseconds
+        var cpu0 = processCPUSeconds(), wall0 = DispatchTime.now().uptimeNanoseconds, server0 = serverCPU()
         try apply(tick: 0)
         let joinWall = Double(DispatchTime.now().uptimeNanoseconds - wall0) / 1e9, joinCPU = processCPUSeconds() - cpu0
+        let serverJoin = serverCPU().flatMap { a in server0.map { a - $0 } }
         FileHandle.standardError.write(Data("applying: \(ticks - 1) more ticks of every host…\n".utf8))
-        cpu0 = processCPUSeconds(); wall0 = DispatchTime.now().uptimeNanoseconds
+        cpu0 = processCPUSeconds(); wall0 = DispatchTime.now().uptimeNanoseconds; server0 = serverCPU()
         for i in 1..<ticks { try apply(tick: i) }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - wall0) / 1e9, cpu = processCPUSeconds() - cpu0
+        let serverSteady = serverCPU().flatMap { a in server0.map { a - $0 } }
         let resident = Int(residentBytes(pid: getpid()))
         let engine = PromQLEngine(source: StoreSampleSource(store: writer.store))
         let query = try PromQLParser.parse("sum by (host) (rate(node_cpu_seconds_total[1m]))")
@@ -112,8 +129,13 @@ struct BenchHub: ParsableCommand {
         try writer.finish(now: TwinTime.nowMillis())
         let r = Result(hosts: hosts, ticks: ticks, samples: samples, wallSeconds: wall, cpuSeconds: cpu, samplesPerCPUSecond: Double(samples) / cpu,
                        hostTicksPerSecond: Double(hosts * (ticks - 1)) / wall, residentBytes: resident, queryMillis: queryMillis, queryAgainMillis: againMillis,
-                       joinWallSeconds: joinWall, joinCPUSeconds: joinCPU)
+                       joinWallSeconds: joinWall, joinCPUSeconds: joinCPU, engine: database == nil ? "sqlite" : "postgres",
+                       serverJoinCPUSeconds: serverJoin, serverCPUSeconds: serverSteady)
         if output.json { return try printJSON(r) }
+        if let serverJoin, let serverSteady {
+            print(String(format: "store in PostgreSQL: its server's CPU %.2f s in the join, %.2f s in the steady state (%.0f samples per CPU second of hub and server together)",
+                         serverJoin, serverSteady, Double(samples) / (cpu + serverSteady)))
+        }
         print(String(format: "%d hosts joined (first batch each: all series and entities) in %.2f s wall, %.2f s CPU", hosts, joinWall, joinCPU))
         print(String(format: "then %d hosts × %d ticks = %d samples (%d a tick) applied in %.2f s wall, %.2f s CPU: %.0f samples per CPU second, %.0f host-ticks/s (%.1f× what %d hosts at 1 s need)",
                      hosts, ticks - 1, samples, recorded.sampleCount / ticks, wall, cpu, r.samplesPerCPUSecond, r.hostTicksPerSecond, r.hostTicksPerSecond / Double(hosts), hosts))

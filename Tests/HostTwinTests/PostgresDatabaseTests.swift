@@ -219,6 +219,34 @@ import TwinPostgres
         #expect(nowhere.status != 0 && nowhere.stderr.contains("no HostTwin store"), "\(nowhere.stderr)")
     }
 
+    /// Series resolved in batches (PostgreSQL's path: a few statements for many keys) get the ids one-by-one
+    /// resolution gives: a known series keeps its id whatever type it is asked with, a key twice in a batch
+    /// gets one id, new metrics and label sets are created once, and asking again changes nothing.
+    @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
+    func seriesResolvedInBatchesMatchOneByOne() throws {
+        let place = try EngineStore(.postgres)
+        defer { place.remove() }
+        let w = TwinWriter(store: try place.open())
+        try w.open()
+        let known = try w.seriesID(for: SeriesKey("cpu", Labels(["host": "a"])), type: .counter)
+        let keys: [(SeriesKey, MetricType)] = [
+            (SeriesKey("cpu", Labels(["host": "a"])), .gauge), // known, asked with another type
+            (SeriesKey("cpu", Labels(["host": "b"])), .counter),
+            (SeriesKey("mem", Labels(["host": "a"])), .gauge), // a known label set, a new metric
+            (SeriesKey("cpu", Labels(["host": "b"])), .counter), // twice in the batch
+            (SeriesKey("up"), .gauge),
+        ]
+        let ids = try w.seriesIDs(for: keys)
+        #expect(ids[0] == known && ids[1] == ids[3] && Set(ids).count == 4, "\(ids)")
+        #expect(try w.seriesIDs(for: keys) == ids)
+        let store = try place.open()
+        let counts = try #require(try store.database.read { try $0.rows("SELECT (SELECT count(*) FROM series), (SELECT count(*) FROM metrics), (SELECT count(*) FROM label_sets)").first })
+        #expect(counts.values == [.integer(4), .integer(3), .integer(3)], "series; metrics cpu/counter, mem/gauge, up/gauge; label sets a, b, empty: \(counts)")
+        let oneByOne = try store.database.write { db in try keys.map { try WriterSeriesIndex.resolve(db, $0.0, type: $0.1) } }
+        #expect(oneByOne.map(\.0) == ids && oneByOne.allSatisfy { !$0.1 })
+        try w.finish(now: 1)
+    }
+
     @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
     func aWrongPlaceIsAClearError() throws {
         let l = try PostgresDatabase.Location(url: Self.url!)

@@ -43,10 +43,8 @@ public enum StoreCopy {
         }
     }
 
-    /// Rows per statement (PostgreSQL takes at most 65,535 parameters a statement) and per read.
+    /// Rows per read.
     static let batchRows = 500
-    /// Chunk and rollup rows are large: a statement carries at most about this many bytes.
-    static let batchBytes = 8 << 20
 
     /// Copies every table of `source` (embedded) into `destination` (PostgreSQL, migrated and empty) in one
     /// transaction. `progress` gets each table's name and rows copied so far.
@@ -63,28 +61,10 @@ public enum StoreCopy {
             }
             for table in tables {
                 let columns = try destinationColumns(pg, table)
-                let names = columns.map(\.name).joined(separator: ", ")
-                let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
                 var copied = 0
                 try eachBatch(source.database, table, columns, by: .sqlite) { rows in
-                    var values: [any SQLValueConvertible] = []
-                    var pending = 0, bytes = 0
-                    func flush() throws {
-                        guard pending > 0 else { return }
-                        try pg.execute("INSERT INTO \(table)(\(names)) VALUES " + Array(repeating: row, count: pending).joined(separator: ", "), values)
-                        copied += pending
-                        values.removeAll(keepingCapacity: true)
-                        pending = 0
-                        bytes = 0
-                    }
-                    for r in rows {
-                        let converted = try convert(r, table, columns)
-                        values += converted as [any SQLValueConvertible]
-                        pending += 1
-                        bytes += converted.reduce(0) { $0 + $1.byteCount }
-                        if pending * columns.count > 60_000 || bytes >= batchBytes { try flush() }
-                    }
-                    try flush()
+                    try pg.insertRows(table, columns.map(\.name), try rows.map { try convert($0, table, columns) })
+                    copied += rows.count
                     progress(table, copied)
                 }
                 if columns.contains(where: { $0.name == "id" && $0.type == "bigint" }),
@@ -200,14 +180,3 @@ public enum StoreCopy {
     }
 }
 
-extension SQLValue {
-    /// About what the value takes in a statement.
-    var byteCount: Int {
-        switch self {
-        case .null: return 1
-        case .integer, .real: return 8
-        case .text(let s): return s.utf8.count
-        case .blob(let b): return b.count
-        }
-    }
-}

@@ -27,13 +27,10 @@ struct StateWriter {
     /// the row ids of the opened versions, in `delta.open` order.
     func write(_ db: any StoreStatements, _ delta: StateTracker.Delta, health: [CollectorHealth], at t: Int64, cipher: (any AttributeCipher)?) throws -> [Int64] {
         var opened: [Int64] = []
-        for c in delta.close {
-            try db.execute("UPDATE versions SET valid_to = ?, span = ? WHERE id = ?", [t, SpanClass.of(t - c.validFrom), c.rowID])
-        }
-        for e in delta.open {
-            let (key, attrs) = cipher.map { ($0.seal(e.kind, key: e.key), $0.seal(e.kind, e.attributes)) } ?? (e.key, e.attributes)
-            opened.append(try db.insert("INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)",
-                                        [e.kind.rawValue, key, t, try AttributeJSON.encode(attrs, for: db.dialect)]))
+        if db.dialect == .postgres && delta.close.count + delta.open.count > 2 {
+            opened = try Self.writeInBatches(db, delta, at: t, cipher: cipher)
+        } else {
+            opened = try Self.writeOneByOne(db, delta, at: t, cipher: cipher)
         }
         for h in health {
             try db.execute("""
@@ -42,6 +39,39 @@ struct StateWriter {
                 """, [h.collector, h.status.rawValue, h.message, h.durationMicros, t])
         }
         return opened
+    }
+
+    /// A statement per version: SQLite's are calls into this process, cached.
+    private static func writeOneByOne(_ db: any StoreStatements, _ delta: StateTracker.Delta, at t: Int64, cipher: (any AttributeCipher)?) throws -> [Int64] {
+        var opened: [Int64] = []
+        for c in delta.close {
+            try db.execute("UPDATE versions SET valid_to = ?, span = ? WHERE id = ?", [t, SpanClass.of(t - c.validFrom), c.rowID])
+        }
+        for e in delta.open {
+            let (key, attrs) = cipher.map { ($0.seal(e.kind, key: e.key), $0.seal(e.kind, e.attributes)) } ?? (e.key, e.attributes)
+            opened.append(try db.insert("INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)",
+                                        [e.kind.rawValue, key, t, try AttributeJSON.encode(attrs, for: db.dialect)]))
+        }
+        return opened
+    }
+
+    /// PostgreSQL: the closes in one `UPDATE ... FROM (VALUES ...)`, the opens' ids reserved in one statement
+    /// and their rows inserted in one: three round trips however many versions change.
+    private static func writeInBatches(_ db: any StoreStatements, _ delta: StateTracker.Delta, at t: Int64, cipher: (any AttributeCipher)?) throws -> [Int64] {
+        let per = maxStatementParameters / 2
+        for start in stride(from: 0, to: delta.close.count, by: per) {
+            let part = delta.close[start..<min(start + per, delta.close.count)]
+            let tuples = ["(?::bigint, ?::bigint)"] + Array(repeating: "(?, ?)", count: part.count - 1)
+            try db.execute("UPDATE versions AS v SET valid_to = ?, span = x.span FROM (VALUES \(tuples.joined(separator: ", "))) AS x(id, span) WHERE v.id = x.id",
+                           [t as any SQLValueConvertible] + part.flatMap { [$0.rowID, SpanClass.of(t - $0.validFrom)] as [any SQLValueConvertible] })
+        }
+        let ids = try db.reserveIDs("versions", delta.open.count)
+        let rows: [[SQLValue]] = try zip(delta.open, ids).map { e, id in
+            let (key, attrs) = cipher.map { ($0.seal(e.kind, key: e.key), $0.seal(e.kind, e.attributes)) } ?? (e.key, e.attributes)
+            return [.integer(id), .text(e.kind.rawValue), .text(key), .integer(t), try AttributeJSON.encode(attrs, for: .postgres)]
+        }
+        try db.insertRows("versions", ["id", "kind", "key", "valid_from", "attributes"], rows)
+        return ids
     }
 
     /// Takes a written tick into the in-memory state.

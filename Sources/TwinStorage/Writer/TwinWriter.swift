@@ -222,7 +222,7 @@ public final class TwinWriter {
 
     /// The ids of many series, created where new, in one transaction.
     public func seriesIDs(for keys: [(SeriesKey, MetricType)]) throws -> [Int64] {
-        let resolved = try store.database.write { db in try keys.map { try WriterSeriesIndex.resolve(db, $0.0, type: $0.1) } }
+        let resolved = try store.database.write { db in try WriterSeriesIndex.resolveAll(db, keys) }
         for (i, (id, created)) in resolved.enumerated() {
             index.learn(keys[i].0, id)
             if created { seriesLastT[id] = Head.unknown }

@@ -75,4 +75,66 @@ struct WriterSeriesIndex {
             ?? db.insert("INSERT INTO label_sets(hash, labels) VALUES (?, ?)", [SeriesHash.of(labels: labels), labels])
         return (try db.insert("INSERT INTO series(metric_id, labels_id) VALUES (?, ?)", [metricID, labelsID]), true)
     }
+
+    /// Many series' ids, created where new, as ``resolve(_:_:type:)`` gives them one by one. On PostgreSQL
+    /// in a few statements per batch (label sets, metrics and series each looked up, then inserted where
+    /// missing), not several round trips per series: a host joining a hub brings hundreds.
+    static func resolveAll(_ db: any StoreStatements, _ keys: [(SeriesKey, MetricType)]) throws -> [(Int64, Bool)] {
+        guard db.dialect == .postgres, keys.count > 1 else { return try keys.map { try resolve(db, $0.0, type: $0.1) } }
+        let labels = keys.map { TwinWriter.encodeLabels($0.0.labels) }
+
+        var labelIDs: [String: Int64] = [:]
+        let distinctLabels = Array(Set(labels))
+        func lookUpLabels(_ texts: [String]) throws {
+            for row in try db.rows("SELECT id, labels FROM label_sets WHERE hash IN (VALUES", keys: texts.map { [.integer(SeriesHash.of(labels: $0))] }, casts: ["bigint"]) {
+                let (id, text) = (try row.integer(0), try row.text(1))
+                labelIDs[text] = min(labelIDs[text] ?? id, id)
+            }
+        }
+        try lookUpLabels(distinctLabels)
+        let newLabels = distinctLabels.filter { labelIDs[$0] == nil }
+        for (text, id) in zip(newLabels, try db.reserveIDs("label_sets", newLabels.count)) { labelIDs[text] = id }
+        try db.insertRows("label_sets", ["id", "hash", "labels"], newLabels.map { [.integer(labelIDs[$0]!), .integer(SeriesHash.of(labels: $0)), .text($0)] })
+
+        // A series is found by its label set and metric name (whatever type it was stored with), as one by one.
+        struct Key: Hashable { var labelsID: Int64; var metric: String }
+        var seriesIDs: [Key: Int64] = [:]
+        let wanted = Array(Set(zip(keys, labels).map { Key(labelsID: labelIDs[$1]!, metric: $0.0.metric) }))
+        for row in try db.rows("SELECT s.id, s.labels_id, m.name FROM series s JOIN metrics m ON m.id = s.metric_id WHERE (s.labels_id, m.name) IN (VALUES",
+                               keys: wanted.map { [.integer($0.labelsID), .text($0.metric)] }, casts: ["bigint", "text"]) {
+            let k = Key(labelsID: try row.integer(1), metric: try row.text(2)), id = try row.integer(0)
+            seriesIDs[k] = min(seriesIDs[k] ?? id, id)
+        }
+        // The new series: their metrics (looked up, inserted where missing: another hub may insert the same
+        // one meanwhile), then the series rows.
+        var newSeries: [(key: Key, type: MetricType)] = []
+        var seen = Set<Key>()
+        for ((key, type), text) in zip(keys, labels) {
+            let k = Key(labelsID: labelIDs[text]!, metric: key.metric)
+            if seriesIDs[k] == nil, seen.insert(k).inserted { newSeries.append((k, type)) }
+        }
+        struct Metric: Hashable { var name: String; var type: String }
+        let metrics = Array(Set(newSeries.map { Metric(name: $0.key.metric, type: $0.type.rawValue) }))
+        var metricIDs: [Metric: Int64] = [:]
+        func lookUpMetrics() throws {
+            for row in try db.rows("SELECT id, name, type FROM metrics WHERE (name, type) IN (VALUES", keys: metrics.map { [.text($0.name), .text($0.type)] }, casts: ["text", "text"]) {
+                metricIDs[Metric(name: try row.text(1), type: try row.text(2))] = try row.integer(0)
+            }
+        }
+        try lookUpMetrics()
+        let missing = metrics.filter { metricIDs[$0] == nil }
+        if !missing.isEmpty {
+            try db.insertRows("metrics", ["name", "type"], missing.map { [.text($0.name), .text($0.type)] }, suffix: "ON CONFLICT (name, type) DO NOTHING")
+            try lookUpMetrics()
+        }
+        for (n, id) in zip(newSeries, try db.reserveIDs("series", newSeries.count)) { seriesIDs[n.key] = id }
+        try db.insertRows("series", ["id", "metric_id", "labels_id"], newSeries.map { n in
+            [.integer(seriesIDs[n.key]!), .integer(metricIDs[Metric(name: n.key.metric, type: n.type.rawValue)]!), .integer(n.key.labelsID)]
+        })
+        let created = Set(newSeries.map(\.key))
+        return zip(keys, labels).map { key, text in
+            let k = Key(labelsID: labelIDs[text]!, metric: key.0.metric)
+            return (seriesIDs[k]!, created.contains(k))
+        }
+    }
 }
