@@ -144,26 +144,24 @@ extension TwinStore {
         let columns = "SELECT \(Self.versionColumns) FROM versions"
         var rows = try db.rows("\(columns) \(Self.indexedBy("versions_by_end", db)) WHERE valid_to IS NULL AND valid_from <= ?", [at])
         var packed: [EntityVersion] = []
-        let ends = try db.rows("SELECT (SELECT max(valid_to) FROM versions), (SELECT max(max_to) FROM version_blocks)").first
+        let ends = try db.rows("""
+            SELECT (SELECT max(valid_to) FROM versions), (SELECT max(max_to) FROM version_blocks), (SELECT max(span) FROM versions), (SELECT max(span) FROM version_blocks)
+            """).first
         let newest = [ends?[0].int64, ends?[1].int64].compactMap { $0 }.max() ?? at
         if at < newest {
+            // Every class in one statement for rows and one for blocks (each statement is a round trip to
+            // PostgreSQL), each branch on its own index range.
+            let classes = 0...Int(max(ends?[2].int64 ?? 0, ends?[3].int64 ?? 0, 0))
+            let earliest = classes.map { c in at > Int64.min + SpanClass.window(c) ? at - SpanClass.window(c) : Int64.min }
             let closed = "\(columns) \(Self.indexedBy("versions_by_span", db)) WHERE span = ? AND valid_from >= ? AND valid_from <= ? AND valid_to > ?"
-            for c in 0...(try maxSpanClass(db)) {
-                let w = SpanClass.window(c)
-                rows += try db.rows(closed, [c, at > Int64.min + w ? at - w : Int64.min, at, at])
-                packed += try packedAlive(db, span: c, at: at)
-            }
+            rows += try db.rows(classes.map { _ in closed }.joined(separator: " UNION ALL "),
+                                classes.flatMap { [$0, earliest[$0], at, at] as [any SQLValueConvertible] })
+            packed = try packedAlive(db, classes: classes, earliest: earliest, at: at)
         }
         var out = try versions(rows, kinds: wanted)
         out += packed.lazy.filter { wanted?.contains($0.kind.rawValue) ?? true }.map(opened)
         out.sort { $0.kind != $1.kind ? $0.kind < $1.kind : $0.key < $1.key }
         return out
-    }
-
-    /// The longest lifetime class of any closed version, rows or blocks (index lookups).
-    func maxSpanClass(_ db: any StoreStatements) throws -> Int {
-        let max = try db.rows("SELECT (SELECT max(span) FROM versions), (SELECT max(span) FROM version_blocks)").first
-        return Int(Swift.max(max?[0].int64 ?? 0, max?[1].int64 ?? 0, 0))
     }
 
     /// The columns ``versions(_:kinds:)`` reads, in its order.
@@ -265,7 +263,9 @@ extension TwinStore {
         let columns = "SELECT \(Self.versionColumns) FROM versions"
         var rows = try db.rows("\(columns) WHERE span IS NULL AND valid_from >= ? AND valid_from <= ?", [from, to])
         if let classes = try db.value("SELECT max(span) FROM versions")?.int64 {
-            for c in 0...max(classes, 0) { rows += try db.rows("\(columns) WHERE span = ? AND valid_from >= ? AND valid_from <= ?", [c, from, to]) }
+            let range = 0...max(classes, 0)
+            rows += try db.rows(range.map { _ in "\(columns) WHERE span = ? AND valid_from >= ? AND valid_from <= ?" }.joined(separator: " UNION ALL "),
+                                range.flatMap { [$0, from, to] as [any SQLValueConvertible] })
         }
         var out = try versions(rows, kinds: wanted)
         out += try packedStarting(db, from: from, to: to).lazy.filter { wanted?.contains($0.kind.rawValue) ?? true }.map(opened)

@@ -145,19 +145,29 @@ extension TwinStore {
     func packed(_ db: any StoreStatements, _ sql: String, _ arguments: [any SQLValueConvertible], keep: @escaping VersionCodec.Keep) throws -> [EntityVersion] {
         var out: [EntityVersion] = []
         for row in try db.rows("SELECT id, data FROM version_blocks WHERE \(sql)", arguments) {
-            do { out += try VersionCodec.decode(try row.blob(1), sealer: cipher, keep: keep) } catch {
-                throw TwinError.corrupt(what: "version block \(try row.integer(0)) in \(dataDir)/twin.db", detail: "\(error)")
-            }
+            out += try decodeBlock(row[1], id: try row.integer(0), keep: keep)
         }
         return out
     }
 
-    /// Packed versions of lifetime class `span` alive at `at` (started within the class's window before it).
-    func packedAlive(_ db: any StoreStatements, span: Int, at: Int64) throws -> [EntityVersion] {
-        let earliest = at > Int64.min + SpanClass.window(span) ? at - SpanClass.window(span) : Int64.min
-        return try packed(db, "span = ? AND max_from >= ? AND min_from <= ? AND max_to > ?", [span, earliest, at, at]) { from, to in
-            from >= earliest && from <= at && (to ?? .max) > at
+    /// The versions `keep` accepts of one block; damage names the block.
+    private func decodeBlock(_ data: SQLValue, id: Int64, keep: @escaping VersionCodec.Keep) throws -> [EntityVersion] {
+        guard case .blob(let bytes) = data else { throw TwinError.corrupt(what: "version block \(id) in \(dataDir)/twin.db", detail: "its data is not a blob") }
+        do { return try VersionCodec.decode(bytes, sealer: cipher, keep: keep) } catch {
+            throw TwinError.corrupt(what: "version block \(id) in \(dataDir)/twin.db", detail: "\(error)")
         }
+    }
+
+    /// Packed versions alive at `at` of each lifetime class in `classes` (started within the class's window
+    /// before it, from `earliest[class]`): the blocks of every class in one statement.
+    func packedAlive(_ db: any StoreStatements, classes: ClosedRange<Int>, earliest: [Int64], at: Int64) throws -> [EntityVersion] {
+        let branch = "SELECT id, span, data FROM version_blocks WHERE span = ? AND max_from >= ? AND min_from <= ? AND max_to > ?"
+        var out: [EntityVersion] = []
+        for row in try db.rows(classes.map { _ in branch }.joined(separator: " UNION ALL "), classes.flatMap { [$0, earliest[$0], at, at] as [any SQLValueConvertible] }) {
+            let from = earliest[Int(try row.integer(1))]
+            out += try decodeBlock(row[2], id: try row.integer(0)) { start, end in start >= from && start <= at && (end ?? .max) > at }
+        }
+        return out
     }
 
     /// Packed versions that started in `[from, to]`.

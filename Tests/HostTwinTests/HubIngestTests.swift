@@ -31,8 +31,9 @@ import TwinSecurity
         return store
     }
 
-    func hub(_ dir: String) throws -> HubIngest {
-        let store = try TwinStore.open(dataDir: dir)
+    func hub(_ dir: String) throws -> HubIngest { try hub(try TwinStore.open(dataDir: dir)) }
+
+    func hub(_ store: TwinStore) throws -> HubIngest {
         let w = TwinWriter(store: store, policy: .testing)
         try w.open()
         return try HubIngest(writer: w)
@@ -74,13 +75,16 @@ import TwinSecurity
 
     /// A group commit: the live batches of two hosts interleaved in groups (chained batches of one host in
     /// one group), a forged one and a duplicate among them — each gets its own outcome, and both twins end
-    /// equal to their agents'.
-    @Test func aGroupAppliesEachBatchAsAloneWould() throws {
+    /// equal to their agents', the outbox holding each host's batches in the order applied. On both engines
+    /// (PostgreSQL saves a group's cursors, refs and outbox rows a table per statement).
+    @Test(arguments: StoreEngine.available) func aGroupAppliesEachBatchAsAloneWould(_ engine: StoreEngine) throws {
         let root = try temporaryDirectory("hosttwin-hub")
         defer { try? FileManager.default.removeItem(atPath: root) }
+        let place = try EngineStore(engine)
+        defer { place.remove() }
         let agent = try Self.agent(ticks: 60, dir: root + "/agent")
         let a = try Self.live(agent, host: "web-1", standalone: 5), b = try Self.live(agent, host: "db-2", standalone: 5)
-        let hub = try hub(root + "/hub")
+        let hub = try hub(try place.open())
         var i = 0
         while i < a.count {
             var group: [(bytes: [UInt8], host: String)] = []
@@ -99,9 +103,15 @@ import TwinSecurity
             i += 7
         }
         try hub.writer.finish(now: TwinTime.nowMillis())
-        let hubStore = try TwinStore.open(dataDir: root + "/hub", readOnly: true)
+        let hubStore = try place.open(readOnly: true)
         try Self.expectTwin(of: agent, at: hubStore, host: "web-1", ticks: 60)
         try Self.expectTwin(of: agent, at: hubStore, host: "db-2", ticks: 60)
+        #expect(try hubStore.remoteCursors().map(\.appliedThrough) == [60, 60])
+        let outbox = try hubStore.outbox(after: 0, limit: 1000)
+        for host in ["web-1", "db-2"] {
+            let seqs = outbox.filter { $0.host == host }.map(\.firstSeq)
+            #expect(!seqs.isEmpty && seqs == seqs.sorted(), "\(host): \(seqs)")
+        }
     }
 
     /// Every series of `agent` at `hubStore` with a host label and the same samples, and the state as of

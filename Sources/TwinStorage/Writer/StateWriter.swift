@@ -48,7 +48,7 @@ struct StateWriter {
             try db.execute("UPDATE versions SET valid_to = ?, span = ? WHERE id = ?", [t, SpanClass.of(t - c.validFrom), c.rowID])
         }
         for e in delta.open {
-            let (key, attrs) = cipher.map { ($0.seal(e.kind, key: e.key), $0.seal(e.kind, e.attributes)) } ?? (e.key, e.attributes)
+            let (key, attrs) = sealed(e, cipher)
             opened.append(try db.insert("INSERT INTO versions(kind, key, valid_from, attributes) VALUES (?, ?, ?, ?)",
                                         [e.kind.rawValue, key, t, try AttributeJSON.encode(attrs, for: db.dialect)]))
         }
@@ -67,11 +67,16 @@ struct StateWriter {
         }
         let ids = try db.reserveIDs("versions", delta.open.count)
         let rows: [[SQLValue]] = try zip(delta.open, ids).map { e, id in
-            let (key, attrs) = cipher.map { ($0.seal(e.kind, key: e.key), $0.seal(e.kind, e.attributes)) } ?? (e.key, e.attributes)
+            let (key, attrs) = sealed(e, cipher)
             return [.integer(id), .text(e.kind.rawValue), .text(key), .integer(t), try AttributeJSON.encode(attrs, for: .postgres)]
         }
         try db.insertRows("versions", ["id", "kind", "key", "valid_from", "attributes"], rows)
         return ids
+    }
+
+    /// An entity's key and attributes as stored: sealed where the cipher's policy says.
+    private static func sealed(_ e: Entity, _ cipher: (any AttributeCipher)?) -> (String, [String: AttributeValue]) {
+        cipher.map { ($0.seal(e.kind, key: e.key), $0.seal(e.kind, e.attributes)) } ?? (e.key, e.attributes)
     }
 
     /// Takes a written tick into the in-memory state.

@@ -106,22 +106,65 @@ extension TwinStore {
         }
     }
 
+    /// Saves the cursors of a group's parts, oldest first, with their outbox rows. SQLite: part by part.
+    /// PostgreSQL: each table in one statement (the cursors of a host kept once, its newest; the outbox rows
+    /// with ids reserved in part order), not a few round trips per part.
+    static func save(_ parts: [RemoteCursor], _ db: any StoreStatements, now: Int64) throws {
+        guard db.dialect == .postgres, parts.count > 1 else {
+            for c in parts {
+                try save(c, db, now: now)
+                if let o = c.outbox { try append(o, db) }
+            }
+            return
+        }
+        var newest: [String: Int] = [:]
+        for (i, c) in parts.enumerated() { newest[c.host] = i }
+        let cursors = parts.indices.filter { newest[parts[$0].host] == $0 }.map { parts[$0] }
+        try db.insertRows("sync_hosts", ["host", "epoch", "applied_through", "last_t", "updated"], cursors.map {
+            [.text($0.host), .integer(Int64(bitPattern: $0.epoch)), .integer(Int64($0.appliedThrough)), $0.lastTime.sqlValue, .integer(now)]
+        }, suffix: """
+            ON CONFLICT(host) DO UPDATE SET epoch = excluded.epoch, applied_through = excluded.applied_through,
+                last_t = excluded.last_t, updated = excluded.updated
+            """)
+        for c in parts { try saveGaps(c, db, now: now) }
+        // A ref once per statement (ON CONFLICT cannot change one row twice), the newest part's id.
+        struct Ref: Hashable { var host: String; var epoch: Int64; var ref: Int64 }
+        var refs: [Ref: [SQLValue]] = [:]
+        for c in parts {
+            let epoch = Int64(bitPattern: c.epoch)
+            for (ref, id) in c.newSeries { refs[Ref(host: c.host, epoch: epoch, ref: ref)] = [.text(c.host), .integer(epoch), .integer(ref), .integer(id)] }
+        }
+        try db.insertRows("sync_series", ["host", "epoch", "ref", "series_id"], Array(refs.values),
+                          suffix: "ON CONFLICT(host, epoch, ref) DO UPDATE SET series_id = excluded.series_id")
+        let rows = parts.compactMap(\.outbox)
+        let ids = try db.reserveIDs("sync_outbox", rows.count)
+        try db.insertRows("sync_outbox", ["id", "host", "epoch", "first_seq", "last_seq", "standalone", "applied_at", "batch"], zip(rows, ids).map { o, id in
+            [.integer(id), .text(o.host), .integer(Int64(bitPattern: o.epoch)), .integer(Int64(o.firstSeq)), .integer(Int64(o.lastSeq)),
+             o.standalone.sqlValue, .integer(o.appliedAt), .blob(o.batch)]
+        })
+    }
+
     static func save(_ c: RemoteCursor, _ db: any StoreStatements, now: Int64) throws {
         try db.execute("""
             INSERT INTO sync_hosts(host, epoch, applied_through, last_t, updated) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT(host) DO UPDATE SET epoch = excluded.epoch, applied_through = excluded.applied_through,
                 last_t = excluded.last_t, updated = excluded.updated
             """, [c.host, Int64(bitPattern: c.epoch), Int64(c.appliedThrough), c.lastTime, now])
+        try saveGaps(c, db, now: now)
+        // One statement for all of them (a round trip each on PostgreSQL; a host's first batch has hundreds).
+        try db.insertRows("sync_series", ["host", "epoch", "ref", "series_id"],
+                          c.newSeries.map { [.text(c.host), .integer(Int64(bitPattern: c.epoch)), .integer($0.key), .integer($0.value)] },
+                          suffix: "ON CONFLICT(host, epoch, ref) DO UPDATE SET series_id = excluded.series_id")
+    }
+
+    /// The spans of raw samples the sender thinned, as its gaps.
+    private static func saveGaps(_ c: RemoteCursor, _ db: any StoreStatements, now: Int64) throws {
         for gap in c.thinned {
             try db.execute("""
                 INSERT INTO raw_gaps(host, from_t, to_t, reason, recorded) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(host, from_t) DO UPDATE SET to_t = excluded.to_t, reason = excluded.reason, recorded = excluded.recorded
                 """, [c.host, gap.from, gap.to, gap.reason, now])
         }
-        // One statement for all of them (a round trip each on PostgreSQL; a host's first batch has hundreds).
-        try db.insertRows("sync_series", ["host", "epoch", "ref", "series_id"],
-                          c.newSeries.map { [.text(c.host), .integer(Int64(bitPattern: c.epoch)), .integer($0.key), .integer($0.value)] },
-                          suffix: "ON CONFLICT(host, epoch, ref) DO UPDATE SET series_id = excluded.series_id")
     }
 }
 
@@ -209,9 +252,8 @@ extension TwinWriter {
                     result.opened += delta.open.count
                     result.closed += delta.close.count
                 }
-                try TwinStore.save(part.cursor, db, now: TwinTime.nowMillis())
-                if let o = part.cursor.outbox { try TwinStore.append(o, db) }
             }
+            try TwinStore.save(parts.map(\.cursor), db, now: TwinTime.nowMillis())
         }
         for w in written { state.applied(w.delta, opened: w.opened, health: [], at: w.t) }
         if result.closed > 0, let t = written.last?.t { requestPacking(at: t) }
