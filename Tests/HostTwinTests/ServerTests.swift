@@ -209,11 +209,15 @@ import TwinStorage
         let entities = (state["data"] as? [String: Any])?["entities"] as? [[String: Any]] ?? []
         #expect(entities.contains { ($0["attributes"] as? [String: Any])?["pid"] as? Int == Int(me) })
         // The diff from before the run began: everything appeared. `limit=1` lists one of each kind and counts all.
-        let whole = (Self.get(port, "/api/v1/twin/diff?from=-1h&to=now").1["data"] as? [String: Any]) ?? [:]
+        // Both to the same moment, a second back: ticks up to it are committed (a tick takes far less), so both
+        // calls see the same versions; the twin has collected for over two seconds by then.
+        usleep(1_000_000)
+        let to = String(format: "%.3f", Date().timeIntervalSince1970 - 1)
+        let whole = (Self.get(port, "/api/v1/twin/diff?from=-1h&to=\(to)").1["data"] as? [String: Any]) ?? [:]
         let appeared = (whole["appeared"] as? [[String: Any]]) ?? []
         let perKind = Dictionary(grouping: appeared) { $0["kind"] as? String ?? "" }.mapValues(\.count)
         #expect(perKind["processes", default: 0] > 1 && whole["truncated"] as? Bool == false, "\(perKind)")
-        let one = (Self.get(port, "/api/v1/twin/diff?from=-1h&to=now&limit=1").1["data"] as? [String: Any]) ?? [:]
+        let one = (Self.get(port, "/api/v1/twin/diff?from=-1h&to=\(to)&limit=1").1["data"] as? [String: Any]) ?? [:]
         let listed = ((one["appeared"] as? [[String: Any]]) ?? []).map { $0["kind"] as? String ?? "" }
         let counted = ((one["counts"] as? [String: [String: Any]]) ?? [:]).compactMapValues { $0["appeared"] as? Int }.filter { $0.value > 0 }
         #expect(listed.sorted() == perKind.keys.sorted() && counted == perKind && one["truncated"] as? Bool == true, "\(listed) \(counted)")

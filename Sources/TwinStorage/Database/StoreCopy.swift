@@ -62,7 +62,7 @@ public enum StoreCopy {
             for table in tables {
                 let columns = try destinationColumns(pg, table)
                 var copied = 0
-                try eachBatch(source.database, table, columns, by: .sqlite) { rows in
+                try eachBatch(source.database, table, columns) { rows in
                     try pg.insertRows(table, columns.map(\.name), try rows.map { try convert($0, table, columns) })
                     copied += rows.count
                     progress(table, copied)
@@ -100,10 +100,10 @@ public enum StoreCopy {
         let columnsByTable = try destination.database.read { pg in try tables.map { ($0, try destinationColumns(pg, $0)) } }
         return try columnsByTable.map { table, columns in
             var a = (rows: 0, sum: UInt64(0)), b = (rows: 0, sum: UInt64(0))
-            try eachBatch(source.database, table, columns, by: .sqlite) { rows in
+            try eachBatch(source.database, table, columns) { rows in
                 for r in rows { a.rows += 1; a.sum &+= hash(try convert(r, table, columns)) }
             }
-            try eachBatch(destination.database, table, columns, by: .postgres) { rows in
+            try eachBatch(destination.database, table, columns) { rows in
                 for r in rows { b.rows += 1; b.sum &+= hash(r.values) }
             }
             return Table(table: table, rows: a.rows, digest: hex(a.sum), copiedRows: b.rows, copiedDigest: hex(b.sum))
@@ -119,7 +119,7 @@ public enum StoreCopy {
 
     /// Reads `table`'s `columns` in batches: tables with an `id` by id, the others (small: tokens, positions,
     /// metadata) in one read.
-    static func eachBatch(_ database: any StoreDatabase, _ table: String, _ columns: [Column], by dialect: SQLDialect, _ body: ([SQLRow]) throws -> Void) throws {
+    static func eachBatch(_ database: any StoreDatabase, _ table: String, _ columns: [Column], _ body: ([SQLRow]) throws -> Void) throws {
         let names = columns.map(\.name).joined(separator: ", ")
         guard let idIndex = columns.firstIndex(where: { $0.name == "id" && $0.type == "bigint" }) else {
             try body(try database.read { try $0.rows("SELECT \(names) FROM \(table)") })
