@@ -142,18 +142,17 @@ extension TwinStore {
         // Directories first: the bound is known before anything is decoded.
         var bound = 0
         var groups: [(group: Int64, wanted: [Int64], expected: [Int], rows: [(key: ChunkCache.Key, inRow: [Int64])])] = []
-        for (group, wanted) in Dictionary(grouping: Set(ids), by: GroupBlock.group(of:)) {
+        let byGroup = Dictionary(grouping: Set(ids), by: GroupBlock.group(of:))
+        let rowsByGroup = try chunkRows(db, groups: Array(byGroup.keys), from: from, to: to)
+        let uncached = rowsByGroup.values.joined().filter { key in directoryCache.withLock { $0[key] == nil } }
+        let fetched = try chunkMembers(db, uncached.map(\.id))
+        for (group, wanted) in byGroup {
             var rows: [(key: ChunkCache.Key, inRow: [Int64])] = []
             var expected = [Int](repeating: 0, count: wanted.count)
-            // Without the directory blob: it is read only when its parse is not cached.
-            let found = try db.rows("SELECT id, min_t, max_t, count, length(data) FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t",
-                                    [group, from, to])
-            for row in found {
-                let key = ChunkCache.Key(id: try row.integer(0), minT: try row.integer(1), maxT: try row.integer(2), count: try row.integer(3),
-                                         bytes: try row.integer(4), series: 0)
+            for key in rowsByGroup[group] ?? [] {
                 let directory: GroupBlock.Directory
                 if let hit = directoryCache.withLock({ $0[key] }) { directory = hit } else {
-                    let members = try db.value("SELECT members FROM chunks WHERE id = ?", [key.id]) ?? .null
+                    let members = try fetched[key.id] ?? db.value("SELECT members FROM chunks WHERE id = ?", [key.id]) ?? .null
                     directory = try Self.directory(members, row: key.id, group: group, of: wanted)
                     directoryCache.withLock { cache in
                         if cache.count >= 16_384 { cache.removeAll() }
@@ -235,6 +234,41 @@ extension TwinStore {
             for (i, id) in wanted.enumerated() {
                 out[id] = unordered[i] ? SampleColumns(TwinStore.ordered(Array(zip(ts[i], vs[i])))) : SampleColumns(t: ts[i], v: vs[i])
             }
+        }
+        return out
+    }
+
+    /// The chunk rows of `groups` overlapping `[from, to]`, by group, oldest first, without their directory
+    /// blobs (read only when a parse is not cached). SQLite: a statement per group, on its index; PostgreSQL:
+    /// all groups in one statement per 60,000 (a query across a fleet touches thousands of groups, and a
+    /// statement is a round trip there).
+    func chunkRows(_ db: any StoreStatements, groups: [Int64], from: Int64, to: Int64) throws -> [Int64: [ChunkCache.Key]] {
+        let columns = "id, min_t, max_t, count, length(data)"
+        func key(_ row: SQLRow, _ at: Int) throws -> ChunkCache.Key {
+            ChunkCache.Key(id: try row.integer(at), minT: try row.integer(at + 1), maxT: try row.integer(at + 2), count: try row.integer(at + 3),
+                           bytes: try row.integer(at + 4), series: 0)
+        }
+        var out: [Int64: [ChunkCache.Key]] = [:]
+        guard db.dialect == .postgres, groups.count > 1 else {
+            for group in groups {
+                out[group] = try db.rows("SELECT \(columns) FROM chunks WHERE group_id = ? AND max_t >= ? AND min_t <= ? ORDER BY min_t", [group, from, to]).map { try key($0, 0) }
+            }
+            return out
+        }
+        for row in try db.rows("SELECT group_id, \(columns) FROM chunks WHERE max_t >= ? AND min_t <= ? AND group_id IN (VALUES", leading: [.integer(from), .integer(to)],
+                               keys: groups.map { [.integer($0)] }, casts: ["bigint"], then: "ORDER BY group_id, min_t") {
+            out[try row.integer(0), default: []].append(try key(row, 1))
+        }
+        return out
+    }
+
+    /// The directory blobs of chunk rows `ids`, in one statement per 60,000 on PostgreSQL; empty on SQLite,
+    /// whose callers read each with a statement of its own.
+    func chunkMembers(_ db: any StoreStatements, _ ids: [Int64]) throws -> [Int64: SQLValue] {
+        guard db.dialect == .postgres, ids.count > 1 else { return [:] }
+        var out: [Int64: SQLValue] = [:]
+        for row in try db.rows("SELECT id, members FROM chunks WHERE id IN (VALUES", keys: ids.map { [.integer($0)] }, casts: ["bigint"]) {
+            out[try row.integer(0)] = row[1]
         }
         return out
     }

@@ -69,6 +69,27 @@ import TwinQuery
         try w.finish(now: end + 10_000)
     }
 
+    /// A read across several series groups (150 series: three groups of 64) and several sealed windows
+    /// returns every series' samples exactly, also read again from the caches, and a window in the middle.
+    @Test(arguments: StoreEngine.available) func readsAcrossGroupsAndWindows(_ engine: StoreEngine) throws {
+        let (place, store, w) = try openWriter(engine, .testing)
+        defer { place.remove() }
+        let ids = try w.seriesIDs(for: (0..<150).map { (SeriesKey("m", Labels(["s": "\($0)"])), .gauge) })
+        #expect(Set(ids.map(GroupBlock.group(of:))).count >= 3)
+        let step: Int64 = 120_000 // 60 samples over two hours
+        w.maxHeadSamples = 3_000 // and a cut every 20 of them
+        for i in 0..<60 { try w.append(batch: ids.enumerated().map { s, id in (id, Self.t0 + Int64(i) * step, value(s, i)) }) }
+        try w.flush()
+        #expect(try EngineStore.integer(store, "SELECT count(*) FROM chunks") ?? 0 >= 6, "at least two rows per group")
+        for _ in 0..<2 {
+            let read = try store.samples(ids: ids, from: .min, to: .max)
+            #expect(ids.enumerated().allSatisfy { s, id in read[id]?.map(\.1) == (0..<60).map { value(s, $0) } })
+        }
+        let middle = try store.samples(ids: ids, from: Self.t0 + 15 * step, to: Self.t0 + 44 * step)
+        #expect(ids.allSatisfy { middle[$0]?.map(\.0) == (15..<45).map { Self.t0 + Int64($0) * step } })
+        try w.finish(now: Self.t0 + 100 * step)
+    }
+
     /// Ticks over many head windows inside one hour: the open hour keeps at most three chunks per series,
     /// every sample once.
     @Test(arguments: StoreEngine.available) func openHourWindowsAreMerged(_ engine: StoreEngine) throws {

@@ -93,7 +93,8 @@ import TwinPostgres
     }
 
     /// A hub with its tables in PostgreSQL (`serve --store URL`): its agent token is created there, an agent
-    /// pushes to it and stops, and every tick of the agent is applied once; the hub answers PromQL and the
+    /// pushes to it, the hub is killed (-9) and restarted, the agent stops, and every tick of the agent is
+    /// applied once (the agent's digest equals the hub's); the hub answers PromQL and the
     /// state from PostgreSQL, a reader (`hosttwin query --store`) gets the same answer, and the data
     /// directory's own SQLite file holds none of it.
     @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
@@ -107,16 +108,30 @@ import TwinPostgres
         #expect(created.status == 0, "\(created.stderr)")
         try (created.stdout.split(separator: "\n").last.map(String.init) ?? "").write(toFile: dir + "/agent.token", atomically: true, encoding: .utf8)
         let port = try ServerTests.freePort()
-        let hub = try ServerTests.start(["serve", "--data-dir", hubDir, "--store", fresh, "--listen", "127.0.0.1:\(port)"])
+        var hub = try ServerTests.start(["serve", "--data-dir", hubDir, "--store", fresh, "--listen", "127.0.0.1:\(port)"])
         defer { if hub.isRunning { hub.terminate(); hub.waitUntilExit() } }
         let agent = try ServerTests.start(["agent", "--data-dir", agentDir, "--host-name", "web-1", "--interval", "500ms",
                                            "--push", "http://127.0.0.1:\(port)", "--token-file", dir + "/agent.token"])
         defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
         #expect(try EndToEndTests.eventually(40) { (FleetTests.applied(port)["web-1"] ?? 0) >= 6 }, "the hub never applied 6 ticks")
+        // The hub is killed mid-push and comes back: what it acknowledged is in PostgreSQL or in its head log,
+        // and the agent resumes where the hub's tables say.
+        let before = FleetTests.applied(port)["web-1"] ?? 0
+        kill(hub.processIdentifier, SIGKILL)
+        hub.waitUntilExit()
+        usleep(1_000_000)
+        hub = try ServerTests.start(["serve", "--data-dir", hubDir, "--store", fresh, "--listen", "127.0.0.1:\(port)"])
+        #expect(try EndToEndTests.eventually(40) { (FleetTests.applied(port)["web-1"] ?? 0) >= before + 4 }, "the agent did not resume after the kill")
         agent.interrupt()
         agent.waitUntilExit()
-        let lastSeq = try #require(try TwinStore.open(dataDir: agentDir, readOnly: true).ticks(from: 1, limit: 1_000_000).last?.seq)
+        let agentTicks = try TwinStore.open(dataDir: agentDir, readOnly: true).ticks(from: 1, limit: 1_000_000)
+        let lastSeq = try #require(agentTicks.last?.seq)
         #expect(try EndToEndTests.eventually(20) { FleetTests.applied(port)["web-1"] == lastSeq }, "the hub at \(FleetTests.applied(port)), the agent at \(lastSeq)")
+        // Every sample and version of the agent's, once: the agent's digest equals the hub's, read from PostgreSQL.
+        let at = String(format: "%.3f", Double(agentTicks.last!.time) / 1000)
+        let mine = try EndToEndTests.cli(["digest", "--data-dir", agentDir, "--until", at, "--json"]).stdout
+        let theirs = try EndToEndTests.cli(["digest", "--data-dir", hubDir, "--store", fresh, "--host", "web-1", "--until", at, "--json"]).stdout
+        #expect(mine.contains("digest") && theirs == mine, "the hub's digest \(theirs) differs from the agent's \(mine)")
 
         let query = "/api/v1/query?query=\(ServerTests.q("count(node_load1)"))&host=web-1"
         let answer = ((ServerTests.get(port, query).1["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first?["value"] as? [Any]

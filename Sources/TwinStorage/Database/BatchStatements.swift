@@ -45,20 +45,21 @@ extension StoreStatements {
     }
 
     /// The rows of `select` for keys given as tuples of `width` values: `select` ends with
-    /// `IN (VALUES ...)`'s opening, e.g. `... WHERE (a, b) IN (VALUES`, and gets the tuples and `)` appended,
-    /// as many keys per statement as the parameter limit allows. `casts` types each position of the first
-    /// tuple (PostgreSQL infers the rest from it).
-    func rows(_ select: String, keys: [[SQLValue]], casts: [String]) throws -> [SQLRow] {
+    /// `IN (VALUES ...)`'s opening, e.g. `... WHERE (a, b) IN (VALUES`, and gets the tuples, `)` and `then`
+    /// appended, as many keys per statement as the parameter limit allows; `leading` are the values of
+    /// the placeholders before the tuples. `casts` types each position of the first tuple (PostgreSQL infers
+    /// the rest from it). With `then` (an `ORDER BY`), the order holds within each statement.
+    func rows(_ select: String, leading: [SQLValue] = [], keys: [[SQLValue]], casts: [String], then: String = "") throws -> [SQLRow] {
         guard !keys.isEmpty else { return [] }
         let width = casts.count
         let first = "(" + casts.map { "?::" + $0 }.joined(separator: ", ") + ")"
         let tuple = "(" + Array(repeating: "?", count: width).joined(separator: ", ") + ")"
         var out: [SQLRow] = []
-        let per = maxStatementParameters / width
+        let per = (maxStatementParameters - leading.count) / width
         for start in stride(from: 0, to: keys.count, by: per) {
             let part = keys[start..<min(start + per, keys.count)]
-            let sql = select + " " + ([first] + Array(repeating: tuple, count: part.count - 1)).joined(separator: ", ") + ")"
-            out += try rows(sql, part.flatMap { $0 } as [any SQLValueConvertible])
+            let sql = select + " " + ([first] + Array(repeating: tuple, count: part.count - 1)).joined(separator: ", ") + ")" + (then.isEmpty ? "" : " " + then)
+            out += try rows(sql, (leading + part.flatMap { $0 }) as [any SQLValueConvertible])
         }
         return out
     }
