@@ -113,9 +113,37 @@ def key(m):
     return json.dumps(m, sort_keys=True)
 
 
-def compare_data(p, t, ordered=False):
+def same_values_per_step(pr, tr):
+    """Whether two range results hold, step by step, the same values (within `close`) whatever series carry
+    them: topk and bottomk choose among series whose values tie within the tolerance as their heaps happen
+    to, and values equal within 1e-9 relative are not told apart here (`close`)."""
+    def steps(result):
+        out = {}
+        for s in result:
+            for at, v in s["values"]:
+                out.setdefault(at, []).append(v)
+        return out
+    a, b = steps(pr), steps(tr)
+    if set(a) != set(b):
+        return False
+    for at in a:
+        x, y = sorted(a[at], key=num), sorted(b[at], key=num)
+        if len(x) != len(y) or not all(close(u, v) for u, v in zip(x, y)):
+            return False
+    return True
+
+
+def compare_data(p, t, ordered=False, selection=False):
     """None when equal, else a short description of the first difference. `ordered`: an instant vector's
-    series must come in the same order (sort, sort_desc, topk, bottomk)."""
+    series must come in the same order (sort, sort_desc, topk, bottomk). `selection` (topk, bottomk): a
+    range result may pick other series among values that tie within the tolerance."""
+    found = compare_strictly(p, t, ordered)
+    if found and selection and p["resultType"] == "matrix" and same_values_per_step(p["result"], t["result"]):
+        return None
+    return found
+
+
+def compare_strictly(p, t, ordered):
     if p["resultType"] != t["resultType"]:
         return f"resultType {p['resultType']} vs {t['resultType']}"
     rt = p["resultType"]
@@ -276,6 +304,7 @@ def coverage(queries):
 
 # Queries whose instant result has an order Prometheus defines (by value).
 ORDERED = re.compile(r"^\s*(sort|sort_desc|topk|bottomk)\b")
+SELECTION = re.compile(r"^\s*(topk|bottomk)\b")
 
 
 def compare(args):
@@ -313,7 +342,7 @@ def compare(args):
                 continue
             if name == "range" and pj["data"]["result"]:
                 nonempty += 1
-            d = compare_data(pj["data"], tj["data"], ordered=ORDERED.match(q) is not None)
+            d = compare_data(pj["data"], tj["data"], ordered=ORDERED.match(q) is not None, selection=SELECTION.match(q) is not None)
             if d:
                 problems.append(f"{name}: {d}")
         if problems:
