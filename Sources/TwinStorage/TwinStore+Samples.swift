@@ -144,8 +144,7 @@ extension TwinStore {
         var groups: [(group: Int64, wanted: [Int64], expected: [Int], rows: [(key: ChunkCache.Key, inRow: [Int64])])] = []
         let byGroup = Dictionary(grouping: Set(ids), by: GroupBlock.group(of:))
         let rowsByGroup = try chunkRows(db, groups: Array(byGroup.keys), from: from, to: to)
-        let uncached = rowsByGroup.values.joined().filter { key in directoryCache.withLock { $0[key] == nil } }
-        let fetched = try chunkMembers(db, uncached.map(\.id))
+        let fetched = try uncachedMembers(db, rowsByGroup.values.joined())
         for (group, wanted) in byGroup {
             var rows: [(key: ChunkCache.Key, inRow: [Int64])] = []
             var expected = [Int](repeating: 0, count: wanted.count)
@@ -262,10 +261,12 @@ extension TwinStore {
         return out
     }
 
-    /// The directory blobs of chunk rows `ids`, in one statement per 60,000 on PostgreSQL; empty on SQLite,
-    /// whose callers read each with a statement of its own.
-    func chunkMembers(_ db: any StoreStatements, _ ids: [Int64]) throws -> [Int64: SQLValue] {
-        guard db.dialect == .postgres, ids.count > 1 else { return [:] }
+    /// The directory blobs of the chunk rows `keys` whose parse is not cached, in one statement per 60,000 on
+    /// PostgreSQL; empty on SQLite, whose callers read each with a statement of its own.
+    func uncachedMembers(_ db: any StoreStatements, _ keys: some Sequence<ChunkCache.Key>) throws -> [Int64: SQLValue] {
+        guard db.dialect == .postgres else { return [:] }
+        let ids = directoryCache.withLock { cache in keys.filter { cache[$0] == nil }.map(\.id) }
+        guard ids.count > 1 else { return [:] }
         var out: [Int64: SQLValue] = [:]
         for row in try db.rows("SELECT id, members FROM chunks WHERE id IN (VALUES", keys: ids.map { [.integer($0)] }, casts: ["bigint"]) {
             out[try row.integer(0)] = row[1]

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TwinCore
-import TwinPostgres
 import TwinQuery
 import TwinStorage
 import TwinSync
@@ -87,8 +86,7 @@ struct BenchHub: ParsableCommand {
         let hubDir = NSTemporaryDirectory() + "hosttwin-bench-hub-\(getpid())"
         try? FileManager.default.removeItem(atPath: hubDir)
         defer { try? FileManager.default.removeItem(atPath: hubDir) }
-        let database: PostgresDatabase?
-        do { database = try storeURL.map { try PostgresDatabase(url: $0) } } catch { throw CLIError("\(error)") }
+        let database = try StoreOptions.database(storeURL)
         let hubStore = try TwinStore.open(dataDir: hubDir, tablesIn: database)
         guard try hubStore.counts()["series"] == 0 else { throw CLIError("--store: the database already holds HostTwin data; give the benchmark an empty one") }
         // The server's processes on this machine (PostgreSQL's), for its CPU beside the hub's.

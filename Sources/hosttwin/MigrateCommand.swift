@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TwinCore
-import TwinPostgres
 import TwinStorage
 
 /// `hosttwin migrate --from DIR --to URL`: moves an embedded twin's tables into PostgreSQL and checks the copy.
@@ -55,8 +54,7 @@ struct MigrateCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: TwinStore.databasePath(from)) else {
             throw CLIError("no HostTwin store in \(from) (missing \(TwinStore.databasePath(from)))")
         }
-        let database: PostgresDatabase
-        do { database = try PostgresDatabase(url: to) } catch { throw CLIError("\(error)") }
+        let database = try StoreOptions.database(to)!
         let source = try TwinStore.open(dataDir: from)
         let (tables, hosts) = try StoreCopy.whileSealedAndLocked(source) {
             let quarantined = try StoreCopy.quarantinedRows(source)

@@ -23,9 +23,12 @@ struct StoreOptions: ParsableArguments {
 
     /// Opens the store (tables in PostgreSQL with `--store`), creating or upgrading it unless `readOnly`.
     func open(readOnly: Bool = false) throws -> TwinStore {
-        let database: PostgresDatabase?
-        do { database = try storeURL.map { try PostgresDatabase(url: $0) } } catch { throw CLIError("\(error)") }
-        return try TwinStore.open(dataDir: resolvedDataDir, readOnly: readOnly, tablesIn: database)
+        try TwinStore.open(dataDir: resolvedDataDir, readOnly: readOnly, tablesIn: Self.database(storeURL))
+    }
+
+    /// The PostgreSQL database at `url` (nil: none), a bad URL or a refused connection as the command's error.
+    static func database(_ url: String?) throws -> PostgresDatabase? {
+        do { return try url.map { try PostgresDatabase(url: $0) } } catch { throw CLIError("\(error)") }
     }
 
     /// Refuses `--store` for a command that works on the embedded store only (`why` says what it does instead).

@@ -18,6 +18,7 @@ extension StoreStatements {
     /// one cached statement per row (no round trips to save, and a statement text per row count would fill
     /// the connection's statement cache).
     func insertRows(_ table: String, _ columns: [String], _ rows: [[SQLValue]], suffix: String = "", maxBytes: Int = 8 << 20) throws {
+        guard !rows.isEmpty else { return }
         let head = "INSERT INTO \(table)(\(columns.joined(separator: ", "))) VALUES "
         let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
         guard dialect == .postgres else {

@@ -157,21 +157,17 @@ public enum StoreCopy {
     /// FNV-1a over a row's values (a kind byte, then the value's bits or bytes), finished with SplitMix64's
     /// mixer so that sums of row hashes do not cancel.
     static func hash(_ values: [SQLValue]) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func add(_ byte: UInt8) { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        func add(_ v: UInt64) { for i in 0..<8 { add(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
+        var h = TwinDigest.FNV()
         for v in values {
             switch v {
-            case .null: add(UInt8(0))
-            case .integer(let i): add(UInt8(1)); add(UInt64(bitPattern: i))
-            case .real(let d): add(UInt8(2)); add(d.bitPattern)
-            case .text(let s): add(UInt8(3)); add(UInt64(s.utf8.count)); for b in s.utf8 { add(b) }
-            case .blob(let b): add(UInt8(4)); add(UInt64(b.count)); for x in b { add(x) }
+            case .null: h.add(UInt8(0))
+            case .integer(let i): h.add(UInt8(1)); h.add(UInt64(bitPattern: i))
+            case .real(let d): h.add(UInt8(2)); h.add(d.bitPattern)
+            case .text(let s): h.add(UInt8(3)); h.add(UInt64(s.utf8.count)); for b in s.utf8 { h.add(b) }
+            case .blob(let b): h.add(UInt8(4)); h.add(UInt64(b.count)); for x in b { h.add(x) }
             }
         }
-        h = (h ^ (h >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        h = (h ^ (h >> 27)) &* 0x94D0_49BB_1331_11EB
-        return h ^ (h >> 31)
+        return SeededRandom.mix(h.value)
     }
 
     static func hex(_ v: UInt64) -> String {
