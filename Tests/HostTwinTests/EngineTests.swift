@@ -34,7 +34,7 @@ import TwinQuery
     /// aggregate must equal the same aggregate computed from the raw samples.
     @Test(arguments: StoreEngine.available) func ingestCompactRollUpAndReadBack(_ engine: StoreEngine) throws {
         let (place, store, w) = try openWriter(engine)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         w.maxHeadSamples = 5_000
         let ids = try (0..<3).map { try w.seriesID(for: SeriesKey("m", Labels(["s": "\($0)"])), type: .gauge) }
         let n = 21_600 // 2.5 days at 10 s
@@ -73,7 +73,7 @@ import TwinQuery
     /// returns every series' samples exactly, also read again from the caches, and a window in the middle.
     @Test(arguments: StoreEngine.available) func readsAcrossGroupsAndWindows(_ engine: StoreEngine) throws {
         let (place, store, w) = try openWriter(engine, .testing)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         let ids = try w.seriesIDs(for: (0..<150).map { (SeriesKey("m", Labels(["s": "\($0)"])), .gauge) })
         #expect(Set(ids.map(GroupBlock.group(of:))).count >= 3)
         let step: Int64 = 120_000 // 60 samples over two hours
@@ -183,7 +183,7 @@ import TwinQuery
         var p = StoragePolicy()
         p.rawRetention = 2 * StoragePolicy.hour
         let (place, store, w) = try openWriter(engine, p)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         let id = try w.seriesID(for: SeriesKey("g"), type: .gauge)
         var batch: [(Int64, Int64, Double)] = []
         for i in 0..<(6 * 360) { batch.append((id, Self.t0 + Int64(i) * 10_000, Double(i % 17))) }
@@ -201,7 +201,7 @@ import TwinQuery
         var p = StoragePolicy()
         p.rawRetention = 2 * StoragePolicy.hour
         let (place, store, w) = try openWriter(engine, p)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         let id = try w.seriesID(for: SeriesKey("g"), type: .gauge)
         try store.holdForSync("hub:1", from: Self.t0 + StoragePolicy.hour)
         try store.holdForSync("hub:2", from: Self.t0 + 2 * StoragePolicy.hour)
@@ -258,7 +258,7 @@ import TwinQuery
         var p = StoragePolicy()
         p.rawRetention = StoragePolicy.day
         let (place, store, w) = try openWriter(engine, p)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         let g = try w.seriesID(for: SeriesKey("g"), type: .gauge), c = try w.seriesID(for: SeriesKey("c"), type: .counter)
         var batch: [(Int64, Int64, Double)] = []
         for i in 0..<(54 * 360) { // 2 days and 6 hours: the first day's 1-minute rollups are complete

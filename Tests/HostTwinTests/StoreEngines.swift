@@ -47,6 +47,13 @@ final class EngineStore: Sendable {
         drop()
     }
 
+    /// Stops `writers` (their sealers may still be writing) and then removes the store: dropping the
+    /// database under a sealer's statement left that statement waiting for good.
+    func remove(stopping writers: TwinWriter...) {
+        for w in writers { try? w.finish(now: 0) }
+        remove()
+    }
+
     /// The first column of the first row of `sql` in the store's tables.
     static func integer(_ store: TwinStore, _ sql: String, _ arguments: [any SQLValueConvertible] = []) throws -> Int64? {
         try store.database.read { try $0.value(sql, arguments)?.int64 }

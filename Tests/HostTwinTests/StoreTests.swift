@@ -156,7 +156,7 @@ extension StoragePolicy {
     /// Rewriting stored versions (key rotation re-seals them) reaches packed blocks as well as rows.
     @Test(arguments: StoreEngine.available) func rewriteReachesPackedVersions(_ engine: StoreEngine) throws {
         let (place, store, w) = try startedWriter(engine, at: 999)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         for (i, name) in ["a", "b", "c"].enumerated() {
             var o = Observation(timestamp: 1000 * Int64(i + 1))
             o.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: ["name": .string(name)])])
@@ -173,7 +173,7 @@ extension StoragePolicy {
 
     @Test(arguments: StoreEngine.available) func diffListsAppearedChangedDisappeared(_ engine: StoreEngine) throws {
         let (place, store, w) = try startedWriter(engine, at: 999)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         var a = Observation(timestamp: 1000)
         a.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: ["name": "init", "state": "running"]),
                            Entity(kind: .processes, key: "2@5", attributes: ["name": "old"])])
@@ -196,7 +196,7 @@ extension StoragePolicy {
     /// Long attribute JSON (command lines) is stored deflated and reads back identical; short JSON stays text.
     @Test(arguments: StoreEngine.available) func longAttributesAreStoredDeflated(_ engine: StoreEngine) throws {
         let (place, store, w) = try startedWriter(engine, at: 0)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         let command = "swift-frontend " + (0..<300).map { "-I /work/main/.build/debug/Module\($0 % 17).swiftmodule" }.joined(separator: " ")
         var o = Observation(timestamp: 1000)
         o.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: ["command": .string(command), "pid": .int(1)]),
@@ -217,7 +217,7 @@ extension StoragePolicy {
     /// repeat check only for a series list it has already checked).
     @Test(arguments: StoreEngine.available) func aSeriesTwiceInOneTickKeepsItsFirstValue(_ engine: StoreEngine) throws {
         let (place, store, w) = try startedWriter(engine, at: 0)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         for i in 1...3 {
             var o = Observation(timestamp: Int64(i) * 1000)
             o.add("dup", .empty, Double(i))
@@ -232,7 +232,7 @@ extension StoragePolicy {
 
     @Test(arguments: StoreEngine.available) func refusesOutOfOrderTicksWithoutWriting(_ engine: StoreEngine) throws {
         let (place, store, w) = try startedWriter(engine, at: 0)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         var o = Observation(timestamp: 5000)
         o.add("m", .empty, 1)
         try w.commit(o)
@@ -246,7 +246,7 @@ extension StoragePolicy {
 
     @Test(arguments: StoreEngine.available) func corruptChunkIsReportedWithItsLocation(_ engine: StoreEngine) throws {
         let (place, store, w) = try startedWriter(engine, at: 0)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         for i in 1...50 {
             var o = Observation(timestamp: Int64(i) * 1000)
             o.add("m", .empty, Double(i) * 1.1)
@@ -266,7 +266,7 @@ extension StoragePolicy {
 
     @Test(arguments: StoreEngine.available) func idleSeriesLeaveMemoryButKeepTheirIdentity(_ engine: StoreEngine) throws {
         let (place, store, w) = try startedWriter(engine, at: 0)
-        defer { place.remove() }
+        defer { place.remove(stopping: w) }
         func tick(_ t: Int64, _ names: [String]) throws {
             var o = Observation(timestamp: t)
             for n in names { o.add(n, .empty, Double(t)) }
@@ -284,8 +284,8 @@ extension StoragePolicy {
 
     @Test(arguments: StoreEngine.available) func oneWriterPerStore(_ engine: StoreEngine) throws {
         let place = try EngineStore(engine)
-        defer { place.remove() }
         let first = TwinWriter(store: try place.open())
+        defer { place.remove(stopping: first) }
         try first.begin(now: 1000, interval: 1000)
         let second = TwinWriter(store: try place.open())
         #expect { try second.begin(now: 2000, interval: 1000) } throws: { "\($0)".contains("another HostTwin writer") }
