@@ -161,7 +161,36 @@ public final class PostgresDatabase: StoreDatabase {
         try transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
     }
 
+    /// Runs one statement outside a transaction block, so it commits alone.
+    public func executeAlone(_ sql: String, _ arguments: [any SQLValueConvertible]) throws {
+        try withConnection { tx, healthy in
+            do { try tx.execute(sql, arguments) } catch {
+                if tx.connection.isClosed { healthy = false }
+                throw error
+            }
+        }
+    }
+
     private func transaction<T>(begin: String, _ body: (any StoreStatements) throws -> T) throws -> T {
+        try withConnection { tx, healthy in
+            do { try tx.execute(begin) } catch {
+                healthy = false
+                throw error
+            }
+            do {
+                let value = try body(tx)
+                try tx.execute("COMMIT")
+                return value
+            } catch {
+                do { try tx.execute("ROLLBACK") } catch { healthy = false }
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` on an idle connection (a new one when none is idle), kept for the next caller unless
+    /// `body` marks it unhealthy or it closed.
+    private func withConnection<T>(_ body: (Transaction, inout Bool) throws -> T) throws -> T {
         let connection = try idle.withLock { $0.popLast() } ?? connect()
         var healthy = true
         defer {
@@ -175,19 +204,7 @@ public final class PostgresDatabase: StoreDatabase {
                 Self.close(connection)
             }
         }
-        let tx = Transaction(connection: connection, logger: logger)
-        do { try tx.execute(begin) } catch {
-            healthy = false
-            throw error
-        }
-        do {
-            let value = try body(tx)
-            try tx.execute("COMMIT")
-            return value
-        } catch {
-            do { try tx.execute("ROLLBACK") } catch { healthy = false }
-            throw error
-        }
+        return try body(Transaction(connection: connection, logger: logger), &healthy)
     }
 
     /// Closes a connection without waiting.

@@ -103,24 +103,11 @@ extension TwinStore {
         return sealed + UInt64(logTicks.count)
     }
 
-    /// Runs `body` in a read transaction together with the tick times of the log segments after the
-    /// sealed one, read in the same transaction (as sample reads do: a seal in between starts over).
+    /// Runs `body` in a read transaction together with the tick times of the head log after the sealed
+    /// segment, read in the same transaction (as sample reads are).
     func withLogTicks<T>(_ body: (any StoreStatements) throws -> T) throws -> (T, [Int64]) {
-        while true {
-            var sealed: UInt64 = 0
-            let attempt: (T, [Int64])? = try database.read { db in
-                let value = try body(db)
-                sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
-                var ticks: [Int64] = []
-                for seg in LogSegment.list(dataDir) where seg.seq > sealed {
-                    guard let scan = try? LogSegment.scan(seg.path, { _, _, _ in }) else { return nil } // sealed and deleted meanwhile
-                    ticks += scan.ticks
-                }
-                return (value, ticks)
-            }
-            // A seal committed meanwhile may have deleted a segment before it was listed: start over.
-            if let attempt, try sealedSegment() == sealed { return attempt }
-        }
+        let (value, log) = try withLog(ids: [], from: .min, to: .max, body)
+        return (value, log.ticks)
     }
 }
 

@@ -11,56 +11,60 @@ struct LogRead {
     var oldest: Int64?
     /// Samples of the requested series, by id, in time order per series.
     var byID: [Int64: [(Int64, Double)]] = [:]
+    /// The times of the tick records, in order.
+    var ticks: [Int64] = []
 }
 
 extension TwinStore {
-    /// Runs `body` in a read transaction and reads the log segments that transaction's chunks do not
-    /// cover yet (those after `log_sealed`), keeping samples of `ids` (all when nil) within `[from, to]`.
-    /// The segments are listed before the transaction starts: a segment the transaction's chunks do not
-    /// cover is deleted only after a seal that commits later, so it is listed, and one created after the
-    /// listing holds only ticks newer than the read. A segment sealed and deleted while it is read makes
-    /// the read start over, so a reader never misses or double-counts a head window.
+    /// Runs `body` in a read transaction and reads the head log that transaction's chunks do not cover
+    /// yet, keeping samples of `ids` (all when nil) within `[from, to]`.
+    ///
+    /// Files: the segments after `log_sealed` are listed before the transaction starts: a segment the
+    /// transaction's chunks do not cover is deleted only after a seal that commits later, so it is listed,
+    /// and one created after the listing holds only ticks newer than the read. A segment sealed and deleted
+    /// while it is read makes the read start over, so a reader never misses or double-counts a head window.
+    /// A table: its rows are read in the same transaction, so they and the chunks are one snapshot.
     func withLog<T>(ids: Set<Int64>?, from: Int64, to: Int64, _ body: (any StoreStatements) throws -> T) throws -> (T, LogRead) {
         for _ in 0..<5 {
-            var vanished = false
-            let segments = logListing.segments()
-            let result = try database.read { db -> (T, LogRead) in
-                let value = try body(db)
-                let sealed = try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0
-                var read = LogRead()
-                try logTails.withLock { tails in
-                    if tails.keys.contains(where: { $0 <= sealed }) { tails = tails.filter { $0.key > sealed } }
-                    for seg in segments where seg.seq > sealed {
-                        var tail = tails[seg.seq] ?? LogTail()
-                        guard try tail.advance(seg.path) else { vanished = true; tails[seg.seq] = nil; return }
-                        tails[seg.seq] = tail
-                        read.samples += tail.samples
-                        read.segments += 1
-                        read.bytes += tail.fileBytes
-                        if let n = tail.newest, read.newest.map({ n > $0 }) ?? true { read.newest = n }
-                        if let o = tail.oldest, read.oldest.map({ o < $0 }) ?? true { read.oldest = o }
-                        func take(_ id: Int64, _ list: [(Int64, Double)]) {
-                            if list.first!.0 >= from && list.last!.0 <= to { read.byID[id, default: []] += list } else {
-                                read.byID[id, default: []] += list.lazy.filter { $0.0 >= from && $0.0 <= to }
-                            }
-                        }
-                        if let ids {
-                            for id in ids { if let list = tail.byID[id] { take(id, list) } }
-                        } else {
-                            for (id, list) in tail.byID { take(id, list) }
-                        }
+            let attempt: (T, LogRead)?
+            switch headLog {
+            case .table:
+                attempt = try database.read { db -> (T, LogRead)? in
+                    let value = try body(db)
+                    let read = try logTails.withLock { t -> LogRead? in
+                        guard try t.advance(table: db) else { return nil }
+                        return t.read(t.tails.keys.sorted(), ids: ids, from: from, to: to)
                     }
+                    return read.map { (value, $0) }
                 }
-                return (value, read)
+            case .files:
+                let segments = logListing.segments()
+                attempt = try database.read { db -> (T, LogRead)? in
+                    let value = try body(db)
+                    let sealed = try Self.meta(db, headLog.sealedMark).flatMap { UInt64($0) } ?? 0
+                    let read = try logTails.withLock { t -> LogRead? in
+                        t.dropFiles(through: sealed)
+                        var keys: [LogTails.Key] = []
+                        for seg in segments where seg.seq > sealed {
+                            let key = LogTails.Key(hub: "", segment: seg.seq)
+                            var tail = t.tails[key] ?? LogTail()
+                            guard try tail.advance(seg.path) else { t.tails[key] = nil; return nil }
+                            t.tails[key] = tail
+                            keys.append(key)
+                        }
+                        return t.read(keys, ids: ids, from: from, to: to)
+                    }
+                    return read.map { (value, $0) }
+                }
             }
-            if !vanished { return result }
+            if let attempt { return attempt }
         }
-        throw TwinError.unavailable("the log of \(dataDir) kept changing while being read; try again")
+        throw TwinError.unavailable("the head log of \(dataDir) kept changing while being read; try again")
     }
 
-    /// The newest sealed log segment, as committed now.
+    /// The newest sealed head-log segment, as committed now.
     func sealedSegment() throws -> UInt64 {
-        try database.read { db in try Self.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0 }
+        try database.read { db in try Self.meta(db, headLog.sealedMark).flatMap { UInt64($0) } ?? 0 }
     }
 
     /// The id of series `key`, if stored.

@@ -33,8 +33,10 @@ public final class TwinStore: Sendable {
     let directoryCache = Mutex<[ChunkCache.Key: GroupBlock.Directory]>([:])
     /// Inflated chunk rows for reads of their other members (16 MiB: about a week of 500 series at 15 s).
     let rowDataCache = Mutex(RowDataCache(capacityBytes: 16 << 20))
-    /// What this reader has decoded of the unsealed log segments, by segment number.
-    let logTails = Mutex<[UInt64: LogTail]>([:])
+    /// Where the head log lives: files in `dataDir`, or a table beside the others (PostgreSQL).
+    let headLog: HeadLogPlace
+    /// What this reader has decoded of the unsealed head log.
+    let logTails = Mutex(LogTails())
     /// The log segments as the query path lists them (``LogSegment/Listing``).
     let logListing: LogSegment.Listing
     /// A hub's live-lane samples, ahead of what its in-order stream has applied (read after stored ones).
@@ -130,7 +132,7 @@ public final class TwinStore: Sendable {
     }
 
     /// Opens the store in `dataDir` with its tables in `database` (PostgreSQL, `--store URL`) instead of
-    /// `dataDir`'s SQLite file; `dataDir` keeps the head log, the writer's lock and the keys. A writer
+    /// `dataDir`'s SQLite file, the head log included (``HeadLogPlace``); `dataDir` keeps the writer's lock and the keys. A writer
     /// applies the PostgreSQL schema's missing steps; a reader needs them applied. Nil: the embedded store.
     public static func open(dataDir: String, readOnly: Bool = false, tablesIn database: (any StoreDatabase)?) throws -> TwinStore {
         guard let database else { return try open(dataDir: dataDir, readOnly: readOnly) }
@@ -152,6 +154,7 @@ public final class TwinStore: Sendable {
         self.database = database ?? SQLiteStoreDatabase(pool: pool, readers: readers)
         self.queryReaders = readers
         self.logListing = LogSegment.Listing(dataDir: dataDir)
+        headLog = self.database.dialect == .postgres ? .table(hub: "main") : .files
     }
 
     /// Runs SQLite's integrity check; returns the problems found (empty when sound).

@@ -119,7 +119,21 @@ import TwinPostgres
         let before = FleetTests.applied(port)["web-1"] ?? 0
         kill(hub.processIdentifier, SIGKILL)
         hub.waitUntilExit()
-        usleep(1_000_000)
+        // With the hub dead, a reader elsewhere (another data directory) sees every tick it acknowledged:
+        // the unsealed samples are rows of head_log, not files on the hub's machine.
+        let pg = try PostgresDatabase(url: fresh)
+        let acknowledged = try #require(try pg.read { try $0.value("SELECT applied_through FROM sync_hosts WHERE host = 'web-1'")?.int64 })
+        let logRows = try pg.read { try $0.value("SELECT count(*) FROM head_log WHERE hub = 'main'")?.int64 ?? -1 }
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: hubDir + "/wal")) ?? []).isEmpty, "head-log files in the hub's directory")
+        let ackedTick = try #require(try TwinStore.open(dataDir: agentDir, readOnly: true).ticks(from: UInt64(acknowledged), limit: 1).first)
+        let until = String(format: "%.3f", Double(ackedTick.time) / 1000)
+        let agentsThen = try EndToEndTests.cli(["digest", "--data-dir", agentDir, "--until", until, "--json"]).stdout
+        // Elsewhere, with the hub's keys (its sealed values are part of the digest).
+        try FileManager.default.createDirectory(atPath: dir + "/elsewhere", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: hubDir + "/keys", toPath: dir + "/elsewhere/keys")
+        let elsewhere = try EndToEndTests.cli(["digest", "--data-dir", dir + "/elsewhere", "--store", fresh, "--host", "web-1", "--until", until, "--json"])
+        #expect(agentsThen.contains("digest") && elsewhere.stdout == agentsThen,
+                "through tick \(acknowledged) (\(logRows) head_log rows): \(elsewhere.stdout) \(elsewhere.stderr) against the agent's \(agentsThen)")
         hub = try ServerTests.start(["serve", "--data-dir", hubDir, "--store", fresh, "--listen", "127.0.0.1:\(port)"])
         #expect(try EndToEndTests.eventually(40) { (FleetTests.applied(port)["web-1"] ?? 0) >= before + 4 }, "the agent did not resume after the kill")
         agent.interrupt()
@@ -141,7 +155,6 @@ import TwinPostgres
         let reader = try EndToEndTests.cli(["query", "count(node_load1)", "--data-dir", hubDir, "--store", fresh, "--json"])
         #expect(reader.status == 0 && reader.stdout.contains("\"1\""), "\(reader.stdout) \(reader.stderr)")
 
-        let pg = try PostgresDatabase(url: fresh)
         let held = try #require(try pg.read { try $0.rows("""
             SELECT (SELECT applied_through FROM sync_hosts WHERE host = 'web-1'), (SELECT count(*) FROM versions), (SELECT count(*) FROM tokens)
             """).first })
@@ -159,6 +172,63 @@ import TwinPostgres
     /// log, state history (rows and packed blocks), events and a token all arrive, each table's rows and
     /// digest and the twin digest agree; a writer on the copy continues its ids; a second migration into
     /// the same database, and one while a writer holds the data directory, are refused.
+    /// The head log is a table in PostgreSQL: a reader with a data directory of its own sees every
+    /// committed tick, sealed or not; a read whose snapshot is older than a seal another read already
+    /// applied starts over rather than miss a head window; a writer that ended without a stop leaves its
+    /// rows, which the next writer replays and seals once; a damaged row stops that start with an error
+    /// naming it, and a reader reads what precedes it.
+    @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
+    func theHeadLogIsATable() throws {
+        let (fresh, drop) = try Self.freshDatabase()
+        let dir = try temporaryDirectory("hosttwin-pg-log")
+        defer { try? FileManager.default.removeItem(atPath: dir); drop() }
+        func open(_ name: String) throws -> TwinStore { try TwinStore.open(dataDir: dir + "/" + name, tablesIn: try PostgresDatabase(url: fresh)) }
+        func rows() throws -> Int64 { try EngineStore.integer(try open("count"), "SELECT count(*) FROM head_log") ?? -1 }
+        let t0: Int64 = 1_800_000_000_000
+        var written: [Double] = []
+        func commit(_ w: TwinWriter, _ i: Int) throws {
+            var o = Observation(timestamp: t0 + Int64(i) * 1000)
+            o.add("x_total", .empty, Double(i * 7), .counter)
+            try w.commit(o)
+            written.append(Double(i * 7))
+        }
+        let reader = try open("reader")
+        func seen() throws -> [Double] { try reader.samples(SeriesKey("x_total"), from: .min, to: .max)?.map(\.1) ?? [] }
+        do {
+            let w = TwinWriter(store: try open("hub"), policy: .testing)
+            try w.begin(now: t0 - 1, interval: 1000)
+            for i in 0..<30 { try commit(w, i) }
+            #expect(try seen() == written)
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: dir + "/hub/wal")) ?? []).isEmpty)
+
+            // A snapshot taken before a seal, read after another read applied the seal, starts over.
+            try reader.database.read { db in
+                _ = try db.value("SELECT 1")
+                try w.flush()
+                #expect(try seen() == written)
+                #expect(try reader.logTails.withLock { try $0.advance(table: db) } == false, "a stale snapshot was read as current")
+            }
+            #expect(try rows() == 0)
+            for i in 30..<38 { try commit(w, i) } // one head window (20 s) from t0 + 20 s
+            // No finish: the writer ends as a killed hub does, its last rows unsealed.
+        }
+        #expect(try rows() == 8)
+        #expect(try seen() == written)
+        do {
+            let w = TwinWriter(store: try open("hub"), policy: .testing)
+            try w.open()
+            #expect(try rows() == 0)
+            #expect(try seen() == written, "the replayed rows were sealed other than once")
+            for i in 38..<40 { try commit(w, i) }
+        }
+        let pg = try PostgresDatabase(url: fresh)
+        try pg.write { try $0.execute("UPDATE head_log SET data = '\\x07'::bytea WHERE record = 1") }
+        #expect(try seen() == Array(written.prefix(39)), "a reader reads what precedes the damaged row")
+        #expect {
+            try TwinWriter(store: try open("hub"), policy: .testing).open()
+        } throws: { "\($0)".contains("head_log") && "\($0)".contains("record 1") }
+    }
+
     @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
     func migrateMovesAnEmbeddedTwin() throws {
         let (fresh, drop) = try Self.freshDatabase()

@@ -91,6 +91,13 @@ enum PostgresSchema {
                 PRIMARY KEY(destination, host))
             """,
         ]),
+        // The head log as rows (an embedded store keeps it in files): docs/ARCHITECTURE.md, "PostgreSQL for hubs".
+        ("p2 head log", [
+            """
+            CREATE TABLE head_log(hub TEXT NOT NULL, segment BIGINT NOT NULL, record INTEGER NOT NULL, data BYTEA NOT NULL,
+                PRIMARY KEY(hub, segment, record))
+            """,
+        ]),
     ]
 
     /// Applies the steps `database` has not had yet; returns their names.

@@ -35,11 +35,13 @@ public enum StoreCopy {
         var type: String
     }
 
-    /// The tables of PostgreSQL's schema, in the order they are created.
+    /// The tables of PostgreSQL's schema, in the order they are created, but `head_log`: the source's head
+    /// log is sealed before the copy (the source's log is files; the destination's starts empty).
     static var tables: [String] {
         PostgresSchema.migrations.flatMap(\.statements).compactMap { statement in
             guard statement.hasPrefix("CREATE TABLE ") else { return nil }
-            return String(statement.dropFirst("CREATE TABLE ".count).prefix { $0 != "(" })
+            let table = String(statement.dropFirst("CREATE TABLE ".count).prefix { $0 != "(" })
+            return table == "head_log" ? nil : table
         }
     }
 
@@ -53,7 +55,7 @@ public enum StoreCopy {
             throw TwinError.badInput("migrate copies an embedded store into PostgreSQL")
         }
         try destination.database.write { pg in
-            for table in tables {
+            for table in tables + ["head_log"] {
                 let n = try pg.value("SELECT count(*) FROM \(table)")?.int64 ?? 0
                 guard n == 0 else {
                     throw TwinError.badInput("the destination already holds HostTwin data (\(n) rows in \(table)); migrate into an empty database")

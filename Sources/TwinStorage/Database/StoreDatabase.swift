@@ -41,6 +41,15 @@ public protocol StoreDatabase: Sendable {
     func read<T>(_ body: (any StoreStatements) throws -> T) throws -> T
     @discardableResult
     func write<T>(_ body: (any StoreStatements) throws -> T) throws -> T
+    /// One statement committed on its own: PostgreSQL runs it without `BEGIN` and `COMMIT` (one round
+    /// trip instead of three).
+    func executeAlone(_ sql: String, _ arguments: [any SQLValueConvertible]) throws
+}
+
+extension StoreDatabase {
+    public func executeAlone(_ sql: String, _ arguments: [any SQLValueConvertible]) throws {
+        try write { db in _ = try db.execute(sql, arguments) }
+    }
 }
 
 /// The embedded engine: the store's SQLite pool for writes, ``QueryReaders`` for reads, statements cached

@@ -149,12 +149,16 @@ final class Sealer: @unchecked Sendable {
         }
         try store.database.write { db in
             for (_, chunks) in groups.sorted(by: { $0.key < $1.key }) { try TwinStore.insertChunkRow(db, level: 0, chunks) }
-            try TwinStore.setMeta(db, "log_sealed", String(job.throughSegment))
+            if case .table(let hub) = store.headLog {
+                try db.execute("DELETE FROM head_log WHERE hub = ? AND segment <= ?", [hub, Int64(job.throughSegment)])
+            }
+            try TwinStore.setMeta(db, store.headLog.sealedMark, String(job.throughSegment))
             try TickRuns.append(db, ticks: job.ticks, firstSeq: job.firstSeq)
             if let run = job.runID {
                 try db.execute("UPDATE runs SET last_tick = \(SQLText.greatest(db.dialect))(coalesce(last_tick, 0), ?) WHERE id = ?", [job.latest, run])
             }
         }
+        guard store.headLog == .files else { return }
         for s in LogSegment.list(store.dataDir) where s.seq <= job.throughSegment { unlink(s.path) }
     }
 }

@@ -2,29 +2,34 @@
 import Glibc
 #endif
 
-/// What a reader has decoded of one unsealed log segment, kept between reads: segments only grow
-/// (one whole record per write) until sealed, so each read decodes just the records appended since the
-/// last one. A long-lived reader (the server) then pays per query for filtering, not for decoding the
-/// head window again.
+/// What a reader has decoded of one unsealed head-log segment (a file in `wal/`, or one hub's rows of
+/// `head_log` with one segment number), kept between reads: segments only grow (one whole record at a
+/// time) until sealed, so each read decodes just the records appended since the last one. A long-lived
+/// reader (the server) then pays per query for filtering, not for decoding the head window again.
 struct LogTail: Sendable {
-    /// The segment, open from the first read on: each later read costs one `fstat` (and a `pread` when it
-    /// grew), not an `open` and a `close`. A segment sealed and unlinked meanwhile stays readable through
-    /// it, and whole: the writer seals only what it finished writing.
+    /// The segment file, open from the first read on: each later read costs one `fstat` (and a `pread`
+    /// when it grew), not an `open` and a `close`. A segment sealed and unlinked meanwhile stays readable
+    /// through it, and whole: the writer seals only what it finished writing. Nil for a table's segment.
     private var file: OpenFile?
     private var decoder = TickRecordDecoder()
     /// Bytes consumed: the header and whole, valid records.
     private(set) var offset = 0
+    /// Records decoded (a table's next record number).
+    private(set) var records = 0
     /// Samples by series id, in time order per series.
     private(set) var byID: [Int64: [(Int64, Double)]] = [:]
     private(set) var samples = 0
     private(set) var newest: Int64?
     private(set) var oldest: Int64?
-    /// Why decoding stopped before the end of the file (a record still being written, or damage).
+    /// The times of the tick records, in order (a tick is a record even without samples).
+    private(set) var ticks: [Int64] = []
+    /// Why decoding stopped before the end (a record still being written, or damage).
     private(set) var stopped: String?
-    private(set) var fileBytes = 0
+    /// The bytes of the segment: the file's size, or the table rows' data.
+    private(set) var bytes = 0
 
-    /// Decodes what was appended to `path` since the last call. False when the file is gone before its
-    /// first read (sealed and deleted meanwhile); once open it stays readable.
+    /// Decodes what was appended to the file at `path` since the last call. False when the file is gone
+    /// before its first read (sealed and deleted meanwhile); once open it stays readable.
     mutating func advance(_ path: String) throws -> Bool {
         if file == nil {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -34,17 +39,17 @@ struct LogTail: Sendable {
         let fd = file!.fd
         var st = stat()
         guard fstat(fd, &st) == 0 else { return false }
-        fileBytes = Int(st.st_size)
-        guard fileBytes > offset else { return true }
-        var bytes = [UInt8](repeating: 0, count: fileBytes - offset)
+        bytes = Int(st.st_size)
+        guard bytes > offset else { return true }
+        var data = [UInt8](repeating: 0, count: bytes - offset)
         var got = 0
-        while got < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, $0.count - got, off_t(offset + got)) }
+        while got < data.count {
+            let n = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, $0.count - got, off_t(offset + got)) }
             if n <= 0 { break }
             got += n
         }
-        bytes.removeSubrange(got...)
-        try bytes.withUnsafeBytes { raw in
+        data.removeSubrange(got...)
+        try data.withUnsafeBytes { raw in
             var r = ByteReader(raw)
             if offset == 0 {
                 guard raw.count >= LogSegment.headerSize else { stopped = "shorter than the segment header"; return }
@@ -63,22 +68,39 @@ struct LogTail: Sendable {
                 guard len <= LogSegment.maxRecord, r.remaining >= len else { stopped = "torn record"; break }
                 let payload = try r.take(len)
                 guard Zlib.crc32(payload) == crc else { stopped = "checksum mismatch"; break }
-                var next = decoder
-                var added: [(Int64, Int64, Double)] = []
-                do { try next.decode(payload) { id, t, v in added.append((id, t, v)) } } catch is ChunkError {
-                    stopped = "undecodable record"
-                    break
-                }
-                decoder = next
-                for (id, t, v) in added {
-                    byID[id, default: []].append((t, v))
-                    if newest == nil || t > newest! { newest = t }
-                    if oldest == nil || t < oldest! { oldest = t }
-                }
-                samples += added.count
+                guard consume(payload) else { break }
                 offset += 8 + len
             }
         }
+        return true
+    }
+
+    /// Decodes the next record of a table's segment (record number ``records``); false when it cannot be
+    /// decoded (the segment's later records then cannot be either: they are encoded against it).
+    mutating func append(record payload: [UInt8]) -> Bool {
+        guard stopped == nil else { return false }
+        bytes += payload.count
+        return payload.withUnsafeBytes { consume($0) }
+    }
+
+    /// Decodes one record's payload into the samples kept; false (and ``stopped`` says why) when it is
+    /// damaged, leaving everything as it was.
+    private mutating func consume(_ payload: UnsafeRawBufferPointer) -> Bool {
+        var next = decoder
+        var added: [(Int64, Int64, Double)] = []
+        do { try next.decode(payload) { id, t, v in added.append((id, t, v)) } } catch {
+            stopped = "undecodable record \(records): \(error)"
+            return false
+        }
+        decoder = next
+        for (id, t, v) in added {
+            byID[id, default: []].append((t, v))
+            if newest == nil || t > newest! { newest = t }
+            if oldest == nil || t < oldest! { oldest = t }
+        }
+        if payload.first == 1 { ticks.append(decoder.lastTickTime) }
+        samples += added.count
+        records += 1
         return true
     }
 }

@@ -12,7 +12,7 @@ public final class TwinWriter {
     public let policy: StoragePolicy
     private let report: @Sendable (String) -> Void
     private let afterSeal: @Sendable () -> Void
-    private let log: LogWriter
+    private let log: any HeadLogWriter
     private var sealer: Sealer
     var head = Head()
     private var index = WriterSeriesIndex()
@@ -70,7 +70,10 @@ public final class TwinWriter {
         self.policy = policy
         self.report = report
         self.afterSeal = afterSeal
-        self.log = LogWriter(dataDir: store.dataDir)
+        switch store.headLog {
+        case .files: log = LogWriter(dataDir: store.dataDir)
+        case .table(let hub): log = LogTable.Writer(database: store.database, hub: hub)
+        }
         self.sealer = Sealer(store: store, policy: policy, report: report, afterJob: afterSeal)
     }
 
@@ -89,18 +92,22 @@ public final class TwinWriter {
         latest = last ?? .min
         lastSeq = try store.database.write { db in try TickRuns.lastSealedSeq(db) }
         sealer.start()
-        let next = max(LogSegment.list(store.dataDir).last?.seq ?? 0, try sealedSegment()) + 1
-        try log.start(seq: next)
+        let newest: UInt64?
+        switch store.headLog {
+        case .files: newest = LogSegment.list(store.dataDir).last?.seq
+        case .table(let hub): newest = try store.database.read { db in try LogTable.newestSegment(db, hub: hub) }
+        }
+        try log.start(seq: max(newest ?? 0, try store.sealedSegment()) + 1)
         opened = true
-    }
-
-    private func sealedSegment() throws -> UInt64 {
-        try store.database.write { db in try TwinStore.meta(db, "log_sealed").flatMap { UInt64($0) } ?? 0 }
     }
 
     /// Seals what an earlier writer left in the log, on this thread, before anything else happens.
     private func recover() throws -> Int64? {
-        let replay = try LogRecovery.replay(dataDir: store.dataDir, sealed: try sealedSegment(), report: report)
+        let replay: LogRecovery
+        switch store.headLog {
+        case .files: replay = try LogRecovery.replay(dataDir: store.dataDir, sealed: try store.sealedSegment(), report: report)
+        case .table(let hub): replay = try LogTable.replay(store.database, hub: hub)
+        }
         let storedLast = try store.database.write { db in try TwinStore.lastSealedTick(db) }
         let all = [storedLast, replay.newest].compactMap { $0 }.max()
         guard let through = replay.throughSegment else { return all }
@@ -309,10 +316,10 @@ public final class TwinWriter {
         let left = sealer.stop()
         opened = false
         try log.closeSegment()
-        if left == 0, let seg = LogSegment.list(store.dataDir).last, seg.seq == log.seq,
+        if left == 0, store.headLog == .files, let seg = LogSegment.list(store.dataDir).last, seg.seq == log.seq,
            (try? FileManager.default.attributesOfItem(atPath: seg.path)[.size] as? Int) == LogSegment.headerSize {
             unlink(seg.path)
-            try store.database.write { db in try TwinStore.setMeta(db, "log_sealed", String(seg.seq)) }
+            try store.database.write { db in try TwinStore.setMeta(db, store.headLog.sealedMark, String(seg.seq)) }
         }
         try store.database.write { db in
             if let runID {
