@@ -48,7 +48,7 @@ public final class PostgresDatabase: StoreDatabase {
 
     public let location: Location
     public var dialect: SQLDialect { .postgres }
-    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let loop = EventLoopOwner()
     private let idle = Mutex<[PostgresConnection]>([])
     private let nextID = Atomic<Int>(1)
     private let logger: Logger
@@ -65,14 +65,13 @@ public final class PostgresDatabase: StoreDatabase {
 
     deinit {
         for c in idle.withLock({ $0 }) { Self.close(c) }
-        try? group.syncShutdownGracefully()
     }
 
     private func connect() throws -> PostgresConnection {
         let configuration = PostgresConnection.Configuration(host: location.host, port: location.port, username: location.user,
                                                              password: location.password, database: location.database, tls: .disable)
         do {
-            return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: nextID.add(1, ordering: .relaxed).oldValue,
+            return try PostgresConnection.connect(on: loop.group.next(), configuration: configuration, id: nextID.add(1, ordering: .relaxed).oldValue,
                                                   logger: logger).wait()
         } catch {
             throw TwinError.unavailable("cannot connect to \(location.description): \(Self.message(error))")
@@ -161,6 +160,70 @@ public final class PostgresDatabase: StoreDatabase {
         try transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
     }
 
+    /// A connection of the caller's own (a hub's session: its locks and fenced writes).
+    public func writerSession() throws -> (any WriterSession)? {
+        Session(connection: try connect(), logger: logger, loop: loop)
+    }
+
+    /// One connection, its transactions one at a time; its advisory locks last as long as it does.
+    final class Session: WriterSession, @unchecked Sendable { // `connection` used under `lock` only
+        let connection: PostgresConnection
+        let logger: Logger
+        /// Kept so the event loop outlives the session even when the database object goes first.
+        let loop: EventLoopOwner
+        private let lock = NSLock()
+        var dialect: SQLDialect { .postgres }
+
+        init(connection: PostgresConnection, logger: Logger, loop: EventLoopOwner) {
+            self.connection = connection
+            self.logger = logger
+            self.loop = loop
+        }
+
+        deinit { PostgresDatabase.close(connection) }
+
+        private func locked<T>(_ body: (Transaction) throws -> T) throws -> T {
+            lock.lock()
+            defer { lock.unlock() }
+            guard !connection.isClosed else { throw PostgresError(message: "the hub's lock session to PostgreSQL is closed: its locks are gone", sqlState: nil) }
+            return try body(Transaction(connection: connection, logger: logger))
+        }
+
+        func read<T>(_ body: (any StoreStatements) throws -> T) throws -> T {
+            try transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+        }
+
+        func write<T>(_ body: (any StoreStatements) throws -> T) throws -> T {
+            try transaction("BEGIN", body)
+        }
+
+        private func transaction<T>(_ begin: String, _ body: (any StoreStatements) throws -> T) throws -> T {
+            try locked { tx in
+                try tx.execute(begin)
+                do {
+                    let value = try body(tx)
+                    try tx.execute("COMMIT")
+                    return value
+                } catch {
+                    try? tx.execute("ROLLBACK")
+                    throw error
+                }
+            }
+        }
+
+        func executeAlone(_ sql: String, _ arguments: [any SQLValueConvertible]) throws {
+            try locked { try $0.execute(sql, arguments) }
+        }
+
+        func tryLock(_ key: Int64) throws -> Bool {
+            try locked { try $0.rows("SELECT pg_try_advisory_lock(?)", [key]).first?[0].int64 == 1 }
+        }
+
+        func unlock(_ key: Int64) throws {
+            try locked { _ = try $0.rows("SELECT pg_advisory_unlock(?)", [key]) }
+        }
+    }
+
     /// Runs one statement outside a transaction block, so it commits alone.
     public func executeAlone(_ sql: String, _ arguments: [any SQLValueConvertible]) throws {
         try withConnection { tx, healthy in
@@ -210,7 +273,7 @@ public final class PostgresDatabase: StoreDatabase {
     /// Closes a connection without waiting.
     static func close(_ connection: PostgresConnection) {
         let closing: EventLoopFuture<Void> = connection.close()
-        closing.whenComplete { _ in }
+        closing.whenComplete { _ in _ = connection } // alive until closed (its deinit asserts that it was)
     }
 
     /// What an error of postgres-nio says, with the server's message when there is one (its own
@@ -222,6 +285,13 @@ public final class PostgresDatabase: StoreDatabase {
         }
         return "\(e.code)"
     }
+}
+
+/// The event loop of a database's connections, shut down when the last of its users (the database, its
+/// sessions) goes.
+final class EventLoopOwner: Sendable {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    deinit { try? group.syncShutdownGracefully() }
 }
 
 /// A statement PostgreSQL refused, with its message and SQLSTATE.

@@ -98,8 +98,17 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
         return SyncCursor(host: host, epoch: String(c.epoch, radix: 16), appliedThrough: c.appliedThrough)
     }
 
+    /// Where this hub's copy of `host` stands. When hubs share the database, asking takes the host's lock
+    /// if it is free; when another hub holds it, that hub's cursor as stored, marked `standby`.
     public func cursor(host: String) throws -> SyncCursor? {
-        queue.sync { ingest.cursor(host: host) }.map { SyncCursor(host: host, epoch: String($0.epoch, radix: 16), appliedThrough: $0.appliedThrough) }
+        try queue.sync { () throws -> SyncCursor? in
+            guard try ingest.claim(host: host) else {
+                return try ingest.storedCursor(host: host).map {
+                    SyncCursor(host: host, epoch: String($0.epoch, radix: 16), appliedThrough: $0.appliedThrough, standby: true)
+                } ?? SyncCursor(host: host, epoch: "0", appliedThrough: 0, standby: true)
+            }
+            return ingest.cursor(host: host).map { SyncCursor(host: host, epoch: String($0.epoch, radix: 16), appliedThrough: $0.appliedThrough) }
+        }
     }
 
     public func fleetAddresses() -> [String: String] { addresses.addresses() }
@@ -129,6 +138,8 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
     }
     /// Batches pushed while the queue was busy, and whether a drain is scheduled.
     private let pending = Mutex<(batches: [Pending], draining: Bool)>(([], false))
+    /// How long a sender whose host another hub writes waits before asking again.
+    static let elsewhereWaitMs = 5_000
     /// The most batches applied in one group (one log record, one transaction).
     static let groupLimit = 512
 
@@ -185,6 +196,8 @@ public final class HubReceiver: SyncReceiver, @unchecked Sendable { // `ingest` 
                 case .success(.duplicate(let r)): ack = SyncAck(outcome: "duplicate", first: r.lowerBound, last: r.upperBound)
                 case .success(.gap(let epoch, let resume)): ack = SyncAck(outcome: "gap", resumeAt: resume, epoch: String(epoch, radix: 16))
                 case .success(.needBase(let resume)): ack = SyncAck(outcome: "need_base", resumeAt: resume)
+                case .success(.elsewhere):
+                    ack = SyncAck(outcome: "elsewhere", message: "another hub sharing this hub's database writes \(host)", waitMs: Self.elsewhereWaitMs)
                 case .failure(let error): ack = SyncAck(outcome: "refused", message: "\(error)")
                 }
                 if item.named == nil { ack.host = host }

@@ -53,6 +53,8 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         var hubBehindUntil = ContinuousClock.now
         /// Whether a session's push stream is open (a shutdown then waits for the hub's acknowledgements).
         var connected = false
+        /// Whether the hub said another hub sharing its database writes this host (logged once per change).
+        var standby = false
         /// Wakes the session's live lane (each committed tick does while the in-order lane is behind).
         var wakeLive: AsyncStream<Void>.Continuation?
         /// Whether the live lane should send the newest tick now.
@@ -169,6 +171,18 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
         // A hub claiming ticks this store never had (a hub of another life, or a broken one) holds none of
         // them: retention must not drop what it has not received.
         let held = cursor.epoch == String(epoch, radix: 16) ? min(cursor.appliedThrough, latest) : 0
+        let standby = cursor.standby == true
+        if state.withLock({ s in defer { s.standby = standby }; return s.standby != standby }) {
+            logger.info(standby ? "\(remote.host):\(remote.port) shares its database with the hub that writes \(host) (through tick \(held) there); asking again every \(HubStandby.wait)"
+                                : "\(remote.host):\(remote.port) writes \(host) now")
+        }
+        if standby {
+            // The ticks the other hub applied are in the database this one shares: held for retention.
+            state.withLock { $0.acked = held }
+            try hold(after: held)
+            try await Task.sleep(for: HubStandby.wait)
+            return
+        }
         if cursor.epoch == String(epoch, radix: 16), cursor.appliedThrough > latest {
             logger.warning("\(remote.host):\(remote.port) says it holds \(host) through tick \(cursor.appliedThrough), beyond this store's newest (\(latest)): sending from \(latest + 1)")
         }
@@ -211,6 +225,10 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
                         falling.yield()
                     case "gap", "need_base":
                         throw Resume(from: ack.resumeAt ?? 1, reason: ack.outcome)
+                    case "elsewhere":
+                        // Another hub took the host (this one was down, or lost its lock): ask again later.
+                        try await Task.sleep(for: .milliseconds(ack.boundedWaitMs))
+                        throw Resume(from: state.withLock { $0.acked } + 1, reason: ack.message ?? "another hub writes the host")
                     default:
                         throw TwinError.unavailable("the hub refused a batch: \(ack.message ?? ack.outcome)")
                     }
@@ -276,6 +294,12 @@ public final class SyncUplink: Service, TickSink, @unchecked Sendable { // mutab
             try await group.next()
             group.cancelAll()
         }
+    }
+
+    /// How a push to a hub that shares its database with the host's writer waits.
+    enum HubStandby {
+        /// Between asking a standby hub whether it writes the host now.
+        static let wait: Duration = .seconds(5)
     }
 
     /// This destination's name among the store's sync holds.

@@ -108,14 +108,18 @@ public struct SyncCursor: Sendable, Codable, Equatable {
     public var host: String
     public var epoch: String
     public var appliedThrough: UInt64
+    /// True when another hub sharing this hub's database writes the host: the cursor is that hub's, and
+    /// pushes here are refused (`elsewhere`) until it stops.
+    public var standby: Bool?
 
-    public init(host: String, epoch: String, appliedThrough: UInt64) {
+    public init(host: String, epoch: String, appliedThrough: UInt64, standby: Bool? = nil) {
         self.host = host
         self.epoch = epoch
         self.appliedThrough = appliedThrough
+        self.standby = standby
     }
 
-    enum CodingKeys: String, CodingKey { case host, epoch, appliedThrough = "applied_through" }
+    enum CodingKeys: String, CodingKey { case host, epoch, appliedThrough = "applied_through", standby }
 }
 
 /// The hub's answer to pushed batches, one JSON line each in the push response: applied ones coalesced
@@ -123,8 +127,9 @@ public struct SyncCursor: Sendable, Codable, Equatable {
 public struct SyncAck: Sendable, Codable, Equatable {
     /// `applied`, `duplicate` (held already), `gap` (send from `resume_at`), `need_base` (send the range
     /// standing alone from `resume_at`), `behind` (a catch-up batch waits `wait_ms` for the hub's budget:
-    /// the sender's newest ticks should take the live lane meanwhile) or `refused` (damaged or not allowed;
-    /// `message` says why).
+    /// the sender's newest ticks should take the live lane meanwhile), `elsewhere` (another hub sharing the
+    /// database writes the host: try again in `wait_ms`) or `refused` (damaged or not allowed; `message`
+    /// says why).
     public var outcome: String
     /// The host it is about (in a relay's session, which carries many hosts).
     public var host: String?

@@ -134,7 +134,9 @@ public final class TwinStore: Sendable {
     /// Opens the store in `dataDir` with its tables in `database` (PostgreSQL, `--store URL`) instead of
     /// `dataDir`'s SQLite file, the head log included (``HeadLogPlace``); `dataDir` keeps the writer's lock and the keys. A writer
     /// applies the PostgreSQL schema's missing steps; a reader needs them applied. Nil: the embedded store.
-    public static func open(dataDir: String, readOnly: Bool = false, tablesIn database: (any StoreDatabase)?) throws -> TwinStore {
+    /// `hub` names this process's rows of the shared head log and its lock when several hubs share the
+    /// database (`serve --hub-name`).
+    public static func open(dataDir: String, readOnly: Bool = false, tablesIn database: (any StoreDatabase)?, hub: String = "main") throws -> TwinStore {
         guard let database else { return try open(dataDir: dataDir, readOnly: readOnly) }
         if readOnly {
             guard try PostgresSchema.isCurrent(database) else {
@@ -145,16 +147,16 @@ public final class TwinStore: Sendable {
         }
         // Not read-only locally: a reader of a store in PostgreSQL may be the first to use `dataDir`.
         let local = try open(dataDir: dataDir)
-        return TwinStore(dataDir: dataDir, pool: local.pool, readers: local.queryReaders, database: database)
+        return TwinStore(dataDir: dataDir, pool: local.pool, readers: local.queryReaders, database: database, hub: hub)
     }
 
-    init(dataDir: String, pool: DatabasePool, readers: QueryReaders, database: (any StoreDatabase)? = nil) {
+    init(dataDir: String, pool: DatabasePool, readers: QueryReaders, database: (any StoreDatabase)? = nil, hub: String = "main") {
         self.dataDir = dataDir
         self.pool = pool
         self.database = database ?? SQLiteStoreDatabase(pool: pool, readers: readers)
         self.queryReaders = readers
         self.logListing = LogSegment.Listing(dataDir: dataDir)
-        headLog = self.database.dialect == .postgres ? .table(hub: "main") : .files
+        headLog = self.database.dialect == .postgres ? .table(hub: hub) : .files
     }
 
     /// Runs SQLite's integrity check; returns the problems found (empty when sound).

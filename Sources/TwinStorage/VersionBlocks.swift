@@ -20,20 +20,28 @@ extension TwinStore {
     @discardableResult
     func packVersions(before horizon: Int64) throws -> Int {
         try database.write { db in
+            try Self.takeMaintenanceTurn(db)
             let rows = try db.rows("SELECT id, kind, key, valid_from, valid_to, span, attributes FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", [horizon])
             guard !rows.isEmpty else { return 0 }
             var bySpan: [Int: [EntityVersion]] = [:]
+            var packed: [Int64] = []
             for row in rows {
                 guard let (span, version) = try Self.closedVersion(row, db.dialect) else { continue } // unknown kinds stay rows
                 bySpan[span, default: []].append(version)
+                packed.append(try row.integer(0))
             }
             for (span, list) in bySpan {
                 for start in stride(from: 0, to: list.count, by: Self.versionsPerBlock) {
                     try insertBlock(db, span: span, Array(list[start..<min(start + Self.versionsPerBlock, list.count)]))
                 }
             }
-            try db.execute("DELETE FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", [horizon])
-            return rows.count
+            // The rows read, by id: on PostgreSQL a version closed by a hub's apply after the read above
+            // (committed meanwhile) would otherwise be deleted without having been packed.
+            for start in stride(from: 0, to: packed.count, by: 1_000) {
+                let ids = packed[start..<min(start + 1_000, packed.count)].map(String.init).joined(separator: ",")
+                try db.execute("DELETE FROM versions WHERE id IN (\(ids))")
+            }
+            return packed.count
         }
     }
 
@@ -98,6 +106,7 @@ extension TwinStore {
             guard rows.count > 1, let blocks = try merge(rows) else { continue }
             let ids = try rows.map { String(try $0.integer(0)) }.joined(separator: ",")
             try database.write { db in
+                try Self.takeMaintenanceTurn(db)
                 guard try db.value("SELECT count(*) FROM version_blocks WHERE id IN (\(ids))")?.int64 == Int64(rows.count) else { return }
                 try db.execute("DELETE FROM version_blocks WHERE id IN (\(ids))")
                 for block in blocks { try insertBlock(db, span: group.span, block.list, data: block.data) }

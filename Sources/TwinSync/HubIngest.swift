@@ -50,6 +50,8 @@ public final class HubIngest {
         /// Chained on a tick the hub cannot decode from (it restarted, or the base was never applied):
         /// send the range again standing alone, from `resumeAt`.
         case needBase(resumeAt: UInt64)
+        /// Another hub sharing this hub's database writes the host: push there (or here again later).
+        case elsewhere
     }
 
     /// `writer` is opened by the hub (`open()`); its open versions are loaded here.
@@ -66,6 +68,35 @@ public final class HubIngest {
     /// A host's cursor: its epoch and last applied tick.
     public func cursor(host: String) -> (epoch: UInt64, appliedThrough: UInt64)? {
         hosts[host].map { ($0.epoch, $0.appliedThrough) }
+    }
+
+    /// Whether this hub writes `host` (``TwinWriter/claim(host:)``). Having just taken it, the host's cursor
+    /// and open versions are read again when its stored cursor is not where this hub left it: another hub
+    /// applied ticks meanwhile.
+    public func claim(host: String) throws -> Bool {
+        switch try writer.claim(host: host) {
+        case .held: return true
+        case .elsewhere: return false
+        case .taken:
+            do {
+                let stored = try storedCursor(host: host)
+                let mine = hosts[host]
+                guard stored?.epoch != mine?.epoch || stored?.appliedThrough != mine?.appliedThrough else { return true }
+                try writer.reloadOpenVersions(host: host)
+                hosts[host] = try stored.map {
+                    HostState(epoch: $0.epoch, appliedThrough: $0.appliedThrough, series: try writer.store.remoteSeries(host: host, epoch: $0.epoch), lastTime: $0.lastTime)
+                }
+                return true
+            } catch {
+                writer.release(host: host) // not written with a stale state: taken again at the next ask
+                throw error
+            }
+        }
+    }
+
+    /// `host`'s cursor as stored (by whichever hub applied its ticks last).
+    public func storedCursor(host: String) throws -> RemoteCursor? {
+        try writer.store.remoteCursor(host: host)
     }
 
     /// Every host's cursor.
@@ -118,6 +149,7 @@ public final class HubIngest {
         let h = try SyncCodec.header(bytes)
         guard h.host == host else { throw SyncError.invalid("a batch of host \(h.host) pushed as \(host)") }
         guard let range = h.range else { throw SyncError.invalid("an empty batch") }
+        if staged[host] == nil, try !claim(host: host) { return .done(.elsewhere) }
         var state = staged[host] ?? hosts[host] ?? HostState(epoch: h.epoch, appliedThrough: 0, series: [:])
         if state.epoch != h.epoch {
             // A new store on the host (wiped or replaced): its history starts again at 1.

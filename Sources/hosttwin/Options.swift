@@ -15,15 +15,16 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Data directory of the embedded store.", discussion: "Default: $HOSTTWIN_DATA_DIR, else /var/lib/hosttwin as root, else ~/.local/share/hosttwin.", valueName: "DIR"))
     var dataDir: String?
 
-    @Option(name: .customLong("store"), help: ArgumentHelp("Keep the store's tables in PostgreSQL (a hub's store), e.g. postgres://hosttwin@127.0.0.1:5432/hosttwin; the data directory keeps the head log and the keys.", discussion: "Default: the embedded SQLite store in the data directory. A password goes in the URL (postgres://USER:PASSWORD@HOST:PORT/DB); messages show the URL without it.", valueName: "URL"))
+    @Option(name: .customLong("store"), help: ArgumentHelp("Keep the store's tables and head log in PostgreSQL (a hub's store), e.g. postgres://hosttwin@127.0.0.1:5432/hosttwin; the data directory keeps the keys.", discussion: "Default: the embedded SQLite store in the data directory. A password goes in the URL (postgres://USER:PASSWORD@HOST:PORT/DB); messages show the URL without it.", valueName: "URL"))
     var storeURL: String?
 
     /// The directory to use: the flag, the environment, or the default for this user.
     var resolvedDataDir: String { dataDir ?? StoreOptions.defaultDataDir() }
 
-    /// Opens the store (tables in PostgreSQL with `--store`), creating or upgrading it unless `readOnly`.
-    func open(readOnly: Bool = false) throws -> TwinStore {
-        try TwinStore.open(dataDir: resolvedDataDir, readOnly: readOnly, tablesIn: Self.database(storeURL))
+    /// Opens the store (tables in PostgreSQL with `--store`), creating or upgrading it unless `readOnly`;
+    /// `hub` names a writing hub among those sharing the database.
+    func open(readOnly: Bool = false, hub: String = "main") throws -> TwinStore {
+        try TwinStore.open(dataDir: resolvedDataDir, readOnly: readOnly, tablesIn: Self.database(storeURL), hub: hub)
     }
 
     /// The PostgreSQL database at `url` (nil: none), a bad URL or a refused connection as the command's error.

@@ -35,6 +35,8 @@ struct ServeCommand: AsyncParsableCommand {
     var followURL: String?
     @Option(name: .customLong("outbox-keep"), help: ArgumentHelp("How long applied batches stay in the outbox for followers once every upstream holds them.", valueName: "DURATION"))
     var outboxKeep: String = "1h"
+    @Option(name: .customLong("hub-name"), help: ArgumentHelp("This hub's name among the hubs sharing one --store database: its head-log rows and its lock. Two running hubs need two names; a hub that stops leaves its hosts and its unsealed rows to the others.", valueName: "NAME"))
+    var hubName = "main"
     @Option(name: .customLong("catch-up-rate"), help: ArgumentHelp("The most backlog ticks applied a second, over all hosts (0: no limit); live ticks never wait.", valueName: "TICKS"))
     var catchUpRate: Int = 5_000
     @OptionGroup var credentials: ClientCredentials
@@ -51,6 +53,10 @@ struct ServeCommand: AsyncParsableCommand {
         let forward = try forwardPolicy.map { try DataPolicy.load($0) }
         let keepMillis = try TwinTime.parseDuration(outboxKeep)
         guard catchUpRate >= 0 else { throw CLIError("--catch-up-rate must be 0 (no limit) or more") }
+        guard !hubName.isEmpty, hubName.count <= 64, hubName.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw CLIError("--hub-name \(hubName): use up to 64 letters, digits, '.', '-' and '_'")
+        }
+        if hubName != "main", store.storeURL == nil { throw CLIError("--hub-name names a hub among those sharing a --store database: give --store URL") }
         if let d = datacenter, d.isEmpty || d.count > 64 || !d.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
             throw CLIError("--datacenter \(d): use up to 64 letters, digits, '.', '-' and '_'")
         }
@@ -64,7 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         let twinStore: TwinStore
         do {
             if readOnly { throw TwinError.unavailable("another HostTwin writer: --read-only") }
-            let writable = try store.open()
+            let writable = try store.open(hub: hubName)
             // Before the open versions are loaded: their keys and attributes are sealed on disk.
             try server.attachCipher(to: writable, dataDir: writable.dataDir)
             let writer = TwinWriter(store: writable, report: { [logger] in logger.warning("\($0)") })

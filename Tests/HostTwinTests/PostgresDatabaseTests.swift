@@ -172,6 +172,62 @@ import TwinPostgres
     /// log, state history (rows and packed blocks), events and a token all arrive, each table's rows and
     /// digest and the twin digest agree; a writer on the copy continues its ids; a second migration into
     /// the same database, and one while a writer holds the data directory, are refused.
+    /// Two hubs share one database; an agent pushes to both. One writes the host (its lock), the other
+    /// answers as a standby; a third hub under a running hub's name is refused. The writer is killed (-9):
+    /// the other takes the host over, seals the dead hub's head-log rows, and goes on from the stored
+    /// cursor; when the agent stops, every tick it committed is in the database once (the digests agree).
+    @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
+    func aSecondHubTakesOverWhenTheFirstDies() throws {
+        let (fresh, drop) = try Self.freshDatabase()
+        defer { drop() }
+        let dir = try temporaryDirectory("hosttwin-pg-hubs")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let created = try EndToEndTests.cli(["token", "create", "--role", "agent", "--host", "web-1", "--data-dir", dir + "/a", "--store", fresh])
+        #expect(created.status == 0, "\(created.stderr)")
+        try (created.stdout.split(separator: "\n").last.map(String.init) ?? "").write(toFile: dir + "/agent.token", atomically: true, encoding: .utf8)
+        let ports = [try ServerTests.freePort(), try ServerTests.freePort()]
+        func startHub(_ i: Int) throws -> Process {
+            let name = ["a", "b"][i]
+            return try ServerTests.start(["serve", "--data-dir", dir + "/" + name, "--store", fresh, "--hub-name", name, "--listen", "127.0.0.1:\(ports[i])"])
+        }
+        var hubs = [try startHub(0)]
+        defer { for h in hubs where h.isRunning { h.terminate(); h.waitUntilExit() } }
+        #expect(try EndToEndTests.eventually(20) { ServerTests.get(ports[0], "/healthz").0 == 200 })
+        // Hubs sharing a database share the keys of sealed values.
+        try FileManager.default.createDirectory(atPath: dir + "/b", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: dir + "/a/keys", toPath: dir + "/b/keys")
+        hubs.append(try startHub(1))
+        #expect(try EndToEndTests.eventually(20) { ServerTests.get(ports[1], "/healthz").0 == 200 })
+        let same = try EndToEndTests.cli(["serve", "--data-dir", dir + "/c", "--store", fresh, "--hub-name", "a", "--listen", "127.0.0.1:\(try ServerTests.freePort())"])
+        #expect(same.status != 0 && same.stderr.contains("a hub named \"a\" is running"), "\(same.stderr)")
+
+        let agent = try ServerTests.start(["agent", "--data-dir", dir + "/agent", "--host-name", "web-1", "--interval", "500ms",
+                                           "--push", "http://127.0.0.1:\(ports[0])", "--push", "http://127.0.0.1:\(ports[1])",
+                                           "--token-file", dir + "/agent.token"])
+        defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
+        let pg = try PostgresDatabase(url: fresh)
+        func applied() throws -> Int64 { try pg.read { try $0.value("SELECT applied_through FROM sync_hosts WHERE host = 'web-1'")?.int64 } ?? 0 }
+        func logHubs() throws -> [String] { try pg.read { try $0.rows("SELECT DISTINCT hub FROM head_log ORDER BY hub").map { try $0.text(0) } } }
+        #expect(try EndToEndTests.eventually(40) { try applied() >= 6 && logHubs().count == 1 }, "no hub applied 6 ticks")
+        let writer = try #require(try logHubs().first)
+        let w = writer == "a" ? 0 : 1
+        // The writer dies with rows in its head log; the other takes the host over.
+        let before = try applied()
+        kill(hubs[w].processIdentifier, SIGKILL)
+        hubs[w].waitUntilExit()
+        #expect(try EndToEndTests.eventually(40) { try applied() >= before + 4 }, "the other hub did not take web-1 over (applied through \((try? applied()) ?? -1))")
+        #expect(try EndToEndTests.eventually(20) { try !logHubs().contains(writer) }, "the dead hub's head-log rows were not sealed: \((try? logHubs()) ?? [])")
+        agent.interrupt()
+        agent.waitUntilExit()
+        let agentTicks = try TwinStore.open(dataDir: dir + "/agent", readOnly: true).ticks(from: 1, limit: 1_000_000)
+        let lastSeq = try #require(agentTicks.last?.seq)
+        #expect(try EndToEndTests.eventually(20) { try applied() == Int64(lastSeq) }, "the database at \((try? applied()) ?? -1), the agent at \(lastSeq)")
+        let at = String(format: "%.3f", Double(agentTicks.last!.time) / 1000)
+        let mine = try EndToEndTests.cli(["digest", "--data-dir", dir + "/agent", "--until", at, "--json"]).stdout
+        let theirs = try EndToEndTests.cli(["digest", "--data-dir", dir + "/" + ["b", "a"][w], "--store", fresh, "--host", "web-1", "--until", at, "--json"])
+        #expect(mine.contains("digest") && theirs.stdout == mine, "the hubs' digest \(theirs.stdout) \(theirs.stderr) differs from the agent's \(mine)")
+    }
+
     /// The head log is a table in PostgreSQL: a reader with a data directory of its own sees every
     /// committed tick, sealed or not; a read whose snapshot is older than a seal another read already
     /// applied starts over rather than miss a head window; a writer that ended without a stop leaves its

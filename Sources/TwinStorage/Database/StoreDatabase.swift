@@ -44,12 +44,28 @@ public protocol StoreDatabase: Sendable {
     /// One statement committed on its own: PostgreSQL runs it without `BEGIN` and `COMMIT` (one round
     /// trip instead of three).
     func executeAlone(_ sql: String, _ arguments: [any SQLValueConvertible]) throws
+    /// A connection of a writer's own that holds its locks, when several writers may share the database
+    /// (PostgreSQL); nil when one writer has it to itself (SQLite: the data directory's lock).
+    func writerSession() throws -> (any WriterSession)?
 }
 
 extension StoreDatabase {
     public func executeAlone(_ sql: String, _ arguments: [any SQLValueConvertible]) throws {
         try write { db in _ = try db.execute(sql, arguments) }
     }
+
+    public func writerSession() throws -> (any WriterSession)? { nil }
+}
+
+/// One connection of a hub's own to a shared database: it holds the hub's session locks (its name, the
+/// hosts it writes), and the hub's fenced writes (head-log rows, applied state, seals) go through it, one
+/// transaction at a time, so a hub whose connection is gone — and its locks with it, free for another
+/// hub to take — can write nothing more.
+public protocol WriterSession: StoreDatabase {
+    /// Takes the session lock `key` if no other session holds it; true when this session holds it.
+    func tryLock(_ key: Int64) throws -> Bool
+    /// Gives up the session lock `key`.
+    func unlock(_ key: Int64) throws
 }
 
 /// The embedded engine: the store's SQLite pool for writes, ``QueryReaders`` for reads, statements cached

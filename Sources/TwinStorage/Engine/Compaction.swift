@@ -15,6 +15,7 @@ extension TwinStore {
         let minuteThrough = try database.write { db in try Self.meta(db, "tier_1m_through").flatMap { Int64($0) } }
         for group in candidates {
             try database.write { db in
+                try Self.takeMaintenanceTurn(db)
                 var series: [Int64: [(Int64, Double)]] = [:]
                 var oldRows: [Int64] = []
                 func take(_ rows: [SQLRow]) throws {
@@ -72,6 +73,7 @@ extension TwinStore {
         }
         for group in crowded {
             try database.write { db in
+                try Self.takeMaintenanceTurn(db)
                 let rows = try db.rows("SELECT \(Self.chunkColumns) FROM chunks WHERE group_id = ? AND level = 0 AND min_t >= ? ORDER BY min_t", [group, horizon])
                 let series = try Self.decodeChunkRows(rows)
                 for row in rows { try db.execute("DELETE FROM chunks WHERE id = ?", [row[0]]) }

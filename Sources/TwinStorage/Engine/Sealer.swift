@@ -20,9 +20,14 @@ final class Sealer: @unchecked Sendable {
         /// Only pack the versions closed before `latest` (the writer asks every minute, so closed versions
         /// leave the rows soon on a busy host); no chunks, no log segments.
         var packOnly = false
+        /// Another hub's head-log rows, sealed by the hub taking its hosts over (nil: the store's own log).
+        var hub: String?
     }
 
     private let store: TwinStore
+    /// Where seals are written: the writer's session when hubs share the database (a hub whose session
+    /// is gone cannot seal what another hub may already have sealed), else the store's database.
+    private let writes: any StoreDatabase
     private let policy: StoragePolicy
     private let report: @Sendable (String) -> Void
     /// Called on the sealer thread after each job (the run loop gives freed heap back here).
@@ -35,8 +40,10 @@ final class Sealer: @unchecked Sendable {
     /// The message of the failure being retried, so it is reported once, not every retry.
     private var failure: String?
 
-    init(store: TwinStore, policy: StoragePolicy, report: @escaping @Sendable (String) -> Void, afterJob: @escaping @Sendable () -> Void = {}) {
+    init(store: TwinStore, writes: (any StoreDatabase)? = nil, policy: StoragePolicy, report: @escaping @Sendable (String) -> Void,
+         afterJob: @escaping @Sendable () -> Void = {}) {
         self.store = store
+        self.writes = writes ?? store.database
         self.policy = policy
         self.report = report
         self.afterJob = afterJob
@@ -140,19 +147,21 @@ final class Sealer: @unchecked Sendable {
         store.checkpoint()
     }
 
-    private func seal(_ job: Job) throws {
+    func seal(_ job: Job) throws {
         var groups: [Int64: [(id: Int64, count: Int, blob: [UInt8], minT: Int64, maxT: Int64)]] = [:]
         for c in job.chunks {
             let samples = try c.samples()
             groups[GroupBlock.group(of: c.seriesID), default: []].append(
                 (c.seriesID, samples.count, try ChunkCodec.encodeMember(samples), samples[0].0, samples[samples.count - 1].0))
         }
-        try store.database.write { db in
+        var place = store.headLog
+        if let other = job.hub { place = .table(hub: other) }
+        try writes.write { db in
             for (_, chunks) in groups.sorted(by: { $0.key < $1.key }) { try TwinStore.insertChunkRow(db, level: 0, chunks) }
-            if case .table(let hub) = store.headLog {
+            if case .table(let hub) = place {
                 try db.execute("DELETE FROM head_log WHERE hub = ? AND segment <= ?", [hub, Int64(job.throughSegment)])
             }
-            try TwinStore.setMeta(db, store.headLog.sealedMark, String(job.throughSegment))
+            try TwinStore.setMeta(db, place.sealedMark, String(job.throughSegment))
             try TickRuns.append(db, ticks: job.ticks, firstSeq: job.firstSeq)
             if let run = job.runID {
                 try db.execute("UPDATE runs SET last_tick = \(SQLText.greatest(db.dialect))(coalesce(last_tick, 0), ?) WHERE id = ?", [job.latest, run])

@@ -215,3 +215,29 @@ struct LogTails: Sendable {
         return read
     }
 }
+
+/// The session and transaction lock keys of hubs sharing a database (PostgreSQL advisory locks).
+enum HubLocks {
+    /// Held by a running hub named `name`, for as long as its session lasts.
+    static func hub(_ name: String) -> Int64 { key("hosttwin hub " + name) }
+    /// Held by the hub that writes `host`.
+    static func host(_ name: String) -> Int64 { key("hosttwin host " + name) }
+    /// Taken by each maintenance transaction (compaction, packing) for its duration.
+    static let maintenance = key("hosttwin maintenance")
+
+    private static func key(_ s: String) -> Int64 {
+        var h = TwinDigest.FNV()
+        h.add(s)
+        return Int64(bitPattern: h.value)
+    }
+}
+
+extension TwinStore {
+    /// Makes the maintenance transactions of hubs sharing a database take turns (PostgreSQL's transaction
+    /// advisory lock, released at commit): a transaction that reads what it rewrites after this sees the
+    /// other hub's rewrite committed, never the rows it replaced. Nothing on SQLite (one writer).
+    static func takeMaintenanceTurn(_ db: any StoreStatements) throws {
+        guard db.dialect == .postgres else { return }
+        _ = try db.rows("SELECT pg_advisory_xact_lock(?)", [HubLocks.maintenance])
+    }
+}

@@ -18,6 +18,21 @@ struct StateWriter {
         tracker = StateTracker(current: current)
     }
 
+    /// Replaces the open versions whose keys start with `keyPrefix` (one host's, at a hub) by those stored.
+    mutating func reload(_ db: any StoreStatements, store: TwinStore, keyPrefix: String) throws {
+        var current = tracker.current
+        for kind in current.keys { current[kind] = current[kind]!.filter { !$0.key.hasPrefix(keyPrefix) } }
+        let rows = try db.rows("SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL AND substr(key, 1, CAST(? AS INTEGER)) = ?",
+                               [keyPrefix.unicodeScalars.count, keyPrefix])
+        for row in rows {
+            guard let kind = EntityKind(rawValue: try row.text(1)) else { continue }
+            let id = try row.integer(0)
+            let attrs = try store.attributes(kind, row[4], where: "versions row \(id)")
+            current[kind, default: [:]][store.key(kind, try row.text(2))] = .init(attributes: attrs, rowID: id, validFrom: try row.integer(3))
+        }
+        tracker = StateTracker(current: current)
+    }
+
     /// The health lines that differ from the last ones written.
     func changedHealth(_ health: [CollectorHealth]) -> [CollectorHealth] {
         health.filter { lastHealth[$0.collector]?.status != $0.status || lastHealth[$0.collector]?.message != $0.message }

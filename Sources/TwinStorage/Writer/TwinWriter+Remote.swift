@@ -52,9 +52,15 @@ public struct RemoteCursor: Sendable, Equatable {
 
 extension TwinStore {
     /// Every sender's cursor (a hub's view of its agents).
-    public func remoteCursors() throws -> [RemoteCursor] {
+    public func remoteCursors() throws -> [RemoteCursor] { try remoteCursors(host: nil) }
+
+    /// `host`'s cursor, if this store holds any of it.
+    public func remoteCursor(host: String) throws -> RemoteCursor? { try remoteCursors(host: host).first }
+
+    private func remoteCursors(host: String?) throws -> [RemoteCursor] {
         try database.read { db in
-            try db.rows("SELECT host, epoch, applied_through, last_t, updated, clock_offset_ms, datacenter, agent_latest FROM sync_hosts ORDER BY host").map {
+            try db.rows("SELECT host, epoch, applied_through, last_t, updated, clock_offset_ms, datacenter, agent_latest FROM sync_hosts"
+                        + (host == nil ? "" : " WHERE host = ?") + " ORDER BY host", host.map { [$0] } ?? []).map {
                 var c = RemoteCursor(host: try $0.text(0), epoch: UInt64(bitPattern: try $0.integer(1)), appliedThrough: UInt64(clamping: try $0.integer(2)),
                                      lastTime: $0[3].int64, updated: $0[4].int64)
                 c.clockOffset = $0[5].int64

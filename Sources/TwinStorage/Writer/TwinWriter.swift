@@ -12,8 +12,15 @@ public final class TwinWriter {
     public let policy: StoragePolicy
     private let report: @Sendable (String) -> Void
     private let afterSeal: @Sendable () -> Void
-    private let log: any HeadLogWriter
+    private var log: any HeadLogWriter
     private var sealer: Sealer
+    /// The writer's own connection when hubs share the database: it holds the hub's locks, and the log
+    /// rows, applied state and seals go through it (``WriterSession``).
+    private var session: (any WriterSession)?
+    /// The hosts this hub holds the lock of (``claim(host:)``), and when it last looked for the head logs
+    /// of hubs that stopped.
+    private var claimed: Set<String> = []
+    private var orphansCheckedAt: ContinuousClock.Instant?
     var head = Head()
     private var index = WriterSeriesIndex()
     var state = StateWriter()
@@ -88,10 +95,19 @@ public final class TwinWriter {
         precondition(!opened, "writer opened twice")
         try policy.validate()
         lock = try DirectoryLock.acquire(dataDir: store.dataDir)
+        if case .table(let hub) = store.headLog, let s = try store.database.writerSession() {
+            guard try s.tryLock(HubLocks.hub(hub)) else {
+                throw TwinError.unavailable("a hub named \"\(hub)\" is running on this database (it holds that name's lock); give this one another --hub-name")
+            }
+            session = s
+            log = LogTable.Writer(database: s, hub: hub)
+            sealer = Sealer(store: store, writes: s, policy: policy, report: report, afterJob: afterSeal)
+        }
         let last = try recover()
         latest = last ?? .min
         lastSeq = try store.database.write { db in try TickRuns.lastSealedSeq(db) }
         sealer.start()
+        try sealOrphanedLogs()
         let newest: UInt64?
         switch store.headLog {
         case .files: newest = LogSegment.list(store.dataDir).last?.seq
@@ -305,7 +321,7 @@ public final class TwinWriter {
     public func flush() throws {
         try cut()
         let left = sealer.stop()
-        sealer = Sealer(store: store, policy: policy, report: report, afterJob: afterSeal)
+        sealer = Sealer(store: store, writes: session, policy: policy, report: report, afterJob: afterSeal)
         sealer.start()
         guard left == 0 else { throw TwinError.unavailable("\(left) head windows could not be sealed yet; they stay in the log and are sealed at the next start") }
     }
@@ -334,9 +350,62 @@ public final class TwinWriter {
         if left > 0 { throw TwinError.unavailable("\(left) head windows could not be sealed; they stay in the log and are sealed at the next start") }
     }
 
-    /// One write transaction of the store's database.
+    /// One write transaction of the store's database (through the writer's session when it has one).
     func writeTransaction(_ body: (any StoreStatements) throws -> Void) throws {
-        try store.database.write(body)
+        try (session ?? store.database).write(body)
+    }
+
+    /// Whether this hub may write `host`'s ticks when several hubs share the database.
+    public enum HostClaim: Sendable, Equatable {
+        /// Held already (or the store has one writer only).
+        case held
+        /// Taken just now: another hub may have written the host since this one read its state.
+        case taken
+        /// Another running hub holds it.
+        case elsewhere
+    }
+
+    /// Takes `host`'s lock for this hub unless another hub holds it. Taking it first seals the head logs
+    /// that stopped hubs left (what they acknowledged is stored before this hub adds to it).
+    public func claim(host: String) throws -> HostClaim {
+        guard let session else { return .held }
+        if claimed.contains(host) { return .held }
+        guard try session.tryLock(HubLocks.host(host)) else { return .elsewhere }
+        claimed.insert(host)
+        try sealOrphanedLogs()
+        return .taken
+    }
+
+    /// Gives `host`'s lock up (taking the host over failed half-way: another hub may take it).
+    public func release(host: String) {
+        guard let session, claimed.remove(host) != nil else { return }
+        try? session.unlock(HubLocks.host(host))
+    }
+
+    /// Seals the head-log rows of hubs that are not running (their name's lock is free): each is replayed
+    /// and sealed under that name's lock, as the hub would at its next start. At most every 5 s.
+    public func sealOrphanedLogs() throws {
+        guard let session, case .table(let me) = store.headLog else { return }
+        if let at = orphansCheckedAt, ContinuousClock.now - at < .seconds(5) { return }
+        orphansCheckedAt = .now
+        let others = try store.database.read { db in
+            try db.rows("SELECT DISTINCT hub FROM head_log WHERE hub <> ?", [me]).map { try $0.text(0) }
+        }
+        for other in others {
+            guard try session.tryLock(HubLocks.hub(other)) else { continue } // running: its rows are its own
+            defer { try? session.unlock(HubLocks.hub(other)) }
+            let replay = try LogTable.replay(store.database, hub: other)
+            guard let through = replay.throughSegment else { continue }
+            var head = replay.head
+            let chunks = head.cut()
+            try sealer.seal(.init(chunks: chunks, throughSegment: through, latest: replay.newest ?? 0, runID: nil, hub: other))
+            report("sealed the head log of hub \"\(other)\", which is not running: \(chunks.reduce(0) { $0 + $1.chunk.count }) samples through segment \(through)")
+        }
+    }
+
+    /// Loads `host`'s open versions again (its keys start with `host/`): another hub wrote it meanwhile.
+    public func reloadOpenVersions(host: String) throws {
+        try store.database.read { db in try state.reload(db, store: store, keyPrefix: host + "/") }
     }
 
     static func encodeLabels(_ l: Labels) -> String { l.text }
