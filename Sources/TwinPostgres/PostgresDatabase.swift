@@ -180,7 +180,16 @@ public final class PostgresDatabase: StoreDatabase {
             self.loop = loop
         }
 
-        deinit { PostgresDatabase.close(connection) }
+        /// Closed before the session is gone (off the event loop), so its locks are free when it is: the next
+        /// writer under the same name, in this process or another, can take them at once.
+        deinit { close() }
+
+        func close() {
+            lock.lock()
+            defer { lock.unlock() }
+            guard !connection.isClosed else { return }
+            if connection.eventLoop.inEventLoop { PostgresDatabase.close(connection) } else { try? connection.close().wait() }
+        }
 
         private func locked<T>(_ body: (Transaction) throws -> T) throws -> T {
             lock.lock()

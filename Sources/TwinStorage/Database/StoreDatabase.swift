@@ -66,6 +66,8 @@ public protocol WriterSession: StoreDatabase {
     func tryLock(_ key: Int64) throws -> Bool
     /// Gives up the session lock `key`.
     func unlock(_ key: Int64) throws
+    /// Ends the session, and its locks with it; later statements fail.
+    func close()
 }
 
 /// The embedded engine: the store's SQLite pool for writes, ``QueryReaders`` for reads, statements cached

@@ -345,6 +345,8 @@ public final class TwinWriter {
         }
         // Fold the WAL into the database so a stopped store is one file; failing that is harmless.
         store.checkpoint()
+        session?.close() // its locks go with it
+        claimed.removeAll()
         lock?.release()
         lock = nil
         if left > 0 { throw TwinError.unavailable("\(left) head windows could not be sealed; they stay in the log and are sealed at the next start") }
