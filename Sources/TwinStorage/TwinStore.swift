@@ -39,6 +39,8 @@ public final class TwinStore: Sendable {
     let logTails = Mutex(LogTails())
     /// The log segments as the query path lists them (``LogSegment/Listing``).
     let logListing: LogSegment.Listing
+    /// The time partitions this process created or found (``TimePartitions``; PostgreSQL).
+    let partitionsMade = Mutex<Set<String>>([])
     /// A hub's live-lane samples, ahead of what its in-order stream has applied (read after stored ones).
     public let preview = LivePreview()
     /// Read-only connections for queries' sample and catalog reads (``QueryReaders``).

@@ -228,6 +228,56 @@ import TwinPostgres
         #expect(mine.contains("digest") && theirs.stdout == mine, "the hubs' digest \(theirs.stdout) \(theirs.stderr) differs from the agent's \(mine)")
     }
 
+    /// Time partitions: a database of the schema before them keeps its rows and ids through the upgrade
+    /// (in the default partitions); the sealer creates a day's partition of `chunks` before sealing into
+    /// it, and retention drops the partitions that ended before its cutoff, samples after it kept.
+    @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
+    func retentionDropsWholeTimePartitions() throws {
+        let (fresh, drop) = try Self.freshDatabase()
+        let dir = try temporaryDirectory("hosttwin-pg-parts")
+        defer { try? FileManager.default.removeItem(atPath: dir); drop() }
+        let pg = try PostgresDatabase(url: fresh)
+        let old: Int64 = 1_700_000_000_000
+        try pg.write { db in
+            try db.execute("CREATE TABLE schema_migrations(name TEXT PRIMARY KEY, applied BIGINT NOT NULL)")
+            for step in PostgresSchema.migrations.prefix(2) {
+                for statement in step.statements { try db.execute(statement) }
+                try db.execute("INSERT INTO schema_migrations(name, applied) VALUES (?, 0)", [step.name])
+            }
+            try db.execute("INSERT INTO events(id, t, type) VALUES (41, ?, 'started')", [old])
+        }
+        let store = try TwinStore.open(dataDir: dir, tablesIn: pg)
+        func partitions(_ table: String) throws -> [String] {
+            try pg.read { try $0.rows("SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass(?) ORDER BY 1", [table]).map { try $0.text(0) } }
+        }
+        #expect(try partitions("events") == ["events_default"])
+        #expect(try EngineStore.integer(store, "SELECT count(*) FROM events_default WHERE id = 41") == 1)
+        #expect(try pg.write { try $0.insert("INSERT INTO events(t, type) VALUES (?, 'x')", [old]) } > 41, "the ids do not continue")
+
+        var policy = StoragePolicy.testing
+        policy.rawRetention = 2 * StoragePolicy.day
+        let w = TwinWriter(store: store, policy: policy)
+        defer { try? w.finish(now: 0) }
+        let day = StoragePolicy.day
+        let d0 = (old / day + 10) * day
+        try w.begin(now: d0 - 1, interval: 1000)
+        func ticks(from t0: Int64) throws {
+            for i in 0..<5 {
+                var o = Observation(timestamp: t0 + Int64(i) * 1000)
+                o.add("x", .empty, Double(i))
+                try w.commit(o)
+            }
+            try w.flush()
+        }
+        try ticks(from: d0)
+        #expect(try partitions("chunks").contains("chunks_p\(d0 / day)"))
+        #expect(try EngineStore.integer(store, "SELECT count(*) FROM chunks_p\(d0 / day)") ?? 0 > 0, "the day's chunks are not in its partition")
+        try ticks(from: d0 + 3 * day)
+        let left = try partitions("chunks")
+        #expect(!left.contains("chunks_p\(d0 / day)") && left.contains("chunks_p\(d0 / day + 3)"), "\(left)")
+        #expect(try store.samples(SeriesKey("x"), from: .min, to: .max)?.map(\.0) == (0..<5).map { d0 + 3 * day + Int64($0) * 1000 })
+    }
+
     /// The head log is a table in PostgreSQL: a reader with a data directory of its own sees every
     /// committed tick, sealed or not; a read whose snapshot is older than a seal another read already
     /// applied starts over rather than miss a head window; a writer that ended without a stop leaves its

@@ -98,6 +98,9 @@ enum PostgresSchema {
                 PRIMARY KEY(hub, segment, record))
             """,
         ]),
+        // Time partitions (``TimePartitions``): the tables retention empties by time become partitioned by it, so
+        // retention drops whole partitions. Rows kept so far move to the default partition.
+        ("p3 time partitions", TimePartitions.tables.flatMap(\.conversion)),
     ]
 
     /// Applies the steps `database` has not had yet; returns their names.

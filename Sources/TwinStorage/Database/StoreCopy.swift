@@ -38,10 +38,13 @@ public enum StoreCopy {
     /// The tables of PostgreSQL's schema, in the order they are created, but `head_log`: the source's head
     /// log is sealed before the copy (the source's log is files; the destination's starts empty).
     static var tables: [String] {
-        PostgresSchema.migrations.flatMap(\.statements).compactMap { statement in
-            guard statement.hasPrefix("CREATE TABLE ") else { return nil }
+        var seen = Set<String>()
+        return PostgresSchema.migrations.flatMap(\.statements).compactMap { statement in
+            // Tables with columns (not partitions: their rows are the parent's), each once (partitioning
+            // creates a table again).
+            guard statement.hasPrefix("CREATE TABLE "), !statement.contains(" PARTITION OF ") else { return nil }
             let table = String(statement.dropFirst("CREATE TABLE ".count).prefix { $0 != "(" })
-            return table == "head_log" ? nil : table
+            return table == "head_log" || !seen.insert(table).inserted ? nil : table
         }
     }
 

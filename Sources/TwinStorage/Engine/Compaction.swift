@@ -138,10 +138,12 @@ extension TwinStore {
         try database.write { db in
             let hold = try db.value("SELECT min(CAST(value AS BIGINT)) FROM meta WHERE key LIKE 'sync_hold:%'")?.int64
             func kept(_ cutoff: Int64) -> Int64 { hold.map { min(cutoff, $0) } ?? cutoff }
+            let state = kept(before(policy.stateRetention))
+            // Whole partitions first (PostgreSQL), then what is left row by row.
+            _ = try dropExpiredPartitions(db, cutoffs: ["chunks": kept(before(policy.rawRetention)), "version_blocks": state, "events": state])
             try db.execute("DELETE FROM chunks WHERE max_t < ?", [kept(before(policy.rawRetention))])
             try db.execute("DELETE FROM rollups WHERE tier = 1 AND start + ? <= ?", [StoragePolicy.day, before(policy.minuteRetention)])
             try db.execute("DELETE FROM rollups WHERE tier = 2 AND start + ? <= ?", [StoragePolicy.hourBlock, before(policy.hourRetention)])
-            let state = kept(before(policy.stateRetention))
             try db.execute("DELETE FROM versions WHERE valid_to IS NOT NULL AND valid_to < ?", [state])
             try db.execute("DELETE FROM version_blocks WHERE max_to < ?", [state])
             try db.execute("DELETE FROM events WHERE t < ?", [state])

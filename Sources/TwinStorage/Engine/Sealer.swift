@@ -39,6 +39,8 @@ final class Sealer: @unchecked Sendable {
     private var lastRetention: Int64?
     /// The message of the failure being retried, so it is reported once, not every retry.
     private var failure: String?
+    /// Partitions that could not be created, reported once each.
+    private var partitionProblems: Set<String> = []
 
     init(store: TwinStore, writes: (any StoreDatabase)? = nil, policy: StoragePolicy, report: @escaping @Sendable (String) -> Void,
          afterJob: @escaping @Sendable () -> Void = {}) {
@@ -124,6 +126,10 @@ final class Sealer: @unchecked Sendable {
         if job.packOnly {
             try store.packVersions(before: job.latest)
             return
+        }
+        for problem in try store.preparePartitions(around: job.latest) where !partitionProblems.contains(problem) {
+            report(problem)
+            partitionProblems.insert(problem)
         }
         try seal(job)
         do {
