@@ -54,11 +54,14 @@ public final class PostgresDatabase: StoreDatabase {
     private let logger: Logger
     /// Idle connections kept; more are opened while transactions run at once.
     static let keep = 8
+    /// How long a statement may go unanswered before its connection is closed (and the statement fails).
+    public let statementLimit: TimeAmount
 
     /// Connects once to check the location and the credentials.
-    public init(url: String, logger: Logger = Logger(label: "hosttwin.postgres")) throws {
+    public init(url: String, statementLimit: TimeAmount = .seconds(300), logger: Logger = Logger(label: "hosttwin.postgres")) throws {
         location = try Location(url: url)
         self.logger = logger
+        self.statementLimit = statementLimit
         let first = try connect()
         idle.withLock { $0.append(first) }
     }
@@ -86,9 +89,14 @@ public final class PostgresDatabase: StoreDatabase {
         /// Statements' numbered forms, by their text.
         private var numbered: [String: String] = [:]
 
-        init(connection: PostgresConnection, logger: Logger) {
+        let limit: TimeAmount
+        /// A statement went unanswered and the connection was closed: later ones fail at once.
+        private var expired = false
+
+        init(connection: PostgresConnection, logger: Logger, limit: TimeAmount) {
             self.connection = connection
             self.logger = logger
+            self.limit = limit
         }
 
         /// Runs `sql` (`?` placeholders) with `arguments`; returns the rows it changed.
@@ -129,7 +137,29 @@ public final class PostgresDatabase: StoreDatabase {
                 }
             }
             do {
-                return try connection.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: logger).wait()
+                // A statement not answered within the limit closes its connection, which fails it: a server
+                // that stopped answering (a dropped database, a lost network) ends in an error, not in a
+                // thread waiting for good.
+                // The answer or the limit, whichever comes first (both on the connection's event loop).
+                guard !expired else { throw PostgresError(message: "the connection was closed: an earlier statement went unanswered for \(limit)", sqlState: nil) }
+                let connection = self.connection
+                let answer = connection.eventLoop.makePromise(of: PostgresQueryResult.self)
+                let settled = EventLoopFlag()
+                let limit = self.limit
+                let timer = connection.eventLoop.scheduleTask(in: limit) {
+                    guard settled.set() else { return }
+                    answer.fail(PostgresError(message: "no answer from PostgreSQL within \(limit); the connection was closed", sqlState: nil))
+                    PostgresDatabase.close(connection)
+                }
+                connection.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: logger).whenComplete { result in
+                    guard settled.set() else { return }
+                    timer.cancel()
+                    answer.completeWith(result)
+                }
+                do { return try answer.futureResult.wait() } catch {
+                    if connection.isClosed { expired = true }
+                    throw error
+                }
             } catch {
                 throw PostgresError(message: PostgresDatabase.message(error), sqlState: (error as? PSQLError)?.serverInfo?[.sqlState])
             }
@@ -162,7 +192,7 @@ public final class PostgresDatabase: StoreDatabase {
 
     /// A connection of the caller's own (a hub's session: its locks and fenced writes).
     public func writerSession() throws -> (any WriterSession)? {
-        Session(connection: try connect(), logger: logger, loop: loop)
+        Session(connection: try connect(), logger: logger, loop: loop, limit: statementLimit)
     }
 
     /// One connection, its transactions one at a time; its advisory locks last as long as it does.
@@ -174,7 +204,10 @@ public final class PostgresDatabase: StoreDatabase {
         private let lock = NSLock()
         var dialect: SQLDialect { .postgres }
 
-        init(connection: PostgresConnection, logger: Logger, loop: EventLoopOwner) {
+        let limit: TimeAmount
+
+        init(connection: PostgresConnection, logger: Logger, loop: EventLoopOwner, limit: TimeAmount) {
+            self.limit = limit
             self.connection = connection
             self.logger = logger
             self.loop = loop
@@ -195,7 +228,7 @@ public final class PostgresDatabase: StoreDatabase {
             lock.lock()
             defer { lock.unlock() }
             guard !connection.isClosed else { throw PostgresError(message: "the hub's lock session to PostgreSQL is closed: its locks are gone", sqlState: nil) }
-            return try body(Transaction(connection: connection, logger: logger))
+            return try body(Transaction(connection: connection, logger: logger, limit: limit))
         }
 
         func read<T>(_ body: (any StoreStatements) throws -> T) throws -> T {
@@ -276,7 +309,7 @@ public final class PostgresDatabase: StoreDatabase {
                 Self.close(connection)
             }
         }
-        return try body(Transaction(connection: connection, logger: logger), &healthy)
+        return try body(Transaction(connection: connection, logger: logger, limit: statementLimit), &healthy)
     }
 
     /// Closes a connection without waiting.
@@ -293,6 +326,16 @@ public final class PostgresDatabase: StoreDatabase {
             return [m, info[.detail], info[.hint].map { "hint: \($0)" }].compactMap { $0 }.joined(separator: "; ")
         }
         return "\(e.code)"
+    }
+}
+
+/// A flag set once, read and set on one event loop only (so without a lock).
+final class EventLoopFlag: @unchecked Sendable {
+    private var isSet = false
+    /// Sets it; false when it was set already.
+    func set() -> Bool {
+        defer { isSet = true }
+        return !isSet
     }
 }
 

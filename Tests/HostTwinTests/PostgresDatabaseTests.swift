@@ -80,6 +80,17 @@ import TwinPostgres
         return (fresh, { _ = try? admin.write { try $0.execute("COMMIT"); try $0.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)"); try $0.execute("BEGIN") } })
     }
 
+    /// A statement left unanswered past the limit fails (its connection is closed) instead of holding its
+    /// thread for good, and the next transaction works on a new connection.
+    @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
+    func anUnansweredStatementFailsAtTheLimit() throws {
+        let pg = try PostgresDatabase(url: Self.url!, statementLimit: .milliseconds(500))
+        let started = ContinuousClock.now
+        #expect(throws: (any Error).self) { try pg.read { try $0.rows("SELECT pg_sleep(10)") } }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(try pg.read { try $0.value("SELECT 7")?.int64 } == 7)
+    }
+
     /// The schema applies once: a second hub opening the database applies nothing. (The storage suites run
     /// on PostgreSQL through ``StoreEngine``.)
     @Test(.enabled(if: url != nil, Comment(rawValue: skip)))
