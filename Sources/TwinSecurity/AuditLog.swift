@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Synchronization
 import TwinCore
+import TwinStorage
 
 /// An append-only, hash-chained audit log: one JSON line per API request and per admin action, each
 /// line carrying the SHA-256 of the previous line's hash and its own content, so an edit, an insertion
@@ -17,7 +18,20 @@ import TwinCore
 ///
 /// Several processes may append to one log (`run` and `serve` on one data directory): appends hold an
 /// `flock` and re-read the tail when another process wrote since.
+///
+/// A store whose tables are in PostgreSQL keeps the records there instead (``Table``: rows of `audit_log`,
+/// one chain per hub name, the same lines); the anchor key and the anchors stay files.
 public final class AuditLog: Sendable {
+    /// Records as rows of `audit_log(chain, seq, line)` in `database`, chained per `chain` (a hub's name).
+    public struct Table: Sendable {
+        public var database: any StoreDatabase
+        public var chain: String
+        public init(database: any StoreDatabase, chain: String) {
+            self.database = database
+            self.chain = chain
+        }
+    }
+
     /// One record as read back.
     public struct Record: Codable, Sendable, Equatable {
         public var seq: Int64
@@ -49,6 +63,8 @@ public final class AuditLog: Sendable {
 
     public let directory: String
     public let anchorPath: String
+    /// Where the records are, when not in `directory`'s log file.
+    public let table: Table?
     private let logPath: String
     /// The anchoring key's bytes (`SymmetricKey` is not `Sendable`).
     private let keyBytes: [UInt8]
@@ -59,14 +75,20 @@ public final class AuditLog: Sendable {
     static let genesis = [UInt8](repeating: 0, count: 32)
 
     /// Opens (creating when needed, 0700/0600) the log in `directory`, anchoring to `anchorPath`.
-    public init(directory: String, anchorPath: String? = nil) throws {
+    public init(directory: String, anchorPath: String? = nil, table: Table? = nil) throws {
         self.directory = directory
         self.anchorPath = anchorPath ?? directory + "/anchors"
+        self.table = table
         logPath = directory + "/audit.log"
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
             throw TwinError.unavailable("cannot create the audit directory \(directory): \(error.localizedDescription)")
         }
         keyBytes = try Self.loadKey(directory + "/anchor.key")
+        if let table {
+            let (seq, hash) = try Self.tail(table)
+            head = Mutex(Head(fd: -1, seq: seq, hash: hash, size: 0, anchoredSeq: -1, anchoredAt: 0))
+            return
+        }
         let fd = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw TwinError.unavailable("cannot open \(logPath): \(String(cString: strerror(errno)))") }
         let (seq, hash) = try Self.tail(logPath)
@@ -78,7 +100,7 @@ public final class AuditLog: Sendable {
     deinit {
         head.withLock { h in
             anchor(&h, now: TwinTime.nowMillis(), force: true)
-            close(h.fd)
+            if h.fd >= 0 { close(h.fd) }
         }
     }
 
@@ -96,6 +118,7 @@ public final class AuditLog: Sendable {
 
     /// Appends a record (its time and sequence number are set here) and anchors the head when due.
     public func append(_ record: Record, now: Int64 = TwinTime.nowMillis()) {
+        if let table { return appendRow(record, table, now: now) }
         head.withLock { h in
             flock(h.fd, LOCK_EX)
             defer { flock(h.fd, LOCK_UN) }
@@ -114,6 +137,57 @@ public final class AuditLog: Sendable {
         }
     }
 
+    /// Appends a record as a row; when another process appended to the chain since (the row's key is
+    /// taken), chains on its record instead and tries again.
+    private func appendRow(_ record: Record, _ table: Table, now: Int64) {
+        head.withLock { h in
+            for _ in 0..<5 {
+                var r = record
+                r.seq = h.seq + 1
+                r.t = now
+                let (line, hash) = Self.line(r, prev: h.hash)
+                do {
+                    try table.database.executeAlone("INSERT INTO audit_log(chain, seq, line) VALUES (?, ?, ?)", [table.chain, r.seq, String(line.dropLast())])
+                    (h.seq, h.hash) = (r.seq, hash)
+                    anchor(&h, now: now, force: false)
+                    return
+                } catch {
+                    guard let (seq, hash) = try? Self.tail(table), seq != h.seq else { return } // not a lost race: the database is away
+                    (h.seq, h.hash) = (seq, hash)
+                }
+            }
+        }
+    }
+
+    /// The sequence number and hash of a table chain's last record (0 and the genesis hash when empty).
+    static func tail(_ table: Table) throws -> (Int64, [UInt8]) {
+        guard let line = try table.database.read({ db in
+            try db.value("SELECT line FROM audit_log WHERE chain = ? ORDER BY seq DESC LIMIT 1", [table.chain])?.string
+        }) else { return (0, genesis) }
+        guard let parsed = parse(line) else {
+            throw TwinError.corrupt(what: "audit_log (chain \(table.chain))", detail: "the last audit record cannot be read; run `hosttwin audit verify`")
+        }
+        return (parsed.record.seq, parsed.hash)
+    }
+
+    /// The records with `t >= since`, oldest first (from the file or the table).
+    public func records(since: Int64 = .min) throws -> [Record] {
+        guard let table else { return try Self.read(directory: directory, since: since) }
+        return try Self.lines(table).compactMap { Self.parse($0)?.record }.filter { $0.t >= since }
+    }
+
+    /// Checks the chain and its anchors (the file's or the table's).
+    public func verify() throws -> Verdict {
+        guard let table else { return try Self.verify(directory: directory, anchorPath: anchorPath) }
+        return Self.verify(lines: try Self.lines(table), directory: directory, anchorPath: anchorPath)
+    }
+
+    static func lines(_ table: Table) throws -> [String] {
+        try table.database.read { db in
+            try db.rows("SELECT line FROM audit_log WHERE chain = ? ORDER BY seq", [table.chain]).map { try $0.text(0) }
+        }
+    }
+
     /// Anchors the head now (the server also does this every minute and on close).
     public func anchorNow() { head.withLock { anchor(&$0, now: TwinTime.nowMillis(), force: true) } }
 
@@ -126,7 +200,7 @@ public final class AuditLog: Sendable {
         guard fd >= 0 else { return }
         defer { close(fd) }
         if write(fd, line, line.count) == line.count, fsync(fd) == 0 {
-            _ = fsync(h.fd)
+            if h.fd >= 0 { _ = fsync(h.fd) }
             (h.anchoredSeq, h.anchoredAt) = (h.seq, now)
         }
     }
@@ -203,13 +277,18 @@ public final class AuditLog: Sendable {
     public static func verify(directory: String, anchorPath: String? = nil) throws -> Verdict {
         let path = directory + "/audit.log"
         guard let data = FileManager.default.contents(atPath: path) else { throw TwinError.unavailable("no audit log in \(directory)") }
+        var lines = data.split(separator: 10, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        if lines.last == "" { lines.removeLast() }
+        return verify(lines: lines, directory: directory, anchorPath: anchorPath)
+    }
+
+    /// Checks `lines` (a chain, oldest first) against the anchors.
+    static func verify(lines: [String], directory: String, anchorPath: String?) -> Verdict {
         var prev = genesis
         var hashes: [Int64: [UInt8]] = [:]
         var lastSeq: Int64 = 0
-        let lines = data.split(separator: 10, omittingEmptySubsequences: false)
         for (i, raw) in lines.enumerated() {
-            if raw.isEmpty, i == lines.count - 1 { break }
-            guard let p = parse(String(decoding: raw, as: UTF8.self)) else {
+            guard let p = parse(raw) else {
                 return Verdict(records: i, anchors: 0, problem: "line \(i + 1) is not an audit record", line: i + 1)
             }
             guard p.record.seq == lastSeq + 1 else {

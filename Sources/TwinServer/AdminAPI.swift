@@ -46,7 +46,7 @@ extension TwinAPI {
     func auditRecords(_ p: Params) throws -> Response {
         guard let audit else { throw APIError.unavailable("this server keeps no audit log") }
         let since = try time(p, "since", default: "-1h")
-        let records = try AuditLog.read(directory: audit.directory, since: since)
+        let records = try audit.records(since: since)
         return try success(records)
     }
 
@@ -54,7 +54,7 @@ extension TwinAPI {
     func auditVerify(_ p: Params) throws -> Response {
         guard let audit else { throw APIError.unavailable("this server keeps no audit log") }
         audit.anchorNow()
-        let verdict = try AuditLog.verify(directory: audit.directory, anchorPath: audit.anchorPath)
+        let verdict = try audit.verify()
         return try success(verdict)
     }
 }

@@ -35,6 +35,14 @@ public final class TwinStore: Sendable {
     let rowDataCache = Mutex(RowDataCache(capacityBytes: 16 << 20))
     /// Where the head log lives: files in `dataDir`, or a table beside the others (PostgreSQL).
     let headLog: HeadLogPlace
+    /// The PostgreSQL database holding this store's tables (nil: the embedded store), for what else a hub
+    /// keeps there (its audit log).
+    public var sharedDatabase: (any StoreDatabase)? { database.dialect == .postgres ? database : nil }
+    /// This process's hub name among those sharing the database (nil: the embedded store).
+    public var hubName: String? {
+        if case .table(let hub) = headLog { return hub }
+        return nil
+    }
     /// What this reader has decoded of the unsealed head log.
     let logTails = Mutex(LogTails())
     /// The log segments as the query path lists them (``LogSegment/Listing``).

@@ -152,16 +152,16 @@ struct FilesCommand: ParsableCommand {
             let dataDir = store.resolvedDataDir
             let plan: FileRestore.Plan
             do { plan = try FileRestore.plan(try store.openForReading(), path: path, at: t) } catch {
-                if apply { try? TokenCommand.audit(dataDir, "files.restore", "path=\(path) at=\(TwinTime.rfc3339(t)) refused: \(error)") }
+                if apply { try? TokenCommand.audit(store, "files.restore", "path=\(path) at=\(TwinTime.rfc3339(t)) refused: \(error)") }
                 throw CLIError("\(error)")
             }
             let what = "\(path) as of \(TwinTime.rfc3339(plan.version.validFrom)): mode \(FileCollector.octal(plan.mode)), owner \(plan.uid):\(plan.gid), \(plan.text.utf8.count) bytes"
             if apply {
                 do { try FileRestore.apply(plan) } catch {
-                    try? TokenCommand.audit(dataDir, "files.restore", "path=\(path) at=\(TwinTime.rfc3339(t)) failed: \(error)")
+                    try? TokenCommand.audit(store, "files.restore", "path=\(path) at=\(TwinTime.rfc3339(t)) failed: \(error)")
                     throw CLIError("\(error)")
                 }
-                try TokenCommand.audit(dataDir, "files.restore", "path=\(path) at=\(TwinTime.rfc3339(t)) sha256=\(str(plan.version, "sha256"))")
+                try TokenCommand.audit(store, "files.restore", "path=\(path) at=\(TwinTime.rfc3339(t)) sha256=\(str(plan.version, "sha256"))")
             }
             if output.json {
                 try printJSON(["path": path, "version": TwinTime.rfc3339(plan.version.validFrom), "applied": apply ? "true" : "false", "diff": plan.diff])

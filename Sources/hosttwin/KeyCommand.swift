@@ -30,7 +30,7 @@ struct KeyCommand: ParsableCommand {
             if retire {
                 (resealed, deleted) = try PolicyCipher(policy: DataPolicy(), keys: keys).retireOldKeys(store: twin)
             }
-            try TokenCommand.audit(dataDir, "key.rotate", "current=\(id)" + (retire ? " resealed=\(resealed) retired=\(deleted.joined(separator: ","))" : ""))
+            try TokenCommand.audit(store, "key.rotate", "current=\(id)" + (retire ? " resealed=\(resealed) retired=\(deleted.joined(separator: ","))" : ""))
             if output.json {
                 struct Out: Encodable { var current: String; var resealed: Int; var retired: [String] }
                 try printJSON(Out(current: id, resealed: resealed, retired: deleted))

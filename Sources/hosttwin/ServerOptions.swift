@@ -81,9 +81,10 @@ struct ServerOptions: ParsableArguments {
         }
         api.access.anonymousRole = required ? nil : .reader
         api.hostCheck = HostCheck(listenHost: host, allowed: allowedHosts)
-        let audit = try AuditLog(directory: auditDir ?? dataDir + "/audit", anchorPath: auditAnchor)
+        let audit = try AuditLog(directory: auditDir ?? dataDir + "/audit", anchorPath: auditAnchor,
+                                 table: api.store.sharedDatabase.map { AuditLog.Table(database: $0, chain: api.store.hubName ?? "main") })
         api.audit = audit
-        logger.info("access: \(required ? "a token is required" : "requests without a token may read"); TLS \(tls == nil ? "off" : tlsClientCA == nil ? "on" : "on, client certificates required"); audit log in \(audit.directory)")
+        logger.info("access: \(required ? "a token is required" : "requests without a token may read"); TLS \(tls == nil ? "off" : tlsClientCA == nil ? "on" : "on, client certificates required"); audit log in \(audit.table.map { "PostgreSQL (chain \($0.chain))" } ?? audit.directory)")
         return Setup(host: host, port: port, tls: tls, audit: audit, policy: dataPolicy, keys: keys)
     }
 }

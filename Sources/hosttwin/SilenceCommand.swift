@@ -34,7 +34,7 @@ struct SilenceCommand: ParsableCommand {
             let s = SilenceRecord(created: TwinTime.nowMillis(), starts: starts, ends: starts + length, matchers: matchers, comment: comment, author: who)
             let dataDir = store.resolvedDataDir
             let id = try store.open().insertSilence(s)
-            try TokenCommand.audit(dataDir, "silence.add", "id=\(id) matchers=\(matchers.joined(separator: ",")) until=\(TwinTime.rfc3339(s.ends))")
+            try TokenCommand.audit(store, "silence.add", "id=\(id) matchers=\(matchers.joined(separator: ",")) until=\(TwinTime.rfc3339(s.ends))")
             if output.json { try printJSON(["id": id]) } else { print("silence \(id): \(matchers.joined(separator: " ")) until \(TwinTime.rfc3339(s.ends))") }
         }
     }
@@ -65,7 +65,7 @@ struct SilenceCommand: ParsableCommand {
         func run() throws {
             let dataDir = store.resolvedDataDir
             guard try store.open().expireSilence(id: id, at: TwinTime.nowMillis()) else { throw CLIError("no active silence \(id)") }
-            try TokenCommand.audit(dataDir, "silence.expire", "id=\(id)")
+            try TokenCommand.audit(store, "silence.expire", "id=\(id)")
             print("silence \(id) expired")
         }
     }

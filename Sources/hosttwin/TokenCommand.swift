@@ -14,9 +14,11 @@ struct TokenCommand: ParsableCommand {
         subcommands: [Create.self, List.self, Revoke.self, Rebind.self]
     )
 
-    /// Records a token change in the data directory's audit log.
-    static func audit(_ dataDir: String, _ action: String, _ detail: String) throws {
-        let log = try AuditLog(directory: dataDir + "/audit")
+    /// Records an admin action in the store's audit log (the data directory's, or the `main` chain in
+    /// PostgreSQL with `--store`).
+    static func audit(_ store: StoreOptions, _ action: String, _ detail: String) throws {
+        let table = try StoreOptions.database(store.storeURL).map { AuditLog.Table(database: $0, chain: "main") }
+        let log = try AuditLog(directory: store.resolvedDataDir + "/audit", table: table)
         log.append(.init(kind: "admin", action: action, role: "admin", token: nil, source: "cli (uid \(getuid()))", status: nil, detail: detail))
         log.anchorNow()
     }
@@ -50,7 +52,7 @@ struct TokenCommand: ParsableCommand {
             do { created = try TokenAuthority(store: twin).create(role: r, host: host, name: name, expires: ttl.map { TwinTime.nowMillis() + $0 }, datacenter: datacenter, policy: policy) } catch let e as TwinError {
                 throw CLIError("\(e)")
             }
-            try TokenCommand.audit(dataDir, "token.create", "id=\(created.record.id) role=\(r.rawValue)\(host.map { " host=\($0)" } ?? "")\(datacenter.map { " datacenter=\($0)" } ?? "")")
+            try TokenCommand.audit(store, "token.create", "id=\(created.record.id) role=\(r.rawValue)\(host.map { " host=\($0)" } ?? "")\(datacenter.map { " datacenter=\($0)" } ?? "")")
             if output.json {
                 struct Out: Encodable { var token: String; var info: TokenJSON }
                 try printJSON(Out(token: created.token, info: TokenJSON(created.record)))
@@ -92,7 +94,7 @@ struct TokenCommand: ParsableCommand {
             guard try store.open().rebindToken(id: id, host: host) else {
                 throw CLIError("no active agent token \(id) in \(dataDir) (`hosttwin token list` shows them)")
             }
-            try TokenCommand.audit(dataDir, "token.rebind", "id=\(id) host=\(host)")
+            try TokenCommand.audit(store, "token.rebind", "id=\(id) host=\(host)")
             print("agent token \(id) now pushes for host \(host)")
         }
     }
@@ -107,7 +109,7 @@ struct TokenCommand: ParsableCommand {
             guard try store.open().revokeToken(id: id, at: TwinTime.nowMillis()) else {
                 throw CLIError("no active token \(id) in \(dataDir) (`hosttwin token list` shows them)")
             }
-            try TokenCommand.audit(dataDir, "token.revoke", "id=\(id)")
+            try TokenCommand.audit(store, "token.revoke", "id=\(id)")
             print("revoked token \(id)")
         }
     }

@@ -172,6 +172,15 @@ import TwinPostgres
         #expect(held.values == [.integer(Int64(lastSeq)), held[1], .integer(1)] && (held[1].int64 ?? 0) > 0, "\(held)")
         let local = try TwinStore.open(dataDir: hubDir, readOnly: true)
         #expect(try local.tokens().isEmpty && local.counts()["versions"] == 0 && local.counts()["series"] == 0)
+        // The audit log is rows too: the token's creation and the hub's requests, chained; an edit is found.
+        #expect(!FileManager.default.fileExists(atPath: hubDir + "/audit/audit.log"), "an audit log file beside PostgreSQL")
+        let verified = try EndToEndTests.cli(["audit", "verify", "--data-dir", hubDir, "--store", fresh, "--json"])
+        #expect(verified.status == 0 && verified.stdout.contains("\"records\"") && !verified.stdout.contains("problem"), "\(verified.stdout) \(verified.stderr)")
+        let shown = try EndToEndTests.cli(["audit", "show", "--data-dir", hubDir, "--store", fresh, "--json"]).stdout
+        #expect(shown.contains("token.create") && shown.contains("/api/v1/sync/push"), "\(shown.prefix(500))")
+        try pg.write { try $0.execute("UPDATE audit_log SET line = replace(line, 'token.create', 'token.crEate') WHERE seq = 1") }
+        let tampered = try EndToEndTests.cli(["audit", "verify", "--data-dir", hubDir, "--store", fresh])
+        #expect(tampered.status == 1 && tampered.stdout.contains("record 1 does not match"), "\(tampered.stdout)")
         // Commands of the embedded store refuse --store rather than ignore it.
         for command in [["run", "--ticks", "1"], ["check"], ["agent", "--push", "http://127.0.0.1:1"]] {
             let r = try EndToEndTests.cli(command + ["--data-dir", dir + "/other", "--store", fresh])

@@ -101,6 +101,8 @@ enum PostgresSchema {
         // Time partitions (``TimePartitions``): the tables retention empties by time become partitioned by it, so
         // retention drops whole partitions. Rows kept so far move to the default partition.
         ("p3 time partitions", TimePartitions.tables.flatMap(\.conversion)),
+        // The audit log's records (an embedded store keeps them in DATA_DIR/audit/audit.log): a chain per hub.
+        ("p4 audit log", ["CREATE TABLE audit_log(chain TEXT NOT NULL, seq BIGINT NOT NULL, line TEXT NOT NULL, PRIMARY KEY(chain, seq))"]),
     ]
 
     /// Applies the steps `database` has not had yet; returns their names.

@@ -35,8 +35,9 @@ public enum StoreCopy {
         var type: String
     }
 
-    /// The tables of PostgreSQL's schema, in the order they are created, but `head_log`: the source's head
-    /// log is sealed before the copy (the source's log is files; the destination's starts empty).
+    /// The tables of PostgreSQL's schema, in the order they are created, but `head_log` (the source's head
+    /// log is sealed before the copy; the destination's starts empty) and `audit_log` (the source's audit
+    /// log stays a file in its data directory; the hub's chain starts in the table).
     static var tables: [String] {
         var seen = Set<String>()
         return PostgresSchema.migrations.flatMap(\.statements).compactMap { statement in
@@ -44,7 +45,7 @@ public enum StoreCopy {
             // creates a table again).
             guard statement.hasPrefix("CREATE TABLE "), !statement.contains(" PARTITION OF ") else { return nil }
             let table = String(statement.dropFirst("CREATE TABLE ".count).prefix { $0 != "(" })
-            return table == "head_log" || !seen.insert(table).inserted ? nil : table
+            return table == "head_log" || table == "audit_log" || !seen.insert(table).inserted ? nil : table
         }
     }
 
@@ -58,7 +59,7 @@ public enum StoreCopy {
             throw TwinError.badInput("migrate copies an embedded store into PostgreSQL")
         }
         try destination.database.write { pg in
-            for table in tables + ["head_log"] {
+            for table in tables + ["head_log", "audit_log"] {
                 let n = try pg.value("SELECT count(*) FROM \(table)")?.int64 ?? 0
                 guard n == 0 else {
                     throw TwinError.badInput("the destination already holds HostTwin data (\(n) rows in \(table)); migrate into an empty database")
