@@ -367,8 +367,9 @@ public final class TwinWriter {
         case elsewhere
     }
 
-    /// Takes `host`'s lock for this hub unless another hub holds it. Taking it first seals the head logs
-    /// that stopped hubs left (what they acknowledged is stored before this hub adds to it).
+    /// Takes `host`'s lock for this hub unless another hub holds it. Taking one also seals the head logs
+    /// that stopped hubs left (``sealOrphanedLogs()``), so what they acknowledged is sealed as this hub
+    /// goes on.
     public func claim(host: String) throws -> HostClaim {
         guard let session else { return .held }
         if claimed.contains(host) { return .held }
