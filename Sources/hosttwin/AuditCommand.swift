@@ -55,10 +55,11 @@ struct AuditCommand: ParsableCommand {
         func run() throws {
             let verdict = location.store.storeURL == nil ? try AuditLog.verify(directory: location.directory, anchorPath: location.auditAnchor)
                                                          : try location.open(chain: hubName).verify()
+            let place = location.store.storeURL == nil ? location.directory : "audit_log, chain \(hubName)"
             if output.json { try printJSON(verdict) } else if let problem = verdict.problem {
-                print("\(location.directory): BROKEN after \(verdict.records) good record(s): \(problem)")
+                print("\(place): BROKEN after \(verdict.records) good record(s): \(problem)")
             } else {
-                print("\(location.directory): OK, \(verdict.records) records, \(verdict.anchors) anchors")
+                print("\(place): OK, \(verdict.records) records, \(verdict.anchors) anchors")
             }
             if !verdict.ok { throw ExitCode(1) }
         }
