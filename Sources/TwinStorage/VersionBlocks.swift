@@ -36,11 +36,12 @@ extension TwinStore {
                 }
             }
             // The rows read, by id: on PostgreSQL a version closed by a hub's apply after the read above
-            // (committed meanwhile) would otherwise be deleted without having been packed.
-            for start in stride(from: 0, to: packed.count, by: 1_000) {
-                let ids = packed[start..<min(start + 1_000, packed.count)].map(String.init).joined(separator: ",")
-                try db.execute("DELETE FROM versions WHERE id IN (\(ids))")
-            }
+            // (committed meanwhile) would otherwise be deleted without having been packed. The ids go as one
+            // JSON array, so the statement's text (and its cached statement) is the same every time.
+            let ids = "[" + packed.map(String.init).joined(separator: ",") + "]"
+            try db.execute(db.dialect == .postgres
+                ? "DELETE FROM versions WHERE id IN (SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text(CAST(? AS jsonb)))"
+                : "DELETE FROM versions WHERE id IN (SELECT value FROM json_each(?))", [ids])
             return packed.count
         }
     }
