@@ -87,10 +87,12 @@ public enum FuzzTargets {
         guard SeriesScan(state: scan.state) != nil else { fatalError("a state it wrote does not restore") }
     }
 
-    /// What an agent or relay reads from its hub besides batches: acknowledgement lines (a `behind` wait is
-    /// acted on within a minute, whatever the line says) and the address map (`/api/v1/sync/addresses`).
+    /// What an agent or relay reads from its hub besides batches: acknowledgement lines (a `behind` or
+    /// `elsewhere` wait is acted on within a minute, whatever the line says), handshake cursors (a
+    /// `standby` one included) and the address map (`/api/v1/sync/addresses`).
     static func hubAnswers(_ data: [UInt8]) {
         for line in data.split(separator: UInt8(ascii: "\n")) {
+            _ = try? JSONDecoder().decode(SyncCursor.self, from: Data(line))
             guard let ack = try? JSONDecoder().decode(SyncAck.self, from: Data(line)) else { continue }
             guard (0...60_000).contains(ack.boundedWaitMs) else { fatalError("a wait of \(ack.boundedWaitMs) ms acted on") }
         }
@@ -211,7 +213,8 @@ public enum FuzzTargets {
         for frame in a + b { _ = try? SyncCodec.decode(frame.batch) }
     }
 
-    /// Head log records: the first byte splits the input into records.
+    /// Head log records: the first byte splits the input into records. Unframed, as a segment file's
+    /// records after their CRC and as `head_log` rows are read (``LogRecords`` decodes as their readers do).
     static func log(_ data: [UInt8]) {
         guard let first = data.first else { return }
         let size = max(1, Int(first))

@@ -87,6 +87,9 @@ import TwinServer
             ("serve", ["--remote-write", "http://127.0.0.1:1/a", "--remote-write", "http://127.0.0.1:1/a"], "twice"),
             ("run", ["--remote-write", "http://127.0.0.1:1/a", "--remote-write-shards", "0"], "1 to 64"),
             ("serve", ["--remote-write-ca", "/nonexistent"], "need --remote-write URL"),
+            ("serve", ["--hub-name", "a/../b"], "--hub-name a/../b: use up to 64"),
+            ("serve", ["--hub-name", String(repeating: "h", count: 65)], "use up to 64"),
+            ("serve", ["--hub-name", "b"], "give --store URL"),
         ] {
             let data = dir + "/\(command)-\(says.count)"
             let r = try EndToEndTests.cli([command, "--data-dir", data, "--listen", "127.0.0.1:0"] + args)
