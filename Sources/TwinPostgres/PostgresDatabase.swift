@@ -99,6 +99,23 @@ public final class PostgresDatabase: StoreDatabase {
             self.limit = limit
         }
 
+        /// `body` between `begin` and `COMMIT`, rolled back when it throws; `broken` is set when the
+        /// connection can no longer be trusted (`BEGIN` or `ROLLBACK` failed).
+        func within<T>(_ begin: String, broken: inout Bool, _ body: (any StoreStatements) throws -> T) throws -> T {
+            do { try execute(begin) } catch {
+                broken = true
+                throw error
+            }
+            do {
+                let value = try body(self)
+                try execute("COMMIT")
+                return value
+            } catch {
+                do { try execute("ROLLBACK") } catch { broken = true }
+                throw error
+            }
+        }
+
         /// Runs `sql` (`?` placeholders) with `arguments`; returns the rows it changed.
         @discardableResult
         public func execute(_ sql: String, _ arguments: [any SQLValueConvertible] = []) throws -> Int {
@@ -241,15 +258,8 @@ public final class PostgresDatabase: StoreDatabase {
 
         private func transaction<T>(_ begin: String, _ body: (any StoreStatements) throws -> T) throws -> T {
             try locked { tx in
-                try tx.execute(begin)
-                do {
-                    let value = try body(tx)
-                    try tx.execute("COMMIT")
-                    return value
-                } catch {
-                    try? tx.execute("ROLLBACK")
-                    throw error
-                }
+                var broken = false
+                return try tx.within(begin, broken: &broken, body)
             }
         }
 
@@ -278,18 +288,9 @@ public final class PostgresDatabase: StoreDatabase {
 
     private func transaction<T>(begin: String, _ body: (any StoreStatements) throws -> T) throws -> T {
         try withConnection { tx, healthy in
-            do { try tx.execute(begin) } catch {
-                healthy = false
-                throw error
-            }
-            do {
-                let value = try body(tx)
-                try tx.execute("COMMIT")
-                return value
-            } catch {
-                do { try tx.execute("ROLLBACK") } catch { healthy = false }
-                throw error
-            }
+            var broken = false
+            defer { if broken { healthy = false } }
+            return try tx.within(begin, broken: &broken, body)
         }
     }
 

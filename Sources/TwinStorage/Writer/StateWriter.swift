@@ -9,27 +9,27 @@ struct StateWriter {
     /// Loads the open versions of `store` (at the start of a run).
     mutating func load(_ db: any StoreStatements, store: TwinStore) throws {
         var current: [EntityKind: [String: StateTracker.Open]] = [:]
-        for row in try db.rows("SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL") {
-            guard let kind = EntityKind(rawValue: try row.text(1)) else { continue }
-            let id = try row.integer(0)
-            let attrs = try store.attributes(kind, row[4], where: "versions row \(id)")
-            current[kind, default: [:]][store.key(kind, try row.text(2))] = .init(attributes: attrs, rowID: id, validFrom: try row.integer(3))
-        }
+        try Self.addOpen(db.rows("SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL"), store, to: &current)
         tracker = StateTracker(current: current)
     }
 
-    /// Replaces the open versions whose keys start with `keyPrefix` (one host's, at a hub) by those stored.
-    mutating func reload(_ db: any StoreStatements, store: TwinStore, keyPrefix: String) throws {
-        var current = tracker.current
-        for kind in current.keys { current[kind] = current[kind]!.filter { !$0.key.hasPrefix(keyPrefix) } }
-        let rows = try db.rows("SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL AND substr(key, 1, CAST(? AS INTEGER)) = ?",
-                               [keyPrefix.unicodeScalars.count, keyPrefix])
+    /// Adds open `versions` rows (`id, kind, key, valid_from, attributes`) to `current`, opened with the
+    /// store's keys; rows of a kind this version does not know are left out.
+    private static func addOpen(_ rows: [SQLRow], _ store: TwinStore, to current: inout [EntityKind: [String: StateTracker.Open]]) throws {
         for row in rows {
             guard let kind = EntityKind(rawValue: try row.text(1)) else { continue }
             let id = try row.integer(0)
             let attrs = try store.attributes(kind, row[4], where: "versions row \(id)")
             current[kind, default: [:]][store.key(kind, try row.text(2))] = .init(attributes: attrs, rowID: id, validFrom: try row.integer(3))
         }
+    }
+
+    /// Replaces the open versions whose keys start with `keyPrefix` (one host's, at a hub) by those stored.
+    mutating func reload(_ db: any StoreStatements, store: TwinStore, keyPrefix: String) throws {
+        var current = tracker.current
+        for kind in current.keys { current[kind] = current[kind]!.filter { !$0.key.hasPrefix(keyPrefix) } }
+        try Self.addOpen(db.rows("SELECT id, kind, key, valid_from, attributes FROM versions WHERE valid_to IS NULL AND substr(key, 1, CAST(? AS INTEGER)) = ?",
+                                 [keyPrefix.unicodeScalars.count, keyPrefix]), store, to: &current)
         tracker = StateTracker(current: current)
     }
 
