@@ -19,8 +19,14 @@ public struct MaintenanceWindow: Sendable, Encodable {
     public var score: Double
     public var loads: [Load]
     public var basis: String
-    /// "low" with less than a week of history (the weekly cycle unseen), "high" with a week or more.
+    /// "low" unless this time of day was among the quietest tenth of the day on at least
+    /// ``Advisor/confidentRegularity`` of the history's days; then "medium" with less than a week of
+    /// history (the weekly cycle unseen) and "high" with a week or more.
     public var confidence: String
+    /// Of the last `days` whole days of history, those on which this time of day was among the quietest tenth.
+    public var quietDays: Int
+    public var days: Int
+    enum CodingKeys: String, CodingKey { case start, end, score, loads, basis, confidence, quietDays = "quiet_days", days }
 }
 
 /// Advice that needs more history than the store holds.
@@ -55,6 +61,9 @@ public enum Advisor {
 
     /// History a maintenance window needs: two days, so that the forecasts know the daily cycle.
     public static let maintenanceHistory: Int64 = 2 * 86_400_000
+    /// The share of the history's days on which the chosen time of day must have been among the quietest
+    /// tenth for a maintenance window to be reported with "high" confidence (``quietRegularity``).
+    public static let confidentRegularity = 0.9
     /// History sizing advice (CPU, memory, swap) needs: a day.
     public static let sizingHistory: Int64 = 86_400_000
 
@@ -71,12 +80,14 @@ public enum Advisor {
         guard stored >= maintenanceHistory else { throw InsufficientHistory(stored: stored, needed: maintenanceHistory, what: "a maintenance window") }
         let engine = PromQLEngine(source: StoreSampleSource(store: store))
         var series: [(String, SeriesForecast, Double)] = []
+        var pasts: [[Double]] = []
         for (name, q) in signals {
             let (past, step) = try QueryForecaster.history(engine: engine, expr: try PromQLParser.parse(q), now: now, history: history)
             // The history's peak, for scale.
             guard let peak = past.first?.points.map(\.1).max(), peak > 0,
                   let f = try QueryForecaster.forecast(Array(past.prefix(1)), step: step, horizon: within, exhaustionBelow: nil).first else { continue }
             series.append((name, f, peak))
+            pasts.append(ForecastHistory.regular(past[0].points, step: step, period: Int(86_400_000 / step)).map { max(0, $0) / peak })
         }
         guard let first = series.first else { return nil }
         let step = first.1.step
@@ -87,12 +98,18 @@ public enum Advisor {
         let combined = (0..<n).map { i in series.reduce(0.0) { $0 + max(0, $1.1.points[i].mean) / $1.2 } / Double(series.count) }
         let best = quietestSlot(combined, width: width)
         let startT = first.1.last.t + step * Int64(best.start + 1)
+        // How regularly this time of day was quiet: what the confidence rests on (a daily cycle, not noise).
+        let length = pasts.map(\.count).min() ?? 0
+        let combinedPast = (0..<length).map { i in pasts.reduce(0.0) { $0 + $1[$1.count - length + i] } / Double(pasts.count) }
+        let regular = quietRegularity(combinedPast, period: Int(86_400_000 / step), width: width, start: length + best.start)
+        let regularEnough = regular.days > 0 && Double(regular.quiet) >= confidentRegularity * Double(regular.days)
         let loads = series.map { name, f, peak in
             MaintenanceWindow.Load(signal: name, expected: f.points[best.start..<(best.start + width)].reduce(0) { $0 + $1.mean } / Double(width), historyPeak: peak)
         }
         return MaintenanceWindow(start: TwinTime.rfc3339(startT), end: TwinTime.rfc3339(startT + step * Int64(width)), score: best.mean,
                                  loads: loads, basis: "forecasts from the \(formatDuration(stored)) stored, \(TwinTime.rfc3339(now - stored)) to \(TwinTime.rfc3339(now)), at \(step / 1000) s (\(first.1.model) for CPU)",
-                                 confidence: stored >= 7 * 86_400_000 ? "high" : "low")
+                                 confidence: !regularEnough ? "low" : stored >= 7 * 86_400_000 ? "high" : "medium",
+                                 quietDays: regular.quiet, days: regular.days)
     }
 
     /// The `width` consecutive steps of `load` with the lowest mean (the first such when tied): its start
@@ -106,6 +123,30 @@ public enum Advisor {
             if sum < best.sum { best = (sum, i - width + 1) }
         }
         return (best.start, best.sum / Double(width))
+    }
+
+    /// How regularly the time of day of a chosen slot was quiet in the past: of the whole days of
+    /// `past` (counted back from its end, at most `days`), in how many the slot of `width` steps at the
+    /// same time of day as index `start` (an index into `past` continued into the future) was among
+    /// the quietest tenth of that day's slots. A daily cycle makes this high; noise around a level
+    /// makes it about a tenth whatever the forecast says, and then no slot is reliably quiet.
+    public static func quietRegularity(_ past: [Double], period: Int, width: Int, start: Int, days: Int = 7) -> (days: Int, quiet: Int) {
+        guard period > 0, width >= 1, past.count >= period + width else { return (0, 0) }
+        var seen = 0, quiet = 0
+        var dayEnd = past.count - width + 1 // one past the last slot start that fits
+        while seen < days, dayEnd - period >= 0 {
+            let dayStart = dayEnd - period
+            // Sliding slot means for every start of this day.
+            var sum = past[dayStart..<(dayStart + width)].reduce(0, +)
+            var means = [sum]
+            for j in (dayStart + 1)..<dayEnd { sum += past[j + width - 1] - past[j - 1]; means.append(sum) }
+            let chosen = ((start - dayStart) % period + period) % period
+            let below = means.reduce(0) { $0 + ($1 < means[chosen] ? 1 : 0) }
+            if Double(below) < 0.1 * Double(means.count) { quiet += 1 }
+            seen += 1
+            dayEnd = dayStart
+        }
+        return (seen, quiet)
     }
 
     /// Recommendations grounded in the stored history.

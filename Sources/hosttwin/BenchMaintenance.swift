@@ -39,8 +39,20 @@ struct BenchMaintenance: ParsableCommand {
         /// Mean percentile of the chosen slot's actual load among the span's slots (0 = quietest).
         var meanPercentile: Double
         var yesterdayHitRate: Double
+        /// The origins reported with confidence, at the level chosen on the other categories.
+        var confident: Confident?
         enum CodingKeys: String, CodingKey {
-            case category, series, origins, hitRate = "hit_rate", meanPercentile = "mean_percentile", yesterdayHitRate = "yesterday_hit_rate"
+            case category, series, origins, hitRate = "hit_rate", meanPercentile = "mean_percentile", yesterdayHitRate = "yesterday_hit_rate", confident
+        }
+
+        init(category: String, series: Int, origins o: [Origin]) {
+            let n = Double(max(o.count, 1))
+            self.category = category
+            self.series = series
+            origins = o.count
+            hitRate = Double(o.filter(\.hit).count) / n
+            meanPercentile = o.reduce(0) { $0 + $1.percentile } / n
+            yesterdayHitRate = Double(o.filter { $0.yesterdayPercentile < 0.1 }.count) / n
         }
     }
 
@@ -51,36 +63,98 @@ struct BenchMaintenance: ParsableCommand {
             throw CLIError("need --slot > 0, --within > --slot, --min-history ≥ 1d (a daily cycle), --history ≥ --min-history, --every > 0")
         }
         var results: [Result] = []
+        var byCategory: [[Origin]] = []
         for name in category {
             let corpus: NABCorpus
             do { corpus = try NABCorpus.load(root: nab, category: name) } catch { throw CLIError("\(error) (pass --nab DIR)") }
-            var hits = 0, yesterdayHits = 0, origins = 0, percentiles = 0.0, used = 0
+            var origins: [Origin] = [], used = 0
             for file in corpus.files {
                 guard let e = Self.evaluate(file, slot: slotMs, within: withinMs, history: historyMs, minHistory: minHistoryMs, every: everyMs, medianProfile: profile) else { continue }
                 used += 1
-                hits += e.hits; yesterdayHits += e.yesterdayHits; origins += e.origins; percentiles += e.percentileSum
+                origins += e
             }
-            let r = Result(category: name, series: used, origins: origins, hitRate: origins > 0 ? Double(hits) / Double(origins) : 0,
-                           meanPercentile: origins > 0 ? percentiles / Double(origins) : 0, yesterdayHitRate: origins > 0 ? Double(yesterdayHits) / Double(origins) : 0)
-            if !json { FileHandle.standardError.write(Data("\(name): \(used) series, \(origins) origins\n".utf8)) }
-            results.append(r)
+            if !json { FileHandle.standardError.write(Data("\(name): \(used) series, \(origins.count) origins\n".utf8)) }
+            byCategory.append(origins)
+            results.append(Result(category: name, series: used, origins: origins))
         }
-        let all = results.reduce(into: (0, 0.0, 0.0, 0.0)) { a, r in
-            a.0 += r.origins; a.1 += r.hitRate * Double(r.origins); a.2 += r.meanPercentile * Double(r.origins); a.3 += r.yesterdayHitRate * Double(r.origins)
+        // The regularity a confident window needs, chosen leave-one-category-out: for each category, on
+        // the others only (the lowest level whose windows hit in ≥ 90 % of their origins there).
+        for (k, _) in category.enumerated() where category.count > 1 {
+            let others = byCategory.indices.filter { $0 != k }.flatMap { byCategory[$0] }
+            let level = Self.confidentLevel(others)
+            results[k].confident = Self.confident(byCategory[k], level: level)
         }
-        let total = Result(category: "all", series: results.reduce(0) { $0 + $1.series }, origins: all.0, hitRate: all.0 > 0 ? all.1 / Double(all.0) : 0,
-                           meanPercentile: all.0 > 0 ? all.2 / Double(all.0) : 0, yesterdayHitRate: all.0 > 0 ? all.3 / Double(all.0) : 0)
-        if json { try printJSON(results + [total]); return }
-        printTable(["CATEGORY", "SERIES", "ORIGINS", "IN LOWEST DECILE", "MEAN PERCENTILE", "YESTERDAY'S SLOT"], (results + [total]).map {
+        var total = Result(category: "all", series: results.reduce(0) { $0 + $1.series }, origins: byCategory.flatMap { $0 })
+        total.confident = category.count > 1 ? Self.pooled(results.compactMap(\.confident)) : nil
+        let shipped = Self.confident(byCategory.flatMap { $0 }, level: Advisor.confidentRegularity)
+        if json {
+            try printJSON(Report(categories: results + [total], shipped: shipped))
+            return
+        }
+        printTable(["CATEGORY", "SERIES", "ORIGINS", "IN LOWEST DECILE", "MEAN PERCENTILE", "YESTERDAY'S SLOT", "CONFIDENT (LOCO LEVEL)", "THEIR HITS"], (results + [total]).map {
             [$0.category, String($0.series), String($0.origins), String(format: "%.1f %%", $0.hitRate * 100), String(format: "%.1f", $0.meanPercentile * 100),
-             String(format: "%.1f %%", $0.yesterdayHitRate * 100)]
+             String(format: "%.1f %%", $0.yesterdayHitRate * 100),
+             $0.confident.map { String(format: "%.1f %% (%@)", $0.coverage * 100, $0.level.map { String(format: "%.2f", $0) } ?? "per fold") } ?? "-",
+             $0.confident.map { String(format: "%.1f %%", $0.hitRate * 100) } ?? "-"]
         })
+        for level in Self.levels {
+            let c = Self.confident(byCategory.flatMap { $0 }, level: level)
+            print(String(format: "  level %.1f: confident on %5.1f %% of origins, %5.1f %% of those hit", level, c.coverage * 100, c.hitRate * 100)
+                  + results.indices.map { String(format: "  %@ %.0f %%/%.0f %%", String(results[$0].category.prefix(8)), Self.confident(byCategory[$0], level: level).coverage * 100, Self.confident(byCategory[$0], level: level).hitRate * 100) }.joined())
+        }
+        print(String(format: "at the shipped level (a time of day in the quietest tenth on ≥ %.0f %% of the history's days): confident on %.1f %% of origins, %.1f %% of those in the lowest decile",
+                     Advisor.confidentRegularity * 100, shipped.coverage * 100, shipped.hitRate * 100))
     }
 
-    /// One series' origins: hits, yesterday's-slot hits, origins and the sum of percentiles; nil when the
-    /// series is too short or irregular.
-    static func evaluate(_ file: NABCorpus.File, slot: Int64, within: Int64, history: Int64, minHistory: Int64, every: Int64, medianProfile: Bool)
-        -> (hits: Int, yesterdayHits: Int, origins: Int, percentileSum: Double)? {
+    struct Report: Encodable { var categories: [Result]; var shipped: Confident }
+
+    /// Origins whose window is reported with confidence (regularity at or above `level`): their share
+    /// and how many of them hit.
+    struct Confident: Encodable {
+        var level: Double?
+        var origins: Int
+        var confident: Int
+        var hits: Int
+        var coverage: Double { origins > 0 ? Double(confident) / Double(origins) : 0 }
+        var hitRate: Double { confident > 0 ? Double(hits) / Double(confident) : 0 }
+        enum CodingKeys: String, CodingKey { case level, origins, confident, hits, coverage, hitRate = "hit_rate" }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(level, forKey: .level); try c.encode(origins, forKey: .origins); try c.encode(confident, forKey: .confident)
+            try c.encode(hits, forKey: .hits); try c.encode(coverage, forKey: .coverage); try c.encode(hitRate, forKey: .hitRate)
+        }
+    }
+
+    /// The regularity levels a confident window may need.
+    static let levels: [Double] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+
+    static func confident(_ origins: [Origin], level: Double) -> Confident {
+        let c = origins.filter { $0.regularity >= level - 1e-9 }
+        return Confident(level: level, origins: origins.count, confident: c.count, hits: c.filter(\.hit).count)
+    }
+
+    static func pooled(_ folds: [Confident]) -> Confident {
+        Confident(level: nil, origins: folds.reduce(0) { $0 + $1.origins }, confident: folds.reduce(0) { $0 + $1.confident }, hits: folds.reduce(0) { $0 + $1.hits })
+    }
+
+    /// The lowest level at which at least 90 % of `origins`' confident windows hit (the highest level
+    /// when none does).
+    static func confidentLevel(_ origins: [Origin]) -> Double {
+        levels.first { confident(origins, level: $0).hitRate >= 0.9 } ?? levels[levels.count - 1]
+    }
+
+    /// One origin: the percentile of the chosen slot's actual load among the span's slots (0 = quietest),
+    /// that of yesterday's quietest slot repeated, and the chosen time of day's quiet regularity over
+    /// the history (``Advisor/quietRegularity(_:period:width:start:days:)``: what the product's confidence rests on).
+    struct Origin {
+        var percentile: Double
+        var yesterdayPercentile: Double
+        var regularity: Double
+        var hit: Bool { percentile < 0.1 }
+    }
+
+    /// One series' origins; nil when the series is too short or irregular.
+    static func evaluate(_ file: NABCorpus.File, slot: Int64, within: Int64, history: Int64, minHistory: Int64, every: Int64, medianProfile: Bool) -> [Origin]? {
         let times = file.timestamps.map { $0 * 1000 }
         let deltas = zip(times.dropFirst(), times).map { $0 - $1 }.sorted()
         guard let step = deltas.isEmpty ? nil : deltas[deltas.count / 2], step > 0, 86_400_000 % step == 0 else { return nil }
@@ -89,7 +163,7 @@ struct BenchMaintenance: ParsableCommand {
         let y = ForecastHistory.regular(points, step: step, period: day)
         let width = Int(max(1, slot / step)), ahead = Int(within / step), back = Int(history / step), least = Int(minHistory / step), stride = Int(max(1, every / step))
         guard y.count >= least + ahead else { return nil }
-        var hits = 0, yesterdayHits = 0, origins = 0, percentileSum = 0.0
+        var out: [Origin] = []
         var origin = least
         while origin + ahead <= y.count {
             defer { origin += stride }
@@ -101,15 +175,14 @@ struct BenchMaintenance: ParsableCommand {
             var slots = [sum / Double(width)]
             for i in width..<future.count { sum += future[i] - future[i - width]; slots.append(sum / Double(width)) }
             func percentile(_ start: Int) -> Double { Double(slots.filter { $0 < slots[start] }.count) / Double(slots.count) }
-            let chosen = percentile(Advisor.quietestSlot(forecast, width: width).start)
+            let start = Advisor.quietestSlot(forecast, width: width).start
+            let regular = Advisor.quietRegularity(past, period: day, width: width, start: past.count + start)
             // Baseline: the last day's quietest slot, at the same time of day in the day ahead.
             let repeated = Advisor.quietestSlot(Array(past.suffix(day)), width: width).start
-            origins += 1
-            percentileSum += chosen
-            if chosen < 0.1 { hits += 1 }
-            if percentile(repeated) < 0.1 { yesterdayHits += 1 }
+            out.append(Origin(percentile: percentile(start), yesterdayPercentile: percentile(repeated),
+                              regularity: regular.days > 0 ? Double(regular.quiet) / Double(regular.days) : 0))
         }
-        return (hits, yesterdayHits, origins, percentileSum)
+        return out
     }
 
     /// The median of the values at the same time of day over the history, for each step ahead.

@@ -28,16 +28,19 @@ struct BenchNAB: ParsableCommand {
     static let grid: [(name: String, detector: NoveltyDetector)] = {
         var out: [(String, NoveltyDetector)] = []
         let shipped = NoveltyDetector()
-        for quiet in [shipped.quietAfterAlert, 100] {
-            for surpriseTolerance in [shipped.surpriseTolerance, 0.3] {
-                for profileRate in [shipped.profileRate, 0.1] {
-                    for seasonLearning in [shipped.seasonLearning, 0] {
-                        var d = shipped
-                        d.quietAfterAlert = quiet
-                        d.surpriseTolerance = surpriseTolerance
-                        d.profileRate = profileRate
-                        d.seasonLearning = seasonLearning
-                        out.append(("quiet=\(quiet) surprise_tolerance=\(surpriseTolerance) profile_rate=\(profileRate) season_learning=\(seasonLearning)s", d))
+        for quiet in [shipped.quietAfterAlert, 60] {
+            for seasonTolerance in [shipped.seasonTolerance, 0.07] {
+                for surpriseTolerance in [shipped.surpriseTolerance, 0.3] {
+                    for profileRate in [shipped.profileRate, 0.1] {
+                        for seasonLearning in [shipped.seasonLearning, Int64(86_400)] {
+                            var d = shipped
+                            d.quietAfterAlert = quiet
+                            d.seasonTolerance = seasonTolerance
+                            d.surpriseTolerance = surpriseTolerance
+                            d.profileRate = profileRate
+                            d.seasonLearning = seasonLearning
+                            out.append(("quiet=\(quiet) season_tolerance=\(seasonTolerance) surprise_tolerance=\(surpriseTolerance) profile_rate=\(profileRate) season_learning=\(seasonLearning)s", d))
+                        }
                     }
                 }
             }

@@ -10,7 +10,7 @@ struct MaintenanceWindowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maintenance-window",
         abstract: "The quietest slot of --duration within --within, from the forecasts of CPU, network and disk activity.",
-        discussion: "Each signal is forecast from --history and taken relative to its peak over that history; the slot with the lowest mean of the three is reported with the load expected in it. Needs two days of stored history (the daily cycle); confidence is low under a week (the weekly cycle unseen), high from a week."
+        discussion: "Each signal is forecast from --history and taken relative to its peak over that history; the slot with the lowest mean of the three is reported with the load expected in it. Needs two days of stored history (the daily cycle). Confidence is high when the slot's time of day was among the quietest tenth of the day on at least 9 of 10 of the history's days (up to 7) and a week is stored, medium when so with less than a week (the weekly cycle unseen), low otherwise (how often such windows really were quiet: `hosttwin bench maintenance`)."
     )
     @Option(help: ArgumentHelp("Length of the slot.", valueName: "DURATION")) var duration = "1h"
     @Option(help: ArgumentHelp("How far ahead to look.", valueName: "DURATION")) var within = "7d"
@@ -28,6 +28,8 @@ struct MaintenanceWindowCommand: ParsableCommand {
         if output.json { try printJSON(w); return }
         print("quietest \(duration) within \(within): \(w.start) → \(w.end)  (relative load \(String(format: "%.2f", w.score)) of the history's peaks)")
         printTable(["SIGNAL", "EXPECTED", "HISTORY PEAK"], w.loads.map { [$0.signal, PromNumber.format(($0.expected * 1000).rounded() / 1000), PromNumber.format(($0.historyPeak * 1000).rounded() / 1000)] })
-        print(w.basis + "; confidence \(w.confidence)" + (w.confidence == "low" ? " (less than a week: the weekly cycle is unseen)" : ""))
+        let why = w.confidence == "medium" ? " (less than a week: the weekly cycle is unseen)"
+            : w.confidence == "low" ? " (no time of day is reliably quiet: a slot at random would do about as well)" : ""
+        print(w.basis + "; this time of day was among the quietest tenth on \(w.quietDays) of the last \(w.days) days; confidence \(w.confidence)" + why)
     }
 }
