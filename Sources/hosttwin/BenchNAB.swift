@@ -32,14 +32,14 @@ struct BenchNAB: ParsableCommand {
             for seasonTolerance in [shipped.seasonTolerance, 0.07] {
                 for surpriseTolerance in [shipped.surpriseTolerance, 0.3] {
                     for profileRate in [shipped.profileRate, 0.1] {
-                        for seasonLearning in [shipped.seasonLearning, Int64(86_400)] {
+                        for seasonRecordLead in [shipped.seasonRecordLead, Int64(86_400)] {
                             var d = shipped
                             d.quietAfterAlert = quiet
                             d.seasonTolerance = seasonTolerance
                             d.surpriseTolerance = surpriseTolerance
                             d.profileRate = profileRate
-                            d.seasonLearning = seasonLearning
-                            out.append(("quiet=\(quiet) season_tolerance=\(seasonTolerance) surprise_tolerance=\(surpriseTolerance) profile_rate=\(profileRate) season_learning=\(seasonLearning)s", d))
+                            d.seasonRecordLead = seasonRecordLead
+                            out.append(("quiet=\(quiet) season_tolerance=\(seasonTolerance) surprise_tolerance=\(surpriseTolerance) profile_rate=\(profileRate) season_record_lead=\(seasonRecordLead)s", d))
                         }
                     }
                 }

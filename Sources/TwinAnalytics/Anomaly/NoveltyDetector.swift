@@ -15,8 +15,9 @@ public protocol StreamingDetector: Sendable {
 ///   the range they have covered so far.
 /// - **Season**: the smoothed distance of the value from what this time of day usually brings (a
 ///   profile of 96 quarter-hour slots) exceeds the largest such distance seen since the profile had
-///   `warmUp` comparisons over `seasonLearning` (two days), by `seasonTolerance` — a daily shape that
-///   changes within the range (a jump that does not come, a flat middle).
+///   `warmUp` comparisons over `seasonLearning` (two days; the record is kept from half a day before),
+///   by `seasonTolerance` — a daily shape that changes within the range (a jump that does not come, a
+///   flat middle).
 /// - **Local surprise**: the distance from a short weighted mean in units of the series' own mean
 ///   absolute deviation exceeds its record (kept from the 20th sample, alerting from twice `warmUp`);
 ///   the record decays slowly towards 3, so a
@@ -30,12 +31,12 @@ public protocol StreamingDetector: Sendable {
 /// half of its known range or more.
 ///
 /// Measured on NAB's six development categories by leave-one-category-out (LOCO: the threshold tuned
-/// on five categories, the sixth scored; `hosttwin bench nab`): standard LOCO mean 76.50, no category
-/// below 71.6; reward_low_FP 70.73; reward_low_FN 80.30 (contextOSE 75.02 / 71.93 / 78.01, ARTime 73.84,
+/// on five categories, the sixth scored; `hosttwin bench nab`): standard LOCO mean 77.94, no category
+/// below 72.1; reward_low_FP 73.64; reward_low_FN 81.27 (contextOSE 75.02 / 71.93 / 78.01, ARTime 73.84,
 /// numenta 72.86, measured the same way). The views and these parameters were settled while looking at
 /// LOCO scores of all six categories, so those figures are optimistic; choosing among the 32 settings of
-/// `bench nab --select` per held-out category on the other five only (nested LOCO) gives 75.61 standard,
-/// 72.38 reward_low_FP and 79.51 reward_low_FN. See BENCHMARKS.md. About 40 ns per sample (release).
+/// `bench nab --select` per held-out category on the other five only (nested LOCO) gives 77.24 standard,
+/// 72.83 reward_low_FP and 80.60 reward_low_FN. See BENCHMARKS.md. About 40 ns per sample (release).
 public struct NoveltyDetector: StreamingDetector, Codable {
     public static let alertThreshold = 0.5
 
@@ -58,6 +59,8 @@ public struct NoveltyDetector: StreamingDetector, Codable {
     /// Seconds of comparisons with the profile before the season view may alert (a day's shape is
     /// only known once a day has been compared with the one before).
     public var seasonLearning: Int64 = 2 * 86_400
+    /// Seconds before the end of `seasonLearning` from which the season view keeps its record.
+    public var seasonRecordLead: Int64 = 43_200
     /// Relative overshoot of the season view's record that counts as `tolerance` does for the others
     /// (a daily shape varies more from day to day than values leave their range).
     public var seasonTolerance = 0.1
@@ -137,11 +140,16 @@ public struct NoveltyDetector: StreamingDetector, Codable {
             profile[slot] = usual + profileRate * (x - usual)
             seasonSeen += 1
             if firstSeasonTime == nil { firstSeasonTime = t }
-            if learned, seasonSeen > warmUp, t - (firstSeasonTime ?? t) >= seasonLearning {
+            // The record is kept from `seasonRecordLead` before the view may alert: a record only
+            // minutes old is broken by the next ordinary day.
+            let age = t - (firstSeasonTime ?? t)
+            if learned, seasonSeen > warmUp, age >= seasonLearning - seasonRecordLead {
                 if seasonRecord.isNaN {
                     seasonRecord = seasonDistance
                 } else {
-                    over = Swift.max(over, Swift.max(0, seasonDistance - seasonRecord) / Swift.max(seasonRecord, 1e-12) * tolerance / seasonTolerance)
+                    if age >= seasonLearning {
+                        over = Swift.max(over, Swift.max(0, seasonDistance - seasonRecord) / Swift.max(seasonRecord, 1e-12) * tolerance / seasonTolerance)
+                    }
                     seasonRecord = Swift.max(seasonRecord, seasonDistance)
                 }
             }
