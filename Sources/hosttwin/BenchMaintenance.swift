@@ -99,8 +99,11 @@ struct BenchMaintenance: ParsableCommand {
         })
         for level in Self.levels {
             let c = Self.confident(byCategory.flatMap { $0 }, level: level)
-            print(String(format: "  level %.1f: confident on %5.1f %% of origins, %5.1f %% of those hit", level, c.coverage * 100, c.hitRate * 100)
-                  + results.indices.map { String(format: "  %@ %.0f %%/%.0f %%", String(results[$0].category.prefix(8)), Self.confident(byCategory[$0], level: level).coverage * 100, Self.confident(byCategory[$0], level: level).hitRate * 100) }.joined())
+            let each = results.indices.map { k in
+                let e = Self.confident(byCategory[k], level: level)
+                return String(format: "  %@ %.0f %%/%.0f %%", String(results[k].category.prefix(8)), e.coverage * 100, e.hitRate * 100)
+            }
+            print(String(format: "  level %.1f: confident on %5.1f %% of origins, %5.1f %% of those hit", level, c.coverage * 100, c.hitRate * 100) + each.joined())
         }
         print(String(format: "at the shipped level (a time of day in the quietest tenth on ≥ %.0f %% of the history's days): confident on %.1f %% of origins, %.1f %% of those in the lowest decile",
                      Advisor.confidentRegularity * 100, shipped.coverage * 100, shipped.hitRate * 100))
@@ -115,13 +118,14 @@ struct BenchMaintenance: ParsableCommand {
         var origins: Int
         var confident: Int
         var hits: Int
-        var coverage: Double { origins > 0 ? Double(confident) / Double(origins) : 0 }
-        var hitRate: Double { confident > 0 ? Double(hits) / Double(confident) : 0 }
+        var coverage: Double
+        var hitRate: Double
         enum CodingKeys: String, CodingKey { case level, origins, confident, hits, coverage, hitRate = "hit_rate" }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(level, forKey: .level); try c.encode(origins, forKey: .origins); try c.encode(confident, forKey: .confident)
-            try c.encode(hits, forKey: .hits); try c.encode(coverage, forKey: .coverage); try c.encode(hitRate, forKey: .hitRate)
+
+        init(level: Double?, origins: Int, confident: Int, hits: Int) {
+            (self.level, self.origins, self.confident, self.hits) = (level, origins, confident, hits)
+            coverage = origins > 0 ? Double(confident) / Double(origins) : 0
+            hitRate = confident > 0 ? Double(hits) / Double(confident) : 0
         }
     }
 
