@@ -27,6 +27,7 @@ struct BenchForecast: ParsableCommand {
     @Option(help: ArgumentHelp("Season and forecast horizon (with --data-dir).", valueName: "DURATION")) var season = "1d"
     @Option(help: "Forecast origins per series (one per season, counted back from the end).") var origins = 3
     @Option(help: ArgumentHelp("Interval rule: widest (the product's), median or pooled stretch errors.", valueName: "RULE")) var intervals = "widest"
+    @Option(help: ArgumentHelp("Widen (or narrow) the rule's intervals by this factor.", valueName: "FACTOR")) var intervalScale = 1.0
     @Option(help: ArgumentHelp("Also forecast from only the last N seasons before each origin, for each N given (the accuracy against training length).", valueName: "N,N,...")) var trainingSeasons: String?
     @Flag(help: "Choose the interval rule and a width factor (0.7-1.3) for each series on the other series (leave-one-series-out: the lowest mean scaled Winkler score among the choices covering within 3 points of nominal there) and report that.") var selectIntervals = false
     @Option(help: ArgumentHelp("Forecast this far ahead from each origin (default: one season; e.g. 30d for capacity projections).", valueName: "DURATION")) var horizon: String?
@@ -101,7 +102,7 @@ struct BenchForecast: ParsableCommand {
                                                            intervals: rule, widthScales: widthScales, models: models) }
             return widthScales.indices.map { j in perTask.map { $0[j] } }
         }
-        func evaluateAll(_ rule: Forecaster.IntervalRule, models: Models = .all) -> [Row] { evaluateAll(rule, widthScales: [1], models: models)[0] }
+        func evaluateAll(_ rule: Forecaster.IntervalRule, models: Models = .all) -> [Row] { evaluateAll(rule, widthScales: [intervalScale], models: models)[0] }
         var rows = evaluateAll(rule)
         var selection: [String: Int] = [:]
         if selectIntervals {
