@@ -19,11 +19,12 @@ public struct MaintenanceWindow: Sendable, Encodable {
     public var score: Double
     public var loads: [Load]
     public var basis: String
-    /// "low" unless this time of day was among the quietest tenth of the day on at least
-    /// ``Advisor/confidentRegularity`` of the history's days; then "medium" with less than a week of
-    /// history (the weekly cycle unseen) and "high" with a week or more.
+    /// "low" unless this time of day was among the quietest tenth of the history's slots on at least
+    /// ``Advisor/confidentRegularity`` of its days; then "medium" with less than a week of history (the
+    /// weekly cycle unseen) and "high" with a week or more.
     public var confidence: String
-    /// Of the last `days` whole days of history, those on which this time of day was among the quietest tenth.
+    /// Of the history's last `days` days, those on which this time of day was among the quietest tenth of
+    /// all their slots.
     public var quietDays: Int
     public var days: Int
     enum CodingKeys: String, CodingKey { case start, end, score, loads, basis, confidence, quietDays = "quiet_days", days }
@@ -62,8 +63,8 @@ public enum Advisor {
     /// History a maintenance window needs: two days, so that the forecasts know the daily cycle.
     public static let maintenanceHistory: Int64 = 2 * 86_400_000
     /// The share of the history's days on which the chosen time of day must have been among the quietest
-    /// tenth for a maintenance window to be reported with "high" confidence (``quietRegularity``).
-    public static let confidentRegularity = 0.9
+    /// tenth of the history's slots for a maintenance window to be reported with "high" confidence (``quietRegularity``).
+    public static let confidentRegularity = 0.8
     /// History sizing advice (CPU, memory, swap) needs: a day.
     public static let sizingHistory: Int64 = 86_400_000
 
@@ -125,26 +126,26 @@ public enum Advisor {
         return (best.start, best.sum / Double(width))
     }
 
-    /// How regularly the time of day of a chosen slot was quiet in the past: of the whole days of
-    /// `past` (counted back from its end, at most `days`), in how many the slot of `width` steps at the
-    /// same time of day as index `start` (an index into `past` continued into the future) was among
-    /// the quietest tenth of that day's slots. A daily cycle makes this high; noise around a level
-    /// makes it about a tenth whatever the forecast says, and then no slot is reliably quiet.
+    /// How regularly the time of day of a chosen slot was quiet in the past: over the last `days` days
+    /// of `past`, on how many the slot of `width` steps at the same time of day as index `start` (an
+    /// index into `past` continued into the future) was among the quietest tenth of all the slots of
+    /// those days — as the window is judged against the days ahead. A daily cycle makes this high; noise
+    /// around a level makes it about a tenth whatever the forecast says (no slot is reliably quiet), and
+    /// so does a level that moved within the span.
     public static func quietRegularity(_ past: [Double], period: Int, width: Int, start: Int, days: Int = 7) -> (days: Int, quiet: Int) {
-        guard period > 0, width >= 1, past.count >= period + width else { return (0, 0) }
+        guard period > 0, width >= 1, days >= 1, past.count >= period + width - 1 else { return (0, 0) }
+        let offset = max(0, past.count - (days * period + width - 1))
+        // Sliding slot sums for every start in the span.
+        var sum = past[offset..<(offset + width)].reduce(0, +)
+        var slots = [sum]
+        for j in (offset + 1)...(past.count - width) { sum += past[j + width - 1] - past[j - 1]; slots.append(sum) }
+        let decile = slots.sorted()[slots.count / 10]
         var seen = 0, quiet = 0
-        var dayEnd = past.count - width + 1 // one past the last slot start that fits
-        while seen < days, dayEnd - period >= 0 {
-            let dayStart = dayEnd - period
-            // Sliding slot means for every start of this day.
-            var sum = past[dayStart..<(dayStart + width)].reduce(0, +)
-            var means = [sum]
-            for j in (dayStart + 1)..<dayEnd { sum += past[j + width - 1] - past[j - 1]; means.append(sum) }
-            let chosen = ((start - dayStart) % period + period) % period
-            let below = means.reduce(0) { $0 + ($1 < means[chosen] ? 1 : 0) }
-            if Double(below) < 0.1 * Double(means.count) { quiet += 1 }
+        var j = ((start - offset) % period + period) % period
+        while j < slots.count {
             seen += 1
-            dayEnd = dayStart
+            if slots[j] <= decile { quiet += 1 }
+            j += period
         }
         return (seen, quiet)
     }

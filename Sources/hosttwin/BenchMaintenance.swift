@@ -105,7 +105,7 @@ struct BenchMaintenance: ParsableCommand {
             }
             print(String(format: "  level %.1f: confident on %5.1f %% of origins, %5.1f %% of those hit", level, c.coverage * 100, c.hitRate * 100) + each.joined())
         }
-        print(String(format: "at the shipped level (a time of day in the quietest tenth on ≥ %.0f %% of the history's days): confident on %.1f %% of origins, %.1f %% of those in the lowest decile",
+        print(String(format: "at the shipped level (a time of day among the quietest tenth of the history's slots on ≥ %.0f %% of its days): confident on %.1f %% of origins, %.1f %% of those in the lowest decile",
                      Advisor.confidentRegularity * 100, shipped.coverage * 100, shipped.hitRate * 100))
     }
 
