@@ -138,7 +138,7 @@ public enum Advisor {
         // Sliding slot sums for every start in the span.
         var sum = past[offset..<(offset + width)].reduce(0, +)
         var slots = [sum]
-        for j in (offset + 1)...(past.count - width) { sum += past[j + width - 1] - past[j - 1]; slots.append(sum) }
+        for j in stride(from: offset + 1, through: past.count - width, by: 1) { sum += past[j + width - 1] - past[j - 1]; slots.append(sum) }
         let decile = slots.sorted()[slots.count / 10]
         var seen = 0, quiet = 0
         var j = ((start - offset) % period + period) % period

@@ -378,6 +378,10 @@ func storeOfTicks(_ name: String, t0: Int64, interval: Int64, ticks: Int, _ obse
         let quietOnes = (0..<period).map { Advisor.quietRegularity(noise, period: period, width: 1, start: noise.count + $0).quiet }
         #expect(quietOnes.allSatisfy { $0 < 5 } && quietOnes.reduce(0, +) < period * 7 / 5, "\(quietOnes)")
         #expect(Advisor.quietRegularity([1, 2, 3], period: 24, width: 1, start: 3) == (0, 0))
+        // Degenerate shapes answer rather than trap: a single slot, a one-step period, one day.
+        #expect(Advisor.quietRegularity([1, 2, 3], period: 1, width: 3, start: 3) == (1, 1))
+        #expect(Advisor.quietRegularity([1, 2, 3], period: 1, width: 1, start: 3, days: 1) == (1, 1))
+        #expect(Advisor.quietRegularity([], period: 0, width: 1, start: 0) == (0, 0))
     }
 
     @Test func quietSlotIsAtNightAndLowUseIsReported() throws {
