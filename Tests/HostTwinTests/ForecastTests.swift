@@ -299,14 +299,18 @@ import TwinStorage
         let size = 100e9
         let root = Labels(["device": "/dev/vda1", "fstype": "ext4", "mountpoint": "/"])
         let data = Labels(["device": "/dev/vdb", "fstype": "ext4", "mountpoint": "/data"])
+        // The root filesystem bind-mounted again (as /run/netns is here): one filesystem, one warning.
+        let bind = Labels(["device": "/dev/vda1", "fstype": "ext4", "mountpoint": "/run/netns"])
         var rng = SeededRandom(seed: 5)
         let fillStart = t0 + 9 * 60_000
         let (store, dir) = try storeOfTicks("hosttwin-exhaustion", t0: t0, interval: 1_000, ticks: (11 * 60)) { i, t in
             var obs = Observation(timestamp: t)
             // "/" at 31 % free, then a runaway copy fills it in two minutes; "/data" only jitters.
             let copied = t < fillStart ? 0 : min(1, Double(t - fillStart) / 120_000) * 31e9
-            obs.add("node_filesystem_avail_bytes", root, 31e9 - copied)
-            obs.add("node_filesystem_size_bytes", root, size)
+            for mount in [root, bind] {
+                obs.add("node_filesystem_avail_bytes", mount, 31e9 - copied)
+                obs.add("node_filesystem_size_bytes", mount, size)
+            }
             obs.add("node_filesystem_avail_bytes", data, 50e9 + Double.random(in: -2e8...2e8, using: &rng))
             obs.add("node_filesystem_size_bytes", data, size)
             return obs
@@ -318,10 +322,34 @@ import TwinStorage
         // 22 seconds into it (the short window's 20 s span): filling fast.
         let mid = try AnomalyScan.exhaustion(store: store, catalog: catalog, to: fillStart + 22_000)
         #expect(mid.count == 1 && mid.first?.kind == "filesystem filling fast" && mid.first?.subject == "/", "\(mid)")
+        // A minute in, with the forecasts too: one warning for the root filesystem, at "/".
+        let minute = try AnomalyScan.warnings(store: store, catalog: catalog, from: fillStart + 60_000 - 3_600_000, to: fillStart + 60_000)
+        #expect(minute.map(\.subject) == ["/"], "\(minute)")
         // Once full: full.
         let end = try AnomalyScan.run(store: store, to: t0 + 11 * 60_000 - 1_000, window: 3_600_000, history: 0)
         #expect(end.warnings.contains { $0.kind == "filesystem full" && $0.subject == "/" }, "\(end.warnings)")
-        #expect(!end.warnings.contains { $0.subject == "/data" }, "\(end.warnings)")
+        #expect(!end.warnings.contains { $0.subject == "/data" || $0.subject == "/run/netns" }, "\(end.warnings)")
+    }
+
+    /// "Filesystem filling" by forecast: 40 minutes of a build's writes, at a pace that would fill the disk
+    /// in 17 hours, say little about tomorrow (beyond ten times the 40 minutes); at a pace that fills it
+    /// in 3 hours they do — once for the filesystem, though it is mounted twice.
+    @Test(arguments: [(100e6, false), (500e6, true)])
+    func aShortTrendIsNotProjectedFar(bytesPerMinute: Double, warned: Bool) throws {
+        let t0: Int64 = 1_800_000_000_000
+        let root = Labels(["device": "/dev/vda1", "fstype": "ext4", "mountpoint": "/"])
+        let (store, dir) = try storeOfTicks("hosttwin-fsforecast", t0: t0, interval: 10_000, ticks: 240) { i, t in
+            var obs = Observation(timestamp: t)
+            for mount in [root, Labels(["device": "/dev/vda1", "fstype": "ext4", "mountpoint": "/run/netns"])] {
+                obs.add("node_filesystem_avail_bytes", mount, 100e9 - Double(i) / 6 * bytesPerMinute)
+                obs.add("node_filesystem_size_bytes", mount, 250e9)
+            }
+            return obs
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let now = t0 + 239 * 10_000
+        let w = try AnomalyScan.warnings(store: store, catalog: try store.seriesCatalog(), from: now - 3_600_000, to: now)
+        #expect(w.filter { $0.kind == "filesystem filling" }.map(\.subject) == (warned ? ["/"] : []), "\(w)")
     }
 
     @Test func theTrendMustBeClear() {

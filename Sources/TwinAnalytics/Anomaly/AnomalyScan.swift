@@ -176,18 +176,22 @@ public enum AnomalyScan {
         }
         // Running out now: a filesystem or memory falling fast over the last minutes (or already
         // exhausted), from the raw samples alone, so a twin minutes old warns too.
-        let fast = try exhaustion(store: store, catalog: catalog, to: to)
-        out += fast
-        // Filesystems on course to fill within a day.
+        let fast = try exhaustionFound(store: store, catalog: catalog, to: to)
+        out += oncePerFilesystem(fast)
+        // Filesystems on course to fill within a day — and within ten times the span the trend was seen
+        // over (half an hour of a build's writes says little about tomorrow), once per filesystem.
         let engine = PromQLEngine(source: StoreSampleSource(store: store))
         let fs = try PromQLParser.parse("node_filesystem_avail_bytes{fstype!~\"\(pseudoFilesystems.sorted().joined(separator: "|"))\"}")
+        var filling: [(labels: Labels, warning: AnomalyReport.Warning)] = []
         for f in try QueryForecaster.forecast(engine: engine, expr: fs, now: to, history: max(to - from, 3_600_000), horizon: 86_400_000, exhaustionBelow: 0) {
-            if let full = f.exhaustion?.expected, !fast.contains(where: { $0.subject == f.labels["mountpoint"] && $0.host == f.labels["host"] }) {
-                out.append(.init(kind: "filesystem filling", subject: f.labels["mountpoint"] ?? f.labels.text,
-                                 evidence: "expected full at \(TwinTime.rfc3339(full)) (\(f.model))", host: f.labels["host"],
-                                 series: SeriesKey("node_filesystem_avail_bytes", Labels(sorted: f.labels.pairs.filter { $0.name != "__name__" })).description))
+            if let full = f.exhaustion?.expected, full - f.last.t <= 10 * (f.last.t - f.first),
+               !fast.contains(where: { Self.sameFilesystem($0.labels, f.labels) }) {
+                filling.append((f.labels, .init(kind: "filesystem filling", subject: f.labels["mountpoint"] ?? f.labels.text,
+                                                evidence: "expected full at \(TwinTime.rfc3339(full)) (\(f.model))", host: f.labels["host"],
+                                                series: SeriesKey("node_filesystem_avail_bytes", Labels(sorted: f.labels.pairs.filter { $0.name != "__name__" })).description)))
             }
         }
+        out += oncePerFilesystem(filling)
         out += try restartLoops(store: store, from: from, to: to)
         return out.sorted { ($0.host ?? "", $0.kind, $0.subject) < ($1.host ?? "", $1.kind, $1.subject) }
     }
@@ -278,17 +282,45 @@ public enum AnomalyScan {
         return out
     }
 
+    /// Whether two series' labels are of one filesystem: the same host and device (or mount point).
+    static func sameFilesystem(_ a: Labels, _ b: Labels) -> Bool {
+        a["host"] == b["host"] && (a["device"].map { $0 == b["device"] } ?? (a["mountpoint"] == b["mountpoint"]))
+    }
+
+    /// One warning per filesystem: of warnings about the same device on the same host (a bind mount
+    /// such as /run/netns of /), the one at the shortest mount point. Others pass through.
+    static func oncePerFilesystem(_ found: [(labels: Labels, warning: AnomalyReport.Warning)]) -> [AnomalyReport.Warning] {
+        var kept: [String: Int] = [:]
+        var out: [AnomalyReport.Warning?] = []
+        for (labels, w) in found {
+            guard let device = labels["device"], let mount = labels["mountpoint"] else { out.append(w); continue }
+            let key = (labels["host"] ?? "") + "\u{0}" + device + "\u{0}" + w.kind
+            if let k = kept[key], let other = out[k] {
+                if (mount.count, mount) < (other.subject.count, other.subject) { out[k] = w }
+            } else {
+                kept[key] = out.count
+                out.append(w)
+            }
+        }
+        return out.compactMap { $0 }
+    }
+
     /// Pseudo filesystems never worth a warning.
     static let pseudoFilesystems: Set<String> = ["tmpfs", "ramfs", "devtmpfs", "overlay", "squashfs", "nsfs", "proc", "sysfs", "cgroup", "cgroup2", "autofs"]
 
     /// Filesystems and memory running out within six hours at the rate of the last five minutes, or
     /// already exhausted (``ExhaustionTrend``).
     public static func exhaustion(store: TwinStore, catalog: [SeriesInfo], to: Int64) throws -> [AnomalyReport.Warning] {
+        oncePerFilesystem(try exhaustionFound(store: store, catalog: catalog, to: to))
+    }
+
+    /// ``exhaustion(store:catalog:to:)`` with each warning's series labels, every mount point apart.
+    static func exhaustionFound(store: TwinStore, catalog: [SeriesInfo], to: Int64) throws -> [(labels: Labels, warning: AnomalyReport.Warning)] {
         var capacity: [SeriesKey: Int64] = [:]
         for s in catalog where s.key.metric == "node_filesystem_size_bytes" || s.key.metric == "node_memory_MemTotal_bytes" {
             capacity[s.key] = s.id
         }
-        var out: [AnomalyReport.Warning] = []
+        var found: [(labels: Labels, warning: AnomalyReport.Warning)] = []
         for s in catalog {
             let sizeMetric: String, kind: String, subject: String
             switch s.key.metric {
@@ -307,9 +339,9 @@ public enum AnomalyScan {
             let evidence = f.exhausted
                 ? "\(gb(f.to.value)) free of \(gb(size)) at \(TwinTime.rfc3339(f.to.t)) (was \(gb(f.from.value)) at \(TwinTime.rfc3339(f.from.t)))"
                 : "free \(gb(f.from.value)) → \(gb(f.to.value)) in \((f.to.t - f.from.t) / 1000) s (\(String(format: "%.1f", -f.ratePerSecond / 1e6)) MB/s); out at \(TwinTime.rfc3339(f.exhaustedAt)) at this rate"
-            out.append(.init(kind: f.exhausted ? (kind == "memory running out" ? "memory exhausted" : "filesystem full") : kind,
-                             subject: subject, evidence: evidence, host: s.key.labels["host"], series: s.key.description))
+            found.append((s.key.labels, .init(kind: f.exhausted ? (kind == "memory running out" ? "memory exhausted" : "filesystem full") : kind,
+                                              subject: subject, evidence: evidence, host: s.key.labels["host"], series: s.key.description)))
         }
-        return out
+        return found
     }
 }
