@@ -291,18 +291,18 @@ public enum AnomalyScan {
     /// such as /run/netns of /), the one at the shortest mount point. Others pass through.
     static func oncePerFilesystem(_ found: [(labels: Labels, warning: AnomalyReport.Warning)]) -> [AnomalyReport.Warning] {
         var kept: [String: Int] = [:]
-        var out: [AnomalyReport.Warning?] = []
+        var out: [AnomalyReport.Warning] = []
         for (labels, w) in found {
             guard let device = labels["device"], let mount = labels["mountpoint"] else { out.append(w); continue }
             let key = (labels["host"] ?? "") + "\u{0}" + device + "\u{0}" + w.kind
-            if let k = kept[key], let other = out[k] {
-                if (mount.count, mount) < (other.subject.count, other.subject) { out[k] = w }
+            if let k = kept[key] {
+                if (mount.count, mount) < (out[k].subject.count, out[k].subject) { out[k] = w }
             } else {
                 kept[key] = out.count
                 out.append(w)
             }
         }
-        return out.compactMap { $0 }
+        return out
     }
 
     /// Pseudo filesystems never worth a warning.
