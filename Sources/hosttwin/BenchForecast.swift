@@ -56,6 +56,7 @@ struct BenchForecast: ParsableCommand {
         guard let rule = Forecaster.IntervalRule(rawValue: intervals) else {
             throw CLIError("unknown --intervals \(intervals); known: \(Forecaster.IntervalRule.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard intervalScale > 0, intervalScale.isFinite else { throw CLIError("--interval-scale takes a factor above 0, e.g. 1.2") }
         // The series to evaluate: name, values, period, least training.
         var tasks: [Task] = []
         if let dataDir {
