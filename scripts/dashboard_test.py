@@ -137,6 +137,11 @@ def main():
         load = d.find_element(By.ID, "chart-load")
         r = get(base, "/api/v1/query_range", query=load.get_attribute("data-query"), start=tip_t / 1000, end=tip_t / 1000, step=load.get_attribute("data-step") + "s")["result"]
         check(any(abs(float(s["values"][0][1]) - tip_v) <= 1e-9 * max(1, abs(tip_v)) for s in r), f"host page: hover shows {tip_v} at {tip_t}, as the API says")
+        # One definition of filesystem use: the fullest-filesystem tile is df's Use%, as the API summary (and `status`) say.
+        tile = float(wait("the filesystem tile", lambda: d.find_element(By.CSS_SELECTOR, '.tile[data-tile="fs"]').get_attribute("data-value")))
+        pseudo = {"tmpfs", "devtmpfs", "overlay", "squashfs", "ramfs", "proc", "sysfs", "nsfs", "autofs"}
+        summary_fs = [f["used_percent"] for f in get(base, "/api/v1/summary")["summary"]["filesystems"] if f["fstype"] not in pseudo]
+        check(bool(summary_fs) and abs(tile - max(summary_fs)) <= 0.5, f"host page: fullest filesystem {tile:.2f} % is the summary's df Use% {max(summary_fs or [0]):.2f} %")
         # Live: the charts move on without a reload.
         first = int(d.find_element(By.ID, "chart-cpu").get_attribute("data-last-time"))
         newer = wait("a live update", lambda: int(d.find_element(By.ID, "chart-cpu").get_attribute("data-last-time")) > first, timeout=15)

@@ -211,11 +211,15 @@ async function streamWithToken(v, onTick) {
 // ---------- Charts of the host page ----------
 
 const FS = 'fstype!~"tmpfs|devtmpfs|overlay|squashfs|ramfs|proc|sysfs|nsfs|autofs"';
+/** Filesystem use as df's Use%: used / (used + available), used = size − free. Blocks reserved for root count
+ * as neither, so a disk with a large reserve is not shown fuller than df shows it (`hosttwin status` and the
+ * API summary use the same definition). `m` maps a metric name to its selector (a range function around it). */
+const fsUsed = (m) => `100 * (${m('node_filesystem_size_bytes')} - ${m('node_filesystem_free_bytes')}) / (${m('node_filesystem_size_bytes')} - ${m('node_filesystem_free_bytes')} + ${m('node_filesystem_avail_bytes')})`;
 /** Host-level figures shared by the tiles, the overview card and the forecast presets (`w`: rate window). */
 const HOST = {
   cpuBusy: (w) => `100 * (1 - avg(rate(node_cpu_seconds_total{mode="idle"}[${w}])))`,
   memoryUsed: '100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)',
-  fullestFs: `max(100 * (1 - node_filesystem_avail_bytes{${FS}} / node_filesystem_size_bytes{${FS}}))`,
+  fullestFs: `max(${fsUsed((m) => `${m}{${FS}}`)})`,
   received: (w) => `sum(rate(node_network_receive_bytes_total{device!="lo"}[${w}]))`,
   sent: (w) => `sum(rate(node_network_transmit_bytes_total{device!="lo"}[${w}]))`,
 };
@@ -243,8 +247,8 @@ const CHARTS = [
       { expr: (w) => `sum(rate(node_disk_read_bytes_total[${w}]))`, name: () => 'read' },
       { expr: (w) => `sum(rate(node_disk_written_bytes_total[${w}]))`, name: () => 'written' },
     ] },
-  { id: 'filesystems', title: 'Filesystem use', unit: 'percent', yMin: 0, headline: 'max', metrics: ['node_filesystem_'],
-    queries: [{ expr: (w) => `100 * (1 - avg_over_time(node_filesystem_avail_bytes{${FS}}[${w}]) / avg_over_time(node_filesystem_size_bytes{${FS}}[${w}]))`, name: (m) => m.mountpoint }] },
+  { id: 'filesystems', title: 'Filesystem use (as df: used / (used + available))', unit: 'percent', yMin: 0, headline: 'max', metrics: ['node_filesystem_'],
+    queries: [{ expr: (w) => fsUsed((m) => `avg_over_time(${m}{${FS}}[${w}])`), name: (m) => m.mountpoint }] },
 ];
 
 /** The step (s) that gives about one point per pixel, and the window the range functions look back. */
@@ -388,7 +392,7 @@ async function loadTiles(el, at, v) {
     cpu: ['CPU busy', HOST.cpuBusy('1m'), 'percent'],
     mem: ['Memory used', HOST.memoryUsed, 'percent'],
     load: ['Load (1 min)', 'node_load1', ''],
-    fs: ['Fullest filesystem', HOST.fullestFs, 'percent'],
+    fs: ['Fullest filesystem (df Use%)', HOST.fullestFs, 'percent'],
     rx: ['Network in', HOST.received('1m'), 'bytes/s'],
     tx: ['Network out', HOST.sent('1m'), 'bytes/s'],
     swap: ['Swap used', 'node_memory_SwapTotal_bytes - node_memory_SwapFree_bytes', 'bytes'],
