@@ -1,0 +1,123 @@
+import TwinCore
+
+/// Why an entity differed between the twin and the ground truth, decided by machine from a second look
+/// at both: the twin as of a moment after its next observation, and the tool run again after that.
+public enum MismatchCause: String, Sendable, Codable, CaseIterable {
+    /// The tool saw it, the twin not yet, and the twin's next observation has it: the twin's update latency.
+    case appeared = "appeared since the twin's last observation"
+    /// The twin still had it, the tool no longer, and the twin's next observation dropped it: latency again.
+    case ended = "ended since the twin's last observation"
+    /// Both had it with different attributes, and the twin's next observation has the tool's: latency again.
+    case changed = "changed since the twin's last observation"
+    /// The tool saw it; it was gone before the twin's next observation and from the tool's second run: it
+    /// lived less than the twin's interval and fell between two observations.
+    case shortLived = "lived between two observations of the twin"
+    /// None of the above: the twin is wrong (or the tool is), and this counts as a failure.
+    case unexplained = "unexplained"
+}
+
+/// One comparison of one kind at one moment: the tool's capture at `time`, the twin's state as of the same
+/// moment, and the second look (the twin after its next observation, the tool run again after that).
+public struct FidelityCapture: Sendable {
+    public var kind: EntityKind
+    public var truth: [ComparableEntity]
+    public var twin: [ComparableEntity]
+    public var twinLater: [ComparableEntity]
+    public var truthLater: [ComparableEntity]
+    /// Keys that are the capture's own doing (the tools' processes) and are not compared.
+    public var excluded: Set<String>
+
+    public init(kind: EntityKind, truth: [ComparableEntity], twin: [ComparableEntity], twinLater: [ComparableEntity],
+                truthLater: [ComparableEntity], excluded: Set<String> = []) {
+        self.kind = kind
+        self.truth = truth
+        self.twin = twin
+        self.twinLater = twinLater
+        self.truthLater = truthLater
+        self.excluded = excluded
+    }
+}
+
+/// The agreement of one kind over any number of captures.
+public struct KindFidelity: Sendable, Codable {
+    public var kind: EntityKind
+    /// Entities in the twin, the tool or both (the union), over all captures.
+    public var compared = 0
+    /// Of those, present in both with equal attributes.
+    public var agreed = 0
+    /// Mismatches by cause.
+    public var causes: [MismatchCause: Int] = [:]
+    /// A few unexplained mismatches, for the report ("key: what differed").
+    public var unexplainedExamples: [String] = []
+
+    public init(kind: EntityKind) { self.kind = kind }
+
+    /// Share of entities present in both with equal attributes.
+    public var agreement: Double { compared == 0 ? 1 : Double(agreed) / Double(compared) }
+    /// Share of entities with an unexplained mismatch.
+    public var unexplainedShare: Double { compared == 0 ? 0 : Double(causes[.unexplained] ?? 0) / Double(compared) }
+
+    enum CodingKeys: String, CodingKey { case kind, compared, agreed, causes, unexplainedExamples = "unexplained_examples" }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(compared, forKey: .compared)
+        try c.encode(agreed, forKey: .agreed)
+        try c.encode(Dictionary(uniqueKeysWithValues: causes.map { ($0.key.rawValue, $0.value) }), forKey: .causes)
+        try c.encode(unexplainedExamples, forKey: .unexplainedExamples)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(EntityKind.self, forKey: .kind)
+        compared = try c.decode(Int.self, forKey: .compared)
+        agreed = try c.decode(Int.self, forKey: .agreed)
+        let raw = try c.decode([String: Int].self, forKey: .causes)
+        causes = Dictionary(uniqueKeysWithValues: raw.compactMap { k, v in MismatchCause(rawValue: k).map { ($0, v) } })
+        unexplainedExamples = try c.decode([String].self, forKey: .unexplainedExamples)
+    }
+
+    /// Adds one capture: every key of the twin or the tool is either agreed or a mismatch with a cause.
+    public mutating func add(_ capture: FidelityCapture) {
+        func byKey(_ list: [ComparableEntity]) -> [String: [String: String]] {
+            var out: [String: [String: String]] = [:]
+            for e in list where !capture.excluded.contains(e.key) { out[e.key] = e.attributes }
+            return out
+        }
+        let truth = byKey(capture.truth), twin = byKey(capture.twin)
+        let twinLater = byKey(capture.twinLater), truthLater = byKey(capture.truthLater)
+        for key in Set(truth.keys).union(twin.keys) {
+            compared += 1
+            let cause: MismatchCause
+            switch (truth[key], twin[key]) {
+            case let (t?, w?):
+                if Self.agree(t, w) { agreed += 1; continue }
+                cause = twinLater[key].map { Self.agree(t, $0) } == true ? .changed : .unexplained
+                if cause == .unexplained { note("\(key): tool \(Self.describe(t)), twin \(Self.describe(w))") }
+            case let (t?, nil):
+                if let later = twinLater[key], Self.agree(t, later) { cause = .appeared }
+                else if truthLater[key] == nil, twinLater[key] == nil { cause = .shortLived }
+                else { cause = .unexplained; note("\(key): seen by the tool \(Self.describe(t)), not in the twin") }
+            case let (nil, w?):
+                if twinLater[key] == nil, truthLater[key] == nil { cause = .ended }
+                else { cause = .unexplained; note("\(key): in the twin \(Self.describe(w)), not seen by the tool") }
+            case (nil, nil):
+                continue
+            }
+            causes[cause, default: 0] += 1
+        }
+    }
+
+    private mutating func note(_ s: String) { if unexplainedExamples.count < 5 { unexplainedExamples.append(s) } }
+
+    /// Equal on every attribute both sides report (an owner pid one side cannot see is not a difference).
+    static func agree(_ a: [String: String], _ b: [String: String]) -> Bool {
+        for (k, v) in a { if let w = b[k], w != v { return false } }
+        return true
+    }
+
+    static func describe(_ a: [String: String]) -> String {
+        a.isEmpty ? "" : "(" + a.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + ")"
+    }
+}

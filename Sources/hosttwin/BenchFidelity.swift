@@ -1,0 +1,202 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import TwinAnalytics
+import TwinCore
+import TwinStorage
+
+/// `hosttwin bench fidelity`: the twin's state against ground truth taken independently by Debian's own
+/// tools, at random moments, with optional churn; and the update latency of what the churn started.
+struct BenchFidelity: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fidelity",
+        abstract: "The twin's state against ps, ss, findmnt, dpkg-query and ip at random moments, with optional churn; update latency.",
+        discussion: """
+        Starts `hosttwin run` on a fresh data directory, then at random moments (every 2 to 5 s) runs the tools and, \
+        after the twin's next observation, runs them again. When the time is up it stops the twin and compares, per \
+        kind, the tools' capture with the twin's state as of the same instant (`state --at`). Mismatches are \
+        classified by a second look at both sides (docs/FIDELITY.md); unexplained ones are failures. With \
+        --processes/--listeners/--connections it churns the host meanwhile and reports, for each process and \
+        listener it started, how long until the twin showed it.
+        """)
+    @OptionGroup var output: OutputOptions
+    @Option(help: ArgumentHelp("How long to capture.", valueName: "DURATION")) var duration: String = "60s"
+    @Option(help: ArgumentHelp("The twin's tick interval.", valueName: "DURATION")) var interval: String = "1s"
+    @Option(help: ArgumentHelp("Churn: short-lived processes started per second.", valueName: "N")) var processes: Double = 0
+    @Option(help: ArgumentHelp("Churn: listening TCP sockets opened per second.", valueName: "N")) var listeners: Double = 0
+    @Option(help: ArgumentHelp("Churn: loopback TCP connections opened per second.", valueName: "N")) var connections: Double = 0
+    @Option(help: ArgumentHelp("Churn: how long each lives, in seconds (MIN-MAX).", valueName: "RANGE")) var life: String = "0.2-5"
+    @Option(help: "Seed for the capture moments and the churn.") var seed: UInt64 = 1
+
+    struct Latency: Encodable {
+        var started: Int
+        var seen: Int
+        var p50Millis: Double?
+        var p99Millis: Double?
+        var maxMillis: Double?
+        enum CodingKeys: String, CodingKey { case started, seen, p50Millis = "p50_ms", p99Millis = "p99_ms", maxMillis = "max_ms" }
+    }
+
+    struct Result: Encodable {
+        var seconds: Double
+        var interval: String
+        var captures: Int
+        var churn: [String: Double]
+        var kinds: [KindFidelity]
+        var latency: [String: Latency]
+    }
+
+    /// One run of the tools: each kind's entities and the moment it stands for (the middle of its tools' run).
+    struct Capture {
+        var entities: [EntityKind: [ComparableEntity]] = [:]
+        var time: [EntityKind: Int64] = [:]
+        /// Pids of the tools themselves (`ps` lists itself).
+        var toolPIDs = Set<String>()
+    }
+
+    func validate() throws {
+        for (name, v) in [("--processes", processes), ("--listeners", listeners), ("--connections", connections)] where !(v >= 0 && v <= 10_000) {
+            throw ValidationError("\(name) takes a rate from 0 to 10000 per second")
+        }
+        _ = try lifeRange()
+    }
+
+    private func lifeRange() throws -> ClosedRange<Double> {
+        let parts = life.split(separator: "-").compactMap { Double($0) }
+        guard parts.count == 2, parts[0] > 0, parts[0] <= parts[1], parts[1] <= 3600 else {
+            throw ValidationError("--life takes MIN-MAX in seconds, 0 < MIN <= MAX <= 3600 (got \(life))")
+        }
+        return parts[0]...parts[1]
+    }
+
+    func run() throws {
+        let total = try TwinTime.parseDuration(duration), tick = try TwinTime.parseDuration(interval)
+        let missing = GroundTruth.tools.map(\.executable).filter { !FileManager.default.isExecutableFile(atPath: $0) }
+        guard missing.isEmpty else { throw CLIError("bench fidelity needs \(Set(missing).sorted().joined(separator: ", ")) (apt-get install procps iproute2 util-linux)") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hosttwin-fidelity-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = try startRunChild(dataDir: dir, interval: interval)
+        defer { if child.isRunning { child.terminate(); child.waitUntilExit() } }
+        try waitForFirstTicks(dir, child: child)
+
+        let churn = Churn(rates: .init(processes: processes, listeners: listeners, connections: connections), life: try lifeRange(), seed: seed)
+        churn.start()
+        var rng = SeededRandom(seed: seed &+ 1)
+        var rounds: [(Capture, Capture)] = []
+        let begin = TwinTime.nowMillis()
+        while TwinTime.nowMillis() - begin < total {
+            usleep(UInt32(Double.random(in: 2...5, using: &rng) * 1_000_000))
+            let first = capture()
+            // The second look: after the twin's next observation of the last kind captured.
+            let last = first.time.values.max() ?? TwinTime.nowMillis()
+            let wait = last + tick + 300 - TwinTime.nowMillis()
+            if wait > 0 { usleep(UInt32(wait * 1000)) }
+            rounds.append((first, capture()))
+            if !output.json { FileHandle.standardError.write(Data("\rcaptures: \(rounds.count) (\((TwinTime.nowMillis() - begin) / 1000) s of \(total / 1000))".utf8)) }
+        }
+        churn.stop()
+        if !output.json { FileHandle.standardError.write(Data("\n".utf8)) }
+        // Let the twin observe the churn's end, then stop it so every tick is sealed and readable.
+        usleep(UInt32((tick + 500) * 1000))
+        child.terminate()
+        child.waitUntilExit()
+
+        let store = try StoreOptions.openForReading(dir) // with its keys: remote addresses are sealed at rest
+        var kinds = GroundTruth.kinds.map { KindFidelity(kind: $0) }
+        for (first, second) in rounds {
+            for i in kinds.indices {
+                let kind = kinds[i].kind
+                guard let t = first.time[kind], let t2 = second.time[kind] else { continue }
+                let twin = GroundTruth.comparable(try store.state(at: t, kinds: [kind]))
+                let twinLater = GroundTruth.comparable(try store.state(at: t2, kinds: [kind]))
+                kinds[i].add(FidelityCapture(kind: kind, truth: first.entities[kind] ?? [], twin: twin, twinLater: twinLater,
+                                             truthLater: second.entities[kind] ?? [],
+                                             excluded: kind == .processes ? first.toolPIDs.union(second.toolPIDs) : []))
+            }
+        }
+        let latency = try latencies(store, churn.started, until: TwinTime.nowMillis())
+        let result = Result(seconds: Double(total) / 1000, interval: interval, captures: rounds.count,
+                            churn: ["processes_per_second": processes, "listeners_per_second": listeners, "connections_per_second": connections],
+                            kinds: kinds, latency: latency)
+        if output.json { try printJSON(result); return }
+        print("\(rounds.count) captures over \(duration), twin interval \(interval)" + (churn.rates.isZero ? ", no churn" :
+            ", churn \(fmt(processes)) processes, \(fmt(listeners)) listeners, \(fmt(connections)) connections per second living \(life) s"))
+        printTable(["KIND", "COMPARED", "AGREED", "AGREEMENT", "UNEXPLAINED", "MISMATCHES BY CAUSE"], kinds.map { k in
+            [k.kind.rawValue, String(k.compared), String(k.agreed), String(format: "%.2f %%", k.agreement * 100), String(format: "%.2f %%", k.unexplainedShare * 100),
+             MismatchCause.allCases.compactMap { c in k.causes[c].map { "\($0) \(c.rawValue)" } }.joined(separator: "; ")]
+        })
+        for k in kinds where !k.unexplainedExamples.isEmpty {
+            print("\(k.kind.rawValue), unexplained: " + k.unexplainedExamples.joined(separator: " | "))
+        }
+        for (name, l) in latency.sorted(by: { $0.key < $1.key }) {
+            print("update latency, \(name): \(l.seen) of \(l.started) seen; p50 \(l.p50Millis.map { fmt($0) } ?? "-") ms, p99 \(l.p99Millis.map { fmt($0) } ?? "-") ms, max \(l.maxMillis.map { fmt($0) } ?? "-") ms")
+        }
+    }
+
+    private func fmt(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }
+
+    /// Waits until the twin has stored a few ticks (its first observation of everything).
+    private func waitForFirstTicks(_ dir: String, child: Process) throws {
+        for _ in 0..<300 {
+            guard child.isRunning else { throw CLIError("hosttwin run exited at start (status \(child.terminationStatus))") }
+            if let store = try? TwinStore.open(dataDir: dir, readOnly: true), let first = try? store.runs().first?.started,
+               let last = try? store.lastTick(), last - first >= 3000 { return }
+            usleep(100_000)
+        }
+        throw CLIError("hosttwin run stored no ticks within 30 s")
+    }
+
+    /// Runs every tool once; each kind's moment is the middle of its tools' run.
+    private func capture() -> Capture {
+        var c = Capture()
+        for tool in GroundTruth.tools {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: tool.executable)
+            p.arguments = tool.arguments
+            var env = ProcessInfo.processInfo.environment
+            env["LC_ALL"] = "C"
+            p.environment = env
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            p.standardError = FileHandle.nullDevice
+            let before = TwinTime.nowMillis()
+            guard (try? p.run()) != nil else { continue }
+            c.toolPIDs.insert(String(p.processIdentifier))
+            let out = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            let after = TwinTime.nowMillis()
+            guard p.terminationStatus == 0 else { continue }
+            c.entities[tool.kind, default: []] += tool.parse(String(decoding: out, as: UTF8.self))
+            // A kind with two tools (IPv4, IPv6) stands for the middle of both.
+            c.time[tool.kind] = c.time[tool.kind].map { ($0 + (before + after) / 2) / 2 } ?? (before + after) / 2
+        }
+        return c
+    }
+
+    /// For each process and listener the churn started: when the twin first showed it (the version's start).
+    private func latencies(_ store: TwinStore, _ started: Churn.Started, until end: Int64) throws -> [String: Latency] {
+        guard let from = (started.processes.map(\.at) + started.listeners.map(\.at)).min() else { return [:] }
+        let versions = try store.versionsStarting(from: from - 2000, to: end, kinds: [.processes, .listeningPorts])
+        var processSeen: [Int64: [Int64]] = [:], portSeen: [Int64: [Int64]] = [:]
+        for v in versions {
+            if v.kind == .processes, let pid = v.attributes["pid"]?.intValue { processSeen[pid, default: []].append(v.validFrom) }
+            if v.kind == .listeningPorts, v.attributes["address"] == .string("127.0.0.1"), let port = v.attributes["port"]?.intValue { portSeen[port, default: []].append(v.validFrom) }
+        }
+        // A pid or port may be reused later: the first version starting after the start, less a tick's skew
+        // (a version starts at its tick's time, read a moment after it), as a delay from the start.
+        func first(_ starts: [Int64]?, after t: Int64) -> Int64? { starts?.filter { $0 >= t - 1000 }.min().map { $0 - t } }
+        func summary(_ delays: [Int64?]) -> Latency {
+            let seen = delays.compactMap { $0 }.map { Double(max(0, $0)) }.sorted()
+            func q(_ p: Double) -> Double? { seen.isEmpty ? nil : seen[min(seen.count - 1, Int((p * Double(seen.count)).rounded(.up)) - 1)] }
+            return Latency(started: delays.count, seen: seen.count, p50Millis: q(0.5), p99Millis: q(0.99), maxMillis: seen.last)
+        }
+        var out: [String: Latency] = [:]
+        if !started.processes.isEmpty {
+            out["process started"] = summary(started.processes.map { p in first(processSeen[Int64(p.pid)], after: p.at) })
+        }
+        if !started.listeners.isEmpty {
+            out["port opened"] = summary(started.listeners.map { l in first(portSeen[Int64(l.port)], after: l.at) })
+        }
+        return out
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+import TwinAnalytics
+import TwinCore
+
+/// The ground-truth parsers of `bench fidelity` on output captured from this development VM (procps 4.0.2,
+/// iproute2 6.1, util-linux 2.38, dpkg 1.21), with malformed variants, and the mismatch classification.
+@Suite struct FidelityTests {
+    @Test func parsesPSIncludingNamesWithSpacesAndKernelWorkers() {
+        let text = """
+                1     0     0 process_api
+                2     0     0 kthreadd
+               27     2     0 kworker/1:0-events
+             4242     1  1000 tmux: server
+            garbage line
+              12x     1     0 bad
+               13     1
+            """
+        let p = GroundTruth.parsePS(text)
+        #expect(p.map(\.key) == ["1", "2", "27", "4242"])
+        #expect(p[2].attributes["name"] == "kworker/1:0")
+        #expect(p[3].attributes == ["ppid": "1", "uid": "1000", "name": "tmux: server"])
+    }
+
+    @Test func parsesSSListenersAndConnectionsWithCanonicalAddresses() {
+        let listen4 = """
+            tcp LISTEN 0      256    127.0.0.1:9977 0.0.0.0:* users:(("hosttwin-rec",pid=17665,fd=22),("hosttwin-rec",pid=17600,fd=9))
+            tcp LISTEN 0      128      0.0.0.0:2024 0.0.0.0:*
+            udp UNCONN 0      0      127.0.0.53%lo:53 0.0.0.0:*
+            udp ESTAB  0      0      127.0.0.1:5000 127.0.0.1:6000
+            tcp LISTEN 0
+            """
+        let l = GroundTruth.parseSS(listen4, family: "ipv4", listening: true)
+        #expect(l.map(\.key) == ["tcp/127.0.0.1/9977", "tcp/0.0.0.0/2024", "udp/127.0.0.53/53"])
+        #expect(l[0].attributes["pid"] == "17600")
+        #expect(l[1].attributes["pid"] == nil)
+        let listen6 = "tcp LISTEN 0 128 [0:0::1]:22 [::]:*\ntcp LISTEN 0 128 *:80 *:*\n"
+        #expect(GroundTruth.parseSS(listen6, family: "ipv6", listening: true).map(\.key) == ["tcp/::1/22", "tcp/::/80"])
+        let established = """
+            tcp 0 0 127.0.0.1:43350 127.0.0.1:40963
+            udp 0 0 [::ffff:127.0.0.1]:5000 [::ffff:127.0.0.1]:6000
+            tcp 0 0 nonsense
+            """
+        // The family (`ss -4`/`-6` chose the sockets) only says what a `*` address is.
+        #expect(GroundTruth.parseSS(established, family: "ipv6", listening: false).map(\.key)
+                == ["tcp/127.0.0.1:43350/127.0.0.1:40963", "udp/::ffff:127.0.0.1:5000/::ffff:127.0.0.1:6000"])
+    }
+
+    @Test func parsesFindmntKeepingTheTopmostMountAndUnescaping() {
+        let text = """
+            / /dev/vda ext4 rw,relatime
+            /dev/pts devpts devpts rw,relatime
+            /dev/pts devpts devpts rw,nosuid,relatime
+            /mnt/with\\x20space tmpfs tmpfs ro,relatime
+            too few
+            """
+        let m = Dictionary(uniqueKeysWithValues: GroundTruth.parseFindmnt(text).map { ($0.key, $0.attributes) })
+        #expect(m.count == 3)
+        #expect(m["/dev/pts"]?["options"] == "rw,nosuid,relatime")
+        #expect(m["/mnt/with space"]?["fstype"] == "tmpfs")
+    }
+
+    @Test func parsesDpkgQueryInstalledOnly() {
+        let text = "adduser\tall\t3.134\tii \nlibfoo\tamd64\t1.0-1\trc \nheld\tamd64\t2.0\thi \nbroken\n"
+        let p = GroundTruth.parseDpkgQuery(text)
+        #expect(p.map(\.key) == ["adduser:all", "held:amd64"])
+        #expect(p[0].attributes["version"] == "3.134")
+    }
+
+    @Test func parsesIPLinkJSONAndRefusesOtherText() {
+        let text = #"[{"ifindex":1,"ifname":"lo","mtu":65536,"operstate":"UNKNOWN","address":"00:00:00:00:00:00"},{"ifname":"eth0","mtu":1400,"operstate":"UP","address":"02:fc:00:00:00:01"},{"mtu":1}]"#
+        let l = GroundTruth.parseIPLink(text)
+        #expect(l.map(\.key) == ["lo", "eth0"])
+        #expect(l[1].attributes == ["mtu": "1400", "operstate": "up", "address": "02:fc:00:00:00:01"])
+        #expect(GroundTruth.parseIPLink("{not json").isEmpty)
+        #expect(GroundTruth.parseIPLink(#"{"ifname":"x"}"#).isEmpty)
+    }
+
+    @Test func theTwinsVersionsTakeTheSameForm() {
+        let v = [
+            EntityVersion(kind: .listeningPorts, key: "tcp/::1/22", attributes: ["protocol": "tcp", "address": "0:0::1", "port": .int(22), "pid": .null], validFrom: 0, validTo: nil),
+            EntityVersion(kind: .processes, key: "7@100", attributes: ["pid": .int(7), "ppid": .int(1), "uid": .int(0), "name": "sshd"], validFrom: 0, validTo: nil),
+        ]
+        let c = GroundTruth.comparable(v)
+        #expect(c[0].key == "tcp/::1/22" && c[0].attributes.isEmpty)
+        #expect(c[1] == ComparableEntity(kind: .processes, key: "7", attributes: ["ppid": "1", "uid": "0", "name": "sshd"]))
+    }
+
+    /// Each cause is decided from the second look; anything else is unexplained.
+    @Test func classifiesMismatchesByASecondLook() {
+        func e(_ key: String, _ name: String = "x") -> ComparableEntity { ComparableEntity(kind: .processes, key: key, attributes: ["name": name]) }
+        var k = KindFidelity(kind: .processes)
+        k.add(FidelityCapture(kind: .processes,
+                              truth: [e("1"), e("2"), e("4"), e("5", "new"), e("6"), e("9")],
+                              twin: [e("1"), e("3"), e("5", "old"), e("7"), e("8", "a")],
+                              twinLater: [e("1"), e("2"), e("5", "new"), e("7")],
+                              truthLater: [e("1"), e("2"), e("6"), e("7"), e("8")],
+                              excluded: ["9"]))
+        // 1 agrees; 2 appeared; 3 ended; 4 short-lived; 5 changed; 6 still there but the twin never had it;
+        // 7 in the twin, never seen by the tool; 8 in the twin, gone from the twin later while the tool still sees it.
+        #expect(k.compared == 8)
+        #expect(k.agreed == 1)
+        #expect(k.causes == [.appeared: 1, .ended: 1, .shortLived: 1, .changed: 1, .unexplained: 3])
+        #expect(k.unexplainedExamples.count == 3)
+        #expect(abs(k.agreement - 1.0 / 8) < 1e-12)
+    }
+}
