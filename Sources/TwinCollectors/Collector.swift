@@ -32,6 +32,17 @@ public protocol Collector: AnyObject {
     func collect(_ context: inout CollectContext) throws -> CollectOutcome
 }
 
+/// A collector the kernel can tell about changes between ticks (change-driven capture): when
+/// ``changeDescriptor`` becomes readable, ``refreshChanged(_:)`` re-reads only what changed and sets the
+/// entities of its kind in full. The regular ``Collector/collect(_:)`` still runs at every tick and stays
+/// the authority: whatever an event missed, the next listing corrects.
+public protocol ChangeDrivenCollector: Collector {
+    /// A descriptor that is readable when there are changes to refresh; nil when events are unavailable.
+    var changeDescriptor: Int32? { get }
+    /// Takes the pending changes; true when `context.observation` got the kind's whole, changed entity set.
+    func refreshChanged(_ context: inout CollectContext) -> Bool
+}
+
 /// Per-collector settings and the options some collectors take.
 public struct CollectorConfig: Sendable, Codable, Hashable {
     /// Paths (files or directories) whose newest modification time and total size the `backup` collector reports.

@@ -107,6 +107,7 @@ public final class Sampler {
     }
 
     private var scheduled: [Scheduled]
+    private let changeDriven: [any ChangeDrivenCollector]
     private let paths: HostPaths
     private let config: CollectorConfig
     private let reader = FileReader()
@@ -123,10 +124,25 @@ public final class Sampler {
             guard selection.enabled[e.name] ?? e.enabledByDefault else { return nil }
             return Scheduled(collector: e.make(), interval: max(selection.intervals[e.name] ?? e.defaultInterval, tick), labels: Labels(["collector": e.name]))
         }
+        changeDriven = scheduled.compactMap { $0.collector as? any ChangeDrivenCollector }
     }
 
     /// Names of the collectors that run.
     public var collectorNames: [String] { scheduled.map { $0.collector.name } }
+
+    /// The descriptors of the change-driven collectors (the processes' kernel events), readable when they
+    /// have changes to refresh between ticks. Empty before the first tick and where the kernel offers none.
+    public var changeDescriptors: [Int32] { changeDriven.compactMap(\.changeDescriptor) }
+
+    /// Change-driven capture between ticks: the change-driven collectors take what the kernel reported and
+    /// the observation holds the whole entity set of each kind that changed, and no samples; nil when
+    /// nothing changed.
+    public func refreshChanged(now: Int64) -> Observation? {
+        var ctx = CollectContext(paths: paths, reader: reader, config: config, observation: Observation(timestamp: now))
+        var changed = false
+        for c in changeDriven where c.refreshChanged(&ctx) { changed = true }
+        return changed ? ctx.observation : nil
+    }
 
     /// Runs every collector that is due at `now` (ms) and returns what they observed. A collector
     /// that throws is reported in health, never propagated: one broken source must not stop the others.

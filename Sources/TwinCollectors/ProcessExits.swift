@@ -20,39 +20,62 @@ public struct ProcessExit: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The process exits in one datagram of the kernel's process events connector (netlink
+/// What one batch of the kernel's process events said: processes that exited (with their status), and
+/// processes to re-read because they started (fork), replaced their program (exec), changed their
+/// user or group, or renamed themselves. Threads (pid ≠ tgid) are not processes and are left out.
+public struct ProcessEvents: Sendable, Equatable {
+    public var exits: [ProcessExit] = []
+    public var changed: Set<Int32> = []
+    public init(exits: [ProcessExit] = [], changed: Set<Int32> = []) {
+        self.exits = exits
+        self.changed = changed
+    }
+    public var isEmpty: Bool { exits.isEmpty && changed.isEmpty }
+}
+
+/// The process events in one datagram of the kernel's process events connector (netlink
 /// `NETLINK_CONNECTOR`, `CN_IDX_PROC`): `nlmsghdr` (16 bytes), `cn_msg` (20), `proc_event` (`what` at 0,
-/// the event at 16; an exit is pid, tgid, exit_code, exit_signal). Threads' exits (pid ≠ tgid) and other
-/// events are skipped; a truncated message ends the parse.
-public func parseProcConnectorExits(_ bytes: UnsafeRawBufferPointer) -> [ProcessExit] {
+/// the event at 16). Fork: parent pid, tgid, child pid, tgid; exec, uid, gid, comm: pid, tgid, ...;
+/// exit: pid, tgid, exit_code, exit_signal. Other events are skipped; a truncated message ends the parse.
+public func parseProcConnectorEvents(_ bytes: UnsafeRawBufferPointer) -> ProcessEvents {
     func u32(_ o: Int) -> UInt32 { bytes.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian }
-    let procEventExit: UInt32 = 0x8000_0000
-    var out: [ProcessExit] = []
+    let fork: UInt32 = 0x1, exec: UInt32 = 0x2, uid: UInt32 = 0x4, gid: UInt32 = 0x40, comm: UInt32 = 0x200, exit: UInt32 = 0x8000_0000
+    var out = ProcessEvents()
     var offset = 0
     while offset + 16 <= bytes.count {
         let length = Int(u32(offset))
         guard length >= 16, offset + length <= bytes.count else { break }
-        // what (36 − 16 = 20 into the payload) and the exit event's four words after 16 bytes of header.
-        if length >= 68, u32(offset + 36) == procEventExit {
-            let pid = u32(offset + 52), tgid = u32(offset + 56)
-            if pid == tgid, pid > 0, pid <= UInt32(Int32.max) { out.append(ProcessExit(pid: Int32(pid), waitStatus: u32(offset + 60))) }
+        // what (36 − 16 = 20 into the payload), then 16 bytes of cpu and timestamp, then the event's words.
+        if length >= 68 {
+            let what = u32(offset + 36), a = u32(offset + 52), b = u32(offset + 56), c = u32(offset + 60), d = u32(offset + 64)
+            func valid(_ pid: UInt32) -> Bool { pid > 0 && pid <= UInt32(Int32.max) }
+            switch what {
+            case exit where a == b && valid(a): out.exits.append(ProcessExit(pid: Int32(a), waitStatus: c))
+            case fork where c == d && valid(c): out.changed.insert(Int32(c))
+            case exec, uid, gid, comm: if a == b && valid(a) { out.changed.insert(Int32(a)) }
+            default: break
+            }
         }
         offset += (length + 3) & ~3
     }
     return out
 }
 
-/// Process exits as they happen, read without blocking at each tick. Needs root (CAP_NET_ADMIN) and a
-/// kernel with the process events connector; where either is missing ``open()`` returns nil and the twin
-/// goes without exit statuses.
-final class ProcessExitWatcher {
+/// Process events as they happen, read without blocking: at each tick, and between ticks when the
+/// socket becomes readable (``descriptor``, change-driven capture). Needs root (CAP_NET_ADMIN) and a kernel
+/// with the process events connector; where either is missing ``open()`` returns nil and the twin goes
+/// without exit statuses and polls once per tick.
+final class ProcessEventWatcher {
     private let fd: Int32
     private var buffer = [UInt8](repeating: 0, count: 8192)
 
     private init(fd: Int32) { self.fd = fd }
     deinit { close(fd) }
 
-    static func open() -> ProcessExitWatcher? {
+    /// Readable when events are waiting.
+    var descriptor: Int32 { fd }
+
+    static func open() -> ProcessEventWatcher? {
         let netlinkConnector: Int32 = 11, cnIdxProc: UInt32 = 1
         let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), netlinkConnector)
         guard fd >= 0 else { return nil }
@@ -68,19 +91,21 @@ final class ProcessExitWatcher {
         put32(36, 1)
         let sent = message.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         guard bound == 0, sent == message.count else { close(fd); return nil }
-        return ProcessExitWatcher(fd: fd)
+        return ProcessEventWatcher(fd: fd)
     }
 
-    /// The exits received since the last call.
-    func drain() -> [ProcessExit] {
-        var out: [ProcessExit] = []
+    /// The events received since the last call.
+    func drain() -> ProcessEvents {
+        var out = ProcessEvents()
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
             // EAGAIN: nothing more; ENOBUFS: the kernel dropped events (a burst), the rest still comes.
             if n < 0 && errno == ENOBUFS { continue }
             guard n > 0 else { return out }
-            out += buffer.withUnsafeBytes { parseProcConnectorExits(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            let batch = buffer.withUnsafeBytes { parseProcConnectorEvents(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            out.exits += batch.exits
+            out.changed.formUnion(batch.changed)
         }
     }
 }

@@ -117,7 +117,7 @@ public enum FuzzTargets {
         data.withUnsafeBufferPointer { b in
             _ = parseInetDiagMessages(b); _ = parseUtmp(b); _ = parsePidStat(b); _ = parsePidIO(b); _ = parseLoadavg(b); _ = parsePressure(b)
         }
-        data.withUnsafeBytes { _ = parseProcConnectorExits($0) }
+        data.withUnsafeBytes { _ = parseProcConnectorEvents($0) }
         // Configuration the files, accounts and packages collectors read, and the compliance checks parse.
         _ = parsePasswdEntries(text); _ = parsePackagesIndex(text)
         _ = SSHDConfig.effective(["/etc/ssh/sshd_config": text, "/etc/ssh/sshd_config.d/a.conf": text])

@@ -9,14 +9,24 @@ public final class CollectionMetrics: @unchecked Sendable { // used by the colle
     private let failedTicks = Metrics.Counter(label: "hosttwin_tick_failures_total")
     private let tickDuration = Metrics.Timer(label: "hosttwin_tick_duration_seconds")
     private let sealBacklog = Metrics.Gauge(label: "hosttwin_seal_queue_depth")
+    private let changeRefreshes = Metrics.Counter(label: "hosttwin_change_refreshes_total")
+    /// From the moment stored state stands for (a tick's time, a change-driven refresh's) to its commit.
+    private let updateLatency = Metrics.Timer(label: "hosttwin_twin_update_latency_seconds")
     private var collectorSeconds: [String: FloatingPointCounter] = [:]
     private var collectorErrors: [String: Metrics.Counter] = [:]
 
     public init() {}
 
-    /// Records one tick: its duration, each collector's time and errors, the sealer's backlog.
-    public func tick(durationNanos: Int64, health: [CollectorHealth], sealQueue: Int, stored: Bool) {
-        if stored { ticks.increment() } else { failedTicks.increment() }
+    /// Records one change-driven commit between ticks, `lagMillis` after the moment it stands for.
+    public func changeCommitted(lagMillis: Int64) {
+        changeRefreshes.increment()
+        updateLatency.recordMilliseconds(lagMillis)
+    }
+
+    /// Records one tick: its duration, each collector's time and errors, the sealer's backlog, and (when
+    /// stored) how long after the tick's time it was committed.
+    public func tick(durationNanos: Int64, health: [CollectorHealth], sealQueue: Int, stored: Bool, lagMillis: Int64) {
+        if stored { ticks.increment(); updateLatency.recordMilliseconds(lagMillis) } else { failedTicks.increment() }
         tickDuration.recordNanoseconds(durationNanos)
         sealBacklog.record(sealQueue)
         for h in health where h.status != .disabled {

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Logging
 import ServiceLifecycle
 import TwinCollectors
@@ -24,12 +25,21 @@ public struct CollectionService: Service {
         public var keys: KeyRing
         /// Stop after this many ticks (tests and benchmarks); nil runs until shutdown.
         public var maxTicks: Int?
+        /// Change-driven capture between ticks (processes from the kernel's process events): on for `run`.
+        /// Off for agents, whose uplinks carry ticks only.
+        public var changeDriven = false
+        /// How long a change waits for the rest of its burst before it is stored (ms).
+        public var changeCoalesce: Int64 = 5
+        /// The least time between two change-driven refreshes (ms): at most 50 a second.
+        public var changeGap: Int64 = 20
         /// An agent's view of the fleet's addresses and its name there: connections' peers are named
         /// (`remote_host`) before the data policy hashes or drops their addresses.
         public var addresses: (book: FleetAddressBook, host: String)?
 
         public init(paths: HostPaths, selection: CollectorSelection = CollectorSelection(), collectors: CollectorConfig = CollectorConfig(),
-                    interval: Int64 = 1000, storage: StoragePolicy = StoragePolicy(), dataPolicy: DataPolicy, keys: KeyRing, maxTicks: Int? = nil) {
+                    interval: Int64 = 1000, storage: StoragePolicy = StoragePolicy(), dataPolicy: DataPolicy, keys: KeyRing, maxTicks: Int? = nil,
+                    changeDriven: Bool = false) {
+            self.changeDriven = changeDriven
             self.paths = paths
             self.selection = selection
             self.collectors = collectors
@@ -61,32 +71,50 @@ public struct CollectionService: Service {
         let writer: TwinWriter
         var count = 0
         var lastError: String?
+        /// When the last change-driven refresh ran (ms since the epoch).
+        var lastChange: Int64 = .min
         init(sampler: Sampler, writer: TwinWriter) {
             self.sampler = sampler
             self.writer = writer
         }
     }
 
-    /// Wakes the collection thread at its next tick or when asked to stop.
-    final class Stopper: @unchecked Sendable { // state guarded by `condition`
-        private let condition = NSCondition()
+    /// Wakes the collection thread at its next tick, when a change-driven collector has changes, or when
+    /// asked to stop: one `poll(2)` on a pipe of its own and the collectors' descriptors.
+    final class Waiter: @unchecked Sendable { // `stopped` guarded by `lock`; the pipe is written once
+        enum Wake { case stop, deadline, changes }
+        private let lock = NSLock()
         private var stopped = false
+        private var pipe: [Int32] = [-1, -1]
+
+        init() {
+            _ = Glibc.pipe(&pipe)
+            for fd in pipe where fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        }
+        deinit { for fd in pipe where fd >= 0 { close(fd) } }
 
         func stop() {
-            condition.lock()
+            lock.lock()
             stopped = true
-            condition.signal()
-            condition.unlock()
+            lock.unlock()
+            var byte: UInt8 = 1
+            _ = write(pipe[1], &byte, 1)
         }
 
-        /// Sleeps until `deadline` (ms since the epoch); true when a stop was requested.
-        func sleep(until deadline: Int64) -> Bool {
-            condition.lock()
-            defer { condition.unlock() }
-            while !stopped, TwinTime.nowMillis() < deadline {
-                _ = condition.wait(until: Date(timeIntervalSince1970: Double(deadline) / 1000))
+        private var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
+
+        /// Waits until `deadline` (ms since the epoch) or until one of `descriptors` is readable.
+        func wait(until deadline: Int64, watching descriptors: [Int32] = []) -> Wake {
+            var fds = [pollfd(fd: pipe[0], events: Int16(POLLIN), revents: 0)] + descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            while true {
+                if isStopped { return .stop }
+                let left = deadline - TwinTime.nowMillis()
+                if left <= 0 { return .deadline }
+                let n = poll(&fds, nfds_t(fds.count), Int32(min(left, 60_000)))
+                if n < 0, errno != EINTR { usleep(UInt32(min(left, 100)) * 1000) } // cannot happen with valid descriptors; never spin
+                if fds[0].revents != 0 { return .stop }
+                if n > 0, fds.dropFirst().contains(where: { $0.revents != 0 }) { return .changes }
             }
-            return stopped
         }
     }
 
@@ -103,7 +131,7 @@ public struct CollectionService: Service {
         logger.info("collectors: \(loop.sampler.collectorNames.joined(separator: " "))")
         // The loop runs on a thread of its own: one timed wait per tick, none of the task and timer
         // machinery of the async runtime on the per-second path (docs/ARCHITECTURE.md).
-        let stopper = Stopper()
+        let stopper = Waiter()
         try await withGracefulShutdownHandler {
             try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
                 let thread = Thread {
@@ -122,12 +150,40 @@ public struct CollectionService: Service {
         logger.info("stopped after \(count) ticks; store sealed")
     }
 
-    private func tickLoop(_ loop: Loop, _ stopper: Stopper) {
+    /// Waits for the tick at `next`; between ticks, stores what change-driven collectors report, coalesced
+    /// for `changeCoalesce` and at least `changeGap` apart. False when a stop was requested.
+    private func waitForTick(_ next: Int64, _ loop: Loop, _ waiter: Waiter) -> Bool {
+        let c = configuration
+        while true {
+            let descriptors = c.changeDriven ? loop.sampler.changeDescriptors : []
+            switch waiter.wait(until: next, watching: descriptors) {
+            case .stop: return false
+            case .deadline: return true
+            case .changes:
+                // Let a burst (fork, exec, exit of one command) arrive, and keep refreshes apart.
+                let at = max(TwinTime.nowMillis() + c.changeCoalesce, loop.lastChange + c.changeGap)
+                guard at < next else { return waiter.wait(until: next) != .stop } // the tick is sooner
+                if waiter.wait(until: at) == .stop { return false }
+                loop.lastChange = TwinTime.nowMillis()
+                guard var obs = loop.sampler.refreshChanged(now: loop.lastChange) else { continue }
+                c.dataPolicy.apply(to: &obs.entities, keys: c.keys)
+                do {
+                    let t = try loop.writer.commitState(obs).time
+                    metrics.changeCommitted(lagMillis: TwinTime.nowMillis() - t)
+                } catch {
+                    // The next tick's full listing records the change instead.
+                    logger.warning("change-driven capture not stored (the next tick records it): \(error)")
+                }
+            }
+        }
+    }
+
+    private func tickLoop(_ loop: Loop, _ stopper: Waiter) {
         let c = configuration
         while c.maxTicks.map({ loop.count < $0 }) ?? true {
             // Ticks sit on the interval grid, so timestamps are regular (cheap to compress) and comparable across hosts.
             let next = (TwinTime.nowMillis() / c.interval + 1) * c.interval
-            if stopper.sleep(until: next) { return }
+            if !waitForTick(next, loop, stopper) { return }
             let started = DispatchTime.now().uptimeNanoseconds
             var obs = loop.sampler.tick(now: next)
             if let (book, host) = c.addresses, var connections = obs.entities[.connections] {
@@ -138,7 +194,7 @@ public struct CollectionService: Service {
             let result: TwinWriter.TickResult
             defer {
                 metrics.tick(durationNanos: Int64(DispatchTime.now().uptimeNanoseconds - started), health: obs.health,
-                             sealQueue: loop.writer.sealQueueDepth, stored: loop.lastError == nil)
+                             sealQueue: loop.writer.sealQueueDepth, stored: loop.lastError == nil, lagMillis: TwinTime.nowMillis() - next)
             }
             do {
                 result = try loop.writer.commit(obs, health: obs.health)

@@ -75,7 +75,7 @@ struct RunCommand: AsyncParsableCommand {
         let collection = CollectionService(
             store: twinStore,
             configuration: .init(paths: hostPaths.paths, selection: selection, collectors: collectorConfig, interval: intervalMs,
-                                 storage: policy, dataPolicy: setup.policy, keys: setup.keys, maxTicks: ticks),
+                                 storage: policy, dataPolicy: setup.policy, keys: setup.keys, maxTicks: ticks, changeDriven: true),
             sinks: [live, rules], logger: logger)
         let app = try TwinHTTPServer.application(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
             log.info("serving \(setup.url):\(actualPort)/ (dashboard /, Prometheus API /api/v1/query, state API /api/v1/twin/...)")

@@ -81,6 +81,42 @@ import TwinServer
         try json(["ps", "--data-dir", dir, "--json", "--at", at]) as? [[String: Any]] ?? []
     }
 
+    /// Change-driven capture: with ticks 10 s apart, a process that starts and one that ends between two
+    /// ticks are in the store within a second, at the time they changed, from the kernel's process events.
+    @Test(.enabled(if: getuid() == 0, "the kernel's process events need root (CAP_NET_ADMIN)"))
+    func processesAreStoredBetweenTicksFromKernelEvents() throws {
+        guard Self.binary != nil else { Issue.record("hosttwin binary not built"); return }
+        let dir = try temporaryDirectory("e2e-events")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try Self.startRun(dir, port: Int.random(in: 20_000...40_000), extra: ["--interval", "10s"])
+        defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
+        #expect(try Self.eventually(25) { !((try? Self.processes(dir)) ?? []).isEmpty }, "the first tick is stored")
+        // Start in the middle of the 10 s between two ticks.
+        while TwinTime.nowMillis() % 10_000 > 3_000 { usleep(100_000) }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["300"]
+        try child.run()
+        let started = TwinTime.nowMillis()
+        let pid = Int(child.processIdentifier)
+        let seen = try Self.eventually(2) { try Self.processes(dir).contains { ($0["pid"] as? Int) == pid } }
+        #expect(seen, "the process is in `ps` within 2 s, with the next tick up to 7 s away")
+        let version = try Self.processes(dir).first { ($0["pid"] as? Int) == pid }
+        let from = try TwinTime.parse(version?["valid_from"] as? String ?? "")
+        #expect(from >= started - 1000 && from <= started + 1000, "valid from its start (\(from - started) ms after it)")
+        #expect(from % 10_000 != 0, "a time between ticks, not a tick's")
+        #expect(version?["command"] as? String == "/bin/sleep 300", "read after its exec")
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+        let ended = TwinTime.nowMillis()
+        #expect(TwinTime.nowMillis() % 10_000 < 8_000, "still between the same two ticks")
+        #expect(try Self.eventually(2) { try !Self.processes(dir).contains { ($0["pid"] as? Int) == pid } }, "its exit is stored within 2 s")
+        #expect(try Self.processes(dir, at: TwinTime.rfc3339(ended - 300)).contains { ($0["pid"] as? Int) == pid }, "`ps --at` just before the exit has it")
+        kill(run.processIdentifier, SIGTERM)
+        run.waitUntilExit()
+        #expect(run.terminationStatus == 0)
+    }
+
     @Test func processAndPortAppearAndDisappear() throws {
         guard Self.binary != nil else { Issue.record("hosttwin binary not built"); return }
         let dir = try temporaryDirectory("e2e")

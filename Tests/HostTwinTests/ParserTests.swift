@@ -294,10 +294,20 @@ import TwinCore
     static let exit3 = bytes("4c00000003000000d6040000000000000100000001000000d6040000000000002800000000000080000000002440282bd60c0000911b0000911b00000003000011000000681b0000681b0000")
     static let killed = bytes("4c00000003000000d9040000000000000100000001000000d904000000000000280000000000008000000000eb731d37d60c0000921b0000921b00000900000011000000681b0000681b0000")
 
-    func parse(_ b: [UInt8]) -> [ProcessExit] { b.withUnsafeBytes { parseProcConnectorExits($0) } }
+    func parse(_ b: [UInt8]) -> [ProcessExit] { b.withUnsafeBytes { parseProcConnectorEvents($0).exits } }
+    func changed(_ b: [UInt8]) -> Set<Int32> { b.withUnsafeBytes { parseProcConnectorEvents($0).changed } }
 
     @Test func exitsAndSignals() {
         #expect(parse(Self.fork).isEmpty)
+        // A fork names its child (7057) to be read; an exit is not a change to re-read.
+        #expect(changed(Self.fork) == [7057])
+        #expect(changed(Self.exit3).isEmpty)
+        // The same fork as an exec of 7016 (what = 2): the exec'ing process is re-read.
+        var exec = Self.fork; exec[36] = 2
+        #expect(changed(exec) == [7016])
+        // A thread's fork (child pid ≠ tgid) is not a new process.
+        var thread = Self.fork; thread[60] = 0x92
+        #expect(changed(thread).isEmpty)
         #expect(parse(Self.exit3) == [ProcessExit(pid: 7057, waitStatus: 0x300)])
         #expect(parse(Self.exit3).first?.description == "exit 3")
         #expect(parse(Self.killed).first?.description == "signal 9")
@@ -309,6 +319,7 @@ import TwinCore
     @Test func damagedDatagramsAreSkipped() {
         // Truncated anywhere: nothing read past the end, nothing invented.
         for n in 0..<Self.exit3.count { #expect(parse(Array(Self.exit3[..<n])).isEmpty, "cut at \(n)") }
+        for n in 0..<Self.fork.count { #expect(changed(Array(Self.fork[..<n])).isEmpty, "cut at \(n)") }
         // A length field of 0, of less than a header, or past the end.
         for length: UInt8 in [0, 8, 0xff] {
             var b = Self.exit3; b[0] = length

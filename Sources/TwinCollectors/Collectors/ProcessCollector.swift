@@ -55,9 +55,9 @@ public final class ProcessCollector: Collector {
     private var redactor = Redactor()
     private var bootTime: Double?
     private var redactorConfigured = false
-    /// Process exits from the kernel (root only); opened at the first tick on the host's own /proc.
-    private var exitWatcher: ProcessExitWatcher?
-    private var exitWatcherTried = false
+    /// Process events from the kernel (root only); opened at the first tick on the host's own /proc.
+    private var eventWatcher: ProcessEventWatcher?
+    private var eventWatcherTried = false
     /// The last exit of each command under each parent ("command\0ppid"), kept for a minute.
     private var lastExits: [String: (status: String, t: Int64)] = [:]
     /// pid_max and threads-max, re-read every minute (sysctl reads cost tens of µs).
@@ -65,20 +65,22 @@ public final class ProcessCollector: Collector {
 
     public init() {}
 
-    /// Takes the exits the kernel reported since the last tick: each exited process seen at a tick gives
+    /// Takes the events the kernel reported since the last call: each exited process seen before gives
     /// its command and parent's last exit status (a restarted program's `after_exit`). Only on the host's
     /// own /proc (a fixture tree's pids are not the kernel's).
-    private func recordExits(_ proc: String, now: Int64) {
-        if !exitWatcherTried {
-            exitWatcherTried = true
-            if proc == "/proc" { exitWatcher = ProcessExitWatcher.open() }
+    private func drainEvents(_ proc: String, now: Int64) -> ProcessEvents {
+        if !eventWatcherTried {
+            eventWatcherTried = true
+            if proc == "/proc" { eventWatcher = ProcessEventWatcher.open() }
         }
-        guard let watcher = exitWatcher else { return }
-        for exit in watcher.drain() {
+        guard let watcher = eventWatcher else { return ProcessEvents() }
+        let events = watcher.drain()
+        for exit in events.exits {
             guard let k = known[String(exit.pid)], !k.isKernelThread else { continue }
             lastExits[k.command + "\u{0}" + String(k.ppid)] = (exit.description, now)
         }
         if !lastExits.isEmpty { lastExits = lastExits.filter { now - $0.value.t < 60_000 } }
+        return events
     }
 
     /// `kworker/0:2-events` → `kworker/0:2`; other names unchanged.
@@ -96,6 +98,55 @@ public final class ProcessCollector: Collector {
         case "X", "x": return "dead"
         default: return "alive"
         }
+    }
+
+    /// Reads process `pidName` afresh (its `stat`, owner, and on first sight or exec its command line):
+    /// the cached facts with this moment's, and the `stat` read; nil when it is gone.
+    private func observe(_ pidName: String, pid: Int, now: Int64, _ ctx: CollectContext) -> (Known, PidStat)? {
+        guard let st = ctx.reader.withBytes(at: procDir, pidName + "/stat", { parsePidStat($0) }), let stat = st,
+              let dirStat = ctx.reader.status(at: procDir, pidName) else { return nil }
+        let uid: UInt32? = dirStat.st_uid
+        let lifecycle = Self.lifecycle(stat.state)
+        var info: Known
+        // A kworker's name carries the workqueue it serves right now ("kworker/0:2-events"), which
+        // changes every few seconds: identity is the part before it, so its state does not churn.
+        let comm = stat.isKernelThread ? Self.stableKernelThreadName(stat.comm) : stat.comm
+        if let k = known[pidName], k.startTicks == stat.startTicks, k.comm == comm {
+            info = k
+        } else {
+            // New process, or an exec changed its name: read the command line once.
+            let args = ctx.reader.withBytes(at: procDir, pidName + "/cmdline") { parseCmdline(String(decoding: $0, as: UTF8.self)) } ?? []
+            let command = args.isEmpty ? "[\(comm)]" : redactor.redact(arguments: args).joined(separator: " ")
+            info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(saturating: stat.startTicks))", comm: comm, command: command,
+                         labels: Labels(["pid": pidName, "name": comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
+            info.unit = ctx.reader.withBytes(at: procDir, pidName + "/cgroup") { parseSystemdUnit(String(decoding: $0, as: UTF8.self)) } ?? nil
+            info.afterExit = lastExits[command + "\u{0}" + String(stat.ppid)]?.status
+        }
+        if info.ppid != stat.ppid || info.lifecycle != lifecycle || info.uid != uid || info.attributes.isEmpty {
+            let startSeconds = (bootTime ?? 0) + stat.startTicks / clockTicks
+            var attrs: [String: AttributeValue] = [
+                "pid": .int(Int64(pid)), "ppid": .int(Int64(stat.ppid)), "name": .string(comm),
+                "state": .string(lifecycle), "command": .string(info.command),
+                "start_time": .string(TwinTime.rfc3339(Int64(saturating: startSeconds * 1000))),
+                "kernel_thread": .bool(stat.isKernelThread),
+            ]
+            if let unit = info.unit { attrs["unit"] = .string(unit) }
+            if let afterExit = info.afterExit { attrs["after_exit"] = .string(afterExit) }
+            if let uid {
+                attrs["uid"] = .int(Int64(uid))
+                attrs["user"] = .string(users.name(uid))
+            }
+            info.ppid = stat.ppid
+            info.lifecycle = lifecycle
+            info.uid = uid
+            info.attributes = attrs
+        }
+        info.isKernelThread = stat.isKernelThread
+        info.state = stat.state
+        info.threads = stat.threads
+        info.statRead = now
+        info.inode = UInt64(dirStat.st_ino)
+        return (info, stat)
     }
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
@@ -118,7 +169,7 @@ public final class ProcessCollector: Collector {
             procDirPath = ctx.paths.proc
         }
         let now = ctx.observation.timestamp
-        recordExits(ctx.paths.proc, now: now)
+        _ = drainEvents(ctx.paths.proc, now: now) // the full listing below covers every change
         for (pidName, inode) in names {
             guard let first = pidName.utf8.first, first >= 48, first <= 57, let pid = Int(pidName) else { continue }
             if let k = known[pidName], k.isKernelThread, k.inode == inode, now >= k.statRead, now - k.statRead < kernelThreadRefresh {
@@ -129,51 +180,9 @@ public final class ProcessCollector: Collector {
                 continue
             }
             // A process may vanish between listing and reading: that is no data for it, not an error.
-            guard let st = ctx.reader.withBytes(at: procDir, pidName + "/stat", { parsePidStat($0) }), let stat = st,
-                  let dirStat = ctx.reader.status(at: procDir, pidName) else { continue }
+            guard let (info, stat) = observe(pidName, pid: pid, now: now, ctx) else { continue }
             stateCounts[stat.state, default: 0] += 1
             threadsTotal += stat.threads
-            let uid: UInt32? = dirStat.st_uid
-            let lifecycle = Self.lifecycle(stat.state)
-            var info: Known
-            // A kworker's name carries the workqueue it serves right now ("kworker/0:2-events"), which
-            // changes every few seconds: identity is the part before it, so its state does not churn.
-            let comm = stat.isKernelThread ? Self.stableKernelThreadName(stat.comm) : stat.comm
-            if let k = known[pidName], k.startTicks == stat.startTicks, k.comm == comm {
-                info = k
-            } else {
-                // New process, or an exec changed its name: read the command line once.
-                let args = ctx.reader.withBytes(at: procDir, pidName + "/cmdline") { parseCmdline(String(decoding: $0, as: UTF8.self)) } ?? []
-                let command = args.isEmpty ? "[\(comm)]" : redactor.redact(arguments: args).joined(separator: " ")
-                info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(saturating: stat.startTicks))", comm: comm, command: command,
-                             labels: Labels(["pid": pidName, "name": comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
-                info.unit = ctx.reader.withBytes(at: procDir, pidName + "/cgroup") { parseSystemdUnit(String(decoding: $0, as: UTF8.self)) } ?? nil
-                info.afterExit = lastExits[command + "\u{0}" + String(stat.ppid)]?.status
-            }
-            if info.ppid != stat.ppid || info.lifecycle != lifecycle || info.uid != uid || info.attributes.isEmpty {
-                let startSeconds = (bootTime ?? 0) + stat.startTicks / clockTicks
-                var attrs: [String: AttributeValue] = [
-                    "pid": .int(Int64(pid)), "ppid": .int(Int64(stat.ppid)), "name": .string(comm),
-                    "state": .string(lifecycle), "command": .string(info.command),
-                    "start_time": .string(TwinTime.rfc3339(Int64(saturating: startSeconds * 1000))),
-                    "kernel_thread": .bool(stat.isKernelThread),
-                ]
-                if let unit = info.unit { attrs["unit"] = .string(unit) }
-                if let afterExit = info.afterExit { attrs["after_exit"] = .string(afterExit) }
-                if let uid {
-                    attrs["uid"] = .int(Int64(uid))
-                    attrs["user"] = .string(users.name(uid))
-                }
-                info.ppid = stat.ppid
-                info.lifecycle = lifecycle
-                info.uid = uid
-                info.attributes = attrs
-            }
-            info.inode = inode
-            info.isKernelThread = stat.isKernelThread
-            info.state = stat.state
-            info.threads = stat.threads
-            info.statRead = now
             seen[pidName] = info
             entities.append(Entity(kind: .processes, key: info.key, attributes: info.attributes))
             guard !stat.isKernelThread else { continue }
@@ -227,4 +236,35 @@ struct UserNames {
     }
 
     func name(_ uid: UInt32) -> String { names[uid] ?? String(uid) }
+}
+
+extension ProcessCollector: ChangeDrivenCollector {
+    public var changeDescriptor: Int32? { eventWatcher?.descriptor }
+
+    /// Re-reads only the processes the kernel reported: a fork's child and an exec'ing, renamed or
+    /// re-owned process are read afresh; an exited one is dropped at once (it stays a zombie until its
+    /// parent waits, which sends no event: a zombie shows from the next full listing). No samples.
+    public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
+        guard procDir >= 0, !known.isEmpty else { return false } // the first full listing comes first
+        let now = ctx.observation.timestamp
+        let events = drainEvents(ctx.paths.proc, now: now)
+        var changed = false
+        var exited = Set<Int32>()
+        for e in events.exits {
+            exited.insert(e.pid)
+            if known.removeValue(forKey: String(e.pid)) != nil { changed = true }
+        }
+        for pid in events.changed.subtracting(exited) {
+            let name = String(pid)
+            if let (info, _) = observe(name, pid: Int(pid), now: now, ctx) {
+                if known[name]?.key != info.key || known[name]?.attributes != info.attributes { changed = true }
+                known[name] = info
+            } else if known.removeValue(forKey: name) != nil {
+                changed = true
+            }
+        }
+        guard changed else { return false }
+        ctx.observation.set(.processes, known.values.map { Entity(kind: .processes, key: $0.key, attributes: $0.attributes) })
+        return true
+    }
 }

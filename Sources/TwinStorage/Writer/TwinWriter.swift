@@ -34,6 +34,8 @@ public final class TwinWriter {
     /// The sequence number of the last committed tick (sync positions), and the ticks since the last cut.
     public private(set) var lastSeq: UInt64 = 0
     private var headTicks: [Int64] = []
+    /// The time of the last ``commitState(_:)`` (a tick after it must be later).
+    private var lastStateCommit: Int64 = .min
     /// When closed versions were last handed to the sealer for packing (every minute of ticks).
     private var lastPackRequest: Int64 = .min
     private var opened = false
@@ -164,7 +166,7 @@ public final class TwinWriter {
     @discardableResult
     public func commit(_ obs: Observation, health: [CollectorHealth] = []) throws -> TickResult {
         let t = obs.timestamp
-        guard t > lastTick else {
+        guard t > lastTick, t > lastStateCommit else {
             throw TwinError.badInput("tick at \(TwinTime.rfc3339(t)) is not after the last stored tick \(TwinTime.rfc3339(lastTick)); skipped (clock stepped back?)")
         }
         var result = TickResult(samples: obs.samples.count, newSeries: 0, events: [], sealedChunks: 0)
@@ -225,6 +227,25 @@ public final class TwinWriter {
         state.applied(delta, opened: opened, health: changedHealth, at: t)
         if !delta.close.isEmpty { requestPacking(at: t) }
         return result
+    }
+
+    /// Stores a change-driven observation between two ticks: its entities only (no samples, no tick record,
+    /// no sequence number), as versions starting or ending at its time, kept after the last tick and the
+    /// last such commit. The kinds it holds are compared in full, as at a tick. Returns the state events
+    /// and the time used. Not for agents: their uplinks carry ticks only.
+    public func commitState(_ obs: Observation) throws -> (events: [TwinEvent], time: Int64) {
+        let t = max(obs.timestamp, lastTick + 1, lastStateCommit + 1)
+        var at = obs
+        at.timestamp = t
+        let delta = state.tracker.delta(for: at)
+        guard !delta.isEmpty else { return ([], t) }
+        var opened: [Int64] = []
+        let cipher = store.cipher
+        try writeTransaction { db in opened = try state.write(db, delta, health: [], at: t, cipher: cipher) }
+        state.applied(delta, opened: opened, health: [], at: t)
+        lastStateCommit = t
+        if !delta.close.isEmpty { requestPacking(at: t) }
+        return (delta.events, t)
     }
 
     /// Asks the sealer to pack the versions closed before `t`, at most once a minute of data time.
