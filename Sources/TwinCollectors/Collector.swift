@@ -39,8 +39,16 @@ public protocol Collector: AnyObject {
 public protocol ChangeDrivenCollector: Collector {
     /// A descriptor that is readable when there are changes to refresh; nil when events are unavailable.
     var changeDescriptor: Int32? { get }
+    /// When the collector wants a refresh without an event (ms since the epoch): a fast poll of what the
+    /// kernel cannot announce, while it is changing; nil while it is steady.
+    var nextRefresh: Int64? { get }
     /// Takes the pending changes; true when `context.observation` got the kind's whole, changed entity set.
     func refreshChanged(_ context: inout CollectContext) -> Bool
+}
+
+extension ChangeDrivenCollector {
+    public var changeDescriptor: Int32? { nil }
+    public var nextRefresh: Int64? { nil }
 }
 
 /// Per-collector settings and the options some collectors take.

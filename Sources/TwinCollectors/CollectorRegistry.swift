@@ -134,6 +134,9 @@ public final class Sampler {
     /// have changes to refresh between ticks. Empty before the first tick and where the kernel offers none.
     public var changeDescriptors: [Int32] { changeDriven.compactMap(\.changeDescriptor) }
 
+    /// The earliest fast poll a change-driven collector asks for (ms since the epoch); nil when all are steady.
+    public var nextRefresh: Int64? { changeDriven.compactMap(\.nextRefresh).min() }
+
     /// Change-driven capture between ticks: the change-driven collectors take what the kernel reported and
     /// the observation holds the whole entity set of each kind that changed, and no samples; nil when
     /// nothing changed.

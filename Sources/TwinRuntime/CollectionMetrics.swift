@@ -10,6 +10,7 @@ public final class CollectionMetrics: @unchecked Sendable { // used by the colle
     private let tickDuration = Metrics.Timer(label: "hosttwin_tick_duration_seconds")
     private let sealBacklog = Metrics.Gauge(label: "hosttwin_seal_queue_depth")
     private let changeRefreshes = Metrics.Counter(label: "hosttwin_change_refreshes_total")
+    private let changeSkips = Metrics.Counter(label: "hosttwin_change_refreshes_skipped_total")
     /// From the moment stored state stands for (a tick's time, a change-driven refresh's) to its commit.
     private let updateLatency = Metrics.Timer(label: "hosttwin_twin_update_latency_seconds")
     private var collectorSeconds: [String: FloatingPointCounter] = [:]
@@ -22,6 +23,9 @@ public final class CollectionMetrics: @unchecked Sendable { // used by the colle
         changeRefreshes.increment()
         updateLatency.recordMilliseconds(lagMillis)
     }
+
+    /// Records a change-driven refresh the CPU budget held back (the tick records the change).
+    public func changeSkipped() { changeSkips.increment() }
 
     /// Records one tick: its duration, each collector's time and errors, the sealer's backlog, and (when
     /// stored) how long after the tick's time it was committed.

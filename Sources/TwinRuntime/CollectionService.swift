@@ -32,6 +32,9 @@ public struct CollectionService: Service {
         public var changeCoalesce: Int64 = 5
         /// The least time between two change-driven refreshes (ms): at most 50 a second.
         public var changeGap: Int64 = 20
+        /// The collection thread's CPU budget, as a share of one core (0.002: 0.2 %). Ticks always run;
+        /// change-driven refreshes and fast polls run only while the thread's spending is within it.
+        public var cpuBudget = 0.002
         /// An agent's view of the fleet's addresses and its name there: connections' peers are named
         /// (`remote_host`) before the data policy hashes or drops their addresses.
         public var addresses: (book: FleetAddressBook, host: String)?
@@ -73,9 +76,11 @@ public struct CollectionService: Service {
         var lastError: String?
         /// When the last change-driven refresh ran (ms since the epoch).
         var lastChange: Int64 = .min
-        init(sampler: Sampler, writer: TwinWriter) {
+        var budget: CPUBudget
+        init(sampler: Sampler, writer: TwinWriter, budget: CPUBudget) {
             self.sampler = sampler
             self.writer = writer
+            self.budget = budget
         }
     }
 
@@ -108,8 +113,9 @@ public struct CollectionService: Service {
             var fds = [pollfd(fd: pipe[0], events: Int16(POLLIN), revents: 0)] + descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             while true {
                 if isStopped { return .stop }
-                let left = deadline - TwinTime.nowMillis()
-                if left <= 0 { return .deadline }
+                let now = TwinTime.nowMillis()
+                if deadline <= now { return .deadline }
+                let left = deadline - now
                 let n = poll(&fds, nfds_t(fds.count), Int32(min(left, 60_000)))
                 if n < 0, errno != EINTR { usleep(UInt32(min(left, 100)) * 1000) } // cannot happen with valid descriptors; never spin
                 if fds[0].revents != 0 { return .stop }
@@ -126,7 +132,8 @@ public struct CollectionService: Service {
                                                // Sealing and compaction ran code and heap the per-tick path does not use.
                                                MemoryFootprint.releaseFreedMemory()
                                                MemoryFootprint.limitCodeFaultAround()
-                                           }))
+                                           }),
+                        budget: CPUBudget(share: c.cpuBudget, now: TwinTime.nowMillis()))
         try loop.writer.begin(now: TwinTime.nowMillis(), interval: c.interval)
         logger.info("collectors: \(loop.sampler.collectorNames.joined(separator: " "))")
         // The loop runs on a thread of its own: one timed wait per tick, none of the task and timer
@@ -150,22 +157,33 @@ public struct CollectionService: Service {
         logger.info("stopped after \(count) ticks; store sealed")
     }
 
-    /// Waits for the tick at `next`; between ticks, stores what change-driven collectors report, coalesced
-    /// for `changeCoalesce` and at least `changeGap` apart. False when a stop was requested.
+    /// Waits for the tick at `next`. Between ticks, stores what change-driven collectors report (kernel
+    /// events, coalesced for `changeCoalesce`, refreshes at least `changeGap` apart) and what their fast
+    /// polls find, while the CPU budget has room. False when a stop was requested.
     private func waitForTick(_ next: Int64, _ loop: Loop, _ waiter: Waiter) -> Bool {
         let c = configuration
         while true {
             let descriptors = c.changeDriven ? loop.sampler.changeDescriptors : []
-            switch waiter.wait(until: next, watching: descriptors) {
+            let poll = c.changeDriven ? loop.sampler.nextRefresh.map { max($0, loop.lastChange + c.changeGap) } : nil
+            let until = min(next, poll ?? next)
+            switch waiter.wait(until: until, watching: descriptors) {
             case .stop: return false
-            case .deadline: return true
+            case .deadline where until >= next: return true
+            case .deadline: break // a fast poll is due
             case .changes:
                 // Let a burst (fork, exec, exit of one command) arrive, and keep refreshes apart.
                 let at = max(TwinTime.nowMillis() + c.changeCoalesce, loop.lastChange + c.changeGap)
                 guard at < next else { return waiter.wait(until: next) != .stop } // the tick is sooner
                 if waiter.wait(until: at) == .stop { return false }
-                loop.lastChange = TwinTime.nowMillis()
-                guard var obs = loop.sampler.refreshChanged(now: loop.lastChange) else { continue }
+            }
+            loop.lastChange = TwinTime.nowMillis()
+            guard loop.budget.allows(at: loop.lastChange) else {
+                // Over budget: the change waits for the tick's full listing.
+                metrics.changeSkipped()
+                return waiter.wait(until: next) != .stop
+            }
+            let cpu = threadCPUMicros()
+            if var obs = loop.sampler.refreshChanged(now: loop.lastChange) {
                 c.dataPolicy.apply(to: &obs.entities, keys: c.keys)
                 do {
                     let t = try loop.writer.commitState(obs).time
@@ -175,6 +193,7 @@ public struct CollectionService: Service {
                     logger.warning("change-driven capture not stored (the next tick records it): \(error)")
                 }
             }
+            loop.budget.charge(threadCPUMicros() - cpu, at: TwinTime.nowMillis())
         }
     }
 
@@ -185,7 +204,10 @@ public struct CollectionService: Service {
             let next = (TwinTime.nowMillis() / c.interval + 1) * c.interval
             if !waitForTick(next, loop, stopper) { return }
             let started = DispatchTime.now().uptimeNanoseconds
+            let cpu = threadCPUMicros()
+            defer { loop.budget.charge(threadCPUMicros() - cpu, at: TwinTime.nowMillis()) }
             var obs = loop.sampler.tick(now: next)
+            obs.health.append(loop.budget.health(changeDriven: c.changeDriven))
             if let (book, host) = c.addresses, var connections = obs.entities[.connections] {
                 book.annotate(&connections, policy: c.dataPolicy, localHost: host)
                 obs.entities[.connections] = connections

@@ -36,6 +36,13 @@ extension TwinAPI {
         Metrics.Gauge(label: "hosttwin_store_bytes", dimensions: [("part", "database_wal")]).record(size(db + "-wal"))
         Metrics.Gauge(label: "hosttwin_store_bytes", dimensions: [("part", "head_log")]).record(log)
         if let live { Metrics.Gauge(label: "hosttwin_live_subscribers").record(live.subscriberCount) }
+        // Ticks stored against ticks due, over the last hour and day (`hosttwin status` shows the gaps).
+        let now = TwinTime.nowMillis()
+        for (window, ms) in [("1h", Int64(3_600_000)), ("1d", Int64(86_400_000))] {
+            if let c = try? store.completeness(from: now - ms, to: (try? store.lastTick()) ?? now) {
+                Metrics.Gauge(label: "hosttwin_twin_completeness_ratio", dimensions: [("window", window)]).record(c.ratio)
+            }
+        }
     }
 }
 

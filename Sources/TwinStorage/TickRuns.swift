@@ -151,3 +151,79 @@ extension TwinStore {
         }
     }
 }
+
+/// How many of the ticks a window should hold the store holds, and why the others are missing.
+public struct TickCompleteness: Sendable, Codable, Equatable {
+    /// A stretch without stored ticks.
+    public struct Gap: Sendable, Codable, Equatable {
+        /// The last tick before it and the first after it (ms since the epoch; the window's ends where none).
+        public var from: Int64
+        public var to: Int64
+        /// Ticks that would have been taken in between.
+        public var missing: Int
+        /// "not running" (no run of hosttwin covered it), or "not stored" (a run was on: collection paused, see its log).
+        public var reason: String
+    }
+
+    public var from: Int64
+    public var to: Int64
+    public var interval: Int64
+    public var expected: Int
+    public var stored: Int
+    public var gaps: [Gap]
+
+    /// Share of the expected ticks stored (1 for an empty window).
+    public var ratio: Double { expected == 0 ? 1 : min(1, Double(stored) / Double(expected)) }
+
+    enum CodingKeys: String, CodingKey { case from, to, interval = "interval_ms", expected, stored, gaps }
+}
+
+extension TwinStore {
+    /// The ticks stored in [from, to] against those the run's interval would have taken since the store's
+    /// first run began (or `from`, if later), with each gap of more than one tick and its reason.
+    /// Reads `tick_runs` rows and the head log's ticks: no per-tick rows.
+    public func completeness(from: Int64, to: Int64) throws -> TickCompleteness? {
+        let runs = try runs()
+        guard let interval = runs.last?.interval, interval > 0, let firstStart = runs.first?.started else { return nil }
+        let start = max(from, firstStart)
+        guard to > start else { return TickCompleteness(from: start, to: to, interval: interval, expected: 0, stored: 0, gaps: []) }
+        let (sealed, logTicks) = try withLogTicks { db in
+            try db.rows("SELECT first_seq, first_t, interval_ms, count FROM tick_runs WHERE first_t <= ? AND first_t + interval_ms * (count - 1) >= ? ORDER BY first_seq",
+                        [to, start]).map(TickRuns.Run.init)
+        }
+        // Stretches of regular ticks inside the window: (first, last, count).
+        var stretches: [(first: Int64, last: Int64, count: Int)] = []
+        for run in sealed {
+            let step = max(run.interval, 1)
+            let lo = run.firstT >= start ? 0 : (start - run.firstT + step - 1) / step
+            let hi = min(run.count - 1, (to - run.firstT) / step)
+            if run.count == 1 || run.interval == 0 {
+                if run.firstT >= start && run.firstT <= to { stretches.append((run.firstT, run.firstT, 1)) }
+            } else if hi >= lo {
+                stretches.append((run.firstT + lo * step, run.firstT + hi * step, Int(hi - lo + 1)))
+            }
+        }
+        for t in logTicks where t >= start && t <= to { stretches.append((t, t, 1)) }
+        stretches.sort { $0.first < $1.first }
+        let stored = stretches.reduce(0) { $0 + $1.count }
+        var gaps: [TickCompleteness.Gap] = []
+        func gap(_ a: Int64, _ b: Int64, edge: Bool) {
+            let missing = Int((b - a) / interval) - (edge ? 0 : 1)
+            guard missing > 0 else { return }
+            // Not running: no run was on through the whole stretch (one stopped or died before it, the next began after).
+            // A run without a stop is on until its last seal, or until now if it is the newest.
+            let covered = runs.contains { r in
+                r.started <= a + interval && (r.stopped ?? (r.id == runs.last?.id ? .max : r.lastTick ?? .max)) >= b - interval
+            }
+            gaps.append(.init(from: a, to: b, missing: missing, reason: covered ? "not stored" : "not running"))
+        }
+        var last = start - interval
+        for s in stretches {
+            if s.first - last > interval * 3 / 2 { gap(last == start - interval ? start : last, s.first, edge: last == start - interval) }
+            last = max(last, s.last)
+        }
+        if to - last > interval * 2 { gap(last, to, edge: true) }
+        let expected = Int((to - start) / interval)
+        return TickCompleteness(from: start, to: to, interval: interval, expected: expected, stored: min(stored, expected), gaps: gaps)
+    }
+}

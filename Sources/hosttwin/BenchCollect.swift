@@ -140,16 +140,19 @@ struct BenchCollect: ParsableCommand {
     }
 }
 
-/// Starts this binary's `run` on a fresh data directory and a loopback port.
-func startRunChild(dataDir: String, interval: String) throws -> Process {
+/// Starts this binary's `run` on a fresh data directory and a loopback port (``runChildPort``).
+func startRunChild(dataDir: String, interval: String, extra: [String] = []) throws -> Process {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-    p.arguments = ["run", "--data-dir", dataDir, "--interval", interval, "--listen", "127.0.0.1:\(29_000 + Int(getpid() % 1000))", "--log-level", "error"]
+    p.arguments = ["run", "--data-dir", dataDir, "--interval", interval, "--listen", "127.0.0.1:\(runChildPort)", "--log-level", "error"] + extra
     p.standardOutput = FileHandle.nullDevice
     p.standardError = FileHandle.nullDevice
     try p.run()
     return p
 }
+
+/// The loopback port of this process's `run` child.
+var runChildPort: Int { 29_000 + Int(getpid() % 1000) }
 
 /// Starts node_exporter on a loopback port and measures the CPU it spends per scrape (from /proc/PID/stat).
 final class NodeExporterProbe {

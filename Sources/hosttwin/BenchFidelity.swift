@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import TwinAnalytics
 import TwinCore
+import TwinServer
 import TwinStorage
 
 /// `hosttwin bench fidelity`: the twin's state against ground truth taken independently by Debian's own
@@ -27,6 +28,8 @@ struct BenchFidelity: ParsableCommand {
     @Option(help: ArgumentHelp("Churn: loopback TCP connections opened per second.", valueName: "N")) var connections: Double = 0
     @Option(help: ArgumentHelp("Churn: how long each lives, in seconds (MIN-MAX).", valueName: "RANGE")) var life: String = "0.2-5"
     @Option(help: "Seed for the capture moments and the churn.") var seed: UInt64 = 1
+    @Option(help: ArgumentHelp("The twin's CPU budget (`run --cpu-budget`).", valueName: "SHARE")) var cpuBudget: String = "0.2%"
+    @Flag(inversion: .prefixedNo, help: "Change-driven capture in the twin (`run --no-change-driven`: ticks only, to compare).") var changeDriven = true
 
     struct Latency: Encodable {
         var started: Int
@@ -40,10 +43,20 @@ struct BenchFidelity: ParsableCommand {
     struct Result: Encodable {
         var seconds: Double
         var interval: String
+        var cpuBudget: String
+        var changeDriven: Bool
         var captures: Int
         var churn: [String: Double]
         var kinds: [KindFidelity]
         var latency: [String: Latency]
+        /// The twin's whole process over the captures: CPU per second and change-driven refreshes stored and held back.
+        var twinCPUMicrosPerSecond: Double
+        var refreshes: Double?
+        var refreshesSkipped: Double?
+        enum CodingKeys: String, CodingKey {
+            case seconds, interval, cpuBudget = "cpu_budget", changeDriven = "change_driven", captures, churn, kinds, latency
+            case twinCPUMicrosPerSecond = "twin_cpu_us_per_second", refreshes = "change_refreshes", refreshesSkipped = "change_refreshes_skipped"
+        }
     }
 
     /// One run of the tools: each kind's entities and the moment it stands for (the middle of its tools' run).
@@ -75,11 +88,12 @@ struct BenchFidelity: ParsableCommand {
         guard missing.isEmpty else { throw CLIError("bench fidelity needs \(Set(missing).sorted().joined(separator: ", ")) (apt-get install procps iproute2 util-linux)") }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hosttwin-fidelity-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let child = try startRunChild(dataDir: dir, interval: interval)
+        let child = try startRunChild(dataDir: dir, interval: interval, extra: ["--cpu-budget", cpuBudget] + (changeDriven ? [] : ["--no-change-driven"]))
         defer { if child.isRunning { child.terminate(); child.waitUntilExit() } }
         try waitForFirstTicks(dir, child: child)
 
         let churn = Churn(rates: .init(processes: processes, listeners: listeners, connections: connections), life: try lifeRange(), seed: seed)
+        let cpuBefore = processCPUMicros(pid: child.processIdentifier)
         churn.start()
         var rng = SeededRandom(seed: seed &+ 1)
         var rounds: [(Capture, Capture)] = []
@@ -94,6 +108,8 @@ struct BenchFidelity: ParsableCommand {
             rounds.append((first, capture()))
             if !output.json { FileHandle.standardError.write(Data("\rcaptures: \(rounds.count) (\((TwinTime.nowMillis() - begin) / 1000) s of \(total / 1000))".utf8)) }
         }
+        let cpuSpent = Double(processCPUMicros(pid: child.processIdentifier) - cpuBefore) / (Double(TwinTime.nowMillis() - begin) / 1000)
+        let metrics = runChildMetrics()
         churn.stop()
         if !output.json { FileHandle.standardError.write(Data("\n".utf8)) }
         // Let the twin observe the churn's end, then stop it so every tick is sealed and readable.
@@ -115,11 +131,12 @@ struct BenchFidelity: ParsableCommand {
             }
         }
         let latency = try latencies(store, churn.started, until: TwinTime.nowMillis())
-        let result = Result(seconds: Double(total) / 1000, interval: interval, captures: rounds.count,
+        let result = Result(seconds: Double(total) / 1000, interval: interval, cpuBudget: cpuBudget, changeDriven: changeDriven, captures: rounds.count,
                             churn: ["processes_per_second": processes, "listeners_per_second": listeners, "connections_per_second": connections],
-                            kinds: kinds, latency: latency)
+                            kinds: kinds, latency: latency, twinCPUMicrosPerSecond: cpuSpent,
+                            refreshes: metrics["hosttwin_change_refreshes_total"], refreshesSkipped: metrics["hosttwin_change_refreshes_skipped_total"])
         if output.json { try printJSON(result); return }
-        print("\(rounds.count) captures over \(duration), twin interval \(interval)" + (churn.rates.isZero ? ", no churn" :
+        print("\(rounds.count) captures over \(duration), twin interval \(interval), " + (changeDriven ? "change-driven, CPU budget \(cpuBudget)" : "ticks only") + (churn.rates.isZero ? ", no churn" :
             ", churn \(fmt(processes)) processes, \(fmt(listeners)) listeners, \(fmt(connections)) connections per second living \(life) s"))
         printTable(["KIND", "COMPARED", "AGREED", "AGREEMENT", "UNEXPLAINED", "MISMATCHES BY CAUSE"], kinds.map { k in
             [k.kind.rawValue, String(k.compared), String(k.agreed), String(format: "%.2f %%", k.agreement * 100), String(format: "%.2f %%", k.unexplainedShare * 100),
@@ -128,12 +145,26 @@ struct BenchFidelity: ParsableCommand {
         for k in kinds where !k.unexplainedExamples.isEmpty {
             print("\(k.kind.rawValue), unexplained: " + k.unexplainedExamples.joined(separator: " | "))
         }
+        print(String(format: "the twin's process: %.2f ms CPU per second (%.2f %% of a core)", cpuSpent / 1000, cpuSpent / 1e4)
+              + (result.refreshes.map { String(format: "; %.0f change-driven refreshes stored", $0) } ?? "")
+              + (result.refreshesSkipped.map { String(format: ", %.0f held back by the CPU budget", $0) } ?? ""))
         for (name, l) in latency.sorted(by: { $0.key < $1.key }) {
             print("update latency, \(name): \(l.seen) of \(l.started) seen; p50 \(l.p50Millis.map { fmt($0) } ?? "-") ms, p99 \(l.p99Millis.map { fmt($0) } ?? "-") ms, max \(l.maxMillis.map { fmt($0) } ?? "-") ms")
         }
     }
 
     private func fmt(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }
+
+    /// The twin's own counters from its /metrics (unlabelled samples only).
+    private func runChildMetrics() -> [String: Double] {
+        guard let (status, body) = LoopbackHTTP.get(port: runChildPort, "/metrics", timeout: 5), status == 200 else { return [:] }
+        var out: [String: Double] = [:]
+        for line in body.split(separator: "\n") where !line.hasPrefix("#") {
+            let f = line.split(separator: " ")
+            if f.count >= 2, !f[0].contains("{"), let v = Double(f[1]) { out[String(f[0])] = v }
+        }
+        return out
+    }
 
     /// Waits until the twin has stored a few ticks (its first observation of everything).
     private func waitForFirstTicks(_ dir: String, child: Process) throws {

@@ -37,11 +37,23 @@ struct RunCommand: AsyncParsableCommand {
     var enabled: [String] = []
     @Option(help: ArgumentHelp("Stop after this many ticks (for tests and benchmarks).", valueName: "N"))
     var ticks: Int?
+    @Option(help: ArgumentHelp("CPU the collection may spend, as a share of one core (e.g. 0.2%, 1%): ticks always run; change-driven capture between ticks only within it.", valueName: "SHARE"))
+    var cpuBudget: String = "0.2%"
+    @Flag(inversion: .prefixedNo, help: "Capture changes between ticks: processes from the kernel's process events, listeners by fast polls while they change.")
+    var changeDriven = true
     @OptionGroup var retention: RetentionOptions
     @OptionGroup var ruleOptions: RuleOptions
     @OptionGroup var remoteWrite: RemoteWriteOptions
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL"))
     var logLevel: String = "info"
+
+    /// "0.2%" or "0.002" → 0.002 of one core; refuses 0, negatives, more than a core and non-numbers.
+    static func share(_ text: String) throws -> Double {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let v = t.hasSuffix("%") ? Double(t.dropLast()).map { $0 / 100 } : Double(t)
+        guard let v, v.isFinite, v > 0, v <= 1 else { throw CLIError("--cpu-budget takes a share of one core above 0 and at most 100%, e.g. 0.2% (got \(text))") }
+        return v
+    }
 
     func run() async throws {
         let file = try config.map(RunConfig.load)
@@ -50,6 +62,7 @@ struct RunCommand: AsyncParsableCommand {
         for n in enabled { selection.enabled[n] = true }
         do { try selection.validate() } catch { throw CLIError("\(error)") }
         let intervalMs = try TwinTime.parseDuration(interval ?? file?.interval ?? "1s")
+        let budget = try Self.share(cpuBudget)
         guard intervalMs >= 100 else { throw CLIError("--interval must be at least 100ms") }
         let dataDir = store.dataDir ?? file?.dataDir ?? StoreOptions.defaultDataDir()
         let policy = try retention.policy(file: file?.retention, headWindowFile: file?.headWindow)
@@ -72,11 +85,10 @@ struct RunCommand: AsyncParsableCommand {
         let setup = try server.prepare(&api, dataDir: dataDir, fileListen: file?.listen, logger: logger)
         let rules = try ruleOptions.service(store: twinStore, fileRules: file?.rules ?? [], fileDefaults: file?.defaultRules, fileCompliance: file?.compliance, fileAlerting: file?.alerting, logger: logger)
         api.rules = rules.runner
-        let collection = CollectionService(
-            store: twinStore,
-            configuration: .init(paths: hostPaths.paths, selection: selection, collectors: collectorConfig, interval: intervalMs,
-                                 storage: policy, dataPolicy: setup.policy, keys: setup.keys, maxTicks: ticks, changeDriven: true),
-            sinks: [live, rules], logger: logger)
+        var collecting = CollectionService.Configuration(paths: hostPaths.paths, selection: selection, collectors: collectorConfig, interval: intervalMs,
+                                                         storage: policy, dataPolicy: setup.policy, keys: setup.keys, maxTicks: ticks, changeDriven: changeDriven)
+        collecting.cpuBudget = budget
+        let collection = CollectionService(store: twinStore, configuration: collecting, sinks: [live, rules], logger: logger)
         let app = try TwinHTTPServer.application(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
             log.info("serving \(setup.url):\(actualPort)/ (dashboard /, Prometheus API /api/v1/query, state API /api/v1/twin/...)")
         }

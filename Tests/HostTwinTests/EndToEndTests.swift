@@ -88,7 +88,8 @@ import TwinServer
         guard Self.binary != nil else { Issue.record("hosttwin binary not built"); return }
         let dir = try temporaryDirectory("e2e-events")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let run = try Self.startRun(dir, port: Int.random(in: 20_000...40_000), extra: ["--interval", "10s"])
+        // A debug build's ticks alone cost more than the default budget: this checks the mechanism, not the budget.
+        let run = try Self.startRun(dir, port: Int.random(in: 20_000...40_000), extra: ["--interval", "10s", "--cpu-budget", "50%"])
         defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
         #expect(try Self.eventually(25) { !((try? Self.processes(dir)) ?? []).isEmpty }, "the first tick is stored")
         // Start in the middle of the 10 s between two ticks.
@@ -106,12 +107,25 @@ import TwinServer
         #expect(from >= started - 1000 && from <= started + 1000, "valid from its start (\(from - started) ms after it)")
         #expect(from % 10_000 != 0, "a time between ticks, not a tick's")
         #expect(version?["command"] as? String == "/bin/sleep 300", "read after its exec")
+        usleep(1_500_000) // `--at` below is whole seconds
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
         let ended = TwinTime.nowMillis()
         #expect(TwinTime.nowMillis() % 10_000 < 8_000, "still between the same two ticks")
         #expect(try Self.eventually(2) { try !Self.processes(dir).contains { ($0["pid"] as? Int) == pid } }, "its exit is stored within 2 s")
         #expect(try Self.processes(dir, at: TwinTime.rfc3339(ended - 300)).contains { ($0["pid"] as? Int) == pid }, "`ps --at` just before the exit has it")
+
+        // Listeners: no kernel event, but once the set changed the twin polls it fast for a while.
+        let (fdA, portA) = try Self.listeningSocket()
+        defer { close(fdA) }
+        #expect(try Self.eventually(12) { try Self.ports(dir).contains { ($0["port"] as? Int) == portA } }, "the first new listener by the next tick")
+        let (fdB, portB) = try Self.listeningSocket()
+        defer { close(fdB) }
+        let openedB = TwinTime.nowMillis()
+        #expect(try Self.eventually(1.5) { try Self.ports(dir).contains { ($0["port"] as? Int) == portB } }, "a second one while the set is changing within 1.5 s")
+        let b = try Self.ports(dir).first { ($0["port"] as? Int) == portB }
+        let fromB = try TwinTime.parse(b?["valid_from"] as? String ?? "")
+        #expect(fromB - openedB < 1000 && fromB % 10_000 != 0, "stored by a fast poll, \(fromB - openedB) ms after it opened")
         kill(run.processIdentifier, SIGTERM)
         run.waitUntilExit()
         #expect(run.terminationStatus == 0)

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import TwinAnalytics
 import TwinCore
+import TwinRuntime
+import TwinStorage
 
 /// The ground-truth parsers of `bench fidelity` on output captured from this development VM (procps 4.0.2,
 /// iproute2 6.1, util-linux 2.38, dpkg 1.21), with malformed variants, and the mismatch classification.
@@ -103,5 +105,68 @@ import TwinCore
         #expect(k.causes == [.appeared: 1, .ended: 1, .shortLived: 1, .changed: 1, .unexplained: 3])
         #expect(k.unexplainedExamples.count == 3)
         #expect(abs(k.agreement - 1.0 / 8) < 1e-12)
+    }
+
+    /// Ticks stored against ticks due: a pause inside a run is "not stored", the time between two runs "not running",
+    /// the same before and after the head log is sealed.
+    @Test func completenessCountsStoredTicksAndNamesTheGaps() throws {
+        let dir = try temporaryDirectory("completeness")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let t0: Int64 = 1_700_000_000_000
+        func ticks(_ w: TwinWriter, _ range: Range<Int64>, skipping: Range<Int64> = 0..<0) throws {
+            for i in range where !skipping.contains(i) {
+                var o = Observation(timestamp: t0 + i * 1000)
+                o.add("m", .empty, Double(i))
+                _ = try w.commit(o)
+            }
+        }
+        let first = TwinWriter(store: store, policy: .testing)
+        try first.begin(now: t0, interval: 1000)
+        try ticks(first, 0..<60, skipping: 20..<25)
+        try first.finish(now: t0 + 59_500)
+        let second = TwinWriter(store: store, policy: .testing)
+        try second.begin(now: t0 + 90_000, interval: 1000)
+        try ticks(second, 90..<120)
+        for sealed in [false, true] {
+            if sealed { try second.finish(now: t0 + 120_000) }
+            let c = try #require(try store.completeness(from: t0, to: t0 + 119_000))
+            #expect(c.expected == 119, "sealed: \(sealed)")
+            #expect(c.stored == 85)
+            #expect(c.gaps.map(\.reason) == ["not stored", "not running"])
+            #expect(c.gaps.map(\.missing) == [5, 30])
+        }
+        // A window inside one run without gaps, and one before the store began.
+        #expect(try store.completeness(from: t0 + 30_000, to: t0 + 50_000)?.ratio == 1)
+        #expect(try store.completeness(from: t0 - 50_000, to: t0 - 10_000)?.expected == 0)
+    }
+
+    /// The budget fills at its share of a core, ticks and refreshes spend it, and debt is kept to ten seconds' worth.
+    @Test func theCPUBudgetLetsRefreshesSpendOnlyWhatTicksLeave() {
+        var b = CPUBudget(share: 0.002, now: 0) // 2 ms a second, 20 ms at most
+        let fresh = b.allows(at: 0)
+        b.charge(500_000, at: 0) // a first tick that reads everything: half a second
+        let later = [0, 10_000, 10_500].map { b.allows(at: $0) }
+        #expect(fresh)
+        #expect(later == [false, false, true], "in debt by 20 ms at most, repaid in 10 s")
+        // Ticks of 1.5 ms a second leave 0.5 ms a second for refreshes.
+        b = CPUBudget(share: 0.002, now: 0)
+        var refreshes = 0
+        for second in 1...100 {
+            b.charge(1500, at: Int64(second) * 1000)
+            for k in 0..<50 where b.allows(at: Int64(second) * 1000 + Int64(k) * 20) {
+                b.charge(100, at: Int64(second) * 1000 + Int64(k) * 20)
+                refreshes += 1
+            }
+        }
+        // 20 ms at the start plus 0.5 ms a second for 100 s: 70 ms, 700 refreshes of 100 µs, give or take one.
+        #expect((690...710).contains(refreshes), "\(refreshes) refreshes")
+        #expect(b.health(changeDriven: true).message?.contains("limited") == true)
+        // Ticks that use the whole budget leave nothing.
+        b = CPUBudget(share: 0.002, now: 0)
+        b.charge(30_000, at: 0)
+        for second in 1...10 { b.charge(2500, at: Int64(second) * 1000) }
+        let allowed = b.allows(at: 10_000)
+        #expect(!allowed)
     }
 }

@@ -11,6 +11,10 @@ import TwinCore
 /// counts change, at most every `connectionMinInterval` and at least every `connectionMaxInterval`.
 /// Under a fixture root (`--root`), everything comes from the proc files. The `/proc/*/fd` walk runs only
 /// when a socket inode without a known owner appears.
+///
+/// Between ticks (change-driven capture), listeners are polled every `fastInterval` for `fastWindow` after
+/// the listener set last changed: the kernel announces no new listening socket, but the LISTEN-only dump
+/// costs tens of µs. A listener first seen by a fast poll has no owner until the next tick's fd walk.
 public final class SocketCollector: Collector {
     public let name = "sockets"
     public var connectionMinInterval: Int64 = 10_000
@@ -22,6 +26,13 @@ public final class SocketCollector: Collector {
     /// Inodes a full fd walk did not find an owner for (another namespace, unreadable fds): not worth a
     /// walk at every tick.
     private var ownerless = Set<UInt64>()
+    /// Fast polling of listeners after a change (ms): every `fastInterval` until `fastWindow` has passed
+    /// without one.
+    public var fastInterval: Int64 = 100
+    public var fastWindow: Int64 = 10_000
+    private var lastListeners: [String: Entity] = [:]
+    private var fastUntil: Int64 = .min
+    private var lastFast: Int64 = 0
 
     public init() {}
 
@@ -41,10 +52,9 @@ public final class SocketCollector: Collector {
         let connectionsDue = lastConnectionScan == .min || since >= connectionMaxInterval || (counts != lastCounts && since >= connectionMinInterval)
 
         var tcpFromNetlink = false
-        if live, let v4 = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_TCP), states: 1 << 10),
-           let v6 = NetlinkSockDiag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_TCP), states: 1 << 10) {
+        if live, let tcp = Self.tcpListeners() {
             tcpFromNetlink = true
-            listenTables += [Table(proto: "tcp", family: "ipv4", rows: v4), Table(proto: "tcp", family: "ipv6", rows: v6)]
+            listenTables += tcp
             if connectionsDue,
                let e4 = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_TCP), states: 1 << 1),
                let e6 = NetlinkSockDiag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_TCP), states: 1 << 1) {
@@ -62,10 +72,9 @@ public final class SocketCollector: Collector {
             if connectionsDue || !live { connTables = all }
         }
         var anyUDP = false
-        if tcpFromNetlink, let u4 = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1),
-           let u6 = NetlinkSockDiag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1) {
+        if tcpFromNetlink, let udp = Self.udpSockets() {
             anyUDP = true
-            listenTables += [Table(proto: "udp", family: "ipv4", rows: u4), Table(proto: "udp", family: "ipv6", rows: u6)]
+            listenTables += udp
         } else {
             for (file, family) in [("net/udp", "ipv4"), ("net/udp6", "ipv6")] {
                 guard let text = ctx.reader.read(ctx.paths.proc(file)) else { continue }
@@ -75,9 +84,7 @@ public final class SocketCollector: Collector {
         }
         guard tcpFromNetlink || !listenTables.isEmpty || anyUDP else { return .noData("no socket tables (/proc/net/tcp, udp) and no netlink") }
 
-        let listening = listenTables.flatMap { t in
-            t.rows.filter { t.proto == "tcp" ? $0.state == 10 : ($0.state == 7 && $0.remotePort == 0) }.map { (t, $0) }
-        }
+        let listening = Self.listening(listenTables)
         // Connections: established TCP, and connected UDP sockets, refreshed together.
         let established = connTables.map { tcp in
             (tcp + listenTables.filter { $0.proto == "udp" }).flatMap { t in t.rows.filter { $0.state == 1 }.map { (t, $0) } }
@@ -88,19 +95,10 @@ public final class SocketCollector: Collector {
             ownerless = Set(inodes.filter { owners[$0] == nil })
         }
 
-        var ports: [String: Entity] = [:]
-        for (t, r) in listening {
-            let owner = owners[r.inode]
-            let key = "\(t.proto)/\(r.localAddress)/\(r.localPort)"
-            let e = Entity(kind: .listeningPorts, key: key, attributes: [
-                "protocol": .string(t.proto), "family": .string(t.family), "address": .string(r.localAddress),
-                "port": .int(Int64(r.localPort)), "uid": .int(Int64(r.uid)),
-                "pid": owner.map { .int(Int64($0.pid)) } ?? .null,
-                "process": owner.map { .string($0.name) } ?? .null,
-            ])
-            // Two sockets may share a key (SO_REUSEPORT, several workers): keep the lowest pid.
-            if let old = ports[key], (old.attributes["pid"]?.intValue ?? .max) <= (owner.map { Int64($0.pid) } ?? .max) { continue }
-            ports[key] = e
+        let ports = listeningPorts(listening)
+        if ports != lastListeners {
+            lastListeners = ports
+            if live { fastUntil = now + fastWindow }
         }
         ctx.observation.set(.listeningPorts, Array(ports.values))
         ctx.observation.add("hosttwin_listening_sockets", .empty, Double(ports.count))
@@ -126,6 +124,44 @@ public final class SocketCollector: Collector {
         return .ok
     }
 
+    /// TCP sockets in LISTEN over netlink, IPv4 and IPv6; nil where netlink is unavailable.
+    static func tcpListeners() -> [Table]? {
+        guard let v4 = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_TCP), states: 1 << 10),
+              let v6 = NetlinkSockDiag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_TCP), states: 1 << 10) else { return nil }
+        return [Table(proto: "tcp", family: "ipv4", rows: v4), Table(proto: "tcp", family: "ipv6", rows: v6)]
+    }
+
+    /// Unconnected (listening) and connected UDP sockets over netlink; nil where netlink is unavailable.
+    static func udpSockets() -> [Table]? {
+        guard let u4 = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1),
+              let u6 = NetlinkSockDiag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1) else { return nil }
+        return [Table(proto: "udp", family: "ipv4", rows: u4), Table(proto: "udp", family: "ipv6", rows: u6)]
+    }
+
+    /// The listening sockets of `tables`: TCP in LISTEN, UDP unconnected.
+    static func listening(_ tables: [Table]) -> [(Table, SocketLine)] {
+        tables.flatMap { t in t.rows.filter { t.proto == "tcp" ? $0.state == 10 : ($0.state == 7 && $0.remotePort == 0) }.map { (t, $0) } }
+    }
+
+    /// Listening sockets as entities by key, each with its owner where known.
+    private func listeningPorts(_ listening: [(Table, SocketLine)]) -> [String: Entity] {
+        var ports: [String: Entity] = [:]
+        for (t, r) in listening {
+            let owner = owners[r.inode]
+            let key = "\(t.proto)/\(r.localAddress)/\(r.localPort)"
+            let e = Entity(kind: .listeningPorts, key: key, attributes: [
+                "protocol": .string(t.proto), "family": .string(t.family), "address": .string(r.localAddress),
+                "port": .int(Int64(r.localPort)), "uid": .int(Int64(r.uid)),
+                "pid": owner.map { .int(Int64($0.pid)) } ?? .null,
+                "process": owner.map { .string($0.name) } ?? .null,
+            ])
+            // Two sockets may share a key (SO_REUSEPORT, several workers): keep the lowest pid.
+            if let old = ports[key], (old.attributes["pid"]?.intValue ?? .max) <= (owner.map { Int64($0.pid) } ?? .max) { continue }
+            ports[key] = e
+        }
+        return ports
+    }
+
     /// Maps socket inodes to the process holding them by reading every `/proc/PID/fd/*` link.
     private func scanSocketOwners(_ ctx: CollectContext) -> [UInt64: (pid: Int, name: String)] {
         var out: [UInt64: (pid: Int, name: String)] = [:]
@@ -144,5 +180,24 @@ public final class SocketCollector: Collector {
             }
         }
         return out
+    }
+}
+
+extension SocketCollector: ChangeDrivenCollector {
+    public var nextRefresh: Int64? { lastFast < fastUntil ? lastFast &+ fastInterval : nil }
+
+    /// The fast poll of listeners: the LISTEN-only TCP dump and the UDP dump, compared with the last set.
+    /// Owners come from the cache only (the fd walk waits for the tick).
+    public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
+        let now = ctx.observation.timestamp
+        guard let due = nextRefresh, now >= due, ctx.paths.proc == "/proc" else { return false }
+        lastFast = now
+        guard let tcp = Self.tcpListeners(), let udp = Self.udpSockets() else { return false }
+        let ports = listeningPorts(Self.listening(tcp + udp))
+        guard ports != lastListeners else { return false }
+        lastListeners = ports
+        fastUntil = now + fastWindow
+        ctx.observation.set(.listeningPorts, Array(ports.values))
+        return true
     }
 }

@@ -1,0 +1,62 @@
+import Glibc
+import TwinCore
+
+/// The collection thread's CPU budget: a bucket of CPU time that fills at `share` of one core, up to ten
+/// seconds' worth, and empties by what ticks and change-driven refreshes cost (thread CPU time). Ticks
+/// always run; a refresh or fast poll between ticks runs only while the bucket is not empty. So refreshes
+/// spend only what the ticks leave of the budget, and nothing when ticks alone use it up. Debt is kept to
+/// ten seconds' worth, so a first tick that reads every package delays refreshes by tens of seconds at
+/// most, not for the hour its whole cost would take to repay.
+public struct CPUBudget: Sendable {
+    /// Share of one core (0.002: 0.2 %).
+    let share: Double
+    private let capacity: Double
+    /// CPU time left (µs); negative after ticks that cost more than the budget.
+    private var tokens: Double
+    private var last: Int64
+    /// When a refresh was last refused for want of budget (ms since the epoch).
+    private var lastRefused: Int64 = .min
+
+    public init(share: Double, now: Int64) {
+        self.share = share
+        capacity = share * 10_000_000 // ten seconds' worth, in µs
+        tokens = capacity
+        last = now
+    }
+
+    private mutating func refill(_ t: Int64) {
+        if t > last { tokens = min(capacity, tokens + share * Double(t - last) * 1000) }
+        last = max(last, t)
+    }
+
+    /// Takes `micros` of CPU time spent at `t` (by a tick or a refresh).
+    public mutating func charge(_ micros: Int64, at t: Int64) {
+        refill(t)
+        tokens = max(-capacity, tokens - Double(micros))
+    }
+
+    /// Whether a refresh may run at `t`; a refusal is remembered for ``health(changeDriven:)``.
+    public mutating func allows(at t: Int64) -> Bool {
+        refill(t)
+        if tokens > 0 { return true }
+        lastRefused = t
+        return false
+    }
+
+    /// The `capture` health line: how the twin observes and whether the budget held it back in the last minute.
+    public func health(changeDriven: Bool) -> CollectorHealth {
+        let budget = String(format: "%.2g %% of a core", share * 100)
+        guard changeDriven else { return CollectorHealth(collector: "capture", status: .ok, message: "every tick (change-driven capture off)") }
+        if lastRefused != .min, last - lastRefused < 60_000 {
+            return CollectorHealth(collector: "capture", status: .ok, message: "change-driven capture limited by the CPU budget (\(budget)) in the last minute: changes wait for the tick")
+        }
+        return CollectorHealth(collector: "capture", status: .ok, message: "every tick, and between ticks on process events and fast polls of listeners (CPU budget \(budget))")
+    }
+}
+
+/// CPU time of the calling thread, in µs.
+func threadCPUMicros() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+}
