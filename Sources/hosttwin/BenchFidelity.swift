@@ -26,6 +26,7 @@ struct BenchFidelity: ParsableCommand {
     @Option(help: ArgumentHelp("Churn: short-lived processes started per second.", valueName: "N")) var processes: Double = 0
     @Option(help: ArgumentHelp("Churn: listening TCP sockets opened per second.", valueName: "N")) var listeners: Double = 0
     @Option(help: ArgumentHelp("Churn: loopback TCP connections opened per second.", valueName: "N")) var connections: Double = 0
+    @Option(help: ArgumentHelp("Churn: files written per second in a directory the twin watches (`run --watch`).", valueName: "N")) var files: Double = 0
     @Option(help: ArgumentHelp("Churn: how long each lives, in seconds (MIN-MAX).", valueName: "RANGE")) var life: String = "0.2-5"
     @Option(help: "Seed for the capture moments and the churn.") var seed: UInt64 = 1
     @Option(help: ArgumentHelp("The twin's CPU budget (`run --cpu-budget`).", valueName: "SHARE")) var cpuBudget: String = "0.2%"
@@ -68,7 +69,7 @@ struct BenchFidelity: ParsableCommand {
     }
 
     func validate() throws {
-        for (name, v) in [("--processes", processes), ("--listeners", listeners), ("--connections", connections)] where !(v >= 0 && v <= 10_000) {
+        for (name, v) in [("--processes", processes), ("--listeners", listeners), ("--connections", connections), ("--files", files)] where !(v >= 0 && v <= 10_000) {
             throw ValidationError("\(name) takes a rate from 0 to 10000 per second")
         }
         _ = try lifeRange()
@@ -88,11 +89,17 @@ struct BenchFidelity: ParsableCommand {
         guard missing.isEmpty else { throw CLIError("bench fidelity needs \(Set(missing).sorted().joined(separator: ", ")) (apt-get install procps iproute2 util-linux)") }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hosttwin-fidelity-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let child = try startRunChild(dataDir: dir, interval: interval, extra: ["--cpu-budget", cpuBudget] + (changeDriven ? [] : ["--no-change-driven"]))
+        // With --files the twin watches a directory of the benchmark's instead of /etc.
+        let watched = dir + "-watched"
+        try FileManager.default.createDirectory(atPath: watched, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: watched) }
+        let child = try startRunChild(dataDir: dir, interval: interval, extra: ["--cpu-budget", cpuBudget] + (changeDriven ? [] : ["--no-change-driven"])
+                                      + (files > 0 ? ["--watch", watched] : []))
         defer { if child.isRunning { child.terminate(); child.waitUntilExit() } }
         try waitForFirstTicks(dir, child: child)
 
-        let churn = Churn(rates: .init(processes: processes, listeners: listeners, connections: connections), life: try lifeRange(), seed: seed)
+        let churn = Churn(rates: .init(processes: processes, listeners: listeners, connections: connections, files: files), life: try lifeRange(),
+                          fileDirectory: watched, seed: seed)
         let cpuBefore = processCPUMicros(pid: child.processIdentifier)
         churn.start()
         var rng = SeededRandom(seed: seed &+ 1)
@@ -132,12 +139,12 @@ struct BenchFidelity: ParsableCommand {
         }
         let latency = try latencies(store, churn.started, until: TwinTime.nowMillis())
         let result = Result(seconds: Double(total) / 1000, interval: interval, cpuBudget: cpuBudget, changeDriven: changeDriven, captures: rounds.count,
-                            churn: ["processes_per_second": processes, "listeners_per_second": listeners, "connections_per_second": connections],
+                            churn: ["processes_per_second": processes, "listeners_per_second": listeners, "connections_per_second": connections, "files_per_second": files],
                             kinds: kinds, latency: latency, twinCPUMicrosPerSecond: cpuSpent,
                             refreshes: metrics["hosttwin_change_refreshes_total"], refreshesSkipped: metrics["hosttwin_change_refreshes_skipped_total"])
         if output.json { try printJSON(result); return }
         print("\(rounds.count) captures over \(duration), twin interval \(interval), " + (changeDriven ? "change-driven, CPU budget \(cpuBudget)" : "ticks only") + (churn.rates.isZero ? ", no churn" :
-            ", churn \(fmt(processes)) processes, \(fmt(listeners)) listeners, \(fmt(connections)) connections per second living \(life) s"))
+            ", churn \(fmt(processes)) processes, \(fmt(listeners)) listeners, \(fmt(connections)) connections per second living \(life) s, \(fmt(files)) files written per second"))
         printTable(["KIND", "COMPARED", "AGREED", "AGREEMENT", "UNEXPLAINED", "MISMATCHES BY CAUSE"], kinds.map { k in
             [k.kind.rawValue, String(k.compared), String(k.agreed), String(format: "%.2f %%", k.agreement * 100), String(format: "%.2f %%", k.unexplainedShare * 100),
              MismatchCause.allCases.compactMap { c in k.causes[c].map { "\($0) \(c.rawValue)" } }.joined(separator: "; ")]
@@ -206,10 +213,11 @@ struct BenchFidelity: ParsableCommand {
 
     /// For each process and listener the churn started: when the twin first showed it (the version's start).
     private func latencies(_ store: TwinStore, _ started: Churn.Started, until end: Int64) throws -> [String: Latency] {
-        guard let from = (started.processes.map(\.at) + started.listeners.map(\.at)).min() else { return [:] }
-        let versions = try store.versionsStarting(from: from - 2000, to: end, kinds: [.processes, .listeningPorts])
-        var processSeen: [Int64: [Int64]] = [:], portSeen: [Int64: [Int64]] = [:]
+        guard let from = (started.processes.map(\.at) + started.listeners.map(\.at) + started.files.map(\.at)).min() else { return [:] }
+        let versions = try store.versionsStarting(from: from - 2000, to: end, kinds: [.processes, .listeningPorts, .files])
+        var processSeen: [Int64: [Int64]] = [:], portSeen: [Int64: [Int64]] = [:], fileSeen: [String: [Int64]] = [:]
         for v in versions {
+            if v.kind == .files { fileSeen[v.key, default: []].append(v.validFrom) }
             if v.kind == .processes, let pid = v.attributes["pid"]?.intValue { processSeen[pid, default: []].append(v.validFrom) }
             if v.kind == .listeningPorts, v.attributes["address"] == .string("127.0.0.1"), let port = v.attributes["port"]?.intValue { portSeen[port, default: []].append(v.validFrom) }
         }
@@ -227,6 +235,9 @@ struct BenchFidelity: ParsableCommand {
         }
         if !started.listeners.isEmpty {
             out["port opened"] = summary(started.listeners.map { l in first(portSeen[Int64(l.port)], after: l.at) })
+        }
+        if !started.files.isEmpty {
+            out["file written"] = summary(started.files.map { f in first(fileSeen[f.path], after: f.at) })
         }
         return out
     }

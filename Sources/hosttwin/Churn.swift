@@ -11,7 +11,9 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
         var processes: Double = 0
         var listeners: Double = 0
         var connections: Double = 0
-        var isZero: Bool { processes <= 0 && listeners <= 0 && connections <= 0 }
+        /// Files written (created, or rewritten) in `fileDirectory`.
+        var files: Double = 0
+        var isZero: Bool { processes <= 0 && listeners <= 0 && connections <= 0 && files <= 0 }
     }
 
     /// What was started, and when (ms since the epoch, taken when the kernel had done it).
@@ -19,10 +21,13 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
         var processes: [(pid: Int32, at: Int64)] = []
         var listeners: [(port: Int, at: Int64)] = []
         var connections: Int = 0
+        var files: [(path: String, at: Int64)] = []
     }
 
     let rates: Rates
     let life: ClosedRange<Double>
+    /// Where files are written (a directory the twin watches); nil writes none.
+    let fileDirectory: String?
     private var rng: SeededRandom
     private let stopped = ManagedAtomicFlag()
     private var thread: Thread?
@@ -30,9 +35,10 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
     private(set) var started = Started()
     private(set) var errors: [String] = []
 
-    init(rates: Rates, life: ClosedRange<Double> = 0.2...5, seed: UInt64 = 1) {
+    init(rates: Rates, life: ClosedRange<Double> = 0.2...5, fileDirectory: String? = nil, seed: UInt64 = 1) {
         self.rates = rates
         self.life = life
+        self.fileDirectory = fileDirectory
         rng = SeededRandom(seed: seed)
     }
 
@@ -57,7 +63,8 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
         var sockets: [(fd: Int32, end: Double)] = []
         // The connections' far end: a listener of ours, accepted without blocking.
         let server = listeningSocket()
-        var next = (process: 0.0, listener: 0.0, connection: 0.0)
+        var next = (process: 0.0, listener: 0.0, connection: 0.0, file: 0.0)
+        var written = 0
         let begin = now()
         var lastReap = 0.0
         while !stopped.isSet {
@@ -86,6 +93,15 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
                 var a = loopback(port: port)
                 let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
                 if ok == 0 { sockets.append((fd, t + Double.random(in: life, using: &rng))); started.connections += 1 } else { close(fd) }
+            }
+            if rates.files > 0, t >= next.file, let dir = fileDirectory {
+                next.file += 1 / rates.files
+                // A new file each time, each with its own content: every write is a change the twin should show.
+                let path = dir + "/churn-\(written % 50).conf"
+                written += 1
+                if FileManager.default.createFile(atPath: path, contents: Data("value = \(written)\n".utf8)) {
+                    started.files.append((path, TwinTime.nowMillis()))
+                }
             }
             if let (sfd, _) = server {
                 while true {
