@@ -64,6 +64,8 @@ struct BenchFidelity: ParsableCommand {
     struct Capture {
         var entities: [EntityKind: [ComparableEntity]] = [:]
         var time: [EntityKind: Int64] = [:]
+        /// From the start of a kind's first tool to the end of its last.
+        var window: [EntityKind: ClosedRange<Int64>] = [:]
         /// Pids of the tools themselves (`ps` lists itself).
         var toolPIDs = Set<String>()
     }
@@ -134,7 +136,7 @@ struct BenchFidelity: ParsableCommand {
                 let twinLater = GroundTruth.comparable(try store.state(at: t2, kinds: [kind]))
                 kinds[i].add(FidelityCapture(kind: kind, truth: first.entities[kind] ?? [], twin: twin, twinLater: twinLater,
                                              truthLater: second.entities[kind] ?? [],
-                                             excluded: kind == .processes ? first.toolPIDs.union(second.toolPIDs) : []))
+                                             excluded: kind == .processes ? first.toolPIDs.union(second.toolPIDs) : [], window: first.window[kind]))
             }
         }
         let latency = try latencies(store, churn.started, until: TwinTime.nowMillis())
@@ -206,7 +208,9 @@ struct BenchFidelity: ParsableCommand {
             guard p.terminationStatus == 0 else { continue }
             c.entities[tool.kind, default: []] += tool.parse(String(decoding: out, as: UTF8.self))
             // A kind with two tools (IPv4, IPv6) stands for the middle of both.
-            c.time[tool.kind] = c.time[tool.kind].map { ($0 + (before + after) / 2) / 2 } ?? (before + after) / 2
+            let window = c.window[tool.kind].map { $0.lowerBound...after } ?? before...after
+            c.window[tool.kind] = window
+            c.time[tool.kind] = (window.lowerBound + window.upperBound) / 2
         }
         return c
     }

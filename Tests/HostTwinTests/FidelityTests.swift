@@ -85,7 +85,7 @@ import TwinStorage
         ]
         let c = GroundTruth.comparable(v)
         #expect(c[0].key == "tcp/::1/22" && c[0].attributes.isEmpty)
-        #expect(c[1] == ComparableEntity(kind: .processes, key: "7", attributes: ["ppid": "1", "uid": "0", "name": "sshd"]))
+        #expect(c[1] == ComparableEntity(kind: .processes, key: "7", attributes: ["ppid": "1", "uid": "0", "name": "sshd"], since: 0))
     }
 
     /// Each cause is decided from the second look; anything else is unexplained.
@@ -105,6 +105,12 @@ import TwinStorage
         #expect(k.causes == [.appeared: 1, .ended: 1, .shortLived: 1, .changed: 1, .unexplained: 3])
         #expect(k.unexplainedExamples.count == 3)
         #expect(abs(k.agreement - 1.0 / 8) < 1e-12)
+        // A version the twin began while the tool ran: neither side is wrong.
+        var during = KindFidelity(kind: .processes)
+        var fresh = e("10"); fresh.since = 1_050
+        var old = e("11"); old.since = 900
+        during.add(FidelityCapture(kind: .processes, truth: [], twin: [fresh, old], twinLater: [fresh, old], truthLater: [fresh, old], window: 1_000...1_100))
+        #expect(during.causes == [.duringCapture: 1, .unexplained: 1])
     }
 
     /// Ticks stored against ticks due: a pause inside a run is "not stored", the time between two runs "not running",

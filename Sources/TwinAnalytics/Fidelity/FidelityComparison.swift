@@ -3,6 +3,9 @@ import TwinCore
 /// Why an entity differed between the twin and the ground truth, decided by machine from a second look
 /// at both: the twin as of a moment after its next observation, and the tool run again after that.
 public enum MismatchCause: String, Sendable, Codable, CaseIterable {
+    /// The twin's version began while the tool was running (after the tool had read that part): the two
+    /// captures saw different moments, and neither is wrong.
+    case duringCapture = "changed while the tool ran"
     /// The tool saw it, the twin not yet, and the twin's next observation has it: the twin's update latency.
     case appeared = "appeared since the twin's last observation"
     /// The twin still had it, the tool no longer, and the twin's next observation dropped it: latency again.
@@ -26,9 +29,12 @@ public struct FidelityCapture: Sendable {
     public var truthLater: [ComparableEntity]
     /// Keys that are the capture's own doing (the tools' processes) and are not compared.
     public var excluded: Set<String>
+    /// When the tool ran (ms since the epoch), from its start to its end.
+    public var window: ClosedRange<Int64>?
 
     public init(kind: EntityKind, truth: [ComparableEntity], twin: [ComparableEntity], twinLater: [ComparableEntity],
-                truthLater: [ComparableEntity], excluded: Set<String> = []) {
+                truthLater: [ComparableEntity], excluded: Set<String> = [], window: ClosedRange<Int64>? = nil) {
+        self.window = window
         self.kind = kind
         self.truth = truth
         self.twin = twin
@@ -86,6 +92,9 @@ public struct KindFidelity: Sendable, Codable {
             return out
         }
         let truth = byKey(capture.truth), twin = byKey(capture.twin)
+        var since: [String: Int64] = [:]
+        for e in capture.twin { if let t = e.since { since[e.key] = t } }
+        func changedDuringCapture(_ key: String) -> Bool { since[key].map { capture.window?.contains($0) ?? false } ?? false }
         let twinLater = byKey(capture.twinLater), truthLater = byKey(capture.truthLater)
         for key in Set(truth.keys).union(twin.keys) {
             compared += 1
@@ -93,14 +102,15 @@ public struct KindFidelity: Sendable, Codable {
             switch (truth[key], twin[key]) {
             case let (t?, w?):
                 if Self.agree(t, w) { agreed += 1; continue }
-                cause = twinLater[key].map { Self.agree(t, $0) } == true ? .changed : .unexplained
+                cause = changedDuringCapture(key) ? .duringCapture : twinLater[key].map { Self.agree(t, $0) } == true ? .changed : .unexplained
                 if cause == .unexplained { note("\(key): tool \(Self.describe(t)), twin \(Self.describe(w))") }
             case let (t?, nil):
                 if let later = twinLater[key], Self.agree(t, later) { cause = .appeared }
                 else if truthLater[key] == nil, twinLater[key] == nil { cause = .shortLived }
                 else { cause = .unexplained; note("\(key): seen by the tool \(Self.describe(t)), not in the twin") }
             case let (nil, w?):
-                if twinLater[key] == nil, truthLater[key] == nil { cause = .ended }
+                if changedDuringCapture(key) { cause = .duringCapture }
+                else if twinLater[key] == nil, truthLater[key] == nil { cause = .ended }
                 else { cause = .unexplained; note("\(key): in the twin \(Self.describe(w)), not seen by the tool") }
             case (nil, nil):
                 continue

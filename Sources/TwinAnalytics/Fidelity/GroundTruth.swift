@@ -11,11 +11,14 @@ public struct ComparableEntity: Hashable, Sendable, Codable {
     public var kind: EntityKind
     public var key: String
     public var attributes: [String: String]
+    /// For the twin's entities: when its version began (ms since the epoch); nil for the tools'.
+    public var since: Int64?
 
-    public init(kind: EntityKind, key: String, attributes: [String: String]) {
+    public init(kind: EntityKind, key: String, attributes: [String: String], since: Int64? = nil) {
         self.kind = kind
         self.key = key
         self.attributes = attributes
+        self.since = since
     }
 }
 
@@ -187,41 +190,43 @@ public enum GroundTruth {
 
     /// The twin's versions in the compared form (the same keys and attributes as the parsers give).
     public static func comparable(_ versions: [EntityVersion]) -> [ComparableEntity] {
-        versions.compactMap { v in
-            let a = v.attributes
-            func text(_ k: String) -> String? {
-                switch a[k] {
-                case .int(let i)?: return String(i)
-                case .string(let s)?: return s
-                case .double(let d)?: return String(Int64(d))
-                case .bool(let b)?: return String(b)
-                default: return nil
-                }
+        versions.compactMap { v in comparable(v).map { var e = $0; e.since = v.validFrom; return e } }
+    }
+
+    private static func comparable(_ v: EntityVersion) -> ComparableEntity? {
+        let a = v.attributes
+        func text(_ k: String) -> String? {
+            switch a[k] {
+            case .int(let i)?: return String(i)
+            case .string(let s)?: return s
+            case .double(let d)?: return String(Int64(d))
+            case .bool(let b)?: return String(b)
+            default: return nil
             }
-            switch v.kind {
-            case .processes:
-                guard let pid = text("pid") else { return nil }
-                return ComparableEntity(kind: .processes, key: pid, attributes: ["ppid": text("ppid") ?? "", "uid": text("uid") ?? "", "name": text("name") ?? ""])
-            case .listeningPorts:
-                guard let proto = text("protocol"), let address = text("address"), let port = text("port") else { return nil }
-                var attrs: [String: String] = [:]
-                if let pid = text("pid") { attrs["pid"] = pid }
-                return ComparableEntity(kind: .listeningPorts, key: "\(proto)/\(canonicalAddress(address))/\(port)", attributes: attrs)
-            case .connections:
-                guard let proto = text("protocol"), let la = text("local_address"), let lp = text("local_port"),
-                      let ra = text("remote_address"), let rp = text("remote_port") else { return nil }
-                return ComparableEntity(kind: .connections, key: "\(proto)/\(canonicalAddress(la)):\(lp)/\(canonicalAddress(ra)):\(rp)", attributes: [:])
-            case .mounts:
-                return ComparableEntity(kind: .mounts, key: v.key, attributes: ["device": text("device") ?? "", "fstype": text("fstype") ?? "", "options": text("options") ?? ""])
-            case .packages:
-                return ComparableEntity(kind: .packages, key: v.key, attributes: ["version": text("version") ?? ""])
-            case .interfaces:
-                var attrs: [String: String] = [:]
-                for k in ["mtu", "address", "operstate"] { if let t = text(k) { attrs[k] = t } }
-                return ComparableEntity(kind: .interfaces, key: v.key, attributes: attrs)
-            default:
-                return nil
-            }
+        }
+        switch v.kind {
+        case .processes:
+            guard let pid = text("pid") else { return nil }
+            return ComparableEntity(kind: .processes, key: pid, attributes: ["ppid": text("ppid") ?? "", "uid": text("uid") ?? "", "name": text("name") ?? ""])
+        case .listeningPorts:
+            guard let proto = text("protocol"), let address = text("address"), let port = text("port") else { return nil }
+            var attrs: [String: String] = [:]
+            if let pid = text("pid") { attrs["pid"] = pid }
+            return ComparableEntity(kind: .listeningPorts, key: "\(proto)/\(canonicalAddress(address))/\(port)", attributes: attrs)
+        case .connections:
+            guard let proto = text("protocol"), let la = text("local_address"), let lp = text("local_port"),
+                  let ra = text("remote_address"), let rp = text("remote_port") else { return nil }
+            return ComparableEntity(kind: .connections, key: "\(proto)/\(canonicalAddress(la)):\(lp)/\(canonicalAddress(ra)):\(rp)", attributes: [:])
+        case .mounts:
+            return ComparableEntity(kind: .mounts, key: v.key, attributes: ["device": text("device") ?? "", "fstype": text("fstype") ?? "", "options": text("options") ?? ""])
+        case .packages:
+            return ComparableEntity(kind: .packages, key: v.key, attributes: ["version": text("version") ?? ""])
+        case .interfaces:
+            var attrs: [String: String] = [:]
+            for k in ["mtu", "address", "operstate"] { if let t = text(k) { attrs[k] = t } }
+            return ComparableEntity(kind: .interfaces, key: v.key, attributes: attrs)
+        default:
+            return nil
         }
     }
 }
