@@ -101,6 +101,8 @@ public final class Sampler {
     struct Scheduled {
         let collector: any Collector
         let interval: Int64
+        /// Whether its interval stretches with ``Sampler/relaxation``.
+        let relaxable: Bool
         /// `{collector="NAME"}`, the labels of its `node_scrape_collector_*` samples.
         let labels: Labels
         var nextDue: Int64 = .min
@@ -122,13 +124,25 @@ public final class Sampler {
         self.config = config
         scheduled = CollectorRegistry.all.compactMap { e in
             guard selection.enabled[e.name] ?? e.enabledByDefault else { return nil }
-            return Scheduled(collector: e.make(), interval: max(selection.intervals[e.name] ?? e.defaultInterval, tick), labels: Labels(["collector": e.name]))
+            return Scheduled(collector: e.make(), interval: max(selection.intervals[e.name] ?? e.defaultInterval, tick),
+                             relaxable: !Self.essential.contains(e.name), labels: Labels(["collector": e.name]))
         }
         changeDriven = scheduled.compactMap { $0.collector as? any ChangeDrivenCollector }
     }
 
     /// Names of the collectors that run.
     public var collectorNames: [String] { scheduled.map { $0.collector.name } }
+
+    /// Collectors that keep their interval whatever the CPU budget: the series that carry early warnings
+    /// (CPU, memory, load, pressure, disk I/O and space, network) and the state of processes and sockets.
+    public static let essential: Set<String> = ["cpu", "memory", "load", "pressure", "disk", "filesystem", "network", "processes", "sockets", "self"]
+
+    /// How many times their interval the other collectors wait between runs (1: as configured), so the
+    /// collection stays within its CPU budget; set by the collection loop.
+    public var relaxation: Int64 = 1
+
+    /// The collectors whose interval ``relaxation`` stretches.
+    public var relaxableNames: [String] { scheduled.filter(\.relaxable).map { $0.collector.name } }
 
     /// The descriptors of the change-driven collectors (the processes' kernel events), readable when they
     /// have changes to refresh between ticks. Empty before the first tick and where the kernel offers none.
@@ -175,7 +189,7 @@ public final class Sampler {
             ctx.observation.health.append(hh)
             health[c.name] = hh
             // Stay on the interval grid: the next run is the first multiple of the interval after now.
-            let iv = scheduled[i].interval
+            let iv = scheduled[i].interval * (scheduled[i].relaxable ? relaxation : 1)
             scheduled[i].nextDue = (now / iv + 1) * iv
         }
         types = ctx.observation.types

@@ -43,14 +43,19 @@ public struct CPUBudget: Sendable {
         return false
     }
 
-    /// The `capture` health line: how the twin observes and whether the budget held it back in the last minute.
-    public func health(changeDriven: Bool) -> CollectorHealth {
+    /// Whether a refresh was refused within `window` ms before `t`.
+    public func refused(within window: Int64, at t: Int64) -> Bool { lastRefused != .min && t - lastRefused < window }
+
+    /// The `capture` health line: how the twin observes, whether the budget held changes back in the last
+    /// minute, and which collectors run less often to stay within it (`relaxed`, every `factor` runs).
+    public func health(changeDriven: Bool, relaxed: [String] = [], factor: Int64 = 1) -> CollectorHealth {
         let budget = String(format: "%.2g %% of a core", share * 100)
-        guard changeDriven else { return CollectorHealth(collector: "capture", status: .ok, message: "every tick (change-driven capture off)") }
-        if lastRefused != .min, last - lastRefused < 60_000 {
-            return CollectorHealth(collector: "capture", status: .ok, message: "change-driven capture limited by the CPU budget (\(budget)) in the last minute: changes wait for the tick")
+        let slower = factor > 1 && !relaxed.isEmpty ? "; within it, \(relaxed.count) collectors run at \(factor) times their interval (\(relaxed.prefix(6).joined(separator: ", "))\(relaxed.count > 6 ? ", …" : ""))" : ""
+        guard changeDriven else { return CollectorHealth(collector: "capture", status: .ok, message: "every tick (change-driven capture off)" + slower) }
+        if refused(within: 60_000, at: last) {
+            return CollectorHealth(collector: "capture", status: .ok, message: "change-driven capture limited by the CPU budget (\(budget)) in the last minute: changes wait for the tick" + slower)
         }
-        return CollectorHealth(collector: "capture", status: .ok, message: "every tick, and between ticks on process events and fast polls of listeners (CPU budget \(budget))")
+        return CollectorHealth(collector: "capture", status: .ok, message: "every tick, and between ticks on process events and fast polls of listeners (CPU budget \(budget))" + slower)
     }
 }
 

@@ -77,6 +77,12 @@ public struct CollectionService: Service {
         /// When the last change-driven refresh ran (ms since the epoch).
         var lastChange: Int64 = .min
         var budget: CPUBudget
+        /// When the collectors' relaxation last changed.
+        var lastRelaxation: Int64 = 0
+        /// Set once relaxing proved unable to bring the ticks within the budget.
+        var relaxationFutile = false
+        /// The ticks' CPU per second (µs), a moving average.
+        var tickCostPerSecond = 0.0
         init(sampler: Sampler, writer: TwinWriter, budget: CPUBudget) {
             self.sampler = sampler
             self.writer = writer
@@ -197,6 +203,32 @@ public struct CollectionService: Service {
         }
     }
 
+    /// When the budget held changes back in the last 10 s, the collectors outside ``Sampler/essential`` run
+    /// at 5, then 15 times their interval (a step at most every 30 s); after 5 minutes without, a step back.
+    /// The least valuable observations give way to the changes of processes and sockets. If a minute at 15
+    /// times still leaves the ticks costing more than the whole budget, relaxing cannot help: the collectors
+    /// go back to their intervals for the rest of the run and changes wait for the ticks.
+    private func relax(_ loop: Loop, at t: Int64) {
+        guard configuration.changeDriven, !loop.relaxationFutile else { return }
+        let r = loop.sampler.relaxation
+        let budgetPerSecond = configuration.cpuBudget * 1e6
+        if r == 15, t - loop.lastRelaxation >= 60_000, loop.tickCostPerSecond >= budgetPerSecond {
+            loop.sampler.relaxation = 1
+            loop.relaxationFutile = true
+            logger.notice("the ticks cost \(String(format: "%.2f", loop.tickCostPerSecond / 1000)) ms a second with \(loop.sampler.relaxableNames.count) collectors at 15 times their interval, above the CPU budget (\(String(format: "%.2f", budgetPerSecond / 1000)) ms a second): collectors back at their intervals, changes wait for the ticks")
+            return
+        }
+        if loop.budget.refused(within: 10_000, at: t), r < 15, t - loop.lastRelaxation >= 30_000 {
+            loop.sampler.relaxation = r == 1 ? 5 : 15
+        } else if r > 1, !loop.budget.refused(within: 300_000, at: t), t - loop.lastRelaxation >= 300_000 {
+            loop.sampler.relaxation = r == 15 ? 5 : 1
+        } else {
+            return
+        }
+        loop.lastRelaxation = t
+        logger.notice("to stay within the CPU budget, \(loop.sampler.relaxableNames.count) collectors now run at \(loop.sampler.relaxation) times their interval")
+    }
+
     private func tickLoop(_ loop: Loop, _ stopper: Waiter) {
         let c = configuration
         while c.maxTicks.map({ loop.count < $0 }) ?? true {
@@ -205,9 +237,19 @@ public struct CollectionService: Service {
             if !waitForTick(next, loop, stopper) { return }
             let started = DispatchTime.now().uptimeNanoseconds
             let cpu = threadCPUMicros()
-            defer { loop.budget.charge(threadCPUMicros() - cpu, at: TwinTime.nowMillis()) }
+            defer {
+                let spent = threadCPUMicros() - cpu
+                loop.budget.charge(spent, at: TwinTime.nowMillis())
+                let perSecond = Double(spent) * 1000 / Double(c.interval)
+                // The first ticks read everything once (packages, files): not what a tick costs.
+                loop.tickCostPerSecond = loop.count < 5 ? perSecond : loop.tickCostPerSecond * 0.95 + perSecond * 0.05
+            }
             var obs = loop.sampler.tick(now: next)
-            obs.health.append(loop.budget.health(changeDriven: c.changeDriven))
+            relax(loop, at: next)
+            obs.health.append(loop.relaxationFutile
+                ? CollectorHealth(collector: "capture", status: .ok,
+                                  message: "every tick; the ticks alone cost more than the CPU budget (\(String(format: "%.2g", c.cpuBudget * 100)) % of a core), so changes between ticks wait for them")
+                : loop.budget.health(changeDriven: c.changeDriven, relaxed: loop.sampler.relaxation > 1 ? loop.sampler.relaxableNames : [], factor: loop.sampler.relaxation))
             if let (book, host) = c.addresses, var connections = obs.entities[.connections] {
                 book.annotate(&connections, policy: c.dataPolicy, localHost: host)
                 obs.entities[.connections] = connections
