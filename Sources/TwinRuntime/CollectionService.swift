@@ -83,6 +83,8 @@ public struct CollectionService: Service {
         var relaxationFutile = false
         /// The ticks' CPU per second (µs), a moving average.
         var tickCostPerSecond = 0.0
+        /// State events stored between ticks, handed to the sinks with the next tick.
+        var pendingEvents: [TwinEvent] = []
         init(sampler: Sampler, writer: TwinWriter, budget: CPUBudget) {
             self.sampler = sampler
             self.writer = writer
@@ -192,8 +194,10 @@ public struct CollectionService: Service {
             if var obs = loop.sampler.refreshChanged(now: loop.lastChange) {
                 c.dataPolicy.apply(to: &obs.entities, keys: c.keys)
                 do {
-                    let t = try loop.writer.commitState(obs).time
+                    let (events, t) = try loop.writer.commitState(obs)
                     metrics.changeCommitted(lagMillis: TwinTime.nowMillis() - t)
+                    // Sinks (the live stream, rules) hear of them with the next tick, at their own times.
+                    loop.pendingEvents += events
                 } catch {
                     // The next tick's full listing records the change instead.
                     logger.warning("change-driven capture not stored (the next tick records it): \(error)")
@@ -275,11 +279,12 @@ public struct CollectionService: Service {
                 continue
             }
             if !sinks.isEmpty {
-                let tick = CommittedTick(seq: result.seq, time: next, observation: obs, events: c.dataPolicy.redactedForReaders(result.events),
+                let tick = CommittedTick(seq: result.seq, time: next, observation: obs, events: c.dataPolicy.redactedForReaders(loop.pendingEvents + result.events),
                                          health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector },
                                          ids: result.ids, values: result.values, opened: result.opened, closed: result.closed)
                 for s in sinks { s.committed(tick) }
             }
+            loop.pendingEvents.removeAll(keepingCapacity: true)
             loop.count += 1
             if loop.count == 3 { MemoryFootprint.limitCodeFaultAround() }
         }

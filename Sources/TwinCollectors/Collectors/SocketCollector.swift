@@ -92,8 +92,8 @@ public final class SocketCollector: Collector {
         let inodes = listening.map(\.1.inode) + (established?.map(\.1.inode) ?? [])
         let unknown = Set(inodes.filter { $0 != 0 && owners[$0] == nil && !ownerless.contains($0) })
         if !unknown.isEmpty {
-            let live = Set(inodes)
-            owners = scanSocketOwners(ctx, wanted: unknown).filter { live.contains($0.key) }
+            let present = Set(inodes)
+            owners = scanSocketOwners(ctx, wanted: unknown).filter { present.contains($0.key) }
             ownerless = Set(inodes.filter { owners[$0] == nil })
         }
 
