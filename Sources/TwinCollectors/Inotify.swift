@@ -30,6 +30,9 @@ final class InotifyWatcher {
 
     var watchCount: Int { directories.count }
 
+    /// Readable when changes are waiting (change-driven capture).
+    var descriptor: Int32 { fd }
+
     /// Watches `path` (a directory), reported as `name` in ``drain()``.
     func watch(_ path: String, as name: String) {
         let wd = inotify_add_watch(fd, path, Self.mask)

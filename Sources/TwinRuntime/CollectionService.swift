@@ -79,8 +79,8 @@ public struct CollectionService: Service {
         var budget: CPUBudget
         /// When the collectors' relaxation last changed.
         var lastRelaxation: Int64 = 0
-        /// Set once relaxing proved unable to bring the ticks within the budget.
-        var relaxationFutile = false
+        /// Until when relaxing is not tried again, having proved unable to bring the ticks within the budget.
+        var futileUntil: Int64 = 0
         /// The ticks' CPU per second (µs), a moving average.
         var tickCostPerSecond = 0.0
         /// State events stored between ticks, handed to the sinks with the next tick.
@@ -211,14 +211,16 @@ public struct CollectionService: Service {
     /// at 5, then 15 times their interval (a step at most every 30 s); after 5 minutes without, a step back.
     /// The least valuable observations give way to the changes of processes and sockets. If a minute at 15
     /// times still leaves the ticks costing more than the whole budget, relaxing cannot help: the collectors
-    /// go back to their intervals for the rest of the run and changes wait for the ticks.
+    /// go back to their intervals and changes wait for the ticks, for half an hour before it is tried again
+    /// (a run's first minutes cost more than its steady state).
     private func relax(_ loop: Loop, at t: Int64) {
-        guard configuration.changeDriven, !loop.relaxationFutile else { return }
+        guard configuration.changeDriven, t >= loop.futileUntil else { return }
         let r = loop.sampler.relaxation
         let budgetPerSecond = configuration.cpuBudget * 1e6
         if r == 15, t - loop.lastRelaxation >= 60_000, loop.tickCostPerSecond >= budgetPerSecond {
             loop.sampler.relaxation = 1
-            loop.relaxationFutile = true
+            loop.futileUntil = t + 1_800_000
+            loop.lastRelaxation = t
             logger.notice("the ticks cost \(String(format: "%.2f", loop.tickCostPerSecond / 1000)) ms a second with \(loop.sampler.relaxableNames.count) collectors at 15 times their interval, above the CPU budget (\(String(format: "%.2f", budgetPerSecond / 1000)) ms a second): collectors back at their intervals, changes wait for the ticks")
             return
         }
@@ -250,7 +252,7 @@ public struct CollectionService: Service {
             }
             var obs = loop.sampler.tick(now: next)
             relax(loop, at: next)
-            obs.health.append(loop.relaxationFutile
+            obs.health.append(next < loop.futileUntil
                 ? CollectorHealth(collector: "capture", status: .ok,
                                   message: "every tick; the ticks alone cost more than the CPU budget (\(String(format: "%.2g", c.cpuBudget * 100)) % of a core), so changes between ticks wait for them")
                 : loop.budget.health(changeDriven: c.changeDriven, relaxed: loop.sampler.relaxation > 1 ? loop.sampler.relaxableNames : [], factor: loop.sampler.relaxation))

@@ -88,8 +88,10 @@ import TwinServer
         guard Self.binary != nil else { Issue.record("hosttwin binary not built"); return }
         let dir = try temporaryDirectory("e2e-events")
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        let watched = try temporaryDirectory("e2e-watched")
+        defer { try? FileManager.default.removeItem(atPath: watched) }
         // A debug build's ticks alone cost more than the default budget: this checks the mechanism, not the budget.
-        let run = try Self.startRun(dir, port: Int.random(in: 20_000...40_000), extra: ["--interval", "10s", "--cpu-budget", "50%"])
+        let run = try Self.startRun(dir, port: Int.random(in: 20_000...40_000), extra: ["--interval", "10s", "--cpu-budget", "50%", "--watch", watched])
         defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
         #expect(try Self.eventually(25) { !((try? Self.processes(dir)) ?? []).isEmpty }, "the first tick is stored")
         // Start in the middle of the 10 s between two ticks.
@@ -126,6 +128,18 @@ import TwinServer
         let b = try Self.ports(dir).first { ($0["port"] as? Int) == portB }
         let fromB = try TwinTime.parse(b?["valid_from"] as? String ?? "")
         #expect(fromB - openedB < 1000 && fromB % 10_000 != 0, "stored by a fast poll, \(fromB - openedB) ms after it opened")
+
+        // A file written under a watched directory: inotify wakes the loop.
+        let file = watched + "/app.conf"
+        let written = TwinTime.nowMillis()
+        try "listen = 8080\n".write(toFile: file, atomically: false, encoding: .utf8)
+        func fileVersion() throws -> [String: Any]? {
+            let state = try Self.json(["state", "--data-dir", dir, "--at", "now", "--kind", "files", "--json"]) as? [String: Any]
+            return (state?["entities"] as? [[String: Any]])?.first { $0["key"] as? String == file }
+        }
+        #expect(try Self.eventually(1.5) { try fileVersion() != nil }, "the written file within 1.5 s")
+        let fromFile = try TwinTime.parse(try fileVersion()?["valid_from"] as? String ?? "")
+        #expect(fromFile - written < 1000 && fromFile % 10_000 != 0, "stored on its inotify event, \(fromFile - written) ms after the write")
         kill(run.processIdentifier, SIGTERM)
         run.waitUntilExit()
         #expect(run.terminationStatus == 0)

@@ -418,3 +418,21 @@ final class SUIDScanner: Sendable {
         }
     }
 }
+
+extension FileCollector: ChangeDrivenCollector {
+    public var changeDescriptor: Int32? { watcher?.isComplete == true ? watcher?.descriptor : nil }
+
+    /// Between ticks: the entries inotify reported under the watched paths, re-read (and hashed) at once.
+    /// A lost event (queue overflow) leaves it to the tick's walk.
+    public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
+        guard let watcher, watcher.isComplete else { return false }
+        let watch = ctx.config.watchPaths
+        var changed = false
+        for p in watcher.drain().sorted() where watch.contains(where: { Self.isUnder(p, $0) }) {
+            changed = refresh(p, ctx) || changed
+        }
+        guard changed else { return false }
+        ctx.observation.set(.files, config.values.map(\.entity) + suid.values.map(\.entity))
+        return true
+    }
+}
