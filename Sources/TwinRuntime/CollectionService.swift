@@ -85,6 +85,8 @@ public struct CollectionService: Service {
         var tickCostPerSecond = 0.0
         /// State events stored between ticks, handed to the sinks with the next tick.
         var pendingEvents: [TwinEvent] = []
+        /// The last `capture` health line and the state it was made from.
+        var captureHealth: (state: (Bool, Bool, Int64), health: CollectorHealth)?
         init(sampler: Sampler, writer: TwinWriter, budget: CPUBudget) {
             self.sampler = sampler
             self.writer = writer
@@ -235,6 +237,20 @@ public struct CollectionService: Service {
         logger.notice("to stay within the CPU budget, \(loop.sampler.relaxableNames.count) collectors now run at \(loop.sampler.relaxation) times their interval")
     }
 
+    /// The `capture` health line, rebuilt only when what it says changes (it is appended at every tick).
+    private func captureHealth(_ loop: Loop, at t: Int64) -> CollectorHealth {
+        let futile = t < loop.futileUntil
+        let state = (futile, loop.budget.refused(within: 60_000, at: t), loop.sampler.relaxation)
+        if let (held, health) = loop.captureHealth, held == state { return health }
+        let c = configuration
+        let health = futile
+            ? CollectorHealth(collector: "capture", status: .ok,
+                              message: "every tick; the ticks alone cost more than the CPU budget (\(String(format: "%.2g", c.cpuBudget * 100)) % of a core), so changes between ticks wait for them")
+            : loop.budget.health(changeDriven: c.changeDriven, relaxed: loop.sampler.relaxation > 1 ? loop.sampler.relaxableNames : [], factor: loop.sampler.relaxation)
+        loop.captureHealth = (state, health)
+        return health
+    }
+
     private func tickLoop(_ loop: Loop, _ stopper: Waiter) {
         let c = configuration
         while c.maxTicks.map({ loop.count < $0 }) ?? true {
@@ -252,10 +268,7 @@ public struct CollectionService: Service {
             }
             var obs = loop.sampler.tick(now: next)
             relax(loop, at: next)
-            obs.health.append(next < loop.futileUntil
-                ? CollectorHealth(collector: "capture", status: .ok,
-                                  message: "every tick; the ticks alone cost more than the CPU budget (\(String(format: "%.2g", c.cpuBudget * 100)) % of a core), so changes between ticks wait for them")
-                : loop.budget.health(changeDriven: c.changeDriven, relaxed: loop.sampler.relaxation > 1 ? loop.sampler.relaxableNames : [], factor: loop.sampler.relaxation))
+            obs.health.append(captureHealth(loop, at: next))
             if let (book, host) = c.addresses, var connections = obs.entities[.connections] {
                 book.annotate(&connections, policy: c.dataPolicy, localHost: host)
                 obs.entities[.connections] = connections
