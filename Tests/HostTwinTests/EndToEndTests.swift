@@ -113,8 +113,10 @@ import TwinServer
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
         let ended = TwinTime.nowMillis()
-        #expect(TwinTime.nowMillis() % 10_000 < 8_000, "still between the same two ticks")
-        #expect(try Self.eventually(2) { try !Self.processes(dir).contains { ($0["pid"] as? Int) == pid } }, "its exit is stored within 2 s")
+        // Only telling when the next tick is more than 2.5 s away (a loaded machine may have taken longer to get here).
+        if 10_000 - ended % 10_000 > 2_500 {
+            #expect(try Self.eventually(2) { try !Self.processes(dir).contains { ($0["pid"] as? Int) == pid } }, "its exit is stored within 2 s")
+        }
         #expect(try Self.processes(dir, at: TwinTime.rfc3339(ended - 300)).contains { ($0["pid"] as? Int) == pid }, "`ps --at` just before the exit has it")
 
         // Listeners: no kernel event, but once the set changed the twin polls it fast for a while.
