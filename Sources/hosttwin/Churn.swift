@@ -96,7 +96,7 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
             }
             if rates.files > 0, t >= next.file, let dir = fileDirectory {
                 next.file += 1 / rates.files
-                // A new file each time, each with its own content: every write is a change the twin should show.
+                // One of 50 files, each write with new content: every write is a change the twin should show.
                 let path = dir + "/churn-\(written % 50).conf"
                 written += 1
                 if FileManager.default.createFile(atPath: path, contents: Data("value = \(written)\n".utf8)) {
@@ -114,10 +114,13 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
                 if s.end <= t { close(s.fd); return true }
                 return false
             }
-            if t - lastReap >= 0.05 { lastReap = t; children.removeAll { pid in
-                var status: Int32 = 0
-                return waitpid(pid, &status, WNOHANG) == pid
-            } }
+            if t - lastReap >= 0.05 {
+                lastReap = t
+                children.removeAll { pid in
+                    var status: Int32 = 0
+                    return waitpid(pid, &status, WNOHANG) == pid
+                }
+            }
             usleep(2_000)
         }
         for s in sockets { close(s.fd) }
