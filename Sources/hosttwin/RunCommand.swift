@@ -39,7 +39,7 @@ struct RunCommand: AsyncParsableCommand {
     var ticks: Int?
     @Option(help: ArgumentHelp("CPU the collection may spend, as a share of one core (e.g. 0.2%, 1%): ticks always run; change-driven capture between ticks only within it.", valueName: "SHARE"))
     var cpuBudget: String = "0.2%"
-    @Flag(inversion: .prefixedNo, help: "Capture changes between ticks: processes from the kernel's process events, listeners by fast polls while they change.")
+    @Flag(inversion: .prefixedNo, help: "Capture changes between ticks: processes from the kernel's process events, watched files from inotify, listeners by fast polls while they change.")
     var changeDriven = true
     @OptionGroup var retention: RetentionOptions
     @OptionGroup var ruleOptions: RuleOptions
