@@ -118,6 +118,9 @@ public enum FuzzTargets {
             _ = parseInetDiagMessages(b); _ = parseUtmp(b); _ = parsePidStat(b); _ = parsePidIO(b); _ = parseLoadavg(b); _ = parsePressure(b)
         }
         data.withUnsafeBytes { _ = parseProcConnectorEvents($0) }
+        // The ground-truth tools' output `bench fidelity` parses.
+        _ = GroundTruth.parsePS(text); _ = GroundTruth.parseSS(text, family: "ipv6", listening: true); _ = GroundTruth.parseSS(text, family: "ipv4", listening: false)
+        _ = GroundTruth.parseFindmnt(text); _ = GroundTruth.parseDpkgQuery(text); _ = GroundTruth.parseIPLink(text)
         // Configuration the files, accounts and packages collectors read, and the compliance checks parse.
         _ = parsePasswdEntries(text); _ = parsePackagesIndex(text)
         _ = SSHDConfig.effective(["/etc/ssh/sshd_config": text, "/etc/ssh/sshd_config.d/a.conf": text])
