@@ -170,7 +170,7 @@ public final class Sampler {
         ctx.observation.types = types
         for i in scheduled.indices where force || scheduled[i].nextDue <= now {
             let c = scheduled[i].collector
-            let start = cpuMicros()
+            let start = threadCPUMicros()
             let h: CollectorHealth
             do {
                 switch try c.collect(&ctx) {
@@ -181,7 +181,7 @@ public final class Sampler {
                 h = CollectorHealth(collector: c.name, status: .error, message: "\(error)")
             }
             var hh = h
-            hh.durationMicros = cpuMicros() - start
+            hh.durationMicros = threadCPUMicros() - start
             // node_exporter's per-collector figures, so its dashboards' "scrape" panels have data.
             let l = scheduled[i].labels
             ctx.observation.add("node_scrape_collector_duration_seconds", l, Double(hh.durationMicros) / 1e6)
@@ -198,7 +198,7 @@ public final class Sampler {
 }
 
 /// Thread CPU time in microseconds (what a collector costs, independent of other load).
-func cpuMicros() -> Int64 {
+public func threadCPUMicros() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
     return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000

@@ -1,4 +1,3 @@
-import Glibc
 import TwinCore
 
 /// The collection thread's CPU budget: a bucket of CPU time that fills at `share` of one core, up to ten
@@ -57,11 +56,4 @@ public struct CPUBudget: Sendable {
         }
         return CollectorHealth(collector: "capture", status: .ok, message: "every tick, and between ticks on process events and fast polls of listeners (CPU budget \(budget))" + slower)
     }
-}
-
-/// CPU time of the calling thread, in µs.
-func threadCPUMicros() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
 }
