@@ -68,7 +68,7 @@ struct BenchStorage: ParsableCommand {
 
     func run() throws {
         var result = Result()
-        if let dataDir { result.store = try measure(dataDir) }
+        if let dataDir { result.store = try Self.measure(dataDir) }
         if generated {
             result.ingest = try ingest()
             result.reads = try reads()
@@ -98,7 +98,8 @@ struct BenchStorage: ParsableCommand {
         }
     }
 
-    func measure(_ dir: String) throws -> StoreFigures {
+    /// Sizes and sample counts of data directory `dir` (safe while a writer uses it).
+    static func measure(_ dir: String) throws -> StoreFigures {
         // Sizes first: opening the store to count creates twin.db-shm and twin.db-wal where none were.
         var files: [String: Int64] = [:]
         if let e = FileManager.default.enumerator(atPath: dir) {

@@ -148,6 +148,11 @@ func humanBytes(_ v: Double) -> String {
     return i == 0 ? String(format: "%.0f %@", x, units[i]) : String(format: "%.1f %@", x, units[i])
 }
 
+/// A progress line of long work, on standard error (standard output stays for the result).
+func progress(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
 /// An error a command reports to the person running it: the message alone, without the usage text that
 /// argument-parsing errors get.
 struct CLIError: Error, CustomStringConvertible {
