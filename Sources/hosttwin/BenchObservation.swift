@@ -1,0 +1,189 @@
+import ArgumentParser
+import Foundation
+import TwinCollectors
+import TwinCore
+import TwinStorage
+
+/// `hosttwin bench observation`: the observation study's overhead part (docs/OBSERVATION.md) — CPU per
+/// second of each collector and of the store at several intervals, on this host as it is or with a
+/// synthetic busy host beside it, node_exporter scraped at the same interval and Netdata collecting at
+/// it in the same runs.
+struct BenchObservation: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "observation",
+        abstract: "Overhead against interval, per collector, beside node_exporter and Netdata.",
+        discussion: """
+        For each of --intervals: the default collectors tick in this process for --duration (at least four \
+        ticks) and commit to a temporary store; each collector's CPU per second is its time per tick divided by \
+        the interval. node_exporter (when installed) is scraped at the same interval; Netdata (when installed, \
+        intervals of whole seconds) runs with that update interval, and its CPU per second is its process tree's \
+        (the daemon and its plugins) after a warm-up. --busy-processes and --busy-sockets start a synthetic busy \
+        host first: sleeping child processes and TCP sockets on loopback held by this process.
+        """
+    )
+    @Option(help: ArgumentHelp("Intervals, comma-separated.", valueName: "LIST")) var intervals = "0.25s,1s,5s,15s,60s"
+    @Option(help: ArgumentHelp("Measured time per interval (at least four ticks).", valueName: "DURATION")) var duration = "60s"
+    @Option(help: ArgumentHelp("Sleeping processes of the synthetic busy host.", valueName: "N")) var busyProcesses = 0
+    @Option(help: ArgumentHelp("Loopback TCP sockets of the synthetic busy host.", valueName: "N")) var busySockets = 0
+    @Option(help: ArgumentHelp("node_exporter binary (skipped when absent).", valueName: "PATH")) var nodeExporter = "/usr/bin/prometheus-node-exporter"
+    @Option(help: ArgumentHelp("Netdata binary (skipped when absent).", valueName: "PATH")) var netdata = "/usr/sbin/netdata"
+    @Option(help: ArgumentHelp("Seconds Netdata runs before its CPU is measured.", valueName: "S")) var netdataWarmup = 20.0
+    @OptionGroup var output: OutputOptions
+
+    struct Row: Encodable {
+        var intervalSeconds: Double
+        var seconds: Double
+        var ticks: Int
+        var samplesPerTick: Double
+        /// CPU µs per second of wall time, by collector; "store" is the commit.
+        var cpuMicrosPerSecond: [String: Double]
+        var hosttwinMicrosPerSecond: Double
+        var nodeExporterMicrosPerSecond: Double?
+        var nodeExporterSeries: Int?
+        var netdataMicrosPerSecond: Double?
+        var netdataProcesses: Int?
+        enum CodingKeys: String, CodingKey {
+            case intervalSeconds = "interval_s", seconds, ticks, samplesPerTick = "samples_per_tick", cpuMicrosPerSecond = "cpu_us_per_s"
+            case hosttwinMicrosPerSecond = "hosttwin_us_per_s", nodeExporterMicrosPerSecond = "node_exporter_us_per_s", nodeExporterSeries = "node_exporter_series"
+            case netdataMicrosPerSecond = "netdata_us_per_s", netdataProcesses = "netdata_processes"
+        }
+    }
+    struct Result: Encodable {
+        var busyProcesses: Int
+        var busySockets: Int
+        var rows: [Row]
+        enum CodingKeys: String, CodingKey { case busyProcesses = "busy_processes", busySockets = "busy_sockets", rows }
+    }
+
+    func run() throws {
+        let list = try intervals.split(separator: ",").map { try TwinTime.parseDuration(String($0)) }
+        guard !list.isEmpty, list.allSatisfy({ $0 >= 100 }) else { throw CLIError("--intervals needs durations of at least 100ms") }
+        let measured = try TwinTime.parseDuration(duration)
+        let busy = busyProcesses > 0 || busySockets > 0 ? try BusyHost(processes: busyProcesses, sockets: busySockets) : nil
+        defer { busy?.stop() }
+        if let busy { progress("busy host: \(busy.children.count) processes, \(busy.sockets.count) sockets") }
+        var rows: [Row] = []
+        for iv in list {
+            rows.append(try measure(interval: iv, for: max(measured, 4 * iv)))
+            let r = rows.last!
+            progress(String(format: "%g s: HostTwin %.0f µs/s%@%@", r.intervalSeconds, r.hosttwinMicrosPerSecond,
+                            r.nodeExporterMicrosPerSecond.map { String(format: ", node_exporter %.0f µs/s", $0) } ?? "",
+                            r.netdataMicrosPerSecond.map { String(format: ", Netdata %.0f µs/s", $0) } ?? ""))
+        }
+        let result = Result(busyProcesses: busy?.children.count ?? 0, busySockets: busy?.sockets.count ?? 0, rows: rows)
+        if output.json { try printJSON(result); return }
+        let collectors = Set(rows.flatMap { $0.cpuMicrosPerSecond.keys }).sorted { a, b in
+            (rows.first?.cpuMicrosPerSecond[a] ?? 0) > (rows.first?.cpuMicrosPerSecond[b] ?? 0)
+        }
+        print("CPU µs per second (\(result.busyProcesses) extra processes, \(result.busySockets) extra sockets)")
+        printTable(["COLLECTOR"] + rows.map { String(format: "%g s", $0.intervalSeconds) },
+                   collectors.map { c in [c] + rows.map { String(format: "%.1f", $0.cpuMicrosPerSecond[c] ?? 0) } }
+                   + [["HostTwin total"] + rows.map { String(format: "%.0f", $0.hosttwinMicrosPerSecond) },
+                      ["node_exporter"] + rows.map { $0.nodeExporterMicrosPerSecond.map { String(format: "%.0f", $0) } ?? "-" },
+                      ["Netdata"] + rows.map { $0.netdataMicrosPerSecond.map { String(format: "%.0f", $0) } ?? "-" }])
+    }
+
+    private func measure(interval iv: Int64, for total: Int64) throws -> Row {
+        let dir = NSTemporaryDirectory() + "hosttwin-bench-observation-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let writer = TwinWriter(store: store)
+        try writer.begin(now: TwinTime.nowMillis(), interval: iv)
+        let sampler = Sampler(tick: iv)
+        let nd = iv % 1000 == 0 ? NetdataProbe(binary: netdata, every: Int(iv / 1000)) : nil
+        defer { nd?.stop() }
+        if nd != nil { usleep(useconds_t(netdataWarmup * 1_000_000)) }
+        let ne = NodeExporterProbe(binary: nodeExporter)
+        defer { ne?.stop() }
+        // Two ticks warm caches (command lines, socket owners) before anything is counted.
+        for _ in 0..<2 { try writer.commit(sampler.tick(now: TwinTime.nowMillis())) ; usleep(useconds_t(min(iv, 1000) * 1000)) }
+        let ne0 = ne.map { processCPUMicros(pid: $0.pid) }, nd0 = nd?.treeCPUMicros()
+        var perCollector: [String: Int64] = [:]
+        var store0: Int64 = 0, samples = 0, ticks = 0, neSeries: Int?
+        let start = TwinTime.nowMillis()
+        while TwinTime.nowMillis() - start < total {
+            let now = TwinTime.nowMillis()
+            let next = (now / iv + 1) * iv
+            usleep(useconds_t((next - now) * 1000))
+            let obs = sampler.tick(now: next)
+            let c0 = threadCPUMicros()
+            try writer.commit(obs, health: obs.health)
+            store0 += threadCPUMicros() - c0
+            for h in obs.health { perCollector[h.collector, default: 0] += h.durationMicros }
+            samples += obs.samples.count
+            ticks += 1
+            if let ne, let text = ne.fetch() { neSeries = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.count }
+        }
+        let seconds = Double(TwinTime.nowMillis() - start) / 1000
+        try writer.finish(now: TwinTime.nowMillis())
+        perCollector["store"] = store0
+        let perSecond = perCollector.mapValues { Double($0) / seconds }
+        return Row(intervalSeconds: Double(iv) / 1000, seconds: seconds, ticks: ticks, samplesPerTick: Double(samples) / Double(max(ticks, 1)),
+                   cpuMicrosPerSecond: perSecond, hosttwinMicrosPerSecond: perSecond.values.reduce(0, +),
+                   nodeExporterMicrosPerSecond: ne.map { Double(processCPUMicros(pid: $0.pid) - ne0!) / seconds }, nodeExporterSeries: neSeries,
+                   netdataMicrosPerSecond: nd.flatMap { p in nd0.map { Double(p.treeCPUMicros() - $0) / seconds } }, netdataProcesses: nd?.tree().count)
+    }
+}
+
+/// Netdata 1.37 in the foreground on a loopback port with update interval `every` seconds and its own
+/// scratch directories; its CPU is that of its process tree (the daemon and the plugins it starts).
+final class NetdataProbe {
+    /// Started with posix_spawn and reaped here: Foundation's `Process` waits for a child that ignores
+    /// SIGTERM on its monitor thread, which then stalls every other `Process` of this one.
+    let pid: pid_t
+    let dir = NSTemporaryDirectory() + "hosttwin-netdata-\(getpid())"
+
+    init?(binary: String, every: Int) {
+        guard FileManager.default.isExecutableFile(atPath: binary) else { return nil }
+        for sub in ["cache", "lib", "log"] { try? FileManager.default.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true) }
+        let args = [binary, "-D", "-i", "127.0.0.1", "-p", "\(19_990 - Int(getpid() % 500))", "-u", "root", "-t", "\(every)",
+                    "-W", "set", "global", "cache directory", "\(dir)/cache", "-W", "set", "global", "lib directory", "\(dir)/lib",
+                    "-W", "set", "global", "log directory", "\(dir)/log", "-W", "set", "global", "run as user", "root"]
+        let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in [1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0) }
+        // Its own process group, so that whatever it starts goes with it at the end.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var child: pid_t = 0
+        guard posix_spawn(&child, binary, &actions, &attributes, argv, environ) == 0 else { return nil }
+        pid = child
+    }
+
+    /// The daemon and every live descendant.
+    func tree() -> [Int32] {
+        var parent: [Int32: Int32] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let p = Int32(name), let text = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8), let st = parsePidStat(text) else { continue }
+            parent[p] = Int32(st.ppid)
+        }
+        var members: Set<Int32> = [pid]
+        var grew = true
+        while grew {
+            grew = false
+            for (p, pp) in parent where members.contains(pp) && !members.contains(p) { members.insert(p); grew = true }
+        }
+        return Array(members)
+    }
+
+    func treeCPUMicros() -> Int64 { tree().reduce(0) { $0 + processCPUMicros(pid: $1) } }
+
+    /// SIGTERM to the tree, SIGKILL to what is left after 5 s (Netdata 1.37 does not always exit on SIGTERM).
+    func stop() {
+        let members = tree()
+        for p in members { kill(p, SIGTERM) }
+        var status: Int32 = 0
+        for _ in 0..<50 where waitpid(pid, &status, WNOHANG) == 0 { usleep(100_000) }
+        for p in members { kill(p, SIGKILL) }
+        kill(-pid, SIGKILL)
+        waitpid(pid, &status, 0)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
