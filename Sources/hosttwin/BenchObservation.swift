@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TwinAnalytics
 import TwinCollectors
 import TwinCore
 import TwinStorage
@@ -19,6 +20,8 @@ struct BenchObservation: ParsableCommand {
         intervals of whole seconds) runs with that update interval, and its CPU per second is its process tree's \
         (the daemon and its plugins) after a warm-up. --busy-processes and --busy-sockets start a synthetic busy \
         host first: sleeping child processes and TCP sockets on loopback held by this process.
+
+        Accuracy (--accuracy DURATION): bursts of CPU, loopback traffic and fsync'd writes (0.2–3 s after pauses         of 2–15 s) while /proc/stat, /proc/net/dev and /proc/diskstats are read every 0.1 s; each counter is         then sampled at each interval and adaptively (a base interval, a fast one for 10 s after a change larger         than the mean rate), and what each keeps of the reference is reported: the peak rate, the bursts seen         (runs above half the peak), the mean error of the rate, and samples per minute (the cost).
         """
     )
     @Option(help: ArgumentHelp("Intervals, comma-separated.", valueName: "LIST")) var intervals = "0.25s,1s,5s,15s,60s"
@@ -28,6 +31,9 @@ struct BenchObservation: ParsableCommand {
     @Option(help: ArgumentHelp("node_exporter binary (skipped when absent).", valueName: "PATH")) var nodeExporter = "/usr/bin/prometheus-node-exporter"
     @Option(help: ArgumentHelp("Netdata binary (skipped when absent).", valueName: "PATH")) var netdata = "/usr/sbin/netdata"
     @Option(help: ArgumentHelp("Seconds Netdata runs before its CPU is measured.", valueName: "S")) var netdataWarmup = 20.0
+    @Flag(inversion: .prefixedNo, help: "Measure the overhead at each interval.") var overhead = true
+    @Option(help: ArgumentHelp("Length of the accuracy study's 0.1 s reference capture under bursts (0: skipped).", valueName: "DURATION")) var accuracy = "0s"
+    @Option(help: "Seed of the accuracy study's bursts.") var seed: UInt64 = 1
     @OptionGroup var output: OutputOptions
 
     struct Row: Encodable {
@@ -48,11 +54,19 @@ struct BenchObservation: ParsableCommand {
             case netdataMicrosPerSecond = "netdata_us_per_s", netdataProcesses = "netdata_processes"
         }
     }
+    struct AccuracyResult: Encodable {
+        var seconds: Double
+        var bursts: [String: Int]
+        var worstLatenessMillis: Int64
+        var signals: [String: [IntervalStudy.Accuracy]]
+        enum CodingKeys: String, CodingKey { case seconds, bursts, worstLatenessMillis = "worst_lateness_ms", signals }
+    }
     struct Result: Encodable {
         var busyProcesses: Int
         var busySockets: Int
         var rows: [Row]
-        enum CodingKeys: String, CodingKey { case busyProcesses = "busy_processes", busySockets = "busy_sockets", rows }
+        var accuracy: AccuracyResult?
+        enum CodingKeys: String, CodingKey { case busyProcesses = "busy_processes", busySockets = "busy_sockets", rows, accuracy }
     }
 
     func run() throws {
@@ -63,15 +77,29 @@ struct BenchObservation: ParsableCommand {
         defer { busy?.stop() }
         if let busy { progress("busy host: \(busy.children.count) processes, \(busy.sockets.count) sockets") }
         var rows: [Row] = []
-        for iv in list {
+        for iv in overhead ? list : [] {
             rows.append(try measure(interval: iv, for: max(measured, 4 * iv)))
             let r = rows.last!
             progress(String(format: "%g s: HostTwin %.0f µs/s%@%@", r.intervalSeconds, r.hosttwinMicrosPerSecond,
                             r.nodeExporterMicrosPerSecond.map { String(format: ", node_exporter %.0f µs/s", $0) } ?? "",
                             r.netdataMicrosPerSecond.map { String(format: ", Netdata %.0f µs/s", $0) } ?? ""))
         }
-        let result = Result(busyProcesses: busy?.children.count ?? 0, busySockets: busy?.sockets.count ?? 0, rows: rows)
+        let span = try TwinTime.parseDuration(accuracy)
+        let study = span > 0 ? accuracyStudy(span, intervals: list) : nil
+        let result = Result(busyProcesses: busy?.children.count ?? 0, busySockets: busy?.sockets.count ?? 0, rows: rows, accuracy: study)
         if output.json { try printJSON(result); return }
+        if let study {
+            print(String(format: "accuracy: %.0f s of 0.1 s reference (worst step lateness %d ms), bursts %@", study.seconds, study.worstLatenessMillis,
+                         study.bursts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
+            for (signal, list) in study.signals.sorted(by: { $0.key < $1.key }) {
+                print(signal)
+                printTable(["SAMPLING", "SAMPLES/MIN", "PEAK KEPT", "BURSTS SEEN", "RATE ERROR"], list.map {
+                    [$0.sampling, String(format: "%.1f", $0.samplesPerMinute), String(format: "%.0f%%", $0.peakKept * 100),
+                     "\($0.burstsSeen)/\($0.bursts)", String(format: "%.0f%%", $0.relativeError * 100)]
+                })
+            }
+        }
+        guard !rows.isEmpty else { return }
         let collectors = Set(rows.flatMap { $0.cpuMicrosPerSecond.keys }).sorted { a, b in
             (rows.first?.cpuMicrosPerSecond[a] ?? 0) > (rows.first?.cpuMicrosPerSecond[b] ?? 0)
         }
@@ -81,6 +109,23 @@ struct BenchObservation: ParsableCommand {
                    + [["HostTwin total"] + rows.map { String(format: "%.0f", $0.hosttwinMicrosPerSecond) },
                       ["node_exporter"] + rows.map { $0.nodeExporterMicrosPerSecond.map { String(format: "%.0f", $0) } ?? "-" },
                       ["Netdata"] + rows.map { $0.netdataMicrosPerSecond.map { String(format: "%.0f", $0) } ?? "-" }])
+    }
+
+    /// The 0.1 s reference capture under bursts, and each sampling's accuracy on it.
+    private func accuracyStudy(_ span: Int64, intervals: [Int64]) -> AccuracyResult {
+        progress("accuracy: capturing \(span / 1000) s at 0.1 s under bursts")
+        let load = BurstLoad(seed: seed, scratch: NSTemporaryDirectory())
+        load.start()
+        let capture = ReferenceCapture.capture(stepMillis: 100, duration: span)
+        load.stop()
+        let pairs: [(base: Int64, fast: Int64)] = [(5_000, 1_000), (5_000, 250), (15_000, 1_000)]
+        var signals: [String: [IntervalStudy.Accuracy]] = [:]
+        for (name, counter) in [("cpu busy seconds", capture.cpuBusySeconds), ("loopback bytes", capture.loopbackBytes), ("disk written bytes", capture.diskWrittenBytes)] {
+            signals[name] = IntervalStudy.study(counter, stepMillis: 100, intervals: intervals, adaptive: pairs)
+        }
+        var bursts: [String: Int] = [:]
+        for b in load.bursts { bursts[b.kind, default: 0] += 1 }
+        return AccuracyResult(seconds: Double(span) / 1000, bursts: bursts, worstLatenessMillis: capture.worstLateness, signals: signals)
     }
 
     private func measure(interval iv: Int64, for total: Int64) throws -> Row {

@@ -16,11 +16,19 @@ final class BusyHost {
             setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
         }
         guard limit.rlim_cur >= need else { throw CLIError("the descriptor limit (\(limit.rlim_cur)) is below the \(wanted) sockets asked for") }
+        // The children get an empty signal mask (this thread's blocks SIGTERM, and a child would inherit it).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         for _ in 0..<processes {
             var pid: pid_t = 0
             let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sleep"), strdup("86400"), nil]
             defer { for p in argv { free(p) } }
-            guard posix_spawn(&pid, "/bin/sleep", nil, nil, argv, environ) == 0 else { stop(); throw CLIError("posix_spawn /bin/sleep failed after \(children.count) processes") }
+            guard posix_spawn(&pid, "/bin/sleep", nil, &attributes, argv, environ) == 0 else { stop(); throw CLIError("posix_spawn /bin/sleep failed after \(children.count) processes") }
             children.append(pid)
         }
         let listeners = max(1, wanted / 3)
@@ -50,7 +58,7 @@ final class BusyHost {
         for fd in sockets { close(fd) }
         sockets.removeAll()
         for pid in children {
-            kill(pid, SIGTERM)
+            kill(pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
         }

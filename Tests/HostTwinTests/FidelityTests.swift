@@ -202,4 +202,25 @@ import TwinStorage
         #expect((wrong.state["processes"]?.share ?? 1) < 0.9)
         #expect((wrong.samples["raw"]?.share ?? 1) < 0.5)
     }
+
+    /// Accuracy against interval: a counter at 0.1 s with a half-second burst; the reference keeps all of
+    /// it, 1 s keeps the burst at 55 % of its peak (above the half-peak threshold), 5 s loses it; after a
+    /// lasting change of rate, adaptive sampling takes more samples than its base interval would.
+    @Test func intervalStudyMeasuresWhatEachIntervalKeeps() {
+        var counter = [0.0]
+        for i in 1..<600 { counter.append(counter[i - 1] + ((301...305).contains(i) ? 10 : 1)) }
+        let study = IntervalStudy.study(counter, stepMillis: 100, intervals: [100, 1000, 5000], adaptive: [])
+        #expect(study.map(\.sampling) == ["0.1s", "1s", "5s"])
+        #expect(study[0].peakKept == 1 && study[0].relativeError == 0 && study[0].burstsSeen == 1 && study[0].bursts == 1)
+        #expect(abs(study[1].peakKept - 0.55) < 1e-9 && study[1].burstsSeen == 1)
+        #expect(study[2].burstsSeen == 0 && study[2].peakKept < 0.2 && study[2].relativeError > study[1].relativeError)
+        #expect(abs(study[1].samplesPerMinute - 60) < 0.5)
+
+        var step = [0.0]
+        for i in 1..<1200 { step.append(step[i - 1] + (i > 600 ? 5 : 1)) }
+        let both = IntervalStudy.study(step, stepMillis: 100, intervals: [5000], adaptive: [(base: 5000, fast: 1000)])
+        #expect(both[1].sampling == "adaptive 5s/1s")
+        #expect(both[1].samplesPerMinute > both[0].samplesPerMinute)
+        #expect(both[1].relativeError <= both[0].relativeError)
+    }
 }
