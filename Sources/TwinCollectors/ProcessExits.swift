@@ -26,6 +26,8 @@ public struct ProcessExit: Sendable, Equatable, CustomStringConvertible {
 public struct ProcessEvents: Sendable, Equatable {
     public var exits: [ProcessExit] = []
     public var changed: Set<Int32> = []
+    /// The kernel dropped events since the last drain (ENOBUFS): some changes went unreported.
+    public var lost = false
     public init(exits: [ProcessExit] = [], changed: Set<Int32> = []) {
         self.exits = exits
         self.changed = changed
@@ -101,7 +103,7 @@ final class ProcessEventWatcher {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
             // EAGAIN: nothing more; ENOBUFS: the kernel dropped events (a burst), the rest still comes.
-            if n < 0 && errno == ENOBUFS { continue }
+            if n < 0 && errno == ENOBUFS { out.lost = true; continue }
             guard n > 0 else { return out }
             let batch = buffer.withUnsafeBytes { parseProcConnectorEvents(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             out.exits += batch.exits

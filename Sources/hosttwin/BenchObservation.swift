@@ -15,7 +15,8 @@ struct BenchObservation: ParsableCommand {
         abstract: "Overhead against interval, per collector, beside node_exporter and Netdata.",
         discussion: """
         For each of --intervals: the default collectors tick in this process for --duration (at least four \
-        ticks) and commit to a temporary store; each collector's CPU per second is its time per tick divided by \
+        ticks) and commit to a temporary store — those that run every second by default at the interval, the \
+        others at their own interval or the studied one, whichever is longer; each collector's CPU per second is its time per tick divided by \
         the interval. node_exporter (when installed) is scraped at the same interval; Netdata (when installed, \
         intervals of whole seconds) runs with that update interval, and its CPU per second is its process tree's \
         (the daemon and its plugins) after a warm-up. --busy-processes and --busy-sockets start a synthetic busy \
@@ -135,7 +136,11 @@ struct BenchObservation: ParsableCommand {
         let store = try TwinStore.open(dataDir: dir)
         let writer = TwinWriter(store: store)
         try writer.begin(now: TwinTime.nowMillis(), interval: iv)
-        let sampler = Sampler(tick: iv)
+        // The tick-rate collectors (default 1 s) at the interval; the slow-fact ones at their own interval or
+        // the studied one, whichever is longer.
+        var intervals: [String: Int64] = [:]
+        for e in CollectorRegistry.all { intervals[e.name] = e.defaultInterval == 1000 ? iv : max(e.defaultInterval, iv) }
+        let sampler = Sampler(selection: CollectorSelection(intervals: intervals), tick: iv)
         let nd = iv % 1000 == 0 ? NetdataProbe(binary: netdata, every: Int(iv / 1000)) : nil
         defer { nd?.stop() }
         if nd != nil { usleep(useconds_t(netdataWarmup * 1_000_000)) }

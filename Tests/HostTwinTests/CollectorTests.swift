@@ -128,6 +128,33 @@ import TwinCore
         }
     }
 
+    /// An idle process (sleeping, no CPU tick between two reads) is read again only every 10 s when the
+    /// kernel's process events are at hand: its series skip the ticks between, its entity stays; its exit
+    /// removes it at the next tick (root only: skipped otherwise).
+    @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func idleProcessesAreReadEveryTenSeconds() throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["60"]
+        try child.run()
+        defer { if child.isRunning { child.terminate(); child.waitUntilExit() } }
+        let pid = String(child.processIdentifier)
+        let sampler = Sampler(selection: only("processes"), config: CollectorConfig(processSeriesMinAge: 0))
+        let t0 = TwinTime.nowMillis()
+        func look(_ t: Int64) -> (entity: Bool, series: Bool) {
+            let obs = sampler.tick(now: t, force: true)
+            return (obs.entities[.processes]?.contains { $0.attributes["pid"] == .int(Int64(pid)!) } == true,
+                    obs.samples.contains { $0.key.metric == "hosttwin_process_cpu_seconds_total" && $0.key.labels["pid"] == pid })
+        }
+        #expect(look(t0) == (true, true))          // first read
+        #expect(look(t0 + 1000) == (true, true))   // second read: no CPU since, so idle from here
+        #expect(look(t0 + 2000) == (true, false))  // not read: the entity from the cache, no samples
+        #expect(look(t0 + 12_000) == (true, true)) // 10 s after the last read: read again
+        child.terminate()
+        child.waitUntilExit()
+        usleep(50_000)
+        #expect(look(t0 + 13_000).entity == false)
+    }
+
     /// A program restarted by the same parent after it failed carries how its predecessor ended
     /// (`after_exit`), from the kernel's process events (root only: skipped otherwise).
     @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func aRestartCarriesThePreviousExit() throws {
