@@ -35,6 +35,8 @@ struct BenchObservation: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Measure the overhead at each interval.") var overhead = true
     @Option(help: ArgumentHelp("Length of the accuracy study's 0.1 s reference capture under bursts (0: skipped).", valueName: "DURATION")) var accuracy = "0s"
     @Option(help: "Seed of the accuracy study's bursts.") var seed: UInt64 = 1
+    @Option(help: ArgumentHelp("A store with this host's 1 s data for the storage part (skipped when absent).", valueName: "DIR")) var storage: String?
+    @Option(help: ArgumentHelp("Whole hours of that store's newest data the storage part encodes.", valueName: "N")) var storageHours = 6
     @OptionGroup var output: OutputOptions
 
     struct Row: Encodable {
@@ -62,12 +64,26 @@ struct BenchObservation: ParsableCommand {
         var signals: [String: [IntervalStudy.Accuracy]]
         enum CodingKeys: String, CodingKey { case seconds, bursts, worstLatenessMillis = "worst_lateness_ms", signals }
     }
+    struct StorageRow: Encodable {
+        var intervalSeconds: Double
+        var series: Int
+        var bytes: TierCost.Bytes
+        /// Per series per day, by tier.
+        var rawPerSeriesDay: Double, minutePerSeriesDay: Double, hourPerSeriesDay: Double
+        /// The whole host (all `series`) with the default retentions (raw 7 d, 1m 90 d, 1h 730 d).
+        var hostBytes30Days: Double, hostBytesYear: Double
+        enum CodingKeys: String, CodingKey {
+            case intervalSeconds = "interval_s", series, bytes, rawPerSeriesDay = "raw_per_series_day", minutePerSeriesDay = "minute_per_series_day"
+            case hourPerSeriesDay = "hour_per_series_day", hostBytes30Days = "host_bytes_30d", hostBytesYear = "host_bytes_1y"
+        }
+    }
     struct Result: Encodable {
         var busyProcesses: Int
         var busySockets: Int
         var rows: [Row]
         var accuracy: AccuracyResult?
-        enum CodingKeys: String, CodingKey { case busyProcesses = "busy_processes", busySockets = "busy_sockets", rows, accuracy }
+        var storage: [StorageRow]?
+        enum CodingKeys: String, CodingKey { case busyProcesses = "busy_processes", busySockets = "busy_sockets", rows, accuracy, storage }
     }
 
     func run() throws {
@@ -87,8 +103,17 @@ struct BenchObservation: ParsableCommand {
         }
         let span = try TwinTime.parseDuration(accuracy)
         let study = span > 0 ? accuracyStudy(span, intervals: list) : nil
-        let result = Result(busyProcesses: busy?.children.count ?? 0, busySockets: busy?.sockets.count ?? 0, rows: rows, accuracy: study)
+        let stored = try storage.map { try storageStudy($0, intervals: list) }
+        let result = Result(busyProcesses: busy?.children.count ?? 0, busySockets: busy?.sockets.count ?? 0, rows: rows, accuracy: study, storage: stored)
         if output.json { try printJSON(result); return }
+        if let stored {
+            print("storage, \(storageHours) h of \(storage!) re-encoded per interval (series observed throughout; group rows, before database pages and indexes):")
+            printTable(["INTERVAL", "SERIES", "RAW B/SAMPLE", "RAW/SERIES/DAY", "1M/SERIES/DAY", "1H/SERIES/DAY", "HOST 30 D", "HOST 1 Y", "1,000 HOSTS 1 Y"], stored.map {
+                [String(format: "%g s", $0.intervalSeconds), "\($0.series)", String(format: "%.3f", Double($0.bytes.raw) / Double(max($0.bytes.samples, 1))),
+                 humanBytes($0.rawPerSeriesDay), humanBytes($0.minutePerSeriesDay), humanBytes($0.hourPerSeriesDay),
+                 humanBytes($0.hostBytes30Days), humanBytes($0.hostBytesYear), humanBytes($0.hostBytesYear * 1000)]
+            })
+        }
         if let study {
             print(String(format: "accuracy: %.0f s of 0.1 s reference (worst step lateness %d ms), bursts %@", study.seconds, study.worstLatenessMillis,
                          study.bursts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
@@ -110,6 +135,28 @@ struct BenchObservation: ParsableCommand {
                    + [["HostTwin total"] + rows.map { String(format: "%.0f", $0.hosttwinMicrosPerSecond) },
                       ["node_exporter"] + rows.map { $0.nodeExporterMicrosPerSecond.map { String(format: "%.0f", $0) } ?? "-" },
                       ["Netdata"] + rows.map { $0.netdataMicrosPerSecond.map { String(format: "%.0f", $0) } ?? "-" }])
+    }
+
+    /// This host's recorded 1 s series re-encoded at each interval (every k-th sample), tier by tier.
+    private func storageStudy(_ dir: String, intervals: [Int64]) throws -> [StorageRow] {
+        let store = try StoreOptions.openForReading(dir)
+        guard let (_, newest) = try store.sampleTimeRange() else { throw CLIError("\(dir) holds no samples") }
+        let to = newest / StoragePolicy.hour * StoragePolicy.hour, from = to - Int64(storageHours) * StoragePolicy.hour
+        let catalog = try store.seriesCatalog()
+        let data = try store.samples(ids: catalog.map(\.id), from: from, to: to - 1)
+        // Series observed throughout (a sample in 90 % of the seconds): the host's own, not short-lived processes'.
+        let series = catalog.compactMap { data[$0.id] }.filter { Double($0.count) >= 0.9 * Double(storageHours) * 3600 }
+        guard !series.isEmpty else { throw CLIError("no series of \(dir) has a sample in 90 % of the last \(storageHours) whole hours' seconds; try fewer --storage-hours") }
+        progress("storage: \(series.count) series observed throughout \(storageHours) h of \(dir)")
+        return try intervals.filter { $0 % 1000 == 0 }.map { iv in
+            let kept = series.map { s in s.filter { ($0.0 / 1000) % (iv / 1000) == 0 } }.filter { !$0.isEmpty }
+            let b = try TierCost.bytes(kept, from: from, to: to)
+            let days = Double(storageHours) / 24, n = Double(kept.count)
+            let raw = Double(b.raw) / n / days, minute = Double(b.minute) / n / days, hour = Double(b.hour) / n / days
+            func disk(_ d: Double) -> Double { n * (raw * min(d, 7) + minute * min(d, 90) + hour * min(d, 730)) }
+            return StorageRow(intervalSeconds: Double(iv) / 1000, series: kept.count, bytes: b, rawPerSeriesDay: raw, minutePerSeriesDay: minute,
+                              hourPerSeriesDay: hour, hostBytes30Days: disk(30), hostBytesYear: disk(365))
+        }
     }
 
     /// The 0.1 s reference capture under bursts, and each sampling's accuracy on it.
