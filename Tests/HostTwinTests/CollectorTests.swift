@@ -136,7 +136,7 @@ import TwinCore
         child.executableURL = URL(fileURLWithPath: "/bin/sleep")
         child.arguments = ["60"]
         try child.run()
-        defer { if child.isRunning { child.terminate(); child.waitUntilExit() } }
+        defer { if child.isRunning { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() } }
         let pid = String(child.processIdentifier)
         let sampler = Sampler(selection: only("processes"), config: CollectorConfig(processSeriesMinAge: 0))
         let t0 = TwinTime.nowMillis()
@@ -149,10 +149,36 @@ import TwinCore
         #expect(look(t0 + 1000) == (true, true))   // second read: no CPU since, so idle from here
         #expect(look(t0 + 2000) == (true, false))  // not read: the entity from the cache, no samples
         #expect(look(t0 + 12_000) == (true, true)) // 10 s after the last read: read again
-        child.terminate()
+        kill(child.processIdentifier, SIGKILL) // SIGTERM is blocked in children of this process's threads
         child.waitUntilExit()
         usleep(50_000)
         #expect(look(t0 + 13_000).entity == false)
+
+        // An idle child whose parent exits is re-parented without an event of its own: read at once.
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", "sleep 60 >/dev/null & echo $!; read line"]
+        let output = Pipe(), input = Pipe()
+        shell.standardOutput = output
+        shell.standardInput = input
+        try shell.run()
+        let orphan = try #require(Int32(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(orphan, SIGKILL) }
+        func parent(_ t: Int64) -> AttributeValue? {
+            sampler.tick(now: t, force: true).entities[.processes]?.first { $0.attributes["pid"] == .int(Int64(orphan)) }?.attributes["ppid"]
+        }
+        #expect(parent(t0 + 20_000) == .int(Int64(shell.processIdentifier)))
+        #expect(parent(t0 + 21_000) == .int(Int64(shell.processIdentifier))) // idle from here
+        input.fileHandleForWriting.write(Data("\n".utf8))
+        // Exited (a zombie or reaped) is enough: the kernel re-parents at the exit.
+        for _ in 0..<300 {
+            let st = (try? String(contentsOfFile: "/proc/\(shell.processIdentifier)/stat", encoding: .utf8)).flatMap(parsePidStat)
+            if st == nil || st?.state == "Z" { break }
+            usleep(10_000)
+        }
+        usleep(50_000)
+        let after = parent(t0 + 22_000)
+        #expect(after != nil && after != .int(Int64(shell.processIdentifier)))
     }
 
     /// A program restarted by the same parent after it failed carries how its predecessor ended
