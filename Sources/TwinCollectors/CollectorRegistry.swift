@@ -141,6 +141,14 @@ public final class Sampler {
     /// collection stays within its CPU budget; set by the collection loop.
     public var relaxation: Int64 = 1
 
+    /// `interval` stretched `by` times, but not past a minute (nor below the interval itself): a relaxed
+    /// series stays as fresh as a one-minute scrape, so dashboards and their template variables (Grafana's
+    /// `label_values(node_uname_info, …)` over the last minutes) keep finding it.
+    public static func relaxed(_ interval: Int64, by factor: Int64) -> Int64 {
+        max(interval, min(interval * factor, longestRelaxedInterval))
+    }
+    static let longestRelaxedInterval: Int64 = 60_000
+
     /// The collectors whose interval ``relaxation`` stretches.
     public var relaxableNames: [String] { scheduled.filter(\.relaxable).map { $0.collector.name } }
 
@@ -189,7 +197,7 @@ public final class Sampler {
             ctx.observation.health.append(hh)
             health[c.name] = hh
             // Stay on the interval grid: the next run is the first multiple of the interval after now.
-            let iv = scheduled[i].interval * (scheduled[i].relaxable ? relaxation : 1)
+            let iv = scheduled[i].relaxable ? Self.relaxed(scheduled[i].interval, by: relaxation) : scheduled[i].interval
             scheduled[i].nextDue = (now / iv + 1) * iv
         }
         types = ctx.observation.types

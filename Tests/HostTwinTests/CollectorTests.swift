@@ -128,6 +128,15 @@ import TwinCore
         }
     }
 
+    /// The CPU budget stretches intervals 5 and 15 times, never past a minute nor below the interval.
+    @Test func relaxedIntervalsStopAtAMinute() {
+        #expect(Sampler.relaxed(1000, by: 1) == 1000)
+        #expect(Sampler.relaxed(1000, by: 15) == 15_000)
+        #expect(Sampler.relaxed(5000, by: 15) == 60_000)
+        #expect(Sampler.relaxed(60_000, by: 15) == 60_000)
+        #expect(Sampler.relaxed(300_000, by: 5) == 300_000)
+    }
+
     /// An idle process (sleeping, no CPU tick between two reads) is read again only every 10 s when the
     /// kernel's process events are at hand: its series skip the ticks between, its entity stays; its exit
     /// removes it at the next tick (root only: skipped otherwise).
