@@ -34,9 +34,7 @@ final class BurstLoad: @unchecked Sendable { // the thread owns `rng`; `stopped`
         // A UDP socket bound on loopback and never read: datagrams sent to it count in lo's bytes.
         let sink = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0), sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(sink); close(sender) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var a = loopbackAddress(port: 0)
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sink, $0, len) } }
         _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(sink, $0, &len) } }

@@ -43,7 +43,7 @@ final class BusyHost {
             let port = ports[k % ports.count]
             k += 1
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            var a = Self.loopback(port)
+            var a = loopbackAddress(port: port)
             let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
             guard ok == 0 else { close(fd); break }
             sockets.append(fd)
@@ -67,20 +67,12 @@ final class BusyHost {
 
     deinit { stop() }
 
-    private static func loopback(_ port: UInt16) -> sockaddr_in {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = in_port_t(port.bigEndian)
-        a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        return a
-    }
-
     /// A TCP socket listening on 127.0.0.1 and a port the kernel chose (blocking, so accept waits for
     /// the connection just made).
     private static func listen() -> (Int32, UInt16)? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
-        var a = loopback(0)
+        var a = loopbackAddress(port: 0)
         let bound = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard bound == 0, Glibc.listen(fd, 64) == 0 else { close(fd); return nil }
         var out = sockaddr_in()

@@ -134,13 +134,7 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
 
     private func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
-    private func loopback(port: Int) -> sockaddr_in {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = in_port_t(UInt16(port).bigEndian)
-        a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        return a
-    }
+    private func loopback(port: Int) -> sockaddr_in { loopbackAddress(port: UInt16(port)) }
 
     /// A non-blocking TCP socket listening on 127.0.0.1 and a port the kernel chose.
     private func listeningSocket() -> (Int32, Int)? {
@@ -154,6 +148,15 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
         _ = withUnsafeMutablePointer(to: &out) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         return (fd, Int(UInt16(bigEndian: out.sin_port)))
     }
+}
+
+/// 127.0.0.1:`port` as a `sockaddr_in` (the churn, busy-host and burst harnesses' sockets).
+func loopbackAddress(port: UInt16) -> sockaddr_in {
+    var a = sockaddr_in()
+    a.sin_family = sa_family_t(AF_INET)
+    a.sin_port = in_port_t(port.bigEndian)
+    a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    return a
 }
 
 /// A flag set once from one thread and read from another.
