@@ -290,6 +290,31 @@ import TwinStorage
         #expect(fromState.alerts.map(\.time) == learning.alerts.map(\.time), "\(fromState.alerts.map(\.time)) vs \(learning.alerts.map(\.time))")
         #expect(fromState.alerts.contains { $0.series == "queue_depth" })
     }
+
+    /// A series that ended (an exited process's) loses its state an hour after the newest one; a host
+    /// that was off for hours keeps every state.
+    @Test func statesOfEndedSeriesAreDroppedAfterAnHour() throws {
+        let t0: Int64 = 1_800_000_000_000 / 3_600_000 * 3_600_000
+        let (store, dir) = try storeOfTicks("hosttwin-monitor-prune", t0: t0, interval: 10_000, ticks: 3 * 360) { i, t in
+            var obs = Observation(timestamp: t)
+            obs.add("queue_depth", .empty, Double(i % 13))
+            obs.counter("requests_total", .empty, Double(i) * 5)
+            if t < t0 + 1_800_000 { obs.add("short_lived_rss", .empty, Double(i)) }
+            return obs
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var monitor = AnomalyMonitor(store: store)
+        monitor.settle = 0
+        try monitor.advance(now: t0 + 75 * 60_000)
+        #expect(try store.detectorStates().count == 3, "45 min after it ended, the short series keeps its state")
+        try monitor.advance(now: t0 + 3 * 3_600_000)
+        let names = Dictionary(uniqueKeysWithValues: try store.seriesCatalog().map { ($0.id, $0.key.metric) })
+        #expect(Set(try store.detectorStates().keys.compactMap { names[$0] }) == ["queue_depth", "requests_total"])
+        // Ten hours later, no new minute: nothing is fed and nothing is dropped.
+        let pass = try monitor.advance(now: t0 + 13 * 3_600_000)
+        let kept = try store.detectorStates().count
+        #expect(pass.seriesFed == 0 && kept == 2)
+    }
 }
 
 /// A filesystem filling within minutes is flagged on a twin 11 minutes old, from the trend alone.

@@ -11,8 +11,12 @@ public struct AnomalyMonitor: Sendable {
     public var history: Int64
     /// Minutes younger than this are left for the next pass (they may still be filling).
     public var settle: Int64 = 2 * AnomalyScan.step
-    /// States of series not fed for this long are dropped (exited processes, deleted series).
-    public var keep: Int64 = 7 * 86_400_000
+    /// States of series fed last this long before the newest state are dropped: an exited process's
+    /// series, a removed disk's. Measured from the newest state, not the clock, so a host that was off
+    /// for a night keeps what it learned. An hour: a series that comes back later learns again from
+    /// `history`, and a host whose processes come and go holds states for the last hour's, not the
+    /// last week's (about 1 KB each; docs/OBSERVATION.md, "Footprint").
+    public var keep: Int64 = 3_600_000
 
     public init(store: TwinStore, history: Int64 = 6 * 3_600_000) {
         self.store = store
@@ -53,7 +57,8 @@ public struct AnomalyMonitor: Sendable {
             saved.append(DetectorState(series: s.id, through: scan.through ?? end, bytes: scan.state))
         }
         try store.saveDetectorStates(saved)
-        try store.pruneDetectorStates(before: now - keep)
+        let newest = max(saved.map(\.through).max() ?? .min, states.values.map(\.through).max() ?? .min)
+        if newest > .min { try store.pruneDetectorStates(before: newest - keep) }
         return pass
     }
 }
