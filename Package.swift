@@ -51,9 +51,11 @@ let package = Package(
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         // adjtimex(2) for the timex collector (a glibc header the Glibc module leaves out).
         .systemLibrary(name: "CTimex"),
+        // perf_event_open(2) on the `sock:inet_sock_set_state` tracepoint (TCP changes between ticks).
+        .systemLibrary(name: "CPerfEvent"),
         .target(
             name: "TwinCollectors",
-            dependencies: ["TwinCore", "CTimex", "CLZ4", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["TwinCore", "CTimex", "CPerfEvent", "CLZ4", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -190,6 +190,60 @@ import TwinCore
         #expect(after != nil && after != .int(Int64(shell.processIdentifier)))
     }
 
+    /// Between ticks, a TCP connection appears and disappears from the kernel's tracepoint, with no dump of
+    /// the connection table, and a new listener is looked up at once (root and tracefs: skipped otherwise).
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events/sock/inet_sock_set_state/id"),
+                   "the TCP state tracepoint needs root and tracefs at /sys/kernel/tracing"))
+    func connectionsFollowTheKernelsTCPChanges() throws {
+        let sampler = Sampler(selection: only("sockets"), config: CollectorConfig())
+        let t0 = TwinTime.nowMillis()
+        _ = sampler.tick(now: t0, force: true) // the first dump; the watcher opens
+        #expect(sampler.changeDescriptors.count == 1)
+        func tcpSocket() -> Int32 { socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
+        func address(_ port: UInt16) -> sockaddr_in {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_port = port.bigEndian
+            a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            return a
+        }
+        func port(_ fd: Int32) -> Int {
+            var a = sockaddr_in(), length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+            return Int(UInt16(bigEndian: a.sin_port))
+        }
+        let listener = tcpSocket()
+        var any = address(0)
+        let bound = withUnsafePointer(to: &any) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(bound == 0 && listen(listener, 8) == 0)
+        defer { close(listener) }
+        let serverPort = port(listener)
+        let client = tcpSocket()
+        var to = address(UInt16(serverPort))
+        let connected = withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let server = accept(listener, nil, nil)
+        #expect(connected == 0 && server >= 0)
+        let clientPort = port(client)
+        let outbound = "tcp/127.0.0.1:\(clientPort)/127.0.0.1:\(serverPort)", inbound = "tcp/127.0.0.1:\(serverPort)/127.0.0.1:\(clientPort)"
+        var connections: Set<String> = [], listening = false
+        func refresh(until done: () -> Bool) {
+            for i in 0..<200 where !done() {
+                if let obs = sampler.refreshChanged(now: t0 + 10 + Int64(i)) {
+                    if let c = obs.entities[.connections] { connections = Set(c.map(\.key)) }
+                    if let l = obs.entities[.listeningPorts] { listening = l.contains { $0.key == "tcp/127.0.0.1/\(serverPort)" } }
+                }
+                usleep(5_000)
+            }
+        }
+        refresh { connections.isSuperset(of: [outbound, inbound]) && listening }
+        #expect(connections.isSuperset(of: [outbound, inbound]), "\(connections)")
+        #expect(listening)
+        close(client)
+        close(server)
+        refresh { connections.isDisjoint(with: [outbound, inbound]) }
+        #expect(connections.isDisjoint(with: [outbound, inbound]), "\(connections)")
+    }
+
     /// A program restarted by the same parent after it failed carries how its predecessor ended
     /// (`after_exit`), from the kernel's process events (root only: skipped otherwise).
     @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func aRestartCarriesThePreviousExit() throws {

@@ -111,6 +111,15 @@ import TwinStorage
         var old = e("11"); old.since = 900
         during.add(FidelityCapture(kind: .processes, truth: [], twin: [fresh, old], twinLater: [fresh, old], truthLater: [fresh, old], window: 1_000...1_100))
         #expect(during.causes == [.duringCapture: 1, .unexplained: 1])
+        #expect(during.agreedWithinRun == 0)
+        // The twin saw 20 open and 21 close while the tool ran: the tool's view of each is the twin's at one
+        // end of the run. 22 changed too, but the tool saw neither end's view; 23 did not change in the twin.
+        var run = KindFidelity(kind: .processes)
+        run.add(FidelityCapture(kind: .processes, truth: [e("20"), e("22", "c"), e("23")], twin: [e("21"), e("22", "a")],
+                                twinLater: [], truthLater: [], window: 1_000...1_100,
+                                twinAtRunEnds: (start: [e("21"), e("22", "a")], end: [e("20"), e("22", "b")])))
+        #expect(run.compared == 4 && run.agreed == 0 && run.agreedWithinRun == 2)
+        #expect(run.causes[.duringCapture] == 2 && abs(run.agreementWithinRun - 0.5) < 1e-12)
     }
 
     /// Ticks stored against ticks due: a pause inside a run is "not stored", the time between two runs "not running",

@@ -146,6 +146,59 @@ import TwinCore
         #expect(formatIPv6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]) == "::ffff:10.0.0.1")
     }
 
+    /// The TCP state tracepoint's format as this VM's kernel describes it, and perf ring records built on
+    /// that layout: an IPv4 and an IPv6 change, a loss, a record of another type, then a truncated one.
+    @Test func tcpStateTracepointRecords() throws {
+        let fields = parseTracepointFormat(try Fixtures.vmText("sys/kernel/tracing/events/sock/inet_sock_set_state/format"))
+        #expect(fields["skaddr"] == TracepointField(offset: 8, size: 8) && fields["saddr_v6"] == TracepointField(offset: 40, size: 16))
+        #expect(fields["common_pid"] == TracepointField(offset: 4, size: 4) && fields["ID"] == nil)
+        let layout = try #require(TCPStateLayout(fields: fields))
+        // A format that lacks a field, or gives it another width, is not read.
+        #expect(TCPStateLayout(fields: fields.filter { $0.key != "daddr_v6" }) == nil)
+        #expect(TCPStateLayout(fields: fields.merging(["sport": TracepointField(offset: 24, size: 4)]) { $1 }) == nil)
+        #expect(parseTracepointFormat("field:int x;\toffset:-4;\tsize:4;\nfield:int y;\toffset:4;\nnot a field\n").isEmpty)
+
+        func raw(old: Int32, new: Int32, family: UInt16, sport: UInt16, dport: UInt16, v4: ([UInt8], [UInt8])?, v6: ([UInt8], [UInt8])?) -> [UInt8] {
+            var r = [UInt8](repeating: 0, count: 72)
+            func put<T: FixedWidthInteger>(_ v: T, _ at: Int) { withUnsafeBytes(of: v.littleEndian) { for (i, b) in $0.enumerated() { r[at + i] = b } } }
+            put(old, 16); put(new, 20); put(sport, 24); put(dport, 26); put(family, 28); put(UInt16(6), 30)
+            if let (s, d) = v4 { r.replaceSubrange(32..<36, with: s); r.replaceSubrange(36..<40, with: d) }
+            if let (s, d) = v6 { r.replaceSubrange(40..<56, with: s); r.replaceSubrange(56..<72, with: d) }
+            return r
+        }
+        func record(type: UInt32, _ body: [UInt8]) -> [UInt8] {
+            var h = [UInt8](repeating: 0, count: 8)
+            withUnsafeBytes(of: type.littleEndian) { h.replaceSubrange(0..<4, with: $0) }
+            withUnsafeBytes(of: UInt16(8 + body.count).littleEndian) { h.replaceSubrange(6..<8, with: $0) }
+            return h + body
+        }
+        func sample(time: UInt64, _ raw: [UInt8]) -> [UInt8] {
+            var body: [UInt8] = []
+            withUnsafeBytes(of: time.littleEndian) { body += $0 }
+            withUnsafeBytes(of: UInt32(raw.count + 4).littleEndian) { body += $0 } // raw data is padded to 8 bytes
+            return record(type: 9, body + raw + [0, 0, 0, 0])
+        }
+        let loopback6 = [UInt8](repeating: 0, count: 15) + [1]
+        var ring = sample(time: 7, raw(old: 2, new: 1, family: 2, sport: 40_000, dport: 22, v4: ([127, 0, 0, 1], [10, 0, 0, 2]), v6: nil))
+        ring += sample(time: 9, raw(old: 1, new: 4, family: 10, sport: 8080, dport: 51_000, v4: nil, v6: (loopback6, loopback6)))
+        ring += record(type: 2, [0, 0, 0, 0, 0, 0, 0, 1] + [3, 0, 0, 0, 0, 0, 0, 0]) // PERF_RECORD_LOST: id, 3 lost
+        ring += record(type: 3, [1, 2, 3, 4, 5, 6, 7, 8]) // another record type: skipped
+        let truncated = sample(time: 11, raw(old: 10, new: 7, family: 2, sport: 80, dport: 0, v4: ([0, 0, 0, 0], [0, 0, 0, 0]), v6: nil))
+        ring += truncated.prefix(40)
+        let changes: [TCPStateChange] = ring.withUnsafeBytes { bytes in
+            let (samples, lost) = parsePerfSamples(bytes)
+            #expect(samples.count == 2 && lost == 3)
+            return samples.compactMap { layout.change(raw: UnsafeRawBufferPointer(rebasing: bytes[$0.raw]), time: $0.time) }
+        }
+        #expect(changes.count == 2)
+        #expect(changes.first == TCPStateChange(time: 7, oldState: 2, newState: 1, family: 2, protocolNumber: 6,
+                                                local: ("127.0.0.1", 40_000), remote: ("10.0.0.2", 22)))
+        #expect(changes.last.map { ($0.local.address, $0.local.port, $0.remote.port, $0.oldState, $0.newState) } ?? ("", 0, 0, 0, 0) == ("::1", 8080, 51_000, 1, 4))
+        // A raw record shorter than the layout is no change; a record that claims more bytes than there are ends the parse.
+        #expect([UInt8](repeating: 0, count: 40).withUnsafeBytes { layout.change(raw: $0, time: 0) } == nil)
+        #expect(record(type: 9, [UInt8](repeating: 0, count: 30)).prefix(20).withUnsafeBytes { parsePerfSamples($0).samples.isEmpty })
+    }
+
     @Test(.enabled(if: Fixtures.hasSharedData, Comment(rawValue: Fixtures.skipMessage)))
     func procfsFixtureProcess() throws {
         let shared = try #require(Fixtures.sharedData)

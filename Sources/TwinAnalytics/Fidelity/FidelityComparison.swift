@@ -31,10 +31,15 @@ public struct FidelityCapture: Sendable {
     public var excluded: Set<String>
     /// When the tool ran (ms since the epoch), from its start to its end.
     public var window: ClosedRange<Int64>?
+    /// The twin's state as of the start and the end of the tool's run, when known: an entity the twin saw
+    /// change inside the run, and that the tool saw as the twin had it at one end, agrees within the run.
+    public var twinAtRunEnds: (start: [ComparableEntity], end: [ComparableEntity])?
 
     public init(kind: EntityKind, truth: [ComparableEntity], twin: [ComparableEntity], twinLater: [ComparableEntity],
-                truthLater: [ComparableEntity], excluded: Set<String> = [], window: ClosedRange<Int64>? = nil) {
+                truthLater: [ComparableEntity], excluded: Set<String> = [], window: ClosedRange<Int64>? = nil,
+                twinAtRunEnds: (start: [ComparableEntity], end: [ComparableEntity])? = nil) {
         self.window = window
+        self.twinAtRunEnds = twinAtRunEnds
         self.kind = kind
         self.truth = truth
         self.twin = twin
@@ -51,6 +56,9 @@ public struct KindFidelity: Sendable, Codable {
     public var compared = 0
     /// Of those, present in both with equal attributes.
     public var agreed = 0
+    /// Of the others, those the twin saw change while the tool ran and that the tool saw as the twin had
+    /// them at the run's start or end (a tool's listing is not one instant: `ss -p` reads for tens of ms).
+    public var agreedWithinRun = 0
     /// Mismatches by cause.
     public var causes: [MismatchCause: Int] = [:]
     /// A few unexplained mismatches, for the report ("key: what differed").
@@ -60,16 +68,19 @@ public struct KindFidelity: Sendable, Codable {
 
     /// Share of entities present in both with equal attributes.
     public var agreement: Double { compared == 0 ? 1 : Double(agreed) / Double(compared) }
+    /// Share agreed at the instant or within the tool's run.
+    public var agreementWithinRun: Double { compared == 0 ? 1 : Double(agreed + agreedWithinRun) / Double(compared) }
     /// Share of entities with an unexplained mismatch.
     public var unexplainedShare: Double { compared == 0 ? 0 : Double(causes[.unexplained] ?? 0) / Double(compared) }
 
-    enum CodingKeys: String, CodingKey { case kind, compared, agreed, causes, unexplainedExamples = "unexplained_examples" }
+    enum CodingKeys: String, CodingKey { case kind, compared, agreed, agreedWithinRun = "agreed_within_run", causes, unexplainedExamples = "unexplained_examples" }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(kind, forKey: .kind)
         try c.encode(compared, forKey: .compared)
         try c.encode(agreed, forKey: .agreed)
+        try c.encode(agreedWithinRun, forKey: .agreedWithinRun)
         try c.encode(Dictionary(uniqueKeysWithValues: causes.map { ($0.key.rawValue, $0.value) }), forKey: .causes)
         try c.encode(unexplainedExamples, forKey: .unexplainedExamples)
     }
@@ -79,6 +90,7 @@ public struct KindFidelity: Sendable, Codable {
         kind = try c.decode(EntityKind.self, forKey: .kind)
         compared = try c.decode(Int.self, forKey: .compared)
         agreed = try c.decode(Int.self, forKey: .agreed)
+        agreedWithinRun = try c.decodeIfPresent(Int.self, forKey: .agreedWithinRun) ?? 0
         let raw = try c.decode([String: Int].self, forKey: .causes)
         causes = Dictionary(uniqueKeysWithValues: raw.compactMap { k, v in MismatchCause(rawValue: k).map { ($0, v) } })
         unexplainedExamples = try c.decode([String].self, forKey: .unexplainedExamples)
@@ -96,12 +108,29 @@ public struct KindFidelity: Sendable, Codable {
         for e in capture.twin { if let t = e.since { since[e.key] = t } }
         func changedDuringCapture(_ key: String) -> Bool { since[key].map { capture.window?.contains($0) ?? false } ?? false }
         let twinLater = byKey(capture.twinLater), truthLater = byKey(capture.truthLater)
+        let runStart = capture.twinAtRunEnds.map { byKey($0.start) }, runEnd = capture.twinAtRunEnds.map { byKey($0.end) }
+        func sameView(_ a: [String: String]?, _ b: [String: String]?) -> Bool {
+            switch (a, b) {
+            case (nil, nil): true
+            case let (a?, b?): Self.agree(a, b)
+            default: false
+            }
+        }
+        func agreesWithinRun(_ key: String) -> Bool {
+            guard let runStart, let runEnd, !sameView(runStart[key], runEnd[key]) else { return false }
+            return sameView(truth[key], runStart[key]) || sameView(truth[key], runEnd[key])
+        }
         for key in Set(truth.keys).union(twin.keys) {
             compared += 1
+            if let t = truth[key], let w = twin[key], Self.agree(t, w) { agreed += 1; continue }
+            if agreesWithinRun(key) {
+                agreedWithinRun += 1
+                causes[.duringCapture, default: 0] += 1
+                continue
+            }
             let cause: MismatchCause
             switch (truth[key], twin[key]) {
             case let (t?, w?):
-                if Self.agree(t, w) { agreed += 1; continue }
                 cause = changedDuringCapture(key) ? .duringCapture : twinLater[key].map { Self.agree(t, $0) } == true ? .changed : .unexplained
                 if cause == .unexplained { note("\(key): tool \(Self.describe(t)), twin \(Self.describe(w))") }
             case let (t?, nil):

@@ -12,9 +12,15 @@ import TwinCore
 /// Under a fixture root (`--root`), everything comes from the proc files. The `/proc/*/fd` walk runs only
 /// when a socket inode without a known owner appears.
 ///
-/// Between ticks (change-driven capture), listeners are polled every `fastInterval` for `fastWindow` after
-/// the listener set last changed: the kernel announces no new listening socket, but the LISTEN-only dump
-/// costs tens of µs. A listener first seen by a fast poll has no owner until the next tick's fd walk.
+/// Between ticks (change-driven capture), TCP changes come from the kernel's `sock:inet_sock_set_state`
+/// tracepoint where it can be opened (``TCPStateWatcher``: root and tracefs): a connection entering or
+/// leaving ESTABLISHED is added to or removed from the last set at once, without a dump, and a listener
+/// opening or closing triggers the LISTEN-only dump. Where the kernel announces nothing (UDP, or no
+/// tracepoint), listeners are polled every `fastInterval` for `fastWindow` after the listener set last
+/// changed (the LISTEN-only dump costs tens of µs). A socket first seen between ticks has no owner until
+/// the next tick's fd walk (connections: until their next dump). The tick applies the pending changes too,
+/// so connections are current at every tick even when the CPU budget holds refreshes back; lost changes (a
+/// full ring) make the next tick dump them.
 public final class SocketCollector: Collector {
     public let name = "sockets"
     public var connectionMinInterval: Int64 = 10_000
@@ -33,6 +39,12 @@ public final class SocketCollector: Collector {
     private var lastListeners: [String: Entity] = [:]
     private var fastUntil: Int64 = .min
     private var lastFast: Int64 = 0
+    private var tcpWatcherTried = false
+    private var tcpWatcher: TCPStateWatcher?
+    /// The connections last stored (a dump's, with the changes since applied); nil before the first dump.
+    private var connections: [String: Entity]?
+    /// The kernel dropped changes: the next tick dumps connections whatever the counts say.
+    private var connectionChangesLost = false
 
     public init() {}
 
@@ -48,8 +60,14 @@ public final class SocketCollector: Collector {
         for f in ["net/sockstat", "net/sockstat6"] {
             for (k, v) in parseSockstat(ctx.reader.readShared(ctx.paths.proc(f)) ?? "") where k.hasSuffix("_inuse") { counts[k] = v }
         }
+        if live, !tcpWatcherTried {
+            tcpWatcherTried = true
+            tcpWatcher = TCPStateWatcher.open(reader: ctx.reader)
+        }
+        let changes = applyTCPChanges()
         let since = lastConnectionScan == .min ? Int64.max : now &- lastConnectionScan
-        let connectionsDue = lastConnectionScan == .min || since >= connectionMaxInterval || (counts != lastCounts && since >= connectionMinInterval)
+        let connectionsDue = lastConnectionScan == .min || since >= connectionMaxInterval || connectionChangesLost
+            || (counts != lastCounts && since >= connectionMinInterval)
 
         var tcpFromNetlink = false
         if live, let tcp = Self.tcpListeners() {
@@ -107,23 +125,57 @@ public final class SocketCollector: Collector {
         if let established {
             lastConnectionScan = now
             lastCounts = counts
+            connectionChangesLost = false
             var conns: [String: Entity] = [:]
             for (t, r) in established {
-                let owner = owners[r.inode]
-                let key = "\(t.proto)/\(r.localAddress):\(r.localPort)/\(r.remoteAddress):\(r.remotePort)"
-                conns[key] = Entity(kind: .connections, key: key, attributes: [
-                    "protocol": .string(t.proto), "family": .string(t.family),
-                    "local_address": .string(r.localAddress), "local_port": .int(Int64(r.localPort)),
-                    "remote_address": .string(r.remoteAddress), "remote_port": .int(Int64(r.remotePort)),
-                    "state": .string(t.proto == "tcp" ? "established" : "connected"),
-                    "pid": owner.map { .int(Int64($0.pid)) } ?? .null,
-                    "process": owner.map { .string($0.name) } ?? .null,
-                ])
+                let e = Self.connection(proto: t.proto, family: t.family, r, owner: owners[r.inode])
+                conns[e.key] = e
             }
-            ctx.observation.set(.connections, Array(conns.values))
-            ctx.observation.add("hosttwin_tcp_established_connections", .empty, Double(conns.count))
+            connections = conns
+        }
+        if let connections, established != nil || changes.connections {
+            ctx.observation.set(.connections, Array(connections.values))
+            ctx.observation.add("hosttwin_tcp_established_connections", .empty, Double(connections.count))
         }
         return .ok
+    }
+
+    /// A connection as an entity, keyed by protocol and both ends.
+    static func connection(proto: String, family: String, _ r: SocketLine, owner: (pid: Int, name: String)?) -> Entity {
+        let key = "\(proto)/\(r.localAddress):\(r.localPort)/\(r.remoteAddress):\(r.remotePort)"
+        return Entity(kind: .connections, key: key, attributes: [
+            "protocol": .string(proto), "family": .string(family),
+            "local_address": .string(r.localAddress), "local_port": .int(Int64(r.localPort)),
+            "remote_address": .string(r.remoteAddress), "remote_port": .int(Int64(r.remotePort)),
+            "state": .string(proto == "tcp" ? "established" : "connected"),
+            "pid": owner.map { .int(Int64($0.pid)) } ?? .null,
+            "process": owner.map { .string($0.name) } ?? .null,
+        ])
+    }
+
+    /// Applies the TCP changes the kernel reported since the last call to ``connections``: whether that
+    /// set changed, and whether a listener opened or closed (which only a dump can resolve: several sockets
+    /// may share a listening key).
+    private func applyTCPChanges() -> (connections: Bool, listeners: Bool) {
+        guard let watcher = tcpWatcher else { return (false, false) }
+        let events = watcher.drain()
+        if events.lost { connectionChangesLost = true }
+        guard var conns = connections else { return (false, false) }
+        var (connectionsChanged, listeners) = (false, false)
+        for c in events.changes {
+            if c.newState == 10 || c.oldState == 10 { listeners = true }
+            guard c.newState == 1 || c.oldState == 1 else { continue }
+            let line = SocketLine(localAddress: c.local.address, localPort: c.local.port, remoteAddress: c.remote.address,
+                                  remotePort: c.remote.port, state: c.newState, uid: 0, inode: 0)
+            let e = Self.connection(proto: "tcp", family: c.family == 10 ? "ipv6" : "ipv4", line, owner: nil)
+            if c.newState == 1 {
+                if conns[e.key] == nil { conns[e.key] = e; connectionsChanged = true }
+            } else if conns.removeValue(forKey: e.key) != nil {
+                connectionsChanged = true
+            }
+        }
+        connections = conns
+        return (connectionsChanged, listeners)
     }
 
     /// TCP sockets in LISTEN over netlink, IPv4 and IPv6; nil where netlink is unavailable.
@@ -197,17 +249,27 @@ public final class SocketCollector: Collector {
 }
 
 extension SocketCollector: ChangeDrivenCollector {
+    public var changeDescriptor: Int32? { tcpWatcher?.descriptor }
+
     public var nextRefresh: Int64? { lastFast < fastUntil ? lastFast &+ fastInterval : nil }
 
-    /// The fast poll of listeners: the LISTEN-only TCP dump and the UDP dump, compared with the last set.
-    /// Owners come from the cache only (the fd walk waits for the tick).
+    /// The kernel's TCP changes, applied to the connections; and, when a listener opened or closed or a
+    /// fast poll is due, the LISTEN-only TCP dump and the UDP dump, compared with the last set. Owners come
+    /// from the cache only (the fd walk waits for the tick).
     public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
         let now = ctx.observation.timestamp
-        guard let due = nextRefresh, now >= due, ctx.paths.proc == "/proc" else { return false }
+        guard ctx.paths.proc == "/proc" else { return false }
+        let changes = applyTCPChanges()
+        var refreshed = false
+        if changes.connections, let connections {
+            ctx.observation.set(.connections, Array(connections.values))
+            refreshed = true
+        }
+        guard changes.listeners || nextRefresh.map({ now >= $0 }) == true else { return refreshed }
         lastFast = now
-        guard let tcp = Self.tcpListeners(), let udp = Self.udpSockets() else { return false }
+        guard let tcp = Self.tcpListeners(), let udp = Self.udpSockets() else { return refreshed }
         let ports = listeningPorts(Self.listening(tcp + udp))
-        guard ports != lastListeners else { return false }
+        guard ports != lastListeners else { return refreshed }
         lastListeners = ports
         fastUntil = now + fastWindow
         ctx.observation.set(.listeningPorts, Array(ports.values))

@@ -1,0 +1,133 @@
+import CPerfEvent
+import Glibc
+
+/// What the kernel reported about TCP sockets since the last drain: each change in the order it happened,
+/// and whether some were dropped (the ring was full), in which case only a full dump is right.
+struct TCPStateEvents {
+    var changes: [TCPStateChange] = []
+    var lost = false
+}
+
+/// TCP sockets changing state, from the kernel's `sock:inet_sock_set_state` tracepoint through
+/// perf_event_open(2): one event per online CPU, each with its ring buffer, all in one epoll descriptor the
+/// collection loop waits on. The kernel filters the records to changes into or out of ESTABLISHED and
+/// LISTEN. It needs tracefs mounted (systemd mounts it at /sys/kernel/tracing) and CAP_PERFMON (root);
+/// without them ``open(reader:)`` is nil and the sockets collector polls as before.
+final class TCPStateWatcher {
+    private struct Ring {
+        let fd: Int32
+        let page: UnsafeMutablePointer<perf_event_mmap_page>
+        let mappedBytes: Int
+        let data: UnsafeRawPointer
+        let size: UInt64
+    }
+
+    private let rings: [Ring]
+    private let epoll: Int32
+    private let layout: TCPStateLayout
+    /// The unread bytes of one ring, made contiguous (a record may wrap around its end).
+    private var scratch: [UInt8] = []
+
+    /// Readable when some ring has records.
+    var descriptor: Int32 { epoll }
+
+    /// Data pages per CPU (64 KiB: about 680 records, several seconds of a churning host between drains).
+    static let ringPages = 16
+    static let tracefsRoots = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+    /// TCP_ESTABLISHED = 1, TCP_LISTEN = 10; IPPROTO_TCP = 6.
+    static let filter = "protocol == 6 && (newstate == 1 || oldstate == 1 || newstate == 10 || oldstate == 10)"
+
+    private init(rings: [Ring], epoll: Int32, layout: TCPStateLayout) {
+        (self.rings, self.epoll, self.layout) = (rings, epoll, layout)
+    }
+
+    deinit {
+        close(epoll)
+        for r in rings {
+            munmap(UnsafeMutableRawPointer(r.page), r.mappedBytes)
+            close(r.fd)
+        }
+    }
+
+    static func open(reader: FileReader) -> TCPStateWatcher? {
+        guard let cpus = reader.read("/sys/devices/system/cpu/online").flatMap({ parseCPUList(String($0.filter { !$0.isWhitespace })) }),
+              !cpus.isEmpty else { return nil }
+        for root in tracefsRoots {
+            let dir = root + "/events/sock/inet_sock_set_state"
+            guard let id = reader.read(dir + "/id").flatMap({ UInt64($0.filter { !$0.isWhitespace }) }),
+                  let layout = reader.read(dir + "/format").flatMap({ TCPStateLayout(fields: parseTracepointFormat($0)) }) else { continue }
+            return open(tracepoint: id, layout: layout, cpus: cpus)
+        }
+        return nil
+    }
+
+    private static func open(tracepoint: UInt64, layout: TCPStateLayout, cpus: [Int]) -> TCPStateWatcher? {
+        let epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epoll >= 0 else { return nil }
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let mappedBytes = (1 + ringPages) * pageSize
+        var rings: [Ring] = []
+        func fail() -> TCPStateWatcher? {
+            for r in rings { munmap(UnsafeMutableRawPointer(r.page), r.mappedBytes); close(r.fd) }
+            close(epoll)
+            return nil
+        }
+        for cpu in cpus {
+            var attr = perf_event_attr()
+            attr.type = PERF_TYPE_TRACEPOINT.rawValue
+            attr.size = UInt32(MemoryLayout<perf_event_attr>.size)
+            attr.config = tracepoint
+            attr.sample_period = 1
+            attr.sample_type = UInt64(PERF_SAMPLE_TIME.rawValue | PERF_SAMPLE_RAW.rawValue)
+            attr.wakeup_events = 1
+            let fd = hosttwin_perf_event_open(&attr, -1, Int32(cpu), -1, 8 /* PERF_FLAG_FD_CLOEXEC */)
+            guard fd >= 0 else { return fail() }
+            _ = hosttwin_perf_set_filter(fd, filter) // without it, every change comes and is filtered here
+            guard let mapped = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
+                close(fd)
+                return fail()
+            }
+            let page = mapped.assumingMemoryBound(to: perf_event_mmap_page.self)
+            let offset = page.pointee.data_offset > 0 ? Int(page.pointee.data_offset) : pageSize
+            let size = page.pointee.data_size > 0 ? page.pointee.data_size : UInt64(ringPages * pageSize)
+            rings.append(Ring(fd: fd, page: page, mappedBytes: mappedBytes, data: UnsafeRawPointer(mapped + offset), size: size))
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue
+            event.data.fd = fd
+            guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { return fail() }
+        }
+        return TCPStateWatcher(rings: rings, epoll: epoll, layout: layout)
+    }
+
+    /// The changes recorded since the last call, every CPU's, in the order they happened (IPPROTO_TCP only).
+    func drain() -> TCPStateEvents {
+        var out = TCPStateEvents()
+        for ring in rings {
+            let head = hosttwin_ring_head(ring.page)
+            let tail = ring.page.pointee.data_tail
+            guard head > tail else { continue }
+            let count = Int(min(head - tail, ring.size))
+            if scratch.count < count { scratch = [UInt8](repeating: 0, count: count) }
+            let start = Int(tail % ring.size), first = min(count, Int(ring.size) - start)
+            scratch.withUnsafeMutableBytes { buffer in
+                buffer.baseAddress!.copyMemory(from: ring.data + start, byteCount: first)
+                if first < count { (buffer.baseAddress! + first).copyMemory(from: ring.data, byteCount: count - first) }
+            }
+            hosttwin_ring_set_tail(ring.page, head)
+            scratch.withUnsafeBytes { all in
+                let bytes = UnsafeRawBufferPointer(rebasing: all[0..<count])
+                let (samples, lost) = parsePerfSamples(bytes)
+                if lost > 0 { out.lost = true }
+                for s in samples {
+                    guard let change = layout.change(raw: UnsafeRawBufferPointer(rebasing: bytes[s.raw]), time: s.time),
+                          change.protocolNumber == 6 else { continue }
+                    out.changes.append(change)
+                }
+            }
+        }
+        // Each CPU's ring is in order; across CPUs, the perf clock orders them (a socket's connect and
+        // close may be reported on different CPUs).
+        if rings.count > 1 { out.changes.sort { $0.time < $1.time } }
+        return out
+    }
+}
