@@ -27,6 +27,15 @@ final class TCPStateWatcher {
     private let layout: TCPStateLayout
     /// The unread bytes of one ring, made contiguous (a record may wrap around its end).
     private var scratch: [UInt8] = []
+    /// Changes read but too recent to hand over: another CPU's ring may still get an earlier one.
+    private var held: [TCPStateChange] = []
+
+    /// Changes are held back until they are this old (ns): a record is written a few µs after its time is
+    /// taken, so a ring read at T may lack a change of another CPU timed just before T.
+    static let settle: UInt64 = 1_000_000
+
+    /// Whether changes wait for the next drain (the loop should come back within a few ms).
+    var holdsChanges: Bool { !held.isEmpty }
 
     /// Readable when some ring has records.
     var descriptor: Int32 { epoll }
@@ -80,6 +89,9 @@ final class TCPStateWatcher {
             attr.sample_period = 1
             attr.sample_type = UInt64(PERF_SAMPLE_TIME.rawValue | PERF_SAMPLE_RAW.rawValue)
             attr.wakeup_events = 1
+            // Times on CLOCK_MONOTONIC, so that a drain can tell which changes every ring has had time to get.
+            attr.use_clockid = 1
+            attr.clockid = CLOCK_MONOTONIC
             let fd = hosttwin_perf_event_open(&attr, -1, Int32(cpu), -1, 8 /* PERF_FLAG_FD_CLOEXEC */)
             guard fd >= 0 else { return fail() }
             _ = hosttwin_perf_set_filter(fd, filter) // without it, every change comes and is filtered here
@@ -99,9 +111,16 @@ final class TCPStateWatcher {
         return TCPStateWatcher(rings: rings, epoll: epoll, layout: layout)
     }
 
-    /// The changes recorded since the last call, every CPU's, in the order they happened (IPPROTO_TCP only).
+    /// The changes recorded since the last call, every CPU's, in the order they happened (IPPROTO_TCP only),
+    /// up to a millisecond ago; later ones are held for the next call. Handing over a change of one CPU before
+    /// an earlier one of another could apply a connection's close before its open (a loopback 4-tuple is
+    /// reused within seconds).
     func drain() -> TCPStateEvents {
-        var out = TCPStateEvents()
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let cutoff = UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec) &- Self.settle
+        var out = TCPStateEvents(changes: held)
+        held = []
         for ring in rings {
             let head = hosttwin_ring_head(ring.page)
             let tail = ring.page.pointee.data_tail
@@ -125,9 +144,11 @@ final class TCPStateWatcher {
                 }
             }
         }
-        // Each CPU's ring is in order; across CPUs, the perf clock orders them (a socket's connect and
-        // close may be reported on different CPUs).
-        if rings.count > 1 { out.changes.sort { $0.time < $1.time } }
+        out.changes.sort { $0.time < $1.time }
+        if let late = out.changes.firstIndex(where: { $0.time > cutoff }) {
+            held = Array(out.changes[late...])
+            out.changes.removeSubrange(late...)
+        }
         return out
     }
 }

@@ -251,7 +251,14 @@ public final class SocketCollector: Collector {
 extension SocketCollector: ChangeDrivenCollector {
     public var changeDescriptor: Int32? { tcpWatcher?.descriptor }
 
-    public var nextRefresh: Int64? { lastFast < fastUntil ? lastFast &+ fastInterval : nil }
+    public var nextRefresh: Int64? {
+        // Changes held for a millisecond (``TCPStateWatcher/drain()``) are handed over at the next refresh.
+        guard tcpWatcher?.holdsChanges == true else { return nextFastPoll }
+        return min(nextFastPoll ?? .max, TwinTime.nowMillis() + 2)
+    }
+
+    /// When listeners are next polled; nil while they are steady.
+    private var nextFastPoll: Int64? { lastFast < fastUntil ? lastFast &+ fastInterval : nil }
 
     /// The kernel's TCP changes, applied to the connections; and, when a listener opened or closed or a
     /// fast poll is due, the LISTEN-only TCP dump and the UDP dump, compared with the last set. Owners come
@@ -265,7 +272,7 @@ extension SocketCollector: ChangeDrivenCollector {
             ctx.observation.set(.connections, Array(connections.values))
             refreshed = true
         }
-        guard changes.listeners || nextRefresh.map({ now >= $0 }) == true else { return refreshed }
+        guard changes.listeners || nextFastPoll.map({ now >= $0 }) == true else { return refreshed }
         lastFast = now
         guard let tcp = Self.tcpListeners(), let udp = Self.udpSockets() else { return refreshed }
         let ports = listeningPorts(Self.listening(tcp + udp))
