@@ -11,7 +11,7 @@ struct TCPStateEvents {
 /// TCP sockets changing state, from the kernel's `sock:inet_sock_set_state` tracepoint through
 /// perf_event_open(2): one event per online CPU, each with its ring buffer, all in one epoll descriptor the
 /// collection loop waits on. The kernel filters the records to changes into or out of ESTABLISHED and
-/// LISTEN. It needs tracefs mounted (systemd mounts it at /sys/kernel/tracing) and CAP_PERFMON (root);
+/// LISTEN (opened or closed). It needs tracefs mounted (systemd mounts it at /sys/kernel/tracing) and CAP_PERFMON (root);
 /// without them ``open(reader:)`` is nil and the sockets collector polls as before.
 final class TCPStateWatcher {
     private struct Ring {
@@ -43,8 +43,9 @@ final class TCPStateWatcher {
     /// Data pages per CPU (64 KiB: about 680 records, several seconds of a churning host between drains).
     static let ringPages = 16
     static let tracefsRoots = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-    /// TCP_ESTABLISHED = 1, TCP_LISTEN = 10; IPPROTO_TCP = 6.
-    static let filter = "protocol == 6 && (newstate == 1 || oldstate == 1 || newstate == 10 || oldstate == 10)"
+    /// TCP_ESTABLISHED = 1, TCP_CLOSE = 7, TCP_LISTEN = 10; IPPROTO_TCP = 6. LISTEN → SYN_RECV (a
+    /// connection's socket cloned from its listener) is left out.
+    static let filter = "protocol == 6 && (newstate == 1 || oldstate == 1 || newstate == 10 || (oldstate == 10 && newstate == 7))"
 
     private init(rings: [Ring], epoll: Int32, layout: TCPStateLayout) {
         (self.rings, self.epoll, self.layout) = (rings, epoll, layout)

@@ -190,8 +190,8 @@ import TwinCore
         #expect(after != nil && after != .int(Int64(shell.processIdentifier)))
     }
 
-    /// Between ticks, a TCP connection appears and disappears from the kernel's tracepoint, with no dump of
-    /// the connection table, and a new listener is looked up at once (root and tracefs: skipped otherwise).
+    /// Between ticks, a TCP connection and a listener appear and disappear from the kernel's tracepoint,
+    /// with no dump of the connection table (root and tracefs: skipped otherwise).
     @Test(.enabled(if: getuid() == 0 && FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events/sock/inet_sock_set_state/id"),
                    "the TCP state tracepoint needs root and tracefs at /sys/kernel/tracing"))
     func connectionsFollowTheKernelsTCPChanges() throws {
@@ -216,7 +216,6 @@ import TwinCore
         var any = address(0)
         let bound = withUnsafePointer(to: &any) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         #expect(bound == 0 && listen(listener, 8) == 0)
-        defer { close(listener) }
         let serverPort = port(listener)
         let client = tcpSocket()
         var to = address(UInt16(serverPort))
@@ -242,6 +241,9 @@ import TwinCore
         close(server)
         refresh { connections.isDisjoint(with: [outbound, inbound]) }
         #expect(connections.isDisjoint(with: [outbound, inbound]), "\(connections)")
+        close(listener)
+        refresh { !listening }
+        #expect(!listening)
     }
 
     /// A program restarted by the same parent after it failed carries how its predecessor ended

@@ -37,6 +37,12 @@ public final class SocketCollector: Collector {
     public var fastInterval: Int64 = 100
     public var fastWindow: Int64 = 10_000
     private var lastListeners: [String: Entity] = [:]
+    /// Listening keys that more than one socket may hold (SO_REUSEPORT workers): the close of one of them
+    /// is resolved by a dump, not by removing the key. Keys held twice in the last dump, and keys whose
+    /// socket opened while the key was already there.
+    private var sharedListenerKeys: Set<String> = []
+    /// A listener closed on a shared key: the next refresh dumps listeners.
+    private var listenerDumpNeeded = false
     private var fastUntil: Int64 = .min
     private var lastFast: Int64 = 0
     private var tcpWatcherTried = false
@@ -116,10 +122,7 @@ public final class SocketCollector: Collector {
         }
 
         let ports = listeningPorts(listening)
-        if ports != lastListeners {
-            lastListeners = ports
-            if live { fastUntil = now + fastWindow }
-        }
+        noteListenerDump(ports, listening, at: now, live: live)
         ctx.observation.set(.listeningPorts, Array(ports.values))
         ctx.observation.add("hosttwin_listening_sockets", .empty, Double(ports.count))
         if let established {
@@ -153,17 +156,47 @@ public final class SocketCollector: Collector {
         ])
     }
 
-    /// Applies the TCP changes the kernel reported since the last call to ``connections``: whether that
-    /// set changed, and whether a listener opened or closed (which only a dump can resolve: several sockets
-    /// may share a listening key).
+    /// Takes a dump's listeners as the last set, with the keys held by more than one socket. The fast poll
+    /// starts when the set changed in a way the kernel does not announce (UDP, or TCP without the watcher).
+    private func noteListenerDump(_ ports: [String: Entity], _ listening: [(Table, SocketLine)], at now: Int64, live: Bool) {
+        var held: [String: Int] = [:]
+        for (t, r) in listening where t.proto == "tcp" { held["tcp/\(r.localAddress)/\(r.localPort)", default: 0] += 1 }
+        sharedListenerKeys = Set(held.filter { $0.value > 1 }.keys)
+        listenerDumpNeeded = false
+        guard ports != lastListeners else { return }
+        let unannounced = tcpWatcher == nil || ports.filter { $0.key.hasPrefix("udp/") } != lastListeners.filter { $0.key.hasPrefix("udp/") }
+        lastListeners = ports
+        if live, unannounced { fastUntil = now + fastWindow }
+    }
+
+    /// Applies the TCP changes the kernel reported since the last call to ``connections`` and the
+    /// listeners: whether each set changed. A listener opening is added (without owner or uid until the
+    /// next tick); one closing removes its key unless the key may be shared (then the next refresh dumps).
     private func applyTCPChanges() -> (connections: Bool, listeners: Bool) {
         guard let watcher = tcpWatcher else { return (false, false) }
         let events = watcher.drain()
         if events.lost { connectionChangesLost = true }
-        guard var conns = connections else { return (false, false) }
         var (connectionsChanged, listeners) = (false, false)
+        var conns = connections ?? [:]
         for c in events.changes {
-            if c.newState == 10 || c.oldState == 10 { listeners = true }
+            // A listener opens (→ LISTEN) or closes (LISTEN → CLOSE); LISTEN → SYN_RECV is a connection's
+            // socket cloned from its listener, which stays.
+            if c.newState == 10 || (c.oldState == 10 && c.newState == 7) {
+                let key = "tcp/\(c.local.address)/\(c.local.port)"
+                if c.newState == 10 {
+                    if lastListeners[key] != nil { sharedListenerKeys.insert(key); continue }
+                    lastListeners[key] = Entity(kind: .listeningPorts, key: key, attributes: [
+                        "protocol": "tcp", "family": .string(c.family == 10 ? "ipv6" : "ipv4"), "address": .string(c.local.address),
+                        "port": .int(Int64(c.local.port)), "uid": .null, "pid": .null, "process": .null,
+                    ])
+                } else if sharedListenerKeys.contains(key) {
+                    listenerDumpNeeded = true
+                } else if lastListeners.removeValue(forKey: key) == nil {
+                    continue
+                }
+                listeners = true
+                continue
+            }
             guard c.newState == 1 || c.oldState == 1 else { continue }
             let line = SocketLine(localAddress: c.local.address, localPort: c.local.port, remoteAddress: c.remote.address,
                                   remotePort: c.remote.port, state: c.newState, uid: 0, inode: 0)
@@ -174,7 +207,7 @@ public final class SocketCollector: Collector {
                 connectionsChanged = true
             }
         }
-        connections = conns
+        if connections != nil { connections = conns } else { connectionsChanged = false }
         return (connectionsChanged, listeners)
     }
 
@@ -272,13 +305,18 @@ extension SocketCollector: ChangeDrivenCollector {
             ctx.observation.set(.connections, Array(connections.values))
             refreshed = true
         }
-        guard changes.listeners || nextFastPoll.map({ now >= $0 }) == true else { return refreshed }
+        if changes.listeners, !listenerDumpNeeded {
+            ctx.observation.set(.listeningPorts, Array(lastListeners.values))
+            refreshed = true
+        }
+        guard listenerDumpNeeded || nextFastPoll.map({ now >= $0 }) == true else { return refreshed }
         lastFast = now
         guard let tcp = Self.tcpListeners(), let udp = Self.udpSockets() else { return refreshed }
-        let ports = listeningPorts(Self.listening(tcp + udp))
-        guard ports != lastListeners else { return refreshed }
-        lastListeners = ports
-        fastUntil = now + fastWindow
+        let listening = Self.listening(tcp + udp)
+        let ports = listeningPorts(listening)
+        let changed = ports != lastListeners
+        noteListenerDump(ports, listening, at: now, live: true)
+        guard changed else { return refreshed }
         ctx.observation.set(.listeningPorts, Array(ports.values))
         return true
     }
