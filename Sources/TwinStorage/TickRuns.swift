@@ -227,3 +227,35 @@ extension TwinStore {
         return TickCompleteness(from: start, to: to, interval: interval, expected: expected, stored: min(stored, expected), gaps: gaps)
     }
 }
+
+/// One collector's runs in a window, from its `node_scrape_collector_success` samples: how many runs were
+/// stored and how many succeeded. Ticks not stored at all are the tick completeness's gaps; this says which
+/// collectors failed or found nothing inside the stored ones (thermal on a VM without sensors never succeeds).
+public struct CollectorCompleteness: Sendable, Codable, Equatable {
+    public var collector: String
+    public var runs: Int
+    public var succeeded: Int
+
+    public init(collector: String, runs: Int, succeeded: Int) {
+        (self.collector, self.runs, self.succeeded) = (collector, runs, succeeded)
+    }
+
+    /// Share of the stored runs that succeeded (1 without runs).
+    public var ratio: Double { runs == 0 ? 1 : Double(succeeded) / Double(runs) }
+}
+
+extension TwinStore {
+    /// Every local collector's stored runs in [from, to], by name, from the minute rollups (and the head).
+    public func collectorCompleteness(from: Int64, to: Int64) throws -> [CollectorCompleteness] {
+        let minute = StoragePolicy.minute
+        let start = from / minute * minute
+        guard to >= start else { return [] }
+        let step = ((to - start) / minute + 1) * minute
+        return try seriesCatalog().compactMap { s -> CollectorCompleteness? in
+            guard s.key.metric == "node_scrape_collector_success", s.key.labels["host"] == nil, let name = s.key.labels["collector"] else { return nil }
+            let points = try aggregate(id: s.id, from: start, to: to, step: step).points
+            let runs = points.reduce(0) { $0 + $1.count }, succeeded = points.reduce(0) { $0 + $1.sum }
+            return CollectorCompleteness(collector: name, runs: Int(runs), succeeded: Int(succeeded.rounded()))
+        }.sorted { $0.collector < $1.collector }
+    }
+}

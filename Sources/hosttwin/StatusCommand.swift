@@ -21,7 +21,11 @@ struct StatusCommand: ParsableCommand {
         var lastTickSeq: UInt64
         /// Ticks stored over the last day against those the interval would have taken, with the gaps.
         var completeness: TickCompleteness?
-        enum CodingKeys: String, CodingKey { case at, lastTick = "last_tick", running, host, summary, collectors, epoch, lastTickSeq = "last_tick_seq", completeness }
+        /// Each collector's stored runs over the same window and how many succeeded.
+        var collectorRuns: [CollectorCompleteness]
+        enum CodingKeys: String, CodingKey {
+            case at, lastTick = "last_tick", running, host, summary, collectors, epoch, lastTickSeq = "last_tick_seq", completeness, collectorRuns = "collector_runs"
+        }
     }
 
     func run() throws {
@@ -39,9 +43,11 @@ struct StatusCommand: ParsableCommand {
         let running = runs.last.map { $0.stopped == nil && (lastTick ?? 0) > TwinTime.nowMillis() - 5 * $0.interval - 2000 } ?? false
         let health = try s.health()
         let completeness = try s.completeness(from: t - 86_400_000, to: min(t, lastTick ?? t))
+        let collectorRuns = try completeness.map { try s.collectorCompleteness(from: $0.from, to: $0.to) } ?? []
         if output.json {
             try printJSON(StatusJSON(at: TwinTime.rfc3339(t), lastTick: lastTick.map(TwinTime.rfc3339), running: running, host: host, summary: summary, collectors: health,
-                                     epoch: try s.epoch().map { String($0, radix: 16) }, lastTickSeq: try s.lastTickSeq(), completeness: completeness))
+                                     epoch: try s.epoch().map { String($0, radix: 16) }, lastTickSeq: try s.lastTickSeq(), completeness: completeness,
+                                     collectorRuns: collectorRuns))
             return
         }
         func a(_ k: String) -> String { host[k]?.description ?? "?" }
@@ -51,7 +57,10 @@ struct StatusCommand: ParsableCommand {
             print("uptime: \(formatDuration(t - bt))   machine-id: \(a("machine_id"))")
         }
         print("twin: \(running ? "running" : "not running")  last tick: \(lastTick.map(TwinTime.rfc3339) ?? "none")  data: \(s.dataDir)")
-        if let c = completeness { print(completenessLine(c)) }
+        if let c = completeness {
+            print(completenessLine(c))
+            if !collectorRuns.isEmpty { print(collectorRunsLine(collectorRuns)) }
+        }
         if latest.isEmpty {
             print("\nno samples within 30 s before \(TwinTime.rfc3339(t))")
             return
@@ -89,6 +98,19 @@ func completenessLine(_ c: TickCompleteness) -> String {
     for g in c.gaps { byReason[g.reason, default: 0] += g.missing }
     line += " (\(c.gaps.count) gap\(c.gaps.count == 1 ? "" : "s"): "
     line += byReason.sorted { $0.key < $1.key }.map { "\(formatDuration(Int64($0.value) * c.interval)) \($0.key)" }.joined(separator: ", ") + ")"
+    return line
+}
+
+/// "collector runs: 47 of 51 collectors succeeded at every stored run; never: thermal, hwmon; not always:
+/// processes 99.98 % of 86,400".
+func collectorRunsLine(_ runs: [CollectorCompleteness]) -> String {
+    let always = runs.filter { $0.succeeded == $0.runs }, never = runs.filter { $0.runs > 0 && $0.succeeded == 0 }
+    let sometimes = runs.filter { $0.succeeded > 0 && $0.succeeded < $0.runs }
+    var line = "collector runs: \(always.count) of \(runs.count) collectors succeeded at every stored run"
+    if !never.isEmpty { line += "; never (no data or failing, see below): " + never.map(\.collector).joined(separator: ", ") }
+    if !sometimes.isEmpty {
+        line += "; not always: " + sometimes.sorted { $0.ratio < $1.ratio }.map { String(format: "%@ %.2f %% of %d", $0.collector, $0.ratio * 100, $0.runs) }.joined(separator: ", ")
+    }
     return line
 }
 

@@ -133,6 +133,10 @@ import TwinStorage
             for i in range where !skipping.contains(i) {
                 var o = Observation(timestamp: t0 + i * 1000)
                 o.add("m", .empty, Double(i))
+                // Two collectors' runs: "cpu" always succeeds, "thermal" every third tick only, "disk" every fifth tick.
+                o.add("node_scrape_collector_success", Labels(["collector": "cpu"]), 1)
+                o.add("node_scrape_collector_success", Labels(["collector": "thermal"]), i % 3 == 0 ? 1 : 0)
+                if i % 5 == 0 { o.add("node_scrape_collector_success", Labels(["collector": "disk"]), 1) }
                 _ = try w.commit(o)
             }
         }
@@ -151,6 +155,11 @@ import TwinStorage
             #expect(c.gaps.map(\.reason) == ["not stored", "not running"])
             #expect(c.gaps.map(\.missing) == [5, 30])
         }
+        // Per collector, within the stored ticks (the head and the sealed chunks alike).
+        let runs = try store.collectorCompleteness(from: t0, to: t0 + 119_000)
+        #expect(runs == [CollectorCompleteness(collector: "cpu", runs: 85, succeeded: 85),
+                         CollectorCompleteness(collector: "disk", runs: 17, succeeded: 17),
+                         CollectorCompleteness(collector: "thermal", runs: 85, succeeded: 28)])
         // A window inside one run without gaps, and one before the store began.
         #expect(try store.completeness(from: t0 + 30_000, to: t0 + 50_000)?.ratio == 1)
         #expect(try store.completeness(from: t0 - 50_000, to: t0 - 10_000)?.expected == 0)
