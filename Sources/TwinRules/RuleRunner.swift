@@ -88,7 +88,10 @@ public final class RuleRunner: Sendable {
             ev.context.snapshot = snapshot
             return ev.due(at: t).flatMap { ev.evaluate(group: $0, at: t) }
         }
-        try store.recordAlerts(transitions.map(Self.record))
+        // An alert without `for` is pending and firing in the same evaluation: its firing record (with
+        // `activeAt`) says both, and a host that opens short-lived ports would store a third more for nothing.
+        let firedAtOnce = Set(transitions.filter { $0.kind == .firing && $0.alert.activeAt == $0.time }.map(\.alert.labels))
+        try store.recordAlerts(transitions.filter { !($0.kind == .pending && firedAtOnce.contains($0.alert.labels)) }.map(Self.record))
         return transitions
     }
 

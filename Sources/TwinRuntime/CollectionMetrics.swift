@@ -11,6 +11,7 @@ public final class CollectionMetrics: @unchecked Sendable { // used by the colle
     private let sealBacklog = Metrics.Gauge(label: "hosttwin_seal_queue_depth")
     private let changeRefreshes = Metrics.Counter(label: "hosttwin_change_refreshes_total")
     private let changeSkips = Metrics.Counter(label: "hosttwin_change_refreshes_skipped_total")
+    private let skippedTicks = Metrics.Counter(label: "hosttwin_ticks_skipped_total")
     /// From the moment stored state stands for (a tick's time, a change-driven refresh's) to its commit.
     private let updateLatency = Metrics.Timer(label: "hosttwin_twin_update_latency_seconds")
     private var collectorSeconds: [String: FloatingPointCounter] = [:]
@@ -26,6 +27,9 @@ public final class CollectionMetrics: @unchecked Sendable { // used by the colle
 
     /// Records a change-driven refresh the CPU budget held back (the tick records the change).
     public func changeSkipped() { changeSkips.increment() }
+
+    /// Records tick slots the loop passed over because it fell behind (a gap of "not stored" ticks).
+    public func ticksSkipped(_ n: Int) { skippedTicks.increment(by: Int64(n)) }
 
     /// Records one tick: its duration, each collector's time and errors, the sealer's backlog, and (when
     /// stored) how long after the tick's time it was committed.

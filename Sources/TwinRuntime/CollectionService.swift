@@ -85,6 +85,8 @@ public struct CollectionService: Service {
         var tickCostPerSecond = 0.0
         /// State events stored between ticks, handed to the sinks with the next tick.
         var pendingEvents: [TwinEvent] = []
+        /// The slot of the last tick and when that tick's work ended (ms since the epoch).
+        var lastTick: (slot: Int64, ended: Int64)?
         /// The last `capture` health line and the state it was made from.
         var captureHealth: (state: (Bool, Bool, Int64), health: CollectorHealth)?
         init(sampler: Sampler, writer: TwinWriter, budget: CPUBudget) {
@@ -256,6 +258,13 @@ public struct CollectionService: Service {
         while c.maxTicks.map({ loop.count < $0 }) ?? true {
             // Ticks sit on the interval grid, so timestamps are regular (cheap to compress) and comparable across hosts.
             let next = (TwinTime.nowMillis() / c.interval + 1) * c.interval
+            if let last = loop.lastTick, next - last.slot > c.interval {
+                // Slots passed over: the loop fell behind (a slow tick, or the thread not scheduled). Said
+                // here so that a completeness gap of "not stored" ticks inside a run has its reason.
+                let skipped = Int((next - last.slot) / c.interval) - 1
+                metrics.ticksSkipped(skipped)
+                logger.notice("\(skipped) tick\(skipped == 1 ? "" : "s") skipped: the tick at \(TwinTime.rfc3339(last.slot)) ended \(last.ended - last.slot) ms after its slot (the host was busy)")
+            }
             if !waitForTick(next, loop, stopper) { return }
             let started = DispatchTime.now().uptimeNanoseconds
             let cpu = threadCPUMicros()
@@ -300,6 +309,7 @@ public struct CollectionService: Service {
                 for s in sinks { s.committed(tick) }
             }
             loop.pendingEvents.removeAll(keepingCapacity: true)
+            loop.lastTick = (next, TwinTime.nowMillis())
             loop.count += 1
             if loop.count == 3 { MemoryFootprint.limitCodeFaultAround() }
         }

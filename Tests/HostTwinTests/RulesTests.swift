@@ -291,6 +291,36 @@ private struct Fixed: SampleSource {
         #expect(restored.alerts().map(\.state) == [.firing])
         #expect(restored.alerts().first?.activeAt == t0 + 60_000)
     }
+
+    /// An alert without `for` is pending and firing in one evaluation: only the firing transition is stored
+    /// (with its `activeAt`); one with `for` stores both. Both are restored firing.
+    @Test func anAlertWithoutForStoresOnlyItsFiring() throws {
+        let dir = try temporaryDirectory("hosttwin-rule-instant")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir + "/store")
+        let w = TwinWriter(store: store, policy: .testing)
+        let t0 = TwinTime.nowMillis() / 1000 * 1000 - 300_000
+        try w.begin(now: t0, interval: 1000)
+        for s in 0..<120 {
+            var o = Observation(timestamp: t0 + Int64(s) * 1000)
+            o.add("temperature_celsius", Labels(["room": "a"]), s < 60 ? 20 : 90)
+            _ = try w.commit(o)
+        }
+        let rules = dir + "/rules.yml"
+        try "groups: [{name: heat, interval: 10s, rules: [{alert: Hot, expr: 'temperature_celsius > 50', for: 30s}, {alert: Scorching, expr: 'temperature_celsius > 80'}]}]"
+            .write(toFile: rules, atomically: true, encoding: .utf8)
+        let sources = RuleSources(files: [rules], includeDefaults: false)
+        let runner = try RuleRunner(store: store, sources: sources, now: t0)
+        var transitions: [String] = []
+        for s in stride(from: 0, to: 120, by: 10) {
+            transitions += try runner.evaluate(at: t0 + Int64(s) * 1000).map { "\($0.alert.rule) \($0.kind)" }
+        }
+        #expect(transitions.sorted() == ["Hot firing", "Hot pending", "Scorching firing", "Scorching pending"], "the state machine is Prometheus's")
+        let stored = try store.alertHistory(from: t0, to: .max).map { "\($0.rule) \($0.state) \(($0.time - t0) / 1000) \(($0.activeAt - t0) / 1000)" }
+        #expect(stored.sorted() == ["Hot firing 90 60", "Hot pending 60 60", "Scorching firing 60 60"], "\(stored)")
+        let restored = try RuleRunner(store: store, sources: sources, now: t0 + 120_000)
+        #expect(restored.alerts().map(\.state) == [.firing, .firing])
+    }
 }
 
 @Suite struct TimelineTests {
