@@ -11,8 +11,8 @@ struct TCPStateEvents {
 /// TCP sockets changing state, from the kernel's `sock:inet_sock_set_state` tracepoint through
 /// perf_event_open(2): one event per online CPU, each with its ring buffer, all in one epoll descriptor the
 /// collection loop waits on. The kernel filters the records to changes into or out of ESTABLISHED and
-/// LISTEN (opened or closed). It needs tracefs mounted (systemd mounts it at /sys/kernel/tracing) and CAP_PERFMON (root);
-/// without them ``open(reader:)`` is nil and the sockets collector polls as before.
+/// listeners opening or closing. It needs tracefs mounted (systemd mounts it at /sys/kernel/tracing) and
+/// CAP_PERFMON (root); without them ``open(reader:)`` is nil and the sockets collector polls as before.
 final class TCPStateWatcher {
     private struct Ring {
         let fd: Int32

@@ -14,8 +14,9 @@ import TwinCore
 ///
 /// Between ticks (change-driven capture), TCP changes come from the kernel's `sock:inet_sock_set_state`
 /// tracepoint where it can be opened (``TCPStateWatcher``: root and tracefs): a connection entering or
-/// leaving ESTABLISHED is added to or removed from the last set at once, without a dump, and a listener
-/// opening or closing triggers the LISTEN-only dump. Where the kernel announces nothing (UDP, or no
+/// leaving ESTABLISHED is added to or removed from the last set at once, without a dump, and so is a
+/// listener opening or closing (a close on a key several sockets may share triggers the LISTEN-only dump
+/// instead). Where the kernel announces nothing (UDP, or no
 /// tracepoint), listeners are polled every `fastInterval` for `fastWindow` after the listener set last
 /// changed (the LISTEN-only dump costs tens of µs). A socket first seen between ticks has no owner until
 /// the next tick's fd walk (connections: until their next dump). The tick applies the pending changes too,
@@ -316,7 +317,7 @@ extension SocketCollector: ChangeDrivenCollector {
         let ports = listeningPorts(listening)
         let changed = ports != lastListeners
         noteListenerDump(ports, listening, at: now, live: true)
-        guard changed else { return refreshed }
+        guard changed || changes.listeners else { return refreshed }
         ctx.observation.set(.listeningPorts, Array(ports.values))
         return true
     }
