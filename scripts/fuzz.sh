@@ -10,7 +10,7 @@
 # address sanitizer and libFuzzer's coverage in its own scratch path (.build-fuzz), leaving the normal build alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets="procfs exposition promql time chunk log regex sql http redaction policy config versions sync syncstream follow hubanswers detectorstate rules"
+targets="procfs exposition promql time chunk log regex sql http redaction policy config versions sync syncstream follow hubanswers detectorstate rules remotewrite urls tracepoint"
 if [ "${1:-}" = list ] || [ $# -lt 2 ]; then echo "targets: $targets"; echo "usage: scripts/fuzz.sh TARGET|all SECONDS"; exit 0; fi
 target=$1 seconds=$2
 echo "building the fuzzer (release, address sanitizer, libFuzzer coverage; the first build takes several minutes)" >&2

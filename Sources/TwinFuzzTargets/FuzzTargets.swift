@@ -30,8 +30,29 @@ public enum FuzzTargets {
         "log": log, "regex": regex, "sql": sql, "http": http, "redaction": redaction, "policy": policy,
         "config": config, "versions": versions, "sync": sync, "syncstream": syncStream, "follow": follow,
         "hubanswers": hubAnswers, "detectorstate": detectorState, "rules": rules, "remotewrite": remoteWrite,
-        "urls": urls,
+        "urls": urls, "tracepoint": tracepoint,
     ]
+
+    /// The kernel's TCP tracepoint as the sockets collector reads it: the bytes as a tracefs `format` file,
+    /// and as perf ring records laid out by this VM's format (Tests' fixture), every sample's raw bytes
+    /// through the layout. Ranges handed out must lie inside the bytes.
+    static func tracepoint(_ data: [UInt8]) {
+        _ = TCPStateLayout(fields: parseTracepointFormat(String(decoding: data, as: UTF8.self)))
+        data.withUnsafeBytes { bytes in
+            let (samples, _) = parsePerfSamples(bytes)
+            for s in samples {
+                guard s.raw.lowerBound >= 0, s.raw.upperBound <= bytes.count else { fatalError("a sample's raw bytes run past the ring") }
+                _ = Self.tcpLayout.change(raw: UnsafeRawBufferPointer(rebasing: bytes[s.raw]), time: s.time)
+            }
+        }
+    }
+
+    /// `inet_sock_set_state`'s layout on Linux 6.18 (offsets as in its tracefs format).
+    static let tcpLayout: TCPStateLayout = {
+        let f = { (o: Int, n: Int) in TracepointField(offset: o, size: n) }
+        return TCPStateLayout(fields: ["oldstate": f(16, 4), "newstate": f(20, 4), "sport": f(24, 2), "dport": f(26, 2), "family": f(28, 2),
+                                       "protocol": f(30, 2), "saddr": f(32, 4), "daddr": f(36, 4), "saddr_v6": f(40, 16), "daddr_v6": f(56, 16)])!
+    }()
 
     /// URLs given on the command line: `--remote-write URL` and a PostgreSQL store's `postgres://...`; refused
     /// with a message, never a crash.

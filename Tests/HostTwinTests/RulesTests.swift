@@ -225,19 +225,26 @@ private struct Fixed: SampleSource {
 
 /// The rule engine of a running twin over a real store and the HTTP API answering for it in process.
 @Suite struct RuleRunnerTests {
-    @Test func alertsAreStoredServedAndRestored() async throws {
-        let dir = try temporaryDirectory("hosttwin-rule-runner")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    /// A store of `seconds` ticks ending five minutes ago: room a at 20 °C, then 90 °C from the 60th second;
+    /// room b, when asked for, at 20 °C throughout.
+    func temperatureStore(_ name: String, seconds: Int, roomB: Bool) throws -> (dir: String, store: TwinStore, t0: Int64) {
+        let dir = try temporaryDirectory(name)
         let store = try TwinStore.open(dataDir: dir + "/store")
         let w = TwinWriter(store: store, policy: .testing)
         let t0 = TwinTime.nowMillis() / 1000 * 1000 - 300_000
         try w.begin(now: t0, interval: 1000)
-        for s in 0..<240 {
+        for s in 0..<seconds {
             var o = Observation(timestamp: t0 + Int64(s) * 1000)
             o.add("temperature_celsius", Labels(["room": "a"]), s < 60 ? 20 : 90)
-            o.add("temperature_celsius", Labels(["room": "b"]), 20)
+            if roomB { o.add("temperature_celsius", Labels(["room": "b"]), 20) }
             _ = try w.commit(o)
         }
+        return (dir, store, t0)
+    }
+
+    @Test func alertsAreStoredServedAndRestored() async throws {
+        let (dir, store, t0) = try temperatureStore("hosttwin-rule-runner", seconds: 240, roomB: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let rules = dir + "/rules.yml"
         let good = """
             groups:
@@ -295,17 +302,8 @@ private struct Fixed: SampleSource {
     /// An alert without `for` is pending and firing in one evaluation: only the firing transition is stored
     /// (with its `activeAt`); one with `for` stores both. Both are restored firing.
     @Test func anAlertWithoutForStoresOnlyItsFiring() throws {
-        let dir = try temporaryDirectory("hosttwin-rule-instant")
+        let (dir, store, t0) = try temperatureStore("hosttwin-rule-instant", seconds: 120, roomB: false)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try TwinStore.open(dataDir: dir + "/store")
-        let w = TwinWriter(store: store, policy: .testing)
-        let t0 = TwinTime.nowMillis() / 1000 * 1000 - 300_000
-        try w.begin(now: t0, interval: 1000)
-        for s in 0..<120 {
-            var o = Observation(timestamp: t0 + Int64(s) * 1000)
-            o.add("temperature_celsius", Labels(["room": "a"]), s < 60 ? 20 : 90)
-            _ = try w.commit(o)
-        }
         let rules = dir + "/rules.yml"
         try "groups: [{name: heat, interval: 10s, rules: [{alert: Hot, expr: 'temperature_celsius > 50', for: 30s}, {alert: Scorching, expr: 'temperature_celsius > 80'}]}]"
             .write(toFile: rules, atomically: true, encoding: .utf8)

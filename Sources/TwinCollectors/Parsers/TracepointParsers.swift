@@ -2,6 +2,8 @@
 public struct TracepointField: Sendable, Equatable {
     public var offset: Int
     public var size: Int
+
+    public init(offset: Int, size: Int) { (self.offset, self.size) = (offset, size) }
 }
 
 /// Parses a tracepoint's `format` file from tracefs (`field:__u16 sport;\toffset:24;\tsize:2;\tsigned:0;`)
