@@ -217,9 +217,14 @@ extension TwinStore {
             }
             gaps.append(.init(from: a, to: b, missing: missing, reason: covered ? "not stored" : "not running"))
         }
+        // Before the first stored tick: a run's start is like a tick (its first is due an interval later, after
+        // the collectors' warm-up), a window's start cut into a run is not.
         var last = start - interval
         for s in stretches {
-            if s.first - last > interval * 3 / 2 { gap(last == start - interval ? start : last, s.first, edge: last == start - interval) }
+            if s.first - last > interval * 3 / 2 {
+                let leading = last == start - interval
+                gap(leading ? start : last, s.first, edge: leading && start != firstStart)
+            }
             last = max(last, s.last)
         }
         if to - last > interval * 2 { gap(last, to, edge: true) }

@@ -54,8 +54,11 @@ struct BenchFidelity: ParsableCommand {
         var twinCPUMicrosPerSecond: Double
         var refreshes: Double?
         var refreshesSkipped: Double?
+        /// Each kind's tools' run (from the first's start to the last's end), the median over the first captures (ms).
+        var toolRunMillis: [String: Int64]
         enum CodingKeys: String, CodingKey {
             case seconds, interval, cpuBudget = "cpu_budget", changeDriven = "change_driven", captures, churn, kinds, latency
+            case toolRunMillis = "tool_run_ms"
             case twinCPUMicrosPerSecond = "twin_cpu_us_per_second", refreshes = "change_refreshes", refreshesSkipped = "change_refreshes_skipped"
         }
     }
@@ -149,7 +152,11 @@ struct BenchFidelity: ParsableCommand {
         let result = Result(seconds: Double(total) / 1000, interval: interval, cpuBudget: cpuBudget, changeDriven: changeDriven, captures: rounds.count,
                             churn: ["processes_per_second": processes, "listeners_per_second": listeners, "connections_per_second": connections, "files_per_second": files],
                             kinds: kinds, latency: latency, twinCPUMicrosPerSecond: cpuSpent,
-                            refreshes: metrics["hosttwin_change_refreshes_total"], refreshesSkipped: metrics["hosttwin_change_refreshes_skipped_total"])
+                            refreshes: metrics["hosttwin_change_refreshes_total"], refreshesSkipped: metrics["hosttwin_change_refreshes_skipped_total"],
+                            toolRunMillis: Dictionary(uniqueKeysWithValues: GroundTruth.kinds.compactMap { kind in
+                                let runs = rounds.compactMap { $0.0.window[kind].map { $0.upperBound - $0.lowerBound } }.sorted()
+                                return runs.isEmpty ? nil : (kind.rawValue, runs[runs.count / 2])
+                            }))
         if output.json { try printJSON(result); return }
         print("\(rounds.count) captures over \(duration), twin interval \(interval), " + (changeDriven ? "change-driven, CPU budget \(cpuBudget)" : "ticks only") + (churn.rates.isZero ? ", no churn" :
             ", churn \(fmt(processes)) processes, \(fmt(listeners)) listeners, \(fmt(connections)) connections per second living \(life) s, \(fmt(files)) files written per second"))
@@ -164,6 +171,7 @@ struct BenchFidelity: ParsableCommand {
         print(String(format: "the twin's process: %.2f ms CPU per second (%.2f %% of a core)", cpuSpent / 1000, cpuSpent / 1e4)
               + (result.refreshes.map { String(format: "; %.0f change-driven refreshes stored", $0) } ?? "")
               + (result.refreshesSkipped.map { String(format: ", %.0f held back by the CPU budget", $0) } ?? ""))
+        print("the tools' runs (median): " + GroundTruth.kinds.compactMap { k in result.toolRunMillis[k.rawValue].map { "\(k.rawValue) \($0) ms" } }.joined(separator: ", "))
         for (name, l) in latency.sorted(by: { $0.key < $1.key }) {
             print("update latency, \(name): \(l.seen) of \(l.started) seen; p50 \(l.p50Millis.map { fmt($0) } ?? "-") ms, p99 \(l.p99Millis.map { fmt($0) } ?? "-") ms, max \(l.maxMillis.map { fmt($0) } ?? "-") ms")
         }

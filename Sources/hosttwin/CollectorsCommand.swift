@@ -14,6 +14,6 @@ struct CollectorsCommand: ParsableCommand {
     func run() throws {
         let items = CollectorRegistry.all.map { Item(name: $0.name, enabledByDefault: $0.enabledByDefault, intervalMs: $0.defaultInterval, summary: $0.summary) }
         if output.json { try printJSON(items); return }
-        printTable(["NAME", "DEFAULT", "INTERVAL", "SOURCE"], items.map { [$0.name, $0.enabledByDefault ? "on" : "off", formatDuration($0.intervalMs).replacingOccurrences(of: "0m ", with: ""), $0.summary] })
+        printTable(["NAME", "DEFAULT", "INTERVAL", "SOURCE"], items.map { [$0.name, $0.enabledByDefault ? "on" : "off", formatDuration($0.intervalMs), $0.summary] })
     }
 }

@@ -117,5 +117,5 @@ func collectorRunsLine(_ runs: [CollectorCompleteness]) -> String {
 func formatDuration(_ ms: Int64) -> String {
     let s = ms / 1000
     let d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60
-    return d > 0 ? "\(d)d \(h)h \(m)m" : h > 0 ? "\(h)h \(m)m" : "\(m)m \(s % 60)s"
+    return d > 0 ? "\(d)d \(h)h \(m)m" : h > 0 ? "\(h)h \(m)m" : m > 0 ? "\(m)m \(s % 60)s" : "\(s) s"
 }

@@ -106,7 +106,6 @@ public struct KindFidelity: Sendable, Codable {
         let truth = byKey(capture.truth), twin = byKey(capture.twin)
         var since: [String: Int64] = [:]
         for e in capture.twin { if let t = e.since { since[e.key] = t } }
-        func changedDuringCapture(_ key: String) -> Bool { since[key].map { capture.window?.contains($0) ?? false } ?? false }
         let twinLater = byKey(capture.twinLater), truthLater = byKey(capture.truthLater)
         let runStart = capture.twinAtRunEnds.map { byKey($0.start) }, runEnd = capture.twinAtRunEnds.map { byKey($0.end) }
         func sameView(_ a: [String: String]?, _ b: [String: String]?) -> Bool {
@@ -115,6 +114,13 @@ public struct KindFidelity: Sendable, Codable {
             case let (a?, b?): Self.agree(a, b)
             default: false
             }
+        }
+        // A version begun inside the run counts only when it changed what is compared: a re-versioning that
+        // added an attribute the tool does not report (a connection's owner) leaves the tool's view as it was.
+        func changedDuringCapture(_ key: String) -> Bool {
+            guard let t = since[key], capture.window?.contains(t) == true else { return false }
+            guard let runStart, let runEnd else { return true }
+            return !sameView(runStart[key], runEnd[key])
         }
         func agreesWithinRun(_ key: String) -> Bool {
             guard let runStart, let runEnd, !sameView(runStart[key], runEnd[key]) else { return false }
@@ -140,7 +146,12 @@ public struct KindFidelity: Sendable, Codable {
             case let (nil, w?):
                 if changedDuringCapture(key) { cause = .duringCapture }
                 else if twinLater[key] == nil, truthLater[key] == nil { cause = .ended }
-                else { cause = .unexplained; note("\(key): in the twin \(Self.describe(w)), not seen by the tool") }
+                else {
+                    cause = .unexplained
+                    var age = ""
+                    if let s = since[key], let run = capture.window { age = " since \(run.lowerBound - s) ms before the tool ran" }
+                    note("\(key): in the twin \(Self.describe(w))\(age), not seen by the tool")
+                }
             case (nil, nil):
                 continue
             }

@@ -45,13 +45,13 @@ public enum GroundTruth {
         public var parse: @Sendable (String) -> [ComparableEntity]
     }
 
-    /// The tools, one run per kind (two for sockets: `ss` prints IPv4 and IPv6 wildcards alike as `*`).
+    /// The tools, one run per kind (two for listeners: `ss` prints IPv4 and IPv6 wildcards alike as `*`; a
+    /// connection's family is its peer's, so one run lists both and the run is half as long).
     public static let tools: [Tool] = [
         Tool(kind: .processes, executable: "/usr/bin/ps", arguments: ["-e", "-o", "pid=,ppid=,uid=,comm="], parse: parsePS),
         Tool(kind: .listeningPorts, executable: "/usr/bin/ss", arguments: ["-Htulnp", "-4"], parse: { parseSS($0, family: "ipv4", listening: true) }),
         Tool(kind: .listeningPorts, executable: "/usr/bin/ss", arguments: ["-Htulnp", "-6"], parse: { parseSS($0, family: "ipv6", listening: true) }),
-        Tool(kind: .connections, executable: "/usr/bin/ss", arguments: ["-Htun", "-4", "state", "established"], parse: { parseSS($0, family: "ipv4", listening: false) }),
-        Tool(kind: .connections, executable: "/usr/bin/ss", arguments: ["-Htun", "-6", "state", "established"], parse: { parseSS($0, family: "ipv6", listening: false) }),
+        Tool(kind: .connections, executable: "/usr/bin/ss", arguments: ["-Htun", "state", "established"], parse: { parseSS($0, family: nil, listening: false) }),
         Tool(kind: .mounts, executable: "/usr/bin/findmnt", arguments: ["-rn", "--nofsroot", "-o", "TARGET,SOURCE,FSTYPE,VFS-OPTIONS"], parse: parseFindmnt),
         Tool(kind: .packages, executable: "/usr/bin/dpkg-query", arguments: ["-W", "-f", "${Package}\t${Architecture}\t${Version}\t${db:Status-Abbrev}\n"], parse: parseDpkgQuery),
         Tool(kind: .interfaces, executable: "/usr/sbin/ip", arguments: ["-j", "link"], parse: parseIPLink),
@@ -80,13 +80,15 @@ public enum GroundTruth {
 
     /// `ss -Htulnp` (listening: `tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))`) or
     /// `ss -Htun state established` (no state column). UDP counts as listening when its peer is `*`, as
-    /// connected when it has one, like the twin.
-    public static func parseSS(_ text: String, family: String, listening: Bool) -> [ComparableEntity] {
+    /// connected when it has one, like the twin. `family` (what `ss -4`/`-6` chose) says what a `*` address
+    /// is; nil takes each line's from its peer (an IPv6 peer is printed `[addr]:port`), for connections.
+    public static func parseSS(_ text: String, family: String?, listening: Bool) -> [ComparableEntity] {
         text.split(separator: "\n").compactMap { line in
             var f = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             guard f.count >= 5, f[0] == "tcp" || f[0] == "udp" else { return nil }
             let proto = f[0]
             if f[1].allSatisfy({ $0.isLetter || $0 == "-" }) { f.remove(at: 1) } // the state column
+            let family = family ?? (f[4].hasPrefix("[") ? "ipv6" : "ipv4")
             guard f.count >= 5, let local = splitEndpoint(f[3], family: family), let peer = splitEndpoint(f[4], family: family) else { return nil }
             if listening {
                 if proto == "udp", peer.port != "*" { return nil }
