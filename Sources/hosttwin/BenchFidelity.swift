@@ -38,7 +38,9 @@ struct BenchFidelity: ParsableCommand {
         var p50Millis: Double?
         var p99Millis: Double?
         var maxMillis: Double?
-        enum CodingKeys: String, CodingKey { case started, seen, p50Millis = "p50_ms", p99Millis = "p99_ms", maxMillis = "max_ms" }
+        /// The three slowest: when the change was made and how long the twin took to show it.
+        var slowest: [String]
+        enum CodingKeys: String, CodingKey { case started, seen, p50Millis = "p50_ms", p99Millis = "p99_ms", maxMillis = "max_ms", slowest }
     }
 
     struct Result: Encodable {
@@ -173,7 +175,7 @@ struct BenchFidelity: ParsableCommand {
               + (result.refreshesSkipped.map { String(format: ", %.0f held back by the CPU budget", $0) } ?? ""))
         print("the tools' runs (median): " + GroundTruth.kinds.compactMap { k in result.toolRunMillis[k.rawValue].map { "\(k.rawValue) \($0) ms" } }.joined(separator: ", "))
         for (name, l) in latency.sorted(by: { $0.key < $1.key }) {
-            print("update latency, \(name): \(l.seen) of \(l.started) seen; p50 \(l.p50Millis.map { fmt($0) } ?? "-") ms, p99 \(l.p99Millis.map { fmt($0) } ?? "-") ms, max \(l.maxMillis.map { fmt($0) } ?? "-") ms")
+            print("update latency, \(name): \(l.seen) of \(l.started) seen; p50 \(l.p50Millis.map { fmt($0) } ?? "-") ms, p99 \(l.p99Millis.map { fmt($0) } ?? "-") ms, max \(l.maxMillis.map { fmt($0) } ?? "-") ms" + (l.slowest.isEmpty ? "" : "; slowest: " + l.slowest.joined(separator: ", ")))
         }
     }
 
@@ -243,20 +245,21 @@ struct BenchFidelity: ParsableCommand {
         // A pid or port may be reused later: the first version starting after the start, less a tick's skew
         // (a version starts at its tick's time, read a moment after it), as a delay from the start.
         func first(_ starts: [Int64]?, after t: Int64) -> Int64? { starts?.filter { $0 >= t - 1000 }.min().map { $0 - t } }
-        func summary(_ delays: [Int64?]) -> Latency {
-            let seen = delays.compactMap { $0 }.map { Double(max(0, $0)) }.sorted()
+        func summary(_ delays: [(at: Int64, delay: Int64?)]) -> Latency {
+            let seen = delays.compactMap { $0.delay }.map { Double(max(0, $0)) }.sorted()
             func q(_ p: Double) -> Double? { seen.isEmpty ? nil : seen[min(seen.count - 1, Int((p * Double(seen.count)).rounded(.up)) - 1)] }
-            return Latency(started: delays.count, seen: seen.count, p50Millis: q(0.5), p99Millis: q(0.99), maxMillis: seen.last)
+            let slowest = delays.filter { $0.delay != nil }.sorted { $0.delay! > $1.delay! }.prefix(3).map { "\(TwinTime.rfc3339($0.at)) +\($0.delay!) ms" }
+            return Latency(started: delays.count, seen: seen.count, p50Millis: q(0.5), p99Millis: q(0.99), maxMillis: seen.last, slowest: slowest)
         }
         var out: [String: Latency] = [:]
         if !started.processes.isEmpty {
-            out["process started"] = summary(started.processes.map { p in first(processSeen[Int64(p.pid)], after: p.at) })
+            out["process started"] = summary(started.processes.map { p in (p.at, first(processSeen[Int64(p.pid)], after: p.at)) })
         }
         if !started.listeners.isEmpty {
-            out["port opened"] = summary(started.listeners.map { l in first(portSeen[Int64(l.port)], after: l.at) })
+            out["port opened"] = summary(started.listeners.map { l in (l.at, first(portSeen[Int64(l.port)], after: l.at)) })
         }
         if !started.files.isEmpty {
-            out["file written"] = summary(started.files.map { f in first(fileSeen[f.path], after: f.at) })
+            out["file written"] = summary(started.files.map { f in (f.at, first(fileSeen[f.path], after: f.at)) })
         }
         return out
     }
