@@ -56,7 +56,7 @@ struct BenchFidelity: ParsableCommand {
         var twinCPUMicrosPerSecond: Double
         var refreshes: Double?
         var refreshesSkipped: Double?
-        /// Each kind's tools' run (from the first's start to the last's end), the median over the first captures (ms).
+        /// Each kind's tools' run (from the first's start to the last's end), the median over the rounds' first looks (ms).
         var toolRunMillis: [String: Int64]
         enum CodingKeys: String, CodingKey {
             case seconds, interval, cpuBudget = "cpu_budget", changeDriven = "change_driven", captures, churn, kinds, latency
@@ -248,7 +248,8 @@ struct BenchFidelity: ParsableCommand {
         func summary(_ delays: [(at: Int64, delay: Int64?)]) -> Latency {
             let seen = delays.compactMap { $0.delay }.map { Double(max(0, $0)) }.sorted()
             func q(_ p: Double) -> Double? { seen.isEmpty ? nil : seen[min(seen.count - 1, Int((p * Double(seen.count)).rounded(.up)) - 1)] }
-            let slowest = delays.filter { $0.delay != nil }.sorted { $0.delay! > $1.delay! }.prefix(3).map { "\(TwinTime.rfc3339($0.at)) +\($0.delay!) ms" }
+            let slowest = delays.compactMap { d in d.delay.map { (at: d.at, delay: $0) } }.sorted { $0.delay > $1.delay }.prefix(3)
+                .map { "\(TwinTime.rfc3339($0.at)) +\($0.delay) ms" }
             return Latency(started: delays.count, seen: seen.count, p50Millis: q(0.5), p99Millis: q(0.99), maxMillis: seen.last, slowest: slowest)
         }
         var out: [String: Latency] = [:]
