@@ -232,16 +232,24 @@ struct BenchFidelity: ParsableCommand {
         return c
     }
 
-    /// For each process and listener the churn started: when the twin first showed it (the version's start).
+    /// For each process and listener the churn started: when the twin first showed it (the version's start);
+    /// for each listener it closed, when the twin's version ended.
     private func latencies(_ store: TwinStore, _ started: Churn.Started, until end: Int64) throws -> [String: Latency] {
         guard let from = (started.processes.map(\.at) + started.listeners.map(\.at) + started.files.map(\.at)).min() else { return [:] }
         let versions = try store.versionsStarting(from: from - 2000, to: end, kinds: [.processes, .listeningPorts, .files])
         var processSeen: [Int64: [Int64]] = [:], portSeen: [Int64: [Int64]] = [:], fileSeen: [String: [Int64]] = [:]
+        var portEnds: [Int64: [Int64]] = [:]
         for v in versions {
             if v.kind == .files { fileSeen[v.key, default: []].append(v.validFrom) }
             if v.kind == .processes, let pid = v.attributes["pid"]?.intValue { processSeen[pid, default: []].append(v.validFrom) }
-            if v.kind == .listeningPorts, v.attributes["address"] == .string("127.0.0.1"), let port = v.attributes["port"]?.intValue { portSeen[port, default: []].append(v.validFrom) }
+            if v.kind == .listeningPorts, v.attributes["address"] == .string("127.0.0.1"), let port = v.attributes["port"]?.intValue {
+                portSeen[port, default: []].append(v.validFrom)
+                if let end = v.validTo { portEnds[port, default: []].append(end) }
+            }
         }
+        // A listener's end in the twin: a version's end where no other version of its port begins (a
+        // re-versioning, its owner found at a tick, ends one version where the next begins).
+        for (port, ends) in portEnds { portEnds[port] = ends.filter { !(portSeen[port] ?? []).contains($0) } }
         // A pid or port may be reused later: the first version starting after the start, less a tick's skew
         // (a version starts at its tick's time, read a moment after it), as a delay from the start.
         func first(_ starts: [Int64]?, after t: Int64) -> Int64? { starts?.filter { $0 >= t - 1000 }.min().map { $0 - t } }
@@ -258,6 +266,9 @@ struct BenchFidelity: ParsableCommand {
         }
         if !started.listeners.isEmpty {
             out["port opened"] = summary(started.listeners.map { l in (l.at, first(portSeen[Int64(l.port)], after: l.at)) })
+        }
+        if !started.closedListeners.isEmpty {
+            out["port closed"] = summary(started.closedListeners.map { l in (l.at, first(portEnds[Int64(l.port)], after: l.at)) })
         }
         if !started.files.isEmpty {
             out["file written"] = summary(started.files.map { f in (f.at, first(fileSeen[f.path], after: f.at)) })

@@ -16,10 +16,12 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
         var isZero: Bool { processes <= 0 && listeners <= 0 && connections <= 0 && files <= 0 }
     }
 
-    /// What was started, and when (ms since the epoch, taken when the kernel had done it).
+    /// What was started, and when (ms since the epoch, taken when the kernel had done it); and which
+    /// listeners were closed while the churn ran, and when.
     struct Started {
         var processes: [(pid: Int32, at: Int64)] = []
         var listeners: [(port: Int, at: Int64)] = []
+        var closedListeners: [(port: Int, at: Int64)] = []
         var connections: Int = 0
         var files: [(path: String, at: Int64)] = []
     }
@@ -60,7 +62,7 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
 
     private func loop() {
         var children: [pid_t] = []
-        var sockets: [(fd: Int32, end: Double)] = []
+        var sockets: [(fd: Int32, end: Double, listening: Int?)] = []
         // The connections' far end: a listener of ours, accepted without blocking.
         let server = listeningSocket()
         var next = (process: 0.0, listener: 0.0, connection: 0.0, file: 0.0)
@@ -84,7 +86,7 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
                 next.listener += 1 / rates.listeners
                 if let (fd, port) = listeningSocket() {
                     started.listeners.append((port, TwinTime.nowMillis()))
-                    sockets.append((fd, t + Double.random(in: life, using: &rng)))
+                    sockets.append((fd, t + Double.random(in: life, using: &rng), port))
                 }
             }
             if rates.connections > 0, t >= next.connection, let (_, port) = server {
@@ -92,7 +94,7 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
                 let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
                 var a = loopback(port: port)
                 let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-                if ok == 0 { sockets.append((fd, t + Double.random(in: life, using: &rng))); started.connections += 1 } else { close(fd) }
+                if ok == 0 { sockets.append((fd, t + Double.random(in: life, using: &rng), nil)); started.connections += 1 } else { close(fd) }
             }
             if rates.files > 0, t >= next.file, let dir = fileDirectory {
                 next.file += 1 / rates.files
@@ -107,12 +109,14 @@ final class Churn: @unchecked Sendable { // state touched by the churn thread, r
                 while true {
                     let c = accept(sfd, nil, nil)
                     if c < 0 { break }
-                    sockets.append((c, t + life.upperBound + 1))
+                    sockets.append((c, t + life.upperBound + 1, nil))
                 }
             }
             sockets.removeAll { s in
-                if s.end <= t { close(s.fd); return true }
-                return false
+                guard s.end <= t else { return false }
+                close(s.fd)
+                if let port = s.listening { started.closedListeners.append((port, TwinTime.nowMillis())) }
+                return true
             }
             if t - lastReap >= 0.05 {
                 lastReap = t
