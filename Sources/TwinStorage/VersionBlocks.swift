@@ -33,11 +33,11 @@ extension TwinStore {
             packed.append(try row.integer(0))
         }
         guard !packed.isEmpty else { return 0 }
-        var blocks: [(span: Int, list: ArraySlice<EntityVersion>, data: [UInt8])] = []
+        var blocks: [(span: Int, list: [EntityVersion], data: [UInt8])] = []
         for (span, list) in bySpan {
             for start in stride(from: 0, to: list.count, by: Self.versionsPerBlock) {
-                let slice = list[start..<min(start + Self.versionsPerBlock, list.count)]
-                blocks.append((span, slice, encodeBlock(Array(slice))))
+                let block = Array(list[start..<min(start + Self.versionsPerBlock, list.count)])
+                blocks.append((span, block, encodeBlock(block)))
             }
         }
         // The ids go as one JSON array, so the statements' text (and their cached statements) is the same every time.
@@ -46,7 +46,7 @@ extension TwinStore {
         return try database.write { db in
             try Self.takeMaintenanceTurn(db)
             guard try db.rows("SELECT count(*) FROM versions WHERE id IN (\(idList))", [ids]).first?.integer(0) == Int64(packed.count) else { return 0 }
-            for b in blocks { try insertBlock(db, span: b.span, Array(b.list), data: b.data) }
+            for b in blocks { try insertBlock(db, span: b.span, b.list, data: b.data) }
             try db.execute("DELETE FROM versions WHERE id IN (\(idList))", [ids])
             return packed.count
         }

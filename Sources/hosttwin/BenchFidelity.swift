@@ -249,7 +249,10 @@ struct BenchFidelity: ParsableCommand {
         }
         // A listener's end in the twin: a version's end where no other version of its port begins (a
         // re-versioning, its owner found at a tick, ends one version where the next begins).
-        for (port, ends) in portEnds { portEnds[port] = ends.filter { !(portSeen[port] ?? []).contains($0) } }
+        for (port, ends) in portEnds {
+            let starts = Set(portSeen[port] ?? [])
+            portEnds[port] = ends.filter { !starts.contains($0) }
+        }
         // A pid or port may be reused later: the first version starting after the start, less a tick's skew
         // (a version starts at its tick's time, read a moment after it), as a delay from the start.
         func first(_ starts: [Int64]?, after t: Int64) -> Int64? { starts?.filter { $0 >= t - 1000 }.min().map { $0 - t } }
