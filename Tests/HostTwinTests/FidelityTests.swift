@@ -119,12 +119,13 @@ import TwinStorage
         #expect(during.agreedWithinRun == 0)
         // The twin saw 20 open and 21 close while the tool ran: the tool's view of each is the twin's at one
         // end of the run. 22 changed too, but the tool saw neither end's view; 23 did not change in the twin.
+        // 24 came and went inside the run (absent at both ends): the tool, not listing it, saw one end's view.
         var run = KindFidelity(kind: .processes)
-        run.add(FidelityCapture(kind: .processes, truth: [e("20"), e("22", "c"), e("23")], twin: [e("21"), e("22", "a")],
+        run.add(FidelityCapture(kind: .processes, truth: [e("20"), e("22", "c"), e("23")], twin: [e("21"), e("22", "a"), e("24")],
                                 twinLater: [], truthLater: [], window: 1_000...1_100,
                                 twinAtRunEnds: (start: [e("21"), e("22", "a")], end: [e("20"), e("22", "b")])))
-        #expect(run.compared == 4 && run.agreed == 0 && run.agreedWithinRun == 2)
-        #expect(run.causes[.duringCapture] == 2 && abs(run.agreementWithinRun - 0.5) < 1e-12)
+        #expect(run.compared == 5 && run.agreed == 0 && run.agreedWithinRun == 3)
+        #expect(run.causes[.duringCapture] == 3 && run.causes[.ended] == nil && abs(run.agreementWithinRun - 0.6) < 1e-12)
         // 30 was re-versioned inside the run (its owner added) and 31 appeared in it: only 31 changed while
         // the tool ran; the tool missing 30, which the twin held throughout, is unexplained.
         var reversioned = KindFidelity(kind: .connections)

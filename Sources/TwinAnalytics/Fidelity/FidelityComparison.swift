@@ -115,15 +115,22 @@ public struct KindFidelity: Sendable, Codable {
             default: false
             }
         }
-        // A version begun inside the run counts only when it changed what is compared: a re-versioning that
-        // added an attribute the tool does not report (a connection's owner) leaves the tool's view as it was.
+        // The twin's view changed inside the run when it differs between the run's start, the capture's moment
+        // and the run's end (an entity that came and went inside the run is absent at both ends). A
+        // re-versioning that added an attribute the tool does not report (a connection's owner) leaves the
+        // tool's view as it was, and is no change.
+        func viewChangedWithinRun(_ key: String) -> Bool {
+            guard let runStart, let runEnd else { return false }
+            return !sameView(runStart[key], twin[key]) || !sameView(twin[key], runEnd[key])
+        }
         func changedDuringCapture(_ key: String) -> Bool {
             guard let t = since[key], capture.window?.contains(t) == true else { return false }
-            guard let runStart, let runEnd else { return true }
-            return !sameView(runStart[key], runEnd[key])
+            return capture.twinAtRunEnds == nil || viewChangedWithinRun(key)
         }
+        // The tool's listing stands for some moment of its run: it agrees within the run when the twin's view
+        // changed inside the run and the tool's matches the twin's at one end of it.
         func agreesWithinRun(_ key: String) -> Bool {
-            guard let runStart, let runEnd, !sameView(runStart[key], runEnd[key]) else { return false }
+            guard let runStart, let runEnd, viewChangedWithinRun(key) else { return false }
             return sameView(truth[key], runStart[key]) || sameView(truth[key], runEnd[key])
         }
         for key in Set(truth.keys).union(twin.keys) {
