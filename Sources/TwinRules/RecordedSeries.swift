@@ -14,9 +14,12 @@ public final class RecordedSeries: SampleSource {
         var staleAt: [Int64] = []
     }
     struct Held {
-        var series: [Labels: Series] = [:]
+        /// Series by metric name, then label set: a selector names its metric, and after a churn of
+        /// short-lived alerts `ALERTS` alone holds thousands of series that other selectors need not scan.
+        var byName: [String: [Labels: Series]] = [:]
         /// The label sets each writer (a rule) produced at its last write, for stale markers.
         var lastWrite: [String: Set<Labels>] = [:]
+        var count: Int { byName.values.reduce(0) { $0 + $1.count } }
     }
     let held = Mutex(Held())
     /// Samples older than this (ms before the newest write) are dropped; 0 keeps everything.
@@ -31,13 +34,13 @@ public final class RecordedSeries: SampleSource {
             var now = Set<Labels>()
             for (l, v) in samples {
                 now.insert(l)
-                h.series[l, default: Series(labels: l)].append(t, v)
+                h.byName[l[Labels.metricName] ?? "", default: [:]][l, default: Series(labels: l)].append(t, v)
             }
             for gone in h.lastWrite[writer, default: []] where !now.contains(gone) {
-                h.series[gone]?.staleAt.append(t)
+                h.byName[gone[Labels.metricName] ?? ""]?[gone]?.staleAt.append(t)
             }
             h.lastWrite[writer] = now
-            if keep > 0, t % 60_000 < 1000 || h.series.count > 100_000 { h.trim(before: t - keep) }
+            if keep > 0, t % 60_000 < 1000 || h.count > 100_000 { h.trim(before: t - keep) }
         }
     }
 
@@ -51,13 +54,17 @@ public final class RecordedSeries: SampleSource {
         try held.withLock { h in
             var out: [SeriesData] = []
             var count = 0
-            for s in h.series.values where matchers.allSatisfy({ $0.matches(s.labels[$0.name] ?? "") }) {
-                let a = s.t.partitioningIndex { $0 >= from }, b = s.t.partitioningIndex { $0 > to }
-                let stale = s.staleAt.filter { $0 >= from && $0 <= to }
-                guard a < b || !stale.isEmpty else { continue }
-                count += b - a
-                if count > limit { throw PromQLError.execution("query processing would load too many samples into memory in query execution") }
-                out.append(SeriesData(labels: s.labels, t: Array(s.t[a..<b]), v: Array(s.v[a..<b]), staleAt: stale))
+            let groups = matchers.first { $0.name == Labels.metricName && $0.op == .equal }.map { [h.byName[$0.value] ?? [:]] }
+                ?? Array(h.byName.values)
+            for group in groups {
+                for s in group.values where matchers.allSatisfy({ $0.matches(s.labels[$0.name] ?? "") }) {
+                    let a = s.t.partitioningIndex { $0 >= from }, b = s.t.partitioningIndex { $0 > to }
+                    let stale = s.staleAt.filter { $0 >= from && $0 <= to }
+                    guard a < b || !stale.isEmpty else { continue }
+                    count += b - a
+                    if count > limit { throw PromQLError.execution("query processing would load too many samples into memory in query execution") }
+                    out.append(SeriesData(labels: s.labels, t: Array(s.t[a..<b]), v: Array(s.v[a..<b]), staleAt: stale))
+                }
             }
             return out
         }
@@ -78,14 +85,23 @@ extension RecordedSeries.Series {
 
 extension RecordedSeries.Held {
     mutating func trim(before cutoff: Int64) {
-        for (k, s) in series {
+        for name in Array(byName.keys) {
+            byName[name]?.trim(before: cutoff)
+            if byName[name]?.isEmpty == true { byName[name] = nil }
+        }
+    }
+}
+
+extension Dictionary where Key == Labels, Value == RecordedSeries.Series {
+    mutating func trim(before cutoff: Int64) {
+        for (k, s) in self {
             let a = s.t.partitioningIndex { $0 >= cutoff }
             let staleKept = s.staleAt.filter { $0 >= cutoff }
-            if a == s.t.count && staleKept.isEmpty { series[k] = nil; continue }
+            if a == s.t.count && staleKept.isEmpty { self[k] = nil; continue }
             if a > 0 || staleKept.count != s.staleAt.count {
-                series[k]?.t.removeFirst(a)
-                series[k]?.v.removeFirst(a)
-                series[k]?.staleAt = staleKept
+                self[k]?.t.removeFirst(a)
+                self[k]?.v.removeFirst(a)
+                self[k]?.staleAt = staleKept
             }
         }
     }

@@ -216,7 +216,11 @@ public final class RuleEvaluator {
             fresh[labels] = Alert(group: g.name, rule: rule.name, labels: labels, annotations: annotations, state: .pending,
                                   activeAt: ts, value: value)
         }
-        var active = groups[gi].alerts[i]
+        // Taken out of `groups` while it changes, so that it is changed in place rather than copied whole
+        // (it holds every resolved alert for 15 minutes: thousands after a churn of short-lived listeners).
+        var active: [Labels: Alert] = [:]
+        swap(&active, &groups[gi].alerts[i])
+        defer { groups[gi].alerts[i] = active }
         var transitions: [AlertTransition] = []
         for (l, a) in fresh {
             if var existing = active[l], existing.state != .inactive {
@@ -230,22 +234,27 @@ public final class RuleEvaluator {
         }
         var activePending = 0
         var series: [(labels: Labels, value: Double)] = []
-        for (l, var a) in active {
+        var dropped: [Labels] = []
+        // Walked by index and changed through `values`, which keeps the table as it is (no copy, no rehash).
+        var index = active.startIndex
+        while index != active.endIndex {
+            defer { index = active.index(after: index) }
+            let l = active.keys[index]
+            var a = active.values[index]
             if fresh[l] == nil {
                 var keepFiring = false
                 if a.state == .firing, rule.keepFiringFor > 0 {
                     if a.keepFiringSince == nil { a.keepFiringSince = ts }
                     if ts - a.keepFiringSince! < rule.keepFiringFor { keepFiring = true }
                 }
-                if a.state == .pending || (a.resolvedAt.map { ts - $0 > Self.resolvedRetention } ?? false) {
-                    active[l] = nil
-                }
+                let drop = a.state == .pending || (a.resolvedAt.map { ts - $0 > Self.resolvedRetention } ?? false)
+                if drop { dropped.append(l) }
                 if a.state != .inactive, !keepFiring {
                     let was = a.state
                     a.state = .inactive
                     a.resolvedAt = ts
                     transitions.append(AlertTransition(kind: was == .firing ? .resolved : .cleared, time: ts, alert: a))
-                    if active[l] != nil { active[l] = a }
+                    if !drop { active.values[index] = a }
                 }
                 if !keepFiring { continue }
             } else {
@@ -257,17 +266,17 @@ public final class RuleEvaluator {
                 a.firedAt = ts
                 transitions.append(AlertTransition(kind: .firing, time: ts, alert: a))
             }
-            active[l] = a
+            active.values[index] = a
             var alertLabels = a.labels.pairs
             alertLabels.append(Label(Labels.metricName, "ALERTS"))
             alertLabels.append(Label("alertstate", a.state.rawValue))
             series.append((Labels(alertLabels), 1))
         }
+        for l in dropped { active.removeValue(forKey: l) }
         if g.limit > 0, activePending > g.limit {
-            groups[gi].alerts[i] = [:]
+            active = [:]
             throw PromQLError.execution("exceeded limit of \(g.limit) with \(activePending) alerts")
         }
-        groups[gi].alerts[i] = active
         recorded.write(Self.writer(g.name, i, rule), at: ts, series)
         return transitions
     }

@@ -156,10 +156,10 @@ extension TwinStore {
             let closed = "\(columns) \(Self.indexedBy("versions_by_span", db)) WHERE span = ? AND valid_from >= ? AND valid_from <= ? AND valid_to > ?"
             rows += try db.rows(classes.map { _ in closed }.joined(separator: " UNION ALL "),
                                 classes.flatMap { [$0, earliest[$0], at, at] as [any SQLValueConvertible] })
-            packed = try packedAlive(db, classes: classes, earliest: earliest, at: at)
+            packed = try packedAlive(db, classes: classes, earliest: earliest, at: at, kinds: kinds.map(Set.init))
         }
         var out = try versions(rows, kinds: wanted)
-        out += packed.lazy.filter { wanted?.contains($0.kind.rawValue) ?? true }.map(opened)
+        out += packed.lazy.map(opened)
         out.sort { $0.kind != $1.kind ? $0.kind < $1.kind : $0.key < $1.key }
         return out
     }
@@ -268,7 +268,7 @@ extension TwinStore {
                                 range.flatMap { [$0, from, to] as [any SQLValueConvertible] })
         }
         var out = try versions(rows, kinds: wanted)
-        out += try packedStarting(db, from: from, to: to).lazy.filter { wanted?.contains($0.kind.rawValue) ?? true }.map(opened)
+        out += try packedStarting(db, from: from, to: to, kinds: kinds.map(Set.init)).map(opened)
         out.sort { $0.validFrom < $1.validFrom }
         return out
     }

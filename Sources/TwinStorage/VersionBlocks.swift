@@ -158,37 +158,39 @@ extension TwinStore {
     }
 
     /// The versions `keep` accepts of the blocks `sql` selects (stored form), decoded; damage names the block.
-    func packed(_ db: any StoreStatements, _ sql: String, _ arguments: [any SQLValueConvertible], keep: @escaping VersionCodec.Keep) throws -> [EntityVersion] {
+    func packed(_ db: any StoreStatements, _ sql: String, _ arguments: [any SQLValueConvertible], kinds: Set<EntityKind>? = nil,
+                keep: @escaping VersionCodec.Keep) throws -> [EntityVersion] {
         var out: [EntityVersion] = []
         for row in try db.rows("SELECT id, data FROM version_blocks WHERE \(sql)", arguments) {
-            out += try decodeBlock(row[1], id: try row.integer(0), keep: keep)
+            out += try decodeBlock(row[1], id: try row.integer(0), kinds: kinds, keep: keep)
         }
         return out
     }
 
-    /// The versions `keep` accepts of one block; damage names the block.
-    private func decodeBlock(_ data: SQLValue, id: Int64, keep: @escaping VersionCodec.Keep) throws -> [EntityVersion] {
+    /// The versions `keep` accepts of one block (of `kinds`, when given); damage names the block.
+    private func decodeBlock(_ data: SQLValue, id: Int64, kinds: Set<EntityKind>? = nil, keep: @escaping VersionCodec.Keep) throws -> [EntityVersion] {
         guard case .blob(let bytes) = data else { throw TwinError.corrupt(what: "version block \(id) in \(dataDir)/twin.db", detail: "its data is not a blob") }
-        do { return try VersionCodec.decode(bytes, sealer: cipher, keep: keep) } catch {
+        do { return try VersionCodec.decode(bytes, sealer: cipher, kinds: kinds, keep: keep) } catch {
             throw TwinError.corrupt(what: "version block \(id) in \(dataDir)/twin.db", detail: "\(error)")
         }
     }
 
     /// Packed versions alive at `at` of each lifetime class in `classes` (started within the class's window
     /// before it, from `earliest[class]`): the blocks of every class in one statement.
-    func packedAlive(_ db: any StoreStatements, classes: ClosedRange<Int>, earliest: [Int64], at: Int64) throws -> [EntityVersion] {
+    func packedAlive(_ db: any StoreStatements, classes: ClosedRange<Int>, earliest: [Int64], at: Int64,
+                     kinds: Set<EntityKind>? = nil) throws -> [EntityVersion] {
         let branch = "SELECT id, span, data FROM version_blocks WHERE span = ? AND max_from >= ? AND min_from <= ? AND max_to > ?"
         var out: [EntityVersion] = []
         for row in try db.rows(classes.map { _ in branch }.joined(separator: " UNION ALL "), classes.flatMap { [$0, earliest[$0], at, at] as [any SQLValueConvertible] }) {
             let from = earliest[Int(try row.integer(1))]
-            out += try decodeBlock(row[2], id: try row.integer(0)) { start, end in start >= from && start <= at && (end ?? .max) > at }
+            out += try decodeBlock(row[2], id: try row.integer(0), kinds: kinds) { start, end in start >= from && start <= at && (end ?? .max) > at }
         }
         return out
     }
 
-    /// Packed versions that started in `[from, to]`.
-    func packedStarting(_ db: any StoreStatements, from: Int64, to: Int64) throws -> [EntityVersion] {
-        try packed(db, "max_from >= ? AND min_from <= ?", [from, to]) { start, _ in start >= from && start <= to }
+    /// Packed versions that started in `[from, to]`, of `kinds` when given.
+    func packedStarting(_ db: any StoreStatements, from: Int64, to: Int64, kinds: Set<EntityKind>? = nil) throws -> [EntityVersion] {
+        try packed(db, "max_from >= ? AND min_from <= ?", [from, to], kinds: kinds) { start, _ in start >= from && start <= to }
     }
 
     /// Packed versions that ended in `[from, to]`.

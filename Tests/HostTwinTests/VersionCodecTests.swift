@@ -44,6 +44,11 @@ import GRDB
                 let alive: VersionCodec.Keep = { from, to in from <= probe && (to ?? .max) > probe }
                 #expect(try VersionCodec.decode(block, keep: alive) == sorted.filter { alive($0.validFrom, $0.validTo) })
             }
+            // And a reader of some kinds, with or without a time, gets only theirs.
+            let kinds: Set<EntityKind> = round % 3 == 0 ? [.processes] : [.connections, .services]
+            #expect(try VersionCodec.decode(block, kinds: kinds) == sorted.filter { kinds.contains($0.kind) })
+            let early: VersionCodec.Keep = { from, _ in from < 900_000_000_000 }
+            #expect(try VersionCodec.decode(block, kinds: kinds, keep: early) == sorted.filter { kinds.contains($0.kind) && early($0.validFrom, $0.validTo) })
         }
         #expect(try VersionCodec.decode(VersionCodec.encode([])).isEmpty)
     }

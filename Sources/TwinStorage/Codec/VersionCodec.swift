@@ -204,10 +204,12 @@ public enum VersionCodec {
 
     /// Decodes a block; throws ``ChunkError`` on anything damaged (checksum, counts, indexes, truncation).
     /// Sealed strings are opened with `sealer`; without it (or its key) values read as masked (`***`) and
-    /// keys as `***#N`, unique within the block. With `keep`, only the versions it accepts are returned, and
-    /// (format 2) only they and the versions their deltas stand on have their attributes built — a query
-    /// at one time reads a block of an hour at a fraction of the cost; the whole block is still checked.
-    public static func decode(_ blob: [UInt8], sealer: (any AttributeCipher)? = nil, keep: Keep? = nil) throws -> [EntityVersion] {
+    /// keys as `***#N`, unique within the block. With `keep` (and `kinds`), only the versions it accepts (of
+    /// those kinds) are returned, and (format 2) only they and the versions their deltas stand on have their
+    /// attributes built — a query at one time, or of one kind, reads a block of an hour at a fraction of the
+    /// cost; the whole block is still checked.
+    public static func decode(_ blob: [UInt8], sealer: (any AttributeCipher)? = nil, kinds: Set<EntityKind>? = nil,
+                              keep: Keep? = nil) throws -> [EntityVersion] {
         try blob.withUnsafeBytes { all in
             let payload = try ChunkCodec.checked(all, minimum: 7, "version block checksum mismatch")
             var head = ByteReader(payload)
@@ -225,9 +227,10 @@ public enum VersionCodec {
             func body(_ raw: UnsafeRawBufferPointer) throws -> [EntityVersion] {
                 if version == 1 {
                     let all = try decodeRows(ByteReader(raw), count: count, secrets: secrets)
-                    return keep.map { k in all.filter { k($0.validFrom, $0.validTo) } } ?? all
+                    guard keep != nil || kinds != nil else { return all }
+                    return all.filter { (keep?($0.validFrom, $0.validTo) ?? true) && (kinds?.contains($0.kind) ?? true) }
                 }
-                return try decodeColumns(ByteReader(raw), count: count, secrets: secrets, keep: keep)
+                return try decodeColumns(ByteReader(raw), count: count, secrets: secrets, kinds: kinds, keep: keep)
             }
             switch flags & 5 {
             case 0: return try body(rest)
@@ -367,7 +370,7 @@ public enum VersionCodec {
     private struct EntityRef: Hashable { var kind: UInt64; var key: UInt64 }
 
     /// Format 2: shapes and columns.
-    private static func decodeColumns(_ reader: ByteReader, count: Int, secrets: Secrets, keep: Keep?) throws -> [EntityVersion] {
+    private static func decodeColumns(_ reader: ByteReader, count: Int, secrets: Secrets, kinds: Set<EntityKind>?, keep: Keep?) throws -> [EntityVersion] {
         let (t, meta0, r0) = try head(reader, count: count, secrets: secrets)
         var meta = meta0, r = r0
         var shapeReader = ByteReader(try r.take(try r.count(limit: r.remaining)))
@@ -430,9 +433,18 @@ public enum VersionCodec {
         }
         guard meta.remaining == 0 else { throw ChunkError.corrupt("version block meta has trailing bytes") }
         // Attributes are built only for the versions kept and the ones their deltas stand on.
-        var kept = [Bool](repeating: keep == nil, count: count), needed = kept
-        if let keep {
-            for k in 0..<count where keep(metas[k].from, metas[k].to) {
+        var kept = [Bool](repeating: keep == nil && kinds == nil, count: count), needed = kept
+        if keep != nil || kinds != nil {
+            // A block holds a handful of kinds: each one's string is looked up once.
+            var kindWanted: [UInt64: Bool] = [:]
+            func wanted(_ m: Meta) throws -> Bool {
+                guard let kinds else { return true }
+                if let w = kindWanted[m.kind] { return w }
+                let w = kinds.contains(try t.kind(m.kind))
+                kindWanted[m.kind] = w
+                return w
+            }
+            for k in 0..<count where try wanted(metas[k]) && keep?(metas[k].from, metas[k].to) ?? true {
                 kept[k] = true
                 var b = k
                 while b >= 0, !needed[b] {
