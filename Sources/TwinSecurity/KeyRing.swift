@@ -105,7 +105,7 @@ public final class KeyRing: Sendable {
     /// `value` sealed under the current key (the value itself when there is none); `context` (kind and
     /// attribute) is bound to the ciphertext, so a value cannot be moved to another attribute.
     public func seal(_ value: AttributeValue, context: String) -> AttributeValue {
-        guard let id = currentID, let key = state.withLock({ $0.keys[id] }), let plain = try? JSONEncoder().encode(value) else { return value }
+        guard let id = currentID, let key = state.withLock({ $0.keys[id] }), let plain = SealedPlaintext.encode(value) else { return value }
         let k = SymmetricKey(data: key)
         let nonceBytes = Array(HMAC<SHA256>.authenticationCode(for: Array(context.utf8) + [0] + Array(plain), using: k).prefix(12))
         guard let nonce = try? AES.GCM.Nonce(data: nonceBytes),
@@ -122,7 +122,7 @@ public final class KeyRing: Sendable {
         guard let data = Data(base64Encoded: String(s.dropFirst(Self.prefix.count + id.count + 1))),
               let box = try? AES.GCM.SealedBox(combined: data),
               let plain = try? AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: Array(context.utf8)),
-              let clear = try? JSONDecoder().decode(AttributeValue.self, from: plain) else { return nil }
+              let clear = SealedPlaintext.decode(plain) else { return nil }
         opened.withLock { o in
             if o.count >= 4096 { o.removeAll(keepingCapacity: true) }
             o[memo] = clear
@@ -159,4 +159,48 @@ public final class KeyRing: Sendable {
         let mac = HMAC<SHA256>.authenticationCode(for: Array((context + "\u{0}" + value.description).utf8), using: SymmetricKey(data: key))
         return .string("h:" + Array(mac.prefix(8)).hex)
     }
+}
+
+/// The plaintext of a sealed value: the value's JSON, as `JSONEncoder` writes it (the nonce is derived from
+/// it, so the same value must give the same bytes in every version). Strings of plain ASCII, integers,
+/// booleans and null — nearly every sealed value (addresses, command lines) — are written and read here
+/// without Foundation's coders, which cost more than the AES-GCM around them; anything else goes through them.
+enum SealedPlaintext {
+    static func encode(_ value: AttributeValue) -> [UInt8]? {
+        switch value {
+        case .string(let s) where s.utf8.allSatisfy(isPlain):
+            var out: [UInt8] = [0x22]
+            out.reserveCapacity(s.utf8.count + 2)
+            out += s.utf8
+            out.append(0x22)
+            return out
+        case .int(let i): return Array(String(i).utf8)
+        case .bool(let b): return Array((b ? "true" : "false").utf8)
+        case .null: return Array("null".utf8)
+        default: return (try? JSONEncoder().encode(value)).map { Array($0) }
+        }
+    }
+
+    static func decode(_ plain: Data) -> AttributeValue? {
+        let bytes = [UInt8](plain)
+        if bytes.count >= 2, bytes.first == 0x22, bytes.last == 0x22, bytes.dropFirst().dropLast().allSatisfy(isPlain) {
+            return .string(String(decoding: bytes.dropFirst().dropLast(), as: UTF8.self))
+        }
+        switch bytes {
+        case Array("true".utf8): return .bool(true)
+        case Array("false".utf8): return .bool(false)
+        case Array("null".utf8): return .null
+        default: break
+        }
+        // An integer: JSON's digits (no leading zero but 0 itself), as AttributeValue decodes a whole number.
+        let digits = bytes.first == 0x2D ? bytes.dropFirst() : bytes[...]
+        if !digits.isEmpty, digits.count <= 19, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), digits.first != 0x30 || digits.count == 1,
+           let i = Int64(String(decoding: bytes, as: UTF8.self)) {
+            return .int(i)
+        }
+        return try? JSONDecoder().decode(AttributeValue.self, from: plain)
+    }
+
+    /// Printable ASCII that JSON writes as itself: not a quote, a backslash, or the slash JSONEncoder escapes.
+    private static func isPlain(_ b: UInt8) -> Bool { b >= 0x20 && b < 0x7F && b != 0x22 && b != 0x5C && b != 0x2F }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TwinCore
-import TwinSecurity
+@testable import TwinSecurity
 import TwinStorage
 @testable import TwinServer
 
@@ -31,6 +31,25 @@ import TwinStorage
         // Files are private.
         let mode = (try FileManager.default.attributesOfItem(atPath: keys.directory + "/\(keys.currentID!).key"))[.posixPermissions] as? Int
         #expect(mode == 0o600)
+    }
+
+    /// A sealed value's plaintext is the value's JSON, byte for byte as JSONEncoder writes it (the nonce is
+    /// derived from it), and reads back as JSONDecoder reads it, with or without the fast path.
+    @Test func sealedPlaintextIsTheValuesJSON() throws {
+        let values: [AttributeValue] = [
+            .string(""), .string("10.1.2.3:443"), .string("[2001:db8::1]:22"), .string("mysqld --password=*** --user=mysql"),
+            .string("/usr/sbin/sshd -D"), .string("say \"hi\""), .string("back\\slash"), .string("tab\there"), .string("ünïcode ✓"),
+            .string("del\u{7F}"), .string("007"), .string("true"), .int(0), .int(-1), .int(42), .int(.max), .int(.min),
+            .double(1.5), .double(-0.0), .double(1e300), .double(3), .bool(true), .bool(false), .null,
+        ]
+        for v in values {
+            let json = [UInt8](try JSONEncoder().encode(v))
+            #expect(SealedPlaintext.encode(v) == json, "\(v)")
+            #expect(SealedPlaintext.decode(Data(json)) == (try JSONDecoder().decode(AttributeValue.self, from: Data(json))), "\(v)")
+        }
+        for text in ["-0", "1.0", "01", "12345678901234567890", "\"a\"b\"", "nul", ""] {
+            #expect(SealedPlaintext.decode(Data(text.utf8)) == (try? JSONDecoder().decode(AttributeValue.self, from: Data(text.utf8))), "\(text)")
+        }
     }
 
     @Test func policyFilesParseAndNameTheBadLine() throws {
