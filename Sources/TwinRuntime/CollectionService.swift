@@ -157,7 +157,6 @@ public struct CollectionService: Service {
                     self.tickLoop(loop, stopper)
                     done.resume()
                 }
-                thread.name = "hosttwin-collect"
                 thread.start()
             }
         } onGracefulShutdown: {
@@ -254,6 +253,7 @@ public struct CollectionService: Service {
     }
 
     private func tickLoop(_ loop: Loop, _ stopper: Waiter) {
+        nameCurrentThread("hosttwin-collect")
         let c = configuration
         while c.maxTicks.map({ loop.count < $0 }) ?? true {
             // Ticks sit on the interval grid, so timestamps are regular (cheap to compress) and comparable across hosts.

@@ -53,7 +53,6 @@ final class Sealer: @unchecked Sendable {
 
     func start() {
         let t = Thread { [self] in loop() }
-        t.name = "hosttwin-sealer"
         thread = t
         t.start()
     }
@@ -94,6 +93,7 @@ final class Sealer: @unchecked Sendable {
     }
 
     private func loop() {
+        nameCurrentThread("hosttwin-sealer")
         cond.lock()
         while true {
             while queue.isEmpty && !stopping { cond.wait() }
