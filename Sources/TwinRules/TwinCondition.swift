@@ -252,7 +252,7 @@ public struct RuleContext: Sendable {
         case .anomaly(let rate):
             guard let store else { throw PromQLError.execution("anomaly conditions need the twin's store") }
             let window: Int64 = 10 * 60_000
-            let report = try AnomalyScan.run(store: store, to: t, window: window, history: 6 * 3_600_000)
+            let report = try AnomalyScan.run(store: store, to: t, window: window, history: 6 * 3_600_000, warnings: false)
             var counts: [String: Int] = [:]
             let since = TwinTime.rfc3339(t - window)
             for a in report.alerts where a.time >= since { counts[a.host ?? "", default: 0] += 1 }

@@ -67,7 +67,10 @@ public enum AnomalyScan {
     /// Scans `[to - window, to]`: each series from the state ``AnomalyMonitor`` saved when it ends before
     /// the window, else learning from `history` before it; throws ``PromQLError/timeout(_:)``
     /// once the clock passes `deadline` (ms), so a dashboard or API request never waits on a huge store.
-    public static func run(store: TwinStore, to: Int64, window: Int64, history: Int64, deadline: Int64 = .max) throws -> AnomalyReport {
+    /// Without `warnings` the early warnings (forecasts, restart loops, leak suspects) are not looked for:
+    /// a rule counting anomalous series needs only the scan.
+    public static func run(store: TwinStore, to: Int64, window: Int64, history: Int64, deadline: Int64 = .max,
+                           warnings includeWarnings: Bool = true) throws -> AnomalyReport {
         let from = to - window
         let start = (from - history) / step * step
         let catalog = try store.seriesCatalog()
@@ -122,7 +125,7 @@ public enum AnomalyScan {
         return AnomalyReport(from: TwinTime.rfc3339(from), to: TwinTime.rfc3339(to), series: catalog.count, liveSeries: liveCount,
                              liveSeriesByHost: live, alerts: alerts,
                              mostAnomalous: Array(most), rate: rate, hostAnomalous: turned,
-                             warnings: try warnings(store: store, catalog: catalog, from: from, to: to))
+                             warnings: includeWarnings ? try warnings(store: store, catalog: catalog, from: from, to: to) : [])
     }
 
     /// Early warnings: sustained pressure, error counters rising, memory-leak suspects, filesystems filling
