@@ -36,11 +36,13 @@ public struct HostPaths: Sendable, Hashable {
 /// Not thread-safe: each collector loop owns one.
 public final class FileReader {
     private var buffer: [UInt8]
+    private let capacity: Int
 
     /// Contents read through ``readShared(_:)`` during the current tick.
     private var tickCache: [String: String?] = [:]
 
     public init(capacity: Int = 64 * 1024) {
+        self.capacity = capacity
         buffer = [UInt8](repeating: 0, count: capacity)
     }
 
@@ -91,7 +93,10 @@ public final class FileReader {
             if n == 0 { break }
             total += n
         }
-        return buffer.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[0..<total])) }
+        let result = buffer.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[0..<total])) }
+        // A large file read now and then (dpkg's status, megabytes) does not keep its buffer between reads.
+        if buffer.count > 4 * capacity { buffer = [UInt8](repeating: 0, count: capacity) }
+        return result
     }
 
     /// The target of a symbolic link, or nil.

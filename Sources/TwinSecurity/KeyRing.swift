@@ -16,8 +16,10 @@ public final class KeyRing: Sendable {
     private struct State { var keys: [String: [UInt8]] = [:]; var current: String?; var hashKey: [UInt8]?; var checkedAt: Int64 = 0; var currentStamp: Int64 = -1 }
     private let state = Mutex(State())
     /// Values recently opened, by sealed text and context (sealing is deterministic, so the same text
-    /// comes back with every read of the same state): reads skip base64, AES-GCM and JSON. At most 4,096.
-    private let opened = Mutex<[String: AttributeValue]>([:])
+    /// comes back with every read of the same state): reads skip base64, AES-GCM and JSON. At most 4,096,
+    /// and at most ``openedBytesLimit`` of text in all: sealed command lines run to kilobytes each.
+    private let opened = Mutex<(values: [String: AttributeValue], bytes: Int)>(([:], 0))
+    static let openedBytesLimit = 512 * 1024
     static let prefix = "enc:"
 
     /// The key ring of `dataDir`; with `create`, the directory and a first key are made when missing.
@@ -118,14 +120,17 @@ public final class KeyRing: Sendable {
     public func open(_ value: AttributeValue, context: String) -> AttributeValue? {
         guard let id = Self.sealedKeyID(value), case .string(let s) = value, let key = state.withLock({ $0.keys[id] }) else { return nil }
         let memo = context + "\u{0}" + s
-        if let hit = opened.withLock({ $0[memo] }) { return hit }
+        if let hit = opened.withLock({ $0.values[memo] }) { return hit }
         guard let data = Data(base64Encoded: String(s.dropFirst(Self.prefix.count + id.count + 1))),
               let box = try? AES.GCM.SealedBox(combined: data),
               let plain = try? AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: Array(context.utf8)),
               let clear = SealedPlaintext.decode(plain) else { return nil }
+        var bytes = memo.utf8.count + 16
+        if case .string(let text) = clear { bytes += text.utf8.count }
         opened.withLock { o in
-            if o.count >= 4096 { o.removeAll(keepingCapacity: true) }
-            o[memo] = clear
+            if o.values.count >= 4096 || o.bytes + bytes > Self.openedBytesLimit { o = ([:], 0) }
+            o.values[memo] = clear
+            o.bytes += bytes
         }
         return clear
     }
