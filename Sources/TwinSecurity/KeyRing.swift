@@ -167,7 +167,7 @@ public final class KeyRing: Sendable {
 }
 
 /// The plaintext of a sealed value: the value's JSON, as `JSONEncoder` writes it (the nonce is derived from
-/// it, so the same value must give the same bytes in every version). Strings of plain ASCII, integers,
+/// it, so the same value must give the same bytes in every version). Strings of printable ASCII, integers,
 /// booleans and null — nearly every sealed value (addresses, command lines) — are written and read here
 /// without Foundation's coders, which cost more than the AES-GCM around them; anything else goes through them.
 enum SealedPlaintext {
@@ -176,7 +176,10 @@ enum SealedPlaintext {
         case .string(let s) where s.utf8.allSatisfy(isPlain):
             var out: [UInt8] = [0x22]
             out.reserveCapacity(s.utf8.count + 2)
-            out += s.utf8
+            for b in s.utf8 {
+                if b == slash { out.append(backslash) } // JSONEncoder writes "/" as "\/"
+                out.append(b)
+            }
             out.append(0x22)
             return out
         case .int(let i): return Array(String(i).utf8)
@@ -188,8 +191,8 @@ enum SealedPlaintext {
 
     static func decode(_ plain: Data) -> AttributeValue? {
         let bytes = [UInt8](plain)
-        if bytes.count >= 2, bytes.first == 0x22, bytes.last == 0x22, bytes.dropFirst().dropLast().allSatisfy(isPlain) {
-            return .string(String(decoding: bytes.dropFirst().dropLast(), as: UTF8.self))
+        if bytes.count >= 2, bytes.first == 0x22, bytes.last == 0x22, let text = plainString(bytes.dropFirst().dropLast()) {
+            return .string(text)
         }
         switch bytes {
         case Array("true".utf8): return .bool(true)
@@ -206,6 +209,28 @@ enum SealedPlaintext {
         return try? JSONDecoder().decode(AttributeValue.self, from: plain)
     }
 
-    /// Printable ASCII that JSON writes as itself: not a quote, a backslash, or the slash JSONEncoder escapes.
-    private static func isPlain(_ b: UInt8) -> Bool { b >= 0x20 && b < 0x7F && b != 0x22 && b != 0x5C && b != 0x2F }
+    /// The string between the quotes when it holds printable ASCII only, with no escape but "\/"; else nil.
+    private static func plainString(_ inner: ArraySlice<UInt8>) -> String? {
+        var out: [UInt8] = []
+        out.reserveCapacity(inner.count)
+        var escaped = false
+        for b in inner {
+            if escaped {
+                guard b == slash else { return nil }
+                out.append(b)
+                escaped = false
+            } else if b == backslash {
+                escaped = true
+            } else {
+                guard isPlain(b), b != slash else { return nil }
+                out.append(b)
+            }
+        }
+        return escaped ? nil : String(decoding: out, as: UTF8.self)
+    }
+
+    private static let slash: UInt8 = 0x2F, backslash: UInt8 = 0x5C
+
+    /// Printable ASCII that JSON writes as itself (the slash escaped): not a quote or a backslash.
+    private static func isPlain(_ b: UInt8) -> Bool { b >= 0x20 && b < 0x7F && b != 0x22 && b != backslash }
 }

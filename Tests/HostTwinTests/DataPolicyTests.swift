@@ -38,7 +38,7 @@ import TwinStorage
     @Test func sealedPlaintextIsTheValuesJSON() throws {
         let values: [AttributeValue] = [
             .string(""), .string("10.1.2.3:443"), .string("[2001:db8::1]:22"), .string("mysqld --password=*** --user=mysql"),
-            .string("/usr/sbin/sshd -D"), .string("say \"hi\""), .string("back\\slash"), .string("tab\there"), .string("ünïcode ✓"),
+            .string("/usr/sbin/sshd -D"), .string("/"), .string("a//b/"), .string("say \"hi\""), .string("back\\slash"), .string("tab\there"), .string("ünïcode ✓"),
             .string("del\u{7F}"), .string("007"), .string("true"), .int(0), .int(-1), .int(42), .int(.max), .int(.min),
             .double(1.5), .double(-0.0), .double(1e300), .double(3), .bool(true), .bool(false), .null,
         ]
@@ -47,7 +47,7 @@ import TwinStorage
             #expect(SealedPlaintext.encode(v) == json, "\(v)")
             #expect(SealedPlaintext.decode(Data(json)) == (try JSONDecoder().decode(AttributeValue.self, from: Data(json))), "\(v)")
         }
-        for text in ["-0", "1.0", "01", "12345678901234567890", "\"a\"b\"", "nul", ""] {
+        for text in ["-0", "1.0", "01", "12345678901234567890", "\"a\"b\"", "nul", "", "\"a\\/b\"", "\"a/b\"", "\"a\\nb\"", "\"a\\\""] {
             #expect(SealedPlaintext.decode(Data(text.utf8)) == (try? JSONDecoder().decode(AttributeValue.self, from: Data(text.utf8))), "\(text)")
         }
     }
