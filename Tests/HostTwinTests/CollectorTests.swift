@@ -282,6 +282,7 @@ import TwinCore
         #expect(ProcessCollector.stableKernelThreadName("kworker/0:2-events") == "kworker/0:2")
         #expect(ProcessCollector.stableKernelThreadName("kworker/u8:3-ext4-rsv-conversion") == "kworker/u8:3")
         #expect(ProcessCollector.stableKernelThreadName("kworker/1:0H") == "kworker/1:0H")
+        #expect(ProcessCollector.stableKernelThreadName("kworker/1:1H+kblockd") == "kworker/1:1H", "while it serves the queue")
         #expect(ProcessCollector.stableKernelThreadName("ksoftirqd/0") == "ksoftirqd/0")
         #expect(ProcessCollector.stableKernelThreadName("rcu-tasks") == "rcu-tasks")
     }

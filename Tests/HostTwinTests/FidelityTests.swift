@@ -14,13 +14,15 @@ import TwinStorage
                 2     0     0 kthreadd
                27     2     0 kworker/1:0-events
              4242     1  1000 tmux: server
+               44     2     0 kworker/1:1H+kblockd
             garbage line
               12x     1     0 bad
                13     1
             """
         let p = GroundTruth.parsePS(text)
-        #expect(p.map(\.key) == ["1", "2", "27", "4242"])
+        #expect(p.map(\.key) == ["1", "2", "27", "4242", "44"])
         #expect(p[2].attributes["name"] == "kworker/1:0")
+        #expect(p[4].attributes["name"] == "kworker/1:1H", "a worker serving its queue right now")
         #expect(p[3].attributes == ["ppid": "1", "uid": "1000", "name": "tmux: server"])
     }
 

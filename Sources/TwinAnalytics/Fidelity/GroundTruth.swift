@@ -72,10 +72,11 @@ public enum GroundTruth {
         }
     }
 
-    /// `kworker/0:2-events` → `kworker/0:2` (the twin's identity of a kernel worker; its work queue changes by the second).
+    /// `kworker/0:2-events` (or `+events`) → `kworker/0:2` (the twin's identity of a kernel worker; its work queue changes by the second).
     static func stableName(_ comm: String) -> String {
-        guard comm.hasPrefix("kworker/"), let dash = comm.firstIndex(of: "-") else { return comm }
-        return String(comm[..<dash])
+        // The kernel writes "-queue" for the work queue it served last and "+queue" while it serves it.
+        guard comm.hasPrefix("kworker/"), let cut = comm.firstIndex(where: { $0 == "-" || $0 == "+" }) else { return comm }
+        return String(comm[..<cut])
     }
 
     /// `ss -Htulnp` (listening: `tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))`) or

@@ -109,10 +109,11 @@ public final class ProcessCollector: Collector {
         return known.compactMap { exited.contains($0.value.ppid) ? Int32($0.key) : nil }
     }
 
-    /// `kworker/0:2-events` → `kworker/0:2`; other names unchanged.
+    /// `kworker/0:2-events` (or `+events`) → `kworker/0:2`; other names unchanged.
     static func stableKernelThreadName(_ comm: String) -> String {
-        guard comm.hasPrefix("kworker/"), let dash = comm.firstIndex(of: "-") else { return comm }
-        return String(comm[..<dash])
+        // The kernel writes "-queue" for the work queue it served last and "+queue" while it serves it.
+        guard comm.hasPrefix("kworker/"), let cut = comm.firstIndex(where: { $0 == "-" || $0 == "+" }) else { return comm }
+        return String(comm[..<cut])
     }
 
     /// The lifecycle class of a `/proc/PID/stat` state letter.
