@@ -68,16 +68,10 @@ public enum GroundTruth {
             let f = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: true)
             guard f.count == 4, let pid = Int(f[0]), let ppid = Int(f[1]), let uid = Int(f[2]) else { return nil }
             return ComparableEntity(kind: .processes, key: String(pid),
-                                    attributes: ["ppid": String(ppid), "uid": String(uid), "name": stableName(String(f[3]))])
+                                    attributes: ["ppid": String(ppid), "uid": String(uid), "name": stableKernelThreadName(String(f[3]))])
         }
     }
 
-    /// `kworker/0:2-events` (or `+events`) → `kworker/0:2` (the twin's identity of a kernel worker; its work queue changes by the second).
-    static func stableName(_ comm: String) -> String {
-        // The kernel writes "-queue" for the work queue it served last and "+queue" while it serves it.
-        guard comm.hasPrefix("kworker/"), let cut = comm.firstIndex(where: { $0 == "-" || $0 == "+" }) else { return comm }
-        return String(comm[..<cut])
-    }
 
     /// `ss -Htulnp` (listening: `tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))`) or
     /// `ss -Htun state established` (no state column). UDP counts as listening when its peer is `*`, as

@@ -109,12 +109,8 @@ public final class ProcessCollector: Collector {
         return known.compactMap { exited.contains($0.value.ppid) ? Int32($0.key) : nil }
     }
 
-    /// `kworker/0:2-events` (or `+events`) → `kworker/0:2`; other names unchanged.
-    static func stableKernelThreadName(_ comm: String) -> String {
-        // The kernel writes "-queue" for the work queue it served last and "+queue" while it serves it.
-        guard comm.hasPrefix("kworker/"), let cut = comm.firstIndex(where: { $0 == "-" || $0 == "+" }) else { return comm }
-        return String(comm[..<cut])
-    }
+    /// `kworker/0:2-events` (or `+events`) → `kworker/0:2`; other names unchanged (``TwinCore/stableKernelThreadName(_:)``).
+    static func stableKernelThreadName(_ comm: String) -> String { TwinCore.stableKernelThreadName(comm) }
 
     /// The lifecycle class of a `/proc/PID/stat` state letter.
     static func lifecycle(_ s: Character) -> String {
