@@ -51,6 +51,7 @@ let package = Package(
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         // adjtimex(2) for the timex collector (a glibc header the Glibc module leaves out).
         .systemLibrary(name: "CTimex"),
+        .target(name: "CMallocTuning"),
         // perf_event_open(2) on the `sock:inet_sock_set_state` tracepoint (TCP changes between ticks).
         .systemLibrary(name: "CPerfEvent"),
         .target(
@@ -168,7 +169,7 @@ let package = Package(
             name: "hosttwin",
             dependencies: [
                 "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinRules",
-                "TwinPostgres",
+                "TwinPostgres", "CMallocTuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

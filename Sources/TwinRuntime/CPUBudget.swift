@@ -57,3 +57,52 @@ public struct CPUBudget: Sendable {
         return CollectorHealth(collector: "capture", status: .ok, message: "every tick, and between ticks on process events and fast polls of listeners (CPU budget \(budget))" + slower)
     }
 }
+
+/// How far the collectors outside the essential set are slowed to keep the collection within its CPU
+/// budget: 1, 5 or 15 times their interval. Pure: the collection loop feeds it what the budget saw.
+///
+/// When the budget held changes back in the last 10 s, a step up (at most every 30 s); after 5 minutes
+/// without, a step back. The least valuable observations give way to the changes of processes and
+/// sockets. If a minute at 15 times still leaves the ticks costing more than the whole budget, the
+/// essential collectors and the store alone exceed it: the others stay at 15 times (going back to their
+/// intervals would spend more, not less) and ``essentialOverBudget`` says so until the ticks cost less.
+public struct Relaxation: Sendable, Equatable {
+    /// Times their interval the relaxable collectors wait between runs.
+    public private(set) var factor: Int64 = 1
+    /// Whether the ticks cost more than the budget with the others at their most relaxed.
+    public private(set) var essentialOverBudget = false
+    /// When `factor` last changed (ms since the epoch; 0: never, so the first step may come at once).
+    private var changedAt: Int64 = 0
+
+    public init() {}
+
+    /// What changed at one step.
+    public enum Change: Equatable, Sendable {
+        /// `factor` moved.
+        case factor
+        /// The ticks were found to exceed the budget at the most relaxed factor.
+        case essentialOverBudget
+    }
+
+    /// One step at tick `t`: `refusedRecently` (the budget held a change back in the last 10 s),
+    /// `refusedLately` (in the last 5 minutes), the ticks' cost and the budget (CPU µs a second).
+    public mutating func step(at t: Int64, refusedRecently: Bool, refusedLately: Bool, tickCost: Double, budget: Double) -> Change? {
+        var change: Change?
+        if factor == 15, t - changedAt >= 60_000 {
+            // A tenth of hysteresis, so a cost at the budget does not flap.
+            let over = tickCost >= (essentialOverBudget ? 0.9 : 1) * budget
+            if over && !essentialOverBudget { change = .essentialOverBudget }
+            essentialOverBudget = over
+        }
+        if refusedRecently, factor < 15, t - changedAt >= 30_000 {
+            factor = factor == 1 ? 5 : 15
+        } else if factor > 1, !refusedLately, t - changedAt >= 300_000 {
+            factor = factor == 15 ? 5 : 1
+            essentialOverBudget = false
+        } else {
+            return change
+        }
+        changedAt = t
+        return .factor
+    }
+}

@@ -77,10 +77,7 @@ public struct CollectionService: Service {
         /// When the last change-driven refresh ran (ms since the epoch).
         var lastChange: Int64 = .min
         var budget: CPUBudget
-        /// When the collectors' relaxation last changed.
-        var lastRelaxation: Int64 = 0
-        /// Until when relaxing is not tried again, having proved unable to bring the ticks within the budget.
-        var futileUntil: Int64 = 0
+        var relaxation = Relaxation()
         /// The ticks' CPU per second (µs), a moving average.
         var tickCostPerSecond = 0.0
         /// State events stored between ticks, handed to the sinks with the next tick.
@@ -210,43 +207,31 @@ public struct CollectionService: Service {
         }
     }
 
-    /// When the budget held changes back in the last 10 s, the collectors outside ``Sampler/essential`` run
-    /// at 5, then 15 times their interval (a step at most every 30 s); after 5 minutes without, a step back.
-    /// The least valuable observations give way to the changes of processes and sockets. If a minute at 15
-    /// times still leaves the ticks costing more than the whole budget, relaxing cannot help: the collectors
-    /// go back to their intervals and changes wait for the ticks, for half an hour before it is tried again
-    /// (a run's first minutes cost more than its steady state).
+    /// Steps ``Relaxation`` and applies it to the sampler, saying in the log what changed.
     private func relax(_ loop: Loop, at t: Int64) {
-        guard configuration.changeDriven, t >= loop.futileUntil else { return }
-        let r = loop.sampler.relaxation
-        let budgetPerSecond = configuration.cpuBudget * 1e6
-        if r == 15, t - loop.lastRelaxation >= 60_000, loop.tickCostPerSecond >= budgetPerSecond {
-            loop.sampler.relaxation = 1
-            loop.futileUntil = t + 1_800_000
-            loop.lastRelaxation = t
-            logger.notice("the ticks cost \(String(format: "%.2f", loop.tickCostPerSecond / 1000)) ms a second with \(loop.sampler.relaxableNames.count) collectors at 15 times their interval, above the CPU budget (\(String(format: "%.2f", budgetPerSecond / 1000)) ms a second): collectors back at their intervals, changes wait for the ticks")
-            return
+        guard configuration.changeDriven else { return }
+        let budget = configuration.cpuBudget * 1e6
+        switch loop.relaxation.step(at: t, refusedRecently: loop.budget.refused(within: 10_000, at: t), refusedLately: loop.budget.refused(within: 300_000, at: t),
+                                    tickCost: loop.tickCostPerSecond, budget: budget) {
+        case .factor?:
+            loop.sampler.relaxation = loop.relaxation.factor
+            logger.notice("to stay within the CPU budget, \(loop.sampler.relaxableNames.count) collectors now run at \(loop.sampler.relaxation) times their interval")
+        case .essentialOverBudget?:
+            logger.notice("the ticks cost \(String(format: "%.2f", loop.tickCostPerSecond / 1000)) ms a second with \(loop.sampler.relaxableNames.count) collectors at \(loop.sampler.relaxation) times their interval, above the CPU budget (\(String(format: "%.2f", budget / 1000)) ms a second): the essential collectors alone exceed it, so changes wait for the ticks")
+        case nil:
+            break
         }
-        if loop.budget.refused(within: 10_000, at: t), r < 15, t - loop.lastRelaxation >= 30_000 {
-            loop.sampler.relaxation = r == 1 ? 5 : 15
-        } else if r > 1, !loop.budget.refused(within: 300_000, at: t), t - loop.lastRelaxation >= 300_000 {
-            loop.sampler.relaxation = r == 15 ? 5 : 1
-        } else {
-            return
-        }
-        loop.lastRelaxation = t
-        logger.notice("to stay within the CPU budget, \(loop.sampler.relaxableNames.count) collectors now run at \(loop.sampler.relaxation) times their interval")
     }
 
     /// The `capture` health line, rebuilt only when what it says changes (it is appended at every tick).
     private func captureHealth(_ loop: Loop, at t: Int64) -> CollectorHealth {
-        let futile = t < loop.futileUntil
-        let state = (futile, loop.budget.refused(within: 60_000, at: t), loop.sampler.relaxation)
+        let over = loop.relaxation.essentialOverBudget
+        let state = (over, loop.budget.refused(within: 60_000, at: t), loop.sampler.relaxation)
         if let (held, health) = loop.captureHealth, held == state { return health }
         let c = configuration
-        let health = futile
+        let health = over
             ? CollectorHealth(collector: "capture", status: .ok,
-                              message: "every tick; the ticks alone cost more than the CPU budget (\(String(format: "%.2g", c.cpuBudget * 100)) % of a core), so changes between ticks wait for them")
+                              message: "every tick; with \(loop.sampler.relaxableNames.count) collectors at \(loop.sampler.relaxation) times their interval the ticks still cost more than the CPU budget (\(String(format: "%.2g", c.cpuBudget * 100)) % of a core): the essential collectors alone exceed it, so changes between ticks wait for them")
             : loop.budget.health(changeDriven: c.changeDriven, relaxed: loop.sampler.relaxation > 1 ? loop.sampler.relaxableNames : [], factor: loop.sampler.relaxation)
         loop.captureHealth = (state, health)
         return health

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMallocTuning
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -72,10 +73,10 @@ struct AgentCommand: AsyncParsableCommand {
         }
         let fromHub = alerting.actions.values.filter(\.fromHub).map(\.name).sorted()
 
-        MemoryFootprint.limitMallocArenas()
         _ = SelfMetrics.bootstrap()
         var logger = Logger(label: "hosttwin")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        logger.debug("malloc arenas: \(hosttwin_malloc_arena_limit() == 1 ? "one (set before main)" : "glibc's default")")
         let dataDir = store.resolvedDataDir
         let twinStore = try TwinStore.open(dataDir: dataDir)
         let policy = try policyFile.map { try DataPolicy.load($0) } ?? DataPolicy()

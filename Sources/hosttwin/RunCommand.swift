@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMallocTuning
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -69,10 +70,10 @@ struct RunCommand: AsyncParsableCommand {
         let receivers = try remoteWrite.destinations()
         try store.embeddedOnly("run", "keeps one host's twin in its data directory; PostgreSQL is for hubs (`serve --store`)")
 
-        MemoryFootprint.limitMallocArenas()
         let selfMetrics = SelfMetrics.bootstrap()
         var logger = Logger(label: "hosttwin")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        logger.debug("malloc arenas: \(hosttwin_malloc_arena_limit() == 1 ? "one (set before main)" : "glibc's default")")
         let twinStore = try TwinStore.open(dataDir: dataDir)
         let live = LiveTwin()
         let collectorConfig = CollectorConfig(backupPaths: backupPaths + (file?.backupPaths ?? []), extraSecretWords: file?.redactWords ?? [],
