@@ -16,24 +16,14 @@ public enum MemoryFootprint {
         _ = unsafeBitCast(sym, to: MallocTrim.self)(0)
     }
 
-    /// Leaves resident only the code that runs from now on: drops the pages of every executable file
-    /// mapping, advises `MADV_RANDOM` on it, and drops the files' cached pages that no process maps.
-    ///
-    /// The last step matters on kernels that cache files in large folios (6.x): a fault maps the whole
-    /// folio it hits, up to hundreds of KiB, whatever the advice. Pages read afresh under `MADV_RANDOM`
-    /// come one at a time. Pages other processes map (libc's) stay cached; the cost is reading the code
-    /// that runs next from disk once.
     public static func limitCodeFaultAround() {
         guard let f = fopen("/proc/self/maps", "r") else { return }
         defer { fclose(f) }
         var line = [CChar](repeating: 0, count: 512)
-        var files = Set<String>()
         while fgets(&line, Int32(line.count), f) != nil {
             let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let parts = text.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-            guard parts.count >= 6, parts[1].hasPrefix("r-x") else { continue }
-            let path = parts[5].drop(while: { $0 == " " }).filter { $0 != "\n" }
-            guard path.hasPrefix("/") else { continue }
+            guard parts.count >= 6, parts[1].hasPrefix("r-x"), parts[5].drop(while: { $0 == " " }).hasPrefix("/") else { continue }
             let range = parts[0].split(separator: "-")
             guard range.count == 2, let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16), hi > lo,
                   let ptr = UnsafeMutableRawPointer(bitPattern: lo) else { continue }
@@ -41,13 +31,6 @@ public enum MemoryFootprint {
             // and stop fault-around from mapping neighbours again.
             _ = madvise(ptr, Int(hi - lo), MADV_DONTNEED)
             _ = madvise(ptr, Int(hi - lo), MADV_RANDOM)
-            files.insert(String(path))
-        }
-        for path in files {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
-            close(fd)
         }
     }
 }
