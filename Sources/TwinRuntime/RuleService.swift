@@ -21,8 +21,9 @@ public final class RuleService: Service, TickSink {
     let timer: Int64?
     private let ticks: AsyncStream<Int64>
     private let continuation: AsyncStream<Int64>.Continuation
-    /// The host's entities as of the latest tick: each tick replaces the kinds its collectors observed. Ten
-    /// minutes after the first tick every collector has run, and a kind still missing has no entities.
+    /// The host's entities as of the latest tick: each tick replaces the kinds its collectors observed. Once
+    /// one tick has run every collector (the first does), or ten minutes after the first tick handed here, a
+    /// kind still missing has no entities.
     private let latest = Mutex<(first: Int64, snapshot: StateSnapshot)?>(nil)
     /// The cost of evaluating, on `/metrics`: evaluations and the seconds they took.
     private let evaluations = Metrics.Counter(label: "hosttwin_rule_evaluations_total")
@@ -43,7 +44,7 @@ public final class RuleService: Service, TickSink {
         latest.withLock { held in
             var (first, s) = held ?? (tick.time, StateSnapshot(time: tick.time, entities: [:], complete: false))
             s.time = tick.time
-            s.complete = tick.time - first >= 600_000
+            s.complete = s.complete || tick.time - first >= 600_000 || Self.ranEveryCollector(tick)
             // Shared with the observation, not copied: converted only for the kinds a condition reads.
             for (kind, list) in tick.observation.entities { s.entities[kind] = list }
             held = (first, s)
@@ -51,6 +52,12 @@ public final class RuleService: Service, TickSink {
         continuation.yield(tick.time)
     }
     public func collectionStopped() { continuation.finish() }
+
+    /// Whether every collector ran in `tick`: its observation's health lines name the collectors that ran
+    /// in it, the tick's `health` every collector that has run.
+    static func ranEveryCollector(_ tick: CommittedTick) -> Bool {
+        Set(tick.observation.health.map(\.collector)).isSuperset(of: tick.health.map(\.collector))
+    }
 
     public func run() async throws {
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())

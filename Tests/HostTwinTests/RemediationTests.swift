@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TwinCollectors
 import TwinCore
 import TwinQuery
 @testable import TwinRules
@@ -173,5 +174,24 @@ import TwinStorage
         #expect(try store.silences(endingAfter: now + 1).isEmpty)
         #expect(try !store.expireSilence(id: id, at: now + 2), "an ended silence cannot be expired again")
         #expect(try store.silences().count == 1)
+    }
+}
+
+/// The rule service reads state conditions from the latest ticks instead of the store once one tick has run
+/// every collector: the first tick does (real /proc here), a tick where only the due collectors ran does not.
+@Suite struct RuleSnapshotTests {
+    @Test func theFirstTickRunsEveryCollectorAndALaterOneNeedNot() {
+        let sampler = Sampler()
+        let t0: Int64 = 1_790_000_000_000
+        func tick(_ t: Int64) -> CommittedTick {
+            let obs = sampler.tick(now: t)
+            return CommittedTick(seq: 1, time: t, observation: obs, events: [], health: Array(sampler.health.values), ids: [], values: [], opened: [], closed: [])
+        }
+        let first = tick(t0), second = tick(t0 + 1000)
+        #expect(first.health.count > 10, "\(first.health.count) collectors")
+        #expect(RuleService.ranEveryCollector(first))
+        // Some collectors (packages, accounts, …) run less often than every second.
+        #expect(second.observation.health.count < first.observation.health.count)
+        #expect(!RuleService.ranEveryCollector(second))
     }
 }
