@@ -228,7 +228,8 @@ extension TwinStore {
             last = max(last, s.last)
         }
         if to - last > interval * 2 { gap(last, to, edge: true) }
-        let expected = Int((to - start) / interval)
+        // The slots in (start, to]: a run's first tick is the first slot after its start, which is off the grid.
+        let expected = Int(Self.floorDiv(to, interval) - Self.floorDiv(start, interval))
         return TickCompleteness(from: start, to: to, interval: interval, expected: expected, stored: min(stored, expected), gaps: gaps)
     }
 }
@@ -263,4 +264,6 @@ extension TwinStore {
             return CollectorCompleteness(collector: name, runs: Int(runs), succeeded: Int(succeeded.rounded()))
         }.sorted { $0.collector < $1.collector }
     }
+
+    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
 }

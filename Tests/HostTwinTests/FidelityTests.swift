@@ -190,6 +190,18 @@ import TwinStorage
         for i in 0..<5 { _ = try w.commit(Observation(timestamp: t0 + 1_600 + Int64(i) * 1000)) }
         let c = try #require(try young.completeness(from: t0 - 86_400_000, to: t0 + 5_600))
         #expect(c.gaps.isEmpty && c.ratio == 1, "\(c)")
+
+        // A run that began between two slots (as every run does), its ticks on the grid, one skipped: ten
+        // slots due, nine stored — not 100 % beside a one-tick gap.
+        let offDir = try temporaryDirectory("completeness-off-grid")
+        defer { try? FileManager.default.removeItem(atPath: offDir) }
+        let off = try TwinStore.open(dataDir: offDir)
+        let ow = TwinWriter(store: off, policy: .testing)
+        try ow.begin(now: t0 + 250, interval: 1000)
+        for i in 1...10 where i != 3 { _ = try ow.commit(Observation(timestamp: t0 + Int64(i) * 1000)) }
+        let oc = try #require(try off.completeness(from: t0 - 86_400_000, to: t0 + 10_000))
+        #expect(oc.expected == 10 && oc.stored == 9 && oc.gaps.map(\.missing) == [1], "\(oc)")
+        #expect(abs(oc.ratio - 0.9) < 1e-9)
     }
 
     /// The budget fills at its share of a core, ticks and refreshes spend it, and debt is kept to ten seconds' worth.
