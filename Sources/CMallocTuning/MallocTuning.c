@@ -5,7 +5,7 @@
 // hold freed memory. A limit set from Swift comes too late: the Swift runtime's and Dispatch's threads
 // have allocated, and made their arenas, before the command's first line. A constructor runs before any
 // thread exists. Hubs (`serve`) keep glibc's default: many connections allocate at once there.
-// Measured in BENCHMARKS.md ("RSS of run").
+// Measured in BENCHMARKS.md ("Memory and CPU of `run`: one malloc arena, the budget held").
 #include <malloc.h>
 #include <string.h>
 #include "CMallocTuning.h"
