@@ -118,6 +118,9 @@ public final class Sampler {
     private var types: [String: MetricType] = [:]
     /// The latest health line of every enabled collector.
     public private(set) var health: [String: CollectorHealth] = [:]
+    /// The collector that took longest by the clock in the last tick, and how long (µs): what a tick
+    /// that ran late was waiting for.
+    public private(set) var slowest: (name: String, micros: Int64) = ("", 0)
 
     public init(paths: HostPaths = HostPaths(), selection: CollectorSelection = .init(), config: CollectorConfig = .init(), tick: Int64 = 1000) {
         self.paths = paths
@@ -176,9 +179,10 @@ public final class Sampler {
         var ctx = CollectContext(paths: paths, reader: reader, config: config, observation: Observation(timestamp: now))
         ctx.observation.samples.reserveCapacity(1024)
         ctx.observation.types = types
+        slowest = ("", 0)
         for i in scheduled.indices where force || scheduled[i].nextDue <= now {
             let c = scheduled[i].collector
-            let start = threadCPUMicros()
+            let start = threadCPUMicros(), began = monotonicMicros()
             let h: CollectorHealth
             do {
                 switch try c.collect(&ctx) {
@@ -190,6 +194,8 @@ public final class Sampler {
             }
             var hh = h
             hh.durationMicros = threadCPUMicros() - start
+            let took = monotonicMicros() - began
+            if took > slowest.micros { slowest = (c.name, took) }
             // node_exporter's per-collector figures, so its dashboards' "scrape" panels have data.
             let l = scheduled[i].labels
             ctx.observation.add("node_scrape_collector_duration_seconds", l, Double(hh.durationMicros) / 1e6)
@@ -203,6 +209,13 @@ public final class Sampler {
         types = ctx.observation.types
         return ctx.observation
     }
+}
+
+/// Monotonic clock time in microseconds (how long something took by the clock).
+public func monotonicMicros() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
 }
 
 /// Thread CPU time in microseconds (what a collector costs, independent of other load).

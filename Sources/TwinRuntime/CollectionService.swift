@@ -83,7 +83,7 @@ public struct CollectionService: Service {
         /// State events stored between ticks, handed to the sinks with the next tick.
         var pendingEvents: [TwinEvent] = []
         /// The slot of the last tick and when that tick's work ended (ms since the epoch).
-        var lastTick: (slot: Int64, ended: Int64)?
+        var lastTick: (slot: Int64, ended: Int64, phases: String)?
         /// The last `capture` health line and the state it was made from.
         var captureHealth: (state: (Bool, Bool, Int64), health: CollectorHealth)?
         init(sampler: Sampler, writer: TwinWriter, budget: CPUBudget) {
@@ -248,7 +248,7 @@ public struct CollectionService: Service {
                 // here so that a completeness gap of "not stored" ticks inside a run has its reason.
                 let skipped = Int((next - last.slot) / c.interval) - 1
                 metrics.ticksSkipped(skipped)
-                logger.notice("\(skipped) tick\(skipped == 1 ? "" : "s") skipped: the tick at \(TwinTime.rfc3339(last.slot)) ended \(last.ended - last.slot) ms after its slot (the host was busy)")
+                logger.notice("\(skipped) tick\(skipped == 1 ? "" : "s") skipped: the tick at \(TwinTime.rfc3339(last.slot)) ended \(last.ended - last.slot) ms after its slot (the host was busy\(last.phases.isEmpty ? "" : "; " + last.phases))")
             }
             if !waitForTick(next, loop, stopper) { return }
             let started = DispatchTime.now().uptimeNanoseconds
@@ -260,7 +260,9 @@ public struct CollectionService: Service {
                 // The first ticks read everything once (packages, files): not what a tick costs.
                 loop.tickCostPerSecond = loop.count < 5 ? perSecond : loop.tickCostPerSecond * 0.95 + perSecond * 0.05
             }
+            let began = TwinTime.nowMillis()
             var obs = loop.sampler.tick(now: next)
+            let collected = TwinTime.nowMillis()
             relax(loop, at: next)
             obs.health.append(captureHealth(loop, at: next))
             if let (book, host) = c.addresses, var connections = obs.entities[.connections] {
@@ -273,6 +275,7 @@ public struct CollectionService: Service {
                 metrics.tick(durationNanos: Int64(DispatchTime.now().uptimeNanoseconds - started), health: obs.health,
                              sealQueue: loop.writer.sealQueueDepth, stored: loop.lastError == nil, lagMillis: TwinTime.nowMillis() - next)
             }
+            let committing = TwinTime.nowMillis()
             do {
                 result = try loop.writer.commit(obs, health: obs.health)
                 if loop.lastError != nil { logger.notice("collection resumed: tick \(TwinTime.rfc3339(next)) stored") }
@@ -287,6 +290,7 @@ public struct CollectionService: Service {
                 loop.lastError = msg
                 continue
             }
+            let committed = TwinTime.nowMillis()
             if !sinks.isEmpty {
                 let tick = CommittedTick(seq: result.seq, time: next, observation: obs, events: c.dataPolicy.redactedForReaders(loop.pendingEvents + result.events),
                                          health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector },
@@ -294,7 +298,14 @@ public struct CollectionService: Service {
                 for s in sinks { s.committed(tick) }
             }
             loop.pendingEvents.removeAll(keepingCapacity: true)
-            loop.lastTick = (next, TwinTime.nowMillis())
+            let ended = TwinTime.nowMillis()
+            // Where a late tick's time went, for the "skipped" notice (built only then).
+            let slowest = loop.sampler.slowest
+            loop.lastTick = (next, ended, "")
+            if ended - next > c.interval {
+                loop.lastTick?.phases = "started \(began - next) ms after its slot, collectors \(collected - began) ms (the slowest, \(slowest.name), \(slowest.micros / 1000) ms), "
+                    + "data policy \(committing - collected) ms, store commit \(committed - committing) ms, rules and live view \(ended - committed) ms"
+            }
             loop.count += 1
             if loop.count == 3 { MemoryFootprint.limitCodeFaultAround() }
         }
