@@ -279,12 +279,12 @@ import TwinCore
 
     /// A kworker's workqueue suffix changes every few seconds; its entity keeps the stable part.
     @Test func kworkerNamesAreStable() {
-        #expect(ProcessCollector.stableKernelThreadName("kworker/0:2-events") == "kworker/0:2")
-        #expect(ProcessCollector.stableKernelThreadName("kworker/u8:3-ext4-rsv-conversion") == "kworker/u8:3")
-        #expect(ProcessCollector.stableKernelThreadName("kworker/1:0H") == "kworker/1:0H")
-        #expect(ProcessCollector.stableKernelThreadName("kworker/1:1H+kblockd") == "kworker/1:1H", "while it serves the queue")
-        #expect(ProcessCollector.stableKernelThreadName("ksoftirqd/0") == "ksoftirqd/0")
-        #expect(ProcessCollector.stableKernelThreadName("rcu-tasks") == "rcu-tasks")
+        #expect(stableKernelThreadName("kworker/0:2-events") == "kworker/0:2")
+        #expect(stableKernelThreadName("kworker/u8:3-ext4-rsv-conversion") == "kworker/u8:3")
+        #expect(stableKernelThreadName("kworker/1:0H") == "kworker/1:0H")
+        #expect(stableKernelThreadName("kworker/1:1H+kblockd") == "kworker/1:1H", "while it serves the queue")
+        #expect(stableKernelThreadName("ksoftirqd/0") == "ksoftirqd/0")
+        #expect(stableKernelThreadName("rcu-tasks") == "rcu-tasks")
     }
 
     @Test func servicesReportNotAvailableWithoutSystemd() throws {

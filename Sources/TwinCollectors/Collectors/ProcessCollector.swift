@@ -109,9 +109,6 @@ public final class ProcessCollector: Collector {
         return known.compactMap { exited.contains($0.value.ppid) ? Int32($0.key) : nil }
     }
 
-    /// `kworker/0:2-events` (or `+events`) → `kworker/0:2`; other names unchanged (``TwinCore/stableKernelThreadName(_:)``).
-    static func stableKernelThreadName(_ comm: String) -> String { TwinCore.stableKernelThreadName(comm) }
-
     /// The lifecycle class of a `/proc/PID/stat` state letter.
     static func lifecycle(_ s: Character) -> String {
         switch s {
@@ -133,7 +130,7 @@ public final class ProcessCollector: Collector {
         var info: Known
         // A kworker's name carries the workqueue it serves right now ("kworker/0:2-events"), which
         // changes every few seconds: identity is the part before it, so its state does not churn.
-        let comm = stat.isKernelThread ? Self.stableKernelThreadName(stat.comm) : stat.comm
+        let comm = stat.isKernelThread ? stableKernelThreadName(stat.comm) : stat.comm
         if let k = known[pidName], k.startTicks == stat.startTicks, k.comm == comm {
             info = k
         } else {
