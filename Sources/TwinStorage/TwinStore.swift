@@ -55,9 +55,9 @@ public final class TwinStore: Sendable {
     let queryReaders: QueryReaders
 
     /// Lets SQLite's WAL grow to `pages` pages before it is checkpointed into the database, and cuts it
-    /// back to that size after. The default (32 pages) suits an agent's small transactions; a hub commits
-    /// hundreds of batches in one transaction, and a checkpoint after each (an fdatasync of the WAL and of
-    /// the database, a truncate) was a quarter of its CPU time. The sealer still checkpoints at each seal.
+    /// back to that size after. The default (1,024 pages, a backstop: the sealer checkpoints after each job)
+    /// suits `run`; a hub commits hundreds of batches in one transaction, and a checkpoint after each (an
+    /// fdatasync of the WAL and of the database, a truncate) was a quarter of its CPU time.
     public func checkpointEvery(pages: Int) throws {
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(max(pages, 1))")
@@ -65,8 +65,31 @@ public final class TwinStore: Sendable {
         }
     }
 
-    /// Folds SQLite's WAL into the database and lets go of cached pages (after a seal, at a stop); failing
-    /// that is harmless. Nothing for PostgreSQL.
+    /// The connection ``checkpointAside()`` copies the WAL through, opened at its first use.
+    private let checkpointer = Mutex<DatabaseQueue?>(nil)
+
+    /// Copies SQLite's WAL into the database through a connection of its own, in PASSIVE mode: it takes no
+    /// lock the writer needs and waits for nobody, so its fsyncs (the WAL's, then the database's) happen on
+    /// the caller's thread — the sealer, before each job's writes — and never inside a tick's commit, where
+    /// a busy disk can hold the collection thread for seconds. Once all of the WAL is copied, the next
+    /// commit starts it over (fsyncing its new header: the sealer's own write, as a rule) and cuts the file
+    /// back to `journal_size_limit`. Failing is harmless: the
+    /// next call copies what is left, and the writer's own checkpoint (at 1,024 pages) is the backstop.
+    /// Nothing for PostgreSQL or a read-only store.
+    func checkpointAside() {
+        guard database.dialect == .sqlite, !isReadOnly else { return }
+        checkpointer.withLock { queue in
+            if queue == nil {
+                var config = Configuration()
+                config.busyMode = .timeout(1)
+                queue = try? DatabaseQueue(path: Self.databasePath(dataDir), configuration: config)
+            }
+            _ = try? queue?.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+        }
+    }
+
+    /// Folds SQLite's WAL into the database and lets go of cached pages (at a stop); failing that is
+    /// harmless. Nothing for PostgreSQL.
     func checkpoint() {
         guard database.dialect == .sqlite else { return }
         pool.writeWithoutTransaction { db in _ = try? db.checkpoint(.truncate) }
@@ -101,9 +124,10 @@ public final class TwinStore: Sendable {
             // then be handed back to the file system (`PRAGMA incremental_vacuum`).
             if !db.configuration.readonly {
                 try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
-                // Keep the SQLite WAL small: state changes are small transactions; checkpoint every 32
-                // pages and cut the file back to 128 KiB after each checkpoint.
-                try db.execute(sql: "PRAGMA wal_autocheckpoint = 32")
+                // Keep the SQLite WAL small: the sealer copies it into the database after each job, off
+                // the writer's thread (`checkpointAside`); a writer checkpoints on its own only past 1,024
+                // pages (4 MiB), and the file is cut back to 128 KiB whenever the WAL starts over.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 1024")
                 try db.execute(sql: "PRAGMA journal_size_limit = 131072")
             }
         }

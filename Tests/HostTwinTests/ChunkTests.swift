@@ -201,11 +201,34 @@ import Testing
         }
     }
 
+    /// Starting a segment hands the last one back still open — the writer's thread never waits for its
+    /// fdatasync — and the sealer's `flushAndClose` closes it once, with every record in it.
+    @Test func aNewSegmentHandsTheLastBackForTheSealerToFlush() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = LogWriter(dataDir: dir)
+        #expect(try w.start(seq: 1) == nil, "no segment before the first")
+        for i in 0..<20 { try w.appendTick(Int64(i) * 1000, ids: [1, 2], values: [Double(i), 7]) }
+        let finished = try #require(try w.start(seq: 2))
+        let first = LogSegment.path(dir, 1)
+        func descriptors(of path: String) throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")
+                .filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0)) == path }.count
+        }
+        #expect(try descriptors(of: first) == 1, "still open until the sealer flushes it")
+        finished.flushAndClose()
+        finished.flushAndClose() // a second call does nothing
+        #expect(try descriptors(of: first) == 0)
+        let scan = try LogSegment.scan(first) { _, _, _ in }
+        #expect(scan.damage == nil && scan.records == 20)
+        try w.closeSegment()
+    }
+
     @Test func logSegmentsSurviveTornTailsAndNameDamage() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let w = LogWriter(dataDir: dir)
-        try w.start(seq: 7)
+        _ = try w.start(seq: 7)
         for i in 0..<50 { try w.appendTick(Int64(i) * 1000, ids: [1, 2, 3], values: [Double(i), 5, Double(i) / 3]) }
         try w.closeSegment()
         let path = LogSegment.path(dir, 7)

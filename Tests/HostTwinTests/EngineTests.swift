@@ -138,6 +138,25 @@ import TwinQuery
         #expect(LogSegment.list(copy).isEmpty, "recovered segments are sealed and removed")
     }
 
+    /// The sealer's checkpoint goes through a connection of its own and copies the whole WAL, so the
+    /// writer's next commit starts the WAL over (cut back to 128 KiB) instead of adding to it; without it
+    /// the WAL would still hold the big commit (the writer checkpoints on its own only past 1,024 pages).
+    @Test func theCheckpointAsideCopiesTheWholeWAL() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        func walBytes() throws -> Int { try #require(FileManager.default.attributesOfItem(atPath: dir + "/twin.db-wal")[.size] as? Int) }
+        try store.database.write { db in try TwinStore.setMeta(db, "big", String(repeating: "x", count: 600_000)) }
+        #expect(try walBytes() > 600_000)
+        try store.database.write { db in try TwinStore.setMeta(db, "small", "1") }
+        let without = try walBytes()
+        #expect(without > 600_000, "no checkpoint yet: the WAL grows")
+        store.checkpointAside()
+        try store.database.write { db in try TwinStore.setMeta(db, "small", "2") }
+        #expect(try walBytes() <= 131_072, "the WAL started over after the checkpoint aside")
+        #expect(try store.database.read { db in try db.value("SELECT value FROM meta WHERE key = 'small'", [])?.string } == "2")
+    }
+
     /// A damaged segment that is not the newest stops the writer with an error naming the file.
     /// The query path's kept listing of the log directory: a segment created right after a listing, or after
     /// the listing was kept, is in the next one; a removed one leaves it. (Whether a change within the file

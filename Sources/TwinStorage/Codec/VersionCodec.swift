@@ -421,6 +421,7 @@ public enum VersionCodec {
         metas.reserveCapacity(count)
         var baseOf = [Int](repeating: -1, count: count)
         var previous: [EntityRef: Int] = [:]
+        previous.reserveCapacity(count)
         var from: Int64 = 0
         for k in 0..<count {
             let m = try Meta.read(&meta, after: from)

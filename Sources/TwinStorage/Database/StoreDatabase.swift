@@ -112,10 +112,14 @@ extension Database: StoreStatements {
     }
 
     public func rows(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow] {
-        let cursor = try Row.fetchCursor(cachedStatement(sql: sql), arguments: Self.arguments(arguments))
+        let statement = try cachedStatement(sql: sql)
+        let cursor = try Row.fetchCursor(statement, arguments: Self.arguments(arguments))
+        // Each column straight from the stepped statement: `row[i] as DatabaseValue` goes through GRDB's
+        // generic decoding, whose metadata lookups were a quarter of a `state --at`.
+        let raw = statement.sqliteStatement, columns = CInt(statement.columnCount)
         var out: [SQLRow] = []
-        while let row = try cursor.next() {
-            out.append(SQLRow((0..<row.count).map { SQLValue(row[$0] as DatabaseValue) }))
+        while try cursor.next() != nil {
+            out.append(SQLRow((0..<columns).map { SQLValue(DatabaseValue(sqliteStatement: raw, index: $0)) }))
         }
         return out
     }

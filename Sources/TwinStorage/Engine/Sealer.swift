@@ -3,7 +3,9 @@ import TwinCore
 
 /// Seals frozen head chunks into the store, then compacts, rolls up and applies retention — on a thread
 /// of its own, so sealing never blocks collection. It reads and writes through the writer's connection
-/// only (no reader connection keeps a page cache alive in `run`). Jobs that fail (disk full) stay queued and are retried;
+/// only (no reader connection keeps a page cache alive in `run`), and before each job copies SQLite's WAL
+/// into the database through a connection of its own (``TwinStore/checkpointAside()``), so no fsync
+/// happens in a tick. Jobs that fail (disk full) stay queued and are retried;
 /// their log segments stay on disk until they succeed, so nothing acknowledged is lost meanwhile.
 final class Sealer: @unchecked Sendable {
     /// The chunks of one head window and the log segments they make redundant.
@@ -22,6 +24,8 @@ final class Sealer: @unchecked Sendable {
         var packOnly = false
         /// Another hub's head-log rows, sealed by the hub taking its hosts over (nil: the store's own log).
         var hub: String?
+        /// The log segment the writer moved past at this cut, flushed and closed here.
+        var finishedSegment: FinishedSegment?
     }
 
     private let store: TwinStore
@@ -123,6 +127,10 @@ final class Sealer: @unchecked Sendable {
     /// retention — whose failures are reported and left to the next job, since sealing again would store
     /// the chunks twice.
     private func process(_ job: Job) throws {
+        job.finishedSegment?.flushAndClose()
+        // Before the job's writes, so that the first of them starts the WAL over: SQLite fsyncs the new
+        // WAL header then, and that happens here rather than in a tick's commit.
+        store.checkpointAside()
         if job.packOnly {
             try store.packVersions(before: job.latest)
             return
@@ -150,7 +158,7 @@ final class Sealer: @unchecked Sendable {
         } catch {
             report("compaction or retention failed (tried again after the next seal): \(error)")
         }
-        store.checkpoint()
+        store.pool.releaseMemory()
     }
 
     func seal(_ job: Job) throws {

@@ -25,8 +25,9 @@ enum HeadLogPlace: Sendable, Equatable {
 protocol HeadLogWriter: AnyObject {
     /// The current segment's number.
     var seq: UInt64 { get }
-    /// Starts segment `seq` (after the current one, which is complete).
-    func start(seq: UInt64) throws
+    /// Starts segment `seq` (after the current one, which is complete) and hands back the current one
+    /// when it still needs flushing (``FinishedSegment``).
+    func start(seq: UInt64) throws -> FinishedSegment?
     /// Appends one tick. On failure nothing of it is stored.
     func appendTick(_ t: Int64, ids: [Int64], values: [Double]) throws
     /// Appends a batch of samples `(id, t, v)`.
@@ -57,21 +58,22 @@ enum LogTable {
             self.hub = hub
         }
 
-        func start(seq: UInt64) throws {
+        func start(seq: UInt64) throws -> FinishedSegment? {
             self.seq = seq
             record = 0
             encoder = TickRecordEncoder()
             unsure = false
+            return nil // each row was committed on its own
         }
 
         func appendTick(_ t: Int64, ids: [Int64], values: [Double]) throws {
-            if unsure { try start(seq: seq + 1) }
+            if unsure { _ = try start(seq: seq + 1) }
             let body = encoder.tickRecord(t, ids: ids, values: values)
             try insert(body.bytes)
         }
 
         func appendBatch(_ samples: [(Int64, Int64, Double)]) throws {
-            if unsure { try start(seq: seq + 1) }
+            if unsure { _ = try start(seq: seq + 1) }
             let body = encoder.batch(samples)
             try insert(body.bytes)
         }

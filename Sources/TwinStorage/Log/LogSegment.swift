@@ -126,6 +126,28 @@ enum LogSegment {
     }
 }
 
+/// A log segment the writer has moved past, still open. The sealer flushes and closes it before it seals
+/// the segment's window, so that the writer's thread — the collection thread in `run` — never waits for a
+/// disk's `fdatasync` (under heavy writeback one can take seconds). Its data is in the page cache from the
+/// first write: a kill -9 loses nothing; a flush that fails only weakens the power-loss guarantee.
+final class FinishedSegment: Sendable {
+    private let fd: Mutex<Int32>
+
+    init(fd: Int32) { self.fd = Mutex(fd) }
+
+    deinit { flushAndClose() }
+
+    /// Flushes the segment to disk and closes it; later calls do nothing.
+    func flushAndClose() {
+        fd.withLock { fd in
+            guard fd >= 0 else { return }
+            _ = fdatasync(fd)
+            close(fd)
+            fd = -1
+        }
+    }
+}
+
 /// Appends records to the current segment. Not thread-safe: owned by the writer.
 final class LogWriter {
     let dataDir: String
@@ -141,9 +163,10 @@ final class LogWriter {
 
     var path: String { LogSegment.path(dataDir, seq) }
 
-    /// Starts segment `seq` and closes the current one (flushed to disk). When the new segment cannot be
-    /// created (disk full), the current one stays open and unchanged, so appends go on there.
-    func start(seq: UInt64) throws {
+    /// Starts segment `seq` and hands back the current one, still open, for the sealer to flush and close
+    /// (nil when there was none). When the new segment cannot be created (disk full), the current one stays
+    /// open and unchanged, so appends go on there.
+    func start(seq: UInt64) throws -> FinishedSegment? {
         try FileManager.default.createDirectory(atPath: LogSegment.directory(dataDir), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let p = LogSegment.path(dataDir, seq)
         let f = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
@@ -156,16 +179,12 @@ final class LogWriter {
             unlink(p)
             throw error
         }
-        if fd >= 0 {
-            // The data is in the page cache either way (a kill -9 loses nothing); a failed flush only
-            // weakens the power-loss guarantee of the old segment.
-            _ = fdatasync(fd)
-            close(fd)
-        }
+        let finished = fd >= 0 ? FinishedSegment(fd: fd) : nil
         fd = f
         self.seq = seq
         size = header.count
         encoder = TickRecordEncoder()
+        return finished
     }
 
     /// Flushes the segment to disk and closes it.

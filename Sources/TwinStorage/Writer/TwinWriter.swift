@@ -115,7 +115,7 @@ public final class TwinWriter {
         case .files: newest = LogSegment.list(store.dataDir).last?.seq
         case .table(let hub): newest = try store.database.read { db in try LogTable.newestSegment(db, hub: hub) }
         }
-        try log.start(seq: max(newest ?? 0, try store.sealedSegment()) + 1)
+        _ = try log.start(seq: max(newest ?? 0, try store.sealedSegment()) + 1) // no segment open before
         opened = true
     }
 
@@ -326,13 +326,13 @@ public final class TwinWriter {
     public func cut() throws -> Int {
         guard head.samples > 0 || !headTicks.isEmpty else { return 0 }
         let through = log.seq
-        try log.start(seq: through + 1)
+        let finished = try log.start(seq: through + 1)
         let frozen = head.cut()
         if !seriesLastT.isEmpty || runID == nil { // bulk path: remember each series' newest time across the cut
             for f in frozen { seriesLastT[f.seriesID] = f.chunk.lastTime }
         }
         sealer.enqueue(.init(chunks: frozen, throughSegment: through, latest: latest, runID: runID,
-                             ticks: headTicks, firstSeq: lastSeq + 1 - UInt64(headTicks.count)))
+                             ticks: headTicks, firstSeq: lastSeq + 1 - UInt64(headTicks.count), finishedSegment: finished))
         headTicks.removeAll(keepingCapacity: true)
         index.evictAllBut(Set(frozen.map(\.seriesID)))
         return frozen.count
