@@ -75,9 +75,13 @@ public final class TwinStore: Sendable {
     /// commit starts it over (fsyncing its new header: the sealer's own write, as a rule) and cuts the file
     /// back to `journal_size_limit`. Failing is harmless: the
     /// next call copies what is left, and the writer's own checkpoint (at 1,024 pages) is the backstop.
-    /// Nothing for PostgreSQL or a read-only store.
-    func checkpointAside() {
+    /// With `ifWALExceeds`, only when the WAL file is larger. Nothing for PostgreSQL or a read-only store.
+    func checkpointAside(ifWALExceeds bytes: Int = 0) {
         guard database.dialect == .sqlite, !isReadOnly else { return }
+        if bytes > 0 {
+            var st = stat()
+            guard stat(Self.databasePath(dataDir) + "-wal", &st) == 0, Int(st.st_size) > bytes else { return }
+        }
         checkpointer.withLock { queue in
             if queue == nil {
                 var config = Configuration()

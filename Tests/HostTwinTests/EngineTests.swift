@@ -157,6 +157,24 @@ import TwinQuery
         #expect(try store.database.read { db in try db.value("SELECT value FROM meta WHERE key = 'small'", [])?.string } == "2")
     }
 
+    /// An idle sealer copies a WAL grown past 512 KiB within a few seconds, without any job: the writer's
+    /// next small commit then finds the WAL started over.
+    @Test func anIdleSealerCheckpointsAGrownWAL() throws {
+        let (dir, store, w) = try openWriter()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func walBytes() throws -> Int { try #require(FileManager.default.attributesOfItem(atPath: dir + "/twin.db-wal")[.size] as? Int) }
+        try store.database.write { db in try TwinStore.setMeta(db, "big", String(repeating: "x", count: 600_000)) }
+        #expect(try walBytes() > 600_000)
+        var startedOver = false
+        for i in 0..<60 where !startedOver { // up to 30 s; the sealer looks every 5 s
+            usleep(500_000)
+            try store.database.write { db in try TwinStore.setMeta(db, "small", String(i)) }
+            startedOver = try walBytes() <= 131_072
+        }
+        #expect(startedOver, "the WAL was copied while the sealer had no job")
+        try w.finish(now: Self.t0)
+    }
+
     /// A damaged segment that is not the newest stops the writer with an error naming the file.
     /// The query path's kept listing of the log directory: a segment created right after a listing, or after
     /// the listing was kept, is in the next one; a removed one leaves it. (Whether a change within the file

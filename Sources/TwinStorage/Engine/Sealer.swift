@@ -96,11 +96,23 @@ final class Sealer: @unchecked Sendable {
         }
     }
 
+    /// How often an idle sealer looks at the WAL, and the size past which it copies it into the database:
+    /// well below the writer's own checkpoint at 1,024 pages (4 MiB).
+    static let idleCheckpointSeconds = 5.0, idleCheckpointBytes = 512 << 10
+
     private func loop() {
         nameCurrentThread("hosttwin-sealer")
         cond.lock()
         while true {
-            while queue.isEmpty && !stopping { cond.wait() }
+            while queue.isEmpty && !stopping {
+                // Idle: every few seconds, copy a WAL grown past a limit (the commits between jobs), so that
+                // the writer's own checkpoint, in a tick, is never reached.
+                if !cond.wait(until: Date().addingTimeInterval(Self.idleCheckpointSeconds)), queue.isEmpty, !stopping {
+                    cond.unlock()
+                    store.checkpointAside(ifWALExceeds: Self.idleCheckpointBytes)
+                    cond.lock()
+                }
+            }
             guard let job = queue.first else { break } // stopping with nothing left
             cond.unlock()
             var ok = true
