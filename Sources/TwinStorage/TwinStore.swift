@@ -76,20 +76,30 @@ public final class TwinStore: Sendable {
     /// back to `journal_size_limit`. Failing is harmless: the
     /// next call copies what is left, and the writer's own checkpoint (at 1,024 pages) is the backstop.
     /// With `ifWALExceeds`, only when the WAL file is larger. Nothing for PostgreSQL or a read-only store.
-    func checkpointAside(ifWALExceeds bytes: Int = 0) {
-        guard database.dialect == .sqlite, !isReadOnly else { return }
+    /// Returns whether it copied the whole WAL.
+    @discardableResult
+    func checkpointAside(ifWALExceeds bytes: Int = 0) -> Bool {
+        guard database.dialect == .sqlite, !isReadOnly else { return false }
         if bytes > 0 {
             var st = stat()
-            guard stat(Self.databasePath(dataDir) + "-wal", &st) == 0, Int(st.st_size) > bytes else { return }
+            guard stat(Self.databasePath(dataDir) + "-wal", &st) == 0, Int(st.st_size) > bytes else { return false }
         }
-        checkpointer.withLock { queue in
+        return checkpointer.withLock { queue in
             if queue == nil {
                 var config = Configuration()
                 config.busyMode = .timeout(1)
                 queue = try? DatabaseQueue(path: Self.databasePath(dataDir), configuration: config)
             }
-            _ = try? queue?.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            guard let done = try? queue?.writeWithoutTransaction({ db in try db.checkpoint(.passive) }) else { return false }
+            return done.walFrameCount > 0 && done.checkpointedFrameCount == done.walFrameCount
         }
+    }
+
+    /// Writes one row (the time, in `meta`) so that a WAL copied whole by ``checkpointAside(ifWALExceeds:)``
+    /// starts over now, on the caller's thread, with the fsync of its new header, rather than in the next
+    /// tick's commit.
+    func startWALOver() {
+        try? database.write { db in try Self.setMeta(db, "wal_started_over", String(TwinTime.nowMillis())) }
     }
 
     /// Folds SQLite's WAL into the database and lets go of cached pages (at a stop); failing that is

@@ -172,6 +172,8 @@ import TwinQuery
             startedOver = try walBytes() <= 131_072
         }
         #expect(startedOver, "the WAL was copied while the sealer had no job")
+        #expect(try store.database.read { db in try db.value("SELECT value FROM meta WHERE key = 'wal_started_over'", [])?.string } != nil,
+                "the sealer wrote a row to start the WAL over on its own thread")
         try w.finish(now: Self.t0)
     }
 

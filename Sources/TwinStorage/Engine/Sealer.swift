@@ -106,10 +106,10 @@ final class Sealer: @unchecked Sendable {
         while true {
             while queue.isEmpty && !stopping {
                 // Idle: every few seconds, copy a WAL grown past a limit (the commits between jobs), so that
-                // the writer's own checkpoint, in a tick, is never reached.
+                // the writer's own checkpoint, in a tick, is never reached; and start it over here.
                 if !cond.wait(until: Date().addingTimeInterval(Self.idleCheckpointSeconds)), queue.isEmpty, !stopping {
                     cond.unlock()
-                    store.checkpointAside(ifWALExceeds: Self.idleCheckpointBytes)
+                    if store.checkpointAside(ifWALExceeds: Self.idleCheckpointBytes) { store.startWALOver() }
                     cond.lock()
                 }
             }
