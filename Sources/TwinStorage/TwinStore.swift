@@ -55,8 +55,8 @@ public final class TwinStore: Sendable {
     let queryReaders: QueryReaders
 
     /// Lets SQLite's WAL grow to `pages` pages before it is checkpointed into the database, and cuts it
-    /// back to that size after. The default (1,024 pages, a backstop: the sealer checkpoints after each job)
-    /// suits `run`; a hub commits hundreds of batches in one transaction, and a checkpoint after each (an
+    /// back to that size after. The default (1,024 pages, a backstop: the sealer checkpoints before each job
+    /// and when idle) suits `run`; a hub commits hundreds of batches in one transaction, and a checkpoint after each (an
     /// fdatasync of the WAL and of the database, a truncate) was a quarter of its CPU time.
     public func checkpointEvery(pages: Int) throws {
         try pool.writeWithoutTransaction { db in
@@ -73,10 +73,9 @@ public final class TwinStore: Sendable {
     /// the caller's thread — the sealer, before each job's writes — and never inside a tick's commit, where
     /// a busy disk can hold the collection thread for seconds. Once all of the WAL is copied, the next
     /// commit starts it over (fsyncing its new header: the sealer's own write, as a rule) and cuts the file
-    /// back to `journal_size_limit`. Failing is harmless: the
-    /// next call copies what is left, and the writer's own checkpoint (at 1,024 pages) is the backstop.
-    /// With `ifWALExceeds`, only when the WAL file is larger. Nothing for PostgreSQL or a read-only store.
-    /// Returns whether it copied the whole WAL.
+    /// back to `journal_size_limit`. Failing is harmless: the next call copies what is left, and the
+    /// writer's own checkpoint (at 1,024 pages) is the backstop. With `ifWALExceeds`, only when the WAL
+    /// file is larger. Returns whether it copied the whole WAL; nothing for PostgreSQL or a read-only store.
     @discardableResult
     func checkpointAside(ifWALExceeds bytes: Int = 0) -> Bool {
         guard database.dialect == .sqlite, !isReadOnly else { return false }
@@ -138,8 +137,8 @@ public final class TwinStore: Sendable {
             // then be handed back to the file system (`PRAGMA incremental_vacuum`).
             if !db.configuration.readonly {
                 try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
-                // Keep the SQLite WAL small: the sealer copies it into the database after each job, off
-                // the writer's thread (`checkpointAside`); a writer checkpoints on its own only past 1,024
+                // Keep the SQLite WAL small: the sealer copies it into the database before each job and
+                // when idle, off the writer's thread (`checkpointAside`); a writer checkpoints on its own only past 1,024
                 // pages (4 MiB), and the file is cut back to 128 KiB whenever the WAL starts over.
                 try db.execute(sql: "PRAGMA wal_autocheckpoint = 1024")
                 try db.execute(sql: "PRAGMA journal_size_limit = 131072")

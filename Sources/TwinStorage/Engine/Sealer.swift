@@ -3,9 +3,9 @@ import TwinCore
 
 /// Seals frozen head chunks into the store, then compacts, rolls up and applies retention — on a thread
 /// of its own, so sealing never blocks collection. It reads and writes through the writer's connection
-/// only (no reader connection keeps a page cache alive in `run`), and before each job copies SQLite's WAL
-/// into the database through a connection of its own (``TwinStore/checkpointAside()``), so no fsync
-/// happens in a tick. Jobs that fail (disk full) stay queued and are retried;
+/// only (no reader connection keeps a page cache alive in `run`), and before each job — or, idle, once it
+/// has grown — copies SQLite's WAL into the database through a connection of its own
+/// (``TwinStore/checkpointAside(ifWALExceeds:)``), so that no fsync happens in a tick. Jobs that fail (disk full) stay queued and are retried;
 /// their log segments stay on disk until they succeed, so nothing acknowledged is lost meanwhile.
 final class Sealer: @unchecked Sendable {
     /// The chunks of one head window and the log segments they make redundant.
