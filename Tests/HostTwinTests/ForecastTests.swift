@@ -243,8 +243,17 @@ import TwinStorage
         split += xs.dropFirst(1000).enumerated().map { restored.score($1, at: Int64($0 + 1000) * 60) }
         #expect(split == whole && whole.contains { $0 >= NoveltyDetector.alertThreshold })
         #expect(restored.state == continuous.state)
+        // A state of format 1 (every slot of the daily profile as a double, NaN for unseen ones) still
+        // restores; format 2 keeps only the seen slots: a detector that has seen none is 205 bytes.
+        let fresh = NoveltyDetector().state
+        #expect(fresh.count == 205 && bytes.count < 973 && continuous.state.count == 973, "\(fresh.count) \(bytes.count) \(continuous.state.count)")
+        let formatOne = [1] + Array(fresh[1..<(fresh.count - 12)]) + [UInt8](repeating: 0, count: 96 * 8).enumerated().map { i, _ in
+            withUnsafeBytes(of: Double.nan.bitPattern.littleEndian) { $0[i % 8] }
+        }
+        #expect(NoveltyDetector(state: formatOne)?.state == fresh)
+        #expect(NoveltyDetector(state: bytes)?.state == bytes, "a profile partly seen comes back as it was")
         // Bytes that are not a state: no detector, no crash.
-        for bad in [[], [2] + bytes.dropFirst(), Array(bytes.dropLast()), bytes + [0], [UInt8](repeating: 0xff, count: bytes.count)] as [[UInt8]] {
+        for bad in [[], [9] + bytes.dropFirst(), [1] + bytes.dropFirst(), Array(bytes.dropLast()), bytes + [0], [UInt8](repeating: 0xff, count: bytes.count)] as [[UInt8]] {
             #expect(NoveltyDetector(state: bad) == nil)
         }
         #expect(SeriesScan(state: Array(SeriesScan().state.dropLast(3))) == nil)

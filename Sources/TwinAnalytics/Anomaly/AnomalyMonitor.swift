@@ -15,7 +15,7 @@ public struct AnomalyMonitor: Sendable {
     /// series, a removed disk's. Measured from the newest state, not the clock, so a host that was off
     /// for a night keeps what it learned. An hour: a series that comes back later learns again from
     /// `history`, and a host whose processes come and go holds states for the last hour's, not the
-    /// last week's (about 1 KB each; docs/OBSERVATION.md, "Footprint").
+    /// last week's (231 bytes each until a day is learned, 1 KB after; docs/OBSERVATION.md, "Footprint").
     public var keep: Int64 = 3_600_000
 
     public init(store: TwinStore, history: Int64 = 6 * 3_600_000) {
