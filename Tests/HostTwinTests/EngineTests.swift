@@ -138,6 +138,9 @@ import TwinQuery
         #expect(LogSegment.list(copy).isEmpty, "recovered segments are sealed and removed")
     }
 
+    /// The size of the SQLite WAL file of the store in `dir`.
+    func walBytes(_ dir: String) throws -> Int { try #require(FileManager.default.attributesOfItem(atPath: dir + "/twin.db-wal")[.size] as? Int) }
+
     /// The sealer's checkpoint goes through a connection of its own and copies the whole WAL, so the
     /// writer's next commit starts the WAL over (cut back to 128 KiB) instead of adding to it; without it
     /// the WAL would still hold the big commit (the writer checkpoints on its own only past 1,024 pages).
@@ -145,15 +148,14 @@ import TwinQuery
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try TwinStore.open(dataDir: dir)
-        func walBytes() throws -> Int { try #require(FileManager.default.attributesOfItem(atPath: dir + "/twin.db-wal")[.size] as? Int) }
         try store.database.write { db in try TwinStore.setMeta(db, "big", String(repeating: "x", count: 600_000)) }
-        #expect(try walBytes() > 600_000)
+        #expect(try walBytes(dir) > 600_000)
         try store.database.write { db in try TwinStore.setMeta(db, "small", "1") }
-        let without = try walBytes()
+        let without = try walBytes(dir)
         #expect(without > 600_000, "no checkpoint yet: the WAL grows")
         store.checkpointAside()
         try store.database.write { db in try TwinStore.setMeta(db, "small", "2") }
-        #expect(try walBytes() <= 131_072, "the WAL started over after the checkpoint aside")
+        #expect(try walBytes(dir) <= 131_072, "the WAL started over after the checkpoint aside")
         #expect(try store.database.read { db in try db.value("SELECT value FROM meta WHERE key = 'small'", [])?.string } == "2")
     }
 
@@ -162,14 +164,13 @@ import TwinQuery
     @Test func anIdleSealerCheckpointsAGrownWAL() throws {
         let (dir, store, w) = try openWriter()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        func walBytes() throws -> Int { try #require(FileManager.default.attributesOfItem(atPath: dir + "/twin.db-wal")[.size] as? Int) }
         try store.database.write { db in try TwinStore.setMeta(db, "big", String(repeating: "x", count: 600_000)) }
-        #expect(try walBytes() > 600_000)
+        #expect(try walBytes(dir) > 600_000)
         var startedOver = false
         for i in 0..<60 where !startedOver { // up to 30 s; the sealer looks every 5 s
             usleep(500_000)
             try store.database.write { db in try TwinStore.setMeta(db, "small", String(i)) }
-            startedOver = try walBytes() <= 131_072
+            startedOver = try walBytes(dir) <= 131_072
         }
         #expect(startedOver, "the WAL was copied while the sealer had no job")
         #expect(try store.database.read { db in try db.value("SELECT value FROM meta WHERE key = 'wal_started_over'", [])?.string } != nil,

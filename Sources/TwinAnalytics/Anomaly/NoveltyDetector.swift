@@ -226,8 +226,11 @@ extension NoveltyDetector {
         }
         guard let count = r.int(), count == profile.count else { return nil }
         var profile = [Double](repeating: .nan, count: count)
-        let slots = format == 1 ? nil : r.take((count + 7) / 8).map { Array($0) }
-        if format != 1, slots == nil { return nil }
+        var slots: [UInt8]? // format 1: every slot
+        if format != 1 {
+            guard let seen = r.take((count + 7) / 8) else { return nil }
+            slots = seen
+        }
         for i in 0..<count where slots.map({ $0[i / 8] & (1 << (i % 8)) != 0 }) ?? true {
             guard let d = r.double() else { return nil }
             profile[i] = d
@@ -265,10 +268,10 @@ struct StateReader {
         offset += 8
         return v
     }
-    mutating func take(_ n: Int) -> ArraySlice<UInt8>? {
+    mutating func take(_ n: Int) -> [UInt8]? {
         guard n >= 0, offset + n <= bytes.count else { return nil }
         defer { offset += n }
-        return bytes[offset..<offset + n]
+        return Array(bytes[offset..<offset + n])
     }
     mutating func int() -> Int? { word().map { Int(Int64(bitPattern: $0)) } }
     mutating func double() -> Double? { word().map { Double(bitPattern: $0) } }
