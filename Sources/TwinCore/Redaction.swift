@@ -35,7 +35,7 @@ public struct Redactor: Sendable {
     public func isSecretName<S: StringProtocol>(_ name: S) -> Bool {
         let lower = name.lowercased()
         if words.contains(lower) { return true }
-        if Self.embeddedWords.contains(where: { lower.contains($0) }) { return true }
+        if Self.embeddedWords.contains(where: { lower.utf8Contains($0) }) { return true }
         var word = ""
         for ch in lower {
             if ch == "-" || ch == "_" || ch == "." {
@@ -71,14 +71,14 @@ public struct Redactor: Sendable {
                     continue
                 }
                 if Self.userPasswordOptions.contains(arg) { userPasswordNext = true; out.append(arg); continue }
-                if arg.hasPrefix("-u"), arg.count > 2, !arg.hasPrefix("--"), arg.contains(":") {
+                if arg.hasPrefix("-u"), arg.count > 2, !arg.hasPrefix("--"), arg.utf8Contains(":") {
                     out.append(Self.maskingPassword(of: arg)); continue
                 }
             }
             if let header = redactHeader(arg) { out.append(header); continue }
             if let eq = arg.firstIndex(of: "=") {
                 let name = arg[..<eq].drop { $0 == "-" }
-                if !name.isEmpty, !name.contains(" "), isSecretName(name) {
+                if !name.isEmpty, !name.utf8Contains(" "), isSecretName(name) {
                     out.append(String(arg[...eq]) + Redactor.mask)
                     continue
                 }
@@ -115,7 +115,7 @@ public struct Redactor: Sendable {
 
     /// `… Bearer eyJ…` anywhere in an argument → `… Bearer ***`.
     func redactSchemeCredentials(_ arg: String) -> String {
-        guard arg.contains(" ") else { return arg }
+        guard arg.utf8Contains(" ") else { return arg }
         let ns = arg as NSString
         return Self.schemeCredential.stringByReplacingMatches(in: arg, range: NSRange(location: 0, length: ns.length), withTemplate: "$1$2" + Redactor.mask)
     }
@@ -124,7 +124,7 @@ public struct Redactor: Sendable {
 
     /// `{"API_TOKEN": "abc"}` inside an argument → `{"API_TOKEN": "***"}`.
     func redactJSONPairs(_ arg: String) -> String {
-        guard arg.contains("\":") || arg.contains("\" :") else { return arg }
+        guard arg.utf8Contains("\":") || arg.utf8Contains("\" :") else { return arg }
         let ns = arg as NSString
         var result = arg
         for m in Self.jsonPair.matches(in: arg, range: NSRange(location: 0, length: ns.length)).reversed() {
@@ -142,11 +142,30 @@ public struct Redactor: Sendable {
 
     /// `scheme://user:secret@host` → `scheme://user:***@host`.
     func redactURLPassword(_ arg: String) -> String {
-        guard let schemeEnd = arg.range(of: "://") else { return arg }
-        let rest = arg[schemeEnd.upperBound...]
+        guard let schemeEnd = arg.utf8Offset(of: "://") else { return arg }
+        let rest = arg[arg.utf8.index(arg.utf8.startIndex, offsetBy: schemeEnd + 3)...]
         guard let at = rest.firstIndex(of: "@") else { return arg }
         let userinfo = rest[..<at]
-        guard !userinfo.contains("/"), let colon = userinfo.firstIndex(of: ":") else { return arg }
+        guard !userinfo.utf8Contains("/"), let colon = userinfo.firstIndex(of: ":") else { return arg }
         return String(arg[..<colon]) + ":" + Redactor.mask + String(rest[at...])
     }
+}
+
+extension StringProtocol {
+    /// The UTF-8 offset of the first occurrence of `needle`, compared byte by byte. Foundation's
+    /// `contains(_:)` and `range(of:)` bridge to `NSString`, which showed in the collection thread's
+    /// profile: every new process's arguments pass through the redactor.
+    func utf8Offset(of needle: String) -> Int? {
+        let n = needle.utf8
+        guard let first = n.first else { return 0 }
+        func search(_ h: UnsafeBufferPointer<UInt8>) -> Int? {
+            guard h.count >= n.count else { return nil }
+            for i in 0...(h.count - n.count) where h[i] == first && n.elementsEqual(h[i..<(i + n.count)]) { return i }
+            return nil
+        }
+        return utf8.withContiguousStorageIfAvailable(search) ?? Array(utf8).withUnsafeBufferPointer(search)
+    }
+
+    /// Whether `needle` occurs in the string, compared byte by byte (``utf8Offset(of:)``).
+    func utf8Contains(_ needle: String) -> Bool { utf8Offset(of: needle) != nil }
 }
