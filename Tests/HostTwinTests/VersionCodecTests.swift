@@ -53,6 +53,21 @@ import GRDB
         #expect(try VersionCodec.decode(VersionCodec.encode([])).isEmpty)
     }
 
+    /// Blocks are compressed with a bounded match window (the compressor's memory grows with it): a
+    /// repeat further back than 256 KiB is not found with the blocks' window, and is with a wider one;
+    /// both decompress exactly.
+    @Test func zstdMatchesOnlyWithinItsWindow() throws {
+        var rng = SeededGenerator(seed: 3)
+        let block = (0..<300_000).map { _ in UInt8.random(in: 97...122, using: &rng) }
+        let input = Array([[UInt8]](repeating: block, count: 4).joined())
+        let bounded = try #require(Zstd.compress(input, level: VersionCodec.zstdLevel, windowLog: VersionCodec.zstdWindowLog))
+        let wide = try #require(Zstd.compress(input, level: VersionCodec.zstdLevel, windowLog: 21))
+        #expect(bounded.count > 3 * wide.count)
+        for packed in [bounded, wide] {
+            #expect(try packed.withUnsafeBytes { try Zstd.decompress($0, rawCount: input.count) } == input)
+        }
+    }
+
     /// A change of one attribute costs a few bytes, not the whole attribute set again.
     @Test func changesAreStoredAsDeltas() throws {
         let long = String(repeating: "/usr/lib/jvm/bin/java -Xmx4g ", count: 20)

@@ -41,6 +41,10 @@ public enum VersionCodec {
     /// level 9 at twice its cost (13 µs a version to merge, 6.6 at level 9); level 19 saves 1.5 % more for
     /// 2.5 times the cost.
     static let zstdLevel: Int32 = 15
+    /// zstd's match window for blocks, 2^18 bytes: at level 15 its memory grows with the window, to 66 MB
+    /// for a 3 MB block unbounded; 4.6 MB at most with this one. A real store's hourly merge came out 0.9 %
+    /// larger than unbounded, 46 % larger at 2^17 (BENCHMARKS.md, "zstd's window").
+    static let zstdWindowLog: Int32 = 18
     /// Below this many bytes (a live tick's versions on the wire, a quiet minute's pack) level 3: level 15's
     /// setup doubled the live lane's encoding (`bench sync`: 153 → 329 µs a tick) for a few bytes.
     static let smallBody = 8 << 10
@@ -164,14 +168,14 @@ public enum VersionCodec {
             clear.stringTable(secrets)
             var packed = ByteWriter(capacity: clear.bytes.count / 2 + 8)
             packed.uvarint(UInt64(clear.bytes.count))
-            packed.append(Zstd.compress(clear.bytes, level: level(for: clear.bytes.count)) ?? clear.bytes)
+            packed.append(Zstd.compress(clear.bytes, level: level(for: clear.bytes.count), windowLog: zstdWindowLog) ?? clear.bytes)
             guard let sealed = sealer?.sealSection(packed.bytes) else { return nil }
             section = sealed
         }
         var out = ByteWriter(capacity: body.bytes.count / 3 + (section?.count ?? 0) + 16)
         out.u8(format)
         let sectionFlag: UInt8 = section == nil ? 0 : 2
-        let compressed = body.bytes.count > 64 ? Zstd.compress(body.bytes, level: level(for: body.bytes.count)).flatMap { $0.count + 4 < body.bytes.count ? $0 : nil } : nil
+        let compressed = body.bytes.count > 64 ? Zstd.compress(body.bytes, level: level(for: body.bytes.count), windowLog: zstdWindowLog).flatMap { $0.count + 4 < body.bytes.count ? $0 : nil } : nil
         out.u8((compressed == nil ? 0 : 4) | sectionFlag)
         out.uvarint(UInt64(sorted.count))
         if let section {
