@@ -77,8 +77,15 @@ public final class FileReader {
         var total = 0
         while true {
             if total == buffer.count {
-                if buffer.count >= 64 * 1024 * 1024 { return nil }
-                buffer.append(contentsOf: repeatElement(0, count: buffer.count))
+                let limit = 64 * 1024 * 1024
+                if buffer.count >= limit { return nil }
+                // A regular file says how large it is: grow once to that (and a byte to see its end) rather
+                // than doubling, which holds up to twice the file and copies it at each step. Files under
+                // /proc say 0 and double.
+                var st = stat()
+                let size = fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFREG ? Int(st.st_size) + 1 : 0
+                let grown = min(size > buffer.count ? size : 2 * buffer.count, limit)
+                buffer.append(contentsOf: repeatElement(0, count: grown - buffer.count))
             }
             // Ask for 4 KiB first: sysctl files under /proc/sys make the kernel allocate (and clear) a
             // buffer as large as the request, and most files fit. Larger files continue in big reads.

@@ -2,11 +2,13 @@ import Glibc
 
 /// Keeps the resident set of a long-running `run` close to what it uses.
 ///
-/// Linux maps code pages around each page fault ("fault-around", 64 KiB by default), so a large Swift
-/// binary and its libraries end up with many code pages resident that are never executed. Advising
-/// `MADV_DONTNEED` then `MADV_RANDOM` on executable file mappings, once start-up is over, leaves resident
-/// only the code that runs afterwards, one page per fault. Measured in
-/// BENCHMARKS.md (RSS of `run` with and without); the cost is a few more page faults at start-up.
+/// Start-up runs code that a running twin never runs again (argument parsing, migrations, the first
+/// reads of everything), and Linux maps code pages around each page fault ("fault-around", 64 KiB by
+/// default). Advising `MADV_DONTNEED` on executable file mappings once start-up is over drops those pages;
+/// what runs afterwards faults back in. `MADV_RANDOM` stops readahead on a page-cache miss, but a fault
+/// still maps the neighbours already cached: with the binary cached whole, a running twin's resident code
+/// is whole 64 KiB blocks (docs/OBSERVATION.md, "Memory of `run`"). Measured in BENCHMARKS.md (RSS of
+/// `run` with and without).
 public enum MemoryFootprint {
     /// Gives freed heap pages back to the system (after a burst such as sealing the head log).
     public static func releaseFreedMemory() {

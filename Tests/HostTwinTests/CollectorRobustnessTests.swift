@@ -16,6 +16,23 @@ import TwinCore
         "sys/fs/ext4/vda/errors_count", "etc/os-release", "etc/passwd", "var/lib/dpkg/status", "run/utmp",
     ]
 
+    /// Files larger than the reader's buffer come back whole: a regular file (grown once to its size) and
+    /// a /proc file (which says its size is 0, grown by doubling), then a small one with the same reader.
+    @Test func theReaderReadsFilesLargerThanItsBuffer() throws {
+        let root = try temporaryDirectory("reader")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let large = (0..<30_000).map { "line \($0)\n" }.joined()
+        try large.write(toFile: root + "/large", atomically: false, encoding: .utf8)
+        try "small".write(toFile: root + "/small", atomically: false, encoding: .utf8)
+        let reader = FileReader(capacity: 16)
+        #expect(reader.read(root + "/large") == large)
+        let maps = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+        #expect(maps.utf8.count > 16)
+        #expect(reader.read("/proc/self/maps")?.hasPrefix(String(maps.prefix(16))) == true)
+        #expect(reader.read(root + "/small") == "small")
+        #expect(reader.read(root + "/missing") == nil)
+    }
+
     @Test func emptyRootIsNoDataNotACrash() throws {
         let root = try temporaryDirectory("empty-root")
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -195,8 +195,10 @@ import TwinStorage
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root + "/var/lib/dpkg/info", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root + "/usr/bin", withIntermediateDirectories: true)
-        try "/.\n/bin\n/bin/su\n/usr/share/doc/util-linux\n".write(toFile: root + "/var/lib/dpkg/info/util-linux.list", atomically: false, encoding: .utf8)
-        try "/usr/bin/passwd\n".write(toFile: root + "/var/lib/dpkg/info/passwd:amd64.list", atomically: false, encoding: .utf8)
+        // A list larger than the reader's buffer, and one without a final newline.
+        let filler = (0..<5_000).map { "/usr/share/doc/util-linux/page\($0).html\n" }.joined()
+        try ("/.\n/bin\n\n" + filler + "/bin/su\n/usr/share/doc/util-linux\n").write(toFile: root + "/var/lib/dpkg/info/util-linux.list", atomically: false, encoding: .utf8)
+        try "/usr/bin/passwd".write(toFile: root + "/var/lib/dpkg/info/passwd:amd64.list", atomically: false, encoding: .utf8)
         let owners = SUIDScanner.packages(of: ["/usr/bin/su", "/usr/bin/passwd", "/usr/bin/dropped"], paths: HostPaths(root: root))
         #expect(owners == ["/usr/bin/su": "util-linux", "/usr/bin/passwd": "passwd"])
     }

@@ -387,8 +387,15 @@ final class SUIDScanner: Sendable {
         for file in reader.list(dir) ?? [] where file.hasSuffix(".list") {
             let package = String(file.dropLast(5).prefix { $0 != ":" })
             reader.withBytes(dir + "/" + file) { bytes in
-                for line in bytes.split(separator: UInt8(ascii: "\n")) where lengths.contains(line.count) {
-                    if let found = names[String(decoding: line, as: UTF8.self)] { out[found] = package }
+                // Line by line in place: `split` would hold an array of every line of a large list.
+                var start = 0
+                while start < bytes.count {
+                    let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+                    if lengths.contains(end - start),
+                       let found = names[String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)] {
+                        out[found] = package
+                    }
+                    start = end + 1
                 }
             }
         }
