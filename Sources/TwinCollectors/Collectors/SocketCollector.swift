@@ -33,6 +33,8 @@ public final class SocketCollector: Collector {
     /// Inodes a full fd walk did not find an owner for (another namespace, unreadable fds): not worth a
     /// walk at every tick.
     private var ownerless = Set<UInt64>()
+    /// The processes listed at the last fd walk: those not among them are looked at first.
+    private var walkedPids = Set<Int>()
     /// Fast polling of listeners after a change (ms): every `fastInterval` until `fastWindow` has passed
     /// without one.
     public var fastInterval: Int64 = 100
@@ -252,8 +254,9 @@ public final class SocketCollector: Collector {
 
     /// Maps socket inodes to the process holding them by reading `/proc/PID/fd/*` links, until every inode
     /// of `wanted` is found: the processes that held sockets before first (a server's new connections are
-    /// its own), the others only if some are still missing. Under connection churn this reads one or two
-    /// processes' fds a tick instead of every process's (a full walk was two thirds of the twin's CPU).
+    /// its own), then the processes that started since the last walk (a new program's sockets), the others
+    /// only if some are still missing. Under connection churn this reads one or two processes' fds a tick
+    /// instead of every process's (a full walk was two thirds of the twin's CPU).
     /// The result is the previous map with what was read added.
     private func scanSocketOwners(_ ctx: CollectContext, wanted: Set<UInt64>) -> [UInt64: (pid: Int, name: String)] {
         let all = (ctx.reader.list(ctx.paths.proc) ?? []).compactMap { Int($0) }
@@ -262,7 +265,10 @@ public final class SocketCollector: Collector {
         var out = owners.filter { alive.contains($0.value.pid) }
         var missing = wanted
         let previous = Set(out.values.map(\.pid))
-        for pid in all.filter({ previous.contains($0) }) + all.filter({ !previous.contains($0) }) {
+        let started = all.filter { !previous.contains($0) && !walkedPids.contains($0) }
+        let rest = all.filter { !previous.contains($0) && walkedPids.contains($0) }
+        walkedPids = alive
+        for pid in all.filter({ previous.contains($0) }) + started + rest {
             if missing.isEmpty { break }
             let pidName = String(pid)
             let fdDir = ctx.paths.proc + "/" + pidName + "/fd"
