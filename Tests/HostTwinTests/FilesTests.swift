@@ -159,6 +159,17 @@ private func sha256sum(_ path: String) throws -> String {
         #expect(entities?.contains { $0.key == dir + "/missing" } == false)
     }
 
+    /// The SUID scan keeps to its CPU share: every 15 minutes while a scan is cheap, longer when it is not,
+    /// never longer than six hours.
+    @Test func theSUIDScanWaitsLongerWhenItCostsMore() {
+        #expect(FileCollector.suidScanInterval(cpuSeconds: 0) == 900_000)
+        #expect(FileCollector.suidScanInterval(cpuSeconds: 0.1) == 900_000)
+        #expect(FileCollector.suidScanInterval(cpuSeconds: 1.04) == 5_200_000)
+        #expect(FileCollector.suidScanInterval(cpuSeconds: 100) == 6 * 3_600_000)
+        #expect(FileCollector.suidScanInterval(cpuSeconds: .nan) == 900_000)
+        #expect(FileCollector.suidScanInterval(cpuSeconds: .infinity) == 900_000)
+    }
+
     @Test func theSensitiveTestNamesSecrets() {
         #expect(FileCollector.isSensitive("/etc/shadow", mode: 0o100640))
         #expect(FileCollector.isSensitive("/etc/ssh/ssh_host_ed25519_key", mode: 0o100644))

@@ -19,7 +19,11 @@ import TwinCore
 /// others or its name says it holds a secret. Only what changed is re-read and re-hashed.
 ///
 /// The SUID scan walks other trees (`/usr/bin`, `/tmp`, ...) every 15 minutes for set-user-ID and
-/// set-group-ID files, which become `files` entities too (`watch: suid`, no content).
+/// set-group-ID files, which become `files` entities too (`watch: suid`, no content). It runs beside the
+/// ticks, so it has a CPU share of its own: when a scan costs more than `suidCPUShare` of a core over 15
+/// minutes (a large /usr/lib and /tmp, cold caches), the next waits longer, up to `suidMaxInterval`
+/// (``suidScanInterval(cpuSeconds:)``; the metrics `hosttwin_files_suid_scan_cpu_seconds` and
+/// `..._interval_seconds` say how it stands).
 public final class FileCollector: Collector {
     public let name = "files"
     /// Text files up to this size keep their content as versions.
@@ -32,6 +36,10 @@ public final class FileCollector: Collector {
     static let walkWithInotify: Int64 = 600_000
     static let walkWithoutInotify: Int64 = 60_000
     static let suidInterval: Int64 = 900_000
+    /// The SUID scan's average share of one core: a tenth of `run`'s default CPU budget (0.2 %).
+    static let suidCPUShare = 0.0002
+    /// The longest wait between SUID scans, however much one costs.
+    static let suidMaxInterval: Int64 = 6 * 3_600_000
 
     /// What an entry was when last looked at: enough to tell whether its content must be read again.
     struct Record: Sendable {
@@ -59,6 +67,9 @@ public final class FileCollector: Collector {
     private var started = false
     private var lastWalk: Int64?
     private var lastSuidWalk: Int64?
+    /// How long to wait between SUID scans (ms), from what the last cost.
+    private var suidEvery = FileCollector.suidInterval
+    private var suidScanCPU = 0.0
     private let scanner = SUIDScanner()
     private var truncated = false
     private var suidTruncated = false
@@ -99,7 +110,7 @@ public final class FileCollector: Collector {
             }
             if watcher?.isComplete == false { changed = walkConfig(watch, ctx) || changed; lastWalk = now }
         }
-        let due = lastSuidWalk.map { now - $0 >= Self.suidInterval } ?? true
+        let due = lastSuidWalk.map { now - $0 >= suidEvery || now < $0 } ?? true
         if due { lastSuidWalk = now }
         changed = scanSUID(suidPaths, ctx, due: due) || changed
         if changed {
@@ -110,8 +121,19 @@ public final class FileCollector: Collector {
         ctx.observation.counter("hosttwin_files_changes_total", .empty, changes)
         ctx.observation.add("hosttwin_files_inotify", .empty, watcher?.isComplete == true ? 1 : 0)
         ctx.observation.add("hosttwin_files_suid_scan_truncated", .empty, suidTruncated ? 1 : 0)
+        ctx.observation.add("hosttwin_files_suid_scan_cpu_seconds", .empty, suidScanCPU)
+        ctx.observation.add("hosttwin_files_suid_scan_interval_seconds", .empty, Double(suidEvery) / 1000)
         if truncated { return .noData("walk stopped after \(Self.maxEntries) entries; watch fewer paths") }
         return .ok
+    }
+
+    /// How long to wait between SUID scans (ms) after one that cost `cpuSeconds` of CPU: every 15 minutes
+    /// while that keeps the scans' average within ``suidCPUShare`` of a core, longer when not, at most
+    /// ``suidMaxInterval``.
+    static func suidScanInterval(cpuSeconds: Double) -> Int64 {
+        guard cpuSeconds.isFinite, cpuSeconds > 0 else { return suidInterval }
+        let fits = cpuSeconds / suidCPUShare * 1000
+        return fits >= Double(suidMaxInterval) ? suidMaxInterval : max(suidInterval, Int64(fits.rounded(.up)))
     }
 
     /// Whether `path` is `root` or inside it.
@@ -245,6 +267,8 @@ public final class FileCollector: Collector {
         }
         suid = found
         suidTruncated = result.truncated
+        suidScanCPU = result.cpuSeconds
+        suidEvery = Self.suidScanInterval(cpuSeconds: result.cpuSeconds)
         return changed
     }
 
@@ -332,6 +356,8 @@ final class SUIDScanner: Sendable {
     struct Result: Sendable {
         var found: [String: FileCollector.Record]
         var truncated: Bool
+        /// CPU time the scan took on its thread.
+        var cpuSeconds = 0.0
     }
     private let state = Mutex<(running: Bool, result: Result?)>((false, nil))
 
@@ -345,7 +371,9 @@ final class SUIDScanner: Sendable {
     func start(_ roots: [String], paths: HostPaths, previous: [String: FileCollector.Record]) {
         guard state.withLock({ s in s.running ? false : { s.running = true; return true }() }) else { return }
         DispatchQueue.global(qos: .utility).async { [self] in
-            let result = Self.run(roots, paths: paths, previous: previous)
+            let cpu = threadCPUMicros()
+            var result = Self.run(roots, paths: paths, previous: previous)
+            result.cpuSeconds = Double(threadCPUMicros() - cpu) / 1e6
             state.withLock { $0 = (false, result) }
         }
     }
