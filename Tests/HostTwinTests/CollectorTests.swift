@@ -200,18 +200,7 @@ import TwinCore
         _ = sampler.tick(now: t0, force: true) // the first dump; the watcher opens
         #expect(sampler.changeDescriptors.count == 1)
         func tcpSocket() -> Int32 { socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
-        func address(_ port: UInt16) -> sockaddr_in {
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_port = port.bigEndian
-            a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-            return a
-        }
-        func port(_ fd: Int32) -> Int {
-            var a = sockaddr_in(), length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-            return Int(UInt16(bigEndian: a.sin_port))
-        }
+        let address = Self.loopback, port = { Self.port($0) }
         let listener = tcpSocket()
         var any = address(0)
         let bound = withUnsafePointer(to: &any) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
@@ -246,28 +235,32 @@ import TwinCore
         #expect(!listening)
     }
 
+    /// 127.0.0.1:`port` as a socket address.
+    static func loopback(_ port: UInt16) -> sockaddr_in {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = port.bigEndian
+        a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        return a
+    }
+
+    /// The local (or the peer's) port of a socket.
+    static func port(_ fd: Int32, peer: Bool = false) -> Int {
+        var a = sockaddr_in(), length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &length) : getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: a.sin_port))
+    }
+
     /// Sockets are attributed to the processes holding them (the `/proc/PID/fd` walk): this test's listener
     /// and accepted connection to this process, the connection a new process opened to that process.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/bin/bash"), "needs bash (its /dev/tcp)"))
     func socketsAreAttributedToTheirProcesses() throws {
-        func inet(_ port: UInt16) -> sockaddr_in {
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_port = port.bigEndian
-            a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-            return a
-        }
-        func port(_ fd: Int32, peer: Bool = false) -> Int {
-            var a = sockaddr_in(), length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &length) : getsockname(fd, $0, &length) } }
-            return Int(UInt16(bigEndian: a.sin_port))
-        }
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(listener) }
-        var any = inet(0)
+        var any = Self.loopback(0)
         let bound = withUnsafePointer(to: &any) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         #expect(bound == 0 && listen(listener, 8) == 0)
-        let serverPort = port(listener)
+        let serverPort = Self.port(listener)
         func pid(_ obs: Observation, _ kind: EntityKind, _ key: String) -> Int64? {
             obs.entities[kind]?.first { $0.key == key }?.attributes["pid"]?.intValue
         }
@@ -284,7 +277,7 @@ import TwinCore
         let server = accept(listener, nil, nil)
         #expect(server >= 0)
         defer { close(server) }
-        let clientPort = port(server, peer: true)
+        let clientPort = Self.port(server, peer: true)
         // A minute on, the connections are dumped whatever the socket counts say.
         let later = sampler.tick(now: t0 + 61_000, force: true)
         #expect(pid(later, .connections, "tcp/127.0.0.1:\(clientPort)/127.0.0.1:\(serverPort)") == Int64(child.processIdentifier))
