@@ -67,8 +67,7 @@ public final class FileCollector: Collector {
     private var started = false
     private var lastWalk: Int64?
     private var lastSuidWalk: Int64?
-    /// How long to wait between SUID scans (ms), from what the last cost.
-    private var suidEvery = FileCollector.suidInterval
+    /// CPU time of the last SUID scan: the wait before the next follows from it.
     private var suidScanCPU = 0.0
     private let scanner = SUIDScanner()
     private var truncated = false
@@ -110,6 +109,7 @@ public final class FileCollector: Collector {
             }
             if watcher?.isComplete == false { changed = walkConfig(watch, ctx) || changed; lastWalk = now }
         }
+        let suidEvery = Self.suidScanInterval(cpuSeconds: suidScanCPU)
         let due = lastSuidWalk.map { now - $0 >= suidEvery || now < $0 } ?? true
         if due { lastSuidWalk = now }
         changed = scanSUID(suidPaths, ctx, due: due) || changed
@@ -122,7 +122,7 @@ public final class FileCollector: Collector {
         ctx.observation.add("hosttwin_files_inotify", .empty, watcher?.isComplete == true ? 1 : 0)
         ctx.observation.add("hosttwin_files_suid_scan_truncated", .empty, suidTruncated ? 1 : 0)
         ctx.observation.add("hosttwin_files_suid_scan_cpu_seconds", .empty, suidScanCPU)
-        ctx.observation.add("hosttwin_files_suid_scan_interval_seconds", .empty, Double(suidEvery) / 1000)
+        ctx.observation.add("hosttwin_files_suid_scan_interval_seconds", .empty, Double(Self.suidScanInterval(cpuSeconds: suidScanCPU)) / 1000)
         if truncated { return .noData("walk stopped after \(Self.maxEntries) entries; watch fewer paths") }
         return .ok
     }
@@ -268,7 +268,6 @@ public final class FileCollector: Collector {
         suid = found
         suidTruncated = result.truncated
         suidScanCPU = result.cpuSeconds
-        suidEvery = Self.suidScanInterval(cpuSeconds: result.cpuSeconds)
         return changed
     }
 

@@ -265,10 +265,12 @@ public final class SocketCollector: Collector {
         var out = owners.filter { alive.contains($0.value.pid) }
         var missing = wanted
         let previous = Set(out.values.map(\.pid))
-        let started = all.filter { !previous.contains($0) && !walkedPids.contains($0) }
-        let rest = all.filter { !previous.contains($0) && walkedPids.contains($0) }
+        var holders: [Int] = [], started: [Int] = [], rest: [Int] = []
+        for pid in all {
+            if previous.contains(pid) { holders.append(pid) } else if walkedPids.contains(pid) { rest.append(pid) } else { started.append(pid) }
+        }
         walkedPids = alive
-        for pid in all.filter({ previous.contains($0) }) + started + rest {
+        for pid in holders + started + rest {
             if missing.isEmpty { break }
             let pidName = String(pid)
             let fdDir = ctx.paths.proc + "/" + pidName + "/fd"
