@@ -6,25 +6,55 @@ import Glibc
 enum NetlinkSockDiag {
     static let netlinkSockDiag: Int32 = 4
     static let sockDiagByFamily: UInt16 = 20
+    /// The request of the older `inet_diag_req` format, which asks for TCP sockets of any family.
+    static let tcpDiagGetSock: UInt16 = 18
     static let tcpStateListen = 10
 
     /// Dumps sockets of `family` (AF_INET/AF_INET6) and `proto` (IPPROTO_TCP/UDP) whose state bit is in
     /// `states`; nil when netlink is unavailable or the kernel refuses.
     static func dump(family: UInt8, proto: UInt8, states: UInt32) -> [SocketLine]? {
+        // inet_diag_req_v2 (56 bytes): family, protocol, ext, pad, states, then the socket id.
+        var body = [UInt8](repeating: 0, count: 56)
+        body[0] = family
+        body[1] = proto
+        put32(&body, 4, states)
+        return request(type: sockDiagByFamily, body)
+    }
+
+    /// TCP sockets of both families whose state bit is in `states`, by family, in one walk of the kernel's
+    /// tables. A dump by family walks the whole established-connection hash once per family (its size
+    /// follows the memory, not the connections: 262,144 buckets here, 1.2 ms a walk); the older request
+    /// asks for any family and walks it once. Where the kernel refuses that request, one dump per family.
+    static func tcp(states: UInt32) -> (ipv4: [SocketLine], ipv6: [SocketLine])? {
+        // inet_diag_req (60 bytes): family (AF_UNSPEC), src_len, dst_len, ext, the socket id (48), states, dbs.
+        var body = [UInt8](repeating: 0, count: 60)
+        put32(&body, 52, states)
+        if let both = request(type: tcpDiagGetSock, body) {
+            return (both.filter { $0.family != UInt8(AF_INET6) }, both.filter { $0.family == UInt8(AF_INET6) })
+        }
+        guard let v4 = dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_TCP), states: states),
+              let v6 = dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_TCP), states: states) else { return nil }
+        return (v4, v6)
+    }
+
+    private static func put32(_ b: inout [UInt8], _ o: Int, _ v: UInt32) {
+        for i in 0..<4 { b[o + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(i))) }
+    }
+
+    /// Sends one dump request of `type` with `body` after the netlink header and reads the sockets until
+    /// NLMSG_DONE; nil when netlink is unavailable or the kernel answers with an error.
+    private static func request(type: UInt16, _ body: [UInt8]) -> [SocketLine]? {
         let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkSockDiag)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        // nlmsghdr (16) + inet_diag_req_v2 (56)
-        var req = [UInt8](repeating: 0, count: 72)
-        func put32(_ o: Int, _ v: UInt32) { for i in 0..<4 { req[o + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(i))) } }
-        put32(0, 72)
-        req[4] = UInt8(sockDiagByFamily & 0xff); req[5] = UInt8(sockDiagByFamily >> 8)
-        let flags: UInt16 = 0x1 | 0x300 // NLM_F_REQUEST | NLM_F_DUMP
+        // nlmsghdr (16): length, type, flags (NLM_F_REQUEST | NLM_F_DUMP), sequence, port id.
+        var req = [UInt8](repeating: 0, count: 16)
+        put32(&req, 0, UInt32(16 + body.count))
+        req[4] = UInt8(type & 0xff); req[5] = UInt8(type >> 8)
+        let flags: UInt16 = 0x1 | 0x300
         req[6] = UInt8(flags & 0xff); req[7] = UInt8(flags >> 8)
-        put32(8, 1)
-        req[16] = family
-        req[17] = proto
-        put32(20, states)
+        put32(&req, 8, 1)
+        req += body
         // An unconnected netlink socket sends to the kernel (port id 0) when no address is given.
         let sent = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         guard sent == req.count else { return nil }

@@ -1,4 +1,6 @@
+import Dispatch
 import Logging
+import Metrics
 import ServiceLifecycle
 import TwinAnalytics
 import TwinCore
@@ -10,6 +12,9 @@ public struct AnomalyMonitorService: Service {
     let monitor: AnomalyMonitor
     let interval: Duration
     let logger: Logger
+    /// The cost of the passes, on `/metrics`: passes and the wall time they took.
+    private let passes = Metrics.Counter(label: "hosttwin_anomaly_passes_total")
+    private let passSeconds = FloatingPointCounter(label: "hosttwin_anomaly_pass_seconds_total")
 
     public init(store: TwinStore, interval: Duration = .seconds(300), logger: Logger) {
         monitor = AnomalyMonitor(store: store)
@@ -26,11 +31,15 @@ public struct AnomalyMonitorService: Service {
     }
 
     func pass() {
+        let started = DispatchTime.now().uptimeNanoseconds
         do {
             let p = try monitor.advance(now: TwinTime.nowMillis())
-            logger.debug("anomaly detectors: \(p.seriesFed) series fed \(p.minutesFed) minutes, \(p.alerts) alerts")
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+            logger.debug("anomaly detectors: \(p.seriesFed) series fed \(p.minutesFed) minutes, \(p.alerts) alerts, in \(Int(ms)) ms")
         } catch {
             logger.warning("anomaly detectors not saved: \(error)")
         }
+        passes.increment()
+        passSeconds.increment(by: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
     }
 }

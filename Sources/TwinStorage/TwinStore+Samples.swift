@@ -304,13 +304,23 @@ extension TwinStore {
     /// whole hours, 1-minute rollups for whole minutes, raw samples otherwise. The part of the range a
     /// tier does not cover yet (its newest hours or day) comes from the next finer source.
     public func aggregate(id: Int64, from: Int64, to: Int64, step: Int64) throws -> (points: [RollupPoint], tier: String) {
+        let read = try aggregate(ids: [id], from: from, to: to, step: step)
+        return (read.points[id] ?? [], read.tier)
+    }
+
+    /// ``aggregate(id:from:to:step:)`` of many series in one read: a row shared by series of one group
+    /// (rollups, chunks) is read and inflated once, where a read per series inflates it once per series.
+    /// Series without points in the range are absent.
+    public func aggregate(ids: [Int64], from: Int64, to: Int64, step: Int64) throws -> (points: [Int64: [RollupPoint]], tier: String) {
         guard step > 0, from <= to else { throw TwinError.badInput("aggregate needs step > 0 and from <= to") }
         let minute = StoragePolicy.minute
         guard step % minute == 0 else {
-            return (Rollup.points(try samples(ids: [id], from: from, to: to)[id] ?? [], step: step), "raw")
+            return (try samples(ids: ids, from: from, to: to).mapValues { Rollup.points($0, step: step) }, "raw")
         }
-        let (read, log) = try withLog(ids: [id], from: from, to: to) { db -> (points: [RollupPoint], tiers: [String], covered: Int64) in
-            var points: [RollupPoint] = []
+        let wanted = Set(ids)
+        let groups = Set(ids.map(GroupBlock.group(of:))).sorted()
+        let (read, log) = try withLog(ids: wanted, from: from, to: to) { db -> (points: [Int64: [RollupPoint]], tiers: [String], covered: Int64) in
+            var points: [Int64: [RollupPoint]] = [:]
             var tiers: [String] = []
             var covered = from // everything before this is read
             for (code, name) in [(2, "1h"), (1, "1m")] where step % (code == 2 ? StoragePolicy.hour : minute) == 0 {
@@ -318,26 +328,36 @@ extension TwinStore {
                 guard through > covered else { continue }
                 let end = min(through, to == .max ? .max : to + 1)
                 let span = code == 2 ? StoragePolicy.hourBlock : StoragePolicy.day
-                for row in try db.rows("SELECT \(Self.rollupColumns) FROM rollups WHERE group_id = ? AND tier = ? AND start > ? AND start < ? ORDER BY start",
-                                       [GroupBlock.group(of: id), code, covered.subtractingReportingOverflow(span).overflow ? Int64.min : covered - span, end]) {
-                    points += try Self.decodeRollupRow(row, only: [id])[id]?.filter { $0.t >= covered && $0.t < end } ?? []
+                for group in groups {
+                    for row in try db.rows("SELECT \(Self.rollupColumns) FROM rollups WHERE group_id = ? AND tier = ? AND start > ? AND start < ? ORDER BY start",
+                                           [group, code, covered.subtractingReportingOverflow(span).overflow ? Int64.min : covered - span, end]) {
+                        for (id, list) in try Self.decodeRollupRow(row, only: wanted) {
+                            points[id, default: []] += list.filter { $0.t >= covered && $0.t < end }
+                        }
+                    }
                 }
                 tiers.append(name)
                 covered = end
             }
             if covered <= to {
-                points += Rollup.points(try self.sealedSamples(db, ids: [id], from: covered, to: to)[id] ?? [], step: minute)
+                for (id, list) in try self.sealedSamples(db, ids: ids, from: covered, to: to) {
+                    points[id, default: []] += Rollup.points(list, step: minute)
+                }
                 tiers.append("raw")
             }
             return (points, tiers, covered)
         }
         var points = read.points
-        var tail = log.byID[id].map { [id: SampleColumns($0)] } ?? [:]
-        preview.merge(into: &tail, ids: [id], from: read.covered, to: to)
-        if let tail = tail[id], read.covered <= to {
-            points += Rollup.points(zip(tail.t, tail.v).filter { $0.0 >= read.covered }, step: minute)
+        if read.covered <= to {
+            var tail: [Int64: SampleColumns] = [:]
+            for (id, list) in log.byID { tail[id] = SampleColumns(list) }
+            preview.merge(into: &tail, ids: ids, from: read.covered, to: to)
+            for (id, columns) in tail {
+                points[id, default: []] += Rollup.points(zip(columns.t, columns.v).filter { $0.0 >= read.covered }, step: minute)
+            }
         }
-        points.sort { $0.t < $1.t }
-        return (Rollup.coarsen(points, step: step), read.tiers.joined(separator: "+"))
+        for id in points.keys { points[id] = Rollup.coarsen(points[id]!.sorted { $0.t < $1.t }, step: step) }
+        points = points.filter { !$0.value.isEmpty }
+        return (points, read.tiers.joined(separator: "+"))
     }
 }

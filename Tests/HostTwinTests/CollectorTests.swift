@@ -284,6 +284,48 @@ import TwinCore
         #expect(pid(later, .connections, "tcp/127.0.0.1:\(serverPort)/127.0.0.1:\(clientPort)") == Int64(getpid()))
     }
 
+    /// One dump of TCP sockets of both families (the older request, one walk of the kernel's hash) sorts
+    /// them by the family each message gives: an IPv6 listener and connection on ::1 come out as IPv6,
+    /// the IPv4 ones as IPv4.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/proc/net/if_inet6"), "needs IPv6"))
+    func tcpSocketsOfBothFamiliesComeFromOneDump() throws {
+        func socket6() -> Int32 { socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0) }
+        var loopback6 = sockaddr_in6()
+        loopback6.sin6_family = sa_family_t(AF_INET6)
+        loopback6.sin6_addr = in6addr_loopback
+        let size = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        let listener6 = socket6(), listener4 = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener6); close(listener4) }
+        var any4 = Self.loopback(0)
+        let bound6 = withUnsafePointer(to: &loopback6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener6, $0, size) } }
+        let bound4 = withUnsafePointer(to: &any4) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener4, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        try #require(bound6 == 0 && bound4 == 0 && listen(listener6, 8) == 0 && listen(listener4, 8) == 0)
+        var address6 = sockaddr_in6(), length = size
+        _ = withUnsafeMutablePointer(to: &address6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener6, $0, &length) } }
+        let port6 = Int(UInt16(bigEndian: address6.sin6_port)), port4 = Self.port(listener4)
+        let client = socket6()
+        defer { close(client) }
+        let connected = withUnsafePointer(to: &address6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, size) } }
+        let server = accept(listener6, nil, nil)
+        defer { close(server) }
+        try #require(connected == 0 && server >= 0)
+
+        let listening = try #require(NetlinkSockDiag.tcp(states: 1 << 10))
+        #expect(listening.ipv6.contains { $0.localAddress == "::1" && $0.localPort == port6 && $0.state == 10 })
+        #expect(listening.ipv4.contains { $0.localAddress == "127.0.0.1" && $0.localPort == port4 })
+        #expect(!listening.ipv4.contains { $0.localPort == port6 } && !listening.ipv6.contains { $0.localPort == port4 })
+        let established = try #require(NetlinkSockDiag.tcp(states: 1 << 1))
+        #expect(established.ipv6.filter { $0.localPort == port6 || $0.remotePort == port6 }.count == 2)
+        #expect(established.ipv4.allSatisfy { $0.family == UInt8(AF_INET) } && established.ipv6.allSatisfy { $0.family == UInt8(AF_INET6) })
+
+        let obs = Sampler(selection: only("sockets"), config: CollectorConfig()).tick(now: TwinTime.nowMillis(), force: true)
+        let port = obs.entities[.listeningPorts]?.first { $0.key == "tcp/::1/\(port6)" }
+        #expect(port?.attributes["family"] == .string("ipv6"))
+        #expect(obs.entities[.listeningPorts]?.first { $0.key == "tcp/127.0.0.1/\(port4)" }?.attributes["family"] == .string("ipv4"))
+        let connections6 = obs.entities[.connections]?.filter { $0.key.hasPrefix("tcp/::1:\(port6)/") || $0.key.hasSuffix("/::1:\(port6)") } ?? []
+        #expect(connections6.count == 2 && connections6.allSatisfy { $0.attributes["family"] == .string("ipv6") }, "\(connections6)")
+    }
+
     /// A program restarted by the same parent after it failed carries how its predecessor ended
     /// (`after_exit`), from the kernel's process events (root only: skipped otherwise).
     @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func aRestartCarriesThePreviousExit() throws {

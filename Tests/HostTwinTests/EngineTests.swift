@@ -62,6 +62,11 @@ import TwinQuery
                 #expect(abs(a.sum - b.sum) <= 1e-9 * abs(b.sum))
             }
             #expect(tier.hasPrefix(step % StoragePolicy.hour == 0 ? "1h" : "1m"), "step \(step) read \(tier)")
+            // The three series in one read: the same points, series by series.
+            let together = try store.aggregate(ids: ids, from: Self.t0 + 1_234_567, to: end, step: step)
+            let alone = try ids.map { try store.aggregate(id: $0, from: Self.t0 + 1_234_567, to: end, step: step) }
+            #expect(together.tier == alone[0].tier)
+            #expect(zip(ids, alone).allSatisfy { id, read in together.points[id] == read.points && !read.points.isEmpty })
         }
         // Out-of-order and duplicate samples are refused and counted, the rest accepted.
         let r = try w.append(batch: [(ids[0], Self.t0, 1), (ids[0], end + 5_000, 2), (ids[0], end + 5_000, 3)])
@@ -87,6 +92,12 @@ import TwinQuery
         }
         let middle = try store.samples(ids: ids, from: Self.t0 + 15 * step, to: Self.t0 + 44 * step)
         #expect(ids.allSatisfy { middle[$0]?.map(\.0) == (15..<45).map { Self.t0 + Int64($0) * step } })
+        // Minutes of every series in one read are each series' minutes read alone.
+        for (from, to) in [(Self.t0, Self.t0 + 60 * step), (Self.t0 + 15 * step + 7, Self.t0 + 44 * step)] {
+            let together = try store.aggregate(ids: ids, from: from, to: to, step: StoragePolicy.minute)
+            #expect(together.points.count == ids.count)
+            #expect(try ids.allSatisfy { id in together.points[id] == (try store.aggregate(id: id, from: from, to: to, step: StoragePolicy.minute)).points })
+        }
         try w.finish(now: Self.t0 + 100 * step)
     }
 

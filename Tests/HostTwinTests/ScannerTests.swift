@@ -56,7 +56,7 @@ import Testing
         put32(88, 20); b[92] = 3
         let (socks, done, err) = b.withUnsafeBufferPointer { parseInetDiagMessages($0) }
         #expect(done && err == nil)
-        #expect(socks == [SocketLine(localAddress: "127.0.0.1", localPort: 8080, remoteAddress: "0.0.0.0", remotePort: 0, state: 10, uid: 1000, inode: 4242)])
+        #expect(socks == [SocketLine(localAddress: "127.0.0.1", localPort: 8080, remoteAddress: "0.0.0.0", remotePort: 0, state: 10, uid: 1000, inode: 4242, family: 2)])
         // A length that runs past the buffer ends the parse without a crash.
         put32(0, 5000)
         let bad = b.withUnsafeBufferPointer { parseInetDiagMessages($0) }

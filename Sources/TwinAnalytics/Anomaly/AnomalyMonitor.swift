@@ -38,17 +38,16 @@ public struct AnomalyMonitor: Sendable {
         let states = try store.detectorStates()
         var saved: [DetectorState] = []
         var pass = Pass(seriesFed: 0, minutesFed: 0, alerts: 0)
-        for s in try store.seriesCatalog() {
-            var scan = SeriesScan()
-            var from = (now - history) / step * step
-            if let st = states[s.id], let restored = SeriesScan(state: st.bytes) {
-                scan = restored
-                from = st.through + step
-            }
-            guard from <= end else { continue }
-            // Whole minutes: the last one's samples run to end + step - 1.
-            let points = try store.aggregate(id: s.id, from: from, to: end + step - 1, step: step).points.filter { $0.t <= end }
-            guard !points.isEmpty else { continue }
+        let catalog = try store.seriesCatalog()
+        // Whole minutes: the last one's samples run to end + step - 1.
+        try AnomalyScan.minutes(store: store, ids: catalog.map(\.id), to: end + step - 1, prepare: { k in
+            guard let st = states[catalog[k].id], let restored = SeriesScan(state: st.bytes) else { return ((now - history) / step * step, SeriesScan()) }
+            return (st.through + step, restored)
+        }) { k, resumed, read in
+            let s = catalog[k]
+            var scan = resumed
+            let points = read.filter { $0.t <= end }
+            guard !points.isEmpty else { return }
             for p in points {
                 if let (_, score) = scan.feed(p, counter: s.type == .counter), score >= NoveltyDetector.alertThreshold { pass.alerts += 1 }
             }

@@ -69,6 +69,29 @@ public enum AnomalyScan {
     /// once the clock passes `deadline` (ms), so a dashboard or API request never waits on a huge store.
     /// Without `warnings` the early warnings (forecasts, restart loops, leak suspects) are not looked for:
     /// a rule counting anomalous series needs only the scan.
+    /// Calls `body` with the index of each of `ids`, in order, what `prepare` made for it, and its minutes
+    /// from the start `prepare` gave to `to` (none when that start is after `to`). Reads `chunk` series at
+    /// a time, those of a chunk with the same start in one read (``TwinStore/aggregate(ids:from:to:step:)``),
+    /// so a row shared by a group of series is inflated once, not once per series; `prepare` runs a chunk
+    /// ahead of its reads, so what it makes (a restored detector) is held for a chunk only.
+    static func minutes<Prepared>(store: TwinStore, ids: [Int64], to: Int64, chunk: Int = 128,
+                                  prepare: (Int) -> (from: Int64, value: Prepared),
+                                  _ body: (Int, Prepared, [RollupPoint]) throws -> Void) throws {
+        var lower = 0
+        while lower < ids.count {
+            let range = lower..<min(lower + chunk, ids.count)
+            let prepared = range.map(prepare)
+            var byStart: [Int64: [Int64]] = [:]
+            for (i, p) in zip(range, prepared) where p.from <= to { byStart[p.from, default: []].append(ids[i]) }
+            var points: [Int64: [RollupPoint]] = [:]
+            for (start, batch) in byStart {
+                points.merge(try store.aggregate(ids: batch, from: start, to: to, step: step).points) { first, _ in first }
+            }
+            for (i, p) in zip(range, prepared) { try body(i, p.value, points[ids[i]] ?? []) }
+            lower = range.upperBound
+        }
+    }
+
     public static func run(store: TwinStore, to: Int64, window: Int64, history: Int64, deadline: Int64 = .max,
                            warnings includeWarnings: Bool = true) throws -> AnomalyReport {
         let from = to - window
@@ -78,21 +101,21 @@ public enum AnomalyScan {
         var alerts: [AnomalyReport.Alert] = []
         var alertMinutes: [Int64: Int] = [:]
         var live: [String: Int] = [:]
-        for (k, s) in catalog.enumerated() {
+        // From the state the monitor saved when it ends before the window (no relearning), else learning
+        // from the history before the window.
+        try minutes(store: store, ids: catalog.map(\.id), to: to, prepare: { k in
+            guard let saved = states[catalog[k].id], saved.through < from / step * step, let restored = SeriesScan(state: saved.bytes) else {
+                return (start, SeriesScan())
+            }
+            return (saved.through + step, restored)
+        }) { k, resumed, points in
             if k & 63 == 0, TwinTime.nowMillis() > deadline {
                 throw PromQLError.timeout("the anomaly scan ran out of time after \(k) of \(catalog.count) series; scan a shorter window")
             }
-            // From the state the monitor saved when it ends before the window (no relearning), else
-            // learning from the history before the window.
-            var scan = SeriesScan()
-            var readFrom = start
-            if let saved = states[s.id], saved.through < from / step * step, let restored = SeriesScan(state: saved.bytes) {
-                scan = restored
-                readFrom = saved.through + step
-            }
-            let points = readFrom <= to ? try store.aggregate(id: s.id, from: readFrom, to: to, step: step).points : []
+            let s = catalog[k]
+            var scan = resumed
             if points.last.map({ $0.t >= from / step * step }) == true { live[s.key.labels["host"] ?? "", default: 0] += 1 }
-            guard scan.through != nil || points.count > 2 else { continue }
+            guard scan.through != nil || points.count > 2 else { return }
             for p in points {
                 guard let (x, score) = scan.feed(p, counter: s.type == .counter) else { continue }
                 if score >= NoveltyDetector.alertThreshold, p.t >= from {

@@ -6,8 +6,8 @@ import TwinCore
 ///
 /// Costs decide the method (docs/ARCHITECTURE.md, "Socket collection"): on the live host, TCP listeners
 /// come from a netlink dump restricted to LISTEN and UDP sockets from a netlink dump (tens of µs each),
-/// every tick. Established connections need the kernel's whole connection hash (about 1 ms over
-/// netlink, 4 ms through `/proc/net/tcp` on a large table), so they are re-read when the sockstat in-use
+/// every tick. Established connections need the kernel's whole connection hash (about 1.2 ms over
+/// netlink for both families, 4 ms through `/proc/net/tcp` on a large table), so they are re-read when the sockstat in-use
 /// counts change, at most every `connectionMinInterval` and at least every `connectionMaxInterval`.
 /// Under a fixture root (`--root`), everything comes from the proc files. The `/proc/*/fd` walk runs only
 /// when a socket inode without a known owner appears.
@@ -82,10 +82,8 @@ public final class SocketCollector: Collector {
         if live, let tcp = Self.tcpListeners() {
             tcpFromNetlink = true
             listenTables += tcp
-            if connectionsDue,
-               let e4 = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_TCP), states: 1 << 1),
-               let e6 = NetlinkSockDiag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_TCP), states: 1 << 1) {
-                connTables = [Table(proto: "tcp", family: "ipv4", rows: e4), Table(proto: "tcp", family: "ipv6", rows: e6)]
+            if connectionsDue, let established = NetlinkSockDiag.tcp(states: 1 << 1) {
+                connTables = Self.tcpTables(established)
             }
         }
         if !tcpFromNetlink {
@@ -216,9 +214,11 @@ public final class SocketCollector: Collector {
 
     /// TCP sockets in LISTEN over netlink, IPv4 and IPv6; nil where netlink is unavailable.
     static func tcpListeners() -> [Table]? {
-        guard let v4 = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_TCP), states: 1 << 10),
-              let v6 = NetlinkSockDiag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_TCP), states: 1 << 10) else { return nil }
-        return [Table(proto: "tcp", family: "ipv4", rows: v4), Table(proto: "tcp", family: "ipv6", rows: v6)]
+        NetlinkSockDiag.tcp(states: 1 << 10).map(tcpTables)
+    }
+
+    static func tcpTables(_ dump: (ipv4: [SocketLine], ipv6: [SocketLine])) -> [Table] {
+        [Table(proto: "tcp", family: "ipv4", rows: dump.ipv4), Table(proto: "tcp", family: "ipv6", rows: dump.ipv6)]
     }
 
     /// Unconnected (listening) and connected UDP sockets over netlink; nil where netlink is unavailable.

@@ -29,7 +29,7 @@ public func parseInetDiagMessages(_ b: UnsafeBufferPointer<UInt8>) -> (sockets: 
                 dst = formatIPv6(Array(b[(m + 24)..<(m + 40)]))
             }
             out.append(SocketLine(localAddress: src, localPort: sport, remoteAddress: dst, remotePort: dport,
-                                  state: state, uid: u32le(m + 64), inode: UInt64(u32le(m + 68))))
+                                  state: state, uid: u32le(m + 64), inode: UInt64(u32le(m + 68)), family: family))
         }
         off += (len + 3) & ~3
     }

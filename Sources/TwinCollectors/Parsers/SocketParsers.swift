@@ -8,6 +8,9 @@ public struct SocketLine: Sendable, Equatable {
     public var state: Int
     public var uid: UInt32
     public var inode: UInt64
+    /// The address family a netlink dump reported (AF_INET 2, AF_INET6 10); 0 from the proc tables, whose
+    /// file says it.
+    public var family: UInt8 = 0
 }
 
 /// Names of the kernel's TCP states, indexed by state number.
