@@ -37,21 +37,45 @@ enum NetlinkSockDiag {
         return (v4, v6)
     }
 
+    /// The TCP socket whose own end is `line`'s local end and whose peer is its remote end, with its inode
+    /// and uid: sock_diag's exact request, a look-up in the connection hash (microseconds) where a dump
+    /// walks all of it. Nil when there is none (closed since) or the kernel refuses.
+    static func find(tcp line: SocketLine) -> SocketLine? {
+        let family = line.family == UInt8(AF_INET6) ? AF_INET6 : AF_INET
+        // inet_diag_req_v2: family, protocol, ext, pad, states (any), then inet_diag_sockid: the ports
+        // (network order), source and destination addresses (16 bytes each), interface, cookie (none).
+        var body = [UInt8](repeating: 0, count: 56)
+        body[0] = UInt8(family)
+        body[1] = UInt8(IPPROTO_TCP)
+        put32(&body, 4, .max)
+        body[8] = UInt8(line.localPort >> 8 & 0xff); body[9] = UInt8(line.localPort & 0xff)
+        body[10] = UInt8(line.remotePort >> 8 & 0xff); body[11] = UInt8(line.remotePort & 0xff)
+        for (address, at) in [(line.localAddress, 12), (line.remoteAddress, 28)] {
+            var bytes = [UInt8](repeating: 0, count: 16)
+            guard inet_pton(family, address, &bytes) == 1 else { return nil }
+            body.replaceSubrange(at..<(at + 16), with: bytes)
+        }
+        put32(&body, 48, .max)
+        put32(&body, 52, .max)
+        return request(type: sockDiagByFamily, body, dump: false)?.first
+    }
+
     private static func put32(_ b: inout [UInt8], _ o: Int, _ v: UInt32) {
         for i in 0..<4 { b[o + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(i))) }
     }
 
-    /// Sends one dump request of `type` with `body` after the netlink header and reads the sockets until
-    /// NLMSG_DONE; nil when netlink is unavailable or the kernel answers with an error.
-    private static func request(type: UInt16, _ body: [UInt8]) -> [SocketLine]? {
+    /// Sends one request of `type` with `body` after the netlink header and reads the sockets: a dump's
+    /// until NLMSG_DONE, an exact request's one answer. Nil when netlink is unavailable or the kernel
+    /// answers with an error.
+    private static func request(type: UInt16, _ body: [UInt8], dump: Bool = true) -> [SocketLine]? {
         let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkSockDiag)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        // nlmsghdr (16): length, type, flags (NLM_F_REQUEST | NLM_F_DUMP), sequence, port id.
+        // nlmsghdr (16): length, type, flags (NLM_F_REQUEST, and NLM_F_DUMP for a dump), sequence, port id.
         var req = [UInt8](repeating: 0, count: 16)
         put32(&req, 0, UInt32(16 + body.count))
         req[4] = UInt8(type & 0xff); req[5] = UInt8(type >> 8)
-        let flags: UInt16 = 0x1 | 0x300
+        let flags: UInt16 = dump ? 0x1 | 0x300 : 0x1
         req[6] = UInt8(flags & 0xff); req[7] = UInt8(flags >> 8)
         put32(&req, 8, 1)
         req += body
@@ -67,7 +91,7 @@ enum NetlinkSockDiag {
             let (socks, done, err) = buf.withUnsafeBufferPointer { parseInetDiagMessages(UnsafeBufferPointer(rebasing: $0[0..<n])) }
             if err != nil && err != 0 { return nil }
             out += socks
-            if done { return out }
+            if done || !dump { return out }
         }
     }
 }

@@ -235,6 +235,48 @@ import TwinCore
         #expect(!listening)
     }
 
+    /// A connection the tracepoint announced between ticks has no owner at first; the next tick looks its
+    /// socket up by its two ends (no dump is due two seconds after the last) and names both owners: the
+    /// new process that connected and this process, which accepted.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events/sock/inet_sock_set_state/id")
+                   && FileManager.default.isExecutableFile(atPath: "/bin/bash"),
+                   "the TCP state tracepoint needs root and tracefs at /sys/kernel/tracing; bash for /dev/tcp"))
+    func announcedConnectionsGetTheirOwnersAtTheNextTick() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var any = Self.loopback(0)
+        let bound = withUnsafePointer(to: &any) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        try #require(bound == 0 && listen(listener, 8) == 0)
+        let serverPort = Self.port(listener)
+        let sampler = Sampler(selection: only("sockets"), config: CollectorConfig())
+        let t0 = TwinTime.nowMillis()
+        _ = sampler.tick(now: t0, force: true) // the first dump; the watcher opens
+        try #require(sampler.changeDescriptors.count == 1)
+
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/bash")
+        child.arguments = ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(serverPort); exec sleep 30"]
+        try child.run()
+        defer { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() }
+        let server = accept(listener, nil, nil)
+        try #require(server >= 0)
+        defer { close(server) }
+        let clientPort = Self.port(server, peer: true)
+        let outbound = "tcp/127.0.0.1:\(clientPort)/127.0.0.1:\(serverPort)", inbound = "tcp/127.0.0.1:\(serverPort)/127.0.0.1:\(clientPort)"
+        var announced: [String: Entity] = [:]
+        for i in 0..<200 where announced[outbound] == nil || announced[inbound] == nil {
+            if let c = sampler.refreshChanged(now: t0 + 10 + Int64(i))?.entities[.connections] {
+                announced = Dictionary(c.map { ($0.key, $0) }) { a, _ in a }
+            }
+            usleep(5_000)
+        }
+        #expect(announced[outbound]?.attributes["pid"] == .null && announced[inbound]?.attributes["pid"] == .null, "announced without owners")
+        let next = sampler.tick(now: t0 + 2_000, force: true).entities[.connections] ?? []
+        func pid(_ key: String) -> Int64? { next.first { $0.key == key }?.attributes["pid"]?.intValue }
+        #expect(pid(outbound) == Int64(child.processIdentifier))
+        #expect(pid(inbound) == Int64(getpid()))
+    }
+
     /// 127.0.0.1:`port` as a socket address.
     static func loopback(_ port: UInt16) -> sockaddr_in {
         var a = sockaddr_in()
@@ -317,6 +359,12 @@ import TwinCore
         let established = try #require(NetlinkSockDiag.tcp(states: 1 << 1))
         #expect(established.ipv6.filter { $0.localPort == port6 || $0.remotePort == port6 }.count == 2)
         #expect(established.ipv4.allSatisfy { $0.family == UInt8(AF_INET) } && established.ipv6.allSatisfy { $0.family == UInt8(AF_INET6) })
+        // One socket looked up by its two ends: the dump's inode; ends no socket has: none.
+        let clientEnd = try #require(established.ipv6.first { $0.remotePort == port6 })
+        #expect(clientEnd.inode != 0 && NetlinkSockDiag.find(tcp: clientEnd)?.inode == clientEnd.inode)
+        var nowhere = clientEnd
+        nowhere.remotePort = port4
+        #expect(NetlinkSockDiag.find(tcp: nowhere) == nil)
 
         let obs = Sampler(selection: only("sockets"), config: CollectorConfig()).tick(now: TwinTime.nowMillis(), force: true)
         let port = obs.entities[.listeningPorts]?.first { $0.key == "tcp/::1/\(port6)" }

@@ -6,11 +6,13 @@ import TwinCore
 ///
 /// Costs decide the method (docs/ARCHITECTURE.md, "Socket collection"): on the live host, TCP listeners
 /// come from a netlink dump restricted to LISTEN and UDP sockets from a netlink dump (tens of µs each),
-/// every tick. Established connections need the kernel's whole connection hash (about 1.2 ms over
-/// netlink for both families, 4 ms through `/proc/net/tcp` on a large table), so they are re-read when the sockstat in-use
-/// counts change, at most every `connectionMinInterval` and at least every `connectionMaxInterval`.
-/// Under a fixture root (`--root`), everything comes from the proc files. The `/proc/*/fd` walk runs only
-/// when a socket inode without a known owner appears.
+/// every tick; connected UDP sockets come from the same UDP dump. Established TCP connections need the
+/// kernel's whole connection hash (about 1.2 ms over netlink for both families, 4 ms through
+/// `/proc/net/tcp` on a large table), so they are re-read at most every `connectionMinInterval` and at
+/// least every `connectionMaxInterval`: without the tracepoint below, when the sockstat in-use counts
+/// change; with it, when more announced connections await their socket than `exactLookupLimit`. Under a
+/// fixture root (`--root`), everything comes from the proc files. The `/proc/*/fd` walk runs only when a
+/// socket inode without a known owner appears.
 ///
 /// Between ticks (change-driven capture), TCP changes come from the kernel's `sock:inet_sock_set_state`
 /// tracepoint where it can be opened (``TCPStateWatcher``: root and tracefs): a connection entering or
@@ -19,7 +21,8 @@ import TwinCore
 /// instead). Where the kernel announces nothing (UDP, or no
 /// tracepoint), listeners are polled every `fastInterval` for `fastWindow` after the listener set last
 /// changed (the LISTEN-only dump costs tens of µs). A socket first seen between ticks has no owner until
-/// the next tick's fd walk (connections: until their next dump). The tick applies the pending changes too,
+/// the next tick's fd walk; an announced connection's socket (its inode) is looked up by its two ends at
+/// that tick (sock_diag's exact request), so it gets its owner then too. The tick applies the pending changes too,
 /// so connections are current at every tick even when the CPU budget holds refreshes back; lost changes (a
 /// full ring) make the next tick dump them.
 public final class SocketCollector: Collector {
@@ -54,6 +57,14 @@ public final class SocketCollector: Collector {
     private var connections: [String: Entity]?
     /// The kernel dropped changes: the next tick dumps connections whatever the counts say.
     private var connectionChangesLost = false
+    /// The socket inode of each TCP connection last stored, by key (from the dumps and the look-ups), so
+    /// their owners stay cached while they live.
+    private var tcpInodes: [String: UInt64] = [:]
+    /// TCP connections the tracepoint announced whose socket (so owner) is not known yet, by key.
+    private var unresolved: [String: SocketLine] = [:]
+    /// Announced connections looked up one by one at a tick (sock_diag's exact request, microseconds each);
+    /// with more pending the tick dumps the connection hash instead, once `connectionMinInterval` has passed.
+    public var exactLookupLimit = 64
 
     public init() {}
 
@@ -75,8 +86,11 @@ public final class SocketCollector: Collector {
         }
         let changes = applyTCPChanges()
         let since = lastConnectionScan == .min ? Int64.max : now &- lastConnectionScan
+        // With the tracepoint the kernel announces every change, so the counts say nothing new: a dump is
+        // due only for the announced connections too many to look up one by one.
+        let changedSinceDump = tcpWatcher == nil ? counts != lastCounts : unresolved.count > exactLookupLimit
         let connectionsDue = lastConnectionScan == .min || since >= connectionMaxInterval || connectionChangesLost
-            || (counts != lastCounts && since >= connectionMinInterval)
+            || (changedSinceDump && since >= connectionMinInterval)
 
         var tcpFromNetlink = false
         if live, let tcp = Self.tcpListeners() {
@@ -110,11 +124,18 @@ public final class SocketCollector: Collector {
         guard tcpFromNetlink || !listenTables.isEmpty || anyUDP else { return .noData("no socket tables (/proc/net/tcp, udp) and no netlink") }
 
         let listening = Self.listening(listenTables)
-        // Connections: established TCP, and connected UDP sockets, refreshed together.
-        let established = connTables.map { tcp in
-            (tcp + listenTables.filter { $0.proto == "udp" }).flatMap { t in t.rows.filter { $0.state == 1 }.map { (t, $0) } }
+        // Connections: established TCP from a dump when one is due, else the announced ones looked up by
+        // their ends; connected UDP sockets from every tick's UDP dump.
+        let established = connTables.map { tcp in tcp.flatMap { t in t.rows.filter { $0.state == 1 }.map { (t, $0) } } }
+        let udpConnected = listenTables.filter { $0.proto == "udp" }.flatMap { t in t.rows.filter { $0.state == 1 }.map { (t, $0) } }
+        var found: [SocketLine] = []
+        if established == nil, live, connections != nil, !unresolved.isEmpty {
+            for key in Array(unresolved.keys.prefix(exactLookupLimit)) {
+                if let line = unresolved.removeValue(forKey: key).flatMap(NetlinkSockDiag.find(tcp:)) { found.append(line) }
+            }
         }
-        let inodes = listening.map(\.1.inode) + (established?.map(\.1.inode) ?? [])
+        let connectionInodes = established.map { $0.map(\.1.inode) } ?? Array(tcpInodes.values) + found.map(\.inode)
+        let inodes = listening.map(\.1.inode) + udpConnected.map(\.1.inode) + connectionInodes
         let unknown = Set(inodes.filter { $0 != 0 && owners[$0] == nil && !ownerless.contains($0) })
         if !unknown.isEmpty {
             let present = Set(inodes)
@@ -126,20 +147,44 @@ public final class SocketCollector: Collector {
         noteListenerDump(ports, listening, at: now, live: live)
         ctx.observation.set(.listeningPorts, Array(ports.values))
         ctx.observation.add("hosttwin_listening_sockets", .empty, Double(ports.count))
+        var changed = changes.connections
         if let established {
             lastConnectionScan = now
             lastCounts = counts
             connectionChangesLost = false
+            unresolved = [:]
+            tcpInodes = [:]
             var conns: [String: Entity] = [:]
             for (t, r) in established {
                 let e = Self.connection(proto: t.proto, family: t.family, r, owner: owners[r.inode])
                 conns[e.key] = e
+                tcpInodes[e.key] = r.inode
             }
             connections = conns
+            changed = true
         }
-        if let connections, established != nil || changes.connections {
-            ctx.observation.set(.connections, Array(connections.values))
-            ctx.observation.add("hosttwin_tcp_established_connections", .empty, Double(connections.count))
+        if var conns = connections {
+            for r in found {
+                let e = Self.connection(proto: "tcp", family: r.family == UInt8(AF_INET6) ? "ipv6" : "ipv4", r, owner: owners[r.inode])
+                // Closed since it was announced: the close removed it.
+                guard conns[e.key] != nil else { continue }
+                tcpInodes[e.key] = r.inode
+                if conns[e.key] != e { conns[e.key] = e; changed = true }
+            }
+            var udp: [String: Entity] = [:]
+            for (t, r) in udpConnected {
+                let e = Self.connection(proto: t.proto, family: t.family, r, owner: owners[r.inode])
+                udp[e.key] = e
+            }
+            if udp != conns.filter({ $0.key.hasPrefix("udp/") }) {
+                conns = conns.filter { !$0.key.hasPrefix("udp/") }.merging(udp) { $1 }
+                changed = true
+            }
+            connections = conns
+            if changed {
+                ctx.observation.set(.connections, Array(conns.values))
+                ctx.observation.add("hosttwin_tcp_established_connections", .empty, Double(conns.count))
+            }
         }
         return .ok
     }
@@ -200,11 +245,13 @@ public final class SocketCollector: Collector {
             }
             guard c.newState == 1 || c.oldState == 1 else { continue }
             let line = SocketLine(localAddress: c.local.address, localPort: c.local.port, remoteAddress: c.remote.address,
-                                  remotePort: c.remote.port, state: c.newState, uid: 0, inode: 0)
+                                  remotePort: c.remote.port, state: c.newState, uid: 0, inode: 0, family: UInt8(truncatingIfNeeded: c.family))
             let e = Self.connection(proto: "tcp", family: c.family == 10 ? "ipv6" : "ipv4", line, owner: nil)
             if c.newState == 1 {
-                if conns[e.key] == nil { conns[e.key] = e; connectionsChanged = true }
+                if conns[e.key] == nil { conns[e.key] = e; unresolved[e.key] = line; connectionsChanged = true }
             } else if conns.removeValue(forKey: e.key) != nil {
+                unresolved[e.key] = nil
+                tcpInodes[e.key] = nil
                 connectionsChanged = true
             }
         }
