@@ -40,18 +40,56 @@ public final class FileReader {
 
     /// Contents read through ``readShared(_:)`` during the current tick.
     private var tickCache: [String: String?] = [:]
+    /// Descriptors kept open by ``withHeldBytes(_:_:)``, by path.
+    private var held: [String: Int32] = [:]
+    /// The most descriptors held; files past them are opened at each read.
+    static let heldLimit = 64
 
     public init(capacity: Int = 64 * 1024) {
         self.capacity = capacity
         buffer = [UInt8](repeating: 0, count: capacity)
     }
 
+    deinit {
+        for fd in held.values { close(fd) }
+    }
+
     /// Reads a file that several collectors use in the same tick (sockstat, for one) once per tick.
     public func readShared(_ path: String) -> String? {
         if let cached = tickCache[path] { return cached }
-        let text = read(path)
+        let text = readHeld(path)
         tickCache[path] = .some(text)
         return text
+    }
+
+    /// Like ``withBytes(_:_:)`` for a kernel file read at every tick (/proc/stat, an interface's
+    /// operstate): its descriptor stays open and each read starts again at offset 0 (`pread`), which makes
+    /// procfs and sysfs generate the file afresh — about a tenth of an open, a read and a close here
+    /// (docs/ARCHITECTURE.md, "Reading /proc"). Only files under /proc and /sys are held: a fixture tree's
+    /// file may be replaced by a rename, which a held descriptor would not see. A failed read (an
+    /// interface that went away) closes the descriptor and opens the path once more.
+    public func withHeldBytes<T>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T? {
+        guard path.hasPrefix("/proc/") || path.hasPrefix("/sys/") else { return withBytes(path, body) }
+        if let fd = held[path] {
+            if let result = readAll(fd, positional: true, body) { return result }
+            close(fd)
+            held[path] = nil
+        }
+        guard held.count < Self.heldLimit else { return withBytes(path, body) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+        held[path] = fd
+        guard let result = readAll(fd, positional: true, body) else {
+            close(fd)
+            held[path] = nil
+            return nil
+        }
+        return result
+    }
+
+    /// The text of a file read at every tick, through a held descriptor (``withHeldBytes(_:_:)``).
+    public func readHeld(_ path: String) -> String? {
+        withHeldBytes(path) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Forgets the shared reads of the previous tick.
@@ -74,6 +112,12 @@ public final class FileReader {
         let fd = openat(dir, path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { return nil }
         defer { close(fd) }
+        return readAll(fd, positional: false, body)
+    }
+
+    /// Reads `fd` to its end into the buffer and calls `body` with the bytes; `positional` reads from
+    /// offset 0 with `pread` (a held descriptor), else from where the descriptor stands. Nil on an error.
+    private func readAll<T>(_ fd: Int32, positional: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T? {
         var total = 0
         while true {
             if total == buffer.count {
@@ -91,7 +135,7 @@ public final class FileReader {
             // buffer as large as the request, and most files fit. Larger files continue in big reads.
             let want = total == 0 ? min(4096, buffer.count) : buffer.count - total
             let n = buffer.withUnsafeMutableBytes { raw in
-                Glibc.read(fd, raw.baseAddress! + total, want)
+                positional ? pread(fd, raw.baseAddress! + total, want, off_t(total)) : Glibc.read(fd, raw.baseAddress! + total, want)
             }
             if n < 0 {
                 if errno == EINTR { continue }

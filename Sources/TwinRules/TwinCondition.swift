@@ -210,12 +210,17 @@ public struct RuleContext: Sendable {
         self.store = store
     }
 
-    /// The entities of `kinds` at `t`: from the snapshot when it is of `t` and holds them, else the store.
-    func state(_ store: TwinStore, at t: Int64, kinds: [EntityKind]) throws -> [EntityVersion] {
+    /// The entities of `kinds` at `t` that `keep` accepts (by key and attributes): from the snapshot when it
+    /// is of `t` and holds them, else the store. A snapshot's entities are filtered before they are copied
+    /// into versions (a host's files are a thousand, the set-user-ID ones among them a dozen).
+    func state(_ store: TwinStore, at t: Int64, kinds: [EntityKind],
+               where keep: (String, [String: AttributeValue]) -> Bool = { _, _ in true }) throws -> [EntityVersion] {
         if let snap = snapshot, snap.time == t, snap.complete || kinds.allSatisfy({ snap.entities[$0] != nil }) {
-            return kinds.flatMap { k in (snap.entities[k] ?? []).map { EntityVersion(kind: k, key: $0.key, attributes: $0.attributes, validFrom: t, validTo: nil) } }
+            return kinds.flatMap { k in
+                (snap.entities[k] ?? []).filter { keep($0.key, $0.attributes) }.map { EntityVersion(kind: k, key: $0.key, attributes: $0.attributes, validFrom: t, validTo: nil) }
+            }
         }
-        return try store.state(at: t, kinds: kinds)
+        return try store.state(at: t, kinds: kinds).filter { keep($0.key, $0.attributes) }
     }
 
     /// The condition's instant vector at `t`.
@@ -295,7 +300,7 @@ public struct RuleContext: Sendable {
             }
             switch mode {
             case .present:
-                return try state(store, at: t, kinds: [kind]).filter { matches($0.attributes) }.map { (labels($0), 1) }
+                return try state(store, at: t, kinds: [kind]) { matches($1) }.map { (labels($0), 1) }
             case .absent:
                 let now = try state(store, at: t, kinds: [kind, .host])
                 let hosts = Set(now.filter { $0.kind == .host }.map { $0.attributes["host"]?.description ?? "" })
@@ -310,7 +315,7 @@ public struct RuleContext: Sendable {
                 let baseline = first + 60_000
                 guard t > baseline else { return [] }
                 let before = try baselines.keys(kind, at: baseline) { Set(try store.state(at: baseline, kinds: [kind]).map(\.key)) }
-                return try state(store, at: t, kinds: [kind]).filter { !before.contains($0.key) && matches($0.attributes) }.map { (labels($0), 1) }
+                return try state(store, at: t, kinds: [kind]) { matches($1) && !before.contains($0) }.map { (labels($0), 1) }
             case .changedWithin(let window):
                 let from = t - window
                 var out: [String: (Labels, Double)] = [:]

@@ -33,6 +33,36 @@ import TwinCore
         #expect(reader.read(root + "/missing") == nil)
     }
 
+    /// A held descriptor is read afresh from its start each time (/proc/uptime moves between two reads; a
+    /// file larger than the buffer comes back whole twice); a file outside /proc and /sys is not held (a
+    /// rename that replaces it is seen); a held file that went away (an exited process's) reads as nothing.
+    @Test func heldFilesAreReadAfresh() throws {
+        let reader = FileReader(capacity: 16)
+        let first = try #require(reader.readHeld("/proc/uptime"))
+        usleep(30_000)
+        let second = try #require(reader.readHeld("/proc/uptime"))
+        #expect(first != second && first.split(separator: " ").count == 2)
+        let limits = try String(contentsOfFile: "/proc/self/limits", encoding: .utf8)
+        #expect(reader.readHeld("/proc/self/limits") == limits && reader.readHeld("/proc/self/limits") == limits)
+
+        let root = try temporaryDirectory("held")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "before".write(toFile: root + "/f", atomically: true, encoding: .utf8)
+        #expect(reader.readHeld(root + "/f") == "before")
+        try "after".write(toFile: root + "/f", atomically: true, encoding: .utf8) // a new file renamed over it
+        #expect(reader.readHeld(root + "/f") == "after")
+
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["30"]
+        try child.run()
+        let status = "/proc/\(child.processIdentifier)/status"
+        #expect(reader.readHeld(status)?.contains("sleep") == true)
+        child.terminate()
+        child.waitUntilExit()
+        #expect(reader.readHeld(status) == nil)
+    }
+
     @Test func emptyRootIsNoDataNotACrash() throws {
         let root = try temporaryDirectory("empty-root")
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -13,7 +13,7 @@ public final class CPUCollector: Collector {
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         var cpus = 0
-        let parsed: ProcStat? = ctx.reader.withBytes(ctx.paths.proc("stat")) { b in
+        let parsed: ProcStat? = ctx.reader.withHeldBytes(ctx.paths.proc("stat")) { b in
             scanProcStat(ByteScanner(b)) { index, ticks in
                 guard let index else { return }
                 cpus += 1

@@ -51,7 +51,7 @@ public final class DiskCollector: Collector {
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         // The reader's buffer holds diskstats while it is scanned: facts of new devices are read after.
         var unknown: [(String, Int, Int)] = []
-        let found: Void? = ctx.reader.withBytes(ctx.paths.proc("diskstats")) { b in
+        let found: Void? = ctx.reader.withHeldBytes(ctx.paths.proc("diskstats")) { b in
             let s = ByteScanner(b)
             scanDiskstats(s) { index, name, major, minor, counters in
                 guard let l = devices.value(index, name, s, {

@@ -37,7 +37,7 @@ public final class FilesystemCollector: Collector {
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         // Whether the mount table differs from the last tick's (keeping the new bytes when it does).
         func readTable(_ rel: String) -> Bool? {
-            ctx.reader.withBytes(ctx.paths.proc(rel)) { b in
+            ctx.reader.withHeldBytes(ctx.paths.proc(rel)) { b in
                 if b.elementsEqual(lastTable) { return false }
                 lastTable = Array(b)
                 return true

@@ -6,7 +6,7 @@ public final class LoadCollector: Collector {
     public init() {}
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        guard let parsed = ctx.reader.withBytes(ctx.paths.proc("loadavg"), { parseLoadavg($0) }) else { return .noData("loadavg missing") }
+        guard let parsed = ctx.reader.withHeldBytes(ctx.paths.proc("loadavg"), { parseLoadavg($0) }) else { return .noData("loadavg missing") }
         guard let (a, b, c) = parsed else { return .noData("loadavg unreadable") }
         ctx.observation.add("node_load1", .empty, a)
         ctx.observation.add("node_load5", .empty, b)

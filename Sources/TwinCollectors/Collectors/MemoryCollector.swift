@@ -7,7 +7,7 @@ public final class MemoryCollector: Collector {
     public init() {}
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        let n: Int? = ctx.reader.withBytes(ctx.paths.proc("meminfo")) { b in
+        let n: Int? = ctx.reader.withHeldBytes(ctx.paths.proc("meminfo")) { b in
             let s = ByteScanner(b)
             var count = 0
             scanMeminfo(s) { index, key, v, isBytes in

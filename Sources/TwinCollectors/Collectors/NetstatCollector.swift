@@ -28,7 +28,7 @@ public final class NetstatCollector: Collector {
         var any = false
         for (i, file) in ["net/snmp", "net/netstat"].enumerated() {
             let cache = snmpHeaders[i]
-            let ok: Void? = ctx.reader.withBytes(ctx.paths.proc(file)) { b in
+            let ok: Void? = ctx.reader.withHeldBytes(ctx.paths.proc(file)) { b in
                 let s = ByteScanner(b)
                 var columns: [String?] = []
                 scanSNMP(s, header: { pair, line in
@@ -47,7 +47,7 @@ public final class NetstatCollector: Collector {
             }
             if ok != nil { any = true }
         }
-        let six: Void? = ctx.reader.withBytes(ctx.paths.proc("net/snmp6")) { b in
+        let six: Void? = ctx.reader.withHeldBytes(ctx.paths.proc("net/snmp6")) { b in
             let s = ByteScanner(b)
             scanKeyValueLines(s) { index, key, v in
                 guard let metric = snmp6Names.value(index, key, s, {

@@ -13,7 +13,7 @@ public final class PressureCollector: Collector {
         var any = false
         if files.isEmpty { files = Self.resources.map { ctx.paths.proc("pressure/" + $0) } }
         for (i, resource) in Self.resources.enumerated() {
-            guard let p = ctx.reader.withBytes(files[i], { parsePressure($0) }) else { continue }
+            guard let p = ctx.reader.withHeldBytes(files[i], { parsePressure($0) }) else { continue }
             // node_exporter converts microseconds with two divisions; the same arithmetic gives the same bits.
             if resource != "irq", let some = p.some {
                 ctx.observation.counter(Self.waiting[i], .empty, some / 1000 / 1000)

@@ -12,7 +12,7 @@ public final class SelfCollector: Collector {
     public init() {}
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        guard ctx.paths.proc == "/proc", let stat = ctx.reader.read("/proc/self/stat"), let close = stat.lastIndex(of: ")") else {
+        guard ctx.paths.proc == "/proc", let stat = ctx.reader.readHeld("/proc/self/stat"), let close = stat.lastIndex(of: ")") else {
             return .noData("not this host's /proc")
         }
         // Fields after the command: state is field 3; utime 14, stime 15, starttime 22, vsize 23, rss 24.

@@ -60,6 +60,8 @@ public final class SocketCollector: Collector {
     /// The socket inode of each TCP connection last stored, by key (from the dumps and the look-ups), so
     /// their owners stay cached while they live.
     private var tcpInodes: [String: UInt64] = [:]
+    /// The connected UDP sockets last stored, by key (among `connections`).
+    private var udpConnections: [String: Entity] = [:]
     /// TCP connections the tracepoint announced whose socket (so owner) is not known yet, by key.
     private var unresolved: [String: SocketLine] = [:]
     /// Announced connections looked up one by one at a tick (sock_diag's exact request, microseconds each);
@@ -164,6 +166,7 @@ public final class SocketCollector: Collector {
             changed = true
         }
         if var conns = connections {
+            connections = nil // held once, so the changes below do not copy it
             for r in found {
                 let e = Self.connection(proto: "tcp", family: r.family == UInt8(AF_INET6) ? "ipv6" : "ipv4", r, owner: owners[r.inode])
                 // Closed since it was announced: the close removed it.
@@ -176,8 +179,10 @@ public final class SocketCollector: Collector {
                 let e = Self.connection(proto: t.proto, family: t.family, r, owner: owners[r.inode])
                 udp[e.key] = e
             }
-            if udp != conns.filter({ $0.key.hasPrefix("udp/") }) {
-                conns = conns.filter { !$0.key.hasPrefix("udp/") }.merging(udp) { $1 }
+            if udp != udpConnections || established != nil {
+                for key in udpConnections.keys { conns[key] = nil }
+                conns.merge(udp) { $1 }
+                udpConnections = udp
                 changed = true
             }
             connections = conns
@@ -223,7 +228,9 @@ public final class SocketCollector: Collector {
         let events = watcher.drain()
         if events.lost { connectionChangesLost = true }
         var (connectionsChanged, listeners) = (false, false)
+        let dumped = connections != nil
         var conns = connections ?? [:]
+        connections = nil // held once, so the changes below do not copy it
         for c in events.changes {
             // A listener opens (→ LISTEN) or closes (LISTEN → CLOSE); LISTEN → SYN_RECV is a connection's
             // socket cloned from its listener, which stays.
@@ -255,7 +262,7 @@ public final class SocketCollector: Collector {
                 connectionsChanged = true
             }
         }
-        if connections != nil { connections = conns } else { connectionsChanged = false }
+        if dumped { connections = conns } else { connectionsChanged = false }
         return (connectionsChanged, listeners)
     }
 

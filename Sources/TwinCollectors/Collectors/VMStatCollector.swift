@@ -12,7 +12,7 @@ public final class VMStatCollector: Collector {
     }
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        let found: Void? = ctx.reader.withBytes(ctx.paths.proc("vmstat")) { b in
+        let found: Void? = ctx.reader.withHeldBytes(ctx.paths.proc("vmstat")) { b in
             let s = ByteScanner(b)
             scanKeyValueLines(s) { index, key, v in
                 guard let metric = names.value(index, key, s, {
