@@ -201,10 +201,7 @@ import TwinCore
         #expect(sampler.changeDescriptors.count == 1)
         func tcpSocket() -> Int32 { socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
         let address = Self.loopback, port = { Self.port($0) }
-        let listener = tcpSocket()
-        var any = address(0)
-        let bound = withUnsafePointer(to: &any) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        #expect(bound == 0 && listen(listener, 8) == 0)
+        let listener = try #require(Self.loopbackListener())
         let serverPort = port(listener)
         let client = tcpSocket()
         var to = address(UInt16(serverPort))
@@ -242,21 +239,15 @@ import TwinCore
                    && FileManager.default.isExecutableFile(atPath: "/bin/bash"),
                    "the TCP state tracepoint needs root and tracefs at /sys/kernel/tracing; bash for /dev/tcp"))
     func announcedConnectionsGetTheirOwnersAtTheNextTick() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let listener = try #require(Self.loopbackListener())
         defer { close(listener) }
-        var any = Self.loopback(0)
-        let bound = withUnsafePointer(to: &any) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        try #require(bound == 0 && listen(listener, 8) == 0)
         let serverPort = Self.port(listener)
         let sampler = Sampler(selection: only("sockets"), config: CollectorConfig())
         let t0 = TwinTime.nowMillis()
         _ = sampler.tick(now: t0, force: true) // the first dump; the watcher opens
         try #require(sampler.changeDescriptors.count == 1)
 
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/bin/bash")
-        child.arguments = ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(serverPort); exec sleep 30"]
-        try child.run()
+        let child = try Self.processHoldingAConnection(to: serverPort)
         defer { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() }
         let server = accept(listener, nil, nil)
         try #require(server >= 0)
@@ -286,6 +277,25 @@ import TwinCore
         return a
     }
 
+    /// A TCP socket listening on 127.0.0.1 at a port the kernel chose; nil if it cannot be made.
+    static func loopbackListener() -> Int32? {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var any = loopback(0)
+        let bound = withUnsafePointer(to: &any) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard listener >= 0, bound == 0, listen(listener, 8) == 0 else { close(listener); return nil }
+        return listener
+    }
+
+    /// A new process (bash) that connects to 127.0.0.1:`port` and holds the connection for 30 s; the
+    /// caller kills it.
+    static func processHoldingAConnection(to port: Int) throws -> Process {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/bash")
+        child.arguments = ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port); exec sleep 30"]
+        try child.run()
+        return child
+    }
+
     /// The local (or the peer's) port of a socket.
     static func port(_ fd: Int32, peer: Bool = false) -> Int {
         var a = sockaddr_in(), length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -297,11 +307,8 @@ import TwinCore
     /// and accepted connection to this process, the connection a new process opened to that process.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/bin/bash"), "needs bash (its /dev/tcp)"))
     func socketsAreAttributedToTheirProcesses() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let listener = try #require(Self.loopbackListener())
         defer { close(listener) }
-        var any = Self.loopback(0)
-        let bound = withUnsafePointer(to: &any) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        #expect(bound == 0 && listen(listener, 8) == 0)
         let serverPort = Self.port(listener)
         func pid(_ obs: Observation, _ kind: EntityKind, _ key: String) -> Int64? {
             obs.entities[kind]?.first { $0.key == key }?.attributes["pid"]?.intValue
@@ -311,10 +318,7 @@ import TwinCore
         let first = sampler.tick(now: t0, force: true)
         #expect(pid(first, .listeningPorts, "tcp/127.0.0.1/\(serverPort)") == Int64(getpid()))
 
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/bin/bash")
-        child.arguments = ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(serverPort); exec sleep 30"]
-        try child.run()
+        let child = try Self.processHoldingAConnection(to: serverPort)
         defer { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() }
         let server = accept(listener, nil, nil)
         #expect(server >= 0)
@@ -336,12 +340,10 @@ import TwinCore
         loopback6.sin6_family = sa_family_t(AF_INET6)
         loopback6.sin6_addr = in6addr_loopback
         let size = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        let listener6 = socket6(), listener4 = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let listener6 = socket6(), listener4 = try #require(Self.loopbackListener())
         defer { close(listener6); close(listener4) }
-        var any4 = Self.loopback(0)
         let bound6 = withUnsafePointer(to: &loopback6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener6, $0, size) } }
-        let bound4 = withUnsafePointer(to: &any4) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener4, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        try #require(bound6 == 0 && bound4 == 0 && listen(listener6, 8) == 0 && listen(listener4, 8) == 0)
+        try #require(bound6 == 0 && listen(listener6, 8) == 0)
         var address6 = sockaddr_in6(), length = size
         _ = withUnsafeMutablePointer(to: &address6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener6, $0, &length) } }
         let port6 = Int(UInt16(bigEndian: address6.sin6_port)), port4 = Self.port(listener4)
