@@ -356,8 +356,10 @@ extension TwinStore {
                 points[id, default: []] += Rollup.points(zip(columns.t, columns.v).filter { $0.0 >= read.covered }, step: minute)
             }
         }
-        for id in points.keys { points[id] = Rollup.coarsen(points[id]!.sorted { $0.t < $1.t }, step: step) }
-        points = points.filter { !$0.value.isEmpty }
-        return (points, read.tiers.joined(separator: "+"))
+        let coarse = points.compactMapValues { list -> [RollupPoint]? in
+            let c = Rollup.coarsen(list.sorted { $0.t < $1.t }, step: step)
+            return c.isEmpty ? nil : c
+        }
+        return (coarse, read.tiers.joined(separator: "+"))
     }
 }

@@ -64,11 +64,6 @@ public enum AnomalyScan {
     /// Host-level: share of series alerting within 10 minutes that makes the host anomalous.
     public static let hostThreshold = 0.05
 
-    /// Scans `[to - window, to]`: each series from the state ``AnomalyMonitor`` saved when it ends before
-    /// the window, else learning from `history` before it; throws ``PromQLError/timeout(_:)``
-    /// once the clock passes `deadline` (ms), so a dashboard or API request never waits on a huge store.
-    /// Without `warnings` the early warnings (forecasts, restart loops, leak suspects) are not looked for:
-    /// a rule counting anomalous series needs only the scan.
     /// Calls `body` with the index of each of `ids`, in order, what `prepare` made for it, and its minutes
     /// from the start `prepare` gave to `to` (none when that start is after `to`). Reads `chunk` series at
     /// a time, those of a chunk with the same start in one read (``TwinStore/aggregate(ids:from:to:step:)``),
@@ -92,6 +87,11 @@ public enum AnomalyScan {
         }
     }
 
+    /// Scans `[to - window, to]`: each series from the state ``AnomalyMonitor`` saved when it ends before
+    /// the window, else learning from `history` before it; throws ``PromQLError/timeout(_:)``
+    /// once the clock passes `deadline` (ms), so a dashboard or API request never waits on a huge store.
+    /// Without `warnings` the early warnings (forecasts, restart loops, leak suspects) are not looked for:
+    /// a rule counting anomalous series needs only the scan.
     public static func run(store: TwinStore, to: Int64, window: Int64, history: Int64, deadline: Int64 = .max,
                            warnings includeWarnings: Bool = true) throws -> AnomalyReport {
         let from = to - window
