@@ -32,14 +32,15 @@ public struct AnomalyMonitorService: Service {
 
     func pass() {
         let started = DispatchTime.now().uptimeNanoseconds
-        do {
-            let p = try monitor.advance(now: TwinTime.nowMillis())
-            let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
-            logger.debug("anomaly detectors: \(p.seriesFed) series fed \(p.minutesFed) minutes, \(p.alerts) alerts, in \(Int(ms)) ms")
-        } catch {
+        let outcome = Result { try monitor.advance(now: TwinTime.nowMillis()) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        passes.increment()
+        passSeconds.increment(by: seconds)
+        switch outcome {
+        case .success(let p):
+            logger.debug("anomaly detectors: \(p.seriesFed) series fed \(p.minutesFed) minutes, \(p.alerts) alerts, in \(Int(seconds * 1000)) ms")
+        case .failure(let error):
             logger.warning("anomaly detectors not saved: \(error)")
         }
-        passes.increment()
-        passSeconds.increment(by: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
     }
 }

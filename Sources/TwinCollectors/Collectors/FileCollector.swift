@@ -122,7 +122,7 @@ public final class FileCollector: Collector {
         ctx.observation.add("hosttwin_files_inotify", .empty, watcher?.isComplete == true ? 1 : 0)
         ctx.observation.add("hosttwin_files_suid_scan_truncated", .empty, suidTruncated ? 1 : 0)
         ctx.observation.add("hosttwin_files_suid_scan_cpu_seconds", .empty, suidScanCPU)
-        ctx.observation.add("hosttwin_files_suid_scan_interval_seconds", .empty, Double(Self.suidScanInterval(cpuSeconds: suidScanCPU)) / 1000)
+        ctx.observation.add("hosttwin_files_suid_scan_interval_seconds", .empty, Double(suidEvery) / 1000)
         if truncated { return .noData("walk stopped after \(Self.maxEntries) entries; watch fewer paths") }
         return .ok
     }

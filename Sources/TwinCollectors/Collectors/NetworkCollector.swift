@@ -64,8 +64,10 @@ public final class NetworkCollector: Collector {
         var seen = Set<String>()
         let reader = ctx.reader
         func attr(_ d: Device, _ n: String) -> String? { reader.read(d.base + n).map { String($0.trimmingSuffixNewlines) } }
+        // A file read at every tick (or every few): its descriptor is held.
+        func heldAttr(_ path: String) -> String? { reader.readHeld(path).map { String($0.trimmingSuffixNewlines) } }
         for dev in current where seen.insert(dev.name).inserted {
-            let oper = reader.readHeld(dev.base + "operstate").map { String($0.trimmingSuffixNewlines) }
+            let oper = heldAttr(dev.base + "operstate")
             if oper != dev.operstate || (dev.factsRead.map({ now - $0 >= factsInterval || now < $0 }) ?? true) {
                 dev.operstate = oper
                 dev.carrier = attr(dev, "carrier").flatMap(Double.init)
@@ -94,7 +96,7 @@ public final class NetworkCollector: Collector {
             for (metric, v, type) in dev.classValues { ctx.observation.add(metric, dev.labels, v, type) }
             if let info = dev.info { ctx.observation.add("node_network_info", info, 1) }
             if dev.nohandler.map({ now - $0.read >= 5_000 || now < $0.read }) ?? true {
-                dev.nohandler = reader.readHeld(dev.nohandlerPath).flatMap { Double($0.trimmingSuffixNewlines) }.map { ($0, now) }
+                dev.nohandler = heldAttr(dev.nohandlerPath).flatMap(Double.init).map { ($0, now) }
             }
             if let n = dev.nohandler { ctx.observation.counter("node_network_receive_nohandler_total", dev.labels, n.value) }
             var attrs = dev.facts

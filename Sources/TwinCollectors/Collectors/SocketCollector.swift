@@ -136,13 +136,14 @@ public final class SocketCollector: Collector {
                 if let line = unresolved.removeValue(forKey: key).flatMap(NetlinkSockDiag.find(tcp:)) { found.append(line) }
             }
         }
-        let connectionInodes = established.map { $0.map(\.1.inode) } ?? Array(tcpInodes.values) + found.map(\.inode)
-        let inodes = listening.map(\.1.inode) + udpConnected.map(\.1.inode) + connectionInodes
+        // Sockets read at this tick; between dumps the stored connections' inodes are present too, but
+        // were looked at when they came, so only a walk needs them.
+        let inodes = listening.map(\.1.inode) + udpConnected.map(\.1.inode) + (established?.map(\.1.inode) ?? found.map(\.inode))
         let unknown = Set(inodes.filter { $0 != 0 && owners[$0] == nil && !ownerless.contains($0) })
         if !unknown.isEmpty {
-            let present = Set(inodes)
+            let present = established == nil ? Set(inodes).union(tcpInodes.values) : Set(inodes)
             owners = scanSocketOwners(ctx, wanted: unknown).filter { present.contains($0.key) }
-            ownerless = Set(inodes.filter { owners[$0] == nil })
+            ownerless = present.filter { owners[$0] == nil }
         }
 
         let ports = listeningPorts(listening)
@@ -168,7 +169,7 @@ public final class SocketCollector: Collector {
         if var conns = connections {
             connections = nil // held once, so the changes below do not copy it
             for r in found {
-                let e = Self.connection(proto: "tcp", family: r.family == UInt8(AF_INET6) ? "ipv6" : "ipv4", r, owner: owners[r.inode])
+                let e = Self.connection(proto: "tcp", family: Self.familyName(Int(r.family)), r, owner: owners[r.inode])
                 // Closed since it was announced: the close removed it.
                 guard conns[e.key] != nil else { continue }
                 tcpInodes[e.key] = r.inode
@@ -193,6 +194,9 @@ public final class SocketCollector: Collector {
         }
         return .ok
     }
+
+    /// "ipv6" for AF_INET6, else "ipv4": the `family` attribute of sockets the kernel reported.
+    static func familyName(_ family: Int) -> String { family == Int(AF_INET6) ? "ipv6" : "ipv4" }
 
     /// A connection as an entity, keyed by protocol and both ends.
     static func connection(proto: String, family: String, _ r: SocketLine, owner: (pid: Int, name: String)?) -> Entity {
@@ -239,7 +243,7 @@ public final class SocketCollector: Collector {
                 if c.newState == 10 {
                     if lastListeners[key] != nil { sharedListenerKeys.insert(key); continue }
                     lastListeners[key] = Entity(kind: .listeningPorts, key: key, attributes: [
-                        "protocol": "tcp", "family": .string(c.family == 10 ? "ipv6" : "ipv4"), "address": .string(c.local.address),
+                        "protocol": "tcp", "family": .string(Self.familyName(c.family)), "address": .string(c.local.address),
                         "port": .int(Int64(c.local.port)), "uid": .null, "pid": .null, "process": .null,
                     ])
                 } else if sharedListenerKeys.contains(key) {
@@ -253,7 +257,7 @@ public final class SocketCollector: Collector {
             guard c.newState == 1 || c.oldState == 1 else { continue }
             let line = SocketLine(localAddress: c.local.address, localPort: c.local.port, remoteAddress: c.remote.address,
                                   remotePort: c.remote.port, state: c.newState, uid: 0, inode: 0, family: UInt8(truncatingIfNeeded: c.family))
-            let e = Self.connection(proto: "tcp", family: c.family == 10 ? "ipv6" : "ipv4", line, owner: nil)
+            let e = Self.connection(proto: "tcp", family: Self.familyName(c.family), line, owner: nil)
             if c.newState == 1 {
                 if conns[e.key] == nil { conns[e.key] = e; unresolved[e.key] = line; connectionsChanged = true }
             } else if conns.removeValue(forKey: e.key) != nil {
