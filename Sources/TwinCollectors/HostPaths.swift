@@ -87,6 +87,16 @@ public final class FileReader {
         return result
     }
 
+    /// Whether a held file may have changed since it was last read: false only when its descriptor is
+    /// held and the kernel has not flagged it (`POLLPRI`) since. The mount tables (`/proc/PID/mountinfo`)
+    /// are flagged when a mount, unmount or remount changes them; a file the kernel never flags must not
+    /// be asked about. A file not held (a fixture tree's) may always have changed.
+    public func heldFileMayHaveChanged(_ path: String) -> Bool {
+        guard let fd = held[path] else { return true }
+        var p = pollfd(fd: fd, events: Int16(POLLPRI), revents: 0)
+        return poll(&p, 1, 0) != 0
+    }
+
     /// The text of a file read at every tick, through a held descriptor (``withHeldBytes(_:_:)``).
     public func readHeld(_ path: String) -> String? {
         withHeldBytes(path) { String(decoding: $0, as: UTF8.self) }

@@ -63,6 +63,42 @@ import TwinCore
         #expect(reader.readHeld(status) == nil)
     }
 
+    /// The live mount table is read again only when the kernel flags a change: a tmpfs mounted and
+    /// unmounted between ticks shows at the next tick and goes at the one after (root only: it mounts).
+    @Test(.enabled(if: getuid() == 0, "mounting needs root")) func theMountTableIsReadWhenTheKernelFlagsIt() throws {
+        let dir = try temporaryDirectory("mount-flag")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func run(_ args: [String]) throws -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/mount")
+            p.arguments = args
+            try p.run()
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        let reader = FileReader()
+        #expect(reader.readHeld("/proc/self/mountinfo") != nil)
+        #expect(!reader.heldFileMayHaveChanged("/proc/self/mountinfo"))
+        #expect(reader.heldFileMayHaveChanged("/proc/self/never-read"))
+
+        let sampler = Sampler(selection: CollectorSelection(enabled: Dictionary(uniqueKeysWithValues: CollectorRegistry.all.map { ($0.name, $0.name == "filesystem") })))
+        let t0 = TwinTime.nowMillis()
+        // Whether the tick's mounts hold `dir`; nil when the tick left the mounts as they were.
+        func mounted(_ t: Int64) -> Bool? { sampler.tick(now: t, force: true).entities[.mounts].map { $0.contains { $0.key == dir } } }
+        #expect(mounted(t0) == false)
+        #expect(mounted(t0 + 1000) == nil)
+        try #require(try run(["-t", "tmpfs", "-o", "size=1m", "hosttwin-test", dir]) == 0)
+        var unmounted = false
+        defer { if !unmounted { _ = umount2(dir, 2) } } // MNT_DETACH
+        #expect(reader.heldFileMayHaveChanged("/proc/self/mountinfo"))
+        #expect(!reader.heldFileMayHaveChanged("/proc/self/mountinfo")) // a flag is reported once
+        #expect(mounted(t0 + 2000) == true)
+        #expect(mounted(t0 + 3000) == nil)
+        unmounted = umount2(dir, 0) == 0
+        #expect(unmounted)
+        #expect(mounted(t0 + 4000) == false)
+    }
+
     @Test func emptyRootIsNoDataNotACrash() throws {
         let root = try temporaryDirectory("empty-root")
         defer { try? FileManager.default.removeItem(atPath: root) }

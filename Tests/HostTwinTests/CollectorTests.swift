@@ -190,6 +190,47 @@ import TwinCore
         #expect(after != nil && after != .int(Int64(shell.processIdentifier)))
     }
 
+    /// While the kernel's process events are trusted, `/proc` is listed every 10 s only: a process started
+    /// or ended between two listings comes from the events, and so does a zombie (root only).
+    @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func processesBetweenListingsComeFromTheEvents() throws {
+        let collector = ProcessCollector()
+        let reader = FileReader()
+        let t0 = TwinTime.nowMillis()
+        func tick(_ t: Int64) throws -> [Entity] {
+            reader.startTick()
+            var ctx = CollectContext(paths: HostPaths(), reader: reader, config: CollectorConfig(processSeriesMinAge: 0), observation: Observation(timestamp: t))
+            #expect(try collector.collect(&ctx) == .ok)
+            return ctx.observation.entities[.processes] ?? []
+        }
+        func has(_ list: [Entity], _ pid: Int32) -> AttributeValue? { list.first { $0.attributes["pid"] == .int(Int64(pid)) }?.attributes["state"] }
+        _ = try tick(t0)
+        #expect(collector.listings == 1)
+        // A shell whose child exits unwaited: the child stays a zombie while the shell sleeps.
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", "sleep 0.2 & exec sleep 60"]
+        try shell.run()
+        defer { kill(shell.processIdentifier, SIGKILL); shell.waitUntilExit() }
+        usleep(50_000)
+        let started = try tick(t0 + 1000)
+        #expect(has(started, shell.processIdentifier) == .string("alive"))
+        let child = try #require(started.first { $0.attributes["ppid"] == .int(Int64(shell.processIdentifier)) && $0.attributes["name"] == .string("sleep") && $0.attributes["command"] == .string("sleep 0.2") })
+        let childPid = try #require(child.attributes["pid"]?.intValue)
+        usleep(400_000)
+        #expect(has(try tick(t0 + 2000), Int32(childPid)) == .string("zombie"))
+        kill(shell.processIdentifier, SIGKILL)
+        shell.waitUntilExit()
+        usleep(50_000)
+        let ended = try tick(t0 + 3000)
+        #expect(has(ended, shell.processIdentifier) == nil)
+        // The zombie went to a new parent, which may not wait for it (this sandbox's init does not).
+        let reaped = !FileManager.default.fileExists(atPath: "/proc/\(childPid)")
+        #expect(has(ended, Int32(childPid)) == (reaped ? nil : .string("zombie")))
+        #expect(collector.listings == 1)
+        _ = try tick(t0 + 11_000)
+        #expect(collector.listings == 2)
+    }
+
     /// Between ticks, a TCP connection and a listener appear and disappear from the kernel's tracepoint,
     /// with no dump of the connection table (root and tracefs: skipped otherwise).
     @Test(.enabled(if: getuid() == 0 && FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events/sock/inet_sock_set_state/id"),
@@ -223,6 +264,12 @@ import TwinCore
         refresh { connections.isSuperset(of: [outbound, inbound]) && listening }
         #expect(connections.isSuperset(of: [outbound, inbound]), "\(connections)")
         #expect(listening)
+        // The tick after a listener was announced dumps the listeners, which gives it its owner.
+        func listed(at t: Int64) -> Entity? {
+            sampler.tick(now: t, force: true).entities[.listeningPorts]?.first { $0.key == "tcp/127.0.0.1/\(serverPort)" }
+        }
+        #expect(listed(at: t0 + 1000)?.attributes["pid"] == .int(Int64(getpid())))
+        #expect(listed(at: t0 + 2000)?.attributes["uid"] == .int(Int64(getuid())))
         close(client)
         close(server)
         refresh { connections.isDisjoint(with: [outbound, inbound]) }
@@ -230,6 +277,7 @@ import TwinCore
         close(listener)
         refresh { !listening }
         #expect(!listening)
+        #expect(listed(at: t0 + 3000) == nil)
     }
 
     /// A connection the tracepoint announced between ticks has no owner at first; the next tick looks its
@@ -354,19 +402,23 @@ import TwinCore
         defer { close(server) }
         try #require(connected == 0 && server >= 0)
 
-        let listening = try #require(NetlinkSockDiag.tcp(states: 1 << 10))
+        // One netlink socket for every request, including after a refused one (which closes it).
+        let diag = NetlinkSockDiag()
+        let listening = try #require(diag.tcp(states: 1 << 10))
         #expect(listening.ipv6.contains { $0.localAddress == "::1" && $0.localPort == port6 && $0.state == 10 })
         #expect(listening.ipv4.contains { $0.localAddress == "127.0.0.1" && $0.localPort == port4 })
         #expect(!listening.ipv4.contains { $0.localPort == port6 } && !listening.ipv6.contains { $0.localPort == port4 })
-        let established = try #require(NetlinkSockDiag.tcp(states: 1 << 1))
+        let established = try #require(diag.tcp(states: 1 << 1))
         #expect(established.ipv6.filter { $0.localPort == port6 || $0.remotePort == port6 }.count == 2)
         #expect(established.ipv4.allSatisfy { $0.family == UInt8(AF_INET) } && established.ipv6.allSatisfy { $0.family == UInt8(AF_INET6) })
         // One socket looked up by its two ends: the dump's inode; ends no socket has: none.
         let clientEnd = try #require(established.ipv6.first { $0.remotePort == port6 })
-        #expect(clientEnd.inode != 0 && NetlinkSockDiag.find(tcp: clientEnd)?.inode == clientEnd.inode)
+        #expect(clientEnd.inode != 0 && diag.find(tcp: clientEnd)?.inode == clientEnd.inode)
         var nowhere = clientEnd
         nowhere.remotePort = port4
-        #expect(NetlinkSockDiag.find(tcp: nowhere) == nil)
+        #expect(diag.find(tcp: nowhere) == nil)
+        #expect(diag.find(tcp: clientEnd)?.inode == clientEnd.inode)
+        #expect(diag.tcp(states: 1 << 10)?.ipv6.contains { $0.localPort == port6 } == true)
 
         let obs = Sampler(selection: only("sockets"), config: CollectorConfig()).tick(now: TwinTime.nowMillis(), force: true)
         let port = obs.entities[.listeningPorts]?.first { $0.key == "tcp/::1/\(port6)" }

@@ -64,12 +64,12 @@ import Testing
         #expect([UInt8]().withUnsafeBufferPointer { parseInetDiagMessages($0) }.sockets.isEmpty)
     }
 
-    static let hasSockDiag = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_TCP), states: 1 << 10) != nil
+    static let hasSockDiag = NetlinkSockDiag().dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_TCP), states: 1 << 10) != nil
 
     @Test(.enabled(if: hasSockDiag, "needs netlink sock_diag")) func liveNetlinkSeesOurListeningSocket() throws {
         let (fd, port) = try EndToEndTests.listeningSocket()
         defer { close(fd) }
-        let socks = try #require(NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_TCP), states: 1 << 10))
+        let socks = try #require(NetlinkSockDiag().dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_TCP), states: 1 << 10))
         #expect(socks.contains { $0.localPort == port && $0.localAddress == "127.0.0.1" && $0.state == 10 })
     }
 

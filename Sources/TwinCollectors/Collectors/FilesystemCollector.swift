@@ -31,19 +31,32 @@ public final class FilesystemCollector: Collector {
 
     /// The last mountinfo's bytes and what was derived from them: re-parsed only when the table changes.
     private var lastTable: [UInt8] = []
+    /// The mount table read last, and when: on the live host it is read again only when the kernel flags a
+    /// change (its formatting was about a twentieth of a quiet tick), and at least every minute.
+    private var tablePath: String?
+    private var tableRead: Int64 = .min
     private var mounts: [Entity] = []
     private var targets: [Target] = []
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
+        let now = ctx.observation.timestamp
         // Whether the mount table differs from the last tick's (keeping the new bytes when it does).
         func readTable(_ rel: String) -> Bool? {
-            ctx.reader.withHeldBytes(ctx.paths.proc(rel)) { b in
+            let path = ctx.paths.proc(rel)
+            let changed = ctx.reader.withHeldBytes(path) { b in
                 if b.elementsEqual(lastTable) { return false }
                 lastTable = Array(b)
                 return true
             }
+            if changed != nil { (tablePath, tableRead) = (path, now) }
+            return changed
         }
-        let changed = readTable("1/mountinfo") ?? readTable("self/mountinfo")
+        let changed: Bool?
+        if let path = tablePath, now >= tableRead, now &- tableRead < 60_000, !ctx.reader.heldFileMayHaveChanged(path) {
+            changed = false
+        } else {
+            changed = readTable("1/mountinfo") ?? readTable("self/mountinfo")
+        }
         guard let changed else { return .noData("mountinfo missing") }
         if changed { rebuild(ctx.paths) }
         var filesystems: [Entity] = []

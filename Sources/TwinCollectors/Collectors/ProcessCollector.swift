@@ -14,6 +14,8 @@ import TwinCore
 /// process one `fstatat(2)` (owner), one `stat` read and its `io`. Kernel threads whose `/proc/PID` inode is
 /// unchanged are re-read every `kernelThreadRefresh` only (their state letters in `node_processes_state`
 /// lag by as much); the command line is read only when a process first appears or its name changes (exec).
+/// While the kernel's process events are at hand and none were lost, `/proc` is listed every
+/// `listingRefresh` only: the events name the processes that started or exited in between.
 ///
 /// Idle processes form a class of their own: where the kernel's process events are at hand (root, the
 /// host's own /proc), a user-space process that was sleeping and had used no CPU tick since its read before
@@ -55,6 +57,13 @@ public final class ProcessCollector: Collector {
     public var kernelThreadRefresh: Int64 = 10_000
     /// How long an idle user-space process goes without being re-read (ms), when kernel events are at hand.
     public var idleProcessRefresh: Int64 = 10_000
+    /// How long the ticks go without listing `/proc` while the kernel's events are trusted (ms): the
+    /// listing (a `getdents` that instantiates an inode per pid) is the collector's largest cost on a quiet
+    /// host, and the events already name every process that started or exited.
+    public var listingRefresh: Int64 = 10_000
+    private var lastListing: Int64 = .min
+    /// Full listings of `/proc` so far (for tests).
+    private(set) var listings = 0
     private var procDir: Int32 = -1
     private var procDirPath = ""
 
@@ -173,7 +182,6 @@ public final class ProcessCollector: Collector {
     }
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
-        guard let names = ctx.reader.listWithInodes(ctx.paths.proc) else { return .noData("cannot list \(ctx.paths.proc)") }
         if !redactorConfigured {
             redactor.words = Redactor.defaultWords.union(ctx.config.extraSecretWords.map { $0.lowercased() })
             redactorConfigured = true
@@ -181,7 +189,7 @@ public final class ProcessCollector: Collector {
         if bootTime == nil, let text = ctx.reader.read(ctx.paths.proc("stat")) { bootTime = parseProcStat(text).bootTime }
         users.refreshIfNeeded(ctx.paths, ctx.reader)
         var entities: [Entity] = []
-        entities.reserveCapacity(names.count)
+        entities.reserveCapacity(known.count + 8)
         var seen: [String: Known] = [:]
         seen.reserveCapacity(known.count + 8)
         var stateCounts: [Character: Int] = [:]
@@ -199,6 +207,17 @@ public final class ProcessCollector: Collector {
         pendingReread.removeAll()
         for e in events.exits { reported.insert(e.pid) }
         reported.formUnion(children(of: events.exits))
+        // While the events are trusted they name every new and exited process, so between full listings
+        // the processes are the known ones and those reported (a reused pid comes as an exit and a fork).
+        let names: [(name: String, inode: UInt64)]
+        if trustIdle, !known.isEmpty, now >= lastListing, now &- lastListing < listingRefresh {
+            names = known.map { ($0.key, $0.value.inode) } + reported.compactMap { known[String($0)] == nil ? (String($0), 0) : nil }
+        } else {
+            guard let listed = ctx.reader.listWithInodes(ctx.paths.proc) else { return .noData("cannot list \(ctx.paths.proc)") }
+            names = listed
+            lastListing = now
+            listings += 1
+        }
         for (pidName, inode) in names {
             guard let first = pidName.utf8.first, first >= 48, first <= 57, let pid = Int(pidName) else { continue }
             if let k = known[pidName], k.inode == inode, now >= k.statRead,
@@ -274,7 +293,7 @@ extension ProcessCollector: ChangeDrivenCollector {
 
     /// Re-reads only the processes the kernel reported: a fork's child and an exec'ing, renamed or
     /// re-owned process are read afresh; an exited one is dropped at once (it stays a zombie until its
-    /// parent waits, which sends no event: a zombie shows from the next full listing). No samples.
+    /// parent waits, which sends no event: the next tick reads it again and shows a zombie). No samples.
     public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
         guard procDir >= 0, !known.isEmpty else { return false } // the first full listing comes first
         let now = ctx.observation.timestamp
@@ -287,6 +306,8 @@ extension ProcessCollector: ChangeDrivenCollector {
             exited.insert(e.pid)
             if known.removeValue(forKey: String(e.pid)) != nil { changed = true }
         }
+        // The tick reads them again: a zombie (exited, not yet waited for) is shown as one.
+        pendingReread.formUnion(exited)
         for pid in events.changed.subtracting(exited) {
             let name = String(pid)
             if let (info, _) = observe(name, pid: Int(pid), now: now, ctx) {

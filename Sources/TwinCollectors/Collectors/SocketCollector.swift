@@ -6,10 +6,11 @@ import TwinCore
 ///
 /// Costs decide the method (docs/ARCHITECTURE.md, "Socket collection"): on the live host, TCP listeners
 /// come from a netlink dump restricted to LISTEN and UDP sockets from a netlink dump (tens of µs each),
-/// every tick; connected UDP sockets come from the same UDP dump. Established TCP connections need the
-/// kernel's whole connection hash (about 1.2 ms over netlink for both families, 4 ms through
-/// `/proc/net/tcp` on a large table), so they are re-read at most every `connectionMinInterval` and at
-/// least every `connectionMaxInterval`: without the tracepoint below, when the sockstat in-use counts
+/// every tick; connected UDP sockets come from the same UDP dump. With the tracepoint below, the LISTEN
+/// dump runs only at a tick after a listener opened or closed, and at least every `connectionMaxInterval`.
+/// Established TCP connections need the kernel's whole connection hash (about 1.2 ms over netlink for
+/// both families, 4 ms through `/proc/net/tcp` on a large table), so they are re-read at most every
+/// `connectionMinInterval` and at least every `connectionMaxInterval`: without the tracepoint below, when the sockstat in-use counts
 /// change; with it, when more announced connections await their socket than `exactLookupLimit`. Under a
 /// fixture root (`--root`), everything comes from the proc files. The `/proc/*/fd` walk runs only when a
 /// socket inode without a known owner appears.
@@ -67,6 +68,13 @@ public final class SocketCollector: Collector {
     /// Announced connections looked up one by one at a tick (sock_diag's exact request, microseconds each);
     /// with more pending the tick dumps the connection hash instead, once `connectionMinInterval` has passed.
     public var exactLookupLimit = 64
+    /// The netlink socket of every dump and look-up.
+    private let diag = NetlinkSockDiag()
+    /// The last dump of TCP listeners, when it was made, and whether the tracepoint announced a listener
+    /// opening or closing since (then the next tick dumps them again).
+    private var lastTCPListeners: [Table]?
+    private var tcpListenersDumped: Int64 = .min
+    private var listenersAnnounced = false
 
     public init() {}
 
@@ -78,27 +86,29 @@ public final class SocketCollector: Collector {
         var listenTables: [Table] = []
         var connTables: [Table]?
 
-        var counts: [String: Double] = [:]
-        for f in ["net/sockstat", "net/sockstat6"] {
-            for (k, v) in parseSockstat(ctx.reader.readShared(ctx.paths.proc(f)) ?? "") where k.hasSuffix("_inuse") { counts[k] = v }
-        }
         if live, !tcpWatcherTried {
             tcpWatcherTried = true
             tcpWatcher = TCPStateWatcher.open(reader: ctx.reader)
         }
+        // With the tracepoint the kernel announces every change, so the socket counts say nothing new (and
+        // are not read): a dump is due only for the announced connections too many to look up one by one.
+        var counts: [String: Double] = [:]
+        if tcpWatcher == nil {
+            for f in ["net/sockstat", "net/sockstat6"] {
+                for (k, v) in parseSockstat(ctx.reader.readShared(ctx.paths.proc(f)) ?? "") where k.hasSuffix("_inuse") { counts[k] = v }
+            }
+        }
         let changes = applyTCPChanges()
         let since = lastConnectionScan == .min ? Int64.max : now &- lastConnectionScan
-        // With the tracepoint the kernel announces every change, so the counts say nothing new: a dump is
-        // due only for the announced connections too many to look up one by one.
         let changedSinceDump = tcpWatcher == nil ? counts != lastCounts : unresolved.count > exactLookupLimit
         let connectionsDue = lastConnectionScan == .min || since >= connectionMaxInterval || connectionChangesLost
             || (changedSinceDump && since >= connectionMinInterval)
 
         var tcpFromNetlink = false
-        if live, let tcp = Self.tcpListeners() {
+        if live, let tcp = tcpListenerTables(at: now) {
             tcpFromNetlink = true
             listenTables += tcp
-            if connectionsDue, let established = NetlinkSockDiag.tcp(states: 1 << 1) {
+            if connectionsDue, let established = diag.tcp(states: 1 << 1) {
                 connTables = Self.tcpTables(established)
             }
         }
@@ -113,7 +123,7 @@ public final class SocketCollector: Collector {
             if connectionsDue || !live { connTables = all }
         }
         var anyUDP = false
-        if tcpFromNetlink, let udp = Self.udpSockets() {
+        if tcpFromNetlink, let udp = udpSockets() {
             anyUDP = true
             listenTables += udp
         } else {
@@ -133,7 +143,7 @@ public final class SocketCollector: Collector {
         var found: [SocketLine] = []
         if established == nil, live, connections != nil, !unresolved.isEmpty {
             for key in Array(unresolved.keys.prefix(exactLookupLimit)) {
-                if let line = unresolved.removeValue(forKey: key).flatMap(NetlinkSockDiag.find(tcp:)) { found.append(line) }
+                if let line = unresolved.removeValue(forKey: key).flatMap(diag.find(tcp:)) { found.append(line) }
             }
         }
         // Sockets read at this tick; between dumps the stored connections' inodes are present too, but
@@ -239,6 +249,7 @@ public final class SocketCollector: Collector {
             // A listener opens (→ LISTEN) or closes (LISTEN → CLOSE); LISTEN → SYN_RECV is a connection's
             // socket cloned from its listener, which stays.
             if c.newState == 10 || (c.oldState == 10 && c.newState == 7) {
+                listenersAnnounced = true
                 let key = "tcp/\(c.local.address)/\(c.local.port)"
                 if c.newState == 10 {
                     if lastListeners[key] != nil { sharedListenerKeys.insert(key); continue }
@@ -270,9 +281,19 @@ public final class SocketCollector: Collector {
         return (connectionsChanged, listeners)
     }
 
-    /// TCP sockets in LISTEN over netlink, IPv4 and IPv6; nil where netlink is unavailable.
-    static func tcpListeners() -> [Table]? {
-        NetlinkSockDiag.tcp(states: 1 << 10).map(tcpTables)
+    /// TCP sockets in LISTEN over netlink, IPv4 and IPv6, dumped afresh; nil where netlink is unavailable.
+    private func dumpTCPListeners(at now: Int64) -> [Table]? {
+        guard let tables = diag.tcp(states: 1 << 10).map(Self.tcpTables) else { return nil }
+        (lastTCPListeners, tcpListenersDumped, listenersAnnounced) = (tables, now, false)
+        return tables
+    }
+
+    /// The TCP listeners at a tick: with the tracepoint, the last dump's while no listener opened or closed
+    /// since (the kernel announces both) and for at most `connectionMaxInterval`; else a dump.
+    private func tcpListenerTables(at now: Int64) -> [Table]? {
+        if tcpWatcher != nil, !listenersAnnounced, !listenerDumpNeeded, let last = lastTCPListeners,
+           now >= tcpListenersDumped, now &- tcpListenersDumped < connectionMaxInterval { return last }
+        return dumpTCPListeners(at: now)
     }
 
     static func tcpTables(_ dump: (ipv4: [SocketLine], ipv6: [SocketLine])) -> [Table] {
@@ -280,9 +301,9 @@ public final class SocketCollector: Collector {
     }
 
     /// Unconnected (listening) and connected UDP sockets over netlink; nil where netlink is unavailable.
-    static func udpSockets() -> [Table]? {
-        guard let u4 = NetlinkSockDiag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1),
-              let u6 = NetlinkSockDiag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1) else { return nil }
+    private func udpSockets() -> [Table]? {
+        guard let u4 = diag.dump(family: UInt8(AF_INET), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1),
+              let u6 = diag.dump(family: UInt8(AF_INET6), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1) else { return nil }
         return [Table(proto: "udp", family: "ipv4", rows: u4), Table(proto: "udp", family: "ipv6", rows: u6)]
     }
 
@@ -378,7 +399,7 @@ extension SocketCollector: ChangeDrivenCollector {
         }
         guard listenerDumpNeeded || nextFastPoll.map({ now >= $0 }) == true else { return refreshed }
         lastFast = now
-        guard let tcp = Self.tcpListeners(), let udp = Self.udpSockets() else { return refreshed }
+        guard let tcp = dumpTCPListeners(at: now), let udp = udpSockets() else { return refreshed }
         let listening = Self.listening(tcp + udp)
         let ports = listeningPorts(listening)
         let changed = ports != lastListeners
