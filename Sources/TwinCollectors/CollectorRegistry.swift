@@ -118,6 +118,10 @@ public final class Sampler {
     private var types: [String: MetricType] = [:]
     /// The latest health line of every enabled collector.
     public private(set) var health: [String: CollectorHealth] = [:]
+    /// The enabled collectors' names in order, for ``sortedHealth``.
+    private lazy var sortedNames = scheduled.map { $0.collector.name }.sorted()
+    /// The latest health line of every collector that has run, sorted by collector (no sort at each tick).
+    public var sortedHealth: [CollectorHealth] { sortedNames.compactMap { health[$0] } }
     /// The collector that took longest by the clock in the last tick, and how long (µs): what a tick
     /// that ran late was waiting for.
     public private(set) var slowest: (name: String, micros: Int64) = ("", 0)
@@ -215,6 +219,13 @@ public final class Sampler {
 public func monotonicMicros() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+}
+
+/// The whole process's CPU time in microseconds, every thread's.
+public func processCPUMicros() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
     return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
 }
 

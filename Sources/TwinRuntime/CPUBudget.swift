@@ -58,21 +58,27 @@ public struct CPUBudget: Sendable {
     }
 }
 
-/// How far the collectors outside the essential set are slowed to keep the collection within its CPU
-/// budget: 1, 5 or 15 times their interval. Pure: the collection loop feeds it what the budget saw.
+/// How far the collectors outside the essential set are slowed to keep `run` within its CPU budget: 1, 5
+/// or 15 times their interval. Pure: the collection loop feeds it what the budget and the process's CPU
+/// clock saw.
 ///
-/// When the budget held changes back in the last 10 s, a step up (at most every 30 s); after 5 minutes
-/// without, a step back. The least valuable observations give way to the changes of processes and
-/// sockets. If a minute at 15 times still leaves the ticks costing more than the whole budget, the
-/// essential collectors and the store alone exceed it: the others stay at 15 times (going back to their
-/// intervals would spend more, not less) and ``essentialOverBudget`` says so until the ticks cost less.
+/// The budget is the whole process's (ticks, refreshes, store, rules, detector, server), measured over the
+/// last five minutes (``ProcessCost``). A step up (at most every 30 s) when the budget held a change back in
+/// the last 10 s or the process costs more than the budget; a step back after 5 minutes at a factor without
+/// either — but not to a factor found over the budget in the last hour, so a host whose twin fits only when
+/// relaxed does not swing between the two every few minutes. If the process still costs more than the
+/// budget after five minutes at 15 times, the essential collectors and the rest of `run` alone exceed it:
+/// the others stay at 15 times (going back to their intervals would spend more, not less) and
+/// ``essentialOverBudget`` says so until the process costs less.
 public struct Relaxation: Sendable, Equatable {
     /// Times their interval the relaxable collectors wait between runs.
     public private(set) var factor: Int64 = 1
-    /// Whether the ticks cost more than the budget with the others at their most relaxed.
+    /// Whether the process costs more than the budget with the others at their most relaxed.
     public private(set) var essentialOverBudget = false
     /// When `factor` last changed (ms since the epoch; 0: never, so the first step may come at once).
     private var changedAt: Int64 = 0
+    /// When each factor was last left because the process cost more than the budget at it.
+    private var overAt: [Int64: Int64] = [:]
 
     public init() {}
 
@@ -80,29 +86,50 @@ public struct Relaxation: Sendable, Equatable {
     public enum Change: Equatable, Sendable {
         /// `factor` moved.
         case factor
-        /// The ticks were found to exceed the budget at the most relaxed factor.
+        /// The process was found to exceed the budget at the most relaxed factor.
         case essentialOverBudget
     }
 
     /// One step at tick `t`: `refusedRecently` (the budget held a change back in the last 10 s),
-    /// `refusedLately` (in the last 5 minutes), the ticks' cost and the budget (CPU µs a second).
-    public mutating func step(at t: Int64, refusedRecently: Bool, refusedLately: Bool, tickCost: Double, budget: Double) -> Change? {
+    /// `refusedLately` (in the last 5 minutes), the process's CPU over the last five minutes (µs a second;
+    /// nil while too little is known) and the budget (µs a second).
+    public mutating func step(at t: Int64, refusedRecently: Bool, refusedLately: Bool, processCost: Double?, budget: Double) -> Change? {
         var change: Change?
-        if factor == 15, t - changedAt >= 60_000 {
+        let over = processCost.map { $0 >= budget } ?? false
+        if factor == 15, t - changedAt >= 300_000, let cost = processCost {
             // A tenth of hysteresis, so a cost at the budget does not flap.
-            let over = tickCost >= (essentialOverBudget ? 0.9 : 1) * budget
-            if over && !essentialOverBudget { change = .essentialOverBudget }
-            essentialOverBudget = over
+            let stillOver = cost >= (essentialOverBudget ? 0.9 : 1) * budget
+            if stillOver && !essentialOverBudget { change = .essentialOverBudget }
+            essentialOverBudget = stillOver
         }
-        if refusedRecently, factor < 15, t - changedAt >= 30_000 {
+        let lower: Int64 = factor == 15 ? 5 : 1
+        if refusedRecently || over, factor < 15, t - changedAt >= 30_000 {
+            if over { overAt[factor] = t }
             factor = factor == 1 ? 5 : 15
-        } else if factor > 1, !refusedLately, t - changedAt >= 300_000 {
-            factor = factor == 15 ? 5 : 1
+        } else if factor > 1, !refusedLately, !over, t - changedAt >= 300_000, overAt[lower].map({ t - $0 >= 3_600_000 || t < $0 }) ?? true {
+            factor = lower
             essentialOverBudget = false
         } else {
             return change
         }
         changedAt = t
         return .factor
+    }
+}
+
+/// The whole process's CPU time per second over the last five minutes, from its CPU clock read at each
+/// tick (a reading kept every 10 s). The seals, anomaly passes and SUID scans between are part of it.
+public struct ProcessCost: Sendable {
+    private var readings: [(t: Int64, cpu: Int64)] = []
+    public init() {}
+
+    /// Takes the process's CPU time (µs) at `t` and returns its cost (µs a second) since the oldest reading
+    /// within five minutes; nil until 30 s are covered.
+    public mutating func note(cpuMicros: Int64, at t: Int64) -> Double? {
+        if let last = readings.last, t < last.t { readings = [] } // the clock went back
+        if readings.last.map({ t - $0.t >= 10_000 }) ?? true { readings.append((t, cpuMicros)) }
+        if let cut = readings.firstIndex(where: { t - $0.t <= 300_000 }), cut > 0 { readings.removeFirst(cut) }
+        guard let first = readings.first, t - first.t >= 30_000 else { return nil }
+        return Double(cpuMicros - first.cpu) * 1000 / Double(t - first.t)
     }
 }

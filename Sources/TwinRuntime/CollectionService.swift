@@ -78,8 +78,9 @@ public struct CollectionService: Service {
         var lastChange: Int64 = .min
         var budget: CPUBudget
         var relaxation = Relaxation()
-        /// The ticks' CPU per second (µs), a moving average.
-        var tickCostPerSecond = 0.0
+        /// The whole process's CPU per second (µs) over the last five minutes; nil while under 30 s are covered.
+        var processCost = ProcessCost()
+        var processCostPerSecond: Double?
         /// State events stored between ticks, handed to the sinks with the next tick.
         var pendingEvents: [TwinEvent] = []
         /// The slot of the last tick and when that tick's work ended (ms since the epoch).
@@ -212,12 +213,12 @@ public struct CollectionService: Service {
         guard configuration.changeDriven else { return }
         let budget = configuration.cpuBudget * 1e6
         switch loop.relaxation.step(at: t, refusedRecently: loop.budget.refused(within: 10_000, at: t), refusedLately: loop.budget.refused(within: 300_000, at: t),
-                                    tickCost: loop.tickCostPerSecond, budget: budget) {
+                                    processCost: loop.processCostPerSecond, budget: budget) {
         case .factor?:
             loop.sampler.relaxation = loop.relaxation.factor
             logger.notice("to stay within the CPU budget, \(loop.sampler.relaxableNames.count) collectors now run at \(loop.sampler.relaxation) times their interval")
         case .essentialOverBudget?:
-            logger.notice("the ticks cost \(String(format: "%.2f", loop.tickCostPerSecond / 1000)) ms a second with \(loop.sampler.relaxableNames.count) collectors at \(loop.sampler.relaxation) times their interval, above the CPU budget (\(String(format: "%.2f", budget / 1000)) ms a second): the essential collectors alone exceed it, so changes wait for the ticks")
+            logger.notice("run costs \(String(format: "%.2f", (loop.processCostPerSecond ?? 0) / 1000)) ms of CPU a second (last 5 minutes) with \(loop.sampler.relaxableNames.count) collectors at \(loop.sampler.relaxation) times their interval, above the CPU budget (\(String(format: "%.2f", budget / 1000)) ms a second): the essential collectors and the rest of run alone exceed it")
         case nil:
             break
         }
@@ -229,10 +230,10 @@ public struct CollectionService: Service {
         let state = (over, loop.budget.refused(within: 60_000, at: t), loop.sampler.relaxation)
         if let (held, health) = loop.captureHealth, held == state { return health }
         let c = configuration
-        let health = over
-            ? CollectorHealth(collector: "capture", status: .ok,
-                              message: "every tick; with \(loop.sampler.relaxableNames.count) collectors at \(loop.sampler.relaxation) times their interval the ticks still cost more than the CPU budget (\(String(format: "%.2g", c.cpuBudget * 100)) % of a core): the essential collectors alone exceed it, so changes between ticks wait for them")
-            : loop.budget.health(changeDriven: c.changeDriven, relaxed: loop.sampler.relaxation > 1 ? loop.sampler.relaxableNames : [], factor: loop.sampler.relaxation)
+        var health = loop.budget.health(changeDriven: c.changeDriven, relaxed: loop.sampler.relaxation > 1 ? loop.sampler.relaxableNames : [], factor: loop.sampler.relaxation)
+        if over {
+            health.message = (health.message ?? "") + "; even so run costs more than the CPU budget: the essential collectors and the rest of run (store, rules, detector, server) alone exceed it"
+        }
         loop.captureHealth = (state, health)
         return health
     }
@@ -254,11 +255,8 @@ public struct CollectionService: Service {
             let started = DispatchTime.now().uptimeNanoseconds
             let cpu = threadCPUMicros()
             defer {
-                let spent = threadCPUMicros() - cpu
-                loop.budget.charge(spent, at: TwinTime.nowMillis())
-                let perSecond = Double(spent) * 1000 / Double(c.interval)
-                // The first ticks read everything once (packages, files): not what a tick costs.
-                loop.tickCostPerSecond = loop.count < 5 ? perSecond : loop.tickCostPerSecond * 0.95 + perSecond * 0.05
+                loop.budget.charge(threadCPUMicros() - cpu, at: TwinTime.nowMillis())
+                loop.processCostPerSecond = loop.processCost.note(cpuMicros: processCPUMicros(), at: next)
             }
             let began = TwinTime.nowMillis()
             var obs = loop.sampler.tick(now: next)
@@ -293,7 +291,7 @@ public struct CollectionService: Service {
             let committed = TwinTime.nowMillis()
             if !sinks.isEmpty {
                 let tick = CommittedTick(seq: result.seq, time: next, observation: obs, events: c.dataPolicy.redactedForReaders(loop.pendingEvents + result.events),
-                                         health: Array(loop.sampler.health.values).sorted { $0.collector < $1.collector },
+                                         health: loop.sampler.sortedHealth,
                                          ids: result.ids, values: result.values, opened: result.opened, closed: result.closed)
                 for s in sinks { s.committed(tick) }
             }

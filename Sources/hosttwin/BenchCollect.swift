@@ -77,7 +77,7 @@ struct BenchCollect: ParsableCommand {
         }
         // Start the outside measurement after the child's start-up.
         usleep(3_000_000)
-        let childCPU0 = child.map { processCPUMicros(pid: $0.processIdentifier) } ?? 0
+        let childCPU0 = child.map { cpuMicros(ofProcess: $0.processIdentifier) } ?? 0
         let childStart = TwinTime.nowMillis()
         var collectCPU: Int64 = 0, commitCPU: Int64 = 0, samples = 0, ticks = 0
         var perCollector: [String: Int64] = [:]
@@ -118,7 +118,7 @@ struct BenchCollect: ParsableCommand {
         }
         if let child, child.isRunning {
             let secs = Double(TwinTime.nowMillis() - childStart) / 1000
-            let cpu = Double(processCPUMicros(pid: child.processIdentifier) - childCPU0)
+            let cpu = Double(cpuMicros(ofProcess: child.processIdentifier) - childCPU0)
             r.runProcess = .init(seconds: secs, cpuMicrosPerSecond: cpu / secs, cpuPercentOfOneCore: cpu / secs / 10_000,
                                  rssBytes: residentBytes(pid: child.processIdentifier))
         }
@@ -177,10 +177,10 @@ final class NodeExporterProbe {
 
     /// One scrape: the exporter's CPU time spent on it (µs) and the number of series returned.
     func scrape() -> (Int64, Int)? {
-        let before = processCPUMicros(pid: pid)
+        let before = cpuMicros(ofProcess: pid)
         guard let text = fetch() else { return nil }
         usleep(20_000) // let the exporter finish accounting the request
-        let after = processCPUMicros(pid: pid)
+        let after = cpuMicros(ofProcess: pid)
         return (after - before, text.split(separator: "\n").filter { !$0.hasPrefix("#") }.count)
     }
 
@@ -189,14 +189,8 @@ final class NodeExporterProbe {
     }
 }
 
-func processCPUMicros() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
-    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
-}
-
 /// utime + stime of another process, in µs.
-func processCPUMicros(pid: Int32) -> Int64 {
+func cpuMicros(ofProcess pid: Int32) -> Int64 {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let st = parsePidStat(text) else { return 0 }
     return Int64((st.utimeTicks + st.stimeTicks) / Double(sysconf(Int32(_SC_CLK_TCK))) * 1_000_000)
 }

@@ -107,7 +107,7 @@ struct BenchFidelity: ParsableCommand {
 
         let churn = Churn(rates: .init(processes: processes, listeners: listeners, connections: connections, files: files), life: try lifeRange(),
                           fileDirectory: watched, seed: seed)
-        let cpuBefore = processCPUMicros(pid: child.processIdentifier)
+        let cpuBefore = cpuMicros(ofProcess: child.processIdentifier)
         churn.start()
         var rng = SeededRandom(seed: seed &+ 1)
         var rounds: [(Capture, Capture)] = []
@@ -122,7 +122,7 @@ struct BenchFidelity: ParsableCommand {
             rounds.append((first, capture()))
             if !output.json { FileHandle.standardError.write(Data("\rcaptures: \(rounds.count) (\((TwinTime.nowMillis() - begin) / 1000) s of \(total / 1000))".utf8)) }
         }
-        let cpuSpent = Double(processCPUMicros(pid: child.processIdentifier) - cpuBefore) / (Double(TwinTime.nowMillis() - begin) / 1000)
+        let cpuSpent = Double(cpuMicros(ofProcess: child.processIdentifier) - cpuBefore) / (Double(TwinTime.nowMillis() - begin) / 1000)
         let metrics = runChildMetrics()
         churn.stop()
         if !output.json { FileHandle.standardError.write(Data("\n".utf8)) }

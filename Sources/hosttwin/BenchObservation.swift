@@ -195,7 +195,7 @@ struct BenchObservation: ParsableCommand {
         defer { ne?.stop() }
         // Two ticks warm caches (command lines, socket owners) before anything is counted.
         for _ in 0..<2 { try writer.commit(sampler.tick(now: TwinTime.nowMillis())) ; usleep(useconds_t(min(iv, 1000) * 1000)) }
-        let ne0 = ne.map { processCPUMicros(pid: $0.pid) }, nd0 = nd?.treeCPUMicros()
+        let ne0 = ne.map { cpuMicros(ofProcess: $0.pid) }, nd0 = nd?.treeCPUMicros()
         var perCollector: [String: Int64] = [:]
         var store0: Int64 = 0, samples = 0, ticks = 0, neSeries: Int?
         let start = TwinTime.nowMillis()
@@ -218,7 +218,7 @@ struct BenchObservation: ParsableCommand {
         let perSecond = perCollector.mapValues { Double($0) / seconds }
         return Row(intervalSeconds: Double(iv) / 1000, seconds: seconds, ticks: ticks, samplesPerTick: Double(samples) / Double(max(ticks, 1)),
                    cpuMicrosPerSecond: perSecond, hosttwinMicrosPerSecond: perSecond.values.reduce(0, +),
-                   nodeExporterMicrosPerSecond: ne.map { Double(processCPUMicros(pid: $0.pid) - ne0!) / seconds }, nodeExporterSeries: neSeries,
+                   nodeExporterMicrosPerSecond: ne.map { Double(cpuMicros(ofProcess: $0.pid) - ne0!) / seconds }, nodeExporterSeries: neSeries,
                    netdataMicrosPerSecond: nd.flatMap { p in nd0.map { Double(p.treeCPUMicros() - $0) / seconds } }, netdataProcesses: nd?.tree().count)
     }
 }
@@ -270,7 +270,7 @@ final class NetdataProbe {
         return Array(members)
     }
 
-    func treeCPUMicros() -> Int64 { tree().reduce(0) { $0 + processCPUMicros(pid: $1) } }
+    func treeCPUMicros() -> Int64 { tree().reduce(0) { $0 + cpuMicros(ofProcess: $1) } }
 
     /// SIGTERM to the tree, SIGKILL to what is left after 5 s (Netdata 1.37 does not always exit on SIGTERM).
     func stop() {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import TwinCollectors
 import TwinCore
 import TwinRuntime
 import TwinStorage
@@ -81,7 +82,7 @@ struct BenchRemoteWrite: AsyncParsableCommand {
         let sender = RemoteWriteSender(store: store, destination: destination, hub: false, settings: settings, logger: logger)
         try store.saveRemoteWritePositions(destination: destination.name, ["*": first - 1])
         let last = first + Int64(ticks - 1) * 1000
-        let cpu0 = processCPUMicros(), receiver0 = receiverPID.map { processCPUMicros(pid: $0) }
+        let cpu0 = processCPUMicros(), receiver0 = receiverPID.map { cpuMicros(ofProcess: $0) }
         let clock = ContinuousClock.now
         var total = RemoteWriteSender.Round()
         while true {
@@ -100,7 +101,7 @@ struct BenchRemoteWrite: AsyncParsableCommand {
         let result = Result(url: destination.name, series: series, samples: total.samples, requests: total.requests, dropped: total.dropped,
                             seconds: seconds, samplesPerSecond: Double(total.samples) / max(seconds, 1e-9), bytesPerSample: Double(total.bytes) / n,
                             senderMicrosPerSample: Double(processCPUMicros() - cpu0) / n,
-                            receiverMicrosPerSample: receiverPID.map { Double(processCPUMicros(pid: $0) - (receiver0 ?? 0)) / n })
+                            receiverMicrosPerSample: receiverPID.map { Double(cpuMicros(ofProcess: $0) - (receiver0 ?? 0)) / n })
         if output.json { try printJSON(result); return }
         print("""
             \(result.samples) samples of \(series) series in \(result.requests) requests to \(result.url): \(String(format: "%.2f", seconds)) s, \

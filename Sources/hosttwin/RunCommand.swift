@@ -38,7 +38,7 @@ struct RunCommand: AsyncParsableCommand {
     var enabled: [String] = []
     @Option(help: ArgumentHelp("Stop after this many ticks (for tests and benchmarks).", valueName: "N"))
     var ticks: Int?
-    @Option(help: ArgumentHelp("CPU the collection may spend, as a share of one core (e.g. 0.2%, 1%): ticks always run; change-driven capture between ticks only within it.", valueName: "SHARE"))
+    @Option(help: ArgumentHelp("CPU run may spend, as a share of one core (e.g. 0.2%, 1%): ticks always run; change-driven capture between ticks only within it; over it, the non-essential collectors slow down.", valueName: "SHARE"))
     var cpuBudget: String = "0.2%"
     @Flag(inversion: .prefixedNo, help: "Capture changes between ticks: processes from the kernel's process events, watched files from inotify, listeners by fast polls while they change.")
     var changeDriven = true

@@ -233,28 +233,31 @@ import TwinStorage
         #expect(!allowed)
     }
 
-    /// Held-back changes relax the other collectors ×5 then ×15, 30 s apart; ticks still over the budget at ×15
-    /// keep them there and say so; five quiet minutes step back.
+    /// Held-back changes, or the whole process over the budget, relax the other collectors ×5 then ×15,
+    /// 30 s apart; a process still over the budget after five minutes at ×15 keeps them there and says so;
+    /// five quiet minutes step back, but not to a factor found over the budget within the hour.
     @Test func relaxationStaysAtItsMostWhenTheEssentialCollectorsExceedTheBudget() {
         var r = Relaxation()
         let budget = 2000.0
-        func step(_ t: Int64, refused: Bool, cost: Double) -> Relaxation.Change? {
-            r.step(at: 1_000_000 + t, refusedRecently: refused, refusedLately: refused, tickCost: cost, budget: budget)
+        func step(_ t: Int64, refused: Bool = false, cost: Double?) -> Relaxation.Change? {
+            r.step(at: 1_000_000 + t, refusedRecently: refused, refusedLately: refused, processCost: cost, budget: budget)
         }
-        #expect(step(10_000, refused: false, cost: 1500) == nil && r.factor == 1)
-        #expect(step(20_000, refused: true, cost: 2500) == .factor && r.factor == 5)
-        #expect(step(40_000, refused: true, cost: 2500) == nil && r.factor == 5, "30 s between steps")
-        #expect(step(50_000, refused: true, cost: 2300) == .factor && r.factor == 15)
-        #expect(step(100_000, refused: true, cost: 2100) == nil && !r.essentialOverBudget, "a minute at ×15 first")
-        #expect(step(110_000, refused: true, cost: 2100) == .essentialOverBudget && r.essentialOverBudget && r.factor == 15)
+        #expect(step(10_000, cost: nil) == nil && r.factor == 1)
+        #expect(step(15_000, cost: 1500) == nil && r.factor == 1)
+        #expect(step(20_000, refused: true, cost: 1500) == .factor && r.factor == 5, "a held-back change")
+        #expect(step(40_000, cost: 2500) == nil && r.factor == 5, "30 s between steps")
+        #expect(step(50_000, cost: 2300) == .factor && r.factor == 15, "the process over the budget")
+        #expect(step(300_000, cost: 2100) == nil && !r.essentialOverBudget, "five minutes at ×15 first")
+        #expect(step(360_000, cost: 2100) == .essentialOverBudget && r.essentialOverBudget && r.factor == 15)
         // Still over: stays at ×15 (going back would cost more), said once.
-        #expect(step(500_000, refused: true, cost: 2050) == nil && r.factor == 15 && r.essentialOverBudget)
-        #expect(step(510_000, refused: true, cost: 1900) == nil && r.essentialOverBudget, "within the tenth of hysteresis")
-        #expect(step(520_000, refused: true, cost: 1700) == nil && !r.essentialOverBudget)
-        // Five minutes without held-back changes: a step back.
-        #expect(step(530_000, refused: false, cost: 1700) == .factor && r.factor == 5)
-        #expect(step(700_000, refused: false, cost: 1700) == nil && r.factor == 5)
-        #expect(step(830_000, refused: false, cost: 1700) == .factor && r.factor == 1)
+        #expect(step(700_000, cost: 2050) == nil && r.factor == 15 && r.essentialOverBudget)
+        #expect(step(710_000, cost: 1900) == nil && r.essentialOverBudget, "within the tenth of hysteresis")
+        #expect(step(720_000, cost: 1700) == nil && !r.essentialOverBudget)
+        // Under the budget now, but ×5 cost more than it 670 s ago: no step back within the hour.
+        #expect(step(730_000, cost: 1700) == nil && r.factor == 15)
+        #expect(step(3_700_000, cost: 1700) == .factor && r.factor == 5, "an hour later, tried again")
+        #expect(step(4_000_000, cost: 1700) == .factor && r.factor == 1, "×1 was left for a held-back change, not for cost")
+        #expect(step(4_040_000, cost: 2100) == .factor && r.factor == 5)
     }
 
     /// Historical reconstruction (`bench history`, short form): two and a half days of a generated busy host at
