@@ -260,6 +260,22 @@ import TwinStorage
         #expect(step(4_040_000, cost: 2100) == .factor && r.factor == 5)
     }
 
+    /// The process's cost is its CPU over the last five minutes: nothing before 30 s are covered, a burst
+    /// counts while it is within the window, and a clock that goes back starts the window again.
+    @Test func processCostIsTheLastFiveMinutes() {
+        var c = ProcessCost()
+        var cpu: Int64 = 0, last: Double?
+        for s in 0...600 {
+            cpu += s == 100 ? 600_000 : 1_500 // 1.5 ms a second, and a 0.6 s burst at 100 s
+            last = c.note(cpuMicros: cpu, at: 1_000_000 + Int64(s) * 1000)
+            if s == 20 { #expect(last == nil) }
+            if s == 40 { #expect(last.map { abs($0 - 1500) < 1 } == true, "\(String(describing: last))") }
+            if s == 300 { #expect(last.map { $0 > 3000 } == true, "the burst is within the window") }
+        }
+        #expect(last.map { abs($0 - 1500) < 1 } == true, "the burst has left the window: \(String(describing: last))")
+        #expect(c.note(cpuMicros: cpu, at: 1_000_000) == nil)
+    }
+
     /// Historical reconstruction (`bench history`, short form): two and a half days of a generated busy host at
     /// 30 s with raw samples kept one day, so the 1-minute tier answers for the older part. Every `state
     /// --at`, stored sample, rollup point and PromQL answer must equal the generator's truth; checked
