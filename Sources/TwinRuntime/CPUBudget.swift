@@ -121,15 +121,18 @@ public struct Relaxation: Sendable, Equatable {
 /// tick (a reading kept every 10 s). The seals, anomaly passes and SUID scans between are part of it.
 public struct ProcessCost: Sendable {
     private var readings: [(t: Int64, cpu: Int64)] = []
+    /// The cost at the last reading (µs a second); nil until 30 s are covered.
+    public private(set) var perSecond: Double?
     public init() {}
 
     /// Takes the process's CPU time (µs) at `t` and returns its cost (µs a second) since the oldest reading
     /// within five minutes; nil until 30 s are covered.
+    @discardableResult
     public mutating func note(cpuMicros: Int64, at t: Int64) -> Double? {
         if let last = readings.last, t < last.t { readings = [] } // the clock went back
         if readings.last.map({ t - $0.t >= 10_000 }) ?? true { readings.append((t, cpuMicros)) }
         if let cut = readings.firstIndex(where: { t - $0.t <= 300_000 }), cut > 0 { readings.removeFirst(cut) }
-        guard let first = readings.first, t - first.t >= 30_000 else { return nil }
-        return Double(cpuMicros - first.cpu) * 1000 / Double(t - first.t)
+        perSecond = readings.first.flatMap { t - $0.t >= 30_000 ? Double(cpuMicros - $0.cpu) * 1000 / Double(t - $0.t) : nil }
+        return perSecond
     }
 }

@@ -78,9 +78,8 @@ public struct CollectionService: Service {
         var lastChange: Int64 = .min
         var budget: CPUBudget
         var relaxation = Relaxation()
-        /// The whole process's CPU per second (µs) over the last five minutes; nil while under 30 s are covered.
+        /// The whole process's CPU per second over the last five minutes.
         var processCost = ProcessCost()
-        var processCostPerSecond: Double?
         /// State events stored between ticks, handed to the sinks with the next tick.
         var pendingEvents: [TwinEvent] = []
         /// The slot of the last tick and when that tick's work ended (ms since the epoch).
@@ -213,12 +212,12 @@ public struct CollectionService: Service {
         guard configuration.changeDriven else { return }
         let budget = configuration.cpuBudget * 1e6
         switch loop.relaxation.step(at: t, refusedRecently: loop.budget.refused(within: 10_000, at: t), refusedLately: loop.budget.refused(within: 300_000, at: t),
-                                    processCost: loop.processCostPerSecond, budget: budget) {
+                                    processCost: loop.processCost.perSecond, budget: budget) {
         case .factor?:
             loop.sampler.relaxation = loop.relaxation.factor
             logger.notice("to stay within the CPU budget, \(loop.sampler.relaxableNames.count) collectors now run at \(loop.sampler.relaxation) times their interval")
         case .essentialOverBudget?:
-            logger.notice("run costs \(String(format: "%.2f", (loop.processCostPerSecond ?? 0) / 1000)) ms of CPU a second (last 5 minutes) with \(loop.sampler.relaxableNames.count) collectors at \(loop.sampler.relaxation) times their interval, above the CPU budget (\(String(format: "%.2f", budget / 1000)) ms a second): the essential collectors and the rest of run alone exceed it")
+            logger.notice("run costs \(String(format: "%.2f", (loop.processCost.perSecond ?? 0) / 1000)) ms of CPU a second (last 5 minutes) with \(loop.sampler.relaxableNames.count) collectors at \(loop.sampler.relaxation) times their interval, above the CPU budget (\(String(format: "%.2f", budget / 1000)) ms a second): the essential collectors and the rest of run alone exceed it")
         case nil:
             break
         }
@@ -256,7 +255,7 @@ public struct CollectionService: Service {
             let cpu = threadCPUMicros()
             defer {
                 loop.budget.charge(threadCPUMicros() - cpu, at: TwinTime.nowMillis())
-                loop.processCostPerSecond = loop.processCost.note(cpuMicros: processCPUMicros(), at: next)
+                loop.processCost.note(cpuMicros: processCPUMicros(), at: next)
             }
             let began = TwinTime.nowMillis()
             var obs = loop.sampler.tick(now: next)
