@@ -90,8 +90,19 @@ public final class RuleRunner: Sendable {
         }
         // An alert without `for` is pending and firing in the same evaluation: its firing record (with
         // `activeAt`) says both, and a host that opens short-lived ports would store a third more for nothing.
+        // An alert that cleared before it fired is forgotten: its pending record is withdrawn, and no
+        // `cleared` record is written (the log still says so).
         let firedAtOnce = Set(transitions.filter { $0.kind == .firing && $0.alert.activeAt == $0.time }.map(\.alert.labels))
-        try store.recordAlerts(transitions.filter { !($0.kind == .pending && firedAtOnce.contains($0.alert.labels)) }.map(Self.record))
+        var records: [AlertRecord] = []
+        var withdrawn: [(key: String, pendingAt: Int64)] = []
+        for tr in transitions {
+            switch tr.kind {
+            case .pending where firedAtOnce.contains(tr.alert.labels): continue
+            case .cleared: withdrawn.append((Self.record(tr).key, tr.alert.activeAt))
+            default: records.append(Self.record(tr))
+            }
+        }
+        try store.recordAlerts(records, withdrawing: withdrawn)
         return transitions
     }
 

@@ -89,7 +89,9 @@ public final class RuleService: Service, TickSink {
         do {
             let transitions = try runner.evaluate(at: t, snapshot: latest.withLock { $0?.snapshot })
             for tr in transitions {
-                logger.notice("alert \(tr.kind.rawValue): \(tr.alert.labels.text)\(tr.alert.annotations["summary"].map { " — " + $0 } ?? "")")
+                // Pending and cleared are steps before an alert fires (or instead of it): info, not notice.
+                let level: Logger.Level = tr.kind == .firing || tr.kind == .resolved ? .notice : .info
+                logger.log(level: level, "alert \(tr.kind.rawValue): \(tr.alert.labels.text)\(tr.alert.annotations["summary"].map { " — " + $0 } ?? "")")
             }
             if notifier != nil || remediation != nil {
                 var alerts = runner.alerts()

@@ -50,10 +50,19 @@ public struct AlertRecord: Sendable, Codable, Equatable {
 }
 
 extension TwinStore {
-    /// Stores alert state changes, in one transaction.
-    public func recordAlerts(_ records: [AlertRecord]) throws {
-        guard !records.isEmpty else { return }
+    /// Stores alert state changes and withdraws the pending records of alerts that cleared before they
+    /// fired (`withdrawing`: each one's key and the time it went pending), in one transaction. A withdrawn
+    /// alert leaves no record: a host whose short-lived listeners each go pending would otherwise keep two
+    /// events for every one of them.
+    public func recordAlerts(_ records: [AlertRecord], withdrawing: [(key: String, pendingAt: Int64)] = []) throws {
+        guard !records.isEmpty || !withdrawing.isEmpty else { return }
         try database.write { db in
+            for w in withdrawing {
+                for row in try db.rows("SELECT id, detail FROM events WHERE type = 'alert' AND key = ? AND t = ?", [w.key, w.pendingAt])
+                where row[1].string.flatMap(AlertRecord.decode)?.state == "pending" {
+                    try db.execute("DELETE FROM events WHERE id = ?", [try row.integer(0)])
+                }
+            }
             for r in records {
                 try db.execute("INSERT INTO events(t, type, kind, key, detail) VALUES (?, 'alert', NULL, ?, ?)",
                                [r.time, r.key, String(decoding: try AlertRecord.encoder.encode(r), as: UTF8.self)])

@@ -319,6 +319,40 @@ private struct Fixed: SampleSource {
         let restored = try RuleRunner(store: store, sources: sources, now: t0 + 120_000)
         #expect(restored.alerts().map(\.state) == [.firing, .firing])
     }
+
+    /// A pending alert that clears before its `for:` is up leaves no record, also when a restart came
+    /// between (its restored pending record is withdrawn); one that fires keeps its pending record.
+    @Test func anAlertThatClearsBeforeFiringLeavesNoRecord() throws {
+        let dir = try temporaryDirectory("hosttwin-rule-withdrawn")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir + "/store")
+        let w = TwinWriter(store: store, policy: .testing)
+        let t0 = TwinTime.nowMillis() / 1000 * 1000 - 300_000
+        try w.begin(now: t0, interval: 1000)
+        for s in 0..<200 {
+            var o = Observation(timestamp: t0 + Int64(s) * 1000)
+            o.add("temperature_celsius", Labels(["room": "brief"]), (20..<40).contains(s) ? 90 : 20)
+            o.add("temperature_celsius", Labels(["room": "long"]), s >= 100 ? 90 : 20)
+            _ = try w.commit(o)
+        }
+        let rules = dir + "/rules.yml"
+        try "groups: [{name: heat, interval: 10s, rules: [{alert: Hot, expr: 'temperature_celsius > 50', for: 30s}]}]"
+            .write(toFile: rules, atomically: true, encoding: .utf8)
+        let sources = RuleSources(files: [rules], includeDefaults: false)
+        var runner = try RuleRunner(store: store, sources: sources, now: t0)
+        var transitions: [String] = []
+        for s in stride(from: 0, through: 200, by: 10) {
+            if s == 40 {
+                runner = try RuleRunner(store: store, sources: sources, now: t0 + 35_000)
+                #expect(runner.alerts().map { "\($0.labels["room"] ?? "") \($0.state)" } == ["brief pending"], "the restart put the pending alert back")
+            }
+            transitions += try runner.evaluate(at: t0 + Int64(s) * 1000).map { "\(($0.time - t0) / 1000) \($0.kind) \($0.alert.labels["room"] ?? "")" }
+        }
+        #expect(transitions == ["20 pending brief", "40 cleared brief", "100 pending long", "130 firing long"], "\(transitions)")
+        let stored = try store.alertHistory(from: t0, to: .max).map { "\(($0.time - t0) / 1000) \($0.state) \($0.labels["room"] ?? "")" }
+        #expect(stored == ["100 pending long", "130 firing long"], "\(stored)")
+        #expect(try store.activeAlerts(at: t0 + 30_000).isEmpty, "the withdrawn alert is not pending as of 30 s")
+    }
 }
 
 @Suite struct TimelineTests {
