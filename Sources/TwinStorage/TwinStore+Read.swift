@@ -273,15 +273,16 @@ extension TwinStore {
         return out
     }
 
-    /// The versions that ended in `[from, to]`, by end: entity disappearances and the old sides of changes.
-    public func versionsEnding(from: Int64, to: Int64) throws -> [EntityVersion] {
-        try database.read { db in try self.versionsEnding(db, from: from, to: to).sorted { $0.validTo! < $1.validTo! } }
+    /// The versions that ended in `[from, to]` (of `kinds`, when given), by end: entity disappearances and
+    /// the old sides of changes.
+    public func versionsEnding(from: Int64, to: Int64, kinds: [EntityKind]? = nil) throws -> [EntityVersion] {
+        try database.read { db in try self.versionsEnding(db, from: from, to: to, kinds: kinds).sorted { $0.validTo! < $1.validTo! } }
     }
 
     /// Ends in the range: rows, then blocks.
-    func versionsEnding(_ db: any StoreStatements, from: Int64, to: Int64) throws -> [EntityVersion] {
+    func versionsEnding(_ db: any StoreStatements, from: Int64, to: Int64, kinds: [EntityKind]? = nil) throws -> [EntityVersion] {
         let rows = try db.rows("SELECT \(Self.versionColumns) FROM versions WHERE valid_to >= ? AND valid_to <= ?", [from, to])
-        return try versions(rows, kinds: nil) + packedEnding(db, from: from, to: to).map(opened)
+        return try versions(rows, kinds: kinds.map { Set($0.map(\.rawValue)) }) + packedEnding(db, from: from, to: to, kinds: kinds.map(Set.init)).map(opened)
     }
 
     /// A version starting at T whose entity had a version ending at T is a change; otherwise the start

@@ -194,8 +194,8 @@ extension TwinStore {
     }
 
     /// Packed versions that ended in `[from, to]`.
-    func packedEnding(_ db: any StoreStatements, from: Int64, to: Int64) throws -> [EntityVersion] {
-        try packed(db, "max_to >= ? AND min_to <= ?", [from, to]) { _, end in (end ?? .min) >= from && (end ?? .max) <= to }
+    func packedEnding(_ db: any StoreStatements, from: Int64, to: Int64, kinds: Set<EntityKind>? = nil) throws -> [EntityVersion] {
+        try packed(db, "max_to >= ? AND min_to <= ?", [from, to], kinds: kinds) { _, end in (end ?? .min) >= from && (end ?? .max) <= to }
     }
 
     /// A stored version as read: its key and sealed attributes opened where a key is at hand (a block's

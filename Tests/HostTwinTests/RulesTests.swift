@@ -4,9 +4,9 @@ import Testing
 import TwinCore
 import TwinAnalytics
 import TwinQuery
-import TwinRules
+@testable import TwinRules
 @testable import TwinServer
-import TwinStorage
+@testable import TwinStorage
 
 @Suite struct RulesTests {
     static let rulesDir = Fixtures.packageRoot + "/conformance/rules"
@@ -352,6 +352,66 @@ private struct Fixed: SampleSource {
         let stored = try store.alertHistory(from: t0, to: .max).map { "\(($0.time - t0) / 1000) \($0.state) \($0.labels["room"] ?? "")" }
         #expect(stored == ["100 pending long", "130 firing long"], "\(stored)")
         #expect(try store.activeAlerts(at: t0 + 30_000).isEmpty, "the withdrawn alert is not pending as of 30 s")
+    }
+
+    /// A `restart_loop` condition follows its window as it moves (reading only what started or ended since
+    /// the evaluation before) and finds, at every evaluation, what a fresh read of the whole window finds —
+    /// on a store written tick by tick across an hour boundary, its closed versions packed every minute as
+    /// the sealer packs them.
+    @Test func restartLoopsFollowTheWindowAsAFreshReadFindsThem() throws {
+        let dir = try temporaryDirectory("hosttwin-restart-follow")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store, policy: .testing)
+        let t0: Int64 = 1_800_000_000_000 - 20 * 60_000
+        try w.begin(now: t0 - 1, interval: 1000)
+        let file = try RuleFile.parse("groups:\n- name: g\n  interval: 5s\n  rules:\n  - alert: Loop\n    restart_loop: {within: 10m}\n", source: "r.yml")
+        let recorded = RecordedSeries(keep: 0)
+        let engine = PromQLEngine(source: LayeredSource(base: StoreSampleSource(store: store), recorded: recorded))
+        let ev = RuleEvaluator(files: [file], context: RuleContext(engine: engine, store: store), recorded: recorded, defaultInterval: 5_000)
+        var looks = 0, agreed = 0
+        var firingAt: [Int] = []
+        let everyFive = ProcessRunsWatch(), everyMinute = ProcessRunsWatch()
+        for s in 0..<(30 * 60) {
+            let t = t0 + Int64(s) * 1000
+            // init changes every minute (a new version of a process started before the window).
+            var procs = [Entity(kind: .processes, key: "1@0", attributes: ["pid": 1, "ppid": 0, "command": "/sbin/init", "minute": .int(Int64(s / 60))])]
+            // A service restarted 2 s after each exit that lives 39 s and changes state at 34 s, from minute 3
+            // to 15: a version still open at one look may start before the next look's read, which then
+            // learns its end from the versions that ended.
+            if (180..<900).contains(s), (s - 180) % 41 < 39 {
+                let run = (s - 180) / 41
+                procs.append(Entity(kind: .processes, key: "\(2000 + run)@\(t0 + 180_000 + Int64(run) * 41_000)",
+                                    attributes: ["pid": .int(Int64(2000 + run)), "ppid": 1, "command": "/usr/bin/flaky --serve", "unit": "flaky.service",
+                                                 "after_exit": "exit 1", "state": (s - 180) % 41 < 34 ? "S" : "R"]))
+            }
+            // A polling loop whose program exits 0: not a loop.
+            if s % 30 < 25 {
+                let run = s / 30
+                procs.append(Entity(kind: .processes, key: "\(5000 + run)@\(t0 + Int64(run) * 30_000)",
+                                    attributes: ["pid": .int(Int64(5000 + run)), "ppid": 900, "command": "sleep 25", "after_exit": "exit 0"]))
+            }
+            var o = Observation(timestamp: t)
+            o.set(.processes, procs)
+            _ = try w.commit(o)
+            if s % 60 == 59 { try store.packVersions(before: t) }
+            guard s % 5 == 0, s >= 30 else { continue }
+            ev.evaluate(group: 0, at: t)
+            if ev.alerts.contains(where: { $0.state == .firing && $0.labels["program"] == "flaky" }) { firingAt.append(s) }
+            // The rule looks once a minute (in between the evaluator reuses the condition); a watch that looks
+            // every 5 s reads 35 s each time, so a version open at one look often started before the next
+            // look's read. Both must find the same runs in a row as a fresh read of the window.
+            let fresh = try AnomalyScan.restartLoops(store: store, from: t - 600_000, to: t).map { "\($0.subject): \($0.evidence)" }
+            for (watch, every) in [(everyFive, 5), (everyMinute, 60)] where (s - 30) % every == 0 {
+                let followed = try watch.restartLoops(store, within: 600_000, at: t).map { "\($0.subject): \($0.evidence)" }
+                looks += 1
+                if followed == fresh { agreed += 1 } else { Issue.record("at \(s) s, looking every \(every) s: followed \(followed), fresh \(fresh)") }
+            }
+        }
+        #expect(looks == 354 + 30 && agreed == looks)
+        #expect(firingAt.first.map { (380...450).contains($0) } == true && firingAt.last.map { (900...1_500).contains($0) } == true,
+                "the loop is found a minute after its fifth run and gone ten minutes after it stopped: \(firingAt.first ?? -1)–\(firingAt.last ?? -1) s")
+        #expect(try store.database.read { db in try db.value("SELECT count(*) FROM version_blocks")?.int64 ?? 0 } > 10, "closed versions were packed")
     }
 }
 

@@ -232,59 +232,9 @@ public enum AnomalyScan {
     /// adopted by init outside any service (a browser's crash handler), or a polling loop whose program
     /// exits 0 is not a loop.
     public static func restartLoops(store: TwinStore, from: Int64, to: Int64) throws -> [AnomalyReport.Warning] {
-        struct Run { var start: Int64; var end: Int64?; var command: String; var owner: String?; var host: String?; var afterExit: String? }
-        // One run per process (its versions by key), from the versions starting in the window.
-        var runs: [String: Run] = [:]
-        for v in try store.versionsStarting(from: from, to: to, kinds: [.processes]) {
-            let host = v.attributes["host"]?.description
-            let id = (host ?? "") + "\u{0}" + v.key
-            if var r = runs[id] {
-                r.end = r.end.flatMap { e in v.validTo.map { max(e, $0) } }
-                runs[id] = r
-                continue
-            }
-            // A command sealed at rest and read without its key cannot be told from another.
-            guard case .string(let command)? = v.attributes["command"], !command.isEmpty, command != Redactor.mask else { continue }
-            // Only processes that started in the window (not a change of one started before it).
-            if case .string(let started)? = v.attributes["start_time"], let s = TwinTime.parseRFC3339(started), s < v.validFrom - 5_000 { continue }
-            var owner: String?
-            if case .string(let unit)? = v.attributes["unit"] { owner = unit } else if let ppid = v.attributes["ppid"]?.intValue, ppid > 1 { owner = "parent pid \(ppid)" }
-            runs[id] = Run(start: v.validFrom, end: v.validTo, command: command, owner: owner, host: host, afterExit: v.attributes["after_exit"]?.description)
-        }
-        struct Loop: Hashable { var host: String?; var command: String; var owner: String }
-        var byLoop: [Loop: [Run]] = [:]
-        for r in runs.values {
-            guard let owner = r.owner, let end = r.end, end - r.start < 60_000 else { continue }
-            byLoop[Loop(host: r.host, command: r.command, owner: owner), default: []].append(r)
-        }
-        var out: [AnomalyReport.Warning] = []
-        for (loop, list) in byLoop where list.count >= 5 {
-            let sorted = list.sorted { $0.start < $1.start }
-            // The longest chain of runs each starting within 3 s after the one before it ended and lasting
-            // about as long (within a factor of 2, runs under 2 s alike): a program that fails the same way
-            // each time, not a launcher running jobs of every length back to back. Where exit statuses
-            // are known (`after_exit`, root on Linux), most restarts must follow a failure: a polling loop
-            // or a job runner whose programs exit 0 is not crashing.
-            var chain = 1, chainStart = sorted[0].start, known = 0, failed = 0
-            var longest = (runs: 1, start: chainStart, known: 0, failed: 0)
-            for (a, b) in zip(sorted, sorted.dropFirst()) {
-                let gap = b.start - (a.end ?? .max)
-                let ratio = Double(max((a.end ?? a.start) - a.start, 2_000)) / Double(max((b.end ?? b.start) - b.start, 2_000))
-                if gap >= -1_000, gap <= 3_000, ratio >= 0.5, ratio <= 2 {
-                    chain += 1
-                    if let exit = b.afterExit { known += 1; if exit != "exit 0" { failed += 1 } }
-                } else {
-                    chain = 1; chainStart = b.start; known = 0; failed = 0
-                }
-                if chain > longest.runs { longest = (chain, chainStart, known, failed) }
-            }
-            guard longest.runs >= 5, longest.known == 0 || 2 * longest.failed > longest.known else { continue }
-            let exits = longest.known > 0 ? "; \(longest.failed) of \(longest.known) restarts after a failed exit" : ""
-            out.append(.init(kind: "restarting in a loop", subject: loop.command,
-                             evidence: "\(longest.runs) runs in a row by \(loop.owner) since \(TwinTime.rfc3339(longest.start)), each under a minute, as long as the last one and started within 3 s of its exit" + exits,
-                             host: loop.host))
-        }
-        return out
+        var runs = ProcessRuns()
+        runs.started(try store.versionsStarting(from: from, to: to, kinds: [.processes]))
+        return runs.restartLoops()
     }
 
     /// Processes whose resident memory grew steadily over the last two minutes: alive now, samples over
