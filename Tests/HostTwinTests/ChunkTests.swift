@@ -201,6 +201,37 @@ import Testing
         }
     }
 
+    /// A reader's decoded tail of a segment: records decode one after another; a whole record (its
+    /// checksum right) that does not decode stops the tail for good — reading the file again does not try
+    /// it with a decoder it already changed — and the samples before it stay.
+    @Test func aLogTailStopsForGoodAtAnUndecodableRecord() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = LogWriter(dataDir: dir)
+        _ = try w.start(seq: 1)
+        for i in 0..<3 { try w.appendTick(Int64(i) * 1000, ids: [1, 2], values: [Double(i), 7]) }
+        try w.closeSegment()
+        let path = LogSegment.path(dir, 1)
+        var tail = LogTail()
+        #expect(try tail.advance(path))
+        #expect(tail.records == 3 && tail.samples == 6 && tail.stopped == nil)
+        // A tick record of two samples whose first value decodes (the decoder keeps it) and whose second
+        // is cut short.
+        let bad: [UInt8] = [1, 0x02, 0x04, 0x02, 0x02, 0x03, 0x70, 0x05, 0x00, 0x01]
+        var record = ByteWriter()
+        record.u32(UInt32(bad.count))
+        record.u32(bad.withUnsafeBytes { Zlib.crc32($0) })
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try h.seekToEnd()
+        try h.write(contentsOf: Data(record.bytes + bad))
+        try h.close()
+        for _ in 0..<2 {
+            #expect(try tail.advance(path))
+            #expect(tail.records == 3 && tail.samples == 6 && tail.byID[1]?.map(\.1) == [0, 1, 2])
+            #expect(tail.stopped?.hasPrefix("undecodable record 3") == true, "\(tail.stopped ?? "")")
+        }
+    }
+
     /// Starting a segment hands the last one back still open — the writer's thread never waits for its
     /// fdatasync — and the sealer's `flushAndClose` closes it once, with every record in it.
     @Test func aNewSegmentHandsTheLastBackForTheSealerToFlush() throws {

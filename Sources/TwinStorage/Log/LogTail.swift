@@ -27,6 +27,10 @@ struct LogTail: Sendable {
     private(set) var stopped: String?
     /// The bytes of the segment: the file's size, or the table rows' data.
     private(set) var bytes = 0
+    /// Why a record could not be decoded: set once, it stops decoding for good.
+    private var damage: String?
+    /// The samples of the record being decoded (kept for their capacity).
+    private var scratch: [(Int64, Int64, Double)] = []
 
     /// Decodes what was appended to the file at `path` since the last call. False when the file is gone
     /// before its first read (sealed and deleted meanwhile); once open it stays readable.
@@ -84,15 +88,19 @@ struct LogTail: Sendable {
     }
 
     /// Decodes one record's payload into the samples kept; false (and ``stopped`` says why) when it is
-    /// damaged, leaving everything as it was.
+    /// damaged, leaving the samples as they were. The decoder is changed in place (a copy to fall back on
+    /// would copy its last values of every series at every record), so after a damaged record it no longer
+    /// follows the segment and nothing after it is decoded.
     private mutating func consume(_ payload: UnsafeRawBufferPointer) -> Bool {
-        var next = decoder
-        var added: [(Int64, Int64, Double)] = []
-        do { try next.decode(payload) { id, t, v in added.append((id, t, v)) } } catch {
-            stopped = "undecodable record \(records): \(error)"
+        guard damage == nil else { stopped = damage; return false }
+        var added = scratch
+        scratch = []
+        defer { added.removeAll(keepingCapacity: true); scratch = added }
+        do { try decoder.decode(payload) { id, t, v in added.append((id, t, v)) } } catch {
+            damage = "undecodable record \(records): \(error)"
+            stopped = damage
             return false
         }
-        decoder = next
         for (id, t, v) in added {
             byID[id, default: []].append((t, v))
             if newest == nil || t > newest! { newest = t }
