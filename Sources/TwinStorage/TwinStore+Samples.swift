@@ -47,8 +47,10 @@ extension TwinStore {
                         var keys: [LogTails.Key] = []
                         for seg in segments where seg.seq > sealed {
                             let key = LogTails.Key(hub: "", segment: seg.seq)
-                            var tail = t.tails[key] ?? LogTail()
-                            guard try tail.advance(seg.path) else { t.tails[key] = nil; return nil }
+                            // Taken out while it grows, so that its samples are appended to in place
+                            // rather than copied whole (a copy left in the table would share them).
+                            var tail = t.tails.removeValue(forKey: key) ?? LogTail()
+                            guard try tail.advance(seg.path) else { return nil }
                             t.tails[key] = tail
                             keys.append(key)
                         }

@@ -10,7 +10,7 @@ struct BenchRules: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules",
         abstract: "The cost of evaluating the rules per 1 s tick, over the last --seconds of a store.",
-        discussion: "Evaluates the rules as `run` does — each group when its interval is due, at every tick of the window — on a read-only store, without storing alerts, and reports the time per tick (the budget is 1 ms for the built-in set) and per group evaluation. Conditions that keep their last result (forecast: 5 min, anomaly: 1 min, restart loops: 30 s) are charged when they run. State conditions read the tick's entities, which `run` hands the rules; here they are read from the store outside the timing."
+        discussion: "Evaluates the rules as `run` does — each group when its interval is due, at every tick of the window — on a read-only store, without storing alerts, and reports the time per tick (the budget is 1 ms for the built-in set) and per group evaluation. Conditions that keep their last result (forecast and anomaly: 5 min, restart loops: 1 min) are charged when they run; a restart-loop condition reads only what changed since its last look, and its whole window once per window. State conditions read the tick's entities, which `run` hands the rules; here they are read from the store outside the timing."
     )
     @OptionGroup var store: StoreOptions
     @Option(name: .customLong("rules"), help: ArgumentHelp("Rule files instead of the built-in set (repeatable).", valueName: "FILE")) var files: [String] = []

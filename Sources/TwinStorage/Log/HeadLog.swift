@@ -179,7 +179,7 @@ struct LogTails: Sendable {
             let key = Key(hub: hub, segment: UInt64(segment))
             readThrough[hub] = (segment, record)
             guard key.segment > (sealed[hub] ?? 0) else { continue }
-            var tail = tails[key] ?? LogTail()
+            var tail = tails.removeValue(forKey: key) ?? LogTail() // appended to in place, not copied
             // A record out of turn cannot be decoded (records are encoded against the ones before).
             if record == Int64(tail.records) { _ = tail.append(record: try row.blob(3)) }
             tails[key] = tail
