@@ -130,6 +130,12 @@ public final class RuleEvaluator {
     /// The key a rule's recorded series are written under (for stale markers).
     static func writer(_ group: String, _ index: Int, _ rule: Rule) -> String { "\(group)\u{0}\(index)\u{0}\(rule.name)" }
 
+    /// When the next group is due: the earliest of each group's last evaluation plus its interval (`.min`
+    /// while one has not run yet, `.max` without groups).
+    public var nextDue: Int64 {
+        groups.map { g in g.lastEvaluation.map { $0 &+ g.interval } ?? .min }.min() ?? .max
+    }
+
     /// The groups whose interval has passed since their last evaluation at `t`.
     public func due(at t: Int64) -> [Int] {
         groups.indices.filter { i in groups[i].lastEvaluation.map { t - $0 >= groups[i].interval } ?? true }

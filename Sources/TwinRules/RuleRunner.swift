@@ -62,6 +62,8 @@ public final class RuleRunner: Sendable {
     public let recorded: RecordedSeries
     public let defaultInterval: Int64
     private let evaluator: Mutex<RuleEvaluator>
+    /// When the next group is due, readable without waiting for an evaluation under way.
+    private let nextDue = Atomic<Int64>(.min)
     /// The last reload's outcome: when, and its error if the new rules were refused.
     private let lastReload = Mutex<(time: Int64, error: String?)?>(nil)
 
@@ -86,6 +88,7 @@ public final class RuleRunner: Sendable {
     public func evaluate(at t: Int64, snapshot: StateSnapshot? = nil) throws -> [AlertTransition] {
         let transitions = evaluator.withLock { ev in
             ev.context.snapshot = snapshot
+            defer { nextDue.store(ev.nextDue, ordering: .relaxed) }
             return ev.due(at: t).flatMap { ev.evaluate(group: $0, at: t) }
         }
         // An alert without `for` is pending and firing in the same evaluation: its firing record (with
@@ -111,7 +114,10 @@ public final class RuleRunner: Sendable {
     public func reload(at t: Int64 = TwinTime.nowMillis()) throws -> (groups: Int, rules: Int) {
         do {
             let files = try sources.load()
-            evaluator.withLock { $0.load(files, defaultInterval: defaultInterval, at: t) }
+            evaluator.withLock { ev in
+                ev.load(files, defaultInterval: defaultInterval, at: t)
+                nextDue.store(ev.nextDue, ordering: .relaxed)
+            }
             lastReload.withLock { $0 = (t, nil) }
             return (files.reduce(0) { $0 + $1.groups.count }, files.reduce(0) { $0 + $1.rules.count })
         } catch {
@@ -119,6 +125,9 @@ public final class RuleRunner: Sendable {
             throw error
         }
     }
+
+    /// Whether a group is due at `t` (without waiting for an evaluation under way).
+    public func isDue(at t: Int64) -> Bool { t >= nextDue.load(ordering: .relaxed) }
 
     /// The groups, rules, their health and alerts, as now.
     public func snapshot() -> [RuleEvaluator.GroupState] { evaluator.withLock { $0.groups } }

@@ -7,8 +7,8 @@ import TwinCore
 import TwinRules
 import TwinStorage
 
-/// Evaluates the twin's rules after each committed tick (``TickSink``), on its own task so a slow rule
-/// never delays collection: ticks that arrive while an evaluation runs collapse into the newest. A hub,
+/// Evaluates the twin's rules after committed ticks (``TickSink``) at which a group is due, on its own task
+/// so a slow rule never delays collection: ticks that arrive while an evaluation runs collapse into the newest. A hub,
 /// which has no ticks of its own, evaluates on a timer instead. SIGHUP reloads the rule files.
 public final class RuleService: Service, TickSink {
     public let runner: RuleRunner
@@ -49,7 +49,9 @@ public final class RuleService: Service, TickSink {
             for (kind, list) in tick.observation.entities { s.entities[kind] = list }
             held = (first, s)
         }
-        continuation.yield(tick.time)
+        // Most ticks have no group due (the built-in ones run every 5 s or more): unless notifications or
+        // remediation follow the clock between evaluations, the task is not woken for them.
+        if notifier != nil || remediation != nil || runner.isDue(at: tick.time) { continuation.yield(tick.time) }
     }
     public func collectionStopped() { continuation.finish() }
 

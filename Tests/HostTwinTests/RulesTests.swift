@@ -320,6 +320,25 @@ private struct Fixed: SampleSource {
         #expect(restored.alerts().map(\.state) == [.firing, .firing])
     }
 
+    /// Whether a group is due is known without evaluating: before the first evaluation, then each group's
+    /// interval after its last one; a reload makes new groups due at once.
+    @Test func theRunnerSaysWhenAGroupIsDue() throws {
+        let (dir, store, t0) = try temperatureStore("hosttwin-rule-due", seconds: 30, roomB: false)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let rules = dir + "/rules.yml"
+        try "groups: [{name: a, interval: 10s, rules: [{alert: Hot, expr: 'temperature_celsius > 50'}]}, {name: b, interval: 15s, rules: [{alert: Cold, expr: 'temperature_celsius < 0'}]}]"
+            .write(toFile: rules, atomically: true, encoding: .utf8)
+        let runner = try RuleRunner(store: store, sources: RuleSources(files: [rules], includeDefaults: false), now: t0)
+        #expect(runner.isDue(at: t0))
+        try runner.evaluate(at: t0)
+        #expect(!runner.isDue(at: t0 + 9_999) && runner.isDue(at: t0 + 10_000))
+        try runner.evaluate(at: t0 + 10_000)
+        #expect(!runner.isDue(at: t0 + 14_999) && runner.isDue(at: t0 + 15_000), "group b, last at 0, is next")
+        try "groups: [{name: c, interval: 1m, rules: [{alert: Hot, expr: 'temperature_celsius > 50'}]}]".write(toFile: rules, atomically: true, encoding: .utf8)
+        _ = try runner.reload(at: t0 + 11_000)
+        #expect(runner.isDue(at: t0 + 11_000), "a new group has not run yet")
+    }
+
     /// A pending alert that clears before its `for:` is up leaves no record, also when a restart came
     /// between (its restored pending record is withdrawn); one that fires keeps its pending record.
     @Test func anAlertThatClearsBeforeFiringLeavesNoRecord() throws {
