@@ -352,11 +352,10 @@ public struct RuleContext: Sendable {
     }
 }
 
-/// Entity keys at a baseline time, by kind, read once.
-/// The processes' runs of the last `within` of each `restart_loop` window, kept between evaluations: each
+/// The processes' runs of the last `within` of each `restart_loop` window, kept between looks: each look
 /// reads only the versions that started or ended since the one before (less a margin for ticks stored late),
-/// where reading the whole window every 5 s cost a tenth of a quiet twin's CPU. The window is read whole
-/// again once per `within` (a hub's hosts push late) and whenever the time goes back.
+/// where reading the whole window once a minute decoded every version block packed in it. The window is
+/// read whole again once per `within` (a hub's hosts push late) and whenever the time goes back.
 final class ProcessRunsWatch: Sendable {
     private struct Followed { var runs: ProcessRuns; var readTo: Int64; var readWhole: Int64 }
     private let followed = Mutex<[Int64: Followed]>([:])
@@ -383,6 +382,7 @@ final class ProcessRunsWatch: Sendable {
     }
 }
 
+/// Entity keys at a baseline time, by kind, read once.
 final class BaselineCache: Sendable {
     private let held = Mutex<[EntityKind: (at: Int64, keys: Set<String>)]>([:])
     private let first = Mutex<Int64?>(nil)

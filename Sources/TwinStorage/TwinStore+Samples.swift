@@ -48,10 +48,13 @@ extension TwinStore {
                         for seg in segments where seg.seq > sealed {
                             let key = LogTails.Key(hub: "", segment: seg.seq)
                             // Taken out while it grows, so that its samples are appended to in place
-                            // rather than copied whole (a copy left in the table would share them).
+                            // rather than copied whole (a copy left in the table would share them); put
+                            // back unless its file was gone before its first read.
                             var tail = t.tails.removeValue(forKey: key) ?? LogTail()
-                            guard try tail.advance(seg.path) else { return nil }
-                            t.tails[key] = tail
+                            var readable = true
+                            defer { if readable { t.tails[key] = tail } }
+                            readable = try tail.advance(seg.path)
+                            guard readable else { return nil }
                             keys.append(key)
                         }
                         return t.read(keys, ids: ids, from: from, to: to)

@@ -69,9 +69,6 @@ public struct ProcessRuns: Sendable {
         runs = runs.filter { $0.value.start >= t }
     }
 
-    /// How many runs are held.
-    public var count: Int { runs.count }
-
     /// The restart loops among the runs held.
     public func restartLoops() -> [AnomalyReport.Warning] {
         struct Loop: Hashable { var host: String?; var command: String; var owner: String }

@@ -179,10 +179,11 @@ struct LogTails: Sendable {
             let key = Key(hub: hub, segment: UInt64(segment))
             readThrough[hub] = (segment, record)
             guard key.segment > (sealed[hub] ?? 0) else { continue }
-            var tail = tails.removeValue(forKey: key) ?? LogTail() // appended to in place, not copied
+            // Taken out while it grows (appended to in place, not copied), and put back whatever happens.
+            var tail = tails.removeValue(forKey: key) ?? LogTail()
+            defer { tails[key] = tail }
             // A record out of turn cannot be decoded (records are encoded against the ones before).
             if record == Int64(tail.records) { _ = tail.append(record: try row.blob(3)) }
-            tails[key] = tail
         }
         return true
     }
