@@ -140,7 +140,7 @@ public struct CollectionService: Service {
                                            afterSeal: {
                                                // Sealing and compaction ran code and heap the per-tick path does not use.
                                                MemoryFootprint.releaseFreedMemory()
-                                               MemoryFootprint.limitCodeFaultAround()
+                                               MemoryFootprint.dropFilePages()
                                            }),
                         budget: CPUBudget(share: c.cpuBudget, now: TwinTime.nowMillis()))
         try loop.writer.begin(now: TwinTime.nowMillis(), interval: c.interval)
@@ -149,12 +149,18 @@ public struct CollectionService: Service {
         // machinery of the async runtime on the per-second path (docs/ARCHITECTURE.md).
         let stopper = Waiter()
         try await withGracefulShutdownHandler {
-            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-                let thread = Thread {
-                    self.tickLoop(loop, stopper)
-                    done.resume()
+            // A cancelled group (another service failed, such as the server's bind) stops the loop too;
+            // otherwise `run` would go on collecting with the group gone and its signal handlers with it.
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                    let thread = Thread {
+                        self.tickLoop(loop, stopper)
+                        done.resume()
+                    }
+                    thread.start()
                 }
-                thread.start()
+            } onCancel: {
+                stopper.stop()
             }
         } onGracefulShutdown: {
             stopper.stop()
@@ -304,7 +310,7 @@ public struct CollectionService: Service {
                     + "data policy \(committing - collected) ms, store commit \(committed - committing) ms, rules and live view \(ended - committed) ms"
             }
             loop.count += 1
-            if loop.count == 3 { MemoryFootprint.limitCodeFaultAround() }
+            if loop.count == 3 { MemoryFootprint.dropFilePages() }
         }
     }
 }

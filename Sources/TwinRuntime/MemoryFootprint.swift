@@ -3,8 +3,9 @@ import Glibc
 /// Keeps the resident set of a long-running `run` close to what it uses.
 ///
 /// Start-up runs code that a running twin never runs again (argument parsing, migrations, the first
-/// reads of everything), and Linux maps code pages around each page fault ("fault-around", 64 KiB by
-/// default). Advising `MADV_DONTNEED` on executable file mappings once start-up is over drops those pages;
+/// reads of everything) and reads data it never reads again (the dynamic linker's tables), and Linux maps
+/// code pages around each page fault ("fault-around", 64 KiB by default). Advising `MADV_DONTNEED` on
+/// executable and read-only file mappings once start-up is over drops those pages;
 /// what runs afterwards faults back in. `MADV_RANDOM` stops readahead on a page-cache miss, but a fault
 /// still maps the neighbours already cached: with the binary cached whole, a running twin's resident code
 /// is whole 64 KiB blocks (docs/OBSERVATION.md, "Memory of `run`"). Measured in BENCHMARKS.md (RSS of
@@ -18,21 +19,58 @@ public enum MemoryFootprint {
         _ = unsafeBitCast(sym, to: MallocTrim.self)(0)
     }
 
-    public static func limitCodeFaultAround() {
-        guard let f = fopen("/proc/self/maps", "r") else { return }
+    /// Drops the resident pages of code and read-only data mapped from files; what runs afterwards faults
+    /// back in. A read-only mapping is dropped only when none of its pages is a private copy (`Anonymous:`
+    /// in smaps): the relocated read-only data (`PT_GNU_RELRO`) are such copies, and dropping them would
+    /// lose the relocations. In a binary linked with the Swift runtime (`--static-swift-stdlib`), the
+    /// read-only segment holds the dynamic symbol table and relocations that only start-up reads (10 MB
+    /// resident; docs/OBSERVATION.md, "Memory of `run`").
+    public static func dropFilePages() {
+        for mapping in fileMappings() where mapping.isCode || (mapping.isReadOnlyData && mapping.anonymousKB == 0) {
+            guard let start = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
+            // Drop the clean pages mapped so far (they come back from the page cache when used), and stop
+            // readahead from reading neighbours that are not cached.
+            _ = madvise(start, Int(mapping.end - mapping.start), MADV_DONTNEED)
+            _ = madvise(start, Int(mapping.end - mapping.start), MADV_RANDOM)
+        }
+    }
+
+    /// A private mapping of a file, from /proc/self/smaps.
+    struct FileMapping {
+        var start: UInt, end: UInt
+        var permissions: Substring
+        var residentKB = 0, anonymousKB = 0
+        var isCode: Bool { permissions.hasPrefix("r-x") }
+        var isReadOnlyData: Bool { permissions.hasPrefix("r--p") }
+    }
+
+    /// The process's mappings of files (a path in /proc/self/smaps), with their private copies' size.
+    static func fileMappings() -> [FileMapping] {
+        guard let f = fopen("/proc/self/smaps", "r") else { return [] }
         defer { fclose(f) }
+        var mappings: [FileMapping] = []
+        var current: FileMapping?
         var line = [CChar](repeating: 0, count: 512)
         while fgets(&line, Int32(line.count), f) != nil {
             let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if text.hasPrefix("Rss:") || text.hasPrefix("Anonymous:") {
+                // "Anonymous:   12 kB"; unreadable counts as a private copy, so the mapping is kept.
+                let kB = Int(text.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 1
+                if text.hasPrefix("Rss:") { current?.residentKB = kB } else { current?.anonymousKB = kB }
+                continue
+            }
+            // A mapping's header: "start-end perms offset dev inode path"; field lines start with a name and a colon.
             let parts = text.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-            guard parts.count >= 6, parts[1].hasPrefix("r-x"), parts[5].drop(while: { $0 == " " }).hasPrefix("/") else { continue }
+            guard parts.count >= 5, !parts[0].hasSuffix(":") else { continue }
+            if let done = current { mappings.append(done) }
+            current = nil
             let range = parts[0].split(separator: "-")
-            guard range.count == 2, let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16), hi > lo,
-                  let ptr = UnsafeMutableRawPointer(bitPattern: lo) else { continue }
-            // Drop the clean code pages mapped so far (they come back from the page cache when executed),
-            // and stop fault-around from mapping neighbours again.
-            _ = madvise(ptr, Int(hi - lo), MADV_DONTNEED)
-            _ = madvise(ptr, Int(hi - lo), MADV_RANDOM)
+            guard parts.count == 6, parts[5].drop(while: { $0 == " " }).hasPrefix("/"),
+                  range.count == 2, let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16), hi > lo
+            else { continue }
+            current = FileMapping(start: lo, end: hi, permissions: parts[1])
         }
+        if let done = current { mappings.append(done) }
+        return mappings
     }
 }

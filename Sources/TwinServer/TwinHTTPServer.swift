@@ -60,6 +60,14 @@ public enum TwinHTTPServer {
                                    httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 100))
     }
 
+    /// The error a service group ended with, saying which address could not be listened on when it was the
+    /// server's bind (the socket error alone names no address).
+    public static func explainingListen(_ error: any Error, host: String, port: Int) -> any Error {
+        guard let io = error as? IOError, [EADDRINUSE, EADDRNOTAVAIL, EACCES].contains(io.errnoCode) else { return error }
+        let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        return TwinError.unavailable("cannot listen on \(address): \(String(cString: strerror(io.errnoCode))) (--listen sets another address)")
+    }
+
     /// Builds the application; it is a `Service`, run inside the process's service group.
     public static func application(api: TwinAPI, host: String, port: Int, tls: TLSConfiguration? = nil, logger: Logger,
                                    onServerRunning: (@Sendable (Int) async -> Void)? = nil) throws -> some ApplicationProtocol {

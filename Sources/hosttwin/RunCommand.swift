@@ -106,6 +106,6 @@ struct RunCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))
-        try await group.run()
+        do { try await group.run() } catch { throw TwinHTTPServer.explainingListen(error, host: setup.host, port: setup.port) }
     }
 }

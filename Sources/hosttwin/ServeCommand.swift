@@ -120,7 +120,7 @@ struct ServeCommand: AsyncParsableCommand {
             services += remoteWrite.senders(receivers, store: twinStore, hub: true, logger: logger).map { .init(service: $0) }
         }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do { try await group.run() } catch { throw TwinHTTPServer.explainingListen(error, host: setup.host, port: setup.port) }
         try hub?.finish()
     }
 }

@@ -243,6 +243,30 @@ import TwinServer
         #expect(((samples?["samples"] as? [Any])?.count ?? 0) >= 2)
     }
 
+    /// A port already taken: `run` says which address it could not listen on, seals its store and exits. It
+    /// used to go on collecting without a server, its service group gone and SIGTERM with it.
+    @Test func runStopsWithAClearErrorWhenItsPortIsTaken() throws {
+        guard Self.binary != nil else { Issue.record("hosttwin binary not built"); return }
+        let taken = try Self.listeningSocket()
+        defer { close(taken.fd) }
+        let dir = try temporaryDirectory("e2e-port")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try #require(Self.binary))
+        p.arguments = ["run", "--data-dir", dir, "--listen", "127.0.0.1:\(taken.port)", "--log-level", "warning"]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let exited = Self.eventually(30) { !p.isRunning }
+        #expect(exited, "run exits when it cannot listen")
+        guard exited else { return }
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus != 0)
+        #expect(stderr.contains("cannot listen on 127.0.0.1:\(taken.port)"), "stderr: \(stderr)")
+    }
+
     @Test func helpListsEveryCommandAndTheirOptions() throws {
         guard Self.binary != nil else { Issue.record("hosttwin binary not built"); return }
         let help = try Self.cli(["--help"]).stdout
