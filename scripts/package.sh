@@ -4,6 +4,13 @@
 #   scripts/package.sh            -> dist/hosttwin (stripped) and dist/hosttwin_VERSION_ARCH.deb
 #   scripts/package.sh --debug    -> the same from a debug build (CI: 8 minutes instead of 16 on 2 cores;
 #                                    it checks the packaging, not the optimiser)
+#   scripts/package.sh --order-minutes N   -> profile the running twin N minutes (default 15; 0: do not)
+#
+# A release binary has each function in its own section and is linked by lld in the order a running twin
+# executes them: the release build is run on this host at the defaults and sampled with perf
+# (scripts/order-file.sh; root), then linked again in that order, so the code that runs shares few of the
+# 64 KiB blocks the kernel maps around each code fault (docs/OBSERVATION.md, "Memory of `run`"). Without
+# root or perf the binary is linked in the compiler's order and the script says so.
 #
 # The binary links the Swift runtime statically (--static-swift-stdlib): it needs only glibc, libstdc++,
 # libgcc, libm, zlib, libsqlite3, libzstd, liblz4 and libsnappy, all in Debian. The package installs it as /usr/bin/hosttwin
@@ -17,12 +24,38 @@ command -v dpkg-deb >/dev/null || { echo "dpkg-deb is needed (Debian: dpkg)" >&2
 version=$(sed -n 's/.*version: "\([0-9.]*\)".*/\1/p' Sources/hosttwin/HostTwinCommand.swift | head -1)
 arch=$(dpkg --print-architecture)
 config=release
-[ "${1:-}" = --debug ] && config=debug
+order_minutes=15
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --debug) config=debug ;;
+        --order-minutes) order_minutes=${2:?--order-minutes needs a number of minutes}; shift ;;
+        *) echo "unknown argument: $1 (see the head of $0)" >&2; exit 2 ;;
+    esac
+    shift
+done
+flags=()
+order=$PWD/.build-static/hosttwin.order
+if [ "$config" = release ]; then
+    mkdir -p .build-static
+    [ -f "$order" ] || : > "$order" # the first build links in the compiler's order
+    flags=(-Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xswiftc -use-ld=lld
+           -Xlinker "--symbol-ordering-file=$order" -Xlinker --no-warn-symbol-ordering)
+fi
+build() { swift build -c "$config" --static-swift-stdlib --product hosttwin --scratch-path .build-static "${flags[@]}"; }
 start=$SECONDS
-swift build -c "$config" --static-swift-stdlib --product hosttwin --scratch-path .build-static
+build
 echo "built ($config) in $((SECONDS - start)) s"
-mkdir -p dist
 bin=.build-static/$config/hosttwin
+if [ "$config" = release ] && [ "$order_minutes" != 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v perf >/dev/null; then
+        scripts/order-file.sh "$bin" "$order" "$order_minutes"
+        rm -f "$bin"
+        build # links again (the flags are the same, so nothing recompiles)
+    else
+        echo "code left in the compiler's order: profiling the running twin needs root and perf (Debian: linux-perf)" >&2
+    fi
+fi
+mkdir -p dist
 cp "$bin" dist/hosttwin.unstripped
 strip -o dist/hosttwin "$bin"
 root=$(mktemp -d)
