@@ -4,13 +4,14 @@
 #   scripts/package.sh            -> dist/hosttwin (stripped) and dist/hosttwin_VERSION_ARCH.deb
 #   scripts/package.sh --debug    -> the same from a debug build (CI: 8 minutes instead of 16 on 2 cores;
 #                                    it checks the packaging, not the optimiser)
-#   scripts/package.sh --order-minutes N   -> profile the running twin N minutes (default 15; 0: do not)
+#   scripts/package.sh --order-minutes N   -> profile the running twin N minutes (default 15; 0: do not,
+#                                             and link with the last order made, if any)
 #
 # A release binary has each function in its own section and is linked by lld in the order a running twin
 # executes them: the release build is run on this host at the defaults and sampled with perf
 # (scripts/order-file.sh; root), then linked again in that order, so the code that runs shares few of the
 # 64 KiB blocks the kernel maps around each code fault (docs/OBSERVATION.md, "Memory of `run`"). Without
-# root or perf the binary is linked in the compiler's order and the script says so.
+# root or perf the script says so and links with the last order made (the compiler's on a fresh tree).
 #
 # The binary links the Swift runtime statically (--static-swift-stdlib): it needs only glibc, libstdc++,
 # libgcc, libm, zlib, libsqlite3, libzstd, liblz4 and libsnappy, all in Debian. The package installs it as /usr/bin/hosttwin
@@ -52,7 +53,7 @@ if [ "$config" = release ] && [ "$order_minutes" != 0 ]; then
         rm -f "$bin"
         build # links again (the flags are the same, so nothing recompiles)
     else
-        echo "code left in the compiler's order: profiling the running twin needs root and perf (Debian: linux-perf)" >&2
+        echo "code not profiled (linked in the last order made, if any): profiling the running twin needs root and perf (Debian: linux-perf)" >&2
     fi
 fi
 mkdir -p dist
