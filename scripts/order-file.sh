@@ -10,6 +10,7 @@
 # functions. Needs root (perf on another process) and perf (Debian: linux-perf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/prometheus-lib.sh # free_port
 [ $# -ge 2 ] || { sed -n '2,10p' "$0" >&2; exit 2; }
 bin=$(realpath "$1")
 out=$2
@@ -19,7 +20,7 @@ work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$bin" run --data-dir "$work/data" --listen "127.0.0.1:$port" > "$work/run.log" 2>&1 &
 pid=$!
 start=$SECONDS

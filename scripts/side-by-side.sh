@@ -11,6 +11,7 @@
 # directory (readings.txt). Runs started together share what else the host does; compare within one run
 # of this script.
 set -euo pipefail
+. "$(dirname "$0")/prometheus-lib.sh" # free_port
 [ $# -ge 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
 minutes=$1
 shift
@@ -21,7 +22,7 @@ trap stop EXIT
 i=0
 for bin in "$@"; do
     i=$((i + 1))
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(free_port)
     "$bin" run --data-dir "$dir/d$i" --listen "127.0.0.1:$port" > "$dir/run$i.log" 2>&1 &
     pids+=($!)
 done

@@ -38,12 +38,12 @@ import TwinServer
         return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
     }
 
-    static func startRun(_ dir: String, port: Int, extra: [String] = ["--interval", "1s"]) throws -> Process {
+    static func startRun(_ dir: String, port: Int, extra: [String] = ["--interval", "1s"], stderr: Pipe? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try #require(binary))
         p.arguments = ["run", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"] + extra
         p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        p.standardError = stderr ?? FileHandle.nullDevice
         try p.run()
         return p
     }
@@ -251,13 +251,8 @@ import TwinServer
         defer { close(taken.fd) }
         let dir = try temporaryDirectory("e2e-port")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try #require(Self.binary))
-        p.arguments = ["run", "--data-dir", dir, "--listen", "127.0.0.1:\(taken.port)", "--log-level", "warning"]
         let err = Pipe()
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = err
-        try p.run()
+        let p = try Self.startRun(dir, port: taken.port, extra: [], stderr: err)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let exited = Self.eventually(30) { !p.isRunning }
         #expect(exited, "run exits when it cannot listen")
