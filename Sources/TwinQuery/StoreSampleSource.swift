@@ -30,9 +30,14 @@ public final class StoreSampleSource: SampleSource {
     /// most once a minute.
     private let horizons = Mutex<(raw: Int64, rollups: Int64, readAt: Int64)?>(nil)
 
-    public init(store: TwinStore, scrapeLabels: ScrapeLabels? = nil) {
+    /// The recent samples of the series read, fed by the collection loop (a running twin's rules), answering
+    /// the reads it holds whole.
+    public let recent: RecentSamples?
+
+    public init(store: TwinStore, scrapeLabels: ScrapeLabels? = nil, recent: RecentSamples? = nil) {
         self.store = store
         self.scrapeLabels = scrapeLabels
+        self.recent = recent
     }
 
     /// Every series (id, labels with `__name__`, type) matching all `matchers`. The index lock is held
@@ -85,7 +90,8 @@ public final class StoreSampleSource: SampleSource {
         let found = try matching(matchers, deadline: deadline)
         guard !found.isEmpty else { return [] }
         // The read counts the sealed samples from the rows' directories before decoding any.
-        guard let data = try store.sampleColumns(ids: found.map { $0.id }, from: from, to: to, limit: limit) else {
+        let ids = found.map(\.id)
+        guard let data = try recent?.columns(ids: ids, from: from, to: to, limit: limit) ?? store.sampleColumns(ids: ids, from: from, to: to, limit: limit) else {
             throw PromQLError.execution(Self.tooMany)
         }
         // Before the oldest raw sample only rollups can answer — if any are that old (a young store has none;

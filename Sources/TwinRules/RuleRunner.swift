@@ -60,6 +60,8 @@ public final class RuleRunner: Sendable {
     public let store: TwinStore
     public let sources: RuleSources
     public let recorded: RecordedSeries
+    /// The last minutes of the series the rules read; a running twin feeds it each committed tick.
+    public let recent: RecentSamples
     public let defaultInterval: Int64
     private let evaluator: Mutex<RuleEvaluator>
     /// When the next group is due, readable without waiting for an evaluation under way.
@@ -74,7 +76,9 @@ public final class RuleRunner: Sendable {
         self.defaultInterval = defaultInterval
         let recorded = RecordedSeries(keep: 3_600_000)
         self.recorded = recorded
-        let engine = PromQLEngine(source: LayeredSource(base: StoreSampleSource(store: store, scrapeLabels: ScrapeLabels()), recorded: recorded))
+        let recent = RecentSamples()
+        self.recent = recent
+        let engine = PromQLEngine(source: LayeredSource(base: StoreSampleSource(store: store, scrapeLabels: ScrapeLabels(), recent: recent), recorded: recorded))
         var limited = engine
         limited.timeout = 10_000
         let ev = RuleEvaluator(files: try sources.load(), context: RuleContext(engine: limited, store: store), recorded: recorded, defaultInterval: defaultInterval)

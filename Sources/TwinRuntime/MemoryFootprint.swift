@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Keeps the resident set of a long-running `run` close to what it uses.
 ///
@@ -26,13 +27,32 @@ public enum MemoryFootprint {
     /// read-only segment holds the dynamic symbol table and relocations that only start-up reads (10 MB
     /// resident; docs/OBSERVATION.md, "Memory of `run`").
     public static func dropFilePages() {
-        for mapping in fileMappings() where mapping.isCode || (mapping.isReadOnlyData && mapping.anonymousKB == 0) {
+        for mapping in mappingsToDrop() {
             guard let start = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
             // Drop the clean pages mapped so far (they come back from the page cache when used), and stop
             // readahead from reading neighbours that are not cached.
             _ = madvise(start, Int(mapping.end - mapping.start), MADV_DONTNEED)
             _ = madvise(start, Int(mapping.end - mapping.start), MADV_RANDOM)
         }
+    }
+
+    /// Read-only file mappings already looked at in smaps (by start and end): whether they hold private
+    /// copies. A read-only mapping's private copies are made at start-up (relocation), never later.
+    private static let readOnlyWithCopies = Mutex<[ClosedRange<UInt>: Bool]>([:])
+
+    /// The code and the read-only data without private copies. Reading /proc/self/smaps walks the pages of
+    /// every mapping (a third of `run`'s sealer thread when it was read at every drop); /proc/self/maps
+    /// does not, so smaps is read only when a read-only mapping is new (start-up, a library loaded since).
+    static func mappingsToDrop() -> [FileMapping] {
+        var mappings = fileMappings(from: "/proc/self/maps")
+        readOnlyWithCopies.withLock { known in
+            if mappings.contains(where: { $0.isReadOnlyData && known[$0.start...$0.end] == nil }) {
+                mappings = fileMappings(from: "/proc/self/smaps")
+                for m in mappings where m.isReadOnlyData { known[m.start...m.end] = m.anonymousKB > 0 }
+            }
+            mappings.removeAll { !$0.isCode && !($0.isReadOnlyData && known[$0.start...$0.end] == false) }
+        }
+        return mappings
     }
 
     /// A private mapping of a file, from /proc/self/smaps.
@@ -44,9 +64,10 @@ public enum MemoryFootprint {
         var isReadOnlyData: Bool { permissions.hasPrefix("r--p") }
     }
 
-    /// The process's mappings of files (a path in /proc/self/smaps), with their private copies' size.
-    static func fileMappings() -> [FileMapping] {
-        guard let f = fopen("/proc/self/smaps", "r") else { return [] }
+    /// The process's mappings of files (a path in /proc/self/smaps), with their private copies' size
+    /// (from /proc/self/maps: the mappings alone, sizes 0).
+    static func fileMappings(from path: String = "/proc/self/smaps") -> [FileMapping] {
+        guard let f = fopen(path, "r") else { return [] }
         defer { fclose(f) }
         var mappings: [FileMapping] = []
         var current: FileMapping?

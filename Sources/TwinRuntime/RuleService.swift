@@ -41,6 +41,7 @@ public final class RuleService: Service, TickSink {
     }
 
     public func committed(_ tick: CommittedTick) {
+        runner.recent.feed(at: tick.time, ids: tick.ids, values: tick.values)
         latest.withLock { held in
             var (first, s) = held ?? (tick.time, StateSnapshot(time: tick.time, entities: [:], complete: false))
             s.time = tick.time

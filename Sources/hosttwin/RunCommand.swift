@@ -90,7 +90,7 @@ struct RunCommand: AsyncParsableCommand {
                                                          storage: policy, dataPolicy: setup.policy, keys: setup.keys, maxTicks: ticks, changeDriven: changeDriven)
         collecting.cpuBudget = budget
         let collection = CollectionService(store: twinStore, configuration: collecting, sinks: [live, rules], logger: logger)
-        let app = try TwinHTTPServer.application(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
+        let app = try TwinHTTPServer.service(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
             log.info("serving \(setup.url):\(actualPort)/ (dashboard /, Prometheus API /api/v1/query, state API /api/v1/twin/...)")
         }
         logger.info("observing this host every \(intervalMs) ms into \(dataDir)")

@@ -99,7 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
         let log = logger
         let role = followed.map { "; a read-only replica of \($0.host):\($0.port)" }
             ?? (hub == nil ? "" : "; accepting pushes from agents (/api/v1/sync/push) and Prometheus remote_write (/api/v1/write)" + (upstreams.isEmpty ? "" : ", relaying to \(pushURLs.joined(separator: ", "))"))
-        let app = try TwinHTTPServer.application(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
+        let app = try TwinHTTPServer.service(api: api, host: setup.host, port: setup.port, tls: setup.tls, logger: logger) { actualPort in
             log.info("serving \(twinStore.dataDir) on \(setup.url):\(actualPort)/\(role)")
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: AuditAnchorService(audit: setup.audit))]

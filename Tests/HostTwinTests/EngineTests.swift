@@ -409,6 +409,63 @@ import TwinQuery
     }
 }
 
+/// A running twin's rules read their recent windows from memory fed tick by tick (`RecentSamples`): every
+/// read must be what the store answers, through head windows sealed, series appearing late and sampled
+/// seldom, ranges reaching back before what memory holds, and a clock set back.
+@Suite struct RecentSamplesTests {
+    @Test func readsFromMemoryAreWhatTheStoreAnswers() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TwinStore.open(dataDir: dir)
+        let w = TwinWriter(store: store, policy: .testing)
+        let recent = RecentSamples(keep: 120_000)
+        let fed = StoreSampleSource(store: store, recent: recent), plain = StoreSampleSource(store: store)
+        let t0 = EngineTests.t0 + 3_600_000 - 250_000 // an hour boundary inside the run
+        let selectors: [[Matcher]] = [
+            [try Matcher(name: "__name__", op: .equal, value: "a")],
+            [try Matcher(name: "__name__", op: .equal, value: "a"), try Matcher(name: "k", op: .regex, value: "x|z")],
+            [try Matcher(name: "__name__", op: .equal, value: "slow")],
+            [try Matcher(name: "__name__", op: .equal, value: "late")],
+        ]
+        var compared = 0
+        func compare(at t: Int64) throws {
+            for m in selectors {
+                for range: Int64 in [1_000, 60_000, 100_000, 300_000] {
+                    let a = try fed.select(m, from: t - range, to: t, limit: .max, deadline: .max)
+                    let b = try plain.select(m, from: t - range, to: t, limit: .max, deadline: .max)
+                    #expect(a.map(\.labels) == b.map(\.labels) && a.map(\.t) == b.map(\.t) && a.map(\.v) == b.map(\.v), "\(m) over \(range) ms at \(t)")
+                    compared += 1
+                }
+            }
+        }
+        try w.begin(now: t0, interval: 1000)
+        for i in 0..<500 {
+            let t = t0 + Int64(i) * 1000
+            var o = Observation(timestamp: t)
+            o.add("a", Labels(["k": "x"]), Double(i), .counter)
+            if i % 7 != 3 { o.add("a", Labels(["k": "y"]), sin(Double(i))) } // missing now and then
+            if i % 15 == 0 { o.add("slow", .empty, Double(i)) }
+            if i >= 200 { o.add("late", .empty, Double(i % 4)) }
+            if i == 320 { o.add("a", Labels(["k": "z"]), 1) } // a new series among those already read
+            let r = try w.commit(o)
+            recent.feed(at: t, ids: r.ids, values: r.values)
+            if i % 5 == 0 { try compare(at: t) }
+        }
+        let reads = recent.reads
+        #expect(reads.answered > compared / 3, "answered from memory: \(reads.answered) of \(compared)")
+        #expect(reads.declined > 0)
+        // The clock set back: memory starts over and declines until it holds the range again.
+        let back = t0 + 100_000
+        var o = Observation(timestamp: back)
+        o.add("a", Labels(["k": "x"]), -1, .counter)
+        recent.feed(at: back, ids: [1], values: [-1])
+        let before = recent.reads.answered
+        try compare(at: back - 1_000)
+        #expect(recent.reads.answered == before)
+        try w.finish(now: t0 + 600_000)
+    }
+}
+
 /// `check` finds damage and names it; `repair` keeps everything intact and moves the rest aside.
 @Suite struct CheckRepairTests {
     func filledStore(series: Int = 3) throws -> (String, [Int64]) {

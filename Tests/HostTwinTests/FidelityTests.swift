@@ -336,6 +336,13 @@ import TwinStorage
         try #require(!relocated.isEmpty, "a dynamically linked test binary has relocated read-only data")
         try #require(cleanResident > 256, "start-up left read-only file pages resident: \(cleanResident) kB")
 
+        // The mappings dropped (read from /proc/self/maps once smaps has been read): code and the clean
+        // read-only data, never the relocated.
+        let dropped = Set(MemoryFootprint.mappingsToDrop().map(\.start))
+        #expect(relocated.allSatisfy { !dropped.contains($0.start) })
+        #expect(clean.allSatisfy { dropped.contains($0.start) })
+        #expect(before.filter(\.isCode).allSatisfy { dropped.contains($0.start) })
+
         MemoryFootprint.dropFilePages()
 
         let after = Dictionary(MemoryFootprint.fileMappings().map { ($0.start, $0) }, uniquingKeysWith: { a, _ in a })

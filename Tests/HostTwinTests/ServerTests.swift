@@ -235,6 +235,11 @@ import TwinStorage
         let text = try #require(LoopbackHTTP.request(port: port, method: "GET", path: "/metrics"))
         #expect(text.body.contains("\nnode_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} ") && text.body.contains("hosttwin_ticks_total "))
         #expect(text.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+        // The Date header (formatted when a response is written in a new second) and the server's name.
+        let sent = Int(Date().timeIntervalSince1970)
+        let date = try #require(text.headers["date"])
+        #expect([sent - 1, sent, sent + 1].map(HTTPDateHeader.format).contains(date), "Date: \(date)")
+        #expect(text.headers["server"] == "hosttwin")
         let om = try #require(LoopbackHTTP.request(port: port, method: "GET", path: "/metrics", headers: ["Accept": "application/openmetrics-text; version=1.0.0"]))
         #expect(om.headers["content-type"]?.hasPrefix("application/openmetrics-text") == true)
         #expect(om.body.hasSuffix("# EOF\n") && om.body.contains("# TYPE node_cpu_seconds counter\n") && !om.body.contains("# TYPE node_cpu_seconds_total"))
@@ -276,6 +281,24 @@ import TwinStorage
 
 /// gzip content coding: what the server sends inflates back to the original, and `Accept-Encoding`
 /// is read as HTTP defines it.
+/// The `Date` header as RFC 9110 writes it (IMF-fixdate), checked against Foundation's formatter.
+@Suite struct HTTPDateHeaderTests {
+    @Test func formatsIMFFixdate() {
+        #expect(HTTPDateHeader.format(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT") // RFC 9110's example
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        var random = SeededRandom(seed: 11)
+        for _ in 0..<200 {
+            let t = Int(random.next() % 4_102_444_800) // 1970 to 2100
+            #expect(HTTPDateHeader.format(t) == f.string(from: Date(timeIntervalSince1970: Double(t))))
+        }
+        let now = Int(Date().timeIntervalSince1970)
+        #expect([now, now + 1].map(HTTPDateHeader.format).contains(HTTPDateHeader().now()))
+    }
+}
+
 /// Query strings and form bodies: every parameter of every request goes through this decoder.
 @Suite struct FormDecodingTests {
     @Test func formValuesAreDecodedAsURLSearchParamsAre() {

@@ -1,0 +1,103 @@
+import Synchronization
+import TwinStorage
+
+/// The last minutes of the series a reader asked for, fed tick by tick with what the store committed, so
+/// that rules evaluated every few seconds read their windows from memory instead of the store's chunks and
+/// log (the rules were about half of a quiet `run`'s CPU outside the collection thread; docs/OBSERVATION.md).
+///
+/// A series is held from the first tick after it was first asked for, and only while it is asked for; a
+/// read is answered from memory only when every series it selects is held over the whole range, else from
+/// the store (``StoreSampleSource`` falls back), so the answer is always the store's. Thread-safe: the
+/// collection thread feeds while the rule task reads.
+public final class RecentSamples: Sendable {
+    /// How far back each held series is kept (ms before the newest tick).
+    public let keep: Int64
+    /// A series not asked for in this long is let go (ms).
+    static let idle: Int64 = 10 * 60_000
+
+    struct Window {
+        /// Every sample of the series at or after this time is held (ms).
+        var since: Int64
+        var askedAt: Int64
+        var t: [Int64] = []
+        var v: [Double] = []
+
+        mutating func append(_ time: Int64, _ value: Double) {
+            t.append(time)
+            v.append(value)
+        }
+    }
+    struct Held {
+        var windows: [Int64: Window] = [:]
+        /// The newest tick fed (.min: none yet, nothing is held).
+        var latest: Int64 = .min
+        var trimmedAt: Int64 = .min
+        /// Reads answered from memory and from the store, for tests and benchmarks.
+        var answered = 0, declined = 0
+    }
+    private let held = Mutex(Held())
+
+    public init(keep: Int64 = 6 * 60_000) { self.keep = keep }
+
+    /// Takes a committed tick: its time and the store's series ids and values.
+    public func feed(at t: Int64, ids: [Int64], values: [Double]) {
+        held.withLock { h in
+            if t <= h.latest { h = Held(answered: h.answered, declined: h.declined) } // the clock went back: start over
+            h.latest = t
+            guard !h.windows.isEmpty else { return }
+            for (i, id) in ids.enumerated() { h.windows[id]?.append(t, values[i]) }
+            if t >= h.trimmedAt &+ 60_000 { h.trim(at: t, keep: keep) }
+        }
+    }
+
+    /// The samples of `ids` in `[from, to]` (series without any left out), or nil when memory does not
+    /// hold them all over the range or they are more than `limit`. The ids not held yet are held from the
+    /// next tick on.
+    func columns(ids: [Int64], from: Int64, to: Int64, limit: Int) -> [Int64: SampleColumns]? {
+        held.withLock { h -> [Int64: SampleColumns]? in
+            guard h.latest != .min else { return nil } // never fed: not a running twin's rules
+            var complete = to <= h.latest
+            for id in ids {
+                if let w = h.windows[id] {
+                    h.windows[id]!.askedAt = h.latest
+                    if w.since > from { complete = false }
+                } else {
+                    h.windows[id] = Window(since: h.latest + 1, askedAt: h.latest)
+                    complete = false
+                }
+            }
+            guard complete else { h.declined += 1; return nil }
+            var out: [Int64: SampleColumns] = [:]
+            var count = 0
+            for id in ids {
+                let w = h.windows[id]!
+                let a = Evaluation.lowerBound(w.t, from), b = Evaluation.upperBound(w.t, to)
+                guard a < b else { continue }
+                count += b - a
+                if count > limit { h.declined += 1; return nil }
+                out[id] = SampleColumns(t: Array(w.t[a..<b]), v: Array(w.v[a..<b]))
+            }
+            h.answered += 1
+            return out
+        }
+    }
+
+    /// Reads answered from memory and reads left to the store so far.
+    public var reads: (answered: Int, declined: Int) { held.withLock { ($0.answered, $0.declined) } }
+}
+
+extension RecentSamples.Held {
+    /// Drops samples older than `keep` and the series not asked for lately.
+    mutating func trim(at t: Int64, keep: Int64) {
+        trimmedAt = t
+        let cut = t - keep
+        for (id, w) in windows {
+            if t - w.askedAt > RecentSamples.idle { windows[id] = nil; continue }
+            let drop = Evaluation.lowerBound(w.t, cut)
+            guard drop > 0 || w.since < cut else { continue }
+            windows[id]!.t.removeFirst(drop)
+            windows[id]!.v.removeFirst(drop)
+            windows[id]!.since = max(w.since, cut)
+        }
+    }
+}
