@@ -24,6 +24,8 @@ public final class StoreSampleSource: SampleSource {
         var byName: [String: [Int]] = [:]
         /// ``scrapeLabels`` with the instance decided (once, at the first series).
         var scrape: ScrapeLabels?
+        /// ``RecentSamples/seriesGeneration`` when the catalog was last read.
+        var generation: Int?
     }
     private let index = Mutex(Index())
     /// The oldest raw sample's time, the oldest rollup point's, and when they were read (ms); re-read at
@@ -44,8 +46,13 @@ public final class StoreSampleSource: SampleSource {
     /// only to bring the index up to date and take a snapshot; matching runs outside it (a slow regular
     /// expression delays no other query) and stops with a timeout once the clock passes `deadline`.
     public func matching(_ matchers: [Matcher], deadline: Int64 = .max) throws -> [(id: Int64, labels: Labels, type: MetricType)] {
-        let catalog = try store.seriesCatalog()
-        let ix = index.withLock { ix in
+        // Fed by the ticks, the source knows when the store has new series: until then the catalog (a read
+        // transaction) is not read again.
+        let generation = recent?.seriesGeneration
+        let unchanged = generation.flatMap { g in index.withLock { $0.generation == g ? $0 : nil } }
+        let catalog = unchanged == nil ? try store.seriesCatalog() : []
+        let ix = unchanged ?? index.withLock { ix in
+            ix.generation = generation
             if ix.count < catalog.count {
                 if ix.scrape == nil { ix.scrape = scrapeLabels?.resolved(store) }
                 for s in catalog[ix.count...] {
@@ -91,13 +98,17 @@ public final class StoreSampleSource: SampleSource {
         guard !found.isEmpty else { return [] }
         // The read counts the sealed samples from the rows' directories before decoding any.
         let ids = found.map(\.id)
-        guard let data = try recent?.columns(ids: ids, from: from, to: to, limit: limit) ?? store.sampleColumns(ids: ids, from: from, to: to, limit: limit) else {
-            throw PromQLError.execution(Self.tooMany)
+        let data: [Int64: SampleColumns], horizon: Int64
+        if let held = recent?.columns(ids: ids, from: from, to: to, limit: limit) {
+            // Memory holds raw samples from `from` on, so the store's oldest raw sample is no later.
+            (data, horizon) = (held, .min)
+        } else {
+            guard let read = try store.sampleColumns(ids: ids, from: from, to: to, limit: limit) else { throw PromQLError.execution(Self.tooMany) }
+            // Before the oldest raw sample only rollups can answer — if any are that old (a young store has none;
+            // a rollup minute that begins less than a minute before the oldest raw sample holds those same samples).
+            let (raw, rollups) = try oldestSamples()
+            (data, horizon) = (read, raw > .min + 60_000 && rollups <= raw - 60_000 ? raw : .min)
         }
-        // Before the oldest raw sample only rollups can answer — if any are that old (a young store has none;
-        // a rollup minute that begins less than a minute before the oldest raw sample holds those same samples).
-        let (raw, rollups) = try oldestSamples()
-        let horizon = raw > .min + 60_000 && rollups <= raw - 60_000 ? raw : .min
         if from < horizon, Double(found.count) * ((Double(min(to, horizon)) - Double(from)) / 60_000 + 1) > Double(limit) {
             throw PromQLError.execution(Self.tooMany)
         }

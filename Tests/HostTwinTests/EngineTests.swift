@@ -3,7 +3,7 @@ import GRDB
 import Testing
 import TwinCore
 @testable import TwinStorage
-import TwinQuery
+@testable import TwinQuery
 
 /// The storage engine: bulk ingest, sealing, compaction into hours, rollup tiers, retention, log recovery.
 @Suite struct EngineTests {
@@ -463,6 +463,35 @@ import TwinQuery
         try compare(at: back - 1_000)
         #expect(recent.reads.answered == before)
         try w.finish(now: t0 + 600_000)
+    }
+
+    /// Ids of any size, the read limit, and series let go when not asked for: memory on its own.
+    @Test func holdsWhatIsAskedForAndLetsIdleSeriesGo() {
+        let r = RecentSamples(keep: 60_000)
+        let big: Int64 = 1 << 40, small: Int64 = 7
+        #expect(r.columns(ids: [small], from: 0, to: 0, limit: .max) == nil) // never fed
+        r.feed(at: 1000, ids: [small, big], values: [0, 0])
+        #expect(r.columns(ids: [small, big], from: 1000, to: 1000, limit: .max) == nil) // held from the next tick
+        for k in 2...30 { r.feed(at: Int64(k) * 1000, ids: [big, 3, small], values: [Double(k), -1, Double(-k)]) }
+        let got = r.columns(ids: [small, big], from: 2000, to: 30_000, limit: .max)
+        #expect(got?[big]?.v == (2...30).map(Double.init) && got?[small]?.v == (2...30).map { -Double($0) })
+        #expect(got?[big]?.t == (2...30).map { Int64($0) * 1000 })
+        #expect(r.columns(ids: [small, big], from: 2000, to: 30_000, limit: 57) == nil, "58 samples over a limit of 57")
+        #expect(r.columns(ids: [small], from: 2000, to: 31_000, limit: .max) == nil, "a range past the newest tick")
+        // Kept a minute (trimmed once a minute): a range reaching further back goes to the store.
+        for k in 31...130 { r.feed(at: Int64(k) * 1000, ids: [big, small], values: [Double(k), 0]) }
+        #expect(r.columns(ids: [big], from: 30_000, to: 130_000, limit: .max) == nil)
+        #expect(r.columns(ids: [big], from: 62_000, to: 130_000, limit: .max)?[big]?.v == (62...130).map(Double.init))
+        // Not asked for in ten minutes: let go, then held again from the next tick on.
+        for k in 131...(131 + 11 * 60) {
+            r.feed(at: Int64(k) * 1000, ids: [big, small], values: [1, 1])
+            if k % 60 == 0 { _ = r.columns(ids: [big], from: Int64(k) * 1000, to: Int64(k) * 1000, limit: .max) }
+        }
+        let now: Int64 = (131 + 11 * 60) * 1000
+        #expect(r.columns(ids: [small], from: now, to: now, limit: .max) == nil)
+        #expect(r.columns(ids: [big], from: now - 5000, to: now, limit: .max)?[big]?.v == [1, 1, 1, 1, 1, 1], "asked for throughout")
+        r.feed(at: now + 1000, ids: [small], values: [9])
+        #expect(r.columns(ids: [small], from: now + 1, to: now + 1000, limit: .max)?[small]?.v == [9])
     }
 }
 
