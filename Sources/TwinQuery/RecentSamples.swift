@@ -3,7 +3,7 @@ import TwinStorage
 
 /// The last minutes of the series a reader asked for, fed tick by tick with what the store committed, so
 /// that rules evaluated every few seconds read their windows from memory instead of the store's chunks and
-/// log (the rules were about half of a quiet `run`'s CPU outside the collection thread; docs/OBSERVATION.md).
+/// log (the rules were about a third of a quiet `run`'s CPU outside the collection thread; docs/OBSERVATION.md).
 ///
 /// A series is held from the first tick after it was first asked for, and only while it is asked for; a
 /// read is answered from memory only when every series it selects is held over the whole range, else from
@@ -49,7 +49,10 @@ public final class RecentSamples: Sendable {
     /// Takes a committed tick: its time and the store's series ids and values.
     public func feed(at t: Int64, ids: [Int64], values: [Double]) {
         held.withLock { h in
-            if t <= h.latest { h = Held(answered: h.answered, declined: h.declined) } // the clock went back: start over
+            if t <= h.latest {
+                // The clock went back: start over, with a new series generation (catalogs read before are re-read).
+                h = Held(newestID: h.newestID, seriesAdded: h.seriesAdded + 1, answered: h.answered, declined: h.declined)
+            }
             h.latest = t
             if let top = ids.max(), top > h.newestID { (h.newestID, h.seriesAdded) = (top, h.seriesAdded + 1) }
             guard !h.windows.isEmpty else { return }
@@ -95,8 +98,8 @@ public final class RecentSamples: Sendable {
         }
     }
 
-    /// Changes whenever a tick fed brought a series new to the store (series ids only grow), so a reader's
-    /// catalog of series need not be read again while it stays; nil until a tick is fed.
+    /// Changes whenever a tick fed brought a series new to the store (series ids only grow) or the clock went
+    /// back, so a reader's catalog of series need not be read again while it stays; nil until a tick is fed.
     var seriesGeneration: Int? { held.withLock { $0.latest == .min ? nil : $0.seriesAdded } }
 
     /// Reads answered from memory and reads left to the store so far.

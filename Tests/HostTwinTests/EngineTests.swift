@@ -492,6 +492,13 @@ import TwinCore
         #expect(r.columns(ids: [big], from: now - 5000, to: now, limit: .max)?[big]?.v == [1, 1, 1, 1, 1, 1], "asked for throughout")
         r.feed(at: now + 1000, ids: [small], values: [9])
         #expect(r.columns(ids: [small], from: now + 1, to: now + 1000, limit: .max)?[small]?.v == [9])
+        // The series generation moves with a new id and with the clock set back, never back to a value seen.
+        let generation = r.seriesGeneration ?? 0
+        r.feed(at: now + 2000, ids: [big + 1], values: [0])
+        #expect(r.seriesGeneration == generation + 1)
+        r.feed(at: 5000, ids: [small], values: [0])
+        #expect(r.seriesGeneration == generation + 2)
+        #expect(r.columns(ids: [small], from: 5000, to: 5000, limit: .max) == nil, "nothing held after the clock went back")
     }
 }
 
