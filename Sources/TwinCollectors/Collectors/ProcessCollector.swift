@@ -192,8 +192,8 @@ public final class ProcessCollector: Collector {
         users.refreshIfNeeded(ctx.paths, ctx.reader)
         var entities: [Entity] = []
         entities.reserveCapacity(known.count + 8)
-        // Processes are updated in place: copying each one's facts into a new table every tick was a fifth
-        // of this collector's time (their strings' reference counts).
+        // Processes are updated in place: copying each one's facts into a new table every tick (and
+        // destroying the old) was 16 % of this collector's samples in a quiet run's profile.
         var listed = 0
         var stateCounts: [Character: Int] = [:]
         var threadsTotal = 0
