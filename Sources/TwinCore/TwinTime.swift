@@ -135,6 +135,18 @@ public enum TwinTime {
         return s + "Z"
     }
 
+    /// Seconds since the epoch as HTTP's `Date` writes them (RFC 9110's IMF-fixdate): "Sun, 06 Nov 1994 08:49:37 GMT".
+    public static func httpDate(_ seconds: Int64) -> String {
+        let days = Int((Double(seconds) / 86400).rounded(.down))
+        let rem = Int(seconds - Int64(days) * 86400)
+        let (y, m, d) = civilFromDays(days)
+        let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func p2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        // 1970-01-01 was a Thursday.
+        return "\(weekdays[((days + 4) % 7 + 7) % 7]), \(p2(d)) \(months[m - 1]) \(y) \(p2(rem / 3600)):\(p2(rem / 60 % 60)):\(p2(rem % 60)) GMT"
+    }
+
     // Howard Hinnant's civil-date algorithms.
     static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
         let y = m <= 2 ? y0 - 1 : y0
