@@ -94,8 +94,8 @@ def code_by_module(pid, pagemap, unstripped, order):
             continue
         for i, resident in enumerate(present_pages(pagemap, start, end)):
             position = offset + i * PAGE
-            for seg_offset, seg_address, size in segments:
-                if resident and seg_offset <= position < seg_offset + size:
+            for seg_offset, seg_address, size in segments if resident else ():
+                if seg_offset <= position < seg_offset + size:
                     blocks.add((position - seg_offset + seg_address) // BLOCK)
     inside, outside = 0, collections.Counter()
     for block in blocks:
