@@ -126,26 +126,33 @@ public enum TwinTime {
     public static func rfc3339(_ ms: Int64) -> String {
         let secs = Int64((Double(ms) / 1000).rounded(.down))
         let frac = Int(ms - secs * 1000)
-        let days = Int((Double(secs) / 86400).rounded(.down))
-        let rem = Int(secs - Int64(days) * 86400)
+        let (days, rem) = daysAndSeconds(secs)
         let (y, m, d) = civilFromDays(days)
-        func p2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        var s = "\(y)-\(p2(m))-\(p2(d))T\(p2(rem / 3600)):\(p2(rem / 60 % 60)):\(p2(rem % 60))"
+        var s = "\(y)-\(p2(m))-\(p2(d))T\(clock(rem))"
         if frac != 0 { s += "." + String(String(frac + 1000).dropFirst()) }
         return s + "Z"
     }
 
     /// Seconds since the epoch as HTTP's `Date` writes them (RFC 9110's IMF-fixdate): "Sun, 06 Nov 1994 08:49:37 GMT".
     public static func httpDate(_ seconds: Int64) -> String {
-        let days = Int((Double(seconds) / 86400).rounded(.down))
-        let rem = Int(seconds - Int64(days) * 86400)
+        let (days, rem) = daysAndSeconds(seconds)
         let (y, m, d) = civilFromDays(days)
         let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        func p2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
         // 1970-01-01 was a Thursday.
-        return "\(weekdays[((days + 4) % 7 + 7) % 7]), \(p2(d)) \(months[m - 1]) \(y) \(p2(rem / 3600)):\(p2(rem / 60 % 60)):\(p2(rem % 60)) GMT"
+        return "\(weekdays[((days + 4) % 7 + 7) % 7]), \(p2(d)) \(months[m - 1]) \(y) \(clock(rem)) GMT"
     }
+
+    /// Whole days since the epoch (rounded down) and the seconds into the last of them.
+    private static func daysAndSeconds(_ seconds: Int64) -> (days: Int, seconds: Int) {
+        let days = Int((Double(seconds) / 86400).rounded(.down))
+        return (days, Int(seconds - Int64(days) * 86400))
+    }
+
+    /// "HH:MM:SS" of seconds into a day.
+    private static func clock(_ s: Int) -> String { "\(p2(s / 3600)):\(p2(s / 60 % 60)):\(p2(s % 60))" }
+
+    private static func p2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
 
     // Howard Hinnant's civil-date algorithms.
     static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
