@@ -137,17 +137,23 @@ extension TwinStore {
         return out
     }
 
-    /// Samples of `ids` in `[from, to]` from sealed chunk rows, as tuples (see ``sealedColumns``).
-    func sealedSamples(_ db: any StoreStatements, ids: [Int64], from: Int64, to: Int64) throws -> [Int64: [(Int64, Double)]] {
-        try sealedColumns(db, ids: ids, from: from, to: to)!.mapValues { Array(zip($0.t, $0.v)) }
+    /// Samples of `ids` in `[from, to]` from sealed chunk rows (see ``forEachSealedColumns``), keyed by
+    /// series id; nil when the overlapping chunks hold more than `limit` samples.
+    func sealedColumns(_ db: any StoreStatements, ids: [Int64], from: Int64, to: Int64, limit: Int = .max) throws -> [Int64: SampleColumns]? {
+        var out: [Int64: SampleColumns] = [:]
+        guard try forEachSealedColumns(db, ids: ids, from: from, to: to, limit: limit, { out[$0] = $1 }) else { return nil }
+        return out
     }
 
-    /// Samples of `ids` in `[from, to]` from sealed chunk rows, read group by group so a row shared by
-    /// several requested series is read once. Decoded chunks are kept in ``chunkCache`` and reused (the
-    /// row's data is read only when a requested series in its directory misses the cache); each series'
-    /// parts in range are copied once into its columns. Nil when the overlapping chunks hold more than
+    /// Hands `body` the samples of each of `ids` in `[from, to]` from sealed chunk rows, read group by
+    /// group so a row shared by several requested series is read once; a group's columns are handed over
+    /// when it is read, so a caller that reduces them (to minute points) holds one group's samples at a
+    /// time. Decoded chunks are kept in ``chunkCache`` and reused (the row's data is read only when a
+    /// requested series in its directory misses the cache); each series' parts in range are copied once
+    /// into its columns. False, with nothing handed over, when the overlapping chunks hold more than
     /// `limit` samples.
-    func sealedColumns(_ db: any StoreStatements, ids: [Int64], from: Int64, to: Int64, limit: Int = .max) throws -> [Int64: SampleColumns]? {
+    func forEachSealedColumns(_ db: any StoreStatements, ids: [Int64], from: Int64, to: Int64, limit: Int = .max,
+                              _ body: (Int64, SampleColumns) throws -> Void) throws -> Bool {
         // Directories first: the bound is known before anything is decoded.
         var bound = 0
         var groups: [(group: Int64, wanted: [Int64], expected: [Int], rows: [(key: ChunkCache.Key, inRow: [Int64])])] = []
@@ -175,11 +181,10 @@ extension TwinStore {
             }
             groups.append((group, wanted, expected, rows))
         }
-        if bound > limit { return nil }
+        if bound > limit { return false }
         // A read larger than half the cache would only push out what smaller reads come back for; it
         // decodes the chunks inside the range straight into the series' columns.
         let keep = bound <= chunkCache.withLock { $0.capacity } / 2
-        var out: [Int64: SampleColumns] = [:]
         for (group, wanted, expected, rows) in groups {
             var slot: [Int64: Int] = [:]
             var ts: [[Int64]] = [], vs: [[Double]] = []
@@ -240,10 +245,11 @@ extension TwinStore {
                 for (id, c) in decoded { add(slot[id]!, c) }
             }
             for (i, id) in wanted.enumerated() {
-                out[id] = unordered[i] ? SampleColumns(TwinStore.ordered(Array(zip(ts[i], vs[i])))) : SampleColumns(t: ts[i], v: vs[i])
+                try body(id, unordered[i] ? SampleColumns(TwinStore.ordered(Array(zip(ts[i], vs[i])))) : SampleColumns(t: ts[i], v: vs[i]))
+                (ts[i], vs[i]) = ([], [])
             }
         }
-        return out
+        return true
     }
 
     /// The chunk rows of `groups` overlapping `[from, to]`, by group, oldest first, without their directory
@@ -345,8 +351,9 @@ extension TwinStore {
                 covered = end
             }
             if covered <= to {
-                for (id, list) in try self.sealedSamples(db, ids: ids, from: covered, to: to) {
-                    points[id, default: []] += Rollup.points(list, step: minute)
+                // Folded group by group: the samples of a long range are many times the size of their minutes.
+                _ = try self.forEachSealedColumns(db, ids: ids, from: covered, to: to) { id, c in
+                    if !c.t.isEmpty { points[id, default: []] += Rollup.points(zip(c.t, c.v), step: minute) }
                 }
                 tiers.append("raw")
             }

@@ -12,7 +12,8 @@ struct AnomaliesCommand: ParsableCommand {
         abstract: "Anomalies of the stored series in a window, the host-level anomaly rate, and early warnings of common failures.",
         discussion: """
         Every series is streamed minute by minute (gauges as their mean, counters as their rate) through the streaming \
-        detector, which first learns from --history before the window; alerts inside the window are listed with the \
+        detector, which goes on from the state a running twin saved where it can (docs/ANALYTICS.md), else first \
+        learns from --history before the window; alerts inside the window are listed with the \
         series most anomalous lately, the times the host turned anomalous (5 % of its series alerting within 10 \
         minutes), and warnings: sustained PSI pressure, error counters starting to rise, memory-leak suspects, \
         filesystems on course to fill within a day, processes restarting in a loop.

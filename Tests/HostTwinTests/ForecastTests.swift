@@ -231,7 +231,7 @@ import TwinStorage
 
 /// The detectors' state is saved with the store: a restart continues exactly where it stopped.
 @Suite struct DetectorStateTests {
-    @Test func aRestoredDetectorScoresAsIfItNeverStopped() {
+    @Test func aRestoredDetectorScoresAsIfItNeverStopped() throws {
         var rng = SeededRandom(seed: 3)
         let xs = (0..<2000).map { i in 10 + sin(Double(i) / 30) + Double.random(in: -0.3...0.3, using: &rng) + (i > 1500 ? 5 : 0) }
         var continuous = NoveltyDetector()
@@ -257,6 +257,19 @@ import TwinStorage
             #expect(NoveltyDetector(state: bad) == nil)
         }
         #expect(SeriesScan(state: Array(SeriesScan().state.dropLast(3))) == nil)
+        // A scan's state keeps its alerts; one of layout 1 (without them) records from its next minute.
+        var scan = SeriesScan()
+        for (i, x) in xs.prefix(1700).enumerated() { _ = scan.feed(RollupPoint(t: Int64(i) * 60_000, min: x, max: x, sum: x, count: 1, last: x), counter: false) }
+        let state = scan.state
+        let back = try #require(SeriesScan(state: state))
+        #expect(!scan.alerts.isEmpty && back.alerts == scan.alerts && back.recordedSince == scan.recordedSince && back.state == state)
+        #expect(scan.recordedSince == 1699 * 60_000 - SeriesScan.recordSpan && scan.alerts.allSatisfy { $0.t >= scan.recordedSince })
+        let layoutOne = [1] + Array(state[1..<26]) + Array(state[(42 + 24 * scan.alerts.count)...])
+        let old = try #require(SeriesScan(state: layoutOne))
+        #expect(old.alerts.isEmpty && old.recordedSince == 1699 * 60_000 + 1 && old.through == scan.through)
+        for bad in [Array(state.prefix(40)), Array(state[..<34]) + [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f] + Array(state[42...])] {
+            #expect(SeriesScan(state: bad) == nil)
+        }
     }
 
     @Test func theMonitorSavesAndAScanStartsFromIt() throws {
@@ -298,6 +311,42 @@ import TwinStorage
         let fromState = try AnomalyScan.run(store: store, to: end, window: 2 * 3_600_000, history: 3_600_000)
         #expect(fromState.alerts.map(\.time) == learning.alerts.map(\.time), "\(fromState.alerts.map(\.time)) vs \(learning.alerts.map(\.time))")
         #expect(fromState.alerts.contains { $0.series == "queue_depth" })
+    }
+
+    /// A scan of a window that holds the end of a saved state (a rule's ten minutes, saved a few minutes
+    /// ago) takes the window's alerts up to that end from the state's record and reads only the minutes
+    /// after it: it finds what a scan that learns the whole history finds, with no history to learn from.
+    @Test func aScanResumesFromAStateSavedInsideItsWindow() throws {
+        let t0: Int64 = 1_800_000_000_000 / 3_600_000 * 3_600_000
+        var rng = SeededRandom(seed: 9)
+        let shift = t0 + 5 * 3_600_000
+        let (store, dir) = try storeOfTicks("hosttwin-monitor-record", t0: t0, interval: 10_000, ticks: 6 * 360) { i, t in
+            var obs = Observation(timestamp: t)
+            obs.add("queue_depth", .empty, (t >= shift ? 80 : 10) + Double.random(in: -2...2, using: &rng))
+            obs.counter("requests_total", .empty, Double(i) * 5 + Double(i % 7))
+            return obs
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let end = t0 + 6 * 3_600_000 - 10_000
+        let learning = try AnomalyScan.run(store: store, to: end, window: 2 * 3_600_000, history: 4 * 3_600_000)
+        #expect(learning.alerts.contains { $0.series == "queue_depth" && $0.time >= TwinTime.rfc3339(shift) })
+        let pastLearning = try AnomalyScan.run(store: store, to: end - 30 * 60_000, window: 3_600_000, history: 4 * 3_600_000)
+        #expect(pastLearning.alerts.contains { $0.series == "queue_depth" })
+        // The monitor saved its states 25 minutes before the end, inside the window; with no history, only
+        // the record can give the alerts before that.
+        var monitor = AnomalyMonitor(store: store)
+        monitor.settle = 0
+        try monitor.advance(now: end - 25 * 60_000)
+        let first = try #require(try store.detectorStates().values.first)
+        let saved = try #require(SeriesScan(state: first.bytes))
+        #expect(saved.recordedSince <= end - 2 * 3_600_000 && saved.through! > end - 2 * 3_600_000)
+        let resumed = try AnomalyScan.run(store: store, to: end, window: 2 * 3_600_000, history: 0)
+        #expect(resumed.alerts.map(\.time) == learning.alerts.map(\.time), "\(resumed.alerts.map(\.time)) vs \(learning.alerts.map(\.time))")
+        #expect(resumed.alerts.map(\.score) == learning.alerts.map(\.score) && resumed.liveSeries == learning.liveSeries)
+        // A window that ends before the state does learns again: as before there was a state.
+        let past = try AnomalyScan.run(store: store, to: end - 30 * 60_000, window: 3_600_000, history: 4 * 3_600_000)
+        #expect(past.alerts.map(\.time) == pastLearning.alerts.map(\.time) && past.alerts.map(\.score) == pastLearning.alerts.map(\.score))
+        #expect(try AnomalyScan.run(store: store, to: end - 30 * 60_000, window: 3_600_000, history: 0).alerts.isEmpty, "nothing learned: no alert")
     }
 
     /// A series that ended (an exited process's) loses its state an hour after the newest one; a host

@@ -88,23 +88,25 @@ public enum AnomalyScan {
     }
 
     /// Scans `[to - window, to]`: each series from the state ``AnomalyMonitor`` saved when it ends before
-    /// the window, else learning from `history` before it; throws ``PromQLError/timeout(_:)``
-    /// once the clock passes `deadline` (ms), so a dashboard or API request never waits on a huge store.
-    /// Without `warnings` the early warnings (forecasts, restart loops, leak suspects) are not looked for:
-    /// a rule counting anomalous series needs only the scan.
+    /// `to` and either ends before the window or recorded its alerts since the window's start (then those
+    /// alerts are taken from it: the monitor saves every few minutes, so a rule's ten-minute scan reads the
+    /// minutes since the last save, not the hours of history); else learning from `history` before the
+    /// window. Throws ``PromQLError/timeout(_:)`` once the clock passes `deadline` (ms), so a dashboard or
+    /// API request never waits on a huge store. Without `warnings` the early warnings (forecasts, restart
+    /// loops, leak suspects) are not looked for: a rule counting anomalous series needs only the scan.
     public static func run(store: TwinStore, to: Int64, window: Int64, history: Int64, deadline: Int64 = .max,
                            warnings includeWarnings: Bool = true) throws -> AnomalyReport {
         let from = to - window
         let start = (from - history) / step * step
+        let firstMinute = from / step * step
         let catalog = try store.seriesCatalog()
         let states = (try? store.detectorStates()) ?? [:]
         var alerts: [AnomalyReport.Alert] = []
         var alertMinutes: [Int64: Int] = [:]
         var live: [String: Int] = [:]
-        // From the state the monitor saved when it ends before the window (no relearning), else learning
-        // from the history before the window.
         try minutes(store: store, ids: catalog.map(\.id), to: to, prepare: { k in
-            guard let saved = states[catalog[k].id], saved.through < from / step * step, let restored = SeriesScan(state: saved.bytes) else {
+            guard let saved = states[catalog[k].id], saved.through <= to, let restored = SeriesScan(state: saved.bytes),
+                  saved.through < firstMinute || restored.recordedSince <= firstMinute else {
                 return (start, SeriesScan())
             }
             return (saved.through + step, restored)
@@ -113,15 +115,19 @@ public enum AnomalyScan {
                 throw PromQLError.timeout("the anomaly scan ran out of time after \(k) of \(catalog.count) series; scan a shorter window")
             }
             let s = catalog[k]
+            let host = s.key.labels["host"]
+            func alert(_ t: Int64, _ score: Double, _ value: Double) {
+                alerts.append(.init(time: TwinTime.rfc3339(t), series: s.key.description, score: score, value: value, host: host))
+                alertMinutes[t, default: 0] += 1
+            }
+            // The alerts a resumed state recorded inside the window.
+            for a in resumed.alerts where a.t >= from { alert(a.t, a.score, a.value) }
+            if (points.last?.t ?? resumed.through ?? .min) >= firstMinute { live[host ?? "", default: 0] += 1 }
+            guard resumed.through != nil || points.count > 2 else { return }
             var scan = resumed
-            if points.last.map({ $0.t >= from / step * step }) == true { live[s.key.labels["host"] ?? "", default: 0] += 1 }
-            guard scan.through != nil || points.count > 2 else { return }
             for p in points {
                 guard let (x, score) = scan.feed(p, counter: s.type == .counter) else { continue }
-                if score >= NoveltyDetector.alertThreshold, p.t >= from {
-                    alerts.append(.init(time: TwinTime.rfc3339(p.t), series: s.key.description, score: score, value: x, host: s.key.labels["host"]))
-                    alertMinutes[p.t, default: 0] += 1
-                }
+                if score >= NoveltyDetector.alertThreshold, p.t >= from { alert(p.t, score, x) }
             }
         }
         alerts.sort { $0.time < $1.time }
