@@ -53,7 +53,8 @@ public enum TwinCondition: Sendable, CustomStringConvertible {
     public var refresh: Int64 {
         switch self {
         case .forecast: return 300_000
-        // A scan of every series' detector (about 0.1 s on this host): as often as the anomaly monitor saves them.
+        // A scan of every series from its saved detector state (the minutes since the anomaly monitor's last
+        // pass, and the alerts the state recorded): as often as the monitor saves them.
         case .anomaly: return 300_000
         case .state, .silent, .compliance: return 0
         case .restartLoop: return 60_000

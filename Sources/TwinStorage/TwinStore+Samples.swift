@@ -150,9 +150,9 @@ extension TwinStore {
     /// when it is read, so a caller that reduces them (to minute points) holds one group's samples at a
     /// time. Decoded chunks are kept in ``chunkCache`` and reused (the row's data is read only when a
     /// requested series in its directory misses the cache); each series' parts in range are copied once
-    /// into its columns. False, with nothing handed over, when the overlapping chunks hold more than
-    /// `limit` samples.
-    func forEachSealedColumns(_ db: any StoreStatements, ids: [Int64], from: Int64, to: Int64, limit: Int = .max,
+    /// into its columns. Without `cached`, what is read is not added to the caches (what is there is
+    /// used). False, with nothing handed over, when the overlapping chunks hold more than `limit` samples.
+    func forEachSealedColumns(_ db: any StoreStatements, ids: [Int64], from: Int64, to: Int64, limit: Int = .max, cached: Bool = true,
                               _ body: (Int64, SampleColumns) throws -> Void) throws -> Bool {
         // Directories first: the bound is known before anything is decoded.
         var bound = 0
@@ -168,9 +168,11 @@ extension TwinStore {
                 if let hit = directoryCache.withLock({ $0[key] }) { directory = hit } else {
                     let members = try fetched[key.id] ?? db.value("SELECT members FROM chunks WHERE id = ?", [key.id]) ?? .null
                     directory = try Self.directory(members, row: key.id, group: group, of: wanted)
-                    directoryCache.withLock { cache in
-                        if cache.count >= 16_384 { cache.removeAll() }
-                        cache[key] = directory
+                    if cached {
+                        directoryCache.withLock { cache in
+                            if cache.count >= 16_384 { cache.removeAll() }
+                            cache[key] = directory
+                        }
                     }
                 }
                 var inRow: [Int64] = []
@@ -184,7 +186,7 @@ extension TwinStore {
         if bound > limit { return false }
         // A read larger than half the cache would only push out what smaller reads come back for; it
         // decodes the chunks inside the range straight into the series' columns.
-        let keep = bound <= chunkCache.withLock { $0.capacity } / 2
+        let keep = cached && bound <= chunkCache.withLock { $0.capacity } / 2
         for (group, wanted, expected, rows) in groups {
             var slot: [Int64: Int] = [:]
             var ts: [[Int64]] = [], vs: [[Double]] = []
@@ -216,7 +218,7 @@ extension TwinStore {
                     }
                 }
                 for (i, c) in hits { add(i, c) }
-                guard !missed.isEmpty, let (members, data) = try inflatedRow(db, rowKey, for: missed) else { continue }
+                guard !missed.isEmpty, let (members, data) = try inflatedRow(db, rowKey, for: missed, cached: cached) else { continue }
                 // Named only when something is damaged: building the name cost more than decoding a small chunk.
                 let what = { "twin.db chunk row \(rowKey.id) of series \(Self.list(Array(missed))) (series group \(group)) at \(TwinTime.rfc3339(rowKey.minT))" }
                 if !keep, rowKey.minT >= from, rowKey.maxT <= to {
@@ -290,12 +292,12 @@ extension TwinStore {
     }
 
     /// The members and inflated data of chunk row `key.id`, from ``rowDataCache`` or read and inflated
-    /// (and cached); nil when the row is gone. Damage names the row and the series `wanted` from it.
-    private func inflatedRow(_ db: any StoreStatements, _ key: ChunkCache.Key, for wanted: Set<Int64>) throws -> (members: [GroupBlock.Member], data: [UInt8])? {
+    /// (and cached when `cached`); nil when the row is gone. Damage names the row and the series `wanted` from it.
+    private func inflatedRow(_ db: any StoreStatements, _ key: ChunkCache.Key, for wanted: Set<Int64>, cached: Bool) throws -> (members: [GroupBlock.Member], data: [UInt8])? {
         if let hit = rowDataCache.withLock({ $0.get(key) }) { return hit }
         guard let full = try db.rows("SELECT group_id, members, data FROM chunks WHERE id = ?", [key.id]).first else { return nil }
         let row = try Self.groupMembers(full[1], full[2], what: "twin.db chunk row \(key.id) of series \(Self.list(Array(wanted))) (series group \(full[0].int64 ?? -1)) at \(TwinTime.rfc3339(key.minT))")
-        rowDataCache.withLock { $0.put(key, row.members, row.data) }
+        if cached { rowDataCache.withLock { $0.put(key, row.members, row.data) } }
         return row
     }
 
@@ -321,8 +323,11 @@ extension TwinStore {
 
     /// ``aggregate(id:from:to:step:)`` of many series in one read: a row shared by series of one group
     /// (rollups, chunks) is read and inflated once, where a read per series inflates it once per series.
-    /// Series without points in the range are absent.
-    public func aggregate(ids: [Int64], from: Int64, to: Int64, step: Int64) throws -> (points: [Int64: [RollupPoint]], tier: String) {
+    /// Series without points in the range are absent. A background pass over every series (the anomaly
+    /// monitor's, a rule's scan) reads without `cached`: the rows it reads would stay in the caches for
+    /// good (they are emptied only when full), 16 MiB of inflated rows and 4 MiB of decoded chunks hours
+    /// into a run, for reads that come back once at most.
+    public func aggregate(ids: [Int64], from: Int64, to: Int64, step: Int64, cached: Bool = true) throws -> (points: [Int64: [RollupPoint]], tier: String) {
         guard step > 0, from <= to else { throw TwinError.badInput("aggregate needs step > 0 and from <= to") }
         let minute = StoragePolicy.minute
         guard step % minute == 0 else {
@@ -352,7 +357,7 @@ extension TwinStore {
             }
             if covered <= to {
                 // Folded group by group: the samples of a long range are many times the size of their minutes.
-                _ = try self.forEachSealedColumns(db, ids: ids, from: covered, to: to) { id, c in
+                _ = try self.forEachSealedColumns(db, ids: ids, from: covered, to: to, cached: cached) { id, c in
                     if !c.t.isEmpty { points[id, default: []] += Rollup.points(zip(c.t, c.v), step: minute) }
                 }
                 tiers.append("raw")

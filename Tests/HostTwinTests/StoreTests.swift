@@ -24,6 +24,30 @@ extension StoragePolicy {
         return (place, store, w)
     }
 
+    /// A background pass over every series (the anomaly monitor's, a rule's scan) reads sealed chunks
+    /// without adding them to the caches, which are emptied only when full: what it gets is what a cached
+    /// read gets, and only the cached read fills them.
+    @Test func aBackgroundReadLeavesTheCachesEmpty() throws {
+        let t0: Int64 = 1_800_000_000_000 / 3_600_000 * 3_600_000
+        let (store, dir) = try storeOfTicks("hosttwin-uncached", t0: t0, interval: 5_000, ticks: 360) { i, t in
+            var obs = Observation(timestamp: t)
+            for k in 0..<5 { obs.add("gauge_\(k)", .empty, Double(i % (k + 3)) + Double(k)) }
+            return obs
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ids = try store.seriesCatalog().map(\.id)
+        func held() -> (chunks: Int, rows: Int, directories: Int) {
+            (store.chunkCache.withLock { $0.held }, store.rowDataCache.withLock { $0.held }, store.directoryCache.withLock { $0.count })
+        }
+        let background = try store.aggregate(ids: ids, from: t0, to: t0 + 1_800_000, step: 60_000, cached: false)
+        #expect(background.tier.hasSuffix("raw") && background.points.count == 5 && background.points.values.allSatisfy { $0.count == 30 }, "\(background.tier) \(background.points.mapValues(\.count))")
+        #expect(held() == (0, 0, 0))
+        let query = try store.aggregate(ids: ids, from: t0, to: t0 + 1_800_000, step: 60_000)
+        #expect(query.points == background.points)
+        let after = held()
+        #expect(after.chunks > 0 && after.rows > 0 && after.directories > 0, "\(after)")
+    }
+
     /// A long-lived reader (the server) decodes each log segment incrementally: reading between ticks,
     /// across head-window cuts and seals, it sees exactly the samples written, once each.
     @Test(arguments: StoreEngine.available) func longLivedReaderFollowsTheLog(_ engine: StoreEngine) throws {

@@ -67,8 +67,9 @@ public enum AnomalyScan {
     /// Calls `body` with the index of each of `ids`, in order, what `prepare` made for it, and its minutes
     /// from the start `prepare` gave to `to` (none when that start is after `to`). Reads `chunk` series at
     /// a time, those of a chunk with the same start in one read (``TwinStore/aggregate(ids:from:to:step:)``),
-    /// so a row shared by a group of series is inflated once, not once per series; `prepare` runs a chunk
-    /// ahead of its reads, so what it makes (a restored detector) is held for a chunk only.
+    /// so a row shared by a group of series is inflated once, not once per series, and without filling the
+    /// store's caches; `prepare` runs a chunk ahead of its reads, so what it makes (a restored detector) is
+    /// held for a chunk only.
     static func minutes<Prepared>(store: TwinStore, ids: [Int64], to: Int64, chunk: Int = 128,
                                   prepare: (Int) -> (from: Int64, value: Prepared),
                                   _ body: (Int, Prepared, [RollupPoint]) throws -> Void) throws {
@@ -80,7 +81,7 @@ public enum AnomalyScan {
             for (i, p) in zip(range, prepared) where p.from <= to { byStart[p.from, default: []].append(ids[i]) }
             var points: [Int64: [RollupPoint]] = [:]
             for (start, batch) in byStart {
-                points.merge(try store.aggregate(ids: batch, from: start, to: to, step: step).points) { first, _ in first }
+                points.merge(try store.aggregate(ids: batch, from: start, to: to, step: step, cached: false).points) { first, _ in first }
             }
             for (i, p) in zip(range, prepared) { try body(i, p.value, points[ids[i]] ?? []) }
             lower = range.upperBound
