@@ -325,8 +325,8 @@ extension TwinStore {
     /// (rollups, chunks) is read and inflated once, where a read per series inflates it once per series.
     /// Series without points in the range are absent. A background pass over every series (the anomaly
     /// monitor's, a rule's scan) reads without `cached`: the rows it reads would stay in the caches for
-    /// good (they are emptied only when full), 16 MiB of inflated rows and 4 MiB of decoded chunks hours
-    /// into a run, for reads that come back once at most.
+    /// good (they are emptied only when full, at 16 MiB of inflated rows and 4 MiB of decoded chunks), for
+    /// reads that come back once at most.
     public func aggregate(ids: [Int64], from: Int64, to: Int64, step: Int64, cached: Bool = true) throws -> (points: [Int64: [RollupPoint]], tier: String) {
         guard step > 0, from <= to else { throw TwinError.badInput("aggregate needs step > 0 and from <= to") }
         let minute = StoragePolicy.minute
