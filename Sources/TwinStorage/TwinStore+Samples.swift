@@ -3,7 +3,7 @@ import Synchronization
 import TwinCore
 
 /// What a read found in the unsealed log.
-struct LogRead {
+struct LogRead: Sendable {
     var samples = 0
     var segments = 0
     var bytes = 0
@@ -24,14 +24,18 @@ extension TwinStore {
     /// and one created after the listing holds only ticks newer than the read. A segment sealed and deleted
     /// while it is read makes the read start over, so a reader never misses or double-counts a head window.
     /// A table: its rows are read in the same transaction, so they and the chunks are one snapshot.
-    func withLog<T>(ids: Set<Int64>?, from: Int64, to: Int64, _ body: (any StoreStatements) throws -> T) throws -> (T, LogRead) {
+    ///
+    /// What is decoded stays for the next read (``LogTails``); without `cached`, in tails of their own that
+    /// a pass over every series lets go at its end (``releaseBackgroundReads()``).
+    func withLog<T>(ids: Set<Int64>?, from: Int64, to: Int64, cached: Bool = true, _ body: (any StoreStatements) throws -> T) throws -> (T, LogRead) {
         for _ in 0..<5 {
             let attempt: (T, LogRead)?
             switch headLog {
             case .table:
                 attempt = try database.read { db -> (T, LogRead)? in
                     let value = try body(db)
-                    let read = try logTails.withLock { t -> LogRead? in
+                    let read = try withLogTails(cached: cached) { t -> LogRead? in
+                        t.want(ids)
                         guard try t.advance(table: db) else { return nil }
                         return t.read(t.tails.keys.sorted(), ids: ids, from: from, to: to)
                     }
@@ -42,15 +46,16 @@ extension TwinStore {
                 attempt = try database.read { db -> (T, LogRead)? in
                     let value = try body(db)
                     let sealed = try Self.meta(db, headLog.sealedMark).flatMap { UInt64($0) } ?? 0
-                    let read = try logTails.withLock { t -> LogRead? in
+                    let read = try withLogTails(cached: cached) { t -> LogRead? in
                         t.dropFiles(through: sealed)
+                        t.want(ids)
                         var keys: [LogTails.Key] = []
                         for seg in segments where seg.seq > sealed {
                             let key = LogTails.Key(hub: "", segment: seg.seq)
                             // Taken out while it grows, so that its samples are appended to in place
                             // rather than copied whole (a copy left in the table would share them); put
                             // back unless its file was gone before its first read.
-                            var tail = t.tails.removeValue(forKey: key) ?? LogTail()
+                            var tail = t.tails.removeValue(forKey: key) ?? LogTail(keep: t.keep)
                             var readable = true
                             defer { if readable { t.tails[key] = tail } }
                             readable = try tail.advance(seg.path)
@@ -321,12 +326,23 @@ extension TwinStore {
         return (read.points[id] ?? [], read.tier)
     }
 
+    /// Runs `body` on the tails of cached reads, or on those of background passes.
+    private func withLogTails(cached: Bool, _ body: (inout LogTails) throws -> LogRead?) throws -> LogRead? {
+        cached ? try logTails.withLock { try body(&$0) } : try backgroundLogTails.withLock { try body(&$0) }
+    }
+
+    /// Lets go of what passes over every series decoded of the head log (``aggregate(ids:from:to:step:cached:)``
+    /// without `cached`): a pass calls this at its end. A pass still running decodes the log again.
+    public func releaseBackgroundReads() {
+        backgroundLogTails.withLock { $0 = LogTails(keepsAll: true) }
+    }
+
     /// ``aggregate(id:from:to:step:)`` of many series in one read: a row shared by series of one group
     /// (rollups, chunks) is read and inflated once, where a read per series inflates it once per series.
     /// Series without points in the range are absent. A background pass over every series (the anomaly
     /// monitor's, a rule's scan) reads without `cached`: the rows it reads would stay in the caches for
     /// good (they are emptied only when full, at 16 MiB of inflated rows and 4 MiB of decoded chunks), for
-    /// reads that come back once at most.
+    /// reads that come back once at most; the head log it decodes stays until ``releaseBackgroundReads()``.
     public func aggregate(ids: [Int64], from: Int64, to: Int64, step: Int64, cached: Bool = true) throws -> (points: [Int64: [RollupPoint]], tier: String) {
         guard step > 0, from <= to else { throw TwinError.badInput("aggregate needs step > 0 and from <= to") }
         let minute = StoragePolicy.minute
@@ -335,7 +351,7 @@ extension TwinStore {
         }
         let wanted = Set(ids)
         let groups = Set(ids.map(GroupBlock.group(of:))).sorted()
-        let (read, log) = try withLog(ids: wanted, from: from, to: to) { db -> (points: [Int64: [RollupPoint]], tiers: [String], covered: Int64) in
+        let (read, log) = try withLog(ids: wanted, from: from, to: to, cached: cached) { db -> (points: [Int64: [RollupPoint]], tiers: [String], covered: Int64) in
             var points: [Int64: [RollupPoint]] = [:]
             var tiers: [String] = []
             var covered = from // everything before this is read

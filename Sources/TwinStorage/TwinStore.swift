@@ -43,8 +43,11 @@ public final class TwinStore: Sendable {
         if case .table(let hub) = headLog { return hub }
         return nil
     }
-    /// What this reader has decoded of the unsealed head log.
-    let logTails = Mutex(LogTails())
+    /// What this reader has decoded of the unsealed head log: of the series asked for since the last seal.
+    let logTails = Mutex(LogTails(keepsAll: false))
+    /// The same for passes over every series (``aggregate(ids:from:to:step:cached:)`` without `cached`),
+    /// let go when a pass ends (``releaseBackgroundReads()``).
+    let backgroundLogTails = Mutex(LogTails(keepsAll: true))
     /// The log segments as the query path lists them (``LogSegment/Listing``).
     let logListing: LogSegment.Listing
     /// The time partitions this process created or found (``TimePartitions``; PostgreSQL).

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 import TwinCore
 @testable import TwinStorage
@@ -74,6 +75,63 @@ extension StoragePolicy {
         }
         try writer.finish(now: t0 + 100_000)
         #expect(try reader.samples(SeriesKey("x_total"), from: .min, to: .max)?.count == written.count)
+    }
+
+    /// A long-lived reader keeps what it decoded of the head log for the series it asked for only (on
+    /// files, since the last seal), and a read of others decodes the log again: every read still sees every
+    /// sample written, once. A background read decodes into tails of its own, which it lets go.
+    @Test(arguments: StoreEngine.available) func aReaderKeepsTheHeadLogOfTheSeriesItAskedFor(_ engine: StoreEngine) throws {
+        let place = try EngineStore(engine)
+        defer { place.remove() }
+        let store = try place.open()
+        let writer = TwinWriter(store: store, policy: .testing)
+        let t0: Int64 = 1_800_000_000_000
+        try writer.begin(now: t0 - 1, interval: 1000)
+        let reader = try place.open(readOnly: true)
+        let names = (0..<6).map { "g\($0)" }
+        var written: [String: [(Int64, Double)]] = [:]
+        var asked = Set<Int64>()
+        func held(_ tails: borrowing Mutex<LogTails>) -> Set<Int64> { tails.withLock { Set($0.tails.values.flatMap { $0.byID.keys }) } }
+        func read(_ name: String) throws {
+            let got = try #require(try reader.samples(SeriesKey(name), from: .min, to: .max))
+            #expect(got.map(\.0) == written[name]!.map(\.0) && got.map(\.1) == written[name]!.map(\.1), "\(name): \(got.count) of \(written[name]!.count)")
+            asked.insert(try #require(try reader.seriesID(SeriesKey(name))))
+        }
+        for i in 0..<75 {
+            let t = t0 + Int64(i) * 1000
+            var obs = Observation(timestamp: t)
+            for (k, name) in names.enumerated() {
+                obs.add(name, .empty, Double(i * (k + 1)))
+                written[name, default: []].append((t, Double(i * (k + 1))))
+            }
+            _ = try writer.commit(obs)
+            guard i % 3 == 0 else { continue }
+            // g0 always; g1 from tick 30; g2 and g3 at tick 45 only.
+            for name in ["g0"] + (i >= 30 ? ["g1"] : []) + (i == 45 ? ["g2", "g3"] : []) { try read(name) }
+            let kept = held(reader.logTails)
+            #expect(kept.isSubset(of: asked), "tick \(i): the tails hold \(kept.sorted()), asked \(asked.sorted())")
+        }
+        let g0 = try #require(try reader.seriesID(SeriesKey("g0"))), g5 = try #require(try reader.seriesID(SeriesKey("g5")))
+        #expect(!held(reader.logTails).contains(g5))
+        let all = try reader.seriesCatalog().map(\.id)
+        let background = try reader.aggregate(ids: all, from: t0, to: t0 + 75_000, step: 60_000, cached: false)
+        #expect(background.points[g5]?.map(\.count) == [60, 15], "\(String(describing: background.points[g5]))")
+        #expect(!held(reader.logTails).contains(g5) && held(reader.backgroundLogTails).contains(g5))
+        reader.releaseBackgroundReads()
+        #expect(reader.backgroundLogTails.withLock { $0.tails.isEmpty })
+        // After a seal, a read of g0 alone keeps g0 alone (files; a table keeps what was asked).
+        try writer.flush()
+        for i in 75..<78 {
+            var obs = Observation(timestamp: t0 + Int64(i) * 1000)
+            for (k, name) in names.enumerated() {
+                obs.add(name, .empty, Double(i * (k + 1)))
+                written[name, default: []].append((t0 + Int64(i) * 1000, Double(i * (k + 1))))
+            }
+            _ = try writer.commit(obs)
+        }
+        try read("g0")
+        #expect(engine == .sqlite ? held(reader.logTails) == [g0] : held(reader.logTails).isSubset(of: asked), "\(held(reader.logTails).sorted())")
+        try writer.finish(now: t0 + 100_000)
     }
 
     /// Random entity churn over many ticks. For every tick T, `state(at: T)` must equal what was observed

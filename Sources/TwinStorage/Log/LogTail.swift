@@ -16,8 +16,10 @@ struct LogTail: Sendable {
     private(set) var offset = 0
     /// Records decoded (a table's next record number).
     private(set) var records = 0
-    /// Samples by series id, in time order per series.
+    /// Samples by series id, in time order per series: of the series in `keep` only (all when nil).
     private(set) var byID: [Int64: [(Int64, Double)]] = [:]
+    /// The series whose samples are kept (all when nil); the counts and times cover every series.
+    let keep: Set<Int64>?
     private(set) var samples = 0
     private(set) var newest: Int64?
     private(set) var oldest: Int64?
@@ -31,6 +33,8 @@ struct LogTail: Sendable {
     private var damage: String?
     /// The samples of the record being decoded (kept for their capacity).
     private var scratch: [(Int64, Int64, Double)] = []
+
+    init(keep: Set<Int64>? = nil) { self.keep = keep }
 
     /// Decodes what was appended to the file at `path` since the last call. False when the file is gone
     /// before its first read (sealed and deleted meanwhile); once open it stays readable.
@@ -102,7 +106,7 @@ struct LogTail: Sendable {
             return false
         }
         for (id, t, v) in added {
-            byID[id, default: []].append((t, v))
+            if keep?.contains(id) ?? true { byID[id, default: []].append((t, v)) }
             if newest == nil || t > newest! { newest = t }
             if oldest == nil || t < oldest! { oldest = t }
         }
