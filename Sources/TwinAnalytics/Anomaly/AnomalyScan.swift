@@ -68,8 +68,8 @@ public enum AnomalyScan {
     /// from the start `prepare` gave to `to` (none when that start is after `to`). Reads `chunk` series at
     /// a time, those of a chunk with the same start in one read (``TwinStore/aggregate(ids:from:to:step:)``),
     /// so a row shared by a group of series is inflated once, not once per series, and without filling the
-    /// store's caches (the head log it decoded is let go at the end); `prepare` runs a chunk ahead of its reads, so what it makes (a restored detector) is
-    /// held for a chunk only.
+    /// store's caches (the head log it decoded is let go at the end); `prepare` runs a chunk ahead of its
+    /// reads, so what it makes (a restored detector) is held for a chunk only.
     static func minutes<Prepared>(store: TwinStore, ids: [Int64], to: Int64, chunk: Int = 128,
                                   prepare: (Int) -> (from: Int64, value: Prepared),
                                   _ body: (Int, Prepared, [RollupPoint]) throws -> Void) throws {
