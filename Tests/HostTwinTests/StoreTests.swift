@@ -25,6 +25,15 @@ extension StoragePolicy {
         return (place, store, w)
     }
 
+    /// A fresh store on `engine` with a writer (20-second head windows) that has begun a run just before `t0`,
+    /// and a reader of it; the caller removes the store.
+    func writerAndReader(_ engine: StoreEngine, at t0: Int64) throws -> (EngineStore, TwinWriter, TwinStore) {
+        let place = try EngineStore(engine)
+        let writer = TwinWriter(store: try place.open(), policy: .testing)
+        try writer.begin(now: t0 - 1, interval: 1000)
+        return (place, writer, try place.open(readOnly: true))
+    }
+
     /// A background pass over every series (the anomaly monitor's, a rule's scan) reads sealed chunks
     /// without adding them to the caches, which are emptied only when full: what it gets is what a cached
     /// read gets, and only the cached read fills them.
@@ -52,13 +61,9 @@ extension StoragePolicy {
     /// A long-lived reader (the server) decodes each log segment incrementally: reading between ticks,
     /// across head-window cuts and seals, it sees exactly the samples written, once each.
     @Test(arguments: StoreEngine.available) func longLivedReaderFollowsTheLog(_ engine: StoreEngine) throws {
-        let place = try EngineStore(engine)
-        defer { place.remove() }
-        let store = try place.open()
-        let writer = TwinWriter(store: store, policy: .testing)
         let t0: Int64 = 1_800_000_000_000
-        try writer.begin(now: t0 - 1, interval: 1000)
-        let reader = try place.open(readOnly: true)
+        let (place, writer, reader) = try writerAndReader(engine, at: t0)
+        defer { place.remove() }
         var written: [(Int64, Double)] = []
         for i in 0..<75 {
             let t = t0 + Int64(i) * 1000
@@ -81,13 +86,9 @@ extension StoragePolicy {
     /// files, since the last seal), and a read of others decodes the log again: every read still sees every
     /// sample written, once. A background read decodes into tails of its own, which it lets go.
     @Test(arguments: StoreEngine.available) func aReaderKeepsTheHeadLogOfTheSeriesItAskedFor(_ engine: StoreEngine) throws {
-        let place = try EngineStore(engine)
-        defer { place.remove() }
-        let store = try place.open()
-        let writer = TwinWriter(store: store, policy: .testing)
         let t0: Int64 = 1_800_000_000_000
-        try writer.begin(now: t0 - 1, interval: 1000)
-        let reader = try place.open(readOnly: true)
+        let (place, writer, reader) = try writerAndReader(engine, at: t0)
+        defer { place.remove() }
         let names = (0..<6).map { "g\($0)" }
         var written: [String: [(Int64, Double)]] = [:]
         var asked = Set<Int64>()
