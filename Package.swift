@@ -51,7 +51,9 @@ let package = Package(
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         // adjtimex(2) for the timex collector (a glibc header the Glibc module leaves out).
         .systemLibrary(name: "CTimex"),
-        .target(name: "CMallocTuning"),
+        // Constructors that run before main: one malloc arena for `run` and `agent`, fault-around off for the
+        // program's code.
+        .target(name: "CProcessTuning"),
         // perf_event_open(2) on the `sock:inet_sock_set_state` tracepoint (TCP changes between ticks).
         .systemLibrary(name: "CPerfEvent"),
         .target(
@@ -131,6 +133,7 @@ let package = Package(
             name: "TwinRuntime",
             dependencies: [
                 "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinSecurity", "TwinServer", "TwinSync", "TwinAnalytics", "TwinRules",
+                "CProcessTuning",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -169,7 +172,7 @@ let package = Package(
             name: "hosttwin",
             dependencies: [
                 "TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinRules",
-                "TwinPostgres", "CMallocTuning",
+                "TwinPostgres", "CProcessTuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -179,7 +182,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HostTwinTests",
-            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinSync", "TwinRules", "TwinFuzzTargets", "TwinPostgres"],
+            dependencies: ["TwinCore", "TwinCollectors", "TwinStorage", "TwinQuery", "TwinAnalytics", "TwinSecurity", "TwinServer", "TwinRuntime", "TwinSync", "TwinRules", "TwinFuzzTargets", "TwinPostgres", "CProcessTuning"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

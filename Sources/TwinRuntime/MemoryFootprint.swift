@@ -1,3 +1,4 @@
+import CProcessTuning
 import Glibc
 import Synchronization
 
@@ -9,8 +10,9 @@ import Synchronization
 /// executable and read-only file mappings once start-up is over drops those pages;
 /// what runs afterwards faults back in. `MADV_RANDOM` stops readahead on a page-cache miss, but a fault
 /// still maps the neighbours already cached: with the binary cached whole, a running twin's resident code
-/// is whole 64 KiB blocks (docs/OBSERVATION.md, "Memory of `run`"). Measured in BENCHMARKS.md (RSS of
-/// `run` with and without).
+/// was whole 64 KiB blocks (docs/OBSERVATION.md, "Memory of `run`"), until a constructor turned
+/// fault-around off for the program's file mappings (`CProcessTuning`, FaultAround.c). Measured in
+/// BENCHMARKS.md (RSS of `run` with and without).
 public enum MemoryFootprint {
     /// Gives freed heap pages back to the system (after a burst such as sealing the head log).
     public static func releaseFreedMemory() {
@@ -27,6 +29,8 @@ public enum MemoryFootprint {
     /// read-only segment holds the dynamic symbol table and relocations that only start-up reads (10 MB
     /// resident; docs/OBSERVATION.md, "Memory of `run`").
     public static func dropFilePages() {
+        // Fault-around off (a constructor did it before main) for libraries loaded since too.
+        _ = hosttwin_map_code_page_by_page()
         for mapping in mappingsToDrop() {
             guard let start = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
             // Drop the clean pages mapped so far (they come back from the page cache when used), and stop

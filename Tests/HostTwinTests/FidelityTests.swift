@@ -1,4 +1,6 @@
+import CProcessTuning
 import Foundation
+import Glibc
 import Testing
 import TwinAnalytics
 import TwinCore
@@ -353,5 +355,53 @@ import TwinStorage
         #expect(cleanAfter * 2 < cleanResident, "read-only file pages dropped: \(cleanResident) kB before, \(cleanAfter) kB after")
         // Code still runs and constants still read after the drop.
         #expect(String(describing: [1, 2, 3].map { $0 * 2 }) == "[2, 4, 6]")
+    }
+
+    /// Linux 6.7 lets any mapping be registered with userfaultfd for write-protection (`UFFD_FEATURE_WP_ASYNC`).
+    static let kernelAllowsAnyMappingWriteProtected: Bool = {
+        let release = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? ""
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        return parts.count == 2 && (parts[0], parts[1]) >= (6, 7)
+    }()
+
+    /// A mapping registered by `hosttwin_map_code_page_by_page` gets one page a fault; one made after it and
+    /// not registered gets the kernel's fault-around. Both map the same file, written just before (so
+    /// cached, as an installed binary is), and touch the same pages. It is written 64 KiB at a time: one
+    /// write of it all makes page-cache folios of 2 MiB here, which a fault maps whole either way.
+    @Test(.enabled(if: kernelAllowsAnyMappingWriteProtected, "needs Linux 6.7 or later"))
+    func registeredFileMappingsFaultInAPageAtATime() throws {
+        #expect(hosttwin_fault_around_off() > 0, "the constructor registered this test binary's mappings")
+        let dir = try temporaryDirectory("fault-around")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/code"
+        let size = 32 << 20
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let chunk = (0..<(64 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        for _ in 0..<(size / chunk.count) { try #require(write(fd, chunk, chunk.count) == chunk.count) }
+
+        func residentKB(touching mapping: UnsafeMutableRawPointer) -> Int {
+            var sum = 0
+            for page in stride(from: 0, to: size, by: 64 * 4096) { sum &+= Int(mapping.load(fromByteOffset: page, as: UInt8.self)) }
+            precondition(sum >= 0, "the pages were read")
+            return MemoryFootprint.fileMappings().first { $0.start == UInt(bitPattern: mapping) }?.residentKB ?? -1
+        }
+        let touches = (size + 64 * 4096 - 1) / (64 * 4096)
+        func map() throws -> UnsafeMutableRawPointer {
+            let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+            try #require(m != nil && m != MAP_FAILED, "mapped")
+            return m!
+        }
+        let registered = try map()
+        defer { munmap(registered, size) }
+        #expect(hosttwin_map_code_page_by_page() > hosttwin_fault_around_off(), "the new mapping registered too")
+        let unregistered = try map()
+        defer { munmap(unregistered, size) }
+
+        let pageByPage = residentKB(touching: registered)
+        let faultAround = residentKB(touching: unregistered)
+        #expect(pageByPage >= touches * 4 && pageByPage <= touches * 4 + 64, "\(touches) pages touched, \(pageByPage) kB resident")
+        #expect(faultAround >= pageByPage * 4, "the kernel's fault-around: \(faultAround) kB resident for \(touches) touches")
     }
 }

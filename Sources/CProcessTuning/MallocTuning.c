@@ -8,7 +8,7 @@
 // Measured in BENCHMARKS.md ("Memory and CPU of `run`: one malloc arena, the budget held").
 #include <malloc.h>
 #include <string.h>
-#include "CMallocTuning.h"
+#include "CProcessTuning.h"
 
 static int arenaLimit = 0;
 
