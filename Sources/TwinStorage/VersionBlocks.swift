@@ -40,9 +40,8 @@ extension TwinStore {
                 blocks.append((span, block, encodeBlock(block)))
             }
         }
-        // The ids go as one JSON array, so the statements' text (and their cached statements) is the same every time.
-        let ids = "[" + packed.map(String.init).joined(separator: ",") + "]"
-        let idList = dialect == .postgres ? "SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text(CAST(? AS jsonb))" : "SELECT value FROM json_each(?)"
+        let ids = SQLText.jsonIDs(packed)
+        let idList = SQLText.idsInParameter(dialect)
         return try database.write { db in
             try Self.takeMaintenanceTurn(db)
             guard try db.rows("SELECT count(*) FROM versions WHERE id IN (\(idList))", [ids]).first?.integer(0) == Int64(packed.count) else { return 0 }

@@ -366,8 +366,9 @@ import TwinStorage
 
     /// A mapping registered by `hosttwin_map_code_page_by_page` gets one page a fault; one made after it and
     /// not registered gets the kernel's fault-around. Both map the same file, written just before (so
-    /// cached, as an installed binary is), and touch the same pages. It is written 64 KiB at a time: one
-    /// write of it all makes page-cache folios of 2 MiB here, which a fault maps whole either way.
+    /// cached, as an installed binary is), and touch the same pages. It is written in one write, which
+    /// caches it in folios of 2 MiB here: a fault maps such a folio whole unless the mapping is advised
+    /// against huge pages, as the registered mappings are.
     @Test(.enabled(if: kernelAllowsAnyMappingWriteProtected, "needs Linux 6.7 or later"))
     func registeredFileMappingsFaultInAPageAtATime() throws {
         #expect(hosttwin_fault_around_off() > 0, "the constructor registered this test binary's mappings")
@@ -378,8 +379,8 @@ import TwinStorage
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         try #require(fd >= 0)
         defer { close(fd) }
-        let chunk = (0..<(64 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        for _ in 0..<(size / chunk.count) { try #require(write(fd, chunk, chunk.count) == chunk.count) }
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try #require(write(fd, bytes, size) == size)
 
         func residentKB(touching mapping: UnsafeMutableRawPointer) -> Int {
             var sum = 0

@@ -272,6 +272,47 @@ import TwinStorage
         }
     }
 
+    /// More series than a chunk (128): the monitor loads and saves their states a chunk at a time; every
+    /// series gets one, a second pass resumes each from its own (feeding only the new minutes), and a
+    /// chunk's states read by id are those of the whole table.
+    @Test(arguments: StoreEngine.available)
+    func theMonitorLoadsAndSavesStatesAChunkAtATime(_ engine: StoreEngine) throws {
+        let e = try EngineStore(engine)
+        let store = try e.open()
+        let writer = TwinWriter(store: store)
+        defer { e.remove(stopping: writer) }
+        let t0: Int64 = 1_800_000_000_000 / 3_600_000 * 3_600_000, series = 300, interval: Int64 = 30_000
+        try writer.begin(now: t0 - 1, interval: interval)
+        for i in 0..<240 {
+            var obs = Observation(timestamp: t0 + Int64(i) * interval)
+            for k in 0..<series { obs.add("chunked_\(k)", .empty, Double((i * 7 + k * 13) % 50)) }
+            _ = try writer.commit(obs)
+        }
+        try writer.finish(now: t0 + 240 * interval)
+
+        var monitor = AnomalyMonitor(store: store)
+        monitor.settle = 0
+        let first = try monitor.advance(now: t0 + 3_600_000)
+        #expect(first.seriesFed == series, "\(first)")
+        let states = try store.detectorStates()
+        #expect(states.count == series)
+        let some = Array(states.keys.sorted().prefix(5)) + [-1]
+        #expect(try store.detectorStates(ids: some) == states.filter { some.contains($0.key) })
+
+        var restarted = AnomalyMonitor(store: store)
+        restarted.settle = 0
+        let second = try restarted.advance(now: t0 + 2 * 3_600_000)
+        #expect(second.seriesFed == series && second.minutesFed <= series * 61, "only the new minutes: \(second)")
+        let resumed = try store.detectorStates()
+        #expect(resumed.count == series && resumed.values.allSatisfy { $0.through > states[$0.series]!.through })
+        // The same as one pass over the two hours.
+        try store.pruneDetectorStates(before: .max)
+        var once = AnomalyMonitor(store: store)
+        once.settle = 0
+        try once.advance(now: t0 + 2 * 3_600_000)
+        #expect(try store.detectorStates() == resumed)
+    }
+
     @Test func theMonitorSavesAndAScanStartsFromIt() throws {
         let t0: Int64 = 1_800_000_000_000 / 3_600_000 * 3_600_000
         var rng = SeededRandom(seed: 8)
