@@ -25,14 +25,11 @@ extension TwinStore {
         }
     }
 
-    /// The saved detector states of `ids` (every series' when nil), by series id. A pass over every series
-    /// reads them a chunk of series at a time, so it never holds them all.
-    public func detectorStates(ids: [Int64]? = nil) throws -> [Int64: DetectorState] {
+    /// Every saved detector state, by series id.
+    public func detectorStates() throws -> [Int64: DetectorState] {
         try database.read { db in
             var out: [Int64: DetectorState] = [:]
-            let all = "SELECT series_id, through, state FROM detector_states"
-            let rows = try ids.map { try db.rows(all + " WHERE series_id IN (\(SQLText.idsInParameter(database.dialect)))", [SQLText.jsonIDs($0)]) } ?? db.rows(all)
-            for row in rows {
+            for row in try db.rows("SELECT series_id, through, state FROM detector_states") {
                 let id = try row.integer(0)
                 out[id] = DetectorState(series: id, through: try row.integer(1), bytes: try row.blob(2))
             }

@@ -40,8 +40,9 @@ extension TwinStore {
                 blocks.append((span, block, encodeBlock(block)))
             }
         }
-        let ids = SQLText.jsonIDs(packed)
-        let idList = SQLText.idsInParameter(dialect)
+        // The ids go as one JSON array, so the statements' text (and their cached statements) is the same every time.
+        let ids = "[" + packed.map(String.init).joined(separator: ",") + "]"
+        let idList = dialect == .postgres ? "SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text(CAST(? AS jsonb))" : "SELECT value FROM json_each(?)"
         return try database.write { db in
             try Self.takeMaintenanceTurn(db)
             guard try db.rows("SELECT count(*) FROM versions WHERE id IN (\(idList))", [ids]).first?.integer(0) == Int64(packed.count) else { return 0 }

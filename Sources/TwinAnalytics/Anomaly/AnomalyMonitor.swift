@@ -2,9 +2,9 @@ import TwinCore
 import TwinStorage
 
 /// Keeps every series' anomaly detector up to date with the store and saves it there: each pass feeds
-/// the minutes stored since the series' saved state (``SeriesScan``) and saves the new states, a chunk
-/// of series at a time. A restart loads them and goes on: nothing is relearned. `run` and `serve` run a
-/// pass every few minutes (``TwinRuntime``'s `AnomalyMonitorService`) and one at shutdown.
+/// the minutes stored since the series' saved state (``SeriesScan``) and saves the new states in one
+/// transaction. A restart loads them and goes on: nothing is relearned. `run` and `serve` run a pass every
+/// few minutes (``TwinRuntime``'s `AnomalyMonitorService`) and one at shutdown.
 public struct AnomalyMonitor: Sendable {
     public let store: TwinStore
     /// How far back a series without a saved state starts learning.
@@ -30,25 +30,19 @@ public struct AnomalyMonitor: Sendable {
         public var alerts: Int
     }
 
-    /// Feeds every series the complete minutes up to `now - settle` and saves the states, a chunk of
-    /// series at a time: loaded for a chunk before its minutes are read, saved once a chunk's worth is fed
-    /// (each state carries the time it was fed through, so a pass cut short leaves every one consistent).
+    /// Feeds every series the complete minutes up to `now - settle` and saves the states.
     @discardableResult
     public func advance(now: Int64) throws -> Pass {
         let step = AnomalyScan.step
         let end = (now - settle) / step * step - step
+        let states = try store.detectorStates()
         var saved: [DetectorState] = []
-        var newest = Int64.min
         var pass = Pass(seriesFed: 0, minutesFed: 0, alerts: 0)
         let catalog = try store.seriesCatalog()
         // Whole minutes: the last one's samples run to end + step - 1.
-        try AnomalyScan.minutes(store: store, ids: catalog.map(\.id), to: end + step - 1, prepare: { chunk in
-            let states = try store.detectorStates(ids: chunk.map { catalog[$0].id })
-            newest = max(newest, states.values.map(\.through).max() ?? .min)
-            return chunk.map { k in
-                guard let st = states[catalog[k].id], let restored = SeriesScan(state: st.bytes) else { return ((now - history) / step * step, SeriesScan()) }
-                return (st.through + step, restored)
-            }
+        try AnomalyScan.minutes(store: store, ids: catalog.map(\.id), to: end + step - 1, prepare: { k in
+            guard let st = states[catalog[k].id], let restored = SeriesScan(state: st.bytes) else { return ((now - history) / step * step, SeriesScan()) }
+            return (st.through + step, restored)
         }) { k, resumed, read in
             let s = catalog[k]
             var scan = resumed
@@ -60,17 +54,10 @@ public struct AnomalyMonitor: Sendable {
             pass.seriesFed += 1
             pass.minutesFed += points.count
             saved.append(DetectorState(series: s.id, through: scan.through ?? end, bytes: scan.state))
-            newest = max(newest, saved[saved.count - 1].through)
-            if saved.count >= Self.statesSavedTogether {
-                try store.saveDetectorStates(saved)
-                saved.removeAll(keepingCapacity: true)
-            }
         }
         try store.saveDetectorStates(saved)
+        let newest = max(saved.map(\.through).max() ?? .min, states.values.map(\.through).max() ?? .min)
         if newest > .min { try store.pruneDetectorStates(before: newest - keep) }
         return pass
     }
-
-    /// How many new states one transaction saves.
-    static let statesSavedTogether = 128
 }

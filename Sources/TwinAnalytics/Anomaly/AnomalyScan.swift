@@ -68,17 +68,16 @@ public enum AnomalyScan {
     /// from the start `prepare` gave to `to` (none when that start is after `to`). Reads `chunk` series at
     /// a time, those of a chunk with the same start in one read (``TwinStore/aggregate(ids:from:to:step:)``),
     /// so a row shared by a group of series is inflated once, not once per series, and without filling the
-    /// store's caches (the head log it decoded is let go at the end); `prepare` is given each chunk's
-    /// indices before its reads and makes one value per index, so what it makes (a restored detector, from
-    /// states it loads for that chunk) is held for a chunk only.
+    /// store's caches (the head log it decoded is let go at the end); `prepare` runs a chunk ahead of its
+    /// reads, so what it makes (a restored detector) is held for a chunk only.
     static func minutes<Prepared>(store: TwinStore, ids: [Int64], to: Int64, chunk: Int = 128,
-                                  prepare: (Range<Int>) throws -> [(from: Int64, value: Prepared)],
+                                  prepare: (Int) -> (from: Int64, value: Prepared),
                                   _ body: (Int, Prepared, [RollupPoint]) throws -> Void) throws {
         defer { store.releaseBackgroundReads() }
         var lower = 0
         while lower < ids.count {
             let range = lower..<min(lower + chunk, ids.count)
-            let prepared = try prepare(range)
+            let prepared = range.map(prepare)
             var byStart: [Int64: [Int64]] = [:]
             for (i, p) in zip(range, prepared) where p.from <= to { byStart[p.from, default: []].append(ids[i]) }
             var points: [Int64: [RollupPoint]] = [:]
@@ -103,18 +102,16 @@ public enum AnomalyScan {
         let start = (from - history) / step * step
         let firstMinute = from / step * step
         let catalog = try store.seriesCatalog()
+        let states = (try? store.detectorStates()) ?? [:]
         var alerts: [AnomalyReport.Alert] = []
         var alertMinutes: [Int64: Int] = [:]
         var live: [String: Int] = [:]
-        try minutes(store: store, ids: catalog.map(\.id), to: to, prepare: { chunk in
-            let states = (try? store.detectorStates(ids: chunk.map { catalog[$0].id })) ?? [:]
-            return chunk.map { k in
-                guard let saved = states[catalog[k].id], saved.through <= to, let restored = SeriesScan(state: saved.bytes),
-                      saved.through < firstMinute || restored.recordedSince <= firstMinute else {
-                    return (start, SeriesScan())
-                }
-                return (saved.through + step, restored)
+        try minutes(store: store, ids: catalog.map(\.id), to: to, prepare: { k in
+            guard let saved = states[catalog[k].id], saved.through <= to, let restored = SeriesScan(state: saved.bytes),
+                  saved.through < firstMinute || restored.recordedSince <= firstMinute else {
+                return (start, SeriesScan())
             }
+            return (saved.through + step, restored)
         }) { k, resumed, points in
             if k & 63 == 0, TwinTime.nowMillis() > deadline {
                 throw PromQLError.timeout("the anomaly scan ran out of time after \(k) of \(catalog.count) series; scan a shorter window")

@@ -67,15 +67,6 @@ public enum SQLText {
     /// The larger of its arguments: SQLite's many-argument `max`, PostgreSQL's `GREATEST`.
     public static func greatest(_ dialect: SQLDialect) -> String { dialect == .sqlite ? "max" : "GREATEST" }
 
-    /// A subquery of the ids in one `?` parameter holding a JSON array (``jsonIDs(_:)``), for `IN (...)`:
-    /// the statement's text, and so its cached statement, is the same for any number of ids.
-    public static func idsInParameter(_ dialect: SQLDialect) -> String {
-        dialect == .postgres ? "SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text(CAST(? AS jsonb))" : "SELECT value FROM json_each(?)"
-    }
-
-    /// The argument of ``idsInParameter(_:)``.
-    public static func jsonIDs(_ ids: some Sequence<Int64>) -> String { "[" + ids.map(String.init).joined(separator: ",") + "]" }
-
     /// `sql` with each `?` outside string literals, quoted identifiers and comments numbered `$1`, `$2`, ...
     public static func numberedPlaceholders(_ sql: String) -> String {
         var out = ""
