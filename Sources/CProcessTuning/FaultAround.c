@@ -35,9 +35,9 @@ static int uffd = -1;       // open for the life of the process: closing it woul
 static int keepFaultAround = 0;
 static int registeredAtStart = 0;
 
-// Opens the userfaultfd once; -1 when the kernel does not allow write-protection of any mapping.
+// Opens the userfaultfd (the constructor, once, before any thread); -1 when the kernel does not allow
+// write-protection of any mapping.
 static int openFaultDescriptor(void) {
-    if (uffd >= 0) return uffd;
     // User-mode faults only: allowed without privilege (vm.unprivileged_userfaultfd = 0), and code is
     // fetched in user mode.
     int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
@@ -47,13 +47,12 @@ static int openFaultDescriptor(void) {
         close(fd);
         return -1;
     }
-    uffd = fd;
-    return uffd;
+    return fd;
 }
 
 int hosttwin_map_code_page_by_page(void) {
     if (keepFaultAround) return 0;
-    int fd = openFaultDescriptor();
+    int fd = uffd;
     FILE *maps = fopen("/proc/self/maps", "re");
     if (!maps) return 0;
     char line[4096];
@@ -83,6 +82,7 @@ int hosttwin_map_code_page_by_page(void) {
 __attribute__((constructor)) static void hosttwin_stop_fault_around(void) {
     const char *keep = getenv("HOSTTWIN_FAULT_AROUND");
     keepFaultAround = keep && strcmp(keep, "1") == 0;
+    if (!keepFaultAround) uffd = openFaultDescriptor();
     registeredAtStart = hosttwin_map_code_page_by_page();
 }
 
