@@ -278,16 +278,13 @@ import TwinStorage
     func theMonitorResumesEachOfManySeries(_ engine: StoreEngine) throws {
         let e = try EngineStore(engine)
         let store = try e.open()
-        let writer = TwinWriter(store: store)
-        defer { e.remove(stopping: writer) }
-        let t0: Int64 = 1_800_000_000_000 / 3_600_000 * 3_600_000, series = 300, interval: Int64 = 30_000
-        try writer.begin(now: t0 - 1, interval: interval)
-        for i in 0..<240 {
-            var obs = Observation(timestamp: t0 + Int64(i) * interval)
+        defer { e.remove() }
+        let t0: Int64 = 1_800_000_000_000 / 3_600_000 * 3_600_000, series = 300
+        try writeTicks(store, t0: t0, interval: 30_000, ticks: 240) { i, t in
+            var obs = Observation(timestamp: t)
             for k in 0..<series { obs.add("chunked_\(k)", .empty, Double((i * 7 + k * 13) % 50)) }
-            _ = try writer.commit(obs)
+            return obs
         }
-        try writer.finish(now: t0 + 240 * interval)
 
         var monitor = AnomalyMonitor(store: store)
         monitor.settle = 0
@@ -504,11 +501,16 @@ import TwinStorage
 func storeOfTicks(_ name: String, t0: Int64, interval: Int64, ticks: Int, _ observe: (Int, Int64) throws -> Observation) throws -> (TwinStore, String) {
     let dir = try temporaryDirectory(name)
     let store = try TwinStore.open(dataDir: dir)
+    try writeTicks(store, t0: t0, interval: interval, ticks: ticks, observe)
+    return (store, dir)
+}
+
+/// Writes `ticks` observations `interval` apart from `t0` into `store` and finishes the writer.
+func writeTicks(_ store: TwinStore, t0: Int64, interval: Int64, ticks: Int, _ observe: (Int, Int64) throws -> Observation) throws {
     let writer = TwinWriter(store: store)
     try writer.begin(now: t0 - 1, interval: interval)
     for i in 0..<ticks { _ = try writer.commit(try observe(i, t0 + Int64(i) * interval)) }
     try writer.finish(now: t0 + Int64(ticks) * interval)
-    return (store, dir)
 }
 
 /// Maintenance window and advice on a host whose CPU is busy in the daytime only.
