@@ -6,6 +6,11 @@ public struct CollectContext {
     public let reader: FileReader
     public let config: CollectorConfig
     public var observation: Observation
+    /// How many times their interval the entity classes that may wait do wait, as the ``Sampler`` relaxes
+    /// the non-essential collectors to stay within the CPU budget (1: as configured): within the essential
+    /// collectors, the re-reads of idle processes and kernel threads, the `/proc` listing between the
+    /// kernel's process events, and the dump of established TCP connections (``Sampler/relaxed(_:by:)``).
+    public var relaxation: Int64 = 1
 
     public init(paths: HostPaths, reader: FileReader, config: CollectorConfig, observation: Observation) {
         self.paths = paths

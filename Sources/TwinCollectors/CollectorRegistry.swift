@@ -145,7 +145,8 @@ public final class Sampler {
     public static let essential: Set<String> = ["cpu", "memory", "load", "pressure", "disk", "filesystem", "network", "processes", "sockets", "self"]
 
     /// How many times their interval the other collectors wait between runs (1: as configured), so the
-    /// collection stays within its CPU budget; set by the collection loop.
+    /// collection stays within its CPU budget; set by the collection loop. The essential collectors' steady
+    /// classes wait as many times theirs (``CollectContext/relaxation``).
     public var relaxation: Int64 = 1
 
     /// `interval` stretched `by` times, but not past a minute (nor below the interval itself): a relaxed
@@ -183,6 +184,7 @@ public final class Sampler {
         var ctx = CollectContext(paths: paths, reader: reader, config: config, observation: Observation(timestamp: now))
         ctx.observation.samples.reserveCapacity(1024)
         ctx.observation.types = types
+        ctx.relaxation = relaxation
         slowest = ("", 0)
         for i in scheduled.indices where force || scheduled[i].nextDue <= now {
             let c = scheduled[i].collector

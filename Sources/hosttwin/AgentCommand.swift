@@ -1,5 +1,4 @@
 import ArgumentParser
-import CProcessTuning
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -76,8 +75,7 @@ struct AgentCommand: AsyncParsableCommand {
         _ = SelfMetrics.bootstrap()
         var logger = Logger(label: "hosttwin")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        logger.debug("malloc arenas: \(hosttwin_malloc_arena_limit() == 1 ? "one (set before main)" : "glibc's default")")
-        logger.debug("fault-around: \(hosttwin_fault_around_off() > 0 ? "off for \(hosttwin_fault_around_off()) code and read-only mappings" : "the kernel's")")
+        logProcessTuning(logger)
         let dataDir = store.resolvedDataDir
         let twinStore = try TwinStore.open(dataDir: dataDir)
         let policy = try policyFile.map { try DataPolicy.load($0) } ?? DataPolicy()

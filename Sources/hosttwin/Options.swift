@@ -1,4 +1,5 @@
 import ArgumentParser
+import CProcessTuning
 import Foundation
 import Logging
 import TwinCollectors
@@ -232,4 +233,12 @@ struct RuleOptions: ParsableArguments {
             throw CLIError("rules refused:\n" + e.errors.map { "  \($0)" }.joined(separator: "\n"))
         }
     }
+}
+
+/// Logs at debug what the constructors set before main (`CProcessTuning`): glibc's malloc arenas and
+/// fault-around for the program's code (`run` and `agent`).
+func logProcessTuning(_ logger: Logger) {
+    logger.debug("malloc arenas: \(hosttwin_malloc_arena_limit() == 1 ? "one (set before main)" : "glibc's default")")
+    let registered = hosttwin_fault_around_off()
+    logger.debug("fault-around: \(registered > 0 ? "off for \(registered) code and read-only mappings" : "the kernel's")")
 }

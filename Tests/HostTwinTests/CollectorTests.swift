@@ -190,6 +190,39 @@ import TwinCore
         #expect(after != nil && after != .int(Int64(shell.processIdentifier)))
     }
 
+    /// When the CPU budget relaxes the other collectors, idle processes wait as many times their 10 s (up to a
+    /// minute), the `/proc` listing too; a process that uses CPU is still read at every tick (root only).
+    @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func idleProcessesWaitLongerUnderTheBudget() throws {
+        let idle = Process(), busy = Process()
+        idle.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        idle.arguments = ["60"]
+        busy.executableURL = URL(fileURLWithPath: "/bin/sh")
+        busy.arguments = ["-c", "while :; do :; done"]
+        try idle.run()
+        try busy.run()
+        defer { for p in [idle, busy] where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        let sampler = Sampler(selection: only("processes"), config: CollectorConfig(processSeriesMinAge: 0))
+        sampler.relaxation = 5
+        let t0 = TwinTime.nowMillis()
+        func sampled(_ t: Int64) -> Set<Int32> {
+            if t > t0 { usleep(30_000) } // the busy shell uses a CPU tick between reads
+            let obs = sampler.tick(now: t, force: true)
+            return Set(obs.samples.compactMap { $0.key.metric == "hosttwin_process_cpu_seconds_total" ? $0.key.labels["pid"].flatMap(Int32.init) : nil })
+        }
+        let both: Set = [idle.processIdentifier, busy.processIdentifier]
+        #expect(sampled(t0).isSuperset(of: both))      // first read
+        #expect(sampled(t0 + 1000).isSuperset(of: both)) // second read: the sleeper is idle from here
+        for t in [t0 + 2000, t0 + 12_000, t0 + 49_000] {
+            let s = sampled(t)
+            #expect(s.contains(busy.processIdentifier) && !s.contains(idle.processIdentifier), "at +\(t - t0) ms")
+        }
+        #expect(sampled(t0 + 51_000).contains(idle.processIdentifier)) // 5 × 10 s after its last read
+        // At 15 times, a minute is the longest wait.
+        sampler.relaxation = 15
+        #expect(!sampled(t0 + 110_000).contains(idle.processIdentifier))
+        #expect(sampled(t0 + 112_000).contains(idle.processIdentifier))
+    }
+
     /// While the kernel's process events are trusted, `/proc` is listed every 10 s only: a process started
     /// or ended between two listings comes from the events, and so does a zombie (root only).
     @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func processesBetweenListingsComeFromTheEvents() throws {

@@ -22,7 +22,9 @@ import TwinCore
 /// is re-read every `idleProcessRefresh` only — its series get a sample then — unless the kernel reports
 /// it (exec, uid or name change, exit) or its parent's exit (it is re-parented). A process that uses CPU is
 /// read at every tick again. On a host of 2,000 idle processes this cuts the collector's CPU about six times
-/// (docs/OBSERVATION.md).
+/// (docs/OBSERVATION.md). When the CPU budget relaxes the other collectors (``CollectContext/relaxation``),
+/// the idle processes, the kernel threads and the listing wait as many times their refresh, up to a minute;
+/// busy processes and the kernel's events keep their pace.
 public final class ProcessCollector: Collector {
     public let name = "processes"
 
@@ -213,7 +215,11 @@ public final class ProcessCollector: Collector {
         // While the events are trusted they name every new and exited process, so between full listings
         // the processes are the known ones and those reported (a reused pid comes as an exit and a fork).
         let names: [(name: String, inode: UInt64)]
-        if trustIdle, !known.isEmpty, now >= lastListing, now &- lastListing < listingRefresh {
+        // Under the CPU budget's relaxation the steady classes wait longer: idle processes, kernel threads
+        // and the listing (the events still name every start, exit and exec at once).
+        let idleEvery = Sampler.relaxed(idleProcessRefresh, by: ctx.relaxation)
+        let kernelThreadEvery = Sampler.relaxed(kernelThreadRefresh, by: ctx.relaxation)
+        if trustIdle, !known.isEmpty, now >= lastListing, now &- lastListing < Sampler.relaxed(listingRefresh, by: ctx.relaxation) {
             names = known.map { ($0.key, $0.value.inode) } + reported.compactMap { known[String($0)] == nil ? (String($0), 0) : nil }
         } else {
             guard let listed = ctx.reader.listWithInodes(ctx.paths.proc) else { return .noData("cannot list \(ctx.paths.proc)") }
@@ -224,8 +230,8 @@ public final class ProcessCollector: Collector {
         for (pidName, inode) in names {
             guard let first = pidName.utf8.first, first >= 48, first <= 57, let pid = Int(pidName) else { continue }
             if let i = known.index(forKey: pidName), known.values[i].inode == inode, now >= known.values[i].statRead,
-               known.values[i].isKernelThread ? now - known.values[i].statRead < kernelThreadRefresh
-                   : trustIdle && known.values[i].idle && now - known.values[i].statRead < idleProcessRefresh && !reported.contains(Int32(pid)) {
+               known.values[i].isKernelThread ? now - known.values[i].statRead < kernelThreadEvery
+                   : trustIdle && known.values[i].idle && now - known.values[i].statRead < idleEvery && !reported.contains(Int32(pid)) {
                 known.values[i].listedAt = now
                 listed += 1
                 stateCounts[known.values[i].state, default: 0] += 1

@@ -10,7 +10,8 @@ import TwinCore
 /// dump runs only at a tick after a listener opened or closed, and at least every `connectionMaxInterval`.
 /// Established TCP connections need the kernel's whole connection hash (about 1.2 ms over netlink for
 /// both families, 4 ms through `/proc/net/tcp` on a large table), so they are re-read at most every
-/// `connectionMinInterval` and at least every `connectionMaxInterval`: without the tracepoint below, when the sockstat in-use counts
+/// `connectionMinInterval` (times the CPU budget's relaxation, ``CollectContext/relaxation``, up to a minute)
+/// and at least every `connectionMaxInterval`: without the tracepoint below, when the sockstat in-use counts
 /// change; with it, when more announced connections await their socket than `exactLookupLimit`. Under a
 /// fixture root (`--root`), everything comes from the proc files. The `/proc/*/fd` walk runs only when a
 /// socket inode without a known owner appears.
@@ -102,7 +103,7 @@ public final class SocketCollector: Collector {
         let since = lastConnectionScan == .min ? Int64.max : now &- lastConnectionScan
         let changedSinceDump = tcpWatcher == nil ? counts != lastCounts : unresolved.count > exactLookupLimit
         let connectionsDue = lastConnectionScan == .min || since >= connectionMaxInterval || connectionChangesLost
-            || (changedSinceDump && since >= connectionMinInterval)
+            || (changedSinceDump && since >= Sampler.relaxed(connectionMinInterval, by: ctx.relaxation))
 
         var tcpFromNetlink = false
         if live, let tcp = tcpListenerTables(at: now) {
