@@ -137,8 +137,9 @@ public struct CollectionService: Service {
         let c = configuration
         let loop = Loop(sampler: Sampler(paths: c.paths, selection: c.selection, config: c.collectors, tick: c.interval),
                         writer: TwinWriter(store: store, policy: c.storage, report: { [logger] in logger.warning("\($0)") },
-                                           afterSeal: {
+                                           afterSeal: { [store] in
                                                // Sealing and compaction ran code and heap the per-tick path does not use.
+                                               store.releaseMemory()
                                                MemoryFootprint.releaseFreedMemory()
                                                MemoryFootprint.dropFilePages()
                                            }),

@@ -337,6 +337,15 @@ extension TwinStore {
         backgroundLogTails.withLock { $0 = LogTails(keepsAll: true) }
     }
 
+    /// Frees what SQLite holds between bursts of work: the idle read connections are closed, and the
+    /// writer's connection lets go of its unused cache pages and prepared statements. `run` calls it after
+    /// each seal, beside `malloc_trim`: a run that has read and written through its first hours holds a
+    /// megabyte or two more in SQLite's caches than a fresh one otherwise.
+    public func releaseMemory() {
+        queryReaders.closeIdle()
+        pool.releaseMemory()
+    }
+
     /// ``aggregate(id:from:to:step:)`` of many series in one read: a row shared by series of one group
     /// (rollups, chunks) is read and inflated once, where a read per series inflates it once per series.
     /// Series without points in the range are absent. A background pass over every series (the anomaly
