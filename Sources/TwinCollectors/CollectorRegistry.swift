@@ -155,7 +155,8 @@ public final class Sampler {
     public static func relaxed(_ interval: Int64, by factor: Int64) -> Int64 {
         max(interval, min(interval * factor, longestRelaxedInterval))
     }
-    static let longestRelaxedInterval: Int64 = 60_000
+    /// The longest a relaxed collector or entity class waits between reads (ms).
+    public static let longestRelaxedInterval: Int64 = 60_000
 
     /// The collectors whose interval ``relaxation`` stretches.
     public var relaxableNames: [String] { scheduled.filter(\.relaxable).map { $0.collector.name } }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TwinCollectors
 import TwinCore
 import TwinStorage
 
@@ -31,7 +32,8 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         let t = try parseTime(at.at, "--at")
         let s = try store.openForReading()
-        let (series, latestByID, previousByID) = try s.latestValues(at: t, lookback: 30_000)
+        // Back far enough for the series read least often: idle processes, relaxed up to a minute by the budget.
+        let (series, latestByID, previousByID) = try s.latestValues(at: t, lookback: Sampler.longestRelaxedInterval + 30_000)
         var latest: [SeriesKey: (Int64, Double)] = [:]
         var previous: [SeriesKey: (Int64, Double)] = [:]
         for (id, v) in latestByID { if let k = series[id]?.key { latest[k] = v } }
