@@ -242,3 +242,7 @@ func logProcessTuning(_ logger: Logger) {
     let registered = hosttwin_fault_around_off()
     logger.debug("fault-around: \(registered > 0 ? "off for \(registered) code and read-only mappings" : "the kernel's")")
 }
+
+/// How far back `status` and `ps` look for each series' latest values: past the longest a series read least
+/// often waits between samples (idle processes, relaxed up to a minute by the CPU budget).
+let latestValuesLookback = Sampler.longestRelaxedInterval + 30_000

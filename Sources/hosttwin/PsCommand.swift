@@ -76,7 +76,7 @@ extension PsCommand {
 
 /// CPU % and RSS of each process at `t` from its series, keyed by pid (`HOST/pid` at a hub).
 func processFigures(_ s: TwinStore, _ t: Int64) throws -> [String: [String: AttributeValue]] {
-    let (series, latest, previous) = try s.latestValues(at: t, lookback: 10_000,
+    let (series, latest, previous) = try s.latestValues(at: t, lookback: latestValuesLookback,
                                                         metrics: ["hosttwin_process_cpu_seconds_total", "hosttwin_process_resident_memory_bytes"])
     var byPid: [String: [String: AttributeValue]] = [:]
     for (id, (t1, v1)) in latest {

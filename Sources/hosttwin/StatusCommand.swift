@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import TwinCollectors
 import TwinCore
 import TwinStorage
 
@@ -32,8 +31,7 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         let t = try parseTime(at.at, "--at")
         let s = try store.openForReading()
-        // Back far enough for the series read least often: idle processes, relaxed up to a minute by the budget.
-        let (series, latestByID, previousByID) = try s.latestValues(at: t, lookback: Sampler.longestRelaxedInterval + 30_000)
+        let (series, latestByID, previousByID) = try s.latestValues(at: t, lookback: latestValuesLookback)
         var latest: [SeriesKey: (Int64, Double)] = [:]
         var previous: [SeriesKey: (Int64, Double)] = [:]
         for (id, v) in latestByID { if let k = series[id]?.key { latest[k] = v } }
