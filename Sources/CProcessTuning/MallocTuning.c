@@ -20,3 +20,8 @@ __attribute__((constructor)) static void hosttwin_tune_malloc(int argc, char **a
 }
 
 int hosttwin_malloc_arena_limit(void) { return arenaLimit; }
+
+long long hosttwin_heap_in_use(void) {
+    struct mallinfo2 m = mallinfo2();
+    return (long long)(m.uordblks + m.hblkhd);
+}

@@ -369,13 +369,13 @@ final class ProcessRunsWatch: Sendable {
         if let held, t >= held.readTo, t - held.readWhole < within {
             f = held
             let from = max(held.readTo - Self.margin, t - within)
-            f.runs.started(try store.versionsStarting(from: from, to: t, kinds: [.processes]))
-            f.runs.ended(try store.versionsEnding(from: from, to: t, kinds: [.processes]))
+            f.runs.started(try store.versionsStarting(from: from, to: t, kinds: [.processes], attributes: ProcessRuns.attributes))
+            f.runs.ended(try store.versionsEnding(from: from, to: t, kinds: [.processes], attributes: ["host"]))
             f.runs.forget(before: t - within)
             f.readTo = t
         } else {
             var runs = ProcessRuns()
-            runs.started(try store.versionsStarting(from: t - within, to: t, kinds: [.processes]))
+            runs.started(try store.versionsStarting(from: t - within, to: t, kinds: [.processes], attributes: ProcessRuns.attributes))
             f = Followed(runs: runs, readTo: t, readWhole: t)
         }
         followed.withLock { $0[within] = f }

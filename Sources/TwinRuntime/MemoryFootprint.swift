@@ -14,6 +14,9 @@ import Synchronization
 /// fault-around off for the program's file mappings (`CProcessTuning`, FaultAround.c). Measured in
 /// BENCHMARKS.md (RSS of `run` with and without).
 public enum MemoryFootprint {
+    /// Bytes of heap in use: what the program holds, as opposed to what glibc keeps freed (for benchmarks).
+    public static var heapInUse: Int { Int(hosttwin_heap_in_use()) }
+
     /// Gives freed heap pages back to the system (after a burst such as sealing the head log).
     public static func releaseFreedMemory() {
         // malloc_trim is a glibc extension outside the Glibc module; look it up.

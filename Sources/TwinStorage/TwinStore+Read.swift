@@ -172,18 +172,27 @@ extension TwinStore {
         db.dialect == .sqlite ? "INDEXED BY " + index : ""
     }
 
-    /// Entity versions from `versions` rows (``versionColumns``), of `kinds` when given.
-    func versions(_ rows: [SQLRow], kinds: Set<String>?) throws -> [EntityVersion] {
+    /// Entity versions from `versions` rows (``versionColumns``), of `kinds` when given, with only the
+    /// attributes named in `names` when given.
+    func versions(_ rows: [SQLRow], kinds: Set<String>?, attributes names: Set<String>? = nil) throws -> [EntityVersion] {
         var out: [EntityVersion] = []
         out.reserveCapacity(rows.count)
         for row in rows {
             let kindText = try row.text(1)
             guard kinds?.contains(kindText) ?? true, let kind = EntityKind(rawValue: kindText) else { continue }
             let id = try row.integer(0)
-            out.append(EntityVersion(kind: kind, key: key(kind, try row.text(2)), attributes: try attributes(kind, row[5], where: "versions row \(id)"),
+            var attributes = try attributes(kind, row[5], where: "versions row \(id)")
+            if let names { attributes = attributes.filter { names.contains($0.key) } }
+            out.append(EntityVersion(kind: kind, key: key(kind, try row.text(2)), attributes: attributes,
                                      validFrom: try row.integer(3), validTo: row[4].int64))
         }
         return out
+    }
+
+    /// `AND kind IN (…)` and its arguments for `kinds` (nothing when nil): rows of other kinds are not read.
+    static func kindFilter(_ kinds: [EntityKind]?) -> (sql: String, arguments: [any SQLValueConvertible]) {
+        guard let kinds, !kinds.isEmpty else { return ("", []) }
+        return (" AND kind IN (" + kinds.map { _ in "?" }.joined(separator: ", ") + ")", kinds.map(\.rawValue))
     }
 
     /// The attribute names of the newest `sample` versions of `kind` (a stable column set for SQL views,
@@ -198,7 +207,7 @@ extension TwinStore {
                 rows = try db.rows("SELECT id, attributes FROM versions WHERE kind = ? ORDER BY id DESC LIMIT ?", [kind.rawValue, sample])
             }
             if rows.isEmpty, let newest = try db.value("SELECT max(max_to) FROM version_blocks")?.int64 {
-                for v in try packedEnding(db, from: newest - StoragePolicy.day, to: newest) where v.kind == kind { names.formUnion(v.attributes.keys) }
+                for v in try packedEnding(db, from: newest - StoragePolicy.day, to: newest, kinds: [kind]) { names.formUnion(v.attributes.keys) }
             }
             for row in rows {
                 let id = try row.integer(0)
@@ -252,37 +261,41 @@ extension TwinStore {
     }
 
     /// The versions that started in `[from, to]` (of `kinds`, when given), oldest first: entity
-    /// appearances and changes with their attributes.
-    public func versionsStarting(from: Int64, to: Int64, kinds: [EntityKind]? = nil) throws -> [EntityVersion] {
-        try database.read { db in try self.versionsStarting(db, from: from, to: to, kinds: kinds) }
+    /// appearances and changes with their attributes (only those named in `attributes`, when given: a
+    /// reader that needs a few of a process's attributes does not hold every command line and environment
+    /// of a busy window).
+    public func versionsStarting(from: Int64, to: Int64, kinds: [EntityKind]? = nil, attributes: Set<String>? = nil) throws -> [EntityVersion] {
+        try database.read { db in try self.versionsStarting(db, from: from, to: to, kinds: kinds, attributes: attributes) }
     }
 
     /// Starts in the range: open versions, then each lifetime class (index versions_by_span), then blocks.
-    func versionsStarting(_ db: any StoreStatements, from: Int64, to: Int64, kinds: [EntityKind]?) throws -> [EntityVersion] {
-        let wanted = kinds.map { Set($0.map(\.rawValue)) }
+    func versionsStarting(_ db: any StoreStatements, from: Int64, to: Int64, kinds: [EntityKind]?, attributes: Set<String>? = nil) throws -> [EntityVersion] {
         let columns = "SELECT \(Self.versionColumns) FROM versions"
-        var rows = try db.rows("\(columns) WHERE span IS NULL AND valid_from >= ? AND valid_from <= ?", [from, to])
+        let kind = Self.kindFilter(kinds)
+        var rows = try db.rows("\(columns) WHERE span IS NULL AND valid_from >= ? AND valid_from <= ?\(kind.sql)", [from, to] + kind.arguments)
         if let classes = try db.value("SELECT max(span) FROM versions")?.int64 {
             let range = 0...max(classes, 0)
-            rows += try db.rows(range.map { _ in "\(columns) WHERE span = ? AND valid_from >= ? AND valid_from <= ?" }.joined(separator: " UNION ALL "),
-                                range.flatMap { [$0, from, to] as [any SQLValueConvertible] })
+            rows += try db.rows(range.map { _ in "\(columns) WHERE span = ? AND valid_from >= ? AND valid_from <= ?\(kind.sql)" }.joined(separator: " UNION ALL "),
+                                range.flatMap { ([$0, from, to] as [any SQLValueConvertible]) + kind.arguments })
         }
-        var out = try versions(rows, kinds: wanted)
-        out += try packedStarting(db, from: from, to: to, kinds: kinds.map(Set.init)).map(opened)
+        var out = try versions(rows, kinds: kinds.map { Set($0.map(\.rawValue)) }, attributes: attributes)
+        out += try packedStarting(db, from: from, to: to, kinds: kinds.map(Set.init), attributes: attributes)
         out.sort { $0.validFrom < $1.validFrom }
         return out
     }
 
     /// The versions that ended in `[from, to]` (of `kinds`, when given), by end: entity disappearances and
-    /// the old sides of changes.
-    public func versionsEnding(from: Int64, to: Int64, kinds: [EntityKind]? = nil) throws -> [EntityVersion] {
-        try database.read { db in try self.versionsEnding(db, from: from, to: to, kinds: kinds).sorted { $0.validTo! < $1.validTo! } }
+    /// the old sides of changes (with only `attributes`, when given).
+    public func versionsEnding(from: Int64, to: Int64, kinds: [EntityKind]? = nil, attributes: Set<String>? = nil) throws -> [EntityVersion] {
+        try database.read { db in try self.versionsEnding(db, from: from, to: to, kinds: kinds, attributes: attributes).sorted { $0.validTo! < $1.validTo! } }
     }
 
     /// Ends in the range: rows, then blocks.
-    func versionsEnding(_ db: any StoreStatements, from: Int64, to: Int64, kinds: [EntityKind]? = nil) throws -> [EntityVersion] {
-        let rows = try db.rows("SELECT \(Self.versionColumns) FROM versions WHERE valid_to >= ? AND valid_to <= ?", [from, to])
-        return try versions(rows, kinds: kinds.map { Set($0.map(\.rawValue)) }) + packedEnding(db, from: from, to: to, kinds: kinds.map(Set.init)).map(opened)
+    func versionsEnding(_ db: any StoreStatements, from: Int64, to: Int64, kinds: [EntityKind]? = nil, attributes: Set<String>? = nil) throws -> [EntityVersion] {
+        let kind = Self.kindFilter(kinds)
+        let rows = try db.rows("SELECT \(Self.versionColumns) FROM versions WHERE valid_to >= ? AND valid_to <= ?\(kind.sql)", [from, to] + kind.arguments)
+        return try versions(rows, kinds: kinds.map { Set($0.map(\.rawValue)) }, attributes: attributes)
+            + packedEnding(db, from: from, to: to, kinds: kinds.map(Set.init), attributes: attributes)
     }
 
     /// A version starting at T whose entity had a version ending at T is a change; otherwise the start

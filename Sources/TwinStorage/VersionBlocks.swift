@@ -157,12 +157,14 @@ extension TwinStore {
         }
     }
 
-    /// The versions `keep` accepts of the blocks `sql` selects (stored form), decoded; damage names the block.
+    /// The versions `keep` accepts of the blocks `sql` selects, decoded and passed through `each` block by
+    /// block (a block's versions are let go as soon as `each` has made what the reader keeps of them);
+    /// damage names the block.
     func packed(_ db: any StoreStatements, _ sql: String, _ arguments: [any SQLValueConvertible], kinds: Set<EntityKind>? = nil,
-                keep: @escaping VersionCodec.Keep) throws -> [EntityVersion] {
+                each: (EntityVersion) -> EntityVersion, keep: @escaping VersionCodec.Keep) throws -> [EntityVersion] {
         var out: [EntityVersion] = []
         for row in try db.rows("SELECT id, data FROM version_blocks WHERE \(sql)", arguments) {
-            out += try decodeBlock(row[1], id: try row.integer(0), kinds: kinds, keep: keep)
+            out += try decodeBlock(row[1], id: try row.integer(0), kinds: kinds, keep: keep).lazy.map(each)
         }
         return out
     }
@@ -188,14 +190,17 @@ extension TwinStore {
         return out
     }
 
-    /// Packed versions that started in `[from, to]`, of `kinds` when given.
-    func packedStarting(_ db: any StoreStatements, from: Int64, to: Int64, kinds: Set<EntityKind>? = nil) throws -> [EntityVersion] {
-        try packed(db, "max_from >= ? AND min_from <= ?", [from, to], kinds: kinds) { start, _ in start >= from && start <= to }
+    /// Packed versions that started in `[from, to]`, of `kinds` when given, opened, with only `attributes`
+    /// when given.
+    func packedStarting(_ db: any StoreStatements, from: Int64, to: Int64, kinds: Set<EntityKind>? = nil,
+                        attributes: Set<String>? = nil) throws -> [EntityVersion] {
+        try packed(db, "max_from >= ? AND min_from <= ?", [from, to], kinds: kinds, each: { self.opened($0, keeping: attributes) }) { start, _ in start >= from && start <= to }
     }
 
-    /// Packed versions that ended in `[from, to]`.
-    func packedEnding(_ db: any StoreStatements, from: Int64, to: Int64, kinds: Set<EntityKind>? = nil) throws -> [EntityVersion] {
-        try packed(db, "max_to >= ? AND min_to <= ?", [from, to], kinds: kinds) { _, end in (end ?? .min) >= from && (end ?? .max) <= to }
+    /// Packed versions that ended in `[from, to]`, as ``packedStarting(_:from:to:kinds:attributes:)``.
+    func packedEnding(_ db: any StoreStatements, from: Int64, to: Int64, kinds: Set<EntityKind>? = nil,
+                      attributes: Set<String>? = nil) throws -> [EntityVersion] {
+        try packed(db, "max_to >= ? AND min_to <= ?", [from, to], kinds: kinds, each: { self.opened($0, keeping: attributes) }) { _, end in (end ?? .min) >= from && (end ?? .max) <= to }
     }
 
     /// A stored version as read: its key and sealed attributes opened where a key is at hand (a block's
@@ -205,6 +210,13 @@ extension TwinStore {
         var o = v
         o.key = cipher.open(v.kind, key: v.key)
         o.attributes = cipher.open(v.kind, v.attributes)
+        return o
+    }
+
+    /// A stored version opened, with only the attributes named in `names` (all when nil).
+    func opened(_ v: EntityVersion, keeping names: Set<String>?) -> EntityVersion {
+        var o = opened(v)
+        if let names { o.attributes = o.attributes.filter { names.contains($0.key) } }
         return o
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import TwinCore
 import TwinQuery
 import TwinRules
+import TwinRuntime
 import TwinStorage
 
 /// `hosttwin bench rules`: what evaluating the built-in rules (or given files) costs per collection tick.
@@ -25,6 +26,8 @@ struct BenchRules: ParsableCommand {
         var groups: [Group]
         /// Each rule's share of a tick (µs), costliest first.
         var costliest: [Rule]
+        /// Heap held at the end of the first pass and its peak, above the heap before it (bytes).
+        var heldBytes = 0, peakBytes = 0
         struct Group: Encodable { var name: String; var interval: Double; var evaluations: Int; var meanMicros: Double; var maxMicros: Double }
         struct Rule: Encodable { var name: String; var perTickMicros: Double }
         enum CodingKeys: String, CodingKey { case ticks, rules, perTickMicros = "per_tick_us", groups, costliest }
@@ -35,7 +38,9 @@ struct BenchRules: ParsableCommand {
         guard let last = try twin.lastTick() else { throw CLIError("the store holds no ticks") }
         let files = try self.files.isEmpty ? [RuleFile.defaults()] : self.files.map(RuleFile.load)
         var passes: [Result] = []
-        for _ in 0..<max(runs, 1) {
+        let heapBefore = MemoryFootprint.heapInUse
+        var heapPeak = heapBefore, heapHeld = heapBefore
+        for pass in 0..<max(runs, 1) {
             let recorded = RecordedSeries(keep: 3_600_000)
             var engine = PromQLEngine(source: LayeredSource(base: StoreSampleSource(store: twin, scrapeLabels: ScrapeLabels()), recorded: recorded))
             engine.timeout = 10_000
@@ -63,8 +68,11 @@ struct BenchRules: ParsableCommand {
                     spent[g].append(us)
                     total += us
                     for (i, r) in ev.groups[g].group.rules.enumerated() { byRule[r.name, default: 0] += ev.groups[g].health[i].duration * 1e6 }
+                    if pass == 0 { heapPeak = max(heapPeak, MemoryFootprint.heapInUse) }
                 }
             }
+            ev.context.snapshot = nil
+            if pass == 0 { heapHeld = MemoryFootprint.heapInUse }
             passes.append(Result(ticks: seconds, rules: files.reduce(0) { $0 + $1.rules.count }, perTickMicros: total / Double(seconds),
                                  groups: ev.groups.enumerated().map { i, g in
                                      Result.Group(name: g.group.name, interval: Double(g.interval) / 1000, evaluations: spent[i].count,
@@ -72,9 +80,11 @@ struct BenchRules: ParsableCommand {
                                  }, costliest: byRule.map { Result.Rule(name: $0.key, perTickMicros: $0.value / Double(seconds)) }
                                     .sorted { $0.perTickMicros > $1.perTickMicros }))
         }
-        let r = passes.sorted { $0.perTickMicros < $1.perTickMicros }[passes.count / 2]
+        var r = passes.sorted { $0.perTickMicros < $1.perTickMicros }[passes.count / 2]
+        (r.heldBytes, r.peakBytes) = (heapHeld - heapBefore, heapPeak - heapBefore)
         if json { try printJSON(r); return }
         print(String(format: "rules: %d rules, %d ticks: %.0f µs per tick (median of %d passes; budget 1,000 µs)", r.rules, r.ticks, r.perTickMicros, passes.count))
+        print(String(format: "heap of the first pass: %.2f MB held at its end, %.2f MB at its peak", Double(r.heldBytes) / 1e6, Double(r.peakBytes) / 1e6))
         printTable(["GROUP", "INTERVAL", "EVALUATIONS", "MEAN", "MAX"], r.groups.map {
             [$0.name, String(format: "%.0fs", $0.interval), String($0.evaluations), String(format: "%.0f µs", $0.meanMicros), String(format: "%.0f µs", $0.maxMicros)]
         })

@@ -431,6 +431,34 @@ private struct Fixed: SampleSource {
         #expect(firingAt.first.map { (380...450).contains($0) } == true && firingAt.last.map { (900...1_500).contains($0) } == true,
                 "the loop is found a minute after its fifth run and gone ten minutes after it stopped: \(firingAt.first ?? -1)–\(firingAt.last ?? -1) s")
         #expect(try store.database.read { db in try db.value("SELECT count(*) FROM version_blocks")?.int64 ?? 0 } > 10, "closed versions were packed")
+        // The watch reads only the runs' attributes, from rows and from packed blocks alike.
+        let read = try store.versionsStarting(from: t0, to: t0 + 30 * 60_000, kinds: [.processes], attributes: ProcessRuns.attributes)
+        #expect(read.count > 100 && read.allSatisfy { $0.kind == .processes && $0.attributes["state"] == nil && $0.attributes["pid"] == nil })
+        #expect(read.contains { $0.attributes["command"] == "/usr/bin/flaky --serve" && $0.attributes["unit"] == "flaky.service" })
+        let ended = try store.versionsEnding(from: t0, to: t0 + 30 * 60_000, kinds: [.processes], attributes: ["host"])
+        #expect(!ended.isEmpty && ended.allSatisfy { $0.attributes.isEmpty })
+    }
+
+    /// A run keeps its command's hash and its first 200 characters (a compiler's command line is tens of
+    /// kilobytes, and a build starts thousands in a rule's window): two programs whose command lines differ
+    /// only past that are two loops, each named by the shortened command.
+    @Test func restartLoopsTellLongCommandsApartByTheirHash() {
+        let common = "/usr/bin/worker " + String(repeating: "--option=value ", count: 20)
+        var versions: [EntityVersion] = []
+        for (k, queue) in ["--queue=a", "--queue=b"].enumerated() {
+            // Six runs of 1 s, each 2 s after the last one's exit; the two programs' runs interleave, so
+            // taken for one program they would make a single loop.
+            for run in 0..<6 {
+                let start = Int64(run) * 3_000 + Int64(k) * 1_500, pid = Int64(1000 + 10 * run + k)
+                versions.append(EntityVersion(kind: .processes, key: "\(pid)@\(start)", attributes: ["pid": .int(pid), "ppid": 700, "command": .string(common + queue)],
+                                              validFrom: start, validTo: start + 1_000))
+            }
+        }
+        var runs = ProcessRuns()
+        runs.started(versions.sorted { $0.validFrom < $1.validFrom })
+        let loops = runs.restartLoops()
+        #expect(loops.count == 2, "\(loops)")
+        #expect(loops.allSatisfy { $0.subject.count == ProcessRuns.shownCommand && $0.subject.hasSuffix("…") && common.hasPrefix($0.subject.dropLast()) }, "\(loops.map(\.subject))")
     }
 }
 

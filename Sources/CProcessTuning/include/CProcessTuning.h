@@ -1,6 +1,9 @@
 // Process tuning done by constructors before main: glibc's malloc arenas (MallocTuning.c) and
 // fault-around for the program's code (FaultAround.c); these report what they set.
 
+/// Bytes of heap in use (glibc's `mallinfo2`: allocated chunks of every arena, and mmap'd blocks).
+long long hosttwin_heap_in_use(void);
+
 /// The arena limit the constructor set for this process (1 for `run` and `agent`), or 0 when it set none.
 int hosttwin_malloc_arena_limit(void);
 

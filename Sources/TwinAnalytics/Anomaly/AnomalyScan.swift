@@ -241,7 +241,7 @@ public enum AnomalyScan {
     /// exits 0 is not a loop.
     public static func restartLoops(store: TwinStore, from: Int64, to: Int64) throws -> [AnomalyReport.Warning] {
         var runs = ProcessRuns()
-        runs.started(try store.versionsStarting(from: from, to: to, kinds: [.processes]))
+        runs.started(try store.versionsStarting(from: from, to: to, kinds: [.processes], attributes: ProcessRuns.attributes))
         return runs.restartLoops()
     }
 

@@ -7,11 +7,21 @@ import TwinCore
 /// its end once none of its versions is open. Versions can be fed in pieces — those that started, then
 /// those that ended, since the last look — and one fed twice changes nothing, so a rule can follow the
 /// window as it moves instead of reading all of it at every evaluation.
+///
+/// A run holds its command's hash and at most ``shownCommand`` characters of it: a compiler's command
+/// line is tens of kilobytes, and a build starts thousands in the ten minutes a rule looks back.
 public struct ProcessRuns: Sendable {
+    /// The attributes a run is made of: what readers need decode of a process version, no more.
+    public static let attributes: Set<String> = ["command", "start_time", "unit", "ppid", "host", "after_exit"]
+    /// The longest command a run keeps (in characters) to name its loop; longer ones end with "…".
+    public static let shownCommand = 200
+
     struct Run: Sendable {
         var start: Int64
+        /// The whole command's hash (loops are told apart by it) and its shown part.
+        var commandHash: Int
         var command: String
-        var owner: String?
+        var owner: String
         var host: String?
         var afterExit: String?
         /// The starts of its versions still open when last seen.
@@ -49,7 +59,11 @@ public struct ProcessRuns: Sendable {
             if case .string(let started)? = v.attributes["start_time"], let s = TwinTime.parseRFC3339(started), s < v.validFrom - 5_000 { continue }
             var owner: String?
             if case .string(let unit)? = v.attributes["unit"] { owner = unit } else if let ppid = v.attributes["ppid"]?.intValue, ppid > 1 { owner = "parent pid \(ppid)" }
-            var run = Run(start: v.validFrom, command: command, owner: owner, host: v.attributes["host"]?.description,
+            // Runs no one launched again (no unit, no parent but init) can never be a loop.
+            guard let owner else { continue }
+            let long = (command.index(command.startIndex, offsetBy: Self.shownCommand, limitedBy: command.endIndex) ?? command.endIndex) < command.endIndex
+            let shown = long ? String(command.prefix(Self.shownCommand - 1)) + "…" : command
+            var run = Run(start: v.validFrom, commandHash: command.hashValue, command: shown, owner: owner, host: v.attributes["host"]?.description,
                           afterExit: v.attributes["after_exit"]?.description, open: [], lastEnd: nil)
             run.saw(v)
             runs[id] = run
@@ -71,11 +85,11 @@ public struct ProcessRuns: Sendable {
 
     /// The restart loops among the runs held.
     public func restartLoops() -> [AnomalyReport.Warning] {
-        struct Loop: Hashable { var host: String?; var command: String; var owner: String }
+        struct Loop: Hashable { var host: String?; var commandHash: Int; var owner: String }
         var byLoop: [Loop: [Run]] = [:]
         for r in runs.values {
-            guard let owner = r.owner, let end = r.end, end - r.start < 60_000 else { continue }
-            byLoop[Loop(host: r.host, command: r.command, owner: owner), default: []].append(r)
+            guard let end = r.end, end - r.start < 60_000 else { continue }
+            byLoop[Loop(host: r.host, commandHash: r.commandHash, owner: r.owner), default: []].append(r)
         }
         var out: [AnomalyReport.Warning] = []
         for (loop, list) in byLoop where list.count >= 5 {
@@ -100,7 +114,7 @@ public struct ProcessRuns: Sendable {
             }
             guard longest.runs >= 5, longest.known == 0 || 2 * longest.failed > longest.known else { continue }
             let exits = longest.known > 0 ? "; \(longest.failed) of \(longest.known) restarts after a failed exit" : ""
-            out.append(.init(kind: "restarting in a loop", subject: loop.command,
+            out.append(.init(kind: "restarting in a loop", subject: sorted[0].command,
                              evidence: "\(longest.runs) runs in a row by \(loop.owner) since \(TwinTime.rfc3339(longest.start)), each under a minute, as long as the last one and started within 3 s of its exit" + exits,
                              host: loop.host))
         }
