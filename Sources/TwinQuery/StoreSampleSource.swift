@@ -17,10 +17,9 @@ public final class StoreSampleSource: SampleSource {
     static let tooMany = "query processing would load too many samples into memory in query execution; narrow the selector or the range"
 
     private struct Index {
-        var count = 0
-        var ids: [Int64] = []
-        var labels: [Labels] = []
-        var types: [MetricType] = []
+        /// The store's series catalog as last read (shared with the store's copy): matching reads the labels
+        /// a scrape would add without building them, and builds full label sets only for the series it returns.
+        var series: [SeriesInfo] = []
         var byName: [String: [Int]] = [:]
         /// ``scrapeLabels`` with the instance decided (once, at the first series).
         var scrape: ScrapeLabels?
@@ -53,18 +52,10 @@ public final class StoreSampleSource: SampleSource {
         let catalog = unchanged == nil ? try store.seriesCatalog() : []
         let ix = unchanged ?? index.withLock { ix in
             ix.generation = generation
-            if ix.count < catalog.count {
+            if ix.series.count < catalog.count {
                 if ix.scrape == nil { ix.scrape = scrapeLabels?.resolved(store) }
-                for s in catalog[ix.count...] {
-                    var pairs = s.key.labels.pairs + [Label(Labels.metricName, s.key.metric)]
-                    ix.scrape?.add(to: &pairs)
-                    let labels = Labels(pairs)
-                    ix.byName[s.key.metric, default: []].append(ix.ids.count)
-                    ix.ids.append(s.id)
-                    ix.labels.append(labels)
-                    ix.types.append(s.type)
-                }
-                ix.count = catalog.count
+                for i in ix.series.count..<catalog.count { ix.byName[catalog[i].key.metric, default: []].append(i) }
+                ix.series = catalog
             }
             return ix // copy-on-write: the arrays are shared, not copied
         }
@@ -72,23 +63,28 @@ public final class StoreSampleSource: SampleSource {
         if let name = matchers.first(where: { $0.name == Labels.metricName && $0.op == .equal }) {
             candidates = ix.byName[name.value] ?? []
         } else {
-            candidates = Array(ix.ids.indices)
+            candidates = Array(ix.series.indices)
         }
         // Label values repeat across series (modes, devices): each distinct value is matched once per regex.
         var verdicts = [[String: Bool]](repeating: [:], count: matchers.count)
         var out: [(Int64, Labels, MetricType)] = []
         for (k, i) in candidates.enumerated() {
             if k & 1023 == 1023, TwinTime.nowMillis() > deadline { throw PromQLError.timeout("query timed out in series matching") }
+            let s = ix.series[i]
             var ok = true
             for (m, matcher) in matchers.enumerated() {
-                let value = ix.labels[i].value(matcher.name)
+                let value = ix.scrape?.value(matcher.name, of: s.key) ?? (matcher.name == Labels.metricName ? s.key.metric : s.key.labels.value(matcher.name))
                 let verdict: Bool
                 if matcher.isRegex {
                     if let v = verdicts[m][value] { verdict = v } else { verdict = matcher.matches(value); verdicts[m][value] = verdict }
                 } else { verdict = matcher.matches(value) }
                 if !verdict { ok = false; break }
             }
-            if ok { out.append((ix.ids[i], ix.labels[i], ix.types[i])) }
+            if ok {
+                var pairs = s.key.labels.pairs + [Label(Labels.metricName, s.key.metric)]
+                ix.scrape?.add(to: &pairs)
+                out.append((s.id, Labels(pairs), s.type))
+            }
         }
         return out
     }
@@ -183,6 +179,22 @@ public struct ScrapeLabels: Sendable {
         let own = try? store.state(at: TwinTime.nowMillis(), kinds: [.host]).first { $0.attributes["host"] == nil }
         let stored = own?.attributes["hostname"]?.description
         return ScrapeLabels(job: job, instance: stored ?? HostName.local)
+    }
+
+    /// The value of label `name` (`__name__` included) of series `key` once ``add(to:)`` has added these
+    /// labels: series matching reads it without building the labels.
+    public func value(_ name: String, of key: SeriesKey) -> String {
+        switch name {
+        case Labels.metricName: return key.metric
+        case "job":
+            if let own = key.labels["job"], !own.isEmpty { return own }
+            return job
+        case "instance":
+            if let own = key.labels["instance"], !own.isEmpty { return own }
+            if let host = key.labels["host"], !host.isEmpty { return host }
+            return instance ?? ""
+        default: return key.labels[name] ?? ""
+        }
     }
 
     /// Appends `job` and `instance` to `pairs` where they are missing, and drops labels with empty values

@@ -92,18 +92,27 @@ extension TwinStore {
     }
 
     /// Every stored series in id order. Kept in memory: each call reads only the series added since the
-    /// previous one, so a long-lived reader (the server) pays for the index once.
+    /// previous one, so a long-lived reader (the server) pays for the index once. Series of one label set
+    /// share its decoded labels (a process's five series), and series of one metric its name: a busy host
+    /// adds per-process series by the thousand, and the catalog is never shortened.
     public func seriesCatalog() throws -> [SeriesInfo] {
         let known = catalog.withLock { $0 }
         let maxID = known.last?.id ?? 0
         let added = try database.read { db in
-            try db.rows("""
-                SELECT s.id, m.name, l.labels, m.type FROM series s JOIN metrics m ON m.id = s.metric_id JOIN label_sets l ON l.id = s.labels_id
+            var labels: [Int64: Labels] = [:]
+            var names = metricNames.withLock { $0 }
+            let added = try db.rows("""
+                SELECT s.id, m.name, s.labels_id, l.labels, m.type FROM series s JOIN metrics m ON m.id = s.metric_id JOIN label_sets l ON l.id = s.labels_id
                 WHERE s.id > ? ORDER BY s.id
                 """, [maxID]).map { row in
-                SeriesInfo(id: try row.integer(0), key: SeriesKey(try row.text(1), try TwinWriter.decodeLabels(try row.text(2))),
-                           type: MetricType(rawValue: try row.text(3)) ?? .untyped)
+                let labelsID = try row.integer(2), name = try row.text(1)
+                let set = try labels[labelsID] ?? TwinWriter.decodeLabels(try row.text(3))
+                labels[labelsID] = set
+                if names[name] == nil { names[name] = name }
+                return SeriesInfo(id: try row.integer(0), key: SeriesKey(names[name]!, set), type: MetricType(rawValue: try row.text(4)) ?? .untyped)
             }
+            metricNames.withLock { $0 = names }
+            return added
         }
         if added.isEmpty { return known }
         return catalog.withLock { c in

@@ -26,6 +26,8 @@ public final class TwinStore: Sendable {
     let cipherBox = Mutex<(any AttributeCipher)?>(nil)
     /// Series read so far, by id order (series are never deleted, so only new ones need reading).
     let catalog = Mutex<[SeriesInfo]>([])
+    /// The catalog's metric names, each stored once (``seriesCatalog()``).
+    let metricNames = Mutex<[String: String]>([:])
     /// Decoded chunks recently read (256 Ki samples, 4 MiB at most; empty until something queries).
     let chunkCache = Mutex(ChunkCache(capacity: 262_144))
     /// Parsed directories of chunk rows (keyed like ``chunkCache`` without a series): a dashboard reads the

@@ -76,6 +76,40 @@ func storeWith(_ text: String) throws -> (TwinStore, String) {
         #expect(!refused { try e.range(try PromQLParser.parse("vector(1)"), start: t, end: t + 98_000, step: 1000) })
     }
 
+    /// Series matching reads the `job` and `instance` a scrape adds without building each series' labels
+    /// (a busy host's catalog holds thousands of per-process series): every selector finds what it finds
+    /// in the labels built whole by ``ScrapeLabels/add(to:)``, which are what it returns.
+    @Test func matchingReadsScrapeLabelsAsTheBuiltLabelsHoldThem() throws {
+        let t = Self.t0
+        let (store, dir) = try storeWith("""
+            up 1 \(t)
+            up{job="api"} 1 \(t)
+            up{job="",ifalias=""} 1 \(t)
+            up{host="web1"} 1 \(t)
+            up{host="web2",instance="web2:9100"} 1 \(t)
+            other{instance="",room="a"} 1 \(t)
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let source = StoreSampleSource(store: store, scrapeLabels: ScrapeLabels(job: "node", instance: "me"))
+        let all = try source.matching([try Matcher(name: "__name__", op: .regex, value: ".+")])
+        #expect(all.count >= 5)
+        #expect(all.contains { $0.labels.text == #"{__name__="up",host="web1",instance="web1",job="node"}"# }, "\(all.map(\.labels.text))")
+        #expect(all.contains { $0.labels.text == #"{__name__="up",host="web2",instance="web2:9100",job="node"}"# })
+        #expect(all.contains { $0.labels.text == #"{__name__="other",instance="me",job="node",room="a"}"# })
+        let selectors: [(String, MatchOp, String)] = [
+            ("job", .equal, "node"), ("job", .equal, "api"), ("job", .equal, ""), ("instance", .equal, "me"), ("instance", .equal, "web1"),
+            ("instance", .regex, "web.*"), ("instance", .notEqual, "me"), ("ifalias", .equal, ""), ("room", .equal, "a"),
+            ("__name__", .equal, "up"), ("__name__", .notRegex, "u.*"), ("host", .notRegex, "web.*"), ("nothing", .equal, ""),
+        ]
+        for (name, op, value) in selectors {
+            let m = try Matcher(name: name, op: op, value: value)
+            let found = try source.matching([m]).map(\.labels.text).sorted()
+            let built = all.filter { m.matches($0.labels.value(name)) }.map(\.labels.text).sorted()
+            #expect(found == built, "\(name)\(op.rawValue)\"\(value)\": \(found) against \(built)")
+        }
+    }
+
     @Test func evaluatesOnAStore() throws {
         let (e, dir) = try engine()
         defer { try? FileManager.default.removeItem(atPath: dir) }
