@@ -88,8 +88,17 @@ public final class ProcessCollector: Collector {
     private var pendingLoss = false
     /// Children of processes that exited during a between-ticks refresh (re-parented): the next tick reads them.
     private var pendingReread = Set<Int32>()
-    /// The last exit of each command under each parent ("command\0ppid"), kept for a minute.
-    private var lastExits: [String: (status: String, t: Int64)] = [:]
+    /// The last exit of each command under each parent (by ``exitKey(_:_:)``), kept for a minute.
+    private var lastExits: [Int: (status: String, t: Int64)] = [:]
+
+    /// A command under a parent, hashed: a build's compiler command lines are tens of kilobytes each, and
+    /// a key holding them would keep thousands for a minute.
+    private static func exitKey(_ command: String, _ ppid: Int) -> Int {
+        var h = Hasher()
+        h.combine(command)
+        h.combine(ppid)
+        return h.finalize()
+    }
     /// pid_max and threads-max, re-read every minute (sysctl reads cost tens of µs).
     private var limits: (pids: Double?, threads: Double?, read: Int64)?
 
@@ -109,7 +118,7 @@ public final class ProcessCollector: Collector {
         pendingLoss = false
         for exit in events.exits {
             guard let k = known[String(exit.pid)], !k.isKernelThread else { continue }
-            lastExits[k.command + "\u{0}" + String(k.ppid)] = (exit.description, now)
+            lastExits[Self.exitKey(k.command, k.ppid)] = (exit.description, now)
         }
         if !lastExits.isEmpty { lastExits = lastExits.filter { now - $0.value.t < 60_000 } }
         return events
@@ -153,7 +162,7 @@ public final class ProcessCollector: Collector {
             info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(saturating: stat.startTicks))", comm: comm, command: command,
                          labels: Labels(["pid": pidName, "name": comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
             info.unit = ctx.reader.withBytes(at: procDir, pidName + "/cgroup") { parseSystemdUnit(String(decoding: $0, as: UTF8.self)) } ?? nil
-            info.afterExit = lastExits[command + "\u{0}" + String(stat.ppid)]?.status
+            info.afterExit = lastExits[Self.exitKey(command, stat.ppid)]?.status
         }
         if info.ppid != stat.ppid || info.lifecycle != lifecycle || info.uid != uid || info.attributes.isEmpty {
             let startSeconds = (bootTime ?? 0) + stat.startTicks / clockTicks
