@@ -192,6 +192,9 @@ public struct CollectionService: Service {
                 if waiter.wait(until: at) == .stop { return false }
             }
             loop.lastChange = TwinTime.nowMillis()
+            // A wait that overran the tick's slot (the thread woke late) leaves the change to the tick: stored
+            // at or after the slot, it would make the tick's time not after it, and the tick would be refused.
+            if loop.lastChange >= next { return true }
             guard loop.budget.allows(at: loop.lastChange) else {
                 // Over budget: the change waits for the tick's full listing.
                 metrics.changeSkipped()

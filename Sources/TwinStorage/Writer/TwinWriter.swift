@@ -167,7 +167,8 @@ public final class TwinWriter {
     public func commit(_ obs: Observation, health: [CollectorHealth] = []) throws -> TickResult {
         let t = obs.timestamp
         guard t > lastTick, t > lastStateCommit else {
-            throw TwinError.badInput("tick at \(TwinTime.rfc3339(t)) is not after the last stored tick \(TwinTime.rfc3339(lastTick)); skipped (clock stepped back?)")
+            let last = lastTick >= lastStateCommit ? "the last stored tick \(TwinTime.rfc3339(lastTick))" : "the last stored change \(TwinTime.rfc3339(lastStateCommit))"
+            throw TwinError.badInput("tick at \(TwinTime.rfc3339(t)) is not after \(last); skipped (clock stepped back?)")
         }
         var result = TickResult(samples: obs.samples.count, newSeries: 0, events: [], sealedChunks: 0)
         if let oldest = head.oldest, floorDiv(t, policy.headWindow) != floorDiv(oldest, policy.headWindow) {
