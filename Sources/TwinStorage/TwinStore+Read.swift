@@ -190,9 +190,7 @@ extension TwinStore {
             let kindText = try row.text(1)
             guard kinds?.contains(kindText) ?? true, let kind = EntityKind(rawValue: kindText) else { continue }
             let id = try row.integer(0)
-            var attributes = try attributes(kind, row[5], where: "versions row \(id)")
-            if let names { attributes = attributes.filter { names.contains($0.key) } }
-            out.append(EntityVersion(kind: kind, key: key(kind, try row.text(2)), attributes: attributes,
+            out.append(EntityVersion(kind: kind, key: key(kind, try row.text(2)), attributes: Self.only(names, of: try attributes(kind, row[5], where: "versions row \(id)")),
                                      validFrom: try row.integer(3), validTo: row[4].int64))
         }
         return out

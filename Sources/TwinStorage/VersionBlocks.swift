@@ -216,8 +216,14 @@ extension TwinStore {
     /// A stored version opened, with only the attributes named in `names` (all when nil).
     func opened(_ v: EntityVersion, keeping names: Set<String>?) -> EntityVersion {
         var o = opened(v)
-        if let names { o.attributes = o.attributes.filter { names.contains($0.key) } }
+        o.attributes = Self.only(names, of: o.attributes)
         return o
+    }
+
+    /// `attributes` with only those named in `names` (all when nil).
+    static func only(_ names: Set<String>?, of attributes: [String: AttributeValue]) -> [String: AttributeValue] {
+        guard let names else { return attributes }
+        return attributes.filter { names.contains($0.key) }
     }
 }
 
