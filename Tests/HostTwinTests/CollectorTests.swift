@@ -349,6 +349,48 @@ import TwinCore
         #expect(pid(inbound) == Int64(getpid()))
     }
 
+    /// Under the CPU budget's relaxation the dump of the connection table waits as many times
+    /// `connectionMinInterval` (10 s) after the last, up to a minute, however the connections change; at
+    /// factor 1 a change makes it due 10 s after the last. (With the TCP tracepoint an announced connection
+    /// makes a dump due here, as the exact look-ups are turned off; without it the changed socket counts do.)
+    @Test func connectionDumpsWaitLongerUnderTheBudget() throws {
+        let collector = SocketCollector()
+        collector.exactLookupLimit = 0
+        collector.connectionMaxInterval = 300_000 // the relaxed wait, not the longest, is what is seen
+        let reader = FileReader()
+        let t0 = TwinTime.nowMillis()
+        func tick(_ t: Int64, relaxation: Int64) throws -> Int {
+            reader.startTick()
+            var ctx = CollectContext(paths: HostPaths(), reader: reader, config: CollectorConfig(), observation: Observation(timestamp: t))
+            ctx.relaxation = relaxation
+            #expect(try collector.collect(&ctx) == .ok)
+            return collector.connectionDumps
+        }
+        let listener = try #require(Self.loopbackListener())
+        var held = [listener]
+        defer { for fd in held { close(fd) } }
+        // A new loopback connection, both of its ends held open.
+        func connectAgain() {
+            let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var to = Self.loopback(UInt16(Self.port(listener)))
+            let connected = withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let server = accept(listener, nil, nil)
+            #expect(connected == 0 && server >= 0)
+            held += [client, server]
+            usleep(20_000) // the watcher holds back announcements of the last millisecond (their order across CPUs)
+        }
+        #expect(try tick(t0, relaxation: 1) == 1) // the first dump
+        connectAgain()
+        #expect(try tick(t0 + 11_000, relaxation: 1) == 2) // changed, 11 s after the last
+        connectAgain()
+        #expect(try tick(t0 + 22_000, relaxation: 5) == 2)
+        #expect(try tick(t0 + 60_000, relaxation: 5) == 2) // 49 s after the last: 5 × 10 s not yet
+        #expect(try tick(t0 + 61_000, relaxation: 5) == 3)
+        connectAgain()
+        #expect(try tick(t0 + 120_000, relaxation: 15) == 3) // 15 × 10 s is held to a minute
+        #expect(try tick(t0 + 121_000, relaxation: 15) == 4)
+    }
+
     /// 127.0.0.1:`port` as a socket address.
     static func loopback(_ port: UInt16) -> sockaddr_in {
         var a = sockaddr_in()

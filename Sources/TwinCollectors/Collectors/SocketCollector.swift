@@ -34,6 +34,8 @@ public final class SocketCollector: Collector {
 
     private var lastCounts: [String: Double] = [:]
     private var lastConnectionScan: Int64 = .min
+    /// Dumps of the established connections so far (for tests).
+    private(set) var connectionDumps = 0
     private var owners: [UInt64: (pid: Int, name: String)] = [:]
     /// Inodes a full fd walk did not find an owner for (another namespace, unreadable fds): not worth a
     /// walk at every tick.
@@ -164,6 +166,7 @@ public final class SocketCollector: Collector {
         var changed = changes.connections
         if let established {
             lastConnectionScan = now
+            connectionDumps += 1
             lastCounts = counts
             connectionChangesLost = false
             unresolved = [:]
