@@ -189,6 +189,52 @@ import TwinStorage
         }
     }
 
+    /// A security list's newer version becomes the installed package's `security_update`; the collector keeps
+    /// the offers for installed packages only, so a package installed later (dpkg's status changed, the lists
+    /// not) gets its offer too. Malformed stanzas are skipped.
+    @Test func securityUpdatesFollowTheInstalledPackages() throws {
+        let root = try temporaryDirectory("hosttwin-packages")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for dir in ["/var/lib/dpkg", "/var/lib/apt/lists"] {
+            try FileManager.default.createDirectory(atPath: root + dir, withIntermediateDirectories: true)
+        }
+        func installed(_ packages: [(String, String)], mtime: Int) throws {
+            let text = packages.map { "Package: \($0.0)\nStatus: install ok installed\nArchitecture: amd64\nVersion: \($0.1)\nDescription: x\n multi-line\n" }
+                .joined(separator: "\n")
+            try text.write(toFile: root + "/var/lib/dpkg/status", atomically: false, encoding: .utf8)
+            var times = [timespec(tv_sec: mtime, tv_nsec: 0), timespec(tv_sec: mtime, tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, root + "/var/lib/dpkg/status", &times, 0) == 0)
+        }
+        try """
+        Package: openssl
+        Version: 3.0.15-1~deb12u1
+        Architecture: amd64
+
+        Package: curl
+        Version: 7.88.1-10+deb12u8
+        Architecture: amd64
+
+        Package: curl
+        Version: broken, no architecture
+
+        Package: zlib1g
+        Version: 1:1.2.13.dfsg-1
+        Architecture: amd64
+        """.write(toFile: root + "/var/lib/apt/lists/deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages",
+                  atomically: false, encoding: .utf8)
+        let collector = PackageCollector(), reader = FileReader()
+        func updates() throws -> [String: AttributeValue] {
+            reader.startTick()
+            var ctx = CollectContext(paths: HostPaths(root: root), reader: reader, config: CollectorConfig(), observation: Observation(timestamp: TwinTime.nowMillis()))
+            #expect(try collector.collect(&ctx) == .ok)
+            return Dictionary(uniqueKeysWithValues: (ctx.observation.entities[.packages] ?? []).map { ($0.key, $0.attributes["security_update"] ?? .null) })
+        }
+        try installed([("openssl", "3.0.11-1~deb12u2"), ("zlib1g", "1:1.2.13.dfsg-1")], mtime: 1_700_000_000)
+        #expect(try updates() == ["openssl:amd64": .string("3.0.15-1~deb12u1"), "zlib1g:amd64": .null])
+        try installed([("openssl", "3.0.15-1~deb12u1"), ("zlib1g", "1:1.2.13.dfsg-1"), ("curl", "7.88.1-10+deb12u5")], mtime: 1_700_000_100)
+        #expect(try updates() == ["openssl:amd64": .null, "zlib1g:amd64": .null, "curl:amd64": .string("7.88.1-10+deb12u8")])
+    }
+
     /// The SUID scan names the package that installed each file, through merged /usr's old names too.
     @Test func suidFilesAreAttributedToTheirPackages() throws {
         let root = try temporaryDirectory("hosttwin-suid")

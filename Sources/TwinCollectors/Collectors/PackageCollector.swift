@@ -27,7 +27,8 @@ public final class PackageCollector: Collector {
             lastStatus = mtime
             changed = true
         }
-        changed = readSecurityLists(ctx) || changed
+        // The offers are kept for the installed packages only, so a changed set of packages reads them again.
+        changed = readSecurityLists(ctx, again: changed) || changed
         if changed {
             count = Double(installed.count)
             updates = 0
@@ -47,21 +48,23 @@ public final class PackageCollector: Collector {
         return .ok
     }
 
-    /// Reads the security lists again when any was added, removed or changed; true when it did.
-    private func readSecurityLists(_ ctx: CollectContext) -> Bool {
+    /// Reads the security lists again when any was added, removed or changed, or when asked `again`; true
+    /// when it did. Only the offers for installed packages are kept (a security list offers thousands).
+    private func readSecurityLists(_ ctx: CollectContext, again: Bool) -> Bool {
         let dir = ctx.paths.root("/var/lib/apt/lists")
         var now: [String: (Int, Int, Int)] = [:]
         for name in ctx.reader.list(dir) ?? [] where name.contains("security") && (name.hasSuffix("_Packages") || name.hasSuffix("_Packages.lz4")) {
             if let st = ctx.reader.status(dir + "/" + name) { now[name] = (Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec), Int(st.st_size)) }
         }
-        guard now.count != lastLists.count || now.contains(where: { k, v in lastLists[k].map { $0 != v } ?? true }) else { return false }
+        guard again || now.count != lastLists.count || now.contains(where: { k, v in lastLists[k].map { $0 != v } ?? true }) else { return false }
         lastLists = now
+        let wanted = Set(installed.map { $0.name + ":" + $0.architecture })
         var offered: [String: String] = [:]
         for name in now.keys.sorted() {
             let text: String? = name.hasSuffix(".lz4")
                 ? ctx.reader.withBytes(dir + "/" + name) { raw in lz4FrameDecompress(UnsafeRawBufferPointer(raw), limit: Self.maxListBytes) }?.flatMap { String(decoding: $0, as: UTF8.self) }
                 : ctx.reader.read(dir + "/" + name)
-            for (key, version) in parsePackagesIndex(text ?? "") {
+            for (key, version) in parsePackagesIndex(text ?? "", only: wanted) {
                 if let old = offered[key], DebianVersion.compare(old, version) >= 0 { continue }
                 offered[key] = version
             }

@@ -56,20 +56,22 @@ public enum DebianVersion {
 }
 
 /// Parses an apt `Packages` index (RFC 822-style stanzas) into `name:architecture` → the highest version
-/// it offers. Stanzas without a name, version or architecture are skipped.
-public func parsePackagesIndex(_ text: String) -> [String: String] {
+/// it offers, for the keys in `only` when given. Stanzas without a name, version or architecture are skipped.
+public func parsePackagesIndex(_ text: String, only wanted: Set<String>? = nil) -> [String: String] {
     var out: [String: String] = [:]
     var name: Substring?, version: Substring?, arch: Substring?
     func flush() {
         if let name, let version, let arch {
-            let key = String(name) + ":" + String(arch), v = String(version)
+            let key = String(name) + ":" + String(arch)
+            if let wanted, !wanted.contains(key) { return }
+            let v = String(version)
             if let old = out[key], DebianVersion.compare(old, v) >= 0 { return }
             out[key] = v
         }
     }
-    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-        if line.isEmpty { flush(); (name, version, arch) = (nil, nil, nil); continue }
-        if line.hasPrefix("Package: ") { name = line.dropFirst(9) }
+    forEachLine(text) { line in
+        if line.isEmpty { flush(); (name, version, arch) = (nil, nil, nil) }
+        else if line.hasPrefix("Package: ") { name = line.dropFirst(9) }
         else if line.hasPrefix("Version: ") { version = line.dropFirst(9) }
         else if line.hasPrefix("Architecture: ") { arch = line.dropFirst(14) }
     }

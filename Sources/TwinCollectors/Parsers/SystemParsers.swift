@@ -16,10 +16,10 @@ public func parseDpkgStatus(_ text: String) -> [InstalledPackage] {
         }
         name = ""; version = ""; arch = ""; status = ""
     }
-    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-        if line.isEmpty { flush(); continue }
-        if line.first == " " || line.first == "\t" { continue }
-        if let v = line.dropPrefix("Package: ") { name = String(v) }
+    forEachLine(text) { line in
+        if line.isEmpty { flush() }
+        else if line.first == " " || line.first == "\t" { return }
+        else if let v = line.dropPrefix("Package: ") { name = String(v) }
         else if let v = line.dropPrefix("Version: ") { version = String(v) }
         else if let v = line.dropPrefix("Architecture: ") { arch = String(v) }
         else if let v = line.dropPrefix("Status: ") { status = String(v) }
