@@ -223,6 +223,32 @@ import TwinCore
         #expect(sampled(t0 + 112_000).contains(idle.processIdentifier))
     }
 
+    /// An idle process gets its first series sample at the first tick after it is old enough
+    /// (`processSeriesMinAge`), not at its next refresh, which the budget's relaxation puts up to a minute
+    /// away (root only).
+    @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func anIdleProcessGetsSeriesOnceOldEnough() throws {
+        let idle = Process()
+        idle.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        idle.arguments = ["60"]
+        try idle.run()
+        defer { kill(idle.processIdentifier, SIGKILL); idle.waitUntilExit() }
+        let sampler = Sampler(selection: only("processes"), config: CollectorConfig(processSeriesMinAge: 5_000))
+        sampler.relaxation = 15
+        let t0 = TwinTime.nowMillis()
+        func sampled(_ t: Int64) -> Bool {
+            sampler.tick(now: t, force: true).samples.contains {
+                $0.key.metric == "hosttwin_process_cpu_seconds_total" && $0.key.labels["pid"] == String(idle.processIdentifier)
+            }
+        }
+        #expect(!sampled(t0))        // first read: too young
+        #expect(!sampled(t0 + 1000)) // second read: idle from here, still too young
+        #expect(!sampled(t0 + 2000)) // idle, not read
+        // It started before t0, so 5 s after t0 it is old enough, a minute before its next refresh. (Its age
+        // is read up to a second high: the boot time is whole seconds.)
+        #expect(sampled(t0 + 5_100))
+        #expect(!sampled(t0 + 6_100)) // idle again: read at its refresh only
+    }
+
     /// While the kernel's process events are trusted, `/proc` is listed every 10 s only: a process started
     /// or ended between two listings comes from the events, and so does a zombie (root only).
     @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func processesBetweenListingsComeFromTheEvents() throws {

@@ -20,7 +20,8 @@ import TwinCore
 /// Idle processes form a class of their own: where the kernel's process events are at hand (root, the
 /// host's own /proc), a user-space process that was sleeping and had used no CPU tick since its read before
 /// is re-read every `idleProcessRefresh` only — its series get a sample then — unless the kernel reports
-/// it (exec, uid or name change, exit) or its parent's exit (it is re-parented). A process that uses CPU is
+/// it (exec, uid or name change, exit) or its parent's exit (it is re-parented), or it has just become old
+/// enough for series (its first sample comes at once). A process that uses CPU is
 /// read at every tick again. On a host of 2,000 idle processes this cuts the collector's CPU about six times
 /// (docs/OBSERVATION.md). When the CPU budget relaxes the other collectors (``CollectContext/relaxation``),
 /// the idle processes, the kernel threads and the listing wait as many times their refresh, up to a minute;
@@ -55,6 +56,9 @@ public final class ProcessCollector: Collector {
         var afterExit: String? = nil
         /// The tick that last listed it (ms): a process the tick did not list is gone.
         var listedAt: Int64 = .min
+        /// When it is old enough for series (ms) while it has had none: an idle process is read then, not
+        /// at its next refresh (up to a minute later under the budget). Infinity once it has series.
+        var seriesDueAt = Double.infinity
     }
 
     /// How long an unchanged kernel thread goes without its `stat` being re-read (ms).
@@ -240,7 +244,8 @@ public final class ProcessCollector: Collector {
             guard let first = pidName.utf8.first, first >= 48, first <= 57, let pid = Int(pidName) else { continue }
             if let i = known.index(forKey: pidName), known.values[i].inode == inode, now >= known.values[i].statRead,
                known.values[i].isKernelThread ? now - known.values[i].statRead < kernelThreadEvery
-                   : trustIdle && known.values[i].idle && now - known.values[i].statRead < idleEvery && !reported.contains(Int32(pid)) {
+                   : trustIdle && known.values[i].idle && now - known.values[i].statRead < idleEvery && !reported.contains(Int32(pid))
+                     && Double(now) < known.values[i].seriesDueAt {
                 known.values[i].listedAt = now
                 listed += 1
                 stateCounts[known.values[i].state, default: 0] += 1
@@ -254,11 +259,12 @@ public final class ProcessCollector: Collector {
             threadsTotal += stat.threads
             var info = observed
             info.listedAt = now
+            let startMillis = ((bootTime ?? 0) + stat.startTicks / clockTicks) * 1000
+            let seriesDue = !stat.isKernelThread && Double(now) - startMillis >= Double(ctx.config.processSeriesMinAge)
+            info.seriesDueAt = seriesDue || stat.isKernelThread ? .infinity : startMillis + Double(ctx.config.processSeriesMinAge)
             if known.updateValue(info, forKey: pidName)?.listedAt != now { listed += 1 }
             entities.append(Entity(kind: .processes, key: info.key, attributes: info.attributes))
-            guard !stat.isKernelThread else { continue }
-            let startMillis = ((bootTime ?? 0) + stat.startTicks / clockTicks) * 1000
-            guard Double(now) - startMillis >= Double(ctx.config.processSeriesMinAge) else { continue }
+            guard seriesDue else { continue }
             let l = info.labels
             ctx.observation.counter("hosttwin_process_cpu_seconds_total", l, (stat.utimeTicks + stat.stimeTicks) / clockTicks)
             ctx.observation.add("hosttwin_process_resident_memory_bytes", l, stat.rssPages * pageSize)
