@@ -33,8 +33,17 @@ public protocol TickSink: Sendable {
 
 extension LiveTwin: TickSink {
     public func committed(_ tick: CommittedTick) {
-        update(samples: tick.observation.samples, types: tick.observation.types, host: tick.observation.entities[.host]?.first?.attributes,
-               health: tick.health, tick: tick.time, events: tick.events)
+        let samples = tick.observation.samples
+        update(samples: samples, ids: Self.ids(of: samples, stored: tick.ids), types: tick.observation.types,
+               host: tick.observation.entities[.host]?.first?.attributes, health: tick.health, tick: tick.time, events: tick.events)
+    }
+
+    /// The stored series id of each sample: the store keeps a series' first sample of a tick, in order, so
+    /// its ids line up with the samples unless a series came twice (then the later ones get -1).
+    static func ids(of samples: [MetricSample], stored: [Int64]) -> [Int64] {
+        if stored.count == samples.count { return stored }
+        var seen = Set<SeriesKey>(), next = stored.makeIterator()
+        return samples.map { seen.insert($0.key).inserted ? next.next() ?? -1 : -1 }
     }
 
     public func collectionStopped() { close() }

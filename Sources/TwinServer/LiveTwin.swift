@@ -14,11 +14,14 @@ public final class LiveTwin: Sendable {
         var ticks: Int64 = 0
         var current: (Int64, [MetricSample])?
         var prior: (Int64, [MetricSample])?
+        /// The store's series id of each sample of `current` and `prior` (-1: a series twice in its tick).
+        var currentIDs: [Int64] = []
+        var priorIDs: [Int64] = []
         var types: [String: MetricType] = [:]
         var currentTypes: [String: MetricType] = [:]
         /// Latest (tick, value) per series, kept once `/metrics` has been asked for (a scraper then
         /// comes back); before that no per-tick work is spent on it.
-        var latest: [SeriesKey: (Int64, Double)]?
+        var latest: LatestValues?
         var subscribers: [Int: AsyncStream<String>.Continuation] = [:]
         var nextSubscriber = 0
         var closed = false
@@ -30,18 +33,21 @@ public final class LiveTwin: Sendable {
     public init(startedAt: Int64 = TwinTime.nowMillis()) { self.startedAt = startedAt }
 
     /// Records one committed tick and tells subscribers about it, with the state changes it brought.
-    public func update(samples: [MetricSample], types: [String: MetricType] = [:], host: [String: AttributeValue]?, health: [CollectorHealth],
+    /// `ids` holds the store's series id of each sample (-1 for a series' second sample in the tick).
+    public func update(samples: [MetricSample], ids: [Int64], types: [String: MetricType] = [:], host: [String: AttributeValue]?, health: [CollectorHealth],
                        tick: Int64, events: [TwinEvent] = []) {
         let listeners = state.withLock { s in
             s.prior = s.current
+            s.priorIDs = s.currentIDs
             s.current = (tick, samples)
+            s.currentIDs = ids
             s.currentTypes = types
             if s.latest != nil {
                 // Types matter to /metrics only: merged while someone scrapes.
                 for (k, v) in types where s.types[k] == nil { s.types[k] = v }
-                for x in samples { s.latest![x.key] = (tick, x.value) }
+                s.latest!.merge(samples, ids: ids, at: tick)
                 // Series gone for longer than the lookback (exited processes) leave, every 5 minutes.
-                if s.ticks % 300 == 0 { s.latest = s.latest!.filter { $0.value.0 >= tick - LiveTwin.stale } }
+                if s.ticks % 300 == 0 { s.latest!.forget(before: tick - LiveTwin.stale) }
             }
             if let host { s.host = host }
             s.health = health
@@ -124,14 +130,55 @@ public final class LiveTwin: Sendable {
         state.withLock { s in
             guard let current = s.current else { return nil }
             if s.latest == nil {
-                var seed: [SeriesKey: (Int64, Double)] = [:]
-                if let prior = s.prior { for x in prior.1 { seed[x.key] = (prior.0, x.value) } }
-                for x in current.1 { seed[x.key] = (current.0, x.value) }
+                var seed = LatestValues()
+                if let prior = s.prior { seed.merge(prior.1, ids: s.priorIDs, at: prior.0) }
+                seed.merge(current.1, ids: s.currentIDs, at: current.0)
                 s.latest = seed
                 for (k, v) in s.currentTypes where s.types[k] == nil { s.types[k] = v }
             }
-            let fresh = s.latest!.compactMap { $0.value.0 >= current.0 - Self.stale ? MetricSample($0.key, $0.value.1) : nil }
-            return (current.0, fresh, s.types)
+            return (current.0, s.latest!.samples(since: current.0 - Self.stale), s.types)
         }
+    }
+}
+
+/// The latest (tick, value) of every series, in slots indexed by the store's series id: a tick's samples
+/// are written by position, without hashing their keys (hashing every sample's labels at every tick cost
+/// 0.15 ms of CPU a second in a quiet run, 7 % of its budget, once `/metrics` had been read). Ids are dense
+/// from 1 in both stores; one beyond `maxSlots` is kept by key instead.
+struct LatestValues {
+    private var keys: [SeriesKey?] = []
+    private var times: [Int64] = []
+    private var values: [Double] = []
+    private var beyond: [SeriesKey: (Int64, Double)] = [:]
+    static let maxSlots = 1 << 22
+
+    mutating func merge(_ samples: [MetricSample], ids: [Int64], at tick: Int64) {
+        for (sample, id) in zip(samples, ids) where id >= 0 {
+            guard id < Self.maxSlots else { beyond[sample.key] = (tick, sample.value); continue }
+            let i = Int(id)
+            if i >= keys.count {
+                let count = max(i + 1, keys.count * 2)
+                keys += repeatElement(nil, count: count - keys.count)
+                times += repeatElement(.min, count: count - times.count)
+                values += repeatElement(0, count: count - values.count)
+            }
+            if keys[i] == nil { keys[i] = sample.key }
+            times[i] = tick
+            values[i] = sample.value
+        }
+    }
+
+    /// Forgets the series last seen before `t`.
+    mutating func forget(before t: Int64) {
+        for i in keys.indices where keys[i] != nil && times[i] < t { keys[i] = nil }
+        beyond = beyond.filter { $0.value.0 >= t }
+    }
+
+    /// The series seen at or after `t`, with their latest values.
+    func samples(since t: Int64) -> [MetricSample] {
+        var out: [MetricSample] = []
+        for i in keys.indices where times[i] >= t { if let key = keys[i] { out.append(MetricSample(key, values[i])) } }
+        for (key, v) in beyond where v.0 >= t { out.append(MetricSample(key, v.1)) }
+        return out
     }
 }

@@ -7,6 +7,7 @@ import TwinQuery
 import NIOCore
 import Logging
 import TwinStorage
+@testable import TwinRuntime
 
 /// The HTTP API of the real binary on loopback: the Prometheus-compatible endpoints, the state API and
 /// SQL, the live stream, `/metrics`, and every kind of bad request.
@@ -352,5 +353,35 @@ import TwinStorage
         api.engine.maxSamples = 3
         let refused = await api.get(path)
         #expect(refused.status == 422 && refused.body.contains("too many samples"), "\(refused)")
+    }
+}
+
+/// `/metrics`' latest values, kept by series id once it has been read: a series a tick did not collect keeps
+/// its last value for the lookback, a series twice in a tick keeps its first, ids beyond the slots are kept too.
+@Suite struct LiveTwinLatestTests {
+    @Test func latestValuesFollowTheTicksBySeriesID() {
+        let live = LiveTwin()
+        let a = SeriesKey("node_load1"), b = SeriesKey("node_memory_MemFree_bytes"), far = SeriesKey("far_id")
+        func latest() -> [String: Double] {
+            Dictionary(uniqueKeysWithValues: (live.latestSamples()?.samples ?? []).map { ($0.key.metric, $0.value) })
+        }
+        func tick(_ t: Int64, _ samples: [(SeriesKey, Double)], ids: [Int64]) {
+            live.update(samples: samples.map { MetricSample($0.0, $0.1) }, ids: ids, host: nil, health: [], tick: t)
+        }
+        let t0: Int64 = 1_800_000_000_000
+        tick(t0, [(a, 1), (b, 2)], ids: [1, 2])
+        tick(t0 + 1000, [(a, 3)], ids: [1])
+        #expect(latest() == ["node_load1": 3, "node_memory_MemFree_bytes": 2]) // seeded from the last two ticks
+        tick(t0 + 2000, [(a, 4), (far, 9)], ids: [1, Int64(LatestValues.maxSlots) + 5])
+        #expect(latest() == ["node_load1": 4, "node_memory_MemFree_bytes": 2, "far_id": 9])
+        // A series twice in a tick: the store kept its first sample.
+        let samples = [MetricSample(a, 5), MetricSample(b, 6), MetricSample(a, 7)]
+        let ids = LiveTwin.ids(of: samples, stored: [1, 2])
+        #expect(ids == [1, 2, -1])
+        live.update(samples: samples, ids: ids, host: nil, health: [], tick: t0 + 3000)
+        #expect(latest() == ["node_load1": 5, "node_memory_MemFree_bytes": 6, "far_id": 9])
+        // Past the 5-minute lookback, series no tick collected leave.
+        tick(t0 + 3000 + LiveTwin.stale + 1000, [(a, 8)], ids: [1])
+        #expect(latest() == ["node_load1": 8])
     }
 }
