@@ -153,8 +153,10 @@ struct LatestValues {
     static let maxSlots = 1 << 22
 
     mutating func merge(_ samples: [MetricSample], ids: [Int64], at tick: Int64) {
-        for (sample, id) in zip(samples, ids) where id >= 0 {
-            guard id < Self.maxSlots else { beyond[sample.key] = (tick, sample.value); continue }
+        // By index, so a sample's key is copied (retained) only for a slot's first value.
+        for j in 0..<min(samples.count, ids.count) where ids[j] >= 0 {
+            let id = ids[j]
+            guard id < Self.maxSlots else { beyond[samples[j].key] = (tick, samples[j].value); continue }
             let i = Int(id)
             if i >= keys.count {
                 let count = max(i + 1, keys.count * 2)
@@ -162,9 +164,9 @@ struct LatestValues {
                 times += repeatElement(.min, count: count - times.count)
                 values += repeatElement(0, count: count - values.count)
             }
-            if keys[i] == nil { keys[i] = sample.key }
+            if keys[i] == nil { keys[i] = samples[j].key }
             times[i] = tick
-            values[i] = sample.value
+            values[i] = samples[j].value
         }
     }
 
