@@ -300,3 +300,32 @@ extension ChunkTests {
         #expect(try ChunkCodec.encode((0..<3600).map { (Int64($0) * 1000, 100 + Double($0) * 0.25) }).count < 24)
     }
 }
+
+/// The read caches keep what readers came back for since the last sweep (`run` sweeps at each seal) and
+/// drop the rest, as well as evicting the least recently used when full.
+@Suite struct ReadCacheSweepTests {
+    @Test func aSweepDropsWhatWasNotReadSinceTheLast() {
+        func key(_ id: Int64) -> ChunkCache.Key { ChunkCache.Key(id: id, minT: 0, maxT: 10, count: 2, bytes: 8, series: 1) }
+        var chunks = ChunkCache(capacity: 1_000)
+        chunks.put(key(1), SampleColumns([(0, 1), (10, 2)]))
+        chunks.put(key(2), SampleColumns([(0, 3), (10, 4)]))
+        chunks.sweep() // both were added since the start
+        #expect(chunks.held == 4)
+        #expect(chunks.get(key(1)) != nil)
+        chunks.sweep() // the second was not read since the first sweep
+        #expect(chunks.held == 2 && chunks.get(key(2)) == nil && chunks.get(key(1)) != nil)
+        chunks.sweep()
+        chunks.sweep() // nothing read in between
+        #expect(chunks.held == 0 && chunks.get(key(1)) == nil)
+
+        var rows = RowDataCache(capacityBytes: 1 << 20)
+        let member = GroupBlock.Member(id: 1, count: 2, range: 0..<4)
+        rows.put(key(1), [member], [1, 2, 3, 4])
+        rows.put(key(2), [member], [5, 6])
+        rows.sweep()
+        #expect(rows.held == 6)
+        #expect(rows.get(key(2))?.data == [5, 6])
+        rows.sweep()
+        #expect(rows.held == 2 && rows.get(key(1)) == nil)
+    }
+}

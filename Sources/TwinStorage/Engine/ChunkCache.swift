@@ -13,6 +13,8 @@ struct ChunkCache: Sendable {
     }
     private var entries: [Key: (samples: SampleColumns, used: UInt64)] = [:]
     private var clock: UInt64 = 0
+    /// The clock at the last ``sweep()``.
+    private var swept: UInt64 = 0
     private(set) var held = 0
     /// Most samples held (16 bytes each).
     let capacity: Int
@@ -39,6 +41,16 @@ struct ChunkCache: Sendable {
             entries.removeValue(forKey: key)
         }
     }
+
+    /// Drops the chunks not read or added since the last sweep (`run` sweeps at each seal, so the cache holds
+    /// what readers came back for lately, not what they once read).
+    mutating func sweep() {
+        for (key, e) in entries where e.used <= swept {
+            held -= e.samples.count
+            entries.removeValue(forKey: key)
+        }
+        swept = clock
+    }
 }
 
 /// Inflated chunk rows (their members' encoded chunks, 1-2 bytes a sample) kept for readers that want
@@ -48,6 +60,7 @@ struct ChunkCache: Sendable {
 struct RowDataCache: Sendable {
     private var entries: [ChunkCache.Key: (members: [GroupBlock.Member], data: [UInt8], used: UInt64)] = [:]
     private var clock: UInt64 = 0
+    private var swept: UInt64 = 0
     private(set) var held = 0
     let capacityBytes: Int
 
@@ -71,5 +84,14 @@ struct RowDataCache: Sendable {
             held -= e.data.count
             entries.removeValue(forKey: key)
         }
+    }
+
+    /// Drops the rows not read or added since the last sweep (as ``ChunkCache/sweep()``).
+    mutating func sweep() {
+        for (key, e) in entries where e.used <= swept {
+            held -= e.data.count
+            entries.removeValue(forKey: key)
+        }
+        swept = clock
     }
 }
