@@ -144,7 +144,9 @@ public final class LiveTwin: Sendable {
 /// The latest (tick, value) of every series, in slots indexed by the store's series id: a tick's samples
 /// are written by position, without hashing their keys (hashing every sample's labels at every tick cost
 /// 0.15 ms of CPU a second in a quiet run, 7 % of its budget, once `/metrics` had been read). Ids are dense
-/// from 1 in both stores; one beyond `maxSlots` is kept by key instead.
+/// from 1 in both stores; one beyond `maxSlots` is kept by key instead. The cost is 40 bytes a slot up to the
+/// highest id seen, whether its series still lives or not: about 130 KB for the 3,315 series a recorder had
+/// made in two hours beside two CI runs.
 struct LatestValues {
     private var keys: [SeriesKey?] = []
     private var times: [Int64] = []
@@ -159,7 +161,7 @@ struct LatestValues {
             guard id < Self.maxSlots else { beyond[samples[j].key] = (tick, samples[j].value); continue }
             let i = Int(id)
             if i >= keys.count {
-                let count = max(i + 1, keys.count * 2)
+                let count = max(i + 1, keys.count + keys.count / 4)
                 keys += repeatElement(nil, count: count - keys.count)
                 times += repeatElement(.min, count: count - times.count)
                 values += repeatElement(0, count: count - values.count)
