@@ -7,15 +7,17 @@
 # Starts every BINARY together at the defaults, each on a fresh data directory and its own loopback port,
 # reads each one's RSS and anonymous memory (/proc/PID/smaps_rollup) and CPU time (/proc/PID/stat) every
 # 30 s for MINUTES, stops them, and prints per binary the mean, lowest and highest RSS, the mean anonymous
-# memory and the CPU per second, from minute 3 on (start-up left out). The readings stay in the printed
-# directory (readings.txt). Runs started together share what else the host does; compare within one run
-# of this script.
+# memory and the CPU per second, from minute 3 on (start-up left out), or from minute FROM with
+# `FROM=120 scripts/side-by-side.sh 150 ...` (a run hours in). The readings stay in the printed directory
+# (readings.txt), and so do the stores (d1, d2, ...: `hosttwin bench storage --data-dir DIR --no-generated`).
+# Runs started together share what else the host does; compare within one run of this script.
 set -euo pipefail
 . "$(dirname "$0")/prometheus-lib.sh" # free_port
-[ $# -ge 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
 minutes=$1
 shift
 dir=$(mktemp -d /tmp/side-by-side.XXXX)
+echo "readings and stores in $dir" >&2
 pids=()
 stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap stop EXIT
@@ -39,11 +41,12 @@ for ((n = 0; n <= minutes * 2; n++)); do
     [ "$n" -lt $((minutes * 2)) ] && sleep 30
 done
 echo "readings in $dir/readings.txt (every 30 s: CPU ticks, RSS kB, anonymous kB per binary)"
-python3 - "$dir/readings.txt" "$ticks" "$@" <<'PY'
+python3 - "$dir/readings.txt" "$ticks" "${FROM:-3}" "$@" <<'PY'
 import sys
-path, ticks, bins = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+path, ticks, start, bins = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
 rows = [list(map(int, line.split())) for line in open(path)]
-rows = [r for r in rows if r[0] >= 6] or rows  # from minute 3 on
+rows = [r for r in rows if r[0] >= start * 2] or rows  # from minute FROM on (3 by default)
+print(f"from minute {rows[0][0] / 2:g} to {rows[-1][0] / 2:g}")
 for i, name in enumerate(bins):
     cpu = [r[1 + 3 * i] for r in rows]
     rss = [r[2 + 3 * i] / 1024 for r in rows]
