@@ -11,7 +11,7 @@ import TwinStorage
 
 /// `hosttwin bench scenarios`: provokes the failures the early warnings are for on this machine — a file
 /// system that fills, a child that crash-loops, CPU and IO pressure, a process that leaks memory — each in
-/// seeded runs on a fresh twin collecting every second, and measures whether the warning came (recall),
+/// seeded runs on a fresh twin collecting every second (or every `--interval`), and measures whether the warning came (recall),
 /// how long before the failure (lead time) or after the trouble began (detection delay), which other
 /// warnings appeared meanwhile, and where `hosttwin explain` ranks the provoked cause.
 struct BenchScenarios: ParsableCommand {
@@ -19,7 +19,7 @@ struct BenchScenarios: ParsableCommand {
         commandName: "scenarios",
         abstract: "Provoke filling file systems, crash loops, CPU/IO pressure and memory leaks on this host; measure the early warnings' recall and lead time, and explain's ranking of the cause.",
         discussion: """
-        Each run opens a fresh store, collects this host every second in-process (20 quiet seconds first: the twin \
+        Each run opens a fresh store, collects this host every second in-process (or every --interval seconds; 20 quiet seconds first: the twin \
         is young, as after a fresh start), then provokes one scenario and evaluates the early warnings of `hosttwin \
         anomalies` every 2 seconds. fill: a loop-mounted ext4 image of 128 MiB (mounted before the quiet seconds) \
         written at a seeded 1-3 MB/s until it is full (needs root and losetup); the warning must come before the write fails. crash-loop: a child that \
@@ -33,6 +33,8 @@ struct BenchScenarios: ParsableCommand {
         """
     )
     @Option(help: "Runs per scenario.") var runs = 10
+    @Option(help: ArgumentHelp("Observe every N seconds instead of every second (5, 15, 60: what a coarser interval costs the warnings). The provocations keep their pace (a crash loop's child is restarted within a second); the quiet start lasts 20 s or three observations, whichever is longer; the warnings are evaluated at each observation (every 2 s at 1 s).", valueName: "N"))
+    var interval = 1
     @Option(help: "Seed of the first run (run k uses seed + k).") var seed: UInt64 = 1
     @Option(parsing: .upToNextOption, help: "Scenarios to run (fill, crash-loop, cpu-pressure, io-pressure, leak).") var scenario: [String] = Scenario.allCases.map(\.rawValue)
     @Option(help: ArgumentHelp("Instead of provoking: count the warnings raised over a recorded store without provocation (false warnings), evaluated every minute.", valueName: "DIR")) var recorded: String?
@@ -87,6 +89,7 @@ struct BenchScenarios: ParsableCommand {
     func run() throws {
         if let recorded { return try falseWarnings(recorded) }
         if let actions, actions != "on", actions != "off" { throw CLIError("--actions \(actions): on or off") }
+        guard (1...3600).contains(interval) else { throw CLIError("--interval \(interval): whole seconds from 1 to 3600") }
         let scenario = actions == nil || self.scenario != Scenario.allCases.map(\.rawValue) ? self.scenario : Scenario.preventable.map(\.rawValue)
         if actions != nil, let other = scenario.first(where: { !Scenario.preventable.map(\.rawValue).contains($0) }) {
             throw CLIError("--actions measures prevention of fill, crash-loop and leak, not \(other)")
@@ -100,7 +103,7 @@ struct BenchScenarios: ParsableCommand {
             if s == .leak, LeakProvocation.python == nil { throw CLIError("leak needs python3") }
             if s == .fill, getuid() != 0 { throw CLIError("fill needs root (it loop-mounts a file system)") }
             for k in 0..<runs {
-                let r = try Self.runOne(s, seed: seed &+ UInt64(k), actions: actions.map { $0 == "on" })
+                let r = try Self.runOne(s, seed: seed &+ UInt64(k), actions: actions.map { $0 == "on" }, interval: Int64(interval) * 1000)
                 // Each run as it ends (on standard error with --json, so that a long session's partial
                 // results survive an interruption).
                 let line = "\(name) seed \(r.seed) (\(r.parameter)): " + (r.detected ? "warned" : "MISSED")
@@ -183,29 +186,35 @@ struct BenchScenarios: ParsableCommand {
                      TwinTime.rfc3339(first), TwinTime.rfc3339(last), perHostDay))
     }
 
-    /// A fresh twin of this host, ticking every second, with the early warnings at hand.
+    /// A fresh twin of this host, observing every `interval` ms (every second by default), with the early
+    /// warnings at hand.
     final class Twin {
         let dir: String
         let store: TwinStore
         let writer: TwinWriter
-        let sampler = Sampler(tick: 1000)
+        let sampler: Sampler
+        let interval: Int64
 
-        init() throws {
+        init(interval: Int64 = 1000) throws {
+            self.interval = interval
+            sampler = Sampler(tick: interval)
             dir = NSTemporaryDirectory() + "hosttwin-scenario-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             store = try TwinStore.open(dataDir: dir)
             writer = TwinWriter(store: store)
-            try writer.begin(now: TwinTime.nowMillis(), interval: 1000)
+            try writer.begin(now: TwinTime.nowMillis(), interval: interval)
         }
 
-        /// Waits for the next whole second and records it.
+        /// Waits for the next whole second, and records it when it is a multiple of the interval: the
+        /// second, and whether it was observed.
         @discardableResult
-        func tick() throws -> Int64 {
+        func tick() throws -> (now: Int64, observed: Bool) {
             let now = TwinTime.nowMillis()
             let next = (now / 1000 + 1) * 1000
             usleep(useconds_t((next - now) * 1000))
+            guard next % interval == 0 else { return (next, false) }
             let obs = sampler.tick(now: next)
             try writer.commit(obs, health: obs.health)
-            return next
+            return (next, true)
         }
 
         /// The early warnings over the last hour, as `kind: subject` texts.
@@ -221,14 +230,20 @@ struct BenchScenarios: ParsableCommand {
 
     /// One seeded run; `actions` (prevention): nil as in the warning figures, else a bounded failure with the
     /// remediation action on or off.
-    static func runOne(_ scenario: Scenario, seed: UInt64, actions: Bool? = nil) throws -> Run {
+    static func runOne(_ scenario: Scenario, seed: UInt64, actions: Bool? = nil, interval: Int64 = 1000) throws -> Run {
         var rng = SeededRandom(seed: seed)
-        let twin = try Twin()
+        let twin = try Twin(interval: interval)
         defer { twin.close() }
         let prevention = actions != nil
         // The file system to fill exists before the quiet seconds, as a real one would.
         let fill = scenario == .fill ? try FillProvocation(rate: Double.random(in: 1...3, using: &rng) * 1e6, prevention: prevention) : nil
-        do { for _ in 0..<20 { try twin.tick() } } catch { fill?.stop(); throw error }
+        do {
+            var (seconds, observed) = (0, 0)
+            while seconds < 20 || observed < 3 {
+                seconds += 1
+                if try twin.tick().observed { observed += 1 }
+            }
+        } catch { fill?.stop(); throw error }
         let baseline = Set(try twin.warnings(now: TwinTime.nowMillis()).map(Self.text))
         let provocation: any Provocation
         switch scenario {
@@ -254,10 +269,10 @@ struct BenchScenarios: ParsableCommand {
         let limit = began + (scenario == .fill ? 240_000 : scenario == .leak ? 600_000 : scenario.deadline + 20_000)
         var k = 0
         while true {
-            let now = try twin.tick()
+            let (now, observed) = try twin.tick()
             provocation.poll(now: now)
-            k += 1
-            if k % 2 == 0 {
+            if observed { k += 1 }
+            if observed && (interval > 1000 || k % 2 == 0) {
                 for w in try twin.warnings(now: now) {
                     if warned == nil, provocation.matches(w) {
                         warned = now
