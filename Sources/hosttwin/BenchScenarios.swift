@@ -35,6 +35,8 @@ struct BenchScenarios: ParsableCommand {
     @Option(help: "Runs per scenario.") var runs = 10
     @Option(help: ArgumentHelp("Observe every N seconds instead of every second (5, 15, 60: what a coarser interval costs the warnings). The provocations keep their pace (a crash loop's child is restarted within a second); the quiet start lasts 20 s or three observations, whichever is longer; the warnings are evaluated at each observation (every 2 s at 1 s).", valueName: "N"))
     var interval = 1
+    @Flag(inversion: .prefixedNo, help: "Between observations, store what the change-driven collectors report (process starts and exits, sockets, files) once a second, as `run` does between its ticks (without its CPU budget); with --no-change-driven, polling alone.")
+    var changeDriven = true
     @Option(help: "Seed of the first run (run k uses seed + k).") var seed: UInt64 = 1
     @Option(parsing: .upToNextOption, help: "Scenarios to run (fill, crash-loop, cpu-pressure, io-pressure, leak).") var scenario: [String] = Scenario.allCases.map(\.rawValue)
     @Option(help: ArgumentHelp("Instead of provoking: count the warnings raised over a recorded store without provocation (false warnings), evaluated every minute.", valueName: "DIR")) var recorded: String?
@@ -103,7 +105,7 @@ struct BenchScenarios: ParsableCommand {
             if s == .leak, LeakProvocation.python == nil { throw CLIError("leak needs python3") }
             if s == .fill, getuid() != 0 { throw CLIError("fill needs root (it loop-mounts a file system)") }
             for k in 0..<runs {
-                let r = try Self.runOne(s, seed: seed &+ UInt64(k), actions: actions.map { $0 == "on" }, interval: Int64(interval) * 1000)
+                let r = try Self.runOne(s, seed: seed &+ UInt64(k), actions: actions.map { $0 == "on" }, interval: Int64(interval) * 1000, changeDriven: changeDriven)
                 // Each run as it ends (on standard error with --json, so that a long session's partial
                 // results survive an interruption).
                 let line = "\(name) seed \(r.seed) (\(r.parameter)): " + (r.detected ? "warned" : "MISSED")
@@ -187,16 +189,19 @@ struct BenchScenarios: ParsableCommand {
     }
 
     /// A fresh twin of this host, observing every `interval` ms (every second by default), with the early
-    /// warnings at hand.
+    /// warnings at hand; `changeDriven`: storing what the change-driven collectors report once a second
+    /// between observations.
     final class Twin {
         let dir: String
         let store: TwinStore
         let writer: TwinWriter
         let sampler: Sampler
         let interval: Int64
+        let changeDriven: Bool
 
-        init(interval: Int64 = 1000) throws {
+        init(interval: Int64 = 1000, changeDriven: Bool = true) throws {
             self.interval = interval
+            self.changeDriven = changeDriven
             sampler = Sampler(tick: interval)
             dir = NSTemporaryDirectory() + "hosttwin-scenario-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             store = try TwinStore.open(dataDir: dir)
@@ -211,7 +216,10 @@ struct BenchScenarios: ParsableCommand {
             let now = TwinTime.nowMillis()
             let next = (now / 1000 + 1) * 1000
             usleep(useconds_t((next - now) * 1000))
-            guard next % interval == 0 else { return (next, false) }
+            guard next % interval == 0 else {
+                if changeDriven, let changed = sampler.refreshChanged(now: next) { _ = try writer.commitState(changed) }
+                return (next, false)
+            }
             let obs = sampler.tick(now: next)
             try writer.commit(obs, health: obs.health)
             return (next, true)
@@ -230,9 +238,9 @@ struct BenchScenarios: ParsableCommand {
 
     /// One seeded run; `actions` (prevention): nil as in the warning figures, else a bounded failure with the
     /// remediation action on or off.
-    static func runOne(_ scenario: Scenario, seed: UInt64, actions: Bool? = nil, interval: Int64 = 1000) throws -> Run {
+    static func runOne(_ scenario: Scenario, seed: UInt64, actions: Bool? = nil, interval: Int64 = 1000, changeDriven: Bool = true) throws -> Run {
         var rng = SeededRandom(seed: seed)
-        let twin = try Twin(interval: interval)
+        let twin = try Twin(interval: interval, changeDriven: changeDriven)
         defer { twin.close() }
         let prevention = actions != nil
         // The file system to fill exists before the quiet seconds, as a real one would.

@@ -49,15 +49,18 @@ import TwinStorage
     }
 
     /// A process growing evenly is a leak suspect within two minutes; one growing in phases (a compiler)
-    /// and one that grew and stopped are not.
-    @Test func aSteadyLeakIsFlaggedWithinMinutes() throws {
+    /// and one that grew and stopped are not — whether the processes are observed every second or every 5
+    /// or 15 s (a relaxed or configured interval: 8 samples in the last two minutes).
+    @Test(arguments: [1_000, 5_000, 15_000] as [Int64])
+    func aSteadyLeakIsFlaggedWithinMinutes(interval: Int64) throws {
         let t0: Int64 = 1_800_000_000_000
         let leaker = Labels(["name": "leaky", "pid": "7"]), compiler = Labels(["name": "cc1", "pid": "8"]), cache = Labels(["name": "cache", "pid": "9"])
-        let (store, dir) = try storeOfTicks("hosttwin-leak", t0: t0, interval: 1_000, ticks: 200) { i, t in
+        let (store, dir) = try storeOfTicks("hosttwin-leak", t0: t0, interval: interval, ticks: Int(199_000 / interval) + 1) { _, t in
+            let second = Int((t - t0) / 1000)
             var obs = Observation(timestamp: t)
-            obs.add("hosttwin_process_resident_memory_bytes", leaker, 100e6 + Double(max(0, i - 60)) * 8e6)
-            obs.add("hosttwin_process_resident_memory_bytes", compiler, 100e6 + Double(i / 40) * 300e6)
-            obs.add("hosttwin_process_resident_memory_bytes", cache, 100e6 + Double(min(i, 90)) * 8e6)
+            obs.add("hosttwin_process_resident_memory_bytes", leaker, 100e6 + Double(max(0, second - 60)) * 8e6)
+            obs.add("hosttwin_process_resident_memory_bytes", compiler, 100e6 + Double(second / 40) * 300e6)
+            obs.add("hosttwin_process_resident_memory_bytes", cache, 100e6 + Double(min(second, 90)) * 8e6)
             return obs
         }
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -249,12 +249,17 @@ public enum AnomalyScan {
     /// at least 90 s, grown by a quarter and by 256 MB or more, rising or flat in 9 of 10 samples and rising
     /// in more than half, and a straight line explaining 95 % of it (a leak grows evenly; a compiler or a
     /// cache grows in phases).
+    /// The fewest samples of the last two minutes a fast leak is judged on: eight, so that a process observed
+    /// every 15 s (a relaxed or configured interval) is judged too; at 1 s a leaking (busy) process has a
+    /// hundred or more. The fit (R² ≥ 0.95), the share of rising steps and the 90 s span still apply.
+    static let fastLeakSamples = 8
+
     static func fastLeaks(store: TwinStore, rss: [SeriesInfo], to: Int64) throws -> [AnomalyReport.Warning] {
         let span: Int64 = 120_000
         let recent = try store.samples(ids: rss.map(\.id), from: to - span, to: to)
         var out: [AnomalyReport.Warning] = []
         for s in rss {
-            guard let p = recent[s.id], p.count >= 30, let a = p.first, let b = p.last, b.0 >= to - 10_000, b.0 - a.0 >= 90_000,
+            guard let p = recent[s.id], p.count >= fastLeakSamples, let a = p.first, let b = p.last, b.0 >= to - 10_000, b.0 - a.0 >= 90_000,
                   b.1 - a.1 >= 256e6, b.1 >= a.1 * 1.25 else { continue }
             let rising = zip(p.dropFirst(), p).filter { $0.1 >= $1.1 }.count, growing = zip(p.dropFirst(), p).filter { $0.1 > $1.1 }.count
             guard Double(rising) >= 0.9 * Double(p.count - 1), 2 * growing > p.count - 1, let fit = ExhaustionTrend.linearFit(p), fit.r2 >= 0.95 else { continue }
