@@ -245,15 +245,15 @@ public enum AnomalyScan {
         return runs.restartLoops()
     }
 
-    /// Processes whose resident memory grew steadily over the last two minutes: alive now, samples over
-    /// at least 90 s, grown by a quarter and by 256 MB or more, rising or flat in 9 of 10 samples and rising
-    /// in more than half, and a straight line explaining 95 % of it (a leak grows evenly; a compiler or a
-    /// cache grows in phases).
     /// The fewest samples of the last two minutes a fast leak is judged on: eight, so that a process observed
     /// every 15 s (a relaxed or configured interval) is judged too; at 1 s a leaking (busy) process has a
     /// hundred or more. The fit (R² ≥ 0.95), the share of rising steps and the 90 s span still apply.
     static let fastLeakSamples = 8
 
+    /// Processes whose resident memory grew steadily over the last two minutes: alive now, `fastLeakSamples` or more samples over
+    /// at least 90 s, grown by a quarter and by 256 MB or more, rising or flat in 9 of 10 samples and rising
+    /// in more than half, and a straight line explaining 95 % of it (a leak grows evenly; a compiler or a
+    /// cache grows in phases).
     static func fastLeaks(store: TwinStore, rss: [SeriesInfo], to: Int64) throws -> [AnomalyReport.Warning] {
         let span: Int64 = 120_000
         let recent = try store.samples(ids: rss.map(\.id), from: to - span, to: to)
