@@ -26,6 +26,10 @@ public struct ProcessExit: Sendable, Equatable, CustomStringConvertible {
 public struct ProcessEvents: Sendable, Equatable {
     public var exits: [ProcessExit] = []
     public var changed: Set<Int32> = []
+    /// Those of ``changed`` that replaced their program (exec): their command line is read again even
+    /// when the name stays (`sh` running `sh`), or was read in the middle of the exec (the new name, and
+    /// an empty command line while the kernel sets up the new one).
+    public var execs: Set<Int32> = []
     /// The kernel dropped events since the last drain (ENOBUFS): some changes went unreported.
     public var lost = false
     public init(exits: [ProcessExit] = [], changed: Set<Int32> = []) {
@@ -54,7 +58,8 @@ public func parseProcConnectorEvents(_ bytes: UnsafeRawBufferPointer) -> Process
             switch what {
             case exit where a == b && valid(a): out.exits.append(ProcessExit(pid: Int32(a), waitStatus: c))
             case fork where c == d && valid(c): out.changed.insert(Int32(c))
-            case exec, uid, gid, comm: if a == b && valid(a) { out.changed.insert(Int32(a)) }
+            case exec where a == b && valid(a): out.changed.insert(Int32(a)); out.execs.insert(Int32(a))
+            case uid, gid, comm: if a == b && valid(a) { out.changed.insert(Int32(a)) }
             default: break
             }
         }
@@ -108,6 +113,7 @@ final class ProcessEventWatcher {
             let batch = buffer.withUnsafeBytes { parseProcConnectorEvents(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             out.exits += batch.exits
             out.changed.formUnion(batch.changed)
+            out.execs.formUnion(batch.execs)
         }
     }
 }

@@ -190,6 +190,33 @@ import TwinCore
         #expect(after != nil && after != .int(Int64(shell.processIdentifier)))
     }
 
+    /// A process that replaces its program keeps its name but not its command: the kernel's exec event has
+    /// the command line read again (`sh` running `sh`; before, the first one stayed), and so it is when the
+    /// exec is reported in the middle of a read (root only).
+    @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func anExecWithTheSameNameChangesTheCommand() throws {
+        let shell = Process(), input = Pipe()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", "read first; exec /bin/sh -c 'read second'"]
+        shell.standardInput = input
+        try shell.run()
+        defer { if shell.isRunning { kill(shell.processIdentifier, SIGKILL); shell.waitUntilExit() } }
+        let sampler = Sampler(selection: only("processes"), config: CollectorConfig(processSeriesMinAge: 0))
+        let t0 = TwinTime.nowMillis()
+        func command(_ t: Int64) -> String? {
+            sampler.tick(now: t, force: true).entities[.processes]?
+                .first { $0.attributes["pid"] == .int(Int64(shell.processIdentifier)) }?.attributes["command"]?.description
+        }
+        #expect(command(t0)?.contains("read first") == true)
+        input.fileHandleForWriting.write(Data("\n".utf8))
+        var now: String?
+        for k in 1...100 {
+            usleep(20_000)
+            now = command(t0 + Int64(k) * 1000)
+            if now?.contains("read second") == true { break }
+        }
+        #expect(now == "/bin/sh -c read second")
+    }
+
     /// When the CPU budget relaxes the other collectors, idle processes wait as many times their 10 s (up to a
     /// minute), the `/proc` listing too; a process that uses CPU is still read at every tick (root only).
     @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func idleProcessesWaitLongerUnderTheBudget() throws {

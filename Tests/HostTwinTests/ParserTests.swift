@@ -355,9 +355,11 @@ import TwinCore
         // A fork names its child (7057) to be read; an exit is not a change to re-read.
         #expect(changed(Self.fork) == [7057])
         #expect(changed(Self.exit3).isEmpty)
-        // The same fork as an exec of 7016 (what = 2): the exec'ing process is re-read.
+        // The same fork as an exec of 7016 (what = 2): the exec'ing process is re-read, its command line too.
         var exec = Self.fork; exec[36] = 2
         #expect(changed(exec) == [7016])
+        #expect(exec.withUnsafeBytes { parseProcConnectorEvents($0).execs } == [7016])
+        #expect(Self.fork.withUnsafeBytes { parseProcConnectorEvents($0).execs }.isEmpty)
         // A thread's fork (child pid ≠ tgid) is not a new process.
         var thread = Self.fork; thread[60] = 0x92
         #expect(changed(thread).isEmpty)

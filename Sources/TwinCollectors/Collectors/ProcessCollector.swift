@@ -146,9 +146,10 @@ public final class ProcessCollector: Collector {
         }
     }
 
-    /// Reads process `pidName` afresh (its `stat`, owner, and on first sight or exec its command line):
-    /// the cached facts with this moment's, and the `stat` read; nil when it is gone.
-    private func observe(_ pidName: String, pid: Int, now: Int64, _ ctx: CollectContext) -> (Known, PidStat)? {
+    /// Reads process `pidName` afresh (its `stat`, owner, and on first sight, a new name or an `exec`
+    /// reported by the kernel its command line): the cached facts with this moment's, and the `stat` read;
+    /// nil when it is gone.
+    private func observe(_ pidName: String, pid: Int, now: Int64, exec: Bool = false, _ ctx: CollectContext) -> (Known, PidStat)? {
         guard let st = ctx.reader.withBytes(at: procDir, pidName + "/stat", { parsePidStat($0) }), let stat = st,
               let dirStat = ctx.reader.status(at: procDir, pidName) else { return nil }
         let uid: UInt32? = dirStat.st_uid
@@ -157,16 +158,24 @@ public final class ProcessCollector: Collector {
         // A kworker's name carries the workqueue it serves right now ("kworker/0:2-events"), which
         // changes every few seconds: identity is the part before it, so its state does not churn.
         let comm = stat.isKernelThread ? stableKernelThreadName(stat.comm) : stat.comm
-        if let k = known[pidName], k.startTicks == stat.startTicks, k.comm == comm {
+        // A process (not a kernel thread) whose command line was empty is read again: polled in the middle
+        // of an exec, it had its new name and no command line yet.
+        if !exec, let k = known[pidName], k.startTicks == stat.startTicks, k.comm == comm, stat.isKernelThread || k.command.first != "[" {
             info = k
         } else {
-            // New process, or an exec changed its name: read the command line once.
+            // New process, or an exec: read the command line once.
             let args = ctx.reader.withBytes(at: procDir, pidName + "/cmdline") { parseCmdline(String(decoding: $0, as: UTF8.self)) } ?? []
             let command = args.isEmpty ? "[\(comm)]" : redactor.redact(arguments: args).joined(separator: " ")
-            info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(saturating: stat.startTicks))", comm: comm, command: command,
-                         labels: Labels(["pid": pidName, "name": comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
-            info.unit = ctx.reader.withBytes(at: procDir, pidName + "/cgroup") { parseSystemdUnit(String(decoding: $0, as: UTF8.self)) } ?? nil
-            info.afterExit = lastExits[Self.exitKey(command, stat.ppid)]?.status
+            if var same = known[pidName], same.startTicks == stat.startTicks {
+                // The same process with a new program: what was read of it before (its CPU, idleness) holds.
+                (same.comm, same.command, same.labels, same.attributes) = (comm, command, Labels(["pid": pidName, "name": comm]), [:])
+                info = same
+            } else {
+                info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(saturating: stat.startTicks))", comm: comm, command: command,
+                             labels: Labels(["pid": pidName, "name": comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
+                info.unit = ctx.reader.withBytes(at: procDir, pidName + "/cgroup") { parseSystemdUnit(String(decoding: $0, as: UTF8.self)) } ?? nil
+                info.afterExit = lastExits[Self.exitKey(command, stat.ppid)]?.status
+            }
         }
         if info.ppid != stat.ppid || info.lifecycle != lifecycle || info.uid != uid || info.attributes.isEmpty {
             let startSeconds = (bootTime ?? 0) + stat.startTicks / clockTicks
@@ -254,7 +263,7 @@ public final class ProcessCollector: Collector {
                 continue
             }
             // A process may vanish between listing and reading: that is no data for it, not an error.
-            guard let (observed, stat) = observe(pidName, pid: pid, now: now, ctx) else { continue }
+            guard let (observed, stat) = observe(pidName, pid: pid, now: now, exec: events.execs.contains(Int32(pid)), ctx) else { continue }
             stateCounts[stat.state, default: 0] += 1
             threadsTotal += stat.threads
             var info = observed
@@ -337,7 +346,7 @@ extension ProcessCollector: ChangeDrivenCollector {
         pendingReread.formUnion(exited)
         for pid in events.changed.subtracting(exited) {
             let name = String(pid)
-            if let (info, _) = observe(name, pid: Int(pid), now: now, ctx) {
+            if let (info, _) = observe(name, pid: Int(pid), now: now, exec: events.execs.contains(pid), ctx) {
                 if known[name]?.key != info.key || known[name]?.attributes != info.attributes { changed = true }
                 known[name] = info
             } else if known.removeValue(forKey: name) != nil {
