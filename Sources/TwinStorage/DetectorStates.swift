@@ -9,6 +9,13 @@ public struct DetectorState: Sendable, Equatable {
     public init(series: Int64, through: Int64, bytes: [UInt8]) {
         (self.series, self.through, self.bytes) = (series, through, bytes)
     }
+
+    /// Whether this is the marker ``TwinStore/retireDetectorStates(before:silentThrough:)`` leaves of a
+    /// series that stopped: no detector, and `through` the last minute a pass found it still silent. The
+    /// series had no sample from `through` minus the time it went unfed before it was retired (an hour for
+    /// ``AnomalyMonitor``) to `through`, so readers go on from after `through` with a new detector instead
+    /// of reading and learning its history again.
+    public var isRetired: Bool { bytes.isEmpty }
 }
 
 extension TwinStore {
@@ -37,12 +44,27 @@ extension TwinStore {
         }
     }
 
-    /// Drops the states of series not fed since `before` (ms): exited processes' series, deleted series.
-    /// Returns how many went.
+    /// Drops the states of series not fed since `before` (ms), and of deleted series. Returns how many went.
     @discardableResult
     public func pruneDetectorStates(before: Int64) throws -> Int {
         try database.write { db in
             try db.execute("DELETE FROM detector_states WHERE through < ? OR series_id NOT IN (SELECT id FROM series)", [before])
+        }
+    }
+
+    /// Retires the detector of each series not fed since `before` (ms), an exited process's: its state
+    /// becomes a marker of a few bytes (``DetectorState/isRetired``). Every marker, new or older, then
+    /// says the series was still silent through `silentThrough`, the minute the caller fed the others to:
+    /// a pass resumes the markers from the same minute as the live states, in the same reads, which find
+    /// nothing for them. A series that comes back is fed from its return and saved with a detector again.
+    /// Returns how many were retired.
+    @discardableResult
+    public func retireDetectorStates(before: Int64, silentThrough: Int64) throws -> Int {
+        let empty: [UInt8] = []
+        return try database.write { db in
+            let retired = try db.execute("UPDATE detector_states SET state = ? WHERE through < ? AND state <> ?", [empty, before, empty])
+            _ = try db.execute("UPDATE detector_states SET through = ? WHERE state = ? AND through < ?", [silentThrough, empty, silentThrough])
+            return retired
         }
     }
 }

@@ -384,29 +384,56 @@ import TwinStorage
         #expect(try AnomalyScan.run(store: store, to: end - 30 * 60_000, window: 3_600_000, history: 0).alerts.isEmpty, "nothing learned: no alert")
     }
 
-    /// A series that ended (an exited process's) loses its state an hour after the newest one; a host
-    /// that was off for hours keeps every state.
-    @Test func statesOfEndedSeriesAreDroppedAfterAnHour() throws {
+    /// A series that ended (an exited process's) is retired an hour after the newest state: its detector
+    /// gives way to a marker, and later passes and scans neither read its history nor learn it again (they
+    /// did at every pass, only to drop it). When it comes back it learns from its return. A host that was
+    /// off for hours keeps every state.
+    @Test(arguments: StoreEngine.available)
+    func endedSeriesAreRetiredAfterAnHour(_ engine: StoreEngine) throws {
+        let e = try EngineStore(engine)
+        let store = try e.open()
+        defer { e.remove() }
         let t0: Int64 = 1_800_000_000_000 / 3_600_000 * 3_600_000
-        let (store, dir) = try storeOfTicks("hosttwin-monitor-prune", t0: t0, interval: 10_000, ticks: 3 * 360) { i, t in
+        let back = t0 + 3 * 3_600_000 + 1_800_000
+        try writeTicks(store, t0: t0, interval: 10_000, ticks: 4 * 360) { i, t in
             var obs = Observation(timestamp: t)
             obs.add("queue_depth", .empty, Double(i % 13))
             obs.counter("requests_total", .empty, Double(i) * 5)
-            if t < t0 + 1_800_000 { obs.add("short_lived_rss", .empty, Double(i)) }
+            if t < t0 + 1_800_000 || t >= back { obs.add("short_lived_rss", .empty, Double(i % 17)) }
             return obs
         }
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let names = Dictionary(uniqueKeysWithValues: try store.seriesCatalog().map { ($0.id, $0.key.metric) })
+        func states() throws -> [String: DetectorState] {
+            Dictionary(uniqueKeysWithValues: try store.detectorStates().values.map { (names[$0.series]!, $0) })
+        }
         var monitor = AnomalyMonitor(store: store)
         monitor.settle = 0
         try monitor.advance(now: t0 + 75 * 60_000)
-        #expect(try store.detectorStates().count == 3, "45 min after it ended, the short series keeps its state")
+        let early = try states()
+        #expect(early.values.filter(\.isRetired).isEmpty && early.count == 3, "45 min after it ended, the short series keeps its detector")
         try monitor.advance(now: t0 + 3 * 3_600_000)
-        let names = Dictionary(uniqueKeysWithValues: try store.seriesCatalog().map { ($0.id, $0.key.metric) })
-        #expect(Set(try store.detectorStates().keys.compactMap { names[$0] }) == ["queue_depth", "requests_total"])
+        var now = try states()
+        #expect(now["short_lived_rss"]?.isRetired == true && now["queue_depth"]?.isRetired == false && now["requests_total"]?.isRetired == false)
+        #expect(now["short_lived_rss"]?.through == now["queue_depth"]?.through, "the marker moves with the pass")
+        // The next pass feeds the two live series only.
+        let quiet = try monitor.advance(now: t0 + 3 * 3_600_000 + 20 * 60_000)
+        #expect(quiet.seriesFed == 2 && quiet.minutesFed <= 2 * 20, "\(quiet)")
+        // A ten-minute scan from the states (a minute's rule) finds what one learning the whole history finds.
+        let to = t0 + 3 * 3_600_000 + 20 * 60_000 - 1
+        let fromStates = try AnomalyScan.run(store: store, to: to, window: 600_000, history: 6 * 3_600_000)
+        // Back at 3.5 h: fed from its return (30 minutes), not from its first life.
+        let returned = try monitor.advance(now: t0 + 4 * 3_600_000)
+        now = try states()
+        #expect(returned.seriesFed == 3 && returned.minutesFed <= 2 * 40 + 30, "\(returned)")
+        #expect(now["short_lived_rss"]?.isRetired == false)
         // Ten hours later, no new minute: nothing is fed and nothing is dropped.
-        let pass = try monitor.advance(now: t0 + 13 * 3_600_000)
-        let kept = try store.detectorStates().count
-        #expect(pass.seriesFed == 0 && kept == 2)
+        let pass = try monitor.advance(now: t0 + 14 * 3_600_000)
+        let kept = try states().count
+        #expect(pass.seriesFed == 0 && kept == 3)
+        try store.pruneDetectorStates(before: .max)
+        let learning = try AnomalyScan.run(store: store, to: to, window: 600_000, history: 6 * 3_600_000)
+        #expect(fromStates.liveSeries == 2 && learning.liveSeries == 2)
+        #expect(fromStates.alerts.map(\.time) == learning.alerts.map(\.time))
     }
 }
 

@@ -11,12 +11,15 @@ public struct AnomalyMonitor: Sendable {
     public var history: Int64
     /// Minutes younger than this are left for the next pass (they may still be filling).
     public var settle: Int64 = 2 * AnomalyScan.step
-    /// States of series fed last this long before the newest state are dropped: an exited process's
+    /// States of series fed last this long before the newest state are retired: an exited process's
     /// series, a removed disk's. Measured from the newest state, not the clock, so a host that was off
-    /// for a night keeps what it learned. An hour: a series that comes back later learns again from
-    /// `history`, and a host whose processes come and go holds states for the last hour's, not the
-    /// last week's (231 bytes each until a day is learned, 1 KB after; docs/OBSERVATION.md, "Footprint").
-    public var keep: Int64 = 3_600_000
+    /// for a night keeps what it learned. An hour: a host whose processes come and go holds detectors
+    /// for the last hour's, not the last week's (231 bytes each until a day is learned, 1 KB after;
+    /// docs/OBSERVATION.md, "Footprint"). A retired series keeps a marker of a few bytes
+    /// (``DetectorState/isRetired``) that each pass moves to the minute it fed the others to: no pass
+    /// reads and learns its history again only to drop it (before, with 3,500 exited processes' series,
+    /// every pass and every minute's anomaly rule did). A series that comes back learns from its return.
+    public static let retireAfter: Int64 = 3_600_000
 
     public init(store: TwinStore, history: Int64 = 6 * 3_600_000) {
         self.store = store
@@ -41,7 +44,9 @@ public struct AnomalyMonitor: Sendable {
         let catalog = try store.seriesCatalog()
         // Whole minutes: the last one's samples run to end + step - 1.
         try AnomalyScan.minutes(store: store, ids: catalog.map(\.id), to: end + step - 1, prepare: { k in
-            guard let st = states[catalog[k].id], let restored = SeriesScan(state: st.bytes) else { return ((now - history) / step * step, SeriesScan()) }
+            guard let st = states[catalog[k].id], let restored = st.isRetired ? SeriesScan() : SeriesScan(state: st.bytes) else {
+                return ((now - history) / step * step, SeriesScan())
+            }
             return (st.through + step, restored)
         }) { k, resumed, read in
             let s = catalog[k]
@@ -57,7 +62,8 @@ public struct AnomalyMonitor: Sendable {
         }
         try store.saveDetectorStates(saved)
         let newest = max(saved.map(\.through).max() ?? .min, states.values.map(\.through).max() ?? .min)
-        if newest > .min { try store.pruneDetectorStates(before: newest - keep) }
+        if newest > .min { try store.retireDetectorStates(before: newest - Self.retireAfter, silentThrough: end) }
+        try store.pruneDetectorStates(before: .min) // deleted series'
         return pass
     }
 }

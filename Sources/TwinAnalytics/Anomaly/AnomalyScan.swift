@@ -107,8 +107,10 @@ public enum AnomalyScan {
         var alertMinutes: [Int64: Int] = [:]
         var live: [String: Int] = [:]
         try minutes(store: store, ids: catalog.map(\.id), to: to, prepare: { k in
-            guard let saved = states[catalog[k].id], saved.through <= to, let restored = SeriesScan(state: saved.bytes),
-                  saved.through < firstMinute || restored.recordedSince <= firstMinute else {
+            guard let saved = states[catalog[k].id], saved.through <= to else { return (start, SeriesScan()) }
+            // A retired series silent since before the window: only what came after its marker can count.
+            if saved.isRetired { return saved.through - AnomalyMonitor.retireAfter < firstMinute ? (saved.through + step, SeriesScan()) : (start, SeriesScan()) }
+            guard let restored = SeriesScan(state: saved.bytes), saved.through < firstMinute || restored.recordedSince <= firstMinute else {
                 return (start, SeriesScan())
             }
             return (saved.through + step, restored)
