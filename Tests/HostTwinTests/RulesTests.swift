@@ -210,6 +210,29 @@ import TwinQuery
         #expect(ev.groups[0].health.allSatisfy { $0.health == "ok" }, "\(ev.groups[0].health.map(\.lastError))")
         #expect(log == ["90 pending NoHTTP 80 -", "90 firing NoHTTP 80 -", "150 pending NewPort 4444 nc", "150 firing NewPort 4444 nc", "250 resolved NewPort 4444 nc"], "\(log)")
     }
+
+    /// A state condition filters a snapshot's list once until the collector hands a new one over (the
+    /// files collector does only when a file changed): the same array is not matched again, a new one is,
+    /// and a new set-user-ID file in it is found.
+    @Test func aSnapshotListIsFilteredOncePerHandover() {
+        func file(_ path: String, setuid: Bool) -> Entity {
+            Entity(kind: .files, key: path, attributes: ["path": .string(path), "setuid": .bool(setuid)])
+        }
+        let filters = SnapshotFilters()
+        var calls = 0
+        func suid(_ list: [Entity]) -> [String] {
+            filters.filter(list, for: "suid files") { calls += 1; return $0.attributes["setuid"] == .bool(true) }.map(\.key)
+        }
+        let etc = (0..<1000).map { file("/etc/f\($0)", setuid: false) } + [file("/usr/bin/su", setuid: true)]
+        #expect(suid(etc) == ["/usr/bin/su"] && calls == 1001)
+        let held = etc // the snapshot keeps the list it was handed
+        #expect(suid(held) == ["/usr/bin/su"] && calls == 1001, "the same list is not matched again")
+        var changed = etc
+        changed.append(file("/tmp/.x", setuid: true))
+        #expect(suid(changed) == ["/usr/bin/su", "/tmp/.x"] && calls == 2003)
+        #expect(suid(Array(changed.dropLast())) == ["/usr/bin/su"] && calls == 3004, "a new list of the same length is matched again")
+        #expect(filters.filter(changed, for: "no files") { _ in false }.isEmpty, "each condition has its own")
+    }
 }
 
 /// A fixed set of series as a sample source.
