@@ -9,13 +9,48 @@ public struct DetectorState: Sendable, Equatable {
     public init(series: Int64, through: Int64, bytes: [UInt8]) {
         (self.series, self.through, self.bytes) = (series, through, bytes)
     }
+}
 
-    /// Whether this is the marker ``TwinStore/retireDetectorStates(before:silentThrough:)`` leaves of a
-    /// series that stopped: no detector, and `through` the last minute a pass found it still silent. The
-    /// series had no sample from `through` minus the time it went unfed before it was retired (an hour for
-    /// ``AnomalyMonitor``) to `through`, so readers go on from after `through` with a new detector instead
-    /// of reading and learning its history again.
-    public var isRetired: Bool { bytes.isEmpty }
+/// The series whose detectors were retired (``TwinStore/retireDetectorStates(before:silentThrough:)``):
+/// series that stopped, an exited process's. Each had no sample from `through` minus the time it went
+/// unfed before it was retired (an hour for the anomaly monitor) to `through`, the last minute a pass
+/// found them all still silent; readers go on from after `through` with a new detector instead of reading
+/// and learning their history again. Kept as one `meta` row (the ids delta-coded), a few bytes a series:
+/// as rows, a detector's kilobyte shrunk in place to a marker left the table's pages a third full.
+public struct RetiredDetectors: Sendable, Equatable {
+    public var through: Int64
+    public var series: Set<Int64>
+
+    public init(through: Int64, series: Set<Int64>) {
+        (self.through, self.series) = (through, series)
+    }
+
+    static let metaKey = "detectors_retired"
+
+    /// "through:first,delta,delta,..." with the ids sorted.
+    var text: String {
+        var out = "\(through):"
+        var last: Int64 = 0
+        for (i, id) in series.sorted().enumerated() {
+            if i > 0 { out += "," }
+            out += String(id - last)
+            last = id
+        }
+        return out
+    }
+
+    /// Parses ``text``; nil when damaged (the set is then forgotten: its series learn again).
+    init?(text: String) {
+        guard let colon = text.firstIndex(of: ":"), let through = Int64(text[..<colon]) else { return nil }
+        var series = Set<Int64>(), last: Int64 = 0
+        let ids = text[text.index(after: colon)...]
+        for part in ids.isEmpty ? [] : ids.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let delta = Int64(part), delta > 0, !last.addingReportingOverflow(delta).overflow else { return nil }
+            last += delta
+            series.insert(last)
+        }
+        self.init(through: through, series: series)
+    }
 }
 
 extension TwinStore {
@@ -44,27 +79,43 @@ extension TwinStore {
         }
     }
 
-    /// Drops the states of series not fed since `before` (ms), and of deleted series. Returns how many went.
+    /// Drops the states of series not fed since `before` (ms), and of deleted series; the retired ones too
+    /// when they were found silent only before `before`. Returns how many states went.
     @discardableResult
     public func pruneDetectorStates(before: Int64) throws -> Int {
         try database.write { db in
-            try db.execute("DELETE FROM detector_states WHERE through < ? OR series_id NOT IN (SELECT id FROM series)", [before])
+            if let text = try Self.meta(db, RetiredDetectors.metaKey), (RetiredDetectors(text: text)?.through ?? .min) < before {
+                try Self.deleteMeta(db, RetiredDetectors.metaKey)
+            }
+            return try db.execute("DELETE FROM detector_states WHERE through < ? OR series_id NOT IN (SELECT id FROM series)", [before])
         }
     }
 
-    /// Retires the detector of each series not fed since `before` (ms), an exited process's: its state
-    /// becomes a marker of a few bytes (``DetectorState/isRetired``). Every marker, new or older, then
-    /// says the series was still silent through `silentThrough`, the minute the caller fed the others to:
-    /// a pass resumes the markers from the same minute as the live states, in the same reads, which find
-    /// nothing for them. A series that comes back is fed from its return and saved with a detector again.
-    /// Returns how many were retired.
+    /// The series whose detectors were retired, and the last minute they were all found silent; nil when
+    /// none were.
+    public func retiredDetectors() throws -> RetiredDetectors? {
+        try database.read { db in try Self.meta(db, RetiredDetectors.metaKey).flatMap(RetiredDetectors.init(text:)) }
+    }
+
+    /// Retires the detector of each series not fed since `before` (ms), an exited process's: its state is
+    /// dropped and the series joins ``RetiredDetectors``, which then says every retired series was still
+    /// silent through `silentThrough`, the minute the caller fed the others to: a pass resumes them from
+    /// the same minute as the live states, in the same reads, which find nothing for them. A retired series
+    /// that came back (it has a state again) leaves the set. Returns how many were retired.
     @discardableResult
     public func retireDetectorStates(before: Int64, silentThrough: Int64) throws -> Int {
-        let empty: [UInt8] = []
-        return try database.write { db in
-            let retired = try db.execute("UPDATE detector_states SET state = ? WHERE through < ? AND state <> ?", [empty, before, empty])
-            _ = try db.execute("UPDATE detector_states SET through = ? WHERE state = ? AND through < ?", [silentThrough, empty, silentThrough])
-            return retired
+        try database.write { db in
+            var ended: [Int64] = [], live: [Int64] = []
+            for row in try db.rows("SELECT series_id, through FROM detector_states") {
+                if try row.integer(1) < before { ended.append(try row.integer(0)) } else { live.append(try row.integer(0)) }
+            }
+            var retired = try Self.meta(db, RetiredDetectors.metaKey).flatMap(RetiredDetectors.init(text:))?.series ?? []
+            guard !ended.isEmpty || !retired.isEmpty else { return 0 }
+            retired.formUnion(ended)
+            retired.subtract(live)
+            _ = try db.execute("DELETE FROM detector_states WHERE through < ?", [before])
+            try Self.setMeta(db, RetiredDetectors.metaKey, RetiredDetectors(through: silentThrough, series: retired).text)
+            return ended.count
         }
     }
 }

@@ -15,8 +15,8 @@ public struct AnomalyMonitor: Sendable {
     /// series, a removed disk's. Measured from the newest state, not the clock, so a host that was off
     /// for a night keeps what it learned. An hour: a host whose processes come and go holds detectors
     /// for the last hour's, not the last week's (231 bytes each until a day is learned, 1 KB after;
-    /// docs/OBSERVATION.md, "Footprint"). A retired series keeps a marker of a few bytes
-    /// (``DetectorState/isRetired``) that each pass moves to the minute it fed the others to: no pass
+    /// docs/OBSERVATION.md, "Footprint"). A retired series is remembered in a few bytes
+    /// (``RetiredDetectors``), found silent up to the minute each pass fed the others to: no pass
     /// reads and learns its history again only to drop it (before, with 3,500 exited processes' series,
     /// every pass and every minute's anomaly rule did). A series that comes back learns from its return.
     public static let retireAfter: Int64 = 3_600_000
@@ -39,12 +39,15 @@ public struct AnomalyMonitor: Sendable {
         let step = AnomalyScan.step
         let end = (now - settle) / step * step - step
         let states = try store.detectorStates()
+        let retired = try store.retiredDetectors()
         var saved: [DetectorState] = []
         var pass = Pass(seriesFed: 0, minutesFed: 0, alerts: 0)
         let catalog = try store.seriesCatalog()
         // Whole minutes: the last one's samples run to end + step - 1.
         try AnomalyScan.minutes(store: store, ids: catalog.map(\.id), to: end + step - 1, prepare: { k in
-            guard let st = states[catalog[k].id], let restored = st.isRetired ? SeriesScan() : SeriesScan(state: st.bytes) else {
+            let id = catalog[k].id
+            guard let st = states[id], let restored = SeriesScan(state: st.bytes) else {
+                if let retired, retired.series.contains(id) { return (retired.through + step, SeriesScan()) }
                 return ((now - history) / step * step, SeriesScan())
             }
             return (st.through + step, restored)

@@ -103,14 +103,20 @@ public enum AnomalyScan {
         let firstMinute = from / step * step
         let catalog = try store.seriesCatalog()
         let states = (try? store.detectorStates()) ?? [:]
+        let retired = (try? store.retiredDetectors()) ?? nil
         var alerts: [AnomalyReport.Alert] = []
         var alertMinutes: [Int64: Int] = [:]
         var live: [String: Int] = [:]
         try minutes(store: store, ids: catalog.map(\.id), to: to, prepare: { k in
-            guard let saved = states[catalog[k].id], saved.through <= to else { return (start, SeriesScan()) }
-            // A retired series silent since before the window: only what came after its marker can count.
-            if saved.isRetired { return saved.through - AnomalyMonitor.retireAfter < firstMinute ? (saved.through + step, SeriesScan()) : (start, SeriesScan()) }
-            guard let restored = SeriesScan(state: saved.bytes), saved.through < firstMinute || restored.recordedSince <= firstMinute else {
+            let id = catalog[k].id
+            guard let saved = states[id] else {
+                // A retired series silent since before the window: only what came after can count.
+                if let retired, retired.series.contains(id), retired.through <= to, retired.through - AnomalyMonitor.retireAfter < firstMinute {
+                    return (retired.through + step, SeriesScan())
+                }
+                return (start, SeriesScan())
+            }
+            guard saved.through <= to, let restored = SeriesScan(state: saved.bytes), saved.through < firstMinute || restored.recordedSince <= firstMinute else {
                 return (start, SeriesScan())
             }
             return (saved.through + step, restored)
