@@ -390,7 +390,6 @@ final class ProcessRunsWatch: Sendable {
     }
 }
 
-/// Entity keys at a baseline time, by kind, read once.
 /// The entities each state condition kept of a snapshot's list, with the list they came from. A collector
 /// hands its list over only when something in it changed, so the same array (the same storage, which the
 /// cache holds alive, so no other list can have it) means the same entities: a host's thousand files are
@@ -408,6 +407,7 @@ final class SnapshotFilters: Sendable {
     }
 }
 
+/// Entity keys at a baseline time, by kind, read once.
 final class BaselineCache: Sendable {
     private let held = Mutex<[EntityKind: (at: Int64, keys: Set<String>)]>([:])
     private let first = Mutex<Int64?>(nil)
