@@ -98,8 +98,12 @@ public enum FuzzTargets {
     }
 
     /// A series' anomaly detector state as read back from the store (`detector_states`): restored or
-    /// refused, and a restored one scores the next samples within [0, 1].
+    /// refused, and a restored one scores the next samples within [0, 1]. The same bytes as the retired
+    /// series' `meta` text: parsed or refused, and what parses writes back to the same set.
     static func detectorState(_ data: [UInt8]) {
+        if let retired = RetiredDetectors(text: String(decoding: data, as: UTF8.self)), RetiredDetectors(text: retired.text) != retired {
+            fatalError("a retired set it parsed does not round-trip")
+        }
         guard var scan = SeriesScan(state: data) else { return }
         for (i, x) in [1.0, 5, .nan, 1e300, -1e300, 3].enumerated() {
             let p = RollupPoint(t: Int64(i + 1) * 60_000 + (scan.through ?? 0), min: x, max: x, sum: x, count: 1, last: x)

@@ -28,7 +28,7 @@ public struct RetiredDetectors: Sendable, Equatable {
     static let metaKey = "detectors_retired"
 
     /// "through:first,delta,delta,..." with the ids sorted.
-    var text: String {
+    public var text: String {
         var out = "\(through):"
         var last: Int64 = 0
         for (i, id) in series.sorted().enumerated() {
@@ -40,7 +40,7 @@ public struct RetiredDetectors: Sendable, Equatable {
     }
 
     /// Parses ``text``; nil when damaged (the set is then forgotten: its series learn again).
-    init?(text: String) {
+    public init?(text: String) {
         guard let colon = text.firstIndex(of: ":"), let through = Int64(text[..<colon]) else { return nil }
         var series = Set<Int64>(), last: Int64 = 0
         let ids = text[text.index(after: colon)...]
@@ -84,7 +84,7 @@ extension TwinStore {
     @discardableResult
     public func pruneDetectorStates(before: Int64) throws -> Int {
         try database.write { db in
-            if let text = try Self.meta(db, RetiredDetectors.metaKey), (RetiredDetectors(text: text)?.through ?? .min) < before {
+            if before > .min, let text = try Self.meta(db, RetiredDetectors.metaKey), (RetiredDetectors(text: text)?.through ?? .min) < before {
                 try Self.deleteMeta(db, RetiredDetectors.metaKey)
             }
             return try db.execute("DELETE FROM detector_states WHERE through < ? OR series_id NOT IN (SELECT id FROM series)", [before])
