@@ -11,6 +11,9 @@ public struct CollectContext {
     /// collectors, the re-reads of idle processes and kernel threads, the `/proc` listing between the
     /// kernel's process events, and the dump of established TCP connections (``Sampler/relaxed(_:by:)``).
     public var relaxation: Int64 = 1
+    /// What this collector last handed over may not have been stored (a commit failed, ``Sampler/restate()``):
+    /// a kind handed over only when it changed (processes, connections, mounts, files) is handed over in full.
+    public var restate = false
 
     public init(paths: HostPaths, reader: FileReader, config: CollectorConfig, observation: Observation) {
         self.paths = paths

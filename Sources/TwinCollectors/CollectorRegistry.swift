@@ -106,6 +106,8 @@ public final class Sampler {
         /// `{collector="NAME"}`, the labels of its `node_scrape_collector_*` samples.
         let labels: Labels
         var nextDue: Int64 = .min
+        /// Whether its next run hands over every kind in full (``CollectContext/restate``).
+        var restate = false
     }
 
     private var scheduled: [Scheduled]
@@ -178,6 +180,13 @@ public final class Sampler {
         return changed ? ctx.observation : nil
     }
 
+    /// Asks each collector's next run for its entities in full: what was last handed over (at a tick or
+    /// between ticks) was not stored, and a collector that hands a kind over only when it changed would
+    /// otherwise leave the store without the change until the next one.
+    public func restate() {
+        for i in scheduled.indices { scheduled[i].restate = true }
+    }
+
     /// Runs every collector that is due at `now` (ms) and returns what they observed. A collector
     /// that throws is reported in health, never propagated: one broken source must not stop the others.
     public func tick(now: Int64, force: Bool = false) -> Observation {
@@ -189,6 +198,8 @@ public final class Sampler {
         slowest = ("", 0)
         for i in scheduled.indices where force || scheduled[i].nextDue <= now {
             let c = scheduled[i].collector
+            ctx.restate = scheduled[i].restate
+            scheduled[i].restate = false
             let start = threadCPUMicros(), began = monotonicMicros()
             let h: CollectorHealth
             do {

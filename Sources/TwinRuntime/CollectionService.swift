@@ -209,7 +209,8 @@ public struct CollectionService: Service {
                     // Sinks (the live stream, rules) hear of them with the next tick, at their own times.
                     loop.pendingEvents += events
                 } catch {
-                    // The next tick's full listing records the change instead.
+                    // The next tick records the change instead.
+                    loop.sampler.restate()
                     logger.warning("change-driven capture not stored (the next tick records it): \(error)")
                 }
             }
@@ -291,7 +292,9 @@ public struct CollectionService: Service {
                     logger.debug("\(e.type.rawValue) \(e.kind!.rawValue) \(e.key ?? "")")
                 }
             } catch {
-                // A failed commit (disk full, locked database) loses this tick only; the next ticks retry.
+                // A failed commit (disk full, locked database) loses this tick only; the next ticks retry,
+                // with the entities in full.
+                loop.sampler.restate()
                 let msg = "\(error)"
                 if msg != loop.lastError { logger.error("collection paused, tick \(TwinTime.rfc3339(next)) not stored (retrying every tick): \(msg)") }
                 loop.lastError = msg

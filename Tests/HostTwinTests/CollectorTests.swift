@@ -49,6 +49,59 @@ import TwinCore
         let c = sampler.tick(now: 3000, force: true)
         #expect(c.entities[.mounts] == nil)
         #expect(c.entities[.filesystems]?.count == 1)
+        // What was handed over was not stored (a failed commit): the next run hands the mounts over again.
+        sampler.restate()
+        #expect(sampler.tick(now: 4000, force: true).entities[.mounts]?.first?.attributes["ro"] == .bool(true))
+        #expect(sampler.tick(now: 5000, force: true).entities[.mounts] == nil)
+    }
+
+    /// A sampler's ticks as the store takes them: a kind a tick does not hand over keeps its last list.
+    final class HeldState {
+        let sampler: Sampler
+        private(set) var entities: [EntityKind: [Entity]] = [:]
+        init(_ sampler: Sampler) { self.sampler = sampler }
+
+        @discardableResult
+        func tick(now t: Int64) -> Observation {
+            let obs = sampler.tick(now: t, force: true)
+            entities.merge(obs.entities) { $1 }
+            return obs
+        }
+
+        func process(_ pid: Int32) -> Entity? { entities[.processes]?.first { $0.attributes["pid"] == .int(Int64(pid)) } }
+    }
+
+    /// The process list is handed over when a process comes, goes or changes, and when a failed commit asks
+    /// for it again; not at a tick where nothing changed (a fixture tree, so no kernel events).
+    @Test func aSteadyProcessListIsNotHandedOverAgain() throws {
+        let root = try temporaryDirectory("steady-processes")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func stat(_ pid: Int, _ comm: String, _ state: String, ppid: Int) -> String {
+            "\(pid) (\(comm)) \(state) \(ppid) \(pid) \(pid) 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 1000 10000000 300 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
+        }
+        try write(root + "/proc/stat", "cpu  1 0 1 100 0 0 0 0 0 0\nbtime 1700000000\n")
+        try write(root + "/proc/1/stat", stat(1, "init", "S", ppid: 0))
+        try write(root + "/proc/1/cmdline", "/sbin/init\0")
+        try write(root + "/proc/2/stat", stat(2, "worker", "S", ppid: 1))
+        try write(root + "/proc/2/cmdline", "worker\0--serve\0")
+        let sampler = Sampler(paths: HostPaths.under(root), selection: only("processes"))
+        func handed(_ t: Int64) -> [String]? {
+            sampler.tick(now: t, force: true).entities[.processes]?.map { $0.attributes["command"]?.description ?? "" }.sorted()
+        }
+        #expect(handed(1000) == ["/sbin/init", "worker --serve"])
+        #expect(handed(2000) == nil)
+        sampler.restate()
+        #expect(handed(3000) == ["/sbin/init", "worker --serve"])
+        #expect(handed(4000) == nil)
+        // A changed attribute (its parent), an exit, a start.
+        try write(root + "/proc/2/stat", stat(2, "worker", "S", ppid: 0))
+        #expect(sampler.tick(now: 5000, force: true).entities[.processes]?.first { $0.attributes["pid"] == .int(2) }?.attributes["ppid"] == .int(0))
+        try FileManager.default.removeItem(atPath: root + "/proc/2")
+        #expect(handed(6000) == ["/sbin/init"])
+        try write(root + "/proc/3/stat", stat(3, "cron", "S", ppid: 1))
+        try write(root + "/proc/3/cmdline", "cron\0")
+        #expect(handed(7000) == ["/sbin/init", "cron"])
+        #expect(handed(8000) == nil)
     }
 
     @Test func backupFreshness() throws {
@@ -147,11 +200,11 @@ import TwinCore
         try child.run()
         defer { if child.isRunning { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() } }
         let pid = String(child.processIdentifier)
-        let sampler = Sampler(selection: only("processes"), config: CollectorConfig(processSeriesMinAge: 0))
+        let state = HeldState(Sampler(selection: only("processes"), config: CollectorConfig(processSeriesMinAge: 0)))
         let t0 = TwinTime.nowMillis()
         func look(_ t: Int64) -> (entity: Bool, series: Bool) {
-            let obs = sampler.tick(now: t, force: true)
-            return (obs.entities[.processes]?.contains { $0.attributes["pid"] == .int(Int64(pid)!) } == true,
+            let obs = state.tick(now: t)
+            return (state.process(child.processIdentifier) != nil,
                     obs.samples.contains { $0.key.metric == "hosttwin_process_cpu_seconds_total" && $0.key.labels["pid"] == pid })
         }
         #expect(look(t0) == (true, true))          // first read
@@ -174,7 +227,8 @@ import TwinCore
         let orphan = try #require(Int32(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
         defer { kill(orphan, SIGKILL) }
         func parent(_ t: Int64) -> AttributeValue? {
-            sampler.tick(now: t, force: true).entities[.processes]?.first { $0.attributes["pid"] == .int(Int64(orphan)) }?.attributes["ppid"]
+            state.tick(now: t)
+            return state.process(orphan)?.attributes["ppid"]
         }
         #expect(parent(t0 + 20_000) == .int(Int64(shell.processIdentifier)))
         #expect(parent(t0 + 21_000) == .int(Int64(shell.processIdentifier))) // idle from here
@@ -200,11 +254,11 @@ import TwinCore
         shell.standardInput = input
         try shell.run()
         defer { if shell.isRunning { kill(shell.processIdentifier, SIGKILL); shell.waitUntilExit() } }
-        let sampler = Sampler(selection: only("processes"), config: CollectorConfig(processSeriesMinAge: 0))
+        let state = HeldState(Sampler(selection: only("processes"), config: CollectorConfig(processSeriesMinAge: 0)))
         let t0 = TwinTime.nowMillis()
         func command(_ t: Int64) -> String? {
-            sampler.tick(now: t, force: true).entities[.processes]?
-                .first { $0.attributes["pid"] == .int(Int64(shell.processIdentifier)) }?.attributes["command"]?.description
+            state.tick(now: t)
+            return state.process(shell.processIdentifier)?.attributes["command"]?.description
         }
         #expect(command(t0)?.contains("read first") == true)
         input.fileHandleForWriting.write(Data("\n".utf8))
@@ -282,11 +336,13 @@ import TwinCore
         let collector = ProcessCollector()
         let reader = FileReader()
         let t0 = TwinTime.nowMillis()
+        var held: [Entity] = []
         func tick(_ t: Int64) throws -> [Entity] {
             reader.startTick()
             var ctx = CollectContext(paths: HostPaths(), reader: reader, config: CollectorConfig(processSeriesMinAge: 0), observation: Observation(timestamp: t))
             #expect(try collector.collect(&ctx) == .ok)
-            return ctx.observation.entities[.processes] ?? []
+            if let handed = ctx.observation.entities[.processes] { held = handed } // else unchanged
+            return held
         }
         func has(_ list: [Entity], _ pid: Int32) -> AttributeValue? { list.first { $0.attributes["pid"] == .int(Int64(pid)) }?.attributes["state"] }
         _ = try tick(t0)
@@ -559,7 +615,7 @@ import TwinCore
     /// A program restarted by the same parent after it failed carries how its predecessor ended
     /// (`after_exit`), from the kernel's process events (root only: skipped otherwise).
     @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func aRestartCarriesThePreviousExit() throws {
-        let sampler = Sampler(selection: only("processes"), config: CollectorConfig())
+        let state = HeldState(Sampler(selection: only("processes"), config: CollectorConfig()))
         func run() throws -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -572,31 +628,32 @@ import TwinCore
             }
             return p
         }
-        _ = sampler.tick(now: TwinTime.nowMillis(), force: true)
+        state.tick(now: TwinTime.nowMillis())
         let first = try run()
         // Seen while it runs, then gone with status 4.
-        _ = sampler.tick(now: TwinTime.nowMillis(), force: true)
+        state.tick(now: TwinTime.nowMillis())
         first.waitUntilExit()
         #expect(first.terminationStatus == 4)
         let second = try run()
         defer { second.waitUntilExit() }
-        let obs = sampler.tick(now: TwinTime.nowMillis(), force: true)
-        let entity = obs.entities[.processes]?.first { $0.attributes["pid"] == .int(Int64(second.processIdentifier)) }
+        state.tick(now: TwinTime.nowMillis())
+        let entity = state.process(second.processIdentifier)
         #expect(entity?.attributes["after_exit"] == "exit 4", "\(String(describing: entity?.attributes))")
         // Gone: not the second, nor the second's child for `sleep` before it execs (a copy of the shell, seen
         // under load). A loaded CI's tick once still listed a process with the first shell's command line
         // (likely its `sleep` child, read before its exec, whose events had not been read): gone within a
         // few ticks.
         let secondPID = AttributeValue.int(Int64(second.processIdentifier))
-        func firstShells(_ obs: Observation) -> [Entity] {
-            obs.entities[.processes]?.filter {
+        func firstShells() -> [Entity] {
+            state.entities[.processes]?.filter {
                 $0.attributes["command"] == "/bin/sh -c sleep 2; exit 4" && $0.attributes["pid"] != secondPID && $0.attributes["ppid"] != secondPID
             } ?? []
         }
-        var left = firstShells(obs)
+        var left = firstShells()
         for _ in 0..<20 where !left.isEmpty {
             usleep(100_000)
-            left = firstShells(sampler.tick(now: TwinTime.nowMillis(), force: true))
+            state.tick(now: TwinTime.nowMillis())
+            left = firstShells()
         }
         #expect(left.isEmpty, "\(left)")
     }

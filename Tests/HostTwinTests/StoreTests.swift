@@ -276,6 +276,29 @@ extension StoragePolicy {
         #expect(try store.state(at: 2000, kinds: [.processes]).first { $0.key == "3@9" }?.validTo == nil)
     }
 
+    /// An unchanged entity whose attributes came apart from the open version's (read back from the store at
+    /// a restart) is no change, and the open version takes the collector's attributes: from then on the
+    /// two share storage and compare without a look inside. A change is still a change.
+    @Test func theTrackerAdoptsEqualAttributes() {
+        func attributes(_ state: String) -> [String: AttributeValue] { ["name": .string("init"), "state": .string(state)] }
+        var tracker = StateTracker(current: [.processes: ["1@1": .init(attributes: attributes("alive"), rowID: 7, validFrom: 500)]])
+        var obs = Observation(timestamp: 1000)
+        obs.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: attributes("alive"))])
+        #expect(!StateTracker.sameStorage(tracker.current[.processes]!["1@1"]!.attributes, obs.entities[.processes]![0].attributes))
+        let first = tracker.delta(for: obs)
+        #expect(first.isEmpty && first.events.isEmpty && first.adopt.map(\.key) == ["1@1"])
+        tracker.apply(first, opened: [], at: 1000)
+        #expect(StateTracker.sameStorage(tracker.current[.processes]!["1@1"]!.attributes, obs.entities[.processes]![0].attributes))
+        #expect(tracker.current[.processes]!["1@1"]!.rowID == 7 && tracker.current[.processes]!["1@1"]!.validFrom == 500)
+        obs.timestamp = 2000
+        let second = tracker.delta(for: obs)
+        #expect(second.isEmpty && second.adopt.isEmpty)
+        obs.set(.processes, [Entity(kind: .processes, key: "1@1", attributes: attributes("zombie"))])
+        let third = tracker.delta(for: obs)
+        #expect(third.close.map(\.rowID) == [7] && third.open.count == 1 && third.adopt.isEmpty)
+        #expect(third.events.map(\.type) == [.changed])
+    }
+
     /// Long attribute JSON (command lines) is stored deflated and reads back identical; short JSON stays text.
     @Test(arguments: StoreEngine.available) func longAttributesAreStoredDeflated(_ engine: StoreEngine) throws {
         let (place, store, w) = try startedWriter(engine, at: 0)

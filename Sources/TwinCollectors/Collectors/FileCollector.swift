@@ -113,7 +113,7 @@ public final class FileCollector: Collector {
         let due = lastSuidWalk.map { now - $0 >= suidEvery || now < $0 } ?? true
         if due { lastSuidWalk = now }
         changed = scanSUID(suidPaths, ctx, due: due) || changed
-        if changed {
+        if changed || ctx.restate {
             ctx.observation.set(.files, config.values.map(\.entity) + suid.values.map(\.entity))
         }
         ctx.observation.add("hosttwin_files_watched", .empty, Double(config.count))

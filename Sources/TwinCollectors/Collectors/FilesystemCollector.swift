@@ -84,7 +84,7 @@ public final class FilesystemCollector: Collector {
             }
             filesystems.append(Entity(kind: .filesystems, key: m.mountPoint, attributes: attrs))
         }
-        if changed { ctx.observation.set(.mounts, mounts) }
+        if changed || ctx.restate { ctx.observation.set(.mounts, mounts) }
         ctx.observation.set(.filesystems, filesystems)
         return .ok
     }

@@ -25,7 +25,8 @@ import TwinCore
 /// read at every tick again. On a host of 2,000 idle processes this cuts the collector's CPU about six times
 /// (docs/OBSERVATION.md). When the CPU budget relaxes the other collectors (``CollectContext/relaxation``),
 /// the idle processes, the kernel threads and the listing wait as many times their refresh, up to a minute;
-/// busy processes and the kernel's events keep their pace.
+/// busy processes and the kernel's events keep their pace. A tick hands the `processes` list over only when
+/// a process came, went or changed (or ``CollectContext/restate`` asks); the kernel's events hand it over at once.
 public final class ProcessCollector: Collector {
     public let name = "processes"
 
@@ -214,11 +215,13 @@ public final class ProcessCollector: Collector {
         }
         if bootTime == nil, let text = ctx.reader.read(ctx.paths.proc("stat")) { bootTime = parseProcStat(text).bootTime }
         users.refreshIfNeeded(ctx.paths, ctx.reader)
-        var entities: [Entity] = []
-        entities.reserveCapacity(known.count + 8)
         // Processes are updated in place: copying each one's facts into a new table every tick (and
         // destroying the old) was 16 % of this collector's samples in a quiet run's profile.
         var listed = 0
+        // The list is handed over only when a process came, went or changed its attributes since the
+        // last: a steady host's hundred processes are otherwise compared with the stored state at every
+        // tick, and the state rules filter them again.
+        var changed = false
         var stateCounts: [Character: Int] = [:]
         var threadsTotal = 0
         if procDirPath != ctx.paths.proc {
@@ -259,7 +262,6 @@ public final class ProcessCollector: Collector {
                 listed += 1
                 stateCounts[known.values[i].state, default: 0] += 1
                 threadsTotal += known.values[i].threads
-                entities.append(Entity(kind: .processes, key: known.values[i].key, attributes: known.values[i].attributes))
                 continue
             }
             // A process may vanish between listing and reading: that is no data for it, not an error.
@@ -271,8 +273,9 @@ public final class ProcessCollector: Collector {
             let startMillis = ((bootTime ?? 0) + stat.startTicks / clockTicks) * 1000
             let seriesDue = !stat.isKernelThread && Double(now) - startMillis >= Double(ctx.config.processSeriesMinAge)
             info.seriesDueAt = seriesDue || stat.isKernelThread ? .infinity : startMillis + Double(ctx.config.processSeriesMinAge)
-            if known.updateValue(info, forKey: pidName)?.listedAt != now { listed += 1 }
-            entities.append(Entity(kind: .processes, key: info.key, attributes: info.attributes))
+            let before = known.updateValue(info, forKey: pidName)
+            if before?.listedAt != now { listed += 1 }
+            if before.map({ $0.key != info.key || $0.attributes != info.attributes }) ?? true { changed = true }
             guard seriesDue else { continue }
             let l = info.labels
             ctx.observation.counter("hosttwin_process_cpu_seconds_total", l, (stat.utimeTicks + stat.stimeTicks) / clockTicks)
@@ -283,8 +286,11 @@ public final class ProcessCollector: Collector {
                 ctx.observation.counter("hosttwin_process_written_bytes_total", l, io.writeBytes)
             }
         }
-        if listed < known.count { known = known.filter { $0.value.listedAt == now } }
-        ctx.observation.add("node_processes_pids", .empty, Double(entities.count))
+        if listed < known.count {
+            known = known.filter { $0.value.listedAt == now }
+            changed = true
+        }
+        ctx.observation.add("node_processes_pids", .empty, Double(known.count))
         ctx.observation.add("node_processes_threads", .empty, Double(threadsTotal))
         for (s, n) in stateCounts.sorted(by: { $0.key < $1.key }) {
             ctx.observation.add("node_processes_state", Labels(["state": String(s)]), Double(n))
@@ -295,7 +301,7 @@ public final class ProcessCollector: Collector {
         }
         if let v = limits?.pids { ctx.observation.add("node_processes_max_processes", .empty, v) }
         if let v = limits?.threads { ctx.observation.add("node_processes_max_threads", .empty, v) }
-        ctx.observation.set(.processes, entities)
+        if changed || ctx.restate { ctx.observation.set(.processes, entities) }
         return .ok
     }
 }
@@ -325,6 +331,9 @@ struct UserNames {
 }
 
 extension ProcessCollector: ChangeDrivenCollector {
+    /// The known processes as entities.
+    private var entities: [Entity] { known.values.map { Entity(kind: .processes, key: $0.key, attributes: $0.attributes) } }
+
     public var changeDescriptor: Int32? { eventWatcher?.descriptor }
 
     /// Re-reads only the processes the kernel reported: a fork's child and an exec'ing, renamed or
@@ -354,7 +363,7 @@ extension ProcessCollector: ChangeDrivenCollector {
             }
         }
         guard changed else { return false }
-        ctx.observation.set(.processes, known.values.map { Entity(kind: .processes, key: $0.key, attributes: $0.attributes) })
+        ctx.observation.set(.processes, entities)
         return true
     }
 }

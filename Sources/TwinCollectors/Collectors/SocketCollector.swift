@@ -201,7 +201,7 @@ public final class SocketCollector: Collector {
                 changed = true
             }
             connections = conns
-            if changed {
+            if changed || ctx.restate {
                 ctx.observation.set(.connections, Array(conns.values))
                 ctx.observation.add("hosttwin_tcp_established_connections", .empty, Double(conns.count))
             }

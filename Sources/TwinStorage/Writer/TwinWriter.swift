@@ -239,7 +239,10 @@ public final class TwinWriter {
         var at = obs
         at.timestamp = t
         let delta = state.tracker.delta(for: at)
-        guard !delta.isEmpty else { return ([], t) }
+        guard !delta.isEmpty else {
+            state.applied(delta, opened: [], health: [], at: t)
+            return ([], t)
+        }
         var opened: [Int64] = []
         let cipher = store.cipher
         try writeTransaction { db in opened = try state.write(db, delta, health: [], at: t, cipher: cipher) }
