@@ -14,7 +14,10 @@ public final class NetworkCollector: Collector {
         let name: String
         let labels: Labels
         let base: String
-        var facts: [String: AttributeValue] = [:]
+        /// The `interfaces` entity's attributes: the slow facts and the operstate, built when either is
+        /// read anew, so a steady interface hands over the same dictionary and the state tracker compares
+        /// it by storage.
+        var attributes: [String: AttributeValue] = [:]
         var mtu: Double?
         var speed: Double?
         var carrier: Double?
@@ -80,7 +83,8 @@ public final class NetworkCollector: Collector {
                 if let speed = dev.speed, speed >= 0 { f["speed_mbps"] = .int(Int64(saturating: speed)) }
                 if let address = attr(dev, "address") { f["address"] = .string(address) }
                 if let type = attr(dev, "type").flatMap({ Int64($0) }) { f["type"] = .int(type) }
-                dev.facts = f
+                if let oper { f["operstate"] = .string(oper) }
+                dev.attributes = f
                 dev.classValues = Self.classFiles.compactMap { file, metric, type in
                     guard let text = attr(dev, file) else { return nil }
                     let v = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16).map { Double($0) } : Double(text)
@@ -99,15 +103,11 @@ public final class NetworkCollector: Collector {
                 dev.nohandler = heldAttr(dev.nohandlerPath).flatMap(Double.init).map { ($0, now) }
             }
             if let n = dev.nohandler { ctx.observation.counter("node_network_receive_nohandler_total", dev.labels, n.value) }
-            var attrs = dev.facts
             if let mtu = dev.mtu { ctx.observation.add("node_network_mtu_bytes", dev.labels, mtu) }
             if let speed = dev.speed { ctx.observation.add("node_network_speed_bytes", dev.labels, speed * 1000 * 1000 / 8) }
-            if let oper {
-                attrs["operstate"] = .string(oper)
-                ctx.observation.add("node_network_up", dev.labels, oper == "up" ? 1 : 0)
-            }
+            if let oper { ctx.observation.add("node_network_up", dev.labels, oper == "up" ? 1 : 0) }
             if let carrier = dev.carrier { ctx.observation.add("node_network_carrier", dev.labels, carrier) }
-            entities.append(Entity(kind: .interfaces, key: dev.name, attributes: attrs))
+            entities.append(Entity(kind: .interfaces, key: dev.name, attributes: dev.attributes))
         }
         ctx.observation.set(.interfaces, entities)
         return .ok

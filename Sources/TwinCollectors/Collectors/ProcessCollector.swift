@@ -30,19 +30,21 @@ import TwinCore
 public final class ProcessCollector: Collector {
     public let name = "processes"
 
-    /// What is cached about a live process between ticks; rebuilt when any of its slow facts change.
-    struct Known {
-        var startTicks: Double
-        var key: String
+    /// What is cached about a live process between ticks, updated in place; its attributes are rebuilt
+    /// when any of its slow facts change. A class: the table is walked at every tick, and a struct of a
+    /// dozen references was copied and destroyed at each look (a fifth of the collector's samples).
+    final class Known {
+        let startTicks: Double
+        let key: String
         var comm: String
         var command: String
         var labels: Labels
-        var ppid: Int
-        var lifecycle: String
+        var ppid = -1
+        var lifecycle = ""
         var uid: UInt32?
         /// The systemd service it runs in (nil outside one).
         var unit: String? = nil
-        var attributes: [String: AttributeValue]
+        var attributes: [String: AttributeValue] = [:]
         var inode: UInt64 = 0
         var isKernelThread = false
         var state: Character = "?"
@@ -60,6 +62,19 @@ public final class ProcessCollector: Collector {
         /// When it is old enough for series (ms) while it has had none: an idle process is read then, not
         /// at its next refresh (up to a minute later under the budget). Infinity once it has series.
         var seriesDueAt = Double.infinity
+
+        init(pidName: String, startTicks: Double, comm: String, command: String) {
+            (self.startTicks, self.comm, self.command) = (startTicks, comm, command)
+            key = "\(pidName)@\(Int64(saturating: startTicks))"
+            labels = Labels(["pid": pidName, "name": comm])
+        }
+
+        /// Takes the program an exec brought: what was read of the process before (its CPU, idleness)
+        /// holds, its attributes are rebuilt.
+        func exec(_ pidName: String, comm: String, command: String) {
+            (self.comm, self.command, attributes) = (comm, command, [:])
+            labels = Labels(["pid": pidName, "name": comm])
+        }
     }
 
     /// How long an unchanged kernel thread goes without its `stat` being re-read (ms).
@@ -148,14 +163,15 @@ public final class ProcessCollector: Collector {
     }
 
     /// Reads process `pidName` afresh (its `stat`, owner, and on first sight, a new name or an `exec`
-    /// reported by the kernel its command line): the cached facts with this moment's, and the `stat` read;
-    /// nil when it is gone.
-    private func observe(_ pidName: String, pid: Int, now: Int64, exec: Bool = false, _ ctx: CollectContext) -> (Known, PidStat)? {
+    /// reported by the kernel its command line): the cached facts, updated with this moment's (the known
+    /// process itself, or a new one), the `stat` read, and whether its attributes were rebuilt; nil when
+    /// it is gone.
+    private func observe(_ pidName: String, pid: Int, now: Int64, exec: Bool = false, _ ctx: CollectContext) -> (Known, PidStat, rebuilt: Bool)? {
         guard let st = ctx.reader.withBytes(at: procDir, pidName + "/stat", { parsePidStat($0) }), let stat = st,
               let dirStat = ctx.reader.status(at: procDir, pidName) else { return nil }
         let uid: UInt32? = dirStat.st_uid
         let lifecycle = Self.lifecycle(stat.state)
-        var info: Known
+        let info: Known
         // A kworker's name carries the workqueue it serves right now ("kworker/0:2-events"), which
         // changes every few seconds: identity is the part before it, so its state does not churn.
         let comm = stat.isKernelThread ? stableKernelThreadName(stat.comm) : stat.comm
@@ -167,18 +183,17 @@ public final class ProcessCollector: Collector {
             // New process, or an exec: read the command line once.
             let args = ctx.reader.withBytes(at: procDir, pidName + "/cmdline") { parseCmdline(String(decoding: $0, as: UTF8.self)) } ?? []
             let command = args.isEmpty ? "[\(comm)]" : redactor.redact(arguments: args).joined(separator: " ")
-            if var same = known[pidName], same.startTicks == stat.startTicks {
-                // The same process with a new program: what was read of it before (its CPU, idleness) holds.
-                (same.comm, same.command, same.labels, same.attributes) = (comm, command, Labels(["pid": pidName, "name": comm]), [:])
+            if let same = known[pidName], same.startTicks == stat.startTicks {
+                same.exec(pidName, comm: comm, command: command)
                 info = same
             } else {
-                info = Known(startTicks: stat.startTicks, key: "\(pid)@\(Int64(saturating: stat.startTicks))", comm: comm, command: command,
-                             labels: Labels(["pid": pidName, "name": comm]), ppid: -1, lifecycle: "", uid: nil, attributes: [:])
+                info = Known(pidName: pidName, startTicks: stat.startTicks, comm: comm, command: command)
                 info.unit = ctx.reader.withBytes(at: procDir, pidName + "/cgroup") { parseSystemdUnit(String(decoding: $0, as: UTF8.self)) } ?? nil
                 info.afterExit = lastExits[Self.exitKey(command, stat.ppid)]?.status
             }
         }
-        if info.ppid != stat.ppid || info.lifecycle != lifecycle || info.uid != uid || info.attributes.isEmpty {
+        let rebuilt = info.ppid != stat.ppid || info.lifecycle != lifecycle || info.uid != uid || info.attributes.isEmpty
+        if rebuilt {
             let startSeconds = (bootTime ?? 0) + stat.startTicks / clockTicks
             var attrs: [String: AttributeValue] = [
                 "pid": .int(Int64(pid)), "ppid": .int(Int64(stat.ppid)), "name": .string(comm),
@@ -205,7 +220,7 @@ public final class ProcessCollector: Collector {
         info.threads = stat.threads
         info.statRead = now
         info.inode = UInt64(dirStat.st_ino)
-        return (info, stat)
+        return (info, stat, rebuilt)
     }
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
@@ -254,28 +269,31 @@ public final class ProcessCollector: Collector {
         }
         for (pidName, inode) in names {
             guard let first = pidName.utf8.first, first >= 48, first <= 57, let pid = Int(pidName) else { continue }
-            if let i = known.index(forKey: pidName), known.values[i].inode == inode, now >= known.values[i].statRead,
-               known.values[i].isKernelThread ? now - known.values[i].statRead < kernelThreadEvery
-                   : trustIdle && known.values[i].idle && now - known.values[i].statRead < idleEvery && !reported.contains(Int32(pid))
-                     && Double(now) < known.values[i].seriesDueAt {
-                known.values[i].listedAt = now
+            let before = known[pidName]
+            if let k = before, k.inode == inode, now >= k.statRead,
+               k.isKernelThread ? now - k.statRead < kernelThreadEvery
+                   : trustIdle && k.idle && now - k.statRead < idleEvery && !reported.contains(Int32(pid)) && Double(now) < k.seriesDueAt {
+                k.listedAt = now
                 listed += 1
-                stateCounts[known.values[i].state, default: 0] += 1
-                threadsTotal += known.values[i].threads
+                stateCounts[k.state, default: 0] += 1
+                threadsTotal += k.threads
                 continue
             }
+            let listedBefore = before?.listedAt == now
             // A process may vanish between listing and reading: that is no data for it, not an error.
-            guard let (observed, stat) = observe(pidName, pid: pid, now: now, exec: events.execs.contains(Int32(pid)), ctx) else { continue }
+            guard let (info, stat, rebuilt) = observe(pidName, pid: pid, now: now, exec: events.execs.contains(Int32(pid)), ctx) else { continue }
             stateCounts[stat.state, default: 0] += 1
             threadsTotal += stat.threads
-            var info = observed
             info.listedAt = now
             let startMillis = ((bootTime ?? 0) + stat.startTicks / clockTicks) * 1000
             let seriesDue = !stat.isKernelThread && Double(now) - startMillis >= Double(ctx.config.processSeriesMinAge)
             info.seriesDueAt = seriesDue || stat.isKernelThread ? .infinity : startMillis + Double(ctx.config.processSeriesMinAge)
-            let before = known.updateValue(info, forKey: pidName)
-            if before?.listedAt != now { listed += 1 }
-            if before.map({ $0.key != info.key || $0.attributes != info.attributes }) ?? true { changed = true }
+            if before !== info {
+                known[pidName] = info
+                changed = true
+            }
+            if !listedBefore { listed += 1 }
+            if rebuilt { changed = true }
             guard seriesDue else { continue }
             let l = info.labels
             ctx.observation.counter("hosttwin_process_cpu_seconds_total", l, (stat.utimeTicks + stat.stimeTicks) / clockTicks)
@@ -355,8 +373,8 @@ extension ProcessCollector: ChangeDrivenCollector {
         pendingReread.formUnion(exited)
         for pid in events.changed.subtracting(exited) {
             let name = String(pid)
-            if let (info, _) = observe(name, pid: Int(pid), now: now, exec: events.execs.contains(pid), ctx) {
-                if known[name]?.key != info.key || known[name]?.attributes != info.attributes { changed = true }
+            if let (info, _, rebuilt) = observe(name, pid: Int(pid), now: now, exec: events.execs.contains(pid), ctx) {
+                if rebuilt || known[name] !== info { changed = true }
                 known[name] = info
             } else if known.removeValue(forKey: name) != nil {
                 changed = true
