@@ -10,10 +10,12 @@
 # memory and the CPU per second, from minute 3 on (start-up left out), or from minute FROM with
 # `FROM=120 scripts/side-by-side.sh 150 ...` (a run hours in). The readings stay in the printed directory
 # (readings.txt), and so do the stores (d1, d2, ...: `hosttwin bench storage --data-dir DIR --no-generated`).
+# `STORE=DIR scripts/side-by-side.sh ...` starts each on a copy of the stopped twin's data directory DIR
+# instead of a fresh one: an A/B of builds on a store hours old.
 # Runs started together share what else the host does; compare within one run of this script.
 set -euo pipefail
 . "$(dirname "$0")/prometheus-lib.sh" # free_port
-[ $# -ge 2 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
 minutes=$1
 shift
 dir=$(mktemp -d /tmp/side-by-side.XXXX)
@@ -25,6 +27,10 @@ i=0
 for bin in "$@"; do
     i=$((i + 1))
     port=$(free_port)
+    if [ -n "${STORE:-}" ]; then
+        cp -a "$STORE" "$dir/d$i"
+        rm -f "$dir/d$i/writer.lock"
+    fi
     "$bin" run --data-dir "$dir/d$i" --listen "127.0.0.1:$port" > "$dir/run$i.log" 2>&1 &
     pids+=($!)
 done
