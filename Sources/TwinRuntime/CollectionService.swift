@@ -82,6 +82,9 @@ public struct CollectionService: Service {
         var processCost = ProcessCost()
         /// State events stored between ticks, handed to the sinks with the next tick.
         var pendingEvents: [TwinEvent] = []
+        /// The entity lists stored between ticks, by kind, handed to the sinks with the next tick where it
+        /// does not hand the kind over itself (a collector hands over again only what changed since).
+        var pendingEntities: [EntityKind: [Entity]] = [:]
         /// The slot of the last tick and when that tick's work ended (ms since the epoch).
         var lastTick: (slot: Int64, ended: Int64, phases: String)?
         /// The last `capture` health line and the state it was made from.
@@ -208,6 +211,7 @@ public struct CollectionService: Service {
                     metrics.changeCommitted(lagMillis: TwinTime.nowMillis() - t)
                     // Sinks (the live stream, rules) hear of them with the next tick, at their own times.
                     loop.pendingEvents += events
+                    loop.pendingEntities.merge(obs.entities) { $1 }
                 } catch {
                     // The next tick records the change instead.
                     loop.sampler.restate()
@@ -301,6 +305,11 @@ public struct CollectionService: Service {
                 continue
             }
             let committed = TwinTime.nowMillis()
+            if !loop.pendingEntities.isEmpty {
+                // The rules' snapshot and the live view take the lists stored since the last tick.
+                obs.entities.merge(loop.pendingEntities) { tick, _ in tick }
+                loop.pendingEntities.removeAll()
+            }
             if !sinks.isEmpty {
                 let tick = CommittedTick(seq: result.seq, time: next, observation: obs, events: c.dataPolicy.redactedForReaders(loop.pendingEvents + result.events),
                                          health: loop.sampler.sortedHealth,

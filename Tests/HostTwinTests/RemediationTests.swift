@@ -1,10 +1,13 @@
 import Foundation
+import Logging
+import Synchronization
 import Testing
 import TwinCollectors
 import TwinCore
 import TwinQuery
 @testable import TwinRules
 @testable import TwinRuntime
+import TwinSecurity
 import TwinStorage
 
 @Suite struct RemediationTests {
@@ -193,5 +196,41 @@ import TwinStorage
         // Some collectors (packages, accounts, …) run less often than every second.
         #expect(second.observation.health.count < first.observation.health.count)
         #expect(!RuleService.ranEveryCollector(second))
+    }
+
+    /// What the ticks hand to the sinks, kept.
+    final class Recorder: TickSink {
+        let ticks = Mutex<[CommittedTick]>([])
+        func committed(_ tick: CommittedTick) { ticks.withLock { $0.append(tick) } }
+        func collectionStopped() {}
+    }
+
+    /// A process stored between ticks (the kernel's event) reaches the sinks — the rules' snapshot, the live
+    /// view — with the next tick, though the collector, which has it already, does not hand the list over
+    /// again there (root only: the process events connector).
+    @Test(.enabled(if: getuid() == 0, "the process events connector needs root")) func theNextTickCarriesWhatWasStoredBetweenTicks() async throws {
+        let dir = try temporaryDirectory("hosttwin-between-ticks")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let only = CollectorSelection(enabled: Dictionary(uniqueKeysWithValues: CollectorRegistry.all.map { ($0.name, $0.name == "processes") }))
+        var c = CollectionService.Configuration(paths: HostPaths(), selection: only, interval: 3000, dataPolicy: DataPolicy(),
+                                                keys: try KeyRing(dataDir: dir, create: true), maxTicks: 4, changeDriven: true)
+        c.cpuBudget = 0.5 // a debug build's ticks alone exceed the default
+        let recorder = Recorder()
+        let service = CollectionService(store: try TwinStore.open(dataDir: dir), configuration: c, sinks: [recorder], logger: Logger(label: "test"))
+        async let ran: Void = service.run()
+        while recorder.ticks.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(20)) }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["30"]
+        try child.run()
+        let started = TwinTime.nowMillis()
+        defer { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() }
+        try await ran
+        let ticks = recorder.ticks.withLock { $0 }
+        // The first tick begun after the child started (a loaded machine may have begun the second before).
+        let next = try #require(ticks.first { $0.time > started }, "ticks at \(ticks.map(\.time)), child at \(started)")
+        let list = next.observation.entities[.processes]
+        #expect(list?.contains { $0.attributes["pid"] == .int(Int64(child.processIdentifier)) } == true,
+                "\(list?.count ?? -1) processes handed to the sinks at the tick after the child started")
     }
 }
