@@ -198,10 +198,19 @@ import TwinStorage
         #expect(!RuleService.ranEveryCollector(second))
     }
 
-    /// What the ticks hand to the sinks, kept.
+    /// What the ticks hand to the sinks, kept; after the first, a child process is started (on the collection
+    /// thread, so between the first two ticks however busy the test's own tasks are).
     final class Recorder: TickSink {
         let ticks = Mutex<[CommittedTick]>([])
-        func committed(_ tick: CommittedTick) { ticks.withLock { $0.append(tick) } }
+        let child = Mutex<(process: Process, started: Int64)?>(nil)
+        func committed(_ tick: CommittedTick) {
+            guard ticks.withLock({ $0.append(tick); return $0.count == 1 }) else { return }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sleep")
+            p.arguments = ["30"]
+            guard (try? p.run()) != nil else { return }
+            child.withLock { $0 = (p, TwinTime.nowMillis()) }
+        }
         func collectionStopped() {}
     }
 
@@ -217,15 +226,9 @@ import TwinStorage
         c.cpuBudget = 0.5 // a debug build's ticks alone exceed the default
         let recorder = Recorder()
         let service = CollectionService(store: try TwinStore.open(dataDir: dir), configuration: c, sinks: [recorder], logger: Logger(label: "test"))
-        async let ran: Void = service.run()
-        while recorder.ticks.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(20)) }
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
-        child.arguments = ["30"]
-        try child.run()
-        let started = TwinTime.nowMillis()
+        try await service.run()
+        let (child, started) = try #require(recorder.child.withLock { $0 }, "the child started")
         defer { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() }
-        try await ran
         let ticks = recorder.ticks.withLock { $0 }
         // The first tick begun after the child started (a loaded machine may have begun the second before).
         let next = try #require(ticks.first { $0.time > started }, "ticks at \(ticks.map(\.time)), child at \(started)")
