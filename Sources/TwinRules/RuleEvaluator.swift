@@ -53,7 +53,7 @@ public struct RuleHealth: Sendable {
     public var health = "unknown"
     public var lastError: String?
     public var lastEvaluation: Int64?
-    /// Seconds the evaluation took.
+    /// Seconds the last evaluation took (wall clock, to the nanosecond: `evaluationTime` in the API).
     public var duration: Double = 0
 }
 
@@ -144,11 +144,12 @@ public final class RuleEvaluator {
     /// Evaluates every rule of group `index` at `t`, in order, and returns the alerts' state changes.
     @discardableResult
     public func evaluate(group index: Int, at t: Int64) -> [AlertTransition] {
-        let started = TwinTime.nowMillis()
+        let clock = ContinuousClock()
+        let started = clock.now
         var transitions: [AlertTransition] = []
         let g = groups[index].group
         for (i, rule) in g.rules.enumerated() {
-            let ruleStart = TwinTime.nowMillis()
+            let ruleStart = clock.now
             do {
                 let vector = try conditionVector(group: index, rule: i, at: t)
                 switch rule.kind {
@@ -164,11 +165,15 @@ public final class RuleEvaluator {
                 groups[index].health[i].lastError = "\(error)"
             }
             groups[index].health[i].lastEvaluation = t
-            groups[index].health[i].duration = Double(TwinTime.nowMillis() - ruleStart) / 1000
+            groups[index].health[i].duration = Self.seconds(ruleStart.duration(to: clock.now))
         }
         groups[index].lastEvaluation = t
-        groups[index].duration = Double(TwinTime.nowMillis() - started) / 1000
+        groups[index].duration = Self.seconds(started.duration(to: clock.now))
         return transitions
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     func conditionVector(group: Int, rule i: Int, at t: Int64) throws -> [(labels: Labels, value: Double)] {

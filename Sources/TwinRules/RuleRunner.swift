@@ -88,13 +88,20 @@ public final class RuleRunner: Sendable {
 
     /// Evaluates the groups due at `t` and stores the alerts' state changes; returns them. `snapshot` (the
     /// host's entities at `t`, when the caller has them) spares state conditions a read of the store.
+    /// `cost` is told each evaluated group's name and the seconds its evaluation took.
     @discardableResult
-    public func evaluate(at t: Int64, snapshot: StateSnapshot? = nil) throws -> [AlertTransition] {
-        let transitions = evaluator.withLock { ev in
+    public func evaluate(at t: Int64, snapshot: StateSnapshot? = nil, cost: ((String, Double) -> Void)? = nil) throws -> [AlertTransition] {
+        let (transitions, costs) = evaluator.withLock { ev -> ([AlertTransition], [(String, Double)]) in
             ev.context.snapshot = snapshot
             defer { nextDue.store(ev.nextDue, ordering: .relaxed) }
-            return ev.due(at: t).flatMap { ev.evaluate(group: $0, at: t) }
+            var transitions: [AlertTransition] = [], costs: [(String, Double)] = []
+            for i in ev.due(at: t) {
+                transitions += ev.evaluate(group: i, at: t)
+                costs.append((ev.groups[i].group.name, ev.groups[i].duration))
+            }
+            return (transitions, costs)
         }
+        if let cost { for (group, seconds) in costs { cost(group, seconds) } }
         // An alert without `for` is pending and firing in the same evaluation: its firing record (with
         // `activeAt`) says both, and a host that opens short-lived ports would store a third more for nothing.
         // An alert that cleared before it fired is forgotten: its pending record is withdrawn, and no

@@ -25,7 +25,8 @@ public final class RuleService: Service, TickSink {
     /// one tick has run every collector (the first does), or ten minutes after the first tick handed here, a
     /// kind still missing has no entities.
     private let latest = Mutex<(first: Int64, snapshot: StateSnapshot)?>(nil)
-    /// The cost of evaluating, on `/metrics`: evaluations and the seconds they took.
+    /// The cost of evaluating, on `/metrics`: evaluations and the seconds they took (also per group:
+    /// `hosttwin_rule_group_evaluation_seconds_total{rule_group}`).
     private let evaluations = Metrics.Counter(label: "hosttwin_rule_evaluations_total")
     private let evaluationSeconds = FloatingPointCounter(label: "hosttwin_rule_evaluation_seconds_total")
 
@@ -90,7 +91,9 @@ public final class RuleService: Service, TickSink {
     func evaluate(at t: Int64) {
         let started = DispatchTime.now().uptimeNanoseconds
         do {
-            let transitions = try runner.evaluate(at: t, snapshot: latest.withLock { $0?.snapshot })
+            let transitions = try runner.evaluate(at: t, snapshot: latest.withLock { $0?.snapshot }) { group, seconds in
+                FloatingPointCounter(label: "hosttwin_rule_group_evaluation_seconds_total", dimensions: [("rule_group", group)]).increment(by: seconds)
+            }
             for tr in transitions {
                 // Pending and cleared are steps before an alert fires (or instead of it): info, not notice.
                 let level: Logger.Level = tr.kind == .firing || tr.kind == .resolved ? .notice : .info

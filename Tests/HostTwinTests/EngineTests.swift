@@ -604,3 +604,81 @@ import TwinCore
         _ = ids
     }
 }
+
+/// The writer's series index: positional matching across ticks, resynchronised after a collector that ran
+/// at only one of two ticks, and the uniqueness check.
+@Suite struct WriterSeriesIndexTests {
+    static func samples(_ names: [String]) -> [MetricSample] { names.map { MetricSample(SeriesKey($0), 1) } }
+
+    /// Looks a tick up, gives its unknown series ids (the next free ones, as the store would) and remembers it.
+    static func tick(_ index: inout WriterSeriesIndex, _ names: [String], nextID: inout Int64) -> WriterSeriesIndex.Lookup {
+        var l = index.lookup(samples(names))
+        var learned: [SeriesKey: Int64] = [:]
+        for i in l.unknown {
+            let key = l.keys[i]
+            if let id = learned[key] { l.ids[i] = id; continue }
+            learned[key] = nextID
+            l.ids[i] = nextID
+            nextID += 1
+        }
+        index.learn(learned)
+        index.remember(l, unique: index.isUnique(l))
+        return l
+    }
+
+    @Test func aShiftedTickIsMatchedByPositionAfterTheShift() {
+        var index = WriterSeriesIndex()
+        var next: Int64 = 1
+        let all = (0..<40).map { "m\($0)" }
+        let relaxed = ["r0", "r1", "r2"]
+        let first = Self.tick(&index, Array(all[..<10]) + relaxed + Array(all[10...]), nextID: &next)
+        #expect(first.unknown.count == 43 && first.positional == 0)
+        let ids = Dictionary(uniqueKeysWithValues: zip(first.keys.map(\.metric), first.ids))
+
+        // The relaxed collector's samples left out: only the first series after the gap is looked up by key.
+        let without = Self.tick(&index, all, nextID: &next)
+        #expect(without.unknown.isEmpty)
+        #expect(without.positional == 39)
+        #expect(without.ids == all.map { ids[$0]! })
+
+        // Back in: its three samples are looked up by key, the rest match by position.
+        let with = Self.tick(&index, Array(all[..<10]) + relaxed + Array(all[10...]), nextID: &next)
+        #expect(with.positional == 40)
+        #expect(with.ids == first.ids)
+
+        // A new series in the middle and one gone: ids stay right, positions resume after each.
+        var changed = all
+        changed.remove(at: 30)
+        changed.insert("new", at: 5)
+        let c = Self.tick(&index, changed, nextID: &next)
+        #expect(c.unknown == [5])
+        #expect(c.ids.enumerated().allSatisfy { i, id in i == 5 ? id == 44 : id == ids[changed[i]]! })
+        #expect(c.positional >= 36)
+    }
+
+    @Test func aSeriesTwiceInATickIsFound() {
+        var index = WriterSeriesIndex()
+        var next: Int64 = 1
+        let a = Self.tick(&index, ["a", "b", "c"], nextID: &next)
+        let unique = index.isUnique(a)
+        #expect(unique)
+        // Matched by position, by key, and twice: the second "a" comes after the position already used.
+        let twice = index.lookup(Self.samples(["a", "b", "c", "a"]))
+        let twiceUnique = index.isUnique(twice)
+        #expect(twice.ids == [1, 2, 3, 1] && !twiceUnique)
+        let again = index.lookup(Self.samples(["c", "a", "b"]))
+        let againUnique = index.isUnique(again)
+        #expect(again.ids == [3, 1, 2] && againUnique)
+        let cc = index.lookup(Self.samples(["c", "c"]))
+        let ccUnique = index.isUnique(cc)
+        #expect(!ccUnique)
+        // Ids above the dense range take the set.
+        index.learn(SeriesKey("far"), WriterSeriesIndex.denseLimit + 5)
+        let far = index.lookup(Self.samples(["far", "a", "far"]))
+        let farUnique = index.isUnique(far)
+        #expect(!farUnique)
+        let farOnce = index.lookup(Self.samples(["far", "a"]))
+        let farOnceUnique = index.isUnique(farOnce)
+        #expect(farOnceUnique)
+    }
+}

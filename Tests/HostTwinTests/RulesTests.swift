@@ -344,7 +344,7 @@ private struct Fixed: SampleSource {
     }
 
     /// Whether a group is due is known without evaluating: before the first evaluation, then each group's
-    /// interval after its last one; a reload makes new groups due at once.
+    /// interval after its last one; a reload makes new groups due at once. Each evaluation's cost is told per group.
     @Test func theRunnerSaysWhenAGroupIsDue() throws {
         let (dir, store, t0) = try temperatureStore("hosttwin-rule-due", seconds: 30, roomB: false)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -353,9 +353,15 @@ private struct Fixed: SampleSource {
             .write(toFile: rules, atomically: true, encoding: .utf8)
         let runner = try RuleRunner(store: store, sources: RuleSources(files: [rules], includeDefaults: false), now: t0)
         #expect(runner.isDue(at: t0))
-        try runner.evaluate(at: t0)
+        // Each evaluated group's cost is told, timed finer than a millisecond (the API's evaluationTime).
+        var costs: [String] = []
+        try runner.evaluate(at: t0) { group, seconds in if seconds > 0 { costs.append(group) } }
+        #expect(costs == ["a", "b"])
+        #expect(runner.snapshot().allSatisfy { $0.duration > 0 && $0.health.allSatisfy { $0.duration > 0 } })
         #expect(!runner.isDue(at: t0 + 9_999) && runner.isDue(at: t0 + 10_000))
-        try runner.evaluate(at: t0 + 10_000)
+        costs = []
+        try runner.evaluate(at: t0 + 10_000) { group, seconds in if seconds > 0 { costs.append(group) } }
+        #expect(costs == ["a"])
         #expect(!runner.isDue(at: t0 + 14_999) && runner.isDue(at: t0 + 15_000), "group b, last at 0, is next")
         try "groups: [{name: c, interval: 1m, rules: [{alert: Hot, expr: 'temperature_celsius > 50'}]}]".write(toFile: rules, atomically: true, encoding: .utf8)
         _ = try runner.reload(at: t0 + 11_000)

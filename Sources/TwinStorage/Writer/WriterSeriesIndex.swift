@@ -3,10 +3,12 @@ import TwinCore
 /// The writer's map from series keys to ids: a cache in front of the `series` table.
 ///
 /// Collectors emit the same series in the same order tick after tick, with the same string storage, so
-/// each key is first compared with the previous tick's key at the same position (nearly free), then
-/// looked up in the map, then in the store. Only series seen in the last head window stay in the map (a
-/// short-lived process leaves series behind; a busy host would otherwise grow it for as long as `run`
-/// runs).
+/// each key is first compared with the previous tick's key at the expected position (nearly free), then
+/// looked up in the map, then in the store. A collector that ran at only one of two ticks (a relaxed one,
+/// every 15 s) shifts the positions after its samples: the lookup then goes on from where the series it
+/// found by key stood in the previous tick, so only the shifted collector's own samples are looked up by
+/// key. Only series seen in the last head window stay in the map (a short-lived process leaves series
+/// behind; a busy host would otherwise grow it for as long as `run` runs).
 struct WriterSeriesIndex {
     private var byKey: [SeriesKey: Int64] = [:]
     /// The previous tick's keys and ids in sample order.
@@ -14,6 +16,14 @@ struct WriterSeriesIndex {
     private var lastIDs: [Int64] = []
     /// Whether `lastIDs` holds no series twice.
     private var lastTickUnique = false
+    /// Scratch indexed by series id (ids are rowids, dense from 1; a dictionary is the fallback above
+    /// ``denseLimit``): a series' position in the previous tick, filled at the first shift of a lookup and
+    /// checked against `lastIDs`, so an entry from an older tick is never taken.
+    private var positionOf: [Int32] = []
+    /// Scratch indexed by series id: the uniqueness check that last saw the series.
+    private var seenIn: [UInt32] = []
+    private var check: UInt32 = 0
+    static let denseLimit: Int64 = 1 << 24
 
     /// A tick's series ids in sample order, -1 where the series is not known yet.
     struct Lookup {
@@ -21,20 +31,31 @@ struct WriterSeriesIndex {
         var ids: [Int64] = []
         /// Positions whose id is -1.
         var unknown: [Int] = []
-        /// How many keys matched the previous tick's at the same position.
+        /// How many keys matched the previous tick's at the expected position.
         var positional = 0
     }
 
-    func lookup(_ samples: [MetricSample]) -> Lookup {
+    mutating func lookup(_ samples: [MetricSample]) -> Lookup {
         var l = Lookup()
         l.keys.reserveCapacity(samples.count)
         l.ids.reserveCapacity(samples.count)
+        var next = 0 // the previous tick's position expected next
+        var positionsFilled = false
         for (i, s) in samples.enumerated() {
             l.keys.append(s.key)
-            if i < lastKeys.count, lastKeys[i] == s.key {
-                l.ids.append(lastIDs[i])
+            if next < lastKeys.count, lastKeys[next] == s.key {
+                l.ids.append(lastIDs[next])
                 l.positional += 1
-            } else if let known = byKey[s.key] { l.ids.append(known) } else {
+                next += 1
+            } else if let known = byKey[s.key] {
+                l.ids.append(known)
+                if !positionsFilled {
+                    fillPositions()
+                    positionsFilled = true
+                }
+                // Forward only: positions matched in this tick are never matched twice.
+                if let p = previousPosition(of: known), p >= next { next = p + 1 }
+            } else {
                 l.ids.append(-1)
                 l.unknown.append(i)
             }
@@ -42,9 +63,35 @@ struct WriterSeriesIndex {
         return l
     }
 
-    /// Whether a completed lookup holds no series twice; free when the tick repeats the last one.
-    func isUnique(_ l: Lookup) -> Bool {
-        (l.positional == l.ids.count && l.ids.count == lastIDs.count && lastTickUnique) || Set(l.ids).count == l.ids.count
+    private mutating func fillPositions() {
+        guard let top = lastIDs.max(), top < Self.denseLimit else { return }
+        if positionOf.count <= Int(top) { positionOf += repeatElement(-1, count: max(Int(top) + 1, positionOf.count * 2) - positionOf.count) }
+        for (p, id) in lastIDs.enumerated() where id >= 0 { positionOf[Int(id)] = Int32(p) }
+    }
+
+    private func previousPosition(of id: Int64) -> Int? {
+        guard id >= 0, id < positionOf.count else { return nil }
+        let p = Int(positionOf[Int(id)])
+        return p >= 0 && p < lastIDs.count && lastIDs[p] == id ? p : nil
+    }
+
+    /// Whether a completed lookup holds no series twice; free when the tick repeats the last one, and
+    /// without hashing otherwise.
+    mutating func isUnique(_ l: Lookup) -> Bool {
+        if l.positional == l.ids.count && l.ids.count == lastIDs.count && lastTickUnique { return true }
+        check &+= 1
+        if check == 0 {
+            for i in seenIn.indices { seenIn[i] = 0 }
+            check = 1
+        }
+        for id in l.ids {
+            guard id >= 0, id < Self.denseLimit else { return Set(l.ids).count == l.ids.count }
+            let i = Int(id)
+            if i >= seenIn.count { seenIn += repeatElement(0, count: max(i + 1, seenIn.count * 2) - seenIn.count) }
+            if seenIn[i] == check { return false }
+            seenIn[i] = check
+        }
+        return true
     }
 
     /// Remembers a committed tick's series order for the next lookup.
