@@ -43,9 +43,12 @@ public final class LiveTwin: Sendable {
             s.currentIDs = ids
             s.currentTypes = types
             if s.latest != nil {
-                // Types matter to /metrics only: merged while someone scrapes.
-                for (k, v) in types where s.types[k] == nil { s.types[k] = v }
-                s.latest!.merge(samples, ids: ids, at: tick)
+                // Types matter to /metrics only: taken while someone scrapes, for the series new to it.
+                var known = s.types
+                s.latest!.merge(samples, ids: ids, at: tick) { metric in
+                    if known[metric] == nil, let type = types[metric] { known[metric] = type }
+                }
+                s.types = known
                 // Series gone for longer than the lookback (exited processes) leave, every 5 minutes.
                 if s.ticks % 300 == 0 { s.latest!.forget(before: tick - LiveTwin.stale) }
             }
@@ -154,11 +157,15 @@ struct LatestValues {
     private var beyond: [SeriesKey: (Int64, Double)] = [:]
     static let maxSlots = 1 << 22
 
-    mutating func merge(_ samples: [MetricSample], ids: [Int64], at tick: Int64) {
+    /// Takes a tick's samples; `new` is told the metric of each series not held before.
+    mutating func merge(_ samples: [MetricSample], ids: [Int64], at tick: Int64, new: (String) -> Void = { _ in }) {
         // By index, so a sample's key is copied (retained) only for a slot's first value.
         for j in 0..<min(samples.count, ids.count) where ids[j] >= 0 {
             let id = ids[j]
-            guard id < Self.maxSlots else { beyond[samples[j].key] = (tick, samples[j].value); continue }
+            guard id < Self.maxSlots else {
+                if beyond.updateValue((tick, samples[j].value), forKey: samples[j].key) == nil { new(samples[j].key.metric) }
+                continue
+            }
             let i = Int(id)
             if i >= keys.count {
                 let count = max(i + 1, keys.count + keys.count / 4)
@@ -166,7 +173,10 @@ struct LatestValues {
                 times += repeatElement(.min, count: count - times.count)
                 values += repeatElement(0, count: count - values.count)
             }
-            if keys[i] == nil { keys[i] = samples[j].key }
+            if keys[i] == nil {
+                keys[i] = samples[j].key
+                new(samples[j].key.metric)
+            }
             times[i] = tick
             values[i] = samples[j].value
         }

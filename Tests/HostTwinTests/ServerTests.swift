@@ -384,4 +384,16 @@ import TwinStorage
         tick(t0 + 3000 + LiveTwin.stale + 1000, [(a, 8)], ids: [1])
         #expect(latest() == ["node_load1": 8])
     }
+
+    /// The types `/metrics` prints are taken for the series new to it, in slots and beyond them.
+    @Test func typesComeWithNewSeries() {
+        let live = LiveTwin()
+        let t0: Int64 = 1_800_000_000_000
+        let c = SeriesKey("node_cpu_seconds_total"), far = SeriesKey("far_total")
+        live.update(samples: [MetricSample(c, 1)], ids: [1], types: ["node_cpu_seconds_total": .counter], host: nil, health: [], tick: t0)
+        #expect(live.latestSamples()?.types == ["node_cpu_seconds_total": .counter])
+        live.update(samples: [MetricSample(c, 2), MetricSample(far, 3)], ids: [1, Int64(LatestValues.maxSlots) + 1],
+                    types: ["node_cpu_seconds_total": .counter, "far_total": .counter, "unused": .gauge], host: nil, health: [], tick: t0 + 1000)
+        #expect(live.latestSamples()?.types == ["node_cpu_seconds_total": .counter, "far_total": .counter])
+    }
 }
