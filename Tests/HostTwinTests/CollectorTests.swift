@@ -500,6 +500,41 @@ import TwinCore
         #expect(try tick(t0 + 121_000, relaxation: 15) == 4)
     }
 
+    /// UDP sockets are listed from their bind to their close, IPv4 and IPv6, also where the kernel counted
+    /// none before (the dumps are left out while `sockstat` counts no UDP socket in use), at ticks and
+    /// between them.
+    @Test func udpSocketsAreListedFromBindToClose() throws {
+        let collector = SocketCollector()
+        let reader = FileReader()
+        let t0 = TwinTime.nowMillis()
+        func udpListeners(_ t: Int64) throws -> Set<String> {
+            reader.startTick()
+            var ctx = CollectContext(paths: HostPaths(), reader: reader, config: CollectorConfig(), observation: Observation(timestamp: t))
+            #expect(try collector.collect(&ctx) == .ok)
+            return Set((ctx.observation.entities[.listeningPorts] ?? []).map(\.key).filter { $0.hasPrefix("udp/") })
+        }
+        let before = try udpListeners(t0)
+        let v4 = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var a4 = Self.loopback(0)
+        let bound4 = withUnsafePointer(to: &a4) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(v4, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        try #require(v4 >= 0 && bound4 == 0)
+        let v6 = socket(AF_INET6, Int32(SOCK_DGRAM.rawValue), 0)
+        var a6 = sockaddr_in6()
+        a6.sin6_family = sa_family_t(AF_INET6)
+        a6.sin6_addr = in6addr_loopback
+        let bound6 = withUnsafePointer(to: &a6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(v6, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        let have6 = v6 >= 0 && bound6 == 0 // a host without IPv6 loopback
+        let key4 = "udp/127.0.0.1/\(Self.port(v4))", key6 = "udp/::1/\(have6 ? Self.port(v6) : 0)"
+        let open = try udpListeners(t0 + 1_000)
+        #expect(open.contains(key4), "\(open)")
+        if have6 { #expect(open.contains(key6), "\(open)") }
+        close(v4)
+        if v6 >= 0 { close(v6) }
+        let closed = try udpListeners(t0 + 2_000)
+        #expect(!closed.contains(key4) && !closed.contains(key6))
+        #expect(closed.isSubset(of: before.union(open)))
+    }
+
     /// 127.0.0.1:`port` as a socket address.
     static func loopback(_ port: UInt16) -> sockaddr_in {
         var a = sockaddr_in()
