@@ -44,18 +44,20 @@ public struct AnomalyMonitor: Sendable {
         var pass = Pass(seriesFed: 0, minutesFed: 0, alerts: 0)
         let catalog = try store.seriesCatalog()
         // Whole minutes: the last one's samples run to end + step - 1.
-        try AnomalyScan.minutes(store: store, ids: catalog.map(\.id), to: end + step - 1, prepare: { k in
+        // A series without a state starts a fresh scan, made only when it has minutes to feed (most retired
+        // series have none: thousands of exited processes' on a busy host).
+        try AnomalyScan.minutes(store: store, ids: catalog.map(\.id), to: end + step - 1, prepare: { k -> (from: Int64, value: SeriesScan?) in
             let id = catalog[k].id
             guard let st = states[id], let restored = SeriesScan(state: st.bytes) else {
-                if let retired, retired.series.contains(id) { return (retired.through + step, SeriesScan()) }
-                return ((now - history) / step * step, SeriesScan())
+                if let retired, retired.series.contains(id) { return (retired.through + step, nil) }
+                return ((now - history) / step * step, nil)
             }
             return (st.through + step, restored)
         }) { k, resumed, read in
             let s = catalog[k]
-            var scan = resumed
             let points = read.filter { $0.t <= end }
             guard !points.isEmpty else { return }
+            var scan = resumed ?? SeriesScan()
             for p in points {
                 if let (_, score) = scan.feed(p, counter: s.type == .counter), score >= NoveltyDetector.alertThreshold { pass.alerts += 1 }
             }

@@ -107,17 +107,18 @@ public enum AnomalyScan {
         var alerts: [AnomalyReport.Alert] = []
         var alertMinutes: [Int64: Int] = [:]
         var live: [String: Int] = [:]
-        try minutes(store: store, ids: catalog.map(\.id), to: to, prepare: { k in
+        // nil: a fresh scan, made only for a series with minutes enough to learn from.
+        try minutes(store: store, ids: catalog.map(\.id), to: to, prepare: { k -> (from: Int64, value: SeriesScan?) in
             let id = catalog[k].id
             guard let saved = states[id] else {
                 // A retired series silent since before the window: only what came after can count.
                 if let retired, retired.series.contains(id), retired.through <= to, retired.through - AnomalyMonitor.retireAfter < firstMinute {
-                    return (retired.through + step, SeriesScan())
+                    return (retired.through + step, nil)
                 }
-                return (start, SeriesScan())
+                return (start, nil)
             }
             guard saved.through <= to, let restored = SeriesScan(state: saved.bytes), saved.through < firstMinute || restored.recordedSince <= firstMinute else {
-                return (start, SeriesScan())
+                return (start, nil)
             }
             return (saved.through + step, restored)
         }) { k, resumed, points in
@@ -131,10 +132,10 @@ public enum AnomalyScan {
                 alertMinutes[t, default: 0] += 1
             }
             // The alerts a resumed state recorded inside the window.
-            for a in resumed.alerts where a.t >= from { alert(a.t, a.score, a.value) }
-            if (points.last?.t ?? resumed.through ?? .min) >= firstMinute { live[host ?? "", default: 0] += 1 }
-            guard resumed.through != nil || points.count > 2 else { return }
-            var scan = resumed
+            for a in resumed?.alerts ?? [] where a.t >= from { alert(a.t, a.score, a.value) }
+            if (points.last?.t ?? resumed?.through ?? .min) >= firstMinute { live[host ?? "", default: 0] += 1 }
+            guard resumed?.through != nil || points.count > 2 else { return }
+            var scan = resumed ?? SeriesScan()
             for p in points {
                 guard let (x, score) = scan.feed(p, counter: s.type == .counter) else { continue }
                 if score >= NoveltyDetector.alertThreshold, p.t >= from { alert(p.t, score, x) }
