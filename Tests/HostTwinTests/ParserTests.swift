@@ -81,6 +81,23 @@ import TwinCore
         #expect(s["FRAG_memory"] == 0)
     }
 
+    /// The UDP in-use counts that decide whether the UDP hash is dumped, read from the bytes.
+    @Test func sockstatInUseCounts() throws {
+        func inUse(_ text: String, _ line: StaticString) -> Double? {
+            Array(text.utf8).withUnsafeBufferPointer { sockstatInUse($0, line: line) }
+        }
+        let v4 = try Fixtures.vmText("proc/net/sockstat"), v6 = try Fixtures.vmText("proc/net/sockstat6")
+        #expect(inUse(v4, "UDP:") == 0 && inUse(v4, "TCP:") == 2 && inUse(v4, "UDPLITE:") == 0)
+        #expect(inUse(v6, "UDP6:") == Dictionary(parseSockstat(v6), uniquingKeysWith: { a, _ in a })["UDP6_inuse"])
+        #expect(inUse("sockets: used 9\nUDP: inuse 17 mem 3\n", "UDP:") == 17)
+        // Malformed or missing: nil, so the caller dumps.
+        #expect(inUse("UDPLITE: inuse 4\n", "UDP:") == nil, "a longer name is another protocol")
+        #expect(inUse("UDP: mem 3\n", "UDP:") == nil)
+        #expect(inUse("UDP: inuse x\n", "UDP:") == nil)
+        #expect(inUse("UDP: inuse\n", "UDP:") == nil)
+        #expect(inUse("", "UDP:") == nil)
+    }
+
     @Test func diskstatsFromVM() throws {
         let d = parseDiskstats(try Fixtures.vmText("proc/diskstats"))
         #expect(d.first?.device == "loop0")

@@ -126,7 +126,7 @@ public final class SocketCollector: Collector {
             if connectionsDue || !live { connTables = all }
         }
         var anyUDP = false
-        if tcpFromNetlink, let udp = udpSockets(ctx.reader, counts: counts, paths: ctx.paths) {
+        if tcpFromNetlink, let udp = udpSockets(ctx.reader, paths: ctx.paths) {
             anyUDP = true
             listenTables += udp
         } else {
@@ -308,18 +308,15 @@ public final class SocketCollector: Collector {
     /// Each dump walks the kernel's whole UDP hash whatever it holds (16,384 slots on a 24 GB host: 70 µs
     /// a tick for both families), so a family is dumped only while the kernel counts UDP sockets of it in
     /// use (`UDP: inuse` in `/proc/net/sockstat`, `UDP6: inuse` in `sockstat6`, a microsecond each; a
-    /// socket is counted from its bind to its close, the span the dump would list it). `counts` holds them
-    /// when the tick read them already; else they are read now (not the tick's shared read: between ticks
-    /// that would be the last tick's).
-    private func udpSockets(_ reader: FileReader, counts: [String: Double] = [:], paths: HostPaths) -> [Table]? {
-        func inUse(_ file: String, _ key: String) -> Bool {
-            guard let n = counts[key] ?? parseSockstat(reader.readHeld(paths.proc(file)) ?? "").first(where: { $0.0 == key })?.1 else { return true }
-            return n != 0
+    /// socket is counted from its bind to its close, the span the dump would list it). The counts are read
+    /// now, from the bytes (not the tick's shared read: between ticks that would be the last tick's); a
+    /// count that cannot be read dumps.
+    private func udpSockets(_ reader: FileReader, paths: HostPaths) -> [Table]? {
+        func dump(_ family: Int32, _ file: String, _ line: StaticString) -> [SocketLine]? {
+            let inUse = reader.withHeldBytes(paths.proc(file)) { sockstatInUse($0, line: line) } ?? nil
+            return inUse == 0 ? [] : diag.dump(family: UInt8(family), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1)
         }
-        func dump(_ family: Int32, _ file: String, _ key: String) -> [SocketLine]? {
-            inUse(file, key) ? diag.dump(family: UInt8(family), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1) : []
-        }
-        guard let u4 = dump(AF_INET, "net/sockstat", "UDP_inuse"), let u6 = dump(AF_INET6, "net/sockstat6", "UDP6_inuse") else { return nil }
+        guard let u4 = dump(AF_INET, "net/sockstat", "UDP:"), let u6 = dump(AF_INET6, "net/sockstat6", "UDP6:") else { return nil }
         return [Table(proto: "udp", family: "ipv4", rows: u4), Table(proto: "udp", family: "ipv6", rows: u6)]
     }
 

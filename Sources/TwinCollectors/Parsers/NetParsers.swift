@@ -110,6 +110,27 @@ public func parseSockstat(_ text: String) -> [(String, Double)] {
     return out
 }
 
+/// The `inuse` count of one protocol's line of `/proc/net/sockstat` or `sockstat6` (`UDP: inuse 3 mem 1`:
+/// `line` is `"UDP:"`), read from the bytes without allocating (it is read at every tick); nil when the line
+/// or its count is missing.
+func sockstatInUse(_ bytes: UnsafeBufferPointer<UInt8>, line protocolField: StaticString) -> Double? {
+    var s = ByteScanner(bytes)
+    var fields: [Range<Int>] = []
+    fields.reserveCapacity(8)
+    while let line = s.nextLine() {
+        guard s.hasPrefix(line, protocolField) else { continue }
+        s.fields(line, into: &fields)
+        guard fields.count >= 3, s.equals(fields[0], protocolField) else { continue }
+        var i = 1
+        while i + 1 < fields.count {
+            if s.equals(fields[i], "inuse") { return s.number(fields[i + 1]) }
+            i += 2
+        }
+        return nil
+    }
+    return nil
+}
+
 extension Substring {
     var trimmingSpaces: Substring {
         var s = self
