@@ -16,9 +16,10 @@ struct WriterSeriesIndex {
     private var lastIDs: [Int64] = []
     /// Whether `lastIDs` holds no series twice.
     private var lastTickUnique = false
-    /// Scratch indexed by series id (ids are rowids, dense from 1; a dictionary is the fallback above
-    /// ``denseLimit``): a series' position in the previous tick, filled at the first shift of a lookup and
-    /// checked against `lastIDs`, so an entry from an older tick is never taken.
+    /// Scratch indexed by series id (ids are rowids, dense from 1): a series' position in the previous tick,
+    /// filled at the first shift of a lookup and checked against `lastIDs`, so an entry from an older tick is
+    /// never taken. With an id above ``denseLimit`` in the previous tick there is no resync (the keys after
+    /// a shift are looked up by hash, as before), and the uniqueness check builds a set.
     private var positionOf: [Int32] = []
     /// Scratch indexed by series id: the uniqueness check that last saw the series.
     private var seenIn: [UInt32] = []
