@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TwinCollectors
+@testable import TwinStorage
 import TwinCore
 
 /// Collectors on small trees made by the test: storage health, read-only remounts, backup freshness.
@@ -498,6 +499,43 @@ import TwinCore
         connectAgain()
         #expect(try tick(t0 + 120_000, relaxation: 15) == 3) // 15 × 10 s is held to a minute
         #expect(try tick(t0 + 121_000, relaxation: 15) == 4)
+    }
+
+    /// A link's state is read at every tick: a change shows at the next tick in `node_network_up` and the
+    /// interface's attributes, and a steady link keeps its attributes (the same dictionary for the tracker).
+    @Test func anInterfacesLinkStateFollowsItsFile() throws {
+        let root = try temporaryDirectory("hosttwin-operstate")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func write(_ rel: String, _ text: String) throws {
+            let path = root + "/" + rel
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        try write("proc/net/dev", """
+            Inter-|   Receive                                                |  Transmit
+             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+              eth0: 100 2 0 0 0 0 0 0 200 3 0 0 0 0 0 0
+
+            """)
+        try write("sys/class/net/eth0/operstate", "up\n")
+        let collector = NetworkCollector()
+        let reader = FileReader()
+        func tick(_ t: Int64) throws -> (up: Double?, attributes: [String: AttributeValue]?) {
+            reader.startTick()
+            var ctx = CollectContext(paths: HostPaths.under(root), reader: reader, config: CollectorConfig(), observation: Observation(timestamp: t))
+            #expect(try collector.collect(&ctx) == .ok)
+            let up = ctx.observation.samples.first { $0.key.metric == "node_network_up" }?.value
+            return (up, ctx.observation.entities[.interfaces]?.first?.attributes)
+        }
+        let t0: Int64 = 1_800_000_000_000
+        let first = try tick(t0), steady = try tick(t0 + 1000)
+        #expect(first.up == 1 && first.attributes?["operstate"] == .string("up"))
+        #expect(steady.up == 1 && steady.attributes.map { StateTracker.sameStorage($0, first.attributes!) } == true)
+        try write("sys/class/net/eth0/operstate", "down\n")
+        let down = try tick(t0 + 2000)
+        #expect(down.up == 0 && down.attributes?["operstate"] == .string("down"))
+        try write("sys/class/net/eth0/operstate", "up\n")
+        #expect(try tick(t0 + 3000).up == 1)
     }
 
     /// UDP sockets are listed from their bind to their close, IPv4 and IPv6, also where the kernel counted

@@ -22,6 +22,9 @@ public final class NetworkCollector: Collector {
         var speed: Double?
         var carrier: Double?
         var operstate: String?
+        /// The operstate file's bytes at the last read: a steady link costs a compare, not a string.
+        var operstateBytes: [UInt8] = []
+        let operstatePath: String
         /// node_exporter's netclass figures (`node_network_flags`, `..._iface_id`, ...) and info labels.
         var classValues: [(String, Double, MetricType)] = []
         var info: Labels?
@@ -34,6 +37,16 @@ public final class NetworkCollector: Collector {
             labels = Labels(["device": name])
             base = sys + "/class/net/" + name + "/"
             nohandlerPath = base + "statistics/rx_nohandler"
+            operstatePath = base + "operstate"
+        }
+
+        /// The link state, read through a held descriptor at every tick; nil when unreadable.
+        func readOperstate(_ reader: FileReader) -> String? {
+            reader.withHeldBytes(operstatePath) { b -> String in
+                if let known = operstate, b.elementsEqual(operstateBytes) { return known }
+                operstateBytes = Array(b)
+                return String(String(decoding: b, as: UTF8.self).trimmingSuffixNewlines)
+            }
         }
     }
 
@@ -64,13 +77,13 @@ public final class NetworkCollector: Collector {
             }
         }
         guard found != nil else { return .noData("/proc/net/dev missing") }
-        var seen = Set<String>()
         let reader = ctx.reader
         func attr(_ d: Device, _ n: String) -> String? { reader.read(d.base + n).map { String($0.trimmingSuffixNewlines) } }
         // A file read at every tick (or every few): its descriptor is held.
         func heldAttr(_ path: String) -> String? { reader.readHeld(path).map { String($0.trimmingSuffixNewlines) } }
-        for dev in current where seen.insert(dev.name).inserted {
-            let oper = heldAttr(dev.base + "operstate")
+        // A name listed twice (a malformed file) counts once; a handful of devices, so no set is built.
+        for (i, dev) in current.enumerated() where !current[..<i].contains(where: { $0.name == dev.name }) {
+            let oper = dev.readOperstate(reader)
             if oper != dev.operstate || (dev.factsRead.map({ now - $0 >= factsInterval || now < $0 }) ?? true) {
                 dev.operstate = oper
                 dev.carrier = attr(dev, "carrier").flatMap(Double.init)
