@@ -113,7 +113,7 @@ public func parseSockstat(_ text: String) -> [(String, Double)] {
 /// The `inuse` count of one protocol's line of `/proc/net/sockstat` or `sockstat6` (`UDP: inuse 3 mem 1`:
 /// `line` is `"UDP:"`), read from the bytes without allocating (it is read at every tick); nil when the line
 /// or its count is missing.
-func sockstatInUse(_ bytes: UnsafeBufferPointer<UInt8>, line protocolField: StaticString) -> Double? {
+public func sockstatInUse(_ bytes: UnsafeBufferPointer<UInt8>, line protocolField: StaticString) -> Double? {
     var s = ByteScanner(bytes)
     var fields: [Range<Int>] = []
     fields.reserveCapacity(8)
