@@ -56,9 +56,11 @@ let package = Package(
         .target(name: "CProcessTuning"),
         // perf_event_open(2) on the `sock:inet_sock_set_state` tracepoint (TCP changes between ticks).
         .systemLibrary(name: "CPerfEvent"),
+        // fanotify(7) on whole filesystems and open_by_handle_at(2) (SUID files between scans).
+        .systemLibrary(name: "CFanotify"),
         .target(
             name: "TwinCollectors",
-            dependencies: ["TwinCore", "CTimex", "CPerfEvent", "CLZ4", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["TwinCore", "CTimex", "CPerfEvent", "CFanotify", "CLZ4", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -142,7 +142,7 @@ public enum FuzzTargets {
         data.withUnsafeBufferPointer { b in
             _ = parseInetDiagMessages(b); _ = parseUtmp(b); _ = parsePidStat(b); _ = parsePidIO(b); _ = parseLoadavg(b); _ = parsePressure(b)
         }
-        data.withUnsafeBytes { _ = parseProcConnectorEvents($0) }
+        data.withUnsafeBytes { _ = parseProcConnectorEvents($0); _ = parseFanotifyEvents($0) }
         // The ground-truth tools' output `bench fidelity` parses.
         _ = GroundTruth.parsePS(text); _ = GroundTruth.parseSS(text, family: "ipv6", listening: true); _ = GroundTruth.parseSS(text, family: "ipv4", listening: false)
         _ = GroundTruth.parseFindmnt(text); _ = GroundTruth.parseDpkgQuery(text); _ = GroundTruth.parseIPLink(text)

@@ -48,12 +48,113 @@ private func sha256sum(_ path: String) throws -> String {
             self.t = t
         }
 
+        /// The last tick's samples.
+        var samples: [MetricSample] = []
+
         /// One tick, one second after the last: the entities set (nil when nothing changed) and the outcome.
         func tick() throws -> ([Entity]?, CollectOutcome) {
             t += 1000
             var ctx = CollectContext(paths: HostPaths(), reader: reader, config: config, observation: Observation(timestamp: t))
             let outcome = try collector.collect(&ctx)
+            samples = ctx.observation.samples
             return (ctx.observation.entities[.files], outcome)
+        }
+
+        func value(_ metric: String) -> Double? { samples.first { $0.key.metric == metric }?.value }
+    }
+
+    /// Whether this host lets the twin follow SUID files with fanotify (root, Linux 5.9 or later).
+    static let fanotifyAvailable = SUIDChangeWatcher(roots: [NSTemporaryDirectory()], paths: HostPaths()) != nil
+
+    /// Between scans, the kernel's events tell the collector which SUID files came, changed or went: a
+    /// chmod, a file created set-user-ID, a tree moved in from outside the SUID paths, renamed, removed.
+    /// The scan is then six hours away and the test's clock moves a minute, so only the events can find them.
+    @Test(.enabled(if: fanotifyAvailable, "needs fanotify with directory handles (root, Linux 5.9+)"))
+    func suidFilesAreFollowedBetweenScans() throws {
+        let dir = try temporaryDirectory("hosttwin-suid-events")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bin = dir + "/bin", outside = dir + "/outside"
+        for d in [bin, outside + "/tree/deep"] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: bin + "/helper"))
+        try Data([4]).write(to: URL(fileURLWithPath: bin + "/plain"))
+        chmod(bin + "/helper", 0o4755)
+        let h = Harness(watch: [], suid: [bin])
+        var latest: [Entity] = []
+        /// Ticks (at most 600: the package lists read for a new file take a while in a debug build) until
+        /// the SUID files are `paths`; their modes.
+        func suidFiles(becoming paths: [String]) throws -> [String: String] {
+            for _ in 0..<600 {
+                latest = try h.tick().0 ?? latest
+                if latest.map(\.key).sorted() == paths.map({ bin + $0 }).sorted() { break }
+                usleep(20_000)
+            }
+            return Dictionary(uniqueKeysWithValues: latest.map { (String($0.key.dropFirst(bin.count)), $0.attributes["mode"]?.description ?? "") })
+        }
+        #expect(try suidFiles(becoming: ["/helper"]) == ["/helper": "4755"])
+        #expect(h.value("hosttwin_files_suid_fanotify") == 1 && h.value("hosttwin_files_suid_scan_interval_seconds") == 21_600)
+
+        chmod(bin + "/plain", 0o2755)
+        #expect(try suidFiles(becoming: ["/helper", "/plain"]) == ["/helper": "4755", "/plain": "2755"])
+        chmod(bin + "/helper", 0o755)
+        #expect(try suidFiles(becoming: ["/plain"]) == ["/plain": "2755"])
+        let made = open(bin + "/made", O_CREAT | O_WRONLY | O_CLOEXEC, 0o4700)
+        #expect(made >= 0)
+        close(made)
+        #expect(try suidFiles(becoming: ["/plain", "/made"]) == ["/plain": "2755", "/made": "4700"])
+        // A tree made outside the SUID paths (no event counts there), then moved in, renamed, removed.
+        try Data([5]).write(to: URL(fileURLWithPath: outside + "/tree/deep/x"))
+        chmod(outside + "/tree/deep/x", 0o4711)
+        #expect(rename(outside + "/tree", bin + "/tree") == 0)
+        #expect(try suidFiles(becoming: ["/plain", "/made", "/tree/deep/x"])["/tree/deep/x"] == "4711")
+        #expect(rename(bin + "/tree", bin + "/renamed") == 0)
+        #expect(try suidFiles(becoming: ["/plain", "/made", "/renamed/deep/x"]).keys.sorted() == ["/made", "/plain", "/renamed/deep/x"])
+        try FileManager.default.removeItem(atPath: bin + "/renamed")
+        unlink(bin + "/made")
+        #expect(try suidFiles(becoming: ["/plain"]) == ["/plain": "2755"])
+        // The hash follows a rewrite that keeps the bits (chmod after it, as an install does).
+        try Data([9, 9]).write(to: URL(fileURLWithPath: bin + "/plain"))
+        chmod(bin + "/plain", 0o2755)
+        for _ in 0..<600 where latest.first?.attributes["size"] != .int(2) { latest = try h.tick().0 ?? latest; usleep(20_000) }
+        #expect(try latest.first?.attributes["sha256"] == .string(sha256sum(bin + "/plain")))
+    }
+
+    /// fanotify's records as the kernel lays them out (fanotify(7)), and malformed ones: skipped, never read past.
+    @Test func fanotifyEventsAreParsedAndMalformedOnesSkipped() {
+        func event(mask: UInt64, handle: [UInt8], name: String, version: UInt8 = 3, infoType: UInt8 = 2, handleBytes: UInt32? = nil) -> [UInt8] {
+            var info: [UInt8] = [infoType, 0, 0, 0] + [1, 0, 0, 0, 2, 0, 0, 0] // header, fsid
+            info += withUnsafeBytes(of: (handleBytes ?? UInt32(handle.count)).littleEndian, Array.init) + [1, 0, 0, 0] + handle + Array(name.utf8) + [0]
+            while info.count % 4 != 0 { info.append(0) }
+            info[2] = UInt8(info.count & 0xff); info[3] = UInt8(info.count >> 8)
+            let length = UInt32(24 + info.count)
+            var meta = withUnsafeBytes(of: length.littleEndian, Array.init) + [version, 0, 24, 0]
+            meta += withUnsafeBytes(of: mask.littleEndian, Array.init) + withUnsafeBytes(of: Int32(-1).littleEndian, Array.init) + [0x39, 0x30, 0, 0]
+            return meta + info
+        }
+        let created = event(mask: 0x100, handle: [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x11, 0x22], name: "su")
+        let moved = event(mask: 0x80 | 0x4000_0000, handle: [1, 2, 3, 4, 5, 6, 7, 8], name: "tree")
+        let overflow: [UInt8] = [24, 0, 0, 0, 3, 0, 24, 0] + withUnsafeBytes(of: UInt64(0x4000).littleEndian, Array.init) + [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]
+        let parsed = (created + moved + overflow).withUnsafeBytes(parseFanotifyEvents)
+        #expect(parsed.count == 3)
+        #expect(parsed.first == FanotifyEvent(mask: 0x100, fsid: 0x0000_0002_0000_0001, directory: [8, 0, 0, 0, 1, 0, 0, 0, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x11, 0x22], name: "su"))
+        #expect(parsed.dropFirst().first?.isDirectory == true && parsed.dropFirst().first?.name == "tree")
+        #expect(parsed.last?.isOverflow == true && parsed.last?.directory == [])
+        // Cut short: what fits is read; the cut event is not.
+        #expect((created + moved.dropLast(3)).withUnsafeBytes(parseFanotifyEvents).count == 1)
+        // An unknown layout version ends the parse; a handle longer than its record is not read.
+        #expect(event(mask: 0x100, handle: [1, 2], name: "a", version: 4).withUnsafeBytes(parseFanotifyEvents).isEmpty)
+        let long = event(mask: 0x100, handle: [1, 2], name: "a", handleBytes: 4000).withUnsafeBytes(parseFanotifyEvents)
+        #expect(long.count == 1 && long.first?.directory == [] && long.first?.name == "")
+        // Another record type (a pidfd, 4) is skipped.
+        #expect(event(mask: 0x4, handle: [1, 2, 3, 4], name: "x", infoType: 4).withUnsafeBytes(parseFanotifyEvents).first?.directory == [])
+        // A zero length would loop for ever; an event length below the header ends the parse.
+        var zero = created
+        zero[0] = 0
+        #expect(zero.withUnsafeBytes(parseFanotifyEvents).isEmpty)
+        var rng = SeededGenerator(seed: 18)
+        for _ in 0..<2000 {
+            var bytes = created + moved
+            for _ in 0..<4 { bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            _ = bytes.withUnsafeBytes(parseFanotifyEvents)
         }
     }
 

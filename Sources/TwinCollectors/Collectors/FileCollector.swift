@@ -18,12 +18,15 @@ import TwinCore
 /// data policy classes sensitive (sealed at rest, masked for readers), when the file is not readable by
 /// others or its name says it holds a secret. Only what changed is re-read and re-hashed.
 ///
-/// The SUID scan walks other trees (`/usr/bin`, `/tmp`, ...) every 15 minutes for set-user-ID and
-/// set-group-ID files, which become `files` entities too (`watch: suid`, no content). It runs beside the
-/// ticks, so it has a CPU share of its own: when a scan costs more than `suidCPUShare` of a core over 15
-/// minutes (a large /usr/lib and /tmp, cold caches), the next waits longer, up to `suidMaxInterval`
-/// (``suidScanInterval(cpuSeconds:)``; the metrics `hosttwin_files_suid_scan_cpu_seconds` and
-/// `..._interval_seconds` say how it stands).
+/// The SUID scan walks other trees (`/usr/bin`, `/tmp`, ...) for set-user-ID and set-group-ID files,
+/// which become `files` entities too (`watch: suid`, no content). It runs beside the ticks. Where the
+/// kernel tells what changes on the trees' filesystems (fanotify, as root: ``SUIDChangeWatcher``), a tick
+/// looks at the entries created, changed, moved or removed since the last, and the scan is a safety net
+/// every `suidMaxInterval`. Otherwise (or after the kernel dropped events) it runs every 15 minutes, within a
+/// CPU share of its own: when a scan costs more than `suidCPUShare` of a core over 15 minutes (a large
+/// /usr/lib and /tmp, cold caches), the next waits longer, up to `suidMaxInterval`
+/// (``suidScanInterval(cpuSeconds:)``; the metrics `hosttwin_files_suid_scan_cpu_seconds`,
+/// `..._interval_seconds` and `hosttwin_files_suid_fanotify` say how it stands).
 public final class FileCollector: Collector {
     public let name = "files"
     /// Text files up to this size keep their content as versions.
@@ -38,8 +41,11 @@ public final class FileCollector: Collector {
     static let suidInterval: Int64 = 900_000
     /// The SUID scan's average share of one core: a tenth of `run`'s default CPU budget (0.2 %).
     static let suidCPUShare = 0.0002
-    /// The longest wait between SUID scans, however much one costs.
+    /// The longest wait between SUID scans, however much one costs; the wait while changes are told.
     static let suidMaxInterval: Int64 = 6 * 3_600_000
+    /// The most entries a tick walks under a directory the kernel named (moved in, or its mode changed);
+    /// a larger tree waits for a full scan.
+    static let suidSubtreeEntries = 10_000
 
     /// What an entry was when last looked at: enough to tell whether its content must be read again.
     struct Record: Sendable {
@@ -70,6 +76,13 @@ public final class FileCollector: Collector {
     /// CPU time of the last SUID scan: the wait before the next follows from it.
     private var suidScanCPU = 0.0
     private let scanner = SUIDScanner()
+    private var suidWatcher: SUIDChangeWatcher?
+    /// A scan runs in the background: entries the kernel named meanwhile are looked at again when its
+    /// result comes (the scan may have seen them before they changed).
+    private var suidScanning = false
+    private var suidTouched = Set<String>()
+    /// A tree named by the kernel was too large to walk at a tick: the next scan is due as without events.
+    private var suidRescan = false
     private var truncated = false
     private var suidTruncated = false
     private var users = UserNames()
@@ -77,9 +90,14 @@ public final class FileCollector: Collector {
     private var changes = 0.0
 
     private let useInotify: Bool
+    private let useFanotify: Bool
 
-    /// `inotify: false` walks the watched trees every minute instead (as where the kernel has no inotify).
-    public init(inotify: Bool = true) { useInotify = inotify }
+    /// `inotify: false` walks the watched trees every minute instead (as where the kernel has no inotify);
+    /// `fanotify: false` scans for SUID files periodically, without the kernel's events.
+    public init(inotify: Bool = true, fanotify: Bool = true) {
+        useInotify = inotify
+        useFanotify = fanotify
+    }
 
     /// One SUID scan of `roots` on the caller's thread (for `hosttwin bench files`): the files found and
     /// whether the entry budget stopped it.
@@ -92,7 +110,13 @@ public final class FileCollector: Collector {
         let watch = ctx.config.watchPaths, suidPaths = ctx.config.suidPaths
         if watch.isEmpty && suidPaths.isEmpty { return .noData("no watched paths configured") }
         let now = ctx.observation.timestamp
-        if !started { watcher = useInotify ? InotifyWatcher() : nil; started = true }
+        let suidRoots = suidPaths.filter { r in !r.isEmpty && !watch.contains { Self.isUnder(r, $0) } }
+        if !started {
+            watcher = useInotify ? InotifyWatcher() : nil
+            // Marked before the first scan starts: nothing that changes after it goes unseen.
+            suidWatcher = useFanotify && !suidRoots.isEmpty ? SUIDChangeWatcher(roots: suidRoots, paths: ctx.paths) : nil
+            started = true
+        }
         users.refreshIfNeeded(ctx.paths, ctx.reader)
         groups.refreshIfNeeded(ctx.paths, ctx.reader)
         var changed = false
@@ -109,10 +133,12 @@ public final class FileCollector: Collector {
             }
             if watcher?.isComplete == false { changed = walkConfig(watch, ctx) || changed; lastWalk = now }
         }
-        let suidEvery = Self.suidScanInterval(cpuSeconds: suidScanCPU)
+        let told = (suidWatcher.map { $0.isComplete && !$0.overflowed } ?? false) && !suidRescan
+        let suidEvery = told ? Self.suidMaxInterval : Self.suidScanInterval(cpuSeconds: suidScanCPU)
         let due = lastSuidWalk.map { now - $0 >= suidEvery || now < $0 } ?? true
         if due { lastSuidWalk = now }
-        changed = scanSUID(suidPaths, ctx, due: due) || changed
+        changed = scanSUID(suidRoots, ctx, due: due) || changed
+        if let suidWatcher { changed = followSUID(suidWatcher, ctx) || changed }
         if changed || ctx.restate {
             ctx.observation.set(.files, config.values.map(\.entity) + suid.values.map(\.entity))
         }
@@ -120,6 +146,7 @@ public final class FileCollector: Collector {
         ctx.observation.add("hosttwin_files_suid", .empty, Double(suid.count))
         ctx.observation.counter("hosttwin_files_changes_total", .empty, changes)
         ctx.observation.add("hosttwin_files_inotify", .empty, watcher?.isComplete == true ? 1 : 0)
+        ctx.observation.add("hosttwin_files_suid_fanotify", .empty, told ? 1 : 0)
         ctx.observation.add("hosttwin_files_suid_scan_truncated", .empty, suidTruncated ? 1 : 0)
         ctx.observation.add("hosttwin_files_suid_scan_cpu_seconds", .empty, suidScanCPU)
         ctx.observation.add("hosttwin_files_suid_scan_interval_seconds", .empty, Double(suidEvery) / 1000)
@@ -250,12 +277,14 @@ public final class FileCollector: Collector {
     /// and must not hold a tick back), or takes the result of the last one: true when the set changed.
     private func scanSUID(_ roots: [String], _ ctx: CollectContext, due: Bool) -> Bool {
         guard let result = scanner.take() else {
-            if due {
-                let skip = ctx.config.watchPaths
-                scanner.start(roots.filter { r in !r.isEmpty && !skip.contains { Self.isUnder(r, $0) } }, paths: ctx.paths, previous: suid)
+            if due, scanner.start(roots, paths: ctx.paths, previous: suid) {
+                suidWatcher?.rescanned()
+                (suidScanning, suidRescan) = (true, false)
+                suidTouched = []
             }
             return false
         }
+        suidScanning = false
         var changed = result.found.count != suid.count
         var found = result.found
         for (path, r) in result.found {
@@ -268,7 +297,69 @@ public final class FileCollector: Collector {
         suid = found
         suidTruncated = result.truncated
         suidScanCPU = result.cpuSeconds
+        for path in suidTouched.sorted() { changed = lookAgainSUID(path, ctx) || changed }
+        suidTouched = []
         return changed
+    }
+
+    /// Looks at the entries the kernel named since the last tick. True when an SUID file came, changed or went.
+    private func followSUID(_ watcher: SUIDChangeWatcher, _ ctx: CollectContext) -> Bool {
+        let (entries, unnamed) = watcher.drain()
+        var changed = false
+        // A directory removed before its events were read: the SUID files known are looked at one by one.
+        if unnamed { for path in suid.keys.sorted() { changed = lookAgainSUID(path, ctx) || changed } }
+        for path in entries {
+            changed = lookAgainSUID(path, ctx) || changed
+            if suidScanning { suidTouched.insert(path) }
+        }
+        return changed
+    }
+
+    /// Records what `path` is now: an SUID file kept or updated; a directory walked (moved in, or its mode
+    /// changed); anything else, or nothing, forgotten with what was known under it.
+    private func lookAgainSUID(_ path: String, _ ctx: CollectContext) -> Bool {
+        guard let st = Self.lstat(ctx.paths.root(path)) else { return forgetSUID(under: path) }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG where st.st_mode & (S_ISUID | S_ISGID) != 0:
+            return recordSUID(path, st, ctx)
+        case S_IFDIR:
+            var found: [String: Record] = [:], budget = Self.suidSubtreeEntries
+            SUIDScanner.scan(path, ctx.paths, &found, &budget)
+            if budget < 0 { suidRescan = true }
+            var changed = false
+            for known in suid.keys where Self.isUnder(known, path) && found[known] == nil { suid[known] = nil; changed = true; changes += 1 }
+            for p in found.keys.sorted() {
+                if let st = Self.lstat(ctx.paths.root(p)) { changed = recordSUID(p, st, ctx) || changed }
+            }
+            return changed
+        default:
+            // A file that is not (or no longer) SUID: only itself to forget.
+            guard suid.removeValue(forKey: path) != nil else { return false }
+            changes += 1
+            return true
+        }
+    }
+
+    /// Adds or updates one SUID file; its content is hashed again only when it may have changed.
+    private func recordSUID(_ path: String, _ st: stat, _ ctx: CollectContext) -> Bool {
+        var record = Record(st, Entity(kind: .files, key: path, attributes: [:]))
+        let old = suid[path]
+        if let old, old.same(record) { return false }
+        let reuse = old.flatMap { $0.sameContent(record) ? $0.entity.attributes : nil }
+        record.entity.attributes = attributes(path, st, ctx, reuse: reuse, watch: "suid")
+        record.entity.attributes["package"] = reuse?["package"] ?? SUIDScanner.packages(of: [path], paths: ctx.paths)[path].map { .string($0) } ?? .null
+        suid[path] = record
+        if record.entity.attributes == old?.entity.attributes { return false }
+        changes += 1
+        return true
+    }
+
+    /// Forgets the SUID files at or under `path`.
+    private func forgetSUID(under path: String) -> Bool {
+        let gone = suid.keys.filter { Self.isUnder($0, path) }
+        for p in gone { suid[p] = nil }
+        changes += Double(gone.count)
+        return !gone.isEmpty
     }
 
     // MARK: Pure helpers
@@ -367,14 +458,17 @@ final class SUIDScanner: Sendable {
 
     /// Scans `roots` (host paths, read under `paths.root`) unless a scan is running. Files whose inode,
     /// size and times are as in `previous` keep their hash without being read.
-    func start(_ roots: [String], paths: HostPaths, previous: [String: FileCollector.Record]) {
-        guard state.withLock({ s in s.running ? false : { s.running = true; return true }() }) else { return }
+    /// True when it started one.
+    @discardableResult
+    func start(_ roots: [String], paths: HostPaths, previous: [String: FileCollector.Record]) -> Bool {
+        guard state.withLock({ s in s.running ? false : { s.running = true; return true }() }) else { return false }
         DispatchQueue.global(qos: .utility).async { [self] in
             let cpu = threadCPUMicros()
             var result = Self.run(roots, paths: paths, previous: previous)
             result.cpuSeconds = Double(threadCPUMicros() - cpu) / 1e6
             state.withLock { $0 = (false, result) }
         }
+        return true
     }
 
     /// One scan, on the caller's thread.
@@ -429,7 +523,8 @@ final class SUIDScanner: Sendable {
         return out
     }
 
-    private static func scan(_ path: String, _ paths: HostPaths, _ found: inout [String: FileCollector.Record], _ budget: inout Int) {
+    /// Adds the SUID files under `path` to `found`, visiting at most `budget` entries (negative after: stopped).
+    static func scan(_ path: String, _ paths: HostPaths, _ found: inout [String: FileCollector.Record], _ budget: inout Int) {
         guard let dir = opendir(paths.root(path)) else { return }
         defer { closedir(dir) }
         let fd = dirfd(dir)
