@@ -81,6 +81,8 @@ public final class FileCollector: Collector {
     /// result comes (the scan may have seen them before they changed).
     private var suidScanning = false
     private var suidTouched = Set<String>()
+    /// An event's directory could not be named while a scan ran: every file of its result is looked at again.
+    private var suidUnnamedWhileScanning = false
     /// A tree named by the kernel was too large to walk at a tick: the next scan is due as without events.
     private var suidRescan = false
     private var truncated = false
@@ -279,7 +281,7 @@ public final class FileCollector: Collector {
         guard let result = scanner.take() else {
             if due, scanner.start(roots, paths: ctx.paths, previous: suid) {
                 suidWatcher?.rescanned()
-                (suidScanning, suidRescan) = (true, false)
+                (suidScanning, suidRescan, suidUnnamedWhileScanning) = (true, false, false)
                 suidTouched = []
             }
             return false
@@ -297,6 +299,7 @@ public final class FileCollector: Collector {
         suid = found
         suidTruncated = result.truncated
         suidScanCPU = result.cpuSeconds
+        if suidUnnamedWhileScanning { suidTouched.formUnion(suid.keys) }
         for path in suidTouched.sorted() { changed = lookAgainSUID(path, ctx) || changed }
         suidTouched = []
         return changed
@@ -307,7 +310,10 @@ public final class FileCollector: Collector {
         let (entries, unnamed) = watcher.drain()
         var changed = false
         // A directory removed before its events were read: the SUID files known are looked at one by one.
-        if unnamed { for path in suid.keys.sorted() { changed = lookAgainSUID(path, ctx) || changed } }
+        if unnamed {
+            for path in suid.keys.sorted() { changed = lookAgainSUID(path, ctx) || changed }
+            if suidScanning { suidUnnamedWhileScanning = true }
+        }
         for path in entries {
             changed = lookAgainSUID(path, ctx) || changed
             if suidScanning { suidTouched.insert(path) }
