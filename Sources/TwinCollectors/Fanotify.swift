@@ -126,11 +126,12 @@ final class SUIDChangeWatcher {
     /// A full scan starts now: what an overflow lost, it will find.
     func rescanned() { overflowed = false }
 
-    /// What the events since the last call name under the roots (host paths, each once), and whether an
-    /// event's directory could no longer be named (removed before it was read: what was under it must be
-    /// looked at again).
-    func drain() -> (entries: [String], unnamed: Bool) {
-        var entries: [String] = [], seen = Set<String>(), unnamed = false
+    /// What the events since the last call name under the roots (host paths, each once, with whether a
+    /// directory was moved in there: only then is there a tree to walk, as a directory made there is empty and
+    /// what comes into it has events of its own), and whether an event's directory could no longer be named
+    /// (removed before it was read: what was under it must be looked at again).
+    func drain() -> (entries: [(path: String, movedIn: Bool)], unnamed: Bool) {
+        var entries: [(path: String, movedIn: Bool)] = [], index: [String: Int] = [:], unnamed = false
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n <= 0 { break }
@@ -139,10 +140,14 @@ final class SUIDChangeWatcher {
                 if e.isOverflow { overflowed = true; continue }
                 guard !e.directory.isEmpty, let dir = name(e) else { unnamed = true; continue }
                 let path = e.name.isEmpty || e.name == "." ? dir : dir == "/" ? "/" + e.name : dir + "/" + e.name
-                // A directory moved or removed: the names of directories under it have changed.
-                if e.isDirectory, e.mask & UInt64(FAN_MOVED_FROM | FAN_MOVED_TO | FAN_DELETE) != 0 { names.removeAll(keepingCapacity: true); last = nil }
-                guard roots.contains(where: { FileCollector.isUnder(path, $0) }), seen.insert(path).inserted else { continue }
-                entries.append(path)
+                let moved = e.isDirectory && e.mask & UInt64(FAN_MOVED_FROM | FAN_MOVED_TO) != 0
+                // A directory moved: the names of directories under it have changed.
+                if moved { names.removeAll(keepingCapacity: true); last = nil }
+                guard roots.contains(where: { FileCollector.isUnder(path, $0) }) else { continue }
+                let movedIn = moved && e.mask & UInt64(FAN_MOVED_TO) != 0
+                if let i = index[path] { entries[i].movedIn = entries[i].movedIn || movedIn; continue }
+                index[path] = entries.count
+                entries.append((path, movedIn))
             }
         }
         return (entries, unnamed)

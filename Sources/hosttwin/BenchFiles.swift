@@ -41,7 +41,8 @@ struct BenchFiles: ParsableCommand {
     struct SUIDEvents: Encodable {
         /// A tick with no event on the SUID paths' filesystems (one read of the queue).
         var quietTickMicros: Double
-        /// Files created (not SUID) under an SUID path between two ticks, and the next tick's CPU per file.
+        /// Files created (not SUID) under an SUID path between two ticks, ten to a new directory, and the next
+        /// tick's CPU per file.
         var filesCreated: Int
         var perFileMicros: Double
         /// A `chmod u+s` was seen at the next tick.
@@ -75,10 +76,14 @@ struct BenchFiles: ParsableCommand {
         guard told else { return nil }
         var quiet: [Double] = []
         for _ in 0..<max(ticks, 1) { quiet.append(try tick().micros) }
-        for i in 0..<files { FileManager.default.createFile(atPath: scratch + "/f\(i)", contents: nil) }
+        // As a build or a checkout writes: directories of ten files each.
+        for i in 0..<files {
+            if i % 10 == 0 { try FileManager.default.createDirectory(atPath: scratch + "/d\(i / 10)", withIntermediateDirectories: false) }
+            FileManager.default.createFile(atPath: scratch + "/d\(i / 10)/f\(i)", contents: nil)
+        }
         let churn = try tick().micros
-        chmod(scratch + "/f0", 0o4755)
-        let seen = try tick().observation.entities[.files]?.contains { $0.key == scratch + "/f0" && $0.attributes["mode"] == "4755" } == true
+        chmod(scratch + "/d0/f0", 0o4755)
+        let seen = try tick().observation.entities[.files]?.contains { $0.key == scratch + "/d0/f0" && $0.attributes["mode"] == "4755" } == true
         return SUIDEvents(quietTickMicros: quiet.sorted()[quiet.count / 2], filesCreated: files, perFileMicros: churn / Double(files), chmodSeenAtNextTick: seen)
     }
 

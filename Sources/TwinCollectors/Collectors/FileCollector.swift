@@ -80,7 +80,7 @@ public final class FileCollector: Collector {
     /// A scan runs in the background: entries the kernel named meanwhile are looked at again when its
     /// result comes (the scan may have seen them before they changed).
     private var suidScanning = false
-    private var suidTouched = Set<String>()
+    private var suidTouched: [String: Bool] = [:] // path → a directory was moved in there
     /// An event's directory could not be named while a scan ran: every file of its result is looked at again.
     private var suidUnnamedWhileScanning = false
     /// A tree named by the kernel was too large to walk at a tick: the next scan is due as without events.
@@ -282,7 +282,7 @@ public final class FileCollector: Collector {
             if due, scanner.start(roots, paths: ctx.paths, previous: suid) {
                 suidWatcher?.rescanned()
                 (suidScanning, suidRescan, suidUnnamedWhileScanning) = (true, false, false)
-                suidTouched = []
+                suidTouched = [:]
             }
             return false
         }
@@ -299,9 +299,9 @@ public final class FileCollector: Collector {
         suid = found
         suidTruncated = result.truncated
         suidScanCPU = result.cpuSeconds
-        if suidUnnamedWhileScanning { suidTouched.formUnion(suid.keys) }
-        for path in suidTouched.sorted() { changed = lookAgainSUID(path, ctx) || changed }
-        suidTouched = []
+        if suidUnnamedWhileScanning { for path in suid.keys where suidTouched[path] == nil { suidTouched[path] = false } }
+        for (path, movedIn) in suidTouched.sorted(by: { $0.key < $1.key }) { changed = lookAgainSUID(path, movedIn: movedIn, ctx) || changed }
+        suidTouched = [:]
         return changed
     }
 
@@ -311,24 +311,25 @@ public final class FileCollector: Collector {
         var changed = false
         // A directory removed before its events were read: the SUID files known are looked at one by one.
         if unnamed {
-            for path in suid.keys.sorted() { changed = lookAgainSUID(path, ctx) || changed }
+            for path in suid.keys.sorted() { changed = lookAgainSUID(path, movedIn: false, ctx) || changed }
             if suidScanning { suidUnnamedWhileScanning = true }
         }
-        for path in entries {
-            changed = lookAgainSUID(path, ctx) || changed
-            if suidScanning { suidTouched.insert(path) }
+        for (path, movedIn) in entries {
+            changed = lookAgainSUID(path, movedIn: movedIn, ctx) || changed
+            if suidScanning { suidTouched[path] = movedIn || suidTouched[path] == true }
         }
         return changed
     }
 
-    /// Records what `path` is now: an SUID file kept or updated; a directory walked (moved in, or its mode
-    /// changed); anything else, or nothing, forgotten with what was known under it.
-    private func lookAgainSUID(_ path: String, _ ctx: CollectContext) -> Bool {
+    /// Records what `path` is now: an SUID file kept or updated; a directory moved in walked; a file that
+    /// is not SUID forgotten; nothing there, forgotten with what was known under it.
+    private func lookAgainSUID(_ path: String, movedIn: Bool, _ ctx: CollectContext) -> Bool {
         guard let st = Self.lstat(ctx.paths.root(path)) else { return forgetSUID(under: path) }
         switch st.st_mode & S_IFMT {
         case S_IFREG where st.st_mode & (S_ISUID | S_ISGID) != 0:
             return recordSUID(path, st, ctx)
         case S_IFDIR:
+            guard movedIn else { return false } // made here (empty) or its mode changed: its entries have events of their own
             var found: [String: Record] = [:], budget = Self.suidSubtreeEntries
             SUIDScanner.scan(path, ctx.paths, &found, &budget)
             if budget < 0 { suidRescan = true }
