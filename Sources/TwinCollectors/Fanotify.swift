@@ -78,10 +78,19 @@ final class SUIDChangeWatcher {
     private let fd: Int32
     /// A descriptor of a directory on each marked filesystem, by fsid: what a directory handle is opened against.
     private var filesystems: [UInt64: Int32] = [:]
-    /// Directory handles already named (fsid and handle → host path; nil: outside the root or gone).
-    private var names: [[UInt8]: String?] = [:]
-    /// The last event's directory and its name: events come in runs from one directory.
-    private var last: (fsid: UInt64, directory: [UInt8], name: String?)?
+    /// Where an event's directory is.
+    private enum Place: Equatable {
+        /// Under an SUID path, or above one (its host path).
+        case path(String)
+        /// Nowhere its entries could be or hold an SUID path's: its events are read and dropped.
+        case elsewhere
+        /// Removed, or its handle no longer opens.
+        case gone
+    }
+    /// Directory handles already placed (fsid and handle → place).
+    private var places: [[UInt8]: Place] = [:]
+    /// The last event's directory and its place: events come in runs from one directory.
+    private var last: (fsid: UInt64, directory: [UInt8], place: Place)?
     private let roots: [String]
     private let paths: HostPaths
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
@@ -138,11 +147,17 @@ final class SUIDChangeWatcher {
             let events = buffer.withUnsafeBytes { parseFanotifyEvents(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             for e in events {
                 if e.isOverflow { overflowed = true; continue }
-                guard !e.directory.isEmpty, let dir = name(e) else { unnamed = true; continue }
+                guard !e.directory.isEmpty else { unnamed = true; continue }
+                let dir: String
+                switch place(e) {
+                case .path(let p): dir = p
+                case .elsewhere: continue
+                case .gone: unnamed = true; continue
+                }
                 let path = e.name.isEmpty || e.name == "." ? dir : dir == "/" ? "/" + e.name : dir + "/" + e.name
                 let moved = e.isDirectory && e.mask & UInt64(FAN_MOVED_FROM | FAN_MOVED_TO) != 0
-                // A directory moved: the names of directories under it have changed.
-                if moved { names.removeAll(keepingCapacity: true); last = nil }
+                // A directory moved in or out of sight: the places of directories under it have changed.
+                if moved { places.removeAll(keepingCapacity: true); last = nil }
                 guard roots.contains(where: { FileCollector.isUnder(path, $0) }) else { continue }
                 let movedIn = moved && e.mask & UInt64(FAN_MOVED_TO) != 0
                 if let i = index[path] { entries[i].movedIn = entries[i].movedIn || movedIn; continue }
@@ -153,35 +168,35 @@ final class SUIDChangeWatcher {
         return (entries, unnamed)
     }
 
-    /// The host path of an event's directory, from its handle (cached; nil when it is gone).
-    private func name(_ e: FanotifyEvent) -> String? {
-        if let last, last.fsid == e.fsid, last.directory == e.directory { return last.name }
-        let found = lookUp(e)
+    /// Where an event's directory is, from its handle (cached).
+    private func place(_ e: FanotifyEvent) -> Place {
+        if let last, last.fsid == e.fsid, last.directory == e.directory { return last.place }
+        let key = withUnsafeBytes(of: e.fsid) { Array($0) } + e.directory
+        let found = places[key] ?? lookUp(e)
+        if places.count >= 4096 { places.removeAll(keepingCapacity: true) }
+        places[key] = found
         last = (e.fsid, e.directory, found)
         return found
     }
 
-    private func lookUp(_ e: FanotifyEvent) -> String? {
-        let key = withUnsafeBytes(of: e.fsid) { Array($0) } + e.directory
-        if let known = names[key] { return known }
-        guard let mount = filesystems[e.fsid] else { return nil }
+    /// Opens the directory by its handle and reads its name back from `/proc/self/fd`.
+    private func lookUp(_ e: FanotifyEvent) -> Place {
+        guard let mount = filesystems[e.fsid] else { return .elsewhere }
         let opened = e.directory.withUnsafeBytes { hosttwin_open_by_handle_at(mount, $0.baseAddress, hosttwin_o_path | O_CLOEXEC) }
-        guard opened >= 0 else { return nil }
+        guard opened >= 0 else { return .gone }
         defer { close(opened) }
         // A directory removed while something still held it opens, with no name left.
         var st = stat()
-        guard fstat(opened, &st) == 0, st.st_nlink > 0 else { return nil }
+        guard fstat(opened, &st) == 0, st.st_nlink > 0 else { return .gone }
         var link = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/fd/\(opened)", &link, Int(PATH_MAX))
-        guard n > 0 else { return nil }
+        guard n > 0 else { return .gone }
         let seen = String(decoding: link[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let host: String?
+        let host: String
         if paths.root == "/" { host = seen } else if FileCollector.isUnder(seen, paths.root) {
             let rest = String(seen.dropFirst(paths.root.count))
             host = rest.isEmpty ? "/" : rest
-        } else { host = nil }
-        if names.count >= 4096 { names.removeAll(keepingCapacity: true) }
-        names[key] = host
-        return host
+        } else { return .elsewhere }
+        return roots.contains { FileCollector.isUnder(host, $0) || FileCollector.isUnder($0, host) } ? .path(host) : .elsewhere
     }
 }

@@ -45,18 +45,22 @@ struct BenchFiles: ParsableCommand {
         /// tick's CPU per file.
         var filesCreated: Int
         var perFileMicros: Double
+        /// The same outside the SUID paths (on their filesystem): the events are read and their directories named.
+        var elsewherePerFileMicros: Double
         /// A `chmod u+s` was seen at the next tick.
         var chmodSeenAtNextTick: Bool
         enum CodingKeys: String, CodingKey {
-            case quietTickMicros = "quiet_tick_us", filesCreated = "files_created", perFileMicros = "per_file_us", chmodSeenAtNextTick = "chmod_seen_at_next_tick"
+            case quietTickMicros = "quiet_tick_us", filesCreated = "files_created", perFileMicros = "per_file_us"
+            case elsewherePerFileMicros = "elsewhere_per_file_us", chmodSeenAtNextTick = "chmod_seen_at_next_tick"
         }
     }
 
     /// The SUID paths followed with fanotify on a scratch tree: a quiet tick, a tick after `files` files were
     /// created, a chmod u+s. Nil where fanotify is not available.
     func suidEvents(scratch: String, files: Int = 2_000) throws -> SUIDEvents? {
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let elsewhere = scratch + "-elsewhere"
+        for d in [scratch, elsewhere] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        defer { for d in [scratch, elsewhere] { try? FileManager.default.removeItem(atPath: d) } }
         let config = CollectorConfig(watchPaths: [], suidPaths: [scratch])
         let collector = FileCollector(), reader = FileReader()
         var t = TwinTime.nowMillis()
@@ -77,14 +81,20 @@ struct BenchFiles: ParsableCommand {
         var quiet: [Double] = []
         for _ in 0..<max(ticks, 1) { quiet.append(try tick().micros) }
         // As a build or a checkout writes: directories of ten files each.
-        for i in 0..<files {
-            if i % 10 == 0 { try FileManager.default.createDirectory(atPath: scratch + "/d\(i / 10)", withIntermediateDirectories: false) }
-            FileManager.default.createFile(atPath: scratch + "/d\(i / 10)/f\(i)", contents: nil)
+        func write(under dir: String) throws {
+            for i in 0..<files {
+                if i % 10 == 0 { try FileManager.default.createDirectory(atPath: dir + "/d\(i / 10)", withIntermediateDirectories: false) }
+                FileManager.default.createFile(atPath: dir + "/d\(i / 10)/f\(i)", contents: nil)
+            }
         }
+        try write(under: elsewhere)
+        let outside = try tick().micros
+        try write(under: scratch)
         let churn = try tick().micros
         chmod(scratch + "/d0/f0", 0o4755)
         let seen = try tick().observation.entities[.files]?.contains { $0.key == scratch + "/d0/f0" && $0.attributes["mode"] == "4755" } == true
-        return SUIDEvents(quietTickMicros: quiet.sorted()[quiet.count / 2], filesCreated: files, perFileMicros: churn / Double(files), chmodSeenAtNextTick: seen)
+        return SUIDEvents(quietTickMicros: quiet.sorted()[quiet.count / 2], filesCreated: files, perFileMicros: churn / Double(files),
+                          elsewherePerFileMicros: outside / Double(files), chmodSeenAtNextTick: seen)
     }
 
     func run() throws {
@@ -144,7 +154,7 @@ struct BenchFiles: ParsableCommand {
         print("SUID scan                  \(String(format: "%.1f", r.suidScanMillis)) ms, \(r.suidFiles) files\(r.suidTruncated ? " (stopped at the entry budget)" : "") — \(every), in the background")
         if let e = r.suidEvents {
             print("SUID paths, quiet tick     \(String(format: "%.1f", e.quietTickMicros)) µs (fanotify: one read)")
-            print("SUID paths, files created  \(String(format: "%.2f", e.perFileMicros)) µs per file (\(e.filesCreated) between two ticks); chmod u+s seen at the next tick: \(e.chmodSeenAtNextTick ? "yes" : "NO")")
+            print("SUID paths, files created  \(String(format: "%.2f", e.perFileMicros)) µs per file (\(e.filesCreated) between two ticks, ten to a directory; \(String(format: "%.2f", e.elsewherePerFileMicros)) µs outside the SUID paths); chmod u+s seen at the next tick: \(e.chmodSeenAtNextTick ? "yes" : "NO")")
         } else {
             print("SUID changes               not told by the kernel here (fanotify needs root and Linux 5.9)")
         }

@@ -116,6 +116,11 @@ private func sha256sum(_ path: String) throws -> String {
         chmod(bin + "/plain", 0o2755)
         for _ in 0..<600 where latest.first?.attributes["size"] != .int(2) { latest = try h.tick().0 ?? latest; usleep(20_000) }
         #expect(try latest.first?.attributes["sha256"] == .string(sha256sum(bin + "/plain")))
+        // The SUID path itself moved away and back (the events are in its parent's directory).
+        #expect(rename(bin, bin + ".old") == 0)
+        #expect(try suidFiles(becoming: []) == [:])
+        #expect(rename(bin + ".old", bin) == 0)
+        #expect(try suidFiles(becoming: ["/plain"]) == ["/plain": "2755"])
     }
 
     /// fanotify's records as the kernel lays them out (fanotify(7)), and malformed ones: skipped, never read past.
