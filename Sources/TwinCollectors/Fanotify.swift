@@ -28,8 +28,9 @@ public struct FanotifyEvent: Sendable, Equatable {
 }
 
 /// The events in one read of a fanotify descriptor (fanotify(7): a metadata header per event, then its
-/// information records). A record or event that does not fit what the kernel documents is skipped; an
-/// event whose length runs past the buffer, or an unknown metadata version, ends the parse.
+/// information records: the directory's handle, with the entry's name or without). Other records (an
+/// object's own handle, a pidfd) are passed over. A record that does not fit what the kernel documents is
+/// skipped; an event whose length runs past the buffer, or an unknown metadata version, ends the parse.
 public func parseFanotifyEvents(_ bytes: UnsafeRawBufferPointer) -> [FanotifyEvent] {
     var out: [FanotifyEvent] = []
     let header = 24 // event_len u32, vers u8, reserved u8, metadata_len u16, mask u64, fd s32, pid s32
@@ -49,13 +50,14 @@ public func parseFanotifyEvents(_ bytes: UnsafeRawBufferPointer) -> [FanotifyEve
             guard length >= 4, length <= end - info else { break }
             // fsid (8 bytes), then struct file_handle: handle_bytes u32, handle_type s32, f_handle[handle_bytes].
             let handleAt = info + 12
-            if [FAN_EVENT_INFO_TYPE_FID, FAN_EVENT_INFO_TYPE_DFID, FAN_EVENT_INFO_TYPE_DFID_NAME].contains(Int32(type)), handleAt + 8 <= info + length {
+            let named = Int32(type) == FAN_EVENT_INFO_TYPE_DFID_NAME
+            if named || Int32(type) == FAN_EVENT_INFO_TYPE_DFID, handleAt + 8 <= info + length {
                 let handleBytes = Int(bytes.loadUnaligned(fromByteOffset: handleAt, as: UInt32.self))
                 let handleEnd = handleAt + 8 + handleBytes
                 if handleBytes <= 128, handleEnd <= info + length, event.directory.isEmpty {
                     event.fsid = bytes.loadUnaligned(fromByteOffset: info + 4, as: UInt64.self)
                     event.directory = Array(bytes[handleAt..<handleEnd])
-                    if Int32(type) == FAN_EVENT_INFO_TYPE_DFID_NAME {
+                    if named {
                         let name = bytes[handleEnd..<(info + length)]
                         event.name = String(decoding: name.prefix { $0 != 0 }, as: UTF8.self)
                     }

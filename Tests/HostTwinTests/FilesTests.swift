@@ -149,8 +149,11 @@ private func sha256sum(_ path: String) throws -> String {
         #expect(event(mask: 0x100, handle: [1, 2], name: "a", version: 4).withUnsafeBytes(parseFanotifyEvents).isEmpty)
         let long = event(mask: 0x100, handle: [1, 2], name: "a", handleBytes: 4000).withUnsafeBytes(parseFanotifyEvents)
         #expect(long.count == 1 && long.first?.directory == [] && long.first?.name == "")
-        // Another record type (a pidfd, 4) is skipped.
+        // Other record types (an object's own handle, 1; a pidfd, 4) are passed over; a directory's handle without a name (3) is read.
         #expect(event(mask: 0x4, handle: [1, 2, 3, 4], name: "x", infoType: 4).withUnsafeBytes(parseFanotifyEvents).first?.directory == [])
+        #expect(event(mask: 0x4, handle: [1, 2, 3, 4], name: "x", infoType: 1).withUnsafeBytes(parseFanotifyEvents).first?.directory == [])
+        let unnamed = event(mask: 0x4, handle: [1, 2, 3, 4], name: "x", infoType: 3).withUnsafeBytes(parseFanotifyEvents).first
+        #expect(unnamed?.directory == [4, 0, 0, 0, 1, 0, 0, 0, 1, 2, 3, 4] && unnamed?.name == "")
         // A zero length would loop for ever; an event length below the header ends the parse.
         var zero = created
         zero[0] = 0
