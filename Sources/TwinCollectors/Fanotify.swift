@@ -137,16 +137,18 @@ final class SUIDChangeWatcher {
     /// A full scan starts now: what an overflow lost, it will find.
     func rescanned() { overflowed = false }
 
-    /// What the events since the last call name under the roots (host paths, each once, with whether a
-    /// directory was moved in there: only then is there a tree to walk, as a directory made there is empty and
-    /// what comes into it has events of its own), and whether an event's directory could no longer be named
+    /// Calls `look` with what the events since the last call name under the roots (host paths, once per read
+    /// of the queue, with whether a directory was moved in there: only then is there a tree to walk, as a
+    /// directory made there is empty and what comes into it has events of its own), a read at a time so that
+    /// a burst of events holds one buffer's worth. True when an event's directory could no longer be named
     /// (removed before it was read: what was under it must be looked at again).
-    func drain() -> (entries: [(path: String, movedIn: Bool)], unnamed: Bool) {
-        var entries: [(path: String, movedIn: Bool)] = [], index: [String: Int] = [:], unnamed = false
+    func drain(_ look: (_ path: String, _ movedIn: Bool) -> Void) -> Bool {
+        var unnamed = false
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n <= 0 { break }
             let events = buffer.withUnsafeBytes { parseFanotifyEvents(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            var entries: [(path: String, movedIn: Bool)] = [], index: [String: Int] = [:]
             for e in events {
                 if e.isOverflow { overflowed = true; continue }
                 guard !e.directory.isEmpty else { unnamed = true; continue }
@@ -166,8 +168,9 @@ final class SUIDChangeWatcher {
                 index[path] = entries.count
                 entries.append((path, movedIn))
             }
+            for (path, movedIn) in entries { look(path, movedIn) }
         }
-        return (entries, unnamed)
+        return unnamed
     }
 
     /// Where an event's directory is, from its handle (cached).

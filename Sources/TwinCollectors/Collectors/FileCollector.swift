@@ -307,16 +307,15 @@ public final class FileCollector: Collector {
 
     /// Looks at the entries the kernel named since the last tick. True when an SUID file came, changed or went.
     private func followSUID(_ watcher: SUIDChangeWatcher, _ ctx: CollectContext) -> Bool {
-        let (entries, unnamed) = watcher.drain()
         var changed = false
+        let unnamed = watcher.drain { path, movedIn in
+            changed = lookAgainSUID(path, movedIn: movedIn, ctx) || changed
+            if suidScanning { suidTouched[path] = movedIn || suidTouched[path] == true }
+        }
         // A directory removed before its events were read: the SUID files known are looked at one by one.
         if unnamed {
             for path in suid.keys.sorted() { changed = lookAgainSUID(path, movedIn: false, ctx) || changed }
             if suidScanning { suidUnnamedWhileScanning = true }
-        }
-        for (path, movedIn) in entries {
-            changed = lookAgainSUID(path, movedIn: movedIn, ctx) || changed
-            if suidScanning { suidTouched[path] = movedIn || suidTouched[path] == true }
         }
         return changed
     }
