@@ -47,11 +47,16 @@ struct BenchFiles: ParsableCommand {
         var perFileMicros: Double
         /// The same outside the SUID paths (on their filesystem): the events are read and their directories named.
         var elsewherePerFileMicros: Double
+        /// What the mark costs other programs: CPU of this thread to create and remove a file outside the SUID
+        /// paths on their filesystem, before the collector marked it and while the mark is there.
+        var writerMicrosWithoutMark: Double
+        var writerMicrosWithMark: Double
         /// A `chmod u+s` was seen at the next tick.
         var chmodSeenAtNextTick: Bool
         enum CodingKeys: String, CodingKey {
             case quietTickMicros = "quiet_tick_us", filesCreated = "files_created", perFileMicros = "per_file_us"
             case elsewherePerFileMicros = "elsewhere_per_file_us", chmodSeenAtNextTick = "chmod_seen_at_next_tick"
+            case writerMicrosWithoutMark = "writer_us_without_mark", writerMicrosWithMark = "writer_us_with_mark"
         }
     }
 
@@ -62,6 +67,22 @@ struct BenchFiles: ParsableCommand {
         for d in [scratch, elsewhere] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
         defer { for d in [scratch, elsewhere] { try? FileManager.default.removeItem(atPath: d) } }
         let config = CollectorConfig(watchPaths: [], suidPaths: [scratch])
+        /// CPU of this thread per file created and removed (the median of five rounds of 2,000).
+        func writer() -> Double {
+            var rounds: [Double] = []
+            for _ in 0..<5 {
+                let start = Double(threadCPUMicros())
+                for i in 0..<2_000 {
+                    let path = elsewhere + "/w\(i)"
+                    let fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
+                    if fd >= 0 { close(fd) }
+                    unlink(path)
+                }
+                rounds.append((Double(threadCPUMicros()) - start) / 2_000)
+            }
+            return rounds.sorted()[2]
+        }
+        let withoutMark = writer()
         let collector = FileCollector(), reader = FileReader()
         var t = TwinTime.nowMillis()
         func tick() throws -> (micros: Double, observation: Observation) {
@@ -78,6 +99,8 @@ struct BenchFiles: ParsableCommand {
             if !told { usleep(10_000) }
         }
         guard told else { return nil }
+        let withMark = writer()
+        _ = try tick() // the writer's events, read and dropped
         var quiet: [Double] = []
         for _ in 0..<max(ticks, 1) { quiet.append(try tick().micros) }
         // As a build or a checkout writes: directories of ten files each.
@@ -94,7 +117,8 @@ struct BenchFiles: ParsableCommand {
         chmod(scratch + "/d0/f0", 0o4755)
         let seen = try tick().observation.entities[.files]?.contains { $0.key == scratch + "/d0/f0" && $0.attributes["mode"] == "4755" } == true
         return SUIDEvents(quietTickMicros: quiet.sorted()[quiet.count / 2], filesCreated: files, perFileMicros: churn / Double(files),
-                          elsewherePerFileMicros: outside / Double(files), chmodSeenAtNextTick: seen)
+                          elsewherePerFileMicros: outside / Double(files), writerMicrosWithoutMark: withoutMark, writerMicrosWithMark: withMark,
+                          chmodSeenAtNextTick: seen)
     }
 
     func run() throws {
@@ -154,6 +178,7 @@ struct BenchFiles: ParsableCommand {
         print("SUID scan                  \(String(format: "%.1f", r.suidScanMillis)) ms, \(r.suidFiles) files\(r.suidTruncated ? " (stopped at the entry budget)" : "") — \(every), in the background")
         if let e = r.suidEvents {
             print("SUID paths, quiet tick     \(String(format: "%.1f", e.quietTickMicros)) µs (fanotify: one read)")
+            print("a file made and removed    \(String(format: "%.2f", e.writerMicrosWithoutMark)) µs of the writer's CPU without the mark, \(String(format: "%.2f", e.writerMicrosWithMark)) µs with it (what the mark costs other programs)")
             print("SUID paths, files created  \(String(format: "%.2f", e.perFileMicros)) µs per file (\(e.filesCreated) between two ticks, ten to a directory; \(String(format: "%.2f", e.elsewherePerFileMicros)) µs outside the SUID paths); chmod u+s seen at the next tick: \(e.chmodSeenAtNextTick ? "yes" : "NO")")
         } else {
             print("SUID changes               not told by the kernel here (fanotify needs root and Linux 5.9)")
