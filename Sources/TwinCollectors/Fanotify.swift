@@ -177,9 +177,12 @@ final class SUIDChangeWatcher {
     private func place(_ e: FanotifyEvent) -> Place {
         if let last, last.fsid == e.fsid, last.directory == e.directory { return last.place }
         let key = withUnsafeBytes(of: e.fsid) { Array($0) } + e.directory
-        let found = places[key] ?? lookUp(e)
-        if places.count >= 4096 { places.removeAll(keepingCapacity: true) }
-        places[key] = found
+        let found: Place
+        if let known = places[key] { found = known } else {
+            found = lookUp(e)
+            if places.count >= 4096 { places.removeAll(keepingCapacity: true) }
+            places[key] = found
+        }
         last = (e.fsid, e.directory, found)
         return found
     }

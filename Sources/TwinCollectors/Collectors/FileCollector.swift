@@ -112,11 +112,13 @@ public final class FileCollector: Collector {
         let watch = ctx.config.watchPaths, suidPaths = ctx.config.suidPaths
         if watch.isEmpty && suidPaths.isEmpty { return .noData("no watched paths configured") }
         let now = ctx.observation.timestamp
-        let suidRoots = suidPaths.filter { r in !r.isEmpty && !watch.contains { Self.isUnder(r, $0) } }
+        // The SUID paths outside the watched trees: needed at the start and when a scan is due.
+        var suidRoots: [String] { suidPaths.filter { r in !r.isEmpty && !watch.contains { Self.isUnder(r, $0) } } }
         if !started {
             watcher = useInotify ? InotifyWatcher() : nil
             // Marked before the first scan starts: nothing that changes after it goes unseen.
-            suidWatcher = useFanotify && !suidRoots.isEmpty ? SUIDChangeWatcher(roots: suidRoots, paths: ctx.paths) : nil
+            let roots = suidRoots
+            suidWatcher = useFanotify && !roots.isEmpty ? SUIDChangeWatcher(roots: roots, paths: ctx.paths) : nil
             started = true
         }
         users.refreshIfNeeded(ctx.paths, ctx.reader)
@@ -139,7 +141,7 @@ public final class FileCollector: Collector {
         let suidEvery = told ? Self.suidMaxInterval : Self.suidScanInterval(cpuSeconds: suidScanCPU)
         let due = lastSuidWalk.map { now - $0 >= suidEvery || now < $0 } ?? true
         if due { lastSuidWalk = now }
-        changed = scanSUID(suidRoots, ctx, due: due) || changed
+        changed = scanSUID(due ? suidRoots : [], ctx, due: due) || changed
         if let suidWatcher { changed = followSUID(suidWatcher, ctx) || changed }
         if changed || ctx.restate {
             ctx.observation.set(.files, config.values.map(\.entity) + suid.values.map(\.entity))
@@ -275,8 +277,9 @@ public final class FileCollector: Collector {
 
     // MARK: SUID scan
 
-    /// Starts a scan of the SUID paths on a background queue (a walk of /usr/lib and /tmp can take a second
-    /// and must not hold a tick back), or takes the result of the last one: true when the set changed.
+    /// Starts a scan of `roots` (the SUID paths, given when `due`) on a background queue (a walk of /usr/lib
+    /// and /tmp can take a second and must not hold a tick back), or takes the result of the last one: true
+    /// when the set changed.
     private func scanSUID(_ roots: [String], _ ctx: CollectContext, due: Bool) -> Bool {
         guard let result = scanner.take() else {
             if due, scanner.start(roots, paths: ctx.paths, previous: suid) {
@@ -465,7 +468,6 @@ final class SUIDScanner: Sendable {
     /// Scans `roots` (host paths, read under `paths.root`) unless a scan is running. Files whose inode,
     /// size and times are as in `previous` keep their hash without being read.
     /// True when it started one.
-    @discardableResult
     func start(_ roots: [String], paths: HostPaths, previous: [String: FileCollector.Record]) -> Bool {
         guard state.withLock({ s in s.running ? false : { s.running = true; return true }() }) else { return false }
         DispatchQueue.global(qos: .utility).async { [self] in
