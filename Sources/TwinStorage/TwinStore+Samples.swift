@@ -357,12 +357,15 @@ extension TwinStore {
     /// monitor's, a rule's scan) reads without `cached`: the rows it reads would stay in the caches for
     /// good (they are emptied only when full, at 16 MiB of inflated rows and 4 MiB of decoded chunks), for
     /// reads that come back once at most; the head log it decodes stays until ``releaseBackgroundReads()``.
+    /// At a one-minute step, the writer's process answers the last few minutes from what its ticks folded
+    /// (``RecentMinutes``, tier "recent") where they cover the range.
     public func aggregate(ids: [Int64], from: Int64, to: Int64, step: Int64, cached: Bool = true) throws -> (points: [Int64: [RollupPoint]], tier: String) {
         guard step > 0, from <= to else { throw TwinError.badInput("aggregate needs step > 0 and from <= to") }
         let minute = StoragePolicy.minute
         guard step % minute == 0 else {
             return (try samples(ids: ids, from: from, to: to).mapValues { Rollup.points($0, step: step) }, "raw")
         }
+        if step == minute, let recent = recentMinutes.points(ids: ids, from: from, to: to) { return (recent, "recent") }
         let wanted = Set(ids)
         let groups = Set(ids.map(GroupBlock.group(of:))).sorted()
         let (read, log) = try withLog(ids: wanted, from: from, to: to, cached: cached) { db -> (points: [Int64: [RollupPoint]], tiers: [String], covered: Int64) in

@@ -54,6 +54,8 @@ public final class TwinStore: Sendable {
     let logListing: LogSegment.Listing
     /// The time partitions this process created or found (``TimePartitions``; PostgreSQL).
     let partitionsMade = Mutex<Set<String>>([])
+    /// The writer's last few minutes of samples, folded into minutes (``RecentMinutes``).
+    let recentMinutes = RecentMinutes()
     /// A hub's live-lane samples, ahead of what its in-order stream has applied (read after stored ones).
     public let preview = LivePreview()
     /// Read-only connections for queries' sample and catalog reads (``QueryReaders``).

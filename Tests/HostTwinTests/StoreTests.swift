@@ -58,6 +58,77 @@ extension StoragePolicy {
         #expect(after.chunks > 0 && after.rows > 0 && after.directories > 0, "\(after)")
     }
 
+    /// The writer's process answers minute reads of its last minutes from what its ticks folded: the same
+    /// points, to the bit, as a reader of the store (log and sealed chunks) gets, at every moment of a run
+    /// that crosses minutes, head-window seals and a midnight; a range it does not hold whole (before its
+    /// first whole minute, older than it keeps, cut inside a minute before the newest tick) is read from the
+    /// store; and a bulk write stops it for good.
+    @Test func theWritersRecentMinutesAreWhatTheStoreHolds() throws {
+        let minute: Int64 = 60_000
+        // 25 s before a midnight, so the run starts inside a minute and crosses a day.
+        let t0: Int64 = 1_800_000_000_000 / 86_400_000 * 86_400_000 + 86_400_000 - 14 * minute - 25_000
+        // Head windows of a minute: with shorter ones (the tests' 20 s) a minute's samples are folded in parts
+        // (a sealed row's, the log's) and the parts' sums added, which may differ in the last bit.
+        let place = try EngineStore(.sqlite)
+        defer { place.remove() }
+        var policy = StoragePolicy()
+        policy.headWindow = minute
+        let writer = TwinWriter(store: try place.open(), policy: policy)
+        try writer.begin(now: t0 - 1, interval: 1000)
+        let reader = try place.open(readOnly: true)
+        let store = writer.store
+        let since = (t0 / minute + 1) * minute
+        var ids: [Int64] = []
+        var compared = 0
+        var storedTiers = Set<String>()
+        for i in 0..<1_200 {
+            let t = t0 + Int64(i) * 1000 + Int64(i % 7) // ticks not on whole seconds
+            var obs = Observation(timestamp: t)
+            obs.add("cpu_seconds_total", .empty, Double(i) * 0.37 + 0.1, .counter)
+            obs.add("load", .empty, sin(Double(i) / 11) * 3.3)
+            // A series that comes and goes, and one that starts late.
+            if (i / 90) % 2 == 0 { obs.add("flapping", .empty, Double(i % 13) / 3) }
+            if i >= 500 { obs.add("late", .empty, Double(i) / 7) }
+            _ = try writer.commit(obs)
+            guard i % 23 == 0 || i == 1_199 else { continue }
+            ids = try reader.seriesCatalog().map(\.id)
+            let newestMinute: Int64 = t / minute * minute
+            let oldestKept: Int64 = newestMinute - 12 * minute
+            for k: Int64 in 0...14 {
+                let from: Int64 = newestMinute - k * minute
+                let ends: [Int64] = [from + minute - 1, newestMinute + minute - 1, t, t - 500]
+                for to in ends where to >= from {
+                    let mine = try store.aggregate(ids: ids, from: from, to: to, step: minute, cached: false)
+                    let stored = try reader.aggregate(ids: ids, from: from, to: to, step: minute, cached: false)
+                    #expect(mine.points == stored.points, "tick \(i), [\(from - t0), \(to - t0)]: \(mine.tier) against \(stored.tier)")
+                    // Held: from its first whole minute, 12 finished minutes back, and a range ending inside
+                    // a minute only at or after the newest tick.
+                    let whole: Bool = to >= t || (to + 1) % minute == 0
+                    let held: Bool = from >= since && from >= oldestKept && whole
+                    #expect((mine.tier == "recent") == held, "tick \(i), [\(from - t0), \(to - t0)]: \(mine.tier)")
+                    if mine.tier == "recent" { compared += 1 }
+                    storedTiers.insert(stored.tier)
+                }
+            }
+        }
+        #expect(compared > 500)
+        // The store's answers came from sealed chunks, the log and, for the minutes before midnight, the
+        // day's 1-minute rollups.
+        #expect(storedTiers.contains { $0.hasPrefix("1m") } && storedTiers.contains("raw"), "\(storedTiers)")
+        // A range not starting on a minute, or at a coarser step, is read from the store.
+        let last = t0 + 1_199_000
+        #expect(try store.aggregate(ids: ids, from: last - 120_000, to: last, step: minute).tier != "recent")
+        #expect(try store.aggregate(ids: ids, from: last / minute * minute - 5 * minute, to: last, step: 5 * minute).tier != "recent")
+        // After a bulk write the writer's process reads the store, which has that sample too.
+        let load = try #require(try reader.seriesID(SeriesKey("load")))
+        _ = try writer.append(batch: [(load, last + 500, 99)])
+        let from = last / minute * minute - 3 * minute
+        let after = try store.aggregate(ids: ids, from: from, to: last + 1000, step: minute)
+        #expect(after.tier != "recent" && after.points[load]?.last?.last == 99)
+        _ = try writer.commit({ var o = Observation(timestamp: last + 2000); o.add("load", .empty, 1); return o }())
+        #expect(try store.aggregate(ids: ids, from: from, to: last + 2000, step: minute).tier != "recent")
+    }
+
     /// A long-lived reader (the server) decodes each log segment incrementally: reading between ticks,
     /// across head-window cuts and seals, it sees exactly the samples written, once each.
     @Test(arguments: StoreEngine.available) func longLivedReaderFollowsTheLog(_ engine: StoreEngine) throws {

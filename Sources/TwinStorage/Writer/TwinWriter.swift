@@ -208,6 +208,7 @@ public final class TwinWriter {
         // Every tick is a record, also without samples: it has a sequence number.
         try log.appendTick(t, ids: logIDs, values: values)
         for (id, v) in zip(logIDs, values) { try? head.append(slot: head.slot(id), t, v) }
+        store.recentMinutes.add(t, ids: logIDs, values: values)
         lastSeq += 1
         headTicks.append(t)
         result.seq = lastSeq
@@ -293,6 +294,7 @@ public final class TwinWriter {
     @discardableResult
     public func append(batch: [(Int64, Int64, Double)]) throws -> BatchResult {
         var result = BatchResult()
+        store.recentMinutes.disable()
         let admitted = try head.admit(batch) { id in try seriesLastT[id] ?? storedNewest(id) }
         result.rejected = admitted.rejected
         if let r = admitted.firstRejection {
