@@ -137,6 +137,9 @@ final class SUIDChangeWatcher {
     /// A full scan starts now: what an overflow lost, it will find.
     func rescanned() { overflowed = false }
 
+    /// Readable when events are waiting (change-driven capture).
+    var descriptor: Int32 { fd }
+
     /// Calls `look` with what the events since the last call name under the roots (host paths, once per read
     /// of the queue, with whether a directory was moved in there: only then is there a tree to walk, as a
     /// directory made there is empty and what comes into it has events of its own), a read at a time so that

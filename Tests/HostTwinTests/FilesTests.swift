@@ -61,6 +61,16 @@ private func sha256sum(_ path: String) throws -> String {
         }
 
         func value(_ metric: String) -> Double? { samples.first { $0.key.metric == metric }?.value }
+
+        /// Waits up to `seconds` for the collector's change descriptor to turn readable, then refreshes
+        /// between ticks as the collection loop does: the entities set (nil when nothing was, or nothing came).
+        func refreshWhenReadable(within seconds: Double) -> [Entity]? {
+            guard let fd = collector.changeDescriptor else { return nil }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, Int32(seconds * 1000)) == 1 else { return nil }
+            var ctx = CollectContext(paths: HostPaths(), reader: reader, config: config, observation: Observation(timestamp: t + 500))
+            return collector.refreshChanged(&ctx) ? ctx.observation.entities[.files] : nil
+        }
     }
 
     /// Whether this host lets the twin follow SUID files with fanotify (root, Linux 5.9 or later).
@@ -121,6 +131,41 @@ private func sha256sum(_ path: String) throws -> String {
         #expect(try suidFiles(becoming: []) == [:])
         #expect(rename(bin + ".old", bin) == 0)
         #expect(try suidFiles(becoming: ["/plain"]) == ["/plain": "2755"])
+    }
+
+    /// Between ticks the collection loop waits on one descriptor for both kinds of kernel events: a watched
+    /// file written and an SUID bit set are each in the twin without a tick. The SUID events are read at
+    /// most once a second (a build elsewhere on the filesystem would otherwise wake the loop at every event):
+    /// right after a read the descriptor is inotify's alone, a second later both again.
+    @Test(.enabled(if: fanotifyAvailable, "needs fanotify with directory handles (root, Linux 5.9+)"))
+    func bothKindsOfEventsAreReadBetweenTicks() throws {
+        let dir = try temporaryDirectory("hosttwin-between-ticks")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let conf = dir + "/etc", bin = dir + "/bin"
+        for d in [conf, bin] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        try "a=1\n".write(toFile: conf + "/a.conf", atomically: false, encoding: .utf8)
+        try Data([1]).write(to: URL(fileURLWithPath: bin + "/plain"))
+        let h = Harness(watch: [conf], suid: [bin])
+        _ = try h.tick()
+        // The first scan's result (no SUID file) comes at a later tick.
+        for _ in 0..<500 where h.value("hosttwin_files_suid_scan_cpu_seconds") == 0 { usleep(20_000); _ = try h.tick() }
+        usleep(1_100_000)
+        let both = try #require(h.collector.changeDescriptor)
+        chmod(bin + "/plain", 0o4755)
+        var seen: [Entity]?
+        for _ in 0..<50 where !(seen ?? []).contains(where: { $0.key == bin + "/plain" }) { seen = h.refreshWhenReadable(within: 0.1) ?? seen }
+        #expect(seen?.first { $0.key == bin + "/plain" }?.attributes["mode"] == "4755", "\(seen ?? [])")
+        // Just read: inotify's descriptor alone, until a second has passed.
+        let inotifyAlone = try #require(h.collector.changeDescriptor)
+        #expect(inotifyAlone != both)
+        try "a=2\n".write(toFile: conf + "/a.conf", atomically: false, encoding: .utf8)
+        seen = nil
+        for _ in 0..<50 where !(seen ?? []).contains(where: { $0.key == conf + "/a.conf" && $0.attributes["content"] == "a=2\n" }) {
+            seen = h.refreshWhenReadable(within: 0.1) ?? seen
+        }
+        #expect(seen?.contains { $0.key == conf + "/a.conf" && $0.attributes["content"] == "a=2\n" } == true)
+        usleep(1_100_000)
+        #expect(h.collector.changeDescriptor == both)
     }
 
     /// fanotify's records as the kernel lays them out (fanotify(7)), and malformed ones: skipped, never read past.

@@ -77,6 +77,11 @@ public final class FileCollector: Collector {
     private var suidScanCPU = 0.0
     private let scanner = SUIDScanner()
     private var suidWatcher: SUIDChangeWatcher?
+    /// When the kernel's SUID events were last read and looked at (monotonic ms): between ticks at most
+    /// once a second after that.
+    private var suidDrained: Int64 = .min
+    /// inotify's and fanotify's descriptors as one (``ReadableSet``), made when both are waited on.
+    private var bothSources: ReadableSet?
     /// A scan runs in the background: entries the kernel named meanwhile are looked at again when its
     /// result comes (the scan may have seen them before they changed).
     private var suidScanning = false
@@ -310,6 +315,7 @@ public final class FileCollector: Collector {
 
     /// Looks at the entries the kernel named since the last tick. True when an SUID file came, changed or went.
     private func followSUID(_ watcher: SUIDChangeWatcher, _ ctx: CollectContext) -> Bool {
+        defer { suidDrained = monotonicMicros() / 1000 }
         var changed = false
         let unnamed = watcher.drain { path, movedIn in
             changed = lookAgainSUID(path, movedIn: movedIn, ctx) || changed
@@ -557,17 +563,29 @@ final class SUIDScanner: Sendable {
 }
 
 extension FileCollector: ChangeDrivenCollector {
-    public var changeDescriptor: Int32? { watcher?.isComplete == true ? watcher?.descriptor : nil }
+    /// Between ticks the collector waits on inotify's events (the watched trees, at once) and fanotify's (the
+    /// SUID files, at most once a second: a build writing thousands of files a second elsewhere on their
+    /// filesystems wakes the collection thread once a second, and the kernel's queue, 16,384 events, no
+    /// longer overflows between two runs of the collector, 15 s apart when the budget relaxes it).
+    public var changeDescriptor: Int32? {
+        let inotify = watcher?.isComplete == true ? watcher?.descriptor : nil
+        let fanotify = suidWatcher.flatMap { monotonicMicros() / 1000 - suidDrained >= 1000 ? $0.descriptor : nil }
+        guard let inotify, let fanotify else { return inotify ?? fanotify }
+        if bothSources == nil { bothSources = ReadableSet([inotify, fanotify]) }
+        return bothSources?.descriptor ?? inotify
+    }
 
-    /// Between ticks: the entries inotify reported under the watched paths, re-read (and hashed) at once.
-    /// A lost event (queue overflow) leaves it to the tick's walk.
+    /// Between ticks: the entries inotify reported under the watched paths, re-read (and hashed) at once,
+    /// and the SUID entries fanotify named. A lost event (queue overflow) leaves it to the tick's walk or scan.
     public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
-        guard let watcher, watcher.isComplete else { return false }
-        let watch = ctx.config.watchPaths
         var changed = false
-        for p in watcher.drain().sorted() where watch.contains(where: { Self.isUnder(p, $0) }) {
-            changed = refresh(p, ctx) || changed
+        if let watcher, watcher.isComplete {
+            let watch = ctx.config.watchPaths
+            for p in watcher.drain().sorted() where watch.contains(where: { Self.isUnder(p, $0) }) {
+                changed = refresh(p, ctx) || changed
+            }
         }
+        if let suidWatcher, monotonicMicros() / 1000 - suidDrained >= 1000 { changed = followSUID(suidWatcher, ctx) || changed }
         guard changed else { return false }
         ctx.observation.set(.files, config.values.map(\.entity) + suid.values.map(\.entity))
         return true
