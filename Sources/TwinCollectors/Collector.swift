@@ -52,11 +52,16 @@ public protocol ChangeDrivenCollector: Collector {
     var nextRefresh: Int64? { get }
     /// Takes the pending changes; true when `context.observation` got the kind's whole, changed entity set.
     func refreshChanged(_ context: inout CollectContext) -> Bool
+    /// At every tick, after the collectors due ran: reads a kernel queue that must not overflow while the
+    /// collector waits for its next run (a relaxed interval) or a refresh the budget holds back; what changed
+    /// is handed over at that run. Sets nothing in `context.observation`.
+    func keepUp(_ context: inout CollectContext)
 }
 
 extension ChangeDrivenCollector {
     public var changeDescriptor: Int32? { nil }
     public var nextRefresh: Int64? { nil }
+    public func keepUp(_ context: inout CollectContext) {}
 }
 
 /// Per-collector settings and the options some collectors take.

@@ -228,6 +228,7 @@ public final class Sampler {
             let iv = scheduled[i].relaxable ? Self.relaxed(scheduled[i].interval, by: relaxation) : scheduled[i].interval
             scheduled[i].nextDue = (now / iv + 1) * iv
         }
+        for c in changeDriven { c.keepUp(&ctx) }
         types = ctx.observation.types
         return ctx.observation
     }

@@ -71,6 +71,18 @@ private func sha256sum(_ path: String) throws -> String {
             var ctx = CollectContext(paths: HostPaths(), reader: reader, config: config, observation: Observation(timestamp: t + 500))
             return collector.refreshChanged(&ctx) ? ctx.observation.entities[.files] : nil
         }
+
+        /// A refresh between ticks without waiting for the descriptor.
+        func refreshNow() -> [Entity]? {
+            var ctx = CollectContext(paths: HostPaths(), reader: reader, config: config, observation: Observation(timestamp: t + 500))
+            return collector.refreshChanged(&ctx) ? ctx.observation.entities[.files] : nil
+        }
+
+        /// What a tick does for the collector when it is not due.
+        func keepUp() {
+            var ctx = CollectContext(paths: HostPaths(), reader: reader, config: config, observation: Observation(timestamp: t + 500))
+            collector.keepUp(&ctx)
+        }
     }
 
     /// Whether this host lets the twin follow SUID files with fanotify (root, Linux 5.9 or later).
@@ -136,7 +148,8 @@ private func sha256sum(_ path: String) throws -> String {
     /// Between ticks the collection loop waits on one descriptor for both kinds of kernel events: a watched
     /// file written and an SUID bit set are each in the twin without a tick. The SUID events are read at
     /// most once a second (a build elsewhere on the filesystem would otherwise wake the loop at every event):
-    /// right after a read the descriptor is inotify's alone, a second later both again.
+    /// right after a read the descriptor is inotify's alone, a second later both again. A tick reads them too
+    /// when the collector is not due.
     @Test(.enabled(if: fanotifyAvailable, "needs fanotify with directory handles (root, Linux 5.9+)"))
     func bothKindsOfEventsAreReadBetweenTicks() throws {
         let dir = try temporaryDirectory("hosttwin-between-ticks")
@@ -166,6 +179,15 @@ private func sha256sum(_ path: String) throws -> String {
         #expect(seen?.contains { $0.key == conf + "/a.conf" && $0.attributes["content"] == "a=2\n" } == true)
         usleep(1_100_000)
         #expect(h.collector.changeDescriptor == both)
+        // Under the budget the loop holds refreshes back: a tick the collector is not due at reads the queue
+        // anyway (`keepUp`), and the change is handed over at the next refresh (or run) even though that one,
+        // less than a second later, does not read the queue itself.
+        chmod(bin + "/plain", 0o755)
+        usleep(1_100_000)
+        h.keepUp()
+        #expect(h.collector.changeDescriptor == inotifyAlone, "keepUp read the queue")
+        let handedOver = h.refreshNow()
+        #expect(handedOver != nil && handedOver?.contains { $0.key == bin + "/plain" } == false)
     }
 
     /// fanotify's records as the kernel lays them out (fanotify(7)), and malformed ones: skipped, never read past.

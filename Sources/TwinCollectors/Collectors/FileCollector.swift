@@ -77,11 +77,15 @@ public final class FileCollector: Collector {
     private var suidScanCPU = 0.0
     private let scanner = SUIDScanner()
     private var suidWatcher: SUIDChangeWatcher?
-    /// When the kernel's SUID events were last read and looked at (monotonic ms): between ticks at most
-    /// once a second after that.
+    /// When the kernel's SUID events were last read and looked at (monotonic ms): outside the collector's
+    /// runs, again ``suidReadGap`` after that at the soonest.
     private var suidDrained: Int64 = .min
+    /// About a second, a little less so that each one-second tick reads it.
+    static let suidReadGap: Int64 = 900
     /// inotify's and fanotify's descriptors as one (``ReadableSet``), made when both are waited on.
     private var bothSources: ReadableSet?
+    /// SUID files changed at a tick the collector was not due at (``keepUp(_:)``): handed over at its next run.
+    private var suidChangedBetweenRuns = false
     /// A scan runs in the background: entries the kernel named meanwhile are looked at again when its
     /// result comes (the scan may have seen them before they changed).
     private var suidScanning = false
@@ -148,7 +152,9 @@ public final class FileCollector: Collector {
         if due { lastSuidWalk = now }
         changed = scanSUID(due ? suidRoots : [], ctx, due: due) || changed
         if let suidWatcher { changed = followSUID(suidWatcher, ctx) || changed }
+        changed = changed || suidChangedBetweenRuns
         if changed || ctx.restate {
+            suidChangedBetweenRuns = false
             ctx.observation.set(.files, config.values.map(\.entity) + suid.values.map(\.entity))
         }
         ctx.observation.add("hosttwin_files_watched", .empty, Double(config.count))
@@ -569,7 +575,7 @@ extension FileCollector: ChangeDrivenCollector {
     /// longer overflows between two runs of the collector, 15 s apart when the budget relaxes it).
     public var changeDescriptor: Int32? {
         let inotify = watcher?.isComplete == true ? watcher?.descriptor : nil
-        let fanotify = suidWatcher.flatMap { monotonicMicros() / 1000 - suidDrained >= 1000 ? $0.descriptor : nil }
+        let fanotify = suidWatcher.flatMap { monotonicMicros() / 1000 - suidDrained >= Self.suidReadGap ? $0.descriptor : nil }
         guard let inotify, let fanotify else { return inotify ?? fanotify }
         if bothSources == nil { bothSources = ReadableSet([inotify, fanotify]) }
         return bothSources?.descriptor ?? inotify
@@ -585,9 +591,18 @@ extension FileCollector: ChangeDrivenCollector {
                 changed = refresh(p, ctx) || changed
             }
         }
-        if let suidWatcher, monotonicMicros() / 1000 - suidDrained >= 1000 { changed = followSUID(suidWatcher, ctx) || changed }
-        guard changed else { return false }
+        if let suidWatcher, monotonicMicros() / 1000 - suidDrained >= Self.suidReadGap { changed = followSUID(suidWatcher, ctx) || changed }
+        guard changed || suidChangedBetweenRuns else { return false }
         ctx.observation.set(.files, config.values.map(\.entity) + suid.values.map(\.entity))
+        suidChangedBetweenRuns = false
         return true
+    }
+
+    /// The SUID events, read at a tick the collector is not due at when a second has passed since the last
+    /// read: under the budget the loop holds refreshes back (the relaxed collector runs one tick in 15), and a
+    /// build's files filled the kernel's queue (16,384 events) before it ran.
+    public func keepUp(_ ctx: inout CollectContext) {
+        guard let suidWatcher, monotonicMicros() / 1000 - suidDrained >= Self.suidReadGap else { return }
+        if followSUID(suidWatcher, ctx) { suidChangedBetweenRuns = true }
     }
 }
