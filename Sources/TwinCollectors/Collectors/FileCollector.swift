@@ -82,6 +82,8 @@ public final class FileCollector: Collector {
     private var suidDrained: Int64 = .min
     /// About a second, a little less so that each one-second tick reads it.
     static let suidReadGap: Int64 = 900
+    /// Whether ``suidReadGap`` has passed since the SUID events were last read.
+    private var suidReadDue: Bool { monotonicMicros() / 1000 - suidDrained >= Self.suidReadGap }
     /// inotify's and fanotify's descriptors as one (``ReadableSet``), made when both are waited on.
     private var bothSources: ReadableSet?
     /// SUID files changed at a tick the collector was not due at (``keepUp(_:)``): handed over at its next run.
@@ -575,7 +577,7 @@ extension FileCollector: ChangeDrivenCollector {
     /// longer overflows between two runs of the collector, 15 s apart when the budget relaxes it).
     public var changeDescriptor: Int32? {
         let inotify = watcher?.isComplete == true ? watcher?.descriptor : nil
-        let fanotify = suidWatcher.flatMap { monotonicMicros() / 1000 - suidDrained >= Self.suidReadGap ? $0.descriptor : nil }
+        let fanotify = suidWatcher.flatMap { suidReadDue ? $0.descriptor : nil }
         guard let inotify, let fanotify else { return inotify ?? fanotify }
         if bothSources == nil { bothSources = ReadableSet([inotify, fanotify]) }
         return bothSources?.descriptor ?? inotify
@@ -591,7 +593,7 @@ extension FileCollector: ChangeDrivenCollector {
                 changed = refresh(p, ctx) || changed
             }
         }
-        if let suidWatcher, monotonicMicros() / 1000 - suidDrained >= Self.suidReadGap { changed = followSUID(suidWatcher, ctx) || changed }
+        if let suidWatcher, suidReadDue { changed = followSUID(suidWatcher, ctx) || changed }
         guard changed || suidChangedBetweenRuns else { return false }
         ctx.observation.set(.files, config.values.map(\.entity) + suid.values.map(\.entity))
         suidChangedBetweenRuns = false
@@ -602,7 +604,7 @@ extension FileCollector: ChangeDrivenCollector {
     /// read: under the budget the loop holds refreshes back (the relaxed collector runs one tick in 15), and a
     /// build's files filled the kernel's queue (16,384 events) before it ran.
     public func keepUp(_ ctx: inout CollectContext) {
-        guard let suidWatcher, monotonicMicros() / 1000 - suidDrained >= Self.suidReadGap else { return }
+        guard let suidWatcher, suidReadDue else { return }
         if followSUID(suidWatcher, ctx) { suidChangedBetweenRuns = true }
     }
 }

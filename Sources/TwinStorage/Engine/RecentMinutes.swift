@@ -67,6 +67,7 @@ final class RecentMinutes: Sendable {
 
         /// Closes the current minute and starts minute `m`.
         private mutating func start(_ m: Int64, firstTick t: Int64) {
+            let capacity = current.ids.count
             if current.t == .min {
                 // The first tick: its minute is whole only when the tick opens it.
                 since = t == m ? m : m + StoragePolicy.minute
@@ -74,18 +75,12 @@ final class RecentMinutes: Sendable {
             } else {
                 for id in current.ids where id >= 0 && id < Head.denseLimit { slots[Int(id)] = 0 }
                 sparseSlots = [:]
-                let capacity = current.ids.count
                 if current.t >= since { done.append(current) }
-                if done.count > RecentMinutes.kept {
-                    floor = done[0].t + StoragePolicy.minute
-                    done.removeFirst()
-                }
-                current = Minute(t: m)
-                current.ids.reserveCapacity(capacity)
-                current.points.reserveCapacity(capacity)
-                return
+                if done.count > RecentMinutes.kept { floor = done.removeFirst().t + StoragePolicy.minute }
             }
             current = Minute(t: m)
+            current.ids.reserveCapacity(capacity)
+            current.points.reserveCapacity(capacity)
         }
     }
 
