@@ -133,7 +133,7 @@ public enum FuzzTargets {
         let text = String(decoding: data, as: UTF8.self)
         _ = parseProcStat(text); _ = parseMeminfo(text); _ = parseLoadavg(text); _ = parsePressure(text)
         _ = parseDiskstats(text); _ = parseMountinfo(text); _ = parseNetDev(text); _ = parseSNMP(text); _ = parseSNMP6(text)
-        _ = parseSockstat(text); _ = data.withUnsafeBufferPointer { sockstatInUse($0, line: "UDP:") }; _ = parseKeyValueLines(text); _ = parsePidStat(text); _ = parsePidIO(text); _ = parseCmdline(text)
+        _ = parseSockstat(text); _ = data.withUnsafeBufferPointer { sockstatInUse($0, line: "UDP:") }; var inUse: [Double] = []; data.withUnsafeBufferPointer { everySockstatInUse($0, into: &inUse) }; _ = parseKeyValueLines(text); _ = parsePidStat(text); _ = parsePidIO(text); _ = parseCmdline(text)
         _ = parsePasswd(text); _ = parseSocketTable(text); _ = parseDpkgStatus(text); _ = parseOSRelease(text); _ = parseCPUInfo(text)
         _ = parseSystemctlUnits(text); _ = parseSystemdUnit(text)
         _ = parseARPEntries(text); _ = parseSoftnet(text); _ = parseConntrackStat(text); _ = parseUDPQueues(text); _ = osVersionNumber(text)

@@ -98,6 +98,25 @@ import TwinCore
         #expect(inUse("", "UDP:") == nil)
     }
 
+    /// Every in-use count, as the sockets collector compares them at each tick without the tracepoint.
+    @Test func sockstatEveryInUseCount() throws {
+        func counts(_ text: String) -> [Double] {
+            var out: [Double] = []
+            Array(text.utf8).withUnsafeBufferPointer { everySockstatInUse($0, into: &out) }
+            return out
+        }
+        for file in ["proc/net/sockstat", "proc/net/sockstat6"] {
+            let text = try Fixtures.vmText(file)
+            let expected = parseSockstat(text).filter { $0.0.hasSuffix("_inuse") }.map(\.1)
+            #expect(!expected.isEmpty)
+            #expect(counts(text) == expected, "\(file)")
+        }
+        #expect(counts("TCP: inuse 5 orphan 0\nUDP: inuse 2 mem 1\n") == [5, 2])
+        // Malformed lines are left out, the rest kept.
+        #expect(counts("TCP inuse 5\nUDP: inuse x\nRAW: inuse\nFRAG: inuse 1 memory\nUDP6: inuse 3\n") == [3])
+        #expect(counts("") == [])
+    }
+
     @Test func diskstatsFromVM() throws {
         let d = parseDiskstats(try Fixtures.vmText("proc/diskstats"))
         #expect(d.first?.device == "loop0")

@@ -32,7 +32,7 @@ public final class SocketCollector: Collector {
     public var connectionMinInterval: Int64 = 10_000
     public var connectionMaxInterval: Int64 = 60_000
 
-    private var lastCounts: [String: Double] = [:]
+    private var lastCounts: [Double] = []
     private var lastConnectionScan: Int64 = .min
     /// Dumps of the established connections so far (for tests).
     private(set) var connectionDumps = 0
@@ -95,10 +95,11 @@ public final class SocketCollector: Collector {
         }
         // With the tracepoint the kernel announces every change, so the socket counts say nothing new (and
         // are not read): a dump is due only for the announced connections too many to look up one by one.
-        var counts: [String: Double] = [:]
+        var counts: [Double] = []
         if tcpWatcher == nil {
+            counts.reserveCapacity(lastCounts.count)
             for f in ["net/sockstat", "net/sockstat6"] {
-                for (k, v) in parseSockstat(ctx.reader.readShared(ctx.paths.proc(f)) ?? "") where k.hasSuffix("_inuse") { counts[k] = v }
+                _ = ctx.reader.withHeldBytes(ctx.paths.proc(f)) { everySockstatInUse($0, into: &counts) }
             }
         }
         let changes = applyTCPChanges()
