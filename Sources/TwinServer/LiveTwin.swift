@@ -126,17 +126,32 @@ public final class LiveTwin: Sendable {
     /// How long a series missing from the ticks stays in `/metrics` (Prometheus' lookback).
     static let stale: Int64 = 5 * 60_000
 
+    /// Whether `/metrics`' latest values are kept yet: until they are, its first read wants a ``Seed``.
+    public var keepsLatest: Bool { state.withLock { $0.latest != nil } }
+
+    /// A series' latest stored value (from the store, at `/metrics`' first read), with its type.
+    public struct Seed: Sendable {
+        public var id: Int64, key: SeriesKey, type: MetricType, time: Int64, value: Double
+        public init(id: Int64, key: SeriesKey, type: MetricType, time: Int64, value: Double) {
+            (self.id, self.key, self.type, self.time, self.value) = (id, key, type, time, value)
+        }
+    }
+
     /// The latest value of every series seen in the last 5 minutes, for `/metrics`. The first call
-    /// starts keeping them (until then only the last two ticks are known, so families collected less
-    /// often may be missing from the first answer).
-    public func latestSamples() -> (time: Int64, samples: [MetricSample], types: [String: MetricType])? {
+    /// starts keeping them, from `seed` (the store's latest values: families collected less often than
+    /// every tick are in no tick held here) and the last two ticks; later calls ignore `seed`.
+    public func latestSamples(seed: [Seed] = []) -> (time: Int64, samples: [MetricSample], types: [String: MetricType])? {
         state.withLock { s in
             guard let current = s.current else { return nil }
             if s.latest == nil {
-                var seed = LatestValues()
-                if let prior = s.prior { seed.merge(prior.1, ids: s.priorIDs, at: prior.0) }
-                seed.merge(current.1, ids: s.currentIDs, at: current.0)
-                s.latest = seed
+                var seeded = LatestValues()
+                for v in seed {
+                    seeded.set(v.key, id: v.id, at: v.time, v.value)
+                    if s.types[v.key.metric] == nil { s.types[v.key.metric] = v.type }
+                }
+                if let prior = s.prior { seeded.merge(prior.1, ids: s.priorIDs, at: prior.0) }
+                seeded.merge(current.1, ids: s.currentIDs, at: current.0)
+                s.latest = seeded
                 for (k, v) in s.currentTypes where s.types[k] == nil { s.types[k] = v }
             }
             return (current.0, s.latest!.samples(since: current.0 - Self.stale), s.types)
@@ -167,12 +182,7 @@ struct LatestValues {
                 continue
             }
             let i = Int(id)
-            if i >= keys.count {
-                let count = max(i + 1, keys.count + keys.count / 4)
-                keys += repeatElement(nil, count: count - keys.count)
-                times += repeatElement(.min, count: count - times.count)
-                values += repeatElement(0, count: count - values.count)
-            }
+            if i >= keys.count { grow(to: i) }
             if keys[i] == nil {
                 keys[i] = samples[j].key
                 new(samples[j].key.metric)
@@ -180,6 +190,29 @@ struct LatestValues {
             times[i] = tick
             values[i] = samples[j].value
         }
+    }
+
+    /// Series `id`'s value `v` at `t`, unless it holds a later one.
+    mutating func set(_ key: SeriesKey, id: Int64, at t: Int64, _ v: Double) {
+        guard id >= 0 else { return }
+        guard id < Self.maxSlots else {
+            if (beyond[key]?.0 ?? .min) < t { beyond[key] = (t, v) }
+            return
+        }
+        let i = Int(id)
+        if i >= keys.count { grow(to: i) }
+        guard keys[i] == nil || times[i] < t else { return }
+        keys[i] = key
+        times[i] = t
+        values[i] = v
+    }
+
+    /// Slots up to index `i` at least (a quarter more than before, so a tick's new ids grow them once).
+    private mutating func grow(to i: Int) {
+        let count = max(i + 1, keys.count + keys.count / 4)
+        keys += repeatElement(nil, count: count - keys.count)
+        times += repeatElement(.min, count: count - times.count)
+        values += repeatElement(0, count: count - values.count)
     }
 
     /// Forgets the series last seen before `t`.

@@ -15,7 +15,7 @@ extension TwinAPI {
         let openMetrics = p.accept.contains("application/openmetrics-text")
         updateStoreGauges()
         var out = ""
-        if let latest = live?.latestSamples() {
+        if let latest = live?.latestSamples(seed: latestSeed()) {
             let help = { MetricHelp.text(for: $0) }
             out = openMetrics ? OpenMetricsText.render(latest.samples, types: latest.types, help: help)
                 : PrometheusText.render(latest.samples, types: latest.types, help: help)
@@ -24,6 +24,16 @@ extension TwinAPI {
         out += openMetrics ? OpenMetricsText.fromPrometheus(own) + "# EOF\n" : own
         let type = openMetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8" : "text/plain; version=0.0.4; charset=utf-8"
         return Response(status: .ok, headers: [.contentType: type], body: ResponseBody(byteBuffer: ByteBuffer(string: out)))
+    }
+
+    /// At `/metrics`' first read, the store's latest value of every series stored within its lookback
+    /// (``LiveTwin/stale``): the families collected less often than every tick too; none after.
+    private func latestSeed() -> [LiveTwin.Seed] {
+        guard let live, !live.keepsLatest, let at = live.lastTick,
+              let stored = try? store.latestValues(at: at, lookback: LiveTwin.stale) else { return [] }
+        return stored.latest.compactMap { id, value in
+            stored.series[id].map { LiveTwin.Seed(id: id, key: $0.key, type: $0.type, time: value.0, value: value.1) }
+        }
     }
 
     /// Store sizes and stream subscribers, read when scraped.

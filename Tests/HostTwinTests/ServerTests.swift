@@ -235,6 +235,9 @@ import TwinStorage
         // /metrics: node_exporter names plus HostTwin's own; OpenMetrics on request.
         let text = try #require(LoopbackHTTP.request(port: port, method: "GET", path: "/metrics"))
         #expect(text.body.contains("\nnode_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} ") && text.body.contains("hosttwin_ticks_total "))
+        // The first read has the families collected once a minute (at the run's first tick, not since):
+        // from the store, as neither of the two ticks the live view holds has them.
+        #expect(text.body.contains("\nnode_uname_info{") && text.body.contains("# TYPE node_uname_info gauge"), "\(text.body.prefix(300))")
         #expect(text.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
         // The Date header (formatted when a response is written in a new second) and the server's name.
         let sent = Int(Date().timeIntervalSince1970)
@@ -383,6 +386,29 @@ import TwinStorage
         // Past the 5-minute lookback, series no tick collected leave.
         tick(t0 + 3000 + LiveTwin.stale + 1000, [(a, 8)], ids: [1])
         #expect(latest() == ["node_load1": 8])
+    }
+
+    /// `/metrics`' first read starts from the store's latest values (a family collected less often than
+    /// every tick is in neither of the two ticks held); a tick's newer value wins over a seed's, and a seed
+    /// given to a later read is ignored.
+    @Test func theFirstReadIsSeededFromTheStore() {
+        let live = LiveTwin()
+        let t0: Int64 = 1_800_000_000_000
+        let load = SeriesKey("node_load1"), files = SeriesKey("hosttwin_files_suid"), far = SeriesKey("far_total")
+        live.update(samples: [MetricSample(load, 1)], ids: [1], host: nil, health: [], tick: t0)
+        #expect(!live.keepsLatest)
+        let seed = [LiveTwin.Seed(id: 1, key: load, type: .gauge, time: t0 - 5000, value: 0.5),
+                    LiveTwin.Seed(id: 7, key: files, type: .gauge, time: t0 - 14_000, value: 12),
+                    LiveTwin.Seed(id: Int64(LatestValues.maxSlots) + 2, key: far, type: .counter, time: t0 - 3000, value: 4)]
+        let first = live.latestSamples(seed: seed)
+        #expect(live.keepsLatest)
+        #expect(Dictionary(uniqueKeysWithValues: (first?.samples ?? []).map { ($0.key.metric, $0.value) })
+                == ["node_load1": 1, "hosttwin_files_suid": 12, "far_total": 4])
+        #expect(first?.types["far_total"] == .counter && first?.types["hosttwin_files_suid"] == .gauge)
+        live.update(samples: [MetricSample(load, 2)], ids: [1], host: nil, health: [], tick: t0 + 1000)
+        let again = live.latestSamples(seed: [LiveTwin.Seed(id: 7, key: files, type: .gauge, time: t0 + 1000, value: 99)])
+        #expect(Dictionary(uniqueKeysWithValues: (again?.samples ?? []).map { ($0.key.metric, $0.value) })
+                == ["node_load1": 2, "hosttwin_files_suid": 12, "far_total": 4])
     }
 
     /// The types `/metrics` prints are taken for the series new to it, in slots and beyond them.
