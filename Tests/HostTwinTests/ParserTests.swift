@@ -115,6 +115,17 @@ import TwinCore
         // Malformed lines are left out, the rest kept.
         #expect(counts("TCP inuse 5\nUDP: inuse x\nRAW: inuse\nFRAG: inuse 1 memory\nUDP6: inuse 3\n") == [3])
         #expect(counts("") == [])
+        // The named line's count, which the same read hands to the UDP dumps: as `sockstatInUse` reads it.
+        func reported(_ text: String, _ line: StaticString) -> Double? {
+            var out: [Double] = []
+            return Array(text.utf8).withUnsafeBufferPointer { everySockstatInUse($0, into: &out, reporting: line) }
+        }
+        let v4 = try Fixtures.vmText("proc/net/sockstat"), v6 = try Fixtures.vmText("proc/net/sockstat6")
+        for (text, line) in [(v4, "UDP:"), (v4, "TCP:"), (v6, "UDP6:"), ("UDPLITE: inuse 4\nUDP: inuse 7\n", "UDP:"),
+                             ("UDP: inuse x\n", "UDP:"), ("UDP: mem 3\n", "UDP:"), ("", "UDP:")] as [(String, StaticString)] {
+            #expect(reported(text, line) == Array(text.utf8).withUnsafeBufferPointer { sockstatInUse($0, line: line) }, "\(line) in \(text)")
+        }
+        #expect(reported("UDPLITE: inuse 4\nUDP: inuse 7\n", "UDP:") == 7)
     }
 
     @Test func diskstatsFromVM() throws {

@@ -78,6 +78,7 @@ public final class SocketCollector: Collector {
     private var lastTCPListeners: [Table]?
     private var tcpListenersDumped: Int64 = .min
     private var listenersAnnounced = false
+    private var sockstatPaths: (proc: String, ipv4: String, ipv6: String)?
 
     public init() {}
 
@@ -96,11 +97,13 @@ public final class SocketCollector: Collector {
         // With the tracepoint the kernel announces every change, so the socket counts say nothing new (and
         // are not read): a dump is due only for the announced connections too many to look up one by one.
         var counts: [Double] = []
+        // The same reads give the UDP counts the UDP dumps are decided by.
+        var udpInUse: (ipv4: Double?, ipv6: Double?)?
         if tcpWatcher == nil {
             counts.reserveCapacity(lastCounts.count)
-            for f in ["net/sockstat", "net/sockstat6"] {
-                _ = ctx.reader.withHeldBytes(ctx.paths.proc(f)) { everySockstatInUse($0, into: &counts) }
-            }
+            let files = sockstatFiles(ctx.paths)
+            udpInUse = (ctx.reader.withHeldBytes(files.ipv4) { everySockstatInUse($0, into: &counts, reporting: "UDP:") } ?? nil,
+                        ctx.reader.withHeldBytes(files.ipv6) { everySockstatInUse($0, into: &counts, reporting: "UDP6:") } ?? nil)
         }
         let changes = applyTCPChanges()
         let since = lastConnectionScan == .min ? Int64.max : now &- lastConnectionScan
@@ -127,7 +130,7 @@ public final class SocketCollector: Collector {
             if connectionsDue || !live { connTables = all }
         }
         var anyUDP = false
-        if tcpFromNetlink, let udp = udpSockets(ctx.reader, paths: ctx.paths) {
+        if tcpFromNetlink, let udp = udpSockets(ctx.reader, paths: ctx.paths, inUse: udpInUse) {
             anyUDP = true
             listenTables += udp
         } else {
@@ -301,6 +304,14 @@ public final class SocketCollector: Collector {
         return dumpTCPListeners(at: now)
     }
 
+    /// `/proc/net/sockstat` and `sockstat6` under `paths`, built once (read at every tick).
+    private func sockstatFiles(_ paths: HostPaths) -> (ipv4: String, ipv6: String) {
+        if let f = sockstatPaths, f.proc == paths.proc { return (f.ipv4, f.ipv6) }
+        let f = (proc: paths.proc, ipv4: paths.proc("net/sockstat"), ipv6: paths.proc("net/sockstat6"))
+        sockstatPaths = f
+        return (f.ipv4, f.ipv6)
+    }
+
     static func tcpTables(_ dump: (ipv4: [SocketLine], ipv6: [SocketLine])) -> [Table] {
         [Table(proto: "tcp", family: "ipv4", rows: dump.ipv4), Table(proto: "tcp", family: "ipv6", rows: dump.ipv6)]
     }
@@ -311,13 +322,15 @@ public final class SocketCollector: Collector {
     /// use (`UDP: inuse` in `/proc/net/sockstat`, `UDP6: inuse` in `sockstat6`, a microsecond each; a
     /// socket is counted from its bind to its close, the span the dump would list it). The counts are read
     /// now, from the bytes (not the tick's shared read: between ticks that would be the last tick's); a
-    /// count that cannot be read dumps.
-    private func udpSockets(_ reader: FileReader, paths: HostPaths) -> [Table]? {
-        func dump(_ family: Int32, _ file: String, _ line: StaticString) -> [SocketLine]? {
-            let inUse = reader.withHeldBytes(paths.proc(file)) { sockstatInUse($0, line: line) } ?? nil
-            return inUse == 0 ? [] : diag.dump(family: UInt8(family), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1)
+    /// count that cannot be read dumps. `inUse`: the counts the caller has just read from the same files.
+    private func udpSockets(_ reader: FileReader, paths: HostPaths, inUse known: (ipv4: Double?, ipv6: Double?)? = nil) -> [Table]? {
+        let files = sockstatFiles(paths)
+        func dump(_ family: Int32, _ inUse: Double?) -> [SocketLine]? {
+            inUse == 0 ? [] : diag.dump(family: UInt8(family), proto: UInt8(IPPROTO_UDP), states: 1 << 7 | 1 << 1)
         }
-        guard let u4 = dump(AF_INET, "net/sockstat", "UDP:"), let u6 = dump(AF_INET6, "net/sockstat6", "UDP6:") else { return nil }
+        let inUse = known ?? (reader.withHeldBytes(files.ipv4) { sockstatInUse($0, line: "UDP:") } ?? nil,
+                              reader.withHeldBytes(files.ipv6) { sockstatInUse($0, line: "UDP6:") } ?? nil)
+        guard let u4 = dump(AF_INET, inUse.ipv4), let u6 = dump(AF_INET6, inUse.ipv6) else { return nil }
         return [Table(proto: "udp", family: "ipv4", rows: u4), Table(proto: "udp", family: "ipv6", rows: u6)]
     }
 

@@ -135,19 +135,28 @@ public func sockstatInUse(_ bytes: UnsafeBufferPointer<UInt8>, line protocolFiel
 /// `counts` (without the tracepoint, the sockets collector compares them at every tick to tell whether a
 /// connection may have come or gone); read from the bytes without allocating beyond `counts`. A line that
 /// is not `NAME: key value ...` or a count that is not a number is left out, as ``parseSockstat(_:)`` does.
-public func everySockstatInUse(_ bytes: UnsafeBufferPointer<UInt8>, into counts: inout [Double]) {
+/// Returns the count of the line named `reporting` (`"UDP:"`), nil when there is none, so one read of the
+/// file serves the UDP dump's decision too.
+@discardableResult
+public func everySockstatInUse(_ bytes: UnsafeBufferPointer<UInt8>, into counts: inout [Double],
+                               reporting protocolField: StaticString? = nil) -> Double? {
     var s = ByteScanner(bytes)
     var fields: [Range<Int>] = []
     fields.reserveCapacity(16)
+    var reported: Double?
     while let line = s.nextLine() {
         s.fields(line, into: &fields)
         guard fields.count >= 3, (fields.count - 1) % 2 == 0, bytes[fields[0].upperBound - 1] == UInt8(ascii: ":") else { continue }
         var i = 1
         while i + 1 < fields.count {
-            if s.equals(fields[i], "inuse"), let v = s.number(fields[i + 1]) { counts.append(v) }
+            if s.equals(fields[i], "inuse"), let v = s.number(fields[i + 1]) {
+                counts.append(v)
+                if let protocolField, reported == nil, s.equals(fields[0], protocolField) { reported = v }
+            }
             i += 2
         }
     }
+    return reported
 }
 
 extension Substring {
