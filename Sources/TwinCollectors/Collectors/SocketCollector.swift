@@ -79,6 +79,9 @@ public final class SocketCollector: Collector {
     private var tcpListenersDumped: Int64 = .min
     private var listenersAnnounced = false
     private var sockstatPaths: (proc: String, ipv4: String, ipv6: String)?
+    /// The listening sockets of the last tick and their entities; nil once the listeners were changed
+    /// (announced by the kernel, or a dump between ticks), so the next tick builds them again.
+    private var lastListening: (sockets: [(Table, SocketLine)], ports: [String: Entity])?
 
     public init() {}
 
@@ -163,8 +166,17 @@ public final class SocketCollector: Collector {
             ownerless = present.filter { owners[$0] == nil }
         }
 
-        let ports = listeningPorts(listening)
-        noteListenerDump(ports, listening, at: now, live: live)
+        // The same listening sockets as at the last tick, with the same owners and no change announced or
+        // applied since: the same entities (their attributes' storage shared, so the state tracker compares
+        // them by it).
+        let ports: [String: Entity]
+        if unknown.isEmpty, let last = lastListening, Self.sameSockets(last.sockets, listening) {
+            ports = last.ports
+        } else {
+            ports = listeningPorts(listening)
+            noteListenerDump(ports, listening, at: now, live: live)
+            lastListening = (listening, ports)
+        }
         ctx.observation.set(.listeningPorts, Array(ports.values))
         ctx.observation.add("hosttwin_listening_sockets", .empty, Double(ports.count))
         var changed = changes.connections
@@ -213,6 +225,11 @@ public final class SocketCollector: Collector {
         return .ok
     }
 
+    /// Whether two lists of listening sockets are the same sockets (inodes included) in the same order.
+    static func sameSockets(_ a: [(Table, SocketLine)], _ b: [(Table, SocketLine)]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { $0.1 == $1.1 && $0.0.proto == $1.0.proto && $0.0.family == $1.0.family }
+    }
+
     /// "ipv6" for AF_INET6, else "ipv4": the `family` attribute of sockets the kernel reported.
     static func familyName(_ family: Int) -> String { family == Int(AF_INET6) ? "ipv6" : "ipv4" }
 
@@ -258,6 +275,7 @@ public final class SocketCollector: Collector {
             // socket cloned from its listener, which stays.
             if c.newState == 10 || (c.oldState == 10 && c.newState == 7) {
                 listenersAnnounced = true
+                lastListening = nil
                 let key = "tcp/\(c.local.address)/\(c.local.port)"
                 if c.newState == 10 {
                     if lastListeners[key] != nil { sharedListenerKeys.insert(key); continue }
@@ -426,6 +444,7 @@ extension SocketCollector: ChangeDrivenCollector {
         }
         guard listenerDumpNeeded || nextFastPoll.map({ now >= $0 }) == true else { return refreshed }
         lastFast = now
+        lastListening = nil
         guard let tcp = dumpTCPListeners(at: now), let udp = udpSockets(ctx.reader, paths: ctx.paths) else { return refreshed }
         let listening = Self.listening(tcp + udp)
         let ports = listeningPorts(listening)
