@@ -118,6 +118,10 @@ public final class Sampler {
     /// Metric types seen so far, handed to each observation so that adding a sample of a known family
     /// never writes to the map.
     private var types: [String: MetricType] = [:]
+    /// The last tick's samples, and where each collector's began in them (nil: it did not run then), so a
+    /// collector's samples are typed by their place (``Observation/typed(after:offset:)``).
+    private var lastSamples: [MetricSample] = []
+    private var lastStarts: [Int?] = []
     /// The latest health line of every enabled collector.
     public private(set) var health: [String: CollectorHealth] = [:]
     /// The enabled collectors' names in order, for ``sortedHealth``.
@@ -199,8 +203,12 @@ public final class Sampler {
         // One reading of each clock between two collectors ends the one and starts the next: the thread's CPU
         // clock is a system call (not in the vDSO), two per collector cost 0.04 ms/s.
         var start = threadCPUMicros(), began = monotonicMicros()
+        var starts = [Int?](repeating: nil, count: scheduled.count)
         for i in scheduled.indices where force || scheduled[i].nextDue <= now {
             let c = scheduled[i].collector
+            let first = ctx.observation.samples.count
+            starts[i] = first
+            ctx.observation.typed(after: lastSamples, offset: (i < lastStarts.count ? lastStarts[i] : nil).map { $0 - first } ?? Int.min / 2)
             ctx.restate = scheduled[i].restate
             scheduled[i].restate = false
             let h: CollectorHealth
@@ -228,8 +236,10 @@ public final class Sampler {
             let iv = scheduled[i].relaxable ? Self.relaxed(scheduled[i].interval, by: relaxation) : scheduled[i].interval
             scheduled[i].nextDue = (now / iv + 1) * iv
         }
+        ctx.observation.typed(after: [], offset: 0)
         for c in changeDriven { c.keepUp(&ctx) }
         types = ctx.observation.types
+        (lastSamples, lastStarts) = (ctx.observation.samples, starts)
         return ctx.observation
     }
 }

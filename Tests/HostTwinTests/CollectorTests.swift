@@ -121,6 +121,45 @@ import TwinCore
         #expect(obs.entities[.backups]?.count == 2)
     }
 
+    /// A sample of a family found at its place among the samples given (the same collector's at the last
+    /// tick) is taken as typed; any other is typed through the map, so a family first seen at a place another
+    /// had keeps its own type.
+    @Test func samplesAreTypedByTheirPlaceOrTheirFamily() {
+        var first = Observation(timestamp: 1000)
+        first.counter("a_total", .empty, 1)
+        first.add("b", .empty, 2)
+        var next = Observation(timestamp: 2000)
+        next.types = first.types
+        next.typed(after: first.samples, offset: 0)
+        next.counter("a_total", .empty, 1)
+        next.counter("c_total", .empty, 3) // where b was
+        next.add("b", .empty, 2)           // past the end of the samples given
+        next.add("d", .empty, 4, .untyped)
+        #expect(next.types == ["a_total": .counter, "b": .gauge, "c_total": .counter, "d": .untyped])
+        // An offset beyond either end types through the map.
+        var shifted = Observation(timestamp: 3000)
+        shifted.typed(after: first.samples, offset: 5)
+        shifted.add("e", .empty, 5, .counter)
+        shifted.typed(after: first.samples, offset: -3)
+        shifted.add("f", .empty, 6)
+        #expect(shifted.types == ["e": .counter, "f": .gauge])
+    }
+
+    /// On this host, over ticks at their schedule (collectors coming and going between ticks, so samples
+    /// move): every sample's family has the type a first, forced tick gives it.
+    @Test func everyFamilyIsTypedAcrossTicks() {
+        let t0 = TwinTime.nowMillis() / 1000 * 1000
+        let reference = Sampler().tick(now: t0, force: true).types
+        let sampler = Sampler()
+        for k in 0..<16 {
+            let obs = sampler.tick(now: t0 + Int64(k) * 1000)
+            for family in Set(obs.samples.map(\.key.metric)) {
+                #expect(obs.types[family] != nil, "tick \(k): \(family) untyped")
+                if let want = reference[family] { #expect(obs.types[family] == want, "tick \(k): \(family)") }
+            }
+        }
+    }
+
     /// The textfile collector reads well-formed `*.prom` files, skips a file with a timestamp or a bad line
     /// (and says so in `node_textfile_scrape_error`), ignores other files, and tells a missing configured
     /// directory from the absent default.
