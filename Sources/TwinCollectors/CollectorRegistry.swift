@@ -121,7 +121,7 @@ public final class Sampler {
     /// The last tick's samples, and where each collector's began in them (nil: it did not run then), so a
     /// collector's samples are typed by their place (``Observation/typed(after:offset:)``).
     private var lastSamples: [MetricSample] = []
-    private var lastStarts: [Int?] = []
+    private var lastStarts: [Int?]
     /// The latest health line of every enabled collector.
     public private(set) var health: [String: CollectorHealth] = [:]
     /// The enabled collectors' names in order, for ``sortedHealth``.
@@ -141,6 +141,7 @@ public final class Sampler {
                              relaxable: !Self.essential.contains(e.name), labels: Labels(["collector": e.name]))
         }
         changeDriven = scheduled.compactMap { $0.collector as? any ChangeDrivenCollector }
+        lastStarts = Array(repeating: nil, count: scheduled.count)
     }
 
     /// Names of the collectors that run.
@@ -208,7 +209,7 @@ public final class Sampler {
             let c = scheduled[i].collector
             let first = ctx.observation.samples.count
             starts[i] = first
-            ctx.observation.typed(after: lastSamples, offset: (i < lastStarts.count ? lastStarts[i] : nil).map { $0 - first } ?? Int.min / 2)
+            ctx.observation.typed(after: lastSamples, offset: lastStarts[i].map { $0 - first })
             ctx.restate = scheduled[i].restate
             scheduled[i].restate = false
             let h: CollectorHealth
@@ -236,7 +237,7 @@ public final class Sampler {
             let iv = scheduled[i].relaxable ? Self.relaxed(scheduled[i].interval, by: relaxation) : scheduled[i].interval
             scheduled[i].nextDue = (now / iv + 1) * iv
         }
-        ctx.observation.typed(after: [], offset: 0)
+        ctx.observation.typed(after: [], offset: nil)
         for c in changeDriven { c.keepUp(&ctx) }
         types = ctx.observation.types
         (lastSamples, lastStarts) = (ctx.observation.samples, starts)

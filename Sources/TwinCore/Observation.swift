@@ -77,10 +77,9 @@ public struct Observation: Sendable {
 
     /// Tells ``add`` that the samples added from now on are likely those of `samples` from index
     /// `samples.count + offset` on (the same collector's at the previous tick), whose families `types`
-    /// holds; an empty `samples` turns this off. Set by the collectors' scheduler, never kept in a stored tick.
-    public mutating func typed(after samples: [MetricSample], offset: Int) {
-        typedBefore = samples
-        typedOffset = samples.isEmpty ? Int.min / 2 : offset
+    /// holds; a nil `offset` turns this off. Set by the collectors' scheduler, never kept in a stored tick.
+    public mutating func typed(after samples: [MetricSample], offset: Int?) {
+        (typedBefore, typedOffset) = offset == nil ? ([], Int.min / 2) : (samples, offset!)
     }
 
     /// Adds a counter sample.
