@@ -11,8 +11,9 @@ struct TCPStateEvents {
 /// TCP sockets changing state, from the kernel's `sock:inet_sock_set_state` tracepoint through
 /// perf_event_open(2): one event per online CPU, each with its ring buffer, all in one epoll descriptor the
 /// collection loop waits on. The kernel filters the records to changes into or out of ESTABLISHED and
-/// listeners opening or closing. It needs tracefs mounted (systemd mounts it at /sys/kernel/tracing) and
-/// CAP_PERFMON (root); without them ``open(reader:)`` is nil and the sockets collector polls as before.
+/// listeners opening or closing. It needs root: CAP_PERFMON, and tracefs mounted (systemd mounts it at
+/// /sys/kernel/tracing) or CAP_SYS_ADMIN to read the tracepoint's files where it is not
+/// (``PrivateTracefs``); without them ``open(reader:)`` is nil and the sockets collector polls as before.
 final class TCPStateWatcher {
     private struct Ring {
         let fd: Int32
@@ -43,6 +44,8 @@ final class TCPStateWatcher {
     /// Data pages per CPU (64 KiB: about 680 records, several seconds of a churning host between drains).
     static let ringPages = 16
     static let tracefsRoots = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+    /// The tracepoint's directory under tracefs' root.
+    static let eventDirectory = "events/sock/inet_sock_set_state"
     /// TCP_ESTABLISHED = 1, TCP_CLOSE = 7, TCP_LISTEN = 10; IPPROTO_TCP = 6. LISTEN → SYN_RECV (a
     /// connection's socket cloned from its listener) is left out.
     static let filter = "protocol == 6 && (newstate == 1 || oldstate == 1 || newstate == 10 || (oldstate == 10 && newstate == 7))"
@@ -62,13 +65,22 @@ final class TCPStateWatcher {
     static func open(reader: FileReader) -> TCPStateWatcher? {
         guard let cpus = reader.read("/sys/devices/system/cpu/online").flatMap({ parseCPUList(String($0.filter { !$0.isWhitespace })) }),
               !cpus.isEmpty else { return nil }
+        let files = [eventDirectory + "/id", eventDirectory + "/format"]
         for root in tracefsRoots {
-            let dir = root + "/events/sock/inet_sock_set_state"
-            guard let id = reader.read(dir + "/id").flatMap({ UInt64($0.filter { !$0.isWhitespace }) }),
-                  let layout = reader.read(dir + "/format").flatMap({ TCPStateLayout(fields: parseTracepointFormat($0)) }) else { continue }
-            return open(tracepoint: id, layout: layout, cpus: cpus)
+            if let (id, layout) = tracepoint(files.map { reader.read(root + "/" + $0) }) {
+                return open(tracepoint: id, layout: layout, cpus: cpus)
+            }
         }
-        return nil
+        // Not mounted: read them in a mount namespace of the reading thread's own, as root can.
+        guard let (id, layout) = PrivateTracefs.read(files).flatMap(tracepoint) else { return nil }
+        return open(tracepoint: id, layout: layout, cpus: cpus)
+    }
+
+    /// The tracepoint's id and record layout from its `id` and `format` files' text.
+    static func tracepoint(_ files: [String?]) -> (UInt64, TCPStateLayout)? {
+        guard files.count == 2, let id = files[0].flatMap({ UInt64($0.filter { !$0.isWhitespace }) }),
+              let layout = files[1].flatMap({ TCPStateLayout(fields: parseTracepointFormat($0)) }) else { return nil }
+        return (id, layout)
     }
 
     private static func open(tracepoint: UInt64, layout: TCPStateLayout, cpus: [Int]) -> TCPStateWatcher? {

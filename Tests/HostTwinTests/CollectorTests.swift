@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import TwinCollectors
 @testable import TwinStorage
@@ -413,10 +414,54 @@ import TwinCore
         #expect(collector.listings == 2)
     }
 
+    /// Whether the TCP state tracepoint's files can be read here: root, with tracefs mounted or the right to
+    /// mount it in a namespace of a thread's own.
+    static let tracepointReadable = getuid() == 0
+        && (FileManager.default.fileExists(atPath: "/sys/kernel/tracing/" + TCPStateWatcher.eventDirectory + "/id") || hasCapability(21))
+
+    /// Where tracefs is not mounted, root reads the tracepoint's files in a thread's own mount namespace: the
+    /// same files as the host's tracefs where it is mounted, and nothing is left in the host's mount table
+    /// (nor in this process's: the thread ended with its namespace).
+    @Test(.enabled(if: Self.hasCapability(21), "mounting tracefs in a namespace needs CAP_SYS_ADMIN"))
+    func tracefsIsReadInAMountNamespaceOfItsOwn() throws {
+        let mountTables = { try ["/proc/self/mountinfo", "/proc/1/mountinfo"].map { try String(contentsOfFile: $0, encoding: .utf8) } }
+        let before = try mountTables()
+        let files = [TCPStateWatcher.eventDirectory + "/id", TCPStateWatcher.eventDirectory + "/format", "no/such/file"]
+        // While mounted: in the reading thread's table, and in neither this process's nor init's.
+        final class Seen: Sendable { let tables = Mutex<[String]>([]) }
+        let seen = Seen()
+        let read = try #require(PrivateTracefs.read(files) {
+            let tables = ["/proc/thread-self/mountinfo", "/proc/self/mountinfo", "/proc/1/mountinfo"]
+            seen.tables.withLock { $0 = tables.map { (try? String(contentsOfFile: $0, encoding: .utf8)) ?? "" } }
+        })
+        let whileMounted = seen.tables.withLock { $0 }
+        #expect(whileMounted.count == 3)
+        #expect(whileMounted.first?.contains(" - tracefs ") == true)
+        #expect(Array(whileMounted.dropFirst()) == before)
+        #expect(read.count == 3)
+        #expect(read[2] == nil)
+        let (id, layout) = try #require(TCPStateWatcher.tracepoint(Array(read[0..<2])))
+        #expect(id > 0)
+        #expect(layout == TCPStateLayout(fields: parseTracepointFormat(try #require(read[1]))))
+        #expect(try mountTables() == before)
+        let hostRoot = "/sys/kernel/tracing/"
+        if FileManager.default.fileExists(atPath: hostRoot + files[0]) {
+            #expect(read[0] == (try String(contentsOfFile: hostRoot + files[0], encoding: .utf8)))
+            #expect(read[1] == (try String(contentsOfFile: hostRoot + files[1], encoding: .utf8)))
+        }
+    }
+
+    /// Whether this process holds the capability numbered `bit` (CapEff in /proc/self/status).
+    static func hasCapability(_ bit: Int) -> Bool {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let caps = UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces), radix: 16) else { return false }
+        return caps & (1 << UInt64(bit)) != 0
+    }
+
     /// Between ticks, a TCP connection and a listener appear and disappear from the kernel's tracepoint,
-    /// with no dump of the connection table (root and tracefs: skipped otherwise).
-    @Test(.enabled(if: getuid() == 0 && FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events/sock/inet_sock_set_state/id"),
-                   "the TCP state tracepoint needs root and tracefs at /sys/kernel/tracing"))
+    /// with no dump of the connection table (root: skipped otherwise).
+    @Test(.enabled(if: Self.tracepointReadable, "the TCP state tracepoint needs root"))
     func connectionsFollowTheKernelsTCPChanges() throws {
         let sampler = Sampler(selection: only("sockets"), config: CollectorConfig())
         let t0 = TwinTime.nowMillis()
@@ -465,9 +510,8 @@ import TwinCore
     /// A connection the tracepoint announced between ticks has no owner at first; the next tick looks its
     /// socket up by its two ends (no dump is due two seconds after the last) and names both owners: the
     /// new process that connected and this process, which accepted.
-    @Test(.enabled(if: getuid() == 0 && FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events/sock/inet_sock_set_state/id")
-                   && FileManager.default.isExecutableFile(atPath: "/bin/bash"),
-                   "the TCP state tracepoint needs root and tracefs at /sys/kernel/tracing; bash for /dev/tcp"))
+    @Test(.enabled(if: Self.tracepointReadable && FileManager.default.isExecutableFile(atPath: "/bin/bash"),
+                   "the TCP state tracepoint needs root; bash for /dev/tcp"))
     func announcedConnectionsGetTheirOwnersAtTheNextTick() throws {
         let listener = try #require(Self.loopbackListener())
         defer { close(listener) }
