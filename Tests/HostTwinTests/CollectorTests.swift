@@ -507,6 +507,72 @@ import TwinCore
         #expect(listed(at: t0 + 3000) == nil)
     }
 
+    /// The tracepoint reports every network namespace's sockets: a connection and a listener in another
+    /// namespace (a container's) are not the host's, between ticks or at them, while this namespace's
+    /// connection, opened after them, is.
+    @Test(.enabled(if: Self.tracepointReadable && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")
+                   && FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"),
+                   "the TCP state tracepoint needs root; unshare(1) and python3 for another network namespace"))
+    func anotherNetworkNamespacesSocketsAreNotTheHosts() throws {
+        let sampler = Sampler(selection: only("sockets"), config: CollectorConfig())
+        let t0 = TwinTime.nowMillis()
+        _ = sampler.tick(now: t0, force: true) // the first dump; the watcher opens
+        #expect(sampler.changeDescriptors.count == 1)
+        // In a new network namespace: loopback up, a listener and a connection to it; their ports printed.
+        let script = """
+            import fcntl, socket, struct, sys
+            fcntl.ioctl(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), 0x8914, struct.pack('16sH22x', b'lo', 0x9))
+            l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()
+            c = socket.create_connection(l.getsockname()); a, _ = l.accept()
+            print(l.getsockname()[1], c.getsockname()[1], flush=True)
+            sys.stdin.read()
+            """
+        let other = Process()
+        other.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        other.arguments = ["--net", "/usr/bin/python3", "-c", script]
+        let (input, output) = (Pipe(), Pipe())
+        (other.standardInput, other.standardOutput) = (input, output)
+        try other.run()
+        defer { try? input.fileHandleForWriting.close(); other.waitUntilExit() }
+        var printed = Data()
+        while !printed.contains(UInt8(ascii: "\n")) {
+            let more = output.fileHandleForReading.availableData
+            try #require(!more.isEmpty, "the other namespace's script ended: \(other.terminationStatus)")
+            printed.append(more)
+        }
+        let ports = String(decoding: printed, as: UTF8.self).split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        try #require(ports.count == 2)
+        let foreign: Set = ["tcp/127.0.0.1:\(ports[1])/127.0.0.1:\(ports[0])", "tcp/127.0.0.1:\(ports[0])/127.0.0.1:\(ports[1])"]
+        // Then a connection in this namespace, which must show.
+        let listener = try #require(Self.loopbackListener())
+        defer { close(listener) }
+        let serverPort = Self.port(listener)
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(client) }
+        var to = Self.loopback(UInt16(serverPort))
+        let connected = withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let server = accept(listener, nil, nil)
+        defer { close(server) }
+        #expect(connected == 0 && server >= 0)
+        let ours = "tcp/127.0.0.1:\(Self.port(client))/127.0.0.1:\(serverPort)"
+        var seen: Set<String> = [], listeners: Set<String> = []
+        for i in 0..<200 where !seen.contains(ours) {
+            if let obs = sampler.refreshChanged(now: t0 + 10 + Int64(i)) {
+                seen.formUnion(obs.entities[.connections]?.map(\.key) ?? [])
+                listeners.formUnion(obs.entities[.listeningPorts]?.map(\.key) ?? [])
+            }
+            usleep(5_000)
+        }
+        #expect(seen.contains(ours), "\(seen)")
+        #expect(seen.isDisjoint(with: foreign), "\(seen)")
+        #expect(!listeners.contains("tcp/127.0.0.1/\(ports[0])"))
+        let tick = sampler.tick(now: t0 + 1000, force: true)
+        let atTick = Set((tick.entities[.connections] ?? []).map(\.key))
+        #expect(atTick.isDisjoint(with: foreign))
+        #expect(atTick.contains(ours))
+        #expect(tick.entities[.listeningPorts]?.contains { $0.key == "tcp/127.0.0.1/\(ports[0])" } == false)
+    }
+
     /// A connection the tracepoint announced between ticks has no owner at first; the next tick looks its
     /// socket up by its two ends (no dump is due two seconds after the last) and names both owners: the
     /// new process that connected and this process, which accepted.

@@ -12,19 +12,18 @@ import TwinCore
 /// both families, 4 ms through `/proc/net/tcp` on a large table), so they are re-read at most every
 /// `connectionMinInterval` (times the CPU budget's relaxation, ``CollectContext/relaxation``, up to a minute)
 /// and at least every `connectionMaxInterval`: without the tracepoint below, when the sockstat in-use counts
-/// change; with it, when more announced connections await their socket than `exactLookupLimit`. Under a
+/// change; with it, when more connections were announced than `exactLookupLimit` could look up. Under a
 /// fixture root (`--root`), everything comes from the proc files. The `/proc/*/fd` walk runs only when a
 /// socket inode without a known owner appears.
 ///
 /// Between ticks (change-driven capture), TCP changes come from the kernel's `sock:inet_sock_set_state`
-/// tracepoint where it can be opened (``TCPStateWatcher``: root and tracefs): a connection entering or
-/// leaving ESTABLISHED is added to or removed from the last set at once, without a dump, and so is a
-/// listener opening or closing (a close on a key several sockets may share triggers the LISTEN-only dump
-/// instead). Where the kernel announces nothing (UDP, or no
-/// tracepoint), listeners are polled every `fastInterval` for `fastWindow` after the listener set last
-/// changed (the LISTEN-only dump costs tens of µs). A socket first seen between ticks has no owner until
-/// the next tick's fd walk; an announced connection's socket (its inode) is looked up by its two ends at
-/// that tick (sock_diag's exact request), so it gets its owner then too. The tick applies the pending changes too,
+/// tracepoint where it can be opened (``TCPStateWatcher``: root): a connection entering ESTABLISHED is
+/// looked up by its two ends in this network namespace (sock_diag's exact request; the tracepoint reports
+/// every namespace's sockets, containers' too) and added to the last set if found there, one leaving it
+/// removed, without a dump; a listener opening or closing makes the refresh dump listeners. Where the
+/// kernel announces nothing (UDP, or no tracepoint), listeners are polled every `fastInterval` for
+/// `fastWindow` after the listener set last changed (the LISTEN-only dump costs tens of µs). A socket
+/// first seen between ticks has no owner until the next tick's fd walk. The tick applies the pending changes too,
 /// so connections are current at every tick even when the CPU budget holds refreshes back; lost changes (a
 /// full ring) make the next tick dump them.
 public final class SocketCollector: Collector {
@@ -47,11 +46,8 @@ public final class SocketCollector: Collector {
     public var fastInterval: Int64 = 100
     public var fastWindow: Int64 = 10_000
     private var lastListeners: [String: Entity] = [:]
-    /// Listening keys that more than one socket may hold (SO_REUSEPORT workers): the close of one of them
-    /// is resolved by a dump, not by removing the key. Keys held twice in the last dump, and keys whose
-    /// socket opened while the key was already there.
-    private var sharedListenerKeys: Set<String> = []
-    /// A listener closed on a shared key: the next refresh dumps listeners.
+    /// The tracepoint announced a listener opening or closing: the next refresh dumps listeners (the
+    /// announcement may be another network namespace's, or one of several sockets on a key).
     private var listenerDumpNeeded = false
     private var fastUntil: Int64 = .min
     private var lastFast: Int64 = 0
@@ -66,10 +62,15 @@ public final class SocketCollector: Collector {
     private var tcpInodes: [String: UInt64] = [:]
     /// The connected UDP sockets last stored, by key (among `connections`).
     private var udpConnections: [String: Entity] = [:]
-    /// TCP connections the tracepoint announced whose socket (so owner) is not known yet, by key.
+    /// TCP connections the tracepoint announced past `exactLookupLimit`, stored unverified and without a
+    /// socket until a look-up or a dump, by key.
     private var unresolved: [String: SocketLine] = [:]
-    /// Announced connections looked up one by one at a tick (sock_diag's exact request, microseconds each);
-    /// with more pending the tick dumps the connection hash instead, once `connectionMinInterval` has passed.
+    /// Announced connections found in this namespace whose owner is not known yet: the next tick's fd walk
+    /// names it.
+    private var awaitingOwner: [SocketLine] = []
+    /// Announced connections looked up one by one at each drain and tick (sock_diag's exact request,
+    /// microseconds each); past it they are stored unverified and the tick dumps the connection hash, once
+    /// `connectionMinInterval` has passed.
     public var exactLookupLimit = 64
     /// The netlink socket of every dump and look-up.
     private let diag = NetlinkSockDiag()
@@ -108,9 +109,9 @@ public final class SocketCollector: Collector {
             udpInUse = (ctx.reader.withHeldBytes(files.ipv4) { everySockstatInUse($0, into: &counts, reporting: "UDP:") } ?? nil,
                         ctx.reader.withHeldBytes(files.ipv6) { everySockstatInUse($0, into: &counts, reporting: "UDP6:") } ?? nil)
         }
-        let changes = applyTCPChanges()
+        let announced = applyTCPChanges()
         let since = lastConnectionScan == .min ? Int64.max : now &- lastConnectionScan
-        let changedSinceDump = tcpWatcher == nil ? counts != lastCounts : unresolved.count > exactLookupLimit
+        let changedSinceDump = tcpWatcher == nil ? counts != lastCounts : !unresolved.isEmpty
         let connectionsDue = lastConnectionScan == .min || since >= connectionMaxInterval || connectionChangesLost
             || (changedSinceDump && since >= Sampler.relaxed(connectionMinInterval, by: ctx.relaxation))
 
@@ -150,12 +151,16 @@ public final class SocketCollector: Collector {
         // their ends; connected UDP sockets from every tick's UDP dump.
         let established = connTables.map { tcp in tcp.flatMap { t in t.rows.filter { $0.state == 1 }.map { (t, $0) } } }
         let udpConnected = listenTables.filter { $0.proto == "udp" }.flatMap { t in t.rows.filter { $0.state == 1 }.map { (t, $0) } }
-        var found: [SocketLine] = []
-        if established == nil, live, connections != nil, !unresolved.isEmpty {
-            for key in Array(unresolved.keys.prefix(exactLookupLimit)) {
-                if let line = unresolved.removeValue(forKey: key).flatMap(diag.find(tcp:)) { found.append(line) }
-            }
+        var lookedUp = false
+        if established == nil, live, var conns = connections, !unresolved.isEmpty {
+            connections = nil // held once
+            let pending = unresolved
+            unresolved = [:]
+            lookedUp = admit(pending, into: &conns)
+            connections = conns
         }
+        let found = established == nil ? awaitingOwner : []
+        awaitingOwner = []
         // Sockets read at this tick; between dumps the stored connections' inodes are present too, but
         // were looked at when they came, so only a walk needs them.
         let inodes = listening.map(\.1.inode) + udpConnected.map(\.1.inode) + (established?.map(\.1.inode) ?? found.map(\.inode))
@@ -174,12 +179,12 @@ public final class SocketCollector: Collector {
             ports = last.ports
         } else {
             ports = listeningPorts(listening)
-            noteListenerDump(ports, listening, at: now, live: live)
+            noteListenerDump(ports, at: now, live: live)
             lastListening = (listening, ports)
         }
         ctx.observation.set(.listeningPorts, Array(ports.values))
         ctx.observation.add("hosttwin_listening_sockets", .empty, Double(ports.count))
-        var changed = changes.connections
+        var changed = announced || lookedUp
         if let established {
             lastConnectionScan = now
             connectionDumps += 1
@@ -201,8 +206,7 @@ public final class SocketCollector: Collector {
             for r in found {
                 let e = Self.connection(proto: "tcp", family: Self.familyName(Int(r.family)), r, owner: owners[r.inode])
                 // Closed since it was announced: the close removed it.
-                guard conns[e.key] != nil else { continue }
-                tcpInodes[e.key] = r.inode
+                guard conns[e.key] != nil, tcpInodes[e.key] == r.inode else { continue }
                 if conns[e.key] != e { conns[e.key] = e; changed = true }
             }
             var udp: [String: Entity] = [:]
@@ -233,10 +237,14 @@ public final class SocketCollector: Collector {
     /// "ipv6" for AF_INET6, else "ipv4": the `family` attribute of sockets the kernel reported.
     static func familyName(_ family: Int) -> String { family == Int(AF_INET6) ? "ipv6" : "ipv4" }
 
+    /// A connection's key: its protocol and both ends.
+    static func connectionKey(proto: String, _ r: SocketLine) -> String {
+        "\(proto)/\(r.localAddress):\(r.localPort)/\(r.remoteAddress):\(r.remotePort)"
+    }
+
     /// A connection as an entity, keyed by protocol and both ends.
     static func connection(proto: String, family: String, _ r: SocketLine, owner: (pid: Int, name: String)?) -> Entity {
-        let key = "\(proto)/\(r.localAddress):\(r.localPort)/\(r.remoteAddress):\(r.remotePort)"
-        return Entity(kind: .connections, key: key, attributes: [
+        Entity(kind: .connections, key: connectionKey(proto: proto, r), attributes: [
             "protocol": .string(proto), "family": .string(family),
             "local_address": .string(r.localAddress), "local_port": .int(Int64(r.localPort)),
             "remote_address": .string(r.remoteAddress), "remote_port": .int(Int64(r.remotePort)),
@@ -246,12 +254,9 @@ public final class SocketCollector: Collector {
         ])
     }
 
-    /// Takes a dump's listeners as the last set, with the keys held by more than one socket. The fast poll
-    /// starts when the set changed in a way the kernel does not announce (UDP, or TCP without the watcher).
-    private func noteListenerDump(_ ports: [String: Entity], _ listening: [(Table, SocketLine)], at now: Int64, live: Bool) {
-        var held: [String: Int] = [:]
-        for (t, r) in listening where t.proto == "tcp" { held["tcp/\(r.localAddress)/\(r.localPort)", default: 0] += 1 }
-        sharedListenerKeys = Set(held.filter { $0.value > 1 }.keys)
+    /// Takes a dump's listeners as the last set. The fast poll starts when the set changed in a way the
+    /// kernel does not announce (UDP, or TCP without the watcher).
+    private func noteListenerDump(_ ports: [String: Entity], at now: Int64, live: Bool) {
         listenerDumpNeeded = false
         guard ports != lastListeners else { return }
         let unannounced = tcpWatcher == nil || ports.filter { $0.key.hasPrefix("udp/") } != lastListeners.filter { $0.key.hasPrefix("udp/") }
@@ -259,52 +264,72 @@ public final class SocketCollector: Collector {
         if live, unannounced { fastUntil = now + fastWindow }
     }
 
-    /// Applies the TCP changes the kernel reported since the last call to ``connections`` and the
-    /// listeners: whether each set changed. A listener opening is added (without owner or uid until the
-    /// next tick); one closing removes its key unless the key may be shared (then the next refresh dumps).
-    private func applyTCPChanges() -> (connections: Bool, listeners: Bool) {
-        guard let watcher = tcpWatcher else { return (false, false) }
+    /// Applies the TCP changes the kernel reported since the last call to ``connections``: whether they
+    /// changed. The tracepoint reports the sockets of
+    /// every network namespace (containers' too), so nothing it announces is taken as the host's unseen: a
+    /// connection opening is looked up in this namespace first (``admit(_:into:)``), and a listener opening
+    /// or closing makes the next refresh dump listeners (tens of µs).
+    private func applyTCPChanges() -> Bool {
+        guard let watcher = tcpWatcher else { return false }
         let events = watcher.drain()
         if events.lost { connectionChangesLost = true }
-        var (connectionsChanged, listeners) = (false, false)
-        let dumped = connections != nil
-        var conns = connections ?? [:]
+        var changed = false
+        guard var conns = connections else { return false } // the first dump is to come
         connections = nil // held once, so the changes below do not copy it
+        var opened: [String: SocketLine] = [:]
         for c in events.changes {
             // A listener opens (→ LISTEN) or closes (LISTEN → CLOSE); LISTEN → SYN_RECV is a connection's
             // socket cloned from its listener, which stays.
             if c.newState == 10 || (c.oldState == 10 && c.newState == 7) {
-                listenersAnnounced = true
-                lastListening = nil
-                let key = "tcp/\(c.local.address)/\(c.local.port)"
-                if c.newState == 10 {
-                    if lastListeners[key] != nil { sharedListenerKeys.insert(key); continue }
-                    lastListeners[key] = Entity(kind: .listeningPorts, key: key, attributes: [
-                        "protocol": "tcp", "family": .string(Self.familyName(c.family)), "address": .string(c.local.address),
-                        "port": .int(Int64(c.local.port)), "uid": .null, "pid": .null, "process": .null,
-                    ])
-                } else if sharedListenerKeys.contains(key) {
-                    listenerDumpNeeded = true
-                } else if lastListeners.removeValue(forKey: key) == nil {
-                    continue
-                }
-                listeners = true
+                (listenersAnnounced, listenerDumpNeeded, lastListening) = (true, true, nil)
                 continue
             }
             guard c.newState == 1 || c.oldState == 1 else { continue }
             let line = SocketLine(localAddress: c.local.address, localPort: c.local.port, remoteAddress: c.remote.address,
                                   remotePort: c.remote.port, state: c.newState, uid: 0, inode: 0, family: UInt8(truncatingIfNeeded: c.family))
-            let e = Self.connection(proto: "tcp", family: Self.familyName(c.family), line, owner: nil)
+            let key = Self.connectionKey(proto: "tcp", line)
             if c.newState == 1 {
-                if conns[e.key] == nil { conns[e.key] = e; unresolved[e.key] = line; connectionsChanged = true }
-            } else if conns.removeValue(forKey: e.key) != nil {
-                unresolved[e.key] = nil
-                tcpInodes[e.key] = nil
-                connectionsChanged = true
+                if conns[key] == nil { opened[key] = line }
+            } else {
+                opened[key] = nil
+                unresolved[key] = nil
+                tcpInodes[key] = nil
+                if conns.removeValue(forKey: key) != nil { changed = true }
             }
         }
-        if dumped { connections = conns } else { connectionsChanged = false }
-        return (connectionsChanged, listeners)
+        if admit(opened, into: &conns) { changed = true }
+        connections = conns
+        return changed
+    }
+
+    /// Looks announced connections up in this network namespace, up to `exactLookupLimit`: one found is
+    /// the host's and is stored with its socket (its owner, if not known, at the next tick's fd walk); one
+    /// not found is another namespace's or closed since, and is not stored (or no longer). Past the limit
+    /// they are stored unverified and kept in `unresolved` for the next tick's look-ups or dump. Whether
+    /// `conns` changed.
+    private func admit(_ announced: [String: SocketLine], into conns: inout [String: Entity]) -> Bool {
+        var changed = false
+        var lookups = 0
+        for (key, line) in announced {
+            guard lookups < exactLookupLimit else {
+                if conns[key] == nil { conns[key] = Self.connection(proto: "tcp", family: Self.familyName(Int(line.family)), line, owner: nil) }
+                unresolved[key] = line
+                changed = true
+                continue
+            }
+            lookups += 1
+            guard let socket = diag.find(tcp: line) else {
+                if conns.removeValue(forKey: key) != nil { changed = true }
+                tcpInodes[key] = nil
+                continue
+            }
+            let owner = owners[socket.inode]
+            conns[key] = Self.connection(proto: "tcp", family: Self.familyName(Int(socket.family)), socket, owner: owner)
+            tcpInodes[key] = socket.inode
+            if owner == nil { awaitingOwner.append(socket) }
+            changed = true
+        }
+        return changed
     }
 
     /// TCP sockets in LISTEN over netlink, IPv4 and IPv6, dumped afresh; nil where netlink is unavailable.
@@ -432,14 +457,9 @@ extension SocketCollector: ChangeDrivenCollector {
     public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
         let now = ctx.observation.timestamp
         guard ctx.paths.proc == "/proc" else { return false }
-        let changes = applyTCPChanges()
         var refreshed = false
-        if changes.connections, let connections {
+        if applyTCPChanges(), let connections {
             ctx.observation.set(.connections, Array(connections.values))
-            refreshed = true
-        }
-        if changes.listeners, !listenerDumpNeeded {
-            ctx.observation.set(.listeningPorts, Array(lastListeners.values))
             refreshed = true
         }
         guard listenerDumpNeeded || nextFastPoll.map({ now >= $0 }) == true else { return refreshed }
@@ -449,8 +469,8 @@ extension SocketCollector: ChangeDrivenCollector {
         let listening = Self.listening(tcp + udp)
         let ports = listeningPorts(listening)
         let changed = ports != lastListeners
-        noteListenerDump(ports, listening, at: now, live: true)
-        guard changed || changes.listeners else { return refreshed }
+        noteListenerDump(ports, at: now, live: true)
+        guard changed else { return refreshed }
         ctx.observation.set(.listeningPorts, Array(ports.values))
         return true
     }
