@@ -76,8 +76,9 @@ final class NetlinkSockDiag {
     deinit { if fd >= 0 { close(fd) } }
 
     /// Sends one request of `type` with `body` after the netlink header and reads the sockets: a dump's
-    /// until NLMSG_DONE, an exact request's one answer. Nil when netlink is unavailable or the kernel
-    /// answers with an error (the socket is closed then, and the next request opens another).
+    /// until NLMSG_DONE, an exact request's one answer (none when the kernel answers that it has no such
+    /// socket). Nil when netlink is unavailable or the kernel answers a dump with an error (the socket is
+    /// closed then, and the next request opens another).
     private func request(type: UInt16, _ body: [UInt8], dump: Bool = true) -> [SocketLine]? {
         if fd < 0 { fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Self.netlinkSockDiag) }
         guard fd >= 0 else { return nil }
@@ -108,7 +109,9 @@ final class NetlinkSockDiag {
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return nil }
             let (socks, done, err) = buf.withUnsafeBufferPointer { parseInetDiagMessages(UnsafeBufferPointer(rebasing: $0[0..<n])) }
-            if err != nil && err != 0 { return nil }
+            // An exact request for a socket that is not there is answered with an error (ENOENT): no socket,
+            // and the netlink socket stays usable.
+            if err != nil && err != 0 { return dump ? nil : [] }
             out += socks
             if done || !dump { return out }
         }

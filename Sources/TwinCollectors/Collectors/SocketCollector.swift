@@ -17,10 +17,11 @@ import TwinCore
 /// socket inode without a known owner appears.
 ///
 /// Between ticks (change-driven capture), TCP changes come from the kernel's `sock:inet_sock_set_state`
-/// tracepoint where it can be opened (``TCPStateWatcher``: root): a connection entering ESTABLISHED is
-/// looked up by its two ends in this network namespace (sock_diag's exact request; the tracepoint reports
-/// every namespace's sockets, containers' too) and added to the last set if found there, one leaving it
-/// removed, without a dump; a listener opening or closing makes the refresh dump listeners. Where the
+/// tracepoint where it can be opened (``TCPStateWatcher``: root): a connection entering ESTABLISHED or a
+/// listener opening is looked up by its ends in this network namespace (sock_diag's exact request; the
+/// tracepoint reports every namespace's sockets, containers' too) and added to the last set if found
+/// there; a connection leaving ESTABLISHED is removed, and so is a listener closing unless the look-up
+/// still finds one on its key (several sockets may share it). No dump. Where the
 /// kernel announces nothing (UDP, or no tracepoint), listeners are polled every `fastInterval` for
 /// `fastWindow` after the listener set last changed (the LISTEN-only dump costs tens of µs). A socket
 /// first seen between ticks has no owner until the next tick's fd walk. The tick applies the pending changes too,
@@ -46,8 +47,8 @@ public final class SocketCollector: Collector {
     public var fastInterval: Int64 = 100
     public var fastWindow: Int64 = 10_000
     private var lastListeners: [String: Entity] = [:]
-    /// The tracepoint announced a listener opening or closing: the next refresh dumps listeners (the
-    /// announcement may be another network namespace's, or one of several sockets on a key).
+    /// Announced listener changes were more than `exactLookupLimit` could look up: the next refresh dumps
+    /// listeners.
     private var listenerDumpNeeded = false
     private var fastUntil: Int64 = .min
     private var lastFast: Int64 = 0
@@ -109,7 +110,7 @@ public final class SocketCollector: Collector {
             udpInUse = (ctx.reader.withHeldBytes(files.ipv4) { everySockstatInUse($0, into: &counts, reporting: "UDP:") } ?? nil,
                         ctx.reader.withHeldBytes(files.ipv6) { everySockstatInUse($0, into: &counts, reporting: "UDP6:") } ?? nil)
         }
-        let announced = applyTCPChanges()
+        let announced = applyTCPChanges().connections
         let since = lastConnectionScan == .min ? Int64.max : now &- lastConnectionScan
         let changedSinceDump = tcpWatcher == nil ? counts != lastCounts : !unresolved.isEmpty
         let connectionsDue = lastConnectionScan == .min || since >= connectionMaxInterval || connectionChangesLost
@@ -156,10 +157,12 @@ public final class SocketCollector: Collector {
             connections = nil // held once
             let pending = unresolved
             unresolved = [:]
+            lookupsLeft = exactLookupLimit
             lookedUp = admit(pending, into: &conns)
             connections = conns
         }
-        let found = established == nil ? awaitingOwner : []
+        // Those closed since they were found need no owner (nor a walk for one).
+        let found = established == nil ? awaitingOwner.filter { tcpInodes[Self.connectionKey(proto: "tcp", $0)] == $0.inode } : []
         awaitingOwner = []
         // Sockets read at this tick; between dumps the stored connections' inodes are present too, but
         // were looked at when they came, so only a walk needs them.
@@ -264,24 +267,43 @@ public final class SocketCollector: Collector {
         if live, unannounced { fastUntil = now + fastWindow }
     }
 
-    /// Applies the TCP changes the kernel reported since the last call to ``connections``: whether they
-    /// changed. The tracepoint reports the sockets of
-    /// every network namespace (containers' too), so nothing it announces is taken as the host's unseen: a
-    /// connection opening is looked up in this namespace first (``admit(_:into:)``), and a listener opening
-    /// or closing makes the next refresh dump listeners (tens of µs).
-    private func applyTCPChanges() -> Bool {
-        guard let watcher = tcpWatcher else { return false }
+    /// Applies the TCP changes the kernel reported since the last call to ``connections`` and the
+    /// listeners: whether each set changed. The tracepoint reports the sockets of every network namespace
+    /// (containers' too), so what it announces is looked up in this one (``socketHere(_:state:)``) before it
+    /// is taken as the host's: a connection opening (``admit(_:into:)``), a listener opening (added, without
+    /// owner or uid until the next tick), a listener closing (its key removed unless another socket here
+    /// still holds it). Past `exactLookupLimit` look-ups in a drain, listener changes wait for a dump.
+    private func applyTCPChanges() -> (connections: Bool, listeners: Bool) {
+        guard let watcher = tcpWatcher else { return (false, false) }
         let events = watcher.drain()
         if events.lost { connectionChangesLost = true }
-        var changed = false
-        guard var conns = connections else { return false } // the first dump is to come
+        var (connectionsChanged, listeners) = (false, false)
+        guard var conns = connections else { return (false, false) } // the first dump is to come
         connections = nil // held once, so the changes below do not copy it
         var opened: [String: SocketLine] = [:]
+        lookupsLeft = exactLookupLimit
         for c in events.changes {
             // A listener opens (→ LISTEN) or closes (LISTEN → CLOSE); LISTEN → SYN_RECV is a connection's
             // socket cloned from its listener, which stays.
             if c.newState == 10 || (c.oldState == 10 && c.newState == 7) {
-                (listenersAnnounced, listenerDumpNeeded, lastListening) = (true, true, nil)
+                listenersAnnounced = true // the next tick dumps them (owners, uids)
+                lastListening = nil
+                guard !listenerDumpNeeded else { continue }
+                guard lookupsLeft > 0 else { listenerDumpNeeded = true; continue }
+                let key = "tcp/\(c.local.address)/\(c.local.port)"
+                let here = socketHere(SocketLine(localAddress: c.local.address, localPort: c.local.port, remoteAddress: c.remote.address,
+                                                 remotePort: c.remote.port, state: 10, uid: 0, inode: 0, family: UInt8(truncatingIfNeeded: c.family)),
+                                      state: 10) != nil
+                if c.newState == 10 {
+                    guard here, lastListeners[key] == nil else { continue }
+                    lastListeners[key] = Entity(kind: .listeningPorts, key: key, attributes: [
+                        "protocol": "tcp", "family": .string(Self.familyName(c.family)), "address": .string(c.local.address),
+                        "port": .int(Int64(c.local.port)), "uid": .null, "pid": .null, "process": .null,
+                    ])
+                } else {
+                    guard !here, lastListeners.removeValue(forKey: key) != nil else { continue }
+                }
+                listeners = true
                 continue
             }
             guard c.newState == 1 || c.oldState == 1 else { continue }
@@ -294,31 +316,42 @@ public final class SocketCollector: Collector {
                 opened[key] = nil
                 unresolved[key] = nil
                 tcpInodes[key] = nil
-                if conns.removeValue(forKey: key) != nil { changed = true }
+                if conns.removeValue(forKey: key) != nil { connectionsChanged = true }
             }
         }
-        if admit(opened, into: &conns) { changed = true }
+        if admit(opened, into: &conns) { connectionsChanged = true }
         connections = conns
-        return changed
+        return (connectionsChanged, listeners)
     }
 
-    /// Looks announced connections up in this network namespace, up to `exactLookupLimit`: one found is
-    /// the host's and is stored with its socket (its owner, if not known, at the next tick's fd walk); one
-    /// not found is another namespace's or closed since, and is not stored (or no longer). Past the limit
-    /// they are stored unverified and kept in `unresolved` for the next tick's look-ups or dump. Whether
-    /// `conns` changed.
+    /// Look-ups left in this drain (``exactLookupLimit`` at each).
+    private var lookupsLeft = 0
+
+    /// The socket with `line`'s two ends in this network namespace, if it is in `state` (1 ESTABLISHED, 10
+    /// LISTEN). The exact request answers with a listener when no connection has those ends, so the answer's
+    /// state and ends are checked.
+    private func socketHere(_ line: SocketLine, state: Int) -> SocketLine? {
+        lookupsLeft -= 1
+        guard let s = diag.find(tcp: line), s.state == state, s.localPort == line.localPort, s.remotePort == line.remotePort,
+              s.localAddress == line.localAddress, s.remoteAddress == line.remoteAddress else { return nil }
+        return s
+    }
+
+    /// Looks announced connections up in this network namespace while look-ups are left in the drain: one
+    /// found is the host's and is stored with its socket (its owner, if not known, at the next tick's fd
+    /// walk); one not found is another namespace's or closed since, and is not stored (or no longer). Past
+    /// the limit they are stored unverified and kept in `unresolved` for the next tick's look-ups or dump.
+    /// Whether `conns` changed.
     private func admit(_ announced: [String: SocketLine], into conns: inout [String: Entity]) -> Bool {
         var changed = false
-        var lookups = 0
         for (key, line) in announced {
-            guard lookups < exactLookupLimit else {
+            guard lookupsLeft > 0 else {
                 if conns[key] == nil { conns[key] = Self.connection(proto: "tcp", family: Self.familyName(Int(line.family)), line, owner: nil) }
                 unresolved[key] = line
                 changed = true
                 continue
             }
-            lookups += 1
-            guard let socket = diag.find(tcp: line) else {
+            guard let socket = socketHere(line, state: 1) else {
                 if conns.removeValue(forKey: key) != nil { changed = true }
                 tcpInodes[key] = nil
                 continue
@@ -457,9 +490,14 @@ extension SocketCollector: ChangeDrivenCollector {
     public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
         let now = ctx.observation.timestamp
         guard ctx.paths.proc == "/proc" else { return false }
+        let changes = applyTCPChanges()
         var refreshed = false
-        if applyTCPChanges(), let connections {
+        if changes.connections, let connections {
             ctx.observation.set(.connections, Array(connections.values))
+            refreshed = true
+        }
+        if changes.listeners, !listenerDumpNeeded {
+            ctx.observation.set(.listeningPorts, Array(lastListeners.values))
             refreshed = true
         }
         guard listenerDumpNeeded || nextFastPoll.map({ now >= $0 }) == true else { return refreshed }
@@ -470,7 +508,7 @@ extension SocketCollector: ChangeDrivenCollector {
         let ports = listeningPorts(listening)
         let changed = ports != lastListeners
         noteListenerDump(ports, at: now, live: true)
-        guard changed else { return refreshed }
+        guard changed || changes.listeners else { return refreshed }
         ctx.observation.set(.listeningPorts, Array(ports.values))
         return true
     }
