@@ -283,6 +283,8 @@ public final class SocketCollector: Collector {
         var opened: [String: SocketLine] = [:]
         lookupsLeft = exactLookupLimit
         for c in events.changes {
+            let line = SocketLine(localAddress: c.local.address, localPort: c.local.port, remoteAddress: c.remote.address,
+                                  remotePort: c.remote.port, state: c.newState, uid: 0, inode: 0, family: UInt8(truncatingIfNeeded: c.family))
             // A listener opens (→ LISTEN) or closes (LISTEN → CLOSE); LISTEN → SYN_RECV is a connection's
             // socket cloned from its listener, which stays.
             if c.newState == 10 || (c.oldState == 10 && c.newState == 7) {
@@ -291,9 +293,7 @@ public final class SocketCollector: Collector {
                 guard !listenerDumpNeeded else { continue }
                 guard lookupsLeft > 0 else { listenerDumpNeeded = true; continue }
                 let key = "tcp/\(c.local.address)/\(c.local.port)"
-                let here = socketHere(SocketLine(localAddress: c.local.address, localPort: c.local.port, remoteAddress: c.remote.address,
-                                                 remotePort: c.remote.port, state: 10, uid: 0, inode: 0, family: UInt8(truncatingIfNeeded: c.family)),
-                                      state: 10) != nil
+                let here = socketHere(line, state: 10) != nil
                 if c.newState == 10 {
                     guard here, lastListeners[key] == nil else { continue }
                     lastListeners[key] = Entity(kind: .listeningPorts, key: key, attributes: [
@@ -307,8 +307,6 @@ public final class SocketCollector: Collector {
                 continue
             }
             guard c.newState == 1 || c.oldState == 1 else { continue }
-            let line = SocketLine(localAddress: c.local.address, localPort: c.local.port, remoteAddress: c.remote.address,
-                                  remotePort: c.remote.port, state: c.newState, uid: 0, inode: 0, family: UInt8(truncatingIfNeeded: c.family))
             let key = Self.connectionKey(proto: "tcp", line)
             if c.newState == 1 {
                 if conns[key] == nil { opened[key] = line }
