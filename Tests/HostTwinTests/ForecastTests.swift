@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TwinAnalytics
+@testable import TwinAnalytics
 import TwinCore
 import TwinQuery
 @testable import TwinStorage
@@ -243,31 +243,40 @@ import TwinQuery
         split += xs.dropFirst(1000).enumerated().map { restored.score($1, at: Int64($0 + 1000) * 60) }
         #expect(split == whole && whole.contains { $0 >= NoveltyDetector.alertThreshold })
         #expect(restored.state == continuous.state)
-        // A state of format 1 (every slot of the daily profile as a double, NaN for unseen ones) still
-        // restores; format 2 keeps only the seen slots: a detector that has seen none is 205 bytes.
-        let fresh = NoveltyDetector().state
-        #expect(fresh.count == 205 && bytes.count < 973 && continuous.state.count == 973, "\(fresh.count) \(bytes.count) \(continuous.state.count)")
-        let formatOne = [1] + Array(fresh[1..<(fresh.count - 12)]) + [UInt8](repeating: 0, count: 96 * 8).enumerated().map { i, _ in
+        // Format 3 (the default) writes format 2's fields as their significant bytes; format 2 (only the
+        // daily profile's seen slots, 205 bytes for a detector that has seen none) and format 1 (every slot as
+        // a double, NaN for unseen ones) still restore, to the same detector.
+        let fresh = NoveltyDetector().state, fresh2 = NoveltyDetector().state(format: 2)
+        #expect(fresh2.count == 205 && continuous.state(format: 2).count == 973)
+        #expect(fresh.count * 2 < fresh2.count && bytes.count < first.state(format: 2).count && continuous.state.count < 973,
+                "\(fresh.count) \(bytes.count) \(continuous.state.count)")
+        let formatOne = [1] + Array(fresh2[1..<(fresh2.count - 12)]) + [UInt8](repeating: 0, count: 96 * 8).enumerated().map { i, _ in
             withUnsafeBytes(of: Double.nan.bitPattern.littleEndian) { $0[i % 8] }
         }
         #expect(NoveltyDetector(state: formatOne)?.state == fresh)
+        #expect(NoveltyDetector(state: fresh2)?.state == fresh)
+        #expect(NoveltyDetector(state: first.state(format: 2))?.state == bytes, "format 2 restores to the same detector")
         #expect(NoveltyDetector(state: bytes)?.state == bytes, "a profile partly seen comes back as it was")
-        // Bytes that are not a state: no detector, no crash.
-        for bad in [[], [9] + bytes.dropFirst(), [1] + bytes.dropFirst(), Array(bytes.dropLast()), bytes + [0], [UInt8](repeating: 0xff, count: bytes.count)] as [[UInt8]] {
+        // Bytes that are not a state: no detector, no crash. A compact word's header cannot say more than 8 bytes.
+        for bad in [[], [9] + bytes.dropFirst(), [1] + bytes.dropFirst(), [2] + bytes.dropFirst(), Array(bytes.dropLast()), bytes + [0],
+                    [UInt8](repeating: 0xff, count: bytes.count), [3, 0x45] + bytes.dropFirst()] as [[UInt8]] {
             #expect(NoveltyDetector(state: bad) == nil)
         }
         #expect(SeriesScan(state: Array(SeriesScan().state.dropLast(3))) == nil)
-        // A scan's state keeps its alerts; one of layout 1 (without them) records from its next minute.
+        // A scan's state keeps its alerts; one of layout 2 (8-byte fields) restores to the same scan, and one
+        // of layout 1 (without the alerts) records from its next minute.
         var scan = SeriesScan()
         for (i, x) in xs.prefix(1700).enumerated() { _ = scan.feed(RollupPoint(t: Int64(i) * 60_000, min: x, max: x, sum: x, count: 1, last: x), counter: false) }
-        let state = scan.state
+        let state = scan.state, state2 = scan.state(layout: 2)
         let back = try #require(SeriesScan(state: state))
         #expect(!scan.alerts.isEmpty && back.alerts == scan.alerts && back.recordedSince == scan.recordedSince && back.state == state)
+        #expect(SeriesScan(state: state2)?.state == state && state.count < state2.count, "\(state.count) \(state2.count)")
         #expect(scan.recordedSince == 1699 * 60_000 - SeriesScan.recordSpan && scan.alerts.allSatisfy { $0.t >= scan.recordedSince })
-        let layoutOne = [1] + Array(state[1..<26]) + Array(state[(42 + 24 * scan.alerts.count)...])
+        let layoutOne = [1] + Array(state2[1..<26]) + Array(state2[(42 + 24 * scan.alerts.count)...])
         let old = try #require(SeriesScan(state: layoutOne))
         #expect(old.alerts.isEmpty && old.recordedSince == 1699 * 60_000 + 1 && old.through == scan.through)
-        for bad in [Array(state.prefix(40)), Array(state[..<34]) + [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f] + Array(state[42...])] {
+        for bad in [Array(state2.prefix(40)), Array(state2[..<34]) + [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f] + Array(state2[42...]),
+                    Array(state.prefix(40)), Array(state.dropLast())] {
             #expect(SeriesScan(state: bad) == nil)
         }
     }

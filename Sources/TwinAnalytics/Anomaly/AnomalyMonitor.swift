@@ -14,7 +14,7 @@ public struct AnomalyMonitor: Sendable {
     /// States of series fed last this long before the newest state are retired: an exited process's
     /// series, a removed disk's. Measured from the newest state, not the clock, so a host that was off
     /// for a night keeps what it learned. An hour: a host whose processes come and go holds detectors
-    /// for the last hour's, not the last week's (231 bytes each until a day is learned, 1 KB after;
+    /// for the last hour's, not the last week's (about 120 bytes each until a day is learned, 0.9 KB after;
     /// docs/OBSERVATION.md, "Footprint"). A retired series is remembered in a few bytes
     /// (``RetiredDetectors``), found silent up to the minute each pass fed the others to: no pass
     /// reads and learns its history again only to drop it (before, with 3,500 exited processes' series,

@@ -183,19 +183,24 @@ public struct NoveltyDetector: StreamingDetector, Codable {
 }
 
 extension NoveltyDetector {
-    /// The layout of ``state``: 2 keeps only the daily profile's slots seen so far (after a bitmap of
-    /// them); 1, every slot, is still restored. A state of another layout is not (the detector starts afresh).
-    static let stateFormat: UInt8 = 2
+    /// The layout of ``state``: 3 writes 2's fields, but for the profile's slots, as their significant bytes
+    /// (``StateWriter``'s compact words); 2 keeps only the daily profile's slots seen so far (after a bitmap
+    /// of them); 1, every slot. All three are restored; a state of another layout is not (the detector starts
+    /// afresh).
+    static let stateFormat: UInt8 = 3
 
     /// What the detector has learned (not its parameters), as bytes, saved with the store so that a
-    /// restart continues where it stopped: 205 bytes until the daily profile has a slot, 973 once it has
-    /// all 96 (a day). Most series of a busy host are short-lived processes' and never get that far: a
-    /// recorder's 3,393 states were 3.3 MB, half of its whole directory, at 768 bytes of unseen slots
-    /// each in format 1. Restoring a state and feeding the same samples gives exactly the scores of a
-    /// detector that never stopped.
-    public var state: [UInt8] {
-        var w = StateWriter()
-        w.bytes.append(Self.stateFormat)
+    /// restart continues where it stopped: 71 bytes for a detector that has seen nothing (205 in format 2),
+    /// about 940 once the daily profile has all 96 slots (973). Most series of a busy host are short-lived
+    /// processes' and never get far: their states are mostly zeros, NaNs and repeated values, which the
+    /// compact words shrink to a few bytes each (docs/OBSERVATION.md, "Footprint"). Restoring a state and
+    /// feeding the same samples gives exactly the scores of a detector that never stopped.
+    public var state: [UInt8] { state(format: Self.stateFormat) }
+
+    /// ``state`` in layout 2 or 3 (the older one for tests of what earlier builds saved).
+    func state(format: UInt8) -> [UInt8] {
+        var w = StateWriter(compact: format >= 3)
+        w.bytes.append(format)
         for i in [seen, sinceAlert, run, longestRun, seasonSeen] { w.int(i) }
         w.int(firstSeasonTime.map(Int.init) ?? Int.min)
         for d in [mean, variance, slowMean, previous, seasonDistance, seasonRecord, localMean, localDeviation, surpriseRecord] { w.double(d) }
@@ -204,7 +209,7 @@ extension NoveltyDetector {
         var slots = [UInt8](repeating: 0, count: (profile.count + 7) / 8)
         for (i, d) in profile.enumerated() where !d.isNaN { slots[i / 8] |= 1 << (i % 8) }
         w.bytes += slots
-        for d in profile where !d.isNaN { w.double(d) }
+        for d in profile where !d.isNaN { w.fullWord(d.bitPattern) } // learned means: all 8 bytes significant
         return w.bytes
     }
 
@@ -212,8 +217,8 @@ extension NoveltyDetector {
     /// of this layout.
     public init?(state bytes: [UInt8]) {
         var r = StateReader(bytes: bytes)
-        let format = r.byte()
-        guard format == 1 || format == Self.stateFormat else { return nil }
+        guard let format = r.byte(), (1...Self.stateFormat).contains(format) else { return nil }
+        r.compact = format >= 3
         self.init()
         guard let seen = r.int(), let sinceAlert = r.int(), let run = r.int(), let longestRun = r.int(), let seasonSeen = r.int(), let first = r.int(),
               let mean = r.double(), let variance = r.double(), let slowMean = r.double(), let previous = r.double(),
@@ -232,7 +237,7 @@ extension NoveltyDetector {
             slots = seen
         }
         for i in 0..<count where slots.map({ $0[i / 8] & (1 << (i % 8)) != 0 }) ?? true {
-            guard let d = r.double() else { return nil }
+            guard let d = r.fullWord().map(Double.init(bitPattern:)) else { return nil }
             profile[i] = d
         }
         guard r.atEnd, seen >= 0, run >= 0, longestRun >= 0, seasonSeen >= 0 else { return nil }
@@ -245,16 +250,30 @@ extension NoveltyDetector {
     }
 }
 
-/// Little-endian fixed-width fields.
+/// Little-endian fields of 8 bytes, each written whole or, when `compact`, as its significant bytes: a
+/// header byte (the count of zero bytes below them << 4 | their count) and those bytes. Zero takes 1 byte,
+/// NaN 3, a small count 2, a timestamp 7, a double of full precision 9; a young detector's state is mostly
+/// the first kinds. ``fullWord(_:)`` writes 8 bytes in either mode, for values that are full doubles anyway.
 struct StateWriter {
     var bytes: [UInt8] = []
-    mutating func int(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { bytes += $0 } }
-    mutating func double(_ v: Double) { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+    var compact = false
+    mutating func int(_ v: Int) { word(UInt64(bitPattern: Int64(v))) }
+    mutating func double(_ v: Double) { word(v.bitPattern) }
+    mutating func fullWord(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+    mutating func word(_ v: UInt64) {
+        guard compact else { return fullWord(v) }
+        guard v != 0 else { return bytes.append(0) }
+        let low = v.trailingZeroBitCount / 8, count = 8 - low - v.leadingZeroBitCount / 8
+        bytes.append(UInt8(low << 4 | count))
+        for i in low..<low + count { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) }
+    }
 }
 
 struct StateReader {
     let bytes: [UInt8]
     var offset = 0
+    /// Reads ``StateWriter``'s compact words.
+    var compact = false
     var atEnd: Bool { offset == bytes.count }
     mutating func byte() -> UInt8? {
         guard offset < bytes.count else { return nil }
@@ -262,10 +281,17 @@ struct StateReader {
         return bytes[offset]
     }
     mutating func word() -> UInt64? {
-        guard offset + 8 <= bytes.count else { return nil }
+        guard compact else { return fullWord() }
+        guard let header = byte() else { return nil }
+        return word(low: Int(header >> 4), count: Int(header & 0x0f))
+    }
+    mutating func fullWord() -> UInt64? { word(low: 0, count: 8) }
+    /// `count` bytes, the lowest `low` bytes of the word being zero.
+    private mutating func word(low: Int, count: Int) -> UInt64? {
+        guard low + count <= 8, offset + count <= bytes.count else { return nil }
         var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
-        offset += 8
+        for i in 0..<count { v |= UInt64(bytes[offset + i]) << (8 * UInt64(low + i)) }
+        offset += count
         return v
     }
     mutating func take(_ n: Int) -> [UInt8]? {

@@ -51,10 +51,14 @@ public struct SeriesScan: Sendable {
         return (x, score)
     }
 
-    /// The scan's state as stored (``DetectorState``'s bytes): layout 2, with the alert record.
-    public var state: [UInt8] {
-        var w = StateWriter()
-        w.bytes.append(2)
+    /// The scan's state as stored (``DetectorState``'s bytes): layout 3, with the alert record.
+    public var state: [UInt8] { state(layout: 3) }
+
+    /// ``state`` in layout 2 (fields of 8 bytes, the detector's format 2; for tests of what earlier builds
+    /// saved) or 3 (the same fields as ``StateWriter``'s compact words, the detector's format 3).
+    func state(layout: UInt8) -> [UInt8] {
+        var w = StateWriter(compact: layout >= 3)
+        w.bytes.append(layout)
         w.int(Int(through ?? .min))
         w.bytes.append(previous == nil ? 0 : 1)
         w.int(Int(previous?.t ?? 0))
@@ -66,18 +70,20 @@ public struct SeriesScan: Sendable {
             w.double(a.score)
             w.double(a.value)
         }
-        return w.bytes + detector.state
+        return w.bytes + detector.state(format: layout >= 3 ? NoveltyDetector.stateFormat : 2)
     }
 
     /// A scan restored from ``state``; nil for bytes of another layout. A state of layout 1 (no alert
     /// record) records from the minute after its last.
     public init?(state bytes: [UInt8]) {
         var r = StateReader(bytes: bytes)
-        guard let layout = r.byte(), layout == 1 || layout == 2, let through = r.int(), let hasPrevious = r.byte(), let t = r.int(), let last = r.double() else { return nil }
+        guard let layout = r.byte(), (1...3).contains(layout) else { return nil }
+        r.compact = layout >= 3
+        guard let through = r.int(), let hasPrevious = r.byte(), let t = r.int(), let last = r.double() else { return nil }
         self.through = through == Int.min ? nil : Int64(through)
         previous = hasPrevious == 1 ? (Int64(t), last) : nil
-        if layout == 2 {
-            guard let since = r.int(), let count = r.int(), count >= 0, count <= (bytes.count - r.offset) / 24 else { return nil }
+        if layout >= 2 {
+            guard let since = r.int(), let count = r.int(), count >= 0, count <= (bytes.count - r.offset) / 3 else { return nil }
             recordedSince = Int64(since)
             alerts.reserveCapacity(count)
             for _ in 0..<count {
