@@ -106,7 +106,7 @@ public enum FuzzTargets {
         }
         guard var scan = SeriesScan(state: data) else { return }
         for (i, x) in [1.0, 5, .nan, 1e300, -1e300, 3].enumerated() {
-            let p = RollupPoint(t: Int64(i + 1) * 60_000 + (scan.through ?? 0), min: x, max: x, sum: x, count: 1, last: x)
+            let p = RollupPoint(t: Int64(i + 1) * 60_000 &+ (scan.through ?? 0), min: x, max: x, sum: x, count: 1, last: x)
             if let (_, score) = scan.feed(p, counter: i % 2 == 0), !(score >= 0 && score <= 1) { fatalError("score \(score) outside [0, 1]") }
         }
         guard SeriesScan(state: scan.state) != nil else { fatalError("a state it wrote does not restore") }

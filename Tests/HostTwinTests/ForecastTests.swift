@@ -262,6 +262,11 @@ import TwinQuery
                     [UInt8](repeating: 0xff, count: bytes.count), [3, 0x45] + bytes.dropFirst()] as [[UInt8]] {
             #expect(NoveltyDetector(state: bad) == nil)
         }
+        // A count no detector reaches (`seen` at Int.max, found by `fuzz.sh detectorstate`) is held below
+        // Int.max, so feeding does not overflow; and what it writes restores.
+        var damaged = try #require(NoveltyDetector(state: [2] + withUnsafeBytes(of: Int64.max.littleEndian, Array.init) + fresh2[9...]))
+        for i in 0..<3 { _ = damaged.score(Double(i), at: Int64(i) * 60) }
+        #expect(NoveltyDetector(state: damaged.state) != nil)
         #expect(SeriesScan(state: Array(SeriesScan().state.dropLast(3))) == nil)
         // A scan's state keeps its alerts; one of layout 2 (8-byte fields) restores to the same scan, and one
         // of layout 1 (without the alerts) records from its next minute.

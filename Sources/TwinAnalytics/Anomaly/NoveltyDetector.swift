@@ -142,7 +142,7 @@ public struct NoveltyDetector: StreamingDetector, Codable {
             if firstSeasonTime == nil { firstSeasonTime = t }
             // The record is kept from `seasonRecordLead` before the view may alert: a record only
             // minutes old is broken by the next ordinary day.
-            let age = t - (firstSeasonTime ?? t)
+            let age = t &- (firstSeasonTime ?? t)
             if learned, seasonSeen > warmUp, age >= seasonLearning - seasonRecordLead {
                 if seasonRecord.isNaN {
                     seasonRecord = seasonDistance
@@ -188,6 +188,8 @@ extension NoveltyDetector {
     /// of them); 1, every slot. All three are restored; a state of another layout is not (the detector starts
     /// afresh).
     static let stateFormat: UInt8 = 3
+    /// The largest count a restored state keeps (a damaged one's are held to it): 2^53 minutes.
+    static let largestCount = 1 << 53
 
     /// What the detector has learned (not its parameters), as bytes, saved with the store so that a
     /// restart continues where it stopped: 71 bytes for a detector that has seen nothing (205 in format 2),
@@ -240,8 +242,12 @@ extension NoveltyDetector {
             guard let d = r.fullWord().map(Double.init(bitPattern:)) else { return nil }
             profile[i] = d
         }
-        guard r.atEnd, seen >= 0, run >= 0, longestRun >= 0, seasonSeen >= 0 else { return nil }
-        (self.seen, self.sinceAlert, self.run, self.longestRun, self.seasonSeen) = (seen, sinceAlert, run, longestRun, seasonSeen)
+        guard r.atEnd, [seen, sinceAlert, run, longestRun, seasonSeen].allSatisfy({ $0 >= 0 }) else { return nil }
+        // A real detector's counts are far from Int.max (`sinceAlert` starts at Int.max / 2); a damaged
+        // state's are held below it, so that feeding it cannot overflow.
+        let most = Self.largestCount
+        (self.seen, self.sinceAlert, self.run, self.longestRun, self.seasonSeen) =
+            (Swift.min(seen, most), Swift.min(sinceAlert, Int.max - most), Swift.min(run, most), Swift.min(longestRun, most), Swift.min(seasonSeen, most))
         firstSeasonTime = first == Int.min ? nil : Int64(first)
         (self.mean, self.variance, self.slowMean, self.previous) = (mean, variance, slowMean, previous)
         (self.seasonDistance, self.seasonRecord, self.localMean, self.localDeviation, self.surpriseRecord) = (seasonDistance, seasonRecord, localMean, localDeviation, surpriseRecord)

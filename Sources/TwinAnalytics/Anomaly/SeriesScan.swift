@@ -36,7 +36,7 @@ public struct SeriesScan: Sendable {
         if counter {
             defer { previous = (p.t, p.last) }
             guard let q = previous, p.t > q.t else { return nil }
-            let delta = p.last - q.last, seconds = Double(p.t - q.t) / 1000
+            let delta = p.last - q.last, seconds = (Double(p.t) - Double(q.t)) / 1000
             x = delta >= 0 ? delta / seconds : p.last / seconds // a reset: counting from 0
         } else {
             guard p.count > 0 else { return nil }
