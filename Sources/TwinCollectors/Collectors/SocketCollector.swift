@@ -283,11 +283,14 @@ public final class SocketCollector: Collector {
         var opened: [String: SocketLine] = [:]
         lookupsLeft = exactLookupLimit
         for c in events.changes {
+            // A listener opens (→ LISTEN) or closes (LISTEN → CLOSE); LISTEN → SYN_RECV is a connection's
+            // socket cloned from its listener, which stays. Of the rest, only a connection's entering or
+            // leaving ESTABLISHED matters (most of a connection's transitions are neither).
+            let listenerChange = c.newState == 10 || (c.oldState == 10 && c.newState == 7)
+            guard listenerChange || c.newState == 1 || c.oldState == 1 else { continue }
             let line = SocketLine(localAddress: c.local.address, localPort: c.local.port, remoteAddress: c.remote.address,
                                   remotePort: c.remote.port, state: c.newState, uid: 0, inode: 0, family: UInt8(truncatingIfNeeded: c.family))
-            // A listener opens (→ LISTEN) or closes (LISTEN → CLOSE); LISTEN → SYN_RECV is a connection's
-            // socket cloned from its listener, which stays.
-            if c.newState == 10 || (c.oldState == 10 && c.newState == 7) {
+            if listenerChange {
                 listenersAnnounced = true // the next tick dumps them (owners, uids)
                 lastListening = nil
                 guard !listenerDumpNeeded else { continue }
@@ -306,7 +309,6 @@ public final class SocketCollector: Collector {
                 listeners = true
                 continue
             }
-            guard c.newState == 1 || c.oldState == 1 else { continue }
             let key = Self.connectionKey(proto: "tcp", line)
             if c.newState == 1 {
                 if conns[key] == nil { opened[key] = line }
