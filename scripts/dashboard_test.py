@@ -137,6 +137,15 @@ def main():
         load = d.find_element(By.ID, "chart-load")
         r = get(base, "/api/v1/query_range", query=load.get_attribute("data-query"), start=tip_t / 1000, end=tip_t / 1000, step=load.get_attribute("data-step") + "s")["result"]
         check(any(abs(float(s["values"][0][1]) - tip_v) <= 1e-9 * max(1, abs(tip_v)) for s in r), f"host page: hover shows {tip_v} at {tip_t}, as the API says")
+        # The value axis: whole steps, distinct labels, the data inside (a quiet network's 0-1 B/s read "1 B/s" three times).
+        axes = d.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            import('/assets/chart.js').then(({ axisTicks }) => done([[0, 1, 'bytes/s'], [0, 3000, 'bytes/s'], [12, 13.7, 'percent'],
+                [0, 0.003, ''], [-3, 7, ''], [0, 5.2e9, 'bytes'], [0, 1e-9, '']].map(([lo, hi, u]) => [lo, hi, u, axisTicks(lo, hi, u)])));""")
+        for lo, hi, unit, ticks in axes:
+            vals, labels = ticks["values"], ticks["labels"]
+            check(3 <= len(vals) <= 7 and vals[0] <= lo and vals[-1] >= hi and len(set(labels)) == len(labels),
+                  f"host page: value axis over [{lo}, {hi}] {unit or 'plain'}: {labels}")
         # One definition of filesystem use: the fullest-filesystem tile is df's Use%, as the API summary (and `status`) say.
         tile = float(wait("the filesystem tile", lambda: d.find_element(By.CSS_SELECTOR, '.tile[data-tile="fs"]').get_attribute("data-value")))
         pseudo = {"tmpfs", "devtmpfs", "overlay", "squashfs", "ramfs", "proc", "sysfs", "nsfs", "autofs"}

@@ -21,6 +21,31 @@ export function formatValue(v, unit) {
   return a >= 100 ? v.toFixed(0) : a >= 1 ? v.toFixed(2) : v.toPrecision(2);
 }
 
+/**
+ * The value axis over [lo, hi] (lo < hi): ticks a whole step apart, the step 1, 2, 2.5 or 5 times a power
+ * of ten (of the unit the largest value is shown in: KiB, MiB, ... for bytes; k, M, G plain), about four
+ * steps in all, the axis widened to whole steps; each label with as many decimals as the step needs (in
+ * exponent form when every value is below 0.0001), so no two read the same: rounding each value on its own had shown "1 B/s"
+ * three times on a quiet network.
+ * Returns `{ values, labels }`, lowest first.
+ */
+export function axisTicks(lo, hi, unit) {
+  const bytes = unit === 'bytes' || unit === 'bytes/s', top = Math.max(Math.abs(lo), Math.abs(hi));
+  const names = bytes ? ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] : ['', 'k', 'M', 'G'];
+  let i = 0, scale = 1;
+  if (bytes) while (top / scale >= 1024 && i < names.length - 1) { scale *= 1024; i++; }
+  else if (unit !== 'percent' && top >= 1e4) for (i = 1, scale = 1e3; top / scale >= 1e3 && i < names.length - 1; i++) scale *= 1e3;
+  const raw = (hi - lo) / scale / 4;
+  let e = Math.floor(Math.log10(raw)), m = [1, 2, 2.5, 5].find((c) => raw / 10 ** e <= c) ?? 10;
+  if (m === 10) { m = 1; e++; }
+  const step = m * 10 ** e * scale, decimals = Math.max(0, -e + (m === 2.5 ? 1 : 0));
+  const values = [];
+  for (let k = Math.floor(lo / step); values.length < 12; k++) { values.push(k * step); if (k * step >= hi) break; }
+  const suffix = unit === 'percent' ? ' %' : bytes ? ' ' + names[i] + (unit === 'bytes/s' ? '/s' : '') : names[i];
+  const label = top / scale < 1e-4 ? (v) => (v ? v.toExponential(m === 2.5 ? 1 : 0) : '0') : (v) => v.toFixed(Math.min(decimals, 20));
+  return { values, labels: values.map((v) => label(v / scale) + suffix) };
+}
+
 /** "14:05:09" or "Nov 29 14:05" depending on the span shown. */
 export function formatTime(ms, spanMs) {
   const d = new Date(ms);
@@ -125,11 +150,13 @@ export class Chart {
     if (this.yMax != null) hi = Math.max(hi, this.yMax);
     if (lo > 0 && lo < hi * 0.5) lo = 0;
     if (hi === lo) hi = lo + 1;
+    const ticks = axisTicks(lo, hi, this.unit);
+    lo = ticks.values[0]; hi = ticks.values[ticks.values.length - 1];
     const pad = { l: 64, r: 4, t: 6, b: 18 };
     const x = (t) => pad.l + (t - this.from) * (w - pad.l - pad.r) / Math.max(1, this.to - this.from);
     const y = (v) => pad.t + (hi - v) * (h - pad.t - pad.b) / (hi - lo);
     const t = (px) => this.from + (px - pad.l) * (this.to - this.from) / (w - pad.l - pad.r);
-    return { lo, hi, x, y, t, pad };
+    return { lo, hi, x, y, t, pad, ticks };
   }
 
   draw() {
@@ -147,11 +174,11 @@ export class Chart {
     // Grid and axes.
     g.font = '11px system-ui, sans-serif'; g.fillStyle = fg; g.strokeStyle = grid; g.lineWidth = 1;
     g.textAlign = 'right'; g.textBaseline = 'middle';
-    for (let i = 0; i <= 4; i++) {
-      const v = s.lo + (s.hi - s.lo) * i / 4, yy = Math.round(s.y(v)) + 0.5;
+    s.ticks.values.forEach((v, i) => {
+      const yy = Math.round(s.y(v)) + 0.5;
       g.beginPath(); g.moveTo(s.pad.l, yy); g.lineTo(w - s.pad.r, yy); g.stroke();
-      g.fillText(formatValue(v, this.unit), s.pad.l - 4, yy);
-    }
+      g.fillText(s.ticks.labels[i], s.pad.l - 4, yy);
+    });
     g.textAlign = 'center'; g.textBaseline = 'top';
     const span = this.to - this.from;
     const ticks = Math.max(1, Math.min(4, Math.floor((w - s.pad.l) / 110)));
