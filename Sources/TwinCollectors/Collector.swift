@@ -53,8 +53,9 @@ public protocol ChangeDrivenCollector: Collector {
     /// Takes the pending changes; true when `context.observation` got the kind's whole, changed entity set.
     func refreshChanged(_ context: inout CollectContext) -> Bool
     /// At every tick, after the collectors due ran: reads a kernel queue that must not overflow while the
-    /// collector waits for its next run (a relaxed interval) or a refresh the budget holds back; what changed
-    /// is handed over at that run. Sets nothing in `context.observation`.
+    /// collector waits for its next run (a relaxed interval) or a refresh the budget holds back. What changed
+    /// is handed over at that run, or, where a run is far off and the change cheap to read (a package
+    /// installed), with this tick's observation.
     func keepUp(_ context: inout CollectContext)
 }
 

@@ -17,7 +17,7 @@ final class InotifyWatcher {
     private(set) var isComplete = true
 
     /// What a change to an entry of a directory looks like; not IN_ACCESS or IN_OPEN (reads are not changes).
-    private static let mask = UInt32(IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO
+    static let mask = UInt32(IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO
         | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
 
     /// nil where the kernel has no inotify (or refuses another instance).
@@ -33,9 +33,10 @@ final class InotifyWatcher {
     /// Readable when changes are waiting (change-driven capture).
     var descriptor: Int32 { fd }
 
-    /// Watches `path` (a directory), reported as `name` in ``drain()``.
-    func watch(_ path: String, as name: String) {
-        let wd = inotify_add_watch(fd, path, Self.mask)
+    /// Watches `path` (a directory), reported as `name` in ``drain()``; `mask`: the events that count as changes
+    /// (by default every write, attribute change, creation, removal and move of an entry).
+    func watch(_ path: String, as name: String, mask: UInt32 = InotifyWatcher.mask) {
+        let wd = inotify_add_watch(fd, path, mask)
         if wd < 0 { isComplete = false; return }
         directories[wd] = name
     }

@@ -18,7 +18,8 @@ struct BenchFidelity: ParsableCommand {
         kind, the tools' capture with the twin's state as of the same instant (`state --at`). Mismatches are \
         classified by a second look at both sides (docs/FIDELITY.md); unexplained ones are failures. With \
         --processes/--listeners/--connections it churns the host meanwhile and reports, for each process and \
-        listener it started, how long until the twin showed it.
+        listener it started, how long until the twin showed it; with --packages, each install and removal of a \
+        probe package.
         """)
     @OptionGroup var output: OutputOptions
     @Option(help: ArgumentHelp("How long to capture.", valueName: "DURATION")) var duration: String = "60s"
@@ -27,6 +28,7 @@ struct BenchFidelity: ParsableCommand {
     @Option(help: ArgumentHelp("Churn: listening TCP sockets opened per second.", valueName: "N")) var listeners: Double = 0
     @Option(help: ArgumentHelp("Churn: loopback TCP connections opened per second.", valueName: "N")) var connections: Double = 0
     @Option(help: ArgumentHelp("Churn: files written per second in a directory the twin watches (`run --watch`).", valueName: "N")) var files: Double = 0
+    @Option(help: ArgumentHelp("Installs and removals of an empty package of the benchmark's own with dpkg, spread over the run (root; purged after).", valueName: "N")) var packages: Int = 0
     @Option(help: ArgumentHelp("Churn: how long each lives, in seconds (MIN-MAX).", valueName: "RANGE")) var life: String = "0.2-5"
     @Option(help: "Seed for the capture moments and the churn.") var seed: UInt64 = 1
     @Option(help: ArgumentHelp("The twin's CPU budget (`run --cpu-budget`).", valueName: "SHARE")) var cpuBudget: String = "0.2%"
@@ -79,6 +81,8 @@ struct BenchFidelity: ParsableCommand {
         for (name, v) in [("--processes", processes), ("--listeners", listeners), ("--connections", connections), ("--files", files)] where !(v >= 0 && v <= 10_000) {
             throw ValidationError("\(name) takes a rate from 0 to 10000 per second")
         }
+        guard (0...1_000).contains(packages) else { throw ValidationError("--packages takes a count from 0 to 1000") }
+        if packages > 0, let why = PackageProbe.unavailable { throw ValidationError(why) }
         _ = try lifeRange()
     }
 
@@ -107,8 +111,11 @@ struct BenchFidelity: ParsableCommand {
 
         let churn = Churn(rates: .init(processes: processes, listeners: listeners, connections: connections, files: files), life: try lifeRange(),
                           fileDirectory: watched, seed: seed)
+        defer { try? FileManager.default.removeItem(atPath: dir + "-probe") }
+        let probe = packages > 0 ? try PackageProbe(in: dir + "-probe", count: packages, over: total) : nil
         let cpuBefore = cpuMicros(ofProcess: child.processIdentifier)
         churn.start()
+        probe?.start()
         var rng = SeededRandom(seed: seed &+ 1)
         var rounds: [(Capture, Capture)] = []
         let begin = TwinTime.nowMillis()
@@ -125,6 +132,8 @@ struct BenchFidelity: ParsableCommand {
         let cpuSpent = Double(cpuMicros(ofProcess: child.processIdentifier) - cpuBefore) / (Double(TwinTime.nowMillis() - begin) / 1000)
         let metrics = runChildMetrics()
         churn.stop()
+        let probed = probe?.stop() ?? (changes: [], failures: [])
+        for failure in probed.failures { FileHandle.standardError.write(Data("package probe: \(failure)\n".utf8)) }
         if !output.json { FileHandle.standardError.write(Data("\n".utf8)) }
         // Let the twin observe the churn's end, then stop it so every tick is sealed and readable.
         usleep(UInt32((tick + 500) * 1000))
@@ -150,9 +159,10 @@ struct BenchFidelity: ParsableCommand {
                                              twinAtRunEnds: ends))
             }
         }
-        let latency = try latencies(store, churn.started, until: TwinTime.nowMillis())
+        let latency = try latencies(store, churn.started, packages: probed.changes, until: TwinTime.nowMillis())
         let result = Result(seconds: Double(total) / 1000, interval: interval, cpuBudget: cpuBudget, changeDriven: changeDriven, captures: rounds.count,
-                            churn: ["processes_per_second": processes, "listeners_per_second": listeners, "connections_per_second": connections, "files_per_second": files],
+                            churn: ["processes_per_second": processes, "listeners_per_second": listeners, "connections_per_second": connections, "files_per_second": files,
+                                    "package_installs": Double(packages)],
                             kinds: kinds, latency: latency, twinCPUMicrosPerSecond: cpuSpent,
                             refreshes: metrics["hosttwin_change_refreshes_total"], refreshesSkipped: metrics["hosttwin_change_refreshes_skipped_total"],
                             toolRunMillis: Dictionary(uniqueKeysWithValues: GroundTruth.kinds.compactMap { kind in
@@ -233,13 +243,18 @@ struct BenchFidelity: ParsableCommand {
     }
 
     /// For each process and listener the churn started: when the twin first showed it (the version's start);
-    /// for each listener it closed, when the twin's version ended.
-    private func latencies(_ store: TwinStore, _ started: Churn.Started, until end: Int64) throws -> [String: Latency] {
-        guard let from = (started.processes.map(\.at) + started.listeners.map(\.at) + started.files.map(\.at)).min() else { return [:] }
-        let versions = try store.versionsStarting(from: from - 2000, to: end, kinds: [.processes, .listeningPorts, .files])
+    /// for each listener it closed, when the twin's version ended; for each install and removal of the probe
+    /// package, when its version began and ended after dpkg's status file changed.
+    private func latencies(_ store: TwinStore, _ started: Churn.Started, packages: [PackageProbe.Change], until end: Int64) throws -> [String: Latency] {
+        guard let from = (started.processes.map(\.at) + started.listeners.map(\.at) + started.files.map(\.at) + packages.map(\.at)).min() else { return [:] }
+        let versions = try store.versionsStarting(from: from - 2000, to: end, kinds: [.processes, .listeningPorts, .files, .packages])
         var processSeen: [Int64: [Int64]] = [:], portSeen: [Int64: [Int64]] = [:], fileSeen: [String: [Int64]] = [:]
-        var portEnds: [Int64: [Int64]] = [:]
+        var portEnds: [Int64: [Int64]] = [:], packageStarts: [Int64] = [], packageEnds: [Int64] = []
         for v in versions {
+            if v.kind == .packages, v.key == PackageProbe.key {
+                packageStarts.append(v.validFrom)
+                if let end = v.validTo { packageEnds.append(end) }
+            }
             if v.kind == .files { fileSeen[v.key, default: []].append(v.validFrom) }
             if v.kind == .processes, let pid = v.attributes["pid"]?.intValue { processSeen[pid, default: []].append(v.validFrom) }
             if v.kind == .listeningPorts, v.attributes["address"] == .string("127.0.0.1"), let port = v.attributes["port"]?.intValue {
@@ -275,6 +290,10 @@ struct BenchFidelity: ParsableCommand {
         }
         if !started.files.isEmpty {
             out["file written"] = summary(started.files.map { f in (f.at, first(fileSeen[f.path], after: f.at)) })
+        }
+        if !packages.isEmpty {
+            out["package installed"] = summary(packages.filter(\.installed).map { c in (c.at, first(packageStarts, after: c.at)) })
+            out["package removed"] = summary(packages.filter { !$0.installed }.map { c in (c.at, first(packageEnds, after: c.at)) })
         }
         return out
     }

@@ -898,4 +898,48 @@ import TwinCore
         #expect(h.status == .noData)
         #expect(h.message?.contains("not available") == true)
     }
+
+    /// An install between the packages collector's runs (a minute apart) shows at once: dpkg's status file,
+    /// replaced by a rename as dpkg does, is read again between ticks, or at the next tick when no refresh
+    /// took it; a write elsewhere in dpkg's directory reads nothing; and a run asked to restate hands the
+    /// unchanged packages over in full.
+    @Test func anInstallShowsBetweenThePackagesRuns() throws {
+        let root = try temporaryDirectory("hosttwin-dpkg")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = root + "/var/lib/dpkg"
+        func status(_ names: [String]) -> String {
+            names.map { "Package: \($0)\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\n" }.joined(separator: "\n")
+        }
+        try write(dir + "/status", status(["bash"]))
+        let sampler = Sampler(paths: HostPaths(root: root), selection: only("packages"), config: CollectorConfig())
+        let t0 = TwinTime.nowMillis()
+        let first = sampler.tick(now: t0, force: true)
+        #expect(first.entities[.packages]?.map(\.key) == ["bash:amd64"])
+        #expect(sampler.changeDescriptors.count == 1)
+        func refreshed() -> [String]? {
+            for i in 0..<100 {
+                if let obs = sampler.refreshChanged(now: t0 + 10 + Int64(i)) { return obs.entities[.packages]?.map(\.key).sorted() }
+                usleep(2_000)
+            }
+            return nil
+        }
+        try write(dir + "/available", "unrelated")
+        #expect(refreshed() == nil)
+        try write(dir + "/status-new", status(["bash", "curl"]))
+        #expect(rename(dir + "/status-new", dir + "/status") == 0)
+        #expect(refreshed() == ["bash:amd64", "curl:amd64"])
+        // Not due again within the minute, and nothing changed: the packages are not handed over...
+        #expect(sampler.tick(now: t0 + 1000).entities[.packages] == nil)
+        // ...but a change no refresh took (the CPU budget held it back) goes with the next tick.
+        try write(dir + "/status-new", status(["bash", "curl", "jq"]))
+        #expect(rename(dir + "/status-new", dir + "/status") == 0)
+        #expect(sampler.tick(now: t0 + 2000).entities[.packages]?.count == 3)
+        try write(dir + "/status-new", status(["bash", "curl"]))
+        #expect(rename(dir + "/status-new", dir + "/status") == 0)
+        #expect(sampler.tick(now: t0 + 3000).entities[.packages]?.count == 2)
+        #expect(sampler.tick(now: t0 + 61_000, force: true).entities[.packages] == nil)
+        // ...unless a commit failed and the next run must restate them.
+        sampler.restate()
+        #expect(sampler.tick(now: t0 + 122_000, force: true).entities[.packages]?.count == 2)
+    }
 }

@@ -1,9 +1,11 @@
+import Glibc
 import TwinCore
 
 /// Installed packages from the dpkg status database, and the security updates apt's package lists offer for
 /// them (`security_update`: the newer version of a list whose name says `security`, such as Debian's
 /// bookworm-security or Ubuntu's jammy-security; plain and `.lz4` lists). Both are re-read only when their
-/// files change (an install or an `apt update`).
+/// files change (an install or an `apt update`). Between runs (a minute apart by default) inotify tells when
+/// dpkg has written its status file, and the packages are read at once (change-driven capture).
 public final class PackageCollector: Collector {
     public let name = "packages"
     private var lastStatus: (Int, Int)?
@@ -12,40 +14,60 @@ public final class PackageCollector: Collector {
     private var security: [String: String] = [:]
     private var count = 0.0
     private var updates = 0.0
+    /// dpkg's directory, watched for its status file being replaced (dpkg writes `status-new` and renames it)
+    /// or written in place; nil before the first run and where inotify is unavailable.
+    private var watcher: InotifyWatcher?
+    private var watched = false
     /// The most a decompressed list may hold.
     static let maxListBytes = 256 << 20
     public init() {}
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         let path = ctx.paths.root("/var/lib/dpkg/status")
-        guard let st = ctx.reader.status(path) else { return .noData("no dpkg database (\(path))") }
+        if !watched {
+            watched = true
+            watcher = InotifyWatcher()
+            watcher?.watch(ctx.paths.root("/var/lib/dpkg"), as: "dpkg", mask: UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_ONLYDIR))
+            if watcher?.watchCount == 0 { watcher = nil } // no such directory: the runs alone
+        }
+        _ = watcher?.drain() // this run reads the file if it changed
+        guard ctx.reader.status(path) != nil else { return .noData("no dpkg database (\(path))") }
+        guard readStatus(&ctx, restate: ctx.restate) != nil else { return .noData("cannot read \(path)") }
+        ctx.observation.add("hosttwin_packages_installed", .empty, count)
+        ctx.observation.add("hosttwin_packages_security_updates", .empty, updates)
+        return .ok
+    }
+
+    /// Reads the status file if its modification time moved (and then the security lists again), and hands
+    /// the packages over when they changed or `restate` asks for them; true when it handed them over, nil
+    /// when the file cannot be read.
+    private func readStatus(_ ctx: inout CollectContext, restate: Bool = false) -> Bool? {
+        let path = ctx.paths.root("/var/lib/dpkg/status")
+        guard let st = ctx.reader.status(path) else { return nil }
         let mtime = (Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec))
         var changed = false
         if lastStatus == nil || lastStatus! != mtime {
-            guard let text = ctx.reader.read(path) else { return .noData("cannot read \(path)") }
+            guard let text = ctx.reader.read(path) else { return nil }
             installed = parseDpkgStatus(text)
             lastStatus = mtime
             changed = true
         }
         // The offers are kept for the installed packages only, so a changed set of packages reads them again.
         changed = readSecurityLists(ctx, again: changed) || changed
-        if changed {
-            count = Double(installed.count)
-            updates = 0
-            ctx.observation.set(.packages, installed.map { p in
-                var a: [String: AttributeValue] = [
-                    "name": .string(p.name), "version": .string(p.version), "architecture": .string(p.architecture), "manager": "dpkg",
-                ]
-                if let candidate = security[p.name + ":" + p.architecture], DebianVersion.compare(candidate, p.version) > 0 {
-                    a["security_update"] = .string(candidate)
-                    updates += 1
-                }
-                return Entity(kind: .packages, key: p.name + ":" + p.architecture, attributes: a)
-            })
-        }
-        ctx.observation.add("hosttwin_packages_installed", .empty, count)
-        ctx.observation.add("hosttwin_packages_security_updates", .empty, updates)
-        return .ok
+        guard changed || restate else { return false }
+        count = Double(installed.count)
+        updates = 0
+        ctx.observation.set(.packages, installed.map { p in
+            var a: [String: AttributeValue] = [
+                "name": .string(p.name), "version": .string(p.version), "architecture": .string(p.architecture), "manager": "dpkg",
+            ]
+            if let candidate = security[p.name + ":" + p.architecture], DebianVersion.compare(candidate, p.version) > 0 {
+                a["security_update"] = .string(candidate)
+                updates += 1
+            }
+            return Entity(kind: .packages, key: p.name + ":" + p.architecture, attributes: a)
+        })
+        return true
     }
 
     /// Reads the security lists again when any was added, removed or changed, or when asked `again`; true
@@ -72,5 +94,24 @@ public final class PackageCollector: Collector {
         // Packages of architecture `all` are listed as such and installed as such: the keys match.
         security = offered
         return true
+    }
+}
+
+extension PackageCollector: ChangeDrivenCollector {
+    /// Readable when dpkg wrote or renamed a file of its directory (its status file among them).
+    public var changeDescriptor: Int32? { watcher?.descriptor }
+
+    /// Between runs: the packages read again when the status file is among what changed.
+    public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
+        guard let watcher, watcher.drain().contains("dpkg/status") else { return false }
+        return readStatus(&ctx) == true
+    }
+
+    /// At a tick the collector is not due at: a change the CPU budget held back between ticks (or one that
+    /// came while change-driven capture is off) is read now and handed over with the tick, not at the next
+    /// run a minute later. One read of an empty inotify queue a tick otherwise.
+    public func keepUp(_ ctx: inout CollectContext) {
+        guard let watcher, watcher.drain().contains("dpkg/status") else { return }
+        _ = readStatus(&ctx)
     }
 }
