@@ -942,4 +942,18 @@ import TwinCore
         sampler.restate()
         #expect(sampler.tick(now: t0 + 122_000, force: true).entities[.packages]?.count == 2)
     }
+
+    /// Accounts are handed over when /etc/passwd changed, and again in full when a failed commit asks the
+    /// next run to restate them.
+    @Test func accountsAreRestatedAfterAFailedCommit() throws {
+        let root = try temporaryDirectory("hosttwin-passwd")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try write(root + "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
+        let sampler = Sampler(paths: HostPaths(root: root), selection: only("accounts"), config: CollectorConfig())
+        let t0 = TwinTime.nowMillis()
+        #expect(sampler.tick(now: t0, force: true).entities[.accounts]?.map(\.key) == ["root"])
+        #expect(sampler.tick(now: t0 + 5000, force: true).entities[.accounts] == nil)
+        sampler.restate()
+        #expect(sampler.tick(now: t0 + 10_000, force: true).entities[.accounts]?.map(\.key) == ["root"])
+    }
 }

@@ -12,7 +12,7 @@ public final class AccountCollector: Collector {
         let path = ctx.paths.root("/etc/passwd")
         guard let st = ctx.reader.status(path) else { return .noData("no \(path)") }
         let stamp = (Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec), Int(st.st_size))
-        if let last, last == stamp {
+        if let last, last == stamp, !ctx.restate { // a restated run hands them over again (a commit failed)
             ctx.observation.add("hosttwin_local_accounts", .empty, count)
             return .ok
         }
