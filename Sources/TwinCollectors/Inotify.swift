@@ -79,3 +79,30 @@ final class InotifyWatcher {
         return out
     }
 }
+
+/// One file followed through inotify on its directory: writes closed and entries renamed in (an editor or
+/// dpkg replaces a file by renaming a new one over it). For collectors that read a file at an interval of
+/// seconds or a minute and should see its change at once (``ChangeDrivenCollector``).
+final class FileChangeWatch {
+    private let watcher: InotifyWatcher
+    private let name: String
+
+    /// nil where inotify is unavailable or the file's directory cannot be watched.
+    init?(_ path: String) {
+        guard let slash = path.lastIndex(of: "/"), let watcher = InotifyWatcher() else { return nil }
+        watcher.watch(slash == path.startIndex ? "/" : String(path[..<slash]), as: "d", mask: UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_ONLYDIR))
+        guard watcher.watchCount == 1 else { return nil }
+        self.watcher = watcher
+        name = "d/" + path[path.index(after: slash)...]
+    }
+
+    /// Readable when an entry of the directory changed.
+    var descriptor: Int32 { watcher.descriptor }
+
+    /// Takes what changed since the last call; true when the file was among it, or when events were lost.
+    func changed() -> Bool {
+        let names = watcher.drain()
+        defer { watcher.walked() }
+        return names.contains(name) || !watcher.isComplete
+    }
+}

@@ -943,15 +943,29 @@ import TwinCore
         #expect(sampler.tick(now: t0 + 122_000, force: true).entities[.packages]?.count == 2)
     }
 
-    /// Accounts are handed over when /etc/passwd changed, and again in full when a failed commit asks the
-    /// next run to restate them.
-    @Test func accountsAreRestatedAfterAFailedCommit() throws {
+    /// Accounts are handed over when /etc/passwd changed: between ticks (inotify), or at the next tick when
+    /// no refresh took the change, though the collector is not due for seconds; and again in full when a
+    /// failed commit asks the next run to restate them.
+    @Test func accountsFollowPasswdAndAreRestatedAfterAFailedCommit() throws {
         let root = try temporaryDirectory("hosttwin-passwd")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        try write(root + "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
+        let root0 = "root:x:0:0:root:/root:/bin/bash\n", alice = "alice:x:1000:1000::/home/alice:/bin/bash\n"
+        try write(root + "/etc/passwd", root0)
         let sampler = Sampler(paths: HostPaths(root: root), selection: only("accounts"), config: CollectorConfig())
         let t0 = TwinTime.nowMillis()
         #expect(sampler.tick(now: t0, force: true).entities[.accounts]?.map(\.key) == ["root"])
+        #expect(sampler.changeDescriptors.count == 1)
+        // useradd writes passwd+ and renames it over passwd.
+        try write(root + "/etc/passwd+", root0 + alice)
+        #expect(rename(root + "/etc/passwd+", root + "/etc/passwd") == 0)
+        var refreshed: [String]?
+        for i in 0..<100 where refreshed == nil {
+            refreshed = sampler.refreshChanged(now: t0 + 10 + Int64(i))?.entities[.accounts]?.map(\.key).sorted()
+            usleep(2_000)
+        }
+        #expect(refreshed == ["alice", "root"])
+        try write(root + "/etc/passwd", root0)
+        #expect(sampler.tick(now: t0 + 1000).entities[.accounts]?.map(\.key) == ["root"])
         #expect(sampler.tick(now: t0 + 5000, force: true).entities[.accounts] == nil)
         sampler.restate()
         #expect(sampler.tick(now: t0 + 10_000, force: true).entities[.accounts]?.map(\.key) == ["root"])

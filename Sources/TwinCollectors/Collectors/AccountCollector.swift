@@ -1,22 +1,35 @@
 import TwinCore
 
 /// Local accounts from the root's `/etc/passwd`, as `accounts` entities keyed by name, re-read only when the
-/// file changes: "a new local user" is a state rule (`NewLocalUser`).
+/// file changes: "a new local user" is a state rule (`NewLocalUser`). Between runs (5 s apart, up to a
+/// minute when the CPU budget relaxes the collector) inotify tells when the file was written or replaced,
+/// and it is read at once, or at the next tick when the budget holds the refresh back.
 public final class AccountCollector: Collector {
     public let name = "accounts"
     private var last: (mtime: Int, nsec: Int, size: Int)?
     private var count = 0.0
+    private var watch: FileChangeWatch?
+    private var watched = false
     public init() {}
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         let path = ctx.paths.root("/etc/passwd")
-        guard let st = ctx.reader.status(path) else { return .noData("no \(path)") }
+        if !watched { (watched, watch) = (true, FileChangeWatch(path)) }
+        _ = watch?.changed() // this run reads the file if it changed
+        guard ctx.reader.status(path) != nil else { return .noData("no \(path)") }
+        guard read(&ctx, restate: ctx.restate) != nil else { return .noData("cannot read \(path)") }
+        ctx.observation.add("hosttwin_local_accounts", .empty, count)
+        return .ok
+    }
+
+    /// Reads the file when its time or size moved, or when `restate` asks (a commit failed), and hands the
+    /// accounts over; true when it did, nil when the file cannot be read.
+    private func read(_ ctx: inout CollectContext, restate: Bool) -> Bool? {
+        let path = ctx.paths.root("/etc/passwd")
+        guard let st = ctx.reader.status(path) else { return nil }
         let stamp = (Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec), Int(st.st_size))
-        if let last, last == stamp, !ctx.restate { // a restated run hands them over again (a commit failed)
-            ctx.observation.add("hosttwin_local_accounts", .empty, count)
-            return .ok
-        }
-        guard let text = ctx.reader.read(path) else { return .noData("cannot read \(path)") }
+        if let last, last == stamp, !restate { return false }
+        guard let text = ctx.reader.read(path) else { return nil }
         let accounts = parsePasswdEntries(text)
         last = stamp
         count = Double(accounts.count)
@@ -28,7 +41,21 @@ public final class AccountCollector: Collector {
                 "login": .bool(!(a.shell.hasSuffix("/nologin") || a.shell.hasSuffix("/false") || a.shell.isEmpty)),
             ])
         })
-        ctx.observation.add("hosttwin_local_accounts", .empty, count)
-        return .ok
+        return true
+    }
+}
+
+extension AccountCollector: ChangeDrivenCollector {
+    /// Readable when a file of /etc was written or renamed (passwd among them).
+    public var changeDescriptor: Int32? { watch?.descriptor }
+
+    /// Between runs: the accounts read again when /etc/passwd changed; true when they were handed over.
+    public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
+        watch?.changed() == true && read(&ctx, restate: false) == true
+    }
+
+    /// At a tick the collector is not due at: a change no refresh took goes with the tick.
+    public func keepUp(_ ctx: inout CollectContext) {
+        if watch?.changed() == true { _ = read(&ctx, restate: false) }
     }
 }

@@ -1,4 +1,3 @@
-import Glibc
 import TwinCore
 
 /// Installed packages from the dpkg status database, and the security updates apt's package lists offer for
@@ -14,9 +13,9 @@ public final class PackageCollector: Collector {
     private var security: [String: String] = [:]
     private var count = 0.0
     private var updates = 0.0
-    /// dpkg's directory, watched for its status file being replaced (dpkg writes `status-new` and renames it)
-    /// or written in place; nil before the first run and where inotify is unavailable.
-    private var watcher: InotifyWatcher?
+    /// dpkg's status file, which dpkg replaces by renaming `status-new` over it; nil before the first run and
+    /// where inotify is unavailable.
+    private var watch: FileChangeWatch?
     private var watched = false
     /// The most a decompressed list may hold.
     static let maxListBytes = 256 << 20
@@ -24,13 +23,8 @@ public final class PackageCollector: Collector {
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         let path = ctx.paths.root("/var/lib/dpkg/status")
-        if !watched {
-            watched = true
-            watcher = InotifyWatcher()
-            watcher?.watch(ctx.paths.root("/var/lib/dpkg"), as: "dpkg", mask: UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_ONLYDIR))
-            if watcher?.watchCount == 0 { watcher = nil } // no such directory: the runs alone
-        }
-        _ = watcher?.drain() // this run reads the file if it changed
+        if !watched { (watched, watch) = (true, FileChangeWatch(path)) }
+        _ = watch?.changed() // this run reads the file if it changed
         guard ctx.reader.status(path) != nil else { return .noData("no dpkg database (\(path))") }
         guard readStatus(&ctx, restate: ctx.restate) != nil else { return .noData("cannot read \(path)") }
         ctx.observation.add("hosttwin_packages_installed", .empty, count)
@@ -99,19 +93,17 @@ public final class PackageCollector: Collector {
 
 extension PackageCollector: ChangeDrivenCollector {
     /// Readable when dpkg wrote or renamed a file of its directory (its status file among them).
-    public var changeDescriptor: Int32? { watcher?.descriptor }
+    public var changeDescriptor: Int32? { watch?.descriptor }
 
     /// Between runs: the packages read again when the status file is among what changed.
     public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
-        guard let watcher, watcher.drain().contains("dpkg/status") else { return false }
-        return readStatus(&ctx) == true
+        watch?.changed() == true && readStatus(&ctx) == true
     }
 
     /// At a tick the collector is not due at: a change the CPU budget held back between ticks (or one that
     /// came while change-driven capture is off) is read now and handed over with the tick, not at the next
     /// run a minute later. One read of an empty inotify queue a tick otherwise.
     public func keepUp(_ ctx: inout CollectContext) {
-        guard let watcher, watcher.drain().contains("dpkg/status") else { return }
-        _ = readStatus(&ctx)
+        if watch?.changed() == true { _ = readStatus(&ctx) }
     }
 }
