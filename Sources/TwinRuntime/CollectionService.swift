@@ -230,7 +230,9 @@ public struct CollectionService: Service {
                                     processCost: loop.processCost.perSecond, budget: budget) {
         case .factor?:
             loop.sampler.relaxation = loop.relaxation.factor
-            logger.notice("to stay within the CPU budget, \(loop.sampler.relaxableNames.count) collectors now run at \(loop.sampler.relaxation) times their interval")
+            let n = loop.sampler.relaxableNames.count, factor = loop.sampler.relaxation
+            logger.notice(factor == 1 ? "within the CPU budget again: \(n) collectors back at their interval"
+                          : "to stay within the CPU budget, \(n) collectors now run at \(factor) times their interval")
         case .essentialOverBudget?:
             logger.notice("run costs \(String(format: "%.2f", (loop.processCost.perSecond ?? 0) / 1000)) ms of CPU a second (last 5 minutes) with \(loop.sampler.relaxableNames.count) collectors at \(loop.sampler.relaxation) times their interval, above the CPU budget (\(String(format: "%.2f", budget / 1000)) ms a second): the essential collectors and the rest of run alone exceed it")
         case nil:
