@@ -276,6 +276,7 @@ public struct CollectionService: Service {
             }
             let began = TwinTime.nowMillis()
             var obs = loop.sampler.tick(now: next)
+            if obs.health.contains(where: { $0.collector == "self" }) { metrics.store(into: &obs) }
             let collected = TwinTime.nowMillis()
             relax(loop, at: next)
             obs.health.append(captureHealth(loop, at: next))

@@ -17,8 +17,11 @@ extension TwinAPI {
         var out = ""
         if let latest = live?.latestSamples(seed: latestSeed()) {
             let help = { MetricHelp.text(for: $0) }
-            out = openMetrics ? OpenMetricsText.render(latest.samples, types: latest.types, help: help)
-                : PrometheusText.render(latest.samples, types: latest.types, help: help)
+            // The stored copies of the loop's own counters: the registry below has them up to the moment.
+            let samples = latest.types["hosttwin_ticks_total"] == nil ? latest.samples
+                : latest.samples.filter { !SelfCollector.healthMetrics.contains($0.key.metric) }
+            out = openMetrics ? OpenMetricsText.render(samples, types: latest.types, help: help)
+                : PrometheusText.render(samples, types: latest.types, help: help)
         }
         let own = metrics.render()
         out += openMetrics ? OpenMetricsText.fromPrometheus(own) + "# EOF\n" : own

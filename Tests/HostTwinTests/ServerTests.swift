@@ -247,6 +247,13 @@ import TwinStorage
         let om = try #require(LoopbackHTTP.request(port: port, method: "GET", path: "/metrics", headers: ["Accept": "application/openmetrics-text; version=1.0.0"]))
         #expect(om.headers["content-type"]?.hasPrefix("application/openmetrics-text") == true)
         #expect(om.body.hasSuffix("# EOF\n") && om.body.contains("# TYPE node_cpu_seconds counter\n") && !om.body.contains("# TYPE node_cpu_seconds_total"))
+        // The loop's own counters are stored at the `self` collector's runs: in PromQL as any series, and on
+        // /metrics once (from the registry, not the stored copy too).
+        let own = Self.get(port, "/api/v1/query?query=\(Self.q("hosttwin_ticks_total + hosttwin_ticks_skipped_total"))").1
+        let ownTicks = (((own["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first?["value"] as? [Any])?.last as? String
+        #expect(ownTicks.flatMap(Double.init).map { $0 >= 1 } == true, "\(own)")
+        let series = text.body.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { $0[..<($0.lastIndex(of: " ") ?? $0.endIndex)] }
+        #expect(series.count == Set(series).count, "\(Dictionary(grouping: series) { $0 }.filter { $0.value.count > 1 }.keys.prefix(5))")
 
         // The dashboard: one page for its routes, its own files, a policy that forbids other origins;
         // revalidation by ETag; gzip when asked (and not for tiny or refused cases).

@@ -11,6 +11,14 @@ public final class SelfCollector: Collector {
     private var limits: (fds: Double?, address: Double?, read: Int64)?
     public init() {}
 
+    /// The collection loop's own health counters, which the runtime adds to the ticks this collector runs at
+    /// (`CollectionMetrics.store(into:)`): stored and queryable as any series. `/metrics` renders them from
+    /// its registry, up to the moment, and leaves out the stored copies.
+    public static let healthMetrics: Set<String> = [
+        "hosttwin_ticks_total", "hosttwin_tick_failures_total", "hosttwin_ticks_skipped_total", "hosttwin_change_refreshes_total",
+        "hosttwin_change_refreshes_skipped_total", "hosttwin_twin_update_latency_seconds_sum", "hosttwin_twin_update_latency_seconds_count",
+    ]
+
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         guard ctx.paths.proc == "/proc", let stat = ctx.reader.readHeld("/proc/self/stat"), let close = stat.lastIndex(of: ")") else {
             return .noData("not this host's /proc")
