@@ -254,6 +254,8 @@ import TwinStorage
         #expect(ownTicks.flatMap(Double.init).map { $0 >= 1 } == true, "\(own)")
         let series = text.body.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { $0[..<($0.lastIndex(of: " ") ?? $0.endIndex)] }
         #expect(series.count == Set(series).count, "\(Dictionary(grouping: series) { $0 }.filter { $0.value.count > 1 }.keys.prefix(5))")
+        let typeLines = text.body.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }
+        #expect(typeLines.count == Set(typeLines).count)
 
         // The dashboard: one page for its routes, its own files, a policy that forbids other origins;
         // revalidation by ETag; gzip when asked (and not for tiny or refused cases).
