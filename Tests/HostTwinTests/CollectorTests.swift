@@ -970,4 +970,34 @@ import TwinCore
         sampler.restate()
         #expect(sampler.tick(now: t0 + 10_000, force: true).entities[.accounts]?.map(\.key) == ["root"])
     }
+
+    /// A login shows between the users collector's runs: utmp, written in place, is read again between ticks,
+    /// and a logout at the next tick when no refresh took it.
+    @Test func aLoginShowsBetweenTheUsersRuns() throws {
+        let root = try temporaryDirectory("hosttwin-utmp")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func utmp(_ user: String?) -> String {
+            var bytes = [UInt8](repeating: 0, count: 384)
+            bytes[0] = user == nil ? 8 : 7 // DEAD_PROCESS, USER_PROCESS
+            for (i, b) in "pts/0".utf8.enumerated() { bytes[8 + i] = b }
+            for (i, b) in (user ?? "").utf8.enumerated() { bytes[44 + i] = b }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        let path = root + "/run/utmp"
+        try write(path, utmp(nil))
+        let sampler = Sampler(paths: HostPaths(root: root), selection: only("users"), config: CollectorConfig())
+        let t0 = TwinTime.nowMillis()
+        #expect(sampler.tick(now: t0, force: true).entities[.users]?.isEmpty == true)
+        #expect(sampler.changeDescriptors.count == 1)
+        try write(path, utmp("alice"))
+        var users: [AttributeValue?]?
+        for i in 0..<100 where users == nil {
+            users = sampler.refreshChanged(now: t0 + 10 + Int64(i))?.entities[.users]?.map { $0.attributes["user"] }
+            usleep(2_000)
+        }
+        #expect(users == [.string("alice")])
+        try write(path, utmp(nil))
+        #expect(sampler.tick(now: t0 + 1000).entities[.users]?.isEmpty == true)
+        #expect(sampler.tick(now: t0 + 2000).entities[.users] == nil)
+    }
 }
