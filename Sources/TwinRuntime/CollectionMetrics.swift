@@ -1,5 +1,6 @@
 import CoreMetrics
 import Metrics
+import TwinCollectors
 import TwinCore
 
 /// The collection loop's metrics, with handles made once (a lookup per tick would cost more than the
@@ -25,9 +26,7 @@ public final class CollectionMetrics: @unchecked Sendable { // used by the colle
     /// in its history, its PromQL and its rules, not only on `/metrics` (``SelfCollector/healthMetrics``).
     public func store(into obs: inout Observation) {
         let t = totals
-        for (name, value) in [("hosttwin_ticks_total", t.ticks), ("hosttwin_tick_failures_total", t.failures), ("hosttwin_ticks_skipped_total", t.skipped),
-                              ("hosttwin_change_refreshes_total", t.refreshes), ("hosttwin_change_refreshes_skipped_total", t.refreshesSkipped),
-                              ("hosttwin_twin_update_latency_seconds_sum", t.latencySeconds), ("hosttwin_twin_update_latency_seconds_count", t.latencies)] {
+        for (name, value) in zip(SelfCollector.healthMetrics, [t.ticks, t.failures, t.skipped, t.refreshes, t.refreshesSkipped, t.latencySeconds, t.latencies]) {
             obs.counter(name, .empty, value)
         }
     }

@@ -19,7 +19,7 @@ extension TwinAPI {
             let help = { MetricHelp.text(for: $0) }
             // The stored copies of the loop's own counters: the registry below has them up to the moment.
             let samples = latest.types["hosttwin_ticks_total"] == nil ? latest.samples
-                : latest.samples.filter { !SelfCollector.healthMetrics.contains($0.key.metric) }
+                : latest.samples.filter { !Self.storedHealth.contains($0.key.metric) }
             out = openMetrics ? OpenMetricsText.render(samples, types: latest.types, help: help)
                 : PrometheusText.render(samples, types: latest.types, help: help)
         }
@@ -28,6 +28,8 @@ extension TwinAPI {
         let type = openMetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8" : "text/plain; version=0.0.4; charset=utf-8"
         return Response(status: .ok, headers: [.contentType: type], body: ResponseBody(byteBuffer: ByteBuffer(string: out)))
     }
+
+    private static let storedHealth = Set(SelfCollector.healthMetrics)
 
     /// At `/metrics`' first read, the store's latest value of every series stored within its lookback
     /// (``LiveTwin/stale``): the families collected less often than every tick too; none after.

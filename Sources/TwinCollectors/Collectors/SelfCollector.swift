@@ -12,9 +12,9 @@ public final class SelfCollector: Collector {
     public init() {}
 
     /// The collection loop's own health counters, which the runtime adds to the ticks this collector runs at
-    /// (`CollectionMetrics.store(into:)`): stored and queryable as any series. `/metrics` renders them from
-    /// its registry, up to the moment, and leaves out the stored copies.
-    public static let healthMetrics: Set<String> = [
+    /// (`CollectionMetrics.store(into:)`, in this order): stored and queryable as any series. `/metrics`
+    /// renders them from its registry, up to the moment, and leaves out the stored copies.
+    public static let healthMetrics = [
         "hosttwin_ticks_total", "hosttwin_tick_failures_total", "hosttwin_ticks_skipped_total", "hosttwin_change_refreshes_total",
         "hosttwin_change_refreshes_skipped_total", "hosttwin_twin_update_latency_seconds_sum", "hosttwin_twin_update_latency_seconds_count",
     ]
