@@ -302,6 +302,26 @@ import TwinCore
         #expect(parseDpkgStatus("garbage\n\n\nPackage:\n").isEmpty)
     }
 
+    /// A command line up to 4 KiB is stored whole; a longer one (a linker's list of files) keeps both ends
+    /// around a marker with its length and hash, cut between characters.
+    @Test func longCommandLinesAreCutInTheMiddle() {
+        let short = String(repeating: "a", count: commandLimit)
+        #expect(storedCommand(short) == short)
+        let files = (0..<20_000).map { "/work/main/.build/release/Module\($0).o" }.joined(separator: " ")
+        let link = "/opt/swift/usr/bin/clang -pie " + files + " -o hosttwin"
+        let cut = storedCommand(link)
+        #expect(cut.utf8.count < commandLimit + 100)
+        #expect(cut.hasPrefix(String(link.utf8.prefix(3072))!) && cut.hasSuffix(String(link.utf8.suffix(896))!))
+        #expect(cut.contains("[\(link.utf8.count) bytes, \(link.utf8.count - 3072 - 896) cut, sha256 "))
+        // The same both ends, another middle: another stored command.
+        let other = link.replacingOccurrences(of: "Module10000.o", with: "Module10000.x")
+        #expect(storedCommand(other) != cut && storedCommand(link) == cut)
+        // Cuts fall between characters: "é" is two bytes, so 3,072 and the tail's start need moving.
+        let accents = "x" + String(repeating: "é", count: 5_000)
+        let cutAccents = storedCommand(accents)
+        #expect(!cutAccents.contains("\u{FFFD}") && cutAccents.hasPrefix("x" + String(repeating: "é", count: 1535)) && cutAccents.hasSuffix("é"))
+    }
+
     @Test func utmpRecords() {
         var bytes = [UInt8](repeating: 0, count: 384 * 2 + 100) // two records and a truncated third
         func put(_ off: Int, _ s: String) { for (i, b) in s.utf8.enumerated() { bytes[off + i] = b } }

@@ -182,7 +182,7 @@ public final class ProcessCollector: Collector {
         } else {
             // New process, or an exec: read the command line once.
             let args = ctx.reader.withBytes(at: procDir, pidName + "/cmdline") { parseCmdline(String(decoding: $0, as: UTF8.self)) } ?? []
-            let command = args.isEmpty ? "[\(comm)]" : redactor.redact(arguments: args).joined(separator: " ")
+            let command = args.isEmpty ? "[\(comm)]" : storedCommand(redactor.redact(arguments: args).joined(separator: " "))
             if let same = known[pidName], same.startTicks == stat.startTicks {
                 same.exec(pidName, comm: comm, command: command)
                 info = same

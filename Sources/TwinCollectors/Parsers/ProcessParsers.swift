@@ -1,3 +1,5 @@
+import Crypto
+import TwinCore
 /// The fields HostTwin uses from `/proc/PID/stat`.
 public struct PidStat: Sendable, Equatable {
     public var comm: String
@@ -103,6 +105,27 @@ public func parseCmdline(_ text: String) -> [String] {
     var parts = text.split(separator: "\0", omittingEmptySubsequences: false).map(String.init)
     while parts.last == "" { parts.removeLast() }
     return parts
+}
+
+/// The longest command line stored whole (bytes of UTF-8). A linker's or compiler's can run to hundreds of
+/// kilobytes of file names (a link of this project: 241,807 characters), and a build's few hundred of them
+/// were most of what a busy hour's state history took; ``storedCommand(_:)`` cuts longer ones.
+public let commandLimit = 4096
+
+/// `command` as stored: whole up to ``commandLimit`` bytes; longer, its first 3,072 bytes and its last 896
+/// (cut at character boundaries) around a marker with its length and the start of its SHA-256, so both ends
+/// are kept (what runs, and what a padded command would hide at its end) and two cut commands are equal only
+/// when the whole ones are.
+public func storedCommand(_ command: String) -> String {
+    let bytes = Array(command.utf8)
+    guard bytes.count > commandLimit else { return command }
+    // A UTF-8 continuation byte (10xxxxxx) is not a character's start: move the cuts back / on to one.
+    var head = 3072, tail = bytes.count - 896
+    while head > 0, bytes[head] & 0xC0 == 0x80 { head -= 1 }
+    while tail < bytes.count, bytes[tail] & 0xC0 == 0x80 { tail += 1 }
+    let digest = SHA256.hash(data: bytes).prefix(8).hex
+    return String(decoding: bytes[..<head], as: UTF8.self) + " …[\(bytes.count) bytes, \(tail - head) cut, sha256 \(digest)…]… "
+        + String(decoding: bytes[tail...], as: UTF8.self)
 }
 
 /// The systemd service a process runs in, from `/proc/PID/cgroup` (`ID:CONTROLLERS:PATH` lines; the unified
