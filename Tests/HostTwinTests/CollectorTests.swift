@@ -998,6 +998,5 @@ import TwinCore
         #expect(users == [.string("alice")])
         try write(path, utmp(nil))
         #expect(sampler.tick(now: t0 + 1000).entities[.users]?.isEmpty == true)
-        #expect(sampler.tick(now: t0 + 2000).entities[.users] == nil)
     }
 }
