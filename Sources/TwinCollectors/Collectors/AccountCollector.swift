@@ -16,20 +16,19 @@ public final class AccountCollector: Collector {
         let path = ctx.paths.root("/etc/passwd")
         if !watched { (watched, watch) = (true, FileChangeWatch(path)) }
         _ = watch?.changed() // this run reads the file if it changed
-        guard ctx.reader.status(path) != nil else { return .noData("no \(path)") }
-        guard read(&ctx, restate: ctx.restate) != nil else { return .noData("cannot read \(path)") }
+        if case .noData(let why) = read(&ctx, restate: ctx.restate) { return .noData(why) }
         ctx.observation.add("hosttwin_local_accounts", .empty, count)
         return .ok
     }
 
     /// Reads the file when its time or size moved, or when `restate` asks (a commit failed), and hands the
-    /// accounts over; true when it did, nil when the file cannot be read.
-    private func read(_ ctx: inout CollectContext, restate: Bool) -> Bool? {
+    /// accounts over (`context.observation` then holds them).
+    private func read(_ ctx: inout CollectContext, restate: Bool) -> CollectOutcome {
         let path = ctx.paths.root("/etc/passwd")
-        guard let st = ctx.reader.status(path) else { return nil }
+        guard let st = ctx.reader.status(path) else { return .noData("no \(path)") }
         let stamp = (Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec), Int(st.st_size))
-        if let last, last == stamp, !restate { return false }
-        guard let text = ctx.reader.read(path) else { return nil }
+        if let last, last == stamp, !restate { return .ok }
+        guard let text = ctx.reader.read(path) else { return .noData("cannot read \(path)") }
         let accounts = parsePasswdEntries(text)
         last = stamp
         count = Double(accounts.count)
@@ -41,7 +40,7 @@ public final class AccountCollector: Collector {
                 "login": .bool(!(a.shell.hasSuffix("/nologin") || a.shell.hasSuffix("/false") || a.shell.isEmpty)),
             ])
         })
-        return true
+        return .ok
     }
 }
 
@@ -51,7 +50,9 @@ extension AccountCollector: ChangeDrivenCollector {
 
     /// Between runs: the accounts read again when /etc/passwd changed; true when they were handed over.
     public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
-        watch?.changed() == true && read(&ctx, restate: false) == true
+        guard watch?.changed() == true else { return false }
+        _ = read(&ctx, restate: false)
+        return ctx.observation.entities[.accounts] != nil
     }
 
     /// At a tick the collector is not due at: a change no refresh took goes with the tick.

@@ -25,30 +25,28 @@ public final class PackageCollector: Collector {
         let path = ctx.paths.root("/var/lib/dpkg/status")
         if !watched { (watched, watch) = (true, FileChangeWatch(path)) }
         _ = watch?.changed() // this run reads the file if it changed
-        guard ctx.reader.status(path) != nil else { return .noData("no dpkg database (\(path))") }
-        guard readStatus(&ctx, restate: ctx.restate) != nil else { return .noData("cannot read \(path)") }
+        if case .noData(let why) = readStatus(&ctx, restate: ctx.restate) { return .noData(why) }
         ctx.observation.add("hosttwin_packages_installed", .empty, count)
         ctx.observation.add("hosttwin_packages_security_updates", .empty, updates)
         return .ok
     }
 
     /// Reads the status file if its modification time moved (and then the security lists again), and hands
-    /// the packages over when they changed or `restate` asks for them; true when it handed them over, nil
-    /// when the file cannot be read.
-    private func readStatus(_ ctx: inout CollectContext, restate: Bool = false) -> Bool? {
+    /// the packages over when they changed or `restate` asks for them (`context.observation` then holds them).
+    private func readStatus(_ ctx: inout CollectContext, restate: Bool = false) -> CollectOutcome {
         let path = ctx.paths.root("/var/lib/dpkg/status")
-        guard let st = ctx.reader.status(path) else { return nil }
+        guard let st = ctx.reader.status(path) else { return .noData("no dpkg database (\(path))") }
         let mtime = (Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec))
         var changed = false
         if lastStatus == nil || lastStatus! != mtime {
-            guard let text = ctx.reader.read(path) else { return nil }
+            guard let text = ctx.reader.read(path) else { return .noData("cannot read \(path)") }
             installed = parseDpkgStatus(text)
             lastStatus = mtime
             changed = true
         }
         // The offers are kept for the installed packages only, so a changed set of packages reads them again.
         changed = readSecurityLists(ctx, again: changed) || changed
-        guard changed || restate else { return false }
+        guard changed || restate else { return .ok }
         count = Double(installed.count)
         updates = 0
         ctx.observation.set(.packages, installed.map { p in
@@ -61,7 +59,7 @@ public final class PackageCollector: Collector {
             }
             return Entity(kind: .packages, key: p.name + ":" + p.architecture, attributes: a)
         })
-        return true
+        return .ok
     }
 
     /// Reads the security lists again when any was added, removed or changed, or when asked `again`; true
@@ -97,7 +95,9 @@ extension PackageCollector: ChangeDrivenCollector {
 
     /// Between runs: the packages read again when the status file is among what changed.
     public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
-        watch?.changed() == true && readStatus(&ctx) == true
+        guard watch?.changed() == true else { return false }
+        _ = readStatus(&ctx)
+        return ctx.observation.entities[.packages] != nil
     }
 
     /// At a tick the collector is not due at: a change the CPU budget held back between ticks (or one that

@@ -117,8 +117,8 @@ public let commandLimit = 4096
 /// are kept (what runs, and what a padded command would hide at its end) and two cut commands are equal only
 /// when the whole ones are.
 public func storedCommand(_ command: String) -> String {
+    guard command.utf8.count > commandLimit else { return command } // no copy for the usual command
     let bytes = Array(command.utf8)
-    guard bytes.count > commandLimit else { return command }
     // A UTF-8 continuation byte (10xxxxxx) is not a character's start: move the cuts back / on to one.
     var head = 3072, tail = bytes.count - 896
     while head > 0, bytes[head] & 0xC0 == 0x80 { head -= 1 }
