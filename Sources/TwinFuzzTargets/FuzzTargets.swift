@@ -296,10 +296,12 @@ public enum FuzzTargets {
         if let l = c.listen { _ = try? TwinHTTPServer.parseListen(l) }
     }
 
-    /// Secret redaction of command lines (NUL-separated arguments, as /proc/PID/cmdline).
+    /// Secret redaction of command lines (NUL-separated arguments, as /proc/PID/cmdline), then the command as
+    /// stored (cut past 4 KiB), as the processes collector does.
     static func redaction(_ data: [UInt8]) {
         let args = String(decoding: data, as: UTF8.self).split(separator: "\0", omittingEmptySubsequences: false).map(String.init)
-        _ = Redactor().redact(arguments: args)
+        let stored = storedCommand(Redactor().redact(arguments: args).joined(separator: " "))
+        precondition(stored.utf8.count <= commandLimit + 96, "a stored command over its limit")
     }
 
     /// Raw bytes as an HTTP/1.1 request, decoded by the server's own HTTP codec and answered by the API's
