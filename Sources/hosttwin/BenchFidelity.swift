@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import Synchronization
 import TwinAnalytics
 import TwinCore
 import TwinServer
@@ -114,13 +115,14 @@ struct BenchFidelity: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: dir + "-probe") }
         let probe = packages > 0 ? try PackageProbe(in: dir + "-probe", count: packages, over: total) : nil
         let cpuBefore = cpuMicros(ofProcess: child.processIdentifier)
+        // Ctrl-C or SIGTERM ends the captures; what the bench changed is undone below as at the end.
+        let interruption = Interruption()
         churn.start()
         probe?.start()
         var rng = SeededRandom(seed: seed &+ 1)
         var rounds: [(Capture, Capture)] = []
         let begin = TwinTime.nowMillis()
-        while TwinTime.nowMillis() - begin < total {
-            usleep(UInt32(Double.random(in: 2...5, using: &rng) * 1_000_000))
+        while TwinTime.nowMillis() - begin < total, interruption.pause(Int64(Double.random(in: 2...5, using: &rng) * 1000)) {
             let first = capture()
             // The second look: after the twin's next observation of the last kind captured.
             let last = first.time.values.max() ?? TwinTime.nowMillis()
@@ -139,6 +141,9 @@ struct BenchFidelity: ParsableCommand {
         usleep(UInt32((tick + 500) * 1000))
         child.terminate()
         child.waitUntilExit()
+        if let signal = interruption.signal {
+            throw CLIError("interrupted (signal \(signal)): the churn stopped\(probe == nil ? "" : ", the probe package purged"), the twin stopped; no figures")
+        }
 
         let store = try StoreOptions.openForReading(dir) // with its keys: remote addresses are sealed at rest
         var kinds = GroundTruth.kinds.map { KindFidelity(kind: $0) }
@@ -296,5 +301,38 @@ struct BenchFidelity: ParsableCommand {
             out["package removed"] = summary(packages.filter { !$0.installed }.map { c in (c.at, first(packageEnds, after: c.at)) })
         }
         return out
+    }
+}
+
+/// SIGINT and SIGTERM as a flag a long benchmark looks at, so it can undo what it did to the host (the churn,
+/// a package installed) before it exits, instead of dying with it done. The signals' default action comes back
+/// when it is released.
+final class Interruption: @unchecked Sendable {
+    private let received = Mutex<Int32?>(nil)
+    private var sources: [any DispatchSourceSignal] = [] // set once in init
+
+    init() {
+        for sig in [SIGINT, SIGTERM] {
+            Glibc.signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in self?.received.withLock { $0 = $0 ?? sig } }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    deinit {
+        for s in sources { s.cancel() }
+        for sig in [SIGINT, SIGTERM] { Glibc.signal(sig, SIG_DFL) }
+    }
+
+    /// The first signal received; nil while none was.
+    var signal: Int32? { received.withLock { $0 } }
+
+    /// Sleeps `ms` in steps of 50 ms; false as soon as a signal came.
+    func pause(_ ms: Int64) -> Bool {
+        let until = TwinTime.nowMillis() + ms
+        while signal == nil, TwinTime.nowMillis() < until { usleep(50_000) }
+        return signal == nil
     }
 }

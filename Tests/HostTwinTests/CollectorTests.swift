@@ -912,7 +912,7 @@ import TwinCore
         }
         try write(dir + "/status", status(["bash"]))
         let sampler = Sampler(paths: HostPaths(root: root), selection: only("packages"), config: CollectorConfig())
-        let t0 = TwinTime.nowMillis()
+        let t0 = TwinTime.nowMillis() / 60_000 * 60_000 + 10 // the ticks below fall between the collector's runs
         let first = sampler.tick(now: t0, force: true)
         #expect(first.entities[.packages]?.map(\.key) == ["bash:amd64"])
         #expect(sampler.changeDescriptors.count == 1)
@@ -928,12 +928,19 @@ import TwinCore
         try write(dir + "/status-new", status(["bash", "curl"]))
         #expect(rename(dir + "/status-new", dir + "/status") == 0)
         #expect(refreshed() == ["bash:amd64", "curl:amd64"])
-        // Not due again within the minute, and nothing changed: the packages are not handed over...
-        #expect(sampler.tick(now: t0 + 1000).entities[.packages] == nil)
+        func installed(_ obs: Observation) -> Double? { obs.samples.first { $0.key.metric == "hosttwin_packages_installed" }?.value }
+        // Not due again within the minute, and nothing changed: the packages are not handed over, and their
+        // count, changed by the refresh, follows with this tick (once)...
+        let next = sampler.tick(now: t0 + 1000)
+        #expect(next.entities[.packages] == nil)
+        #expect(installed(next) == 2)
+        #expect(installed(sampler.tick(now: t0 + 1500)) == nil)
         // ...but a change no refresh took (the CPU budget held it back) goes with the next tick.
         try write(dir + "/status-new", status(["bash", "curl", "jq"]))
         #expect(rename(dir + "/status-new", dir + "/status") == 0)
-        #expect(sampler.tick(now: t0 + 2000).entities[.packages]?.count == 3)
+        let held = sampler.tick(now: t0 + 2000)
+        #expect(held.entities[.packages]?.count == 3)
+        #expect(installed(held) == 3)
         try write(dir + "/status-new", status(["bash", "curl"]))
         #expect(rename(dir + "/status-new", dir + "/status") == 0)
         #expect(sampler.tick(now: t0 + 3000).entities[.packages]?.count == 2)
@@ -952,7 +959,7 @@ import TwinCore
         let root0 = "root:x:0:0:root:/root:/bin/bash\n", alice = "alice:x:1000:1000::/home/alice:/bin/bash\n"
         try write(root + "/etc/passwd", root0)
         let sampler = Sampler(paths: HostPaths(root: root), selection: only("accounts"), config: CollectorConfig())
-        let t0 = TwinTime.nowMillis()
+        let t0 = TwinTime.nowMillis() / 60_000 * 60_000 + 10 // the ticks below fall between the collector's runs
         #expect(sampler.tick(now: t0, force: true).entities[.accounts]?.map(\.key) == ["root"])
         #expect(sampler.changeDescriptors.count == 1)
         // useradd writes passwd+ and renames it over passwd.
@@ -964,8 +971,12 @@ import TwinCore
             usleep(2_000)
         }
         #expect(refreshed == ["alice", "root"])
+        func accounts(_ obs: Observation) -> Double? { obs.samples.first { $0.key.metric == "hosttwin_local_accounts" }?.value }
+        #expect(accounts(sampler.tick(now: t0 + 500)) == 2, "the refresh's count follows with the next tick")
         try write(root + "/etc/passwd", root0)
-        #expect(sampler.tick(now: t0 + 1000).entities[.accounts]?.map(\.key) == ["root"])
+        let next = sampler.tick(now: t0 + 1000)
+        #expect(next.entities[.accounts]?.map(\.key) == ["root"])
+        #expect(accounts(next) == 1)
         #expect(sampler.tick(now: t0 + 5000, force: true).entities[.accounts] == nil)
         sampler.restate()
         #expect(sampler.tick(now: t0 + 10_000, force: true).entities[.accounts]?.map(\.key) == ["root"])
@@ -986,7 +997,7 @@ import TwinCore
         let path = root + "/run/utmp"
         try write(path, utmp(nil))
         let sampler = Sampler(paths: HostPaths(root: root), selection: only("users"), config: CollectorConfig())
-        let t0 = TwinTime.nowMillis()
+        let t0 = TwinTime.nowMillis() / 60_000 * 60_000 + 10 // the ticks below fall between the collector's runs
         #expect(sampler.tick(now: t0, force: true).entities[.users]?.isEmpty == true)
         #expect(sampler.changeDescriptors.count == 1)
         try write(path, utmp("alice"))
@@ -996,7 +1007,11 @@ import TwinCore
             usleep(2_000)
         }
         #expect(users == [.string("alice")])
+        func sessions(_ obs: Observation) -> Double? { obs.samples.first { $0.key.metric == "hosttwin_user_sessions" }?.value }
+        #expect(sessions(sampler.tick(now: t0 + 500)) == 1, "the refresh's count follows with the next tick")
         try write(path, utmp(nil))
-        #expect(sampler.tick(now: t0 + 1000).entities[.users]?.isEmpty == true)
+        let next = sampler.tick(now: t0 + 1000)
+        #expect(next.entities[.users]?.isEmpty == true)
+        #expect(sessions(next) == 0)
     }
 }

@@ -3,11 +3,14 @@ import TwinCore
 /// Local accounts from the root's `/etc/passwd`, as `accounts` entities keyed by name, re-read only when the
 /// file changes: "a new local user" is a state rule (`NewLocalUser`). Between runs (5 s apart, up to a
 /// minute when the CPU budget relaxes the collector) inotify tells when the file was written or replaced,
-/// and it is read at once, or at the next tick when the budget holds the refresh back.
+/// and it is read at once, or at the next tick when the budget holds the refresh back; the count follows with
+/// the next tick.
 public final class AccountCollector: Collector {
     public let name = "accounts"
     private var last: (mtime: Int, nsec: Int, size: Int)?
     private var count = 0.0
+    /// The count changed since it was last added to a tick's samples.
+    private var countBehind = false
     private var watch: FileChangeWatch?
     private var watched = false
     public init() {}
@@ -17,8 +20,13 @@ public final class AccountCollector: Collector {
         if !watched { (watched, watch) = (true, FileChangeWatch(path)) }
         _ = watch?.changed() // this run reads the file if it changed
         if case .noData(let why) = read(&ctx, restate: ctx.restate) { return .noData(why) }
-        ctx.observation.add("hosttwin_local_accounts", .empty, count)
+        addCount(&ctx)
         return .ok
+    }
+
+    private func addCount(_ ctx: inout CollectContext) {
+        ctx.observation.add("hosttwin_local_accounts", .empty, count)
+        countBehind = false
     }
 
     /// Reads the file when its time or size moved, or when `restate` asks (a commit failed), and hands the
@@ -32,6 +40,7 @@ public final class AccountCollector: Collector {
         let accounts = parsePasswdEntries(text)
         last = stamp
         count = Double(accounts.count)
+        countBehind = true
         ctx.observation.set(.accounts, accounts.map { a in
             Entity(kind: .accounts, key: a.name, attributes: [
                 "name": .string(a.name), "uid": .int(Int64(a.uid)), "gid": .int(Int64(a.gid)), "gecos": .string(a.gecos),
@@ -55,8 +64,10 @@ extension AccountCollector: ChangeDrivenCollector {
         return ctx.observation.entities[.accounts] != nil
     }
 
-    /// At a tick the collector is not due at: a change no refresh took goes with the tick.
+    /// At a tick the collector is not due at: a change no refresh took goes with the tick, and the count of
+    /// one read since the last tick.
     public func keepUp(_ ctx: inout CollectContext) {
         if watch?.changed() == true { _ = read(&ctx, restate: false) }
+        if countBehind { addCount(&ctx) }
     }
 }

@@ -4,7 +4,8 @@ import TwinCore
 /// them (`security_update`: the newer version of a list whose name says `security`, such as Debian's
 /// bookworm-security or Ubuntu's jammy-security; plain and `.lz4` lists). Both are re-read only when their
 /// files change (an install or an `apt update`). Between runs (a minute apart by default) inotify tells when
-/// dpkg has written its status file, and the packages are read at once (change-driven capture).
+/// dpkg has written its status file, and the packages are read at once (change-driven capture); their counts
+/// follow with the next tick.
 public final class PackageCollector: Collector {
     public let name = "packages"
     private var lastStatus: (Int, Int)?
@@ -13,6 +14,8 @@ public final class PackageCollector: Collector {
     private var security: [String: String] = [:]
     private var count = 0.0
     private var updates = 0.0
+    /// The counts changed since they were last added to a tick's samples.
+    private var countsBehind = false
     /// dpkg's status file, which dpkg replaces by renaming `status-new` over it; nil before the first run and
     /// where inotify is unavailable.
     private var watch: FileChangeWatch?
@@ -26,9 +29,14 @@ public final class PackageCollector: Collector {
         if !watched { (watched, watch) = (true, FileChangeWatch(path)) }
         _ = watch?.changed() // this run reads the file if it changed
         if case .noData(let why) = readStatus(&ctx, restate: ctx.restate) { return .noData(why) }
+        addCounts(&ctx)
+        return .ok
+    }
+
+    private func addCounts(_ ctx: inout CollectContext) {
         ctx.observation.add("hosttwin_packages_installed", .empty, count)
         ctx.observation.add("hosttwin_packages_security_updates", .empty, updates)
-        return .ok
+        countsBehind = false
     }
 
     /// Reads the status file if its modification time moved (and then the security lists again), and hands
@@ -59,6 +67,7 @@ public final class PackageCollector: Collector {
             }
             return Entity(kind: .packages, key: p.name + ":" + p.architecture, attributes: a)
         })
+        countsBehind = true
         return .ok
     }
 
@@ -102,8 +111,10 @@ extension PackageCollector: ChangeDrivenCollector {
 
     /// At a tick the collector is not due at: a change the CPU budget held back between ticks (or one that
     /// came while change-driven capture is off) is read now and handed over with the tick, not at the next
-    /// run a minute later. One read of an empty inotify queue a tick otherwise.
+    /// run a minute later, with the counts of a change read between ticks. One read of an empty inotify
+    /// queue a tick otherwise.
     public func keepUp(_ ctx: inout CollectContext) {
         if watch?.changed() == true { _ = readStatus(&ctx) }
+        if countsBehind { addCounts(&ctx) }
     }
 }

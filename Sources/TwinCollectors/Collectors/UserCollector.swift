@@ -2,15 +2,19 @@ import TwinCore
 
 /// Logged-in sessions from utmp (`/run/utmp`, or `/var/run/utmp`), as `users` entities. Between runs (5 s
 /// apart, up to a minute when the CPU budget relaxes the collector) inotify tells when login or logout
-/// wrote utmp, and the sessions are read at once, or at the next tick when the budget holds the refresh back.
+/// wrote utmp, and the sessions are read at once, or at the next tick when the budget holds the refresh back;
+/// their count follows with the next tick.
 public final class UserCollector: Collector {
     public let name = "users"
     private var watch: FileChangeWatch?
     private var watched = false
+    /// Sessions read between ticks whose count is not yet in a tick's samples.
+    private var countBehind: Int?
     public init() {}
 
     public func collect(_ ctx: inout CollectContext) throws -> CollectOutcome {
         _ = watch?.changed() // this run reads the file anyway
+        countBehind = nil
         guard let count = read(&ctx) else { return .noData("no utmp file") }
         ctx.observation.add("hosttwin_user_sessions", .empty, Double(count))
         return .ok
@@ -40,11 +44,18 @@ extension UserCollector: ChangeDrivenCollector {
 
     /// Between runs: the sessions read again when utmp changed.
     public func refreshChanged(_ ctx: inout CollectContext) -> Bool {
-        watch?.changed() == true && read(&ctx) != nil
+        guard watch?.changed() == true, let count = read(&ctx) else { return false }
+        countBehind = count
+        return true
     }
 
-    /// At a tick the collector is not due at: a change no refresh took goes with the tick.
+    /// At a tick the collector is not due at: a change no refresh took goes with the tick, and the count of
+    /// sessions read since the last tick.
     public func keepUp(_ ctx: inout CollectContext) {
-        if watch?.changed() == true { _ = read(&ctx) }
+        if watch?.changed() == true, let count = read(&ctx) { countBehind = count }
+        if let count = countBehind {
+            ctx.observation.add("hosttwin_user_sessions", .empty, Double(count))
+            countBehind = nil
+        }
     }
 }
