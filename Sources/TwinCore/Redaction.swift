@@ -63,7 +63,7 @@ public struct Redactor: Sendable {
                 if !arg.hasPrefix("-") { out.append(Self.maskingPassword(of: arg)); continue }
             }
             if index > 0 {
-                if attachedPassword, arg.hasPrefix("-p"), arg.count > 2, !arg.hasPrefix("--") {
+                if attachedPassword, arg.hasPrefix("-p"), arg.utf8.count > 2, !arg.hasPrefix("--") {
                     out.append("-p" + Redactor.mask); continue
                 }
                 if program == "sshpass", arg.hasPrefix("-p") {
@@ -71,12 +71,12 @@ public struct Redactor: Sendable {
                     continue
                 }
                 if Self.userPasswordOptions.contains(arg) { userPasswordNext = true; out.append(arg); continue }
-                if arg.hasPrefix("-u"), arg.count > 2, !arg.hasPrefix("--"), arg.utf8Contains(":") {
+                if arg.hasPrefix("-u"), arg.utf8.count > 2, !arg.hasPrefix("--"), arg.utf8Contains(":") {
                     out.append(Self.maskingPassword(of: arg)); continue
                 }
             }
             if let header = redactHeader(arg) { out.append(header); continue }
-            if let eq = arg.firstIndex(of: "=") {
+            if let eq = arg.utf8.firstIndex(of: UInt8(ascii: "=")) {
                 let name = arg[..<eq].drop { $0 == "-" }
                 if !name.isEmpty, !name.utf8Contains(" "), isSecretName(name) {
                     out.append(String(arg[...eq]) + Redactor.mask)
@@ -85,7 +85,7 @@ public struct Redactor: Sendable {
                 if ["--user", "--proxy-user"].contains(String(arg[..<eq])) {
                     out.append(Self.maskingPassword(of: arg)); continue
                 }
-            } else if index > 0, arg.hasPrefix("-"), arg.count > 1, isSecretName(arg.drop { $0 == "-" }) {
+            } else if index > 0, arg.hasPrefix("-"), arg.utf8.count > 1, isSecretName(arg.drop { $0 == "-" }) {
                 maskNext = true
             }
             out.append(redactSchemeCredentials(redactJSONPairs(redactURLPassword(arg))))
@@ -95,16 +95,16 @@ public struct Redactor: Sendable {
 
     /// `user:secret` → `user:***` (the part after the first colon).
     static func maskingPassword(of arg: String) -> String {
-        guard let colon = arg.firstIndex(of: ":") else { return arg }
+        guard let colon = arg.utf8.firstIndex(of: UInt8(ascii: ":")) else { return arg }
         return String(arg[...colon]) + Redactor.mask
     }
 
     /// An HTTP header written as one argument (`Authorization: Bearer x`, `X-Api-Key: k`,
     /// `--header=Cookie: c`) whose name is secret → the value masked; nil for anything else.
     func redactHeader(_ arg: String) -> String? {
-        guard let colon = arg.firstIndex(of: ":") else { return nil }
+        guard let colon = arg.utf8.firstIndex(of: UInt8(ascii: ":")) else { return nil }
         var nameStart = arg.startIndex
-        if arg.hasPrefix("-"), let eq = arg[..<colon].firstIndex(of: "=") { nameStart = arg.index(after: eq) }
+        if arg.hasPrefix("-"), let eq = arg.utf8[..<colon].firstIndex(of: UInt8(ascii: "=")) { nameStart = arg.index(after: eq) }
         let name = arg[nameStart..<colon]
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }),
               !arg[colon...].hasPrefix("://"), isSecretName(name) else { return nil }

@@ -102,7 +102,9 @@ public func parsePidIO(_ text: String) -> PidIO? { text.withBytes { parsePidIO($
 
 /// Turns `/proc/PID/cmdline` (NUL-separated, maybe NUL-terminated) into arguments.
 public func parseCmdline(_ text: String) -> [String] {
-    var parts = text.split(separator: "\0", omittingEmptySubsequences: false).map(String.init)
+    // Split as bytes: a compiler's command line has thousands of arguments, and splitting the String walks
+    // its characters (NUL always ends one, so the parts are the same).
+    var parts = text.utf8.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
     while parts.last == "" { parts.removeLast() }
     return parts
 }
