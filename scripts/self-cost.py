@@ -94,13 +94,14 @@ def show(s):
 def main(argv):
     if len(argv) >= 2 and argv[0] == "snapshot":
         sys.stdout.write(snapshot(argv[1]))
-    elif len(argv) >= 3 and argv[0] == "compare":
-        s = split(open(argv[1]).read(), open(argv[2]).read())
-        print(json.dumps(s, indent=1)) if "--json" in argv else show(s)
-    elif len(argv) >= 3 and argv[0] == "watch":
-        a = snapshot(argv[1])
-        time.sleep(float(argv[2]))
-        s = split(a, snapshot(argv[1]))
+    elif len(argv) >= 3 and argv[0] in ("compare", "watch"):
+        if argv[0] == "compare":
+            a, b = open(argv[1]).read(), open(argv[2]).read()
+        else:
+            a = snapshot(argv[1])
+            time.sleep(float(argv[2]))
+            b = snapshot(argv[1])
+        s = split(a, b)
         print(json.dumps(s, indent=1)) if "--json" in argv else show(s)
     else:
         sys.exit(__doc__)
