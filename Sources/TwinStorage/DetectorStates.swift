@@ -16,7 +16,9 @@ public struct DetectorState: Sendable, Equatable {
 /// unfed before it was retired (an hour for the anomaly monitor) to `through`, the last minute a pass
 /// found them all still silent; readers go on from after `through` with a new detector instead of reading
 /// and learning their history again. Kept as one `meta` row (the ids delta-coded), a few bytes a series:
-/// as rows, a detector's kilobyte shrunk in place to a marker left the table's pages a third full.
+/// as rows, a detector's kilobyte shrunk in place to a marker left the table's pages a third full. That row
+/// is written when the set changes; every pass moves `through` in a small second row (``Mark``), and the
+/// store keeps the parsed set in memory while the mark's fingerprint matches it.
 public struct RetiredDetectors: Sendable, Equatable {
     public var through: Int64
     public var series: Set<Int64>
@@ -26,6 +28,35 @@ public struct RetiredDetectors: Sendable, Equatable {
     }
 
     static let metaKey = "detectors_retired"
+
+    /// The newest `through` of the set stored in ``metaKey``, with the set's ``fingerprint``: "through:fingerprint".
+    /// A pass that retires nothing new writes only this. A binary without it ignores it and reads the older
+    /// `through` from the set's row: more minutes read, the same answers.
+    struct Mark: Equatable {
+        static let metaKey = "detectors_retired_mark"
+        var through: Int64
+        var fingerprint: UInt64
+        var text: String { "\(through):\(fingerprint)" }
+        init(through: Int64, fingerprint: UInt64) { (self.through, self.fingerprint) = (through, fingerprint) }
+        init?(text: String) {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, let through = Int64(parts[0]), let fingerprint = UInt64(parts[1]) else { return nil }
+            self.init(through: through, fingerprint: fingerprint)
+        }
+    }
+
+    /// FNV-1a over the sorted ids' bytes: whether a mark speaks of this set.
+    var fingerprint: UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for id in series.sorted() {
+            var v = UInt64(bitPattern: id)
+            for _ in 0..<8 {
+                hash = (hash ^ (v & 0xff)) &* 0x0000_0100_0000_01b3
+                v >>= 8
+            }
+        }
+        return hash
+    }
 
     /// "through:first,delta,delta,..." with the ids sorted.
     public var text: String {
@@ -53,7 +84,33 @@ public struct RetiredDetectors: Sendable, Equatable {
     }
 }
 
+/// Series with a detector state but no sample after it through `through`, as the anomaly monitor's last
+/// pass read them: an ended process's series in the hour before its detector is retired. Readers go on from
+/// after `through` instead of reading the minutes since the state again (every pass and every minute's
+/// anomaly scan read them, each from its own minute, until the retirement). Kept in memory by the store that
+/// the pass read: after a restart the first pass reads them from their states again.
+public struct SilentDetectors: Sendable, Equatable {
+    public var through: Int64
+    public var series: Set<Int64>
+
+    public init(through: Int64, series: Set<Int64>) {
+        (self.through, self.series) = (through, series)
+    }
+
+    /// Where a read of `series`, whose state was fed through `state`, goes on from: after the silence when
+    /// it is known and no later than `to`, else after the state.
+    public func resume(_ series: Int64, state: Int64, to: Int64, step: Int64) -> Int64 {
+        through > state && through <= to && self.series.contains(series) ? through + step : state + step
+    }
+}
+
 extension TwinStore {
+    /// What the anomaly monitor's last pass found silent (``SilentDetectors``); nil before its first pass.
+    public var silentDetectors: SilentDetectors? {
+        get { silentKept.withLock { $0 } }
+        set { silentKept.withLock { $0 = newValue } }
+    }
+
     /// Saves detector states, replacing each series' previous one, in one transaction.
     public func saveDetectorStates(_ states: [DetectorState]) throws {
         guard !states.isEmpty else { return }
@@ -84,8 +141,9 @@ extension TwinStore {
     @discardableResult
     public func pruneDetectorStates(before: Int64) throws -> Int {
         try database.write { db in
-            if before > .min, let text = try Self.meta(db, RetiredDetectors.metaKey), (RetiredDetectors(text: text)?.through ?? .min) < before {
+            if before > .min, let retired = try retiredDetectors(db), retired.through < before {
                 try Self.deleteMeta(db, RetiredDetectors.metaKey)
+                try Self.deleteMeta(db, RetiredDetectors.Mark.metaKey)
             }
             return try db.execute("DELETE FROM detector_states WHERE through < ? OR series_id NOT IN (SELECT id FROM series)", [before])
         }
@@ -94,7 +152,22 @@ extension TwinStore {
     /// The series whose detectors were retired, and the last minute they were all found silent; nil when
     /// none were.
     public func retiredDetectors() throws -> RetiredDetectors? {
-        try database.read { db in try Self.meta(db, RetiredDetectors.metaKey).flatMap(RetiredDetectors.init(text:)) }
+        try database.read { db in try retiredDetectors(db) }
+    }
+
+    /// Reads the mark, and the set's row only when the set kept in memory is not the one the mark speaks of
+    /// (each pass and each minute's anomaly scan read it: thousands of ids parsed each time, before).
+    private func retiredDetectors(_ db: any StoreStatements) throws -> RetiredDetectors? {
+        let mark = try Self.meta(db, RetiredDetectors.Mark.metaKey).flatMap(RetiredDetectors.Mark.init(text:))
+        if let mark, let kept = retiredKept.withLock({ $0 }), kept.fingerprint == mark.fingerprint {
+            return RetiredDetectors(through: mark.through, series: kept.series)
+        }
+        guard let text = try Self.meta(db, RetiredDetectors.metaKey), var retired = RetiredDetectors(text: text) else { return nil }
+        let fingerprint = retired.fingerprint
+        retiredKept.withLock { $0 = (fingerprint, retired.series) }
+        // A mark of another set is older than the row (written by a binary without marks): the row holds.
+        if let mark, mark.fingerprint == fingerprint { retired.through = mark.through }
+        return retired
     }
 
     /// Retires the detector of each series not fed since `before` (ms), an exited process's: its state is
@@ -109,12 +182,15 @@ extension TwinStore {
             for row in try db.rows("SELECT series_id, through FROM detector_states") {
                 if try row.integer(1) < before { ended.append(try row.integer(0)) } else { live.append(try row.integer(0)) }
             }
-            var retired = try Self.meta(db, RetiredDetectors.metaKey).flatMap(RetiredDetectors.init(text:))?.series ?? []
-            guard !ended.isEmpty || !retired.isEmpty else { return 0 }
-            retired.formUnion(ended)
-            retired.subtract(live)
+            let previous = try retiredDetectors(db)?.series ?? []
+            guard !ended.isEmpty || !previous.isEmpty else { return 0 }
+            let retired = RetiredDetectors(through: silentThrough, series: previous.union(ended).subtracting(live))
             _ = try db.execute("DELETE FROM detector_states WHERE through < ?", [before])
-            try Self.setMeta(db, RetiredDetectors.metaKey, RetiredDetectors(through: silentThrough, series: retired).text)
+            if retired.series != previous {
+                try Self.setMeta(db, RetiredDetectors.metaKey, retired.text)
+                retiredKept.withLock { $0 = nil } // read again once committed
+            }
+            try Self.setMeta(db, RetiredDetectors.Mark.metaKey, RetiredDetectors.Mark(through: silentThrough, fingerprint: retired.fingerprint).text)
             return ended.count
         }
     }

@@ -409,6 +409,12 @@ import TwinQuery
         #expect(RetiredDetectors(text: r.text) == r)
         #expect(RetiredDetectors(text: "5:") == RetiredDetectors(through: 5, series: []))
         for bad in ["", "5", "x:1", "5:1,,2", "5:1,", "5:1,0", "5:1,-1", "5:a", "5:9223372036854775807,1"] { #expect(RetiredDetectors(text: bad) == nil, "\(bad)") }
+        // The mark: the newest `through` and the set it speaks of, by fingerprint (the order of insertion aside).
+        let mark = RetiredDetectors.Mark(through: -7, fingerprint: r.fingerprint)
+        #expect(RetiredDetectors.Mark(text: mark.text) == mark)
+        #expect(RetiredDetectors(through: 0, series: [18, 9_000_000_000, 3, 17]).fingerprint == r.fingerprint)
+        #expect(RetiredDetectors(through: 0, series: [3, 17, 19, 9_000_000_000]).fingerprint != r.fingerprint)
+        for bad in ["", "5", "5:", ":5", "5:-1", "5:1:2", "x:1"] { #expect(RetiredDetectors.Mark(text: bad) == nil, "\(bad)") }
     }
 
     @Test(arguments: StoreEngine.available)
@@ -436,13 +442,34 @@ import TwinQuery
         try monitor.advance(now: t0 + 75 * 60_000)
         let early = try states().count, earlyRetired = try store.retiredDetectors()
         #expect(early == 3 && earlyRetired == nil, "45 min after it ended, the short series keeps its detector")
+        // The next pass finds it silent through its last minute; a scan goes on from there and finds what
+        // one reading from the series' state finds.
+        #expect(store.silentDetectors == SilentDetectors(through: t0 + 74 * 60_000, series: []), "fed in the first pass")
+        try monitor.advance(now: t0 + 80 * 60_000)
+        #expect(store.silentDetectors == SilentDetectors(through: t0 + 79 * 60_000, series: [short]))
+        let scanTo = t0 + 85 * 60_000 - 1
+        let afterSilence = try AnomalyScan.run(store: store, to: scanTo, window: 600_000, history: 6 * 3_600_000)
+        let silence = store.silentDetectors
+        store.silentDetectors = nil
+        let fromState = try AnomalyScan.run(store: store, to: scanTo, window: 600_000, history: 6 * 3_600_000)
+        store.silentDetectors = silence
+        #expect(afterSilence.liveSeries == fromState.liveSeries && afterSilence.alerts.map(\.time) == fromState.alerts.map(\.time))
+        #expect(SilentDetectors(through: 10, series: [7]).resume(7, state: 5, to: 20, step: 1) == 11)
+        #expect(SilentDetectors(through: 10, series: [7]).resume(7, state: 5, to: 9, step: 1) == 6, "a window ending before the silence")
+        #expect(SilentDetectors(through: 10, series: [7]).resume(8, state: 5, to: 20, step: 1) == 6)
+        #expect(SilentDetectors(through: 4, series: [7]).resume(7, state: 5, to: 20, step: 1) == 6, "fed since")
         try monitor.advance(now: t0 + 3 * 3_600_000)
         var now = try states()
         #expect(Set(now.keys) == ["queue_depth", "requests_total"])
         #expect(try store.retiredDetectors() == RetiredDetectors(through: now["queue_depth"]!.through, series: [short]), "retired, found silent through the pass")
-        // The next pass feeds the two live series only.
+        // The next pass feeds the two live series only, and moves the set's `through` in the mark alone.
+        func meta(_ key: String) throws -> String? { try store.database.read { db in try TwinStore.meta(db, key) } }
+        let setRow = try meta(RetiredDetectors.metaKey)
         let quiet = try monitor.advance(now: t0 + 3 * 3_600_000 + 20 * 60_000)
         #expect(quiet.seriesFed == 2 && quiet.minutesFed <= 2 * 20, "\(quiet)")
+        now = try states()
+        #expect(try meta(RetiredDetectors.metaKey) == setRow, "nothing newly retired: the set's row is not written again")
+        #expect(try store.retiredDetectors() == RetiredDetectors(through: now["queue_depth"]!.through, series: [short]))
         // A ten-minute scan from the states (a minute's rule) finds what one learning the whole history finds.
         let to = t0 + 3 * 3_600_000 + 20 * 60_000 - 1
         let fromStates = try AnomalyScan.run(store: store, to: to, window: 600_000, history: 6 * 3_600_000)
@@ -460,6 +487,15 @@ import TwinQuery
         let learning = try AnomalyScan.run(store: store, to: to, window: 600_000, history: 6 * 3_600_000)
         #expect(fromStates.liveSeries == 2 && learning.liveSeries == 2)
         #expect(fromStates.alerts.map(\.time) == learning.alerts.map(\.time))
+        // A set written by a binary without marks holds over a mark of another set; a damaged mark is ignored.
+        let older = RetiredDetectors(through: t0, series: [short, 999])
+        for mark in [RetiredDetectors.Mark(through: t0 + 9, fingerprint: 42).text, "damaged"] {
+            try store.database.write { db in
+                try TwinStore.setMeta(db, RetiredDetectors.metaKey, older.text)
+                try TwinStore.setMeta(db, RetiredDetectors.Mark.metaKey, mark)
+            }
+            #expect(try store.retiredDetectors() == older, "\(mark)")
+        }
     }
 }
 
