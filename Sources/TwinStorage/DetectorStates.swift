@@ -84,33 +84,7 @@ public struct RetiredDetectors: Sendable, Equatable {
     }
 }
 
-/// Series with a detector state but no sample after it through `through`, as the anomaly monitor's last
-/// pass read them: an ended process's series in the hour before its detector is retired. Readers go on from
-/// after `through` instead of reading the minutes since the state again (every pass and every minute's
-/// anomaly scan read them, each from its own minute, until the retirement). Kept in memory by the store that
-/// the pass read: after a restart the first pass reads them from their states again.
-public struct SilentDetectors: Sendable, Equatable {
-    public var through: Int64
-    public var series: Set<Int64>
-
-    public init(through: Int64, series: Set<Int64>) {
-        (self.through, self.series) = (through, series)
-    }
-
-    /// Where a read of `series`, whose state was fed through `state`, goes on from: after the silence when
-    /// it is known and no later than `to`, else after the state.
-    public func resume(_ series: Int64, state: Int64, to: Int64, step: Int64) -> Int64 {
-        through > state && through <= to && self.series.contains(series) ? through + step : state + step
-    }
-}
-
 extension TwinStore {
-    /// What the anomaly monitor's last pass found silent (``SilentDetectors``); nil before its first pass.
-    public var silentDetectors: SilentDetectors? {
-        get { silentKept.withLock { $0 } }
-        set { silentKept.withLock { $0 = newValue } }
-    }
-
     /// Saves detector states, replacing each series' previous one, in one transaction.
     public func saveDetectorStates(_ states: [DetectorState]) throws {
         guard !states.isEmpty else { return }

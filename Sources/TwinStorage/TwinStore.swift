@@ -28,8 +28,6 @@ public final class TwinStore: Sendable {
     let catalog = Mutex<[SeriesInfo]>([])
     /// The retired detectors' set as last read or written, by its fingerprint (``RetiredDetectors/Mark``).
     let retiredKept = Mutex<(fingerprint: UInt64, series: Set<Int64>)?>(nil)
-    /// ``silentDetectors``.
-    let silentKept = Mutex<SilentDetectors?>(nil)
     /// The catalog's metric names, each stored once (``seriesCatalog()``).
     let metricNames = Mutex<[String: String]>([:])
     /// Decoded chunks recently read (256 Ki samples, 4 MiB at most; empty until something queries).

@@ -442,22 +442,6 @@ import TwinQuery
         try monitor.advance(now: t0 + 75 * 60_000)
         let early = try states().count, earlyRetired = try store.retiredDetectors()
         #expect(early == 3 && earlyRetired == nil, "45 min after it ended, the short series keeps its detector")
-        // The next pass finds it silent through its last minute; a scan goes on from there and finds what
-        // one reading from the series' state finds.
-        #expect(store.silentDetectors == SilentDetectors(through: t0 + 74 * 60_000, series: []), "fed in the first pass")
-        try monitor.advance(now: t0 + 80 * 60_000)
-        #expect(store.silentDetectors == SilentDetectors(through: t0 + 79 * 60_000, series: [short]))
-        let scanTo = t0 + 85 * 60_000 - 1
-        let afterSilence = try AnomalyScan.run(store: store, to: scanTo, window: 600_000, history: 6 * 3_600_000)
-        let silence = store.silentDetectors
-        store.silentDetectors = nil
-        let fromState = try AnomalyScan.run(store: store, to: scanTo, window: 600_000, history: 6 * 3_600_000)
-        store.silentDetectors = silence
-        #expect(afterSilence.liveSeries == fromState.liveSeries && afterSilence.alerts.map(\.time) == fromState.alerts.map(\.time))
-        #expect(SilentDetectors(through: 10, series: [7]).resume(7, state: 5, to: 20, step: 1) == 11)
-        #expect(SilentDetectors(through: 10, series: [7]).resume(7, state: 5, to: 9, step: 1) == 6, "a window ending before the silence")
-        #expect(SilentDetectors(through: 10, series: [7]).resume(8, state: 5, to: 20, step: 1) == 6)
-        #expect(SilentDetectors(through: 4, series: [7]).resume(7, state: 5, to: 20, step: 1) == 6, "fed since")
         try monitor.advance(now: t0 + 3 * 3_600_000)
         var now = try states()
         #expect(Set(now.keys) == ["queue_depth", "requests_total"])

@@ -40,8 +40,6 @@ public struct AnomalyMonitor: Sendable {
         let end = (now - settle) / step * step - step
         let states = try store.detectorStates()
         let retired = try store.retiredDetectors()
-        let silent = store.silentDetectors
-        var silentNow = Set<Int64>()
         var saved: [DetectorState] = []
         var pass = Pass(seriesFed: 0, minutesFed: 0, alerts: 0)
         let catalog = try store.seriesCatalog()
@@ -54,14 +52,11 @@ public struct AnomalyMonitor: Sendable {
                 if let retired, retired.series.contains(id) { return (retired.through + step, nil) }
                 return ((now - history) / step * step, nil)
             }
-            return (silent?.resume(id, state: st.through, to: end, step: step) ?? st.through + step, restored)
+            return (st.through + step, restored)
         }) { k, resumed, read in
             let s = catalog[k]
             let points = read.filter { $0.t <= end }
-            guard !points.isEmpty else {
-                if resumed != nil { silentNow.insert(s.id) }
-                return
-            }
+            guard !points.isEmpty else { return }
             var scan = resumed ?? SeriesScan()
             for p in points {
                 if let (_, score) = scan.feed(p, counter: s.type == .counter), score >= NoveltyDetector.alertThreshold { pass.alerts += 1 }
@@ -71,7 +66,6 @@ public struct AnomalyMonitor: Sendable {
             saved.append(DetectorState(series: s.id, through: scan.through ?? end, bytes: scan.state))
         }
         try store.saveDetectorStates(saved)
-        store.silentDetectors = SilentDetectors(through: end, series: silentNow)
         let newest = max(saved.map(\.through).max() ?? .min, states.values.map(\.through).max() ?? .min)
         if newest > .min { try store.retireDetectorStates(before: newest - Self.retireAfter, silentThrough: end) }
         try store.pruneDetectorStates(before: .min) // deleted series'

@@ -104,7 +104,6 @@ public enum AnomalyScan {
         let catalog = try store.seriesCatalog()
         let states = (try? store.detectorStates()) ?? [:]
         let retired = (try? store.retiredDetectors()) ?? nil
-        let silent = store.silentDetectors
         var alerts: [AnomalyReport.Alert] = []
         var alertMinutes: [Int64: Int] = [:]
         var live: [String: Int] = [:]
@@ -121,7 +120,7 @@ public enum AnomalyScan {
             guard saved.through <= to, let restored = SeriesScan(state: saved.bytes), saved.through < firstMinute || restored.recordedSince <= firstMinute else {
                 return (start, nil)
             }
-            return (silent?.resume(id, state: saved.through, to: to, step: step) ?? saved.through + step, restored)
+            return (saved.through + step, restored)
         }) { k, resumed, points in
             if k & 63 == 0, TwinTime.nowMillis() > deadline {
                 throw PromQLError.timeout("the anomaly scan ran out of time after \(k) of \(catalog.count) series; scan a shorter window")
