@@ -47,15 +47,9 @@ public struct RetiredDetectors: Sendable, Equatable {
 
     /// FNV-1a over the sorted ids' bytes: whether a mark speaks of this set.
     var fingerprint: UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for id in series.sorted() {
-            var v = UInt64(bitPattern: id)
-            for _ in 0..<8 {
-                hash = (hash ^ (v & 0xff)) &* 0x0000_0100_0000_01b3
-                v >>= 8
-            }
-        }
-        return hash
+        var hash = TwinDigest.FNV()
+        for id in series.sorted() { hash.add(UInt64(bitPattern: id)) }
+        return hash.value
     }
 
     /// "through:first,delta,delta,..." with the ids sorted.
