@@ -15,7 +15,10 @@ public struct DetectorState: Sendable, Equatable {
 /// series that stopped, an exited process's. Each had no sample from `through` minus the time it went
 /// unfed before it was retired (an hour for the anomaly monitor) to `through`, the last minute a pass
 /// found them all still silent; readers go on from after `through` with a new detector instead of reading
-/// and learning their history again. Kept as one `meta` row (the ids delta-coded), a few bytes a series:
+/// and learning their history again. `through` speaks of the series with a state that the pass did not
+/// feed as well: each was silent from its state's `through` to it, so a reader resumes them from after it
+/// too, in the same reads as the live ones (a series pushed by an agent may still receive older minutes
+/// late, its backlog: readers resume those from their state's own minute). Kept as one `meta` row (the ids delta-coded), a few bytes a series:
 /// as rows, a detector's kilobyte shrunk in place to a marker left the table's pages a third full. That row
 /// is written when the set changes; every pass moves `through` in a small second row (``Mark``), and the
 /// store keeps the parsed set in memory while the mark's fingerprint matches it.
@@ -94,13 +97,32 @@ extension TwinStore {
 
     /// Every saved detector state, by series id.
     public func detectorStates() throws -> [Int64: DetectorState] {
+        try detectorStates(fedSince: .min).states
+    }
+
+    /// The saved detector states fed through `from` or later, by series id, and only the `through` of the
+    /// others, whose bytes ``detectorState(series:)`` reads if their series has new minutes: a pass needs
+    /// the states of the series it feeds, not those of the thousands of exited processes that find none.
+    public func detectorStates(fedSince from: Int64) throws -> (states: [Int64: DetectorState], older: [Int64: Int64]) {
         try database.read { db in
-            var out: [Int64: DetectorState] = [:]
-            for row in try db.rows("SELECT series_id, through, state FROM detector_states") {
+            var states: [Int64: DetectorState] = [:], older: [Int64: Int64] = [:]
+            for row in try db.rows("SELECT series_id, through, state FROM detector_states WHERE through >= ?", [from]) {
                 let id = try row.integer(0)
-                out[id] = DetectorState(series: id, through: try row.integer(1), bytes: try row.blob(2))
+                states[id] = DetectorState(series: id, through: try row.integer(1), bytes: try row.blob(2))
             }
-            return out
+            for row in try db.rows("SELECT series_id, through FROM detector_states WHERE through < ?", [from]) {
+                older[try row.integer(0)] = try row.integer(1)
+            }
+            return (states, older)
+        }
+    }
+
+    /// The saved detector state of series `id`, if any.
+    public func detectorState(series id: Int64) throws -> DetectorState? {
+        try database.read { db in
+            try db.rows("SELECT through, state FROM detector_states WHERE series_id = ?", [id]).first.map {
+                DetectorState(series: id, through: try $0.integer(0), bytes: try $0.blob(1))
+            }
         }
     }
 
@@ -139,10 +161,11 @@ extension TwinStore {
     }
 
     /// Retires the detector of each series not fed since `before` (ms), an exited process's: its state is
-    /// dropped and the series joins ``RetiredDetectors``, which then says every retired series was still
-    /// silent through `silentThrough`, the minute the caller fed the others to: a pass resumes them from
-    /// the same minute as the live states, in the same reads, which find nothing for them. A retired series
-    /// that came back (it has a state again) leaves the set. Returns how many were retired.
+    /// dropped and the series joins ``RetiredDetectors``, which then says every series the caller did not
+    /// feed, retired or not, was still silent through `silentThrough`, the minute it fed the others to: a
+    /// pass resumes them from the same minute as the live states, in the same reads, which find nothing for
+    /// them. Written at every pass, with an empty set too. A retired series that came back (it has a state
+    /// again) leaves the set. Returns how many were retired.
     @discardableResult
     public func retireDetectorStates(before: Int64, silentThrough: Int64) throws -> Int {
         try database.write { db in
@@ -150,11 +173,11 @@ extension TwinStore {
             for row in try db.rows("SELECT series_id, through FROM detector_states") {
                 if try row.integer(1) < before { ended.append(try row.integer(0)) } else { live.append(try row.integer(0)) }
             }
-            let previous = try retiredDetectors(db)?.series ?? []
-            guard !ended.isEmpty || !previous.isEmpty else { return 0 }
+            let stored = try retiredDetectors(db)?.series
+            let previous = stored ?? []
             let retired = RetiredDetectors(through: silentThrough, series: previous.union(ended).subtracting(live))
-            _ = try db.execute("DELETE FROM detector_states WHERE through < ?", [before])
-            if retired.series != previous {
+            if !ended.isEmpty { _ = try db.execute("DELETE FROM detector_states WHERE through < ?", [before]) }
+            if retired.series != stored {
                 try Self.setMeta(db, RetiredDetectors.metaKey, retired.text)
                 retiredKept.withLock { $0 = nil } // read again once committed
             }

@@ -31,6 +31,9 @@ public struct AnomalyMonitor: Sendable {
         public var seriesFed: Int
         public var minutesFed: Int
         public var alerts: Int
+        /// Series the pass before found silent that had minutes again: their saved states were read one
+        /// by one (those it fed are read at the start, the silent ones' not at all).
+        public var returned: Int
     }
 
     /// Feeds every series the complete minutes up to `now - settle` and saves the states.
@@ -38,26 +41,31 @@ public struct AnomalyMonitor: Sendable {
     public func advance(now: Int64) throws -> Pass {
         let step = AnomalyScan.step
         let end = (now - settle) / step * step - step
-        let states = try store.detectorStates()
         let retired = try store.retiredDetectors()
+        // The states the last pass fed are read whole; the others (ended series') only if they have minutes.
+        let (states, older) = try store.detectorStates(fedSince: retired?.through ?? .min)
         var saved: [DetectorState] = []
-        var pass = Pass(seriesFed: 0, minutesFed: 0, alerts: 0)
+        var pass = Pass(seriesFed: 0, minutesFed: 0, alerts: 0, returned: 0)
         let catalog = try store.seriesCatalog()
         // Whole minutes: the last one's samples run to end + step - 1.
         // A series without a state starts a fresh scan, made only when it has minutes to feed (most retired
         // series have none: thousands of exited processes' on a busy host).
-        try AnomalyScan.minutes(store: store, ids: catalog.map(\.id), to: end + step - 1, prepare: { k -> (from: Int64, value: SeriesScan?) in
+        try AnomalyScan.minutes(store: store, ids: catalog.map(\.id), to: end + step - 1, prepare: { k -> (from: Int64, value: AnomalyScan.Resume) in
             let id = catalog[k].id
-            guard let st = states[id], let restored = SeriesScan(state: st.bytes) else {
-                if let retired, retired.series.contains(id) { return (retired.through + step, nil) }
-                return ((now - history) / step * step, nil)
+            if let through = older[id] {
+                return (AnomalyScan.Resume.start(after: through, of: catalog[k], silentThrough: retired?.through, limit: end), .saved(series: id, through: through))
             }
-            return (st.through + step, restored)
-        }) { k, resumed, read in
+            guard let st = states[id], let restored = SeriesScan(state: st.bytes) else {
+                if let retired, retired.series.contains(id) { return (retired.through + step, .fresh) }
+                return ((now - history) / step * step, .fresh)
+            }
+            return (st.through + step, .restored(restored))
+        }) { k, resume, read in
             let s = catalog[k]
             let points = read.filter { $0.t <= end }
             guard !points.isEmpty else { return }
-            var scan = resumed ?? SeriesScan()
+            if case .saved = resume { pass.returned += 1 }
+            var scan = resume.scan(store) ?? SeriesScan()
             for p in points {
                 if let (_, score) = scan.feed(p, counter: s.type == .counter), score >= NoveltyDetector.alertThreshold { pass.alerts += 1 }
             }
@@ -66,7 +74,7 @@ public struct AnomalyMonitor: Sendable {
             saved.append(DetectorState(series: s.id, through: scan.through ?? end, bytes: scan.state))
         }
         try store.saveDetectorStates(saved)
-        let newest = max(saved.map(\.through).max() ?? .min, states.values.map(\.through).max() ?? .min)
+        let newest = max(saved.map(\.through).max() ?? .min, states.values.map(\.through).max() ?? .min, older.values.max() ?? .min)
         if newest > .min { try store.retireDetectorStates(before: newest - Self.retireAfter, silentThrough: end) }
         try store.pruneDetectorStates(before: .min) // deleted series'
         return pass

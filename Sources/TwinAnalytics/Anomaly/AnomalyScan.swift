@@ -89,6 +89,46 @@ public enum AnomalyScan {
         }
     }
 
+    /// Where a pass picks up a series from: nothing (it learns from what it reads), a restored detector, or
+    /// a saved state not read yet (``TwinStore/detectorStates(fedSince:)``), restored only when the series
+    /// has minutes to feed: most of a busy host's are exited processes' that have none.
+    enum Resume {
+        case fresh
+        case restored(SeriesScan)
+        case saved(series: Int64, through: Int64)
+
+        /// The last minute fed, if any.
+        var through: Int64? {
+            switch self {
+            case .fresh: nil
+            case .restored(let scan): scan.through
+            case .saved(_, let through): through
+            }
+        }
+
+        /// The detector to feed: a saved state is read now; one that cannot be read (damaged) gives a fresh
+        /// detector, which learns from the minutes read.
+        func scan(_ store: TwinStore) -> SeriesScan? {
+            switch self {
+            case .fresh: return nil
+            case .restored(let scan): return scan
+            case .saved(let id, _):
+                guard let saved = try? store.detectorState(series: id) else { return nil }
+                return SeriesScan(state: saved.bytes)
+            }
+        }
+
+        /// The minute to read `series` from when its saved state (`through`) was not fed by the monitor's
+        /// last pass: after the minute that pass fed the others to (`silentThrough`, ``RetiredDetectors``),
+        /// when it is older than `limit`, as it found the series silent until then. So a pass reads the
+        /// host's ended series in the same reads as its live ones, not each from its own last minute.
+        /// An agent's series may receive older minutes late (its backlog): they go on from their own.
+        static func start(after through: Int64, of series: SeriesInfo, silentThrough: Int64?, limit: Int64) -> Int64 {
+            guard let silentThrough, silentThrough > through, silentThrough <= limit, series.key.labels["host"] == nil else { return through + step }
+            return silentThrough + step
+        }
+    }
+
     /// Scans `[to - window, to]`: each series from the state ``AnomalyMonitor`` saved when it ends before
     /// `to` and either ends before the window or recorded its alerts since the window's start (then those
     /// alerts are taken from it: the monitor saves every few minutes, so a rule's ten-minute scan reads the
@@ -102,26 +142,30 @@ public enum AnomalyScan {
         let start = (from - history) / step * step
         let firstMinute = from / step * step
         let catalog = try store.seriesCatalog()
-        let states = (try? store.detectorStates()) ?? [:]
         let retired = (try? store.retiredDetectors()) ?? nil
+        // The states a scan may take alerts from are read whole; the older ones only if their series has
+        // minutes to feed.
+        let (states, older) = (try? store.detectorStates(fedSince: firstMinute)) ?? ([:], [:])
         var alerts: [AnomalyReport.Alert] = []
         var alertMinutes: [Int64: Int] = [:]
         var live: [String: Int] = [:]
-        // nil: a fresh scan, made only for a series with minutes enough to learn from.
-        try minutes(store: store, ids: catalog.map(\.id), to: to, prepare: { k -> (from: Int64, value: SeriesScan?) in
+        try minutes(store: store, ids: catalog.map(\.id), to: to, prepare: { k -> (from: Int64, value: Resume) in
             let id = catalog[k].id
+            if let through = older[id] {
+                return (Resume.start(after: through, of: catalog[k], silentThrough: retired?.through, limit: to), .saved(series: id, through: through))
+            }
             guard let saved = states[id] else {
                 // A retired series silent since before the window: only what came after can count.
                 if let retired, retired.series.contains(id), retired.through <= to, retired.through - AnomalyMonitor.retireAfter < firstMinute {
-                    return (retired.through + step, nil)
+                    return (retired.through + step, .fresh)
                 }
-                return (start, nil)
+                return (start, .fresh)
             }
             guard saved.through <= to, let restored = SeriesScan(state: saved.bytes), saved.through < firstMinute || restored.recordedSince <= firstMinute else {
-                return (start, nil)
+                return (start, .fresh)
             }
-            return (saved.through + step, restored)
-        }) { k, resumed, points in
+            return (saved.through + step, .restored(restored))
+        }) { k, resume, points in
             if k & 63 == 0, TwinTime.nowMillis() > deadline {
                 throw PromQLError.timeout("the anomaly scan ran out of time after \(k) of \(catalog.count) series; scan a shorter window")
             }
@@ -131,11 +175,11 @@ public enum AnomalyScan {
                 alerts.append(.init(time: TwinTime.rfc3339(t), series: s.key.description, score: score, value: value, host: host))
                 alertMinutes[t, default: 0] += 1
             }
-            // The alerts a resumed state recorded inside the window.
-            for a in resumed?.alerts ?? [] where a.t >= from { alert(a.t, a.score, a.value) }
-            if (points.last?.t ?? resumed?.through ?? .min) >= firstMinute { live[host ?? "", default: 0] += 1 }
-            guard resumed?.through != nil || points.count > 2 else { return }
-            var scan = resumed ?? SeriesScan()
+            // The alerts a resumed state recorded inside the window (a state not read yet ends before it).
+            if case .restored(let resumed) = resume { for a in resumed.alerts where a.t >= from { alert(a.t, a.score, a.value) } }
+            if (points.last?.t ?? resume.through ?? .min) >= firstMinute { live[host ?? "", default: 0] += 1 }
+            guard !points.isEmpty, resume.through != nil || points.count > 2 else { return }
+            var scan = resume.scan(store) ?? SeriesScan()
             for p in points {
                 guard let (x, score) = scan.feed(p, counter: s.type == .counter) else { continue }
                 if score >= NoveltyDetector.alertThreshold, p.t >= from { alert(p.t, score, x) }
