@@ -18,8 +18,9 @@ public struct DetectorState: Sendable, Equatable {
 /// and learning their history again. `through` speaks of the series with a state that the pass did not
 /// feed as well: each was silent from its state's `through` to it, so a reader resumes them from after it
 /// too, in the same reads as the live ones (a series pushed by an agent may still receive older minutes
-/// late, its backlog: readers resume those from their state's own minute). Kept as one `meta` row (the ids delta-coded), a few bytes a series:
-/// as rows, a detector's kilobyte shrunk in place to a marker left the table's pages a third full. That row
+/// late, its backlog: readers resume those from their state's own minute). Kept as one `meta` row (the
+/// ids delta-coded), a few bytes a series: as rows, a detector's kilobyte shrunk in place to a marker
+/// left the table's pages a third full. That row
 /// is written when the set changes; every pass moves `through` in a small second row (``Mark``), and the
 /// store keeps the parsed set in memory while the mark's fingerprint matches it.
 public struct RetiredDetectors: Sendable, Equatable {
